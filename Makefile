@@ -1,0 +1,166 @@
+# stream - a partitioned, durable log for real-time data, as small Unix programs.
+#
+#   make            libstream.a, libstream.so and the programs into build/
+#   make check      deps, then unit (cmocka) and CLI (bats) tests under ASan+UBSan
+#   make run        deps, build, start stream-broker with zero configuration
+#   make deps       install the Debian packages that are missing
+#   make bench      benchmarks (never part of check)
+#   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
+#   make format     clang-format every C file
+
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BINDIR    := $(PREFIX)/bin
+LIBDIR    := $(PREFIX)/lib
+INCDIR    := $(PREFIX)/include
+MANDIR    := $(PREFIX)/share/man
+PCDIR     := $(LIBDIR)/pkgconfig
+BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  := $(PREFIX)/share/zsh/site-functions
+
+CC        ?= cc
+# Debian packages every target needs (build, check, run). Later issues' libraries
+# are listed too so a machine set up once has them all.
+DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
+             libreadline-dev libcurl4-openssl-dev liblz4-dev libzstd-dev libsnappy-dev \
+             zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc
+
+PKGS      := msgpack libuv liblz4 libzstd zlib snappy
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS  += -D_GNU_SOURCE -DSTREAM_VERSION='"$(VERSION)"' -Ilibstream/include -Ilibstream
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=c17 $(WARN) -fPIC -pthread $(PKG_CFLAGS)
+LDLIBS    += $(PKG_LIBS) -lreadline -pthread -lm
+
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+             -fno-omit-frame-pointer
+
+LIB_SRC   := $(sort $(wildcard libstream/*.c))
+CMD_SRC   := $(sort $(wildcard cmd/stream-*.c))
+CMD_COMMON_SRC := $(filter-out $(CMD_SRC),$(sort $(wildcard cmd/*.c)))
+TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
+PROGRAMS  := $(patsubst cmd/%.c,%,$(CMD_SRC))
+MAN_PAGES := $(sort $(wildcard share/man/man*/*.[0-9]))
+
+# Two variants from one rule set: build/ (optimised) and build/asan/ (sanitizers).
+B         := build
+A         := build/asan
+
+lib_objs   = $(patsubst libstream/%.c,$(1)/obj/lib/%.o,$(LIB_SRC))
+cmdc_objs  = $(patsubst cmd/%.c,$(1)/obj/cmd/%.o,$(CMD_COMMON_SRC))
+
+.PHONY: all check run deps bench install uninstall clean format unit cli asan
+.DELETE_ON_ERROR:
+
+all: $(B)/libstream.a $(B)/libstream.so $(addprefix $(B)/,$(PROGRAMS)) $(B)/libstream.pc
+
+# ---- optimised build -------------------------------------------------------
+$(B)/obj/lib/%.o: libstream/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/obj/cmd/%.o: cmd/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/libstream.a: $(call lib_objs,$(B))
+	@rm -f $@
+	ar rcs $@ $^
+$(B)/libstream.so: $(call lib_objs,$(B))
+	$(CC) -shared -Wl,-soname,libstream.so.0 -o $@ $^ $(LDLIBS)
+$(B)/stream-%: $(B)/obj/cmd/stream-%.o $(call cmdc_objs,$(B)) $(B)/libstream.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/tests/%: tests/unit/%.c $(B)/libstream.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+$(B)/bench/%: tests/bench/%.c $(B)/libstream.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/libstream.pc: Makefile
+	@mkdir -p $(@D)
+	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: libstream\nDescription: %s\nVersion: %s\nRequires.private: %s\nLibs: -L$${libdir} -lstream\nLibs.private: -lreadline -pthread -lm\nCflags: -I$${includedir}\n' \
+	    '$(PREFIX)' '$(LIBDIR)' '$(INCDIR)' 'stream: partitioned durable logs for real-time data' \
+	    '$(VERSION)' '$(PKGS)' > $@
+
+# ---- sanitizer build (make check) ------------------------------------------
+$(A)/obj/lib/%.o: libstream/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -c -o $@ $<
+$(A)/obj/cmd/%.o: cmd/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -c -o $@ $<
+$(A)/libstream.a: $(call lib_objs,$(A))
+	@rm -f $@
+	ar rcs $@ $^
+$(A)/stream-%: $(A)/obj/cmd/stream-%.o $(call cmdc_objs,$(A)) $(A)/libstream.a
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+$(A)/tests/%: tests/unit/%.c $(A)/libstream.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+UNIT_A    := $(patsubst tests/unit/%.c,$(A)/tests/%,$(TEST_SRC))
+asan: $(A)/libstream.a $(addprefix $(A)/,$(PROGRAMS)) $(UNIT_A)
+
+# The runner prints the single closing line "N passed, N failed".
+check: deps
+	@$(MAKE) --no-print-directory asan
+	@tests/run-tests.sh $(A)
+
+# Only one half, for quick iteration.
+unit: asan
+	@tests/run-tests.sh $(A) unit
+cli: asan
+	@tests/run-tests.sh $(A) cli
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	exec $(B)/stream-broker
+
+deps:
+	@missing=; for p in $(DEPS_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+bench: all $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+	@tests/bench/run.sh $(B)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/stream $(DESTDIR)$(PCDIR)
+	install -m 755 $(addprefix $(B)/,$(PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(B)/libstream.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(B)/libstream.so $(DESTDIR)$(LIBDIR)/libstream.so.0
+	ln -sf libstream.so.0 $(DESTDIR)$(LIBDIR)/libstream.so
+	install -m 644 libstream/include/stream/*.h $(DESTDIR)$(INCDIR)/stream/
+	install -m 644 $(B)/libstream.pc $(DESTDIR)$(PCDIR)/
+	for m in $(MAN_PAGES); do \
+	    s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	if [ -f completions/stream.bash ]; then \
+	    for p in $(PROGRAMS); do install -m 644 completions/stream.bash $(DESTDIR)$(BASHCOMPDIR)/$$p; done; fi
+	if [ -f completions/_stream ]; then install -m 644 completions/_stream $(DESTDIR)$(ZSHCOMPDIR)/_stream; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS))
+	rm -f $(DESTDIR)$(LIBDIR)/libstream.a $(DESTDIR)$(LIBDIR)/libstream.so $(DESTDIR)$(LIBDIR)/libstream.so.0
+	rm -rf $(DESTDIR)$(INCDIR)/stream
+	rm -f $(DESTDIR)$(PCDIR)/libstream.pc
+	for m in $(MAN_PAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+	rm -f $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(PROGRAMS)) $(DESTDIR)$(ZSHCOMPDIR)/_stream
+
+format:
+	clang-format -i $(LIB_SRC) libstream/*.h libstream/include/stream/*.h $(wildcard cmd/*.c cmd/*.h) $(TEST_SRC) $(BENCH_SRC)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,93 @@
+/*
+ * common.c - messages, exits and standard options for every stream-* program
+ * (see common.h). One copy here so every program speaks the same way.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+const char *cmd_name = "stream";
+int cmd_verbosity = 1;
+
+void cmd_init(const char *argv0)
+{
+    const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+    if (argv0 && *argv0)
+        cmd_name = slash ? slash + 1 : argv0;
+}
+
+static void vmsg(const char *fmt, va_list ap)
+{
+    /* One fprintf per line so concurrent writers do not interleave halves. */
+    char line[4096];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    fprintf(stderr, "%s: %s\n", cmd_name, line);
+}
+
+void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    exit(EXIT_FAIL);
+}
+
+void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try '%s --help'.\n", cmd_name);
+    exit(EXIT_USAGE);
+}
+
+void warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void info(int level, const char *fmt, ...)
+{
+    if (cmd_verbosity < level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void cmd_version(void)
+{
+    printf("%s %s\n", cmd_name, STREAM_VERSION);
+    exit(fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL);
+}
+
+const char *cmd_brokers(const char *arg)
+{
+    if (arg && *arg)
+        return arg;
+    const char *env = getenv("STREAM_BROKERS");
+    if (env && *env)
+        return env;
+    return "127.0.0.1:9292";
+}
+
+long long cmd_parse_int(const char *s, long long min, long long max, const char *what)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        usage_error("invalid %s '%s' (expected an integer from %lld to %lld)", what, s, min,
+                    max);
+    return v;
+}

@@ -1,0 +1,52 @@
+/*
+ * common.h - what every stream-* program shares: its name in messages, die /
+ * usage / warn / info, and the standard options (-b, --help, --version).
+ *
+ * Programs print errors as "PROGRAM: what failed: why" on stderr, exit 1 on a
+ * failure, 2 on a usage error. Library calls never print; the program turns
+ * their error codes and errbufs into one such line.
+ */
+#ifndef STREAM_CMD_COMMON_H
+#define STREAM_CMD_COMMON_H
+
+#include <stdbool.h>
+#include <stdnoreturn.h>
+
+/* Exit statuses shared by every program (documented in each man page). */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,  /* something failed: broker unreachable, write error, ... */
+    EXIT_USAGE = 2, /* bad flags or arguments */
+    EXIT_EMPTY = 3, /* stream-sub -e: there was nothing to read */
+};
+
+/* The program's name as shown in messages ("stream-pub"). */
+extern const char *cmd_name;
+
+/* Sets cmd_name from argv[0] (its basename). */
+void cmd_init(const char *argv0);
+
+/* "PROGRAM: message" on stderr, then exit(EXIT_FAIL). */
+noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "PROGRAM: message\nTry 'PROGRAM --help'." on stderr, then exit(EXIT_USAGE). */
+noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "PROGRAM: message" on stderr; returns. */
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Verbosity: 0 quiet (errors only), 1 default, 2+ verbose (-v). */
+extern int cmd_verbosity;
+/* Prints "PROGRAM: message" on stderr when cmd_verbosity >= level. */
+void info(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "PROGRAM VERSION" on stdout, exit 0. */
+noreturn void cmd_version(void);
+
+/* The broker list: `arg` (from -b) when not NULL, else $STREAM_BROKERS, else
+ * "127.0.0.1:9292". Never NULL. */
+const char *cmd_brokers(const char *arg);
+
+/* Parses a whole decimal integer in [min, max]; usage_error naming `what`
+ * otherwise. */
+long long cmd_parse_int(const char *s, long long min, long long max, const char *what);
+
+#endif /* STREAM_CMD_COMMON_H */

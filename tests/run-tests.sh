@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs the cmocka unit tests and the bats CLI tests against one build variant
+# and prints one closing line, "N passed, N failed", for all of them.
+#
+#   tests/run-tests.sh BUILD_DIR [unit|cli]
+#
+# Every runner speaks TAP here (cmocka via CMOCKA_MESSAGE_OUTPUT, bats via
+# --tap), so counting is uniform. A unit binary that dies without reporting
+# (a sanitizer abort, a crash) counts as one failure of its own.
+set -u
+build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|cli]}
+what=${2:-all}
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "$build" && pwd)
+passed=0 failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Tests find the programs under test here (unit tests that start a real broker too).
+export STREAM_BUILD=$build
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+count() { # count TAP lines in $log; echo "ok notok"
+    local ok notok
+    ok=$(grep -cE '^ok ' "$log")
+    notok=$(grep -cE '^not ok ' "$log")
+    echo "$ok $notok"
+}
+
+if [ "$what" = all ] || [ "$what" = unit ]; then
+    for t in "$build"/tests/test_*; do
+        [ -x "$t" ] || continue
+        name=${t##*/}
+        CMOCKA_MESSAGE_OUTPUT=TAP "$t" >"$log" 2>&1
+        rc=$?
+        read -r ok notok < <(count)
+        if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+            notok=1
+            echo "not ok - $name exited with status $rc"
+        fi
+        passed=$((passed + ok)); failed=$((failed + notok))
+        if [ "$notok" -ne 0 ]; then
+            echo "== $name: $notok failed"; cat "$log"
+        else
+            echo "unit $name: $ok passed"
+        fi
+    done
+fi
+
+if [ "$what" = all ] || [ "$what" = cli ]; then
+    shopt -s nullglob
+    files=("$here"/cli/*.bats)
+    if [ ${#files[@]} -gt 0 ]; then
+        PATH="$build:$PATH" bats --tap "${files[@]}" >"$log" 2>&1
+        rc=$?
+        read -r ok notok < <(count)
+        if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+            notok=1
+        fi
+        passed=$((passed + ok)); failed=$((failed + notok))
+        if [ "$notok" -ne 0 ]; then
+            echo "== cli: $notok failed"; cat "$log"
+        else
+            echo "cli: $ok passed"
+        fi
+    fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
