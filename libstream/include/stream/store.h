@@ -1,0 +1,159 @@
+/*
+ * store.h - the data directory: topics, their partition logs, their settings.
+ *
+ * Layout of a data directory:
+ *
+ *   <data>/.lock              flock()ed by the store that has the directory
+ *                             open; holds that process's pid (for messages)
+ *   <data>/<topic>.topic      the topic's metadata; the topic exists exactly
+ *                             when this file does. key=value lines (the config
+ *                             file syntax, see config.h):
+ *                                 version=1
+ *                                 partitions=<count>
+ *                                 <topic setting>=<value>   (its overrides)
+ *   <data>/<topic>-<n>/       partition n's log (log.h), 0 <= n < count
+ *   <data>/.deleted/          partitions of deleted topics on their way out
+ *   <data>/.<topic>.tmp       a metadata file being written
+ *
+ * Names fit NAME_MAX: a topic name is at most 249 bytes, so "<topic>.topic"
+ * is at most 255 and "<topic>-9999" at most 254. (Kafka renames a deleted
+ * partition beside itself; a suffix would pass NAME_MAX, hence the .deleted/
+ * directory.) Other entries in <data> are left alone.
+ *
+ * Crash safety: every step is ordered so that an interrupted one is either
+ * invisible or finished by the next open.
+ *   create  partition directories first (fsync <data>), then the metadata file
+ *           (temp file, fsync, rename, fsync <data>): the rename commits.
+ *   delete  unlink the metadata (fsync <data>): that commits; then the
+ *           partition directories move into .deleted/ and are removed.
+ *   alter   the metadata file is replaced atomically, then the logs are told.
+ * At open the store removes leftovers: .deleted/ and its contents, directories
+ * named "<topic>-<n>.deleted" (an older convention, also handy for scripts),
+ * temp files, and "stray" partition directories - named like one but with no
+ * metadata file, or with n >= the topic's count. Each removal is recorded as a
+ * note (stream_store_note). A metadata file that cannot be parsed fails the
+ * open: guessing would mean deleting its partitions as strays.
+ *
+ * Threads: a store and its logs belong to one thread (the broker's loop). The
+ * only lock is the directory lock, which keeps a second broker (or a second
+ * store in the same process) off the directory.
+ *
+ * Topic names: [a-zA-Z0-9._-]{1,249}, not "." or "..". Names starting "__"
+ * are internal (e.g. __consumer_offsets): only created when the caller says
+ * so, and flagged in stream_topic.
+ */
+#ifndef STREAM_STORE_H
+#define STREAM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream/config.h"
+#include "stream/log.h"
+
+#define STREAM_TOPIC_NAME_MAX 249
+
+/* A topic as the store holds it. Every field is read-only for callers; the
+ * pointer stays valid until the topic is deleted or the store closed. */
+typedef struct stream_topic {
+    char *name;                    /* the topic's name */
+    int32_t partition_count;       /* partitions 0 .. partition_count - 1 */
+    bool internal;                 /* the name starts with "__" */
+    stream_log **partitions;       /* partition_count open logs, by partition id;
+                                      owned by the store */
+    stream_config *overrides;      /* the topic's own settings (a topic config,
+                                      see stream_config_new_topic); only the keys
+                                      set in it override the broker's */
+    stream_log_config log_config;  /* the effective settings given to the logs:
+                                      broker config + overrides */
+    stream_log_recovery *recovery; /* partition_count entries: what
+                                      stream_log_open reported at store open
+                                      (zero for partitions created since) */
+} stream_topic;
+
+typedef struct stream_store stream_store;
+
+/* 0 when `name` is a valid topic name, else STREAM_EBADNAME with errbuf saying
+ * why (empty, too long, ".", "..", or the first bad character). Says nothing
+ * about "__": see stream_store_create_topic. */
+int stream_topic_name_valid(const char *name, char *errbuf, size_t errbuf_len);
+
+/*
+ * Opens the data directory `data_dir` (NULL: stream_config_data_dir(cfg)),
+ * creating it and its parents when missing, locks it, cleans up leftovers (see
+ * above) and opens every partition log of every topic. `broker_cfg` (NULL:
+ * defaults) is copied: its TOPIC-scope values are the defaults of every topic.
+ * Errors: STREAM_EAGAIN (another store holds the directory; errbuf names the
+ * directory and the holder's pid), STREAM_EBADCONFIG (a metadata file that
+ * cannot be parsed, errbuf naming file:line), STREAM_EIO/ENOSPC/ENOENT (errbuf
+ * naming the path), any error of stream_log_open (errbuf naming the partition),
+ * STREAM_ENOMEM. On error nothing stays open or locked.
+ */
+int stream_store_open(const char *data_dir, const stream_config *broker_cfg, stream_store **out,
+                      char *errbuf, size_t errbuf_len);
+
+/* Closes every log (stream_log_close: flush, checkpoint, clean-shutdown
+ * marker, detach from its flusher), unlocks the directory and frees the
+ * store. NULL is a no-op. */
+void stream_store_close(stream_store *s);
+
+/* The directory the store has open (absolute or as given). */
+const char *stream_store_dir(const stream_store *s);
+
+/* Notes on what open cleaned up or repaired ("removed stray partition
+ * directory x-3", ...), for the broker to log: i in [0, count). The strings
+ * live as long as the store. */
+size_t stream_store_note_count(const stream_store *s);
+const char *stream_store_note(const stream_store *s, size_t i);
+
+/*
+ * Creates topic `name` with `partitions` partitions (-1: the broker config's
+ * num.partitions) and the settings set in `overrides` (NULL: none; a topic
+ * config from stream_config_new_topic, copied). `internal` must be true
+ * exactly when the name starts with "__".
+ * *out (may be NULL) gets the new topic. Errors: STREAM_EBADNAME (invalid name,
+ * or "__" without `internal`), STREAM_EINVAL (partitions not in [1, 10000] or
+ * `internal` without "__", `overrides` not a topic config),
+ * STREAM_ETOPICEXISTS, STREAM_EBADCONFIG (a log that refuses the settings),
+ * STREAM_EIO/ENOSPC, STREAM_ENOMEM. On error nothing of the topic remains.
+ */
+int stream_store_create_topic(stream_store *s, const char *name, int32_t partitions,
+                              const stream_config *overrides, bool internal, stream_topic **out,
+                              char *errbuf, size_t errbuf_len);
+
+/*
+ * Deletes topic `name`: closes its logs and removes its files. The caller
+ * first finishes or fails operations waiting on its logs; the stream_topic
+ * and its logs are freed. Errors:
+ * STREAM_ENOTOPIC; STREAM_EIO when the metadata file cannot be removed (the
+ * topic is unchanged). Once the metadata file is gone the delete completes:
+ * a later failure to remove files is only noted, and open finishes the job.
+ */
+int stream_store_delete_topic(stream_store *s, const char *name, char *errbuf, size_t errbuf_len);
+
+/*
+ * Replaces topic `name`'s overrides with the set keys of `overrides` (NULL or
+ * a config with nothing set: back to the broker's values), persists them, and
+ * gives every partition log the new effective settings (stream_log_set_config).
+ * To change one key, stream_config_dup the topic's overrides, set or unset
+ * it, and pass the copy. Errors: STREAM_ENOTOPIC, STREAM_EINVAL (`overrides`
+ * not a topic config), STREAM_EBADCONFIG (a log refuses the settings),
+ * STREAM_EIO/ENOSPC, STREAM_ENOMEM; on any error nothing changed.
+ */
+int stream_store_alter_topic(stream_store *s, const char *name, const stream_config *overrides,
+                             char *errbuf, size_t errbuf_len);
+
+/* The topic called `name`, or NULL. O(log topics). */
+stream_topic *stream_store_topic(const stream_store *s, const char *name);
+
+/* The log of partition `partition` of `topic`. Errors: STREAM_ENOTOPIC,
+ * STREAM_ENOPART. */
+int stream_store_log(const stream_store *s, const char *topic, int32_t partition, stream_log **out);
+
+/* Topics sorted by name (strcmp order): i in [0, count). Indexes shift when
+ * topics are created or deleted. */
+size_t stream_store_topic_count(const stream_store *s);
+stream_topic *stream_store_topic_at(const stream_store *s, size_t i);
+
+#endif /* STREAM_STORE_H */

@@ -1,0 +1,1075 @@
+/*
+ * store.c - the data directory: lock, topic metadata, partition logs, and the
+ * clean-up that makes every interrupted create or delete look atomic.
+ *
+ * The metadata file is the single commit point of each operation (see the
+ * layout and ordering in store.h): create makes the partition directories and
+ * only then renames a complete metadata file into place; delete unlinks the
+ * metadata first and only then touches the directories. So whatever a crash
+ * interrupts, the next open sees either a whole topic or none, plus debris it
+ * can recognise by name and remove: partition directories with no topic, the
+ * .deleted/ directory, temp files.
+ *
+ * File system calls work relative to one directory descriptor (openat and
+ * friends), which keeps paths short and makes the lock, the scan and the
+ * fsyncs all talk about the same directory even if it is renamed meanwhile.
+ * Only stream_log_open takes a path, built from the canonical directory name.
+ *
+ * Topics are kept in an array of pointers sorted by name: lookups are binary
+ * searches, listing is free, and a stream_topic never moves in memory.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stream/error.h"
+#include "stream/store.h"
+
+#define META_SUFFIX   ".topic"
+#define TRASH_DIR     ".deleted"
+#define LOCK_FILE     ".lock"
+#define META_VERSION  1
+#define META_FILE_MAX (1u << 20) /* metadata is a few lines; refuse anything huge */
+#define RM_DEPTH_MAX  8          /* partition dirs are flat; .deleted/ adds one level */
+
+struct stream_store {
+    char *dir;             /* canonical path of the data directory */
+    int dir_fd;            /* the directory, for *at() calls and fsync */
+    int lock_fd;           /* .lock, flock()ed while the store is open */
+    stream_config *broker; /* copy of the broker config: topic defaults */
+    stream_topic **topics; /* sorted by name */
+    size_t topic_count;
+    size_t topic_cap;
+    char **notes; /* what open cleaned up, for the broker's log */
+    size_t note_count;
+};
+
+static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+{
+    if (errbuf == NULL || errbuf_len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errbuf_len, fmt, ap);
+    va_end(ap);
+}
+
+static void note(stream_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Notes are best effort: out of memory loses a note, never an operation. */
+static void note(stream_store *s, const char *fmt, ...)
+{
+    char **nn = realloc(s->notes, (s->note_count + 1) * sizeof *nn);
+    if (nn == NULL)
+        return;
+    s->notes = nn;
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) >= 0)
+        s->notes[s->note_count++] = msg;
+    va_end(ap);
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+int stream_topic_name_valid(const char *name, char *errbuf, size_t errbuf_len)
+{
+    if (name == NULL || name[0] == '\0') {
+        errf(errbuf, errbuf_len, "topic name is empty");
+        return STREAM_EBADNAME;
+    }
+    size_t n = strlen(name);
+    if (n > STREAM_TOPIC_NAME_MAX) {
+        errf(errbuf, errbuf_len, "topic name is %zu bytes long (at most %d)", n,
+             STREAM_TOPIC_NAME_MAX);
+        return STREAM_EBADNAME;
+    }
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        errf(errbuf, errbuf_len, "'%s' is not a valid topic name", name);
+        return STREAM_EBADNAME;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '.' || c == '_' || c == '-')
+            continue;
+        if (c >= 0x21 && c < 0x7f)
+            errf(errbuf, errbuf_len,
+                 "topic name '%.60s' contains '%c' (allowed: letters, digits, '.', '_', '-')", name,
+                 c);
+        else
+            errf(errbuf, errbuf_len,
+                 "topic name contains byte 0x%02x at %zu (allowed: letters, digits, '.', '_', '-')",
+                 c, i);
+        return STREAM_EBADNAME;
+    }
+    return 0;
+}
+
+static bool is_internal_name(const char *name)
+{
+    return name[0] == '_' && name[1] == '_';
+}
+
+/*
+ * Splits a directory name "<topic>-<n>" as create makes it: n in decimal
+ * without leading zeros, below STREAM_CONFIG_PARTITIONS_MAX, topic valid.
+ * `topic` gets the topic name (room for STREAM_TOPIC_NAME_MAX + 1). Anything
+ * else is not ours and is left alone.
+ */
+static bool parse_partition_dir(const char *name, size_t len, char *topic, int32_t *n)
+{
+    const char *dash = NULL;
+    for (size_t i = len; i > 0; i--) {
+        if (name[i - 1] == '-') {
+            dash = name + i - 1;
+            break;
+        }
+    }
+    if (dash == NULL || dash == name)
+        return false;
+    const char *d = dash + 1;
+    size_t nd = len - (size_t)(d - name);
+    if (nd == 0 || nd > 4 || (nd > 1 && d[0] == '0'))
+        return false;
+    int32_t v = 0;
+    for (size_t i = 0; i < nd; i++) {
+        if (d[i] < '0' || d[i] > '9')
+            return false;
+        v = v * 10 + (d[i] - '0');
+    }
+    size_t tn = (size_t)(dash - name);
+    if (tn > STREAM_TOPIC_NAME_MAX)
+        return false;
+    memcpy(topic, name, tn);
+    topic[tn] = '\0';
+    if (stream_topic_name_valid(topic, NULL, 0) < 0)
+        return false;
+    *n = v;
+    return true;
+}
+
+static bool has_suffix(const char *s, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return len >= n && memcmp(s + len - n, suffix, n) == 0;
+}
+
+/* ---- file system helpers ---------------------------------------------------- */
+
+static int fsync_dir(int dir_fd)
+{
+    /* Some file systems refuse fsync on directories; nothing more can be done. */
+    if (fsync(dir_fd) < 0 && errno != EINVAL && errno != EROFS)
+        return -errno;
+    return 0;
+}
+
+/* Removes `name` under dir_fd, recursively; never follows symlinks. 0 or
+ * -errno; a missing entry is success. */
+static int rm_rf_at(int dir_fd, const char *name, int depth)
+{
+    struct stat st;
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISDIR(st.st_mode))
+        return unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+    if (depth >= RM_DEPTH_MAX)
+        return -ELOOP;
+    int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    /* Collecting first would cost memory; removing while reading is fine on
+     * Linux, and any entry readdir skips is caught by the rmdir failing. */
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        int r = rm_rf_at(fd, de->d_name, depth + 1);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    closedir(d);
+    if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+/* mkdir -p. 0 or -errno. */
+static int mkdir_p(const char *path)
+{
+    char *p = strdup(path);
+    if (p == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    for (char *q = p + 1;; q++) {
+        if (*q != '/' && *q != '\0')
+            continue;
+        char c = *q;
+        *q = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+            rc = -errno;
+            break;
+        }
+        *q = c;
+        if (c == '\0')
+            break;
+    }
+    free(p);
+    return rc;
+}
+
+/* Reads the whole of `name` under dir_fd into a NUL-terminated heap buffer. */
+static int read_file_at(int dir_fd, const char *name, char **out, size_t *len)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    char *buf = malloc(META_FILE_MAX + 1);
+    if (buf == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    int rc = 0;
+    while (n <= META_FILE_MAX) {
+        ssize_t r = read(fd, buf + n, META_FILE_MAX + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (rc == 0 && n > META_FILE_MAX)
+        rc = -EFBIG;
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* ---- metadata files ------------------------------------------------------------ */
+
+/* Writes <name>.topic atomically: temp file, fsync, rename, fsync dir. */
+static int write_meta(stream_store *s, const char *name, int32_t partitions,
+                      const stream_config *overrides, char *errbuf, size_t errbuf_len)
+{
+    char meta[STREAM_TOPIC_NAME_MAX + sizeof META_SUFFIX];
+    char tmp[STREAM_TOPIC_NAME_MAX + 8];
+    snprintf(meta, sizeof meta, "%s" META_SUFFIX, name);
+    snprintf(tmp, sizeof tmp, ".%s.tmp", name);
+
+    stream_buf b = STREAM_BUF_INIT;
+    char head[128];
+    int hn = snprintf(head, sizeof head,
+                      "# stream topic metadata: written by the broker, do not edit\n"
+                      "version=%d\npartitions=%d\n",
+                      META_VERSION, (int)partitions);
+    stream_buf_put(&b, head, (size_t)hn);
+    if (stream_config_write(overrides, true, &b) < 0) {
+        stream_buf_release(&b);
+        errf(errbuf, errbuf_len, "out of memory");
+        return STREAM_ENOMEM;
+    }
+
+    const char *step = "create";
+    int fd = openat(s->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int rc = fd < 0 ? -errno : 0;
+    if (rc == 0) {
+        step = "write";
+        rc = write_all(fd, b.data, b.len);
+    }
+    if (rc == 0 && fdatasync(fd) < 0) {
+        step = "sync";
+        rc = -errno;
+    }
+    if (fd >= 0 && close(fd) < 0 && rc == 0) {
+        step = "close";
+        rc = -errno;
+    }
+    if (rc == 0 && renameat(s->dir_fd, tmp, s->dir_fd, meta) < 0) {
+        step = "rename";
+        rc = -errno;
+    }
+    stream_buf_release(&b);
+    if (rc < 0) {
+        unlinkat(s->dir_fd, tmp, 0);
+        errf(errbuf, errbuf_len, "%s/%s: %s: %s", s->dir, meta, step, strerror(-rc));
+        return stream_err_from_errno(-rc);
+    }
+    rc = fsync_dir(s->dir_fd);
+    if (rc < 0) {
+        errf(errbuf, errbuf_len, "%s: sync: %s", s->dir, strerror(-rc));
+        return stream_err_from_errno(-rc);
+    }
+    return 0;
+}
+
+struct meta_parse {
+    int32_t partitions; /* -1 until the line is seen */
+    bool version_seen;
+    stream_config *overrides;
+};
+
+static int meta_line(void *arg, const char *key, const char *value, char *errbuf, size_t errbuf_len)
+{
+    struct meta_parse *m = arg;
+    char *end;
+    if (strcmp(key, "version") == 0) {
+        if (strcmp(value, "1") != 0) {
+            errf(errbuf, errbuf_len, "unsupported metadata version '%.20s' (this broker reads 1)",
+                 value);
+            return STREAM_EBADCONFIG;
+        }
+        m->version_seen = true;
+        return 0;
+    }
+    if (strcmp(key, "partitions") == 0) {
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || v < 1 ||
+            v > STREAM_CONFIG_PARTITIONS_MAX) {
+            errf(errbuf, errbuf_len, "partitions: '%.20s' is not a count in 1 to %d", value,
+                 STREAM_CONFIG_PARTITIONS_MAX);
+            return STREAM_EBADCONFIG;
+        }
+        m->partitions = (int32_t)v;
+        return 0;
+    }
+    return stream_config_set(m->overrides, key, value, errbuf, errbuf_len);
+}
+
+/* Reads <name>.topic. Errors: STREAM_EBADCONFIG (errbuf: path:line), EIO. */
+static int read_meta(stream_store *s, const char *name, int32_t *partitions,
+                     stream_config **overrides, char *errbuf, size_t errbuf_len)
+{
+    char meta[STREAM_TOPIC_NAME_MAX + sizeof META_SUFFIX];
+    snprintf(meta, sizeof meta, "%s" META_SUFFIX, name);
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s", s->dir, meta) < 0) {
+        errf(errbuf, errbuf_len, "out of memory");
+        return STREAM_ENOMEM;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file_at(s->dir_fd, meta, &text, &len);
+    if (rc < 0) {
+        errf(errbuf, errbuf_len, "%s: %s", path, strerror(-rc));
+        free(path);
+        return rc == -ENOMEM ? STREAM_ENOMEM : STREAM_EIO;
+    }
+    struct meta_parse m = {.partitions = -1, .overrides = stream_config_new_topic()};
+    if (m.overrides == NULL) {
+        rc = STREAM_ENOMEM;
+        errf(errbuf, errbuf_len, "out of memory");
+    } else {
+        rc = stream_config_parse(text, len, path, meta_line, &m, errbuf, errbuf_len);
+    }
+    if (rc == 0 && (!m.version_seen || m.partitions < 0)) {
+        errf(errbuf, errbuf_len, "%s: no %s line: not a topic metadata file", path,
+             m.version_seen ? "partitions" : "version");
+        rc = STREAM_EBADCONFIG;
+    }
+    free(text);
+    free(path);
+    if (rc < 0) {
+        stream_config_free(m.overrides);
+        return rc;
+    }
+    *partitions = m.partitions;
+    *overrides = m.overrides;
+    return 0;
+}
+
+/* ---- topics in memory ------------------------------------------------------ */
+
+/* Closes the logs and frees the topic. */
+static void topic_free(stream_topic *t)
+{
+    if (t == NULL)
+        return;
+    if (t->partitions != NULL)
+        for (int32_t i = 0; i < t->partition_count; i++)
+            stream_log_close(t->partitions[i]);
+    free(t->partitions);
+    free(t->recovery);
+    stream_config_free(t->overrides);
+    free(t->name);
+    free(t);
+}
+
+/* A topic with no logs open yet; takes ownership of `overrides`. */
+static stream_topic *topic_new(const stream_store *s, const char *name, int32_t partitions,
+                               stream_config *overrides)
+{
+    stream_topic *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        stream_config_free(overrides);
+        return NULL;
+    }
+    t->overrides = overrides;
+    t->name = strdup(name);
+    t->partition_count = partitions;
+    t->internal = is_internal_name(name);
+    t->partitions = calloc((size_t)partitions, sizeof *t->partitions);
+    t->recovery = calloc((size_t)partitions, sizeof *t->recovery);
+    if (t->name == NULL || t->partitions == NULL || t->recovery == NULL) {
+        topic_free(t);
+        return NULL;
+    }
+    stream_config_topic_log_config(s->broker, overrides, &t->log_config);
+    return t;
+}
+
+/* Binary search: the index of `name`, or where it would go (*found false). */
+static size_t topic_pos(const stream_store *s, const char *name, bool *found)
+{
+    size_t lo = 0, hi = s->topic_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->topics[mid]->name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static int reserve_topic(stream_store *s)
+{
+    if (s->topic_count < s->topic_cap)
+        return 0;
+    size_t cap = s->topic_cap ? s->topic_cap * 2 : 16;
+    stream_topic **nt = realloc(s->topics, cap * sizeof *nt);
+    if (nt == NULL)
+        return STREAM_ENOMEM;
+    s->topics = nt;
+    s->topic_cap = cap;
+    return 0;
+}
+
+/* Inserts at `pos`; reserve_topic must have succeeded. */
+static void insert_topic(stream_store *s, size_t pos, stream_topic *t)
+{
+    memmove(s->topics + pos + 1, s->topics + pos, (s->topic_count - pos) * sizeof *s->topics);
+    s->topics[pos] = t;
+    s->topic_count++;
+}
+
+/* Opens partitions [0, count) of t; at store open, records what recovery did
+ * and notes directories that had gone missing. On error closes what it
+ * opened. */
+static int open_partitions(stream_store *s, stream_topic *t, bool at_open, char *errbuf,
+                           size_t errbuf_len)
+{
+    char dn[STREAM_TOPIC_NAME_MAX + 16], path[PATH_MAX];
+    int rc = 0;
+    int32_t i;
+    for (i = 0; i < t->partition_count; i++) {
+        snprintf(dn, sizeof dn, "%s-%d", t->name, (int)i);
+        int w = snprintf(path, sizeof path, "%s/%s", s->dir, dn);
+        if (w < 0 || (size_t)w >= sizeof path) {
+            errf(errbuf, errbuf_len, "%s/%s: path too long", s->dir, dn);
+            rc = STREAM_EINVAL;
+            break;
+        }
+        struct stat st;
+        if (at_open && fstatat(s->dir_fd, dn, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+            note(s, "partition directory %s was missing: recreated empty", dn);
+        rc = stream_log_open(path, &t->log_config, &t->partitions[i],
+                             at_open ? &t->recovery[i] : NULL, errbuf, errbuf_len);
+        if (rc < 0) {
+            t->partitions[i] = NULL;
+            break;
+        }
+    }
+    if (rc < 0) {
+        for (int32_t j = 0; j < i; j++) {
+            stream_log_close(t->partitions[j]);
+            t->partitions[j] = NULL;
+        }
+    }
+    return rc;
+}
+
+/* Removes the directories of partitions [0, count) of `name` (for a failed
+ * create). */
+static void remove_partition_dirs(stream_store *s, const char *name, int32_t count)
+{
+    char dn[STREAM_TOPIC_NAME_MAX + 16];
+    for (int32_t i = 0; i < count; i++) {
+        snprintf(dn, sizeof dn, "%s-%d", name, (int)i);
+        rm_rf_at(s->dir_fd, dn, 0);
+    }
+    fsync_dir(s->dir_fd);
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+static int lock_dir(stream_store *s, char *errbuf, size_t errbuf_len)
+{
+    s->lock_fd = openat(s->dir_fd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (s->lock_fd < 0) {
+        int e = errno;
+        errf(errbuf, errbuf_len, "%s/" LOCK_FILE ": %s", s->dir, strerror(e));
+        return stream_err_from_errno(e);
+    }
+    int r;
+    while ((r = flock(s->lock_fd, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
+        ;
+    if (r < 0) {
+        int e = errno;
+        if (e != EWOULDBLOCK) {
+            errf(errbuf, errbuf_len, "%s/" LOCK_FILE ": lock: %s", s->dir, strerror(e));
+            return STREAM_EIO;
+        }
+        char pid[32] = "";
+        ssize_t n = pread(s->lock_fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        errf(errbuf, errbuf_len,
+             "data directory %s is in use by another broker (pid %s); stop it or choose "
+             "another data.dir",
+             s->dir, pid[0] ? pid : "unknown");
+        return STREAM_EAGAIN;
+    }
+    /* The pid is only for the message above; failing to write it is harmless. */
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) == 0)
+        (void)!pwrite(s->lock_fd, pid, (size_t)n, 0);
+    return 0;
+}
+
+/* Every name in the data directory (minus . and ..). */
+static int list_dir(stream_store *s, char ***names, size_t *count, char *errbuf, size_t errbuf_len)
+{
+    int fd = openat(s->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (d == NULL) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        errf(errbuf, errbuf_len, "%s: %s", s->dir, strerror(e));
+        return stream_err_from_errno(e);
+    }
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nv = realloc(v, cap * sizeof *nv);
+            if (nv == NULL) {
+                rc = STREAM_ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        if ((v[n] = strdup(de->d_name)) == NULL) {
+            rc = STREAM_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            free(v[i]);
+        free(v);
+        errf(errbuf, errbuf_len, "out of memory");
+        return rc;
+    }
+    *names = v;
+    *count = n;
+    return 0;
+}
+
+static bool is_type_at(int dir_fd, const char *name, mode_t type)
+{
+    struct stat st;
+    return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == type;
+}
+
+/* Removes what interrupted operations left: .deleted/, "<topic>-<n>.deleted"
+ * directories, ".<topic>.tmp" files. */
+static void remove_debris(stream_store *s, char **names, size_t count)
+{
+    char topic[STREAM_TOPIC_NAME_MAX + 1];
+    int32_t n;
+    for (size_t i = 0; i < count; i++) {
+        const char *nm = names[i];
+        size_t len = strlen(nm);
+        if (strcmp(nm, TRASH_DIR) == 0 && is_type_at(s->dir_fd, nm, S_IFDIR)) {
+            if (rm_rf_at(s->dir_fd, nm, 0) == 0)
+                note(s, "finished deleting partitions left in %s/" TRASH_DIR, s->dir);
+        } else if (has_suffix(nm, len, TRASH_DIR) &&
+                   parse_partition_dir(nm, len - strlen(TRASH_DIR), topic, &n) &&
+                   is_type_at(s->dir_fd, nm, S_IFDIR)) {
+            if (rm_rf_at(s->dir_fd, nm, 0) == 0)
+                note(s, "finished deleting partition directory %s", nm);
+        } else if (nm[0] == '.' && has_suffix(nm, len, ".tmp") && len > 5 &&
+                   len - 5 <= STREAM_TOPIC_NAME_MAX && is_type_at(s->dir_fd, nm, S_IFREG)) {
+            memcpy(topic, nm + 1, len - 5);
+            topic[len - 5] = '\0';
+            if (stream_topic_name_valid(topic, NULL, 0) == 0 && unlinkat(s->dir_fd, nm, 0) == 0)
+                note(s, "removed unfinished metadata file %s", nm);
+        }
+    }
+}
+
+static int cmp_topic(const void *a, const void *b)
+{
+    return strcmp((*(stream_topic *const *)a)->name, (*(stream_topic *const *)b)->name);
+}
+
+/* Reads every <topic>.topic into s->topics (no logs opened yet). */
+static int load_topics(stream_store *s, char **names, size_t count, char *errbuf, size_t errbuf_len)
+{
+    char topic[STREAM_TOPIC_NAME_MAX + 1];
+    for (size_t i = 0; i < count; i++) {
+        const char *nm = names[i];
+        size_t len = strlen(nm);
+        if (!has_suffix(nm, len, META_SUFFIX))
+            continue;
+        size_t tn = len - strlen(META_SUFFIX);
+        if (tn == 0 || tn > STREAM_TOPIC_NAME_MAX || !is_type_at(s->dir_fd, nm, S_IFREG))
+            continue;
+        memcpy(topic, nm, tn);
+        topic[tn] = '\0';
+        if (stream_topic_name_valid(topic, NULL, 0) < 0) {
+            note(s, "ignored %s: not a valid topic name", nm);
+            continue;
+        }
+        int32_t partitions;
+        stream_config *ov;
+        int rc = read_meta(s, topic, &partitions, &ov, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+        stream_topic *t = topic_new(s, topic, partitions, ov);
+        if (t == NULL || reserve_topic(s) < 0) {
+            topic_free(t);
+            errf(errbuf, errbuf_len, "out of memory");
+            return STREAM_ENOMEM;
+        }
+        s->topics[s->topic_count++] = t;
+    }
+    if (s->topic_count > 1)
+        qsort(s->topics, s->topic_count, sizeof *s->topics, cmp_topic);
+    return 0;
+}
+
+/* Removes partition directories that belong to no topic (an interrupted create
+ * or delete) or lie past their topic's count. */
+static void remove_strays(stream_store *s, char **names, size_t count)
+{
+    char topic[STREAM_TOPIC_NAME_MAX + 1];
+    int32_t n;
+    for (size_t i = 0; i < count; i++) {
+        const char *nm = names[i];
+        if (!parse_partition_dir(nm, strlen(nm), topic, &n) || !is_type_at(s->dir_fd, nm, S_IFDIR))
+            continue;
+        stream_topic *t = stream_store_topic(s, topic);
+        if (t != NULL && n < t->partition_count)
+            continue;
+        int rc = rm_rf_at(s->dir_fd, nm, 0);
+        if (rc < 0)
+            note(s, "could not remove stray partition directory %s: %s", nm, strerror(-rc));
+        else
+            note(s, "removed stray partition directory %s (%s)", nm,
+                 t ? "past the topic's partition count" : "no such topic");
+    }
+}
+
+int stream_store_open(const char *data_dir, const stream_config *broker_cfg, stream_store **out,
+                      char *errbuf, size_t errbuf_len)
+{
+    *out = NULL;
+    char given[PATH_MAX];
+    if (data_dir == NULL) {
+        int rc = stream_config_data_dir(broker_cfg, given, sizeof given);
+        if (rc < 0) {
+            errf(errbuf, errbuf_len, "cannot find a data directory (set data.dir): %s",
+                 rc == STREAM_ENOENT ? "no home directory" : "path too long");
+            return rc;
+        }
+        data_dir = given;
+    }
+    if (data_dir[0] == '\0') {
+        errf(errbuf, errbuf_len, "empty data directory name");
+        return STREAM_EINVAL;
+    }
+
+    stream_store *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        errf(errbuf, errbuf_len, "out of memory");
+        return STREAM_ENOMEM;
+    }
+    s->dir_fd = -1;
+    s->lock_fd = -1;
+    s->broker = broker_cfg ? stream_config_dup(broker_cfg) : stream_config_new();
+    char **names = NULL;
+    size_t count = 0;
+    int rc;
+    if (s->broker == NULL) {
+        errf(errbuf, errbuf_len, "out of memory");
+        rc = STREAM_ENOMEM;
+        goto fail;
+    }
+
+    rc = mkdir_p(data_dir);
+    if (rc < 0) {
+        errf(errbuf, errbuf_len, "cannot create data directory %s: %s", data_dir, strerror(-rc));
+        rc = stream_err_from_errno(-rc);
+        goto fail;
+    }
+    s->dir = realpath(data_dir, NULL);
+    if (s->dir == NULL) {
+        int e = errno;
+        errf(errbuf, errbuf_len, "data directory %s: %s", data_dir, strerror(e));
+        rc = stream_err_from_errno(e);
+        goto fail;
+    }
+    s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dir_fd < 0) {
+        int e = errno;
+        errf(errbuf, errbuf_len, "data directory %s: %s", s->dir, strerror(e));
+        rc = stream_err_from_errno(e);
+        goto fail;
+    }
+    if ((rc = lock_dir(s, errbuf, errbuf_len)) < 0)
+        goto fail;
+
+    if ((rc = list_dir(s, &names, &count, errbuf, errbuf_len)) < 0)
+        goto fail;
+    remove_debris(s, names, count);
+    if ((rc = load_topics(s, names, count, errbuf, errbuf_len)) < 0)
+        goto fail;
+    remove_strays(s, names, count);
+    fsync_dir(s->dir_fd);
+
+    for (size_t i = 0; i < s->topic_count; i++)
+        if ((rc = open_partitions(s, s->topics[i], true, errbuf, errbuf_len)) < 0)
+            goto fail;
+
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    *out = s;
+    return 0;
+
+fail:
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+    stream_store_close(s);
+    return rc;
+}
+
+void stream_store_close(stream_store *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->topic_count; i++)
+        topic_free(s->topics[i]);
+    free(s->topics);
+    for (size_t i = 0; i < s->note_count; i++)
+        free(s->notes[i]);
+    free(s->notes);
+    stream_config_free(s->broker);
+    /* Closing the descriptor releases the flock. The file stays: unlinking a
+     * lock file lets a third process lock a fresh inode while a second still
+     * waits on the old one. */
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    if (s->dir_fd >= 0)
+        close(s->dir_fd);
+    free(s->dir);
+    free(s);
+}
+
+const char *stream_store_dir(const stream_store *s)
+{
+    return s->dir;
+}
+
+size_t stream_store_note_count(const stream_store *s)
+{
+    return s->note_count;
+}
+
+const char *stream_store_note(const stream_store *s, size_t i)
+{
+    return i < s->note_count ? s->notes[i] : NULL;
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+/* A private copy of caller-given overrides: NULL -> empty. */
+static int copy_overrides(const stream_config *overrides, stream_config **out, char *errbuf,
+                          size_t errbuf_len)
+{
+    if (overrides != NULL && !stream_config_is_topic(overrides)) {
+        errf(errbuf, errbuf_len, "topic settings must be a topic config (stream_config_new_topic)");
+        return STREAM_EINVAL;
+    }
+    *out = overrides ? stream_config_dup(overrides) : stream_config_new_topic();
+    if (*out == NULL) {
+        errf(errbuf, errbuf_len, "out of memory");
+        return STREAM_ENOMEM;
+    }
+    return 0;
+}
+
+int stream_store_create_topic(stream_store *s, const char *name, int32_t partitions,
+                              const stream_config *overrides, bool internal, stream_topic **out,
+                              char *errbuf, size_t errbuf_len)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = stream_topic_name_valid(name, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    if (is_internal_name(name) && !internal) {
+        errf(errbuf, errbuf_len, "topic names starting with '__' are reserved for internal topics");
+        return STREAM_EBADNAME;
+    }
+    if (internal && !is_internal_name(name)) {
+        errf(errbuf, errbuf_len, "internal topic names start with '__'");
+        return STREAM_EINVAL;
+    }
+    if (partitions == -1)
+        partitions = (int32_t)stream_config_int(s->broker, STREAM_CONFIG_NUM_PARTITIONS);
+    if (partitions < 1 || partitions > STREAM_CONFIG_PARTITIONS_MAX) {
+        errf(errbuf, errbuf_len, "partition count %d is out of range (allowed: 1 to %d)",
+             (int)partitions, STREAM_CONFIG_PARTITIONS_MAX);
+        return STREAM_EINVAL;
+    }
+    bool found;
+    size_t pos = topic_pos(s, name, &found);
+    if (found) {
+        errf(errbuf, errbuf_len, "topic '%s' already exists", name);
+        return STREAM_ETOPICEXISTS;
+    }
+    stream_config *ov;
+    if ((rc = copy_overrides(overrides, &ov, errbuf, errbuf_len)) < 0)
+        return rc;
+    stream_topic *t = topic_new(s, name, partitions, ov);
+    /* Reserve the slot now so nothing can fail after the commit. */
+    if (t == NULL || reserve_topic(s) < 0) {
+        topic_free(t);
+        errf(errbuf, errbuf_len, "out of memory");
+        return STREAM_ENOMEM;
+    }
+
+    /* Directories named like ours without a topic are debris (open removes them
+     * too); starting from them would resurrect old records. */
+    char dn[STREAM_TOPIC_NAME_MAX + 16];
+    for (int32_t i = 0; i < partitions; i++) {
+        snprintf(dn, sizeof dn, "%s-%d", name, (int)i);
+        if (is_type_at(s->dir_fd, dn, S_IFDIR) && rm_rf_at(s->dir_fd, dn, 0) < 0) {
+            errf(errbuf, errbuf_len, "%s/%s: cannot remove a stale partition directory", s->dir,
+                 dn);
+            topic_free(t);
+            return STREAM_EIO;
+        }
+    }
+
+    rc = open_partitions(s, t, false, errbuf, errbuf_len);
+    if (rc == 0) {
+        rc = fsync_dir(s->dir_fd);
+        if (rc < 0) {
+            errf(errbuf, errbuf_len, "%s: sync: %s", s->dir, strerror(-rc));
+            rc = stream_err_from_errno(-rc);
+        }
+    }
+    if (rc == 0)
+        rc = write_meta(s, name, partitions, ov, errbuf, errbuf_len);
+    if (rc < 0) {
+        topic_free(t);
+        remove_partition_dirs(s, name, partitions);
+        return rc;
+    }
+    insert_topic(s, pos, t);
+    if (out != NULL)
+        *out = t;
+    return 0;
+}
+
+int stream_store_delete_topic(stream_store *s, const char *name, char *errbuf, size_t errbuf_len)
+{
+    bool found = false;
+    size_t pos = name ? topic_pos(s, name, &found) : 0;
+    if (!found) {
+        errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
+        return STREAM_ENOTOPIC;
+    }
+    stream_topic *t = s->topics[pos];
+    char meta[STREAM_TOPIC_NAME_MAX + sizeof META_SUFFIX];
+    snprintf(meta, sizeof meta, "%s" META_SUFFIX, t->name);
+    if (unlinkat(s->dir_fd, meta, 0) < 0) {
+        int e = errno;
+        errf(errbuf, errbuf_len, "%s/%s: %s", s->dir, meta, strerror(e));
+        return stream_err_from_errno(e);
+    }
+    /* Committed: from here on the delete finishes, now or at the next open. */
+    fsync_dir(s->dir_fd);
+    memmove(s->topics + pos, s->topics + pos + 1, (s->topic_count - pos - 1) * sizeof *s->topics);
+    s->topic_count--;
+
+    int32_t count = t->partition_count;
+    char tname[STREAM_TOPIC_NAME_MAX + 1];
+    snprintf(tname, sizeof tname, "%s", t->name);
+    topic_free(t);
+
+    /* Move the directories out of the namespace first, so a crash in the
+     * (slow) removal leaves nothing that looks like a partition. */
+    if (mkdirat(s->dir_fd, TRASH_DIR, 0755) < 0 && errno != EEXIST)
+        return 0; /* the strays are removed at the next open */
+    char from[STREAM_TOPIC_NAME_MAX + 16], to[STREAM_TOPIC_NAME_MAX + 32];
+    for (int32_t i = 0; i < count; i++) {
+        snprintf(from, sizeof from, "%s-%d", tname, (int)i);
+        snprintf(to, sizeof to, TRASH_DIR "/%s", from);
+        if (renameat(s->dir_fd, from, s->dir_fd, to) < 0 &&
+            (errno == EEXIST || errno == ENOTEMPTY)) {
+            rm_rf_at(s->dir_fd, to, 0);
+            renameat(s->dir_fd, from, s->dir_fd, to);
+        }
+    }
+    fsync_dir(s->dir_fd);
+    for (int32_t i = 0; i < count; i++) {
+        snprintf(to, sizeof to, TRASH_DIR "/%s-%d", tname, (int)i);
+        rm_rf_at(s->dir_fd, to, 0);
+    }
+    unlinkat(s->dir_fd, TRASH_DIR, AT_REMOVEDIR); /* fails while others are in it */
+    return 0;
+}
+
+/* Gives partitions [0, n) of t the config `lc`. */
+static void set_log_configs(stream_topic *t, int32_t n, const stream_log_config *lc)
+{
+    for (int32_t i = 0; i < n; i++)
+        stream_log_set_config(t->partitions[i], lc);
+}
+
+int stream_store_alter_topic(stream_store *s, const char *name, const stream_config *overrides,
+                             char *errbuf, size_t errbuf_len)
+{
+    stream_topic *t = name ? stream_store_topic(s, name) : NULL;
+    if (t == NULL) {
+        errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
+        return STREAM_ENOTOPIC;
+    }
+    stream_config *ov;
+    int rc = copy_overrides(overrides, &ov, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    stream_log_config lc;
+    stream_config_topic_log_config(s->broker, ov, &lc);
+
+    /* The logs first: each either takes the config or keeps its old one, so
+     * a refusal is undone before anything is persisted. Then the file; if
+     * that fails the logs go back too, and nothing has changed. */
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        rc = stream_log_set_config(t->partitions[i], &lc);
+        if (rc < 0) {
+            set_log_configs(t, i, &t->log_config);
+            errf(errbuf, errbuf_len, "%s-%d: the log refuses these settings", t->name, (int)i);
+            stream_config_free(ov);
+            return rc;
+        }
+    }
+    rc = write_meta(s, t->name, t->partition_count, ov, errbuf, errbuf_len);
+    if (rc < 0) {
+        set_log_configs(t, t->partition_count, &t->log_config);
+        stream_config_free(ov);
+        return rc;
+    }
+    stream_config_free(t->overrides);
+    t->overrides = ov;
+    t->log_config = lc;
+    return 0;
+}
+
+stream_topic *stream_store_topic(const stream_store *s, const char *name)
+{
+    if (s == NULL || name == NULL)
+        return NULL;
+    bool found;
+    size_t pos = topic_pos(s, name, &found);
+    return found ? s->topics[pos] : NULL;
+}
+
+int stream_store_log(const stream_store *s, const char *topic, int32_t partition, stream_log **out)
+{
+    *out = NULL;
+    stream_topic *t = stream_store_topic(s, topic);
+    if (t == NULL)
+        return STREAM_ENOTOPIC;
+    if (partition < 0 || partition >= t->partition_count)
+        return STREAM_ENOPART;
+    *out = t->partitions[partition];
+    return 0;
+}
+
+size_t stream_store_topic_count(const stream_store *s)
+{
+    return s->topic_count;
+}
+
+stream_topic *stream_store_topic_at(const stream_store *s, size_t i)
+{
+    return i < s->topic_count ? s->topics[i] : NULL;
+}

@@ -1,0 +1,629 @@
+/*
+ * test_store.c - the data directory: topic create/list/lookup/alter/delete,
+ * persistence across reopen, the directory lock, and the clean-up of what
+ * interrupted operations leave behind.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stream/batch.h"
+#include "stream/config.h"
+#include "stream/error.h"
+#include "stream/store.h"
+
+static char errbuf[1024];
+
+struct fixture {
+    char dir[64];  /* the mkdtemp root, removed at teardown */
+    char data[96]; /* <dir>/data: the store's directory */
+};
+
+static int rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d == NULL)
+            return -1;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            char sub[4096];
+            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+            rm_rf(sub);
+        }
+        closedir(d);
+        return rmdir(path);
+    }
+    return unlink(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->data, sizeof f->data, "%s/data", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+static stream_store *open_store(struct fixture *f, const stream_config *cfg)
+{
+    stream_store *s = NULL;
+    errbuf[0] = '\0';
+    int rc = stream_store_open(f->data, cfg, &s, errbuf, sizeof errbuf);
+    if (rc != 0)
+        fail_msg("stream_store_open: %d %s", rc, errbuf);
+    return s;
+}
+
+static stream_topic *create(stream_store *s, const char *name, int32_t partitions,
+                            const stream_config *overrides)
+{
+    stream_topic *t = NULL;
+    errbuf[0] = '\0';
+    int rc =
+        stream_store_create_topic(s, name, partitions, overrides, false, &t, errbuf, sizeof errbuf);
+    if (rc != 0)
+        fail_msg("create %s: %d %s", name, rc, errbuf);
+    return t;
+}
+
+/* Does <data>/<name> exist? */
+static bool exists(struct fixture *f, const char *name)
+{
+    char p[512];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", f->data, name);
+    return lstat(p, &st) == 0;
+}
+
+static void make_dir(struct fixture *f, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", f->data, name);
+    assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static void write_file(struct fixture *f, const char *name, const char *text)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", f->data, name);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static bool has_note(stream_store *s, const char *needle)
+{
+    for (size_t i = 0; i < stream_store_note_count(s); i++)
+        if (strstr(stream_store_note(s, i), needle) != NULL)
+            return true;
+    return false;
+}
+
+static void test_topic_names_are_validated(void **state)
+{
+    char name[300];
+    const char *good[] = {"a", "A-b_c.9", "...", "__consumer_offsets", "-"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_int_equal(stream_topic_name_valid(good[i], errbuf, sizeof errbuf), 0);
+    memset(name, 'x', 249);
+    name[249] = '\0';
+    assert_int_equal(stream_topic_name_valid(name, errbuf, sizeof errbuf), 0);
+    name[249] = 'x';
+    name[250] = '\0';
+    assert_int_equal(stream_topic_name_valid(name, errbuf, sizeof errbuf), STREAM_EBADNAME);
+    assert_non_null(strstr(errbuf, "250"));
+
+    const char *bad[] = {"", ".", "..", "a/b", "a b", "caf\xc3\xa9", "a\nb", "a:b", "a*", "/"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        errbuf[0] = '\0';
+        assert_int_equal(stream_topic_name_valid(bad[i], errbuf, sizeof errbuf), STREAM_EBADNAME);
+        assert_true(errbuf[0] != '\0');
+    }
+    assert_int_equal(stream_topic_name_valid(NULL, errbuf, sizeof errbuf), STREAM_EBADNAME);
+    stream_topic_name_valid("a/b", errbuf, sizeof errbuf);
+    assert_non_null(strstr(errbuf, "'/'"));
+}
+
+static void test_create_list_lookup_delete(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    assert_int_equal(stream_store_topic_count(s), 0);
+
+    stream_topic *b = create(s, "beta", 3, NULL);
+    create(s, "alpha", 1, NULL);
+    create(s, "gamma", 2, NULL);
+    assert_string_equal(b->name, "beta");
+    assert_int_equal(b->partition_count, 3);
+    assert_false(b->internal);
+    for (int i = 0; i < 3; i++)
+        assert_non_null(b->partitions[i]);
+
+    assert_int_equal(stream_store_topic_count(s), 3);
+    assert_string_equal(stream_store_topic_at(s, 0)->name, "alpha");
+    assert_string_equal(stream_store_topic_at(s, 1)->name, "beta");
+    assert_string_equal(stream_store_topic_at(s, 2)->name, "gamma");
+    assert_null(stream_store_topic_at(s, 3));
+    assert_ptr_equal(stream_store_topic(s, "beta"), b);
+    assert_null(stream_store_topic(s, "delta"));
+    assert_true(exists(f, "beta.topic"));
+    assert_true(exists(f, "beta-0") && exists(f, "beta-2") && !exists(f, "beta-3"));
+
+    stream_log *log;
+    assert_int_equal(stream_store_log(s, "beta", 2, &log), 0);
+    assert_ptr_equal(log, b->partitions[2]);
+    assert_int_equal(stream_store_log(s, "beta", 3, &log), STREAM_ENOPART);
+    assert_int_equal(stream_store_log(s, "beta", -1, &log), STREAM_ENOPART);
+    assert_int_equal(stream_store_log(s, "delta", 0, &log), STREAM_ENOTOPIC);
+
+    assert_int_equal(stream_store_delete_topic(s, "beta", errbuf, sizeof errbuf), 0);
+    assert_null(stream_store_topic(s, "beta"));
+    assert_int_equal(stream_store_topic_count(s), 2);
+    assert_string_equal(stream_store_topic_at(s, 1)->name, "gamma");
+    assert_false(exists(f, "beta.topic"));
+    assert_false(exists(f, "beta-0") || exists(f, "beta-1") || exists(f, "beta-2"));
+    assert_false(exists(f, ".deleted"));
+    stream_store_close(s);
+}
+
+static void test_create_existing_topic_fails(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    create(s, "t", 2, NULL);
+    stream_topic *t = (stream_topic *)1;
+    assert_int_equal(stream_store_create_topic(s, "t", 5, NULL, false, &t, errbuf, sizeof errbuf),
+                     STREAM_ETOPICEXISTS);
+    assert_null(t);
+    assert_non_null(strstr(errbuf, "'t' already exists"));
+    assert_int_equal(stream_store_topic(s, "t")->partition_count, 2);
+    stream_store_close(s);
+}
+
+static void test_delete_unknown_topic_fails(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    assert_int_equal(stream_store_delete_topic(s, "nope", errbuf, sizeof errbuf), STREAM_ENOTOPIC);
+    assert_non_null(strstr(errbuf, "nope"));
+    assert_int_equal(stream_store_delete_topic(s, NULL, errbuf, sizeof errbuf), STREAM_ENOTOPIC);
+    stream_store_close(s);
+}
+
+static void test_create_refuses_bad_names_and_counts(void **state)
+{
+    struct fixture *f = *state;
+    stream_config *cfg = stream_config_new();
+    assert_int_equal(stream_config_set(cfg, "num.partitions", "4", errbuf, sizeof errbuf), 0);
+    stream_store *s = open_store(f, cfg);
+    stream_config_free(cfg);
+
+    const char *bad[] = {"", ".", "..", "a/b", "a b", "\xe2\x82\xac"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(
+            stream_store_create_topic(s, bad[i], 1, NULL, false, NULL, errbuf, sizeof errbuf),
+            STREAM_EBADNAME);
+    char longname[260];
+    memset(longname, 'n', 250);
+    longname[250] = '\0';
+    assert_int_equal(
+        stream_store_create_topic(s, longname, 1, NULL, false, NULL, errbuf, sizeof errbuf),
+        STREAM_EBADNAME);
+    longname[249] = '\0'; /* the longest name still fits every file name we make */
+    stream_topic *t = create(s, longname, 1, NULL);
+    assert_int_equal(t->partition_count, 1);
+
+    int32_t counts[] = {0, -2, 10001, INT32_MIN};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
+        assert_int_equal(
+            stream_store_create_topic(s, "c", counts[i], NULL, false, NULL, errbuf, sizeof errbuf),
+            STREAM_EINVAL);
+    assert_non_null(strstr(errbuf, "out of range"));
+    assert_null(stream_store_topic(s, "c"));
+    assert_false(exists(f, "c-0"));
+
+    /* -1 takes the broker's num.partitions. */
+    t = create(s, "dflt", -1, NULL);
+    assert_int_equal(t->partition_count, 4);
+    stream_store_close(s);
+}
+
+static void test_internal_topics_need_the_flag(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    assert_int_equal(stream_store_create_topic(s, "__consumer_offsets", 1, NULL, false, NULL,
+                                               errbuf, sizeof errbuf),
+                     STREAM_EBADNAME);
+    assert_non_null(strstr(errbuf, "internal"));
+    assert_int_equal(
+        stream_store_create_topic(s, "plain", 1, NULL, true, NULL, errbuf, sizeof errbuf),
+        STREAM_EINVAL);
+    stream_topic *t;
+    assert_int_equal(stream_store_create_topic(s, "__consumer_offsets", 2, NULL, true, &t, errbuf,
+                                               sizeof errbuf),
+                     0);
+    assert_true(t->internal);
+    stream_store_close(s);
+
+    s = open_store(f, NULL);
+    assert_true(stream_store_topic(s, "__consumer_offsets")->internal);
+    stream_store_close(s);
+}
+
+static void test_topics_and_settings_persist_across_reopen(void **state)
+{
+    struct fixture *f = *state;
+    stream_config *broker = stream_config_new();
+    assert_int_equal(stream_config_set(broker, "segment.bytes", "65536", errbuf, sizeof errbuf), 0);
+    stream_store *s = open_store(f, broker);
+    stream_config *ov = stream_config_new_topic();
+    assert_int_equal(stream_config_set(ov, "retention.ms", "12345", errbuf, sizeof errbuf), 0);
+    assert_int_equal(stream_config_set(ov, "flush.mode", "periodic", errbuf, sizeof errbuf), 0);
+    stream_topic *t = create(s, "orders", 3, ov);
+    stream_config_free(ov);
+    assert_int_equal(t->log_config.retention_ms, 12345);
+    assert_int_equal(t->log_config.segment_bytes, 65536);
+    assert_int_equal(t->log_config.flush_mode, STREAM_FLUSH_PERIODIC);
+    create(s, "plain", 1, NULL);
+    stream_store_close(s);
+
+    /* The topic settings survive; broker defaults are whatever the broker says now. */
+    stream_config_set(broker, "segment.bytes", "131072", errbuf, sizeof errbuf);
+    s = open_store(f, broker);
+    stream_config_free(broker);
+    assert_int_equal(stream_store_topic_count(s), 2);
+    t = stream_store_topic(s, "orders");
+    assert_non_null(t);
+    assert_int_equal(t->partition_count, 3);
+    assert_int_equal(stream_config_get_int(t->overrides, "retention.ms"), 12345);
+    assert_true(stream_config_is_set(t->overrides, "retention.ms"));
+    assert_false(stream_config_is_set(t->overrides, "segment.bytes"));
+    assert_int_equal(t->log_config.retention_ms, 12345);
+    assert_int_equal(t->log_config.segment_bytes, 131072);
+    assert_int_equal(t->log_config.flush_mode, STREAM_FLUSH_PERIODIC);
+    for (int i = 0; i < 3; i++)
+        assert_non_null(t->partitions[i]);
+    assert_non_null(t->recovery);
+    assert_int_equal(stream_store_topic(s, "plain")->partition_count, 1);
+    assert_int_equal(stream_store_note_count(s), 0);
+    stream_store_close(s);
+}
+
+static void test_alter_config_is_persisted_and_applied(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    stream_config *ov = stream_config_new_topic();
+    stream_config_set(ov, "retention.ms", "1000", errbuf, sizeof errbuf);
+    stream_topic *t = create(s, "t", 2, ov);
+    stream_config_free(ov);
+
+    ov = stream_config_dup(t->overrides);
+    stream_config_unset(ov, "retention.ms", errbuf, sizeof errbuf);
+    stream_config_set(ov, "retention.bytes", "999999", errbuf, sizeof errbuf);
+    assert_int_equal(stream_store_alter_topic(s, "t", ov, errbuf, sizeof errbuf), 0);
+    stream_config_free(ov);
+    assert_int_equal(t->log_config.retention_bytes, 999999);
+    assert_int_equal(t->log_config.retention_ms, 604800000);
+    assert_false(stream_config_is_set(t->overrides, "retention.ms"));
+
+    assert_int_equal(stream_store_alter_topic(s, "nope", NULL, errbuf, sizeof errbuf),
+                     STREAM_ENOTOPIC);
+    stream_config *broker = stream_config_new();
+    assert_int_equal(stream_store_alter_topic(s, "t", broker, errbuf, sizeof errbuf),
+                     STREAM_EINVAL);
+    stream_config_free(broker);
+    stream_store_close(s);
+
+    s = open_store(f, NULL);
+    t = stream_store_topic(s, "t");
+    assert_int_equal(stream_config_get_int(t->overrides, "retention.bytes"), 999999);
+    assert_false(stream_config_is_set(t->overrides, "retention.ms"));
+    assert_int_equal(t->log_config.retention_bytes, 999999);
+
+    /* NULL clears every override. */
+    assert_int_equal(stream_store_alter_topic(s, "t", NULL, errbuf, sizeof errbuf), 0);
+    assert_int_equal(t->log_config.retention_bytes, -1);
+    stream_store_close(s);
+    s = open_store(f, NULL);
+    assert_false(stream_config_is_set(stream_store_topic(s, "t")->overrides, "retention.bytes"));
+    stream_store_close(s);
+}
+
+static void test_second_open_of_same_dir_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    create(s, "t", 1, NULL);
+    stream_store *s2 = (stream_store *)1;
+    int rc = stream_store_open(f->data, NULL, &s2, errbuf, sizeof errbuf);
+    assert_int_equal(rc, STREAM_EAGAIN);
+    assert_null(s2);
+    assert_non_null(strstr(errbuf, "in use by another broker"));
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    assert_non_null(strstr(errbuf, pid));
+    /* The refused open touched nothing. */
+    assert_non_null(stream_store_topic(s, "t"));
+    assert_true(exists(f, "t-0"));
+    stream_store_close(s);
+
+    /* Once closed, the directory can be opened again. */
+    s = open_store(f, NULL);
+    stream_store_close(s);
+}
+
+static void test_crash_mid_delete_is_finished_at_open(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    create(s, "doomed", 4, NULL);
+    create(s, "kept", 1, NULL);
+    stream_store_close(s);
+
+    /* A delete interrupted at every stage at once: metadata gone, one partition
+     * moved to .deleted/, one renamed to the "<dir>.deleted" form, two still in
+     * place. */
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/doomed.topic", f->data);
+    assert_int_equal(unlink(a), 0);
+    make_dir(f, ".deleted");
+    snprintf(a, sizeof a, "%s/doomed-0", f->data);
+    snprintf(b, sizeof b, "%s/.deleted/doomed-0", f->data);
+    assert_int_equal(rename(a, b), 0);
+    snprintf(a, sizeof a, "%s/doomed-1", f->data);
+    snprintf(b, sizeof b, "%s/doomed-1.deleted", f->data);
+    assert_int_equal(rename(a, b), 0);
+
+    s = open_store(f, NULL);
+    assert_null(stream_store_topic(s, "doomed"));
+    assert_non_null(stream_store_topic(s, "kept"));
+    assert_false(exists(f, ".deleted"));
+    assert_false(exists(f, "doomed-1.deleted"));
+    assert_false(exists(f, "doomed-2") || exists(f, "doomed-3"));
+    assert_true(exists(f, "kept-0"));
+    assert_true(has_note(s, "doomed-2"));
+    assert_true(has_note(s, "doomed-1.deleted"));
+    assert_true(has_note(s, "left in"));
+    stream_store_close(s);
+}
+
+static void test_stray_partition_dirs_are_removed_at_open(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    create(s, "t", 2, NULL);
+    stream_store_close(s);
+
+    make_dir(f, "ghost-0"); /* no such topic: an interrupted create */
+    make_dir(f, "t-5");     /* past t's partition count */
+    make_dir(f, "x-007");   /* not a name we make: left alone */
+    make_dir(f, "backups"); /* not ours at all */
+    write_file(f, "ghost-1", "a file, not a partition directory");
+    write_file(f, ".t.tmp", "version=1\npartitions=9\n"); /* an unfinished metadata write */
+    write_file(f, "ghost-0/00000000000000000000.log", "old records");
+
+    s = open_store(f, NULL);
+    assert_false(exists(f, "ghost-0"));
+    assert_false(exists(f, "t-5"));
+    assert_false(exists(f, ".t.tmp"));
+    assert_true(exists(f, "x-007"));
+    assert_true(exists(f, "backups"));
+    assert_true(exists(f, "ghost-1"));
+    assert_true(exists(f, "t-0") && exists(f, "t-1"));
+    assert_int_equal(stream_store_topic(s, "t")->partition_count, 2);
+    assert_true(has_note(s, "ghost-0"));
+    assert_true(has_note(s, "t-5"));
+    assert_true(has_note(s, ".t.tmp"));
+    stream_store_close(s);
+}
+
+static void test_create_does_not_reuse_stale_partition_dirs(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    /* Debris appearing while the store runs (e.g. copied in by hand). */
+    make_dir(f, "fresh-0");
+    write_file(f, "fresh-0/stale", "x");
+    create(s, "fresh", 1, NULL);
+    assert_true(exists(f, "fresh-0"));
+    assert_false(exists(f, "fresh-0/stale"));
+    stream_store_close(s);
+}
+
+static void test_unreadable_metadata_fails_open_and_keeps_data(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    create(s, "t", 1, NULL);
+    stream_store_close(s);
+
+    write_file(f, "t.topic", "version=1\npartitions=many\n");
+    stream_store *s2 = (stream_store *)1;
+    assert_int_equal(stream_store_open(f->data, NULL, &s2, errbuf, sizeof errbuf),
+                     STREAM_EBADCONFIG);
+    assert_null(s2);
+    assert_non_null(strstr(errbuf, "t.topic:2: partitions"));
+    assert_true(exists(f, "t-0"));
+
+    write_file(f, "t.topic", "version=1\npartitions=1\nnum.partitions=3\n");
+    assert_int_equal(stream_store_open(f->data, NULL, &s2, errbuf, sizeof errbuf),
+                     STREAM_EBADCONFIG);
+    assert_non_null(strstr(errbuf, "t.topic:3:"));
+
+    write_file(f, "t.topic", "version=2\npartitions=1\n");
+    assert_int_equal(stream_store_open(f->data, NULL, &s2, errbuf, sizeof errbuf),
+                     STREAM_EBADCONFIG);
+    assert_non_null(strstr(errbuf, "version"));
+
+    write_file(f, "t.topic", "# empty\n");
+    assert_int_equal(stream_store_open(f->data, NULL, &s2, errbuf, sizeof errbuf),
+                     STREAM_EBADCONFIG);
+    assert_true(exists(f, "t-0"));
+
+    /* A failed open released the lock: fixing the file is enough. */
+    write_file(f, "t.topic", "version=1\npartitions=1\n");
+    s = open_store(f, NULL);
+    assert_non_null(stream_store_topic(s, "t"));
+    stream_store_close(s);
+}
+
+static void test_open_creates_missing_data_dir_and_reports_lost_partitions(void **state)
+{
+    struct fixture *f = *state;
+    snprintf(f->data, sizeof f->data, "%s/a/b/data", f->dir);
+    stream_store *s = open_store(f, NULL);
+    assert_true(exists(f, ".lock"));
+    assert_non_null(strstr(stream_store_dir(s), "/a/b/data"));
+    create(s, "t", 2, NULL);
+    stream_store_close(s);
+
+    char p[512];
+    snprintf(p, sizeof p, "%s/t-1", f->data);
+    assert_int_equal(rm_rf(p), 0);
+    s = open_store(f, NULL);
+    assert_true(exists(f, "t-1"));
+    assert_true(has_note(s, "t-1 was missing"));
+    stream_store_close(s);
+}
+
+static void test_overrides_must_be_a_topic_config(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    stream_config *broker = stream_config_new();
+    assert_int_equal(
+        stream_store_create_topic(s, "t", 1, broker, false, NULL, errbuf, sizeof errbuf),
+        STREAM_EINVAL);
+    assert_non_null(strstr(errbuf, "topic config"));
+    assert_null(stream_store_topic(s, "t"));
+    assert_false(exists(f, "t-0"));
+    stream_config_free(broker);
+    stream_store_close(s);
+}
+
+static void test_metadata_file_is_readable_key_value_text(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    stream_config *ov = stream_config_new_topic();
+    stream_config_set(ov, "cleanup.policy", "delete", errbuf, sizeof errbuf);
+    create(s, "m", 7, ov);
+    stream_config_free(ov);
+    stream_store_close(s);
+
+    char p[512], text[512] = "";
+    snprintf(p, sizeof p, "%s/m.topic", f->data);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    size_t n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "\nversion=1\n"));
+    assert_non_null(strstr(text, "\npartitions=7\n"));
+    assert_non_null(strstr(text, "\ncleanup.policy=delete\n"));
+    assert_null(strstr(text, "retention.ms"));
+}
+
+/* Appends one record to `log`. */
+static void append_one(stream_log *log, const char *value)
+{
+    stream_batch_builder b;
+    stream_batch_builder_init(&b);
+    assert_int_equal(stream_batch_builder_append(&b, 1700000000000, NULL, -1, value,
+                                                 (int32_t)strlen(value), NULL, 0),
+                     0);
+    const uint8_t *bytes;
+    size_t len;
+    assert_int_equal(stream_batch_builder_finish(&b, &bytes, &len), 0);
+    uint8_t *copy = malloc(len); /* append stamps the offset in place */
+    memcpy(copy, bytes, len);
+    int64_t base;
+    assert_int_equal(stream_log_append(log, copy, len, &base, errbuf, sizeof errbuf), 0);
+    free(copy);
+    stream_batch_builder_release(&b);
+}
+
+static void test_records_survive_reopen_but_not_delete_and_recreate(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    stream_topic *t = create(s, "t", 2, NULL);
+    append_one(t->partitions[1], "hello");
+    append_one(t->partitions[1], "again");
+    stream_store_close(s);
+
+    s = open_store(f, NULL);
+    t = stream_store_topic(s, "t");
+    assert_int_equal(stream_log_end_offset(t->partitions[1]), 2);
+    assert_int_equal(stream_log_end_offset(t->partitions[0]), 0);
+    assert_true(t->recovery[1].clean);
+    assert_int_equal(t->recovery[1].truncated_bytes, 0);
+
+    assert_int_equal(stream_store_delete_topic(s, "t", errbuf, sizeof errbuf), 0);
+    t = create(s, "t", 2, NULL);
+    assert_int_equal(stream_log_end_offset(t->partitions[1]), 0);
+    stream_store_close(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_topic_names_are_validated),
+        cmocka_unit_test_setup_teardown(test_create_list_lookup_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_existing_topic_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_unknown_topic_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_refuses_bad_names_and_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_internal_topics_need_the_flag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_topics_and_settings_persist_across_reopen, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_alter_config_is_persisted_and_applied, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_second_open_of_same_dir_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_mid_delete_is_finished_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stray_partition_dirs_are_removed_at_open, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_create_does_not_reuse_stale_partition_dirs, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_metadata_fails_open_and_keeps_data, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_open_creates_missing_data_dir_and_reports_lost_partitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overrides_must_be_a_topic_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metadata_file_is_readable_key_value_text, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_records_survive_reopen_but_not_delete_and_recreate,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
