@@ -1,0 +1,250 @@
+/*
+ * log.h - one partition's append-only log: segments, indexes, group commit,
+ * recovery, retention.
+ *
+ * A partition is a directory of segments. Each segment is three files named
+ * by the segment's base offset as 20 zero-padded digits:
+ *
+ *   00000000000000000000.log        record batches (RecordBatch v2) back to back,
+ *                                   exactly as producers sent them, with baseOffset
+ *                                   stamped by stream_log_append
+ *   00000000000000000000.index      sparse offset index, 8-byte entries:
+ *                                   relOffset be32 | filePosition be32
+ *                                   (relOffset = batch base offset - segment base)
+ *   00000000000000000000.timeindex  sparse time index, 12-byte entries:
+ *                                   timestamp be64 | relOffset be32
+ *                                   (largest timestamp so far -> batch base offset)
+ *
+ * and beside them
+ *
+ *   recovery-point    "<offset>\n": every batch below it was fdatasync'd, and the
+ *                     indexes of every segment wholly below it; written at most
+ *                     once a second by sync rounds and at close, atomically
+ *                     (temp file, fsync, rename, fsync dir)
+ *   clean-shutdown    present only after stream_log_close on a healthy log; the
+ *                     next open trusts the files and skips the recovery scan
+ *   log-start-offset  "<offset>\n": written (atomically) by stream_log_advance_start
+ *                     when the start moves inside a segment
+ *
+ * One index entry is written per `index_interval_bytes` of log (the first batch
+ * of a segment always gets one). A time index entry is written when a batch
+ * raises the segment's largest timestamp and index_interval_bytes have passed
+ * since the last entry; when a segment stops being active (roll, close) a last
+ * entry records its largest timestamp, which retention reads. Indexes are
+ * hints: a missing, short or inconsistent index (size not a multiple of the
+ * entry size, entries not strictly increasing, positions past the file, an
+ * entry missing in the tail, the last entry naming the wrong batch) is
+ * rebuilt from its segment on open, also after a clean close.
+ *
+ * Recovery: after an unclean stop, every batch from the start of the segment
+ * holding the recovery point to the end is re-read and checked
+ * (stream_batch_check, offsets contiguous from the segment base); the log is
+ * cut at the first batch that fails and later segments are deleted. Below the
+ * recovery point (and everywhere after a clean close) open only checks
+ * indexes and batch headers; stream_log_read_copy CRC-checks what it copies.
+ *
+ * Offsets: log_start_offset <= high_watermark <= log_end_offset. On one node
+ * the high watermark is the log end offset.
+ *
+ * Threads: a stream_log is owned by one thread (append, read, roll, retention,
+ * truncate). The durability side (stream_log_durable_offset,
+ * stream_log_wait_durable, stream_log_request_flush, stream_log_flush,
+ * stream_log_set_durable_cb, stream_log_sync_count, the flusher) is
+ * thread-safe: a flusher thread fdatasyncs segments while the owner keeps
+ * appending. Segments that a slice or the flusher still use are reference
+ * counted, so retention may delete them meanwhile, and
+ * stream_log_slice_release may be called from any thread. A directory is
+ * flock'd while open: a second stream_log_open of it fails with STREAM_EAGAIN.
+ */
+#ifndef STREAM_LOG_H
+#define STREAM_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "stream/buf.h"
+
+typedef enum stream_flush_mode {
+    STREAM_FLUSH_GROUP = 0,    /* group commit: fdatasync as soon as asked, one sync
+                                  covering every append before it (default) */
+    STREAM_FLUSH_PERIODIC = 1, /* fdatasync every flush_ms */
+    STREAM_FLUSH_NEVER = 2,    /* leave it to the OS; the durable offset moves only
+                                  on stream_log_flush and close, so a broker must
+                                  not make acks=all wait for it in this mode */
+} stream_flush_mode;
+
+typedef struct stream_log_config {
+    int64_t segment_bytes;        /* roll when the active segment would pass this
+                                     (default 1 GiB, at most INT32_MAX) */
+    int64_t segment_ms;           /* roll when the active segment's first batch was
+                                     appended longer ago than this, wall clock
+                                     (default 7 days; after open the age counts
+                                     from the open) */
+    int64_t retention_ms;         /* delete segments whose largest timestamp is older;
+                                     -1 = keep forever (default 7 days) */
+    int64_t retention_bytes;      /* delete oldest segments while the log is larger;
+                                     -1 = no limit (default) */
+    int32_t index_interval_bytes; /* log bytes between index entries (default 4096;
+                                     0 = an entry per batch) */
+    int32_t max_message_bytes;    /* largest batch append accepts (default 1 MiB) */
+    stream_flush_mode flush_mode; /* see above */
+    int64_t flush_ms;             /* period for STREAM_FLUSH_PERIODIC (default 1000) */
+} stream_log_config;
+
+/* Fills `cfg` with the defaults above. */
+void stream_log_config_init(stream_log_config *cfg);
+
+typedef struct stream_log stream_log;
+
+/* What open found, for the broker to report. */
+typedef struct stream_log_recovery {
+    bool clean;              /* clean-shutdown marker was present: no scan */
+    int segments;            /* segments opened */
+    int64_t scanned_bytes;   /* bytes re-validated (whole batches that passed) */
+    int64_t truncated_bytes; /* bytes dropped at the first torn/corrupt batch */
+    int64_t truncated_at;    /* offset where the drop began, -1 if none */
+    int indexes_rebuilt;     /* index/timeindex files rebuilt (2 per scanned segment) */
+} stream_log_recovery;
+
+/* A run of whole batches in one segment file, ready for pread or sendfile.
+ * Pins the segment: release it with stream_log_slice_release. */
+typedef struct stream_log_slice {
+    int fd;               /* read-only: the segment's .log file */
+    off_t pos;            /* read-only: file position of the first batch */
+    size_t len;           /* read-only: bytes (whole batches); 0 at the end */
+    int64_t first_offset; /* read-only: base offset of the first batch */
+    void *segment;        /* private: the pinned segment */
+} stream_log_slice;
+
+/* Opens (creating when missing; the parent must exist) the partition
+ * directory `dir`, recovering it if it was not closed cleanly, and removes the
+ * clean-shutdown marker. `cfg` NULL means the defaults. `rec` may be NULL.
+ * After open everything in the log is durable (recovered segments are
+ * fdatasync'd). Errors: STREAM_EIO/ENOSPC (with errbuf naming the file),
+ * STREAM_EBADCONFIG (errbuf names the field), STREAM_EAGAIN (open elsewhere),
+ * STREAM_ENOMEM. */
+int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **out,
+                    stream_log_recovery *rec, char *errbuf, size_t errbuf_len);
+
+/* Flushes, writes the recovery point and the clean-shutdown marker (unless the
+ * log saw an I/O error), and frees the log. NULL is a no-op. */
+void stream_log_close(stream_log *log);
+
+/* Replaces the configuration (alter_configs); takes effect at the next append
+ * or retention pass. Returns 0 or STREAM_EBADCONFIG (nothing changed). */
+int stream_log_set_config(stream_log *log, const stream_log_config *cfg);
+
+/* Validates the batch at p (header, size, CRC via stream_batch_check), assigns
+ * it the next offset (stamping baseOffset in place in p, CRC unchanged), rolls
+ * the segment if needed, writes it, and updates the indexes. *base_offset gets
+ * the assigned offset. `len` must be exactly one batch. No allocation on this
+ * path (beyond the in-memory index's rare doubling). Errors:
+ * STREAM_ECRC/ECORRUPT/ESHORT/EMAGIC (batch rejected, log unchanged),
+ * STREAM_ETOOLARGE (len > max_message_bytes), STREAM_EIO/ENOSPC (log
+ * unchanged: a partial write is cut back; after a failed fdatasync every
+ * append fails with the sync's error). */
+int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_offset, char *errbuf,
+                      size_t errbuf_len);
+
+/* Whole batches starting with the one containing `offset`, up to max_bytes (but
+ * always the first batch whole, however large, so readers progress). Batches
+ * never span segments; a slice stops at a segment's end. offset == end gives a
+ * slice of len 0. Errors: STREAM_EOFFSET when offset < log start or > end. */
+int stream_log_read(stream_log *log, int64_t offset, size_t max_bytes, stream_log_slice *out);
+
+/* Unpins a slice. Safe on a zeroed slice. */
+void stream_log_slice_release(stream_log_slice *s);
+
+/* Convenience: stream_log_read then pread the bytes, appended to `out`; every
+ * batch copied is checked with stream_batch_check (STREAM_ECORRUPT, out
+ * unchanged, when one fails). */
+int stream_log_read_copy(stream_log *log, int64_t offset, size_t max_bytes, stream_buf *out);
+
+/* The first offset (>= log start) whose record timestamp is >= ts, or the log
+ * end offset when none is. Finds the segment by largest timestamp, the start
+ * position through the time index, the batch by maxTimestamp, then iterates
+ * that batch's records (compressed ones too). */
+int stream_log_offset_for_time(stream_log *log, int64_t ts, int64_t *offset);
+
+int64_t stream_log_start_offset(const stream_log *log);
+int64_t stream_log_end_offset(const stream_log *log);
+/* Bytes in all segments. */
+int64_t stream_log_size(const stream_log *log);
+int stream_log_segment_count(const stream_log *log);
+
+/* Deletes whole segments past retention (never the active one) and advances
+ * the log start offset; `now_ms` is the current time. By time: oldest
+ * segments while now_ms - largest timestamp > retention_ms (the file's mtime
+ * when it has no timestamps). By size: oldest segments while the log stays at
+ * or above retention_bytes without them. Returns the number of segments
+ * deleted or a negative error. */
+int stream_log_apply_retention(stream_log *log, int64_t now_ms);
+
+/* Rolls the active segment if segment_ms has passed (appends also check). */
+int stream_log_maybe_roll(stream_log *log, int64_t now_ms);
+
+/* Drops every batch at or after `offset` (rounded to a batch boundary: the
+ * batch containing offset is dropped too), deleting later segments; offset >=
+ * end is a no-op. The durable offset and the recovery point drop with it
+ * (the only way they go down). Waits for a sync round in progress. Errors:
+ * STREAM_EOFFSET when offset < log start, STREAM_EIO. */
+int stream_log_truncate_to(stream_log *log, int64_t offset);
+
+/* Sets the log start offset forward (delete-records); whole segments below it
+ * are deleted (never the active one). Persisted in log-start-offset. Errors:
+ * STREAM_EOFFSET when offset > end, STREAM_EIO. */
+int stream_log_advance_start(stream_log *log, int64_t offset);
+
+/*
+ * Durability (thread-safe). Every offset below stream_log_durable_offset() is
+ * on disk. stream_log_flush fdatasyncs now on the calling thread; the flusher
+ * does it on its own thread for many logs, one fdatasync per dirty segment
+ * covering every append before it.
+ */
+int64_t stream_log_durable_offset(stream_log *log);
+/* Runs a sync round on the calling thread, in any flush mode: after it
+ * returns 0 everything appended before the call is durable. A round already
+ * running covers the caller when it can (coalescing). Errors: STREAM_EIO etc.
+ * from fdatasync; they latch: the log then refuses appends. */
+int stream_log_flush(stream_log *log);
+/* Sync rounds that ran fdatasync so far (for tests and metrics: with group
+ * commit it grows far slower than the number of flush requests). */
+uint64_t stream_log_sync_count(stream_log *log);
+
+/* Called after the durable offset of `log` advances, on the thread that ran
+ * the sync round (the flusher thread, or a caller of stream_log_flush /
+ * stream_log_wait_durable / close); never with a lock held, one call at a
+ * time, offsets increasing. It must not call stream_log_flush or
+ * stream_log_wait_durable (deadlock); uv_async_send is the intended use. */
+typedef void (*stream_durable_cb)(stream_log *log, int64_t durable_offset, void *arg);
+void stream_log_set_durable_cb(stream_log *log, stream_durable_cb cb, void *arg);
+
+/* Blocks until durable_offset >= offset or timeout_ms passes (STREAM_ETIMEDOUT;
+ * -1 waits forever). In GROUP mode asks the flusher first, or runs the round
+ * itself when no flusher is attached; in PERIODIC mode waits for the next
+ * period; in NEVER mode only a stream_log_flush elsewhere can end the wait.
+ * Offsets past the end wait for appends and someone else's request. Returns
+ * the latched I/O error if a sync failed. */
+int stream_log_wait_durable(stream_log *log, int64_t offset, int timeout_ms);
+
+/* The flusher: one thread serving any number of logs. */
+typedef struct stream_flusher stream_flusher;
+int stream_flusher_new(stream_flusher **out);
+/* Stops the thread after a last flush of every attached log (except NEVER
+ * ones). Logs still attached are detached; nobody may call
+ * stream_log_request_flush / wait_durable on them meanwhile. NULL is a no-op. */
+void stream_flusher_free(stream_flusher *f);
+/* Attaches a log; the flusher syncs it when asked (GROUP) or every flush_ms
+ * (PERIODIC). Detach before closing the log (close detaches too). Detach
+ * returns once the flusher no longer uses the log. Errors: STREAM_EINVAL
+ * (attached to another flusher), STREAM_ENOMEM. */
+int stream_flusher_attach(stream_flusher *f, stream_log *log);
+void stream_flusher_detach(stream_flusher *f, stream_log *log);
+/* Asks for a sync of everything appended to `log` so far; returns at once.
+ * Only GROUP mode with an attached flusher acts on it; requests made while a
+ * round runs are all covered by the next round. */
+void stream_log_request_flush(stream_log *log);
+
+#endif /* STREAM_LOG_H */

@@ -1,0 +1,181 @@
+/*
+ * log_internal.h - what log.c, segment.c and flusher.c share about a
+ * partition log. Nothing here is public; see stream/log.h for the contract.
+ *
+ * Who touches what:
+ *   - the owner thread (the one that appends) owns the segment array, the
+ *     in-memory indexes and every field marked (owner);
+ *   - fields marked (mu) are shared with the flusher and with threads waiting
+ *     for durability, and are read and written only under stream_log.mu;
+ *   - a segment lives as long as any reference to it: the log's array holds
+ *     one, a slice holds one, the flusher holds one while it fdatasyncs, and
+ *     the dirty list holds one per rolled segment not yet synced. Deleting a
+ *     segment unlinks its files at once; its fd closes with the last
+ *     reference.
+ */
+#ifndef STREAM_LOG_INTERNAL_H
+#define STREAM_LOG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stream/batch.h"
+#include "stream/buf.h"
+#include "stream/log.h"
+
+#define STREAM__INDEX_ENTRY_SIZE     8         /* relOffset be32 | position be32 */
+#define STREAM__TIMEINDEX_ENTRY_SIZE 12        /* timestamp be64 | relOffset be32 */
+#define STREAM__NO_TIMESTAMP         INT64_MIN /* max_timestamp of an empty segment */
+
+typedef struct stream__index_entry {
+    uint32_t rel; /* batch base offset - segment base offset */
+    uint32_t pos; /* file position of that batch in the .log */
+} stream__index_entry;
+
+typedef struct stream__time_entry {
+    int64_t ts;   /* largest timestamp of every batch up to and including rel's */
+    uint32_t rel; /* relative base offset of the batch that raised it */
+} stream__time_entry;
+
+typedef struct stream__segment {
+    int64_t base_offset;        /* offset of the first batch; names the files */
+    int fd;                     /* the .log file, read-write; closed by the last unref */
+    atomic_int refs;            /* references (see the file comment) */
+    int64_t size;               /* (owner) bytes of whole batches in the .log */
+    int64_t next_offset;        /* (owner) offset after the last batch */
+    int64_t max_timestamp;      /* (owner) largest batch maxTimestamp, NO_TIMESTAMP if empty */
+    uint32_t max_ts_rel;        /* (owner) relative offset of the batch holding it */
+    int64_t roll_at_ms;         /* (owner) wall clock of its first append (or of open) */
+    int64_t last_index_pos;     /* (owner) position of the last offset index entry */
+    int64_t last_time_pos;      /* (owner) position where the last time entry was added */
+    stream__index_entry *index; /* (owner) the sparse offset index, in memory */
+    uint32_t index_n;           /* entries in index */
+    uint32_t index_cap;         /* entries allocated */
+    uint32_t index_written;     /* leading entries already in the .index file */
+    stream__time_entry *times;  /* (owner) the time index, in memory */
+    uint32_t times_n;
+    uint32_t times_cap;
+    uint32_t times_written; /* leading entries already in the .timeindex file */
+} stream__segment;
+
+struct stream_log {
+    char *dir;                         /* the partition directory */
+    int dirfd;                         /* open on dir: flock'd, fsync'd after creates/renames */
+    stream_log_config cfg;             /* (owner) current configuration */
+    stream__segment **segs;            /* (owner) segments by base offset; the last is active */
+    int nsegs;                         /* (owner) */
+    int segs_cap;                      /* (owner) */
+    int64_t start_offset;              /* (owner) log start offset */
+    int64_t end_offset;                /* (owner) log end offset (next offset to assign) */
+    stream_buf scratch;                /* (owner) reused buffer for scans and time look-ups */
+    stream_log_recovery last_recovery; /* what open found */
+
+    pthread_mutex_t mu;      /* guards every (mu) field */
+    pthread_cond_t cv;       /* signalled when durable or busy changes (mu) */
+    stream__segment *active; /* (mu) the segment appends go to, for the flusher */
+    stream__segment **dirty; /* (mu) rolled segments whose data or indexes await a sync */
+    int ndirty;              /* (mu) */
+    int dirty_cap;           /* (mu) */
+    stream__segment **snap;  /* (mu: busy holder) segments being synced right now */
+    int nsnap;
+    int snap_cap;
+    bool dir_dirty;               /* (mu) a segment file was created since the last dir fsync */
+    bool busy;                    /* (mu) a sync, truncation or close is in progress */
+    int64_t appended_end;         /* (mu) end offset as the flusher sees it */
+    int64_t durable;              /* (mu) every offset below is fdatasync'd */
+    int io_error;                 /* (mu) first unrecoverable I/O error, 0 if none */
+    uint64_t sync_count;          /* (mu) sync rounds that ran fdatasync */
+    stream_durable_cb durable_cb; /* (mu) */
+    void *durable_arg;            /* (mu) */
+    stream_flusher *flusher;      /* (mu) attached flusher or NULL */
+    int64_t rp_written;           /* (busy holder) value last written to recovery-point */
+    int64_t rp_written_ms;        /* (busy holder) monotonic time of that write */
+
+    atomic_int flush_mode;    /* copy of cfg.flush_mode the flusher reads */
+    _Atomic int64_t flush_ms; /* copy of cfg.flush_ms the flusher reads */
+    bool flush_requested;     /* (flusher's mu) a sync was asked for */
+    int64_t next_periodic_ms; /* (flusher's mu) monotonic deadline in PERIODIC mode */
+};
+
+/* Times in milliseconds. */
+int64_t stream__now_ms(void);  /* CLOCK_REALTIME */
+int64_t stream__mono_ms(void); /* CLOCK_MONOTONIC */
+
+/* ---- segment.c --------------------------------------------------------- */
+
+/* "<dir>/<20-digit base><ext>" into buf; STREAM_EINVAL when it does not fit. */
+int stream__seg_path(char *buf, size_t n, const char *dir, int64_t base, const char *ext);
+/* A new segment object (no files), one reference. NULL on ENOMEM. */
+stream__segment *stream__seg_alloc(int64_t base_offset);
+void stream__seg_ref(stream__segment *s);
+void stream__seg_unref(stream__segment *s);
+
+/* Records the batch at `pos` in the in-memory indexes and the segment's
+ * size/next offset/max timestamp, following the sparse index rules of log.h. */
+void stream__seg_track(stream__segment *s, int64_t pos, const stream_batch_info *info,
+                       int32_t index_interval_bytes);
+/* Adds the closing time index entry (the segment's largest timestamp) when
+ * the last entry does not already say it; done when a segment stops being
+ * active so that retention can read the largest timestamp from the file. */
+void stream__seg_close_times(stream__segment *s);
+/* Writes index entries not yet in the files. */
+int stream__seg_write_pending(stream_log *log, stream__segment *s);
+/* Rewrites both index files from memory. */
+int stream__seg_rewrite_indexes(stream_log *log, stream__segment *s);
+/* Drops in-memory index entries at or past relative offset rel / position pos. */
+void stream__seg_trim_indexes(stream__segment *s, uint32_t rel);
+/* fdatasyncs the .index and .timeindex files by path (ENOENT is fine: the
+ * segment was deleted meanwhile). */
+int stream__seg_sync_indexes(const char *dir, int64_t base);
+/* Unlinks the segment's three files. */
+void stream__seg_unlink(stream_log *log, int64_t base);
+
+/* Reads and decodes the batch header at pos, checking the batch lies within
+ * the segment's size. */
+int stream__seg_header_at(const stream__segment *s, int64_t pos, stream_batch_info *info);
+/* Finds the batch containing `offset` (base <= offset < next): its position and
+ * header. STREAM_EOFFSET when not in this segment, STREAM_ECORRUPT/EIO on a
+ * bad file. */
+int stream__seg_find(const stream__segment *s, int64_t offset, int64_t *pos,
+                     stream_batch_info *info);
+/* Position of the last index entry at or below relative offset rel. */
+int64_t stream__seg_index_floor(const stream__segment *s, uint32_t rel, int64_t *entry_off);
+
+/* How a segment looked on open. */
+enum stream__seg_state {
+    STREAM__SEG_OK = 0,      /* consistent, indexes trusted (or rebuilt from headers) */
+    STREAM__SEG_CORRUPT = 1, /* batches do not chain to the end: recover from here */
+};
+/* Opens an existing segment on a trusted (clean or below recovery point) path:
+ * loads the indexes, checks them cheaply, scans the tail after the last index
+ * entry, rebuilds indexes from batch headers when they are bad. Sets
+ * *state; counts rebuilt files in *rebuilt. */
+int stream__seg_open_trusted(stream_log *log, stream__segment *s, enum stream__seg_state *state,
+                             int *rebuilt);
+/* Re-validates every batch of the segment (CRC, header, size, offsets
+ * contiguous from the segment base), truncates the file at the first bad one,
+ * rebuilds both indexes. *dropped gets the bytes cut, *bad_offset the offset
+ * where the cut began (-1 when nothing was cut), *scanned the bytes validated. */
+int stream__seg_recover(stream_log *log, stream__segment *s, int64_t *scanned, int64_t *dropped,
+                        int64_t *bad_offset);
+/* Recomputes max_timestamp/last positions after the segment was cut back. */
+int stream__seg_recompute_tail(stream_log *log, stream__segment *s);
+
+/* ---- flusher.c ---------------------------------------------------------- */
+
+/* One sync round for `log` (see log.h: one fdatasync per dirty segment covers
+ * every append before it). Runs on the flusher or the caller of
+ * stream_log_flush. */
+int stream__log_sync(stream_log *log);
+/* Initialises a condition variable on CLOCK_MONOTONIC. */
+int stream__init_mono_cond(pthread_cond_t *c);
+/* Waits for and takes / gives back the exclusive `busy` slot. */
+void stream__log_acquire_busy(stream_log *log);
+void stream__log_release_busy(stream_log *log);
+/* Atomically replaces `<dir>/<name>` with "<value>\n" (temp file, fsync,
+ * rename, fsync dir). */
+int stream__write_offset_file(stream_log *log, const char *name, int64_t value);
+
+#endif /* STREAM_LOG_INTERNAL_H */

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The `make bench` driver: runs every benchmark binary built from tests/bench/*.c.
+#
+#   tests/bench/run.sh BUILD_DIR
+#
+# Benchmarks write real data, so they run on a real disk: BENCH_DIR (default
+# BUILD_DIR/bench-data, on the same file system as the build) must not be a
+# tmpfs, where fdatasync costs nothing and durability numbers mean nothing.
+# Sizes: LOG_BENCH_MB (default 1024) for log_bench. Never part of `make check`.
+set -euo pipefail
+build=${1:?usage: tests/bench/run.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
+data=${BENCH_DIR:-$build/bench-data}
+mkdir -p "$data"
+fstype=$(stat -f -c %T "$data")
+echo "bench: data in $data ($fstype), $(df -h --output=avail "$data" | tail -1 | tr -d ' ') free"
+if [ "$fstype" = tmpfs ] || [ "$fstype" = ramfs ]; then
+    echo "bench: warning: $data is in memory; set BENCH_DIR to a directory on disk" >&2
+fi
+export LOG_BENCH_DIR=$data
+status=0
+shopt -s nullglob
+for b in "$build"/bench/*; do
+    [ -x "$b" ] || continue
+    echo "== ${b##*/}"
+    "$b" || status=1
+done
+rmdir "$data" 2>/dev/null || true
+exit $status
