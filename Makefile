@@ -15,6 +15,7 @@ BINDIR    := $(PREFIX)/bin
 LIBDIR    := $(PREFIX)/lib
 INCDIR    := $(PREFIX)/include
 MANDIR    := $(PREFIX)/share/man
+DOCDIR    := $(PREFIX)/share/doc/stream
 PCDIR     := $(LIBDIR)/pkgconfig
 BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  := $(PREFIX)/share/zsh/site-functions
@@ -106,8 +107,10 @@ UNIT_A    := $(patsubst tests/unit/%.c,$(A)/tests/%,$(TEST_SRC))
 asan: $(A)/libstream.a $(addprefix $(A)/,$(PROGRAMS)) $(UNIT_A)
 
 # The runner prints the single closing line "N passed, N failed".
+# The optimised build is made too: it must compile cleanly at -O2 and the
+# install test installs it.
 check: deps
-	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory all asan
 	@tests/run-tests.sh $(A)
 
 # Only one half, for quick iteration.
@@ -144,6 +147,8 @@ install: all
 	for m in $(MAN_PAGES); do \
 	    s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 644 README.md share/doc/*.md share/stream-broker.conf $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	if [ -f completions/stream.bash ]; then \
 	    for p in $(PROGRAMS); do install -m 644 completions/stream.bash $(DESTDIR)$(BASHCOMPDIR)/$$p; done; fi
@@ -152,7 +157,7 @@ install: all
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS))
 	rm -f $(DESTDIR)$(LIBDIR)/libstream.a $(DESTDIR)$(LIBDIR)/libstream.so $(DESTDIR)$(LIBDIR)/libstream.so.0
-	rm -rf $(DESTDIR)$(INCDIR)/stream
+	rm -rf $(DESTDIR)$(INCDIR)/stream $(DESTDIR)$(DOCDIR)
 	rm -f $(DESTDIR)$(PCDIR)/libstream.pc
 	for m in $(MAN_PAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 	rm -f $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(PROGRAMS)) $(DESTDIR)$(ZSHCOMPDIR)/_stream

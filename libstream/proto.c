@@ -906,10 +906,16 @@ int stream_topic_name_check(const char *name, size_t len, char *errbuf, size_t e
         unsigned char c = (unsigned char)name[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-';
-        if (!ok)
+        if (ok)
+            continue;
+        if (c > 0x20 && c < 0x7f)
             return fail(STREAM_EBADNAME, errbuf, errbuf_len,
-                        "topic name '%s' has byte 0x%02x at %zu; allowed are a-z A-Z 0-9 . _ -",
-                        quote(q, name, len), c, i);
+                        "topic name '%s' contains '%c' (allowed: letters, digits, '.', '_', '-')",
+                        quote(q, name, len), c);
+        return fail(STREAM_EBADNAME, errbuf, errbuf_len,
+                    "topic name '%s' has byte 0x%02x at %zu (allowed: letters, digits, '.', '_', "
+                    "'-')",
+                    quote(q, name, len), c, i);
     }
     return 0;
 }

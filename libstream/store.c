@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "stream/error.h"
+#include "stream/proto.h"
 #include "stream/store.h"
 
 #define META_SUFFIX   ".topic"
@@ -86,36 +87,8 @@ static void note(stream_store *s, const char *fmt, ...)
 
 int stream_topic_name_valid(const char *name, char *errbuf, size_t errbuf_len)
 {
-    if (name == NULL || name[0] == '\0') {
-        errf(errbuf, errbuf_len, "topic name is empty");
-        return STREAM_EBADNAME;
-    }
-    size_t n = strlen(name);
-    if (n > STREAM_TOPIC_NAME_MAX) {
-        errf(errbuf, errbuf_len, "topic name is %zu bytes long (at most %d)", n,
-             STREAM_TOPIC_NAME_MAX);
-        return STREAM_EBADNAME;
-    }
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-        errf(errbuf, errbuf_len, "'%s' is not a valid topic name", name);
-        return STREAM_EBADNAME;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '.' || c == '_' || c == '-')
-            continue;
-        if (c >= 0x21 && c < 0x7f)
-            errf(errbuf, errbuf_len,
-                 "topic name '%.60s' contains '%c' (allowed: letters, digits, '.', '_', '-')", name,
-                 c);
-        else
-            errf(errbuf, errbuf_len,
-                 "topic name contains byte 0x%02x at %zu (allowed: letters, digits, '.', '_', '-')",
-                 c, i);
-        return STREAM_EBADNAME;
-    }
-    return 0;
+    /* One grammar for the wire and the disk: proto.c owns it. */
+    return stream_topic_name_check(name ? name : "", name ? strlen(name) : 0, errbuf, errbuf_len);
 }
 
 static bool is_internal_name(const char *name)

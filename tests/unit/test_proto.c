@@ -924,8 +924,9 @@ static void test_topic_name_grammar(void **state)
     assert_int_equal(stream_topic_name_check("..", 2, eb, sizeof eb), STREAM_EBADNAME);
     assert_int_equal(stream_topic_name_check("...", 3, eb, sizeof eb), 0);
     assert_int_equal(stream_topic_name_check("a/b", 3, eb, sizeof eb), STREAM_EBADNAME);
-    assert_non_null(strstr(eb, "0x2f"));
+    assert_non_null(strstr(eb, "contains '/'"));
     assert_int_equal(stream_topic_name_check("a\0b", 3, eb, sizeof eb), STREAM_EBADNAME);
+    assert_non_null(strstr(eb, "0x00 at 1"));
     assert_int_equal(stream_topic_name_check("__consumer_offsets", 18, eb, sizeof eb), 0);
     assert_true(stream_topic_is_internal("__consumer_offsets", 18));
     assert_false(stream_topic_is_internal("_x", 2));
