@@ -1,0 +1,1148 @@
+/*
+ * client.c - one connection to a broker: connect, hello, pipelined requests
+ * matched to in-order responses, timeouts, reconnect with backoff; plus the
+ * metadata cache and the blocking metadata calls.
+ *
+ * The connection is a state machine driven by stream_client_poll:
+ *
+ *   IDLE --(requests waiting, backoff over)--> CONNECTING (non-blocking
+ *   connect to one address of one broker) --> HELLO (hello sent, nothing
+ *   else) --> READY (requests flow) --(error, EOF, overdue response)--> IDLE
+ *
+ * A connect "round" tries every broker of the list once, starting with the
+ * last one that worked. When a whole round fails, every waiting request fails
+ * with that error (so blocking calls return and the producer counts a retry)
+ * and the next round waits for the backoff, which doubles per failed round.
+ *
+ * Requests live on two FIFO lists: `wait` (not yet on the wire) and `flight`
+ * (being written or written, response expected). Responses arrive in request
+ * order, so each must match the head of `flight`; anything else is a
+ * protocol error that closes the connection. A request without a response
+ * (acks=0 produce) completes when its last byte is written.
+ *
+ * The metadata cache and the metadata calls live in client_metadata.c.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+#include "stream/error.h"
+
+/* Frames written per sendmsg call at most. */
+#define MAX_IOV 64
+/* Bytes read per read() call. */
+#define READ_CHUNK (256 * 1024)
+
+typedef struct creq {
+    struct creq *next;
+    int64_t id;         /* correlation id (> 0) */
+    stream_buf frame;   /* length prefix + payload */
+    size_t written;     /* bytes of frame already written */
+    stream__resp_cb cb; /* NULL once cancelled */
+    void *arg;
+    int64_t deadline_ms;  /* monotonic; fails with ETIMEDOUT after this */
+    int extra_timeout_ms; /* added to request_timeout_ms (long polls) */
+    int flags;            /* STREAM__REQ_* */
+} creq;
+
+typedef struct creq_list {
+    creq *head, *tail;
+    size_t n;
+} creq_list;
+
+typedef struct tick {
+    stream__tick_fn fn;
+    void *arg;
+} tick;
+
+typedef enum conn_state {
+    ST_IDLE = 0,   /* no socket */
+    ST_CONNECTING, /* connect() in progress */
+    ST_HELLO,      /* connected; hello in flight */
+    ST_READY,      /* hello answered; requests flow */
+} conn_state;
+
+struct stream_client {
+    /* configuration (strings copied) */
+    stream_client_conf conf;
+    char *client_name;
+    stream_hostport *brokers; /* the list, in the order given */
+    size_t broker_count;
+
+    /* connection */
+    conn_state state;
+    int fd;                   /* -1 when IDLE */
+    size_t bi;                /* broker being tried / connected */
+    size_t round_tried;       /* brokers tried in the current round */
+    struct addrinfo *ai_list; /* addresses of brokers[bi] */
+    struct addrinfo *ai_next; /* next address to try */
+    int64_t connect_deadline; /* monotonic: connect + hello must finish by then */
+    int64_t next_attempt_ms;  /* monotonic: no new round before this */
+    int backoff_ms;           /* current reconnect backoff */
+    bool want_connect;        /* connect even with no request waiting */
+    bool interrupted;         /* a poll() was interrupted by a signal */
+    size_t max_message_bytes; /* the broker's largest batch (hello); 0 unknown */
+    unsigned rounds_failed;   /* counts failed rounds (stream_client_connect waits on it) */
+    char addr[300];           /* "host:port" of brokers[bi] */
+    int last_err;             /* last connect failure */
+    char last_msg[512];       /* its message ("cannot connect to ...") */
+    stream_frame_reader fr;   /* input framing */
+    stream_msg msg;           /* the response being handled */
+
+    /* requests */
+    creq_list wait;     /* queued, not on the wire */
+    creq_list flight;   /* on the wire (or being written), in order */
+    creq *building;     /* between _req_begin and _send/_abort */
+    stream_buf sink;    /* where a request goes when its allocation failed */
+    stream_frame frame; /* the frame being built */
+    int64_t next_id;    /* next correlation id */
+    int64_t hello_id;   /* id of the hello in flight */
+
+    tick *ticks;
+    size_t nticks, ticks_cap;
+
+    stream__md_cache md; /* metadata cache (client_metadata.c) */
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+int64_t stream__client_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t stream__client_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+{
+    if (!errbuf || errbuf_len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errbuf_len, fmt, ap);
+    va_end(ap);
+}
+
+char *stream__strndup(const char *p, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (!s)
+        return NULL;
+    if (len)
+        memcpy(s, p, len);
+    s[len] = '\0';
+    return s;
+}
+
+/* A message for a socket errno: our table's words where it has them
+ * ("connection refused"), the system's otherwise. */
+static const char *errno_text(int e, int *code)
+{
+    int err = stream_err_from_errno(e);
+    if (code)
+        *code = err;
+    if (err != STREAM_EIO)
+        return stream_strerror(err);
+    switch (e) {
+    case EHOSTUNREACH:
+        return "no route to host";
+    case ENETUNREACH:
+        return "network is unreachable";
+    case EADDRNOTAVAIL:
+        return "address not available";
+    default:
+        return strerror(e);
+    }
+}
+
+static void list_push(creq_list *l, creq *r)
+{
+    r->next = NULL;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+    l->n++;
+}
+
+static creq *list_pop(creq_list *l)
+{
+    creq *r = l->head;
+    if (!r)
+        return NULL;
+    l->head = r->next;
+    if (!l->head)
+        l->tail = NULL;
+    l->n--;
+    r->next = NULL;
+    return r;
+}
+
+/* Removes r, whose predecessor is prev (NULL for the head). */
+static void list_unlink(creq_list *l, creq *prev, creq *r)
+{
+    if (prev)
+        prev->next = r->next;
+    else
+        l->head = r->next;
+    if (l->tail == r)
+        l->tail = prev;
+    l->n--;
+    r->next = NULL;
+}
+
+static void creq_free(creq *r)
+{
+    if (!r)
+        return;
+    stream_buf_release(&r->frame);
+    free(r);
+}
+
+/* Runs r's callback with a transport error (or a success with no response)
+ * and frees r. */
+static void creq_finish(stream_client *c, creq *r, int err, const char *msg)
+{
+    if (r->cb) {
+        stream__resp resp = {.err = err, .msg = msg ? msg : ""};
+        r->cb(c, &resp, r->arg);
+    }
+    creq_free(r);
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+void stream_client_conf_init(stream_client_conf *conf)
+{
+    memset(conf, 0, sizeof *conf);
+    conf->brokers = STREAM_DEFAULT_BROKERS;
+    conf->client_name = "libstream";
+    conf->connect_timeout_ms = 5000;
+    conf->request_timeout_ms = 30000;
+    conf->max_in_flight = 16;
+    conf->reconnect_backoff_ms = 50;
+    conf->reconnect_backoff_max_ms = 2000;
+    conf->max_frame_bytes = 128u << 20;
+    conf->metadata_max_age_ms = 300000;
+}
+
+static int conf_check(const stream_client_conf *f, char *errbuf, size_t errbuf_len)
+{
+#define RANGE(field, lo, hi)                                                                       \
+    if (f->field < (lo) || f->field > (hi)) {                                                      \
+        stream__errf(errbuf, errbuf_len, "client setting %s must be in [%lld, %lld], got %lld",    \
+                     #field, (long long)(lo), (long long)(hi), (long long)f->field);               \
+        return STREAM_EINVAL;                                                                      \
+    }
+    RANGE(connect_timeout_ms, 1, 3600000);
+    RANGE(request_timeout_ms, 1, 86400000);
+    RANGE(max_in_flight, 1, 1024);
+    RANGE(reconnect_backoff_ms, 0, 3600000);
+    RANGE(reconnect_backoff_max_ms, f->reconnect_backoff_ms, 3600000);
+    RANGE(max_frame_bytes, 1024, UINT32_MAX);
+    RANGE(metadata_max_age_ms, 0, INT32_MAX);
+#undef RANGE
+    if (!f->client_name) {
+        stream__errf(errbuf, errbuf_len, "client setting client_name must not be NULL");
+        return STREAM_EINVAL;
+    }
+    return 0;
+}
+
+int stream_client_new(const stream_client_conf *conf, stream_client **out, char *errbuf,
+                      size_t errbuf_len)
+{
+    stream_client_conf dflt;
+    *out = NULL;
+    if (!conf) {
+        stream_client_conf_init(&dflt);
+        conf = &dflt;
+    }
+    int rc = conf_check(conf, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    stream_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return STREAM_ENOMEM;
+    c->conf = *conf;
+    c->fd = -1;
+    c->next_id = 1;
+    c->backoff_ms = conf->reconnect_backoff_ms;
+    stream_frame_reader_init(&c->fr, conf->max_frame_bytes);
+    stream_msg_init(&c->msg);
+    rc = stream_parse_hostport_list(conf->brokers ? conf->brokers : STREAM_DEFAULT_BROKERS,
+                                    STREAM_DEFAULT_PORT, &c->brokers, &c->broker_count, errbuf,
+                                    errbuf_len);
+    if (rc < 0) {
+        stream_client_free(c);
+        return rc;
+    }
+    c->client_name = strdup(conf->client_name);
+    if (!c->client_name) {
+        stream_client_free(c);
+        return STREAM_ENOMEM;
+    }
+    c->conf.brokers = NULL; /* not kept: the parsed list is */
+    c->conf.client_name = c->client_name;
+    stream_hostport_format(&c->brokers[0], c->addr, sizeof c->addr);
+    *out = c;
+    return 0;
+}
+
+static void close_socket(stream_client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    if (c->ai_list)
+        freeaddrinfo(c->ai_list);
+    c->ai_list = c->ai_next = NULL;
+    /* Bytes of a half-read frame belong to the dead connection. */
+    stream_frame_reader_release(&c->fr);
+    stream_frame_reader_init(&c->fr, c->conf.max_frame_bytes);
+}
+
+void stream_client_free(stream_client *c)
+{
+    if (!c)
+        return;
+    close_socket(c);
+    creq *r;
+    while ((r = list_pop(&c->wait)))
+        creq_free(r);
+    while ((r = list_pop(&c->flight)))
+        creq_free(r);
+    creq_free(c->building);
+    stream_buf_release(&c->sink);
+    stream_frame_reader_release(&c->fr);
+    stream_msg_release(&c->msg);
+    stream__md_cache_release(&c->md);
+    free(c->ticks);
+    free(c->brokers);
+    free(c->client_name);
+    free(c);
+}
+
+bool stream_client_connected(const stream_client *c)
+{
+    return c->state == ST_READY;
+}
+
+const char *stream_client_broker(const stream_client *c)
+{
+    return c->addr;
+}
+
+size_t stream_client_pending(const stream_client *c)
+{
+    return c->wait.n + c->flight.n;
+}
+
+int stream__client_request_timeout(const stream_client *c)
+{
+    return c->conf.request_timeout_ms;
+}
+
+int64_t stream__client_deadline(const stream_client *c, int timeout_ms)
+{
+    if (timeout_ms < 0)
+        timeout_ms = c->conf.request_timeout_ms;
+    return stream__client_mono_ms() + timeout_ms;
+}
+
+/* ---- building and queueing requests ------------------------------------- */
+
+msgpack_packer *stream__req_begin(stream_client *c, stream_op op, size_t nfields)
+{
+    creq_free(c->building);
+    c->building = calloc(1, sizeof *c->building);
+    if (!c->building) {
+        /* Pack into a scratch buffer that is dropped; _send reports ENOMEM. */
+        stream_buf_reset(&c->sink);
+        c->sink.oom = true;
+        stream_frame_start(&c->frame, &c->sink);
+        return &c->frame.pk;
+    }
+    c->building->id = c->next_id++;
+    stream_buf_init(&c->building->frame);
+    stream_frame_start(&c->frame, &c->building->frame);
+    stream_pack_request_header(&c->frame.pk, op, (uint64_t)c->building->id, nfields);
+    return &c->frame.pk;
+}
+
+void stream__req_abort(stream_client *c)
+{
+    creq_free(c->building);
+    c->building = NULL;
+}
+
+int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int extra_timeout_ms,
+                         int flags)
+{
+    creq *r = c->building;
+    c->building = NULL;
+    if (!r)
+        return STREAM_ENOMEM;
+    int rc = stream_frame_finish(&c->frame);
+    if (rc < 0) {
+        creq_free(r);
+        return rc;
+    }
+    r->cb = cb;
+    r->arg = arg;
+    r->flags = flags;
+    r->extra_timeout_ms = extra_timeout_ms > 0 ? extra_timeout_ms : 0;
+    r->deadline_ms = stream__client_mono_ms() + c->conf.request_timeout_ms + r->extra_timeout_ms;
+    list_push(&c->wait, r);
+    return r->id;
+}
+
+void stream__req_cancel(stream_client *c, int64_t id)
+{
+    creq *lists[2] = {c->wait.head, c->flight.head};
+    for (int i = 0; i < 2; i++)
+        for (creq *r = lists[i]; r; r = r->next)
+            if (r->id == id) {
+                r->cb = NULL;
+                return;
+            }
+}
+
+/* ---- ticks --------------------------------------------------------------- */
+
+int stream__client_add_tick(stream_client *c, stream__tick_fn fn, void *arg)
+{
+    if (c->nticks == c->ticks_cap) {
+        size_t cap = c->ticks_cap ? c->ticks_cap * 2 : 4;
+        tick *t = realloc(c->ticks, cap * sizeof *t);
+        if (!t)
+            return STREAM_ENOMEM;
+        c->ticks = t;
+        c->ticks_cap = cap;
+    }
+    c->ticks[c->nticks].fn = fn;
+    c->ticks[c->nticks].arg = arg;
+    c->nticks++;
+    return 0;
+}
+
+void stream__client_remove_tick(stream_client *c, stream__tick_fn fn, void *arg)
+{
+    for (size_t i = 0; i < c->nticks; i++)
+        if (c->ticks[i].fn == fn && c->ticks[i].arg == arg) {
+            memmove(&c->ticks[i], &c->ticks[i + 1], (c->nticks - i - 1) * sizeof *c->ticks);
+            c->nticks--;
+            return;
+        }
+}
+
+static int64_t run_ticks(stream_client *c, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    /* A tick may add or remove ticks (a producer freed in a callback is not
+     * allowed, but be safe about the count changing). */
+    for (size_t i = 0; i < c->nticks; i++) {
+        int64_t t = c->ticks[i].fn(c->ticks[i].arg, now);
+        if (t < next)
+            next = t;
+    }
+    return next;
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static int fail_all(stream_client *c, creq_list *l, int err, const char *msg)
+{
+    int n = 0;
+    creq *r;
+    while ((r = list_pop(l))) {
+        creq_finish(c, r, err, msg);
+        n++;
+    }
+    return n;
+}
+
+/* Drops the connection: requests in flight fail with err (the waiting ones
+ * stay for the next connection). Returns the callbacks run. */
+static int conn_lost(stream_client *c, int err, const char *why)
+{
+    char msg[600];
+    if (c->state == ST_HELLO) /* the round's message names the broker already */
+        snprintf(msg, sizeof msg, "%s", why);
+    else
+        snprintf(msg, sizeof msg, "connection to %s lost: %s", c->addr, why);
+    close_socket(c);
+    c->state = ST_IDLE;
+    c->next_attempt_ms = stream__client_mono_ms() + c->conf.reconnect_backoff_ms;
+    c->backoff_ms = c->conf.reconnect_backoff_ms;
+    return fail_all(c, &c->flight, err, msg);
+}
+
+static void set_broker(stream_client *c, size_t bi)
+{
+    c->bi = bi;
+    stream_hostport_format(&c->brokers[bi], c->addr, sizeof c->addr);
+}
+
+/* The whole round failed: fail what waits, back off. Returns callbacks run. */
+static int round_failed(stream_client *c, int err, const char *reason)
+{
+    if (c->broker_count == 1) {
+        snprintf(c->last_msg, sizeof c->last_msg, "cannot connect to %s: %s", c->addr, reason);
+    } else {
+        char list[400] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < c->broker_count && off < sizeof list; i++) {
+            char one[300];
+            stream_hostport_format(&c->brokers[i], one, sizeof one);
+            int w = snprintf(list + off, sizeof list - off, "%s%s", i ? ", " : "", one);
+            if (w < 0)
+                break;
+            off += (size_t)w;
+        }
+        snprintf(c->last_msg, sizeof c->last_msg, "cannot connect to any of %s: %s", list, reason);
+    }
+    c->last_err = err;
+    c->rounds_failed++;
+    c->round_tried = 0;
+    c->state = ST_IDLE;
+    c->want_connect = false;
+    close_socket(c);
+    int64_t now = stream__client_mono_ms();
+    c->next_attempt_ms = now + c->backoff_ms;
+    c->backoff_ms = c->backoff_ms * 2 > c->conf.reconnect_backoff_max_ms
+                        ? c->conf.reconnect_backoff_max_ms
+                        : c->backoff_ms * 2;
+    return fail_all(c, &c->wait, err, c->last_msg);
+}
+
+static int try_next_address(stream_client *c, int err, const char *reason);
+
+/* Starts connecting to brokers[bi]: resolves it and tries its addresses. */
+static int start_broker(stream_client *c)
+{
+    char port[8];
+    const stream_hostport *hp = &c->brokers[c->bi];
+    snprintf(port, sizeof port, "%u", (unsigned)hp->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
+    if (c->ai_list)
+        freeaddrinfo(c->ai_list);
+    c->ai_list = c->ai_next = NULL;
+    c->connect_deadline = stream__client_mono_ms() + c->conf.connect_timeout_ms;
+    int g = getaddrinfo(hp->host, port, &hints, &c->ai_list);
+    if (g != 0) {
+        char why[300];
+        snprintf(why, sizeof why, "cannot resolve host '%s': %s", hp->host, gai_strerror(g));
+        c->ai_list = NULL;
+        return try_next_address(c, STREAM_EIO, why);
+    }
+    c->ai_next = c->ai_list;
+    return try_next_address(c, STREAM_ECONNREFUSED, "no address");
+}
+
+/* Tries the next address of the current broker, then the next broker, and
+ * fails the round when every broker has been tried. err/reason describe the
+ * failure that led here. Returns callbacks run. */
+static int try_next_address(stream_client *c, int err, const char *reason)
+{
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+        stream_frame_reader_release(&c->fr);
+        stream_frame_reader_init(&c->fr, c->conf.max_frame_bytes);
+    }
+    while (c->ai_next) {
+        struct addrinfo *ai = c->ai_next;
+        c->ai_next = ai->ai_next;
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = stream_err_from_errno(errno);
+            reason = errno_text(errno, NULL);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+            c->fd = fd;
+            c->state = ST_CONNECTING;
+            return 0;
+        }
+        reason = errno_text(errno, &err);
+        close(fd);
+    }
+    /* This broker is out of addresses: next broker or the round is over. */
+    c->round_tried++;
+    if (c->round_tried >= c->broker_count)
+        return round_failed(c, err, reason);
+    set_broker(c, (c->bi + 1) % c->broker_count);
+    return start_broker(c);
+}
+
+static int send_hello(stream_client *c);
+
+/* The non-blocking connect finished (POLLOUT). */
+static int connect_done(stream_client *c)
+{
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr == EINPROGRESS || soerr == EALREADY)
+        return 0;
+    if (soerr != 0) {
+        int err;
+        const char *why = errno_text(soerr, &err);
+        return try_next_address(c, err, why);
+    }
+    c->state = ST_HELLO;
+    return send_hello(c);
+}
+
+static void hello_cb(stream_client *c, const stream__resp *r, void *arg)
+{
+    (void)arg;
+    c->hello_id = 0;
+    uint64_t version = 0, max_message = 0;
+    int rc = r->err;
+    char why[400];
+    why[0] = '\0';
+    if (rc == 0 &&
+        (stream_field_uint(r->root, "version", UINT32_MAX, &version, why, sizeof why) < 0 ||
+         stream_field_uint_opt(r->root, "max_message_bytes", INT32_MAX, 0, &max_message, why,
+                               sizeof why) < 0))
+        rc = STREAM_EPROTO;
+    if (rc == 0 && (version < 1 || version > STREAM_PROTOCOL_VERSION)) {
+        snprintf(why, sizeof why, "the broker answered protocol version %llu",
+                 (unsigned long long)version);
+        rc = STREAM_EPROTO;
+    }
+    if (rc == 0) {
+        c->max_message_bytes = (size_t)max_message;
+        c->state = ST_READY;
+        c->last_err = 0;
+        c->round_tried = 0;
+        c->backoff_ms = c->conf.reconnect_backoff_ms;
+        c->want_connect = false;
+        if (c->ai_list)
+            freeaddrinfo(c->ai_list);
+        c->ai_list = c->ai_next = NULL;
+        return;
+    }
+    /* The broker refused us or the connection broke during hello: this
+     * broker failed; the round goes on. */
+    char reason[500];
+    snprintf(reason, sizeof reason, "hello failed: %s",
+             why[0]      ? why
+             : r->msg[0] ? r->msg
+                         : stream_strerror(rc));
+    int err = rc;
+    if (r->root) /* an answer, not a transport failure: the peer is incompatible */
+        err = rc == STREAM_EUNSUPPORTED ? STREAM_EUNSUPPORTED : STREAM_EPROTO;
+    c->ai_next = NULL; /* do not try other addresses of a broker that answered */
+    try_next_address(c, err, reason);
+}
+
+static int send_hello(stream_client *c)
+{
+    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_HELLO, 2);
+    stream_pack_kv_int(pk, "version", STREAM_PROTOCOL_VERSION);
+    stream_pack_kv_cstr(pk, "client", c->client_name);
+    creq *r = c->building;
+    c->building = NULL;
+    if (!r || stream_frame_finish(&c->frame) < 0) {
+        creq_free(r);
+        return try_next_address(c, STREAM_ENOMEM, "out of memory");
+    }
+    r->cb = hello_cb;
+    r->deadline_ms = c->connect_deadline;
+    c->hello_id = r->id;
+    /* Hello goes first, before anything queued. */
+    list_push(&c->flight, r);
+    return 0;
+}
+
+/* Starts a round if one is needed and allowed. Returns callbacks run. */
+static int maybe_connect(stream_client *c, int64_t now)
+{
+    if (c->state != ST_IDLE)
+        return 0;
+    if (c->wait.n == 0 && !c->want_connect)
+        return 0;
+    if (now < c->next_attempt_ms)
+        return 0;
+    c->round_tried = 0;
+    set_broker(c, c->bi);
+    return start_broker(c);
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+/* Moves waiting requests onto the wire while there is room. */
+static void pump(stream_client *c, int64_t now)
+{
+    if (c->state != ST_READY)
+        return;
+    while (c->wait.head && c->flight.n < (size_t)c->conf.max_in_flight) {
+        creq *r = list_pop(&c->wait);
+        r->deadline_ms = now + c->conf.request_timeout_ms + r->extra_timeout_ms;
+        list_push(&c->flight, r);
+    }
+}
+
+static bool want_write(const stream_client *c)
+{
+    if (c->state == ST_CONNECTING)
+        return true;
+    for (creq *r = c->flight.head; r; r = r->next)
+        if (r->written < r->frame.len)
+            return true;
+    return false;
+}
+
+/* Writes what it can of the flight list. Returns callbacks run (requests
+ * without a response complete here), or -1 when the connection broke (the
+ * failure already handled). */
+static int write_out(stream_client *c)
+{
+    int ran = 0;
+    for (;;) {
+        struct iovec iov[MAX_IOV];
+        int n = 0;
+        for (creq *r = c->flight.head; r && n < MAX_IOV; r = r->next) {
+            if (r->written == r->frame.len)
+                continue;
+            iov[n].iov_base = r->frame.data + r->written;
+            iov[n].iov_len = r->frame.len - r->written;
+            n++;
+        }
+        if (n == 0)
+            return ran;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return ran;
+            int err;
+            const char *why = errno_text(errno, &err);
+            (void)err;
+            ran += conn_lost(c, STREAM_ECONNRESET, why);
+            return -1 - ran;
+        }
+        size_t left = (size_t)w;
+        creq *prev = NULL, *r = c->flight.head;
+        while (r && left > 0) {
+            creq *next = r->next;
+            size_t want = r->frame.len - r->written;
+            if (want == 0) {
+                prev = r;
+                r = next;
+                continue;
+            }
+            size_t take = want < left ? want : left;
+            r->written += take;
+            left -= take;
+            if (r->written == r->frame.len && (r->flags & STREAM__REQ_NO_RESPONSE)) {
+                list_unlink(&c->flight, prev, r);
+                creq_finish(c, r, 0, "");
+                ran++;
+            } else {
+                prev = r;
+            }
+            r = next;
+        }
+    }
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* Handles one response payload. Returns 1 when a callback ran, 0, or -1 when
+ * the connection was dropped (protocol error). */
+static int handle_frame(stream_client *c, const uint8_t *p, size_t len)
+{
+    char eb[256];
+    int rc = stream_msg_parse(p, len, &c->msg, eb, sizeof eb);
+    uint64_t id = 0;
+    int err = 0;
+    const char *text = NULL;
+    size_t text_len = 0;
+    if (rc == 0)
+        rc = stream_msg_response(&c->msg, &id, &err, &text, &text_len, eb, sizeof eb);
+    if (rc < 0) {
+        char why[300];
+        snprintf(why, sizeof why, "bad response: %s", eb);
+        conn_lost(c, STREAM_EPROTO, why);
+        return -1;
+    }
+    if (id == 0) {
+        /* The broker's connection-level error: it is closing on us. */
+        char why[300];
+        snprintf(why, sizeof why, "broker error: %.*s", (int)(text_len < 250 ? text_len : 250),
+                 text ? text : stream_strerror(err));
+        conn_lost(c, err ? err : STREAM_EPROTO, why);
+        return -1;
+    }
+    creq *r = c->flight.head;
+    if (!r || r->id != (int64_t)id || r->written < r->frame.len) {
+        char why[128];
+        snprintf(why, sizeof why, "response id %llu does not match request %lld",
+                 (unsigned long long)id, r ? (long long)r->id : -1LL);
+        conn_lost(c, STREAM_EPROTO, why);
+        return -1;
+    }
+    list_pop(&c->flight);
+    char msg[512];
+    if (err != 0) {
+        if (text && text_len)
+            snprintf(msg, sizeof msg, "%.*s", (int)(text_len < 500 ? text_len : 500), text);
+        else
+            snprintf(msg, sizeof msg, "%s", stream_strerror(err));
+    } else {
+        msg[0] = '\0';
+    }
+    if (r->cb) {
+        stream__resp resp = {
+            .err = err, .msg = msg, .root = &c->msg.root, .payload = p, .payload_len = len};
+        r->cb(c, &resp, r->arg);
+    }
+    creq_free(r);
+    return 1;
+}
+
+/* Reads what is there and handles whole frames. Returns callbacks run, or a
+ * negative count - 1 when the connection dropped. */
+static int read_in(stream_client *c)
+{
+    int ran = 0;
+    for (;;) {
+        uint8_t *p;
+        size_t avail;
+        if (stream_frame_reader_prepare(&c->fr, READ_CHUNK, &p, &avail) < 0) {
+            ran += conn_lost(c, STREAM_ENOMEM, "out of memory");
+            return -1 - ran;
+        }
+        ssize_t n = read(c->fd, p, avail);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return ran;
+        if (n <= 0) {
+            int err = STREAM_ECONNRESET;
+            const char *why = n == 0 ? "closed by the broker" : errno_text(errno, NULL);
+            ran += conn_lost(c, err, why);
+            return -1 - ran;
+        }
+        char eb[256];
+        int rc = stream_frame_reader_commit(&c->fr, (size_t)n, eb, sizeof eb);
+        const uint8_t *payload;
+        size_t plen;
+        int fr;
+        conn_state before = c->state;
+        while ((fr = stream_frame_reader_next(&c->fr, &payload, &plen)) == 1) {
+            int h = handle_frame(c, payload, plen);
+            if (h < 0)
+                return -1 - ran;
+            ran += h;
+            /* A hello failure moves on to another broker: this socket is gone. */
+            if (c->state != before || c->fd < 0)
+                return ran;
+        }
+        if (fr < 0 || rc < 0) {
+            char why[300];
+            snprintf(why, sizeof why, "bad frame: %s", eb);
+            ran += conn_lost(c, STREAM_EPROTO, why);
+            return -1 - ran;
+        }
+        if ((size_t)n < avail)
+            return ran; /* drained the socket for now */
+    }
+}
+
+/* ---- timeouts ------------------------------------------------------------ */
+
+/* Fails overdue requests. Returns callbacks run. */
+static int expire(stream_client *c, int64_t now)
+{
+    int ran = 0;
+    if (c->state == ST_CONNECTING && now >= c->connect_deadline) {
+        char why[64];
+        snprintf(why, sizeof why, "timed out after %d ms", c->conf.connect_timeout_ms);
+        c->ai_next = NULL;
+        ran += try_next_address(c, STREAM_ETIMEDOUT, why);
+    }
+    for (creq *r = c->flight.head; r; r = r->next) {
+        if (now < r->deadline_ms)
+            continue;
+        if (r->id == c->hello_id && c->state == ST_HELLO) {
+            /* Hello unanswered: this broker failed; try the next. */
+            list_pop(&c->flight);
+            creq_free(r);
+            c->hello_id = 0;
+            char why[64];
+            snprintf(why, sizeof why, "no hello response after %d ms", c->conf.connect_timeout_ms);
+            c->ai_next = NULL;
+            ran += try_next_address(c, STREAM_ETIMEDOUT, why);
+            break;
+        }
+        /* Responses are in order: one overdue response holds up every later
+         * one, so the connection is given up. */
+        creq *prev = NULL;
+        for (creq *q = c->flight.head; q != r; q = q->next)
+            prev = q;
+        list_unlink(&c->flight, prev, r);
+        char msg[400];
+        snprintf(msg, sizeof msg, "request to %s timed out after %d ms", c->addr,
+                 c->conf.request_timeout_ms + r->extra_timeout_ms);
+        creq_finish(c, r, STREAM_ETIMEDOUT, msg);
+        ran++;
+        ran += conn_lost(c, STREAM_ECONNRESET, "a response was overdue");
+        break;
+    }
+    creq *prev = NULL;
+    for (creq *r = c->wait.head; r;) {
+        creq *next = r->next;
+        if (now >= r->deadline_ms) {
+            list_unlink(&c->wait, prev, r);
+            char msg[600];
+            if (c->last_err)
+                snprintf(msg, sizeof msg, "request timed out: %s", c->last_msg);
+            else
+                snprintf(msg, sizeof msg, "request timed out waiting for a connection to %s",
+                         c->addr);
+            creq_finish(c, r, STREAM_ETIMEDOUT, msg);
+            ran++;
+        } else {
+            prev = r;
+        }
+        r = next;
+    }
+    return ran;
+}
+
+static int64_t next_deadline(const stream_client *c)
+{
+    int64_t t = INT64_MAX;
+    if (c->state == ST_CONNECTING && c->connect_deadline < t)
+        t = c->connect_deadline;
+    for (creq *r = c->flight.head; r; r = r->next)
+        if (r->deadline_ms < t)
+            t = r->deadline_ms;
+    for (creq *r = c->wait.head; r; r = r->next)
+        if (r->deadline_ms < t)
+            t = r->deadline_ms;
+    if (c->state == ST_IDLE && (c->wait.n || c->want_connect) && c->next_attempt_ms < t)
+        t = c->next_attempt_ms;
+    return t;
+}
+
+/* ---- the poll ------------------------------------------------------------ */
+
+/* Everything that needs no waiting: ticks, connects, timeouts, writes.
+ * Returns callbacks run; *wake gets the earliest time something is due. */
+static int drive(stream_client *c, int64_t *wake)
+{
+    int ran = 0;
+    int64_t now = stream__client_mono_ms();
+    int64_t t = run_ticks(c, now);
+    ran += expire(c, now);
+    ran += maybe_connect(c, now);
+    pump(c, now);
+    if (c->state == ST_HELLO || c->state == ST_READY) {
+        int w = write_out(c);
+        ran += w >= 0 ? w : -1 - w;
+        if (w < 0)
+            ran += maybe_connect(c, now);
+    }
+    int64_t d = next_deadline(c);
+    *wake = d < t ? d : t;
+    return ran;
+}
+
+int stream_client_poll(stream_client *c, int timeout_ms)
+{
+    int64_t wake;
+    int ran = drive(c, &wake);
+    int64_t now = stream__client_mono_ms();
+    int64_t limit = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
+    if (ran > 0)
+        limit = now; /* report what happened before sleeping */
+    if (wake < limit)
+        limit = wake;
+    int wait_ms;
+    if (limit == INT64_MAX)
+        wait_ms = -1;
+    else if (limit <= now)
+        wait_ms = 0;
+    else
+        wait_ms = limit - now > INT32_MAX ? INT32_MAX : (int)(limit - now);
+
+    struct pollfd pfd = {.fd = c->fd, .events = 0};
+    if (c->fd >= 0) {
+        pfd.events = POLLIN;
+        if (want_write(c))
+            pfd.events |= POLLOUT;
+    }
+    int n = poll(c->fd >= 0 ? &pfd : NULL, c->fd >= 0 ? 1 : 0, wait_ms);
+    if (n < 0) {
+        if (errno == EINTR)
+            c->interrupted = true;
+        return ran; /* poll itself failing (ENOMEM) is retried next call */
+    }
+    if (n > 0 && c->fd >= 0) {
+        if (c->state == ST_CONNECTING) {
+            if (pfd.revents & (POLLOUT | POLLERR | POLLHUP))
+                ran += connect_done(c);
+        } else {
+            if (pfd.revents & (POLLIN | POLLERR | POLLHUP)) {
+                int r = read_in(c);
+                ran += r >= 0 ? r : -1 - r;
+            }
+        }
+    }
+    /* Callbacks may have queued requests (the next fetch, a retry): send
+     * them now rather than on the next call. */
+    ran += drive(c, &wake);
+    return ran;
+}
+
+int stream__client_wait(stream_client *c, const bool *done, int64_t deadline_ms)
+{
+    while (!*done) {
+        int64_t now = stream__client_mono_ms();
+        if (now >= deadline_ms)
+            return STREAM_ETIMEDOUT;
+        int64_t left = deadline_ms - now;
+        int rc = stream_client_poll(c, left > 1000 ? 1000 : (int)left);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int stream_client_connect(stream_client *c, int timeout_ms, char *errbuf, size_t errbuf_len)
+{
+    if (c->state == ST_READY)
+        return 0;
+    int64_t now = stream__client_mono_ms();
+    int64_t deadline = INT64_MAX;
+    if (timeout_ms >= 0)
+        deadline = now + timeout_ms;
+    unsigned rounds = c->rounds_failed;
+    c->want_connect = true;
+    if (c->state == ST_IDLE)
+        c->next_attempt_ms = now; /* an explicit connect skips the backoff */
+    while (c->state != ST_READY && c->rounds_failed == rounds) {
+        now = stream__client_mono_ms();
+        if (now >= deadline) {
+            c->want_connect = false;
+            stream__errf(errbuf, errbuf_len, "cannot connect to %s: timed out after %d ms", c->addr,
+                         timeout_ms);
+            return STREAM_ETIMEDOUT;
+        }
+        int64_t left = deadline - now;
+        stream_client_poll(c, left > 1000 ? 1000 : (int)left);
+    }
+    if (c->state == ST_READY)
+        return 0;
+    stream__errf(errbuf, errbuf_len, "%s", c->last_msg);
+    return c->last_err ? c->last_err : STREAM_ECONNREFUSED;
+}
+
+size_t stream__client_max_message_bytes(const stream_client *c)
+{
+    return c->max_message_bytes;
+}
+
+bool stream__client_take_interrupted(stream_client *c)
+{
+    bool was = c->interrupted;
+    c->interrupted = false;
+    return was;
+}
+
+void stream__client_kick(stream_client *c)
+{
+    int64_t wake;
+    drive(c, &wake);
+}
+
+/* ---- blocking calls ------------------------------------------------------ */
+
+typedef struct sync_call {
+    bool done;
+    int err;
+    stream__parse_fn parse;
+    void *arg;
+    char *errbuf;
+    size_t errbuf_len;
+} sync_call;
+
+static void sync_cb(stream_client *c, const stream__resp *r, void *arg)
+{
+    sync_call *s = arg;
+    s->done = true;
+    s->err = r->err;
+    if (r->err != 0) {
+        stream__errf(s->errbuf, s->errbuf_len, "%s", r->msg[0] ? r->msg : stream_strerror(r->err));
+        return;
+    }
+    if (s->parse) {
+        s->err = s->parse(r->root, s->arg, s->errbuf, s->errbuf_len);
+        if (s->err == STREAM_EBADREQ)
+            s->err = STREAM_EPROTO; /* the broker sent something malformed */
+    }
+}
+
+int stream__client_call(stream_client *c, int timeout_ms, stream__parse_fn parse, void *arg,
+                        char *errbuf, size_t errbuf_len)
+{
+    sync_call s = {.parse = parse, .arg = arg, .errbuf = errbuf, .errbuf_len = errbuf_len};
+    int64_t deadline = stream__client_deadline(c, timeout_ms);
+    int64_t id = stream__req_send(c, sync_cb, &s, 0, 0);
+    if (id < 0) {
+        stream__errf(errbuf, errbuf_len, "cannot send request: %s", stream_strerror((int)id));
+        return (int)id;
+    }
+    int rc = stream__client_wait(c, &s.done, deadline);
+    if (rc < 0) {
+        stream__req_cancel(c, id); /* s is about to go out of scope */
+        if (rc == STREAM_ETIMEDOUT)
+            stream__errf(errbuf, errbuf_len, "request to %s timed out after %d ms", c->addr,
+                         timeout_ms < 0 ? c->conf.request_timeout_ms : timeout_ms);
+        return rc;
+    }
+    return s.err;
+}
+
+stream__md_cache *stream__client_md(stream_client *c)
+{
+    return &c->md;
+}
+
+int stream__client_metadata_max_age(const stream_client *c)
+{
+    return c->conf.metadata_max_age_ms;
+}

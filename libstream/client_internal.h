@@ -1,0 +1,163 @@
+/*
+ * client_internal.h - what the client's files share (client.c, producer.c,
+ * consumer.c, admin.c). Not installed; prefix stream__.
+ *
+ * The request path:
+ *
+ *   stream__req_begin(c, op, n)      -> a packer positioned after "op" and "id";
+ *   pack n key/value pairs               the caller packs its n fields
+ *   stream__req_send(c, cb, arg, ...) -> queued; sent when the connection is
+ *                                        up and fewer than max_in_flight are out
+ *   ... stream_client_poll ...
+ *   cb(c, resp, arg)                  -> exactly once: the response (resp->root)
+ *                                        or a transport error (resp->root NULL)
+ *
+ * A response callback runs inside stream_client_poll (or a blocking call that
+ * polls). It may queue new requests; it must not call blocking calls (they
+ * would poll recursively) or free the client.
+ */
+#ifndef STREAM_CLIENT_INTERNAL_H
+#define STREAM_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "stream/client.h"
+#include "stream/proto.h"
+
+/* A response as handed to a request's callback. */
+typedef struct stream__resp {
+    int err;                    /* 0, the response's err (negative), or a transport
+                                   error (ECONNRESET, ECONNREFUSED, ETIMEDOUT, EPROTO) */
+    const char *msg;            /* NUL-terminated detail; "" when err == 0. Borrowed. */
+    const msgpack_object *root; /* The response map; NULL on a transport error.
+                                   Borrowed: valid during the callback only. */
+    const uint8_t *payload;     /* The frame's payload (root points into it); NULL on a
+                                   transport error. Borrowed likewise: copy to keep. */
+    size_t payload_len;
+} stream__resp;
+
+typedef void (*stream__resp_cb)(stream_client *c, const stream__resp *r, void *arg);
+
+/* Monotonic milliseconds (for deadlines) and wall-clock ms since the epoch. */
+int64_t stream__client_mono_ms(void);
+int64_t stream__client_wall_ms(void);
+
+/* Starts a request: returns a packer that has written the map header for
+ * 2 + nfields entries, "op" and "id". Pack exactly nfields pairs, then
+ * _send or _abort. One request at a time is under construction. */
+msgpack_packer *stream__req_begin(stream_client *c, stream_op op, size_t nfields);
+
+/* Request flags. */
+#define STREAM__REQ_NO_RESPONSE 0x1 /* acks=0 produce: done once written */
+
+/* Queues the request begun last. cb (may be NULL) gets exactly one call,
+ * never from inside _send. extra_timeout_ms is added to request_timeout_ms
+ * (a long poll's max_wait_ms). Returns the request id (> 0), or STREAM_ENOMEM
+ * (then cb is never called). */
+int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int extra_timeout_ms,
+                         int flags);
+
+/* Drops the request begun last. */
+void stream__req_abort(stream_client *c);
+
+/* Makes sure request `id` never calls its callback (it may still be sent
+ * and answered; the answer is dropped). Unknown ids are ignored. */
+void stream__req_cancel(stream_client *c, int64_t id);
+
+/* A timer hook: called at every stream_client_poll with the monotonic time;
+ * does what is due (send lingering batches, start the next fetch) and
+ * returns the monotonic time it next wants to run (INT64_MAX: nothing
+ * scheduled), so the poll does not sleep past it. */
+typedef int64_t (*stream__tick_fn)(void *arg, int64_t now_ms);
+int stream__client_add_tick(stream_client *c, stream__tick_fn fn, void *arg);
+void stream__client_remove_tick(stream_client *c, stream__tick_fn fn, void *arg);
+
+/* Polls until *done becomes true or the monotonic deadline passes (INT64_MAX:
+ * no deadline). Returns 0 when done, STREAM_ETIMEDOUT, or a broken client's
+ * error. */
+int stream__client_wait(stream_client *c, const bool *done, int64_t deadline_ms);
+
+/* The monotonic deadline for a blocking call's timeout_ms (-1: the client's
+ * request_timeout_ms). */
+int64_t stream__client_deadline(const stream_client *c, int timeout_ms);
+
+/* The client's request_timeout_ms. */
+int stream__client_request_timeout(const stream_client *c);
+
+/* One cached topic. */
+typedef struct stream__topic_md {
+    char *name;              /* owned */
+    int err;                 /* 0, or the error metadata returned for it */
+    int32_t partition_count; /* 0 when err */
+    int32_t *leaders;        /* partition_count leaders (-1: none) */
+    int64_t fetched_ms;      /* monotonic time of the metadata it came from */
+    bool stale;              /* invalidated: refetch before trusting */
+} stream__topic_md;
+
+/* A metadata request for one topic that is out, so refreshes do not pile up. */
+typedef struct stream__md_pending {
+    char *topic; /* owned */
+    struct stream__md_pending *next;
+} stream__md_pending;
+
+/* The metadata cache a client owns (client_metadata.c). */
+typedef struct stream__md_cache {
+    stream__topic_md *topics; /* sorted by name */
+    size_t ntopics, cap;
+    stream__md_pending *pending; /* refreshes in flight */
+} stream__md_cache;
+
+stream__md_cache *stream__client_md(stream_client *c);
+void stream__md_cache_release(stream__md_cache *md);
+int stream__client_metadata_max_age(const stream_client *c);
+
+/* The cached entry for topic, or NULL; may be stale or old. Borrowed until
+ * the next poll. */
+const stream__topic_md *stream__client_topic(stream_client *c, const char *topic);
+
+/* Sends a metadata request for topic (unless one is already out for it) and
+ * updates the cache when it comes back. Returns 0 or STREAM_ENOMEM. */
+int stream__client_refresh_async(stream_client *c, const char *topic);
+
+/* Parses a successful response inside a blocking call (root borrowed). Returns
+ * 0 or an error with errbuf set; a response's `err` never reaches it. */
+typedef int (*stream__parse_fn)(const msgpack_object *root, void *arg, char *errbuf,
+                                size_t errbuf_len);
+
+/* Sends the request begun last and waits for its response (up to timeout_ms;
+ * -1: request_timeout_ms), then runs parse on it. Returns 0, the response's
+ * err (errbuf gets its msg), a transport error, STREAM_ETIMEDOUT (the request
+ * is abandoned), or parse's error. */
+int stream__client_call(stream_client *c, int timeout_ms, stream__parse_fn parse, void *arg,
+                        char *errbuf, size_t errbuf_len);
+
+/* The broker's max_message_bytes from hello (its default largest batch), 0
+ * while unknown. */
+size_t stream__client_max_message_bytes(const stream_client *c);
+
+/* True (once) when a stream_client_poll since the last call was interrupted
+ * by a signal, so loops around it can return to their caller. */
+bool stream__client_take_interrupted(stream_client *c);
+
+/* Sends and writes what can be written now, without waiting or reading. */
+void stream__client_kick(stream_client *c);
+
+/* Like stream_client_partition_count, but a topic that does not exist is
+ * created with the broker's default partition count when the broker has
+ * auto.create.topics.enable (what a produce to it would do anyway), so the
+ * producer knows the count before its first batch. */
+int stream__client_partition_count_create(stream_client *c, const char *topic, int timeout_ms,
+                                          char *errbuf, size_t errbuf_len);
+
+/* Formats "topic 'T' partition P: " style detail safely into a fixed buffer. */
+void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Copies a wire string (not NUL-terminated) into a malloc'ed C string;
+ * NULL on ENOMEM. */
+char *stream__strndup(const char *p, size_t len);
+
+#endif /* STREAM_CLIENT_INTERNAL_H */

@@ -1,0 +1,1061 @@
+/*
+ * consumer.c - a standalone consumer: assigned partitions, positions, fetch
+ * ahead, long polls, records borrowed from the fetch buffer.
+ *
+ * Two offsets per partition:
+ *
+ *   position      the next offset stream_consumer_poll returns
+ *   fetch_offset  the next offset to ask the broker for; records in
+ *                 [position, fetch_offset) sit in fetch buffers already
+ *
+ * At most one fetch is in flight, and it is sent only while at most one
+ * response is waiting to be consumed (the one being consumed counts), so a
+ * caller working through a response has the next one coming meanwhile, and
+ * memory stays within about two responses (2 x max_bytes).
+ *
+ * A response is copied when it arrives (the records bins only, into one
+ * allocation), so its records can be handed out while the client reads on.
+ * Every assigned partition has an epoch, bumped by seek, unassign and offset
+ * resets; fetched data tagged with an older epoch is dropped unread.
+ *
+ * Errors in a partition's answer are handled in order, when the consumer
+ * reaches that answer: offset out of range follows auto_offset_reset;
+ * retriable errors back off and refetch; others become an ERROR event and
+ * pause the partition until seek. Transport failures of the fetch itself
+ * back off and refetch from fetch_offset.
+ *
+ * Wire format (share/doc/protocol.md, "fetch"):
+ *   request  {max_wait_ms, min_bytes, max_bytes, topics: [{name, partitions:
+ *            [{partition, offset, max_bytes}]}]}
+ *   response {topics: [{name, partitions: [{partition, err, msg?,
+ *            high_watermark, log_start_offset, records: bin}]}]}
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "stream/error.h"
+
+typedef struct cpart {
+    char *topic; /* owned */
+    int32_t partition;
+    bool assigned;          /* false after unassign (kept: fetch data may point here) */
+    int64_t position;       /* next offset to return */
+    int64_t fetch_offset;   /* next offset to fetch */
+    int64_t end;            /* stop before this offset; -1: follow */
+    int64_t high_watermark; /* last seen; -1 unknown */
+    int64_t log_start;      /* last seen; -1 unknown */
+    uint32_t epoch;         /* data fetched under another epoch is dropped */
+    bool paused;            /* after an error: until seek */
+    bool done;              /* reached end */
+    bool blocked;           /* an error answer waits to be processed: no fetch */
+    bool caught_up;         /* follow mode: EOF reported since the last record */
+    int64_t retry_at_ms;    /* monotonic: no fetch before (backoff) */
+    int backoff_ms;         /* current backoff */
+} cpart;
+
+/* One partition's answer in a fetch response. */
+typedef struct fentry {
+    cpart *cp;
+    uint32_t epoch; /* cp's epoch when the fetch was sent */
+    int err;
+    char *msg;              /* owned, when err */
+    int64_t high_watermark; /* -1 when not given */
+    int64_t log_start;
+    const uint8_t *records; /* into fbuf.data */
+    size_t len;
+} fentry;
+
+/* A fetch response being consumed or waiting to be. */
+typedef struct fbuf {
+    struct fbuf *next;
+    uint8_t *data; /* the records bins, back to back */
+    fentry *entries;
+    size_t n;
+    size_t ei;          /* the entry being consumed */
+    size_t boff;        /* offset of the next batch in entries[ei] */
+    bool entry_started; /* entries[ei] has been begun */
+    bool iter_active;   /* it is over a batch of entries[ei] */
+    stream_record_iter it;
+} fbuf;
+
+typedef struct cevent {
+    stream_event_type type;
+    cpart *cp;
+    int64_t offset;
+    int err;
+    char *msg;
+    int64_t log_start, high_watermark;
+} cevent;
+
+struct stream_consumer {
+    stream_client *c;
+    stream_consumer_conf conf;
+    cpart **parts;
+    size_t nparts, parts_cap;
+    fbuf *cur;                     /* being consumed */
+    fbuf *queue_head, *queue_tail; /* arrived, not yet consumed */
+    size_t queued;                 /* responses in cur + queue */
+    int64_t fetch_id;              /* request in flight, 0 when none */
+    struct fetch_ctx *fetch;       /* its context */
+    cevent *events;                /* pending EOF / ERROR events, FIFO */
+    size_t nevents, events_cap, events_head;
+    char *last_msg; /* the msg of the last event returned (borrowed by it) */
+    size_t rotate;  /* where the next fetch starts in parts (fairness) */
+};
+
+typedef struct fetch_ctx {
+    stream_consumer *co;
+    size_t n;
+    cpart **cps;
+    uint32_t *epochs;
+} fetch_ctx;
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 1000
+
+/* ---- configuration ------------------------------------------------------- */
+
+void stream_consumer_conf_init(stream_consumer_conf *conf)
+{
+    memset(conf, 0, sizeof *conf);
+    conf->max_wait_ms = 500;
+    conf->min_bytes = 1;
+    conf->max_bytes = 8 << 20;
+    conf->max_partition_bytes = 2 << 20;
+    conf->stop_at_end = false;
+    conf->auto_offset_reset = STREAM_RESET_ERROR;
+    conf->check_crc = true;
+}
+
+static int64_t consumer_tick(void *arg, int64_t now);
+
+int stream_consumer_new(stream_client *c, const stream_consumer_conf *conf, stream_consumer **out,
+                        char *errbuf, size_t errbuf_len)
+{
+    stream_consumer_conf dflt;
+    *out = NULL;
+    if (!conf) {
+        stream_consumer_conf_init(&dflt);
+        conf = &dflt;
+    }
+    if (conf->max_wait_ms < 0 || conf->max_wait_ms > 3600000 || conf->min_bytes < 0 ||
+        conf->max_bytes < 1 || conf->max_partition_bytes < 1 ||
+        (unsigned)conf->auto_offset_reset > STREAM_RESET_LATEST) {
+        stream__errf(errbuf, errbuf_len,
+                     "consumer settings: max_wait_ms 0..3600000, min_bytes >= 0, max_bytes and "
+                     "max_partition_bytes >= 1, auto_offset_reset earliest/latest/error");
+        return STREAM_EINVAL;
+    }
+    stream_consumer *co = calloc(1, sizeof *co);
+    if (!co)
+        return STREAM_ENOMEM;
+    co->c = c;
+    co->conf = *conf;
+    if (stream__client_add_tick(c, consumer_tick, co) < 0) {
+        free(co);
+        return STREAM_ENOMEM;
+    }
+    *out = co;
+    return 0;
+}
+
+static void fbuf_free(fbuf *b)
+{
+    if (!b)
+        return;
+    if (b->iter_active)
+        stream_record_iter_stop(&b->it);
+    for (size_t i = 0; i < b->n; i++)
+        free(b->entries[i].msg);
+    free(b->entries);
+    free(b->data);
+    free(b);
+}
+
+static void fetch_ctx_free(fetch_ctx *f)
+{
+    if (!f)
+        return;
+    free(f->cps);
+    free(f->epochs);
+    free(f);
+}
+
+void stream_consumer_free(stream_consumer *co)
+{
+    if (!co)
+        return;
+    stream__client_remove_tick(co->c, consumer_tick, co);
+    if (co->fetch_id)
+        stream__req_cancel(co->c, co->fetch_id);
+    fetch_ctx_free(co->fetch);
+    fbuf_free(co->cur);
+    while (co->queue_head) {
+        fbuf *b = co->queue_head;
+        co->queue_head = b->next;
+        fbuf_free(b);
+    }
+    for (size_t i = co->events_head; i < co->nevents; i++)
+        free(co->events[i].msg);
+    free(co->events);
+    free(co->last_msg);
+    for (size_t i = 0; i < co->nparts; i++) {
+        free(co->parts[i]->topic);
+        free(co->parts[i]);
+    }
+    free(co->parts);
+    free(co);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+static int push_event(stream_consumer *co, stream_event_type type, cpart *cp, int64_t offset,
+                      int err, const char *msg, int64_t log_start, int64_t hw)
+{
+    if (co->events_head > 0 && co->events_head == co->nevents) {
+        co->events_head = co->nevents = 0;
+    }
+    if (co->nevents == co->events_cap) {
+        size_t cap = co->events_cap ? co->events_cap * 2 : 8;
+        cevent *ne = realloc(co->events, cap * sizeof *ne);
+        if (!ne)
+            return STREAM_ENOMEM;
+        co->events = ne;
+        co->events_cap = cap;
+    }
+    cevent *e = &co->events[co->nevents++];
+    e->type = type;
+    e->cp = cp;
+    e->offset = offset;
+    e->err = err;
+    e->msg = msg ? strdup(msg) : NULL;
+    e->log_start = log_start;
+    e->high_watermark = hw;
+    return 0;
+}
+
+static bool pop_event(stream_consumer *co, stream_consumer_event *ev)
+{
+    while (co->events_head < co->nevents) {
+        cevent *e = &co->events[co->events_head++];
+        if (!e->cp->assigned) {
+            free(e->msg);
+            continue;
+        }
+        memset(ev, 0, sizeof *ev);
+        ev->type = e->type;
+        ev->topic = e->cp->topic;
+        ev->partition = e->cp->partition;
+        ev->offset = e->offset;
+        ev->err = e->err;
+        free(co->last_msg);
+        co->last_msg = e->msg;
+        ev->msg = e->msg ? e->msg : "";
+        ev->log_start_offset = e->log_start;
+        ev->high_watermark = e->high_watermark;
+        return true;
+    }
+    return false;
+}
+
+/* The partition reached its end (with one): done, and one EOF event. */
+static void reach_end(stream_consumer *co, cpart *cp)
+{
+    if (cp->done)
+        return;
+    cp->done = true;
+    push_event(co, STREAM_EVENT_EOF, cp, cp->position, 0, NULL, -1, -1);
+}
+
+/* ---- assignment ---------------------------------------------------------- */
+
+static cpart *find_part(const stream_consumer *co, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < co->nparts; i++) {
+        cpart *cp = co->parts[i];
+        if (cp->partition == partition && strcmp(cp->topic, topic) == 0)
+            return cp;
+    }
+    return NULL;
+}
+
+static cpart *get_part(stream_consumer *co, const char *topic, int32_t partition)
+{
+    cpart *cp = find_part(co, topic, partition);
+    if (cp)
+        return cp;
+    if (co->nparts == co->parts_cap) {
+        size_t cap = co->parts_cap ? co->parts_cap * 2 : 8;
+        cpart **np = realloc(co->parts, cap * sizeof *np);
+        if (!np)
+            return NULL;
+        co->parts = np;
+        co->parts_cap = cap;
+    }
+    cp = calloc(1, sizeof *cp);
+    if (!cp || !(cp->topic = strdup(topic))) {
+        free(cp);
+        return NULL;
+    }
+    cp->partition = partition;
+    cp->end = -1;
+    co->parts[co->nparts++] = cp;
+    return cp;
+}
+
+/* What list_offsets must answer to resolve a position. */
+static bool needs_time(const stream_offset_pos *p)
+{
+    return p->kind == STREAM_OFFSET_TIME;
+}
+
+static int check_pos(const stream_offset_pos *p, bool is_end, char *errbuf, size_t errbuf_len)
+{
+    switch (p->kind) {
+    case STREAM_OFFSET_NONE:
+        if (!is_end)
+            break;
+        return 0;
+    case STREAM_OFFSET_BEGINNING:
+    case STREAM_OFFSET_END:
+        return 0;
+    case STREAM_OFFSET_ABSOLUTE:
+    case STREAM_OFFSET_FROM_END:
+    case STREAM_OFFSET_FROM_START:
+    case STREAM_OFFSET_TIME:
+        if (p->value < 0)
+            break;
+        return 0;
+    case STREAM_OFFSET_STORED:
+        stream__errf(errbuf, errbuf_len, "offset 'stored' needs a consumer group");
+        return STREAM_EUNSUPPORTED;
+    }
+    stream__errf(errbuf, errbuf_len, "bad %s position (kind %d, value %lld)",
+                 is_end ? "end" : "start", (int)p->kind, (long long)p->value);
+    return STREAM_EINVAL;
+}
+
+/* Offsets known for one partition while resolving. */
+typedef struct bounds {
+    int64_t start, end; /* log start, high watermark */
+    int64_t t_start;    /* start TIME answer */
+    int64_t t_end;      /* end TIME answer */
+} bounds;
+
+static int64_t resolve(const stream_offset_pos *p, const bounds *b, bool is_end)
+{
+    switch (p->kind) {
+    case STREAM_OFFSET_BEGINNING:
+        return b->start;
+    case STREAM_OFFSET_END:
+        return b->end;
+    case STREAM_OFFSET_ABSOLUTE:
+        return p->value;
+    case STREAM_OFFSET_FROM_END:
+        return b->end - p->value < b->start ? b->start : b->end - p->value;
+    case STREAM_OFFSET_FROM_START:
+        return b->start + p->value > b->end ? b->end : b->start + p->value;
+    case STREAM_OFFSET_TIME:
+        return is_end ? b->t_end : b->t_start;
+    default:
+        return -1;
+    }
+}
+
+/* Resolves start (and end, when given) for partitions [first, first+n) of
+ * topic with one list_offsets request; fills starts[] and ends[]. */
+static int resolve_positions(stream_consumer *co, const char *topic, const int32_t *parts, size_t n,
+                             const stream_offset_pos *start, const stream_offset_pos *end,
+                             int64_t *starts, int64_t *ends, char *errbuf, size_t errbuf_len)
+{
+    size_t per = 2 + (needs_time(start) ? 1 : 0) + (end && needs_time(end) ? 1 : 0);
+    stream_offset_query *q = calloc(n * per, sizeof *q);
+    if (!q)
+        return STREAM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        stream_offset_query *qq = &q[i * per];
+        size_t k = 0;
+        qq[k++] = (stream_offset_query){
+            .topic = topic, .partition = parts[i], .timestamp = STREAM_LIST_EARLIEST};
+        qq[k++] = (stream_offset_query){
+            .topic = topic, .partition = parts[i], .timestamp = STREAM_LIST_LATEST};
+        if (needs_time(start))
+            qq[k++] = (stream_offset_query){
+                .topic = topic, .partition = parts[i], .timestamp = start->value};
+        if (end && needs_time(end))
+            qq[k++] = (stream_offset_query){
+                .topic = topic, .partition = parts[i], .timestamp = end->value};
+    }
+    int rc = stream_admin_list_offsets(co->c, q, n * per, -1, errbuf, errbuf_len);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        stream_offset_query *qq = &q[i * per];
+        for (size_t k = 0; k < per; k++)
+            if (qq[k].err != 0) {
+                rc = qq[k].err;
+                stream__errf(errbuf, errbuf_len,
+                             "topic '%s' partition %d: cannot list offsets: "
+                             "%s",
+                             topic, (int)parts[i], stream_strerror(rc));
+                break;
+            }
+        if (rc < 0)
+            break;
+        bounds b = {.start = qq[0].offset, .end = qq[1].offset};
+        size_t k = 2;
+        if (needs_time(start))
+            b.t_start = qq[k++].offset;
+        if (end && needs_time(end))
+            b.t_end = qq[k++].offset;
+        starts[i] = resolve(start, &b, false);
+        ends[i] = end && end->kind != STREAM_OFFSET_NONE ? resolve(end, &b, true) : -1;
+    }
+    free(q);
+    return rc;
+}
+
+/* Moves cp to offset: drops what was fetched for it. */
+static void move_to(cpart *cp, int64_t offset)
+{
+    cp->position = offset;
+    cp->fetch_offset = offset;
+    cp->epoch++;
+    cp->paused = false;
+    cp->blocked = false;
+    cp->done = false;
+    cp->caught_up = false;
+    cp->retry_at_ms = 0;
+    cp->backoff_ms = 0;
+}
+
+int stream_consumer_assign(stream_consumer *co, const char *topic, int32_t partition,
+                           const stream_offset_spec *spec, char *errbuf, size_t errbuf_len)
+{
+    stream_offset_spec dflt = {.start = {STREAM_OFFSET_BEGINNING, 0},
+                               .end = {STREAM_OFFSET_NONE, 0}};
+    if (!spec)
+        spec = &dflt;
+    if (!topic || partition < STREAM_PARTITION_ALL) {
+        stream__errf(errbuf, errbuf_len, "assign: no topic or bad partition");
+        return STREAM_EINVAL;
+    }
+    int rc = check_pos(&spec->start, false, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = check_pos(&spec->end, true, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    int count = stream_client_partition_count(co->c, topic, -1, errbuf, errbuf_len);
+    if (count < 0)
+        return count;
+    if (partition >= count) {
+        stream__errf(errbuf, errbuf_len, "topic '%s' has %d partition%s, no partition %d", topic,
+                     count, count == 1 ? "" : "s", (int)partition);
+        return STREAM_ENOPART;
+    }
+    size_t n = partition == STREAM_PARTITION_ALL ? (size_t)count : 1;
+    int32_t *parts = calloc(n, sizeof *parts);
+    int64_t *starts = calloc(n, sizeof *starts);
+    int64_t *ends = calloc(n, sizeof *ends);
+    if (!parts || !starts || !ends) {
+        rc = STREAM_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        parts[i] = partition == STREAM_PARTITION_ALL ? (int32_t)i : partition;
+    stream_offset_pos end = spec->end;
+    if (end.kind == STREAM_OFFSET_NONE && co->conf.stop_at_end)
+        end.kind = STREAM_OFFSET_END;
+    rc = resolve_positions(co, topic, parts, n, &spec->start, &end, starts, ends, errbuf,
+                           errbuf_len);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        cpart *cp = get_part(co, topic, parts[i]);
+        if (!cp) {
+            rc = STREAM_ENOMEM;
+            goto out;
+        }
+        cp->assigned = true;
+        cp->end = ends[i];
+        move_to(cp, starts[i]);
+        if (cp->end >= 0 && cp->position >= cp->end)
+            reach_end(co, cp);
+    }
+out:
+    free(parts);
+    free(starts);
+    free(ends);
+    return rc;
+}
+
+int stream_consumer_unassign(stream_consumer *co, const char *topic, int32_t partition)
+{
+    int found = 0;
+    for (size_t i = 0; i < co->nparts; i++) {
+        cpart *cp = co->parts[i];
+        if (!cp->assigned || strcmp(cp->topic, topic) != 0 ||
+            (partition != STREAM_PARTITION_ALL && cp->partition != partition))
+            continue;
+        cp->assigned = false;
+        cp->epoch++;
+        found++;
+    }
+    return found ? 0 : STREAM_ENOENT;
+}
+
+int stream_consumer_seek(stream_consumer *co, const char *topic, int32_t partition,
+                         stream_offset_pos to, char *errbuf, size_t errbuf_len)
+{
+    int rc = check_pos(&to, false, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    size_t n = 0;
+    for (size_t i = 0; i < co->nparts; i++) {
+        cpart *cp = co->parts[i];
+        if (cp->assigned && strcmp(cp->topic, topic) == 0 &&
+            (partition == STREAM_PARTITION_ALL || cp->partition == partition))
+            n++;
+    }
+    if (n == 0) {
+        stream__errf(errbuf, errbuf_len, "topic '%s' partition %d is not assigned", topic,
+                     (int)partition);
+        return STREAM_ENOENT;
+    }
+    int32_t *parts = calloc(n, sizeof *parts);
+    int64_t *starts = calloc(n, sizeof *starts);
+    int64_t *ends = calloc(n, sizeof *ends);
+    cpart **cps = calloc(n, sizeof *cps);
+    if (!parts || !starts || !ends || !cps) {
+        rc = STREAM_ENOMEM;
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < co->nparts; i++) {
+        cpart *cp = co->parts[i];
+        if (cp->assigned && strcmp(cp->topic, topic) == 0 &&
+            (partition == STREAM_PARTITION_ALL || cp->partition == partition)) {
+            cps[k] = cp;
+            parts[k++] = cp->partition;
+        }
+    }
+    if (to.kind == STREAM_OFFSET_ABSOLUTE) {
+        for (size_t i = 0; i < n; i++)
+            starts[i] = to.value;
+    } else {
+        rc = resolve_positions(co, topic, parts, n, &to, NULL, starts, ends, errbuf, errbuf_len);
+        if (rc < 0)
+            goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        move_to(cps[i], starts[i]);
+        if (cps[i]->end >= 0 && cps[i]->position >= cps[i]->end)
+            reach_end(co, cps[i]);
+    }
+out:
+    free(parts);
+    free(starts);
+    free(ends);
+    free(cps);
+    return rc;
+}
+
+int stream_consumer_position(const stream_consumer *co, const char *topic, int32_t partition,
+                             int64_t *out)
+{
+    cpart *cp = find_part(co, topic, partition);
+    if (!cp || !cp->assigned)
+        return STREAM_ENOENT;
+    *out = cp->position;
+    return 0;
+}
+
+bool stream_consumer_done(const stream_consumer *co)
+{
+    if (co->events_head < co->nevents)
+        return false;
+    size_t assigned = 0;
+    for (size_t i = 0; i < co->nparts; i++) {
+        const cpart *cp = co->parts[i];
+        if (!cp->assigned)
+            continue;
+        assigned++;
+        if (!cp->done && !cp->paused)
+            return false;
+    }
+    return assigned > 0;
+}
+
+/* ---- fetching ------------------------------------------------------------ */
+
+static bool fetchable(const cpart *cp, int64_t now)
+{
+    return cp->assigned && !cp->paused && !cp->done && !cp->blocked && now >= cp->retry_at_ms &&
+           (cp->end < 0 || cp->fetch_offset < cp->end);
+}
+
+static void back_off(cpart *cp, int64_t now)
+{
+    cp->backoff_ms = cp->backoff_ms ? cp->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (cp->backoff_ms > BACKOFF_MAX_MS)
+        cp->backoff_ms = BACKOFF_MAX_MS;
+    cp->retry_at_ms = now + cp->backoff_ms;
+}
+
+static void queue_push(stream_consumer *co, fbuf *b)
+{
+    b->next = NULL;
+    if (co->queue_tail)
+        co->queue_tail->next = b;
+    else
+        co->queue_head = b;
+    co->queue_tail = b;
+    co->queued++;
+}
+
+/* Where the batches of a records bin end: the offset after the last whole
+ * batch, or -1 when there is none. */
+static int64_t next_offset_after(const uint8_t *p, size_t len)
+{
+    int64_t next = -1;
+    size_t off = 0;
+    while (len - off >= STREAM_BATCH_HEADER_SIZE) {
+        stream_batch_info info;
+        if (stream_batch_header_decode(p + off, len - off, &info) < 0 || info.size > len - off)
+            break;
+        next = info.base_offset + info.last_offset_delta + 1;
+        off += info.size;
+    }
+    return next;
+}
+
+static const msgpack_object *find_answer(const msgpack_object *topics, const cpart *cp)
+{
+    for (uint32_t i = 0; i < topics->via.array.size; i++) {
+        const msgpack_object *t = &topics->via.array.ptr[i];
+        const char *name;
+        size_t len;
+        const msgpack_object *parts;
+        if (stream_field_str(t, "name", &name, &len, NULL, 0) < 0 ||
+            !stream_str_eq(name, len, cp->topic) ||
+            stream_field_array(t, "partitions", &parts, NULL, 0) < 0)
+            continue;
+        for (uint32_t j = 0; j < parts->via.array.size; j++) {
+            int64_t pn;
+            if (stream_field_int(&parts->via.array.ptr[j], "partition", 0, INT32_MAX, &pn, NULL,
+                                 0) == 0 &&
+                pn == cp->partition)
+                return &parts->via.array.ptr[j];
+        }
+    }
+    return NULL;
+}
+
+static void fetch_cb(stream_client *c, const stream__resp *r, void *arg)
+{
+    fetch_ctx *f = arg;
+    stream_consumer *co = f->co;
+    int64_t now = stream__client_mono_ms();
+    co->fetch_id = 0;
+    co->fetch = NULL;
+    const msgpack_object *topics = NULL;
+    if (r->err == 0 && stream_field_array(r->root, "topics", &topics, NULL, 0) < 0)
+        topics = NULL;
+    if (r->err != 0 && !r->root) {
+        /* Transport: back off and fetch again from where we were. */
+        for (size_t i = 0; i < f->n; i++)
+            if (f->cps[i]->epoch == f->epochs[i])
+                back_off(f->cps[i], now);
+        fetch_ctx_free(f);
+        return;
+    }
+    fbuf *b = calloc(1, sizeof *b);
+    size_t total = 0;
+    if (b)
+        b->entries = calloc(f->n, sizeof *b->entries);
+    const msgpack_object **ans = calloc(f->n, sizeof *ans);
+    if (!b || !b->entries || !ans)
+        goto oom;
+    for (size_t i = 0; topics && i < f->n; i++) {
+        ans[i] = find_answer(topics, f->cps[i]);
+        const uint8_t *p;
+        size_t len;
+        if (ans[i] && stream_field_bin_opt(ans[i], "records", &p, &len, NULL, 0) == 0)
+            total += len;
+    }
+    b->data = malloc(total ? total : 1);
+    if (!b->data)
+        goto oom;
+    size_t off = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        fentry *e = &b->entries[b->n++];
+        cpart *cp = f->cps[i];
+        e->cp = cp;
+        e->epoch = f->epochs[i];
+        e->high_watermark = -1;
+        e->log_start = -1;
+        int64_t err = 0;
+        const char *text = NULL;
+        size_t tlen = 0;
+        if (r->err != 0) {
+            e->err = r->err;
+            text = r->msg;
+            tlen = strlen(r->msg);
+        } else if (!ans[i]) {
+            e->err = STREAM_EPROTO;
+            text = "the fetch response does not answer this partition";
+            tlen = strlen(text);
+        } else {
+            const uint8_t *p = NULL;
+            size_t len = 0;
+            stream_field_int_opt(ans[i], "err", 0, INT32_MAX, 0, &err, NULL, 0);
+            stream_field_str_opt(ans[i], "msg", &text, &tlen, NULL, 0);
+            stream_field_int_opt(ans[i], "high_watermark", -1, INT64_MAX, -1, &e->high_watermark,
+                                 NULL, 0);
+            stream_field_int_opt(ans[i], "log_start_offset", -1, INT64_MAX, -1, &e->log_start, NULL,
+                                 0);
+            stream_field_bin_opt(ans[i], "records", &p, &len, NULL, 0);
+            e->err = -(int)err;
+            if (len) {
+                memcpy(b->data + off, p, len);
+                e->records = b->data + off;
+                e->len = len;
+                off += len;
+            }
+        }
+        if (e->err) {
+            if (!text || !tlen) {
+                text = stream_strerror(e->err);
+                tlen = strlen(text);
+            }
+            e->msg = stream__strndup(text, tlen);
+        }
+        if (cp->epoch != e->epoch)
+            continue; /* seeked meanwhile: this answer is dropped when reached */
+        if (e->high_watermark >= 0)
+            cp->high_watermark = e->high_watermark;
+        if (e->log_start >= 0)
+            cp->log_start = e->log_start;
+        if (e->err) {
+            cp->blocked = true; /* decided when the consumer reaches this answer */
+            continue;
+        }
+        cp->backoff_ms = 0;
+        int64_t next = next_offset_after(e->records, e->len);
+        if (next > cp->fetch_offset)
+            cp->fetch_offset = next;
+    }
+    free(ans);
+    queue_push(co, b);
+    fetch_ctx_free(f);
+    return;
+oom:
+    free(ans);
+    fbuf_free(b);
+    for (size_t i = 0; i < f->n; i++)
+        if (f->cps[i]->epoch == f->epochs[i])
+            back_off(f->cps[i], now);
+    fetch_ctx_free(f);
+}
+
+/* Sends a fetch when none is out, at most one response waits, and some
+ * partition may be fetched. Returns the next time it wants to run. */
+static int64_t consumer_tick(void *arg, int64_t now)
+{
+    stream_consumer *co = arg;
+    int64_t next = INT64_MAX;
+    if (co->fetch_id || co->queued > 1)
+        return next;
+    size_t n = 0;
+    for (size_t i = 0; i < co->nparts; i++) {
+        cpart *cp = co->parts[i];
+        if (fetchable(cp, now))
+            n++;
+        else if (cp->assigned && !cp->paused && !cp->done && !cp->blocked &&
+                 cp->retry_at_ms > now && cp->retry_at_ms < next)
+            next = cp->retry_at_ms;
+    }
+    if (n == 0)
+        return next;
+    fetch_ctx *f = calloc(1, sizeof *f);
+    if (f) {
+        f->co = co;
+        f->cps = calloc(n, sizeof *f->cps);
+        f->epochs = calloc(n, sizeof *f->epochs);
+    }
+    if (!f || !f->cps || !f->epochs) {
+        fetch_ctx_free(f);
+        return now + BACKOFF_MIN_MS;
+    }
+    /* Start one partition further each time: the broker fills a response in
+     * request order, so a fixed order would starve the partitions at the
+     * end while the first ones have a backlog. */
+    for (size_t k = 0; k < co->nparts; k++) {
+        cpart *cp = co->parts[(co->rotate + k) % co->nparts];
+        if (fetchable(cp, now)) {
+            f->cps[f->n] = cp;
+            f->epochs[f->n++] = cp->epoch;
+        }
+    }
+    co->rotate++;
+    /* Group by topic (the wire groups partitions under their topic). */
+    size_t ntopics = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(f->cps[j]->topic, f->cps[i]->topic) == 0;
+        if (!seen)
+            ntopics++;
+    }
+    msgpack_packer *pk = stream__req_begin(co->c, STREAM_OP_FETCH, 4);
+    stream_pack_kv_int(pk, "max_wait_ms", co->conf.max_wait_ms);
+    stream_pack_kv_int(pk, "min_bytes", co->conf.min_bytes);
+    stream_pack_kv_int(pk, "max_bytes", co->conf.max_bytes);
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, ntopics);
+    for (size_t i = 0; i < f->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(f->cps[j]->topic, f->cps[i]->topic) == 0;
+        if (seen)
+            continue;
+        size_t np = 0;
+        for (size_t j = i; j < f->n; j++)
+            np += strcmp(f->cps[j]->topic, f->cps[i]->topic) == 0;
+        msgpack_pack_map(pk, 2);
+        stream_pack_kv_cstr(pk, "name", f->cps[i]->topic);
+        stream_pack_key(pk, "partitions");
+        msgpack_pack_array(pk, np);
+        for (size_t j = i; j < f->n; j++) {
+            if (strcmp(f->cps[j]->topic, f->cps[i]->topic) != 0)
+                continue;
+            msgpack_pack_map(pk, 3);
+            stream_pack_kv_int(pk, "partition", f->cps[j]->partition);
+            stream_pack_kv_int(pk, "offset", f->cps[j]->fetch_offset);
+            stream_pack_kv_int(pk, "max_bytes", co->conf.max_partition_bytes);
+        }
+    }
+    int64_t id = stream__req_send(co->c, fetch_cb, f, co->conf.max_wait_ms, 0);
+    if (id < 0) {
+        fetch_ctx_free(f);
+        return now + BACKOFF_MIN_MS;
+    }
+    co->fetch_id = id;
+    co->fetch = f;
+    return next;
+}
+
+/* ---- consuming ----------------------------------------------------------- */
+
+/* Handles an error answer when the consumer reaches it. */
+static void entry_error(stream_consumer *co, fentry *e)
+{
+    cpart *cp = e->cp;
+    int64_t now = stream__client_mono_ms();
+    cp->blocked = false;
+    if (e->err == STREAM_EOFFSET && co->conf.auto_offset_reset != STREAM_RESET_ERROR &&
+        e->log_start >= 0 && e->high_watermark >= 0) {
+        int64_t to =
+            co->conf.auto_offset_reset == STREAM_RESET_EARLIEST ? e->log_start : e->high_watermark;
+        move_to(cp, to);
+        if (cp->end >= 0 && cp->position >= cp->end)
+            reach_end(co, cp);
+        return;
+    }
+    if (e->err != STREAM_EOFFSET && (stream_err_retriable(e->err) || e->err == STREAM_ENOTLEADER)) {
+        if (e->err == STREAM_ENOTLEADER) {
+            stream_client_invalidate_metadata(co->c, cp->topic);
+            stream__client_refresh_async(co->c, cp->topic);
+        }
+        back_off(cp, now);
+        return;
+    }
+    if (e->err == STREAM_ENOTOPIC || e->err == STREAM_ENOPART)
+        stream_client_invalidate_metadata(co->c, cp->topic);
+    char msg[700];
+    stream__errf(msg, sizeof msg, "topic '%s' partition %d: %s", cp->topic, (int)cp->partition,
+                 e->msg ? e->msg : stream_strerror(e->err));
+    cp->paused = true;
+    push_event(co, STREAM_EVENT_ERROR, cp, cp->fetch_offset, e->err, msg,
+               e->err == STREAM_EOFFSET ? e->log_start : -1,
+               e->err == STREAM_EOFFSET ? e->high_watermark : -1);
+}
+
+/* A corrupt batch: report it and pause the partition at its position. */
+static void batch_error(stream_consumer *co, cpart *cp, int err, const char *why)
+{
+    char msg[600];
+    stream__errf(msg, sizeof msg, "topic '%s' partition %d at offset %lld: %s", cp->topic,
+                 (int)cp->partition, (long long)cp->position, why);
+    cp->paused = true;
+    cp->epoch++;
+    cp->fetch_offset = cp->position;
+    push_event(co, STREAM_EVENT_ERROR, cp, cp->position, err, msg, -1, -1);
+}
+
+/* Starts the next usable batch of the current entry. Returns true when the
+ * iterator is ready, false when the entry has no more batches. */
+static bool next_batch(stream_consumer *co, fbuf *b)
+{
+    fentry *e = &b->entries[b->ei];
+    cpart *cp = e->cp;
+    while (b->boff < e->len) {
+        if (!cp->assigned || cp->epoch != e->epoch || cp->paused || cp->done)
+            return false;
+        const uint8_t *p = e->records + b->boff;
+        size_t left = e->len - b->boff;
+        stream_batch_info info;
+        if (left < STREAM_BATCH_HEADER_SIZE || stream_batch_header_decode(p, left, &info) < 0 ||
+            info.size > left)
+            return false; /* a partial batch at the end: fetched again next time */
+        b->boff += info.size;
+        if (info.base_offset + info.last_offset_delta < cp->position)
+            continue; /* wholly before the position */
+        if (info.attributes & STREAM_BATCH_ATTR_CONTROL)
+            continue;
+        char eb[256];
+        if (co->conf.check_crc) {
+            int rc = stream_batch_check(p, info.size, &info, eb, sizeof eb);
+            if (rc < 0) {
+                batch_error(co, cp, rc, eb);
+                return false;
+            }
+        }
+        int rc = stream_record_iter_start(&b->it, p, info.size);
+        if (rc < 0) {
+            stream_record_iter_stop(&b->it);
+            batch_error(co, cp, rc, stream_strerror(rc));
+            return false;
+        }
+        b->iter_active = true;
+        return true;
+    }
+    return false;
+}
+
+/* The entry is consumed: follow-mode EOF when caught up. */
+static void entry_done(stream_consumer *co, fentry *e)
+{
+    cpart *cp = e->cp;
+    if (!cp->assigned || cp->epoch != e->epoch || e->err || cp->paused || cp->done)
+        return;
+    if (cp->end < 0 && e->high_watermark >= 0 && cp->position >= e->high_watermark &&
+        !cp->caught_up) {
+        cp->caught_up = true;
+        push_event(co, STREAM_EVENT_EOF, cp, cp->position, 0, NULL, -1, -1);
+    }
+}
+
+/* The next record of the current buffer, or 0 when it is used up (events
+ * may have been queued meanwhile). */
+static int next_record(stream_consumer *co, stream_consumer_event *ev)
+{
+    fbuf *b = co->cur;
+    while (b->ei < b->n) {
+        fentry *e = &b->entries[b->ei];
+        cpart *cp = e->cp;
+        if (!b->entry_started) {
+            b->entry_started = true;
+            b->boff = 0;
+            if (e->err && cp->assigned && cp->epoch == e->epoch) {
+                entry_error(co, e);
+                b->ei++;
+                b->entry_started = false;
+                if (co->events_head < co->nevents)
+                    return 0;
+                continue;
+            }
+        }
+        while (b->iter_active || next_batch(co, b)) {
+            stream_record rec;
+            int rc = stream_record_iter_next(&b->it, &rec);
+            bool stale = !cp->assigned || cp->epoch != e->epoch || cp->paused || cp->done;
+            if (rc == 1 && !stale) {
+                if (rec.offset < cp->position)
+                    continue;
+                if (cp->end >= 0 && rec.offset >= cp->end) {
+                    reach_end(co, cp);
+                    continue;
+                }
+                memset(ev, 0, sizeof *ev);
+                ev->type = STREAM_EVENT_RECORD;
+                ev->topic = cp->topic;
+                ev->partition = cp->partition;
+                ev->record = rec;
+                ev->offset = rec.offset;
+                ev->log_start_offset = -1;
+                ev->high_watermark = -1;
+                cp->position = rec.offset + 1;
+                cp->caught_up = false;
+                if (cp->end >= 0 && cp->position >= cp->end)
+                    reach_end(co, cp);
+                return 1;
+            }
+            /* The batch is over (or corrupt, or no longer wanted). Its
+             * records may still be borrowed by the caller's last event only
+             * if rc == 1 was returned before; a new poll call means the
+             * caller is done with it. */
+            stream_record_iter_stop(&b->it);
+            b->iter_active = false;
+            if (rc < 0 && !stale) {
+                batch_error(co, cp, rc, "corrupt record in batch");
+                break;
+            }
+            if (stale)
+                break;
+        }
+        entry_done(co, e);
+        b->ei++;
+        b->entry_started = false;
+        if (co->events_head < co->nevents)
+            return 0;
+    }
+    return 0;
+}
+
+int stream_consumer_poll(stream_consumer *co, int timeout_ms, stream_consumer_event *ev)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : stream__client_mono_ms() + timeout_ms;
+    memset(ev, 0, sizeof *ev);
+    for (;;) {
+        if (pop_event(co, ev))
+            return 1;
+        if (co->cur) {
+            if (next_record(co, ev) == 1)
+                return 1;
+            if (co->events_head < co->nevents)
+                continue;
+            /* Used up: the previous call's record was the last borrower. */
+            fbuf_free(co->cur);
+            co->cur = NULL;
+            co->queued--;
+        }
+        if (co->queue_head) {
+            co->cur = co->queue_head;
+            co->queue_head = co->cur->next;
+            if (!co->queue_head)
+                co->queue_tail = NULL;
+            /* Fetch ahead: the next request goes out now, while the caller
+             * works through this one. */
+            stream__client_kick(co->c);
+            continue;
+        }
+        if (stream_consumer_done(co))
+            return 0;
+        int64_t now = stream__client_mono_ms();
+        if (now >= deadline && timeout_ms >= 0) {
+            /* One non-blocking look so timeout 0 still makes progress. */
+            int rc = stream_client_poll(co->c, 0);
+            if (rc < 0)
+                return rc;
+            if (co->queue_head || co->events_head < co->nevents)
+                continue;
+            return 0;
+        }
+        int64_t left = deadline == INT64_MAX ? 1000 : deadline - now;
+        int rc = stream_client_poll(co->c, left > 1000 ? 1000 : (int)left);
+        if (rc < 0)
+            return rc;
+        if (stream__client_take_interrupted(co->c))
+            return 0; /* a signal: let the caller check its flag */
+    }
+}

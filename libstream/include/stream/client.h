@@ -1,0 +1,592 @@
+/*
+ * client.h - the client side of the native protocol: a connection to the
+ * brokers, a metadata cache, a producer, a consumer and admin calls.
+ *
+ * Every program that talks to a broker (stream-pub, stream-sub, stream-topics,
+ * stream-shell, stream-bench) goes through this header; none of them speaks
+ * the wire protocol (share/doc/protocol.md) itself.
+ *
+ * The model
+ * ---------
+ * A stream_client owns one TCP connection at a time to one broker of the list
+ * it was given ("h1:p1,h2:p2"; tried in order). Requests are pipelined: up to
+ * `max_in_flight` are on the wire at once and responses come back in request
+ * order, matched by correlation id. More requests than that wait in a queue.
+ *
+ * No hidden threads. The caller drives all I/O by calling
+ * stream_client_poll() (or the poll/flush calls of the producer and consumer,
+ * and every blocking call, which are loops around it). Callbacks (delivery
+ * reports, internal response handlers) run only inside those calls, on the
+ * caller's thread. A client and everything created on it (producer,
+ * consumer) belong to one thread; use one client per thread.
+ *
+ * Connection loss: when the connection drops (or a response is overdue by
+ * request_timeout_ms, which closes it: responses are in order, so one lost
+ * response blocks every later one), every request in flight fails with
+ * STREAM_ECONNRESET or STREAM_ETIMEDOUT and the client reconnects on the next
+ * request, with exponential backoff between attempts (reconnect_backoff_ms
+ * doubling up to reconnect_backoff_max_ms). The producer retries such
+ * requests; blocking calls report them.
+ *
+ * Cluster: today there is one broker and every request goes to the
+ * connected one. The metadata cache keeps the leader of every partition
+ * anyway, so routing each partition to its leader can come later inside the
+ * library without changing this API.
+ *
+ * Errors: every call returns 0 (or a documented non-negative value) or a
+ * negative STREAM_E* code from error.h. Calls that can fail for reasons a user
+ * must see take `char *errbuf, size_t errbuf_len` (errbuf may be NULL), written
+ * only on failure with one line that names the broker, topic, partition or
+ * offset involved, e.g. "cannot connect to 127.0.0.1:9292: connection refused".
+ * Programs print that line (adding, e.g., "(is stream-broker running?)");
+ * the library never prints.
+ *
+ * Timeouts: for blocking metadata and admin calls, a `timeout_ms` of -1
+ * means "the client's request_timeout_ms"; other calls say what -1 means
+ * (poll: wait forever). 0 means "do not wait" where that makes sense.
+ *
+ * Ownership order: free the producer and consumer before their client.
+ *
+ * One connection per client, responses in order: a consumer's long-polling
+ * fetch (up to max_wait_ms) delays every response queued behind it. A
+ * program that produces and consumes at the same time should give the
+ * producer and the consumer a client each.
+ */
+#ifndef STREAM_CLIENT_H
+#define STREAM_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream/batch.h"
+#include "stream/timespec.h"
+
+/* ------------------------------------------------------------------------ */
+/* The client: connection, pipelining, metadata                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct stream_client stream_client;
+
+#define STREAM_DEFAULT_BROKERS "127.0.0.1:9292"
+
+typedef struct stream_client_conf {
+    const char *brokers;          /* "host:port,host:port" (IPv6 as [addr]:port); copied by
+                                     _new. Default "127.0.0.1:9292". */
+    const char *client_name;      /* Sent in hello; copied. Default "libstream". */
+    int connect_timeout_ms;       /* One TCP connect + hello, per broker tried. Default 5000. */
+    int request_timeout_ms;       /* A request unanswered this long fails with ETIMEDOUT and
+                                     the connection is closed. Also the default of blocking
+                                     calls. Default 30000. Long-poll fetches get their
+                                     max_wait_ms on top. */
+    int max_in_flight;            /* Requests on the wire at once (pipelining). 1..1024,
+                                     default 16. */
+    int reconnect_backoff_ms;     /* First wait before reconnecting. Default 50. */
+    int reconnect_backoff_max_ms; /* Cap of the doubling wait. Default 2000. */
+    uint32_t max_frame_bytes;     /* A response frame larger than this closes the connection
+                                     (EPROTO). Default 128 MiB: fetch responses are bounded by
+                                     the consumer's max_bytes well below this. */
+    int metadata_max_age_ms;      /* Cached metadata older than this is refreshed when next
+                                     needed. Default 300000. */
+} stream_client_conf;
+
+/* Fills conf with the defaults above. */
+void stream_client_conf_init(stream_client_conf *conf);
+
+/* Validates conf (every field in range, the broker list parses) and creates a
+ * client. Does no I/O: the first request, or stream_client_connect, connects.
+ * conf may be NULL for all defaults. Returns 0, STREAM_EINVAL (errbuf says
+ * which field), STREAM_ENOMEM. */
+int stream_client_new(const stream_client_conf *conf, stream_client **out, char *errbuf,
+                      size_t errbuf_len);
+
+/* Closes the connection and frees the client. Requests still pending are
+ * dropped without their callbacks running (free the producer/consumer
+ * first: they finish or fail their own work). NULL is a no-op. */
+void stream_client_free(stream_client *c);
+
+/* Connects now (if not connected) and waits for the broker's hello response,
+ * trying each broker of the list in order until one answers. Returns 0,
+ * STREAM_ECONNREFUSED, STREAM_ETIMEDOUT, STREAM_EPROTO (the peer does not
+ * speak our protocol version), STREAM_EIO (name resolution and other
+ * failures). errbuf: "cannot connect to 127.0.0.1:9292: connection refused"
+ * (several brokers: "cannot connect to any of h1:p1, h2:p2: ...", with the
+ * last broker's reason). timeout_ms bounds the whole call (-1: the
+ * connect_timeout_ms per broker). Programs call this first so an unreachable
+ * broker is reported before any work starts. */
+int stream_client_connect(stream_client *c, int timeout_ms, char *errbuf, size_t errbuf_len);
+
+/* Does the I/O that is ready (send queued requests, read responses, connect,
+ * time out overdue requests, reconnect after backoff) and runs the callbacks
+ * that follow, waiting at most timeout_ms (0: do not wait; -1: until
+ * something happens) for the first event. Returns the number of responses
+ * processed (>= 0), 0 also when interrupted by a signal (so a SIGINT flag
+ * can be checked), or a negative code only for a broken client (ENOMEM). */
+int stream_client_poll(stream_client *c, int timeout_ms);
+
+/* True while a connection is established and its hello answered. */
+bool stream_client_connected(const stream_client *c);
+
+/* "host:port" of the broker connected to (or last tried). Borrowed; valid
+ * until the next call on c. */
+const char *stream_client_broker(const stream_client *c);
+
+/* Requests sent or queued and not yet answered. */
+size_t stream_client_pending(const stream_client *c);
+
+/* The metadata of a cluster as the metadata op returns it. */
+typedef struct stream_broker_meta {
+    int32_t node_id; /* Broker id. */
+    char *host;      /* Owned by the stream_metadata. */
+    int port;
+} stream_broker_meta;
+
+typedef struct stream_partition_meta {
+    int32_t partition;        /* Partition number, 0..partition_count-1. */
+    int err;                  /* 0, or why this partition is unavailable. */
+    int32_t leader;           /* Node id of the leader; -1 when there is none. */
+    int32_t leader_epoch;     /* -1 when the broker does not report one. */
+    int64_t log_start_offset; /* First offset still stored; -1 when not reported. */
+    int64_t high_watermark;   /* Offset after the last readable record; -1 when not
+                                 reported. */
+    int64_t size_bytes;       /* Bytes on disk; -1 when not reported. */
+    int64_t log_end_offset;   /* Offset the next record gets; -1 when not reported. */
+} stream_partition_meta;
+
+typedef struct stream_topic_meta {
+    char *name;                        /* Owned by the stream_metadata. */
+    int err;                           /* 0, STREAM_ENOTOPIC, ... */
+    bool internal;                     /* Name starts with "__". */
+    int32_t partition_count;           /* Entries in partitions (0 when err). */
+    stream_partition_meta *partitions; /* Sorted by partition number. */
+} stream_topic_meta;
+
+typedef struct stream_metadata {
+    size_t broker_count;
+    stream_broker_meta *brokers;
+    size_t topic_count;
+    stream_topic_meta *topics; /* Sorted by name. */
+} stream_metadata;
+
+/* Asks the broker for the metadata of `topics` (n names), or of every topic
+ * when topics is NULL (listing), waits for it, refreshes the client's cache
+ * from it and returns it in *out (free with stream_metadata_free). A topic
+ * that does not exist comes back with err STREAM_ENOTOPIC; the call itself
+ * returns 0. Returns 0, STREAM_ECONNREFUSED/ECONNRESET/ETIMEDOUT (transport),
+ * or the error the broker returned for the whole request. */
+int stream_client_metadata(stream_client *c, const char *const *topics, size_t n, int timeout_ms,
+                           stream_metadata **out, char *errbuf, size_t errbuf_len);
+
+/* Frees metadata from stream_client_metadata. NULL is a no-op. */
+void stream_metadata_free(stream_metadata *md);
+
+/* The topic's partition count from the cache, fetching metadata (blocking, up
+ * to timeout_ms) when the topic is not cached or the entry is too old.
+ * Returns the count (> 0), STREAM_ENOTOPIC ("unknown topic 'x'"), or a
+ * transport error. */
+int stream_client_partition_count(stream_client *c, const char *topic, int timeout_ms, char *errbuf,
+                                  size_t errbuf_len);
+
+/* Marks the cached metadata of `topic` (NULL: all topics) stale so the next
+ * use fetches it again. The producer and consumer do this themselves on
+ * ENOTOPIC, ENOTLEADER and ENOPART. */
+void stream_client_invalidate_metadata(stream_client *c, const char *topic);
+
+/* ------------------------------------------------------------------------ */
+/* Producer                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Records are copied at once into a per-partition batch (stream_batch_builder)
+ * so the caller may reuse its buffers after stream_producer_produce returns.
+ * A batch is sent when it reaches batch_bytes, when linger_ms has passed
+ * since its first record, or on flush. One produce request carries the ready
+ * batches of every partition led by the same broker.
+ *
+ * Partition choice: the record's partition when >= 0; else, for a non-null
+ * key, murmur2(key) mod partitions (Kafka's; stream_partition_for_key); else
+ * the sticky partition, which changes when that topic's batch is sent.
+ *
+ * Delivery reports: exactly one per record, through conf.on_delivery, run
+ * only inside stream_producer_poll, _flush and _free (never inside _produce
+ * or another object's poll), in produce order per partition unless a retry
+ * overtook (see below). err 0 means the broker acknowledged the record at `offset`
+ * (acks 1 or all). With acks=0 nothing is acknowledged: the report comes when
+ * the request has been written to the socket, with err 0 and offset -1.
+ * A record is never reported delivered before that.
+ *
+ * Retries: a batch whose request fails with a retriable error (ECONNRESET,
+ * ECONNREFUSED, ETIMEDOUT, ENOTLEADER, ENOPART, ENOTOPIC, EAGAIN, ECLOSED,
+ * EIO, EPROTO) is sent
+ * again after retry_backoff_ms (doubling up to retry_backoff_max_ms), at most
+ * `retries` times and never after delivery_timeout_ms from the record's
+ * produce call; then its records are reported with the last error. Other
+ * errors (ECRC, ETOOLARGE, EBADNAME, EBADREQ, ...) fail at once.
+ * Delivery is at-least-once: a request that landed but whose response was
+ * lost (connection dropped) is sent again, so a record may be stored twice.
+ * Every record reported delivered is stored; order within a partition holds
+ * unless a retry overtakes (set max_in_flight_per_partition 1 to forbid).
+ */
+typedef struct stream_producer stream_producer;
+
+/* What a delivery report says about one record. */
+typedef struct stream_delivery {
+    const char *topic; /* Borrowed; valid during the callback. */
+    int32_t partition; /* The partition chosen (-1 if none could be). */
+    int64_t offset;    /* The record's offset; -1 with acks=0 or on error. */
+    int64_t timestamp; /* The record's timestamp (after 0 became "now"). */
+    int err;           /* 0: stored (acks 1/all) or sent (acks 0). Else why not. */
+    const char *msg;   /* Detail when err != 0 ("topic 'x' partition 3: not
+                          leader for partition"); borrowed; "" when err == 0. */
+    void *opaque;      /* The record's opaque from stream_producer_record. */
+} stream_delivery;
+
+typedef void (*stream_delivery_cb)(stream_producer *p, const stream_delivery *d, void *opaque);
+
+#define STREAM_ACKS_ALL (-1)
+
+typedef struct stream_producer_conf {
+    int acks;                        /* 0, 1 or STREAM_ACKS_ALL (-1, default). */
+    int linger_ms;                   /* Wait for more records up to this. 0..60000, default 5. */
+    size_t batch_bytes;              /* Send a partition's batch at this size (uncompressed).
+                                        Default 256 KiB. A single larger record makes a batch
+                                        of its own. */
+    size_t buffer_bytes;             /* Bytes of records held (accumulating or in flight)
+                                        before produce returns EAGAIN. Default 64 MiB. */
+    size_t max_request_bytes;        /* Cap on one produce request (sum of batches).
+                                        Default 4 MiB (>= batch_bytes). */
+    stream_codec codec;              /* Compression of batches. Default STREAM_CODEC_NONE. */
+    int codec_level;                 /* 0: the codec's default. */
+    int retries;                     /* Resends of a failed batch. 0..INT32_MAX, default 30
+                                        (with the backoffs: ride out about a minute of
+                                        broker outage). */
+    int retry_backoff_ms;            /* Default 100. */
+    int retry_backoff_max_ms;        /* Default 1000. */
+    int delivery_timeout_ms;         /* Report failure if not delivered by then. Default
+                                        120000. */
+    int max_in_flight_per_partition; /* Produce requests in flight per partition. 1 keeps
+                                        order through retries; default 5. */
+    stream_delivery_cb on_delivery;  /* May be NULL (then failures are only counted). */
+    void *opaque;                    /* Passed to on_delivery. */
+} stream_producer_conf;
+
+/* Fills conf with the defaults above. */
+void stream_producer_conf_init(stream_producer_conf *conf);
+
+/* Creates a producer that sends through client c (borrowed: c must outlive
+ * the producer). conf NULL: defaults. Returns 0, STREAM_EINVAL (errbuf names
+ * the field), STREAM_ENOMEM. */
+int stream_producer_new(stream_client *c, const stream_producer_conf *conf, stream_producer **out,
+                        char *errbuf, size_t errbuf_len);
+
+/* Waits up to timeout_ms (-1: delivery_timeout_ms) for outstanding records
+ * (stream_producer_flush), then reports the rest as failed with
+ * STREAM_ECLOSED and frees the producer. NULL is a no-op. */
+void stream_producer_free(stream_producer *p, int timeout_ms);
+
+#define STREAM_PARTITION_ANY (-1) /* let the partitioner choose */
+
+/* One record to produce. Zero-initialise it ({0}) and set what you need:
+ * note that partition 0 is a real partition, so set STREAM_PARTITION_ANY
+ * explicitly for partitioning by key or sticky. */
+typedef struct stream_producer_record {
+    const char *topic;            /* Required. */
+    int32_t partition;            /* >= 0, or STREAM_PARTITION_ANY. */
+    int64_t timestamp;            /* ms since epoch; 0 = now. */
+    const void *key;              /* NULL with key_len -1 (or 0) for a null key. */
+    int32_t key_len;              /* -1 null; NULL key with 0 also means null. */
+    const void *value;            /* Likewise. */
+    int32_t value_len;            /* -1 null (a tombstone). */
+    const stream_header *headers; /* header_count entries; a NULL value with
+                                     value_len -1 is a null header value. */
+    size_t header_count;
+    void *opaque; /* Returned in this record's delivery report. */
+} stream_producer_record;
+
+/* Appends a copy of the record to its partition's batch. Never blocks on the
+ * network, except to fetch the metadata of a topic not seen before (up to
+ * the client's request_timeout_ms). A topic that does not exist is created
+ * then, with the broker's default partition count, when the broker has
+ * auto.create.topics.enable (as its first produce would), so the partition
+ * count is known before any record is partitioned. Returns 0 (the record now
+ * has exactly one delivery report to come), or — with no report to come —
+ *   STREAM_EAGAIN     buffer_bytes are in use: call stream_producer_poll and
+ *                     try again,
+ *   STREAM_ENOTOPIC   the topic does not exist (and the broker does not
+ *                     create topics on produce),
+ *   STREAM_EBADNAME   the topic name breaks the grammar,
+ *   STREAM_ENOPART    partition >= the topic's partition count,
+ *   STREAM_ETOOLARGE  the record alone exceeds max_request_bytes,
+ *   STREAM_EINVAL     a bad field (no topic, length < -1, NULL with length),
+ *   a transport error while fetching metadata, STREAM_ENOMEM.
+ * errbuf names the topic and partition. */
+int stream_producer_produce(stream_producer *p, const stream_producer_record *rec, char *errbuf,
+                            size_t errbuf_len);
+
+/* Sends batches whose linger has passed, does the client's I/O (waiting at
+ * most timeout_ms) and runs delivery reports. Returns the number of reports
+ * run, or a negative code for a broken client. */
+int stream_producer_poll(stream_producer *p, int timeout_ms);
+
+/* Sends every batch now and polls until every record produced so far has had
+ * its delivery report, or timeout_ms passed (-1: no limit other than each
+ * record's delivery_timeout_ms). Returns 0 when none is outstanding,
+ * STREAM_ETIMEDOUT otherwise. Returns 0 even if some deliveries failed:
+ * count failures in the callback or with stream_producer_stats. */
+int stream_producer_flush(stream_producer *p, int timeout_ms);
+
+/* Records produced and not yet reported. */
+size_t stream_producer_outstanding(const stream_producer *p);
+
+typedef struct stream_producer_stats {
+    uint64_t records_delivered; /* Reports with err 0. */
+    uint64_t records_failed;    /* Reports with err != 0. */
+    uint64_t batches_sent;      /* Produce-request batches, retries included. */
+    uint64_t retries;           /* Batches sent again. */
+    uint64_t bytes_sent;        /* Batch bytes written (after compression). */
+    int last_err;               /* The last failed report's code, 0 if none. */
+} stream_producer_stats;
+
+/* Copies the counters into *out. */
+void stream_producer_stats_get(const stream_producer *p, stream_producer_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Consumer                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A standalone consumer: the caller assigns topic-partitions with start
+ * positions (consumer groups, with subscribe and commits, come later on this
+ * same object). It keeps one fetch request in flight for all its partitions
+ * while the caller works through the previous response (fetch ahead), so at
+ * most two responses (2 x max_bytes) are held. Fetches long-poll on the
+ * broker (max_wait_ms, min_bytes), so a caught-up consumer costs nothing.
+ *
+ * Records are returned one at a time by stream_consumer_poll, borrowing
+ * key, value and headers from the fetch buffer (no per-record allocation);
+ * they stay valid until the next call to stream_consumer_poll, _seek,
+ * _assign, _unassign or _free. Batches that begin before the position (a
+ * fetch returns whole batches) have their earlier records skipped; batches
+ * are CRC-checked (check_crc) and decompressed by the batch iterator.
+ *
+ * Positions: the position of a partition is the offset of the next record
+ * poll will return. It advances past every record returned.
+ */
+typedef struct stream_consumer stream_consumer;
+
+/* Start and end positions are timespec.h's stream_offset_spec (what
+ * stream_offset_spec_parse makes of `-o beginning`, `-o -10`, `-o @-1h..end`):
+ *   start: BEGINNING (log start), END (high watermark), ABSOLUTE N, FROM_END N
+ *          (N before the end, clamped to the log start), FROM_START N (log
+ *          start + N, clamped to the end), TIME ms (first record with a
+ *          timestamp >= ms, or the end when there is none). STORED needs a
+ *          consumer group: STREAM_EUNSUPPORTED for now.
+ *   end:   NONE (follow; or, with conf.stop_at_end, END), END (the high
+ *          watermark as it was at assign: a snapshot), ABSOLUTE N, FROM_END N,
+ *          TIME ms; exclusive. Resolved once, at assign/seek time.
+ */
+
+/* What to do when a fetch position is out of range (STREAM_EOFFSET: below
+ * the log start after retention, or past the end). */
+typedef enum stream_offset_reset {
+    STREAM_RESET_ERROR = 0,    /* Report a STREAM_EVENT_ERROR (with the valid range) and
+                                  pause the partition until seek. Default. */
+    STREAM_RESET_EARLIEST = 1, /* Move to the log start offset and go on. */
+    STREAM_RESET_LATEST = 2,   /* Move to the high watermark and go on. */
+} stream_offset_reset;
+
+typedef struct stream_consumer_conf {
+    int max_wait_ms;             /* Long poll: the broker answers an empty fetch after
+                                    this. Default 500. */
+    int32_t min_bytes;           /* ... or as soon as this many bytes are ready. Default 1. */
+    int32_t max_bytes;           /* Cap of one fetch response (a first batch larger than
+                                    this is still returned whole). Default 8 MiB. */
+    int32_t max_partition_bytes; /* Cap per partition within a fetch. Default 2 MiB. */
+    bool stop_at_end;            /* -e: a partition assigned without an end stops at the
+                                    high watermark seen when it was assigned (a snapshot,
+                                    so a busy topic still ends); default false (follow). */
+    stream_offset_reset auto_offset_reset; /* Default STREAM_RESET_ERROR. */
+    bool check_crc;                        /* CRC-check fetched batches. Default true. */
+} stream_consumer_conf;
+
+/* Fills conf with the defaults above. */
+void stream_consumer_conf_init(stream_consumer_conf *conf);
+
+/* Creates a consumer fetching through client c (borrowed: c must outlive
+ * it). Returns 0, STREAM_EINVAL (errbuf names the field), STREAM_ENOMEM. */
+int stream_consumer_new(stream_client *c, const stream_consumer_conf *conf, stream_consumer **out,
+                        char *errbuf, size_t errbuf_len);
+
+/* Frees the consumer (a fetch in flight is abandoned). NULL is a no-op. */
+void stream_consumer_free(stream_consumer *co);
+
+#define STREAM_PARTITION_ALL (-1) /* every partition of the topic */
+
+/* Adds topic/partition (or every partition: STREAM_PARTITION_ALL) to the
+ * assignment, from spec->start to spec->end (see above; spec NULL: from the
+ * beginning, no end). Blocking: checks the topic and partition against
+ * metadata and resolves the positions with list_offsets requests, so a bad
+ * topic or a transport failure is reported here. A partition whose start is
+ * already at or past its end is done at once (an EOF event follows).
+ * Assigning a partition already assigned moves it (like seek). Returns 0,
+ * STREAM_ENOTOPIC ("unknown topic 'x'"), STREAM_ENOPART ("topic 'x' has 3
+ * partitions, no partition 7"), STREAM_EINVAL (bad spec),
+ * STREAM_EUNSUPPORTED (STORED), transport errors, STREAM_ENOMEM. */
+int stream_consumer_assign(stream_consumer *co, const char *topic, int32_t partition,
+                           const stream_offset_spec *spec, char *errbuf, size_t errbuf_len);
+
+/* Removes topic/partition (STREAM_PARTITION_ALL: the whole topic) from the
+ * assignment; records already fetched for it are dropped. 0 or STREAM_ENOENT. */
+int stream_consumer_unassign(stream_consumer *co, const char *topic, int32_t partition);
+
+/* Moves an assigned partition (STREAM_PARTITION_ALL: every assigned
+ * partition of the topic) to `to` (resolved like a start position: blocking
+ * for anything but STREAM_OFFSET_ABSOLUTE). Fetched records not yet returned
+ * are dropped; a paused partition (after an offset error) resumes; the end
+ * stays what assign made it. Returns 0, STREAM_ENOENT (not assigned),
+ * STREAM_EINVAL, transport errors. */
+int stream_consumer_seek(stream_consumer *co, const char *topic, int32_t partition,
+                         stream_offset_pos to, char *errbuf, size_t errbuf_len);
+
+/* The position (next offset poll returns) of an assigned partition in *out.
+ * 0 or STREAM_ENOENT. */
+int stream_consumer_position(const stream_consumer *co, const char *topic, int32_t partition,
+                             int64_t *out);
+
+typedef enum stream_event_type {
+    STREAM_EVENT_NONE = 0,
+    STREAM_EVENT_RECORD = 1, /* A record: topic, partition, record. */
+    STREAM_EVENT_EOF = 2,    /* The partition reached its end: when it has an end
+                                (spec end or stop_at_end), once, there (the partition
+                                then stops); otherwise each time it catches up with the
+                                high watermark. offset is the position. */
+    STREAM_EVENT_ERROR = 3,  /* A partition failed: err and msg say why. For STREAM_EOFFSET
+                                under STREAM_RESET_ERROR, log_start_offset and
+                                high_watermark give the valid range and the partition
+                                is paused until seek (or unassign). */
+} stream_event_type;
+
+typedef struct stream_consumer_event {
+    stream_event_type type;
+    const char *topic; /* Borrowed (valid until the next poll). */
+    int32_t partition;
+    stream_record record;     /* RECORD: offset, timestamp, key, value, headers (iterate
+                                 them with stream_header_iter); all borrowed. */
+    int64_t offset;           /* EOF: the position; ERROR: the offset that failed. */
+    int err;                  /* ERROR: the code. */
+    const char *msg;          /* ERROR: one line naming topic, partition and what
+                                 failed ("topic 'x' partition 0: offset 500 is out of
+                                 range ..."); borrowed (valid until the next poll). */
+    int64_t log_start_offset; /* ERROR (EOFFSET): the valid range; else -1. */
+    int64_t high_watermark;
+} stream_consumer_event;
+
+/* Returns the next event: 1 with *ev filled, 0 when timeout_ms (0: do not
+ * wait, -1: forever) passed without one, when interrupted by a signal, or
+ * when stream_consumer_done. Negative only for a broken client/consumer
+ * (ENOMEM). Transport errors are retried (reconnect, refetch from the
+ * position) rather than returned; they show as a pause. */
+int stream_consumer_poll(stream_consumer *co, int timeout_ms, stream_consumer_event *ev);
+
+/* True when something is assigned and every assigned partition has an end
+ * and has reached it (or is paused by an error), and every event has been
+ * returned. */
+bool stream_consumer_done(const stream_consumer *co);
+
+/* ------------------------------------------------------------------------ */
+/* Admin: blocking calls                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Each call sends one request, waits for its response (up to timeout_ms; -1:
+ * request_timeout_ms) and returns 0 when the request was answered — per-topic
+ * outcomes are then in the results, each with its own err and msg — or a
+ * negative code when it was not (transport error, the whole request refused;
+ * then no results). Results are owned by the caller and freed with their
+ * _free function.
+ */
+
+/* A per-topic outcome. */
+typedef struct stream_topic_result {
+    char *topic; /* Owned. */
+    int err;     /* 0, STREAM_ETOPICEXISTS, STREAM_ENOTOPIC, STREAM_EBADNAME,
+                    STREAM_EBADCONFIG, ... */
+    char *msg;   /* Owned; "" when err == 0. */
+} stream_topic_result;
+
+/* Frees n results and the array. NULL is a no-op. */
+void stream_topic_results_free(stream_topic_result *r, size_t n);
+
+/* A configuration entry (topic settings such as retention.ms). */
+typedef struct stream_config_entry {
+    const char *name;   /* "retention.ms". */
+    const char *value;  /* "86400000"; in alter, NULL resets to the default. */
+    bool is_default;    /* describe: nobody set it; the built-in default applies. */
+    const char *source; /* describe: "topic" (set on the topic), "broker" (the broker's
+                           config), "default" (built in). NULL in requests. */
+    const char *doc;    /* describe: one line saying what the setting does; may be NULL. */
+} stream_config_entry;
+
+typedef struct stream_new_topic {
+    const char *name;
+    int32_t partitions;                 /* >= 1; 0 for the broker's default. */
+    const stream_config_entry *configs; /* config_count entries (is_default ignored). */
+    size_t config_count;
+} stream_new_topic;
+
+/* Creates n topics. *results gets n entries in the same order. */
+int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics, size_t n,
+                               int timeout_ms, stream_topic_result **results, char *errbuf,
+                               size_t errbuf_len);
+
+/* Deletes n topics. *results gets n entries in the same order. */
+int stream_admin_delete_topics(stream_client *c, const char *const *names, size_t n, int timeout_ms,
+                               stream_topic_result **results, char *errbuf, size_t errbuf_len);
+
+/* One topic's configuration as described by the broker. */
+typedef struct stream_topic_config {
+    char *topic; /* Owned. */
+    int err;     /* 0 or STREAM_ENOTOPIC, ... */
+    char *msg;   /* Owned; "" when err == 0. */
+    size_t entry_count;
+    stream_config_entry *entries; /* Sorted by name; strings owned by this struct. */
+} stream_topic_config;
+
+/* Frees n configs and the array. NULL is a no-op. */
+void stream_topic_configs_free(stream_topic_config *cfg, size_t n);
+
+/* Describes the configuration of n topics (every setting, with is_default).
+ * *out gets n entries in the same order. */
+int stream_admin_describe_configs(stream_client *c, const char *const *topics, size_t n,
+                                  int timeout_ms, stream_topic_config **out, char *errbuf,
+                                  size_t errbuf_len);
+
+/* Sets (or, with value NULL, resets) `count` settings of one topic; settings
+ * not named keep their values. On success *result (may be NULL if not
+ * wanted) has the topic's outcome: err STREAM_EBADCONFIG with a msg naming
+ * the bad key or value, STREAM_ENOTOPIC, ... */
+int stream_admin_alter_configs(stream_client *c, const char *topic,
+                               const stream_config_entry *entries, size_t count, int timeout_ms,
+                               stream_topic_result **result, char *errbuf, size_t errbuf_len);
+
+#define STREAM_LIST_EARLIEST (-2) /* list_offsets: the log start offset */
+#define STREAM_LIST_LATEST   (-1) /* list_offsets: the high watermark */
+
+/* One list_offsets question and its answer. */
+typedef struct stream_offset_query {
+    const char *topic;       /* in */
+    int32_t partition;       /* in */
+    int64_t timestamp;       /* in: STREAM_LIST_EARLIEST, STREAM_LIST_LATEST, or ms since
+                                epoch: the first offset whose timestamp >= it. */
+    int64_t offset;          /* out: the offset; for a timestamp past every record, the high
+                                watermark (-1 on error). */
+    int64_t found_timestamp; /* out: the timestamp of the record at offset; -1 for
+                                EARLIEST/LATEST, when no record matched, on error. */
+    int err;                 /* out: 0, STREAM_ENOTOPIC, STREAM_ENOPART, ... */
+} stream_offset_query;
+
+/* Answers n queries in one request, filling each query's out fields. */
+int stream_admin_list_offsets(stream_client *c, stream_offset_query *queries, size_t n,
+                              int timeout_ms, char *errbuf, size_t errbuf_len);
+
+#endif /* STREAM_CLIENT_H */

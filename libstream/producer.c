@@ -1,0 +1,935 @@
+/*
+ * producer.c - per-partition batching, produce requests, retries and
+ * delivery reports.
+ *
+ * A record's life:
+ *
+ *   produce()  -> appended to its partition's open batch (a batch builder)
+ *   close      -> the batch is finished (compressed) when it is full, when
+ *                 linger_ms has passed, or on flush, and queued on its
+ *                 partition's ready list
+ *   send       -> the tick gathers the head ready batch of every partition
+ *                 that may have another request in flight into one produce
+ *                 request (capped at max_request_bytes)
+ *   response   -> per partition: success -> done (offsets known); retriable
+ *                 error -> back to the head of its partition's ready list
+ *                 after a backoff; other errors or out of retries/time ->
+ *                 done with the error
+ *   report     -> done batches wait on a list until stream_producer_poll
+ *                 runs their records' delivery reports, so reports never run
+ *                 inside produce() or another object's poll
+ *
+ * Memory: buffer_bytes bounds the record bytes held from produce() until the
+ * batch completes (reported or not); produce() says EAGAIN above it.
+ *
+ * Wire format (share/doc/protocol.md, "produce"):
+ *   request  {acks, timeout_ms, topics: [{name, partitions: [{partition,
+ *            records: bin}]}]}
+ *   response {topics: [{name, partitions: [{partition, err, msg?,
+ *            base_offset}]}]}
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+#include "stream/error.h"
+#include "stream/partition.h"
+
+/* Bytes counted per record on top of key, value and headers (varints,
+ * report bookkeeping). */
+#define RECORD_OVERHEAD 32
+
+typedef struct ptopic ptopic;
+
+typedef struct pbatch {
+    struct pbatch *next;
+    ptopic *t;
+    int32_t partition;
+    stream_batch_builder b; /* records; finished in place when closed */
+    const uint8_t *bytes;   /* the finished batch (owned by b), NULL while open */
+    size_t len;
+    int32_t count;       /* records */
+    void **opaques;      /* per record, for the reports */
+    int64_t *timestamps; /* per record */
+    size_t rec_cap;
+    size_t mem;          /* bytes counted against buffer_bytes */
+    int64_t created_ms;  /* monotonic time of the first record */
+    int64_t retry_at_ms; /* not sent again before this */
+    int attempts;        /* sends so far */
+    int err;             /* outcome once done */
+    int64_t base_offset; /* outcome: offset of the first record, -1 */
+    char *msg;           /* outcome detail when err != 0 */
+} pbatch;
+
+typedef struct ppart {
+    pbatch *open;                    /* accumulating, or NULL */
+    pbatch *ready_head, *ready_tail; /* closed, waiting to be sent */
+    int in_flight;                   /* produce requests carrying a batch of it */
+} ppart;
+
+struct ptopic {
+    char *name;
+    int32_t partition_count;
+    ppart *parts;
+    stream_sticky sticky;
+};
+
+/* One produce request in flight. */
+typedef struct preq {
+    struct preq *next, *prev;
+    stream_producer *p;
+    int64_t id; /* the client's request id */
+    size_t n;
+    pbatch *batches[]; /* one per partition */
+} preq;
+
+struct stream_producer {
+    stream_client *c;
+    stream_producer_conf conf;
+    ptopic **topics;
+    size_t ntopics, topics_cap;
+    ptopic *last;                  /* the topic of the last produce (fast path) */
+    size_t mem;                    /* bytes held (see the top) */
+    size_t outstanding;            /* records produced and not reported */
+    size_t open_batches;           /* batches accumulating (for the tick) */
+    size_t ready_batches;          /* closed, not in flight, not done */
+    pbatch *done_head, *done_tail; /* waiting for their reports */
+    preq *reqs;                    /* produce requests in flight */
+    int nreqs;
+    int max_reqs;  /* cap on nreqs */
+    bool flushing; /* close open batches without waiting for linger */
+    bool full;     /* produce said EAGAIN: close open batches now, so the
+                      buffer drains without waiting for their linger */
+    stream_producer_stats st;
+};
+
+/* ---- configuration ------------------------------------------------------- */
+
+void stream_producer_conf_init(stream_producer_conf *conf)
+{
+    memset(conf, 0, sizeof *conf);
+    conf->acks = STREAM_ACKS_ALL;
+    conf->linger_ms = 5;
+    conf->batch_bytes = 256 * 1024;
+    conf->buffer_bytes = 64u << 20;
+    conf->max_request_bytes = 4u << 20;
+    conf->codec = STREAM_CODEC_NONE;
+    conf->codec_level = 0;
+    conf->retries = 30;
+    conf->retry_backoff_ms = 100;
+    conf->retry_backoff_max_ms = 1000;
+    conf->delivery_timeout_ms = 120000;
+    conf->max_in_flight_per_partition = 5;
+}
+
+static int conf_check(const stream_producer_conf *f, char *errbuf, size_t errbuf_len)
+{
+#define RANGE(field, lo, hi)                                                                       \
+    if ((long long)f->field < (long long)(lo) || (long long)f->field > (long long)(hi)) {          \
+        stream__errf(errbuf, errbuf_len, "producer setting %s must be in [%lld, %lld], got %lld",  \
+                     #field, (long long)(lo), (long long)(hi), (long long)f->field);               \
+        return STREAM_EINVAL;                                                                      \
+    }
+    if (f->acks != 0 && f->acks != 1 && f->acks != STREAM_ACKS_ALL) {
+        stream__errf(errbuf, errbuf_len, "producer setting acks must be 0, 1 or -1 (all), got %d",
+                     f->acks);
+        return STREAM_EINVAL;
+    }
+    RANGE(linger_ms, 0, 60000);
+    RANGE(batch_bytes, 1, 1u << 30);
+    RANGE(max_request_bytes, f->batch_bytes, 1u << 30);
+    RANGE(buffer_bytes, f->batch_bytes, (size_t)1 << 40);
+    RANGE(retries, 0, INT32_MAX);
+    RANGE(retry_backoff_ms, 0, 3600000);
+    RANGE(retry_backoff_max_ms, f->retry_backoff_ms, 3600000);
+    RANGE(delivery_timeout_ms, 1, INT32_MAX);
+    RANGE(max_in_flight_per_partition, 1, 1024);
+#undef RANGE
+    stream_batch_builder probe;
+    stream_batch_builder_init(&probe);
+    int rc = stream_batch_builder_set_codec(&probe, f->codec, f->codec_level);
+    stream_batch_builder_release(&probe);
+    if (rc < 0) {
+        stream__errf(errbuf, errbuf_len,
+                     "producer setting codec/codec_level: %s level %d is not "
+                     "supported",
+                     stream_codec_name(f->codec), f->codec_level);
+        return STREAM_EINVAL;
+    }
+    return 0;
+}
+
+static int64_t producer_tick(void *arg, int64_t now);
+
+int stream_producer_new(stream_client *c, const stream_producer_conf *conf, stream_producer **out,
+                        char *errbuf, size_t errbuf_len)
+{
+    stream_producer_conf dflt;
+    *out = NULL;
+    if (!conf) {
+        stream_producer_conf_init(&dflt);
+        conf = &dflt;
+    }
+    int rc = conf_check(conf, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    stream_producer *p = calloc(1, sizeof *p);
+    if (!p)
+        return STREAM_ENOMEM;
+    p->c = c;
+    p->conf = *conf;
+    p->max_reqs = 16;
+    if (stream__client_add_tick(c, producer_tick, p) < 0) {
+        free(p);
+        return STREAM_ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+/* ---- batches ------------------------------------------------------------- */
+
+static void batch_free(pbatch *b)
+{
+    if (!b)
+        return;
+    stream_batch_builder_release(&b->b);
+    free(b->opaques);
+    free(b->timestamps);
+    free(b->msg);
+    free(b);
+}
+
+static pbatch *batch_new(stream_producer *p, ptopic *t, int32_t partition, int64_t now)
+{
+    pbatch *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->t = t;
+    b->partition = partition;
+    b->created_ms = now;
+    b->base_offset = -1;
+    stream_batch_builder_init(&b->b);
+    stream_batch_builder_set_codec(&b->b, p->conf.codec, p->conf.codec_level);
+    return b;
+}
+
+static void ready_push_tail(ppart *pp, pbatch *b)
+{
+    b->next = NULL;
+    if (pp->ready_tail)
+        pp->ready_tail->next = b;
+    else
+        pp->ready_head = b;
+    pp->ready_tail = b;
+}
+
+static void ready_push_head(ppart *pp, pbatch *b)
+{
+    b->next = pp->ready_head;
+    pp->ready_head = b;
+    if (!pp->ready_tail)
+        pp->ready_tail = b;
+}
+
+static pbatch *ready_pop(ppart *pp)
+{
+    pbatch *b = pp->ready_head;
+    if (b) {
+        pp->ready_head = b->next;
+        if (!pp->ready_head)
+            pp->ready_tail = NULL;
+        b->next = NULL;
+    }
+    return b;
+}
+
+/* The batch is over: its reports wait for the next stream_producer_poll. Its
+ * record bytes are released now so produce() may go on. */
+static void batch_done(stream_producer *p, pbatch *b, int err, int64_t base_offset, const char *msg)
+{
+    b->err = err;
+    b->base_offset = err ? -1 : base_offset;
+    if (err) {
+        free(b->msg);
+        b->msg = strdup(msg && msg[0] ? msg : stream_strerror(err));
+    }
+    stream_batch_builder_release(&b->b);
+    b->bytes = NULL;
+    p->mem -= b->mem;
+    b->mem = 0;
+    b->next = NULL;
+    if (p->done_tail)
+        p->done_tail->next = b;
+    else
+        p->done_head = b;
+    p->done_tail = b;
+}
+
+/* Finishes the open batch of pp and queues it for sending. */
+static void batch_close(stream_producer *p, ptopic *t, int32_t partition)
+{
+    ppart *pp = &t->parts[partition];
+    pbatch *b = pp->open;
+    if (!b)
+        return;
+    pp->open = NULL;
+    p->open_batches--;
+    int rc = stream_batch_builder_finish(&b->b, &b->bytes, &b->len);
+    if (rc < 0) {
+        char msg[200];
+        stream__errf(msg, sizeof msg, "topic '%s' partition %d: cannot build batch: %s", t->name,
+                     partition, stream_strerror(rc));
+        batch_done(p, b, rc, -1, msg);
+        return;
+    }
+    ready_push_tail(pp, b);
+    p->ready_batches++;
+    /* Sticky partitioning: a completed batch moves unkeyed records on. */
+    if (t->sticky.current == partition && t->partition_count > 1)
+        stream_sticky_next(&t->sticky, t->partition_count);
+}
+
+/* ---- topics -------------------------------------------------------------- */
+
+static ptopic *topic_find(stream_producer *p, const char *name)
+{
+    if (p->last && strcmp(p->last->name, name) == 0)
+        return p->last;
+    for (size_t i = 0; i < p->ntopics; i++)
+        if (strcmp(p->topics[i]->name, name) == 0)
+            return p->last = p->topics[i];
+    return NULL;
+}
+
+/* Grows t to `count` partitions (a topic only grows). */
+static int topic_grow(ptopic *t, int32_t count)
+{
+    if (count <= t->partition_count)
+        return 0;
+    ppart *np = realloc(t->parts, (size_t)count * sizeof *np);
+    if (!np)
+        return STREAM_ENOMEM;
+    memset(np + t->partition_count, 0, (size_t)(count - t->partition_count) * sizeof *np);
+    t->parts = np;
+    t->partition_count = count;
+    return 0;
+}
+
+static int topic_get(stream_producer *p, const char *name, ptopic **out, char *errbuf,
+                     size_t errbuf_len)
+{
+    ptopic *t = topic_find(p, name);
+    const stream__topic_md *md = stream__client_topic(p->c, name);
+    if (t && md && md->err == 0 && md->partition_count > t->partition_count) {
+        int rc = topic_grow(t, md->partition_count);
+        if (rc < 0)
+            return rc;
+    }
+    if (t) {
+        *out = t;
+        return 0;
+    }
+    int count = stream_topic_name_check(name, strlen(name), errbuf, errbuf_len);
+    if (count < 0)
+        return count;
+    count = stream__client_partition_count_create(p->c, name, -1, errbuf, errbuf_len);
+    if (count < 0)
+        return count;
+    if (p->ntopics == p->topics_cap) {
+        size_t cap = p->topics_cap ? p->topics_cap * 2 : 4;
+        ptopic **nt = realloc(p->topics, cap * sizeof *nt);
+        if (!nt)
+            return STREAM_ENOMEM;
+        p->topics = nt;
+        p->topics_cap = cap;
+    }
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return STREAM_ENOMEM;
+    t->name = strdup(name);
+    if (!t->name || topic_grow(t, count) < 0) {
+        free(t->name);
+        free(t);
+        return STREAM_ENOMEM;
+    }
+    stream_sticky_init(&t->sticky, (uint64_t)stream__client_wall_ms() * 2654435761u ^
+                                       (uint64_t)getpid() ^ (uint64_t)(uintptr_t)t);
+    p->topics[p->ntopics++] = t;
+    *out = p->last = t;
+    return 0;
+}
+
+/* ---- produce ------------------------------------------------------------- */
+
+static size_t record_size(const stream_producer_record *r)
+{
+    size_t n = RECORD_OVERHEAD;
+    if (r->key_len > 0)
+        n += (size_t)r->key_len;
+    if (r->value_len > 0)
+        n += (size_t)r->value_len;
+    for (size_t i = 0; i < r->header_count; i++) {
+        n += 8;
+        if (r->headers[i].name_len > 0)
+            n += (size_t)r->headers[i].name_len;
+        if (r->headers[i].value_len > 0)
+            n += (size_t)r->headers[i].value_len;
+    }
+    return n;
+}
+
+static int record_check(const stream_producer_record *r, char *errbuf, size_t errbuf_len)
+{
+    if (!r->topic || !r->topic[0]) {
+        stream__errf(errbuf, errbuf_len, "record has no topic");
+        return STREAM_EINVAL;
+    }
+    if (r->key_len < -1 || r->value_len < -1 || (r->key_len > 0 && !r->key) ||
+        (r->value_len > 0 && !r->value) || (r->header_count && !r->headers)) {
+        stream__errf(errbuf, errbuf_len, "topic '%s': bad record lengths", r->topic);
+        return STREAM_EINVAL;
+    }
+    for (size_t i = 0; i < r->header_count; i++) {
+        const stream_header *h = &r->headers[i];
+        if (h->name_len < 0 || h->value_len < -1 || (h->name_len > 0 && !h->name) ||
+            (h->value_len > 0 && !h->value)) {
+            stream__errf(errbuf, errbuf_len, "topic '%s': bad header %zu", r->topic, i);
+            return STREAM_EINVAL;
+        }
+    }
+    if (r->partition < STREAM_PARTITION_ANY) {
+        stream__errf(errbuf, errbuf_len, "topic '%s': bad partition %d", r->topic,
+                     (int)r->partition);
+        return STREAM_EINVAL;
+    }
+    return 0;
+}
+
+static int grow_records(pbatch *b)
+{
+    if ((size_t)b->count < b->rec_cap)
+        return 0;
+    size_t cap = b->rec_cap ? b->rec_cap * 2 : 64;
+    void **no = realloc(b->opaques, cap * sizeof *no);
+    if (!no)
+        return STREAM_ENOMEM;
+    b->opaques = no;
+    int64_t *nt = realloc(b->timestamps, cap * sizeof *nt);
+    if (!nt)
+        return STREAM_ENOMEM;
+    b->timestamps = nt;
+    b->rec_cap = cap;
+    return 0;
+}
+
+static void kick(stream_producer *p);
+
+int stream_producer_produce(stream_producer *p, const stream_producer_record *rec, char *errbuf,
+                            size_t errbuf_len)
+{
+    int rc = record_check(rec, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    size_t size = record_size(rec);
+    if (size > p->conf.max_request_bytes) {
+        stream__errf(errbuf, errbuf_len,
+                     "topic '%s': a record of %zu bytes is larger than max_request_bytes (%zu)",
+                     rec->topic, size, p->conf.max_request_bytes);
+        return STREAM_ETOOLARGE;
+    }
+    if (p->mem > 0 && p->mem + size > p->conf.buffer_bytes) {
+        p->full = true;
+        return STREAM_EAGAIN;
+    }
+
+    ptopic *t;
+    rc = topic_get(p, rec->topic, &t, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+
+    /* Normalise: a NULL pointer is null whatever the length. */
+    const void *key = rec->key;
+    int32_t key_len = key ? rec->key_len : -1;
+    const void *value = rec->value;
+    int32_t value_len = value ? rec->value_len : -1;
+    if (key_len < 0)
+        key = NULL;
+    if (value_len < 0)
+        value = NULL;
+
+    int32_t part = rec->partition;
+    if (part >= 0) {
+        if (part >= t->partition_count) {
+            stream__errf(errbuf, errbuf_len, "topic '%s' has %d partitions, no partition %d",
+                         t->name, (int)t->partition_count, (int)part);
+            return STREAM_ENOPART;
+        }
+    } else {
+        part = stream_partition_choose(&t->sticky, key, key_len, t->partition_count);
+        if (part < 0) {
+            stream__errf(errbuf, errbuf_len, "topic '%s': cannot choose a partition", t->name);
+            return part;
+        }
+    }
+
+    int64_t now = stream__client_mono_ms();
+    ppart *pp = &t->parts[part];
+    /* A batch also stays under the broker's max.message.bytes (from hello),
+     * which it would refuse with ETOOLARGE. */
+    size_t limit = p->conf.batch_bytes;
+    size_t broker_max = stream__client_max_message_bytes(p->c);
+    if (broker_max > 0 && broker_max < limit)
+        limit = broker_max;
+    if (pp->open && pp->open->count > 0 && stream_batch_builder_size(&pp->open->b) + size > limit) {
+        batch_close(p, t, part);
+        /* Closing may have moved the sticky partition; the record keeps the
+         * partition it was given. */
+    }
+    if (!pp->open) {
+        pp->open = batch_new(p, t, part, now);
+        if (!pp->open)
+            return STREAM_ENOMEM;
+        p->open_batches++;
+    }
+    pbatch *b = pp->open;
+    if (grow_records(b) < 0)
+        return STREAM_ENOMEM;
+    int64_t ts = rec->timestamp ? rec->timestamp : stream__client_wall_ms();
+    rc = stream_batch_builder_append(&b->b, ts, key, key_len, value, value_len, rec->headers,
+                                     rec->header_count);
+    if (rc < 0) {
+        stream__errf(errbuf, errbuf_len, "topic '%s' partition %d: cannot add record: %s", t->name,
+                     (int)part, stream_strerror(rc));
+        return rc;
+    }
+    b->opaques[b->count] = rec->opaque;
+    b->timestamps[b->count] = ts;
+    b->count++;
+    b->mem += size;
+    p->mem += size;
+    p->outstanding++;
+    if (stream_batch_builder_size(&b->b) >= limit) {
+        batch_close(p, t, part);
+        kick(p);
+    }
+    return 0;
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static int64_t backoff_ms(const stream_producer *p, int attempts)
+{
+    int64_t b = p->conf.retry_backoff_ms;
+    for (int i = 1; i < attempts && b < p->conf.retry_backoff_max_ms; i++)
+        b *= 2;
+    return b < p->conf.retry_backoff_max_ms ? b : p->conf.retry_backoff_max_ms;
+}
+
+static bool retriable(int err)
+{
+    return stream_err_retriable(err) || err == STREAM_ENOTOPIC || err == STREAM_ENOPART ||
+           err == STREAM_EPROTO;
+}
+
+static void preq_unlink(stream_producer *p, preq *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        p->reqs = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    p->nreqs--;
+}
+
+/* One batch's request failed with err: retry it or give up. */
+static void batch_failed(stream_producer *p, pbatch *b, int err, const char *msg, int64_t now)
+{
+    ppart *pp = &b->t->parts[b->partition];
+    bool timed_out = now >= b->created_ms + p->conf.delivery_timeout_ms;
+    if (retriable(err) && b->attempts <= p->conf.retries && !timed_out) {
+        if (err == STREAM_ENOTLEADER || err == STREAM_ENOTOPIC || err == STREAM_ENOPART) {
+            stream_client_invalidate_metadata(p->c, b->t->name);
+            stream__client_refresh_async(p->c, b->t->name);
+        }
+        b->retry_at_ms = now + backoff_ms(p, b->attempts);
+        free(b->msg);
+        b->msg = strdup(msg && msg[0] ? msg : stream_strerror(err));
+        b->err = err;
+        p->st.retries++;
+        ready_push_head(pp, b);
+        p->ready_batches++;
+        return;
+    }
+    char full[600];
+    if (timed_out && retriable(err))
+        stream__errf(full, sizeof full, "topic '%s' partition %d: not delivered within %d ms: %s",
+                     b->t->name, (int)b->partition, p->conf.delivery_timeout_ms,
+                     msg && msg[0] ? msg : stream_strerror(err));
+    else if (retriable(err))
+        stream__errf(full, sizeof full, "topic '%s' partition %d: failed after %d attempts: %s",
+                     b->t->name, (int)b->partition, b->attempts,
+                     msg && msg[0] ? msg : stream_strerror(err));
+    else
+        stream__errf(full, sizeof full, "topic '%s' partition %d: %s", b->t->name,
+                     (int)b->partition, msg && msg[0] ? msg : stream_strerror(err));
+    batch_done(p, b, err, -1, full);
+}
+
+/* Finds the result for (topic, partition) in a produce response. */
+static const msgpack_object *find_result(const msgpack_object *topics, const char *topic,
+                                         int32_t partition)
+{
+    if (!topics || topics->type != MSGPACK_OBJECT_ARRAY)
+        return NULL;
+    for (uint32_t i = 0; i < topics->via.array.size; i++) {
+        const msgpack_object *t = &topics->via.array.ptr[i];
+        const char *name;
+        size_t len;
+        if (stream_field_str(t, "name", &name, &len, NULL, 0) < 0 ||
+            !stream_str_eq(name, len, topic))
+            continue;
+        const msgpack_object *parts;
+        if (stream_field_array(t, "partitions", &parts, NULL, 0) < 0)
+            continue;
+        for (uint32_t j = 0; j < parts->via.array.size; j++) {
+            const msgpack_object *pm = &parts->via.array.ptr[j];
+            int64_t pn;
+            if (stream_field_int(pm, "partition", 0, INT32_MAX, &pn, NULL, 0) == 0 &&
+                pn == partition)
+                return pm;
+        }
+    }
+    return NULL;
+}
+
+static void produce_cb(stream_client *c, const stream__resp *r, void *arg)
+{
+    preq *q = arg;
+    stream_producer *p = q->p;
+    int64_t now = stream__client_mono_ms();
+    preq_unlink(p, q);
+    const msgpack_object *topics = NULL;
+    if (r->root && r->err == 0)
+        stream_field_array(r->root, "topics", &topics, NULL, 0);
+    for (size_t i = 0; i < q->n; i++) {
+        pbatch *b = q->batches[i];
+        b->t->parts[b->partition].in_flight--;
+        if (r->err != 0) {
+            batch_failed(p, b, r->err, r->msg, now);
+            continue;
+        }
+        if (p->conf.acks == 0) {
+            batch_done(p, b, 0, -1, NULL);
+            continue;
+        }
+        const msgpack_object *pm = find_result(topics, b->t->name, b->partition);
+        int64_t err = 0, base = -1;
+        const char *text = NULL;
+        size_t text_len = 0;
+        if (!pm || stream_field_int_opt(pm, "err", 0, INT32_MAX, 0, &err, NULL, 0) < 0) {
+            batch_failed(p, b, STREAM_EPROTO, "produce response without this partition", now);
+            continue;
+        }
+        if (err != 0) {
+            char msg[512];
+            stream_field_str_opt(pm, "msg", &text, &text_len, NULL, 0);
+            stream__errf(msg, sizeof msg, "%.*s", (int)(text_len > 500 ? 500 : text_len),
+                         text ? text : "");
+            batch_failed(p, b, -(int)err, msg, now);
+            continue;
+        }
+        if (stream_field_int(pm, "base_offset", 0, INT64_MAX, &base, NULL, 0) < 0) {
+            batch_failed(p, b, STREAM_EPROTO, "produce response without base_offset", now);
+            continue;
+        }
+        batch_done(p, b, 0, base, NULL);
+    }
+    free(q);
+}
+
+/* Sends one produce request with the head ready batch of each partition that
+ * may take one. Returns true when a request went out. */
+static bool send_one(stream_producer *p, int64_t now)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < p->ntopics; i++)
+        cap += (size_t)p->topics[i]->partition_count;
+    preq *q = NULL;
+    size_t bytes = 0;
+    for (size_t i = 0; i < p->ntopics; i++) {
+        ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->partition_count; j++) {
+            ppart *pp = &t->parts[j];
+            pbatch *b = pp->ready_head;
+            if (!b || b->retry_at_ms > now || pp->in_flight >= p->conf.max_in_flight_per_partition)
+                continue;
+            if (bytes > 0 && bytes + b->len > p->conf.max_request_bytes)
+                continue;
+            if (!q) {
+                q = calloc(1, sizeof *q + cap * sizeof q->batches[0]);
+                if (!q)
+                    return false;
+                q->p = p;
+            }
+            ready_pop(pp);
+            p->ready_batches--;
+            pp->in_flight++;
+            q->batches[q->n++] = b;
+            bytes += b->len;
+        }
+    }
+    if (!q)
+        return false;
+
+    /* Group the batches by topic: they were gathered topic by topic. */
+    size_t ntopics = 0;
+    for (size_t i = 0; i < q->n; i++)
+        if (i == 0 || q->batches[i]->t != q->batches[i - 1]->t)
+            ntopics++;
+    msgpack_packer *pk = stream__req_begin(p->c, STREAM_OP_PRODUCE, 3);
+    stream_pack_kv_int(pk, "acks", p->conf.acks);
+    stream_pack_kv_int(pk, "timeout_ms", stream__client_request_timeout(p->c));
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, ntopics);
+    for (size_t i = 0; i < q->n;) {
+        ptopic *t = q->batches[i]->t;
+        size_t j = i;
+        while (j < q->n && q->batches[j]->t == t)
+            j++;
+        msgpack_pack_map(pk, 2);
+        stream_pack_kv_cstr(pk, "name", t->name);
+        stream_pack_key(pk, "partitions");
+        msgpack_pack_array(pk, j - i);
+        for (size_t k = i; k < j; k++) {
+            msgpack_pack_map(pk, 2);
+            stream_pack_kv_int(pk, "partition", q->batches[k]->partition);
+            stream_pack_kv_bin(pk, "records", q->batches[k]->bytes, q->batches[k]->len);
+        }
+        i = j;
+    }
+    int flags = p->conf.acks == 0 ? STREAM__REQ_NO_RESPONSE : 0;
+    /* The broker answers an acks=all produce by timeout_ms; give its answer
+     * a second to arrive before the client gives up on it. */
+    int64_t id = stream__req_send(p->c, produce_cb, q, 1000, flags);
+    for (size_t i = 0; i < q->n; i++) {
+        q->batches[i]->attempts++;
+        p->st.batches_sent++;
+        p->st.bytes_sent += q->batches[i]->len;
+    }
+    if (id < 0) {
+        /* Could not even queue it (out of memory): fail like a transport
+         * error so the batches are retried. */
+        for (size_t i = 0; i < q->n; i++) {
+            q->batches[i]->t->parts[q->batches[i]->partition].in_flight--;
+            batch_failed(p, q->batches[i], (int)id, "out of memory", now);
+        }
+        free(q);
+        return false;
+    }
+    q->id = id;
+    q->next = p->reqs;
+    if (p->reqs)
+        p->reqs->prev = q;
+    p->reqs = q;
+    p->nreqs++;
+    return true;
+}
+
+/* Fails ready batches whose delivery time is over. */
+static void expire_ready(stream_producer *p, int64_t now)
+{
+    for (size_t i = 0; i < p->ntopics; i++) {
+        ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->partition_count; j++) {
+            ppart *pp = &t->parts[j];
+            while (pp->ready_head &&
+                   now >= pp->ready_head->created_ms + p->conf.delivery_timeout_ms) {
+                pbatch *b = ready_pop(pp);
+                p->ready_batches--;
+                char msg[600];
+                stream__errf(msg, sizeof msg,
+                             "topic '%s' partition %d: not delivered within %d ms%s%s", t->name,
+                             (int)j, p->conf.delivery_timeout_ms, b->msg ? ": " : "",
+                             b->msg ? b->msg : "");
+                batch_done(p, b, b->err ? b->err : STREAM_ETIMEDOUT, -1, msg);
+            }
+        }
+    }
+}
+
+/* Closes open batches that lingered long enough; returns the next linger
+ * deadline. */
+static int64_t close_lingering(stream_producer *p, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    if (p->open_batches == 0)
+        return next;
+    for (size_t i = 0; i < p->ntopics; i++) {
+        ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->partition_count; j++) {
+            pbatch *b = t->parts[j].open;
+            if (!b)
+                continue;
+            int64_t due = b->created_ms + p->conf.linger_ms;
+            if (p->flushing || p->full || now >= due)
+                batch_close(p, t, j);
+            else if (due < next)
+                next = due;
+        }
+    }
+    return next;
+}
+
+static int64_t producer_tick(void *arg, int64_t now)
+{
+    stream_producer *p = arg;
+    int64_t next = close_lingering(p, now);
+    p->full = false;
+    if (p->ready_batches == 0)
+        return next;
+    expire_ready(p, now);
+    while (p->nreqs < p->max_reqs && send_one(p, now))
+        ;
+    /* Wake for the earliest retry of a batch that is waiting for its turn. */
+    for (size_t i = 0; i < p->ntopics; i++) {
+        ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->partition_count; j++) {
+            pbatch *b = t->parts[j].ready_head;
+            if (!b)
+                continue;
+            int64_t due = b->retry_at_ms > now ? b->retry_at_ms : INT64_MAX;
+            int64_t dl = b->created_ms + p->conf.delivery_timeout_ms;
+            if (dl < due)
+                due = dl;
+            if (due < next)
+                next = due;
+        }
+    }
+    return next;
+}
+
+/* Sends what is ready without waiting and without running reports (the
+ * client's kick runs this producer's tick). */
+static void kick(stream_producer *p)
+{
+    stream__client_kick(p->c);
+}
+
+/* ---- reports, poll, flush, free ------------------------------------------- */
+
+static int fire_reports(stream_producer *p)
+{
+    int n = 0;
+    while (p->done_head) {
+        pbatch *b = p->done_head;
+        p->done_head = b->next;
+        if (!p->done_head)
+            p->done_tail = NULL;
+        for (int32_t i = 0; i < b->count; i++) {
+            stream_delivery d = {
+                .topic = b->t->name,
+                .partition = b->partition,
+                .offset = b->err == 0 && b->base_offset >= 0 ? b->base_offset + i : -1,
+                .timestamp = b->timestamps[i],
+                .err = b->err,
+                .msg = b->err ? (b->msg ? b->msg : stream_strerror(b->err)) : "",
+                .opaque = b->opaques[i],
+            };
+            if (b->err) {
+                p->st.records_failed++;
+                p->st.last_err = b->err;
+            } else {
+                p->st.records_delivered++;
+            }
+            p->outstanding--;
+            if (p->conf.on_delivery)
+                p->conf.on_delivery(p, &d, p->conf.opaque);
+            n++;
+        }
+        batch_free(b);
+    }
+    return n;
+}
+
+int stream_producer_poll(stream_producer *p, int timeout_ms)
+{
+    int n = fire_reports(p);
+    int rc = stream_client_poll(p->c, n > 0 ? 0 : timeout_ms);
+    if (rc < 0)
+        return rc;
+    return n + fire_reports(p);
+}
+
+int stream_producer_flush(stream_producer *p, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : stream__client_mono_ms() + timeout_ms;
+    p->flushing = true;
+    int rc = 0;
+    while (p->outstanding > 0) {
+        int64_t now = stream__client_mono_ms();
+        if (now >= deadline) {
+            rc = STREAM_ETIMEDOUT;
+            break;
+        }
+        int64_t left = deadline - now;
+        int r = stream_producer_poll(p, left > 1000 ? 1000 : (int)left);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+    }
+    p->flushing = false;
+    return rc;
+}
+
+size_t stream_producer_outstanding(const stream_producer *p)
+{
+    return p->outstanding;
+}
+
+void stream_producer_stats_get(const stream_producer *p, stream_producer_stats *out)
+{
+    *out = p->st;
+}
+
+void stream_producer_free(stream_producer *p, int timeout_ms)
+{
+    if (!p)
+        return;
+    stream_producer_flush(p, timeout_ms < 0 ? p->conf.delivery_timeout_ms : timeout_ms);
+    stream__client_remove_tick(p->c, producer_tick, p);
+    /* What is left fails: requests in flight are abandoned (their answers
+     * dropped), ready and open batches never go out. */
+    while (p->reqs) {
+        preq *q = p->reqs;
+        stream__req_cancel(p->c, q->id);
+        preq_unlink(p, q);
+        for (size_t i = 0; i < q->n; i++)
+            batch_done(p, q->batches[i], STREAM_ECLOSED, -1, "producer closed");
+        free(q);
+    }
+    for (size_t i = 0; i < p->ntopics; i++) {
+        ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->partition_count; j++) {
+            ppart *pp = &t->parts[j];
+            pbatch *b;
+            while ((b = ready_pop(pp)))
+                batch_done(p, b, STREAM_ECLOSED, -1, "producer closed");
+            if (pp->open) {
+                batch_done(p, pp->open, STREAM_ECLOSED, -1, "producer closed");
+                pp->open = NULL;
+            }
+        }
+    }
+    fire_reports(p);
+    for (size_t i = 0; i < p->ntopics; i++) {
+        free(p->topics[i]->parts);
+        free(p->topics[i]->name);
+        free(p->topics[i]);
+    }
+    free(p->topics);
+    free(p);
+}
