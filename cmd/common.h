@@ -18,6 +18,8 @@ enum {
     EXIT_FAIL = 1,  /* something failed: broker unreachable, write error, ... */
     EXIT_USAGE = 2, /* bad flags or arguments */
     EXIT_EMPTY = 3, /* stream-sub -e: there was nothing to read */
+    EXIT_NOTFOUND = 4, /* admin: every topic (or group) named does not exist */
+    EXIT_EXISTS = 5,   /* admin: every topic named to create already exists */
 };
 
 /* The program's name as shown in messages ("stream-pub"). */

@@ -25,5 +25,7 @@ for b in "$build"/bench/*; do
     echo "== ${b##*/}"
     "$b" || status=1
 done
+echo "== client.sh"
+BENCH_DIR=$data "$(dirname "$0")/client.sh" "$build" || status=1
 rmdir "$data" 2>/dev/null || true
 exit $status

@@ -1,0 +1,806 @@
+/*
+ * stream-bench - throughput and latency of a broker, as seen by a client.
+ *
+ *   produce  N records of BYTES-byte values as fast as the producer takes
+ *            them (or paced at --rate): records/s, MB/s, and the latency of
+ *            each record from produce() to its delivery report
+ *   consume  N records (or up to the end) from the beginning: records/s,
+ *            MB/s, time to the first record
+ *   e2e      a producer paced at --rate and a consumer in one process, two
+ *            clients on two threads: the latency from sending a record to
+ *            receiving it
+ *
+ * Everything goes through the public client API (client.h), as a user's
+ * program would; latencies go into log-linear histograms (histogram.h), so
+ * the hot loops neither allocate nor sort. MB are 10^6 bytes of record
+ * payload (key + value; batch overhead not counted). Progress goes to
+ * stderr once a second, the result line (or --json document) to stdout.
+ *
+ * Latency clocks: produce latency is measured from just before produce() to
+ * the delivery report, the start time riding in the record's opaque
+ * pointer (no per-record bookkeeping). e2e embeds the CLOCK_MONOTONIC send
+ * time in ns and a per-run id in the first 16 bytes of each value, so
+ * foreign records on the topic are ignored and no millisecond timestamp
+ * rounding blurs sub-millisecond latencies.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "stream/cli.h"
+#include "stream/client.h"
+#include "stream/codec.h"
+#include "stream/error.h"
+#include "stream/histogram.h"
+#include "stream/json.h"
+#include "stream/timespec.h"
+
+static const char usage_text[] =
+    "Usage: stream-bench MODE [OPTION]...\n"
+    "Measure a broker's throughput and latency.\n"
+    "\n"
+    "Modes:\n"
+    "  produce   produce -n records of -s bytes; records/s, MB/s, produce latency\n"
+    "  consume   read -n records (default: up to the end) from the beginning\n"
+    "  e2e       produce at --rate and consume in one process; end-to-end latency\n"
+    "\n"
+    "Options:\n"
+    "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
+    "  -t, --topic TOPIC         topic to use (required)\n"
+    "  -n, --records N           records to produce or read\n"
+    "  -s, --record-size BYTES   value size (default 100; e2e at least 16)\n"
+    "      --acks 0|1|all        produce, e2e: acknowledgement to wait for (default 1)\n"
+    "  -z, --compression CODEC   none, gzip, snappy, lz4 or zstd (default none)\n"
+    "      --rate R              records per second (e2e: required; produce: optional)\n"
+    "      --partitions K        create the topic with K partitions if it is missing\n"
+    "      --linger-ms MS        producer linger (default: produce 5, e2e 0)\n"
+    "      --batch-bytes BYTES   producer batch size (default 256k)\n"
+    "      --timeout-ms MS       consume, e2e: give up after MS without a record\n"
+    "                            (default 10000)\n"
+    "      --json                print the result as one JSON document\n"
+    "  -q, --quiet               no progress lines on stderr\n"
+    "  -h, --help                show this help and exit\n"
+    "      --version             show the version and exit\n";
+
+enum {
+    OPT_ACKS = 256,
+    OPT_RATE,
+    OPT_PARTITIONS,
+    OPT_LINGER_MS,
+    OPT_BATCH_BYTES,
+    OPT_TIMEOUT_MS,
+    OPT_JSON,
+    OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"brokers", required_argument, NULL, 'b'},
+    {"topic", required_argument, NULL, 't'},
+    {"records", required_argument, NULL, 'n'},
+    {"record-size", required_argument, NULL, 's'},
+    {"acks", required_argument, NULL, OPT_ACKS},
+    {"compression", required_argument, NULL, 'z'},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"partitions", required_argument, NULL, OPT_PARTITIONS},
+    {"linger-ms", required_argument, NULL, OPT_LINGER_MS},
+    {"batch-bytes", required_argument, NULL, OPT_BATCH_BYTES},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+typedef enum mode { MODE_PRODUCE, MODE_CONSUME, MODE_E2E } mode;
+
+/* The command line. -1 / 0 mean "not given" where a default depends on the mode. */
+typedef struct options {
+    mode mode;
+    const char *brokers, *topic;
+    int64_t records;      /* -n; -1 not given */
+    int64_t record_bytes; /* -s */
+    int acks;             /* 0, 1, STREAM_ACKS_ALL */
+    stream_codec codec;
+    double rate;         /* 0: unpaced */
+    int32_t partitions;  /* 0: not given */
+    int linger_ms;       /* -1: the mode's default */
+    int64_t batch_bytes; /* 0: the library's default */
+    int timeout_ms;
+    bool json, quiet;
+    bool producer_flags; /* some producer-only flag was given */
+} options;
+
+#define E2E_HEADER_BYTES 16
+#define HIST_MAX_NS      (INT64_C(1) << 40) /* about 18 minutes */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static const char *acks_name(int acks)
+{
+    return acks == 0 ? "0" : acks == 1 ? "1" : "all";
+}
+
+static double ms(int64_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+/* records/s and MB/s over `ns`. */
+static double per_sec(double x, int64_t ns)
+{
+    return ns > 0 ? x * 1e9 / (double)ns : 0;
+}
+
+/* Connects a new client, or dies saying why. */
+static stream_client *connect_client(const options *o, const char *name)
+{
+    stream_client *c = NULL;
+    char err[512];
+    int rc = stream_cli_connect(cmd_brokers(o->brokers), name, 0, &c, err, sizeof(err));
+    if (rc == STREAM_EINVAL)
+        usage_error("%s", err); /* a broker list that does not parse */
+    if (rc != 0)
+        die("%s", err);
+    return c;
+}
+
+/* Creates the topic (with --partitions, or the broker's default) unless it
+ * exists, so a consumer can be assigned before the first record. */
+static void ensure_topic(stream_client *c, const options *o)
+{
+    stream_new_topic t = {.name = o->topic, .partitions = o->partitions};
+    stream_topic_result *res = NULL;
+    char err[512];
+    if (stream_admin_create_topics(c, &t, 1, -1, &res, err, sizeof(err)) != 0)
+        die("cannot create topic '%s': %s", o->topic, err);
+    int e = res[0].err;
+    if (e != 0 && e != STREAM_ETOPICEXISTS)
+        die("cannot create topic '%s': %s", o->topic,
+            *res[0].msg ? res[0].msg : stream_strerror(e));
+    stream_topic_results_free(res, 1);
+    if (e == STREAM_ETOPICEXISTS && o->partitions > 0) {
+        int n = stream_client_partition_count(c, o->topic, -1, err, sizeof(err));
+        if (n > 0 && n != o->partitions)
+            warn("topic '%s' exists with %d partitions; --partitions %d ignored", o->topic, n,
+                 (int)o->partitions);
+    }
+}
+
+static stream_producer *new_producer(stream_client *c, const options *o, stream_delivery_cb cb,
+                                     void *arg)
+{
+    stream_producer_conf conf;
+    stream_producer_conf_init(&conf);
+    conf.acks = o->acks;
+    conf.codec = o->codec;
+    if (o->linger_ms >= 0)
+        conf.linger_ms = o->linger_ms;
+    else if (o->mode == MODE_E2E)
+        conf.linger_ms = 0; /* a paced latency test wants each record out at once */
+    if (o->batch_bytes > 0) {
+        conf.batch_bytes = (size_t)o->batch_bytes;
+        if (conf.max_request_bytes < conf.batch_bytes)
+            conf.max_request_bytes = conf.batch_bytes;
+    }
+    conf.on_delivery = cb;
+    conf.opaque = arg;
+    stream_producer *p = NULL;
+    char err[512];
+    if (stream_producer_new(c, &conf, &p, err, sizeof(err)) != 0)
+        die("cannot create producer: %s", err);
+    return p;
+}
+
+/* Fills a value with letters, so compression has something real to do. */
+static void fill_value(uint8_t *v, size_t n)
+{
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        v[i] = (uint8_t)('a' + x % 26);
+    }
+}
+
+/* Waits until `due_ns`, driving the producer meanwhile. */
+static void pace(stream_producer *p, int64_t due_ns)
+{
+    for (;;) {
+        int64_t left = due_ns - now_ns();
+        if (left <= 0)
+            return;
+        if (left > 2000000) {
+            stream_producer_poll(p, (int)(left / 1000000) - 1);
+            continue;
+        }
+        stream_producer_poll(p, 0);
+        left = due_ns - now_ns();
+        if (left > 0) {
+            struct timespec ts = {0, left > 200000 ? 200000 : left};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* ---- result printing -------------------------------------------------------- */
+
+/* A number with a fixed number of decimals: results are measurements, and
+ * 0.0079502840000000002 would claim a precision they do not have. */
+static void json_fixed(stream_json_writer *w, const char *key, double v, int decimals)
+{
+    char num[64];
+    stream_json_key(w, key);
+    int n = snprintf(num, sizeof(num), "%.*f", decimals, v);
+    if (!isfinite(v) || n <= 0 || (size_t)n >= sizeof(num))
+        stream_json_null(w);
+    else
+        stream_json_raw(w, num, (size_t)n);
+}
+
+static void latency_json(stream_json_writer *w, const stream_histogram *h)
+{
+    stream_json_key(w, "latency_ms");
+    stream_json_object_start(w);
+    const struct {
+        const char *name;
+        double pct;
+    } q[] = {{"p50", 50}, {"p95", 95}, {"p99", 99}, {"p999", 99.9}};
+    json_fixed(w, "avg", stream_histogram_mean(h) / 1e6, 3);
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+        json_fixed(w, q[i].name, ms(stream_histogram_percentile(h, q[i].pct)), 3);
+    json_fixed(w, "max", ms(h->max), 3);
+    stream_json_object_end(w);
+}
+
+static void latency_text(const stream_histogram *h)
+{
+    printf("latency ms: avg %.3f p50 %.3f p95 %.3f p99 %.3f p99.9 %.3f max %.3f\n",
+           stream_histogram_mean(h) / 1e6, ms(stream_histogram_percentile(h, 50)),
+           ms(stream_histogram_percentile(h, 95)), ms(stream_histogram_percentile(h, 99)),
+           ms(stream_histogram_percentile(h, 99.9)), ms(h->max));
+}
+
+static void json_start(stream_json_writer *w, stream_buf *buf, const options *o, const char *m)
+{
+    stream_buf_init(buf);
+    stream_json_writer_init(w, buf);
+    stream_json_object_start(w);
+    stream_json_key(w, "mode");
+    stream_json_cstring(w, m);
+    stream_json_key(w, "topic");
+    stream_json_cstring(w, o->topic);
+}
+
+static void json_finish(stream_json_writer *w, stream_buf *buf)
+{
+    stream_json_object_end(w);
+    if (stream_json_writer_ok(w) != 0)
+        die("out of memory");
+    stream_buf_put_u8(buf, '\n');
+    if (fwrite(buf->data, 1, buf->len, stdout) != buf->len)
+        die("cannot write to standard output");
+    stream_buf_release(buf);
+}
+
+static void finish_stdout(void)
+{
+    if (fflush(stdout) != 0)
+        die("cannot write to standard output");
+}
+
+/* ---- produce ------------------------------------------------------------------ */
+
+typedef struct produce_run {
+    stream_histogram hist; /* produce() -> delivery report, ns */
+    int64_t t0_ns;         /* the zero of the opaque timestamps */
+    uint64_t delivered, failed;
+    int last_err;
+    char last_msg[256];
+} produce_run;
+
+static void on_delivery(stream_producer *p, const stream_delivery *d, void *arg)
+{
+    produce_run *r = arg;
+    /* The start time rides in the opaque as ns since t0; unsigned arithmetic
+     * gives the right difference even where uintptr_t is 32 bits, for
+     * latencies under 4 s there. */
+    uintptr_t sent = (uintptr_t)d->opaque;
+    uintptr_t now = (uintptr_t)(now_ns() - r->t0_ns);
+    if (d->err == 0) {
+        r->delivered++;
+        stream_histogram_record(&r->hist, (int64_t)(now - sent));
+    } else {
+        r->failed++;
+        r->last_err = d->err;
+        snprintf(r->last_msg, sizeof(r->last_msg), "%s",
+                 d->msg && *d->msg ? d->msg : stream_strerror(d->err));
+    }
+}
+
+static int run_produce(const options *o)
+{
+    stream_client *c = connect_client(o, "stream-bench");
+    ensure_topic(c, o);
+    produce_run r = {0};
+    if (stream_histogram_init(&r.hist, HIST_MAX_NS, 0) != 0)
+        die("out of memory");
+    stream_producer *p = new_producer(c, o, on_delivery, &r);
+    uint8_t *value = malloc((size_t)o->record_bytes + 1);
+    if (value == NULL)
+        die("out of memory");
+    fill_value(value, (size_t)o->record_bytes);
+
+    stream_producer_record rec = {0};
+    rec.topic = o->topic;
+    rec.partition = STREAM_PARTITION_ANY;
+    rec.key_len = -1;
+    rec.value = value;
+    rec.value_len = (int32_t)o->record_bytes;
+
+    char err[512];
+    r.t0_ns = now_ns();
+    int64_t next_report = r.t0_ns + 1000000000, last_ns = r.t0_ns;
+    uint64_t last_delivered = 0;
+    for (int64_t i = 0; i < o->records; i++) {
+        if (o->rate > 0)
+            pace(p, r.t0_ns + (int64_t)((double)i * 1e9 / o->rate));
+        rec.opaque = (void *)(uintptr_t)(now_ns() - r.t0_ns);
+        int rc;
+        while ((rc = stream_producer_produce(p, &rec, err, sizeof(err))) == STREAM_EAGAIN)
+            stream_producer_poll(p, 1); /* the buffer is full: let batches drain */
+        if (rc != 0)
+            die("cannot produce to topic '%s': %s", o->topic, err);
+        /* produce() does no I/O: drive it every few records. */
+        if ((i & 255) == 255 || o->rate > 0) {
+            stream_producer_poll(p, 0);
+            int64_t t = now_ns();
+            if (t >= next_report) {
+                if (!o->quiet)
+                    fprintf(stderr,
+                            "produce: %.0fs %" PRIu64 " records acked, %.1f records/s, "
+                            "p99 %.3f ms\n",
+                            (double)(t - r.t0_ns) / 1e9, r.delivered,
+                            per_sec((double)(r.delivered - last_delivered), t - last_ns),
+                            ms(stream_histogram_percentile(&r.hist, 99)));
+                last_delivered = r.delivered;
+                last_ns = t;
+                next_report += 1000000000;
+            }
+        }
+    }
+    if (stream_producer_flush(p, -1) != 0)
+        warn("%zu records still not acknowledged", stream_producer_outstanding(p));
+    int64_t elapsed = now_ns() - r.t0_ns;
+    double bytes = (double)r.delivered * (double)o->record_bytes;
+    double rps = per_sec((double)r.delivered, elapsed), mbps = per_sec(bytes, elapsed) / 1e6;
+
+    if (o->json) {
+        stream_json_writer w;
+        stream_buf buf;
+        json_start(&w, &buf, o, "produce");
+        stream_json_key(&w, "records");
+        stream_json_uint(&w, r.delivered);
+        stream_json_key(&w, "failed");
+        stream_json_uint(&w, r.failed);
+        stream_json_key(&w, "record_bytes");
+        stream_json_int(&w, o->record_bytes);
+        stream_json_key(&w, "acks");
+        stream_json_cstring(&w, acks_name(o->acks));
+        stream_json_key(&w, "codec");
+        stream_json_cstring(&w, stream_codec_name(o->codec));
+        json_fixed(&w, "elapsed_s", (double)elapsed / 1e9, 3);
+        json_fixed(&w, "records_per_sec", rps, 1);
+        json_fixed(&w, "mb_per_sec", mbps, 3);
+        latency_json(&w, &r.hist);
+        json_finish(&w, &buf);
+    } else {
+        printf("produce: %" PRIu64 " records sent, %" PRIu64 " failed, %.1f records/s, "
+               "%.2f MB/s (acks=%s, %" PRId64 " bytes, %s); ",
+               r.delivered, r.failed, rps, mbps, acks_name(o->acks), o->record_bytes,
+               stream_codec_name(o->codec));
+        latency_text(&r.hist);
+    }
+    finish_stdout();
+    int status = EXIT_OK;
+    if (r.failed > 0) {
+        warn("%" PRIu64 " of %" PRId64 " records failed; last: %s", r.failed, o->records,
+             r.last_msg);
+        status = EXIT_FAIL;
+    }
+    stream_producer_free(p, 0);
+    stream_client_free(c);
+    stream_histogram_release(&r.hist);
+    free(value);
+    return status;
+}
+
+/* ---- consume ------------------------------------------------------------------ */
+
+static stream_consumer *new_consumer(stream_client *c, const options *o, bool stop_at_end,
+                                     stream_offset_kind start)
+{
+    stream_consumer_conf conf;
+    stream_consumer_conf_init(&conf);
+    conf.stop_at_end = stop_at_end;
+    stream_consumer *co = NULL;
+    char err[512];
+    if (stream_consumer_new(c, &conf, &co, err, sizeof(err)) != 0)
+        die("cannot create consumer: %s", err);
+    stream_offset_spec spec = {.start = {.kind = start}, .end = {.kind = STREAM_OFFSET_NONE}};
+    if (stream_consumer_assign(co, o->topic, STREAM_PARTITION_ALL, &spec, err, sizeof(err)) != 0)
+        die("cannot read topic '%s': %s", o->topic, err);
+    return co;
+}
+
+static int run_consume(const options *o)
+{
+    stream_client *c = connect_client(o, "stream-bench");
+    int64_t t0 = now_ns();
+    bool to_end = o->records < 0;
+    stream_consumer *co = new_consumer(c, o, to_end, STREAM_OFFSET_BEGINNING);
+    uint64_t records = 0, last_records = 0, bytes = 0;
+    int64_t first_ns = -1, last_rec_ns = t0, last_ns = t0, next_report = t0 + 1000000000;
+    int status = EXIT_OK;
+    while (to_end || (int64_t)records < o->records) {
+        stream_consumer_event ev;
+        int rc = stream_consumer_poll(co, 100, &ev);
+        int64_t t = now_ns();
+        if (rc < 0)
+            die("cannot read topic '%s': %s", o->topic, stream_strerror(rc));
+        if (rc == 1 && ev.type == STREAM_EVENT_RECORD) {
+            if (first_ns < 0)
+                first_ns = t;
+            records++;
+            bytes += (uint64_t)(ev.record.key_len > 0 ? ev.record.key_len : 0) +
+                     (uint64_t)(ev.record.value_len > 0 ? ev.record.value_len : 0);
+            last_rec_ns = t;
+        } else if (rc == 1 && ev.type == STREAM_EVENT_ERROR) {
+            die("cannot read topic '%s' partition %d: %s", o->topic, (int)ev.partition,
+                ev.msg && *ev.msg ? ev.msg : stream_strerror(ev.err));
+        }
+        if (to_end && stream_consumer_done(co))
+            break;
+        if (t - last_rec_ns > (int64_t)o->timeout_ms * 1000000) {
+            warn("no record for %d ms: read %" PRIu64 " of %" PRId64 " records", o->timeout_ms,
+                 records, o->records);
+            status = EXIT_FAIL;
+            break;
+        }
+        if ((records & 1023) == 0 && t >= next_report) {
+            if (!o->quiet)
+                fprintf(stderr, "consume: %.0fs %" PRIu64 " records, %.1f records/s\n",
+                        (double)(t - t0) / 1e9, records,
+                        per_sec((double)(records - last_records), t - last_ns));
+            last_records = records;
+            last_ns = t;
+            next_report += 1000000000;
+        }
+    }
+    int64_t elapsed = (records ? last_rec_ns : now_ns()) - t0;
+    double rps = per_sec((double)records, elapsed), mbps = per_sec((double)bytes, elapsed) / 1e6;
+    double first_ms = first_ns < 0 ? NAN : ms(first_ns - t0);
+    if (o->json) {
+        stream_json_writer w;
+        stream_buf buf;
+        json_start(&w, &buf, o, "consume");
+        stream_json_key(&w, "records");
+        stream_json_uint(&w, records);
+        stream_json_key(&w, "bytes");
+        stream_json_uint(&w, bytes);
+        json_fixed(&w, "elapsed_s", (double)elapsed / 1e9, 3);
+        json_fixed(&w, "records_per_sec", rps, 1);
+        json_fixed(&w, "mb_per_sec", mbps, 3);
+        json_fixed(&w, "first_record_ms", first_ms, 3); /* NaN (no record): null */
+        json_finish(&w, &buf);
+    } else {
+        printf("consume: %" PRIu64 " records, %.1f records/s, %.2f MB/s, ", records, rps, mbps);
+        if (first_ns < 0)
+            printf("no record read\n");
+        else
+            printf("first record after %.3f ms\n", first_ms);
+    }
+    finish_stdout();
+    stream_consumer_free(co);
+    stream_client_free(c);
+    return status;
+}
+
+/* ---- e2e ------------------------------------------------------------------------ */
+
+typedef struct e2e_run {
+    const options *o;
+    stream_client *c; /* the producer's own client (its own connection) */
+    uint64_t run_id;  /* in every value, to tell our records from others */
+    atomic_uint_fast64_t sent;
+    atomic_bool done; /* the producer has flushed (or failed) */
+    uint64_t failed;  /* delivery failures; read after join */
+    char error[512];  /* why the producer stopped early; "" if it did not */
+} e2e_run;
+
+static void on_e2e_delivery(stream_producer *p, const stream_delivery *d, void *arg)
+{
+    e2e_run *r = arg;
+    if (d->err != 0 && r->failed++ == 0)
+        snprintf(r->error, sizeof(r->error), "delivery failed: %s",
+                 d->msg && *d->msg ? d->msg : stream_strerror(d->err));
+}
+
+static void *e2e_producer(void *arg)
+{
+    e2e_run *r = arg;
+    const options *o = r->o;
+    stream_producer *p = new_producer(r->c, o, on_e2e_delivery, r);
+    uint8_t *value = malloc((size_t)o->record_bytes);
+    if (value == NULL) {
+        snprintf(r->error, sizeof(r->error), "out of memory");
+        atomic_store(&r->done, true);
+        return NULL;
+    }
+    fill_value(value, (size_t)o->record_bytes);
+    memcpy(value + 8, &r->run_id, 8);
+    stream_producer_record rec = {0};
+    rec.topic = o->topic;
+    rec.partition = STREAM_PARTITION_ANY;
+    rec.key_len = -1;
+    rec.value = value;
+    rec.value_len = (int32_t)o->record_bytes;
+    int64_t t0 = now_ns();
+    for (int64_t i = 0; i < o->records; i++) {
+        pace(p, t0 + (int64_t)((double)i * 1e9 / o->rate));
+        int64_t t = now_ns();
+        memcpy(value, &t, 8);
+        char err[256];
+        int rc;
+        while ((rc = stream_producer_produce(p, &rec, err, sizeof(err))) == STREAM_EAGAIN)
+            stream_producer_poll(p, 1);
+        if (rc != 0) {
+            snprintf(r->error, sizeof(r->error), "cannot produce: %s", err);
+            break;
+        }
+        atomic_fetch_add(&r->sent, 1);
+        stream_producer_poll(p, 0);
+    }
+    stream_producer_flush(p, -1);
+    stream_producer_free(p, 0);
+    free(value);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+static int run_e2e(const options *o)
+{
+    stream_client *cc = connect_client(o, "stream-bench-consumer");
+    ensure_topic(cc, o);
+    /* The consumer starts at the end, assigned before the first record. */
+    stream_consumer *co = new_consumer(cc, o, false, STREAM_OFFSET_END);
+    e2e_run r = {.o = o, .c = connect_client(o, "stream-bench-producer")};
+    r.run_id = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32) ^ UINT64_C(0x9e3779b97f4a7c15);
+    stream_histogram hist;
+    if (stream_histogram_init(&hist, HIST_MAX_NS, 0) != 0)
+        die("out of memory");
+    pthread_t th;
+    if (pthread_create(&th, NULL, e2e_producer, &r) != 0)
+        die("cannot start the producer thread");
+
+    int64_t t0 = now_ns(), last_rec_ns = t0, next_report = t0 + 1000000000;
+    uint64_t received = 0;
+    int status = EXIT_OK;
+    while ((int64_t)received < o->records) {
+        stream_consumer_event ev;
+        int rc = stream_consumer_poll(co, 50, &ev);
+        int64_t t = now_ns();
+        if (rc < 0)
+            die("cannot read topic '%s': %s", o->topic, stream_strerror(rc));
+        if (rc == 1 && ev.type == STREAM_EVENT_RECORD && ev.record.value_len >= E2E_HEADER_BYTES &&
+            memcmp(ev.record.value + 8, &r.run_id, 8) == 0) {
+            int64_t sent;
+            memcpy(&sent, ev.record.value, 8);
+            stream_histogram_record(&hist, t - sent);
+            received++;
+            last_rec_ns = t;
+        } else if (rc == 1 && ev.type == STREAM_EVENT_ERROR) {
+            die("cannot read topic '%s' partition %d: %s", o->topic, (int)ev.partition,
+                ev.msg && *ev.msg ? ev.msg : stream_strerror(ev.err));
+        }
+        /* Once the producer is done, wait at most the timeout for the rest. */
+        if (atomic_load(&r.done) && t - last_rec_ns > (int64_t)o->timeout_ms * 1000000) {
+            warn("no record for %d ms: received %" PRIu64 " of %" PRIu64 " sent", o->timeout_ms,
+                 received, (uint64_t)atomic_load(&r.sent));
+            status = EXIT_FAIL;
+            break;
+        }
+        if (t >= next_report) {
+            if (!o->quiet)
+                fprintf(stderr, "e2e: %.0fs sent %" PRIu64 ", received %" PRIu64 ", p99 %.3f ms\n",
+                        (double)(t - t0) / 1e9, (uint64_t)atomic_load(&r.sent), received,
+                        ms(stream_histogram_percentile(&hist, 99)));
+            next_report += 1000000000;
+        }
+    }
+    pthread_join(th, NULL);
+    uint64_t sent = atomic_load(&r.sent);
+    if (r.error[0]) {
+        warn("producer: %s", r.error);
+        status = EXIT_FAIL;
+    }
+    if (o->json) {
+        stream_json_writer w;
+        stream_buf buf;
+        json_start(&w, &buf, o, "e2e");
+        json_fixed(&w, "rate", o->rate, 1);
+        stream_json_key(&w, "acks");
+        stream_json_cstring(&w, acks_name(o->acks));
+        stream_json_key(&w, "record_bytes");
+        stream_json_int(&w, o->record_bytes);
+        stream_json_key(&w, "records_sent");
+        stream_json_uint(&w, sent);
+        stream_json_key(&w, "records_received");
+        stream_json_uint(&w, received);
+        latency_json(&w, &hist);
+        json_finish(&w, &buf);
+    } else {
+        printf("e2e: %" PRIu64 " records sent, %" PRIu64 " received at %.0f records/s "
+               "(acks=%s, %" PRId64 " bytes); ",
+               sent, received, o->rate, acks_name(o->acks), o->record_bytes);
+        latency_text(&hist);
+    }
+    finish_stdout();
+    stream_consumer_free(co);
+    stream_client_free(cc);
+    stream_client_free(r.c);
+    stream_histogram_release(&hist);
+    return status;
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+static int64_t parse_size(const char *s, int64_t min, int64_t max, const char *what)
+{
+    int64_t v;
+    char err[256];
+    if (stream_size_parse_str(s, &v, err, sizeof(err)) != 0)
+        usage_error("invalid %s: %s", what, err);
+    if (v < min || v > max)
+        usage_error("invalid %s '%s' (expected %" PRId64 " to %" PRId64 " bytes)", what, s, min,
+                    max);
+    return v;
+}
+
+static void parse_options(int argc, char **argv, options *o)
+{
+    *o = (options){
+        .records = -1, .record_bytes = 100, .acks = 1, .linger_ms = -1, .timeout_ms = 10000};
+    bool size_given = false;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":b:t:n:s:z:qh", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'b':
+            o->brokers = optarg;
+            break;
+        case 't':
+            o->topic = optarg;
+            break;
+        case 'n':
+            o->records = cmd_parse_int(optarg, 1, INT64_MAX, "record count");
+            break;
+        case 's':
+            o->record_bytes = parse_size(optarg, 0, 64 << 20, "record size");
+            size_given = true;
+            break;
+        case OPT_ACKS: {
+            char err[256];
+            if (stream_cli_parse_acks(optarg, &o->acks, err, sizeof(err)) != 0)
+                usage_error("--acks: %s", err);
+            o->producer_flags = true;
+            break;
+        }
+        case 'z': {
+            int codec = stream_codec_from_name(optarg);
+            if (codec < 0)
+                usage_error("unknown codec '%s' (expected none, gzip, snappy, lz4 or zstd)",
+                            optarg);
+            o->codec = (stream_codec)codec;
+            o->producer_flags = true;
+            break;
+        }
+        case OPT_RATE: {
+            char *end;
+            o->rate = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->rate > 0) || o->rate > 1e9)
+                usage_error("invalid --rate '%s' (expected records per second, > 0)", optarg);
+            break;
+        }
+        case OPT_PARTITIONS:
+            o->partitions = (int32_t)cmd_parse_int(optarg, 1, 10000, "partition count");
+            o->producer_flags = true;
+            break;
+        case OPT_LINGER_MS:
+            o->linger_ms = (int)cmd_parse_int(optarg, 0, 60000, "linger");
+            o->producer_flags = true;
+            break;
+        case OPT_BATCH_BYTES:
+            o->batch_bytes = parse_size(optarg, 1024, 64 << 20, "batch size");
+            o->producer_flags = true;
+            break;
+        case OPT_TIMEOUT_MS:
+            o->timeout_ms = (int)cmd_parse_int(optarg, 1, 3600000, "timeout");
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case 'q':
+            o->quiet = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL);
+        case OPT_VERSION:
+            cmd_version();
+        case ':':
+            usage_error("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            if (optopt)
+                usage_error("unknown option '-%c'", optopt);
+            usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        usage_error("missing mode (produce, consume or e2e)");
+    if (optind + 1 < argc)
+        usage_error("unexpected argument '%s'", argv[optind + 1]);
+    const char *m = argv[optind];
+    if (strcmp(m, "produce") == 0)
+        o->mode = MODE_PRODUCE;
+    else if (strcmp(m, "consume") == 0)
+        o->mode = MODE_CONSUME;
+    else if (strcmp(m, "e2e") == 0)
+        o->mode = MODE_E2E;
+    else
+        usage_error("unknown mode '%s' (expected produce, consume or e2e)", m);
+
+    if (o->topic == NULL)
+        usage_error("%s needs a topic (-t TOPIC)", m);
+    if (o->mode != MODE_CONSUME && o->records < 0)
+        usage_error("%s needs a record count (-n N)", m);
+    if (o->mode == MODE_CONSUME && (o->producer_flags || size_given || o->rate > 0))
+        usage_error("consume takes no producer options (-s, --acks, -z, --rate, --partitions, "
+                    "--linger-ms, --batch-bytes)");
+    if (o->mode == MODE_E2E && !(o->rate > 0))
+        usage_error("e2e needs a rate (--rate R)");
+    if (o->mode == MODE_E2E && o->record_bytes < E2E_HEADER_BYTES)
+        usage_error("e2e needs values of at least %d bytes (-s)", E2E_HEADER_BYTES);
+    if (o->mode == MODE_PRODUCE && o->record_bytes > INT32_MAX)
+        usage_error("record size too large");
+}
+
+int main(int argc, char **argv)
+{
+    cmd_init(argv[0]);
+    options o;
+    parse_options(argc, argv, &o);
+    switch (o.mode) {
+    case MODE_PRODUCE:
+        return run_produce(&o);
+    case MODE_CONSUME:
+        return run_consume(&o);
+    case MODE_E2E:
+        return run_e2e(&o);
+    }
+    return EXIT_FAIL;
+}

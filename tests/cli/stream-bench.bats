@@ -1,0 +1,123 @@
+#!/usr/bin/env bats
+# stream-bench: tiny produce, consume and e2e runs against a real broker
+# complete and print the documented fields; --json parses; bad options exit 2.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() { start_broker; }
+teardown() { stop_broker; }
+
+# jsonof EXPR COMMAND...: a Python expression over the JSON document COMMAND
+# prints on stdout (bound to `d`).
+jsonof() {
+    local expr=$1
+    shift
+    "$@" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$expr"
+}
+
+@test "produce prints records, records/s, MB/s and the latency percentiles" {
+    run --separate-stderr stream-bench produce -t b -n 2000 -s 100
+    assert_success
+    assert_output --regexp '^produce: 2000 records sent, 0 failed, [0-9.]+ records/s, [0-9.]+ MB/s \(acks=1, 100 bytes, none\); latency ms: avg [0-9.]+ p50 [0-9.]+ p95 [0-9.]+ p99 [0-9.]+ p99\.9 [0-9.]+ max [0-9.]+$'
+    # The records are there.
+    run jsonof 'd["topics"][0]["partitions"][0]["high_watermark"]' stream-topics describe b --json
+    assert_output "2000"
+}
+
+@test "produce --json has every documented field" {
+    run jsonof 'sorted(d) == sorted(["mode", "topic", "records", "failed", "record_bytes", "acks", "codec", "elapsed_s", "records_per_sec", "mb_per_sec", "latency_ms"]) and sorted(d["latency_ms"]) == sorted(["avg", "p50", "p95", "p99", "p999", "max"])' \
+        stream-bench produce -t b -n 500 -s 10 --json -q
+    assert_output "True"
+    run jsonof '(d["mode"], d["topic"], d["records"], d["failed"], d["record_bytes"], d["acks"], d["codec"], d["latency_ms"]["p50"] <= d["latency_ms"]["p99"] <= d["latency_ms"]["max"], d["records_per_sec"] > 0)' \
+        stream-bench produce -t b -n 500 -s 10 --json -q --acks all -z lz4
+    assert_output "('produce', 'b', 500, 0, 10, 'all', 'lz4', True, True)"
+}
+
+@test "produce --partitions creates the topic with that many partitions and spreads records" {
+    stream-bench produce -t spread -n 3000 -s 100 --partitions 3 --batch-bytes 4k -q >/dev/null
+    run jsonof '[p["high_watermark"] > 0 for p in d["topics"][0]["partitions"]]' stream-topics describe spread --json
+    assert_output "[True, True, True]"
+}
+
+@test "produce --rate paces the producer" {
+    # 100 records at 200/s take about half a second.
+    run jsonof 'd["records_per_sec"] < 300' stream-bench produce -t paced -n 100 --rate 200 -q --json
+    assert_output "True"
+}
+
+@test "consume reads to the end by default, or -n records, with time to first record" {
+    stream-bench produce -t c -n 1500 -s 100 -q >/dev/null
+    run --separate-stderr stream-bench consume -t c
+    assert_success
+    assert_output --regexp '^consume: 1500 records, [0-9.]+ records/s, [0-9.]+ MB/s, first record after [0-9.]+ ms$'
+    run jsonof '(d["mode"], d["records"], d["bytes"], d["first_record_ms"] >= 0, d["records_per_sec"] > 0, d["mb_per_sec"] > 0, "elapsed_s" in d)' \
+        stream-bench consume -t c -n 1000 --json -q
+    assert_output "('consume', 1000, 100000, True, True, True, True)"
+}
+
+@test "consume gives up after --timeout-ms without records and exits 1" {
+    stream-bench produce -t few -n 10 -q >/dev/null
+    run --separate-stderr stream-bench consume -t few -n 20 --timeout-ms 300 -q
+    assert_failure 1
+    assert_output --partial "consume: 10 records"
+    [[ "$stderr" == *"no record for 300 ms: read 10 of 20 records"* ]]
+}
+
+@test "e2e measures end-to-end latency at a paced rate" {
+    run --separate-stderr stream-bench e2e -t lat --rate 500 -n 300
+    assert_success
+    assert_output --regexp '^e2e: 300 records sent, 300 received at 500 records/s \(acks=1, 100 bytes\); latency ms: avg [0-9.]+ p50 [0-9.]+ p95 [0-9.]+ p99 [0-9.]+ p99\.9 [0-9.]+ max [0-9.]+$'
+    run jsonof '(d["mode"], d["records_sent"], d["records_received"], d["acks"], d["rate"], sorted(d["latency_ms"]), 0 < d["latency_ms"]["p50"] <= d["latency_ms"]["p999"] <= d["latency_ms"]["max"])' \
+        stream-bench e2e -t lat --rate 1000 -n 200 --acks all --json -q
+    assert_output "('e2e', 200, 200, 'all', 1000.0, ['avg', 'max', 'p50', 'p95', 'p99', 'p999'], True)"
+}
+
+@test "e2e ignores records from other writers on the topic" {
+    stream-bench produce -t shared -n 50 -q >/dev/null
+    run jsonof 'd["records_received"]' stream-bench e2e -t shared --rate 1000 -n 100 --json -q
+    assert_output "100"
+}
+
+@test "progress goes to stderr once a second, and -q silences it" {
+    run --separate-stderr stream-bench e2e -t slow --rate 100 -n 150
+    assert_success
+    [[ "$stderr" == *"e2e: 1s sent"* ]] || { echo "stderr: $stderr"; return 1; }
+    run --separate-stderr stream-bench e2e -t slow --rate 100 -n 150 -q
+    assert_success
+    [ -z "$stderr" ]
+}
+
+@test "an unreachable broker is one clear line and exit 1" {
+    stop_broker
+    for args in "produce -n 10" "consume" "e2e -n 10 --rate 10"; do
+        run stream-bench $args -b 127.0.0.1:1 -t x
+        assert_failure 1
+        assert_output "stream-bench: cannot connect to 127.0.0.1:1: connection refused (is stream-broker running?)"
+    done
+}
+
+@test "bad options are usage errors (exit 2)" {
+    for args in "" "frob -t x -n 1" "produce -n 1" "produce -t x" "e2e -t x -n 10" \
+        "e2e -t x -n 10 --rate 10 -s 8" "consume -t x -s 100" "consume -t x --acks 1" \
+        "produce -t x -n 1 --acks 2" "produce -t x -n 1 -z brotli" "produce -t x -n 0" \
+        "produce -t x -n 1 --rate 0" "produce -t x -n 1 --rate fast" "produce -t x -n 1 -s 1x" \
+        "produce -t x -n 1 --partitions 0" "produce -t x -n 1 --no-such-flag" \
+        "produce consume -t x -n 1" "produce -t x -n 1 --linger-ms -1"; do
+        run stream-bench $args
+        [ "$status" -eq 2 ] || { echo "stream-bench $args: status $status: $output"; return 1; }
+        [[ "$output" == *"Try 'stream-bench --help'."* ]] || { echo "$args: $output"; return 1; }
+    done
+}
+
+@test "--help lists every mode and option; --version prints the version" {
+    run stream-bench --help
+    assert_success
+    for word in produce consume e2e --brokers --topic --records --record-size --acks \
+        --compression --rate --partitions --linger-ms --batch-bytes --timeout-ms --json --quiet; do
+        assert_output --partial -- "$word"
+    done
+    run stream-bench --version
+    assert_success
+    assert_output --regexp '^stream-bench [0-9]+\.[0-9]+\.[0-9]+$'
+}
