@@ -1,0 +1,209 @@
+/*
+ * stream-broker - runs a single-node broker (libstream/broker.c) in the
+ * foreground until SIGINT or SIGTERM.
+ *
+ * Settings come from, later winning: the built-in defaults, --config FILE,
+ * the flags (--listen, --data-dir, --log-level), then every --set key=value
+ * in order. The program only parses options, builds the config, prints the
+ * broker's log lines ("2026-11-25T10:00:00.123Z INFO message") on stderr and
+ * writes the --ready-file; everything else is the library's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "stream/broker.h"
+#include "stream/config.h"
+#include "stream/error.h"
+
+static const char usage_text[] =
+    "Usage: stream-broker [OPTION]...\n"
+    "Run a stream broker in the foreground until SIGINT or SIGTERM.\n"
+    "\n"
+    "  -l, --listen HOST:PORT   address to listen on (default 127.0.0.1:9292;\n"
+    "                           port 0 picks a free port)\n"
+    "  -d, --data-dir DIR       where topics are stored (default\n"
+    "                           $XDG_DATA_HOME/stream or ~/.local/share/stream)\n"
+    "  -c, --config FILE        read key=value settings from FILE\n"
+    "  -s, --set KEY=VALUE      set one setting (repeatable; wins over --config)\n"
+    "      --log-level LEVEL    error, warn, info (default) or debug\n"
+    "      --ready-file FILE    write HOST:PORT to FILE once listening\n"
+    "      --list-settings      print every setting with its default, then exit\n"
+    "  -h, --help               show this help and exit\n"
+    "      --version            show the version and exit\n"
+    "\n"
+    "Settings are described in stream-broker.conf(5); the broker in stream-broker(1).\n";
+
+enum { OPT_LOG_LEVEL = 256, OPT_READY_FILE, OPT_VERSION, OPT_LIST_SETTINGS };
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, 'l'},
+    {"data-dir", required_argument, NULL, 'd'},
+    {"config", required_argument, NULL, 'c'},
+    {"set", required_argument, NULL, 's'},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"ready-file", required_argument, NULL, OPT_READY_FILE},
+    {"list-settings", no_argument, NULL, OPT_LIST_SETTINGS},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* Prints one broker log line: UTC time with milliseconds, level, message. */
+static void log_line(stream_broker_level level, const char *msg, void *arg)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char ts[32];
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03dZ %s %s\n", ts, (int)(tv.tv_usec / 1000),
+            stream_broker_level_name(level), msg);
+}
+
+/* Writes "HOST:PORT\n" to path atomically (temp file + rename), so a reader
+ * that sees the file sees all of it. */
+static void write_ready_file(const char *path, const char *addr)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (tmp == NULL)
+        die("out of memory");
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        die("cannot write ready file %s: %s", tmp, strerror(errno));
+    fprintf(f, "%s\n", addr);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        die("cannot write ready file %s: %s", path, strerror(e));
+    }
+    free(tmp);
+}
+
+static noreturn void list_settings(void)
+{
+    stream_config_iter it;
+    stream_config_iter_start(&it, NULL, NULL);
+    while (stream_config_iter_next(&it))
+        printf("%s=%s\n", it.setting->name, it.value);
+    exit(fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL);
+}
+
+/* Applies one setting from the command line; a bad key or value is a usage
+ * error (exit 2) naming the flag. */
+static void set_or_usage(stream_config *cfg, const char *flag, const char *key, const char *value)
+{
+    char err[512];
+    if (stream_config_set(cfg, key, value, err, sizeof(err)) != 0)
+        usage_error("%s: %s", flag, err);
+}
+
+int main(int argc, char **argv)
+{
+    cmd_init(argv[0]);
+    stream_config *cfg = stream_config_new();
+    if (cfg == NULL)
+        die("out of memory");
+
+    /* Two passes: --config first so flags win over it wherever they appear. */
+    const char *config_file = NULL, *ready_file = NULL;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":l:d:c:s:h", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_file = optarg;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL);
+        case OPT_VERSION:
+            cmd_version();
+        case OPT_LIST_SETTINGS:
+            list_settings();
+        case ':':
+            usage_error("option '%s' needs an argument", argv[optind - 1]);
+        case '?':
+            if (optopt)
+                usage_error("unknown option '-%c'", optopt);
+            usage_error("unknown option '%s'", argv[optind - 1]);
+        default:
+            break;
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+
+    char err[1024];
+    if (config_file) {
+        int rc = stream_config_load_file(cfg, config_file, err, sizeof(err));
+        if (rc == STREAM_ENOENT)
+            die("cannot read config file %s: no such file", config_file);
+        if (rc != 0)
+            die("%s", err);
+    }
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":l:d:c:s:h", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            set_or_usage(cfg, "--listen", "listen", optarg);
+            break;
+        case 'd':
+            if (*optarg == '\0')
+                usage_error("--data-dir: empty directory name");
+            set_or_usage(cfg, "--data-dir", "data.dir", optarg);
+            break;
+        case OPT_LOG_LEVEL:
+            set_or_usage(cfg, "--log-level", "log.level", optarg);
+            break;
+        case OPT_READY_FILE:
+            ready_file = optarg;
+            break;
+        case 's': {
+            char *eq = strchr(optarg, '=');
+            if (eq == NULL || eq == optarg)
+                usage_error("--set: expected KEY=VALUE, got '%s'", optarg);
+            *eq = '\0';
+            set_or_usage(cfg, "--set", optarg, eq + 1);
+            *eq = '=';
+            break;
+        }
+        default:
+            break;
+        }
+    }
+
+    stream_broker_options o;
+    stream_broker_options_init(&o);
+    o.config = cfg;
+    o.log_cb = log_line;
+    o.log_level = (stream_broker_level)stream_config_int(cfg, STREAM_CONFIG_LOG_LEVEL);
+    o.handle_signals = true;
+
+    stream_broker *b;
+    int rc = stream_broker_new(&o, &b, err, sizeof(err));
+    stream_config_free(cfg);
+    if (rc != 0)
+        die("%s", err);
+    if (ready_file) {
+        char addr[300];
+        stream_broker_address(b, addr, sizeof(addr));
+        write_ready_file(ready_file, addr);
+    }
+    rc = stream_broker_run(b);
+    stream_broker_free(b);
+    if (rc != 0)
+        die("shutdown failed: %s", stream_strerror(rc));
+    return EXIT_OK;
+}

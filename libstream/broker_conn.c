@@ -1,0 +1,464 @@
+/*
+ * broker_conn.c - client connections: accepting, framing, ordered responses,
+ * backpressure, idle timeouts.
+ *
+ * Input: bytes are read straight into the connection's buffer. A frame is a
+ * 4-byte big-endian length and that many bytes; the length is checked against
+ * socket.request.max.bytes before the body is buffered, so a hostile length
+ * costs nothing. Each complete frame is handed to stream__dispatch on its own;
+ * any framing or parse error closes this one connection (after writing what
+ * is queued, the error response included).
+ *
+ * Output: every request gets a stream__req at the tail of the connection's
+ * queue when its frame is read. Requests complete in any order (a long poll
+ * may finish after a later metadata request), but only done requests at the
+ * head are written, so responses leave in request order.
+ *
+ * Backpressure: when the bytes of finished responses not yet written (those
+ * waiting behind a slower one and those handed to libuv) pass
+ * max_output_bytes, or too many requests are pending, the connection stops
+ * reading (and stops decoding frames it already holds) until the backlog
+ * halves. A consumer that stops reading therefore stalls its own requests
+ * and nothing else; broker memory per connection stays bounded by roughly
+ * one frame in plus max_output_bytes (+ one response) out, beyond what the
+ * kernel's socket buffers hold.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_internal.h"
+#include "stream/error.h"
+#include "stream/proto.h"
+
+/* Bytes asked for per read. */
+#define READ_CHUNK (64 * 1024)
+
+static void conn_flush(stream__conn *c);
+static void process_frames(stream__conn *c);
+
+stream__req *stream__req_new(stream__conn *c)
+{
+    stream__req *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->conn = c;
+    stream_buf_init(&r->out);
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    c->pending++;
+    return r;
+}
+
+static void req_free(stream__req *r)
+{
+    stream_buf_release(&r->out);
+    free(r);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    stream__conn *c = h->data;
+    stream_broker *b = c->broker;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    b->nconns--;
+    stream_frame_reader_release(&c->fr);
+    stream_msg_release(&c->msg);
+    free(c);
+    stream__broker_conn_gone(b);
+}
+
+void stream__conn_close(stream__conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    stream__blog(c->broker, STREAM_BROKER_DEBUG, "connection %llu from %s closed",
+                 (unsigned long long)c->id, c->peer);
+    /* Requests not yet written are dropped; parked ones leave their queues. */
+    stream__req *r = c->head;
+    while (r) {
+        stream__req *next = r->next;
+        if (r->waiter)
+            stream__waiter_cancel(r->waiter);
+        req_free(r);
+        r = next;
+    }
+    c->head = c->tail = NULL;
+    c->pending = 0;
+    /* Writes in flight get their callbacks (UV_ECANCELED) before on_close. */
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void stream__conn_break(stream__conn *c)
+{
+    c->broken = true;
+    stream__conn_drain(c);
+}
+
+void stream__conn_stop(stream__conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->processing) {
+        stream__conn_drain(c);
+        return;
+    }
+    /* Frames already read are answered first (ECLOSED: the broker is
+     * stopping); process_frames then drains, since draining is set. */
+    c->draining = true;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    process_frames(c);
+}
+
+void stream__conn_drain(stream__conn *c)
+{
+    c->draining = true;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    if (c->head == NULL && c->writes == 0)
+        stream__conn_close(c);
+}
+
+static bool over_limits(const stream__conn *c)
+{
+    const stream__settings *s = &c->broker->set;
+    return c->out_bytes > s->max_output_bytes || c->pending >= s->max_pending;
+}
+
+static bool under_resume_limits(const stream__conn *c)
+{
+    const stream__settings *s = &c->broker->set;
+    return c->out_bytes <= s->max_output_bytes / 2 && c->pending < s->max_pending / 2 + 1;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    stream__conn *c = h->data;
+    uint8_t *p;
+    size_t n;
+    /* The reader grows only as bytes arrive, never on a frame's promise. */
+    if (stream_frame_reader_prepare(&c->fr, READ_CHUNK, &p, &n) != 0) {
+        buf->base = NULL;
+        buf->len = 0; /* read_cb gets UV_ENOBUFS */
+        return;
+    }
+    buf->base = (char *)p;
+    buf->len = n;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    stream__conn *c = s->data;
+    if (c->closing)
+        return;
+    if (nread == 0)
+        return; /* EAGAIN */
+    if (nread < 0) {
+        if (nread == UV_EOF) {
+            size_t left = stream_frame_reader_pending(&c->fr);
+            if (left > 0 && !c->paused)
+                stream__blog(c->broker, STREAM_BROKER_DEBUG,
+                             "connection %llu from %s: end of stream inside a frame "
+                             "(%zu bytes dropped)",
+                             (unsigned long long)c->id, c->peer, left);
+            c->eof = true;
+            if (c->reading) {
+                uv_read_stop((uv_stream_t *)&c->tcp);
+                c->reading = false;
+            }
+            /* Whole frames still buffered (paused) are answered first. */
+            process_frames(c);
+        } else {
+            stream__blog(c->broker, STREAM_BROKER_DEBUG, "connection %llu from %s: %s",
+                         (unsigned long long)c->id, c->peer, uv_strerror((int)nread));
+            stream__conn_close(c);
+        }
+        return;
+    }
+    c->last_active_ms = uv_now(&c->broker->loop);
+    char err[256];
+    int rc = stream_frame_reader_commit(&c->fr, (size_t)nread, err, sizeof(err));
+    if (rc != 0 && rc != STREAM_EPROTO && rc != STREAM_ETOOLARGE) {
+        stream__conn_close(c); /* ENOMEM */
+        return;
+    }
+    /* A bad length is reported by _next once the frames before it are taken. */
+    process_frames(c);
+}
+
+static void pause_reading(stream__conn *c)
+{
+    if (!c->paused) {
+        stream__blog(c->broker, STREAM_BROKER_DEBUG,
+                     "connection %llu from %s: pausing reads (%zu bytes queued, %zu requests "
+                     "pending)",
+                     (unsigned long long)c->id, c->peer, c->out_bytes, c->pending);
+        c->paused = true;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+    }
+}
+
+static void start_reading(stream__conn *c)
+{
+    if (c->reading || c->closing || c->draining || c->eof || c->paused)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+        c->reading = true;
+    else
+        stream__conn_close(c);
+}
+
+/* Queues a last response (id 0: the connection-level error) and closes the
+ * connection once everything before it is written. */
+static void fail_connection(stream__conn *c, int err, const char *msg)
+{
+    stream__blog(c->broker, STREAM_BROKER_WARN, "connection %llu from %s: %s; closing",
+                 (unsigned long long)c->id, c->peer, msg);
+    stream__req *r = stream__req_new(c);
+    if (r) {
+        if (stream_frame_error_response(&r->out, 0, err, msg) != 0)
+            r->out.len = 0;
+        r->close_after = true;
+        stream__req_complete(r);
+    }
+    stream__conn_break(c);
+}
+
+/* Consumes every complete frame the reader holds, unless backpressure pauses
+ * the connection first; the rest stays buffered. */
+static void process_frames(stream__conn *c)
+{
+    c->processing = true;
+    while (!c->closing && !c->broken) {
+        if (over_limits(c)) {
+            pause_reading(c);
+            break;
+        }
+        const uint8_t *p;
+        size_t n;
+        int rc = stream_frame_reader_next(&c->fr, &p, &n);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            char msg[160];
+            if (rc == STREAM_ETOOLARGE)
+                snprintf(msg, sizeof(msg),
+                         "frame of %lu bytes exceeds socket.request.max.bytes (%zu)",
+                         (unsigned long)c->fr.refused_len, c->broker->set.max_request_bytes);
+            else if (rc == STREAM_EPROTO)
+                snprintf(msg, sizeof(msg), "invalid frame length %lu",
+                         (unsigned long)c->fr.refused_len);
+            else
+                snprintf(msg, sizeof(msg), "%s", stream_strerror(rc));
+            fail_connection(c, rc, msg);
+            break;
+        }
+        /* The reader's buffer is ours and writable; produce stamps base
+         * offsets into the batches in place. */
+        if (stream__dispatch(c, (uint8_t *)(uintptr_t)p, n) != 0)
+            break; /* dispatch queued the error and drained the connection */
+    }
+    c->processing = false;
+    if (c->closing)
+        return;
+    if (over_limits(c))
+        pause_reading(c);
+    else
+        start_reading(c);
+    /* At end of stream, frames held back by a pause are answered first. */
+    if (c->draining || (c->eof && !c->paused))
+        stream__conn_drain(c);
+    conn_flush(c);
+}
+
+/* Lifts a pause once the backlog has halved, consuming frames already
+ * buffered before reading more. */
+static void maybe_resume(stream__conn *c)
+{
+    if (c->processing || c->closing || !c->paused || !under_resume_limits(c))
+        return;
+    c->paused = false;
+    process_frames(c);
+}
+
+static void write_cb(uv_write_t *w, int status)
+{
+    stream__req *r = w->data;
+    stream__conn *c = r->conn;
+    c->out_bytes -= r->out.len;
+    c->writes--;
+    bool close_after = r->close_after;
+    req_free(r);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        stream__blog(c->broker, STREAM_BROKER_DEBUG, "connection %llu from %s: write: %s",
+                     (unsigned long long)c->id, c->peer, uv_strerror(status));
+        stream__conn_close(c);
+        return;
+    }
+    c->last_active_ms = uv_now(&c->broker->loop);
+    if (close_after) {
+        stream__conn_close(c);
+        return;
+    }
+    if (c->draining && c->head == NULL && c->writes == 0) {
+        stream__conn_close(c);
+        return;
+    }
+    maybe_resume(c);
+}
+
+/* Writes done requests from the head of the queue, in order. */
+static void conn_flush(stream__conn *c)
+{
+    while (!c->closing && c->head && c->head->done) {
+        stream__req *r = c->head;
+        c->head = r->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->pending--;
+        r->next = NULL;
+        if (r->silent || r->out.len == 0) {
+            c->out_bytes -= r->out.len;
+            req_free(r);
+            continue;
+        }
+        uv_buf_t ub = uv_buf_init((char *)r->out.data, (unsigned int)r->out.len);
+        r->write.data = r;
+        int rc = uv_write(&r->write, (uv_stream_t *)&c->tcp, &ub, 1, write_cb);
+        if (rc != 0) {
+            req_free(r);
+            stream__conn_close(c);
+            return;
+        }
+        c->writes++;
+        if (r->close_after) {
+            /* Nothing after an error that closes the connection is sent. */
+            stream__conn_break(c);
+            break;
+        }
+    }
+    if (c->closing)
+        return;
+    if (c->draining && c->head == NULL && c->writes == 0) {
+        stream__conn_close(c);
+        return;
+    }
+    if (over_limits(c))
+        pause_reading(c);
+    else
+        maybe_resume(c);
+}
+
+void stream__req_complete(stream__req *r)
+{
+    r->done = true;
+    r->waiter = NULL;
+    /* Counted from now, not from its write: a response finished behind a
+     * slow one (a long poll at the head) is memory held all the same. */
+    r->conn->out_bytes += r->out.len;
+    if (!r->conn->closing)
+        conn_flush(r->conn);
+}
+
+void stream__conn_on_connection(uv_stream_t *server, int status)
+{
+    stream_broker *b = server->data;
+    if (status < 0) {
+        stream__blog(b, STREAM_BROKER_WARN, "accept: %s", uv_strerror(status));
+        return;
+    }
+    stream__conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        /* Accept into a throwaway handle is not possible without memory; the
+         * connection stays in the backlog until memory returns. */
+        stream__blog(b, STREAM_BROKER_ERROR, "accept: out of memory");
+        return;
+    }
+    c->broker = b;
+    stream_frame_reader_init(&c->fr, b->set.max_request_bytes);
+    stream_msg_init(&c->msg);
+    uv_tcp_init(&b->loop, &c->tcp);
+    c->tcp.data = c;
+    c->next = b->conns;
+    if (b->conns)
+        b->conns->prev = c;
+    b->conns = c;
+    b->nconns++;
+    c->id = ++b->next_conn_id;
+    c->last_active_ms = uv_now(&b->loop);
+    snprintf(c->peer, sizeof(c->peer), "?");
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        stream__conn_close(c);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            uv_ip4_name(sin, host, sizeof(host));
+            port = ntohs(sin->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(sin6, host, sizeof(host));
+            port = ntohs(sin6->sin6_port);
+        }
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+    }
+    if (b->stopping) {
+        stream__conn_close(c);
+        return;
+    }
+    /* The new connection is already counted. */
+    if (b->set.max_connections > 0 && b->nconns > b->set.max_connections) {
+        stream__blog(b, STREAM_BROKER_WARN,
+                     "refusing connection from %s: max.connections (%d) reached", c->peer,
+                     b->set.max_connections);
+        stream__conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    stream__blog(b, STREAM_BROKER_DEBUG, "connection %llu from %s", (unsigned long long)c->id,
+                 c->peer);
+    start_reading(c);
+}
+
+void stream__conns_sweep_idle(stream_broker *b)
+{
+    if (b->set.idle_ms <= 0)
+        return;
+    uint64_t now = uv_now(&b->loop);
+    stream__conn *c = b->conns;
+    while (c) {
+        stream__conn *next = c->next;
+        /* A connection waiting on the broker (long poll, output) is not idle. */
+        if (!c->closing && c->head == NULL && c->writes == 0 &&
+            now - c->last_active_ms > (uint64_t)b->set.idle_ms) {
+            stream__blog(b, STREAM_BROKER_DEBUG,
+                         "closing connection %llu from %s: idle for over %lld ms",
+                         (unsigned long long)c->id, c->peer, (long long)b->set.idle_ms);
+            stream__conn_close(c);
+        }
+        c = next;
+    }
+}

@@ -1,0 +1,799 @@
+/*
+ * broker_data.c - the data ops: produce, fetch, list_offsets.
+ *
+ * Each op decodes its whole request into a plain struct first (copying topic
+ * names, checking every field's type), so a malformed request is refused
+ * before any byte is appended, and so the struct can be parked on a waiter
+ * once the frame it came from is gone. Then it runs per partition, each
+ * partition failing on its own (unknown topic, bad partition, corrupt batch,
+ * offset out of range) while the others succeed, as in Kafka.
+ *
+ * produce: every batch in a partition's `records` bin is checked
+ *   (stream_batch_check: header, size, CRC) before the first is appended, so
+ *   a partition takes all of its batches or none. acks=0 sends nothing back,
+ *   acks=1 answers once written, acks=all (-1) parks until the flusher makes
+ *   every written partition durable (or timeout_ms passes: ETIMEDOUT for the
+ *   partitions still waiting).
+ * fetch: measures what is available without reading it; if that is below
+ *   min_bytes (and nothing failed) the request parks for up to max_wait_ms and
+ *   is woken by appends. The answer preads whole batches straight into the
+ *   response buffer: at most max_bytes in total and each partition's own
+ *   max_bytes, except that the first batch of the first partition with data
+ *   is always sent whole, so a consumer makes progress past a batch larger
+ *   than its limits. Fetch never creates topics (protocol.md 6.8, 12).
+ * list_offsets: earliest (-2), latest (-1), or the first offset whose record
+ *   timestamp is >= t, with that record's timestamp.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker_internal.h"
+#include "stream/batch.h"
+#include "stream/error.h"
+
+/* One topic of a request: a name and a run of entries in `parts`. */
+typedef struct req_topic {
+    char name[STREAM_TOPIC_NAME_MAX + 1]; /* copied; "" when invalid */
+    int name_err;                         /* 0, or STREAM_EBADNAME */
+    size_t first, count;                  /* its entries in parts[] */
+} req_topic;
+
+/* Counts topics and their partitions in a request's `topics` array, checking
+ * the shape common to produce, fetch and list_offsets:
+ *   topics: [{name: str, partitions: [{partition: int, ...}]}]
+ * `check` validates each partition map's own fields. */
+typedef int (*part_check_fn)(const msgpack_object *pm, size_t ti, size_t pi, char *msg,
+                             size_t msg_len);
+
+static int scan_topics(const msgpack_object *m, part_check_fn check, const msgpack_object **topics,
+                       size_t *nparts, char *msg, size_t msg_len)
+{
+    int rc = stream_field_array(m, "topics", topics, msg, msg_len);
+    *nparts = 0;
+    for (uint32_t i = 0; rc == 0 && i < (*topics)->via.array.size; i++) {
+        const msgpack_object *t, *parts;
+        const char *p;
+        size_t len;
+        rc = stream_elem_map(*topics, i, "topics", &t, msg, msg_len);
+        if (rc == 0)
+            rc = stream_field_str(t, "name", &p, &len, msg, msg_len);
+        if (rc == 0)
+            rc = stream_field_array(t, "partitions", &parts, msg, msg_len);
+        for (uint32_t j = 0; rc == 0 && j < parts->via.array.size; j++) {
+            const msgpack_object *pm;
+            int64_t partition;
+            rc = stream_elem_map(parts, j, "partitions", &pm, msg, msg_len);
+            if (rc == 0)
+                rc = stream_field_int(pm, "partition", INT32_MIN, INT32_MAX, &partition, msg,
+                                      msg_len);
+            if (rc == 0 && check)
+                rc = check(pm, i, j, msg, msg_len);
+        }
+        if (rc == 0)
+            *nparts += parts->via.array.size;
+    }
+    return rc;
+}
+
+/* Copies topic i's name (or records why it is invalid). */
+static void copy_topic(const msgpack_object *topics, uint32_t i, req_topic *rt,
+                       const msgpack_object **parts)
+{
+    const msgpack_object *t;
+    const char *p;
+    size_t len;
+    char msg[160];
+    stream_elem_map(topics, i, "topics", &t, NULL, 0);
+    stream_field_str(t, "name", &p, &len, NULL, 0);
+    stream_field_array(t, "partitions", parts, NULL, 0);
+    rt->name_err = stream__topic_name(p, len, rt->name, msg, sizeof(msg));
+    if (rt->name_err != 0) {
+        /* Echo what the client sent, cut to fit; the error says it is bad. */
+        size_t n = len < STREAM_TOPIC_NAME_MAX ? len : STREAM_TOPIC_NAME_MAX;
+        memcpy(rt->name, p, n);
+        rt->name[n] = '\0';
+    }
+}
+
+/* Finds the topic of rt for produce (create: auto-creating it when allowed;
+ * an invalid or internal name is EBADNAME) or for reading (an invalid name
+ * names no topic: ENOTOPIC). Returns the topic or NULL with *err/msg set. */
+static stream_topic *find_topic(stream_broker *b, const req_topic *rt, bool create, int *err,
+                                char *msg, size_t msg_len)
+{
+    size_t len = strlen(rt->name);
+    if (rt->name_err != 0) {
+        if (create) {
+            *err = STREAM_EBADNAME;
+            stream_topic_name_check(rt->name, len, msg, msg_len);
+        } else {
+            *err = STREAM_ENOTOPIC;
+            snprintf(msg, msg_len, "unknown topic '%s'", rt->name);
+        }
+        return NULL;
+    }
+    if (create && stream_topic_is_internal(rt->name, len)) {
+        *err = STREAM_EBADNAME;
+        snprintf(msg, msg_len, "topic '%s' is internal: clients cannot produce to it", rt->name);
+        return NULL;
+    }
+    stream_topic *t = stream_store_topic(b->store, rt->name);
+    if (t != NULL)
+        return t;
+    if (create && b->set.auto_create) {
+        int rc = stream_store_create_topic(b->store, rt->name, -1, NULL, false, &t, msg, msg_len);
+        if (rc == 0) {
+            stream__blog(b, STREAM_BROKER_INFO, "auto-created topic %s with %d partitions",
+                         rt->name, (int)t->partition_count);
+            if (stream__broker_attach_topic(b, t) != 0)
+                stream__blog(b, STREAM_BROKER_ERROR,
+                             "topic %s: cannot attach to the flusher; acks=all will time out",
+                             rt->name);
+            return t;
+        }
+        *err = rc;
+        return NULL;
+    }
+    *err = STREAM_ENOTOPIC;
+    snprintf(msg, msg_len, "unknown topic '%s'", rt->name);
+    return NULL;
+}
+
+static stream_log *find_partition(const stream_topic *t, int64_t partition, int *err, char *msg,
+                                  size_t msg_len)
+{
+    if (partition < 0 || partition >= t->partition_count) {
+        *err = STREAM_ENOPART;
+        snprintf(msg, msg_len, "topic '%s' has no partition %lld (it has %d)", t->name,
+                 (long long)partition, (int)t->partition_count);
+        return NULL;
+    }
+    return t->partitions[partition];
+}
+
+/* ======================================================================== */
+/* produce                                                                   */
+/* ======================================================================== */
+
+typedef struct produce_part {
+    int32_t partition;
+    int err;
+    char msg[320];
+    int64_t base_offset;      /* first offset assigned; -1 on error */
+    int64_t log_start_offset; /* -1 on error */
+    int64_t need_durable;     /* acks=all: end offset after the append; 0 if none */
+} produce_part;
+
+typedef struct produce_state {
+    uint64_t id;
+    size_t ntopics, nparts;
+    req_topic *topics;
+    produce_part *parts;
+} produce_state;
+
+static void produce_state_free(produce_state *s)
+{
+    if (s == NULL)
+        return;
+    free(s->topics);
+    free(s->parts);
+    free(s);
+}
+
+static int produce_check(const msgpack_object *pm, size_t ti, size_t pi, char *msg, size_t msg_len)
+{
+    const uint8_t *p;
+    size_t len;
+    return stream_field_bin(pm, "records", &p, &len, msg, msg_len);
+}
+
+/* Checks every batch in the bin; returns 0 and the count, or the first
+ * batch's error with msg. */
+static int check_batches(uint8_t *p, size_t len, int32_t max_message_bytes, size_t *count,
+                         char *msg, size_t msg_len)
+{
+    size_t pos = 0, n = 0;
+    if (len == 0) {
+        snprintf(msg, msg_len, "records is empty: expected one or more record batches");
+        return STREAM_EBADREQ;
+    }
+    while (pos < len) {
+        stream_batch_info info;
+        char why[160] = "";
+        int rc = stream_batch_check(p + pos, len - pos, &info, why, sizeof(why));
+        if (rc != 0) {
+            if (rc == STREAM_ESHORT)
+                rc = STREAM_ECORRUPT; /* a truncated batch inside a complete frame */
+            snprintf(msg, msg_len, "batch %zu at byte %zu: %s", n, pos,
+                     why[0] ? why : stream_strerror(rc));
+            return rc;
+        }
+        if (info.attributes & (STREAM_BATCH_ATTR_TRANSACTIONAL | STREAM_BATCH_ATTR_CONTROL)) {
+            snprintf(msg, msg_len, "batch %zu is transactional or a control batch: not supported",
+                     n);
+            return STREAM_EUNSUPPORTED;
+        }
+        if (info.size > (size_t)max_message_bytes) {
+            snprintf(msg, msg_len, "batch %zu is %zu bytes, over max.message.bytes (%d)", n,
+                     info.size, (int)max_message_bytes);
+            return STREAM_ETOOLARGE;
+        }
+        pos += info.size;
+        n++;
+    }
+    *count = n;
+    return 0;
+}
+
+/* Appends the batches of one partition. Returns bytes appended (>= 0). */
+static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp, uint8_t *p,
+                             size_t len, bool acks_all)
+{
+    stream_log *log = find_partition(t, pp->partition, &pp->err, pp->msg, sizeof(pp->msg));
+    if (log == NULL)
+        return 0;
+    size_t count;
+    pp->err =
+        check_batches(p, len, t->log_config.max_message_bytes, &count, pp->msg, sizeof(pp->msg));
+    if (pp->err != 0)
+        return 0;
+    size_t pos = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t size = 12 + (size_t)stream_load_be32(p + pos + 8);
+        int64_t base;
+        int rc = stream_log_append(log, p + pos, size, &base, pp->msg, sizeof(pp->msg));
+        if (rc != 0) {
+            pp->err = rc;
+            stream__blog(b, STREAM_BROKER_ERROR, "%s-%d: append failed: %s", t->name,
+                         (int)pp->partition, pp->msg);
+            break;
+        }
+        if (i == 0)
+            pp->base_offset = base;
+        pos += size;
+    }
+    if (pos > 0) {
+        stream__wait_on_append(b, log, pos);
+        if (acks_all && t->log_config.flush_mode != STREAM_FLUSH_NEVER) {
+            pp->need_durable = stream_log_end_offset(log);
+            stream_log_request_flush(log);
+        }
+        if (pp->err != 0)
+            pp->base_offset = -1; /* partly written: report the failure */
+    }
+    if (pp->err == 0)
+        pp->log_start_offset = stream_log_start_offset(log);
+    return 0;
+}
+
+static void produce_encode(stream__req *r, produce_state *s)
+{
+    stream_frame f;
+    stream_buf_reset(&r->out);
+    stream_frame_start(&f, &r->out);
+    stream_pack_response_header(&f.pk, s->id, 0, NULL, 1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, s->ntopics);
+    for (size_t i = 0; i < s->ntopics; i++) {
+        req_topic *rt = &s->topics[i];
+        msgpack_pack_map(&f.pk, 2);
+        stream_pack_kv_cstr(&f.pk, "name", rt->name);
+        stream_pack_key(&f.pk, "partitions");
+        msgpack_pack_array(&f.pk, rt->count);
+        for (size_t j = rt->first; j < rt->first + rt->count; j++) {
+            produce_part *pp = &s->parts[j];
+            msgpack_pack_map(&f.pk, 3 + stream_err_fields(pp->err));
+            stream_pack_kv_int(&f.pk, "partition", pp->partition);
+            stream_pack_err(&f.pk, pp->err, pp->msg);
+            stream_pack_kv_int(&f.pk, "base_offset", pp->err ? -1 : pp->base_offset);
+            stream_pack_kv_int(&f.pk, "log_start_offset", pp->err ? -1 : pp->log_start_offset);
+        }
+    }
+    stream__reply_finish(r, &f, s->id);
+}
+
+/* Completion of a parked acks=all produce. */
+static void produce_done(stream_broker *b, stream__req *r, void *state, stream__wait_reason why)
+{
+    produce_state *s = state;
+    if (why == STREAM__WAIT_CANCEL) {
+        produce_state_free(s);
+        return;
+    }
+    for (size_t i = 0; i < s->ntopics; i++) {
+        req_topic *rt = &s->topics[i];
+        for (size_t j = rt->first; j < rt->first + rt->count; j++) {
+            produce_part *pp = &s->parts[j];
+            if (pp->err != 0 || pp->need_durable == 0)
+                continue;
+            stream_log *log;
+            if (stream_store_log(b->store, rt->name, pp->partition, &log) != 0) {
+                pp->err = STREAM_ENOTOPIC;
+                snprintf(pp->msg, sizeof(pp->msg), "topic '%s' was deleted", rt->name);
+            } else if (stream_log_durable_offset(log) < pp->need_durable) {
+                pp->err = STREAM_ETIMEDOUT;
+                snprintf(pp->msg, sizeof(pp->msg),
+                         "written but not yet flushed to disk within timeout_ms");
+            }
+        }
+    }
+    produce_encode(r, s);
+    produce_state_free(s);
+}
+
+void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
+{
+    stream_broker *b = c->broker;
+    char msg[512];
+    int64_t acks, timeout_ms;
+    const msgpack_object *topics;
+    size_t nparts;
+    int rc = stream_field_int_opt(m, "acks", -1, 1, STREAM_DEFAULT_PRODUCE_ACKS, &acks, msg,
+                                  sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_int_opt(m, "timeout_ms", 0, INT32_MAX, STREAM_DEFAULT_PRODUCE_TIMEOUT_MS,
+                                  &timeout_ms, msg, sizeof(msg));
+    if (rc == 0)
+        rc = scan_topics(m, produce_check, &topics, &nparts, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__reply_error(r, id, rc, msg);
+        return;
+    }
+    produce_state *s = calloc(1, sizeof(*s));
+    if (s) {
+        s->id = id;
+        s->ntopics = topics->via.array.size;
+        s->nparts = nparts;
+        s->topics = calloc(s->ntopics ? s->ntopics : 1, sizeof(*s->topics));
+        s->parts = calloc(nparts ? nparts : 1, sizeof(*s->parts));
+    }
+    if (s == NULL || s->topics == NULL || s->parts == NULL) {
+        produce_state_free(s);
+        stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+        return;
+    }
+    bool acks_all = acks == -1;
+    bool parked_any = false;
+    size_t k = 0;
+    for (uint32_t i = 0; i < topics->via.array.size; i++) {
+        req_topic *rt = &s->topics[i];
+        const msgpack_object *parts;
+        copy_topic(topics, i, rt, &parts);
+        rt->first = k;
+        rt->count = parts->via.array.size;
+        int terr = 0;
+        char tmsg[320] = "";
+        stream_topic *t = find_topic(b, rt, true, &terr, tmsg, sizeof(tmsg));
+        for (uint32_t j = 0; j < parts->via.array.size; j++, k++) {
+            produce_part *pp = &s->parts[k];
+            const msgpack_object *pm;
+            const uint8_t *bin;
+            size_t bin_len;
+            int64_t partition;
+            stream_elem_map(parts, j, "partitions", &pm, NULL, 0);
+            stream_field_int(pm, "partition", INT32_MIN, INT32_MAX, &partition, NULL, 0);
+            stream_field_bin(pm, "records", &bin, &bin_len, NULL, 0);
+            pp->partition = (int32_t)partition;
+            pp->base_offset = -1;
+            pp->log_start_offset = -1;
+            if (t == NULL) {
+                pp->err = terr;
+                snprintf(pp->msg, sizeof(pp->msg), "%s", tmsg);
+                continue;
+            }
+            /* The frame buffer is the connection's own and writable: the log
+             * stamps base offsets into the batches in place. */
+            produce_partition(b, t, pp, (uint8_t *)(uintptr_t)bin, bin_len, acks_all);
+            if (pp->need_durable > 0)
+                parked_any = true;
+        }
+    }
+    if (acks == 0) {
+        /* Nobody hears about a failure: the log is the only trace. */
+        for (size_t i = 0; i < s->ntopics; i++)
+            for (size_t j = s->topics[i].first; j < s->topics[i].first + s->topics[i].count; j++)
+                if (s->parts[j].err != 0)
+                    stream__blog(b, STREAM_BROKER_WARN,
+                                 "connection %llu from %s: acks=0 produce to %s-%d failed: %s",
+                                 (unsigned long long)c->id, c->peer, s->topics[i].name,
+                                 (int)s->parts[j].partition, s->parts[j].msg);
+        r->silent = true;
+        produce_state_free(s);
+        stream__req_complete(r);
+        return;
+    }
+    if (!parked_any) {
+        produce_encode(r, s);
+        produce_state_free(s);
+        return;
+    }
+    stream__waiter *w = stream__waiter_new(b, r, STREAM__WAIT_PRODUCE, nparts, produce_done, s);
+    for (size_t i = 0; w && i < s->ntopics; i++) {
+        req_topic *rt = &s->topics[i];
+        for (size_t j = rt->first; j < rt->first + rt->count; j++) {
+            produce_part *pp = &s->parts[j];
+            stream_log *log;
+            if (pp->need_durable == 0 ||
+                stream_store_log(b->store, rt->name, pp->partition, &log) != 0)
+                continue;
+            if (stream__waiter_watch(w, log, pp->need_durable) != 0) {
+                stream__waiter_discard(w);
+                w = NULL;
+            }
+        }
+    }
+    if (w == NULL) {
+        /* Cannot park: wait for the disk here rather than lie. */
+        produce_done(b, r, s, STREAM__WAIT_TIMEOUT);
+        return;
+    }
+    stream__waiter_start(w, (uint64_t)timeout_ms);
+}
+
+/* ======================================================================== */
+/* fetch                                                                     */
+/* ======================================================================== */
+
+typedef struct fetch_part {
+    int32_t partition;
+    int64_t offset;
+    size_t max_bytes;
+} fetch_part;
+
+typedef struct fetch_state {
+    uint64_t id;
+    int64_t max_wait_ms;
+    size_t min_bytes, max_bytes;
+    size_t ntopics, nparts;
+    req_topic *topics;
+    fetch_part *parts;
+} fetch_state;
+
+static void fetch_state_free(fetch_state *s)
+{
+    if (s == NULL)
+        return;
+    free(s->topics);
+    free(s->parts);
+    free(s);
+}
+
+static int fetch_check(const msgpack_object *pm, size_t ti, size_t pi, char *msg, size_t msg_len)
+{
+    int64_t v;
+    int rc = stream_field_int(pm, "offset", INT64_MIN, INT64_MAX, &v, msg, msg_len);
+    if (rc == 0)
+        rc = stream_field_int_opt(pm, "max_bytes", 1, INT32_MAX, STREAM_DEFAULT_PARTITION_MAX_BYTES,
+                                  &v, msg, msg_len);
+    return rc;
+}
+
+/* Bytes a fetch would return now (without reading them), and whether any
+ * partition fails (a failing fetch is answered at once). */
+static size_t fetch_measure(stream_broker *b, fetch_state *s, bool *failed)
+{
+    size_t total = 0;
+    *failed = false;
+    for (size_t i = 0; i < s->ntopics; i++) {
+        req_topic *rt = &s->topics[i];
+        stream_topic *t = rt->name_err ? NULL : stream_store_topic(b->store, rt->name);
+        for (size_t j = rt->first; j < rt->first + rt->count; j++) {
+            fetch_part *fp = &s->parts[j];
+            if (t == NULL || fp->partition < 0 || fp->partition >= t->partition_count) {
+                *failed = true;
+                continue;
+            }
+            stream_log_slice sl;
+            if (stream_log_read(t->partitions[fp->partition], fp->offset, fp->max_bytes, &sl) !=
+                0) {
+                *failed = true;
+                continue;
+            }
+            total += sl.len;
+            stream_log_slice_release(&sl);
+        }
+    }
+    return total;
+}
+
+/* preads a slice into out (whose bin header says sl->len bytes). */
+static int read_slice(stream_buf *out, const stream_log_slice *sl)
+{
+    if (stream_buf_reserve(out, sl->len) != 0)
+        return STREAM_ENOMEM;
+    size_t done = 0;
+    while (done < sl->len) {
+        ssize_t n =
+            pread(sl->fd, out->data + out->len + done, sl->len - done, sl->pos + (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return STREAM_EIO;
+        done += (size_t)n;
+    }
+    out->len += sl->len;
+    return 0;
+}
+
+static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
+{
+    stream_frame f;
+    stream_buf_reset(&r->out);
+    stream_frame_start(&f, &r->out);
+    stream_pack_response_header(&f.pk, s->id, 0, NULL, 1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, s->ntopics);
+    size_t used = 0; /* record bytes in the response so far */
+    for (size_t i = 0; i < s->ntopics; i++) {
+        req_topic *rt = &s->topics[i];
+        int terr = 0;
+        char tmsg[320] = "";
+        stream_topic *t = find_topic(b, rt, false, &terr, tmsg, sizeof(tmsg));
+        msgpack_pack_map(&f.pk, 2);
+        stream_pack_kv_cstr(&f.pk, "name", rt->name);
+        stream_pack_key(&f.pk, "partitions");
+        msgpack_pack_array(&f.pk, rt->count);
+        for (size_t j = rt->first; j < rt->first + rt->count; j++) {
+            fetch_part *fp = &s->parts[j];
+            int err = terr;
+            char msg[320];
+            snprintf(msg, sizeof(msg), "%s", tmsg);
+            stream_log *log = t ? find_partition(t, fp->partition, &err, msg, sizeof(msg)) : NULL;
+            stream_log_slice sl = {0};
+            int64_t hwm = -1, lso = -1;
+            if (log) {
+                size_t left = used < s->max_bytes ? s->max_bytes - used : 0;
+                size_t limit = fp->max_bytes < left ? fp->max_bytes : left;
+                err = stream_log_read(log, fp->offset, limit ? limit : 1, &sl);
+                /* stream_log_read returns the first batch whole however large:
+                 * right for the first partition with data, too much after. */
+                if (err == 0 && sl.len > limit && used > 0)
+                    sl.len = 0;
+                hwm = stream_log_end_offset(log);
+                lso = stream_log_start_offset(log);
+                if (err == STREAM_EOFFSET)
+                    snprintf(msg, sizeof(msg),
+                             "offset %lld is out of range for %s-%d (log start %lld, "
+                             "high watermark %lld)",
+                             (long long)fp->offset, t->name, (int)fp->partition, (long long)lso,
+                             (long long)hwm);
+                else if (err != 0) {
+                    snprintf(msg, sizeof(msg), "%s-%d: %s", t->name, (int)fp->partition,
+                             stream_strerror(err));
+                    hwm = lso = -1;
+                }
+            }
+            size_t n = err == 0 ? sl.len : 0;
+            msgpack_pack_map(&f.pk, 4 + stream_err_fields(err));
+            stream_pack_kv_int(&f.pk, "partition", fp->partition);
+            stream_pack_err(&f.pk, err, msg);
+            stream_pack_kv_int(&f.pk, "high_watermark", hwm);
+            stream_pack_kv_int(&f.pk, "log_start_offset", lso);
+            stream_pack_key(&f.pk, "records");
+            msgpack_pack_bin(&f.pk, n);
+            if (n > 0 && read_slice(&r->out, &sl) != 0) {
+                stream__blog(b, STREAM_BROKER_ERROR, "%s-%d: cannot read the log at offset %lld",
+                             t->name, (int)fp->partition, (long long)fp->offset);
+                stream_log_slice_release(&sl);
+                stream_frame_abort(&f);
+                stream__reply_error(r, s->id, STREAM_EIO, "cannot read the log");
+                return;
+            }
+            used += n;
+            stream_log_slice_release(&sl);
+        }
+    }
+    stream__reply_finish(r, &f, s->id);
+}
+
+static void fetch_done(stream_broker *b, stream__req *r, void *state, stream__wait_reason why)
+{
+    fetch_state *s = state;
+    if (why != STREAM__WAIT_CANCEL)
+        fetch_encode(b, r, s);
+    fetch_state_free(s);
+}
+
+void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
+{
+    stream_broker *b = c->broker;
+    char msg[512];
+    int64_t max_wait_ms, min_bytes, max_bytes;
+    const msgpack_object *topics;
+    size_t nparts;
+    int rc = stream_field_int_opt(m, "max_wait_ms", 0, INT32_MAX, STREAM_DEFAULT_FETCH_MAX_WAIT_MS,
+                                  &max_wait_ms, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_int_opt(m, "min_bytes", 0, INT32_MAX, STREAM_DEFAULT_FETCH_MIN_BYTES,
+                                  &min_bytes, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_int_opt(m, "max_bytes", 1, INT32_MAX, STREAM_DEFAULT_FETCH_MAX_BYTES,
+                                  &max_bytes, msg, sizeof(msg));
+    if (rc == 0)
+        rc = scan_topics(m, fetch_check, &topics, &nparts, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__reply_error(r, id, rc, msg);
+        return;
+    }
+    fetch_state *s = calloc(1, sizeof(*s));
+    if (s) {
+        s->id = id;
+        s->max_wait_ms = max_wait_ms;
+        s->min_bytes = (size_t)min_bytes;
+        s->max_bytes = (size_t)max_bytes;
+        s->ntopics = topics->via.array.size;
+        s->nparts = nparts;
+        s->topics = calloc(s->ntopics ? s->ntopics : 1, sizeof(*s->topics));
+        s->parts = calloc(nparts ? nparts : 1, sizeof(*s->parts));
+    }
+    if (s == NULL || s->topics == NULL || s->parts == NULL) {
+        fetch_state_free(s);
+        stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+        return;
+    }
+    size_t k = 0;
+    for (uint32_t i = 0; i < topics->via.array.size; i++) {
+        req_topic *rt = &s->topics[i];
+        const msgpack_object *parts;
+        copy_topic(topics, i, rt, &parts);
+        rt->first = k;
+        rt->count = parts->via.array.size;
+        for (uint32_t j = 0; j < parts->via.array.size; j++, k++) {
+            const msgpack_object *pm;
+            int64_t v;
+            fetch_part *fp = &s->parts[k];
+            stream_elem_map(parts, j, "partitions", &pm, NULL, 0);
+            stream_field_int(pm, "partition", INT32_MIN, INT32_MAX, &v, NULL, 0);
+            fp->partition = (int32_t)v;
+            stream_field_int(pm, "offset", INT64_MIN, INT64_MAX, &fp->offset, NULL, 0);
+            stream_field_int_opt(pm, "max_bytes", 1, INT32_MAX, STREAM_DEFAULT_PARTITION_MAX_BYTES,
+                                 &v, NULL, 0);
+            fp->max_bytes = (size_t)v;
+        }
+    }
+    bool failed;
+    size_t avail = fetch_measure(b, s, &failed);
+    if (failed || max_wait_ms == 0 || avail >= s->min_bytes || b->stopping) {
+        fetch_encode(b, r, s);
+        fetch_state_free(s);
+        return;
+    }
+    stream__waiter *w = stream__waiter_new(b, r, STREAM__WAIT_FETCH, nparts, fetch_done, s);
+    for (size_t i = 0; w && i < s->ntopics; i++) {
+        stream_topic *t = stream_store_topic(b->store, s->topics[i].name);
+        for (size_t j = s->topics[i].first; w && j < s->topics[i].first + s->topics[i].count; j++) {
+            if (stream__waiter_watch(w, t->partitions[s->parts[j].partition], 0) != 0) {
+                stream__waiter_discard(w);
+                w = NULL;
+            }
+        }
+    }
+    if (w == NULL) {
+        fetch_encode(b, r, s);
+        fetch_state_free(s);
+        return;
+    }
+    w->min_bytes = s->min_bytes;
+    w->got_bytes = avail;
+    stream__waiter_start(w, (uint64_t)max_wait_ms);
+}
+
+/* ======================================================================== */
+/* list_offsets                                                              */
+/* ======================================================================== */
+
+static int list_offsets_check(const msgpack_object *pm, size_t ti, size_t pi, char *msg,
+                              size_t msg_len)
+{
+    int64_t ts;
+    return stream_field_int(pm, "timestamp", INT64_MIN, INT64_MAX, &ts, msg, msg_len);
+}
+
+/* The timestamp of the record at `offset` (which exists), or -1. Reads the
+ * batch holding it: list_offsets is rare and small. */
+static int64_t record_timestamp(stream_log *log, int64_t offset)
+{
+    stream_buf buf = STREAM_BUF_INIT;
+    int64_t ts = -1;
+    if (stream_log_read_copy(log, offset, 1, &buf) == 0 && buf.len > 0) {
+        stream_record_iter it;
+        stream_record rec;
+        int rc = stream_record_iter_start(&it, buf.data, buf.len);
+        while (rc >= 0 && (rc = stream_record_iter_next(&it, &rec)) == 1) {
+            if (rec.offset == offset) {
+                ts = rec.timestamp;
+                break;
+            }
+        }
+        stream_record_iter_stop(&it);
+    }
+    stream_buf_release(&buf);
+    return ts;
+}
+
+/* One list_offsets lookup. Returns 0 or the partition's error with msg. */
+static int lookup_offset(stream_log *log, int64_t ts, int64_t *offset, int64_t *found_ts, char *msg,
+                         size_t msg_len)
+{
+    *found_ts = -1;
+    if (ts == STREAM_OFFSET_EARLIEST) {
+        *offset = stream_log_start_offset(log);
+        return 0;
+    }
+    if (ts == STREAM_OFFSET_LATEST) {
+        *offset = stream_log_end_offset(log);
+        return 0;
+    }
+    if (ts < 0) {
+        snprintf(msg, msg_len,
+                 "timestamp %lld: expected -2 (earliest), -1 (latest) or ms since the epoch",
+                 (long long)ts);
+        return STREAM_EINVAL;
+    }
+    int rc = stream_log_offset_for_time(log, ts, offset);
+    if (rc != 0) {
+        snprintf(msg, msg_len, "%s", stream_strerror(rc));
+        return rc;
+    }
+    if (*offset < stream_log_end_offset(log))
+        *found_ts = record_timestamp(log, *offset);
+    return 0;
+}
+
+void stream__op_list_offsets(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
+{
+    stream_broker *b = c->broker;
+    char msg[512];
+    const msgpack_object *topics;
+    size_t nparts;
+    int rc = scan_topics(m, list_offsets_check, &topics, &nparts, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__reply_error(r, id, rc, msg);
+        return;
+    }
+    stream_frame f;
+    stream_frame_start(&f, &r->out);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, topics->via.array.size);
+    for (uint32_t i = 0; i < topics->via.array.size; i++) {
+        req_topic rt;
+        const msgpack_object *parts;
+        copy_topic(topics, i, &rt, &parts);
+        int terr = 0;
+        char tmsg[320] = "";
+        stream_topic *t = find_topic(b, &rt, false, &terr, tmsg, sizeof(tmsg));
+        msgpack_pack_map(&f.pk, 2);
+        stream_pack_kv_cstr(&f.pk, "name", rt.name);
+        stream_pack_key(&f.pk, "partitions");
+        msgpack_pack_array(&f.pk, parts->via.array.size);
+        for (uint32_t j = 0; j < parts->via.array.size; j++) {
+            const msgpack_object *pm;
+            int64_t partition, ts, offset = -1, found_ts = -1, lso = -1, hwm = -1;
+            stream_elem_map(parts, j, "partitions", &pm, NULL, 0);
+            stream_field_int(pm, "partition", INT32_MIN, INT32_MAX, &partition, NULL, 0);
+            stream_field_int(pm, "timestamp", INT64_MIN, INT64_MAX, &ts, NULL, 0);
+            int err = terr;
+            snprintf(msg, sizeof(msg), "%s", tmsg);
+            stream_log *log = t ? find_partition(t, partition, &err, msg, sizeof(msg)) : NULL;
+            if (log)
+                err = lookup_offset(log, ts, &offset, &found_ts, msg, sizeof(msg));
+            if (log && err == 0) {
+                lso = stream_log_start_offset(log);
+                hwm = stream_log_end_offset(log);
+            } else {
+                offset = found_ts = -1;
+            }
+            msgpack_pack_map(&f.pk, 5 + stream_err_fields(err));
+            stream_pack_kv_int(&f.pk, "partition", partition);
+            stream_pack_err(&f.pk, err, msg);
+            stream_pack_kv_int(&f.pk, "offset", offset);
+            stream_pack_kv_int(&f.pk, "timestamp", found_ts);
+            stream_pack_kv_int(&f.pk, "log_start_offset", lso);
+            stream_pack_kv_int(&f.pk, "high_watermark", hwm);
+        }
+    }
+    stream__reply_finish(r, &f, id);
+}

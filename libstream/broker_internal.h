@@ -1,0 +1,293 @@
+/*
+ * broker_internal.h - what the broker's files share (broker.c, broker_conn.c,
+ * broker_ops.c, broker_wait.c). Not installed; prefix stream__.
+ *
+ * The shape of a request's life:
+ *
+ *   socket bytes -> conn input buffer -> frame (4-byte length + map)
+ *     -> stream__req appended to the connection's pending queue
+ *     -> op handler fills req->out and marks it done, or parks it on a
+ *        stream__waiter (long-poll fetch, acks=all produce) that completes it
+ *        later from a timer, an append or the flusher's durable callback
+ *     -> conn_flush writes done requests from the head of the queue, so
+ *        responses leave in request order however they complete.
+ *
+ * Everything here runs on the broker's loop thread, except the fields marked
+ * "flusher thread" in stream_broker.
+ */
+#ifndef STREAM_BROKER_INTERNAL_H
+#define STREAM_BROKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "stream/broker.h"
+#include "stream/buf.h"
+#include "stream/log.h"
+#include "stream/proto.h"
+#include "stream/store.h"
+
+#ifdef STREAM_VERSION
+#define STREAM__BROKER_VERSION STREAM_VERSION
+#else
+#define STREAM__BROKER_VERSION "0"
+#endif
+
+typedef struct stream__conn stream__conn;
+typedef struct stream__req stream__req;
+typedef struct stream__waiter stream__waiter;
+typedef struct stream__pstate stream__pstate;
+
+/* One request from its frame until its response is written (or dropped). */
+struct stream__req {
+    stream__conn *conn;     /* the connection it came on */
+    stream__req *next;      /* next in the connection's pending queue */
+    stream_buf out;         /* the response frame, length prefix included */
+    stream__waiter *waiter; /* the delayed operation still open, or NULL */
+    bool done;              /* out holds the whole response */
+    bool silent;            /* acks=0 produce: nothing is sent back */
+    bool close_after;       /* close the connection once this is written */
+    uv_write_t write;       /* the write of `out`, once handed to libuv */
+};
+
+/* One client connection. */
+struct stream__conn {
+    uv_tcp_t tcp;              /* the socket; tcp.data points back here */
+    stream_broker *broker;     /* owner */
+    stream__conn *prev, *next; /* the broker's list of connections */
+    uint64_t id;               /* for log lines */
+    char peer[64];             /* "HOST:PORT" of the client */
+    stream_frame_reader fr;    /* bytes read and not yet consumed as frames */
+    stream__req *head, *tail;  /* pending requests, oldest first */
+    size_t pending;            /* requests in the queue */
+    size_t out_bytes;          /* bytes of finished responses not yet written */
+    int writes;                /* uv_write calls in flight */
+    uint64_t last_active_ms;   /* uv_now of the last read or completed write */
+    stream_msg msg;            /* the request being decoded (its zone is reused) */
+    int version;               /* protocol version agreed in hello */
+    bool hello;                /* the client said hello */
+    bool reading;              /* uv_read_start is in effect */
+    bool paused;               /* reading stopped for backpressure */
+    bool eof;                  /* the client shut down its side */
+    bool draining;             /* close once the queue and the writes are empty */
+    bool broken;               /* a fatal error: no more frames are consumed */
+    bool closing;              /* uv_close was called; no more requests or writes */
+    bool processing;           /* inside process_frames: no re-entry */
+};
+
+/* Broker-wide settings, read once from the config at stream_broker_new. */
+typedef struct stream__settings {
+    size_t max_request_bytes; /* socket.request.max.bytes: largest frame accepted */
+    size_t max_output_bytes;  /* connection.max.output.bytes: pause reading above */
+    size_t max_pending;       /* requests in flight per connection before pausing */
+    int max_connections;      /* max.connections */
+    int64_t idle_ms;          /* connections.max.idle.ms; <= 0 never */
+    int64_t housekeeping_ms;  /* log.retention.check.interval.ms */
+    bool auto_create;         /* auto.create.topics.enable */
+} stream__settings;
+
+/* Per-partition broker state: the waiters parked on one log. Found by the
+ * log pointer in the broker's table; removed when its log goes away. */
+struct stream__pstate {
+    stream_log *log;                       /* the partition (owned by the store) */
+    stream__pstate *hnext;                 /* hash chain */
+    struct stream__wlink *fetch_waiters;   /* long polls watching this log */
+    struct stream__wlink *produce_waiters; /* acks=all produces waiting on durability */
+    stream__pstate *dnext;                 /* in the broker's list of logs with produce waiters */
+    bool in_durable_list;                  /* on that list */
+};
+
+struct stream_broker {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t stop_async;    /* wakes the loop to stop */
+    uv_async_t durable_async; /* the flusher made something durable */
+    uv_signal_t sigint, sigterm;
+    uv_timer_t housekeeping;    /* retention, segment rolls, idle connections */
+    uv_timer_t wait_timer;      /* fires at the earliest waiter deadline */
+    uv_timer_t shutdown_timer;  /* forces connections closed when draining takes long */
+    atomic_bool handles_open;   /* the handles above were initialised, not yet closed
+                                   (read by stream_broker_stop from any thread) */
+    uint64_t next_retention_ms; /* uv_now time of the next retention pass */
+    bool handle_signals;
+
+    stream_store *store;     /* topics and their logs */
+    stream_flusher *flusher; /* fdatasyncs every partition off the loop */
+    stream__settings set;
+    stream_config *config; /* copy of the broker config (describe_configs) */
+    int32_t node_id;       /* node.id */
+    char data_dir[4096];
+    char host[256]; /* as bound */
+    int port;
+
+    stream_broker_log_cb log_cb;
+    void *log_arg;
+    stream_broker_level log_level;
+
+    stream__conn *conns; /* every open connection */
+    int nconns;
+    uint64_t next_conn_id;
+
+    /* Waiters ordered by deadline (binary min-heap). */
+    stream__waiter **heap;
+    size_t heap_len, heap_cap;
+
+    /* stream_log* -> stream__pstate. */
+    stream__pstate **ptab;
+    size_t ptab_cap, ptab_len;
+    stream__pstate *durable_list; /* logs with produce waiters */
+
+    pthread_mutex_t durable_mu; /* flusher thread */
+    bool durable_pending;       /* flusher thread: set before durable_async */
+
+    bool running;
+    bool stopping;
+    bool stopped; /* run returned; the store is closed */
+    int run_result;
+};
+
+/* ---- broker.c ---- */
+void stream__blog(stream_broker *b, stream_broker_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+uint64_t stream__broker_now_ms(void); /* wall clock, ms since the epoch */
+
+/* Store side of the life cycle (broker_ops.c): opens the data dir, logging
+ * what recovery found, and attaches every log to the flusher; closes it. */
+int stream__broker_open_store(stream_broker *b, const stream_config *cfg, char *errbuf,
+                              size_t errbuf_len);
+int stream__broker_close_store(stream_broker *b);
+/* Attaches a (new) topic's logs to the flusher and the durable callback. */
+int stream__broker_attach_topic(stream_broker *b, stream_topic *t);
+/* Detaches the topic's logs from the flusher and the durable callback. */
+void stream__broker_detach_topic(stream_broker *b, stream_topic *t);
+/* Retention and segment.ms rolls over every partition (housekeeping). */
+void stream__broker_retention(stream_broker *b);
+/* A connection was freed: finishes stopping once none is left. */
+void stream__broker_conn_gone(stream_broker *b);
+
+/* ---- broker_conn.c ---- */
+/* libuv's connection callback for the listener. */
+void stream__conn_on_connection(uv_stream_t *server, int status);
+/* A new request at the tail of c's queue; NULL when out of memory. */
+stream__req *stream__req_new(stream__conn *c);
+/* Marks req done and writes whatever is ready at the head of its queue. */
+void stream__req_complete(stream__req *r);
+/* Closes the connection now (pending requests dropped, waiters cancelled). */
+void stream__conn_close(stream__conn *c);
+/* Stops reading; closes once every queued response is written. Frames
+ * already buffered are still answered. */
+void stream__conn_drain(stream__conn *c);
+/* As drain, after a fatal error: buffered frames are dropped. */
+void stream__conn_break(stream__conn *c);
+/* Broker shutdown: drain, answering buffered frames with ECLOSED. */
+void stream__conn_stop(stream__conn *c);
+/* Closes connections idle for longer than idle_ms. */
+void stream__conns_sweep_idle(stream_broker *b);
+
+/* ---- broker_ops.c ---- */
+/* Handles one frame (borrowed, writable: produce stamps offsets in place).
+ * Appends a request to c's queue and completes it now or parks it. Returns 0,
+ * or a negative code when the connection must be closed (a framing or parse
+ * error; the request carries a last error response when one can be sent). */
+int stream__dispatch(stream__conn *c, uint8_t *frame, size_t len);
+
+/* Replaces r's response with a frame holding only id/err/msg and completes
+ * it. */
+void stream__reply_error(stream__req *r, uint64_t id, int err, const char *msg);
+/* Finishes frame f (started on r->out) and completes r; on failure (ENOMEM,
+ * ETOOLARGE) answers with that error instead. Returns 0 or that error. */
+int stream__reply_finish(stream__req *r, stream_frame *f, uint64_t id);
+/* Checks a topic name from a frame and copies it NUL-terminated into buf
+ * (STREAM_TOPIC_NAME_MAX + 1 bytes). 0 or STREAM_EBADNAME with msg. */
+int stream__topic_name(const char *p, size_t len, char *buf, char *msg, size_t msg_len);
+
+/* ---- broker_data.c ---- */
+void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
+void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
+void stream__op_list_offsets(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
+
+/* ---- broker_wait.c ---- */
+typedef enum stream__wait_kind {
+    STREAM__WAIT_FETCH,   /* long poll: completes when min_bytes arrived */
+    STREAM__WAIT_PRODUCE, /* acks=all: completes when every watched log is durable */
+} stream__wait_kind;
+
+typedef enum stream__wait_reason {
+    STREAM__WAIT_READY,    /* the condition holds */
+    STREAM__WAIT_TIMEOUT,  /* the deadline passed */
+    STREAM__WAIT_SHUTDOWN, /* the broker is stopping (produces were flushed first) */
+    STREAM__WAIT_DROPPED,  /* a watched partition is being deleted */
+    STREAM__WAIT_CANCEL,   /* the connection closed: free `state`, send nothing */
+} stream__wait_reason;
+
+/* Completes (or, for CANCEL, only frees) a parked request. Called once, after
+ * the waiter is unlinked and freed; `req` is NULL only for CANCEL paths where
+ * the request is already gone. Owns `state`. */
+typedef void (*stream__wait_fn)(stream_broker *b, stream__req *req, void *state,
+                                stream__wait_reason why);
+
+/* One watched partition of a waiter, threaded on the partition's queue. */
+typedef struct stream__wlink {
+    struct stream__waiter *w;          /* owner */
+    stream__pstate *ps;                /* the partition's state; NULL once unlinked */
+    struct stream__wlink *prev, *next; /* the partition's queue */
+    int64_t need_offset;               /* produce: durable offset that satisfies it */
+    bool satisfied;                    /* produce: durable offset reached */
+} stream__wlink;
+
+struct stream__waiter {
+    stream_broker *broker;
+    stream__req *req; /* the parked request */
+    stream__wait_kind kind;
+    uint64_t deadline_ms; /* uv_now time of TIMEOUT */
+    size_t heap_index;    /* position in the broker's heap; SIZE_MAX if none */
+    stream__wlink *links; /* one per watched partition */
+    size_t nlinks, cap_links;
+    size_t min_bytes;   /* fetch: bytes that make it ready */
+    size_t got_bytes;   /* fetch: bytes appended to its logs since parking */
+    size_t outstanding; /* produce: links not yet durable */
+    stream__wait_fn complete;
+    void *state; /* the op's own state (owned) */
+};
+
+/* A waiter for `req` with room for `nlinks` partitions; NULL when out of
+ * memory. Not yet parked: call _watch for each partition, then _start. */
+stream__waiter *stream__waiter_new(stream_broker *b, stream__req *req, stream__wait_kind kind,
+                                   size_t nlinks, stream__wait_fn complete, void *state);
+/* Watches `log` (each log at most once per waiter); need_offset is the
+ * durable offset a produce waits for. 0 or STREAM_ENOMEM/STREAM_EINVAL. */
+int stream__waiter_watch(stream__waiter *w, stream_log *log, int64_t need_offset);
+/* Parks the waiter until its condition, timeout_ms, shutdown or cancel. */
+void stream__waiter_start(stream__waiter *w, uint64_t timeout_ms);
+/* Frees a waiter that was never started (does not call complete). */
+void stream__waiter_discard(stream__waiter *w);
+/* Unlinks and frees w, then calls its complete function with `why`. */
+void stream__waiter_finish(stream__waiter *w, stream__wait_reason why);
+/* Cancels a waiter without completing its request (its connection closed). */
+void stream__waiter_cancel(stream__waiter *w);
+
+/* Partition state for `log`, created when `create`. NULL if absent / ENOMEM. */
+stream__pstate *stream__pstate_get(stream_broker *b, stream_log *log, bool create);
+/* Finishes every waiter on `log` with DROPPED and forgets the log. Called
+ * after the topic was deleted: `log` is only a key then, never read, and the
+ * waiters' completions find the topic gone (ENOTOPIC). */
+void stream__pstate_drop(stream_broker *b, stream_log *log);
+/* `log` grew by `bytes`: wake long polls watching it. */
+void stream__wait_on_append(stream_broker *b, stream_log *log, size_t bytes);
+/* The flusher's durable callback (flusher thread): wakes the loop. */
+void stream__wait_durable_cb(stream_log *log, int64_t durable_offset, void *arg);
+/* Loop side of durable_async: completes produces that are now durable. */
+void stream__wait_on_durable(uv_async_t *a);
+/* wait_timer callback: completes waiters whose deadline passed. */
+void stream__wait_on_timer(uv_timer_t *t);
+/* Completes every waiter now (shutdown): produces after a synchronous flush
+ * of their logs, fetches with what they have. */
+void stream__wait_complete_all(stream_broker *b);
+/* Frees the tables (after the loop stopped). */
+void stream__wait_release(stream_broker *b);
+
+#endif /* STREAM_BROKER_INTERNAL_H */

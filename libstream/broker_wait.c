@@ -1,0 +1,433 @@
+/*
+ * broker_wait.c - delayed operations: long-poll fetches and acks=all
+ * produces that wait for something to happen to one or more partitions.
+ *
+ * A waiter belongs to one request and watches a few partitions through links
+ * (one per partition), each threaded on that partition's queue in a
+ * stream__pstate. It completes exactly once, for one of these reasons:
+ *
+ *   READY     fetch: enough bytes were appended to its partitions since it
+ *             parked (min_bytes); produce: every partition's durable offset
+ *             passed what the request appended
+ *   TIMEOUT   its deadline passed (one uv timer for all waiters, set to the
+ *             earliest deadline of a binary heap)
+ *   SHUTDOWN  the broker is stopping
+ *   DROPPED   one of its partitions is being deleted
+ *   CANCEL    its connection closed: nothing is sent, only memory is freed
+ *
+ * and the op that parked it (broker_ops.c) encodes the response in its
+ * complete callback. Unlinking happens here before the callback runs, so the
+ * callback may do anything, including park a new waiter.
+ *
+ * Durability arrives on the flusher thread: the callback only sets a flag
+ * under a mutex and wakes the loop (uv_async_send coalesces), and the loop
+ * then checks every partition that has produce waiters against
+ * stream_log_durable_offset, which is thread-safe.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_internal.h"
+#include "stream/error.h"
+
+/* ---- partition table: stream_log* -> stream__pstate ---- */
+
+static size_t ptr_hash(const void *p, size_t cap)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    return (size_t)(x & (cap - 1));
+}
+
+static int ptab_grow(stream_broker *b)
+{
+    size_t ncap = b->ptab_cap ? b->ptab_cap * 2 : 64;
+    stream__pstate **nt = calloc(ncap, sizeof(*nt));
+    if (nt == NULL)
+        return STREAM_ENOMEM;
+    for (size_t i = 0; i < b->ptab_cap; i++) {
+        stream__pstate *p = b->ptab[i];
+        while (p) {
+            stream__pstate *next = p->hnext;
+            size_t h = ptr_hash(p->log, ncap);
+            p->hnext = nt[h];
+            nt[h] = p;
+            p = next;
+        }
+    }
+    free(b->ptab);
+    b->ptab = nt;
+    b->ptab_cap = ncap;
+    return 0;
+}
+
+stream__pstate *stream__pstate_get(stream_broker *b, stream_log *log, bool create)
+{
+    if (b->ptab_cap) {
+        for (stream__pstate *p = b->ptab[ptr_hash(log, b->ptab_cap)]; p; p = p->hnext)
+            if (p->log == log)
+                return p;
+    }
+    if (!create)
+        return NULL;
+    if (b->ptab_len + 1 > b->ptab_cap / 2 && ptab_grow(b) != 0)
+        return NULL;
+    stream__pstate *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->log = log;
+    size_t h = ptr_hash(log, b->ptab_cap);
+    p->hnext = b->ptab[h];
+    b->ptab[h] = p;
+    b->ptab_len++;
+    return p;
+}
+
+static void pstate_remove(stream_broker *b, stream__pstate *ps)
+{
+    stream__pstate **pp = &b->ptab[ptr_hash(ps->log, b->ptab_cap)];
+    while (*pp && *pp != ps)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = ps->hnext;
+    if (ps->in_durable_list) {
+        stream__pstate **dp = &b->durable_list;
+        while (*dp && *dp != ps)
+            dp = &(*dp)->dnext;
+        if (*dp)
+            *dp = ps->dnext;
+    }
+    b->ptab_len--;
+    free(ps);
+}
+
+/* ---- the deadline heap ---- */
+
+static bool heap_less(stream__waiter *a, stream__waiter *c)
+{
+    return a->deadline_ms < c->deadline_ms;
+}
+
+static void heap_swap(stream_broker *b, size_t i, size_t j)
+{
+    stream__waiter *t = b->heap[i];
+    b->heap[i] = b->heap[j];
+    b->heap[j] = t;
+    b->heap[i]->heap_index = i;
+    b->heap[j]->heap_index = j;
+}
+
+static void heap_up(stream_broker *b, size_t i)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!heap_less(b->heap[i], b->heap[parent]))
+            break;
+        heap_swap(b, i, parent);
+        i = parent;
+    }
+}
+
+static void heap_down(stream_broker *b, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < b->heap_len && heap_less(b->heap[l], b->heap[m]))
+            m = l;
+        if (r < b->heap_len && heap_less(b->heap[r], b->heap[m]))
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(b, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(stream_broker *b, stream__waiter *w)
+{
+    size_t i = w->heap_index;
+    if (i == SIZE_MAX)
+        return;
+    b->heap_len--;
+    if (i != b->heap_len) {
+        b->heap[i] = b->heap[b->heap_len];
+        b->heap[i]->heap_index = i;
+        heap_down(b, i);
+        heap_up(b, i);
+    }
+    w->heap_index = SIZE_MAX;
+}
+
+/* Points the timer at the earliest deadline (or stops it). */
+static void rearm(stream_broker *b)
+{
+    if (!b->handles_open)
+        return;
+    if (b->heap_len == 0) {
+        uv_timer_stop(&b->wait_timer);
+        return;
+    }
+    uint64_t now = uv_now(&b->loop);
+    uint64_t d = b->heap[0]->deadline_ms;
+    uv_timer_start(&b->wait_timer, stream__wait_on_timer, d > now ? d - now : 0, 0);
+}
+
+/* ---- waiters ---- */
+
+stream__waiter *stream__waiter_new(stream_broker *b, stream__req *req, stream__wait_kind kind,
+                                   size_t nlinks, stream__wait_fn complete, void *state)
+{
+    stream__waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->links = calloc(nlinks ? nlinks : 1, sizeof(*w->links));
+    if (w->links == NULL) {
+        free(w);
+        return NULL;
+    }
+    w->broker = b;
+    w->req = req;
+    w->kind = kind;
+    w->cap_links = nlinks;
+    w->complete = complete;
+    w->state = state;
+    w->heap_index = SIZE_MAX;
+    return w;
+}
+
+void stream__waiter_discard(stream__waiter *w)
+{
+    if (w == NULL)
+        return;
+    for (size_t i = 0; i < w->nlinks; i++) {
+        stream__wlink *l = &w->links[i];
+        if (l->ps == NULL)
+            continue;
+        stream__wlink **head =
+            w->kind == STREAM__WAIT_FETCH ? &l->ps->fetch_waiters : &l->ps->produce_waiters;
+        if (l->prev)
+            l->prev->next = l->next;
+        else
+            *head = l->next;
+        if (l->next)
+            l->next->prev = l->prev;
+        l->ps = NULL;
+    }
+    heap_remove(w->broker, w);
+    free(w->links);
+    free(w);
+}
+
+int stream__waiter_watch(stream__waiter *w, stream_log *log, int64_t need_offset)
+{
+    if (w->nlinks >= w->cap_links)
+        return STREAM_EINVAL;
+    stream_broker *b = w->broker;
+    stream__pstate *ps = stream__pstate_get(b, log, true);
+    if (ps == NULL)
+        return STREAM_ENOMEM;
+    /* A request may name one partition twice: one link, the larger need. */
+    for (size_t i = 0; i < w->nlinks; i++) {
+        if (w->links[i].ps == ps) {
+            if (need_offset > w->links[i].need_offset)
+                w->links[i].need_offset = need_offset;
+            return 0;
+        }
+    }
+    stream__wlink *l = &w->links[w->nlinks++];
+    l->w = w;
+    l->ps = ps;
+    l->need_offset = need_offset;
+    stream__wlink **head =
+        w->kind == STREAM__WAIT_FETCH ? &ps->fetch_waiters : &ps->produce_waiters;
+    l->prev = NULL;
+    l->next = *head;
+    if (*head)
+        (*head)->prev = l;
+    *head = l;
+    if (w->kind == STREAM__WAIT_PRODUCE) {
+        w->outstanding++;
+        if (!ps->in_durable_list) {
+            ps->in_durable_list = true;
+            ps->dnext = b->durable_list;
+            b->durable_list = ps;
+        }
+    }
+    return 0;
+}
+
+void stream__waiter_start(stream__waiter *w, uint64_t timeout_ms)
+{
+    stream_broker *b = w->broker;
+    w->deadline_ms = uv_now(&b->loop) + timeout_ms;
+    w->req->waiter = w;
+    if (b->heap_len == b->heap_cap) {
+        size_t ncap = b->heap_cap ? b->heap_cap * 2 : 64;
+        stream__waiter **nh = realloc(b->heap, ncap * sizeof(*nh));
+        if (nh == NULL) {
+            /* Without a heap slot it cannot time out: complete it now. */
+            stream__waiter_finish(w, STREAM__WAIT_TIMEOUT);
+            return;
+        }
+        b->heap = nh;
+        b->heap_cap = ncap;
+    }
+    w->heap_index = b->heap_len;
+    b->heap[b->heap_len++] = w;
+    heap_up(b, w->heap_index);
+    if (b->heap[0] == w)
+        rearm(b);
+}
+
+void stream__waiter_finish(stream__waiter *w, stream__wait_reason why)
+{
+    stream_broker *b = w->broker;
+    bool was_first = b->heap_len > 0 && b->heap[0] == w;
+    stream__req *req = w->req;
+    stream__wait_fn fn = w->complete;
+    void *state = w->state;
+    if (req)
+        req->waiter = NULL;
+    stream__waiter_discard(w);
+    fn(b, req, state, why);
+    if (was_first)
+        rearm(b);
+}
+
+void stream__waiter_cancel(stream__waiter *w)
+{
+    stream__waiter_finish(w, STREAM__WAIT_CANCEL);
+}
+
+void stream__wait_on_append(stream_broker *b, stream_log *log, size_t bytes)
+{
+    stream__pstate *ps = stream__pstate_get(b, log, false);
+    if (ps == NULL)
+        return;
+    for (stream__wlink *l = ps->fetch_waiters; l; l = l->next)
+        l->w->got_bytes += bytes;
+    /* Finishing a waiter may close a connection and so cancel other waiters
+     * on this queue: rescan from the head after each one. */
+    for (;;) {
+        stream__wlink *l = ps->fetch_waiters;
+        while (l && l->w->got_bytes < l->w->min_bytes)
+            l = l->next;
+        if (l == NULL)
+            break;
+        stream__waiter_finish(l->w, STREAM__WAIT_READY);
+    }
+}
+
+void stream__wait_durable_cb(stream_log *log, int64_t durable_offset, void *arg)
+{
+    stream_broker *b = arg;
+    pthread_mutex_lock(&b->durable_mu);
+    bool wake = !b->durable_pending;
+    b->durable_pending = true;
+    pthread_mutex_unlock(&b->durable_mu);
+    if (wake)
+        uv_async_send(&b->durable_async);
+}
+
+/* Marks links of `ps` whose offset is durable and finishes waiters with none
+ * outstanding. Returns true when ps has no produce waiters left. */
+static bool check_durable(stream_broker *b, stream__pstate *ps)
+{
+    int64_t durable = stream_log_durable_offset(ps->log);
+    for (stream__wlink *l = ps->produce_waiters; l; l = l->next) {
+        if (!l->satisfied && durable >= l->need_offset) {
+            l->satisfied = true;
+            l->w->outstanding--;
+        }
+    }
+    /* As in on_append: finishing may cancel others, so rescan each time. */
+    for (;;) {
+        stream__wlink *l = ps->produce_waiters;
+        while (l && l->w->outstanding > 0)
+            l = l->next;
+        if (l == NULL)
+            break;
+        stream__waiter_finish(l->w, STREAM__WAIT_READY);
+    }
+    return ps->produce_waiters == NULL;
+}
+
+void stream__wait_on_durable(uv_async_t *a)
+{
+    stream_broker *b = a->data;
+    pthread_mutex_lock(&b->durable_mu);
+    b->durable_pending = false;
+    pthread_mutex_unlock(&b->durable_mu);
+    stream__pstate **pp = &b->durable_list;
+    while (*pp) {
+        stream__pstate *ps = *pp;
+        if (check_durable(b, ps)) {
+            *pp = ps->dnext;
+            ps->in_durable_list = false;
+            ps->dnext = NULL;
+        } else {
+            pp = &ps->dnext;
+        }
+    }
+}
+
+void stream__wait_on_timer(uv_timer_t *t)
+{
+    stream_broker *b = t->data;
+    uint64_t now = uv_now(&b->loop);
+    while (b->heap_len > 0 && b->heap[0]->deadline_ms <= now)
+        stream__waiter_finish(b->heap[0], STREAM__WAIT_TIMEOUT);
+    rearm(b);
+}
+
+void stream__pstate_drop(stream_broker *b, stream_log *log)
+{
+    stream__pstate *ps = stream__pstate_get(b, log, false);
+    if (ps == NULL)
+        return;
+    while (ps->fetch_waiters)
+        stream__waiter_finish(ps->fetch_waiters->w, STREAM__WAIT_DROPPED);
+    while (ps->produce_waiters)
+        stream__waiter_finish(ps->produce_waiters->w, STREAM__WAIT_DROPPED);
+    pstate_remove(b, ps);
+}
+
+void stream__wait_complete_all(stream_broker *b)
+{
+    /* Produces first: one flush per log makes them durable, then answer. */
+    for (stream__pstate *ps = b->durable_list; ps; ps = ps->dnext)
+        stream_log_flush(ps->log);
+    while (b->durable_list) {
+        stream__pstate *ps = b->durable_list;
+        b->durable_list = ps->dnext;
+        ps->in_durable_list = false;
+        ps->dnext = NULL;
+        while (ps->produce_waiters)
+            stream__waiter_finish(ps->produce_waiters->w, STREAM__WAIT_SHUTDOWN);
+    }
+    while (b->heap_len > 0)
+        stream__waiter_finish(b->heap[0], STREAM__WAIT_SHUTDOWN);
+}
+
+void stream__wait_release(stream_broker *b)
+{
+    while (b->heap_len > 0)
+        stream__waiter_finish(b->heap[0], STREAM__WAIT_CANCEL);
+    for (size_t i = 0; i < b->ptab_cap; i++) {
+        stream__pstate *p = b->ptab[i];
+        while (p) {
+            stream__pstate *next = p->hnext;
+            free(p);
+            p = next;
+        }
+    }
+    free(b->ptab);
+    b->ptab = NULL;
+    b->ptab_cap = b->ptab_len = 0;
+    b->durable_list = NULL;
+    free(b->heap);
+    b->heap = NULL;
+    b->heap_len = b->heap_cap = 0;
+}
