@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "producer_state.h"
 #include "stream/broker.h"
 #include "stream/buf.h"
 #include "stream/log.h"
@@ -117,6 +118,7 @@ struct stream_broker {
 
     stream_store *store;     /* topics and their logs */
     stream_flusher *flusher; /* fdatasyncs every partition off the loop */
+    stream__producer_ids producer_ids; /* init_producer_id's blocks (broker_data.c) */
     stream__settings set;
     stream_config *config; /* copy of the broker config (describe_configs) */
     int32_t node_id;       /* node.id */
@@ -131,6 +133,9 @@ struct stream_broker {
     stream__conn *conns; /* every open connection */
     int nconns;
     uint64_t next_conn_id;
+    uint64_t refuse_warn_next_ms; /* uv_now before which refused connections are only
+                                     counted, not logged (broker_conn.c) */
+    uint64_t refused_quiet;       /* connections refused since the last such warning */
 
     /* Waiters ordered by deadline (binary min-heap). */
     stream__waiter **heap;
@@ -143,6 +148,11 @@ struct stream_broker {
 
     pthread_mutex_t durable_mu; /* flusher thread */
     bool durable_pending;       /* flusher thread: set before durable_async */
+
+    /* Consumer groups (group.c, group_offsets.c). */
+    struct stream__coord *coord; /* the group coordinator */
+    uint64_t topics_version;     /* grows when a topic is created or deleted: groups
+                                    recompute their assignment when it moved */
 
     bool running;
     bool stopping;
@@ -209,6 +219,8 @@ int stream__topic_name(const char *p, size_t len, char *buf, char *msg, size_t m
 void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
 void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
 void stream__op_list_offsets(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
+void stream__op_init_producer_id(stream__conn *c, stream__req *r, uint64_t id,
+                                 const msgpack_object *m);
 
 /* ---- broker_wait.c ---- */
 typedef enum stream__wait_kind {

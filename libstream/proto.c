@@ -920,6 +920,24 @@ int stream_topic_name_check(const char *name, size_t len, char *errbuf, size_t e
     return 0;
 }
 
+int stream_group_name_check(const char *name, size_t len, char *errbuf, size_t errbuf_len)
+{
+    char q[QUOTE_MAX + 4];
+    if (len == 0)
+        return fail(STREAM_EBADGROUP, errbuf, errbuf_len, "group name is empty");
+    if (len > STREAM_GROUP_NAME_MAX)
+        return fail(STREAM_EBADGROUP, errbuf, errbuf_len,
+                    "group name '%s' is %zu bytes long (at most %d)", quote(q, name, len), len,
+                    STREAM_GROUP_NAME_MAX);
+    /* Same grammar as topics: reuse the check, keep only its verdict. */
+    if (stream_topic_name_check(name, len, NULL, 0) != 0)
+        return fail(STREAM_EBADGROUP, errbuf, errbuf_len,
+                    "group name '%s' is invalid (allowed: letters, digits, '.', '_', '-'; "
+                    "not '.' or '..')",
+                    quote(q, name, len));
+    return 0;
+}
+
 bool stream_topic_is_internal(const char *name, size_t len)
 {
     return len >= 2 && name[0] == '_' && name[1] == '_';

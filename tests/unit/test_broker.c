@@ -881,14 +881,25 @@ static void test_unknown_op_answers_eunknownop(void **state)
     call(fd, &b, id, &r);
     assert_int_equal(r.err, STREAM_EUNKNOWNOP);
     resp_release(&r);
-    /* A name reserved for a later version is unknown too. */
+    /* An op of a later version than the one negotiated is unknown too:
+     * consumer groups are version 2, this connection says version 1. */
+    int fd1 = conn_open(shared.port);
+    stream_frame_start(&f, &b);
+    id = next_id++;
+    stream_pack_request_header(&f.pk, STREAM_OP_HELLO, id, 1);
+    stream_pack_kv_int(&f.pk, "version", 1);
+    assert_int_equal(stream_frame_finish(&f), 0);
+    call(fd1, &b, id, &r);
+    assert_int_equal(r.err, 0);
+    resp_release(&r);
     stream_frame_start(&f, &b);
     id = next_id++;
     stream_pack_request_header(&f.pk, STREAM_OP_JOIN_GROUP, id, 0);
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd, &b, id, &r);
+    call(fd1, &b, id, &r);
     assert_int_equal(r.err, STREAM_EUNKNOWNOP);
     resp_release(&r);
+    close(fd1);
     id = req_metadata(&b);
     call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
@@ -1483,6 +1494,85 @@ static void test_delete_answers_waiting_fetches_with_enotopic(void **state)
     assert_still_served();
 }
 
+/* init_producer_id, and the sequence rules on the wire: a resent batch is
+ * answered with its first offsets and not stored again, a gap is
+ * EOUTOFORDERSEQ, an idempotent batch must come alone. */
+static uint64_t req_init_producer_id(stream_buf *b)
+{
+    stream_frame f;
+    stream_frame_start(&f, b);
+    uint64_t id = next_id++;
+    stream_pack_request_header(&f.pk, STREAM_OP_INIT_PRODUCER_ID, id, 0);
+    assert_int_equal(stream_frame_finish(&f), 0);
+    return id;
+}
+
+static void idempotent_batch(stream_batch_builder *bb, int64_t pid, int32_t seq, int n,
+                             const uint8_t **p, size_t *len)
+{
+    stream_batch_builder_reset(bb);
+    for (int i = 0; i < n; i++) {
+        char v[32];
+        int vl = snprintf(v, sizeof(v), "idem-%d", seq + i);
+        assert_int_equal(stream_batch_builder_append(bb, 1, NULL, -1, v, vl, NULL, 0), 0);
+    }
+    assert_int_equal(stream_batch_builder_set_producer(bb, pid, 0, seq), 0);
+    assert_int_equal(stream_batch_builder_finish(bb, p, len), 0);
+}
+
+static void test_idempotent_produce_on_the_wire(void **state)
+{
+    int fd = conn_hello(shared.port);
+    int64_t pid[2];
+    for (int i = 0; i < 2; i++) {
+        stream_buf b = STREAM_BUF_INIT;
+        uint64_t id = req_init_producer_id(&b);
+        resp r;
+        call(fd, &b, id, &r);
+        assert_int_equal(r.err, 0);
+        pid[i] = field_i(&r.msg.root, "producer_id");
+        assert_true(pid[i] >= 0);
+        assert_int_equal(field_i(&r.msg.root, "producer_epoch"), 0);
+        resp_release(&r);
+        stream_buf_release(&b);
+    }
+    assert_true(pid[0] != pid[1]);
+
+    stream_batch_builder bb;
+    stream_batch_builder_init(&bb);
+    const uint8_t *p;
+    size_t len;
+    int64_t base, again;
+    idempotent_batch(&bb, pid[0], 0, 3, &p, &len);
+    uint8_t *first = malloc(len);
+    memcpy(first, p, len);
+    assert_int_equal(produce(fd, "idem", 0, first, len, -1, &base), 0);
+    memcpy(first, p, len); /* the broker stamped its copy's offset */
+    assert_int_equal(produce(fd, "idem", 0, first, len, -1, &again), 0);
+    assert_int_equal(again, base);
+    int err;
+    assert_int_equal(fetch_count(fd, "idem", 0, 0, &err, NULL), 3);
+    /* A gap: sequence 3 is missing. */
+    idempotent_batch(&bb, pid[0], 4, 1, &p, &len);
+    assert_int_equal(produce(fd, "idem", 0, p, len, 1, NULL), STREAM_EOUTOFORDERSEQ);
+    /* Another producer id: unknown here unless it starts at 0. */
+    idempotent_batch(&bb, pid[1], 7, 1, &p, &len);
+    assert_int_equal(produce(fd, "idem", 0, p, len, 1, NULL), STREAM_EUNKNOWNPRODUCER);
+    /* An idempotent batch shares its partition's records with no other. */
+    idempotent_batch(&bb, pid[0], 3, 1, &p, &len);
+    stream_buf two = STREAM_BUF_INIT;
+    stream_buf_put(&two, p, len);
+    stream_buf_put(&two, p, len);
+    assert_int_equal(produce(fd, "idem", 0, two.data, two.len, 1, NULL), STREAM_EBADREQ);
+    assert_int_equal(produce(fd, "idem", 0, p, len, 1, &base), 0);
+    assert_int_equal(base, 3);
+    assert_int_equal(fetch_count(fd, "idem", 0, 0, &err, NULL), 4);
+    stream_buf_release(&two);
+    free(first);
+    stream_batch_builder_release(&bb);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1518,6 +1608,7 @@ int main(void)
         cmocka_unit_test(test_idle_connections_are_closed),
         cmocka_unit_test(test_a_consumer_that_stops_reading_is_paused),
         cmocka_unit_test(test_responses_held_behind_a_long_poll_count_toward_the_limit),
+        cmocka_unit_test(test_idempotent_produce_on_the_wire),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -903,7 +903,7 @@ static void test_op_names_round_trip(void **state)
     assert_string_equal(stream_op_name(STREAM_OP_UNKNOWN), "unknown");
     assert_string_equal(stream_op_name((stream_op)999), "unknown");
     assert_int_equal(stream_op_since_version(STREAM_OP_PRODUCE), 1);
-    assert_int_equal(stream_op_since_version(STREAM_OP_JOIN_GROUP), 0);
+    assert_int_equal(stream_op_since_version(STREAM_OP_JOIN_GROUP), 2);
     assert_int_equal(stream_op_since_version(STREAM_OP_UNKNOWN), 0);
     assert_true(stream_err_retriable(STREAM_ETIMEDOUT));
     assert_false(stream_err_retriable(STREAM_ECRC));
@@ -1067,7 +1067,7 @@ static void build_hello_request(stream_buf *out)
     stream_frame f;
     stream_frame_start(&f, out);
     stream_pack_request_header(&f.pk, STREAM_OP_HELLO, 1, 2);
-    stream_pack_kv_int(&f.pk, "version", STREAM_PROTOCOL_VERSION);
+    stream_pack_kv_int(&f.pk, "version", 1); /* the spec's example: a version 1 client */
     stream_pack_kv_cstr(&f.pk, "client", "stream-pub/0.1.0");
     assert_int_equal(stream_frame_finish(&f), 0);
 }

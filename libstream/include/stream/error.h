@@ -42,7 +42,17 @@
     X(ECONNREFUSED, 24, "connection refused")                                                      \
     X(ECONNRESET, 25, "connection reset")                                                          \
     X(EPROTO, 26, "protocol error")                                                                \
-    X(EUNSUPPORTED, 27, "unsupported feature")
+    X(EUNSUPPORTED, 27, "unsupported feature")                                                     \
+    X(ENOGROUP, 28, "unknown group")                                                               \
+    X(EBADGROUP, 29, "invalid group name")                                                         \
+    X(EUNKNOWNMEMBER, 30, "unknown group member")                                                  \
+    X(EFENCED, 31, "stale group generation")                                                       \
+    X(ENOTASSIGNED, 32, "partition not assigned to this member")                                   \
+    X(EGROUPNOTEMPTY, 33, "group has active members")                                              \
+    X(EOUTOFORDERSEQ, 34, "out of order sequence number")                                          \
+    X(EDUPLICATESEQ, 35, "duplicate sequence number")                                              \
+    X(EUNKNOWNPRODUCER, 36, "unknown producer id")                                                 \
+    X(EPRODUCERFENCED, 37, "producer epoch is older than the current one")
 
 typedef enum stream_err {
     STREAM_OK = 0,

@@ -54,7 +54,7 @@
 
 /* ---- constants (all part of the specification) -------------------------- */
 
-#define STREAM_PROTOCOL_VERSION  1    /* the highest version this code speaks */
+#define STREAM_PROTOCOL_VERSION  2    /* the highest version this code speaks (2: groups) */
 #define STREAM_DEFAULT_PORT      9292 /* 9092 stays free for a Kafka listener */
 #define STREAM_FRAME_HEADER_SIZE 4
 
@@ -73,6 +73,19 @@
 /* list_offsets timestamps with a special meaning. */
 #define STREAM_OFFSET_EARLIEST (-2)
 #define STREAM_OFFSET_LATEST   (-1)
+
+/* Consumer groups (protocol version 2, share/doc/protocol.md 6.10). */
+#define STREAM_GROUP_NAME_MAX                249
+#define STREAM_GROUP_MEMBER_ID_MAX           128  /* bytes of a broker-made member id */
+#define STREAM_GROUP_CLIENT_ID_MAX           255  /* bytes of join_group's client_id */
+#define STREAM_GROUP_PATTERN_MAX             1024 /* bytes of a subscription pattern */
+#define STREAM_GROUP_METADATA_MAX            4096 /* bytes of a commit's metadata */
+#define STREAM_GROUP_DEFAULT_SESSION_TIMEOUT_MS 10000
+#define STREAM_GROUP_DEFAULT_REBALANCE_TIMEOUT_MS 60000
+#define STREAM_GROUP_HEARTBEAT_MAX_MS        3000 /* heartbeat interval cap */
+#define STREAM_GROUP_RECONCILE_HEARTBEAT_MS  200  /* interval while reconciling */
+#define STREAM_OFFSETS_TOPIC                 "__consumer_offsets"
+#define STREAM_OFFSETS_KEY_VERSION           1    /* first element of a record key */
 
 /* Limits. A topic name matches [a-zA-Z0-9._-]{1,249} and is not "." or "..";
  * names starting "__" are internal (created by the broker itself). */
@@ -102,15 +115,16 @@
     X(PRODUCE, "produce", 1)                                                                       \
     X(FETCH, "fetch", 1)                                                                           \
     X(LIST_OFFSETS, "list_offsets", 1)                                                             \
-    X(JOIN_GROUP, "join_group", 0)                                                                 \
-    X(HEARTBEAT, "heartbeat", 0)                                                                   \
-    X(LEAVE_GROUP, "leave_group", 0)                                                               \
-    X(COMMIT_OFFSETS, "commit_offsets", 0)                                                         \
-    X(FETCH_OFFSETS, "fetch_offsets", 0)                                                           \
-    X(LIST_GROUPS, "list_groups", 0)                                                               \
-    X(DESCRIBE_GROUP, "describe_group", 0)                                                         \
-    X(DELETE_GROUP, "delete_group", 0)                                                             \
-    X(RESET_OFFSETS, "reset_offsets", 0)
+    X(JOIN_GROUP, "join_group", 2)                                                                 \
+    X(HEARTBEAT, "heartbeat", 2)                                                                   \
+    X(LEAVE_GROUP, "leave_group", 2)                                                               \
+    X(COMMIT_OFFSETS, "commit_offsets", 2)                                                         \
+    X(FETCH_OFFSETS, "fetch_offsets", 2)                                                           \
+    X(LIST_GROUPS, "list_groups", 2)                                                               \
+    X(DESCRIBE_GROUP, "describe_group", 2)                                                         \
+    X(DELETE_GROUP, "delete_group", 2)                                                             \
+    X(RESET_OFFSETS, "reset_offsets", 2)                                                           \
+    X(INIT_PRODUCER_ID, "init_producer_id", 2)
 
 typedef enum stream_op {
     STREAM_OP_UNKNOWN = 0,
@@ -346,6 +360,11 @@ bool stream_str_eq(const char *p, size_t len, const char *s);
 int stream_topic_name_check(const char *name, size_t len, char *errbuf, size_t errbuf_len);
 /* True when name starts with "__". */
 bool stream_topic_is_internal(const char *name, size_t len);
+
+/* Checks a consumer group name (protocol version 2): the topic name grammar,
+ * [a-zA-Z0-9._-]{1,249}, not "." or "..". Returns 0 or STREAM_EBADGROUP with
+ * errbuf saying which rule failed. */
+int stream_group_name_check(const char *name, size_t len, char *errbuf, size_t errbuf_len);
 
 /* ---- writing frames ------------------------------------------------------ */
 

@@ -1,0 +1,971 @@
+/*
+ * group.c - the group coordinator: groups, members, sessions, and the ops
+ * join_group, heartbeat, leave_group, list_groups and describe_group
+ * (protocol.md 6.10-6.17). Offsets are in group_offsets.c, the assignor in
+ * group_assign.c.
+ *
+ * A member's life: join_group makes it (with a fresh id) and triggers a
+ * recomputation of the targets; every heartbeat reports `owned`, refreshes
+ * its session deadline and answers with what it may consume now (`deliver`);
+ * leave_group or a missed deadline removes it and triggers a recomputation.
+ * The safety rule - never give a partition that another member still holds -
+ * lives entirely in deliver(); see group_internal.h for the set algebra.
+ *
+ * Recomputations are lazy for topic changes: the broker bumps
+ * b->topics_version whenever a topic is created or deleted, and a group
+ * compares it with the version its targets were computed at on the next
+ * join or heartbeat of any member. Membership changes recompute at once.
+ *
+ * Sessions: one uv timer per broker, armed at the earliest member deadline
+ * over all groups (recomputed by a scan after every join and heartbeat:
+ * groups are small, and a scan is cheaper than keeping a heap in step).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "group_internal.h"
+#include "stream/error.h"
+
+static void rearm(stream__coord *co);
+
+/* ---- the coordinator ---- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+int stream__coord_new(stream_broker *b)
+{
+    stream__coord *co = calloc(1, sizeof(*co));
+    if (co == NULL)
+        return STREAM_ENOMEM;
+    co->broker = b;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    /* Ids must differ across restarts too: a member from before a restart
+     * must get EUNKNOWNMEMBER, never someone else's session. */
+    co->rng = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    co->rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)co;
+    co->min_session_ms =
+        (int32_t)stream_config_int(b->config, STREAM_CONFIG_GROUP_MIN_SESSION_TIMEOUT_MS);
+    co->max_session_ms =
+        (int32_t)stream_config_int(b->config, STREAM_CONFIG_GROUP_MAX_SESSION_TIMEOUT_MS);
+    if (co->max_session_ms < co->min_session_ms)
+        co->max_session_ms = co->min_session_ms;
+    uv_timer_init(&b->loop, &co->timer);
+    co->timer.data = co;
+    co->timer_open = true;
+    b->coord = co;
+    return 0;
+}
+
+void stream__coord_close(stream_broker *b)
+{
+    stream__coord *co = b->coord;
+    if (co && co->timer_open) {
+        uv_close((uv_handle_t *)&co->timer, NULL);
+        co->timer_open = false;
+    }
+}
+
+static void member_free(stream__member *m)
+{
+    if (m == NULL)
+        return;
+    free(m->id);
+    free(m->client_id);
+    for (size_t i = 0; i < m->ntopics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    if (m->pattern) {
+        regfree(&m->re);
+        free(m->pattern);
+    }
+    stream__pset_release(&m->target);
+    stream__pset_release(&m->assigned);
+    stream__pset_release(&m->held);
+    free(m);
+}
+
+static void group_free(stream__group *g)
+{
+    for (size_t i = 0; i < g->nmembers; i++)
+        member_free(g->members[i]);
+    free(g->members);
+    stream__offsets_release(g);
+    free(g->name);
+    free(g);
+}
+
+void stream__coord_free(stream_broker *b)
+{
+    stream__coord *co = b->coord;
+    if (co == NULL)
+        return;
+    for (size_t i = 0; i < co->ngroups; i++)
+        group_free(co->groups[i]);
+    free(co->groups);
+    free(co);
+    b->coord = NULL;
+}
+
+/* ---- groups ---- */
+
+static size_t group_pos(const stream__coord *co, const char *name, bool *found)
+{
+    size_t lo = 0, hi = co->ngroups;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(co->groups[mid]->name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+stream__group *stream__group_find(stream__coord *co, const char *name)
+{
+    bool found;
+    size_t i = group_pos(co, name, &found);
+    return found ? co->groups[i] : NULL;
+}
+
+stream__group *stream__group_get(stream__coord *co, const char *name)
+{
+    bool found;
+    size_t i = group_pos(co, name, &found);
+    if (found)
+        return co->groups[i];
+    if (co->ngroups == co->cap_groups) {
+        size_t ncap = co->cap_groups ? co->cap_groups * 2 : 8;
+        stream__group **ng = realloc(co->groups, ncap * sizeof(*ng));
+        if (ng == NULL)
+            return NULL;
+        co->groups = ng;
+        co->cap_groups = ncap;
+    }
+    stream__group *g = calloc(1, sizeof(*g));
+    if (g == NULL || (g->name = strdup(name)) == NULL) {
+        free(g);
+        return NULL;
+    }
+    g->topics_version = co->broker->topics_version;
+    memmove(&co->groups[i + 1], &co->groups[i], (co->ngroups - i) * sizeof(co->groups[0]));
+    co->groups[i] = g;
+    co->ngroups++;
+    return g;
+}
+
+void stream__group_gc(stream__coord *co, stream__group *g)
+{
+    if (g == NULL || g->nmembers > 0 || g->noffsets > 0)
+        return;
+    bool found;
+    size_t i = group_pos(co, g->name, &found);
+    if (!found || co->groups[i] != g)
+        return;
+    memmove(&co->groups[i], &co->groups[i + 1], (co->ngroups - i - 1) * sizeof(co->groups[0]));
+    co->ngroups--;
+    group_free(g);
+}
+
+/* True while m waits for a partition or still holds a revoked one. */
+static bool member_reconciling(const stream__member *m)
+{
+    return !stream__pset_equal(&m->assigned, &m->target) ||
+           !stream__pset_equal(&m->held, &m->assigned);
+}
+
+const char *stream__group_state(const stream__group *g)
+{
+    if (g->nmembers == 0)
+        return "empty";
+    for (size_t i = 0; i < g->nmembers; i++)
+        if (member_reconciling(g->members[i]))
+            return "reconciling";
+    return "stable";
+}
+
+stream__member *stream__member_find(const stream__group *g, const char *id, size_t len,
+                                    size_t *index)
+{
+    for (size_t i = 0; g && i < g->nmembers; i++) {
+        if (stream_str_eq(id, len, g->members[i]->id)) {
+            if (index)
+                *index = i;
+            return g->members[i];
+        }
+    }
+    return NULL;
+}
+
+bool stream__member_subscribes(const stream__member *m, const stream_topic *t)
+{
+    size_t lo = 0, hi = m->ntopics;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(m->topics[mid], t->name);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return m->pattern != NULL && !t->internal && regexec(&m->re, t->name, 0, NULL, 0) == 0;
+}
+
+/* Recomputes the targets; the generation grows when `changed` (membership
+ * or a subscription changed) or a target moved. */
+static void recompute(stream_broker *b, stream__group *g, bool changed, const char *why)
+{
+    g->topics_version = b->topics_version;
+    int rc = stream__group_assign(b->store, g);
+    if (rc < 0) {
+        /* Out of memory: the old targets stay; the next event retries. */
+        stream__blog(b, STREAM_BROKER_ERROR, "group %s: cannot compute the assignment: %s", g->name,
+                     stream_strerror(rc));
+        g->topics_version = b->topics_version - 1; /* stale: retry at the next event */
+        return;
+    }
+    if (!changed && rc == 0)
+        return;
+    if (g->generation < INT32_MAX)
+        g->generation++;
+    stream__blog(b, STREAM_BROKER_INFO, "group %s: generation %d, %zu members (%s)", g->name,
+                 (int)g->generation, g->nmembers, why);
+}
+
+/* Hands m what it may consume now: its target minus what the others hold.
+ * `owned` (NULL: unchanged) is what m reported holding. */
+static int deliver(stream__group *g, stream__member *m, const stream__pset *owned, uint64_t now)
+{
+    stream__pset assign, held;
+    stream__pset_init(&assign);
+    stream__pset_init(&held);
+    int rc = 0;
+    /* held := owned ∩ held_before (a member holds only what it was given) */
+    const stream__pset *from = owned ? owned : &m->held;
+    for (size_t i = 0; rc == 0 && i < from->n; i++)
+        for (size_t j = 0; rc == 0 && j < from->t[i].n; j++)
+            if (stream__pset_has(&m->held, from->t[i].topic, from->t[i].parts[j]))
+                rc = stream__pset_add(&held, from->t[i].topic, from->t[i].parts[j]);
+    for (size_t i = 0; rc == 0 && i < m->target.n; i++) {
+        const stream__pset_topic *t = &m->target.t[i];
+        for (size_t j = 0; rc == 0 && j < t->n; j++) {
+            bool taken = false;
+            for (size_t x = 0; !taken && x < g->nmembers; x++)
+                taken = g->members[x] != m &&
+                        stream__pset_has(&g->members[x]->held, t->topic, t->parts[j]);
+            if (!taken) {
+                rc = stream__pset_add(&assign, t->topic, t->parts[j]);
+                if (rc == 0)
+                    rc = stream__pset_add(&held, t->topic, t->parts[j]);
+            }
+        }
+    }
+    if (rc != 0) {
+        /* Keep the old sets: still consistent, the member retries. */
+        stream__pset_release(&assign);
+        stream__pset_release(&held);
+        return rc;
+    }
+    stream__pset_release(&m->assigned);
+    stream__pset_release(&m->held);
+    m->assigned = assign;
+    m->held = held;
+    /* A member that keeps a revoked partition blocks whoever it was moved
+     * to: the clock for giving it up starts now, if not already running. */
+    if (m->held.count == m->assigned.count)
+        m->revoke_deadline_ms = 0;
+    else if (m->revoke_deadline_ms == 0)
+        m->revoke_deadline_ms = now + (uint64_t)m->rebalance_timeout_ms;
+    if (m->epoch != g->generation) {
+        m->prev_epoch = m->epoch;
+        m->epoch = g->generation;
+    }
+    return 0;
+}
+
+static int32_t heartbeat_interval(const stream__member *m)
+{
+    int32_t ms = m->session_timeout_ms / 3;
+    if (ms > STREAM_GROUP_HEARTBEAT_MAX_MS)
+        ms = STREAM_GROUP_HEARTBEAT_MAX_MS;
+    if (member_reconciling(m) && ms > STREAM_GROUP_RECONCILE_HEARTBEAT_MS)
+        ms = STREAM_GROUP_RECONCILE_HEARTBEAT_MS;
+    return ms > 0 ? ms : 1;
+}
+
+/* Removes member i of g (left or expired) and recomputes. */
+static void remove_member(stream_broker *b, stream__group *g, size_t i, const char *why)
+{
+    stream__member *m = g->members[i];
+    memmove(&g->members[i], &g->members[i + 1], (g->nmembers - i - 1) * sizeof(g->members[0]));
+    g->nmembers--;
+    stream__blog(b, STREAM_BROKER_INFO, "group %s: member %s (%s) %s", g->name, m->id, m->client_id,
+                 why);
+    member_free(m);
+    recompute(b, g, true, "a member left");
+}
+
+/* ---- sessions ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+    stream__coord *co = t->data;
+    stream_broker *b = co->broker;
+    uint64_t now = uv_now(&b->loop);
+    for (size_t gi = 0; gi < co->ngroups; gi++) {
+        stream__group *g = co->groups[gi];
+        for (size_t i = 0; i < g->nmembers;) {
+            stream__member *m = g->members[i];
+            char why[128];
+            if (m->deadline_ms <= now)
+                snprintf(why, sizeof(why), "removed: no heartbeat for %d ms (session timeout)",
+                         (int)m->session_timeout_ms);
+            else if (m->revoke_deadline_ms != 0 && m->revoke_deadline_ms <= now)
+                snprintf(why, sizeof(why),
+                         "removed: kept revoked partitions for %d ms (rebalance timeout)",
+                         (int)m->rebalance_timeout_ms);
+            else {
+                i++;
+                continue;
+            }
+            remove_member(b, g, i, why);
+        }
+    }
+    /* Groups left with neither members nor offsets go (from the end: gc
+     * shifts the array). */
+    for (size_t gi = co->ngroups; gi-- > 0;)
+        stream__group_gc(co, co->groups[gi]);
+    rearm(co);
+}
+
+static void rearm(stream__coord *co)
+{
+    if (!co->timer_open)
+        return;
+    uint64_t first = UINT64_MAX;
+    for (size_t gi = 0; gi < co->ngroups; gi++) {
+        for (size_t i = 0; i < co->groups[gi]->nmembers; i++) {
+            const stream__member *m = co->groups[gi]->members[i];
+            if (m->deadline_ms < first)
+                first = m->deadline_ms;
+            if (m->revoke_deadline_ms != 0 && m->revoke_deadline_ms < first)
+                first = m->revoke_deadline_ms;
+        }
+    }
+    if (first == UINT64_MAX) {
+        uv_timer_stop(&co->timer);
+        return;
+    }
+    uint64_t now = uv_now(&co->broker->loop);
+    uv_timer_start(&co->timer, on_timer, first > now ? first - now : 0, 0);
+}
+
+/* ---- request helpers ---- */
+
+/* Reads and checks `group` into name (STREAM_GROUP_NAME_MAX + 1 bytes). */
+int stream__group_field(const msgpack_object *m, char *name, char *msg, size_t msg_len)
+{
+    const char *p;
+    size_t len;
+    int rc = stream_field_str(m, "group", &p, &len, msg, msg_len);
+    if (rc == 0)
+        rc = stream_group_name_check(p, len, msg, msg_len);
+    if (rc == 0) {
+        memcpy(name, p, len);
+        name[len] = '\0';
+    }
+    return rc;
+}
+
+char *stream__strndup(const char *p, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (s) {
+        if (len)
+            memcpy(s, p, len);
+        s[len] = '\0';
+    }
+    return s;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A parsed subscription, ready to be moved into a member. */
+typedef struct subscription {
+    char **topics;
+    size_t ntopics;
+    char *pattern;
+    regex_t re;
+} subscription;
+
+static void sub_release(subscription *s)
+{
+    for (size_t i = 0; i < s->ntopics; i++)
+        free(s->topics[i]);
+    free(s->topics);
+    if (s->pattern) {
+        regfree(&s->re);
+        free(s->pattern);
+    }
+    memset(s, 0, sizeof(*s));
+}
+
+/* Reads `topics` and `pattern` of a join_group. */
+static int sub_parse(const msgpack_object *m, subscription *s, char *msg, size_t msg_len)
+{
+    const msgpack_object *topics;
+    const char *pat;
+    size_t plen;
+    memset(s, 0, sizeof(*s));
+    int rc = stream_field_array_opt(m, "topics", &topics, msg, msg_len);
+    if (rc == 0)
+        rc = stream_field_str_opt(m, "pattern", &pat, &plen, msg, msg_len);
+    if (rc != 0)
+        return rc;
+    if (topics == NULL && pat == NULL) {
+        snprintf(msg, msg_len, "join_group needs 'topics' or 'pattern'");
+        return STREAM_EBADREQ;
+    }
+    size_t n = topics ? topics->via.array.size : 0;
+    s->topics = calloc(n ? n : 1, sizeof(*s->topics));
+    if (s->topics == NULL)
+        return STREAM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *p;
+        size_t len;
+        rc = stream_elem_str(topics, (uint32_t)i, "topics", &p, &len, msg, msg_len);
+        if (rc == 0)
+            rc = stream_topic_name_check(p, len, msg, msg_len);
+        if (rc != 0)
+            goto fail;
+        if ((s->topics[s->ntopics] = stream__strndup(p, len)) == NULL) {
+            rc = STREAM_ENOMEM;
+            goto fail;
+        }
+        s->ntopics++;
+    }
+    qsort(s->topics, s->ntopics, sizeof(*s->topics), cmp_cstr);
+    size_t w = 0;
+    for (size_t i = 0; i < s->ntopics; i++) {
+        if (w > 0 && strcmp(s->topics[w - 1], s->topics[i]) == 0)
+            free(s->topics[i]);
+        else
+            s->topics[w++] = s->topics[i];
+    }
+    s->ntopics = w;
+    if (pat != NULL) {
+        if (plen > STREAM_GROUP_PATTERN_MAX || memchr(pat, '\0', plen)) {
+            snprintf(msg, msg_len, "pattern must be at most %d bytes with no NUL byte",
+                     STREAM_GROUP_PATTERN_MAX);
+            rc = STREAM_EINVAL;
+            goto fail;
+        }
+        /* Whole-name match, as Java's Pattern.matches. */
+        char *anchored = malloc(plen + 5);
+        if ((s->pattern = stream__strndup(pat, plen)) == NULL || anchored == NULL) {
+            free(anchored);
+            rc = STREAM_ENOMEM;
+            goto fail;
+        }
+        snprintf(anchored, plen + 5, "^(%s)$", s->pattern);
+        int rerr = regcomp(&s->re, anchored, REG_EXTENDED | REG_NOSUB);
+        free(anchored);
+        if (rerr != 0) {
+            char why[160];
+            regerror(rerr, &s->re, why, sizeof(why));
+            snprintf(msg, msg_len, "pattern '%.64s' is not a valid regular expression: %s",
+                     s->pattern, why);
+            free(s->pattern);
+            s->pattern = NULL;
+            rc = STREAM_EINVAL;
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    sub_release(s);
+    return rc;
+}
+
+static bool sub_equal(const stream__member *m, const subscription *s)
+{
+    if (m->ntopics != s->ntopics || (m->pattern == NULL) != (s->pattern == NULL))
+        return false;
+    if (m->pattern && strcmp(m->pattern, s->pattern) != 0)
+        return false;
+    for (size_t i = 0; i < s->ntopics; i++)
+        if (strcmp(m->topics[i], s->topics[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Moves s into m (m's old subscription freed). */
+static void sub_move(stream__member *m, subscription *s)
+{
+    for (size_t i = 0; i < m->ntopics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    if (m->pattern) {
+        regfree(&m->re);
+        free(m->pattern);
+    }
+    m->topics = s->topics;
+    m->ntopics = s->ntopics;
+    m->pattern = s->pattern;
+    if (s->pattern)
+        m->re = s->re;
+    memset(s, 0, sizeof(*s));
+}
+
+/* The host part of "HOST:PORT". */
+static void peer_host(const char *peer, char *host, size_t len)
+{
+    const char *colon = strrchr(peer, ':');
+    size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+    if (n >= len)
+        n = len - 1;
+    memcpy(host, peer, n);
+    host[n] = '\0';
+}
+
+static stream__member *member_new(stream__coord *co, const char *client_id, size_t client_len)
+{
+    stream__member *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    char id[STREAM_GROUP_MEMBER_ID_MAX + 1];
+    uint64_t r1 = splitmix64(&co->rng), r2 = splitmix64(&co->rng);
+    int prefix = (int)(client_len > 64 ? 64 : client_len);
+    snprintf(id, sizeof(id), "%.*s-%016llx%016llx", prefix, client_len ? client_id : "member",
+             (unsigned long long)r1, (unsigned long long)r2);
+    if (client_len == 0)
+        snprintf(id, sizeof(id), "member-%016llx%016llx", (unsigned long long)r1,
+                 (unsigned long long)r2);
+    m->id = strdup(id);
+    m->client_id = stream__strndup(client_id ? client_id : "", client_len);
+    if (m->id == NULL || m->client_id == NULL) {
+        member_free(m);
+        return NULL;
+    }
+    stream__pset_init(&m->target);
+    stream__pset_init(&m->assigned);
+    stream__pset_init(&m->held);
+    return m;
+}
+
+static int add_member(stream__group *g, stream__member *m)
+{
+    if (g->nmembers == g->cap_members) {
+        size_t ncap = g->cap_members ? g->cap_members * 2 : 4;
+        stream__member **nm = realloc(g->members, ncap * sizeof(*nm));
+        if (nm == NULL)
+            return STREAM_ENOMEM;
+        g->members = nm;
+        g->cap_members = ncap;
+    }
+    g->members[g->nmembers++] = m;
+    return 0;
+}
+
+/* The response of join_group and heartbeat. */
+static void reply_assignment(stream__req *r, uint64_t id, const stream__group *g,
+                             const stream__member *m, bool join)
+{
+    stream_frame f;
+    stream_frame_start(&f, &r->out);
+    stream_pack_response_header(&f.pk, id, 0, NULL, join ? 6 : 4);
+    if (join) {
+        stream_pack_kv_cstr(&f.pk, "member_id", m->id);
+        stream_pack_kv_int(&f.pk, "session_timeout_ms", m->session_timeout_ms);
+    }
+    stream_pack_kv_int(&f.pk, "generation", g->generation);
+    stream_pack_kv_int(&f.pk, "heartbeat_interval_ms", heartbeat_interval(m));
+    stream_pack_kv_bool(&f.pk, "reconciling", member_reconciling(m));
+    stream_pack_key(&f.pk, "assignment");
+    stream__pset_pack(&f.pk, &m->assigned);
+    stream__reply_finish(r, &f, id);
+}
+
+static void unknown_member(stream__req *r, uint64_t id, const char *group, const char *p,
+                           size_t len)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "member '%.*s' is not in group '%s' (session timed out, left, or the broker "
+             "restarted): join again with an empty member_id",
+             (int)(len > 140 ? 140 : len), p, group);
+    stream__reply_error(r, id, STREAM_EUNKNOWNMEMBER, msg);
+}
+
+/* ---- join_group ---- */
+
+static void op_join(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+{
+    stream_broker *b = c->broker;
+    stream__coord *co = b->coord;
+    char msg[512], name[STREAM_GROUP_NAME_MAX + 1];
+    const char *mid = NULL, *cid = NULL;
+    size_t mid_len = 0, cid_len = 0;
+    int64_t session, rebalance;
+    subscription sub;
+    int rc = stream_field_str_opt(req, "member_id", &mid, &mid_len, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_str_opt(req, "client_id", &cid, &cid_len, msg, sizeof(msg));
+    if (rc == 0 && cid_len > STREAM_GROUP_CLIENT_ID_MAX) {
+        snprintf(msg, sizeof(msg), "client_id is %zu bytes long (at most %d)", cid_len,
+                 STREAM_GROUP_CLIENT_ID_MAX);
+        rc = STREAM_EBADREQ;
+    }
+    if (rc == 0)
+        rc = stream_field_int_opt(req, "session_timeout_ms", 1, INT32_MAX,
+                                  STREAM_GROUP_DEFAULT_SESSION_TIMEOUT_MS, &session, msg,
+                                  sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_int_opt(req, "rebalance_timeout_ms", 1, INT32_MAX,
+                                  STREAM_GROUP_DEFAULT_REBALANCE_TIMEOUT_MS, &rebalance, msg,
+                                  sizeof(msg));
+    if (rc == 0)
+        rc = stream__group_field(req, name, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__reply_error(r, id, rc, msg);
+        return;
+    }
+    if ((rc = sub_parse(req, &sub, msg, sizeof(msg))) != 0) {
+        stream__reply_error(r, id, rc, msg);
+        return;
+    }
+    if (session < co->min_session_ms)
+        session = co->min_session_ms;
+    if (session > co->max_session_ms)
+        session = co->max_session_ms;
+
+    stream__group *g = stream__group_find(co, name);
+    stream__member *m = NULL;
+    bool changed;
+    if (mid_len > 0) {
+        m = stream__member_find(g, mid, mid_len, NULL);
+        if (m == NULL) {
+            sub_release(&sub);
+            unknown_member(r, id, name, mid, mid_len);
+            return;
+        }
+        changed = !sub_equal(m, &sub);
+        if (cid) {
+            char *ncid = stream__strndup(cid, cid_len);
+            if (ncid) {
+                free(m->client_id);
+                m->client_id = ncid;
+            }
+        }
+        if (stream_field_find(req, "session_timeout_ms"))
+            m->session_timeout_ms = (int32_t)session;
+        if (stream_field_find(req, "rebalance_timeout_ms"))
+            m->rebalance_timeout_ms = (int32_t)rebalance;
+    } else {
+        g = stream__group_get(co, name);
+        m = g ? member_new(co, cid, cid_len) : NULL;
+        if (m == NULL || add_member(g, m) != 0) {
+            member_free(m);
+            sub_release(&sub);
+            stream__group_gc(co, g);
+            stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+            return;
+        }
+        peer_host(c->peer, m->host, sizeof(m->host));
+        m->session_timeout_ms = (int32_t)session;
+        m->rebalance_timeout_ms = (int32_t)rebalance;
+        changed = true;
+        stream__blog(b, STREAM_BROKER_INFO, "group %s: member %s (%s) joined from %s", name, m->id,
+                     m->client_id, m->host);
+    }
+    sub_move(m, &sub);
+    m->deadline_ms = uv_now(&b->loop) + (uint64_t)m->session_timeout_ms;
+    if (changed || g->topics_version != b->topics_version)
+        recompute(b, g, changed, mid_len > 0 ? "subscription changed" : "a member joined");
+    if (deliver(g, m, NULL, uv_now(&b->loop)) != 0) {
+        stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+        rearm(co);
+        return;
+    }
+    rearm(co);
+    reply_assignment(r, id, g, m, true);
+}
+
+/* ---- heartbeat ---- */
+
+static void op_heartbeat(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+{
+    stream_broker *b = c->broker;
+    stream__coord *co = b->coord;
+    char msg[512], name[STREAM_GROUP_NAME_MAX + 1];
+    const char *mid;
+    size_t mid_len;
+    int64_t gen;
+    const msgpack_object *owned_arr;
+    stream__pset owned;
+    stream__pset_init(&owned);
+    int rc = stream_field_str(req, "member_id", &mid, &mid_len, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_int_opt(req, "generation", INT32_MIN, INT32_MAX, -1, &gen, msg,
+                                  sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_array(req, "owned", &owned_arr, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__pset_decode(owned_arr, "owned", &owned, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__group_field(req, name, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__pset_release(&owned);
+        stream__reply_error(r, id, rc, msg);
+        return;
+    }
+    stream__group *g = stream__group_find(co, name);
+    stream__member *m = stream__member_find(g, mid, mid_len, NULL);
+    if (m == NULL) {
+        stream__pset_release(&owned);
+        unknown_member(r, id, name, mid, mid_len);
+        return;
+    }
+    m->deadline_ms = uv_now(&b->loop) + (uint64_t)m->session_timeout_ms;
+    if (g->topics_version != b->topics_version)
+        recompute(b, g, false, "topics changed");
+    rc = deliver(g, m, &owned, uv_now(&b->loop));
+    stream__pset_release(&owned);
+    rearm(co);
+    if (rc != 0) {
+        stream__reply_error(r, id, rc, NULL);
+        return;
+    }
+    reply_assignment(r, id, g, m, false);
+}
+
+/* ---- leave_group ---- */
+
+static void op_leave(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+{
+    stream_broker *b = c->broker;
+    stream__coord *co = b->coord;
+    char msg[512], name[STREAM_GROUP_NAME_MAX + 1];
+    const char *mid;
+    size_t mid_len, index;
+    int rc = stream_field_str(req, "member_id", &mid, &mid_len, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__group_field(req, name, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__reply_error(r, id, rc, msg);
+        return;
+    }
+    stream__group *g = stream__group_find(co, name);
+    if (stream__member_find(g, mid, mid_len, &index) == NULL) {
+        unknown_member(r, id, name, mid, mid_len);
+        return;
+    }
+    remove_member(b, g, index, "left");
+    stream__group_gc(co, g);
+    rearm(co);
+    stream_frame f;
+    stream_frame_start(&f, &r->out);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 0);
+    stream__reply_finish(r, &f, id);
+}
+
+/* ---- list_groups ---- */
+
+static void op_list(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+{
+    stream__coord *co = c->broker->coord;
+    stream_frame f;
+    stream_frame_start(&f, &r->out);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 1);
+    stream_pack_key(&f.pk, "groups");
+    msgpack_pack_array(&f.pk, co->ngroups);
+    for (size_t i = 0; i < co->ngroups; i++) {
+        const stream__group *g = co->groups[i];
+        msgpack_pack_map(&f.pk, 4);
+        stream_pack_kv_cstr(&f.pk, "group", g->name);
+        stream_pack_kv_cstr(&f.pk, "state", stream__group_state(g));
+        stream_pack_kv_uint(&f.pk, "members", g->nmembers);
+        stream_pack_kv_int(&f.pk, "generation", g->generation);
+    }
+    stream__reply_finish(r, &f, id);
+}
+
+/* ---- describe_group ---- */
+
+static void pack_member(msgpack_packer *pk, const stream__member *m)
+{
+    msgpack_pack_map(pk, 8);
+    stream_pack_kv_cstr(pk, "member_id", m->id);
+    stream_pack_kv_cstr(pk, "client_id", m->client_id);
+    stream_pack_kv_cstr(pk, "host", m->host);
+    stream_pack_kv_int(pk, "session_timeout_ms", m->session_timeout_ms);
+    stream_pack_kv_int(pk, "generation", m->epoch);
+    stream_pack_key(pk, "subscription");
+    msgpack_pack_map(pk, 2);
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, m->ntopics);
+    for (size_t i = 0; i < m->ntopics; i++)
+        stream_pack_cstr(pk, m->topics[i]);
+    if (m->pattern)
+        stream_pack_kv_cstr(pk, "pattern", m->pattern);
+    else
+        stream_pack_kv_nil(pk, "pattern");
+    stream_pack_key(pk, "assignment");
+    stream__pset_pack(pk, &m->assigned);
+    stream_pack_key(pk, "target");
+    stream__pset_pack(pk, &m->target);
+}
+
+/* One offsets entry of describe_group; adds to the totals. */
+static void pack_lag(msgpack_packer *pk, stream_broker *b, const stream__group *g,
+                     const char *topic, int32_t partition, int64_t *total_lag, int64_t *oldest)
+{
+    const stream__offset *o = stream__offset_find(g, topic, partition);
+    const char *owner = "";
+    for (size_t i = 0; i < g->nmembers; i++)
+        if (stream__pset_has(&g->members[i]->assigned, topic, partition))
+            owner = g->members[i]->id;
+    stream_log *log = NULL;
+    int64_t start = -1, end = -1, lag = -1, ts = -1;
+    if (stream_store_log(b->store, topic, partition, &log) == 0) {
+        start = stream_log_start_offset(log);
+        end = stream_log_end_offset(log);
+    }
+    if (o && log) {
+        lag = end > o->offset ? end - o->offset : 0;
+        int64_t first = o->offset > start ? o->offset : start;
+        if (lag > 0 && first < end)
+            ts = stream__record_timestamp_at(log, first);
+        *total_lag += lag;
+        if (ts >= 0 && (*oldest < 0 || ts < *oldest))
+            *oldest = ts;
+    }
+    msgpack_pack_map(pk, 10);
+    stream_pack_kv_cstr(pk, "topic", topic);
+    stream_pack_kv_int(pk, "partition", partition);
+    stream_pack_kv_cstr(pk, "member_id", owner);
+    stream_pack_kv_int(pk, "offset", o ? o->offset : -1);
+    stream_pack_kv_cstr(pk, "metadata", o ? o->metadata : "");
+    stream_pack_kv_int(pk, "commit_timestamp", o ? o->commit_ms : -1);
+    stream_pack_kv_int(pk, "log_start_offset", start);
+    stream_pack_kv_int(pk, "log_end_offset", end);
+    stream_pack_kv_int(pk, "lag", lag);
+    stream_pack_kv_int(pk, "oldest_unconsumed_timestamp", ts);
+}
+
+static void op_describe(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+{
+    stream_broker *b = c->broker;
+    char msg[512], name[STREAM_GROUP_NAME_MAX + 1];
+    int rc = stream__group_field(req, name, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__reply_error(r, id, rc, msg);
+        return;
+    }
+    stream__group *g = stream__group_find(b->coord, name);
+    if (g == NULL) {
+        snprintf(msg, sizeof(msg), "group '%s' does not exist", name);
+        stream__reply_error(r, id, STREAM_ENOGROUP, msg);
+        return;
+    }
+    /* Every partition with an offset or in a target, in order. */
+    stream__pset parts;
+    stream__pset_init(&parts);
+    for (size_t i = 0; rc == 0 && i < g->noffsets; i++)
+        rc = stream__pset_add(&parts, g->offsets[i].topic, g->offsets[i].partition);
+    for (size_t i = 0; rc == 0 && i < g->nmembers; i++) {
+        const stream__pset *t = &g->members[i]->target;
+        for (size_t j = 0; rc == 0 && j < t->n; j++)
+            for (size_t k = 0; rc == 0 && k < t->t[j].n; k++)
+                rc = stream__pset_add(&parts, t->t[j].topic, t->t[j].parts[k]);
+    }
+    if (rc != 0) {
+        stream__pset_release(&parts);
+        stream__reply_error(r, id, rc, NULL);
+        return;
+    }
+    stream_frame f;
+    stream_frame_start(&f, &r->out);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 7);
+    stream_pack_kv_cstr(&f.pk, "group", g->name);
+    stream_pack_kv_cstr(&f.pk, "state", stream__group_state(g));
+    stream_pack_kv_int(&f.pk, "generation", g->generation);
+    stream_pack_key(&f.pk, "members");
+    msgpack_pack_array(&f.pk, g->nmembers);
+    for (size_t i = 0; i < g->nmembers; i++)
+        pack_member(&f.pk, g->members[i]);
+    int64_t total_lag = 0, oldest = -1;
+    stream_pack_key(&f.pk, "offsets");
+    msgpack_pack_array(&f.pk, parts.count);
+    for (size_t i = 0; i < parts.n; i++)
+        for (size_t j = 0; j < parts.t[i].n; j++)
+            pack_lag(&f.pk, b, g, parts.t[i].topic, parts.t[i].parts[j], &total_lag, &oldest);
+    stream_pack_kv_int(&f.pk, "total_lag", total_lag);
+    stream_pack_kv_int(&f.pk, "oldest_unconsumed_timestamp", oldest);
+    stream__pset_release(&parts);
+    stream__reply_finish(r, &f, id);
+}
+
+/* ---- dispatch ---- */
+
+void stream__op_group(stream__conn *c, stream__req *r, uint64_t id, stream_op op,
+                      const msgpack_object *m)
+{
+    if (c->broker->coord == NULL) {
+        stream__reply_error(r, id, STREAM_EUNSUPPORTED, "this broker has no group coordinator");
+        return;
+    }
+    switch (op) {
+    case STREAM_OP_JOIN_GROUP:
+        op_join(c, r, id, m);
+        break;
+    case STREAM_OP_HEARTBEAT:
+        op_heartbeat(c, r, id, m);
+        break;
+    case STREAM_OP_LEAVE_GROUP:
+        op_leave(c, r, id, m);
+        break;
+    case STREAM_OP_LIST_GROUPS:
+        op_list(c, r, id, m);
+        break;
+    case STREAM_OP_DESCRIBE_GROUP:
+        op_describe(c, r, id, m);
+        break;
+    case STREAM_OP_COMMIT_OFFSETS:
+        stream__op_commit_offsets(c, r, id, m);
+        break;
+    case STREAM_OP_FETCH_OFFSETS:
+        stream__op_fetch_offsets(c, r, id, m);
+        break;
+    case STREAM_OP_DELETE_GROUP:
+        stream__op_delete_group(c, r, id, m);
+        break;
+    case STREAM_OP_RESET_OFFSETS:
+        stream__op_reset_offsets(c, r, id, m);
+        break;
+    default:
+        stream__reply_error(r, id, STREAM_EUNKNOWNOP, "not a group operation");
+        break;
+    }
+}

@@ -1,0 +1,242 @@
+/*
+ * group_internal.h - the group coordinator inside the broker: consumer groups,
+ * their members and server-side assignment (group.c, group_assign.c), and
+ * committed offsets in __consumer_offsets (group_offsets.c: storage;
+ * group_commit.c: the offset ops). Not installed;
+ * prefix stream__. The wire contract is share/doc/protocol.md 6.10-6.19.
+ *
+ * The model in one paragraph: a group holds members (in join order) and
+ * committed offsets. Whenever membership, a subscription or the subscribed
+ * partitions change, group_assign.c recomputes every member's *target*
+ * (sticky, balanced) and the generation grows. A member is *given* (its
+ * `assigned` set) only the part of its target that no other member *holds*;
+ * a member holds what it was given plus what it still reports in `owned`,
+ * so a partition is never given to B while A may still consume it:
+ *
+ *   held(m)     = (owned reported by m  ∩  held(m) before)  ∪  assigned(m)
+ *   assigned(m) = target(m) \ ⋃ held(x) for x != m
+ *
+ * Invariant: the `assigned` sets of two members never intersect, and
+ * neither do a member's `assigned` and another member's `held`.
+ *
+ * Everything runs on the broker's loop thread. Nothing here is persisted but
+ * the offsets: members rejoin after a restart.
+ */
+#ifndef STREAM_GROUP_INTERNAL_H
+#define STREAM_GROUP_INTERNAL_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker_internal.h"
+
+/* ---- partition sets (group_assign.c) ---- */
+
+/* One topic of a set: its partitions, sorted ascending, distinct. */
+typedef struct stream__pset_topic {
+    char *topic;    /* owned copy of the name */
+    int32_t *parts; /* sorted, distinct */
+    size_t n, cap;  /* partitions held / allocated */
+} stream__pset_topic;
+
+/* A set of (topic, partition): topics sorted by strcmp, never empty ones.
+ * The wire shape [{topic, partitions}] without conversion. */
+typedef struct stream__pset {
+    stream__pset_topic *t; /* sorted by topic */
+    size_t n, cap;         /* topics held / allocated */
+    size_t count;          /* partitions in all topics */
+} stream__pset;
+
+void stream__pset_init(stream__pset *s);
+void stream__pset_release(stream__pset *s);
+/* Empties the set (keeps nothing allocated). */
+void stream__pset_clear(stream__pset *s);
+bool stream__pset_has(const stream__pset *s, const char *topic, int32_t partition);
+/* Adds (topic, partition); adding a member again is a no-op. 0 or ENOMEM. */
+int stream__pset_add(stream__pset *s, const char *topic, int32_t partition);
+/* Removes (topic, partition) if present. */
+void stream__pset_del(stream__pset *s, const char *topic, int32_t partition);
+/* dst := src (dst's old content freed). 0 or ENOMEM (dst then empty). */
+int stream__pset_copy(stream__pset *dst, const stream__pset *src);
+bool stream__pset_equal(const stream__pset *a, const stream__pset *b);
+/* Packs [{topic, partitions}] as the spec writes partition sets. */
+void stream__pset_pack(msgpack_packer *pk, const stream__pset *s);
+/* Reads a partition set field (array of {topic: str, partitions: [int32]})
+ * from a request into out (which must be initialised). EBADREQ naming the
+ * element, or ENOMEM. */
+int stream__pset_decode(const msgpack_object *arr, const char *name, stream__pset *out, char *msg,
+                        size_t msg_len);
+
+/* ---- groups and members (group.c) ---- */
+
+typedef struct stream__member {
+    char *id;                     /* member_id, broker-made, unique */
+    char *client_id;              /* as given at join ("" when none) */
+    char host[64];                /* IP address it joined from */
+    char **topics;                /* subscribed names, sorted, distinct */
+    size_t ntopics;               /* entries in topics */
+    char *pattern;                /* subscription regex as given, or NULL */
+    regex_t re;                   /* pattern compiled, anchored; valid when pattern */
+    int32_t session_timeout_ms;   /* in force */
+    uint64_t deadline_ms;         /* uv_now time after which it is removed */
+    int32_t rebalance_timeout_ms; /* how long it may keep a revoked partition */
+    uint64_t revoke_deadline_ms;  /* uv_now time it is removed if it still holds a
+                                     revoked partition; 0 when it holds none */
+    int32_t epoch;                /* the generation last sent to it */
+    int32_t prev_epoch;           /* the one before (commits with it are accepted) */
+    stream__pset target;          /* where the coordinator wants it to be */
+    stream__pset assigned;        /* what it was last told to consume */
+    stream__pset held;            /* what it may still be consuming (see top) */
+} stream__member;
+
+/* A committed offset. */
+typedef struct stream__offset {
+    char *topic;       /* owned */
+    int32_t partition; /* */
+    int64_t offset;    /* next offset to consume */
+    char *metadata;    /* owned, "" when none */
+    int64_t commit_ms; /* when it was committed, ms since the epoch */
+} stream__offset;
+
+typedef struct stream__group {
+    char *name;               /* the group id */
+    int32_t generation;       /* 0 until the first join; +1 per recomputation */
+    stream__member **members; /* in join order */
+    size_t nmembers, cap_members;
+    uint64_t topics_version; /* broker topics_version the targets were computed at */
+    stream__offset *offsets; /* sorted by (topic, partition) */
+    size_t noffsets, cap_offsets;
+} stream__group;
+
+/* The coordinator: every group of one broker. */
+typedef struct stream__coord {
+    stream_broker *broker;  /* owner */
+    stream__group **groups; /* sorted by name */
+    size_t ngroups, cap_groups;
+    uv_timer_t timer;       /* fires at the earliest member deadline */
+    bool timer_open;        /* timer initialised and not closed */
+    uint64_t rng;           /* splitmix64 state for member ids */
+    int32_t min_session_ms; /* group.min.session.timeout.ms */
+    int32_t max_session_ms; /* group.max.session.timeout.ms */
+} stream__coord;
+
+/* Creates the coordinator (its timer on b's loop) as b->coord. 0 or ENOMEM. */
+int stream__coord_new(stream_broker *b);
+/* Closes the timer handle (the loop then drains it). */
+void stream__coord_close(stream_broker *b);
+/* Frees every group (after the loop drained). NULL-safe. */
+void stream__coord_free(stream_broker *b);
+
+/* The group called name, or NULL. */
+stream__group *stream__group_find(stream__coord *co, const char *name);
+/* The group called name, created (no members, no offsets) when missing;
+ * NULL on ENOMEM. */
+stream__group *stream__group_get(stream__coord *co, const char *name);
+/* Frees g when it has neither members nor offsets. */
+void stream__group_gc(stream__coord *co, stream__group *g);
+/* The state name: "empty", "reconciling" or "stable". */
+const char *stream__group_state(const stream__group *g);
+/* True when m subscribes to topic t. */
+bool stream__member_subscribes(const stream__member *m, const stream_topic *t);
+
+/* The member `id` (len bytes) of g (which may be NULL), with its index in
+ * *index when not NULL; NULL when absent. */
+stream__member *stream__member_find(const stream__group *g, const char *id, size_t len,
+                                    size_t *index);
+/* Reads a request's `group` field and checks the name into name
+ * (STREAM_GROUP_NAME_MAX + 1 bytes): 0, EBADREQ or EBADGROUP with msg. */
+int stream__group_field(const msgpack_object *m, char *name, char *msg, size_t msg_len);
+/* A NUL-terminated heap copy of len bytes at p; NULL on ENOMEM. */
+char *stream__strndup(const char *p, size_t len);
+
+/* Handles every group op (join_group ... reset_offsets). */
+void stream__op_group(stream__conn *c, stream__req *r, uint64_t id, stream_op op,
+                      const msgpack_object *m);
+
+/* ---- assignment (group_assign.c) ---- */
+
+/* Recomputes every member's target from the store's topics (protocol.md
+ * 6.10 rules 1-4). Returns 1 when a target changed, 0 when none did, or
+ * STREAM_ENOMEM (targets unchanged). */
+int stream__group_assign(stream_store *store, stream__group *g);
+
+/* ---- committed offsets: storage (group_offsets.c) ---- */
+
+/* How long a write waits for durability before answering ETIMEDOUT. */
+#define STREAM__OFFSETS_WRITE_TIMEOUT_MS 30000
+
+/* The committed offset of (topic, partition) in g, or NULL. */
+stream__offset *stream__offset_find(const stream__group *g, const char *topic, int32_t partition);
+/* Index of g's first offset of `topic` (or where it would be). */
+size_t stream__offset_lower_bound(const stream__group *g, const char *topic);
+
+/* One offset to write: a value, or a tombstone. Strings are borrowed. */
+typedef struct stream__offset_rec {
+    const char *topic;
+    int32_t partition;
+    bool tombstone;       /* delete the offset (a record with a null value) */
+    int64_t offset;       /* the value's offset */
+    const char *metadata; /* may be NULL when metadata_len is 0 */
+    size_t metadata_len;
+} stream__offset_rec;
+
+/*
+ * Writes recs of `group` to its partition of __consumer_offsets (creating
+ * the topic at the first write), in batches of at most the topic's
+ * max.message.bytes, applies each batch to memory once appended, and asks
+ * the flusher for a sync. *partition and *need (the durable offset that
+ * confirms the write; 0 when nothing was written) are set. The group may be
+ * created, or freed (tombstones): callers must not keep pointers to it.
+ * Returns 0 or the error (EIO, ENOSPC, ENOMEM...) with msg.
+ */
+int stream__offsets_write(stream_broker *b, const char *group, const stream__offset_rec *recs,
+                          size_t n, int32_t *partition, int64_t *need, char *msg, size_t msg_len);
+
+/* What a write op keeps while it waits for durability: the writes to
+ * confirm and how to answer. Embedded first in each op's own state. */
+typedef struct stream__pending stream__pending;
+struct stream__pending {
+    uint64_t id;    /* the request's id */
+    int32_t *parts; /* offsets partitions written */
+    int64_t *needs; /* durable offset confirming each */
+    size_t n, cap;
+    /* Encodes the response into r->out (and completes r). */
+    void (*encode)(stream_broker *b, stream__req *r, stream__pending *p);
+    /* Frees the op's state (p included). */
+    void (*destroy)(stream__pending *p);
+};
+
+/* Records a write to confirm (need <= 0: nothing to wait for). 0 or ENOMEM. */
+int stream__pending_add(stream__pending *p, int32_t partition, int64_t need);
+/* Frees parts/needs (for destroy functions). */
+void stream__pending_release(stream__pending *p);
+/* 0 when offsets partition `partition` is durable up to need, else
+ * ETIMEDOUT (or EIO) with msg. For encode functions. */
+int stream__offsets_durable_err(stream_broker *b, int32_t partition, int64_t need, char *msg,
+                                size_t msg_len);
+/* Answers r at once when nothing waits, else parks it until every write is
+ * durable or the timeout passes; then encode, then destroy. Takes p. */
+void stream__pending_park(stream_broker *b, stream__req *r, stream__pending *p);
+/* Frees g's offsets table. */
+void stream__offsets_release(stream__group *g);
+/* Reads __consumer_offsets (if it exists) into memory; at broker start. */
+int stream__offsets_replay(stream_broker *b, char *errbuf, size_t errbuf_len);
+/* A topic was deleted: tombstones for every group's offsets of it. */
+void stream__offsets_topic_deleted(stream_broker *b, const char *topic);
+
+/* ---- committed offsets: the ops (group_commit.c) ---- */
+
+void stream__op_commit_offsets(stream__conn *c, stream__req *r, uint64_t id,
+                               const msgpack_object *m);
+void stream__op_fetch_offsets(stream__conn *c, stream__req *r, uint64_t id,
+                              const msgpack_object *m);
+void stream__op_delete_group(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
+void stream__op_reset_offsets(stream__conn *c, stream__req *r, uint64_t id,
+                              const msgpack_object *m);
+
+/* The timestamp of the record at `offset` of log (which must be below the
+ * end), or -1 when it cannot be read. */
+int64_t stream__record_timestamp_at(stream_log *log, int64_t offset);
+
+#endif /* STREAM_GROUP_INTERNAL_H */

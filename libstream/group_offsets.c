@@ -1,0 +1,621 @@
+/*
+ * group_offsets.c - committed offsets: the in-memory tables, the internal
+ * topic __consumer_offsets, writes that answer once durable, replay at start
+ * and dropping the offsets of deleted topics (protocol.md 6.10 "Storage").
+ * The ops that use them are in group_commit.c.
+ *
+ * An offset is a record: key MessagePack [1, group, topic, partition], value
+ * MessagePack {offset, metadata, commit_timestamp} or null (a tombstone).
+ * All of a group's records go to one partition, murmur2(group) mod count, so
+ * their order is the log's order. Memory is the fold of the log: a write is
+ * applied to the in-memory table right after its append succeeds, in append
+ * order, so memory never disagrees with what replay would rebuild. The
+ * response, though, waits until the flusher has made the batch durable
+ * (a produce waiter, as for acks=all), so an acknowledged commit survives
+ * kill -9.
+ *
+ * The topic is created at the first write, not at start, so a broker that
+ * never sees a group keeps its data directory and topic list as they were.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "group_internal.h"
+#include "stream/batch.h"
+#include "stream/error.h"
+#include "stream/partition.h"
+
+#define WRITE_TIMEOUT_MS STREAM__OFFSETS_WRITE_TIMEOUT_MS
+/* Bytes read per step of the replay. */
+#define REPLAY_READ_BYTES (1 << 20)
+
+/* ---- a group's offsets table ---- */
+
+static int off_cmp(const stream__offset *o, const char *topic, int32_t partition)
+{
+    int c = strcmp(o->topic, topic);
+    if (c != 0)
+        return c;
+    return o->partition < partition ? -1 : o->partition > partition;
+}
+
+static size_t off_pos(const stream__group *g, const char *topic, int32_t partition, bool *found)
+{
+    size_t lo = 0, hi = g->noffsets;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = off_cmp(&g->offsets[mid], topic, partition);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+size_t stream__offset_lower_bound(const stream__group *g, const char *topic)
+{
+    bool found;
+    return off_pos(g, topic, INT32_MIN, &found);
+}
+
+stream__offset *stream__offset_find(const stream__group *g, const char *topic, int32_t partition)
+{
+    bool found;
+    size_t i = off_pos(g, topic, partition, &found);
+    return found ? &g->offsets[i] : NULL;
+}
+
+static int offset_set(stream__group *g, const char *topic, int32_t partition, int64_t offset,
+                      const char *metadata, size_t metadata_len, int64_t commit_ms)
+{
+    char *md = malloc(metadata_len + 1);
+    if (md == NULL)
+        return STREAM_ENOMEM;
+    if (metadata_len)
+        memcpy(md, metadata, metadata_len);
+    md[metadata_len] = '\0';
+    bool found;
+    size_t i = off_pos(g, topic, partition, &found);
+    if (!found) {
+        if (g->noffsets == g->cap_offsets) {
+            size_t ncap = g->cap_offsets ? g->cap_offsets * 2 : 8;
+            stream__offset *no = realloc(g->offsets, ncap * sizeof(*no));
+            if (no == NULL) {
+                free(md);
+                return STREAM_ENOMEM;
+            }
+            g->offsets = no;
+            g->cap_offsets = ncap;
+        }
+        char *t = strdup(topic);
+        if (t == NULL) {
+            free(md);
+            return STREAM_ENOMEM;
+        }
+        memmove(&g->offsets[i + 1], &g->offsets[i], (g->noffsets - i) * sizeof(g->offsets[0]));
+        g->offsets[i] = (stream__offset){.topic = t, .partition = partition};
+        g->noffsets++;
+    } else {
+        free(g->offsets[i].metadata);
+    }
+    g->offsets[i].offset = offset;
+    g->offsets[i].metadata = md;
+    g->offsets[i].commit_ms = commit_ms;
+    return 0;
+}
+
+static void offset_del(stream__group *g, const char *topic, int32_t partition)
+{
+    bool found;
+    size_t i = off_pos(g, topic, partition, &found);
+    if (!found)
+        return;
+    free(g->offsets[i].topic);
+    free(g->offsets[i].metadata);
+    memmove(&g->offsets[i], &g->offsets[i + 1], (g->noffsets - i - 1) * sizeof(g->offsets[0]));
+    g->noffsets--;
+}
+
+void stream__offsets_release(stream__group *g)
+{
+    for (size_t i = 0; i < g->noffsets; i++) {
+        free(g->offsets[i].topic);
+        free(g->offsets[i].metadata);
+    }
+    free(g->offsets);
+    g->offsets = NULL;
+    g->noffsets = g->cap_offsets = 0;
+}
+
+/* ---- records in __consumer_offsets ---- */
+
+/* Packs one MessagePack object with a stream_frame (which latches
+ * out-of-memory for us) and leaves its bytes at out->data + 4: the frame's
+ * length prefix is simply not used. Returns 0 or ENOMEM. */
+static int pack_key(stream_buf *out, const char *group, const stream__offset_rec *r)
+{
+    stream_frame f;
+    stream_buf_reset(out);
+    stream_frame_start(&f, out);
+    msgpack_pack_array(&f.pk, 4);
+    msgpack_pack_int(&f.pk, STREAM_OFFSETS_KEY_VERSION);
+    stream_pack_cstr(&f.pk, group);
+    stream_pack_cstr(&f.pk, r->topic);
+    msgpack_pack_int32(&f.pk, r->partition);
+    return stream_frame_finish(&f);
+}
+
+static int pack_value(stream_buf *out, const stream__offset_rec *r, int64_t now)
+{
+    stream_frame f;
+    stream_buf_reset(out);
+    stream_frame_start(&f, out);
+    msgpack_pack_map(&f.pk, 3);
+    stream_pack_kv_int(&f.pk, "offset", r->offset);
+    stream_pack_kv_str(&f.pk, "metadata", r->metadata ? r->metadata : "", r->metadata_len);
+    stream_pack_kv_int(&f.pk, "commit_timestamp", now);
+    return stream_frame_finish(&f);
+}
+
+/* The internal topic, created when `create` and missing. NULL with *err and
+ * msg when it cannot be had. */
+static stream_topic *offsets_topic(stream_broker *b, bool create, int *err, char *msg,
+                                   size_t msg_len)
+{
+    stream_topic *t = stream_store_topic(b->store, STREAM_OFFSETS_TOPIC);
+    if (t != NULL || !create) {
+        *err = t ? 0 : STREAM_ENOTOPIC;
+        return t;
+    }
+    int32_t n = (int32_t)stream_config_int(b->config, STREAM_CONFIG_OFFSETS_TOPIC_NUM_PARTITIONS);
+    stream_config *ov = stream_config_new_topic();
+    int rc = ov ? 0 : STREAM_ENOMEM;
+    /* No compaction yet: retention must never drop a group's last commit.
+     * Group commit whatever the broker's flush.mode: commits are acks=all. */
+    if (rc == 0)
+        rc = stream_config_set(ov, "retention.ms", "-1", msg, msg_len);
+    if (rc == 0)
+        rc = stream_config_set(ov, "segment.bytes", "104857600", msg, msg_len);
+    if (rc == 0)
+        rc = stream_config_set(ov, "flush.mode", "group", msg, msg_len);
+    if (rc == 0)
+        rc = stream_store_create_topic(b->store, STREAM_OFFSETS_TOPIC, n, ov, true, &t, msg,
+                                       msg_len);
+    stream_config_free(ov);
+    if (rc != 0) {
+        stream__blog(b, STREAM_BROKER_ERROR, "cannot create %s: %s", STREAM_OFFSETS_TOPIC, msg);
+        *err = rc;
+        return NULL;
+    }
+    stream__blog(b, STREAM_BROKER_INFO, "created internal topic %s with %d partitions",
+                 STREAM_OFFSETS_TOPIC, (int)t->partition_count);
+    if (stream__broker_attach_topic(b, t) != 0)
+        stream__blog(b, STREAM_BROKER_ERROR, "%s: cannot attach to the flusher",
+                     STREAM_OFFSETS_TOPIC);
+    *err = 0;
+    return t;
+}
+
+/* Applies recs[from, to) of `group` to memory (after their append). */
+static void apply_recs(stream_broker *b, const char *group, const stream__offset_rec *recs,
+                       size_t from, size_t to, int64_t now)
+{
+    stream__group *g = stream__group_get(b->coord, group);
+    if (g == NULL) {
+        stream__blog(b, STREAM_BROKER_ERROR, "group %s: out of memory applying offsets", group);
+        return;
+    }
+    for (size_t i = from; i < to; i++) {
+        if (recs[i].tombstone)
+            offset_del(g, recs[i].topic, recs[i].partition);
+        else if (offset_set(g, recs[i].topic, recs[i].partition, recs[i].offset, recs[i].metadata,
+                            recs[i].metadata_len, now) != 0)
+            stream__blog(b, STREAM_BROKER_ERROR, "group %s: out of memory applying offsets", group);
+    }
+    stream__group_gc(b->coord, g);
+}
+
+/* Appends one finished batch to log; returns 0 or the append's error. */
+static int append_batch(stream_broker *b, stream_log *log, stream_batch_builder *bb,
+                        stream_buf *copy, size_t *bytes, char *msg, size_t msg_len)
+{
+    const uint8_t *p;
+    size_t len;
+    int rc = stream_batch_builder_finish(bb, &p, &len);
+    if (rc != 0)
+        return rc;
+    /* The log stamps the base offset in place: give it a writable copy. */
+    stream_buf_reset(copy);
+    stream_buf_put(copy, p, len);
+    if (stream_buf_ok(copy) != 0)
+        return STREAM_ENOMEM;
+    int64_t base;
+    rc = stream_log_append(log, copy->data, copy->len, &base, msg, msg_len);
+    if (rc == 0)
+        *bytes += len;
+    stream_batch_builder_reset(bb);
+    return rc;
+}
+
+/*
+ * Writes recs of `group` to its offsets partition (creating the topic when
+ * needed), in batches of at most the topic's max.message.bytes, applying
+ * each batch to memory once appended, and asks for a flush. *partition and
+ * *need (the durable offset that confirms the write) are set on success.
+ * The group may be freed by the apply (tombstones): callers must not keep
+ * pointers to it. Returns 0 or an error with msg.
+ */
+int stream__offsets_write(stream_broker *b, const char *group, const stream__offset_rec *recs,
+                          size_t n, int32_t *partition, int64_t *need, char *msg, size_t msg_len)
+{
+    int rc;
+    *need = 0;
+    stream_topic *t = offsets_topic(b, true, &rc, msg, msg_len);
+    if (t == NULL)
+        return rc;
+    *partition = stream_partition_for_key(group, strlen(group), t->partition_count);
+    stream_log *log = t->partitions[*partition];
+    size_t max = (size_t)t->log_config.max_message_bytes;
+    int64_t now = (int64_t)stream__broker_now_ms();
+    stream_batch_builder bb;
+    stream_buf key = STREAM_BUF_INIT, value = STREAM_BUF_INIT, copy = STREAM_BUF_INIT;
+    stream_batch_builder_init(&bb);
+    size_t first = 0, bytes = 0;
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = pack_key(&key, group, &recs[i]);
+        if (rc == 0 && !recs[i].tombstone)
+            rc = pack_value(&value, &recs[i], now);
+        if (rc != 0)
+            break;
+        size_t klen = key.len - 4, vlen = recs[i].tombstone ? 0 : value.len - 4;
+        /* 64: a record's own varints and attributes, generously. */
+        if (bb.count > 0 && stream_batch_builder_size(&bb) + klen + vlen + 64 > max) {
+            rc = append_batch(b, log, &bb, &copy, &bytes, msg, msg_len);
+            if (rc != 0)
+                break;
+            apply_recs(b, group, recs, first, i, now);
+            first = i;
+        }
+        rc = stream_batch_builder_append(&bb, now, key.data + 4, (int32_t)klen,
+                                         recs[i].tombstone ? NULL : value.data + 4,
+                                         recs[i].tombstone ? -1 : (int32_t)vlen, NULL, 0);
+    }
+    if (rc == 0 && bb.count > 0) {
+        rc = append_batch(b, log, &bb, &copy, &bytes, msg, msg_len);
+        if (rc == 0)
+            apply_recs(b, group, recs, first, n, now);
+    }
+    stream_batch_builder_release(&bb);
+    stream_buf_release(&key);
+    stream_buf_release(&value);
+    stream_buf_release(&copy);
+    if (bytes > 0) {
+        stream__wait_on_append(b, log, bytes);
+        *need = stream_log_end_offset(log);
+        if (t->log_config.flush_mode == STREAM_FLUSH_GROUP)
+            stream_log_request_flush(log);
+        else
+            stream_log_flush(log); /* periodic/never altered in: still acks=all */
+    }
+    if (rc != 0) {
+        if (msg[0] == '\0' || rc == STREAM_ENOMEM)
+            snprintf(msg, msg_len, "cannot write to %s: %s", STREAM_OFFSETS_TOPIC,
+                     stream_strerror(rc));
+        stream__blog(b, STREAM_BROKER_ERROR, "group %s: %s", group, msg);
+    }
+    return rc;
+}
+
+/* ---- waiting for durability ---- */
+
+int stream__pending_add(stream__pending *p, int32_t partition, int64_t need)
+{
+    if (need <= 0)
+        return 0;
+    if (p->n == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 4;
+        int32_t *np = realloc(p->parts, ncap * sizeof(*np));
+        if (np == NULL)
+            return STREAM_ENOMEM;
+        p->parts = np;
+        int64_t *nn = realloc(p->needs, ncap * sizeof(*nn));
+        if (nn == NULL)
+            return STREAM_ENOMEM;
+        p->needs = nn;
+        p->cap = ncap;
+    }
+    p->parts[p->n] = partition;
+    p->needs[p->n++] = need;
+    return 0;
+}
+
+void stream__pending_release(stream__pending *p)
+{
+    free(p->parts);
+    free(p->needs);
+}
+
+/* 0 when offsets partition `partition` is durable up to need, else
+ * ETIMEDOUT (or EIO when the topic is gone) with msg. */
+int stream__offsets_durable_err(stream_broker *b, int32_t partition, int64_t need, char *msg,
+                                size_t msg_len)
+{
+    if (need <= 0)
+        return 0;
+    stream_log *log;
+    if (stream_store_log(b->store, STREAM_OFFSETS_TOPIC, partition, &log) != 0) {
+        snprintf(msg, msg_len, "%s is gone", STREAM_OFFSETS_TOPIC);
+        return STREAM_EIO;
+    }
+    if (stream_log_durable_offset(log) >= need)
+        return 0;
+    snprintf(msg, msg_len, "written but not confirmed durable within %d ms", WRITE_TIMEOUT_MS);
+    return STREAM_ETIMEDOUT;
+}
+
+static void pending_done(stream_broker *b, stream__req *r, void *state, stream__wait_reason why)
+{
+    stream__pending *p = state;
+    if (why != STREAM__WAIT_CANCEL && r != NULL)
+        p->encode(b, r, p);
+    p->destroy(p);
+}
+
+/* Answers now if nothing waits, else parks r until every write is durable
+ * (or WRITE_TIMEOUT_MS). Takes ownership of p. */
+void stream__pending_park(stream_broker *b, stream__req *r, stream__pending *p)
+{
+    stream__waiter *w = NULL;
+    if (p->n > 0 && !b->stopping)
+        w = stream__waiter_new(b, r, STREAM__WAIT_PRODUCE, p->n, pending_done, p);
+    for (size_t i = 0; w && i < p->n; i++) {
+        stream_log *log;
+        if (stream_store_log(b->store, STREAM_OFFSETS_TOPIC, p->parts[i], &log) != 0 ||
+            stream_log_durable_offset(log) >= p->needs[i])
+            continue;
+        if (stream__waiter_watch(w, log, p->needs[i]) != 0) {
+            stream__waiter_discard(w);
+            w = NULL;
+        }
+    }
+    if (w == NULL || w->nlinks == 0) {
+        /* Durable already, nothing written, or cannot park: flush here
+         * rather than answer before the disk has it. */
+        stream__waiter_discard(w);
+        for (size_t i = 0; i < p->n; i++) {
+            stream_log *log;
+            if (stream_store_log(b->store, STREAM_OFFSETS_TOPIC, p->parts[i], &log) == 0 &&
+                stream_log_durable_offset(log) < p->needs[i])
+                stream_log_flush(log);
+        }
+        pending_done(b, r, p, STREAM__WAIT_READY);
+        return;
+    }
+    stream__waiter_start(w, WRITE_TIMEOUT_MS);
+}
+
+/* ======================================================================== */
+/* replay, topic deletion, record timestamps                                 */
+/* ======================================================================== */
+
+/* Applies one record of __consumer_offsets. Returns 1 applied, 0 skipped
+ * (malformed or unknown version). */
+static int replay_record(stream_broker *b, const stream_record *rec)
+{
+    if (rec->key == NULL || rec->key_len <= 0)
+        return 0;
+    msgpack_unpacked ku, vu;
+    msgpack_unpacked_init(&ku);
+    msgpack_unpacked_init(&vu);
+    size_t off = 0;
+    int ok = 0;
+    char group[STREAM_GROUP_NAME_MAX + 1], topic[STREAM_TOPIC_NAME_MAX + 1];
+    if (msgpack_unpack_next(&ku, (const char *)rec->key, (size_t)rec->key_len, &off) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        off != (size_t)rec->key_len)
+        goto out;
+    const msgpack_object *k = &ku.data;
+    if (k->type != MSGPACK_OBJECT_ARRAY || k->via.array.size != 4)
+        goto out;
+    const msgpack_object *e = k->via.array.ptr;
+    if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        e[0].via.u64 != STREAM_OFFSETS_KEY_VERSION || e[1].type != MSGPACK_OBJECT_STR ||
+        e[2].type != MSGPACK_OBJECT_STR || e[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        e[3].via.u64 > INT32_MAX ||
+        stream_group_name_check(e[1].via.str.ptr, e[1].via.str.size, NULL, 0) != 0 ||
+        stream_topic_name_check(e[2].via.str.ptr, e[2].via.str.size, NULL, 0) != 0)
+        goto out;
+    memcpy(group, e[1].via.str.ptr, e[1].via.str.size);
+    group[e[1].via.str.size] = '\0';
+    memcpy(topic, e[2].via.str.ptr, e[2].via.str.size);
+    topic[e[2].via.str.size] = '\0';
+    int32_t partition = (int32_t)e[3].via.u64;
+    if (rec->value == NULL) {
+        stream__group *g = stream__group_find(b->coord, group);
+        if (g) {
+            offset_del(g, topic, partition);
+            stream__group_gc(b->coord, g);
+        }
+        ok = 1;
+        goto out;
+    }
+    off = 0;
+    if (msgpack_unpack_next(&vu, (const char *)rec->value, (size_t)rec->value_len, &off) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        off != (size_t)rec->value_len || vu.data.type != MSGPACK_OBJECT_MAP)
+        goto out;
+    int64_t offset, ts;
+    const char *md = NULL;
+    size_t md_len = 0;
+    if (stream_field_int(&vu.data, "offset", 0, INT64_MAX, &offset, NULL, 0) != 0 ||
+        stream_field_str_opt(&vu.data, "metadata", &md, &md_len, NULL, 0) != 0 ||
+        stream_field_int_opt(&vu.data, "commit_timestamp", INT64_MIN, INT64_MAX, rec->timestamp,
+                             &ts, NULL, 0) != 0)
+        goto out;
+    stream__group *g = stream__group_get(b->coord, group);
+    if (g && offset_set(g, topic, partition, offset, md, md_len, ts) == 0)
+        ok = 1;
+out:
+    msgpack_unpacked_destroy(&ku);
+    msgpack_unpacked_destroy(&vu);
+    return ok;
+}
+
+/* Reads one partition of the offsets topic from start to end. */
+static void replay_log(stream_broker *b, stream_log *log, int32_t p, long long *records,
+                       long long *skipped)
+{
+    stream_buf buf = STREAM_BUF_INIT;
+    int64_t off = stream_log_start_offset(log), end = stream_log_end_offset(log);
+    while (off < end) {
+        stream_buf_reset(&buf);
+        int rc = stream_log_read_copy(log, off, REPLAY_READ_BYTES, &buf);
+        if (rc != 0 || buf.len == 0) {
+            if (rc != 0)
+                stream__blog(b, STREAM_BROKER_ERROR,
+                             "%s-%d: cannot read offset %lld during replay: %s; committed "
+                             "offsets after it are lost",
+                             STREAM_OFFSETS_TOPIC, (int)p, (long long)off, stream_strerror(rc));
+            break;
+        }
+        int64_t next = off;
+        size_t pos = 0;
+        while (pos < buf.len) {
+            stream_record_iter it;
+            stream_record rec;
+            rc = stream_record_iter_start(&it, buf.data + pos, buf.len - pos);
+            if (rc != 0) {
+                stream_record_iter_stop(&it);
+                break;
+            }
+            size_t size = it.info.size;
+            int64_t last = it.info.base_offset + it.info.last_offset_delta;
+            while ((rc = stream_record_iter_next(&it, &rec)) == 1) {
+                if (rec.offset < off)
+                    continue;
+                (*records)++;
+                if (!replay_record(b, &rec))
+                    (*skipped)++;
+            }
+            stream_record_iter_stop(&it);
+            if (last + 1 > next)
+                next = last + 1;
+            pos += size;
+        }
+        if (next <= off) {
+            stream__blog(b, STREAM_BROKER_ERROR, "%s-%d: replay stuck at offset %lld",
+                         STREAM_OFFSETS_TOPIC, (int)p, (long long)off);
+            break;
+        }
+        off = next;
+    }
+    stream_buf_release(&buf);
+}
+
+/* Writes tombstones for g's offsets of `topic`, or with topic NULL for its
+ * offsets of every topic that no longer exists. */
+static void drop_offsets(stream_broker *b, stream__group *g, const char *topic)
+{
+    size_t n = 0;
+    stream__offset_rec *recs = calloc(g->noffsets ? g->noffsets : 1, sizeof(*recs));
+    char **names = calloc(g->noffsets ? g->noffsets : 1, sizeof(*names));
+    if (recs == NULL || names == NULL) {
+        free(recs);
+        free(names);
+        return;
+    }
+    for (size_t i = 0; i < g->noffsets; i++) {
+        const stream__offset *o = &g->offsets[i];
+        bool drop =
+            topic ? strcmp(o->topic, topic) == 0 : stream_store_topic(b->store, o->topic) == NULL;
+        if (!drop || (names[n] = strdup(o->topic)) == NULL)
+            continue;
+        recs[n] =
+            (stream__offset_rec){.topic = names[n], .partition = o->partition, .tombstone = true};
+        n++;
+    }
+    if (n > 0) {
+        char name[STREAM_GROUP_NAME_MAX + 1], msg[240] = "";
+        int32_t partition;
+        int64_t need;
+        snprintf(name, sizeof(name), "%s", g->name);
+        /* g may be freed by the write (no members, no offsets left). */
+        if (stream__offsets_write(b, name, recs, n, &partition, &need, msg, sizeof(msg)) == 0)
+            stream__blog(b, STREAM_BROKER_INFO, "group %s: dropped %zu offsets of %s", name, n,
+                         topic ? topic : "deleted topics");
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(recs);
+}
+
+int stream__offsets_replay(stream_broker *b, char *errbuf, size_t errbuf_len)
+{
+    int err;
+    stream_topic *t = offsets_topic(b, false, &err, errbuf, errbuf_len);
+    if (t == NULL)
+        return 0;
+    long long records = 0, skipped = 0;
+    for (int32_t p = 0; p < t->partition_count; p++)
+        replay_log(b, t->partitions[p], p, &records, &skipped);
+    /* Deletions whose tombstones did not reach the disk before a crash. */
+    stream__coord *co = b->coord;
+    for (size_t gi = co->ngroups; gi-- > 0;)
+        drop_offsets(b, co->groups[gi], NULL);
+    size_t noffsets = 0;
+    for (size_t gi = 0; gi < co->ngroups; gi++)
+        noffsets += co->groups[gi]->noffsets;
+    stream__blog(b, STREAM_BROKER_INFO,
+                 "group coordinator: %zu committed offsets of %zu groups loaded from %s "
+                 "(%lld records read)",
+                 noffsets, co->ngroups, STREAM_OFFSETS_TOPIC, records);
+    if (skipped > 0)
+        stream__blog(b, STREAM_BROKER_WARN, "%s: %lld records were malformed and skipped",
+                     STREAM_OFFSETS_TOPIC, skipped);
+    return 0;
+}
+
+void stream__offsets_topic_deleted(stream_broker *b, const char *topic)
+{
+    stream__coord *co = b->coord;
+    if (co == NULL)
+        return;
+    /* From the end: a group emptied by the tombstones is removed, which
+     * shifts only the groups after it. */
+    for (size_t gi = co->ngroups; gi-- > 0;) {
+        stream__group *g = co->groups[gi];
+        bool any = false;
+        for (size_t i = 0; !any && i < g->noffsets; i++)
+            any = strcmp(g->offsets[i].topic, topic) == 0;
+        if (any)
+            drop_offsets(b, g, topic);
+    }
+}
+
+int64_t stream__record_timestamp_at(stream_log *log, int64_t offset)
+{
+    stream_buf buf = STREAM_BUF_INIT;
+    int64_t ts = -1;
+    if (stream_log_read_copy(log, offset, 1, &buf) == 0 && buf.len > 0) {
+        stream_record_iter it;
+        stream_record rec;
+        int rc = stream_record_iter_start(&it, buf.data, buf.len);
+        while (rc >= 0 && (rc = stream_record_iter_next(&it, &rec)) == 1) {
+            if (rec.offset >= offset) {
+                ts = rec.timestamp;
+                break;
+            }
+        }
+        stream_record_iter_stop(&it);
+    }
+    stream_buf_release(&buf);
+    return ts;
+}
