@@ -2,9 +2,9 @@
  * stream-sub - writes the records of a topic to standard output.
  *
  * Options become one offset spec, one compiled output format and an
- * assignment of partitions to a libstream consumer; the loop takes records
- * from the consumer, appends each in the chosen format to one output buffer
- * and writes that buffer out.
+ * assignment of partitions to a libstream consumer; the loop that takes
+ * records from the consumer and writes them out in the chosen format is
+ * stream_ops_consume (ops.h), the same one stream-shell's `sub` runs.
  *
  * Buffering: output is written in large chunks while records keep coming,
  * and flushed whenever the consumer has no record ready (before any wait),
@@ -12,6 +12,14 @@
  * bulk copy costs few write(2) calls. On a terminal, or with -u, every
  * record is written at once. Only whole records are ever written: a signal
  * or a closed pipe never leaves half a record behind.
+ *
+ * Group mode (-g): the consumer joins the group instead of assigning
+ * partitions, and turns off the library's auto-store: a record counts as
+ * processed -- and so may be committed -- only once the write(2) that
+ * carried it to standard output has returned (the sink's write stores the
+ * positions), so a crash loses nothing (at-least-once). On SIGINT/SIGTERM,
+ * -c or -e the loop ends, what is buffered is written, and close commits
+ * it and leaves the group so the others take over at once.
  *
  * Exit: 0 when done or stopped by SIGINT/SIGTERM or a closed pipe (EPIPE:
  * `stream-sub | head -1` is not an error); 3 (EXIT_EMPTY) when a bounded
@@ -33,14 +41,21 @@
 #include "stream/client.h"
 #include "stream/error.h"
 #include "stream/format.h"
-#include "stream/recfmt.h"
+#include "stream/ops.h"
+#include "stream/proto.h"
 #include "stream/timespec.h"
 
 static const char usage_text[] =
     "Usage: stream-sub -t TOPIC [OPTION]...\n"
+    "   or: stream-sub -g GROUP -t TOPIC [-t TOPIC]... [OPTION]...\n"
     "Write the records of TOPIC to standard output, following new ones as they come.\n"
     "\n"
-    "  -t, --topic TOPIC          topic to read (required)\n"
+    "  -t, --topic TOPIC          topic to read (required); with -g repeatable, and a\n"
+    "                             name with any of *+?()[]{}|^$\\ is a regex that must\n"
+    "                             match whole topic names ('logs\\..*')\n"
+    "  -g, --group GROUP          consume as a member of consumer group GROUP: the group\n"
+    "                             shares the partitions, starts at its committed offsets\n"
+    "                             and commits what has been written out\n"
     "  -b, --brokers HOST:PORT,.. brokers (default $STREAM_BROKERS, else 127.0.0.1:9292)\n"
     "  -p, --partition N[,N]..    read only these partitions (repeatable; default all)\n"
     "  -o, --offset SPEC          where to start, per partition: beginning (default), end,\n"
@@ -48,7 +63,14 @@ static const char usage_text[] =
     "                             after TIME: 2026-11-24T10:00, epoch, -10m); SPEC..END\n"
     "                             stops before END (N, -N, @TIME or end)\n"
     "  -e, --exit                 exit at the end offsets seen at start instead of following\n"
+    "                             (-g: per partition, as they were when it was assigned)\n"
     "  -c, --count N              exit after N records\n"
+    "Group mode (-g):\n"
+    "  -o stored|beginning|end    where a partition without a committed offset starts\n"
+    "                             (stored, the default, means beginning)\n"
+    "      --session-timeout-ms MS  the group moves our partitions after MS without a\n"
+    "                             heartbeat (default 10000; the broker's limits apply)\n"
+    "      --commit-interval-ms MS  commit what was written every MS (default 1000)\n"
     "Output:\n"
     "  -f, --format FMT           format of each record (default '%v\\n'):\n"
     "                             %t topic, %p partition, %o offset, %k key, %v value,\n"
@@ -67,10 +89,13 @@ static const char usage_text[] =
     "Exit status: 0 done (or interrupted, or the reader went away), 1 error,\n"
     "2 bad options, 3 nothing to read (with -e or an end). See stream-sub(1).\n";
 
-enum { OPT_JSON = 256, OPT_MSGPACK, OPT_VERSION };
+enum { OPT_JSON = 256, OPT_MSGPACK, OPT_VERSION, OPT_SESSION_TIMEOUT, OPT_COMMIT_INTERVAL };
 
 static const struct option long_options[] = {
     {"topic", required_argument, NULL, 't'},
+    {"group", required_argument, NULL, 'g'},
+    {"session-timeout-ms", required_argument, NULL, OPT_SESSION_TIMEOUT},
+    {"commit-interval-ms", required_argument, NULL, OPT_COMMIT_INTERVAL},
     {"brokers", required_argument, NULL, 'b'},
     {"partition", required_argument, NULL, 'p'},
     {"offset", required_argument, NULL, 'o'},
@@ -87,32 +112,31 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-typedef enum out_kind { OUT_FORMAT, OUT_JSON, OUT_MSGPACK } out_kind;
+#define MAX_TOPICS 64
 
 typedef struct sub_opts {
-    const char *topic;
+    const char *topic;                /* the first -t */
+    const char *topics[MAX_TOPICS];   /* -g: every -t that is a name */
+    size_t ntopics;
+    char *pattern;                    /* -g: the -t patterns as one regex; NULL if none */
+    const char *group;                /* -g */
+    int session_timeout_ms;           /* --session-timeout-ms; 0: the library's default */
+    int commit_interval_ms;           /* --commit-interval-ms */
     const char *brokers;
     stream_cli_partitions partitions; /* -p; empty = all */
     stream_offset_spec spec;          /* -o */
     bool exit_at_end;                 /* -e */
     uint64_t count;                   /* -c; 0 = no limit */
-    out_kind kind;
+    stream_ops_out_kind kind;
     const char *format; /* -f text */
     bool unbuffered;    /* -u */
 } sub_opts;
 
-/* Output: whole records accumulate in buf and are written out in chunks. */
+/* Output: whole records go to standard output, in chunks or each at once. */
 typedef struct sub_out {
-    stream_buf buf;
-    stream_format *format; /* OUT_FORMAT */
-    out_kind kind;
-    bool each_record; /* flush after every record (-u, or a terminal) */
-    bool closed;      /* the reader went away (EPIPE) */
-    char err[512];    /* a write error other than EPIPE */
+    bool closed;         /* the reader went away (EPIPE) */
+    stream_consumer *co; /* -g: positions are stored after each write */
 } sub_out;
-
-/* Flushes at this size even while records keep coming. */
-#define OUT_CHUNK ((size_t)256 << 10)
 
 static volatile sig_atomic_t stop_signal;
 
@@ -128,55 +152,78 @@ static int64_t wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* Writes what is buffered. Returns false once output is impossible (the
- * reader went away, or a write error: then out->err says why). */
-static bool out_flush(sub_out *out)
+/* The sink's write: all of p to standard output. */
+static int out_write(void *arg, const void *p, size_t len, char *errbuf, size_t errbuf_len)
 {
-    if (out->closed || out->err[0])
-        return false;
-    if (out->buf.len == 0)
-        return true;
-    int rc = stream_cli_write_all(1, out->buf.data, out->buf.len, out->err, sizeof(out->err));
-    stream_buf_reset(&out->buf);
+    sub_out *out = arg;
+    int rc = stream_cli_write_all(1, p, len, errbuf, errbuf_len);
     if (rc == STREAM_ECLOSED)
         out->closed = true;
-    else if (rc != 0 && out->err[0] == '\0')
-        snprintf(out->err, sizeof(out->err), "cannot write standard output: %s",
-                 stream_strerror(rc));
-    return rc == 0;
+    /* Every record poll has returned is in what was just written: all of
+     * it is out, so all of it may be committed. */
+    if (rc == 0 && out->co)
+        stream_consumer_store_positions(out->co);
+    return rc;
 }
 
 /* True when standard output is a pipe whose reader has gone: poll(2)
  * reports POLLERR on the write end. Checked before each wait, so
  * `stream-sub -t t | head -1` ends once head has its line, instead of
  * waiting for another record to find out. */
-static bool reader_gone(void)
+static bool reader_here(void *arg)
 {
+    sub_out *out = arg;
     struct pollfd pfd = {.fd = 1, .events = 0};
-    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0)
+        out->closed = true;
+    return !out->closed;
 }
 
-/* Appends one record in the output format. Returns false when output is
- * impossible (see out_flush) or the record could not be formatted (err). */
-static bool out_record(sub_out *out, const stream_consumer_event *ev)
+static void at_end(void *arg, const char *topic, int32_t partition, int64_t offset)
 {
-    stream_fmt_record r;
-    stream_fmt_record_from_record(&r, ev->topic, strlen(ev->topic), ev->partition, &ev->record);
-    size_t mark = out->buf.len;
-    int rc = out->kind == OUT_JSON      ? stream_recfmt_write_json(&out->buf, &r)
-             : out->kind == OUT_MSGPACK ? stream_recfmt_write_msgpack(&out->buf, &r)
-                                        : stream_format_apply(out->format, &r, &out->buf);
-    if (rc != 0) {
-        /* Never write half a record. */
-        out->buf.len = mark;
-        snprintf(out->err, sizeof(out->err),
-                 "topic '%s' partition %" PRId32 " offset %" PRId64 ": cannot format record: %s",
-                 ev->topic, ev->partition, ev->record.offset, stream_strerror(rc));
-        return false;
+    info(2, "topic '%s' partition %" PRId32 ": at the end, offset %" PRId64, topic, partition,
+         offset);
+}
+
+/* A -t: a topic name, or (with regex characters, none of which a topic name
+ * may hold) a pattern; several patterns become one alternation. */
+static void add_topic(sub_opts *o, const char *arg)
+{
+    if (o->topic == NULL)
+        o->topic = arg;
+    if (strpbrk(arg, "*+?()[]{}|^$\\") == NULL) {
+        if (o->ntopics == MAX_TOPICS)
+            usage_error("too many -t (at most %d)", MAX_TOPICS);
+        o->topics[o->ntopics++] = arg;
+        return;
     }
-    if (out->each_record || out->buf.len >= OUT_CHUNK)
-        return out_flush(out);
-    return true;
+    size_t old = o->pattern ? strlen(o->pattern) : 0;
+    char *p = realloc(o->pattern, old + strlen(arg) + 4);
+    if (p == NULL)
+        die("out of memory");
+    sprintf(p + old, "%s(%s)", old ? "|" : "", arg);
+    o->pattern = p;
+}
+
+/* Group mode takes -o only as where to start without a committed offset,
+ * and reads the partitions the group hands out. */
+static void check_group_options(const sub_opts *o, const char *offset_arg)
+{
+    char err[512];
+    if (o->partitions.count > 0)
+        usage_error("-p cannot be combined with -g: the group assigns the partitions");
+    stream_offset_kind k = o->spec.start.kind;
+    if (k != STREAM_OFFSET_STORED && k != STREAM_OFFSET_BEGINNING && k != STREAM_OFFSET_END)
+        usage_error("-o %s: with -g, -o is stored, beginning or end (where a partition without a "
+                    "committed offset starts)",
+                    offset_arg);
+    if (o->spec.end.kind != STREAM_OFFSET_NONE)
+        usage_error("-o %s: with -g there is no end offset; use -e or -c", offset_arg);
+    if (stream_group_name_check(o->group, strlen(o->group), err, sizeof(err)) != 0)
+        usage_error("-g: invalid group name '%s': %s", o->group, err);
+    for (size_t i = 0; i < o->ntopics; i++)
+        if (stream_topic_name_check(o->topics[i], strlen(o->topics[i]), err, sizeof(err)) != 0)
+            usage_error("-t: invalid topic name '%s': %s", o->topics[i], err);
 }
 
 static void parse_options(int argc, char **argv, sub_opts *o)
@@ -185,10 +232,19 @@ static void parse_options(int argc, char **argv, sub_opts *o)
     const char *offset_arg = NULL;
     int opt;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":t:b:p:o:ec:f:uqvh", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":t:g:b:p:o:ec:f:uqvh", long_options, NULL)) != -1) {
         switch (opt) {
         case 't':
-            o->topic = optarg;
+            add_topic(o, optarg);
+            break;
+        case 'g':
+            o->group = optarg;
+            break;
+        case OPT_SESSION_TIMEOUT:
+            o->session_timeout_ms = (int)cmd_parse_int(optarg, 1, 3600000, "--session-timeout-ms");
+            break;
+        case OPT_COMMIT_INTERVAL:
+            o->commit_interval_ms = (int)cmd_parse_int(optarg, 1, 3600000, "--commit-interval-ms");
             break;
         case 'b':
             o->brokers = optarg;
@@ -214,13 +270,13 @@ static void parse_options(int argc, char **argv, sub_opts *o)
             break;
         case 'f':
             o->format = optarg;
-            o->kind = OUT_FORMAT;
+            o->kind = STREAM_OPS_OUT_FORMAT;
             break;
         case OPT_JSON:
-            o->kind = OUT_JSON;
+            o->kind = STREAM_OPS_OUT_JSON;
             break;
         case OPT_MSGPACK:
-            o->kind = OUT_MSGPACK;
+            o->kind = STREAM_OPS_OUT_MSGPACK;
             break;
         case 'u':
             o->unbuffered = true;
@@ -250,12 +306,60 @@ static void parse_options(int argc, char **argv, sub_opts *o)
         usage_error("unexpected argument '%s'", argv[optind]);
     if (o->topic == NULL || *o->topic == '\0')
         usage_error("no topic given (-t TOPIC)");
-    if (o->format && o->kind != OUT_FORMAT)
+    if (o->format && o->kind != STREAM_OPS_OUT_FORMAT)
         usage_error("-f cannot be combined with --json or --msgpack");
-    if (o->spec.start.kind == STREAM_OFFSET_STORED)
-        usage_error("-o %s: stored offsets belong to a consumer group (-g), which stream-sub "
-                    "does not support yet",
-                    offset_arg);
+    if (o->group && offset_arg == NULL)
+        o->spec.start.kind = STREAM_OFFSET_STORED; /* the group's offsets by default */
+    if (o->group)
+        check_group_options(o, offset_arg ? offset_arg : "stored");
+    else if (o->spec.start.kind == STREAM_OFFSET_STORED)
+        usage_error("-o %s: stored offsets belong to a consumer group: add -g GROUP", offset_arg);
+    else if (o->ntopics + (o->pattern != NULL) > 1 || o->pattern)
+        usage_error("%s: reading several topics or a pattern needs a consumer group (-g GROUP)",
+                    o->pattern ? "a -t with regex characters" : "several -t");
+    else if (o->session_timeout_ms || o->commit_interval_ms)
+        usage_error("--session-timeout-ms and --commit-interval-ms are for group mode (-g)");
+}
+
+/* Joins the group; dies with the reason (a topic named that does not exist,
+ * a broker without groups, the broker unreachable). */
+static void subscribe(stream_client *c, stream_consumer *co, const sub_opts *o)
+{
+    char err[1024];
+    for (size_t i = 0; i < o->ntopics; i++) {
+        int rc = stream_client_partition_count(c, o->topics[i], -1, err, sizeof(err));
+        if (rc == STREAM_ENOTOPIC)
+            die("%s (stream-topics list shows the topics there are)", err);
+        if (rc < 0)
+            die("%s", err);
+    }
+    stream_group_conf gconf;
+    stream_group_conf_init(&gconf);
+    gconf.group = o->group;
+    gconf.client_id = "stream-sub/" STREAM_VERSION;
+    gconf.auto_store = false; /* the sink stores what it has written */
+    gconf.auto_commit_interval_ms = o->commit_interval_ms ? o->commit_interval_ms : 1000;
+    if (o->session_timeout_ms)
+        gconf.session_timeout_ms = o->session_timeout_ms;
+    if (stream_consumer_subscribe(co, &gconf, o->topics, o->ntopics, o->pattern, -1, err,
+                                  sizeof(err)) != 0)
+        die("%s", err);
+    stream_group_status st;
+    stream_consumer_group_status(co, &st);
+    info(2, "joined group '%s' as member %s (generation %d)", o->group, st.member_id,
+         (int)st.generation);
+}
+
+/* Leaves the group: commits what was written (unless the run failed, when
+ * the stored offsets may include a record that could not be written) and
+ * says goodbye so the others take over at once. */
+static void leave(stream_consumer *co, const sub_opts *o, bool commit)
+{
+    char err[1024];
+    if (stream_consumer_close(co, commit, 10000, err, sizeof(err)) != 0)
+        warn("%s", err);
+    else
+        info(2, "left group '%s'", o->group);
 }
 
 /* Assigns the partitions asked for; dies with the consumer's message (unknown
@@ -263,60 +367,12 @@ static void parse_options(int argc, char **argv, sub_opts *o)
 static void assign(stream_consumer *co, const sub_opts *o)
 {
     char err[1024];
-    size_t n = o->partitions.count ? o->partitions.count : 1;
-    for (size_t i = 0; i < n; i++) {
-        int32_t part = o->partitions.count ? o->partitions.ids[i] : STREAM_PARTITION_ALL;
-        err[0] = '\0';
-        int rc = stream_consumer_assign(co, o->topic, part, &o->spec, err, sizeof(err));
-        if (rc == STREAM_ENOTOPIC)
-            die("%s (stream-topics list shows the topics there are)", err);
-        if (rc != 0)
-            die("%s", err[0] ? err : stream_strerror(rc));
-    }
-}
-
-/* Takes records until done, stopped, the count is reached or output fails.
- * Returns the records written; fills err on a consumer or partition error. */
-static uint64_t consume(stream_consumer *co, const sub_opts *o, sub_out *out, char *err,
-                        size_t err_len)
-{
-    uint64_t written = 0;
-    stream_consumer_event ev;
-    while (!stop_signal && (o->count == 0 || written < o->count)) {
-        int rc = stream_consumer_poll(co, 0, &ev);
-        if (rc == 0) {
-            if (stream_consumer_done(co))
-                break;
-            /* Nothing ready: show what we have before waiting. A bounded
-             * wait, so a signal that lands just before it is seen soon. */
-            if (!out_flush(out))
-                break;
-            if (reader_gone()) {
-                out->closed = true;
-                break;
-            }
-            rc = stream_consumer_poll(co, 500, &ev);
-            if (rc == 0)
-                continue;
-        }
-        if (rc < 0) {
-            snprintf(err, err_len, "%s", stream_strerror(rc));
-            break;
-        }
-        if (ev.type == STREAM_EVENT_RECORD) {
-            if (!out_record(out, &ev))
-                break;
-            written++;
-        } else if (ev.type == STREAM_EVENT_EOF) {
-            info(2, "topic '%s' partition %" PRId32 ": at the end, offset %" PRId64, ev.topic,
-                 ev.partition, ev.offset);
-        } else if (ev.type == STREAM_EVENT_ERROR) {
-            snprintf(err, err_len, "%s", ev.msg && *ev.msg ? ev.msg : stream_strerror(ev.err));
-            break;
-        }
-    }
-    out_flush(out);
-    return written;
+    int rc = stream_ops_assign(co, o->topic, o->partitions.ids, o->partitions.count, &o->spec, err,
+                               sizeof(err));
+    if (rc == STREAM_ENOTOPIC)
+        die("%s (stream-topics list shows the topics there are)", err);
+    if (rc != 0)
+        die("%s", err);
 }
 
 int main(int argc, char **argv)
@@ -329,12 +385,9 @@ int main(int argc, char **argv)
 
     char err[1024];
     sub_out out = {0};
-    stream_buf_init(&out.buf);
-    out.kind = o.kind;
-    out.each_record = o.unbuffered || isatty(1);
-    if (o.kind == OUT_FORMAT) {
-        if (stream_format_compile(o.format ? o.format : "%v\\n", &out.format, err, sizeof(err)) !=
-            0)
+    stream_format *format = NULL;
+    if (o.kind == STREAM_OPS_OUT_FORMAT) {
+        if (stream_format_compile(o.format ? o.format : "%v\\n", &format, err, sizeof(err)) != 0)
             usage_error("-f: %s", err);
     }
 
@@ -355,26 +408,40 @@ int main(int argc, char **argv)
     stream_consumer_conf cconf;
     stream_consumer_conf_init(&cconf);
     cconf.stop_at_end = o.exit_at_end;
+    if (o.group)
+        cconf.auto_offset_reset =
+            o.spec.start.kind == STREAM_OFFSET_END ? STREAM_RESET_LATEST : STREAM_RESET_EARLIEST;
     stream_consumer *co;
     if (stream_consumer_new(c, &cconf, &co, err, sizeof(err)) != 0)
         die("%s", err);
-    assign(co, &o);
+    if (o.group) {
+        subscribe(c, co, &o);
+        out.co = co;
+    } else {
+        assign(co, &o);
+    }
 
+    stream_ops_consume_conf conf = {.kind = o.kind,
+                                    .format = format,
+                                    .count = o.count,
+                                    .each_record = o.unbuffered || isatty(1),
+                                    .stop = &stop_signal};
+    stream_ops_sink sink = {.write = out_write, .idle = reader_here, .eof = at_end, .arg = &out};
+    uint64_t n = 0;
     err[0] = '\0';
-    uint64_t n = consume(co, &o, &out, err, sizeof(err));
+    int rc = stream_ops_consume(co, &conf, &sink, &n, err, sizeof(err));
 
+    if (o.group)
+        leave(co, &o, rc == 0 || rc == STREAM_ECLOSED);
     stream_consumer_free(co);
     stream_client_free(c);
-    stream_format_free(out.format);
-    stream_buf_release(&out.buf);
+    stream_format_free(format);
     stream_cli_partitions_release(&o.partitions);
+    free(o.pattern);
 
     int status = EXIT_OK;
-    if (err[0]) {
-        warn("%s", err);
-        status = EXIT_FAIL;
-    } else if (out.err[0]) {
-        warn("%s", out.err);
+    if (rc != 0 && rc != STREAM_ECLOSED) {
+        warn("%s", err[0] ? err : stream_strerror(rc));
         status = EXIT_FAIL;
     } else if (!stop_signal && !out.closed && n == 0 &&
                (o.exit_at_end || o.spec.end.kind != STREAM_OFFSET_NONE)) {

@@ -1,5 +1,6 @@
 /*
- * stream-topics - list, create, describe, alter and delete topics.
+ * stream-topics - list, create, describe, alter and delete topics; list,
+ * describe and delete consumer groups and reset their offsets.
  *
  * Parses options, checks names and settings locally (so a typo is reported
  * before any broker is involved), makes the admin calls of client.h and
@@ -9,12 +10,15 @@
  * Exit status (stream-topics(1)): 0 ok; 1 failure, also when only some of
  * the topics named failed; 2 usage; 4 every topic named was unknown; 5
  * every topic to create already existed. A command naming several topics
- * always goes on with the rest after one fails.
+ * always goes on with the rest after one fails. Group commands: 4 when the
+ * group does not exist; a reset prints its plan and changes nothing
+ * without --execute.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common.h"
 #include "stream/adminfmt.h"
@@ -22,11 +26,15 @@
 #include "stream/client.h"
 #include "stream/config.h"
 #include "stream/error.h"
+#include "stream/ops.h"
 #include "stream/proto.h"
+#include "stream/timespec.h"
 
 static const char usage_text[] =
     "Usage: stream-topics [OPTION]... COMMAND [TOPIC]...\n"
-    "List, create, describe, alter and delete topics.\n"
+    "   or: stream-topics [OPTION]... groups | group NAME\n"
+    "List, create, describe, alter and delete topics; show consumer groups and\n"
+    "reset their offsets.\n"
     "\n"
     "Commands:\n"
     "  list                      topic names (-v: partitions and internal flag too)\n"
@@ -34,6 +42,14 @@ static const char usage_text[] =
     "  describe TOPIC...         partitions, offsets, sizes and configs\n"
     "  alter TOPIC...            change configs (-c, --delete-config)\n"
     "  delete TOPIC...           delete topics and their data (--if-exists)\n"
+    "  groups                    consumer groups: state, members, generation\n"
+    "  group NAME                a group: members, assignment, committed offsets, lag\n"
+    "                            in records and in time\n"
+    "  group NAME --reset-offsets --to-earliest|--to-latest|--to-offset N|\n"
+    "            --to-datetime TIME|--shift-by N [--topic T[:P,..]]... [--execute]\n"
+    "                            show the plan; move the offsets only with --execute\n"
+    "                            (the group must have no members)\n"
+    "  group NAME --delete       delete a group without members and its offsets\n"
     "\n"
     "Options:\n"
     "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
@@ -44,6 +60,7 @@ static const char usage_text[] =
     "      --if-exists           delete: a topic that does not exist is not an error\n"
     "      --all-configs         describe: every setting, not only those set on the topic\n"
     "      --json                print one JSON document (fields in stream-topics(1))\n"
+    "      --timeout-ms MS       give up on the broker after MS (connect and each request)\n"
     "  -v, --verbose             list: a table; create, alter, delete: say what was done\n"
     "  -h, --help                show this help and exit\n"
     "      --version             show the version and exit\n"
@@ -56,7 +73,17 @@ enum {
     OPT_IF_EXISTS,
     OPT_ALL_CONFIGS,
     OPT_JSON,
+    OPT_TIMEOUT,
     OPT_VERSION,
+    OPT_RESET_OFFSETS,
+    OPT_TO_EARLIEST,
+    OPT_TO_LATEST,
+    OPT_TO_OFFSET,
+    OPT_TO_DATETIME,
+    OPT_SHIFT_BY,
+    OPT_TOPIC,
+    OPT_EXECUTE,
+    OPT_DELETE,
 };
 
 static const struct option long_options[] = {
@@ -68,6 +95,16 @@ static const struct option long_options[] = {
     {"if-exists", no_argument, NULL, OPT_IF_EXISTS},
     {"all-configs", no_argument, NULL, OPT_ALL_CONFIGS},
     {"json", no_argument, NULL, OPT_JSON},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+    {"reset-offsets", no_argument, NULL, OPT_RESET_OFFSETS},
+    {"to-earliest", no_argument, NULL, OPT_TO_EARLIEST},
+    {"to-latest", no_argument, NULL, OPT_TO_LATEST},
+    {"to-offset", required_argument, NULL, OPT_TO_OFFSET},
+    {"to-datetime", required_argument, NULL, OPT_TO_DATETIME},
+    {"shift-by", required_argument, NULL, OPT_SHIFT_BY},
+    {"topic", required_argument, NULL, OPT_TOPIC},
+    {"execute", no_argument, NULL, OPT_EXECUTE},
+    {"delete", no_argument, NULL, OPT_DELETE},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -86,6 +123,14 @@ typedef struct options {
     bool have_config;        /* some -c given (create may only use -c) */
     bool have_delete_config; /* some --delete-config given */
     bool if_not_exists, if_exists, all_configs, json;
+    int timeout_ms; /* --timeout-ms; 0: the client's defaults */
+    /* group NAME */
+    bool reset_offsets, execute, delete_group;
+    int targets;                      /* --to-* and --shift-by given */
+    stream_group_reset_to to;         /* the last of them */
+    int64_t to_value;                 /* its value */
+    const char **reset_topics;        /* --topic arguments, as given */
+    size_t reset_topic_count;
 } options;
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -102,43 +147,6 @@ static const char *shown(const char *name)
     return b;
 }
 
-/* Why a topic failed, for "cannot VERB topic 'x': WHY". Well-known codes
- * get a fixed, helpful text; the others the broker's message. */
-static const char *cause(int err, const char *msg)
-{
-    switch (err) {
-    case STREAM_EBADNAME:
-        return "invalid topic name (allowed: [a-zA-Z0-9._-], 1-249 characters)";
-    case STREAM_ENOTOPIC:
-        return "unknown topic";
-    case STREAM_ETOPICEXISTS:
-        return "topic already exists";
-    default:
-        return msg && *msg ? msg : stream_strerror(err);
-    }
-}
-
-/* The exit status of a command over `total` topics, given the outcomes of
- * n of them (the others succeeded); see the top of the file. */
-static int exit_status(const stream_admin_outcome *o, size_t n, size_t total)
-{
-    size_t failed = 0, notfound = 0, exists = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (o[i].err == 0)
-            continue;
-        failed++;
-        notfound += o[i].err == STREAM_ENOTOPIC;
-        exists += o[i].err == STREAM_ETOPICEXISTS;
-    }
-    if (failed == 0)
-        return EXIT_OK;
-    if (notfound == total)
-        return EXIT_NOTFOUND;
-    if (exists == total)
-        return EXIT_EXISTS;
-    return EXIT_FAIL;
-}
-
 /* Writes buf to stdout; dies when stdout fails (a full disk, a closed pipe). */
 static void emit(stream_buf *buf, int rc)
 {
@@ -148,126 +156,87 @@ static void emit(stream_buf *buf, int rc)
         die("cannot write to standard output");
 }
 
-/* "topic settings: a, b, c" (from the settings table) for a message about
- * an unknown setting. */
-static void topic_settings_list(char *out, size_t len)
-{
-    size_t at = (size_t)snprintf(out, len, "topic settings:");
-    const char *sep = " ";
-    for (int i = 0; i < STREAM_CONFIG_COUNT && at < len; i++) {
-        const stream_config_setting *s = stream_config_setting_at(i);
-        if (s->scope != STREAM_CONFIG_SCOPE_TOPIC)
-            continue;
-        at += (size_t)snprintf(out + at, len - at, "%s%s", sep, s->name);
-        sep = ", ";
-    }
-}
-
 /* Checks -c / --delete-config against the settings table, as the broker
  * will, so a typo is a usage error before anything is sent. */
 static void check_settings(const options *o)
 {
-    stream_config *cfg = stream_config_new_topic();
-    if (cfg == NULL)
+    char err[2048];
+    int rc = stream_ops_check_settings(o->set, o->set_count, err, sizeof(err));
+    if (rc == STREAM_ENOMEM)
         die("out of memory");
-    for (size_t i = 0; i < o->set_count; i++) {
-        const stream_config_entry *e = &o->set[i];
-        char err[512], list[1024];
-        int rc = e->value ? stream_config_set(cfg, e->name, e->value, err, sizeof(err))
-                          : stream_config_unset(cfg, e->name, err, sizeof(err));
-        if (rc == 0)
-            continue;
-        stream_config_free(cfg); /* before exiting: leak checkers would say so */
-        const stream_config_setting *s = stream_config_setting_find(e->name, false);
-        if (s == NULL || s->scope != STREAM_CONFIG_SCOPE_TOPIC) {
-            topic_settings_list(list, sizeof(list));
-            usage_error("%s (%s)", err, list);
-        }
+    if (rc != 0)
         usage_error("%s", err);
-    }
-    stream_config_free(cfg);
-}
-
-static stream_admin_outcome outcome(const char *topic, const char *status, int err, const char *msg)
-{
-    return (stream_admin_outcome){.topic = topic, .status = status, .err = err, .msg = msg};
-}
-
-/* Checks a topic name locally: 0, or EBADNAME with the outcome filled. */
-static int check_name(const char *name, stream_admin_outcome *o)
-{
-    if (stream_topic_name_check(name, strlen(name), NULL, 0) == 0)
-        return 0;
-    *o = outcome(name, "failed", STREAM_EBADNAME, NULL);
-    return STREAM_EBADNAME;
 }
 
 /* Reports each failed outcome on stderr: "cannot VERB topic 'x': why". */
 static void report_failures(const stream_admin_outcome *o, size_t n, const char *verb)
 {
+    char line[1024];
     for (size_t i = 0; i < n; i++)
         if (o[i].err)
-            warn("cannot %s topic '%s': %s", verb, shown(o[i].topic), cause(o[i].err, o[i].msg));
+            warn("%s", stream_ops_failure_line(&o[i], verb, line, sizeof(line)));
 }
 
 /* Prints the outcomes (JSON, or with -v one line per topic) and returns the
  * exit status. */
-static int finish_outcomes(const options *o, const stream_admin_outcome *out, size_t n,
-                           const char *verb)
+static int finish_outcomes(const options *o, const stream_ops_outcomes *out, const char *verb)
 {
-    report_failures(out, n, verb);
+    report_failures(out->items, out->count, verb);
     stream_buf buf;
     stream_buf_init(&buf);
-    if (o->json) {
-        emit(&buf, stream_adminfmt_outcomes_json(&buf, out, n));
-    } else if (cmd_verbosity >= 2) {
-        for (size_t i = 0; i < n; i++) {
-            if (out[i].err)
-                continue;
-            const char *name = shown(out[i].topic);
-            if (strcmp(out[i].status, "exists") == 0)
-                printf("topic '%s' exists already\n", name);
-            else if (strcmp(out[i].status, "absent") == 0)
-                printf("topic '%s' does not exist\n", name);
-            else
-                printf("%s topic '%s'\n", out[i].status, name);
-        }
-        if (fflush(stdout) != 0)
-            die("cannot write to standard output");
-    }
+    if (o->json)
+        emit(&buf, stream_adminfmt_outcomes_json(&buf, out->items, out->count));
+    else if (cmd_verbosity >= 2)
+        emit(&buf, stream_ops_outcomes_text(&buf, out->items, out->count));
     stream_buf_release(&buf);
-    return exit_status(out, n, n);
+    return stream_ops_status(out->items, out->count, out->count);
 }
 
 /* ---- the connection ---------------------------------------------------------- */
 
-static stream_client *the_client; /* connected on first use */
-
-/* The client, connected now if it is not yet (so a command whose topics all
- * fail the local checks never needs a broker). Dies when none answers. */
-static stream_client *client(const options *o)
+/* The client. It connects on its first request (stream_ops_* connect it
+ * with a message a user can act on), so a command whose topics all fail
+ * the local checks never needs a broker. */
+static stream_client *new_client(const options *o)
 {
-    if (the_client)
-        return the_client;
+    stream_client_conf conf;
+    stream_client_conf_init(&conf);
+    conf.brokers = cmd_brokers(o->brokers);
+    conf.client_name = "stream-topics/" STREAM_VERSION;
+    if (o->timeout_ms > 0) {
+        conf.connect_timeout_ms = o->timeout_ms;
+        conf.request_timeout_ms = o->timeout_ms;
+    }
     char err[512];
-    int rc = stream_cli_connect(cmd_brokers(o->brokers), "stream-topics", 0, &the_client, err,
-                                sizeof(err));
+    stream_client *c;
+    int rc = stream_client_new(&conf, &c, err, sizeof(err));
     if (rc == STREAM_EINVAL)
         usage_error("%s", err); /* a broker list that does not parse */
     if (rc != 0)
         die("%s", err);
-    return the_client;
+    return c;
 }
 
 /* ---- commands ------------------------------------------------------------- */
 
-static int cmd_list(const options *o)
+static stream_ops_topics request(const options *o)
 {
-    char err[512];
+    return (stream_ops_topics){.names = (const char *const *)o->names,
+                               .name_count = o->name_count,
+                               .partitions = o->partitions,
+                               .configs = o->set,
+                               .config_count = o->set_count,
+                               .if_not_exists = o->if_not_exists,
+                               .if_exists = o->if_exists,
+                               .timeout_ms = -1};
+}
+
+static int cmd_list(stream_client *c, const options *o)
+{
+    char err[1024];
     stream_metadata *md = NULL;
-    int rc = stream_client_metadata(client(o), NULL, 0, -1, &md, err, sizeof(err));
-    if (rc != 0)
-        die("cannot list topics: %s", err);
+    if (stream_ops_list_topics(c, -1, &md, err, sizeof(err)) != 0)
+        die("%s", err);
     stream_buf buf;
     stream_buf_init(&buf);
     emit(&buf, o->json ? stream_adminfmt_list_json(&buf, md)
@@ -277,179 +246,232 @@ static int cmd_list(const options *o)
     return EXIT_OK;
 }
 
-static int cmd_create(const options *o)
+/* create, delete and alter: one shape, one verb. */
+static int cmd_change(stream_client *c, const options *o,
+                      int (*op)(stream_client *, const stream_ops_topics *, stream_ops_outcomes *,
+                                char *, size_t),
+                      const char *verb)
 {
-    size_t n = o->name_count;
-    stream_admin_outcome *out = calloc(n, sizeof(*out));
-    stream_new_topic *req = calloc(n, sizeof(*req));
-    size_t *slot = calloc(n, sizeof(*slot)); /* req[k] is for out[slot[k]] */
-    if (out == NULL || req == NULL || slot == NULL)
-        die("out of memory");
-    size_t nreq = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (check_name(o->names[i], &out[i]) != 0)
-            continue;
-        req[nreq] = (stream_new_topic){.name = o->names[i],
-                                       .partitions = o->partitions,
-                                       .configs = o->set,
-                                       .config_count = o->set_count};
-        slot[nreq++] = i;
-    }
-    stream_topic_result *res = NULL;
-    char err[512];
-    if (nreq > 0) {
-        int rc = stream_admin_create_topics(client(o), req, nreq, -1, &res, err, sizeof(err));
-        if (rc != 0)
-            die("cannot create topics: %s", err);
-    }
-    for (size_t k = 0; k < nreq; k++) {
-        stream_admin_outcome *oc = &out[slot[k]];
-        int e = res[k].err;
-        if (e == STREAM_ETOPICEXISTS && o->if_not_exists)
-            *oc = outcome(o->names[slot[k]], "exists", 0, NULL);
-        else
-            *oc = outcome(o->names[slot[k]], e ? "failed" : "created", e, res[k].msg);
-    }
-    int status = finish_outcomes(o, out, n, "create");
-    stream_topic_results_free(res, nreq);
-    free(slot);
-    free(req);
-    free(out);
+    stream_ops_topics req = request(o);
+    stream_ops_outcomes out;
+    char err[1024];
+    if (op(c, &req, &out, err, sizeof(err)) != 0)
+        die("%s", err);
+    int status = finish_outcomes(o, &out, verb);
+    stream_ops_outcomes_release(&out);
     return status;
 }
 
-static int cmd_delete(const options *o)
+static int cmd_describe(stream_client *c, const options *o)
 {
-    size_t n = o->name_count;
-    stream_admin_outcome *out = calloc(n, sizeof(*out));
-    const char **req = calloc(n, sizeof(*req));
-    size_t *slot = calloc(n, sizeof(*slot));
-    if (out == NULL || req == NULL || slot == NULL)
-        die("out of memory");
-    size_t nreq = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (check_name(o->names[i], &out[i]) != 0)
-            continue;
-        req[nreq] = o->names[i];
-        slot[nreq++] = i;
-    }
-    stream_topic_result *res = NULL;
-    char err[512];
-    if (nreq > 0) {
-        int rc = stream_admin_delete_topics(client(o), req, nreq, -1, &res, err, sizeof(err));
-        if (rc != 0)
-            die("cannot delete topics: %s", err);
-    }
-    for (size_t k = 0; k < nreq; k++) {
-        stream_admin_outcome *oc = &out[slot[k]];
-        int e = res[k].err;
-        if (e == STREAM_ENOTOPIC && o->if_exists)
-            *oc = outcome(req[k], "absent", 0, NULL);
-        else
-            *oc = outcome(req[k], e ? "failed" : "deleted", e, res[k].msg);
-    }
-    int status = finish_outcomes(o, out, n, "delete");
-    stream_topic_results_free(res, nreq);
-    free(slot);
-    free(req);
-    free(out);
-    return status;
-}
-
-static int cmd_alter(const options *o)
-{
-    size_t n = o->name_count;
-    stream_admin_outcome *out = calloc(n, sizeof(*out));
-    stream_topic_result **res = calloc(n, sizeof(*res));
-    if (out == NULL || res == NULL)
-        die("out of memory");
-    for (size_t i = 0; i < n; i++) {
-        if (check_name(o->names[i], &out[i]) != 0)
-            continue;
-        char err[512];
-        int rc = stream_admin_alter_configs(client(o), o->names[i], o->set, o->set_count, -1,
-                                            &res[i], err, sizeof(err));
-        if (rc != 0)
-            die("cannot alter topic '%s': %s", shown(o->names[i]), err);
-        int e = res[i]->err;
-        out[i] = outcome(o->names[i], e ? "failed" : "altered", e, res[i]->msg);
-    }
-    int status = finish_outcomes(o, out, n, "alter");
-    for (size_t i = 0; i < n; i++)
-        stream_topic_results_free(res[i], res[i] ? 1 : 0);
-    free(res);
-    free(out);
-    return status;
-}
-
-static const stream_topic_meta *find_topic(const stream_metadata *md, const char *name)
-{
-    for (size_t i = 0; i < md->topic_count; i++)
-        if (strcmp(md->topics[i].name, name) == 0)
-            return &md->topics[i];
-    return NULL;
-}
-
-static int cmd_describe(const options *o)
-{
-    size_t n = o->name_count;
-    stream_admin_outcome *errs = calloc(n, sizeof(*errs));
-    stream_topic_description *desc = calloc(n, sizeof(*desc));
-    const char **names = calloc(n, sizeof(*names));
-    if (errs == NULL || desc == NULL || names == NULL)
-        die("out of memory");
-    size_t nerr = 0, nnames = 0;
-    for (size_t i = 0; i < n; i++)
-        if (check_name(o->names[i], &errs[nerr]) != 0)
-            nerr++;
-        else
-            names[nnames++] = o->names[i];
-
-    char err[512];
-    stream_metadata *md = NULL;
-    size_t ndesc = 0;
-    if (nnames > 0) {
-        if (stream_client_metadata(client(o), names, nnames, -1, &md, err, sizeof(err)) != 0)
-            die("cannot describe topics: %s", err);
-        for (size_t i = 0; i < nnames; i++) {
-            const stream_topic_meta *tm = find_topic(md, names[i]);
-            if (tm && tm->err == 0) {
-                desc[ndesc++].meta = tm;
-                continue;
-            }
-            int e = tm ? tm->err : STREAM_ENOTOPIC;
-            errs[nerr++] = outcome(names[i], "failed", e, NULL);
-        }
-    }
-    /* The configs of the topics that exist, in one request. */
-    stream_topic_config *cfgs = NULL;
-    if (ndesc > 0) {
-        for (size_t i = 0; i < ndesc; i++)
-            names[i] = desc[i].meta->name;
-        if (stream_admin_describe_configs(client(o), names, ndesc, -1, &cfgs, err, sizeof(err)) !=
-            0)
-            die("cannot describe topic configs: %s", err);
-        for (size_t i = 0; i < ndesc; i++)
-            desc[i].config = &cfgs[i];
-    }
-
-    report_failures(errs, nerr, "describe");
+    char err[1024];
+    stream_ops_description d;
+    if (stream_ops_describe_topics(c, (const char *const *)o->names, o->name_count, -1, &d, err,
+                                   sizeof(err)) != 0)
+        die("%s", err);
+    report_failures(d.errors, d.error_count, "describe");
     unsigned flags = o->all_configs ? STREAM_ADMINFMT_ALL_CONFIGS : 0;
     stream_buf buf;
     stream_buf_init(&buf);
     if (o->json)
-        emit(&buf, stream_adminfmt_describe_json(&buf, desc, ndesc, errs, nerr, flags));
+        emit(&buf, stream_adminfmt_describe_json(&buf, d.topics, d.count, d.errors, d.error_count,
+                                                 flags));
     else
-        emit(&buf, stream_adminfmt_describe_text(&buf, desc, ndesc, flags));
+        emit(&buf, stream_adminfmt_describe_text(&buf, d.topics, d.count, flags));
     stream_buf_release(&buf);
-
-    int status = exit_status(errs, nerr, n);
-    stream_topic_configs_free(cfgs, ndesc);
-    stream_metadata_free(md);
-    free(names);
-    free(desc);
-    free(errs);
+    int status = stream_ops_status(d.errors, d.error_count, o->name_count);
+    stream_ops_description_release(&d);
     return status;
+}
+
+/* ---- consumer groups ---------------------------------------------------- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Connects, or dies with the line that says why. */
+static void connect_or_die(stream_client *c)
+{
+    char err[1024];
+    if (stream_ops_connect(c, -1, err, sizeof(err)) != 0)
+        die("%s", err);
+}
+
+/* Reports a failed group call and returns the exit status it means. */
+static int group_failure(const char *verb, const char *group, int rc, const char *why)
+{
+    switch (rc) {
+    case STREAM_ENOGROUP:
+        warn("cannot %s group '%s': no such group (stream-topics groups lists them)", verb,
+             shown(group));
+        return EXIT_NOTFOUND;
+    case STREAM_EGROUPNOTEMPTY:
+        warn("cannot %s group '%s': the group has active members; stop its consumers first%s",
+             verb, shown(group),
+             strcmp(verb, "reset offsets of") == 0 ? " (a dry run, without --execute, works "
+                                                     "meanwhile)"
+                                                   : "");
+        return EXIT_FAIL;
+    case STREAM_ENOTOPIC:
+        warn("cannot %s group '%s': %s", verb, shown(group), why);
+        return EXIT_NOTFOUND;
+    default:
+        warn("cannot %s group '%s': %s", verb, shown(group), why[0] ? why : stream_strerror(rc));
+        return EXIT_FAIL;
+    }
+}
+
+/* A group name is checked here, as the broker would, so a typo needs no
+ * broker. */
+static void check_group_name(const char *verb, const char *name)
+{
+    char why[256];
+    if (stream_group_name_check(name, strlen(name), why, sizeof(why)) != 0) {
+        warn("cannot %s group '%s': %s", verb, shown(name), why);
+        exit(EXIT_FAIL);
+    }
+}
+
+static int cmd_groups(stream_client *c, const options *o)
+{
+    char why[512];
+    connect_or_die(c);
+    stream_group_listing *g;
+    size_t n;
+    if (stream_admin_list_groups(c, -1, &g, &n, why, sizeof(why)) != 0)
+        die("cannot list groups: %s", why);
+    stream_buf buf;
+    stream_buf_init(&buf);
+    emit(&buf, o->json ? stream_ops_groups_json(&buf, g, n) : stream_ops_groups_text(&buf, g, n));
+    stream_buf_release(&buf);
+    stream_group_listings_free(g, n);
+    return EXIT_OK;
+}
+
+static int group_describe(stream_client *c, const options *o, const char *name)
+{
+    char why[512] = "";
+    stream_group_description *d;
+    int rc = stream_admin_describe_group(c, name, -1, &d, why, sizeof(why));
+    if (rc != 0)
+        return group_failure("describe", name, rc, why);
+    stream_buf buf;
+    stream_buf_init(&buf);
+    emit(&buf, o->json ? stream_ops_group_json(&buf, d)
+                       : stream_ops_group_text(&buf, d, wall_ms()));
+    stream_buf_release(&buf);
+    stream_group_description_free(d);
+    return EXIT_OK;
+}
+
+static int group_delete(stream_client *c, const options *o, const char *name)
+{
+    char why[512] = "";
+    stream_group_result *res;
+    int rc = stream_admin_delete_groups(c, &name, 1, -1, &res, why, sizeof(why));
+    if (rc != 0)
+        die("cannot delete group '%s': %s", shown(name), why);
+    int status = res[0].err ? group_failure("delete", name, res[0].err, res[0].msg) : EXIT_OK;
+    stream_buf buf;
+    stream_buf_init(&buf);
+    if (o->json)
+        emit(&buf, stream_ops_group_results_json(&buf, res, 1, "deleted"));
+    else if (status == EXIT_OK)
+        info(2, "deleted group '%s'", shown(name));
+    stream_buf_release(&buf);
+    stream_group_results_free(res, 1);
+    return status;
+}
+
+/* --topic T or T:P[,P]... into the request's topic list. */
+static void parse_reset_topics(const options *o, stream_group_reset_topic *topics,
+                               stream_cli_partitions *parts, char **names)
+{
+    char err[512];
+    for (size_t i = 0; i < o->reset_topic_count; i++) {
+        const char *v = o->reset_topics[i], *colon = strchr(v, ':');
+        names[i] = colon ? strndup(v, (size_t)(colon - v)) : strdup(v);
+        if (names[i] == NULL)
+            die("out of memory");
+        if (colon && stream_cli_partitions_parse(&parts[i], colon + 1, err, sizeof(err)) != 0)
+            usage_error("--topic %s: %s", v, err);
+        if (stream_topic_name_check(names[i], strlen(names[i]), err, sizeof(err)) != 0)
+            usage_error("--topic %s: %s", v, err);
+        topics[i] = (stream_group_reset_topic){
+            .topic = names[i], .partitions = parts[i].ids, .partition_count = parts[i].count};
+    }
+}
+
+static int group_reset(stream_client *c, const options *o, const char *name)
+{
+    size_t n = o->reset_topic_count;
+    stream_group_reset_topic *topics = calloc(n + 1, sizeof(*topics));
+    stream_cli_partitions *parts = calloc(n + 1, sizeof(*parts));
+    char **names = calloc(n + 1, sizeof(*names));
+    if (topics == NULL || parts == NULL || names == NULL)
+        die("out of memory");
+    parse_reset_topics(o, topics, parts, names);
+    stream_group_reset req = {.group = name,
+                              .topics = topics,
+                              .topic_count = n,
+                              .to = o->to,
+                              .value = o->to_value,
+                              .execute = o->execute};
+    char why[512] = "";
+    stream_group_reset_plan *plan = NULL;
+    int status = EXIT_OK;
+    int rc = stream_admin_reset_offsets(c, &req, -1, &plan, why, sizeof(why));
+    if (rc != 0) {
+        status = group_failure("reset offsets of", name, rc, why);
+    } else if (plan->count == 0 && n == 0) {
+        /* Nothing committed, nothing named: an unknown group, or one with
+         * no offsets yet. Say which. */
+        stream_group_description *d = NULL;
+        rc = stream_admin_describe_group(c, name, -1, &d, why, sizeof(why));
+        stream_group_description_free(d);
+        if (rc != 0)
+            status = group_failure("reset offsets of", name, rc, why);
+        else
+            warn("group '%s' has no committed offsets to reset; name topics with --topic",
+                 shown(name));
+    }
+    if (status == EXIT_OK) {
+        stream_buf buf;
+        stream_buf_init(&buf);
+        emit(&buf, o->json ? stream_ops_reset_plan_json(&buf, name, plan)
+                           : stream_ops_reset_plan_text(&buf, plan));
+        stream_buf_release(&buf);
+        if (!plan->executed)
+            info(1, "dry run: nothing changed (add --execute to commit these offsets)");
+        else
+            info(2, "committed the new offsets of group '%s'", shown(name));
+    }
+    stream_group_reset_plan_free(plan);
+    for (size_t i = 0; i < n; i++) {
+        free(names[i]);
+        stream_cli_partitions_release(&parts[i]);
+    }
+    free(names);
+    free(parts);
+    free(topics);
+    return status;
+}
+
+static int cmd_group(stream_client *c, const options *o)
+{
+    const char *name = o->names[0];
+    const char *verb = o->reset_offsets ? "reset offsets of" : o->delete_group ? "delete" : "describe";
+    check_group_name(verb, name);
+    connect_or_die(c);
+    if (o->reset_offsets)
+        return group_reset(c, o, name);
+    if (o->delete_group)
+        return group_delete(c, o, name);
+    return group_describe(c, o, name);
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -461,6 +483,36 @@ static void add_setting(options *o, const char *name, const char *value)
         die("out of memory");
     o->set = s;
     o->set[o->set_count++] = (stream_config_entry){.name = name, .value = value};
+}
+
+/* One of --to-earliest, --to-latest, --to-offset, --to-datetime,
+ * --shift-by. */
+static void set_target(options *o, int opt, const char *arg)
+{
+    char err[512];
+    o->targets++;
+    switch (opt) {
+    case OPT_TO_EARLIEST:
+        o->to = STREAM_GROUP_RESET_EARLIEST;
+        break;
+    case OPT_TO_LATEST:
+        o->to = STREAM_GROUP_RESET_LATEST;
+        break;
+    case OPT_TO_OFFSET:
+        o->to = STREAM_GROUP_RESET_OFFSET;
+        o->to_value = cmd_parse_int(arg, 0, INT64_MAX, "--to-offset");
+        break;
+    case OPT_TO_DATETIME:
+        o->to = STREAM_GROUP_RESET_TIMESTAMP;
+        if (stream_time_parse_str(arg[0] == '@' ? arg + 1 : arg, wall_ms(),
+                                  &o->to_value, err, sizeof(err)) != 0)
+            usage_error("--to-datetime: %s", err);
+        break;
+    default:
+        o->to = STREAM_GROUP_RESET_SHIFT;
+        o->to_value = cmd_parse_int(arg, -INT64_MAX, INT64_MAX, "--shift-by");
+        break;
+    }
 }
 
 static void parse_options(int argc, char **argv, options *o)
@@ -503,6 +555,33 @@ static void parse_options(int argc, char **argv, options *o)
         case OPT_JSON:
             o->json = true;
             break;
+        case OPT_TIMEOUT:
+            o->timeout_ms = (int)cmd_parse_int(optarg, 1, 3600000, "--timeout-ms");
+            break;
+        case OPT_RESET_OFFSETS:
+            o->reset_offsets = true;
+            break;
+        case OPT_EXECUTE:
+            o->execute = true;
+            break;
+        case OPT_DELETE:
+            o->delete_group = true;
+            break;
+        case OPT_TO_EARLIEST:
+        case OPT_TO_LATEST:
+        case OPT_TO_OFFSET:
+        case OPT_TO_DATETIME:
+        case OPT_SHIFT_BY:
+            set_target(o, opt, optarg);
+            break;
+        case OPT_TOPIC: {
+            const char **t = realloc(o->reset_topics, (o->reset_topic_count + 1) * sizeof(*t));
+            if (t == NULL)
+                die("out of memory");
+            o->reset_topics = t;
+            o->reset_topics[o->reset_topic_count++] = optarg;
+            break;
+        }
         case 'v':
             cmd_verbosity++;
             break;
@@ -520,10 +599,30 @@ static void parse_options(int argc, char **argv, options *o)
         }
     }
     if (optind >= argc)
-        usage_error("missing command (list, create, describe, alter or delete)");
+        usage_error("missing command (list, create, describe, alter, delete, groups or group)");
     o->command = argv[optind];
     o->names = argv + optind + 1;
     o->name_count = (size_t)(argc - optind - 1);
+}
+
+/* The flags of `group NAME`: one action, and a reset needs one target. */
+static void check_group_flags(const options *o, bool is_group)
+{
+    bool any = o->reset_offsets || o->execute || o->delete_group || o->targets ||
+               o->reset_topic_count;
+    if (any && !is_group)
+        usage_error("--reset-offsets, --to-*, --shift-by, --topic, --execute and --delete are "
+                    "for group NAME only, not %s",
+                    o->command);
+    if (!is_group)
+        return;
+    if (o->reset_offsets && o->delete_group)
+        usage_error("--reset-offsets and --delete cannot be combined");
+    if (!o->reset_offsets && (o->execute || o->targets || o->reset_topic_count))
+        usage_error("--to-*, --shift-by, --topic and --execute go with --reset-offsets");
+    if (o->reset_offsets && o->targets != 1)
+        usage_error("--reset-offsets needs exactly one of --to-earliest, --to-latest, "
+                    "--to-offset N, --to-datetime TIME, --shift-by N");
 }
 
 /* Refuses options that mean nothing to the command, and missing topics. */
@@ -532,14 +631,20 @@ static void check_command(const options *o)
     const char *cmd = o->command;
     bool is_list = strcmp(cmd, "list") == 0, is_create = strcmp(cmd, "create") == 0,
          is_describe = strcmp(cmd, "describe") == 0, is_alter = strcmp(cmd, "alter") == 0,
-         is_delete = strcmp(cmd, "delete") == 0;
-    if (!is_list && !is_create && !is_describe && !is_alter && !is_delete)
-        usage_error("unknown command '%s' (expected list, create, describe, alter or delete)",
+         is_delete = strcmp(cmd, "delete") == 0, is_groups = strcmp(cmd, "groups") == 0,
+         is_group = strcmp(cmd, "group") == 0;
+    if (!is_list && !is_create && !is_describe && !is_alter && !is_delete && !is_groups &&
+        !is_group)
+        usage_error("unknown command '%s' (expected list, create, describe, alter, delete, "
+                    "groups or group)",
                     shown(cmd));
-    if (is_list && o->name_count > 0)
-        usage_error("list takes no topic names ('%s')", shown(o->names[0]));
-    if (!is_list && o->name_count == 0)
+    if ((is_list || is_groups) && o->name_count > 0)
+        usage_error("%s takes no names ('%s')", cmd, shown(o->names[0]));
+    if (is_group && o->name_count != 1)
+        usage_error("group needs exactly one group name");
+    if (!is_list && !is_groups && o->name_count == 0)
         usage_error("%s needs at least one topic name", cmd);
+    check_group_flags(o, is_group);
     struct {
         bool given, allowed;
         const char *flag, *where;
@@ -566,18 +671,24 @@ int main(int argc, char **argv)
     check_command(&o);
     check_settings(&o);
 
+    stream_client *c = new_client(&o);
     int status;
     if (strcmp(o.command, "list") == 0)
-        status = cmd_list(&o);
+        status = cmd_list(c, &o);
     else if (strcmp(o.command, "create") == 0)
-        status = cmd_create(&o);
+        status = cmd_change(c, &o, stream_ops_create_topics, "create");
     else if (strcmp(o.command, "describe") == 0)
-        status = cmd_describe(&o);
+        status = cmd_describe(c, &o);
     else if (strcmp(o.command, "alter") == 0)
-        status = cmd_alter(&o);
+        status = cmd_change(c, &o, stream_ops_alter_topics, "alter");
+    else if (strcmp(o.command, "groups") == 0)
+        status = cmd_groups(c, &o);
+    else if (strcmp(o.command, "group") == 0)
+        status = cmd_group(c, &o);
     else
-        status = cmd_delete(&o);
-    stream_client_free(the_client);
+        status = cmd_change(c, &o, stream_ops_delete_topics, "delete");
+    stream_client_free(c);
     free(o.set);
+    free(o.reset_topics);
     return status;
 }

@@ -286,6 +286,11 @@ int stream_cli_splitter_next(stream_cli_splitter *s, const uint8_t **rec, size_t
         s->records++;
         return 1;
     }
+    if (s->buf == NULL) { /* nothing read yet (and NULL + 0 is undefined) */
+        if (s->eof)
+            s->done = true;
+        return 0;
+    }
     const uint8_t *start = s->buf + s->pos;
     const uint8_t *q = NULL;
     if (pending > s->scanned) {
