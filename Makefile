@@ -5,6 +5,8 @@
 #   make run        deps, build, start stream-broker with zero configuration
 #   make deps       install the Debian packages that are missing
 #   make bench      benchmarks (never part of check)
+#   make bench-peers  the same workloads against Redis Streams and NATS JetStream
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (check runs each briefly)
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
 #   make format     clang-format every C file
 
@@ -26,7 +28,7 @@ CC        ?= cc
 DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              libreadline-dev libcurl4-openssl-dev liblz4-dev libzstd-dev libsnappy-dev \
              zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc \
-             clang libclang-rt-14-dev python3 jq tmux
+             clang libclang-rt-14-dev python3 jq tmux zsh
 
 PKGS      := msgpack libuv liblz4 libzstd zlib snappy
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -109,10 +111,10 @@ asan: $(A)/libstream.a $(addprefix $(A)/,$(PROGRAMS)) $(UNIT_A)
 
 # The runner prints the single closing line "N passed, N failed".
 # The optimised build is made too: it must compile cleanly at -O2 and the
-# install test installs it.
+# install test installs it. The fuzz targets run FUZZ_CHECK_SECONDS each.
 check: deps
-	@$(MAKE) --no-print-directory all asan
-	@tests/run-tests.sh $(A)
+	@$(MAKE) --no-print-directory all asan fuzz-build
+	@STREAM_FUZZ_DIR=$(FUZZ_DIR) FUZZ_CHECK_SECONDS=$(FUZZ_CHECK_SECONDS) tests/run-tests.sh $(A)
 
 # Only one half, for quick iteration.
 unit: asan
@@ -169,4 +171,8 @@ format:
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+FUZZ_DIR := $(B)/fuzz
+include tests/fuzz/fuzz.mk
+include tests/bench/peers.mk
+
+-include $(shell find $(B) $(A) -name '*.d' 2>/dev/null)

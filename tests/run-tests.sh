@@ -70,6 +70,29 @@ if [ "$what" = all ] || [ "$what" = cli ]; then
     fi
 fi
 
+# The libFuzzer targets (built by `make fuzz-build`), a short run each, when
+# the Makefile says where they are.
+if { [ "$what" = all ] || [ "$what" = fuzz ]; } && [ -n "${STREAM_FUZZ_DIR:-}" ]; then
+    targets=()
+    for f in "$STREAM_FUZZ_DIR"/fuzz_*; do
+        [ -x "$f" ] && [ -f "$f" ] && targets+=("${f##*/}")
+    done
+    if [ ${#targets[@]} -gt 0 ]; then
+        tests/fuzz/run.sh "$STREAM_FUZZ_DIR" "${FUZZ_CHECK_SECONDS:-10}" fresh "${targets[@]}" >"$log" 2>&1
+        rc=$?
+        read -r ok notok skip < <(count)
+        if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+            notok=1
+        fi
+        passed=$((passed + ok)); failed=$((failed + notok)); skipped=$((skipped + skip))
+        if [ "$notok" -ne 0 ]; then
+            echo "== fuzz: $notok failed"; cat "$log"
+        else
+            echo "fuzz: $ok targets, ${FUZZ_CHECK_SECONDS:-10} s each, no finding"
+        fi
+    fi
+fi
+
 if [ "$skipped" -gt 0 ]; then
     echo "$passed passed, $failed failed, $skipped skipped"
 else

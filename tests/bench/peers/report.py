@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""report.py - the table of `make bench-peers` (tests/bench/peers.sh).
+
+    python3 report.py RESULTS_DIR BUILD_DIR < settings.json
+
+RESULTS_DIR holds one WORKLOAD.SYSTEM.jsonl per measured pair, a JSON line
+per repetition (stream-bench --json, nats_bench, redis_xread, loopback_bw, or
+peers.sh's translation of redis-benchmark and dd). Every figure is the median
+over the repetitions; ratios are ratios of medians. Prints the table and the
+issue-6 targets, and writes BUILD_DIR/bench-peers.tsv (the table) and
+BUILD_DIR/bench-peers.json (settings, every run, medians, targets).
+"""
+import json
+import os
+import statistics
+import sys
+
+# workload, its label, and its systems: (system, label, role). role "peer"
+# ratios records/s, "limit" ratios MB/s.
+WORKLOADS = [
+    ("produce100", "produce 100 B, acks=1, one producer", [
+        ("stream", "stream-bench produce --acks 1", None),
+        ("redis", "Redis XADD, redis-benchmark -P {redis_pipeline}", "peer"),
+        ("nats", "NATS JetStream js_PublishAsync", "peer"),
+    ]),
+    ("consume100", "consume 100 B from the start", [
+        ("stream", "stream-bench consume", None),
+        ("redis", "Redis XREAD COUNT {redis_xread_count}", "peer"),
+        ("nats", "NATS pull consumer, Fetch {nats_fetch_batch}", "peer"),
+    ]),
+    ("produce1k_all", "produce 1 KiB, acks=all", [
+        ("stream", "stream-bench produce --acks all", None),
+        ("disk", "limit: dd bs=1M conv=fdatasync", "limit"),
+    ]),
+    ("consume1k", "consume 1 KiB from the start", [
+        ("stream", "stream-bench consume", None),
+        ("loopback", "limit: loopback TCP, 1 stream", "limit"),
+    ]),
+    ("e2e_acks1", "e2e 100 B at {e2e_rate}/s, acks=1", [
+        ("stream", "stream-bench e2e --acks 1", None),
+    ]),
+    ("e2e_acksall", "e2e 100 B at {e2e_rate}/s, acks=all", [
+        ("stream", "stream-bench e2e --acks all", None),
+    ]),
+]
+
+
+def load(res, workload, system):
+    path = os.path.join(res, f"{workload}.{system}.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def med(runs, get):
+    vals = [v for v in (get(r) for r in runs) if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, spec, width):
+    return "-".rjust(width) if v is None else format(v, spec).rjust(width)
+
+
+def main():
+    res, build = sys.argv[1], sys.argv[2]
+    settings = json.load(sys.stdin)
+    rows, raw = [], {}
+    for workload, wlabel, systems in WORKLOADS:
+        base = None
+        for system, slabel, role in systems:
+            runs = load(res, workload, system)
+            raw[f"{workload}.{system}"] = runs
+            e2e = workload.startswith("e2e")
+            row = {
+                "workload": workload,
+                "workload_label": wlabel.format(**settings),
+                "system": system,
+                "system_label": slabel.format(**settings),
+                "runs": len(runs),
+                "records_per_sec": med(runs, lambda r: r.get("rate" if e2e else "records_per_sec")),
+                "mb_per_sec": None if e2e else med(runs, lambda r: r.get("mb_per_sec")),
+                "p99_ms": med(runs, lambda r: r.get("latency_ms", {}).get("p99")),
+                "stream_over_x": None,
+            }
+            if role is None:
+                base = row
+            elif base is not None:
+                key = "records_per_sec" if role == "peer" else "mb_per_sec"
+                if base[key] and row[key]:
+                    row["stream_over_x"] = base[key] / row[key]
+            rows.append(row)
+
+    def find(workload, system):
+        return next(r for r in rows if r["workload"] == workload and r["system"] == system)
+
+    def ratio(workload, system):
+        return find(workload, system)["stream_over_x"]
+
+    def stat(workload, key):
+        return find(workload, "stream")[key]
+
+    targets = [
+        ("produce 100 B acks=1: stream / Redis XADD pipelined", ratio("produce100", "redis"), ">=", 5, "x"),
+        ("produce 100 B acks=1: stream / NATS async publish", ratio("produce100", "nats"), ">=", 3, "x"),
+        ("produce 100 B acks=1: records/s", stat("produce100", "records_per_sec"), ">=", 2.5e6, "rec/s"),
+        ("produce 1 KiB acks=all: stream / dd fdatasync MB/s", ratio("produce1k_all", "disk"), ">=", 0.70, "%"),
+        ("consume 1 KiB: stream / loopback TCP MB/s", ratio("consume1k", "loopback"), ">=", 0.45, "%"),
+        ("consume 100 B: records/s", stat("consume100", "records_per_sec"), ">=", 5e6, "rec/s"),
+        ("e2e p99 at 10,000/s, acks=1", stat("e2e_acks1", "p99_ms"), "<=", 1.0, "ms"),
+        ("e2e p99 at 10,000/s, acks=all", stat("e2e_acksall", "p99_ms"), "<=", 3.0, "ms"),
+    ]
+
+    def show(v, unit):
+        if v is None:
+            return "-"
+        if unit == "x":
+            return f"{v:.2f}x"
+        if unit == "%":
+            return f"{v * 100:.0f}%"
+        if unit == "rec/s":
+            return f"{v / 1e6:.2f} M/s"
+        return f"{v:.3f} ms"
+
+    tgt_out = []
+    for label, v, op, goal, unit in targets:
+        if v is None:
+            met, note = None, "not measured"
+        elif op == ">=":
+            met = v >= goal
+            note = "met" if met else f"NOT met: {v / goal * 100:.0f}% of the target ({goal / v:.2f}x short)"
+        else:
+            met = v <= goal
+            note = "met" if met else f"NOT met: {v / goal:.2f}x the limit"
+        tgt_out.append({"target": label, "measured": v, "op": op, "goal": goal, "unit": unit,
+                        "met": met, "note": note, "measured_text": show(v, unit),
+                        "goal_text": op + " " + show(goal, unit)})
+
+    s = settings
+    print()
+    print(f"stream vs peers: {s['records_100b']} x 100 B and {s['records_1k']} x 1 KiB records per run, "
+          f"e2e {s['e2e_records']} at {s['e2e_rate']}/s; median of {s['repetitions']} repetitions")
+    print(f"{s['cpus']} CPUs, data on {s['data_fs']}; load average {s['load_start']} at start, "
+          f"{s['load_end']} at the end; {s['elapsed_s']} s; Redis {s['redis_version']}, "
+          f"NATS {s['nats_version']}")
+    print()
+    head = f"{'workload':<37} {'system':<42} {'records/s':>11} {'MB/s':>9} {'p99 ms':>9} {'stream/x':>9}"
+    print(head)
+    print("-" * len(head))
+    last = None
+    for r in rows:
+        w = r["workload_label"] if r["workload"] != last else ""
+        last = r["workload"]
+        so = r["stream_over_x"]
+        print(f"{w:<37} {r['system_label']:<42} {fmt(r['records_per_sec'], ',.0f', 11)} "
+              f"{fmt(r['mb_per_sec'], '.1f', 9)} {fmt(r['p99_ms'], '.3f', 9)} "
+              f"{('-' if so is None else f'{so:.2f}x').rjust(9)}")
+    print()
+    print("stream/x: stream's records/s over a peer's; over a limit, MB/s. "
+          "MB = 10^6 bytes of values. p99: produce to ack (e2e: send to receipt).")
+    print()
+    print(f"{'issue 6 target':<52} {'measured':>11} {'target':>13}  result")
+    for t in tgt_out:
+        print(f"{t['target']:<52} {t['measured_text']:>11} {t['goal_text']:>13}  {t['note']}")
+
+    tsv = os.path.join(build, "bench-peers.tsv")
+    with open(tsv, "w") as fh:
+        fh.write("workload\tsystem\tdescription\truns\trecords_per_sec\tmb_per_sec\tp99_ms\tstream_over_x\n")
+        for r in rows:
+            cells = [r["workload"], r["system"], r["system_label"], str(r["runs"])]
+            for k, spec in (("records_per_sec", ".1f"), ("mb_per_sec", ".3f"), ("p99_ms", ".3f"),
+                            ("stream_over_x", ".3f")):
+                cells.append("" if r[k] is None else format(r[k], spec))
+            fh.write("\t".join(cells) + "\n")
+    out = os.path.join(build, "bench-peers.json")
+    for r in rows:  # medians of 3-decimal figures need no 17 digits
+        for k in ("records_per_sec", "mb_per_sec", "p99_ms", "stream_over_x"):
+            if r[k] is not None:
+                r[k] = round(r[k], 3)
+    for t in tgt_out:
+        if t["measured"] is not None:
+            t["measured"] = round(t["measured"], 4)
+    with open(out, "w") as fh:
+        json.dump({"settings": settings, "rows": rows, "targets": tgt_out, "runs": raw}, fh, indent=1)
+        fh.write("\n")
+    print()
+    print(f"written: {tsv}, {out}")
+
+
+if __name__ == "__main__":
+    main()
