@@ -21,10 +21,18 @@
  * halves. A consumer that stops reading therefore stalls its own requests
  * and nothing else; broker memory per connection stays bounded by roughly
  * one frame in plus max_output_bytes (+ one response) out, beyond what the
- * kernel's socket buffers hold.
+ * kernel's socket buffers hold. A client that takes no response byte for
+ * connections.max.idle.ms is stalled and is closed like an idle one.
+ *
+ * Descriptors: a connection is refused when its socket would leave fewer
+ * than a reserve of descriptors under RLIMIT_NOFILE, so that clients can
+ * never take the files the broker itself must open (segment rolls, index
+ * writes, checkpoints, new topics). Refusals are logged at most once a
+ * second, with a count, so that a storm cannot flood the log.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "broker_internal.h"
 #include "stream/error.h"
@@ -32,6 +40,11 @@
 
 /* Bytes asked for per read. */
 #define READ_CHUNK (64 * 1024)
+/* Descriptors kept free for the broker's own files: a quarter of the limit,
+ * at most this many. */
+#define FD_RESERVE_MAX 32
+/* At most one warning about refused connections per this period. */
+#define REFUSE_WARN_MS 1000
 
 static void conn_flush(stream__conn *c);
 static void process_frames(stream__conn *c);
@@ -378,11 +391,52 @@ void stream__req_complete(stream__req *r)
         conn_flush(r->conn);
 }
 
+/* Logs why a connection was refused, or only counts it when a warning went
+ * out less than REFUSE_WARN_MS ago; the next warning says how many were
+ * refused in between. */
+static void warn_refused(stream_broker *b, const char *peer, const char *why)
+{
+    uint64_t now = uv_now(&b->loop);
+    if (now < b->refuse_warn_next_ms) {
+        b->refused_quiet++;
+        return;
+    }
+    if (b->refused_quiet > 0)
+        stream__blog(b, STREAM_BROKER_WARN,
+                     "refusing connection from %s: %s (and %llu more since the last warning)", peer,
+                     why, (unsigned long long)b->refused_quiet);
+    else
+        stream__blog(b, STREAM_BROKER_WARN, "refusing connection from %s: %s", peer, why);
+    b->refused_quiet = 0;
+    b->refuse_warn_next_ms = now + REFUSE_WARN_MS;
+}
+
+/* True when a connection on descriptor fd would eat into the descriptors
+ * kept for the broker's files; `why` then says so. The kernel hands out the
+ * lowest free descriptor, so refusing every connection whose descriptor is
+ * at or above limit - reserve keeps that top range for files, exactly. */
+static bool fds_short(uv_os_fd_t fd, char *why, size_t why_len)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return false;
+    rlim_t reserve = rl.rlim_cur / 4 < FD_RESERVE_MAX ? rl.rlim_cur / 4 : FD_RESERVE_MAX;
+    if (fd < 0 || (rlim_t)fd + reserve < rl.rlim_cur)
+        return false;
+    snprintf(why, why_len,
+             "too many open files (descriptor %d of the limit of %llu, the last %llu kept "
+             "for the broker's files; raise ulimit -n)",
+             (int)fd, (unsigned long long)rl.rlim_cur, (unsigned long long)reserve);
+    return true;
+}
+
 void stream__conn_on_connection(uv_stream_t *server, int status)
 {
     stream_broker *b = server->data;
     if (status < 0) {
-        stream__blog(b, STREAM_BROKER_WARN, "accept: %s", uv_strerror(status));
+        /* EMFILE/ENFILE: libuv has already accepted and closed what was
+         * pending (its reserve-descriptor trick), so this does not spin. */
+        warn_refused(b, "?", uv_strerror(status));
         return;
     }
     stream__conn *c = calloc(1, sizeof(*c));
@@ -430,10 +484,16 @@ void stream__conn_on_connection(uv_stream_t *server, int status)
         return;
     }
     /* The new connection is already counted. */
+    char why[200];
     if (b->set.max_connections > 0 && b->nconns > b->set.max_connections) {
-        stream__blog(b, STREAM_BROKER_WARN,
-                     "refusing connection from %s: max.connections (%d) reached", c->peer,
-                     b->set.max_connections);
+        snprintf(why, sizeof(why), "max.connections (%d) reached", b->set.max_connections);
+        warn_refused(b, c->peer, why);
+        stream__conn_close(c);
+        return;
+    }
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && fds_short(fd, why, sizeof(why))) {
+        warn_refused(b, c->peer, why);
         stream__conn_close(c);
         return;
     }
@@ -451,9 +511,20 @@ void stream__conns_sweep_idle(stream_broker *b)
     stream__conn *c = b->conns;
     while (c) {
         stream__conn *next = c->next;
-        /* A connection waiting on the broker (long poll, output) is not idle. */
-        if (!c->closing && c->head == NULL && c->writes == 0 &&
-            now - c->last_active_ms > (uint64_t)b->set.idle_ms) {
+        bool quiet = now - c->last_active_ms > (uint64_t)b->set.idle_ms;
+        /* A connection waiting on the broker (a long poll at the head of its
+         * queue, nothing being written) is not idle. One with responses
+         * handed to the socket that the client has not taken for as long is
+         * stalled: it holds up to max_output_bytes of broker memory for a
+         * client that stopped reading, so it goes too. */
+        if (!c->closing && quiet && c->writes > 0) {
+            stream__blog(b, STREAM_BROKER_INFO,
+                         "closing connection %llu from %s: its responses were not read for "
+                         "over %lld ms (%zu bytes queued)",
+                         (unsigned long long)c->id, c->peer, (long long)b->set.idle_ms,
+                         c->out_bytes);
+            stream__conn_close(c);
+        } else if (!c->closing && quiet && c->head == NULL) {
             stream__blog(b, STREAM_BROKER_DEBUG,
                          "closing connection %llu from %s: idle for over %lld ms",
                          (unsigned long long)c->id, c->peer, (long long)b->set.idle_ms);
