@@ -16,6 +16,7 @@
  * whose size was checked at start cannot be "short" inside, so every failure
  * within it is STREAM_ECORRUPT.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,6 +72,10 @@ int stream_batch_header_decode(const uint8_t *p, size_t len, stream_batch_info *
         return STREAM_ECORRUPT;
     if (info->record_count < 0 || info->last_offset_delta < 0)
         return STREAM_ECORRUPT;
+    /* Everyone sums these (the next offset is baseOffset + lastOffsetDelta
+     * + 1): refusing what no log can hold keeps every such sum in range. */
+    if (info->base_offset < 0 || info->base_offset > INT64_MAX - 1 - info->last_offset_delta)
+        return STREAM_ECORRUPT;
     if ((info->attributes & STREAM_BATCH_ATTR_CODEC_MASK) > STREAM_CODEC_ZSTD)
         return STREAM_ECORRUPT;
     info->size = STREAM_BATCH_LOG_OVERHEAD + (size_t)info->batch_length;
@@ -101,6 +106,8 @@ static int header_decode_err(const uint8_t *p, size_t len, stream_batch_info *in
             seterr(errbuf, errbuf_len, "negative recordCount %d", info->record_count);
         else if (info->last_offset_delta < 0)
             seterr(errbuf, errbuf_len, "negative lastOffsetDelta %d", info->last_offset_delta);
+        else if (info->base_offset < 0 || info->base_offset > INT64_MAX - 1 - info->last_offset_delta)
+            seterr(errbuf, errbuf_len, "baseOffset %" PRId64 " out of range", info->base_offset);
         else
             seterr(errbuf, errbuf_len, "unknown compression codec %d in attributes 0x%04x",
                    info->attributes & STREAM_BATCH_ATTR_CODEC_MASK,
@@ -353,6 +360,10 @@ void stream_batch_builder_init(stream_batch_builder *b)
     b->count = 0;
     b->attributes = 0;
     b->level = 0;
+    b->producer_id = -1;
+    b->producer_epoch = -1;
+    b->base_sequence = -1;
+    b->finished = false;
 }
 
 void stream_batch_builder_release(stream_batch_builder *b)
@@ -369,6 +380,10 @@ void stream_batch_builder_reset(stream_batch_builder *b)
     b->base_timestamp = 0;
     b->max_timestamp = 0;
     b->count = 0;
+    b->producer_id = -1;
+    b->producer_epoch = -1;
+    b->base_sequence = -1;
+    b->finished = false;
 }
 
 int stream_batch_builder_set_codec(stream_batch_builder *b, stream_codec codec, int level)
@@ -377,6 +392,7 @@ int stream_batch_builder_set_codec(stream_batch_builder *b, stream_codec codec, 
         return STREAM_EINVAL;
     b->attributes = (int16_t)((b->attributes & ~STREAM_BATCH_ATTR_CODEC_MASK) | (int)codec);
     b->level = level;
+    b->finished = false;
     return 0;
 }
 
@@ -462,12 +478,22 @@ int stream_batch_builder_append(stream_batch_builder *b, int64_t timestamp, cons
         b->max_timestamp = timestamp;
     }
     b->count++;
+    b->finished = false;
     return 0;
 }
 
 size_t stream_batch_builder_size(const stream_batch_builder *b)
 {
     return b->buf.len ? b->buf.len : STREAM_BATCH_HEADER_SIZE;
+}
+
+/* Writes the builder's producer fields into the header at h. */
+static void put_producer(uint8_t *h, const stream_batch_builder *b)
+{
+    stream_store_be64(h + STREAM_BATCH_OFF_PRODUCER_ID, (uint64_t)b->producer_id);
+    h[STREAM_BATCH_OFF_PRODUCER_EPOCH] = (uint8_t)((uint16_t)b->producer_epoch >> 8);
+    h[STREAM_BATCH_OFF_PRODUCER_EPOCH + 1] = (uint8_t)b->producer_epoch;
+    stream_store_be32(h + STREAM_BATCH_OFF_BASE_SEQUENCE, (uint32_t)b->base_sequence);
 }
 
 /* Sets batchLength and the CRC of a complete batch of `size` bytes at p. */
@@ -483,6 +509,7 @@ int stream_batch_builder_finish(stream_batch_builder *b, const uint8_t **out, si
 {
     *out = NULL;
     *out_len = 0;
+    b->finished = false;
     if (b->count == 0)
         return STREAM_EINVAL;
     uint8_t *h = b->buf.data;
@@ -494,10 +521,7 @@ int stream_batch_builder_finish(stream_batch_builder *b, const uint8_t **out, si
     stream_store_be32(h + STREAM_BATCH_OFF_LAST_OFFSET_DELTA, (uint32_t)(b->count - 1));
     stream_store_be64(h + STREAM_BATCH_OFF_BASE_TIMESTAMP, (uint64_t)b->base_timestamp);
     stream_store_be64(h + STREAM_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)b->max_timestamp);
-    stream_store_be64(h + 43, UINT64_MAX);                                /* producerId -1 */
-    h[51] = 0xff;                                                         /* producerEpoch */
-    h[52] = 0xff;
-    stream_store_be32(h + 53, UINT32_MAX);                                /* baseSequence */
+    put_producer(h, b); /* producerId, producerEpoch, baseSequence */
     stream_store_be32(h + STREAM_BATCH_OFF_RECORD_COUNT, (uint32_t)b->count);
 
     stream_codec codec = (stream_codec)(b->attributes & STREAM_BATCH_ATTR_CODEC_MASK);
@@ -505,6 +529,7 @@ int stream_batch_builder_finish(stream_batch_builder *b, const uint8_t **out, si
         seal(h, b->buf.len);
         *out = h;
         *out_len = b->buf.len;
+        b->finished = true;
         return 0;
     }
     stream_buf *z = &b->zbuf;
@@ -523,5 +548,25 @@ int stream_batch_builder_finish(stream_batch_builder *b, const uint8_t **out, si
     seal(z->data, z->len);
     *out = z->data;
     *out_len = z->len;
+    b->finished = true;
+    return 0;
+}
+
+int stream_batch_builder_set_producer(stream_batch_builder *b, int64_t producer_id,
+                                      int16_t producer_epoch, int32_t base_sequence)
+{
+    if (producer_id < -1 || producer_epoch < -1 || base_sequence < -1 ||
+        (producer_id >= 0 && (producer_epoch < 0 || base_sequence < 0)))
+        return STREAM_EINVAL;
+    b->producer_id = producer_id;
+    b->producer_epoch = producer_epoch;
+    b->base_sequence = base_sequence;
+    if (b->finished) {
+        /* A resend under a new epoch: the fields are inside the CRC. */
+        bool compressed = (b->attributes & STREAM_BATCH_ATTR_CODEC_MASK) != STREAM_CODEC_NONE;
+        stream_buf *f = compressed ? &b->zbuf : &b->buf;
+        put_producer(f->data, b);
+        seal(f->data, f->len);
+    }
     return 0;
 }

@@ -227,9 +227,12 @@ static int snappy_block(const uint8_t *src, size_t len, size_t left, stream_buf 
         return STREAM_ETOOLARGE;
     if (reserve(out, n) != 0)
         return STREAM_ENOMEM;
+    /* An empty block reserves nothing, and out->data may still be NULL:
+     * NULL + 0 is undefined, so snappy gets a byte of its own to aim at. */
+    char empty[1];
+    char *dst = n > 0 ? (char *)out->data + out->len : empty;
     size_t got = n;
-    if (snappy_uncompress((const char *)src, len, (char *)out->data + out->len, &got) !=
-            SNAPPY_OK ||
+    if (snappy_uncompress((const char *)src, len, dst, &got) != SNAPPY_OK ||
         got != n)
         return STREAM_ECORRUPT;
     out->len += n;

@@ -52,6 +52,7 @@
 #ifndef STREAM_BATCH_H
 #define STREAM_BATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +75,9 @@
 #define STREAM_BATCH_OFF_LAST_OFFSET_DELTA 23
 #define STREAM_BATCH_OFF_BASE_TIMESTAMP 27
 #define STREAM_BATCH_OFF_MAX_TIMESTAMP 35
+#define STREAM_BATCH_OFF_PRODUCER_ID 43
+#define STREAM_BATCH_OFF_PRODUCER_EPOCH 51
+#define STREAM_BATCH_OFF_BASE_SEQUENCE 53
 #define STREAM_BATCH_OFF_RECORD_COUNT 57
 
 /* Attribute bits. Codec ids are Kafka's. */
@@ -129,7 +133,8 @@ typedef struct stream_batch_info {
 /* Decodes the header of the batch at p. Needs len >= 61; does not need the
  * whole batch and does not check the CRC. Errors: STREAM_ESHORT (len < 61),
  * STREAM_EMAGIC (magic != 2), STREAM_ECORRUPT (batchLength < 49, negative
- * recordCount or lastOffsetDelta, unknown codec bits). */
+ * recordCount or lastOffsetDelta, unknown codec bits, a negative baseOffset
+ * or one whose baseOffset + lastOffsetDelta + 1 would pass INT64_MAX). */
 int stream_batch_header_decode(const uint8_t *p, size_t len, stream_batch_info *info);
 
 /* Decodes the header, checks the whole batch is within len (STREAM_ESHORT if
@@ -178,6 +183,10 @@ typedef struct stream_batch_builder {
     int32_t count;           /* read-only: records appended */
     int16_t attributes;      /* private: codec and flags for the header */
     int level;               /* private: compression level (0 = default) */
+    int64_t producer_id;     /* private: producerId for the header, -1 */
+    int16_t producer_epoch;  /* private: producerEpoch, -1 */
+    int32_t base_sequence;   /* private: baseSequence, -1 */
+    bool finished;           /* private: buf or zbuf holds the finished batch */
 } stream_batch_builder;
 
 /* Initialises an empty builder for an uncompressed batch. Does not allocate. */
@@ -188,6 +197,17 @@ void stream_batch_builder_init(stream_batch_builder *b);
  * stream_codec_compress (0 = the codec's default). Returns 0 or STREAM_EINVAL
  * (unknown codec or level out of range); on error nothing changes. */
 int stream_batch_builder_set_codec(stream_batch_builder *b, stream_codec codec, int level);
+/* Sets the idempotent-producer fields of the batch (Kafka's producerId,
+ * producerEpoch, baseSequence; all -1, the default, for a batch without
+ * them). The CRC covers them, so they belong in the batch before finish;
+ * on a batch already finished (no append since) the finished bytes are
+ * patched in place and the CRC recomputed, so a producer can restamp a
+ * batch it resends under a new epoch (the pointer finish gave stays valid).
+ * reset and release go back to -1. Returns 0 or STREAM_EINVAL (a value below
+ * -1, or producer_id >= 0 with a negative epoch or sequence); on error
+ * nothing changes. */
+int stream_batch_builder_set_producer(stream_batch_builder *b, int64_t producer_id,
+                                      int16_t producer_epoch, int32_t base_sequence);
 /* Frees the builder's memory. */
 void stream_batch_builder_release(stream_batch_builder *b);
 /* Discards the records so far and starts a new batch, keeping the memory and
@@ -208,10 +228,11 @@ int stream_batch_builder_append(stream_batch_builder *b, int64_t timestamp, cons
 /* The batch's size in bytes if finished now, uncompressed (an upper bound
  * for a compressed batch in practice; compression happens only at finish). */
 size_t stream_batch_builder_size(const stream_batch_builder *b);
-/* Completes the batch (baseOffset 0, leader epoch -1, producer id/epoch/seq
- * -1, create-time timestamps), compressing the records when a codec is set,
- * and points *out at its bytes, owned by the builder until the next
- * reset/append/release/set_codec. May be called again after more appends.
+/* Completes the batch (baseOffset 0, leader epoch -1, the producer fields
+ * given to set_producer (default -1), create-time timestamps), compressing
+ * the records when a codec is set, and points *out at its bytes, owned by
+ * the builder until the next reset/append/release/set_codec. May be called
+ * again after more appends.
  * Returns 0, STREAM_EINVAL (no records), STREAM_ETOOLARGE (compressed batch
  * past INT32_MAX bytes) or STREAM_ENOMEM. */
 int stream_batch_builder_finish(stream_batch_builder *b, const uint8_t **out, size_t *out_len);

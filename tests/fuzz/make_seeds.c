@@ -1,0 +1,489 @@
+/*
+ * make_seeds.c - writes the seed corpus of every fuzz target:
+ * tests/fuzz/corpus/fuzz_X/seed-NAME, a handful of small valid inputs each.
+ *
+ *   build/fuzz/make_seeds tests/fuzz/corpus      (make fuzz-seeds)
+ *
+ * Seeds are made with libstream itself (the batch builder, the codecs, the
+ * frame writer, a real stream_log for segment files, the record writers), so
+ * they follow the formats as the code writes them and stay right when a
+ * format changes: regenerate and check in. Each is laid out the way its
+ * target carves its input (see the comment at the top of each fuzz_X.c).
+ * Output is deterministic: the same seeds on every run.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <snappy-c.h>
+
+#include "stream/batch.h"
+#include "stream/buf.h"
+#include "stream/codec.h"
+#include "stream/error.h"
+#include "stream/format.h"
+#include "stream/log.h"
+#include "stream/proto.h"
+#include "stream/recfmt.h"
+
+static const char *root; /* the corpus directory */
+
+_Noreturn static void die(const char *what)
+{
+    fprintf(stderr, "make_seeds: %s\n", what);
+    exit(1);
+}
+
+static void seed(const char *target, const char *name, const void *p, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", root, target);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        die(path);
+    snprintf(path, sizeof path, "%s/%s/seed-%s", root, target, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || (len > 0 && fwrite(p, 1, len, f) != len) || fclose(f) != 0)
+        die(path);
+}
+
+static void seed_str(const char *target, const char *name, const char *s)
+{
+    seed(target, name, s, strlen(s));
+}
+
+/* A string literal with NUL bytes inside, all of it but the final NUL. */
+#define SEED_LIT(target, name, lit) seed(target, name, lit, sizeof lit - 1)
+
+/* ---- batches --------------------------------------------------------------- */
+
+static const stream_header hdrs[] = {
+    {(const uint8_t *)"trace-id", 8, (const uint8_t *)"abc123", 6},
+    {(const uint8_t *)"null", 4, NULL, -1},
+};
+
+/* A batch of three records (keyed, null key with headers, tombstone). */
+static void build_batch(stream_codec codec, stream_buf *out)
+{
+    stream_batch_builder b;
+    const uint8_t *p;
+    size_t len;
+    stream_batch_builder_init(&b);
+    if (stream_batch_builder_set_codec(&b, codec, 0) != 0 ||
+        stream_batch_builder_append(&b, 1732442400000, "user-1", 6, "{\"n\":1}", 7, NULL, 0) ||
+        stream_batch_builder_append(&b, 1732442400005, NULL, -1, "hello hello hello", 17, hdrs,
+                                    2) ||
+        stream_batch_builder_append(&b, 1732442400009, "user-1", 6, NULL, -1, NULL, 0) ||
+        stream_batch_builder_finish(&b, &p, &len) != 0)
+        die("building a batch");
+    stream_buf_reset(out);
+    stream_buf_put(out, p, len);
+    stream_batch_builder_release(&b);
+}
+
+static void batch_seeds(void)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    for (int c = 0; c <= 4; c++) {
+        char name[32];
+        build_batch((stream_codec)c, &b);
+        snprintf(name, sizeof name, "batch-%s", stream_codec_name((stream_codec)c));
+        seed("fuzz_batch", name, b.data, b.len);
+        if (c > 0) {
+            /* The compressed records alone, for the target's wrapping path. */
+            snprintf(name, sizeof name, "records-%s", stream_codec_name((stream_codec)c));
+            seed("fuzz_batch", name, b.data + STREAM_BATCH_HEADER_SIZE,
+                 b.len - STREAM_BATCH_HEADER_SIZE);
+        }
+    }
+    /* Two batches back to back, the second stamped at offset 3. */
+    build_batch(STREAM_CODEC_NONE, &b);
+    size_t one = b.len;
+    stream_buf_reserve(&b, one); /* so the copy below reads bytes that stay put */
+    stream_buf_put(&b, b.data, one);
+    stream_batch_set_base_offset(b.data + one, 3);
+    seed("fuzz_batch", "two-batches", b.data, b.len);
+    stream_buf_release(&b);
+}
+
+static void codec_seeds(void)
+{
+    static const char text[] = "hello hello hello hello, records records records 0123456789";
+    stream_buf z = STREAM_BUF_INIT;
+    for (int c = 0; c <= 4; c++) {
+        char name[32];
+        stream_buf_reset(&z);
+        stream_buf_put_u8(&z, 8); /* cap: 1 MiB */
+        if (stream_codec_compress((stream_codec)c, 0, text, sizeof text - 1, &z) != 0)
+            die("compressing");
+        snprintf(name, sizeof name, "%s", stream_codec_name((stream_codec)c));
+        seed("fuzz_codec", name, z.data, z.len);
+    }
+    /* A raw snappy block (what librdkafka writes), and two zstd frames. */
+    char raw[256];
+    size_t raw_len = sizeof raw - 1;
+    raw[0] = 8;
+    if (snappy_compress(text, sizeof text - 1, raw + 1, &raw_len) != SNAPPY_OK)
+        die("snappy");
+    seed("fuzz_codec", "snappy-raw", raw, raw_len + 1);
+    stream_buf_reset(&z);
+    stream_buf_put_u8(&z, 8);
+    if (stream_codec_compress(STREAM_CODEC_ZSTD, 0, "first", 5, &z) != 0 ||
+        stream_codec_compress(STREAM_CODEC_ZSTD, 0, "second", 6, &z) != 0)
+        die("zstd");
+    seed("fuzz_codec", "zstd-two-frames", z.data, z.len);
+    stream_buf_release(&z);
+}
+
+/* ---- protocol frames --------------------------------------------------------- */
+
+static void frame_seeds(void)
+{
+    stream_buf out = STREAM_BUF_INIT;
+    stream_buf batch = STREAM_BUF_INIT;
+    stream_frame f;
+    build_batch(STREAM_CODEC_NONE, &batch);
+
+    /* A connection's first requests: hello, metadata, create_topics, produce,
+     * fetch; after 3 parameter bytes (default max frame, a chunk seed). */
+    stream_buf_put(&out, "\x04\x12\x34", 3);
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_HELLO, 1, 2);
+    stream_pack_kv_uint(&f.pk, "version", 1);
+    stream_pack_kv_cstr(&f.pk, "client", "stream-pub");
+    stream_frame_finish(&f);
+    size_t hello_end = out.len;
+
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_METADATA, 2, 1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, 2);
+    stream_pack_cstr(&f.pk, "orders");
+    stream_pack_cstr(&f.pk, "__consumer_offsets");
+    stream_frame_finish(&f);
+
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_CREATE_TOPICS, 3, 1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 3);
+    stream_pack_kv_cstr(&f.pk, "name", "orders");
+    stream_pack_kv_int(&f.pk, "partitions", 3);
+    stream_pack_key(&f.pk, "configs");
+    msgpack_pack_map(&f.pk, 1);
+    stream_pack_kv_cstr(&f.pk, "retention.ms", "60000");
+    stream_frame_finish(&f);
+
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, 4, 3);
+    stream_pack_kv_int(&f.pk, "acks", -1);
+    stream_pack_kv_int(&f.pk, "timeout_ms", 30000);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 2);
+    stream_pack_kv_cstr(&f.pk, "name", "orders");
+    stream_pack_key(&f.pk, "partitions");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 2);
+    stream_pack_kv_int(&f.pk, "partition", 0);
+    stream_pack_kv_bin(&f.pk, "records", batch.data, batch.len);
+    stream_frame_finish(&f);
+
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_FETCH, 5, 3);
+    stream_pack_kv_int(&f.pk, "max_wait_ms", 500);
+    stream_pack_kv_int(&f.pk, "min_bytes", 1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 2);
+    stream_pack_kv_cstr(&f.pk, "name", "orders");
+    stream_pack_key(&f.pk, "partitions");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 3);
+    stream_pack_kv_int(&f.pk, "partition", 0);
+    stream_pack_kv_int(&f.pk, "offset", 0);
+    stream_pack_kv_int(&f.pk, "max_bytes", 1048576);
+    if (stream_frame_finish(&f) != 0)
+        die("frames");
+    seed("fuzz_frame", "requests", out.data, out.len);
+    /* fuzz_broker: byte 0 bit 0 asks the target to say hello itself. */
+    out.data[2] = 0x00;
+    seed("fuzz_broker", "requests", out.data + 2, out.len - 2);
+    out.data[hello_end - 1] = 0x01;
+    seed("fuzz_broker", "after-hello", out.data + hello_end - 1, out.len - hello_end + 1);
+
+    /* Responses as a client reads them, fed in small chunks. */
+    stream_buf_reset(&out);
+    stream_buf_put(&out, "\x03\x00\x07", 3);
+    stream_frame_start(&f, &out);
+    stream_pack_response_header(&f.pk, 1, 0, NULL, 1);
+    stream_pack_kv_uint(&f.pk, "version", 1);
+    stream_frame_finish(&f);
+    stream_frame_error_response(&out, 2, STREAM_EBADREQ, "field 'topics' must be an array");
+    stream_frame_error_response(&out, 0, STREAM_ETOOLARGE, NULL);
+    seed("fuzz_frame", "responses", out.data, out.len);
+
+    /* A frame over a 64-byte maximum, after one that fits. */
+    stream_buf_reset(&out);
+    stream_buf_put(&out, "\x02\x00\x01", 3);
+    stream_frame_error_response(&out, 9, STREAM_EUNKNOWNOP, "unknown op");
+    stream_buf_put(&out, "\x00\x00\x01\x00", 4);
+    seed("fuzz_frame", "too-large", out.data, out.len);
+    stream_buf_release(&out);
+    stream_buf_release(&batch);
+}
+
+/* ---- config and text parsers --------------------------------------------- */
+
+static void text_seeds(void)
+{
+    seed_str("fuzz_config", "broker",
+             "# a broker\nlisten = 127.0.0.1:9292\ndata.dir=~/stream\nnum.partitions=3\n"
+             "auto.create.topics.enable=false\nlog.level=debug\nflush.mode=periodic\n"
+             "flush.ms=200\n");
+    seed_str("fuzz_config", "kafka-aliases",
+             "\xef\xbb\xbflog.retention.ms=3600000\r\nmessage.max.bytes=2097152\r\n"
+             "log.segment.bytes=1048576\r\nretention.bytes=-1\r\ncleanup.policy=delete");
+    seed_str("fuzz_config", "topic",
+             "retention.ms=-1\nsegment.ms=60000\n"
+             "max.message.bytes=1000000\nindex.interval.bytes=0\n");
+    seed_str("fuzz_config", "bad", "listen\nnum.partitions=0\n=x\n");
+
+    static const char *const times[] = {
+        "2026-11-24T10:00:00.123Z",
+        "2026-11-24 10:00",
+        "2026-11-24",
+        "2026-11-24T10:00+05:30",
+        "1732442400",
+        "1732442400000",
+        "-10m",
+        "+1h30m",
+        "now",
+        "@2026-11-24T10:00..@-5m",
+        "-1h..",
+        "..now",
+        "beginning",
+        "end",
+        "stored",
+        "42",
+        "-10",
+        "+5",
+        "@-1d",
+        "s@2026-01-01",
+        "0..end",
+        "1h30m",
+        "250ms",
+        "64m",
+        "16KiB",
+        "1MB",
+        "-2..@now",
+    };
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "%02zu", i);
+        seed_str("fuzz_timespec", name, times[i]);
+    }
+
+    SEED_LIT("fuzz_format", "kcat", "%t [%p] at %o: %k=%v\\n\0|");
+    SEED_LIT("fuzz_format", "all", "%T %D %h %K %V %S %s %% \\t\\x1e\\0\\\\\0\x01NULL");
+    SEED_LIT("fuzz_format", "delim", "%v\0\\x1e::\\n");
+
+    seed_str("fuzz_json", "record",
+             "{\"topic\":\"t\",\"partition\":0,\"offset\":42,\"timestamp\":1732442400000,"
+             "\"key\":\"k\",\"key_encoding\":\"utf8\",\"value\":\"AAE=\",\"value_encoding\":"
+             "\"base64\",\"headers\":[[\"name\",\"value\"],[\"name\",null]]}\n");
+    seed_str(
+        "fuzz_json", "values",
+        "[true,false,null,-0,1.5e-3,9223372036854775807,-9223372036854775808,"
+        "18446744073709551616,1e308,\"\\u00e9\\ud83d\\ude00\\n\\\"\",{},[],{\"a\":{\"b\":[1]}}]");
+    seed_str("fuzz_json", "base64", "aGVsbG8gd29ybGQ=");
+
+    SEED_LIT("fuzz_cli", "lines", "\x01\na\nb\n\nc");
+    SEED_LIT("fuzz_cli", "brokers", "\x00localhost:9292, [::1]:9293,127.0.0.1,,");
+    SEED_LIT("fuzz_cli", "partitions",
+             "\x00"
+             "0,2,5,2");
+    SEED_LIT("fuzz_cli", "header", "\x02::name=value::x");
+    SEED_LIT("fuzz_cli", "acks",
+             "\x00"
+             "all");
+}
+
+/* ---- record formats ---------------------------------------------------------- */
+
+static void recfmt_seeds(void)
+{
+    stream_buf batch = STREAM_BUF_INIT, json = STREAM_BUF_INIT, mp = STREAM_BUF_INIT;
+    build_batch(STREAM_CODEC_NONE, &batch);
+    stream_buf_put(&json, "\x00\x05", 2); /* JSON lines, chunk seed */
+    stream_buf_put(&mp, "\x01\x05", 2);   /* MessagePack */
+    stream_record_iter it;
+    stream_record rec;
+    if (stream_record_iter_start(&it, batch.data, batch.len) != 0)
+        die("iterating");
+    while (stream_record_iter_next(&it, &rec) == 1) {
+        stream_fmt_record fr;
+        stream_fmt_record_from_record(&fr, "orders", 6, 0, &rec);
+        if (stream_recfmt_write_json(&json, &fr) != 0 || stream_recfmt_write_msgpack(&mp, &fr))
+            die("writing records");
+    }
+    stream_record_iter_stop(&it);
+    static const char lenient[] = "\n{\"value\":\"x\"}\r\n{\"key\":\"k\",\"value\":{\"a\":1},"
+                                  "\"headers\":{\"h1\":\"v1\",\"h2\":null},\"timestamp\":1}\n";
+    stream_buf_put(&json, lenient, sizeof lenient - 1);
+    seed("fuzz_recfmt", "json", json.data, json.len);
+    seed("fuzz_recfmt", "msgpack", mp.data, mp.len);
+    seed_str("fuzz_json", "recfmt-lenient",
+             "{\"key\":\"k\",\"value\":{\"a\":1},\"headers\":{\"h1\":\"v1\",\"h2\":null}}");
+    stream_buf_release(&batch);
+    stream_buf_release(&json);
+    stream_buf_release(&mp);
+}
+
+/* ---- segment files ----------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void read_file(const char *dir, const char *name, stream_buf *out)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    stream_buf_reset(out);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        stream_buf_put(out, buf, (size_t)n);
+    close(fd);
+}
+
+/* Input for fuzz_log_recovery (layout in its header comment). */
+static void log_input(const char *name, uint8_t flags, const stream_buf *index,
+                      const stream_buf *timeindex, const char *rp, size_t split,
+                      const stream_buf *log)
+{
+    stream_buf in = STREAM_BUF_INIT;
+    stream_buf_put_u8(&in, flags);
+    stream_buf_put_u8(&in, 0); /* base offset 0 */
+    if (flags & 0x01) {
+        stream_buf_put_be16(&in, (uint16_t)index->len);
+        stream_buf_put(&in, index->data, index->len);
+    }
+    if (flags & 0x02) {
+        stream_buf_put_be16(&in, (uint16_t)timeindex->len);
+        stream_buf_put(&in, timeindex->data, timeindex->len);
+    }
+    if (flags & 0x04) {
+        stream_buf_put_u8(&in, (uint8_t)strlen(rp));
+        stream_buf_put(&in, rp, strlen(rp));
+    }
+    if (flags & 0x20) {
+        stream_buf_put_be16(&in, (uint16_t)split);
+        stream_buf_put_u8(&in, 0);
+    }
+    stream_buf_put(&in, log->data, log->len);
+    seed("fuzz_log_recovery", name, in.data, in.len);
+    stream_buf_release(&in);
+}
+
+static void log_seeds(void)
+{
+    char dir[] = "/tmp/make_seeds.XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        die("mkdtemp");
+    char part[64];
+    snprintf(part, sizeof part, "%s/t-0", dir);
+    stream_log_config cfg;
+    stream_log_config_init(&cfg);
+    cfg.segment_bytes = 1024;
+    cfg.index_interval_bytes = 0;
+    stream_log *log;
+    char err[256];
+    if (stream_log_open(part, &cfg, &log, NULL, err, sizeof err) != 0)
+        die(err);
+    stream_buf b = STREAM_BUF_INIT;
+    for (int i = 0; i < 8; i++) {
+        build_batch(i % 3 == 2 ? STREAM_CODEC_LZ4 : STREAM_CODEC_NONE, &b);
+        int64_t at;
+        if (stream_log_append(log, b.data, b.len, &at, err, sizeof err) != 0)
+            die(err);
+    }
+    stream_log_close(log);
+
+    /* Segments 0 and the one after it (the log rolled at 1 KiB). */
+    DIR *d = opendir(part);
+    char names[8][64];
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".log") == 0 && n < 8)
+            snprintf(names[n++], sizeof names[0], "%.20s", e->d_name);
+    if (d != NULL)
+        closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    if (n < 2)
+        die("expected the log to roll");
+
+    stream_buf seg0 = STREAM_BUF_INIT, seg1 = STREAM_BUF_INIT, idx = STREAM_BUF_INIT,
+               tidx = STREAM_BUF_INIT, both = STREAM_BUF_INIT;
+    char fname[64];
+    snprintf(fname, sizeof fname, "%.20s.log", names[0]);
+    read_file(part, fname, &seg0);
+    snprintf(fname, sizeof fname, "%.20s.log", names[1]);
+    read_file(part, fname, &seg1);
+    snprintf(fname, sizeof fname, "%.20s.index", names[0]);
+    read_file(part, fname, &idx);
+    snprintf(fname, sizeof fname, "%.20s.timeindex", names[0]);
+    read_file(part, fname, &tidx);
+
+    log_input("segment", 0x00, NULL, NULL, NULL, 0, &seg0);
+    log_input("segment-indexes", 0x03, &idx, &tidx, NULL, 0, &seg0);
+    log_input("recovery-point", 0x07, &idx, &tidx, "3\n", 0, &seg0);
+    log_input("every-batch-indexed", 0x43, &idx, &tidx, NULL, 0, &seg0);
+    stream_buf_put(&both, seg0.data, seg0.len);
+    stream_buf_put(&both, seg1.data, seg1.len);
+    log_input("two-segments", 0x20, NULL, NULL, NULL, seg0.len, &both);
+    both.len = seg0.len - 7; /* a torn last batch */
+    log_input("torn-tail", 0x00, NULL, NULL, NULL, 0, &both);
+
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    stream_buf_release(&b);
+    stream_buf_release(&seg0);
+    stream_buf_release(&seg1);
+    stream_buf_release(&idx);
+    stream_buf_release(&tidx);
+    stream_buf_release(&both);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_seeds CORPUS_DIR\n");
+        return 2;
+    }
+    root = argv[1];
+    if (mkdir(root, 0755) != 0 && errno != EEXIST)
+        die(root);
+    batch_seeds();
+    codec_seeds();
+    frame_seeds();
+    text_seeds();
+    recfmt_seeds();
+    log_seeds();
+    return 0;
+}
