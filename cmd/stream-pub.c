@@ -53,7 +53,8 @@ static const char usage_text[] =
     "      --linger-ms MS         wait up to MS for a batch to fill (default 5)\n"
     "      --batch-bytes SIZE     send a batch at SIZE bytes, e.g. 64k (default 256k)\n"
     "  -z, --compression CODEC    none (default), gzip, snappy, lz4 or zstd\n"
-    "      --retries N            resend a failed batch up to N times (default 10)\n"
+    "      --retries N            resend a failed batch up to N times (default 30)\n"
+    "      --no-idempotence       plain resends: a retry may store a batch twice\n"
     "      --ack-log FILE         append 'RECORD PARTITION OFFSET' per acknowledged record\n"
     "                             to FILE ('-': standard output)\n"
     "  -q, --quiet                print nothing but errors\n"
@@ -72,6 +73,7 @@ enum {
     OPT_BATCH,
     OPT_RETRIES,
     OPT_ACK_LOG,
+    OPT_NO_IDEMPOTENCE,
     OPT_VERSION
 };
 
@@ -93,6 +95,7 @@ static const struct option long_options[] = {
     {"compression", required_argument, NULL, 'z'},
     {"retries", required_argument, NULL, OPT_RETRIES},
     {"ack-log", required_argument, NULL, OPT_ACK_LOG},
+    {"no-idempotence", no_argument, NULL, OPT_NO_IDEMPOTENCE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -404,6 +407,9 @@ static void parse_options(int argc, char **argv, pub_opts *o)
             break;
         case OPT_ACK_LOG:
             o->ack_log = optarg;
+            break;
+        case OPT_NO_IDEMPOTENCE:
+            o->pconf.idempotence = false;
             break;
         case 'q':
             cmd_verbosity = 0;

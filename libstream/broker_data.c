@@ -1,5 +1,5 @@
 /*
- * broker_data.c - the data ops: produce, fetch, list_offsets.
+ * broker_data.c - the data ops: produce, fetch, list_offsets, init_producer_id.
  *
  * Each op decodes its whole request into a plain struct first (copying topic
  * names, checking every field's type), so a malformed request is refused
@@ -10,10 +10,14 @@
  *
  * produce: every batch in a partition's `records` bin is checked
  *   (stream_batch_check: header, size, CRC) before the first is appended, so
- *   a partition takes all of its batches or none. acks=0 sends nothing back,
- *   acks=1 answers once written, acks=all (-1) parks until the flusher makes
- *   every written partition durable (or timeout_ms passes: ETIMEDOUT for the
- *   partitions still waiting).
+ *   a partition takes all of its batches or none. A batch of an idempotent
+ *   producer (producerId >= 0) must come alone, and is checked against the
+ *   partition's producer state (stream_log_check_producer): a resend of one
+ *   of the producer's last 5 batches is answered with the offset it got the
+ *   first time and nothing is written; a batch out of sequence is refused.
+ *   acks=0 sends nothing back, acks=1 answers once written, acks=all (-1)
+ *   parks until the flusher makes every written partition durable (or
+ *   timeout_ms passes: ETIMEDOUT for the partitions still waiting).
  * fetch: measures what is available without reading it; if that is below
  *   min_bytes (and nothing failed) the request parks for up to max_wait_ms and
  *   is woken by appends. The answer preads whole batches straight into the
@@ -23,6 +27,9 @@
  *   than its limits. Fetch never creates topics (protocol.md 6.8, 12).
  * list_offsets: earliest (-2), latest (-1), or the first offset whose record
  *   timestamp is >= t, with that record's timestamp.
+ * init_producer_id: a new producer id, unique for the life of the data
+ *   directory (ids come in blocks recorded in <data>/producer-ids before use,
+ *   producer_state.h), and epoch 0.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -190,11 +197,13 @@ static int produce_check(const msgpack_object *pm, size_t ti, size_t pi, char *m
 }
 
 /* Checks every batch in the bin; returns 0 and the count, or the first
- * batch's error with msg. */
+ * batch's error with msg. *idempotent says the (single) batch has a
+ * producer id. */
 static int check_batches(uint8_t *p, size_t len, int32_t max_message_bytes, size_t *count,
-                         char *msg, size_t msg_len)
+                         bool *idempotent, char *msg, size_t msg_len)
 {
     size_t pos = 0, n = 0;
+    *idempotent = false;
     if (len == 0) {
         snprintf(msg, msg_len, "records is empty: expected one or more record batches");
         return STREAM_EBADREQ;
@@ -220,8 +229,19 @@ static int check_batches(uint8_t *p, size_t len, int32_t max_message_bytes, size
                      info.size, (int)max_message_bytes);
             return STREAM_ETOOLARGE;
         }
+        if (info.producer_id >= 0)
+            *idempotent = true;
         pos += info.size;
         n++;
+    }
+    if (*idempotent && n > 1) {
+        /* As in Kafka: one sequence check per partition and request keeps
+         * "all batches or none" true for idempotent producers too. */
+        snprintf(msg, msg_len,
+                 "records holds %zu batches, one of an idempotent producer: such a batch must "
+                 "be the only one of its partition in a produce request",
+                 n);
+        return STREAM_EBADREQ;
     }
     *count = n;
     return 0;
@@ -235,10 +255,36 @@ static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp
     if (log == NULL)
         return 0;
     size_t count;
-    pp->err =
-        check_batches(p, len, t->log_config.max_message_bytes, &count, pp->msg, sizeof(pp->msg));
+    bool idempotent;
+    pp->err = check_batches(p, len, t->log_config.max_message_bytes, &count, &idempotent, pp->msg,
+                            sizeof(pp->msg));
     if (pp->err != 0)
         return 0;
+    if (idempotent) {
+        int64_t dup;
+        int rc = stream_log_check_producer(log, p, len, &dup, pp->msg, sizeof(pp->msg));
+        if (rc == STREAM_LOG_DUPLICATE) {
+            /* Answered as the first time; acks=all still waits until the
+             * original is on disk. */
+            pp->base_offset = dup;
+            stream__blog(b, STREAM_BROKER_DEBUG,
+                         "%s-%d: a resent batch, stored before at offset %lld: not stored again",
+                         t->name, (int)pp->partition, (long long)dup);
+            int64_t delta = (int32_t)stream_load_be32(p + STREAM_BATCH_OFF_LAST_OFFSET_DELTA);
+            int64_t end = dup + delta + 1;
+            if (acks_all && t->log_config.flush_mode != STREAM_FLUSH_NEVER &&
+                stream_log_durable_offset(log) < end) {
+                pp->need_durable = end;
+                stream_log_request_flush(log);
+            }
+            pp->log_start_offset = stream_log_start_offset(log);
+            return 0;
+        }
+        if (rc != 0) {
+            pp->err = rc;
+            return 0;
+        }
+    }
     size_t pos = 0;
     for (size_t i = 0; i < count; i++) {
         size_t size = 12 + (size_t)stream_load_be32(p + pos + 8);
@@ -517,6 +563,57 @@ static int read_slice(stream_buf *out, const stream_log_slice *sl)
     return 0;
 }
 
+/* Bytes of the run of batches at p (n bytes of whole stored batches) that
+ * pass stream_batch_check; when one fails, *bad_offset and why say which and
+ * how. Stored data is checked before it is served: recovery vouches only for
+ * what it scanned, and bytes damaged on disk later (below the recovery point,
+ * after a clean stop) must be reported, never sent. CRC-32C runs at memory
+ * speed, so this costs little next to the pread. */
+static size_t checked_prefix(const uint8_t *p, size_t n, int64_t *bad_offset, char *why,
+                             size_t why_len)
+{
+    size_t pos = 0;
+    while (pos < n) {
+        stream_batch_info info;
+        if (stream_batch_check(p + pos, n - pos, &info, why, why_len) != 0) {
+            *bad_offset =
+                stream_batch_header_decode(p + pos, n - pos, &info) == 0 ? info.base_offset : -1;
+            break;
+        }
+        pos += info.size;
+    }
+    return pos;
+}
+
+/* The partition entry just encoded (from `mark` in out, its records the last
+ * n bytes) holds a damaged batch after `good` good bytes: re-encodes it with
+ * the good prefix only, or as ECORRUPT when there is none (a client fetching
+ * from the damaged batch then learns why it cannot get past it). Returns
+ * the record bytes left in the entry, or -1 without memory. */
+static ssize_t recode_damaged(stream_buf *out, msgpack_packer *pk, size_t mark, size_t n,
+                              size_t good, int32_t partition, int64_t hwm, int64_t lso,
+                              const char *msg)
+{
+    uint8_t *keep = NULL;
+    if (good > 0) {
+        keep = malloc(good);
+        if (keep == NULL)
+            return -1;
+        memcpy(keep, out->data + out->len - n, good);
+    }
+    out->len = mark;
+    int err = good > 0 ? 0 : STREAM_ECORRUPT;
+    msgpack_pack_map(pk, 4 + stream_err_fields(err));
+    stream_pack_kv_int(pk, "partition", partition);
+    stream_pack_err(pk, err, msg);
+    stream_pack_kv_int(pk, "high_watermark", err ? -1 : hwm);
+    stream_pack_kv_int(pk, "log_start_offset", err ? -1 : lso);
+    stream_pack_key(pk, "records");
+    stream_pack_bin(pk, keep, good);
+    free(keep);
+    return (ssize_t)good;
+}
+
 static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
 {
     stream_frame f;
@@ -566,6 +663,7 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                 }
             }
             size_t n = err == 0 ? sl.len : 0;
+            size_t mark = r->out.len; /* where this partition's entry starts */
             msgpack_pack_map(&f.pk, 4 + stream_err_fields(err));
             stream_pack_kv_int(&f.pk, "partition", fp->partition);
             stream_pack_err(&f.pk, err, msg);
@@ -580,6 +678,26 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                 stream_frame_abort(&f);
                 stream__reply_error(r, s->id, STREAM_EIO, "cannot read the log");
                 return;
+            }
+            int64_t bad = -1;
+            char why[200] = "";
+            size_t good =
+                n > 0 ? checked_prefix(r->out.data + r->out.len - n, n, &bad, why, sizeof(why)) : 0;
+            if (good < n) {
+                stream__blog(b, STREAM_BROKER_ERROR,
+                             "%s-%d: stored batch at offset %lld is damaged (%s); not served",
+                             t->name, (int)fp->partition, (long long)bad, why);
+                snprintf(msg, sizeof(msg), "%s-%d: stored batch at offset %lld is damaged: %s",
+                         t->name, (int)fp->partition, (long long)bad, why);
+                ssize_t left =
+                    recode_damaged(&r->out, &f.pk, mark, n, good, fp->partition, hwm, lso, msg);
+                if (left < 0) {
+                    stream_log_slice_release(&sl);
+                    stream_frame_abort(&f);
+                    stream__reply_error(r, s->id, STREAM_ENOMEM, NULL);
+                    return;
+                }
+                n = (size_t)left;
             }
             used += n;
             stream_log_slice_release(&sl);
@@ -617,6 +735,11 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
         stream__reply_error(r, id, rc, msg);
         return;
     }
+    /* The response is held until the client reads it: one larger than
+     * connection.max.output.bytes would defeat that per-connection bound
+     * (max_bytes is a soft limit; the client fetches the rest next time). */
+    if ((uint64_t)max_bytes > (uint64_t)b->set.max_output_bytes)
+        max_bytes = (int64_t)b->set.max_output_bytes;
     fetch_state *s = calloc(1, sizeof(*s));
     if (s) {
         s->id = id;
@@ -795,5 +918,31 @@ void stream__op_list_offsets(stream__conn *c, stream__req *r, uint64_t id, const
             stream_pack_kv_int(&f.pk, "high_watermark", hwm);
         }
     }
+    stream__reply_finish(r, &f, id);
+}
+
+/* ======================================================================== */
+/* init_producer_id                                                          */
+/* ======================================================================== */
+
+void stream__op_init_producer_id(stream__conn *c, stream__req *r, uint64_t id,
+                                 const msgpack_object *m)
+{
+    stream_broker *b = c->broker;
+    char msg[512];
+    int64_t pid;
+    int rc = stream__producer_ids_next(&b->producer_ids, b->data_dir, &pid, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__blog(b, STREAM_BROKER_ERROR, "init_producer_id: %s", msg);
+        stream__reply_error(r, id, rc, msg);
+        return;
+    }
+    stream__blog(b, STREAM_BROKER_DEBUG, "connection %llu from %s: producer id %lld",
+                 (unsigned long long)c->id, c->peer, (long long)pid);
+    stream_frame f;
+    stream_frame_start(&f, &r->out);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 2);
+    stream_pack_kv_int(&f.pk, "producer_id", pid);
+    stream_pack_kv_int(&f.pk, "producer_epoch", 0);
     stream__reply_finish(r, &f, id);
 }

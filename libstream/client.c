@@ -1076,6 +1076,13 @@ size_t stream__client_max_message_bytes(const stream_client *c)
     return c->max_message_bytes;
 }
 
+unsigned stream__client_connect_failures(const stream_client *c, int *err, const char **msg)
+{
+    *err = c->last_err ? c->last_err : STREAM_ECONNREFUSED;
+    *msg = c->last_msg;
+    return c->rounds_failed;
+}
+
 bool stream__client_take_interrupted(stream_client *c)
 {
     bool was = c->interrupted;

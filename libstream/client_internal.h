@@ -142,6 +142,12 @@ size_t stream__client_max_message_bytes(const stream_client *c);
  * by a signal, so loops around it can return to their caller. */
 bool stream__client_take_interrupted(stream_client *c);
 
+/* Connection rounds that failed so far (every broker of the list tried and
+ * none answered); *err and *msg (borrowed) get the last one's error and
+ * "cannot connect to ..." line. The producer counts an attempt for each
+ * batch waiting to be sent when this moves. */
+unsigned stream__client_connect_failures(const stream_client *c, int *err, const char **msg);
+
 /* Sends and writes what can be written now, without waiting or reading. */
 void stream__client_kick(stream_client *c);
 
@@ -159,5 +165,51 @@ void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
 /* Copies a wire string (not NUL-terminated) into a malloc'ed C string;
  * NULL on ENOMEM. */
 char *stream__strndup(const char *p, size_t len);
+
+
+/* ---- consumer groups: consumer.c <-> group_client.c ----------------------- */
+
+/* A consumer's group membership (group_client.c); NULL for a standalone
+ * consumer. The consumer owns it and frees it with stream__cgroup_free. */
+typedef struct stream__cgroup stream__cgroup;
+
+/* consumer.c, for the group code. Partitions are named by topic and
+ * number; the calls do nothing for partitions the consumer does not know. */
+stream_client *stream__consumer_client(const stream_consumer *co);
+const stream_consumer_conf *stream__consumer_conf(const stream_consumer *co);
+stream__cgroup *stream__consumer_group(const stream_consumer *co);
+void stream__consumer_set_group(stream_consumer *co, stream__cgroup *g);
+/* True when some partition is assigned. */
+bool stream__consumer_assigned_any(const stream_consumer *co);
+/* Starts (or restarts) a partition at `start` with `end` (-1: none): as
+ * assign does, without any request. 0 or STREAM_ENOMEM. */
+int stream__consumer_start(stream_consumer *co, const char *topic, int32_t partition,
+                           int64_t start, int64_t end);
+/* Stops fetching and returning the partition's records (what was fetched
+ * is dropped; the position stays what the caller has seen). */
+void stream__consumer_halt(stream_consumer *co, const char *topic, int32_t partition);
+/* True when the partition reached its end or is paused by an error. */
+bool stream__consumer_finished(const stream_consumer *co, const char *topic, int32_t partition);
+/* Queues an event for poll; topic NULL for one about the whole group. msg
+ * copied (may be NULL). 0 or STREAM_ENOMEM. */
+int stream__consumer_push(stream_consumer *co, stream_event_type type, const char *topic,
+                          int32_t partition, int64_t offset, int err, const char *msg);
+
+/* group_client.c, for consumer.c. */
+/* Runs at the start of every stream_consumer_poll: auto-store, and moves
+ * revocations on. */
+void stream__cgroup_before_poll(stream__cgroup *g);
+/* True (once per revocation) when a revoked partition waits for the caller
+ * to store its offsets: poll returns 0 so the caller gets to do it. */
+bool stream__cgroup_wants_caller(stream__cgroup *g);
+/* True when the assignment is final and nothing is on its way in or out
+ * (or membership ended). */
+bool stream__cgroup_settled(const stream__cgroup *g);
+/* True while a join, heartbeat, commit or leave of the group is in flight
+ * or due, or a revocation is under way: the consumer then sends no fetch,
+ * which would delay the group's answers. */
+bool stream__cgroup_busy(const stream__cgroup *g);
+/* Cancels the group's requests and frees it (no leave: see close). */
+void stream__cgroup_free(stream__cgroup *g);
 
 #endif /* STREAM_CLIENT_INTERNAL_H */

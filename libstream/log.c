@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "log_internal.h"
+#include "producer_state.h"
 #include "stream/error.h"
 
 /* Index entries buffered in memory before they are appended to the files. */
@@ -362,6 +363,56 @@ static int recover_from(stream_log *log, int from, stream_log_recovery *rec, cha
     return rc;
 }
 
+/* Replay: one batch header into the producer state. */
+typedef struct replay_arg {
+    stream_log *log;
+    int64_t from; /* batches below it are in the snapshot already */
+    int64_t now_ms;
+} replay_arg;
+
+static int replay_batch(const stream_batch_info *info, void *arg)
+{
+    replay_arg *ra = arg;
+    if (info->producer_id < 0 || info->base_offset < ra->from)
+        return 0;
+    return stream__producer_state_update(ra->log->producers, info, ra->now_ms);
+}
+
+/* Makes the producer state that of the batches in the log: the newest
+ * snapshot at or below the end, then the headers after it (producer_state.h).
+ * Replayed producers count as active from now, for expiry. */
+static int rebuild_producers(stream_log *log, char *errbuf, size_t errbuf_len)
+{
+    int64_t from;
+    int rc = stream__producer_state_load(log->producers, log->dirfd, log->end_offset, &from);
+    replay_arg ra = {log, from < 0 ? 0 : from, stream__now_ms()};
+    for (int k = from > 0 ? find_seg(log, from) : 0; rc == 0 && k < log->nsegs; k++) {
+        stream__segment *s = log->segs[k];
+        if (from >= s->next_offset)
+            continue; /* all in the snapshot */
+        /* Start at the snapshot's batch; from the segment's start if it
+         * cannot be found (replay_batch skips what the snapshot has). */
+        int64_t pos = 0;
+        stream_batch_info info;
+        if (from > s->base_offset && stream__seg_find(s, from, &pos, &info) != 0)
+            pos = 0;
+        rc = stream__seg_scan_headers(s, pos, replay_batch, &ra);
+    }
+    /* A damaged header in a segment open trusted without reading it all
+     * (reads report it): the state stops before it, as the log effectively
+     * does; the partition stays available. */
+    if (rc == STREAM_ECORRUPT)
+        rc = 0;
+    if (rc != 0) {
+        stream__producer_state_clear(log->producers);
+        seterr(errbuf, errbuf_len, "rebuilding the producer state of %s: %s", log->dir,
+               stream_strerror(rc));
+        return rc;
+    }
+    stream__producer_state_expire(log->producers, log->start_offset, 0, -1);
+    return 0;
+}
+
 static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
 {
     bool clean = file_exists(log, "clean-shutdown");
@@ -430,6 +481,8 @@ static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t 
     log->start_offset = log->segs[0]->base_offset;
     if (lso > log->start_offset)
         log->start_offset = lso < log->end_offset ? lso : log->end_offset;
+    if ((rc = rebuild_producers(log, errbuf, errbuf_len)) != 0)
+        return rc;
 
     /* From here on the files change: the marker must be gone from the disk
      * before the first append, or a crash would leave it lying. */
@@ -473,6 +526,7 @@ static void free_log(stream_log *log)
     free(log->dirty);
     free(log->snap);
     stream_buf_release(&log->scratch);
+    stream__producer_state_free(log->producers);
     if (log->dirfd >= 0)
         close(log->dirfd); /* also releases the flock */
     pthread_cond_destroy(&log->cv);
@@ -512,7 +566,8 @@ int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **
     stream_buf_init(&log->scratch);
     log->last_recovery.truncated_at = -1;
     log->dir = strdup(dir);
-    if (log->dir == NULL) {
+    log->producers = stream__producer_state_new();
+    if (log->dir == NULL || log->producers == NULL) {
         free_log(log);
         return STREAM_ENOMEM;
     }
@@ -576,6 +631,10 @@ void stream_log_close(stream_log *log)
     pthread_mutex_unlock(&log->mu);
     if (rc == 0 && log->rp_written != log->end_offset)
         rc = stream__write_offset_file(log, "recovery-point", log->end_offset);
+    /* The next open loads this instead of replaying (a failure only costs
+     * that replay). */
+    if (rc == 0)
+        (void)stream__producer_state_write_snapshot(log->producers, log->dirfd, log->end_offset);
     if (rc == 0) {
         /* The marker says: every file here is complete and synced. */
         char path[4096];
@@ -636,6 +695,9 @@ static int roll(stream_log *log)
     pthread_mutex_unlock(&log->mu);
 
     log->segs[log->nsegs++] = s;
+    /* Open replays producer state from the newest snapshot: one per segment
+     * bounds that replay (a failed write only lengthens it). */
+    (void)stream__producer_state_write_snapshot(log->producers, log->dirfd, log->end_offset);
     return 0;
 }
 
@@ -713,6 +775,8 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
     if (pos == 0)
         s->roll_at_ms = now;
     stream__seg_track(s, pos, &info, log->cfg.index_interval_bytes);
+    if (info.producer_id >= 0) /* cannot fail after stream_log_check_producer said 0 */
+        (void)stream__producer_state_update(log->producers, &info, now);
     if (s->index_n - s->index_written >= INDEX_FLUSH_ENTRIES ||
         s->times_n - s->times_written >= INDEX_FLUSH_ENTRIES)
         (void)stream__seg_write_pending(log, s); /* a hint: see roll() */
@@ -970,7 +1034,25 @@ int stream_log_apply_retention(stream_log *log, int64_t now_ms)
     }
     if (log->segs[0]->base_offset > log->start_offset)
         log->start_offset = log->segs[0]->base_offset;
+    stream__producer_state_expire(log->producers, log->start_offset, now_ms,
+                                  STREAM__PRODUCER_EXPIRATION_MS);
     return deleted;
+}
+
+_Static_assert(STREAM_LOG_DUPLICATE == STREAM__PRODUCER_DUPLICATE, "one duplicate answer");
+
+int stream_log_check_producer(stream_log *log, const uint8_t *p, size_t len,
+                              int64_t *dup_base_offset, char *errbuf, size_t errbuf_len)
+{
+    stream_batch_info info;
+    int rc = stream_batch_header_decode(p, len, &info);
+    if (rc != 0) {
+        seterr(errbuf, errbuf_len, "cannot decode the batch header: %s", stream_strerror(rc));
+        return rc;
+    }
+    if (info.producer_id < 0)
+        return 0;
+    return stream__producer_state_check(log->producers, &info, dup_base_offset, errbuf, errbuf_len);
 }
 
 int stream_log_advance_start(stream_log *log, int64_t offset)
@@ -1068,5 +1150,7 @@ int stream_log_truncate_to(stream_log *log, int64_t offset)
     }
     publish_truncation(log);
     stream__log_release_busy(log);
-    return rc;
+    /* Batches past the cut no longer count for their producers. */
+    int prc = rebuild_producers(log, NULL, 0);
+    return rc != 0 ? rc : prc;
 }

@@ -70,6 +70,8 @@ struct stream_log {
     int64_t start_offset;              /* (owner) log start offset */
     int64_t end_offset;                /* (owner) log end offset (next offset to assign) */
     stream_buf scratch;                /* (owner) reused buffer for scans and time look-ups */
+    /* (owner) idempotent producers' sequences (producer_state.c) */
+    struct stream__producer_state *producers;
     stream_log_recovery last_recovery; /* what open found */
 
     pthread_mutex_t mu;      /* guards every (mu) field */
@@ -140,6 +142,13 @@ int stream__seg_header_at(const stream__segment *s, int64_t pos, stream_batch_in
  * bad file. */
 int stream__seg_find(const stream__segment *s, int64_t offset, int64_t *pos,
                      stream_batch_info *info);
+/* Calls fn with every batch header from position pos (a batch start) to the
+ * segment's end, reading the file in chunks (headers only: the producer
+ * state's replay). Stops at fn's first non-zero return and returns it;
+ * STREAM_ECORRUPT for a header that does not decode or a batch past the end,
+ * or the read error. */
+int stream__seg_scan_headers(const stream__segment *s, int64_t pos,
+                             int (*fn)(const stream_batch_info *info, void *arg), void *arg);
 /* Position of the last index entry at or below relative offset rel. */
 int64_t stream__seg_index_floor(const stream__segment *s, uint32_t rel, int64_t *entry_off);
 

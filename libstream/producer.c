@@ -12,15 +12,32 @@
  *                 that may have another request in flight into one produce
  *                 request (capped at max_request_bytes)
  *   response   -> per partition: success -> done (offsets known); retriable
- *                 error -> back to the head of its partition's ready list
- *                 after a backoff; other errors or out of retries/time ->
- *                 done with the error
+ *                 error -> back into its partition's ready list, in close
+ *                 order, after a backoff; other errors or out of
+ *                 retries/time -> done with the error
  *   report     -> done batches wait on a list until stream_producer_poll
  *                 runs their records' delivery reports, so reports never run
  *                 inside produce() or another object's poll
  *
  * Memory: buffer_bytes bounds the record bytes held from produce() until the
  * batch completes (reported or not); produce() says EAGAIN above it.
+ *
+ * Idempotence (Kafka's idempotent producer; the rules the broker applies are
+ * in producer_state.h). Each partition has a producer id, an epoch and the
+ * sequence of its next record; a batch is stamped with them when it closes
+ * (before finish: the CRC covers them), and a resend is the same bytes. A
+ * partition keeps every closed batch not yet done on its `pending` list in
+ * close order; the ready list is kept in that order too, and only its head
+ * is ever sent, so batches leave in sequence. The broker refuses a batch
+ * that does not follow the last one it stored (EOUTOFORDERSEQ), e.g. one
+ * sent behind a batch that failed: such a batch was not written, so it goes
+ * back in order without counting an attempt. If the refused batch is the
+ * oldest pending one, no resend of the current sequence can ever fit (its
+ * predecessor failed for good, or the broker lost it): the partition
+ * restarts its sequence under a new epoch (a local bump, as Kafka's KIP-360
+ * does for idempotent producers) once none of its requests is in flight,
+ * restamping its pending batches from sequence 0 in order. An epoch past
+ * INT16_MAX takes a new producer id instead.
  *
  * Wire format (share/doc/protocol.md, "produce"):
  *   request  {acks, timeout_ms, topics: [{name, partitions: [{partition,
@@ -36,6 +53,10 @@
 #include "stream/error.h"
 #include "stream/partition.h"
 
+/* Batches a partition may have in flight with idempotence: the broker
+ * recognises a resend among a producer's last 5 batches only. */
+#define IDEMPOTENT_MAX_IN_FLIGHT 5
+
 /* Bytes counted per record on top of key, value and headers (varints,
  * report bookkeeping). */
 #define RECORD_OVERHEAD 32
@@ -43,7 +64,11 @@
 typedef struct ptopic ptopic;
 
 typedef struct pbatch {
-    struct pbatch *next;
+    struct pbatch *next;                  /* ready list, done list */
+    struct pbatch *pend_prev, *pend_next; /* the partition's pending list */
+    bool pending;                         /* on that list (closed, not done) */
+    uint64_t order;                       /* close order within the partition */
+    unsigned rounds_counted;              /* connect failures already counted */
     ptopic *t;
     int32_t partition;
     stream_batch_builder b; /* records; finished in place when closed */
@@ -63,9 +88,17 @@ typedef struct pbatch {
 } pbatch;
 
 typedef struct ppart {
-    pbatch *open;                    /* accumulating, or NULL */
-    pbatch *ready_head, *ready_tail; /* closed, waiting to be sent */
-    int in_flight;                   /* produce requests carrying a batch of it */
+    pbatch *open;                        /* accumulating, or NULL */
+    pbatch *ready_head, *ready_tail;     /* closed, waiting to be sent, in close order */
+    pbatch *pending_head, *pending_tail; /* closed and not done, in close order */
+    int in_flight;                       /* produce requests carrying a batch of it */
+    uint64_t next_order;                 /* order of the next batch closed */
+    /* idempotence */
+    bool stamping;       /* producer_id/epoch/next_seq are set */
+    bool restart;        /* restart the sequence (new epoch) once nothing is in flight */
+    int16_t epoch;       /* epoch its batches carry */
+    int32_t next_seq;    /* sequence of the next record closed into a batch */
+    int64_t producer_id; /* producer id its batches carry */
 } ppart;
 
 struct ptopic {
@@ -97,10 +130,15 @@ struct stream_producer {
     pbatch *done_head, *done_tail; /* waiting for their reports */
     preq *reqs;                    /* produce requests in flight */
     int nreqs;
-    int max_reqs;  /* cap on nreqs */
-    bool flushing; /* close open batches without waiting for linger */
-    bool full;     /* produce said EAGAIN: close open batches now, so the
-                      buffer drains without waiting for their linger */
+    int max_reqs;            /* cap on nreqs */
+    bool flushing;           /* close open batches without waiting for linger */
+    bool full;               /* produce said EAGAIN: close open batches now, so the
+                                buffer drains without waiting for their linger */
+    bool idempotent;         /* conf.idempotence with acks != 0 */
+    int64_t producer_id;     /* from init_producer_id; -1 before the first produce */
+    int16_t producer_epoch;  /* the epoch that came with it */
+    int64_t pid_request;     /* id of an init_producer_id in flight (epoch overflow), 0 */
+    unsigned connect_rounds; /* the client's failed connect rounds seen */
     stream_producer_stats st;
 };
 
@@ -121,6 +159,7 @@ void stream_producer_conf_init(stream_producer_conf *conf)
     conf->retry_backoff_max_ms = 1000;
     conf->delivery_timeout_ms = 120000;
     conf->max_in_flight_per_partition = 5;
+    conf->idempotence = true;
 }
 
 static int conf_check(const stream_producer_conf *f, char *errbuf, size_t errbuf_len)
@@ -146,6 +185,15 @@ static int conf_check(const stream_producer_conf *f, char *errbuf, size_t errbuf
     RANGE(delivery_timeout_ms, 1, INT32_MAX);
     RANGE(max_in_flight_per_partition, 1, 1024);
 #undef RANGE
+    if (f->idempotence && f->acks != 0 &&
+        f->max_in_flight_per_partition > IDEMPOTENT_MAX_IN_FLIGHT) {
+        stream__errf(errbuf, errbuf_len,
+                     "producer setting max_in_flight_per_partition must be at most %d with "
+                     "idempotence (the broker remembers a producer's last %d batches), got %d",
+                     IDEMPOTENT_MAX_IN_FLIGHT, IDEMPOTENT_MAX_IN_FLIGHT,
+                     f->max_in_flight_per_partition);
+        return STREAM_EINVAL;
+    }
     stream_batch_builder probe;
     stream_batch_builder_init(&probe);
     int rc = stream_batch_builder_set_codec(&probe, f->codec, f->codec_level);
@@ -180,6 +228,11 @@ int stream_producer_new(stream_client *c, const stream_producer_conf *conf, stre
     p->c = c;
     p->conf = *conf;
     p->max_reqs = 16;
+    p->idempotent = conf->idempotence && conf->acks != 0;
+    p->producer_id = -1;
+    int err;
+    const char *msg;
+    p->connect_rounds = stream__client_connect_failures(c, &err, &msg);
     if (stream__client_add_tick(c, producer_tick, p) < 0) {
         free(p);
         return STREAM_ENOMEM;
@@ -225,12 +278,52 @@ static void ready_push_tail(ppart *pp, pbatch *b)
     pp->ready_tail = b;
 }
 
-static void ready_push_head(ppart *pp, pbatch *b)
+/* Puts a batch coming back for a retry into the ready list at its place in
+ * close order, so a partition's batches go out again in the order they
+ * closed whatever order their failures are reported in. */
+static void ready_insert(ppart *pp, pbatch *b)
 {
-    b->next = pp->ready_head;
-    pp->ready_head = b;
-    if (!pp->ready_tail)
+    pbatch **at = &pp->ready_head;
+    while (*at && (*at)->order < b->order)
+        at = &(*at)->next;
+    b->next = *at;
+    *at = b;
+    if (!b->next)
         pp->ready_tail = b;
+}
+
+static void pending_push(ppart *pp, pbatch *b)
+{
+    b->pend_prev = pp->pending_tail;
+    b->pend_next = NULL;
+    if (pp->pending_tail)
+        pp->pending_tail->pend_next = b;
+    else
+        pp->pending_head = b;
+    pp->pending_tail = b;
+    b->pending = true;
+}
+
+static void pending_remove(ppart *pp, pbatch *b)
+{
+    if (!b->pending)
+        return;
+    if (b->pend_prev)
+        b->pend_prev->pend_next = b->pend_next;
+    else
+        pp->pending_head = b->pend_next;
+    if (b->pend_next)
+        b->pend_next->pend_prev = b->pend_prev;
+    else
+        pp->pending_tail = b->pend_prev;
+    b->pend_prev = b->pend_next = NULL;
+    b->pending = false;
+}
+
+/* a + n on the sequence circle [0, 2^31), as the broker counts. */
+static int32_t seq_add(int32_t a, int64_t n)
+{
+    return (int32_t)(((int64_t)a + n) % ((int64_t)INT32_MAX + 1));
 }
 
 static pbatch *ready_pop(ppart *pp)
@@ -249,6 +342,7 @@ static pbatch *ready_pop(ppart *pp)
  * record bytes are released now so produce() may go on. */
 static void batch_done(stream_producer *p, pbatch *b, int err, int64_t base_offset, const char *msg)
 {
+    pending_remove(&b->t->parts[b->partition], b);
     b->err = err;
     b->base_offset = err ? -1 : base_offset;
     if (err) {
@@ -276,14 +370,29 @@ static void batch_close(stream_producer *p, ptopic *t, int32_t partition)
         return;
     pp->open = NULL;
     p->open_batches--;
+    int32_t seq = 0;
+    if (p->idempotent) {
+        if (!pp->stamping) {
+            pp->producer_id = p->producer_id;
+            pp->epoch = p->producer_epoch;
+            pp->next_seq = 0;
+            pp->stamping = true;
+        }
+        seq = pp->next_seq;
+        stream_batch_builder_set_producer(&b->b, pp->producer_id, pp->epoch, seq);
+    }
     int rc = stream_batch_builder_finish(&b->b, &b->bytes, &b->len);
     if (rc < 0) {
         char msg[200];
         stream__errf(msg, sizeof msg, "topic '%s' partition %d: cannot build batch: %s", t->name,
                      partition, stream_strerror(rc));
-        batch_done(p, b, rc, -1, msg);
+        batch_done(p, b, rc, -1, msg); /* its sequence was not used */
         return;
     }
+    if (p->idempotent)
+        pp->next_seq = seq_add(seq, b->count);
+    b->order = pp->next_order++;
+    pending_push(pp, b);
     ready_push_tail(pp, b);
     p->ready_batches++;
     /* Sticky partitioning: a completed batch moves unkeyed records on. */
@@ -359,6 +468,97 @@ static int topic_get(stream_producer *p, const char *name, ptopic **out, char *e
     p->topics[p->ntopics++] = t;
     *out = p->last = t;
     return 0;
+}
+
+/* ---- producer ids --------------------------------------------------------- */
+
+typedef struct pid_answer {
+    int64_t id;
+    int64_t epoch;
+} pid_answer;
+
+static int parse_pid(const msgpack_object *root, void *arg, char *errbuf, size_t errbuf_len)
+{
+    pid_answer *a = arg;
+    if (stream_field_int(root, "producer_id", 0, INT64_MAX, &a->id, errbuf, errbuf_len) < 0 ||
+        stream_field_int(root, "producer_epoch", 0, INT16_MAX, &a->epoch, errbuf, errbuf_len) < 0)
+        return STREAM_EPROTO;
+    return 0;
+}
+
+/* The first produce of an idempotent producer waits for its id. */
+static int get_producer_id(stream_producer *p, char *errbuf, size_t errbuf_len)
+{
+    (void)stream__req_begin(p->c, STREAM_OP_INIT_PRODUCER_ID, 0);
+    pid_answer a;
+    char why[400] = "";
+    int rc = stream__client_call(p->c, -1, parse_pid, &a, why, sizeof why);
+    if (rc == STREAM_EUNKNOWNOP) {
+        stream__errf(errbuf, errbuf_len,
+                     "broker %s gives no producer ids (%s): it is too old for idempotent "
+                     "producers; turn idempotence off",
+                     stream_client_broker(p->c), why);
+        return rc;
+    }
+    if (rc < 0) {
+        stream__errf(errbuf, errbuf_len, "cannot get a producer id from %s: %s",
+                     stream_client_broker(p->c), why[0] ? why : stream_strerror(rc));
+        return rc;
+    }
+    p->producer_id = a.id;
+    p->producer_epoch = (int16_t)a.epoch;
+    return 0;
+}
+
+static void pid_cb(stream_client *c, const stream__resp *r, void *arg)
+{
+    stream_producer *p = arg;
+    p->pid_request = 0;
+    pid_answer a;
+    /* On failure the next tick asks again. */
+    if (r->err == 0 && r->root && parse_pid(r->root, &a, NULL, 0) == 0) {
+        p->producer_id = a.id;
+        p->producer_epoch = (int16_t)a.epoch;
+    }
+}
+
+/* Asks for a new producer id in the background (a partition's epoch ran out). */
+static void request_producer_id(stream_producer *p)
+{
+    if (p->pid_request != 0)
+        return;
+    (void)stream__req_begin(p->c, STREAM_OP_INIT_PRODUCER_ID, 0);
+    int64_t id = stream__req_send(p->c, pid_cb, p, 0, 0);
+    if (id > 0)
+        p->pid_request = id;
+}
+
+/* Restarts pp's sequence under a new epoch (or a new producer id once the
+ * epoch is used up), restamping its pending batches from sequence 0 in
+ * order. Only when none of its requests is in flight: an answer still to
+ * come could be for a batch of the old sequence. Returns false while it has
+ * to wait. */
+static bool restart_sequence(stream_producer *p, ppart *pp)
+{
+    if (pp->in_flight > 0)
+        return false;
+    if (pp->epoch == INT16_MAX) {
+        if (p->producer_id == pp->producer_id) {
+            request_producer_id(p);
+            return false;
+        }
+        pp->producer_id = p->producer_id;
+        pp->epoch = p->producer_epoch;
+    } else {
+        pp->epoch++;
+    }
+    pp->next_seq = 0;
+    for (pbatch *b = pp->pending_head; b; b = b->pend_next) {
+        stream_batch_builder_set_producer(&b->b, pp->producer_id, pp->epoch, pp->next_seq);
+        pp->next_seq = seq_add(pp->next_seq, b->count);
+    }
+    pp->restart = false;
+    return true;
 }
 
 /* ---- produce ------------------------------------------------------------- */
@@ -442,6 +642,11 @@ int stream_producer_produce(stream_producer *p, const stream_producer_record *re
     if (p->mem > 0 && p->mem + size > p->conf.buffer_bytes) {
         p->full = true;
         return STREAM_EAGAIN;
+    }
+    if (p->idempotent && p->producer_id < 0) {
+        rc = get_producer_id(p, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
     }
 
     ptopic *t;
@@ -544,27 +749,58 @@ static void preq_unlink(stream_producer *p, preq *q)
     p->nreqs--;
 }
 
-/* One batch's request failed with err: retry it or give up. */
-static void batch_failed(stream_producer *p, pbatch *b, int err, const char *msg, int64_t now)
+/* The broker refused an idempotent batch for its sequence: nothing of it
+ * was written. */
+static bool sequence_refused(int err)
+{
+    return err == STREAM_EOUTOFORDERSEQ || err == STREAM_EUNKNOWNPRODUCER ||
+           err == STREAM_EPRODUCERFENCED;
+}
+
+/* Back into the ready list for another try at retry_at_ms. */
+static void requeue(stream_producer *p, pbatch *b, int err, const char *msg, int64_t retry_at_ms)
+{
+    b->retry_at_ms = retry_at_ms;
+    free(b->msg);
+    b->msg = strdup(msg && msg[0] ? msg : stream_strerror(err));
+    b->err = err;
+    ready_insert(&b->t->parts[b->partition], b);
+    p->ready_batches++;
+}
+
+/* One batch failed with err: retry it or give up. `sent`: its request went
+ * out (else a connection round failed while it waited to be sent). */
+static void batch_failed(stream_producer *p, pbatch *b, int err, const char *msg, int64_t now,
+                         bool sent)
 {
     ppart *pp = &b->t->parts[b->partition];
     bool timed_out = now >= b->created_ms + p->conf.delivery_timeout_ms;
+    int last_err;
+    const char *last_msg;
+    b->rounds_counted = stream__client_connect_failures(p->c, &last_err, &last_msg);
+    bool seq = p->idempotent && sequence_refused(err);
+    if (seq && !timed_out) {
+        /* Not written, and not this batch's own failure: it waits for the
+         * batch ahead of it. If there is none, the sequence it carries can
+         * never fit again: restart it (see the top). */
+        if (pp->pending_head == b)
+            pp->restart = true;
+        b->attempts--; /* and not in st.retries: nothing failed of its own */
+        requeue(p, b, err, msg, now);
+        return;
+    }
     if (retriable(err) && b->attempts <= p->conf.retries && !timed_out) {
         if (err == STREAM_ENOTLEADER || err == STREAM_ENOTOPIC || err == STREAM_ENOPART) {
             stream_client_invalidate_metadata(p->c, b->t->name);
             stream__client_refresh_async(p->c, b->t->name);
         }
-        b->retry_at_ms = now + backoff_ms(p, b->attempts);
-        free(b->msg);
-        b->msg = strdup(msg && msg[0] ? msg : stream_strerror(err));
-        b->err = err;
-        p->st.retries++;
-        ready_push_head(pp, b);
-        p->ready_batches++;
+        if (sent)
+            p->st.retries++;
+        requeue(p, b, err, msg, now + backoff_ms(p, b->attempts));
         return;
     }
     char full[600];
-    if (timed_out && retriable(err))
+    if (timed_out && (retriable(err) || seq))
         stream__errf(full, sizeof full, "topic '%s' partition %d: not delivered within %d ms: %s",
                      b->t->name, (int)b->partition, p->conf.delivery_timeout_ms,
                      msg && msg[0] ? msg : stream_strerror(err));
@@ -618,7 +854,7 @@ static void produce_cb(stream_client *c, const stream__resp *r, void *arg)
         pbatch *b = q->batches[i];
         b->t->parts[b->partition].in_flight--;
         if (r->err != 0) {
-            batch_failed(p, b, r->err, r->msg, now);
+            batch_failed(p, b, r->err, r->msg, now, true);
             continue;
         }
         if (p->conf.acks == 0) {
@@ -630,7 +866,12 @@ static void produce_cb(stream_client *c, const stream__resp *r, void *arg)
         const char *text = NULL;
         size_t text_len = 0;
         if (!pm || stream_field_int_opt(pm, "err", 0, INT32_MAX, 0, &err, NULL, 0) < 0) {
-            batch_failed(p, b, STREAM_EPROTO, "produce response without this partition", now);
+            batch_failed(p, b, STREAM_EPROTO, "produce response without this partition", now, true);
+            continue;
+        }
+        if (err == -STREAM_EDUPLICATESEQ && p->idempotent) {
+            /* Stored by an earlier send, too long ago for its offset. */
+            batch_done(p, b, 0, -1, NULL);
             continue;
         }
         if (err != 0) {
@@ -638,11 +879,11 @@ static void produce_cb(stream_client *c, const stream__resp *r, void *arg)
             stream_field_str_opt(pm, "msg", &text, &text_len, NULL, 0);
             stream__errf(msg, sizeof msg, "%.*s", (int)(text_len > 500 ? 500 : text_len),
                          text ? text : "");
-            batch_failed(p, b, -(int)err, msg, now);
+            batch_failed(p, b, -(int)err, msg, now, true);
             continue;
         }
         if (stream_field_int(pm, "base_offset", 0, INT64_MAX, &base, NULL, 0) < 0) {
-            batch_failed(p, b, STREAM_EPROTO, "produce response without base_offset", now);
+            batch_failed(p, b, STREAM_EPROTO, "produce response without base_offset", now, true);
             continue;
         }
         batch_done(p, b, 0, base, NULL);
@@ -665,6 +906,8 @@ static bool send_one(stream_producer *p, int64_t now)
             ppart *pp = &t->parts[j];
             pbatch *b = pp->ready_head;
             if (!b || b->retry_at_ms > now || pp->in_flight >= p->conf.max_in_flight_per_partition)
+                continue;
+            if (pp->restart && !restart_sequence(p, pp))
                 continue;
             if (bytes > 0 && bytes + b->len > p->conf.max_request_bytes)
                 continue;
@@ -724,7 +967,7 @@ static bool send_one(stream_producer *p, int64_t now)
          * error so the batches are retried. */
         for (size_t i = 0; i < q->n; i++) {
             q->batches[i]->t->parts[q->batches[i]->partition].in_flight--;
-            batch_failed(p, q->batches[i], (int)id, "out of memory", now);
+            batch_failed(p, q->batches[i], (int)id, "out of memory", now, true);
         }
         free(q);
         return false;
@@ -783,11 +1026,51 @@ static int64_t close_lingering(stream_producer *p, int64_t now)
     return next;
 }
 
+/* A connection round failed since the last tick: every batch waiting to be
+ * sent counts an attempt (and fails when out of them), as the batches of
+ * the requests that were waiting did; so while no broker answers, batches
+ * fail within the reconnect backoffs, not a few per round. Batches whose
+ * own request failed with this round are counted already. */
+static void count_connect_failure(stream_producer *p, int64_t now)
+{
+    int err;
+    const char *msg;
+    unsigned rounds = stream__client_connect_failures(p->c, &err, &msg);
+    if (rounds == p->connect_rounds)
+        return;
+    p->connect_rounds = rounds;
+    if (p->ready_batches == 0)
+        return;
+    char why[600];
+    snprintf(why, sizeof why, "%s", msg);
+    for (size_t i = 0; i < p->ntopics; i++) {
+        ptopic *t = p->topics[i];
+        for (int32_t j = 0; j < t->partition_count; j++) {
+            ppart *pp = &t->parts[j];
+            pbatch *list = pp->ready_head;
+            pp->ready_head = pp->ready_tail = NULL;
+            while (list) {
+                pbatch *b = list;
+                list = b->next;
+                p->ready_batches--;
+                if (b->rounds_counted == rounds) {
+                    ready_push_tail(pp, b);
+                    p->ready_batches++;
+                    continue;
+                }
+                b->attempts++;
+                batch_failed(p, b, err, why, now, false);
+            }
+        }
+    }
+}
+
 static int64_t producer_tick(void *arg, int64_t now)
 {
     stream_producer *p = arg;
     int64_t next = close_lingering(p, now);
     p->full = false;
+    count_connect_failure(p, now);
     if (p->ready_batches == 0)
         return next;
     expire_ready(p, now);
@@ -901,6 +1184,8 @@ void stream_producer_free(stream_producer *p, int timeout_ms)
         return;
     stream_producer_flush(p, timeout_ms < 0 ? p->conf.delivery_timeout_ms : timeout_ms);
     stream__client_remove_tick(p->c, producer_tick, p);
+    if (p->pid_request != 0)
+        stream__req_cancel(p->c, p->pid_request);
     /* What is left fails: requests in flight are abandoned (their answers
      * dropped), ready and open batches never go out. */
     while (p->reqs) {

@@ -548,6 +548,30 @@ int stream__seg_find(const stream__segment *s, int64_t offset, int64_t *pos,
     return rc;
 }
 
+int stream__seg_scan_headers(const stream__segment *s, int64_t pos,
+                             int (*fn)(const stream_batch_info *info, void *arg), void *arg)
+{
+    uint8_t mem[HEADER_CHUNK];
+    window w;
+    window_init(&w, s->fd, s->size, mem, sizeof mem, NULL, sizeof mem);
+    while (pos < s->size) {
+        stream_batch_info info;
+        const uint8_t *h;
+        if (s->size - pos < STREAM_BATCH_HEADER_SIZE)
+            return STREAM_ECORRUPT;
+        int rc = window_get(&w, pos, STREAM_BATCH_HEADER_SIZE, &h);
+        if (rc != 0)
+            return rc == STREAM_ESHORT ? STREAM_ECORRUPT : rc;
+        if (stream_batch_header_decode(h, STREAM_BATCH_HEADER_SIZE, &info) != 0 ||
+            (int64_t)info.size > s->size - pos)
+            return STREAM_ECORRUPT;
+        if ((rc = fn(&info, arg)) != 0)
+            return rc;
+        pos += (int64_t)info.size;
+    }
+    return 0;
+}
+
 /* Outcome of a header or recovery scan. */
 enum scan_result { SCAN_OK, SCAN_BAD_INDEX, SCAN_CORRUPT };
 

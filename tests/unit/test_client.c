@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1321,6 +1323,370 @@ static void test_acknowledged_records_survive_broker_restart(void **state)
     reports_release(&r);
 }
 
+/* ---- idempotence: lost answers, crashes, dead brokers -------------------- */
+
+/*
+ * A proxy between one client connection at a time and the broker that can
+ * lose the answer to a produce: it passes the request on, waits for the
+ * broker's answer (so the records are written), and then closes the client's
+ * connection instead of passing the answer back -- the connection dying at
+ * the worst moment. The client reconnects through it.
+ */
+typedef struct proxy {
+    int listen_fd;
+    int broker_port;
+    char addr[64]; /* "127.0.0.1:PORT" for the client */
+    int stop[2];   /* a pipe: written to stop the thread */
+    int drop;      /* produce answers still to lose (set before start) */
+    int dropped;   /* answers lost (read after stop) */
+    pthread_t thread;
+} proxy;
+
+static bool io_full(int fd, void *buf, size_t n, bool rd)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = rd ? read(fd, (char *)buf + done, n - done)
+                       : write(fd, (const char *)buf + done, n - done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        done += (size_t)k;
+    }
+    return true;
+}
+
+/* One whole frame (length prefix included) into a malloc'ed buffer. */
+static uint8_t *read_frame(int fd, size_t *len)
+{
+    uint8_t h[4];
+    if (!io_full(fd, h, 4, true))
+        return NULL;
+    size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+    uint8_t *p = malloc(n + 4);
+    assert_non_null(p);
+    memcpy(p, h, 4);
+    if (!io_full(fd, p + 4, n, true)) {
+        free(p);
+        return NULL;
+    }
+    *len = n + 4;
+    return p;
+}
+
+static void relay(proxy *px, int cfd, int bfd)
+{
+    bool produce[1024]; /* kinds of the requests awaiting answers, in order */
+    size_t head = 0, tail = 0;
+    for (;;) {
+        struct pollfd fds[3] = {{cfd, POLLIN, 0}, {bfd, POLLIN, 0}, {px->stop[0], POLLIN, 0}};
+        if (poll(fds, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        if (fds[2].revents)
+            return;
+        size_t len;
+        if (fds[0].revents) {
+            uint8_t *p = read_frame(cfd, &len);
+            if (!p)
+                return;
+            produce[tail++ % 1024] = memmem(p, len, "\xa7produce", 8) != NULL;
+            bool ok = io_full(bfd, p, len, false);
+            free(p);
+            if (!ok)
+                return;
+        }
+        if (fds[1].revents) {
+            uint8_t *p = read_frame(bfd, &len);
+            if (!p)
+                return;
+            bool was_produce = head < tail && produce[head++ % 1024];
+            if (was_produce && px->drop > 0) {
+                px->drop--;
+                px->dropped++;
+                free(p);
+                return; /* written by the broker, never answered */
+            }
+            bool ok = io_full(cfd, p, len, false);
+            free(p);
+            if (!ok)
+                return;
+        }
+    }
+}
+
+static void *proxy_main(void *arg)
+{
+    proxy *px = arg;
+    for (;;) {
+        struct pollfd fds[2] = {{px->listen_fd, POLLIN, 0}, {px->stop[0], POLLIN, 0}};
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (fds[1].revents)
+            break;
+        if (!fds[0].revents)
+            continue;
+        int cfd = accept(px->listen_fd, NULL, NULL);
+        if (cfd < 0)
+            continue;
+        int bfd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)px->broker_port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (bfd >= 0 && connect(bfd, (struct sockaddr *)&a, sizeof a) == 0)
+            relay(px, cfd, bfd);
+        if (bfd >= 0)
+            close(bfd);
+        close(cfd);
+    }
+    return NULL;
+}
+
+static void proxy_start(proxy *px, const char *broker_addr, int drop)
+{
+    memset(px, 0, sizeof *px);
+    const char *colon = strrchr(broker_addr, ':');
+    assert_non_null(colon);
+    px->broker_port = atoi(colon + 1);
+    px->drop = drop;
+    px->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(px->listen_fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(px->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(px->listen_fd, 8), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(px->listen_fd, (struct sockaddr *)&a, &len), 0);
+    snprintf(px->addr, sizeof px->addr, "127.0.0.1:%d", ntohs(a.sin_port));
+    assert_int_equal(pipe(px->stop), 0);
+    assert_int_equal(pthread_create(&px->thread, NULL, proxy_main, px), 0);
+}
+
+static void proxy_stop(proxy *px)
+{
+    assert_int_equal(write(px->stop[1], "x", 1), 1);
+    pthread_join(px->thread, NULL);
+    close(px->stop[0]);
+    close(px->stop[1]);
+    close(px->listen_fd);
+}
+
+/* Produces n records "value-i" to partition 0 of topic through a proxy that
+ * loses the first produce answer; returns how many records the topic then
+ * holds. */
+static size_t produce_with_lost_answer(fixture *f, const char *topic, bool idempotence, reports *r,
+                                       size_t n)
+{
+    create_topic(f->c, topic, 1);
+    proxy px;
+    proxy_start(&px, f->addr, 1);
+    stream_client *c = client_for(px.addr);
+    stream_producer_conf pc;
+    stream_producer_conf_init(&pc);
+    pc.idempotence = idempotence;
+    pc.retry_backoff_ms = 10;
+    pc.on_delivery = on_delivery;
+    pc.opaque = r;
+    stream_producer *p;
+    char eb[256] = "";
+    if (stream_producer_new(c, &pc, &p, eb, sizeof eb) != 0)
+        fail_msg("producer_new: %s", eb);
+    for (size_t i = 0; i < n; i++) {
+        char v[32];
+        int len = snprintf(v, sizeof v, "value-%zu", i);
+        stream_producer_record rec = {.topic = topic,
+                                      .partition = 0,
+                                      .key_len = -1,
+                                      .value = v,
+                                      .value_len = len,
+                                      .opaque = (void *)(uintptr_t)i};
+        produce(p, &rec);
+    }
+    assert_int_equal(stream_producer_flush(p, 20000), 0);
+    stream_producer_stats st;
+    stream_producer_stats_get(p, &st);
+    stream_producer_free(p, 0);
+    stream_client_free(c);
+    proxy_stop(&px);
+    assert_int_equal(px.dropped, 1);
+    assert_true(st.retries >= 1);
+    consumed cs = {0};
+    consume_all(f->c, topic, NULL, &cs);
+    size_t stored = cs.n;
+    consumed_release(&cs);
+    return stored;
+}
+
+/* The broker wrote the batch, the answer was lost with the connection: the
+ * producer resends it, and the broker answers with the original offsets
+ * instead of storing it again. Without idempotence the same story stores
+ * the records twice (which shows the proxy loses the answer after the
+ * write). */
+static void test_resend_after_lost_answer_is_stored_once(void **state)
+{
+    fixture *f = *state;
+    enum { N = 3 };
+    reports r;
+    reports_init(&r, N);
+    assert_int_equal(produce_with_lost_answer(f, "lost", true, &r, N), N);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(r.err[i], 0);
+        assert_int_equal(r.offset[i], (int64_t)i); /* the offsets of the first write */
+    }
+    reports_release(&r);
+
+    reports_init(&r, N);
+    assert_int_equal(produce_with_lost_answer(f, "lost-plain", false, &r, N), 2 * N);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(r.offset[i], (int64_t)(N + i)); /* the second copy */
+    reports_release(&r);
+}
+
+/* kill -9 the broker three times while an idempotent producer (default
+ * retries) sends small batches with acks=all, restarting it on the same port
+ * each time: every record reported delivered is stored at the offset it was
+ * reported with, no record is stored twice, and the partition holds the
+ * records in produce order. */
+static void test_kill_9_repeatedly_stores_acknowledged_records_once_in_order(void **state)
+{
+    fixture *f = *state;
+    create_topic(f->c, "crashes", 1);
+    enum { N = 60000 };
+    reports r;
+    reports_init(&r, N);
+    stream_producer *p = producer_with(f->c, &r, STREAM_ACKS_ALL, STREAM_CODEC_NONE, 1024);
+    char listen[64];
+    snprintf(listen, sizeof listen, "%s", f->addr);
+    for (size_t i = 0; i < N; i++) {
+        char v[32];
+        int len = snprintf(v, sizeof v, "value-%zu", i);
+        stream_producer_record rec = {.topic = "crashes",
+                                      .partition = 0,
+                                      .key_len = -1,
+                                      .value = v,
+                                      .value_len = len,
+                                      .opaque = (void *)(uintptr_t)i};
+        produce(p, &rec);
+        if (i % 200 == 0)
+            stream_producer_poll(p, 0);
+        if (i > 0 && i % (N / 5) == 0) {
+            /* Batches are in flight: some landed unanswered. */
+            broker_stop(f, SIGKILL);
+            for (int k = 0; k < 3; k++)
+                stream_producer_poll(p, 20);
+            broker_start(f, listen, NULL);
+        }
+    }
+    assert_int_equal(stream_producer_flush(p, 60000), 0);
+    stream_producer_stats st;
+    stream_producer_stats_get(p, &st);
+    stream_producer_free(p, 0);
+    assert_int_equal(r.count, N);
+
+    consumed cs = {0};
+    consume_all(f->c, "crashes", NULL, &cs);
+    int *times = calloc(N, sizeof *times);
+    assert_non_null(times);
+    size_t last = 0;
+    for (size_t i = 0; i < cs.n; i++) {
+        size_t k;
+        assert_int_equal(sscanf(cs.recs[i].value, "value-%zu", &k), 1);
+        assert_true(k < N);
+        if (++times[k] > 1)
+            fail_msg("record %zu is stored twice (again at offset %lld)", k,
+                     (long long)cs.recs[i].offset);
+        if (i > 0 && k <= last)
+            fail_msg("record %zu at offset %lld comes after record %zu", k,
+                     (long long)cs.recs[i].offset, last);
+        last = k;
+        if (r.err[k] == 0 && r.offset[k] != cs.recs[i].offset)
+            fail_msg("record %zu was acknowledged at offset %lld but is at %lld", k,
+                     (long long)r.offset[k], (long long)cs.recs[i].offset);
+    }
+    size_t acked = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (r.err[i] != 0)
+            continue;
+        acked++;
+        if (times[i] != 1)
+            fail_msg("record %zu was acknowledged (offset %lld) but is not stored", i,
+                     (long long)r.offset[i]);
+    }
+    /* Restarts are quick and retries many: nearly everything gets through,
+     * and some batches had to be resent. */
+    assert_true(acked >= N - N / 10);
+    assert_true(st.retries > 0);
+    free(times);
+    consumed_release(&cs);
+    reports_release(&r);
+}
+
+/* With the broker gone, every batch waiting to be sent counts an attempt at
+ * each failed connection round: with retries 0, a hundred and more waiting
+ * batches all fail at the first round, not five per reconnect backoff. */
+static void test_dead_broker_fails_every_waiting_batch_at_once(void **state)
+{
+    fixture *f = *state;
+    create_topic(f->c, "dead", 1);
+    enum { N = 150 };
+    reports r;
+    reports_init(&r, N + 1);
+    stream_producer_conf pc;
+    stream_producer_conf_init(&pc);
+    pc.retries = 0;
+    pc.linger_ms = 0;
+    pc.batch_bytes = 300; /* one record per batch */
+    pc.on_delivery = on_delivery;
+    pc.opaque = &r;
+    stream_producer *p;
+    char eb[256] = "";
+    assert_int_equal(stream_producer_new(f->c, &pc, &p, eb, sizeof eb), 0);
+    static char value[250];
+    memset(value, 'v', sizeof value);
+    stream_producer_record rec = {
+        .topic = "dead", .partition = 0, .key_len = -1, .value = value, .value_len = sizeof value};
+    rec.opaque = (void *)(uintptr_t)N;
+    produce(p, &rec); /* record N: gets the producer id and metadata while it is up */
+    assert_int_equal(stream_producer_flush(p, 10000), 0);
+    broker_stop(f, SIGKILL);
+    int64_t t0 = now_ms();
+    for (size_t i = 0; i < N; i++) {
+        rec.opaque = (void *)(uintptr_t)i;
+        produce(p, &rec);
+    }
+    assert_int_equal(stream_producer_flush(p, 30000), 0);
+    int64_t took = now_ms() - t0;
+    stream_producer_free(p, 0);
+    /* The first ones may have gone out on the dead connection. */
+    for (size_t i = 0; i < N; i++)
+        assert_true(r.err[i] == STREAM_ECONNREFUSED || r.err[i] == STREAM_ECONNRESET);
+    assert_int_equal(r.failed, N);
+    if (took > 3000)
+        fail_msg("%d waiting batches took %lld ms to fail", N, (long long)took);
+    reports_release(&r);
+}
+
+static void test_idempotence_limits_requests_in_flight(void **state)
+{
+    (void)state;
+    stream_client *c;
+    assert_int_equal(stream_client_new(NULL, &c, NULL, 0), 0);
+    stream_producer_conf pc;
+    stream_producer_conf_init(&pc);
+    assert_true(pc.idempotence);
+    pc.max_in_flight_per_partition = 6;
+    stream_producer *p = NULL;
+    char eb[256] = "";
+    assert_int_equal(stream_producer_new(c, &pc, &p, eb, sizeof eb), STREAM_EINVAL);
+    assert_non_null(strstr(eb, "max_in_flight_per_partition"));
+    pc.idempotence = false;
+    assert_int_equal(stream_producer_new(c, &pc, &p, eb, sizeof eb), 0);
+    stream_producer_free(p, 0);
+    stream_client_free(c);
+}
+
 /* ---- admin --------------------------------------------------------------- */
 
 static void test_admin_create_describe_alter_delete(void **state)
@@ -1443,6 +1809,13 @@ int main(void)
         cmocka_unit_test(test_refused_batch_is_reported_failed),
         cmocka_unit_test_setup_teardown(test_acknowledged_records_survive_broker_restart, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_resend_after_lost_answer_is_stored_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_kill_9_repeatedly_stores_acknowledged_records_once_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_broker_fails_every_waiting_batch_at_once, setup,
+                                        teardown),
+        cmocka_unit_test(test_idempotence_limits_requests_in_flight),
         cmocka_unit_test_setup_teardown(test_admin_create_describe_alter_delete, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

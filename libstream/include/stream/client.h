@@ -209,9 +209,9 @@ void stream_client_invalidate_metadata(stream_client *c, const char *topic);
  *
  * Delivery reports: exactly one per record, through conf.on_delivery, run
  * only inside stream_producer_poll, _flush and _free (never inside _produce
- * or another object's poll), in produce order per partition unless a retry
- * overtook (see below). err 0 means the broker acknowledged the record at `offset`
- * (acks 1 or all). With acks=0 nothing is acknowledged: the report comes when
+ * or another object's poll). err 0 means the broker acknowledged the record
+ * at `offset` (acks 1 or all); successes come in produce order per partition
+ * (without idempotence, unless a retry overtook: see below). With acks=0 nothing is acknowledged: the report comes when
  * the request has been written to the socket, with err 0 and offset -1.
  * A record is never reported delivered before that.
  *
@@ -221,11 +221,28 @@ void stream_client_invalidate_metadata(stream_client *c, const char *topic);
  * again after retry_backoff_ms (doubling up to retry_backoff_max_ms), at most
  * `retries` times and never after delivery_timeout_ms from the record's
  * produce call; then its records are reported with the last error. Other
- * errors (ECRC, ETOOLARGE, EBADNAME, EBADREQ, ...) fail at once.
- * Delivery is at-least-once: a request that landed but whose response was
- * lost (connection dropped) is sent again, so a record may be stored twice.
- * Every record reported delivered is stored; order within a partition holds
- * unless a retry overtakes (set max_in_flight_per_partition 1 to forbid).
+ * errors (ECRC, ETOOLARGE, EBADNAME, EBADREQ, ...) fail at once. While no
+ * broker can be reached, each failed connection round counts one attempt
+ * for every batch waiting to be sent, so a dead broker is reported within
+ * the reconnect backoffs however many batches wait.
+ *
+ * Idempotence (conf.idempotence, the default; Kafka's idempotent producer):
+ * at its first produce the producer gets a producer id from the broker
+ * (init_producer_id; produce may block for it, as for metadata) and numbers
+ * each partition's records; every batch carries the id, an epoch and the
+ * sequence number of its first record, and a resend is the same bytes. The
+ * broker stores a batch only if it is the next in sequence, and answers a
+ * resend of one of the producer's last 5 batches with the offset it stored
+ * it at, writing nothing. So a request that landed but whose response was
+ * lost is not stored twice, and a batch behind a failed one is refused
+ * (EOUTOFORDERSEQ) and resent in order, never overtaking it: every record
+ * reported delivered is stored exactly once, in produce order per partition.
+ * When a batch fails for good, the partition's sequence restarts under a
+ * new epoch once its requests in flight are answered. A resend the broker
+ * knows was stored but too long ago to know where (EDUPLICATESEQ) is
+ * reported delivered with offset -1. Without idempotence (or with acks 0)
+ * delivery is at-least-once: a resent batch may be stored twice, and a
+ * retry may overtake a later batch unless max_in_flight_per_partition is 1.
  */
 typedef struct stream_producer stream_producer;
 
@@ -264,8 +281,13 @@ typedef struct stream_producer_conf {
     int retry_backoff_max_ms;        /* Default 1000. */
     int delivery_timeout_ms;         /* Report failure if not delivered by then. Default
                                         120000. */
-    int max_in_flight_per_partition; /* Produce requests in flight per partition. 1 keeps
-                                        order through retries; default 5. */
+    int max_in_flight_per_partition; /* Produce requests in flight per partition. Default 5,
+                                        at most 5 with idempotence (the broker remembers a
+                                        producer's last 5 batches); 1 keeps order through
+                                        retries without idempotence. */
+    bool idempotence;                /* Default true: resends and retries never duplicate
+                                        or reorder records (see above). Ignored with acks
+                                        0, which hears of no error to retry. */
     stream_delivery_cb on_delivery;  /* May be NULL (then failures are only counted). */
     void *opaque;                    /* Passed to on_delivery. */
 } stream_producer_conf;
@@ -304,8 +326,9 @@ typedef struct stream_producer_record {
 } stream_producer_record;
 
 /* Appends a copy of the record to its partition's batch. Never blocks on the
- * network, except to fetch the metadata of a topic not seen before (up to
- * the client's request_timeout_ms). A topic that does not exist is created
+ * network, except to fetch the metadata of a topic not seen before and, with
+ * idempotence, the producer id at the first produce (each up to the client's
+ * request_timeout_ms). A topic that does not exist is created
  * then, with the broker's default partition count, when the broker has
  * auto.create.topics.enable (as its first produce would), so the partition
  * count is known before any record is partitioned. Returns 0 (the record now
@@ -318,7 +341,10 @@ typedef struct stream_producer_record {
  *   STREAM_ENOPART    partition >= the topic's partition count,
  *   STREAM_ETOOLARGE  the record alone exceeds max_request_bytes,
  *   STREAM_EINVAL     a bad field (no topic, length < -1, NULL with length),
- *   a transport error while fetching metadata, STREAM_ENOMEM.
+ *   STREAM_EUNKNOWNOP the broker gives no producer ids (too old for
+ *                     idempotence: turn conf.idempotence off),
+ *   a transport error while fetching metadata or the producer id,
+ *   STREAM_ENOMEM.
  * errbuf names the topic and partition. */
 int stream_producer_produce(stream_producer *p, const stream_producer_record *rec, char *errbuf,
                             size_t errbuf_len);
@@ -342,7 +368,8 @@ typedef struct stream_producer_stats {
     uint64_t records_delivered; /* Reports with err 0. */
     uint64_t records_failed;    /* Reports with err != 0. */
     uint64_t batches_sent;      /* Produce-request batches, retries included. */
-    uint64_t retries;           /* Batches sent again. */
+    uint64_t retries;           /* Batches sent again after a failure of their own (not
+                                   idempotent resends behind a failed batch). */
     uint64_t bytes_sent;        /* Batch bytes written (after compression). */
     int last_err;               /* The last failed report's code, 0 if none. */
 } stream_producer_stats;
@@ -355,9 +382,10 @@ void stream_producer_stats_get(const stream_producer *p, stream_producer_stats *
 /* ------------------------------------------------------------------------ */
 
 /*
- * A standalone consumer: the caller assigns topic-partitions with start
- * positions (consumer groups, with subscribe and commits, come later on this
- * same object). It keeps one fetch request in flight for all its partitions
+ * A consumer reads partitions either assigned by the caller with start
+ * positions (standalone: stream_consumer_assign), or handed to it by a
+ * consumer group it joined (stream_consumer_subscribe, "Consumer groups"
+ * below). It keeps one fetch request in flight for all its partitions
  * while the caller works through the previous response (fetch ahead), so at
  * most two responses (2 x max_bytes) are held. Fetches long-poll on the
  * broker (max_wait_ms, min_bytes), so a caught-up consumer costs nothing.
@@ -379,8 +407,9 @@ typedef struct stream_consumer stream_consumer;
  *   start: BEGINNING (log start), END (high watermark), ABSOLUTE N, FROM_END N
  *          (N before the end, clamped to the log start), FROM_START N (log
  *          start + N, clamped to the end), TIME ms (first record with a
- *          timestamp >= ms, or the end when there is none). STORED needs a
- *          consumer group: STREAM_EUNSUPPORTED for now.
+ *          timestamp >= ms, or the end when there is none). STORED is what
+ *          a consumer group does (stream_consumer_subscribe): assign
+ *          answers STREAM_EUNSUPPORTED for it.
  *   end:   NONE (follow; or, with conf.stop_at_end, END), END (the high
  *          watermark as it was at assign: a snapshot), ABSOLUTE N, FROM_END N,
  *          TIME ms; exclusive. Resolved once, at assign/seek time.
@@ -463,7 +492,17 @@ typedef enum stream_event_type {
     STREAM_EVENT_ERROR = 3,  /* A partition failed: err and msg say why. For STREAM_EOFFSET
                                 under STREAM_RESET_ERROR, log_start_offset and
                                 high_watermark give the valid range and the partition
-                                is paused until seek (or unassign). */
+                                is paused until seek (or unassign). A group failure
+                                that ends membership (see stream_consumer_subscribe)
+                                has topic NULL and partition -1. */
+    STREAM_EVENT_ASSIGNED = 4, /* Group mode: the group gave this partition to the
+                                  consumer; records follow from offset (the committed
+                                  offset, or where auto_offset_reset put it). */
+    STREAM_EVENT_REVOKED = 5,  /* Group mode: the partition is no longer consumed here.
+                                  err 0: revoked by a rebalance, after its processed
+                                  offset (offset; -1 if none) was committed; err
+                                  STREAM_EUNKNOWNMEMBER: lost (the session ended), nothing
+                                  committed. */
 } stream_event_type;
 
 typedef struct stream_consumer_event {
@@ -485,13 +524,159 @@ typedef struct stream_consumer_event {
  * wait, -1: forever) passed without one, when interrupted by a signal, or
  * when stream_consumer_done. Negative only for a broken client/consumer
  * (ENOMEM). Transport errors are retried (reconnect, refetch from the
- * position) rather than returned; they show as a pause. */
+ * position) rather than returned; they show as a pause. In group mode it
+ * also returns 0 at once, once per revocation, when a revoked partition
+ * waits for the caller to store its offsets (see "Consumer groups"). */
 int stream_consumer_poll(stream_consumer *co, int timeout_ms, stream_consumer_event *ev);
 
 /* True when something is assigned and every assigned partition has an end
  * and has reached it (or is paused by an error), and every event has been
- * returned. */
+ * returned. In group mode (with conf.stop_at_end): when the group's
+ * assignment is final (nothing is on its way in or out) and every partition
+ * held has reached its end -- also when that is no partition at all. */
 bool stream_consumer_done(const stream_consumer *co);
+
+/* ------------------------------------------------------------------------ */
+/* Consumer groups                                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * stream_consumer_subscribe makes the consumer a member of a consumer group
+ * (share/doc/protocol.md 6.10): the broker's coordinator shares the
+ * partitions of the subscribed topics among the members, each partition to
+ * one member at a time, and the group's committed offsets say how far it
+ * got. There is no assignor here: the coordinator hands out partitions in
+ * the answers to heartbeats, which the consumer sends on a timer run by
+ * its own poll (stream_consumer_poll, and every call that polls the
+ * client), every heartbeat_interval_ms the broker asks for. Call poll at
+ * least every few seconds, well within session_timeout_ms, or the group
+ * removes the member.
+ *
+ * A partition given to the consumer starts at the group's committed offset;
+ * when there is none (or it is out of range), conf.auto_offset_reset says
+ * where (EARLIEST, LATEST; ERROR: a STREAM_EVENT_ERROR, and the partition
+ * stays unread). With conf.stop_at_end, its end is the high watermark as
+ * it was when the partition was given to this consumer (a snapshot per
+ * partition, so a busy topic still ends).
+ *
+ * Three offsets per partition held:
+ *
+ *   position   the next offset poll returns (as without a group)
+ *   stored     records before it are processed: what the next commit sends
+ *   committed  what the group has stored durably
+ *
+ * With auto_store (the default), each stream_consumer_poll call first
+ * stores every position: the records an earlier call returned count as
+ * processed once the caller asks for more. A program that must not lose
+ * records it has not finished with (stream-sub writes to a pipe) turns
+ * auto_store off and calls stream_consumer_store_positions (or _offset)
+ * after each record is really done. With auto_commit (the default) stored
+ * offsets that changed are committed every auto_commit_interval_ms; else
+ * call stream_consumer_commit. So delivery is at-least-once: records after
+ * the last commit come again to whoever holds the partition next.
+ *
+ * Rebalances follow the protocol's rule "revocation before reassignment": a
+ * revoked partition is no longer fetched or returned at once; when the
+ * caller has stored its position (poll returns 0 at once, one time, so a
+ * caller that finishes its work when idle does so; after revoke_timeout_ms
+ * whatever is stored counts), the stored offset is committed, the partition
+ * is released and a STREAM_EVENT_REVOKED follows. A partition given gets a
+ * STREAM_EVENT_ASSIGNED before its first record. When the session ends
+ * (the broker removed the member: it missed its session timeout, or the
+ * broker restarted) every partition is lost at once, without a commit
+ * (REVOKED with err STREAM_EUNKNOWNMEMBER), and the consumer joins again
+ * by itself. Transport errors are retried; a group error that ends
+ * membership for good (the group or a topic name refused) is one
+ * STREAM_EVENT_ERROR with topic NULL, after which the consumer holds
+ * nothing.
+ *
+ * stream_consumer_close leaves cleanly: it stops fetching, commits what is
+ * stored and sends leave_group, so the others take over at once. Freeing a
+ * member without closing it just stops (the group notices after its session
+ * timeout).
+ *
+ * A subscribed consumer cannot also assign partitions (STREAM_EINVAL).
+ */
+typedef struct stream_group_conf {
+    const char *group;           /* The group (required; [a-zA-Z0-9._-]{1,249}); copied. */
+    const char *client_id;       /* Shown by describe_group; copied. Default "libstream". */
+    int session_timeout_ms;      /* The member is removed after this long without a heartbeat;
+                                    the broker clamps it to its group.min/max.session.timeout.ms.
+                                    1..3600000, default 10000. */
+    bool auto_store;             /* Store every position at each poll. Default true. */
+    bool auto_commit;            /* Commit changed stored offsets every
+                                    auto_commit_interval_ms. Default true. */
+    int auto_commit_interval_ms; /* 1..3600000, default 5000. */
+    int revoke_timeout_ms;       /* How long a revoked partition waits for the caller to store
+                                    its position before what is stored is committed anyway.
+                                    0..3600000, default 5000. */
+} stream_group_conf;
+
+/* Fills conf with the defaults above (group NULL). */
+void stream_group_conf_init(stream_group_conf *conf);
+
+/* Joins conf->group subscribed to `topics` (n names; topics that do not
+ * exist yet count once created) and/or `pattern` (NULL for none: a POSIX
+ * extended regex that must match a whole topic name, "logs.*"; internal
+ * topics never match). Blocking: sends join_group and waits for its answer
+ * (timeout_ms; -1: request_timeout_ms), so a bad name or an unreachable
+ * broker is reported here; partitions arrive as poll runs. Returns 0,
+ * STREAM_EINVAL (conf out of range, no topics and no pattern, a pattern
+ * that does not compile, already subscribed or assigned), STREAM_EBADGROUP,
+ * STREAM_EBADNAME (a topic name), STREAM_EUNKNOWNOP (the broker does not
+ * speak protocol version 2), transport errors, STREAM_ENOMEM; errbuf says
+ * which. */
+int stream_consumer_subscribe(stream_consumer *co, const stream_group_conf *conf,
+                              const char *const *topics, size_t n, const char *pattern,
+                              int timeout_ms, char *errbuf, size_t errbuf_len);
+
+/* Marks every record poll has returned as processed: stored := position for
+ * every partition held. STREAM_EINVAL when not subscribed. */
+int stream_consumer_store_positions(stream_consumer *co);
+
+/* Marks records of one held partition before `offset` as processed.
+ * Returns 0, STREAM_ENOENT (not held), STREAM_EINVAL (offset < 0, or not
+ * subscribed). */
+int stream_consumer_store_offset(stream_consumer *co, const char *topic, int32_t partition,
+                                 int64_t offset);
+
+/* Commits the stored offsets that changed (with auto_store, after storing
+ * every position) and waits for the answer (timeout_ms; -1:
+ * request_timeout_ms). Returns 0 (also when there was nothing to commit),
+ * STREAM_EINVAL (not subscribed), STREAM_EUNKNOWNMEMBER (the session
+ * ended; nothing was committed), STREAM_EFENCED (a rebalance is under way:
+ * poll, then commit again), a partition's error (STREAM_ENOTASSIGNED, ...;
+ * the others were committed), transport errors, STREAM_ETIMEDOUT. */
+int stream_consumer_commit(stream_consumer *co, int timeout_ms, char *errbuf, size_t errbuf_len);
+
+/* The last offset this consumer knows committed for a partition it holds,
+ * -1 when none. 0 or STREAM_ENOENT. */
+int stream_consumer_committed(const stream_consumer *co, const char *topic, int32_t partition,
+                              int64_t *out);
+
+/* Leaves the group cleanly: stops fetching, commits the stored offsets (when
+ * `commit`; with auto_store after storing every position), sends leave_group
+ * and waits for both answers (timeout_ms in all; -1: request_timeout_ms).
+ * Afterwards the consumer holds nothing and poll returns 0; free it.
+ * Returns 0, the commit's error (the leave is sent anyway), the leave's,
+ * STREAM_ETIMEDOUT; STREAM_EINVAL when not subscribed. Safe to call again. */
+int stream_consumer_close(stream_consumer *co, bool commit, int timeout_ms, char *errbuf,
+                          size_t errbuf_len);
+
+/* What a member knows about its group (for programs' -v output and tests). */
+typedef struct stream_group_status {
+    const char *member_id; /* "" until joined; borrowed until the next poll */
+    int32_t generation;    /* last received; -1 before */
+    bool joined;           /* a member now (between join and leave/loss) */
+    bool settled;          /* joined, the assignment is final and every partition
+                              given has started, none waits to be released */
+    size_t held;           /* partitions held (started, starting or being revoked) */
+    uint64_t rebalances;   /* assignments that changed what is held */
+    uint64_t commits;      /* commit requests answered without error */
+} stream_group_status;
+
+/* Fills *out. STREAM_EINVAL when not subscribed. */
+int stream_consumer_group_status(const stream_consumer *co, stream_group_status *out);
 
 /* ------------------------------------------------------------------------ */
 /* Admin: blocking calls                                                     */
@@ -588,5 +773,141 @@ typedef struct stream_offset_query {
 /* Answers n queries in one request, filling each query's out fields. */
 int stream_admin_list_offsets(stream_client *c, stream_offset_query *queries, size_t n,
                               int timeout_ms, char *errbuf, size_t errbuf_len);
+
+/* ---- consumer groups (protocol version 2) ---------------------------------- */
+
+/* A set of partitions of one topic, as group answers list them. */
+typedef struct stream_topic_partitions {
+    char *topic;         /* Owned. */
+    int32_t *partitions; /* Owned; count entries, ascending. */
+    size_t count;
+} stream_topic_partitions;
+
+/* One group of list_groups. */
+typedef struct stream_group_listing {
+    char *group;        /* Owned. */
+    char *state;        /* Owned: "empty", "reconciling" or "stable". */
+    int32_t members;    /* How many. */
+    int32_t generation; /* The group's generation. */
+} stream_group_listing;
+
+/* Lists every group, sorted by name, into *out (*n entries; free with
+ * stream_group_listings_free). */
+int stream_admin_list_groups(stream_client *c, int timeout_ms, stream_group_listing **out,
+                             size_t *n, char *errbuf, size_t errbuf_len);
+void stream_group_listings_free(stream_group_listing *g, size_t n);
+
+/* A member as describe_group shows it. */
+typedef struct stream_group_member {
+    char *member_id, *client_id, *host; /* Owned. */
+    int32_t session_timeout_ms;         /* In force. */
+    int32_t generation;                 /* The last generation sent to it. */
+    char **topics;                      /* Owned: topic_count subscribed names, sorted. */
+    size_t topic_count;
+    char *pattern;                       /* Owned; NULL when none. */
+    stream_topic_partitions *assignment; /* What it was last told to consume. */
+    size_t assignment_count;             /* Entries (topics) in assignment. */
+    stream_topic_partitions *target;     /* Its target (differs while reconciling). */
+    size_t target_count;
+} stream_group_member;
+
+/* A partition of a group: committed offset and lag. -1 for what is not
+ * known (no committed offset, the partition does not exist). */
+typedef struct stream_group_partition {
+    char *topic; /* Owned. */
+    int32_t partition;
+    char *member_id;           /* Owned: the member holding it; "" for none. */
+    int64_t offset;            /* Committed offset. */
+    char *metadata;            /* Owned; "" when none. */
+    int64_t commit_timestamp;  /* ms since the epoch. */
+    int64_t log_start_offset;  /* Of the partition. */
+    int64_t log_end_offset;    /* Of the partition (the high watermark). */
+    int64_t lag;               /* log_end_offset - offset (0 past the end); -1: unknown. */
+    int64_t oldest_unconsumed_timestamp; /* Timestamp of the first record not consumed;
+                                            -1 when lag <= 0. */
+} stream_group_partition;
+
+/* describe_group's answer. */
+typedef struct stream_group_description {
+    char *group;                     /* Owned. */
+    char *state;                     /* Owned: "empty", "reconciling", "stable". */
+    int32_t generation;
+    stream_group_member *members;    /* In the order they joined. */
+    size_t member_count;
+    stream_group_partition *offsets; /* Sorted by topic and partition. */
+    size_t offset_count;
+    int64_t total_lag;                   /* Sum of the known lags. */
+    int64_t oldest_unconsumed_timestamp; /* The smallest of the offsets'; -1 when none. */
+} stream_group_description;
+
+/* Describes one group. Returns 0, STREAM_ENOGROUP ("unknown group 'g'"),
+ * STREAM_EBADGROUP, transport errors. */
+int stream_admin_describe_group(stream_client *c, const char *group, int timeout_ms,
+                                stream_group_description **out, char *errbuf, size_t errbuf_len);
+void stream_group_description_free(stream_group_description *d);
+
+/* A per-group outcome (delete). */
+typedef struct stream_group_result {
+    char *group; /* Owned. */
+    int err;     /* 0, STREAM_ENOGROUP, STREAM_EBADGROUP, STREAM_EGROUPNOTEMPTY, ... */
+    char *msg;   /* Owned; "" when err == 0. */
+} stream_group_result;
+
+/* Deletes n groups that have no members, with their committed offsets.
+ * *results gets n entries in the same order. */
+int stream_admin_delete_groups(stream_client *c, const char *const *groups, size_t n,
+                               int timeout_ms, stream_group_result **results, char *errbuf,
+                               size_t errbuf_len);
+void stream_group_results_free(stream_group_result *r, size_t n);
+
+/* Where reset_offsets moves a group's committed offsets (each new offset is
+ * then clamped to the partition's log start..log end). */
+typedef enum stream_group_reset_to {
+    STREAM_GROUP_RESET_EARLIEST = 0,  /* the log start offset */
+    STREAM_GROUP_RESET_LATEST = 1,    /* the log end offset */
+    STREAM_GROUP_RESET_OFFSET = 2,    /* value */
+    STREAM_GROUP_RESET_TIMESTAMP = 3, /* first offset with timestamp >= value (ms) */
+    STREAM_GROUP_RESET_SHIFT = 4,     /* committed offset + value */
+} stream_group_reset_to;
+
+/* Which partitions of one topic to reset. */
+typedef struct stream_group_reset_topic {
+    const char *topic;
+    const int32_t *partitions; /* partition_count entries; 0: every partition */
+    size_t partition_count;
+} stream_group_reset_topic;
+
+typedef struct stream_group_reset {
+    const char *group;
+    const stream_group_reset_topic *topics; /* topic_count entries; 0: every topic the group
+                                               has committed offsets for */
+    size_t topic_count;
+    stream_group_reset_to to;
+    int64_t value;  /* OFFSET, TIMESTAMP, SHIFT */
+    bool execute;   /* false: only compute the plan */
+} stream_group_reset;
+
+/* One partition of a reset plan. */
+typedef struct stream_group_reset_entry {
+    char *topic; /* Owned. */
+    int32_t partition;
+    int64_t current;    /* The committed offset; -1 when none. */
+    int64_t new_offset; /* Where the plan moves it. */
+} stream_group_reset_entry;
+
+typedef struct stream_group_reset_plan {
+    bool executed;                     /* The plan was committed. */
+    stream_group_reset_entry *entries; /* Sorted by topic and partition. */
+    size_t count;
+} stream_group_reset_plan;
+
+/* Computes a reset plan and, with req->execute, commits it (refused while
+ * the group has members: STREAM_EGROUPNOTEMPTY; a dry run is always
+ * allowed). Returns 0 with *out (free with stream_group_reset_plan_free),
+ * STREAM_EBADGROUP, STREAM_ENOTOPIC, STREAM_ENOPART, STREAM_EINVAL (shift
+ * without a committed offset), STREAM_EGROUPNOTEMPTY, transport errors. */
+int stream_admin_reset_offsets(stream_client *c, const stream_group_reset *req, int timeout_ms,
+                               stream_group_reset_plan **out, char *errbuf, size_t errbuf_len);
+void stream_group_reset_plan_free(stream_group_reset_plan *p);
 
 #endif /* STREAM_CLIENT_H */

@@ -25,6 +25,9 @@
  *                     next open trusts the files and skips the recovery scan
  *   log-start-offset  "<offset>\n": written (atomically) by stream_log_advance_start
  *                     when the start moves inside a segment
+ *   <offset>.snapshot idempotent producers' sequence state as of the batches below
+ *                     <offset> (20 digits), written at each segment roll and at
+ *                     close, the newest two kept (libstream/producer_state.h)
  *
  * One index entry is written per `index_interval_bytes` of log (the first batch
  * of a segment always gets one). A time index entry is written when a batch
@@ -148,6 +151,20 @@ int stream_log_set_config(stream_log *log, const stream_log_config *cfg);
 int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_offset, char *errbuf,
                       size_t errbuf_len);
 
+/* Idempotent producers. The log remembers, per producer id, its epoch and
+ * its last 5 batches' sequence numbers and offsets (updated by every append
+ * of a batch with producerId >= 0, rebuilt on open and after a truncation
+ * from a snapshot and the batch headers after it; libstream/producer_state.h
+ * has the rules). A leader checks a batch before appending it: returns 0
+ * (append it), STREAM_LOG_DUPLICATE with *dup_base_offset (the same batch
+ * was appended at that offset: append nothing, answer with it), or
+ * STREAM_EOUTOFORDERSEQ / EDUPLICATESEQ / EUNKNOWNPRODUCER / EPRODUCERFENCED
+ * / ECORRUPT with errbuf. Batches with producerId -1 always get 0. p holds
+ * at least the batch header. */
+#define STREAM_LOG_DUPLICATE 1
+int stream_log_check_producer(stream_log *log, const uint8_t *p, size_t len,
+                              int64_t *dup_base_offset, char *errbuf, size_t errbuf_len);
+
 /* Whole batches starting with the one containing `offset`, up to max_bytes (but
  * always the first batch whole, however large, so readers progress). Batches
  * never span segments; a slice stops at a segment's end. offset == end gives a
@@ -188,7 +205,8 @@ int stream_log_maybe_roll(stream_log *log, int64_t now_ms);
 /* Drops every batch at or after `offset` (rounded to a batch boundary: the
  * batch containing offset is dropped too), deleting later segments; offset >=
  * end is a no-op. The durable offset and the recovery point drop with it
- * (the only way they go down). Waits for a sync round in progress. Errors:
+ * (the only way they go down), and the producer state is rebuilt from what
+ * remains. Waits for a sync round in progress. Errors:
  * STREAM_EOFFSET when offset < log start, STREAM_EIO. */
 int stream_log_truncate_to(stream_log *log, int64_t offset);
 
