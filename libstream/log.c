@@ -481,6 +481,15 @@ static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t 
     log->start_offset = log->segs[0]->base_offset;
     if (lso > log->start_offset)
         log->start_offset = lso < log->end_offset ? lso : log->end_offset;
+    /* A start beyond the end (the tail it pointed into was lost) is clamped;
+     * the file must say so too, or later appends would pass the stale value
+     * and a reopen would hide acknowledged records below it. */
+    if (lso > log->end_offset &&
+        (rc = stream__write_offset_file(log, "log-start-offset", log->start_offset)) != 0) {
+        seterr(errbuf, errbuf_len, "rewriting %s/log-start-offset: %s", log->dir,
+               stream_strerror(rc));
+        return rc;
+    }
     if ((rc = rebuild_producers(log, errbuf, errbuf_len)) != 0)
         return rc;
 

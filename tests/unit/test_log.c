@@ -640,6 +640,31 @@ static void test_advance_start_deletes_segments_below_and_persists(void **state)
     assert_int_equal(stream_log_end_offset(f->log), end);
 }
 
+/* A log-start-offset past the end (its tail was lost) must not come back
+ * to hide records appended after the reopen. Found by fuzz_log_recovery. */
+static void test_stale_start_offset_beyond_end_is_rewritten(void **state)
+{
+    fixture *f = *state;
+    open_log(f, NULL);
+    close_log(f);
+    char path[256];
+    log_path(f, path, sizeof path, "log-start-offset");
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("2\n", fp);
+    fclose(fp);
+    open_log(f, NULL);
+    assert_int_equal(stream_log_start_offset(f->log), 0);
+    append(f, 1, 1000);
+    append(f, 1, 1001);
+    assert_int_equal(stream_log_end_offset(f->log), 2);
+    close_log(f);
+    open_log(f, NULL);
+    assert_int_equal(stream_log_start_offset(f->log), 0);
+    assert_int_equal(stream_log_end_offset(f->log), 2);
+    assert_int_equal(verify_log(f, 1 << 20), 2);
+}
+
 /* ---- truncation ----------------------------------------------------------------------- */
 
 static void test_truncate_to_mid_segment_and_continue(void **state)
@@ -1341,6 +1366,7 @@ int main(void)
         T(test_retention_by_bytes_keeps_at_least_the_limit),
         T(test_slice_pins_segment_deleted_by_retention),
         T(test_advance_start_deletes_segments_below_and_persists),
+    T(test_stale_start_offset_beyond_end_is_rewritten),
         T(test_truncate_to_mid_segment_and_continue),
         T(test_truncate_to_across_segments),
         T(test_segment_rolls_by_segment_ms),
