@@ -10,6 +10,7 @@
 
 #include "stream/buf.h"
 #include "stream/error.h"
+#include "internal.h"
 
 void stream_buf_init(stream_buf *b)
 {
@@ -293,4 +294,15 @@ int stream_skip(stream_reader *r, size_t n)
 {
     take(r, n);
     return r->err;
+}
+
+char *stream__strndup(const char *p, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (!s)
+        return NULL;
+    if (len)
+        memcpy(s, p, len);
+    s[len] = '\0';
+    return s;
 }

@@ -141,17 +141,6 @@ void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
     va_end(ap);
 }
 
-char *stream__strndup(const char *p, size_t len)
-{
-    char *s = malloc(len + 1);
-    if (!s)
-        return NULL;
-    if (len)
-        memcpy(s, p, len);
-    s[len] = '\0';
-    return s;
-}
-
 /* A message for a socket errno: our table's words where it has them
  * ("connection refused"), the system's otherwise. */
 static const char *errno_text(int e, int *code)

@@ -26,6 +26,7 @@
 
 #include "stream/client.h"
 #include "stream/proto.h"
+#include "internal.h"
 
 /* A response as handed to a request's callback. */
 typedef struct stream__resp {
@@ -162,9 +163,6 @@ int stream__client_partition_count_create(stream_client *c, const char *topic, i
 void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Copies a wire string (not NUL-terminated) into a malloc'ed C string;
- * NULL on ENOMEM. */
-char *stream__strndup(const char *p, size_t len);
 
 
 /* ---- consumer groups: consumer.c <-> group_client.c ----------------------- */
@@ -205,10 +203,13 @@ bool stream__cgroup_wants_caller(stream__cgroup *g);
 /* True when the assignment is final and nothing is on its way in or out
  * (or membership ended). */
 bool stream__cgroup_settled(const stream__cgroup *g);
-/* True while a join, heartbeat, commit or leave of the group is in flight
- * or due, or a revocation is under way: the consumer then sends no fetch,
- * which would delay the group's answers. */
-bool stream__cgroup_busy(const stream__cgroup *g);
+/* How long a fetch sent now may long-poll (at most max_wait_ms): until the
+ * group's next heartbeat is due. Or "send no fetch now", because a fetch
+ * would delay the group's answers: -1 while a join, heartbeat, commit or
+ * leave is in flight or a revocation is under way (the answer runs the
+ * ticks again), -2 when the heartbeat is due (the group's tick sends it
+ * next: look again at once). */
+int stream__cgroup_fetch_wait(const stream__cgroup *g, int64_t now, int max_wait_ms);
 /* Cancels the group's requests and frees it (no leave: see close). */
 void stream__cgroup_free(stream__cgroup *g);
 

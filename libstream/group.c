@@ -395,17 +395,6 @@ int stream__group_field(const msgpack_object *m, char *name, char *msg, size_t m
     return rc;
 }
 
-char *stream__strndup(const char *p, size_t len)
-{
-    char *s = malloc(len + 1);
-    if (s) {
-        if (len)
-            memcpy(s, p, len);
-        s[len] = '\0';
-    }
-    return s;
-}
-
 static int cmp_cstr(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "broker_internal.h"
+#include "internal.h"
 
 /* ---- partition sets (group_assign.c) ---- */
 
@@ -147,8 +148,6 @@ stream__member *stream__member_find(const stream__group *g, const char *id, size
 /* Reads a request's `group` field and checks the name into name
  * (STREAM_GROUP_NAME_MAX + 1 bytes): 0, EBADREQ or EBADGROUP with msg. */
 int stream__group_field(const msgpack_object *m, char *name, char *msg, size_t msg_len);
-/* A NUL-terminated heap copy of len bytes at p; NULL on ENOMEM. */
-char *stream__strndup(const char *p, size_t len);
 
 /* Handles every group op (join_group ... reset_offsets). */
 void stream__op_group(stream__conn *c, stream__req *r, uint64_t id, stream_op op,
