@@ -115,13 +115,13 @@ static const struct option long_options[] = {
 #define MAX_TOPICS 64
 
 typedef struct sub_opts {
-    const char *topic;                /* the first -t */
-    const char *topics[MAX_TOPICS];   /* -g: every -t that is a name */
+    const char *topic;              /* the first -t */
+    const char *topics[MAX_TOPICS]; /* -g: every -t that is a name */
     size_t ntopics;
-    char *pattern;                    /* -g: the -t patterns as one regex; NULL if none */
-    const char *group;                /* -g */
-    int session_timeout_ms;           /* --session-timeout-ms; 0: the library's default */
-    int commit_interval_ms;           /* --commit-interval-ms */
+    char *pattern;          /* -g: the -t patterns as one regex; NULL if none */
+    const char *group;      /* -g */
+    int session_timeout_ms; /* --session-timeout-ms; 0: the library's default */
+    int commit_interval_ms; /* --commit-interval-ms */
     const char *brokers;
     stream_cli_partitions partitions; /* -p; empty = all */
     stream_offset_spec spec;          /* -o */

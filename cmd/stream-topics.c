@@ -126,10 +126,10 @@ typedef struct options {
     int timeout_ms; /* --timeout-ms; 0: the client's defaults */
     /* group NAME */
     bool reset_offsets, execute, delete_group;
-    int targets;                      /* --to-* and --shift-by given */
-    stream_group_reset_to to;         /* the last of them */
-    int64_t to_value;                 /* its value */
-    const char **reset_topics;        /* --topic arguments, as given */
+    int targets;               /* --to-* and --shift-by given */
+    stream_group_reset_to to;  /* the last of them */
+    int64_t to_value;          /* its value */
+    const char **reset_topics; /* --topic arguments, as given */
     size_t reset_topic_count;
 } options;
 
@@ -310,8 +310,8 @@ static int group_failure(const char *verb, const char *group, int rc, const char
              shown(group));
         return EXIT_NOTFOUND;
     case STREAM_EGROUPNOTEMPTY:
-        warn("cannot %s group '%s': the group has active members; stop its consumers first%s",
-             verb, shown(group),
+        warn("cannot %s group '%s': the group has active members; stop its consumers first%s", verb,
+             shown(group),
              strcmp(verb, "reset offsets of") == 0 ? " (a dry run, without --execute, works "
                                                      "meanwhile)"
                                                    : "");
@@ -361,8 +361,8 @@ static int group_describe(stream_client *c, const options *o, const char *name)
         return group_failure("describe", name, rc, why);
     stream_buf buf;
     stream_buf_init(&buf);
-    emit(&buf, o->json ? stream_ops_group_json(&buf, d)
-                       : stream_ops_group_text(&buf, d, wall_ms()));
+    emit(&buf,
+         o->json ? stream_ops_group_json(&buf, d) : stream_ops_group_text(&buf, d, wall_ms()));
     stream_buf_release(&buf);
     stream_group_description_free(d);
     return EXIT_OK;
@@ -464,7 +464,9 @@ static int group_reset(stream_client *c, const options *o, const char *name)
 static int cmd_group(stream_client *c, const options *o)
 {
     const char *name = o->names[0];
-    const char *verb = o->reset_offsets ? "reset offsets of" : o->delete_group ? "delete" : "describe";
+    const char *verb = o->reset_offsets  ? "reset offsets of"
+                       : o->delete_group ? "delete"
+                                         : "describe";
     check_group_name(verb, name);
     connect_or_die(c);
     if (o->reset_offsets)
@@ -504,8 +506,8 @@ static void set_target(options *o, int opt, const char *arg)
         break;
     case OPT_TO_DATETIME:
         o->to = STREAM_GROUP_RESET_TIMESTAMP;
-        if (stream_time_parse_str(arg[0] == '@' ? arg + 1 : arg, wall_ms(),
-                                  &o->to_value, err, sizeof(err)) != 0)
+        if (stream_time_parse_str(arg[0] == '@' ? arg + 1 : arg, wall_ms(), &o->to_value, err,
+                                  sizeof(err)) != 0)
             usage_error("--to-datetime: %s", err);
         break;
     default:
@@ -608,8 +610,8 @@ static void parse_options(int argc, char **argv, options *o)
 /* The flags of `group NAME`: one action, and a reset needs one target. */
 static void check_group_flags(const options *o, bool is_group)
 {
-    bool any = o->reset_offsets || o->execute || o->delete_group || o->targets ||
-               o->reset_topic_count;
+    bool any =
+        o->reset_offsets || o->execute || o->delete_group || o->targets || o->reset_topic_count;
     if (any && !is_group)
         usage_error("--reset-offsets, --to-*, --shift-by, --topic, --execute and --delete are "
                     "for group NAME only, not %s",

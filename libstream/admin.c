@@ -1,6 +1,7 @@
 /*
  * admin.c - blocking admin calls: create, delete, describe and alter topics,
- * list offsets.
+ * list offsets; list, describe and delete consumer groups and reset their
+ * offsets.
  *
  * Each call packs one request, waits for it with stream__client_call and
  * turns the per-topic answers into owned result structs. The broker answers
@@ -468,4 +469,504 @@ int stream_admin_list_offsets(stream_client *c, stream_offset_query *queries, si
     }
     offsets_parse op = {.q = queries, .n = n};
     return stream__client_call(c, timeout_ms, offsets_parse_fn, &op, errbuf, errbuf_len);
+}
+
+/* ---- consumer groups ------------------------------------------------------ */
+
+/* An owned copy of a str field ("" when absent and optional). */
+static int dup_field(const msgpack_object *m, const char *key, bool required, char **out,
+                     char *errbuf, size_t errbuf_len)
+{
+    const char *p = NULL;
+    size_t len = 0;
+    int rc = required ? stream_field_str(m, key, &p, &len, errbuf, errbuf_len)
+                      : stream_field_str_opt(m, key, &p, &len, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    *out = stream__strndup(p ? p : "", len);
+    return *out ? 0 : STREAM_ENOMEM;
+}
+
+static void topic_partitions_free(stream_topic_partitions *t, size_t n)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(t[i].topic);
+        free(t[i].partitions);
+    }
+    free(t);
+}
+
+/* Reads a partition set ([{topic, partitions: [int32]}]) field. */
+static int parse_pset(const msgpack_object *m, const char *key, stream_topic_partitions **out,
+                      size_t *n, char *errbuf, size_t errbuf_len)
+{
+    const msgpack_object *arr;
+    *out = NULL;
+    *n = 0;
+    int rc = stream_field_array_opt(m, key, &arr, errbuf, errbuf_len);
+    if (rc < 0 || !arr || arr->via.array.size == 0)
+        return rc;
+    stream_topic_partitions *t = calloc(arr->via.array.size, sizeof *t);
+    if (!t)
+        return STREAM_ENOMEM;
+    size_t k = 0;
+    for (uint32_t i = 0; i < arr->via.array.size && rc == 0; i++, k++) {
+        const msgpack_object *e, *parts;
+        rc = stream_elem_map(arr, i, key, &e, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = dup_field(e, "topic", true, &t[k].topic, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_array(e, "partitions", &parts, errbuf, errbuf_len);
+        if (rc < 0)
+            break;
+        t[k].partitions =
+            calloc(parts->via.array.size ? parts->via.array.size : 1, sizeof *t[k].partitions);
+        if (!t[k].partitions) {
+            rc = STREAM_ENOMEM;
+            break;
+        }
+        for (uint32_t j = 0; j < parts->via.array.size; j++) {
+            const msgpack_object *o = &parts->via.array.ptr[j];
+            if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > INT32_MAX) {
+                stream__errf(errbuf, errbuf_len, "a partition in '%s' is not an int32", key);
+                rc = STREAM_EPROTO;
+                break;
+            }
+            t[k].partitions[t[k].count++] = (int32_t)o->via.u64;
+        }
+    }
+    if (rc < 0) {
+        topic_partitions_free(t, k + 1 > arr->via.array.size ? arr->via.array.size : k + 1);
+        return rc;
+    }
+    *out = t;
+    *n = k;
+    return 0;
+}
+
+void stream_group_listings_free(stream_group_listing *g, size_t n)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(g[i].group);
+        free(g[i].state);
+    }
+    free(g);
+}
+
+typedef struct groups_parse {
+    stream_group_listing *out;
+    size_t n;
+} groups_parse;
+
+static int groups_parse_fn(const msgpack_object *root, void *arg, char *errbuf, size_t errbuf_len)
+{
+    groups_parse *gp = arg;
+    const msgpack_object *arr;
+    int rc = stream_field_array(root, "groups", &arr, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    gp->out = calloc(arr->via.array.size ? arr->via.array.size : 1, sizeof *gp->out);
+    if (!gp->out)
+        return STREAM_ENOMEM;
+    for (uint32_t i = 0; i < arr->via.array.size; i++) {
+        const msgpack_object *e;
+        stream_group_listing *l = &gp->out[gp->n++];
+        int64_t members, gen;
+        rc = stream_elem_map(arr, i, "groups", &e, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = dup_field(e, "group", true, &l->group, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = dup_field(e, "state", false, &l->state, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int_opt(e, "members", 0, INT32_MAX, 0, &members, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int_opt(e, "generation", -1, INT32_MAX, -1, &gen, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+        l->members = (int32_t)members;
+        l->generation = (int32_t)gen;
+    }
+    return 0;
+}
+
+int stream_admin_list_groups(stream_client *c, int timeout_ms, stream_group_listing **out,
+                             size_t *n, char *errbuf, size_t errbuf_len)
+{
+    *out = NULL;
+    *n = 0;
+    stream__req_begin(c, STREAM_OP_LIST_GROUPS, 0);
+    groups_parse gp = {0};
+    int rc = stream__client_call(c, timeout_ms, groups_parse_fn, &gp, errbuf, errbuf_len);
+    if (rc < 0) {
+        stream_group_listings_free(gp.out, gp.n);
+        return rc;
+    }
+    *out = gp.out;
+    *n = gp.n;
+    return 0;
+}
+
+void stream_group_description_free(stream_group_description *d)
+{
+    if (!d)
+        return;
+    free(d->group);
+    free(d->state);
+    for (size_t i = 0; i < d->member_count; i++) {
+        stream_group_member *m = &d->members[i];
+        free(m->member_id);
+        free(m->client_id);
+        free(m->host);
+        for (size_t j = 0; j < m->topic_count; j++)
+            free(m->topics[j]);
+        free(m->topics);
+        free(m->pattern);
+        topic_partitions_free(m->assignment, m->assignment_count);
+        topic_partitions_free(m->target, m->target_count);
+    }
+    free(d->members);
+    for (size_t i = 0; i < d->offset_count; i++) {
+        free(d->offsets[i].topic);
+        free(d->offsets[i].member_id);
+        free(d->offsets[i].metadata);
+    }
+    free(d->offsets);
+    free(d);
+}
+
+static int parse_member(const msgpack_object *e, stream_group_member *m, char *errbuf,
+                        size_t errbuf_len)
+{
+    int64_t st, gen;
+    const msgpack_object *sub = NULL, *topics = NULL;
+    int rc = dup_field(e, "member_id", true, &m->member_id, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = dup_field(e, "client_id", false, &m->client_id, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = dup_field(e, "host", false, &m->host, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int_opt(e, "session_timeout_ms", -1, INT32_MAX, -1, &st, errbuf,
+                                  errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int_opt(e, "generation", -1, INT32_MAX, -1, &gen, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_map_opt(e, "subscription", &sub, errbuf, errbuf_len);
+    if (rc == 0 && sub)
+        rc = stream_field_array_opt(sub, "topics", &topics, errbuf, errbuf_len);
+    if (rc == 0 && topics && topics->via.array.size) {
+        m->topics = calloc(topics->via.array.size, sizeof *m->topics);
+        if (!m->topics)
+            return STREAM_ENOMEM;
+        for (uint32_t i = 0; i < topics->via.array.size && rc == 0; i++) {
+            const char *p;
+            size_t len;
+            rc = stream_elem_str(topics, i, "topics", &p, &len, errbuf, errbuf_len);
+            if (rc == 0 && !(m->topics[m->topic_count++] = stream__strndup(p, len)))
+                rc = STREAM_ENOMEM;
+        }
+    }
+    if (rc == 0 && sub) {
+        const char *p = NULL;
+        size_t len = 0;
+        rc = stream_field_str_opt(sub, "pattern", &p, &len, errbuf, errbuf_len);
+        if (rc == 0 && p && !(m->pattern = stream__strndup(p, len)))
+            rc = STREAM_ENOMEM;
+    }
+    if (rc == 0)
+        rc = parse_pset(e, "assignment", &m->assignment, &m->assignment_count, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = parse_pset(e, "target", &m->target, &m->target_count, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    m->session_timeout_ms = (int32_t)st;
+    m->generation = (int32_t)gen;
+    return 0;
+}
+
+static int parse_group_offset(const msgpack_object *e, stream_group_partition *o, char *errbuf,
+                              size_t errbuf_len)
+{
+    int64_t partition;
+    int rc = dup_field(e, "topic", true, &o->topic, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int(e, "partition", 0, INT32_MAX, &partition, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = dup_field(e, "member_id", false, &o->member_id, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = dup_field(e, "metadata", false, &o->metadata, errbuf, errbuf_len);
+    struct {
+        const char *key;
+        int64_t *out;
+    } nums[] = {
+        {"offset", &o->offset},
+        {"commit_timestamp", &o->commit_timestamp},
+        {"log_start_offset", &o->log_start_offset},
+        {"log_end_offset", &o->log_end_offset},
+        {"lag", &o->lag},
+        {"oldest_unconsumed_timestamp", &o->oldest_unconsumed_timestamp},
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof nums / sizeof nums[0]; i++)
+        rc = stream_field_int_opt(e, nums[i].key, INT64_MIN, INT64_MAX, -1, nums[i].out, errbuf,
+                                  errbuf_len);
+    if (rc == 0)
+        o->partition = (int32_t)partition;
+    return rc;
+}
+
+static int describe_parse_fn(const msgpack_object *root, void *arg, char *errbuf, size_t errbuf_len)
+{
+    stream_group_description *d = arg;
+    const msgpack_object *members, *offsets;
+    int64_t gen;
+    int rc = dup_field(root, "group", true, &d->group, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = dup_field(root, "state", false, &d->state, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int_opt(root, "generation", -1, INT32_MAX, -1, &gen, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int_opt(root, "total_lag", INT64_MIN, INT64_MAX, 0, &d->total_lag, errbuf,
+                                  errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int_opt(root, "oldest_unconsumed_timestamp", INT64_MIN, INT64_MAX, -1,
+                                  &d->oldest_unconsumed_timestamp, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_array(root, "members", &members, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_array(root, "offsets", &offsets, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    d->generation = (int32_t)gen;
+    d->members = calloc(members->via.array.size ? members->via.array.size : 1, sizeof *d->members);
+    d->offsets = calloc(offsets->via.array.size ? offsets->via.array.size : 1, sizeof *d->offsets);
+    if (!d->members || !d->offsets)
+        return STREAM_ENOMEM;
+    for (uint32_t i = 0; i < members->via.array.size; i++) {
+        const msgpack_object *e;
+        rc = stream_elem_map(members, i, "members", &e, errbuf, errbuf_len);
+        d->member_count++;
+        if (rc == 0)
+            rc = parse_member(e, &d->members[i], errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+    }
+    for (uint32_t i = 0; i < offsets->via.array.size; i++) {
+        const msgpack_object *e;
+        rc = stream_elem_map(offsets, i, "offsets", &e, errbuf, errbuf_len);
+        d->offset_count++;
+        if (rc == 0)
+            rc = parse_group_offset(e, &d->offsets[i], errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int stream_admin_describe_group(stream_client *c, const char *group, int timeout_ms,
+                                stream_group_description **out, char *errbuf, size_t errbuf_len)
+{
+    *out = NULL;
+    if (!group) {
+        stream__errf(errbuf, errbuf_len, "describe_group: no group");
+        return STREAM_EINVAL;
+    }
+    stream_group_description *d = calloc(1, sizeof *d);
+    if (!d)
+        return STREAM_ENOMEM;
+    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DESCRIBE_GROUP, 1);
+    stream_pack_kv_cstr(pk, "group", group);
+    int rc = stream__client_call(c, timeout_ms, describe_parse_fn, d, errbuf, errbuf_len);
+    if (rc < 0) {
+        stream_group_description_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void stream_group_results_free(stream_group_result *r, size_t n)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].group);
+        free(r[i].msg);
+    }
+    free(r);
+}
+
+typedef struct group_results_parse {
+    const char *const *names;
+    size_t n;
+    stream_group_result *out;
+} group_results_parse;
+
+static int group_results_parse_fn(const msgpack_object *root, void *arg, char *errbuf,
+                                  size_t errbuf_len)
+{
+    group_results_parse *gp = arg;
+    const msgpack_object *arr;
+    int rc = stream_field_array(root, "groups", &arr, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    if (arr->via.array.size != gp->n) {
+        stream__errf(errbuf, errbuf_len, "%u answers for %zu groups", arr->via.array.size, gp->n);
+        return STREAM_EPROTO;
+    }
+    for (size_t i = 0; i < gp->n; i++) {
+        const msgpack_object *e;
+        const char *name, *text = NULL;
+        size_t len, tlen = 0;
+        int64_t err;
+        rc = stream_elem_map(arr, i, "groups", &e, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_str(e, "group", &name, &len, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int_opt(e, "err", 0, INT32_MAX, 0, &err, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_str_opt(e, "msg", &text, &tlen, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+        if (!stream_str_eq(name, len, gp->names[i])) {
+            stream__errf(errbuf, errbuf_len, "answer for group '%.*s' where '%s' was expected",
+                         (int)(len > 100 ? 100 : len), name, gp->names[i]);
+            return STREAM_EPROTO;
+        }
+        stream_group_result *r = &gp->out[i];
+        r->err = -(int)err;
+        if (err && (!text || tlen == 0)) {
+            text = stream_strerror(r->err);
+            tlen = strlen(text);
+        }
+        r->group = strdup(gp->names[i]);
+        r->msg = err ? stream__strndup(text, tlen) : strdup("");
+        if (!r->group || !r->msg)
+            return STREAM_ENOMEM;
+    }
+    return 0;
+}
+
+int stream_admin_delete_groups(stream_client *c, const char *const *groups, size_t n,
+                               int timeout_ms, stream_group_result **results, char *errbuf,
+                               size_t errbuf_len)
+{
+    *results = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!groups[i]) {
+            stream__errf(errbuf, errbuf_len, "group name %zu is NULL", i);
+            return STREAM_EINVAL;
+        }
+    group_results_parse gp = {.names = groups, .n = n};
+    gp.out = calloc(n ? n : 1, sizeof *gp.out);
+    if (!gp.out)
+        return STREAM_ENOMEM;
+    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DELETE_GROUP, 1);
+    stream_pack_key(pk, "groups");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        stream_pack_cstr(pk, groups[i]);
+    int rc = stream__client_call(c, timeout_ms, group_results_parse_fn, &gp, errbuf, errbuf_len);
+    if (rc < 0) {
+        stream_group_results_free(gp.out, n);
+        return rc;
+    }
+    *results = gp.out;
+    return 0;
+}
+
+void stream_group_reset_plan_free(stream_group_reset_plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->count; i++)
+        free(p->entries[i].topic);
+    free(p->entries);
+    free(p);
+}
+
+static int plan_parse_fn(const msgpack_object *root, void *arg, char *errbuf, size_t errbuf_len)
+{
+    stream_group_reset_plan *p = arg;
+    const msgpack_object *arr;
+    int rc = stream_field_bool_opt(root, "executed", false, &p->executed, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_array(root, "offsets", &arr, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    p->entries = calloc(arr->via.array.size ? arr->via.array.size : 1, sizeof *p->entries);
+    if (!p->entries)
+        return STREAM_ENOMEM;
+    for (uint32_t i = 0; i < arr->via.array.size; i++) {
+        const msgpack_object *e;
+        stream_group_reset_entry *x = &p->entries[p->count++];
+        int64_t partition;
+        rc = stream_elem_map(arr, i, "offsets", &e, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = dup_field(e, "topic", true, &x->topic, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int(e, "partition", 0, INT32_MAX, &partition, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int_opt(e, "current", -1, INT64_MAX, -1, &x->current, errbuf,
+                                      errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int(e, "new", -1, INT64_MAX, &x->new_offset, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+        x->partition = (int32_t)partition;
+    }
+    return 0;
+}
+
+int stream_admin_reset_offsets(stream_client *c, const stream_group_reset *req, int timeout_ms,
+                               stream_group_reset_plan **out, char *errbuf, size_t errbuf_len)
+{
+    static const char *const to_names[] = {"earliest", "latest", "offset", "timestamp", "shift"};
+    *out = NULL;
+    if (!req || !req->group || (unsigned)req->to > STREAM_GROUP_RESET_SHIFT ||
+        (req->topic_count && !req->topics)) {
+        stream__errf(errbuf, errbuf_len, "reset_offsets: no group, or a bad target");
+        return STREAM_EINVAL;
+    }
+    for (size_t i = 0; i < req->topic_count; i++)
+        if (!req->topics[i].topic ||
+            (req->topics[i].partition_count && !req->topics[i].partitions)) {
+            stream__errf(errbuf, errbuf_len, "reset_offsets: topic %zu has no name", i);
+            return STREAM_EINVAL;
+        }
+    bool has_value = req->to >= STREAM_GROUP_RESET_OFFSET;
+    stream_group_reset_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return STREAM_ENOMEM;
+    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_RESET_OFFSETS,
+                                           3 + (req->topic_count ? 1 : 0) + (has_value ? 1 : 0));
+    stream_pack_kv_cstr(pk, "group", req->group);
+    stream_pack_kv_cstr(pk, "to", to_names[req->to]);
+    if (has_value)
+        stream_pack_kv_int(pk, "value", req->value);
+    stream_pack_kv_bool(pk, "execute", req->execute);
+    if (req->topic_count) {
+        stream_pack_key(pk, "topics");
+        msgpack_pack_array(pk, req->topic_count);
+        for (size_t i = 0; i < req->topic_count; i++) {
+            const stream_group_reset_topic *t = &req->topics[i];
+            msgpack_pack_map(pk, t->partition_count ? 2 : 1);
+            stream_pack_kv_cstr(pk, "name", t->topic);
+            if (t->partition_count) {
+                stream_pack_key(pk, "partitions");
+                msgpack_pack_array(pk, t->partition_count);
+                for (size_t j = 0; j < t->partition_count; j++)
+                    msgpack_pack_int32(pk, t->partitions[j]);
+            }
+        }
+    }
+    int rc = stream__client_call(c, timeout_ms, plan_parse_fn, p, errbuf, errbuf_len);
+    if (rc < 0) {
+        stream_group_reset_plan_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
 }

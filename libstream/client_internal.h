@@ -163,8 +163,6 @@ int stream__client_partition_count_create(stream_client *c, const char *topic, i
 void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-
-
 /* ---- consumer groups: consumer.c <-> group_client.c ----------------------- */
 
 /* A consumer's group membership (group_client.c); NULL for a standalone
@@ -181,8 +179,8 @@ void stream__consumer_set_group(stream_consumer *co, stream__cgroup *g);
 bool stream__consumer_assigned_any(const stream_consumer *co);
 /* Starts (or restarts) a partition at `start` with `end` (-1: none): as
  * assign does, without any request. 0 or STREAM_ENOMEM. */
-int stream__consumer_start(stream_consumer *co, const char *topic, int32_t partition,
-                           int64_t start, int64_t end);
+int stream__consumer_start(stream_consumer *co, const char *topic, int32_t partition, int64_t start,
+                           int64_t end);
 /* Stops fetching and returning the partition's records (what was fetched
  * is dropped; the position stays what the caller has seen). */
 void stream__consumer_halt(stream_consumer *co, const char *topic, int32_t partition);
@@ -205,10 +203,10 @@ bool stream__cgroup_wants_caller(stream__cgroup *g);
 bool stream__cgroup_settled(const stream__cgroup *g);
 /* How long a fetch sent now may long-poll (at most max_wait_ms): until the
  * group's next heartbeat is due. Or "send no fetch now", because a fetch
- * would delay the group's answers: -1 while a join, heartbeat, commit or
- * leave is in flight or a revocation is under way (the answer runs the
- * ticks again), -2 when the heartbeat is due (the group's tick sends it
- * next: look again at once). */
+ * would delay the group's answers: -1 while a join, heartbeat, leave or a
+ * commit someone waits for is in flight, or a revocation is under way
+ * (the answer runs the ticks again); -2 when the heartbeat is due (the
+ * group's tick sends it next: look again at once). */
 int stream__cgroup_fetch_wait(const stream__cgroup *g, int64_t now, int max_wait_ms);
 /* Cancels the group's requests and frees it (no leave: see close). */
 void stream__cgroup_free(stream__cgroup *g);

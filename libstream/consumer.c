@@ -18,6 +18,11 @@
  * Every assigned partition has an epoch, bumped by seek, unassign and offset
  * resets; fetched data tagged with an older epoch is dropped unread.
  *
+ * Group mode (group_client.c): the group code starts, halts and releases
+ * partitions through the stream__consumer_* calls below as the coordinator
+ * hands them out and takes them back, and queues its ASSIGNED / REVOKED
+ * events here so they reach the caller in order with the records.
+ *
  * Errors in a partition's answer are handled in order, when the consumer
  * reaches that answer: offset out of range follows auto_offset_reset;
  * retriable errors back off and refetch; others become an ERROR event and
@@ -47,6 +52,7 @@ typedef struct cpart {
     int64_t log_start;      /* last seen; -1 unknown */
     uint32_t epoch;         /* data fetched under another epoch is dropped */
     bool paused;            /* after an error: until seek */
+    bool halted;            /* group: revoked, no fetch or record until released */
     bool done;              /* reached end */
     bool blocked;           /* an error answer waits to be processed: no fetch */
     bool caught_up;         /* follow mode: EOF reported since the last record */
@@ -81,7 +87,7 @@ typedef struct fbuf {
 
 typedef struct cevent {
     stream_event_type type;
-    cpart *cp;
+    cpart *cp; /* NULL for an event about the whole group */
     int64_t offset;
     int err;
     char *msg;
@@ -100,8 +106,9 @@ struct stream_consumer {
     struct fetch_ctx *fetch;       /* its context */
     cevent *events;                /* pending EOF / ERROR events, FIFO */
     size_t nevents, events_cap, events_head;
-    char *last_msg; /* the msg of the last event returned (borrowed by it) */
-    size_t rotate;  /* where the next fetch starts in parts (fairness) */
+    char *last_msg;        /* the msg of the last event returned (borrowed by it) */
+    size_t rotate;         /* where the next fetch starts in parts (fairness) */
+    stream__cgroup *group; /* group membership, NULL for a standalone consumer */
 };
 
 typedef struct fetch_ctx {
@@ -186,6 +193,7 @@ void stream_consumer_free(stream_consumer *co)
 {
     if (!co)
         return;
+    stream__cgroup_free(co->group);
     stream__client_remove_tick(co->c, consumer_tick, co);
     if (co->fetch_id)
         stream__req_cancel(co->c, co->fetch_id);
@@ -239,14 +247,17 @@ static bool pop_event(stream_consumer *co, stream_consumer_event *ev)
 {
     while (co->events_head < co->nevents) {
         cevent *e = &co->events[co->events_head++];
-        if (!e->cp->assigned) {
+        /* An EOF or error of a partition given up since is moot; group
+         * events (a REVOKED comes after the release) always count. */
+        if (e->cp && !e->cp->assigned &&
+            (e->type == STREAM_EVENT_EOF || e->type == STREAM_EVENT_ERROR)) {
             free(e->msg);
             continue;
         }
         memset(ev, 0, sizeof *ev);
         ev->type = e->type;
-        ev->topic = e->cp->topic;
-        ev->partition = e->cp->partition;
+        ev->topic = e->cp ? e->cp->topic : NULL;
+        ev->partition = e->cp ? e->cp->partition : -1;
         ev->offset = e->offset;
         ev->err = e->err;
         free(co->last_msg);
@@ -421,6 +432,7 @@ static void move_to(cpart *cp, int64_t offset)
     cp->fetch_offset = offset;
     cp->epoch++;
     cp->paused = false;
+    cp->halted = false;
     cp->blocked = false;
     cp->done = false;
     cp->caught_up = false;
@@ -437,6 +449,11 @@ int stream_consumer_assign(stream_consumer *co, const char *topic, int32_t parti
         spec = &dflt;
     if (!topic || partition < STREAM_PARTITION_ALL) {
         stream__errf(errbuf, errbuf_len, "assign: no topic or bad partition");
+        return STREAM_EINVAL;
+    }
+    if (co->group) {
+        stream__errf(errbuf, errbuf_len,
+                     "assign: the consumer is a group member; the group assigns its partitions");
         return STREAM_EINVAL;
     }
     int rc = check_pos(&spec->start, false, errbuf, errbuf_len);
@@ -573,6 +590,8 @@ bool stream_consumer_done(const stream_consumer *co)
 {
     if (co->events_head < co->nevents)
         return false;
+    if (co->group && !stream__cgroup_settled(co->group))
+        return false;
     size_t assigned = 0;
     for (size_t i = 0; i < co->nparts; i++) {
         const cpart *cp = co->parts[i];
@@ -582,15 +601,17 @@ bool stream_consumer_done(const stream_consumer *co)
         if (!cp->done && !cp->paused)
             return false;
     }
-    return assigned > 0;
+    /* A settled member with nothing to read is done only when reading is
+     * bounded (-e); following, it waits for partitions to come. */
+    return assigned > 0 || (co->group && co->conf.stop_at_end);
 }
 
 /* ---- fetching ------------------------------------------------------------ */
 
 static bool fetchable(const cpart *cp, int64_t now)
 {
-    return cp->assigned && !cp->paused && !cp->done && !cp->blocked && now >= cp->retry_at_ms &&
-           (cp->end < 0 || cp->fetch_offset < cp->end);
+    return cp->assigned && !cp->paused && !cp->halted && !cp->done && !cp->blocked &&
+           now >= cp->retry_at_ms && (cp->end < 0 || cp->fetch_offset < cp->end);
 }
 
 static void back_off(cpart *cp, int64_t now)
@@ -765,6 +786,14 @@ static int64_t consumer_tick(void *arg, int64_t now)
     int64_t next = INT64_MAX;
     if (co->fetch_id || co->queued > 1)
         return next;
+    /* Responses come in request order: a group request (heartbeat, commit)
+     * behind a long-polling fetch waits for it. So no fetch goes out while
+     * one is in flight or due, and a fetch waits on the broker no longer
+     * than until the next one is due. The tick runs again when the group's
+     * answer is in. */
+    int max_wait = co->conf.max_wait_ms;
+    if (co->group && (max_wait = stream__cgroup_fetch_wait(co->group, now, max_wait)) < 0)
+        return max_wait == -2 ? now : next;
     size_t n = 0;
     for (size_t i = 0; i < co->nparts; i++) {
         cpart *cp = co->parts[i];
@@ -807,7 +836,7 @@ static int64_t consumer_tick(void *arg, int64_t now)
             ntopics++;
     }
     msgpack_packer *pk = stream__req_begin(co->c, STREAM_OP_FETCH, 4);
-    stream_pack_kv_int(pk, "max_wait_ms", co->conf.max_wait_ms);
+    stream_pack_kv_int(pk, "max_wait_ms", max_wait);
     stream_pack_kv_int(pk, "min_bytes", co->conf.min_bytes);
     stream_pack_kv_int(pk, "max_bytes", co->conf.max_bytes);
     stream_pack_key(pk, "topics");
@@ -834,7 +863,7 @@ static int64_t consumer_tick(void *arg, int64_t now)
             stream_pack_kv_int(pk, "max_bytes", co->conf.max_partition_bytes);
         }
     }
-    int64_t id = stream__req_send(co->c, fetch_cb, f, co->conf.max_wait_ms, 0);
+    int64_t id = stream__req_send(co->c, fetch_cb, f, max_wait, 0);
     if (id < 0) {
         fetch_ctx_free(f);
         return now + BACKOFF_MIN_MS;
@@ -899,7 +928,7 @@ static bool next_batch(stream_consumer *co, fbuf *b)
     fentry *e = &b->entries[b->ei];
     cpart *cp = e->cp;
     while (b->boff < e->len) {
-        if (!cp->assigned || cp->epoch != e->epoch || cp->paused || cp->done)
+        if (!cp->assigned || cp->epoch != e->epoch || cp->paused || cp->halted || cp->done)
             return false;
         const uint8_t *p = e->records + b->boff;
         size_t left = e->len - b->boff;
@@ -936,7 +965,7 @@ static bool next_batch(stream_consumer *co, fbuf *b)
 static void entry_done(stream_consumer *co, fentry *e)
 {
     cpart *cp = e->cp;
-    if (!cp->assigned || cp->epoch != e->epoch || e->err || cp->paused || cp->done)
+    if (!cp->assigned || cp->epoch != e->epoch || e->err || cp->paused || cp->halted || cp->done)
         return;
     if (cp->end < 0 && e->high_watermark >= 0 && cp->position >= e->high_watermark &&
         !cp->caught_up) {
@@ -968,7 +997,8 @@ static int next_record(stream_consumer *co, stream_consumer_event *ev)
         while (b->iter_active || next_batch(co, b)) {
             stream_record rec;
             int rc = stream_record_iter_next(&b->it, &rec);
-            bool stale = !cp->assigned || cp->epoch != e->epoch || cp->paused || cp->done;
+            bool stale =
+                !cp->assigned || cp->epoch != e->epoch || cp->paused || cp->halted || cp->done;
             if (rc == 1 && !stale) {
                 if (rec.offset < cp->position)
                     continue;
@@ -1016,6 +1046,11 @@ int stream_consumer_poll(stream_consumer *co, int timeout_ms, stream_consumer_ev
 {
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : stream__client_mono_ms() + timeout_ms;
     memset(ev, 0, sizeof *ev);
+    if (co->group) {
+        stream__cgroup_before_poll(co->group);
+        if (stream__cgroup_wants_caller(co->group))
+            return 0;
+    }
     for (;;) {
         if (pop_event(co, ev))
             return 1;
@@ -1057,5 +1092,76 @@ int stream_consumer_poll(stream_consumer *co, int timeout_ms, stream_consumer_ev
             return rc;
         if (stream__client_take_interrupted(co->c))
             return 0; /* a signal: let the caller check its flag */
+        if (co->group && stream__cgroup_wants_caller(co->group))
+            return 0; /* a revocation waits for the caller's stored offsets */
     }
+}
+
+/* ---- for the group code (client_internal.h) ---------------------------------- */
+
+stream_client *stream__consumer_client(const stream_consumer *co)
+{
+    return co->c;
+}
+
+const stream_consumer_conf *stream__consumer_conf(const stream_consumer *co)
+{
+    return &co->conf;
+}
+
+stream__cgroup *stream__consumer_group(const stream_consumer *co)
+{
+    return co->group;
+}
+
+void stream__consumer_set_group(stream_consumer *co, stream__cgroup *g)
+{
+    co->group = g;
+}
+
+bool stream__consumer_assigned_any(const stream_consumer *co)
+{
+    for (size_t i = 0; i < co->nparts; i++)
+        if (co->parts[i]->assigned)
+            return true;
+    return false;
+}
+
+int stream__consumer_start(stream_consumer *co, const char *topic, int32_t partition, int64_t start,
+                           int64_t end)
+{
+    cpart *cp = get_part(co, topic, partition);
+    if (!cp)
+        return STREAM_ENOMEM;
+    cp->assigned = true;
+    cp->end = end;
+    move_to(cp, start);
+    if (cp->end >= 0 && cp->position >= cp->end)
+        reach_end(co, cp);
+    return 0;
+}
+
+void stream__consumer_halt(stream_consumer *co, const char *topic, int32_t partition)
+{
+    cpart *cp = find_part(co, topic, partition);
+    if (!cp || cp->halted)
+        return;
+    cp->halted = true;
+    cp->epoch++; /* fetched data and the fetch in flight are dropped */
+    cp->fetch_offset = cp->position;
+}
+
+bool stream__consumer_finished(const stream_consumer *co, const char *topic, int32_t partition)
+{
+    const cpart *cp = find_part(co, topic, partition);
+    return cp && cp->assigned && (cp->done || cp->paused);
+}
+
+int stream__consumer_push(stream_consumer *co, stream_event_type type, const char *topic,
+                          int32_t partition, int64_t offset, int err, const char *msg)
+{
+    cpart *cp = NULL;
+    if (topic && !(cp = find_part(co, topic, partition)))
+        return STREAM_ENOENT;
+    return push_event(co, type, cp, offset, err, msg, -1, -1);
 }

@@ -27,5 +27,6 @@ for b in "$build"/bench/*; do
 done
 echo "== client.sh"
 BENCH_DIR=$data "$(dirname "$0")/client.sh" "$build" || status=1
+echo "== groups.sh"; BENCH_DIR=$data "$(dirname "$0")/groups.sh" "$build" || status=1
 rmdir "$data" 2>/dev/null || true
 exit $status

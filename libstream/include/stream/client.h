@@ -484,17 +484,17 @@ int stream_consumer_position(const stream_consumer *co, const char *topic, int32
 
 typedef enum stream_event_type {
     STREAM_EVENT_NONE = 0,
-    STREAM_EVENT_RECORD = 1, /* A record: topic, partition, record. */
-    STREAM_EVENT_EOF = 2,    /* The partition reached its end: when it has an end
-                                (spec end or stop_at_end), once, there (the partition
-                                then stops); otherwise each time it catches up with the
-                                high watermark. offset is the position. */
-    STREAM_EVENT_ERROR = 3,  /* A partition failed: err and msg say why. For STREAM_EOFFSET
-                                under STREAM_RESET_ERROR, log_start_offset and
-                                high_watermark give the valid range and the partition
-                                is paused until seek (or unassign). A group failure
-                                that ends membership (see stream_consumer_subscribe)
-                                has topic NULL and partition -1. */
+    STREAM_EVENT_RECORD = 1,   /* A record: topic, partition, record. */
+    STREAM_EVENT_EOF = 2,      /* The partition reached its end: when it has an end
+                                  (spec end or stop_at_end), once, there (the partition
+                                  then stops); otherwise each time it catches up with the
+                                  high watermark. offset is the position. */
+    STREAM_EVENT_ERROR = 3,    /* A partition failed: err and msg say why. For STREAM_EOFFSET
+                                  under STREAM_RESET_ERROR, log_start_offset and
+                                  high_watermark give the valid range and the partition
+                                  is paused until seek (or unassign). A group failure
+                                  that ends membership (see stream_consumer_subscribe)
+                                  has topic NULL and partition -1. */
     STREAM_EVENT_ASSIGNED = 4, /* Group mode: the group gave this partition to the
                                   consumer; records follow from offset (the committed
                                   offset, or where auto_offset_reset put it). */
@@ -816,23 +816,23 @@ typedef struct stream_group_member {
 typedef struct stream_group_partition {
     char *topic; /* Owned. */
     int32_t partition;
-    char *member_id;           /* Owned: the member holding it; "" for none. */
-    int64_t offset;            /* Committed offset. */
-    char *metadata;            /* Owned; "" when none. */
-    int64_t commit_timestamp;  /* ms since the epoch. */
-    int64_t log_start_offset;  /* Of the partition. */
-    int64_t log_end_offset;    /* Of the partition (the high watermark). */
-    int64_t lag;               /* log_end_offset - offset (0 past the end); -1: unknown. */
+    char *member_id;          /* Owned: the member holding it; "" for none. */
+    int64_t offset;           /* Committed offset. */
+    char *metadata;           /* Owned; "" when none. */
+    int64_t commit_timestamp; /* ms since the epoch. */
+    int64_t log_start_offset; /* Of the partition. */
+    int64_t log_end_offset;   /* Of the partition (the high watermark). */
+    int64_t lag;              /* log_end_offset - offset (0 past the end); -1: unknown. */
     int64_t oldest_unconsumed_timestamp; /* Timestamp of the first record not consumed;
                                             -1 when lag <= 0. */
 } stream_group_partition;
 
 /* describe_group's answer. */
 typedef struct stream_group_description {
-    char *group;                     /* Owned. */
-    char *state;                     /* Owned: "empty", "reconciling", "stable". */
+    char *group; /* Owned. */
+    char *state; /* Owned: "empty", "reconciling", "stable". */
     int32_t generation;
-    stream_group_member *members;    /* In the order they joined. */
+    stream_group_member *members; /* In the order they joined. */
     size_t member_count;
     stream_group_partition *offsets; /* Sorted by topic and partition. */
     size_t offset_count;
@@ -883,8 +883,8 @@ typedef struct stream_group_reset {
                                                has committed offsets for */
     size_t topic_count;
     stream_group_reset_to to;
-    int64_t value;  /* OFFSET, TIMESTAMP, SHIFT */
-    bool execute;   /* false: only compute the plan */
+    int64_t value; /* OFFSET, TIMESTAMP, SHIFT */
+    bool execute;  /* false: only compute the plan */
 } stream_group_reset;
 
 /* One partition of a reset plan. */
