@@ -178,9 +178,11 @@ void stream__consumer_set_group(stream_consumer *co, stream__cgroup *g);
 /* True when some partition is assigned. */
 bool stream__consumer_assigned_any(const stream_consumer *co);
 /* Starts (or restarts) a partition at `start` with `end` (-1: none): as
- * assign does, without any request. 0 or STREAM_ENOMEM. */
+ * assign does, without any request. group_data (the group's own record of
+ * the partition) comes back in stream__cgroup_processed. 0 or
+ * STREAM_ENOMEM. */
 int stream__consumer_start(stream_consumer *co, const char *topic, int32_t partition, int64_t start,
-                           int64_t end);
+                           int64_t end, void *group_data);
 /* Stops fetching and returning the partition's records (what was fetched
  * is dropped; the position stays what the caller has seen). */
 void stream__consumer_halt(stream_consumer *co, const char *topic, int32_t partition);
@@ -192,8 +194,11 @@ int stream__consumer_push(stream_consumer *co, stream_event_type type, const cha
                           int32_t partition, int64_t offset, int err, const char *msg);
 
 /* group_client.c, for consumer.c. */
-/* Runs at the start of every stream_consumer_poll: auto-store, and moves
- * revocations on. */
+/* At the start of a stream_consumer_poll: the record the previous call
+ * returned (of the partition with this group_data) is processed, up to
+ * `position` (auto_store). */
+void stream__cgroup_processed(stream__cgroup *g, void *group_data, int64_t position);
+/* Runs at the start of every stream_consumer_poll: moves revocations on. */
 void stream__cgroup_before_poll(stream__cgroup *g);
 /* True (once per revocation) when a revoked partition waits for the caller
  * to store its offsets: poll returns 0 so the caller gets to do it. */

@@ -53,6 +53,7 @@ typedef struct cpart {
     uint32_t epoch;         /* data fetched under another epoch is dropped */
     bool paused;            /* after an error: until seek */
     bool halted;            /* group: revoked, no fetch or record until released */
+    void *group_data;       /* group: its partition in group_client.c */
     bool done;              /* reached end */
     bool blocked;           /* an error answer waits to be processed: no fetch */
     bool caught_up;         /* follow mode: EOF reported since the last record */
@@ -109,6 +110,7 @@ struct stream_consumer {
     char *last_msg;        /* the msg of the last event returned (borrowed by it) */
     size_t rotate;         /* where the next fetch starts in parts (fairness) */
     stream__cgroup *group; /* group membership, NULL for a standalone consumer */
+    cpart *returned;       /* group: the partition of the record the last poll returned */
 };
 
 typedef struct fetch_ctx {
@@ -1016,6 +1018,7 @@ static int next_record(stream_consumer *co, stream_consumer_event *ev)
                 ev->high_watermark = -1;
                 cp->position = rec.offset + 1;
                 cp->caught_up = false;
+                co->returned = cp;
                 if (cp->end >= 0 && cp->position >= cp->end)
                     reach_end(co, cp);
                 return 1;
@@ -1047,6 +1050,13 @@ int stream_consumer_poll(stream_consumer *co, int timeout_ms, stream_consumer_ev
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : stream__client_mono_ms() + timeout_ms;
     memset(ev, 0, sizeof *ev);
     if (co->group) {
+        /* The caller asks for more: the record the last call returned
+         * counts as processed (auto_store). One record per call, so one
+         * partition to look at. */
+        cpart *cp = co->returned;
+        co->returned = NULL;
+        if (cp && cp->assigned && cp->group_data)
+            stream__cgroup_processed(co->group, cp->group_data, cp->position);
         stream__cgroup_before_poll(co->group);
         if (stream__cgroup_wants_caller(co->group))
             return 0;
@@ -1128,12 +1138,13 @@ bool stream__consumer_assigned_any(const stream_consumer *co)
 }
 
 int stream__consumer_start(stream_consumer *co, const char *topic, int32_t partition, int64_t start,
-                           int64_t end)
+                           int64_t end, void *group_data)
 {
     cpart *cp = get_part(co, topic, partition);
     if (!cp)
         return STREAM_ENOMEM;
     cp->assigned = true;
+    cp->group_data = group_data;
     cp->end = end;
     move_to(cp, start);
     if (cp->end >= 0 && cp->position >= cp->end)

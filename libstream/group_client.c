@@ -125,7 +125,8 @@ struct stream__cgroup {
 
     gpart **parts; /* every partition ever given; never freed before the group */
     size_t nparts, parts_cap;
-    tp *assigned; /* the last assignment received */
+    size_t nrevoking; /* parts in GP_REVOKING: the per-poll checks skip when 0 */
+    tp *assigned;     /* the last assignment received */
     size_t nassigned;
 
     uint64_t rebalances, commits;
@@ -279,6 +280,8 @@ static void store_positions(stream__cgroup *g)
 static void release(stream__cgroup *g, gpart *gp, int err)
 {
     bool started = gp->state == GP_ACTIVE || gp->state == GP_REVOKING;
+    if (gp->state == GP_REVOKING)
+        g->nrevoking--;
     gp->state = GP_RELEASED;
     gp->seq++;
     gp->start_sent = false;
@@ -334,6 +337,7 @@ static void reconcile(stream__cgroup *g)
             continue;
         }
         gp->state = GP_REVOKING;
+        g->nrevoking++;
         gp->revoked_ms = now;
         g->nudged = false;
         stream__consumer_halt(g->co, gp->topic, gp->partition);
@@ -692,7 +696,7 @@ static void start_finish(stream__cgroup *g, start_ctx *s)
             stream__consumer_push(g->co, STREAM_EVENT_ERROR, NULL, -1, -1, STREAM_ENOENT, msg);
             continue;
         }
-        if (stream__consumer_start(g->co, gp->topic, gp->partition, start, end) < 0) {
+        if (stream__consumer_start(g->co, gp->topic, gp->partition, start, end, gp) < 0) {
             gp->start_sent = false;
             retry = true;
             continue;
@@ -1140,18 +1144,28 @@ static int64_t group_tick(void *arg, int64_t now)
 
 /* ---- for consumer.c ------------------------------------------------------------------ */
 
+void stream__cgroup_processed(stream__cgroup *g, void *part, int64_t position)
+{
+    gpart *gp = part;
+    if (g->conf.auto_store && (gp->state == GP_ACTIVE || gp->state == GP_REVOKING))
+        gp->stored = position;
+}
+
 void stream__cgroup_before_poll(stream__cgroup *g)
 {
-    if (g->conf.auto_store)
-        store_positions(g);
-    advance(g, stream__client_mono_ms());
+    /* Auto-commits and heartbeats run in the tick; only a revocation or a
+     * release waiting for its heartbeat need a look on every poll. */
+    if (g->nrevoking == 0 && !g->hb_now)
+        return;
+    int64_t now = stream__client_mono_ms();
+    advance(g, now);
     if (g->hb_now && !g->hb_id && g->joined && !g->closing)
-        send_heartbeat(g, stream__client_mono_ms());
+        send_heartbeat(g, now);
 }
 
 bool stream__cgroup_wants_caller(stream__cgroup *g)
 {
-    if (g->nudged || g->closing || !g->joined)
+    if (g->nrevoking == 0 || g->nudged || g->closing || !g->joined)
         return false;
     int64_t now = stream__client_mono_ms();
     for (size_t i = 0; i < g->nparts; i++)
@@ -1182,9 +1196,8 @@ int stream__cgroup_fetch_wait(const stream__cgroup *g, int64_t now, int max_wait
         return -1;
     /* A revocation holds up a rebalance: its commit and heartbeat must not
      * queue behind a long poll either. */
-    for (size_t i = 0; i < g->nparts; i++)
-        if (g->parts[i]->state == GP_REVOKING)
-            return -1;
+    if (g->nrevoking > 0)
+        return -1;
     if (!g->joined || g->closing || g->dead)
         return max_wait_ms;
     if (g->next_hb_ms <= now)
@@ -1462,6 +1475,7 @@ int stream_consumer_close(stream_consumer *co, bool commit, int timeout_ms, char
             stream_consumer_unassign(co, gp->topic, gp->partition);
         gp->state = GP_RELEASED;
     }
+    g->nrevoking = 0;
     g->joined = false;
     return rc;
 }

@@ -566,8 +566,8 @@ bool stream_consumer_done(const stream_consumer *co);
  *   committed  what the group has stored durably
  *
  * With auto_store (the default), each stream_consumer_poll call first
- * stores every position: the records an earlier call returned count as
- * processed once the caller asks for more. A program that must not lose
+ * stores the position after the record the previous call returned: a
+ * record counts as processed once the caller asks for the next one. A program that must not lose
  * records it has not finished with (stream-sub writes to a pipe) turns
  * auto_store off and calls stream_consumer_store_positions (or _offset)
  * after each record is really done. With auto_commit (the default) stored
@@ -603,7 +603,8 @@ typedef struct stream_group_conf {
     int session_timeout_ms;      /* The member is removed after this long without a heartbeat;
                                     the broker clamps it to its group.min/max.session.timeout.ms.
                                     1..3600000, default 10000. */
-    bool auto_store;             /* Store every position at each poll. Default true. */
+    bool auto_store;             /* A record is processed when poll is called again.
+                                    Default true. */
     bool auto_commit;            /* Commit changed stored offsets every
                                     auto_commit_interval_ms. Default true. */
     int auto_commit_interval_ms; /* 1..3600000, default 5000. */
