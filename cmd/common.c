@@ -3,6 +3,7 @@
  * (see common.h). One copy here so every program speaks the same way.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,4 +91,21 @@ long long cmd_parse_int(const char *s, long long min, long long max, const char 
         usage_error("invalid %s '%s' (expected an integer from %lld to %lld)", what, s, min,
                     max);
     return v;
+}
+
+void cmd_help(const char *text)
+{
+    fputs(text, stdout);
+    exit(fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL);
+}
+
+void cmd_bad_option(int opt, char *const argv[])
+{
+    /* getopt_long with a leading ':' in optstring: ':' for a missing
+     * argument, '?' for an unknown option (optopt set for short ones). */
+    if (opt == ':')
+        usage_error("option '%s' needs an argument", argv[optind - 1]);
+    if (optopt)
+        usage_error("unknown option '-%c'", optopt);
+    usage_error("unknown option '%s'", argv[optind - 1]);
 }

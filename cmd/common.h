@@ -40,6 +40,13 @@ extern int cmd_verbosity;
 /* Prints "PROGRAM: message" on stderr when cmd_verbosity >= level. */
 void info(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Prints the --help text on stdout and exits 0 (1 if stdout fails). */
+noreturn void cmd_help(const char *text);
+
+/* The usage error for what getopt_long returned as `opt` (':' missing
+ * argument, '?' unknown option); exits 2. Needs ':' first in optstring. */
+noreturn void cmd_bad_option(int opt, char *const argv[]);
+
 /* "PROGRAM VERSION" on stdout, exit 0. */
 noreturn void cmd_version(void);
 

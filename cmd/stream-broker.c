@@ -126,18 +126,14 @@ int main(int argc, char **argv)
             config_file = optarg;
             break;
         case 'h':
-            fputs(usage_text, stdout);
-            exit(fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL);
+            cmd_help(usage_text);
         case OPT_VERSION:
             cmd_version();
         case OPT_LIST_SETTINGS:
             list_settings();
         case ':':
-            usage_error("option '%s' needs an argument", argv[optind - 1]);
         case '?':
-            if (optopt)
-                usage_error("unknown option '-%c'", optopt);
-            usage_error("unknown option '%s'", argv[optind - 1]);
+            cmd_bad_option(opt, argv);
         default:
             break;
         }

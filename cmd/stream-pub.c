@@ -418,16 +418,12 @@ static void parse_options(int argc, char **argv, pub_opts *o)
             cmd_verbosity = cmd_verbosity < 1 ? 2 : cmd_verbosity + 1;
             break;
         case 'h':
-            fputs(usage_text, stdout);
-            exit(fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL);
+            cmd_help(usage_text);
         case OPT_VERSION:
             cmd_version();
         case ':':
-            usage_error("option '%s' needs an argument", argv[optind - 1]);
         case '?':
-            if (optopt)
-                usage_error("unknown option '-%c'", optopt);
-            usage_error("unknown option '%s'", argv[optind - 1]);
+            cmd_bad_option(opt, argv);
         default:
             break;
         }
