@@ -109,7 +109,10 @@ static int dir_path(char *buf, size_t n, const stream_log *log, const char *name
     return (w < 0 || (size_t)w >= n) ? STREAM_EINVAL : 0;
 }
 
-/* Reads "<offset>\n" from a checkpoint file; -1 when missing or garbled. */
+/* Reads "<offset>\n" from a checkpoint file; -1 when missing or damaged
+ * (log.h: anything but 1..19 digits and the newline, or a value past
+ * STREAM_LOG_MAX_OFFSET). Digit by digit rather than strtoll, which would
+ * stop quietly at an embedded NUL and take leading spaces and signs. */
 static int64_t read_offset_file(const stream_log *log, const char *name)
 {
     char path[4096], text[32];
@@ -118,17 +121,18 @@ static int64_t read_offset_file(const stream_log *log, const char *name)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    ssize_t n = read(fd, text, sizeof text - 1);
+    /* A full buffer means a file longer than any good one (21 bytes). */
+    ssize_t n = read(fd, text, sizeof text);
     close(fd);
-    if (n <= 1 || text[n - 1] != '\n')
+    if (n < 2 || n > 20 || text[n - 1] != '\n')
         return -1;
-    text[n - 1] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno != 0 || *end != '\0' || end == text || v < 0)
-        return -1;
-    return (int64_t)v;
+    int64_t v = 0;
+    for (ssize_t i = 0; i < n - 1; i++) {
+        if (text[i] < '0' || text[i] > '9' || v > (STREAM_LOG_MAX_OFFSET - (text[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (text[i] - '0');
+    }
+    return v;
 }
 
 static bool file_exists(const stream_log *log, const char *name)
@@ -271,6 +275,17 @@ static int list_segments(stream_log *log, int64_t **out, int *n, char *errbuf, s
         }
         if (!segment_name(e->d_name, &base))
             continue;
+        if (base > STREAM_LOG_MAX_OFFSET) {
+            /* Not ours (appends stop below it) and not safe to do sums on;
+             * deleting it as recovery does with a torn tail would destroy
+             * what somebody put there. Refuse the partition instead. */
+            seterr(errbuf, errbuf_len,
+                   "segment file %s/%s: base offset past the largest a log holds (%" PRId64
+                   "); move it out of the directory",
+                   log->dir, e->d_name, (int64_t)STREAM_LOG_MAX_OFFSET);
+            rc = STREAM_ECORRUPT;
+            break;
+        }
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             int64_t *p = realloc(bases, (size_t)cap * sizeof *p);
@@ -740,6 +755,17 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
     if (rc != 0) {
         seterr(errbuf, errbuf_len, "log %s failed earlier: %s", log->dir, stream_strerror(rc));
         return rc;
+    }
+
+    /* Offsets end at STREAM_LOG_MAX_OFFSET: past it the sums below (and
+     * every reader's) would overflow. */
+    if (!stream__offsets_fit(log->end_offset, info.last_offset_delta)) {
+        seterr(errbuf, errbuf_len,
+               "log %s is full: %" PRId64 " offsets from %" PRId64
+               " would pass the largest offset a log holds (%" PRId64 ")",
+               log->dir, (int64_t)info.last_offset_delta + 1, log->end_offset,
+               (int64_t)STREAM_LOG_MAX_OFFSET);
+        return STREAM_EOFFSET;
     }
 
     stream__segment *s = active_seg(log);

@@ -101,6 +101,15 @@ struct stream_log {
     int64_t next_periodic_ms; /* (flusher's mu) monotonic deadline in PERIODIC mode */
 };
 
+/* True when a batch at base_offset (>= 0) with last_offset_delta (>= 0)
+ * ends at or below STREAM_LOG_MAX_OFFSET: its next offset, base_offset +
+ * last_offset_delta + 1, fits. Written so that nothing here can overflow. */
+static inline bool stream__offsets_fit(int64_t base_offset, int32_t last_offset_delta)
+{
+    return base_offset <= STREAM_LOG_MAX_OFFSET &&
+           (int64_t)last_offset_delta < STREAM_LOG_MAX_OFFSET - base_offset;
+}
+
 /* Times in milliseconds. */
 int64_t stream__now_ms(void);  /* CLOCK_REALTIME */
 int64_t stream__mono_ms(void); /* CLOCK_MONOTONIC */
@@ -115,7 +124,9 @@ void stream__seg_ref(stream__segment *s);
 void stream__seg_unref(stream__segment *s);
 
 /* Records the batch at `pos` in the in-memory indexes and the segment's
- * size/next offset/max timestamp, following the sparse index rules of log.h. */
+ * size/next offset/max timestamp, following the sparse index rules of log.h.
+ * The caller has checked that the batch's offsets fit (stream__offsets_fit)
+ * and lie within 2^31 of the segment base. */
 void stream__seg_track(stream__segment *s, int64_t pos, const stream_batch_info *info,
                        int32_t index_interval_bytes);
 /* Adds the closing time index entry (the segment's largest timestamp) when

@@ -504,10 +504,15 @@ int stream__producer_state_write_snapshot(const stream__producer_state *ps, int 
             }
             done += (size_t)w;
         }
+        /* Durable as every other metadata file (temp, fsync, rename, fsync
+         * dir): the older snapshots are deleted below, so this one must
+         * survive a power loss, or open would replay the whole log. */
+        if (rc == 0 && fsync(fd) != 0)
+            rc = stream_err_from_errno(errno);
         close(fd);
-        /* No fsync: the CRC tells a torn snapshot, and then an older one or
-         * the log itself is replayed (see the header). */
         if (rc == 0 && renameat(dirfd, tmp, dirfd, name) != 0)
+            rc = stream_err_from_errno(errno);
+        if (rc == 0 && fsync(dirfd) != 0)
             rc = stream_err_from_errno(errno);
         if (rc != 0)
             unlinkat(dirfd, tmp, 0);

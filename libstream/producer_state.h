@@ -46,9 +46,11 @@
  * the log end (later ones describe batches a crash or a truncation took
  * away, and are deleted) and replays the batch headers after it, so after a
  * kill -9 a resent batch that landed before the crash is still recognised.
- * Snapshots are written without fsync: a torn or stale-looking one fails its
- * CRC and the next older one (or the whole log) is replayed instead, and one
- * whose offset is past the recovered log end is never used.
+ * Snapshots are written like the other metadata files (temp file, fsync,
+ * rename, fsync of the directory), off the per-batch path: once per segment
+ * roll and at close. A damaged one still fails its CRC and the next older
+ * one (or the whole log) is replayed instead, and one whose offset is past
+ * the recovered log end is never used.
  *
  *   snapshot file (big-endian):
  *     magic "SPS1" | version u16 (1) | reserved u16 | offset i64 | count u32
@@ -113,9 +115,10 @@ int stream__producer_state_update(stream__producer_state *ps, const stream_batch
 size_t stream__producer_state_expire(stream__producer_state *ps, int64_t log_start_offset,
                                      int64_t now_ms, int64_t max_idle_ms);
 
-/* Writes "<offset>.snapshot" in the directory dirfd (temp file, rename) and
- * deletes older snapshots but one. Returns 0, STREAM_ENOMEM or the I/O
- * error. */
+/* Writes "<offset>.snapshot" in the directory dirfd (temp file, fsync,
+ * rename, fsync of the directory) and deletes older snapshots but one.
+ * Returns 0, STREAM_ENOMEM or the I/O error (the temp file removed, older
+ * snapshots kept). */
 int stream__producer_state_write_snapshot(const stream__producer_state *ps, int dirfd,
                                           int64_t offset);
 

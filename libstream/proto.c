@@ -563,8 +563,10 @@ const msgpack_object *stream_field_find(const msgpack_object *map, const char *k
     const msgpack_object_kv *kv = map->via.map.ptr;
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &kv[i].key;
+        /* msgpack-c gives an empty str a NULL ptr, and memcmp(NULL, .., 0)
+         * is undefined: compare only when there are bytes. */
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0)
+            (klen == 0 || memcmp(k->via.str.ptr, key, klen) == 0))
             return kv[i].val.type == MSGPACK_OBJECT_NIL ? NULL : &kv[i].val;
     }
     return NULL;
@@ -819,7 +821,7 @@ static int strmap_check(const msgpack_object *o, const char *key, char *errbuf, 
                         quote(q, k->ptr, k->size), type_name(&kv[i].val));
         for (uint32_t j = 0; j < i; j++) {
             const msgpack_object_str *e = &kv[j].key.via.str;
-            if (e->size == k->size && memcmp(e->ptr, k->ptr, k->size) == 0)
+            if (e->size == k->size && (k->size == 0 || memcmp(e->ptr, k->ptr, k->size) == 0))
                 return fail(STREAM_EBADREQ, errbuf, errbuf_len,
                             "field '%s': key '%s' appears twice", key, quote(q, k->ptr, k->size));
         }

@@ -1073,13 +1073,17 @@ static int next_json(stream_recfmt_reader *r, stream_recfmt_in *out, char *errbu
         r->consumed += take;
         r->scanned = 0;
         r->line++;
-        if (blank(start, line_len))
-            continue;
+        /* The limit before the blank test: an unfinished line is refused
+         * above as soon as it passes the limit, blank or not, so a whole
+         * one must be too, or the answer would depend on how the input
+         * was cut into pieces. */
         if (line_len > r->max_record_bytes) {
             rerr(errbuf, errbuf_len, STREAM_ETOOLARGE, "longer than the limit of %zu bytes",
                  r->max_record_bytes);
             return stop(r, STREAM_ETOOLARGE, errbuf, errbuf_len);
         }
+        if (blank(start, line_len))
+            continue;
         int rc = stream_recfmt_parse_json(r, start, line_len, out, errbuf, errbuf_len);
         if (rc != 0)
             return stop(r, rc, errbuf, errbuf_len);

@@ -605,7 +605,8 @@ static int header_scan(stream_log *log, stream__segment *s, int64_t file_size, i
             return rc;
         if (stream_batch_header_decode(h, STREAM_BATCH_HEADER_SIZE, &info) != 0 ||
             (int64_t)info.size > file_size - pos ||
-            info.base_offset + info.last_offset_delta - s->base_offset > INT32_MAX) {
+            info.base_offset + info.last_offset_delta - s->base_offset > INT32_MAX ||
+            !stream__offsets_fit(info.base_offset, info.last_offset_delta)) {
             *res = SCAN_CORRUPT;
             break;
         }
@@ -741,7 +742,8 @@ int stream__seg_recover(stream_log *log, stream__segment *s, int64_t *scanned, i
         if (stream_batch_check(p, info.size, &info, NULL, 0) != 0)
             break;
         if (info.base_offset != expect ||
-            info.base_offset + info.last_offset_delta - s->base_offset > INT32_MAX)
+            info.base_offset + info.last_offset_delta - s->base_offset > INT32_MAX ||
+            !stream__offsets_fit(info.base_offset, info.last_offset_delta))
             break;
         stream__seg_track(s, pos, &info, log->cfg.index_interval_bytes);
         pos += (int64_t)info.size;

@@ -207,6 +207,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    if (rc != 0 && errno == EINTR) {
+        /* libFuzzer's -timeout alarm (SIGALRM) interrupted it; the connect
+         * goes on in the background: wait for it, then take its result. */
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t elen = sizeof err;
+        while (poll(&pfd, 1, 5000) < 0 && errno == EINTR)
+            ;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+            err = errno;
+        rc = err == 0 ? 0 : -1;
+        errno = err;
+    }
     FUZZ_CHECK_MSG(rc == 0, "the broker stopped accepting: %s", strerror(errno));
 
     int64_t deadline = now_ms() + TOTAL_MS;

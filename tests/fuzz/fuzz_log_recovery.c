@@ -9,8 +9,7 @@
  *               0x08 log-start-offset, 0x10 clean-shutdown marker, 0x20 a second
  *               segment, 0x40 index_interval_bytes 0 (an entry per batch)
  *   byte 1      base offset of the first segment: 0, 1000, 2^62, or the next 8 bytes
- *               (below 2^62: a segment file named near INT64_MAX makes the next
- *               append overflow, a known open issue, not something to rediscover)
+ *               (any int64_t >= 0: near INT64_MAX too, past STREAM_LOG_MAX_OFFSET)
  *   [0x01]      u16 length, then the .index bytes
  *   [0x02]      u16 length, then the .timeindex bytes
  *   [0x04]      u8 length, then the recovery-point text
@@ -23,13 +22,16 @@
  * and the log is opened. Without a clean-shutdown marker or recovery point
  * every batch is re-validated on open, so the properties are strict:
  *
- *   - open succeeds (recovery cuts bad bytes; it does not refuse the log);
+ *   - open succeeds (recovery cuts bad bytes; it does not refuse the log),
+ *     except with STREAM_ECORRUPT when a segment file is named past
+ *     STREAM_LOG_MAX_OFFSET (log.h);
  *   - reading from the log start to the end returns whole batches that pass
  *     stream_batch_check, with offsets contiguous up to exactly the end offset;
  *   - with a marker or recovery point (trusted files) reads may report
  *     STREAM_ECORRUPT, but never return a batch that fails the check;
  *   - offset_for_time stays within [start, end];
- *   - a new batch appends and reads back; close then reopen gives the same
+ *   - a new batch appends and reads back (STREAM_EOFFSET when its offsets
+ *     would pass STREAM_LOG_MAX_OFFSET); close then reopen gives the same
  *     start and end offsets.
  */
 #include <errno.h>
@@ -128,22 +130,19 @@ static int64_t offsets_in(const uint8_t *p, size_t len, int64_t base)
     return base;
 }
 
-/* The log-start-offset file as the log reads it (log.c read_offset_file):
- * its first 31 bytes, ending in "\n", as a C string of digits; -1 when it
- * would be ignored. */
+/* The log-start-offset file as the log reads it (log.h): 1 to 19 digits
+ * and "\n", at most STREAM_LOG_MAX_OFFSET; -1 when it would be ignored. */
 static int64_t offset_text(const uint8_t *p, size_t len)
 {
-    if (len > 31)
-        len = 31;
-    if (p == NULL || len <= 1 || p[len - 1] != '\n')
+    if (p == NULL || len < 2 || len > 20 || p[len - 1] != '\n')
         return -1;
-    char text[32];
-    memcpy(text, p, len - 1);
-    text[len - 1] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    return errno != 0 || *end != '\0' || end == text || v < 0 ? -1 : (int64_t)v;
+    int64_t v = 0;
+    for (size_t i = 0; i < len - 1; i++) {
+        if (p[i] < '0' || p[i] > '9' || v > (STREAM_LOG_MAX_OFFSET - (p[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
 }
 
 /* A well-formed batch to append after recovery (built once). */
@@ -220,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         base = INT64_C(1) << 62;
         break;
     case 3:
-        base = (int64_t)(fuzz_u64(&in) & ((UINT64_C(1) << 62) - 1));
+        base = (int64_t)(fuzz_u64(&in) & (uint64_t)INT64_MAX);
         break;
     }
     const uint8_t *index = NULL, *timeindex = NULL, *rp = NULL, *lso = NULL;
@@ -247,9 +246,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char dir[128];
     snprintf(dir, sizeof dir, "%s/t-0", base_dir);
     FUZZ_CHECK(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    int64_t last_base = base; /* of the last segment file */
     if (flags & F_SECOND_SEGMENT) {
         int64_t base2 = offsets_in(log_bytes, split, base);
         base2 = base2 > INT64_MAX - second_gap ? INT64_MAX : base2 + second_gap;
+        last_base = base2;
         write_segment_file(dir, base, ".log", log_bytes, split);
         write_segment_file(dir, base2, ".log", log_bytes + split, log_len - split);
     } else {
@@ -277,6 +278,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     stream_log *log = NULL;
     stream_log_recovery rec;
     int rc = stream_log_open(dir, &cfg, &log, &rec, err, sizeof err);
+    if (last_base > STREAM_LOG_MAX_OFFSET) {
+        FUZZ_CHECK_MSG(rc == STREAM_ECORRUPT, "open with a segment past the largest offset: %s",
+                       stream_err_name(rc));
+        FUZZ_CHECK(log == NULL);
+        remove_tree(dir);
+        return 0;
+    }
     FUZZ_CHECK_MSG(rc == 0, "open: %s: %s", stream_err_name(rc), err);
     int64_t start = stream_log_start_offset(log), end = stream_log_end_offset(log);
     FUZZ_CHECK(start >= 0 && start <= end);
@@ -310,14 +318,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            "offset_for_time: %s", stream_err_name(rc));
     }
 
-    /* A recovered log takes appends (unless its offsets are about to run out). */
+    /* A recovered log takes appends until its offsets run out. */
     uint8_t *batch = malloc(fresh_len);
     FUZZ_CHECK(batch != NULL);
     memcpy(batch, fresh_batch, fresh_len);
     int64_t appended_at = -1;
     rc = stream_log_append(log, batch, fresh_len, &appended_at, err, sizeof err);
-    if (end < INT64_MAX - 1000)
+    if (end <= STREAM_LOG_MAX_OFFSET - 2)
         FUZZ_CHECK_MSG(rc == 0, "append after recovery: %s: %s", stream_err_name(rc), err);
+    else
+        FUZZ_CHECK_MSG(rc == STREAM_EOFFSET && stream_log_end_offset(log) == end,
+                       "append past the largest offset: %s", stream_err_name(rc));
     if (rc == 0) {
         FUZZ_CHECK(appended_at == end);
         end += 2;

@@ -665,6 +665,190 @@ static void test_stale_start_offset_beyond_end_is_rewritten(void **state)
     assert_int_equal(verify_log(f, 1 << 20), 2);
 }
 
+static void close_as_if_crashed(fixture *f);
+
+/* Writes `len` bytes to the file `name` of the log directory (made when
+ * missing). */
+static void write_log_file(const fixture *f, const char *name, const void *p, size_t len)
+{
+    char path[256];
+    (void)mkdir(f->logdir, 0755);
+    log_path(f, path, sizeof path, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, p, len), (ssize_t)len);
+    close(fd);
+}
+
+/* A checkpoint file is digits and a newline, nothing else: "5\0junk\n" is
+ * not 5 (strtoll stopped at the NUL), and neither is a value no log can
+ * reach. Each damaged file is read as missing. */
+static void test_damaged_checkpoint_files_are_ignored(void **state)
+{
+    fixture *f = *state;
+    open_log(f, NULL);
+    fill(f, 40);
+    int64_t end = stream_log_end_offset(f->log);
+    close_log(f);
+    assert_true(end > 20);
+
+    /* A good file is honoured: the check below can tell. */
+    write_log_file(f, "log-start-offset", "5\n", 2);
+    open_log(f, NULL);
+    assert_int_equal(stream_log_start_offset(f->log), 5);
+    close_log(f);
+
+    static const struct {
+        const char *text;
+        size_t len;
+    } damaged[] = {
+        {"5\0junk\n", 7},
+        {"5\0\n", 3},
+        {" 5\n", 3},
+        {"+5\n", 3},
+        {"5 \n", 3},
+        {"0000000000000000000005\n", 23},
+        {"9223372036854775807\n", 20}, /* past STREAM_LOG_MAX_OFFSET */
+        {"\n", 1},
+    };
+    for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
+        write_log_file(f, "log-start-offset", damaged[i].text, damaged[i].len);
+        open_log(f, NULL);
+        if (stream_log_start_offset(f->log) != 0)
+            fail_msg("log-start-offset %zu (\"%s\"...) was read as %" PRId64, i, damaged[i].text,
+                     stream_log_start_offset(f->log));
+        assert_int_equal(stream_log_end_offset(f->log), end);
+        close_log(f);
+    }
+    remove_file(f, "log-start-offset");
+
+    /* A damaged recovery point that would claim the whole log is no
+     * recovery point: every segment is scanned after a crash. */
+    char rp[64];
+    int n = snprintf(rp, sizeof rp, "%" PRId64 "%cjunk\n", end, '\0');
+    write_log_file(f, "recovery-point", rp, (size_t)n);
+    remove_file(f, "clean-shutdown");
+    stream_log_recovery rec;
+    open_log(f, &rec);
+    assert_false(rec.clean);
+    assert_true(rec.segments > 2);
+    assert_int_equal(rec.scanned_bytes, stream_log_size(f->log));
+    assert_int_equal(verify_log(f, 1 << 20), 40);
+}
+
+/* ---- the largest offset ------------------------------------------------------------------ */
+
+/* A segment file named past STREAM_LOG_MAX_OFFSET (near INT64_MAX, where
+ * the next append's offset sum overflowed) makes open fail with a message
+ * naming the file, and the file stays where it was. */
+static void test_segment_named_past_max_offset_is_refused(void **state)
+{
+    fixture *f = *state;
+    static const int64_t bases[] = {INT64_MAX, INT64_MAX - 1, STREAM_LOG_MAX_OFFSET + 1};
+    for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++) {
+        char name[64], path[256], err[512] = "";
+        snprintf(name, sizeof name, "%020" PRId64 ".log", bases[i]);
+        write_log_file(f, name, "", 0);
+        int rc = stream_log_open(f->logdir, &f->cfg, &f->log, NULL, err, sizeof err);
+        if (rc == 0) {
+            /* What it used to do: the next append overflowed int64_t. */
+            close_log(f);
+            fail_msg("a segment named %s was opened", name);
+        }
+        assert_int_equal(rc, STREAM_ECORRUPT);
+        assert_null(f->log);
+        assert_non_null(strstr(err, name));
+        log_path(f, path, sizeof path, name);
+        assert_int_equal(file_size(path), 0);
+        unlink(path);
+    }
+    /* A log right below the limit opens. */
+    char name[64];
+    snprintf(name, sizeof name, "%020" PRId64 ".log", (int64_t)STREAM_LOG_MAX_OFFSET);
+    write_log_file(f, name, "", 0);
+    open_log(f, NULL);
+    assert_int_equal(stream_log_end_offset(f->log), STREAM_LOG_MAX_OFFSET);
+}
+
+/* Appends take offsets up to STREAM_LOG_MAX_OFFSET exactly; one that would
+ * pass it is refused and changes nothing. */
+static void test_append_stops_at_max_offset(void **state)
+{
+    fixture *f = *state;
+    const int64_t max = STREAM_LOG_MAX_OFFSET;
+    char name[64];
+    snprintf(name, sizeof name, "%020" PRId64 ".log", max - 3);
+    write_log_file(f, name, "", 0);
+    open_log(f, NULL);
+    assert_int_equal(stream_log_end_offset(f->log), max - 3);
+    assert_int_equal(append(f, 2, 1000), max - 3);
+
+    size_t len;
+    uint8_t *p = build_batch(2, 2000, 1, 99, &len, STREAM_CODEC_NONE);
+    int64_t base = -7;
+    char err[512] = "";
+    int64_t size = stream_log_size(f->log);
+    assert_int_equal(stream_log_append(f->log, p, len, &base, err, sizeof err), STREAM_EOFFSET);
+    assert_non_null(strstr(err, "largest offset"));
+    assert_int_equal(base, -7);
+    assert_int_equal(stream_log_end_offset(f->log), max - 1);
+    assert_int_equal(stream_log_size(f->log), size);
+    free(p);
+
+    assert_int_equal(append(f, 1, 3000), max - 1);
+    assert_int_equal(stream_log_end_offset(f->log), max);
+    p = build_batch(1, 4000, 1, 98, &len, STREAM_CODEC_NONE);
+    assert_int_equal(stream_log_append(f->log, p, len, &base, err, sizeof err), STREAM_EOFFSET);
+    free(p);
+    assert_int_equal(verify_log(f, 1 << 20), 2);
+
+    /* Reopened cleanly and after a crash (every batch re-checked). */
+    close_log(f);
+    stream_log_recovery rec;
+    open_log(f, &rec);
+    assert_true(rec.clean);
+    assert_int_equal(stream_log_end_offset(f->log), max);
+    close_as_if_crashed(f);
+    open_log(f, &rec);
+    assert_false(rec.clean);
+    assert_int_equal(rec.truncated_at, -1);
+    assert_int_equal(stream_log_end_offset(f->log), max);
+    assert_int_equal(verify_log(f, 1 << 20), 2);
+}
+
+/* A batch in the files whose offsets run past STREAM_LOG_MAX_OFFSET (it
+ * decodes: its sums still fit in int64_t) is corrupt: recovery cuts it,
+ * after a crash and when a clean-shutdown marker vouches for the files. */
+static void test_recovery_cuts_batch_past_max_offset(void **state)
+{
+    fixture *f = *state;
+    const int64_t base = STREAM_LOG_MAX_OFFSET - 1;
+    size_t len;
+    uint8_t *p = build_batch(3, 1000, 1, 0, &len, STREAM_CODEC_NONE);
+    stream_batch_set_base_offset(p, base); /* outside the CRC */
+    stream_batch_info info;
+    assert_int_equal(stream_batch_check(p, len, &info, NULL, 0), 0);
+    char name[64];
+    snprintf(name, sizeof name, "%020" PRId64 ".log", base);
+    for (int clean = 0; clean < 2; clean++) {
+        write_log_file(f, name, p, len);
+        if (clean)
+            write_log_file(f, "clean-shutdown", "", 0);
+        stream_log_recovery rec;
+        open_log(f, &rec);
+        assert_false(rec.clean);
+        assert_int_equal(stream_log_end_offset(f->log), base);
+        assert_int_equal(rec.truncated_at, base);
+        assert_int_equal(rec.truncated_bytes, (int64_t)len);
+        assert_int_equal(stream_log_size(f->log), 0);
+        /* The one offset left still takes a batch of one. */
+        assert_int_equal(append(f, 1, 2000), base);
+        assert_int_equal(stream_log_end_offset(f->log), STREAM_LOG_MAX_OFFSET);
+        close_log(f);
+    }
+    free(p);
+}
+
 /* ---- truncation ----------------------------------------------------------------------- */
 
 static void test_truncate_to_mid_segment_and_continue(void **state)
@@ -1366,7 +1550,11 @@ int main(void)
         T(test_retention_by_bytes_keeps_at_least_the_limit),
         T(test_slice_pins_segment_deleted_by_retention),
         T(test_advance_start_deletes_segments_below_and_persists),
-    T(test_stale_start_offset_beyond_end_is_rewritten),
+        T(test_stale_start_offset_beyond_end_is_rewritten),
+        T(test_damaged_checkpoint_files_are_ignored),
+        T(test_segment_named_past_max_offset_is_refused),
+        T(test_append_stops_at_max_offset),
+        T(test_recovery_cuts_batch_past_max_offset),
         T(test_truncate_to_mid_segment_and_continue),
         T(test_truncate_to_across_segments),
         T(test_segment_rolls_by_segment_ms),

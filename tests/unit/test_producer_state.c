@@ -11,13 +11,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +31,40 @@
 #include "stream/log.h"
 
 /* ---- helpers ------------------------------------------------------------- */
+
+/*
+ * fsync as libstream sees it in this program (a definition in the
+ * executable takes the place of libc's for every caller): it records the
+ * path of each file or directory synced and fails with EIO for paths
+ * ending in fsync_log.fail_suffix; otherwise the system call does the work.
+ */
+static struct {
+    char paths[8][PATH_MAX]; /* the first 8 since the last reset */
+    int n;                   /* calls since the last reset */
+    const char *fail_suffix; /* NULL: never fail */
+} fsync_log;
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int fsync(int fd)
+{
+    char link[64], path[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    path[n < 0 ? 0 : n] = '\0';
+    if (fsync_log.n < 8)
+        strcpy(fsync_log.paths[fsync_log.n], path);
+    fsync_log.n++;
+    if (fsync_log.fail_suffix != NULL && ends_with(path, fsync_log.fail_suffix)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
 
 /* A header as the broker sees it: producer fields, records, base offset. */
 static stream_batch_info info_of(int64_t pid, int16_t epoch, int32_t seq, int32_t count,
@@ -376,6 +413,35 @@ static void test_load_takes_newest_usable_snapshot_and_keeps_two(void **state)
     stream__producer_state_free(ps);
 }
 
+/* A snapshot is as durable as the other metadata files: the temp file is
+ * fsync'd before the rename, the directory after it; a failed fsync leaves
+ * no new snapshot and no temp file, and keeps the older snapshots. */
+static void test_snapshot_is_fsynced_before_and_after_rename(void **state)
+{
+    fixture *f = *state;
+    stream__producer_state *ps = stream__producer_state_new();
+    assert_int_equal(append_at(ps, 1, 0, 0, 1, 0), 0);
+    char dir[PATH_MAX];
+    assert_non_null(realpath(f->logdir, dir));
+    memset(&fsync_log, 0, sizeof fsync_log);
+    assert_int_equal(stream__producer_state_write_snapshot(ps, f->dirfd, 700), 0);
+    assert_int_equal(fsync_log.n, 2);
+    assert_true(ends_with(fsync_log.paths[0], "/00000000000000000700.snapshot.tmp"));
+    assert_string_equal(fsync_log.paths[1], dir);
+
+    memset(&fsync_log, 0, sizeof fsync_log);
+    fsync_log.fail_suffix = ".snapshot.tmp";
+    assert_int_equal(stream__producer_state_write_snapshot(ps, f->dirfd, 800), STREAM_EIO);
+    fsync_log.fail_suffix = NULL;
+    int64_t offs[8];
+    assert_int_equal(snapshots(f, offs, 8), 1);
+    assert_int_equal(offs[0], 700);
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/00000000000000000800.snapshot.tmp", f->logdir);
+    assert_int_equal(access(path, F_OK), -1);
+    stream__producer_state_free(ps);
+}
+
 /* ---- the log keeps it ---------------------------------------------------- */
 
 static void test_clean_reopen_loads_the_close_snapshot(void **state)
@@ -605,6 +671,8 @@ int main(void)
         cmocka_unit_test(test_expiry_by_log_start_and_by_idle_time),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_takes_newest_usable_snapshot_and_keeps_two, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_is_fsynced_before_and_after_rename, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_clean_reopen_loads_the_close_snapshot, setup,
                                         teardown),

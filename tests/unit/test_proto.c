@@ -668,6 +668,43 @@ static void test_field_first_of_duplicate_keys_counts(void **state)
     stream_msg_release(&m);
 }
 
+/* Empty strings (msgpack-c gives them a NULL pointer) as a key looked up
+ * and as duplicate keys of a string map: found and refused by their
+ * lengths, without memcmp on a NULL pointer (undefined behaviour that
+ * UBSan reports). */
+static void test_field_empty_keys_compare_without_memcmp_on_null(void **state)
+{
+    /* {"": 1, "m": {"": "a", "": "b"}, "n": {"": "a", "x": "b"}} */
+    static const uint8_t map[] = {0x83, 0xa0, 0x01,                                   /* "": 1 */
+                                  0xa1, 'm',  0x82, 0xa0, 0xa1, 'a', 0xa0, 0xa1, 'b', /* dup */
+                                  0xa1, 'n',  0x82, 0xa0, 0xa1, 'a', 0xa1, 'x',  0xa1, 'b'};
+    stream_msg m;
+    char eb[128];
+    const msgpack_object *o;
+    parse_into(&m, map, sizeof map);
+    const msgpack_object *e = stream_field_find(&m.root, "");
+    assert_non_null(e);
+    assert_int_equal(e->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    assert_int_equal(e->via.u64, 1);
+    assert_null(stream_field_find(&m.root, "x"));
+    assert_int_equal(stream_field_strmap(&m.root, "m", &o, eb, sizeof eb), STREAM_EBADREQ);
+    assert_string_equal(eb, "field 'm': key '' appears twice");
+    assert_int_equal(stream_field_strmap(&m.root, "n", &o, eb, sizeof eb), 0);
+    assert_int_equal(o->via.map.size, 2);
+    /* The same with hand-made objects whose empty strings point nowhere. */
+    msgpack_object_kv kv[2] = {
+        {.key = {.type = MSGPACK_OBJECT_STR, .via.str = {.size = 0, .ptr = NULL}},
+         .val = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 7}},
+        {.key = {.type = MSGPACK_OBJECT_STR, .via.str = {.size = 0, .ptr = NULL}},
+         .val = {.type = MSGPACK_OBJECT_STR, .via.str = {.size = 0, .ptr = NULL}}},
+    };
+    msgpack_object hand = {.type = MSGPACK_OBJECT_MAP, .via.map = {.size = 2, .ptr = kv}};
+    e = stream_field_find(&hand, "");
+    assert_non_null(e);
+    assert_int_equal(e->via.u64, 7);
+    stream_msg_release(&m);
+}
+
 static void test_field_strmap_requires_unique_str_pairs(void **state)
 {
     stream_buf b = STREAM_BUF_INIT;
@@ -1362,6 +1399,7 @@ int main(void)
         cmocka_unit_test(test_field_int_accepts_every_width),
         cmocka_unit_test(test_field_int_range_is_checked),
         cmocka_unit_test(test_field_first_of_duplicate_keys_counts),
+        cmocka_unit_test(test_field_empty_keys_compare_without_memcmp_on_null),
         cmocka_unit_test(test_field_strmap_requires_unique_str_pairs),
         cmocka_unit_test(test_elem_accessors_name_the_element),
         cmocka_unit_test(test_msg_request_header_errors),

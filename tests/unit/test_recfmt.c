@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -557,6 +558,100 @@ static void test_recfmt_json_reader_refuses_long_lines_early(void **state)
     stream_recfmt_reader_release(&r);
 }
 
+/* What a JSON reader made of an input: the values, the final code and
+ * message, the line it stopped at. */
+typedef struct json_outcome {
+    char values[256]; /* "a|b|" */
+    int rc;
+    char err[256];
+    uint64_t line;
+} json_outcome;
+
+/* Reads input[0..len) fed in the pieces that end at cuts[0..ncuts) (then
+ * the rest), taking records after every piece as stream-pub does, then EOF. */
+static void read_in_pieces(const char *input, size_t len, const size_t *cuts, size_t ncuts,
+                           json_outcome *o)
+{
+    stream_recfmt_reader r;
+    stream_recfmt_reader_init(&r, STREAM_RECFMT_JSON);
+    r.max_record_bytes = 16;
+    memset(o, 0, sizeof *o);
+    stream_recfmt_in in;
+    size_t from = 0;
+    int rc = 0;
+    for (size_t k = 0; k <= ncuts && rc == 0; k++) {
+        size_t to = k < ncuts ? cuts[k] : len;
+        assert_int_equal(stream_recfmt_reader_feed(&r, input + from, to - from), 0);
+        from = to;
+        if (k == ncuts)
+            stream_recfmt_reader_eof(&r);
+        while ((rc = stream_recfmt_reader_next(&r, &in, o->err, sizeof o->err)) == 1) {
+            size_t at = strlen(o->values);
+            assert_true(at + (size_t)in.rec.value_len + 2 < sizeof o->values);
+            memcpy(o->values + at, in.rec.value, (size_t)in.rec.value_len);
+            strcpy(o->values + at + (size_t)in.rec.value_len, "|");
+        }
+    }
+    o->rc = rc;
+    if (rc == 0)
+        o->err[0] = '\0';
+    o->line = r.line;
+    stream_recfmt_reader_release(&r);
+}
+
+static void assert_same_outcome(const json_outcome *want, const json_outcome *got,
+                                const char *input, const size_t *cuts, size_t ncuts)
+{
+    if (want->rc == got->rc && want->line == got->line && strcmp(want->values, got->values) == 0 &&
+        strcmp(want->err, got->err) == 0)
+        return;
+    fail_msg("input \"%s\" cut at %zu,%zu (%zu cuts): whole gave [%s] rc %d line %" PRIu64
+             " '%s', pieces gave [%s] rc %d line %" PRIu64 " '%s'",
+             input, ncuts > 0 ? cuts[0] : 0, ncuts > 1 ? cuts[1] : 0, ncuts, want->values,
+             want->rc, want->line, want->err, got->values, got->rc, got->line, got->err);
+}
+
+/* The same bytes give the same records, the same error at the same line,
+ * however they are cut: whole, in two or three pieces at every place, one
+ * byte at a time. The blank line longer than the limit used to be refused
+ * only when it arrived without its "\n". */
+static void test_recfmt_json_reader_result_does_not_depend_on_chunking(void **state)
+{
+    static const char *const inputs[] = {
+        "{\"value\":\"a\"}\n                 \n{\"value\":\"b\"}\n", /* long blank line */
+        "\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\n",                        /* found by fuzz_recfmt */
+        "{\"value\":\"a\"}\n\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t",         /* ... at EOF */
+        "{\"value\":\"a\"}\n\n  \n\t\r\n{\"value\":\"bb\"}\r\n",          /* short blanks, 16 */
+        "{\"value\":\"a\"}\n{\"value\":\"abcde\"}\n{\"value\":\"c\"}\n",  /* 17 bytes of JSON */
+        "{\"value\":\"a\"}\n{\"value\":\"ab\"}   \n",                     /* 17 with spaces */
+        "{\"value\":\"a\"}\n{\"value\":\"b\"}",                          /* last line at EOF */
+    };
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        const char *input = inputs[i];
+        size_t len = strlen(input);
+        json_outcome whole, got;
+        read_in_pieces(input, len, NULL, 0, &whole);
+        if (i < 3)
+            assert_int_equal(whole.rc, STREAM_ETOOLARGE); /* the cases of the bug */
+        size_t cuts[64];
+        for (size_t a = 0; a <= len; a++) {
+            cuts[0] = a;
+            read_in_pieces(input, len, cuts, 1, &got);
+            assert_same_outcome(&whole, &got, input, cuts, 1);
+            for (size_t b = a; b <= len; b++) {
+                cuts[1] = b;
+                read_in_pieces(input, len, cuts, 2, &got);
+                assert_same_outcome(&whole, &got, input, cuts, 2);
+            }
+        }
+        assert_true(len < 64);
+        for (size_t a = 0; a < len; a++)
+            cuts[a] = a + 1;
+        read_in_pieces(input, len, cuts, len, &got);
+        assert_same_outcome(&whole, &got, input, cuts, len);
+    }
+}
+
 /* Packs a map of key/value pairs given as callbacks into a buffer. */
 static int pk_write(void *data, const char *p, size_t len)
 {
@@ -919,6 +1014,7 @@ int main(void)
         cmocka_unit_test(test_recfmt_msgpack_reader_is_lenient_about_optional_fields),
         cmocka_unit_test(test_recfmt_readers_survive_hostile_bytes),
         cmocka_unit_test(test_recfmt_reader_fills_from_a_file_descriptor),
+        cmocka_unit_test(test_recfmt_json_reader_result_does_not_depend_on_chunking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,7 +47,18 @@
  * indexes and batch headers; stream_log_read_copy CRC-checks what it copies.
  *
  * Offsets: log_start_offset <= high_watermark <= log_end_offset. On one node
- * the high watermark is the log end offset.
+ * the high watermark is the log end offset. No offset passes
+ * STREAM_LOG_MAX_OFFSET: an append that would is refused (STREAM_EOFFSET),
+ * open refuses a directory holding a segment file named past it
+ * (STREAM_ECORRUPT, errbuf naming the file: no log of ours writes one, so
+ * it is left for a person to look at), and recovery treats a batch whose
+ * offsets pass it as corrupt.
+ *
+ * A checkpoint file (recovery-point, log-start-offset) holds exactly 1 to 19
+ * decimal digits and "\n". Anything else (a sign, spaces, an embedded NUL,
+ * bytes after the newline, a value past STREAM_LOG_MAX_OFFSET) is damaged
+ * and read as missing: no recovery point means a full recovery scan, no log
+ * start offset means the first segment's base.
  *
  * Threads: a stream_log is owned by one thread (append, read, roll, retention,
  * truncate). The durability side (stream_log_durable_offset,
@@ -68,6 +79,12 @@
 #include <sys/types.h>
 
 #include "stream/buf.h"
+
+/* The largest log end offset: 2^63 - 2^31. Every offset sum the log and its
+ * readers do (an offset plus a batch's lastOffsetDelta + 1, at most 2^31)
+ * then stays inside int64_t. At a billion records a second that is 292
+ * years of appends. */
+#define STREAM_LOG_MAX_OFFSET (INT64_MAX - INT32_MAX)
 
 typedef enum stream_flush_mode {
     STREAM_FLUSH_GROUP = 0,    /* group commit: fdatasync as soon as asked, one sync
@@ -126,6 +143,8 @@ typedef struct stream_log_slice {
  * clean-shutdown marker. `cfg` NULL means the defaults. `rec` may be NULL.
  * After open everything in the log is durable (recovered segments are
  * fdatasync'd). Errors: STREAM_EIO/ENOSPC (with errbuf naming the file),
+ * STREAM_ECORRUPT (a segment file named past STREAM_LOG_MAX_OFFSET; errbuf
+ * names it),
  * STREAM_EBADCONFIG (errbuf names the field), STREAM_EAGAIN (open elsewhere),
  * STREAM_ENOMEM. */
 int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **out,
@@ -145,7 +164,8 @@ int stream_log_set_config(stream_log *log, const stream_log_config *cfg);
  * the assigned offset. `len` must be exactly one batch. No allocation on this
  * path (beyond the in-memory index's rare doubling). Errors:
  * STREAM_ECRC/ECORRUPT/ESHORT/EMAGIC (batch rejected, log unchanged),
- * STREAM_ETOOLARGE (len > max_message_bytes), STREAM_EIO/ENOSPC (log
+ * STREAM_ETOOLARGE (len > max_message_bytes), STREAM_EOFFSET (its last
+ * offset would pass STREAM_LOG_MAX_OFFSET; log unchanged), STREAM_EIO/ENOSPC (log
  * unchanged: a partial write is cut back; after a failed fdatasync every
  * append fails with the sync's error). */
 int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_offset, char *errbuf,

@@ -31,7 +31,10 @@
  *   (timespec.h; relative times are relative to the wall clock); -1 or null
  *   means "not given". Unknown fields and duplicate fields are errors (a typo
  *   like "vlaue" must not publish tombstones) unless
- *   STREAM_RECFMT_IGNORE_UNKNOWN is set. Blank lines are skipped.
+ *   STREAM_RECFMT_IGNORE_UNKNOWN is set. Blank lines are skipped. A line
+ *   longer than max_record_bytes is refused, blank or not (it is refused as
+ *   soon as that many bytes without a "\n" have arrived): what a reader
+ *   returns never depends on how its input was cut into pieces.
  *
  * MessagePack stream: records back to back, each one map
  *
