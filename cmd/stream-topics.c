@@ -387,37 +387,21 @@ static int group_delete(stream_client *c, const options *o, const char *name)
     return status;
 }
 
-/* --topic T or T:P[,P]... into the request's topic list. */
-static void parse_reset_topics(const options *o, stream_group_reset_topic *topics,
-                               stream_cli_partitions *parts, char **names)
-{
-    char err[512];
-    for (size_t i = 0; i < o->reset_topic_count; i++) {
-        const char *v = o->reset_topics[i], *colon = strchr(v, ':');
-        names[i] = colon ? strndup(v, (size_t)(colon - v)) : strdup(v);
-        if (names[i] == NULL)
-            die("out of memory");
-        if (colon && stream_cli_partitions_parse(&parts[i], colon + 1, err, sizeof(err)) != 0)
-            usage_error("--topic %s: %s", v, err);
-        if (stream_topic_name_check(names[i], strlen(names[i]), err, sizeof(err)) != 0)
-            usage_error("--topic %s: %s", v, err);
-        topics[i] = (stream_group_reset_topic){
-            .topic = names[i], .partitions = parts[i].ids, .partition_count = parts[i].count};
-    }
-}
-
 static int group_reset(stream_client *c, const options *o, const char *name)
 {
     size_t n = o->reset_topic_count;
-    stream_group_reset_topic *topics = calloc(n + 1, sizeof(*topics));
-    stream_cli_partitions *parts = calloc(n + 1, sizeof(*parts));
-    char **names = calloc(n + 1, sizeof(*names));
-    if (topics == NULL || parts == NULL || names == NULL)
-        die("out of memory");
-    parse_reset_topics(o, topics, parts, names);
+    stream_ops_reset_topics topics = {0};
+    char err[512];
+    for (size_t i = 0; i < n; i++) {
+        int rc = stream_ops_reset_topics_add(&topics, o->reset_topics[i], err, sizeof(err));
+        if (rc == STREAM_ENOMEM)
+            die("out of memory");
+        if (rc != 0)
+            usage_error("%s", err);
+    }
     stream_group_reset req = {.group = name,
-                              .topics = topics,
-                              .topic_count = n,
+                              .topics = topics.items,
+                              .topic_count = topics.count,
                               .to = o->to,
                               .value = o->to_value,
                               .execute = o->execute};
@@ -451,13 +435,7 @@ static int group_reset(stream_client *c, const options *o, const char *name)
             info(2, "committed the new offsets of group '%s'", shown(name));
     }
     stream_group_reset_plan_free(plan);
-    for (size_t i = 0; i < n; i++) {
-        free(names[i]);
-        stream_cli_partitions_release(&parts[i]);
-    }
-    free(names);
-    free(parts);
-    free(topics);
+    stream_ops_reset_topics_release(&topics);
     return status;
 }
 

@@ -1,6 +1,7 @@
 /*
  * ops_groups.c - consumer groups as tables and JSON (see ops.h), for
- * stream-topics and stream-shell alike.
+ * stream-topics and stream-shell alike, and the --topic arguments of an
+ * offset reset, which both take.
  *
  * Lag is shown two ways, as users of Kafka's tools keep asking: in records
  * (log end minus committed offset) and in time (how old the oldest record
@@ -9,11 +10,14 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "stream/cli.h"
 #include "stream/error.h"
 #include "stream/json.h"
 #include "stream/ops.h"
+#include "stream/proto.h"
 #include "stream/table.h"
 #include "stream/timespec.h"
 
@@ -392,4 +396,72 @@ int stream_ops_group_results_json(stream_buf *out, const stream_group_result *r,
     stream_json_array_end(&w);
     stream_json_object_end(&w);
     return json_finish(&w, out);
+}
+
+/* ---- the topics of an offset reset ------------------------------------------- */
+
+/* Makes room for one more entry in each of t's three arrays. */
+static int reset_topics_grow(stream_ops_reset_topics *t)
+{
+    if (t->count < t->cap)
+        return 0;
+    size_t cap = t->cap ? t->cap * 2 : 4;
+    stream_group_reset_topic *items = realloc(t->items, cap * sizeof(*items));
+    if (items == NULL)
+        return STREAM_ENOMEM;
+    t->items = items;
+    char **names = realloc(t->names, cap * sizeof(*names));
+    if (names == NULL)
+        return STREAM_ENOMEM;
+    t->names = names;
+    stream_cli_partitions *parts = realloc(t->parts, cap * sizeof(*parts));
+    if (parts == NULL)
+        return STREAM_ENOMEM;
+    t->parts = parts;
+    t->cap = cap;
+    return 0;
+}
+
+int stream_ops_reset_topics_add(stream_ops_reset_topics *t, const char *arg, char *errbuf,
+                                size_t errbuf_len)
+{
+    char why[256];
+    const char *colon = strchr(arg, ':');
+    size_t name_len = colon ? (size_t)(colon - arg) : strlen(arg);
+    stream_cli_partitions parts = {0};
+    int rc = reset_topics_grow(t);
+    if (rc == 0 && colon != NULL)
+        rc = stream_cli_partitions_parse(&parts, colon + 1, why, sizeof(why));
+    if (rc == 0)
+        rc = stream_topic_name_check(arg, name_len, why, sizeof(why));
+    char *name = rc == 0 ? strndup(arg, name_len) : NULL;
+    if (rc == 0 && name == NULL)
+        rc = STREAM_ENOMEM;
+    if (rc != 0) {
+        if (errbuf != NULL && errbuf_len > 0)
+            snprintf(errbuf, errbuf_len, "--topic %s: %s", arg,
+                     rc == STREAM_ENOMEM ? "out of memory" : why);
+        stream_cli_partitions_release(&parts);
+        return rc;
+    }
+    t->names[t->count] = name;
+    t->parts[t->count] = parts;
+    /* The ids array is its own allocation: growing t->parts later does not
+     * move what items point to. */
+    t->items[t->count] = (stream_group_reset_topic){
+        .topic = name, .partitions = parts.ids, .partition_count = parts.count};
+    t->count++;
+    return 0;
+}
+
+void stream_ops_reset_topics_release(stream_ops_reset_topics *t)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        free(t->names[i]);
+        stream_cli_partitions_release(&t->parts[i]);
+    }
+    free(t->names);
+    free(t->parts);
+    free(t->items);
+    memset(t, 0, sizeof(*t));
 }

@@ -699,31 +699,23 @@ static bool parse_i64(const char *s, int64_t *out)
     return true;
 }
 
-/* The --topic T or T:P[,P]... options of reset, into topics[] (parts owns
- * the partition lists). Returns a status. */
+/* The --topic T or T:P[,P]... options of reset, into *topics. Returns a
+ * status. */
 static int reset_topics(stream_shell *sh, const stream__shell_cmd *cmd, const stream__shell_args *a,
-                        stream_group_reset_topic *topics, stream_cli_partitions *parts,
-                        char **names, size_t *n)
+                        stream_ops_reset_topics *topics)
 {
     int kt = stream__shell_opt_index(cmd, "topic");
     char err[512];
-    *n = 0;
     for (size_t i = 0; i < a->nopt; i++) {
         if (a->opt[i].index != kt)
             continue;
-        const char *v = a->opt[i].value, *colon = strchr(v, ':');
-        names[*n] = colon ? strndup(v, (size_t)(colon - v)) : strdup(v);
-        if (names[*n] == NULL) {
+        int rc = stream_ops_reset_topics_add(topics, a->opt[i].value, err, sizeof(err));
+        if (rc == STREAM_ENOMEM) {
             stream__shell_msg(sh, STREAM_SHELL_ERROR, "out of memory");
             return STREAM_STATUS_FAIL;
         }
-        if (colon && stream_cli_partitions_parse(&parts[*n], colon + 1, err, sizeof(err)) != 0) {
-            (*n)++;
-            return stream__shell_usage(sh, cmd, "--topic %s: %s", v, err);
-        }
-        topics[*n] = (stream_group_reset_topic){
-            .topic = names[*n], .partitions = parts[*n].ids, .partition_count = parts[*n].count};
-        (*n)++;
+        if (rc != 0)
+            return stream__shell_usage(sh, cmd, "%s", err);
     }
     return STREAM_STATUS_OK;
 }
@@ -777,20 +769,12 @@ static int run_reset(stream_shell *sh, const stream__shell_cmd *cmd, stream__she
     int status = reset_target(sh, cmd, a, &req);
     if (status != 0)
         return status;
-    size_t nt = 0, cap = a->nopt + 1;
-    stream_group_reset_topic *topics = calloc(cap, sizeof(*topics));
-    stream_cli_partitions *parts = calloc(cap, sizeof(*parts));
-    char **names = calloc(cap, sizeof(*names));
+    stream_ops_reset_topics topics = {0};
     stream_group_reset_plan *plan = NULL;
-    if (topics == NULL || parts == NULL || names == NULL) {
-        stream__shell_msg(sh, STREAM_SHELL_ERROR, "out of memory");
-        status = STREAM_STATUS_FAIL;
+    if ((status = reset_topics(sh, cmd, a, &topics)) != 0)
         goto out;
-    }
-    if ((status = reset_topics(sh, cmd, a, topics, parts, names, &nt)) != 0)
-        goto out;
-    req.topics = topics;
-    req.topic_count = nt;
+    req.topics = topics.items;
+    req.topic_count = topics.count;
     stream_client *c = stream__shell_client(sh);
     char err[1024], why[512];
     if (c == NULL || stream_ops_connect(c, -1, err, sizeof(err)) != 0) {
@@ -816,13 +800,7 @@ static int run_reset(stream_shell *sh, const stream__shell_cmd *cmd, stream__she
                           "dry run: nothing changed (add --execute to commit these offsets)");
 out:
     stream_group_reset_plan_free(plan);
-    for (size_t i = 0; i < nt; i++) {
-        free(names[i]);
-        stream_cli_partitions_release(&parts[i]);
-    }
-    free(names);
-    free(parts);
-    free(topics);
+    stream_ops_reset_topics_release(&topics);
     return status;
 }
 

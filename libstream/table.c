@@ -160,6 +160,10 @@ int stream_table_render(const stream_table *t, stream_buf *out)
     size_t cells = t->nstarts;
     if (cells % t->ncols)
         cells += t->ncols - cells % t->ncols; /* pad a short last row */
+    /* Where the line's text ends: after its last non-empty cell. Padding
+     * and separators past it are cut before the newline, so that empty
+     * cells at the end of a row leave no trailing spaces. */
+    size_t text_end = out->len;
     for (size_t i = 0; i < cells; i++) {
         size_t col = i % t->ncols;
         bool last = col == t->ncols - 1;
@@ -170,10 +174,16 @@ int stream_table_render(const stream_table *t, stream_buf *out)
         if (t->align[col] == STREAM_ALIGN_RIGHT)
             put_spaces(out, pad);
         put_cell(out, s);
+        if (*s != '\0')
+            text_end = out->len;
         if (t->align[col] == STREAM_ALIGN_LEFT && !last)
             put_spaces(out, pad);
-        if (last)
+        if (last) {
+            if (stream_buf_ok(out) == 0)
+                out->len = text_end;
             stream_buf_put_u8(out, '\n');
+            text_end = out->len;
+        }
     }
     return stream_buf_ok(out);
 }

@@ -1,8 +1,8 @@
 /*
  * test_broker.c - the broker as a client sees it: a real stream-broker
  * process ($STREAM_BUILD/stream-broker) on 127.0.0.1:0 in a temp dir, spoken
- * to over raw sockets. Requests are built with proto.h's packers, hostile
- * input is written byte by byte.
+ * to over raw sockets with the helpers of wire.h. Requests are built with
+ * proto.h's packers, hostile input is written byte by byte.
  *
  * Most tests share one broker (group setup) and, besides their own checks,
  * prove that a second "control" connection is still served and that the data
@@ -35,266 +35,14 @@
 #include "stream/buf.h"
 #include "stream/error.h"
 #include "stream/proto.h"
-
-/* ---- a broker process ---- */
-
-typedef struct broker {
-    char dir[256]; /* temp dir: data/, ready, broker.log */
-    pid_t pid;
-    int port;
-} broker;
-
-static const char *broker_path(void)
-{
-    static char path[1024];
-    const char *build = getenv("STREAM_BUILD");
-    snprintf(path, sizeof(path), "%s/stream-broker", build && *build ? build : "build/asan");
-    return path;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Starts the broker on b->dir (made when empty) with extra `--set`s; waits
- * for the ready file. */
-static void broker_start(broker *b, const char *const *sets)
-{
-    if (b->dir[0] == '\0') {
-        snprintf(b->dir, sizeof(b->dir), "/tmp/test_broker.XXXXXX");
-        assert_non_null(mkdtemp(b->dir));
-    }
-    char ready[300], data[300], logf[300];
-    snprintf(ready, sizeof(ready), "%s/ready", b->dir);
-    snprintf(data, sizeof(data), "%s/data", b->dir);
-    snprintf(logf, sizeof(logf), "%s/broker.log", b->dir);
-    unlink(ready);
-    const char *argv[32] = {broker_path(),  "--listen", "127.0.0.1:0", "--data-dir", data,
-                            "--ready-file", ready,      "--log-level", "debug"};
-    int argc = 9;
-    for (int i = 0; sets && sets[i] && argc < 30; i++) {
-        argv[argc++] = "--set";
-        argv[argc++] = sets[i];
-    }
-    argv[argc] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            dup2(fd, 1);
-        }
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    b->pid = pid;
-    for (int i = 0; i < 400; i++) {
-        FILE *f = fopen(ready, "r");
-        if (f) {
-            char line[64] = "";
-            char *ok = fgets(line, sizeof(line), f);
-            fclose(f);
-            char *colon = ok ? strrchr(line, ':') : NULL;
-            if (colon) {
-                b->port = atoi(colon + 1);
-                assert_true(b->port > 0);
-                return;
-            }
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            b->pid = 0;
-            fail_msg("stream-broker (%s) exited before it was ready (see %s)", argv[0], logf);
-        }
-        usleep(25000);
-    }
-    fail_msg("stream-broker not ready after 10 s (see %s)", logf);
-}
-
-/* SIGTERM, then the exit status (or -1 when killed by a signal). */
-static int broker_stop(broker *b)
-{
-    if (b->pid <= 0)
-        return -1;
-    kill(b->pid, SIGTERM);
-    int st = 0;
-    for (int i = 0; i < 400; i++) {
-        if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
-            b->pid = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        }
-        usleep(25000);
-    }
-    kill(b->pid, SIGKILL);
-    waitpid(b->pid, &st, 0);
-    b->pid = 0;
-    return -1;
-}
-
-static void rm_rf(const char *dir)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-}
-
-/* True when the broker's log holds `needle`. */
-static bool log_contains(const broker *b, const char *needle)
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/broker.log", b->dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, needle) != NULL;
-    fclose(f);
-    return found;
-}
-
-/* ---- connections and frames ---- */
-
-static int conn_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
-
-static void send_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *q = p;
-    while (n > 0) {
-        ssize_t w = send(fd, q, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        assert_true(w > 0);
-        q += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Reads exactly n bytes; false on EOF/error. */
-static bool recv_all(int fd, void *p, size_t n)
-{
-    uint8_t *q = p;
-    while (n > 0) {
-        ssize_t r = recv(fd, q, n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        q += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-/* A decoded response: the payload and its parsed map. */
-typedef struct resp {
-    stream_buf payload;
-    stream_msg msg;
-    uint64_t id;
-    int err;
-    char text[512];
-} resp;
-
-static void resp_release(resp *r)
-{
-    stream_msg_release(&r->msg);
-    stream_buf_release(&r->payload);
-}
-
-/* Reads one response frame; false when the connection closed first. */
-static bool recv_resp(int fd, resp *r)
-{
-    memset(r, 0, sizeof(*r));
-    stream_buf_init(&r->payload);
-    stream_msg_init(&r->msg);
-    uint8_t hdr[4];
-    if (!recv_all(fd, hdr, 4))
-        return false;
-    uint32_t n = stream_load_be32(hdr);
-    assert_true(n > 0 && n < 200u * 1024 * 1024);
-    assert_int_equal(stream_buf_reserve(&r->payload, n), 0);
-    assert_true(recv_all(fd, r->payload.data, n));
-    r->payload.len = n;
-    char eb[256];
-    int rc = stream_msg_parse(r->payload.data, n, &r->msg, eb, sizeof(eb));
-    if (rc != 0)
-        fail_msg("response does not parse: %s", eb);
-    const char *t;
-    size_t tl;
-    assert_int_equal(stream_msg_response(&r->msg, &r->id, &r->err, &t, &tl, eb, sizeof(eb)), 0);
-    snprintf(r->text, sizeof(r->text), "%.*s", (int)tl, t ? t : "");
-    return true;
-}
-
-/* True when the broker closed the connection (EOF before any byte). */
-static bool closed_by_broker(int fd)
-{
-    uint8_t c;
-    for (;;) {
-        ssize_t r = recv(fd, &c, 1, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        return r == 0 || (r < 0 && errno == ECONNRESET);
-    }
-}
-
-static void send_frame(int fd, stream_buf *b)
-{
-    send_all(fd, b->data, b->len);
-    stream_buf_release(b);
-}
-
-static uint64_t next_id = 1;
-
-static void hello(int fd)
-{
-    stream_buf b = STREAM_BUF_INIT;
-    stream_frame f;
-    stream_frame_start(&f, &b);
-    uint64_t id = next_id++;
-    stream_pack_request_header(&f.pk, STREAM_OP_HELLO, id, 2);
-    stream_pack_kv_int(&f.pk, "version", STREAM_PROTOCOL_VERSION);
-    stream_pack_kv_cstr(&f.pk, "client", "test_broker");
-    assert_int_equal(stream_frame_finish(&f), 0);
-    send_frame(fd, &b);
-    resp r;
-    assert_true(recv_resp(fd, &r));
-    assert_int_equal(r.id, id);
-    assert_int_equal(r.err, 0);
-    resp_release(&r);
-}
-
-static int conn_hello(int port)
-{
-    int fd = conn_open(port);
-    hello(fd);
-    return fd;
-}
+#include "wire.h"
 
 /* Builds request frames for the ops used here; returns the id. */
 static uint64_t req_create(stream_buf *b, const char *name, int partitions)
 {
     stream_frame f;
     stream_frame_start(&f, b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_CREATE_TOPICS, id, 1);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 1);
@@ -310,7 +58,7 @@ static uint64_t req_produce(stream_buf *b, const char *topic, int64_t partition,
 {
     stream_frame f;
     stream_frame_start(&f, b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, id, 3);
     stream_pack_kv_int(&f.pk, "acks", acks);
     stream_pack_kv_int(&f.pk, "timeout_ms", 10000);
@@ -332,7 +80,7 @@ static uint64_t req_fetch(stream_buf *b, const char *topic, int64_t partition, i
 {
     stream_frame f;
     stream_frame_start(&f, b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_FETCH, id, 3);
     stream_pack_kv_int(&f.pk, "max_wait_ms", max_wait_ms);
     stream_pack_kv_int(&f.pk, "min_bytes", min_bytes);
@@ -353,7 +101,7 @@ static uint64_t req_list_offsets(stream_buf *b, const char *topic, int64_t parti
 {
     stream_frame f;
     stream_frame_start(&f, b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_LIST_OFFSETS, id, 1);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 1);
@@ -372,23 +120,15 @@ static uint64_t req_metadata(stream_buf *b)
 {
     stream_frame f;
     stream_frame_start(&f, b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_METADATA, id, 0);
     assert_int_equal(stream_frame_finish(&f), 0);
     return id;
 }
 
-/* Sends one request frame and reads its response, checking the id. */
-static void call(int fd, stream_buf *b, uint64_t id, resp *r)
-{
-    send_frame(fd, b);
-    assert_true(recv_resp(fd, r));
-    assert_int_equal(r->id, id);
-}
-
 /* The first partition result of a produce/fetch/list_offsets response:
  * topics[0].partitions[0]. */
-static const msgpack_object *first_part(const resp *r)
+static const msgpack_object *first_part(const wire_resp *r)
 {
     const msgpack_object *topics, *t, *parts, *p;
     assert_int_equal(stream_field_array(&r->msg.root, "topics", &topics, NULL, 0), 0);
@@ -398,13 +138,6 @@ static const msgpack_object *first_part(const resp *r)
     assert_int_equal(parts->via.array.size, 1);
     assert_int_equal(stream_elem_map(parts, 0, "partitions", &p, NULL, 0), 0);
     return p;
-}
-
-static int64_t field_i(const msgpack_object *m, const char *key)
-{
-    int64_t v;
-    assert_int_equal(stream_field_int(m, key, INT64_MIN, INT64_MAX, &v, NULL, 0), 0);
-    return v;
 }
 
 /* A batch of n records "<prefix>-<i>" at timestamp ts + i. */
@@ -427,14 +160,14 @@ static int produce(int fd, const char *topic, int64_t partition, const void *rec
 {
     stream_buf b = STREAM_BUF_INIT;
     uint64_t id = req_produce(&b, topic, partition, rec, len, acks);
-    resp r;
-    call(fd, &b, id, &r);
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
     const msgpack_object *p = first_part(&r);
-    int err = -(int)field_i(p, "err");
+    int err = -(int)wire_int(p, "err");
     if (base)
-        *base = field_i(p, "base_offset");
-    resp_release(&r);
+        *base = wire_int(p, "base_offset");
+    wire_resp_release(&r);
     return err;
 }
 
@@ -446,11 +179,11 @@ static int fetch_count(int fd, const char *topic, int64_t partition, int64_t off
 {
     stream_buf b = STREAM_BUF_INIT;
     uint64_t id = req_fetch(&b, topic, partition, offset, 0, 1);
-    resp r;
-    call(fd, &b, id, &r);
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
     const msgpack_object *p = first_part(&r);
-    *err = -(int)field_i(p, "err");
+    *err = -(int)wire_int(p, "err");
     int count = 0;
     const uint8_t *rec;
     size_t len;
@@ -475,13 +208,13 @@ static int fetch_count(int fd, const char *topic, int64_t partition, int64_t off
             pos += info.size;
         }
     }
-    resp_release(&r);
+    wire_resp_release(&r);
     return count;
 }
 
 /* ---- the shared broker ---- */
 
-static broker shared;
+static wire_broker shared;
 static int control = -1;       /* a connection that must keep working */
 static int intact_records = 0; /* records in intact-0 */
 
@@ -502,14 +235,14 @@ static int group_setup(void **state)
 {
     signal(SIGPIPE, SIG_IGN);
     const char *sets[] = {"socket.request.max.bytes=65536", NULL};
-    broker_start(&shared, sets);
-    control = conn_hello(shared.port);
+    wire_broker_start(&shared, "test_broker", sets);
+    control = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
     uint64_t id = req_create(&b, "intact", 1);
-    resp r;
-    call(control, &b, id, &r);
+    wire_resp r;
+    wire_call(control, &b, id, &r);
     assert_int_equal(r.err, 0);
-    resp_release(&r);
+    wire_resp_release(&r);
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
     const uint8_t *p;
@@ -525,8 +258,8 @@ static int group_teardown(void **state)
 {
     if (control >= 0)
         close(control);
-    int st = broker_stop(&shared);
-    rm_rf(shared.dir);
+    int st = wire_broker_stop(&shared);
+    wire_rm_rf(shared.dir);
     return st == 0 ? 0 : -1;
 }
 
@@ -537,34 +270,34 @@ static void expect_error_then_close(const void *bytes, size_t n, bool say_hello,
 
 static void test_hello_answers_with_version(void **state)
 {
-    int fd = conn_open(shared.port);
+    int fd = wire_conn_open(shared.port);
     stream_buf b = STREAM_BUF_INIT;
     stream_frame f;
     stream_frame_start(&f, &b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_HELLO, id, 1);
     stream_pack_kv_int(&f.pk, "version", 7);
     assert_int_equal(stream_frame_finish(&f), 0);
-    resp r;
-    call(fd, &b, id, &r);
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
-    assert_int_equal(field_i(&r.msg.root, "version"), STREAM_PROTOCOL_VERSION);
-    assert_int_equal(field_i(&r.msg.root, "max_frame_bytes"), 65536);
-    assert_true(field_i(&r.msg.root, "max_message_bytes") > 0);
-    resp_release(&r);
+    assert_int_equal(wire_int(&r.msg.root, "version"), STREAM_PROTOCOL_VERSION);
+    assert_int_equal(wire_int(&r.msg.root, "max_frame_bytes"), 65536);
+    assert_true(wire_int(&r.msg.root, "max_message_bytes") > 0);
+    wire_resp_release(&r);
     /* A second hello is refused; the connection goes on. */
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_HELLO, id, 1);
     stream_pack_kv_int(&f.pk, "version", 1);
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, STREAM_EBADREQ);
-    resp_release(&r);
+    wire_resp_release(&r);
     id = req_metadata(&b);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
-    resp_release(&r);
+    wire_resp_release(&r);
     close(fd);
 }
 
@@ -573,7 +306,7 @@ static void test_hello_with_version_zero_is_refused_and_closed(void **state)
     stream_buf b = STREAM_BUF_INIT;
     stream_frame f;
     stream_frame_start(&f, &b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_HELLO, id, 1);
     stream_pack_kv_int(&f.pk, "version", 0);
     assert_int_equal(stream_frame_finish(&f), 0);
@@ -583,17 +316,17 @@ static void test_hello_with_version_zero_is_refused_and_closed(void **state)
 
 static void test_create_produce_fetch_list_offsets_round_trip(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
-    resp r;
+    wire_resp r;
     uint64_t id = req_create(&b, "rt", 2);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
-    resp_release(&r);
+    wire_resp_release(&r);
 
     /* Metadata lists it with two partitions at offset 0. */
     id = req_metadata(&b);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
     const msgpack_object *topics, *t = NULL, *parts;
     assert_int_equal(stream_field_array(&r.msg.root, "topics", &topics, NULL, 0), 0);
@@ -609,7 +342,7 @@ static void test_create_produce_fetch_list_offsets_round_trip(void **state)
     assert_non_null(t);
     assert_int_equal(stream_field_array(t, "partitions", &parts, NULL, 0), 0);
     assert_int_equal(parts->via.array.size, 2);
-    resp_release(&r);
+    wire_resp_release(&r);
 
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
@@ -660,19 +393,19 @@ static void test_create_produce_fetch_list_offsets_round_trip(void **state)
                  {99999, 7}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         id = req_list_offsets(&b, "rt", 1, cases[i].ts);
-        call(fd, &b, id, &r);
+        wire_call(fd, &b, id, &r);
         assert_int_equal(r.err, 0);
         const msgpack_object *pr = first_part(&r);
-        assert_int_equal(field_i(pr, "err"), 0);
-        assert_int_equal(field_i(pr, "offset"), cases[i].want);
-        resp_release(&r);
+        assert_int_equal(wire_int(pr, "err"), 0);
+        assert_int_equal(wire_int(pr, "offset"), cases[i].want);
+        wire_resp_release(&r);
     }
     close(fd);
 }
 
 static void test_pipelined_requests_answered_in_order(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
     uint64_t ids[12];
     stream_batch_builder bb;
@@ -691,16 +424,16 @@ static void test_pipelined_requests_answered_in_order(void **state)
         else
             ids[i] = req_list_offsets(&b, "intact", 0, STREAM_OFFSET_LATEST);
     }
-    int64_t t0 = now_ms();
-    send_frame(fd, &b);
+    int64_t t0 = wire_now_ms();
+    wire_send_frame(fd, &b);
     for (int i = 0; i < 12; i++) {
-        resp r;
-        assert_true(recv_resp(fd, &r));
+        wire_resp r;
+        assert_true(wire_recv_resp(fd, &r));
         assert_int_equal(r.id, ids[i]);
         assert_int_equal(r.err, 0);
         if (i == 0)
-            assert_true(now_ms() - t0 >= 250);
-        resp_release(&r);
+            assert_true(wire_now_ms() - t0 >= 250);
+        wire_resp_release(&r);
     }
     stream_batch_builder_release(&bb);
     close(fd);
@@ -708,7 +441,7 @@ static void test_pipelined_requests_answered_in_order(void **state)
 
 static void test_acks_zero_produce_is_not_answered(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
     const uint8_t *p;
@@ -717,9 +450,9 @@ static void test_acks_zero_produce_is_not_answered(void **state)
     stream_buf b = STREAM_BUF_INIT;
     req_produce(&b, "acks0", 0, p, len, 0);
     uint64_t id = req_metadata(&b);
-    resp r;
-    call(fd, &b, id, &r); /* the first response is the metadata's */
-    resp_release(&r);
+    wire_resp r;
+    wire_call(fd, &b, id, &r); /* the first response is the metadata's */
+    wire_resp_release(&r);
     int err;
     assert_int_equal(fetch_count(fd, "acks0", 0, 0, &err, NULL), 1);
     stream_batch_builder_release(&bb);
@@ -731,16 +464,16 @@ static void test_acks_zero_produce_is_not_answered(void **state)
 static void expect_error_then_close(const void *bytes, size_t n, bool say_hello, int err,
                                     uint64_t id)
 {
-    int fd = say_hello ? conn_hello(shared.port) : conn_open(shared.port);
-    send_all(fd, bytes, n);
+    int fd = say_hello ? wire_connect(shared.port) : wire_conn_open(shared.port);
+    wire_send_all(fd, bytes, n);
     if (err != 0) {
-        resp r;
-        assert_true(recv_resp(fd, &r));
+        wire_resp r;
+        assert_true(wire_recv_resp(fd, &r));
         assert_int_equal(r.id, id);
         assert_int_equal(r.err, err);
-        resp_release(&r);
+        wire_resp_release(&r);
     }
-    assert_true(closed_by_broker(fd));
+    assert_true(wire_closed_by_broker(fd));
     close(fd);
     assert_still_served();
 }
@@ -756,11 +489,11 @@ static void test_garbage_bytes_close_that_connection_only(void **state)
 
 static void test_truncated_frame_then_close(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     static const uint8_t part[] = {0, 0, 0, 100, 0x82, 0xa2, 'o', 'p'};
-    send_all(fd, part, sizeof(part));
+    wire_send_all(fd, part, sizeof(part));
     shutdown(fd, SHUT_WR);
-    assert_true(closed_by_broker(fd));
+    assert_true(wire_closed_by_broker(fd));
     close(fd);
     assert_still_served();
 }
@@ -811,11 +544,11 @@ static void test_missing_id_closes(void **state)
 
 static void test_wrong_field_types_answer_ebadreq(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
     stream_frame f;
     stream_frame_start(&f, &b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, id, 1);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 1);
@@ -827,83 +560,83 @@ static void test_wrong_field_types_answer_ebadreq(void **state)
     stream_pack_kv_cstr(&f.pk, "partition", "zero"); /* a str, not an int */
     stream_pack_kv_bin(&f.pk, "records", "x", 1);
     assert_int_equal(stream_frame_finish(&f), 0);
-    resp r;
-    call(fd, &b, id, &r);
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, STREAM_EBADREQ);
     assert_non_null(strstr(r.text, "partition"));
-    resp_release(&r);
+    wire_resp_release(&r);
 
     /* records as a str instead of a bin */
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_FETCH, id, 1);
     stream_pack_kv_cstr(&f.pk, "topics", "intact");
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, STREAM_EBADREQ);
     assert_non_null(strstr(r.text, "topics"));
-    resp_release(&r);
+    wire_resp_release(&r);
 
     /* acks out of range */
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, id, 2);
     stream_pack_kv_int(&f.pk, "acks", 5);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 0);
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, STREAM_EBADREQ);
     assert_non_null(strstr(r.text, "acks"));
-    resp_release(&r);
+    wire_resp_release(&r);
 
     /* The connection is still usable. */
     id = req_metadata(&b);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
-    resp_release(&r);
+    wire_resp_release(&r);
     close(fd);
     assert_still_served();
 }
 
 static void test_unknown_op_answers_eunknownop(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
     stream_frame f;
     stream_frame_start(&f, &b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     msgpack_pack_map(&f.pk, 2);
     stream_pack_kv_cstr(&f.pk, "op", "frobnicate");
     stream_pack_kv_uint(&f.pk, "id", id);
     assert_int_equal(stream_frame_finish(&f), 0);
-    resp r;
-    call(fd, &b, id, &r);
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, STREAM_EUNKNOWNOP);
-    resp_release(&r);
+    wire_resp_release(&r);
     /* An op of a later version than the one negotiated is unknown too:
      * consumer groups are version 2, this connection says version 1. */
-    int fd1 = conn_open(shared.port);
+    int fd1 = wire_conn_open(shared.port);
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_HELLO, id, 1);
     stream_pack_kv_int(&f.pk, "version", 1);
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd1, &b, id, &r);
+    wire_call(fd1, &b, id, &r);
     assert_int_equal(r.err, 0);
-    resp_release(&r);
+    wire_resp_release(&r);
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_JOIN_GROUP, id, 0);
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd1, &b, id, &r);
+    wire_call(fd1, &b, id, &r);
     assert_int_equal(r.err, STREAM_EUNKNOWNOP);
-    resp_release(&r);
+    wire_resp_release(&r);
     close(fd1);
     id = req_metadata(&b);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
-    resp_release(&r);
+    wire_resp_release(&r);
     close(fd);
 }
 
@@ -916,7 +649,7 @@ static void test_missing_hello_is_refused(void **state)
     /* An unknown op first is no hello either. */
     stream_frame f;
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     msgpack_pack_map(&f.pk, 2);
     stream_pack_kv_cstr(&f.pk, "op", "frobnicate");
     stream_pack_kv_uint(&f.pk, "id", id);
@@ -927,7 +660,7 @@ static void test_missing_hello_is_refused(void **state)
 
 static void test_invalid_topic_names_answer_ebadname(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     char longname[300];
     memset(longname, 'x', 250);
     longname[250] = '\0';
@@ -935,14 +668,14 @@ static void test_invalid_topic_names_answer_ebadname(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         stream_buf b = STREAM_BUF_INIT;
         uint64_t id = req_create(&b, bad[i], 1);
-        resp r;
-        call(fd, &b, id, &r);
+        wire_resp r;
+        wire_call(fd, &b, id, &r);
         assert_int_equal(r.err, 0);
         const msgpack_object *topics, *t;
         stream_field_array(&r.msg.root, "topics", &topics, NULL, 0);
         stream_elem_map(topics, 0, "topics", &t, NULL, 0);
-        assert_int_equal(-field_i(t, "err"), STREAM_EBADNAME);
-        resp_release(&r);
+        assert_int_equal(-wire_int(t, "err"), STREAM_EBADNAME);
+        wire_resp_release(&r);
     }
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
@@ -953,24 +686,24 @@ static void test_invalid_topic_names_answer_ebadname(void **state)
     stream_batch_builder_release(&bb);
     /* Creating twice: the second says it exists. */
     stream_buf b = STREAM_BUF_INIT;
-    resp r;
+    wire_resp r;
     uint64_t id = req_create(&b, "twice", 1);
-    call(fd, &b, id, &r);
-    resp_release(&r);
+    wire_call(fd, &b, id, &r);
+    wire_resp_release(&r);
     id = req_create(&b, "twice", 1);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     const msgpack_object *topics, *t;
     stream_field_array(&r.msg.root, "topics", &topics, NULL, 0);
     stream_elem_map(topics, 0, "topics", &t, NULL, 0);
-    assert_int_equal(-field_i(t, "err"), STREAM_ETOPICEXISTS);
-    resp_release(&r);
+    assert_int_equal(-wire_int(t, "err"), STREAM_ETOPICEXISTS);
+    wire_resp_release(&r);
     close(fd);
     assert_still_served();
 }
 
 static void test_negative_and_unknown_partitions_answer_enopart(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
     const uint8_t *p;
@@ -990,19 +723,19 @@ static void test_negative_and_unknown_partitions_answer_enopart(void **state)
 
 static void test_unknown_topic_without_auto_create_is_enotopic(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
     uint64_t id = req_list_offsets(&b, "never-created", 0, STREAM_OFFSET_LATEST);
-    resp r;
-    call(fd, &b, id, &r);
-    assert_int_equal(-field_i(first_part(&r), "err"), STREAM_ENOTOPIC);
-    resp_release(&r);
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
+    assert_int_equal(-wire_int(first_part(&r), "err"), STREAM_ENOTOPIC);
+    wire_resp_release(&r);
     close(fd);
 }
 
 static void test_batch_with_bad_crc_is_refused_and_log_intact(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
     const uint8_t *p;
@@ -1028,36 +761,36 @@ static void test_batch_with_bad_crc_is_refused_and_log_intact(void **state)
 
 static void test_fetch_beyond_the_end_reports_the_range(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
     uint64_t id = req_fetch(&b, "intact", 0, 1000, 0, 1);
-    resp r;
-    call(fd, &b, id, &r);
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
     const msgpack_object *p = first_part(&r);
-    assert_int_equal(-field_i(p, "err"), STREAM_EOFFSET);
-    assert_int_equal(field_i(p, "log_start_offset"), 0);
-    assert_int_equal(field_i(p, "high_watermark"), intact_records);
-    resp_release(&r);
+    assert_int_equal(-wire_int(p, "err"), STREAM_EOFFSET);
+    assert_int_equal(wire_int(p, "log_start_offset"), 0);
+    assert_int_equal(wire_int(p, "high_watermark"), intact_records);
+    wire_resp_release(&r);
     id = req_fetch(&b, "intact", 0, -5, 0, 1);
-    call(fd, &b, id, &r);
-    assert_int_equal(-field_i(first_part(&r), "err"), STREAM_EOFFSET);
-    resp_release(&r);
+    wire_call(fd, &b, id, &r);
+    assert_int_equal(-wire_int(first_part(&r), "err"), STREAM_EOFFSET);
+    wire_resp_release(&r);
     close(fd);
     assert_still_served();
 }
 
 static void test_long_poll_completes_when_another_connection_produces(void **state)
 {
-    int a = conn_hello(shared.port);
-    int b = conn_hello(shared.port);
+    int a = wire_connect(shared.port);
+    int b = wire_connect(shared.port);
     stream_buf buf = STREAM_BUF_INIT;
-    resp r;
+    wire_resp r;
     uint64_t id = req_create(&buf, "poll", 1);
-    call(b, &buf, id, &r);
-    resp_release(&r);
-    int64_t t0 = now_ms();
+    wire_call(b, &buf, id, &r);
+    wire_resp_release(&r);
+    int64_t t0 = wire_now_ms();
     uint64_t fid = req_fetch(&buf, "poll", 0, 0, 8000, 1);
-    send_frame(a, &buf);
+    wire_send_frame(a, &buf);
     usleep(200000);
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
@@ -1065,8 +798,8 @@ static void test_long_poll_completes_when_another_connection_produces(void **sta
     size_t len;
     make_batch(&bb, "wake", 1, 1, &p, &len);
     assert_int_equal(produce(b, "poll", 0, p, len, 1, NULL), 0);
-    assert_true(recv_resp(a, &r));
-    int64_t waited = now_ms() - t0;
+    assert_true(wire_recv_resp(a, &r));
+    int64_t waited = wire_now_ms() - t0;
     assert_int_equal(r.id, fid);
     const msgpack_object *pr = first_part(&r);
     const uint8_t *rec;
@@ -1074,7 +807,7 @@ static void test_long_poll_completes_when_another_connection_produces(void **sta
     assert_int_equal(stream_field_bin(pr, "records", &rec, &rlen, NULL, 0), 0);
     assert_int_equal(rlen, len);
     assert_true(waited >= 150 && waited < 5000);
-    resp_release(&r);
+    wire_resp_release(&r);
     stream_batch_builder_release(&bb);
     close(a);
     close(b);
@@ -1082,30 +815,30 @@ static void test_long_poll_completes_when_another_connection_produces(void **sta
 
 static void test_long_poll_times_out_empty(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
-    int64_t t0 = now_ms();
+    int64_t t0 = wire_now_ms();
     uint64_t id = req_fetch(&b, "intact", 0, intact_records, 300, 1);
-    resp r;
-    call(fd, &b, id, &r);
-    int64_t waited = now_ms() - t0;
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
+    int64_t waited = wire_now_ms() - t0;
     const msgpack_object *p = first_part(&r);
-    assert_int_equal(field_i(p, "err"), 0);
+    assert_int_equal(wire_int(p, "err"), 0);
     const uint8_t *rec;
     size_t len;
     assert_int_equal(stream_field_bin(p, "records", &rec, &len, NULL, 0), 0);
     assert_int_equal(len, 0);
     assert_true(waited >= 280 && waited < 3000);
-    resp_release(&r);
+    wire_resp_release(&r);
     close(fd);
 }
 
 static void test_closing_with_a_parked_fetch_is_harmless(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
     req_fetch(&b, "intact", 0, intact_records, 5000, 1);
-    send_frame(fd, &b);
+    wire_send_frame(fd, &b);
     usleep(50000);
     close(fd);
     usleep(50000);
@@ -1114,9 +847,9 @@ static void test_closing_with_a_parked_fetch_is_harmless(void **state)
 
 static void test_sigterm_exits_zero_and_restart_is_clean(void **state)
 {
-    broker br = {0};
-    broker_start(&br, NULL);
-    int fd = conn_hello(br.port);
+    wire_broker br = {0};
+    wire_broker_start(&br, "test_broker", NULL);
+    int fd = wire_connect(br.port);
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
     const uint8_t *p;
@@ -1128,63 +861,63 @@ static void test_sigterm_exits_zero_and_restart_is_clean(void **state)
     /* A long poll in flight is answered (empty) by the shutdown. */
     stream_buf b = STREAM_BUF_INIT;
     uint64_t id = req_fetch(&b, "kept", 0, 4, 30000, 1);
-    send_frame(fd, &b);
+    wire_send_frame(fd, &b);
     usleep(100000);
-    int64_t t0 = now_ms();
+    int64_t t0 = wire_now_ms();
     kill(br.pid, SIGTERM);
-    resp r;
-    assert_true(recv_resp(fd, &r));
+    wire_resp r;
+    assert_true(wire_recv_resp(fd, &r));
     assert_int_equal(r.id, id);
-    resp_release(&r);
-    assert_true(closed_by_broker(fd));
+    wire_resp_release(&r);
+    assert_true(wire_closed_by_broker(fd));
     close(fd);
-    int st = broker_stop(&br);
+    int st = wire_broker_stop(&br);
     assert_int_equal(st, 0);
-    assert_true(now_ms() - t0 < 5000);
-    assert_true(log_contains(&br, "shut down cleanly"));
+    assert_true(wire_now_ms() - t0 < 5000);
+    assert_true(wire_log_contains(&br, "shut down cleanly"));
 
-    broker_start(&br, NULL);
-    assert_true(log_contains(&br, "no recovery scan"));
-    fd = conn_hello(br.port);
+    wire_broker_start(&br, "test_broker", NULL);
+    assert_true(wire_log_contains(&br, "no recovery scan"));
+    fd = wire_connect(br.port);
     int err;
     assert_int_equal(fetch_count(fd, "kept", 0, 0, &err, NULL), 4);
     close(fd);
-    assert_int_equal(broker_stop(&br), 0);
-    rm_rf(br.dir);
+    assert_int_equal(wire_broker_stop(&br), 0);
+    wire_rm_rf(br.dir);
 }
 
 static void test_max_connections_refuses_extra_clients(void **state)
 {
-    broker br = {0};
+    wire_broker br = {0};
     const char *sets[] = {"max.connections=2", NULL};
-    broker_start(&br, sets);
-    int a = conn_hello(br.port);
-    int b = conn_hello(br.port);
-    int c = conn_open(br.port);
-    assert_true(closed_by_broker(c));
+    wire_broker_start(&br, "test_broker", sets);
+    int a = wire_connect(br.port);
+    int b = wire_connect(br.port);
+    int c = wire_conn_open(br.port);
+    assert_true(wire_closed_by_broker(c));
     close(c);
     close(a);
     usleep(100000);
-    int d = conn_hello(br.port); /* a slot is free again */
+    int d = wire_connect(br.port); /* a slot is free again */
     close(d);
     close(b);
-    assert_true(log_contains(&br, "max.connections"));
-    assert_int_equal(broker_stop(&br), 0);
-    rm_rf(br.dir);
+    assert_true(wire_log_contains(&br, "max.connections"));
+    assert_int_equal(wire_broker_stop(&br), 0);
+    wire_rm_rf(br.dir);
 }
 
 static void test_idle_connections_are_closed(void **state)
 {
-    broker br = {0};
+    wire_broker br = {0};
     const char *sets[] = {"connections.max.idle.ms=300", NULL};
-    broker_start(&br, sets);
-    int fd = conn_hello(br.port);
-    int64_t t0 = now_ms();
-    assert_true(closed_by_broker(fd));
-    assert_true(now_ms() - t0 >= 250);
+    wire_broker_start(&br, "test_broker", sets);
+    int fd = wire_connect(br.port);
+    int64_t t0 = wire_now_ms();
+    assert_true(wire_closed_by_broker(fd));
+    assert_true(wire_now_ms() - t0 >= 250);
     close(fd);
-    assert_int_equal(broker_stop(&br), 0);
-    rm_rf(br.dir);
+    assert_int_equal(wire_broker_stop(&br), 0);
+    wire_rm_rf(br.dir);
 }
 
 static void test_a_consumer_that_stops_reading_is_paused(void **state)
@@ -1192,10 +925,10 @@ static void test_a_consumer_that_stops_reading_is_paused(void **state)
     /* With a small output limit, a client that pipelines many fetches and
      * reads nothing stops being read from; the broker stays responsive and
      * answers everything once the client reads again. */
-    broker br = {0};
+    wire_broker br = {0};
     const char *sets[] = {"connection.max.output.bytes=65536", NULL};
-    broker_start(&br, sets);
-    int fd = conn_hello(br.port);
+    wire_broker_start(&br, "test_broker", sets);
+    int fd = wire_connect(br.port);
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
     char big[16000];
@@ -1229,17 +962,17 @@ static void test_a_consumer_that_stops_reading_is_paused(void **state)
             usleep(5000);
     }
     /* Another client is served meanwhile. */
-    int other = conn_hello(br.port);
+    int other = wire_connect(br.port);
     stream_buf mb = STREAM_BUF_INIT;
     uint64_t mid = req_metadata(&mb);
-    resp r;
-    call(other, &mb, mid, &r);
-    resp_release(&r);
+    wire_resp r;
+    wire_call(other, &mb, mid, &r);
+    wire_resp_release(&r);
     close(other);
     /* 200 responses of 128 KiB do not fit in the socket buffers: the
      * broker had to stop reading from us. */
     usleep(200000);
-    assert_true(log_contains(&br, "pausing reads"));
+    assert_true(wire_log_contains(&br, "pausing reads"));
     /* Now read everything, sending what is left as the broker resumes. */
     fcntl(fd, F_SETFL, fl);
     int got = 0;
@@ -1253,15 +986,15 @@ static void test_a_consumer_that_stops_reading_is_paused(void **state)
                 sent += (size_t)w;
             fcntl(fd, F_SETFL, fl);
         }
-        assert_true(recv_resp(fd, &r));
+        assert_true(wire_recv_resp(fd, &r));
         assert_int_equal(r.id, first + (uint64_t)got);
-        resp_release(&r);
+        wire_resp_release(&r);
         got++;
     }
     stream_buf_release(&b);
     close(fd);
-    assert_int_equal(broker_stop(&br), 0);
-    rm_rf(br.dir);
+    assert_int_equal(wire_broker_stop(&br), 0);
+    wire_rm_rf(br.dir);
 }
 
 static void test_responses_held_behind_a_long_poll_count_toward_the_limit(void **state)
@@ -1269,10 +1002,10 @@ static void test_responses_held_behind_a_long_poll_count_toward_the_limit(void *
     /* A long poll at the head of the queue holds back every later response;
      * those finished responses count toward connection.max.output.bytes, so
      * the broker stops reading instead of piling them up. */
-    broker br = {0};
+    wire_broker br = {0};
     const char *sets[] = {"connection.max.output.bytes=65536", NULL};
-    broker_start(&br, sets);
-    int fd = conn_hello(br.port);
+    wire_broker_start(&br, "test_broker", sets);
+    int fd = wire_connect(br.port);
     stream_batch_builder bb;
     stream_batch_builder_init(&bb);
     static char big[30000];
@@ -1287,43 +1020,43 @@ static void test_responses_held_behind_a_long_poll_count_toward_the_limit(void *
     uint64_t first = req_fetch(&b, "held", 0, 1, 1000, 1); /* waits at the end */
     for (int i = 0; i < 10; i++)
         req_fetch(&b, "held", 0, 0, 0, 1);
-    send_frame(fd, &b);
+    wire_send_frame(fd, &b);
     usleep(300000);
-    assert_true(log_contains(&br, "pausing reads"));
+    assert_true(wire_log_contains(&br, "pausing reads"));
     for (int i = 0; i < 11; i++) {
-        resp r;
-        assert_true(recv_resp(fd, &r));
+        wire_resp r;
+        assert_true(wire_recv_resp(fd, &r));
         assert_int_equal(r.id, first + (uint64_t)i);
-        resp_release(&r);
+        wire_resp_release(&r);
     }
     close(fd);
-    assert_int_equal(broker_stop(&br), 0);
-    rm_rf(br.dir);
+    assert_int_equal(wire_broker_stop(&br), 0);
+    wire_rm_rf(br.dir);
 }
 
 /* The err of topics[0] in an admin response. */
-static int topic_err(const resp *r)
+static int topic_err(const wire_resp *r)
 {
     const msgpack_object *topics, *t;
     assert_int_equal(stream_field_array(&r->msg.root, "topics", &topics, NULL, 0), 0);
     assert_int_equal(stream_elem_map(topics, 0, "topics", &t, NULL, 0), 0);
-    return -(int)field_i(t, "err");
+    return -(int)wire_int(t, "err");
 }
 
 static void test_create_topics_checks_each_topic(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
-    resp r;
+    wire_resp r;
     uint64_t id = req_create(&b, "zero-parts", 0);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(topic_err(&r), STREAM_EINVAL);
-    resp_release(&r);
+    wire_resp_release(&r);
 
     /* validate_only creates nothing; the same name twice fails both. */
     stream_frame f;
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_CREATE_TOPICS, id, 2);
     stream_pack_kv_bool(&f.pk, "validate_only", true);
     stream_pack_key(&f.pk, "topics");
@@ -1335,25 +1068,25 @@ static void test_create_topics_checks_each_topic(void **state)
     msgpack_pack_map(&f.pk, 1);
     stream_pack_kv_cstr(&f.pk, "name", "dup");
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     const msgpack_object *topics, *t;
     stream_field_array(&r.msg.root, "topics", &topics, NULL, 0);
     assert_int_equal(topics->via.array.size, 3);
     stream_elem_map(topics, 0, "topics", &t, NULL, 0);
-    assert_int_equal(field_i(t, "err"), 0);
+    assert_int_equal(wire_int(t, "err"), 0);
     stream_elem_map(topics, 1, "topics", &t, NULL, 0);
-    assert_int_equal(-field_i(t, "err"), STREAM_EINVAL);
+    assert_int_equal(-wire_int(t, "err"), STREAM_EINVAL);
     stream_elem_map(topics, 2, "topics", &t, NULL, 0);
-    assert_int_equal(-field_i(t, "err"), STREAM_EINVAL);
-    resp_release(&r);
+    assert_int_equal(-wire_int(t, "err"), STREAM_EINVAL);
+    wire_resp_release(&r);
     id = req_list_offsets(&b, "only-checked", 0, STREAM_OFFSET_LATEST);
-    call(fd, &b, id, &r);
-    assert_int_equal(-field_i(first_part(&r), "err"), STREAM_ENOTOPIC);
-    resp_release(&r);
+    wire_call(fd, &b, id, &r);
+    assert_int_equal(-wire_int(first_part(&r), "err"), STREAM_ENOTOPIC);
+    wire_resp_release(&r);
 
     /* A bad setting is EBADCONFIG for that topic. */
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_CREATE_TOPICS, id, 1);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 1);
@@ -1364,23 +1097,23 @@ static void test_create_topics_checks_each_topic(void **state)
     stream_pack_cstr(&f.pk, "retention.ms");
     stream_pack_cstr(&f.pk, "soon");
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     assert_int_equal(topic_err(&r), STREAM_EBADCONFIG);
-    resp_release(&r);
+    wire_resp_release(&r);
     close(fd);
 }
 
 static void test_describe_and_alter_configs(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     stream_buf b = STREAM_BUF_INIT;
-    resp r;
+    wire_resp r;
     uint64_t id = req_create(&b, "cfg", 1);
-    call(fd, &b, id, &r);
-    resp_release(&r);
+    wire_call(fd, &b, id, &r);
+    wire_resp_release(&r);
     stream_frame f;
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_ALTER_CONFIGS, id, 1);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 2);
@@ -1393,23 +1126,23 @@ static void test_describe_and_alter_configs(void **state)
     msgpack_pack_map(&f.pk, 1);
     stream_pack_kv_cstr(&f.pk, "name", "no-such-topic");
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     const msgpack_object *topics, *t;
     stream_field_array(&r.msg.root, "topics", &topics, NULL, 0);
     stream_elem_map(topics, 0, "topics", &t, NULL, 0);
-    assert_int_equal(field_i(t, "err"), 0);
+    assert_int_equal(wire_int(t, "err"), 0);
     stream_elem_map(topics, 1, "topics", &t, NULL, 0);
-    assert_int_equal(-field_i(t, "err"), STREAM_ENOTOPIC);
-    resp_release(&r);
+    assert_int_equal(-wire_int(t, "err"), STREAM_ENOTOPIC);
+    wire_resp_release(&r);
 
     stream_frame_start(&f, &b);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_DESCRIBE_CONFIGS, id, 1);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 1);
     stream_pack_cstr(&f.pk, "cfg");
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(fd, &b, id, &r);
+    wire_call(fd, &b, id, &r);
     stream_field_array(&r.msg.root, "topics", &topics, NULL, 0);
     stream_elem_map(topics, 0, "topics", &t, NULL, 0);
     const msgpack_object *configs, *e;
@@ -1435,13 +1168,13 @@ static void test_describe_and_alter_configs(void **state)
         }
     }
     assert_true(seen);
-    resp_release(&r);
+    wire_resp_release(&r);
     close(fd);
 }
 
 static void test_fetch_never_creates_topics(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     int err;
     fetch_count(fd, "not-created-by-fetch", 0, 0, &err, NULL);
     assert_int_equal(err, STREAM_ENOTOPIC);
@@ -1449,46 +1182,46 @@ static void test_fetch_never_creates_topics(void **state)
     assert_int_equal(err, STREAM_ENOTOPIC);
     stream_buf b = STREAM_BUF_INIT;
     uint64_t id = req_list_offsets(&b, "intact", 0, -3);
-    resp r;
-    call(fd, &b, id, &r);
-    assert_int_equal(-field_i(first_part(&r), "err"), STREAM_EINVAL);
-    resp_release(&r);
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
+    assert_int_equal(-wire_int(first_part(&r), "err"), STREAM_EINVAL);
+    wire_resp_release(&r);
     close(fd);
 }
 
 static void test_delete_answers_waiting_fetches_with_enotopic(void **state)
 {
-    int a = conn_hello(shared.port);
-    int b = conn_hello(shared.port);
+    int a = wire_connect(shared.port);
+    int b = wire_connect(shared.port);
     stream_buf buf = STREAM_BUF_INIT;
-    resp r;
+    wire_resp r;
     uint64_t id = req_create(&buf, "doomed", 1);
-    call(b, &buf, id, &r);
-    resp_release(&r);
+    wire_call(b, &buf, id, &r);
+    wire_resp_release(&r);
     uint64_t fid = req_fetch(&buf, "doomed", 0, 0, 10000, 1);
-    send_frame(a, &buf);
+    wire_send_frame(a, &buf);
     usleep(100000);
     stream_frame f;
     stream_frame_start(&f, &buf);
-    id = next_id++;
+    id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_DELETE_TOPICS, id, 1);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 2);
     stream_pack_cstr(&f.pk, "doomed");
     stream_pack_cstr(&f.pk, "doomed-never-was");
     assert_int_equal(stream_frame_finish(&f), 0);
-    call(b, &buf, id, &r);
+    wire_call(b, &buf, id, &r);
     const msgpack_object *topics, *t;
     stream_field_array(&r.msg.root, "topics", &topics, NULL, 0);
     stream_elem_map(topics, 0, "topics", &t, NULL, 0);
-    assert_int_equal(field_i(t, "err"), 0);
+    assert_int_equal(wire_int(t, "err"), 0);
     stream_elem_map(topics, 1, "topics", &t, NULL, 0);
-    assert_int_equal(-field_i(t, "err"), STREAM_ENOTOPIC);
-    resp_release(&r);
-    assert_true(recv_resp(a, &r));
+    assert_int_equal(-wire_int(t, "err"), STREAM_ENOTOPIC);
+    wire_resp_release(&r);
+    assert_true(wire_recv_resp(a, &r));
     assert_int_equal(r.id, fid);
-    assert_int_equal(-field_i(first_part(&r), "err"), STREAM_ENOTOPIC);
-    resp_release(&r);
+    assert_int_equal(-wire_int(first_part(&r), "err"), STREAM_ENOTOPIC);
+    wire_resp_release(&r);
     close(a);
     close(b);
     assert_still_served();
@@ -1501,7 +1234,7 @@ static uint64_t req_init_producer_id(stream_buf *b)
 {
     stream_frame f;
     stream_frame_start(&f, b);
-    uint64_t id = next_id++;
+    uint64_t id = wire_id();
     stream_pack_request_header(&f.pk, STREAM_OP_INIT_PRODUCER_ID, id, 0);
     assert_int_equal(stream_frame_finish(&f), 0);
     return id;
@@ -1522,18 +1255,18 @@ static void idempotent_batch(stream_batch_builder *bb, int64_t pid, int32_t seq,
 
 static void test_idempotent_produce_on_the_wire(void **state)
 {
-    int fd = conn_hello(shared.port);
+    int fd = wire_connect(shared.port);
     int64_t pid[2];
     for (int i = 0; i < 2; i++) {
         stream_buf b = STREAM_BUF_INIT;
         uint64_t id = req_init_producer_id(&b);
-        resp r;
-        call(fd, &b, id, &r);
+        wire_resp r;
+        wire_call(fd, &b, id, &r);
         assert_int_equal(r.err, 0);
-        pid[i] = field_i(&r.msg.root, "producer_id");
+        pid[i] = wire_int(&r.msg.root, "producer_id");
         assert_true(pid[i] >= 0);
-        assert_int_equal(field_i(&r.msg.root, "producer_epoch"), 0);
-        resp_release(&r);
+        assert_int_equal(wire_int(&r.msg.root, "producer_epoch"), 0);
+        wire_resp_release(&r);
         stream_buf_release(&b);
     }
     assert_true(pid[0] != pid[1]);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "stream/error.h"
@@ -20,21 +21,6 @@ static const char *text_of(stream_buf *b)
     stream_buf_put_u8(b, 0);
     b->len--;
     return (const char *)b->data;
-}
-
-/* The text with blanks at line ends removed (table.c pads an empty last
- * cell's column separator; that is its business, not what is tested here). */
-static const char *trimmed(stream_buf *b)
-{
-    char *s = (char *)text_of(b), *w = s;
-    for (char *r = s; *r; r++) {
-        if (*r == '\n')
-            while (w > s && w[-1] == ' ')
-                w--;
-        *w++ = *r;
-    }
-    *w = '\0';
-    return s;
 }
 
 static void test_status_says_all_failed_the_same_way_or_not(void **state)
@@ -144,7 +130,7 @@ static void test_offsets_table_and_json(void **state)
     stream_buf_init(&b);
     assert_int_equal(stream_ops_offsets_text(&b, &o), 0);
     assert_string_equal(
-        trimmed(&b),
+        text_of(&b),
         "PARTITION  LOG-START  HIGH-WATERMARK  RECORDS  OFFSET-AT-TIME  TIMESTAMP                 "
         "ERROR\n"
         "        0          0              12       12              10  2025-11-25T10:00:00.000Z\n"
@@ -347,6 +333,57 @@ static void test_group_results_json_says_what_happened_to_each(void **state)
     stream_buf_release(&b);
 }
 
+/* The --topic arguments of a reset, as stream-topics and the shell's
+ * `reset` both parse them: names checked, partition lists sorted and
+ * deduplicated, errors naming the argument, nothing added on error, and
+ * what items point to stays put as the list grows. */
+static void test_reset_topics_parse_names_and_partitions(void **state)
+{
+    stream_ops_reset_topics t = {0};
+    char err[256];
+    assert_int_equal(stream_ops_reset_topics_add(&t, "orders", err, sizeof err), 0);
+    assert_int_equal(stream_ops_reset_topics_add(&t, "t:2,0,2", err, sizeof err), 0);
+    assert_int_equal(stream_ops_reset_topics_add(&t, "a.b-c_d:7", err, sizeof err), 0);
+    static const struct {
+        const char *arg;
+        int rc;
+    } bad[] = {
+        {"t:", STREAM_EINVAL},           {"t:x", STREAM_EINVAL},        {"t:1,-1", STREAM_EINVAL},
+        {"bad name:1", STREAM_EBADNAME}, {":1", STREAM_EBADNAME},       {"", STREAM_EBADNAME},
+        {"..", STREAM_EBADNAME},         {"bad/name", STREAM_EBADNAME},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char want[64]; /* errbuf is "--topic ARG: why" */
+        snprintf(want, sizeof want, "--topic %s: ", bad[i].arg);
+        err[0] = '\0';
+        int rc = stream_ops_reset_topics_add(&t, bad[i].arg, err, sizeof err);
+        if (rc != bad[i].rc || strncmp(err, want, strlen(want)) != 0 || strlen(err) <= strlen(want))
+            fail_msg("'%s': %s, '%s'", bad[i].arg, stream_err_name(rc), err);
+        assert_int_equal(t.count, 3);
+    }
+    for (int i = 0; i < 20; i++) {
+        char arg[32];
+        snprintf(arg, sizeof arg, "x%d:%d", i, i);
+        assert_int_equal(stream_ops_reset_topics_add(&t, arg, err, sizeof err), 0);
+    }
+    assert_int_equal(t.count, 23);
+    assert_string_equal(t.items[0].topic, "orders");
+    assert_null(t.items[0].partitions);
+    assert_int_equal(t.items[0].partition_count, 0);
+    assert_string_equal(t.items[1].topic, "t");
+    assert_int_equal(t.items[1].partition_count, 2);
+    assert_int_equal(t.items[1].partitions[0], 0);
+    assert_int_equal(t.items[1].partitions[1], 2);
+    assert_string_equal(t.items[2].topic, "a.b-c_d");
+    assert_int_equal(t.items[2].partitions[0], 7);
+    assert_string_equal(t.items[22].topic, "x19");
+    assert_int_equal(t.items[22].partitions[0], 19);
+    stream_ops_reset_topics_release(&t);
+    assert_null(t.items);
+    assert_int_equal(t.count, 0);
+    stream_ops_reset_topics_release(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_a_group_shows_members_offsets_and_lag_in_records_and_time),
         cmocka_unit_test(test_a_reset_plan_table_and_json),
         cmocka_unit_test(test_group_results_json_says_what_happened_to_each),
+        cmocka_unit_test(test_reset_topics_parse_names_and_partitions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,7 +91,49 @@ static void test_short_last_row_and_null_cells(void **state)
     stream_table_cell(&t, "b");
     stream_table_cell(&t, "10");
     assert_int_equal(stream_table_rows(&t), 1);
-    assert_renders(&t, " A  B\n -  b\n10  \n");
+    assert_renders(&t, " A  B\n -  b\n10\n");
+    stream_table_release(&t);
+}
+
+/* Empty cells at the end of a row (an error column with no error, a
+ * right-aligned number left blank) leave no separator or padding behind:
+ * no line ends in a space. */
+static void test_empty_last_cells_leave_no_trailing_spaces(void **state)
+{
+    stream_table t;
+    stream_table_init(&t);
+    stream_table_column(&t, "TOPIC", STREAM_ALIGN_LEFT);
+    stream_table_column(&t, "OFFSET", STREAM_ALIGN_RIGHT);
+    stream_table_column(&t, "ERROR", STREAM_ALIGN_LEFT);
+    stream_table_cell(&t, "orders");
+    stream_table_cell(&t, "12");
+    stream_table_cell(&t, "");
+    stream_table_cell(&t, "a");
+    stream_table_cell(&t, "");
+    stream_table_cell(&t, "");
+    stream_table_cell(&t, "");
+    stream_table_cell(&t, "7");
+    stream_table_cell(&t, "unknown topic");
+    stream_table_cell(&t, "");
+    stream_table_cell(&t, "");
+    stream_table_cell(&t, "");
+    assert_renders(&t, "TOPIC   OFFSET  ERROR\n"
+                       "orders      12\n"
+                       "a\n"
+                       "             7  unknown topic\n"
+                       "\n");
+    stream_table_release(&t);
+
+    /* A right-aligned last column: its padding goes before the text, so an
+     * empty cell would be nothing but spaces. */
+    stream_table_init(&t);
+    stream_table_column(&t, "NAME", STREAM_ALIGN_LEFT);
+    stream_table_column(&t, "LAG", STREAM_ALIGN_RIGHT);
+    stream_table_cell(&t, "g");
+    stream_table_cell(&t, "");
+    stream_table_cell(&t, "h");
+    stream_table_cell(&t, "5");
+    assert_renders(&t, "NAME  LAG\ng\nh       5\n");
     stream_table_release(&t);
 }
 
@@ -159,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_width_counts_utf8_code_points),
         cmocka_unit_test(test_control_characters_are_shown_as_question_marks),
         cmocka_unit_test(test_short_last_row_and_null_cells),
+        cmocka_unit_test(test_empty_last_cells_leave_no_trailing_spaces),
         cmocka_unit_test(test_long_formatted_cells_are_kept_whole),
         cmocka_unit_test(test_misuse_fails_the_render),
         cmocka_unit_test(test_human_bytes_use_binary_units),

@@ -212,6 +212,27 @@ static inline bool wire_recv_all(int fd, void *p, size_t n)
     return true;
 }
 
+/* Sends the frame in b, then empties b (pipelining: responses are read
+ * later with wire_recv_resp). */
+static inline void wire_send_frame(int fd, stream_buf *b)
+{
+    wire_send_all(fd, b->data, b->len);
+    stream_buf_release(b);
+}
+
+/* True when the broker closed the connection (EOF or reset before any
+ * byte); false when a byte arrived or the receive timed out. */
+static inline bool wire_closed_by_broker(int fd)
+{
+    uint8_t c;
+    for (;;) {
+        ssize_t r = recv(fd, &c, 1, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        return r == 0 || (r < 0 && errno == ECONNRESET);
+    }
+}
+
 /* A decoded response: the payload and its parsed map. */
 typedef struct wire_resp {
     stream_buf payload;
@@ -261,8 +282,7 @@ static inline uint64_t wire_id(void)
 /* Sends the frame in b (then empties b) and reads its response. */
 static inline void wire_call(int fd, stream_buf *b, uint64_t id, wire_resp *r)
 {
-    wire_send_all(fd, b->data, b->len);
-    stream_buf_release(b);
+    wire_send_frame(fd, b);
     assert_true(wire_recv_resp(fd, r));
     assert_int_equal(r->id, id);
 }

@@ -36,6 +36,7 @@
 
 #include "stream/adminfmt.h"
 #include "stream/buf.h"
+#include "stream/cli.h"
 #include "stream/client.h"
 #include "stream/format.h"
 #include "stream/timespec.h"
@@ -301,5 +302,30 @@ int stream_ops_reset_plan_json(stream_buf *out, const char *group,
  * ("error" null on success, else {"code", "message"}). */
 int stream_ops_group_results_json(stream_buf *out, const stream_group_result *r, size_t n,
                                   const char *done_status);
+
+/* ---- consumer groups: the topics of an offset reset (ops_groups.c) ---------------- */
+
+/* The topics a reset names, one per --topic argument of `stream-topics group
+ * NAME --reset-offsets` and the shell's `reset`: "T" (every partition of T)
+ * or "T:P[,P]..." (those partitions). Starts zeroed ({0}); freed with
+ * stream_ops_reset_topics_release. items is ready for
+ * stream_group_reset.topics / topic_count. */
+typedef struct stream_ops_reset_topics {
+    stream_group_reset_topic *items; /* read-only: count entries, in the order added */
+    size_t count;                    /* read-only */
+    size_t cap;                      /* private: entries allocated in the arrays */
+    char **names;                    /* private: the topic names items point to */
+    stream_cli_partitions *parts;    /* private: the partition lists items point to */
+} stream_ops_reset_topics;
+
+/* Parses one --topic argument and appends it: the partition list first
+ * (stream_cli_partitions_parse), then the topic name (stream_topic_name_check).
+ * Returns 0; STREAM_EINVAL (a bad partition list) or STREAM_EBADNAME (an
+ * invalid topic name), both usage errors, with errbuf "--topic ARG: why";
+ * or STREAM_ENOMEM. Nothing is added on error. */
+int stream_ops_reset_topics_add(stream_ops_reset_topics *t, const char *arg, char *errbuf,
+                                size_t errbuf_len);
+/* Frees what t owns and zeroes it. A zeroed struct is fine. */
+void stream_ops_reset_topics_release(stream_ops_reset_topics *t);
 
 #endif /* STREAM_OPS_H */

@@ -12,7 +12,8 @@
  * Cells fill rows left to right; a row ends after as many cells as there are
  * columns (declare every column before the first cell). Columns are
  * separated by two spaces and padded to their widest cell or header; the
- * last column is never padded, so no line ends in spaces. Width counts UTF-8
+ * last column is never padded, and a line whose last cells are empty ends
+ * after its last non-empty one, so no line ends in padding. Width counts UTF-8
  * code points (a fair approximation of terminal cells for names and
  * values). Control characters in cells are shown as '?', so a hostile
  * name from a broker cannot break the layout or drive the terminal.
