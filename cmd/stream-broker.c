@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -109,6 +110,19 @@ static void set_or_usage(stream_config *cfg, const char *flag, const char *key, 
         usage_error("%s: %s", flag, err);
 }
 
+/* Raises the soft open-file limit to the hard one, as servers commonly do:
+ * every connection and every segment holds a descriptor, and Debian's default
+ * soft limit (1024) is far below what max.connections allows. Failure is not
+ * fatal: the broker refuses connections it has no descriptors for. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     cmd_init(argv[0]);
@@ -186,6 +200,7 @@ int main(int argc, char **argv)
     o.log_cb = log_line;
     o.log_level = (stream_broker_level)stream_config_int(cfg, STREAM_CONFIG_LOG_LEVEL);
     o.handle_signals = true;
+    raise_fd_limit();
 
     stream_broker *b;
     int rc = stream_broker_new(&o, &b, err, sizeof(err));

@@ -48,7 +48,7 @@ static void test_defaults_match_documented_values(void **state)
     assert_int_equal(stream_config_get_int(cfg, "num.partitions"), 1);
     assert_true(stream_config_get_bool(cfg, "auto.create.topics.enable"));
     assert_int_equal(stream_config_get_int(cfg, "socket.request.max.bytes"), 104857600);
-    assert_int_equal(stream_config_get_int(cfg, "max.connections"), 1000);
+    assert_int_equal(stream_config_get_int(cfg, "max.connections"), 10000);
     assert_int_equal(stream_config_get_int(cfg, "connection.max.output.bytes"), 64 << 20);
     assert_int_equal(stream_config_get_int(cfg, "connections.max.idle.ms"), 600000);
     assert_string_equal(stream_config_get_str(cfg, "log.level"), "info");

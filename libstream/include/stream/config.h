@@ -98,7 +98,7 @@
     X(SOCKET_REQUEST_MAX_BYTES, "socket.request.max.bytes", INT, BROKER, "104857600", 1024,        \
       INT32_MAX, NULL, NULL,                                                                       \
       "largest request frame accepted; a bigger frame closes the connection")                      \
-    X(MAX_CONNECTIONS, "max.connections", INT, BROKER, "1000", 1, 1000000, NULL, NULL,             \
+    X(MAX_CONNECTIONS, "max.connections", INT, BROKER, "10000", 1, 1000000, NULL, NULL,             \
       "client connections accepted at once; later ones are closed at accept")                      \
     X(CONNECTION_MAX_OUTPUT_BYTES, "connection.max.output.bytes", INT, BROKER, "67108864", 65536,  \
       INT64_MAX, NULL, NULL,                                                                       \
