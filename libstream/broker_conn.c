@@ -30,9 +30,13 @@
  * writes, checkpoints, new topics). Refusals are logged at most once a
  * second, with a count, so that a storm cannot flood the log.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "broker_internal.h"
 #include "stream/error.h"
@@ -40,6 +44,10 @@
 
 /* Bytes asked for per read. */
 #define READ_CHUNK (64 * 1024)
+/* File bytes copied into one uv_write when sendfile finds the socket full:
+ * small, since all it does is make libuv wait until there is room again
+ * (then sendfile goes on), but a few pages so that the wait pays off. */
+#define PART_CHUNK (32 * 1024)
 /* Descriptors kept free for the broker's own files: a quarter of the limit,
  * at most this many. */
 #define FD_RESERVE_MAX 32
@@ -65,8 +73,40 @@ stream__req *stream__req_new(stream__conn *c)
     return r;
 }
 
+void stream__req_drop_files(stream__req *r)
+{
+    for (size_t i = 0; i < r->nfiles; i++)
+        stream_log_slice_release(&r->files[i].sl);
+    free(r->files);
+    r->files = NULL;
+    r->nfiles = r->files_cap = 0;
+    r->file_bytes = 0;
+}
+
+int stream__req_add_file(stream__req *r, stream_log_slice *sl)
+{
+    if (r->nfiles == r->files_cap) {
+        size_t cap = r->files_cap ? r->files_cap * 2 : 4;
+        stream__fpiece *nf = realloc(r->files, cap * sizeof(*nf));
+        if (nf == NULL) {
+            stream_log_slice_release(sl);
+            return STREAM_ENOMEM;
+        }
+        r->files = nf;
+        r->files_cap = cap;
+    }
+    r->files[r->nfiles].at = r->out.len;
+    r->files[r->nfiles].sl = *sl;
+    r->nfiles++;
+    r->file_bytes += sl->len;
+    memset(sl, 0, sizeof(*sl)); /* the pin is the request's now */
+    return 0;
+}
+
 static void req_free(stream__req *r)
 {
+    stream__req_drop_files(r);
+    free(r->chunk);
     stream_buf_release(&r->out);
     free(r);
 }
@@ -106,6 +146,12 @@ void stream__conn_close(stream__conn *c)
     }
     c->head = c->tail = NULL;
     c->pending = 0;
+    /* A response being written directly is freed here unless a part of it
+     * is with libuv: then its write callback frees it. */
+    if (c->sending && !c->sending->part_in_flight) {
+        req_free(c->sending);
+        c->sending = NULL;
+    }
     /* Writes in flight get their callbacks (UV_ECANCELED) before on_close. */
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
@@ -141,7 +187,7 @@ void stream__conn_drain(stream__conn *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
-    if (c->head == NULL && c->writes == 0)
+    if (c->head == NULL && c->writes == 0 && c->sending == NULL)
         stream__conn_close(c);
 }
 
@@ -310,14 +356,59 @@ static void maybe_resume(stream__conn *c)
     process_frames(c);
 }
 
+/* r has been written whole (or dropped). */
+static void req_sent(stream__conn *c, stream__req *r)
+{
+    c->out_bytes -= r->held;
+    req_free(r);
+}
+
+/* After a write finished: close when that was the last thing to do, else
+ * write more and perhaps read again. */
+static void after_write(stream__conn *c, bool close_after)
+{
+    c->last_active_ms = uv_now(&c->broker->loop);
+    if (close_after) {
+        stream__conn_close(c);
+        return;
+    }
+    if (c->draining && c->head == NULL && c->writes == 0 && c->sending == NULL) {
+        stream__conn_close(c);
+        return;
+    }
+    if (c->writes == 0 && c->sending == NULL && c->head && c->head->done && c->head->nfiles > 0)
+        conn_flush(c); /* a response with file pieces waited for libuv's queue to empty */
+    else
+        maybe_resume(c);
+}
+
 static void write_cb(uv_write_t *w, int status)
 {
     stream__req *r = w->data;
     stream__conn *c = r->conn;
-    c->out_bytes -= r->out.len;
     c->writes--;
+    if (r == c->sending) {
+        /* A part of a directly written response: go on with the rest. */
+        r->part_in_flight = false;
+        free(r->chunk);
+        r->chunk = NULL;
+        if (c->closing) {
+            c->sending = NULL;
+            req_sent(c, r);
+            return;
+        }
+        if (status < 0) {
+            stream__blog(c->broker, STREAM_BROKER_DEBUG, "connection %llu from %s: write: %s",
+                         (unsigned long long)c->id, c->peer, uv_strerror(status));
+            stream__conn_close(c);
+            return;
+        }
+        c->last_active_ms = uv_now(&c->broker->loop);
+        conn_flush(c);
+        return;
+    }
     bool close_after = r->close_after;
-    req_free(r);
+    req_sent(c, r);
     if (c->closing)
         return;
     if (status < 0) {
@@ -326,31 +417,161 @@ static void write_cb(uv_write_t *w, int status)
         stream__conn_close(c);
         return;
     }
-    c->last_active_ms = uv_now(&c->broker->loop);
-    if (close_after) {
+    after_write(c, close_after);
+}
+
+/* Hands the part p[0..n) of c->sending to libuv, which writes it when the
+ * socket has room and then calls write_cb. 0, or -1 (connection closed). */
+static int send_part(stream__conn *c, stream__req *r, const uint8_t *p, size_t n)
+{
+    uv_buf_t ub = uv_buf_init((char *)(uintptr_t)p, (unsigned int)n);
+    r->write.data = r;
+    if (uv_write(&r->write, (uv_stream_t *)&c->tcp, &ub, 1, write_cb) != 0) {
         stream__conn_close(c);
-        return;
+        return -1;
     }
-    if (c->draining && c->head == NULL && c->writes == 0) {
+    r->part_in_flight = true;
+    c->writes++;
+    return 0;
+}
+
+/* Writes c->sending (a response with file pieces) straight to the socket:
+ * its out bytes with send(), the file pieces with sendfile(), so the stored
+ * batches go from the page cache to the socket without a copy through this
+ * process. Only runs while libuv has nothing queued on the socket (writes
+ * == 0), so bytes never overtake each other. Returns 1 when all is written,
+ * 0 when a part is with libuv (the socket was full; write_cb goes on), -1
+ * when the connection was closed. */
+static int send_direct(stream__conn *c, stream__req *r)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
         stream__conn_close(c);
-        return;
+        return -1;
     }
-    maybe_resume(c);
+    for (;;) {
+        size_t mem_end = r->piece < r->nfiles ? r->files[r->piece].at : r->out.len;
+        if (r->sent_out < mem_end) {
+            /* MSG_MORE: file bytes follow, so the header waits for them
+             * rather than leaving in a packet of its own. */
+            int flags = MSG_NOSIGNAL | (r->piece < r->nfiles ? MSG_MORE : 0);
+            ssize_t n = send(fd, r->out.data + r->sent_out, mem_end - r->sent_out, flags);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                const uint8_t *p = r->out.data + r->sent_out;
+                size_t len = mem_end - r->sent_out;
+                r->sent_out = mem_end;
+                return send_part(c, r, p, len);
+            }
+            if (n < 0)
+                goto broken;
+            r->sent_out += (size_t)n;
+            continue;
+        }
+        if (r->piece == r->nfiles)
+            return 1;
+        stream__fpiece *fp = &r->files[r->piece];
+        if (r->piece_sent == fp->sl.len) {
+            r->piece++;
+            r->piece_sent = 0;
+            continue;
+        }
+        size_t left = fp->sl.len - r->piece_sent;
+        off_t pos = fp->sl.pos + (off_t)r->piece_sent;
+        ssize_t n = sendfile(fd, fp->sl.fd, &pos, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            size_t len = left < PART_CHUNK ? left : PART_CHUNK;
+            r->chunk = malloc(len);
+            if (r->chunk == NULL)
+                goto broken;
+            size_t done = 0;
+            while (done < len) {
+                ssize_t k = pread(fp->sl.fd, r->chunk + done, len - done,
+                                  fp->sl.pos + (off_t)(r->piece_sent + done));
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k <= 0)
+                    goto file_error;
+                done += (size_t)k;
+            }
+            r->piece_sent += len;
+            return send_part(c, r, r->chunk, len);
+        }
+        if (n == 0)
+            goto file_error; /* the file is shorter than its slice said */
+        if (n < 0) {
+            /* The socket failed, or (EIO) the file: either way the frame
+             * cannot be finished. */
+            if (errno == EIO || errno == EINVAL)
+                goto file_error;
+            goto broken;
+        }
+        r->piece_sent += (size_t)n;
+    }
+file_error:
+    /* Part of the frame is on the wire: the only way out is to close. */
+    stream__blog(c->broker, STREAM_BROKER_ERROR,
+                 "connection %llu from %s: cannot read a segment file for a fetch response; "
+                 "closing the connection",
+                 (unsigned long long)c->id, c->peer);
+    stream__conn_close(c);
+    return -1;
+broken:
+    stream__blog(c->broker, STREAM_BROKER_DEBUG, "connection %llu from %s: write: %s",
+                 (unsigned long long)c->id, c->peer, strerror(errno));
+    stream__conn_close(c);
+    return -1;
 }
 
 /* Writes done requests from the head of the queue, in order. */
 static void conn_flush(stream__conn *c)
 {
+    if (c->sending && !c->closing) {
+        if (c->sending->part_in_flight)
+            return; /* write_cb goes on */
+        stream__req *r = c->sending;
+        int rc = send_direct(c, r);
+        if (rc <= 0)
+            return;
+        c->sending = NULL;
+        bool close_after = r->close_after;
+        req_sent(c, r);
+        if (close_after) {
+            stream__conn_close(c);
+            return;
+        }
+    }
     while (!c->closing && c->head && c->head->done) {
         stream__req *r = c->head;
+        if (r->nfiles > 0 && c->writes > 0)
+            break; /* after libuv has written what is queued: write_cb calls us */
         c->head = r->next;
         if (c->head == NULL)
             c->tail = NULL;
         c->pending--;
         r->next = NULL;
-        if (r->silent || r->out.len == 0) {
-            c->out_bytes -= r->out.len;
-            req_free(r);
+        if (r->silent || (r->out.len == 0 && r->nfiles == 0)) {
+            req_sent(c, r);
+            continue;
+        }
+        if (r->nfiles > 0) {
+            c->sending = r;
+            int rc = send_direct(c, r);
+            if (rc < 0)
+                return;
+            if (rc == 0)
+                break;
+            c->sending = NULL;
+            bool close_after = r->close_after;
+            req_sent(c, r);
+            c->last_active_ms = uv_now(&c->broker->loop);
+            if (close_after) {
+                stream__conn_close(c);
+                return;
+            }
             continue;
         }
         uv_buf_t ub = uv_buf_init((char *)r->out.data, (unsigned int)r->out.len);
@@ -370,7 +591,7 @@ static void conn_flush(stream__conn *c)
     }
     if (c->closing)
         return;
-    if (c->draining && c->head == NULL && c->writes == 0) {
+    if (c->draining && c->head == NULL && c->writes == 0 && c->sending == NULL) {
         stream__conn_close(c);
         return;
     }
@@ -385,8 +606,11 @@ void stream__req_complete(stream__req *r)
     r->done = true;
     r->waiter = NULL;
     /* Counted from now, not from its write: a response finished behind a
-     * slow one (a long poll at the head) is memory held all the same. */
-    r->conn->out_bytes += r->out.len;
+     * slow one (a long poll at the head) is memory held all the same. File
+     * pieces count too: they pin segments, and the bound is about what a
+     * client that stops reading can make the broker hold. */
+    r->held = r->out.len + r->file_bytes;
+    r->conn->out_bytes += r->held;
     if (!r->conn->closing)
         conn_flush(r->conn);
 }

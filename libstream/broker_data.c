@@ -20,11 +20,14 @@
  *   timeout_ms passes: ETIMEDOUT for the partitions still waiting).
  * fetch: measures what is available without reading it; if that is below
  *   min_bytes (and nothing failed) the request parks for up to max_wait_ms and
- *   is woken by appends. The answer preads whole batches straight into the
- *   response buffer: at most max_bytes in total and each partition's own
- *   max_bytes, except that the first batch of the first partition with data
- *   is always sent whole, so a consumer makes progress past a batch larger
- *   than its limits. Fetch never creates topics (protocol.md 6.8, 12).
+ *   is woken by appends. The answer holds whole batches: at most max_bytes in
+ *   total and each partition's own max_bytes, except that the first batch of
+ *   the first partition with data is always sent whole, so a consumer makes
+ *   progress past a batch larger than its limits. Batches this broker process
+ *   appended itself go out with sendfile straight from the segment file (the
+ *   response carries the file range; broker_conn.c writes it); older ones are
+ *   pread into the response and CRC-checked first (trusted_from says why).
+ *   Fetch never creates topics (protocol.md 6.8, 12).
  * list_offsets: earliest (-2), latest (-1), or the first offset whose record
  *   timestamp is >= t, with that record's timestamp.
  * init_producer_id: a new producer id, unique for the life of the data
@@ -148,6 +151,34 @@ static stream_topic *find_topic(stream_broker *b, const req_topic *rt, bool crea
     return NULL;
 }
 
+/* The offset from which every batch of `log` was appended by this broker
+ * process, or INT64_MAX when that cannot be recorded (no memory).
+ *
+ * Set the first time produce or fetch meets the log, to its end offset
+ * then: every batch at or above it came in through produce, which checked
+ * its CRC and header before writing it (stream_batch_check), or from the
+ * broker's own group offsets. Batches below it were on disk when the broker
+ * started; recovery vouches only for what it scanned, and after a clean stop
+ * it scans nothing, so damage done to the files between runs would go
+ * unnoticed. Those are CRC-checked by fetch before they are served
+ * (checked_prefix); the others are sent as they are, with sendfile. What
+ * could still damage them - the disk corrupting bytes under the page cache
+ * while the broker runs - is what the consumer's own CRC check is for
+ * (check_crc, on by default), as in Kafka, whose broker never checks a
+ * fetch. Truncation only makes the bound more careful: offsets appended
+ * again below it are checked. */
+static int64_t trusted_from(stream_broker *b, stream_log *log)
+{
+    stream__pstate *ps = stream__pstate_get(b, log, true);
+    if (ps == NULL)
+        return INT64_MAX;
+    if (!ps->trust_known) {
+        ps->trust_known = true;
+        ps->trusted_from = stream_log_end_offset(log);
+    }
+    return ps->trusted_from;
+}
+
 static stream_log *find_partition(const stream_topic *t, int64_t partition, int *err, char *msg,
                                   size_t msg_len)
 {
@@ -256,6 +287,7 @@ static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp
         return 0;
     size_t count;
     bool idempotent;
+    trusted_from(b, log); /* before the first append: see trusted_from */
     pp->err = check_batches(p, len, t->log_config.max_message_bytes, &count, &idempotent, pp->msg,
                             sizeof(pp->msg));
     if (pp->err != 0)
@@ -614,6 +646,26 @@ static ssize_t recode_damaged(stream_buf *out, msgpack_packer *pk, size_t mark, 
     return (ssize_t)good;
 }
 
+/* Finishes a fetch response: as stream__reply_finish, with the length
+ * prefix counting the file pieces that go out between out's bytes. */
+static void fetch_finish(stream__req *r, stream_frame *f, uint64_t id)
+{
+    if (r->nfiles == 0) {
+        stream__reply_finish(r, f, id);
+        return;
+    }
+    size_t n = r->out.len - f->start - STREAM_FRAME_HEADER_SIZE;
+    int err = r->out.oom ? STREAM_ENOMEM : n + r->file_bytes > UINT32_MAX ? STREAM_ETOOLARGE : 0;
+    if (err != 0) {
+        stream__req_drop_files(r);
+        stream_frame_abort(f);
+        stream__reply_error(r, id, err, err == STREAM_ETOOLARGE ? "response too large" : NULL);
+        return;
+    }
+    stream_buf_patch_be32(&r->out, f->start, (uint32_t)(n + r->file_bytes));
+    stream__req_complete(r);
+}
+
 static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
 {
     stream_frame f;
@@ -639,8 +691,9 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
             snprintf(msg, sizeof(msg), "%s", tmsg);
             stream_log *log = t ? find_partition(t, fp->partition, &err, msg, sizeof(msg)) : NULL;
             stream_log_slice sl = {0};
-            int64_t hwm = -1, lso = -1;
+            int64_t hwm = -1, lso = -1, trusted = INT64_MAX;
             if (log) {
+                trusted = trusted_from(b, log);
                 size_t left = used < s->max_bytes ? s->max_bytes - used : 0;
                 size_t limit = fp->max_bytes < left ? fp->max_bytes : left;
                 err = stream_log_read(log, fp->offset, limit ? limit : 1, &sl);
@@ -671,10 +724,22 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
             stream_pack_kv_int(&f.pk, "log_start_offset", lso);
             stream_pack_key(&f.pk, "records");
             msgpack_pack_bin(&f.pk, n);
+            if (n > 0 && sl.first_offset >= trusted) {
+                /* Written by this process: sent from the file (sendfile). */
+                if (stream__req_add_file(r, &sl) != 0) {
+                    stream__req_drop_files(r);
+                    stream_frame_abort(&f);
+                    stream__reply_error(r, s->id, STREAM_ENOMEM, NULL);
+                    return;
+                }
+                used += n;
+                continue;
+            }
             if (n > 0 && read_slice(&r->out, &sl) != 0) {
                 stream__blog(b, STREAM_BROKER_ERROR, "%s-%d: cannot read the log at offset %lld",
                              t->name, (int)fp->partition, (long long)fp->offset);
                 stream_log_slice_release(&sl);
+                stream__req_drop_files(r);
                 stream_frame_abort(&f);
                 stream__reply_error(r, s->id, STREAM_EIO, "cannot read the log");
                 return;
@@ -693,6 +758,7 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                     recode_damaged(&r->out, &f.pk, mark, n, good, fp->partition, hwm, lso, msg);
                 if (left < 0) {
                     stream_log_slice_release(&sl);
+                    stream__req_drop_files(r);
                     stream_frame_abort(&f);
                     stream__reply_error(r, s->id, STREAM_ENOMEM, NULL);
                     return;
@@ -703,7 +769,7 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
             stream_log_slice_release(&sl);
         }
     }
-    stream__reply_finish(r, &f, s->id);
+    fetch_finish(r, &f, s->id);
 }
 
 static void fetch_done(stream_broker *b, stream__req *r, void *state, stream__wait_reason why)

@@ -43,7 +43,22 @@ typedef struct stream__req stream__req;
 typedef struct stream__waiter stream__waiter;
 typedef struct stream__pstate stream__pstate;
 
-/* One request from its frame until its response is written (or dropped). */
+/* A run of a segment file that belongs in a response between two bytes of
+ * its `out` buffer: fetch sends stored batches with sendfile(2) instead of
+ * copying them through memory. */
+typedef struct stream__fpiece {
+    size_t at;          /* position in out before which the file bytes go */
+    stream_log_slice sl; /* the range (fd, pos, len); pinned until the piece is freed */
+} stream__fpiece;
+
+/* One request from its frame until its response is written (or dropped).
+ *
+ * The response is `out`, or, when `nfiles` > 0, out's bytes with the file
+ * pieces spliced in at their `at` positions (in increasing order; the frame's
+ * length prefix counts both). Such a response is written by broker_conn.c
+ * itself (send + sendfile on the socket) once libuv has nothing queued on the
+ * connection; when the socket is full, the next part goes through one
+ * uv_write (file bytes copied into `chunk`) so that libuv waits for room. */
 struct stream__req {
     stream__conn *conn;     /* the connection it came on */
     stream__req *next;      /* next in the connection's pending queue */
@@ -52,7 +67,16 @@ struct stream__req {
     bool done;              /* out holds the whole response */
     bool silent;            /* acks=0 produce: nothing is sent back */
     bool close_after;       /* close the connection once this is written */
-    uv_write_t write;       /* the write of `out`, once handed to libuv */
+    uv_write_t write;       /* the write of `out` (or of a part), once handed to libuv */
+    size_t held;            /* bytes counted in conn->out_bytes (out + file bytes) */
+    stream__fpiece *files;  /* file pieces of the response (owned), or NULL */
+    size_t nfiles, files_cap;
+    size_t file_bytes;      /* sum of the pieces' lengths */
+    size_t sent_out;        /* direct write: bytes of out written (or handed to libuv) */
+    size_t piece;           /* direct write: the file piece being sent */
+    size_t piece_sent;      /* direct write: its bytes written (or handed to libuv) */
+    uint8_t *chunk;         /* direct write: file bytes handed to a uv_write, or NULL */
+    bool part_in_flight;    /* direct write: a uv_write of a part is outstanding */
 };
 
 /* One client connection. */
@@ -67,6 +91,8 @@ struct stream__conn {
     size_t pending;            /* requests in the queue */
     size_t out_bytes;          /* bytes of finished responses not yet written */
     int writes;                /* uv_write calls in flight */
+    stream__req *sending;      /* the response with file pieces being written
+                                  directly (out of the queue), or NULL */
     uint64_t last_active_ms;   /* uv_now of the last read or completed write */
     stream_msg msg;            /* the request being decoded (its zone is reused) */
     int version;               /* protocol version agreed in hello */
@@ -100,6 +126,10 @@ struct stream__pstate {
     struct stream__wlink *produce_waiters; /* acks=all produces waiting on durability */
     stream__pstate *dnext;                 /* in the broker's list of logs with produce waiters */
     bool in_durable_list;                  /* on that list */
+    bool trust_known;                      /* trusted_from is set (broker_data.c) */
+    int64_t trusted_from;                  /* batches at or above this offset were appended
+                                              by this broker process (CRC-checked on
+                                              produce): fetch may sendfile them unchecked */
 };
 
 struct stream_broker {
@@ -186,6 +216,12 @@ void stream__conn_on_connection(uv_stream_t *server, int status);
 stream__req *stream__req_new(stream__conn *c);
 /* Marks req done and writes whatever is ready at the head of its queue. */
 void stream__req_complete(stream__req *r);
+/* Appends a file piece to r's response at the current end of r->out (the
+ * caller has just packed the bin header the bytes belong to). Takes the
+ * slice's pin, also on failure (then released). 0 or STREAM_ENOMEM. */
+int stream__req_add_file(stream__req *r, stream_log_slice *sl);
+/* Releases r's file pieces (before r->out is replaced by an error). */
+void stream__req_drop_files(stream__req *r);
 /* Closes the connection now (pending requests dropped, waiters cancelled). */
 void stream__conn_close(stream__conn *c);
 /* Stops reading; closes once every queued response is written. Frames

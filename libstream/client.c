@@ -20,9 +20,20 @@
  * protocol error that closes the connection. A request without a response
  * (acks=0 produce) completes when its last byte is written.
  *
+ * Input: frames are read into one buffer (`in`). A frame larger than
+ * LARGE_FRAME (a fetch response) gets a buffer sized to it, starting with
+ * its length prefix, and is read up to its last byte and no further, so
+ * that when it is handled nothing else is in that buffer: the callback may
+ * take the buffer (stream__resp_take) and keep the records where they were
+ * received, instead of copying them, and give it back when done
+ * (stream__client_give_back), to be read into again. Buffers given back are
+ * kept (SPARES of them) so a steady stream of large responses reuses the
+ * same memory instead of faulting fresh pages in for every one.
+ *
  * The metadata cache and the metadata calls live in client_metadata.c.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,8 +52,12 @@
 
 /* Frames written per sendmsg call at most. */
 #define MAX_IOV 64
-/* Bytes read per read() call. */
+/* Bytes read per read() call (small frames). */
 #define READ_CHUNK (256 * 1024)
+/* Frames (prefix included) over this get a buffer of their own. */
+#define LARGE_FRAME (64 * 1024)
+/* Buffers given back and kept for reuse. */
+#define SPARES 2
 
 typedef struct creq {
     struct creq *next;
@@ -97,7 +112,13 @@ struct stream_client {
     char addr[300];           /* "host:port" of brokers[bi] */
     int last_err;             /* last connect failure */
     char last_msg[512];       /* its message ("cannot connect to ...") */
-    stream_frame_reader fr;   /* input framing */
+    uint8_t *in;              /* input buffer (NULL after a take) */
+    size_t in_cap;            /* its size */
+    size_t in_start;          /* first byte not handled yet (a length prefix) */
+    size_t in_len;            /* bytes read into it */
+    bool in_takeable;         /* the frame being handled ends at in_len */
+    uint8_t *spare[SPARES];   /* buffers given back, for reuse */
+    size_t spare_cap[SPARES]; /* their sizes (0: none) */
     stream_msg msg;           /* the response being handled */
 
     /* requests */
@@ -276,7 +297,6 @@ int stream_client_new(const stream_client_conf *conf, stream_client **out, char 
     c->fd = -1;
     c->next_id = 1;
     c->backoff_ms = conf->reconnect_backoff_ms;
-    stream_frame_reader_init(&c->fr, conf->max_frame_bytes);
     stream_msg_init(&c->msg);
     rc = stream_parse_hostport_list(conf->brokers ? conf->brokers : STREAM_DEFAULT_BROKERS,
                                     STREAM_DEFAULT_PORT, &c->brokers, &c->broker_count, errbuf,
@@ -306,8 +326,7 @@ static void close_socket(stream_client *c)
         freeaddrinfo(c->ai_list);
     c->ai_list = c->ai_next = NULL;
     /* Bytes of a half-read frame belong to the dead connection. */
-    stream_frame_reader_release(&c->fr);
-    stream_frame_reader_init(&c->fr, c->conf.max_frame_bytes);
+    c->in_start = c->in_len = 0;
 }
 
 void stream_client_free(stream_client *c)
@@ -322,7 +341,9 @@ void stream_client_free(stream_client *c)
         creq_free(r);
     creq_free(c->building);
     stream_buf_release(&c->sink);
-    stream_frame_reader_release(&c->fr);
+    free(c->in);
+    for (int i = 0; i < SPARES; i++)
+        free(c->spare[i]);
     stream_msg_release(&c->msg);
     stream__md_cache_release(&c->md);
     free(c->ticks);
@@ -558,8 +579,7 @@ static int try_next_address(stream_client *c, int err, const char *reason)
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
-        stream_frame_reader_release(&c->fr);
-        stream_frame_reader_init(&c->fr, c->conf.max_frame_bytes);
+        c->in_start = c->in_len = 0;
     }
     while (c->ai_next) {
         struct addrinfo *ai = c->ai_next;
@@ -821,19 +841,130 @@ static int handle_frame(stream_client *c, const uint8_t *p, size_t len)
     return 1;
 }
 
+/* A spare buffer of at least `need` bytes (the smallest that fits), or a new
+ * one; NULL without memory. *cap gets its size. */
+static uint8_t *buffer_get(stream_client *c, size_t need, size_t *cap)
+{
+    int best = -1;
+    for (int i = 0; i < SPARES; i++)
+        if (c->spare[i] && c->spare_cap[i] >= need &&
+            (best < 0 || c->spare_cap[i] < c->spare_cap[best]))
+            best = i;
+    if (best >= 0) {
+        uint8_t *p = c->spare[best];
+        *cap = c->spare_cap[best];
+        c->spare[best] = NULL;
+        c->spare_cap[best] = 0;
+        return p;
+    }
+    /* Some room over the frame: the next responses are about as large and
+     * then fit in this buffer when it comes back. */
+    size_t want = need > LARGE_FRAME ? need + need / 8 : need;
+    uint8_t *p = malloc(want);
+    *cap = p ? want : 0;
+    return p;
+}
+
+void stream__client_give_back(stream_client *c, void *buf, size_t cap)
+{
+    if (!buf)
+        return;
+    int slot = -1;
+    for (int i = 0; i < SPARES; i++) {
+        if (!c->spare[i]) {
+            slot = i;
+            break;
+        }
+        if (c->spare_cap[i] < cap && (slot < 0 || c->spare_cap[i] < c->spare_cap[slot]))
+            slot = i; /* keep the larger ones */
+    }
+    if (slot < 0) {
+        free(buf);
+        return;
+    }
+    free(c->spare[slot]);
+    c->spare[slot] = buf;
+    c->spare_cap[slot] = cap;
+}
+
+void *stream__resp_take(stream_client *c, const stream__resp *r, size_t *cap)
+{
+    *cap = 0;
+    if (!c->in_takeable || !c->in || !r->payload || r->payload < c->in ||
+        r->payload + r->payload_len > c->in + c->in_len)
+        return NULL;
+    uint8_t *p = c->in;
+    *cap = c->in_cap;
+    c->in = NULL;
+    c->in_cap = c->in_start = c->in_len = 0;
+    c->in_takeable = false;
+    return p;
+}
+
+/* A length prefix of n bytes that no frame may have: drops the connection
+ * (EPROTO, as for any bytes that are not our protocol). Returns callbacks
+ * run. */
+static int bad_length(stream_client *c, uint32_t n)
+{
+    char why[300];
+    if (n == 0)
+        snprintf(why, sizeof why, "bad frame: frame with length 0");
+    else
+        snprintf(why, sizeof why,
+                 "bad frame: frame of %" PRIu32 " bytes exceeds the maximum of %u bytes", n,
+                 (unsigned)c->conf.max_frame_bytes);
+    return conn_lost(c, STREAM_EPROTO, why);
+}
+
+/* Makes room in `in` for the next read; *want gets the bytes to ask for.
+ * The pending frame's length prefix, if any, was checked. Returns 0 or
+ * STREAM_ENOMEM. */
+static int in_prepare(stream_client *c, size_t *want)
+{
+    size_t pending = c->in_len - c->in_start;
+    size_t frame = 0; /* the pending frame's size with its prefix, when known */
+    if (pending >= STREAM_FRAME_HEADER_SIZE)
+        frame = STREAM_FRAME_HEADER_SIZE + (size_t)stream_load_be32(c->in + c->in_start);
+    if (pending == 0)
+        c->in_start = c->in_len = 0;
+    size_t need = frame > LARGE_FRAME ? frame : READ_CHUNK;
+    if (!c->in || c->in_cap - c->in_start < need) {
+        /* Move the pending bytes to the front of a buffer that fits. */
+        if (c->in && c->in_cap >= need) {
+            memmove(c->in, c->in + c->in_start, pending);
+        } else {
+            size_t cap;
+            uint8_t *p = buffer_get(c, need, &cap);
+            if (!p)
+                return STREAM_ENOMEM;
+            if (pending)
+                memcpy(p, c->in + c->in_start, pending);
+            stream__client_give_back(c, c->in, c->in_cap);
+            c->in = p;
+            c->in_cap = cap;
+        }
+        c->in_start = 0;
+        c->in_len = pending;
+    }
+    if (frame > LARGE_FRAME)
+        *want = c->in_start + frame - c->in_len; /* up to its end, no further */
+    else
+        *want = c->in_cap - c->in_len;
+    return 0;
+}
+
 /* Reads what is there and handles whole frames. Returns callbacks run, or a
  * negative count - 1 when the connection dropped. */
 static int read_in(stream_client *c)
 {
     int ran = 0;
     for (;;) {
-        uint8_t *p;
-        size_t avail;
-        if (stream_frame_reader_prepare(&c->fr, READ_CHUNK, &p, &avail) < 0) {
+        size_t want;
+        if (in_prepare(c, &want) < 0) {
             ran += conn_lost(c, STREAM_ENOMEM, "out of memory");
             return -1 - ran;
         }
-        ssize_t n = read(c->fd, p, avail);
+        ssize_t n = read(c->fd, c->in + c->in_len, want);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -844,14 +975,22 @@ static int read_in(stream_client *c)
             ran += conn_lost(c, err, why);
             return -1 - ran;
         }
-        char eb[256];
-        int rc = stream_frame_reader_commit(&c->fr, (size_t)n, eb, sizeof eb);
-        const uint8_t *payload;
-        size_t plen;
-        int fr;
+        c->in_len += (size_t)n;
         conn_state before = c->state;
-        while ((fr = stream_frame_reader_next(&c->fr, &payload, &plen)) == 1) {
+        while (c->in_len - c->in_start >= STREAM_FRAME_HEADER_SIZE) {
+            uint32_t len = stream_load_be32(c->in + c->in_start);
+            if (len == 0 || len > c->conf.max_frame_bytes) {
+                ran += bad_length(c, len);
+                return -1 - ran;
+            }
+            size_t plen = len;
+            if (c->in_len - c->in_start - STREAM_FRAME_HEADER_SIZE < plen)
+                break;
+            const uint8_t *payload = c->in + c->in_start + STREAM_FRAME_HEADER_SIZE;
+            c->in_start += STREAM_FRAME_HEADER_SIZE + plen;
+            c->in_takeable = c->in_start == c->in_len;
             int h = handle_frame(c, payload, plen);
+            c->in_takeable = false;
             if (h < 0)
                 return -1 - ran;
             ran += h;
@@ -859,13 +998,7 @@ static int read_in(stream_client *c)
             if (c->state != before || c->fd < 0)
                 return ran;
         }
-        if (fr < 0 || rc < 0) {
-            char why[300];
-            snprintf(why, sizeof why, "bad frame: %s", eb);
-            ran += conn_lost(c, STREAM_EPROTO, why);
-            return -1 - ran;
-        }
-        if ((size_t)n < avail)
+        if ((size_t)n < want)
             return ran; /* drained the socket for now */
     }
 }

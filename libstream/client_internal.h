@@ -61,6 +61,18 @@ msgpack_packer *stream__req_begin(stream_client *c, stream_op op, size_t nfields
 int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int extra_timeout_ms,
                          int flags);
 
+/* Takes the buffer a response was received in, so that its payload (and
+ * what root points into) stays valid after the callback: call it from the
+ * callback. Only a frame larger than 64 KiB that nothing else shares a
+ * buffer with can be taken; otherwise NULL (copy what you need). The
+ * payload is inside the returned buffer; *cap gets its size. Hand it back
+ * with stream__client_give_back (or free it). */
+void *stream__resp_take(stream_client *c, const stream__resp *r, size_t *cap);
+
+/* Returns a buffer from stream__resp_take (cap: its size) for reuse; NULL
+ * is a no-op. */
+void stream__client_give_back(stream_client *c, void *buf, size_t cap);
+
 /* Drops the request begun last. */
 void stream__req_abort(stream_client *c);
 

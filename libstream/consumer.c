@@ -13,8 +13,12 @@
  * caller working through a response has the next one coming meanwhile, and
  * memory stays within about two responses (2 x max_bytes).
  *
- * A response is copied when it arrives (the records bins only, into one
- * allocation), so its records can be handed out while the client reads on.
+ * A large response stays in the buffer it was received in: the consumer
+ * takes that buffer from the client (stream__resp_take), hands out records
+ * straight from it, and gives it back when the response is used up, so the
+ * records are never copied in this process and the same memory is read into
+ * again. A small response (or one the client cannot hand over) has its
+ * records bins copied into one allocation.
  * Every assigned partition has an epoch, bumped by seek, unassign and offset
  * resets; fetched data tagged with an older epoch is dropped unread.
  *
@@ -76,7 +80,8 @@ typedef struct fentry {
 /* A fetch response being consumed or waiting to be. */
 typedef struct fbuf {
     struct fbuf *next;
-    uint8_t *data; /* the records bins, back to back */
+    uint8_t *data;   /* the client's receive buffer (taken), or the records bins copied */
+    size_t data_cap; /* taken: the buffer's size, for stream__client_give_back; else 0 */
     fentry *entries;
     size_t n;
     size_t ei;          /* the entry being consumed */
@@ -122,6 +127,9 @@ typedef struct fetch_ctx {
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
+/* Responses with at least this many record bytes are kept in the client's
+ * receive buffer instead of copied (smaller ones may share it). */
+#define TAKE_MIN_BYTES (64 * 1024)
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -169,7 +177,7 @@ int stream_consumer_new(stream_client *c, const stream_consumer_conf *conf, stre
     return 0;
 }
 
-static void fbuf_free(fbuf *b)
+static void fbuf_free(stream_consumer *co, fbuf *b)
 {
     if (!b)
         return;
@@ -178,7 +186,10 @@ static void fbuf_free(fbuf *b)
     for (size_t i = 0; i < b->n; i++)
         free(b->entries[i].msg);
     free(b->entries);
-    free(b->data);
+    if (b->data_cap)
+        stream__client_give_back(co->c, b->data, b->data_cap);
+    else
+        free(b->data);
     free(b);
 }
 
@@ -200,11 +211,11 @@ void stream_consumer_free(stream_consumer *co)
     if (co->fetch_id)
         stream__req_cancel(co->c, co->fetch_id);
     fetch_ctx_free(co->fetch);
-    fbuf_free(co->cur);
+    fbuf_free(co, co->cur);
     while (co->queue_head) {
         fbuf *b = co->queue_head;
         co->queue_head = b->next;
-        fbuf_free(b);
+        fbuf_free(co, b);
     }
     for (size_t i = co->events_head; i < co->nevents; i++)
         free(co->events[i].msg);
@@ -705,7 +716,11 @@ static void fetch_cb(stream_client *c, const stream__resp *r, void *arg)
         if (ans[i] && stream_field_bin_opt(ans[i], "records", &p, &len, NULL, 0) == 0)
             total += len;
     }
-    b->data = malloc(total ? total : 1);
+    /* Big responses are kept where they were received (the file comment). */
+    if (total >= TAKE_MIN_BYTES)
+        b->data = stream__resp_take(c, r, &b->data_cap);
+    if (!b->data)
+        b->data = malloc(total ? total : 1);
     if (!b->data)
         goto oom;
     size_t off = 0;
@@ -738,7 +753,10 @@ static void fetch_cb(stream_client *c, const stream__resp *r, void *arg)
                                  0);
             stream_field_bin_opt(ans[i], "records", &p, &len, NULL, 0);
             e->err = -(int)err;
-            if (len) {
+            if (len && b->data_cap) {
+                e->records = p; /* in the taken buffer */
+                e->len = len;
+            } else if (len) {
                 memcpy(b->data + off, p, len);
                 e->records = b->data + off;
                 e->len = len;
@@ -773,7 +791,7 @@ static void fetch_cb(stream_client *c, const stream__resp *r, void *arg)
     return;
 oom:
     free(ans);
-    fbuf_free(b);
+    fbuf_free(co, b);
     for (size_t i = 0; i < f->n; i++)
         if (f->cps[i]->epoch == f->epochs[i])
             back_off(f->cps[i], now);
@@ -954,7 +972,22 @@ static bool next_batch(stream_consumer *co, fbuf *b)
         int rc = stream_record_iter_start(&b->it, p, info.size);
         if (rc < 0) {
             stream_record_iter_stop(&b->it);
-            batch_error(co, cp, rc, stream_strerror(rc));
+            /* A CRC that holds over bytes that do not decompress: the
+             * producer wrote them so. Say which batch and which codec. */
+            stream_codec codec = (stream_codec)(info.attributes & STREAM_BATCH_ATTR_CODEC_MASK);
+            if (codec != STREAM_CODEC_NONE)
+                stream__errf(eb, sizeof eb,
+                             "the %s-compressed batch of offsets %lld..%lld cannot be "
+                             "decompressed (%s): it was damaged before it was stored",
+                             stream_codec_name(codec), (long long)info.base_offset,
+                             (long long)(info.base_offset + info.last_offset_delta),
+                             stream_strerror(rc));
+            else
+                stream__errf(eb, sizeof eb, "the batch of offsets %lld..%lld is malformed (%s)",
+                             (long long)info.base_offset,
+                             (long long)(info.base_offset + info.last_offset_delta),
+                             stream_strerror(rc));
+            batch_error(co, cp, rc, eb);
             return false;
         }
         b->iter_active = true;
@@ -1047,7 +1080,9 @@ static int next_record(stream_consumer *co, stream_consumer_event *ev)
 
 int stream_consumer_poll(stream_consumer *co, int timeout_ms, stream_consumer_event *ev)
 {
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : stream__client_mono_ms() + timeout_ms;
+    /* Read from the clock only once the buffered records run out: a record
+     * taken from a buffer must cost no system call. */
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : -1;
     memset(ev, 0, sizeof *ev);
     if (co->group) {
         /* The caller asks for more: the record the last call returned
@@ -1070,7 +1105,7 @@ int stream_consumer_poll(stream_consumer *co, int timeout_ms, stream_consumer_ev
             if (co->events_head < co->nevents)
                 continue;
             /* Used up: the previous call's record was the last borrower. */
-            fbuf_free(co->cur);
+            fbuf_free(co, co->cur);
             co->cur = NULL;
             co->queued--;
         }
@@ -1087,6 +1122,8 @@ int stream_consumer_poll(stream_consumer *co, int timeout_ms, stream_consumer_ev
         if (stream_consumer_done(co))
             return 0;
         int64_t now = stream__client_mono_ms();
+        if (deadline < 0)
+            deadline = now + timeout_ms;
         if (now >= deadline && timeout_ms >= 0) {
             /* One non-blocking look so timeout 0 still makes progress. */
             int rc = stream_client_poll(co->c, 0);

@@ -232,3 +232,69 @@ wait_for() {
     run -1 --separate-stderr bash -c 'stream-sub -t full -e >/dev/full'
     [[ "$stderr" == "stream-sub: cannot write standard output: "* ]]
 }
+
+# ---- compressed batches --------------------------------------------------------------
+
+@test "batches of every codec are read back without telling stream-sub the codec" {
+    local z
+    for z in none gzip snappy lz4 zstd; do
+        seq 1 50 | sed "s/^/$z-/" | stream-pub -t codecs -z "$z"
+    done
+    run stream-sub -t codecs -e
+    assert_success
+    [ "${#lines[@]}" -eq 250 ]
+    for z in none gzip snappy lz4 zstd; do
+        [ "$(grep -c "^$z-" <<<"$output")" -eq 50 ]
+        assert_line "$z-1"
+        assert_line "$z-50"
+    done
+}
+
+# Produces, over the raw protocol, one batch of 3 records whose attributes say
+# codec $2 (1 gzip, 2 snappy, 3 lz4, 4 zstd) and whose records are garbage
+# under a correct CRC, to topic $1 partition 0.
+produce_garbled() {
+    FAULTS=$BATS_TEST_DIRNAME/faults python3 - "$STREAM_BROKERS" "$1" "$2" <<'PY'
+import os, struct, sys
+sys.path.insert(0, os.environ["FAULTS"])
+import faultclient as fc
+target, topic, codec = sys.argv[1], sys.argv[2], int(sys.argv[3])
+b = bytearray(fc.record_batch([b"x", b"y", b"z"]))
+b[61:] = bytes((0xA5 ^ (i * 31)) & 0xFF for i in range(200))
+struct.pack_into(">i", b, 8, len(b) - 12)        # batchLength
+struct.pack_into(">h", b, 21, codec)             # attributes: the codec
+struct.pack_into(">I", b, 17, fc.crc32c(bytes(b[21:])))
+c = fc.Conn(target)
+c.hello()
+r = c.request({"op": "produce", "acks": -1, "topics": [{"name": topic, "partitions": [
+    {"partition": 0, "records": bytes(b)}]}]})
+err = r["topics"][0]["partitions"][0]["err"]
+sys.exit("produce failed: %r" % r if err else 0)
+PY
+}
+
+@test "a compressed batch that does not decompress: the records before it, one clear error, exit 1" {
+    local codec n=1
+    stream-topics create garbled -p 1
+    for codec in gzip snappy lz4 zstd; do
+        printf 'good-%s\n' "$codec" | stream-pub -t garbled -z "$codec"
+        produce_garbled garbled "$n"
+        n=$((n + 1))
+    done
+    # The first damaged batch (gzip, offsets 1..3) stops the read.
+    run --separate-stderr stream-sub -t garbled -e
+    assert_failure 1
+    assert_output "good-gzip"
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [[ $stderr == *"topic 'garbled' partition 0 at offset 1: the gzip-compressed batch of offsets 1..3 cannot be decompressed"* ]]
+    # Each codec's damaged batch is reported the same way: good-CODEC is at
+    # offset 4k, its damaged batch at 4k+1..4k+3.
+    local at=1
+    for codec in snappy lz4 zstd; do
+        at=$((at + 4))
+        run --separate-stderr stream-sub -t garbled -o "$((at - 1))" -e
+        assert_failure 1
+        assert_output "good-$codec"
+        [[ $stderr == *"the $codec-compressed batch of offsets $at..$((at + 2)) cannot be decompressed"* ]]
+    done
+}

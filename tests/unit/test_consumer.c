@@ -1,0 +1,557 @@
+/*
+ * test_consumer.c - the consumer's fetch path against a real stream-broker
+ * process ($STREAM_BUILD/stream-broker): batches of every codec consumed by a
+ * consumer that was not told the codec, a batch whose CRC holds over bytes
+ * that do not decompress (an error event, never a crash), large responses
+ * kept in the client's receive buffer, and fetch answers that are the stored
+ * bytes exactly, whether the broker sends them from the file (batches it
+ * appended itself: sendfile) or reads and CRC-checks them (batches it found
+ * on disk at start), across segment rolls, large and small max_bytes, several
+ * partitions in one response and a reader slower than the broker.
+ *
+ * Batches are produced over the raw wire (wire.h), so the test decides every
+ * byte of them; the consumer is libstream's.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+
+#include "stream/client.h"
+#include "stream/crc32c.h"
+#include "wire.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+typedef struct fixture {
+    wire_broker b;
+    int fd; /* a raw connection (hello said) */
+} fixture;
+
+static const char *const small_segments[] = {"segment.bytes=65536", "index.interval.bytes=1024",
+                                             NULL};
+
+static int start(void **state, const char *const *sets)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    wire_broker_start(&f->b, "test_consumer", sets);
+    f->fd = wire_connect(f->b.port);
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return start(state, small_segments);
+}
+
+/* Default (1 GiB) segments: answers of many megabytes. */
+static int setup_big(void **state)
+{
+    return start(state, NULL);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->b.pid > 0)
+        wire_broker_stop(&f->b);
+    wire_rm_rf(f->b.dir);
+    free(f);
+    return 0;
+}
+
+/* Restarts the broker cleanly on the same data (a new port). */
+static void restart(fixture *f)
+{
+    close(f->fd);
+    assert_int_equal(wire_broker_stop(&f->b), 0);
+    wire_broker_start(&f->b, "test_consumer", small_segments);
+    f->fd = wire_connect(f->b.port);
+}
+
+/* Produces the batches in p[0..len) to topic/partition (acks=all); returns
+ * the partition's error, and the base offset in *base. */
+static int produce_raw(int fd, const char *topic, int32_t partition, const uint8_t *p, size_t len,
+                       int64_t *base)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    stream_frame f;
+    stream_frame_start(&f, &b);
+    uint64_t id = wire_id();
+    stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, id, 2);
+    stream_pack_kv_int(&f.pk, "acks", -1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 2);
+    stream_pack_kv_cstr(&f.pk, "name", topic);
+    stream_pack_key(&f.pk, "partitions");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 2);
+    stream_pack_kv_int(&f.pk, "partition", partition);
+    stream_pack_kv_bin(&f.pk, "records", p, len);
+    assert_int_equal(stream_frame_finish(&f), 0);
+    wire_resp r;
+    wire_call(fd, &b, id, &r);
+    assert_int_equal(r.err, 0);
+    const msgpack_object *pr =
+        wire_elem(wire_array(wire_elem(wire_array(&r.msg.root, "topics"), 0), "partitions"), 0);
+    int err = -(int)wire_int(pr, "err");
+    if (base)
+        *base = wire_int(pr, "base_offset");
+    wire_resp_release(&r);
+    return err;
+}
+
+/* The value of record i of batch `tag`: repetitive (so it compresses) and
+ * distinct. */
+static int value_of(char *buf, size_t len, const char *tag, int i, int size)
+{
+    int n = snprintf(buf, len, "%s-%06d-", tag, i);
+    while (n < size && (size_t)n < len - 1) {
+        buf[n] = (char)('a' + (n + i) % 7);
+        n++;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* A batch of n records (tag-based values of `size` bytes) in `codec`,
+ * appended to out. */
+static void build_batch(stream_buf *out, stream_codec codec, const char *tag, int n, int size)
+{
+    stream_batch_builder bb;
+    stream_batch_builder_init(&bb);
+    assert_int_equal(stream_batch_builder_set_codec(&bb, codec, 0), 0);
+    for (int i = 0; i < n; i++) {
+        char v[4096];
+        int vl = value_of(v, sizeof(v), tag, i, size);
+        char k[32];
+        int kl = snprintf(k, sizeof(k), "k%d", i);
+        assert_int_equal(stream_batch_builder_append(&bb, 1700000000000 + i, k, kl, v, vl, NULL, 0),
+                         0);
+    }
+    const uint8_t *p;
+    size_t len;
+    assert_int_equal(stream_batch_builder_finish(&bb, &p, &len), 0);
+    stream_buf_put(out, p, len);
+    assert_false(out->oom);
+    stream_batch_builder_release(&bb);
+}
+
+static stream_client *client_for(const fixture *f)
+{
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", f->b.port);
+    stream_client_conf conf;
+    stream_client_conf_init(&conf);
+    conf.brokers = addr;
+    stream_client *c = NULL;
+    char err[256];
+    if (stream_client_new(&conf, &c, err, sizeof(err)) != 0)
+        fail_msg("client: %s", err);
+    return c;
+}
+
+static stream_consumer *consumer_for(stream_client *c, const char *topic, int32_t max_bytes)
+{
+    stream_consumer_conf conf;
+    stream_consumer_conf_init(&conf);
+    conf.stop_at_end = true;
+    if (max_bytes > 0)
+        conf.max_bytes = conf.max_partition_bytes = max_bytes;
+    stream_consumer *co = NULL;
+    char err[256];
+    if (stream_consumer_new(c, &conf, &co, err, sizeof(err)) != 0)
+        fail_msg("consumer: %s", err);
+    if (stream_consumer_assign(co, topic, STREAM_PARTITION_ALL, NULL, err, sizeof(err)) != 0)
+        fail_msg("assign: %s", err);
+    return co;
+}
+
+/* ---- codecs --------------------------------------------------------------- */
+
+static const stream_codec codecs[] = {STREAM_CODEC_NONE, STREAM_CODEC_GZIP, STREAM_CODEC_SNAPPY,
+                                      STREAM_CODEC_LZ4, STREAM_CODEC_ZSTD};
+#define NCODECS (sizeof(codecs) / sizeof(codecs[0]))
+
+/* One partition holding batches of every codec, one after the other, twice
+ * (so the codec changes from batch to batch): the consumer, which is never
+ * told a codec, returns every record in order with its key and value. */
+static void test_each_codec_is_consumed_without_being_told(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(wire_create_topic(f->fd, "mixed", 1), 0);
+    const int per_batch = 40, size = 300;
+    for (int round = 0; round < 2; round++)
+        for (size_t k = 0; k < NCODECS; k++) {
+            stream_buf b = STREAM_BUF_INIT;
+            char tag[32];
+            snprintf(tag, sizeof(tag), "%s%d", stream_codec_name(codecs[k]), round);
+            build_batch(&b, codecs[k], tag, per_batch, size);
+            assert_int_equal(produce_raw(f->fd, "mixed", 0, b.data, b.len, NULL), 0);
+            stream_buf_release(&b);
+        }
+    stream_client *c = client_for(f);
+    stream_consumer *co = consumer_for(c, "mixed", 0);
+    int got = 0;
+    for (int guard = 0; guard < 100000 && !stream_consumer_done(co); guard++) {
+        stream_consumer_event ev;
+        int rc = stream_consumer_poll(co, 1000, &ev);
+        assert_true(rc >= 0);
+        if (rc == 0 || ev.type == STREAM_EVENT_EOF)
+            continue;
+        if (ev.type == STREAM_EVENT_ERROR)
+            fail_msg("error event: %s", ev.msg);
+        assert_int_equal(ev.type, STREAM_EVENT_RECORD);
+        int batch = got / per_batch, i = got % per_batch;
+        char tag[32], want[4096], key[32];
+        snprintf(tag, sizeof(tag), "%s%d", stream_codec_name(codecs[batch % NCODECS]),
+                 batch / (int)NCODECS);
+        int wl = value_of(want, sizeof(want), tag, i, size);
+        int kl = snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(ev.offset, got);
+        assert_int_equal(ev.record.value_len, wl);
+        assert_memory_equal(ev.record.value, want, (size_t)wl);
+        assert_int_equal(ev.record.key_len, kl);
+        assert_memory_equal(ev.record.key, key, (size_t)kl);
+        got++;
+    }
+    assert_int_equal(got, 2 * (int)NCODECS * per_batch);
+    stream_consumer_free(co);
+    stream_client_free(c);
+}
+
+/* Replaces the compressed records of the batch at p (size n) with garbage
+ * and restamps its CRC, so that only decompression can tell. */
+static void garble_records(uint8_t *p, size_t n)
+{
+    assert_true(n > STREAM_BATCH_HEADER_SIZE + 8);
+    for (size_t i = STREAM_BATCH_HEADER_SIZE; i < n; i++)
+        p[i] = (uint8_t)(0xA5 ^ (i * 31));
+    uint32_t crc = stream_crc32c(0, p + STREAM_BATCH_OFF_ATTRIBUTES, n - STREAM_BATCH_OFF_ATTRIBUTES);
+    stream_store_be32(p + STREAM_BATCH_OFF_CRC, crc);
+}
+
+/* For each codec: a good batch, then one whose CRC is right but whose
+ * compressed bytes are garbage. The broker stores it (it checks CRCs, it
+ * does not decompress); the consumer returns every record of the good batch,
+ * then one ERROR event naming the codec and the offsets, and then nothing:
+ * the partition is paused, the consumer is done, nothing crashed (ASan). */
+static void test_corrupt_compressed_batch_is_an_error_not_a_crash(void **state)
+{
+    fixture *f = *state;
+    for (size_t k = 1; k < NCODECS; k++) {
+        const char *name = stream_codec_name(codecs[k]);
+        char topic[64];
+        snprintf(topic, sizeof(topic), "bad-%s", name);
+        assert_int_equal(wire_create_topic(f->fd, topic, 1), 0);
+        stream_buf good = STREAM_BUF_INIT, bad = STREAM_BUF_INIT;
+        build_batch(&good, codecs[k], "good", 10, 200);
+        build_batch(&bad, codecs[k], "bad", 10, 200);
+        garble_records(bad.data, bad.len);
+        char why[256];
+        stream_batch_info info;
+        assert_int_equal(stream_batch_check(bad.data, bad.len, &info, why, sizeof(why)), 0);
+        assert_int_equal(produce_raw(f->fd, topic, 0, good.data, good.len, NULL), 0);
+        int64_t bad_base = -1;
+        assert_int_equal(produce_raw(f->fd, topic, 0, bad.data, bad.len, &bad_base), 0);
+        assert_int_equal(bad_base, 10);
+        stream_buf_release(&good);
+        stream_buf_release(&bad);
+
+        stream_client *c = client_for(f);
+        stream_consumer *co = consumer_for(c, topic, 0);
+        int records = 0, errors = 0;
+        char msg[600] = "";
+        for (int guard = 0; guard < 200 && !stream_consumer_done(co); guard++) {
+            stream_consumer_event ev;
+            int rc = stream_consumer_poll(co, 500, &ev);
+            assert_true(rc >= 0);
+            if (rc == 1 && ev.type == STREAM_EVENT_RECORD) {
+                assert_int_equal(ev.offset, records);
+                records++;
+            } else if (rc == 1 && ev.type == STREAM_EVENT_ERROR) {
+                errors++;
+                assert_true(ev.err < 0);
+                assert_int_equal(ev.offset, 10);
+                snprintf(msg, sizeof(msg), "%s", ev.msg);
+            }
+        }
+        assert_true(stream_consumer_done(co));
+        assert_int_equal(records, 10);
+        assert_int_equal(errors, 1);
+        char want[128];
+        snprintf(want, sizeof(want), "the %s-compressed batch of offsets 10..19 cannot be", name);
+        if (!strstr(msg, want))
+            fail_msg("error message '%s' does not say '%s'", msg, want);
+        assert_non_null(strstr(msg, topic));
+        /* Polling on after the error is harmless and returns nothing. */
+        stream_consumer_event ev;
+        assert_int_equal(stream_consumer_poll(co, 0, &ev), 0);
+        stream_consumer_free(co);
+        stream_client_free(c);
+    }
+}
+
+/* ---- fetch answers are the stored bytes --------------------------------------- */
+
+/* The partition's .log files, concatenated in offset order. */
+static void read_log(const fixture *f, const char *topic, int32_t partition, stream_buf *out)
+{
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/data/%s-%d", f->b.dir, topic, (int)partition);
+    struct dirent **names;
+    int n = scandir(dir, &names, NULL, alphasort);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(names[i]->d_name);
+        if (len > 4 && strcmp(names[i]->d_name + len - 4, ".log") == 0) {
+            char path[700];
+            snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+            FILE *fp = fopen(path, "rb");
+            assert_non_null(fp);
+            char buf[65536];
+            size_t k;
+            while ((k = fread(buf, 1, sizeof(buf), fp)) > 0)
+                stream_buf_put(out, buf, k);
+            fclose(fp);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* Position in the log bytes of the batch holding `offset`, or -1. */
+static long batch_pos(const stream_buf *log, int64_t offset)
+{
+    size_t pos = 0;
+    while (pos < log->len) {
+        stream_batch_info info;
+        assert_int_equal(stream_batch_header_decode(log->data + pos, log->len - pos, &info), 0);
+        if (offset >= info.base_offset && offset <= info.base_offset + info.last_offset_delta)
+            return (long)pos;
+        pos += info.size;
+    }
+    return -1;
+}
+
+/* Sends one fetch of `nparts` partitions of topic (partition i from
+ * offsets[i]) with the given limits; after delay_ms, reads the answer and
+ * checks each partition's records against the stored bytes: whole batches,
+ * starting with the one holding the offset, byte for byte. Returns the
+ * record bytes of the whole answer. */
+static size_t fetch_and_compare(fixture *f, const char *topic, int nparts, const int64_t *offsets,
+                                int64_t max_bytes, int64_t part_max_bytes, int delay_ms)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    stream_frame fr;
+    stream_frame_start(&fr, &b);
+    uint64_t id = wire_id();
+    stream_pack_request_header(&fr.pk, STREAM_OP_FETCH, id, 3);
+    stream_pack_kv_int(&fr.pk, "max_wait_ms", 0);
+    stream_pack_kv_int(&fr.pk, "max_bytes", max_bytes);
+    stream_pack_key(&fr.pk, "topics");
+    msgpack_pack_array(&fr.pk, 1);
+    msgpack_pack_map(&fr.pk, 2);
+    stream_pack_kv_cstr(&fr.pk, "name", topic);
+    stream_pack_key(&fr.pk, "partitions");
+    msgpack_pack_array(&fr.pk, (size_t)nparts);
+    for (int i = 0; i < nparts; i++) {
+        msgpack_pack_map(&fr.pk, 3);
+        stream_pack_kv_int(&fr.pk, "partition", i);
+        stream_pack_kv_int(&fr.pk, "offset", offsets[i]);
+        stream_pack_kv_int(&fr.pk, "max_bytes", part_max_bytes);
+    }
+    assert_int_equal(stream_frame_finish(&fr), 0);
+    wire_send_all(f->fd, b.data, b.len);
+    stream_buf_release(&b);
+    if (delay_ms > 0)
+        wire_sleep_ms(delay_ms); /* the broker fills the socket and must wait */
+    wire_resp r;
+    assert_true(wire_recv_resp(f->fd, &r));
+    assert_int_equal(r.id, id);
+    assert_int_equal(r.err, 0);
+    const msgpack_object *parts = wire_array(wire_elem(wire_array(&r.msg.root, "topics"), 0),
+                                             "partitions");
+    assert_int_equal(parts->via.array.size, nparts);
+    size_t total = 0;
+    for (int i = 0; i < nparts; i++) {
+        const msgpack_object *pm = wire_elem(parts, (size_t)i);
+        assert_int_equal(wire_int(pm, "partition"), i);
+        assert_int_equal(wire_int(pm, "err"), 0);
+        const uint8_t *p;
+        size_t len;
+        assert_int_equal(stream_field_bin(pm, "records", &p, &len, NULL, 0), 0);
+        stream_buf log = STREAM_BUF_INIT;
+        read_log(f, topic, i, &log);
+        if (len > 0) {
+            long pos = batch_pos(&log, offsets[i]);
+            assert_true(pos >= 0);
+            assert_true((size_t)pos + len <= log.len);
+            assert_memory_equal(p, log.data + pos, len);
+            /* Whole batches only. */
+            size_t q = 0;
+            while (q < len) {
+                stream_batch_info info;
+                assert_int_equal(stream_batch_check(p + q, len - q, &info, NULL, 0), 0);
+                q += info.size;
+            }
+            assert_int_equal(q, len);
+        }
+        stream_buf_release(&log);
+        total += len;
+    }
+    wire_resp_release(&r);
+    return total;
+}
+
+/* Offsets to fetch from: the start, the middle of a batch, the first batch
+ * of a later segment, the last batch, the end. */
+static void fetch_everywhere(fixture *f, const char *topic, int64_t end, int delay_ms)
+{
+    const int64_t starts[] = {0, 7, end / 3, end / 2 + 1, end - 1, end};
+    for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
+        int64_t off[2] = {starts[i], starts[i]};
+        /* max_bytes 1: the first batch only; 100 KiB: some batches, up to a
+         * segment's end; 64 MiB: the rest of the segment. */
+        fetch_and_compare(f, topic, 1, off, 1, 1, 0);
+        fetch_and_compare(f, topic, 1, off, 100000, 100000, 0);
+        fetch_and_compare(f, topic, 1, off, 64 << 20, 64 << 20, 0);
+        /* Both partitions in one answer, the second one's bytes after the
+         * first one's, and a reader that makes the broker wait. */
+        fetch_and_compare(f, topic, 2, off, 64 << 20, 64 << 20, delay_ms);
+    }
+}
+
+/* Batches appended by this broker process go out with sendfile; after a
+ * restart they are read and CRC-checked instead. Both give the bytes of the
+ * segment files exactly, across segment rolls (64 KiB segments), for small
+ * and large limits and two partitions per answer. */
+static void test_fetch_answers_are_the_stored_bytes(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(wire_create_topic(f->fd, "bytes", 2), 0);
+    int64_t end = 0;
+    for (int i = 0; i < 60; i++) {
+        stream_buf b = STREAM_BUF_INIT;
+        char tag[16];
+        snprintf(tag, sizeof(tag), "b%d", i);
+        build_batch(&b, i % 5 == 4 ? STREAM_CODEC_LZ4 : STREAM_CODEC_NONE, tag, 10 + i % 7,
+                    500 + 37 * i);
+        for (int32_t p = 0; p < 2; p++) {
+            int64_t base;
+            assert_int_equal(produce_raw(f->fd, "bytes", p, b.data, b.len, &base), 0);
+            assert_int_equal(base, end);
+        }
+        end += 10 + i % 7;
+        stream_buf_release(&b);
+    }
+    fetch_everywhere(f, "bytes", end, 0);
+    restart(f);
+    fetch_everywhere(f, "bytes", end, 0);
+}
+
+/* Megabytes in one answer to a reader that waits before reading: the
+ * broker's socket fills, sendfile finds it full, and the rest still comes
+ * whole and in order; a request pipelined behind it is answered after it. */
+static void test_large_answer_to_a_slow_reader(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(wire_create_topic(f->fd, "big", 2), 0);
+    int64_t end = 0;
+    for (int i = 0; i < 24; i++) {
+        stream_buf b = STREAM_BUF_INIT;
+        build_batch(&b, STREAM_CODEC_NONE, "big", 200, 1000);
+        for (int32_t p = 0; p < 2; p++)
+            assert_int_equal(produce_raw(f->fd, "big", p, b.data, b.len, NULL), 0);
+        end += 200;
+        stream_buf_release(&b);
+    }
+    int64_t off[2] = {0, 0};
+    /* Up to 9.6 MB in one answer, from several places. */
+    for (int64_t o = 0; o < end; o += end / 6) {
+        off[0] = off[1] = o;
+        assert_true(fetch_and_compare(f, "big", 2, off, 64 << 20, 64 << 20, 300) > 0);
+    }
+    /* A fetch and a metadata request back to back: answered in order. */
+    stream_buf b = STREAM_BUF_INIT;
+    stream_frame fr;
+    stream_frame_start(&fr, &b);
+    uint64_t id1 = wire_id();
+    stream_pack_request_header(&fr.pk, STREAM_OP_FETCH, id1, 2);
+    stream_pack_kv_int(&fr.pk, "max_wait_ms", 0);
+    stream_pack_key(&fr.pk, "topics");
+    msgpack_pack_array(&fr.pk, 1);
+    msgpack_pack_map(&fr.pk, 2);
+    stream_pack_kv_cstr(&fr.pk, "name", "big");
+    stream_pack_key(&fr.pk, "partitions");
+    msgpack_pack_array(&fr.pk, 1);
+    msgpack_pack_map(&fr.pk, 2);
+    stream_pack_kv_int(&fr.pk, "partition", 0);
+    stream_pack_kv_int(&fr.pk, "offset", 0);
+    assert_int_equal(stream_frame_finish(&fr), 0);
+    stream_frame_start(&fr, &b);
+    uint64_t id2 = wire_id();
+    stream_pack_request_header(&fr.pk, STREAM_OP_METADATA, id2, 0);
+    assert_int_equal(stream_frame_finish(&fr), 0);
+    wire_send_all(f->fd, b.data, b.len);
+    stream_buf_release(&b);
+    wire_sleep_ms(200);
+    wire_resp r;
+    assert_true(wire_recv_resp(f->fd, &r));
+    assert_int_equal(r.id, id1);
+    assert_int_equal(r.err, 0);
+    wire_resp_release(&r);
+    assert_true(wire_recv_resp(f->fd, &r));
+    assert_int_equal(r.id, id2);
+    assert_int_equal(r.err, 0);
+    wire_resp_release(&r);
+
+    /* The consumer reads it all through large responses (kept in the
+     * client's receive buffer) and small ones (copied). */
+    for (int round = 0; round < 2; round++) {
+        stream_client *c = client_for(f);
+        stream_consumer *co = consumer_for(c, "big", round == 0 ? 0 : 3000);
+        int64_t got[2] = {0, 0};
+        for (int guard = 0; guard < 1000000 && !stream_consumer_done(co); guard++) {
+            stream_consumer_event ev;
+            int rc = stream_consumer_poll(co, 1000, &ev);
+            assert_true(rc >= 0);
+            if (rc == 1 && ev.type == STREAM_EVENT_ERROR)
+                fail_msg("error event: %s", ev.msg);
+            if (rc != 1 || ev.type != STREAM_EVENT_RECORD)
+                continue;
+            assert_true(ev.partition == 0 || ev.partition == 1);
+            assert_int_equal(ev.offset, got[ev.partition]);
+            char want[4096];
+            int wl = value_of(want, sizeof(want), "big", (int)(ev.offset % 200), 1000);
+            assert_int_equal(ev.record.value_len, wl);
+            assert_memory_equal(ev.record.value, want, (size_t)wl);
+            got[ev.partition]++;
+        }
+        assert_int_equal(got[0], end);
+        assert_int_equal(got[1], end);
+        stream_consumer_free(co);
+        stream_client_free(c);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_each_codec_is_consumed_without_being_told, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_compressed_batch_is_an_error_not_a_crash,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_answers_are_the_stored_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_answer_to_a_slow_reader, setup_big, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
