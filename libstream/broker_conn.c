@@ -575,6 +575,27 @@ static void conn_flush(stream__conn *c)
             continue;
         }
         uv_buf_t ub = uv_buf_init((char *)r->out.data, (unsigned int)r->out.len);
+        if (c->writes == 0) {
+            /* Most responses fit in the socket at once. Written here they
+             * cost libuv no write request, no deferred callback and no
+             * POLLOUT round trip (one epoll_ctl per response); what does
+             * not fit goes to uv_write, behind which nothing is tried. */
+            int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+            if (n == (int)ub.len) {
+                bool close_after = r->close_after;
+                req_sent(c, r);
+                c->last_active_ms = uv_now(&c->broker->loop);
+                if (close_after) {
+                    stream__conn_close(c);
+                    return;
+                }
+                continue;
+            }
+            if (n > 0) {
+                ub.base += n;
+                ub.len -= (size_t)n;
+            }
+        }
         r->write.data = r;
         int rc = uv_write(&r->write, (uv_stream_t *)&c->tcp, &ub, 1, write_cb);
         if (rc != 0) {

@@ -10,7 +10,8 @@
  *             parked (min_bytes); produce: every partition's durable offset
  *             passed what the request appended
  *   TIMEOUT   its deadline passed (one uv timer for all waiters, set to the
- *             earliest deadline of a binary heap)
+ *             earliest deadline of a binary heap; deadlines are coalesced,
+ *             see below)
  *   SHUTDOWN  the broker is stopping
  *   DROPPED   one of its partitions is being deleted
  *   CANCEL    its connection closed: nothing is sent, only memory is freed
@@ -18,6 +19,17 @@
  * and the op that parked it (broker_ops.c) encodes the response in its
  * complete callback. Unlinking happens here before the callback runs, so the
  * callback may do anything, including park a new waiter.
+ *
+ * Deadlines are coalesced onto a grid of WAIT_TICK_MS: a waiter of
+ * timeout_ms >= WAIT_COALESCE_MIN_MS times out at the last grid point at or
+ * before now + timeout_ms, so at most WAIT_TICK_MS early and never late (a
+ * long poll's max_wait_ms is "the longest the broker waits"). Consumers
+ * that long-poll an idle topic then time out in batches, and the loop wakes
+ * once per tick for all of them instead of once per consumer: with a
+ * thousand idle consumers polling every 500 ms that is 100 wake-ups a
+ * second instead of 2,000, and their responses leave (and the next polls
+ * arrive) together. Shorter waits are left exact: there the tick would be a
+ * large part of the wait.
  *
  * Durability arrives on the flusher thread: the callback only sets a flag
  * under a mutex and wakes the loop (uv_async_send coalesces), and the loop
@@ -29,6 +41,11 @@
 
 #include "broker_internal.h"
 #include "stream/error.h"
+
+/* The grid that deadlines are coalesced onto, and the shortest timeout that
+ * is coalesced (see the file comment). */
+#define WAIT_TICK_MS         10
+#define WAIT_COALESCE_MIN_MS 100
 
 /* ---- partition table: stream_log* -> stream__pstate ---- */
 
@@ -261,7 +278,10 @@ int stream__waiter_watch(stream__waiter *w, stream_log *log, int64_t need_offset
 void stream__waiter_start(stream__waiter *w, uint64_t timeout_ms)
 {
     stream_broker *b = w->broker;
-    w->deadline_ms = uv_now(&b->loop) + timeout_ms;
+    uint64_t deadline = uv_now(&b->loop) + timeout_ms;
+    if (timeout_ms >= WAIT_COALESCE_MIN_MS)
+        deadline -= deadline % WAIT_TICK_MS;
+    w->deadline_ms = deadline;
     w->req->waiter = w;
     if (b->heap_len == b->heap_cap) {
         size_t ncap = b->heap_cap ? b->heap_cap * 2 : 64;

@@ -22,11 +22,14 @@ status=0
 shopt -s nullglob
 for b in "$build"/bench/*; do
     [ -x "$b" ] || continue
+    # Load generators driven by scale.sh, not benchmarks of their own.
+    case ${b##*/} in idle_consumers | scale_load) continue ;; esac
     echo "== ${b##*/}"
     "$b" || status=1
 done
 echo "== client.sh"
 BENCH_DIR=$data "$(dirname "$0")/client.sh" "$build" || status=1
 echo "== groups.sh"; BENCH_DIR=$data "$(dirname "$0")/groups.sh" "$build" || status=1
+echo "== scale.sh"; BENCH_DIR=$data "$(dirname "$0")/scale.sh" "$build" || status=1
 rmdir "$data" 2>/dev/null || true
 exit $status
