@@ -3,7 +3,9 @@
  *
  *   produce  N records of BYTES-byte values as fast as the producer takes
  *            them (or paced at --rate): records/s, MB/s, and the latency of
- *            each record from produce() to its delivery report
+ *            each record from produce() to its delivery report; with
+ *            --topics K the records go round-robin to K topics (many
+ *            partitions behind one producer)
  *   consume  N records (or up to the end) from the beginning: records/s,
  *            MB/s, time to the first record
  *   e2e      a producer paced at --rate and a consumer in one process, two
@@ -61,6 +63,8 @@ static const char usage_text[] =
     "  -z, --compression CODEC   none, gzip, snappy, lz4 or zstd (default none)\n"
     "      --rate R              records per second (e2e: required; produce: optional)\n"
     "      --partitions K        create the topic with K partitions if it is missing\n"
+    "      --topics K            produce: round-robin over topics TOPIC-0..TOPIC-(K-1),\n"
+    "                            each created with --partitions if missing\n"
     "      --linger-ms MS        producer linger (default: produce 5, e2e 0)\n"
     "      --batch-bytes BYTES   producer batch size (default 256k)\n"
     "      --timeout-ms MS       consume, e2e: give up after MS without a record\n"
@@ -74,6 +78,7 @@ enum {
     OPT_ACKS = 256,
     OPT_RATE,
     OPT_PARTITIONS,
+    OPT_TOPICS,
     OPT_LINGER_MS,
     OPT_BATCH_BYTES,
     OPT_TIMEOUT_MS,
@@ -90,6 +95,7 @@ static const struct option long_options[] = {
     {"compression", required_argument, NULL, 'z'},
     {"rate", required_argument, NULL, OPT_RATE},
     {"partitions", required_argument, NULL, OPT_PARTITIONS},
+    {"topics", required_argument, NULL, OPT_TOPICS},
     {"linger-ms", required_argument, NULL, OPT_LINGER_MS},
     {"batch-bytes", required_argument, NULL, OPT_BATCH_BYTES},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
@@ -112,6 +118,7 @@ typedef struct options {
     stream_codec codec;
     double rate;         /* 0: unpaced */
     int32_t partitions;  /* 0: not given */
+    int topics;          /* --topics: 0 for the one topic -t, else TOPIC-0.. */
     int linger_ms;       /* -1: the mode's default */
     int64_t batch_bytes; /* 0: the library's default */
     int timeout_ms;
@@ -160,24 +167,45 @@ static stream_client *connect_client(const options *o, const char *name)
 
 /* Creates the topic (with --partitions, or the broker's default) unless it
  * exists, so a consumer can be assigned before the first record. */
-static void ensure_topic(stream_client *c, const options *o)
+static void ensure_topic(stream_client *c, const options *o, const char *name)
 {
-    stream_new_topic t = {.name = o->topic, .partitions = o->partitions};
+    stream_new_topic t = {.name = name, .partitions = o->partitions};
     stream_topic_result *res = NULL;
     char err[512];
     if (stream_admin_create_topics(c, &t, 1, -1, &res, err, sizeof(err)) != 0)
-        die("cannot create topic '%s': %s", o->topic, err);
+        die("cannot create topic '%s': %s", name, err);
     int e = res[0].err;
     if (e != 0 && e != STREAM_ETOPICEXISTS)
-        die("cannot create topic '%s': %s", o->topic,
-            *res[0].msg ? res[0].msg : stream_strerror(e));
+        die("cannot create topic '%s': %s", name, *res[0].msg ? res[0].msg : stream_strerror(e));
     stream_topic_results_free(res, 1);
     if (e == STREAM_ETOPICEXISTS && o->partitions > 0) {
-        int n = stream_client_partition_count(c, o->topic, -1, err, sizeof(err));
+        int n = stream_client_partition_count(c, name, -1, err, sizeof(err));
         if (n > 0 && n != o->partitions)
-            warn("topic '%s' exists with %d partitions; --partitions %d ignored", o->topic, n,
+            warn("topic '%s' exists with %d partitions; --partitions %d ignored", name, n,
                  (int)o->partitions);
     }
+}
+
+/* The topics a produce run writes to: -t, or with --topics K the names
+ * TOPIC-0..TOPIC-(K-1), each created if missing. Freed with free(). */
+static char **produce_topics(stream_client *c, const options *o, int *count)
+{
+    int n = o->topics > 0 ? o->topics : 1;
+    size_t len = strlen(o->topic) + 16;
+    char **names = malloc((size_t)n * sizeof(*names) + (size_t)n * len);
+    if (names == NULL)
+        die("out of memory");
+    char *text = (char *)(names + n);
+    for (int i = 0; i < n; i++) {
+        names[i] = text + (size_t)i * len;
+        if (o->topics > 0)
+            snprintf(names[i], len, "%s-%d", o->topic, i);
+        else
+            snprintf(names[i], len, "%s", o->topic);
+        ensure_topic(c, o, names[i]);
+    }
+    *count = n;
+    return names;
 }
 
 static stream_producer *new_producer(stream_client *c, const options *o, stream_delivery_cb cb,
@@ -335,7 +363,8 @@ static void on_delivery(stream_producer *p, const stream_delivery *d, void *arg)
 static int run_produce(const options *o)
 {
     stream_client *c = connect_client(o, "stream-bench");
-    ensure_topic(c, o);
+    int ntopics;
+    char **topics = produce_topics(c, o, &ntopics);
     produce_run r = {0};
     if (stream_histogram_init(&r.hist, HIST_MAX_NS, 0) != 0)
         die("out of memory");
@@ -346,7 +375,7 @@ static int run_produce(const options *o)
     fill_value(value, (size_t)o->record_bytes);
 
     stream_producer_record rec = {0};
-    rec.topic = o->topic;
+    rec.topic = topics[0];
     rec.partition = STREAM_PARTITION_ANY;
     rec.key_len = -1;
     rec.value = value;
@@ -360,11 +389,13 @@ static int run_produce(const options *o)
         if (o->rate > 0)
             pace(p, r.t0_ns + (int64_t)((double)i * 1e9 / o->rate));
         rec.opaque = (void *)(uintptr_t)(now_ns() - r.t0_ns);
+        if (ntopics > 1)
+            rec.topic = topics[i % ntopics];
         int rc;
         while ((rc = stream_producer_produce(p, &rec, err, sizeof(err))) == STREAM_EAGAIN)
             stream_producer_poll(p, 1); /* the buffer is full: let batches drain */
         if (rc != 0)
-            die("cannot produce to topic '%s': %s", o->topic, err);
+            die("cannot produce to topic '%s': %s", rec.topic, err);
         /* produce() does no I/O: drive it every few records. */
         if ((i & 255) == 255 || o->rate > 0) {
             stream_producer_poll(p, 0);
@@ -393,6 +424,8 @@ static int run_produce(const options *o)
         stream_json_writer w;
         stream_buf buf;
         json_start(&w, &buf, o, "produce");
+        stream_json_key(&w, "topics");
+        stream_json_int(&w, ntopics);
         stream_json_key(&w, "records");
         stream_json_uint(&w, r.delivered);
         stream_json_key(&w, "failed");
@@ -410,9 +443,12 @@ static int run_produce(const options *o)
         json_finish(&w, &buf);
     } else {
         printf("produce: %" PRIu64 " records sent, %" PRIu64 " failed, %.1f records/s, "
-               "%.2f MB/s (acks=%s, %" PRId64 " bytes, %s); ",
+               "%.2f MB/s (acks=%s, %" PRId64 " bytes, %s",
                r.delivered, r.failed, rps, mbps, acks_name(o->acks), o->record_bytes,
                stream_codec_name(o->codec));
+        if (o->topics > 0)
+            printf(", %d topics", ntopics);
+        printf("); ");
         latency_text(&r.hist);
     }
     finish_stdout();
@@ -426,6 +462,7 @@ static int run_produce(const options *o)
     stream_client_free(c);
     stream_histogram_release(&r.hist);
     free(value);
+    free(topics);
     return status;
 }
 
@@ -585,7 +622,7 @@ static void *e2e_producer(void *arg)
 static int run_e2e(const options *o)
 {
     stream_client *cc = connect_client(o, "stream-bench-consumer");
-    ensure_topic(cc, o);
+    ensure_topic(cc, o, o->topic);
     /* The consumer starts at the end, assigned before the first record. */
     stream_consumer *co = new_consumer(cc, o, false, STREAM_OFFSET_END);
     e2e_run r = {.o = o, .c = connect_client(o, "stream-bench-producer")};
@@ -730,6 +767,9 @@ static void parse_options(int argc, char **argv, options *o)
             o->partitions = (int32_t)cmd_parse_int(optarg, 1, 10000, "partition count");
             o->producer_flags = true;
             break;
+        case OPT_TOPICS:
+            o->topics = (int)cmd_parse_int(optarg, 1, 10000, "topic count");
+            break;
         case OPT_LINGER_MS:
             o->linger_ms = (int)cmd_parse_int(optarg, 0, 60000, "linger");
             o->producer_flags = true;
@@ -776,6 +816,8 @@ static void parse_options(int argc, char **argv, options *o)
     if (o->mode == MODE_CONSUME && (o->producer_flags || size_given || o->rate > 0))
         usage_error("consume takes no producer options (-s, --acks, -z, --rate, --partitions, "
                     "--linger-ms, --batch-bytes)");
+    if (o->topics > 0 && o->mode != MODE_PRODUCE)
+        usage_error("--topics is for produce only");
     if (o->mode == MODE_E2E && !(o->rate > 0))
         usage_error("e2e needs a rate (--rate R)");
     if (o->mode == MODE_E2E && o->record_bytes < E2E_HEADER_BYTES)

@@ -5,9 +5,10 @@
  * A record's life:
  *
  *   produce()  -> appended to its partition's open batch (a batch builder)
- *   close      -> the batch is finished (compressed) when it is full, when
- *                 linger_ms has passed, or on flush, and queued on its
- *                 partition's ready list
+ *   close      -> the batch is finished (compressed) when it is full, or
+ *                 when linger_ms has passed (or on flush) and its partition
+ *                 could send it now, and queued on its partition's ready
+ *                 list
  *   send       -> the tick gathers the head ready batch of every partition
  *                 that may have another request in flight into one produce
  *                 request (capped at max_request_bytes)
@@ -19,8 +20,25 @@
  *                 runs their records' delivery reports, so reports never run
  *                 inside produce() or another object's poll
  *
+ * Accumulation (as Kafka's accumulator does): a batch whose linger is over
+ * stays open, taking records up to batch_bytes, while its partition could
+ * not send it anyway (max_in_flight_per_partition requests out, an older
+ * batch ready, or max_reqs requests out). A response frees the way (the
+ * tick runs after each), and the next request carries all that piled up
+ * instead of one small batch per record queueing behind the ones in flight.
+ * With linger_ms 0 and a quick broker each record still leaves at once;
+ * behind a slow acks=all (a group commit) batches grow with the wait.
+ *
+ * Bookkeeping follows the partitions in use, not those known: partitions
+ * with an open batch are on a list in the order the batches opened (so
+ * linger deadlines come in order), those with ready batches on another, and
+ * the tick walks only those. Done batches and builders go to small pools:
+ * a steady stream allocates nothing per batch, let alone per record.
+ *
  * Memory: buffer_bytes bounds the record bytes held from produce() until the
- * batch completes (reported or not); produce() says EAGAIN above it.
+ * batch completes (reported or not); produce() says EAGAIN above it. The
+ * pools keep at most POOL_BUILDERS builders of at most POOL_BUILDER_BYTES
+ * each on top.
  *
  * Idempotence (Kafka's idempotent producer; the rules the broker applies are
  * in producer_state.h). Each partition has a producer id, an epoch and the
@@ -61,15 +79,25 @@
  * report bookkeeping). */
 #define RECORD_OVERHEAD 32
 
+/* Builders kept for reuse and the most buffer bytes one may keep (a few
+ * partitions' batches in flight at the default batch_bytes); batch structs
+ * kept and the most records their arrays may hold. */
+#define POOL_BUILDERS      16
+#define POOL_BUILDER_BYTES (1u << 20)
+#define POOL_BATCHES       64
+#define POOL_RECORDS       65536
+
 typedef struct ptopic ptopic;
+typedef struct ppart ppart;
 
 typedef struct pbatch {
-    struct pbatch *next;                  /* ready list, done list */
+    struct pbatch *next;                  /* ready list, done list, pool */
     struct pbatch *pend_prev, *pend_next; /* the partition's pending list */
     bool pending;                         /* on that list (closed, not done) */
     uint64_t order;                       /* close order within the partition */
     unsigned rounds_counted;              /* connect failures already counted */
     ptopic *t;
+    ppart *pp; /* t->parts[partition] */
     int32_t partition;
     stream_batch_builder b; /* records; finished in place when closed */
     const uint8_t *bytes;   /* the finished batch (owned by b), NULL while open */
@@ -87,8 +115,12 @@ typedef struct pbatch {
     char *msg;           /* outcome detail when err != 0 */
 } pbatch;
 
-typedef struct ppart {
+struct ppart {
+    ptopic *t;                           /* the topic it belongs to */
+    int32_t id;                          /* its partition number */
     pbatch *open;                        /* accumulating, or NULL */
+    ppart *open_prev, *open_next;        /* the producer's open list (open != NULL) */
+    ppart *send_prev, *send_next;        /* the producer's send list (ready_head != NULL) */
     pbatch *ready_head, *ready_tail;     /* closed, waiting to be sent, in close order */
     pbatch *pending_head, *pending_tail; /* closed and not done, in close order */
     int in_flight;                       /* produce requests carrying a batch of it */
@@ -99,12 +131,14 @@ typedef struct ppart {
     int16_t epoch;       /* epoch its batches carry */
     int32_t next_seq;    /* sequence of the next record closed into a batch */
     int64_t producer_id; /* producer id its batches carry */
-} ppart;
+};
 
 struct ptopic {
     char *name;
+    uint32_t hash; /* of name, for the producer's topic index */
+    size_t idx;    /* position in the producer's topics (request order) */
     int32_t partition_count;
-    ppart *parts;
+    ppart **parts; /* partition_count, each allocated once: lists point at them */
     stream_sticky sticky;
 };
 
@@ -122,11 +156,20 @@ struct stream_producer {
     stream_producer_conf conf;
     ptopic **topics;
     size_t ntopics, topics_cap;
-    ptopic *last;                  /* the topic of the last produce (fast path) */
-    size_t mem;                    /* bytes held (see the top) */
-    size_t outstanding;            /* records produced and not reported */
-    size_t open_batches;           /* batches accumulating (for the tick) */
-    size_t ready_batches;          /* closed, not in flight, not done */
+    ptopic **index;               /* open addressing by name hash; index_cap slots */
+    size_t index_cap;             /* a power of two > 2 * ntopics, or 0 */
+    ptopic *last;                 /* the topic of the last produce (fast path) */
+    size_t mem;                   /* bytes held (see the top) */
+    size_t outstanding;           /* records produced and not reported */
+    size_t open_batches;          /* batches accumulating (for the tick) */
+    size_t ready_batches;         /* closed, not in flight, not done */
+    ppart *open_head, *open_tail; /* partitions with an open batch, oldest batch first */
+    ppart *send_head, *send_tail; /* partitions with ready batches */
+    size_t send_parts;            /* partitions on the send list */
+    stream_batch_builder pool[POOL_BUILDERS]; /* reset builders to reuse */
+    int npool;
+    pbatch *free_batches; /* batch structs to reuse */
+    int nfree_batches;
     pbatch *done_head, *done_tail; /* waiting for their reports */
     preq *reqs;                    /* produce requests in flight */
     int nreqs;
@@ -243,32 +286,134 @@ int stream_producer_new(stream_client *c, const stream_producer_conf *conf, stre
 
 /* ---- batches ------------------------------------------------------------- */
 
-static void batch_free(pbatch *b)
+/* Gives the batch's builder back to the pool (or frees it): its bytes are
+ * no longer needed once the batch is done. */
+static void builder_recycle(stream_producer *p, stream_batch_builder *bb)
+{
+    if (p->npool < POOL_BUILDERS && bb->buf.cap + bb->zbuf.cap <= POOL_BUILDER_BYTES) {
+        stream_batch_builder_reset(bb);
+        p->pool[p->npool++] = *bb; /* the pool owns its buffers now */
+        stream_batch_builder_init(bb);
+    } else {
+        stream_batch_builder_release(bb);
+    }
+}
+
+/* Frees a reported batch, or keeps it (its arrays) for the next batch_new. */
+static void batch_free(stream_producer *p, pbatch *b)
 {
     if (!b)
         return;
     stream_batch_builder_release(&b->b);
+    free(b->msg);
+    b->msg = NULL;
+    if (p->nfree_batches < POOL_BATCHES && b->rec_cap <= POOL_RECORDS) {
+        b->next = p->free_batches;
+        p->free_batches = b;
+        p->nfree_batches++;
+        return;
+    }
     free(b->opaques);
     free(b->timestamps);
-    free(b->msg);
     free(b);
 }
 
-static pbatch *batch_new(stream_producer *p, ptopic *t, int32_t partition, int64_t now)
+/* A new open batch for pp, from the pools when they have one. */
+static pbatch *batch_new(stream_producer *p, ppart *pp, int64_t now)
 {
-    pbatch *b = calloc(1, sizeof *b);
-    if (!b)
-        return NULL;
-    b->t = t;
-    b->partition = partition;
+    pbatch *b = p->free_batches;
+    if (b) {
+        p->free_batches = b->next;
+        p->nfree_batches--;
+        void **opaques = b->opaques;
+        int64_t *timestamps = b->timestamps;
+        size_t rec_cap = b->rec_cap;
+        memset(b, 0, sizeof *b);
+        b->opaques = opaques;
+        b->timestamps = timestamps;
+        b->rec_cap = rec_cap;
+    } else {
+        b = calloc(1, sizeof *b);
+        if (!b)
+            return NULL;
+    }
+    b->t = pp->t;
+    b->pp = pp;
+    b->partition = pp->id;
     b->created_ms = now;
     b->base_offset = -1;
-    stream_batch_builder_init(&b->b);
-    stream_batch_builder_set_codec(&b->b, p->conf.codec, p->conf.codec_level);
+    if (p->npool > 0) {
+        b->b = p->pool[--p->npool]; /* reset when it went in; the codec is ours */
+    } else {
+        stream_batch_builder_init(&b->b);
+        stream_batch_builder_set_codec(&b->b, p->conf.codec, p->conf.codec_level);
+    }
     return b;
 }
 
-static void ready_push_tail(ppart *pp, pbatch *b)
+/* ---- the open and send lists --------------------------------------------- */
+
+/* pp got an open batch: it goes last, its batch being the newest. */
+static void open_link(stream_producer *p, ppart *pp)
+{
+    pp->open_next = NULL;
+    pp->open_prev = p->open_tail;
+    if (p->open_tail)
+        p->open_tail->open_next = pp;
+    else
+        p->open_head = pp;
+    p->open_tail = pp;
+    p->open_batches++;
+}
+
+static void open_unlink(stream_producer *p, ppart *pp)
+{
+    if (pp->open_prev)
+        pp->open_prev->open_next = pp->open_next;
+    else
+        p->open_head = pp->open_next;
+    if (pp->open_next)
+        pp->open_next->open_prev = pp->open_prev;
+    else
+        p->open_tail = pp->open_prev;
+    pp->open_prev = pp->open_next = NULL;
+    p->open_batches--;
+}
+
+/* pp has ready batches: on the send list (at the end when not there yet). */
+static void send_link(stream_producer *p, ppart *pp)
+{
+    if (pp->send_prev || p->send_head == pp)
+        return;
+    pp->send_next = NULL;
+    pp->send_prev = p->send_tail;
+    if (p->send_tail)
+        p->send_tail->send_next = pp;
+    else
+        p->send_head = pp;
+    p->send_tail = pp;
+    p->send_parts++;
+}
+
+static void send_unlink(stream_producer *p, ppart *pp)
+{
+    if (!pp->send_prev && p->send_head != pp)
+        return;
+    if (pp->send_prev)
+        pp->send_prev->send_next = pp->send_next;
+    else
+        p->send_head = pp->send_next;
+    if (pp->send_next)
+        pp->send_next->send_prev = pp->send_prev;
+    else
+        p->send_tail = pp->send_prev;
+    pp->send_prev = pp->send_next = NULL;
+    p->send_parts--;
+}
+
+/* ---- ready lists ---------------------------------------------------------- */
+
+static void ready_push_tail(stream_producer *p, ppart *pp, pbatch *b)
 {
     b->next = NULL;
     if (pp->ready_tail)
@@ -276,12 +421,14 @@ static void ready_push_tail(ppart *pp, pbatch *b)
     else
         pp->ready_head = b;
     pp->ready_tail = b;
+    p->ready_batches++;
+    send_link(p, pp);
 }
 
 /* Puts a batch coming back for a retry into the ready list at its place in
  * close order, so a partition's batches go out again in the order they
  * closed whatever order their failures are reported in. */
-static void ready_insert(ppart *pp, pbatch *b)
+static void ready_insert(stream_producer *p, ppart *pp, pbatch *b)
 {
     pbatch **at = &pp->ready_head;
     while (*at && (*at)->order < b->order)
@@ -290,6 +437,8 @@ static void ready_insert(ppart *pp, pbatch *b)
     *at = b;
     if (!b->next)
         pp->ready_tail = b;
+    p->ready_batches++;
+    send_link(p, pp);
 }
 
 static void pending_push(ppart *pp, pbatch *b)
@@ -326,30 +475,34 @@ static int32_t seq_add(int32_t a, int64_t n)
     return (int32_t)(((int64_t)a + n) % ((int64_t)INT32_MAX + 1));
 }
 
-static pbatch *ready_pop(ppart *pp)
+static pbatch *ready_pop(stream_producer *p, ppart *pp)
 {
     pbatch *b = pp->ready_head;
     if (b) {
         pp->ready_head = b->next;
-        if (!pp->ready_head)
+        if (!pp->ready_head) {
             pp->ready_tail = NULL;
+            send_unlink(p, pp);
+        }
         b->next = NULL;
+        p->ready_batches--;
     }
     return b;
 }
 
 /* The batch is over: its reports wait for the next stream_producer_poll. Its
- * record bytes are released now so produce() may go on. */
+ * record bytes are released now (the builder back to the pool) so produce()
+ * may go on. */
 static void batch_done(stream_producer *p, pbatch *b, int err, int64_t base_offset, const char *msg)
 {
-    pending_remove(&b->t->parts[b->partition], b);
+    pending_remove(b->pp, b);
     b->err = err;
     b->base_offset = err ? -1 : base_offset;
     if (err) {
         free(b->msg);
         b->msg = strdup(msg && msg[0] ? msg : stream_strerror(err));
     }
-    stream_batch_builder_release(&b->b);
+    builder_recycle(p, &b->b);
     b->bytes = NULL;
     p->mem -= b->mem;
     b->mem = 0;
@@ -362,14 +515,15 @@ static void batch_done(stream_producer *p, pbatch *b, int err, int64_t base_offs
 }
 
 /* Finishes the open batch of pp and queues it for sending. */
-static void batch_close(stream_producer *p, ptopic *t, int32_t partition)
+static void batch_close(stream_producer *p, ppart *pp)
 {
-    ppart *pp = &t->parts[partition];
+    ptopic *t = pp->t;
+    int32_t partition = pp->id;
     pbatch *b = pp->open;
     if (!b)
         return;
     pp->open = NULL;
-    p->open_batches--;
+    open_unlink(p, pp);
     int32_t seq = 0;
     if (p->idempotent) {
         if (!pp->stamping) {
@@ -393,8 +547,7 @@ static void batch_close(stream_producer *p, ptopic *t, int32_t partition)
         pp->next_seq = seq_add(seq, b->count);
     b->order = pp->next_order++;
     pending_push(pp, b);
-    ready_push_tail(pp, b);
-    p->ready_batches++;
+    ready_push_tail(p, pp, b);
     /* Sticky partitioning: a completed batch moves unkeyed records on. */
     if (t->sticky.current == partition && t->partition_count > 1)
         stream_sticky_next(&t->sticky, t->partition_count);
@@ -402,40 +555,104 @@ static void batch_close(stream_producer *p, ptopic *t, int32_t partition)
 
 /* ---- topics -------------------------------------------------------------- */
 
+/* FNV-1a: topic names are short, and one pass beats comparing with every
+ * topic when records go to many. */
+static uint32_t name_hash(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return h;
+}
+
 static ptopic *topic_find(stream_producer *p, const char *name)
 {
     if (p->last && strcmp(p->last->name, name) == 0)
         return p->last;
-    for (size_t i = 0; i < p->ntopics; i++)
-        if (strcmp(p->topics[i]->name, name) == 0)
-            return p->last = p->topics[i];
-    return NULL;
+    if (p->index_cap == 0)
+        return NULL;
+    uint32_t h = name_hash(name);
+    for (size_t i = h & (p->index_cap - 1);; i = (i + 1) & (p->index_cap - 1)) {
+        ptopic *t = p->index[i];
+        if (!t)
+            return NULL;
+        if (t->hash == h && strcmp(t->name, name) == 0)
+            return p->last = t;
+    }
 }
 
-/* Grows t to `count` partitions (a topic only grows). */
+static void index_put(ptopic **index, size_t cap, ptopic *t)
+{
+    size_t j = t->hash & (cap - 1);
+    while (index[j])
+        j = (j + 1) & (cap - 1);
+    index[j] = t;
+}
+
+/* Puts t into the index, doubling it first when it would be half full. */
+static int index_add(stream_producer *p, ptopic *t)
+{
+    if (2 * (p->ntopics + 1) > p->index_cap) {
+        size_t cap = p->index_cap ? p->index_cap * 2 : 16;
+        ptopic **ni = calloc(cap, sizeof *ni);
+        if (!ni)
+            return STREAM_ENOMEM;
+        for (size_t i = 0; i < p->ntopics; i++)
+            index_put(ni, cap, p->topics[i]);
+        free(p->index);
+        p->index = ni;
+        p->index_cap = cap;
+    }
+    index_put(p->index, p->index_cap, t);
+    return 0;
+}
+
+/* Grows t to `count` partitions (a topic only grows). Each partition is
+ * allocated on its own so that the lists' pointers to it stay valid. */
 static int topic_grow(ptopic *t, int32_t count)
 {
     if (count <= t->partition_count)
         return 0;
-    ppart *np = realloc(t->parts, (size_t)count * sizeof *np);
+    ppart **np = realloc(t->parts, (size_t)count * sizeof *np);
     if (!np)
         return STREAM_ENOMEM;
-    memset(np + t->partition_count, 0, (size_t)(count - t->partition_count) * sizeof *np);
     t->parts = np;
-    t->partition_count = count;
+    for (int32_t i = t->partition_count; i < count; i++) {
+        ppart *pp = calloc(1, sizeof *pp);
+        if (!pp)
+            return STREAM_ENOMEM; /* the ones made so far count */
+        pp->t = t;
+        pp->id = i;
+        np[i] = pp;
+        t->partition_count = i + 1;
+    }
     return 0;
+}
+
+/* Grows t when the client's metadata knows more partitions than t has.
+ * Only when a record needs a partition t does not have, or a batch opens:
+ * not a metadata look-up per record. */
+static int topic_refresh(stream_producer *p, ptopic *t)
+{
+    const stream__topic_md *md = stream__client_topic(p->c, t->name);
+    if (md && md->err == 0 && md->partition_count > t->partition_count)
+        return topic_grow(t, md->partition_count);
+    return 0;
+}
+
+static void topic_free(ptopic *t)
+{
+    for (int32_t j = 0; j < t->partition_count; j++)
+        free(t->parts[j]);
+    free(t->parts);
+    free(t->name);
+    free(t);
 }
 
 static int topic_get(stream_producer *p, const char *name, ptopic **out, char *errbuf,
                      size_t errbuf_len)
 {
     ptopic *t = topic_find(p, name);
-    const stream__topic_md *md = stream__client_topic(p->c, name);
-    if (t && md && md->err == 0 && md->partition_count > t->partition_count) {
-        int rc = topic_grow(t, md->partition_count);
-        if (rc < 0)
-            return rc;
-    }
     if (t) {
         *out = t;
         return 0;
@@ -459,8 +676,13 @@ static int topic_get(stream_producer *p, const char *name, ptopic **out, char *e
         return STREAM_ENOMEM;
     t->name = strdup(name);
     if (!t->name || topic_grow(t, count) < 0) {
-        free(t->name);
-        free(t);
+        topic_free(t);
+        return STREAM_ENOMEM;
+    }
+    t->hash = name_hash(name);
+    t->idx = p->ntopics;
+    if (index_add(p, t) < 0) {
+        topic_free(t);
         return STREAM_ENOMEM;
     }
     stream_sticky_init(&t->sticky, (uint64_t)stream__client_wall_ms() * 2654435761u ^
@@ -666,6 +888,8 @@ int stream_producer_produce(stream_producer *p, const stream_producer_record *re
 
     int32_t part = rec->partition;
     if (part >= 0) {
+        if (part >= t->partition_count && (rc = topic_refresh(p, t)) < 0)
+            return rc;
         if (part >= t->partition_count) {
             stream__errf(errbuf, errbuf_len, "topic '%s' has %d partitions, no partition %d",
                          t->name, (int)t->partition_count, (int)part);
@@ -679,8 +903,7 @@ int stream_producer_produce(stream_producer *p, const stream_producer_record *re
         }
     }
 
-    int64_t now = stream__client_mono_ms();
-    ppart *pp = &t->parts[part];
+    ppart *pp = t->parts[part];
     /* A batch also stays under the broker's max.message.bytes (from hello),
      * which it would refuse with ETOOLARGE. */
     size_t limit = p->conf.batch_bytes;
@@ -688,15 +911,18 @@ int stream_producer_produce(stream_producer *p, const stream_producer_record *re
     if (broker_max > 0 && broker_max < limit)
         limit = broker_max;
     if (pp->open && pp->open->count > 0 && stream_batch_builder_size(&pp->open->b) + size > limit) {
-        batch_close(p, t, part);
+        batch_close(p, pp);
         /* Closing may have moved the sticky partition; the record keeps the
          * partition it was given. */
     }
     if (!pp->open) {
-        pp->open = batch_new(p, t, part, now);
+        /* Now and then (not per record): has the topic grown? */
+        if ((rc = topic_refresh(p, t)) < 0)
+            return rc;
+        pp->open = batch_new(p, pp, stream__client_mono_ms());
         if (!pp->open)
             return STREAM_ENOMEM;
-        p->open_batches++;
+        open_link(p, pp);
     }
     pbatch *b = pp->open;
     if (grow_records(b) < 0)
@@ -716,7 +942,7 @@ int stream_producer_produce(stream_producer *p, const stream_producer_record *re
     p->mem += size;
     p->outstanding++;
     if (stream_batch_builder_size(&b->b) >= limit) {
-        batch_close(p, t, part);
+        batch_close(p, pp);
         kick(p);
     }
     return 0;
@@ -764,8 +990,7 @@ static void requeue(stream_producer *p, pbatch *b, int err, const char *msg, int
     free(b->msg);
     b->msg = strdup(msg && msg[0] ? msg : stream_strerror(err));
     b->err = err;
-    ready_insert(&b->t->parts[b->partition], b);
-    p->ready_batches++;
+    ready_insert(p, b->pp, b);
 }
 
 /* One batch failed with err: retry it or give up. `sent`: its request went
@@ -773,7 +998,7 @@ static void requeue(stream_producer *p, pbatch *b, int err, const char *msg, int
 static void batch_failed(stream_producer *p, pbatch *b, int err, const char *msg, int64_t now,
                          bool sent)
 {
-    ppart *pp = &b->t->parts[b->partition];
+    ppart *pp = b->pp;
     bool timed_out = now >= b->created_ms + p->conf.delivery_timeout_ms;
     int last_err;
     const char *last_msg;
@@ -841,18 +1066,62 @@ static const msgpack_object *find_result(const msgpack_object *topics, const cha
     return NULL;
 }
 
+/* Walks a produce response in request order, as the broker answers, so a
+ * response for a thousand partitions costs no thousand searches; anything
+ * else falls back to find_result. */
+typedef struct result_cursor {
+    const msgpack_object *topics; /* the response's topics, or NULL */
+    uint32_t ti, pj;              /* where the next result should be */
+    const msgpack_object *parts;  /* topics[ti]'s partitions, NULL before looking */
+} result_cursor;
+
+static const msgpack_object *next_result(result_cursor *rc, const char *topic, int32_t partition)
+{
+    const msgpack_object *ts = rc->topics;
+    if (!ts || ts->type != MSGPACK_OBJECT_ARRAY)
+        return NULL;
+    for (int step = 0; step < 2 && rc->ti < ts->via.array.size; step++) {
+        const msgpack_object *t = &ts->via.array.ptr[rc->ti];
+        const char *name;
+        size_t len;
+        if (stream_field_str(t, "name", &name, &len, NULL, 0) < 0 ||
+            !stream_str_eq(name, len, topic)) {
+            if (step == 0 && rc->parts) { /* this topic is over: try the next */
+                rc->ti++;
+                rc->pj = 0;
+                rc->parts = NULL;
+                continue;
+            }
+            break;
+        }
+        if (!rc->parts && stream_field_array(t, "partitions", &rc->parts, NULL, 0) < 0)
+            break;
+        if (rc->pj < rc->parts->via.array.size) {
+            const msgpack_object *pm = &rc->parts->via.array.ptr[rc->pj];
+            int64_t pn;
+            if (stream_field_int(pm, "partition", 0, INT32_MAX, &pn, NULL, 0) == 0 &&
+                pn == partition) {
+                rc->pj++;
+                return pm;
+            }
+        }
+        break;
+    }
+    return find_result(ts, topic, partition);
+}
+
 static void produce_cb(stream_client *c, const stream__resp *r, void *arg)
 {
     preq *q = arg;
     stream_producer *p = q->p;
     int64_t now = stream__client_mono_ms();
     preq_unlink(p, q);
-    const msgpack_object *topics = NULL;
+    result_cursor cur = {0};
     if (r->root && r->err == 0)
-        stream_field_array(r->root, "topics", &topics, NULL, 0);
+        stream_field_array(r->root, "topics", &cur.topics, NULL, 0);
     for (size_t i = 0; i < q->n; i++) {
         pbatch *b = q->batches[i];
-        b->t->parts[b->partition].in_flight--;
+        b->pp->in_flight--;
         if (r->err != 0) {
             batch_failed(p, b, r->err, r->msg, now, true);
             continue;
@@ -861,7 +1130,7 @@ static void produce_cb(stream_client *c, const stream__resp *r, void *arg)
             batch_done(p, b, 0, -1, NULL);
             continue;
         }
-        const msgpack_object *pm = find_result(topics, b->t->name, b->partition);
+        const msgpack_object *pm = next_result(&cur, b->t->name, b->partition);
         int64_t err = 0, base = -1;
         const char *text = NULL;
         size_t text_len = 0;
@@ -891,43 +1160,55 @@ static void produce_cb(stream_client *c, const stream__resp *r, void *arg)
     free(q);
 }
 
+static int batch_cmp(const void *a, const void *b)
+{
+    const pbatch *x = *(pbatch *const *)a, *y = *(pbatch *const *)b;
+    if (x->t != y->t)
+        return x->t->idx < y->t->idx ? -1 : 1;
+    return x->partition < y->partition ? -1 : x->partition > y->partition;
+}
+
 /* Sends one produce request with the head ready batch of each partition that
  * may take one. Returns true when a request went out. */
 static bool send_one(stream_producer *p, int64_t now)
 {
-    size_t cap = 0;
-    for (size_t i = 0; i < p->ntopics; i++)
-        cap += (size_t)p->topics[i]->partition_count;
+    size_t cap = p->send_parts;
     preq *q = NULL;
     size_t bytes = 0;
-    for (size_t i = 0; i < p->ntopics; i++) {
-        ptopic *t = p->topics[i];
-        for (int32_t j = 0; j < t->partition_count; j++) {
-            ppart *pp = &t->parts[j];
-            pbatch *b = pp->ready_head;
-            if (!b || b->retry_at_ms > now || pp->in_flight >= p->conf.max_in_flight_per_partition)
-                continue;
-            if (pp->restart && !restart_sequence(p, pp))
-                continue;
-            if (bytes > 0 && bytes + b->len > p->conf.max_request_bytes)
-                continue;
-            if (!q) {
-                q = calloc(1, sizeof *q + cap * sizeof q->batches[0]);
-                if (!q)
-                    return false;
-                q->p = p;
-            }
-            ready_pop(pp);
-            p->ready_batches--;
-            pp->in_flight++;
-            q->batches[q->n++] = b;
-            bytes += b->len;
+    for (ppart *pp = p->send_head, *next; pp; pp = next) {
+        next = pp->send_next;
+        pbatch *b = pp->ready_head;
+        if (b->retry_at_ms > now || pp->in_flight >= p->conf.max_in_flight_per_partition)
+            continue;
+        if (pp->restart && !restart_sequence(p, pp))
+            continue;
+        if (bytes > 0 && bytes + b->len > p->conf.max_request_bytes)
+            continue;
+        if (!q) {
+            q = calloc(1, sizeof *q + cap * sizeof q->batches[0]);
+            if (!q)
+                return false;
+            q->p = p;
         }
+        ready_pop(p, pp);
+        pp->in_flight++;
+        q->batches[q->n++] = b;
+        bytes += b->len;
     }
     if (!q)
         return false;
+    /* Partitions served go to the back, so full requests favour no one. */
+    for (size_t i = 0; i < q->n; i++) {
+        ppart *pp = q->batches[i]->pp;
+        if (pp->ready_head && pp != p->send_tail) {
+            send_unlink(p, pp);
+            send_link(p, pp);
+        }
+    }
 
-    /* Group the batches by topic: they were gathered topic by topic. */
+    /* Group the batches by topic for the request (and the response walk). */
+    if (q->n > 1)
+        qsort(q->batches, q->n, sizeof q->batches[0], batch_cmp);
     size_t ntopics = 0;
     for (size_t i = 0; i < q->n; i++)
         if (i == 0 || q->batches[i]->t != q->batches[i - 1]->t)
@@ -966,12 +1247,13 @@ static bool send_one(stream_producer *p, int64_t now)
         /* Could not even queue it (out of memory): fail like a transport
          * error so the batches are retried. */
         for (size_t i = 0; i < q->n; i++) {
-            q->batches[i]->t->parts[q->batches[i]->partition].in_flight--;
+            q->batches[i]->pp->in_flight--;
             batch_failed(p, q->batches[i], (int)id, "out of memory", now, true);
         }
         free(q);
         return false;
     }
+    p->st.requests_sent++;
     q->id = id;
     q->next = p->reqs;
     if (p->reqs)
@@ -984,46 +1266,44 @@ static bool send_one(stream_producer *p, int64_t now)
 /* Fails ready batches whose delivery time is over. */
 static void expire_ready(stream_producer *p, int64_t now)
 {
-    for (size_t i = 0; i < p->ntopics; i++) {
-        ptopic *t = p->topics[i];
-        for (int32_t j = 0; j < t->partition_count; j++) {
-            ppart *pp = &t->parts[j];
-            while (pp->ready_head &&
-                   now >= pp->ready_head->created_ms + p->conf.delivery_timeout_ms) {
-                pbatch *b = ready_pop(pp);
-                p->ready_batches--;
-                char msg[600];
-                stream__errf(msg, sizeof msg,
-                             "topic '%s' partition %d: not delivered within %d ms%s%s", t->name,
-                             (int)j, p->conf.delivery_timeout_ms, b->msg ? ": " : "",
-                             b->msg ? b->msg : "");
-                batch_done(p, b, b->err ? b->err : STREAM_ETIMEDOUT, -1, msg);
-            }
+    for (ppart *pp = p->send_head, *next; pp; pp = next) {
+        next = pp->send_next;
+        while (pp->ready_head && now >= pp->ready_head->created_ms + p->conf.delivery_timeout_ms) {
+            pbatch *b = ready_pop(p, pp);
+            char msg[600];
+            stream__errf(msg, sizeof msg, "topic '%s' partition %d: not delivered within %d ms%s%s",
+                         pp->t->name, (int)pp->id, p->conf.delivery_timeout_ms, b->msg ? ": " : "",
+                         b->msg ? b->msg : "");
+            batch_done(p, b, b->err ? b->err : STREAM_ETIMEDOUT, -1, msg);
         }
     }
 }
 
-/* Closes open batches that lingered long enough; returns the next linger
- * deadline. */
+/* Whether a batch of pp closed now could go out at once. If not, its open
+ * batch keeps taking records (see the top): something in flight or ahead
+ * of it will run the tick again when it moves. */
+static bool could_send(const stream_producer *p, const ppart *pp)
+{
+    return !pp->ready_head && pp->in_flight < p->conf.max_in_flight_per_partition &&
+           p->nreqs < p->max_reqs;
+}
+
+/* Closes open batches that lingered long enough and could be sent; returns
+ * the next linger deadline. The open list is in the order the batches
+ * opened, so the first one not yet due ends the walk; due ones that are
+ * held back stay where they are. */
 static int64_t close_lingering(stream_producer *p, int64_t now)
 {
-    int64_t next = INT64_MAX;
-    if (p->open_batches == 0)
-        return next;
-    for (size_t i = 0; i < p->ntopics; i++) {
-        ptopic *t = p->topics[i];
-        for (int32_t j = 0; j < t->partition_count; j++) {
-            pbatch *b = t->parts[j].open;
-            if (!b)
-                continue;
-            int64_t due = b->created_ms + p->conf.linger_ms;
-            if (p->flushing || p->full || now >= due)
-                batch_close(p, t, j);
-            else if (due < next)
-                next = due;
-        }
+    bool all = p->flushing || p->full;
+    for (ppart *pp = p->open_head, *next; pp; pp = next) {
+        next = pp->open_next;
+        int64_t due = pp->open->created_ms + p->conf.linger_ms;
+        if (!all && now < due)
+            return due;
+        if (could_send(p, pp))
+            batch_close(p, pp);
     }
-    return next;
+    return INT64_MAX;
 }
 
 /* A connection round failed since the last tick: every batch waiting to be
@@ -1043,19 +1323,22 @@ static void count_connect_failure(stream_producer *p, int64_t now)
         return;
     char why[600];
     snprintf(why, sizeof why, "%s", msg);
+    /* Rare, so every partition: the send list changes under batch_failed. */
     for (size_t i = 0; i < p->ntopics; i++) {
         ptopic *t = p->topics[i];
         for (int32_t j = 0; j < t->partition_count; j++) {
-            ppart *pp = &t->parts[j];
+            ppart *pp = t->parts[j];
             pbatch *list = pp->ready_head;
+            if (!list)
+                continue;
             pp->ready_head = pp->ready_tail = NULL;
+            send_unlink(p, pp);
             while (list) {
                 pbatch *b = list;
                 list = b->next;
                 p->ready_batches--;
                 if (b->rounds_counted == rounds) {
-                    ready_push_tail(pp, b);
-                    p->ready_batches++;
+                    ready_push_tail(p, pp, b);
                     continue;
                 }
                 b->attempts++;
@@ -1076,20 +1359,23 @@ static int64_t producer_tick(void *arg, int64_t now)
     expire_ready(p, now);
     while (p->nreqs < p->max_reqs && send_one(p, now))
         ;
+    /* Batches closed while requests were out may go now. */
+    if (p->open_batches > 0 && p->nreqs < p->max_reqs) {
+        int64_t n = close_lingering(p, now);
+        if (n < next)
+            next = n;
+        while (p->nreqs < p->max_reqs && send_one(p, now))
+            ;
+    }
     /* Wake for the earliest retry of a batch that is waiting for its turn. */
-    for (size_t i = 0; i < p->ntopics; i++) {
-        ptopic *t = p->topics[i];
-        for (int32_t j = 0; j < t->partition_count; j++) {
-            pbatch *b = t->parts[j].ready_head;
-            if (!b)
-                continue;
-            int64_t due = b->retry_at_ms > now ? b->retry_at_ms : INT64_MAX;
-            int64_t dl = b->created_ms + p->conf.delivery_timeout_ms;
-            if (dl < due)
-                due = dl;
-            if (due < next)
-                next = due;
-        }
+    for (ppart *pp = p->send_head; pp; pp = pp->send_next) {
+        pbatch *b = pp->ready_head;
+        int64_t due = b->retry_at_ms > now ? b->retry_at_ms : INT64_MAX;
+        int64_t dl = b->created_ms + p->conf.delivery_timeout_ms;
+        if (dl < due)
+            due = dl;
+        if (due < next)
+            next = due;
     }
     return next;
 }
@@ -1132,7 +1418,7 @@ static int fire_reports(stream_producer *p)
                 p->conf.on_delivery(p, &d, p->conf.opaque);
             n++;
         }
-        batch_free(b);
+        batch_free(p, b);
     }
     return n;
 }
@@ -1199,22 +1485,30 @@ void stream_producer_free(stream_producer *p, int timeout_ms)
     for (size_t i = 0; i < p->ntopics; i++) {
         ptopic *t = p->topics[i];
         for (int32_t j = 0; j < t->partition_count; j++) {
-            ppart *pp = &t->parts[j];
+            ppart *pp = t->parts[j];
             pbatch *b;
-            while ((b = ready_pop(pp)))
+            while ((b = ready_pop(p, pp)))
                 batch_done(p, b, STREAM_ECLOSED, -1, "producer closed");
             if (pp->open) {
+                open_unlink(p, pp);
                 batch_done(p, pp->open, STREAM_ECLOSED, -1, "producer closed");
                 pp->open = NULL;
             }
         }
     }
     fire_reports(p);
-    for (size_t i = 0; i < p->ntopics; i++) {
-        free(p->topics[i]->parts);
-        free(p->topics[i]->name);
-        free(p->topics[i]);
-    }
+    for (size_t i = 0; i < p->ntopics; i++)
+        topic_free(p->topics[i]);
     free(p->topics);
+    free(p->index);
+    for (int i = 0; i < p->npool; i++)
+        stream_batch_builder_release(&p->pool[i]);
+    while (p->free_batches) {
+        pbatch *b = p->free_batches;
+        p->free_batches = b->next;
+        free(b->opaques);
+        free(b->timestamps);
+        free(b);
+    }
     free(p);
 }

@@ -6,10 +6,13 @@
 #
 # Starts stream-broker on a free loopback port with its data in a temp dir on
 # a real disk (never tmpfs: acks=all must pay for fdatasync), then, REPS
-# times: produce RECORDS 100-byte values with acks=1 and with acks=all,
-# consume the acks=1 topic from the start, and run e2e at a paced 10,000
-# records/s for about 10 s (acks=1 and acks=all). Prints the median of each
-# figure in one table, stops the broker and removes the temp dir.
+# times: produce RECORDS 100-byte values with acks=1 and with acks=all, the
+# acks=1 run again from one producer to 1,000 partitions (10 topics of 100,
+# stream-bench produce --topics 10 --partitions 100), consume the acks=1
+# topic from the start, and run e2e at a paced 10,000 records/s for about
+# 10 s (acks=1 and acks=all). Prints the median of each figure in one table
+# (and the 1,000-partition run's records/s over the one-partition run's),
+# stops the broker and removes the temp dir.
 #
 # Environment: BENCH_RECORDS (default 20000000: 5-20 s a run here), BENCH_REPS (3),
 # BENCH_E2E_RATE (10000), BENCH_E2E_SECONDS (10), BENCH_DIR (where the temp
@@ -76,6 +79,11 @@ bench() { # bench NAME ARGS...: one stream-bench run, its JSON kept as NAME.json
 for r in $(seq "$reps"); do
     echo "  repetition $r/$reps ..." >&2
     bench produce_acks1 produce -t "p1-$r" -n "$records" -s 100 --acks 1
+    bench produce_wide produce -t "w-$r" --topics 10 --partitions 100 -n "$records" -s 100 \
+        --acks 1
+    for i in 0 1 2 3 4 5 6 7 8 9; do
+        "$build/stream-topics" delete "w-$r-$i"
+    done
     bench produce_acksall produce -t "pall-$r" -n "$records" -s 100 --acks all
     bench consume consume -t "p1-$r"
     # The gigabytes just written are still being written back: let that
@@ -92,6 +100,7 @@ import json, statistics, sys, os
 tmp = sys.argv[1]
 rows = [
     ("produce 100 B, acks=1", "produce_acks1"),
+    ("  to 1000 partitions", "produce_wide"),
     ("produce 100 B, acks=all", "produce_acksall"),
     ("consume 100 B, from start", "consume"),
     ("e2e 100 B, acks=1, paced", "e2e_acks1"),
@@ -118,7 +127,14 @@ for label, name in rows:
     print(f"{label:<28} {fmt(rps, '12.0f')} {fmt(mbps, '9.1f')} {fmt(med(runs, lat('p50')), '8.3f')} "
           f"{fmt(med(runs, lat('p99')), '8.3f')} {fmt(med(runs, lat('p999')), '9.3f')} "
           f"{fmt(med(runs, lat('max')), '8.3f')}")
+def runs_of(name):
+    with open(os.path.join(tmp, name + ".json")) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+one = med(runs_of("produce_acks1"), lambda r: r.get("records_per_sec"))
+wide = med(runs_of("produce_wide"), lambda r: r.get("records_per_sec"))
 print()
+if one and wide:
+    print(f"1000 partitions (10 topics x 100) / 1 partition, records/s: {wide / one * 100:.0f}%")
 print("produce latency: produce() call to delivery report; e2e: send to receipt. "
       "MB = 10^6 bytes of payload.")
 EOF

@@ -26,6 +26,10 @@
 #       produce 100 B, one producer   stream-bench produce --acks 1
 #                                     redis-benchmark -c 1 -P 64 XADD key * f <100 B>
 #                                     nats_bench produce (js_PublishAsync, 4096 pending)
+#       produce 100 B to 1000         stream-bench produce --topics 10 --partitions 100
+#       partitions, one producer      --acks 1 (records round-robin over the 10
+#                                     topics), against the one-partition stream run
+#                                     of the same repetition (right before it)
 #       consume 100 B from the start  stream-bench consume
 #                                     redis_xread (XREAD COUNT 1000, one in flight)
 #                                     nats_bench consume (pull consumer, Fetch 1000)
@@ -50,6 +54,8 @@
 #   PEERS_RECORDS_1K     1 KiB records per acks=all/consume run (1000000)
 #   PEERS_REPS           repetitions; medians are reported (3)
 #   PEERS_E2E_RATE       e2e records/s (10000); PEERS_E2E_SECONDS (10)
+#   PEERS_WIDE_TOPICS    topics of the many-partition produce (10)
+#   PEERS_WIDE_PARTITIONS partitions of each of those topics (100)
 #   PEERS_REDIS_CLIENTS  redis-benchmark -c (1: one producer)
 #   PEERS_REDIS_PIPELINE redis-benchmark -P (64)
 #   PEERS_REDIS_COUNT    XREAD COUNT (1000)
@@ -79,8 +85,10 @@ redis_count=${PEERS_REDIS_COUNT:-1000}
 nats_pending=${PEERS_NATS_PENDING:-4096}
 nats_batch=${PEERS_NATS_BATCH:-1000}
 loopback_mb=${PEERS_LOOPBACK_MB:-4000}
+wide_topics=${PEERS_WIDE_TOPICS:-10}
+wide_partitions=${PEERS_WIDE_PARTITIONS:-100}
 for v in records records_1k reps rate e2e_records redis_clients redis_pipeline redis_count \
-    nats_pending nats_batch loopback_mb; do
+    nats_pending nats_batch loopback_mb wide_topics wide_partitions; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "peers.sh: $v must be a positive integer" >&2; exit 2; }
 done
 for p in stream-broker stream-bench stream-topics; do
@@ -231,6 +239,7 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 say "stream at $STREAM_BROKERS, redis at 127.0.0.1:$redis_port, nats at $nats_url"
 say "data in $tmp ($(fstype "$tmp")); $(nproc) CPUs; load average $load_start"
 say "$records x 100 B, $records_1k x 1 KiB, e2e $e2e_records at $rate/s; $reps repetitions"
+say "many partitions: $wide_topics topics x $wide_partitions partitions"
 
 value100=$(python3 -c '
 x = 2463534242
@@ -324,6 +333,13 @@ t_start=$(date +%s)
 for r in $(seq "$reps"); do
     say "repetition $r/$reps ($(($(date +%s) - t_start)) s so far, load $(cut -d' ' -f1 /proc/loadavg))"
     run produce100 stream json "${sbench[@]}" produce -t "p100-$r" -n "$records" -s 100 --acks 1
+    # The same records from one producer to many partitions, next to the
+    # one-partition run so that both meet the same load.
+    run produce_wide stream json "${sbench[@]}" produce -t "w100-$r" --topics "$wide_topics" \
+        --partitions "$wide_partitions" -n "$records" -s 100 --acks 1
+    for ((i = 0; i < wide_topics; i++)); do
+        "$build/stream-topics" delete "w100-$r-$i" >/dev/null
+    done
     run produce100 redis redis_csv redis-benchmark -h 127.0.0.1 -p "$redis_port" \
         -c "$redis_clients" -P "$redis_pipeline" -n "$records" --csv XADD "s100-$r" '*' f "$value100"
     redis_check "s100-$r"
@@ -357,6 +373,9 @@ for r in $(seq "$reps"); do
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(($(date +%s) - t_start))
+# The many-partition row's reference: the one-partition runs of this script
+# run (report.py ratios a "peer" row's records/s).
+cp "$res/produce100.stream.jsonl" "$res/produce_wide.single.jsonl"
 
 # ---- 5. the table ------------------------------------------------------------------
 python3 "$here/peers/report.py" "$res" "$build" <<EOF
@@ -365,6 +384,8 @@ python3 "$here/peers/report.py" "$res" "$build" <<EOF
  "redis_clients": $redis_clients, "redis_pipeline": $redis_pipeline,
  "redis_xread_count": $redis_count, "nats_max_pending": $nats_pending,
  "nats_fetch_batch": $nats_batch, "loopback_mb": $loopback_mb, "dd_mib": $dd_mib,
+ "wide_topics": $wide_topics, "wide_partitions": $wide_partitions,
+ "wide_partitions_total": $((wide_topics * wide_partitions)),
  "cpus": $(nproc), "load_start": "$load_start", "load_end": "$load_end",
  "elapsed_s": $elapsed, "data_fs": "$(fstype "$tmp")",
  "redis_version": "$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')",

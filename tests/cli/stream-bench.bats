@@ -26,7 +26,7 @@ jsonof() {
 }
 
 @test "produce --json has every documented field" {
-    run jsonof 'sorted(d) == sorted(["mode", "topic", "records", "failed", "record_bytes", "acks", "codec", "elapsed_s", "records_per_sec", "mb_per_sec", "latency_ms"]) and sorted(d["latency_ms"]) == sorted(["avg", "p50", "p95", "p99", "p999", "max"])' \
+    run jsonof 'sorted(d) == sorted(["mode", "topic", "topics", "records", "failed", "record_bytes", "acks", "codec", "elapsed_s", "records_per_sec", "mb_per_sec", "latency_ms"]) and sorted(d["latency_ms"]) == sorted(["avg", "p50", "p95", "p99", "p999", "max"])' \
         stream-bench produce -t b -n 500 -s 10 --json -q
     assert_output "True"
     run jsonof '(d["mode"], d["topic"], d["records"], d["failed"], d["record_bytes"], d["acks"], d["codec"], d["latency_ms"]["p50"] <= d["latency_ms"]["p99"] <= d["latency_ms"]["max"], d["records_per_sec"] > 0)' \
@@ -38,6 +38,28 @@ jsonof() {
     stream-bench produce -t spread -n 3000 -s 100 --partitions 3 --batch-bytes 4k -q >/dev/null
     run jsonof '[p["high_watermark"] > 0 for p in d["topics"][0]["partitions"]]' stream-topics describe spread --json
     assert_output "[True, True, True]"
+}
+
+@test "produce --topics K goes round-robin over TOPIC-0..TOPIC-(K-1), each made with --partitions" {
+    run --separate-stderr stream-bench produce -t multi --topics 3 --partitions 2 -n 3000 -s 100 \
+        --batch-bytes 4k
+    assert_success
+    assert_output --regexp '^produce: 3000 records sent, 0 failed, [0-9.]+ records/s, [0-9.]+ MB/s \(acks=1, 100 bytes, none, 3 topics\); latency ms: avg '
+    for i in 0 1 2; do
+        # A third of the records each, over both partitions.
+        run jsonof '[p["high_watermark"] > 0 for p in d["topics"][0]["partitions"]], sum(p["high_watermark"] for p in d["topics"][0]["partitions"])' \
+            stream-topics describe "multi-$i" --json
+        assert_output "([True, True], 1000)"
+    done
+    # TOPIC itself is only the prefix.
+    run stream-topics describe multi
+    assert_failure
+    run jsonof '(d["topic"], d["topics"], d["records"], d["failed"])' \
+        stream-bench produce -t multi --topics 3 -n 301 --json -q
+    assert_output "('multi', 3, 301, 0)"
+    run jsonof 'sum(p["high_watermark"] for p in d["topics"][0]["partitions"])' \
+        stream-topics describe multi-0 --json
+    assert_output "1101"
 }
 
 @test "produce --rate paces the producer" {
@@ -103,7 +125,9 @@ jsonof() {
         "produce -t x -n 1 --acks 2" "produce -t x -n 1 -z brotli" "produce -t x -n 0" \
         "produce -t x -n 1 --rate 0" "produce -t x -n 1 --rate fast" "produce -t x -n 1 -s 1x" \
         "produce -t x -n 1 --partitions 0" "produce -t x -n 1 --no-such-flag" \
-        "produce consume -t x -n 1" "produce -t x -n 1 --linger-ms -1"; do
+        "produce consume -t x -n 1" "produce -t x -n 1 --linger-ms -1" \
+        "produce -t x -n 1 --topics 0" "produce -t x -n 1 --topics many" "consume -t x --topics 2" \
+        "e2e -t x -n 10 --rate 10 --topics 2"; do
         run stream-bench $args
         [ "$status" -eq 2 ] || { echo "stream-bench $args: status $status: $output"; return 1; }
         [[ "$output" == *"Try 'stream-bench --help'."* ]] || { echo "$args: $output"; return 1; }
@@ -114,7 +138,8 @@ jsonof() {
     run stream-bench --help
     assert_success
     for word in produce consume e2e --brokers --topic --records --record-size --acks \
-        --compression --rate --partitions --linger-ms --batch-bytes --timeout-ms --json --quiet; do
+        --compression --rate --partitions --topics --linger-ms --batch-bytes --timeout-ms --json \
+        --quiet; do
         assert_output --partial -- "$word"
     done
     run stream-bench --version

@@ -201,7 +201,12 @@ void stream_client_invalidate_metadata(stream_client *c, const char *topic);
  * so the caller may reuse its buffers after stream_producer_produce returns.
  * A batch is sent when it reaches batch_bytes, when linger_ms has passed
  * since its first record, or on flush. One produce request carries the ready
- * batches of every partition led by the same broker.
+ * batches of every partition led by the same broker. While a partition
+ * cannot send (max_in_flight_per_partition requests of it are out, or an
+ * earlier batch of it waits), its batch stays open past linger_ms and keeps
+ * filling up to batch_bytes, as Kafka's producer does: the next request
+ * carries everything that accumulated meanwhile, so records do not queue up
+ * one small batch each behind a slow acknowledgement (acks=all).
  *
  * Partition choice: the record's partition when >= 0; else, for a non-null
  * key, murmur2(key) mod partitions (Kafka's; stream_partition_for_key); else
@@ -368,6 +373,8 @@ typedef struct stream_producer_stats {
     uint64_t records_delivered; /* Reports with err 0. */
     uint64_t records_failed;    /* Reports with err != 0. */
     uint64_t batches_sent;      /* Produce-request batches, retries included. */
+    uint64_t requests_sent;     /* Produce requests (each with at most one batch per
+                                   partition), retries included. */
     uint64_t retries;           /* Batches sent again after a failure of their own (not
                                    idempotent resends behind a failed batch). */
     uint64_t bytes_sent;        /* Batch bytes written (after compression). */

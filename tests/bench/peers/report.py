@@ -23,6 +23,10 @@ WORKLOADS = [
         ("redis", "Redis XADD, redis-benchmark -P {redis_pipeline}", "peer"),
         ("nats", "NATS JetStream js_PublishAsync", "peer"),
     ]),
+    ("produce_wide", "produce 100 B to {wide_partitions_total} partitions", [
+        ("stream", "stream-bench --topics {wide_topics} --partitions {wide_partitions}", None),
+        ("single", "vs stream to one partition (row 1)", "peer"),
+    ]),
     ("consume100", "consume 100 B from the start", [
         ("stream", "stream-bench consume", None),
         ("redis", "Redis XREAD COUNT {redis_xread_count}", "peer"),
@@ -104,6 +108,7 @@ def main():
         ("produce 100 B acks=1: stream / Redis XADD pipelined", ratio("produce100", "redis"), ">=", 5, "x"),
         ("produce 100 B acks=1: stream / NATS async publish", ratio("produce100", "nats"), ">=", 3, "x"),
         ("produce 100 B acks=1: records/s", stat("produce100", "records_per_sec"), ">=", 2.5e6, "rec/s"),
+        ("produce 100 B acks=1: 1000 partitions / 1, records/s", ratio("produce_wide", "single"), ">=", 0.50, "%"),
         ("produce 1 KiB acks=all: stream / dd fdatasync MB/s", ratio("produce1k_all", "disk"), ">=", 0.70, "%"),
         ("consume 1 KiB: stream / loopback TCP MB/s", ratio("consume1k", "loopback"), ">=", 0.45, "%"),
         ("consume 100 B: records/s", stat("consume100", "records_per_sec"), ">=", 5e6, "rec/s"),
