@@ -5,9 +5,11 @@
  *            them (or paced at --rate): records/s, MB/s, and the latency of
  *            each record from produce() to its delivery report; with
  *            --topics K the records go round-robin to K topics (many
- *            partitions behind one producer)
- *   consume  N records (or up to the end) from the beginning: records/s,
- *            MB/s, time to the first record
+ *            partitions behind one producer); with --producers P, P
+ *            producers on P threads and P connections share the records
+ *   consume  N records (or up to the end) from the beginning, or with
+ *            --group G from G's committed offsets as a member of G:
+ *            records/s, MB/s, time to the first record
  *   e2e      a producer paced at --rate and a consumer in one process, two
  *            clients on two threads: the latency from sending a record to
  *            receiving it
@@ -43,6 +45,7 @@
 #include "stream/error.h"
 #include "stream/histogram.h"
 #include "stream/json.h"
+#include "stream/proto.h"
 #include "stream/timespec.h"
 
 static const char usage_text[] =
@@ -52,6 +55,7 @@ static const char usage_text[] =
     "Modes:\n"
     "  produce   produce -n records of -s bytes; records/s, MB/s, produce latency\n"
     "  consume   read -n records (default: up to the end) from the beginning\n"
+    "            (--group: from the group's committed offsets, committing at the end)\n"
     "  e2e       produce at --rate and consume in one process; end-to-end latency\n"
     "\n"
     "Options:\n"
@@ -65,6 +69,8 @@ static const char usage_text[] =
     "      --partitions K        create the topic with K partitions if it is missing\n"
     "      --topics K            produce: round-robin over topics TOPIC-0..TOPIC-(K-1),\n"
     "                            each created with --partitions if missing\n"
+    "      --producers P         produce: P producers, each its own thread and connection\n"
+    "  -g, --group G             consume as a member of consumer group G\n"
     "      --linger-ms MS        producer linger (default: produce 5, e2e 0)\n"
     "      --batch-bytes BYTES   producer batch size (default 256k)\n"
     "      --timeout-ms MS       consume, e2e: give up after MS without a record\n"
@@ -79,6 +85,7 @@ enum {
     OPT_RATE,
     OPT_PARTITIONS,
     OPT_TOPICS,
+    OPT_PRODUCERS,
     OPT_LINGER_MS,
     OPT_BATCH_BYTES,
     OPT_TIMEOUT_MS,
@@ -96,6 +103,8 @@ static const struct option long_options[] = {
     {"rate", required_argument, NULL, OPT_RATE},
     {"partitions", required_argument, NULL, OPT_PARTITIONS},
     {"topics", required_argument, NULL, OPT_TOPICS},
+    {"producers", required_argument, NULL, OPT_PRODUCERS},
+    {"group", required_argument, NULL, 'g'},
     {"linger-ms", required_argument, NULL, OPT_LINGER_MS},
     {"batch-bytes", required_argument, NULL, OPT_BATCH_BYTES},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
@@ -119,6 +128,8 @@ typedef struct options {
     double rate;         /* 0: unpaced */
     int32_t partitions;  /* 0: not given */
     int topics;          /* --topics: 0 for the one topic -t, else TOPIC-0.. */
+    int producers;       /* --producers: 0 not given (one producer) */
+    const char *group;   /* -g: consume as a member of this group; NULL standalone */
     int linger_ms;       /* -1: the mode's default */
     int64_t batch_bytes; /* 0: the library's default */
     int timeout_ms;
@@ -333,134 +344,294 @@ static void finish_stdout(void)
 
 /* ---- produce ------------------------------------------------------------------ */
 
-typedef struct produce_run {
-    stream_histogram hist; /* produce() -> delivery report, ns */
-    int64_t t0_ns;         /* the zero of the opaque timestamps */
+/*
+ * One producer of a produce run. With --producers P there are P of these,
+ * each with its own client (so its own connection: the broker sees P
+ * producers, as it would P processes), producer, thread and histogram.
+ * Worker j sends the run's records j, j+P, j+2P, ..., so the spread over
+ * --topics and the --rate schedule are those of one producer, and the
+ * shares differ by at most one record.
+ *
+ * The histogram and the counters are written by delivery reports on the
+ * worker's own thread. With P > 1 the main thread reads them once a second
+ * for the progress line, so they are behind `lock` then: one uncontended
+ * lock per report, and no lock at all with one producer.
+ */
+typedef struct produce_worker {
+    const options *o;
+    char **topics; /* borrowed: the run's ntopics topics */
+    int ntopics;
+    int index, stride;           /* sends records index, index + stride, ... of -n */
+    int64_t t0_ns;               /* the run's start: the --rate schedule, the opaque times */
+    const uint8_t *value;        /* borrowed: the value every record carries */
+    stream_client *c;            /* owned: this worker's connection */
+    stream_producer *p;          /* owned */
+    struct produce_watch *watch; /* told when the worker is done (P > 1); else NULL */
+    pthread_mutex_t lock;        /* with watch: guards hist, delivered, failed, last_msg */
+    stream_histogram hist;       /* produce() -> delivery report, ns */
     uint64_t delivered, failed;
-    int last_err;
-    char last_msg[256];
-} produce_run;
+    char last_msg[256]; /* the last failed report's reason */
+    char error[512];    /* why the worker stopped producing early; "" if it did not */
+} produce_worker;
+
+/* How the main thread waits for P > 1 workers: until all are done, waking
+ * once a second for the progress line. */
+typedef struct produce_watch {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* signalled as each worker finishes; CLOCK_MONOTONIC */
+    int running;         /* workers not done yet */
+} produce_watch;
 
 static void on_delivery(stream_producer *p, const stream_delivery *d, void *arg)
 {
-    produce_run *r = arg;
+    produce_worker *w = arg;
     /* The start time rides in the opaque as ns since t0; unsigned arithmetic
      * gives the right difference even where uintptr_t is 32 bits, for
      * latencies under 4 s there. */
     uintptr_t sent = (uintptr_t)d->opaque;
-    uintptr_t now = (uintptr_t)(now_ns() - r->t0_ns);
+    uintptr_t now = (uintptr_t)(now_ns() - w->t0_ns);
+    if (w->watch)
+        pthread_mutex_lock(&w->lock);
     if (d->err == 0) {
-        r->delivered++;
-        stream_histogram_record(&r->hist, (int64_t)(now - sent));
+        w->delivered++;
+        stream_histogram_record(&w->hist, (int64_t)(now - sent));
     } else {
-        r->failed++;
-        r->last_err = d->err;
-        snprintf(r->last_msg, sizeof(r->last_msg), "%s",
+        w->failed++;
+        snprintf(w->last_msg, sizeof(w->last_msg), "%s",
                  d->msg && *d->msg ? d->msg : stream_strerror(d->err));
     }
+    if (w->watch)
+        pthread_mutex_unlock(&w->lock);
 }
 
-static int run_produce(const options *o)
+/* The progress line: records acknowledged so far, the rate since the last
+ * line, the p99 so far. */
+static void produce_progress(int64_t t, int64_t t0, uint64_t delivered, uint64_t last_delivered,
+                             int64_t last_ns, const stream_histogram *h)
 {
-    stream_client *c = connect_client(o, "stream-bench");
-    int ntopics;
-    char **topics = produce_topics(c, o, &ntopics);
-    produce_run r = {0};
-    if (stream_histogram_init(&r.hist, HIST_MAX_NS, 0) != 0)
-        die("out of memory");
-    stream_producer *p = new_producer(c, o, on_delivery, &r);
-    uint8_t *value = malloc((size_t)o->record_bytes + 1);
-    if (value == NULL)
-        die("out of memory");
-    fill_value(value, (size_t)o->record_bytes);
+    fprintf(stderr, "produce: %.0fs %" PRIu64 " records acked, %.1f records/s, p99 %.3f ms\n",
+            (double)(t - t0) / 1e9, delivered,
+            per_sec((double)(delivered - last_delivered), t - last_ns),
+            ms(stream_histogram_percentile(h, 99)));
+}
 
+/* Produces the worker's share and flushes it. With one producer it prints
+ * the progress lines itself; with more, the main thread does (watch). */
+static void *produce_worker_run(void *arg)
+{
+    produce_worker *w = arg;
+    const options *o = w->o;
     stream_producer_record rec = {0};
-    rec.topic = topics[0];
+    rec.topic = w->topics[w->index % w->ntopics];
     rec.partition = STREAM_PARTITION_ANY;
     rec.key_len = -1;
-    rec.value = value;
+    rec.value = w->value;
     rec.value_len = (int32_t)o->record_bytes;
 
-    char err[512];
-    r.t0_ns = now_ns();
-    int64_t next_report = r.t0_ns + 1000000000, last_ns = r.t0_ns;
-    uint64_t last_delivered = 0;
-    for (int64_t i = 0; i < o->records; i++) {
+    char err[256];
+    bool report = w->watch == NULL && !o->quiet;
+    int64_t next_report = w->t0_ns + 1000000000, last_ns = w->t0_ns;
+    uint64_t last_delivered = 0, n = 0;
+    for (int64_t i = w->index; i < o->records; i += w->stride, n++) {
         if (o->rate > 0)
-            pace(p, r.t0_ns + (int64_t)((double)i * 1e9 / o->rate));
-        rec.opaque = (void *)(uintptr_t)(now_ns() - r.t0_ns);
-        if (ntopics > 1)
-            rec.topic = topics[i % ntopics];
+            pace(w->p, w->t0_ns + (int64_t)((double)i * 1e9 / o->rate));
+        rec.opaque = (void *)(uintptr_t)(now_ns() - w->t0_ns);
+        if (w->ntopics > 1)
+            rec.topic = w->topics[i % w->ntopics];
         int rc;
-        while ((rc = stream_producer_produce(p, &rec, err, sizeof(err))) == STREAM_EAGAIN)
-            stream_producer_poll(p, 1); /* the buffer is full: let batches drain */
-        if (rc != 0)
-            die("cannot produce to topic '%s': %s", rec.topic, err);
+        while ((rc = stream_producer_produce(w->p, &rec, err, sizeof(err))) == STREAM_EAGAIN)
+            stream_producer_poll(w->p, 1); /* the buffer is full: let batches drain */
+        if (rc != 0) {
+            snprintf(w->error, sizeof(w->error), "cannot produce to topic '%s': %s", rec.topic,
+                     err);
+            break;
+        }
         /* produce() does no I/O: drive it every few records. */
-        if ((i & 255) == 255 || o->rate > 0) {
-            stream_producer_poll(p, 0);
-            int64_t t = now_ns();
-            if (t >= next_report) {
-                if (!o->quiet)
-                    fprintf(stderr,
-                            "produce: %.0fs %" PRIu64 " records acked, %.1f records/s, "
-                            "p99 %.3f ms\n",
-                            (double)(t - r.t0_ns) / 1e9, r.delivered,
-                            per_sec((double)(r.delivered - last_delivered), t - last_ns),
-                            ms(stream_histogram_percentile(&r.hist, 99)));
-                last_delivered = r.delivered;
+        if ((n & 255) == 255 || o->rate > 0) {
+            stream_producer_poll(w->p, 0);
+            int64_t t = report ? now_ns() : 0;
+            if (report && t >= next_report) {
+                produce_progress(t, w->t0_ns, w->delivered, last_delivered, last_ns, &w->hist);
+                last_delivered = w->delivered;
                 last_ns = t;
                 next_report += 1000000000;
             }
         }
     }
-    if (stream_producer_flush(p, -1) != 0)
-        warn("%zu records still not acknowledged", stream_producer_outstanding(p));
-    int64_t elapsed = now_ns() - r.t0_ns;
-    double bytes = (double)r.delivered * (double)o->record_bytes;
-    double rps = per_sec((double)r.delivered, elapsed), mbps = per_sec(bytes, elapsed) / 1e6;
+    if (stream_producer_flush(w->p, -1) != 0)
+        warn("%zu records still not acknowledged", stream_producer_outstanding(w->p));
+    if (w->watch) {
+        pthread_mutex_lock(&w->watch->lock);
+        w->watch->running--;
+        pthread_cond_signal(&w->watch->cond);
+        pthread_mutex_unlock(&w->watch->lock);
+    }
+    return NULL;
+}
+
+/* Runs n > 1 workers on their own threads and waits for all of them,
+ * printing the progress line of the whole run once a second. */
+static void run_workers(produce_worker *w, int n, const options *o)
+{
+    produce_watch watch = {.running = n};
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&watch.lock, NULL);
+    pthread_cond_init(&watch.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    stream_histogram sum;
+    pthread_t *th = malloc((size_t)n * sizeof(*th));
+    if (th == NULL || stream_histogram_init(&sum, HIST_MAX_NS, 0) != 0)
+        die("out of memory");
+    for (int j = 0; j < n; j++) {
+        w[j].watch = &watch;
+        pthread_mutex_init(&w[j].lock, NULL);
+    }
+    int64_t t0 = w[0].t0_ns, next_report = t0 + 1000000000, last_ns = t0;
+    uint64_t last_delivered = 0;
+    for (int j = 0; j < n; j++)
+        if (pthread_create(&th[j], NULL, produce_worker_run, &w[j]) != 0)
+            die("cannot start producer thread %d of %d", j + 1, n);
+
+    pthread_mutex_lock(&watch.lock);
+    while (watch.running > 0) {
+        struct timespec due = {next_report / 1000000000, next_report % 1000000000};
+        if (pthread_cond_timedwait(&watch.cond, &watch.lock, &due) == 0)
+            continue; /* a worker finished */
+        next_report += 1000000000;
+        if (o->quiet)
+            continue;
+        pthread_mutex_unlock(&watch.lock);
+        int64_t t = now_ns();
+        uint64_t delivered = 0;
+        stream_histogram_reset(&sum);
+        for (int j = 0; j < n; j++) {
+            pthread_mutex_lock(&w[j].lock);
+            delivered += w[j].delivered;
+            stream_histogram_merge(&sum, &w[j].hist);
+            pthread_mutex_unlock(&w[j].lock);
+        }
+        produce_progress(t, t0, delivered, last_delivered, last_ns, &sum);
+        last_delivered = delivered;
+        last_ns = t;
+        pthread_mutex_lock(&watch.lock);
+    }
+    pthread_mutex_unlock(&watch.lock);
+
+    for (int j = 0; j < n; j++) {
+        pthread_join(th[j], NULL);
+        pthread_mutex_destroy(&w[j].lock);
+        w[j].watch = NULL;
+    }
+    pthread_cond_destroy(&watch.cond);
+    pthread_mutex_destroy(&watch.lock);
+    stream_histogram_release(&sum);
+    free(th);
+}
+
+static int run_produce(const options *o)
+{
+    int np = o->producers > 0 ? o->producers : 1;
+    produce_worker *w = calloc((size_t)np, sizeof(*w));
+    uint8_t *value = malloc((size_t)o->record_bytes + 1);
+    if (w == NULL || value == NULL)
+        die("out of memory");
+    fill_value(value, (size_t)o->record_bytes);
+    w[0].c = connect_client(o, "stream-bench");
+    int ntopics;
+    char **topics = produce_topics(w[0].c, o, &ntopics);
+    /* Every connection is made before the first record: the broker sees the
+     * P producers at once, and one it refuses fails the run before it starts. */
+    for (int j = 0; j < np; j++) {
+        if (j > 0)
+            w[j].c = connect_client(o, "stream-bench");
+        w[j].o = o;
+        w[j].topics = topics;
+        w[j].ntopics = ntopics;
+        w[j].index = j;
+        w[j].stride = np;
+        w[j].value = value;
+        if (stream_histogram_init(&w[j].hist, HIST_MAX_NS, 0) != 0)
+            die("out of memory");
+        w[j].p = new_producer(w[j].c, o, on_delivery, &w[j]);
+    }
+
+    int64_t t0 = now_ns();
+    for (int j = 0; j < np; j++)
+        w[j].t0_ns = t0;
+    if (np == 1)
+        produce_worker_run(&w[0]);
+    else
+        run_workers(w, np, o);
+    int64_t elapsed = now_ns() - t0;
+
+    /* One result for the run: worker 0's histogram and counters take the others'. */
+    const char *last_msg = w[0].last_msg;
+    for (int j = 0; j < np; j++) {
+        if (w[j].error[0])
+            die("%s", w[j].error);
+        if (j == 0)
+            continue;
+        if (stream_histogram_merge(&w[0].hist, &w[j].hist) != 0)
+            die("cannot merge the latency histograms"); /* all made alike: cannot happen */
+        w[0].delivered += w[j].delivered;
+        w[0].failed += w[j].failed;
+        if (w[j].failed > 0)
+            last_msg = w[j].last_msg;
+    }
+    const produce_worker *r = &w[0];
+    double bytes = (double)r->delivered * (double)o->record_bytes;
+    double rps = per_sec((double)r->delivered, elapsed), mbps = per_sec(bytes, elapsed) / 1e6;
 
     if (o->json) {
-        stream_json_writer w;
+        stream_json_writer jw;
         stream_buf buf;
-        json_start(&w, &buf, o, "produce");
-        stream_json_key(&w, "topics");
-        stream_json_int(&w, ntopics);
-        stream_json_key(&w, "records");
-        stream_json_uint(&w, r.delivered);
-        stream_json_key(&w, "failed");
-        stream_json_uint(&w, r.failed);
-        stream_json_key(&w, "record_bytes");
-        stream_json_int(&w, o->record_bytes);
-        stream_json_key(&w, "acks");
-        stream_json_cstring(&w, acks_name(o->acks));
-        stream_json_key(&w, "codec");
-        stream_json_cstring(&w, stream_codec_name(o->codec));
-        json_fixed(&w, "elapsed_s", (double)elapsed / 1e9, 3);
-        json_fixed(&w, "records_per_sec", rps, 1);
-        json_fixed(&w, "mb_per_sec", mbps, 3);
-        latency_json(&w, &r.hist);
-        json_finish(&w, &buf);
+        json_start(&jw, &buf, o, "produce");
+        stream_json_key(&jw, "topics");
+        stream_json_int(&jw, ntopics);
+        stream_json_key(&jw, "producers");
+        stream_json_int(&jw, np);
+        stream_json_key(&jw, "records");
+        stream_json_uint(&jw, r->delivered);
+        stream_json_key(&jw, "failed");
+        stream_json_uint(&jw, r->failed);
+        stream_json_key(&jw, "record_bytes");
+        stream_json_int(&jw, o->record_bytes);
+        stream_json_key(&jw, "acks");
+        stream_json_cstring(&jw, acks_name(o->acks));
+        stream_json_key(&jw, "codec");
+        stream_json_cstring(&jw, stream_codec_name(o->codec));
+        json_fixed(&jw, "elapsed_s", (double)elapsed / 1e9, 3);
+        json_fixed(&jw, "records_per_sec", rps, 1);
+        json_fixed(&jw, "mb_per_sec", mbps, 3);
+        latency_json(&jw, &r->hist);
+        json_finish(&jw, &buf);
     } else {
         printf("produce: %" PRIu64 " records sent, %" PRIu64 " failed, %.1f records/s, "
                "%.2f MB/s (acks=%s, %" PRId64 " bytes, %s",
-               r.delivered, r.failed, rps, mbps, acks_name(o->acks), o->record_bytes,
+               r->delivered, r->failed, rps, mbps, acks_name(o->acks), o->record_bytes,
                stream_codec_name(o->codec));
         if (o->topics > 0)
             printf(", %d topics", ntopics);
+        if (np > 1)
+            printf(", %d producers", np);
         printf("); ");
-        latency_text(&r.hist);
+        latency_text(&r->hist);
     }
     finish_stdout();
     int status = EXIT_OK;
-    if (r.failed > 0) {
-        warn("%" PRIu64 " of %" PRId64 " records failed; last: %s", r.failed, o->records,
-             r.last_msg);
+    if (r->failed > 0) {
+        warn("%" PRIu64 " of %" PRId64 " records failed; last: %s", r->failed, o->records,
+             last_msg);
         status = EXIT_FAIL;
     }
-    stream_producer_free(p, 0);
-    stream_client_free(c);
-    stream_histogram_release(&r.hist);
+    for (int j = 0; j < np; j++) {
+        stream_producer_free(w[j].p, 0);
+        stream_client_free(w[j].c);
+        stream_histogram_release(&w[j].hist);
+    }
+    free(w);
     free(value);
     free(topics);
     return status;
@@ -484,12 +655,55 @@ static stream_consumer *new_consumer(stream_client *c, const options *o, bool st
     return co;
 }
 
+/* A member of consumer group o->group subscribed to the topic. Its
+ * partitions start at the group's committed offsets (at the beginning where
+ * the group has none, as a standalone consume starts) and, with
+ * stop_at_end, end at their high watermarks as they were when the group
+ * handed them over: "to the end" as the standalone consumer's snapshot at
+ * assign. Blocking: joins the group before it returns. */
+static stream_consumer *new_group_consumer(stream_client *c, const options *o, bool stop_at_end)
+{
+    char err[512];
+    /* A member waits for a topic that does not exist yet; for a benchmark
+     * that is a typing mistake, said at once as the standalone consume does. */
+    if (stream_client_partition_count(c, o->topic, -1, err, sizeof(err)) < 0)
+        die("cannot read topic '%s': %s", o->topic, err);
+    stream_consumer_conf conf;
+    stream_consumer_conf_init(&conf);
+    conf.stop_at_end = stop_at_end;
+    conf.auto_offset_reset = STREAM_RESET_EARLIEST;
+    stream_consumer *co = NULL;
+    if (stream_consumer_new(c, &conf, &co, err, sizeof(err)) != 0)
+        die("cannot create consumer: %s", err);
+    stream_group_conf gconf;
+    stream_group_conf_init(&gconf);
+    gconf.group = o->group;
+    gconf.client_id = "stream-bench/" STREAM_VERSION;
+    if (stream_consumer_subscribe(co, &gconf, &o->topic, 1, NULL, -1, err, sizeof(err)) != 0)
+        die("cannot join group '%s': %s", o->group, err);
+    return co;
+}
+
+/* Leaves the group, committing the offsets after the records read, so the
+ * next run of the group reads only what came after. Returns false (with a
+ * warning) when the commit failed. */
+static bool leave_group(stream_consumer *co, const options *o)
+{
+    char err[512];
+    if (stream_consumer_close(co, true, 10000, err, sizeof(err)) != 0) {
+        warn("cannot commit the offsets of group '%s': %s", o->group, err);
+        return false;
+    }
+    return true;
+}
+
 static int run_consume(const options *o)
 {
     stream_client *c = connect_client(o, "stream-bench");
     int64_t t0 = now_ns();
     bool to_end = o->records < 0;
-    stream_consumer *co = new_consumer(c, o, to_end, STREAM_OFFSET_BEGINNING);
+    stream_consumer *co = o->group ? new_group_consumer(c, o, to_end)
+                                   : new_consumer(c, o, to_end, STREAM_OFFSET_BEGINNING);
     uint64_t records = 0, last_records = 0, bytes = 0;
     int64_t first_ns = -1, last_rec_ns = t0, last_ns = t0, next_report = t0 + 1000000000;
     int status = EXIT_OK;
@@ -515,8 +729,10 @@ static int run_consume(const options *o)
                      (uint64_t)(ev.record.value_len > 0 ? ev.record.value_len : 0);
             last_rec_ns = t;
         } else if (rc == 1 && ev.type == STREAM_EVENT_ERROR) {
-            die("cannot read topic '%s' partition %d: %s", o->topic, (int)ev.partition,
-                ev.msg && *ev.msg ? ev.msg : stream_strerror(ev.err));
+            const char *why = ev.msg && *ev.msg ? ev.msg : stream_strerror(ev.err);
+            if (ev.topic == NULL) /* the group ended our membership for good */
+                die("group '%s': %s", o->group, why);
+            die("cannot read topic '%s' partition %d: %s", o->topic, (int)ev.partition, why);
         }
         if (to_end && stream_consumer_done(co))
             break;
@@ -553,15 +769,25 @@ static int run_consume(const options *o)
         json_fixed(&w, "records_per_sec", rps, 1);
         json_fixed(&w, "mb_per_sec", mbps, 3);
         json_fixed(&w, "first_record_ms", first_ms, 3); /* NaN (no record): null */
+        stream_json_key(&w, "group");
+        if (o->group)
+            stream_json_cstring(&w, o->group);
+        else
+            stream_json_null(&w);
         json_finish(&w, &buf);
     } else {
         printf("consume: %" PRIu64 " records, %.1f records/s, %.2f MB/s, ", records, rps, mbps);
         if (first_ns < 0)
-            printf("no record read\n");
+            printf("no record read");
         else
-            printf("first record after %.3f ms\n", first_ms);
+            printf("first record after %.3f ms", first_ms);
+        if (o->group)
+            printf(" (group %s)", o->group);
+        printf("\n");
     }
     finish_stdout();
+    if (o->group && !leave_group(co, o))
+        status = EXIT_FAIL;
     stream_consumer_free(co);
     stream_client_free(c);
     return status;
@@ -735,7 +961,7 @@ static void parse_options(int argc, char **argv, options *o)
     bool size_given = false;
     int opt;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":b:t:n:s:z:qh", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":b:t:n:s:z:g:qh", long_options, NULL)) != -1) {
         switch (opt) {
         case 'b':
             o->brokers = optarg;
@@ -780,6 +1006,16 @@ static void parse_options(int argc, char **argv, options *o)
         case OPT_TOPICS:
             o->topics = (int)cmd_parse_int(optarg, 1, 10000, "topic count");
             break;
+        case OPT_PRODUCERS:
+            o->producers = (int)cmd_parse_int(optarg, 1, 1000, "producer count");
+            break;
+        case 'g': {
+            char err[256];
+            if (stream_group_name_check(optarg, strlen(optarg), err, sizeof(err)) != 0)
+                usage_error("--group: invalid group name '%s': %s", optarg, err);
+            o->group = optarg;
+            break;
+        }
         case OPT_LINGER_MS:
             o->linger_ms = (int)cmd_parse_int(optarg, 0, 60000, "linger");
             o->producer_flags = true;
@@ -828,6 +1064,10 @@ static void parse_options(int argc, char **argv, options *o)
                     "--linger-ms, --batch-bytes)");
     if (o->topics > 0 && o->mode != MODE_PRODUCE)
         usage_error("--topics is for produce only");
+    if (o->producers > 0 && o->mode != MODE_PRODUCE)
+        usage_error("--producers is for produce only");
+    if (o->group && o->mode != MODE_CONSUME)
+        usage_error("--group is for consume only");
     if (o->mode == MODE_E2E && !(o->rate > 0))
         usage_error("e2e needs a rate (--rate R)");
     if (o->mode == MODE_E2E && o->record_bytes < E2E_HEADER_BYTES)

@@ -26,12 +26,12 @@ jsonof() {
 }
 
 @test "produce --json has every documented field" {
-    run jsonof 'sorted(d) == sorted(["mode", "topic", "topics", "records", "failed", "record_bytes", "acks", "codec", "elapsed_s", "records_per_sec", "mb_per_sec", "latency_ms"]) and sorted(d["latency_ms"]) == sorted(["avg", "p50", "p95", "p99", "p999", "max"])' \
+    run jsonof 'sorted(d) == sorted(["mode", "topic", "topics", "producers", "records", "failed", "record_bytes", "acks", "codec", "elapsed_s", "records_per_sec", "mb_per_sec", "latency_ms"]) and sorted(d["latency_ms"]) == sorted(["avg", "p50", "p95", "p99", "p999", "max"])' \
         stream-bench produce -t b -n 500 -s 10 --json -q
     assert_output "True"
-    run jsonof '(d["mode"], d["topic"], d["records"], d["failed"], d["record_bytes"], d["acks"], d["codec"], d["latency_ms"]["p50"] <= d["latency_ms"]["p99"] <= d["latency_ms"]["max"], d["records_per_sec"] > 0)' \
+    run jsonof '(d["mode"], d["topic"], d["producers"], d["records"], d["failed"], d["record_bytes"], d["acks"], d["codec"], d["latency_ms"]["p50"] <= d["latency_ms"]["p99"] <= d["latency_ms"]["max"], d["records_per_sec"] > 0)' \
         stream-bench produce -t b -n 500 -s 10 --json -q --acks all -z lz4
-    assert_output "('produce', 'b', 500, 0, 10, 'all', 'lz4', True, True)"
+    assert_output "('produce', 'b', 1, 500, 0, 10, 'all', 'lz4', True, True)"
 }
 
 @test "produce --partitions creates the topic with that many partitions and spreads records" {
@@ -62,6 +62,54 @@ jsonof() {
     assert_output "1101"
 }
 
+@test "produce --producers P shares -n among P producers and prints one merged result" {
+    run --separate-stderr stream-bench produce -t pp -n 4001 -s 100 --producers 4 --partitions 2 \
+        --batch-bytes 4k
+    assert_success
+    assert_output --regexp '^produce: 4001 records sent, 0 failed, [0-9.]+ records/s, [0-9.]+ MB/s \(acks=1, 100 bytes, none, 4 producers\); latency ms: avg [0-9.]+ p50 [0-9.]+ p95 [0-9.]+ p99 [0-9.]+ p99\.9 [0-9.]+ max [0-9.]+$'
+    # Exactly -n records in all: the end offsets, and what a reader finds.
+    run jsonof 'sum(p["high_watermark"] for p in d["topics"][0]["partitions"])' \
+        stream-topics describe pp --json
+    assert_output "4001"
+    run bash -c 'stream-sub -t pp -e -f "%o\n" | wc -l'
+    assert_output "4001"
+    # The latencies of every producer's records are in the merged percentiles.
+    run jsonof '(d["producers"], d["records"], d["failed"], 0 < d["latency_ms"]["p50"] <= d["latency_ms"]["p999"] <= d["latency_ms"]["max"], d["records_per_sec"] > 0)' \
+        stream-bench produce -t pp -n 999 --producers 16 --acks all --json -q
+    assert_output "(16, 999, 0, True, True)"
+    # With --topics the records still go round-robin: 101, 100, 100.
+    stream-bench produce -t ppm --topics 3 -n 301 --producers 2 -q >/dev/null
+    for i in 0 1 2; do
+        run jsonof 'sum(p["high_watermark"] for p in d["topics"][0]["partitions"])' \
+            stream-topics describe "ppm-$i" --json
+        assert_output "$((i == 0 ? 101 : 100))"
+    done
+}
+
+@test "produce --producers P opens P connections at once" {
+    # A broker that takes 4 connections: 4 producers fit, a 5th is refused.
+    stop_broker
+    start_broker --set max.connections=4
+    run --separate-stderr stream-bench produce -t conns -n 400 --producers 4 -q
+    assert_success
+    assert_output --partial "400 records sent, 0 failed"
+    run --separate-stderr stream-bench produce -t conns -n 400 --producers 5 -q
+    assert_failure 1
+    [[ "$stderr" == "stream-bench: cannot connect to "*": hello failed: "* ]] ||
+        { echo "stderr: $stderr"; return 1; }
+    grep -q "max.connections (4) reached" "$BROKER_LOG"
+}
+
+@test "produce --producers: progress sums every producer, paced at --rate in all" {
+    # 400 records at 300/s over 3 producers: about 300 acked after a second.
+    run --separate-stderr stream-bench produce -t ppr -n 400 --rate 300 --producers 3 --json
+    assert_success
+    run python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(d["records"], 200 < d["records_per_sec"] < 330)' "$output"
+    assert_output "400 True"
+    [[ "$stderr" =~ produce:\ 1s\ ([0-9]+)\ records\ acked ]] || { echo "stderr: $stderr"; return 1; }
+    (( BASH_REMATCH[1] > 200 )) || { echo "stderr: $stderr"; return 1; }
+}
+
 @test "produce --rate paces the producer" {
     # 100 records at 200/s take about half a second.
     run jsonof 'd["records_per_sec"] < 300' stream-bench produce -t paced -n 100 --rate 200 -q --json
@@ -84,6 +132,36 @@ jsonof() {
     assert_failure 1
     assert_output --partial "consume: 10 records"
     [[ "$stderr" == *"no record for 300 ms: read 10 of 20 records"* ]]
+}
+
+@test "consume --group reads from the group's committed offsets and commits at the end" {
+    stream-bench produce -t gt -n 1000 -s 100 --partitions 2 --batch-bytes 4k -q >/dev/null
+    run --separate-stderr stream-bench consume -t gt --group gg -n 600
+    assert_success
+    assert_output --regexp '^consume: 600 records, [0-9.]+ records/s, [0-9.]+ MB/s, first record after [0-9.]+ ms \(group gg\)$'
+    # The next run of the group reads the rest, to the end.
+    run jsonof '(d["group"], d["records"], d["bytes"], d["first_record_ms"] >= 0)' \
+        stream-bench consume -t gt --group gg --json -q
+    assert_output "('gg', 400, 40000, True)"
+    run jsonof 'sorted(p["partition"] for p in d["offsets"]), sum(p["offset"] for p in d["offsets"]), d["total_lag"], d["members"]' \
+        stream-topics group gg --json
+    assert_output "([0, 1], 1000, 0, [])"
+    # Nothing new: to the end is no record and success, as for an empty topic;
+    # -n waits for records and gives up after --timeout-ms with exit 1.
+    run --separate-stderr stream-bench consume -t gt --group gg
+    assert_success
+    assert_output --regexp '^consume: 0 records, 0\.0 records/s, 0\.00 MB/s, no record read \(group gg\)$'
+    run --separate-stderr stream-bench consume -t gt --group gg -n 5 --timeout-ms 300 -q
+    assert_failure 1
+    [[ "$stderr" == *"no record for 300 ms: read 0 of 5 records"* ]] || { echo "$stderr"; return 1; }
+    # Another group has its own offsets; a standalone consume has no group.
+    run jsonof '(d["group"], d["records"])' stream-bench consume -t gt -g other --json -q
+    assert_output "('other', 1000)"
+    run jsonof '(d["group"], d["records"])' stream-bench consume -t gt --json -q
+    assert_output "(None, 1000)"
+    run stream-bench consume -t missing --group gg -q
+    assert_failure 1
+    assert_output "stream-bench: cannot read topic 'missing': unknown topic 'missing'"
 }
 
 @test "e2e measures end-to-end latency at a paced rate" {
@@ -127,18 +205,24 @@ jsonof() {
         "produce -t x -n 1 --partitions 0" "produce -t x -n 1 --no-such-flag" \
         "produce consume -t x -n 1" "produce -t x -n 1 --linger-ms -1" \
         "produce -t x -n 1 --topics 0" "produce -t x -n 1 --topics many" "consume -t x --topics 2" \
-        "e2e -t x -n 10 --rate 10 --topics 2"; do
+        "e2e -t x -n 10 --rate 10 --topics 2" "produce -t x -n 1 --producers 0" \
+        "produce -t x -n 1 --producers 1001" "produce -t x -n 1 --producers some" \
+        "consume -t x --producers 2" "e2e -t x -n 10 --rate 10 --producers 2" \
+        "produce -t x -n 1 --group g" "e2e -t x -n 10 --rate 10 -g g" "consume -t x -g a/b"; do
         run stream-bench $args
         [ "$status" -eq 2 ] || { echo "stream-bench $args: status $status: $output"; return 1; }
         [[ "$output" == *"Try 'stream-bench --help'."* ]] || { echo "$args: $output"; return 1; }
     done
+    run stream-bench consume -t x --group ""
+    assert_failure 2
+    assert_output --partial "invalid group name ''"
 }
 
 @test "--help lists every mode and option; --version prints the version" {
     run stream-bench --help
     assert_success
     for word in produce consume e2e --brokers --topic --records --record-size --acks \
-        --compression --rate --partitions --topics --linger-ms --batch-bytes --timeout-ms --json \
+        --compression --rate --partitions --topics --producers --group --linger-ms --batch-bytes --timeout-ms --json \
         --quiet; do
         assert_output --partial -- "$word"
     done
