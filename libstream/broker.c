@@ -218,6 +218,7 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     b->log_arg = o->log_arg;
     b->log_level = o->log_level;
     b->handle_signals = o->handle_signals;
+    stream_msg_init(&b->msg);
     pthread_mutex_init(&b->durable_mu, NULL);
     const stream_config *cfg = o->config;
     if (cfg == NULL) {
@@ -319,6 +320,7 @@ fail:
 fail_early:
     stream_config_free(defaults);
     stream_config_free(b->config);
+    stream_msg_release(&b->msg);
     pthread_mutex_destroy(&b->durable_mu);
     free(b);
     return rc;
@@ -466,6 +468,7 @@ void stream_broker_free(stream_broker *b)
         uv_loop_close(&b->loop);
     }
     stream_config_free(b->config);
+    stream_msg_release(&b->msg);
     pthread_mutex_destroy(&b->durable_mu);
     free(b);
 }

@@ -350,6 +350,9 @@ static void produce_encode(stream__req *r, produce_state *s)
 {
     stream_frame f;
     stream_buf_reset(&r->out);
+    /* Room for the answer at once (under 100 bytes for a partition's entry
+     * without a message), instead of growing there from 64 bytes. */
+    stream_buf_reserve(&r->out, 64 + s->ntopics * 40 + s->nparts * 100);
     stream_frame_start(&f, &r->out);
     stream_pack_response_header(&f.pk, s->id, 0, NULL, 1);
     stream_pack_key(&f.pk, "topics");
@@ -442,7 +445,8 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
         rt->first = k;
         rt->count = parts->via.array.size;
         int terr = 0;
-        char tmsg[320] = "";
+        char tmsg[320];
+        tmsg[0] = '\0';
         stream_topic *t = find_topic(b, rt, true, &terr, tmsg, sizeof(tmsg));
         for (uint32_t j = 0; j < parts->via.array.size; j++, k++) {
             produce_part *pp = &s->parts[k];
@@ -520,21 +524,41 @@ typedef struct fetch_part {
     size_t max_bytes;
 } fetch_part;
 
+/* A fetch request, decoded. One allocation: topics and parts follow the
+ * struct (a long poll is made and freed at every poll, so its pieces are
+ * kept together). */
 typedef struct fetch_state {
     uint64_t id;
     int64_t max_wait_ms;
     size_t min_bytes, max_bytes;
     size_t ntopics, nparts;
-    req_topic *topics;
-    fetch_part *parts;
+    req_topic *topics; /* ntopics, in the same block */
+    fetch_part *parts; /* nparts, in the same block */
 } fetch_state;
+
+/* A zeroed fetch_state with room for ntopics topics and nparts parts; NULL
+ * without memory. ntopics and nparts are bounded by the frame's size. */
+static fetch_state *fetch_state_new(size_t ntopics, size_t nparts)
+{
+    size_t tbytes = ntopics * sizeof(req_topic), pbytes = nparts * sizeof(fetch_part);
+    if (ntopics > SIZE_MAX / sizeof(req_topic) || nparts > SIZE_MAX / sizeof(fetch_part) ||
+        tbytes > SIZE_MAX - sizeof(fetch_state) - pbytes)
+        return NULL;
+    fetch_state *s = calloc(1, sizeof(fetch_state) + tbytes + pbytes);
+    if (s == NULL)
+        return NULL;
+    _Static_assert(sizeof(fetch_state) % _Alignof(req_topic) == 0 &&
+                       sizeof(req_topic) % _Alignof(fetch_part) == 0,
+                   "fetch_state's arrays are aligned");
+    s->ntopics = ntopics;
+    s->nparts = nparts;
+    s->topics = (req_topic *)(s + 1);
+    s->parts = (fetch_part *)(s->topics + ntopics);
+    return s;
+}
 
 static void fetch_state_free(fetch_state *s)
 {
-    if (s == NULL)
-        return;
-    free(s->topics);
-    free(s->parts);
     free(s);
 }
 
@@ -670,6 +694,9 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
 {
     stream_frame f;
     stream_buf_reset(&r->out);
+    /* Room for an answer without records at once (about 100 bytes for a
+     * partition's entry), instead of growing there from 64 bytes. */
+    stream_buf_reserve(&r->out, 64 + s->ntopics * 40 + s->nparts * 100);
     stream_frame_start(&f, &r->out);
     stream_pack_response_header(&f.pk, s->id, 0, NULL, 1);
     stream_pack_key(&f.pk, "topics");
@@ -678,7 +705,8 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
     for (size_t i = 0; i < s->ntopics; i++) {
         req_topic *rt = &s->topics[i];
         int terr = 0;
-        char tmsg[320] = "";
+        char tmsg[320];
+        tmsg[0] = '\0';
         stream_topic *t = find_topic(b, rt, false, &terr, tmsg, sizeof(tmsg));
         msgpack_pack_map(&f.pk, 2);
         stream_pack_kv_cstr(&f.pk, "name", rt->name);
@@ -688,7 +716,7 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
             fetch_part *fp = &s->parts[j];
             int err = terr;
             char msg[320];
-            snprintf(msg, sizeof(msg), "%s", tmsg);
+            memcpy(msg, tmsg, strlen(tmsg) + 1);
             stream_log *log = t ? find_partition(t, fp->partition, &err, msg, sizeof(msg)) : NULL;
             stream_log_slice sl = {0};
             int64_t hwm = -1, lso = -1, trusted = INT64_MAX;
@@ -806,22 +834,15 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
      * (max_bytes is a soft limit; the client fetches the rest next time). */
     if ((uint64_t)max_bytes > (uint64_t)b->set.max_output_bytes)
         max_bytes = (int64_t)b->set.max_output_bytes;
-    fetch_state *s = calloc(1, sizeof(*s));
-    if (s) {
-        s->id = id;
-        s->max_wait_ms = max_wait_ms;
-        s->min_bytes = (size_t)min_bytes;
-        s->max_bytes = (size_t)max_bytes;
-        s->ntopics = topics->via.array.size;
-        s->nparts = nparts;
-        s->topics = calloc(s->ntopics ? s->ntopics : 1, sizeof(*s->topics));
-        s->parts = calloc(nparts ? nparts : 1, sizeof(*s->parts));
-    }
-    if (s == NULL || s->topics == NULL || s->parts == NULL) {
-        fetch_state_free(s);
+    fetch_state *s = fetch_state_new(topics->via.array.size, nparts);
+    if (s == NULL) {
         stream__reply_error(r, id, STREAM_ENOMEM, NULL);
         return;
     }
+    s->id = id;
+    s->max_wait_ms = max_wait_ms;
+    s->min_bytes = (size_t)min_bytes;
+    s->max_bytes = (size_t)max_bytes;
     size_t k = 0;
     for (uint32_t i = 0; i < topics->via.array.size; i++) {
         req_topic *rt = &s->topics[i];
@@ -952,7 +973,8 @@ void stream__op_list_offsets(stream__conn *c, stream__req *r, uint64_t id, const
         const msgpack_object *parts;
         copy_topic(topics, i, &rt, &parts);
         int terr = 0;
-        char tmsg[320] = "";
+        char tmsg[320];
+        tmsg[0] = '\0';
         stream_topic *t = find_topic(b, &rt, false, &terr, tmsg, sizeof(tmsg));
         msgpack_pack_map(&f.pk, 2);
         stream_pack_kv_cstr(&f.pk, "name", rt.name);

@@ -43,6 +43,15 @@ typedef struct stream__req stream__req;
 typedef struct stream__waiter stream__waiter;
 typedef struct stream__pstate stream__pstate;
 
+/* One slot of the broker's deadline heap. The deadline is kept beside the
+ * pointer so that sifting compares entries of one contiguous array instead
+ * of reading every waiter it passes (a cache miss each, with a thousand
+ * parked long polls touched once per poll interval). */
+typedef struct stream__heap_entry {
+    uint64_t deadline_ms; /* uv_now time at which w times out */
+    stream__waiter *w;    /* the waiter; w->heap_index is this slot */
+} stream__heap_entry;
+
 /* A run of a segment file that belongs in a response between two bytes of
  * its `out` buffer: fetch sends stored batches with sendfile(2) instead of
  * copying them through memory. */
@@ -94,7 +103,8 @@ struct stream__conn {
     stream__req *sending;      /* the response with file pieces being written
                                   directly (out of the queue), or NULL */
     uint64_t last_active_ms;   /* uv_now of the last read or completed write */
-    stream_msg msg;            /* the request being decoded (its zone is reused) */
+    stream_msg msg;            /* where a nested dispatch decodes (see stream_broker.msg);
+                                  its zone is made only then */
     int version;               /* protocol version agreed in hello */
     bool hello;                /* the client said hello */
     bool reading;              /* uv_read_start is in effect */
@@ -160,6 +170,14 @@ struct stream_broker {
     void *log_arg;
     stream_broker_level log_level;
 
+    /* Where requests are decoded. One zone for every connection stays in the
+     * cache, where a zone per connection (a thousand idle consumers) would be
+     * cold at each poll. An op can complete another connection's request and
+     * so dispatch that connection's next frame before it returns: such a
+     * nested dispatch decodes into the connection's own c->msg. */
+    stream_msg msg;
+    bool msg_busy; /* msg holds the request being dispatched */
+
     stream__conn *conns; /* every open connection */
     int nconns;
     uint64_t next_conn_id;
@@ -168,8 +186,11 @@ struct stream_broker {
     uint64_t refused_quiet;       /* connections refused since the last such warning */
 
     /* Waiters ordered by deadline (binary min-heap). */
-    stream__waiter **heap;
+    stream__heap_entry *heap;
     size_t heap_len, heap_cap;
+    uint64_t wait_armed_ms; /* the deadline wait_timer is set for, when wait_armed */
+    bool wait_armed;        /* wait_timer is running */
+    bool in_wait_timer;     /* inside stream__wait_on_timer: it re-arms once at the end */
 
     /* stream_log* -> stream__pstate. */
     stream__pstate **ptab;
@@ -287,19 +308,19 @@ typedef struct stream__wlink {
     bool satisfied;                    /* produce: durable offset reached */
 } stream__wlink;
 
+/* A parked request. One allocation: the links follow the struct. */
 struct stream__waiter {
     stream_broker *broker;
     stream__req *req; /* the parked request */
     stream__wait_kind kind;
-    uint64_t deadline_ms; /* uv_now time of TIMEOUT */
-    size_t heap_index;    /* position in the broker's heap; SIZE_MAX if none */
-    stream__wlink *links; /* one per watched partition */
+    size_t heap_index; /* position in the broker's heap; SIZE_MAX if none */
     size_t nlinks, cap_links;
     size_t min_bytes;   /* fetch: bytes that make it ready */
     size_t got_bytes;   /* fetch: bytes appended to its logs since parking */
     size_t outstanding; /* produce: links not yet durable */
     stream__wait_fn complete;
-    void *state; /* the op's own state (owned) */
+    void *state;            /* the op's own state (owned) */
+    stream__wlink links[];  /* one per watched partition (cap_links of them) */
 };
 
 /* A waiter for `req` with room for `nlinks` partitions; NULL when out of

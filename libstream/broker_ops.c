@@ -680,7 +680,8 @@ static int fail_frame(stream__conn *c, stream__req *r, int err, const char *msg)
     return err;
 }
 
-int stream__dispatch(stream__conn *c, uint8_t *frame, size_t len)
+/* stream__dispatch with the request decoded into dm. */
+static int dispatch(stream__conn *c, uint8_t *frame, size_t len, stream_msg *dm)
 {
     stream__req *r = stream__req_new(c);
     if (r == NULL) {
@@ -688,12 +689,12 @@ int stream__dispatch(stream__conn *c, uint8_t *frame, size_t len)
         return STREAM_ENOMEM;
     }
     char msg[512];
-    int rc = stream_msg_parse(frame, len, &c->msg, msg, sizeof(msg));
+    int rc = stream_msg_parse(frame, len, dm, msg, sizeof(msg));
     if (rc != 0)
         return fail_frame(c, r, rc, msg);
     uint64_t id;
     stream_op op;
-    rc = stream_msg_request(&c->msg, &id, &op, msg, sizeof(msg));
+    rc = stream_msg_request(dm, &id, &op, msg, sizeof(msg));
     if (rc == STREAM_EPROTO)
         return fail_frame(c, r, rc, msg);
     if (c->broker->stopping) {
@@ -722,7 +723,7 @@ int stream__dispatch(stream__conn *c, uint8_t *frame, size_t len)
         stream__reply_error(r, id, rc, msg);
         return 0;
     }
-    const msgpack_object *m = &c->msg.root;
+    const msgpack_object *m = &dm->root;
     switch (op) {
     case STREAM_OP_HELLO:
         op_hello(c, r, id, m);
@@ -772,4 +773,15 @@ int stream__dispatch(stream__conn *c, uint8_t *frame, size_t len)
         break;
     }
     return 0;
+}
+
+int stream__dispatch(stream__conn *c, uint8_t *frame, size_t len)
+{
+    stream_broker *b = c->broker;
+    if (b->msg_busy) /* nested: see stream_broker.msg */
+        return dispatch(c, frame, len, &c->msg);
+    b->msg_busy = true;
+    int rc = dispatch(c, frame, len, &b->msg);
+    b->msg_busy = false;
+    return rc;
 }

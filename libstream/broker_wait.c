@@ -122,44 +122,45 @@ static void pstate_remove(stream_broker *b, stream__pstate *ps)
 
 /* ---- the deadline heap ---- */
 
-static bool heap_less(stream__waiter *a, stream__waiter *c)
-{
-    return a->deadline_ms < c->deadline_ms;
-}
+/* Sifting moves a hole instead of swapping: each entry that moves is written
+ * once, and so is its waiter's heap_index (a store into a cold waiter, which
+ * does not stall the way the loads of a pointer heap did). */
 
-static void heap_swap(stream_broker *b, size_t i, size_t j)
+static void heap_place(stream_broker *b, size_t i, stream__heap_entry e)
 {
-    stream__waiter *t = b->heap[i];
-    b->heap[i] = b->heap[j];
-    b->heap[j] = t;
-    b->heap[i]->heap_index = i;
-    b->heap[j]->heap_index = j;
+    b->heap[i] = e;
+    e.w->heap_index = i;
 }
 
 static void heap_up(stream_broker *b, size_t i)
 {
+    stream__heap_entry e = b->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!heap_less(b->heap[i], b->heap[parent]))
+        if (e.deadline_ms >= b->heap[parent].deadline_ms)
             break;
-        heap_swap(b, i, parent);
+        heap_place(b, i, b->heap[parent]);
         i = parent;
     }
+    heap_place(b, i, e);
 }
 
 static void heap_down(stream_broker *b, size_t i)
 {
+    stream__heap_entry e = b->heap[i];
+    size_t n = b->heap_len;
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < b->heap_len && heap_less(b->heap[l], b->heap[m]))
-            m = l;
-        if (r < b->heap_len && heap_less(b->heap[r], b->heap[m]))
-            m = r;
-        if (m == i)
+        size_t m = 2 * i + 1;
+        if (m >= n)
             break;
-        heap_swap(b, i, m);
+        if (m + 1 < n && b->heap[m + 1].deadline_ms < b->heap[m].deadline_ms)
+            m++;
+        if (b->heap[m].deadline_ms >= e.deadline_ms)
+            break;
+        heap_place(b, i, b->heap[m]);
         i = m;
     }
+    heap_place(b, i, e);
 }
 
 static void heap_remove(stream_broker *b, stream__waiter *w)
@@ -169,26 +170,38 @@ static void heap_remove(stream_broker *b, stream__waiter *w)
         return;
     b->heap_len--;
     if (i != b->heap_len) {
-        b->heap[i] = b->heap[b->heap_len];
-        b->heap[i]->heap_index = i;
-        heap_down(b, i);
-        heap_up(b, i);
+        stream__heap_entry last = b->heap[b->heap_len];
+        b->heap[i] = last;
+        /* The last entry moves up or down, never both. */
+        if (i > 0 && last.deadline_ms < b->heap[(i - 1) / 2].deadline_ms)
+            heap_up(b, i);
+        else
+            heap_down(b, i);
     }
     w->heap_index = SIZE_MAX;
 }
 
-/* Points the timer at the earliest deadline (or stops it). */
+/* Points the timer at the earliest deadline (or stops it). The timer is
+ * left alone while it is already set for that deadline: with deadlines on a
+ * grid, most changes of the heap's top keep the same one. */
 static void rearm(stream_broker *b)
 {
-    if (!b->handles_open)
+    if (!b->handles_open || b->in_wait_timer)
         return;
     if (b->heap_len == 0) {
-        uv_timer_stop(&b->wait_timer);
+        if (b->wait_armed) {
+            uv_timer_stop(&b->wait_timer);
+            b->wait_armed = false;
+        }
         return;
     }
+    uint64_t d = b->heap[0].deadline_ms;
+    if (b->wait_armed && b->wait_armed_ms == d)
+        return;
     uint64_t now = uv_now(&b->loop);
-    uint64_t d = b->heap[0]->deadline_ms;
     uv_timer_start(&b->wait_timer, stream__wait_on_timer, d > now ? d - now : 0, 0);
+    b->wait_armed = true;
+    b->wait_armed_ms = d;
 }
 
 /* ---- waiters ---- */
@@ -196,14 +209,11 @@ static void rearm(stream_broker *b)
 stream__waiter *stream__waiter_new(stream_broker *b, stream__req *req, stream__wait_kind kind,
                                    size_t nlinks, stream__wait_fn complete, void *state)
 {
-    stream__waiter *w = calloc(1, sizeof(*w));
+    if (nlinks > (SIZE_MAX - sizeof(stream__waiter)) / sizeof(stream__wlink))
+        return NULL;
+    stream__waiter *w = calloc(1, sizeof(*w) + nlinks * sizeof(stream__wlink));
     if (w == NULL)
         return NULL;
-    w->links = calloc(nlinks ? nlinks : 1, sizeof(*w->links));
-    if (w->links == NULL) {
-        free(w);
-        return NULL;
-    }
     w->broker = b;
     w->req = req;
     w->kind = kind;
@@ -233,7 +243,6 @@ void stream__waiter_discard(stream__waiter *w)
         l->ps = NULL;
     }
     heap_remove(w->broker, w);
-    free(w->links);
     free(w);
 }
 
@@ -281,11 +290,10 @@ void stream__waiter_start(stream__waiter *w, uint64_t timeout_ms)
     uint64_t deadline = uv_now(&b->loop) + timeout_ms;
     if (timeout_ms >= WAIT_COALESCE_MIN_MS)
         deadline -= deadline % WAIT_TICK_MS;
-    w->deadline_ms = deadline;
     w->req->waiter = w;
     if (b->heap_len == b->heap_cap) {
         size_t ncap = b->heap_cap ? b->heap_cap * 2 : 64;
-        stream__waiter **nh = realloc(b->heap, ncap * sizeof(*nh));
+        stream__heap_entry *nh = realloc(b->heap, ncap * sizeof(*nh));
         if (nh == NULL) {
             /* Without a heap slot it cannot time out: complete it now. */
             stream__waiter_finish(w, STREAM__WAIT_TIMEOUT);
@@ -294,17 +302,17 @@ void stream__waiter_start(stream__waiter *w, uint64_t timeout_ms)
         b->heap = nh;
         b->heap_cap = ncap;
     }
-    w->heap_index = b->heap_len;
-    b->heap[b->heap_len++] = w;
-    heap_up(b, w->heap_index);
-    if (b->heap[0] == w)
+    size_t i = b->heap_len++;
+    b->heap[i] = (stream__heap_entry){.deadline_ms = deadline, .w = w};
+    heap_up(b, i);
+    if (w->heap_index == 0)
         rearm(b);
 }
 
 void stream__waiter_finish(stream__waiter *w, stream__wait_reason why)
 {
     stream_broker *b = w->broker;
-    bool was_first = b->heap_len > 0 && b->heap[0] == w;
+    bool was_first = w->heap_index == 0;
     stream__req *req = w->req;
     stream__wait_fn fn = w->complete;
     void *state = w->state;
@@ -397,8 +405,12 @@ void stream__wait_on_timer(uv_timer_t *t)
 {
     stream_broker *b = t->data;
     uint64_t now = uv_now(&b->loop);
-    while (b->heap_len > 0 && b->heap[0]->deadline_ms <= now)
-        stream__waiter_finish(b->heap[0], STREAM__WAIT_TIMEOUT);
+    /* The timer is not running now (one-shot): re-arm once, at the end. */
+    b->wait_armed = false;
+    b->in_wait_timer = true;
+    while (b->heap_len > 0 && b->heap[0].deadline_ms <= now)
+        stream__waiter_finish(b->heap[0].w, STREAM__WAIT_TIMEOUT);
+    b->in_wait_timer = false;
     rearm(b);
 }
 
@@ -428,13 +440,13 @@ void stream__wait_complete_all(stream_broker *b)
             stream__waiter_finish(ps->produce_waiters->w, STREAM__WAIT_SHUTDOWN);
     }
     while (b->heap_len > 0)
-        stream__waiter_finish(b->heap[0], STREAM__WAIT_SHUTDOWN);
+        stream__waiter_finish(b->heap[0].w, STREAM__WAIT_SHUTDOWN);
 }
 
 void stream__wait_release(stream_broker *b)
 {
     while (b->heap_len > 0)
-        stream__waiter_finish(b->heap[0], STREAM__WAIT_CANCEL);
+        stream__waiter_finish(b->heap[0].w, STREAM__WAIT_CANCEL);
     for (size_t i = 0; i < b->ptab_cap; i++) {
         stream__pstate *p = b->ptab[i];
         while (p) {
