@@ -1,10 +1,14 @@
 # stream - a partitioned, durable log for real-time data, as small Unix programs.
 #
 #   make            libstream.a, libstream.so and the programs into build/
-#   make check      deps, then unit (cmocka) and CLI (bats) tests under ASan+UBSan
+#   make check      deps, then unit (cmocka) and CLI (bats) tests under ASan+UBSan,
+#                   the fuzz targets briefly and a 1-minute soak
+#   make soak       SOAK_MINUTES (5) of producers, a churning consumer group,
+#                   retention and broker restarts, then a check that nothing was lost
 #   make run        deps, build, start stream-broker with zero configuration
 #   make deps       install the Debian packages that are missing
 #   make bench      benchmarks (never part of check)
+#   make bench-scale  broker memory and idle CPU with many clients
 #   make bench-peers  the same workloads against Redis Streams and NATS JetStream
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (check runs each briefly)
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
@@ -58,7 +62,7 @@ A         := build/asan
 lib_objs   = $(patsubst libstream/%.c,$(1)/obj/lib/%.o,$(LIB_SRC))
 cmdc_objs  = $(patsubst cmd/%.c,$(1)/obj/cmd/%.o,$(CMD_COMMON_SRC))
 
-.PHONY: all check run deps bench install uninstall clean format unit cli asan
+.PHONY: all check run deps bench bench-scale install uninstall clean format unit cli asan soak
 .DELETE_ON_ERROR:
 
 all: $(B)/libstream.a $(B)/libstream.so $(addprefix $(B)/,$(PROGRAMS)) $(B)/libstream.pc
@@ -106,21 +110,35 @@ $(A)/tests/%: tests/unit/%.c $(A)/libstream.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(A)/bench/%: tests/bench/%.c $(A)/libstream.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
 UNIT_A    := $(patsubst tests/unit/%.c,$(A)/tests/%,$(TEST_SRC))
-asan: $(A)/libstream.a $(addprefix $(A)/,$(PROGRAMS)) $(UNIT_A)
+# tests/cli/scale.bats drives the broker with bench/idle_consumers.
+asan: $(A)/libstream.a $(addprefix $(A)/,$(PROGRAMS)) $(UNIT_A) $(A)/bench/idle_consumers
 
 # The runner prints the single closing line "N passed, N failed".
 # The optimised build is made too: it must compile cleanly at -O2 and the
 # install test installs it. The fuzz targets run FUZZ_CHECK_SECONDS each.
+# The soak in check runs 1 minute unless SOAK_MINUTES is given (0: none).
 check: deps
 	@$(MAKE) --no-print-directory all asan fuzz-build
-	@STREAM_FUZZ_DIR=$(FUZZ_DIR) FUZZ_CHECK_SECONDS=$(FUZZ_CHECK_SECONDS) tests/run-tests.sh $(A)
+	@STREAM_FUZZ_DIR=$(FUZZ_DIR) FUZZ_CHECK_SECONDS=$(FUZZ_CHECK_SECONDS) \
+	    SOAK_MINUTES=$(CHECK_SOAK_MINUTES) tests/run-tests.sh $(A)
 
 # Only one half, for quick iteration.
 unit: asan
 	@tests/run-tests.sh $(A) unit
 cli: asan
 	@tests/run-tests.sh $(A) cli
+
+# tests/soak/soak.sh against the optimised build (B=DIR for another build);
+# SOAK_SEED=N repeats a run's decisions, SOAK_DIR=DIR keeps its files there.
+SOAK_MINUTES ?= 5
+CHECK_SOAK_MINUTES = $(if $(filter command line environment,$(origin SOAK_MINUTES)),$(SOAK_MINUTES),1)
+soak: all
+	@tests/soak/soak.sh $(B) $(SOAK_MINUTES)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -138,6 +156,11 @@ deps:
 
 bench: all $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 	@tests/bench/run.sh $(B)
+
+# Broker memory under 100 producers + 100 consumers, idle CPU with 1,000
+# long-polling consumers (also part of `make bench`).
+bench-scale: all $(B)/bench/idle_consumers $(B)/bench/scale_load
+	@tests/bench/scale.sh $(B)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/stream $(DESTDIR)$(PCDIR)

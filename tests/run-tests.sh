@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Runs the cmocka unit tests and the bats CLI tests against one build variant
-# and prints one closing line, "N passed, N failed", for all of them.
+# Runs the cmocka unit tests, the bats CLI tests, the fuzz targets (when
+# STREAM_FUZZ_DIR names them) and the soak (when SOAK_MINUTES is set and not
+# 0) against one build variant and prints one closing line, "N passed, N
+# failed", for all of them.
 #
-#   tests/run-tests.sh BUILD_DIR [unit|cli]
+#   tests/run-tests.sh BUILD_DIR [unit|cli|fuzz|soak]
 #
+# `soak` alone runs SOAK_MINUTES (default 1) minutes of tests/soak/soak.sh.
 # Every runner speaks TAP here (cmocka via CMOCKA_MESSAGE_OUTPUT, bats via
 # --tap), so counting is uniform. A unit binary that dies without reporting
 # (a sanitizer abort, a crash) counts as one failure of its own.
 set -u
-build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|cli]}
+build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|cli|fuzz|soak]}
 what=${2:-all}
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$build" && pwd)
@@ -90,6 +93,26 @@ if { [ "$what" = all ] || [ "$what" = fuzz ]; } && [ -n "${STREAM_FUZZ_DIR:-}" ]
         else
             echo "fuzz: $ok targets, ${FUZZ_CHECK_SECONDS:-10} s each, no finding"
         fi
+    fi
+fi
+
+# The soak: one TAP test of its own (tests/soak/soak.sh), its summary shown
+# either way; on failure all it printed (seed, directory, violations).
+soak_minutes=${SOAK_MINUTES:-}
+[ "$what" = soak ] && soak_minutes=${soak_minutes:-1}
+if { [ "$what" = all ] || [ "$what" = soak ]; } && [ -n "$soak_minutes" ] && [ "$soak_minutes" != 0 ]; then
+    tests/soak/soak.sh "$build" "$soak_minutes" >"$log" 2>&1
+    rc=$?
+    read -r ok notok skip < <(count)
+    if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+        notok=1
+    fi
+    passed=$((passed + ok)); failed=$((failed + notok)); skipped=$((skipped + skip))
+    if [ "$notok" -ne 0 ]; then
+        echo "== soak: failed"; cat "$log"
+    else
+        grep -E '^ok ' "$log"
+        grep -E '^# (records|broker|group|retention):' "$log"
     fi
 fi
 

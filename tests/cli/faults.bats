@@ -9,8 +9,8 @@
 # Helpers in tests/cli/faults/: faultclient.py (raw protocol clients that
 # misbehave on purpose, and a latency probe), crashcheck.py (record
 # generator and acknowledgement checker), segtool.py (batch positions in a
-# segment file). Consumer-group parts of issue 7 (the crash loop's group
-# consumer and committed offsets, the soak) wait for consumer groups.
+# segment file), groupcheck.py (a consumer group's commit poller and
+# delivery checker). The long soak is tests/soak/ (make soak).
 #
 # Environment: FAULTS_SEED=N repeats a crash loop; FAULTS_KILLS=N changes
 # its number of kills (default 50); FAULTS_IDEMPOTENT=1 runs it with
@@ -384,6 +384,35 @@ publish_loop() {
     done
 }
 
+# member_loop DIR SLOT: a member of group crashers reading topic crash,
+# one stream-sub -g run after another (a run that exits is started again);
+# run N writes 'PARTITION OFFSET VALUE' lines to DIR/group/mSLOT.N.out and
+# its exit status to DIR/group/exits ('mSLOT.N STATUS'). SIGTERM is passed
+# on to the running member, which commits what it wrote and leaves (its
+# status then goes to DIR/group/stopped); then the loop ends.
+member_loop() {
+    local dir=$1 slot=$2 n=0 child=
+    trap '[ -z "$child" ] || { kill -TERM "$child" 2>/dev/null; wait "$child"
+        echo "m$slot.$n $?" >>"$dir/group/stopped"; }; exit 0' TERM
+    while :; do
+        n=$((n + 1))
+        stream-sub -g crashers -t crash -f '%p %o %v\n' --session-timeout-ms 1000 \
+            --commit-interval-ms 100 >"$dir/group/m$slot.$n.out" 2>>"$dir/group/m$slot.err" &
+        child=$!
+        wait "$child"
+        echo "m$slot.$n $?" >>"$dir/group/exits"
+        child=
+        sleep 0.2
+    done
+}
+
+# The group's committed offsets now, and how far each member's output had
+# got by then (tests/cli/faults/groupcheck.py poll).
+poll_group() {
+    python3 "$FAULTS_DIR/groupcheck.py" poll --group crashers --topic crash \
+        --members "$1/group" --out "$1/group/polls"
+}
+
 @test "crash loop: kill -9 at random moments under acks=all loses no acknowledged record" {
     local seed=${FAULTS_SEED:-$(date +%s)} kills=${FAULTS_KILLS:-50} dir=$BATS_TEST_TMPDIR k port
     echo "# crash loop: seed $seed (FAULTS_SEED=$seed repeats it), $kills kills" >&3
@@ -393,30 +422,60 @@ publish_loop() {
     if [ -n "${FAULTS_IDEMPOTENT:-}" ]; then
         retries=(--retries 5)
     fi
-    start_broker --set segment.bytes=65536
+    # Short group sessions, so members that lost the broker are back soon.
+    local conf=(--set segment.bytes=65536 --set group.min.session.timeout.ms=500)
+    start_broker "${conf[@]}"
     port=${STREAM_BROKERS##*:}
     stream-topics create crash -p 3
+    mkdir -p "$dir/group"
     background publish_loop "$dir" "${retries[@]}"
-    local pubs=$BG_PID
+    local pubs=$BG_PID members=()
+    # Two members of one group consume throughout, their commits polled
+    # after every restart.
+    background member_loop "$dir" 1
+    members+=("$BG_PID")
+    background member_loop "$dir" 2
+    members+=("$BG_PID")
     for ((k = 1; k <= kills; k++)); do
         # 0.2 to 1.2 s of life: appends, rolls, syncs and recovery-point
-        # writes are all caught mid-way somewhere over the run.
+        # writes (of the data and of __consumer_offsets) are all caught
+        # mid-way somewhere over the run.
         sleep "$(printf '0.%03d' $((RANDOM % 1000)))"
         sleep 0.2
         kill_broker
-        start_broker --listen "127.0.0.1:$port" --set segment.bytes=65536
+        start_broker --listen "127.0.0.1:$port" "${conf[@]}"
+        poll_group "$dir"
     done
     sleep 1
     touch "$dir/stop"
     wait "$pubs"
+    # The group catches up with everything and commits it, then leaves.
+    wait_for 60 group_caught_up
+    poll_group "$dir"
+    kill -TERM "${members[@]}"
+    wait "${members[@]}"
+    poll_group "$dir"
+    # Both members were running, and left cleanly.
+    run cat "$dir/group/stopped"
+    assert_line --regexp '^m1\.[0-9]+ 0$'
+    assert_line --regexp '^m2\.[0-9]+ 0$'
+    [ "${#lines[@]}" -eq 2 ]
     # Each restart after kill -9 recovered by itself, and nothing failed.
     [ "$(grep -cE 'partitions: [0-9]+ clean, [1-9][0-9]* recovered' "$BROKER_LOG")" -eq "$kills" ]
     run grep ' ERROR ' "$BROKER_LOG"
     assert_failure 1
     stream-sub -t crash -e -f '%p %o %v\n' >"$dir/stored"
-    run python3 "$FAULTS_DIR/crashcheck.py" check --log "$dir/stored" "${check[@]}" "$dir"/acks/ack.*
-    echo "# $output" >&3
+    run python3 "$FAULTS_DIR/crashcheck.py" check --log "$dir/stored" "${check[@]}" \
+        --group "$dir/group" --polls "$dir/group/polls" --disruptions "$kills" "$dir"/acks/ack.*
+    printf '%s\n' "$output" | sed 's/^/# /' >&3
+    echo "# member runs that exited by themselves: $(wc -l <"$dir/group/exits" 2>/dev/null || echo 0)" >&3
     assert_success
+}
+
+# Every record of topic crash is committed by group crashers.
+group_caught_up() {
+    stream-topics group crashers --json 2>/dev/null |
+        jq -e '(.offsets | length) == 3 and .total_lag == 0' >/dev/null
 }
 
 # ---- power-loss style corruption ---------------------------------------------------

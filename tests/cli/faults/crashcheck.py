@@ -21,11 +21,22 @@ crash-loop test in tests/cli/faults.bats.
       counted (a producer that retries may store a batch twice until it is
       idempotent). Prints one summary line; exits 1 on any violation,
       printing the first few.
+
+      With --group DIR --polls FILE --disruptions N it also checks what a
+      consumer group delivered (DIR/*.out) and committed (FILE, written by
+      groupcheck.py poll) over a run with N broker kills: every
+      acknowledged record delivered at least once with the value the log
+      holds, duplicates only as in-order replays after a kill, committed
+      offsets never backwards and never past an undelivered record (see
+      groupcheck.py), and one more summary line.
 """
 import argparse
 import os
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import groupcheck  # noqa: E402
 
 
 def cmd_gen(a):
@@ -112,6 +123,24 @@ def cmd_check(a):
     if acked == 0:
         print("  nothing was acknowledged: the test proved nothing")
         return 1
+    if a.group:
+        polls = groupcheck.load_polls(a.polls)
+        gerr, st, _ = groupcheck.check_group(a.group, polls, groupcheck.acks_from_logs(a.acklogs),
+                                             stored=stored, disruptions=a.disruptions)
+        print("group: %(delivered)d delivered by %(files)d member runs, %(duplicates)d duplicates "
+              "in %(replay_runs)d replay runs, %(polls)d commit polls" % st
+              + ", %d violations" % len(gerr))
+        for e in gerr[:20]:
+            print("  " + e)
+        if st["delivered"] == 0 or st["polls"] == 0:
+            print("  the group delivered or committed nothing: the test proved nothing")
+            return 1
+        # The test waits for the group to catch up before it stops it.
+        if any(st["final_commits"].get(p, -1) != len(offs) for p, offs in parts.items()):
+            gerr.append("final commits %s are not the log's ends %s" % (
+                st["final_commits"], {p: len(offs) for p, offs in parts.items()}))
+            print("  " + gerr[-1])
+        errors += gerr
     return 1 if errors else 0
 
 
@@ -125,6 +154,9 @@ def main():
     c = sub.add_parser("check")
     c.add_argument("--log", required=True)
     c.add_argument("--exactly-once", action="store_true")
+    c.add_argument("--group", metavar="DIR", help="member outputs DIR/*.out")
+    c.add_argument("--polls", help="groupcheck.py poll output")
+    c.add_argument("--disruptions", type=int, default=0)
     c.add_argument("acklogs", nargs="*")
     a = ap.parse_args()
     return {"gen": cmd_gen, "check": cmd_check}[a.cmd](a)
