@@ -420,6 +420,12 @@ wait_lines() {
     pub=$!
     exec 4>in
     echo first >&4
+    # The first record creates the topic; stream-sub refuses unknown topics.
+    local i
+    for ((i = 0; i < 100; i++)); do
+        stream-topics describe gone >/dev/null 2>&1 && break
+        sleep 0.1
+    done
     run -0 timeout 10 stream-sub -t gone -c 1
     sleep 0.2 # its acknowledgement
     kill_broker || true
