@@ -53,17 +53,26 @@
 #define FD_RESERVE_MAX 32
 /* At most one warning about refused connections per this period. */
 #define REFUSE_WARN_MS 1000
+/* Largest out buffer a connection keeps with its spare request: an empty
+ * fetch or a metadata response fits, a batch of records does not stay
+ * resident behind an idle consumer. */
+#define SPARE_OUT_MAX 4096
 
 static void conn_flush(stream__conn *c);
 static void process_frames(stream__conn *c);
 
 stream__req *stream__req_new(stream__conn *c)
 {
-    stream__req *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return NULL;
+    stream__req *r = c->spare;
+    if (r != NULL) {
+        c->spare = NULL; /* already cleared by req_recycle, out kept (empty) */
+    } else {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            return NULL;
+        stream_buf_init(&r->out);
+    }
     r->conn = c;
-    stream_buf_init(&r->out);
     if (c->tail)
         c->tail->next = r;
     else
@@ -111,6 +120,23 @@ static void req_free(stream__req *r)
     free(r);
 }
 
+/* r has been written: it becomes c's spare (see stream__conn.spare) when
+ * there is none and its buffer is small, else it is freed. */
+static void req_recycle(stream__conn *c, stream__req *r)
+{
+    if (c->spare != NULL || c->closing || r->out.cap > SPARE_OUT_MAX || r->out.oom) {
+        req_free(r);
+        return;
+    }
+    stream__req_drop_files(r);
+    free(r->chunk);
+    stream_buf out = r->out;
+    stream_buf_reset(&out);
+    memset(r, 0, sizeof(*r));
+    r->out = out;
+    c->spare = r;
+}
+
 static void on_close(uv_handle_t *h)
 {
     stream__conn *c = h->data;
@@ -124,6 +150,8 @@ static void on_close(uv_handle_t *h)
     b->nconns--;
     stream_frame_reader_release(&c->fr);
     stream_msg_release(&c->msg);
+    if (c->spare)
+        req_free(c->spare);
     free(c);
     stream__broker_conn_gone(b);
 }
@@ -360,7 +388,7 @@ static void maybe_resume(stream__conn *c)
 static void req_sent(stream__conn *c, stream__req *r)
 {
     c->out_bytes -= r->held;
-    req_free(r);
+    req_recycle(c, r);
 }
 
 /* After a write finished: close when that was the last thing to do, else

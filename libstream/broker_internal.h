@@ -102,6 +102,10 @@ struct stream__conn {
     int writes;                /* uv_write calls in flight */
     stream__req *sending;      /* the response with file pieces being written
                                   directly (out of the queue), or NULL */
+    stream__req *spare;        /* the last request written, kept with its out buffer
+                                  (at most SPARE_OUT_MAX bytes) for the next one: a
+                                  long-polling consumer then costs no allocation per
+                                  poll (broker_conn.c) */
     uint64_t last_active_ms;   /* uv_now of the last read or completed write */
     stream_msg msg;            /* where a nested dispatch decodes (see stream_broker.msg);
                                   its zone is made only then */
