@@ -20,150 +20,24 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
-#include <ftw.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
 #include "stream/client.h"
 #include "stream/error.h"
+#include "wire.h"
 
 /* ---- a broker process per test ------------------------------------------- */
 
 typedef struct fixture {
-    char dir[256]; /* mkdtemp: data/, ready, broker.log */
+    wire_broker b; /* its temp dir, pid and port (tests/unit/wire.h) */
     char addr[64]; /* "127.0.0.1:PORT" */
-    pid_t pid;     /* the broker, 0 when stopped */
     stream_client *c;
 } fixture;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void print_log(const fixture *f)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/broker.log", f->dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, fp))
-        fprintf(stderr, "# broker: %s", line);
-    fclose(fp);
-}
-
-/* Starts the broker on a free port with extra --set arguments
- * (NULL-terminated). */
-static void broker_start(fixture *f, const char *const *sets)
-{
-    const char *build = getenv("STREAM_BUILD");
-    if (!build)
-        build = "build";
-    char bin[512], data[300], ready[300], logp[300];
-    snprintf(bin, sizeof bin, "%s/stream-broker", build);
-    snprintf(data, sizeof data, "%s/data", f->dir);
-    snprintf(ready, sizeof ready, "%s/ready", f->dir);
-    snprintf(logp, sizeof logp, "%s/broker.log", f->dir);
-    unlink(ready);
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = bin;
-    argv[n++] = "--listen";
-    argv[n++] = "127.0.0.1:0";
-    argv[n++] = "--data-dir";
-    argv[n++] = data;
-    argv[n++] = "--ready-file";
-    argv[n++] = ready;
-    argv[n++] = "--log-level";
-    argv[n++] = "warn";
-    for (int i = 0; sets && sets[i] && n < 60; i++) {
-        argv[n++] = "--set";
-        argv[n++] = sets[i];
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* A broker outlives no failed test: it dies with the test process. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (!freopen(logp, "a", stderr) || !freopen("/dev/null", "w", stdout))
-            _exit(127);
-        execv(bin, (char *const *)argv);
-        fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    f->pid = pid;
-    int64_t deadline = now_ms() + 10000;
-    for (;;) {
-        FILE *fp = fopen(ready, "r");
-        if (fp) {
-            char line[64] = "";
-            char *got = fgets(line, sizeof line, fp);
-            fclose(fp);
-            if (got && strchr(line, '\n')) {
-                line[strcspn(line, "\n")] = '\0';
-                snprintf(f->addr, sizeof f->addr, "%s", line);
-                return;
-            }
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            f->pid = 0;
-            print_log(f);
-            fail_msg("stream-broker exited before it was ready (%s)", bin);
-        }
-        if (now_ms() > deadline) {
-            print_log(f);
-            fail_msg("stream-broker not ready after 10 s");
-        }
-        usleep(10000);
-    }
-}
-
-static void broker_stop(fixture *f)
-{
-    if (!f->pid)
-        return;
-    kill(f->pid, SIGTERM);
-    int64_t deadline = now_ms() + 10000;
-    int st;
-    while (waitpid(f->pid, &st, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
-            kill(f->pid, SIGKILL);
-            waitpid(f->pid, &st, 0);
-            break;
-        }
-        usleep(5000);
-    }
-    f->pid = 0;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup_with(void **state, const char *const *sets)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_producer.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    broker_start(f, sets);
+    wire_broker_start(&f->b, "test_producer", sets);
+    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->b.port);
     stream_client_conf conf;
     stream_client_conf_init(&conf);
     conf.brokers = f->addr;
@@ -195,8 +69,8 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     stream_client_free(f->c);
-    broker_stop(f);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    wire_broker_stop(&f->b);
+    wire_rm_rf(f->b.dir);
     free(f);
     return 0;
 }
@@ -302,10 +176,10 @@ static size_t consume_topic(stream_client *c, const char *topic, record_fn check
     if (stream_consumer_assign(co, topic, STREAM_PARTITION_ALL, NULL, eb, sizeof eb) != 0)
         fail_msg("assign %s: %s", topic, eb);
     size_t n = 0;
-    int64_t deadline = now_ms() + 15000;
+    int64_t deadline = wire_now_ms() + 15000;
     stream_consumer_event ev;
     while (!stream_consumer_done(co)) {
-        if (now_ms() > deadline)
+        if (wire_now_ms() > deadline)
             fail_msg("topic %s: %zu records read before the timeout", topic, n);
         int rc = stream_consumer_poll(co, 200, &ev);
         assert_true(rc >= 0);
@@ -381,9 +255,9 @@ static void test_acks_all_accumulates_while_the_request_waits_for_the_sync(void 
     pc.max_in_flight_per_partition = 1;
     stream_producer *p = producer_with(f->c, &pc, &r);
 
-    int64_t t0 = now_ms();
+    int64_t t0 = wire_now_ms();
     produce_polling(p, "acc", N);
-    int64_t took = now_ms() - t0;
+    int64_t took = wire_now_ms() - t0;
     stream_producer_stats st;
     stream_producer_stats_get(p, &st);
     stream_producer_free(p, 0);
@@ -444,8 +318,8 @@ static void test_linger_0_sends_at_once_when_a_request_slot_is_free(void **state
     produce(p, &rec);
     /* Nothing is in flight: the record leaves at the first poll, and its
      * report comes without a flush. */
-    int64_t deadline = now_ms() + 5000;
-    while (r.count == 0 && now_ms() < deadline)
+    int64_t deadline = wire_now_ms() + 5000;
+    while (r.count == 0 && wire_now_ms() < deadline)
         assert_true(stream_producer_poll(p, 100) >= 0);
     assert_int_equal(r.count, 1);
     assert_int_equal(r.err[0], 0);
