@@ -15,137 +15,34 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
-#include <ftw.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
 #include "stream/client.h"
 #include "stream/error.h"
+#include "wire.h"
 
 /* ---- a broker process per test ------------------------------------------- */
 
 typedef struct fixture {
-    char dir[256]; /* mkdtemp: data/, ready, broker.log */
+    wire_broker b; /* its temp dir, pid and port (tests/unit/wire.h) */
     char addr[64]; /* "127.0.0.1:PORT" */
-    pid_t pid;     /* the broker, 0 when stopped */
     stream_client *c;
 } fixture;
 
-static int64_t now_ms(void)
+/* Starts (or restarts, on the same data; on the same port when
+ * `same_port`) the broker with a short minimum session timeout and a small
+ * offsets topic. */
+static void broker_start(fixture *f, bool same_port)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    f->b.listen_port = same_port ? f->b.port : 0;
+    static const char *const sets[] = {"group.min.session.timeout.ms=300",
+                                       "offsets.topic.num.partitions=3", NULL};
+    wire_broker_start(&f->b, "test_group_client", sets);
+    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->b.port);
 }
 
-static void print_log(const fixture *f)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/broker.log", f->dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, fp))
-        fprintf(stderr, "# broker: %s", line);
-    fclose(fp);
-}
-
-/* Starts the broker listening on `listen` (NULL: a free port). */
-static void broker_start(fixture *f, const char *listen)
-{
-    const char *build = getenv("STREAM_BUILD");
-    if (!build)
-        build = "build";
-    char bin[512], data[300], ready[300], logp[300];
-    snprintf(bin, sizeof bin, "%s/stream-broker", build);
-    snprintf(data, sizeof data, "%s/data", f->dir);
-    snprintf(ready, sizeof ready, "%s/ready", f->dir);
-    snprintf(logp, sizeof logp, "%s/broker.log", f->dir);
-    unlink(ready);
-    const char *argv[] = {bin,
-                          "--listen",
-                          listen ? listen : "127.0.0.1:0",
-                          "--data-dir",
-                          data,
-                          "--ready-file",
-                          ready,
-                          "--log-level",
-                          "warn",
-                          "--set",
-                          "group.min.session.timeout.ms=300",
-                          "--set",
-                          "offsets.topic.num.partitions=3",
-                          NULL};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (!freopen(logp, "a", stderr) || !freopen("/dev/null", "w", stdout))
-            _exit(127);
-        execv(bin, (char *const *)argv);
-        fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    f->pid = pid;
-    int64_t deadline = now_ms() + 10000;
-    for (;;) {
-        FILE *fp = fopen(ready, "r");
-        if (fp) {
-            char line[64] = "";
-            char *got = fgets(line, sizeof line, fp);
-            fclose(fp);
-            if (got && strchr(line, '\n')) {
-                line[strcspn(line, "\n")] = '\0';
-                snprintf(f->addr, sizeof f->addr, "%s", line);
-                return;
-            }
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            f->pid = 0;
-            print_log(f);
-            fail_msg("stream-broker exited before it was ready (%s)", bin);
-        }
-        if (now_ms() > deadline) {
-            print_log(f);
-            fail_msg("stream-broker not ready after 10 s");
-        }
-        usleep(10000);
-    }
-}
-
+/* Sends `sig` (SIGTERM: a clean stop; SIGKILL: a crash) and waits. */
 static void broker_stop(fixture *f, int sig)
 {
-    if (!f->pid)
-        return;
-    kill(f->pid, sig);
-    int st;
-    int64_t deadline = now_ms() + 10000;
-    while (waitpid(f->pid, &st, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
-            kill(f->pid, SIGKILL);
-            waitpid(f->pid, &st, 0);
-            break;
-        }
-        usleep(5000);
-    }
-    f->pid = 0;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
+    wire_broker_signal(&f->b, sig);
 }
 
 static stream_client *client_for(const char *brokers)
@@ -167,9 +64,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_group_client.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    broker_start(f, NULL);
+    broker_start(f, false);
     f->c = client_for(f->addr);
     *state = f;
     return 0;
@@ -180,7 +75,7 @@ static int teardown(void **state)
     fixture *f = *state;
     stream_client_free(f->c);
     broker_stop(f, SIGTERM);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    wire_rm_rf(f->b.dir);
     free(f);
     return 0;
 }
@@ -282,7 +177,7 @@ static void member_free(member *m)
 /* Takes events for up to timeout_ms (or until done). */
 static void member_poll(member *m, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = wire_now_ms() + timeout_ms;
     stream_consumer_event ev;
     do {
         int rc = stream_consumer_poll(m->co, 20, &ev);
@@ -312,7 +207,7 @@ static void member_poll(member *m, int timeout_ms)
         default:
             break;
         }
-    } while (now_ms() < deadline && !stream_consumer_done(m->co));
+    } while (wire_now_ms() < deadline && !stream_consumer_done(m->co));
 }
 
 static size_t held(const member *m)
@@ -325,8 +220,8 @@ static size_t held(const member *m)
 /* Polls the members in turn until pred holds or the timeout passes. */
 static bool poll_until(member *ms, size_t n, int timeout_ms, bool (*pred)(member *, size_t))
 {
-    int64_t deadline = now_ms() + timeout_ms;
-    while (now_ms() < deadline) {
+    int64_t deadline = wire_now_ms() + timeout_ms;
+    while (wire_now_ms() < deadline) {
         for (size_t i = 0; i < n; i++)
             member_poll(&ms[i], 10);
         if (pred(ms, n))
@@ -577,15 +472,15 @@ static void test_revocation_commits_what_was_stored_before_the_move(void **state
     member_start(&ms[1], f->addr, "g4", "rev", NULL, false, STREAM_RESET_EARLIEST, NULL);
     /* The first member is asked to give one partition up: its poll comes
      * back empty-handed at once while the revocation waits for it. */
-    int64_t deadline = now_ms() + 10000;
+    int64_t deadline = wire_now_ms() + 10000;
     stream_consumer_event ev;
     bool nudged = false;
-    while (!nudged && now_ms() < deadline) {
+    while (!nudged && wire_now_ms() < deadline) {
         member_poll(&ms[1], 10);
-        int64_t t0 = now_ms();
+        int64_t t0 = wire_now_ms();
         int rc = stream_consumer_poll(ms[0].co, 2000, &ev);
         assert_true(rc >= 0);
-        if (rc == 0 && now_ms() - t0 < 1000)
+        if (rc == 0 && wire_now_ms() - t0 < 1000)
             nudged = true;
     }
     assert_true(nudged);
@@ -657,10 +552,10 @@ static void test_silent_member_loses_its_partitions(void **state)
     member_start(&ms[1], f->addr, "g6", "sil", NULL, false, STREAM_RESET_EARLIEST, NULL);
     want_held[0] = want_held[1] = 2;
     assert_true(poll_until(ms, 2, 10000, holding));
-    int64_t t0 = now_ms();
+    int64_t t0 = wire_now_ms();
     want_held[0] = 4;
     assert_true(poll_until(&ms[1], 1, 10000, holding)); /* ms[0] silent */
-    int64_t took = now_ms() - t0;
+    int64_t took = wire_now_ms() - t0;
     print_message("# partitions moved %lld ms after the member went silent\n", (long long)took);
     assert_true(took < 5000);
     /* The silent one wakes: it has lost its partitions, without a commit. */
@@ -696,11 +591,11 @@ static void test_close_hands_over_at_once(void **state)
     assert_int_equal(st.held, 0);
     stream_consumer_event ev;
     assert_int_equal(stream_consumer_poll(ms[0].co, 0, &ev), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = wire_now_ms();
     want_held[0] = 4;
     assert_true(poll_until(&ms[1], 1, 5000, holding));
     /* Far below the 1 s session timeout: the leave did it. */
-    assert_true(now_ms() - t0 < 900);
+    assert_true(wire_now_ms() - t0 < 900);
     /* No record came twice: the leaver committed what it had. */
     produce(f->c, "bye", 4, 1);
     want_total = ms[1].records + 4;
@@ -858,7 +753,7 @@ static void test_committed_offsets_survive_a_broker_crash(void **state)
     member_free(&m);
     stream_client_free(f->c);
     broker_stop(f, SIGKILL);
-    broker_start(f, NULL);
+    broker_start(f, false);
     f->c = client_for(f->addr);
     stream_group_description *d = describe(f->c, "g9");
     assert_int_equal(committed_of(d, "dur", 0), 10);
@@ -880,8 +775,6 @@ static void test_member_rejoins_after_broker_restart(void **state)
 {
     fixture *f = *state;
     create_topic(f->c, "rj", 2);
-    char addr[64];
-    snprintf(addr, sizeof addr, "%s", f->addr);
     produce(f->c, "rj", 2, 5);
     member m;
     member_start(&m, f->addr, "g10", "rj", NULL, false, STREAM_RESET_EARLIEST, NULL);
@@ -892,7 +785,7 @@ static void test_member_rejoins_after_broker_restart(void **state)
     stream_client_free(f->c);
     f->c = NULL;
     broker_stop(f, SIGTERM);
-    broker_start(f, addr); /* the member's client knows only this address */
+    broker_start(f, true); /* the member's client knows only this address */
     f->c = client_for(f->addr);
     produce(f->c, "rj", 2, 2);
     want_total = 14;

@@ -37,7 +37,8 @@
 typedef struct wire_broker {
     char dir[256]; /* temp dir: data/, ready, broker.log */
     pid_t pid;
-    int port;
+    int port;        /* where it listens, from its ready file */
+    int listen_port; /* the port to ask for at start; 0: any free one */
 } wire_broker;
 
 static inline const char *wire_broker_path(void)
@@ -63,7 +64,8 @@ static inline void wire_sleep_ms(int ms)
 }
 
 /* Starts the broker on b->dir (a new temp dir named after `tag` when empty)
- * with extra `--set`s (NULL-terminated); waits for its ready file. */
+ * on b->listen_port (0: a free port) with extra `--set`s (NULL-terminated);
+ * waits for its ready file. */
 static inline void wire_broker_start(wire_broker *b, const char *tag, const char *const *sets)
 {
     if (b->dir[0] == '\0') {
@@ -75,7 +77,9 @@ static inline void wire_broker_start(wire_broker *b, const char *tag, const char
     snprintf(data, sizeof(data), "%s/data", b->dir);
     snprintf(logf, sizeof(logf), "%s/broker.log", b->dir);
     unlink(ready);
-    const char *argv[40] = {wire_broker_path(), "--listen", "127.0.0.1:0", "--data-dir", data,
+    char listen[32];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", b->listen_port);
+    const char *argv[40] = {wire_broker_path(), "--listen", listen,        "--data-dir", data,
                             "--ready-file",     ready,      "--log-level", "debug"};
     int argc = 9;
     for (int i = 0; sets && sets[i] && argc < 38; i++) {
