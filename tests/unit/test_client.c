@@ -15,7 +15,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -23,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,22 +30,15 @@
 #include "stream/client.h"
 #include "stream/error.h"
 #include "stream/partition.h"
+#include "wire.h"
 
 /* ---- a broker process per test ------------------------------------------- */
 
 typedef struct fixture {
-    char dir[256]; /* mkdtemp: data/, ready, broker.log */
+    wire_broker b; /* its temp dir, pid and port (tests/unit/wire.h) */
     char addr[64]; /* "127.0.0.1:PORT" */
-    pid_t pid;     /* the broker, 0 when stopped */
     stream_client *c;
 } fixture;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t wall_ms(void)
 {
@@ -56,113 +47,19 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void print_log(const fixture *f)
+/* Starts (or restarts, on the same data; on the same port when
+ * `same_port`) the broker with extra --set arguments (NULL-terminated). */
+static void broker_start(fixture *f, bool same_port, const char *const *sets)
 {
-    char path[300];
-    snprintf(path, sizeof path, "%s/broker.log", f->dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, fp))
-        fprintf(stderr, "# broker: %s", line);
-    fclose(fp);
+    f->b.listen_port = same_port ? f->b.port : 0;
+    wire_broker_start(&f->b, "test_client", sets);
+    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->b.port);
 }
 
-/* Starts the broker listening on `listen` (NULL: a free port) with extra
- * --set arguments (NULL-terminated). */
-static void broker_start(fixture *f, const char *listen, const char *const *sets)
-{
-    const char *build = getenv("STREAM_BUILD");
-    if (!build)
-        build = "build";
-    char bin[512], data[300], ready[300], logp[300];
-    snprintf(bin, sizeof bin, "%s/stream-broker", build);
-    snprintf(data, sizeof data, "%s/data", f->dir);
-    snprintf(ready, sizeof ready, "%s/ready", f->dir);
-    snprintf(logp, sizeof logp, "%s/broker.log", f->dir);
-    unlink(ready);
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = bin;
-    argv[n++] = "--listen";
-    argv[n++] = listen ? listen : "127.0.0.1:0";
-    argv[n++] = "--data-dir";
-    argv[n++] = data;
-    argv[n++] = "--ready-file";
-    argv[n++] = ready;
-    argv[n++] = "--log-level";
-    argv[n++] = "warn";
-    for (int i = 0; sets && sets[i] && n < 60; i++) {
-        argv[n++] = "--set";
-        argv[n++] = sets[i];
-    }
-    argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* A broker outlives no failed test: it dies with the test process. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        /* Its output goes to the log: a broker outliving a failed test must
-         * not hold the test's stdout open. */
-        if (!freopen(logp, "a", stderr) || !freopen("/dev/null", "w", stdout))
-            _exit(127);
-        execv(bin, (char *const *)argv);
-        fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    f->pid = pid;
-    int64_t deadline = now_ms() + 10000;
-    for (;;) {
-        FILE *fp = fopen(ready, "r");
-        if (fp) {
-            char line[64] = "";
-            char *got = fgets(line, sizeof line, fp);
-            fclose(fp);
-            if (got && strchr(line, '\n')) {
-                line[strcspn(line, "\n")] = '\0';
-                snprintf(f->addr, sizeof f->addr, "%s", line);
-                return;
-            }
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            f->pid = 0;
-            print_log(f);
-            fail_msg("stream-broker exited before it was ready (%s)", bin);
-        }
-        if (now_ms() > deadline) {
-            print_log(f);
-            fail_msg("stream-broker not ready after 10 s");
-        }
-        usleep(10000);
-    }
-}
-
+/* Sends `sig` (SIGTERM: a clean stop; SIGKILL: a crash) and waits. */
 static void broker_stop(fixture *f, int sig)
 {
-    if (!f->pid)
-        return;
-    kill(f->pid, sig);
-    int64_t deadline = now_ms() + 10000;
-    int st;
-    while (waitpid(f->pid, &st, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
-            kill(f->pid, SIGKILL);
-            waitpid(f->pid, &st, 0);
-            break;
-        }
-        usleep(5000);
-    }
-    f->pid = 0;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
+    wire_broker_signal(&f->b, sig);
 }
 
 static stream_client *client_for(const char *brokers)
@@ -186,9 +83,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_client.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    broker_start(f, NULL, NULL);
+    broker_start(f, false, NULL);
     f->c = client_for(f->addr);
     *state = f;
     return 0;
@@ -199,7 +94,7 @@ static int teardown(void **state)
     fixture *f = *state;
     stream_client_free(f->c);
     broker_stop(f, SIGTERM);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    wire_rm_rf(f->b.dir);
     free(f);
     return 0;
 }
@@ -403,10 +298,10 @@ static stream_consumer *consumer_with(stream_client *c, bool stop_at_end)
 /* Consumes until done (stop_at_end consumers) or until `want` records. */
 static void consume_until(stream_consumer *co, consumed *cs, size_t want, bool copy, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = wire_now_ms() + timeout_ms;
     stream_consumer_event ev;
     while (!stream_consumer_done(co) && (want == 0 || cs->n < want)) {
-        if (now_ms() > deadline)
+        if (wire_now_ms() > deadline)
             fail_msg("consumed %zu records, wanted %zu, before the timeout", cs->n, want);
         int rc = stream_consumer_poll(co, 200, &ev);
         assert_true(rc >= 0);
@@ -519,9 +414,9 @@ static void test_connect_to_a_non_broker_fails_clearly(void **state)
     pid = fake_server(NULL, &port);
     snprintf(brokers, sizeof brokers, "127.0.0.1:%d", port);
     assert_int_equal(stream_client_new(&conf, &c, eb, sizeof eb), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = wire_now_ms();
     assert_int_equal(stream_client_connect(c, 5000, eb, sizeof eb), STREAM_ETIMEDOUT);
-    assert_true(now_ms() - t0 < 3000);
+    assert_true(wire_now_ms() - t0 < 3000);
     snprintf(want, sizeof want, "cannot connect to 127.0.0.1:%d: no hello response after 500 ms",
              port);
     assert_string_equal(eb, want);
@@ -1009,8 +904,8 @@ static void test_fetch_ahead_over_many_batches(void **state)
     assert_int_equal(stream_consumer_assign(co, "many", 0, NULL, eb, sizeof eb), 0);
     size_t n = 0;
     stream_consumer_event ev;
-    int64_t deadline = now_ms() + 15000;
-    while (!stream_consumer_done(co) && now_ms() < deadline) {
+    int64_t deadline = wire_now_ms() + 15000;
+    while (!stream_consumer_done(co) && wire_now_ms() < deadline) {
         int rc = stream_consumer_poll(co, 500, &ev);
         assert_true(rc >= 0);
         if (rc == 0 || ev.type != STREAM_EVENT_RECORD)
@@ -1034,11 +929,11 @@ static void test_follow_mode_eof_then_long_poll_gets_new_records(void **state)
     char eb[256] = "";
     assert_int_equal(stream_consumer_assign(co, "follow", 0, NULL, eb, sizeof eb), 0);
     stream_consumer_event ev;
-    int64_t deadline = now_ms() + 5000;
+    int64_t deadline = wire_now_ms() + 5000;
     int rc;
     do {
         rc = stream_consumer_poll(co, 200, &ev);
-    } while (rc == 0 && now_ms() < deadline);
+    } while (rc == 0 && wire_now_ms() < deadline);
     assert_int_equal(rc, 1);
     assert_int_equal(ev.type, STREAM_EVENT_EOF);
     assert_int_equal(ev.offset, 0);
@@ -1077,8 +972,8 @@ static void test_offset_out_of_range_is_reported_or_reset(void **state)
     assert_int_equal(stream_consumer_assign(co, "range", 0, &s, eb, sizeof eb), 0);
     consumed cs = {0};
     stream_consumer_event ev;
-    int64_t deadline = now_ms() + 5000;
-    while (cs.errors == 0 && now_ms() < deadline)
+    int64_t deadline = wire_now_ms() + 5000;
+    while (cs.errors == 0 && wire_now_ms() < deadline)
         if (stream_consumer_poll(co, 200, &ev) == 1)
             take_event(&cs, &ev, true);
     assert_int_equal(cs.errors, 1);
@@ -1148,10 +1043,8 @@ static void test_produce_to_missing_topic_without_autocreate(void **state)
 {
     (void)state;
     fixture g = {0};
-    snprintf(g.dir, sizeof g.dir, "/tmp/test_client.XXXXXX");
-    assert_non_null(mkdtemp(g.dir));
     const char *sets[] = {"auto.create.topics.enable=false", NULL};
-    broker_start(&g, NULL, sets);
+    broker_start(&g, false, sets);
     stream_client *c = client_for(g.addr);
     reports r;
     reports_init(&r, 1);
@@ -1168,7 +1061,7 @@ static void test_produce_to_missing_topic_without_autocreate(void **state)
     reports_release(&r);
     stream_client_free(c);
     broker_stop(&g, SIGTERM);
-    nftw(g.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    wire_rm_rf(g.b.dir);
 }
 
 static void test_full_buffer_says_eagain_until_polled(void **state)
@@ -1218,10 +1111,8 @@ static void test_refused_batch_is_reported_failed(void **state)
 {
     (void)state;
     fixture g = {0};
-    snprintf(g.dir, sizeof g.dir, "/tmp/test_client.XXXXXX");
-    assert_non_null(mkdtemp(g.dir));
     const char *sets[] = {"max.message.bytes=2000", NULL};
-    broker_start(&g, NULL, sets);
+    broker_start(&g, false, sets);
     stream_client *c = client_for(g.addr);
     create_topic(c, "strict", 1);
     reports r;
@@ -1254,7 +1145,7 @@ static void test_refused_batch_is_reported_failed(void **state)
     reports_release(&r);
     stream_client_free(c);
     broker_stop(&g, SIGTERM);
-    nftw(g.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    wire_rm_rf(g.b.dir);
 }
 
 /* kill -9 the broker in the middle of producing with acks=all, restart it on
@@ -1268,8 +1159,6 @@ static void test_acknowledged_records_survive_broker_restart(void **state)
     reports r;
     reports_init(&r, N);
     stream_producer *p = producer_with(f->c, &r, STREAM_ACKS_ALL, STREAM_CODEC_NONE, 4096);
-    char listen[64];
-    snprintf(listen, sizeof listen, "%s", f->addr);
     for (size_t i = 0; i < N; i++) {
         char v[32];
         int len = snprintf(v, sizeof v, "value-%zu", i);
@@ -1287,7 +1176,7 @@ static void test_acknowledged_records_survive_broker_restart(void **state)
             /* Some requests fail and are retried while it is down. */
             for (int k = 0; k < 5; k++)
                 stream_producer_poll(p, 20);
-            broker_start(f, listen, NULL);
+            broker_start(f, true, NULL);
         }
     }
     assert_int_equal(stream_producer_flush(p, 30000), 0);
@@ -1557,8 +1446,6 @@ static void test_kill_9_repeatedly_stores_acknowledged_records_once_in_order(voi
     reports r;
     reports_init(&r, N);
     stream_producer *p = producer_with(f->c, &r, STREAM_ACKS_ALL, STREAM_CODEC_NONE, 1024);
-    char listen[64];
-    snprintf(listen, sizeof listen, "%s", f->addr);
     for (size_t i = 0; i < N; i++) {
         char v[32];
         int len = snprintf(v, sizeof v, "value-%zu", i);
@@ -1576,7 +1463,7 @@ static void test_kill_9_repeatedly_stores_acknowledged_records_once_in_order(voi
             broker_stop(f, SIGKILL);
             for (int k = 0; k < 3; k++)
                 stream_producer_poll(p, 20);
-            broker_start(f, listen, NULL);
+            broker_start(f, true, NULL);
         }
     }
     assert_int_equal(stream_producer_flush(p, 60000), 0);
@@ -1651,13 +1538,13 @@ static void test_dead_broker_fails_every_waiting_batch_at_once(void **state)
     produce(p, &rec); /* record N: gets the producer id and metadata while it is up */
     assert_int_equal(stream_producer_flush(p, 10000), 0);
     broker_stop(f, SIGKILL);
-    int64_t t0 = now_ms();
+    int64_t t0 = wire_now_ms();
     for (size_t i = 0; i < N; i++) {
         rec.opaque = (void *)(uintptr_t)i;
         produce(p, &rec);
     }
     assert_int_equal(stream_producer_flush(p, 30000), 0);
-    int64_t took = now_ms() - t0;
+    int64_t took = wire_now_ms() - t0;
     stream_producer_free(p, 0);
     /* The first ones may have gone out on the dead connection. */
     for (size_t i = 0; i < N; i++)
