@@ -156,6 +156,7 @@ static void read_settings(stream_broker *b, const stream_config *cfg)
     s->idle_ms = stream_config_int(cfg, STREAM_CONFIG_CONNECTIONS_MAX_IDLE_MS);
     s->housekeeping_ms = stream_config_int(cfg, STREAM_CONFIG_LOG_RETENTION_CHECK_INTERVAL_MS);
     s->auto_create = stream_config_bool(cfg, STREAM_CONFIG_AUTO_CREATE_TOPICS_ENABLE);
+    stream_frame_reader_init(&b->rfr, s->max_request_bytes);
 }
 
 static void on_stop_async(uv_async_t *a);
@@ -321,6 +322,7 @@ fail_early:
     stream_config_free(defaults);
     stream_config_free(b->config);
     stream_msg_release(&b->msg);
+    stream_frame_reader_release(&b->rfr);
     pthread_mutex_destroy(&b->durable_mu);
     free(b);
     return rc;
@@ -469,6 +471,7 @@ void stream_broker_free(stream_broker *b)
     }
     stream_config_free(b->config);
     stream_msg_release(&b->msg);
+    stream_frame_reader_release(&b->rfr);
     pthread_mutex_destroy(&b->durable_mu);
     free(b);
 }

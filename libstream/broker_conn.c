@@ -53,26 +53,59 @@
 #define FD_RESERVE_MAX 32
 /* At most one warning about refused connections per this period. */
 #define REFUSE_WARN_MS 1000
-/* Largest out buffer a connection keeps with its spare request: an empty
- * fetch or a metadata response fits, a batch of records does not stay
- * resident behind an idle consumer. */
+/* Largest out buffer kept for reuse (stream_broker.out_pool): an empty
+ * fetch or a metadata response fits, a batch of records is not kept. */
 #define SPARE_OUT_MAX 4096
 
 static void conn_flush(stream__conn *c);
 static void process_frames(stream__conn *c);
 
+/* A pooled out buffer keeps its capacity after the pool's link. */
+typedef struct out_block {
+    void *next;
+    size_t cap;
+} out_block;
+
+void stream__req_out_get(stream__req *r)
+{
+    if (r->out.data != NULL)
+        return;
+    out_block *blk = stream__pool_get(&r->conn->broker->out_pool);
+    if (blk != NULL) {
+        r->out.cap = blk->cap;
+        r->out.data = (uint8_t *)blk;
+        r->out.len = 0;
+        r->out.oom = false;
+    }
+}
+
+void stream__req_out_put(stream__req *r)
+{
+    stream_buf *out = &r->out;
+    if (out->data != NULL && !out->oom && out->cap >= sizeof(out_block) &&
+        out->cap <= SPARE_OUT_MAX) {
+        out_block *blk = (out_block *)out->data;
+        blk->cap = out->cap;
+        stream__pool_put(&r->conn->broker->out_pool, blk);
+        stream_buf_init(out);
+        return;
+    }
+    stream_buf_release(out);
+}
+
 stream__req *stream__req_new(stream__conn *c)
 {
-    stream__req *r = c->spare;
+    stream__req *r = stream__pool_get(&c->broker->req_pool);
     if (r != NULL) {
-        c->spare = NULL; /* already cleared by req_recycle, out kept (empty) */
+        memset(r, 0, sizeof(*r)); /* out is empty: req_recycle pooled its buffer */
     } else {
         r = calloc(1, sizeof(*r));
         if (r == NULL)
             return NULL;
-        stream_buf_init(&r->out);
     }
+    stream_buf_init(&r->out);
     r->conn = c;
+    stream__req_out_get(r);
     if (c->tail)
         c->tail->next = r;
     else
@@ -120,21 +153,15 @@ static void req_free(stream__req *r)
     free(r);
 }
 
-/* r has been written: it becomes c's spare (see stream__conn.spare) when
- * there is none and its buffer is small, else it is freed. */
+/* r has been written: it and its out buffer (when small) go back to the
+ * broker's pools for the next requests, of any connection. */
 static void req_recycle(stream__conn *c, stream__req *r)
 {
-    if (c->spare != NULL || c->closing || r->out.cap > SPARE_OUT_MAX || r->out.oom) {
-        req_free(r);
-        return;
-    }
     stream__req_drop_files(r);
     free(r->chunk);
-    stream_buf out = r->out;
-    stream_buf_reset(&out);
-    memset(r, 0, sizeof(*r));
-    r->out = out;
-    c->spare = r;
+    r->chunk = NULL;
+    stream__req_out_put(r);
+    stream__pool_put(&c->broker->req_pool, r);
 }
 
 static void on_close(uv_handle_t *h)
@@ -150,8 +177,6 @@ static void on_close(uv_handle_t *h)
     b->nconns--;
     stream_frame_reader_release(&c->fr);
     stream_msg_release(&c->msg);
-    if (c->spare)
-        req_free(c->spare);
     free(c);
     stream__broker_conn_gone(b);
 }
@@ -231,11 +256,34 @@ static bool under_resume_limits(const stream__conn *c)
     return c->out_bytes <= s->max_output_bytes / 2 && c->pending < s->max_pending / 2 + 1;
 }
 
+static void swap_readers(stream_frame_reader *a, stream_frame_reader *b)
+{
+    stream_frame_reader t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* The end of a read: the broker's buffer goes back unless bytes are left in
+ * it, in which case the connection keeps it and the broker has the
+ * connection's empty reader instead (see stream_broker.rfr). */
+static void return_reader(stream__conn *c)
+{
+    if (!c->fr_borrowed)
+        return;
+    c->fr_borrowed = false;
+    if (stream_frame_reader_pending(&c->fr) == 0 && c->fr.err == 0)
+        swap_readers(&c->fr, &c->broker->rfr);
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     stream__conn *c = h->data;
     uint8_t *p;
     size_t n;
+    if (!c->fr_borrowed && stream_frame_reader_pending(&c->fr) == 0 && c->fr.err == 0) {
+        swap_readers(&c->fr, &c->broker->rfr);
+        c->fr_borrowed = true;
+    }
     /* The reader grows only as bytes arrive, never on a frame's promise. */
     if (stream_frame_reader_prepare(&c->fr, READ_CHUNK, &p, &n) != 0) {
         buf->base = NULL;
@@ -246,9 +294,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = n;
 }
 
+static void read_bytes(stream__conn *c, ssize_t nread);
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     stream__conn *c = s->data;
+    read_bytes(c, nread);
+    return_reader(c);
+}
+
+static void read_bytes(stream__conn *c, ssize_t nread)
+{
     if (c->closing)
         return;
     if (nread == 0)
@@ -652,6 +708,7 @@ static void conn_flush(stream__conn *c)
 
 void stream__req_complete(stream__req *r)
 {
+    stream__conn *c = r->conn;
     r->done = true;
     r->waiter = NULL;
     /* Counted from now, not from its write: a response finished behind a
@@ -659,9 +716,37 @@ void stream__req_complete(stream__req *r)
      * pieces count too: they pin segments, and the bound is about what a
      * client that stops reading can make the broker hold. */
     r->held = r->out.len + r->file_bytes;
-    r->conn->out_bytes += r->held;
-    if (!r->conn->closing)
-        conn_flush(r->conn);
+    c->out_bytes += r->held;
+    if (c->closing)
+        return;
+    stream_broker *b = c->broker;
+    if (b->defer_flush) {
+        if (!c->flush_queued) {
+            c->flush_queued = true;
+            c->flush_next = b->flush_list;
+            b->flush_list = c;
+        }
+        return;
+    }
+    conn_flush(c);
+}
+
+void stream__conn_defer_flush(stream_broker *b, bool on)
+{
+    b->defer_flush = on;
+    if (on)
+        return;
+    /* Connections are freed only by uv_close's callback, which cannot have
+     * run since they were queued: every one is still there (perhaps
+     * closing). */
+    while (b->flush_list) {
+        stream__conn *c = b->flush_list;
+        b->flush_list = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = false;
+        if (!c->closing)
+            conn_flush(c);
+    }
 }
 
 /* Logs why a connection was refused, or only counts it when a warning went

@@ -528,6 +528,7 @@ typedef struct fetch_part {
  * struct (a long poll is made and freed at every poll, so its pieces are
  * kept together). */
 typedef struct fetch_state {
+    bool pooled; /* a FETCH_POOL_BYTES block of the broker's fetch pool */
     uint64_t id;
     int64_t max_wait_ms;
     size_t min_bytes, max_bytes;
@@ -536,17 +537,37 @@ typedef struct fetch_state {
     fetch_part *parts; /* nparts, in the same block */
 } fetch_state;
 
-/* A zeroed fetch_state with room for ntopics topics and nparts parts; NULL
- * without memory. ntopics and nparts are bounded by the frame's size. */
-static fetch_state *fetch_state_new(size_t ntopics, size_t nparts)
+/* Fetches of up to this many topics and partitions (a consumer's usual
+ * request) get their state from the broker's fetch pool, all of this size. */
+#define FETCH_POOL_TOPICS 2
+#define FETCH_POOL_PARTS  16
+#define FETCH_POOL_BYTES                                                                  \
+    (sizeof(fetch_state) + FETCH_POOL_TOPICS * sizeof(req_topic) +                         \
+     FETCH_POOL_PARTS * sizeof(fetch_part))
+
+/* A fetch_state with room for ntopics topics and nparts parts, its header
+ * zeroed (op_fetch fills in every topic and part); NULL without memory.
+ * ntopics and nparts are bounded by the frame's size. */
+static fetch_state *fetch_state_new(stream_broker *b, size_t ntopics, size_t nparts)
 {
     size_t tbytes = ntopics * sizeof(req_topic), pbytes = nparts * sizeof(fetch_part);
     if (ntopics > SIZE_MAX / sizeof(req_topic) || nparts > SIZE_MAX / sizeof(fetch_part) ||
         tbytes > SIZE_MAX - sizeof(fetch_state) - pbytes)
         return NULL;
-    fetch_state *s = calloc(1, sizeof(fetch_state) + tbytes + pbytes);
+    bool pooled = ntopics <= FETCH_POOL_TOPICS && nparts <= FETCH_POOL_PARTS;
+    fetch_state *s;
+    if (pooled) {
+        s = stream__pool_get(&b->fetch_pool);
+        if (s == NULL)
+            s = malloc(FETCH_POOL_BYTES);
+        if (s != NULL)
+            memset(s, 0, sizeof(*s));
+    } else {
+        s = calloc(1, sizeof(fetch_state) + tbytes + pbytes);
+    }
     if (s == NULL)
         return NULL;
+    s->pooled = pooled;
     _Static_assert(sizeof(fetch_state) % _Alignof(req_topic) == 0 &&
                        sizeof(req_topic) % _Alignof(fetch_part) == 0,
                    "fetch_state's arrays are aligned");
@@ -557,10 +578,14 @@ static fetch_state *fetch_state_new(size_t ntopics, size_t nparts)
     return s;
 }
 
-static void fetch_state_free(fetch_state *s)
+static void fetch_state_free(stream_broker *b, fetch_state *s)
 {
-    free(s);
+    if (s->pooled)
+        stream__pool_put(&b->fetch_pool, s);
+    else
+        free(s);
 }
+
 
 static int fetch_check(const msgpack_object *pm, size_t ti, size_t pi, char *msg, size_t msg_len)
 {
@@ -693,6 +718,7 @@ static void fetch_finish(stream__req *r, stream_frame *f, uint64_t id)
 static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
 {
     stream_frame f;
+    stream__req_out_get(r);
     stream_buf_reset(&r->out);
     /* Room for an answer without records at once (about 100 bytes for a
      * partition's entry), instead of growing there from 64 bytes. */
@@ -805,7 +831,7 @@ static void fetch_done(stream_broker *b, stream__req *r, void *state, stream__wa
     fetch_state *s = state;
     if (why != STREAM__WAIT_CANCEL)
         fetch_encode(b, r, s);
-    fetch_state_free(s);
+    fetch_state_free(b, s);
 }
 
 void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
@@ -834,7 +860,7 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
      * (max_bytes is a soft limit; the client fetches the rest next time). */
     if ((uint64_t)max_bytes > (uint64_t)b->set.max_output_bytes)
         max_bytes = (int64_t)b->set.max_output_bytes;
-    fetch_state *s = fetch_state_new(topics->via.array.size, nparts);
+    fetch_state *s = fetch_state_new(b, topics->via.array.size, nparts);
     if (s == NULL) {
         stream__reply_error(r, id, STREAM_ENOMEM, NULL);
         return;
@@ -867,7 +893,7 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
     size_t avail = fetch_measure(b, s, &failed);
     if (failed || max_wait_ms == 0 || avail >= s->min_bytes || b->stopping) {
         fetch_encode(b, r, s);
-        fetch_state_free(s);
+        fetch_state_free(b, s);
         return;
     }
     stream__waiter *w = stream__waiter_new(b, r, STREAM__WAIT_FETCH, nparts, fetch_done, s);
@@ -882,11 +908,14 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
     }
     if (w == NULL) {
         fetch_encode(b, r, s);
-        fetch_state_free(s);
+        fetch_state_free(b, s);
         return;
     }
     w->min_bytes = s->min_bytes;
     w->got_bytes = avail;
+    /* Its buffer serves other requests meanwhile; the answer takes a warm
+     * one from the pool when it is encoded (fetch_encode). */
+    stream__req_out_put(r);
     stream__waiter_start(w, (uint64_t)max_wait_ms);
 }
 

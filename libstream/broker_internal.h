@@ -23,6 +23,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "producer_state.h"
@@ -42,6 +44,45 @@ typedef struct stream__conn stream__conn;
 typedef struct stream__req stream__req;
 typedef struct stream__waiter stream__waiter;
 typedef struct stream__pstate stream__pstate;
+
+/* Free blocks of one size, last freed first, linked through their first
+ * bytes; at most STREAM__POOL_MAX of them. */
+typedef struct stream__pool {
+    void *head;
+    size_t len;
+} stream__pool;
+#define STREAM__POOL_MAX 4096
+
+/* A block from the pool, or NULL when it is empty (the caller allocates). */
+static inline void *stream__pool_get(stream__pool *p)
+{
+    void *blk = p->head;
+    if (blk != NULL) {
+        memcpy(&p->head, blk, sizeof(void *));
+        p->len--;
+    }
+    return blk;
+}
+
+/* Gives blk back to the pool, or frees it when the pool is full. */
+static inline void stream__pool_put(stream__pool *p, void *blk)
+{
+    if (p->len >= STREAM__POOL_MAX) {
+        free(blk);
+        return;
+    }
+    memcpy(blk, &p->head, sizeof(void *));
+    p->head = blk;
+    p->len++;
+}
+
+/* Frees every block in the pool. */
+static inline void stream__pool_drain(stream__pool *p)
+{
+    void *blk;
+    while ((blk = stream__pool_get(p)) != NULL)
+        free(blk);
+}
 
 /* One slot of the broker's deadline heap. The deadline is kept beside the
  * pointer so that sifting compares entries of one contiguous array instead
@@ -102,10 +143,6 @@ struct stream__conn {
     int writes;                /* uv_write calls in flight */
     stream__req *sending;      /* the response with file pieces being written
                                   directly (out of the queue), or NULL */
-    stream__req *spare;        /* the last request written, kept with its out buffer
-                                  (at most SPARE_OUT_MAX bytes) for the next one: a
-                                  long-polling consumer then costs no allocation per
-                                  poll (broker_conn.c) */
     uint64_t last_active_ms;   /* uv_now of the last read or completed write */
     stream_msg msg;            /* where a nested dispatch decodes (see stream_broker.msg);
                                   its zone is made only then */
@@ -118,6 +155,9 @@ struct stream__conn {
     bool broken;               /* a fatal error: no more frames are consumed */
     bool closing;              /* uv_close was called; no more requests or writes */
     bool processing;           /* inside process_frames: no re-entry */
+    bool fr_borrowed;          /* fr is the broker's rfr, lent for this read */
+    bool flush_queued;         /* on the broker's flush_list */
+    stream__conn *flush_next;  /* next on that list */
 };
 
 /* Broker-wide settings, read once from the config at stream_broker_new. */
@@ -182,7 +222,18 @@ struct stream_broker {
     stream_msg msg;
     bool msg_busy; /* msg holds the request being dispatched */
 
+    /* The read buffer a connection with nothing buffered reads into, lent
+     * for the length of one read (broker_conn.c): the requests are consumed
+     * from this one warm buffer instead of from each connection's own, cold
+     * at each poll. A connection left holding bytes of it (a frame not
+     * whole yet, or frames held back by backpressure) keeps it, and its own
+     * empty reader becomes the broker's. */
+    stream_frame_reader rfr;
+
     stream__conn *conns; /* every open connection */
+    bool defer_flush;         /* completed requests wait on flush_list to be written
+                                 (stream__conn_defer_flush) */
+    stream__conn *flush_list; /* connections with responses to write then */
     int nconns;
     uint64_t next_conn_id;
     uint64_t refuse_warn_next_ms; /* uv_now before which refused connections are only
@@ -195,6 +246,19 @@ struct stream_broker {
     uint64_t wait_armed_ms; /* the deadline wait_timer is set for, when wait_armed */
     bool wait_armed;        /* wait_timer is running */
     bool in_wait_timer;     /* inside stream__wait_on_timer: it re-arms once at the end */
+
+    /* Freed waiters and fetch states of the common sizes, kept for reuse
+     * (stream__pool_*). An idle long poll makes and frees both at every
+     * poll, a timer tick frees a burst of them, and a burst overflows
+     * malloc's per-size caches into its bins; from here the next poll takes
+     * a block that is still in the cache. */
+    stream__pool waiter_pool;
+    stream__pool fetch_pool;
+    /* Likewise written requests and their out buffers (up to 4 KiB), of
+     * every connection together: the next request, and the next response
+     * encoded, use what the last one left warm (broker_conn.c). */
+    stream__pool req_pool;
+    stream__pool out_pool;
 
     /* stream_log* -> stream__pstate. */
     stream__pstate **ptab;
@@ -235,8 +299,18 @@ void stream__broker_retention(stream_broker *b);
 void stream__broker_conn_gone(stream_broker *b);
 
 /* ---- broker_conn.c ---- */
+/* With on, responses completed from now on are not written at once: their
+ * connections are listed, and turning it off writes them all, one after
+ * another (a timer tick's batch of long polls). */
+void stream__conn_defer_flush(stream_broker *b, bool on);
 /* libuv's connection callback for the listener. */
 void stream__conn_on_connection(uv_stream_t *server, int status);
+/* Gives r an out buffer from the broker's pool when it has none (a request
+ * starts with one; a long poll gives its back while it waits). */
+void stream__req_out_get(stream__req *r);
+/* Returns r's out buffer to the pool when it is small, else frees it;
+ * r->out is then empty. */
+void stream__req_out_put(stream__req *r);
 /* A new request at the tail of c's queue; NULL when out of memory. */
 stream__req *stream__req_new(stream__conn *c);
 /* Marks req done and writes whatever is ready at the head of its queue. */

@@ -20,16 +20,26 @@
  * complete callback. Unlinking happens here before the callback runs, so the
  * callback may do anything, including park a new waiter.
  *
- * Deadlines are coalesced onto a grid of WAIT_TICK_MS: a waiter of
- * timeout_ms >= WAIT_COALESCE_MIN_MS times out at the last grid point at or
- * before now + timeout_ms, so at most WAIT_TICK_MS early and never late (a
- * long poll's max_wait_ms is "the longest the broker waits"). Consumers
- * that long-poll an idle topic then time out in batches, and the loop wakes
- * once per tick for all of them instead of once per consumer: with a
- * thousand idle consumers polling every 500 ms that is 100 wake-ups a
- * second instead of 2,000, and their responses leave (and the next polls
- * arrive) together. Shorter waits are left exact: there the tick would be a
- * large part of the wait.
+ * Deadlines are coalesced onto a grid: a waiter of timeout_ms >=
+ * WAIT_COALESCE_MIN_MS times out at the last grid point at or before now +
+ * timeout_ms, so a little early and never late (a long poll's max_wait_ms is
+ * "the longest the broker waits"). The grid is WAIT_TICK_MS, doubled while
+ * it stays within WAIT_GRID_SHARE of the timeout, up to WAIT_GRID_MAX_MS:
+ * 10 ms below 500 ms, 20 ms for the 500 ms consumers use by default, 40 ms
+ * from 1 s; every grid is a multiple of the finer ones, so their points
+ * line up. Consumers that long-poll an idle topic then time out in batches,
+ * and the loop wakes once per grid point for all of them instead of once
+ * per consumer: a thousand idle consumers polling every 500 ms cost 50
+ * timer wake-ups a second instead of 2,000, and their responses leave (and
+ * the next polls arrive) together. Shorter waits are left exact: there the
+ * grid would be a large part of the wait.
+ *
+ * A timer tick answers its batch in two passes: every expired waiter's
+ * response is encoded first (reading ahead in the heap, whose next entries
+ * are the next to expire, so that their cold waiters load while this one is
+ * encoded), then the connections are written one after another
+ * (stream__conn_defer_flush): the sends go out back to back, and a client
+ * woken by the first finds the rest already there.
  *
  * Durability arrives on the flusher thread: the callback only sets a flag
  * under a mutex and wakes the loop (uv_async_send coalesces), and the loop
@@ -46,6 +56,14 @@
  * is coalesced (see the file comment). */
 #define WAIT_TICK_MS         10
 #define WAIT_COALESCE_MIN_MS 100
+#define WAIT_GRID_SHARE      25 /* the grid is at most 1/25 (4 %) of the wait... */
+#define WAIT_GRID_MAX_MS     160 /* ...and at most this */
+
+/* Waiters with room for up to this many links come from (and go back to)
+ * the broker's waiter pool, all of this size: a consumer's fetch watches the
+ * partitions it reads from one broker, usually a few. */
+#define WAIT_POOL_LINKS 8
+#define WAIT_POOL_BYTES (sizeof(stream__waiter) + WAIT_POOL_LINKS * sizeof(stream__wlink))
 
 /* ---- partition table: stream_log* -> stream__pstate ---- */
 
@@ -206,14 +224,35 @@ static void rearm(stream_broker *b)
 
 /* ---- waiters ---- */
 
+/* The grid a deadline timeout_ms away is coalesced onto (file comment). */
+static uint64_t wait_grid(uint64_t timeout_ms)
+{
+    uint64_t g = WAIT_TICK_MS;
+    while (g * 2 <= WAIT_GRID_MAX_MS && g * 2 * WAIT_GRID_SHARE <= timeout_ms)
+        g *= 2;
+    return g;
+}
+
 stream__waiter *stream__waiter_new(stream_broker *b, stream__req *req, stream__wait_kind kind,
                                    size_t nlinks, stream__wait_fn complete, void *state)
 {
     if (nlinks > (SIZE_MAX - sizeof(stream__waiter)) / sizeof(stream__wlink))
         return NULL;
-    stream__waiter *w = calloc(1, sizeof(*w) + nlinks * sizeof(stream__wlink));
-    if (w == NULL)
-        return NULL;
+    stream__waiter *w;
+    if (nlinks <= WAIT_POOL_LINKS) {
+        w = stream__pool_get(&b->waiter_pool);
+        if (w == NULL)
+            w = malloc(WAIT_POOL_BYTES);
+        if (w == NULL)
+            return NULL;
+        /* Only what is used is cleared: the struct and its links. */
+        memset(w, 0, sizeof(*w) + nlinks * sizeof(stream__wlink));
+        nlinks = WAIT_POOL_LINKS;
+    } else {
+        w = calloc(1, sizeof(*w) + nlinks * sizeof(stream__wlink));
+        if (w == NULL)
+            return NULL;
+    }
     w->broker = b;
     w->req = req;
     w->kind = kind;
@@ -243,7 +282,10 @@ void stream__waiter_discard(stream__waiter *w)
         l->ps = NULL;
     }
     heap_remove(w->broker, w);
-    free(w);
+    if (w->cap_links == WAIT_POOL_LINKS)
+        stream__pool_put(&w->broker->waiter_pool, w);
+    else
+        free(w);
 }
 
 int stream__waiter_watch(stream__waiter *w, stream_log *log, int64_t need_offset)
@@ -289,7 +331,7 @@ void stream__waiter_start(stream__waiter *w, uint64_t timeout_ms)
     stream_broker *b = w->broker;
     uint64_t deadline = uv_now(&b->loop) + timeout_ms;
     if (timeout_ms >= WAIT_COALESCE_MIN_MS)
-        deadline -= deadline % WAIT_TICK_MS;
+        deadline -= deadline % wait_grid(timeout_ms);
     w->req->waiter = w;
     if (b->heap_len == b->heap_cap) {
         size_t ncap = b->heap_cap ? b->heap_cap * 2 : 64;
@@ -408,8 +450,17 @@ void stream__wait_on_timer(uv_timer_t *t)
     /* The timer is not running now (one-shot): re-arm once, at the end. */
     b->wait_armed = false;
     b->in_wait_timer = true;
-    while (b->heap_len > 0 && b->heap[0].deadline_ms <= now)
+    stream__conn_defer_flush(b, true);
+    while (b->heap_len > 0 && b->heap[0].deadline_ms <= now) {
+        /* The next to expire are among the root's children and their
+         * children. */
+        for (size_t k = 1; k < 7 && k < b->heap_len; k++) {
+            if (b->heap[k].deadline_ms <= now)
+                __builtin_prefetch(b->heap[k].w);
+        }
         stream__waiter_finish(b->heap[0].w, STREAM__WAIT_TIMEOUT);
+    }
+    stream__conn_defer_flush(b, false);
     b->in_wait_timer = false;
     rearm(b);
 }
@@ -462,4 +513,8 @@ void stream__wait_release(stream_broker *b)
     free(b->heap);
     b->heap = NULL;
     b->heap_len = b->heap_cap = 0;
+    stream__pool_drain(&b->waiter_pool);
+    stream__pool_drain(&b->fetch_pool); /* broker_data.c's, */
+    stream__pool_drain(&b->req_pool);   /* broker_conn.c's */
+    stream__pool_drain(&b->out_pool);
 }

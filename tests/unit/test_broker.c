@@ -833,6 +833,33 @@ static void test_long_poll_times_out_empty(void **state)
     close(fd);
 }
 
+/* Deadlines are coalesced onto a grid of at most 4 % of the wait (20 ms for
+ * 500 ms): several long polls are answered a little early, never more. */
+static void test_long_polls_answered_at_most_4_percent_early(void **state)
+{
+    int fds[4];
+    int64_t t0[4];
+    uint64_t ids[4];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = wire_connect(shared.port);
+        stream_buf b = STREAM_BUF_INIT;
+        ids[i] = req_fetch(&b, "intact", 0, intact_records, 500, 1);
+        t0[i] = wire_now_ms();
+        wire_send_frame(fds[i], &b);
+        usleep(7000); /* a different place on the grid each */
+    }
+    for (int i = 0; i < 4; i++) {
+        wire_resp r;
+        assert_true(wire_recv_resp(fds[i], &r));
+        int64_t waited = wire_now_ms() - t0[i];
+        assert_int_equal(r.id, ids[i]);
+        assert_true(waited >= 480);
+        assert_true(waited < 5000);
+        wire_resp_release(&r);
+        close(fds[i]);
+    }
+}
+
 static void test_closing_with_a_parked_fetch_is_harmless(void **state)
 {
     int fd = wire_connect(shared.port);
@@ -1331,6 +1358,7 @@ int main(void)
         cmocka_unit_test(test_fetch_beyond_the_end_reports_the_range),
         cmocka_unit_test(test_long_poll_completes_when_another_connection_produces),
         cmocka_unit_test(test_long_poll_times_out_empty),
+        cmocka_unit_test(test_long_polls_answered_at_most_4_percent_early),
         cmocka_unit_test(test_closing_with_a_parked_fetch_is_harmless),
         cmocka_unit_test(test_create_topics_checks_each_topic),
         cmocka_unit_test(test_describe_and_alter_configs),
