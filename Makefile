@@ -159,7 +159,7 @@ bench: all $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 # Broker memory under 100 producers + 100 consumers, idle CPU with 1,000
 # long-polling consumers (also part of `make bench`).
-bench-scale: all $(B)/bench/idle_consumers $(B)/bench/scale_load
+bench-scale: all $(B)/bench/idle_consumers $(B)/bench/idle_floor $(B)/bench/scale_load
 	@tests/bench/scale.sh $(B)
 
 install: all

@@ -23,7 +23,7 @@ shopt -s nullglob
 for b in "$build"/bench/*; do
     [ -x "$b" ] || continue
     # Load generators driven by scale.sh, not benchmarks of their own.
-    case ${b##*/} in idle_consumers | scale_load) continue ;; esac
+    case ${b##*/} in idle_consumers | idle_floor | scale_load) continue ;; esac
     echo "== ${b##*/}"
     "$b" || status=1
 done
