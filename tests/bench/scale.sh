@@ -10,7 +10,7 @@
 #            bench/scale_load) run at full speed for SCALE_SECONDS, with the
 #            records/s produced and consumed meanwhile and the broker's CPU.
 #            Target: under 256 MB with 100 + 100.
-#   idle     the broker's CPU (utime + stime from /proc/PID/stat) over
+#   idle     the broker's CPU (its threads' run time from /proc/PID/task/*/schedstat) over
 #            SCALE_IDLE_SECONDS with nothing connected (the baseline), then
 #            with SCALE_IDLE connections each long-polling a partition of an
 #            empty topic (bench/idle_consumers, max_wait_ms SCALE_MAX_WAIT_MS:
@@ -29,7 +29,7 @@
 #
 # Environment: SCALE_PRODUCERS (100), SCALE_CONSUMERS (100), SCALE_SECONDS (20),
 # SCALE_THREADS (scale_load's threads, 2), SCALE_PARTITIONS (8),
-# SCALE_RECORD_BYTES (100), SCALE_IDLE (1000), SCALE_IDLE_SECONDS (10), SCALE_REPEAT (3),
+# SCALE_RECORD_BYTES (100), SCALE_IDLE (1000), SCALE_IDLE_SECONDS (10), SCALE_REPEAT (5),
 # SCALE_MAX_WAIT_MS (500), SCALE_BROKER (the stream-broker to measure;
 # default BUILD_DIR/stream-broker), SCALE_SKIP (memory or idle: leave that
 # part out), BENCH_DIR (where the temp dir goes; default the first of
@@ -45,7 +45,7 @@ partitions=${SCALE_PARTITIONS:-8}
 record_bytes=${SCALE_RECORD_BYTES:-100}
 idle=${SCALE_IDLE:-1000}
 idle_seconds=${SCALE_IDLE_SECONDS:-10}
-repeat=${SCALE_REPEAT:-3}
+repeat=${SCALE_REPEAT:-5}
 max_wait=${SCALE_MAX_WAIT_MS:-500}
 broker_bin=${SCALE_BROKER:-$build/stream-broker}
 skip=${SCALE_SKIP:-}
@@ -112,16 +112,25 @@ stop_broker() {
 # counted after the ")" that ends the command name.
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 hz=$(getconf CLK_TCK)
+# cpu_ns PID: CPU time of all the process's threads in ns, from each thread's
+# schedstat (exact, where utime + stime count in clock ticks); 0 without it.
+cpu_ns() {
+    local t sum=0 v
+    for t in /proc/"$1"/task/*/schedstat; do
+        read -r v _ <"$t" 2>/dev/null || continue
+        sum=$((sum + v))
+    done
+    echo "$sum"
+}
 # cpu_pct PID SECONDS: the process's CPU over SECONDS, in % of one core.
 cpu_pct() {
-    local c0 c1 t0 t1
-    c0=$(cpu_ticks "$1")
+    local n0 n1 t0 t1
+    n0=$(cpu_ns "$1")
     t0=$(date +%s%N)
     sleep "$2"
-    c1=$(cpu_ticks "$1")
+    n1=$(cpu_ns "$1")
     t1=$(date +%s%N)
-    awk -v c="$((c1 - c0))" -v hz="$hz" -v ns="$((t1 - t0))" \
-        'BEGIN { printf "%.2f", c / hz * 100 / (ns / 1e9) }'
+    awk -v c="$((n1 - n0))" -v ns="$((t1 - t0))" 'BEGIN { printf "%.2f", c * 100 / ns }'
 }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
@@ -269,7 +278,8 @@ if [ "$skip" != idle ]; then
     printf '%-58s %11s ms\n' "one record per partition reaches all $idle (slowest)" "$wake_ms"
 fi
 echo
-echo "CPU from /proc/PID/stat over ${idle_seconds}s (load: its whole run), 100 % = one core; idle:" \
+echo "CPU: load from /proc/PID/stat over its whole run; idle from the threads' schedstat over" \
+    "${idle_seconds}s. 100 % = one core. Idle:" \
     "median of $repeat rounds (each round's value in parentheses), the limit measured in the same" \
     "round just before. VmRSS sampled every 100 ms. Long polls use max_wait_ms $max_wait and are" \
     "re-sent as each is answered."
