@@ -51,6 +51,8 @@ LIB_SRC   := $(sort $(wildcard libstream/*.c))
 CMD_SRC   := $(sort $(wildcard cmd/stream-*.c))
 CMD_COMMON_SRC := $(filter-out $(CMD_SRC),$(sort $(wildcard cmd/*.c)))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+# Headers shared by the unit tests (wire.h, client_kit.h): a change rebuilds them.
+TEST_H    := $(wildcard tests/unit/*.h)
 BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
 PROGRAMS  := $(patsubst cmd/%.c,%,$(CMD_SRC))
 MAN_PAGES := $(sort $(wildcard share/man/man*/*.[0-9]))
@@ -81,9 +83,9 @@ $(B)/libstream.so: $(call lib_objs,$(B))
 	$(CC) -shared -Wl,-soname,libstream.so.0 -o $@ $^ $(LDLIBS)
 $(B)/stream-%: $(B)/obj/cmd/stream-%.o $(call cmdc_objs,$(B)) $(B)/libstream.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/tests/%: tests/unit/%.c $(B)/libstream.a
+$(B)/tests/%: tests/unit/%.c $(TEST_H) $(B)/libstream.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS) -lcmocka
 $(B)/bench/%: tests/bench/%.c $(B)/libstream.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -106,9 +108,9 @@ $(A)/libstream.a: $(call lib_objs,$(A))
 	ar rcs $@ $^
 $(A)/stream-%: $(A)/obj/cmd/stream-%.o $(call cmdc_objs,$(A)) $(A)/libstream.a
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
-$(A)/tests/%: tests/unit/%.c $(A)/libstream.a
+$(A)/tests/%: tests/unit/%.c $(TEST_H) $(A)/libstream.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS) -lcmocka
 
 $(A)/bench/%: tests/bench/%.c $(A)/libstream.a
 	@mkdir -p $(@D)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "stream/client.h"
+#include "client_kit.h"
 #include "stream/error.h"
 #include "stream/partition.h"
 #include "wire.h"
@@ -100,64 +101,6 @@ static int teardown(void **state)
 }
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static void create_topic(stream_client *c, const char *name, int32_t partitions)
-{
-    stream_new_topic t = {.name = name, .partitions = partitions};
-    stream_topic_result *r;
-    char eb[256] = "";
-    int rc = stream_admin_create_topics(c, &t, 1, -1, &r, eb, sizeof eb);
-    if (rc != 0)
-        fail_msg("create_topics: %s", eb);
-    if (r[0].err != 0)
-        fail_msg("create %s: %s", name, r[0].msg);
-    stream_topic_results_free(r, 1);
-}
-
-/* What delivery reports said, indexed by the record's opaque (its number). */
-typedef struct reports {
-    size_t n; /* records */
-    int *err;
-    int32_t *partition;
-    int64_t *offset;
-    size_t count; /* reports seen */
-    size_t failed;
-} reports;
-
-static void reports_init(reports *r, size_t n)
-{
-    memset(r, 0, sizeof *r);
-    r->n = n;
-    r->err = calloc(n, sizeof *r->err);
-    r->partition = calloc(n, sizeof *r->partition);
-    r->offset = calloc(n, sizeof *r->offset);
-    for (size_t i = 0; i < n; i++) {
-        r->err[i] = 1; /* no report yet */
-        r->partition[i] = -2;
-        r->offset[i] = -2;
-    }
-}
-
-static void reports_release(reports *r)
-{
-    free(r->err);
-    free(r->partition);
-    free(r->offset);
-}
-
-static void on_delivery(stream_producer *p, const stream_delivery *d, void *opaque)
-{
-    reports *r = opaque;
-    size_t i = (size_t)(uintptr_t)d->opaque;
-    assert_true(i < r->n);
-    assert_int_equal(r->err[i], 1); /* exactly one report per record */
-    r->err[i] = d->err;
-    r->partition[i] = d->partition;
-    r->offset[i] = d->offset;
-    r->count++;
-    if (d->err)
-        r->failed++;
-}
 
 static stream_producer *producer_with(stream_client *c, reports *r, int acks, stream_codec codec,
                                       size_t batch_bytes)

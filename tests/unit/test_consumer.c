@@ -76,39 +76,6 @@ static void restart(fixture *f)
     f->fd = wire_connect(f->b.port);
 }
 
-/* Produces the batches in p[0..len) to topic/partition (acks=all); returns
- * the partition's error, and the base offset in *base. */
-static int produce_raw(int fd, const char *topic, int32_t partition, const uint8_t *p, size_t len,
-                       int64_t *base)
-{
-    stream_buf b = STREAM_BUF_INIT;
-    stream_frame f;
-    stream_frame_start(&f, &b);
-    uint64_t id = wire_id();
-    stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, id, 2);
-    stream_pack_kv_int(&f.pk, "acks", -1);
-    stream_pack_key(&f.pk, "topics");
-    msgpack_pack_array(&f.pk, 1);
-    msgpack_pack_map(&f.pk, 2);
-    stream_pack_kv_cstr(&f.pk, "name", topic);
-    stream_pack_key(&f.pk, "partitions");
-    msgpack_pack_array(&f.pk, 1);
-    msgpack_pack_map(&f.pk, 2);
-    stream_pack_kv_int(&f.pk, "partition", partition);
-    stream_pack_kv_bin(&f.pk, "records", p, len);
-    assert_int_equal(stream_frame_finish(&f), 0);
-    wire_resp r;
-    wire_call(fd, &b, id, &r);
-    assert_int_equal(r.err, 0);
-    const msgpack_object *pr =
-        wire_elem(wire_array(wire_elem(wire_array(&r.msg.root, "topics"), 0), "partitions"), 0);
-    int err = -(int)wire_int(pr, "err");
-    if (base)
-        *base = wire_int(pr, "base_offset");
-    wire_resp_release(&r);
-    return err;
-}
-
 /* The value of record i of batch `tag`: repetitive (so it compresses) and
  * distinct. */
 static int value_of(char *buf, size_t len, const char *tag, int i, int size)
@@ -195,7 +162,7 @@ static void test_each_codec_is_consumed_without_being_told(void **state)
             char tag[32];
             snprintf(tag, sizeof(tag), "%s%d", stream_codec_name(codecs[k]), round);
             build_batch(&b, codecs[k], tag, per_batch, size);
-            assert_int_equal(produce_raw(f->fd, "mixed", 0, b.data, b.len, NULL), 0);
+            assert_int_equal(wire_produce_batch(f->fd, "mixed", 0, b.data, b.len, NULL), 0);
             stream_buf_release(&b);
         }
     stream_client *c = client_for(f);
@@ -259,9 +226,9 @@ static void test_corrupt_compressed_batch_is_an_error_not_a_crash(void **state)
         char why[256];
         stream_batch_info info;
         assert_int_equal(stream_batch_check(bad.data, bad.len, &info, why, sizeof(why)), 0);
-        assert_int_equal(produce_raw(f->fd, topic, 0, good.data, good.len, NULL), 0);
+        assert_int_equal(wire_produce_batch(f->fd, topic, 0, good.data, good.len, NULL), 0);
         int64_t bad_base = -1;
-        assert_int_equal(produce_raw(f->fd, topic, 0, bad.data, bad.len, &bad_base), 0);
+        assert_int_equal(wire_produce_batch(f->fd, topic, 0, bad.data, bad.len, &bad_base), 0);
         assert_int_equal(bad_base, 10);
         stream_buf_release(&good);
         stream_buf_release(&bad);
@@ -447,7 +414,7 @@ static void test_fetch_answers_are_the_stored_bytes(void **state)
                     500 + 37 * i);
         for (int32_t p = 0; p < 2; p++) {
             int64_t base;
-            assert_int_equal(produce_raw(f->fd, "bytes", p, b.data, b.len, &base), 0);
+            assert_int_equal(wire_produce_batch(f->fd, "bytes", p, b.data, b.len, &base), 0);
             assert_int_equal(base, end);
         }
         end += 10 + i % 7;
@@ -470,7 +437,7 @@ static void test_large_answer_to_a_slow_reader(void **state)
         stream_buf b = STREAM_BUF_INIT;
         build_batch(&b, STREAM_CODEC_NONE, "big", 200, 1000);
         for (int32_t p = 0; p < 2; p++)
-            assert_int_equal(produce_raw(f->fd, "big", p, b.data, b.len, NULL), 0);
+            assert_int_equal(wire_produce_batch(f->fd, "big", p, b.data, b.len, NULL), 0);
         end += 200;
         stream_buf_release(&b);
     }

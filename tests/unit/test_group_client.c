@@ -17,6 +17,7 @@
 
 #include "stream/client.h"
 #include "stream/error.h"
+#include "client_kit.h"
 #include "wire.h"
 
 /* ---- a broker process per test ------------------------------------------- */
@@ -81,18 +82,6 @@ static int teardown(void **state)
 }
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static void create_topic(stream_client *c, const char *name, int32_t partitions)
-{
-    stream_new_topic t = {.name = name, .partitions = partitions};
-    stream_topic_result *r;
-    char eb[256] = "";
-    if (stream_admin_create_topics(c, &t, 1, -1, &r, eb, sizeof eb) != 0)
-        fail_msg("create_topics: %s", eb);
-    if (r[0].err != 0)
-        fail_msg("create %s: %s", name, r[0].msg);
-    stream_topic_results_free(r, 1);
-}
 
 /* Produces `per` records to each of `partitions` partitions of topic. */
 static void produce(stream_client *c, const char *topic, int32_t partitions, int per)

@@ -398,20 +398,12 @@ static inline int wire_delete_topic(int fd, const char *name)
     return err;
 }
 
-/* Produces n records "v<i>" with timestamps ts0 + i (acks=all) to one
- * partition; returns the base offset. */
-static inline int64_t wire_produce(int fd, const char *topic, int32_t partition, int n, int64_t ts0)
+/* Produces the stored batches p[0..len) to one partition with acks=all;
+ * returns the partition's error (a library code: 0 or negative) and, when
+ * base is not NULL, the base offset the broker gave them. */
+static inline int wire_produce_batch(int fd, const char *topic, int32_t partition,
+                                     const uint8_t *p, size_t len, int64_t *base)
 {
-    stream_batch_builder bb;
-    stream_batch_builder_init(&bb);
-    for (int i = 0; i < n; i++) {
-        char v[32];
-        int vl = snprintf(v, sizeof(v), "v%d", i);
-        assert_int_equal(stream_batch_builder_append(&bb, ts0 + i, NULL, -1, v, vl, NULL, 0), 0);
-    }
-    const uint8_t *p;
-    size_t len;
-    assert_int_equal(stream_batch_builder_finish(&bb, &p, &len), 0);
     stream_buf b = STREAM_BUF_INIT;
     stream_frame f;
     stream_frame_start(&f, &b);
@@ -428,15 +420,35 @@ static inline int64_t wire_produce(int fd, const char *topic, int32_t partition,
     stream_pack_kv_int(&f.pk, "partition", partition);
     stream_pack_kv_bin(&f.pk, "records", p, len);
     assert_int_equal(stream_frame_finish(&f), 0);
-    stream_batch_builder_release(&bb);
     wire_resp r;
     wire_call(fd, &b, id, &r);
     assert_int_equal(r.err, 0);
     const msgpack_object *pr =
         wire_elem(wire_array(wire_elem(wire_array(&r.msg.root, "topics"), 0), "partitions"), 0);
-    assert_int_equal(wire_int(pr, "err"), 0);
-    int64_t base = wire_int(pr, "base_offset");
+    int err = -(int)wire_int(pr, "err");
+    if (base)
+        *base = wire_int(pr, "base_offset");
     wire_resp_release(&r);
+    return err;
+}
+
+/* Produces n records "v<i>" with timestamps ts0 + i (acks=all) to one
+ * partition; returns the base offset. */
+static inline int64_t wire_produce(int fd, const char *topic, int32_t partition, int n, int64_t ts0)
+{
+    stream_batch_builder bb;
+    stream_batch_builder_init(&bb);
+    for (int i = 0; i < n; i++) {
+        char v[32];
+        int vl = snprintf(v, sizeof(v), "v%d", i);
+        assert_int_equal(stream_batch_builder_append(&bb, ts0 + i, NULL, -1, v, vl, NULL, 0), 0);
+    }
+    const uint8_t *p;
+    size_t len;
+    assert_int_equal(stream_batch_builder_finish(&bb, &p, &len), 0);
+    int64_t base;
+    assert_int_equal(wire_produce_batch(fd, topic, partition, p, len, &base), 0);
+    stream_batch_builder_release(&bb);
     return base;
 }
 
