@@ -146,6 +146,21 @@ bad:
     return STREAM_EBADCONFIG;
 }
 
+/* Frees the broker's own memory, last (the loop, store and connections are
+ * gone by then): its config copy, decode and read buffers, and the pools. */
+static void free_broker(stream_broker *b)
+{
+    stream_config_free(b->config);
+    stream_msg_release(&b->msg);
+    stream_frame_reader_release(&b->rfr);
+    stream__pool_drain(&b->waiter_pool);
+    stream__pool_drain(&b->fetch_pool);
+    stream__pool_drain(&b->req_pool);
+    stream__pool_drain(&b->out_pool);
+    pthread_mutex_destroy(&b->durable_mu);
+    free(b);
+}
+
 static void read_settings(stream_broker *b, const stream_config *cfg)
 {
     stream__settings *s = &b->set;
@@ -320,11 +335,7 @@ fail:
     uv_loop_close(&b->loop);
 fail_early:
     stream_config_free(defaults);
-    stream_config_free(b->config);
-    stream_msg_release(&b->msg);
-    stream_frame_reader_release(&b->rfr);
-    pthread_mutex_destroy(&b->durable_mu);
-    free(b);
+    free_broker(b);
     return rc;
 }
 
@@ -469,11 +480,7 @@ void stream_broker_free(stream_broker *b)
         stream__broker_close_store(b);
         uv_loop_close(&b->loop);
     }
-    stream_config_free(b->config);
-    stream_msg_release(&b->msg);
-    stream_frame_reader_release(&b->rfr);
-    pthread_mutex_destroy(&b->durable_mu);
-    free(b);
+    free_broker(b);
 }
 
 /* ---- the store: open with a recovery report, flusher, retention ---- */

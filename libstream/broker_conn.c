@@ -95,14 +95,10 @@ void stream__req_out_put(stream__req *r)
 
 stream__req *stream__req_new(stream__conn *c)
 {
-    stream__req *r = stream__pool_get(&c->broker->req_pool);
-    if (r != NULL) {
-        memset(r, 0, sizeof(*r)); /* out is empty: req_recycle pooled its buffer */
-    } else {
-        r = calloc(1, sizeof(*r));
-        if (r == NULL)
-            return NULL;
-    }
+    stream__req *r = stream__pool_alloc(&c->broker->req_pool, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    memset(r, 0, sizeof(*r));
     stream_buf_init(&r->out);
     r->conn = c;
     stream__req_out_get(r);

@@ -528,7 +528,6 @@ typedef struct fetch_part {
  * struct (a long poll is made and freed at every poll, so its pieces are
  * kept together). */
 typedef struct fetch_state {
-    bool pooled; /* a FETCH_POOL_BYTES block of the broker's fetch pool */
     uint64_t id;
     int64_t max_wait_ms;
     size_t min_bytes, max_bytes;
@@ -545,6 +544,11 @@ typedef struct fetch_state {
     (sizeof(fetch_state) + FETCH_POOL_TOPICS * sizeof(req_topic) +                         \
      FETCH_POOL_PARTS * sizeof(fetch_part))
 
+static bool fetch_pooled(size_t ntopics, size_t nparts)
+{
+    return ntopics <= FETCH_POOL_TOPICS && nparts <= FETCH_POOL_PARTS;
+}
+
 /* A fetch_state with room for ntopics topics and nparts parts, its header
  * zeroed (op_fetch fills in every topic and part); NULL without memory.
  * ntopics and nparts are bounded by the frame's size. */
@@ -554,12 +558,9 @@ static fetch_state *fetch_state_new(stream_broker *b, size_t ntopics, size_t npa
     if (ntopics > SIZE_MAX / sizeof(req_topic) || nparts > SIZE_MAX / sizeof(fetch_part) ||
         tbytes > SIZE_MAX - sizeof(fetch_state) - pbytes)
         return NULL;
-    bool pooled = ntopics <= FETCH_POOL_TOPICS && nparts <= FETCH_POOL_PARTS;
     fetch_state *s;
-    if (pooled) {
-        s = stream__pool_get(&b->fetch_pool);
-        if (s == NULL)
-            s = malloc(FETCH_POOL_BYTES);
+    if (fetch_pooled(ntopics, nparts)) {
+        s = stream__pool_alloc(&b->fetch_pool, FETCH_POOL_BYTES);
         if (s != NULL)
             memset(s, 0, sizeof(*s));
     } else {
@@ -567,7 +568,6 @@ static fetch_state *fetch_state_new(stream_broker *b, size_t ntopics, size_t npa
     }
     if (s == NULL)
         return NULL;
-    s->pooled = pooled;
     _Static_assert(sizeof(fetch_state) % _Alignof(req_topic) == 0 &&
                        sizeof(req_topic) % _Alignof(fetch_part) == 0,
                    "fetch_state's arrays are aligned");
@@ -580,12 +580,11 @@ static fetch_state *fetch_state_new(stream_broker *b, size_t ntopics, size_t npa
 
 static void fetch_state_free(stream_broker *b, fetch_state *s)
 {
-    if (s->pooled)
+    if (fetch_pooled(s->ntopics, s->nparts))
         stream__pool_put(&b->fetch_pool, s);
     else
         free(s);
 }
-
 
 static int fetch_check(const msgpack_object *pm, size_t ti, size_t pi, char *msg, size_t msg_len)
 {

@@ -64,6 +64,14 @@ static inline void *stream__pool_get(stream__pool *p)
     return blk;
 }
 
+/* A block from the pool, else a new one of `size` bytes (what the pool
+ * holds); NULL without memory. Its contents are undefined. */
+static inline void *stream__pool_alloc(stream__pool *p, size_t size)
+{
+    void *blk = stream__pool_get(p);
+    return blk != NULL ? blk : malloc(size);
+}
+
 /* Gives blk back to the pool, or frees it when the pool is full. */
 static inline void stream__pool_put(stream__pool *p, void *blk)
 {

@@ -240,9 +240,7 @@ stream__waiter *stream__waiter_new(stream_broker *b, stream__req *req, stream__w
         return NULL;
     stream__waiter *w;
     if (nlinks <= WAIT_POOL_LINKS) {
-        w = stream__pool_get(&b->waiter_pool);
-        if (w == NULL)
-            w = malloc(WAIT_POOL_BYTES);
+        w = stream__pool_alloc(&b->waiter_pool, WAIT_POOL_BYTES);
         if (w == NULL)
             return NULL;
         /* Only what is used is cleared: the struct and its links. */
@@ -513,8 +511,4 @@ void stream__wait_release(stream_broker *b)
     free(b->heap);
     b->heap = NULL;
     b->heap_len = b->heap_cap = 0;
-    stream__pool_drain(&b->waiter_pool);
-    stream__pool_drain(&b->fetch_pool); /* broker_data.c's, */
-    stream__pool_drain(&b->req_pool);   /* broker_conn.c's */
-    stream__pool_drain(&b->out_pool);
 }
