@@ -29,17 +29,9 @@ for p in stream-broker stream-bench stream-topics; do
     [ -x "$build/$p" ] || { echo "client.sh: $build/$p is missing (make all)" >&2; exit 1; }
 done
 
-# A directory on a real disk.
-fstype() { df --output=fstype "$1" 2>/dev/null | tail -n 1; }
-base=
-for d in ${BENCH_DIR:-} ${TMPDIR:-} /var/tmp /tmp "$build"; do
-    if [ -d "$d" ] && [ -w "$d" ] && [ "$(fstype "$d")" != tmpfs ]; then
-        base=$d
-        break
-    fi
-done
-[ -n "$base" ] || { echo "client.sh: no writable directory off tmpfs" >&2; exit 1; }
-tmp=$(mktemp -d "$base/stream-bench.XXXXXX")
+# A temp dir on a real disk.
+. "$(dirname "$0")/lib.sh"
+tmp=$(bench_tmpdir bench "$build") || exit 1
 broker_pid=
 cleanup() {
     if [ -n "$broker_pid" ]; then

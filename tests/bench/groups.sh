@@ -42,16 +42,9 @@ done
 command -v jq >/dev/null || { echo "groups.sh: needs jq" >&2; exit 1; }
 PATH="$build:$PATH"
 
-fstype() { df --output=fstype "$1" 2>/dev/null | tail -n 1; }
-base=
-for d in ${BENCH_DIR:-} ${TMPDIR:-} /var/tmp /tmp "$build"; do
-    if [ -d "$d" ] && [ -w "$d" ] && [ "$(fstype "$d")" != tmpfs ]; then
-        base=$d
-        break
-    fi
-done
-[ -n "$base" ] || { echo "groups.sh: no writable directory off tmpfs" >&2; exit 1; }
-tmp=$(mktemp -d "$base/stream-groups.XXXXXX")
+# A temp dir on a real disk.
+. "$(dirname "$0")/lib.sh"
+tmp=$(bench_tmpdir groups "$build") || exit 1
 broker_pid=
 members=()
 cleanup() {

@@ -136,16 +136,9 @@ build_helper redis_xread hiredis
 build_helper loopback_bw
 
 # ---- 3. the servers ------------------------------------------------------------
-fstype() { df --output=fstype "$1" 2>/dev/null | tail -n 1; }
-base=
-for d in ${BENCH_DIR:-} ${TMPDIR:-} /var/tmp /tmp "$build"; do
-    if [ -d "$d" ] && [ -w "$d" ] && [ "$(fstype "$d")" != tmpfs ]; then
-        base=$d
-        break
-    fi
-done
-[ -n "$base" ] || { echo "peers.sh: no writable directory off tmpfs" >&2; exit 1; }
-tmp=$(mktemp -d "$base/stream-peers.XXXXXX")
+# A temp dir on a real disk.
+. "$(dirname "$0")/lib.sh"
+tmp=$(bench_tmpdir peers "$build") || exit 1
 res=$tmp/results
 mkdir -p "$res" "$tmp/stream" "$tmp/redis" "$tmp/nats" "$tmp/dd"
 
