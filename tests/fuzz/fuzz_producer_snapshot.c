@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "fuzz_util.h"
-#include "producer_state.h"
+#include "log/producer_state.h"
 #include "stream/buf.h"
 #include "stream/crc32c.h"
 #include "stream/error.h"

@@ -24,8 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "log_internal.h"
-#include "producer_state.h"
+#include "log/log_internal.h"
+#include "log/producer_state.h"
 #include "stream/batch.h"
 #include "stream/error.h"
 #include "stream/log.h"

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "shell_internal.h"
+#include "tools/shell_internal.h"
 #include "stream/error.h"
 #include "stream/ops.h"
 #include "stream/shell.h"

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "broker_internal.h"
-#include "group_internal.h"
+#include "coord/group_internal.h"
 #include "stream/error.h"
 
 void stream__reply_error(stream__req *r, uint64_t id, int err, const char *msg)

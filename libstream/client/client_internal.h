@@ -26,7 +26,7 @@
 
 #include "stream/client.h"
 #include "stream/proto.h"
-#include "internal.h"
+#include "base/internal.h"
 
 /* A response as handed to a request's callback. */
 typedef struct stream__resp {

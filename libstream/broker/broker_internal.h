@@ -27,7 +27,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "producer_state.h"
+#include "log/producer_state.h"
 #include "stream/broker.h"
 #include "stream/buf.h"
 #include "stream/log.h"

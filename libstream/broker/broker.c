@@ -27,7 +27,7 @@
 #include <sys/time.h>
 
 #include "broker_internal.h"
-#include "group_internal.h"
+#include "coord/group_internal.h"
 #include "stream/error.h"
 
 /* How long a stopping broker lets queued responses drain. */

@@ -29,8 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker_internal.h"
-#include "internal.h"
+#include "broker/broker_internal.h"
+#include "base/internal.h"
 
 /* ---- partition sets (group_assign.c) ---- */
 
