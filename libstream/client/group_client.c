@@ -2,14 +2,16 @@
  * group_client.c - a consumer's membership in a consumer group: join,
  * heartbeats, the partitions the coordinator hands out and takes back,
  * stored and committed offsets, leave (client.h, "Consumer groups"; the wire
- * side is share/doc/protocol.md 6.10-6.14).
+ * side is share/doc/protocol.md 6.10-6.14). Starting partitions from their
+ * committed offsets and commits are in group_client_offsets.c; what the
+ * two files share is group_client_internal.h.
  *
  * Everything is asynchronous and runs inside the client's poll: a tick
  * sends join_group, heartbeats and commits when they are due, and the
  * response callbacks change state. Only subscribe, commit and close wait.
  *
- * Each partition the group ever gave this member has a gpart, kept until
- * the group is freed (events and requests in flight point at it):
+ * Each partition the group ever gave this member has a stream__gpart, kept
+ * until the group is freed (events and requests in flight point at it):
  *
  *   STARTING --offsets known--> ACTIVE --revoked--> REVOKING --committed--> RELEASED
  *      |                                                                       ^
@@ -32,108 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_internal.h"
+#include "group_client_internal.h"
 #include "stream/error.h"
-
-typedef enum gstate { GP_STARTING, GP_ACTIVE, GP_REVOKING, GP_RELEASED } gstate;
-
-typedef struct gpart {
-    char *topic; /* owned */
-    int32_t partition;
-    gstate state;
-    bool start_sent;    /* STARTING: its offsets are being asked for */
-    uint32_t seq;       /* bumped whenever a start begins or is abandoned */
-    int64_t stored;     /* records before it are processed; -1: none */
-    int64_t committed;  /* the group's committed offset as last known; -1: none */
-    int64_t revoked_ms; /* REVOKING: monotonic time it was revoked */
-} gpart;
-
-/* The offsets of partitions being started: one fetch_offsets and one
- * list_offsets request, both answered before anything starts. */
-typedef struct start_ctx {
-    stream__cgroup *g;
-    struct start_ctx *next; /* g->starts list */
-    size_t n;
-    gpart **gps;
-    uint32_t *seqs;     /* each gpart's seq when the request went out */
-    int64_t *committed; /* fetch_offsets: -1 none */
-    int64_t *log_start; /* list_offsets */
-    int64_t *hw;        /* list_offsets */
-    int *err;           /* per partition */
-    int64_t ids[2];     /* fetch_offsets, list_offsets; 0 once answered */
-    int failed;         /* a whole-request failure of either */
-} start_ctx;
-
-/* A blocking caller waiting for a commit (stream_consumer_commit, close). */
-typedef struct commit_wait {
-    bool done;
-    int err;
-    char msg[512];
-} commit_wait;
-
-typedef struct commit_ctx {
-    stream__cgroup *g;
-    size_t n;
-    gpart **gps;
-    int64_t *offsets;  /* what was sent for each */
-    commit_wait *wait; /* NULL when nobody waits */
-} commit_ctx;
-
-/* A partition of the last assignment received. */
-typedef struct tp {
-    char *topic; /* owned */
-    int32_t partition;
-} tp;
-
-struct stream__cgroup {
-    stream_consumer *co;     /* the consumer this membership belongs to */
-    stream_client *c;        /* its client */
-    stream_group_conf conf;  /* group and client_id point at the copies below */
-    char *group, *client_id; /* owned */
-    char **topics;           /* owned subscription names */
-    size_t ntopics;
-    char *pattern; /* owned; NULL when none */
-
-    char *member_id;            /* owned; "" while not a member */
-    int32_t generation;         /* last received; -1 before */
-    int32_t session_timeout_ms; /* in force (the broker's answer) */
-    int heartbeat_interval_ms;  /* the latest answer's */
-    bool joined;                /* a member now */
-    bool final;                 /* the latest answer's assignment is the target */
-    bool dead;                  /* a fatal error ended membership for good */
-    bool closing;               /* close runs or ran: no more requests of ours */
-    bool subscribing;           /* the blocking join of subscribe runs */
-
-    int64_t join_id, hb_id, leave_id; /* requests in flight, 0 when none */
-    commit_ctx *commit;               /* the commit in flight */
-    int64_t commit_id;
-    start_ctx *starts; /* start requests in flight */
-
-    int64_t next_join_ms, next_hb_ms, next_commit_ms; /* monotonic: when due */
-    int64_t commit_retry_ms;                          /* no commit before (backoff) */
-    int64_t start_retry_ms;                           /* no start before (backoff) */
-    int64_t last_contact_ms; /* when the last join/heartbeat answered was sent: the
-                                broker's session clock runs from its arrival */
-    int64_t sent_ms;         /* when the join or heartbeat in flight was sent */
-    int backoff_ms;          /* current backoff after transport errors */
-    bool hb_now;             /* heartbeat as soon as none is in flight */
-    bool nudged;             /* the caller was given its chance to store */
-
-    int join_err; /* subscribe: the join's outcome */
-    char join_msg[512];
-    bool leave_done;
-
-    gpart **parts; /* every partition ever given; never freed before the group */
-    size_t nparts, parts_cap;
-    size_t nrevoking; /* parts in GP_REVOKING: the per-poll checks skip when 0 */
-    tp *assigned;     /* the last assignment received */
-    size_t nassigned;
-
-    uint64_t rebalances, commits;
-};
-
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
 
 static int64_t group_tick(void *arg, int64_t now);
 static void send_heartbeat(stream__cgroup *g, int64_t now);
@@ -212,10 +114,11 @@ static int check_subscription(const stream_group_conf *conf, const char *const *
 
 /* ---- partitions -------------------------------------------------------------- */
 
-static gpart *find_gp(const stream__cgroup *g, const char *topic, size_t tlen, int32_t partition)
+stream__gpart *stream__cgroup_find(const stream__cgroup *g, const char *topic, size_t tlen,
+                                   int32_t partition)
 {
     for (size_t i = 0; i < g->nparts; i++) {
-        gpart *gp = g->parts[i];
+        stream__gpart *gp = g->parts[i];
         if (gp->partition == partition && strlen(gp->topic) == tlen &&
             memcmp(gp->topic, topic, tlen) == 0)
             return gp;
@@ -223,14 +126,14 @@ static gpart *find_gp(const stream__cgroup *g, const char *topic, size_t tlen, i
     return NULL;
 }
 
-static gpart *get_gp(stream__cgroup *g, const char *topic, size_t tlen, int32_t partition)
+static stream__gpart *get_gp(stream__cgroup *g, const char *topic, size_t tlen, int32_t partition)
 {
-    gpart *gp = find_gp(g, topic, tlen, partition);
+    stream__gpart *gp = stream__cgroup_find(g, topic, tlen, partition);
     if (gp)
         return gp;
     if (g->nparts == g->parts_cap) {
         size_t cap = g->parts_cap ? g->parts_cap * 2 : 16;
-        gpart **np = realloc(g->parts, cap * sizeof *np);
+        stream__gpart **np = realloc(g->parts, cap * sizeof *np);
         if (!np)
             return NULL;
         g->parts = np;
@@ -242,19 +145,19 @@ static gpart *get_gp(stream__cgroup *g, const char *topic, size_t tlen, int32_t 
         return NULL;
     }
     gp->partition = partition;
-    gp->state = GP_RELEASED;
+    gp->state = STREAM__GP_RELEASED;
     gp->stored = -1;
     gp->committed = -1;
     g->parts[g->nparts++] = gp;
     return gp;
 }
 
-static bool held(const gpart *gp)
+bool stream__cgroup_held(const stream__gpart *gp)
 {
-    return gp->state != GP_RELEASED;
+    return gp->state != STREAM__GP_RELEASED;
 }
 
-static int64_t position_of(const stream__cgroup *g, const gpart *gp)
+int64_t stream__cgroup_position(const stream__cgroup *g, const stream__gpart *gp)
 {
     int64_t pos = -1;
     if (stream_consumer_position(g->co, gp->topic, gp->partition, &pos) < 0)
@@ -263,13 +166,13 @@ static int64_t position_of(const stream__cgroup *g, const gpart *gp)
 }
 
 /* Stores every position: the records poll has returned count as processed. */
-static void store_positions(stream__cgroup *g)
+void stream__cgroup_store_positions(stream__cgroup *g)
 {
     for (size_t i = 0; i < g->nparts; i++) {
-        gpart *gp = g->parts[i];
-        if (gp->state != GP_ACTIVE && gp->state != GP_REVOKING)
+        stream__gpart *gp = g->parts[i];
+        if (gp->state != STREAM__GP_ACTIVE && gp->state != STREAM__GP_REVOKING)
             continue;
-        int64_t pos = position_of(g, gp);
+        int64_t pos = stream__cgroup_position(g, gp);
         if (pos >= 0)
             gp->stored = pos;
     }
@@ -277,12 +180,12 @@ static void store_positions(stream__cgroup *g)
 
 /* The partition is no longer held: out of the consumer, a REVOKED event,
  * and the coordinator must hear it at once. */
-static void release(stream__cgroup *g, gpart *gp, int err)
+void stream__cgroup_release(stream__cgroup *g, stream__gpart *gp, int err)
 {
-    bool started = gp->state == GP_ACTIVE || gp->state == GP_REVOKING;
-    if (gp->state == GP_REVOKING)
+    bool started = gp->state == STREAM__GP_ACTIVE || gp->state == STREAM__GP_REVOKING;
+    if (gp->state == STREAM__GP_REVOKING)
         g->nrevoking--;
-    gp->state = GP_RELEASED;
+    gp->state = STREAM__GP_RELEASED;
     gp->seq++;
     gp->start_sent = false;
     if (started) {
@@ -294,11 +197,11 @@ static void release(stream__cgroup *g, gpart *gp, int err)
 }
 
 /* Every partition is gone at once: the session ended (err) or close. */
-static void lose_all(stream__cgroup *g, int err)
+void stream__cgroup_lose_all(stream__cgroup *g, int err)
 {
     for (size_t i = 0; i < g->nparts; i++)
-        if (held(g->parts[i]))
-            release(g, g->parts[i], err);
+        if (stream__cgroup_held(g->parts[i]))
+            stream__cgroup_release(g, g->parts[i], err);
     for (size_t i = 0; i < g->nassigned; i++)
         free(g->assigned[i].topic);
     g->nassigned = 0;
@@ -310,7 +213,7 @@ static void lose_all(stream__cgroup *g, int err)
     g->next_join_ms = 0;
 }
 
-static bool in_assignment(const stream__cgroup *g, const gpart *gp)
+static bool in_assignment(const stream__cgroup *g, const stream__gpart *gp)
 {
     for (size_t i = 0; i < g->nassigned; i++)
         if (g->assigned[i].partition == gp->partition &&
@@ -328,26 +231,27 @@ static void reconcile(stream__cgroup *g)
     bool changed = false;
     int64_t now = stream__client_mono_ms();
     for (size_t i = 0; i < g->nparts; i++) {
-        gpart *gp = g->parts[i];
-        if ((gp->state != GP_STARTING && gp->state != GP_ACTIVE) || in_assignment(g, gp))
+        stream__gpart *gp = g->parts[i];
+        if ((gp->state != STREAM__GP_STARTING && gp->state != STREAM__GP_ACTIVE) ||
+            in_assignment(g, gp))
             continue;
         changed = true;
-        if (gp->state == GP_STARTING) {
-            release(g, gp, 0); /* nothing consumed: nothing to commit */
+        if (gp->state == STREAM__GP_STARTING) {
+            stream__cgroup_release(g, gp, 0); /* nothing consumed: nothing to commit */
             continue;
         }
-        gp->state = GP_REVOKING;
+        gp->state = STREAM__GP_REVOKING;
         g->nrevoking++;
         gp->revoked_ms = now;
         g->nudged = false;
         stream__consumer_halt(g->co, gp->topic, gp->partition);
     }
     for (size_t i = 0; i < g->nassigned; i++) {
-        const tp *a = &g->assigned[i];
-        gpart *gp = get_gp(g, a->topic, strlen(a->topic), a->partition);
-        if (!gp || gp->state != GP_RELEASED)
+        const stream__tp *a = &g->assigned[i];
+        stream__gpart *gp = get_gp(g, a->topic, strlen(a->topic), a->partition);
+        if (!gp || gp->state != STREAM__GP_RELEASED)
             continue; /* out of memory: the next answer tries again */
-        gp->state = GP_STARTING;
+        gp->state = STREAM__GP_STARTING;
         gp->start_sent = false;
         gp->seq++;
         changed = true;
@@ -371,7 +275,7 @@ static int take_assignment(stream__cgroup *g, const msgpack_object *arr)
             return STREAM_EPROTO;
         n += parts->via.array.size;
     }
-    tp *a = calloc(n ? n : 1, sizeof *a);
+    stream__tp *a = calloc(n ? n : 1, sizeof *a);
     if (!a)
         return STREAM_ENOMEM;
     size_t k = 0;
@@ -441,18 +345,18 @@ static int take_answer(stream__cgroup *g, const msgpack_object *root, int64_t no
     return 0;
 }
 
-static int next_backoff(stream__cgroup *g)
+int stream__cgroup_next_backoff(stream__cgroup *g)
 {
-    g->backoff_ms = g->backoff_ms ? g->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (g->backoff_ms > BACKOFF_MAX_MS)
-        g->backoff_ms = BACKOFF_MAX_MS;
+    g->backoff_ms = g->backoff_ms ? g->backoff_ms * 2 : STREAM__CGROUP_BACKOFF_MIN_MS;
+    if (g->backoff_ms > STREAM__CGROUP_BACKOFF_MAX_MS)
+        g->backoff_ms = STREAM__CGROUP_BACKOFF_MAX_MS;
     return g->backoff_ms;
 }
 
 /* A failure that ends membership for good: one ERROR event for the caller. */
-static void fail_group(stream__cgroup *g, int err, const char *msg)
+void stream__cgroup_fail(stream__cgroup *g, int err, const char *msg)
 {
-    lose_all(g, err);
+    stream__cgroup_lose_all(g, err);
     g->dead = true;
     char line[700];
     stream__errf(line, sizeof line, "group '%s': %s", g->group,
@@ -508,9 +412,9 @@ static void join_cb(stream_client *c, const stream__resp *r, void *arg)
         g->next_join_ms = now;
     } else if (!r->root || stream_err_retriable(err) || err == STREAM_ECLOSED ||
                err == STREAM_EPROTO || err == STREAM_ENOMEM) {
-        g->next_join_ms = now + next_backoff(g);
+        g->next_join_ms = now + stream__cgroup_next_backoff(g);
     } else {
-        fail_group(g, err, msg);
+        stream__cgroup_fail(g, err, msg);
     }
 }
 
@@ -563,13 +467,13 @@ static void heartbeat_cb(stream_client *c, const stream__resp *r, void *arg)
         }
     }
     if (err == STREAM_EUNKNOWNMEMBER) {
-        lose_all(g, STREAM_EUNKNOWNMEMBER);
+        stream__cgroup_lose_all(g, STREAM_EUNKNOWNMEMBER);
         g->next_join_ms = now;
     } else if (!r->root || stream_err_retriable(err) || err == STREAM_ECLOSED ||
                err == STREAM_EPROTO || err == STREAM_ENOMEM) {
-        g->next_hb_ms = now + next_backoff(g);
+        g->next_hb_ms = now + stream__cgroup_next_backoff(g);
     } else {
-        fail_group(g, err, r->msg);
+        stream__cgroup_fail(g, err, r->msg);
     }
 }
 
@@ -578,31 +482,35 @@ static void pack_owned(stream__cgroup *g, msgpack_packer *pk)
 {
     size_t ntopics = 0;
     for (size_t i = 0; i < g->nparts; i++) {
-        if (!held(g->parts[i]))
+        if (!stream__cgroup_held(g->parts[i]))
             continue;
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = held(g->parts[j]) && strcmp(g->parts[j]->topic, g->parts[i]->topic) == 0;
+            seen = stream__cgroup_held(g->parts[j]) &&
+                   strcmp(g->parts[j]->topic, g->parts[i]->topic) == 0;
         ntopics += !seen;
     }
     msgpack_pack_array(pk, ntopics);
     for (size_t i = 0; i < g->nparts; i++) {
-        if (!held(g->parts[i]))
+        if (!stream__cgroup_held(g->parts[i]))
             continue;
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = held(g->parts[j]) && strcmp(g->parts[j]->topic, g->parts[i]->topic) == 0;
+            seen = stream__cgroup_held(g->parts[j]) &&
+                   strcmp(g->parts[j]->topic, g->parts[i]->topic) == 0;
         if (seen)
             continue;
         size_t np = 0;
         for (size_t j = i; j < g->nparts; j++)
-            np += held(g->parts[j]) && strcmp(g->parts[j]->topic, g->parts[i]->topic) == 0;
+            np += stream__cgroup_held(g->parts[j]) &&
+                  strcmp(g->parts[j]->topic, g->parts[i]->topic) == 0;
         msgpack_pack_map(pk, 2);
         stream_pack_kv_cstr(pk, "topic", g->parts[i]->topic);
         stream_pack_key(pk, "partitions");
         msgpack_pack_array(pk, np);
         for (size_t j = i; j < g->nparts; j++)
-            if (held(g->parts[j]) && strcmp(g->parts[j]->topic, g->parts[i]->topic) == 0)
+            if (stream__cgroup_held(g->parts[j]) &&
+                strcmp(g->parts[j]->topic, g->parts[i]->topic) == 0)
                 msgpack_pack_int32(pk, g->parts[j]->partition);
     }
 }
@@ -617,480 +525,12 @@ static void send_heartbeat(stream__cgroup *g, int64_t now)
     pack_owned(g, pk);
     int64_t id = stream__req_send(g->c, heartbeat_cb, g, 0, 0);
     if (id < 0) {
-        g->next_hb_ms = now + BACKOFF_MIN_MS;
+        g->next_hb_ms = now + STREAM__CGROUP_BACKOFF_MIN_MS;
         return;
     }
     g->hb_id = id;
     g->hb_now = false;
     g->sent_ms = now;
-}
-
-/* ---- starting partitions ------------------------------------------------------------ */
-
-static void start_ctx_free(start_ctx *s)
-{
-    if (!s)
-        return;
-    free(s->gps);
-    free(s->seqs);
-    free(s->committed);
-    free(s->log_start);
-    free(s->hw);
-    free(s->err);
-    free(s);
-}
-
-static void unlink_start(stream__cgroup *g, start_ctx *s)
-{
-    for (start_ctx **pp = &g->starts; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            return;
-        }
-}
-
-/* Index of (topic, partition) in s, or -1. */
-static long start_index(const start_ctx *s, const char *name, size_t len, int64_t partition)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (s->gps[i]->partition == partition && strlen(s->gps[i]->topic) == len &&
-            memcmp(s->gps[i]->topic, name, len) == 0)
-            return (long)i;
-    return -1;
-}
-
-/* Both answers are in: start what can start, retry the rest later. */
-static void start_finish(stream__cgroup *g, start_ctx *s)
-{
-    int64_t now = stream__client_mono_ms();
-    const stream_consumer_conf *cc = stream__consumer_conf(g->co);
-    bool retry = false;
-    for (size_t i = 0; i < s->n; i++) {
-        gpart *gp = s->gps[i];
-        if (gp->state != GP_STARTING || gp->seq != s->seqs[i])
-            continue; /* revoked meanwhile */
-        if (s->failed || s->err[i] || s->log_start[i] < 0 || s->hw[i] < 0) {
-            gp->start_sent = false;
-            retry = true;
-            continue;
-        }
-        int64_t start = s->committed[i];
-        if (start < 0) {
-            if (cc->auto_offset_reset == STREAM_RESET_EARLIEST)
-                start = s->log_start[i];
-            else if (cc->auto_offset_reset == STREAM_RESET_LATEST)
-                start = s->hw[i];
-        }
-        int64_t end = cc->stop_at_end ? s->hw[i] : -1;
-        if (start < 0) {
-            /* auto_offset_reset is ERROR: held (the coordinator gave it to
-             * us) but never read, and the caller is told. */
-            gp->state = GP_ACTIVE;
-            gp->committed = -1;
-            gp->stored = -1;
-            char msg[600];
-            stream__errf(msg, sizeof msg,
-                         "topic '%s' partition %d: group '%s' has no committed offset and "
-                         "auto_offset_reset is error",
-                         gp->topic, (int)gp->partition, g->group);
-            stream__consumer_push(g->co, STREAM_EVENT_ERROR, NULL, -1, -1, STREAM_ENOENT, msg);
-            continue;
-        }
-        if (stream__consumer_start(g->co, gp->topic, gp->partition, start, end, gp) < 0) {
-            gp->start_sent = false;
-            retry = true;
-            continue;
-        }
-        gp->state = GP_ACTIVE;
-        gp->committed = s->committed[i];
-        /* Nothing before the start is owed: a reset position is committed
-         * like a processed one, so the group stays where it started. */
-        gp->stored = start;
-        stream__consumer_push(g->co, STREAM_EVENT_ASSIGNED, gp->topic, gp->partition, start, 0,
-                              NULL);
-    }
-    if (retry)
-        g->start_retry_ms = now + next_backoff(g);
-}
-
-/* One answer of a start: fills the ctx; the second one finishes it. */
-static void start_answer(stream__cgroup *g, start_ctx *s, int which, const stream__resp *r)
-{
-    s->ids[which] = 0;
-    const msgpack_object *topics = NULL;
-    if (r->err != 0 || stream_field_array(r->root, "topics", &topics, NULL, 0) < 0) {
-        s->failed = r->err ? r->err : STREAM_EPROTO;
-    } else {
-        for (uint32_t ti = 0; ti < topics->via.array.size; ti++) {
-            const msgpack_object *t = &topics->via.array.ptr[ti], *parts;
-            const char *name;
-            size_t len;
-            if (stream_field_str(t, "name", &name, &len, NULL, 0) < 0 ||
-                stream_field_array(t, "partitions", &parts, NULL, 0) < 0)
-                continue;
-            for (uint32_t pi = 0; pi < parts->via.array.size; pi++) {
-                const msgpack_object *pm = &parts->via.array.ptr[pi];
-                int64_t partition, err = 0, v1 = -1, v2 = -1;
-                if (stream_field_int(pm, "partition", 0, INT32_MAX, &partition, NULL, 0) < 0)
-                    continue;
-                long i = start_index(s, name, len, partition);
-                if (i < 0)
-                    continue;
-                stream_field_int_opt(pm, "err", 0, INT32_MAX, 0, &err, NULL, 0);
-                if (err) {
-                    s->err[i] = -(int)err;
-                    continue;
-                }
-                if (which == 0) {
-                    stream_field_int_opt(pm, "offset", -1, INT64_MAX, -1, &v1, NULL, 0);
-                    s->committed[i] = v1;
-                } else {
-                    stream_field_int_opt(pm, "log_start_offset", -1, INT64_MAX, -1, &v1, NULL, 0);
-                    stream_field_int_opt(pm, "high_watermark", -1, INT64_MAX, -1, &v2, NULL, 0);
-                    s->log_start[i] = v1;
-                    s->hw[i] = v2;
-                }
-            }
-        }
-    }
-    if (s->ids[0] || s->ids[1])
-        return;
-    unlink_start(g, s);
-    if (r->err == STREAM_EBADGROUP && !g->closing)
-        fail_group(g, r->err, r->msg);
-    else if (!g->closing && g->joined)
-        start_finish(g, s);
-    start_ctx_free(s);
-}
-
-static void fetch_offsets_cb(stream_client *c, const stream__resp *r, void *arg)
-{
-    start_ctx *s = arg;
-    start_answer(s->g, s, 0, r);
-}
-
-static void list_offsets_cb(stream_client *c, const stream__resp *r, void *arg)
-{
-    start_ctx *s = arg;
-    start_answer(s->g, s, 1, r);
-}
-
-/* Packs [{name, partitions: [...]}] of s's partitions, grouped by topic;
- * with `query`, each partition as {partition, timestamp: -1}. */
-static void pack_start_topics(msgpack_packer *pk, const start_ctx *s, bool query)
-{
-    size_t ntopics = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(s->gps[j]->topic, s->gps[i]->topic) == 0;
-        ntopics += !seen;
-    }
-    msgpack_pack_array(pk, ntopics);
-    for (size_t i = 0; i < s->n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(s->gps[j]->topic, s->gps[i]->topic) == 0;
-        if (seen)
-            continue;
-        size_t np = 0;
-        for (size_t j = i; j < s->n; j++)
-            np += strcmp(s->gps[j]->topic, s->gps[i]->topic) == 0;
-        msgpack_pack_map(pk, 2);
-        stream_pack_kv_cstr(pk, "name", s->gps[i]->topic);
-        stream_pack_key(pk, "partitions");
-        msgpack_pack_array(pk, np);
-        for (size_t j = i; j < s->n; j++) {
-            if (strcmp(s->gps[j]->topic, s->gps[i]->topic) != 0)
-                continue;
-            if (query) {
-                msgpack_pack_map(pk, 2);
-                stream_pack_kv_int(pk, "partition", s->gps[j]->partition);
-                stream_pack_kv_int(pk, "timestamp", STREAM_LIST_LATEST);
-            } else {
-                msgpack_pack_int32(pk, s->gps[j]->partition);
-            }
-        }
-    }
-}
-
-/* Asks for the committed offsets and log ranges of every partition waiting
- * to start. */
-static void send_start(stream__cgroup *g, int64_t now)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < g->nparts; i++)
-        n += g->parts[i]->state == GP_STARTING && !g->parts[i]->start_sent;
-    if (n == 0 || now < g->start_retry_ms)
-        return;
-    start_ctx *s = calloc(1, sizeof *s);
-    if (s) {
-        s->g = g;
-        s->gps = calloc(n, sizeof *s->gps);
-        s->seqs = calloc(n, sizeof *s->seqs);
-        s->committed = calloc(n, sizeof *s->committed);
-        s->log_start = calloc(n, sizeof *s->log_start);
-        s->hw = calloc(n, sizeof *s->hw);
-        s->err = calloc(n, sizeof *s->err);
-    }
-    if (!s || !s->gps || !s->seqs || !s->committed || !s->log_start || !s->hw || !s->err) {
-        start_ctx_free(s);
-        g->start_retry_ms = now + BACKOFF_MIN_MS;
-        return;
-    }
-    for (size_t i = 0; i < g->nparts; i++) {
-        gpart *gp = g->parts[i];
-        if (gp->state != GP_STARTING || gp->start_sent)
-            continue;
-        s->gps[s->n] = gp;
-        s->seqs[s->n] = gp->seq;
-        s->committed[s->n] = -1;
-        s->log_start[s->n] = -1;
-        s->hw[s->n] = -1;
-        s->n++;
-    }
-    msgpack_packer *pk = stream__req_begin(g->c, STREAM_OP_FETCH_OFFSETS, 2);
-    stream_pack_kv_cstr(pk, "group", g->group);
-    stream_pack_key(pk, "topics");
-    pack_start_topics(pk, s, false);
-    int64_t id0 = stream__req_send(g->c, fetch_offsets_cb, s, 0, 0);
-    if (id0 < 0) {
-        start_ctx_free(s);
-        g->start_retry_ms = now + BACKOFF_MIN_MS;
-        return;
-    }
-    pk = stream__req_begin(g->c, STREAM_OP_LIST_OFFSETS, 1);
-    stream_pack_key(pk, "topics");
-    pack_start_topics(pk, s, true);
-    int64_t id1 = stream__req_send(g->c, list_offsets_cb, s, 0, 0);
-    if (id1 < 0) {
-        stream__req_cancel(g->c, id0);
-        start_ctx_free(s);
-        g->start_retry_ms = now + BACKOFF_MIN_MS;
-        return;
-    }
-    s->ids[0] = id0;
-    s->ids[1] = id1;
-    for (size_t i = 0; i < s->n; i++)
-        s->gps[i]->start_sent = true;
-    s->next = g->starts;
-    g->starts = s;
-}
-
-/* ---- commits ----------------------------------------------------------------------- */
-
-static void commit_ctx_free(commit_ctx *k)
-{
-    if (!k)
-        return;
-    free(k->gps);
-    free(k->offsets);
-    free(k);
-}
-
-static void commit_done(commit_ctx *k, int err, const char *msg)
-{
-    if (!k->wait)
-        return;
-    k->wait->done = true;
-    k->wait->err = err;
-    if (err)
-        stream__errf(k->wait->msg, sizeof k->wait->msg, "%s",
-                     msg && *msg ? msg : stream_strerror(err));
-}
-
-static void advance(stream__cgroup *g, int64_t now);
-
-static void commit_cb(stream_client *c, const stream__resp *r, void *arg)
-{
-    commit_ctx *k = arg;
-    stream__cgroup *g = k->g;
-    int64_t now = stream__client_mono_ms();
-    g->commit = NULL;
-    g->commit_id = 0;
-    int err = r->err;
-    const char *msg = r->msg;
-    const msgpack_object *topics = NULL;
-    if (err == 0 && stream_field_array(r->root, "topics", &topics, NULL, 0) < 0) {
-        err = STREAM_EPROTO;
-        msg = "malformed commit_offsets answer";
-    }
-    if (err != 0) {
-        commit_done(k, err, msg);
-        if (err == STREAM_EUNKNOWNMEMBER && g->joined && !g->closing) {
-            lose_all(g, STREAM_EUNKNOWNMEMBER);
-            g->next_join_ms = now;
-        } else if (err == STREAM_EFENCED) {
-            g->hb_now = true; /* learn the generation, then commit again */
-            g->commit_retry_ms = now + BACKOFF_MIN_MS;
-        } else {
-            g->commit_retry_ms = now + next_backoff(g);
-        }
-        commit_ctx_free(k);
-        return;
-    }
-    int first_err = 0;
-    char first_msg[512] = "";
-    for (uint32_t ti = 0; ti < topics->via.array.size; ti++) {
-        const msgpack_object *t = &topics->via.array.ptr[ti], *parts;
-        const char *name;
-        size_t len;
-        if (stream_field_str(t, "name", &name, &len, NULL, 0) < 0 ||
-            stream_field_array(t, "partitions", &parts, NULL, 0) < 0)
-            continue;
-        for (uint32_t pi = 0; pi < parts->via.array.size; pi++) {
-            const msgpack_object *pm = &parts->via.array.ptr[pi];
-            int64_t partition, perr = 0;
-            if (stream_field_int(pm, "partition", 0, INT32_MAX, &partition, NULL, 0) < 0)
-                continue;
-            stream_field_int_opt(pm, "err", 0, INT32_MAX, 0, &perr, NULL, 0);
-            for (size_t i = 0; i < k->n; i++) {
-                gpart *gp = k->gps[i];
-                if (gp->partition != partition || !stream_str_eq(name, len, gp->topic))
-                    continue;
-                if (perr == 0) {
-                    if (held(gp))
-                        gp->committed = k->offsets[i];
-                    continue;
-                }
-                if (!first_err) {
-                    const char *text = NULL;
-                    size_t tlen = 0;
-                    stream_field_str_opt(pm, "msg", &text, &tlen, NULL, 0);
-                    first_err = -(int)perr;
-                    if (!text || tlen == 0) {
-                        text = stream_strerror(first_err);
-                        tlen = strlen(text);
-                    }
-                    stream__errf(first_msg, sizeof first_msg, "topic '%s' partition %d: %.*s",
-                                 gp->topic, (int)gp->partition, (int)(tlen > 300 ? 300 : tlen),
-                                 text);
-                }
-                /* Not held by us after all: it is someone else's now. */
-                if (-(int)perr == STREAM_ENOTASSIGNED && held(gp))
-                    release(g, gp, STREAM_ENOTASSIGNED);
-            }
-        }
-    }
-    g->commits++;
-    if (first_err)
-        g->commit_retry_ms = now + next_backoff(g);
-    commit_done(k, first_err, first_msg);
-    commit_ctx_free(k);
-    advance(g, now);
-}
-
-/* True when gp has a stored offset the group does not have yet. */
-static bool dirty(const gpart *gp)
-{
-    return (gp->state == GP_ACTIVE || gp->state == GP_REVOKING) && gp->stored >= 0 &&
-           gp->stored != gp->committed;
-}
-
-/* Sends one commit of every dirty partition. Returns 1 when sent, 0 when
- * there was nothing to commit, or a negative code. */
-static int send_commit(stream__cgroup *g, commit_wait *wait)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < g->nparts; i++)
-        n += dirty(g->parts[i]);
-    if (n == 0)
-        return 0;
-    commit_ctx *k = calloc(1, sizeof *k);
-    if (k) {
-        k->g = g;
-        k->wait = wait;
-        k->gps = calloc(n, sizeof *k->gps);
-        k->offsets = calloc(n, sizeof *k->offsets);
-    }
-    if (!k || !k->gps || !k->offsets) {
-        commit_ctx_free(k);
-        return STREAM_ENOMEM;
-    }
-    for (size_t i = 0; i < g->nparts; i++)
-        if (dirty(g->parts[i])) {
-            k->gps[k->n] = g->parts[i];
-            k->offsets[k->n++] = g->parts[i]->stored;
-        }
-    size_t ntopics = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(k->gps[j]->topic, k->gps[i]->topic) == 0;
-        ntopics += !seen;
-    }
-    msgpack_packer *pk = stream__req_begin(g->c, STREAM_OP_COMMIT_OFFSETS, 4);
-    stream_pack_kv_cstr(pk, "group", g->group);
-    stream_pack_kv_cstr(pk, "member_id", g->member_id);
-    stream_pack_kv_int(pk, "generation", g->generation);
-    stream_pack_key(pk, "topics");
-    msgpack_pack_array(pk, ntopics);
-    for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(k->gps[j]->topic, k->gps[i]->topic) == 0;
-        if (seen)
-            continue;
-        size_t np = 0;
-        for (size_t j = i; j < n; j++)
-            np += strcmp(k->gps[j]->topic, k->gps[i]->topic) == 0;
-        msgpack_pack_map(pk, 2);
-        stream_pack_kv_cstr(pk, "name", k->gps[i]->topic);
-        stream_pack_key(pk, "partitions");
-        msgpack_pack_array(pk, np);
-        for (size_t j = i; j < n; j++) {
-            if (strcmp(k->gps[j]->topic, k->gps[i]->topic) != 0)
-                continue;
-            msgpack_pack_map(pk, 2);
-            stream_pack_kv_int(pk, "partition", k->gps[j]->partition);
-            stream_pack_kv_int(pk, "offset", k->offsets[j]);
-        }
-    }
-    int64_t id = stream__req_send(g->c, commit_cb, k, 0, 0);
-    if (id < 0) {
-        commit_ctx_free(k);
-        return (int)id;
-    }
-    g->commit = k;
-    g->commit_id = id;
-    return 1;
-}
-
-/* True when a revoked partition may be committed and released: the caller
- * has stored its position, or had revoke_timeout_ms to do so. */
-static bool revoke_ready(const stream__cgroup *g, const gpart *gp, int64_t now)
-{
-    if (now - gp->revoked_ms >= g->conf.revoke_timeout_ms)
-        return true;
-    int64_t pos = position_of(g, gp);
-    return pos < 0 || gp->stored >= pos;
-}
-
-/* Moves revocations and auto-commits on; never waits. */
-static void advance(stream__cgroup *g, int64_t now)
-{
-    if (!g->joined || g->closing)
-        return;
-    bool need_commit = false;
-    for (size_t i = 0; i < g->nparts; i++) {
-        gpart *gp = g->parts[i];
-        if (gp->state != GP_REVOKING || !revoke_ready(g, gp, now))
-            continue;
-        if (dirty(gp))
-            need_commit = true;
-        else
-            release(g, gp, 0);
-    }
-    if (g->commit || now < g->commit_retry_ms)
-        return;
-    if (need_commit) {
-        send_commit(g, NULL);
-        return;
-    }
-    if (g->conf.auto_commit && now >= g->next_commit_ms) {
-        g->next_commit_ms = now + g->conf.auto_commit_interval_ms;
-        send_commit(g, NULL);
-    }
 }
 
 /* ---- the tick ---------------------------------------------------------------------- */
@@ -1107,19 +547,19 @@ static int64_t group_tick(void *arg, int64_t now)
         return INT64_MAX;
     if (!g->joined) {
         if (!g->join_id && now >= g->next_join_ms && send_join(g) < 0)
-            g->next_join_ms = now + BACKOFF_MIN_MS;
+            g->next_join_ms = now + STREAM__CGROUP_BACKOFF_MIN_MS;
         return g->join_id ? INT64_MAX : g->next_join_ms;
     }
     /* No answer for a whole session: the coordinator has removed us and
      * given our partitions away; stop consuming them now. */
     if (now - g->last_contact_ms > g->session_timeout_ms) {
-        lose_all(g, STREAM_EUNKNOWNMEMBER);
+        stream__cgroup_lose_all(g, STREAM_EUNKNOWNMEMBER);
         if (!g->join_id && send_join(g) < 0)
-            g->next_join_ms = now + BACKOFF_MIN_MS;
-        return now + BACKOFF_MIN_MS;
+            g->next_join_ms = now + STREAM__CGROUP_BACKOFF_MIN_MS;
+        return now + STREAM__CGROUP_BACKOFF_MIN_MS;
     }
-    send_start(g, now);
-    advance(g, now);
+    stream__cgroup_send_start(g, now);
+    stream__cgroup_advance(g, now);
     int64_t next = INT64_MAX;
     if (!g->hb_id) {
         if (g->hb_now || now >= g->next_hb_ms)
@@ -1133,10 +573,10 @@ static int64_t group_tick(void *arg, int64_t now)
         next = min64(next, g->commit_retry_ms);
     next = min64(next, g->last_contact_ms + g->session_timeout_ms + 1);
     for (size_t i = 0; i < g->nparts; i++) {
-        const gpart *gp = g->parts[i];
-        if (gp->state == GP_REVOKING)
+        const stream__gpart *gp = g->parts[i];
+        if (gp->state == STREAM__GP_REVOKING)
             next = min64(next, gp->revoked_ms + g->conf.revoke_timeout_ms);
-        else if (gp->state == GP_STARTING && !gp->start_sent)
+        else if (gp->state == STREAM__GP_STARTING && !gp->start_sent)
             next = min64(next, g->start_retry_ms > now ? g->start_retry_ms : now + 1);
     }
     return next;
@@ -1146,8 +586,8 @@ static int64_t group_tick(void *arg, int64_t now)
 
 void stream__cgroup_processed(stream__cgroup *g, void *part, int64_t position)
 {
-    gpart *gp = part;
-    if (g->conf.auto_store && (gp->state == GP_ACTIVE || gp->state == GP_REVOKING))
+    stream__gpart *gp = part;
+    if (g->conf.auto_store && (gp->state == STREAM__GP_ACTIVE || gp->state == STREAM__GP_REVOKING))
         gp->stored = position;
 }
 
@@ -1158,7 +598,7 @@ void stream__cgroup_before_poll(stream__cgroup *g)
     if (g->nrevoking == 0 && !g->hb_now)
         return;
     int64_t now = stream__client_mono_ms();
-    advance(g, now);
+    stream__cgroup_advance(g, now);
     if (g->hb_now && !g->hb_id && g->joined && !g->closing)
         send_heartbeat(g, now);
 }
@@ -1169,7 +609,8 @@ bool stream__cgroup_wants_caller(stream__cgroup *g)
         return false;
     int64_t now = stream__client_mono_ms();
     for (size_t i = 0; i < g->nparts; i++)
-        if (g->parts[i]->state == GP_REVOKING && !revoke_ready(g, g->parts[i], now)) {
+        if (g->parts[i]->state == STREAM__GP_REVOKING &&
+            !stream__cgroup_revoke_ready(g, g->parts[i], now)) {
             g->nudged = true;
             return true;
         }
@@ -1183,7 +624,7 @@ bool stream__cgroup_settled(const stream__cgroup *g)
     if (!g->joined || !g->final)
         return false;
     for (size_t i = 0; i < g->nparts; i++)
-        if (g->parts[i]->state == GP_STARTING || g->parts[i]->state == GP_REVOKING)
+        if (g->parts[i]->state == STREAM__GP_STARTING || g->parts[i]->state == STREAM__GP_REVOKING)
             return false;
     return true;
 }
@@ -1218,14 +659,14 @@ void stream__cgroup_free(stream__cgroup *g)
         stream__req_cancel(g->c, g->leave_id);
     if (g->commit_id)
         stream__req_cancel(g->c, g->commit_id);
-    commit_ctx_free(g->commit);
+    stream__cgroup_commit_free(g->commit);
     while (g->starts) {
-        start_ctx *s = g->starts;
+        stream__start_ctx *s = g->starts;
         g->starts = s->next;
         for (int i = 0; i < 2; i++)
             if (s->ids[i])
                 stream__req_cancel(g->c, s->ids[i]);
-        start_ctx_free(s);
+        stream__cgroup_start_free(s);
     }
     for (size_t i = 0; i < g->nparts; i++) {
         free(g->parts[i]->topic);
@@ -1331,99 +772,6 @@ int stream_consumer_subscribe(stream_consumer *co, const stream_group_conf *conf
     return 0;
 }
 
-int stream_consumer_store_positions(stream_consumer *co)
-{
-    stream__cgroup *g = stream__consumer_group(co);
-    if (!g)
-        return STREAM_EINVAL;
-    store_positions(g);
-    return 0;
-}
-
-int stream_consumer_store_offset(stream_consumer *co, const char *topic, int32_t partition,
-                                 int64_t offset)
-{
-    stream__cgroup *g = stream__consumer_group(co);
-    if (!g || !topic || offset < 0)
-        return STREAM_EINVAL;
-    gpart *gp = find_gp(g, topic, strlen(topic), partition);
-    if (!gp || (gp->state != GP_ACTIVE && gp->state != GP_REVOKING))
-        return STREAM_ENOENT;
-    gp->stored = offset;
-    return 0;
-}
-
-int stream_consumer_committed(const stream_consumer *co, const char *topic, int32_t partition,
-                              int64_t *out)
-{
-    const stream__cgroup *g = stream__consumer_group(co);
-    if (!g || !topic)
-        return STREAM_ENOENT;
-    const gpart *gp = find_gp(g, topic, strlen(topic), partition);
-    if (!gp || !held(gp))
-        return STREAM_ENOENT;
-    *out = gp->committed;
-    return 0;
-}
-
-/* Polls until no commit of ours is in flight. */
-static int wait_commit_idle(stream__cgroup *g, int64_t deadline)
-{
-    while (g->commit) {
-        int64_t now = stream__client_mono_ms();
-        if (now >= deadline)
-            return STREAM_ETIMEDOUT;
-        int64_t left = deadline - now;
-        int rc = stream_client_poll(g->c, left > 1000 ? 1000 : (int)left);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* Commits what is stored and waits for the answer. */
-static int commit_now(stream__cgroup *g, int64_t deadline, char *errbuf, size_t errbuf_len)
-{
-    int rc = wait_commit_idle(g, deadline);
-    if (rc == 0) {
-        if (!g->joined) {
-            stream__errf(errbuf, errbuf_len, "cannot commit for group '%s': not a member now",
-                         g->group);
-            return STREAM_EUNKNOWNMEMBER;
-        }
-        commit_wait w = {0};
-        rc = send_commit(g, &w);
-        if (rc <= 0)
-            return rc; /* nothing to commit, or could not send */
-        rc = stream__client_wait(g->c, &w.done, deadline);
-        if (rc < 0 && g->commit)
-            g->commit->wait = NULL; /* w goes out of scope; the answer still counts */
-        if (rc == 0)
-            rc = w.err;
-        if (rc < 0 && w.done)
-            stream__errf(errbuf, errbuf_len, "cannot commit offsets of group '%s': %s", g->group,
-                         w.msg);
-    }
-    if (rc == STREAM_ETIMEDOUT)
-        stream__errf(errbuf, errbuf_len, "cannot commit offsets of group '%s': no answer in time",
-                     g->group);
-    return rc;
-}
-
-int stream_consumer_commit(stream_consumer *co, int timeout_ms, char *errbuf, size_t errbuf_len)
-{
-    stream__cgroup *g = stream__consumer_group(co);
-    if (!g) {
-        stream__errf(errbuf, errbuf_len, "commit: the consumer is not a group member");
-        return STREAM_EINVAL;
-    }
-    if (g->closing)
-        return 0;
-    if (g->conf.auto_store)
-        store_positions(g);
-    return commit_now(g, stream__client_deadline(g->c, timeout_ms), errbuf, errbuf_len);
-}
-
 static void leave_cb(stream_client *c, const stream__resp *r, void *arg)
 {
     stream__cgroup *g = arg;
@@ -1447,13 +795,13 @@ int stream_consumer_close(stream_consumer *co, bool commit, int timeout_ms, char
     g->closing = true;
     /* Stop fetching first, so the positions committed are the last ones. */
     for (size_t i = 0; i < g->nparts; i++)
-        if (g->parts[i]->state == GP_ACTIVE || g->parts[i]->state == GP_REVOKING)
+        if (g->parts[i]->state == STREAM__GP_ACTIVE || g->parts[i]->state == STREAM__GP_REVOKING)
             stream__consumer_halt(co, g->parts[i]->topic, g->parts[i]->partition);
     if (g->conf.auto_store)
-        store_positions(g);
+        stream__cgroup_store_positions(g);
     int rc = 0;
     if (commit && g->joined)
-        rc = commit_now(g, deadline, errbuf, errbuf_len);
+        rc = stream__cgroup_commit_now(g, deadline, errbuf, errbuf_len);
     if (g->joined) {
         msgpack_packer *pk = stream__req_begin(g->c, STREAM_OP_LEAVE_GROUP, 2);
         stream_pack_kv_cstr(pk, "group", g->group);
@@ -1470,10 +818,10 @@ int stream_consumer_close(stream_consumer *co, bool commit, int timeout_ms, char
         }
     }
     for (size_t i = 0; i < g->nparts; i++) {
-        gpart *gp = g->parts[i];
-        if (gp->state == GP_ACTIVE || gp->state == GP_REVOKING)
+        stream__gpart *gp = g->parts[i];
+        if (gp->state == STREAM__GP_ACTIVE || gp->state == STREAM__GP_REVOKING)
             stream_consumer_unassign(co, gp->topic, gp->partition);
-        gp->state = GP_RELEASED;
+        gp->state = STREAM__GP_RELEASED;
     }
     g->nrevoking = 0;
     g->joined = false;
@@ -1493,7 +841,7 @@ int stream_consumer_group_status(const stream_consumer *co, stream_group_status 
     out->joined = g->joined;
     out->settled = g->joined && stream__cgroup_settled(g);
     for (size_t i = 0; i < g->nparts; i++)
-        out->held += held(g->parts[i]);
+        out->held += stream__cgroup_held(g->parts[i]);
     out->rebalances = g->rebalances;
     out->commits = g->commits;
     return 0;
