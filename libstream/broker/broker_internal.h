@@ -4,6 +4,11 @@
  * stream__. Services of the broker (coord/, ...) never include it: they see
  * the broker through host.h.
  *
+ * The main header of libstream/broker/: connections, request dispatch,
+ * produce and fetch, long-poll waits and the broker's life cycle, on top of
+ * log/ and proto/; and the broker as a host of services (host.h), the only
+ * way the folders above it (coord/, later cluster/ and kafka/) plug in.
+ *
  * The shape of a request's life:
  *
  *   socket bytes -> conn input buffer -> frame (4-byte length + map)

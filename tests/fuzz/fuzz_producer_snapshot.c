@@ -1,6 +1,6 @@
 /*
  * fuzz_producer_snapshot.c - loading an idempotent-producer snapshot file
- * (libstream/producer_state.h) that holds anything at all: what a broker meets
+ * (libstream/log/producer_state.h) that holds anything at all: what a broker meets
  * after a crash tore one, or a disk returned garbage.
  *
  * Input layout:

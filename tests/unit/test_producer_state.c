@@ -1,6 +1,6 @@
 /*
  * test_producer_state.c - idempotent producers' sequence state
- * (libstream/producer_state.c) and how the log keeps it (log.c): the
+ * (libstream/log/producer_state.c) and how the log keeps it (log.c): the
  * sequence rules, snapshots, replay on open after a crash, rebuild after a
  * truncation, expiry, the broker's producer id blocks, and the batch
  * builder's producer fields.

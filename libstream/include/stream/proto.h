@@ -2,6 +2,11 @@
  * proto.h - the native protocol's codec: frames, MessagePack maps, op names,
  * broker addresses. Shared by the broker and the client.
  *
+ * The main header of libstream/proto/ (proto.c, and partition.c behind
+ * partition.h): the wire codec and the partitioner, what the broker and the
+ * clients have in common; above log/ (topic names are the store's), below
+ * both of them.
+ *
  * The wire format is specified in share/doc/protocol.md (the contract for
  * clients in other languages); this header is the C side of it. In short:
  *
