@@ -47,7 +47,7 @@ LDLIBS    += $(PKG_LIBS) -lreadline -pthread -lm
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer
 
-LIB_SRC   := $(sort $(wildcard libstream/*.c))
+LIB_SRC   := $(sort $(wildcard libstream/*/*.c))
 CMD_SRC   := $(sort $(wildcard cmd/stream-*.c))
 CMD_COMMON_SRC := $(filter-out $(CMD_SRC),$(sort $(wildcard cmd/*.c)))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
@@ -191,7 +191,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(PROGRAMS)) $(DESTDIR)$(ZSHCOMPDIR)/_stream
 
 format:
-	clang-format -i $(LIB_SRC) libstream/*.h libstream/include/stream/*.h $(wildcard cmd/*.c cmd/*.h) $(TEST_SRC) $(BENCH_SRC)
+	clang-format -i $(LIB_SRC) $(wildcard libstream/*/*.h) libstream/include/stream/*.h $(wildcard cmd/*.c cmd/*.h) $(TEST_SRC) $(BENCH_SRC)
 
 clean:
 	rm -rf build

@@ -1,5 +1,5 @@
 /*
- * stream-broker - runs a single-node broker (libstream/broker.c) in the
+ * stream-broker - runs a single-node broker (libstream/broker/broker.c) in the
  * foreground until SIGINT or SIGTERM.
  *
  * Settings come from, later winning: the built-in defaults, --config FILE,

@@ -6,6 +6,9 @@
 #
 #   tests/run-tests.sh BUILD_DIR [unit|cli|fuzz|soak]
 #
+# `unit` includes tests/check-layers.sh (libstream's folders are layers:
+# includes and calls go down, services see the broker only through its host
+# interface), two TAP tests against BUILD_DIR's objects.
 # `soak` alone runs SOAK_MINUTES (default 1) minutes of tests/soak/soak.sh.
 # Every runner speaks TAP here (cmocka via CMOCKA_MESSAGE_OUTPUT, bats via
 # --tap), so counting is uniform. A unit binary that dies without reporting
@@ -52,6 +55,22 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
             echo "unit $name: $ok passed"
         fi
     done
+fi
+
+if [ "$what" = all ] || [ "$what" = unit ]; then
+    tests/check-layers.sh "$build" >"$log" 2>&1
+    rc=$?
+    read -r ok notok skip < <(count)
+    if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+        notok=1
+        echo "not ok - tests/check-layers.sh exited with status $rc"
+    fi
+    passed=$((passed + ok)); failed=$((failed + notok)); skipped=$((skipped + skip))
+    if [ "$notok" -ne 0 ]; then
+        echo "== layers: $notok failed"; cat "$log"
+    else
+        echo "layers: $ok passed"
+    fi
 fi
 
 if [ "$what" = all ] || [ "$what" = cli ]; then

@@ -10,7 +10,7 @@
  * (whatever its bytes) with ANSWER_BYTES bytes once max_wait_ms (default 500)
  * has passed, the deadline coalesced onto the same grid as the broker's
  * (10 ms, doubled while within 4 % of the wait, at most 160 ms:
- * libstream/broker_wait.c), the answers due on one grid point written back
+ * libstream/broker/broker_wait.c), the answers due on one grid point written back
  * to back. It makes the system calls the broker makes for an idle long poll
  * (one epoll wake-up per grid point and per burst of requests, one read per
  * request, one write per answer) and nothing else: no parsing, no state

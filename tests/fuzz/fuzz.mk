@@ -34,7 +34,7 @@ FUZZ_CHECK_SECONDS ?= 10
 FUZZ_CC            ?= clang
 
 # Defaults for running this file on its own (the Makefile sets them already).
-LIB_SRC    ?= $(sort $(wildcard libstream/*.c))
+LIB_SRC    ?= $(sort $(wildcard libstream/*/*.c))
 PKGS       ?= msgpack libuv liblz4 libzstd zlib snappy
 FUZZ_PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 FUZZ_PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -89,4 +89,4 @@ fuzz-check: fuzz-build
 fuzz: fuzz-build
 	@tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) keep $(FUZZ_TARGETS)
 
--include $(wildcard $(FUZZ_DIR)/obj/*.d $(FUZZ_DIR)/obj/lib/*.d)
+-include $(wildcard $(FUZZ_DIR)/obj/*.d $(FUZZ_DIR)/obj/lib/*/*.d)

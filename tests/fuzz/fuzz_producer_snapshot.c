@@ -1,6 +1,6 @@
 /*
  * fuzz_producer_snapshot.c - loading an idempotent-producer snapshot file
- * (libstream/producer_state.h) that holds anything at all: what a broker meets
+ * (libstream/log/producer_state.h) that holds anything at all: what a broker meets
  * after a crash tore one, or a disk returned garbage.
  *
  * Input layout:
@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "fuzz_util.h"
-#include "producer_state.h"
+#include "log/producer_state.h"
 #include "stream/buf.h"
 #include "stream/crc32c.h"
 #include "stream/error.h"

@@ -1,5 +1,5 @@
 /*
- * test_adminfmt.c - admin results as tables and JSON (libstream/adminfmt.c).
+ * test_adminfmt.c - admin results as tables and JSON (libstream/tools/adminfmt.c).
  *
  * The JSON is read back with our own parser (json.h), so every document is
  * checked to be well-formed as well as to carry the documented fields.

@@ -1,5 +1,5 @@
 /*
- * test_cli.c - the programs' shared helpers (libstream/cli.c): the input
+ * test_cli.c - the programs' shared helpers (libstream/tools/cli.c): the input
  * splitter's record boundaries, option values, output errors, and the
  * connect message.
  */

@@ -11,6 +11,12 @@
  *
  * Batches are produced over the raw wire (wire.h), so the test decides every
  * byte of them; the consumer is libstream's.
+ *
+ * Then, with records from libstream's producer (client_kit.h): keys,
+ * headers and nulls back as they were, start offsets (beginning, end,
+ * absolute, relative, by time), unknown topics and partitions, the end
+ * snapshot of stop_at_end, fetching ahead over many batches, follow mode's
+ * EOF and long poll, and an offset out of range reported or reset.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +27,9 @@
 #include <dirent.h>
 
 #include "stream/client.h"
+#include "client_kit.h"
 #include "stream/crc32c.h"
+#include "stream/error.h"
 #include "wire.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -112,7 +120,7 @@ static void build_batch(stream_buf *out, stream_codec codec, const char *tag, in
     stream_batch_builder_release(&bb);
 }
 
-static stream_client *client_for(const fixture *f)
+static stream_client *client_of(const fixture *f)
 {
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", f->b.port);
@@ -165,7 +173,7 @@ static void test_each_codec_is_consumed_without_being_told(void **state)
             assert_int_equal(wire_produce_batch(f->fd, "mixed", 0, b.data, b.len, NULL), 0);
             stream_buf_release(&b);
         }
-    stream_client *c = client_for(f);
+    stream_client *c = client_of(f);
     stream_consumer *co = consumer_for(c, "mixed", 0);
     int got = 0;
     for (int guard = 0; guard < 100000 && !stream_consumer_done(co); guard++) {
@@ -233,7 +241,7 @@ static void test_corrupt_compressed_batch_is_an_error_not_a_crash(void **state)
         stream_buf_release(&good);
         stream_buf_release(&bad);
 
-        stream_client *c = client_for(f);
+        stream_client *c = client_of(f);
         stream_consumer *co = consumer_for(c, topic, 0);
         int records = 0, errors = 0;
         char msg[600] = "";
@@ -484,7 +492,7 @@ static void test_large_answer_to_a_slow_reader(void **state)
     /* The consumer reads it all through large responses (kept in the
      * client's receive buffer) and small ones (copied). */
     for (int round = 0; round < 2; round++) {
-        stream_client *c = client_for(f);
+        stream_client *c = client_of(f);
         stream_consumer *co = consumer_for(c, "big", round == 0 ? 0 : 3000);
         int64_t got[2] = {0, 0};
         for (int guard = 0; guard < 1000000 && !stream_consumer_done(co); guard++) {
@@ -510,6 +518,392 @@ static void test_large_answer_to_a_slow_reader(void **state)
     }
 }
 
+/* ---- through a producer: positions, ends, long polls ------------------------ */
+
+/* A broker with default settings and a client (client_kit.h). */
+static int setup_client(void **state)
+{
+    return client_fixture_setup(state, "test_consumer", NULL);
+}
+
+static int teardown_client(void **state)
+{
+    return client_fixture_teardown(state);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Keys, values, headers and nulls come back as they were produced. */
+static void test_roundtrip_keys_headers_nulls(void **state)
+{
+    client_fixture *f = *state;
+    create_topic(f->c, "rt", 1);
+    reports r;
+    reports_init(&r, 5);
+    stream_producer *p = producer_for(f->c, &r, STREAM_ACKS_ALL, STREAM_CODEC_NONE, 0);
+    stream_header hs[3] = {
+        {(const uint8_t *)"h1", 2, (const uint8_t *)"v1", 2},
+        {(const uint8_t *)"h1", 2, NULL, -1}, /* duplicates and nulls are kept */
+        {(const uint8_t *)"e", 1, (const uint8_t *)"", 0},
+    };
+    stream_producer_record recs[5] = {
+        {.topic = "rt", .partition = 0, .key = "k", .key_len = 1, .value = "v", .value_len = 1},
+        {.topic = "rt",
+         .partition = 0,
+         .key = NULL,
+         .key_len = -1,
+         .value = "nokey",
+         .value_len = 5},
+        {.topic = "rt",
+         .partition = 0,
+         .key = "tomb",
+         .key_len = 4,
+         .value = NULL,
+         .value_len = -1},
+        {.topic = "rt", .partition = 0, .key = "", .key_len = 0, .value = "", .value_len = 0},
+        {.topic = "rt",
+         .partition = 0,
+         .key = "h",
+         .key_len = 1,
+         .value = "hv",
+         .value_len = 2,
+         .headers = hs,
+         .header_count = 3,
+         .timestamp = 1700000000123},
+    };
+    for (size_t i = 0; i < 5; i++) {
+        recs[i].opaque = (void *)(uintptr_t)i;
+        produce_record(p, &recs[i]);
+    }
+    assert_int_equal(stream_producer_flush(p, 10000), 0);
+    assert_int_equal(r.count, 5);
+    assert_int_equal(r.failed, 0);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(r.err[i], 0);
+        assert_int_equal(r.offset[i], (int64_t)i);
+    }
+    stream_producer_free(p, 0);
+
+    consumed cs = {0};
+    consume_all(f->c, "rt", NULL, &cs);
+    assert_int_equal(cs.n, 5);
+    assert_int_equal(cs.eofs, 1);
+    assert_string_equal(cs.recs[0].key, "k");
+    assert_string_equal(cs.recs[0].value, "v");
+    assert_null(cs.recs[1].key);
+    assert_int_equal(cs.recs[1].key_len, -1);
+    assert_string_equal(cs.recs[1].value, "nokey");
+    assert_null(cs.recs[2].value);
+    assert_int_equal(cs.recs[2].value_len, -1);
+    assert_non_null(cs.recs[3].key);
+    assert_int_equal(cs.recs[3].key_len, 0);
+    assert_int_equal(cs.recs[3].value_len, 0);
+    assert_int_equal(cs.recs[4].header_count, 3);
+    assert_string_equal(cs.recs[4].hdr, "h1=v1;h1=(null);e=;");
+    assert_int_equal(cs.recs[4].timestamp, 1700000000123);
+    /* timestamp 0 became "now" */
+    assert_true(cs.recs[0].timestamp > wall_ms() - 60000 && cs.recs[0].timestamp <= wall_ms());
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(cs.recs[i].offset, (int64_t)i);
+    consumed_release(&cs);
+    reports_release(&r);
+}
+
+/* 100 records in partition 0 with timestamps 1e12 + i * 1000. */
+static void fill_timed(client_fixture *f, const char *topic)
+{
+    create_topic(f->c, topic, 1);
+    reports r;
+    reports_init(&r, 100);
+    stream_producer *p = producer_for(f->c, &r, 1, STREAM_CODEC_NONE, 1024);
+    for (size_t i = 0; i < 100; i++) {
+        char v[32];
+        int len = snprintf(v, sizeof v, "value-%zu", i);
+        stream_producer_record rec = {.topic = topic,
+                                      .partition = 0,
+                                      .key_len = -1,
+                                      .value = v,
+                                      .value_len = len,
+                                      .timestamp = 1000000000000 + (int64_t)i * 1000,
+                                      .opaque = (void *)(uintptr_t)i};
+        produce_record(p, &rec);
+    }
+    assert_int_equal(stream_producer_flush(p, 10000), 0);
+    assert_int_equal(r.failed, 0);
+    stream_producer_free(p, 0);
+    reports_release(&r);
+}
+
+static int64_t first_offset(client_fixture *f, const char *topic, stream_offset_spec spec,
+                            size_t *n)
+{
+    consumed cs = {0};
+    consume_all(f->c, topic, &spec, &cs);
+    *n = cs.n;
+    int64_t first = cs.n ? cs.recs[0].offset : -1;
+    for (size_t i = 1; i < cs.n; i++)
+        assert_int_equal(cs.recs[i].offset, first + (int64_t)i);
+    consumed_release(&cs);
+    return first;
+}
+
+static void test_consumer_start_offsets(void **state)
+{
+    client_fixture *f = *state;
+    fill_timed(f, "timed");
+    size_t n;
+    stream_offset_spec s = {.start = {STREAM_OFFSET_BEGINNING, 0}};
+    assert_int_equal(first_offset(f, "timed", s, &n), 0);
+    assert_int_equal(n, 100);
+    s.start = (stream_offset_pos){STREAM_OFFSET_END, 0};
+    assert_int_equal(first_offset(f, "timed", s, &n), -1);
+    assert_int_equal(n, 0);
+    s.start = (stream_offset_pos){STREAM_OFFSET_FROM_END, 10};
+    assert_int_equal(first_offset(f, "timed", s, &n), 90);
+    assert_int_equal(n, 10);
+    s.start = (stream_offset_pos){STREAM_OFFSET_FROM_END, 1000}; /* clamped to the start */
+    assert_int_equal(first_offset(f, "timed", s, &n), 0);
+    assert_int_equal(n, 100);
+    s.start = (stream_offset_pos){STREAM_OFFSET_ABSOLUTE, 42};
+    assert_int_equal(first_offset(f, "timed", s, &n), 42);
+    assert_int_equal(n, 58);
+    s.start = (stream_offset_pos){STREAM_OFFSET_FROM_START, 5};
+    assert_int_equal(first_offset(f, "timed", s, &n), 5);
+    /* The first record at or after the time: 1e12 + 30500 -> offset 31. */
+    s.start = (stream_offset_pos){STREAM_OFFSET_TIME, 1000000000000 + 30500};
+    assert_int_equal(first_offset(f, "timed", s, &n), 31);
+    assert_int_equal(n, 69);
+    s.start = (stream_offset_pos){STREAM_OFFSET_TIME, 1000000000000 + 30000};
+    assert_int_equal(first_offset(f, "timed", s, &n), 30);
+    /* A range: [10, @+50s) -> offsets 10..49. */
+    s.start = (stream_offset_pos){STREAM_OFFSET_ABSOLUTE, 10};
+    s.end = (stream_offset_pos){STREAM_OFFSET_TIME, 1000000000000 + 50000};
+    assert_int_equal(first_offset(f, "timed", s, &n), 10);
+    assert_int_equal(n, 40);
+    s.end = (stream_offset_pos){STREAM_OFFSET_FROM_END, 5};
+    assert_int_equal(first_offset(f, "timed", s, &n), 10);
+    assert_int_equal(n, 85);
+    /* Stored offsets need a group. */
+    stream_consumer *co = consumer_with(f->c, true);
+    char eb[256] = "";
+    s.start = (stream_offset_pos){STREAM_OFFSET_STORED, 0};
+    s.end = (stream_offset_pos){STREAM_OFFSET_NONE, 0};
+    assert_int_equal(stream_consumer_assign(co, "timed", 0, &s, eb, sizeof eb),
+                     STREAM_EUNSUPPORTED);
+    stream_consumer_free(co);
+}
+
+static void test_assign_reports_unknown_topic_and_partition(void **state)
+{
+    client_fixture *f = *state;
+    create_topic(f->c, "two", 2);
+    stream_consumer *co = consumer_with(f->c, true);
+    char eb[256] = "";
+    assert_int_equal(stream_consumer_assign(co, "nosuch", 0, NULL, eb, sizeof eb), STREAM_ENOTOPIC);
+    assert_string_equal(eb, "unknown topic 'nosuch'");
+    assert_int_equal(stream_consumer_assign(co, "two", 7, NULL, eb, sizeof eb), STREAM_ENOPART);
+    assert_string_equal(eb, "topic 'two' has 2 partitions, no partition 7");
+    assert_false(stream_consumer_done(co)); /* nothing assigned */
+    stream_consumer_free(co);
+}
+
+static void test_end_snapshot_ignores_later_records(void **state)
+{
+    client_fixture *f = *state;
+    create_topic(f->c, "snap", 2);
+    reports r;
+    reports_init(&r, 400);
+    stream_producer *p = producer_for(f->c, &r, 1, STREAM_CODEC_NONE, 0);
+    for (size_t i = 0; i < 200; i++) {
+        stream_producer_record rec = {.topic = "snap",
+                                      .partition = (int32_t)(i % 2),
+                                      .key_len = -1,
+                                      .value = "a",
+                                      .value_len = 1,
+                                      .opaque = (void *)(uintptr_t)i};
+        produce_record(p, &rec);
+    }
+    assert_int_equal(stream_producer_flush(p, 10000), 0);
+
+    stream_consumer *co = consumer_with(f->c, true);
+    char eb[256] = "";
+    assert_int_equal(stream_consumer_assign(co, "snap", STREAM_PARTITION_ALL, NULL, eb, sizeof eb),
+                     0);
+    /* Records produced after the snapshot are not read. */
+    for (size_t i = 200; i < 400; i++) {
+        stream_producer_record rec = {.topic = "snap",
+                                      .partition = (int32_t)(i % 2),
+                                      .key_len = -1,
+                                      .value = "b",
+                                      .value_len = 1,
+                                      .opaque = (void *)(uintptr_t)i};
+        produce_record(p, &rec);
+    }
+    assert_int_equal(stream_producer_flush(p, 10000), 0);
+    assert_int_equal(r.failed, 0);
+    consumed cs = {0};
+    consume_until(co, &cs, 0, true, 10000);
+    assert_true(stream_consumer_done(co));
+    assert_int_equal(cs.n, 200);
+    assert_int_equal(cs.eofs, 2);
+    for (size_t i = 0; i < cs.n; i++)
+        assert_string_equal(cs.recs[i].value, "a");
+    int64_t pos;
+    assert_int_equal(stream_consumer_position(co, "snap", 1, &pos), 0);
+    assert_int_equal(pos, 100);
+    stream_consumer_event ev;
+    assert_int_equal(stream_consumer_poll(co, 0, &ev), 0);
+    assert_int_equal(stream_consumer_unassign(co, "snap", 1), 0);
+    assert_int_equal(stream_consumer_position(co, "snap", 1, &pos), STREAM_ENOENT);
+    assert_int_equal(stream_consumer_unassign(co, "snap", 1), STREAM_ENOENT);
+    assert_true(stream_consumer_done(co)); /* partition 0 is still done */
+    consumed_release(&cs);
+    stream_consumer_free(co);
+    stream_producer_free(p, 0);
+    reports_release(&r);
+}
+
+static void test_fetch_ahead_over_many_batches(void **state)
+{
+    client_fixture *f = *state;
+    create_topic(f->c, "many", 1);
+    enum { N = 100000 };
+    reports r;
+    reports_init(&r, N);
+    stream_producer *p = producer_for(f->c, &r, 1, STREAM_CODEC_NONE, 8192);
+    char v[16];
+    for (size_t i = 0; i < N; i++) {
+        memcpy(v, &i, sizeof i);
+        stream_producer_record rec = {.topic = "many",
+                                      .partition = 0,
+                                      .key_len = -1,
+                                      .value = v,
+                                      .value_len = sizeof i,
+                                      .opaque = (void *)(uintptr_t)i};
+        produce_record(p, &rec);
+    }
+    assert_int_equal(stream_producer_flush(p, 20000), 0);
+    assert_int_equal(r.failed, 0);
+    stream_producer_free(p, 0);
+    reports_release(&r);
+
+    /* Small fetches: many responses, each consumed while the next arrives. */
+    stream_consumer_conf cc;
+    stream_consumer_conf_init(&cc);
+    cc.stop_at_end = true;
+    cc.max_bytes = 64 * 1024;
+    cc.max_partition_bytes = 64 * 1024;
+    stream_consumer *co;
+    char eb[256];
+    assert_int_equal(stream_consumer_new(f->c, &cc, &co, eb, sizeof eb), 0);
+    assert_int_equal(stream_consumer_assign(co, "many", 0, NULL, eb, sizeof eb), 0);
+    size_t n = 0;
+    stream_consumer_event ev;
+    int64_t deadline = wire_now_ms() + 15000;
+    while (!stream_consumer_done(co) && wire_now_ms() < deadline) {
+        int rc = stream_consumer_poll(co, 500, &ev);
+        assert_true(rc >= 0);
+        if (rc == 0 || ev.type != STREAM_EVENT_RECORD)
+            continue;
+        size_t i;
+        assert_int_equal(ev.record.value_len, sizeof i);
+        memcpy(&i, ev.record.value, sizeof i);
+        assert_int_equal(i, n);
+        assert_int_equal(ev.record.offset, (int64_t)n);
+        n++;
+    }
+    assert_int_equal(n, N);
+    stream_consumer_free(co);
+}
+
+static void test_follow_mode_eof_then_long_poll_gets_new_records(void **state)
+{
+    client_fixture *f = *state;
+    create_topic(f->c, "follow", 1);
+    stream_consumer *co = consumer_with(f->c, false);
+    char eb[256] = "";
+    assert_int_equal(stream_consumer_assign(co, "follow", 0, NULL, eb, sizeof eb), 0);
+    stream_consumer_event ev;
+    int64_t deadline = wire_now_ms() + 5000;
+    int rc;
+    do {
+        rc = stream_consumer_poll(co, 200, &ev);
+    } while (rc == 0 && wire_now_ms() < deadline);
+    assert_int_equal(rc, 1);
+    assert_int_equal(ev.type, STREAM_EVENT_EOF);
+    assert_int_equal(ev.offset, 0);
+    assert_false(stream_consumer_done(co));
+    /* Nothing more while nothing is produced. */
+    assert_int_equal(stream_consumer_poll(co, 300, &ev), 0);
+
+    reports r;
+    reports_init(&r, 1);
+    stream_producer *p = producer_for(f->c, &r, 1, STREAM_CODEC_NONE, 0);
+    stream_producer_record rec = {
+        .topic = "follow", .partition = 0, .key_len = -1, .value = "late", .value_len = 4};
+    produce_record(p, &rec);
+    assert_int_equal(stream_producer_flush(p, 5000), 0);
+    consumed cs = {0};
+    consume_until(co, &cs, 1, true, 5000);
+    assert_string_equal(cs.recs[0].value, "late");
+    consumed_release(&cs);
+    stream_producer_free(p, 0);
+    reports_release(&r);
+    stream_consumer_free(co);
+}
+
+static void test_offset_out_of_range_is_reported_or_reset(void **state)
+{
+    client_fixture *f = *state;
+    create_topic(f->c, "range", 1);
+    reports r;
+    reports_init(&r, 10);
+    produce_n(f, "range", 1, STREAM_CODEC_NONE, 10, &r);
+    reports_release(&r);
+
+    stream_consumer *co = consumer_with(f->c, false);
+    char eb[256] = "";
+    stream_offset_spec s = {.start = {STREAM_OFFSET_ABSOLUTE, 500}};
+    assert_int_equal(stream_consumer_assign(co, "range", 0, &s, eb, sizeof eb), 0);
+    consumed cs = {0};
+    stream_consumer_event ev;
+    int64_t deadline = wire_now_ms() + 5000;
+    while (cs.errors == 0 && wire_now_ms() < deadline)
+        if (stream_consumer_poll(co, 200, &ev) == 1)
+            take_event(&cs, &ev, true);
+    assert_int_equal(cs.errors, 1);
+    assert_int_equal(cs.last_err, STREAM_EOFFSET);
+    assert_int_equal(cs.err_log_start, 0);
+    assert_int_equal(cs.err_hw, 10);
+    assert_true(stream_consumer_done(co)); /* paused: nothing more will come */
+    /* Seek resumes it. */
+    assert_int_equal(stream_consumer_seek(co, "range", 0,
+                                          (stream_offset_pos){STREAM_OFFSET_FROM_END, 3}, eb,
+                                          sizeof eb),
+                     0);
+    consume_until(co, &cs, 3, true, 5000);
+    assert_int_equal(cs.recs[0].offset, 7);
+    stream_consumer_free(co);
+    consumed_release(&cs);
+
+    /* With auto_offset_reset=earliest the consumer starts over instead. */
+    stream_consumer_conf cc;
+    stream_consumer_conf_init(&cc);
+    cc.auto_offset_reset = STREAM_RESET_EARLIEST;
+    assert_int_equal(stream_consumer_new(f->c, &cc, &co, eb, sizeof eb), 0);
+    assert_int_equal(stream_consumer_assign(co, "range", 0, &s, eb, sizeof eb), 0);
+    consume_until(co, &cs, 10, true, 5000);
+    assert_int_equal(cs.errors, 0);
+    check_values(&cs, 10);
+    consumed_release(&cs);
+    stream_consumer_free(co);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +913,19 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_answers_are_the_stored_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_answer_to_a_slow_reader, setup_big, teardown),
+        cmocka_unit_test_setup_teardown(test_roundtrip_keys_headers_nulls, setup_client,
+                                        teardown_client),
+        cmocka_unit_test_setup_teardown(test_consumer_start_offsets, setup_client, teardown_client),
+        cmocka_unit_test_setup_teardown(test_assign_reports_unknown_topic_and_partition,
+                                        setup_client, teardown_client),
+        cmocka_unit_test_setup_teardown(test_end_snapshot_ignores_later_records, setup_client,
+                                        teardown_client),
+        cmocka_unit_test_setup_teardown(test_fetch_ahead_over_many_batches, setup_client,
+                                        teardown_client),
+        cmocka_unit_test_setup_teardown(test_follow_mode_eof_then_long_poll_gets_new_records,
+                                        setup_client, teardown_client),
+        cmocka_unit_test_setup_teardown(test_offset_out_of_range_is_reported_or_reset, setup_client,
+                                        teardown_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

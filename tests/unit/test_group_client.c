@@ -46,21 +46,6 @@ static void broker_stop(fixture *f, int sig)
     wire_broker_signal(&f->b, sig);
 }
 
-static stream_client *client_for(const char *brokers)
-{
-    stream_client_conf conf;
-    stream_client_conf_init(&conf);
-    conf.brokers = brokers;
-    conf.request_timeout_ms = 10000;
-    stream_client *c;
-    char eb[256] = "";
-    if (stream_client_new(&conf, &c, eb, sizeof eb) != 0)
-        fail_msg("stream_client_new: %s", eb);
-    if (stream_client_connect(c, 5000, eb, sizeof eb) != 0)
-        fail_msg("connect: %s", eb);
-    return c;
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);

@@ -1,5 +1,5 @@
 /*
- * test_histogram.c - the log-linear latency histogram (libstream/histogram.c).
+ * test_histogram.c - the log-linear latency histogram (libstream/base/histogram.c).
  */
 #include <stdarg.h>
 #include <stddef.h>

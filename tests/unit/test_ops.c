@@ -1,6 +1,6 @@
 /*
  * test_ops.c - the operations the programs and stream-shell share
- * (libstream/ops.c, ops_groups.c): statuses, messages, settings checks,
+ * (libstream/tools/ops.c, ops_groups.c): statuses, messages, settings checks,
  * and the tables and JSON of offsets and consumer groups. The operations
  * that need a broker are tested through the programs (tests/cli).
  */

@@ -1,6 +1,6 @@
 /*
  * test_producer_state.c - idempotent producers' sequence state
- * (libstream/producer_state.c) and how the log keeps it (log.c): the
+ * (libstream/log/producer_state.c) and how the log keeps it (log.c): the
  * sequence rules, snapshots, replay on open after a crash, rebuild after a
  * truncation, expiry, the broker's producer id blocks, and the batch
  * builder's producer fields.
@@ -24,8 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "log_internal.h"
-#include "producer_state.h"
+#include "log/log_internal.h"
+#include "log/producer_state.h"
 #include "stream/batch.h"
 #include "stream/error.h"
 #include "stream/log.h"

@@ -947,28 +947,6 @@ static void test_op_names_round_trip(void **state)
     assert_false(stream_err_retriable(0));
 }
 
-static void test_topic_name_grammar(void **state)
-{
-    char name[STREAM_TOPIC_NAME_MAX + 1];
-    char eb[160];
-    memset(name, 'a', sizeof name);
-    assert_int_equal(stream_topic_name_check("orders.v2_EU-1", 14, eb, sizeof eb), 0);
-    assert_int_equal(stream_topic_name_check(name, STREAM_TOPIC_NAME_MAX, eb, sizeof eb), 0);
-    assert_int_equal(stream_topic_name_check(name, STREAM_TOPIC_NAME_MAX + 1, eb, sizeof eb),
-                     STREAM_EBADNAME);
-    assert_int_equal(stream_topic_name_check("", 0, eb, sizeof eb), STREAM_EBADNAME);
-    assert_int_equal(stream_topic_name_check(".", 1, eb, sizeof eb), STREAM_EBADNAME);
-    assert_int_equal(stream_topic_name_check("..", 2, eb, sizeof eb), STREAM_EBADNAME);
-    assert_int_equal(stream_topic_name_check("...", 3, eb, sizeof eb), 0);
-    assert_int_equal(stream_topic_name_check("a/b", 3, eb, sizeof eb), STREAM_EBADNAME);
-    assert_non_null(strstr(eb, "contains '/'"));
-    assert_int_equal(stream_topic_name_check("a\0b", 3, eb, sizeof eb), STREAM_EBADNAME);
-    assert_non_null(strstr(eb, "0x00 at 1"));
-    assert_int_equal(stream_topic_name_check("__consumer_offsets", 18, eb, sizeof eb), 0);
-    assert_true(stream_topic_is_internal("__consumer_offsets", 18));
-    assert_false(stream_topic_is_internal("_x", 2));
-}
-
 /* ---- broker addresses ---------------------------------------------------- */
 
 static void expect_hostport(const char *s, const char *host, unsigned port)
@@ -1407,7 +1385,6 @@ int main(void)
         cmocka_unit_test(test_msg_response_rejects_missing_err),
         cmocka_unit_test(test_frame_writer_patches_length_and_aborts_cleanly),
         cmocka_unit_test(test_op_names_round_trip),
-        cmocka_unit_test(test_topic_name_grammar),
         cmocka_unit_test(test_hostport_forms),
         cmocka_unit_test(test_hostport_errors),
         cmocka_unit_test(test_hostport_list),

@@ -1,5 +1,5 @@
 /*
- * test_shell.c - stream-shell's language (libstream/shell.c, shell_cmds.c):
+ * test_shell.c - stream-shell's language (libstream/tools/shell.c, shell_cmds.c):
  * words and quoting, options, the command table, completion candidates,
  * and a session's behaviour that needs no broker (or a dead one).
  */
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "shell_internal.h"
+#include "tools/shell_internal.h"
 #include "stream/error.h"
 #include "stream/ops.h"
 #include "stream/shell.h"

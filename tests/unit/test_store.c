@@ -128,6 +128,29 @@ static bool has_note(stream_store *s, const char *needle)
     return false;
 }
 
+/* The grammar of stream_topic_name_check, the one for the wire and the disk. */
+static void test_topic_name_grammar(void **state)
+{
+    char name[STREAM_TOPIC_NAME_MAX + 1];
+    char eb[160];
+    memset(name, 'a', sizeof name);
+    assert_int_equal(stream_topic_name_check("orders.v2_EU-1", 14, eb, sizeof eb), 0);
+    assert_int_equal(stream_topic_name_check(name, STREAM_TOPIC_NAME_MAX, eb, sizeof eb), 0);
+    assert_int_equal(stream_topic_name_check(name, STREAM_TOPIC_NAME_MAX + 1, eb, sizeof eb),
+                     STREAM_EBADNAME);
+    assert_int_equal(stream_topic_name_check("", 0, eb, sizeof eb), STREAM_EBADNAME);
+    assert_int_equal(stream_topic_name_check(".", 1, eb, sizeof eb), STREAM_EBADNAME);
+    assert_int_equal(stream_topic_name_check("..", 2, eb, sizeof eb), STREAM_EBADNAME);
+    assert_int_equal(stream_topic_name_check("...", 3, eb, sizeof eb), 0);
+    assert_int_equal(stream_topic_name_check("a/b", 3, eb, sizeof eb), STREAM_EBADNAME);
+    assert_non_null(strstr(eb, "contains '/'"));
+    assert_int_equal(stream_topic_name_check("a\0b", 3, eb, sizeof eb), STREAM_EBADNAME);
+    assert_non_null(strstr(eb, "0x00 at 1"));
+    assert_int_equal(stream_topic_name_check("__consumer_offsets", 18, eb, sizeof eb), 0);
+    assert_true(stream_topic_is_internal("__consumer_offsets", 18));
+    assert_false(stream_topic_is_internal("_x", 2));
+}
+
 static void test_topic_names_are_validated(void **state)
 {
     char name[300];
@@ -599,6 +622,7 @@ static void test_records_survive_reopen_but_not_delete_and_recreate(void **state
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_topic_name_grammar),
         cmocka_unit_test(test_topic_names_are_validated),
         cmocka_unit_test_setup_teardown(test_create_list_lookup_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_existing_topic_fails, setup, teardown),

@@ -1,5 +1,5 @@
 /*
- * test_table.c - aligned text tables (libstream/table.c).
+ * test_table.c - aligned text tables (libstream/tools/table.c).
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -27,7 +27,7 @@
  *                     when the start moves inside a segment
  *   <offset>.snapshot idempotent producers' sequence state as of the batches below
  *                     <offset> (20 digits), written at each segment roll and at
- *                     close, the newest two kept (libstream/producer_state.h)
+ *                     close, the newest two kept (libstream/log/producer_state.h)
  *
  * One index entry is written per `index_interval_bytes` of log (the first batch
  * of a segment always gets one). A time index entry is written when a batch
@@ -174,7 +174,7 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
 /* Idempotent producers. The log remembers, per producer id, its epoch and
  * its last 5 batches' sequence numbers and offsets (updated by every append
  * of a batch with producerId >= 0, rebuilt on open and after a truncation
- * from a snapshot and the batch headers after it; libstream/producer_state.h
+ * from a snapshot and the batch headers after it; libstream/log/producer_state.h
  * has the rules). A leader checks a batch before appending it: returns 0
  * (append it), STREAM_LOG_DUPLICATE with *dup_base_offset (the same batch
  * was appended at that offset: append nothing, answer with it), or

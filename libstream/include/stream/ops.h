@@ -1,6 +1,12 @@
 /*
  * ops.h - the operations the programs and stream-shell share, done once.
  *
+ * The main header of libstream/tools/, the top layer: what the programs in
+ * cmd/ share - these operations (ops.c, ops_groups.c), stream-shell's
+ * language (shell*.c), record and admin formats (format.c, recfmt.c,
+ * adminfmt.c), tables and option helpers (table.c, cli.c) - built on the
+ * client and never on the broker's insides.
+ *
  * stream-topics and stream-shell both create, alter, delete, describe and
  * list topics; stream-sub and the shell's `sub` both read records out in a
  * format; the shell's `offsets` answers what a script would ask the broker

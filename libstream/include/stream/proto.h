@@ -2,6 +2,11 @@
  * proto.h - the native protocol's codec: frames, MessagePack maps, op names,
  * broker addresses. Shared by the broker and the client.
  *
+ * The main header of libstream/proto/ (proto.c, and partition.c behind
+ * partition.h): the wire codec and the partitioner, what the broker and the
+ * clients have in common; above log/ (topic names are the store's), below
+ * both of them.
+ *
  * The wire format is specified in share/doc/protocol.md (the contract for
  * clients in other languages); this header is the C side of it. In short:
  *
@@ -51,6 +56,7 @@
 #include <msgpack.h>
 
 #include "stream/buf.h"
+#include "stream/store.h" /* topic names: STREAM_TOPIC_NAME_MAX, stream_topic_name_check */
 
 /* ---- constants (all part of the specification) -------------------------- */
 
@@ -88,8 +94,10 @@
 #define STREAM_OFFSETS_KEY_VERSION           1    /* first element of a record key */
 
 /* Limits. A topic name matches [a-zA-Z0-9._-]{1,249} and is not "." or "..";
- * names starting "__" are internal (created by the broker itself). */
-#define STREAM_TOPIC_NAME_MAX 249
+ * names starting "__" are internal (created by the broker itself). The
+ * grammar is the store's (store.h: STREAM_TOPIC_NAME_MAX,
+ * stream_topic_name_check, stream_topic_is_internal): one for the wire and
+ * the disk. */
 #define STREAM_MAX_PARTITIONS 10000 /* per topic, in protocol version 1 */
 #define STREAM_STRMAP_MAX     1024  /* entries in a str->str map (configs, set) */
 
@@ -354,12 +362,6 @@ int stream_elem_str(const msgpack_object *array, size_t i, const char *array_nam
 
 /* True when a str (p, len) equals the C string s. */
 bool stream_str_eq(const char *p, size_t len, const char *s);
-
-/* Checks a topic name against the grammar above. Returns 0 or STREAM_EBADNAME
- * with errbuf saying which rule failed. Internal ("__") names pass. */
-int stream_topic_name_check(const char *name, size_t len, char *errbuf, size_t errbuf_len);
-/* True when name starts with "__". */
-bool stream_topic_is_internal(const char *name, size_t len);
 
 /* Checks a consumer group name (protocol version 2): the topic name grammar,
  * [a-zA-Z0-9._-]{1,249}, not "." or "..". Returns 0 or STREAM_EBADGROUP with

@@ -74,8 +74,15 @@ typedef struct stream_topic {
 
 typedef struct stream_store stream_store;
 
-/* 0 when `name` is a valid topic name, else STREAM_EBADNAME with errbuf saying
- * why (empty, too long, ".", "..", or the first bad character). Says nothing
+/* Checks a topic name (len bytes, not NUL-terminated: as borrowed from a
+ * frame) against the grammar above, the one for the wire and the disk.
+ * Returns 0 or STREAM_EBADNAME with errbuf saying which rule failed (empty,
+ * too long, ".", "..", or the first bad character). Internal ("__") names
+ * pass. */
+int stream_topic_name_check(const char *name, size_t len, char *errbuf, size_t errbuf_len);
+/* True when name starts with "__". */
+bool stream_topic_is_internal(const char *name, size_t len);
+/* stream_topic_name_check of a C string (NULL checks as ""). Says nothing
  * about "__": see stream_store_create_topic. */
 int stream_topic_name_valid(const char *name, char *errbuf, size_t errbuf_len);
 

@@ -1,6 +1,13 @@
 /*
  * broker_internal.h - what the broker's files share (broker.c, broker_conn.c,
- * broker_ops.c, broker_wait.c). Not installed; prefix stream__.
+ * broker_ops.c, broker_data.c, broker_wait.c, host.c). Not installed; prefix
+ * stream__. Services of the broker (coord/, ...) never include it: they see
+ * the broker through host.h.
+ *
+ * The main header of libstream/broker/: connections, request dispatch,
+ * produce and fetch, long-poll waits and the broker's life cycle, on top of
+ * log/ and proto/; and the broker as a host of services (host.h), the only
+ * way the folders above it (coord/, later cluster/ and kafka/) plug in.
  *
  * The shape of a request's life:
  *
@@ -27,7 +34,8 @@
 #include <string.h>
 #include <uv.h>
 
-#include "producer_state.h"
+#include "host.h"
+#include "log/producer_state.h"
 #include "stream/broker.h"
 #include "stream/buf.h"
 #include "stream/log.h"
@@ -41,7 +49,6 @@
 #endif
 
 typedef struct stream__conn stream__conn;
-typedef struct stream__req stream__req;
 typedef struct stream__waiter stream__waiter;
 typedef struct stream__pstate stream__pstate;
 
@@ -180,6 +187,16 @@ typedef struct stream__settings {
     bool auto_create;         /* auto.create.topics.enable */
 } stream__settings;
 
+/* The services a broker hosts at most (host.c's list). */
+#define STREAM__SERVICES_MAX 8
+
+/* Who answers one op of a service (host.c). */
+typedef struct stream__route {
+    stream__op_handler handle; /* NULL: no service answers the op */
+    void *svc;                 /* the service's state, set once it started */
+    size_t service;            /* its index in host.c's list */
+} stream__route;
+
 /* Per-partition broker state: the waiters parked on one log. Found by the
  * log pointer in the broker's table; removed when its log goes away. */
 struct stream__pstate {
@@ -281,10 +298,12 @@ struct stream_broker {
     bool durable_pending;       /* flusher thread: set before durable_async */
     bool io_failed_pending;     /* flusher thread: a log latched an I/O error */
 
-    /* Consumer groups (group.c, group_offsets.c). */
-    struct stream__coord *coord; /* the group coordinator */
-    uint64_t topics_version;     /* grows when a topic is created or deleted: groups
-                                    recompute their assignment when it moved */
+    /* The services hosted (host.c): each one's state, in the order of the
+     * list, and per op the service that answers it. */
+    void *svc[STREAM__SERVICES_MAX];
+    size_t nsvc;      /* services started (the first nsvc of the list) */
+    bool svc_stopped; /* their stop was called */
+    stream__route routes[STREAM_OP__COUNT];
 
     bool running;
     bool stopping;
@@ -310,6 +329,21 @@ void stream__broker_detach_topic(stream_broker *b, stream_topic *t);
 void stream__broker_retention(stream_broker *b);
 /* A connection was freed: finishes stopping once none is left. */
 void stream__broker_conn_gone(stream_broker *b);
+
+/* ---- host.c ---- */
+/* Starts every service of the list, in order; 0 or the first error with
+ * errbuf (services started so far are stopped and freed as usual). */
+int stream__services_start(stream_broker *b, char *errbuf, size_t errbuf_len);
+/* Tells every started service to close its loop handles (once). */
+void stream__services_stop(stream_broker *b);
+/* Frees every started service (after the loop drained). */
+void stream__services_free(stream_broker *b);
+/* Hands the request to the service that answers op; false when none does. */
+bool stream__services_dispatch(stream_broker *b, stream__req *r, uint64_t id, stream_op op,
+                               const msgpack_object *m);
+/* Tells every service that topic t was created / the topic `name` deleted. */
+void stream__services_topic_created(stream_broker *b, stream_topic *t);
+void stream__services_topic_deleted(stream_broker *b, const char *name);
 
 /* ---- broker_conn.c ---- */
 /* With on, responses completed from now on are not written at once: their

@@ -1,9 +1,11 @@
 /*
- * group_internal.h - the group coordinator inside the broker: consumer groups,
- * their members and server-side assignment (group.c, group_assign.c), and
+ * group_internal.h - libstream/coord/, the group coordinator: a service of
+ * the broker (it sees the broker only through broker/host.h, and the broker
+ * names it only in its list of services) that keeps consumer groups, their
+ * members and server-side assignment (group.c, group_assign.c), and
  * committed offsets in __consumer_offsets (group_offsets.c: storage;
- * group_commit.c: the offset ops). Not installed;
- * prefix stream__. The wire contract is share/doc/protocol.md 6.10-6.19.
+ * group_commit.c: the offset ops). Not installed; prefix stream__. The wire
+ * contract is share/doc/protocol.md 6.10-6.19.
  *
  * The model in one paragraph: a group holds members (in join order) and
  * committed offsets. Whenever membership, a subscription or the subscribed
@@ -29,8 +31,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "broker_internal.h"
-#include "internal.h"
+#include "base/internal.h"
+#include "broker/host.h"
 
 /* ---- partition sets (group_assign.c) ---- */
 
@@ -110,10 +112,12 @@ typedef struct stream__group {
     size_t noffsets, cap_offsets;
 } stream__group;
 
-/* The coordinator: every group of one broker. */
+/* The coordinator: every group of one broker (the service's state). */
 typedef struct stream__coord {
-    stream_broker *broker;  /* owner */
-    stream__group **groups; /* sorted by name */
+    stream_broker *broker;   /* the host */
+    uint64_t topics_version; /* grows when a topic is created or deleted: groups
+                                recompute their assignment when it moved */
+    stream__group **groups;  /* sorted by name */
     size_t ngroups, cap_groups;
     uv_timer_t timer;       /* fires at the earliest member deadline */
     bool timer_open;        /* timer initialised and not closed */
@@ -121,13 +125,6 @@ typedef struct stream__coord {
     int32_t min_session_ms; /* group.min.session.timeout.ms */
     int32_t max_session_ms; /* group.max.session.timeout.ms */
 } stream__coord;
-
-/* Creates the coordinator (its timer on b's loop) as b->coord. 0 or ENOMEM. */
-int stream__coord_new(stream_broker *b);
-/* Closes the timer handle (the loop then drains it). */
-void stream__coord_close(stream_broker *b);
-/* Frees every group (after the loop drained). NULL-safe. */
-void stream__coord_free(stream_broker *b);
 
 /* The group called name, or NULL. */
 stream__group *stream__group_find(stream__coord *co, const char *name);
@@ -148,10 +145,6 @@ stream__member *stream__member_find(const stream__group *g, const char *id, size
 /* Reads a request's `group` field and checks the name into name
  * (STREAM_GROUP_NAME_MAX + 1 bytes): 0, EBADREQ or EBADGROUP with msg. */
 int stream__group_field(const msgpack_object *m, char *name, char *msg, size_t msg_len);
-
-/* Handles every group op (join_group ... reset_offsets). */
-void stream__op_group(stream__conn *c, stream__req *r, uint64_t id, stream_op op,
-                      const msgpack_object *m);
 
 /* ---- assignment (group_assign.c) ---- */
 
@@ -189,50 +182,51 @@ typedef struct stream__offset_rec {
  * created, or freed (tombstones): callers must not keep pointers to it.
  * Returns 0 or the error (EIO, ENOSPC, ENOMEM...) with msg.
  */
-int stream__offsets_write(stream_broker *b, const char *group, const stream__offset_rec *recs,
+int stream__offsets_write(stream__coord *co, const char *group, const stream__offset_rec *recs,
                           size_t n, int32_t *partition, int64_t *need, char *msg, size_t msg_len);
 
 /* What a write op keeps while it waits for durability: the writes to
  * confirm and how to answer. Embedded first in each op's own state. */
 typedef struct stream__pending stream__pending;
 struct stream__pending {
-    uint64_t id;    /* the request's id */
-    int32_t *parts; /* offsets partitions written */
-    int64_t *needs; /* durable offset confirming each */
+    stream__host_wait wait; /* first: the host hands it back to the completion */
+    stream__coord *co;      /* the coordinator (set by stream__pending_park) */
+    uint64_t id;            /* the request's id */
+    stream_log **logs;      /* offsets partitions written */
+    int64_t *needs;         /* durable offset confirming each */
     size_t n, cap;
-    /* Encodes the response into r->out (and completes r). */
-    void (*encode)(stream_broker *b, stream__req *r, stream__pending *p);
+    /* Encodes the response (stream__host_reply_*), which completes r. */
+    void (*encode)(stream__coord *co, stream__req *r, stream__pending *p);
     /* Frees the op's state (p included). */
     void (*destroy)(stream__pending *p);
 };
 
-/* Records a write to confirm (need <= 0: nothing to wait for). 0 or ENOMEM. */
-int stream__pending_add(stream__pending *p, int32_t partition, int64_t need);
-/* Frees parts/needs (for destroy functions). */
+/* Records a write to offsets partition `partition` to confirm (need <= 0,
+ * or the partition gone: nothing to wait for). 0 or ENOMEM. */
+int stream__pending_add(stream__coord *co, stream__pending *p, int32_t partition, int64_t need);
+/* Frees logs/needs (for destroy functions). */
 void stream__pending_release(stream__pending *p);
 /* 0 when offsets partition `partition` is durable up to need, else
  * ETIMEDOUT (or EIO) with msg. For encode functions. */
-int stream__offsets_durable_err(stream_broker *b, int32_t partition, int64_t need, char *msg,
+int stream__offsets_durable_err(stream__coord *co, int32_t partition, int64_t need, char *msg,
                                 size_t msg_len);
 /* Answers r at once when nothing waits, else parks it until every write is
  * durable or the timeout passes; then encode, then destroy. Takes p. */
-void stream__pending_park(stream_broker *b, stream__req *r, stream__pending *p);
+void stream__pending_park(stream__coord *co, stream__req *r, stream__pending *p);
 /* Frees g's offsets table. */
 void stream__offsets_release(stream__group *g);
 /* Reads __consumer_offsets (if it exists) into memory; at broker start. */
-int stream__offsets_replay(stream_broker *b, char *errbuf, size_t errbuf_len);
+int stream__offsets_replay(stream__coord *co, char *errbuf, size_t errbuf_len);
 /* A topic was deleted: tombstones for every group's offsets of it. */
-void stream__offsets_topic_deleted(stream_broker *b, const char *topic);
+void stream__offsets_topic_deleted(stream__coord *co, const char *topic);
 
 /* ---- committed offsets: the ops (group_commit.c) ---- */
 
-void stream__op_commit_offsets(stream__conn *c, stream__req *r, uint64_t id,
-                               const msgpack_object *m);
-void stream__op_fetch_offsets(stream__conn *c, stream__req *r, uint64_t id,
-                              const msgpack_object *m);
-void stream__op_delete_group(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
-void stream__op_reset_offsets(stream__conn *c, stream__req *r, uint64_t id,
-                              const msgpack_object *m);
+/* Handlers in the service's ops table (host.h); svc is the stream__coord. */
+void stream__op_commit_offsets(void *svc, stream__req *r, uint64_t id, const msgpack_object *m);
+void stream__op_fetch_offsets(void *svc, stream__req *r, uint64_t id, const msgpack_object *m);
+void stream__op_delete_group(void *svc, stream__req *r, uint64_t id, const msgpack_object *m);
+void stream__op_reset_offsets(void *svc, stream__req *r, uint64_t id, const msgpack_object *m);
 
 /* The timestamp of the record at `offset` of log (which must be below the
  * end), or -1 when it cannot be read. */

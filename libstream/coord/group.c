@@ -1,8 +1,9 @@
 /*
  * group.c - the group coordinator: groups, members, sessions, and the ops
  * join_group, heartbeat, leave_group, list_groups and describe_group
- * (protocol.md 6.10-6.17). Offsets are in group_offsets.c, the assignor in
- * group_assign.c.
+ * (protocol.md 6.10-6.17); at the end, the coordinator as a service of the
+ * broker (host.h): its ops table, start, stop and topic events. Offsets are
+ * in group_offsets.c, the assignor in group_assign.c.
  *
  * A member's life: join_group makes it (with a fresh id) and triggers a
  * recomputation of the targets; every heartbeat reports `owned`, refreshes
@@ -11,10 +12,11 @@
  * The safety rule - never give a partition that another member still holds -
  * lives entirely in deliver(); see group_internal.h for the set algebra.
  *
- * Recomputations are lazy for topic changes: the broker bumps
- * b->topics_version whenever a topic is created or deleted, and a group
- * compares it with the version its targets were computed at on the next
- * join or heartbeat of any member. Membership changes recompute at once.
+ * Recomputations are lazy for topic changes: the broker tells the
+ * coordinator whenever a topic is created or deleted, which bumps
+ * co->topics_version, and a group compares it with the version its targets
+ * were computed at on the next join or heartbeat of any member. Membership
+ * changes recompute at once.
  *
  * Sessions: one uv timer per broker, armed at the earliest member deadline
  * over all groups (recomputed by a scan after every join and heartbeat:
@@ -41,12 +43,14 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-int stream__coord_new(stream_broker *b)
+/* A coordinator for b, its timer on b's loop; NULL on ENOMEM. */
+static stream__coord *coord_new(stream_broker *b)
 {
     stream__coord *co = calloc(1, sizeof(*co));
     if (co == NULL)
-        return STREAM_ENOMEM;
+        return NULL;
     co->broker = b;
+    const stream_config *cfg = stream__host_config(b);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     /* Ids must differ across restarts too: a member from before a restart
@@ -54,22 +58,21 @@ int stream__coord_new(stream_broker *b)
     co->rng = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     co->rng ^= (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)co;
     co->min_session_ms =
-        (int32_t)stream_config_int(b->config, STREAM_CONFIG_GROUP_MIN_SESSION_TIMEOUT_MS);
+        (int32_t)stream_config_int(cfg, STREAM_CONFIG_GROUP_MIN_SESSION_TIMEOUT_MS);
     co->max_session_ms =
-        (int32_t)stream_config_int(b->config, STREAM_CONFIG_GROUP_MAX_SESSION_TIMEOUT_MS);
+        (int32_t)stream_config_int(cfg, STREAM_CONFIG_GROUP_MAX_SESSION_TIMEOUT_MS);
     if (co->max_session_ms < co->min_session_ms)
         co->max_session_ms = co->min_session_ms;
-    uv_timer_init(&b->loop, &co->timer);
+    uv_timer_init(stream__host_loop(b), &co->timer);
     co->timer.data = co;
     co->timer_open = true;
-    b->coord = co;
-    return 0;
+    return co;
 }
 
-void stream__coord_close(stream_broker *b)
+/* Closes the timer handle (the loop then drains it). */
+static void coord_close(stream__coord *co)
 {
-    stream__coord *co = b->coord;
-    if (co && co->timer_open) {
+    if (co->timer_open) {
         uv_close((uv_handle_t *)&co->timer, NULL);
         co->timer_open = false;
     }
@@ -104,16 +107,15 @@ static void group_free(stream__group *g)
     free(g);
 }
 
-void stream__coord_free(stream_broker *b)
+/* Frees every group and co (after the loop drained). NULL-safe. */
+static void coord_free(stream__coord *co)
 {
-    stream__coord *co = b->coord;
     if (co == NULL)
         return;
     for (size_t i = 0; i < co->ngroups; i++)
         group_free(co->groups[i]);
     free(co->groups);
     free(co);
-    b->coord = NULL;
 }
 
 /* ---- groups ---- */
@@ -163,7 +165,7 @@ stream__group *stream__group_get(stream__coord *co, const char *name)
         free(g);
         return NULL;
     }
-    g->topics_version = co->broker->topics_version;
+    g->topics_version = co->topics_version;
     memmove(&co->groups[i + 1], &co->groups[i], (co->ngroups - i) * sizeof(co->groups[0]));
     co->groups[i] = g;
     co->ngroups++;
@@ -231,23 +233,24 @@ bool stream__member_subscribes(const stream__member *m, const stream_topic *t)
 
 /* Recomputes the targets; the generation grows when `changed` (membership
  * or a subscription changed) or a target moved. */
-static void recompute(stream_broker *b, stream__group *g, bool changed, const char *why)
+static void recompute(stream__coord *co, stream__group *g, bool changed, const char *why)
 {
-    g->topics_version = b->topics_version;
-    int rc = stream__group_assign(b->store, g);
+    stream_broker *b = co->broker;
+    g->topics_version = co->topics_version;
+    int rc = stream__group_assign(stream__host_store(b), g);
     if (rc < 0) {
         /* Out of memory: the old targets stay; the next event retries. */
-        stream__blog(b, STREAM_BROKER_ERROR, "group %s: cannot compute the assignment: %s", g->name,
-                     stream_strerror(rc));
-        g->topics_version = b->topics_version - 1; /* stale: retry at the next event */
+        stream__host_log(b, STREAM_BROKER_ERROR, "group %s: cannot compute the assignment: %s",
+                         g->name, stream_strerror(rc));
+        g->topics_version = co->topics_version - 1; /* stale: retry at the next event */
         return;
     }
     if (!changed && rc == 0)
         return;
     if (g->generation < INT32_MAX)
         g->generation++;
-    stream__blog(b, STREAM_BROKER_INFO, "group %s: generation %d, %zu members (%s)", g->name,
-                 (int)g->generation, g->nmembers, why);
+    stream__host_log(b, STREAM_BROKER_INFO, "group %s: generation %d, %zu members (%s)", g->name,
+                     (int)g->generation, g->nmembers, why);
 }
 
 /* Hands m what it may consume now: its target minus what the others hold.
@@ -312,15 +315,15 @@ static int32_t heartbeat_interval(const stream__member *m)
 }
 
 /* Removes member i of g (left or expired) and recomputes. */
-static void remove_member(stream_broker *b, stream__group *g, size_t i, const char *why)
+static void remove_member(stream__coord *co, stream__group *g, size_t i, const char *why)
 {
     stream__member *m = g->members[i];
     memmove(&g->members[i], &g->members[i + 1], (g->nmembers - i - 1) * sizeof(g->members[0]));
     g->nmembers--;
-    stream__blog(b, STREAM_BROKER_INFO, "group %s: member %s (%s) %s", g->name, m->id, m->client_id,
-                 why);
+    stream__host_log(co->broker, STREAM_BROKER_INFO, "group %s: member %s (%s) %s", g->name, m->id,
+                     m->client_id, why);
     member_free(m);
-    recompute(b, g, true, "a member left");
+    recompute(co, g, true, "a member left");
 }
 
 /* ---- sessions ---- */
@@ -328,8 +331,7 @@ static void remove_member(stream_broker *b, stream__group *g, size_t i, const ch
 static void on_timer(uv_timer_t *t)
 {
     stream__coord *co = t->data;
-    stream_broker *b = co->broker;
-    uint64_t now = uv_now(&b->loop);
+    uint64_t now = uv_now(stream__host_loop(co->broker));
     for (size_t gi = 0; gi < co->ngroups; gi++) {
         stream__group *g = co->groups[gi];
         for (size_t i = 0; i < g->nmembers;) {
@@ -346,7 +348,7 @@ static void on_timer(uv_timer_t *t)
                 i++;
                 continue;
             }
-            remove_member(b, g, i, why);
+            remove_member(co, g, i, why);
         }
     }
     /* Groups left with neither members nor offsets go (from the end: gc
@@ -374,7 +376,7 @@ static void rearm(stream__coord *co)
         uv_timer_stop(&co->timer);
         return;
     }
-    uint64_t now = uv_now(&co->broker->loop);
+    uint64_t now = uv_now(stream__host_loop(co->broker));
     uv_timer_start(&co->timer, on_timer, first > now ? first - now : 0, 0);
 }
 
@@ -582,7 +584,7 @@ static void reply_assignment(stream__req *r, uint64_t id, const stream__group *g
                              const stream__member *m, bool join)
 {
     stream_frame f;
-    stream_frame_start(&f, &r->out);
+    stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, id, 0, NULL, join ? 6 : 4);
     if (join) {
         stream_pack_kv_cstr(&f.pk, "member_id", m->id);
@@ -593,7 +595,7 @@ static void reply_assignment(stream__req *r, uint64_t id, const stream__group *g
     stream_pack_kv_bool(&f.pk, "reconciling", member_reconciling(m));
     stream_pack_key(&f.pk, "assignment");
     stream__pset_pack(&f.pk, &m->assigned);
-    stream__reply_finish(r, &f, id);
+    stream__host_reply_finish(r, &f, id);
 }
 
 static void unknown_member(stream__req *r, uint64_t id, const char *group, const char *p,
@@ -604,15 +606,15 @@ static void unknown_member(stream__req *r, uint64_t id, const char *group, const
              "member '%.*s' is not in group '%s' (session timed out, left, or the broker "
              "restarted): join again with an empty member_id",
              (int)(len > 140 ? 140 : len), p, group);
-    stream__reply_error(r, id, STREAM_EUNKNOWNMEMBER, msg);
+    stream__host_reply_error(r, id, STREAM_EUNKNOWNMEMBER, msg);
 }
 
 /* ---- join_group ---- */
 
-static void op_join(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+static void op_join(void *svc, stream__req *r, uint64_t id, const msgpack_object *req)
 {
-    stream_broker *b = c->broker;
-    stream__coord *co = b->coord;
+    stream__coord *co = svc;
+    stream_broker *b = co->broker;
     char msg[512], name[STREAM_GROUP_NAME_MAX + 1];
     const char *mid = NULL, *cid = NULL;
     size_t mid_len = 0, cid_len = 0;
@@ -637,11 +639,11 @@ static void op_join(stream__conn *c, stream__req *r, uint64_t id, const msgpack_
     if (rc == 0)
         rc = stream__group_field(req, name, msg, sizeof(msg));
     if (rc != 0) {
-        stream__reply_error(r, id, rc, msg);
+        stream__host_reply_error(r, id, rc, msg);
         return;
     }
     if ((rc = sub_parse(req, &sub, msg, sizeof(msg))) != 0) {
-        stream__reply_error(r, id, rc, msg);
+        stream__host_reply_error(r, id, rc, msg);
         return;
     }
     if (session < co->min_session_ms)
@@ -678,22 +680,22 @@ static void op_join(stream__conn *c, stream__req *r, uint64_t id, const msgpack_
             member_free(m);
             sub_release(&sub);
             stream__group_gc(co, g);
-            stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+            stream__host_reply_error(r, id, STREAM_ENOMEM, NULL);
             return;
         }
-        peer_host(c->peer, m->host, sizeof(m->host));
+        peer_host(stream__host_req_peer(r), m->host, sizeof(m->host));
         m->session_timeout_ms = (int32_t)session;
         m->rebalance_timeout_ms = (int32_t)rebalance;
         changed = true;
-        stream__blog(b, STREAM_BROKER_INFO, "group %s: member %s (%s) joined from %s", name, m->id,
-                     m->client_id, m->host);
+        stream__host_log(b, STREAM_BROKER_INFO, "group %s: member %s (%s) joined from %s", name,
+                         m->id, m->client_id, m->host);
     }
     sub_move(m, &sub);
-    m->deadline_ms = uv_now(&b->loop) + (uint64_t)m->session_timeout_ms;
-    if (changed || g->topics_version != b->topics_version)
-        recompute(b, g, changed, mid_len > 0 ? "subscription changed" : "a member joined");
-    if (deliver(g, m, NULL, uv_now(&b->loop)) != 0) {
-        stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+    m->deadline_ms = uv_now(stream__host_loop(b)) + (uint64_t)m->session_timeout_ms;
+    if (changed || g->topics_version != co->topics_version)
+        recompute(co, g, changed, mid_len > 0 ? "subscription changed" : "a member joined");
+    if (deliver(g, m, NULL, uv_now(stream__host_loop(b))) != 0) {
+        stream__host_reply_error(r, id, STREAM_ENOMEM, NULL);
         rearm(co);
         return;
     }
@@ -703,10 +705,10 @@ static void op_join(stream__conn *c, stream__req *r, uint64_t id, const msgpack_
 
 /* ---- heartbeat ---- */
 
-static void op_heartbeat(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+static void op_heartbeat(void *svc, stream__req *r, uint64_t id, const msgpack_object *req)
 {
-    stream_broker *b = c->broker;
-    stream__coord *co = b->coord;
+    stream__coord *co = svc;
+    stream_broker *b = co->broker;
     char msg[512], name[STREAM_GROUP_NAME_MAX + 1];
     const char *mid;
     size_t mid_len;
@@ -726,7 +728,7 @@ static void op_heartbeat(stream__conn *c, stream__req *r, uint64_t id, const msg
         rc = stream__group_field(req, name, msg, sizeof(msg));
     if (rc != 0) {
         stream__pset_release(&owned);
-        stream__reply_error(r, id, rc, msg);
+        stream__host_reply_error(r, id, rc, msg);
         return;
     }
     stream__group *g = stream__group_find(co, name);
@@ -736,14 +738,14 @@ static void op_heartbeat(stream__conn *c, stream__req *r, uint64_t id, const msg
         unknown_member(r, id, name, mid, mid_len);
         return;
     }
-    m->deadline_ms = uv_now(&b->loop) + (uint64_t)m->session_timeout_ms;
-    if (g->topics_version != b->topics_version)
-        recompute(b, g, false, "topics changed");
-    rc = deliver(g, m, &owned, uv_now(&b->loop));
+    m->deadline_ms = uv_now(stream__host_loop(b)) + (uint64_t)m->session_timeout_ms;
+    if (g->topics_version != co->topics_version)
+        recompute(co, g, false, "topics changed");
+    rc = deliver(g, m, &owned, uv_now(stream__host_loop(b)));
     stream__pset_release(&owned);
     rearm(co);
     if (rc != 0) {
-        stream__reply_error(r, id, rc, NULL);
+        stream__host_reply_error(r, id, rc, NULL);
         return;
     }
     reply_assignment(r, id, g, m, false);
@@ -751,10 +753,9 @@ static void op_heartbeat(stream__conn *c, stream__req *r, uint64_t id, const msg
 
 /* ---- leave_group ---- */
 
-static void op_leave(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+static void op_leave(void *svc, stream__req *r, uint64_t id, const msgpack_object *req)
 {
-    stream_broker *b = c->broker;
-    stream__coord *co = b->coord;
+    stream__coord *co = svc;
     char msg[512], name[STREAM_GROUP_NAME_MAX + 1];
     const char *mid;
     size_t mid_len, index;
@@ -762,7 +763,7 @@ static void op_leave(stream__conn *c, stream__req *r, uint64_t id, const msgpack
     if (rc == 0)
         rc = stream__group_field(req, name, msg, sizeof(msg));
     if (rc != 0) {
-        stream__reply_error(r, id, rc, msg);
+        stream__host_reply_error(r, id, rc, msg);
         return;
     }
     stream__group *g = stream__group_find(co, name);
@@ -770,22 +771,22 @@ static void op_leave(stream__conn *c, stream__req *r, uint64_t id, const msgpack
         unknown_member(r, id, name, mid, mid_len);
         return;
     }
-    remove_member(b, g, index, "left");
+    remove_member(co, g, index, "left");
     stream__group_gc(co, g);
     rearm(co);
     stream_frame f;
-    stream_frame_start(&f, &r->out);
+    stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, id, 0, NULL, 0);
-    stream__reply_finish(r, &f, id);
+    stream__host_reply_finish(r, &f, id);
 }
 
 /* ---- list_groups ---- */
 
-static void op_list(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+static void op_list(void *svc, stream__req *r, uint64_t id, const msgpack_object *req)
 {
-    stream__coord *co = c->broker->coord;
+    stream__coord *co = svc;
     stream_frame f;
-    stream_frame_start(&f, &r->out);
+    stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, id, 0, NULL, 1);
     stream_pack_key(&f.pk, "groups");
     msgpack_pack_array(&f.pk, co->ngroups);
@@ -797,7 +798,7 @@ static void op_list(stream__conn *c, stream__req *r, uint64_t id, const msgpack_
         stream_pack_kv_uint(&f.pk, "members", g->nmembers);
         stream_pack_kv_int(&f.pk, "generation", g->generation);
     }
-    stream__reply_finish(r, &f, id);
+    stream__host_reply_finish(r, &f, id);
 }
 
 /* ---- describe_group ---- */
@@ -837,7 +838,7 @@ static void pack_lag(msgpack_packer *pk, stream_broker *b, const stream__group *
             owner = g->members[i]->id;
     stream_log *log = NULL;
     int64_t start = -1, end = -1, lag = -1, ts = -1;
-    if (stream_store_log(b->store, topic, partition, &log) == 0) {
+    if (stream_store_log(stream__host_store(b), topic, partition, &log) == 0) {
         start = stream_log_start_offset(log);
         end = stream_log_end_offset(log);
     }
@@ -863,19 +864,20 @@ static void pack_lag(msgpack_packer *pk, stream_broker *b, const stream__group *
     stream_pack_kv_int(pk, "oldest_unconsumed_timestamp", ts);
 }
 
-static void op_describe(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *req)
+static void op_describe(void *svc, stream__req *r, uint64_t id, const msgpack_object *req)
 {
-    stream_broker *b = c->broker;
+    stream__coord *co = svc;
+    stream_broker *b = co->broker;
     char msg[512], name[STREAM_GROUP_NAME_MAX + 1];
     int rc = stream__group_field(req, name, msg, sizeof(msg));
     if (rc != 0) {
-        stream__reply_error(r, id, rc, msg);
+        stream__host_reply_error(r, id, rc, msg);
         return;
     }
-    stream__group *g = stream__group_find(b->coord, name);
+    stream__group *g = stream__group_find(co, name);
     if (g == NULL) {
         snprintf(msg, sizeof(msg), "group '%s' does not exist", name);
-        stream__reply_error(r, id, STREAM_ENOGROUP, msg);
+        stream__host_reply_error(r, id, STREAM_ENOGROUP, msg);
         return;
     }
     /* Every partition with an offset or in a target, in order. */
@@ -891,11 +893,11 @@ static void op_describe(stream__conn *c, stream__req *r, uint64_t id, const msgp
     }
     if (rc != 0) {
         stream__pset_release(&parts);
-        stream__reply_error(r, id, rc, NULL);
+        stream__host_reply_error(r, id, rc, NULL);
         return;
     }
     stream_frame f;
-    stream_frame_start(&f, &r->out);
+    stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, id, 0, NULL, 7);
     stream_pack_kv_cstr(&f.pk, "group", g->name);
     stream_pack_kv_cstr(&f.pk, "state", stream__group_state(g));
@@ -913,48 +915,71 @@ static void op_describe(stream__conn *c, stream__req *r, uint64_t id, const msgp
     stream_pack_kv_int(&f.pk, "total_lag", total_lag);
     stream_pack_kv_int(&f.pk, "oldest_unconsumed_timestamp", oldest);
     stream__pset_release(&parts);
-    stream__reply_finish(r, &f, id);
+    stream__host_reply_finish(r, &f, id);
 }
 
-/* ---- dispatch ---- */
+/* ---- the coordinator as a service of the broker ---- */
 
-void stream__op_group(stream__conn *c, stream__req *r, uint64_t id, stream_op op,
-                      const msgpack_object *m)
+/* The group ops, every one answered here (protocol.md 6.10-6.19). */
+static const stream__service_op coord_ops[] = {
+    {STREAM_OP_JOIN_GROUP, op_join},
+    {STREAM_OP_HEARTBEAT, op_heartbeat},
+    {STREAM_OP_LEAVE_GROUP, op_leave},
+    {STREAM_OP_LIST_GROUPS, op_list},
+    {STREAM_OP_DESCRIBE_GROUP, op_describe},
+    {STREAM_OP_COMMIT_OFFSETS, stream__op_commit_offsets},
+    {STREAM_OP_FETCH_OFFSETS, stream__op_fetch_offsets},
+    {STREAM_OP_DELETE_GROUP, stream__op_delete_group},
+    {STREAM_OP_RESET_OFFSETS, stream__op_reset_offsets},
+};
+
+/* Makes the coordinator and reads the committed offsets back, before the
+ * first client can ask for them. */
+static int coord_start(stream_broker *b, void **svc, char *errbuf, size_t errbuf_len)
 {
-    if (c->broker->coord == NULL) {
-        stream__reply_error(r, id, STREAM_EUNSUPPORTED, "this broker has no group coordinator");
-        return;
-    }
-    switch (op) {
-    case STREAM_OP_JOIN_GROUP:
-        op_join(c, r, id, m);
-        break;
-    case STREAM_OP_HEARTBEAT:
-        op_heartbeat(c, r, id, m);
-        break;
-    case STREAM_OP_LEAVE_GROUP:
-        op_leave(c, r, id, m);
-        break;
-    case STREAM_OP_LIST_GROUPS:
-        op_list(c, r, id, m);
-        break;
-    case STREAM_OP_DESCRIBE_GROUP:
-        op_describe(c, r, id, m);
-        break;
-    case STREAM_OP_COMMIT_OFFSETS:
-        stream__op_commit_offsets(c, r, id, m);
-        break;
-    case STREAM_OP_FETCH_OFFSETS:
-        stream__op_fetch_offsets(c, r, id, m);
-        break;
-    case STREAM_OP_DELETE_GROUP:
-        stream__op_delete_group(c, r, id, m);
-        break;
-    case STREAM_OP_RESET_OFFSETS:
-        stream__op_reset_offsets(c, r, id, m);
-        break;
-    default:
-        stream__reply_error(r, id, STREAM_EUNKNOWNOP, "not a group operation");
-        break;
-    }
+    stream__coord *co = coord_new(b);
+    *svc = co;
+    int rc = co ? stream__offsets_replay(co, errbuf, errbuf_len) : STREAM_ENOMEM;
+    if (rc == STREAM_ENOMEM && errbuf != NULL && errbuf_len > 0)
+        snprintf(errbuf, errbuf_len, "out of memory");
+    return rc;
 }
+
+static void coord_stop(void *svc)
+{
+    if (svc != NULL)
+        coord_close(svc);
+}
+
+static void coord_release(void *svc)
+{
+    coord_free(svc);
+}
+
+/* Groups subscribed by pattern, or to a topic not there yet, look again at
+ * their next join or heartbeat. */
+static void coord_topic_created(void *svc, stream_topic *t)
+{
+    stream__coord *co = svc;
+    co->topics_version++;
+}
+
+static void coord_topic_deleted(void *svc, const char *name)
+{
+    stream__coord *co = svc;
+    co->topics_version++;
+    stream__offsets_topic_deleted(co, name); /* groups' offsets of it go too */
+}
+
+/* Named once outside this folder: in the broker's list of services
+ * (libstream/broker/host.c). */
+const stream__service stream__coord_service = {
+    .name = "group coordinator",
+    .ops = coord_ops,
+    .nops = sizeof(coord_ops) / sizeof(coord_ops[0]),
+    .start = coord_start,
+    .stop = coord_stop,
+    .free = coord_release,
+    .topic_created = coord_topic_created,
+    .topic_deleted = coord_topic_deleted,
+};

@@ -27,7 +27,6 @@
 #include <sys/time.h>
 
 #include "broker_internal.h"
-#include "group_internal.h"
 #include "stream/error.h"
 
 /* How long a stopping broker lets queued responses drain. */
@@ -209,7 +208,7 @@ static void close_handles(stream_broker *b)
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
-    stream__coord_close(b);
+    stream__services_stop(b);
     b->handles_open = false;
 }
 
@@ -292,15 +291,11 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     rc = stream__broker_open_store(b, cfg, errbuf, errbuf_len);
     if (rc != 0)
         goto fail;
-    /* Committed offsets are read back before the first client can ask. */
-    rc = stream__coord_new(b);
-    if (rc == 0)
-        rc = stream__offsets_replay(b, errbuf, errbuf_len);
-    if (rc != 0) {
-        if (rc == STREAM_ENOMEM)
-            seterr(errbuf, errbuf_len, "out of memory");
+    /* Services load what they keep (committed offsets) before the first
+     * client can ask. */
+    rc = stream__services_start(b, errbuf, errbuf_len);
+    if (rc != 0)
         goto fail;
-    }
 
     uvrc = uv_tcp_bind(&b->listener, (struct sockaddr *)&ss, 0);
     if (uvrc == 0)
@@ -331,7 +326,7 @@ fail:
     stream__broker_close_store(b);
     close_handles(b);
     drain_loop(b);
-    stream__coord_free(b);
+    stream__services_free(b);
     uv_loop_close(&b->loop);
 fail_early:
     stream_config_free(defaults);
@@ -392,7 +387,7 @@ int stream_broker_run(stream_broker *b)
     }
     drain_loop(b);
     stream__wait_release(b);
-    stream__coord_free(b);
+    stream__services_free(b);
     int rc = stream__broker_close_store(b);
     if (b->handle_signals) {
         signal(SIGINT, SIG_DFL);
@@ -476,7 +471,7 @@ void stream_broker_free(stream_broker *b)
         close_handles(b);
         drain_loop(b);
         stream__wait_release(b);
-        stream__coord_free(b);
+        stream__services_free(b);
         stream__broker_close_store(b);
         uv_loop_close(&b->loop);
     }
@@ -488,7 +483,6 @@ void stream_broker_free(stream_broker *b)
 /* Attaches every partition of `t` to the flusher with the durable callback. */
 int stream__broker_attach_topic(stream_broker *b, stream_topic *t)
 {
-    b->topics_version++; /* groups subscribed by pattern look again */
     for (int32_t p = 0; p < t->partition_count; p++) {
         stream_log *log = t->partitions[p];
         stream_log_set_durable_cb(log, stream__wait_durable_cb, b);
@@ -505,7 +499,6 @@ int stream__broker_attach_topic(stream_broker *b, stream_topic *t)
 /* Detaches `t`'s partitions from the flusher (before deleting the topic). */
 void stream__broker_detach_topic(stream_broker *b, stream_topic *t)
 {
-    b->topics_version++;
     for (int32_t p = 0; p < t->partition_count; p++) {
         stream_log_set_durable_cb(t->partitions[p], NULL, NULL);
         if (b->flusher)

@@ -1,8 +1,9 @@
 /*
  * broker_ops.c - decoding requests and the metadata and admin ops: hello,
  * metadata, create_topics, delete_topics, describe_configs, alter_configs.
- * The data ops (produce, fetch, list_offsets) are in broker_data.c, the
- * consumer group ops in group.c and group_offsets.c.
+ * The data ops (produce, fetch, list_offsets) are in broker_data.c; every
+ * other op belongs to a service (the consumer group ops to the coordinator)
+ * and is routed to it through host.c.
  *
  * Every frame becomes one stream__req at the tail of its connection's queue
  * before anything else happens, so even an error answer keeps its place in
@@ -25,7 +26,6 @@
 #include <string.h>
 
 #include "broker_internal.h"
-#include "group_internal.h"
 #include "stream/error.h"
 
 void stream__reply_error(stream__req *r, uint64_t id, int err, const char *msg)
@@ -352,6 +352,7 @@ static int create_one(stream_broker *b, const msgpack_object *topics, uint32_t i
     if (stream__broker_attach_topic(b, created) != 0)
         stream__blog(b, STREAM_BROKER_ERROR,
                      "topic %s: cannot attach to the flusher; acks=all will time out", name);
+    stream__services_topic_created(b, created);
     return 0;
 }
 
@@ -419,7 +420,7 @@ static int delete_one(stream_broker *b, const char *p, size_t len, char *msg, si
         stream__blog(b, STREAM_BROKER_INFO, "deleted topic %s", name);
         for (int32_t i = 0; i < n; i++)
             stream__pstate_drop(b, logs[i]);
-        stream__offsets_topic_deleted(b, name); /* groups' offsets of it go too */
+        stream__services_topic_deleted(b, name); /* e.g. groups' offsets of it go too */
     } else if ((t = stream_store_topic(b->store, name)) != NULL) {
         stream__broker_attach_topic(b, t); /* still there: keep flushing it */
     }
@@ -752,21 +753,13 @@ static int dispatch(stream__conn *c, uint8_t *frame, size_t len, stream_msg *dm)
     case STREAM_OP_LIST_OFFSETS:
         stream__op_list_offsets(c, r, id, m);
         break;
-    case STREAM_OP_JOIN_GROUP:
-    case STREAM_OP_HEARTBEAT:
-    case STREAM_OP_LEAVE_GROUP:
-    case STREAM_OP_COMMIT_OFFSETS:
-    case STREAM_OP_FETCH_OFFSETS:
-    case STREAM_OP_LIST_GROUPS:
-    case STREAM_OP_DESCRIBE_GROUP:
-    case STREAM_OP_DELETE_GROUP:
-    case STREAM_OP_RESET_OFFSETS:
-        stream__op_group(c, r, id, op, m);
-        break;
     case STREAM_OP_INIT_PRODUCER_ID:
         stream__op_init_producer_id(c, r, id, m);
         break;
     default:
+        /* A service's op (the consumer groups'), or one nobody answers. */
+        if (stream__services_dispatch(c->broker, r, id, op, m))
+            break;
         snprintf(msg, sizeof(msg), "operation '%s' is not supported by this broker",
                  stream_op_name(op));
         stream__reply_error(r, id, STREAM_EUNKNOWNOP, msg);

@@ -2,6 +2,12 @@
  * log_internal.h - what log.c, segment.c and flusher.c share about a
  * partition log. Nothing here is public; see stream/log.h for the contract.
  *
+ * The main header of libstream/log/, the storage engine, above base/ only:
+ * record batches (batch.c) and their codecs, segments, the partition log,
+ * the flusher that makes it durable, the topic store over a data
+ * directory, settings (config.c) and the idempotent producers' state
+ * (producer_state.c). Nothing in it knows of the network.
+ *
  * Who touches what:
  *   - the owner thread (the one that appends) owns the segment array, the
  *     in-memory indexes and every field marked (owner);

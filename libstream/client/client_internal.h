@@ -1,6 +1,13 @@
 /*
- * client_internal.h - what the client's files share (client.c, producer.c,
- * consumer.c, admin.c). Not installed; prefix stream__.
+ * client_internal.h - what the client's files share (client.c,
+ * client_metadata.c, producer*.c, consumer.c, group_client*.c, admin.c).
+ * Not installed; prefix stream__.
+ *
+ * The main header of libstream/client/: the connection with its pipelined
+ * requests, the metadata cache, the producer, the consumer, its group
+ * membership and the admin calls; it speaks proto/ to a broker and never
+ * links the broker in. Module-private parts have their own headers
+ * (producer_internal.h, group_client_internal.h).
  *
  * The request path:
  *
@@ -26,7 +33,7 @@
 
 #include "stream/client.h"
 #include "stream/proto.h"
-#include "internal.h"
+#include "base/internal.h"
 
 /* A response as handed to a request's callback. */
 typedef struct stream__resp {

@@ -165,15 +165,17 @@ static int pack_value(stream_buf *out, const stream__offset_rec *r, int64_t now)
 
 /* The internal topic, created when `create` and missing. NULL with *err and
  * msg when it cannot be had. */
-static stream_topic *offsets_topic(stream_broker *b, bool create, int *err, char *msg,
+static stream_topic *offsets_topic(stream__coord *co, bool create, int *err, char *msg,
                                    size_t msg_len)
 {
-    stream_topic *t = stream_store_topic(b->store, STREAM_OFFSETS_TOPIC);
+    stream_broker *b = co->broker;
+    stream_topic *t = stream_store_topic(stream__host_store(b), STREAM_OFFSETS_TOPIC);
     if (t != NULL || !create) {
         *err = t ? 0 : STREAM_ENOTOPIC;
         return t;
     }
-    int32_t n = (int32_t)stream_config_int(b->config, STREAM_CONFIG_OFFSETS_TOPIC_NUM_PARTITIONS);
+    int32_t n = (int32_t)stream_config_int(stream__host_config(b),
+                                           STREAM_CONFIG_OFFSETS_TOPIC_NUM_PARTITIONS);
     stream_config *ov = stream_config_new_topic();
     int rc = ov ? 0 : STREAM_ENOMEM;
     /* No compaction yet: retention must never drop a group's last commit.
@@ -184,31 +186,29 @@ static stream_topic *offsets_topic(stream_broker *b, bool create, int *err, char
         rc = stream_config_set(ov, "segment.bytes", "104857600", msg, msg_len);
     if (rc == 0)
         rc = stream_config_set(ov, "flush.mode", "group", msg, msg_len);
+    /* The host attaches it to the flusher and tells every service. */
     if (rc == 0)
-        rc = stream_store_create_topic(b->store, STREAM_OFFSETS_TOPIC, n, ov, true, &t, msg,
-                                       msg_len);
+        rc = stream__host_create_topic(b, STREAM_OFFSETS_TOPIC, n, ov, true, &t, msg, msg_len);
     stream_config_free(ov);
     if (rc != 0) {
-        stream__blog(b, STREAM_BROKER_ERROR, "cannot create %s: %s", STREAM_OFFSETS_TOPIC, msg);
+        stream__host_log(b, STREAM_BROKER_ERROR, "cannot create %s: %s", STREAM_OFFSETS_TOPIC, msg);
         *err = rc;
         return NULL;
     }
-    stream__blog(b, STREAM_BROKER_INFO, "created internal topic %s with %d partitions",
-                 STREAM_OFFSETS_TOPIC, (int)t->partition_count);
-    if (stream__broker_attach_topic(b, t) != 0)
-        stream__blog(b, STREAM_BROKER_ERROR, "%s: cannot attach to the flusher",
-                     STREAM_OFFSETS_TOPIC);
+    stream__host_log(b, STREAM_BROKER_INFO, "created internal topic %s with %d partitions",
+                     STREAM_OFFSETS_TOPIC, (int)t->partition_count);
     *err = 0;
     return t;
 }
 
 /* Applies recs[from, to) of `group` to memory (after their append). */
-static void apply_recs(stream_broker *b, const char *group, const stream__offset_rec *recs,
+static void apply_recs(stream__coord *co, const char *group, const stream__offset_rec *recs,
                        size_t from, size_t to, int64_t now)
 {
-    stream__group *g = stream__group_get(b->coord, group);
+    stream__group *g = stream__group_get(co, group);
     if (g == NULL) {
-        stream__blog(b, STREAM_BROKER_ERROR, "group %s: out of memory applying offsets", group);
+        stream__host_log(co->broker, STREAM_BROKER_ERROR,
+                         "group %s: out of memory applying offsets", group);
         return;
     }
     for (size_t i = from; i < to; i++) {
@@ -216,14 +216,15 @@ static void apply_recs(stream_broker *b, const char *group, const stream__offset
             offset_del(g, recs[i].topic, recs[i].partition);
         else if (offset_set(g, recs[i].topic, recs[i].partition, recs[i].offset, recs[i].metadata,
                             recs[i].metadata_len, now) != 0)
-            stream__blog(b, STREAM_BROKER_ERROR, "group %s: out of memory applying offsets", group);
+            stream__host_log(co->broker, STREAM_BROKER_ERROR,
+                             "group %s: out of memory applying offsets", group);
     }
-    stream__group_gc(b->coord, g);
+    stream__group_gc(co, g);
 }
 
 /* Appends one finished batch to log; returns 0 or the append's error. */
-static int append_batch(stream_broker *b, stream_log *log, stream_batch_builder *bb,
-                        stream_buf *copy, size_t *bytes, char *msg, size_t msg_len)
+static int append_batch(stream_log *log, stream_batch_builder *bb, stream_buf *copy, size_t *bytes,
+                        char *msg, size_t msg_len)
 {
     const uint8_t *p;
     size_t len;
@@ -251,18 +252,18 @@ static int append_batch(stream_broker *b, stream_log *log, stream_batch_builder 
  * The group may be freed by the apply (tombstones): callers must not keep
  * pointers to it. Returns 0 or an error with msg.
  */
-int stream__offsets_write(stream_broker *b, const char *group, const stream__offset_rec *recs,
+int stream__offsets_write(stream__coord *co, const char *group, const stream__offset_rec *recs,
                           size_t n, int32_t *partition, int64_t *need, char *msg, size_t msg_len)
 {
     int rc;
     *need = 0;
-    stream_topic *t = offsets_topic(b, true, &rc, msg, msg_len);
+    stream_topic *t = offsets_topic(co, true, &rc, msg, msg_len);
     if (t == NULL)
         return rc;
     *partition = stream_partition_for_key(group, strlen(group), t->partition_count);
     stream_log *log = t->partitions[*partition];
     size_t max = (size_t)t->log_config.max_message_bytes;
-    int64_t now = (int64_t)stream__broker_now_ms();
+    int64_t now = (int64_t)stream__host_now_ms();
     stream_batch_builder bb;
     stream_buf key = STREAM_BUF_INIT, value = STREAM_BUF_INIT, copy = STREAM_BUF_INIT;
     stream_batch_builder_init(&bb);
@@ -277,10 +278,10 @@ int stream__offsets_write(stream_broker *b, const char *group, const stream__off
         size_t klen = key.len - 4, vlen = recs[i].tombstone ? 0 : value.len - 4;
         /* 64: a record's own varints and attributes, generously. */
         if (bb.count > 0 && stream_batch_builder_size(&bb) + klen + vlen + 64 > max) {
-            rc = append_batch(b, log, &bb, &copy, &bytes, msg, msg_len);
+            rc = append_batch(log, &bb, &copy, &bytes, msg, msg_len);
             if (rc != 0)
                 break;
-            apply_recs(b, group, recs, first, i, now);
+            apply_recs(co, group, recs, first, i, now);
             first = i;
         }
         rc = stream_batch_builder_append(&bb, now, key.data + 4, (int32_t)klen,
@@ -288,16 +289,16 @@ int stream__offsets_write(stream_broker *b, const char *group, const stream__off
                                          recs[i].tombstone ? -1 : (int32_t)vlen, NULL, 0);
     }
     if (rc == 0 && bb.count > 0) {
-        rc = append_batch(b, log, &bb, &copy, &bytes, msg, msg_len);
+        rc = append_batch(log, &bb, &copy, &bytes, msg, msg_len);
         if (rc == 0)
-            apply_recs(b, group, recs, first, n, now);
+            apply_recs(co, group, recs, first, n, now);
     }
     stream_batch_builder_release(&bb);
     stream_buf_release(&key);
     stream_buf_release(&value);
     stream_buf_release(&copy);
     if (bytes > 0) {
-        stream__wait_on_append(b, log, bytes);
+        stream__host_appended(co->broker, log, bytes);
         *need = stream_log_end_offset(log);
         if (t->log_config.flush_mode == STREAM_FLUSH_GROUP)
             stream_log_request_flush(log);
@@ -308,49 +309,52 @@ int stream__offsets_write(stream_broker *b, const char *group, const stream__off
         if (msg[0] == '\0' || rc == STREAM_ENOMEM)
             snprintf(msg, msg_len, "cannot write to %s: %s", STREAM_OFFSETS_TOPIC,
                      stream_strerror(rc));
-        stream__blog(b, STREAM_BROKER_ERROR, "group %s: %s", group, msg);
+        stream__host_log(co->broker, STREAM_BROKER_ERROR, "group %s: %s", group, msg);
     }
     return rc;
 }
 
 /* ---- waiting for durability ---- */
 
-int stream__pending_add(stream__pending *p, int32_t partition, int64_t need)
+int stream__pending_add(stream__coord *co, stream__pending *p, int32_t partition, int64_t need)
 {
-    if (need <= 0)
+    stream_log *log;
+    if (need <= 0 || stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC,
+                                      partition, &log) != 0)
         return 0;
     if (p->n == p->cap) {
         size_t ncap = p->cap ? p->cap * 2 : 4;
-        int32_t *np = realloc(p->parts, ncap * sizeof(*np));
-        if (np == NULL)
+        stream_log **nl = realloc(p->logs, ncap * sizeof(*nl));
+        if (nl == NULL)
             return STREAM_ENOMEM;
-        p->parts = np;
+        p->logs = nl;
         int64_t *nn = realloc(p->needs, ncap * sizeof(*nn));
         if (nn == NULL)
             return STREAM_ENOMEM;
         p->needs = nn;
         p->cap = ncap;
     }
-    p->parts[p->n] = partition;
+    p->logs[p->n] = log;
     p->needs[p->n++] = need;
     return 0;
 }
 
 void stream__pending_release(stream__pending *p)
 {
-    free(p->parts);
+    free(p->logs);
     free(p->needs);
 }
 
 /* 0 when offsets partition `partition` is durable up to need, else
  * ETIMEDOUT (or EIO when the topic is gone) with msg. */
-int stream__offsets_durable_err(stream_broker *b, int32_t partition, int64_t need, char *msg,
+int stream__offsets_durable_err(stream__coord *co, int32_t partition, int64_t need, char *msg,
                                 size_t msg_len)
 {
     if (need <= 0)
         return 0;
     stream_log *log;
-    if (stream_store_log(b->store, STREAM_OFFSETS_TOPIC, partition, &log) != 0) {
+    if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC, partition, &log) !=
+        0) {
         snprintf(msg, msg_len, "%s is gone", STREAM_OFFSETS_TOPIC);
         return STREAM_EIO;
     }
@@ -366,45 +370,22 @@ int stream__offsets_durable_err(stream_broker *b, int32_t partition, int64_t nee
     return STREAM_ETIMEDOUT;
 }
 
-static void pending_done(stream_broker *b, stream__req *r, void *state, stream__wait_reason why)
+/* The host's completion: answer unless the connection went, then free. */
+static void pending_done(stream_broker *b, stream__req *r, stream__host_wait *w, bool cancelled)
 {
-    stream__pending *p = state;
-    if (why != STREAM__WAIT_CANCEL && r != NULL)
-        p->encode(b, r, p);
+    stream__pending *p = (stream__pending *)w;
+    if (!cancelled)
+        p->encode(p->co, r, p);
     p->destroy(p);
 }
 
 /* Answers now if nothing waits, else parks r until every write is durable
  * (or WRITE_TIMEOUT_MS). Takes ownership of p. */
-void stream__pending_park(stream_broker *b, stream__req *r, stream__pending *p)
+void stream__pending_park(stream__coord *co, stream__req *r, stream__pending *p)
 {
-    stream__waiter *w = NULL;
-    if (p->n > 0 && !b->stopping)
-        w = stream__waiter_new(b, r, STREAM__WAIT_PRODUCE, p->n, pending_done, p);
-    for (size_t i = 0; w && i < p->n; i++) {
-        stream_log *log;
-        if (stream_store_log(b->store, STREAM_OFFSETS_TOPIC, p->parts[i], &log) != 0 ||
-            stream_log_durable_offset(log) >= p->needs[i])
-            continue;
-        if (stream__waiter_watch(w, log, p->needs[i]) != 0) {
-            stream__waiter_discard(w);
-            w = NULL;
-        }
-    }
-    if (w == NULL || w->nlinks == 0) {
-        /* Durable already, nothing written, or cannot park: flush here
-         * rather than answer before the disk has it. */
-        stream__waiter_discard(w);
-        for (size_t i = 0; i < p->n; i++) {
-            stream_log *log;
-            if (stream_store_log(b->store, STREAM_OFFSETS_TOPIC, p->parts[i], &log) == 0 &&
-                stream_log_durable_offset(log) < p->needs[i])
-                stream_log_flush(log);
-        }
-        pending_done(b, r, p, STREAM__WAIT_READY);
-        return;
-    }
-    stream__waiter_start(w, WRITE_TIMEOUT_MS);
+    p->co = co;
+    p->wait.done = pending_done;
+    stream__host_wait_durable(co->broker, r, p->logs, p->needs, p->n, WRITE_TIMEOUT_MS, &p->wait);
 }
 
 /* ======================================================================== */
@@ -413,7 +394,7 @@ void stream__pending_park(stream_broker *b, stream__req *r, stream__pending *p)
 
 /* Applies one record of __consumer_offsets. Returns 1 applied, 0 skipped
  * (malformed or unknown version). */
-static int replay_record(stream_broker *b, const stream_record *rec)
+static int replay_record(stream__coord *co, const stream_record *rec)
 {
     if (rec->key == NULL || rec->key_len <= 0)
         return 0;
@@ -444,10 +425,10 @@ static int replay_record(stream_broker *b, const stream_record *rec)
     topic[e[2].via.str.size] = '\0';
     int32_t partition = (int32_t)e[3].via.u64;
     if (rec->value == NULL) {
-        stream__group *g = stream__group_find(b->coord, group);
+        stream__group *g = stream__group_find(co, group);
         if (g) {
             offset_del(g, topic, partition);
-            stream__group_gc(b->coord, g);
+            stream__group_gc(co, g);
         }
         ok = 1;
         goto out;
@@ -465,7 +446,7 @@ static int replay_record(stream_broker *b, const stream_record *rec)
         stream_field_int_opt(&vu.data, "commit_timestamp", INT64_MIN, INT64_MAX, rec->timestamp,
                              &ts, NULL, 0) != 0)
         goto out;
-    stream__group *g = stream__group_get(b->coord, group);
+    stream__group *g = stream__group_get(co, group);
     if (g && offset_set(g, topic, partition, offset, md, md_len, ts) == 0)
         ok = 1;
 out:
@@ -475,9 +456,10 @@ out:
 }
 
 /* Reads one partition of the offsets topic from start to end. */
-static void replay_log(stream_broker *b, stream_log *log, int32_t p, long long *records,
+static void replay_log(stream__coord *co, stream_log *log, int32_t p, long long *records,
                        long long *skipped)
 {
+    stream_broker *b = co->broker;
     stream_buf buf = STREAM_BUF_INIT;
     int64_t off = stream_log_start_offset(log), end = stream_log_end_offset(log);
     while (off < end) {
@@ -485,10 +467,10 @@ static void replay_log(stream_broker *b, stream_log *log, int32_t p, long long *
         int rc = stream_log_read_copy(log, off, REPLAY_READ_BYTES, &buf);
         if (rc != 0 || buf.len == 0) {
             if (rc != 0)
-                stream__blog(b, STREAM_BROKER_ERROR,
-                             "%s-%d: cannot read offset %lld during replay: %s; committed "
-                             "offsets after it are lost",
-                             STREAM_OFFSETS_TOPIC, (int)p, (long long)off, stream_strerror(rc));
+                stream__host_log(b, STREAM_BROKER_ERROR,
+                                 "%s-%d: cannot read offset %lld during replay: %s; committed "
+                                 "offsets after it are lost",
+                                 STREAM_OFFSETS_TOPIC, (int)p, (long long)off, stream_strerror(rc));
             break;
         }
         int64_t next = off;
@@ -507,7 +489,7 @@ static void replay_log(stream_broker *b, stream_log *log, int32_t p, long long *
                 if (rec.offset < off)
                     continue;
                 (*records)++;
-                if (!replay_record(b, &rec))
+                if (!replay_record(co, &rec))
                     (*skipped)++;
             }
             stream_record_iter_stop(&it);
@@ -516,8 +498,8 @@ static void replay_log(stream_broker *b, stream_log *log, int32_t p, long long *
             pos += size;
         }
         if (next <= off) {
-            stream__blog(b, STREAM_BROKER_ERROR, "%s-%d: replay stuck at offset %lld",
-                         STREAM_OFFSETS_TOPIC, (int)p, (long long)off);
+            stream__host_log(b, STREAM_BROKER_ERROR, "%s-%d: replay stuck at offset %lld",
+                             STREAM_OFFSETS_TOPIC, (int)p, (long long)off);
             break;
         }
         off = next;
@@ -527,8 +509,9 @@ static void replay_log(stream_broker *b, stream_log *log, int32_t p, long long *
 
 /* Writes tombstones for g's offsets of `topic`, or with topic NULL for its
  * offsets of every topic that no longer exists. */
-static void drop_offsets(stream_broker *b, stream__group *g, const char *topic)
+static void drop_offsets(stream__coord *co, stream__group *g, const char *topic)
 {
+    stream_store *store = stream__host_store(co->broker);
     size_t n = 0;
     stream__offset_rec *recs = calloc(g->noffsets ? g->noffsets : 1, sizeof(*recs));
     char **names = calloc(g->noffsets ? g->noffsets : 1, sizeof(*names));
@@ -540,7 +523,7 @@ static void drop_offsets(stream_broker *b, stream__group *g, const char *topic)
     for (size_t i = 0; i < g->noffsets; i++) {
         const stream__offset *o = &g->offsets[i];
         bool drop =
-            topic ? strcmp(o->topic, topic) == 0 : stream_store_topic(b->store, o->topic) == NULL;
+            topic ? strcmp(o->topic, topic) == 0 : stream_store_topic(store, o->topic) == NULL;
         if (!drop || (names[n] = strdup(o->topic)) == NULL)
             continue;
         recs[n] =
@@ -553,9 +536,9 @@ static void drop_offsets(stream_broker *b, stream__group *g, const char *topic)
         int64_t need;
         snprintf(name, sizeof(name), "%s", g->name);
         /* g may be freed by the write (no members, no offsets left). */
-        if (stream__offsets_write(b, name, recs, n, &partition, &need, msg, sizeof(msg)) == 0)
-            stream__blog(b, STREAM_BROKER_INFO, "group %s: dropped %zu offsets of %s", name, n,
-                         topic ? topic : "deleted topics");
+        if (stream__offsets_write(co, name, recs, n, &partition, &need, msg, sizeof(msg)) == 0)
+            stream__host_log(co->broker, STREAM_BROKER_INFO, "group %s: dropped %zu offsets of %s",
+                             name, n, topic ? topic : "deleted topics");
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -563,37 +546,34 @@ static void drop_offsets(stream_broker *b, stream__group *g, const char *topic)
     free(recs);
 }
 
-int stream__offsets_replay(stream_broker *b, char *errbuf, size_t errbuf_len)
+int stream__offsets_replay(stream__coord *co, char *errbuf, size_t errbuf_len)
 {
+    stream_broker *b = co->broker;
     int err;
-    stream_topic *t = offsets_topic(b, false, &err, errbuf, errbuf_len);
+    stream_topic *t = offsets_topic(co, false, &err, errbuf, errbuf_len);
     if (t == NULL)
         return 0;
     long long records = 0, skipped = 0;
     for (int32_t p = 0; p < t->partition_count; p++)
-        replay_log(b, t->partitions[p], p, &records, &skipped);
+        replay_log(co, t->partitions[p], p, &records, &skipped);
     /* Deletions whose tombstones did not reach the disk before a crash. */
-    stream__coord *co = b->coord;
     for (size_t gi = co->ngroups; gi-- > 0;)
-        drop_offsets(b, co->groups[gi], NULL);
+        drop_offsets(co, co->groups[gi], NULL);
     size_t noffsets = 0;
     for (size_t gi = 0; gi < co->ngroups; gi++)
         noffsets += co->groups[gi]->noffsets;
-    stream__blog(b, STREAM_BROKER_INFO,
-                 "group coordinator: %zu committed offsets of %zu groups loaded from %s "
-                 "(%lld records read)",
-                 noffsets, co->ngroups, STREAM_OFFSETS_TOPIC, records);
+    stream__host_log(b, STREAM_BROKER_INFO,
+                     "group coordinator: %zu committed offsets of %zu groups loaded from %s "
+                     "(%lld records read)",
+                     noffsets, co->ngroups, STREAM_OFFSETS_TOPIC, records);
     if (skipped > 0)
-        stream__blog(b, STREAM_BROKER_WARN, "%s: %lld records were malformed and skipped",
-                     STREAM_OFFSETS_TOPIC, skipped);
+        stream__host_log(b, STREAM_BROKER_WARN, "%s: %lld records were malformed and skipped",
+                         STREAM_OFFSETS_TOPIC, skipped);
     return 0;
 }
 
-void stream__offsets_topic_deleted(stream_broker *b, const char *topic)
+void stream__offsets_topic_deleted(stream__coord *co, const char *topic)
 {
-    stream__coord *co = b->coord;
-    if (co == NULL)
-        return;
     /* From the end: a group emptied by the tombstones is removed, which
      * shifts only the groups after it. */
     for (size_t gi = co->ngroups; gi-- > 0;) {
@@ -602,7 +582,7 @@ void stream__offsets_topic_deleted(stream_broker *b, const char *topic)
         for (size_t i = 0; !any && i < g->noffsets; i++)
             any = strcmp(g->offsets[i].topic, topic) == 0;
         if (any)
-            drop_offsets(b, g, topic);
+            drop_offsets(co, g, topic);
     }
 }
 

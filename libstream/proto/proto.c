@@ -893,35 +893,6 @@ bool stream_str_eq(const char *p, size_t len, const char *s)
     return strlen(s) == len && (len == 0 || memcmp(p, s, len) == 0);
 }
 
-int stream_topic_name_check(const char *name, size_t len, char *errbuf, size_t errbuf_len)
-{
-    char q[QUOTE_MAX + 4];
-    if (len == 0)
-        return fail(STREAM_EBADNAME, errbuf, errbuf_len, "topic name is empty");
-    if (len > STREAM_TOPIC_NAME_MAX)
-        return fail(STREAM_EBADNAME, errbuf, errbuf_len,
-                    "topic name '%s' is %zu bytes long (at most %d)", quote(q, name, len), len,
-                    STREAM_TOPIC_NAME_MAX);
-    if (stream_str_eq(name, len, ".") || stream_str_eq(name, len, ".."))
-        return fail(STREAM_EBADNAME, errbuf, errbuf_len, "'.' and '..' are not valid topic names");
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (ok)
-            continue;
-        if (c > 0x20 && c < 0x7f)
-            return fail(STREAM_EBADNAME, errbuf, errbuf_len,
-                        "topic name '%s' contains '%c' (allowed: letters, digits, '.', '_', '-')",
-                        quote(q, name, len), c);
-        return fail(STREAM_EBADNAME, errbuf, errbuf_len,
-                    "topic name '%s' has byte 0x%02x at %zu (allowed: letters, digits, '.', '_', "
-                    "'-')",
-                    quote(q, name, len), c, i);
-    }
-    return 0;
-}
-
 int stream_group_name_check(const char *name, size_t len, char *errbuf, size_t errbuf_len)
 {
     char q[QUOTE_MAX + 4];
@@ -938,11 +909,6 @@ int stream_group_name_check(const char *name, size_t len, char *errbuf, size_t e
                     "not '.' or '..')",
                     quote(q, name, len));
     return 0;
-}
-
-bool stream_topic_is_internal(const char *name, size_t len)
-{
-    return len >= 2 && name[0] == '_' && name[1] == '_';
 }
 
 /* ---- writing frames ------------------------------------------------------ */

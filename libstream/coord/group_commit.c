@@ -73,18 +73,17 @@ static void commit_destroy(stream__pending *p)
     free(s);
 }
 
-static void commit_encode(stream_broker *b, stream__req *r, stream__pending *p)
+static void commit_encode(stream__coord *co, stream__req *r, stream__pending *p)
 {
     commit_state *s = (commit_state *)p;
     char dmsg[240];
     int derr = s->write_err;
     if (derr == 0)
-        derr = stream__offsets_durable_err(b, s->partition, s->need, dmsg, sizeof(dmsg));
+        derr = stream__offsets_durable_err(co, s->partition, s->need, dmsg, sizeof(dmsg));
     else
         snprintf(dmsg, sizeof(dmsg), "%s", s->write_msg);
     stream_frame f;
-    stream_buf_reset(&r->out);
-    stream_frame_start(&f, &r->out);
+    stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, p->id, 0, NULL, 1);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, s->ntopics);
@@ -101,7 +100,7 @@ static void commit_encode(stream_broker *b, stream__req *r, stream__pending *p)
             stream_pack_err(&f.pk, err, e->err ? e->msg : dmsg);
         }
     }
-    stream__reply_finish(r, &f, p->id);
+    stream__host_reply_finish(r, &f, p->id);
 }
 
 /* Checks the shape of a commit's `topics`; counts partition entries. */
@@ -136,7 +135,7 @@ static int commit_scan(const msgpack_object *topics, size_t *n, char *msg, size_
 }
 
 /* Decides one partition of a commit: 0 (accepted) or its error. */
-static int commit_check(stream_broker *b, const stream__member *m, const char *topic, bool valid,
+static int commit_check(stream__coord *co, const stream__member *m, const char *topic, bool valid,
                         int32_t partition, int64_t offset, size_t md_len, char *msg, size_t msg_len)
 {
     if (offset < 0) {
@@ -156,7 +155,7 @@ static int commit_check(stream_broker *b, const stream__member *m, const char *t
         }
         return 0;
     }
-    stream_topic *t = valid ? stream_store_topic(b->store, topic) : NULL;
+    stream_topic *t = valid ? stream_store_topic(stream__host_store(co->broker), topic) : NULL;
     if (t == NULL) {
         snprintf(msg, msg_len, "unknown topic '%.200s'", topic);
         return STREAM_ENOTOPIC;
@@ -208,10 +207,9 @@ static int commit_who(stream__group *g, const char *group, const char *mid, size
     return 0;
 }
 
-void stream__op_commit_offsets(stream__conn *c, stream__req *r, uint64_t id,
-                               const msgpack_object *m)
+void stream__op_commit_offsets(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
 {
-    stream_broker *b = c->broker;
+    stream__coord *co = svc;
     char msg[512], group[STREAM_GROUP_NAME_MAX + 1];
     const char *mid = NULL;
     size_t mid_len = 0, n;
@@ -229,10 +227,10 @@ void stream__op_commit_offsets(stream__conn *c, stream__req *r, uint64_t id,
         rc = stream__group_field(m, group, msg, sizeof(msg));
     stream__member *member = NULL;
     if (rc == 0)
-        rc = commit_who(stream__group_find(b->coord, group), group, mid, mid_len, gen, &member, msg,
+        rc = commit_who(stream__group_find(co, group), group, mid, mid_len, gen, &member, msg,
                         sizeof(msg));
     if (rc != 0) {
-        stream__reply_error(r, id, rc, msg);
+        stream__host_reply_error(r, id, rc, msg);
         return;
     }
     commit_state *s = calloc(1, sizeof(*s));
@@ -249,7 +247,7 @@ void stream__op_commit_offsets(stream__conn *c, stream__req *r, uint64_t id,
             s->ntopics = 0;
             commit_destroy(&s->p);
         }
-        stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+        stream__host_reply_error(r, id, STREAM_ENOMEM, NULL);
         return;
     }
     s->p.id = id;
@@ -279,7 +277,7 @@ void stream__op_commit_offsets(stream__conn *c, stream__req *r, uint64_t id,
             stream_field_str_opt(pm, "metadata", &md, &md_len, NULL, 0);
             commit_entry *e = &s->entries[k];
             e->partition = (int32_t)partition;
-            e->err = ct->name ? commit_check(b, member, ct->name, valid, e->partition, offset,
+            e->err = ct->name ? commit_check(co, member, ct->name, valid, e->partition, offset,
                                              md_len, e->msg, sizeof(e->msg))
                               : STREAM_ENOMEM;
             if (e->err == 0)
@@ -292,16 +290,17 @@ void stream__op_commit_offsets(stream__conn *c, stream__req *r, uint64_t id,
     }
     s->write_msg[0] = '\0';
     if (nrecs > 0)
-        s->write_err = stream__offsets_write(b, group, recs, nrecs, &s->partition, &s->need,
+        s->write_err = stream__offsets_write(co, group, recs, nrecs, &s->partition, &s->need,
                                              s->write_msg, sizeof(s->write_msg));
     free(recs);
-    if (s->write_err == 0 && stream__pending_add(&s->p, s->partition, s->need) != 0) {
+    if (s->write_err == 0 && stream__pending_add(co, &s->p, s->partition, s->need) != 0) {
         /* Cannot wait: flush here (stream__pending_park does when nothing is added). */
         stream_log *log;
-        if (stream_store_log(b->store, STREAM_OFFSETS_TOPIC, s->partition, &log) == 0)
+        if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC, s->partition,
+                             &log) == 0)
             stream_log_flush(log);
     }
-    stream__pending_park(b, r, &s->p);
+    stream__pending_park(co, r, &s->p);
 }
 
 /* ======================================================================== */
@@ -347,9 +346,9 @@ static int fetch_scan(const msgpack_object *topics, char *msg, size_t msg_len)
     return 0;
 }
 
-void stream__op_fetch_offsets(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
+void stream__op_fetch_offsets(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
 {
-    stream_broker *b = c->broker;
+    stream__coord *co = svc;
     char msg[512], group[STREAM_GROUP_NAME_MAX + 1];
     const msgpack_object *topics;
     int rc = stream_field_array_opt(m, "topics", &topics, msg, sizeof(msg));
@@ -358,12 +357,12 @@ void stream__op_fetch_offsets(stream__conn *c, stream__req *r, uint64_t id, cons
     if (rc == 0)
         rc = stream__group_field(m, group, msg, sizeof(msg));
     if (rc != 0) {
-        stream__reply_error(r, id, rc, msg);
+        stream__host_reply_error(r, id, rc, msg);
         return;
     }
-    const stream__group *g = stream__group_find(b->coord, group);
+    const stream__group *g = stream__group_find(co, group);
     stream_frame f;
-    stream_frame_start(&f, &r->out);
+    stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, id, 0, NULL, 1);
     stream_pack_key(&f.pk, "topics");
     if (topics == NULL) {
@@ -381,7 +380,7 @@ void stream__op_fetch_offsets(stream__conn *c, stream__req *r, uint64_t id, cons
                 pack_offset_entry(&f.pk, g->offsets[j].partition, &g->offsets[j]);
             i += run;
         }
-        stream__reply_finish(r, &f, id);
+        stream__host_reply_finish(r, &f, id);
         return;
     }
     msgpack_pack_array(&f.pk, topics->via.array.size);
@@ -410,7 +409,7 @@ void stream__op_fetch_offsets(stream__conn *c, stream__req *r, uint64_t id, cons
             }
             continue;
         }
-        stream_topic *st = valid ? stream_store_topic(b->store, name) : NULL;
+        stream_topic *st = valid ? stream_store_topic(stream__host_store(co->broker), name) : NULL;
         if (st != NULL) {
             msgpack_pack_array(&f.pk, (size_t)st->partition_count);
             for (int32_t pn = 0; pn < st->partition_count; pn++)
@@ -428,7 +427,7 @@ void stream__op_fetch_offsets(stream__conn *c, stream__req *r, uint64_t id, cons
         for (size_t j = from; j < from + run; j++)
             pack_offset_entry(&f.pk, g->offsets[j].partition, &g->offsets[j]);
     }
-    stream__reply_finish(r, &f, id);
+    stream__host_reply_finish(r, &f, id);
 }
 
 /* ======================================================================== */
@@ -459,28 +458,27 @@ static void delete_destroy(stream__pending *p)
     free(s);
 }
 
-static void delete_encode(stream_broker *b, stream__req *r, stream__pending *p)
+static void delete_encode(stream__coord *co, stream__req *r, stream__pending *p)
 {
     delete_state *s = (delete_state *)p;
     stream_frame f;
-    stream_buf_reset(&r->out);
-    stream_frame_start(&f, &r->out);
+    stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, p->id, 0, NULL, 1);
     stream_pack_key(&f.pk, "groups");
     msgpack_pack_array(&f.pk, s->n);
     for (size_t i = 0; i < s->n; i++) {
         delete_entry *e = &s->e[i];
         if (e->err == 0)
-            e->err = stream__offsets_durable_err(b, e->partition, e->need, e->msg, sizeof(e->msg));
+            e->err = stream__offsets_durable_err(co, e->partition, e->need, e->msg, sizeof(e->msg));
         msgpack_pack_map(&f.pk, 1 + stream_err_fields(e->err));
         stream_pack_kv_cstr(&f.pk, "group", e->group ? e->group : "");
         stream_pack_err(&f.pk, e->err, e->msg);
     }
-    stream__reply_finish(r, &f, p->id);
+    stream__host_reply_finish(r, &f, p->id);
 }
 
 /* Deletes one group (no members): tombstones for all its offsets. */
-static int delete_one(stream_broker *b, const char *p, size_t len, delete_entry *e)
+static int delete_one(stream__coord *co, const char *p, size_t len, delete_entry *e)
 {
     char name[STREAM_GROUP_NAME_MAX + 1];
     int rc = stream_group_name_check(p, len, e->msg, sizeof(e->msg));
@@ -488,7 +486,7 @@ static int delete_one(stream_broker *b, const char *p, size_t len, delete_entry 
         return rc;
     memcpy(name, p, len);
     name[len] = '\0';
-    stream__group *g = stream__group_find(b->coord, name);
+    stream__group *g = stream__group_find(co, name);
     if (g == NULL) {
         snprintf(e->msg, sizeof(e->msg), "group '%s' does not exist", name);
         return STREAM_ENOGROUP;
@@ -518,23 +516,24 @@ static int delete_one(stream_broker *b, const char *p, size_t len, delete_entry 
         if (topics == NULL)
             rc = STREAM_ENOMEM;
         if (rc == 0)
-            rc = stream__offsets_write(b, name, recs, n, &e->partition, &e->need, e->msg,
+            rc = stream__offsets_write(co, name, recs, n, &e->partition, &e->need, e->msg,
                                        sizeof(e->msg));
         for (size_t i = 0; topics && i < n; i++)
             free(topics[i]);
         free(topics);
     } else {
-        stream__group_gc(b->coord, g);
+        stream__group_gc(co, g);
     }
     free(recs);
     if (rc == 0)
-        stream__blog(b, STREAM_BROKER_INFO, "group %s: deleted (%zu committed offsets)", name, n);
+        stream__host_log(co->broker, STREAM_BROKER_INFO,
+                         "group %s: deleted (%zu committed offsets)", name, n);
     return rc;
 }
 
-void stream__op_delete_group(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
+void stream__op_delete_group(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
 {
-    stream_broker *b = c->broker;
+    stream__coord *co = svc;
     char msg[512];
     const msgpack_object *groups;
     int rc = stream_field_array(m, "groups", &groups, msg, sizeof(msg));
@@ -544,7 +543,7 @@ void stream__op_delete_group(stream__conn *c, stream__req *r, uint64_t id, const
         rc = stream_elem_str(groups, i, "groups", &p, &len, msg, sizeof(msg));
     }
     if (rc != 0) {
-        stream__reply_error(r, id, rc, msg);
+        stream__host_reply_error(r, id, rc, msg);
         return;
     }
     delete_state *s = calloc(1, sizeof(*s));
@@ -552,7 +551,7 @@ void stream__op_delete_group(stream__conn *c, stream__req *r, uint64_t id, const
         s->e = calloc(groups->via.array.size ? groups->via.array.size : 1, sizeof(*s->e));
     if (s == NULL || s->e == NULL) {
         free(s);
-        stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+        stream__host_reply_error(r, id, STREAM_ENOMEM, NULL);
         return;
     }
     s->n = groups->via.array.size;
@@ -565,14 +564,15 @@ void stream__op_delete_group(stream__conn *c, stream__req *r, uint64_t id, const
         stream_elem_str(groups, i, "groups", &p, &len, NULL, 0);
         delete_entry *e = &s->e[i];
         e->group = stream__strndup(p, len);
-        e->err = delete_one(b, p, len, e);
-        if (e->err == 0 && stream__pending_add(&s->p, e->partition, e->need) != 0) {
+        e->err = delete_one(co, p, len, e);
+        if (e->err == 0 && stream__pending_add(co, &s->p, e->partition, e->need) != 0) {
             stream_log *log;
-            if (stream_store_log(b->store, STREAM_OFFSETS_TOPIC, e->partition, &log) == 0)
+            if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC, e->partition,
+                                 &log) == 0)
                 stream_log_flush(log);
         }
     }
-    stream__pending_park(b, r, &s->p);
+    stream__pending_park(co, r, &s->p);
 }
 
 /* ======================================================================== */
@@ -603,22 +603,21 @@ static void reset_destroy(stream__pending *p)
     free(s);
 }
 
-static void reset_encode(stream_broker *b, stream__req *r, stream__pending *p)
+static void reset_encode(stream__coord *co, stream__req *r, stream__pending *p)
 {
     reset_state *s = (reset_state *)p;
     char msg[240];
     int err = s->write_err;
     if (err == 0 && s->executed)
-        err = stream__offsets_durable_err(b, s->partition, s->need, msg, sizeof(msg));
+        err = stream__offsets_durable_err(co, s->partition, s->need, msg, sizeof(msg));
     else
         snprintf(msg, sizeof(msg), "%s", s->write_msg);
     if (err != 0) {
-        stream__reply_error(r, p->id, err, msg);
+        stream__host_reply_error(r, p->id, err, msg);
         return;
     }
     stream_frame f;
-    stream_buf_reset(&r->out);
-    stream_frame_start(&f, &r->out);
+    stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, p->id, 0, NULL, 2);
     stream_pack_kv_bool(&f.pk, "executed", s->executed);
     stream_pack_key(&f.pk, "offsets");
@@ -633,7 +632,7 @@ static void reset_encode(stream_broker *b, stream__req *r, stream__pending *p)
             stream_pack_kv_int(&f.pk, "new", s->next[k]);
         }
     }
-    stream__reply_finish(r, &f, p->id);
+    stream__host_reply_finish(r, &f, p->id);
 }
 
 static int parse_to(const msgpack_object *m, reset_to *to, char *msg, size_t msg_len)
@@ -657,13 +656,14 @@ static int parse_to(const msgpack_object *m, reset_to *to, char *msg, size_t msg
 
 /* Fills parts with the partitions the reset covers. Request-level errors:
  * ENOTOPIC, ENOPART (with msg). */
-static int reset_parts(stream_broker *b, const stream__group *g, const msgpack_object *topics,
+static int reset_parts(stream__coord *co, const stream__group *g, const msgpack_object *topics,
                        stream__pset *parts, char *msg, size_t msg_len)
 {
     int rc = 0;
     if (topics == NULL) {
         for (size_t i = 0; rc == 0 && g && i < g->noffsets; i += run_of_topic(g, i)) {
-            stream_topic *t = stream_store_topic(b->store, g->offsets[i].topic);
+            stream_topic *t =
+                stream_store_topic(stream__host_store(co->broker), g->offsets[i].topic);
             for (int32_t p = 0; rc == 0 && t && p < t->partition_count; p++)
                 rc = stream__pset_add(parts, t->name, p);
         }
@@ -681,7 +681,7 @@ static int reset_parts(stream_broker *b, const stream__group *g, const msgpack_o
         if (stream_topic_name_check(p, len, NULL, 0) == 0) {
             memcpy(name, p, len);
             name[len] = '\0';
-            t = stream_store_topic(b->store, name);
+            t = stream_store_topic(stream__host_store(co->broker), name);
         }
         if (t == NULL) {
             snprintf(msg, msg_len, "unknown topic '%.*s'", (int)(len > 200 ? 200 : len), p);
@@ -707,11 +707,11 @@ static int reset_parts(stream_broker *b, const stream__group *g, const msgpack_o
 }
 
 /* The new offset of one partition, clamped to the log. */
-static int reset_one(stream_broker *b, const char *topic, int32_t p, reset_to to, int64_t value,
+static int reset_one(stream__coord *co, const char *topic, int32_t p, reset_to to, int64_t value,
                      int64_t current, int64_t *out, char *msg, size_t msg_len)
 {
     stream_log *log;
-    if (stream_store_log(b->store, topic, p, &log) != 0) {
+    if (stream_store_log(stream__host_store(co->broker), topic, p, &log) != 0) {
         snprintf(msg, msg_len, "unknown partition %s-%d", topic, (int)p);
         return STREAM_ENOPART;
     }
@@ -753,9 +753,9 @@ static int reset_one(stream_broker *b, const char *topic, int32_t p, reset_to to
     return 0;
 }
 
-void stream__op_reset_offsets(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
+void stream__op_reset_offsets(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
 {
-    stream_broker *b = c->broker;
+    stream__coord *co = svc;
     char msg[512], group[STREAM_GROUP_NAME_MAX + 1];
     const msgpack_object *topics;
     reset_to to = TO_EARLIEST;
@@ -772,7 +772,7 @@ void stream__op_reset_offsets(stream__conn *c, stream__req *r, uint64_t id, cons
         rc = stream_field_bool_opt(m, "execute", false, &execute, msg, sizeof(msg));
     if (rc == 0)
         rc = stream__group_field(m, group, msg, sizeof(msg));
-    const stream__group *g = rc == 0 ? stream__group_find(b->coord, group) : NULL;
+    const stream__group *g = rc == 0 ? stream__group_find(co, group) : NULL;
     if (rc == 0 && execute && g && g->nmembers > 0) {
         snprintf(msg, sizeof(msg),
                  "group '%s' has %zu members: stop them before resetting its offsets", group,
@@ -780,12 +780,12 @@ void stream__op_reset_offsets(stream__conn *c, stream__req *r, uint64_t id, cons
         rc = STREAM_EGROUPNOTEMPTY;
     }
     if (rc != 0) {
-        stream__reply_error(r, id, rc, msg);
+        stream__host_reply_error(r, id, rc, msg);
         return;
     }
     reset_state *s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+        stream__host_reply_error(r, id, STREAM_ENOMEM, NULL);
         return;
     }
     s->p.id = id;
@@ -793,7 +793,7 @@ void stream__op_reset_offsets(stream__conn *c, stream__req *r, uint64_t id, cons
     s->p.destroy = reset_destroy;
     stream__pset_init(&s->parts);
     msg[0] = '\0';
-    rc = reset_parts(b, g, topics, &s->parts, msg, sizeof(msg));
+    rc = reset_parts(co, g, topics, &s->parts, msg, sizeof(msg));
     size_t n = s->parts.count;
     if (rc == 0) {
         s->current = calloc(n ? n : 1, sizeof(*s->current));
@@ -808,19 +808,19 @@ void stream__op_reset_offsets(stream__conn *c, stream__req *r, uint64_t id, cons
             int32_t pn = s->parts.t[i].parts[j];
             const stream__offset *o = g ? stream__offset_find(g, topic, pn) : NULL;
             s->current[k] = o ? o->offset : -1;
-            rc = reset_one(b, topic, pn, to, value, s->current[k], &s->next[k], msg, sizeof(msg));
+            rc = reset_one(co, topic, pn, to, value, s->current[k], &s->next[k], msg, sizeof(msg));
         }
     }
     if (rc != 0) {
         reset_destroy(&s->p);
-        stream__reply_error(r, id, rc, msg[0] ? msg : NULL);
+        stream__host_reply_error(r, id, rc, msg[0] ? msg : NULL);
         return;
     }
     if (execute && n > 0) {
         stream__offset_rec *recs = calloc(n, sizeof(*recs));
         if (recs == NULL) {
             reset_destroy(&s->p);
-            stream__reply_error(r, id, STREAM_ENOMEM, NULL);
+            stream__host_reply_error(r, id, STREAM_ENOMEM, NULL);
             return;
         }
         k = 0;
@@ -829,18 +829,20 @@ void stream__op_reset_offsets(stream__conn *c, stream__req *r, uint64_t id, cons
                 recs[k] = (stream__offset_rec){.topic = s->parts.t[i].topic,
                                                .partition = s->parts.t[i].parts[j],
                                                .offset = s->next[k]};
-        s->write_err = stream__offsets_write(b, group, recs, n, &s->partition, &s->need,
+        s->write_err = stream__offsets_write(co, group, recs, n, &s->partition, &s->need,
                                              s->write_msg, sizeof(s->write_msg));
         free(recs);
         if (s->write_err == 0) {
-            stream__blog(b, STREAM_BROKER_INFO, "group %s: reset %zu offsets", group, n);
-            if (stream__pending_add(&s->p, s->partition, s->need) != 0) {
+            stream__host_log(co->broker, STREAM_BROKER_INFO, "group %s: reset %zu offsets", group,
+                             n);
+            if (stream__pending_add(co, &s->p, s->partition, s->need) != 0) {
                 stream_log *log;
-                if (stream_store_log(b->store, STREAM_OFFSETS_TOPIC, s->partition, &log) == 0)
+                if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC,
+                                     s->partition, &log) == 0)
                     stream_log_flush(log);
             }
         }
     }
     s->executed = execute;
-    stream__pending_park(b, r, &s->p);
+    stream__pending_park(co, r, &s->p);
 }

@@ -31,7 +31,6 @@
 #include <unistd.h>
 
 #include "stream/error.h"
-#include "stream/proto.h"
 #include "stream/store.h"
 
 #define META_SUFFIX   ".topic"
@@ -85,9 +84,75 @@ static void note(stream_store *s, const char *fmt, ...)
 
 /* ---- names ---------------------------------------------------------------- */
 
+/* At most this many bytes of a bad name are quoted in a message. */
+#define QUOTE_MAX 64
+
+/* Copies peer text into q for quoting: at most QUOTE_MAX bytes, anything
+ * unprintable as '?', so a message never carries control bytes to a terminal. */
+static const char *quote(char q[QUOTE_MAX + 4], const char *p, size_t len)
+{
+    size_t n = len < QUOTE_MAX ? len : QUOTE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        q[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    if (n < len) {
+        memcpy(q + n, "...", 3);
+        n += 3;
+    }
+    q[n] = '\0';
+    return q;
+}
+
+/*
+ * One grammar for the wire and the disk, and the store owns it: a topic
+ * name becomes a directory name here, and the protocol (proto.c), the
+ * broker and the clients check names from outside with this same function.
+ */
+int stream_topic_name_check(const char *name, size_t len, char *errbuf, size_t errbuf_len)
+{
+    char q[QUOTE_MAX + 4];
+    bool dots = (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.');
+    if (len == 0) {
+        errf(errbuf, errbuf_len, "topic name is empty");
+        return STREAM_EBADNAME;
+    }
+    if (len > STREAM_TOPIC_NAME_MAX) {
+        errf(errbuf, errbuf_len, "topic name '%s' is %zu bytes long (at most %d)",
+             quote(q, name, len), len, STREAM_TOPIC_NAME_MAX);
+        return STREAM_EBADNAME;
+    }
+    if (dots) {
+        errf(errbuf, errbuf_len, "'.' and '..' are not valid topic names");
+        return STREAM_EBADNAME;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (ok)
+            continue;
+        if (c > 0x20 && c < 0x7f)
+            errf(errbuf, errbuf_len,
+                 "topic name '%s' contains '%c' (allowed: letters, digits, '.', '_', '-')",
+                 quote(q, name, len), c);
+        else
+            errf(errbuf, errbuf_len,
+                 "topic name '%s' has byte 0x%02x at %zu (allowed: letters, digits, '.', '_', "
+                 "'-')",
+                 quote(q, name, len), c, i);
+        return STREAM_EBADNAME;
+    }
+    return 0;
+}
+
+bool stream_topic_is_internal(const char *name, size_t len)
+{
+    return len >= 2 && name[0] == '_' && name[1] == '_';
+}
+
 int stream_topic_name_valid(const char *name, char *errbuf, size_t errbuf_len)
 {
-    /* One grammar for the wire and the disk: proto.c owns it. */
     return stream_topic_name_check(name ? name : "", name ? strlen(name) : 0, errbuf, errbuf_len);
 }
 

@@ -1,6 +1,14 @@
 /*
  * internal.h - small helpers shared by libstream's own files (prefix stream__).
  *
+ * The main header of libstream/base/, the lowest layer: buffers (buf.c),
+ * errors (error.c), CRC-32C, JSON, the time grammar (timespec.c) and
+ * latency histograms - what every other folder uses, using none of them.
+ * libstream's folders are layers, each including only itself and the
+ * folders below it (STYLE.md rule 18, tests/check-layers.sh):
+ *
+ *   base < log < proto < broker < coord < client < tools
+ *
  * Not installed and not part of the public API. Module-private declarations
  * live in the module's own internal header (client_internal.h, ...); only what
  * several modules need goes here.

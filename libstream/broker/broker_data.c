@@ -141,6 +141,7 @@ static stream_topic *find_topic(stream_broker *b, const req_topic *rt, bool crea
                 stream__blog(b, STREAM_BROKER_ERROR,
                              "topic %s: cannot attach to the flusher; acks=all will time out",
                              rt->name);
+            stream__services_topic_created(b, t);
             return t;
         }
         *err = rc;

@@ -1,0 +1,235 @@
+/*
+ * host.c - the broker as a host of services (host.h): the list of services
+ * it starts, the routing of their ops, the topic events, and the functions
+ * a service calls on the broker.
+ *
+ * The list below is the only place the broker core names a service. Each
+ * service's descriptor is defined in its own folder and declared here,
+ * once, with an extern: the core links against it without including
+ * anything of the service's folder, which sits above broker/ (STYLE.md
+ * rule 18). At start the ops of every service go into one table indexed by
+ * op (stream_broker.routes), so dispatching a service's op costs one load.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker_internal.h"
+#include "stream/error.h"
+
+/* ---- the services this broker hosts ---- */
+
+extern const stream__service stream__coord_service; /* libstream/coord/group.c */
+
+/* Started in this order, stopped and freed in the reverse one. */
+static const stream__service *const services[] = {
+    &stream__coord_service,
+};
+#define NSERVICES (sizeof(services) / sizeof(services[0]))
+
+_Static_assert(NSERVICES <= STREAM__SERVICES_MAX, "raise STREAM__SERVICES_MAX");
+
+static void seterr(char *errbuf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *errbuf, size_t len, const char *fmt, ...)
+{
+    if (errbuf == NULL || len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, len, fmt, ap);
+    va_end(ap);
+}
+
+/* Routes service i's ops; EINVAL when one is taken or out of range. */
+static int add_routes(stream_broker *b, size_t i, char *errbuf, size_t errbuf_len)
+{
+    const stream__service *s = services[i];
+    for (size_t k = 0; k < s->nops; k++) {
+        stream_op op = s->ops[k].op;
+        if ((int)op <= STREAM_OP_UNKNOWN || op >= STREAM_OP__COUNT) {
+            seterr(errbuf, errbuf_len, "%s: op %d is not a protocol op", s->name, (int)op);
+            return STREAM_EINVAL;
+        }
+        if (b->routes[op].handle != NULL) {
+            seterr(errbuf, errbuf_len, "%s and %s both answer op '%s'",
+                   services[b->routes[op].service]->name, s->name, stream_op_name(op));
+            return STREAM_EINVAL;
+        }
+        b->routes[op].handle = s->ops[k].handle;
+        b->routes[op].service = i;
+    }
+    return 0;
+}
+
+int stream__services_start(stream_broker *b, char *errbuf, size_t errbuf_len)
+{
+    for (size_t i = 0; i < NSERVICES; i++) {
+        int rc = add_routes(b, i, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = services[i]->start(b, &b->svc[i], errbuf, errbuf_len);
+        if (b->svc[i] != NULL)
+            b->nsvc = i + 1; /* stopped and freed as usual, even after a failed start */
+        if (rc != 0)
+            return rc;
+        for (size_t k = 0; k < services[i]->nops; k++)
+            b->routes[services[i]->ops[k].op].svc = b->svc[i];
+    }
+    return 0;
+}
+
+void stream__services_stop(stream_broker *b)
+{
+    if (b->svc_stopped)
+        return;
+    b->svc_stopped = true;
+    for (size_t i = b->nsvc; i-- > 0;)
+        services[i]->stop(b->svc[i]);
+}
+
+void stream__services_free(stream_broker *b)
+{
+    for (size_t i = b->nsvc; i-- > 0;) {
+        services[i]->free(b->svc[i]);
+        b->svc[i] = NULL;
+    }
+    b->nsvc = 0;
+    memset(b->routes, 0, sizeof(b->routes));
+}
+
+bool stream__services_dispatch(stream_broker *b, stream__req *r, uint64_t id, stream_op op,
+                               const msgpack_object *m)
+{
+    if ((int)op <= STREAM_OP_UNKNOWN || op >= STREAM_OP__COUNT || b->routes[op].svc == NULL)
+        return false;
+    b->routes[op].handle(b->routes[op].svc, r, id, m);
+    return true;
+}
+
+void stream__services_topic_created(stream_broker *b, stream_topic *t)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->topic_created)
+            services[i]->topic_created(b->svc[i], t);
+}
+
+void stream__services_topic_deleted(stream_broker *b, const char *name)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->topic_deleted)
+            services[i]->topic_deleted(b->svc[i], name);
+}
+
+/* ---- what a service may ask of the broker ---- */
+
+uv_loop_t *stream__host_loop(stream_broker *b)
+{
+    return &b->loop;
+}
+
+stream_store *stream__host_store(stream_broker *b)
+{
+    return b->store;
+}
+
+const stream_config *stream__host_config(stream_broker *b)
+{
+    return b->config;
+}
+
+bool stream__host_stopping(stream_broker *b)
+{
+    return b->stopping;
+}
+
+void stream__host_log(stream_broker *b, stream_broker_level level, const char *fmt, ...)
+{
+    if (b->log_cb == NULL || level > b->log_level)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    stream__blog(b, level, "%s", msg);
+}
+
+uint64_t stream__host_now_ms(void)
+{
+    return stream__broker_now_ms();
+}
+
+void stream__host_reply_start(stream__req *r, stream_frame *f)
+{
+    stream_buf_reset(&r->out);
+    stream_frame_start(f, &r->out);
+}
+
+int stream__host_reply_finish(stream__req *r, stream_frame *f, uint64_t id)
+{
+    return stream__reply_finish(r, f, id);
+}
+
+void stream__host_reply_error(stream__req *r, uint64_t id, int err, const char *msg)
+{
+    stream__reply_error(r, id, err, msg);
+}
+
+const char *stream__host_req_peer(const stream__req *r)
+{
+    return r->conn->peer;
+}
+
+int stream__host_create_topic(stream_broker *b, const char *name, int32_t partitions,
+                              const stream_config *overrides, bool internal, stream_topic **out,
+                              char *msg, size_t msg_len)
+{
+    int rc = stream_store_create_topic(b->store, name, partitions, overrides, internal, out, msg,
+                                       msg_len);
+    if (rc != 0)
+        return rc;
+    if (stream__broker_attach_topic(b, *out) != 0)
+        stream__blog(b, STREAM_BROKER_ERROR, "%s: cannot attach to the flusher", name);
+    stream__services_topic_created(b, *out);
+    return 0;
+}
+
+void stream__host_appended(stream_broker *b, stream_log *log, size_t bytes)
+{
+    stream__wait_on_append(b, log, bytes);
+}
+
+/* The waiter's completion: the service's done, told whether it may answer. */
+static void wait_done(stream_broker *b, stream__req *r, void *state, stream__wait_reason why)
+{
+    stream__host_wait *w = state;
+    w->done(b, r, w, why == STREAM__WAIT_CANCEL || r == NULL);
+}
+
+void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *const *logs,
+                               const int64_t *need, size_t n, uint64_t timeout_ms,
+                               stream__host_wait *hw)
+{
+    stream__waiter *w = NULL;
+    if (n > 0 && !b->stopping)
+        w = stream__waiter_new(b, r, STREAM__WAIT_PRODUCE, n, wait_done, hw);
+    for (size_t i = 0; w && i < n; i++) {
+        if (stream_log_durable_offset(logs[i]) >= need[i])
+            continue;
+        if (stream__waiter_watch(w, logs[i], need[i]) != 0) {
+            stream__waiter_discard(w);
+            w = NULL;
+        }
+    }
+    if (w == NULL || w->nlinks == 0) {
+        /* Durable already, nothing written, or cannot park: flush here
+         * rather than answer before the disk has it. */
+        stream__waiter_discard(w);
+        for (size_t i = 0; i < n; i++)
+            if (stream_log_durable_offset(logs[i]) < need[i])
+                stream_log_flush(logs[i]);
+        hw->done(b, r, hw, false);
+        return;
+    }
+    stream__waiter_start(w, timeout_ms);
+}

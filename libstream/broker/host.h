@@ -1,0 +1,153 @@
+/*
+ * host.h - the broker as a host of services: the one interface between the
+ * broker core (libstream/broker/) and the services that run inside it, on
+ * its loop. The group coordinator (libstream/coord/) is the first; the
+ * replica manager, the controller and the Kafka listener come next. A
+ * service includes this header and nothing else of broker/, and calls only
+ * the stream__host_* functions below (tests/check-layers.sh checks both).
+ * Not installed; prefix stream__.
+ *
+ * A service is described by a stream__service: the ops it answers, each
+ * with a handler, and the callbacks through which the broker runs it:
+ *
+ *   stream_broker_new   start     in the order of the broker's list
+ *                                 (host.c), once the store is open and
+ *                                 before the listener accepts: what a
+ *                                 service loads (committed offsets) is
+ *                                 there before the first client asks
+ *   a request           handler   for each op of its table; the core's own
+ *                                 ops (hello, metadata, produce, ...) are
+ *                                 never routed to a service
+ *   create / delete     topic_created, topic_deleted: after the store did it
+ *   stopping            stop      close the service's loop handles (the
+ *                                 loop then runs their close callbacks)
+ *   after the loop      free      release everything the service holds
+ *
+ * The broker core knows no service by name beyond the list that starts
+ * them; a service knows the broker only as the opaque stream_broker it is
+ * given at start, and a request only as an opaque stream__req.
+ *
+ * A handler answers its request exactly once: at once (reply_start +
+ * reply_finish, or reply_error), or later from a completion
+ * (stream__host_wait_durable). Fields of the request (msgpack strings and
+ * bins) point into the frame and are valid only until the handler returns.
+ *
+ * Everything here runs on the broker's loop thread.
+ */
+#ifndef STREAM_BROKER_HOST_H
+#define STREAM_BROKER_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "stream/broker.h"
+#include "stream/config.h"
+#include "stream/log.h"
+#include "stream/proto.h"
+#include "stream/store.h"
+
+/* A client's request, from its frame until its response is written. Opaque
+ * outside broker/. */
+typedef struct stream__req stream__req;
+
+/* Answers request r (op fields in m, borrowed) with correlation id `id`.
+ * `svc` is what the service's start returned. */
+typedef void (*stream__op_handler)(void *svc, stream__req *r, uint64_t id, const msgpack_object *m);
+
+/* One op a service answers. */
+typedef struct stream__service_op {
+    stream_op op;              /* the op (its protocol version is checked first) */
+    stream__op_handler handle; /* who answers it */
+} stream__service_op;
+
+/* A service, as the broker's list holds it (a constant). */
+typedef struct stream__service {
+    const char *name;              /* for messages: "group coordinator" */
+    const stream__service_op *ops; /* the ops it answers; no op twice in the list */
+    size_t nops;                   /* entries in ops */
+    /* Starts the service on b: *svc gets its state, passed to every other
+     * callback and handler. 0, or an error with errbuf (the broker then
+     * fails to start); a state left in *svc by a failed start is still
+     * stopped and freed. */
+    int (*start)(stream_broker *b, void **svc, char *errbuf, size_t errbuf_len);
+    /* The broker is stopping (or failed to start): close loop handles. */
+    void (*stop)(void *svc);
+    /* The loop is done: free the state. */
+    void (*free)(void *svc);
+    /* Topic t was created (by a client, auto-creation or a service). NULL:
+     * not interested. */
+    void (*topic_created)(void *svc, stream_topic *t);
+    /* The topic called `name` was deleted; its logs are gone. NULL: not
+     * interested. */
+    void (*topic_deleted)(void *svc, const char *name);
+} stream__service;
+
+/* ---- the broker, as a service sees it ---- */
+
+/* The broker's loop: for a service's timers. */
+uv_loop_t *stream__host_loop(stream_broker *b);
+/* The topics and their logs. A service appends to a log directly (log.h)
+ * and then calls stream__host_appended. */
+stream_store *stream__host_store(stream_broker *b);
+/* The broker's configuration (the group.* settings, ...). */
+const stream_config *stream__host_config(stream_broker *b);
+/* True once the broker has begun stopping. */
+bool stream__host_stopping(stream_broker *b);
+/* A line for the broker's log (no trailing newline). */
+void stream__host_log(stream_broker *b, stream_broker_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The wall clock, ms since the epoch (commit timestamps). */
+uint64_t stream__host_now_ms(void);
+
+/* ---- answering a request ---- */
+
+/* Starts the response frame of r in f (anything r held before is dropped). */
+void stream__host_reply_start(stream__req *r, stream_frame *f);
+/* Finishes f and sends it; on failure (ENOMEM, ETOOLARGE) answers with that
+ * error instead. Returns 0 or that error. */
+int stream__host_reply_finish(stream__req *r, stream_frame *f, uint64_t id);
+/* Answers r with only id, err and msg (msg NULL: none). */
+void stream__host_reply_error(stream__req *r, uint64_t id, int err, const char *msg);
+/* "HOST:PORT" of the client r came from (valid while r is). */
+const char *stream__host_req_peer(const stream__req *r);
+
+/* ---- topics, appends, durability ---- */
+
+/* Creates a topic as create_topics does (internal: the name may start with
+ * "__"), attaches its logs to the flusher and tells every service
+ * (topic_created). *out gets the topic. 0 or the store's error with msg. */
+int stream__host_create_topic(stream_broker *b, const char *name, int32_t partitions,
+                              const stream_config *overrides, bool internal, stream_topic **out,
+                              char *msg, size_t msg_len);
+/* A service appended `bytes` to `log`: long polls watching it wake, as
+ * after a produce. */
+void stream__host_appended(stream_broker *b, stream_log *log, size_t bytes);
+
+/* A request parked until its writes are durable. Embedded in the service's
+ * own state, whose address `done` gets back. */
+typedef struct stream__host_wait stream__host_wait;
+/* Completes a parked request: encode the answer into r (see reply_*) unless
+ * `cancelled` (the connection closed: r must not be touched), then free w's
+ * state. Called exactly once. */
+typedef void (*stream__host_done_fn)(stream_broker *b, stream__req *r, stream__host_wait *w,
+                                     bool cancelled);
+struct stream__host_wait {
+    stream__host_done_fn done;
+};
+
+/*
+ * Parks r until each logs[i] is durable up to need[i], or until timeout_ms
+ * passes, the broker stops or a log is deleted; then calls w->done (which
+ * checks durability itself to choose its answer). When there is nothing to
+ * wait for (n is 0, or every log is durable already) or no way to (the
+ * broker is stopping, no memory, a log named twice), the logs not yet
+ * durable are flushed here and w->done is called before this returns. The
+ * arrays are read only during the call.
+ */
+void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *const *logs,
+                               const int64_t *need, size_t n, uint64_t timeout_ms,
+                               stream__host_wait *w);
+
+#endif /* STREAM_BROKER_HOST_H */
