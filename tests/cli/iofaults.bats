@@ -87,7 +87,8 @@ fiu() {
 
 # load_start NAME SERIES TOPIC [STREAM-PUB OPTIONS...]: a publish_loop in
 # $BATS_TEST_TMPDIR/NAME (acknowledgements in NAME/acks, stderr in
-# NAME/pub.err). Loads whose NAME starts with acks1 publish with --acks 1.
+# NAME/pub.err). Name a load acks1* when it publishes with --acks 1:
+# check_topic tells its acknowledgements apart by that name.
 load_start() {
     local name=$1
     shift
