@@ -244,7 +244,7 @@ end_offset_at_least() {
     sleep 1
     fiu "enable name=posix/io/sync/fdatasync,failinfo=5,onetime"
     # At once: the request timeout is 30 s, the delivery timeout 2 min.
-    wait_for 5 grep -q 'partition [01]: .*Input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
+    wait_for 5 grep -qi 'partition [01]: .*input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
     wait_for 5 grep -qE ' s-[01]: .*fdatasync' "$BROKER_LOG"
     run cut_points s
     echo "cuts: $output"
@@ -276,7 +276,7 @@ end_offset_at_least() {
     [ "${#lines[@]}" -eq 1 ]
     local cut=$output
     # The acks=all producers waiting on that sync got the error.
-    wait_for 5 grep -q 'Input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
+    wait_for 5 grep -qi 'input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
     sleep 1
     load_stop acks1 acksall
     produce_once after 3 d
@@ -429,7 +429,7 @@ remove_dm_disk() {
     fail_dm_disk
     # Appends still land in the page cache; the next sync fails, and the
     # acks=all producers waiting on it are told.
-    wait_for 10 grep -q 'Input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
+    wait_for 10 grep -qi 'input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
     sleep 1
     load_stop acks1 acksall
     kill -0 "$BROKER_PID"
