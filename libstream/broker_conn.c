@@ -121,7 +121,7 @@ void stream__req_drop_files(stream__req *r)
     r->file_bytes = 0;
 }
 
-int stream__req_add_file(stream__req *r, stream_log_slice *sl)
+int stream__req_add_file(stream__req *r, stream_log_slice *sl, stream_log *log)
 {
     if (r->nfiles == r->files_cap) {
         size_t cap = r->files_cap ? r->files_cap * 2 : 4;
@@ -135,6 +135,7 @@ int stream__req_add_file(stream__req *r, stream_log_slice *sl)
     }
     r->files[r->nfiles].at = r->out.len;
     r->files[r->nfiles].sl = *sl;
+    r->files[r->nfiles].log = log;
     r->nfiles++;
     r->file_bytes += sl->len;
     memset(sl, 0, sizeof(*sl)); /* the pin is the request's now */
@@ -573,15 +574,19 @@ static int send_direct(stream__conn *c, stream__req *r)
                                   fp->sl.pos + (off_t)(r->piece_sent + done));
                 if (k < 0 && errno == EINTR)
                     continue;
-                if (k <= 0)
+                if (k <= 0) {
+                    errno = k < 0 ? errno : 0;
                     goto file_error;
+                }
                 done += (size_t)k;
             }
             r->piece_sent += len;
             return send_part(c, r, r->chunk, len);
         }
-        if (n == 0)
+        if (n == 0) {
+            errno = 0;
             goto file_error; /* the file is shorter than its slice said */
+        }
         if (n < 0) {
             /* The socket failed, or (EIO) the file: either way the frame
              * cannot be finished. */
@@ -592,11 +597,19 @@ static int send_direct(stream__conn *c, stream__req *r)
         r->piece_sent += (size_t)n;
     }
 file_error:
-    /* Part of the frame is on the wire: the only way out is to close. */
+    /* Part of the frame is on the wire: the only way out is to close. The
+     * partition's later fetches pread and check its batches instead of
+     * sending the file, so that a read error there fails that partition
+     * only (broker_data.c). */
     stream__blog(c->broker, STREAM_BROKER_ERROR,
-                 "connection %llu from %s: cannot read a segment file for a fetch response; "
+                 "connection %llu from %s: cannot read a segment file for a fetch response (%s); "
                  "closing the connection",
-                 (unsigned long long)c->id, c->peer);
+                 (unsigned long long)c->id, c->peer, errno ? strerror(errno) : "short file");
+    {
+        stream__pstate *ps = stream__pstate_get(c->broker, r->files[r->piece].log, false);
+        if (ps != NULL)
+            ps->trusted_from = INT64_MAX;
+    }
     stream__conn_close(c);
     return -1;
 broken:

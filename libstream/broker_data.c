@@ -285,6 +285,11 @@ static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp
     stream_log *log = find_partition(t, pp->partition, &pp->err, pp->msg, sizeof(pp->msg));
     if (log == NULL)
         return 0;
+    /* A log whose write or sync failed is recovered before anything else
+     * (once a second at most while it keeps failing). */
+    pp->err = stream__partition_recover(b, t->name, pp->partition, log, pp->msg, sizeof(pp->msg));
+    if (pp->err != 0)
+        return 0;
     size_t count;
     bool idempotent;
     trusted_from(b, log); /* before the first append: see trusted_from */
@@ -394,9 +399,22 @@ static void produce_done(stream_broker *b, stream__req *r, void *state, stream__
                 pp->err = STREAM_ENOTOPIC;
                 snprintf(pp->msg, sizeof(pp->msg), "topic '%s' was deleted", rt->name);
             } else if (stream_log_durable_offset(log) < pp->need_durable) {
-                pp->err = STREAM_ETIMEDOUT;
-                snprintf(pp->msg, sizeof(pp->msg),
-                         "written but not yet flushed to disk within timeout_ms");
+                char what[300];
+                int ioerr = stream_log_io_error(log, NULL, what, sizeof what);
+                if (ioerr != 0) {
+                    pp->err = ioerr;
+                    /* (cut to fit: the error code says the rest) */
+                    snprintf(pp->msg, sizeof(pp->msg), "not acknowledged: %.200s", what);
+                } else if (why == STREAM__WAIT_IOERROR) {
+                    pp->err = STREAM_EIO;
+                    snprintf(pp->msg, sizeof(pp->msg),
+                             "not acknowledged: a sync failed on another partition of this "
+                             "request; these records are written but not yet confirmed on disk");
+                } else {
+                    pp->err = STREAM_ETIMEDOUT;
+                    snprintf(pp->msg, sizeof(pp->msg),
+                             "written but not yet flushed to disk within timeout_ms");
+                }
             }
         }
     }
@@ -624,8 +642,9 @@ static size_t fetch_measure(stream_broker *b, fetch_state *s, bool *failed)
     return total;
 }
 
-/* preads a slice into out (whose bin header says sl->len bytes). */
-static int read_slice(stream_buf *out, const stream_log_slice *sl)
+/* preads a slice into out (whose bin header says sl->len bytes); on a read
+ * error out is unchanged and *err_no says why (0: the file was short). */
+static int read_slice(stream_buf *out, const stream_log_slice *sl, int *err_no)
 {
     if (stream_buf_reserve(out, sl->len) != 0)
         return STREAM_ENOMEM;
@@ -635,8 +654,10 @@ static int read_slice(stream_buf *out, const stream_log_slice *sl)
             pread(sl->fd, out->data + out->len + done, sl->len - done, sl->pos + (off_t)done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (n <= 0) {
+            *err_no = n < 0 ? errno : 0;
             return STREAM_EIO;
+        }
         done += (size_t)n;
     }
     out->len += sl->len;
@@ -666,13 +687,14 @@ static size_t checked_prefix(const uint8_t *p, size_t n, int64_t *bad_offset, ch
 }
 
 /* The partition entry just encoded (from `mark` in out, its records the last
- * n bytes) holds a damaged batch after `good` good bytes: re-encodes it with
- * the good prefix only, or as ECORRUPT when there is none (a client fetching
- * from the damaged batch then learns why it cannot get past it). Returns
- * the record bytes left in the entry, or -1 without memory. */
-static ssize_t recode_damaged(stream_buf *out, msgpack_packer *pk, size_t mark, size_t n,
-                              size_t good, int32_t partition, int64_t hwm, int64_t lso,
-                              const char *msg)
+ * n bytes) holds a damaged or unreadable batch after `good` good bytes:
+ * re-encodes it with the good prefix only, or as error err_if_none when
+ * there is none (ECORRUPT: a client fetching from the damaged batch then
+ * learns why it cannot get past it; EIO: the file could not be read).
+ * Returns the record bytes left in the entry, or -1 without memory. */
+static ssize_t recode_partial(stream_buf *out, msgpack_packer *pk, size_t mark, size_t n,
+                              size_t good, int err_if_none, int32_t partition, int64_t hwm,
+                              int64_t lso, const char *msg)
 {
     uint8_t *keep = NULL;
     if (good > 0) {
@@ -682,7 +704,7 @@ static ssize_t recode_damaged(stream_buf *out, msgpack_packer *pk, size_t mark, 
         memcpy(keep, out->data + out->len - n, good);
     }
     out->len = mark;
-    int err = good > 0 ? 0 : STREAM_ECORRUPT;
+    int err = good > 0 ? 0 : err_if_none;
     msgpack_pack_map(pk, 4 + stream_err_fields(err));
     stream_pack_kv_int(pk, "partition", partition);
     stream_pack_err(pk, err, msg);
@@ -779,7 +801,7 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
             msgpack_pack_bin(&f.pk, n);
             if (n > 0 && sl.first_offset >= trusted) {
                 /* Written by this process: sent from the file (sendfile). */
-                if (stream__req_add_file(r, &sl) != 0) {
+                if (stream__req_add_file(r, &sl, log) != 0) {
                     stream__req_drop_files(r);
                     stream_frame_abort(&f);
                     stream__reply_error(r, s->id, STREAM_ENOMEM, NULL);
@@ -788,14 +810,38 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                 used += n;
                 continue;
             }
-            if (n > 0 && read_slice(&r->out, &sl) != 0) {
-                stream__blog(b, STREAM_BROKER_ERROR, "%s-%d: cannot read the log at offset %lld",
-                             t->name, (int)fp->partition, (long long)fp->offset);
+            int rerr = 0, rrc = n > 0 ? read_slice(&r->out, &sl, &rerr) : 0;
+            if (rrc == STREAM_ENOMEM) {
                 stream_log_slice_release(&sl);
                 stream__req_drop_files(r);
                 stream_frame_abort(&f);
-                stream__reply_error(r, s->id, STREAM_EIO, "cannot read the log");
+                stream__reply_error(r, s->id, STREAM_ENOMEM, NULL);
                 return;
+            }
+            if (rrc != 0) {
+                /* A read error fails this partition only; nothing unread is
+                 * sent. Logged once until a read of it succeeds again. */
+                stream__pstate *ps = stream__pstate_get(b, log, true);
+                if (ps == NULL || !ps->read_error_logged)
+                    stream__blog(b, STREAM_BROKER_ERROR,
+                                 "%s-%d: cannot read the log at offset %lld: %s (the fetch gets "
+                                 "an error for this partition; logged once until reads work)",
+                                 t->name, (int)fp->partition, (long long)fp->offset,
+                                 rerr ? strerror(rerr) : "the file is shorter than its index");
+                if (ps != NULL)
+                    ps->read_error_logged = true;
+                snprintf(msg, sizeof(msg), "%s-%d: cannot read the log at offset %lld: %s", t->name,
+                         (int)fp->partition, (long long)fp->offset,
+                         rerr ? strerror(rerr) : "short file");
+                stream_log_slice_release(&sl);
+                (void)recode_partial(&r->out, &f.pk, mark, 0, 0, STREAM_EIO, fp->partition, hwm,
+                                     lso, msg);
+                continue;
+            }
+            if (n > 0) {
+                stream__pstate *ps = stream__pstate_get(b, log, false);
+                if (ps != NULL)
+                    ps->read_error_logged = false;
             }
             int64_t bad = -1;
             char why[200] = "";
@@ -807,8 +853,8 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                              t->name, (int)fp->partition, (long long)bad, why);
                 snprintf(msg, sizeof(msg), "%s-%d: stored batch at offset %lld is damaged: %s",
                          t->name, (int)fp->partition, (long long)bad, why);
-                ssize_t left =
-                    recode_damaged(&r->out, &f.pk, mark, n, good, fp->partition, hwm, lso, msg);
+                ssize_t left = recode_partial(&r->out, &f.pk, mark, n, good, STREAM_ECORRUPT,
+                                              fp->partition, hwm, lso, msg);
                 if (left < 0) {
                     stream_log_slice_release(&sl);
                     stream__req_drop_files(r);

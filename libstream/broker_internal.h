@@ -107,6 +107,7 @@ typedef struct stream__heap_entry {
 typedef struct stream__fpiece {
     size_t at;          /* position in out before which the file bytes go */
     stream_log_slice sl; /* the range (fd, pos, len); pinned until the piece is freed */
+    stream_log *log;     /* its partition: only a key for its pstate, never read */
 } stream__fpiece;
 
 /* One request from its frame until its response is written (or dropped).
@@ -192,6 +193,9 @@ struct stream__pstate {
     int64_t trusted_from;                  /* batches at or above this offset were appended
                                               by this broker process (CRC-checked on
                                               produce): fetch may sendfile them unchecked */
+    bool read_error_logged;                /* a read error was logged (once until a read
+                                              succeeds again) */
+    uint64_t io_failures_logged;           /* the log's I/O failures already logged */
 };
 
 struct stream_broker {
@@ -275,6 +279,7 @@ struct stream_broker {
 
     pthread_mutex_t durable_mu; /* flusher thread */
     bool durable_pending;       /* flusher thread: set before durable_async */
+    bool io_failed_pending;     /* flusher thread: a log latched an I/O error */
 
     /* Consumer groups (group.c, group_offsets.c). */
     struct stream__coord *coord; /* the group coordinator */
@@ -326,7 +331,7 @@ void stream__req_complete(stream__req *r);
 /* Appends a file piece to r's response at the current end of r->out (the
  * caller has just packed the bin header the bytes belong to). Takes the
  * slice's pin, also on failure (then released). 0 or STREAM_ENOMEM. */
-int stream__req_add_file(stream__req *r, stream_log_slice *sl);
+int stream__req_add_file(stream__req *r, stream_log_slice *sl, stream_log *log);
 /* Releases r's file pieces (before r->out is replaced by an error). */
 void stream__req_drop_files(stream__req *r);
 /* Closes the connection now (pending requests dropped, waiters cancelled). */
@@ -376,6 +381,7 @@ typedef enum stream__wait_reason {
     STREAM__WAIT_TIMEOUT,  /* the deadline passed */
     STREAM__WAIT_SHUTDOWN, /* the broker is stopping (produces were flushed first) */
     STREAM__WAIT_DROPPED,  /* a watched partition is being deleted */
+    STREAM__WAIT_IOERROR,  /* a watched log's sync failed (stream_log_io_error): answer now */
     STREAM__WAIT_CANCEL,   /* the connection closed: free `state`, send nothing */
 } stream__wait_reason;
 
@@ -433,6 +439,14 @@ stream__pstate *stream__pstate_get(stream_broker *b, stream_log *log, bool creat
 void stream__pstate_drop(stream_broker *b, stream_log *log);
 /* `log` grew by `bytes`: wake long polls watching it. */
 void stream__wait_on_append(stream_broker *b, stream_log *log, size_t bytes);
+/* If `log` (partition `partition` of `topic`) has a latched I/O error:
+ * answers every acks=all produce waiting on it with the error (their
+ * offsets may be cut and reused), logs the failure once, and recovers the
+ * log in place (stream_log_recover: cut back to the last synced offset).
+ * Returns 0 when the log is healthy afterwards, else the latched error with
+ * msg saying what failed. */
+int stream__partition_recover(stream_broker *b, const char *topic, int32_t partition,
+                              stream_log *log, char *msg, size_t msg_len);
 /* The flusher's durable callback (flusher thread): wakes the loop. */
 void stream__wait_durable_cb(stream_log *log, int64_t durable_offset, void *arg);
 /* Loop side of durable_async: completes produces that are now durable. */

@@ -391,9 +391,12 @@ void stream__wait_on_append(stream_broker *b, stream_log *log, size_t bytes)
 void stream__wait_durable_cb(stream_log *log, int64_t durable_offset, void *arg)
 {
     stream_broker *b = arg;
+    bool failed = stream_log_io_error(log, NULL, NULL, 0) != 0;
     pthread_mutex_lock(&b->durable_mu);
     bool wake = !b->durable_pending;
     b->durable_pending = true;
+    if (failed)
+        b->io_failed_pending = true;
     pthread_mutex_unlock(&b->durable_mu);
     if (wake)
         uv_async_send(&b->durable_async);
@@ -422,12 +425,84 @@ static bool check_durable(stream_broker *b, stream__pstate *ps)
     return ps->produce_waiters == NULL;
 }
 
+/* ---- I/O errors ------------------------------------------------------------- */
+
+/* Answers every acks=all produce waiting on `log` at once: the sync they
+ * wait for failed, and recovery is about to cut their offsets. A waiter
+ * watching other logs too is answered whole (its completion says which
+ * partitions are not confirmed). */
+static void fail_produce_waiters(stream_broker *b, stream_log *log)
+{
+    stream__pstate *ps = stream__pstate_get(b, log, false);
+    while (ps != NULL && ps->produce_waiters != NULL)
+        stream__waiter_finish(ps->produce_waiters->w, STREAM__WAIT_IOERROR);
+}
+
+int stream__partition_recover(stream_broker *b, const char *topic, int32_t partition,
+                              stream_log *log, char *msg, size_t msg_len)
+{
+    char what[300];
+    uint64_t failures;
+    int err = stream_log_io_error(log, &failures, what, sizeof what);
+    if (err == 0)
+        return 0;
+    stream__pstate *ps = stream__pstate_get(b, log, true);
+    if (ps != NULL && ps->io_failures_logged != failures) {
+        ps->io_failures_logged = failures;
+        stream__blog(b, STREAM_BROKER_ERROR,
+                     "%s-%d: %s; the partition stops taking writes, acks=all produces waiting "
+                     "on it get the error, and it is cut back to its last synced offset",
+                     topic, (int)partition, what);
+    }
+    fail_produce_waiters(b, log);
+    int64_t cut;
+    char why[512];
+    int rc = stream_log_recover(log, &cut, why, sizeof why);
+    /* A failed attempt latches again: that is this failure still. */
+    if (ps != NULL)
+        (void)stream_log_io_error(log, &ps->io_failures_logged, NULL, 0);
+    if (rc == 0) {
+        if (cut >= 0)
+            stream__blog(b, STREAM_BROKER_WARN,
+                         "%s-%d: recovered in place: cut back to offset %lld (records written "
+                         "after the last successful sync are gone); taking writes again",
+                         topic, (int)partition, (long long)cut);
+        else
+            stream__blog(b, STREAM_BROKER_WARN,
+                         "%s-%d: recovered in place: nothing to cut; taking writes again", topic,
+                         (int)partition);
+        return 0;
+    }
+    if (rc != STREAM_EAGAIN)
+        stream__blog(b, STREAM_BROKER_ERROR,
+                     "%s-%d: recovery failed: %s; tried again on a later produce, at most once "
+                     "a second",
+                     topic, (int)partition, why);
+    snprintf(msg, msg_len, "%s", what);
+    return err;
+}
+
+/* Recovers every log whose sync failed (rare: a walk over all of them). */
+static void recover_failed_logs(stream_broker *b)
+{
+    char msg[512];
+    for (size_t i = 0; i < stream_store_topic_count(b->store); i++) {
+        stream_topic *t = stream_store_topic_at(b->store, i);
+        for (int32_t p = 0; p < t->partition_count; p++)
+            (void)stream__partition_recover(b, t->name, p, t->partitions[p], msg, sizeof msg);
+    }
+}
+
 void stream__wait_on_durable(uv_async_t *a)
 {
     stream_broker *b = a->data;
     pthread_mutex_lock(&b->durable_mu);
     b->durable_pending = false;
+    bool failed = b->io_failed_pending;
+    b->io_failed_pending = false;
     pthread_mutex_unlock(&b->durable_mu);
+    if (failed)
+        recover_failed_logs(b);
     stream__pstate **pp = &b->durable_list;
     while (*pp) {
         stream__pstate *ps = *pp;

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,33 @@ int stream__write_offset_file(stream_log *log, const char *name, int64_t value)
 
 /* ---- one sync round ------------------------------------------------------------ */
 
+static void vfail_locked(stream_log *log, int rc, const char *fmt, va_list ap)
+{
+    if (log->io_error == 0) {
+        log->io_error = rc;
+        vsnprintf(log->io_error_msg, sizeof log->io_error_msg, fmt, ap);
+    }
+    log->io_failures++;
+}
+
+void stream__log_fail_locked(stream_log *log, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail_locked(log, rc, fmt, ap);
+    va_end(ap);
+}
+
+void stream__log_fail(stream_log *log, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&log->mu);
+    vfail_locked(log, rc, fmt, ap);
+    pthread_mutex_unlock(&log->mu);
+    va_end(ap);
+}
+
 void stream__log_acquire_busy(stream_log *log)
 {
     pthread_mutex_lock(&log->mu);
@@ -159,22 +187,34 @@ int stream__log_sync(stream_log *log)
     pthread_mutex_unlock(&log->mu);
 
     int rc = 0;
+    const char *what = NULL; /* the call that failed */
+    int64_t what_base = -1;  /* its segment */
     /* Rolled segments first: their data and their (already written)
      * indexes, so that a recovery point past them can trust their files. */
     for (int i = 0; i < log->nsnap && rc == 0; i++) {
         stream__segment *s = log->snap[i];
-        if (fdatasync(s->fd) != 0)
+        what_base = s->base_offset;
+        if (fdatasync(s->fd) != 0) {
             rc = stream_err_from_errno(errno);
-        else
-            rc = stream__seg_sync_indexes(log->dir, s->base_offset);
+            what = "fdatasync of segment";
+        } else if ((rc = stream__seg_sync_indexes(log->dir, s->base_offset)) != 0) {
+            what = "fdatasync of the index files of segment";
+        }
     }
-    if (rc == 0 && active != NULL && fdatasync(active->fd) != 0)
+    if (rc == 0 && active != NULL && fdatasync(active->fd) != 0) {
         rc = stream_err_from_errno(errno);
-    if (rc == 0 && dir && fsync(log->dirfd) != 0)
+        what = "fdatasync of segment";
+        what_base = active->base_offset;
+    }
+    if (rc == 0 && dir && fsync(log->dirfd) != 0) {
         rc = stream_err_from_errno(errno);
+        what = "fsync of the directory";
+        what_base = -1;
+    }
 
     bool advanced = false;
     stream_durable_cb cb = NULL;
+    int64_t cb_offset = 0;
     void *arg = NULL;
     int64_t rp = target;
     pthread_mutex_lock(&log->mu);
@@ -187,14 +227,23 @@ int stream__log_sync(stream_log *log)
             rp = log->dirty[i]->base_offset;
     if (rc != 0) {
         /* fsync errors are not retryable on Linux (the dirty pages may be
-         * gone): the log stops accepting appends and never claims more. */
-        if (log->io_error == 0)
-            log->io_error = rc;
+         * gone and the error cleared): the log stops accepting appends and
+         * never claims more; stream_log_recover cuts it back to what the
+         * last good round made durable. The callback tells the owner. */
+        if (what_base >= 0)
+            stream__log_fail_locked(log, rc, "%s %020" PRId64 " failed: %s", what, what_base,
+                                    stream_strerror(rc));
+        else
+            stream__log_fail_locked(log, rc, "%s failed: %s", what, stream_strerror(rc));
+        cb = log->durable_cb;
+        arg = log->durable_arg;
+        cb_offset = log->durable;
     } else if (target > log->durable) {
         log->durable = target;
         advanced = true;
         cb = log->durable_cb;
         arg = log->durable_arg;
+        cb_offset = target;
     }
     pthread_cond_broadcast(&log->cv); /* wake waiters now; busy is still ours */
     pthread_mutex_unlock(&log->mu);
@@ -206,8 +255,8 @@ int stream__log_sync(stream_log *log)
 
     /* Still holding busy: callbacks come in durable order, and no truncation
      * can slip between the target and the checkpoint. */
-    if (advanced && cb != NULL)
-        cb(log, target, arg);
+    if (cb != NULL)
+        cb(log, cb_offset, arg);
     if (advanced && rp > log->rp_written &&
         stream__mono_ms() - log->rp_written_ms >= RECOVERY_POINT_INTERVAL_MS) {
         /* A failed checkpoint only means a longer scan after a crash. */

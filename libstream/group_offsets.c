@@ -356,6 +356,12 @@ int stream__offsets_durable_err(stream_broker *b, int32_t partition, int64_t nee
     }
     if (stream_log_durable_offset(log) >= need)
         return 0;
+    char what[300];
+    int err = stream_log_io_error(log, NULL, what, sizeof what);
+    if (err != 0) {
+        snprintf(msg, msg_len, "%s-%d: not stored: %s", STREAM_OFFSETS_TOPIC, (int)partition, what);
+        return err;
+    }
     snprintf(msg, msg_len, "written but not confirmed durable within %d ms", WRITE_TIMEOUT_MS);
     return STREAM_ETIMEDOUT;
 }

@@ -796,13 +796,15 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
             rc = stream_err_from_errno(e);
             seterr(errbuf, errbuf_len, "writing segment %020" PRId64 " in %s: %s", s->base_offset,
                    log->dir, strerror(e));
-            /* Cut the partial batch so the file ends on a batch boundary. */
-            if (done > 0 && ftruncate(s->fd, (off_t)pos) != 0) {
-                pthread_mutex_lock(&log->mu);
-                if (log->io_error == 0)
-                    log->io_error = STREAM_EIO;
-                pthread_mutex_unlock(&log->mu);
-            }
+            /* Cut the partial batch so the file ends on a batch boundary.
+             * Bytes past s->size are never read (reads stop at the size),
+             * but the next append would land after them: when the cut
+             * fails the log latches the error until stream_log_recover
+             * manages it. */
+            if (done > 0 && ftruncate(s->fd, (off_t)pos) != 0)
+                stream__log_fail(log, stream_err_from_errno(errno),
+                                 "cutting a partial batch off segment %020" PRId64 " failed: %s",
+                                 s->base_offset, strerror(errno));
             return rc;
         }
         done += (size_t)w;
@@ -1125,12 +1127,9 @@ static void publish_truncation(stream_log *log)
             /* No checkpoint at all is safe (a full scan); a stale one is not. */
             char path[4096];
             if (dir_path(path, sizeof path, log, "recovery-point") == 0 && unlink(path) != 0 &&
-                errno != ENOENT) {
-                pthread_mutex_lock(&log->mu);
-                if (log->io_error == 0)
-                    log->io_error = STREAM_EIO;
-                pthread_mutex_unlock(&log->mu);
-            }
+                errno != ENOENT)
+                stream__log_fail(log, STREAM_EIO, "removing a stale recovery-point failed: %s",
+                                 strerror(errno));
             (void)fsync(log->dirfd);
             log->rp_written = -1;
         }
@@ -1164,9 +1163,15 @@ int stream_log_truncate_to(stream_log *log, int64_t offset)
         }
     } else {
         drop_tail(log, k + 1, NULL);
-        if (ftruncate(s->fd, (off_t)pos) != 0 || fdatasync(s->fd) != 0)
+        if (ftruncate(s->fd, (off_t)pos) != 0) {
             rc = stream_err_from_errno(errno);
-        if (rc == 0) {
+            log->end_offset = s->next_offset;
+            stream__log_fail(log, rc, "truncating segment %020" PRId64 " failed: %s",
+                             s->base_offset, stream_strerror(rc));
+        } else {
+            /* The file is cut: memory follows it even when the sync below
+             * fails (then the error latches, and stream_log_recover syncs
+             * again). */
             s->size = pos;
             s->next_offset = info.base_offset;
             stream__seg_trim_indexes(s, (uint32_t)(info.base_offset - s->base_offset));
@@ -1175,12 +1180,12 @@ int stream_log_truncate_to(stream_log *log, int64_t offset)
                 rc = stream__seg_rewrite_indexes(log, s);
             s->roll_at_ms = stream__now_ms();
             log->end_offset = info.base_offset;
-        } else {
-            log->end_offset = s->next_offset;
-            pthread_mutex_lock(&log->mu);
-            if (log->io_error == 0)
-                log->io_error = rc;
-            pthread_mutex_unlock(&log->mu);
+            if (fdatasync(s->fd) != 0) {
+                rc = stream_err_from_errno(errno);
+                stream__log_fail(log, rc,
+                                 "fdatasync of segment %020" PRId64 " after a cut failed: %s",
+                                 s->base_offset, stream_strerror(rc));
+            }
         }
     }
     publish_truncation(log);
@@ -1188,4 +1193,93 @@ int stream_log_truncate_to(stream_log *log, int64_t offset)
     /* Batches past the cut no longer count for their producers. */
     int prc = rebuild_producers(log, NULL, 0);
     return rc != 0 ? rc : prc;
+}
+
+/* ---- I/O errors ------------------------------------------------------------------ */
+
+/* After a failed attempt, stream_log_recover waits this long before the next. */
+#define RECOVER_RETRY_MS 1000
+
+int stream_log_io_error(stream_log *log, uint64_t *failures, char *errbuf, size_t errbuf_len)
+{
+    pthread_mutex_lock(&log->mu);
+    int err = log->io_error;
+    if (failures != NULL)
+        *failures = log->io_failures;
+    if (err != 0)
+        seterr(errbuf, errbuf_len, "%s", log->io_error_msg);
+    pthread_mutex_unlock(&log->mu);
+    return err;
+}
+
+/* fdatasyncs every segment from index `from` on, their index files, and the
+ * directory: what recovery hands back must be on disk before the log takes
+ * appends again. */
+static int sync_from(stream_log *log, int from)
+{
+    for (int k = from; k < log->nsegs; k++) {
+        stream__segment *s = log->segs[k];
+        if (fdatasync(s->fd) != 0)
+            return stream_err_from_errno(errno);
+        int rc = stream__seg_sync_indexes(log->dir, s->base_offset);
+        if (rc != 0)
+            return rc;
+    }
+    return fsync(log->dirfd) != 0 ? stream_err_from_errno(errno) : 0;
+}
+
+int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t errbuf_len)
+{
+    *cut_to = -1;
+    uint64_t failures;
+    int err = stream_log_io_error(log, &failures, NULL, 0);
+    if (err == 0)
+        return 0;
+    int64_t now = stream__mono_ms();
+    if (now < log->recover_after_ms)
+        return STREAM_EAGAIN;
+    log->recover_after_ms = now + RECOVER_RETRY_MS;
+
+    /* The latched error stops sync rounds, so durable stays put meanwhile.
+     * Everything below it was fdatasync'd by a round that succeeded; the
+     * rest may exist only in the page cache (or not even there), so it
+     * goes, as a power cut would take it. */
+    int64_t durable = stream_log_durable_offset(log);
+    int64_t cut = durable > log->start_offset ? durable : log->start_offset;
+    int64_t end_before = log->end_offset;
+    int rc = 0;
+    if (cut < log->end_offset)
+        rc = stream_log_truncate_to(log, cut);
+    /* A partial batch whose cut failed may still trail the active
+     * segment's last whole batch. */
+    stream__segment *s = active_seg(log);
+    struct stat st;
+    if (rc == 0 && fstat(s->fd, &st) != 0)
+        rc = stream_err_from_errno(errno);
+    if (rc == 0 && st.st_size != s->size && ftruncate(s->fd, (off_t)s->size) != 0)
+        rc = stream_err_from_errno(errno);
+    if (rc == 0)
+        rc = sync_from(log, find_seg(log, log->rp_written > 0 ? log->rp_written : 0));
+    if (rc != 0) {
+        seterr(errbuf, errbuf_len, "recovering %s after %s: %s", log->dir, stream_strerror(err),
+               stream_strerror(rc));
+        return rc;
+    }
+    pthread_mutex_lock(&log->mu);
+    if (log->io_failures == failures) {
+        log->io_error = 0;
+        log->appended_end = log->end_offset;
+    } else {
+        rc = log->io_error; /* failed again meanwhile: the next attempt handles it */
+    }
+    pthread_mutex_unlock(&log->mu);
+    if (rc != 0) {
+        seterr(errbuf, errbuf_len, "recovering %s: failed again: %s", log->dir,
+               stream_strerror(rc));
+        return rc;
+    }
+    log->recover_after_ms = 0;
+    if (cut < end_before)
+        *cut_to = cut;
+    return 0;
 }

@@ -87,13 +87,18 @@ struct stream_log {
     bool busy;                    /* (mu) a sync, truncation or close is in progress */
     int64_t appended_end;         /* (mu) end offset as the flusher sees it */
     int64_t durable;              /* (mu) every offset below is fdatasync'd */
-    int io_error;                 /* (mu) first unrecoverable I/O error, 0 if none */
+    int io_error;                 /* (mu) the latched I/O error (log.h: "I/O errors"), 0 if
+                                     none; cleared only by stream_log_recover */
+    uint64_t io_failures;         /* (mu) times an I/O error was latched */
+    char io_error_msg[256];       /* (mu) what failed, for people: "fdatasync of ..." */
     uint64_t sync_count;          /* (mu) sync rounds that ran fdatasync */
     stream_durable_cb durable_cb; /* (mu) */
     void *durable_arg;            /* (mu) */
     stream_flusher *flusher;      /* (mu) attached flusher or NULL */
     int64_t rp_written;           /* (busy holder) value last written to recovery-point */
     int64_t rp_written_ms;        /* (busy holder) monotonic time of that write */
+    int64_t recover_after_ms;     /* (owner) monotonic time before which stream_log_recover
+                                     does not try again after a failed attempt */
 
     atomic_int flush_mode;    /* copy of cfg.flush_mode the flusher reads */
     _Atomic int64_t flush_ms; /* copy of cfg.flush_ms the flusher reads */
@@ -109,6 +114,14 @@ static inline bool stream__offsets_fit(int64_t base_offset, int32_t last_offset_
     return base_offset <= STREAM_LOG_MAX_OFFSET &&
            (int64_t)last_offset_delta < STREAM_LOG_MAX_OFFSET - base_offset;
 }
+
+/* Latches I/O error rc (the first one wins until stream_log_recover clears
+ * it) with a printf-style note of what failed: appends are refused and the
+ * durable offset stops. Takes mu; the _locked form is for holders of mu. */
+void stream__log_fail(stream_log *log, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void stream__log_fail_locked(stream_log *log, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Times in milliseconds. */
 int64_t stream__now_ms(void);  /* CLOCK_REALTIME */

@@ -166,8 +166,8 @@ int stream_log_set_config(stream_log *log, const stream_log_config *cfg);
  * STREAM_ECRC/ECORRUPT/ESHORT/EMAGIC (batch rejected, log unchanged),
  * STREAM_ETOOLARGE (len > max_message_bytes), STREAM_EOFFSET (its last
  * offset would pass STREAM_LOG_MAX_OFFSET; log unchanged), STREAM_EIO/ENOSPC (log
- * unchanged: a partial write is cut back; after a failed fdatasync every
- * append fails with the sync's error). */
+ * unchanged: a partial write is cut back; while an I/O error is latched -
+ * see "I/O errors" below - every append fails with it). */
 int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_offset, char *errbuf,
                       size_t errbuf_len);
 
@@ -251,11 +251,13 @@ int stream_log_flush(stream_log *log);
  * commit it grows far slower than the number of flush requests). */
 uint64_t stream_log_sync_count(stream_log *log);
 
-/* Called after the durable offset of `log` advances, on the thread that ran
- * the sync round (the flusher thread, or a caller of stream_log_flush /
- * stream_log_wait_durable / close); never with a lock held, one call at a
- * time, offsets increasing. It must not call stream_log_flush or
- * stream_log_wait_durable (deadlock); uv_async_send is the intended use. */
+/* Called after the durable offset of `log` advances, and after a sync round
+ * fails (stream_log_io_error is then non-zero; durable_offset is unchanged),
+ * on the thread that ran the round (the flusher thread, or a caller of
+ * stream_log_flush / stream_log_wait_durable / close); never with a lock
+ * held, one call at a time, offsets never decreasing. It must not call
+ * stream_log_flush or stream_log_wait_durable (deadlock); uv_async_send is
+ * the intended use. */
 typedef void (*stream_durable_cb)(stream_log *log, int64_t durable_offset, void *arg);
 void stream_log_set_durable_cb(stream_log *log, stream_durable_cb cb, void *arg);
 
@@ -266,6 +268,40 @@ void stream_log_set_durable_cb(stream_log *log, stream_durable_cb cb, void *arg)
  * Offsets past the end wait for appends and someone else's request. Returns
  * the latched I/O error if a sync failed. */
 int stream_log_wait_durable(stream_log *log, int64_t offset, int timeout_ms);
+
+/*
+ * I/O errors. One rule (share/doc/storage.md, "I/O errors"):
+ *   - A failed segment write leaves the log as it was: the append fails with
+ *     the error, a partial batch is cut off (ftruncate), the next append
+ *     simply tries again.
+ *   - A failed fdatasync is never retried as if nothing happened: Linux may
+ *     have dropped the dirty pages and cleared the error, so later reads
+ *     could return data that is not on disk. The log latches the error:
+ *     appends fail with it, sync rounds stop, the durable offset stays, and
+ *     the durable callback runs so that the owner can fail everything that
+ *     waits on that sync. The same latch follows a failed cut of a partial
+ *     write or of a truncation.
+ *   - stream_log_recover (owner thread) then cuts the log back to its
+ *     durable offset - what a successful round put on disk; what was only
+ *     written goes, as a power cut would take it - syncs what remains and
+ *     clears the latch, so the log takes appends again without a reopen.
+ */
+
+/* The latched I/O error, 0 when the log is healthy (thread-safe); errbuf
+ * (written only then) says what failed ("fdatasync of segment ... failed:
+ * ..."). *failures (may be NULL) gets how many errors were ever latched. */
+int stream_log_io_error(stream_log *log, uint64_t *failures, char *errbuf, size_t errbuf_len);
+
+/* Recovers a log whose I/O error is latched, in place: cuts it back to the
+ * durable offset (or the log start, if later), cuts a trailing partial batch,
+ * fdatasyncs what remains and clears the latch. Returns 0 with *cut_to = -1
+ * when nothing was latched; 0 with *cut_to = the new end offset when
+ * records were cut, or -1 when none were; else the error (errbuf says what
+ * failed) and the latch stays. Within a second of a failed attempt it tries
+ * nothing and returns STREAM_EAGAIN. Owner thread only; the caller
+ * must first fail whatever waits on the log's durability (those offsets may
+ * be cut and then reused). */
+int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t errbuf_len);
 
 /* The flusher: one thread serving any number of logs. */
 typedef struct stream_flusher stream_flusher;
