@@ -139,7 +139,7 @@ check_topic() {
     for name; do
         for f in "$BATS_TEST_TMPDIR/$name"/acks/ack.*; do
             case $name in
-            acks1*) logs+=(--acks1 "$f") ;;
+            acks1*) opts+=(--acks1 "$f") ;;
             *) logs+=("$f") ;;
             esac
         done
@@ -151,9 +151,9 @@ check_topic() {
 }
 
 # cut_points TOPIC: "PARTITION:OFFSET" for each cut the broker logged for
-# TOPIC after a failed fdatasync or ftruncate (rule 2's log line).
+# TOPIC when it recovered a partition in place after a failed sync or cut.
 cut_points() {
-    sed -nE "s/.* $1-([0-9]+): .*(fdatasync|ftruncate).* cut .*offset ([0-9]+).*/\1:\3/p" "$BROKER_LOG"
+    sed -nE "s/.* $1-([0-9]+): recovered in place: cut back to offset ([0-9]+) .*/\1:\2/p" "$BROKER_LOG"
 }
 
 # The broker is alive, stops cleanly on SIGTERM, and its log holds no
@@ -244,8 +244,10 @@ end_offset_at_least() {
     sleep 1
     fiu "enable name=posix/io/sync/fdatasync,failinfo=5,onetime"
     # At once: the request timeout is 30 s, the delivery timeout 2 min.
-    wait_for 5 grep -qi 'partition [01]: .*input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
-    wait_for 5 grep -qE ' s-[01]: .*fdatasync' "$BROKER_LOG"
+    wait_for 5 grep -qsi 'partition [01]: .*input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
+    # The broker names the partition and the call that failed, then the cut.
+    grep -qiE ' ERROR s-[01]: fdatasync of segment [0-9]+ failed: input/output error' "$BROKER_LOG"
+    wait_for 5 grep -qE ' s-[01]: recovered in place: cut back to offset' "$BROKER_LOG"
     run cut_points s
     echo "cuts: $output"
     [ "${#lines[@]}" -eq 1 ]
@@ -270,13 +272,14 @@ end_offset_at_least() {
     load_start acksall 2 d --acks all -vv
     sleep 1.2
     fiu "enable name=posix/io/sync/fdatasync,failinfo=5,onetime"
-    wait_for 5 grep -qE ' d-0: .*fdatasync' "$BROKER_LOG"
+    wait_for 5 grep -qE ' d-0: recovered in place: cut back to offset' "$BROKER_LOG"
+    grep -qiE ' ERROR d-0: fdatasync of segment [0-9]+ failed: input/output error' "$BROKER_LOG"
     run cut_points d
     echo "cuts: $output"
     [ "${#lines[@]}" -eq 1 ]
     local cut=$output
     # The acks=all producers waiting on that sync got the error.
-    wait_for 5 grep -qi 'input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
+    wait_for 5 grep -qsi 'input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
     sleep 1
     load_stop acks1 acksall
     produce_once after 3 d
@@ -300,22 +303,30 @@ end_offset_at_least() {
     produce_once fill2 2 e
     produce_once fill3 3 e
     fiu "enable name=posix/io/rw/ftruncate,failinfo=5,onetime"
+    load_start acks1 6 e --acks 1 -vv
     load_start acksall 7 e --acks all -vv
-    wait_for 10 grep -q 'File too large' "$BATS_TEST_TMPDIR/acksall/pub.err"
-    wait_for 5 grep -qE ' e-0: .*ftruncate' "$BROKER_LOG"
-    run cut_points e
-    echo "cuts: $output"
-    [ "${#lines[@]}" -ge 1 ]
+    wait_for 10 grep -qs 'File too large' "$BATS_TEST_TMPDIR/acksall/pub.err"
+    # The failed cut is named, and the partition is recovered in place: cut
+    # back to its last sync (acks=1 records above it may go).
+    wait_for 5 grep -qE ' e-0: recovered in place' "$BROKER_LOG"
+    grep -qiE ' ERROR e-0: cutting a partial batch off segment [0-9]+ failed: input/output error' \
+        "$BROKER_LOG"
     # Still past the limit: writes keep failing, cleanly, until a smaller
     # segment.bytes rolls to a new file.
     stream-topics alter e -c segment.bytes=131072
     sleep 1.5
-    load_stop acksall
+    load_stop acks1 acksall
     produce_once after 8 e
-    run check_topic e -- fill1 fill2 fill3 acksall after
+    local cuts=() c
+    for c in $(cut_points e); do cuts+=(--cut "$c"); done
+    run check_topic e "${cuts[@]}" -- fill1 fill2 fill3 acks1 acksall after
     echo "$output"
     assert_success
     assert_broker_survived
+    # No partial batch was left in the full segment file.
+    local seg=$BROKER_DIR/e-0/00000000000000000000.log pos size base last
+    read -r pos size base last < <(python3 "$FAULTS_DIR/segtool.py" batches "$seg" | tail -1)
+    [ $((pos + size)) -eq "$(stat -c %s "$seg")" ]
 }
 
 # ---- rule 4: read errors -------------------------------------------------------------
@@ -429,7 +440,7 @@ remove_dm_disk() {
     fail_dm_disk
     # Appends still land in the page cache; the next sync fails, and the
     # acks=all producers waiting on it are told.
-    wait_for 10 grep -qi 'input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
+    wait_for 10 grep -qsi 'input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
     sleep 1
     load_stop acks1 acksall
     kill -0 "$BROKER_PID"
