@@ -289,6 +289,33 @@ end_offset_at_least() {
     assert_broker_survived
 }
 
+@test "fdatasync keeps failing for 2 s: produces to the partition fail with the error, recovery is retried at most once a second, and succeeds once the disk is back" {
+    start_fiu_broker
+    stream-topics create k
+    load_start acks1 1 k --acks 1 -vv
+    load_start acksall 2 k --acks all -vv
+    sleep 1
+    fiu "enable name=posix/io/sync/fdatasync,failinfo=5"
+    sleep 2
+    fiu "disable name=posix/io/sync/fdatasync"
+    wait_for 5 grep -qE ' k-0: recovered in place' "$BROKER_LOG"
+    sleep 1
+    load_stop acks1 acksall
+    produce_once after 3 k
+    # Recovery failed while the disk did, tried at most once a second.
+    run grep -c ' k-0: recovery failed' "$BROKER_LOG"
+    echo "failed recoveries: $output"
+    [ "$output" -ge 1 ] && [ "$output" -le 3 ]
+    run grep -ciE 'partition 0: .*input/output error' "$BATS_TEST_TMPDIR/acks1/pub.err"
+    [ "$output" -gt 0 ]
+    local cuts=() c
+    for c in $(cut_points k); do cuts+=(--cut "$c"); done
+    run check_topic k "${cuts[@]}" -- acks1 acksall after
+    echo "$output"
+    assert_success
+    assert_broker_survived
+}
+
 # ---- rule 3: a failed cut of a short write ----------------------------------------
 
 @test "ftruncate fails while cutting a short write (ulimit -f): the partition recovers in place, a roll restores writes, nothing acknowledged is lost" {
