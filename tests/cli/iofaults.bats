@@ -46,8 +46,10 @@ setup() {
 }
 
 teardown() {
-    local p
-    touch "$BATS_TEST_TMPDIR"/*/stop 2>/dev/null || true
+    local p name
+    for name in "${!LOAD_PIDS[@]}"; do
+        touch "$BATS_TEST_TMPDIR/$name/stop"
+    done
     for p in "${BG_PIDS[@]}"; do
         kill -TERM "$p" 2>/dev/null || true
     done
