@@ -6,11 +6,12 @@
 # that nothing acknowledged is lost or served damaged and that the broker
 # keeps serving everyone else.
 #
-# Helpers in tests/cli/faults/: faultclient.py (raw protocol clients that
-# misbehave on purpose, and a latency probe), crashcheck.py (record
-# generator and acknowledgement checker), segtool.py (batch positions in a
-# segment file), groupcheck.py (a consumer group's commit poller and
-# delivery checker). The long soak is tests/soak/ (make soak).
+# Helpers in tests/cli/faults/: lib.bash (shell helpers shared with
+# iofaults.bats), faultclient.py (raw protocol clients that misbehave on
+# purpose, and a latency probe), crashcheck.py (record generator and
+# acknowledgement checker), segtool.py (batch positions in a segment file),
+# groupcheck.py (a consumer group's commit poller and delivery checker). The
+# long soak is tests/soak/ (make soak).
 #
 # Environment: FAULTS_SEED=N repeats a crash loop; FAULTS_KILLS=N changes
 # its number of kills (default 50); FAULTS_IDEMPOTENT=1 runs it with
@@ -18,8 +19,7 @@
 # producer).
 
 load helpers
-
-FAULTS_DIR=$BATS_TEST_DIRNAME/faults
+load faults/lib
 
 setup() {
     BG_PIDS=()
@@ -47,60 +47,11 @@ teardown() {
 
 # ---- helpers -----------------------------------------------------------------------
 
-faultclient() { python3 "$FAULTS_DIR/faultclient.py" "$@"; }
-
-# json FIELD < JSON: one field of a JSON object.
-json() { python3 -c 'import json, sys; v = json.load(sys.stdin)[sys.argv[1]]; print(json.dumps(v) if isinstance(v, (list, dict)) else v)' "$1"; }
-
 # Resident memory of the broker in KiB.
 broker_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$BROKER_PID/status"; }
 
 # CPU time (user + system) of the broker in clock ticks.
 broker_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$BROKER_PID/stat"; }
-
-# A stream-broker wrapper in PATH that applies shell limits first, so the
-# helpers' start_broker starts the broker under them (exec keeps the pid).
-#   with_limits 'ulimit -n 64' start_broker ARGS...
-with_limits() {
-    local limits=$1 real wrap=$BATS_TEST_TMPDIR/limited
-    shift
-    real=$(command -v stream-broker)
-    mkdir -p "$wrap"
-    printf '#!/bin/sh\n%s\nexec "%s" "$@"\n' "$limits" "$real" >"$wrap/stream-broker"
-    chmod +x "$wrap/stream-broker"
-    PATH="$wrap:$PATH" "$@"
-}
-
-# Runs a command in the background with bats' fd 3 closed; its pid is
-# remembered for teardown and left in $BG_PID.
-background() {
-    "$@" 3>&- &
-    BG_PID=$!
-    BG_PIDS+=("$BG_PID")
-}
-
-# wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds.
-wait_for() {
-    local n=$(($1 * 10)) i
-    shift
-    for ((i = 0; i < n; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    echo "timed out after $((n / 10)) s waiting for: $*" >&2
-    return 1
-}
-
-lines_at_least() { [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ]; }
-
-# Lines "PREFIX-N" for N in FROM..TO, each padded to about SIZE bytes.
-make_records() {
-    python3 -c 'import sys
-p, a, b, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-for i in range(a, b + 1):
-    s = "%s-%d-" % (p, i)
-    print(s + "x" * max(0, size - len(s)))' "$@"
-}
 
 # Mounts a size-limited tmpfs on DIR (root only); fails when not permitted.
 mount_small_fs() {
@@ -377,24 +328,6 @@ EOF
 
 # ---- crash loop --------------------------------------------------------------------
 
-# Publishes numbered records to topic crash until $1/stop exists, one
-# stream-pub run after another (a run ends when stream-pub gives up on a
-# dead broker); run N numbers its records N*10^7+1, N*10^7+2, ... and logs
-# its acknowledgements to $1/acks/ack.<base>.
-publish_loop() {
-    local dir=$1 n=0 base
-    shift
-    mkdir -p "$dir/acks"
-    while [ ! -e "$dir/stop" ]; do
-        n=$((n + 1))
-        base=$((n * 10000000))
-        python3 "$FAULTS_DIR/crashcheck.py" gen "$base" --rate 3000 --stop-file "$dir/stop" |
-            stream-pub -t crash --acks all "$@" --ack-log "$dir/acks/ack.$base" -q \
-                2>>"$dir/pub.err" || true
-        sleep 0.1
-    done
-}
-
 # member_loop DIR SLOT: a member of group crashers reading topic crash,
 # one stream-sub -g run after another (a run that exits is started again);
 # run N writes 'PARTITION OFFSET VALUE' lines to DIR/group/mSLOT.N.out and
@@ -439,7 +372,7 @@ poll_group() {
     port=${STREAM_BROKERS##*:}
     stream-topics create crash -p 3
     mkdir -p "$dir/group"
-    background publish_loop "$dir" "${retries[@]}"
+    background publish_loop "$dir" 0 crash --acks all -q "${retries[@]}"
     local pubs=$BG_PID members=()
     # Two members of one group consume throughout, their commits polled
     # after every restart.

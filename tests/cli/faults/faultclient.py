@@ -20,9 +20,12 @@ Commands (every one prints one JSON object on stdout):
           fetches and never read, and N short connections come and go
           (several flavours) within S seconds; then reports when the broker
           closed the stalled ones and how far the non-readers got.
-  fetch   HOST:PORT --topic T [--partition P] [--offset O] [--max-bytes N]
+  fetch   HOST:PORT --topic T [--partition P]... [--offset O] [--max-bytes N]
           one fetch; prints err, msg, the batches returned ([base offset,
           size]) and whether every one of them passes its CRC (crc_ok).
+          With several --partition options the one fetch asks for all of
+          them (each from offset O) and prints {"partitions": [...]}, one
+          such object per partition, with its "partition".
   hold    HOST:PORT --count N --seconds S
           opens N connections, says hello on each, counts the answered,
           refused and unanswered ones, holds them S seconds, closes them.
@@ -431,27 +434,31 @@ def cmd_hold(a):
 # ---- fetch ---------------------------------------------------------------------------
 
 def cmd_fetch(a):
+    parts = a.partition or [0]
     c = Conn(a.target)
     c.hello()
     r = c.request({"op": "fetch", "max_wait_ms": 0, "min_bytes": 0, "max_bytes": a.max_bytes,
                    "topics": [{"name": a.topic, "partitions": [
-                       {"partition": a.partition, "offset": a.offset,
-                        "max_bytes": a.max_bytes}]}]})
+                       {"partition": n, "offset": a.offset, "max_bytes": a.max_bytes}
+                       for n in parts]}]})
     c.close()
-    p = r["topics"][0]["partitions"][0] if not r.get("err") else r
-    recs = p.get("records", b"")
-    batches, pos, crc_ok = [], 0, True
-    while pos + 61 <= len(recs):
-        base, length = struct.unpack(">qi", recs[pos:pos + 12])
-        size = 12 + length
-        crc = struct.unpack(">I", recs[pos + 17:pos + 21])[0]
-        ok = pos + size <= len(recs) and crc32c(recs[pos + 21:pos + size]) == crc
-        crc_ok = crc_ok and ok
-        batches.append([base, size])
-        pos += size
-    print(json.dumps({"err": p.get("err"), "msg": p.get("msg"),
-                      "high_watermark": p.get("high_watermark"), "bytes": len(recs),
-                      "batches": batches, "crc_ok": crc_ok and pos == len(recs)}))
+    out = []
+    for i, n in enumerate(parts):
+        p = r["topics"][0]["partitions"][i] if not r.get("err") else r
+        recs = p.get("records", b"")
+        batches, pos, crc_ok = [], 0, True
+        while pos + 61 <= len(recs):
+            base, length = struct.unpack(">qi", recs[pos:pos + 12])
+            size = 12 + length
+            crc = struct.unpack(">I", recs[pos + 17:pos + 21])[0]
+            ok = pos + size <= len(recs) and crc32c(recs[pos + 21:pos + size]) == crc
+            crc_ok = crc_ok and ok
+            batches.append([base, size])
+            pos += size
+        out.append({"partition": p.get("partition", n), "err": p.get("err"), "msg": p.get("msg"),
+                    "high_watermark": p.get("high_watermark"), "bytes": len(recs),
+                    "batches": batches, "crc_ok": crc_ok and pos == len(recs)})
+    print(json.dumps(out[0] if len(out) == 1 else {"partitions": out}))
 
 
 def main():
@@ -479,7 +486,7 @@ def main():
     p = sub.add_parser("fetch")
     p.add_argument("target")
     p.add_argument("--topic", required=True)
-    p.add_argument("--partition", type=int, default=0)
+    p.add_argument("--partition", type=int, action="append")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--max-bytes", type=int, default=1 << 20)
     a = ap.parse_args()
