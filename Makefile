@@ -32,7 +32,7 @@ CC        ?= cc
 DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              libreadline-dev libcurl4-openssl-dev liblz4-dev libzstd-dev libsnappy-dev \
              zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc \
-             clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev
+             clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev dmsetup
 
 PKGS      := msgpack libuv liblz4 libzstd zlib snappy
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -168,9 +168,11 @@ static stream_topic *find_topic(stream_broker *b, const req_topic *rt, bool crea
  * (check_crc, on by default), as in Kafka, whose broker never checks a
  * fetch. Truncation only makes the bound more careful: offsets appended
  * again below it are checked. */
-static int64_t trusted_from(stream_broker *b, stream_log *log)
+static int64_t trusted_from(stream_broker *b, stream_log *log, stream__pstate **psp)
 {
     stream__pstate *ps = stream__pstate_get(b, log, true);
+    if (psp != NULL)
+        *psp = ps;
     if (ps == NULL)
         return INT64_MAX;
     if (!ps->trust_known) {
@@ -178,6 +180,25 @@ static int64_t trusted_from(stream_broker *b, stream_log *log)
         ps->trusted_from = stream_log_end_offset(log);
     }
     return ps->trusted_from;
+}
+
+/* Reading partition `partition` of t at `offset` failed (`why`): the fetch
+ * answers that partition alone with an error (msg gets its text), and the
+ * broker logs it once until a read of the partition works again
+ * (reset when one does). */
+static void read_failed(stream_broker *b, const stream_topic *t, int32_t partition, stream_log *log,
+                        int64_t offset, const char *why, char *msg, size_t msg_len)
+{
+    snprintf(msg, msg_len, "%s-%d: cannot read the log at offset %lld: %s", t->name,
+             (int)partition, (long long)offset, why);
+    stream__pstate *ps = stream__pstate_get(b, log, true);
+    if (ps != NULL && ps->read_error_logged)
+        return;
+    if (ps != NULL)
+        ps->read_error_logged = true;
+    stream__blog(b, STREAM_BROKER_ERROR,
+                 "%s (the fetch gets an error for this partition; logged once until reads work)",
+                 msg);
 }
 
 static stream_log *find_partition(const stream_topic *t, int64_t partition, int *err, char *msg,
@@ -293,7 +314,7 @@ static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp
         return 0;
     size_t count;
     bool idempotent;
-    trusted_from(b, log); /* before the first append: see trusted_from */
+    trusted_from(b, log, NULL); /* before the first append: see trusted_from */
     pp->err = check_batches(p, len, t->log_config.max_message_bytes, &count, &idempotent, pp->msg,
                             sizeof(pp->msg));
     if (pp->err != 0)
@@ -768,8 +789,9 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
             stream_log *log = t ? find_partition(t, fp->partition, &err, msg, sizeof(msg)) : NULL;
             stream_log_slice sl = {0};
             int64_t hwm = -1, lso = -1, trusted = INT64_MAX;
+            stream__pstate *ps = NULL;
             if (log) {
-                trusted = trusted_from(b, log);
+                trusted = trusted_from(b, log, &ps);
                 size_t left = used < s->max_bytes ? s->max_bytes - used : 0;
                 size_t limit = fp->max_bytes < left ? fp->max_bytes : left;
                 err = stream_log_read(log, fp->offset, limit ? limit : 1, &sl);
@@ -786,8 +808,8 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                              (long long)fp->offset, t->name, (int)fp->partition, (long long)lso,
                              (long long)hwm);
                 else if (err != 0) {
-                    snprintf(msg, sizeof(msg), "%s-%d: %s", t->name, (int)fp->partition,
-                             stream_strerror(err));
+                    read_failed(b, t, fp->partition, log, fp->offset, stream_strerror(err), msg,
+                                sizeof(msg));
                     hwm = lso = -1;
                 }
             }
@@ -801,6 +823,8 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
             stream_pack_key(&f.pk, "records");
             msgpack_pack_bin(&f.pk, n);
             if (n > 0 && sl.first_offset >= trusted) {
+                if (ps != NULL)
+                    ps->read_error_logged = false; /* see read_failed */
                 /* Written by this process: sent from the file (sendfile). */
                 if (stream__req_add_file(r, &sl, log) != 0) {
                     stream__req_drop_files(r);
@@ -820,30 +844,17 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                 return;
             }
             if (rrc != 0) {
-                /* A read error fails this partition only; nothing unread is
-                 * sent. Logged once until a read of it succeeds again. */
-                stream__pstate *ps = stream__pstate_get(b, log, true);
-                if (ps == NULL || !ps->read_error_logged)
-                    stream__blog(b, STREAM_BROKER_ERROR,
-                                 "%s-%d: cannot read the log at offset %lld: %s (the fetch gets "
-                                 "an error for this partition; logged once until reads work)",
-                                 t->name, (int)fp->partition, (long long)fp->offset,
-                                 rerr ? strerror(rerr) : "the file is shorter than its index");
-                if (ps != NULL)
-                    ps->read_error_logged = true;
-                snprintf(msg, sizeof(msg), "%s-%d: cannot read the log at offset %lld: %s", t->name,
-                         (int)fp->partition, (long long)fp->offset,
-                         rerr ? strerror(rerr) : "short file");
+                /* Nothing unread is sent: the partition gets the error. */
+                read_failed(b, t, fp->partition, log, fp->offset,
+                            rerr ? strerror(rerr) : "the file is shorter than its index", msg,
+                            sizeof(msg));
                 stream_log_slice_release(&sl);
                 (void)recode_partial(&r->out, &f.pk, mark, 0, 0, STREAM_EIO, fp->partition, hwm,
                                      lso, msg);
                 continue;
             }
-            if (n > 0) {
-                stream__pstate *ps = stream__pstate_get(b, log, false);
-                if (ps != NULL)
-                    ps->read_error_logged = false;
-            }
+            if (n > 0 && ps != NULL)
+                ps->read_error_logged = false;
             int64_t bad = -1;
             char why[200] = "";
             size_t good =

@@ -473,7 +473,13 @@ int stream__partition_recover(stream_broker *b, const char *topic, int32_t parti
                          (int)partition);
         return 0;
     }
-    if (rc != STREAM_EAGAIN)
+    if (rc != STREAM_EAGAIN && cut >= 0)
+        stream__blog(b, STREAM_BROKER_ERROR,
+                     "%s-%d: recovery cut back to offset %lld (records written after the last "
+                     "successful sync are gone), then failed: %s; tried again on a later "
+                     "produce, at most once a second",
+                     topic, (int)partition, (long long)cut, why);
+    else if (rc != STREAM_EAGAIN)
         stream__blog(b, STREAM_BROKER_ERROR,
                      "%s-%d: recovery failed: %s; tried again on a later produce, at most once "
                      "a second",

@@ -189,12 +189,14 @@ int stream__log_sync(stream_log *log)
     int rc = 0;
     const char *what = NULL; /* the call that failed */
     int64_t what_base = -1;  /* its segment */
+    int what_errno = 0;      /* its errno, for strerror (0: rc says it) */
     /* Rolled segments first: their data and their (already written)
      * indexes, so that a recovery point past them can trust their files. */
     for (int i = 0; i < log->nsnap && rc == 0; i++) {
         stream__segment *s = log->snap[i];
         what_base = s->base_offset;
         if (fdatasync(s->fd) != 0) {
+            what_errno = errno;
             rc = stream_err_from_errno(errno);
             what = "fdatasync of segment";
         } else if ((rc = stream__seg_sync_indexes(log->dir, s->base_offset)) != 0) {
@@ -202,11 +204,13 @@ int stream__log_sync(stream_log *log)
         }
     }
     if (rc == 0 && active != NULL && fdatasync(active->fd) != 0) {
+        what_errno = errno;
         rc = stream_err_from_errno(errno);
         what = "fdatasync of segment";
         what_base = active->base_offset;
     }
     if (rc == 0 && dir && fsync(log->dirfd) != 0) {
+        what_errno = errno;
         rc = stream_err_from_errno(errno);
         what = "fsync of the directory";
         what_base = -1;
@@ -230,11 +234,11 @@ int stream__log_sync(stream_log *log)
          * gone and the error cleared): the log stops accepting appends and
          * never claims more; stream_log_recover cuts it back to what the
          * last good round made durable. The callback tells the owner. */
+        const char *why = what_errno ? strerror(what_errno) : stream_strerror(rc);
         if (what_base >= 0)
-            stream__log_fail_locked(log, rc, "%s %020" PRId64 " failed: %s", what, what_base,
-                                    stream_strerror(rc));
+            stream__log_fail_locked(log, rc, "%s %020" PRId64 " failed: %s", what, what_base, why);
         else
-            stream__log_fail_locked(log, rc, "%s failed: %s", what, stream_strerror(rc));
+            stream__log_fail_locked(log, rc, "%s failed: %s", what, why);
         cb = log->durable_cb;
         arg = log->durable_arg;
         cb_offset = log->durable;

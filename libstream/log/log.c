@@ -803,7 +803,8 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
              * manages it. */
             if (done > 0 && ftruncate(s->fd, (off_t)pos) != 0)
                 stream__log_fail(log, stream_err_from_errno(errno),
-                                 "cutting a partial batch off segment %020" PRId64 " failed: %s",
+                                 "ftruncate cutting a partial batch off segment %020" PRId64
+                                 " failed: %s",
                                  s->base_offset, strerror(errno));
             return rc;
         }
@@ -1166,8 +1167,8 @@ int stream_log_truncate_to(stream_log *log, int64_t offset)
         if (ftruncate(s->fd, (off_t)pos) != 0) {
             rc = stream_err_from_errno(errno);
             log->end_offset = s->next_offset;
-            stream__log_fail(log, rc, "truncating segment %020" PRId64 " failed: %s",
-                             s->base_offset, stream_strerror(rc));
+            stream__log_fail(log, rc, "ftruncate of segment %020" PRId64 " failed: %s",
+                             s->base_offset, strerror(errno));
         } else {
             /* The file is cut: memory follows it even when the sync below
              * fails (then the error latches, and stream_log_recover syncs
@@ -1184,7 +1185,7 @@ int stream_log_truncate_to(stream_log *log, int64_t offset)
                 rc = stream_err_from_errno(errno);
                 stream__log_fail(log, rc,
                                  "fdatasync of segment %020" PRId64 " after a cut failed: %s",
-                                 s->base_offset, stream_strerror(rc));
+                                 s->base_offset, strerror(errno));
             }
         }
     }
@@ -1248,8 +1249,11 @@ int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t er
     int64_t cut = durable > log->start_offset ? durable : log->start_offset;
     int64_t end_before = log->end_offset;
     int rc = 0;
-    if (cut < log->end_offset)
+    if (cut < log->end_offset) {
         rc = stream_log_truncate_to(log, cut);
+        if (log->end_offset < end_before)
+            *cut_to = log->end_offset; /* cut, even if its sync failed */
+    }
     /* A partial batch whose cut failed may still trail the active
      * segment's last whole batch. */
     stream__segment *s = active_seg(log);
@@ -1279,7 +1283,5 @@ int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t er
         return rc;
     }
     log->recover_after_ms = 0;
-    if (cut < end_before)
-        *cut_to = cut;
     return 0;
 }

@@ -153,9 +153,12 @@ check_topic() {
 }
 
 # cut_points TOPIC: "PARTITION:OFFSET" for each cut the broker logged for
-# TOPIC when it recovered a partition in place after a failed sync or cut.
+# TOPIC when it recovered a partition in place after a failed sync or cut
+# ("recovered in place: cut back to offset N"), or when a recovery cut and
+# then failed to sync ("recovery cut back to offset N ..., then failed").
 cut_points() {
-    sed -nE "s/.* $1-([0-9]+): recovered in place: cut back to offset ([0-9]+) .*/\1:\2/p" "$BROKER_LOG"
+    sed -nE "s/.* $1-([0-9]+): (recovered in place: |recovery )cut back to offset ([0-9]+) .*/\1:\3/p" \
+        "$BROKER_LOG"
 }
 
 # The broker is alive, stops cleanly on SIGTERM, and its log holds no
@@ -338,7 +341,7 @@ end_offset_at_least() {
     # The failed cut is named, and the partition is recovered in place: cut
     # back to its last sync (acks=1 records above it may go).
     wait_for 5 grep -qE ' e-0: recovered in place' "$BROKER_LOG"
-    grep -qiE ' ERROR e-0: cutting a partial batch off segment [0-9]+ failed: input/output error' \
+    grep -qiE ' ERROR e-0: ftruncate cutting a partial batch off segment [0-9]+ failed: input/output error' \
         "$BROKER_LOG"
     # Still past the limit: writes keep failing, cleanly, until a smaller
     # segment.bytes rolls to a new file.

@@ -297,8 +297,9 @@ int stream_log_io_error(stream_log *log, uint64_t *failures, char *errbuf, size_
  * fdatasyncs what remains and clears the latch. Returns 0 with *cut_to = -1
  * when nothing was latched; 0 with *cut_to = the new end offset when
  * records were cut, or -1 when none were; else the error (errbuf says what
- * failed) and the latch stays. Within a second of a failed attempt it tries
- * nothing and returns STREAM_EAGAIN. Owner thread only; the caller
+ * failed) and the latch stays - *cut_to then says whether records were cut
+ * before the failure (a later attempt has nothing left to cut). Within a
+ * second of a failed attempt it tries nothing and returns STREAM_EAGAIN. Owner thread only; the caller
  * must first fail whatever waits on the log's durability (those offsets may
  * be cut and then reused). */
 int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t errbuf_len);
