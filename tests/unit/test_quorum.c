@@ -9,7 +9,8 @@
  * The state machine here is a small test one (tfsm): a list of applied
  * (index, value, result) triples, a deterministic verdict per value, and a
  * snapshot that carries the whole list, so "the same commands in the same
- * order with the same results on every voter" is one memcmp.
+ * order with the same results on every voter" is one memcmp. The last test
+ * runs the real cluster metadata state machine (metadata.h) on the quorum.
  *
  * Build and run (until the Makefile builds libstream/cluster/; then drop the
  * cluster sources from the line and add raft to the Makefile's PKGS):
@@ -19,7 +20,8 @@
  *      -Wstrict-prototypes -Wno-unused-parameter -pthread -O1 -g \
  *      -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
  *      $(pkg-config --cflags msgpack libuv) -o build/asan/tests/test_quorum \
- *      tests/unit/test_quorum.c libstream/cluster/quorum.c build/asan/libstream.a \
+ *      tests/unit/test_quorum.c libstream/cluster/quorum.c libstream/cluster/metadata.c \
+ *      libstream/cluster/metadata_codec.c build/asan/libstream.a \
  *      $(pkg-config --libs msgpack libuv raft liblz4 libzstd zlib snappy) -lcmocka -lm
  *   build/asan/tests/test_quorum
  *
@@ -47,6 +49,7 @@
 
 #include <uv.h>
 
+#include "cluster/metadata.h"
 #include "cluster/quorum.h"
 #include "stream/buf.h"
 #include "stream/error.h"
@@ -135,7 +138,8 @@ typedef struct node {
     char dir[128];
     stream_quorum *q; /* NULL while stopped */
     tfsm fsm;
-    int changes; /* on_change reports */
+    stream_metadata *md; /* the real state machine instead, when the cluster uses it */
+    int changes;         /* on_change reports */
 } node;
 
 typedef struct cluster {
@@ -144,7 +148,8 @@ typedef struct cluster {
     char root[64];
     stream_quorum_config cfg; /* voters and settings shared by every node */
     node nodes[NODES];
-    int stopped; /* stop callbacks seen */
+    int stopped;       /* stop callbacks seen */
+    bool use_metadata; /* nodes run stream_metadata, not tfsm */
 } cluster;
 
 static int64_t now_ms(void)
@@ -251,6 +256,12 @@ static int try_start_node(cluster *c, int i, const char *cluster_id, char *errbu
     cfg.on_change = on_change;
     cfg.change_arg = n;
     stream_quorum_fsm fsm = {&n->fsm, tfsm_apply, tfsm_snapshot, tfsm_restore};
+    if (c->use_metadata) {
+        stream_metadata_free(n->md);
+        n->md = stream_metadata_new(cluster_id);
+        assert_non_null(n->md);
+        stream_metadata_fsm(n->md, &fsm);
+    }
     return stream_quorum_start(&c->loop, &cfg, &fsm, &n->q, errbuf, len);
 }
 
@@ -339,8 +350,10 @@ static int teardown(void **state)
         uv_run(&c->loop, UV_RUN_DEFAULT);
         uv_loop_close(&c->loop);
     }
-    for (int i = 0; i < NODES; i++)
+    for (int i = 0; i < NODES; i++) {
         free(c->nodes[i].fsm.v);
+        stream_metadata_free(c->nodes[i].md);
+    }
     nftw(c->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(c);
     if (rc != 0)
@@ -769,6 +782,119 @@ static void test_an_address_in_use_is_reported(void **state)
     assert_int_equal(try_start_node(c, 0, "c1", err, sizeof err), 0);
 }
 
+/* Proposes cmd on node i and waits for its outcome; returns the status and
+ * puts the verdict in *result. */
+static int propose_wait(cluster *c, int i, const stream_buf *cmd, int *result)
+{
+    batch b = {calloc(1, sizeof(outcome)), 1, 0};
+    slot s = {&b, 0};
+    assert_non_null(b.o);
+    int rc = stream_quorum_propose(c->nodes[i].q, cmd->data, cmd->len, on_done, &s);
+    if (rc == 0) {
+        assert_true(run_until(c, batch_done, &b, 10000));
+        rc = b.o[0].status;
+        *result = b.o[0].result;
+    }
+    free(b.o);
+    return rc;
+}
+
+/* Every running node's state machine applied as far as the leader's. */
+static bool metadata_converged(cluster *c, void *arg)
+{
+    int leader = *(int *)arg;
+    uint64_t want = stream_metadata_applied_index(c->nodes[leader].md);
+    for (int i = 0; i < NODES; i++)
+        if (c->nodes[i].q != NULL && stream_metadata_applied_index(c->nodes[i].md) != want)
+            return false;
+    return true;
+}
+
+static void test_metadata_state_machine_on_three_voters(void **state)
+{
+    cluster *c = *state;
+    c->use_metadata = true;
+    start_cluster(c);
+    int leader = wait_leader(c, NULL);
+    stream_buf cmd = STREAM_BUF_INIT;
+    stream_metadata_req req = {c->nodes[leader].id, 1000};
+    int result = -1;
+
+    for (int32_t b = 1; b <= 3; b++) {
+        stream_buf_reset(&cmd);
+        req.seq++;
+        assert_int_equal(
+            stream_metadata_encode_register_broker(&cmd, req, b, "127.0.0.1", (uint16_t)(9000 + b)),
+            0);
+        assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
+        assert_int_equal(result, 0);
+        const stream_metadata_broker *br = stream_metadata_broker_find(c->nodes[leader].md, b);
+        stream_buf_reset(&cmd);
+        req.seq++;
+        assert_int_equal(stream_metadata_encode_unfence_broker(&cmd, req, b, br->epoch), 0);
+        assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
+        assert_int_equal(result, 0);
+    }
+    static const int32_t replicas[] = {1, 2, 3, 2, 3, 1, 3, 1, 2};
+    uint8_t id[16] = {7};
+    stream_buf_reset(&cmd);
+    req.seq++;
+    assert_int_equal(
+        stream_metadata_encode_create_topic(&cmd, req, "orders", id, 3, 3, replicas, NULL, 0), 0);
+    assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
+    assert_int_equal(result, 0);
+    /* A verdict travels back to the proposer. */
+    assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
+    assert_int_equal(result, 0); /* the same request: its recorded verdict */
+    stream_buf_reset(&cmd);
+    req.seq++;
+    id[0] = 8;
+    assert_int_equal(
+        stream_metadata_encode_create_topic(&cmd, req, "orders", id, 3, 3, replicas, NULL, 0), 0);
+    assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
+    assert_int_equal(result, STREAM_ETOPICEXISTS);
+
+    /* The leader stops with a create in flight; the requester retries the
+     * same request on the new leader; the topic exists once, whichever
+     * leader's copy of the command was committed. */
+    stream_buf_reset(&cmd);
+    req.seq++;
+    id[0] = 9;
+    assert_int_equal(
+        stream_metadata_encode_create_topic(&cmd, req, "audit", id, 1, 3, replicas, NULL, 0), 0);
+    batch b = {calloc(1, sizeof(outcome)), 1, 0};
+    slot s = {&b, 0};
+    assert_int_equal(stream_quorum_propose(c->nodes[leader].q, cmd.data, cmd.len, on_done, &s), 0);
+    stop_node(c, leader);
+    assert_int_equal(b.o[0].status, STREAM_ECLOSED);
+    free(b.o);
+    leader = wait_leader(c, NULL);
+    assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
+    assert_int_equal(result, 0);
+    assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
+    assert_int_equal(result, 0);
+    assert_int_equal(stream_metadata_topic_count(c->nodes[leader].md), 2);
+
+    /* The survivors hold the same state, byte for byte. */
+    assert_true(run_until(c, metadata_converged, &leader, 5000));
+    stream_buf s1 = STREAM_BUF_INIT, s2 = STREAM_BUF_INIT;
+    for (int i = 0; i < NODES; i++) {
+        if (c->nodes[i].q == NULL)
+            continue;
+        stream_buf_reset(&s2);
+        assert_int_equal(stream_metadata_snapshot(c->nodes[i].md, &s2), 0);
+        if (s1.len == 0) {
+            assert_int_equal(stream_metadata_snapshot(c->nodes[i].md, &s1), 0);
+            continue;
+        }
+        assert_int_equal(s1.len, s2.len);
+        assert_memory_equal(s1.data, s2.data, s1.len);
+    }
+    stream_buf_release(&s1);
+    stream_buf_release(&s2);
+    stream_buf_release(&cmd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -784,6 +910,7 @@ int main(void)
         T(test_failover_then_the_old_leader_catches_up_through_a_snapshot),
         T(test_a_directory_of_another_cluster_is_refused),
         T(test_an_address_in_use_is_reported),
+        T(test_metadata_state_machine_on_three_voters),
 #undef T
     };
     /* libuv writes to sockets with write(2): a peer closing a connection
