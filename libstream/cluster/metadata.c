@@ -19,6 +19,7 @@
  * canonical order for snapshots for free. Topics are pointers, so a topic
  * does not move when others are inserted.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,18 +96,31 @@ void stream_metadata_set_event_cb(stream_metadata *md, stream_metadata_event_cb 
     md->event_arg = arg;
 }
 
-size_t stream__md_broker_pos(const stream__md_state *st, int32_t id, bool *found)
+/* The first of the n elements at base (size bytes each, sorted by the int32
+ * at key_offset) whose key is >= key: the one look-up of brokers (by id) and
+ * requesters (by node). */
+static size_t lower_bound_id(const void *base, size_t n, size_t size, size_t key_offset,
+                             int32_t key)
 {
-    size_t lo = 0, hi = st->n_brokers;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (st->brokers[mid].id < id)
+        int32_t v;
+        memcpy(&v, (const char *)base + mid * size + key_offset, sizeof v);
+        if (v < key)
             lo = mid + 1;
         else
             hi = mid;
     }
-    *found = lo < st->n_brokers && st->brokers[lo].id == id;
     return lo;
+}
+
+size_t stream__md_broker_pos(const stream__md_state *st, int32_t id, bool *found)
+{
+    size_t i = lower_bound_id(st->brokers, st->n_brokers, sizeof *st->brokers,
+                              offsetof(stream_metadata_broker, id), id);
+    *found = i < st->n_brokers && st->brokers[i].id == id;
+    return i;
 }
 
 size_t stream_metadata_broker_count(const stream_metadata *md)
@@ -558,16 +572,10 @@ static int op_alter_configs(stream__md_state *st, const stream_metadata_cmd *c, 
 
 static size_t requester_pos(const stream__md_state *st, int32_t node, bool *found)
 {
-    size_t lo = 0, hi = st->n_requesters;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (st->requesters[mid].node < node)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = lo < st->n_requesters && st->requesters[lo].node == node;
-    return lo;
+    size_t i = lower_bound_id(st->requesters, st->n_requesters, sizeof *st->requesters,
+                              offsetof(stream__md_requester, node), node);
+    *found = i < st->n_requesters && st->requesters[i].node == node;
+    return i;
 }
 
 /* The recorded result of req, if any. */
