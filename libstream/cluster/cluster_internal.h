@@ -1,0 +1,45 @@
+/*
+ * cluster_internal.h - what the files of libstream/cluster/ share (prefix
+ * stream__cluster_). Not installed; nothing outside this folder includes it.
+ */
+#ifndef STREAM_CLUSTER_INTERNAL_H
+#define STREAM_CLUSTER_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Writes the message to errbuf (when not NULL and not empty) and returns err:
+ * `return stream__cluster_fail(STREAM_EINVAL, errbuf, len, "...", ...);`. */
+static inline int stream__cluster_fail(int err, char *errbuf, size_t errbuf_len, const char *fmt,
+                                       ...) __attribute__((format(printf, 4, 5)));
+
+static inline int stream__cluster_fail(int err, char *errbuf, size_t errbuf_len, const char *fmt,
+                                       ...)
+{
+    if (errbuf != NULL && errbuf_len > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errbuf_len, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+/* A cluster id is [A-Za-z0-9._-]{1,STREAM_QUORUM_CLUSTER_ID_MAX}: true when
+ * the len bytes at p are one. */
+static inline bool stream__cluster_id_ok(const char *p, size_t len, size_t max)
+{
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+#endif /* STREAM_CLUSTER_INTERNAL_H */
