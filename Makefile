@@ -34,7 +34,7 @@ DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc \
              clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev dmsetup
 
-PKGS      := msgpack libuv liblz4 libzstd zlib snappy
+PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -51,6 +51,8 @@ LIB_SRC   := $(sort $(wildcard libstream/*/*.c))
 CMD_SRC   := $(sort $(wildcard cmd/stream-*.c))
 CMD_COMMON_SRC := $(filter-out $(CMD_SRC),$(sort $(wildcard cmd/*.c)))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+# test_metadata fails each allocation in turn through wrappers of its own.
+TEST_LDFLAGS_test_metadata := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 # Headers shared by the unit tests (wire.h, client_kit.h): a change rebuilds them.
 TEST_H    := $(wildcard tests/unit/*.h)
 BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
@@ -85,7 +87,7 @@ $(B)/stream-%: $(B)/obj/cmd/stream-%.o $(call cmdc_objs,$(B)) $(B)/libstream.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/tests/%: tests/unit/%.c $(TEST_H) $(B)/libstream.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $(filter-out %.h,$^) $(TEST_LDFLAGS_$*) $(LDLIBS) -lcmocka
 $(B)/bench/%: tests/bench/%.c $(B)/libstream.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -110,7 +112,7 @@ $(A)/stream-%: $(A)/obj/cmd/stream-%.o $(call cmdc_objs,$(A)) $(A)/libstream.a
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 $(A)/tests/%: tests/unit/%.c $(TEST_H) $(A)/libstream.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $(filter-out %.h,$^) $(TEST_LDFLAGS_$*) $(LDLIBS) -lcmocka
 
 $(A)/bench/%: tests/bench/%.c $(A)/libstream.a
 	@mkdir -p $(@D)

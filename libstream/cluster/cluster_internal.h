@@ -27,7 +27,7 @@ static inline int stream__cluster_fail(int err, char *errbuf, size_t errbuf_len,
     return err;
 }
 
-/* A cluster id is [A-Za-z0-9._-]{1,STREAM_QUORUM_CLUSTER_ID_MAX}: true when
+/* A cluster id is [A-Za-z0-9._-]{1,STREAM__QUORUM_CLUSTER_ID_MAX}: true when
  * the len bytes at p are one. */
 static inline bool stream__cluster_id_ok(const char *p, size_t len, size_t max)
 {

@@ -30,19 +30,19 @@
 
 /* ---- lifecycle and accessors ----------------------------------------------- */
 
-stream_metadata *stream_metadata_new(const char *cluster_id)
+stream__meta *stream__meta_new(const char *cluster_id)
 {
     if (cluster_id == NULL ||
-        !stream__cluster_id_ok(cluster_id, strlen(cluster_id), STREAM_QUORUM_CLUSTER_ID_MAX))
+        !stream__cluster_id_ok(cluster_id, strlen(cluster_id), STREAM__QUORUM_CLUSTER_ID_MAX))
         return NULL;
-    stream_metadata *md = calloc(1, sizeof *md);
+    stream__meta *md = calloc(1, sizeof *md);
     if (md == NULL)
         return NULL;
     memcpy(md->cluster_id, cluster_id, strlen(cluster_id) + 1);
     return md;
 }
 
-void stream__md_topic_free(stream_metadata_topic *t)
+void stream__md_topic_free(stream__meta_topic *t)
 {
     if (t == NULL)
         return;
@@ -72,7 +72,7 @@ void stream__md_state_release(stream__md_state *st)
     memset(st, 0, sizeof *st);
 }
 
-void stream_metadata_free(stream_metadata *md)
+void stream__meta_free(stream__meta *md)
 {
     if (md == NULL)
         return;
@@ -80,17 +80,17 @@ void stream_metadata_free(stream_metadata *md)
     free(md);
 }
 
-const char *stream_metadata_cluster_id(const stream_metadata *md)
+const char *stream__meta_cluster_id(const stream__meta *md)
 {
     return md->cluster_id;
 }
 
-uint64_t stream_metadata_applied_index(const stream_metadata *md)
+uint64_t stream__meta_applied_index(const stream__meta *md)
 {
     return md->st.applied_index;
 }
 
-void stream_metadata_set_event_cb(stream_metadata *md, stream_metadata_event_cb cb, void *arg)
+void stream__meta_set_event_cb(stream__meta *md, stream__meta_event_cb cb, void *arg)
 {
     md->event_cb = cb;
     md->event_arg = arg;
@@ -118,22 +118,22 @@ static size_t lower_bound_id(const void *base, size_t n, size_t size, size_t key
 size_t stream__md_broker_pos(const stream__md_state *st, int32_t id, bool *found)
 {
     size_t i = lower_bound_id(st->brokers, st->n_brokers, sizeof *st->brokers,
-                              offsetof(stream_metadata_broker, id), id);
+                              offsetof(stream__meta_broker, id), id);
     *found = i < st->n_brokers && st->brokers[i].id == id;
     return i;
 }
 
-size_t stream_metadata_broker_count(const stream_metadata *md)
+size_t stream__meta_broker_count(const stream__meta *md)
 {
     return md->st.n_brokers;
 }
 
-const stream_metadata_broker *stream_metadata_broker_at(const stream_metadata *md, size_t i)
+const stream__meta_broker *stream__meta_broker_at(const stream__meta *md, size_t i)
 {
     return i < md->st.n_brokers ? &md->st.brokers[i] : NULL;
 }
 
-const stream_metadata_broker *stream_metadata_broker_find(const stream_metadata *md, int32_t id)
+const stream__meta_broker *stream__meta_broker_find(const stream__meta *md, int32_t id)
 {
     bool found;
     size_t i = stream__md_broker_pos(&md->st, id, &found);
@@ -150,7 +150,7 @@ int stream__md_name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 
 int stream__md_config_cmp(const void *a, const void *b)
 {
-    const stream_metadata_config *x = a, *y = b;
+    const stream__meta_config *x = a, *y = b;
     return stream__md_name_cmp(x->key, strlen(x->key), y->key, strlen(y->key));
 }
 
@@ -180,17 +180,17 @@ static size_t topic_pos(const stream__md_state *st, const char *name, size_t len
     return lo;
 }
 
-size_t stream_metadata_topic_count(const stream_metadata *md)
+size_t stream__meta_topic_count(const stream__meta *md)
 {
     return md->st.n_topics;
 }
 
-const stream_metadata_topic *stream_metadata_topic_at(const stream_metadata *md, size_t i)
+const stream__meta_topic *stream__meta_topic_at(const stream__meta *md, size_t i)
 {
     return i < md->st.n_topics ? md->st.topics[i] : NULL;
 }
 
-const stream_metadata_topic *stream_metadata_topic_find(const stream_metadata *md, const char *name,
+const stream__meta_topic *stream__meta_topic_find(const stream__meta *md, const char *name,
                                                         size_t len)
 {
     bool found;
@@ -199,19 +199,19 @@ const stream_metadata_topic *stream_metadata_topic_find(const stream_metadata *m
 }
 
 /* Linear: topic ids are looked up only when a topic is created. */
-const stream_metadata_topic *stream_metadata_topic_find_id(const stream_metadata *md,
+const stream__meta_topic *stream__meta_topic_find_id(const stream__meta *md,
                                                            const uint8_t id[16])
 {
     for (size_t i = 0; i < md->st.n_topics; i++)
-        if (memcmp(md->st.topics[i]->id, id, STREAM_METADATA_TOPIC_ID_BYTES) == 0)
+        if (memcmp(md->st.topics[i]->id, id, STREAM__META_TOPIC_ID_BYTES) == 0)
             return md->st.topics[i];
     return NULL;
 }
 
-int32_t stream_metadata_coordinator(const stream_metadata *md, const char *group, size_t len)
+int32_t stream__meta_coordinator(const stream__meta *md, const char *group, size_t len)
 {
-    const stream_metadata_topic *t =
-        stream_metadata_topic_find(md, STREAM_OFFSETS_TOPIC, strlen(STREAM_OFFSETS_TOPIC));
+    const stream__meta_topic *t =
+        stream__meta_topic_find(md, STREAM_OFFSETS_TOPIC, strlen(STREAM_OFFSETS_TOPIC));
     if (t == NULL)
         return -1;
     int32_t p = stream_partition_for_key(group, len, t->partition_count);
@@ -250,11 +250,11 @@ static char *dup_str(const char *p, size_t len)
 /* What an operation did, for apply to report once the result is recorded. */
 typedef struct outcome {
     bool changed;                 /* fire ev */
-    stream_metadata_event ev;     /* the event to fire */
-    stream_metadata_topic *freed; /* a deleted topic, freed after the event */
+    stream__meta_event ev;     /* the event to fire */
+    stream__meta_topic *freed; /* a deleted topic, freed after the event */
 } outcome;
 
-static void set_event(outcome *o, stream_metadata_event_type type, uint64_t index)
+static void set_event(outcome *o, stream__meta_event_type type, uint64_t index)
 {
     memset(&o->ev, 0, sizeof o->ev);
     o->changed = true;
@@ -264,7 +264,7 @@ static void set_event(outcome *o, stream_metadata_event_type type, uint64_t inde
     o->ev.previous_leader = -1;
 }
 
-static int op_register_broker(stream__md_state *st, const stream_metadata_cmd *c, uint64_t index,
+static int op_register_broker(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
                               outcome *o)
 {
     bool found;
@@ -275,7 +275,7 @@ static int op_register_broker(stream__md_state *st, const stream_metadata_cmd *c
     char *host = dup_str(c->host, c->host_len);
     if (host == NULL)
         return STREAM_ENOMEM;
-    stream_metadata_broker *b = &st->brokers[i];
+    stream__meta_broker *b = &st->brokers[i];
     if (found) {
         free(b->host);
     } else {
@@ -287,39 +287,39 @@ static int op_register_broker(stream__md_state *st, const stream_metadata_cmd *c
     b->port = c->port;
     b->epoch = (int64_t)index;
     b->fenced = true; /* until the controller sees it caught up */
-    set_event(o, STREAM_METADATA_BROKER_REGISTERED, index);
+    set_event(o, STREAM__META_BROKER_REGISTERED, index);
     o->ev.broker = b;
     return 0;
 }
 
-static int op_fence_broker(stream__md_state *st, const stream_metadata_cmd *c, uint64_t index,
+static int op_fence_broker(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
                            bool fence, outcome *o)
 {
     bool found;
     size_t i = stream__md_broker_pos(st, c->broker_id, &found);
     if (!found)
-        return STREAM_METADATA_ENOBROKER;
-    stream_metadata_broker *b = &st->brokers[i];
+        return STREAM__META_ENOBROKER;
+    stream__meta_broker *b = &st->brokers[i];
     if (b->epoch != c->broker_epoch)
-        return STREAM_METADATA_ESTALE;
+        return STREAM__META_ESTALE;
     if (b->fenced == fence)
         return 0;
     b->fenced = fence;
-    set_event(o, fence ? STREAM_METADATA_BROKER_FENCED : STREAM_METADATA_BROKER_UNFENCED, index);
+    set_event(o, fence ? STREAM__META_BROKER_FENCED : STREAM__META_BROKER_UNFENCED, index);
     o->ev.broker = b;
     return 0;
 }
 
 /* A topic named by a command, with its id guard. NULL when absent. */
-static stream_metadata_topic *cmd_topic(stream__md_state *st, const stream_metadata_cmd *c,
+static stream__meta_topic *cmd_topic(stream__md_state *st, const stream__meta_cmd *c,
                                         size_t *pos)
 {
     bool found;
     size_t i = topic_pos(st, c->topic, c->topic_len, &found);
     if (!found)
         return NULL;
-    stream_metadata_topic *t = st->topics[i];
-    if (c->has_topic_id && memcmp(t->id, c->topic_id, STREAM_METADATA_TOPIC_ID_BYTES) != 0)
+    stream__meta_topic *t = st->topics[i];
+    if (c->has_topic_id && memcmp(t->id, c->topic_id, STREAM__META_TOPIC_ID_BYTES) != 0)
         return NULL; /* same name, another incarnation of the topic */
     if (pos != NULL)
         *pos = i;
@@ -327,12 +327,12 @@ static stream_metadata_topic *cmd_topic(stream__md_state *st, const stream_metad
 }
 
 /* Copies kvs into a sorted config array of n entries. */
-static int build_configs(const stream_metadata_kv *kvs, uint32_t n, stream_metadata_config **out)
+static int build_configs(const stream__meta_kv *kvs, uint32_t n, stream__meta_config **out)
 {
     *out = NULL;
     if (n == 0)
         return 0;
-    stream_metadata_config *cfg = calloc(n, sizeof *cfg);
+    stream__meta_config *cfg = calloc(n, sizeof *cfg);
     if (cfg == NULL)
         return STREAM_ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
@@ -352,7 +352,7 @@ static int build_configs(const stream_metadata_kv *kvs, uint32_t n, stream_metad
     return 0;
 }
 
-static bool configs_ok(const stream_metadata_kv *kvs, uint32_t n)
+static bool configs_ok(const stream__meta_kv *kvs, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
         if (!stream__md_config_ok(kvs[i].key, kvs[i].key_len, kvs[i].value, kvs[i].value_len))
@@ -368,7 +368,7 @@ static int32_t *dup_ids(const int32_t *ids, uint32_t n)
     return v;
 }
 
-static int op_create_topic(stream__md_state *st, const stream_metadata_cmd *c, uint64_t index,
+static int op_create_topic(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
                            outcome *o)
 {
     if (stream_topic_name_check(c->topic, c->topic_len, NULL, 0) < 0)
@@ -378,13 +378,13 @@ static int op_create_topic(stream__md_state *st, const stream_metadata_cmd *c, u
     if (found)
         return STREAM_ETOPICEXISTS;
     for (size_t i = 0; i < st->n_topics; i++)
-        if (memcmp(st->topics[i]->id, c->topic_id, STREAM_METADATA_TOPIC_ID_BYTES) == 0)
+        if (memcmp(st->topics[i]->id, c->topic_id, STREAM__META_TOPIC_ID_BYTES) == 0)
             return STREAM_EEXIST;
     for (uint32_t p = 0; p < c->partition_count; p++) {
         for (uint32_t r = 0; r < c->partitions[p].count; r++) {
             stream__md_broker_pos(st, c->partitions[p].ids[r], &found);
             if (!found)
-                return STREAM_METADATA_ENOBROKER;
+                return STREAM__META_ENOBROKER;
         }
     }
     if (!configs_ok(c->configs, c->config_count))
@@ -392,7 +392,7 @@ static int op_create_topic(stream__md_state *st, const stream_metadata_cmd *c, u
 
     if (reserve((void **)&st->topics, &st->cap_topics, st->n_topics, sizeof *st->topics) < 0)
         return STREAM_ENOMEM;
-    stream_metadata_topic *t = calloc(1, sizeof *t);
+    stream__meta_topic *t = calloc(1, sizeof *t);
     if (t == NULL)
         return STREAM_ENOMEM;
     t->name = dup_str(c->topic, c->topic_len);
@@ -400,10 +400,10 @@ static int op_create_topic(stream__md_state *st, const stream_metadata_cmd *c, u
     if (t->name == NULL || t->partitions == NULL)
         goto nomem;
     t->partition_count = (int32_t)c->partition_count;
-    memcpy(t->id, c->topic_id, STREAM_METADATA_TOPIC_ID_BYTES);
+    memcpy(t->id, c->topic_id, STREAM__META_TOPIC_ID_BYTES);
     for (uint32_t p = 0; p < c->partition_count; p++) {
-        const stream_metadata_ids *ids = &c->partitions[p];
-        stream_metadata_partition *part = &t->partitions[p];
+        const stream__meta_ids *ids = &c->partitions[p];
+        stream__meta_partition *part = &t->partitions[p];
         part->replicas = dup_ids(ids->ids, ids->count);
         part->isr = dup_ids(ids->ids, ids->count);
         if (part->replicas == NULL || part->isr == NULL)
@@ -421,7 +421,7 @@ static int op_create_topic(stream__md_state *st, const stream_metadata_cmd *c, u
     memmove(&st->topics[pos + 1], &st->topics[pos], (st->n_topics - pos) * sizeof *st->topics);
     st->topics[pos] = t;
     st->n_topics++;
-    set_event(o, STREAM_METADATA_TOPIC_CREATED, index);
+    set_event(o, STREAM__META_TOPIC_CREATED, index);
     o->ev.topic = t;
     return 0;
 
@@ -430,16 +430,16 @@ nomem:
     return STREAM_ENOMEM;
 }
 
-static int op_delete_topic(stream__md_state *st, const stream_metadata_cmd *c, uint64_t index,
+static int op_delete_topic(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
                            outcome *o)
 {
     size_t pos;
-    stream_metadata_topic *t = cmd_topic(st, c, &pos);
+    stream__meta_topic *t = cmd_topic(st, c, &pos);
     if (t == NULL)
         return STREAM_ENOTOPIC;
     memmove(&st->topics[pos], &st->topics[pos + 1], (st->n_topics - pos - 1) * sizeof *st->topics);
     st->n_topics--;
-    set_event(o, STREAM_METADATA_TOPIC_DELETED, index);
+    set_event(o, STREAM__META_TOPIC_DELETED, index);
     o->ev.topic = t;
     o->freed = t;
     return 0;
@@ -458,19 +458,19 @@ static bool same_ids(const int32_t *a, uint32_t an, const int32_t *b, uint32_t b
     return an == bn && (an == 0 || memcmp(a, b, an * sizeof *a) == 0);
 }
 
-static int op_alter_partition(stream__md_state *st, const stream_metadata_cmd *c, uint64_t index,
+static int op_alter_partition(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
                               outcome *o)
 {
-    stream_metadata_topic *t = cmd_topic(st, c, NULL);
+    stream__meta_topic *t = cmd_topic(st, c, NULL);
     if (t == NULL)
         return STREAM_ENOTOPIC;
     if (c->partition < 0 || c->partition >= t->partition_count)
         return STREAM_ENOPART;
-    stream_metadata_partition *p = &t->partitions[c->partition];
+    stream__meta_partition *p = &t->partitions[c->partition];
     /* Staleness first: a stale change was computed from another state, so
      * whatever else is wrong with it is beside the point. */
     if (c->partition_epoch != p->partition_epoch)
-        return STREAM_METADATA_ESTALE;
+        return STREAM__META_ESTALE;
     for (uint32_t i = 0; i < c->isr.count; i++)
         if (!stream__md_contains(p->replicas, p->n_replicas, c->isr.ids[i]))
             return STREAM_EINVAL;
@@ -483,7 +483,7 @@ static int op_alter_partition(stream__md_state *st, const stream_metadata_cmd *c
     if (isr == NULL)
         return STREAM_ENOMEM;
 
-    set_event(o, STREAM_METADATA_PARTITION_CHANGED, index);
+    set_event(o, STREAM__META_PARTITION_CHANGED, index);
     o->ev.topic = t;
     o->ev.partition = c->partition;
     o->ev.previous_leader = p->leader;
@@ -501,7 +501,7 @@ static int op_alter_partition(stream__md_state *st, const stream_metadata_cmd *c
 }
 
 /* Position of key in the kv list, or -1. */
-static long kv_find(const stream_metadata_kv *kvs, uint32_t n, const char *key, size_t len)
+static long kv_find(const stream__meta_kv *kvs, uint32_t n, const char *key, size_t len)
 {
     for (uint32_t i = 0; i < n; i++)
         if (stream__md_name_cmp(kvs[i].key, kvs[i].key_len, key, len) == 0)
@@ -509,16 +509,16 @@ static long kv_find(const stream_metadata_kv *kvs, uint32_t n, const char *key, 
     return -1;
 }
 
-static int op_alter_configs(stream__md_state *st, const stream_metadata_cmd *c, uint64_t index,
+static int op_alter_configs(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
                             outcome *o)
 {
-    stream_metadata_topic *t = cmd_topic(st, c, NULL);
+    stream__meta_topic *t = cmd_topic(st, c, NULL);
     if (t == NULL)
         return STREAM_ENOTOPIC;
     if (!configs_ok(c->configs, c->config_count))
         return STREAM_EBADCONFIG;
     for (uint32_t i = 0; i < c->delete_count; i++) {
-        const stream_metadata_kv *d = &c->deletes[i];
+        const stream__meta_kv *d = &c->deletes[i];
         if (!stream__md_config_ok(d->key, d->key_len, "", 0) ||
             kv_find(c->configs, c->config_count, d->key, d->key_len) >= 0)
             return STREAM_EBADCONFIG;
@@ -533,18 +533,18 @@ static int op_alter_configs(stream__md_state *st, const stream_metadata_cmd *c, 
     }
     if (n > STREAM_STRMAP_MAX)
         return STREAM_EBADCONFIG;
-    stream_metadata_kv *kvs = calloc(n ? n : 1, sizeof *kvs);
+    stream__meta_kv *kvs = calloc(n ? n : 1, sizeof *kvs);
     if (kvs == NULL)
         return STREAM_ENOMEM;
     size_t k = 0;
     for (uint32_t i = 0; i < t->n_configs; i++) {
-        const stream_metadata_config *e = &t->configs[i];
+        const stream__meta_config *e = &t->configs[i];
         if (kv_find(c->configs, c->config_count, e->key, strlen(e->key)) < 0 &&
             kv_find(c->deletes, c->delete_count, e->key, strlen(e->key)) < 0)
-            kvs[k++] = (stream_metadata_kv){e->key, strlen(e->key), e->value, strlen(e->value)};
+            kvs[k++] = (stream__meta_kv){e->key, strlen(e->key), e->value, strlen(e->value)};
     }
     memcpy(kvs + k, c->configs, c->config_count * sizeof *kvs);
-    stream_metadata_config *cfg;
+    stream__meta_config *cfg;
     int rc = build_configs(kvs, (uint32_t)n, &cfg);
     free(kvs);
     if (rc < 0)
@@ -562,7 +562,7 @@ static int op_alter_configs(stream__md_state *st, const stream_metadata_cmd *c, 
     t->configs = cfg;
     t->n_configs = (uint32_t)n;
     if (changed) {
-        set_event(o, STREAM_METADATA_TOPIC_CONFIGS_CHANGED, index);
+        set_event(o, STREAM__META_TOPIC_CONFIGS_CHANGED, index);
         o->ev.topic = t;
     }
     return 0;
@@ -579,7 +579,7 @@ static size_t requester_pos(const stream__md_state *st, int32_t node, bool *foun
 }
 
 /* The recorded result of req, if any. */
-static bool requested_before(const stream__md_state *st, stream_metadata_req req, int *result)
+static bool requested_before(const stream__md_state *st, stream__meta_req req, int *result)
 {
     bool found;
     size_t i = requester_pos(st, req.node, &found);
@@ -600,7 +600,7 @@ static int reserve_requester(stream__md_state *st, int32_t node)
 {
     bool found;
     requester_pos(st, node, &found);
-    if (found || st->n_requesters >= STREAM_METADATA_MAX_REQUESTERS)
+    if (found || st->n_requesters >= STREAM__META_MAX_REQUESTERS)
         return 0; /* recorded in place, or by evicting one */
     return reserve((void **)&st->requesters, &st->cap_requesters, st->n_requesters,
                    sizeof *st->requesters);
@@ -608,13 +608,13 @@ static int reserve_requester(stream__md_state *st, int32_t node)
 
 /* Records (req, result); cannot fail after reserve_requester. A new requester
  * beyond the limit replaces the one whose latest command is oldest. */
-static void record_request(stream__md_state *st, stream_metadata_req req, int result,
+static void record_request(stream__md_state *st, stream__meta_req req, int result,
                            uint64_t index)
 {
     bool found;
     size_t i = requester_pos(st, req.node, &found);
     if (!found) {
-        if (st->n_requesters >= STREAM_METADATA_MAX_REQUESTERS) {
+        if (st->n_requesters >= STREAM__META_MAX_REQUESTERS) {
             size_t oldest = 0;
             for (size_t k = 1; k < st->n_requesters; k++)
                 if (st->requesters[k].last_index < st->requesters[oldest].last_index)
@@ -633,41 +633,41 @@ static void record_request(stream__md_state *st, stream_metadata_req req, int re
     stream__md_requester *r = &st->requesters[i];
     r->seq[r->next] = req.seq;
     r->result[r->next] = result;
-    r->next = (r->next + 1) % STREAM_METADATA_REQ_WINDOW;
-    if (r->count < STREAM_METADATA_REQ_WINDOW)
+    r->next = (r->next + 1) % STREAM__META_REQ_WINDOW;
+    if (r->count < STREAM__META_REQ_WINDOW)
         r->count++;
     r->last_index = index;
 }
 
 /* ---- apply, snapshot, restore ---------------------------------------------------- */
 
-static int run_op(stream__md_state *st, const stream_metadata_cmd *c, uint64_t index, outcome *o)
+static int run_op(stream__md_state *st, const stream__meta_cmd *c, uint64_t index, outcome *o)
 {
     switch (c->op) {
-    case STREAM_METADATA_OP_REGISTER_BROKER:
+    case STREAM__META_OP_REGISTER_BROKER:
         return op_register_broker(st, c, index, o);
-    case STREAM_METADATA_OP_FENCE_BROKER:
+    case STREAM__META_OP_FENCE_BROKER:
         return op_fence_broker(st, c, index, true, o);
-    case STREAM_METADATA_OP_UNFENCE_BROKER:
+    case STREAM__META_OP_UNFENCE_BROKER:
         return op_fence_broker(st, c, index, false, o);
-    case STREAM_METADATA_OP_CREATE_TOPIC:
+    case STREAM__META_OP_CREATE_TOPIC:
         return op_create_topic(st, c, index, o);
-    case STREAM_METADATA_OP_DELETE_TOPIC:
+    case STREAM__META_OP_DELETE_TOPIC:
         return op_delete_topic(st, c, index, o);
-    case STREAM_METADATA_OP_ALTER_PARTITION:
+    case STREAM__META_OP_ALTER_PARTITION:
         return op_alter_partition(st, c, index, o);
-    case STREAM_METADATA_OP_ALTER_CONFIGS:
+    case STREAM__META_OP_ALTER_CONFIGS:
         return op_alter_configs(st, c, index, o);
     default:
         return STREAM_EBADREQ; /* the decoder knows no other op */
     }
 }
 
-int stream_metadata_apply(stream_metadata *md, const uint8_t *cmd, size_t len, uint64_t index)
+int stream__meta_apply(stream__meta *md, const uint8_t *cmd, size_t len, uint64_t index)
 {
     stream__md_state *st = &md->st;
-    stream_metadata_cmd c;
-    int rc = stream_metadata_cmd_decode(cmd, len, &c, NULL, 0);
+    stream__meta_cmd c;
+    int rc = stream__meta_cmd_decode(cmd, len, &c, NULL, 0);
     if (rc == STREAM_ENOMEM)
         return rc;
     if (rc < 0) {
@@ -677,7 +677,7 @@ int stream_metadata_apply(stream_metadata *md, const uint8_t *cmd, size_t len, u
     int result;
     if (requested_before(st, c.req, &result)) {
         st->applied_index = index;
-        stream_metadata_cmd_release(&c);
+        stream__meta_cmd_release(&c);
         return result;
     }
     outcome o = {.changed = false};
@@ -685,7 +685,7 @@ int stream_metadata_apply(stream_metadata *md, const uint8_t *cmd, size_t len, u
     if (rc == 0)
         rc = run_op(st, &c, index, &o);
     if (rc == STREAM_ENOMEM) {
-        stream_metadata_cmd_release(&c);
+        stream__meta_cmd_release(&c);
         return rc;
     }
     record_request(st, c.req, rc, index);
@@ -693,11 +693,11 @@ int stream_metadata_apply(stream_metadata *md, const uint8_t *cmd, size_t len, u
     if (o.changed && md->event_cb != NULL)
         md->event_cb(md->event_arg, &o.ev);
     stream__md_topic_free(o.freed);
-    stream_metadata_cmd_release(&c);
+    stream__meta_cmd_release(&c);
     return rc;
 }
 
-int stream_metadata_restore(stream_metadata *md, const uint8_t *p, size_t len, char *errbuf,
+int stream__meta_restore(stream__meta *md, const uint8_t *p, size_t len, char *errbuf,
                             size_t errbuf_len)
 {
     stream__md_state st;
@@ -708,7 +708,7 @@ int stream_metadata_restore(stream_metadata *md, const uint8_t *p, size_t len, c
     stream__md_state_release(&md->st);
     md->st = st;
     if (md->event_cb != NULL) {
-        stream_metadata_event ev = {.type = STREAM_METADATA_RESTORED,
+        stream__meta_event ev = {.type = STREAM__META_RESTORED,
                                     .index = st.applied_index,
                                     .partition = -1,
                                     .previous_leader = -1};
@@ -719,20 +719,20 @@ int stream_metadata_restore(stream_metadata *md, const uint8_t *p, size_t len, c
 
 static int fsm_apply(void *arg, const uint8_t *cmd, size_t len, uint64_t index)
 {
-    return stream_metadata_apply(arg, cmd, len, index);
+    return stream__meta_apply(arg, cmd, len, index);
 }
 
 static int fsm_snapshot(void *arg, stream_buf *out)
 {
-    return stream_metadata_snapshot(arg, out);
+    return stream__meta_snapshot(arg, out);
 }
 
 static int fsm_restore(void *arg, const uint8_t *p, size_t len, char *errbuf, size_t errbuf_len)
 {
-    return stream_metadata_restore(arg, p, len, errbuf, errbuf_len);
+    return stream__meta_restore(arg, p, len, errbuf, errbuf_len);
 }
 
-void stream_metadata_fsm(stream_metadata *md, stream_quorum_fsm *fsm)
+void stream__meta_fsm(stream__meta *md, stream__quorum_fsm *fsm)
 {
     fsm->arg = md;
     fsm->apply = fsm_apply;

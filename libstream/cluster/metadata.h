@@ -20,7 +20,7 @@
  *     business; it proposes fence_broker when a broker falls silent. Time
  *     never enters apply, which must be deterministic.
  *   - group coordinator placement: derived, as in Kafka, from the leaders of
- *     __consumer_offsets (stream_metadata_coordinator), so there is no state
+ *     __consumer_offsets (stream__meta_coordinator), so there is no state
  *     to keep in step.
  *   - config validation: a config key or value is stored as given (within
  *     the limits below). Whether "retention.ms=abc" is acceptable is decided
@@ -51,18 +51,18 @@
  *   any op           STREAM_EBADREQ: undecodable (wrong types, ranges,
  *                    repeats inside a list); not remembered by request id
  *   register_broker  0
- *   fence/unfence    STREAM_METADATA_ENOBROKER unknown broker,
- *                    STREAM_METADATA_ESTALE epoch is not the current one
+ *   fence/unfence    STREAM__META_ENOBROKER unknown broker,
+ *                    STREAM__META_ESTALE epoch is not the current one
  *                    (a stale request from before a re-registration);
  *                    0 also when already (un)fenced: nothing changes
  *   create_topic     STREAM_EBADNAME name against the topic grammar,
  *                    STREAM_ETOPICEXISTS name taken, STREAM_EEXIST topic id
- *                    taken, STREAM_METADATA_ENOBROKER a replica on an
+ *                    taken, STREAM__META_ENOBROKER a replica on an
  *                    unregistered broker, STREAM_EBADCONFIG a config key or
  *                    value out of limits. leader = first unfenced replica (or
  *                    -1), leader_epoch 0, isr = replicas, partition_epoch 0.
  *   delete_topic     STREAM_ENOTOPIC (no such name, or the guard id differs)
- *   alter_partition  STREAM_ENOTOPIC, STREAM_ENOPART, STREAM_METADATA_ESTALE
+ *   alter_partition  STREAM_ENOTOPIC, STREAM_ENOPART, STREAM__META_ESTALE
  *                    (partition_epoch is not the current one: the change
  *                    comes from a stale controller or leader and is
  *                    refused), STREAM_EINVAL (an isr member that is not a
@@ -77,19 +77,19 @@
  * Idempotence: a deposed leader's proposals may be committed after it said
  * "leadership lost", so the requester retries with the same request id. A
  * command whose req was already applied returns the recorded result and
- * changes nothing. Per requester node the last STREAM_METADATA_REQ_WINDOW
+ * changes nothing. Per requester node the last STREAM__META_REQ_WINDOW
  * (32) request ids are kept: enough for a requester with up to 32 commands
  * in flight, which a broker (one registration, one heartbeat-driven unfence
  * at a time) never reaches; the controller's own bulk changes
  * (alter_partition) are protected by partition_epoch anyway, a duplicate of
- * one is refused as stale. At most STREAM_METADATA_MAX_REQUESTERS (1024)
+ * one is refused as stale. At most STREAM__META_MAX_REQUESTERS (1024)
  * requesters are remembered; beyond that the one with the oldest latest
  * command is forgotten (every voter forgets the same one). Bounded memory:
  * 1024 x 32 x 12 bytes, about 400 KB at the very most, in RAM and in the
  * snapshot. A seq must never repeat for a node, across restarts too (start
  * from the wall clock in microseconds, or from random bits).
  *
- * Snapshot (stream_metadata_snapshot): the whole state as one MessagePack map,
+ * Snapshot (stream__meta_snapshot): the whole state as one MessagePack map,
  * canonical (brokers by id, topics by name, configs by key, requesters by
  * node, each requester's ids oldest first), so equal states give equal bytes:
  *
@@ -118,14 +118,14 @@
 
 /* ---- limits ---------------------------------------------------------------- */
 
-#define STREAM_METADATA_TOPIC_ID_BYTES   16
-#define STREAM_METADATA_MAX_REPLICAS     32   /* per partition */
-#define STREAM_METADATA_HOST_MAX         255  /* bytes of a broker host */
-#define STREAM_METADATA_CONFIG_KEY_MAX   255  /* bytes of a config key */
-#define STREAM_METADATA_CONFIG_VALUE_MAX 4096 /* bytes of a config value */
-#define STREAM_METADATA_REQ_WINDOW       32   /* request ids kept per requester */
-#define STREAM_METADATA_MAX_REQUESTERS   1024 /* requesters remembered */
-#define STREAM_METADATA_SNAPSHOT_VERSION 1
+#define STREAM__META_TOPIC_ID_BYTES   16
+#define STREAM__META_MAX_REPLICAS     32   /* per partition */
+#define STREAM__META_HOST_MAX         255  /* bytes of a broker host */
+#define STREAM__META_CONFIG_KEY_MAX   255  /* bytes of a config key */
+#define STREAM__META_CONFIG_VALUE_MAX 4096 /* bytes of a config value */
+#define STREAM__META_REQ_WINDOW       32   /* request ids kept per requester */
+#define STREAM__META_MAX_REQUESTERS   1024 /* requesters remembered */
+#define STREAM__META_SNAPSHOT_VERSION 1
 
 /*
  * Error codes, by meaning. error.h has no code for these yet; until it does
@@ -135,107 +135,107 @@
  *              name fits; its message ("stale group generation") does not.
  *   ENOBROKER  a broker id that never registered (Kafka: BROKER_NOT_AVAILABLE)
  */
-#define STREAM_METADATA_ESTALE    STREAM_EFENCED
-#define STREAM_METADATA_ENOBROKER STREAM_ENOENT
+#define STREAM__META_ESTALE    STREAM_EFENCED
+#define STREAM__META_ENOBROKER STREAM_ENOENT
 
 /* ---- the state ------------------------------------------------------------- */
 
-typedef struct stream_metadata_broker {
+typedef struct stream__meta_broker {
     int32_t id;    /* >= 1 */
     char *host;    /* NUL-terminated, as registered */
     uint16_t port; /* 1..65535 */
     int64_t epoch; /* log index of its latest registration */
     bool fenced;   /* may not lead or be added to an ISR */
-} stream_metadata_broker;
+} stream__meta_broker;
 
-typedef struct stream_metadata_partition {
+typedef struct stream__meta_partition {
     int32_t *replicas;       /* broker ids, in preference order, distinct */
-    uint32_t n_replicas;     /* 1..STREAM_METADATA_MAX_REPLICAS */
+    uint32_t n_replicas;     /* 1..STREAM__META_MAX_REPLICAS */
     int32_t leader;          /* a member of isr, or -1 when none */
     int32_t leader_epoch;    /* + 1 at each leader change */
     int32_t *isr;            /* in-sync replicas, a subset of replicas */
     uint32_t n_isr;          /* >= 1 */
     int32_t partition_epoch; /* + 1 at each change of leader or isr */
-} stream_metadata_partition;
+} stream__meta_partition;
 
-typedef struct stream_metadata_config {
-    char *key;   /* NUL-terminated, 1..STREAM_METADATA_CONFIG_KEY_MAX bytes */
-    char *value; /* NUL-terminated, 0..STREAM_METADATA_CONFIG_VALUE_MAX bytes */
-} stream_metadata_config;
+typedef struct stream__meta_config {
+    char *key;   /* NUL-terminated, 1..STREAM__META_CONFIG_KEY_MAX bytes */
+    char *value; /* NUL-terminated, 0..STREAM__META_CONFIG_VALUE_MAX bytes */
+} stream__meta_config;
 
-typedef struct stream_metadata_topic {
+typedef struct stream__meta_topic {
     char *name;                                 /* NUL-terminated, topic grammar */
-    uint8_t id[STREAM_METADATA_TOPIC_ID_BYTES]; /* never all zero; unique */
+    uint8_t id[STREAM__META_TOPIC_ID_BYTES]; /* never all zero; unique */
     int32_t partition_count;                    /* 1..STREAM_MAX_PARTITIONS */
-    stream_metadata_partition *partitions;      /* partition_count of them */
-    stream_metadata_config *configs;            /* sorted by key, keys distinct */
+    stream__meta_partition *partitions;      /* partition_count of them */
+    stream__meta_config *configs;            /* sorted by key, keys distinct */
     uint32_t n_configs;
-} stream_metadata_topic;
+} stream__meta_topic;
 
-typedef struct stream_metadata stream_metadata;
+typedef struct stream__meta stream__meta;
 
 /* A new, empty state for cluster_id ([A-Za-z0-9._-]{1,64}). NULL when out of
  * memory or cluster_id is not valid. */
-stream_metadata *stream_metadata_new(const char *cluster_id);
+stream__meta *stream__meta_new(const char *cluster_id);
 /* Frees md and everything it holds; NULL is a no-op. */
-void stream_metadata_free(stream_metadata *md);
+void stream__meta_free(stream__meta *md);
 
 /* The cluster id given to _new (NUL-terminated). */
-const char *stream_metadata_cluster_id(const stream_metadata *md);
+const char *stream__meta_cluster_id(const stream__meta *md);
 /* The index of the last command applied (or of the restored snapshot). */
-uint64_t stream_metadata_applied_index(const stream_metadata *md);
+uint64_t stream__meta_applied_index(const stream__meta *md);
 
 /* Brokers, by id (index 0..count-1 is ascending id order). */
-size_t stream_metadata_broker_count(const stream_metadata *md);
-const stream_metadata_broker *stream_metadata_broker_at(const stream_metadata *md, size_t i);
+size_t stream__meta_broker_count(const stream__meta *md);
+const stream__meta_broker *stream__meta_broker_at(const stream__meta *md, size_t i);
 /* NULL when no broker has that id. */
-const stream_metadata_broker *stream_metadata_broker_find(const stream_metadata *md, int32_t id);
+const stream__meta_broker *stream__meta_broker_find(const stream__meta *md, int32_t id);
 
 /* Topics, by name (index 0..count-1 is ascending byte order of names). */
-size_t stream_metadata_topic_count(const stream_metadata *md);
-const stream_metadata_topic *stream_metadata_topic_at(const stream_metadata *md, size_t i);
+size_t stream__meta_topic_count(const stream__meta *md);
+const stream__meta_topic *stream__meta_topic_at(const stream__meta *md, size_t i);
 /* NULL when absent. name is len bytes, not necessarily NUL-terminated. */
-const stream_metadata_topic *stream_metadata_topic_find(const stream_metadata *md, const char *name,
+const stream__meta_topic *stream__meta_topic_find(const stream__meta *md, const char *name,
                                                         size_t len);
-const stream_metadata_topic *stream_metadata_topic_find_id(const stream_metadata *md,
+const stream__meta_topic *stream__meta_topic_find_id(const stream__meta *md,
                                                            const uint8_t id[16]);
 
 /* The group coordinator of `group` (len bytes): the leader of its partition
  * of __consumer_offsets, chosen as the broker does today
  * (stream_partition_for_key). -1 when that topic does not exist or the
  * partition has no leader. */
-int32_t stream_metadata_coordinator(const stream_metadata *md, const char *group, size_t len);
+int32_t stream__meta_coordinator(const stream__meta *md, const char *group, size_t len);
 
 /* ---- events ---------------------------------------------------------------- */
 
-typedef enum stream_metadata_event_type {
-    STREAM_METADATA_BROKER_REGISTERED,     /* broker (a new one, or a new epoch) */
-    STREAM_METADATA_BROKER_FENCED,         /* broker */
-    STREAM_METADATA_BROKER_UNFENCED,       /* broker */
-    STREAM_METADATA_TOPIC_CREATED,         /* topic */
-    STREAM_METADATA_TOPIC_DELETED,         /* topic: valid during the callback only */
-    STREAM_METADATA_TOPIC_CONFIGS_CHANGED, /* topic */
-    STREAM_METADATA_PARTITION_CHANGED,     /* topic, partition, what changed */
-    STREAM_METADATA_RESTORED,              /* everything may have changed: re-read */
-} stream_metadata_event_type;
+typedef enum stream__meta_event_type {
+    STREAM__META_BROKER_REGISTERED,     /* broker (a new one, or a new epoch) */
+    STREAM__META_BROKER_FENCED,         /* broker */
+    STREAM__META_BROKER_UNFENCED,       /* broker */
+    STREAM__META_TOPIC_CREATED,         /* topic */
+    STREAM__META_TOPIC_DELETED,         /* topic: valid during the callback only */
+    STREAM__META_TOPIC_CONFIGS_CHANGED, /* topic */
+    STREAM__META_PARTITION_CHANGED,     /* topic, partition, what changed */
+    STREAM__META_RESTORED,              /* everything may have changed: re-read */
+} stream__meta_event_type;
 
-typedef struct stream_metadata_event {
-    stream_metadata_event_type type;
+typedef struct stream__meta_event {
+    stream__meta_event_type type;
     uint64_t index;                       /* the command's log index (RESTORED: the snapshot's) */
-    const stream_metadata_broker *broker; /* BROKER_*, else NULL */
-    const stream_metadata_topic *topic;   /* TOPIC_*, PARTITION_CHANGED, else NULL */
+    const stream__meta_broker *broker; /* BROKER_*, else NULL */
+    const stream__meta_topic *topic;   /* TOPIC_*, PARTITION_CHANGED, else NULL */
     int32_t partition;                    /* PARTITION_CHANGED, else -1 */
     int32_t previous_leader;              /* PARTITION_CHANGED: the leader before */
     bool leader_changed;                  /* PARTITION_CHANGED: leader (and leader_epoch) moved */
     bool isr_changed;                     /* PARTITION_CHANGED: isr differs */
-} stream_metadata_event;
+} stream__meta_event;
 
 /* Called after a command changed the state (never for a refused or repeated
  * command) and after a restore. It must not apply or restore (no re-entry). */
-typedef void (*stream_metadata_event_cb)(void *arg, const stream_metadata_event *ev);
+typedef void (*stream__meta_event_cb)(void *arg, const stream__meta_event *ev);
 
 /* Sets (or, with NULL, clears) the event callback. */
-void stream_metadata_set_event_cb(stream_metadata *md, stream_metadata_event_cb cb, void *arg);
+void stream__meta_set_event_cb(stream__meta *md, stream__meta_event_cb cb, void *arg);
 
 /* ---- the state machine ----------------------------------------------------- */
 
@@ -246,10 +246,10 @@ void stream_metadata_set_event_cb(stream_metadata *md, stream_metadata_event_cb 
  * applied again. Deterministic: the same state and command give the same
  * result and the same new state on every voter.
  */
-int stream_metadata_apply(stream_metadata *md, const uint8_t *cmd, size_t len, uint64_t index);
+int stream__meta_apply(stream__meta *md, const uint8_t *cmd, size_t len, uint64_t index);
 
 /* Appends the whole state (the layout above) to out. 0 or STREAM_ENOMEM. */
-int stream_metadata_snapshot(const stream_metadata *md, stream_buf *out);
+int stream__meta_snapshot(const stream__meta *md, stream_buf *out);
 
 /*
  * Replaces the state with a snapshot's (len bytes at p). Everything is
@@ -259,17 +259,17 @@ int stream_metadata_snapshot(const stream_metadata *md, stream_buf *out);
  * and sorted, partitions consistent (replicas distinct and registered, isr
  * within replicas, leader within isr). Returns 0, STREAM_ECORRUPT (errbuf
  * says what and where), STREAM_EBADCONFIG, or STREAM_ENOMEM; on failure the
- * state is as before. Fires STREAM_METADATA_RESTORED on success.
+ * state is as before. Fires STREAM__META_RESTORED on success.
  */
-int stream_metadata_restore(stream_metadata *md, const uint8_t *p, size_t len, char *errbuf,
+int stream__meta_restore(stream__meta *md, const uint8_t *p, size_t len, char *errbuf,
                             size_t errbuf_len);
 
 /* Fills fsm so the quorum drives md (apply, snapshot, restore). */
-void stream_metadata_fsm(stream_metadata *md, stream_quorum_fsm *fsm);
+void stream__meta_fsm(stream__meta *md, stream__quorum_fsm *fsm);
 
 /* ---- commands -------------------------------------------------------------- */
 
-#define STREAM_METADATA_OP_MAP(X)                                                                  \
+#define STREAM__META_OP_MAP(X)                                                                  \
     X(REGISTER_BROKER, "register_broker")                                                          \
     X(FENCE_BROKER, "fence_broker")                                                                \
     X(UNFENCE_BROKER, "unfence_broker")                                                            \
@@ -278,47 +278,47 @@ void stream_metadata_fsm(stream_metadata *md, stream_quorum_fsm *fsm);
     X(ALTER_PARTITION, "alter_partition")                                                          \
     X(ALTER_CONFIGS, "alter_configs")
 
-typedef enum stream_metadata_op {
-    STREAM_METADATA_OP_UNKNOWN = 0,
-#define STREAM__METADATA_OP_ENUM(name, wire) STREAM_METADATA_OP_##name,
-    STREAM_METADATA_OP_MAP(STREAM__METADATA_OP_ENUM)
+typedef enum stream__meta_op {
+    STREAM__META_OP_UNKNOWN = 0,
+#define STREAM__METADATA_OP_ENUM(name, wire) STREAM__META_OP_##name,
+    STREAM__META_OP_MAP(STREAM__METADATA_OP_ENUM)
 #undef STREAM__METADATA_OP_ENUM
-        STREAM_METADATA_OP__COUNT
-} stream_metadata_op;
+        STREAM__META_OP__COUNT
+} stream__meta_op;
 
 /* The wire name of op ("create_topic"); "unknown" when out of range. */
-const char *stream_metadata_op_name(stream_metadata_op op);
+const char *stream__meta_op_name(stream__meta_op op);
 
 /* A request id: who asked (a node id) and a number it never reuses. */
-typedef struct stream_metadata_req {
+typedef struct stream__meta_req {
     int32_t node; /* >= 1 */
     uint64_t seq;
-} stream_metadata_req;
+} stream__meta_req;
 
 /* A list of broker ids (replicas of a partition, an isr). */
-typedef struct stream_metadata_ids {
+typedef struct stream__meta_ids {
     const int32_t *ids;
     uint32_t count;
-} stream_metadata_ids;
+} stream__meta_ids;
 
 /* A config entry; for alter_configs' deletions only the key is read. Strings
  * are len bytes, not necessarily NUL-terminated. */
-typedef struct stream_metadata_kv {
+typedef struct stream__meta_kv {
     const char *key;
     size_t key_len;
     const char *value;
     size_t value_len;
-} stream_metadata_kv;
+} stream__meta_kv;
 
 /*
  * One command, decoded or to encode. Which fields an op reads is listed at
  * the top; the others are ignored by the encoder and zero after decoding.
- * After stream_metadata_cmd_decode, strings point into the decoded bytes and
- * arrays into memory the cmd owns: release it with stream_metadata_cmd_release.
+ * After stream__meta_cmd_decode, strings point into the decoded bytes and
+ * arrays into memory the cmd owns: release it with stream__meta_cmd_release.
  */
-typedef struct stream_metadata_cmd {
-    stream_metadata_op op;
-    stream_metadata_req req;
+typedef struct stream__meta_cmd {
+    stream__meta_op op;
+    stream__meta_req req;
     int32_t broker_id; /* register, fence, unfence */
     const char *host;  /* register */
     size_t host_len;
@@ -326,31 +326,31 @@ typedef struct stream_metadata_cmd {
     int64_t broker_epoch; /* fence, unfence */
     const char *topic;    /* create, delete, alter_* */
     size_t topic_len;
-    uint8_t topic_id[STREAM_METADATA_TOPIC_ID_BYTES]; /* create; the guard of the others */
+    uint8_t topic_id[STREAM__META_TOPIC_ID_BYTES]; /* create; the guard of the others */
     bool has_topic_id;                                /* delete, alter_*: check topic_id */
-    const stream_metadata_ids *partitions;            /* create: each partition's replicas */
+    const stream__meta_ids *partitions;            /* create: each partition's replicas */
     uint32_t partition_count;
-    const stream_metadata_kv *configs; /* create: initial; alter_configs: set */
+    const stream__meta_kv *configs; /* create: initial; alter_configs: set */
     uint32_t config_count;
-    const stream_metadata_kv *deletes; /* alter_configs: keys to delete */
+    const stream__meta_kv *deletes; /* alter_configs: keys to delete */
     uint32_t delete_count;
     int32_t partition;       /* alter_partition */
     int32_t leader;          /* alter_partition, -1 for none */
-    stream_metadata_ids isr; /* alter_partition */
+    stream__meta_ids isr; /* alter_partition */
     int32_t partition_epoch; /* alter_partition: expected current */
     /* private */
     void *owned; /* what decode allocated */
-} stream_metadata_cmd;
+} stream__meta_cmd;
 
 /*
  * Decodes a command (len bytes at p; hostile bytes are fine). Returns 0,
  * STREAM_EBADREQ with errbuf naming the field, or STREAM_ENOMEM. On failure
  * cmd holds nothing to release (releasing it anyway is harmless).
  */
-int stream_metadata_cmd_decode(const uint8_t *p, size_t len, stream_metadata_cmd *cmd, char *errbuf,
+int stream__meta_cmd_decode(const uint8_t *p, size_t len, stream__meta_cmd *cmd, char *errbuf,
                                size_t errbuf_len);
 /* Frees what decode allocated; the cmd's pointers become invalid. */
-void stream_metadata_cmd_release(stream_metadata_cmd *cmd);
+void stream__meta_cmd_release(stream__meta_cmd *cmd);
 
 /*
  * Appends cmd as one MessagePack map to out. The encoder refuses what the
@@ -359,31 +359,31 @@ void stream_metadata_cmd_release(stream_metadata_cmd *cmd);
  * decodes to the same cmd. Returns 0, STREAM_EINVAL or STREAM_ENOMEM; out is
  * unchanged on failure.
  */
-int stream_metadata_cmd_encode(const stream_metadata_cmd *cmd, stream_buf *out);
+int stream__meta_cmd_encode(const stream__meta_cmd *cmd, stream_buf *out);
 
 /* One encoder per op, for the controller and tests: they fill a cmd and call
- * stream_metadata_cmd_encode. Strings are C strings here. */
-int stream_metadata_encode_register_broker(stream_buf *out, stream_metadata_req req, int32_t id,
+ * stream__meta_cmd_encode. Strings are C strings here. */
+int stream__meta_encode_register_broker(stream_buf *out, stream__meta_req req, int32_t id,
                                            const char *host, uint16_t port);
-int stream_metadata_encode_fence_broker(stream_buf *out, stream_metadata_req req, int32_t id,
+int stream__meta_encode_fence_broker(stream_buf *out, stream__meta_req req, int32_t id,
                                         int64_t epoch);
-int stream_metadata_encode_unfence_broker(stream_buf *out, stream_metadata_req req, int32_t id,
+int stream__meta_encode_unfence_broker(stream_buf *out, stream__meta_req req, int32_t id,
                                           int64_t epoch);
 /* replicas: partition_count * replication_factor ids, partition 0's first. */
-int stream_metadata_encode_create_topic(stream_buf *out, stream_metadata_req req, const char *name,
+int stream__meta_encode_create_topic(stream_buf *out, stream__meta_req req, const char *name,
                                         const uint8_t id[16], int32_t partition_count,
                                         int32_t replication_factor, const int32_t *replicas,
-                                        const stream_metadata_kv *configs, uint32_t n_configs);
+                                        const stream__meta_kv *configs, uint32_t n_configs);
 /* id may be NULL (no guard) in these three. */
-int stream_metadata_encode_delete_topic(stream_buf *out, stream_metadata_req req, const char *name,
+int stream__meta_encode_delete_topic(stream_buf *out, stream__meta_req req, const char *name,
                                         const uint8_t *id);
-int stream_metadata_encode_alter_partition(stream_buf *out, stream_metadata_req req,
+int stream__meta_encode_alter_partition(stream_buf *out, stream__meta_req req,
                                            const char *name, const uint8_t *id, int32_t partition,
                                            int32_t leader, const int32_t *isr, uint32_t n_isr,
                                            int32_t partition_epoch);
-int stream_metadata_encode_alter_configs(stream_buf *out, stream_metadata_req req, const char *name,
-                                         const uint8_t *id, const stream_metadata_kv *set,
-                                         uint32_t n_set, const stream_metadata_kv *deletes,
+int stream__meta_encode_alter_configs(stream_buf *out, stream__meta_req req, const char *name,
+                                         const uint8_t *id, const stream__meta_kv *set,
+                                         uint32_t n_set, const stream__meta_kv *deletes,
                                          uint32_t n_deletes);
 
 #endif /* STREAM_CLUSTER_METADATA_H */

@@ -11,7 +11,7 @@
  * leader, and a state machine restored from nonsense would serve nonsense.
  *
  * The encoder refuses exactly what the decoder refuses, so whatever
- * stream_metadata_cmd_encode writes decodes, and re-encodes to the same
+ * stream__meta_cmd_encode writes decodes, and re-encodes to the same
  * bytes (the fuzz target checks this).
  */
 #include <limits.h>
@@ -26,31 +26,31 @@
 
 /* ---- names and checks shared with apply ----------------------------------- */
 
-static const char *const op_names[STREAM_METADATA_OP__COUNT] = {[STREAM_METADATA_OP_UNKNOWN] =
+static const char *const op_names[STREAM__META_OP__COUNT] = {[STREAM__META_OP_UNKNOWN] =
                                                                     "unknown",
-#define OP_NAME(name, wire) [STREAM_METADATA_OP_##name] = wire,
-                                                                STREAM_METADATA_OP_MAP(OP_NAME)
+#define OP_NAME(name, wire) [STREAM__META_OP_##name] = wire,
+                                                                STREAM__META_OP_MAP(OP_NAME)
 #undef OP_NAME
 };
 
-const char *stream_metadata_op_name(stream_metadata_op op)
+const char *stream__meta_op_name(stream__meta_op op)
 {
-    if ((int)op <= 0 || (int)op >= STREAM_METADATA_OP__COUNT)
+    if ((int)op <= 0 || (int)op >= STREAM__META_OP__COUNT)
         return "unknown";
     return op_names[op];
 }
 
-static stream_metadata_op op_from_name(const char *p, size_t len)
+static stream__meta_op op_from_name(const char *p, size_t len)
 {
-    for (int op = 1; op < STREAM_METADATA_OP__COUNT; op++)
+    for (int op = 1; op < STREAM__META_OP__COUNT; op++)
         if (stream_str_eq(p, len, op_names[op]))
-            return (stream_metadata_op)op;
-    return STREAM_METADATA_OP_UNKNOWN;
+            return (stream__meta_op)op;
+    return STREAM__META_OP_UNKNOWN;
 }
 
 bool stream__md_host_ok(const char *p, size_t len)
 {
-    if (len == 0 || len > STREAM_METADATA_HOST_MAX)
+    if (len == 0 || len > STREAM__META_HOST_MAX)
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)p[i];
@@ -63,8 +63,8 @@ bool stream__md_host_ok(const char *p, size_t len)
 
 bool stream__md_config_ok(const char *key, size_t key_len, const char *value, size_t value_len)
 {
-    if (key_len == 0 || key_len > STREAM_METADATA_CONFIG_KEY_MAX ||
-        value_len > STREAM_METADATA_CONFIG_VALUE_MAX)
+    if (key_len == 0 || key_len > STREAM__META_CONFIG_KEY_MAX ||
+        value_len > STREAM__META_CONFIG_VALUE_MAX)
         return false;
     for (size_t i = 0; i < key_len; i++)
         if ((unsigned char)key[i] <= 0x20 || (unsigned char)key[i] >= 0x7f || key[i] == '=')
@@ -116,7 +116,7 @@ static void pack_ids(msgpack_packer *pk, const int32_t *ids, uint32_t n)
         msgpack_pack_int32(pk, ids[i]);
 }
 
-static void pack_kv_map(msgpack_packer *pk, const stream_metadata_kv *kvs, uint32_t n)
+static void pack_kv_map(msgpack_packer *pk, const stream__meta_kv *kvs, uint32_t n)
 {
     msgpack_pack_map(pk, n);
     for (uint32_t i = 0; i < n; i++) {
@@ -127,10 +127,10 @@ static void pack_kv_map(msgpack_packer *pk, const stream_metadata_kv *kvs, uint3
 
 /* ---- commands: encoding ------------------------------------------------------ */
 
-/* A list of 1..STREAM_METADATA_MAX_REPLICAS distinct broker ids >= 1. */
-static bool ids_ok(const stream_metadata_ids *ids)
+/* A list of 1..STREAM__META_MAX_REPLICAS distinct broker ids >= 1. */
+static bool ids_ok(const stream__meta_ids *ids)
 {
-    if (ids->count == 0 || ids->count > STREAM_METADATA_MAX_REPLICAS || ids->ids == NULL)
+    if (ids->count == 0 || ids->count > STREAM__META_MAX_REPLICAS || ids->ids == NULL)
         return false;
     for (uint32_t i = 0; i < ids->count; i++)
         if (ids->ids[i] < 1)
@@ -140,7 +140,7 @@ static bool ids_ok(const stream_metadata_ids *ids)
 
 /* At most STREAM_STRMAP_MAX entries with distinct keys (as the decoder's
  * stream_field_strmap checks), keys and values present. */
-static bool kvs_ok(const stream_metadata_kv *kvs, uint32_t n, bool need_values)
+static bool kvs_ok(const stream__meta_kv *kvs, uint32_t n, bool need_values)
 {
     if (n > STREAM_STRMAP_MAX || (n > 0 && kvs == NULL))
         return false;
@@ -156,19 +156,19 @@ static bool kvs_ok(const stream_metadata_kv *kvs, uint32_t n, bool need_values)
 }
 
 /* What the decoder would refuse, refused before writing a byte. */
-static bool cmd_ok(const stream_metadata_cmd *c)
+static bool cmd_ok(const stream__meta_cmd *c)
 {
     if (c->req.node < 1 || ((c->topic == NULL) && c->topic_len > 0))
         return false;
     switch (c->op) {
-    case STREAM_METADATA_OP_REGISTER_BROKER:
+    case STREAM__META_OP_REGISTER_BROKER:
         return c->broker_id >= 1 && c->port >= 1 && c->host != NULL &&
                stream__md_host_ok(c->host, c->host_len);
-    case STREAM_METADATA_OP_FENCE_BROKER:
-    case STREAM_METADATA_OP_UNFENCE_BROKER:
+    case STREAM__META_OP_FENCE_BROKER:
+    case STREAM__META_OP_UNFENCE_BROKER:
         return c->broker_id >= 1 && c->broker_epoch >= 0;
-    case STREAM_METADATA_OP_CREATE_TOPIC: {
-        static const uint8_t zero[STREAM_METADATA_TOPIC_ID_BYTES];
+    case STREAM__META_OP_CREATE_TOPIC: {
+        static const uint8_t zero[STREAM__META_TOPIC_ID_BYTES];
         if (c->partition_count == 0 || c->partition_count > STREAM_MAX_PARTITIONS ||
             c->partitions == NULL || memcmp(c->topic_id, zero, sizeof zero) == 0)
             return false;
@@ -177,12 +177,12 @@ static bool cmd_ok(const stream_metadata_cmd *c)
                 return false;
         return kvs_ok(c->configs, c->config_count, true);
     }
-    case STREAM_METADATA_OP_DELETE_TOPIC:
+    case STREAM__META_OP_DELETE_TOPIC:
         return true;
-    case STREAM_METADATA_OP_ALTER_PARTITION:
+    case STREAM__META_OP_ALTER_PARTITION:
         return c->partition >= 0 && (c->leader == -1 || c->leader >= 1) && ids_ok(&c->isr) &&
                c->partition_epoch >= 0;
-    case STREAM_METADATA_OP_ALTER_CONFIGS:
+    case STREAM__META_OP_ALTER_CONFIGS:
         return kvs_ok(c->configs, c->config_count, true) &&
                kvs_ok(c->deletes, c->delete_count, false);
     default:
@@ -190,18 +190,18 @@ static bool cmd_ok(const stream_metadata_cmd *c)
     }
 }
 
-static void pack_topic(msgpack_packer *pk, const stream_metadata_cmd *c)
+static void pack_topic(msgpack_packer *pk, const stream__meta_cmd *c)
 {
     stream_pack_kv_str(pk, "name", c->topic, c->topic_len);
 }
 
-static void pack_guard(msgpack_packer *pk, const stream_metadata_cmd *c)
+static void pack_guard(msgpack_packer *pk, const stream__meta_cmd *c)
 {
     if (c->has_topic_id)
-        stream_pack_kv_bin(pk, "topic_id", c->topic_id, STREAM_METADATA_TOPIC_ID_BYTES);
+        stream_pack_kv_bin(pk, "topic_id", c->topic_id, STREAM__META_TOPIC_ID_BYTES);
 }
 
-int stream_metadata_cmd_encode(const stream_metadata_cmd *c, stream_buf *out)
+int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
 {
     if (!cmd_ok(c))
         return STREAM_EINVAL;
@@ -210,45 +210,45 @@ int stream_metadata_cmd_encode(const stream_metadata_cmd *c, stream_buf *out)
     msgpack_packer *pk = &p.pk;
     size_t guard = c->has_topic_id ? 1 : 0;
     switch (c->op) {
-    case STREAM_METADATA_OP_REGISTER_BROKER:
+    case STREAM__META_OP_REGISTER_BROKER:
         msgpack_pack_map(pk, 5);
         break;
-    case STREAM_METADATA_OP_FENCE_BROKER:
-    case STREAM_METADATA_OP_UNFENCE_BROKER:
+    case STREAM__META_OP_FENCE_BROKER:
+    case STREAM__META_OP_UNFENCE_BROKER:
         msgpack_pack_map(pk, 4);
         break;
-    case STREAM_METADATA_OP_CREATE_TOPIC:
+    case STREAM__META_OP_CREATE_TOPIC:
         msgpack_pack_map(pk, 5 + (c->config_count > 0));
         break;
-    case STREAM_METADATA_OP_DELETE_TOPIC:
+    case STREAM__META_OP_DELETE_TOPIC:
         msgpack_pack_map(pk, 3 + guard);
         break;
-    case STREAM_METADATA_OP_ALTER_PARTITION:
+    case STREAM__META_OP_ALTER_PARTITION:
         msgpack_pack_map(pk, 7 + guard);
         break;
     default: /* ALTER_CONFIGS: cmd_ok knows no other op */
         msgpack_pack_map(pk, 3 + guard + (c->config_count > 0) + (c->delete_count > 0));
         break;
     }
-    stream_pack_kv_cstr(pk, "op", stream_metadata_op_name(c->op));
+    stream_pack_kv_cstr(pk, "op", stream__meta_op_name(c->op));
     stream_pack_key(pk, "req");
     msgpack_pack_map(pk, 2);
     stream_pack_kv_int(pk, "node", c->req.node);
     stream_pack_kv_uint(pk, "seq", c->req.seq);
     switch (c->op) {
-    case STREAM_METADATA_OP_REGISTER_BROKER:
+    case STREAM__META_OP_REGISTER_BROKER:
         stream_pack_kv_int(pk, "id", c->broker_id);
         stream_pack_kv_str(pk, "host", c->host, c->host_len);
         stream_pack_kv_uint(pk, "port", c->port);
         break;
-    case STREAM_METADATA_OP_FENCE_BROKER:
-    case STREAM_METADATA_OP_UNFENCE_BROKER:
+    case STREAM__META_OP_FENCE_BROKER:
+    case STREAM__META_OP_UNFENCE_BROKER:
         stream_pack_kv_int(pk, "id", c->broker_id);
         stream_pack_kv_int(pk, "epoch", c->broker_epoch);
         break;
-    case STREAM_METADATA_OP_CREATE_TOPIC:
+    case STREAM__META_OP_CREATE_TOPIC:
         pack_topic(pk, c);
-        stream_pack_kv_bin(pk, "topic_id", c->topic_id, STREAM_METADATA_TOPIC_ID_BYTES);
+        stream_pack_kv_bin(pk, "topic_id", c->topic_id, STREAM__META_TOPIC_ID_BYTES);
         stream_pack_key(pk, "partitions");
         msgpack_pack_array(pk, c->partition_count);
         for (uint32_t i = 0; i < c->partition_count; i++)
@@ -258,11 +258,11 @@ int stream_metadata_cmd_encode(const stream_metadata_cmd *c, stream_buf *out)
             pack_kv_map(pk, c->configs, c->config_count);
         }
         break;
-    case STREAM_METADATA_OP_DELETE_TOPIC:
+    case STREAM__META_OP_DELETE_TOPIC:
         pack_topic(pk, c);
         pack_guard(pk, c);
         break;
-    case STREAM_METADATA_OP_ALTER_PARTITION:
+    case STREAM__META_OP_ALTER_PARTITION:
         pack_topic(pk, c);
         pack_guard(pk, c);
         stream_pack_kv_int(pk, "partition", c->partition);
@@ -289,7 +289,7 @@ int stream_metadata_cmd_encode(const stream_metadata_cmd *c, stream_buf *out)
     return pack_finish(&p);
 }
 
-static void cmd_init(stream_metadata_cmd *c, stream_metadata_op op, stream_metadata_req req,
+static void cmd_init(stream__meta_cmd *c, stream__meta_op op, stream__meta_req req,
                      const char *topic)
 {
     memset(c, 0, sizeof *c);
@@ -301,140 +301,140 @@ static void cmd_init(stream_metadata_cmd *c, stream_metadata_op op, stream_metad
     }
 }
 
-static void cmd_guard(stream_metadata_cmd *c, const uint8_t *id)
+static void cmd_guard(stream__meta_cmd *c, const uint8_t *id)
 {
     if (id != NULL) {
         c->has_topic_id = true;
-        memcpy(c->topic_id, id, STREAM_METADATA_TOPIC_ID_BYTES);
+        memcpy(c->topic_id, id, STREAM__META_TOPIC_ID_BYTES);
     }
 }
 
-int stream_metadata_encode_register_broker(stream_buf *out, stream_metadata_req req, int32_t id,
+int stream__meta_encode_register_broker(stream_buf *out, stream__meta_req req, int32_t id,
                                            const char *host, uint16_t port)
 {
-    stream_metadata_cmd c;
-    cmd_init(&c, STREAM_METADATA_OP_REGISTER_BROKER, req, NULL);
+    stream__meta_cmd c;
+    cmd_init(&c, STREAM__META_OP_REGISTER_BROKER, req, NULL);
     c.broker_id = id;
     c.host = host;
     c.host_len = host != NULL ? strlen(host) : 0;
     c.port = port;
-    return stream_metadata_cmd_encode(&c, out);
+    return stream__meta_cmd_encode(&c, out);
 }
 
-static int encode_fencing(stream_buf *out, stream_metadata_op op, stream_metadata_req req,
+static int encode_fencing(stream_buf *out, stream__meta_op op, stream__meta_req req,
                           int32_t id, int64_t epoch)
 {
-    stream_metadata_cmd c;
+    stream__meta_cmd c;
     cmd_init(&c, op, req, NULL);
     c.broker_id = id;
     c.broker_epoch = epoch;
-    return stream_metadata_cmd_encode(&c, out);
+    return stream__meta_cmd_encode(&c, out);
 }
 
-int stream_metadata_encode_fence_broker(stream_buf *out, stream_metadata_req req, int32_t id,
+int stream__meta_encode_fence_broker(stream_buf *out, stream__meta_req req, int32_t id,
                                         int64_t epoch)
 {
-    return encode_fencing(out, STREAM_METADATA_OP_FENCE_BROKER, req, id, epoch);
+    return encode_fencing(out, STREAM__META_OP_FENCE_BROKER, req, id, epoch);
 }
 
-int stream_metadata_encode_unfence_broker(stream_buf *out, stream_metadata_req req, int32_t id,
+int stream__meta_encode_unfence_broker(stream_buf *out, stream__meta_req req, int32_t id,
                                           int64_t epoch)
 {
-    return encode_fencing(out, STREAM_METADATA_OP_UNFENCE_BROKER, req, id, epoch);
+    return encode_fencing(out, STREAM__META_OP_UNFENCE_BROKER, req, id, epoch);
 }
 
-int stream_metadata_encode_create_topic(stream_buf *out, stream_metadata_req req, const char *name,
+int stream__meta_encode_create_topic(stream_buf *out, stream__meta_req req, const char *name,
                                         const uint8_t id[16], int32_t partition_count,
                                         int32_t replication_factor, const int32_t *replicas,
-                                        const stream_metadata_kv *configs, uint32_t n_configs)
+                                        const stream__meta_kv *configs, uint32_t n_configs)
 {
     if (name == NULL || id == NULL || replicas == NULL || partition_count < 1 ||
         partition_count > STREAM_MAX_PARTITIONS || replication_factor < 1 ||
-        replication_factor > STREAM_METADATA_MAX_REPLICAS)
+        replication_factor > STREAM__META_MAX_REPLICAS)
         return STREAM_EINVAL;
-    stream_metadata_ids *parts = calloc((size_t)partition_count, sizeof *parts);
+    stream__meta_ids *parts = calloc((size_t)partition_count, sizeof *parts);
     if (parts == NULL)
         return STREAM_ENOMEM;
     for (int32_t p = 0; p < partition_count; p++)
-        parts[p] = (stream_metadata_ids){replicas + (size_t)p * (size_t)replication_factor,
+        parts[p] = (stream__meta_ids){replicas + (size_t)p * (size_t)replication_factor,
                                          (uint32_t)replication_factor};
-    stream_metadata_cmd c;
-    cmd_init(&c, STREAM_METADATA_OP_CREATE_TOPIC, req, name);
-    memcpy(c.topic_id, id, STREAM_METADATA_TOPIC_ID_BYTES);
+    stream__meta_cmd c;
+    cmd_init(&c, STREAM__META_OP_CREATE_TOPIC, req, name);
+    memcpy(c.topic_id, id, STREAM__META_TOPIC_ID_BYTES);
     c.partitions = parts;
     c.partition_count = (uint32_t)partition_count;
     c.configs = configs;
     c.config_count = n_configs;
-    int rc = stream_metadata_cmd_encode(&c, out);
+    int rc = stream__meta_cmd_encode(&c, out);
     free(parts);
     return rc;
 }
 
-int stream_metadata_encode_delete_topic(stream_buf *out, stream_metadata_req req, const char *name,
+int stream__meta_encode_delete_topic(stream_buf *out, stream__meta_req req, const char *name,
                                         const uint8_t *id)
 {
-    stream_metadata_cmd c;
+    stream__meta_cmd c;
     if (name == NULL)
         return STREAM_EINVAL;
-    cmd_init(&c, STREAM_METADATA_OP_DELETE_TOPIC, req, name);
+    cmd_init(&c, STREAM__META_OP_DELETE_TOPIC, req, name);
     cmd_guard(&c, id);
-    return stream_metadata_cmd_encode(&c, out);
+    return stream__meta_cmd_encode(&c, out);
 }
 
-int stream_metadata_encode_alter_partition(stream_buf *out, stream_metadata_req req,
+int stream__meta_encode_alter_partition(stream_buf *out, stream__meta_req req,
                                            const char *name, const uint8_t *id, int32_t partition,
                                            int32_t leader, const int32_t *isr, uint32_t n_isr,
                                            int32_t partition_epoch)
 {
-    stream_metadata_cmd c;
+    stream__meta_cmd c;
     if (name == NULL)
         return STREAM_EINVAL;
-    cmd_init(&c, STREAM_METADATA_OP_ALTER_PARTITION, req, name);
+    cmd_init(&c, STREAM__META_OP_ALTER_PARTITION, req, name);
     cmd_guard(&c, id);
     c.partition = partition;
     c.leader = leader;
-    c.isr = (stream_metadata_ids){isr, n_isr};
+    c.isr = (stream__meta_ids){isr, n_isr};
     c.partition_epoch = partition_epoch;
-    return stream_metadata_cmd_encode(&c, out);
+    return stream__meta_cmd_encode(&c, out);
 }
 
-int stream_metadata_encode_alter_configs(stream_buf *out, stream_metadata_req req, const char *name,
-                                         const uint8_t *id, const stream_metadata_kv *set,
-                                         uint32_t n_set, const stream_metadata_kv *deletes,
+int stream__meta_encode_alter_configs(stream_buf *out, stream__meta_req req, const char *name,
+                                         const uint8_t *id, const stream__meta_kv *set,
+                                         uint32_t n_set, const stream__meta_kv *deletes,
                                          uint32_t n_deletes)
 {
-    stream_metadata_cmd c;
+    stream__meta_cmd c;
     if (name == NULL)
         return STREAM_EINVAL;
-    cmd_init(&c, STREAM_METADATA_OP_ALTER_CONFIGS, req, name);
+    cmd_init(&c, STREAM__META_OP_ALTER_CONFIGS, req, name);
     cmd_guard(&c, id);
     c.configs = set;
     c.config_count = n_set;
     c.deletes = deletes;
     c.delete_count = n_deletes;
-    return stream_metadata_cmd_encode(&c, out);
+    return stream__meta_cmd_encode(&c, out);
 }
 
 /* ---- commands: decoding ------------------------------------------------------ */
 
 /* What a decoded command owns: its arrays (strings point into the input). */
 typedef struct cmd_owned {
-    stream_metadata_ids *partitions; /* create_topic */
+    stream__meta_ids *partitions; /* create_topic */
     int32_t *ids;                    /* every partition's replicas, or the isr */
-    stream_metadata_kv *kvs;         /* configs (or set), then deletes */
+    stream__meta_kv *kvs;         /* configs (or set), then deletes */
 } cmd_owned;
 
-/* Reads an array of 1..STREAM_METADATA_MAX_REPLICAS distinct int32 ids >= 1
+/* Reads an array of 1..STREAM__META_MAX_REPLICAS distinct int32 ids >= 1
  * into out (room for the maximum). EBADREQ names `what`. */
 static int read_ids(const msgpack_object *arr, const char *what, int32_t *out, uint32_t *count,
                     char *errbuf, size_t errbuf_len)
 {
     uint32_t n = arr->via.array.size;
     *count = 0;
-    if (n == 0 || n > STREAM_METADATA_MAX_REPLICAS)
+    if (n == 0 || n > STREAM__META_MAX_REPLICAS)
         return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
                                     "%s must hold 1 to %d broker ids, not %u", what,
-                                    STREAM_METADATA_MAX_REPLICAS, (unsigned)n);
+                                    STREAM__META_MAX_REPLICAS, (unsigned)n);
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *o = &arr->via.array.ptr[i];
         if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 < 1 || o->via.u64 > INT32_MAX)
@@ -451,35 +451,35 @@ static int read_ids(const msgpack_object *arr, const char *what, int32_t *out, u
 }
 
 /* The 16-byte topic id in field "topic_id": required, or an optional guard. */
-static int read_topic_id(const msgpack_object *root, bool required, stream_metadata_cmd *c,
+static int read_topic_id(const msgpack_object *root, bool required, stream__meta_cmd *c,
                          char *errbuf, size_t errbuf_len)
 {
-    static const uint8_t zero[STREAM_METADATA_TOPIC_ID_BYTES];
+    static const uint8_t zero[STREAM__META_TOPIC_ID_BYTES];
     const uint8_t *id;
     size_t len;
     int rc = required ? stream_field_bin(root, "topic_id", &id, &len, errbuf, errbuf_len)
                       : stream_field_bin_opt(root, "topic_id", &id, &len, errbuf, errbuf_len);
     if (rc < 0 || (!required && id == NULL))
         return rc;
-    if (len != STREAM_METADATA_TOPIC_ID_BYTES || memcmp(id, zero, sizeof zero) == 0)
+    if (len != STREAM__META_TOPIC_ID_BYTES || memcmp(id, zero, sizeof zero) == 0)
         return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
                                     "field 'topic_id' must be 16 bytes, not all zero");
-    memcpy(c->topic_id, id, STREAM_METADATA_TOPIC_ID_BYTES);
+    memcpy(c->topic_id, id, STREAM__META_TOPIC_ID_BYTES);
     c->has_topic_id = true;
     return 0;
 }
 
 /* A {str: str} map into kvs (its entries were checked by stream_field_strmap). */
-static void read_kv_map(const msgpack_object *m, stream_metadata_kv *kvs)
+static void read_kv_map(const msgpack_object *m, stream__meta_kv *kvs)
 {
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object_kv *e = &m->via.map.ptr[i];
-        kvs[i] = (stream_metadata_kv){e->key.via.str.ptr, e->key.via.str.size, e->val.via.str.ptr,
+        kvs[i] = (stream__meta_kv){e->key.via.str.ptr, e->key.via.str.size, e->val.via.str.ptr,
                                       e->val.via.str.size};
     }
 }
 
-static int decode_create(const msgpack_object *root, stream_metadata_cmd *c, cmd_owned *own,
+static int decode_create(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
                          char *errbuf, size_t errbuf_len)
 {
     const msgpack_object *parts, *configs;
@@ -497,7 +497,7 @@ static int decode_create(const msgpack_object *root, stream_metadata_cmd *c, cmd
                                     "field 'partitions' must hold 1 to %d partitions, not %u",
                                     STREAM_MAX_PARTITIONS, (unsigned)n);
     own->partitions = calloc(n, sizeof *own->partitions);
-    own->ids = calloc((size_t)n * STREAM_METADATA_MAX_REPLICAS, sizeof *own->ids);
+    own->ids = calloc((size_t)n * STREAM__META_MAX_REPLICAS, sizeof *own->ids);
     uint32_t nc = configs != NULL ? configs->via.map.size : 0;
     own->kvs = calloc(nc ? nc : 1, sizeof *own->kvs);
     if (own->partitions == NULL || own->ids == NULL || own->kvs == NULL)
@@ -509,7 +509,7 @@ static int decode_create(const msgpack_object *root, stream_metadata_cmd *c, cmd
         if (arr->type != MSGPACK_OBJECT_ARRAY)
             return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
                                         "%s must be an array of broker ids", what);
-        int32_t *ids = own->ids + (size_t)p * STREAM_METADATA_MAX_REPLICAS;
+        int32_t *ids = own->ids + (size_t)p * STREAM__META_MAX_REPLICAS;
         rc = read_ids(arr, what, ids, &own->partitions[p].count, errbuf, errbuf_len);
         if (rc < 0)
             return rc;
@@ -524,7 +524,7 @@ static int decode_create(const msgpack_object *root, stream_metadata_cmd *c, cmd
     return 0;
 }
 
-static int decode_alter_partition(const msgpack_object *root, stream_metadata_cmd *c,
+static int decode_alter_partition(const msgpack_object *root, stream__meta_cmd *c,
                                   cmd_owned *own, char *errbuf, size_t errbuf_len)
 {
     int64_t partition, leader, epoch;
@@ -543,7 +543,7 @@ static int decode_alter_partition(const msgpack_object *root, stream_metadata_cm
         rc = stream_field_array(root, "isr", &isr, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
-    own->ids = calloc(STREAM_METADATA_MAX_REPLICAS, sizeof *own->ids);
+    own->ids = calloc(STREAM__META_MAX_REPLICAS, sizeof *own->ids);
     if (own->ids == NULL)
         return STREAM_ENOMEM;
     rc = read_ids(isr, "isr", own->ids, &c->isr.count, errbuf, errbuf_len);
@@ -556,7 +556,7 @@ static int decode_alter_partition(const msgpack_object *root, stream_metadata_cm
     return 0;
 }
 
-static int decode_alter_configs(const msgpack_object *root, stream_metadata_cmd *c, cmd_owned *own,
+static int decode_alter_configs(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
                                 char *errbuf, size_t errbuf_len)
 {
     const msgpack_object *set, *del;
@@ -579,7 +579,7 @@ static int decode_alter_configs(const msgpack_object *root, stream_metadata_cmd 
     if (set != NULL)
         read_kv_map(set, own->kvs);
     for (uint32_t i = 0; i < nd; i++) {
-        stream_metadata_kv *kv = &own->kvs[ns + i];
+        stream__meta_kv *kv = &own->kvs[ns + i];
         rc = stream_elem_str(del, i, "delete", &kv->key, &kv->key_len, errbuf, errbuf_len);
         if (rc < 0)
             return rc;
@@ -591,7 +591,7 @@ static int decode_alter_configs(const msgpack_object *root, stream_metadata_cmd 
     return 0;
 }
 
-static int decode_fields(const msgpack_object *root, stream_metadata_cmd *c, cmd_owned *own,
+static int decode_fields(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
                          char *errbuf, size_t errbuf_len)
 {
     const char *name;
@@ -602,7 +602,7 @@ static int decode_fields(const msgpack_object *root, stream_metadata_cmd *c, cmd
     if (rc < 0)
         return rc;
     c->op = op_from_name(name, len);
-    if (c->op == STREAM_METADATA_OP_UNKNOWN)
+    if (c->op == STREAM__META_OP_UNKNOWN)
         return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
                                     "unknown metadata command (op of %zu bytes)", len);
     rc = stream_field_map(root, "req", &req, errbuf, errbuf_len);
@@ -615,7 +615,7 @@ static int decode_fields(const msgpack_object *root, stream_metadata_cmd *c, cmd
     c->req.node = (int32_t)node;
 
     switch (c->op) {
-    case STREAM_METADATA_OP_REGISTER_BROKER:
+    case STREAM__META_OP_REGISTER_BROKER:
         rc = stream_field_int(root, "id", 1, INT32_MAX, &id, errbuf, errbuf_len);
         if (rc == 0)
             rc = stream_field_str(root, "host", &c->host, &c->host_len, errbuf, errbuf_len);
@@ -623,14 +623,14 @@ static int decode_fields(const msgpack_object *root, stream_metadata_cmd *c, cmd
             rc = stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
                                       "field 'host' must be 1 to %d bytes of letters, digits, "
                                       "'.', '_', '-', ':' or '%%'",
-                                      STREAM_METADATA_HOST_MAX);
+                                      STREAM__META_HOST_MAX);
         if (rc == 0)
             rc = stream_field_int(root, "port", 1, 65535, &v, errbuf, errbuf_len);
         c->broker_id = (int32_t)id;
         c->port = (uint16_t)v;
         return rc;
-    case STREAM_METADATA_OP_FENCE_BROKER:
-    case STREAM_METADATA_OP_UNFENCE_BROKER:
+    case STREAM__META_OP_FENCE_BROKER:
+    case STREAM__META_OP_UNFENCE_BROKER:
         rc = stream_field_int(root, "id", 1, INT32_MAX, &id, errbuf, errbuf_len);
         if (rc == 0)
             rc =
@@ -644,18 +644,18 @@ static int decode_fields(const msgpack_object *root, stream_metadata_cmd *c, cmd
     if (rc < 0)
         return rc;
     switch (c->op) {
-    case STREAM_METADATA_OP_CREATE_TOPIC:
+    case STREAM__META_OP_CREATE_TOPIC:
         return decode_create(root, c, own, errbuf, errbuf_len);
-    case STREAM_METADATA_OP_DELETE_TOPIC:
+    case STREAM__META_OP_DELETE_TOPIC:
         return read_topic_id(root, false, c, errbuf, errbuf_len);
-    case STREAM_METADATA_OP_ALTER_PARTITION:
+    case STREAM__META_OP_ALTER_PARTITION:
         return decode_alter_partition(root, c, own, errbuf, errbuf_len);
     default:
         return decode_alter_configs(root, c, own, errbuf, errbuf_len);
     }
 }
 
-void stream_metadata_cmd_release(stream_metadata_cmd *c)
+void stream__meta_cmd_release(stream__meta_cmd *c)
 {
     cmd_owned *own = c->owned;
     if (own != NULL) {
@@ -667,7 +667,7 @@ void stream_metadata_cmd_release(stream_metadata_cmd *c)
     memset(c, 0, sizeof *c);
 }
 
-int stream_metadata_cmd_decode(const uint8_t *p, size_t len, stream_metadata_cmd *c, char *errbuf,
+int stream__meta_cmd_decode(const uint8_t *p, size_t len, stream__meta_cmd *c, char *errbuf,
                                size_t errbuf_len)
 {
     memset(c, 0, sizeof *c);
@@ -685,13 +685,13 @@ int stream_metadata_cmd_decode(const uint8_t *p, size_t len, stream_metadata_cmd
     /* Strings stay valid: msgpack-c points them into p, not into the zone. */
     stream_msg_release(&msg);
     if (rc < 0)
-        stream_metadata_cmd_release(c);
+        stream__meta_cmd_release(c);
     return rc;
 }
 
 /* ---- snapshots: encoding -------------------------------------------------------- */
 
-static void pack_broker(msgpack_packer *pk, const stream_metadata_broker *b)
+static void pack_broker(msgpack_packer *pk, const stream__meta_broker *b)
 {
     msgpack_pack_map(pk, 5);
     stream_pack_kv_int(pk, "id", b->id);
@@ -701,11 +701,11 @@ static void pack_broker(msgpack_packer *pk, const stream_metadata_broker *b)
     stream_pack_kv_bool(pk, "fenced", b->fenced);
 }
 
-static void pack_snapshot_topic(msgpack_packer *pk, const stream_metadata_topic *t)
+static void pack_snapshot_topic(msgpack_packer *pk, const stream__meta_topic *t)
 {
     msgpack_pack_map(pk, 4);
     stream_pack_kv_cstr(pk, "name", t->name);
-    stream_pack_kv_bin(pk, "id", t->id, STREAM_METADATA_TOPIC_ID_BYTES);
+    stream_pack_kv_bin(pk, "id", t->id, STREAM__META_TOPIC_ID_BYTES);
     stream_pack_key(pk, "configs");
     msgpack_pack_map(pk, t->n_configs);
     for (uint32_t i = 0; i < t->n_configs; i++) {
@@ -715,7 +715,7 @@ static void pack_snapshot_topic(msgpack_packer *pk, const stream_metadata_topic 
     stream_pack_key(pk, "partitions");
     msgpack_pack_array(pk, (size_t)t->partition_count);
     for (int32_t i = 0; i < t->partition_count; i++) {
-        const stream_metadata_partition *p = &t->partitions[i];
+        const stream__meta_partition *p = &t->partitions[i];
         msgpack_pack_map(pk, 5);
         stream_pack_key(pk, "replicas");
         pack_ids(pk, p->replicas, p->n_replicas);
@@ -730,28 +730,28 @@ static void pack_snapshot_topic(msgpack_packer *pk, const stream_metadata_topic 
 /* A requester's ids, oldest first (the ring unrolled). */
 static void pack_requester(msgpack_packer *pk, const stream__md_requester *r)
 {
-    uint32_t first = r->count < STREAM_METADATA_REQ_WINDOW ? 0 : r->next;
+    uint32_t first = r->count < STREAM__META_REQ_WINDOW ? 0 : r->next;
     msgpack_pack_map(pk, 4);
     stream_pack_kv_int(pk, "node", r->node);
     stream_pack_kv_uint(pk, "last_index", r->last_index);
     stream_pack_key(pk, "seqs");
     msgpack_pack_array(pk, r->count);
     for (uint32_t k = 0; k < r->count; k++)
-        msgpack_pack_uint64(pk, r->seq[(first + k) % STREAM_METADATA_REQ_WINDOW]);
+        msgpack_pack_uint64(pk, r->seq[(first + k) % STREAM__META_REQ_WINDOW]);
     stream_pack_key(pk, "results");
     msgpack_pack_array(pk, r->count);
     for (uint32_t k = 0; k < r->count; k++)
-        msgpack_pack_int32(pk, r->result[(first + k) % STREAM_METADATA_REQ_WINDOW]);
+        msgpack_pack_int32(pk, r->result[(first + k) % STREAM__META_REQ_WINDOW]);
 }
 
-int stream_metadata_snapshot(const stream_metadata *md, stream_buf *out)
+int stream__meta_snapshot(const stream__meta *md, stream_buf *out)
 {
     const stream__md_state *st = &md->st;
     packing p;
     pack_start(&p, out);
     msgpack_packer *pk = &p.pk;
     msgpack_pack_map(pk, 6);
-    stream_pack_kv_uint(pk, "version", STREAM_METADATA_SNAPSHOT_VERSION);
+    stream_pack_kv_uint(pk, "version", STREAM__META_SNAPSHOT_VERSION);
     stream_pack_kv_cstr(pk, "cluster_id", md->cluster_id);
     stream_pack_kv_uint(pk, "applied_index", st->applied_index);
     stream_pack_key(pk, "brokers");
@@ -805,7 +805,7 @@ static int decode_brokers(const msgpack_object *arr, stream__md_state *st, char 
             return corrupt(errbuf, errbuf_len, where, "host is not a host name or address");
         if (i > 0 && id <= st->brokers[i - 1].id)
             return corrupt(errbuf, errbuf_len, where, "broker ids not strictly ascending");
-        stream_metadata_broker *b = &st->brokers[i];
+        stream__meta_broker *b = &st->brokers[i];
         b->host = malloc(host_len + 1);
         if (b->host == NULL)
             return STREAM_ENOMEM;
@@ -827,14 +827,14 @@ static int ids_field(const msgpack_object *m, const char *key, int32_t **out, ui
     int rc = stream_field_array(m, key, &arr, why, why_len);
     if (rc < 0)
         return rc;
-    *out = calloc(STREAM_METADATA_MAX_REPLICAS, sizeof **out);
+    *out = calloc(STREAM__META_MAX_REPLICAS, sizeof **out);
     if (*out == NULL)
         return STREAM_ENOMEM;
     return read_ids(arr, key, *out, count, why, why_len);
 }
 
 static int decode_partition(const msgpack_object *m, const stream__md_state *st,
-                            stream_metadata_partition *p, const char *where, char *errbuf,
+                            stream__meta_partition *p, const char *where, char *errbuf,
                             size_t errbuf_len)
 {
     char why[256];
@@ -869,7 +869,7 @@ static int decode_partition(const msgpack_object *m, const stream__md_state *st,
     return 0;
 }
 
-static int decode_configs(const msgpack_object *m, stream_metadata_topic *t, const char *where,
+static int decode_configs(const msgpack_object *m, stream__meta_topic *t, const char *where,
                           char *errbuf, size_t errbuf_len)
 {
     char why[256];
@@ -903,10 +903,10 @@ static int decode_configs(const msgpack_object *m, stream_metadata_topic *t, con
     return 0;
 }
 
-static int decode_topic(const msgpack_object *m, stream__md_state *st, stream_metadata_topic *t,
+static int decode_topic(const msgpack_object *m, stream__md_state *st, stream__meta_topic *t,
                         const char *where, char *errbuf, size_t errbuf_len)
 {
-    static const uint8_t zero[STREAM_METADATA_TOPIC_ID_BYTES];
+    static const uint8_t zero[STREAM__META_TOPIC_ID_BYTES];
     char why[256], pwhere[96];
     const char *name;
     size_t name_len, id_len;
@@ -917,7 +917,7 @@ static int decode_topic(const msgpack_object *m, stream__md_state *st, stream_me
         stream_field_bin(m, "id", &id, &id_len, why, sizeof why) < 0 ||
         stream_field_array(m, "partitions", &parts, why, sizeof why) < 0)
         return corrupt(errbuf, errbuf_len, where, why);
-    if (id_len != STREAM_METADATA_TOPIC_ID_BYTES || memcmp(id, zero, sizeof zero) == 0)
+    if (id_len != STREAM__META_TOPIC_ID_BYTES || memcmp(id, zero, sizeof zero) == 0)
         return corrupt(errbuf, errbuf_len, where, "the topic id is not 16 bytes, not all zero");
     uint32_t n = parts->via.array.size;
     if (n == 0 || n > STREAM_MAX_PARTITIONS)
@@ -928,7 +928,7 @@ static int decode_topic(const msgpack_object *m, stream__md_state *st, stream_me
         return STREAM_ENOMEM;
     memcpy(t->name, name, name_len);
     t->name[name_len] = '\0';
-    memcpy(t->id, id, STREAM_METADATA_TOPIC_ID_BYTES);
+    memcpy(t->id, id, STREAM__META_TOPIC_ID_BYTES);
     t->partition_count = (int32_t)n;
     int rc = decode_configs(m, t, where, errbuf, errbuf_len);
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
@@ -943,7 +943,7 @@ static int decode_topic(const msgpack_object *m, stream__md_state *st, stream_me
 
 static int id_cmp(const void *a, const void *b)
 {
-    return memcmp(a, b, STREAM_METADATA_TOPIC_ID_BYTES);
+    return memcmp(a, b, STREAM__META_TOPIC_ID_BYTES);
 }
 
 static int decode_topics(const msgpack_object *arr, stream__md_state *st, char *errbuf,
@@ -960,28 +960,28 @@ static int decode_topics(const msgpack_object *arr, stream__md_state *st, char *
         snprintf(where, sizeof where, "topics[%u]", (unsigned)i);
         if (stream_elem_map(arr, i, "topics", &m, why, sizeof why) < 0)
             return corrupt(errbuf, errbuf_len, where, why);
-        stream_metadata_topic *t = calloc(1, sizeof *t);
+        stream__meta_topic *t = calloc(1, sizeof *t);
         if (t == NULL)
             return STREAM_ENOMEM;
         st->topics[st->n_topics++] = t; /* released with st from here on */
         int rc = decode_topic(m, st, t, where, errbuf, errbuf_len);
         if (rc < 0)
             return rc;
-        const stream_metadata_topic *prev = i > 0 ? st->topics[i - 1] : NULL;
+        const stream__meta_topic *prev = i > 0 ? st->topics[i - 1] : NULL;
         if (prev != NULL &&
             stream__md_name_cmp(prev->name, strlen(prev->name), t->name, strlen(t->name)) >= 0)
             return corrupt(errbuf, errbuf_len, where, "topic names not strictly ascending");
     }
     /* Topic ids are unique: sort a copy, compare neighbours. */
-    uint8_t(*ids)[STREAM_METADATA_TOPIC_ID_BYTES] = calloc(n ? n : 1, sizeof *ids);
+    uint8_t(*ids)[STREAM__META_TOPIC_ID_BYTES] = calloc(n ? n : 1, sizeof *ids);
     if (ids == NULL)
         return STREAM_ENOMEM;
     for (uint32_t i = 0; i < n; i++)
-        memcpy(ids[i], st->topics[i]->id, STREAM_METADATA_TOPIC_ID_BYTES);
+        memcpy(ids[i], st->topics[i]->id, STREAM__META_TOPIC_ID_BYTES);
     qsort(ids, n, sizeof *ids, id_cmp);
     bool unique = true;
     for (uint32_t i = 1; i < n && unique; i++)
-        unique = memcmp(ids[i - 1], ids[i], STREAM_METADATA_TOPIC_ID_BYTES) != 0;
+        unique = memcmp(ids[i - 1], ids[i], STREAM__META_TOPIC_ID_BYTES) != 0;
     free(ids);
     return unique ? 0 : corrupt(errbuf, errbuf_len, "topics", "two topics share a topic id");
 }
@@ -991,7 +991,7 @@ static int decode_requesters(const msgpack_object *arr, stream__md_state *st, ch
 {
     char why[256], where[48];
     uint32_t n = arr->via.array.size;
-    if (n > STREAM_METADATA_MAX_REQUESTERS)
+    if (n > STREAM__META_MAX_REQUESTERS)
         return corrupt(errbuf, errbuf_len, "requesters", "too many requesters");
     st->requesters = calloc(n ? n : 1, sizeof *st->requesters);
     if (st->requesters == NULL)
@@ -1009,7 +1009,7 @@ static int decode_requesters(const msgpack_object *arr, stream__md_state *st, ch
             stream_field_array(m, "results", &results, why, sizeof why) < 0)
             return corrupt(errbuf, errbuf_len, where, why);
         uint32_t count = seqs->via.array.size;
-        if (count > STREAM_METADATA_REQ_WINDOW || results->via.array.size != count)
+        if (count > STREAM__META_REQ_WINDOW || results->via.array.size != count)
             return corrupt(errbuf, errbuf_len, where, "seqs and results differ or are too long");
         if (i > 0 && node <= st->requesters[i - 1].node)
             return corrupt(errbuf, errbuf_len, where, "requester nodes not strictly ascending");
@@ -1028,7 +1028,7 @@ static int decode_requesters(const msgpack_object *arr, stream__md_state *st, ch
         r->node = (int32_t)node;
         r->last_index = last;
         r->count = count;
-        r->next = count % STREAM_METADATA_REQ_WINDOW;
+        r->next = count % STREAM__META_REQ_WINDOW;
         st->n_requesters++;
     }
     return 0;
@@ -1062,14 +1062,14 @@ int stream__md_snapshot_decode(const uint8_t *p, size_t len, const char *cluster
         rc = corrupt(errbuf, errbuf_len, "top level", why);
         goto out;
     }
-    if (version != STREAM_METADATA_SNAPSHOT_VERSION) {
+    if (version != STREAM__META_SNAPSHOT_VERSION) {
         rc = stream__cluster_fail(STREAM_ECORRUPT, errbuf, errbuf_len,
                                   "snapshot: version %llu, this build reads version %d",
-                                  (unsigned long long)version, STREAM_METADATA_SNAPSHOT_VERSION);
+                                  (unsigned long long)version, STREAM__META_SNAPSHOT_VERSION);
         goto out;
     }
     if (!stream_str_eq(id, id_len, cluster_id)) {
-        bool printable = stream__cluster_id_ok(id, id_len, STREAM_QUORUM_CLUSTER_ID_MAX);
+        bool printable = stream__cluster_id_ok(id, id_len, STREAM__QUORUM_CLUSTER_ID_MAX);
         rc = stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
                                   "snapshot of cluster '%.*s', not of this cluster '%s'",
                                   printable ? (int)id_len : 1, printable ? id : "?", cluster_id);

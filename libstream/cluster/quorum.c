@@ -103,20 +103,20 @@ static void list_move_all(qlink *from, qlink *to)
 typedef struct proposal {
     qlink link;            /* in q->pending until answered, then q->answered */
     struct raft_apply req; /* held by libraft until it calls back or closes */
-    stream_quorum *q;
-    stream_quorum_done_cb cb;
+    stream__quorum *q;
+    stream__quorum_done_cb cb;
     void *arg;
     uint64_t term; /* the term this node led when proposing */
     bool answered; /* cb has fired */
 } proposal;
 
-struct stream_quorum {
+struct stream__quorum {
     uv_loop_t *loop;          /* borrowed; runs everything */
-    stream_quorum_config cfg; /* copy; cfg.data_dir and cfg.cluster_id point below */
+    stream__quorum_config cfg; /* copy; cfg.data_dir and cfg.cluster_id point below */
     char *data_dir;           /* owned copy */
-    char cluster_id[STREAM_QUORUM_CLUSTER_ID_MAX + 1];
+    char cluster_id[STREAM__QUORUM_CLUSTER_ID_MAX + 1];
     char address[32];      /* this node's "a.b.c.d:port" */
-    stream_quorum_fsm fsm; /* the user's state machine */
+    stream__quorum_fsm fsm; /* the user's state machine */
     struct raft raft;      /* the engine */
     struct raft_io io;     /* its disk and network, on libuv */
     struct raft_uv_transport transport;
@@ -131,23 +131,23 @@ struct stream_quorum {
     bool raft_closed;         /* libraft's close callback has run */
     bool poll_closed;         /* the poll timer's close callback has run */
     uint64_t stop_deadline;   /* loop time after which stop closes without draining */
-    stream_quorum_stop_cb stop_cb;
+    stream__quorum_stop_cb stop_cb;
     void *stop_arg;
     char restore_err[256]; /* the fsm's message from a failed restore */
 };
 
 /* ---- configuration ------------------------------------------------------- */
 
-void stream_quorum_config_init(stream_quorum_config *cfg)
+void stream__quorum_config_init(stream__quorum_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->election_timeout_ms = STREAM_QUORUM_DEFAULT_ELECTION_TIMEOUT_MS;
-    cfg->heartbeat_ms = STREAM_QUORUM_DEFAULT_HEARTBEAT_MS;
-    cfg->snapshot_threshold = STREAM_QUORUM_DEFAULT_SNAPSHOT_THRESHOLD;
-    cfg->snapshot_trailing = STREAM_QUORUM_DEFAULT_SNAPSHOT_TRAILING;
-    cfg->install_snapshot_timeout_ms = STREAM_QUORUM_DEFAULT_INSTALL_SNAPSHOT_MS;
-    cfg->connect_retry_ms = STREAM_QUORUM_DEFAULT_CONNECT_RETRY_MS;
-    cfg->poll_ms = STREAM_QUORUM_DEFAULT_POLL_MS;
+    cfg->election_timeout_ms = STREAM__QUORUM_DEFAULT_ELECTION_TIMEOUT_MS;
+    cfg->heartbeat_ms = STREAM__QUORUM_DEFAULT_HEARTBEAT_MS;
+    cfg->snapshot_threshold = STREAM__QUORUM_DEFAULT_SNAPSHOT_THRESHOLD;
+    cfg->snapshot_trailing = STREAM__QUORUM_DEFAULT_SNAPSHOT_TRAILING;
+    cfg->install_snapshot_timeout_ms = STREAM__QUORUM_DEFAULT_INSTALL_SNAPSHOT_MS;
+    cfg->connect_retry_ms = STREAM__QUORUM_DEFAULT_CONNECT_RETRY_MS;
+    cfg->poll_ms = STREAM__QUORUM_DEFAULT_POLL_MS;
     cfg->pre_vote = true;
 }
 
@@ -168,7 +168,7 @@ static bool parse_decimal(const char *p, size_t len, size_t digits, unsigned lon
 }
 
 /* One "ID@IPV4:PORT" of len bytes; `e` is the entry, quoted in errors. */
-static int parse_voter(const char *e, size_t len, stream_quorum_voter *v, char *errbuf,
+static int parse_voter(const char *e, size_t len, stream__quorum_voter *v, char *errbuf,
                        size_t errbuf_len)
 {
     int n = len > INT_MAX ? INT_MAX : (int)len;
@@ -213,7 +213,7 @@ static int parse_voter(const char *e, size_t len, stream_quorum_voter *v, char *
     return 0;
 }
 
-int stream_quorum_voters_parse(const char *s, stream_quorum_voter *out, size_t max, size_t *count,
+int stream__quorum_voters_parse(const char *s, stream__quorum_voter *out, size_t max, size_t *count,
                                char *errbuf, size_t errbuf_len)
 {
     size_t n = 0;
@@ -235,7 +235,7 @@ int stream_quorum_voters_parse(const char *s, stream_quorum_voter *out, size_t m
         if (n == max)
             return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
                                         "voter '%.*s': more than %zu voters", len, a, max);
-        stream_quorum_voter v;
+        stream__quorum_voter v;
         int rc = parse_voter(a, (size_t)len, &v, errbuf, errbuf_len);
         if (rc < 0)
             return rc;
@@ -258,7 +258,7 @@ int stream_quorum_voters_parse(const char *s, stream_quorum_voter *out, size_t m
     return 0;
 }
 
-static const stream_quorum_voter *find_voter(const stream_quorum_config *cfg, int32_t id)
+static const stream__quorum_voter *find_voter(const stream__quorum_config *cfg, int32_t id)
 {
     for (size_t i = 0; i < cfg->n_voters; i++)
         if (cfg->voters[i].id == id)
@@ -266,14 +266,14 @@ static const stream_quorum_voter *find_voter(const stream_quorum_config *cfg, in
     return NULL;
 }
 
-static int check_config(const stream_quorum_config *cfg, char *errbuf, size_t errbuf_len)
+static int check_config(const stream__quorum_config *cfg, char *errbuf, size_t errbuf_len)
 {
-    if (cfg->n_voters == 0 || cfg->n_voters > STREAM_QUORUM_MAX_VOTERS)
+    if (cfg->n_voters == 0 || cfg->n_voters > STREAM__QUORUM_MAX_VOTERS)
         return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
                                     "a quorum needs 1 to %d voters, not %zu",
-                                    STREAM_QUORUM_MAX_VOTERS, cfg->n_voters);
+                                    STREAM__QUORUM_MAX_VOTERS, cfg->n_voters);
     for (size_t i = 0; i < cfg->n_voters; i++) {
-        const stream_quorum_voter *v = &cfg->voters[i];
+        const stream__quorum_voter *v = &cfg->voters[i];
         struct in_addr addr;
         if (v->id < 1 || v->port == 0 || memchr(v->host, '\0', sizeof v->host) == NULL ||
             inet_pton(AF_INET, v->host, &addr) != 1)
@@ -292,11 +292,11 @@ static int check_config(const stream_quorum_config *cfg, char *errbuf, size_t er
         return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
                                     "no data directory for the quorum");
     if (cfg->cluster_id == NULL || !stream__cluster_id_ok(cfg->cluster_id, strlen(cfg->cluster_id),
-                                                          STREAM_QUORUM_CLUSTER_ID_MAX))
+                                                          STREAM__QUORUM_CLUSTER_ID_MAX))
         return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
                                     "the cluster id must be 1 to %d letters, digits, '.', '_' or "
                                     "'-'",
-                                    STREAM_QUORUM_CLUSTER_ID_MAX);
+                                    STREAM__QUORUM_CLUSTER_ID_MAX);
     if (cfg->heartbeat_ms == 0 || cfg->election_timeout_ms <= cfg->heartbeat_ms)
         return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
                                     "the election timeout (%u ms) must be longer than the "
@@ -360,7 +360,7 @@ static int dir_is_pristine(const char *dir, bool *pristine, char *errbuf, size_t
 /* Writes the cluster id file durably: temp file, fsync, rename, fsync dir. */
 static int write_cluster_id(const char *dir, const char *id, char *errbuf, size_t errbuf_len)
 {
-    char tmp[PATH_MAX], path[PATH_MAX], line[STREAM_QUORUM_CLUSTER_ID_MAX + 2];
+    char tmp[PATH_MAX], path[PATH_MAX], line[STREAM__QUORUM_CLUSTER_ID_MAX + 2];
     snprintf(tmp, sizeof tmp, "%s/%s", dir, CLUSTER_ID_TMP_FILE);
     snprintf(path, sizeof path, "%s/%s", dir, CLUSTER_ID_FILE);
     int len = snprintf(line, sizeof line, "%s\n", id);
@@ -388,10 +388,10 @@ fail:
                                 "cannot write %s: %s", path, strerror(errno));
 }
 
-/* Step 2 of stream_quorum_start: the directory belongs to this cluster. */
+/* Step 2 of stream__quorum_start: the directory belongs to this cluster. */
 static int check_cluster_id(const char *dir, const char *want, char *errbuf, size_t errbuf_len)
 {
-    char path[PATH_MAX], buf[STREAM_QUORUM_CLUSTER_ID_MAX + 3];
+    char path[PATH_MAX], buf[STREAM__QUORUM_CLUSTER_ID_MAX + 3];
     snprintf(path, sizeof path, "%s/%s", dir, CLUSTER_ID_FILE);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno != ENOENT)
@@ -419,11 +419,11 @@ static int check_cluster_id(const char *dir, const char *want, char *errbuf, siz
     size_t len = (size_t)n;
     if (len > 0 && buf[len - 1] == '\n')
         len--;
-    if (!stream__cluster_id_ok(buf, len, STREAM_QUORUM_CLUSTER_ID_MAX))
+    if (!stream__cluster_id_ok(buf, len, STREAM__QUORUM_CLUSTER_ID_MAX))
         return stream__cluster_fail(STREAM_ECORRUPT, errbuf, errbuf_len,
                                     "%s is damaged (expected one line of 1 to %d letters, digits, "
                                     "'.', '_' or '-')",
-                                    path, STREAM_QUORUM_CLUSTER_ID_MAX);
+                                    path, STREAM__QUORUM_CLUSTER_ID_MAX);
     if (len != strlen(want) || memcmp(buf, want, len) != 0)
         return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
                                     "%s belongs to cluster '%.*s', not to cluster '%s': a node "
@@ -435,7 +435,7 @@ static int check_cluster_id(const char *dir, const char *want, char *errbuf, siz
 /* Step 3: can this node listen on its address? libraft's transport reports a
  * failed listen as a bare I/O error, so ask the kernel first, with the same
  * SO_REUSEADDR libuv uses. */
-static int check_listen(const stream_quorum_voter *v, char *errbuf, size_t errbuf_len)
+static int check_listen(const stream__quorum_voter *v, char *errbuf, size_t errbuf_len)
 {
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
@@ -469,7 +469,7 @@ static int check_listen(const stream_quorum_voter *v, char *errbuf, size_t errbu
 
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
 {
-    stream_quorum *q = rf->data;
+    stream__quorum *q = rf->data;
     uint64_t index = (uint64_t)raft_last_applied(&q->raft) + 1;
     int rc = q->fsm.apply(q->fsm.arg, buf->base, buf->len, index);
     if (rc == STREAM_ENOMEM)
@@ -482,7 +482,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
  * fsm's bytes are copied into raft_malloc memory. */
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
-    stream_quorum *q = rf->data;
+    stream__quorum *q = rf->data;
     stream_buf out = STREAM_BUF_INIT;
     int rc = q->fsm.snapshot(q->fsm.arg, &out);
     if (rc == 0)
@@ -511,7 +511,7 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
 /* On success the buffer is ours to free; on failure libraft frees it. */
 static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
-    stream_quorum *q = rf->data;
+    stream__quorum *q = rf->data;
     q->restore_err[0] = '\0';
     int rc = q->fsm.restore(q->fsm.arg, buf->base, buf->len, q->restore_err, sizeof q->restore_err);
     if (rc < 0) {
@@ -525,7 +525,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 
 /* ---- proposals ----------------------------------------------------------- */
 
-static int status_from_raft(const stream_quorum *q, int status)
+static int status_from_raft(const stream__quorum *q, int status)
 {
     switch (status) {
     case 0:
@@ -568,7 +568,7 @@ static void on_applied(struct raft_apply *req, int status, void *result)
  * The pending list is detached first: a callback may propose again (new
  * proposals go to q->pending, not to the batch being answered) and libraft
  * may free a proposal of the batch meanwhile (unlinking it from the batch). */
-static void fail_pending(stream_quorum *q, int status, bool all)
+static void fail_pending(stream__quorum *q, int status, bool all)
 {
     qlink batch;
     list_move_all(&q->pending, &batch);
@@ -584,14 +584,14 @@ static void fail_pending(stream_quorum *q, int status, bool all)
     }
 }
 
-int stream_quorum_propose(stream_quorum *q, const void *cmd, size_t len, stream_quorum_done_cb cb,
+int stream__quorum_propose(stream__quorum *q, const void *cmd, size_t len, stream__quorum_done_cb cb,
                           void *arg)
 {
     if (q->stopping)
         return STREAM_ECLOSED;
     if (len == 0 || cmd == NULL || cb == NULL)
         return STREAM_EINVAL;
-    if (len > STREAM_QUORUM_MAX_COMMAND_BYTES)
+    if (len > STREAM__QUORUM_MAX_COMMAND_BYTES)
         return STREAM_ETOOLARGE;
     if (raft_state(&q->raft) != RAFT_LEADER)
         return STREAM_ENOTLEADER;
@@ -624,7 +624,7 @@ int stream_quorum_propose(stream_quorum *q, const void *cmd, size_t len, stream_
 
 /* libraft's getters take a non-const struct raft but only read it: the
  * casts below drop a const that the engine's API lacks. */
-int32_t stream_quorum_leader(const stream_quorum *q)
+int32_t stream__quorum_leader(const stream__quorum *q)
 {
     raft_id id = 0;
     const char *address = NULL;
@@ -632,22 +632,22 @@ int32_t stream_quorum_leader(const stream_quorum *q)
     return id == 0 || id > INT32_MAX ? -1 : (int32_t)id;
 }
 
-bool stream_quorum_is_leader(const stream_quorum *q)
+bool stream__quorum_is_leader(const stream__quorum *q)
 {
     return raft_state((struct raft *)&q->raft) == RAFT_LEADER;
 }
 
-uint64_t stream_quorum_term(const stream_quorum *q)
+uint64_t stream__quorum_term(const stream__quorum *q)
 {
     return q->raft.current_term;
 }
 
-uint64_t stream_quorum_applied_index(const stream_quorum *q)
+uint64_t stream__quorum_applied_index(const stream__quorum *q)
 {
     return raft_last_applied((struct raft *)&q->raft);
 }
 
-int32_t stream_quorum_node_id(const stream_quorum *q)
+int32_t stream__quorum_node_id(const stream__quorum *q)
 {
     return q->cfg.node_id;
 }
@@ -655,9 +655,9 @@ int32_t stream_quorum_node_id(const stream_quorum *q)
 /* The poll: reports changes, fails proposals of a term no longer led. */
 static void on_poll(uv_timer_t *t)
 {
-    stream_quorum *q = t->data;
-    int32_t leader = stream_quorum_leader(q);
-    bool is_leader = stream_quorum_is_leader(q);
+    stream__quorum *q = t->data;
+    int32_t leader = stream__quorum_leader(q);
+    bool is_leader = stream__quorum_is_leader(q);
     uint64_t term = q->raft.current_term;
 
     if (!list_empty(&q->pending))
@@ -667,7 +667,7 @@ static void on_poll(uv_timer_t *t)
     bool relected = is_leader && q->reported_is_leader && term != q->reported_term;
     if (leader == q->reported_leader && is_leader == q->reported_is_leader && !relected)
         return;
-    stream_quorum_change c = {
+    stream__quorum_change c = {
         .leader_id = leader,
         .previous_leader_id = q->reported_leader,
         .is_leader = is_leader,
@@ -683,7 +683,7 @@ static void on_poll(uv_timer_t *t)
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-static void quorum_free(stream_quorum *q)
+static void quorum_free(stream__quorum *q)
 {
     /* libraft is closed: it holds no request any more. */
     while (!list_empty(&q->answered)) {
@@ -695,11 +695,11 @@ static void quorum_free(stream_quorum *q)
     free(q);
 }
 
-static void maybe_finish(stream_quorum *q)
+static void maybe_finish(stream__quorum *q)
 {
     if (!q->raft_closed || !q->poll_closed)
         return;
-    stream_quorum_stop_cb cb = q->stop_cb;
+    stream__quorum_stop_cb cb = q->stop_cb;
     void *arg = q->stop_arg;
     quorum_free(q);
     if (cb != NULL)
@@ -708,7 +708,7 @@ static void maybe_finish(stream_quorum *q)
 
 static void on_raft_closed(struct raft *r)
 {
-    stream_quorum *q = r->data;
+    stream__quorum *q = r->data;
     raft_uv_close(&q->io);
     raft_uv_tcp_close(&q->transport);
     q->raft_closed = true;
@@ -717,7 +717,7 @@ static void on_raft_closed(struct raft *r)
 
 static void on_poll_closed(uv_handle_t *h)
 {
-    stream_quorum *q = h->data;
+    stream__quorum *q = h->data;
     q->poll_closed = true;
     maybe_finish(q);
 }
@@ -731,7 +731,7 @@ static void on_poll_closed(uv_handle_t *h)
  * proposals are refused once stopping. */
 static void on_stop_timer(uv_timer_t *t)
 {
-    stream_quorum *q = t->data;
+    stream__quorum *q = t->data;
     if (q->raft.last_stored < raft_last_index(&q->raft) && uv_now(q->loop) < q->stop_deadline) {
         uv_timer_start(&q->poll, on_stop_timer, STOP_DRAIN_POLL_MS, 0);
         return;
@@ -740,7 +740,7 @@ static void on_stop_timer(uv_timer_t *t)
     raft_close(&q->raft, on_raft_closed);
 }
 
-void stream_quorum_stop(stream_quorum *q, stream_quorum_stop_cb cb, void *arg)
+void stream__quorum_stop(stream__quorum *q, stream__quorum_stop_cb cb, void *arg)
 {
     if (q->stopping)
         return;
@@ -756,13 +756,13 @@ void stream_quorum_stop(stream_quorum *q, stream_quorum_stop_cb cb, void *arg)
 /* A start that failed after raft_init: libraft has handles open. */
 static void on_failed_start_closed(struct raft *r)
 {
-    stream_quorum *q = r->data;
+    stream__quorum *q = r->data;
     raft_uv_close(&q->io);
     raft_uv_tcp_close(&q->transport);
     quorum_free(q);
 }
 
-static int raft_fail(stream_quorum *q, int rc, const char *what, char *errbuf, size_t errbuf_len)
+static int raft_fail(stream__quorum *q, int rc, const char *what, char *errbuf, size_t errbuf_len)
 {
     if (rc == RAFT_MALFORMED || (rc == RAFT_NOMEM && q->restore_err[0] != '\0'))
         return stream__cluster_fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_ECORRUPT, errbuf,
@@ -776,7 +776,7 @@ static int raft_fail(stream_quorum *q, int rc, const char *what, char *errbuf, s
 /* Steps 4 on: libraft's objects, bootstrap, start. On failure *closing says
  * whether q was handed to an asynchronous close (which frees it) or is still
  * the caller's to free. */
-static int start_raft(stream_quorum *q, bool *closing, char *errbuf, size_t errbuf_len)
+static int start_raft(stream__quorum *q, bool *closing, char *errbuf, size_t errbuf_len)
 {
     *closing = false;
     int rc = raft_uv_tcp_init(&q->transport, q->loop);
@@ -820,7 +820,7 @@ static int start_raft(stream_quorum *q, bool *closing, char *errbuf, size_t errb
     raft_configuration_init(&conf);
     for (size_t i = 0; i < q->cfg.n_voters && rc == 0; i++) {
         char addr[32];
-        const stream_quorum_voter *v = &q->cfg.voters[i];
+        const stream__quorum_voter *v = &q->cfg.voters[i];
         snprintf(addr, sizeof addr, "%s:%u", v->host, (unsigned)v->port);
         rc = raft_configuration_add(&conf, (raft_id)v->id, addr, RAFT_VOTER);
     }
@@ -841,28 +841,28 @@ static int start_raft(stream_quorum *q, bool *closing, char *errbuf, size_t errb
     return 0;
 }
 
-int stream_quorum_start(uv_loop_t *loop, const stream_quorum_config *cfg,
-                        const stream_quorum_fsm *fsm, stream_quorum **out, char *errbuf,
+int stream__quorum_start(uv_loop_t *loop, const stream__quorum_config *cfg,
+                        const stream__quorum_fsm *fsm, stream__quorum **out, char *errbuf,
                         size_t errbuf_len)
 {
     *out = NULL;
     if (loop == NULL || cfg == NULL || fsm == NULL || fsm->apply == NULL || fsm->snapshot == NULL ||
         fsm->restore == NULL)
         return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                    "stream_quorum_start needs a loop, a config and an fsm with "
+                                    "stream__quorum_start needs a loop, a config and an fsm with "
                                     "apply, snapshot and restore");
     int rc = check_config(cfg, errbuf, errbuf_len);
     if (rc == 0)
         rc = make_dirs(cfg->data_dir, errbuf, errbuf_len);
     if (rc == 0)
         rc = check_cluster_id(cfg->data_dir, cfg->cluster_id, errbuf, errbuf_len);
-    const stream_quorum_voter *self = find_voter(cfg, cfg->node_id);
+    const stream__quorum_voter *self = find_voter(cfg, cfg->node_id);
     if (rc == 0)
         rc = check_listen(self, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
 
-    stream_quorum *q = calloc(1, sizeof *q);
+    stream__quorum *q = calloc(1, sizeof *q);
     if (q == NULL || (q->data_dir = strdup(cfg->data_dir)) == NULL) {
         free(q);
         return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");

@@ -4,7 +4,7 @@
  *
  * A quorum is a few voters (3 or 5 in practice) that agree, through Raft, on
  * one sequence of commands. Each command is handed to a state machine (the
- * "fsm", stream_quorum_fsm below) once it is committed, on every voter, in log
+ * "fsm", stream__quorum_fsm below) once it is committed, on every voter, in log
  * order. The cluster metadata (libstream/cluster/metadata.h) is such a state
  * machine; this module knows nothing about what the commands mean.
  *
@@ -20,7 +20,7 @@
  *     apply; validate against local policy *before* proposing instead.)
  *   - A command is applied at most once per voter per start. After a restart
  *     the fsm is rebuilt from the last snapshot plus the log after it, so the
- *     fsm handed to stream_quorum_start must be empty.
+ *     fsm handed to stream__quorum_start must be empty.
  *   - A proposal's callback fires exactly once: with the command's result when
  *     this voter applied it, or with an error when the outcome is unknown here
  *     (leadership lost, quorum stopped). An error does NOT mean the command
@@ -32,7 +32,7 @@
  *     and retry against the new leader (same request id, see above).
  *
  * Threads: everything, including every callback, runs on the loop thread
- * given to stream_quorum_start. No function here may be called from another
+ * given to stream__quorum_start. No function here may be called from another
  * thread; hand work over to the loop with your own uv_async_t and queue.
  *
  * Signals: the process must ignore SIGPIPE (the broker does): libuv writes
@@ -78,54 +78,54 @@
 /* Voters in one quorum. Every commit waits for a majority, so more voters
  * mean slower commits and elections; 9 tolerates 4 failures, more than any
  * metadata quorum needs (Kafka's KRaft advises 3 or 5). */
-#define STREAM_QUORUM_MAX_VOTERS 9
+#define STREAM__QUORUM_MAX_VOTERS 9
 /* Bytes of a cluster id: [A-Za-z0-9._-]{1,64} (Kafka's are 22-byte base64). */
-#define STREAM_QUORUM_CLUSTER_ID_MAX 64
+#define STREAM__QUORUM_CLUSTER_ID_MAX 64
 /* Largest command. Metadata commands are small; the biggest, create_topic
  * with 10,000 partitions of 3 replicas, is about 300 KB. */
-#define STREAM_QUORUM_MAX_COMMAND_BYTES (4 * 1024 * 1024)
+#define STREAM__QUORUM_MAX_COMMAND_BYTES (4 * 1024 * 1024)
 
-#define STREAM_QUORUM_DEFAULT_ELECTION_TIMEOUT_MS 300 /* libraft waits 1x to 2x this */
+#define STREAM__QUORUM_DEFAULT_ELECTION_TIMEOUT_MS 300 /* libraft waits 1x to 2x this */
 /* libraft 0.15 checks the election timer only on its tick, and the tick is
  * the heartbeat: at 50 ms a 300-600 ms timeout falls in one of 6 slots, so
  * two followers of a dead leader often time out in the same slot, split the
  * vote and need another round (measured: p90 of failover 750 ms, max 1.4 s).
  * At 25 ms, 12 slots: p90 610 ms, max under 1 s, for 40 instead of 20 empty
  * AppendEntries a second to each follower. */
-#define STREAM_QUORUM_DEFAULT_HEARTBEAT_MS       25
-#define STREAM_QUORUM_DEFAULT_SNAPSHOT_THRESHOLD 8192
+#define STREAM__QUORUM_DEFAULT_HEARTBEAT_MS       25
+#define STREAM__QUORUM_DEFAULT_SNAPSHOT_THRESHOLD 8192
 /* Entries kept behind a snapshot: a follower that missed fewer than this
  * catches up from the log, not from a snapshot. As many as the threshold,
  * so the log held in memory peaks at 16,384 entries (a few MB of metadata
  * commands), and a voter that was down for 8,192 changes still needs no
  * snapshot. */
-#define STREAM_QUORUM_DEFAULT_SNAPSHOT_TRAILING   8192
-#define STREAM_QUORUM_DEFAULT_INSTALL_SNAPSHOT_MS 3000
-#define STREAM_QUORUM_DEFAULT_CONNECT_RETRY_MS    250 /* libraft's own: 1000 */
-#define STREAM_QUORUM_DEFAULT_POLL_MS             20
+#define STREAM__QUORUM_DEFAULT_SNAPSHOT_TRAILING   8192
+#define STREAM__QUORUM_DEFAULT_INSTALL_SNAPSHOT_MS 3000
+#define STREAM__QUORUM_DEFAULT_CONNECT_RETRY_MS    250 /* libraft's own: 1000 */
+#define STREAM__QUORUM_DEFAULT_POLL_MS             20
 
 /* ---- configuration ------------------------------------------------------- */
 
 /* One voter: its node id and the address its Raft transport listens on. */
-typedef struct stream_quorum_voter {
+typedef struct stream__quorum_voter {
     int32_t id;    /* node id, >= 1, unique among the voters */
     char host[16]; /* IPv4 dotted quad, NUL-terminated ("127.0.0.1") */
     uint16_t port; /* 1..65535 */
-} stream_quorum_voter;
+} stream__quorum_voter;
 
-typedef struct stream_quorum_change stream_quorum_change;
+typedef struct stream__quorum_change stream__quorum_change;
 
 /* Called (on the loop thread) when the known leader or this node's role
- * changed; see stream_quorum_change. May call any function of this module,
- * stream_quorum_stop included. */
-typedef void (*stream_quorum_change_cb)(void *arg, const stream_quorum_change *change);
+ * changed; see stream__quorum_change. May call any function of this module,
+ * stream__quorum_stop included. */
+typedef void (*stream__quorum_change_cb)(void *arg, const stream__quorum_change *change);
 
-typedef struct stream_quorum_config {
+typedef struct stream__quorum_config {
     int32_t node_id;                                      /* this node; must be one of the voters */
-    stream_quorum_voter voters[STREAM_QUORUM_MAX_VOTERS]; /* every voter, this node included */
-    size_t n_voters;                                      /* 1..STREAM_QUORUM_MAX_VOTERS */
+    stream__quorum_voter voters[STREAM__QUORUM_MAX_VOTERS]; /* every voter, this node included */
+    size_t n_voters;                                      /* 1..STREAM__QUORUM_MAX_VOTERS */
     const char *data_dir;         /* Raft's files and cluster-id; created if missing (borrowed) */
-    const char *cluster_id;       /* [A-Za-z0-9._-]{1,64}; see stream_quorum_start (borrowed) */
+    const char *cluster_id;       /* [A-Za-z0-9._-]{1,64}; see stream__quorum_start (borrowed) */
     unsigned election_timeout_ms; /* > heartbeat_ms; libraft randomises 1x..2x */
     unsigned heartbeat_ms;        /* leader's idle AppendEntries interval */
     unsigned snapshot_threshold;  /* applied entries between snapshots, >= 1 */
@@ -134,13 +134,13 @@ typedef struct stream_quorum_config {
     unsigned connect_retry_ms;            /* pause between connection attempts to a peer */
     unsigned poll_ms;                     /* how often the state is polled for changes */
     bool pre_vote;                        /* Raft pre-vote (section 9.6 of the thesis) */
-    stream_quorum_change_cb on_change;    /* may be NULL */
+    stream__quorum_change_cb on_change;    /* may be NULL */
     void *change_arg;                     /* passed to on_change */
-} stream_quorum_config;
+} stream__quorum_config;
 
 /* Fills cfg with the defaults above (pre_vote on), no voters, node_id 0 and
  * NULL strings: the caller sets node_id, voters, data_dir and cluster_id. */
-void stream_quorum_config_init(stream_quorum_config *cfg);
+void stream__quorum_config_init(stream__quorum_config *cfg);
 
 /*
  * Parses a voter list, "1@127.0.0.1:9301,2@127.0.0.1:9302,3@127.0.0.1:9303"
@@ -153,7 +153,7 @@ void stream_quorum_config_init(stream_quorum_config *cfg);
  * (missing '@', bad id, duplicate id or address, missing or bad port,
  * non-IPv4 host, more than max voters, none at all); *count is 0 on failure.
  */
-int stream_quorum_voters_parse(const char *s, stream_quorum_voter *out, size_t max, size_t *count,
+int stream__quorum_voters_parse(const char *s, stream__quorum_voter *out, size_t max, size_t *count,
                                char *errbuf, size_t errbuf_len);
 
 /* ---- the state machine --------------------------------------------------- */
@@ -179,16 +179,16 @@ int stream_quorum_voters_parse(const char *s, stream_quorum_voter *out, size_t m
  *           everything. On failure the state must be left as it was; return
  *           a STREAM_E* code and say why in errbuf.
  */
-typedef struct stream_quorum_fsm {
+typedef struct stream__quorum_fsm {
     void *arg; /* passed to every callback */
     int (*apply)(void *arg, const uint8_t *cmd, size_t len, uint64_t index);
     int (*snapshot)(void *arg, stream_buf *out);
     int (*restore)(void *arg, const uint8_t *p, size_t len, char *errbuf, size_t errbuf_len);
-} stream_quorum_fsm;
+} stream__quorum_fsm;
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-typedef struct stream_quorum stream_quorum;
+typedef struct stream__quorum stream__quorum;
 
 /*
  * Starts this node's voter on `loop` (which must outlive the quorum; run it
@@ -212,15 +212,15 @@ typedef struct stream_quorum stream_quorum;
  * fsm is copied; its arg must stay valid until stop's callback (the fsm may
  * still apply entries while stop waits for log writes in flight). cfg is
  * copied (its strings too). On success *out is the running quorum, to be
- * ended with stream_quorum_stop. On failure *out is NULL and no callback is
+ * ended with stream__quorum_stop. On failure *out is NULL and no callback is
  * ever invoked; what was opened in step 4 is closed asynchronously, so run
  * the loop until it is idle before closing it.
  */
-int stream_quorum_start(uv_loop_t *loop, const stream_quorum_config *cfg,
-                        const stream_quorum_fsm *fsm, stream_quorum **out, char *errbuf,
+int stream__quorum_start(uv_loop_t *loop, const stream__quorum_config *cfg,
+                        const stream__quorum_fsm *fsm, stream__quorum **out, char *errbuf,
                         size_t errbuf_len);
 
-typedef void (*stream_quorum_stop_cb)(void *arg);
+typedef void (*stream__quorum_stop_cb)(void *arg);
 
 /*
  * Stops the node: fails every pending proposal with STREAM_ECLOSED (before
@@ -234,7 +234,7 @@ typedef void (*stream_quorum_stop_cb)(void *arg);
  * acknowledged is on disk: Raft syncs before it acknowledges), which makes
  * it the way tests "kill" a node.
  */
-void stream_quorum_stop(stream_quorum *q, stream_quorum_stop_cb cb, void *arg);
+void stream__quorum_stop(stream__quorum *q, stream__quorum_stop_cb cb, void *arg);
 
 /* ---- proposing ----------------------------------------------------------- */
 
@@ -243,20 +243,20 @@ void stream_quorum_stop(stream_quorum *q, stream_quorum_stop_cb cb, void *arg);
  * outcome is unknown, retry with the same request id on the new leader),
  * STREAM_ECLOSED (the quorum was stopped), STREAM_ENOMEM or STREAM_EIO (the
  * log write failed; outcome unknown). result is 0 unless status is 0. */
-typedef void (*stream_quorum_done_cb)(void *arg, int status, int result);
+typedef void (*stream__quorum_done_cb)(void *arg, int status, int result);
 
 /*
- * Proposes a command (len bytes, copied; 1..STREAM_QUORUM_MAX_COMMAND_BYTES).
+ * Proposes a command (len bytes, copied; 1..STREAM__QUORUM_MAX_COMMAND_BYTES).
  * Only the leader proposes. Returns 0 (cb(arg, ...) will fire exactly once,
  * never from inside this call), or, without calling cb:
- *   STREAM_ENOTLEADER  this node is not the leader; stream_quorum_leader()
+ *   STREAM_ENOTLEADER  this node is not the leader; stream__quorum_leader()
  *                      names the one it knows of (-1 while none is known)
  *   STREAM_ECLOSED     stop has been called
  *   STREAM_EINVAL      len is 0 or cb is NULL
- *   STREAM_ETOOLARGE   len is over STREAM_QUORUM_MAX_COMMAND_BYTES
+ *   STREAM_ETOOLARGE   len is over STREAM__QUORUM_MAX_COMMAND_BYTES
  *   STREAM_ENOMEM, STREAM_EIO
  */
-int stream_quorum_propose(stream_quorum *q, const void *cmd, size_t len, stream_quorum_done_cb cb,
+int stream__quorum_propose(stream__quorum *q, const void *cmd, size_t len, stream__quorum_done_cb cb,
                           void *arg);
 
 /* ---- observing ----------------------------------------------------------- */
@@ -264,7 +264,7 @@ int stream_quorum_propose(stream_quorum *q, const void *cmd, size_t len, stream_
 /* What on_change reports. Fired by the poll timer when any of leader_id and
  * is_leader differs from the previous poll (a leader re-elected with a new
  * term counts as a change too); term is informative. */
-struct stream_quorum_change {
+struct stream__quorum_change {
     int32_t leader_id;          /* the known leader now, -1 when none is known */
     int32_t previous_leader_id; /* at the previous report, -1 when none was known */
     bool is_leader;             /* this node leads now */
@@ -274,15 +274,15 @@ struct stream_quorum_change {
 
 /* The leader this node knows of (itself when leading), -1 when none. Read
  * straight from the engine, not from the last poll. */
-int32_t stream_quorum_leader(const stream_quorum *q);
+int32_t stream__quorum_leader(const stream__quorum *q);
 /* True when this node is the leader (according to itself: a leader cut off
  * from the others believes so until its election timeout expires). */
-bool stream_quorum_is_leader(const stream_quorum *q);
+bool stream__quorum_is_leader(const stream__quorum *q);
 /* The current Raft term (increases with each election). */
-uint64_t stream_quorum_term(const stream_quorum *q);
+uint64_t stream__quorum_term(const stream__quorum *q);
 /* The index of the last entry applied to the fsm here (0 before any). */
-uint64_t stream_quorum_applied_index(const stream_quorum *q);
+uint64_t stream__quorum_applied_index(const stream__quorum *q);
 /* This node's id. */
-int32_t stream_quorum_node_id(const stream_quorum *q);
+int32_t stream__quorum_node_id(const stream__quorum *q);
 
 #endif /* STREAM_CLUSTER_QUORUM_H */

@@ -24,18 +24,7 @@
  *     result is a fixpoint, or fails with ECORRUPT/EBADCONFIG and leaves the
  *     state byte-identical.
  *
- * Build and run (until fuzz.mk globs libstream/cluster/; then it is an
- * ordinary target, with raft added to PKGS):
- *
- *   make -f tests/fuzz/fuzz.mk build/fuzz/libstream.a
- *   clang -D_GNU_SOURCE -DSTREAM_VERSION='"fuzz"' -Ilibstream/include -Ilibstream -std=c17 \
- *      -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -g -O1 \
- *      -fno-omit-frame-pointer -pthread -fno-sanitize-recover=undefined \
- *      -fsanitize=fuzzer,address,undefined $(pkg-config --cflags msgpack libuv) \
- *      -o build/fuzz/fuzz_metadata tests/fuzz/fuzz_metadata.c libstream/cluster/metadata.c \
- *      libstream/cluster/metadata_codec.c build/fuzz/libstream.a \
- *      $(pkg-config --libs msgpack libuv liblz4 libzstd zlib snappy) -lm
- *   tests/fuzz/run.sh build/fuzz 60 keep fuzz_metadata
+ * An ordinary target of tests/fuzz/fuzz.mk (make fuzz; seeds from make_seeds.c).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -49,52 +38,52 @@
 
 static uint64_t next_index;
 
-static void apply_ok(stream_metadata *md, stream_buf *b)
+static void apply_ok(stream__meta *md, stream_buf *b)
 {
-    int rc = stream_metadata_apply(md, b->data, b->len, ++next_index);
+    int rc = stream__meta_apply(md, b->data, b->len, ++next_index);
     FUZZ_CHECK_MSG(rc == 0, "seed command refused: %s", stream_err_name(rc));
     stream_buf_reset(b);
 }
 
 /* The starting state of every input. */
-static stream_metadata *seeded(void)
+static stream__meta *seeded(void)
 {
-    stream_metadata *md = stream_metadata_new("fuzz");
+    stream__meta *md = stream__meta_new("fuzz");
     FUZZ_CHECK(md != NULL);
     stream_buf b = STREAM_BUF_INIT;
-    stream_metadata_req r = {1, 0};
+    stream__meta_req r = {1, 0};
     next_index = 1;
     for (int32_t id = 1; id <= 3; id++) {
         r.seq++;
-        FUZZ_CHECK(stream_metadata_encode_register_broker(&b, r, id, "127.0.0.1",
+        FUZZ_CHECK(stream__meta_encode_register_broker(&b, r, id, "127.0.0.1",
                                                           (uint16_t)(9000 + id)) == 0);
         apply_ok(md, &b);
     }
     for (int32_t id = 2; id <= 3; id++) {
         r.seq++;
-        FUZZ_CHECK(stream_metadata_encode_unfence_broker(
-                       &b, r, id, stream_metadata_broker_find(md, id)->epoch) == 0);
+        FUZZ_CHECK(stream__meta_encode_unfence_broker(
+                       &b, r, id, stream__meta_broker_find(md, id)->epoch) == 0);
         apply_ok(md, &b);
     }
     static const int32_t replicas[] = {1, 2, 3, 2, 3, 1, 3, 1, 2};
     uint8_t id[16] = {1};
-    stream_metadata_kv cfg = {"retention.ms", 12, "1000", 4};
+    stream__meta_kv cfg = {"retention.ms", 12, "1000", 4};
     r.seq++;
-    FUZZ_CHECK(stream_metadata_encode_create_topic(&b, r, "t", id, 3, 3, replicas, &cfg, 1) == 0);
+    FUZZ_CHECK(stream__meta_encode_create_topic(&b, r, "t", id, 3, 3, replicas, &cfg, 1) == 0);
     apply_ok(md, &b);
     id[0] = 2;
     r.seq++;
-    FUZZ_CHECK(stream_metadata_encode_create_topic(&b, r, STREAM_OFFSETS_TOPIC, id, 3, 3, replicas,
+    FUZZ_CHECK(stream__meta_encode_create_topic(&b, r, STREAM_OFFSETS_TOPIC, id, 3, 3, replicas,
                                                    NULL, 0) == 0);
     apply_ok(md, &b);
     stream_buf_release(&b);
     return md;
 }
 
-static void snapshot(const stream_metadata *md, stream_buf *out)
+static void snapshot(const stream__meta *md, stream_buf *out)
 {
     stream_buf_reset(out);
-    FUZZ_CHECK(stream_metadata_snapshot(md, out) == 0);
+    FUZZ_CHECK(stream__meta_snapshot(md, out) == 0);
 }
 
 static bool same(const stream_buf *a, const stream_buf *b)
@@ -103,18 +92,18 @@ static bool same(const stream_buf *a, const stream_buf *b)
 }
 
 /* The state's snapshot restores into a fresh state with the same snapshot. */
-static void check_restorable(const stream_metadata *md)
+static void check_restorable(const stream__meta *md)
 {
     stream_buf s1 = STREAM_BUF_INIT, s2 = STREAM_BUF_INIT;
     char err[256];
     snapshot(md, &s1);
-    stream_metadata *copy = stream_metadata_new("fuzz");
+    stream__meta *copy = stream__meta_new("fuzz");
     FUZZ_CHECK(copy != NULL);
-    int rc = stream_metadata_restore(copy, s1.data, s1.len, err, sizeof err);
+    int rc = stream__meta_restore(copy, s1.data, s1.len, err, sizeof err);
     FUZZ_CHECK_MSG(rc == 0, "a state apply reached does not restore: %s", err);
     snapshot(copy, &s2);
     FUZZ_CHECK(same(&s1, &s2));
-    stream_metadata_free(copy);
+    stream__meta_free(copy);
     stream_buf_release(&s1);
     stream_buf_release(&s2);
 }
@@ -131,8 +120,8 @@ static bool known_verdict(int rc)
     case STREAM_ENOTOPIC:
     case STREAM_ENOPART:
     case STREAM_EINVAL:
-    case STREAM_METADATA_ESTALE:
-    case STREAM_METADATA_ENOBROKER:
+    case STREAM__META_ESTALE:
+    case STREAM__META_ENOBROKER:
         return true;
     default:
         return false;
@@ -142,50 +131,50 @@ static bool known_verdict(int rc)
 /* Decode / encode fixpoint; returns whether p decodes. */
 static bool check_codec(const uint8_t *p, size_t len)
 {
-    stream_metadata_cmd c;
+    stream__meta_cmd c;
     char err[256];
-    int rc = stream_metadata_cmd_decode(p, len, &c, err, sizeof err);
+    int rc = stream__meta_cmd_decode(p, len, &c, err, sizeof err);
     FUZZ_CHECK_MSG(rc == 0 || rc == STREAM_EBADREQ, "decode: %s", stream_err_name(rc));
     if (rc != 0) {
-        stream_metadata_cmd_release(&c);
+        stream__meta_cmd_release(&c);
         return false;
     }
     fuzz_touch(c.host, c.host_len);
     fuzz_touch(c.topic, c.topic_len);
     stream_buf e1 = STREAM_BUF_INIT, e2 = STREAM_BUF_INIT;
-    rc = stream_metadata_cmd_encode(&c, &e1);
-    FUZZ_CHECK_MSG(rc == 0, "a decoded %s does not encode: %s", stream_metadata_op_name(c.op),
+    rc = stream__meta_cmd_encode(&c, &e1);
+    FUZZ_CHECK_MSG(rc == 0, "a decoded %s does not encode: %s", stream__meta_op_name(c.op),
                    stream_err_name(rc));
-    stream_metadata_cmd c2;
-    rc = stream_metadata_cmd_decode(e1.data, e1.len, &c2, err, sizeof err);
+    stream__meta_cmd c2;
+    rc = stream__meta_cmd_decode(e1.data, e1.len, &c2, err, sizeof err);
     FUZZ_CHECK_MSG(rc == 0, "an encoded command does not decode: %s", err);
     FUZZ_CHECK(c2.op == c.op && c2.req.node == c.req.node && c2.req.seq == c.req.seq);
-    FUZZ_CHECK(stream_metadata_cmd_encode(&c2, &e2) == 0);
+    FUZZ_CHECK(stream__meta_cmd_encode(&c2, &e2) == 0);
     FUZZ_CHECK(same(&e1, &e2));
-    stream_metadata_cmd_release(&c);
-    stream_metadata_cmd_release(&c2);
+    stream__meta_cmd_release(&c);
+    stream__meta_cmd_release(&c2);
     stream_buf_release(&e1);
     stream_buf_release(&e2);
     return true;
 }
 
 /* Applies one command with the properties above. */
-static void apply_checked(stream_metadata *md, const uint8_t *p, size_t len)
+static void apply_checked(stream__meta *md, const uint8_t *p, size_t len)
 {
     bool decodes = check_codec(p, len);
     stream_buf before = STREAM_BUF_INIT, after = STREAM_BUF_INIT;
     snapshot(md, &before);
     uint64_t index = ++next_index;
-    int rc = stream_metadata_apply(md, p, len, index);
+    int rc = stream__meta_apply(md, p, len, index);
     FUZZ_CHECK_MSG(known_verdict(rc), "apply: %s", stream_err_name(rc));
     FUZZ_CHECK((rc == STREAM_EBADREQ) == !decodes);
     if (rc != 0 && !decodes) {
         /* Refused before anything: only applied_index moved. */
-        FUZZ_CHECK(stream_metadata_applied_index(md) == index);
+        FUZZ_CHECK(stream__meta_applied_index(md) == index);
     }
     snapshot(md, &after);
     /* The same command again at the same index: same verdict, no change. */
-    int again = stream_metadata_apply(md, p, len, index);
+    int again = stream__meta_apply(md, p, len, index);
     FUZZ_CHECK_MSG(again == rc, "repeat gave %s after %s", stream_err_name(again),
                    stream_err_name(rc));
     snapshot(md, &before);
@@ -194,12 +183,12 @@ static void apply_checked(stream_metadata *md, const uint8_t *p, size_t len)
     stream_buf_release(&after);
 }
 
-static void restore_checked(stream_metadata *md, const uint8_t *p, size_t len)
+static void restore_checked(stream__meta *md, const uint8_t *p, size_t len)
 {
     stream_buf before = STREAM_BUF_INIT, now = STREAM_BUF_INIT;
     char err[256];
     snapshot(md, &before);
-    int rc = stream_metadata_restore(md, p, len, err, sizeof err);
+    int rc = stream__meta_restore(md, p, len, err, sizeof err);
     FUZZ_CHECK_MSG(rc == 0 || rc == STREAM_ECORRUPT || rc == STREAM_EBADCONFIG, "restore: %s",
                    stream_err_name(rc));
     if (rc != 0) {
@@ -217,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_in in;
     fuzz_in_init(&in, data, size);
     uint8_t mode = fuzz_u8(&in) % 3;
-    stream_metadata *md = seeded();
+    stream__meta *md = seeded();
     size_t n;
     const uint8_t *p;
     if (mode == 0) {
@@ -234,6 +223,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     check_restorable(md);
-    stream_metadata_free(md);
+    stream__meta_free(md);
     return 0;
 }

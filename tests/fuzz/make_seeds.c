@@ -25,6 +25,7 @@
 #include <msgpack.h>
 #include <snappy-c.h>
 
+#include "cluster/metadata.h"
 #include "stream/batch.h"
 #include "stream/buf.h"
 #include "stream/codec.h"
@@ -470,6 +471,96 @@ static void log_seeds(void)
     stream_buf_release(&both);
 }
 
+/* fuzz_metadata: a mode byte, then a command (0), a snapshot (1) or
+ * length-prefixed commands (2), as fuzz_metadata.c carves its input; made
+ * with the module's own encoders. */
+static void meta_seed(const char *name, uint8_t mode, const stream_buf *b)
+{
+    stream_buf m = STREAM_BUF_INIT;
+    stream_buf_put(&m, &mode, 1);
+    stream_buf_put(&m, b->data, b->len);
+    if (m.oom)
+        die("out of memory");
+    seed("fuzz_metadata", name, m.data, m.len);
+    stream_buf_release(&m);
+}
+
+static void ok(int rc, const char *what)
+{
+    if (rc != 0)
+        die(what);
+}
+
+static void metadata_seeds(void)
+{
+    stream_buf b = STREAM_BUF_INIT, seq = STREAM_BUF_INIT;
+    stream__meta_req r = {9, 1};
+    uint8_t id[16] = {0x42};
+    static const int32_t replicas[] = {2, 3, 1, 3, 1, 2};
+    const int32_t isr[] = {3, 1};
+    stream__meta_kv cfg[] = {{"retention.ms", 12, "60000", 5}, {"segment.bytes", 13, "1024", 4}};
+
+    /* Mode 0: one command of each op, aimed at the fuzz target's state. */
+    ok(stream__meta_encode_register_broker(&b, r, 4, "10.0.0.4", 9004), "register");
+    meta_seed("register_broker", 0, &b);
+    stream_buf_reset(&b);
+    ok(stream__meta_encode_fence_broker(&b, r, 2, 3), "fence");
+    meta_seed("fence_broker", 0, &b);
+    stream_buf_reset(&b);
+    ok(stream__meta_encode_unfence_broker(&b, r, 1, 2), "unfence");
+    meta_seed("unfence_broker", 0, &b);
+    stream_buf_reset(&b);
+    ok(stream__meta_encode_create_topic(&b, r, "orders", id, 2, 3, replicas, cfg, 2), "create");
+    meta_seed("create_topic", 0, &b);
+    stream_buf_reset(&b);
+    ok(stream__meta_encode_delete_topic(&b, r, "t", NULL), "delete");
+    meta_seed("delete_topic", 0, &b);
+    stream_buf_reset(&b);
+    ok(stream__meta_encode_alter_partition(&b, r, "t", NULL, 1, 3, isr, 2, 0), "alter");
+    meta_seed("alter_partition", 0, &b);
+    stream_buf_reset(&b);
+    ok(stream__meta_encode_alter_configs(&b, r, "t", NULL, cfg + 1, 1, cfg, 1), "configs");
+    meta_seed("alter_configs", 0, &b);
+
+    /* Mode 2: a sequence (create, alter, alter configs, delete). */
+    stream_buf c[4] = {STREAM_BUF_INIT, STREAM_BUF_INIT, STREAM_BUF_INIT, STREAM_BUF_INIT};
+    ok(stream__meta_encode_create_topic(&c[0], r, "orders", id, 2, 3, replicas, NULL, 0), "c0");
+    r.seq++;
+    ok(stream__meta_encode_alter_partition(&c[1], r, "orders", id, 0, 3, isr, 2, 0), "c1");
+    r.seq++;
+    ok(stream__meta_encode_alter_configs(&c[2], r, "orders", id, cfg, 2, NULL, 0), "c2");
+    r.seq++;
+    ok(stream__meta_encode_delete_topic(&c[3], r, "orders", id), "c3");
+    for (int i = 0; i < 4; i++) {
+        stream_buf_put_be16(&seq, (uint16_t)c[i].len);
+        stream_buf_put(&seq, c[i].data, c[i].len);
+        stream_buf_release(&c[i]);
+    }
+    meta_seed("sequence", 2, &seq);
+
+    /* Mode 1: the snapshot of a state like the fuzz target's, with more. */
+    stream__meta *md = stream__meta_new("fuzz");
+    if (md == NULL)
+        die("out of memory");
+    uint64_t index = 1;
+    for (int32_t bid = 1; bid <= 3; bid++) {
+        stream_buf_reset(&b);
+        r.seq++;
+        ok(stream__meta_encode_register_broker(&b, r, bid, "127.0.0.1", (uint16_t)(9000 + bid)),
+           "reg");
+        ok(stream__meta_apply(md, b.data, b.len, ++index), "apply reg");
+    }
+    stream_buf_reset(&b);
+    ok(stream__meta_encode_create_topic(&b, r, "orders", id, 2, 3, replicas, cfg, 2), "create");
+    ok(stream__meta_apply(md, b.data, b.len, ++index), "apply create");
+    stream_buf_reset(&b);
+    ok(stream__meta_snapshot(md, &b), "snapshot");
+    meta_seed("snapshot", 1, &b);
+    stream__meta_free(md);
+    stream_buf_release(&b);
+    stream_buf_release(&seq);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -485,5 +576,6 @@ int main(int argc, char **argv)
     text_seeds();
     recfmt_seeds();
     log_seeds();
+    metadata_seeds();
     return 0;
 }

@@ -8,22 +8,9 @@
  * Commands are built with the module's own encoders and applied with
  * increasing log indexes, as the quorum would.
  *
- * Build and run (until the Makefile builds libstream/cluster/; then drop the
- * cluster sources from the line, add raft to PKGS, and give this test its
- * link flag: $(A)/tests/test_metadata: CFLAGS += -Wl,--wrap=malloc,...):
- *
- *   make build/asan/libstream.a
- *   cc -D_GNU_SOURCE -Ilibstream/include -Ilibstream -std=c17 -Wall -Wextra -Werror -Wshadow \
- *      -Wstrict-prototypes -Wno-unused-parameter -pthread -O1 -g \
- *      -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
- *      -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
- *      $(pkg-config --cflags msgpack libuv) -o build/asan/tests/test_metadata \
- *      tests/unit/test_metadata.c libstream/cluster/metadata.c libstream/cluster/metadata_codec.c \
- *      libstream/cluster/quorum.c build/asan/libstream.a \
- *      $(pkg-config --libs msgpack libuv raft liblz4 libzstd zlib snappy) -lcmocka -lm
- *   build/asan/tests/test_metadata
- *
- * (-O2 without sanitizers: build/libstream.a and "-O2 -g" instead.)
+ * Built by the Makefile with the other unit tests; it links with
+ * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc (TEST_LDFLAGS_test_metadata)
+ * to fail each allocation in turn.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,7 +69,7 @@ void *__wrap_realloc(void *p, size_t n)
 /* ---- fixture ----------------------------------------------------------------- */
 
 typedef struct seen {
-    stream_metadata_event_type type;
+    stream__meta_event_type type;
     uint64_t index;
     int32_t broker;
     char topic[256];
@@ -91,7 +78,7 @@ typedef struct seen {
 } seen;
 
 typedef struct fx {
-    stream_metadata *md;
+    stream__meta *md;
     stream_buf b;   /* the command being built */
     uint64_t index; /* the last log index used */
     uint64_t seq;   /* the last request seq used */
@@ -99,7 +86,7 @@ typedef struct fx {
     int n_ev;       /* events seen */
 } fx;
 
-static void on_event(void *arg, const stream_metadata_event *e)
+static void on_event(void *arg, const stream__meta_event *e)
 {
     fx *f = arg;
     if (f->n_ev++ >= 64)
@@ -121,9 +108,9 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    f->md = stream_metadata_new("cluster-1");
+    f->md = stream__meta_new("cluster-1");
     assert_non_null(f->md);
-    stream_metadata_set_event_cb(f->md, on_event, f);
+    stream__meta_set_event_cb(f->md, on_event, f);
     stream_buf_init(&f->b);
     f->index = 100;
     *state = f;
@@ -133,15 +120,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    stream_metadata_free(f->md);
+    stream__meta_free(f->md);
     stream_buf_release(&f->b);
     free(f);
     return 0;
 }
 
-static stream_metadata_req req(fx *f)
+static stream__meta_req req(fx *f)
 {
-    return (stream_metadata_req){7, ++f->seq};
+    return (stream__meta_req){7, ++f->seq};
 }
 
 /* Applies the command in f->b at the next index (gaps of 2: Raft's own
@@ -149,21 +136,21 @@ static stream_metadata_req req(fx *f)
 static int apply(fx *f)
 {
     f->index += 2;
-    int rc = stream_metadata_apply(f->md, f->b.data, f->b.len, f->index);
+    int rc = stream__meta_apply(f->md, f->b.data, f->b.len, f->index);
     stream_buf_reset(&f->b);
     return rc;
 }
 
-static const stream_metadata_broker *broker(fx *f, int32_t id)
+static const stream__meta_broker *broker(fx *f, int32_t id)
 {
-    const stream_metadata_broker *b = stream_metadata_broker_find(f->md, id);
+    const stream__meta_broker *b = stream__meta_broker_find(f->md, id);
     assert_non_null(b);
     return b;
 }
 
-static const stream_metadata_topic *topic(fx *f, const char *name)
+static const stream__meta_topic *topic(fx *f, const char *name)
 {
-    return stream_metadata_topic_find(f->md, name, strlen(name));
+    return stream__meta_topic_find(f->md, name, strlen(name));
 }
 
 static int register_broker(fx *f, int32_t id)
@@ -171,14 +158,14 @@ static int register_broker(fx *f, int32_t id)
     char host[32];
     snprintf(host, sizeof host, "10.0.0.%d", (int)id);
     assert_int_equal(
-        stream_metadata_encode_register_broker(&f->b, req(f), id, host, (uint16_t)(9000 + id)), 0);
+        stream__meta_encode_register_broker(&f->b, req(f), id, host, (uint16_t)(9000 + id)), 0);
     return apply(f);
 }
 
 static int fence(fx *f, int32_t id, int64_t epoch, bool on)
 {
-    int rc = on ? stream_metadata_encode_fence_broker(&f->b, req(f), id, epoch)
-                : stream_metadata_encode_unfence_broker(&f->b, req(f), id, epoch);
+    int rc = on ? stream__meta_encode_fence_broker(&f->b, req(f), id, epoch)
+                : stream__meta_encode_unfence_broker(&f->b, req(f), id, epoch);
     assert_int_equal(rc, 0);
     return apply(f);
 }
@@ -191,11 +178,11 @@ static void topic_id(uint8_t id[16], uint8_t tag)
 }
 
 static int create_topic(fx *f, const char *name, uint8_t tag, int32_t parts, int32_t rf,
-                        const int32_t *replicas, const stream_metadata_kv *cfg, uint32_t n_cfg)
+                        const int32_t *replicas, const stream__meta_kv *cfg, uint32_t n_cfg)
 {
     uint8_t id[16];
     topic_id(id, tag);
-    assert_int_equal(stream_metadata_encode_create_topic(&f->b, req(f), name, id, parts, rf,
+    assert_int_equal(stream__meta_encode_create_topic(&f->b, req(f), name, id, parts, rf,
                                                          replicas, cfg, n_cfg),
                      0);
     return apply(f);
@@ -204,15 +191,15 @@ static int create_topic(fx *f, const char *name, uint8_t tag, int32_t parts, int
 static int alter_partition(fx *f, const char *name, int32_t partition, int32_t leader,
                            const int32_t *isr, uint32_t n_isr, int32_t epoch)
 {
-    assert_int_equal(stream_metadata_encode_alter_partition(&f->b, req(f), name, NULL, partition,
+    assert_int_equal(stream__meta_encode_alter_partition(&f->b, req(f), name, NULL, partition,
                                                             leader, isr, n_isr, epoch),
                      0);
     return apply(f);
 }
 
-static stream_metadata_kv kv(const char *k, const char *v)
+static stream__meta_kv kv(const char *k, const char *v)
 {
-    return (stream_metadata_kv){k, strlen(k), v, v != NULL ? strlen(v) : 0};
+    return (stream__meta_kv){k, strlen(k), v, v != NULL ? strlen(v) : 0};
 }
 
 /* Brokers 1..3 registered, 2 and 3 unfenced (1 stays fenced). */
@@ -226,10 +213,10 @@ static void three_brokers(fx *f)
 
 static const int32_t rf3[] = {1, 2, 3, 2, 3, 1, 3, 1, 2};
 
-static void snapshot_of(const stream_metadata *md, stream_buf *out)
+static void snapshot_of(const stream__meta *md, stream_buf *out)
 {
     stream_buf_reset(out);
-    assert_int_equal(stream_metadata_snapshot(md, out), 0);
+    assert_int_equal(stream__meta_snapshot(md, out), 0);
 }
 
 /* ---- brokers ------------------------------------------------------------------ */
@@ -238,13 +225,13 @@ static void test_register_gives_the_log_index_as_epoch_and_starts_fenced(void **
 {
     fx *f = *state;
     assert_int_equal(register_broker(f, 5), 0);
-    const stream_metadata_broker *b = broker(f, 5);
+    const stream__meta_broker *b = broker(f, 5);
     assert_int_equal(b->epoch, (int64_t)f->index);
     assert_true(b->fenced);
     assert_string_equal(b->host, "10.0.0.5");
     assert_int_equal(b->port, 9005);
     assert_int_equal(f->n_ev, 1);
-    assert_int_equal(f->ev[0].type, STREAM_METADATA_BROKER_REGISTERED);
+    assert_int_equal(f->ev[0].type, STREAM__META_BROKER_REGISTERED);
     assert_int_equal(f->ev[0].broker, 5);
     assert_int_equal(f->ev[0].index, f->index);
 
@@ -253,33 +240,33 @@ static void test_register_gives_the_log_index_as_epoch_and_starts_fenced(void **
     int64_t old = broker(f, 5)->epoch;
     /* A re-registration (a restarted broker): new epoch, new address, fenced. */
     assert_int_equal(
-        stream_metadata_encode_register_broker(&f->b, req(f), 5, "broker5.example", 9999), 0);
+        stream__meta_encode_register_broker(&f->b, req(f), 5, "broker5.example", 9999), 0);
     assert_int_equal(apply(f), 0);
     b = broker(f, 5);
     assert_true(b->epoch > old);
     assert_true(b->fenced);
     assert_string_equal(b->host, "broker5.example");
     assert_int_equal(b->port, 9999);
-    assert_int_equal(stream_metadata_broker_count(f->md), 1);
+    assert_int_equal(stream__meta_broker_count(f->md), 1);
 
     /* Sorted by id whatever the order of registration. */
     assert_int_equal(register_broker(f, 2), 0);
     assert_int_equal(register_broker(f, 9), 0);
-    assert_int_equal(stream_metadata_broker_at(f->md, 0)->id, 2);
-    assert_int_equal(stream_metadata_broker_at(f->md, 1)->id, 5);
-    assert_int_equal(stream_metadata_broker_at(f->md, 2)->id, 9);
-    assert_null(stream_metadata_broker_at(f->md, 3));
-    assert_null(stream_metadata_broker_find(f->md, 3));
+    assert_int_equal(stream__meta_broker_at(f->md, 0)->id, 2);
+    assert_int_equal(stream__meta_broker_at(f->md, 1)->id, 5);
+    assert_int_equal(stream__meta_broker_at(f->md, 2)->id, 9);
+    assert_null(stream__meta_broker_at(f->md, 3));
+    assert_null(stream__meta_broker_find(f->md, 3));
 }
 
 static void test_fence_and_unfence_need_the_current_epoch(void **state)
 {
     fx *f = *state;
-    assert_int_equal(fence(f, 1, 0, true), STREAM_METADATA_ENOBROKER);
+    assert_int_equal(fence(f, 1, 0, true), STREAM__META_ENOBROKER);
     assert_int_equal(register_broker(f, 1), 0);
     int64_t e1 = broker(f, 1)->epoch;
     f->n_ev = 0;
-    assert_int_equal(fence(f, 1, e1 + 1, false), STREAM_METADATA_ESTALE);
+    assert_int_equal(fence(f, 1, e1 + 1, false), STREAM__META_ESTALE);
     assert_true(broker(f, 1)->fenced);
     assert_int_equal(fence(f, 1, e1, false), 0);
     assert_false(broker(f, 1)->fenced);
@@ -287,11 +274,11 @@ static void test_fence_and_unfence_need_the_current_epoch(void **state)
     assert_int_equal(fence(f, 1, e1, true), 0);
     assert_true(broker(f, 1)->fenced);
     assert_int_equal(f->n_ev, 2);
-    assert_int_equal(f->ev[0].type, STREAM_METADATA_BROKER_UNFENCED);
-    assert_int_equal(f->ev[1].type, STREAM_METADATA_BROKER_FENCED);
+    assert_int_equal(f->ev[0].type, STREAM__META_BROKER_UNFENCED);
+    assert_int_equal(f->ev[1].type, STREAM__META_BROKER_FENCED);
     /* After a re-registration the old incarnation's epoch is stale. */
     assert_int_equal(register_broker(f, 1), 0);
-    assert_int_equal(fence(f, 1, e1, false), STREAM_METADATA_ESTALE);
+    assert_int_equal(fence(f, 1, e1, false), STREAM__META_ESTALE);
     assert_true(broker(f, 1)->fenced);
 }
 
@@ -302,9 +289,9 @@ static void test_create_topic_leaders_isr_epochs_and_configs(void **state)
     fx *f = *state;
     three_brokers(f);
     f->n_ev = 0;
-    stream_metadata_kv cfg[] = {kv("retention.ms", "60000"), kv("cleanup.policy", "delete")};
+    stream__meta_kv cfg[] = {kv("retention.ms", "60000"), kv("cleanup.policy", "delete")};
     assert_int_equal(create_topic(f, "orders", 1, 3, 3, rf3, cfg, 2), 0);
-    const stream_metadata_topic *t = topic(f, "orders");
+    const stream__meta_topic *t = topic(f, "orders");
     assert_non_null(t);
     assert_int_equal(t->partition_count, 3);
     assert_int_equal(t->id[15], 1);
@@ -313,7 +300,7 @@ static void test_create_topic_leaders_isr_epochs_and_configs(void **state)
     assert_int_equal(t->partitions[1].leader, 2);
     assert_int_equal(t->partitions[2].leader, 3);
     for (int p = 0; p < 3; p++) {
-        const stream_metadata_partition *part = &t->partitions[p];
+        const stream__meta_partition *part = &t->partitions[p];
         assert_int_equal(part->leader_epoch, 0);
         assert_int_equal(part->partition_epoch, 0);
         assert_int_equal(part->n_replicas, 3);
@@ -325,9 +312,9 @@ static void test_create_topic_leaders_isr_epochs_and_configs(void **state)
     assert_string_equal(t->configs[0].key, "cleanup.policy");
     assert_string_equal(t->configs[1].key, "retention.ms");
     assert_string_equal(t->configs[1].value, "60000");
-    assert_ptr_equal(stream_metadata_topic_find_id(f->md, t->id), t);
+    assert_ptr_equal(stream__meta_topic_find_id(f->md, t->id), t);
     assert_int_equal(f->n_ev, 1);
-    assert_int_equal(f->ev[0].type, STREAM_METADATA_TOPIC_CREATED);
+    assert_int_equal(f->ev[0].type, STREAM__META_TOPIC_CREATED);
     assert_string_equal(f->ev[0].topic, "orders");
 
     /* Every replica fenced: no leader, the ISR is still the replicas. */
@@ -336,8 +323,8 @@ static void test_create_topic_leaders_isr_epochs_and_configs(void **state)
     assert_int_equal(topic(f, "lonely")->partitions[0].leader, -1);
     assert_int_equal(topic(f, "lonely")->partitions[0].n_isr, 1);
     /* Sorted by name. */
-    assert_string_equal(stream_metadata_topic_at(f->md, 0)->name, "lonely");
-    assert_string_equal(stream_metadata_topic_at(f->md, 1)->name, "orders");
+    assert_string_equal(stream__meta_topic_at(f->md, 0)->name, "lonely");
+    assert_string_equal(stream__meta_topic_at(f->md, 1)->name, "orders");
 }
 
 static void test_create_topic_errors_change_nothing(void **state)
@@ -352,11 +339,11 @@ static void test_create_topic_errors_change_nothing(void **state)
     assert_int_equal(create_topic(f, "..", 3, 3, 3, rf3, NULL, 0), STREAM_EBADNAME);
     assert_int_equal(create_topic(f, "", 3, 3, 3, rf3, NULL, 0), STREAM_EBADNAME);
     const int32_t unknown[] = {1, 4};
-    assert_int_equal(create_topic(f, "u", 3, 1, 2, unknown, NULL, 0), STREAM_METADATA_ENOBROKER);
-    stream_metadata_kv bad_key = kv("a=b", "1"), bad_value = kv("x", "line\nbreak");
+    assert_int_equal(create_topic(f, "u", 3, 1, 2, unknown, NULL, 0), STREAM__META_ENOBROKER);
+    stream__meta_kv bad_key = kv("a=b", "1"), bad_value = kv("x", "line\nbreak");
     assert_int_equal(create_topic(f, "u", 3, 3, 3, rf3, &bad_key, 1), STREAM_EBADCONFIG);
     assert_int_equal(create_topic(f, "u", 3, 3, 3, rf3, &bad_value, 1), STREAM_EBADCONFIG);
-    assert_int_equal(stream_metadata_topic_count(f->md), 1);
+    assert_int_equal(stream__meta_topic_count(f->md), 1);
     assert_null(topic(f, "u"));
     assert_int_equal(f->n_ev, 0);
     /* Internal names are allowed (the coordinator's topic). */
@@ -372,22 +359,22 @@ static void test_delete_topic_and_the_topic_id_guard(void **state)
     topic_id(old_id, 1);
     topic_id(other, 9);
     f->n_ev = 0;
-    assert_int_equal(stream_metadata_encode_delete_topic(&f->b, req(f), "t", other), 0);
+    assert_int_equal(stream__meta_encode_delete_topic(&f->b, req(f), "t", other), 0);
     assert_int_equal(apply(f), STREAM_ENOTOPIC); /* same name, another topic id */
-    assert_int_equal(stream_metadata_encode_delete_topic(&f->b, req(f), "t", old_id), 0);
+    assert_int_equal(stream__meta_encode_delete_topic(&f->b, req(f), "t", old_id), 0);
     assert_int_equal(apply(f), 0);
     assert_null(topic(f, "t"));
     assert_int_equal(f->n_ev, 1);
-    assert_int_equal(f->ev[0].type, STREAM_METADATA_TOPIC_DELETED);
+    assert_int_equal(f->ev[0].type, STREAM__META_TOPIC_DELETED);
     assert_string_equal(f->ev[0].topic, "t"); /* readable during the callback */
-    assert_int_equal(stream_metadata_encode_delete_topic(&f->b, req(f), "t", NULL), 0);
+    assert_int_equal(stream__meta_encode_delete_topic(&f->b, req(f), "t", NULL), 0);
     assert_int_equal(apply(f), STREAM_ENOTOPIC);
 
     /* Re-created under a new id: a change aimed at the old one misses. */
     assert_int_equal(create_topic(f, "t", 2, 3, 3, rf3, NULL, 0), 0);
     const int32_t isr[] = {2, 3};
     assert_int_equal(
-        stream_metadata_encode_alter_partition(&f->b, req(f), "t", old_id, 0, 2, isr, 2, 0), 0);
+        stream__meta_encode_alter_partition(&f->b, req(f), "t", old_id, 0, 2, isr, 2, 0), 0);
     assert_int_equal(apply(f), STREAM_ENOTOPIC);
     assert_int_equal(topic(f, "t")->partitions[0].n_isr, 3);
 }
@@ -398,7 +385,7 @@ static void test_alter_partition_bumps_epochs_and_refuses_stale_changes(void **s
     three_brokers(f);
     assert_int_equal(create_topic(f, "t", 1, 3, 3, rf3, NULL, 0), 0);
     f->n_ev = 0;
-    const stream_metadata_partition *p = &topic(f, "t")->partitions[0];
+    const stream__meta_partition *p = &topic(f, "t")->partitions[0];
     assert_int_equal(p->leader, 2);
 
     /* Shrink the ISR, same leader: partition_epoch only. */
@@ -408,7 +395,7 @@ static void test_alter_partition_bumps_epochs_and_refuses_stale_changes(void **s
     assert_int_equal(p->partition_epoch, 1);
     assert_int_equal(p->leader_epoch, 0);
     assert_int_equal(p->n_isr, 2);
-    assert_int_equal(f->ev[0].type, STREAM_METADATA_PARTITION_CHANGED);
+    assert_int_equal(f->ev[0].type, STREAM__META_PARTITION_CHANGED);
     assert_string_equal(f->ev[0].topic, "t");
     assert_int_equal(f->ev[0].partition, 0);
     assert_true(f->ev[0].isr_changed);
@@ -426,10 +413,10 @@ static void test_alter_partition_bumps_epochs_and_refuses_stale_changes(void **s
 
     /* A stale controller or leader computed its change from epoch 1. */
     const int32_t isr2[] = {2};
-    assert_int_equal(alter_partition(f, "t", 0, 2, isr2, 1, 1), STREAM_METADATA_ESTALE);
+    assert_int_equal(alter_partition(f, "t", 0, 2, isr2, 1, 1), STREAM__META_ESTALE);
     /* Stale wins over invalid: the change was computed from another state. */
     const int32_t isr9[] = {9};
-    assert_int_equal(alter_partition(f, "t", 0, 9, isr9, 1, 0), STREAM_METADATA_ESTALE);
+    assert_int_equal(alter_partition(f, "t", 0, 9, isr9, 1, 0), STREAM__META_ESTALE);
     /* Invalid ones, at the current epoch. */
     assert_int_equal(alter_partition(f, "t", 0, 1, isr23, 2, 2),
                      STREAM_EINVAL); /* leader not in isr */
@@ -455,15 +442,15 @@ static void test_alter_configs_sets_and_deletes(void **state)
 {
     fx *f = *state;
     three_brokers(f);
-    stream_metadata_kv cfg[] = {kv("a", "1"), kv("b", "2"), kv("c", "3")};
+    stream__meta_kv cfg[] = {kv("a", "1"), kv("b", "2"), kv("c", "3")};
     assert_int_equal(create_topic(f, "t", 1, 3, 3, rf3, cfg, 3), 0);
     f->n_ev = 0;
-    stream_metadata_kv set[] = {kv("b", "20"), kv("d", "")},
+    stream__meta_kv set[] = {kv("b", "20"), kv("d", "")},
                        del[] = {kv("a", NULL), kv("zz", NULL)};
-    assert_int_equal(stream_metadata_encode_alter_configs(&f->b, req(f), "t", NULL, set, 2, del, 2),
+    assert_int_equal(stream__meta_encode_alter_configs(&f->b, req(f), "t", NULL, set, 2, del, 2),
                      0);
     assert_int_equal(apply(f), 0); /* deleting the unset "zz" is fine */
-    const stream_metadata_topic *t = topic(f, "t");
+    const stream__meta_topic *t = topic(f, "t");
     assert_int_equal(t->n_configs, 3);
     assert_string_equal(t->configs[0].key, "b");
     assert_string_equal(t->configs[0].value, "20");
@@ -471,24 +458,24 @@ static void test_alter_configs_sets_and_deletes(void **state)
     assert_string_equal(t->configs[2].key, "d");
     assert_string_equal(t->configs[2].value, "");
     assert_int_equal(f->n_ev, 1);
-    assert_int_equal(f->ev[0].type, STREAM_METADATA_TOPIC_CONFIGS_CHANGED);
+    assert_int_equal(f->ev[0].type, STREAM__META_TOPIC_CONFIGS_CHANGED);
 
     /* The same again changes nothing: no event. */
-    assert_int_equal(stream_metadata_encode_alter_configs(&f->b, req(f), "t", NULL, set, 2, del, 2),
+    assert_int_equal(stream__meta_encode_alter_configs(&f->b, req(f), "t", NULL, set, 2, del, 2),
                      0);
     assert_int_equal(apply(f), 0);
     assert_int_equal(f->n_ev, 1);
 
     /* A key both set and deleted; a bad key; no topic. */
-    stream_metadata_kv both = kv("b", NULL), bad = kv("has space", "v");
+    stream__meta_kv both = kv("b", NULL), bad = kv("has space", "v");
     assert_int_equal(
-        stream_metadata_encode_alter_configs(&f->b, req(f), "t", NULL, set, 2, &both, 1), 0);
+        stream__meta_encode_alter_configs(&f->b, req(f), "t", NULL, set, 2, &both, 1), 0);
     assert_int_equal(apply(f), STREAM_EBADCONFIG);
     assert_int_equal(
-        stream_metadata_encode_alter_configs(&f->b, req(f), "t", NULL, &bad, 1, NULL, 0), 0);
+        stream__meta_encode_alter_configs(&f->b, req(f), "t", NULL, &bad, 1, NULL, 0), 0);
     assert_int_equal(apply(f), STREAM_EBADCONFIG);
     assert_int_equal(
-        stream_metadata_encode_alter_configs(&f->b, req(f), "x", NULL, set, 2, NULL, 0), 0);
+        stream__meta_encode_alter_configs(&f->b, req(f), "x", NULL, set, 2, NULL, 0), 0);
     assert_int_equal(apply(f), STREAM_ENOTOPIC);
     assert_int_equal(topic(f, "t")->n_configs, 3);
 }
@@ -504,23 +491,23 @@ static void test_a_repeated_request_returns_its_result_and_changes_nothing(void 
     /* A create that succeeded, retried after a leader change: 0, once. */
     uint8_t id[16];
     topic_id(id, 1);
-    stream_metadata_req r = req(f);
-    assert_int_equal(stream_metadata_encode_create_topic(&cmd, r, "t", id, 3, 3, rf3, NULL, 0), 0);
-    assert_int_equal(stream_metadata_apply(f->md, cmd.data, cmd.len, ++f->index), 0);
+    stream__meta_req r = req(f);
+    assert_int_equal(stream__meta_encode_create_topic(&cmd, r, "t", id, 3, 3, rf3, NULL, 0), 0);
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index), 0);
     f->n_ev = 0;
-    assert_int_equal(stream_metadata_apply(f->md, cmd.data, cmd.len, ++f->index), 0);
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index), 0);
     assert_int_equal(f->n_ev, 0);
-    assert_int_equal(stream_metadata_topic_count(f->md), 1);
+    assert_int_equal(stream__meta_topic_count(f->md), 1);
 
     /* An alter that succeeded: retried, 0 again (not "stale"), no second bump. */
     const int32_t isr[] = {2, 3};
     stream_buf_reset(&cmd);
     r = req(f);
-    assert_int_equal(stream_metadata_encode_alter_partition(&cmd, r, "t", NULL, 0, 2, isr, 2, 0),
+    assert_int_equal(stream__meta_encode_alter_partition(&cmd, r, "t", NULL, 0, 2, isr, 2, 0),
                      0);
-    assert_int_equal(stream_metadata_apply(f->md, cmd.data, cmd.len, ++f->index), 0);
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index), 0);
     snapshot_of(f->md, &before);
-    assert_int_equal(stream_metadata_apply(f->md, cmd.data, cmd.len, f->index), 0);
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, f->index), 0);
     snapshot_of(f->md, &after);
     assert_int_equal(before.len, after.len);
     assert_memory_equal(before.data, after.data, before.len);
@@ -529,20 +516,20 @@ static void test_a_repeated_request_returns_its_result_and_changes_nothing(void 
     /* A refused command keeps its verdict even once the cause is gone. */
     stream_buf_reset(&cmd);
     r = req(f);
-    assert_int_equal(stream_metadata_encode_create_topic(&cmd, r, "t", id, 3, 3, rf3, NULL, 0), 0);
-    assert_int_equal(stream_metadata_apply(f->md, cmd.data, cmd.len, ++f->index),
+    assert_int_equal(stream__meta_encode_create_topic(&cmd, r, "t", id, 3, 3, rf3, NULL, 0), 0);
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index),
                      STREAM_ETOPICEXISTS);
-    assert_int_equal(stream_metadata_encode_delete_topic(&f->b, req(f), "t", NULL), 0);
+    assert_int_equal(stream__meta_encode_delete_topic(&f->b, req(f), "t", NULL), 0);
     assert_int_equal(apply(f), 0);
-    assert_int_equal(stream_metadata_apply(f->md, cmd.data, cmd.len, ++f->index),
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index),
                      STREAM_ETOPICEXISTS);
-    assert_int_equal(stream_metadata_topic_count(f->md), 0);
+    assert_int_equal(stream__meta_topic_count(f->md), 0);
 
     /* The same seq from another node is another request. */
     stream_buf_reset(&cmd);
     r.node = 8;
-    assert_int_equal(stream_metadata_encode_create_topic(&cmd, r, "t", id, 3, 3, rf3, NULL, 0), 0);
-    assert_int_equal(stream_metadata_apply(f->md, cmd.data, cmd.len, ++f->index), 0);
+    assert_int_equal(stream__meta_encode_create_topic(&cmd, r, "t", id, 3, 3, rf3, NULL, 0), 0);
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index), 0);
     stream_buf_release(&cmd);
     stream_buf_release(&before);
     stream_buf_release(&after);
@@ -552,48 +539,48 @@ static void test_request_ids_are_remembered_within_their_bounds(void **state)
 {
     fx *f = *state;
     stream_buf first = STREAM_BUF_INIT;
-    stream_metadata_req r = {42, 1000};
-    assert_int_equal(stream_metadata_encode_register_broker(&first, r, 1, "h", 1), 0);
-    assert_int_equal(stream_metadata_apply(f->md, first.data, first.len, ++f->index), 0);
+    stream__meta_req r = {42, 1000};
+    assert_int_equal(stream__meta_encode_register_broker(&first, r, 1, "h", 1), 0);
+    assert_int_equal(stream__meta_apply(f->md, first.data, first.len, ++f->index), 0);
     int64_t epoch = broker(f, 1)->epoch;
     /* 31 more from node 42: the first is still remembered. */
-    for (int i = 1; i < STREAM_METADATA_REQ_WINDOW; i++) {
-        assert_int_equal(stream_metadata_encode_register_broker(
-                             &f->b, (stream_metadata_req){42, 1000 + (uint64_t)i}, 2, "h", 1),
+    for (int i = 1; i < STREAM__META_REQ_WINDOW; i++) {
+        assert_int_equal(stream__meta_encode_register_broker(
+                             &f->b, (stream__meta_req){42, 1000 + (uint64_t)i}, 2, "h", 1),
                          0);
         assert_int_equal(apply(f), 0);
     }
-    assert_int_equal(stream_metadata_apply(f->md, first.data, first.len, ++f->index), 0);
+    assert_int_equal(stream__meta_apply(f->md, first.data, first.len, ++f->index), 0);
     assert_int_equal(broker(f, 1)->epoch, epoch);
     /* One more pushes it out of the window: applied again, a new epoch. */
     assert_int_equal(
-        stream_metadata_encode_register_broker(&f->b, (stream_metadata_req){42, 2000}, 2, "h", 1),
+        stream__meta_encode_register_broker(&f->b, (stream__meta_req){42, 2000}, 2, "h", 1),
         0);
     assert_int_equal(apply(f), 0);
-    assert_int_equal(stream_metadata_apply(f->md, first.data, first.len, ++f->index), 0);
+    assert_int_equal(stream__meta_apply(f->md, first.data, first.len, ++f->index), 0);
     assert_true(broker(f, 1)->epoch > epoch);
 
     /* Requesters: past the limit the one with the oldest command goes. */
     epoch = broker(f, 1)->epoch;
     stream_buf_reset(&first);
     assert_int_equal(
-        stream_metadata_encode_register_broker(&first, (stream_metadata_req){1, 1}, 1, "h", 1), 0);
-    assert_int_equal(stream_metadata_apply(f->md, first.data, first.len, ++f->index), 0);
+        stream__meta_encode_register_broker(&first, (stream__meta_req){1, 1}, 1, "h", 1), 0);
+    assert_int_equal(stream__meta_apply(f->md, first.data, first.len, ++f->index), 0);
     epoch = broker(f, 1)->epoch;
-    for (int32_t node = 100; node < 100 + STREAM_METADATA_MAX_REQUESTERS - 2; node++) {
+    for (int32_t node = 100; node < 100 + STREAM__META_MAX_REQUESTERS - 2; node++) {
         assert_int_equal(
-            stream_metadata_encode_fence_broker(&f->b, (stream_metadata_req){node, 1}, 1, epoch),
+            stream__meta_encode_fence_broker(&f->b, (stream__meta_req){node, 1}, 1, epoch),
             0);
         assert_int_equal(apply(f), 0);
     }
     /* 1024 requesters (42, 1, and 1022 more): node 1 is still known. */
-    assert_int_equal(stream_metadata_apply(f->md, first.data, first.len, ++f->index), 0);
+    assert_int_equal(stream__meta_apply(f->md, first.data, first.len, ++f->index), 0);
     assert_int_equal(broker(f, 1)->epoch, epoch);
     /* Node 42's latest is the oldest: the 1025th requester evicts it, not 1. */
     assert_int_equal(
-        stream_metadata_encode_fence_broker(&f->b, (stream_metadata_req){5000, 1}, 1, epoch), 0);
+        stream__meta_encode_fence_broker(&f->b, (stream__meta_req){5000, 1}, 1, epoch), 0);
     assert_int_equal(apply(f), 0);
-    assert_int_equal(stream_metadata_apply(f->md, first.data, first.len, ++f->index), 0);
+    assert_int_equal(stream__meta_apply(f->md, first.data, first.len, ++f->index), 0);
     assert_int_equal(broker(f, 1)->epoch, epoch);
     stream_buf_release(&first);
 }
@@ -611,12 +598,12 @@ static void test_bad_commands_are_ebadreq_and_change_nothing(void **state)
     /* Every proper prefix of a valid command is refused. */
     const int32_t isr[] = {2, 3};
     assert_int_equal(
-        stream_metadata_encode_alter_partition(&good, req(f), "t", NULL, 0, 2, isr, 2, 0), 0);
+        stream__meta_encode_alter_partition(&good, req(f), "t", NULL, 0, 2, isr, 2, 0), 0);
     for (size_t n = 0; n < good.len; n++)
-        assert_int_equal(stream_metadata_apply(f->md, good.data, n, ++f->index), STREAM_EBADREQ);
+        assert_int_equal(stream__meta_apply(f->md, good.data, n, ++f->index), STREAM_EBADREQ);
     assert_int_equal(f->n_ev, 0);
     assert_int_equal(topic(f, "t")->partitions[0].partition_epoch, 0);
-    assert_int_equal(stream_metadata_applied_index(f->md), f->index);
+    assert_int_equal(stream__meta_applied_index(f->md), f->index);
 
     /* Hand-made ones, each naming what is wrong. */
 #define LIT(s) (const uint8_t *)(s), sizeof(s) - 1
@@ -654,14 +641,14 @@ static void test_bad_commands_are_ebadreq_and_change_nothing(void **state)
     };
 #undef LIT
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        stream_metadata_cmd c;
+        stream__meta_cmd c;
         char err[256] = "";
-        int rc = stream_metadata_cmd_decode(cases[i].p, cases[i].len, &c, err, sizeof err);
+        int rc = stream__meta_cmd_decode(cases[i].p, cases[i].len, &c, err, sizeof err);
         if (rc != STREAM_EBADREQ || strstr(err, cases[i].needle) == NULL)
             fail_msg("%s: want EBADREQ with '%s', got %s '%s'", cases[i].json_like, cases[i].needle,
                      stream_err_name(rc), err);
-        stream_metadata_cmd_release(&c); /* harmless after a failure */
-        assert_int_equal(stream_metadata_apply(f->md, cases[i].p, cases[i].len, ++f->index),
+        stream__meta_cmd_release(&c); /* harmless after a failure */
+        assert_int_equal(stream__meta_apply(f->md, cases[i].p, cases[i].len, ++f->index),
                          STREAM_EBADREQ);
     }
     assert_int_equal(f->n_ev, 0);
@@ -669,18 +656,18 @@ static void test_bad_commands_are_ebadreq_and_change_nothing(void **state)
 }
 
 /* Decodes b, re-encodes it, and checks the bytes are the same. */
-static void assert_round_trip(const stream_buf *b, stream_metadata_op op)
+static void assert_round_trip(const stream_buf *b, stream__meta_op op)
 {
-    stream_metadata_cmd c;
+    stream__meta_cmd c;
     char err[256] = "";
     stream_buf again = STREAM_BUF_INIT;
-    if (stream_metadata_cmd_decode(b->data, b->len, &c, err, sizeof err) != 0)
-        fail_msg("%s does not decode: %s", stream_metadata_op_name(op), err);
+    if (stream__meta_cmd_decode(b->data, b->len, &c, err, sizeof err) != 0)
+        fail_msg("%s does not decode: %s", stream__meta_op_name(op), err);
     assert_int_equal(c.op, op);
-    assert_int_equal(stream_metadata_cmd_encode(&c, &again), 0);
+    assert_int_equal(stream__meta_cmd_encode(&c, &again), 0);
     assert_int_equal(again.len, b->len);
     assert_memory_equal(again.data, b->data, b->len);
-    stream_metadata_cmd_release(&c);
+    stream__meta_cmd_release(&c);
     stream_buf_release(&again);
 }
 
@@ -688,10 +675,10 @@ static void test_every_command_round_trips_through_the_codec(void **state)
 {
     (void)state;
     stream_buf b = STREAM_BUF_INIT;
-    stream_metadata_req r = {3, UINT64_MAX};
+    stream__meta_req r = {3, UINT64_MAX};
     uint8_t id[16];
     topic_id(id, 7);
-    stream_metadata_kv cfg[] = {kv("retention.ms", "1"), kv("x", "")};
+    stream__meta_kv cfg[] = {kv("retention.ms", "1"), kv("x", "")};
     const int32_t isr[] = {3, 1};
 
 #define RT(call, op)                                                                               \
@@ -700,24 +687,24 @@ static void test_every_command_round_trips_through_the_codec(void **state)
         assert_int_equal(call, 0);                                                                 \
         assert_round_trip(&b, op);                                                                 \
     } while (0)
-    RT(stream_metadata_encode_register_broker(&b, r, 2147483647, "broker-1.example.com", 65535),
-       STREAM_METADATA_OP_REGISTER_BROKER);
-    RT(stream_metadata_encode_register_broker(&b, r, 1, "fe80::1%eth0", 1),
-       STREAM_METADATA_OP_REGISTER_BROKER);
-    RT(stream_metadata_encode_fence_broker(&b, r, 1, INT64_MAX), STREAM_METADATA_OP_FENCE_BROKER);
-    RT(stream_metadata_encode_unfence_broker(&b, r, 1, 0), STREAM_METADATA_OP_UNFENCE_BROKER);
-    RT(stream_metadata_encode_create_topic(&b, r, "t", id, 3, 3, rf3, cfg, 2),
-       STREAM_METADATA_OP_CREATE_TOPIC);
-    RT(stream_metadata_encode_create_topic(&b, r, "t", id, 1, 1, rf3, NULL, 0),
-       STREAM_METADATA_OP_CREATE_TOPIC);
-    RT(stream_metadata_encode_delete_topic(&b, r, "t", NULL), STREAM_METADATA_OP_DELETE_TOPIC);
-    RT(stream_metadata_encode_delete_topic(&b, r, "t", id), STREAM_METADATA_OP_DELETE_TOPIC);
-    RT(stream_metadata_encode_alter_partition(&b, r, "t", id, 9, -1, isr, 2, INT32_MAX),
-       STREAM_METADATA_OP_ALTER_PARTITION);
-    RT(stream_metadata_encode_alter_configs(&b, r, "t", NULL, cfg, 2, cfg, 1),
-       STREAM_METADATA_OP_ALTER_CONFIGS);
-    RT(stream_metadata_encode_alter_configs(&b, r, "t", id, NULL, 0, NULL, 0),
-       STREAM_METADATA_OP_ALTER_CONFIGS);
+    RT(stream__meta_encode_register_broker(&b, r, 2147483647, "broker-1.example.com", 65535),
+       STREAM__META_OP_REGISTER_BROKER);
+    RT(stream__meta_encode_register_broker(&b, r, 1, "fe80::1%eth0", 1),
+       STREAM__META_OP_REGISTER_BROKER);
+    RT(stream__meta_encode_fence_broker(&b, r, 1, INT64_MAX), STREAM__META_OP_FENCE_BROKER);
+    RT(stream__meta_encode_unfence_broker(&b, r, 1, 0), STREAM__META_OP_UNFENCE_BROKER);
+    RT(stream__meta_encode_create_topic(&b, r, "t", id, 3, 3, rf3, cfg, 2),
+       STREAM__META_OP_CREATE_TOPIC);
+    RT(stream__meta_encode_create_topic(&b, r, "t", id, 1, 1, rf3, NULL, 0),
+       STREAM__META_OP_CREATE_TOPIC);
+    RT(stream__meta_encode_delete_topic(&b, r, "t", NULL), STREAM__META_OP_DELETE_TOPIC);
+    RT(stream__meta_encode_delete_topic(&b, r, "t", id), STREAM__META_OP_DELETE_TOPIC);
+    RT(stream__meta_encode_alter_partition(&b, r, "t", id, 9, -1, isr, 2, INT32_MAX),
+       STREAM__META_OP_ALTER_PARTITION);
+    RT(stream__meta_encode_alter_configs(&b, r, "t", NULL, cfg, 2, cfg, 1),
+       STREAM__META_OP_ALTER_CONFIGS);
+    RT(stream__meta_encode_alter_configs(&b, r, "t", id, NULL, 0, NULL, 0),
+       STREAM__META_OP_ALTER_CONFIGS);
 #undef RT
     /* The encoder refuses what the decoder would, leaving out as it was. */
     stream_buf_reset(&b);
@@ -725,27 +712,27 @@ static void test_every_command_round_trips_through_the_codec(void **state)
     const int32_t dup[] = {1, 1}, zero_id[] = {0};
     uint8_t zero[16] = {0};
     assert_int_equal(
-        stream_metadata_encode_register_broker(&b, (stream_metadata_req){0, 1}, 1, "h", 1),
+        stream__meta_encode_register_broker(&b, (stream__meta_req){0, 1}, 1, "h", 1),
         STREAM_EINVAL);
-    assert_int_equal(stream_metadata_encode_register_broker(&b, r, 1, "bad host", 1),
+    assert_int_equal(stream__meta_encode_register_broker(&b, r, 1, "bad host", 1),
                      STREAM_EINVAL);
-    assert_int_equal(stream_metadata_encode_register_broker(&b, r, 1, "h", 0), STREAM_EINVAL);
-    assert_int_equal(stream_metadata_encode_create_topic(&b, r, "t", id, 1, 2, dup, NULL, 0),
+    assert_int_equal(stream__meta_encode_register_broker(&b, r, 1, "h", 0), STREAM_EINVAL);
+    assert_int_equal(stream__meta_encode_create_topic(&b, r, "t", id, 1, 2, dup, NULL, 0),
                      STREAM_EINVAL);
-    assert_int_equal(stream_metadata_encode_create_topic(&b, r, "t", id, 1, 1, zero_id, NULL, 0),
+    assert_int_equal(stream__meta_encode_create_topic(&b, r, "t", id, 1, 1, zero_id, NULL, 0),
                      STREAM_EINVAL);
-    assert_int_equal(stream_metadata_encode_create_topic(&b, r, "t", zero, 1, 1, isr, NULL, 0),
+    assert_int_equal(stream__meta_encode_create_topic(&b, r, "t", zero, 1, 1, isr, NULL, 0),
                      STREAM_EINVAL);
-    assert_int_equal(stream_metadata_encode_alter_partition(&b, r, "t", NULL, 0, 0, isr, 2, 0),
+    assert_int_equal(stream__meta_encode_alter_partition(&b, r, "t", NULL, 0, 0, isr, 2, 0),
                      STREAM_EINVAL);
-    assert_int_equal(stream_metadata_encode_alter_partition(&b, r, "t", NULL, 0, 3, isr, 0, 0),
+    assert_int_equal(stream__meta_encode_alter_partition(&b, r, "t", NULL, 0, 3, isr, 0, 0),
                      STREAM_EINVAL);
-    stream_metadata_kv twice[] = {kv("a", "1"), kv("a", "2")};
-    assert_int_equal(stream_metadata_encode_alter_configs(&b, r, "t", NULL, twice, 2, NULL, 0),
+    stream__meta_kv twice[] = {kv("a", "1"), kv("a", "2")};
+    assert_int_equal(stream__meta_encode_alter_configs(&b, r, "t", NULL, twice, 2, NULL, 0),
                      STREAM_EINVAL);
     assert_int_equal(b.len, 2);
-    assert_string_equal(stream_metadata_op_name(STREAM_METADATA_OP_ALTER_CONFIGS), "alter_configs");
-    assert_string_equal(stream_metadata_op_name(STREAM_METADATA_OP__COUNT), "unknown");
+    assert_string_equal(stream__meta_op_name(STREAM__META_OP_ALTER_CONFIGS), "alter_configs");
+    assert_string_equal(stream__meta_op_name(STREAM__META_OP__COUNT), "unknown");
     stream_buf_release(&b);
 }
 
@@ -756,13 +743,13 @@ static void rich_state(fx *f)
 {
     three_brokers(f);
     assert_int_equal(register_broker(f, 10), 0);
-    stream_metadata_kv cfg[] = {kv("retention.ms", "60000"), kv("segment.bytes", "1048576")};
+    stream__meta_kv cfg[] = {kv("retention.ms", "60000"), kv("segment.bytes", "1048576")};
     assert_int_equal(create_topic(f, "orders", 1, 3, 3, rf3, cfg, 2), 0);
     assert_int_equal(create_topic(f, "audit", 2, 1, 3, rf3, NULL, 0), 0);
     assert_int_equal(create_topic(f, STREAM_OFFSETS_TOPIC, 3, 3, 3, rf3, NULL, 0), 0);
     const int32_t isr[] = {3, 1};
     assert_int_equal(alter_partition(f, "orders", 1, 3, isr, 2, 0), 0);
-    for (int i = 0; i < STREAM_METADATA_REQ_WINDOW + 5; i++) /* a wrapped ring */
+    for (int i = 0; i < STREAM__META_REQ_WINDOW + 5; i++) /* a wrapped ring */
         assert_int_equal(fence(f, 10, broker(f, 10)->epoch, i % 2 == 0), 0);
 }
 
@@ -774,22 +761,22 @@ static void test_snapshot_restore_round_trip_is_the_same_state(void **state)
     snapshot_of(f->md, &s1);
 
     fx g = {0};
-    g.md = stream_metadata_new("cluster-1");
-    stream_metadata_set_event_cb(g.md, on_event, &g);
+    g.md = stream__meta_new("cluster-1");
+    stream__meta_set_event_cb(g.md, on_event, &g);
     char err[256] = "";
-    if (stream_metadata_restore(g.md, s1.data, s1.len, err, sizeof err) != 0)
+    if (stream__meta_restore(g.md, s1.data, s1.len, err, sizeof err) != 0)
         fail_msg("restore: %s", err);
     snapshot_of(g.md, &s2);
     assert_int_equal(s1.len, s2.len);
     assert_memory_equal(s1.data, s2.data, s1.len);
     assert_int_equal(g.n_ev, 1);
-    assert_int_equal(g.ev[0].type, STREAM_METADATA_RESTORED);
+    assert_int_equal(g.ev[0].type, STREAM__META_RESTORED);
     assert_int_equal(g.ev[0].index, f->index);
-    assert_int_equal(stream_metadata_applied_index(g.md), f->index);
+    assert_int_equal(stream__meta_applied_index(g.md), f->index);
 
     /* The same state through the accessors, too. */
-    assert_int_equal(stream_metadata_broker_count(g.md), 4);
-    const stream_metadata_topic *t = stream_metadata_topic_find(g.md, "orders", 6);
+    assert_int_equal(stream__meta_broker_count(g.md), 4);
+    const stream__meta_topic *t = stream__meta_topic_find(g.md, "orders", 6);
     assert_non_null(t);
     assert_int_equal(t->partitions[1].leader, 3);
     assert_int_equal(t->partitions[1].leader_epoch, 1);
@@ -800,24 +787,24 @@ static void test_snapshot_restore_round_trip_is_the_same_state(void **state)
      * exactly as on the original (same verdict, no change). */
     const int32_t isr[] = {1};
     stream_buf cmd = STREAM_BUF_INIT;
-    stream_metadata_req r = {7, f->seq}; /* the last fence of rich_state */
-    assert_int_equal(stream_metadata_encode_fence_broker(&cmd, r, 10, broker(f, 10)->epoch), 0);
+    stream__meta_req r = {7, f->seq}; /* the last fence of rich_state */
+    assert_int_equal(stream__meta_encode_fence_broker(&cmd, r, 10, broker(f, 10)->epoch), 0);
     g.n_ev = 0;
-    assert_int_equal(stream_metadata_apply(g.md, cmd.data, cmd.len, f->index + 2), 0);
+    assert_int_equal(stream__meta_apply(g.md, cmd.data, cmd.len, f->index + 2), 0);
     assert_int_equal(g.n_ev, 0);
     /* And both copies go on identically. */
     stream_buf_reset(&cmd);
-    assert_int_equal(stream_metadata_encode_alter_partition(&cmd, (stream_metadata_req){9, 1},
+    assert_int_equal(stream__meta_encode_alter_partition(&cmd, (stream__meta_req){9, 1},
                                                             "audit", NULL, 0, 1, isr, 1, 0),
                      0);
-    assert_int_equal(stream_metadata_apply(f->md, cmd.data, cmd.len, f->index + 4), 0);
-    assert_int_equal(stream_metadata_apply(g.md, cmd.data, cmd.len, f->index + 4), 0);
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, f->index + 4), 0);
+    assert_int_equal(stream__meta_apply(g.md, cmd.data, cmd.len, f->index + 4), 0);
     snapshot_of(f->md, &s1);
     snapshot_of(g.md, &s2);
     assert_int_equal(s1.len, s2.len);
     assert_memory_equal(s1.data, s2.data, s1.len);
 
-    stream_metadata_free(g.md);
+    stream__meta_free(g.md);
     stream_buf_release(&cmd);
     stream_buf_release(&s1);
     stream_buf_release(&s2);
@@ -835,7 +822,7 @@ static void test_restore_refuses_damaged_snapshots_and_keeps_the_state(void **st
 
     /* Every truncation. */
     for (size_t n = 0; n < good.len; n++) {
-        int rc = stream_metadata_restore(f->md, good.data, n, err, sizeof err);
+        int rc = stream__meta_restore(f->md, good.data, n, err, sizeof err);
         if (rc != STREAM_ECORRUPT)
             fail_msg("truncated to %zu of %zu bytes: %s", n, good.len, stream_err_name(rc));
     }
@@ -851,10 +838,10 @@ static void test_restore_refuses_damaged_snapshots_and_keeps_the_state(void **st
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             bad[x % good.len] ^= (uint8_t)(1u << (x >> 32) % 8);
         }
-        int rc = stream_metadata_restore(f->md, bad, good.len, err, sizeof err);
+        int rc = stream__meta_restore(f->md, bad, good.len, err, sizeof err);
         if (rc == 0) {
             accepted++;
-            assert_int_equal(stream_metadata_restore(f->md, good.data, good.len, err, sizeof err),
+            assert_int_equal(stream__meta_restore(f->md, good.data, good.len, err, sizeof err),
                              0);
             continue;
         }
@@ -868,22 +855,22 @@ static void test_restore_refuses_damaged_snapshots_and_keeps_the_state(void **st
     assert_int_equal(f->n_ev, accepted * 2); /* RESTORED for each accepted and its undo */
 
     /* Another cluster's snapshot, named. */
-    stream_metadata *other = stream_metadata_new("cluster-2");
-    assert_int_equal(stream_metadata_restore(other, good.data, good.len, err, sizeof err),
+    stream__meta *other = stream__meta_new("cluster-2");
+    assert_int_equal(stream__meta_restore(other, good.data, good.len, err, sizeof err),
                      STREAM_EBADCONFIG);
     assert_non_null(strstr(err, "'cluster-1'"));
     assert_non_null(strstr(err, "'cluster-2'"));
-    stream_metadata_free(other);
+    stream__meta_free(other);
     stream_buf_release(&good);
     stream_buf_release(&before);
     stream_buf_release(&now);
 }
 
 /* Snapshot bytes built by hand: well-formed MessagePack, inconsistent state. */
-static void expect_corrupt(stream_metadata *md, stream_buf *b, const char *needle)
+static void expect_corrupt(stream__meta *md, stream_buf *b, const char *needle)
 {
     char err[256] = "";
-    int rc = stream_metadata_restore(md, b->data, b->len, err, sizeof err);
+    int rc = stream__meta_restore(md, b->data, b->len, err, sizeof err);
     if (rc != STREAM_ECORRUPT || strstr(err, needle) == NULL)
         fail_msg("want ECORRUPT with '%s', got %s: %s", needle, stream_err_name(rc), err);
     stream_buf_reset(b);
@@ -955,7 +942,7 @@ static void test_restore_checks_the_state_is_consistent(void **state)
     char err[256] = "";
 
     build_snapshot(&b, 1, 2, 1, isr12, 2, false);
-    if (stream_metadata_restore(f->md, b.data, b.len, err, sizeof err) != 0)
+    if (stream__meta_restore(f->md, b.data, b.len, err, sizeof err) != 0)
         fail_msg("the consistent one: %s", err);
     stream_buf_reset(&b);
     build_snapshot(&b, 2, 2, 1, isr12, 2, false);
@@ -977,8 +964,8 @@ static void test_restore_checks_the_state_is_consistent(void **state)
     stream_buf_put(&b, "\x81\xa7version\x01", 10);
     expect_corrupt(f->md, &b, "missing field 'cluster_id'");
     /* The first, consistent one is still the state. */
-    assert_int_equal(stream_metadata_applied_index(f->md), 9);
-    assert_non_null(stream_metadata_topic_find(f->md, "a", 1));
+    assert_int_equal(stream__meta_applied_index(f->md), 9);
+    assert_non_null(stream__meta_topic_find(f->md, "a", 1));
     stream_buf_release(&b);
 }
 
@@ -995,7 +982,7 @@ static int apply_through_failures(fx *f, const stream_buf *cmd)
     f->index += 2;
     for (long k = 0;; k++) {
         fail_after = k;
-        rc = stream_metadata_apply(f->md, cmd->data, cmd->len, f->index);
+        rc = stream__meta_apply(f->md, cmd->data, cmd->len, f->index);
         bool failed = fail_after == -1 && rc == STREAM_ENOMEM;
         fail_after = -1;
         if (!failed)
@@ -1017,37 +1004,37 @@ static void test_running_out_of_memory_anywhere_changes_nothing(void **state)
     stream_buf cmd = STREAM_BUF_INIT;
     uint8_t id[16];
     topic_id(id, 1);
-    stream_metadata_kv cfg[] = {kv("b", "1"), kv("a", "2")}, del[] = {kv("b", NULL)};
+    stream__meta_kv cfg[] = {kv("b", "1"), kv("a", "2")}, del[] = {kv("b", NULL)};
     const int32_t isr[] = {3, 1};
 
     for (int32_t b = 1; b <= 3; b++) {
         stream_buf_reset(&cmd);
-        assert_int_equal(stream_metadata_encode_register_broker(&cmd, req(f), b, "h", 1), 0);
+        assert_int_equal(stream__meta_encode_register_broker(&cmd, req(f), b, "h", 1), 0);
         assert_int_equal(apply_through_failures(f, &cmd), 0);
     }
     stream_buf_reset(&cmd);
-    assert_int_equal(stream_metadata_encode_register_broker(&cmd, req(f), 2, "again", 2), 0);
+    assert_int_equal(stream__meta_encode_register_broker(&cmd, req(f), 2, "again", 2), 0);
     assert_int_equal(apply_through_failures(f, &cmd), 0); /* re-registration */
     stream_buf_reset(&cmd);
-    assert_int_equal(stream_metadata_encode_unfence_broker(&cmd, req(f), 3, broker(f, 3)->epoch),
+    assert_int_equal(stream__meta_encode_unfence_broker(&cmd, req(f), 3, broker(f, 3)->epoch),
                      0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
     stream_buf_reset(&cmd);
-    assert_int_equal(stream_metadata_encode_create_topic(&cmd, req(f), "t", id, 3, 3, rf3, cfg, 2),
+    assert_int_equal(stream__meta_encode_create_topic(&cmd, req(f), "t", id, 3, 3, rf3, cfg, 2),
                      0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
     stream_buf_reset(&cmd);
     assert_int_equal(
-        stream_metadata_encode_alter_partition(&cmd, req(f), "t", NULL, 1, 3, isr, 2, 0), 0);
+        stream__meta_encode_alter_partition(&cmd, req(f), "t", NULL, 1, 3, isr, 2, 0), 0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
     stream_buf_reset(&cmd);
     assert_int_equal(
-        stream_metadata_encode_alter_configs(&cmd, req(f), "t", NULL, cfg + 1, 1, del, 1), 0);
+        stream__meta_encode_alter_configs(&cmd, req(f), "t", NULL, cfg + 1, 1, del, 1), 0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
     stream_buf_reset(&cmd);
-    assert_int_equal(stream_metadata_encode_delete_topic(&cmd, req(f), "t", NULL), 0);
+    assert_int_equal(stream__meta_encode_delete_topic(&cmd, req(f), "t", NULL), 0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
-    assert_int_equal(stream_metadata_topic_count(f->md), 0);
+    assert_int_equal(stream__meta_topic_count(f->md), 0);
 
     /* Restore: ENOMEM anywhere leaves the state as it was. */
     rich_state(f);
@@ -1058,7 +1045,7 @@ static void test_running_out_of_memory_anywhere_changes_nothing(void **state)
     char err[256];
     for (long k = 0;; k++) {
         fail_after = k;
-        int rc = stream_metadata_restore(f->md, snap.data, snap.len, err, sizeof err);
+        int rc = stream__meta_restore(f->md, snap.data, snap.len, err, sizeof err);
         bool failed = fail_after == -1;
         fail_after = -1;
         if (!failed) {
@@ -1081,30 +1068,30 @@ static void test_running_out_of_memory_anywhere_changes_nothing(void **state)
 static void test_coordinator_is_the_leader_of_the_groups_offsets_partition(void **state)
 {
     fx *f = *state;
-    assert_int_equal(stream_metadata_coordinator(f->md, "g", 1), -1); /* no offsets topic */
+    assert_int_equal(stream__meta_coordinator(f->md, "g", 1), -1); /* no offsets topic */
     three_brokers(f);
     assert_int_equal(create_topic(f, STREAM_OFFSETS_TOPIC, 1, 3, 3, rf3, NULL, 0), 0);
-    const stream_metadata_topic *t = topic(f, STREAM_OFFSETS_TOPIC);
+    const stream__meta_topic *t = topic(f, STREAM_OFFSETS_TOPIC);
     const char *groups[] = {"payments", "audit", "g1", "g2", "g3"};
     for (size_t i = 0; i < 5; i++) {
         int32_t p = stream_partition_for_key(groups[i], strlen(groups[i]), 3);
-        assert_int_equal(stream_metadata_coordinator(f->md, groups[i], strlen(groups[i])),
+        assert_int_equal(stream__meta_coordinator(f->md, groups[i], strlen(groups[i])),
                          t->partitions[p].leader);
     }
     /* It moves with the partition's leadership. */
     int32_t p = stream_partition_for_key("payments", 8, 3);
     const int32_t isr3[] = {3};
     assert_int_equal(alter_partition(f, STREAM_OFFSETS_TOPIC, p, 3, isr3, 1, 0), 0);
-    assert_int_equal(stream_metadata_coordinator(f->md, "payments", 8), 3);
+    assert_int_equal(stream__meta_coordinator(f->md, "payments", 8), 3);
 }
 
 static void test_fsm_adapter_and_constructor(void **state)
 {
     fx *f = *state;
-    stream_quorum_fsm fsm;
-    stream_metadata_fsm(f->md, &fsm);
+    stream__quorum_fsm fsm;
+    stream__meta_fsm(f->md, &fsm);
     assert_ptr_equal(fsm.arg, f->md);
-    assert_int_equal(stream_metadata_encode_register_broker(&f->b, req(f), 1, "h", 1), 0);
+    assert_int_equal(stream__meta_encode_register_broker(&f->b, req(f), 1, "h", 1), 0);
     assert_int_equal(fsm.apply(fsm.arg, f->b.data, f->b.len, 5), 0);
     stream_buf s = STREAM_BUF_INIT;
     assert_int_equal(fsm.snapshot(fsm.arg, &s), 0);
@@ -1112,11 +1099,11 @@ static void test_fsm_adapter_and_constructor(void **state)
     assert_int_equal(fsm.restore(fsm.arg, s.data, s.len, err, sizeof err), 0);
     assert_int_equal(fsm.restore(fsm.arg, s.data, 3, err, sizeof err), STREAM_ECORRUPT);
     stream_buf_release(&s);
-    assert_string_equal(stream_metadata_cluster_id(f->md), "cluster-1");
-    assert_null(stream_metadata_new("bad id"));
-    assert_null(stream_metadata_new(""));
-    assert_null(stream_metadata_new(NULL));
-    stream_metadata_free(NULL);
+    assert_string_equal(stream__meta_cluster_id(f->md), "cluster-1");
+    assert_null(stream__meta_new("bad id"));
+    assert_null(stream__meta_new(""));
+    assert_null(stream__meta_new(NULL));
+    stream__meta_free(NULL);
 }
 
 int main(void)

@@ -12,21 +12,10 @@
  * order with the same results on every voter" is one memcmp. The last test
  * runs the real cluster metadata state machine (metadata.h) on the quorum.
  *
- * Build and run (until the Makefile builds libstream/cluster/; then drop the
- * cluster sources from the line and add raft to the Makefile's PKGS):
+ * Built by the Makefile with the other unit tests (make unit; alone:
+ * build/asan/tests/test_quorum, TEST_FILTER=NAME for one test).
  *
- *   make build/asan/libstream.a
- *   cc -D_GNU_SOURCE -Ilibstream/include -Ilibstream -std=c17 -Wall -Wextra -Werror -Wshadow \
- *      -Wstrict-prototypes -Wno-unused-parameter -pthread -O1 -g \
- *      -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
- *      $(pkg-config --cflags msgpack libuv) -o build/asan/tests/test_quorum \
- *      tests/unit/test_quorum.c libstream/cluster/quorum.c libstream/cluster/metadata.c \
- *      libstream/cluster/metadata_codec.c build/asan/libstream.a \
- *      $(pkg-config --libs msgpack libuv raft liblz4 libzstd zlib snappy) -lcmocka -lm
- *   build/asan/tests/test_quorum
- *
- * (-O2 without sanitizers: build/libstream.a and "-O2 -g" instead.) Timings
- * (election, failover) are printed as "# ..." lines.
+ * Timings (election, failover) are printed as "# ..." lines.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -136,9 +125,9 @@ static int tfsm_restore(void *arg, const uint8_t *p, size_t len, char *errbuf, s
 typedef struct node {
     int32_t id;
     char dir[128];
-    stream_quorum *q; /* NULL while stopped */
+    stream__quorum *q; /* NULL while stopped */
     tfsm fsm;
-    stream_metadata *md; /* the real state machine instead, when the cluster uses it */
+    stream__meta *md; /* the real state machine instead, when the cluster uses it */
     int changes;         /* on_change reports */
 } node;
 
@@ -146,10 +135,10 @@ typedef struct cluster {
     uv_loop_t loop;
     uv_timer_t ticker; /* wakes uv_run(UV_RUN_ONCE) so waits can time out */
     char root[64];
-    stream_quorum_config cfg; /* voters and settings shared by every node */
+    stream__quorum_config cfg; /* voters and settings shared by every node */
     node nodes[NODES];
     int stopped;       /* stop callbacks seen */
-    bool use_metadata; /* nodes run stream_metadata, not tfsm */
+    bool use_metadata; /* nodes run stream__meta, not tfsm */
 } cluster;
 
 static int64_t now_ms(void)
@@ -164,7 +153,7 @@ static void on_tick(uv_timer_t *t)
     (void)t;
 }
 
-static void on_change(void *arg, const stream_quorum_change *c)
+static void on_change(void *arg, const stream__quorum_change *c)
 {
     node *n = arg;
     n->changes++;
@@ -237,7 +226,7 @@ static void stop_node(cluster *c, int i)
     if (n->q == NULL)
         return;
     int want = c->stopped + 1;
-    stream_quorum_stop(n->q, on_stopped, c);
+    stream__quorum_stop(n->q, on_stopped, c);
     n->q = NULL;
     assert_true(run_until(c, all_stopped, &want, 10000));
 }
@@ -249,20 +238,20 @@ static int try_start_node(cluster *c, int i, const char *cluster_id, char *errbu
     node *n = &c->nodes[i];
     free(n->fsm.v);
     memset(&n->fsm, 0, sizeof n->fsm);
-    stream_quorum_config cfg = c->cfg;
+    stream__quorum_config cfg = c->cfg;
     cfg.node_id = n->id;
     cfg.data_dir = n->dir;
     cfg.cluster_id = cluster_id;
     cfg.on_change = on_change;
     cfg.change_arg = n;
-    stream_quorum_fsm fsm = {&n->fsm, tfsm_apply, tfsm_snapshot, tfsm_restore};
+    stream__quorum_fsm fsm = {&n->fsm, tfsm_apply, tfsm_snapshot, tfsm_restore};
     if (c->use_metadata) {
-        stream_metadata_free(n->md);
-        n->md = stream_metadata_new(cluster_id);
+        stream__meta_free(n->md);
+        n->md = stream__meta_new(cluster_id);
         assert_non_null(n->md);
-        stream_metadata_fsm(n->md, &fsm);
+        stream__meta_fsm(n->md, &fsm);
     }
-    return stream_quorum_start(&c->loop, &cfg, &fsm, &n->q, errbuf, len);
+    return stream__quorum_start(&c->loop, &cfg, &fsm, &n->q, errbuf, len);
 }
 
 /* Starts node i, retrying while its port is still held (a restart right
@@ -291,7 +280,7 @@ static int setup(void **state)
     uv_timer_start(&c->ticker, on_tick, 5, 5);
     strcpy(c->root, "/tmp/test_quorum.XXXXXX");
     assert_non_null(mkdtemp(c->root));
-    stream_quorum_config_init(&c->cfg);
+    stream__quorum_config_init(&c->cfg);
     for (int i = 0; i < NODES; i++) {
         node *n = &c->nodes[i];
         n->id = i + 1;
@@ -352,7 +341,7 @@ static int teardown(void **state)
     }
     for (int i = 0; i < NODES; i++) {
         free(c->nodes[i].fsm.v);
-        stream_metadata_free(c->nodes[i].md);
+        stream__meta_free(c->nodes[i].md);
     }
     nftw(c->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(c);
@@ -367,7 +356,7 @@ static bool leader_agreed(cluster *c, void *arg)
     int32_t *leader = arg, found = -1;
     for (int i = 0; i < NODES; i++) {
         node *n = &c->nodes[i];
-        if (n->q == NULL || !stream_quorum_is_leader(n->q))
+        if (n->q == NULL || !stream__quorum_is_leader(n->q))
             continue;
         if (found != -1)
             return false;
@@ -376,7 +365,7 @@ static bool leader_agreed(cluster *c, void *arg)
     if (found == -1)
         return false;
     for (int i = 0; i < NODES; i++)
-        if (c->nodes[i].q != NULL && stream_quorum_leader(c->nodes[i].q) != found)
+        if (c->nodes[i].q != NULL && stream__quorum_leader(c->nodes[i].q) != found)
             return false;
     *leader = found;
     return true;
@@ -440,7 +429,7 @@ static void propose_values(cluster *c, int i, uint64_t first, int n, batch *b, s
         uint8_t cmd[8];
         stream_store_be64(cmd, first + (uint64_t)k);
         slots[k] = (slot){b, k};
-        int rc = stream_quorum_propose(c->nodes[i].q, cmd, sizeof cmd, on_done, &slots[k]);
+        int rc = stream__quorum_propose(c->nodes[i].q, cmd, sizeof cmd, on_done, &slots[k]);
         if (rc != 0)
             fail_msg("propose %d on node %d: %s", k, (int)c->nodes[i].id, stream_err_name(rc));
     }
@@ -502,10 +491,10 @@ static void assert_same_everywhere(cluster *c, size_t n)
 
 static void expect_voters_error(const char *s, const char *needle)
 {
-    stream_quorum_voter v[STREAM_QUORUM_MAX_VOTERS];
+    stream__quorum_voter v[STREAM__QUORUM_MAX_VOTERS];
     size_t n = 99;
     char err[256] = "";
-    int rc = stream_quorum_voters_parse(s, v, 3, &n, err, sizeof err);
+    int rc = stream__quorum_voters_parse(s, v, 3, &n, err, sizeof err);
     if (rc != STREAM_EINVAL || n != 0 || strstr(err, needle) == NULL)
         fail_msg("'%s': want EINVAL with '%s', got %s: '%s'", s, needle, stream_err_name(rc), err);
 }
@@ -513,12 +502,12 @@ static void expect_voters_error(const char *s, const char *needle)
 static void test_voters_parse_accepts_the_design_syntax(void **state)
 {
     (void)state;
-    stream_quorum_voter v[STREAM_QUORUM_MAX_VOTERS];
+    stream__quorum_voter v[STREAM__QUORUM_MAX_VOTERS];
     size_t n = 0;
     char err[256];
     assert_int_equal(
-        stream_quorum_voters_parse(" 1@127.0.0.1:9301, 2@127.0.0.1:9302,,3@10.0.0.3:1 ,", v,
-                                   STREAM_QUORUM_MAX_VOTERS, &n, err, sizeof err),
+        stream__quorum_voters_parse(" 1@127.0.0.1:9301, 2@127.0.0.1:9302,,3@10.0.0.3:1 ,", v,
+                                   STREAM__QUORUM_MAX_VOTERS, &n, err, sizeof err),
         0);
     assert_int_equal(n, 3);
     assert_int_equal(v[0].id, 1);
@@ -528,7 +517,7 @@ static void test_voters_parse_accepts_the_design_syntax(void **state)
     assert_string_equal(v[2].host, "10.0.0.3");
     assert_int_equal(v[2].port, 1);
     assert_int_equal(
-        stream_quorum_voters_parse("2147483647@255.255.255.255:65535", v, 1, &n, err, sizeof err),
+        stream__quorum_voters_parse("2147483647@255.255.255.255:65535", v, 1, &n, err, sizeof err),
         0);
     assert_int_equal(v[0].id, 2147483647);
 }
@@ -564,25 +553,25 @@ static void test_bad_config_is_refused_before_anything_starts(void **state)
     cluster *c = *state;
     char err[256] = "";
     c->cfg.n_voters = 1;
-    c->cfg.voters[0] = (stream_quorum_voter){1, "127.0.0.1", free_port()};
-    stream_quorum_config cfg = c->cfg;
+    c->cfg.voters[0] = (stream__quorum_voter){1, "127.0.0.1", free_port()};
+    stream__quorum_config cfg = c->cfg;
     cfg.node_id = 2;
     cfg.data_dir = c->nodes[0].dir;
     cfg.cluster_id = "c1";
-    stream_quorum_fsm fsm = {&c->nodes[0].fsm, tfsm_apply, tfsm_snapshot, tfsm_restore};
-    stream_quorum *q = NULL;
-    assert_int_equal(stream_quorum_start(&c->loop, &cfg, &fsm, &q, err, sizeof err),
+    stream__quorum_fsm fsm = {&c->nodes[0].fsm, tfsm_apply, tfsm_snapshot, tfsm_restore};
+    stream__quorum *q = NULL;
+    assert_int_equal(stream__quorum_start(&c->loop, &cfg, &fsm, &q, err, sizeof err),
                      STREAM_EBADCONFIG);
     assert_null(q);
     assert_non_null(strstr(err, "node id 2 is not one of the voters"));
     cfg.node_id = 1;
     cfg.heartbeat_ms = cfg.election_timeout_ms;
-    assert_int_equal(stream_quorum_start(&c->loop, &cfg, &fsm, &q, err, sizeof err),
+    assert_int_equal(stream__quorum_start(&c->loop, &cfg, &fsm, &q, err, sizeof err),
                      STREAM_EBADCONFIG);
     assert_non_null(strstr(err, "election timeout"));
     cfg.heartbeat_ms = 50;
     cfg.cluster_id = "no spaces";
-    assert_int_equal(stream_quorum_start(&c->loop, &cfg, &fsm, &q, err, sizeof err),
+    assert_int_equal(stream__quorum_start(&c->loop, &cfg, &fsm, &q, err, sizeof err),
                      STREAM_EBADCONFIG);
     assert_non_null(strstr(err, "cluster id"));
     /* Nothing was created for a refused config. */
@@ -620,7 +609,7 @@ static void test_thousand_proposals_apply_in_the_same_order_everywhere(void **st
     /* Proposal order is log order. */
     for (size_t k = 0; k < 1000; k++)
         assert_int_equal(c->nodes[leader].fsm.v[k].value, 1000 + k);
-    assert_true(stream_quorum_applied_index(c->nodes[leader].q) >= 1000);
+    assert_true(stream__quorum_applied_index(c->nodes[leader].q) >= 1000);
 }
 
 static void test_propose_on_a_follower_is_enotleader_naming_the_leader(void **state)
@@ -630,19 +619,19 @@ static void test_propose_on_a_follower_is_enotleader_naming_the_leader(void **st
     int leader = wait_leader(c, NULL);
     int follower = (leader + 1) % NODES;
     uint8_t cmd[8] = {0};
-    assert_false(stream_quorum_is_leader(c->nodes[follower].q));
-    assert_int_equal(stream_quorum_propose(c->nodes[follower].q, cmd, sizeof cmd, on_done, NULL),
+    assert_false(stream__quorum_is_leader(c->nodes[follower].q));
+    assert_int_equal(stream__quorum_propose(c->nodes[follower].q, cmd, sizeof cmd, on_done, NULL),
                      STREAM_ENOTLEADER);
-    assert_int_equal(stream_quorum_leader(c->nodes[follower].q), c->nodes[leader].id);
-    assert_int_equal(stream_quorum_node_id(c->nodes[follower].q), c->nodes[follower].id);
-    assert_true(stream_quorum_term(c->nodes[follower].q) >= 1);
+    assert_int_equal(stream__quorum_leader(c->nodes[follower].q), c->nodes[leader].id);
+    assert_int_equal(stream__quorum_node_id(c->nodes[follower].q), c->nodes[follower].id);
+    assert_true(stream__quorum_term(c->nodes[follower].q) >= 1);
     /* Argument errors, on the leader. */
-    assert_int_equal(stream_quorum_propose(c->nodes[leader].q, cmd, 0, on_done, NULL),
+    assert_int_equal(stream__quorum_propose(c->nodes[leader].q, cmd, 0, on_done, NULL),
                      STREAM_EINVAL);
-    assert_int_equal(stream_quorum_propose(c->nodes[leader].q, cmd, sizeof cmd, NULL, NULL),
+    assert_int_equal(stream__quorum_propose(c->nodes[leader].q, cmd, sizeof cmd, NULL, NULL),
                      STREAM_EINVAL);
-    assert_int_equal(stream_quorum_propose(c->nodes[leader].q, cmd,
-                                           STREAM_QUORUM_MAX_COMMAND_BYTES + 1, on_done, NULL),
+    assert_int_equal(stream__quorum_propose(c->nodes[leader].q, cmd,
+                                           STREAM__QUORUM_MAX_COMMAND_BYTES + 1, on_done, NULL),
                      STREAM_ETOOLARGE);
 }
 
@@ -654,7 +643,7 @@ static void test_leader_stop_fails_pending_proposals_with_eclosed(void **state)
     batch b;
     slot slots[50];
     propose_values(c, leader, 1, 50, &b, slots);
-    stream_quorum_stop(c->nodes[leader].q, on_stopped, c);
+    stream__quorum_stop(c->nodes[leader].q, on_stopped, c);
     c->nodes[leader].q = NULL;
     /* Answered before stop returned, every one, with an error. */
     assert_int_equal(b.done, 50);
@@ -681,7 +670,7 @@ static void test_pending_proposals_fail_when_the_leader_loses_its_quorum(void **
     assert_true(run_until(c, batch_done, &b, 5000));
     for (int k = 0; k < 20; k++)
         assert_int_equal(b.o[k].status, STREAM_ENOTLEADER);
-    assert_false(stream_quorum_is_leader(c->nodes[leader].q));
+    assert_false(stream__quorum_is_leader(c->nodes[leader].q));
     free(b.o);
 }
 
@@ -727,7 +716,7 @@ static void test_a_directory_of_another_cluster_is_refused(void **state)
     cluster *c = *state;
     char err[512] = "";
     c->cfg.n_voters = 1;
-    c->cfg.voters[0] = (stream_quorum_voter){1, "127.0.0.1", free_port()};
+    c->cfg.voters[0] = (stream__quorum_voter){1, "127.0.0.1", free_port()};
     assert_int_equal(try_start_node(c, 0, "alpha", err, sizeof err), 0);
     int32_t leader = -1;
     assert_true(run_until(c, leader_agreed, &leader, 3000)); /* a quorum of one */
@@ -770,7 +759,7 @@ static void test_an_address_in_use_is_reported(void **state)
     char err[512] = "";
     uint16_t port = free_port();
     c->cfg.n_voters = 1;
-    c->cfg.voters[0] = (stream_quorum_voter){1, "127.0.0.1", port};
+    c->cfg.voters[0] = (stream__quorum_voter){1, "127.0.0.1", port};
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -789,7 +778,7 @@ static int propose_wait(cluster *c, int i, const stream_buf *cmd, int *result)
     batch b = {calloc(1, sizeof(outcome)), 1, 0};
     slot s = {&b, 0};
     assert_non_null(b.o);
-    int rc = stream_quorum_propose(c->nodes[i].q, cmd->data, cmd->len, on_done, &s);
+    int rc = stream__quorum_propose(c->nodes[i].q, cmd->data, cmd->len, on_done, &s);
     if (rc == 0) {
         assert_true(run_until(c, batch_done, &b, 10000));
         rc = b.o[0].status;
@@ -803,9 +792,9 @@ static int propose_wait(cluster *c, int i, const stream_buf *cmd, int *result)
 static bool metadata_converged(cluster *c, void *arg)
 {
     int leader = *(int *)arg;
-    uint64_t want = stream_metadata_applied_index(c->nodes[leader].md);
+    uint64_t want = stream__meta_applied_index(c->nodes[leader].md);
     for (int i = 0; i < NODES; i++)
-        if (c->nodes[i].q != NULL && stream_metadata_applied_index(c->nodes[i].md) != want)
+        if (c->nodes[i].q != NULL && stream__meta_applied_index(c->nodes[i].md) != want)
             return false;
     return true;
 }
@@ -817,21 +806,21 @@ static void test_metadata_state_machine_on_three_voters(void **state)
     start_cluster(c);
     int leader = wait_leader(c, NULL);
     stream_buf cmd = STREAM_BUF_INIT;
-    stream_metadata_req req = {c->nodes[leader].id, 1000};
+    stream__meta_req req = {c->nodes[leader].id, 1000};
     int result = -1;
 
     for (int32_t b = 1; b <= 3; b++) {
         stream_buf_reset(&cmd);
         req.seq++;
         assert_int_equal(
-            stream_metadata_encode_register_broker(&cmd, req, b, "127.0.0.1", (uint16_t)(9000 + b)),
+            stream__meta_encode_register_broker(&cmd, req, b, "127.0.0.1", (uint16_t)(9000 + b)),
             0);
         assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
         assert_int_equal(result, 0);
-        const stream_metadata_broker *br = stream_metadata_broker_find(c->nodes[leader].md, b);
+        const stream__meta_broker *br = stream__meta_broker_find(c->nodes[leader].md, b);
         stream_buf_reset(&cmd);
         req.seq++;
-        assert_int_equal(stream_metadata_encode_unfence_broker(&cmd, req, b, br->epoch), 0);
+        assert_int_equal(stream__meta_encode_unfence_broker(&cmd, req, b, br->epoch), 0);
         assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
         assert_int_equal(result, 0);
     }
@@ -840,7 +829,7 @@ static void test_metadata_state_machine_on_three_voters(void **state)
     stream_buf_reset(&cmd);
     req.seq++;
     assert_int_equal(
-        stream_metadata_encode_create_topic(&cmd, req, "orders", id, 3, 3, replicas, NULL, 0), 0);
+        stream__meta_encode_create_topic(&cmd, req, "orders", id, 3, 3, replicas, NULL, 0), 0);
     assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
     assert_int_equal(result, 0);
     /* A verdict travels back to the proposer. */
@@ -850,7 +839,7 @@ static void test_metadata_state_machine_on_three_voters(void **state)
     req.seq++;
     id[0] = 8;
     assert_int_equal(
-        stream_metadata_encode_create_topic(&cmd, req, "orders", id, 3, 3, replicas, NULL, 0), 0);
+        stream__meta_encode_create_topic(&cmd, req, "orders", id, 3, 3, replicas, NULL, 0), 0);
     assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
     assert_int_equal(result, STREAM_ETOPICEXISTS);
 
@@ -861,10 +850,10 @@ static void test_metadata_state_machine_on_three_voters(void **state)
     req.seq++;
     id[0] = 9;
     assert_int_equal(
-        stream_metadata_encode_create_topic(&cmd, req, "audit", id, 1, 3, replicas, NULL, 0), 0);
+        stream__meta_encode_create_topic(&cmd, req, "audit", id, 1, 3, replicas, NULL, 0), 0);
     batch b = {calloc(1, sizeof(outcome)), 1, 0};
     slot s = {&b, 0};
-    assert_int_equal(stream_quorum_propose(c->nodes[leader].q, cmd.data, cmd.len, on_done, &s), 0);
+    assert_int_equal(stream__quorum_propose(c->nodes[leader].q, cmd.data, cmd.len, on_done, &s), 0);
     stop_node(c, leader);
     assert_int_equal(b.o[0].status, STREAM_ECLOSED);
     free(b.o);
@@ -873,7 +862,7 @@ static void test_metadata_state_machine_on_three_voters(void **state)
     assert_int_equal(result, 0);
     assert_int_equal(propose_wait(c, leader, &cmd, &result), 0);
     assert_int_equal(result, 0);
-    assert_int_equal(stream_metadata_topic_count(c->nodes[leader].md), 2);
+    assert_int_equal(stream__meta_topic_count(c->nodes[leader].md), 2);
 
     /* The survivors hold the same state, byte for byte. */
     assert_true(run_until(c, metadata_converged, &leader, 5000));
@@ -882,9 +871,9 @@ static void test_metadata_state_machine_on_three_voters(void **state)
         if (c->nodes[i].q == NULL)
             continue;
         stream_buf_reset(&s2);
-        assert_int_equal(stream_metadata_snapshot(c->nodes[i].md, &s2), 0);
+        assert_int_equal(stream__meta_snapshot(c->nodes[i].md, &s2), 0);
         if (s1.len == 0) {
-            assert_int_equal(stream_metadata_snapshot(c->nodes[i].md, &s1), 0);
+            assert_int_equal(stream__meta_snapshot(c->nodes[i].md, &s1), 0);
             continue;
         }
         assert_int_equal(s1.len, s2.len);
