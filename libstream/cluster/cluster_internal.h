@@ -1,6 +1,13 @@
 /*
  * cluster_internal.h - what the files of libstream/cluster/ share (prefix
  * stream__cluster_). Not installed; nothing outside this folder includes it.
+ *
+ * The folder: the cluster (DESIGN.md, "The cluster"). quorum.h is the
+ * metadata quorum, a replicated log of commands on Raft (libraft, which only
+ * quorum.c includes: the engine stays replaceable); metadata.h is the state
+ * machine it replicates (brokers, topics with ids, partitions with
+ * replicas, leader, leader epoch, ISR, partition epoch, configs). The
+ * controller and the replica manager, services of the broker, come next.
  */
 #ifndef STREAM_CLUSTER_INTERNAL_H
 #define STREAM_CLUSTER_INTERNAL_H
