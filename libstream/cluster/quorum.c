@@ -44,6 +44,7 @@
 
 #include "cluster_internal.h"
 #include "quorum.h"
+#include "stream/buf.h"
 #include "stream/error.h"
 
 #define CLUSTER_ID_FILE     "cluster-id"
@@ -467,11 +468,31 @@ static int check_listen(const stream__quorum_voter *v, char *errbuf, size_t errb
 
 /* ---- the state machine adapter ------------------------------------------- */
 
+/*
+ * An entry as libraft stores it: libraft 0.15 lays the entries of a batch
+ * out back to back and reads them back assuming each one's data is padded
+ * to 8 bytes, so an entry of 54 bytes followed by another in the same batch
+ * is read back shifted after a restart (measured: every entry after the
+ * first of a batch failed to decode). Each command is therefore framed:
+ *
+ *   +--------+--------+---------------+---------+
+ *   | len:be32 | 0:be32 | command (len) | 0 pad to 8 |
+ *   +--------+--------+---------------+---------+
+ */
+#define ENTRY_HEADER 8
+
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
 {
     stream__quorum *q = rf->data;
     uint64_t index = (uint64_t)raft_last_applied(&q->raft) + 1;
-    int rc = q->fsm.apply(q->fsm.arg, buf->base, buf->len, index);
+    const uint8_t *p = buf->base;
+    uint32_t len = buf->len >= ENTRY_HEADER ? stream_load_be32(p) : 0;
+    if (buf->len < ENTRY_HEADER || len == 0 || len > buf->len - ENTRY_HEADER) {
+        /* Not an entry of ours: the same verdict on every voter. */
+        *result = (void *)(intptr_t)STREAM_ECORRUPT;
+        return 0;
+    }
+    int rc = q->fsm.apply(q->fsm.arg, p + ENTRY_HEADER, len, index);
     if (rc == STREAM_ENOMEM)
         return RAFT_NOMEM; /* nothing changed: libraft retries this entry later */
     *result = (void *)(intptr_t)rc;
@@ -596,14 +617,17 @@ int stream__quorum_propose(stream__quorum *q, const void *cmd, size_t len, strea
     if (raft_state(&q->raft) != RAFT_LEADER)
         return STREAM_ENOTLEADER;
     proposal *p = calloc(1, sizeof *p);
-    void *base = raft_malloc(len);
+    size_t framed = (ENTRY_HEADER + len + 7) & ~(size_t)7;
+    uint8_t *base = raft_malloc(framed);
     if (p == NULL || base == NULL) {
         free(p);
         raft_free(base);
         return STREAM_ENOMEM;
     }
-    memcpy(base, cmd, len);
-    struct raft_buffer b = {base, len};
+    memset(base, 0, framed);
+    stream_store_be32(base, (uint32_t)len);
+    memcpy(base + ENTRY_HEADER, cmd, len);
+    struct raft_buffer b = {base, framed};
     p->req.data = p;
     p->q = q;
     p->cb = cb;

@@ -59,6 +59,10 @@
  *   - transport addresses are IPv4 literals only: the voter parser says so.
  *   - a deposed or killed leader may never fire apply callbacks: this module
  *     keeps its own table of pending proposals and fails them itself.
+ *   - entries of a batch are read back from disk as if each one's data were
+ *     padded to 8 bytes: a restart read commands of other lengths shifted.
+ *     quorum.c frames each command with its length and pads it (invisible
+ *     here: apply gets the bytes proposed).
  *   - async snapshots need the FSM version 3 and io version 2: not used;
  *     metadata snapshots are small and taken synchronously (version 1).
  */
