@@ -1,9 +1,11 @@
 /*
- * stream-broker - runs a single-node broker (libstream/broker/broker.c) in the
- * foreground until SIGINT or SIGTERM.
+ * stream-broker - runs a broker (libstream/broker/broker.c) in the foreground
+ * until SIGINT or SIGTERM: a single node, or with --cluster a voter of the
+ * cluster's metadata quorum (libstream/cluster/controller.c).
  *
  * Settings come from, later winning: the built-in defaults, --config FILE,
- * the flags (--listen, --data-dir, --log-level), then every --set key=value
+ * the flags (--listen, --data-dir, --node-id, --cluster, --log-level), then
+ * every --set key=value
  * in order. The program only parses options, builds the config, prints the
  * broker's log lines ("2026-11-25T10:00:00.123Z INFO message") on stderr and
  * writes the --ready-file; everything else is the library's.
@@ -33,6 +35,9 @@ static const char usage_text[] =
     "                           port 0 picks a free port)\n"
     "  -d, --data-dir DIR       where topics are stored (default\n"
     "                           $XDG_DATA_HOME/stream or ~/.local/share/stream)\n"
+    "      --node-id N          this broker's id in a cluster (node.id)\n"
+    "      --cluster VOTERS     the metadata quorum, ID@IPV4:PORT,... with Raft\n"
+    "                           addresses (cluster.voters); N must be one of them\n"
     "  -c, --config FILE        read key=value settings from FILE\n"
     "  -s, --set KEY=VALUE      set one setting (repeatable; wins over --config)\n"
     "      --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -43,11 +48,13 @@ static const char usage_text[] =
     "\n"
     "Settings are described in stream-broker.conf(5); the broker in stream-broker(1).\n";
 
-enum { OPT_LOG_LEVEL = 256, OPT_READY_FILE, OPT_VERSION, OPT_LIST_SETTINGS };
+enum { OPT_LOG_LEVEL = 256, OPT_READY_FILE, OPT_VERSION, OPT_LIST_SETTINGS, OPT_NODE_ID, OPT_CLUSTER };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, 'l'},
     {"data-dir", required_argument, NULL, 'd'},
+    {"node-id", required_argument, NULL, OPT_NODE_ID},
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
     {"config", required_argument, NULL, 'c'},
     {"set", required_argument, NULL, 's'},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -173,6 +180,12 @@ int main(int argc, char **argv)
             if (*optarg == '\0')
                 usage_error("--data-dir: empty directory name");
             set_or_usage(cfg, "--data-dir", "data.dir", optarg);
+            break;
+        case OPT_NODE_ID:
+            set_or_usage(cfg, "--node-id", "node.id", optarg);
+            break;
+        case OPT_CLUSTER:
+            set_or_usage(cfg, "--cluster", "cluster.voters", optarg);
             break;
         case OPT_LOG_LEVEL:
             set_or_usage(cfg, "--log-level", "log.level", optarg);

@@ -1,6 +1,7 @@
 /*
  * stream-topics - list, create, describe, alter and delete topics; list,
- * describe and delete consumer groups and reset their offsets.
+ * describe and delete consumer groups and reset their offsets; describe the
+ * cluster.
  *
  * Parses options, checks names and settings locally (so a typo is reported
  * before any broker is involved), makes the admin calls of client.h and
@@ -32,9 +33,9 @@
 
 static const char usage_text[] =
     "Usage: stream-topics [OPTION]... COMMAND [TOPIC]...\n"
-    "   or: stream-topics [OPTION]... groups | group NAME\n"
+    "   or: stream-topics [OPTION]... groups | group NAME | cluster\n"
     "List, create, describe, alter and delete topics; show consumer groups and\n"
-    "reset their offsets.\n"
+    "reset their offsets; show the cluster.\n"
     "\n"
     "Commands:\n"
     "  list                      topic names (-v: partitions and internal flag too)\n"
@@ -50,6 +51,8 @@ static const char usage_text[] =
     "                            show the plan; move the offsets only with --execute\n"
     "                            (the group must have no members)\n"
     "  group NAME --delete       delete a group without members and its offsets\n"
+    "  cluster                   brokers (address, registered or fenced) and the\n"
+    "                            metadata quorum (voters, leader, term, applied index)\n"
     "\n"
     "Options:\n"
     "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
@@ -352,6 +355,21 @@ static int cmd_groups(stream_client *c, const options *o)
     return EXIT_OK;
 }
 
+static int cmd_cluster(stream_client *c, const options *o)
+{
+    char why[512] = "";
+    connect_or_die(c);
+    stream_cluster_description *d;
+    if (stream_admin_describe_cluster(c, -1, &d, why, sizeof(why)) != 0)
+        die("cannot describe the cluster: %s", why);
+    stream_buf buf;
+    stream_buf_init(&buf);
+    emit(&buf, o->json ? stream_ops_cluster_json(&buf, d) : stream_ops_cluster_text(&buf, d));
+    stream_buf_release(&buf);
+    stream_cluster_description_free(d);
+    return EXIT_OK;
+}
+
 static int group_describe(stream_client *c, const options *o, const char *name)
 {
     char why[512] = "";
@@ -574,7 +592,8 @@ static void parse_options(int argc, char **argv, options *o)
         }
     }
     if (optind >= argc)
-        usage_error("missing command (list, create, describe, alter, delete, groups or group)");
+        usage_error("missing command (list, create, describe, alter, delete, groups, group or "
+                    "cluster)");
     o->command = argv[optind];
     o->names = argv + optind + 1;
     o->name_count = (size_t)(argc - optind - 1);
@@ -607,17 +626,17 @@ static void check_command(const options *o)
     bool is_list = strcmp(cmd, "list") == 0, is_create = strcmp(cmd, "create") == 0,
          is_describe = strcmp(cmd, "describe") == 0, is_alter = strcmp(cmd, "alter") == 0,
          is_delete = strcmp(cmd, "delete") == 0, is_groups = strcmp(cmd, "groups") == 0,
-         is_group = strcmp(cmd, "group") == 0;
+         is_group = strcmp(cmd, "group") == 0, is_cluster = strcmp(cmd, "cluster") == 0;
     if (!is_list && !is_create && !is_describe && !is_alter && !is_delete && !is_groups &&
-        !is_group)
+        !is_group && !is_cluster)
         usage_error("unknown command '%s' (expected list, create, describe, alter, delete, "
-                    "groups or group)",
+                    "groups, group or cluster)",
                     shown(cmd));
-    if ((is_list || is_groups) && o->name_count > 0)
+    if ((is_list || is_groups || is_cluster) && o->name_count > 0)
         usage_error("%s takes no names ('%s')", cmd, shown(o->names[0]));
     if (is_group && o->name_count != 1)
         usage_error("group needs exactly one group name");
-    if (!is_list && !is_groups && o->name_count == 0)
+    if (!is_list && !is_groups && !is_cluster && o->name_count == 0)
         usage_error("%s needs at least one topic name", cmd);
     check_group_flags(o, is_group);
     struct {
@@ -660,6 +679,8 @@ int main(int argc, char **argv)
         status = cmd_groups(c, &o);
     else if (strcmp(o.command, "group") == 0)
         status = cmd_group(c, &o);
+    else if (strcmp(o.command, "cluster") == 0)
+        status = cmd_cluster(c, &o);
     else
         status = cmd_change(c, &o, stream_ops_delete_topics, "delete");
     stream_client_free(c);

@@ -19,11 +19,13 @@
 
 /* ---- the services this broker hosts ---- */
 
-extern const stream__service stream__coord_service; /* libstream/coord/group.c */
+extern const stream__service stream__coord_service;      /* libstream/coord/group.c */
+extern const stream__service stream__controller_service; /* libstream/cluster/controller.c */
 
 /* Started in this order, stopped and freed in the reverse one. */
 static const stream__service *const services[] = {
     &stream__coord_service,
+    &stream__controller_service,
 };
 #define NSERVICES (sizeof(services) / sizeof(services[0]))
 
@@ -135,6 +137,12 @@ stream_store *stream__host_store(stream_broker *b)
 const stream_config *stream__host_config(stream_broker *b)
 {
     return b->config;
+}
+
+void stream__host_listen_address(stream_broker *b, const char **host, uint16_t *port)
+{
+    *host = b->host;
+    *port = (uint16_t)b->port;
 }
 
 bool stream__host_stopping(stream_broker *b)

@@ -93,6 +93,11 @@ uv_loop_t *stream__host_loop(stream_broker *b);
 stream_store *stream__host_store(stream_broker *b);
 /* The broker's configuration (the group.* settings, ...). */
 const stream_config *stream__host_config(stream_broker *b);
+/* The address clients connect to, as bound (the host as configured in
+ * `listen`, without IPv6 brackets; the port as bound, 0 before the listener
+ * is bound, which happens after the services start). The host is valid as
+ * long as b. */
+void stream__host_listen_address(stream_broker *b, const char **host, uint16_t *port);
 /* True once the broker has begun stopping. */
 bool stream__host_stopping(stream_broker *b);
 /* A line for the broker's log (no trailing newline). */

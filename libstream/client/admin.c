@@ -970,3 +970,110 @@ int stream_admin_reset_offsets(stream_client *c, const stream_group_reset *req, 
     *out = p;
     return 0;
 }
+
+/* ---- describe_cluster ---- */
+
+void stream_cluster_description_free(stream_cluster_description *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_voters; i++)
+        free(d->voters[i].host);
+    for (size_t i = 0; i < d->n_brokers; i++)
+        free(d->brokers[i].host);
+    free(d->voters);
+    free(d->brokers);
+    free(d->cluster_id);
+    free(d);
+}
+
+/* The node_id, host and port of a voters or brokers entry. */
+static int parse_node(const msgpack_object *e, int32_t *id, char **host, uint16_t *port,
+                      char *errbuf, size_t errbuf_len)
+{
+    int64_t v;
+    uint64_t p;
+    int rc = stream_field_int(e, "node_id", -1, INT32_MAX, &v, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = dup_field(e, "host", true, host, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_uint(e, "port", 65535, &p, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    *id = (int32_t)v;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int cluster_parse_fn(const msgpack_object *root, void *arg, char *errbuf, size_t errbuf_len)
+{
+    stream_cluster_description *d = arg;
+    const msgpack_object *voters, *brokers;
+    int64_t node, leader;
+    int rc = dup_field(root, "cluster_id", true, &d->cluster_id, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int(root, "node_id", -1, INT32_MAX, &node, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int(root, "leader_id", -1, INT32_MAX, &leader, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_uint(root, "term", UINT64_MAX, &d->term, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_uint(root, "applied_index", UINT64_MAX, &d->applied_index, errbuf,
+                               errbuf_len);
+    if (rc == 0)
+        rc = stream_field_bool_opt(root, "clustered", true, &d->clustered, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_array(root, "voters", &voters, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_array(root, "brokers", &brokers, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    d->node_id = (int32_t)node;
+    d->leader_id = (int32_t)leader;
+    d->voters = calloc(voters->via.array.size ? voters->via.array.size : 1, sizeof *d->voters);
+    d->brokers = calloc(brokers->via.array.size ? brokers->via.array.size : 1, sizeof *d->brokers);
+    if (!d->voters || !d->brokers)
+        return STREAM_ENOMEM;
+    for (uint32_t i = 0; i < voters->via.array.size; i++) {
+        const msgpack_object *e;
+        stream_cluster_voter *v = &d->voters[d->n_voters++];
+        rc = stream_elem_map(voters, i, "voters", &e, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = parse_node(e, &v->node_id, &v->host, &v->port, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+    }
+    for (uint32_t i = 0; i < brokers->via.array.size; i++) {
+        const msgpack_object *e;
+        stream_cluster_broker *br = &d->brokers[d->n_brokers++];
+        rc = stream_elem_map(brokers, i, "brokers", &e, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = parse_node(e, &br->node_id, &br->host, &br->port, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int_opt(e, "epoch", -1, INT64_MAX, -1, &br->epoch, errbuf,
+                                      errbuf_len);
+        if (rc == 0)
+            rc = stream_field_bool_opt(e, "fenced", false, &br->fenced, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int stream_admin_describe_cluster(stream_client *c, int timeout_ms,
+                                  stream_cluster_description **out, char *errbuf,
+                                  size_t errbuf_len)
+{
+    *out = NULL;
+    stream_cluster_description *d = calloc(1, sizeof *d);
+    if (!d)
+        return STREAM_ENOMEM;
+    stream__req_begin(c, STREAM_OP_DESCRIBE_CLUSTER, 0);
+    int rc = stream__client_call(c, timeout_ms, cluster_parse_fn, d, errbuf, errbuf_len);
+    if (rc < 0) {
+        stream_cluster_description_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}

@@ -918,4 +918,45 @@ int stream_admin_reset_offsets(stream_client *c, const stream_group_reset *req, 
                                stream_group_reset_plan **out, char *errbuf, size_t errbuf_len);
 void stream_group_reset_plan_free(stream_group_reset_plan *p);
 
+/* ---- the cluster (protocol version 3) -------------------------------------- */
+
+/* A broker as describe_cluster lists it. */
+typedef struct stream_cluster_broker {
+    int32_t node_id;
+    char *host;    /* Owned: the address its clients connect to. */
+    uint16_t port;
+    int64_t epoch; /* Its registration's epoch; -1 on a single node. */
+    bool fenced;   /* Registered but fenced (may not lead). */
+} stream_cluster_broker;
+
+/* A voter of the metadata quorum: its id and Raft address. */
+typedef struct stream_cluster_voter {
+    int32_t node_id;
+    char *host; /* Owned. */
+    uint16_t port;
+} stream_cluster_voter;
+
+/* The cluster as the answering broker sees it (describe_cluster). */
+typedef struct stream_cluster_description {
+    bool clustered;         /* false: a single node, no quorum (then no voters,
+                               leader_id -1, one broker: itself) */
+    char *cluster_id;       /* Owned; "" on a single node. */
+    int32_t node_id;        /* The answering broker. */
+    int32_t leader_id;      /* The quorum's leader it knows of, -1 when none. */
+    uint64_t term;          /* The quorum's current term. */
+    uint64_t applied_index; /* The metadata log index the answering broker applied. */
+    stream_cluster_voter *voters; /* Owned; n_voters, by id. */
+    size_t n_voters;
+    stream_cluster_broker *brokers; /* Owned; n_brokers, by id. */
+    size_t n_brokers;
+} stream_cluster_description;
+
+/* Describes the cluster as the broker the client talks to sees it; *out is
+ * freed with stream_cluster_description_free. STREAM_EUNKNOWNOP from a
+ * broker older than protocol version 3. */
+int stream_admin_describe_cluster(stream_client *c, int timeout_ms,
+                                  stream_cluster_description **out, char *errbuf,
+                                  size_t errbuf_len);
+void stream_cluster_description_free(stream_cluster_description *d);
+
 #endif /* STREAM_CLIENT_H */

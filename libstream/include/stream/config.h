@@ -90,7 +90,11 @@
       "directory holding the topics; empty: $STREAM_DATA_DIR, else $XDG_DATA_HOME/stream, "        \
       "else ~/.local/share/stream")                                                                \
     X(NODE_ID, "node.id", INT, BROKER, "0", 0, INT32_MAX, NULL, NULL,                              \
-      "this broker's id in a cluster")                                                             \
+      "this broker's id in a cluster (one of cluster.voters' ids when those are set)")             \
+    X(CLUSTER_VOTERS, "cluster.voters", STRING, BROKER, "", 0, 0, NULL, NULL,                      \
+      "the metadata quorum, ID@IPV4:PORT,... (Raft addresses); empty: a single node, no cluster")  \
+    X(CLUSTER_ID, "cluster.id", STRING, BROKER, "stream", 0, 0, NULL, NULL,                        \
+      "the cluster's name, [A-Za-z0-9._-]{1,64}, kept in the metadata directory on first start")   \
     X(NUM_PARTITIONS, "num.partitions", INT, BROKER, "1", 1, STREAM_CONFIG_PARTITIONS_MAX, NULL,   \
       NULL, "partitions of a topic created without a partition count (and auto-created ones)")     \
     X(AUTO_CREATE_TOPICS_ENABLE, "auto.create.topics.enable", BOOL, BROKER, "true", 0, 0, NULL,    \

@@ -286,6 +286,23 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
  * Every function appends to out and returns 0 or STREAM_ENOMEM.
  */
 
+/*
+ * The cluster (describe_cluster, ops_cluster.c). Text: a title line
+ * ("Cluster stream: asked node 2; quorum leader 1, term 3, applied index 12"
+ * or "Single node (no cluster), node 0"), a table BROKER, ADDRESS, STATE
+ * (registered, fenced; single on a single node), EPOCH, then "Quorum:" and a
+ * table VOTER, RAFT ADDRESS, ROLE (leader, follower) when there are voters.
+ * JSON, field names a contract:
+ *
+ *   {"cluster_id", "clustered", "node_id", "leader_id" (null: unknown),
+ *    "term", "applied_index",
+ *    "voters": [{"node_id", "host", "port", "leader"}],
+ *    "brokers": [{"node_id", "host", "port", "state", "fenced",
+ *                 "epoch" (null on a single node)}]}
+ */
+int stream_ops_cluster_text(stream_buf *out, const stream_cluster_description *d);
+int stream_ops_cluster_json(stream_buf *out, const stream_cluster_description *d);
+
 /* A table GROUP, STATE, MEMBERS, GENERATION (nothing when there are none). */
 int stream_ops_groups_text(stream_buf *out, const stream_group_listing *g, size_t n);
 int stream_ops_groups_json(stream_buf *out, const stream_group_listing *g, size_t n);

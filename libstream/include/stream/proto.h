@@ -60,7 +60,7 @@
 
 /* ---- constants (all part of the specification) -------------------------- */
 
-#define STREAM_PROTOCOL_VERSION  2    /* the highest version this code speaks (2: groups) */
+#define STREAM_PROTOCOL_VERSION  3    /* the highest version this code speaks (2: groups, 3: cluster) */
 #define STREAM_DEFAULT_PORT      9292 /* 9092 stays free for a Kafka listener */
 #define STREAM_FRAME_HEADER_SIZE 4
 
@@ -132,7 +132,9 @@
     X(DESCRIBE_GROUP, "describe_group", 2)                                                         \
     X(DELETE_GROUP, "delete_group", 2)                                                             \
     X(RESET_OFFSETS, "reset_offsets", 2)                                                           \
-    X(INIT_PRODUCER_ID, "init_producer_id", 2)
+    X(INIT_PRODUCER_ID, "init_producer_id", 2)                                                     \
+    X(DESCRIBE_CLUSTER, "describe_cluster", 3)                                                     \
+    X(REGISTER_BROKER, "register_broker", 3)
 
 typedef enum stream_op {
     STREAM_OP_UNKNOWN = 0,

@@ -1,0 +1,202 @@
+#!/usr/bin/env bats
+# The cluster's first slice: three stream-broker processes on loopback form
+# the metadata quorum, register themselves, survive the loss of the quorum
+# leader, and a killed broker rejoins; `stream-topics cluster` shows it all.
+# Refusals: a bad --cluster, a node id outside the voters, another cluster.id.
+
+load helpers
+
+# node N's files: $BATS_TEST_TMPDIR/nN/{data,log,ready}; its pid in PIDS[N].
+declare -a PIDS RAFT
+
+teardown() {
+    local n
+    for n in 1 2 3; do
+        [ -n "${PIDS[$n]:-}" ] && kill -KILL "${PIDS[$n]}" 2>/dev/null
+    done
+    stop_broker
+    return 0
+}
+
+# Three free loopback ports for Raft (bound to port 0, then released).
+pick_raft_ports() {
+    local p
+    p=$(python3 -c '
+import socket
+s = [socket.socket() for _ in range(3)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')
+    read -r RAFT[1] RAFT[2] RAFT[3] <<<"$p"
+    VOTERS="1@127.0.0.1:${RAFT[1]},2@127.0.0.1:${RAFT[2]},3@127.0.0.1:${RAFT[3]}"
+}
+
+# Starts node N (data kept across restarts), waits for its ready file.
+start_node() {
+    local n=$1 d=$BATS_TEST_TMPDIR/n$1 i
+    shift
+    mkdir -p "$d"
+    rm -f "$d/ready"
+    stream-broker --node-id "$n" --cluster "$VOTERS" --listen 127.0.0.1:0 --data-dir "$d/data" \
+        --ready-file "$d/ready" "$@" </dev/null >>"$d/log" 2>&1 3>&- &
+    PIDS[$n]=$!
+    for ((i = 0; i < 200; i++)); do
+        [ -s "$d/ready" ] && return 0
+        if ! kill -0 "${PIDS[$n]}" 2>/dev/null; then
+            echo "node $n exited before it was ready:" >&2
+            cat "$d/log" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "node $n not ready after 10 s" >&2
+    return 1
+}
+
+addr() { cat "$BATS_TEST_TMPDIR/n$1/ready"; }
+
+# Waits up to $2 seconds until node $1's `stream-topics cluster --json`
+# satisfies the jq expression $3; prints the last answer on failure.
+wait_json() {
+    local n=$1 secs=$2 expr=$3 i out
+    for ((i = 0; i < secs * 20; i++)); do
+        out=$(stream-topics -b "$(addr "$n")" --timeout-ms 1000 cluster --json 2>/dev/null) &&
+            jq -e "$expr" >/dev/null <<<"$out" && return 0
+        sleep 0.05
+    done
+    echo "node $n after $secs s: $out" >&2
+    return 1
+}
+
+# SIGTERM node N; fails unless it exits 0 (not under `run`: wait needs the
+# test's own shell, the broker's parent).
+term_node() {
+    local pid=${PIDS[$1]} rc=0
+    PIDS[$1]=
+    kill -TERM "$pid"
+    wait "$pid" || rc=$?
+    [ "$rc" = 0 ] || { echo "node $1 exited $rc after SIGTERM:" >&2; cat "$BATS_TEST_TMPDIR/n$1/log" >&2; return 1; }
+}
+
+ALL_REGISTERED='.leader_id != null and (.voters | length) == 3 and (.brokers | length) == 3
+    and all(.brokers[]; .state == "registered" and .fenced == false)'
+
+start_three() {
+    pick_raft_ports
+    local n
+    for n in 1 2 3; do start_node "$n"; done
+}
+
+@test "three brokers elect a leader and register, unfenced, within 5 s" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    run stream-topics -b "$(addr 2)" cluster --json
+    assert_success
+    R1=${RAFT[1]} R2=${RAFT[2]} R3=${RAFT[3]} jq -e '.cluster_id == "stream" and .clustered
+        and .node_id == 2 and .term >= 1 and .applied_index >= 7
+        and ([.voters[] | select(.leader)] | length) == 1
+        and ([.voters[].port] | sort) == ([env.R1, env.R2, env.R3] | map(tonumber) | sort)' \
+        <<<"$output"
+    # Each broker is registered with the address its clients use.
+    local n
+    for n in 1 2 3; do
+        jq -e --arg a "$(addr $n)" --argjson n "$n" \
+            '.brokers[] | select(.node_id == $n) | "\(.host):\(.port)" == $a' <<<"$output"
+    done
+    run stream-topics -b "$(addr 3)" cluster
+    assert_success
+    assert_line --partial "Cluster stream: asked node 3; quorum leader"
+    assert_line --regexp '^ +1 +127\.0\.0\.1:[0-9]+ +registered +[0-9]+$'
+    assert_line --regexp '^ +[123] +127\.0\.0\.1:[0-9]+ +leader$'
+    for n in 1 2 3; do
+        term_node "$n"
+    done
+}
+
+@test "kill -9 the quorum leader: a new leader within 3 s; it rejoins with a new epoch" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local out leader epoch other t0 t1
+    out=$(stream-topics -b "$(addr 1)" cluster --json)
+    leader=$(jq -r .leader_id <<<"$out")
+    epoch=$(jq -r ".brokers[] | select(.node_id == $leader) | .epoch" <<<"$out")
+    other=$((leader % 3 + 1))
+    t0=$(date +%s%N)
+    kill -KILL "${PIDS[$leader]}"
+    wait "${PIDS[$leader]}" || true
+    PIDS[$leader]=
+    wait_json "$other" 3 ".leader_id != null and .leader_id != $leader"
+    t1=$(date +%s%N)
+    echo "# new leader $(( (t1 - t0) / 1000000 )) ms after kill -9 of node $leader" >&3
+    local n
+    for n in 1 2 3; do
+        [ "$n" = "$leader" ] && continue
+        run stream-topics -b "$(addr $n)" cluster --json
+        assert_success
+    done
+    # Back with the same data dir: sees the leader, catches up, registers anew.
+    applied=$(stream-topics -b "$(addr $other)" cluster --json | jq .applied_index)
+    start_node "$leader"
+    wait_json "$leader" 5 ".leader_id != null and .applied_index >= $applied and
+        (.brokers[] | select(.node_id == $leader) | .epoch > $epoch and .fenced == false)"
+    wait_json "$other" 5 ".brokers[] | select(.node_id == $leader) | .epoch > $epoch"
+    for n in 1 2 3; do
+        term_node "$n"
+    done
+}
+
+@test "a bad --cluster is refused with the parser's message" {
+    run stream-broker --node-id 1 --cluster "1@localhost:9301" --listen 127.0.0.1:0 \
+        --data-dir "$BATS_TEST_TMPDIR/d"
+    assert_failure
+    assert_output --partial "cluster.voters"
+    assert_output --partial "IPv4"
+    run stream-broker --node-id 1 --cluster "1@127.0.0.1:9301,1@127.0.0.1:9302" \
+        --listen 127.0.0.1:0 --data-dir "$BATS_TEST_TMPDIR/d"
+    assert_failure
+    assert_output --partial "node id 1 appears twice"
+    run stream-broker --node-id 1 --cluster "1@127.0.0.1" --listen 127.0.0.1:0 \
+        --data-dir "$BATS_TEST_TMPDIR/d"
+    assert_failure
+    assert_output --partial "1@127.0.0.1"
+}
+
+@test "a node id outside the voters is refused: data-only brokers are not supported yet" {
+    run stream-broker --node-id 4 --cluster "1@127.0.0.1:9301,2@127.0.0.1:9302" \
+        --listen 127.0.0.1:0 --data-dir "$BATS_TEST_TMPDIR/d"
+    assert_equal "$status" 1
+    assert_output --partial "node.id 4 is not one of the voters of cluster.voters (1, 2)"
+    assert_output --partial "data-only brokers"
+    assert_output --partial "not supported yet"
+    run stream-broker --cluster "1@127.0.0.1:9301" --listen 127.0.0.1:0 \
+        --data-dir "$BATS_TEST_TMPDIR/d"
+    assert_equal "$status" 1
+    assert_output --partial "set --node-id"
+}
+
+@test "another cluster.id on an existing __cluster_metadata is refused, naming both" {
+    pick_raft_ports
+    VOTERS="1@127.0.0.1:${RAFT[1]}"
+    start_node 1 --set cluster.id=alpha
+    wait_json 1 5 '.leader_id == 1 and .cluster_id == "alpha" and (.brokers | length) == 1'
+    term_node 1
+    run stream-broker --node-id 1 --cluster "$VOTERS" --set cluster.id=beta \
+        --listen 127.0.0.1:0 --data-dir "$BATS_TEST_TMPDIR/n1/data"
+    assert_equal "$status" 1
+    assert_output --partial "alpha"
+    assert_output --partial "beta"
+}
+
+@test "a single node answers stream-topics cluster with itself" {
+    start_broker
+    run stream-topics cluster --json
+    assert_success
+    jq -e --arg a "$STREAM_BROKERS" '.clustered == false and .leader_id == null
+        and .voters == [] and (.brokers | length) == 1
+        and "\(.brokers[0].host):\(.brokers[0].port)" == $a' <<<"$output"
+    run stream-topics cluster
+    assert_success
+    assert_line "Single node (no cluster), node 0"
+    assert_line --regexp '^ +0 +127\.0\.0\.1:[0-9]+ +single +-$'
+    run stream-topics cluster extra
+    assert_failure 2
+}
