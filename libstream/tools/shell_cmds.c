@@ -660,6 +660,33 @@ static int run_groups(stream_shell *sh, const stream__shell_cmd *cmd, stream__sh
     return stream__shell_emit(sh, &b, rc);
 }
 
+/* ---- the cluster ------------------------------------------------------------------------- */
+
+static int run_cluster(stream_shell *sh, const stream__shell_cmd *cmd, stream__shell_args *a)
+{
+    if (a->npos > 0)
+        return stream__shell_usage(sh, cmd, "cluster takes no arguments");
+    stream_client *c = stream__shell_client(sh);
+    char err[1024], why[512];
+    if (c == NULL)
+        return STREAM_STATUS_FAIL;
+    if (stream_ops_connect(c, -1, err, sizeof(err)) != 0) {
+        stream__shell_msg(sh, STREAM_SHELL_ERROR, "%s", err);
+        return STREAM_STATUS_FAIL;
+    }
+    stream_cluster_description *d;
+    if (stream_admin_describe_cluster(c, -1, &d, why, sizeof(why)) != 0) {
+        stream__shell_msg(sh, STREAM_SHELL_ERROR, "cannot describe the cluster: %s", why);
+        return STREAM_STATUS_FAIL;
+    }
+    stream_buf b;
+    stream_buf_init(&b);
+    int rc = stream__shell_want_json(sh, cmd, a) ? stream_ops_cluster_json(&b, d)
+                                                 : stream_ops_cluster_text(&b, d);
+    stream_cluster_description_free(d);
+    return stream__shell_emit(sh, &b, rc);
+}
+
 static int run_group(stream_shell *sh, const stream__shell_cmd *cmd, stream__shell_args *a)
 {
     if (a->npos != 1)
@@ -1113,6 +1140,15 @@ static const stream__shell_cmd table[] = {
      SH_ARG_NONE,
      NULL,
      run_reset},
+    {{"cluster", "[--json]", "the brokers and the metadata quorum"},
+     "The cluster as the connected broker sees it: the brokers (address, registered\n"
+     "or fenced, epoch) and the metadata quorum (voters, leader, term, the broker's\n"
+     "applied index). A broker started without --cluster shows itself alone.\n",
+     json_only,
+     SH_ARG_NONE,
+     SH_ARG_NONE,
+     NULL,
+     run_cluster},
     {{"set", "[KEY [VALUE]]", "show or change a session setting"},
      "Settings of this session (set alone lists them):\n"
      "  format text|json    tables and record-format, or JSON for everything\n"

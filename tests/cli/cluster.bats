@@ -107,6 +107,9 @@ start_three() {
     assert_line --partial "Cluster stream: asked node 3; quorum leader"
     assert_line --regexp '^ +1 +127\.0\.0\.1:[0-9]+ +registered +[0-9]+$'
     assert_line --regexp '^ +[123] +127\.0\.0\.1:[0-9]+ +leader$'
+    run stream-shell -b "$(addr 1)" -c 'cluster --json'
+    assert_success
+    jq -e '.node_id == 1 and (.brokers | length) == 3' <<<"$output"
     for n in 1 2 3; do
         term_node "$n"
     done
@@ -199,4 +202,7 @@ start_three() {
     assert_line --regexp '^ +0 +127\.0\.0\.1:[0-9]+ +single +-$'
     run stream-topics cluster extra
     assert_failure 2
+    run stream-shell -c cluster
+    assert_success
+    assert_line "Single node (no cluster), node 0"
 }

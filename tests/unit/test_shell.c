@@ -241,7 +241,7 @@ static void test_every_command_is_documented_and_found_by_name(void **state)
 {
     const char *want[] = {"connect", "topics", "create", "describe", "alter",
                           "delete",  "pub",    "sub",    "offsets",  "groups",
-                          "group",   "reset",  "set",    "help",     "quit"};
+                          "group",   "reset",  "cluster", "set",    "help",     "quit"};
     size_t n = 0;
     for (const stream_shell_command_info *c; (c = stream_shell_command_at(n)) != NULL; n++) {
         assert_non_null(c->synopsis);
