@@ -66,7 +66,7 @@ A         := build/asan
 lib_objs   = $(patsubst libstream/%.c,$(1)/obj/lib/%.o,$(LIB_SRC))
 cmdc_objs  = $(patsubst cmd/%.c,$(1)/obj/cmd/%.o,$(CMD_COMMON_SRC))
 
-.PHONY: all check run deps bench bench-scale install uninstall clean format unit cli asan soak
+.PHONY: all check run run-cluster deps bench bench-scale install uninstall clean format unit cli asan soak
 .DELETE_ON_ERROR:
 
 all: $(B)/libstream.a $(B)/libstream.so $(addprefix $(B)/,$(PROGRAMS)) $(B)/libstream.pc
@@ -147,6 +147,12 @@ soak: all
 run: deps
 	@$(MAKE) --no-print-directory all
 	exec $(B)/stream-broker
+
+# Three brokers of one cluster on this machine until Ctrl-C (clients on
+# 9292, 9392, 9492; Raft on 9301-9303); data in ./cluster-data or DIR=...
+run-cluster: deps
+	@$(MAKE) --no-print-directory all
+	@STREAM_BUILD=$(abspath $(B)) exec share/run-cluster.sh $(or $(DIR),./cluster-data)
 
 deps:
 	@missing=; for p in $(DEPS_PKGS); do \

@@ -6,8 +6,10 @@
  * metadata quorum, a replicated log of commands on Raft (libraft, which only
  * quorum.c includes: the engine stays replaceable); metadata.h is the state
  * machine it replicates (brokers, topics with ids, partitions with
- * replicas, leader, leader epoch, ISR, partition epoch, configs). The
- * controller and the replica manager, services of the broker, come next.
+ * replicas, leader, leader epoch, ISR, partition epoch, configs);
+ * controller.c is the broker service that runs both on the broker's loop,
+ * registers the broker and answers describe_cluster. The replica manager
+ * comes next.
  */
 #ifndef STREAM_CLUSTER_INTERNAL_H
 #define STREAM_CLUSTER_INTERNAL_H
