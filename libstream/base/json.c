@@ -255,6 +255,15 @@ int stream_json_writer_ok(const stream_json_writer *w)
     return stream_buf_ok(w->out);
 }
 
+int stream_json_writer_finish(stream_json_writer *w)
+{
+    int rc = stream_json_writer_ok(w);
+    if (rc != 0)
+        return rc;
+    stream_buf_put_u8(w->out, '\n');
+    return stream_buf_ok(w->out);
+}
+
 /* Writes the comma a new element at the current level needs. */
 static void before_value(stream_json_writer *w)
 {

@@ -40,15 +40,6 @@ static void json_error(stream_json_writer *w, int err, const char *msg)
     stream_json_object_end(w);
 }
 
-static int json_finish(stream_json_writer *w, stream_buf *out)
-{
-    int rc = stream_json_writer_ok(w);
-    if (rc != 0)
-        return rc;
-    stream_buf_put_u8(out, '\n');
-    return stream_buf_ok(out);
-}
-
 /* The sum of the partitions' sizes, -1 when any is unknown. */
 static int64_t topic_size(const stream_topic_meta *t)
 {
@@ -118,7 +109,7 @@ int stream_adminfmt_list_json(stream_buf *out, const stream_metadata *md)
     }
     stream_json_array_end(&w);
     stream_json_object_end(&w);
-    return json_finish(&w, out);
+    return stream_json_writer_finish(&w);
 }
 
 /* ---- describe --------------------------------------------------------------- */
@@ -309,7 +300,7 @@ int stream_adminfmt_describe_json(stream_buf *out, const stream_topic_descriptio
     }
     stream_json_array_end(&w);
     stream_json_object_end(&w);
-    return json_finish(&w, out);
+    return stream_json_writer_finish(&w);
 }
 
 /* ---- outcomes ------------------------------------------------------------------ */
@@ -334,5 +325,5 @@ int stream_adminfmt_outcomes_json(stream_buf *out, const stream_admin_outcome *o
     }
     stream_json_array_end(&w);
     stream_json_object_end(&w);
-    return json_finish(&w, out);
+    return stream_json_writer_finish(&w);
 }

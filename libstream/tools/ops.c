@@ -655,11 +655,7 @@ int stream_ops_offsets_json(stream_buf *out, const stream_ops_offsets *o)
     }
     stream_json_array_end(&w);
     stream_json_object_end(&w);
-    int rc = stream_json_writer_ok(&w);
-    if (rc != 0)
-        return rc;
-    stream_buf_put_u8(out, '\n');
-    return stream_buf_ok(out);
+    return stream_json_writer_finish(&w);
 }
 
 /* ---- reading records out ---------------------------------------------------- */

@@ -70,6 +70,17 @@ int stream_ops_cluster_text(stream_buf *out, const stream_cluster_description *d
     return rc;
 }
 
+/* "node_id", "host", "port": the start of a voter's and a broker's object. */
+static void json_node(stream_json_writer *w, int32_t id, const char *host, uint16_t port)
+{
+    stream_json_key(w, "node_id");
+    stream_json_int(w, id);
+    stream_json_key(w, "host");
+    stream_json_cstring(w, host);
+    stream_json_key(w, "port");
+    stream_json_int(w, port);
+}
+
 int stream_ops_cluster_json(stream_buf *out, const stream_cluster_description *d)
 {
     stream_json_writer w;
@@ -94,12 +105,7 @@ int stream_ops_cluster_json(stream_buf *out, const stream_cluster_description *d
     stream_json_array_start(&w);
     for (size_t i = 0; i < d->n_voters; i++) {
         stream_json_object_start(&w);
-        stream_json_key(&w, "node_id");
-        stream_json_int(&w, d->voters[i].node_id);
-        stream_json_key(&w, "host");
-        stream_json_cstring(&w, d->voters[i].host);
-        stream_json_key(&w, "port");
-        stream_json_int(&w, d->voters[i].port);
+        json_node(&w, d->voters[i].node_id, d->voters[i].host, d->voters[i].port);
         stream_json_key(&w, "leader");
         stream_json_bool(&w, d->voters[i].node_id == d->leader_id);
         stream_json_object_end(&w);
@@ -110,12 +116,7 @@ int stream_ops_cluster_json(stream_buf *out, const stream_cluster_description *d
     for (size_t i = 0; i < d->n_brokers; i++) {
         const stream_cluster_broker *b = &d->brokers[i];
         stream_json_object_start(&w);
-        stream_json_key(&w, "node_id");
-        stream_json_int(&w, b->node_id);
-        stream_json_key(&w, "host");
-        stream_json_cstring(&w, b->host);
-        stream_json_key(&w, "port");
-        stream_json_int(&w, b->port);
+        json_node(&w, b->node_id, b->host, b->port);
         stream_json_key(&w, "state");
         stream_json_cstring(&w, broker_state(d, b));
         stream_json_key(&w, "fenced");
@@ -129,9 +130,5 @@ int stream_ops_cluster_json(stream_buf *out, const stream_cluster_description *d
     }
     stream_json_array_end(&w);
     stream_json_object_end(&w);
-    int rc = stream_json_writer_ok(&w);
-    if (rc != 0)
-        return rc;
-    stream_buf_put_u8(out, '\n');
-    return stream_buf_ok(out);
+    return stream_json_writer_finish(&w);
 }

@@ -37,15 +37,6 @@ static void json_opt_int(stream_json_writer *w, const char *key, int64_t v)
         stream_json_int(w, v);
 }
 
-static int json_finish(stream_json_writer *w, stream_buf *out)
-{
-    int rc = stream_json_writer_ok(w);
-    if (rc != 0)
-        return rc;
-    stream_buf_put_u8(out, '\n');
-    return stream_buf_ok(out);
-}
-
 static void cell_num(stream_table *t, int64_t v)
 {
     if (v < 0)
@@ -151,7 +142,7 @@ int stream_ops_groups_json(stream_buf *out, const stream_group_listing *g, size_
     }
     stream_json_array_end(&w);
     stream_json_object_end(&w);
-    return json_finish(&w, out);
+    return stream_json_writer_finish(&w);
 }
 
 /* ---- one group ------------------------------------------------------------------- */
@@ -308,7 +299,7 @@ int stream_ops_group_json(stream_buf *out, const stream_group_description *d)
     }
     stream_json_array_end(&w);
     stream_json_object_end(&w);
-    return json_finish(&w, out);
+    return stream_json_writer_finish(&w);
 }
 
 /* ---- reset plans ----------------------------------------------------------------- */
@@ -361,7 +352,7 @@ int stream_ops_reset_plan_json(stream_buf *out, const char *group, const stream_
     }
     stream_json_array_end(&w);
     stream_json_object_end(&w);
-    return json_finish(&w, out);
+    return stream_json_writer_finish(&w);
 }
 
 /* ---- group outcomes (delete) ----------------------------------------------------- */
@@ -395,7 +386,7 @@ int stream_ops_group_results_json(stream_buf *out, const stream_group_result *r,
     }
     stream_json_array_end(&w);
     stream_json_object_end(&w);
-    return json_finish(&w, out);
+    return stream_json_writer_finish(&w);
 }
 
 /* ---- the topics of an offset reset ------------------------------------------- */

@@ -616,6 +616,21 @@ static int run_offsets(stream_shell *sh, const stream__shell_cmd *cmd, stream__s
 
 /* ---- consumer groups -------------------------------------------------------------------- */
 
+/* The session's client, connected; NULL (and the reason said) when it cannot
+ * be. */
+static stream_client *connected_client(stream_shell *sh)
+{
+    stream_client *c = stream__shell_client(sh);
+    char err[1024];
+    if (c == NULL)
+        return NULL;
+    if (stream_ops_connect(c, -1, err, sizeof(err)) != 0) {
+        stream__shell_msg(sh, STREAM_SHELL_ERROR, "%s", err);
+        return NULL;
+    }
+    return c;
+}
+
 /* "cannot VERB group 'g': why", with a fixed text for the well-known codes. */
 static void group_error(stream_shell *sh, const char *verb, const char *group, int rc,
                         const char *why)
@@ -638,14 +653,10 @@ static int run_groups(stream_shell *sh, const stream__shell_cmd *cmd, stream__sh
 {
     if (a->npos > 0)
         return stream__shell_usage(sh, cmd, "groups takes no arguments");
-    stream_client *c = stream__shell_client(sh);
-    char err[1024], why[512];
+    stream_client *c = connected_client(sh);
+    char why[512];
     if (c == NULL)
         return STREAM_STATUS_FAIL;
-    if (stream_ops_connect(c, -1, err, sizeof(err)) != 0) {
-        stream__shell_msg(sh, STREAM_SHELL_ERROR, "%s", err);
-        return STREAM_STATUS_FAIL;
-    }
     stream_group_listing *g;
     size_t n;
     if (stream_admin_list_groups(c, -1, &g, &n, why, sizeof(why)) != 0) {
@@ -666,14 +677,10 @@ static int run_cluster(stream_shell *sh, const stream__shell_cmd *cmd, stream__s
 {
     if (a->npos > 0)
         return stream__shell_usage(sh, cmd, "cluster takes no arguments");
-    stream_client *c = stream__shell_client(sh);
-    char err[1024], why[512];
+    stream_client *c = connected_client(sh);
+    char why[512];
     if (c == NULL)
         return STREAM_STATUS_FAIL;
-    if (stream_ops_connect(c, -1, err, sizeof(err)) != 0) {
-        stream__shell_msg(sh, STREAM_SHELL_ERROR, "%s", err);
-        return STREAM_STATUS_FAIL;
-    }
     stream_cluster_description *d;
     if (stream_admin_describe_cluster(c, -1, &d, why, sizeof(why)) != 0) {
         stream__shell_msg(sh, STREAM_SHELL_ERROR, "cannot describe the cluster: %s", why);
@@ -691,14 +698,10 @@ static int run_group(stream_shell *sh, const stream__shell_cmd *cmd, stream__she
 {
     if (a->npos != 1)
         return stream__shell_usage(sh, cmd, "group needs one group name");
-    stream_client *c = stream__shell_client(sh);
-    char err[1024], why[512];
+    stream_client *c = connected_client(sh);
+    char why[512];
     if (c == NULL)
         return STREAM_STATUS_FAIL;
-    if (stream_ops_connect(c, -1, err, sizeof(err)) != 0) {
-        stream__shell_msg(sh, STREAM_SHELL_ERROR, "%s", err);
-        return STREAM_STATUS_FAIL;
-    }
     stream_group_description *d;
     int rc = stream_admin_describe_group(c, a->pos[0], -1, &d, why, sizeof(why));
     if (rc != 0) {

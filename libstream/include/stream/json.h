@@ -86,6 +86,10 @@ void stream_json_writer_init(stream_json_writer *w, stream_buf *out);
 /* 0, STREAM_ENOMEM (the buffer ran out), or STREAM_EINVAL (nesting beyond
  * STREAM_JSON_WRITER_MAX_DEPTH or an end without a start). */
 int stream_json_writer_ok(const stream_json_writer *w);
+/* Ends a document meant for a terminal or a pipe: when the writer is ok,
+ * appends a newline. Returns what stream_json_writer_ok returns, or
+ * STREAM_ENOMEM when the newline did not fit. */
+int stream_json_writer_finish(stream_json_writer *w);
 void stream_json_object_start(stream_json_writer *w);
 void stream_json_object_end(stream_json_writer *w);
 void stream_json_array_start(stream_json_writer *w);
