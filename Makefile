@@ -27,6 +27,8 @@ BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  := $(PREFIX)/share/zsh/site-functions
 
 CC        ?= cc
+# Builds inside `make check` use every core.
+NPROC     := $(shell nproc 2>/dev/null || echo 1)
 # Debian packages every target needs (build, check, run). Later issues' libraries
 # are listed too so a machine set up once has them all.
 DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
@@ -127,7 +129,7 @@ asan: $(A)/libstream.a $(addprefix $(A)/,$(PROGRAMS)) $(UNIT_A) $(A)/bench/idle_
 # install test installs it. The fuzz targets run FUZZ_CHECK_SECONDS each.
 # The soak in check runs 1 minute unless SOAK_MINUTES is given (0: none).
 check: deps
-	@$(MAKE) --no-print-directory all asan fuzz-build
+	@$(MAKE) --no-print-directory -j$(NPROC) all asan fuzz-build
 	@STREAM_FUZZ_DIR=$(FUZZ_DIR) FUZZ_CHECK_SECONDS=$(FUZZ_CHECK_SECONDS) \
 	    SOAK_MINUTES=$(CHECK_SOAK_MINUTES) tests/run-tests.sh $(A)
 

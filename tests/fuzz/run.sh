@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs libFuzzer targets one after the other (the machine's cores are shared)
-# and prints one TAP line per target, for tests/run-tests.sh to count:
+# Runs libFuzzer targets, one per core at a time (FUZZ_JOBS=N for another
+# number; each libFuzzer process is single-threaded), and prints one TAP line
+# per target, in the order given, for tests/run-tests.sh to count:
 #
 #   ok - fuzz_X N runs in S s
 #   not ok - fuzz_X: crash (tests/fuzz/crashes/fuzz_X-crash-...)
@@ -31,13 +32,13 @@ crashes=tests/fuzz/crashes
 mkdir -p "$crashes" "$build/log"
 failed=0
 
-for t in "$@"; do
-    bin=$build/$t
-    log=$build/log/$t.log
+# One target: its TAP line goes to $build/log/$t.result.
+run_one() {
+    local t=$1 bin=$build/$1 log=$build/log/$1.log out=$build/log/$1.result
+    local corpus rc done_line runs took art dict=()
     if [ ! -x "$bin" ]; then
-        echo "not ok - $t: not built ($bin missing)"
-        failed=1
-        continue
+        echo "not ok - $t: not built ($bin missing)" >"$out"
+        return
     fi
     if [ "$mode" = fresh ]; then
         corpus=$build/check/$t
@@ -49,7 +50,6 @@ for t in "$@"; do
     if [ -d "tests/fuzz/corpus/$t" ]; then
         cp -n "tests/fuzz/corpus/$t"/* "$corpus"/ 2>/dev/null
     fi
-    dict=()
     [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
     # shellcheck disable=SC2086 # FUZZ_FLAGS is a list of flags
     "$bin" -timeout=10 -rss_limit_mb=2048 -max_total_time="$secs" \
@@ -59,13 +59,35 @@ for t in "$@"; do
     if [ "$rc" -eq 0 ] && [ -n "$done_line" ]; then
         # "Done 123456 runs in 10 second(s)"
         read -r _ runs _ _ took _ <<<"$done_line"
-        echo "ok - $t $runs runs in $took s"
+        echo "ok - $t $runs runs in $took s" >"$out"
     else
         art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
-        echo "not ok - $t: crash (${art:-no artifact, exit status $rc, see $log})"
-        grep -E '==ERROR|^SUMMARY|property violated|runtime error|ERROR: libFuzzer' "$log" |
-            head -n 5 | sed 's/^/# /'
-        failed=1
+        {
+            echo "not ok - $t: crash (${art:-no artifact, exit status $rc, see $log})"
+            grep -E '==ERROR|^SUMMARY|property violated|runtime error|ERROR: libFuzzer' "$log" |
+                head -n 5 | sed 's/^/# /'
+        } >"$out"
     fi
+}
+
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+running=0
+for t in "$@"; do
+    rm -f "$build/log/$t.result"
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n
+        running=$((running - 1))
+    fi
+    run_one "$t" &
+    running=$((running + 1))
+done
+wait
+for t in "$@"; do
+    if [ -f "$build/log/$t.result" ]; then
+        cat "$build/log/$t.result"
+    else
+        echo "not ok - $t: no result"
+    fi
+    grep -q '^ok ' "$build/log/$t.result" 2>/dev/null || failed=1
 done
 exit "$failed"
