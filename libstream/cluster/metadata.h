@@ -128,15 +128,14 @@
 #define STREAM__META_SNAPSHOT_VERSION 1
 
 /*
- * Error codes, by meaning. error.h has no code for these yet; until it does
- * they are aliases of the nearest existing ones (change them here only):
+ * Error codes, by meaning (kept as names of their own so they read as what
+ * the metadata means):
  *   ESTALE     a broker epoch or partition epoch that is not the current one
- *              (Kafka: STALE_BROKER_EPOCH, INVALID_UPDATE_VERSION). EFENCED's
- *              name fits; its message ("stale group generation") does not.
+ *              (Kafka: STALE_BROKER_EPOCH, INVALID_UPDATE_VERSION)
  *   ENOBROKER  a broker id that never registered (Kafka: BROKER_NOT_AVAILABLE)
  */
-#define STREAM__META_ESTALE    STREAM_EFENCED
-#define STREAM__META_ENOBROKER STREAM_ENOENT
+#define STREAM__META_ESTALE    STREAM_ESTALEEPOCH
+#define STREAM__META_ENOBROKER STREAM_ENOBROKER
 
 /* ---- the state ------------------------------------------------------------- */
 

@@ -52,7 +52,10 @@
     X(EOUTOFORDERSEQ, 34, "out of order sequence number")                                          \
     X(EDUPLICATESEQ, 35, "duplicate sequence number")                                              \
     X(EUNKNOWNPRODUCER, 36, "unknown producer id")                                                 \
-    X(EPRODUCERFENCED, 37, "producer epoch is older than the current one")
+    X(EPRODUCERFENCED, 37, "producer epoch is older than the current one")                         \
+    X(ENOTENOUGHREPLICAS, 38, "not enough in-sync replicas")                                       \
+    X(ESTALEEPOCH, 39, "stale epoch")                                                              \
+    X(ENOBROKER, 40, "unknown broker")
 
 typedef enum stream_err {
     STREAM_OK = 0,
