@@ -195,6 +195,7 @@ typedef struct stream__route {
     stream__op_handler handle; /* NULL: no service answers the op */
     void *svc;                 /* the service's state, set once it started */
     size_t service;            /* its index in host.c's list */
+    bool taken;                /* a core op the service answers instead */
 } stream__route;
 
 /* Per-partition broker state: the waiters parked on one log. Found by the
@@ -213,6 +214,12 @@ struct stream__pstate {
     bool read_error_logged;                /* a read error was logged (once until a read
                                               succeeds again) */
     uint64_t io_failures_logged;           /* the log's I/O failures already logged */
+    /* Replication (broker_repl.c); meaningful only when b->repl_on. */
+    bool repl_known;       /* role, leader, epoch and hw were set (else NONE, -1, -1, 0) */
+    stream__host_role role;
+    int32_t leader_id;
+    int32_t leader_epoch;
+    int64_t high_watermark; /* consumers read below it; acks=all completes up to it */
 };
 
 struct stream_broker {
@@ -304,6 +311,11 @@ struct stream_broker {
     size_t nsvc;      /* services started (the first nsvc of the list) */
     bool svc_stopped; /* their stop was called */
     stream__route routes[STREAM_OP__COUNT];
+
+    /* Replication (broker_repl.c): on once a service gave its hooks. */
+    bool repl_on;
+    stream__host_replication repl;
+    void *repl_arg;
 
     bool running;
     bool stopping;

@@ -725,6 +725,8 @@ static int dispatch(stream__conn *c, uint8_t *frame, size_t len, stream_msg *dm)
         return 0;
     }
     const msgpack_object *m = &dm->root;
+    if (c->broker->routes[op].taken && stream__services_dispatch(c->broker, r, id, op, m))
+        return 0; /* a core op a service answers instead (stream__host_take_op) */
     switch (op) {
     case STREAM_OP_HELLO:
         op_hello(c, r, id, m);

@@ -241,3 +241,14 @@ void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *con
     }
     stream__waiter_start(w, timeout_ms);
 }
+
+/* ---- a service in place of a core op ---- */
+
+void stream__host_take_op(stream_broker *b, stream_op op, stream__op_handler h, void *svc)
+{
+    if ((int)op <= STREAM_OP_UNKNOWN || op >= STREAM_OP__COUNT || op == STREAM_OP_HELLO)
+        return;
+    b->routes[op].handle = h;
+    b->routes[op].svc = svc;
+    b->routes[op].taken = true;
+}

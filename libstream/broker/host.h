@@ -44,6 +44,7 @@
 
 #include "stream/broker.h"
 #include "stream/config.h"
+#include "stream/error.h"
 #include "stream/log.h"
 #include "stream/proto.h"
 #include "stream/store.h"
@@ -154,5 +155,70 @@ struct stream__host_wait {
 void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *const *logs,
                                const int64_t *need, size_t n, uint64_t timeout_ms,
                                stream__host_wait *w);
+
+/* ---- a service in place of a core op ---- */
+
+/* From now on op (one the core answers: metadata, create_topics,
+ * delete_topics, alter_configs, ...) is answered by handler h with state svc
+ * instead. Called from a service's start; a cluster's controller takes the
+ * admin ops so that they go through the metadata quorum. */
+void stream__host_take_op(stream_broker *b, stream_op op, stream__op_handler h, void *svc);
+
+/* ---- replication ---------------------------------------------------------
+ *
+ * A single broker leads every partition it has, its high watermark is its
+ * log end, and acks=all waits for its own disk. A replicating service (the
+ * cluster's replica manager) changes that by giving the broker hooks
+ * (stream__host_set_replication) and then a role per partition:
+ *
+ *   LEADER    produce appends here, each batch stamped with the leader
+ *             epoch; consumers read below the high watermark; acks=all
+ *             completes once the high watermark (which the service sets:
+ *             the lowest durable log end over the ISR) passes the batch
+ *   FOLLOWER  produce and consumer fetch get ENOTLEADER (naming the leader);
+ *             the service appends the leader's batches itself
+ *   NONE      not a replica here (or no leader known): as FOLLOWER
+ *
+ * With hooks set, every partition starts as NONE until the service sets it.
+ */
+typedef enum stream__host_role {
+    STREAM__ROLE_LEADER = 0,
+    STREAM__ROLE_FOLLOWER = 1,
+    STREAM__ROLE_NONE = 2,
+} stream__host_role;
+
+typedef struct stream__host_replication {
+    /* A replica fetch (fetch with replica_id >= 0) asked for `log` from
+     * fetch_offset, its log being durable up to durable_offset, believing
+     * the leader epoch is leader_epoch. Returns 0 to serve it, or an error
+     * for that partition (ESTALEEPOCH, ENOTLEADER, ENOBROKER) with msg. */
+    int (*replica_fetch)(void *arg, stream_log *log, int32_t replica_id, int32_t leader_epoch,
+                         int64_t fetch_offset, int64_t durable_offset, char *msg, size_t msg_len);
+    /* log's durable offset advanced to durable_offset (on the loop). */
+    void (*durable)(void *arg, stream_log *log, int64_t durable_offset);
+    /* A produce with acks (-1, 0, 1) is about to append to log, which this
+     * broker leads. 0 to go on, or an error with msg: ENOTENOUGHREPLICAS
+     * when acks is -1 and the ISR is smaller than min.insync.replicas. */
+    int (*produce_check)(void *arg, stream_log *log, int acks, char *msg, size_t msg_len);
+    /* A produce named a topic that does not exist here: the service may
+     * have it created through the cluster (the produce gets ENOTOPIC now;
+     * the producer retries). NULL: no auto-creation. */
+    void (*auto_create)(void *arg, const char *topic);
+} stream__host_replication;
+
+/* Turns replication on with these hooks (copied) and arg. Once, at start. */
+void stream__host_set_replication(stream_broker *b, const stream__host_replication *hooks,
+                                  void *arg);
+/* Sets log's role, its leader's node id (-1: none) and leader epoch. As
+ * LEADER, appends from now on are stamped with leader_epoch. */
+void stream__host_set_role(stream_broker *b, stream_log *log, stream__host_role role,
+                           int32_t leader_id, int32_t leader_epoch);
+/* Sets log's high watermark (never beyond its log end): wakes long polls
+ * and completes acks=all produces it now covers. */
+void stream__host_set_high_watermark(stream_broker *b, stream_log *log, int64_t hw);
+/* What the broker holds for log: role, leader, leader epoch, high
+ * watermark. Any pointer may be NULL. */
+void stream__host_partition_state(stream_broker *b, stream_log *log, stream__host_role *role,
+                                  int32_t *leader_id, int32_t *leader_epoch, int64_t *hw);
 
 #endif /* STREAM_BROKER_HOST_H */

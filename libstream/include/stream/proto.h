@@ -134,7 +134,10 @@
     X(RESET_OFFSETS, "reset_offsets", 2)                                                           \
     X(INIT_PRODUCER_ID, "init_producer_id", 2)                                                     \
     X(DESCRIBE_CLUSTER, "describe_cluster", 3)                                                     \
-    X(REGISTER_BROKER, "register_broker", 3)
+    X(REGISTER_BROKER, "register_broker", 3)                                                       \
+    X(BROKER_HEARTBEAT, "broker_heartbeat", 3)                                                     \
+    X(ALTER_ISR, "alter_isr", 3)                                                                   \
+    X(OFFSET_FOR_LEADER_EPOCH, "offset_for_leader_epoch", 3)
 
 typedef enum stream_op {
     STREAM_OP_UNKNOWN = 0,

@@ -1,0 +1,56 @@
+/*
+ * broker_repl.c - the broker's side of replication (host.h, "replication"):
+ * the role, leader, leader epoch and high watermark of each partition, kept
+ * in its stream__pstate, as the replicating service sets them.
+ */
+#include "broker_internal.h"
+#include "stream/error.h"
+
+void stream__host_set_replication(stream_broker *b, const stream__host_replication *hooks,
+                                  void *arg)
+{
+    b->repl = *hooks;
+    b->repl_arg = arg;
+    b->repl_on = true;
+}
+
+void stream__host_set_role(stream_broker *b, stream_log *log, stream__host_role role,
+                           int32_t leader_id, int32_t leader_epoch)
+{
+    stream__pstate *ps = stream__pstate_get(b, log, true);
+    if (ps == NULL)
+        return;
+    if (!ps->repl_known)
+        ps->high_watermark = 0;
+    ps->repl_known = true;
+    ps->role = role;
+    ps->leader_id = leader_id;
+    ps->leader_epoch = leader_epoch;
+}
+
+void stream__host_set_high_watermark(stream_broker *b, stream_log *log, int64_t hw)
+{
+    stream__pstate *ps = stream__pstate_get(b, log, true);
+    if (ps == NULL)
+        return;
+    int64_t end = stream_log_end_offset(log);
+    if (hw > end)
+        hw = end;
+    ps->high_watermark = hw;
+}
+
+void stream__host_partition_state(stream_broker *b, stream_log *log, stream__host_role *role,
+                                  int32_t *leader_id, int32_t *leader_epoch, int64_t *hw)
+{
+    stream__pstate *ps = b->repl_on ? stream__pstate_get(b, log, false) : NULL;
+    bool single = !b->repl_on;
+    bool known = ps != NULL && ps->repl_known;
+    if (role)
+        *role = single ? STREAM__ROLE_LEADER : known ? ps->role : STREAM__ROLE_NONE;
+    if (leader_id)
+        *leader_id = single ? b->node_id : known ? ps->leader_id : -1;
+    if (leader_epoch)
+        *leader_epoch = single ? 0 : known ? ps->leader_epoch : -1;
+    if (hw)
+        *hw = single ? stream_log_end_offset(log) : known ? ps->high_watermark : 0;
+}

@@ -1,0 +1,58 @@
+/*
+ * replica.h - the replica manager: this broker's part in Kafka's ISR
+ * replication, driven by the cluster metadata (metadata.h).
+ *
+ * The controller service (controller.c) owns the metadata and calls
+ * stream__replica_sync after every change it applies; the replica manager
+ * then makes the broker match it:
+ *   - every topic of the metadata exists in the local store (created with
+ *     its partition count and configs), and a local topic the metadata no
+ *     longer has is deleted;
+ *   - for every partition with a replica here: LEADER when the metadata
+ *     names this node leader (appends stamped with the leader epoch, the
+ *     high watermark the lowest durable log end over the ISR), FOLLOWER
+ *     otherwise (a fetcher on the leader, after truncating what the leader
+ *     never committed: offset_for_leader_epoch, KIP-101/279);
+ *   - as leader, a follower that falls behind for replica.lag.time.max.ms
+ *     is asked out of the ISR, one that caught up back in, through the
+ *     alter_isr function the controller gives.
+ *
+ * Everything on the broker's loop thread.
+ */
+#ifndef STREAM_CLUSTER_REPLICA_H
+#define STREAM_CLUSTER_REPLICA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/host.h"
+#include "metadata.h"
+
+typedef struct stream__replica stream__replica;
+
+/* Asks the controller to set partition `partition` of `topic` to isr
+ * (n_isr ids), computed by its leader (this node) from partition_epoch.
+ * The answer arrives as a metadata change (or never: asked again later).
+ * 0, or an error when it cannot even be sent. */
+typedef int (*stream__replica_alter_isr_fn)(void *arg, const char *topic, int32_t partition,
+                                            const int32_t *isr, uint32_t n_isr,
+                                            int32_t partition_epoch);
+
+/* A replica manager for broker b, node node_id; hooks the broker
+ * (stream__host_set_replication). 0 or an error with errbuf. */
+int stream__replica_start(stream_broker *b, int32_t node_id, stream__replica **out, char *errbuf,
+                          size_t errbuf_len);
+void stream__replica_set_alter_isr(stream__replica *rm, stream__replica_alter_isr_fn fn,
+                                   void *arg);
+/* The metadata changed (or was restored): match it. */
+void stream__replica_sync(stream__replica *rm, const stream__meta *md);
+/* Closes its connections and timers (the broker is stopping). */
+void stream__replica_stop(stream__replica *rm);
+/* Frees it (after the loop drained); NULL is a no-op. */
+void stream__replica_free(stream__replica *rm);
+
+/* offset_for_leader_epoch (protocol.md): answered by the leader. */
+void stream__replica_op_offset_for_epoch(stream__replica *rm, stream__req *r, uint64_t id,
+                                         const msgpack_object *m);
+
+#endif /* STREAM_CLUSTER_REPLICA_H */
