@@ -43,6 +43,9 @@
 #include "stream/batch.h"
 #include "stream/error.h"
 
+int stream_log_read_until(stream_log *log, int64_t offset, size_t max_bytes, int64_t end_offset,
+                          stream_log_slice *out); /* TEMP: until log-epochs merges */
+
 /* One topic of a request: a name and a run of entries in `parts`. */
 typedef struct req_topic {
     char name[STREAM_TOPIC_NAME_MAX + 1]; /* copied; "" when invalid */
@@ -132,6 +135,19 @@ static stream_topic *find_topic(stream_broker *b, const req_topic *rt, bool crea
     stream_topic *t = stream_store_topic(b->store, rt->name);
     if (t != NULL)
         return t;
+    if (create && b->set.auto_create && b->repl_on) {
+        /* A cluster creates topics through its controller: ask, and let the
+         * producer retry (ENOTLEADER is retried after a metadata refresh). */
+        if (b->repl.auto_create != NULL)
+            b->repl.auto_create(b->repl_arg, rt->name);
+        *err = b->repl.auto_create != NULL ? STREAM_ENOTLEADER : STREAM_ENOTOPIC;
+        snprintf(msg, msg_len,
+                 b->repl.auto_create != NULL
+                     ? "topic '%s' does not exist yet: the cluster is creating it"
+                     : "unknown topic '%s'",
+                 rt->name);
+        return NULL;
+    }
     if (create && b->set.auto_create) {
         int rc = stream_store_create_topic(b->store, rt->name, -1, NULL, false, &t, msg, msg_len);
         if (rc == 0) {
@@ -211,6 +227,41 @@ static stream_log *find_partition(const stream_topic *t, int64_t partition, int 
         return NULL;
     }
     return t->partitions[partition];
+}
+
+/* With replication on: 0 when this broker leads `log`, else ENOTLEADER
+ * with msg naming the leader it knows. *ps gets the partition's state. */
+static int lead_check(stream_broker *b, const stream_topic *t, int32_t partition, stream_log *log,
+                      stream__pstate **psp, char *msg, size_t msg_len)
+{
+    stream__pstate *ps = stream__pstate_get(b, log, false);
+    if (psp != NULL)
+        *psp = ps;
+    if (!b->repl_on || ps == NULL || !ps->repl_known || ps->role == STREAM__ROLE_LEADER)
+        return 0; /* not replicated (a topic of this broker alone): served here */
+    int32_t leader = ps->leader_id;
+    if (leader >= 0)
+        snprintf(msg, msg_len, "%.150s-%d: this broker (node %d) does not lead it; node %d does",
+                 t->name, (int)partition, (int)b->node_id, (int)leader);
+    else
+        snprintf(msg, msg_len, "%.150s-%d: no leader right now (an election is under way)", t->name,
+                 (int)partition);
+    return STREAM_ENOTLEADER;
+}
+
+/* What acks=all waits for on log: its high watermark when replicated (every
+ * in-sync replica has the records on disk), else its own durable offset. */
+static int64_t acked_offset(stream_broker *b, stream_log *log)
+{
+    stream__pstate *ps = b->repl_on ? stream__pstate_get(b, log, false) : NULL;
+    return ps != NULL && ps->repl_known ? ps->high_watermark : stream_log_durable_offset(log);
+}
+
+/* True when log is replicated (the replica manager gave it a role). */
+static bool replicated(stream_broker *b, stream_log *log)
+{
+    stream__pstate *ps = b->repl_on ? stream__pstate_get(b, log, false) : NULL;
+    return ps != NULL && ps->repl_known;
 }
 
 /* ======================================================================== */
@@ -302,10 +353,16 @@ static int check_batches(uint8_t *p, size_t len, int32_t max_message_bytes, size
 
 /* Appends the batches of one partition. Returns bytes appended (>= 0). */
 static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp, uint8_t *p,
-                             size_t len, bool acks_all)
+                             size_t len, int acks)
 {
+    bool acks_all = acks == -1;
     stream_log *log = find_partition(t, pp->partition, &pp->err, pp->msg, sizeof(pp->msg));
     if (log == NULL)
+        return 0;
+    pp->err = lead_check(b, t, pp->partition, log, NULL, pp->msg, sizeof(pp->msg));
+    if (pp->err == 0 && b->repl_on && b->repl.produce_check != NULL)
+        pp->err = b->repl.produce_check(b->repl_arg, log, acks, pp->msg, sizeof(pp->msg));
+    if (pp->err != 0)
         return 0;
     /* A log whose write or sync failed is recovered before anything else
      * (once a second at most while it keeps failing). */
@@ -331,8 +388,9 @@ static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp
                          t->name, (int)pp->partition, (long long)dup);
             int64_t delta = (int32_t)stream_load_be32(p + STREAM_BATCH_OFF_LAST_OFFSET_DELTA);
             int64_t end = dup + delta + 1;
-            if (acks_all && t->log_config.flush_mode != STREAM_FLUSH_NEVER &&
-                stream_log_durable_offset(log) < end) {
+            if (acks_all &&
+                (replicated(b, log) || t->log_config.flush_mode != STREAM_FLUSH_NEVER) &&
+                acked_offset(b, log) < end) {
                 pp->need_durable = end;
                 stream_log_request_flush(log);
             }
@@ -361,7 +419,7 @@ static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp
     }
     if (pos > 0) {
         stream__wait_on_append(b, log, pos);
-        if (acks_all && t->log_config.flush_mode != STREAM_FLUSH_NEVER) {
+        if (acks_all && (replicated(b, log) || t->log_config.flush_mode != STREAM_FLUSH_NEVER)) {
             pp->need_durable = stream_log_end_offset(log);
             stream_log_request_flush(log);
         }
@@ -402,6 +460,36 @@ static void produce_encode(stream__req *r, produce_state *s)
     stream__reply_finish(r, &f, s->id);
 }
 
+/* The verdict on a replicated partition of a parked acks=all produce: the
+ * high watermark must have passed the records, this broker must still lead
+ * the partition, and the ISR must still hold min.insync.replicas (Kafka's
+ * NOT_ENOUGH_REPLICAS_AFTER_APPEND: the ISR shrank while it waited). */
+static void replicated_verdict(stream_broker *b, const char *topic, stream_log *log,
+                               produce_part *pp, stream__wait_reason why)
+{
+    stream__pstate *ps = stream__pstate_get(b, log, false); /* replicated: it exists */
+    if (ps->role != STREAM__ROLE_LEADER) {
+        pp->err = STREAM_ENOTLEADER;
+        snprintf(pp->msg, sizeof(pp->msg),
+                 "%.150s-%d: leadership moved while the records were replicated; not acknowledged "
+                 "(an idempotent resend stores them once)",
+                 topic, (int)pp->partition);
+        return;
+    }
+    if (b->repl.produce_check != NULL) {
+        pp->err = b->repl.produce_check(b->repl_arg, log, -1, pp->msg, sizeof(pp->msg));
+        if (pp->err != 0)
+            return;
+    }
+    if (ps->high_watermark >= pp->need_durable)
+        return;
+    pp->err = why == STREAM__WAIT_IOERROR ? STREAM_EIO : STREAM_ETIMEDOUT;
+    snprintf(pp->msg, sizeof(pp->msg),
+             "%.150s-%d: written on the leader but not yet on disk on every in-sync replica within "
+             "timeout_ms; not acknowledged",
+             topic, (int)pp->partition);
+}
+
 /* Completion of a parked acks=all produce. */
 static void produce_done(stream_broker *b, stream__req *r, void *state, stream__wait_reason why)
 {
@@ -420,6 +508,8 @@ static void produce_done(stream_broker *b, stream__req *r, void *state, stream__
             if (stream_store_log(b->store, rt->name, pp->partition, &log) != 0) {
                 pp->err = STREAM_ENOTOPIC;
                 snprintf(pp->msg, sizeof(pp->msg), "topic '%s' was deleted", rt->name);
+            } else if (replicated(b, log)) {
+                replicated_verdict(b, rt->name, log, pp, why);
             } else if (stream_log_durable_offset(log) < pp->need_durable) {
                 char what[300];
                 int ioerr = stream_log_io_error(log, NULL, what, sizeof what);
@@ -475,7 +565,6 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
         stream__reply_error(r, id, STREAM_ENOMEM, NULL);
         return;
     }
-    bool acks_all = acks == -1;
     bool parked_any = false;
     size_t k = 0;
     for (uint32_t i = 0; i < topics->via.array.size; i++) {
@@ -507,7 +596,7 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
             }
             /* The frame buffer is the connection's own and writable: the log
              * stamps base offsets into the batches in place. */
-            produce_partition(b, t, pp, (uint8_t *)(uintptr_t)bin, bin_len, acks_all);
+            produce_partition(b, t, pp, (uint8_t *)(uintptr_t)bin, bin_len, (int)acks);
             if (pp->need_durable > 0)
                 parked_any = true;
         }
@@ -562,6 +651,9 @@ typedef struct fetch_part {
     int32_t partition;
     int64_t offset;
     size_t max_bytes;
+    int32_t leader_epoch;   /* replica fetch: the epoch the follower follows; -1 unchecked */
+    int64_t durable_offset; /* replica fetch: the follower's log is on disk below it */
+    int err;                /* refused when the request came (replica checks) */
 } fetch_part;
 
 /* A fetch request, decoded. One allocation: topics and parts follow the
@@ -569,6 +661,7 @@ typedef struct fetch_part {
  * kept together). */
 typedef struct fetch_state {
     uint64_t id;
+    int32_t replica_id; /* >= 0: a follower's fetch (reads up to the log end) */
     int64_t max_wait_ms;
     size_t min_bytes, max_bytes;
     size_t ntopics, nparts;
@@ -633,7 +726,40 @@ static int fetch_check(const msgpack_object *pm, size_t ti, size_t pi, char *msg
     if (rc == 0)
         rc = stream_field_int_opt(pm, "max_bytes", 1, INT32_MAX, STREAM_DEFAULT_PARTITION_MAX_BYTES,
                                   &v, msg, msg_len);
+    if (rc == 0)
+        rc = stream_field_int_opt(pm, "leader_epoch", -1, INT32_MAX, -1, &v, msg, msg_len);
+    if (rc == 0)
+        rc = stream_field_int_opt(pm, "durable_offset", -1, INT64_MAX, -1, &v, msg, msg_len);
     return rc;
+}
+
+/* Where a fetch of fp may read `log` up to: a follower up to the log end,
+ * a consumer below the high watermark (replicated) or the log end (a single
+ * broker). *hw gets the high watermark to report. */
+static int64_t read_bound(stream_broker *b, const fetch_state *s, stream_log *log, int64_t *hw)
+{
+    int64_t end = stream_log_end_offset(log);
+    if (!replicated(b, log)) {
+        *hw = end;
+        return INT64_MAX;
+    }
+    *hw = acked_offset(b, log);
+    return s->replica_id >= 0 ? INT64_MAX : *hw;
+}
+
+/* stream_log_read, bounded as read_bound says. */
+static int bounded_read(stream_broker *b, const fetch_state *s, stream_log *log, int64_t offset,
+                        size_t max_bytes, stream_log_slice *sl, int64_t *hw)
+{
+    int64_t bound = read_bound(b, s, log, hw);
+    if (bound == INT64_MAX)
+        return stream_log_read(log, offset, max_bytes, sl);
+    if (offset > bound && offset <= stream_log_end_offset(log)) {
+        /* Above the high watermark, not above the log end: nothing yet. */
+        memset(sl, 0, sizeof(*sl));
+        return 0;
+    }
+    return stream_log_read_until(log, offset, max_bytes, bound, sl);
 }
 
 /* Bytes a fetch would return now (without reading them), and whether any
@@ -647,13 +773,15 @@ static size_t fetch_measure(stream_broker *b, fetch_state *s, bool *failed)
         stream_topic *t = rt->name_err ? NULL : stream_store_topic(b->store, rt->name);
         for (size_t j = rt->first; j < rt->first + rt->count; j++) {
             fetch_part *fp = &s->parts[j];
-            if (t == NULL || fp->partition < 0 || fp->partition >= t->partition_count) {
+            if (t == NULL || fp->partition < 0 || fp->partition >= t->partition_count ||
+                fp->err != 0) {
                 *failed = true;
                 continue;
             }
             stream_log_slice sl;
-            if (stream_log_read(t->partitions[fp->partition], fp->offset, fp->max_bytes, &sl) !=
-                0) {
+            int64_t hw;
+            if (bounded_read(b, s, t->partitions[fp->partition], fp->offset, fp->max_bytes, &sl,
+                             &hw) != 0) {
                 *failed = true;
                 continue;
             }
@@ -787,6 +915,20 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
             char msg[320];
             memcpy(msg, tmsg, strlen(tmsg) + 1);
             stream_log *log = t ? find_partition(t, fp->partition, &err, msg, sizeof(msg)) : NULL;
+            if (log != NULL && fp->err != 0) {
+                err = fp->err;
+                if (err == STREAM_ENOTLEADER)
+                    (void)lead_check(b, t, fp->partition, log, NULL, msg, sizeof(msg));
+                else
+                    snprintf(msg, sizeof(msg), "%.150s-%d: replica fetch refused: %s", t->name,
+                             (int)fp->partition, stream_strerror(err));
+                log = NULL;
+            } else if (log != NULL && s->replica_id < 0) {
+                /* Leadership may have moved while the fetch was parked. */
+                err = lead_check(b, t, fp->partition, log, NULL, msg, sizeof(msg));
+                if (err != 0)
+                    log = NULL;
+            }
             stream_log_slice sl = {0};
             int64_t hwm = -1, lso = -1, trusted = INT64_MAX;
             stream__pstate *ps = NULL;
@@ -794,12 +936,11 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                 trusted = trusted_from(b, log, &ps);
                 size_t left = used < s->max_bytes ? s->max_bytes - used : 0;
                 size_t limit = fp->max_bytes < left ? fp->max_bytes : left;
-                err = stream_log_read(log, fp->offset, limit ? limit : 1, &sl);
+                err = bounded_read(b, s, log, fp->offset, limit ? limit : 1, &sl, &hwm);
                 /* stream_log_read returns the first batch whole however large:
                  * right for the first partition with data, too much after. */
                 if (err == 0 && sl.len > limit && used > 0)
                     sl.len = 0;
-                hwm = stream_log_end_offset(log);
                 lso = stream_log_start_offset(log);
                 if (err == STREAM_EOFFSET)
                     snprintf(msg, sizeof(msg),
@@ -891,6 +1032,23 @@ static void fetch_done(stream_broker *b, stream__req *r, void *state, stream__wa
     fetch_state_free(b, s);
 }
 
+/* With replication on, checks fp when the request comes: a follower's fetch
+ * is reported to the replica manager (which learns the follower's log end
+ * and may refuse it), a consumer's must reach the leader. Sets fp->err. */
+static void fetch_part_admit(stream_broker *b, fetch_state *s, const req_topic *rt, fetch_part *fp)
+{
+    stream_topic *t = rt->name_err ? NULL : stream_store_topic(b->store, rt->name);
+    if (t == NULL || fp->partition < 0 || fp->partition >= t->partition_count)
+        return; /* answered with ENOTOPIC / ENOPART as usual */
+    stream_log *log = t->partitions[fp->partition];
+    char msg[320];
+    if (s->replica_id >= 0)
+        fp->err = b->repl.replica_fetch(b->repl_arg, log, s->replica_id, fp->leader_epoch,
+                                        fp->offset, fp->durable_offset, msg, sizeof(msg));
+    else
+        fp->err = lead_check(b, t, fp->partition, log, NULL, msg, sizeof(msg));
+}
+
 void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
 {
     stream_broker *b = c->broker;
@@ -906,6 +1064,14 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
     if (rc == 0)
         rc = stream_field_int_opt(m, "max_bytes", 1, INT32_MAX, STREAM_DEFAULT_FETCH_MAX_BYTES,
                                   &max_bytes, msg, sizeof(msg));
+    int64_t replica_id = -1;
+    if (rc == 0)
+        rc = stream_field_int_opt(m, "replica_id", -1, INT32_MAX, -1, &replica_id, msg,
+                                  sizeof(msg));
+    if (rc == 0 && replica_id >= 0 && (!b->repl_on || b->repl.replica_fetch == NULL)) {
+        rc = STREAM_EUNSUPPORTED;
+        snprintf(msg, sizeof(msg), "replica fetch: this broker is not part of a cluster");
+    }
     if (rc == 0)
         rc = scan_topics(m, fetch_check, &topics, &nparts, msg, sizeof(msg));
     if (rc != 0) {
@@ -923,6 +1089,7 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
         return;
     }
     s->id = id;
+    s->replica_id = (int32_t)replica_id;
     s->max_wait_ms = max_wait_ms;
     s->min_bytes = (size_t)min_bytes;
     s->max_bytes = (size_t)max_bytes;
@@ -944,6 +1111,13 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
             stream_field_int_opt(pm, "max_bytes", 1, INT32_MAX, STREAM_DEFAULT_PARTITION_MAX_BYTES,
                                  &v, NULL, 0);
             fp->max_bytes = (size_t)v;
+            stream_field_int_opt(pm, "leader_epoch", -1, INT32_MAX, -1, &v, NULL, 0);
+            fp->leader_epoch = (int32_t)v;
+            stream_field_int_opt(pm, "durable_offset", -1, INT64_MAX, -1, &fp->durable_offset,
+                                 NULL, 0);
+            fp->err = 0;
+            if (b->repl_on)
+                fetch_part_admit(b, s, rt, fp);
         }
     }
     bool failed;
@@ -970,6 +1144,7 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
     }
     w->min_bytes = s->min_bytes;
     w->got_bytes = avail;
+    w->replica = s->replica_id >= 0;
     /* Its buffer serves other requests meanwhile; the answer takes a warm
      * one from the pool when it is encoded (fetch_encode). */
     stream__req_out_put(r);
@@ -1075,11 +1250,21 @@ void stream__op_list_offsets(stream__conn *c, stream__req *r, uint64_t id, const
             int err = terr;
             snprintf(msg, sizeof(msg), "%s", tmsg);
             stream_log *log = t ? find_partition(t, partition, &err, msg, sizeof(msg)) : NULL;
+            if (log != NULL) {
+                err = lead_check(b, t, (int32_t)partition, log, NULL, msg, sizeof(msg));
+                if (err != 0)
+                    log = NULL;
+            }
             if (log)
                 err = lookup_offset(log, ts, &offset, &found_ts, msg, sizeof(msg));
             if (log && err == 0) {
                 lso = stream_log_start_offset(log);
-                hwm = stream_log_end_offset(log);
+                hwm = replicated(b, log) ? acked_offset(b, log) : stream_log_end_offset(log);
+                if (offset > hwm) {
+                    /* Consumers see nothing above the high watermark. */
+                    offset = hwm;
+                    found_ts = -1;
+                }
             } else {
                 offset = found_ts = -1;
             }
@@ -1106,6 +1291,12 @@ void stream__op_init_producer_id(stream__conn *c, stream__req *r, uint64_t id,
     char msg[512];
     int64_t pid;
     int rc = stream__producer_ids_next(&b->producer_ids, b->data_dir, &pid, msg, sizeof(msg));
+    if (rc == 0 && b->repl_on) {
+        /* Each broker of a cluster hands out ids from its own blocks: its
+         * node id in the high bits keeps them apart (a producer's batches
+         * meet another broker's ids on every partition it writes). */
+        pid = (int64_t)(((uint64_t)(uint32_t)b->node_id << 40) | ((uint64_t)pid & ((UINT64_C(1) << 40) - 1)));
+    }
     if (rc != 0) {
         stream__blog(b, STREAM_BROKER_ERROR, "init_producer_id: %s", msg);
         stream__reply_error(r, id, rc, msg);

@@ -220,6 +220,9 @@ struct stream__pstate {
     int32_t leader_id;
     int32_t leader_epoch;
     int64_t high_watermark; /* consumers read below it; acks=all completes up to it */
+    stream__pstate *rnext;  /* in the broker's list of replicated partitions */
+    bool in_repl_list;
+    int64_t durable_told;   /* the durable offset last given to the durable hook */
 };
 
 struct stream_broker {
@@ -316,6 +319,7 @@ struct stream_broker {
     bool repl_on;
     stream__host_replication repl;
     void *repl_arg;
+    stream__pstate *repl_list; /* partitions with a role (their durable offsets are watched) */
 
     bool running;
     bool stopping;
@@ -409,6 +413,11 @@ int stream__reply_finish(stream__req *r, stream_frame *f, uint64_t id);
  * (STREAM_TOPIC_NAME_MAX + 1 bytes). 0 or STREAM_EBADNAME with msg. */
 int stream__topic_name(const char *p, size_t len, char *buf, char *msg, size_t msg_len);
 
+/* Deletes the topic named by p (len bytes) as delete_topics does. 0, or
+ * ENOTOPIC / EBADNAME (internal) / the store's error, with msg. */
+int stream__broker_delete_topic(stream_broker *b, const char *p, size_t len, char *msg,
+                                size_t msg_len);
+
 /* ---- broker_data.c ---- */
 void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
 void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
@@ -456,6 +465,7 @@ struct stream__waiter {
     size_t min_bytes;   /* fetch: bytes that make it ready */
     size_t got_bytes;   /* fetch: bytes appended to its logs since parking */
     size_t outstanding; /* produce: links not yet durable */
+    bool replica;       /* fetch: a follower's (woken by appends, not the high watermark) */
     stream__wait_fn complete;
     void *state;            /* the op's own state (owned) */
     stream__wlink links[];  /* one per watched partition (cap_links of them) */
@@ -493,6 +503,14 @@ void stream__wait_on_append(stream_broker *b, stream_log *log, size_t bytes);
  * msg saying what failed. */
 int stream__partition_recover(stream_broker *b, const char *topic, int32_t partition,
                               stream_log *log, char *msg, size_t msg_len);
+/* Replication (broker_repl.c): the durable offsets of replicated partitions
+ * moved (called by stream__wait_on_durable); and ps is going away. */
+void stream__repl_on_durable(stream_broker *b);
+void stream__repl_forget(stream_broker *b, stream__pstate *ps);
+/* The high watermark of ps moved up: produces it covers complete and
+ * consumers' long polls wake (broker_wait.c). */
+void stream__wait_on_high_watermark(stream_broker *b, stream__pstate *ps);
+
 /* The flusher's durable callback (flusher thread): wakes the loop. */
 void stream__wait_durable_cb(stream_log *log, int64_t durable_offset, void *arg);
 /* Loop side of durable_async: completes produces that are now durable. */

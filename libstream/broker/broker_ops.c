@@ -396,7 +396,8 @@ static void op_create_topics(stream__conn *c, stream__req *r, uint64_t id, const
 }
 
 /* Deletes one topic: what waits on it is answered ENOTOPIC once it is gone. */
-static int delete_one(stream_broker *b, const char *p, size_t len, char *msg, size_t msg_len)
+int stream__broker_delete_topic(stream_broker *b, const char *p, size_t len, char *msg,
+                                size_t msg_len)
 {
     char name[STREAM_TOPIC_NAME_MAX + 1];
     int rc;
@@ -451,7 +452,7 @@ static void op_delete_topics(stream__conn *c, stream__req *r, uint64_t id, const
         const char *p;
         size_t len;
         stream_elem_str(topics, i, "topics", &p, &len, NULL, 0);
-        rc = delete_one(c->broker, p, len, msg, sizeof(msg));
+        rc = stream__broker_delete_topic(c->broker, p, len, msg, sizeof(msg));
         msgpack_pack_map(&f.pk, 1 + stream_err_fields(rc));
         stream_pack_kv_str(&f.pk, "name", p, len);
         stream_pack_err(&f.pk, rc, msg);

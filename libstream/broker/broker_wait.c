@@ -134,6 +134,7 @@ static void pstate_remove(stream_broker *b, stream__pstate *ps)
         if (*dp)
             *dp = ps->dnext;
     }
+    stream__repl_forget(b, ps);
     b->ptab_len--;
     free(ps);
 }
@@ -374,8 +375,12 @@ void stream__wait_on_append(stream_broker *b, stream_log *log, size_t bytes)
     stream__pstate *ps = stream__pstate_get(b, log, false);
     if (ps == NULL)
         return;
+    /* Replicated, consumers wait for the high watermark instead
+     * (stream__wait_on_high_watermark); followers for appends. */
+    bool repl = ps->repl_known;
     for (stream__wlink *l = ps->fetch_waiters; l; l = l->next)
-        l->w->got_bytes += bytes;
+        if (!repl || l->w->replica)
+            l->w->got_bytes += bytes;
     /* Finishing a waiter may close a connection and so cancel other waiters
      * on this queue: rescan from the head after each one. */
     for (;;) {
@@ -406,7 +411,8 @@ void stream__wait_durable_cb(stream_log *log, int64_t durable_offset, void *arg)
  * outstanding. Returns true when ps has no produce waiters left. */
 static bool check_durable(stream_broker *b, stream__pstate *ps)
 {
-    int64_t durable = stream_log_durable_offset(ps->log);
+    /* Replicated: what every in-sync replica has on disk. */
+    int64_t durable = ps->repl_known ? ps->high_watermark : stream_log_durable_offset(ps->log);
     for (stream__wlink *l = ps->produce_waiters; l; l = l->next) {
         if (!l->satisfied && durable >= l->need_offset) {
             l->satisfied = true;
@@ -423,6 +429,29 @@ static bool check_durable(stream_broker *b, stream__pstate *ps)
         stream__waiter_finish(l->w, STREAM__WAIT_READY);
     }
     return ps->produce_waiters == NULL;
+}
+
+void stream__wait_on_high_watermark(stream_broker *b, stream__pstate *ps)
+{
+    if (ps->produce_waiters != NULL)
+        (void)check_durable(b, ps); /* the durable list drops it on its next pass */
+    /* Consumers' long polls: records became visible. Their count in bytes
+     * is not known here; any is enough to answer (min_bytes is a floor
+     * a fetch may answer below when woken, as on a timeout). */
+    bool any = false;
+    for (stream__wlink *l = ps->fetch_waiters; l; l = l->next)
+        if (!l->w->replica) {
+            l->w->got_bytes = SIZE_MAX / 2;
+            any = true;
+        }
+    while (any) {
+        stream__wlink *l = ps->fetch_waiters;
+        while (l && (l->w->replica || l->w->got_bytes < l->w->min_bytes))
+            l = l->next;
+        if (l == NULL)
+            break;
+        stream__waiter_finish(l->w, STREAM__WAIT_READY);
+    }
 }
 
 /* ---- I/O errors ------------------------------------------------------------- */
@@ -509,6 +538,8 @@ void stream__wait_on_durable(uv_async_t *a)
     pthread_mutex_unlock(&b->durable_mu);
     if (failed)
         recover_failed_logs(b);
+    if (b->repl_on)
+        stream__repl_on_durable(b);
     stream__pstate **pp = &b->durable_list;
     while (*pp) {
         stream__pstate *ps = *pp;

@@ -202,6 +202,11 @@ int stream__host_create_topic(stream_broker *b, const char *name, int32_t partit
     return 0;
 }
 
+int stream__host_delete_topic(stream_broker *b, const char *name, char *msg, size_t msg_len)
+{
+    return stream__broker_delete_topic(b, name, strlen(name), msg, msg_len);
+}
+
 void stream__host_appended(stream_broker *b, stream_log *log, size_t bytes)
 {
     stream__wait_on_append(b, log, bytes);

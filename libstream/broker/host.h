@@ -127,6 +127,9 @@ const char *stream__host_req_peer(const stream__req *r);
 int stream__host_create_topic(stream_broker *b, const char *name, int32_t partitions,
                               const stream_config *overrides, bool internal, stream_topic **out,
                               char *msg, size_t msg_len);
+/* Deletes a topic as delete_topics does (not an internal one); its logs
+ * are gone when this returns. 0 or the error with msg. */
+int stream__host_delete_topic(stream_broker *b, const char *name, char *msg, size_t msg_len);
 /* A service appended `bytes` to `log`: long polls watching it wake, as
  * after a produce. */
 void stream__host_appended(stream_broker *b, stream_log *log, size_t bytes);
@@ -179,7 +182,10 @@ void stream__host_take_op(stream_broker *b, stream_op op, stream__op_handler h, 
  *             the service appends the leader's batches itself
  *   NONE      not a replica here (or no leader known): as FOLLOWER
  *
- * With hooks set, every partition starts as NONE until the service sets it.
+ * A partition the service never gave a role (a topic of this broker alone,
+ * such as one from before it joined a cluster) keeps a single broker's
+ * behaviour. Setting a role makes it replicated for as long as the broker
+ * runs (NONE then refuses clients).
  */
 typedef enum stream__host_role {
     STREAM__ROLE_LEADER = 0,

@@ -1,29 +1,983 @@
 /*
- * replica.c - the replica manager (replica.h). Not written yet: a stub
- * that keeps the interface compiling.
+ * replica.c - the replica manager (replica.h): makes this broker's logs
+ * follow the cluster metadata, as leader or follower of each partition it
+ * has a replica of, with Kafka's ISR protocol.
+ *
+ * Leader. Produce appends here (the broker core stamps the leader epoch
+ * into each batch: stream_log_set_leader_epoch). Each follower fetches with
+ * replica_id set and says how far its own log is on disk (durable_offset);
+ * the replica_fetch hook records it. The high watermark is the lowest
+ * durable offset over the ISR, this broker's own included, and never goes
+ * down: acks=all completes under it and consumers read below it (the core
+ * does both from stream__host_set_high_watermark). acks=all needs the ISR
+ * to hold min.insync.replicas, at the append and again when it completes.
+ * Every TICK_MS the leader compares its followers with the ISR: a member
+ * whose fetches have not reached the log end for replica.lag.time.max.ms is
+ * asked out, a replica whose disk has reached the high watermark is asked
+ * in (alter_isr, through the controller; the answer comes back as metadata).
+ *
+ * Follower. On becoming one (a new leader or a new epoch), it first asks the
+ * leader for the end of its own latest leader epoch (offset_for_leader_epoch)
+ * and truncates what lies past it: records the leader never had, written
+ * while this broker led an epoch nobody else followed (KIP-101/279). Then
+ * one fetcher per leader broker fetches all the partitions it follows there
+ * in one request, appends the batches as they are
+ * (stream_log_append_replica), and fetches again once they are on disk here,
+ * so that the next fetch tells the leader (fetches do not wait longer than
+ * DURABLE_WAIT_MS for the disk). A follower keeps the leader's high
+ * watermark (capped at its own log end) for the day it leads.
+ *
+ * Topics. Every topic of the metadata exists locally (this broker creates
+ * it, all partitions, when the metadata gets it; partitions it has no
+ * replica of stay empty); one the metadata loses is deleted here. Topics
+ * the metadata never had (from before the cluster, or the group
+ * coordinator's __consumer_offsets for now) are left alone: the broker
+ * serves them as a single node does.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "peer.h"
 #include "replica.h"
+#include "stream/batch.h"
+
+#define TICK_MS            50
+#define RETRY_MS           100    /* after a failed fetch or truncation */
+#define DURABLE_WAIT_MS    50     /* longest a fetch waits for this disk */
+#define FETCH_MAX_WAIT_MS  500    /* the leader's long poll */
+#define FETCH_MAX_BYTES    (8 << 20)
+#define PART_MAX_BYTES     (1 << 20)
+#define ISR_ASK_AGAIN_MS   500    /* an unanswered alter_isr is asked again */
+#define DEFAULT_LAG_MAX_MS 10000
+#define MAX_FETCHERS       64
+#define MAXR               STREAM__META_MAX_REPLICAS
+
+/* The leader's view of one follower. */
+typedef struct follower {
+    int32_t id;
+    int64_t leo;           /* its fetch offset: its log end; -1 before its first fetch */
+    int64_t durable;       /* its log is on disk below this; -1 likewise */
+    uint64_t caught_up_ms; /* uv_now when a fetch last reached this leader's log end */
+} follower;
+
+typedef struct rpart {
+    struct rpart *hnext; /* chain of the table by log */
+    char topic[STREAM_TOPIC_NAME_MAX + 1];
+    int32_t partition;
+    stream_log *log;
+    int32_t leader, leader_epoch, partition_epoch;
+    int32_t replicas[MAXR], isr[MAXR];
+    uint32_t n_replicas, n_isr;
+    int32_t min_insync;
+    bool leading;
+    follower fol[MAXR]; /* leading: the other replicas */
+    uint32_t n_fol;
+    uint64_t isr_asked_ms;    /* leading: last alter_isr sent... */
+    int32_t isr_asked_pepoch; /* ...computed from this partition_epoch */
+    bool need_truncate;       /* following: ask the leader before fetching */
+    bool truncating;          /* offset_for_leader_epoch in flight... */
+    int32_t trunc_epoch;      /* ...asked while following this leader epoch */
+    bool seen;                /* sync's mark */
+} rpart;
+
+/* Fetches from one leader broker. */
+typedef struct fetcher {
+    struct stream__replica *rm;
+    int32_t leader;
+    char host[STREAM__META_HOST_MAX + 1];
+    uint16_t port;
+    stream__peer *peer;
+    bool in_flight;
+    uint64_t retry_at;    /* uv_now before which nothing is sent */
+    uint64_t answered_ms; /* uv_now of the last fetch answer */
+    bool used;
+} fetcher;
 
 struct stream__replica {
     stream_broker *b;
     int32_t node_id;
     stream__replica_alter_isr_fn alter_isr;
     void *alter_isr_arg;
+    stream__replica_auto_create_fn auto_create;
+    void *auto_create_arg;
+    rpart **parts; /* every partition with a replica here */
+    size_t nparts, cap;
+    rpart **htab; /* by log pointer */
+    size_t hcap;
+    fetcher fetchers[MAX_FETCHERS];
+    char (*managed)[STREAM_TOPIC_NAME_MAX + 1]; /* topics created from the metadata */
+    size_t nmanaged, managed_cap;
+    uv_timer_t tick;
+    bool tick_open;
+    bool stopped;
+    int64_t lag_max_ms;
 };
+
+static uint64_t now_ms(stream__replica *rm)
+{
+    return uv_now(stream__host_loop(rm->b));
+}
+
+static bool has(const int32_t *ids, uint32_t n, int32_t id)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* ---- the table of partitions --------------------------------------------- */
+
+static size_t hslot(const void *p, size_t cap)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    return (size_t)(x & (cap - 1));
+}
+
+static rpart *find_log(stream__replica *rm, const stream_log *log)
+{
+    if (rm->hcap == 0)
+        return NULL;
+    for (rpart *p = rm->htab[hslot(log, rm->hcap)]; p; p = p->hnext)
+        if (p->log == log)
+            return p;
+    return NULL;
+}
+
+static int rehash(stream__replica *rm, size_t ncap)
+{
+    rpart **nt = calloc(ncap, sizeof(*nt));
+    if (nt == NULL)
+        return STREAM_ENOMEM;
+    for (size_t i = 0; i < rm->nparts; i++) {
+        rpart *p = rm->parts[i];
+        size_t h = hslot(p->log, ncap);
+        p->hnext = nt[h];
+        nt[h] = p;
+    }
+    free(rm->htab);
+    rm->htab = nt;
+    rm->hcap = ncap;
+    return 0;
+}
+
+static rpart *part_add(stream__replica *rm, const char *topic, int32_t partition, stream_log *log)
+{
+    if (rm->nparts == rm->cap) {
+        size_t ncap = rm->cap ? rm->cap * 2 : 16;
+        rpart **np = realloc(rm->parts, ncap * sizeof(*np));
+        if (np == NULL)
+            return NULL;
+        rm->parts = np;
+        rm->cap = ncap;
+    }
+    rpart *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    snprintf(p->topic, sizeof(p->topic), "%s", topic);
+    p->partition = partition;
+    p->log = log;
+    p->leader = -1;
+    p->leader_epoch = -1;
+    p->isr_asked_pepoch = -1;
+    rm->parts[rm->nparts++] = p;
+    if ((rm->nparts > rm->hcap / 2 && rehash(rm, rm->hcap ? rm->hcap * 2 : 64) != 0) ||
+        rm->hcap == 0) {
+        rm->nparts--;
+        free(p);
+        return NULL;
+    }
+    size_t h = hslot(log, rm->hcap);
+    p->hnext = rm->htab[h];
+    rm->htab[h] = p;
+    return p;
+}
+
+static void part_remove(stream__replica *rm, size_t i)
+{
+    rpart *p = rm->parts[i];
+    rpart **pp = &rm->htab[hslot(p->log, rm->hcap)];
+    while (*pp && *pp != p)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = p->hnext;
+    rm->parts[i] = rm->parts[--rm->nparts];
+    free(p);
+}
+
+static rpart *find_name(stream__replica *rm, const char *topic, size_t len, int32_t partition)
+{
+    for (size_t i = 0; i < rm->nparts; i++) {
+        rpart *p = rm->parts[i];
+        if (p->partition == partition && strlen(p->topic) == len && memcmp(p->topic, topic, len) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* ---- leader ---------------------------------------------------------------- */
+
+static follower *find_fol(rpart *p, int32_t id)
+{
+    for (uint32_t i = 0; i < p->n_fol; i++)
+        if (p->fol[i].id == id)
+            return &p->fol[i];
+    return NULL;
+}
+
+/* Moves the high watermark up to the lowest durable offset over the ISR. */
+static void update_hw(stream__replica *rm, rpart *p)
+{
+    int64_t hw = stream_log_durable_offset(p->log);
+    for (uint32_t i = 0; i < p->n_isr; i++) {
+        if (p->isr[i] == rm->node_id)
+            continue;
+        follower *f = find_fol(p, p->isr[i]);
+        if (f == NULL || f->durable < 0)
+            return; /* not heard from since this broker leads: wait */
+        if (f->durable < hw)
+            hw = f->durable;
+    }
+    int64_t cur;
+    stream__host_partition_state(rm->b, p->log, NULL, NULL, NULL, &cur);
+    if (hw > cur)
+        stream__host_set_high_watermark(rm->b, p->log, hw);
+}
+
+static void become_leader(stream__replica *rm, rpart *p)
+{
+    uint64_t now = now_ms(rm);
+    p->leading = true;
+    p->need_truncate = false;
+    p->n_fol = 0;
+    for (uint32_t i = 0; i < p->n_replicas; i++) {
+        if (p->replicas[i] == rm->node_id)
+            continue;
+        /* A full lag period of grace before anyone leaves the ISR. */
+        p->fol[p->n_fol++] = (follower){.id = p->replicas[i], .leo = -1, .durable = -1,
+                                        .caught_up_ms = now};
+    }
+    stream_log_set_leader_epoch(p->log, p->leader_epoch);
+    stream__host_set_role(rm->b, p->log, STREAM__ROLE_LEADER, rm->node_id, p->leader_epoch);
+    stream__host_log(rm->b, STREAM_BROKER_INFO,
+                     "%s-%d: leader in epoch %d (log end %lld, isr of %u)", p->topic,
+                     (int)p->partition, (int)p->leader_epoch,
+                     (long long)stream_log_end_offset(p->log), (unsigned)p->n_isr);
+    update_hw(rm, p);
+}
+
+static void become_follower(stream__replica *rm, rpart *p)
+{
+    p->leading = false;
+    p->n_fol = 0;
+    p->need_truncate = p->leader >= 0;
+    p->truncating = false;
+    stream_log_set_leader_epoch(p->log, -1);
+    stream__host_set_role(rm->b, p->log,
+                          p->leader >= 0 ? STREAM__ROLE_FOLLOWER : STREAM__ROLE_NONE, p->leader,
+                          p->leader_epoch);
+    stream__host_log(rm->b, STREAM_BROKER_DEBUG, "%s-%d: follower of node %d in epoch %d",
+                     p->topic, (int)p->partition, (int)p->leader, (int)p->leader_epoch);
+}
+
+/* Asks the controller for isr (n ids) unless the same change is pending. */
+static void ask_isr(stream__replica *rm, rpart *p, const int32_t *isr, uint32_t n)
+{
+    uint64_t now = now_ms(rm);
+    if (rm->alter_isr == NULL ||
+        (p->isr_asked_pepoch == p->partition_epoch && now - p->isr_asked_ms < ISR_ASK_AGAIN_MS))
+        return;
+    if (rm->alter_isr(rm->alter_isr_arg, p->topic, p->partition, isr, n, p->partition_epoch) == 0) {
+        p->isr_asked_ms = now;
+        p->isr_asked_pepoch = p->partition_epoch;
+    }
+}
+
+/* Shrinks or expands the ISR as the followers' progress says. */
+static void check_isr(stream__replica *rm, rpart *p)
+{
+    uint64_t now = now_ms(rm);
+    int64_t hw;
+    stream__host_partition_state(rm->b, p->log, NULL, NULL, NULL, &hw);
+    int32_t isr[MAXR];
+    uint32_t n = 0;
+    bool changed = false;
+    for (uint32_t i = 0; i < p->n_isr; i++) {
+        follower *f = find_fol(p, p->isr[i]);
+        if (p->isr[i] != rm->node_id && f != NULL &&
+            (int64_t)(now - f->caught_up_ms) > rm->lag_max_ms) {
+            changed = true; /* out: behind for too long */
+            stream__host_log(rm->b, STREAM_BROKER_WARN,
+                             "%s-%d: node %d is %lld ms behind: asking it out of the ISR",
+                             p->topic, (int)p->partition, (int)f->id,
+                             (long long)(now - f->caught_up_ms));
+            continue;
+        }
+        isr[n++] = p->isr[i];
+    }
+    for (uint32_t i = 0; i < p->n_fol; i++) {
+        follower *f = &p->fol[i];
+        if (!has(p->isr, p->n_isr, f->id) && f->durable >= 0 && f->durable >= hw &&
+            f->leo >= stream_log_end_offset(p->log) && n < MAXR) {
+            isr[n++] = f->id; /* in: it has everything acknowledged, on disk */
+            changed = true;
+        }
+    }
+    if (changed)
+        ask_isr(rm, p, isr, n);
+}
+
+/* The replica_fetch hook: a follower's fetch of a partition this broker
+ * should lead. */
+static int on_replica_fetch(void *arg, stream_log *log, int32_t replica_id, int32_t leader_epoch,
+                            int64_t fetch_offset, int64_t durable_offset, char *msg,
+                            size_t msg_len)
+{
+    stream__replica *rm = arg;
+    rpart *p = find_log(rm, log);
+    if (p == NULL || !p->leading) {
+        snprintf(msg, msg_len, "not the leader");
+        return STREAM_ENOTLEADER;
+    }
+    if (leader_epoch >= 0 && leader_epoch < p->leader_epoch) {
+        snprintf(msg, msg_len, "leader epoch %d is stale: the current one is %d", (int)leader_epoch,
+                 (int)p->leader_epoch);
+        return STREAM_ESTALEEPOCH;
+    }
+    if (leader_epoch > p->leader_epoch) {
+        snprintf(msg, msg_len, "leader epoch %d is newer than this leader's %d", (int)leader_epoch,
+                 (int)p->leader_epoch);
+        return STREAM_ENOTLEADER;
+    }
+    follower *f = find_fol(p, replica_id);
+    if (f == NULL) {
+        snprintf(msg, msg_len, "node %d is not a replica of this partition", (int)replica_id);
+        return STREAM_ENOBROKER;
+    }
+    int64_t end = stream_log_end_offset(log);
+    if (fetch_offset > end)
+        return 0; /* answered EOFFSET by the read: the follower truncates */
+    f->leo = fetch_offset;
+    f->durable = durable_offset < fetch_offset ? durable_offset : fetch_offset;
+    if (fetch_offset >= end)
+        f->caught_up_ms = now_ms(rm);
+    update_hw(rm, p);
+    return 0;
+}
+
+static int on_produce_check(void *arg, stream_log *log, int acks, char *msg, size_t msg_len)
+{
+    stream__replica *rm = arg;
+    rpart *p = find_log(rm, log);
+    if (p == NULL || acks != -1 || (int32_t)p->n_isr >= p->min_insync)
+        return 0;
+    snprintf(msg, msg_len,
+             "%.150s-%d: %u in-sync replica%s, min.insync.replicas is %d: not acknowledged", p->topic,
+             (int)p->partition, (unsigned)p->n_isr, p->n_isr == 1 ? "" : "s", (int)p->min_insync);
+    return STREAM_ENOTENOUGHREPLICAS;
+}
+
+static void on_auto_create(void *arg, const char *topic)
+{
+    stream__replica *rm = arg;
+    if (rm->auto_create != NULL)
+        rm->auto_create(rm->auto_create_arg, topic);
+}
+
+/* ---- follower -------------------------------------------------------------- */
+
+static void kick(fetcher *f);
+
+static fetcher *fetcher_of(stream__replica *rm, int32_t leader)
+{
+    for (size_t i = 0; i < MAX_FETCHERS; i++)
+        if (rm->fetchers[i].used && rm->fetchers[i].leader == leader)
+            return &rm->fetchers[i];
+    return NULL;
+}
+
+static void on_durable(void *arg, stream_log *log, int64_t durable)
+{
+    (void)durable;
+    stream__replica *rm = arg;
+    rpart *p = find_log(rm, log);
+    if (p == NULL)
+        return;
+    if (p->leading) {
+        update_hw(rm, p);
+        return;
+    }
+    fetcher *f = fetcher_of(rm, p->leader);
+    if (f != NULL)
+        kick(f);
+}
+
+/* Truncation answer: {topics: [{name, partitions: [{partition, err,
+ * leader_epoch, end_offset}]}]}, for one partition. */
+static void truncate_to(stream__replica *rm, rpart *p, int32_t found_epoch, int64_t leader_end)
+{
+    int64_t end = stream_log_end_offset(p->log);
+    int64_t mine = end;
+    if (found_epoch >= 0) {
+        int32_t fe;
+        int64_t e;
+        if (stream_log_epoch_end_offset(p->log, found_epoch, &fe, &e) == 0 && fe == found_epoch &&
+            e >= 0 && e < mine)
+            mine = e;
+    }
+    int64_t to = leader_end >= 0 && leader_end < mine ? leader_end : mine;
+    if (to < end && to >= stream_log_start_offset(p->log)) {
+        int rc = stream_log_truncate_to(p->log, to);
+        stream__host_log(rm->b, rc == 0 ? STREAM_BROKER_WARN : STREAM_BROKER_ERROR,
+                         "%s-%d: truncated from %lld to %lld (records the leader of epoch %d "
+                         "never had)%s%s",
+                         p->topic, (int)p->partition, (long long)end, (long long)to,
+                         (int)p->leader_epoch, rc == 0 ? "" : ": failed: ",
+                         rc == 0 ? "" : stream_strerror(rc));
+        if (rc != 0)
+            return;
+    }
+    int64_t hw;
+    stream__host_partition_state(rm->b, p->log, NULL, NULL, NULL, &hw);
+    if (hw > stream_log_end_offset(p->log))
+        stream__host_set_high_watermark(rm->b, p->log, stream_log_end_offset(p->log));
+    p->need_truncate = false;
+}
+
+static void on_trunc_answer(void *arg, int err, const msgpack_object *resp)
+{
+    fetcher *f = arg;
+    stream__replica *rm = f->rm;
+    if (rm->stopped)
+        return;
+    int64_t rerr = err, found = -1, end = -1, partition = -1;
+    const msgpack_object *topics, *parts, *tm, *pm;
+    const char *name = NULL;
+    size_t nlen = 0;
+    if (rerr == 0) {
+        const msgpack_object *e = stream_field_find(resp, "err");
+        if (e != NULL && e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            rerr = e->via.i64;
+    }
+    if (rerr == 0 && (stream_field_array(resp, "topics", &topics, NULL, 0) != 0 ||
+                      topics->via.array.size != 1 ||
+                      stream_elem_map(topics, 0, "topics", &tm, NULL, 0) != 0 ||
+                      stream_field_str(tm, "name", &name, &nlen, NULL, 0) != 0 ||
+                      stream_field_array(tm, "partitions", &parts, NULL, 0) != 0 ||
+                      parts->via.array.size != 1 ||
+                      stream_elem_map(parts, 0, "partitions", &pm, NULL, 0) != 0 ||
+                      stream_field_int(pm, "partition", 0, INT32_MAX, &partition, NULL, 0) != 0))
+        rerr = STREAM_EPROTO;
+    rpart *p = rerr == 0 ? find_name(rm, name, nlen, (int32_t)partition) : NULL;
+    if (rerr == 0)
+        (void)stream_field_int_opt(pm, "err", INT32_MIN, 0, 0, &rerr, NULL, 0);
+    if (rerr == 0 &&
+        (stream_field_int(pm, "leader_epoch", -1, INT32_MAX, &found, NULL, 0) != 0 ||
+         stream_field_int(pm, "end_offset", -1, INT64_MAX, &end, NULL, 0) != 0))
+        rerr = STREAM_EPROTO;
+    if (rerr != 0) {
+        /* Ask again later (every partition of this leader still truncating). */
+        for (size_t i = 0; i < rm->nparts; i++)
+            if (rm->parts[i]->leader == f->leader)
+                rm->parts[i]->truncating = false;
+        f->retry_at = now_ms(rm) + RETRY_MS;
+        return;
+    }
+    if (p == NULL)
+        return;
+    p->truncating = false;
+    if (p->leading || p->leader != f->leader || p->leader_epoch != p->trunc_epoch)
+        return; /* moved on meanwhile: asked again */
+    truncate_to(rm, p, (int32_t)found, end);
+    kick(f);
+}
+
+static void send_truncation(fetcher *f, rpart *p)
+{
+    stream__replica *rm = f->rm;
+    int32_t latest = stream_log_latest_epoch(p->log);
+    if (latest < 0) {
+        /* Nothing written under an epoch here (an empty log, or records
+         * from before the cluster): nothing can diverge. */
+        p->need_truncate = false;
+        return;
+    }
+    p->trunc_epoch = p->leader_epoch;
+    msgpack_packer *pk = stream__peer_begin(f->peer, STREAM_OP_OFFSET_FOR_LEADER_EPOCH, 2);
+    stream_pack_kv_int(pk, "replica_id", rm->node_id);
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 2);
+    stream_pack_kv_cstr(pk, "name", p->topic);
+    stream_pack_key(pk, "partitions");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 3);
+    stream_pack_kv_int(pk, "partition", p->partition);
+    stream_pack_kv_int(pk, "leader_epoch", latest);
+    stream_pack_kv_int(pk, "current_leader_epoch", p->leader_epoch);
+    if (stream__peer_send(f->peer, on_trunc_answer, f) != 0) {
+        f->retry_at = now_ms(rm) + RETRY_MS;
+        return;
+    }
+    p->truncating = true;
+}
+
+/* Applies one partition's entry of a fetch answer. */
+static void fetched_part(stream__replica *rm, fetcher *f, rpart *p, const msgpack_object *pm)
+{
+    int64_t err = 0, hw = -1;
+    const uint8_t *rec = NULL;
+    size_t len = 0;
+    (void)stream_field_int_opt(pm, "err", INT32_MIN, 0, 0, &err, NULL, 0);
+    if (err == STREAM_EOFFSET) {
+        p->need_truncate = true; /* this log is past the leader's: diverged */
+        return;
+    }
+    if (err != 0) {
+        f->retry_at = now_ms(rm) + RETRY_MS; /* not the leader (yet): metadata will tell */
+        return;
+    }
+    if (stream_field_int(pm, "high_watermark", -1, INT64_MAX, &hw, NULL, 0) != 0 ||
+        stream_field_bin(pm, "records", &rec, &len, NULL, 0) != 0)
+        return;
+    if (len > 0) {
+        int64_t end;
+        char eb[256];
+        int rc = stream_log_append_replica(p->log, rec, len, &end, eb, sizeof eb);
+        if (rc == STREAM_EOFFSET) {
+            p->need_truncate = true;
+        } else if (rc != 0) {
+            stream__host_log(rm->b, STREAM_BROKER_ERROR, "%s-%d: cannot append the leader's "
+                             "records: %s", p->topic, (int)p->partition, eb);
+            f->retry_at = now_ms(rm) + RETRY_MS;
+        }
+        stream_log_request_flush(p->log);
+        stream__host_appended(rm->b, p->log, len);
+    }
+    int64_t end = stream_log_end_offset(p->log);
+    if (hw > end)
+        hw = end;
+    if (hw >= 0)
+        stream__host_set_high_watermark(rm->b, p->log, hw);
+}
+
+static void on_fetch_answer(void *arg, int err, const msgpack_object *resp)
+{
+    fetcher *f = arg;
+    stream__replica *rm = f->rm;
+    f->in_flight = false;
+    if (rm->stopped)
+        return;
+    f->answered_ms = now_ms(rm);
+    const msgpack_object *topics;
+    if (err == 0) {
+        const msgpack_object *e = stream_field_find(resp, "err");
+        if (e != NULL && e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            err = (int)e->via.i64;
+    }
+    if (err != 0 || stream_field_array(resp, "topics", &topics, NULL, 0) != 0) {
+        f->retry_at = now_ms(rm) + RETRY_MS;
+        return;
+    }
+    for (uint32_t i = 0; i < topics->via.array.size; i++) {
+        const msgpack_object *tm, *parts;
+        const char *name;
+        size_t nlen;
+        if (stream_elem_map(topics, i, "topics", &tm, NULL, 0) != 0 ||
+            stream_field_str(tm, "name", &name, &nlen, NULL, 0) != 0 ||
+            stream_field_array(tm, "partitions", &parts, NULL, 0) != 0)
+            continue;
+        for (uint32_t j = 0; j < parts->via.array.size; j++) {
+            const msgpack_object *pm;
+            int64_t partition;
+            if (stream_elem_map(parts, j, "partitions", &pm, NULL, 0) != 0 ||
+                stream_field_int(pm, "partition", 0, INT32_MAX, &partition, NULL, 0) != 0)
+                continue;
+            rpart *p = find_name(rm, name, nlen, (int32_t)partition);
+            if (p != NULL && !p->leading && p->leader == f->leader && !p->need_truncate)
+                fetched_part(rm, f, p, pm);
+        }
+    }
+    kick(f);
+}
+
+/* Sends what the fetcher has to send: truncation questions first, then one
+ * fetch for every partition ready to fetch, once their logs are on disk
+ * (or DURABLE_WAIT_MS passed). */
+static void kick(fetcher *f)
+{
+    stream__replica *rm = f->rm;
+    uint64_t now = now_ms(rm);
+    if (rm->stopped || !f->used || now < f->retry_at)
+        return;
+    if (f->peer == NULL) {
+        f->peer = stream__peer_new(stream__host_loop(rm->b), f->host, f->port,
+                                   "stream-broker replica fetcher");
+        if (f->peer == NULL)
+            return;
+    }
+    size_t n = 0;
+    bool settled = true;
+    for (size_t i = 0; i < rm->nparts; i++) {
+        rpart *p = rm->parts[i];
+        if (p->leading || p->leader != f->leader)
+            continue;
+        if (p->need_truncate) {
+            if (!p->truncating)
+                send_truncation(f, p);
+            continue;
+        }
+        if (p->truncating)
+            continue;
+        n++;
+        if (stream_log_durable_offset(p->log) < stream_log_end_offset(p->log))
+            settled = false;
+    }
+    if (f->in_flight || n == 0 || (!settled && now - f->answered_ms < DURABLE_WAIT_MS))
+        return;
+    msgpack_packer *pk = stream__peer_begin(f->peer, STREAM_OP_FETCH, 5);
+    stream_pack_kv_int(pk, "replica_id", rm->node_id);
+    stream_pack_kv_int(pk, "max_wait_ms", settled ? FETCH_MAX_WAIT_MS : 0);
+    stream_pack_kv_int(pk, "min_bytes", 1);
+    stream_pack_kv_int(pk, "max_bytes", FETCH_MAX_BYTES);
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < rm->nparts; i++) {
+        rpart *p = rm->parts[i];
+        if (p->leading || p->leader != f->leader || p->need_truncate || p->truncating)
+            continue;
+        msgpack_pack_map(pk, 2);
+        stream_pack_kv_cstr(pk, "name", p->topic);
+        stream_pack_key(pk, "partitions");
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, 5);
+        stream_pack_kv_int(pk, "partition", p->partition);
+        stream_pack_kv_int(pk, "offset", stream_log_end_offset(p->log));
+        stream_pack_kv_int(pk, "max_bytes", PART_MAX_BYTES);
+        stream_pack_kv_int(pk, "leader_epoch", p->leader_epoch);
+        stream_pack_kv_int(pk, "durable_offset", stream_log_durable_offset(p->log));
+    }
+    if (stream__peer_send(f->peer, on_fetch_answer, f) != 0) {
+        f->retry_at = now + RETRY_MS;
+        return;
+    }
+    f->in_flight = true;
+}
+
+/* ---- matching the metadata ------------------------------------------------- */
+
+static void fetcher_drop(fetcher *f)
+{
+    stream__peer_free(f->peer);
+    memset(f, 0, sizeof(*f));
+}
+
+/* The fetchers match the leaders followed now (at the addresses the
+ * metadata gives). */
+static void sync_fetchers(stream__replica *rm, const stream__meta *md)
+{
+    for (size_t i = 0; i < MAX_FETCHERS; i++) {
+        fetcher *f = &rm->fetchers[i];
+        if (!f->used)
+            continue;
+        bool needed = false;
+        for (size_t k = 0; k < rm->nparts && !needed; k++)
+            needed = !rm->parts[k]->leading && rm->parts[k]->leader == f->leader;
+        const stream__meta_broker *mb = stream__meta_broker_find(md, f->leader);
+        if (!needed || mb == NULL || mb->port != f->port || strcmp(mb->host, f->host) != 0)
+            fetcher_drop(f);
+    }
+    for (size_t k = 0; k < rm->nparts; k++) {
+        rpart *p = rm->parts[k];
+        if (p->leading || p->leader < 0 || fetcher_of(rm, p->leader) != NULL)
+            continue;
+        const stream__meta_broker *mb = stream__meta_broker_find(md, p->leader);
+        if (mb == NULL)
+            continue;
+        for (size_t i = 0; i < MAX_FETCHERS; i++) {
+            fetcher *f = &rm->fetchers[i];
+            if (f->used)
+                continue;
+            f->used = true;
+            f->rm = rm;
+            f->leader = p->leader;
+            snprintf(f->host, sizeof(f->host), "%s", mb->host);
+            f->port = mb->port;
+            break;
+        }
+    }
+}
+
+/* The topic's overrides from the metadata, as a topic config (NULL: none or
+ * no memory; keys this broker does not know are skipped). */
+static stream_config *topic_overrides(const stream__meta_topic *t)
+{
+    if (t->n_configs == 0)
+        return NULL;
+    stream_config *cfg = stream_config_new_topic();
+    for (uint32_t i = 0; cfg != NULL && i < t->n_configs; i++)
+        (void)stream_config_set(cfg, t->configs[i].key, t->configs[i].value, NULL, 0);
+    return cfg;
+}
+
+static int32_t min_insync_of(stream__replica *rm, const stream__meta_topic *t)
+{
+    for (uint32_t i = 0; i < t->n_configs; i++)
+        if (strcmp(t->configs[i].key, "min.insync.replicas") == 0)
+            return (int32_t)strtol(t->configs[i].value, NULL, 10);
+    const stream_config *cfg = stream__host_config(rm->b);
+    if (stream_config_setting_find("min.insync.replicas", false) != NULL)
+        return (int32_t)stream_config_get_int(cfg, "min.insync.replicas");
+    return 1;
+}
+
+static bool is_managed(stream__replica *rm, const char *name, size_t *at)
+{
+    for (size_t i = 0; i < rm->nmanaged; i++)
+        if (strcmp(rm->managed[i], name) == 0) {
+            if (at != NULL)
+                *at = i;
+            return true;
+        }
+    return false;
+}
+
+static void manage(stream__replica *rm, const char *name)
+{
+    if (is_managed(rm, name, NULL))
+        return;
+    if (rm->nmanaged == rm->managed_cap) {
+        size_t ncap = rm->managed_cap ? rm->managed_cap * 2 : 16;
+        void *nm = realloc(rm->managed, ncap * sizeof(*rm->managed));
+        if (nm == NULL)
+            return;
+        rm->managed = nm;
+        rm->managed_cap = ncap;
+    }
+    snprintf(rm->managed[rm->nmanaged++], sizeof(rm->managed[0]), "%s", name);
+}
+
+/* One partition of the metadata with a replica here. */
+static void sync_part(stream__replica *rm, const stream__meta_topic *mt, int32_t i, stream_log *log,
+                      int32_t min_insync)
+{
+    const stream__meta_partition *mp = &mt->partitions[i];
+    rpart *p = find_log(rm, log);
+    bool fresh = p == NULL;
+    if (fresh && (p = part_add(rm, mt->name, i, log)) == NULL)
+        return;
+    p->seen = true;
+    bool moved = fresh || p->leader != mp->leader || p->leader_epoch != mp->leader_epoch;
+    p->leader = mp->leader;
+    p->leader_epoch = mp->leader_epoch;
+    p->partition_epoch = mp->partition_epoch;
+    p->n_replicas = mp->n_replicas;
+    memcpy(p->replicas, mp->replicas, mp->n_replicas * sizeof(int32_t));
+    p->n_isr = mp->n_isr;
+    memcpy(p->isr, mp->isr, mp->n_isr * sizeof(int32_t));
+    p->min_insync = min_insync;
+    if (mp->leader == rm->node_id) {
+        if (moved || !p->leading)
+            become_leader(rm, p);
+        else
+            update_hw(rm, p); /* the ISR may have shrunk */
+    } else if (moved || p->leading) {
+        become_follower(rm, p);
+    }
+}
+
+void stream__replica_sync(stream__replica *rm, const stream__meta *md)
+{
+    if (rm->stopped)
+        return;
+    stream_broker *b = rm->b;
+    stream_store *store = stream__host_store(b);
+    for (size_t i = 0; i < rm->nparts; i++)
+        rm->parts[i]->seen = false;
+    size_t nt = stream__meta_topic_count(md);
+    for (size_t k = 0; k < nt; k++) {
+        const stream__meta_topic *mt = stream__meta_topic_at(md, k);
+        stream_topic *t = stream_store_topic(store, mt->name);
+        if (t == NULL) {
+            char msg[512];
+            stream_config *ov = topic_overrides(mt);
+            int rc = stream__host_create_topic(b, mt->name, mt->partition_count, ov,
+                                               stream_topic_is_internal(mt->name, strlen(mt->name)),
+                                               &t, msg, sizeof msg);
+            stream_config_free(ov);
+            if (rc != 0) {
+                stream__host_log(b, STREAM_BROKER_ERROR, "cluster: cannot create topic %s here: %s",
+                                 mt->name, msg);
+                continue;
+            }
+        }
+        manage(rm, mt->name);
+        int32_t min_insync = min_insync_of(rm, mt);
+        for (int32_t i = 0; i < mt->partition_count && i < t->partition_count; i++)
+            if (has(mt->partitions[i].replicas, mt->partitions[i].n_replicas, rm->node_id))
+                sync_part(rm, mt, i, t->partitions[i], min_insync);
+    }
+    /* Replicas moved away, and topics the metadata lost. */
+    for (size_t i = rm->nparts; i-- > 0;) {
+        rpart *p = rm->parts[i];
+        if (p->seen)
+            continue;
+        stream__host_set_role(b, p->log, STREAM__ROLE_NONE, -1, p->leader_epoch);
+        part_remove(rm, i);
+    }
+    for (size_t i = rm->nmanaged; i-- > 0;) {
+        const char *name = rm->managed[i];
+        if (stream__meta_topic_find(md, name, strlen(name)) != NULL)
+            continue;
+        char msg[512];
+        if (stream_store_topic(store, name) != NULL &&
+            stream__host_delete_topic(b, name, msg, sizeof msg) != 0)
+            stream__host_log(b, STREAM_BROKER_ERROR, "cluster: cannot delete topic %s here: %s",
+                             name, msg);
+        memcpy(rm->managed[i], rm->managed[rm->nmanaged - 1], sizeof(rm->managed[0]));
+        rm->nmanaged--;
+    }
+    sync_fetchers(rm, md);
+    for (size_t i = 0; i < MAX_FETCHERS; i++)
+        if (rm->fetchers[i].used)
+            kick(&rm->fetchers[i]);
+}
+
+/* ---- the tick ---------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    stream__replica *rm = t->data;
+    if (rm->stopped)
+        return;
+    for (size_t i = 0; i < rm->nparts; i++)
+        if (rm->parts[i]->leading)
+            check_isr(rm, rm->parts[i]);
+    for (size_t i = 0; i < MAX_FETCHERS; i++)
+        if (rm->fetchers[i].used)
+            kick(&rm->fetchers[i]);
+}
+
+/* ---- offset_for_leader_epoch (the leader answers) ----------------------------- */
+
+void stream__replica_op_offset_for_epoch(stream__replica *rm, stream__req *r, uint64_t id,
+                                         const msgpack_object *m)
+{
+    char msg[512];
+    const msgpack_object *topics;
+    int rc = stream_field_array(m, "topics", &topics, msg, sizeof msg);
+    for (uint32_t i = 0; rc == 0 && i < topics->via.array.size; i++) {
+        const msgpack_object *tm, *parts;
+        const char *name;
+        size_t len;
+        rc = stream_elem_map(topics, i, "topics", &tm, msg, sizeof msg);
+        if (rc == 0)
+            rc = stream_field_str(tm, "name", &name, &len, msg, sizeof msg);
+        if (rc == 0)
+            rc = stream_field_array(tm, "partitions", &parts, msg, sizeof msg);
+        for (uint32_t j = 0; rc == 0 && j < parts->via.array.size; j++) {
+            const msgpack_object *pm;
+            int64_t v;
+            rc = stream_elem_map(parts, j, "partitions", &pm, msg, sizeof msg);
+            if (rc == 0)
+                rc = stream_field_int(pm, "partition", 0, INT32_MAX, &v, msg, sizeof msg);
+            if (rc == 0)
+                rc = stream_field_int(pm, "leader_epoch", -1, INT32_MAX, &v, msg, sizeof msg);
+            if (rc == 0)
+                rc = stream_field_int_opt(pm, "current_leader_epoch", -1, INT32_MAX, -1, &v, msg,
+                                          sizeof msg);
+        }
+    }
+    if (rc != 0) {
+        stream__host_reply_error(r, id, rc, msg);
+        return;
+    }
+    stream_frame f;
+    stream__host_reply_start(r, &f);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, topics->via.array.size);
+    for (uint32_t i = 0; i < topics->via.array.size; i++) {
+        const msgpack_object *tm, *parts;
+        const char *name;
+        size_t len;
+        stream_elem_map(topics, i, "topics", &tm, NULL, 0);
+        stream_field_str(tm, "name", &name, &len, NULL, 0);
+        stream_field_array(tm, "partitions", &parts, NULL, 0);
+        msgpack_pack_map(&f.pk, 2);
+        stream_pack_key(&f.pk, "name");
+        msgpack_pack_str(&f.pk, len);
+        msgpack_pack_str_body(&f.pk, name, len);
+        stream_pack_key(&f.pk, "partitions");
+        msgpack_pack_array(&f.pk, parts->via.array.size);
+        for (uint32_t j = 0; j < parts->via.array.size; j++) {
+            const msgpack_object *pm;
+            int64_t partition, epoch, current;
+            stream_elem_map(parts, j, "partitions", &pm, NULL, 0);
+            stream_field_int(pm, "partition", 0, INT32_MAX, &partition, NULL, 0);
+            stream_field_int(pm, "leader_epoch", -1, INT32_MAX, &epoch, NULL, 0);
+            stream_field_int_opt(pm, "current_leader_epoch", -1, INT32_MAX, -1, &current, NULL, 0);
+            rpart *p = find_name(rm, name, len, (int32_t)partition);
+            int err = 0;
+            int32_t found = -1;
+            int64_t end = -1;
+            if (p == NULL || !p->leading) {
+                err = STREAM_ENOTLEADER;
+                snprintf(msg, sizeof msg, "this broker does not lead that partition");
+            } else if (current >= 0 && current < p->leader_epoch) {
+                err = STREAM_ESTALEEPOCH;
+                snprintf(msg, sizeof msg, "leader epoch %d is stale: the current one is %d",
+                         (int)current, (int)p->leader_epoch);
+            } else if (current > p->leader_epoch) {
+                err = STREAM_ENOTLEADER;
+                snprintf(msg, sizeof msg, "leader epoch %d is newer than this leader's %d",
+                         (int)current, (int)p->leader_epoch);
+            } else {
+                err = stream_log_epoch_end_offset(p->log, (int32_t)epoch, &found, &end);
+                if (err != 0)
+                    snprintf(msg, sizeof msg, "%s", stream_strerror(err));
+            }
+            msgpack_pack_map(&f.pk, 3 + stream_err_fields(err));
+            stream_pack_kv_int(&f.pk, "partition", partition);
+            stream_pack_err(&f.pk, err, msg);
+            stream_pack_kv_int(&f.pk, "leader_epoch", err ? -1 : found);
+            stream_pack_kv_int(&f.pk, "end_offset", err ? -1 : end);
+        }
+    }
+    stream__host_reply_finish(r, &f, id);
+}
+
+/* ---- life cycle ---------------------------------------------------------------- */
 
 int stream__replica_start(stream_broker *b, int32_t node_id, stream__replica **out, char *errbuf,
                           size_t errbuf_len)
 {
-    (void)errbuf;
-    (void)errbuf_len;
     stream__replica *rm = calloc(1, sizeof(*rm));
     *out = rm;
-    if (rm == NULL)
+    if (rm == NULL) {
+        snprintf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
+    }
     rm->b = b;
     rm->node_id = node_id;
+    rm->lag_max_ms = DEFAULT_LAG_MAX_MS;
+    if (stream_config_setting_find("replica.lag.time.max.ms", false) != NULL)
+        rm->lag_max_ms = stream_config_get_int(stream__host_config(b), "replica.lag.time.max.ms");
+    stream__host_replication hooks = {
+        .replica_fetch = on_replica_fetch,
+        .durable = on_durable,
+        .produce_check = on_produce_check,
+        .auto_create = on_auto_create,
+    };
+    stream__host_set_replication(b, &hooks, rm);
+    uv_timer_init(stream__host_loop(b), &rm->tick);
+    rm->tick.data = rm;
+    rm->tick_open = true;
+    uv_timer_start(&rm->tick, on_tick, TICK_MS, TICK_MS);
     return 0;
 }
 
@@ -33,26 +987,35 @@ void stream__replica_set_alter_isr(stream__replica *rm, stream__replica_alter_is
     rm->alter_isr_arg = arg;
 }
 
-void stream__replica_sync(stream__replica *rm, const stream__meta *md)
+void stream__replica_set_auto_create(stream__replica *rm, stream__replica_auto_create_fn fn,
+                                     void *arg)
 {
-    (void)rm;
-    (void)md;
+    rm->auto_create = fn;
+    rm->auto_create_arg = arg;
 }
 
 void stream__replica_stop(stream__replica *rm)
 {
-    (void)rm;
+    if (rm == NULL || rm->stopped)
+        return;
+    rm->stopped = true;
+    if (rm->tick_open) {
+        uv_close((uv_handle_t *)&rm->tick, NULL);
+        rm->tick_open = false;
+    }
+    for (size_t i = 0; i < MAX_FETCHERS; i++)
+        if (rm->fetchers[i].used)
+            fetcher_drop(&rm->fetchers[i]);
 }
 
 void stream__replica_free(stream__replica *rm)
 {
+    if (rm == NULL)
+        return;
+    while (rm->nparts > 0)
+        part_remove(rm, rm->nparts - 1);
+    free(rm->parts);
+    free(rm->htab);
+    free(rm->managed);
     free(rm);
-}
-
-void stream__replica_op_offset_for_epoch(stream__replica *rm, stream__req *r, uint64_t id,
-                                         const msgpack_object *m)
-{
-    (void)rm;
-    (void)m;
-    stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "not written yet");
 }

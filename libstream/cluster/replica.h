@@ -38,12 +38,18 @@ typedef int (*stream__replica_alter_isr_fn)(void *arg, const char *topic, int32_
                                             const int32_t *isr, uint32_t n_isr,
                                             int32_t partition_epoch);
 
+/* Asks the controller to create `topic` with the cluster's defaults (a
+ * produce to a topic that does not exist, with auto-creation on). */
+typedef void (*stream__replica_auto_create_fn)(void *arg, const char *topic);
+
 /* A replica manager for broker b, node node_id; hooks the broker
  * (stream__host_set_replication). 0 or an error with errbuf. */
 int stream__replica_start(stream_broker *b, int32_t node_id, stream__replica **out, char *errbuf,
                           size_t errbuf_len);
 void stream__replica_set_alter_isr(stream__replica *rm, stream__replica_alter_isr_fn fn,
                                    void *arg);
+void stream__replica_set_auto_create(stream__replica *rm, stream__replica_auto_create_fn fn,
+                                     void *arg);
 /* The metadata changed (or was restored): match it. */
 void stream__replica_sync(stream__replica *rm, const stream__meta *md);
 /* Closes its connections and timers (the broker is stopping). */
