@@ -26,6 +26,10 @@ Commands (every one prints one JSON object on stdout):
           With several --partition options the one fetch asks for all of
           them (each from offset O) and prints {"partitions": [...]}, one
           such object per partition, with its "partition".
+  request HOST:PORT OP JSON
+          hello (protocol version 3), then one request of OP with the
+          fields of the JSON object; prints the answer as JSON (bins as
+          their length: {"bin": N}).
   hold    HOST:PORT --count N --seconds S
           opens N connections, says hello on each, counts the answered,
           refused and unanswered ones, holds them S seconds, closes them.
@@ -461,6 +465,28 @@ def cmd_fetch(a):
     print(json.dumps(out[0] if len(out) == 1 else {"partitions": out}))
 
 
+def _jsonable(o):
+    if isinstance(o, (bytes, bytearray)):
+        return {"bin": len(o)}
+    if isinstance(o, dict):
+        return {(k.decode() if isinstance(k, bytes) else k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_jsonable(v) for v in o]
+    return o
+
+
+def cmd_request(a):
+    c = Conn(a.target)
+    r = c.request({"op": "hello", "version": 3, "client": "faultclient"})
+    if r.get("err"):
+        raise RuntimeError("hello: %r" % r)
+    m = json.loads(a.fields)
+    m["op"] = a.op
+    r = c.request(m)
+    c.close()
+    print(json.dumps(_jsonable(r), sort_keys=True))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -489,8 +515,13 @@ def main():
     p.add_argument("--partition", type=int, action="append")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--max-bytes", type=int, default=1 << 20)
+    p = sub.add_parser("request")
+    p.add_argument("target")
+    p.add_argument("op")
+    p.add_argument("fields")
     a = ap.parse_args()
-    {"probe": cmd_probe, "storm": cmd_storm, "hold": cmd_hold, "fetch": cmd_fetch}[a.cmd](a)
+    {"probe": cmd_probe, "storm": cmd_storm, "hold": cmd_hold, "fetch": cmd_fetch,
+     "request": cmd_request}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+# cluster_lib.bash - a cluster of stream-broker processes on loopback for the
+# replication tests (replication.bats) and the cluster soak
+# (tests/soak/cluster-soak.sh). Load after helpers (bats) or source it.
+#
+#   cluster_start N [ARGS...]   N brokers (node ids 1..N, all voters) on fixed
+#                               free ports (the same across restarts), data in
+#                               $CLUSTER_DIR/nK/data, logs in nK/log; waits
+#                               until all are registered and unfenced.
+#                               Exports STREAM_BROKERS (every address).
+#   node_start K [ARGS...]      (re)starts node K with the same ports and data
+#   node_kill K [SIG]           sends SIG (KILL) to node K; KILL also reaps it
+#   node_addr K                 HOST:PORT of node K's clients
+#   leader_of TOPIC PART        the partition's leader as node K sees it (any
+#                               live node), -1 when none
+#   wait_leader TOPIC PART NOT SECS   waits until a leader other than NOT
+#                               is known, prints it
+#   isr_of TOPIC PART           the ISR as a sorted comma list
+#   cluster_stop                SIGTERM every live node (teardown)
+#
+# Timing knobs for the tests (stream-broker --set): CLUSTER_SET holds extra
+# "--set k=v" arguments given to every node.
+
+CLUSTER_DIR=${CLUSTER_DIR:-${BATS_TEST_TMPDIR:-$(mktemp -d)}/cluster}
+declare -a CPIDS CPORT CRAFT
+CLUSTER_N=0
+
+# N free loopback ports, space-separated (bound to port 0, then released).
+free_ports() {
+    python3 -c '
+import socket, sys
+s = [socket.socket() for _ in range(int(sys.argv[1]))]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
+}
+
+node_addr() { echo "127.0.0.1:${CPORT[$1]}"; }
+
+node_start() {
+    local k=$1 d=$CLUSTER_DIR/n$1 i
+    shift
+    mkdir -p "$d"
+    rm -f "$d/ready"
+    # shellcheck disable=SC2086
+    stream-broker --node-id "$k" --cluster "$CLUSTER_VOTERS" --listen "$(node_addr "$k")" \
+        --data-dir "$d/data" --ready-file "$d/ready" --log-level debug ${CLUSTER_SET:-} "$@" \
+        </dev/null >>"$d/log" 2>&1 3>&- &
+    CPIDS[$k]=$!
+    for ((i = 0; i < 200; i++)); do
+        [ -s "$d/ready" ] && return 0
+        if ! kill -0 "${CPIDS[$k]}" 2>/dev/null; then
+            echo "node $k exited before it was ready:" >&2
+            tail -20 "$d/log" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "node $k not ready after 10 s" >&2
+    return 1
+}
+
+node_kill() {
+    local k=$1 sig=${2:-KILL} pid=${CPIDS[$1]}
+    [ -n "$pid" ] || return 0
+    kill -"$sig" "$pid" 2>/dev/null
+    if [ "$sig" = KILL ]; then
+        wait "$pid" 2>/dev/null
+        CPIDS[$k]=
+    fi
+    return 0
+}
+
+# Waits up to SECS for `stream-topics cluster --json` (asked of any live
+# node) to satisfy the jq expression.
+cluster_wait_json() {
+    local secs=$1 expr=$2 i k out=
+    for ((i = 0; i < secs * 10; i++)); do
+        for ((k = 1; k <= CLUSTER_N; k++)); do
+            [ -n "${CPIDS[$k]:-}" ] || continue
+            out=$(stream-topics -b "$(node_addr "$k")" --timeout-ms 1000 cluster --json 2>/dev/null) &&
+                jq -e "$expr" >/dev/null <<<"$out" && return 0
+            break
+        done
+        sleep 0.1
+    done
+    echo "cluster after $secs s: $out" >&2
+    return 1
+}
+
+cluster_start() {
+    local n=$1 k ports
+    shift
+    CLUSTER_N=$n
+    ports=$(free_ports $((2 * n)))
+    read -r -a _p <<<"$ports"
+    CLUSTER_VOTERS=
+    for ((k = 1; k <= n; k++)); do
+        CPORT[$k]=${_p[$((k - 1))]}
+        CRAFT[$k]=${_p[$((n + k - 1))]}
+        CLUSTER_VOTERS+="${CLUSTER_VOTERS:+,}$k@127.0.0.1:${CRAFT[$k]}"
+    done
+    for ((k = 1; k <= n; k++)); do
+        node_start "$k" "$@" || return 1
+    done
+    STREAM_BROKERS=
+    for ((k = 1; k <= n; k++)); do
+        STREAM_BROKERS+="${STREAM_BROKERS:+,}$(node_addr "$k")"
+    done
+    export STREAM_BROKERS
+    cluster_wait_json 10 "(.brokers | length) == $n and all(.brokers[]; .fenced == false)"
+}
+
+cluster_stop() {
+    local k
+    for ((k = 1; k <= CLUSTER_N; k++)); do
+        [ -n "${CPIDS[$k]:-}" ] || continue
+        kill -CONT "${CPIDS[$k]}" 2>/dev/null
+        kill -TERM "${CPIDS[$k]}" 2>/dev/null
+    done
+    for ((k = 1; k <= CLUSTER_N; k++)); do
+        [ -n "${CPIDS[$k]:-}" ] || continue
+        timeout 10 tail --pid="${CPIDS[$k]}" -f /dev/null 2>/dev/null ||
+            kill -KILL "${CPIDS[$k]}" 2>/dev/null
+        wait "${CPIDS[$k]}" 2>/dev/null
+        CPIDS[$k]=
+    done
+    return 0
+}
+
+# The describe entry of TOPIC's partition PART as JSON, from any live node.
+part_json() {
+    local k
+    for ((k = 1; k <= CLUSTER_N; k++)); do
+        [ -n "${CPIDS[$k]:-}" ] || continue
+        stream-topics -b "$(node_addr "$k")" --timeout-ms 1000 describe "$1" --json 2>/dev/null |
+            jq -c --argjson p "$2" '.partitions[] | select(.partition == $p)' && return 0
+    done
+    return 1
+}
+
+leader_of() { part_json "$1" "$2" | jq -r '.leader // -1'; }
+isr_of() { part_json "$1" "$2" | jq -r '.isr | sort | map(tostring) | join(",")'; }
+
+wait_leader() {
+    local topic=$1 part=$2 not=$3 secs=$4 i l
+    for ((i = 0; i < secs * 20; i++)); do
+        l=$(leader_of "$topic" "$part" 2>/dev/null)
+        if [ -n "$l" ] && [ "$l" != -1 ] && [ "$l" != "$not" ]; then
+            echo "$l"
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "no new leader of $topic-$part after $secs s (last: $l)" >&2
+    return 1
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env bats
+# Replication and failover on three brokers on loopback: RF=3 topics,
+# acks=all over the ISR, leaders killed with kill -9 and paused with
+# SIGSTOP under load, min.insync.replicas, and the replica fetch refusing
+# what it must. Every run ends with the checkers: every acknowledged record
+# stored exactly once and in order (crashcheck.py), and every broker's log
+# a prefix of the others' (replicacheck.py, from the segment files).
+#
+# The long version (50+ leader kills) is tests/soak/cluster-soak.sh
+# (make soak-cluster); here REPL_KILLS (default 4) kills keep make check
+# within its budget.
+
+load helpers
+load faults/lib
+load cluster_lib
+
+setup() {
+    BG_PIDS=()
+    # Quick failure detection, as the failover benchmark measures it.
+    CLUSTER_SET="--set broker.session.timeout.ms=1000 --set segment.bytes=262144"
+}
+
+teardown() {
+    local p
+    for p in "${BG_PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null
+    done
+    for p in "${BG_PIDS[@]}"; do
+        wait "$p" 2>/dev/null
+    done
+    cluster_stop
+    return 0
+}
+
+data_dirs() {
+    local k
+    for ((k = 1; k <= CLUSTER_N; k++)); do
+        echo "$CLUSTER_DIR/n$k/data"
+    done
+}
+
+# Every acknowledged record of DIR/acks is stored once, in order; the
+# replicas' logs agree ($2: --same once all caught up).
+check_run() {
+    local dir=$1 topic=$2 parts=$3
+    shift 3
+    stream-sub -t "$topic" -e -f '%p %o %v\n' >"$dir/stored"
+    run python3 "$FAULTS_DIR/crashcheck.py" check --log "$dir/stored" --exactly-once \
+        "$dir"/acks/ack.*
+    printf '%s\n' "$output" | sed 's/^/# /' >&3
+    assert_success
+    cluster_stop
+    # shellcheck disable=SC2046
+    run python3 "$FAULTS_DIR/replicacheck.py" prefix --topic "$topic" --partitions "$parts" "$@" \
+        $(data_dirs)
+    printf '%s\n' "$output" | sed 's/^/# /' >&3
+    assert_success
+}
+
+@test "RF=3 acks=all: every record on every replica, consumers read it through the leader" {
+    cluster_start 3
+    run stream-topics create r -p 2 -r 3
+    assert_success
+    wait_leader r 0 -1 5 >/dev/null
+    wait_leader r 1 -1 5 >/dev/null
+    run part_json r 0
+    assert_success
+    jq -e '(.replicas | length) == 3 and (.isr | length) == 3 and .leader_epoch >= 0' <<<"$output"
+    local dir=$BATS_TEST_TMPDIR/run
+    mkdir -p "$dir/acks"
+    python3 "$FAULTS_DIR/crashcheck.py" gen 10000000 --rate 20000 | head -n 3000 |
+        stream-pub -t r --acks all -K : --ack-log "$dir/acks/ack.10000000"
+    [ "$(wc -l <"$dir/acks/ack.10000000")" -eq 3000 ]
+    # Consumers see everything once the ISR has it on disk.
+    run stream-sub -t r -e -c 3000 -f '%v\n'
+    assert_success
+    [ "${#lines[@]}" -eq 3000 ]
+    # The same records are on all three brokers, batch for batch.
+    wait_for 10 bash -c "[ \"\$(stream-topics describe r --json | jq '[.partitions[].isr | length] | min')\" = 3 ]"
+    check_run "$dir" r 2 --same
+}
+
+@test "kill -9 the partition leader under acks=all load: nothing acknowledged lost or duplicated" {
+    local kills=${REPL_KILLS:-4} k leader next dir=$BATS_TEST_TMPDIR/run
+    cluster_start 3
+    stream-topics create f -p 1 -r 3 --config min.insync.replicas=2
+    leader=$(wait_leader f 0 -1 5)
+    background publish_loop "$dir" 0 f --acks all -q
+    for ((k = 1; k <= kills; k++)); do
+        sleep 1
+        leader=$(leader_of f 0)
+        node_kill "$leader" KILL
+        next=$(wait_leader f 0 "$leader" 5)
+        echo "# kill $k: node $leader -> node $next" >&3
+        sleep 0.5
+        node_start "$leader"
+    done
+    sleep 1
+    touch "$dir/stop"
+    wait "$BG_PID"
+    # The returning leaders truncated what they alone had, and caught up.
+    wait_for 15 bash -c "[ \"\$(stream-topics describe f --json | jq '.partitions[0].isr | length')\" = 3 ]"
+    [ "$(cat "$dir"/acks/ack.* | wc -l)" -gt 100 ]
+    check_run "$dir" f 1 --same
+}
+
+@test "SIGSTOP the leader past the session timeout: fenced, a new leader; SIGCONT: it rejoins" {
+    local leader next dir=$BATS_TEST_TMPDIR/run
+    cluster_start 3
+    stream-topics create s -p 1 -r 3
+    leader=$(wait_leader s 0 -1 5)
+    background publish_loop "$dir" 0 s --acks all -q
+    sleep 1
+    node_kill "$leader" STOP
+    next=$(wait_leader s 0 "$leader" 5)
+    cluster_wait_json 5 ".brokers[] | select(.node_id == $leader) | .fenced"
+    sleep 1
+    node_kill "$leader" CONT
+    # Fenced while paused, it comes back as a follower and catches up.
+    wait_for 15 bash -c "[ \"\$(stream-topics describe s --json | jq '.partitions[0].isr | length')\" = 3 ]"
+    [ "$(leader_of s 0)" = "$next" ]
+    touch "$dir/stop"
+    wait "$BG_PID"
+    check_run "$dir" s 1 --same
+}
+
+@test "min.insync.replicas=2: with the ISR down to the leader acks=all is refused, acks=1 works" {
+    cluster_start 3
+    stream-topics create m -p 1 -r 2 --config min.insync.replicas=2
+    local leader other
+    leader=$(wait_leader m 0 -1 5)
+    other=$(part_json m 0 | jq --argjson l "$leader" '.replicas[] | select(. != $l)')
+    echo one | stream-pub -t m --acks all
+    # The other replica dies: fenced, out of the ISR (the quorum still has
+    # two of its three voters).
+    node_kill "$other" KILL
+    wait_for 10 bash -c "[ \"\$(stream-topics describe m --json | jq -c '.partitions[0].isr')\" = '[$leader]' ]"
+    run stream-pub -t m --acks all --retries 0 <<<"two"
+    assert_failure
+    assert_output --regexp "ENOTENOUGHREPLICAS|not enough in-sync replicas|min.insync.replicas is 2"
+    run stream-pub -t m --acks 1 <<<"three"
+    assert_success
+    # Back: it catches up, rejoins the ISR, and acks=all works again.
+    node_start "$other"
+    wait_for 15 bash -c "[ \"\$(stream-topics describe m --json | jq '.partitions[0].isr | length')\" = 2 ]"
+    echo four | stream-pub -t m --acks all
+    run stream-sub -t m -e -f '%v\n'
+    assert_success
+    assert_output --regexp '^one
+(two
+)?three
+four$'
+}
+
+@test "replica fetch: a stale leader epoch, an unknown broker, a consumer at a follower" {
+    cluster_start 3
+    stream-topics create e -p 1 -r 3
+    local leader follower
+    leader=$(wait_leader e 0 -1 5)
+    follower=$((leader % 3 + 1))
+    echo x | stream-pub -t e --acks all
+    # A consumer asking a follower is told who leads.
+    run faultclient request "$(node_addr "$follower")" fetch \
+        '{"topics": [{"name": "e", "partitions": [{"partition": 0, "offset": 0}]}]}'
+    assert_success
+    assert_output --partial '"err": -17'
+    assert_output --partial "node $leader does"
+    # A replica fetch with an epoch older than the leader's.
+    run faultclient request "$(node_addr "$leader")" fetch \
+        "{\"replica_id\": $follower, \"topics\": [{\"name\": \"e\", \"partitions\": [{\"partition\": 0, \"offset\": 0, \"leader_epoch\": 0, \"durable_offset\": 0}]}]}"
+    assert_success
+    epoch=$(part_json e 0 | jq .leader_epoch)
+    if [ "$epoch" -gt 0 ]; then assert_output --partial '"err": -39'; fi
+    # A broker id that is no replica of the partition.
+    run faultclient request "$(node_addr "$leader")" fetch \
+        '{"replica_id": 77, "topics": [{"name": "e", "partitions": [{"partition": 0, "offset": 0}]}]}'
+    assert_success
+    assert_output --partial '"err": -40'
+    # Nothing changed: the record is there once.
+    run stream-sub -t e -e -f '%v\n'
+    assert_success
+    assert_output x
+}
