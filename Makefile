@@ -10,6 +10,8 @@
 #   make bench      benchmarks (never part of check)
 #   make bench-scale  broker memory and idle CPU with many clients
 #   make bench-peers  the same workloads against Redis Streams and NATS JetStream
+#   make bench-cluster  replication's cost (RF=3 vs one broker) and failover time
+#   make soak-cluster   CLUSTER_SOAK_KILLS (50) leader kills under load, then the checkers
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (check runs each briefly)
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
 #   make format     clang-format every C file
@@ -68,7 +70,7 @@ A         := build/asan
 lib_objs   = $(patsubst libstream/%.c,$(1)/obj/lib/%.o,$(LIB_SRC))
 cmdc_objs  = $(patsubst cmd/%.c,$(1)/obj/cmd/%.o,$(CMD_COMMON_SRC))
 
-.PHONY: all check run run-cluster deps bench bench-scale install uninstall clean format unit cli asan soak
+.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster install uninstall clean format unit cli asan soak
 .DELETE_ON_ERROR:
 
 all: $(B)/libstream.a $(B)/libstream.so $(addprefix $(B)/,$(PROGRAMS)) $(B)/libstream.pc
@@ -146,6 +148,12 @@ CHECK_SOAK_MINUTES = $(if $(filter command line environment,$(origin SOAK_MINUTE
 soak: all
 	@tests/soak/soak.sh $(B) $(SOAK_MINUTES)
 
+# tests/soak/cluster-soak.sh: CLUSTER_SOAK_KILLS leader kills and pauses on a
+# 3-broker cluster under acks=all load, then the checkers.
+CLUSTER_SOAK_KILLS ?= 50
+soak-cluster: all
+	@tests/soak/cluster-soak.sh $(B) $(CLUSTER_SOAK_KILLS)
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	exec $(B)/stream-broker
@@ -168,6 +176,11 @@ deps:
 
 bench: all $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 	@tests/bench/run.sh $(B)
+
+# Replication's cost and failover time on a 3-broker cluster on this machine
+# (also the last part of `make bench-peers`).
+bench-cluster: all
+	@tests/bench/cluster.sh $(B)
 
 # Broker memory under 100 producers + 100 consumers, idle CPU with 1,000
 # long-polling consumers (also part of `make bench`).

@@ -384,3 +384,7 @@ python3 "$here/peers/report.py" "$res" "$build" <<EOF
  "redis_version": "$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')",
  "nats_version": "$(nats-server --version | sed 's/^nats-server: *//')"}
 EOF
+
+# ---- 6. the cluster: replication's cost and failover (tests/bench/cluster.sh) --------
+say "the cluster rows (tests/bench/cluster.sh)"
+"$here/cluster.sh" "$build"

@@ -30,6 +30,13 @@ Commands (every one prints one JSON object on stdout):
           hello (protocol version 3), then one request of OP with the
           fields of the JSON object; prints the answer as JSON (bins as
           their length: {"bin": N}).
+  acker   HOST:PORT,... --topic T --out FILE [--stop-file F] [--interval-ms MS]
+          a leader-following acks=all producer for failover measurements:
+          finds partition 0's leader in the metadata of any live broker,
+          produces one record at a time to it (acks=all, timeout 5 s) and
+          appends 'WALL_MS NODE OFFSET' to FILE for each acknowledgement; on
+          any error or a lost connection asks the metadata again (every
+          5 ms) and carries on, until F exists.
   hold    HOST:PORT --count N --seconds S
           opens N connections, says hello on each, counts the answered,
           refused and unanswered ones, holds them S seconds, closes them.
@@ -465,6 +472,62 @@ def cmd_fetch(a):
     print(json.dumps(out[0] if len(out) == 1 else {"partitions": out}))
 
 
+def _leader(brokers, topic):
+    """(node, "host:port") of partition 0's leader, from any live broker."""
+    for b in brokers:
+        try:
+            c = Conn(b, timeout=1.0)
+            c.request({"op": "hello", "version": 3, "client": "faultclient acker"})
+            m = c.request({"op": "metadata", "topics": [topic]})
+            c.close()
+        except (OSError, ConnectionError):
+            continue
+        nodes = {x["node_id"]: "%s:%d" % (x["host"], x["port"]) for x in m.get("brokers", [])}
+        for t in m.get("topics", []):
+            for p in t.get("partitions", []):
+                if p.get("partition") == 0 and p.get("leader", -1) in nodes:
+                    return p["leader"], nodes[p["leader"]]
+    return None, None
+
+
+def cmd_acker(a):
+    brokers = a.targets.split(",")
+    out = open(a.out, "a", buffering=1)
+    c, node = None, None
+    n = 0
+    while not (a.stop_file and os.path.exists(a.stop_file)):
+        if c is None:
+            node, target = _leader(brokers, a.topic)
+            if node is None:
+                time.sleep(0.005)
+                continue
+            try:
+                c = Conn(target, timeout=6.0)
+                c.request({"op": "hello", "version": 3, "client": "faultclient acker"})
+            except (OSError, ConnectionError):
+                c = None
+                time.sleep(0.005)
+                continue
+        n += 1
+        try:
+            r = c.request({"op": "produce", "acks": -1, "timeout_ms": 5000, "topics": [
+                {"name": a.topic, "partitions": [{"partition": 0,
+                                                  "records": record_batch([b"ack-%d" % n])}]}]})
+        except (OSError, ConnectionError):
+            c.close()
+            c = None
+            continue
+        p = r.get("topics", [{}])[0].get("partitions", [{}])[0] if not r.get("err") else r
+        if r.get("err") or p.get("err"):
+            c.close()
+            c = None
+            time.sleep(0.005)
+            continue
+        out.write("%d %d %d\n" % (int(time.time() * 1000), node, p["base_offset"]))
+        if a.interval_ms:
+            time.sleep(a.interval_ms / 1000.0)
+
+
 def _jsonable(o):
     if isinstance(o, (bytes, bytearray)):
         return {"bin": len(o)}
@@ -515,13 +578,19 @@ def main():
     p.add_argument("--partition", type=int, action="append")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--max-bytes", type=int, default=1 << 20)
+    p = sub.add_parser("acker")
+    p.add_argument("targets")
+    p.add_argument("--topic", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--stop-file")
+    p.add_argument("--interval-ms", type=float, default=2)
     p = sub.add_parser("request")
     p.add_argument("target")
     p.add_argument("op")
     p.add_argument("fields")
     a = ap.parse_args()
     {"probe": cmd_probe, "storm": cmd_storm, "hold": cmd_hold, "fetch": cmd_fetch,
-     "request": cmd_request}[a.cmd](a)
+     "request": cmd_request, "acker": cmd_acker}[a.cmd](a)
 
 
 if __name__ == "__main__":
