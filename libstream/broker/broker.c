@@ -190,6 +190,8 @@ static void init_handles(stream_broker *b)
     b->wait_timer.data = b;
     uv_timer_init(&b->loop, &b->shutdown_timer);
     b->shutdown_timer.data = b;
+    uv_timer_init(&b->loop, &b->hold_timer);
+    b->hold_timer.data = b;
     uv_signal_init(&b->loop, &b->sigint);
     b->sigint.data = b;
     uv_signal_init(&b->loop, &b->sigterm);
@@ -204,6 +206,7 @@ static void close_handles(stream_broker *b)
         (uv_handle_t *)&b->housekeeping,   (uv_handle_t *)&b->wait_timer,
         (uv_handle_t *)&b->shutdown_timer, (uv_handle_t *)&b->sigint,
         (uv_handle_t *)&b->sigterm,        (uv_handle_t *)&b->listener,
+        (uv_handle_t *)&b->hold_timer,
     };
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (!uv_is_closing(hs[i]))
@@ -426,11 +429,55 @@ void stream__broker_conn_gone(stream_broker *b)
         finish_stop(b);
 }
 
+static void begin_stop(stream_broker *b);
+
+static void on_hold_timer(uv_timer_t *t)
+{
+    stream_broker *b = t->data;
+    stream__blog(b, STREAM_BROKER_WARN, "stopping without waiting any longer for %d service%s",
+                 b->stop_holds, b->stop_holds == 1 ? "" : "s");
+    b->stop_holds = 0;
+    begin_stop(b);
+}
+
+/* A stop was asked for: services that prepare it hold it (host.h), the rest
+ * happens once they release it. */
+static void request_stop(stream_broker *b)
+{
+    if (b->stopping)
+        return;
+    if (b->stop_preparing) {
+        begin_stop(b); /* asked twice: now */
+        return;
+    }
+    b->stop_preparing = true;
+    stream__services_stop_requested(b);
+    if (b->stop_holds > 0) {
+        uv_timer_start(&b->hold_timer, on_hold_timer, STREAM__HOST_STOP_HOLD_MS, 0);
+        return;
+    }
+    begin_stop(b);
+}
+
+void stream__host_hold_stop(stream_broker *b)
+{
+    if (!b->stopping)
+        b->stop_holds++;
+}
+
+void stream__host_release_stop(stream_broker *b)
+{
+    if (b->stop_holds > 0 && --b->stop_holds == 0 && b->stop_preparing && !b->stopping)
+        begin_stop(b);
+}
+
 static void begin_stop(stream_broker *b)
 {
     if (b->stopping)
         return;
     b->stopping = true;
+    if (b->handles_open)
+        uv_timer_stop(&b->hold_timer);
     stream__blog(b, STREAM_BROKER_INFO, "stopping: %d connections open", b->nconns);
     uv_close((uv_handle_t *)&b->listener, NULL);
     uv_timer_stop(&b->housekeeping);
@@ -445,7 +492,7 @@ static void begin_stop(stream_broker *b)
 
 static void on_stop_async(uv_async_t *a)
 {
-    begin_stop(a->data);
+    request_stop(a->data);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -453,7 +500,7 @@ static void on_signal(uv_signal_t *s, int signum)
     stream_broker *b = s->data;
     stream__blog(b, STREAM_BROKER_INFO, "received %s%s", signum == SIGINT ? "SIGINT" : "SIGTERM",
                  b->stopping ? " while stopping; still stopping" : "");
-    begin_stop(b);
+    request_stop(b);
 }
 
 void stream_broker_stop(stream_broker *b)

@@ -322,6 +322,9 @@ struct stream_broker {
     stream__pstate *repl_list; /* partitions with a role (their durable offsets are watched) */
 
     bool running;
+    int stop_holds;         /* services preparing a requested stop (host.h) */
+    bool stop_preparing;    /* a stop was asked for; services prepare it */
+    uv_timer_t hold_timer;  /* bounds the preparation */
     bool stopping;
     bool stopped; /* run returned; the store is closed */
     int run_result;
@@ -357,6 +360,8 @@ void stream__services_free(stream_broker *b);
 /* Hands the request to the service that answers op; false when none does. */
 bool stream__services_dispatch(stream_broker *b, stream__req *r, uint64_t id, stream_op op,
                                const msgpack_object *m);
+/* Tells every service that a stop was asked for (stop_requested). */
+void stream__services_stop_requested(stream_broker *b);
 /* Tells every service that topic t was created / the topic `name` deleted. */
 void stream__services_topic_created(stream_broker *b, stream_topic *t);
 void stream__services_topic_deleted(stream_broker *b, const char *name);

@@ -108,6 +108,13 @@ bool stream__services_dispatch(stream_broker *b, stream__req *r, uint64_t id, st
     return true;
 }
 
+void stream__services_stop_requested(stream_broker *b)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->stop_requested)
+            services[i]->stop_requested(b->svc[i]);
+}
+
 void stream__services_topic_created(stream_broker *b, stream_topic *t)
 {
     for (size_t i = 0; i < b->nsvc; i++)

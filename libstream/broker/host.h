@@ -83,6 +83,12 @@ typedef struct stream__service {
     /* The topic called `name` was deleted; its logs are gone. NULL: not
      * interested. */
     void (*topic_deleted)(void *svc, const char *name);
+    /* A stop was asked for (SIGTERM, stream_broker_stop) and the broker
+     * still runs normally: a service with work to do first (a cluster's
+     * controlled shutdown moves its leaderships away) calls
+     * stream__host_hold_stop now and stream__host_release_stop when done.
+     * NULL: nothing to do. */
+    void (*stop_requested)(void *svc);
 } stream__service;
 
 /* ---- the broker, as a service sees it ---- */
@@ -101,6 +107,12 @@ const stream_config *stream__host_config(stream_broker *b);
 void stream__host_listen_address(stream_broker *b, const char **host, uint16_t *port);
 /* True once the broker has begun stopping. */
 bool stream__host_stopping(stream_broker *b);
+/* Holds a requested stop (from stop_requested) until the matching release,
+ * for at most STREAM__HOST_STOP_HOLD_MS in all; a second SIGTERM or SIGINT
+ * stops at once. */
+#define STREAM__HOST_STOP_HOLD_MS 10000
+void stream__host_hold_stop(stream_broker *b);
+void stream__host_release_stop(stream_broker *b);
 /* A line for the broker's log (no trailing newline). */
 void stream__host_log(stream_broker *b, stream_broker_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
