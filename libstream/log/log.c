@@ -168,6 +168,11 @@ static int find_seg(const stream_log *log, int64_t offset)
     return lo > 0 ? lo - 1 : 0;
 }
 
+int stream__log_find_seg(const stream_log *log, int64_t offset)
+{
+    return find_seg(log, offset);
+}
+
 static stream__segment *active_seg(const stream_log *log)
 {
     return log->segs[log->nsegs - 1];
@@ -507,6 +512,11 @@ static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t 
     }
     if ((rc = rebuild_producers(log, errbuf, errbuf_len)) != 0)
         return rc;
+    if ((rc = stream__log_epochs_open(log, &rec->epochs_rebuilt)) != 0) {
+        seterr(errbuf, errbuf_len, "loading the leader epochs of %s: %s", log->dir,
+               stream_strerror(rc));
+        return rc;
+    }
 
     /* From here on the files change: the marker must be gone from the disk
      * before the first append, or a crash would leave it lying. */
@@ -551,6 +561,7 @@ static void free_log(stream_log *log)
     free(log->snap);
     stream_buf_release(&log->scratch);
     stream__producer_state_free(log->producers);
+    stream__epoch_cache_release(&log->epochs);
     if (log->dirfd >= 0)
         close(log->dirfd); /* also releases the flock */
     pthread_cond_destroy(&log->cv);
@@ -588,6 +599,8 @@ int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **
     atomic_init(&log->flush_mode, (int)cfg->flush_mode);
     atomic_init(&log->flush_ms, cfg->flush_ms);
     stream_buf_init(&log->scratch);
+    stream__epoch_cache_init(&log->epochs);
+    log->leader_epoch = -1;
     log->last_recovery.truncated_at = -1;
     log->dir = strdup(dir);
     log->producers = stream__producer_state_new();
@@ -655,6 +668,7 @@ void stream_log_close(stream_log *log)
     pthread_mutex_unlock(&log->mu);
     if (rc == 0 && log->rp_written != log->end_offset)
         rc = stream__write_offset_file(log, "recovery-point", log->end_offset);
+    stream__log_epochs_flush(log); /* open checks it either way */
     /* The next open loads this instead of replaying (a failure only costs
      * that replay). */
     if (rc == 0)
@@ -733,24 +747,18 @@ int stream_log_maybe_roll(stream_log *log, int64_t now_ms)
     return 0;
 }
 
-int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_offset, char *errbuf,
-                      size_t errbuf_len)
+/* Writes one checked batch (info describes the batch at p) at the log end:
+ * what stream_log_append and stream_log_append_replica share. `stamp` is
+ * the leader's path: p itself, writable; its baseOffset becomes the log end
+ * and, when a leader epoch is set, its partitionLeaderEpoch that epoch, just
+ * before the write. Without it (a replica's batch) info->base_offset is the
+ * log end already and the batch is written as it is. */
+static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, stream_batch_info *info,
+                        char *errbuf, size_t errbuf_len)
 {
-    if (len > (size_t)log->cfg.max_message_bytes) {
-        seterr(errbuf, errbuf_len, "batch of %zu bytes exceeds max_message_bytes %d", len,
-               log->cfg.max_message_bytes);
-        return STREAM_ETOOLARGE;
-    }
-    stream_batch_info info;
-    int rc = stream_batch_check(p, len, &info, errbuf, errbuf_len);
-    if (rc != 0)
-        return rc;
-    if (info.size != len) {
-        seterr(errbuf, errbuf_len, "%zu bytes after the batch's %zu", len - info.size, info.size);
-        return STREAM_ECORRUPT;
-    }
+    size_t len = info->size;
     pthread_mutex_lock(&log->mu);
-    rc = log->io_error;
+    int rc = log->io_error;
     pthread_mutex_unlock(&log->mu);
     if (rc != 0) {
         seterr(errbuf, errbuf_len, "log %s failed earlier: %s", log->dir, stream_strerror(rc));
@@ -759,20 +767,28 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
 
     /* Offsets end at STREAM_LOG_MAX_OFFSET: past it the sums below (and
      * every reader's) would overflow. */
-    if (!stream__offsets_fit(log->end_offset, info.last_offset_delta)) {
+    if (!stream__offsets_fit(log->end_offset, info->last_offset_delta)) {
         seterr(errbuf, errbuf_len,
                "log %s is full: %" PRId64 " offsets from %" PRId64
                " would pass the largest offset a log holds (%" PRId64 ")",
-               log->dir, (int64_t)info.last_offset_delta + 1, log->end_offset,
+               log->dir, (int64_t)info->last_offset_delta + 1, log->end_offset,
                (int64_t)STREAM_LOG_MAX_OFFSET);
         return STREAM_EOFFSET;
+    }
+    /* A leader's batch was checked against the producer state, which
+     * reserved room for its update; a replica's was not. */
+    if (stamp == NULL && info->producer_id >= 0 &&
+        stream__producer_state_reserve(log->producers) != 0) {
+        seterr(errbuf, errbuf_len, "no memory for producer %" PRId64 " in %s", info->producer_id,
+               log->dir);
+        return STREAM_ENOMEM;
     }
 
     stream__segment *s = active_seg(log);
     int64_t now = stream__now_ms();
     if (s->size > 0 && (s->size + (int64_t)len > log->cfg.segment_bytes ||
                         now - s->roll_at_ms >= log->cfg.segment_ms ||
-                        log->end_offset - s->base_offset + info.last_offset_delta > INT32_MAX)) {
+                        log->end_offset - s->base_offset + info->last_offset_delta > INT32_MAX)) {
         rc = roll(log);
         if (rc != 0) {
             seterr(errbuf, errbuf_len, "rolling a segment in %s: %s", log->dir,
@@ -784,8 +800,22 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
 
     int64_t base = log->end_offset;
     int64_t pos = s->size;
-    stream_batch_set_base_offset(p, base);
-    info.base_offset = base;
+    if (stamp != NULL) {
+        stream_batch_set_base_offset(stamp, base);
+        info->base_offset = base;
+        if (log->leader_epoch >= 0) {
+            stream_batch_set_leader_epoch(stamp, log->leader_epoch);
+            info->partition_leader_epoch = log->leader_epoch;
+        }
+    }
+    /* Unstamped batches of a leader keep what the producer sent there (-1
+     * from every client we know): not an epoch, so no cache entry. */
+    bool new_epoch;
+    rc = stream__log_epochs_before_append(
+        log, stamp == NULL || log->leader_epoch >= 0 ? info->partition_leader_epoch : -1, base,
+        &new_epoch, errbuf, errbuf_len);
+    if (rc != 0)
+        return rc;
     size_t done = 0;
     while (done < len) {
         ssize_t w = pwrite(s->fd, p + done, len - done, (off_t)(pos + (int64_t)done));
@@ -806,15 +836,17 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
                                  "ftruncate cutting a partial batch off segment %020" PRId64
                                  " failed: %s",
                                  s->base_offset, strerror(errno));
+            if (new_epoch)
+                stream__log_epochs_append_failed(log);
             return rc;
         }
         done += (size_t)w;
     }
     if (pos == 0)
         s->roll_at_ms = now;
-    stream__seg_track(s, pos, &info, log->cfg.index_interval_bytes);
-    if (info.producer_id >= 0) /* cannot fail after stream_log_check_producer said 0 */
-        (void)stream__producer_state_update(log->producers, &info, now);
+    stream__seg_track(s, pos, info, log->cfg.index_interval_bytes);
+    if (info->producer_id >= 0) /* room reserved: by check_producer, or above */
+        (void)stream__producer_state_update(log->producers, info, now);
     if (s->index_n - s->index_written >= INDEX_FLUSH_ENTRIES ||
         s->times_n - s->times_written >= INDEX_FLUSH_ENTRIES)
         (void)stream__seg_write_pending(log, s); /* a hint: see roll() */
@@ -823,8 +855,51 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
     pthread_mutex_lock(&log->mu);
     log->appended_end = log->end_offset;
     pthread_mutex_unlock(&log->mu);
-    *base_offset = base;
     return 0;
+}
+
+int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_offset, char *errbuf,
+                      size_t errbuf_len)
+{
+    if (len > (size_t)log->cfg.max_message_bytes) {
+        seterr(errbuf, errbuf_len, "batch of %zu bytes exceeds max_message_bytes %d", len,
+               log->cfg.max_message_bytes);
+        return STREAM_ETOOLARGE;
+    }
+    stream_batch_info info;
+    int rc = stream_batch_check(p, len, &info, errbuf, errbuf_len);
+    if (rc != 0)
+        return rc;
+    if (info.size != len) {
+        seterr(errbuf, errbuf_len, "%zu bytes after the batch's %zu", len - info.size, info.size);
+        return STREAM_ECORRUPT;
+    }
+    rc = append_batch(log, p, p, &info, errbuf, errbuf_len);
+    if (rc == 0)
+        *base_offset = info.base_offset;
+    return rc;
+}
+
+int stream_log_append_replica(stream_log *log, const uint8_t *p, size_t len, int64_t *appended_end,
+                              char *errbuf, size_t errbuf_len)
+{
+    int rc = 0;
+    for (size_t at = 0; rc == 0 && at < len;) {
+        stream_batch_info info;
+        rc = stream_batch_check(p + at, len - at, &info, errbuf, errbuf_len);
+        if (rc == 0 && info.base_offset != log->end_offset) {
+            seterr(errbuf, errbuf_len,
+                   "batch at byte %zu starts at offset %" PRId64 ", the log %s ends at %" PRId64,
+                   at, info.base_offset, log->dir, log->end_offset);
+            rc = STREAM_EOFFSET;
+        }
+        if (rc == 0)
+            rc = append_batch(log, p + at, NULL, &info, errbuf, errbuf_len);
+        if (rc == 0)
+            at += info.size;
+    }
+    *appended_end = log->end_offset;
+    return rc;
 }
 
 /* ---- read ---------------------------------------------------------------------- */
@@ -885,6 +960,41 @@ int stream_log_read(stream_log *log, int64_t offset, size_t max_bytes, stream_lo
     out->len = extent(s, pos, info.size, max_bytes);
     out->first_offset = info.base_offset;
     out->segment = s;
+    return 0;
+}
+
+int stream_log_read_until(stream_log *log, int64_t offset, size_t max_bytes, int64_t end_offset,
+                          stream_log_slice *out)
+{
+    int rc = stream_log_read(log, offset, max_bytes, out);
+    if (rc != 0 || out->len == 0)
+        return rc;
+    const stream__segment *s = out->segment;
+    if (end_offset >= s->next_offset)
+        return 0; /* every batch of the segment ends below it */
+    /* Batches before the one holding end_offset end below it. The index
+     * entry at or below it often proves the slice ends in time without a
+     * read; else find that batch (index, then a few headers). */
+    int64_t limit = (int64_t)out->pos; /* nothing: end_offset precedes the segment */
+    if (end_offset > s->base_offset) {
+        int64_t entry_off;
+        limit = stream__seg_index_floor(s, (uint32_t)(end_offset - s->base_offset), &entry_off);
+        if ((int64_t)out->pos + (int64_t)out->len <= limit)
+            return 0;
+        stream_batch_info info;
+        rc = stream__seg_find(s, end_offset, &limit, &info);
+        if (rc != 0) {
+            stream_log_slice_release(out);
+            return rc;
+        }
+    }
+    if (limit <= (int64_t)out->pos) {
+        stream_log_slice_release(out);
+        out->first_offset = offset;
+        return 0;
+    }
+    if ((int64_t)out->pos + (int64_t)out->len > limit)
+        out->len = (size_t)(limit - (int64_t)out->pos);
     return 0;
 }
 
@@ -1072,6 +1182,8 @@ int stream_log_apply_retention(stream_log *log, int64_t now_ms)
     }
     if (log->segs[0]->base_offset > log->start_offset)
         log->start_offset = log->segs[0]->base_offset;
+    if (deleted > 0)
+        stream__log_epochs_start_moved(log);
     stream__producer_state_expire(log->producers, log->start_offset, now_ms,
                                   STREAM__PRODUCER_EXPIRATION_MS);
     return deleted;
@@ -1105,6 +1217,7 @@ int stream_log_advance_start(stream_log *log, int64_t offset)
     log->start_offset = offset;
     while (log->nsegs > 1 && log->segs[0]->next_offset <= offset)
         drop_first(log);
+    stream__log_epochs_start_moved(log);
     return 0;
 }
 
@@ -1191,6 +1304,9 @@ int stream_log_truncate_to(stream_log *log, int64_t offset)
     }
     publish_truncation(log);
     stream__log_release_busy(log);
+    /* The log is cut first and the checkpoint after: a crash between
+     * leaves it naming epochs past the end, which open drops. */
+    stream__log_epochs_end_moved(log);
     /* Batches past the cut no longer count for their producers. */
     int prc = rebuild_producers(log, NULL, 0);
     return rc != 0 ? rc : prc;
@@ -1283,5 +1399,6 @@ int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t er
         return rc;
     }
     log->recover_after_ms = 0;
+    stream__log_epochs_flush(log);
     return 0;
 }

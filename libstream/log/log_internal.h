@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "leader_epoch.h"
 #include "stream/batch.h"
 #include "stream/buf.h"
 #include "stream/log.h"
@@ -79,6 +80,9 @@ struct stream_log {
     /* (owner) idempotent producers' sequences (producer_state.c) */
     struct stream__producer_state *producers;
     stream_log_recovery last_recovery; /* what open found */
+    stream__epoch_cache epochs;        /* (owner) leader epochs and their start offsets */
+    int32_t leader_epoch;              /* (owner) epoch appends stamp, -1 = none (no stamping) */
+    bool epochs_unsaved;               /* (owner) a checkpoint write failed: rewrite it */
 
     pthread_mutex_t mu;      /* guards every (mu) field */
     pthread_cond_t cv;       /* signalled when durable or busy changes (mu) */
@@ -128,6 +132,10 @@ void stream__log_fail(stream_log *log, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void stream__log_fail_locked(stream_log *log, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Index of the segment holding `offset`: the last with base <= offset (0
+ * when offset is below every base). */
+int stream__log_find_seg(const stream_log *log, int64_t offset);
 
 /* Times in milliseconds. */
 int64_t stream__now_ms(void);  /* CLOCK_REALTIME */
@@ -201,6 +209,29 @@ int stream__seg_recover(stream_log *log, stream__segment *s, int64_t *scanned, i
                         int64_t *bad_offset);
 /* Recomputes max_timestamp/last positions after the segment was cut back. */
 int stream__seg_recompute_tail(stream_log *log, stream__segment *s);
+
+/* ---- leader_epoch.c ------------------------------------------------------ */
+
+/* Loads the leader-epoch cache at open, once recovery has fixed the start
+ * and end: drops entries at or past the end, checks the rest against the
+ * batch headers, rebuilds from the headers when the file is damaged or
+ * disagrees (*rebuilt), and rewrites the file when it changed. A missing
+ * file is an empty cache. Fails only with STREAM_ENOMEM. */
+int stream__log_epochs_open(stream_log *log, bool *rebuilt);
+/* Before a batch of `epoch` is written at `base` (the log end): when the
+ * epoch is newer than the latest, records (epoch, base) and writes the
+ * checkpoint, *added = true. On failure (ENOMEM, the file's I/O error, errbuf
+ * saying so) the cache is as it was and the batch must not be written. */
+int stream__log_epochs_before_append(stream_log *log, int32_t epoch, int64_t base, bool *added,
+                                     char *errbuf, size_t errbuf_len);
+/* The write of a batch whose epoch before_append added failed: forget it. */
+void stream__log_epochs_append_failed(stream_log *log);
+/* The end moved down (truncation) / the start moved up (retention,
+ * advance_start): trims the cache and rewrites the file when it changed. */
+void stream__log_epochs_end_moved(stream_log *log);
+void stream__log_epochs_start_moved(stream_log *log);
+/* Rewrites the file if an earlier write failed (close, recover). */
+void stream__log_epochs_flush(stream_log *log);
 
 /* ---- flusher.c ---------------------------------------------------------- */
 

@@ -148,6 +148,11 @@ static int reserve(stream__producer_state *ps, size_t extra)
     return 0;
 }
 
+int stream__producer_state_reserve(stream__producer_state *ps)
+{
+    return reserve(ps, 1);
+}
+
 stream__producer_state *stream__producer_state_new(void)
 {
     return calloc(1, sizeof(stream__producer_state));

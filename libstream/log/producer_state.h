@@ -109,6 +109,11 @@ int stream__producer_state_check(stream__producer_state *ps, const stream_batch_
 int stream__producer_state_update(stream__producer_state *ps, const stream_batch_info *info,
                                   int64_t now_ms);
 
+/* Makes room for one more producer, so that the update after an append of
+ * a batch nobody checked (a replica's) cannot fail for memory. Returns 0 or
+ * STREAM_ENOMEM. */
+int stream__producer_state_reserve(stream__producer_state *ps);
+
 /* Forgets producers whose last batch ends below log_start_offset, and, when
  * max_idle_ms >= 0, those that have not appended since now_ms - max_idle_ms.
  * Returns how many went. */

@@ -28,6 +28,11 @@
  *   <offset>.snapshot idempotent producers' sequence state as of the batches below
  *                     <offset> (20 digits), written at each segment roll and at
  *                     close, the newest two kept (libstream/log/producer_state.h)
+ *   leader-epoch-checkpoint
+ *                     the leader-epoch cache, Kafka's text format: "0\n<count>\n" then
+ *                     "<epoch> <start offset>\n" per epoch (libstream/log/leader_epoch.h);
+ *                     written atomically whenever the cache changes ("Leader epochs"
+ *                     below); absent until a first epoch is recorded
  *
  * One index entry is written per `index_interval_bytes` of log (the first batch
  * of a segment always gets one). A time index entry is written when a batch
@@ -126,6 +131,8 @@ typedef struct stream_log_recovery {
     int64_t truncated_bytes; /* bytes dropped at the first torn/corrupt batch */
     int64_t truncated_at;    /* offset where the drop began, -1 if none */
     int indexes_rebuilt;     /* index/timeindex files rebuilt (2 per scanned segment) */
+    bool epochs_rebuilt;     /* leader-epoch-checkpoint was damaged or disagreed with the
+                                batches: the epochs were rebuilt from the batch headers */
 } stream_log_recovery;
 
 /* A run of whole batches in one segment file, ready for pread or sendfile.
@@ -159,17 +166,103 @@ void stream_log_close(stream_log *log);
 int stream_log_set_config(stream_log *log, const stream_log_config *cfg);
 
 /* Validates the batch at p (header, size, CRC via stream_batch_check), assigns
- * it the next offset (stamping baseOffset in place in p, CRC unchanged), rolls
- * the segment if needed, writes it, and updates the indexes. *base_offset gets
- * the assigned offset. `len` must be exactly one batch. No allocation on this
- * path (beyond the in-memory index's rare doubling). Errors:
+ * it the next offset (stamping baseOffset in place in p, CRC unchanged, and
+ * partitionLeaderEpoch when a leader epoch is set: stream_log_set_leader_epoch),
+ * rolls the segment if needed, writes it, and updates the indexes. *base_offset
+ * gets the assigned offset. `len` must be exactly one batch. No allocation on
+ * this path (beyond the in-memory index's rare doubling, and the epoch cache's
+ * when a new epoch starts). Errors:
  * STREAM_ECRC/ECORRUPT/ESHORT/EMAGIC (batch rejected, log unchanged),
  * STREAM_ETOOLARGE (len > max_message_bytes), STREAM_EOFFSET (its last
  * offset would pass STREAM_LOG_MAX_OFFSET; log unchanged), STREAM_EIO/ENOSPC (log
- * unchanged: a partial write is cut back; while an I/O error is latched -
- * see "I/O errors" below - every append fails with it). */
+ * unchanged: a partial write is cut back; also when the first batch of a new
+ * leader epoch cannot have its leader-epoch-checkpoint entry written; while
+ * an I/O error is latched - see "I/O errors" below - every append fails with
+ * it), STREAM_ENOMEM (a new epoch's entry). Owner thread. */
 int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_offset, char *errbuf,
                       size_t errbuf_len);
+
+/* Appends batches exactly as a leader stored them: the follower's side of
+ * replication. p holds one or more whole batches back to back, baseOffset and
+ * partitionLeaderEpoch as the leader stamped them; nothing is stamped here.
+ * The first must start at the log end and each next one right after the one
+ * before (base offset = previous last offset + 1). Each batch is checked as
+ * stream_log_append checks one (stream_batch_check: header, size, CRC; not
+ * max_message_bytes, which the leader enforced: refusing here would stop
+ * replication for good) and written with everything an append maintains:
+ * indexes, segment rolls, the time index, the idempotent producers' state
+ * (no judging: a leader's batches are trusted, so a batch resent to the next
+ * leader is found by stream_log_check_producer), and the durability side
+ * (flushes cover it as any append). A batch whose partitionLeaderEpoch is
+ * newer than stream_log_latest_epoch adds (epoch, its base offset) to the
+ * epoch cache, as a leader's append does. Batches are appended one by one:
+ * on the first failure the batches before it stay appended and that batch
+ * and everything after it are not. *appended_end always gets the log end
+ * after the call. len 0 appends nothing. Errors: STREAM_EOFFSET (a batch
+ * does not start at the log end - a gap or an overlap - or would pass
+ * STREAM_LOG_MAX_OFFSET), STREAM_ECRC/ECORRUPT/EMAGIC (a bad batch),
+ * STREAM_ESHORT (a trailing partial batch), STREAM_EIO/ENOSPC (as
+ * stream_log_append), STREAM_ENOMEM; errbuf says which batch and why. Owner
+ * thread. */
+int stream_log_append_replica(stream_log *log, const uint8_t *p, size_t len, int64_t *appended_end,
+                              char *errbuf, size_t errbuf_len);
+
+/*
+ * Leader epochs (KIP-101, KIP-279). A leader stamps its epoch into every
+ * batch it appends (partitionLeaderEpoch, outside the CRC); the log keeps a
+ * cache of each epoch's start offset - the base offset of the first batch
+ * appended under it - in leader-epoch-checkpoint, so that a replica can ask
+ * where an epoch ended and cut off a tail no later leader kept.
+ *
+ * An epoch enters the cache with its first batch, appended by either path:
+ * the entry is written to the checkpoint (atomically) before the batch is
+ * written, and when that fails the append fails and the log is unchanged.
+ * Entries ascend strictly in epoch and start offset; a batch whose epoch is
+ * not newer than the latest entry adds nothing. stream_log_truncate_to
+ * drops the entries starting at or past the new end; retention and
+ * stream_log_advance_start drop the entries wholly below the new start (the
+ * entry covering the start stays, its start offset unchanged).
+ *
+ * Open: no file (a log from before epochs, or one never replicated) is an
+ * empty cache; the batches of such a log carry whatever the producers sent
+ * (-1 from every client), which is no leader's epoch, so they are not read.
+ * A file that is damaged (anything but the exact format), names a batch
+ * that is not there with that epoch, or is older than the newest batch's
+ * epoch is not trusted: the cache is rebuilt from every batch header
+ * (epochs >= 0, each newer than the one before), the file rewritten, and
+ * stream_log_recovery.epochs_rebuilt set. Open never fails for the file
+ * (it is derived data; the batches are the truth); when a segment cannot be
+ * read to its end the rebuilt cache stops there and the file is left for the
+ * next open to try again. Entries past the recovered end are dropped.
+ *
+ * Threads: the cache and the epoch are the owner thread's, like
+ * stream_log_end_offset.
+ */
+
+/* Sets the epoch stream_log_append stamps from now on (a negative epoch:
+ * none). With none set - the default, and what a single broker uses - an
+ * append leaves partitionLeaderEpoch as the producer sent it and never adds
+ * to the epoch cache. With one set, each appended batch gets it; the first
+ * append under an epoch newer than stream_log_latest_epoch records (epoch,
+ * its base offset). Setting an epoch records nothing by itself, so until a
+ * new leader appends, the cache's latest is its predecessor's. Owner thread. */
+void stream_log_set_leader_epoch(stream_log *log, int32_t epoch);
+
+/* The newest epoch in the cache, -1 when it is empty. Owner thread. */
+int32_t stream_log_latest_epoch(stream_log *log);
+
+/* OffsetForLeaderEpoch: the largest cached epoch <= `epoch` into
+ * *found_epoch, and into *end_offset where it ended - the start offset of
+ * the next cached epoch, or the log end offset when it is the latest (so an
+ * epoch newer than every cached one answers the latest and the log end).
+ * When every cached epoch is newer than `epoch` (or `epoch` < 0), or the
+ * cache is empty, both are -1 (Kafka's UNDEFINED: the asker cannot learn
+ * where its epoch diverged; a follower then falls back to its high
+ * watermark). Kafka answers the first entry's start instead when every
+ * cached epoch is newer; here that case is UNDEFINED too. Returns 0 (no
+ * errors today). Owner thread. */
+int stream_log_epoch_end_offset(stream_log *log, int32_t epoch, int32_t *found_epoch,
+                                int64_t *end_offset);
 
 /* Idempotent producers. The log remembers, per producer id, its epoch and
  * its last 5 batches' sequence numbers and offsets (updated by every append
@@ -190,6 +283,20 @@ int stream_log_check_producer(stream_log *log, const uint8_t *p, size_t len,
  * never span segments; a slice stops at a segment's end. offset == end gives a
  * slice of len 0. Errors: STREAM_EOFFSET when offset < log start or > end. */
 int stream_log_read(stream_log *log, int64_t offset, size_t max_bytes, stream_log_slice *out);
+
+/* stream_log_read bounded by end_offset (a high watermark): the slice holds
+ * only whole batches whose last offset is below end_offset, so a consumer
+ * never sees a record at or above it. When the batch holding `offset` ends
+ * at or past end_offset (offset >= end_offset, an end_offset inside that
+ * batch, or one below the log start) the slice has len 0, pins nothing and
+ * is not an error; an end_offset past the log end is the log end. Cheap
+ * enough for every fetch: the offset index finds end_offset's batch and at
+ * most a few headers are read (none when an index entry already shows the
+ * slice ends below it). Errors: as stream_log_read (STREAM_EOFFSET when
+ * offset < log start or > end), and read errors finding end_offset's batch.
+ * Owner thread. */
+int stream_log_read_until(stream_log *log, int64_t offset, size_t max_bytes, int64_t end_offset,
+                          stream_log_slice *out);
 
 /* Unpins a slice. Safe on a zeroed slice. */
 void stream_log_slice_release(stream_log_slice *s);
