@@ -43,8 +43,6 @@
 #include "stream/batch.h"
 #include "stream/error.h"
 
-int stream_log_read_until(stream_log *log, int64_t offset, size_t max_bytes, int64_t end_offset,
-                          stream_log_slice *out); /* TEMP: until log-epochs merges */
 
 /* One topic of a request: a name and a run of entries in `parts`. */
 typedef struct req_topic {
