@@ -340,8 +340,7 @@ static void epoch_seeds(void)
 {
     static const int64_t one[][2] = {{0, 0}};
     static const int64_t three[][2] = {{1, 0}, {3, 9}, {6, 21}};
-    static const int64_t limits[][2] = {{2147483646, 1000},
-                                        {2147483647, STREAM_LOG_MAX_OFFSET}};
+    static const int64_t limits[][2] = {{2147483646, 1000}, {2147483647, STREAM_LOG_MAX_OFFSET}};
     int64_t many[40][2];
     for (int i = 0; i < 40; i++) {
         many[i][0] = 2 * i + 1;
