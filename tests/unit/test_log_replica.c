@@ -498,6 +498,37 @@ static void test_checkpoint_entry_past_the_end_is_dropped_at_open(void **state)
     assert_string_equal(got, THREE_EPOCHS_TEXT);
 }
 
+static void test_recovery_cutting_an_epochs_batches_drops_the_epoch(void **state)
+{
+    fixture *f = *state;
+    three_epochs(f);
+    stream_log_close(f->leader);
+    f->leader = NULL;
+    /* A crash tore epoch 6's first batch (offsets 21..23): recovery cuts
+     * the log at 21, and the checkpoint still names epoch 6 at 21. */
+    stream_log *probe = open_dir(f, f->ldir, NULL);
+    stream_log_slice sl;
+    assert_int_equal(stream_log_read(probe, 21, 1, &sl), 0);
+    off_t torn = sl.pos + (off_t)sl.len / 2;
+    stream_log_slice_release(&sl);
+    stream_log_close(probe);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%020d.log", f->ldir, 0);
+    assert_int_equal(truncate(path, torn), 0);
+    file_path(f->ldir, "clean-shutdown", path, sizeof path);
+    assert_int_equal(unlink(path), 0);
+    stream_log_recovery rec;
+    f->leader = open_dir(f, f->ldir, &rec);
+    assert_int_equal(rec.truncated_at, 21);
+    assert_false(rec.epochs_rebuilt);
+    assert_int_equal(stream_log_end_offset(f->leader), 21);
+    assert_int_equal(stream_log_latest_epoch(f->leader), 3);
+    assert_end_for(f->leader, 6, 3, 21);
+    char text[128];
+    assert_true(read_checkpoint(f->ldir, text, sizeof text));
+    assert_string_equal(text, "0\n2\n1 0\n3 9\n");
+}
+
 /* ---- truncation and retention -------------------------------------------------- */
 
 static void test_truncate_to_trims_the_epoch_cache(void **state)
@@ -934,6 +965,7 @@ int main(void)
         T(test_missing_checkpoint_is_an_empty_cache),
         T(test_damaged_checkpoint_is_rebuilt_from_batch_headers),
         T(test_checkpoint_entry_past_the_end_is_dropped_at_open),
+        T(test_recovery_cutting_an_epochs_batches_drops_the_epoch),
         T(test_truncate_to_trims_the_epoch_cache),
         T(test_start_moves_keep_the_entry_covering_the_start),
         T(test_retention_drops_epochs_of_deleted_segments),
