@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log/leader_epoch.h"
 #include "stream/batch.h"
 #include "stream/error.h"
 #include "stream/log.h"
@@ -380,6 +381,46 @@ static void test_epoch_end_offset_exact_between_older_latest(void **state)
     assert_end_for(f->leader, -1, -1, -1);
     append_to(f, f->leader, 2);
     assert_end_for(f->leader, 6, 6, 32); /* the latest follows the end */
+}
+
+/* The cache on its own (libstream/log/leader_epoch.h). */
+static void test_epoch_cache_keeps_strict_order(void **state)
+{
+    (void)state;
+    stream__epoch_cache c;
+    stream__epoch_cache_init(&c);
+    int32_t found;
+    int64_t end;
+    stream__epoch_cache_end_offset(&c, 3, 50, &found, &end);
+    assert_int_equal(found, -1);
+    assert_int_equal(end, -1);
+    assert_int_equal(stream__epoch_cache_assign(&c, -1, 0), 0); /* no epoch */
+    assert_int_equal(stream__epoch_cache_assign(&c, 2, 0), 1);
+    assert_int_equal(stream__epoch_cache_assign(&c, 2, 5), 0); /* not newer */
+    assert_int_equal(stream__epoch_cache_assign(&c, 1, 5), 0);
+    assert_int_equal(stream__epoch_cache_assign(&c, 4, 10), 1);
+    assert_int_equal(stream__epoch_cache_assign(&c, 5, 20), 1);
+    /* A newer epoch at or below later starts replaces them (Kafka's rule:
+     * those entries describe batches that are gone). */
+    assert_int_equal(stream__epoch_cache_assign(&c, 7, 10), 1);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.entries[1].epoch, 7);
+    assert_int_equal(c.entries[1].start_offset, 10);
+    assert_int_equal(stream__epoch_cache_latest(&c), 7);
+    /* Trims from the start keep the entry covering the new start. */
+    assert_false(stream__epoch_cache_truncate_start(&c, 9));
+    assert_true(stream__epoch_cache_truncate_start(&c, 10));
+    assert_int_equal(c.n, 1);
+    assert_false(stream__epoch_cache_truncate_start(&c, 1000));
+    assert_false(stream__epoch_cache_truncate_end(&c, 11));
+    assert_true(stream__epoch_cache_truncate_end(&c, 10));
+    assert_int_equal(c.n, 0);
+    stream_buf text = STREAM_BUF_INIT;
+    assert_int_equal(stream__epoch_cache_format(&c, &text), 0);
+    assert_int_equal(text.len, 4);
+    assert_memory_equal(text.data, "0\n0\n", 4);
+    stream_buf_release(&text);
+    stream__epoch_cache_release(&c);
 }
 
 /* ---- the checkpoint across open ------------------------------------------------ */
@@ -961,6 +1002,7 @@ int main(void)
         T(test_append_stamps_epoch_and_records_its_first_offset),
         T(test_new_epoch_append_fails_when_checkpoint_cannot_be_written),
         T(test_epoch_end_offset_exact_between_older_latest),
+        T(test_epoch_cache_keeps_strict_order),
         T(test_epoch_cache_persists_across_close_and_open),
         T(test_missing_checkpoint_is_an_empty_cache),
         T(test_damaged_checkpoint_is_rebuilt_from_batch_headers),
