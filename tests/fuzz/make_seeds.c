@@ -26,6 +26,7 @@
 #include <snappy-c.h>
 
 #include "cluster/metadata.h"
+#include "log/leader_epoch.h"
 #include "stream/batch.h"
 #include "stream/buf.h"
 #include "stream/codec.h"
@@ -317,6 +318,41 @@ static void text_seeds(void)
              "all");
 }
 
+/* ---- leader-epoch checkpoints ------------------------------------------------ */
+
+/* A checkpoint of the epochs (epoch, start) pairs, as the log writes it. */
+static void epoch_seed(const char *name, const int64_t (*pairs)[2], size_t n)
+{
+    stream__epoch_cache c;
+    stream__epoch_cache_init(&c);
+    for (size_t i = 0; i < n; i++)
+        if (stream__epoch_cache_assign(&c, (int32_t)pairs[i][0], pairs[i][1]) != 1)
+            die("epoch seed");
+    stream_buf text = STREAM_BUF_INIT;
+    if (stream__epoch_cache_format(&c, &text) != 0)
+        die("epoch seed");
+    seed("fuzz_leader_epoch", name, text.data, text.len);
+    stream_buf_release(&text);
+    stream__epoch_cache_release(&c);
+}
+
+static void epoch_seeds(void)
+{
+    static const int64_t one[][2] = {{0, 0}};
+    static const int64_t three[][2] = {{1, 0}, {3, 9}, {6, 21}};
+    static const int64_t limits[][2] = {{2147483646, 1000}, {2147483647, STREAM_LOG_MAX_OFFSET}};
+    int64_t many[40][2];
+    for (int i = 0; i < 40; i++) {
+        many[i][0] = 2 * i + 1;
+        many[i][1] = (int64_t)i * i * 1000 + 7;
+    }
+    epoch_seed("empty", one, 0);
+    epoch_seed("one", one, 1);
+    epoch_seed("three", three, 3);
+    epoch_seed("limits", limits, 2);
+    epoch_seed("many", (const int64_t(*)[2])many, 40);
+}
+
 /* ---- record formats ---------------------------------------------------------- */
 
 static void recfmt_seeds(void)
@@ -577,5 +613,6 @@ int main(int argc, char **argv)
     recfmt_seeds();
     log_seeds();
     metadata_seeds();
+    epoch_seeds();
     return 0;
 }
