@@ -1,34 +1,56 @@
 /*
- * client.c - one connection to a broker: connect, hello, pipelined requests
- * matched to in-order responses, timeouts, reconnect with backoff; plus the
- * metadata cache and the blocking metadata calls.
+ * client.c - the client's connections to the brokers: connect, hello,
+ * pipelined requests matched to in-order responses, timeouts, reconnect with
+ * backoff; routing of requests to the broker node that must answer them; the
+ * poll that drives every connection at once; the blocking calls.
  *
- * The connection is a state machine driven by stream_client_poll:
+ * Connections. A client has one *bootstrap* connection, to one broker of the
+ * list it was given (metadata, admin calls, consumer groups and everything
+ * not tied to a partition go there), and, in a cluster, one *node*
+ * connection per other broker it has to reach (a partition's leader), made
+ * on demand from the addresses the metadata lists. The bootstrap connection
+ * learns from hello which node it reached; requests for that node use it,
+ * so on a single broker there is exactly one connection, as before
+ * clusters. Every connection is the same state machine, driven by
+ * stream_client_poll (one poll(2) over all their sockets):
  *
  *   IDLE --(requests waiting, backoff over)--> CONNECTING (non-blocking
  *   connect to one address of one broker) --> HELLO (hello sent, nothing
  *   else) --> READY (requests flow) --(error, EOF, overdue response)--> IDLE
  *
- * A connect "round" tries every broker of the list once, starting with the
- * last one that worked. When a whole round fails, every waiting request fails
- * with that error (so blocking calls return and the producer counts a retry)
- * and the next round waits for the backoff, which doubles per failed round.
+ * A connect "round" tries every broker of the connection's list once (the
+ * bootstrap list plus, in a cluster, the brokers the metadata named; a node
+ * connection's list is its one node), starting with the last one that
+ * worked. When a whole round fails, every request waiting on that
+ * connection fails with that error (so blocking calls return and the
+ * producer retries, refreshing metadata) and the next round waits for the
+ * backoff, which doubles per failed round.
  *
- * Requests live on two FIFO lists: `wait` (not yet on the wire) and `flight`
- * (being written or written, response expected). Responses arrive in request
- * order, so each must match the head of `flight`; anything else is a
- * protocol error that closes the connection. A request without a response
- * (acks=0 produce) completes when its last byte is written.
+ * Routing (stream__req_send_node): a node connection for the node if one
+ * exists, else the bootstrap connection if hello named that node (it keeps
+ * the name while it reconnects: with one broker, requests wait for it as
+ * they always did), else a new node connection to the node's address from
+ * the last metadata; a node no metadata named goes to the bootstrap
+ * connection (a broker that does not lead a partition says ENOTLEADER, and
+ * the caller refreshes metadata and tries again).
  *
- * Input: frames are read into one buffer (`in`). A frame larger than
- * LARGE_FRAME (a fetch response) gets a buffer sized to it, starting with
- * its length prefix, and is read up to its last byte and no further, so
- * that when it is handled nothing else is in that buffer: the callback may
- * take the buffer (stream__resp_take) and keep the records where they were
- * received, instead of copying them, and give it back when done
- * (stream__client_give_back), to be read into again. Buffers given back are
- * kept (SPARES of them) so a steady stream of large responses reuses the
- * same memory instead of faulting fresh pages in for every one.
+ * Requests live on two FIFO lists per connection: `wait` (not yet on the
+ * wire) and `flight` (being written or written, response expected).
+ * Responses arrive in request order, so each must match the head of
+ * `flight`; anything else is a protocol error that closes the connection. A
+ * request without a response (acks=0 produce) completes when its last byte
+ * is written.
+ *
+ * Input: frames are read into one buffer per connection (`in`). A frame
+ * larger than LARGE_FRAME (a fetch response) gets a buffer sized to it,
+ * starting with its length prefix, and is read up to its last byte and no
+ * further, so that when it is handled nothing else is in that buffer: the
+ * callback may take the buffer (stream__resp_take) and keep the records
+ * where they were received, instead of copying them, and give it back when
+ * done (stream__client_give_back), to be read into again. Buffers given back
+ * are kept (SPARES of them, for all connections) so a steady stream of large
+ * responses reuses the same memory instead of faulting fresh pages in for
+ * every one.
  *
  * The metadata cache and the metadata calls live in client_metadata.c.
  */
@@ -61,7 +83,7 @@
 
 typedef struct creq {
     struct creq *next;
-    int64_t id;         /* correlation id (> 0) */
+    int64_t id;         /* correlation id (> 0), unique in the client */
     stream_buf frame;   /* length prefix + payload */
     size_t written;     /* bytes of frame already written */
     stream__resp_cb cb; /* NULL once cancelled */
@@ -88,28 +110,26 @@ typedef enum conn_state {
     ST_READY,      /* hello answered; requests flow */
 } conn_state;
 
-struct stream_client {
-    /* configuration (strings copied) */
-    stream_client_conf conf;
-    char *client_name;
-    stream_hostport *brokers; /* the list, in the order given */
-    size_t broker_count;
-
-    /* connection */
-    conn_state state;
+/* One connection (see the top). */
+typedef struct conn {
+    stream_client *c;         /* the client it belongs to */
+    bool bootstrap;           /* the bootstrap connection (c->brokers), else a node's */
+    int32_t node_id;          /* node connection: its node; bootstrap: the node hello
+                                 named last (-1 before any) */
+    stream_hostport node_hp;  /* node connection: the node's address */
+    conn_state state;         /* see the top */
     int fd;                   /* -1 when IDLE */
-    size_t bi;                /* broker being tried / connected */
+    size_t bi;                /* broker being tried / connected (index in the list) */
     size_t round_tried;       /* brokers tried in the current round */
-    struct addrinfo *ai_list; /* addresses of brokers[bi] */
+    struct addrinfo *ai_list; /* addresses of the broker being tried */
     struct addrinfo *ai_next; /* next address to try */
     int64_t connect_deadline; /* monotonic: connect + hello must finish by then */
     int64_t next_attempt_ms;  /* monotonic: no new round before this */
     int backoff_ms;           /* current reconnect backoff */
     bool want_connect;        /* connect even with no request waiting */
-    bool interrupted;         /* a poll() was interrupted by a signal */
     size_t max_message_bytes; /* the broker's largest batch (hello); 0 unknown */
     unsigned rounds_failed;   /* counts failed rounds (stream_client_connect waits on it) */
-    char addr[300];           /* "host:port" of brokers[bi] */
+    char addr[300];           /* "host:port" of the broker being tried / connected */
     int last_err;             /* last connect failure */
     char last_msg[512];       /* its message ("cannot connect to ...") */
     uint8_t *in;              /* input buffer (NULL after a take) */
@@ -117,24 +137,54 @@ struct stream_client {
     size_t in_start;          /* first byte not handled yet (a length prefix) */
     size_t in_len;            /* bytes read into it */
     bool in_takeable;         /* the frame being handled ends at in_len */
+    creq_list wait;           /* queued, not on the wire */
+    creq_list flight;         /* on the wire (or being written), in order */
+    int64_t hello_id;         /* id of the hello in flight */
+} conn;
+
+/* A broker the last metadata named. */
+typedef struct node_addr {
+    int32_t node_id;
+    stream_hostport hp;
+} node_addr;
+
+struct stream_client {
+    /* configuration (strings copied) */
+    stream_client_conf conf;
+    char *client_name;
+    stream_hostport *brokers; /* the bootstrap list: as given, then brokers the metadata
+                                 of a cluster named */
+    size_t broker_count;
+    size_t brokers_given; /* how many of them the caller gave */
+
+    /* connections */
+    conn **conns; /* conns[0] is the bootstrap connection; node connections
+                     follow, each allocated once (pointers stay valid) */
+    size_t nconns, conns_cap;
+    node_addr *nodes; /* brokers of the last metadata that named any */
+    size_t nnodes;
+    struct pollfd *pfds; /* poll's array, one per connection */
+    conn **pconns;       /* the connection of each pfds entry */
+    size_t pfds_cap;
+    conn *reading;            /* the connection whose response is being handled */
+    bool interrupted;         /* a poll() was interrupted by a signal */
     uint8_t *spare[SPARES];   /* buffers given back, for reuse */
     size_t spare_cap[SPARES]; /* their sizes (0: none) */
     stream_msg msg;           /* the response being handled */
 
     /* requests */
-    creq_list wait;     /* queued, not on the wire */
-    creq_list flight;   /* on the wire (or being written), in order */
     creq *building;     /* between _req_begin and _send/_abort */
     stream_buf sink;    /* where a request goes when its allocation failed */
     stream_frame frame; /* the frame being built */
     int64_t next_id;    /* next correlation id */
-    int64_t hello_id;   /* id of the hello in flight */
 
     tick *ticks;
     size_t nticks, ticks_cap;
 
     stream__md_cache md; /* metadata cache (client_metadata.c) */
 };
+
+#define BOOT(c) ((c)->conns[0])
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -278,6 +328,52 @@ static int conf_check(const stream_client_conf *f, char *errbuf, size_t errbuf_l
     return 0;
 }
 
+/* The list of brokers k tries in a round. */
+static const stream_hostport *conn_brokers(const conn *k, size_t *count)
+{
+    if (k->bootstrap) {
+        *count = k->c->broker_count;
+        return k->c->brokers;
+    }
+    *count = 1;
+    return &k->node_hp;
+}
+
+static void set_broker(conn *k, size_t bi)
+{
+    size_t n;
+    const stream_hostport *list = conn_brokers(k, &n);
+    k->bi = bi < n ? bi : 0;
+    stream_hostport_format(&list[k->bi], k->addr, sizeof k->addr);
+}
+
+/* A new connection in c->conns (the bootstrap one first); NULL without
+ * memory. */
+static conn *conn_add(stream_client *c, bool bootstrap, int32_t node_id, const stream_hostport *hp)
+{
+    if (c->nconns == c->conns_cap) {
+        size_t cap = c->conns_cap ? c->conns_cap * 2 : 4;
+        conn **nc = realloc(c->conns, cap * sizeof *nc);
+        if (!nc)
+            return NULL;
+        c->conns = nc;
+        c->conns_cap = cap;
+    }
+    conn *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->c = c;
+    k->bootstrap = bootstrap;
+    k->node_id = node_id;
+    if (hp)
+        k->node_hp = *hp;
+    k->fd = -1;
+    k->backoff_ms = c->conf.reconnect_backoff_ms;
+    set_broker(k, 0);
+    c->conns[c->nconns++] = k;
+    return k;
+}
+
 int stream_client_new(const stream_client_conf *conf, stream_client **out, char *errbuf,
                       size_t errbuf_len)
 {
@@ -294,9 +390,7 @@ int stream_client_new(const stream_client_conf *conf, stream_client **out, char 
     if (!c)
         return STREAM_ENOMEM;
     c->conf = *conf;
-    c->fd = -1;
     c->next_id = 1;
-    c->backoff_ms = conf->reconnect_backoff_ms;
     stream_msg_init(&c->msg);
     rc = stream_parse_hostport_list(conf->brokers ? conf->brokers : STREAM_DEFAULT_BROKERS,
                                     STREAM_DEFAULT_PORT, &c->brokers, &c->broker_count, errbuf,
@@ -305,43 +399,54 @@ int stream_client_new(const stream_client_conf *conf, stream_client **out, char 
         stream_client_free(c);
         return rc;
     }
+    c->brokers_given = c->broker_count;
     c->client_name = strdup(conf->client_name);
-    if (!c->client_name) {
+    if (!c->client_name || !conn_add(c, true, -1, NULL)) {
         stream_client_free(c);
         return STREAM_ENOMEM;
     }
     c->conf.brokers = NULL; /* not kept: the parsed list is */
     c->conf.client_name = c->client_name;
-    stream_hostport_format(&c->brokers[0], c->addr, sizeof c->addr);
     *out = c;
     return 0;
 }
 
-static void close_socket(stream_client *c)
+static void close_socket(conn *k)
 {
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    if (c->ai_list)
-        freeaddrinfo(c->ai_list);
-    c->ai_list = c->ai_next = NULL;
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
+    if (k->ai_list)
+        freeaddrinfo(k->ai_list);
+    k->ai_list = k->ai_next = NULL;
     /* Bytes of a half-read frame belong to the dead connection. */
-    c->in_start = c->in_len = 0;
+    k->in_start = k->in_len = 0;
+}
+
+static void conn_free(conn *k)
+{
+    close_socket(k);
+    creq *r;
+    while ((r = list_pop(&k->wait)))
+        creq_free(r);
+    while ((r = list_pop(&k->flight)))
+        creq_free(r);
+    free(k->in);
+    free(k);
 }
 
 void stream_client_free(stream_client *c)
 {
     if (!c)
         return;
-    close_socket(c);
-    creq *r;
-    while ((r = list_pop(&c->wait)))
-        creq_free(r);
-    while ((r = list_pop(&c->flight)))
-        creq_free(r);
+    for (size_t i = 0; i < c->nconns; i++)
+        conn_free(c->conns[i]);
+    free(c->conns);
+    free(c->nodes);
+    free(c->pfds);
+    free(c->pconns);
     creq_free(c->building);
     stream_buf_release(&c->sink);
-    free(c->in);
     for (int i = 0; i < SPARES; i++)
         free(c->spare[i]);
     stream_msg_release(&c->msg);
@@ -354,17 +459,20 @@ void stream_client_free(stream_client *c)
 
 bool stream_client_connected(const stream_client *c)
 {
-    return c->state == ST_READY;
+    return BOOT(c)->state == ST_READY;
 }
 
 const char *stream_client_broker(const stream_client *c)
 {
-    return c->addr;
+    return BOOT(c)->addr;
 }
 
 size_t stream_client_pending(const stream_client *c)
 {
-    return c->wait.n + c->flight.n;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nconns; i++)
+        n += c->conns[i]->wait.n + c->conns[i]->flight.n;
+    return n;
 }
 
 int stream__client_request_timeout(const stream_client *c)
@@ -377,6 +485,105 @@ int64_t stream__client_deadline(const stream_client *c, int timeout_ms)
     if (timeout_ms < 0)
         timeout_ms = c->conf.request_timeout_ms;
     return stream__client_mono_ms() + timeout_ms;
+}
+
+/* ---- routing ------------------------------------------------------------- */
+
+static const node_addr *node_find(const stream_client *c, int32_t node_id)
+{
+    for (size_t i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].node_id == node_id)
+            return &c->nodes[i];
+    return NULL;
+}
+
+/* The connection requests for `node` go on (the top); NULL only without
+ * memory for a new one. */
+static conn *route(stream_client *c, int32_t node)
+{
+    if (node < 0)
+        return BOOT(c);
+    for (size_t i = 1; i < c->nconns; i++)
+        if (c->conns[i]->node_id == node)
+            return c->conns[i];
+    if (BOOT(c)->node_id == node)
+        return BOOT(c);
+    const node_addr *na = node_find(c, node);
+    if (!na)
+        return BOOT(c);
+    return conn_add(c, false, node, &na->hp);
+}
+
+bool stream__client_node_on_bootstrap(stream_client *c, int32_t node)
+{
+    if (node < 0 || BOOT(c)->node_id == node)
+        return true;
+    for (size_t i = 1; i < c->nconns; i++)
+        if (c->conns[i]->node_id == node)
+            return false;
+    return !node_find(c, node);
+}
+
+int32_t stream__client_bootstrap_node(const stream_client *c)
+{
+    return BOOT(c)->node_id;
+}
+
+static bool hostport_eq(const stream_hostport *a, const stream_hostport *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+int stream__client_set_brokers(stream_client *c, const stream_broker_meta *brokers, size_t n)
+{
+    if (n == 0)
+        return 0;
+    node_addr *na = calloc(n, sizeof *na);
+    if (!na)
+        return STREAM_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (brokers[i].node_id < 0 || !brokers[i].host || brokers[i].port <= 0 ||
+            brokers[i].port > 65535 || strlen(brokers[i].host) >= sizeof na[k].hp.host)
+            continue;
+        na[k].node_id = brokers[i].node_id;
+        snprintf(na[k].hp.host, sizeof na[k].hp.host, "%s", brokers[i].host);
+        na[k].hp.port = (uint16_t)brokers[i].port;
+        k++;
+    }
+    free(c->nodes);
+    c->nodes = na;
+    c->nnodes = k;
+    /* A node that moved: its connection uses the new address from its next
+     * connect on. */
+    for (size_t i = 1; i < c->nconns; i++) {
+        conn *cn = c->conns[i];
+        const node_addr *a = node_find(c, cn->node_id);
+        if (a && !hostport_eq(&a->hp, &cn->node_hp)) {
+            cn->node_hp = a->hp;
+            if (cn->state == ST_IDLE)
+                set_broker(cn, 0);
+        }
+    }
+    /* A cluster: its brokers join the bootstrap list, so that losing the
+     * brokers the caller named still leaves one to ask for metadata. One
+     * broker (a single node) adds nothing: its address may be another name
+     * of one the caller gave. */
+    if (k < 2)
+        return 0;
+    for (size_t i = 0; i < k; i++) {
+        bool known = false;
+        for (size_t j = 0; j < c->broker_count && !known; j++)
+            known = hostport_eq(&c->brokers[j], &na[i].hp);
+        if (known)
+            continue;
+        stream_hostport *nb = realloc(c->brokers, (c->broker_count + 1) * sizeof *nb);
+        if (!nb)
+            return STREAM_ENOMEM;
+        c->brokers = nb;
+        c->brokers[c->broker_count++] = na[i].hp;
+    }
+    return 0;
 }
 
 /* ---- building and queueing requests ------------------------------------- */
@@ -405,14 +612,15 @@ void stream__req_abort(stream_client *c)
     c->building = NULL;
 }
 
-int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int extra_timeout_ms,
-                         int flags)
+int64_t stream__req_send_node(stream_client *c, int32_t node, stream__resp_cb cb, void *arg,
+                              int extra_timeout_ms, int flags)
 {
     creq *r = c->building;
     c->building = NULL;
     if (!r)
         return STREAM_ENOMEM;
-    int rc = stream_frame_finish(&c->frame);
+    conn *k = route(c, node);
+    int rc = k ? stream_frame_finish(&c->frame) : STREAM_ENOMEM;
     if (rc < 0) {
         creq_free(r);
         return rc;
@@ -422,19 +630,27 @@ int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int ex
     r->flags = flags;
     r->extra_timeout_ms = extra_timeout_ms > 0 ? extra_timeout_ms : 0;
     r->deadline_ms = stream__client_mono_ms() + c->conf.request_timeout_ms + r->extra_timeout_ms;
-    list_push(&c->wait, r);
+    list_push(&k->wait, r);
     return r->id;
+}
+
+int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int extra_timeout_ms,
+                         int flags)
+{
+    return stream__req_send_node(c, -1, cb, arg, extra_timeout_ms, flags);
 }
 
 void stream__req_cancel(stream_client *c, int64_t id)
 {
-    creq *lists[2] = {c->wait.head, c->flight.head};
-    for (int i = 0; i < 2; i++)
-        for (creq *r = lists[i]; r; r = r->next)
-            if (r->id == id) {
-                r->cb = NULL;
-                return;
-            }
+    for (size_t i = 0; i < c->nconns; i++) {
+        creq *lists[2] = {c->conns[i]->wait.head, c->conns[i]->flight.head};
+        for (int j = 0; j < 2; j++)
+            for (creq *r = lists[j]; r; r = r->next)
+                if (r->id == id) {
+                    r->cb = NULL;
+                    return;
+                }
+    }
 }
 
 /* ---- ticks --------------------------------------------------------------- */
@@ -480,12 +696,12 @@ static int64_t run_ticks(stream_client *c, int64_t now)
 
 /* ---- connecting ---------------------------------------------------------- */
 
-static int fail_all(stream_client *c, creq_list *l, int err, const char *msg)
+static int fail_all(conn *k, creq_list *l, int err, const char *msg)
 {
     int n = 0;
     creq *r;
     while ((r = list_pop(l))) {
-        creq_finish(c, r, err, msg);
+        creq_finish(k->c, r, err, msg);
         n++;
     }
     return n;
@@ -493,97 +709,97 @@ static int fail_all(stream_client *c, creq_list *l, int err, const char *msg)
 
 /* Drops the connection: requests in flight fail with err (the waiting ones
  * stay for the next connection). Returns the callbacks run. */
-static int conn_lost(stream_client *c, int err, const char *why)
+static int conn_lost(conn *k, int err, const char *why)
 {
     char msg[600];
-    if (c->state == ST_HELLO) /* the round's message names the broker already */
+    if (k->state == ST_HELLO) /* the round's message names the broker already */
         snprintf(msg, sizeof msg, "%s", why);
     else
-        snprintf(msg, sizeof msg, "connection to %s lost: %s", c->addr, why);
-    close_socket(c);
-    c->state = ST_IDLE;
-    c->next_attempt_ms = stream__client_mono_ms() + c->conf.reconnect_backoff_ms;
-    c->backoff_ms = c->conf.reconnect_backoff_ms;
-    return fail_all(c, &c->flight, err, msg);
-}
-
-static void set_broker(stream_client *c, size_t bi)
-{
-    c->bi = bi;
-    stream_hostport_format(&c->brokers[bi], c->addr, sizeof c->addr);
+        snprintf(msg, sizeof msg, "connection to %s lost: %s", k->addr, why);
+    close_socket(k);
+    k->state = ST_IDLE;
+    k->next_attempt_ms = stream__client_mono_ms() + k->c->conf.reconnect_backoff_ms;
+    k->backoff_ms = k->c->conf.reconnect_backoff_ms;
+    return fail_all(k, &k->flight, err, msg);
 }
 
 /* The whole round failed: fail what waits, back off. Returns callbacks run. */
-static int round_failed(stream_client *c, int err, const char *reason)
+static int round_failed(conn *k, int err, const char *reason)
 {
-    if (c->broker_count == 1) {
-        snprintf(c->last_msg, sizeof c->last_msg, "cannot connect to %s: %s", c->addr, reason);
+    size_t n;
+    const stream_hostport *list = conn_brokers(k, &n);
+    if (!k->bootstrap) {
+        snprintf(k->last_msg, sizeof k->last_msg, "cannot connect to broker %d at %s: %s",
+                 (int)k->node_id, k->addr, reason);
+    } else if (n == 1) {
+        snprintf(k->last_msg, sizeof k->last_msg, "cannot connect to %s: %s", k->addr, reason);
     } else {
-        char list[400] = "";
+        char names[400] = "";
         size_t off = 0;
-        for (size_t i = 0; i < c->broker_count && off < sizeof list; i++) {
+        for (size_t i = 0; i < n && off < sizeof names; i++) {
             char one[300];
-            stream_hostport_format(&c->brokers[i], one, sizeof one);
-            int w = snprintf(list + off, sizeof list - off, "%s%s", i ? ", " : "", one);
+            stream_hostport_format(&list[i], one, sizeof one);
+            int w = snprintf(names + off, sizeof names - off, "%s%s", i ? ", " : "", one);
             if (w < 0)
                 break;
             off += (size_t)w;
         }
-        snprintf(c->last_msg, sizeof c->last_msg, "cannot connect to any of %s: %s", list, reason);
+        snprintf(k->last_msg, sizeof k->last_msg, "cannot connect to any of %s: %s", names, reason);
     }
-    c->last_err = err;
-    c->rounds_failed++;
-    c->round_tried = 0;
-    c->state = ST_IDLE;
-    c->want_connect = false;
-    close_socket(c);
+    k->last_err = err;
+    k->rounds_failed++;
+    k->round_tried = 0;
+    k->state = ST_IDLE;
+    k->want_connect = false;
+    close_socket(k);
     int64_t now = stream__client_mono_ms();
-    c->next_attempt_ms = now + c->backoff_ms;
-    c->backoff_ms = c->backoff_ms * 2 > c->conf.reconnect_backoff_max_ms
-                        ? c->conf.reconnect_backoff_max_ms
-                        : c->backoff_ms * 2;
-    return fail_all(c, &c->wait, err, c->last_msg);
+    int max = k->c->conf.reconnect_backoff_max_ms;
+    k->next_attempt_ms = now + k->backoff_ms;
+    k->backoff_ms = k->backoff_ms * 2 > max ? max : k->backoff_ms * 2;
+    return fail_all(k, &k->wait, err, k->last_msg);
 }
 
-static int try_next_address(stream_client *c, int err, const char *reason);
+static int try_next_address(conn *k, int err, const char *reason);
 
-/* Starts connecting to brokers[bi]: resolves it and tries its addresses. */
-static int start_broker(stream_client *c)
+/* Starts connecting to the broker k->bi: resolves it and tries its
+ * addresses. */
+static int start_broker(conn *k)
 {
     char port[8];
-    const stream_hostport *hp = &c->brokers[c->bi];
+    size_t n;
+    const stream_hostport *hp = &conn_brokers(k, &n)[k->bi];
     snprintf(port, sizeof port, "%u", (unsigned)hp->port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
-    if (c->ai_list)
-        freeaddrinfo(c->ai_list);
-    c->ai_list = c->ai_next = NULL;
-    c->connect_deadline = stream__client_mono_ms() + c->conf.connect_timeout_ms;
-    int g = getaddrinfo(hp->host, port, &hints, &c->ai_list);
+    if (k->ai_list)
+        freeaddrinfo(k->ai_list);
+    k->ai_list = k->ai_next = NULL;
+    k->connect_deadline = stream__client_mono_ms() + k->c->conf.connect_timeout_ms;
+    int g = getaddrinfo(hp->host, port, &hints, &k->ai_list);
     if (g != 0) {
         char why[300];
         snprintf(why, sizeof why, "cannot resolve host '%s': %s", hp->host, gai_strerror(g));
-        c->ai_list = NULL;
-        return try_next_address(c, STREAM_EIO, why);
+        k->ai_list = NULL;
+        return try_next_address(k, STREAM_EIO, why);
     }
-    c->ai_next = c->ai_list;
-    return try_next_address(c, STREAM_ECONNREFUSED, "no address");
+    k->ai_next = k->ai_list;
+    return try_next_address(k, STREAM_ECONNREFUSED, "no address");
 }
 
 /* Tries the next address of the current broker, then the next broker, and
  * fails the round when every broker has been tried. err/reason describe the
  * failure that led here. Returns callbacks run. */
-static int try_next_address(stream_client *c, int err, const char *reason)
+static int try_next_address(conn *k, int err, const char *reason)
 {
-    if (c->fd >= 0) {
-        close(c->fd);
-        c->fd = -1;
-        c->in_start = c->in_len = 0;
+    if (k->fd >= 0) {
+        close(k->fd);
+        k->fd = -1;
+        k->in_start = k->in_len = 0;
     }
-    while (c->ai_next) {
-        struct addrinfo *ai = c->ai_next;
-        c->ai_next = ai->ai_next;
+    while (k->ai_next) {
+        struct addrinfo *ai = k->ai_next;
+        k->ai_next = ai->ai_next;
         int fd =
             socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
@@ -594,53 +810,58 @@ static int try_next_address(stream_client *c, int err, const char *reason)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
-            c->fd = fd;
-            c->state = ST_CONNECTING;
+            k->fd = fd;
+            k->state = ST_CONNECTING;
             return 0;
         }
         reason = errno_text(errno, &err);
         close(fd);
     }
     /* This broker is out of addresses: next broker or the round is over. */
-    c->round_tried++;
-    if (c->round_tried >= c->broker_count)
-        return round_failed(c, err, reason);
-    set_broker(c, (c->bi + 1) % c->broker_count);
-    return start_broker(c);
+    size_t n;
+    conn_brokers(k, &n);
+    k->round_tried++;
+    if (k->round_tried >= n)
+        return round_failed(k, err, reason);
+    set_broker(k, (k->bi + 1) % n);
+    return start_broker(k);
 }
 
-static int send_hello(stream_client *c);
+static int send_hello(conn *k);
 
 /* The non-blocking connect finished (POLLOUT). */
-static int connect_done(stream_client *c)
+static int connect_done(conn *k)
 {
     int soerr = 0;
     socklen_t len = sizeof soerr;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+    if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
         soerr = errno;
     if (soerr == EINPROGRESS || soerr == EALREADY)
         return 0;
     if (soerr != 0) {
         int err;
         const char *why = errno_text(soerr, &err);
-        return try_next_address(c, err, why);
+        return try_next_address(k, err, why);
     }
-    c->state = ST_HELLO;
-    return send_hello(c);
+    k->state = ST_HELLO;
+    return send_hello(k);
 }
 
 static void hello_cb(stream_client *c, const stream__resp *r, void *arg)
 {
-    (void)arg;
-    c->hello_id = 0;
+    conn *k = arg;
+    k->hello_id = 0;
     uint64_t version = 0, max_message = 0;
+    int64_t node_id = -1;
     int rc = r->err;
     char why[400];
     why[0] = '\0';
     if (rc == 0 &&
         (stream_field_uint(r->root, "version", UINT32_MAX, &version, why, sizeof why) < 0 ||
          stream_field_uint_opt(r->root, "max_message_bytes", INT32_MAX, 0, &max_message, why,
-                               sizeof why) < 0))
+                               sizeof why) < 0 ||
+         stream_field_int_opt(r->root, "node_id", INT32_MIN, INT32_MAX, -1, &node_id, why,
+                              sizeof why) < 0))
         rc = STREAM_EPROTO;
     if (rc == 0 && (version < 1 || version > STREAM_PROTOCOL_VERSION)) {
         snprintf(why, sizeof why, "the broker answered protocol version %llu",
@@ -648,15 +869,17 @@ static void hello_cb(stream_client *c, const stream__resp *r, void *arg)
         rc = STREAM_EPROTO;
     }
     if (rc == 0) {
-        c->max_message_bytes = (size_t)max_message;
-        c->state = ST_READY;
-        c->last_err = 0;
-        c->round_tried = 0;
-        c->backoff_ms = c->conf.reconnect_backoff_ms;
-        c->want_connect = false;
-        if (c->ai_list)
-            freeaddrinfo(c->ai_list);
-        c->ai_list = c->ai_next = NULL;
+        k->max_message_bytes = (size_t)max_message;
+        k->state = ST_READY;
+        k->last_err = 0;
+        k->round_tried = 0;
+        k->backoff_ms = c->conf.reconnect_backoff_ms;
+        k->want_connect = false;
+        if (k->bootstrap && node_id >= 0)
+            k->node_id = (int32_t)node_id;
+        if (k->ai_list)
+            freeaddrinfo(k->ai_list);
+        k->ai_list = k->ai_next = NULL;
         return;
     }
     /* The broker refused us or the connection broke during hello: this
@@ -669,12 +892,13 @@ static void hello_cb(stream_client *c, const stream__resp *r, void *arg)
     int err = rc;
     if (r->root) /* an answer, not a transport failure: the peer is incompatible */
         err = rc == STREAM_EUNSUPPORTED ? STREAM_EUNSUPPORTED : STREAM_EPROTO;
-    c->ai_next = NULL; /* do not try other addresses of a broker that answered */
-    try_next_address(c, err, reason);
+    k->ai_next = NULL; /* do not try other addresses of a broker that answered */
+    try_next_address(k, err, reason);
 }
 
-static int send_hello(stream_client *c)
+static int send_hello(conn *k)
 {
+    stream_client *c = k->c;
     msgpack_packer *pk = stream__req_begin(c, STREAM_OP_HELLO, 2);
     stream_pack_kv_int(pk, "version", STREAM_PROTOCOL_VERSION);
     stream_pack_kv_cstr(pk, "client", c->client_name);
@@ -682,64 +906,66 @@ static int send_hello(stream_client *c)
     c->building = NULL;
     if (!r || stream_frame_finish(&c->frame) < 0) {
         creq_free(r);
-        return try_next_address(c, STREAM_ENOMEM, "out of memory");
+        return try_next_address(k, STREAM_ENOMEM, "out of memory");
     }
     r->cb = hello_cb;
-    r->deadline_ms = c->connect_deadline;
-    c->hello_id = r->id;
+    r->arg = k;
+    r->deadline_ms = k->connect_deadline;
+    k->hello_id = r->id;
     /* Hello goes first, before anything queued. */
-    list_push(&c->flight, r);
+    list_push(&k->flight, r);
     return 0;
 }
 
 /* Starts a round if one is needed and allowed. Returns callbacks run. */
-static int maybe_connect(stream_client *c, int64_t now)
+static int maybe_connect(conn *k, int64_t now)
 {
-    if (c->state != ST_IDLE)
+    if (k->state != ST_IDLE)
         return 0;
-    if (c->wait.n == 0 && !c->want_connect)
+    if (k->wait.n == 0 && !k->want_connect)
         return 0;
-    if (now < c->next_attempt_ms)
+    if (now < k->next_attempt_ms)
         return 0;
-    c->round_tried = 0;
-    set_broker(c, c->bi);
-    return start_broker(c);
+    k->round_tried = 0;
+    set_broker(k, k->bi);
+    return start_broker(k);
 }
 
 /* ---- writing ------------------------------------------------------------- */
 
 /* Moves waiting requests onto the wire while there is room. */
-static void pump(stream_client *c, int64_t now)
+static void pump(conn *k, int64_t now)
 {
-    if (c->state != ST_READY)
+    if (k->state != ST_READY)
         return;
-    while (c->wait.head && c->flight.n < (size_t)c->conf.max_in_flight) {
-        creq *r = list_pop(&c->wait);
-        r->deadline_ms = now + c->conf.request_timeout_ms + r->extra_timeout_ms;
-        list_push(&c->flight, r);
+    const stream_client_conf *cf = &k->c->conf;
+    while (k->wait.head && k->flight.n < (size_t)cf->max_in_flight) {
+        creq *r = list_pop(&k->wait);
+        r->deadline_ms = now + cf->request_timeout_ms + r->extra_timeout_ms;
+        list_push(&k->flight, r);
     }
 }
 
-static bool want_write(const stream_client *c)
+static bool want_write(const conn *k)
 {
-    if (c->state == ST_CONNECTING)
+    if (k->state == ST_CONNECTING)
         return true;
-    for (creq *r = c->flight.head; r; r = r->next)
+    for (creq *r = k->flight.head; r; r = r->next)
         if (r->written < r->frame.len)
             return true;
     return false;
 }
 
 /* Writes what it can of the flight list. Returns callbacks run (requests
- * without a response complete here), or -1 when the connection broke (the
- * failure already handled). */
-static int write_out(stream_client *c)
+ * without a response complete here), or a negative count - 1 when the
+ * connection broke (the failure already handled). */
+static int write_out(conn *k)
 {
     int ran = 0;
     for (;;) {
         struct iovec iov[MAX_IOV];
         int n = 0;
-        for (creq *r = c->flight.head; r && n < MAX_IOV; r = r->next) {
+        for (creq *r = k->flight.head; r && n < MAX_IOV; r = r->next) {
             if (r->written == r->frame.len)
                 continue;
             iov[n].iov_base = r->frame.data + r->written;
@@ -749,7 +975,7 @@ static int write_out(stream_client *c)
         if (n == 0)
             return ran;
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        ssize_t w = sendmsg(k->fd, &mh, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -758,11 +984,11 @@ static int write_out(stream_client *c)
             int err;
             const char *why = errno_text(errno, &err);
             (void)err;
-            ran += conn_lost(c, STREAM_ECONNRESET, why);
+            ran += conn_lost(k, STREAM_ECONNRESET, why);
             return -1 - ran;
         }
         size_t left = (size_t)w;
-        creq *prev = NULL, *r = c->flight.head;
+        creq *prev = NULL, *r = k->flight.head;
         while (r && left > 0) {
             creq *next = r->next;
             size_t want = r->frame.len - r->written;
@@ -775,8 +1001,8 @@ static int write_out(stream_client *c)
             r->written += take;
             left -= take;
             if (r->written == r->frame.len && (r->flags & STREAM__REQ_NO_RESPONSE)) {
-                list_unlink(&c->flight, prev, r);
-                creq_finish(c, r, 0, "");
+                list_unlink(&k->flight, prev, r);
+                creq_finish(k->c, r, 0, "");
                 ran++;
             } else {
                 prev = r;
@@ -790,8 +1016,9 @@ static int write_out(stream_client *c)
 
 /* Handles one response payload. Returns 1 when a callback ran, 0, or -1 when
  * the connection was dropped (protocol error). */
-static int handle_frame(stream_client *c, const uint8_t *p, size_t len)
+static int handle_frame(conn *k, const uint8_t *p, size_t len)
 {
+    stream_client *c = k->c;
     char eb[256];
     int rc = stream_msg_parse(p, len, &c->msg, eb, sizeof eb);
     uint64_t id = 0;
@@ -803,7 +1030,7 @@ static int handle_frame(stream_client *c, const uint8_t *p, size_t len)
     if (rc < 0) {
         char why[300];
         snprintf(why, sizeof why, "bad response: %s", eb);
-        conn_lost(c, STREAM_EPROTO, why);
+        conn_lost(k, STREAM_EPROTO, why);
         return -1;
     }
     if (id == 0) {
@@ -811,18 +1038,18 @@ static int handle_frame(stream_client *c, const uint8_t *p, size_t len)
         char why[300];
         snprintf(why, sizeof why, "broker error: %.*s", (int)(text_len < 250 ? text_len : 250),
                  text ? text : stream_strerror(err));
-        conn_lost(c, err ? err : STREAM_EPROTO, why);
+        conn_lost(k, err ? err : STREAM_EPROTO, why);
         return -1;
     }
-    creq *r = c->flight.head;
+    creq *r = k->flight.head;
     if (!r || r->id != (int64_t)id || r->written < r->frame.len) {
         char why[128];
         snprintf(why, sizeof why, "response id %llu does not match request %lld",
                  (unsigned long long)id, r ? (long long)r->id : -1LL);
-        conn_lost(c, STREAM_EPROTO, why);
+        conn_lost(k, STREAM_EPROTO, why);
         return -1;
     }
-    list_pop(&c->flight);
+    list_pop(&k->flight);
     char msg[512];
     if (err != 0) {
         if (text && text_len)
@@ -835,7 +1062,9 @@ static int handle_frame(stream_client *c, const uint8_t *p, size_t len)
     if (r->cb) {
         stream__resp resp = {
             .err = err, .msg = msg, .root = &c->msg.root, .payload = p, .payload_len = len};
+        c->reading = k;
         r->cb(c, &resp, r->arg);
+        c->reading = NULL;
     }
     creq_free(r);
     return 1;
@@ -890,21 +1119,22 @@ void stream__client_give_back(stream_client *c, void *buf, size_t cap)
 void *stream__resp_take(stream_client *c, const stream__resp *r, size_t *cap)
 {
     *cap = 0;
-    if (!c->in_takeable || !c->in || !r->payload || r->payload < c->in ||
-        r->payload + r->payload_len > c->in + c->in_len)
+    conn *k = c->reading;
+    if (!k || !k->in_takeable || !k->in || !r->payload || r->payload < k->in ||
+        r->payload + r->payload_len > k->in + k->in_len)
         return NULL;
-    uint8_t *p = c->in;
-    *cap = c->in_cap;
-    c->in = NULL;
-    c->in_cap = c->in_start = c->in_len = 0;
-    c->in_takeable = false;
+    uint8_t *p = k->in;
+    *cap = k->in_cap;
+    k->in = NULL;
+    k->in_cap = k->in_start = k->in_len = 0;
+    k->in_takeable = false;
     return p;
 }
 
 /* A length prefix of n bytes that no frame may have: drops the connection
  * (EPROTO, as for any bytes that are not our protocol). Returns callbacks
  * run. */
-static int bad_length(stream_client *c, uint32_t n)
+static int bad_length(conn *k, uint32_t n)
 {
     char why[300];
     if (n == 0)
@@ -912,59 +1142,59 @@ static int bad_length(stream_client *c, uint32_t n)
     else
         snprintf(why, sizeof why,
                  "bad frame: frame of %" PRIu32 " bytes exceeds the maximum of %u bytes", n,
-                 (unsigned)c->conf.max_frame_bytes);
-    return conn_lost(c, STREAM_EPROTO, why);
+                 (unsigned)k->c->conf.max_frame_bytes);
+    return conn_lost(k, STREAM_EPROTO, why);
 }
 
 /* Makes room in `in` for the next read; *want gets the bytes to ask for.
  * The pending frame's length prefix, if any, was checked. Returns 0 or
  * STREAM_ENOMEM. */
-static int in_prepare(stream_client *c, size_t *want)
+static int in_prepare(conn *k, size_t *want)
 {
-    size_t pending = c->in_len - c->in_start;
+    size_t pending = k->in_len - k->in_start;
     size_t frame = 0; /* the pending frame's size with its prefix, when known */
     if (pending >= STREAM_FRAME_HEADER_SIZE)
-        frame = STREAM_FRAME_HEADER_SIZE + (size_t)stream_load_be32(c->in + c->in_start);
+        frame = STREAM_FRAME_HEADER_SIZE + (size_t)stream_load_be32(k->in + k->in_start);
     if (pending == 0)
-        c->in_start = c->in_len = 0;
+        k->in_start = k->in_len = 0;
     size_t need = frame > LARGE_FRAME ? frame : READ_CHUNK;
-    if (!c->in || c->in_cap - c->in_start < need) {
+    if (!k->in || k->in_cap - k->in_start < need) {
         /* Move the pending bytes to the front of a buffer that fits. */
-        if (c->in && c->in_cap >= need) {
-            memmove(c->in, c->in + c->in_start, pending);
+        if (k->in && k->in_cap >= need) {
+            memmove(k->in, k->in + k->in_start, pending);
         } else {
             size_t cap;
-            uint8_t *p = buffer_get(c, need, &cap);
+            uint8_t *p = buffer_get(k->c, need, &cap);
             if (!p)
                 return STREAM_ENOMEM;
             if (pending)
-                memcpy(p, c->in + c->in_start, pending);
-            stream__client_give_back(c, c->in, c->in_cap);
-            c->in = p;
-            c->in_cap = cap;
+                memcpy(p, k->in + k->in_start, pending);
+            stream__client_give_back(k->c, k->in, k->in_cap);
+            k->in = p;
+            k->in_cap = cap;
         }
-        c->in_start = 0;
-        c->in_len = pending;
+        k->in_start = 0;
+        k->in_len = pending;
     }
     if (frame > LARGE_FRAME)
-        *want = c->in_start + frame - c->in_len; /* up to its end, no further */
+        *want = k->in_start + frame - k->in_len; /* up to its end, no further */
     else
-        *want = c->in_cap - c->in_len;
+        *want = k->in_cap - k->in_len;
     return 0;
 }
 
 /* Reads what is there and handles whole frames. Returns callbacks run, or a
  * negative count - 1 when the connection dropped. */
-static int read_in(stream_client *c)
+static int read_in(conn *k)
 {
     int ran = 0;
     for (;;) {
         size_t want;
-        if (in_prepare(c, &want) < 0) {
-            ran += conn_lost(c, STREAM_ENOMEM, "out of memory");
+        if (in_prepare(k, &want) < 0) {
+            ran += conn_lost(k, STREAM_ENOMEM, "out of memory");
             return -1 - ran;
         }
-        ssize_t n = read(c->fd, c->in + c->in_len, want);
+        ssize_t n = read(k->fd, k->in + k->in_len, want);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -972,30 +1202,30 @@ static int read_in(stream_client *c)
         if (n <= 0) {
             int err = STREAM_ECONNRESET;
             const char *why = n == 0 ? "closed by the broker" : errno_text(errno, NULL);
-            ran += conn_lost(c, err, why);
+            ran += conn_lost(k, err, why);
             return -1 - ran;
         }
-        c->in_len += (size_t)n;
-        conn_state before = c->state;
-        while (c->in_len - c->in_start >= STREAM_FRAME_HEADER_SIZE) {
-            uint32_t len = stream_load_be32(c->in + c->in_start);
-            if (len == 0 || len > c->conf.max_frame_bytes) {
-                ran += bad_length(c, len);
+        k->in_len += (size_t)n;
+        conn_state before = k->state;
+        while (k->in_len - k->in_start >= STREAM_FRAME_HEADER_SIZE) {
+            uint32_t len = stream_load_be32(k->in + k->in_start);
+            if (len == 0 || len > k->c->conf.max_frame_bytes) {
+                ran += bad_length(k, len);
                 return -1 - ran;
             }
             size_t plen = len;
-            if (c->in_len - c->in_start - STREAM_FRAME_HEADER_SIZE < plen)
+            if (k->in_len - k->in_start - STREAM_FRAME_HEADER_SIZE < plen)
                 break;
-            const uint8_t *payload = c->in + c->in_start + STREAM_FRAME_HEADER_SIZE;
-            c->in_start += STREAM_FRAME_HEADER_SIZE + plen;
-            c->in_takeable = c->in_start == c->in_len;
-            int h = handle_frame(c, payload, plen);
-            c->in_takeable = false;
+            const uint8_t *payload = k->in + k->in_start + STREAM_FRAME_HEADER_SIZE;
+            k->in_start += STREAM_FRAME_HEADER_SIZE + plen;
+            k->in_takeable = k->in_start == k->in_len;
+            int h = handle_frame(k, payload, plen);
+            k->in_takeable = false;
             if (h < 0)
                 return -1 - ran;
             ran += h;
             /* A hello failure moves on to another broker: this socket is gone. */
-            if (c->state != before || c->fd < 0)
+            if (k->state != before || k->fd < 0)
                 return ran;
         }
         if ((size_t)n < want)
@@ -1006,55 +1236,56 @@ static int read_in(stream_client *c)
 /* ---- timeouts ------------------------------------------------------------ */
 
 /* Fails overdue requests. Returns callbacks run. */
-static int expire(stream_client *c, int64_t now)
+static int expire(conn *k, int64_t now)
 {
+    const stream_client_conf *cf = &k->c->conf;
     int ran = 0;
-    if (c->state == ST_CONNECTING && now >= c->connect_deadline) {
+    if (k->state == ST_CONNECTING && now >= k->connect_deadline) {
         char why[64];
-        snprintf(why, sizeof why, "timed out after %d ms", c->conf.connect_timeout_ms);
-        c->ai_next = NULL;
-        ran += try_next_address(c, STREAM_ETIMEDOUT, why);
+        snprintf(why, sizeof why, "timed out after %d ms", cf->connect_timeout_ms);
+        k->ai_next = NULL;
+        ran += try_next_address(k, STREAM_ETIMEDOUT, why);
     }
-    for (creq *r = c->flight.head; r; r = r->next) {
+    for (creq *r = k->flight.head; r; r = r->next) {
         if (now < r->deadline_ms)
             continue;
-        if (r->id == c->hello_id && c->state == ST_HELLO) {
+        if (r->id == k->hello_id && k->state == ST_HELLO) {
             /* Hello unanswered: this broker failed; try the next. */
-            list_pop(&c->flight);
+            list_pop(&k->flight);
             creq_free(r);
-            c->hello_id = 0;
+            k->hello_id = 0;
             char why[64];
-            snprintf(why, sizeof why, "no hello response after %d ms", c->conf.connect_timeout_ms);
-            c->ai_next = NULL;
-            ran += try_next_address(c, STREAM_ETIMEDOUT, why);
+            snprintf(why, sizeof why, "no hello response after %d ms", cf->connect_timeout_ms);
+            k->ai_next = NULL;
+            ran += try_next_address(k, STREAM_ETIMEDOUT, why);
             break;
         }
         /* Responses are in order: one overdue response holds up every later
          * one, so the connection is given up. */
         creq *prev = NULL;
-        for (creq *q = c->flight.head; q != r; q = q->next)
+        for (creq *q = k->flight.head; q != r; q = q->next)
             prev = q;
-        list_unlink(&c->flight, prev, r);
+        list_unlink(&k->flight, prev, r);
         char msg[400];
-        snprintf(msg, sizeof msg, "request to %s timed out after %d ms", c->addr,
-                 c->conf.request_timeout_ms + r->extra_timeout_ms);
-        creq_finish(c, r, STREAM_ETIMEDOUT, msg);
+        snprintf(msg, sizeof msg, "request to %s timed out after %d ms", k->addr,
+                 cf->request_timeout_ms + r->extra_timeout_ms);
+        creq_finish(k->c, r, STREAM_ETIMEDOUT, msg);
         ran++;
-        ran += conn_lost(c, STREAM_ECONNRESET, "a response was overdue");
+        ran += conn_lost(k, STREAM_ECONNRESET, "a response was overdue");
         break;
     }
     creq *prev = NULL;
-    for (creq *r = c->wait.head; r;) {
+    for (creq *r = k->wait.head; r;) {
         creq *next = r->next;
         if (now >= r->deadline_ms) {
-            list_unlink(&c->wait, prev, r);
+            list_unlink(&k->wait, prev, r);
             char msg[600];
-            if (c->last_err)
-                snprintf(msg, sizeof msg, "request timed out: %s", c->last_msg);
+            if (k->last_err)
+                snprintf(msg, sizeof msg, "request timed out: %s", k->last_msg);
             else
                 snprintf(msg, sizeof msg, "request timed out waiting for a connection to %s",
-                         c->addr);
-            creq_finish(c, r, STREAM_ETIMEDOUT, msg);
+                         k->addr);
+            creq_finish(k->c, r, STREAM_ETIMEDOUT, msg);
             ran++;
         } else {
             prev = r;
@@ -1064,43 +1295,85 @@ static int expire(stream_client *c, int64_t now)
     return ran;
 }
 
-static int64_t next_deadline(const stream_client *c)
+static int64_t next_deadline(const conn *k)
 {
     int64_t t = INT64_MAX;
-    if (c->state == ST_CONNECTING && c->connect_deadline < t)
-        t = c->connect_deadline;
-    for (creq *r = c->flight.head; r; r = r->next)
+    if (k->state == ST_CONNECTING && k->connect_deadline < t)
+        t = k->connect_deadline;
+    for (creq *r = k->flight.head; r; r = r->next)
         if (r->deadline_ms < t)
             t = r->deadline_ms;
-    for (creq *r = c->wait.head; r; r = r->next)
+    for (creq *r = k->wait.head; r; r = r->next)
         if (r->deadline_ms < t)
             t = r->deadline_ms;
-    if (c->state == ST_IDLE && (c->wait.n || c->want_connect) && c->next_attempt_ms < t)
-        t = c->next_attempt_ms;
+    if (k->state == ST_IDLE && (k->wait.n || k->want_connect) && k->next_attempt_ms < t)
+        t = k->next_attempt_ms;
     return t;
 }
 
 /* ---- the poll ------------------------------------------------------------ */
 
-/* Everything that needs no waiting: ticks, connects, timeouts, writes.
- * Returns callbacks run; *wake gets the earliest time something is due. */
-static int drive(stream_client *c, int64_t *wake)
+/* Everything that needs no waiting on one connection: timeouts, connects,
+ * writes. Returns callbacks run; lowers *wake to when something is due. */
+static int drive_conn(conn *k, int64_t now, int64_t *wake)
 {
-    int ran = 0;
-    int64_t now = stream__client_mono_ms();
-    int64_t t = run_ticks(c, now);
-    ran += expire(c, now);
-    ran += maybe_connect(c, now);
-    pump(c, now);
-    if (c->state == ST_HELLO || c->state == ST_READY) {
-        int w = write_out(c);
+    int ran = expire(k, now);
+    ran += maybe_connect(k, now);
+    pump(k, now);
+    if (k->state == ST_HELLO || k->state == ST_READY) {
+        int w = write_out(k);
         ran += w >= 0 ? w : -1 - w;
         if (w < 0)
-            ran += maybe_connect(c, now);
+            ran += maybe_connect(k, now);
     }
-    int64_t d = next_deadline(c);
-    *wake = d < t ? d : t;
+    int64_t d = next_deadline(k);
+    if (d < *wake)
+        *wake = d;
     return ran;
+}
+
+/* Everything that needs no waiting: ticks, then every connection (a tick or
+ * a callback may add one: the count is read each time). Returns callbacks
+ * run; *wake gets the earliest time something is due. */
+static int drive(stream_client *c, int64_t *wake)
+{
+    int64_t now = stream__client_mono_ms();
+    *wake = run_ticks(c, now);
+    int ran = 0;
+    for (size_t i = 0; i < c->nconns; i++)
+        ran += drive_conn(c->conns[i], now, wake);
+    return ran;
+}
+
+/* Fills c->pfds with the sockets of every connection; returns how many, or
+ * -1 without memory. */
+static int poll_set(stream_client *c)
+{
+    if (c->pfds_cap < c->nconns) {
+        size_t cap = c->nconns + 4;
+        struct pollfd *p = realloc(c->pfds, cap * sizeof *p);
+        if (p)
+            c->pfds = p;
+        conn **w = realloc(c->pconns, cap * sizeof *w);
+        if (w)
+            c->pconns = w;
+        if (!p || !w)
+            return -1;
+        c->pfds_cap = cap;
+    }
+    int n = 0;
+    for (size_t i = 0; i < c->nconns; i++) {
+        conn *k = c->conns[i];
+        if (k->fd < 0)
+            continue;
+        c->pfds[n].fd = k->fd;
+        c->pfds[n].events = POLLIN;
+        c->pfds[n].revents = 0;
+        if (want_write(k))
+            c->pfds[n].events |= POLLOUT;
+        c->pconns[n++] = k;
+    }
+    return n;
 }
 
 int stream_client_poll(stream_client *c, int timeout_ms)
@@ -1121,27 +1394,27 @@ int stream_client_poll(stream_client *c, int timeout_ms)
     else
         wait_ms = limit - now > INT32_MAX ? INT32_MAX : (int)(limit - now);
 
-    struct pollfd pfd = {.fd = c->fd, .events = 0};
-    if (c->fd >= 0) {
-        pfd.events = POLLIN;
-        if (want_write(c))
-            pfd.events |= POLLOUT;
-    }
-    int n = poll(c->fd >= 0 ? &pfd : NULL, c->fd >= 0 ? 1 : 0, wait_ms);
+    int nfds = poll_set(c);
+    if (nfds < 0)
+        return STREAM_ENOMEM;
+    int n = poll(nfds ? c->pfds : NULL, (nfds_t)nfds, wait_ms);
     if (n < 0) {
         if (errno == EINTR)
             c->interrupted = true;
         return ran; /* poll itself failing (ENOMEM) is retried next call */
     }
-    if (n > 0 && c->fd >= 0) {
-        if (c->state == ST_CONNECTING) {
-            if (pfd.revents & (POLLOUT | POLLERR | POLLHUP))
-                ran += connect_done(c);
-        } else {
-            if (pfd.revents & (POLLIN | POLLERR | POLLHUP)) {
-                int r = read_in(c);
-                ran += r >= 0 ? r : -1 - r;
-            }
+    for (int i = 0; n > 0 && i < nfds; i++) {
+        conn *k = c->pconns[i];
+        short rev = c->pfds[i].revents;
+        /* A callback of an earlier connection may have dropped this one. */
+        if (!rev || k->fd != c->pfds[i].fd)
+            continue;
+        if (k->state == ST_CONNECTING) {
+            if (rev & (POLLOUT | POLLERR | POLLHUP))
+                ran += connect_done(k);
+        } else if (rev & (POLLIN | POLLERR | POLLHUP)) {
+            int r = read_in(k);
+            ran += r >= 0 ? r : -1 - r;
         }
     }
     /* Callbacks may have queued requests (the next fetch, a retry): send
@@ -1166,43 +1439,45 @@ int stream__client_wait(stream_client *c, const bool *done, int64_t deadline_ms)
 
 int stream_client_connect(stream_client *c, int timeout_ms, char *errbuf, size_t errbuf_len)
 {
-    if (c->state == ST_READY)
+    conn *k = BOOT(c);
+    if (k->state == ST_READY)
         return 0;
     int64_t now = stream__client_mono_ms();
     int64_t deadline = INT64_MAX;
     if (timeout_ms >= 0)
         deadline = now + timeout_ms;
-    unsigned rounds = c->rounds_failed;
-    c->want_connect = true;
-    if (c->state == ST_IDLE)
-        c->next_attempt_ms = now; /* an explicit connect skips the backoff */
-    while (c->state != ST_READY && c->rounds_failed == rounds) {
+    unsigned rounds = k->rounds_failed;
+    k->want_connect = true;
+    if (k->state == ST_IDLE)
+        k->next_attempt_ms = now; /* an explicit connect skips the backoff */
+    while (k->state != ST_READY && k->rounds_failed == rounds) {
         now = stream__client_mono_ms();
         if (now >= deadline) {
-            c->want_connect = false;
-            stream__errf(errbuf, errbuf_len, "cannot connect to %s: timed out after %d ms", c->addr,
+            k->want_connect = false;
+            stream__errf(errbuf, errbuf_len, "cannot connect to %s: timed out after %d ms", k->addr,
                          timeout_ms);
             return STREAM_ETIMEDOUT;
         }
         int64_t left = deadline - now;
         stream_client_poll(c, left > 1000 ? 1000 : (int)left);
     }
-    if (c->state == ST_READY)
+    if (k->state == ST_READY)
         return 0;
-    stream__errf(errbuf, errbuf_len, "%s", c->last_msg);
-    return c->last_err ? c->last_err : STREAM_ECONNREFUSED;
+    stream__errf(errbuf, errbuf_len, "%s", k->last_msg);
+    return k->last_err ? k->last_err : STREAM_ECONNREFUSED;
 }
 
 size_t stream__client_max_message_bytes(const stream_client *c)
 {
-    return c->max_message_bytes;
+    return BOOT(c)->max_message_bytes;
 }
 
 unsigned stream__client_connect_failures(const stream_client *c, int *err, const char **msg)
 {
-    *err = c->last_err ? c->last_err : STREAM_ECONNREFUSED;
-    *msg = c->last_msg;
-    return c->rounds_failed;
+    const conn *k = BOOT(c);
+    *err = k->last_err ? k->last_err : STREAM_ECONNREFUSED;
+    *msg = k->last_msg;
+    return k->rounds_failed;
 }
 
 bool stream__client_take_interrupted(stream_client *c)
@@ -1259,7 +1534,7 @@ int stream__client_call(stream_client *c, int timeout_ms, stream__parse_fn parse
     if (rc < 0) {
         stream__req_cancel(c, id); /* s is about to go out of scope */
         if (rc == STREAM_ETIMEDOUT)
-            stream__errf(errbuf, errbuf_len, "request to %s timed out after %d ms", c->addr,
+            stream__errf(errbuf, errbuf_len, "request to %s timed out after %d ms", BOOT(c)->addr,
                          timeout_ms < 0 ? c->conf.request_timeout_ms : timeout_ms);
         return rc;
     }
