@@ -249,6 +249,7 @@ static int topic_grow(stream__ptopic *t, int32_t count)
             return STREAM_ENOMEM; /* the ones made so far count */
         pp->t = t;
         pp->id = i;
+        pp->node = STREAM__NODE_BOOTSTRAP;
         np[i] = pp;
         t->partition_count = i + 1;
     }
@@ -693,6 +694,7 @@ void stream_producer_free(stream_producer *p, int timeout_ms)
         topic_free(p->topics[i]);
     free(p->topics);
     free(p->index);
+    free(p->nodes);
     stream__producer_pools_release(p);
     free(p);
 }
