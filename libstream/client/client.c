@@ -524,6 +524,11 @@ bool stream__client_node_on_bootstrap(stream_client *c, int32_t node)
     return !node_find(c, node);
 }
 
+bool stream__client_clustered(const stream_client *c)
+{
+    return c->nnodes > 1;
+}
+
 int32_t stream__client_bootstrap_node(const stream_client *c)
 {
     return BOOT(c)->node_id;

@@ -134,6 +134,9 @@ int stream__client_request_timeout(const stream_client *c);
 /* The broker node the bootstrap connection's hello named (-1 before). */
 int32_t stream__client_bootstrap_node(const stream_client *c);
 
+/* True when the last metadata named more than one broker (a cluster). */
+bool stream__client_clustered(const stream_client *c);
+
 /* True when requests for `node` would go on the bootstrap connection (so
  * they queue behind group requests there). */
 bool stream__client_node_on_bootstrap(stream_client *c, int32_t node);
