@@ -147,6 +147,11 @@ bool stream__client_node_on_bootstrap(stream_client *c, int32_t node);
  * to ask. 0 or STREAM_ENOMEM. */
 int stream__client_set_brokers(stream_client *c, const stream_broker_meta *brokers, size_t n);
 
+/* Takes md (borrowed) as if a metadata answer had just brought it: its
+ * brokers and topics into the cache. Tests use it to name leaders no
+ * broker would. 0 or STREAM_ENOMEM. */
+int stream__client_metadata_apply(stream_client *c, const stream_metadata *md);
+
 /* stream__client_leader's answer when the cache does not know the topic or
  * partition (send to the bootstrap connection, which may know). */
 #define STREAM__LEADER_UNKNOWN (-2)

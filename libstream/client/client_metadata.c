@@ -300,12 +300,16 @@ static int metadata_parse(const msgpack_object *root, void *arg, char *errbuf, s
             return rc;
     }
     qsort(md->topics, md->topic_count, sizeof *md->topics, tmeta_cmp);
-    if (md->broker_count > 0 &&
-        stream__client_set_brokers(mp->c, md->brokers, md->broker_count) < 0)
+    return stream__client_metadata_apply(mp->c, md);
+}
+
+int stream__client_metadata_apply(stream_client *c, const stream_metadata *md)
+{
+    if (md->broker_count > 0 && stream__client_set_brokers(c, md->brokers, md->broker_count) < 0)
         return STREAM_ENOMEM;
     int64_t now = stream__client_mono_ms();
     for (size_t i = 0; i < md->topic_count; i++)
-        cache_put(mp->c, &md->topics[i], now);
+        cache_put(c, &md->topics[i], now);
     return 0;
 }
 

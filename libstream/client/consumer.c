@@ -63,6 +63,7 @@ typedef struct cpart {
     bool caught_up;             /* follow mode: EOF reported since the last record */
     int64_t retry_at_ms;        /* monotonic: no fetch before (backoff) */
     int backoff_ms;             /* current backoff */
+    bool in_fetch;              /* in a fetch in flight (one at a time, whichever leader) */
     int64_t max_high_watermark; /* the highest high watermark any leader reported */
     int lag_retries;            /* see lagging_leader */
 } cpart;
@@ -634,7 +635,7 @@ bool stream_consumer_done(const stream_consumer *co)
 static bool fetchable(const cpart *cp, int64_t now)
 {
     return cp->assigned && !cp->paused && !cp->halted && !cp->done && !cp->blocked &&
-           now >= cp->retry_at_ms && (cp->end < 0 || cp->fetch_offset < cp->end);
+           !cp->in_fetch && now >= cp->retry_at_ms && (cp->end < 0 || cp->fetch_offset < cp->end);
 }
 
 static void back_off(cpart *cp, int64_t now)
@@ -704,6 +705,8 @@ static void fetch_cb(stream_client *c, const stream__resp *r, void *arg)
             *pf = f->next;
             break;
         }
+    for (size_t i = 0; i < f->n; i++)
+        f->cps[i]->in_fetch = false;
     const msgpack_object *topics = NULL;
     if (r->err == 0 && stream_field_array(r->root, "topics", &topics, NULL, 0) < 0)
         topics = NULL;
@@ -868,6 +871,7 @@ static bool send_fetch(stream_consumer *co, int32_t node, size_t n, int max_wait
         if (co->routes[i] == node) {
             f->cps[f->n] = co->parts[i];
             f->epochs[f->n++] = co->parts[i]->epoch;
+            co->parts[i]->in_fetch = true;
         }
     }
     /* Group by topic (the wire groups partitions under their topic). */
@@ -909,6 +913,8 @@ static bool send_fetch(stream_consumer *co, int32_t node, size_t n, int max_wait
     }
     int64_t id = stream__req_send_node(co->c, node, fetch_cb, f, max_wait, 0);
     if (id < 0) {
+        for (size_t i = 0; i < f->n; i++)
+            f->cps[i]->in_fetch = false;
         fetch_ctx_free(f);
         return false;
     }

@@ -48,6 +48,15 @@ static int32_t route_of(stream_producer *p, stream__ppart *pp)
     return pp->leader;
 }
 
+/* pp has no leader right now (an election is under way): ask who leads
+ * (rate-limited) and look again soon. */
+static void wait_for_leader(stream_producer *p, stream__ppart *pp, int64_t now)
+{
+    stream__client_refresh_async(p->c, pp->t->name);
+    if (!p->leader_wake_ms || p->leader_wake_ms > now + STREAM__MD_REFRESH_MIN_MS)
+        p->leader_wake_ms = now + STREAM__MD_REFRESH_MIN_MS;
+}
+
 /* The request count of node, added when new; NULL without memory. */
 static stream__pnode *pnode(stream_producer *p, int32_t node)
 {
@@ -306,10 +315,7 @@ static bool send_one(stream_producer *p, int64_t now)
             continue;
         int32_t to = route_of(p, pp);
         if (to == NO_LEADER) {
-            /* An election is under way: ask again (rate-limited) and wait. */
-            stream__client_refresh_async(p->c, pp->t->name);
-            if (!p->leader_wake_ms || p->leader_wake_ms > now + STREAM__MD_REFRESH_MIN_MS)
-                p->leader_wake_ms = now + STREAM__MD_REFRESH_MIN_MS;
+            wait_for_leader(p, pp, now);
             continue;
         }
         /* Requests of the old leader still out: they are answered (or fail)
@@ -437,12 +443,18 @@ static void expire_ready(stream_producer *p, int64_t now)
 /* Whether a batch of pp closed now could go out at once. If not, its open
  * batch keeps taking records (see the top): something in flight or ahead
  * of it will run the tick again when it moves. */
-static bool could_send(stream_producer *p, stream__ppart *pp)
+static bool could_send(stream_producer *p, stream__ppart *pp, int64_t now)
 {
     if (pp->ready_head || pp->in_flight >= p->conf.max_in_flight_per_partition)
         return false;
     int32_t to = route_of(p, pp);
-    return to != NO_LEADER && (pp->in_flight == 0 || pp->node == to) && node_has_room(p, to);
+    if (to == NO_LEADER) {
+        /* Closed all the same: on the ready list delivery_timeout_ms bounds
+         * its wait for a leader. */
+        wait_for_leader(p, pp, now);
+        return true;
+    }
+    return (pp->in_flight == 0 || pp->node == to) && node_has_room(p, to);
 }
 
 /* Closes open batches that lingered long enough and could be sent; returns
@@ -457,7 +469,7 @@ static int64_t close_lingering(stream_producer *p, int64_t now)
         int64_t due = pp->open->created_ms + p->conf.linger_ms;
         if (!all && now < due)
             return due;
-        if (could_send(p, pp))
+        if (could_send(p, pp, now))
             stream__producer_batch_close(p, pp);
     }
     return INT64_MAX;
