@@ -8,10 +8,19 @@
  *   fetch_offset  the next offset to ask the broker for; records in
  *                 [position, fetch_offset) sit in fetch buffers already
  *
- * At most one fetch is in flight, and it is sent only while at most one
- * response is waiting to be consumed (the one being consumed counts), so a
- * caller working through a response has the next one coming meanwhile, and
- * memory stays within about two responses (2 x max_bytes).
+ * At most one fetch is in flight per connection (on a single broker: one),
+ * each partition in one fetch at a time, and fetches are sent only while at
+ * most one response is waiting to be consumed (the one being consumed
+ * counts), so a caller working through a response has the next one coming
+ * meanwhile, and memory stays within about two responses (2 x max_bytes;
+ * in a cluster, one more per leader).
+ *
+ * Leaders: a partition is fetched from its leader as the client's metadata
+ * names it (client_internal.h, "routing"). When its fetch fails for the
+ * connection (the broker died) or the leader says ENOTLEADER, the topic's
+ * metadata is refreshed and the partition fetched again after a backoff from
+ * fetch_offset, on whichever broker leads then: the records before it are
+ * in the buffers, in order, so none is returned twice or skipped.
  *
  * A large response stays in the buffer it was received in: the consumer
  * takes that buffer from the client (stream__resp_take), hands out records
