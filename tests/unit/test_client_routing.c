@@ -152,11 +152,11 @@ typedef struct two {
     client_fixture n1, n2; /* their clients are connected to each alone */
 } two;
 
-static int setup_two(void **state)
+static int setup_two_with(void **state, const char *const *s2)
 {
     two *t = calloc(1, sizeof *t);
     assert_non_null(t);
-    const char *s1[] = {"node.id=1", NULL}, *s2[] = {"node.id=2", NULL};
+    const char *s1[] = {"node.id=1", NULL};
     t->n1.tag = "test_routing1";
     t->n2.tag = "test_routing2";
     client_fixture_start(&t->n1, false, s1);
@@ -165,6 +165,21 @@ static int setup_two(void **state)
     t->n2.c = client_for(t->n2.addr);
     *state = t;
     return 0;
+}
+
+static int setup_two(void **state)
+{
+    const char *s2[] = {"node.id=2", NULL};
+    return setup_two_with(state, s2);
+}
+
+/* Node 2 creates no topic on produce: it answers ENOTOPIC for those it
+ * does not have, as a broker that is not their leader would say
+ * ENOTLEADER. */
+static int setup_two_noauto(void **state)
+{
+    const char *s2[] = {"node.id=2", "auto.create.topics.enable=false", NULL};
+    return setup_two_with(state, s2);
 }
 
 static int teardown_two(void **state)
@@ -414,6 +429,42 @@ static void test_producer_follows_the_leader_named(void **state)
     reports_release(&r);
 }
 
+/* The metadata names a wrong leader (node 2, which does not have the
+ * partition): its refusal makes the producer refresh the metadata, from
+ * the bootstrap broker, node 1, which leads, and resend there: every
+ * record delivered once, in order, no error reported. */
+static void test_producer_refreshes_after_a_refusal(void **state)
+{
+    two *t = *state;
+    create_topic(t->n1.c, "here", 1);
+    stream_client *c = client_for(t->n1.addr);
+    reports r;
+    reports_init(&r, 50);
+    stream_producer *p = producer_for(c, &r, STREAM_ACKS_ALL, STREAM_CODEC_NONE, 0);
+    name_leader(c, t, "here", 2, 0);
+    produce_values(p, "here", 0, 50);
+    assert_int_equal(stream_producer_flush(p, 10000), 0);
+    assert_int_equal(r.count, 50);
+    assert_int_equal(r.failed, 0);
+    assert_int_equal(stream__client_leader(c, "here", 0), 1);
+    stream_producer_stats st;
+    stream_producer_stats_get(p, &st);
+    assert_true(st.retries >= 1);
+    stream_producer_free(p, 0);
+    stream_client_free(c);
+    consumed on1;
+    read_values(t->n1.c, "here", &on1);
+    assert_int_equal(on1.n, 50);
+    for (size_t i = 0; i < on1.n; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "v-%zu", i);
+        assert_string_equal(on1.recs[i].value, v);
+        assert_int_equal(r.offset[i], (int64_t)i);
+    }
+    consumed_release(&on1);
+    reports_release(&r);
+}
+
 static void test_consumer_resumes_on_the_new_leader(void **state)
 {
     two *t = *state;
@@ -560,6 +611,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_node_fails_only_its_requests, setup_two,
                                         teardown_two),
         cmocka_unit_test_setup_teardown(test_producer_follows_the_leader_named, setup_two,
+                                        teardown_two),
+        cmocka_unit_test_setup_teardown(test_producer_refreshes_after_a_refusal, setup_two_noauto,
                                         teardown_two),
         cmocka_unit_test_setup_teardown(test_consumer_resumes_on_the_new_leader, setup_two,
                                         teardown_two),
