@@ -527,6 +527,89 @@ static void test_consumer_resumes_on_the_new_leader(void **state)
     stream_client_free(c);
 }
 
+/* The leader's broker (node 2, on a node connection) dies: the producer's
+ * requests there fail, it asks the bootstrap broker (node 1) who leads, and
+ * resends there; the consumer likewise goes on from its position on node
+ * 1. Nothing fails, nothing comes twice. */
+static void test_dead_leader_connection_is_followed(void **state)
+{
+    two *t = *state;
+    create_topic(t->n1.c, "dies", 1);
+    create_topic(t->n2.c, "dies", 1);
+    /* Node 1 holds a0..a9 already (standing in for a replica). */
+    reports r1;
+    reports_init(&r1, 10);
+    stream_producer *p1 = producer_for(t->n1.c, &r1, 1, STREAM_CODEC_NONE, 0);
+    for (int i = 0; i < 10; i++) {
+        char v[32];
+        int len = snprintf(v, sizeof v, "a%d", i);
+        stream_producer_record rec = {.topic = "dies",
+                                      .partition = 0,
+                                      .key_len = -1,
+                                      .value = v,
+                                      .value_len = len,
+                                      .opaque = (void *)(uintptr_t)i};
+        produce_record(p1, &rec);
+    }
+    assert_int_equal(stream_producer_flush(p1, 10000), 0);
+    stream_producer_free(p1, 0);
+    reports_release(&r1);
+
+    stream_client *c = client_for(t->n1.addr);
+    name_leader(c, t, "dies", 2, 0);
+    reports r;
+    reports_init(&r, 20);
+    stream_producer *p = producer_for(c, &r, STREAM_ACKS_ALL, STREAM_CODEC_NONE, 0);
+    produce_values(p, "dies", 0, 10); /* to node 2 */
+    assert_int_equal(stream_producer_flush(p, 10000), 0);
+    stream_consumer *co = consumer_with(c, false);
+    char eb[256] = "";
+    stream_offset_spec spec = {.start = {STREAM_OFFSET_BEGINNING, 0},
+                               .end = {STREAM_OFFSET_NONE, 0}};
+    assert_int_equal(stream_consumer_assign(co, "dies", 0, &spec, eb, sizeof eb), 0);
+    consumed cs = {0};
+    consume_until(co, &cs, 5, true, 10000);
+    client_fixture_stop(&t->n2, SIGKILL);
+    produce_values(p, "dies", 10, 20); /* node 2 is gone: to node 1 */
+    assert_int_equal(stream_producer_flush(p, 20000), 0);
+    assert_int_equal(r.count, 20);
+    assert_int_equal(r.failed, 0);
+    for (size_t i = 10; i < 20; i++)
+        assert_int_equal(r.offset[i], (int64_t)i); /* after a0..a9 */
+    assert_int_equal(stream__client_leader(c, "dies", 0), 1);
+    /* The consumer: v-0..v-4 came from node 2 (offsets 0..4); it may have
+     * more of node 2's in its buffers; then node 1's from where it was. */
+    consume_until(co, &cs, 20, true, 20000);
+    for (size_t i = 0; i < cs.n; i++)
+        assert_int_equal(cs.recs[i].offset, (int64_t)i);
+    size_t k = 0;
+    while (k < 10 && k < cs.n && strncmp(cs.recs[k].value, "v-", 2) == 0) {
+        char v[32];
+        snprintf(v, sizeof v, "v-%zu", k);
+        assert_string_equal(cs.recs[k].value, v);
+        k++;
+    }
+    assert_true(k >= 5 && k <= 10);
+    for (; k < 10; k++) {
+        char v[32];
+        snprintf(v, sizeof v, "a%zu", k);
+        assert_string_equal(cs.recs[k].value, v);
+    }
+    for (; k < cs.n; k++) {
+        char v[32];
+        snprintf(v, sizeof v, "v-%zu", k);
+        assert_string_equal(cs.recs[k].value, v);
+    }
+    assert_int_equal(cs.n, 20);
+    consumed_release(&cs);
+    stream_consumer_free(co);
+    stream_producer_free(p, 0);
+    stream_client_free(c);
+    reports_release(&r);
+    /* Node 2 back, for the teardown. */
+    client_fixture_start(&t->n2, true, (const char *const[]){"node.id=2", NULL});
+}
+
 static void test_list_offsets_asks_each_leader(void **state)
 {
     two *t = *state;
@@ -615,6 +698,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_producer_refreshes_after_a_refusal, setup_two_noauto,
                                         teardown_two),
         cmocka_unit_test_setup_teardown(test_consumer_resumes_on_the_new_leader, setup_two,
+                                        teardown_two),
+        cmocka_unit_test_setup_teardown(test_dead_leader_connection_is_followed, setup_two,
                                         teardown_two),
         cmocka_unit_test_setup_teardown(test_list_offsets_asks_each_leader, setup_two,
                                         teardown_two),
