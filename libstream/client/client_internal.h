@@ -1,13 +1,14 @@
 /*
  * client_internal.h - what the client's files share (client.c,
- * client_metadata.c, producer*.c, consumer.c, group_client*.c, admin.c).
- * Not installed; prefix stream__.
+ * client_conn.c, client_metadata.c, client_offsets.c, producer*.c,
+ * consumer.c, group_client*.c, admin.c). Not installed; prefix stream__.
  *
- * The main header of libstream/client/: the connection with its pipelined
- * requests, the metadata cache, the producer, the consumer, its group
- * membership and the admin calls; it speaks proto/ to a broker and never
- * links the broker in. Module-private parts have their own headers
- * (producer_internal.h, group_client_internal.h).
+ * The main header of libstream/client/: the connections with their
+ * pipelined requests and the routing of requests to broker nodes, the
+ * metadata cache, the producer, the consumer, its group membership and the
+ * admin calls; it speaks proto/ to a broker and never links the broker in.
+ * Module-private parts have their own headers (client_conn.h,
+ * producer_internal.h, group_client_internal.h).
  *
  * The request path:
  *
