@@ -94,8 +94,8 @@ typedef struct stream_client_conf {
                                      the connection is closed. Also the default of blocking
                                      calls. Default 30000. Long-poll fetches get their
                                      max_wait_ms on top. */
-    int max_in_flight;            /* Requests on the wire at once (pipelining). 1..1024,
-                                     default 16. */
+    int max_in_flight;            /* Requests on the wire at once per connection
+                                     (pipelining). 1..1024, default 16. */
     int reconnect_backoff_ms;     /* First wait before reconnecting. Default 50. */
     int reconnect_backoff_max_ms; /* Cap of the doubling wait. Default 2000. */
     uint32_t max_frame_bytes;     /* A response frame larger than this closes the connection
