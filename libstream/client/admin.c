@@ -1,7 +1,8 @@
 /*
- * admin.c - blocking admin calls: create, delete, describe and alter topics,
- * list offsets; list, describe and delete consumer groups and reset their
- * offsets.
+ * admin.c - blocking admin calls: create, delete, describe and alter topics;
+ * list, describe and delete consumer groups and reset their offsets.
+ * (list_offsets, which goes to each partition's leader, is in
+ * client_offsets.c.)
  *
  * Each call packs one request, waits for it with stream__client_call and
  * turns the per-topic answers into owned result structs. The broker answers
@@ -364,111 +365,6 @@ int stream_admin_alter_configs(stream_client *c, const char *topic,
     else
         stream_topic_results_free(r, 1);
     return 0;
-}
-
-/* ---- list_offsets -------------------------------------------------------- */
-
-typedef struct offsets_parse {
-    stream_offset_query *q;
-    size_t n;
-} offsets_parse;
-
-/* Queries are grouped into topic entries by runs of the same topic name, in
- * order; the answer has the same shape. */
-static int offsets_parse_fn(const msgpack_object *root, void *arg, char *errbuf, size_t errbuf_len)
-{
-    offsets_parse *op = arg;
-    const msgpack_object *topics;
-    int rc = stream_field_array(root, "topics", &topics, errbuf, errbuf_len);
-    if (rc < 0)
-        return rc;
-    size_t qi = 0;
-    for (uint32_t ti = 0; ti < topics->via.array.size && qi < op->n; ti++) {
-        const msgpack_object *t, *parts;
-        const char *name;
-        size_t len;
-        rc = stream_elem_map(topics, ti, "topics", &t, errbuf, errbuf_len);
-        if (rc == 0)
-            rc = stream_field_str(t, "name", &name, &len, errbuf, errbuf_len);
-        if (rc == 0)
-            rc = stream_field_array(t, "partitions", &parts, errbuf, errbuf_len);
-        if (rc < 0)
-            return rc;
-        for (uint32_t pi = 0; pi < parts->via.array.size; pi++, qi++) {
-            const msgpack_object *pm;
-            int64_t partition, err, offset, ts;
-            if (qi >= op->n || !stream_str_eq(name, len, op->q[qi].topic)) {
-                stream__errf(errbuf, errbuf_len, "list_offsets answer does not match the request");
-                return STREAM_EPROTO;
-            }
-            rc = stream_elem_map(parts, pi, "partitions", &pm, errbuf, errbuf_len);
-            if (rc == 0)
-                rc = stream_field_int(pm, "partition", INT32_MIN, INT32_MAX, &partition, errbuf,
-                                      errbuf_len);
-            if (rc == 0)
-                rc = stream_field_int_opt(pm, "err", 0, INT32_MAX, 0, &err, errbuf, errbuf_len);
-            if (rc == 0)
-                rc = stream_field_int_opt(pm, "offset", -1, INT64_MAX, -1, &offset, errbuf,
-                                          errbuf_len);
-            if (rc == 0)
-                rc = stream_field_int_opt(pm, "timestamp", INT64_MIN, INT64_MAX, -1, &ts, errbuf,
-                                          errbuf_len);
-            if (rc < 0)
-                return rc;
-            if (partition != op->q[qi].partition) {
-                stream__errf(errbuf, errbuf_len, "list_offsets answer does not match the request");
-                return STREAM_EPROTO;
-            }
-            op->q[qi].err = -(int)err;
-            op->q[qi].offset = err ? -1 : offset;
-            op->q[qi].found_timestamp = err || ts < 0 ? -1 : ts;
-        }
-    }
-    if (qi != op->n) {
-        stream__errf(errbuf, errbuf_len, "list_offsets answered %zu of %zu queries", qi, op->n);
-        return STREAM_EPROTO;
-    }
-    return 0;
-}
-
-int stream_admin_list_offsets(stream_client *c, stream_offset_query *queries, size_t n,
-                              int timeout_ms, char *errbuf, size_t errbuf_len)
-{
-    size_t groups = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!queries[i].topic || queries[i].partition < 0) {
-            stream__errf(errbuf, errbuf_len, "list_offsets query %zu: no topic or bad partition",
-                         i);
-            return STREAM_EINVAL;
-        }
-        queries[i].offset = -1;
-        queries[i].found_timestamp = -1;
-        queries[i].err = 0;
-        if (i == 0 || strcmp(queries[i].topic, queries[i - 1].topic) != 0)
-            groups++;
-    }
-    if (n == 0)
-        return 0;
-    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_LIST_OFFSETS, 1);
-    stream_pack_key(pk, "topics");
-    msgpack_pack_array(pk, groups);
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && strcmp(queries[j].topic, queries[i].topic) == 0)
-            j++;
-        msgpack_pack_map(pk, 2);
-        stream_pack_kv_cstr(pk, "name", queries[i].topic);
-        stream_pack_key(pk, "partitions");
-        msgpack_pack_array(pk, j - i);
-        for (size_t k = i; k < j; k++) {
-            msgpack_pack_map(pk, 2);
-            stream_pack_kv_int(pk, "partition", queries[k].partition);
-            stream_pack_kv_int(pk, "timestamp", queries[k].timestamp);
-        }
-        i = j;
-    }
-    offsets_parse op = {.q = queries, .n = n};
-    return stream__client_call(c, timeout_ms, offsets_parse_fn, &op, errbuf, errbuf_len);
 }
 
 /* ---- consumer groups ------------------------------------------------------ */
@@ -1050,8 +946,8 @@ static int cluster_parse_fn(const msgpack_object *root, void *arg, char *errbuf,
         if (rc == 0)
             rc = parse_node(e, &br->node_id, &br->host, &br->port, errbuf, errbuf_len);
         if (rc == 0)
-            rc = stream_field_int_opt(e, "epoch", -1, INT64_MAX, -1, &br->epoch, errbuf,
-                                      errbuf_len);
+            rc =
+                stream_field_int_opt(e, "epoch", -1, INT64_MAX, -1, &br->epoch, errbuf, errbuf_len);
         if (rc == 0)
             rc = stream_field_bool_opt(e, "fenced", false, &br->fenced, errbuf, errbuf_len);
         if (rc < 0)
@@ -1061,8 +957,7 @@ static int cluster_parse_fn(const msgpack_object *root, void *arg, char *errbuf,
 }
 
 int stream_admin_describe_cluster(stream_client *c, int timeout_ms,
-                                  stream_cluster_description **out, char *errbuf,
-                                  size_t errbuf_len)
+                                  stream_cluster_description **out, char *errbuf, size_t errbuf_len)
 {
     *out = NULL;
     stream_cluster_description *d = calloc(1, sizeof *d);

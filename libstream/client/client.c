@@ -1,140 +1,71 @@
 /*
- * client.c - one connection to a broker: connect, hello, pipelined requests
- * matched to in-order responses, timeouts, reconnect with backoff; plus the
- * metadata cache and the blocking metadata calls.
+ * client.c - the client's connections to the brokers: connect, hello,
+ * pipelined requests matched to in-order responses, timeouts, reconnect with
+ * backoff; routing of requests to the broker node that must answer them; the
+ * poll that drives every connection at once; the blocking calls.
  *
- * The connection is a state machine driven by stream_client_poll:
+ * Connections. A client has one *bootstrap* connection, to one broker of the
+ * list it was given (metadata, admin calls, consumer groups and everything
+ * not tied to a partition go there), and, in a cluster, one *node*
+ * connection per other broker it has to reach (a partition's leader), made
+ * on demand from the addresses the metadata lists. The bootstrap connection
+ * learns from hello which node it reached; requests for that node use it,
+ * so on a single broker there is exactly one connection, as before
+ * clusters. Every connection is the same state machine, driven by
+ * stream_client_poll (one poll(2) over all their sockets):
  *
  *   IDLE --(requests waiting, backoff over)--> CONNECTING (non-blocking
  *   connect to one address of one broker) --> HELLO (hello sent, nothing
  *   else) --> READY (requests flow) --(error, EOF, overdue response)--> IDLE
  *
- * A connect "round" tries every broker of the list once, starting with the
- * last one that worked. When a whole round fails, every waiting request fails
- * with that error (so blocking calls return and the producer counts a retry)
- * and the next round waits for the backoff, which doubles per failed round.
+ * A connect "round" tries every broker of the connection's list once (the
+ * bootstrap list plus, in a cluster, the brokers the metadata named; a node
+ * connection's list is its one node), starting with the last one that
+ * worked. When a whole round fails, every request waiting on that
+ * connection fails with that error (so blocking calls return and the
+ * producer retries, refreshing metadata) and the next round waits for the
+ * backoff, which doubles per failed round.
  *
- * Requests live on two FIFO lists: `wait` (not yet on the wire) and `flight`
- * (being written or written, response expected). Responses arrive in request
- * order, so each must match the head of `flight`; anything else is a
- * protocol error that closes the connection. A request without a response
- * (acks=0 produce) completes when its last byte is written.
+ * Routing (stream__req_send_node): a node connection for the node if one
+ * exists, else the bootstrap connection if hello named that node (it keeps
+ * the name while it reconnects: with one broker, requests wait for it as
+ * they always did), else a new node connection to the node's address from
+ * the last metadata; a node no metadata named goes to the bootstrap
+ * connection (a broker that does not lead a partition says ENOTLEADER, and
+ * the caller refreshes metadata and tries again).
  *
- * Input: frames are read into one buffer (`in`). A frame larger than
- * LARGE_FRAME (a fetch response) gets a buffer sized to it, starting with
- * its length prefix, and is read up to its last byte and no further, so
- * that when it is handled nothing else is in that buffer: the callback may
- * take the buffer (stream__resp_take) and keep the records where they were
- * received, instead of copying them, and give it back when done
- * (stream__client_give_back), to be read into again. Buffers given back are
- * kept (SPARES of them) so a steady stream of large responses reuses the
- * same memory instead of faulting fresh pages in for every one.
+ * Requests live on two FIFO lists per connection: `wait` (not yet on the
+ * wire) and `flight` (being written or written, response expected).
+ * Responses arrive in request order, so each must match the head of
+ * `flight`; anything else is a protocol error that closes the connection. A
+ * request without a response (acks=0 produce) completes when its last byte
+ * is written.
  *
- * The metadata cache and the metadata calls live in client_metadata.c.
+ * Input: frames are read into one buffer per connection (`in`). A frame
+ * larger than LARGE_FRAME (a fetch response) gets a buffer sized to it,
+ * starting with its length prefix, and is read up to its last byte and no
+ * further, so that when it is handled nothing else is in that buffer: the
+ * callback may take the buffer (stream__resp_take) and keep the records
+ * where they were received, instead of copying them, and give it back when
+ * done (stream__client_give_back), to be read into again. Buffers given back
+ * are kept (SPARES of them, for all connections) so a steady stream of large
+ * responses reuses the same memory instead of faulting fresh pages in for
+ * every one.
+ *
+ * One connection's state machine (connect, hello, write, read, time out)
+ * lives in client_conn.c, the metadata cache and the metadata calls in
+ * client_metadata.c.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "client_internal.h"
+#include "client_conn.h"
 #include "stream/error.h"
-
-/* Frames written per sendmsg call at most. */
-#define MAX_IOV 64
-/* Bytes read per read() call (small frames). */
-#define READ_CHUNK (256 * 1024)
-/* Frames (prefix included) over this get a buffer of their own. */
-#define LARGE_FRAME (64 * 1024)
-/* Buffers given back and kept for reuse. */
-#define SPARES 2
-
-typedef struct creq {
-    struct creq *next;
-    int64_t id;         /* correlation id (> 0) */
-    stream_buf frame;   /* length prefix + payload */
-    size_t written;     /* bytes of frame already written */
-    stream__resp_cb cb; /* NULL once cancelled */
-    void *arg;
-    int64_t deadline_ms;  /* monotonic; fails with ETIMEDOUT after this */
-    int extra_timeout_ms; /* added to request_timeout_ms (long polls) */
-    int flags;            /* STREAM__REQ_* */
-} creq;
-
-typedef struct creq_list {
-    creq *head, *tail;
-    size_t n;
-} creq_list;
-
-typedef struct tick {
-    stream__tick_fn fn;
-    void *arg;
-} tick;
-
-typedef enum conn_state {
-    ST_IDLE = 0,   /* no socket */
-    ST_CONNECTING, /* connect() in progress */
-    ST_HELLO,      /* connected; hello in flight */
-    ST_READY,      /* hello answered; requests flow */
-} conn_state;
-
-struct stream_client {
-    /* configuration (strings copied) */
-    stream_client_conf conf;
-    char *client_name;
-    stream_hostport *brokers; /* the list, in the order given */
-    size_t broker_count;
-
-    /* connection */
-    conn_state state;
-    int fd;                   /* -1 when IDLE */
-    size_t bi;                /* broker being tried / connected */
-    size_t round_tried;       /* brokers tried in the current round */
-    struct addrinfo *ai_list; /* addresses of brokers[bi] */
-    struct addrinfo *ai_next; /* next address to try */
-    int64_t connect_deadline; /* monotonic: connect + hello must finish by then */
-    int64_t next_attempt_ms;  /* monotonic: no new round before this */
-    int backoff_ms;           /* current reconnect backoff */
-    bool want_connect;        /* connect even with no request waiting */
-    bool interrupted;         /* a poll() was interrupted by a signal */
-    size_t max_message_bytes; /* the broker's largest batch (hello); 0 unknown */
-    unsigned rounds_failed;   /* counts failed rounds (stream_client_connect waits on it) */
-    char addr[300];           /* "host:port" of brokers[bi] */
-    int last_err;             /* last connect failure */
-    char last_msg[512];       /* its message ("cannot connect to ...") */
-    uint8_t *in;              /* input buffer (NULL after a take) */
-    size_t in_cap;            /* its size */
-    size_t in_start;          /* first byte not handled yet (a length prefix) */
-    size_t in_len;            /* bytes read into it */
-    bool in_takeable;         /* the frame being handled ends at in_len */
-    uint8_t *spare[SPARES];   /* buffers given back, for reuse */
-    size_t spare_cap[SPARES]; /* their sizes (0: none) */
-    stream_msg msg;           /* the response being handled */
-
-    /* requests */
-    creq_list wait;     /* queued, not on the wire */
-    creq_list flight;   /* on the wire (or being written), in order */
-    creq *building;     /* between _req_begin and _send/_abort */
-    stream_buf sink;    /* where a request goes when its allocation failed */
-    stream_frame frame; /* the frame being built */
-    int64_t next_id;    /* next correlation id */
-    int64_t hello_id;   /* id of the hello in flight */
-
-    tick *ticks;
-    size_t nticks, ticks_cap;
-
-    stream__md_cache md; /* metadata cache (client_metadata.c) */
-};
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -160,83 +91,6 @@ void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(errbuf, errbuf_len, fmt, ap);
     va_end(ap);
-}
-
-/* A message for a socket errno: our table's words where it has them
- * ("connection refused"), the system's otherwise. */
-static const char *errno_text(int e, int *code)
-{
-    int err = stream_err_from_errno(e);
-    if (code)
-        *code = err;
-    if (err != STREAM_EIO)
-        return stream_strerror(err);
-    switch (e) {
-    case EHOSTUNREACH:
-        return "no route to host";
-    case ENETUNREACH:
-        return "network is unreachable";
-    case EADDRNOTAVAIL:
-        return "address not available";
-    default:
-        return strerror(e);
-    }
-}
-
-static void list_push(creq_list *l, creq *r)
-{
-    r->next = NULL;
-    if (l->tail)
-        l->tail->next = r;
-    else
-        l->head = r;
-    l->tail = r;
-    l->n++;
-}
-
-static creq *list_pop(creq_list *l)
-{
-    creq *r = l->head;
-    if (!r)
-        return NULL;
-    l->head = r->next;
-    if (!l->head)
-        l->tail = NULL;
-    l->n--;
-    r->next = NULL;
-    return r;
-}
-
-/* Removes r, whose predecessor is prev (NULL for the head). */
-static void list_unlink(creq_list *l, creq *prev, creq *r)
-{
-    if (prev)
-        prev->next = r->next;
-    else
-        l->head = r->next;
-    if (l->tail == r)
-        l->tail = prev;
-    l->n--;
-    r->next = NULL;
-}
-
-static void creq_free(creq *r)
-{
-    if (!r)
-        return;
-    stream_buf_release(&r->frame);
-    free(r);
-}
-
-/* Runs r's callback with a transport error (or a success with no response)
- * and frees r. */
-static void creq_finish(stream_client *c, creq *r, int err, const char *msg)
-{
-    if (r->cb) {
-        stream__resp resp = {.err = err, .msg = msg ? msg : ""};
-        r->cb(c, &resp, r->arg);
-    }
-    creq_free(r);
 }
 
 /* ---- configuration ------------------------------------------------------- */
@@ -294,9 +148,7 @@ int stream_client_new(const stream_client_conf *conf, stream_client **out, char 
     if (!c)
         return STREAM_ENOMEM;
     c->conf = *conf;
-    c->fd = -1;
     c->next_id = 1;
-    c->backoff_ms = conf->reconnect_backoff_ms;
     stream_msg_init(&c->msg);
     rc = stream_parse_hostport_list(conf->brokers ? conf->brokers : STREAM_DEFAULT_BROKERS,
                                     STREAM_DEFAULT_PORT, &c->brokers, &c->broker_count, errbuf,
@@ -305,43 +157,30 @@ int stream_client_new(const stream_client_conf *conf, stream_client **out, char 
         stream_client_free(c);
         return rc;
     }
+    c->brokers_given = c->broker_count;
     c->client_name = strdup(conf->client_name);
-    if (!c->client_name) {
+    if (!c->client_name || !stream__conn_add(c, true, -1, NULL)) {
         stream_client_free(c);
         return STREAM_ENOMEM;
     }
     c->conf.brokers = NULL; /* not kept: the parsed list is */
     c->conf.client_name = c->client_name;
-    stream_hostport_format(&c->brokers[0], c->addr, sizeof c->addr);
     *out = c;
     return 0;
-}
-
-static void close_socket(stream_client *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    if (c->ai_list)
-        freeaddrinfo(c->ai_list);
-    c->ai_list = c->ai_next = NULL;
-    /* Bytes of a half-read frame belong to the dead connection. */
-    c->in_start = c->in_len = 0;
 }
 
 void stream_client_free(stream_client *c)
 {
     if (!c)
         return;
-    close_socket(c);
-    creq *r;
-    while ((r = list_pop(&c->wait)))
-        creq_free(r);
-    while ((r = list_pop(&c->flight)))
-        creq_free(r);
-    creq_free(c->building);
+    for (size_t i = 0; i < c->nconns; i++)
+        stream__conn_free(c->conns[i]);
+    free(c->conns);
+    free(c->nodes);
+    free(c->pfds);
+    free(c->pconns);
+    stream__creq_free(c->building);
     stream_buf_release(&c->sink);
-    free(c->in);
     for (int i = 0; i < SPARES; i++)
         free(c->spare[i]);
     stream_msg_release(&c->msg);
@@ -354,17 +193,20 @@ void stream_client_free(stream_client *c)
 
 bool stream_client_connected(const stream_client *c)
 {
-    return c->state == ST_READY;
+    return BOOT(c)->state == ST_READY;
 }
 
 const char *stream_client_broker(const stream_client *c)
 {
-    return c->addr;
+    return BOOT(c)->addr;
 }
 
 size_t stream_client_pending(const stream_client *c)
 {
-    return c->wait.n + c->flight.n;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nconns; i++)
+        n += c->conns[i]->wait.n + c->conns[i]->flight.n;
+    return n;
 }
 
 int stream__client_request_timeout(const stream_client *c)
@@ -379,11 +221,115 @@ int64_t stream__client_deadline(const stream_client *c, int timeout_ms)
     return stream__client_mono_ms() + timeout_ms;
 }
 
+/* ---- routing ------------------------------------------------------------- */
+
+static const node_addr *node_find(const stream_client *c, int32_t node_id)
+{
+    for (size_t i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].node_id == node_id)
+            return &c->nodes[i];
+    return NULL;
+}
+
+/* The connection requests for `node` go on (the top); NULL only without
+ * memory for a new one. */
+static conn *route(stream_client *c, int32_t node)
+{
+    if (node < 0)
+        return BOOT(c);
+    for (size_t i = 1; i < c->nconns; i++)
+        if (c->conns[i]->node_id == node)
+            return c->conns[i];
+    if (BOOT(c)->node_id == node)
+        return BOOT(c);
+    const node_addr *na = node_find(c, node);
+    if (!na)
+        return BOOT(c);
+    return stream__conn_add(c, false, node, &na->hp);
+}
+
+bool stream__client_node_on_bootstrap(stream_client *c, int32_t node)
+{
+    if (node < 0 || BOOT(c)->node_id == node)
+        return true;
+    for (size_t i = 1; i < c->nconns; i++)
+        if (c->conns[i]->node_id == node)
+            return false;
+    return !node_find(c, node);
+}
+
+bool stream__client_clustered(const stream_client *c)
+{
+    return c->nnodes > 1;
+}
+
+int32_t stream__client_bootstrap_node(const stream_client *c)
+{
+    return BOOT(c)->node_id;
+}
+
+static bool hostport_eq(const stream_hostport *a, const stream_hostport *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+int stream__client_set_brokers(stream_client *c, const stream_broker_meta *brokers, size_t n)
+{
+    if (n == 0)
+        return 0;
+    node_addr *na = calloc(n, sizeof *na);
+    if (!na)
+        return STREAM_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (brokers[i].node_id < 0 || !brokers[i].host || brokers[i].port <= 0 ||
+            brokers[i].port > 65535 || strlen(brokers[i].host) >= sizeof na[k].hp.host)
+            continue;
+        na[k].node_id = brokers[i].node_id;
+        snprintf(na[k].hp.host, sizeof na[k].hp.host, "%s", brokers[i].host);
+        na[k].hp.port = (uint16_t)brokers[i].port;
+        k++;
+    }
+    free(c->nodes);
+    c->nodes = na;
+    c->nnodes = k;
+    /* A node that moved: its connection uses the new address from its next
+     * connect on. */
+    for (size_t i = 1; i < c->nconns; i++) {
+        conn *cn = c->conns[i];
+        const node_addr *a = node_find(c, cn->node_id);
+        if (a && !hostport_eq(&a->hp, &cn->node_hp)) {
+            cn->node_hp = a->hp;
+            if (cn->state == ST_IDLE)
+                stream__conn_set_broker(cn, 0);
+        }
+    }
+    /* A cluster: its brokers join the bootstrap list, so that losing the
+     * brokers the caller named still leaves one to ask for metadata. One
+     * broker (a single node) adds nothing: its address may be another name
+     * of one the caller gave. */
+    if (k < 2)
+        return 0;
+    for (size_t i = 0; i < k; i++) {
+        bool known = false;
+        for (size_t j = 0; j < c->broker_count && !known; j++)
+            known = hostport_eq(&c->brokers[j], &na[i].hp);
+        if (known)
+            continue;
+        stream_hostport *nb = realloc(c->brokers, (c->broker_count + 1) * sizeof *nb);
+        if (!nb)
+            return STREAM_ENOMEM;
+        c->brokers = nb;
+        c->brokers[c->broker_count++] = na[i].hp;
+    }
+    return 0;
+}
+
 /* ---- building and queueing requests ------------------------------------- */
 
 msgpack_packer *stream__req_begin(stream_client *c, stream_op op, size_t nfields)
 {
-    creq_free(c->building);
+    stream__creq_free(c->building);
     c->building = calloc(1, sizeof *c->building);
     if (!c->building) {
         /* Pack into a scratch buffer that is dropped; _send reports ENOMEM. */
@@ -401,20 +347,21 @@ msgpack_packer *stream__req_begin(stream_client *c, stream_op op, size_t nfields
 
 void stream__req_abort(stream_client *c)
 {
-    creq_free(c->building);
+    stream__creq_free(c->building);
     c->building = NULL;
 }
 
-int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int extra_timeout_ms,
-                         int flags)
+int64_t stream__req_send_node(stream_client *c, int32_t node, stream__resp_cb cb, void *arg,
+                              int extra_timeout_ms, int flags)
 {
     creq *r = c->building;
     c->building = NULL;
     if (!r)
         return STREAM_ENOMEM;
-    int rc = stream_frame_finish(&c->frame);
+    conn *k = route(c, node);
+    int rc = k ? stream_frame_finish(&c->frame) : STREAM_ENOMEM;
     if (rc < 0) {
-        creq_free(r);
+        stream__creq_free(r);
         return rc;
     }
     r->cb = cb;
@@ -422,19 +369,27 @@ int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int ex
     r->flags = flags;
     r->extra_timeout_ms = extra_timeout_ms > 0 ? extra_timeout_ms : 0;
     r->deadline_ms = stream__client_mono_ms() + c->conf.request_timeout_ms + r->extra_timeout_ms;
-    list_push(&c->wait, r);
+    stream__creq_push(&k->wait, r);
     return r->id;
+}
+
+int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int extra_timeout_ms,
+                         int flags)
+{
+    return stream__req_send_node(c, -1, cb, arg, extra_timeout_ms, flags);
 }
 
 void stream__req_cancel(stream_client *c, int64_t id)
 {
-    creq *lists[2] = {c->wait.head, c->flight.head};
-    for (int i = 0; i < 2; i++)
-        for (creq *r = lists[i]; r; r = r->next)
-            if (r->id == id) {
-                r->cb = NULL;
-                return;
-            }
+    for (size_t i = 0; i < c->nconns; i++) {
+        creq *lists[2] = {c->conns[i]->wait.head, c->conns[i]->flight.head};
+        for (int j = 0; j < 2; j++)
+            for (creq *r = lists[j]; r; r = r->next)
+                if (r->id == id) {
+                    r->cb = NULL;
+                    return;
+                }
+    }
 }
 
 /* ---- ticks --------------------------------------------------------------- */
@@ -478,629 +433,50 @@ static int64_t run_ticks(stream_client *c, int64_t now)
     return next;
 }
 
-/* ---- connecting ---------------------------------------------------------- */
-
-static int fail_all(stream_client *c, creq_list *l, int err, const char *msg)
-{
-    int n = 0;
-    creq *r;
-    while ((r = list_pop(l))) {
-        creq_finish(c, r, err, msg);
-        n++;
-    }
-    return n;
-}
-
-/* Drops the connection: requests in flight fail with err (the waiting ones
- * stay for the next connection). Returns the callbacks run. */
-static int conn_lost(stream_client *c, int err, const char *why)
-{
-    char msg[600];
-    if (c->state == ST_HELLO) /* the round's message names the broker already */
-        snprintf(msg, sizeof msg, "%s", why);
-    else
-        snprintf(msg, sizeof msg, "connection to %s lost: %s", c->addr, why);
-    close_socket(c);
-    c->state = ST_IDLE;
-    c->next_attempt_ms = stream__client_mono_ms() + c->conf.reconnect_backoff_ms;
-    c->backoff_ms = c->conf.reconnect_backoff_ms;
-    return fail_all(c, &c->flight, err, msg);
-}
-
-static void set_broker(stream_client *c, size_t bi)
-{
-    c->bi = bi;
-    stream_hostport_format(&c->brokers[bi], c->addr, sizeof c->addr);
-}
-
-/* The whole round failed: fail what waits, back off. Returns callbacks run. */
-static int round_failed(stream_client *c, int err, const char *reason)
-{
-    if (c->broker_count == 1) {
-        snprintf(c->last_msg, sizeof c->last_msg, "cannot connect to %s: %s", c->addr, reason);
-    } else {
-        char list[400] = "";
-        size_t off = 0;
-        for (size_t i = 0; i < c->broker_count && off < sizeof list; i++) {
-            char one[300];
-            stream_hostport_format(&c->brokers[i], one, sizeof one);
-            int w = snprintf(list + off, sizeof list - off, "%s%s", i ? ", " : "", one);
-            if (w < 0)
-                break;
-            off += (size_t)w;
-        }
-        snprintf(c->last_msg, sizeof c->last_msg, "cannot connect to any of %s: %s", list, reason);
-    }
-    c->last_err = err;
-    c->rounds_failed++;
-    c->round_tried = 0;
-    c->state = ST_IDLE;
-    c->want_connect = false;
-    close_socket(c);
-    int64_t now = stream__client_mono_ms();
-    c->next_attempt_ms = now + c->backoff_ms;
-    c->backoff_ms = c->backoff_ms * 2 > c->conf.reconnect_backoff_max_ms
-                        ? c->conf.reconnect_backoff_max_ms
-                        : c->backoff_ms * 2;
-    return fail_all(c, &c->wait, err, c->last_msg);
-}
-
-static int try_next_address(stream_client *c, int err, const char *reason);
-
-/* Starts connecting to brokers[bi]: resolves it and tries its addresses. */
-static int start_broker(stream_client *c)
-{
-    char port[8];
-    const stream_hostport *hp = &c->brokers[c->bi];
-    snprintf(port, sizeof port, "%u", (unsigned)hp->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
-    if (c->ai_list)
-        freeaddrinfo(c->ai_list);
-    c->ai_list = c->ai_next = NULL;
-    c->connect_deadline = stream__client_mono_ms() + c->conf.connect_timeout_ms;
-    int g = getaddrinfo(hp->host, port, &hints, &c->ai_list);
-    if (g != 0) {
-        char why[300];
-        snprintf(why, sizeof why, "cannot resolve host '%s': %s", hp->host, gai_strerror(g));
-        c->ai_list = NULL;
-        return try_next_address(c, STREAM_EIO, why);
-    }
-    c->ai_next = c->ai_list;
-    return try_next_address(c, STREAM_ECONNREFUSED, "no address");
-}
-
-/* Tries the next address of the current broker, then the next broker, and
- * fails the round when every broker has been tried. err/reason describe the
- * failure that led here. Returns callbacks run. */
-static int try_next_address(stream_client *c, int err, const char *reason)
-{
-    if (c->fd >= 0) {
-        close(c->fd);
-        c->fd = -1;
-        c->in_start = c->in_len = 0;
-    }
-    while (c->ai_next) {
-        struct addrinfo *ai = c->ai_next;
-        c->ai_next = ai->ai_next;
-        int fd =
-            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = stream_err_from_errno(errno);
-            reason = errno_text(errno, NULL);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
-            c->fd = fd;
-            c->state = ST_CONNECTING;
-            return 0;
-        }
-        reason = errno_text(errno, &err);
-        close(fd);
-    }
-    /* This broker is out of addresses: next broker or the round is over. */
-    c->round_tried++;
-    if (c->round_tried >= c->broker_count)
-        return round_failed(c, err, reason);
-    set_broker(c, (c->bi + 1) % c->broker_count);
-    return start_broker(c);
-}
-
-static int send_hello(stream_client *c);
-
-/* The non-blocking connect finished (POLLOUT). */
-static int connect_done(stream_client *c)
-{
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-        soerr = errno;
-    if (soerr == EINPROGRESS || soerr == EALREADY)
-        return 0;
-    if (soerr != 0) {
-        int err;
-        const char *why = errno_text(soerr, &err);
-        return try_next_address(c, err, why);
-    }
-    c->state = ST_HELLO;
-    return send_hello(c);
-}
-
-static void hello_cb(stream_client *c, const stream__resp *r, void *arg)
-{
-    (void)arg;
-    c->hello_id = 0;
-    uint64_t version = 0, max_message = 0;
-    int rc = r->err;
-    char why[400];
-    why[0] = '\0';
-    if (rc == 0 &&
-        (stream_field_uint(r->root, "version", UINT32_MAX, &version, why, sizeof why) < 0 ||
-         stream_field_uint_opt(r->root, "max_message_bytes", INT32_MAX, 0, &max_message, why,
-                               sizeof why) < 0))
-        rc = STREAM_EPROTO;
-    if (rc == 0 && (version < 1 || version > STREAM_PROTOCOL_VERSION)) {
-        snprintf(why, sizeof why, "the broker answered protocol version %llu",
-                 (unsigned long long)version);
-        rc = STREAM_EPROTO;
-    }
-    if (rc == 0) {
-        c->max_message_bytes = (size_t)max_message;
-        c->state = ST_READY;
-        c->last_err = 0;
-        c->round_tried = 0;
-        c->backoff_ms = c->conf.reconnect_backoff_ms;
-        c->want_connect = false;
-        if (c->ai_list)
-            freeaddrinfo(c->ai_list);
-        c->ai_list = c->ai_next = NULL;
-        return;
-    }
-    /* The broker refused us or the connection broke during hello: this
-     * broker failed; the round goes on. */
-    char reason[500];
-    snprintf(reason, sizeof reason, "hello failed: %s",
-             why[0]      ? why
-             : r->msg[0] ? r->msg
-                         : stream_strerror(rc));
-    int err = rc;
-    if (r->root) /* an answer, not a transport failure: the peer is incompatible */
-        err = rc == STREAM_EUNSUPPORTED ? STREAM_EUNSUPPORTED : STREAM_EPROTO;
-    c->ai_next = NULL; /* do not try other addresses of a broker that answered */
-    try_next_address(c, err, reason);
-}
-
-static int send_hello(stream_client *c)
-{
-    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_HELLO, 2);
-    stream_pack_kv_int(pk, "version", STREAM_PROTOCOL_VERSION);
-    stream_pack_kv_cstr(pk, "client", c->client_name);
-    creq *r = c->building;
-    c->building = NULL;
-    if (!r || stream_frame_finish(&c->frame) < 0) {
-        creq_free(r);
-        return try_next_address(c, STREAM_ENOMEM, "out of memory");
-    }
-    r->cb = hello_cb;
-    r->deadline_ms = c->connect_deadline;
-    c->hello_id = r->id;
-    /* Hello goes first, before anything queued. */
-    list_push(&c->flight, r);
-    return 0;
-}
-
-/* Starts a round if one is needed and allowed. Returns callbacks run. */
-static int maybe_connect(stream_client *c, int64_t now)
-{
-    if (c->state != ST_IDLE)
-        return 0;
-    if (c->wait.n == 0 && !c->want_connect)
-        return 0;
-    if (now < c->next_attempt_ms)
-        return 0;
-    c->round_tried = 0;
-    set_broker(c, c->bi);
-    return start_broker(c);
-}
-
-/* ---- writing ------------------------------------------------------------- */
-
-/* Moves waiting requests onto the wire while there is room. */
-static void pump(stream_client *c, int64_t now)
-{
-    if (c->state != ST_READY)
-        return;
-    while (c->wait.head && c->flight.n < (size_t)c->conf.max_in_flight) {
-        creq *r = list_pop(&c->wait);
-        r->deadline_ms = now + c->conf.request_timeout_ms + r->extra_timeout_ms;
-        list_push(&c->flight, r);
-    }
-}
-
-static bool want_write(const stream_client *c)
-{
-    if (c->state == ST_CONNECTING)
-        return true;
-    for (creq *r = c->flight.head; r; r = r->next)
-        if (r->written < r->frame.len)
-            return true;
-    return false;
-}
-
-/* Writes what it can of the flight list. Returns callbacks run (requests
- * without a response complete here), or -1 when the connection broke (the
- * failure already handled). */
-static int write_out(stream_client *c)
-{
-    int ran = 0;
-    for (;;) {
-        struct iovec iov[MAX_IOV];
-        int n = 0;
-        for (creq *r = c->flight.head; r && n < MAX_IOV; r = r->next) {
-            if (r->written == r->frame.len)
-                continue;
-            iov[n].iov_base = r->frame.data + r->written;
-            iov[n].iov_len = r->frame.len - r->written;
-            n++;
-        }
-        if (n == 0)
-            return ran;
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return ran;
-            int err;
-            const char *why = errno_text(errno, &err);
-            (void)err;
-            ran += conn_lost(c, STREAM_ECONNRESET, why);
-            return -1 - ran;
-        }
-        size_t left = (size_t)w;
-        creq *prev = NULL, *r = c->flight.head;
-        while (r && left > 0) {
-            creq *next = r->next;
-            size_t want = r->frame.len - r->written;
-            if (want == 0) {
-                prev = r;
-                r = next;
-                continue;
-            }
-            size_t take = want < left ? want : left;
-            r->written += take;
-            left -= take;
-            if (r->written == r->frame.len && (r->flags & STREAM__REQ_NO_RESPONSE)) {
-                list_unlink(&c->flight, prev, r);
-                creq_finish(c, r, 0, "");
-                ran++;
-            } else {
-                prev = r;
-            }
-            r = next;
-        }
-    }
-}
-
-/* ---- reading ------------------------------------------------------------- */
-
-/* Handles one response payload. Returns 1 when a callback ran, 0, or -1 when
- * the connection was dropped (protocol error). */
-static int handle_frame(stream_client *c, const uint8_t *p, size_t len)
-{
-    char eb[256];
-    int rc = stream_msg_parse(p, len, &c->msg, eb, sizeof eb);
-    uint64_t id = 0;
-    int err = 0;
-    const char *text = NULL;
-    size_t text_len = 0;
-    if (rc == 0)
-        rc = stream_msg_response(&c->msg, &id, &err, &text, &text_len, eb, sizeof eb);
-    if (rc < 0) {
-        char why[300];
-        snprintf(why, sizeof why, "bad response: %s", eb);
-        conn_lost(c, STREAM_EPROTO, why);
-        return -1;
-    }
-    if (id == 0) {
-        /* The broker's connection-level error: it is closing on us. */
-        char why[300];
-        snprintf(why, sizeof why, "broker error: %.*s", (int)(text_len < 250 ? text_len : 250),
-                 text ? text : stream_strerror(err));
-        conn_lost(c, err ? err : STREAM_EPROTO, why);
-        return -1;
-    }
-    creq *r = c->flight.head;
-    if (!r || r->id != (int64_t)id || r->written < r->frame.len) {
-        char why[128];
-        snprintf(why, sizeof why, "response id %llu does not match request %lld",
-                 (unsigned long long)id, r ? (long long)r->id : -1LL);
-        conn_lost(c, STREAM_EPROTO, why);
-        return -1;
-    }
-    list_pop(&c->flight);
-    char msg[512];
-    if (err != 0) {
-        if (text && text_len)
-            snprintf(msg, sizeof msg, "%.*s", (int)(text_len < 500 ? text_len : 500), text);
-        else
-            snprintf(msg, sizeof msg, "%s", stream_strerror(err));
-    } else {
-        msg[0] = '\0';
-    }
-    if (r->cb) {
-        stream__resp resp = {
-            .err = err, .msg = msg, .root = &c->msg.root, .payload = p, .payload_len = len};
-        r->cb(c, &resp, r->arg);
-    }
-    creq_free(r);
-    return 1;
-}
-
-/* A spare buffer of at least `need` bytes (the smallest that fits), or a new
- * one; NULL without memory. *cap gets its size. */
-static uint8_t *buffer_get(stream_client *c, size_t need, size_t *cap)
-{
-    int best = -1;
-    for (int i = 0; i < SPARES; i++)
-        if (c->spare[i] && c->spare_cap[i] >= need &&
-            (best < 0 || c->spare_cap[i] < c->spare_cap[best]))
-            best = i;
-    if (best >= 0) {
-        uint8_t *p = c->spare[best];
-        *cap = c->spare_cap[best];
-        c->spare[best] = NULL;
-        c->spare_cap[best] = 0;
-        return p;
-    }
-    /* Some room over the frame: the next responses are about as large and
-     * then fit in this buffer when it comes back. */
-    size_t want = need > LARGE_FRAME ? need + need / 8 : need;
-    uint8_t *p = malloc(want);
-    *cap = p ? want : 0;
-    return p;
-}
-
-void stream__client_give_back(stream_client *c, void *buf, size_t cap)
-{
-    if (!buf)
-        return;
-    int slot = -1;
-    for (int i = 0; i < SPARES; i++) {
-        if (!c->spare[i]) {
-            slot = i;
-            break;
-        }
-        if (c->spare_cap[i] < cap && (slot < 0 || c->spare_cap[i] < c->spare_cap[slot]))
-            slot = i; /* keep the larger ones */
-    }
-    if (slot < 0) {
-        free(buf);
-        return;
-    }
-    free(c->spare[slot]);
-    c->spare[slot] = buf;
-    c->spare_cap[slot] = cap;
-}
-
-void *stream__resp_take(stream_client *c, const stream__resp *r, size_t *cap)
-{
-    *cap = 0;
-    if (!c->in_takeable || !c->in || !r->payload || r->payload < c->in ||
-        r->payload + r->payload_len > c->in + c->in_len)
-        return NULL;
-    uint8_t *p = c->in;
-    *cap = c->in_cap;
-    c->in = NULL;
-    c->in_cap = c->in_start = c->in_len = 0;
-    c->in_takeable = false;
-    return p;
-}
-
-/* A length prefix of n bytes that no frame may have: drops the connection
- * (EPROTO, as for any bytes that are not our protocol). Returns callbacks
- * run. */
-static int bad_length(stream_client *c, uint32_t n)
-{
-    char why[300];
-    if (n == 0)
-        snprintf(why, sizeof why, "bad frame: frame with length 0");
-    else
-        snprintf(why, sizeof why,
-                 "bad frame: frame of %" PRIu32 " bytes exceeds the maximum of %u bytes", n,
-                 (unsigned)c->conf.max_frame_bytes);
-    return conn_lost(c, STREAM_EPROTO, why);
-}
-
-/* Makes room in `in` for the next read; *want gets the bytes to ask for.
- * The pending frame's length prefix, if any, was checked. Returns 0 or
- * STREAM_ENOMEM. */
-static int in_prepare(stream_client *c, size_t *want)
-{
-    size_t pending = c->in_len - c->in_start;
-    size_t frame = 0; /* the pending frame's size with its prefix, when known */
-    if (pending >= STREAM_FRAME_HEADER_SIZE)
-        frame = STREAM_FRAME_HEADER_SIZE + (size_t)stream_load_be32(c->in + c->in_start);
-    if (pending == 0)
-        c->in_start = c->in_len = 0;
-    size_t need = frame > LARGE_FRAME ? frame : READ_CHUNK;
-    if (!c->in || c->in_cap - c->in_start < need) {
-        /* Move the pending bytes to the front of a buffer that fits. */
-        if (c->in && c->in_cap >= need) {
-            memmove(c->in, c->in + c->in_start, pending);
-        } else {
-            size_t cap;
-            uint8_t *p = buffer_get(c, need, &cap);
-            if (!p)
-                return STREAM_ENOMEM;
-            if (pending)
-                memcpy(p, c->in + c->in_start, pending);
-            stream__client_give_back(c, c->in, c->in_cap);
-            c->in = p;
-            c->in_cap = cap;
-        }
-        c->in_start = 0;
-        c->in_len = pending;
-    }
-    if (frame > LARGE_FRAME)
-        *want = c->in_start + frame - c->in_len; /* up to its end, no further */
-    else
-        *want = c->in_cap - c->in_len;
-    return 0;
-}
-
-/* Reads what is there and handles whole frames. Returns callbacks run, or a
- * negative count - 1 when the connection dropped. */
-static int read_in(stream_client *c)
-{
-    int ran = 0;
-    for (;;) {
-        size_t want;
-        if (in_prepare(c, &want) < 0) {
-            ran += conn_lost(c, STREAM_ENOMEM, "out of memory");
-            return -1 - ran;
-        }
-        ssize_t n = read(c->fd, c->in + c->in_len, want);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return ran;
-        if (n <= 0) {
-            int err = STREAM_ECONNRESET;
-            const char *why = n == 0 ? "closed by the broker" : errno_text(errno, NULL);
-            ran += conn_lost(c, err, why);
-            return -1 - ran;
-        }
-        c->in_len += (size_t)n;
-        conn_state before = c->state;
-        while (c->in_len - c->in_start >= STREAM_FRAME_HEADER_SIZE) {
-            uint32_t len = stream_load_be32(c->in + c->in_start);
-            if (len == 0 || len > c->conf.max_frame_bytes) {
-                ran += bad_length(c, len);
-                return -1 - ran;
-            }
-            size_t plen = len;
-            if (c->in_len - c->in_start - STREAM_FRAME_HEADER_SIZE < plen)
-                break;
-            const uint8_t *payload = c->in + c->in_start + STREAM_FRAME_HEADER_SIZE;
-            c->in_start += STREAM_FRAME_HEADER_SIZE + plen;
-            c->in_takeable = c->in_start == c->in_len;
-            int h = handle_frame(c, payload, plen);
-            c->in_takeable = false;
-            if (h < 0)
-                return -1 - ran;
-            ran += h;
-            /* A hello failure moves on to another broker: this socket is gone. */
-            if (c->state != before || c->fd < 0)
-                return ran;
-        }
-        if ((size_t)n < want)
-            return ran; /* drained the socket for now */
-    }
-}
-
-/* ---- timeouts ------------------------------------------------------------ */
-
-/* Fails overdue requests. Returns callbacks run. */
-static int expire(stream_client *c, int64_t now)
-{
-    int ran = 0;
-    if (c->state == ST_CONNECTING && now >= c->connect_deadline) {
-        char why[64];
-        snprintf(why, sizeof why, "timed out after %d ms", c->conf.connect_timeout_ms);
-        c->ai_next = NULL;
-        ran += try_next_address(c, STREAM_ETIMEDOUT, why);
-    }
-    for (creq *r = c->flight.head; r; r = r->next) {
-        if (now < r->deadline_ms)
-            continue;
-        if (r->id == c->hello_id && c->state == ST_HELLO) {
-            /* Hello unanswered: this broker failed; try the next. */
-            list_pop(&c->flight);
-            creq_free(r);
-            c->hello_id = 0;
-            char why[64];
-            snprintf(why, sizeof why, "no hello response after %d ms", c->conf.connect_timeout_ms);
-            c->ai_next = NULL;
-            ran += try_next_address(c, STREAM_ETIMEDOUT, why);
-            break;
-        }
-        /* Responses are in order: one overdue response holds up every later
-         * one, so the connection is given up. */
-        creq *prev = NULL;
-        for (creq *q = c->flight.head; q != r; q = q->next)
-            prev = q;
-        list_unlink(&c->flight, prev, r);
-        char msg[400];
-        snprintf(msg, sizeof msg, "request to %s timed out after %d ms", c->addr,
-                 c->conf.request_timeout_ms + r->extra_timeout_ms);
-        creq_finish(c, r, STREAM_ETIMEDOUT, msg);
-        ran++;
-        ran += conn_lost(c, STREAM_ECONNRESET, "a response was overdue");
-        break;
-    }
-    creq *prev = NULL;
-    for (creq *r = c->wait.head; r;) {
-        creq *next = r->next;
-        if (now >= r->deadline_ms) {
-            list_unlink(&c->wait, prev, r);
-            char msg[600];
-            if (c->last_err)
-                snprintf(msg, sizeof msg, "request timed out: %s", c->last_msg);
-            else
-                snprintf(msg, sizeof msg, "request timed out waiting for a connection to %s",
-                         c->addr);
-            creq_finish(c, r, STREAM_ETIMEDOUT, msg);
-            ran++;
-        } else {
-            prev = r;
-        }
-        r = next;
-    }
-    return ran;
-}
-
-static int64_t next_deadline(const stream_client *c)
-{
-    int64_t t = INT64_MAX;
-    if (c->state == ST_CONNECTING && c->connect_deadline < t)
-        t = c->connect_deadline;
-    for (creq *r = c->flight.head; r; r = r->next)
-        if (r->deadline_ms < t)
-            t = r->deadline_ms;
-    for (creq *r = c->wait.head; r; r = r->next)
-        if (r->deadline_ms < t)
-            t = r->deadline_ms;
-    if (c->state == ST_IDLE && (c->wait.n || c->want_connect) && c->next_attempt_ms < t)
-        t = c->next_attempt_ms;
-    return t;
-}
-
 /* ---- the poll ------------------------------------------------------------ */
 
-/* Everything that needs no waiting: ticks, connects, timeouts, writes.
- * Returns callbacks run; *wake gets the earliest time something is due. */
+/* Everything that needs no waiting: ticks, then every connection (a tick or
+ * a callback may add one: the count is read each time). Returns callbacks
+ * run; *wake gets the earliest time something is due. */
 static int drive(stream_client *c, int64_t *wake)
 {
-    int ran = 0;
     int64_t now = stream__client_mono_ms();
-    int64_t t = run_ticks(c, now);
-    ran += expire(c, now);
-    ran += maybe_connect(c, now);
-    pump(c, now);
-    if (c->state == ST_HELLO || c->state == ST_READY) {
-        int w = write_out(c);
-        ran += w >= 0 ? w : -1 - w;
-        if (w < 0)
-            ran += maybe_connect(c, now);
-    }
-    int64_t d = next_deadline(c);
-    *wake = d < t ? d : t;
+    *wake = run_ticks(c, now);
+    int ran = 0;
+    for (size_t i = 0; i < c->nconns; i++)
+        ran += stream__conn_drive(c->conns[i], now, wake);
     return ran;
+}
+
+/* Fills c->pfds with the sockets of every connection; returns how many, or
+ * -1 without memory. */
+static int poll_set(stream_client *c)
+{
+    if (c->pfds_cap < c->nconns) {
+        size_t cap = c->nconns + 4;
+        struct pollfd *p = realloc(c->pfds, cap * sizeof *p);
+        if (p)
+            c->pfds = p;
+        conn **w = realloc(c->pconns, cap * sizeof *w);
+        if (w)
+            c->pconns = w;
+        if (!p || !w)
+            return -1;
+        c->pfds_cap = cap;
+    }
+    int n = 0;
+    for (size_t i = 0; i < c->nconns; i++) {
+        conn *k = c->conns[i];
+        if (k->fd < 0)
+            continue;
+        c->pfds[n].fd = k->fd;
+        c->pfds[n].events = POLLIN;
+        c->pfds[n].revents = 0;
+        if (stream__conn_want_write(k))
+            c->pfds[n].events |= POLLOUT;
+        c->pconns[n++] = k;
+    }
+    return n;
 }
 
 int stream_client_poll(stream_client *c, int timeout_ms)
@@ -1121,27 +497,27 @@ int stream_client_poll(stream_client *c, int timeout_ms)
     else
         wait_ms = limit - now > INT32_MAX ? INT32_MAX : (int)(limit - now);
 
-    struct pollfd pfd = {.fd = c->fd, .events = 0};
-    if (c->fd >= 0) {
-        pfd.events = POLLIN;
-        if (want_write(c))
-            pfd.events |= POLLOUT;
-    }
-    int n = poll(c->fd >= 0 ? &pfd : NULL, c->fd >= 0 ? 1 : 0, wait_ms);
+    int nfds = poll_set(c);
+    if (nfds < 0)
+        return STREAM_ENOMEM;
+    int n = poll(nfds ? c->pfds : NULL, (nfds_t)nfds, wait_ms);
     if (n < 0) {
         if (errno == EINTR)
             c->interrupted = true;
         return ran; /* poll itself failing (ENOMEM) is retried next call */
     }
-    if (n > 0 && c->fd >= 0) {
-        if (c->state == ST_CONNECTING) {
-            if (pfd.revents & (POLLOUT | POLLERR | POLLHUP))
-                ran += connect_done(c);
-        } else {
-            if (pfd.revents & (POLLIN | POLLERR | POLLHUP)) {
-                int r = read_in(c);
-                ran += r >= 0 ? r : -1 - r;
-            }
+    for (int i = 0; n > 0 && i < nfds; i++) {
+        conn *k = c->pconns[i];
+        short rev = c->pfds[i].revents;
+        /* A callback of an earlier connection may have dropped this one. */
+        if (!rev || k->fd != c->pfds[i].fd)
+            continue;
+        if (k->state == ST_CONNECTING) {
+            if (rev & (POLLOUT | POLLERR | POLLHUP))
+                ran += stream__conn_connect_done(k);
+        } else if (rev & (POLLIN | POLLERR | POLLHUP)) {
+            int r = stream__conn_read(k);
+            ran += r >= 0 ? r : -1 - r;
         }
     }
     /* Callbacks may have queued requests (the next fetch, a retry): send
@@ -1166,43 +542,45 @@ int stream__client_wait(stream_client *c, const bool *done, int64_t deadline_ms)
 
 int stream_client_connect(stream_client *c, int timeout_ms, char *errbuf, size_t errbuf_len)
 {
-    if (c->state == ST_READY)
+    conn *k = BOOT(c);
+    if (k->state == ST_READY)
         return 0;
     int64_t now = stream__client_mono_ms();
     int64_t deadline = INT64_MAX;
     if (timeout_ms >= 0)
         deadline = now + timeout_ms;
-    unsigned rounds = c->rounds_failed;
-    c->want_connect = true;
-    if (c->state == ST_IDLE)
-        c->next_attempt_ms = now; /* an explicit connect skips the backoff */
-    while (c->state != ST_READY && c->rounds_failed == rounds) {
+    unsigned rounds = k->rounds_failed;
+    k->want_connect = true;
+    if (k->state == ST_IDLE)
+        k->next_attempt_ms = now; /* an explicit connect skips the backoff */
+    while (k->state != ST_READY && k->rounds_failed == rounds) {
         now = stream__client_mono_ms();
         if (now >= deadline) {
-            c->want_connect = false;
-            stream__errf(errbuf, errbuf_len, "cannot connect to %s: timed out after %d ms", c->addr,
+            k->want_connect = false;
+            stream__errf(errbuf, errbuf_len, "cannot connect to %s: timed out after %d ms", k->addr,
                          timeout_ms);
             return STREAM_ETIMEDOUT;
         }
         int64_t left = deadline - now;
         stream_client_poll(c, left > 1000 ? 1000 : (int)left);
     }
-    if (c->state == ST_READY)
+    if (k->state == ST_READY)
         return 0;
-    stream__errf(errbuf, errbuf_len, "%s", c->last_msg);
-    return c->last_err ? c->last_err : STREAM_ECONNREFUSED;
+    stream__errf(errbuf, errbuf_len, "%s", k->last_msg);
+    return k->last_err ? k->last_err : STREAM_ECONNREFUSED;
 }
 
 size_t stream__client_max_message_bytes(const stream_client *c)
 {
-    return c->max_message_bytes;
+    return BOOT(c)->max_message_bytes;
 }
 
 unsigned stream__client_connect_failures(const stream_client *c, int *err, const char **msg)
 {
-    *err = c->last_err ? c->last_err : STREAM_ECONNREFUSED;
-    *msg = c->last_msg;
-    return c->rounds_failed;
+    const conn *k = BOOT(c);
+    *err = k->last_err ? k->last_err : STREAM_ECONNREFUSED;
+    *msg = k->last_msg;
+    return k->rounds_failed;
 }
 
 bool stream__client_take_interrupted(stream_client *c)
@@ -1259,7 +637,7 @@ int stream__client_call(stream_client *c, int timeout_ms, stream__parse_fn parse
     if (rc < 0) {
         stream__req_cancel(c, id); /* s is about to go out of scope */
         if (rc == STREAM_ETIMEDOUT)
-            stream__errf(errbuf, errbuf_len, "request to %s timed out after %d ms", c->addr,
+            stream__errf(errbuf, errbuf_len, "request to %s timed out after %d ms", BOOT(c)->addr,
                          timeout_ms < 0 ? c->conf.request_timeout_ms : timeout_ms);
         return rc;
     }

@@ -1,13 +1,14 @@
 /*
  * client_internal.h - what the client's files share (client.c,
- * client_metadata.c, producer*.c, consumer.c, group_client*.c, admin.c).
- * Not installed; prefix stream__.
+ * client_conn.c, client_metadata.c, client_offsets.c, producer*.c,
+ * consumer.c, group_client*.c, admin.c). Not installed; prefix stream__.
  *
- * The main header of libstream/client/: the connection with its pipelined
- * requests, the metadata cache, the producer, the consumer, its group
- * membership and the admin calls; it speaks proto/ to a broker and never
- * links the broker in. Module-private parts have their own headers
- * (producer_internal.h, group_client_internal.h).
+ * The main header of libstream/client/: the connections with their
+ * pipelined requests and the routing of requests to broker nodes, the
+ * metadata cache, the producer, the consumer, its group membership and the
+ * admin calls; it speaks proto/ to a broker and never links the broker in.
+ * Module-private parts have their own headers (client_conn.h,
+ * producer_internal.h, group_client_internal.h).
  *
  * The request path:
  *
@@ -68,6 +69,18 @@ msgpack_packer *stream__req_begin(stream_client *c, stream_op op, size_t nfields
 int64_t stream__req_send(stream_client *c, stream__resp_cb cb, void *arg, int extra_timeout_ms,
                          int flags);
 
+/* Node ids for stream__req_send_node: a broker's node id (>= 0), or this
+ * for the bootstrap connection (see "Routing" below). */
+#define STREAM__NODE_BOOTSTRAP (-1)
+
+/* Like stream__req_send, on the connection to broker node `node` (the
+ * partition's leader), made on demand; STREAM__NODE_BOOTSTRAP, or a node
+ * no metadata has named, goes on the bootstrap connection, as does every
+ * request for the node the bootstrap connection reached (so a single broker
+ * is one connection). Returns the request id or STREAM_ENOMEM. */
+int64_t stream__req_send_node(stream_client *c, int32_t node, stream__resp_cb cb, void *arg,
+                              int extra_timeout_ms, int flags);
+
 /* Takes the buffer a response was received in, so that its payload (and
  * what root points into) stays valid after the callback: call it from the
  * callback. Only a frame larger than 64 KiB that nothing else shares a
@@ -107,6 +120,80 @@ int64_t stream__client_deadline(const stream_client *c, int timeout_ms);
 /* The client's request_timeout_ms. */
 int stream__client_request_timeout(const stream_client *c);
 
+/* ---- routing (client.c, client_metadata.c) --------------------------------
+ *
+ * A client keeps one connection per broker node it has to reach: the
+ * bootstrap connection (to one broker of the list it was given; metadata,
+ * admin and group requests) and node connections made on demand from the
+ * `brokers` of the last metadata. Produce, fetch and list_offsets for a
+ * partition go to the partition's leader (stream__client_leader). When the
+ * leader answers ENOTLEADER or the like, or its connection dies, the caller
+ * asks stream__retry_decide what to do: refresh the topic's metadata
+ * (stream__client_refresh_async, rate-limited per topic) and send again to
+ * whatever leader the metadata then names. */
+
+/* The broker node the bootstrap connection's hello named (-1 before). */
+int32_t stream__client_bootstrap_node(const stream_client *c);
+
+/* True when the last metadata named more than one broker (a cluster). */
+bool stream__client_clustered(const stream_client *c);
+
+/* True when requests for `node` would go on the bootstrap connection (so
+ * they queue behind group requests there). */
+bool stream__client_node_on_bootstrap(stream_client *c, int32_t node);
+
+/* Remembers the brokers of a metadata answer (n > 0): where node
+ * connections connect. In a cluster (n > 1) their addresses also join the
+ * bootstrap list, so losing the brokers the caller named still leaves one
+ * to ask. 0 or STREAM_ENOMEM. */
+int stream__client_set_brokers(stream_client *c, const stream_broker_meta *brokers, size_t n);
+
+/* Takes md (borrowed) as if a metadata answer had just brought it: its
+ * brokers and topics into the cache. Tests use it to name leaders no
+ * broker would. 0 or STREAM_ENOMEM. */
+int stream__client_metadata_apply(stream_client *c, const stream_metadata *md);
+
+/* stream__client_leader's answer when the cache does not know the topic or
+ * partition (send to the bootstrap connection, which may know). */
+#define STREAM__LEADER_UNKNOWN (-2)
+
+/* The leader of topic/partition in the metadata cache: its node id; -1 when
+ * the metadata said there is none right now (an election is under way:
+ * wait, refresh); STREAM__LEADER_UNKNOWN when the cache has no answer. */
+int32_t stream__client_leader(stream_client *c, const char *topic, int32_t partition);
+
+/* Counts changes of the metadata cache: a caller that keeps leaders looks
+ * again when it moved. */
+uint64_t stream__client_md_generation(stream_client *c);
+
+/* The least time between two metadata refreshes of one topic (the rate
+ * limit of stream__client_refresh_async). */
+#define STREAM__MD_REFRESH_MIN_MS 100
+
+/* What to do about a partition's failed request (produce, fetch,
+ * list_offsets), by its error. */
+typedef enum stream__retry_action {
+    STREAM__RETRY_NO = 0,      /* not retriable: report it */
+    STREAM__RETRY_SAME = 1,    /* retry after a backoff; the route is fine */
+    STREAM__RETRY_REFRESH = 2, /* the leader may have moved or died: refresh the
+                                  topic's metadata, retry after a backoff on the
+                                  leader it names */
+} stream__retry_action;
+
+/* The decision for err: REFRESH for ENOTLEADER, ENOTENOUGHREPLICAS,
+ * ESTALEEPOCH, ENOBROKER, ENOTOPIC, ENOPART and transport failures
+ * (ECONNRESET, ECONNREFUSED, ETIMEDOUT, ECLOSED: the connection or the
+ * broker went away); SAME for EAGAIN and EPROTO; NO otherwise. */
+stream__retry_action stream__retry_decide(int err);
+
+/* The leader of topic/partition in a metadata answer, a pure look-up:
+ * returns its node id (and, when addr is not NULL and the answer lists the
+ * node, its address in *addr, else addr->host ""), -1 when the partition
+ * has no leader now, STREAM__LEADER_UNKNOWN when the answer does not have
+ * the topic (or it failed) or the partition. */
+int32_t stream__metadata_leader(const stream_metadata *md, const char *topic, int32_t partition,
+                                stream_hostport *addr);
+
 /* One cached topic. */
 typedef struct stream__topic_md {
     char *name;              /* owned */
@@ -114,6 +201,7 @@ typedef struct stream__topic_md {
     int32_t partition_count; /* 0 when err */
     int32_t *leaders;        /* partition_count leaders (-1: none) */
     int64_t fetched_ms;      /* monotonic time of the metadata it came from */
+    int64_t refresh_ms;      /* monotonic time the last refresh was sent; 0 none */
     bool stale;              /* invalidated: refetch before trusting */
 } stream__topic_md;
 
@@ -128,6 +216,7 @@ typedef struct stream__md_cache {
     stream__topic_md *topics; /* sorted by name */
     size_t ntopics, cap;
     stream__md_pending *pending; /* refreshes in flight */
+    uint64_t generation;         /* bumped by every change of leaders or counts */
 } stream__md_cache;
 
 stream__md_cache *stream__client_md(stream_client *c);
@@ -138,7 +227,8 @@ int stream__client_metadata_max_age(const stream_client *c);
  * the next poll. */
 const stream__topic_md *stream__client_topic(stream_client *c, const char *topic);
 
-/* Sends a metadata request for topic (unless one is already out for it) and
+/* Sends a metadata request for topic (unless one is already out for it, or
+ * the last one went out less than STREAM__MD_REFRESH_MIN_MS ago) and
  * updates the cache when it comes back. Returns 0 or STREAM_ENOMEM. */
 int stream__client_refresh_async(stream_client *c, const char *topic);
 

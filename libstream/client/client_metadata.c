@@ -15,6 +15,7 @@
  *            internal, partitions: [{partition, err, leader, leader_epoch,
  *            log_start_offset, high_watermark, log_end_offset, size_bytes}]}]}
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,7 @@ static void cache_remove(stream_client *c, const char *topic)
     stream__topic_md *t = cache_find(c, topic, &pos);
     if (!t)
         return;
+    md->generation++;
     topic_md_release(t);
     memmove(&md->topics[pos], &md->topics[pos + 1], (md->ntopics - pos - 1) * sizeof *md->topics);
     md->ntopics--;
@@ -119,6 +121,9 @@ static void cache_put(stream_client *c, const stream_topic_meta *tm, int64_t now
         memset(t, 0, sizeof *t);
         t->name = name;
     }
+    if (!t->leaders || t->partition_count != tm->partition_count ||
+        memcmp(t->leaders, leaders, (size_t)tm->partition_count * sizeof *leaders) != 0)
+        md->generation++;
     free(t->leaders);
     t->leaders = leaders;
     t->err = 0;
@@ -295,9 +300,16 @@ static int metadata_parse(const msgpack_object *root, void *arg, char *errbuf, s
             return rc;
     }
     qsort(md->topics, md->topic_count, sizeof *md->topics, tmeta_cmp);
+    return stream__client_metadata_apply(mp->c, md);
+}
+
+int stream__client_metadata_apply(stream_client *c, const stream_metadata *md)
+{
+    if (md->broker_count > 0 && stream__client_set_brokers(c, md->brokers, md->broker_count) < 0)
+        return STREAM_ENOMEM;
     int64_t now = stream__client_mono_ms();
     for (size_t i = 0; i < md->topic_count; i++)
-        cache_put(mp->c, &md->topics[i], now);
+        cache_put(c, &md->topics[i], now);
     return 0;
 }
 
@@ -461,6 +473,15 @@ int stream__client_refresh_async(stream_client *c, const char *topic)
     for (stream__md_pending *m = md->pending; m; m = m->next)
         if (strcmp(m->topic, topic) == 0)
             return 0;
+    /* Rate limit: many partitions failing at once (a broker died) ask once,
+     * and a retry loop against a leader not elected yet asks at most every
+     * STREAM__MD_REFRESH_MIN_MS. */
+    int64_t now = stream__client_mono_ms();
+    stream__topic_md *t = cache_find(c, topic, NULL);
+    if (t && t->refresh_ms && now - t->refresh_ms < STREAM__MD_REFRESH_MIN_MS)
+        return 0;
+    if (t)
+        t->refresh_ms = now;
     stream__md_pending *m = calloc(1, sizeof *m);
     if (!m || !(m->topic = strdup(topic))) {
         free(m);
@@ -476,4 +497,67 @@ int stream__client_refresh_async(stream_client *c, const char *topic)
     m->next = md->pending;
     md->pending = m;
     return 0;
+}
+
+/* ---- routing ------------------------------------------------------------- */
+
+int32_t stream__client_leader(stream_client *c, const char *topic, int32_t partition)
+{
+    const stream__topic_md *t = cache_find(c, topic, NULL);
+    if (!t || t->err != 0 || partition < 0 || partition >= t->partition_count)
+        return STREAM__LEADER_UNKNOWN;
+    return t->leaders[partition] < 0 ? -1 : t->leaders[partition];
+}
+
+uint64_t stream__client_md_generation(stream_client *c)
+{
+    return stream__client_md(c)->generation;
+}
+
+stream__retry_action stream__retry_decide(int err)
+{
+    switch (err) {
+    case STREAM_ENOTLEADER:
+    case STREAM_ENOTENOUGHREPLICAS:
+    case STREAM_ESTALEEPOCH:
+    case STREAM_ENOBROKER:
+    case STREAM_ENOTOPIC:
+    case STREAM_ENOPART:
+    case STREAM_ECONNRESET:
+    case STREAM_ECONNREFUSED:
+    case STREAM_ETIMEDOUT:
+    case STREAM_ECLOSED:
+        return STREAM__RETRY_REFRESH;
+    case STREAM_EAGAIN:
+    case STREAM_EPROTO:
+        return STREAM__RETRY_SAME;
+    default:
+        return STREAM__RETRY_NO;
+    }
+}
+
+int32_t stream__metadata_leader(const stream_metadata *md, const char *topic, int32_t partition,
+                                stream_hostport *addr)
+{
+    if (addr)
+        addr->host[0] = '\0';
+    const stream_topic_meta *tm = NULL;
+    for (size_t i = 0; md && i < md->topic_count && !tm; i++)
+        if (md->topics[i].name && strcmp(md->topics[i].name, topic) == 0)
+            tm = &md->topics[i];
+    if (!tm || tm->err != 0 || partition < 0 || partition >= tm->partition_count)
+        return STREAM__LEADER_UNKNOWN;
+    int32_t leader = tm->partitions[partition].leader;
+    if (leader < 0)
+        return -1;
+    for (size_t i = 0; addr && i < md->broker_count; i++) {
+        const stream_broker_meta *b = &md->brokers[i];
+        if (b->node_id == leader && b->host && strlen(b->host) < sizeof addr->host && b->port > 0 &&
+            b->port <= 65535) {
+            snprintf(addr->host, sizeof addr->host, "%s", b->host);
+            addr->port = (uint16_t)b->port;
+            break;
+        }
+    }
+    return leader;
 }

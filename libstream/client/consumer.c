@@ -8,10 +8,19 @@
  *   fetch_offset  the next offset to ask the broker for; records in
  *                 [position, fetch_offset) sit in fetch buffers already
  *
- * At most one fetch is in flight, and it is sent only while at most one
- * response is waiting to be consumed (the one being consumed counts), so a
- * caller working through a response has the next one coming meanwhile, and
- * memory stays within about two responses (2 x max_bytes).
+ * At most one fetch is in flight per connection (on a single broker: one),
+ * each partition in one fetch at a time, and fetches are sent only while at
+ * most one response is waiting to be consumed (the one being consumed
+ * counts), so a caller working through a response has the next one coming
+ * meanwhile, and memory stays within about two responses (2 x max_bytes;
+ * in a cluster, one more per leader).
+ *
+ * Leaders: a partition is fetched from its leader as the client's metadata
+ * names it (client_internal.h, "routing"). When its fetch fails for the
+ * connection (the broker died) or the leader says ENOTLEADER, the topic's
+ * metadata is refreshed and the partition fetched again after a backoff from
+ * fetch_offset, on whichever broker leads then: the records before it are
+ * in the buffers, in order, so none is returned twice or skipped.
  *
  * A large response stays in the buffer it was received in: the consumer
  * takes that buffer from the client (stream__resp_take), hands out records
@@ -48,21 +57,24 @@
 typedef struct cpart {
     char *topic; /* owned */
     int32_t partition;
-    bool assigned;          /* false after unassign (kept: fetch data may point here) */
-    int64_t position;       /* next offset to return */
-    int64_t fetch_offset;   /* next offset to fetch */
-    int64_t end;            /* stop before this offset; -1: follow */
-    int64_t high_watermark; /* last seen; -1 unknown */
-    int64_t log_start;      /* last seen; -1 unknown */
-    uint32_t epoch;         /* data fetched under another epoch is dropped */
-    bool paused;            /* after an error: until seek */
-    bool halted;            /* group: revoked, no fetch or record until released */
-    void *group_data;       /* group: its partition in group_client.c */
-    bool done;              /* reached end */
-    bool blocked;           /* an error answer waits to be processed: no fetch */
-    bool caught_up;         /* follow mode: EOF reported since the last record */
-    int64_t retry_at_ms;    /* monotonic: no fetch before (backoff) */
-    int backoff_ms;         /* current backoff */
+    bool assigned;              /* false after unassign (kept: fetch data may point here) */
+    int64_t position;           /* next offset to return */
+    int64_t fetch_offset;       /* next offset to fetch */
+    int64_t end;                /* stop before this offset; -1: follow */
+    int64_t high_watermark;     /* last seen; -1 unknown */
+    int64_t log_start;          /* last seen; -1 unknown */
+    uint32_t epoch;             /* data fetched under another epoch is dropped */
+    bool paused;                /* after an error: until seek */
+    bool halted;                /* group: revoked, no fetch or record until released */
+    void *group_data;           /* group: its partition in group_client.c */
+    bool done;                  /* reached end */
+    bool blocked;               /* an error answer waits to be processed: no fetch */
+    bool caught_up;             /* follow mode: EOF reported since the last record */
+    int64_t retry_at_ms;        /* monotonic: no fetch before (backoff) */
+    int backoff_ms;             /* current backoff */
+    bool in_fetch;              /* in a fetch in flight (one at a time, whichever leader) */
+    int64_t max_high_watermark; /* the highest high watermark any leader reported */
+    int lag_retries;            /* see lagging_leader */
 } cpart;
 
 /* One partition's answer in a fetch response. */
@@ -108,9 +120,10 @@ struct stream_consumer {
     fbuf *cur;                     /* being consumed */
     fbuf *queue_head, *queue_tail; /* arrived, not yet consumed */
     size_t queued;                 /* responses in cur + queue */
-    int64_t fetch_id;              /* request in flight, 0 when none */
-    struct fetch_ctx *fetch;       /* its context */
-    cevent *events;                /* pending EOF / ERROR events, FIFO */
+    struct fetch_ctx *fetches;     /* fetches in flight, one per connection at most */
+    int32_t *routes;               /* consumer_tick's scratch: each part's route */
+    size_t routes_cap;
+    cevent *events; /* pending EOF / ERROR events, FIFO */
     size_t nevents, events_cap, events_head;
     char *last_msg;        /* the msg of the last event returned (borrowed by it) */
     size_t rotate;         /* where the next fetch starts in parts (fairness) */
@@ -119,7 +132,10 @@ struct stream_consumer {
 };
 
 typedef struct fetch_ctx {
+    struct fetch_ctx *next; /* the consumer's fetches in flight */
     stream_consumer *co;
+    int32_t node; /* the node it went to (or STREAM__NODE_BOOTSTRAP) */
+    int64_t id;   /* the client's request id */
     size_t n;
     cpart **cps;
     uint32_t *epochs;
@@ -208,9 +224,12 @@ void stream_consumer_free(stream_consumer *co)
         return;
     stream__cgroup_free(co->group);
     stream__client_remove_tick(co->c, consumer_tick, co);
-    if (co->fetch_id)
-        stream__req_cancel(co->c, co->fetch_id);
-    fetch_ctx_free(co->fetch);
+    while (co->fetches) {
+        fetch_ctx *f = co->fetches;
+        co->fetches = f->next;
+        stream__req_cancel(co->c, f->id);
+        fetch_ctx_free(f);
+    }
     fbuf_free(co, co->cur);
     while (co->queue_head) {
         fbuf *b = co->queue_head;
@@ -226,6 +245,7 @@ void stream_consumer_free(stream_consumer *co)
         free(co->parts[i]);
     }
     free(co->parts);
+    free(co->routes);
     free(co);
 }
 
@@ -624,7 +644,7 @@ bool stream_consumer_done(const stream_consumer *co)
 static bool fetchable(const cpart *cp, int64_t now)
 {
     return cp->assigned && !cp->paused && !cp->halted && !cp->done && !cp->blocked &&
-           now >= cp->retry_at_ms && (cp->end < 0 || cp->fetch_offset < cp->end);
+           !cp->in_fetch && now >= cp->retry_at_ms && (cp->end < 0 || cp->fetch_offset < cp->end);
 }
 
 static void back_off(cpart *cp, int64_t now)
@@ -689,16 +709,26 @@ static void fetch_cb(stream_client *c, const stream__resp *r, void *arg)
     fetch_ctx *f = arg;
     stream_consumer *co = f->co;
     int64_t now = stream__client_mono_ms();
-    co->fetch_id = 0;
-    co->fetch = NULL;
+    for (fetch_ctx **pf = &co->fetches; *pf; pf = &(*pf)->next)
+        if (*pf == f) {
+            *pf = f->next;
+            break;
+        }
+    for (size_t i = 0; i < f->n; i++)
+        f->cps[i]->in_fetch = false;
     const msgpack_object *topics = NULL;
     if (r->err == 0 && stream_field_array(r->root, "topics", &topics, NULL, 0) < 0)
         topics = NULL;
     if (r->err != 0 && !r->root) {
-        /* Transport: back off and fetch again from where we were. */
-        for (size_t i = 0; i < f->n; i++)
-            if (f->cps[i]->epoch == f->epochs[i])
-                back_off(f->cps[i], now);
+        /* Transport: the broker may be gone. Back off, ask who leads now,
+         * and fetch again from where we were (fetch_offset: what came
+         * before is in the buffers, in order), from that leader. */
+        for (size_t i = 0; i < f->n; i++) {
+            if (f->cps[i]->epoch != f->epochs[i])
+                continue;
+            back_off(f->cps[i], now);
+            stream__client_refresh_async(c, f->cps[i]->topic);
+        }
         fetch_ctx_free(f);
         return;
     }
@@ -774,6 +804,8 @@ static void fetch_cb(stream_client *c, const stream__resp *r, void *arg)
             continue; /* seeked meanwhile: this answer is dropped when reached */
         if (e->high_watermark >= 0)
             cp->high_watermark = e->high_watermark;
+        if (!e->err && e->high_watermark > cp->max_high_watermark)
+            cp->max_high_watermark = e->high_watermark;
         if (e->log_start >= 0)
             cp->log_start = e->log_start;
         if (e->err) {
@@ -781,6 +813,7 @@ static void fetch_cb(stream_client *c, const stream__resp *r, void *arg)
             continue;
         }
         cp->backoff_ms = 0;
+        cp->lag_retries = 0;
         int64_t next = next_offset_after(e->records, e->len);
         if (next > cp->fetch_offset)
             cp->fetch_offset = next;
@@ -798,54 +831,58 @@ oom:
     fetch_ctx_free(f);
 }
 
-/* Sends a fetch when none is out, at most one response waits, and some
- * partition may be fetched. Returns the next time it wants to run. */
-static int64_t consumer_tick(void *arg, int64_t now)
+/* A partition's route while a fetch is being put together: not fetched
+ * now, or no leader right now (an election is under way). */
+#define ROUTE_NONE      INT32_MAX
+#define ROUTE_NO_LEADER INT32_MIN
+
+/* Where cp's fetch goes: its leader's connection, keyed so that every node
+ * served by the bootstrap connection counts as one (one long poll per
+ * connection); ROUTE_NO_LEADER while it has none. */
+static int32_t fetch_route(stream_consumer *co, const cpart *cp)
 {
-    stream_consumer *co = arg;
-    int64_t next = INT64_MAX;
-    if (co->fetch_id || co->queued > 1)
-        return next;
-    /* Responses come in request order: a group request (heartbeat, commit)
-     * behind a long-polling fetch waits for it. So no fetch goes out while
-     * one is in flight or due, and a fetch waits on the broker no longer
-     * than until the next one is due. The tick runs again when the group's
-     * answer is in. */
-    int max_wait = co->conf.max_wait_ms;
-    if (co->group && (max_wait = stream__cgroup_fetch_wait(co->group, now, max_wait)) < 0)
-        return max_wait == -2 ? now : next;
-    size_t n = 0;
-    for (size_t i = 0; i < co->nparts; i++) {
-        cpart *cp = co->parts[i];
-        if (fetchable(cp, now))
-            n++;
-        else if (cp->assigned && !cp->paused && !cp->done && !cp->blocked &&
-                 cp->retry_at_ms > now && cp->retry_at_ms < next)
-            next = cp->retry_at_ms;
-    }
-    if (n == 0)
-        return next;
+    int32_t l = stream__client_leader(co->c, cp->topic, cp->partition);
+    if (l == -1)
+        return ROUTE_NO_LEADER;
+    if (l == STREAM__LEADER_UNKNOWN || stream__client_node_on_bootstrap(co->c, l))
+        return STREAM__NODE_BOOTSTRAP;
+    return l;
+}
+
+static bool fetch_out(const stream_consumer *co, int32_t node)
+{
+    for (const fetch_ctx *f = co->fetches; f; f = f->next)
+        if (f->node == node)
+            return true;
+    return false;
+}
+
+/* Sends one fetch to node for the partitions routed there (co->routes), in
+ * rotation order. Returns false when it could not (no memory: try later). */
+static bool send_fetch(stream_consumer *co, int32_t node, size_t n, int max_wait)
+{
     fetch_ctx *f = calloc(1, sizeof *f);
     if (f) {
         f->co = co;
+        f->node = node;
         f->cps = calloc(n, sizeof *f->cps);
         f->epochs = calloc(n, sizeof *f->epochs);
     }
     if (!f || !f->cps || !f->epochs) {
         fetch_ctx_free(f);
-        return now + BACKOFF_MIN_MS;
+        return false;
     }
     /* Start one partition further each time: the broker fills a response in
      * request order, so a fixed order would starve the partitions at the
      * end while the first ones have a backlog. */
-    for (size_t k = 0; k < co->nparts; k++) {
-        cpart *cp = co->parts[(co->rotate + k) % co->nparts];
-        if (fetchable(cp, now)) {
-            f->cps[f->n] = cp;
-            f->epochs[f->n++] = cp->epoch;
+    for (size_t k = 0; k < co->nparts && f->n < n; k++) {
+        size_t i = (co->rotate + k) % co->nparts;
+        if (co->routes[i] == node) {
+            f->cps[f->n] = co->parts[i];
+            f->epochs[f->n++] = co->parts[i]->epoch;
+            co->parts[i]->in_fetch = true;
         }
     }
-    co->rotate++;
     /* Group by topic (the wire groups partitions under their topic). */
     size_t ntopics = 0;
     for (size_t i = 0; i < f->n; i++) {
@@ -883,17 +920,125 @@ static int64_t consumer_tick(void *arg, int64_t now)
             stream_pack_kv_int(pk, "max_bytes", co->conf.max_partition_bytes);
         }
     }
-    int64_t id = stream__req_send(co->c, fetch_cb, f, max_wait, 0);
+    int64_t id = stream__req_send_node(co->c, node, fetch_cb, f, max_wait, 0);
     if (id < 0) {
+        for (size_t i = 0; i < f->n; i++)
+            f->cps[i]->in_fetch = false;
         fetch_ctx_free(f);
-        return now + BACKOFF_MIN_MS;
+        return false;
     }
-    co->fetch_id = id;
-    co->fetch = f;
+    f->id = id;
+    f->next = co->fetches;
+    co->fetches = f;
+    return true;
+}
+
+/* Sends a fetch to each partition leader's connection that has none out,
+ * while at most one response waits (so memory stays within a response per
+ * connection plus one), for the partitions that may be fetched. Returns the
+ * next time it wants to run. */
+static int64_t consumer_tick(void *arg, int64_t now)
+{
+    stream_consumer *co = arg;
+    int64_t next = INT64_MAX;
+    if (co->queued > 1)
+        return next;
+    /* One broker: one connection, and its fetch is out. */
+    if (co->fetches && !stream__client_clustered(co->c))
+        return next;
+    if (co->routes_cap < co->nparts) {
+        int32_t *r = realloc(co->routes, co->nparts * sizeof *r);
+        if (!r)
+            return now + BACKOFF_MIN_MS;
+        co->routes = r;
+        co->routes_cap = co->nparts;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < co->nparts; i++) {
+        cpart *cp = co->parts[i];
+        co->routes[i] = ROUTE_NONE;
+        if (fetchable(cp, now)) {
+            int32_t to = fetch_route(co, cp);
+            if (to == ROUTE_NO_LEADER) {
+                back_off(cp, now);
+                stream__client_refresh_async(co->c, cp->topic);
+                if (cp->retry_at_ms < next)
+                    next = cp->retry_at_ms;
+                continue;
+            }
+            co->routes[i] = to;
+            n++;
+        } else if (cp->assigned && !cp->paused && !cp->done && !cp->blocked &&
+                   cp->retry_at_ms > now && cp->retry_at_ms < next) {
+            next = cp->retry_at_ms;
+        }
+    }
+    if (n == 0)
+        return next == INT64_MAX && co->group &&
+                       stream__cgroup_fetch_wait(co->group, now, co->conf.max_wait_ms) == -2
+                   ? now
+                   : next;
+    /* Responses come in request order per connection: a group request
+     * (heartbeat, commit) behind a long-polling fetch on the bootstrap
+     * connection waits for it. So no fetch goes out there while one is in
+     * flight or due, and a fetch waits on the broker no longer than until
+     * the next one is due. The tick runs again when the group's answer is
+     * in. Fetches to other brokers' connections hold up nothing. */
+    int group_wait = co->conf.max_wait_ms;
+    if (co->group)
+        group_wait = stream__cgroup_fetch_wait(co->group, now, co->conf.max_wait_ms);
+    bool sent = false;
+    for (size_t k = 0; k < co->nparts; k++) {
+        int32_t node = co->routes[(co->rotate + k) % co->nparts];
+        if (node == ROUTE_NONE)
+            continue;
+        size_t count = 0;
+        for (size_t i = 0; i < co->nparts; i++)
+            count += co->routes[i] == node;
+        int wait = co->conf.max_wait_ms;
+        bool go = !fetch_out(co, node);
+        if (go && node == STREAM__NODE_BOOTSTRAP && co->group) {
+            if (group_wait == -2)
+                next = now;
+            go = group_wait >= 0;
+            wait = group_wait;
+        }
+        if (go) {
+            if (send_fetch(co, node, count, wait))
+                sent = true;
+            else if (now + BACKOFF_MIN_MS < next)
+                next = now + BACKOFF_MIN_MS;
+        }
+        for (size_t i = 0; i < co->nparts; i++)
+            if (co->routes[i] == node)
+                co->routes[i] = ROUTE_NONE;
+    }
+    if (sent)
+        co->rotate++;
     return next;
 }
 
 /* ---- consuming ----------------------------------------------------------- */
+
+/* Tries of a fetch refused as out of range by a leader behind the
+ * consumer's position (below). */
+#define LAG_RETRIES_MAX 20
+
+/* EOFFSET for an offset this consumer has seen below a high watermark,
+ * from a cluster: a leader that just took over may not have advanced its
+ * high watermark to where the old one had it yet. The records are there
+ * (they were committed to every in-sync replica); resetting would skip or
+ * repeat them, so ask again a while (about 15 s with the backoffs) before
+ * treating it as out of range. A single broker never gets here. */
+static bool lagging_leader(stream_consumer *co, cpart *cp, const fentry *e)
+{
+    if (e->err != STREAM_EOFFSET || !stream__client_clustered(co->c) ||
+        cp->fetch_offset > cp->max_high_watermark || e->high_watermark < 0 ||
+        cp->fetch_offset <= e->high_watermark || cp->lag_retries >= LAG_RETRIES_MAX)
+        return false;
+    cp->lag_retries++;
+    return true;
+}
 
 /* Handles an error answer when the consumer reaches it. */
 static void entry_error(stream_consumer *co, fentry *e)
@@ -901,6 +1046,12 @@ static void entry_error(stream_consumer *co, fentry *e)
     cpart *cp = e->cp;
     int64_t now = stream__client_mono_ms();
     cp->blocked = false;
+    if (lagging_leader(co, cp, e)) {
+        stream_client_invalidate_metadata(co->c, cp->topic);
+        stream__client_refresh_async(co->c, cp->topic);
+        back_off(cp, now);
+        return;
+    }
     if (e->err == STREAM_EOFFSET && co->conf.auto_offset_reset != STREAM_RESET_ERROR &&
         e->log_start >= 0 && e->high_watermark >= 0) {
         int64_t to =
@@ -910,8 +1061,12 @@ static void entry_error(stream_consumer *co, fentry *e)
             reach_end(co, cp);
         return;
     }
-    if (e->err != STREAM_EOFFSET && (stream_err_retriable(e->err) || e->err == STREAM_ENOTLEADER)) {
-        if (e->err == STREAM_ENOTLEADER) {
+    if (e->err != STREAM_EOFFSET &&
+        (stream_err_retriable(e->err) || e->err == STREAM_ESTALEEPOCH ||
+         e->err == STREAM_ENOBROKER || e->err == STREAM_ENOTENOUGHREPLICAS)) {
+        /* Another broker leads now (or is taking over): ask who, and fetch
+         * again from the position on that one. */
+        if (stream__retry_decide(e->err) == STREAM__RETRY_REFRESH) {
             stream_client_invalidate_metadata(co->c, cp->topic);
             stream__client_refresh_async(co->c, cp->topic);
         }

@@ -663,9 +663,10 @@ void stream__cgroup_free(stream__cgroup *g)
     while (g->starts) {
         stream__start_ctx *s = g->starts;
         g->starts = s->next;
-        for (int i = 0; i < 2; i++)
-            if (s->ids[i])
-                stream__req_cancel(g->c, s->ids[i]);
+        if (s->ids[0])
+            stream__req_cancel(g->c, s->ids[0]);
+        for (size_t i = 0; i < s->lo_n; i++)
+            stream__req_cancel(g->c, s->lo_ids[i]);
         stream__cgroup_start_free(s);
     }
     for (size_t i = 0; i < g->nparts; i++) {

@@ -34,8 +34,9 @@ typedef struct stream__gpart {
     int64_t revoked_ms; /* REVOKING: monotonic time it was revoked */
 } stream__gpart;
 
-/* The offsets of partitions being started: one fetch_offsets and one
- * list_offsets request, both answered before anything starts. */
+/* The offsets of partitions being started: one fetch_offsets request (to
+ * the coordinator) and one list_offsets request per partition leader, all
+ * answered before anything starts. */
 typedef struct stream__start_ctx {
     stream__cgroup *g;
     struct stream__start_ctx *next; /* g->starts list */
@@ -46,7 +47,10 @@ typedef struct stream__start_ctx {
     int64_t *log_start; /* list_offsets */
     int64_t *hw;        /* list_offsets */
     int *err;           /* per partition */
-    int64_t ids[2];     /* fetch_offsets, list_offsets; 0 once answered */
+    int64_t ids[1];     /* fetch_offsets; 0 once answered */
+    int64_t *lo_ids;    /* the list_offsets requests (cancel them all when freed) */
+    size_t lo_n;        /* how many */
+    size_t lo_left;     /* not answered yet */
     int failed;         /* a whole-request failure of either */
 } stream__start_ctx;
 

@@ -23,6 +23,7 @@ void stream__cgroup_start_free(stream__start_ctx *s)
     free(s->log_start);
     free(s->hw);
     free(s->err);
+    free(s->lo_ids);
     free(s);
 }
 
@@ -56,6 +57,11 @@ static void start_finish(stream__cgroup *g, stream__start_ctx *s)
         if (gp->state != STREAM__GP_STARTING || gp->seq != s->seqs[i])
             continue; /* revoked meanwhile */
         if (s->failed || s->err[i] || s->log_start[i] < 0 || s->hw[i] < 0) {
+            /* Not the leader (or its broker died): ask who is, for the
+             * retry's list_offsets. */
+            int why = s->err[i] ? s->err[i] : s->failed;
+            if (stream__retry_decide(why) == STREAM__RETRY_REFRESH)
+                stream__client_refresh_async(g->c, gp->topic);
             gp->start_sent = false;
             retry = true;
             continue;
@@ -102,7 +108,10 @@ static void start_finish(stream__cgroup *g, stream__start_ctx *s)
 /* One answer of a start: fills the ctx; the second one finishes it. */
 static void start_answer(stream__cgroup *g, stream__start_ctx *s, int which, const stream__resp *r)
 {
-    s->ids[which] = 0;
+    if (which == 0)
+        s->ids[0] = 0;
+    else
+        s->lo_left--;
     const msgpack_object *topics = NULL;
     if (r->err != 0 || stream_field_array(r->root, "topics", &topics, NULL, 0) < 0) {
         s->failed = r->err ? r->err : STREAM_EPROTO;
@@ -139,7 +148,7 @@ static void start_answer(stream__cgroup *g, stream__start_ctx *s, int which, con
             }
         }
     }
-    if (s->ids[0] || s->ids[1])
+    if (s->ids[0] || s->lo_left)
         return;
     unlink_start(g, s);
     if (r->err == STREAM_EBADGROUP && !g->closing)
@@ -162,32 +171,35 @@ static void list_offsets_cb(stream_client *c, const stream__resp *r, void *arg)
 }
 
 /* Packs [{name, partitions: [...]}] of s's partitions, grouped by topic;
- * with `query`, each partition as {partition, timestamp: -1}. */
-static void pack_start_topics(msgpack_packer *pk, const stream__start_ctx *s, bool query)
+ * with `query`, each partition as {partition, timestamp: -1}, and only
+ * those whose route (routes[i]) is `node`. */
+static void pack_start_topics(msgpack_packer *pk, const stream__start_ctx *s, bool query,
+                              const int32_t *routes, int32_t node)
 {
+#define IN(i) (!routes || routes[i] == node)
     size_t ntopics = 0;
     for (size_t i = 0; i < s->n; i++) {
-        bool seen = false;
+        bool seen = !IN(i);
         for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(s->gps[j]->topic, s->gps[i]->topic) == 0;
+            seen = IN(j) && strcmp(s->gps[j]->topic, s->gps[i]->topic) == 0;
         ntopics += !seen;
     }
     msgpack_pack_array(pk, ntopics);
     for (size_t i = 0; i < s->n; i++) {
-        bool seen = false;
+        bool seen = !IN(i);
         for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(s->gps[j]->topic, s->gps[i]->topic) == 0;
+            seen = IN(j) && strcmp(s->gps[j]->topic, s->gps[i]->topic) == 0;
         if (seen)
             continue;
         size_t np = 0;
         for (size_t j = i; j < s->n; j++)
-            np += strcmp(s->gps[j]->topic, s->gps[i]->topic) == 0;
+            np += IN(j) && strcmp(s->gps[j]->topic, s->gps[i]->topic) == 0;
         msgpack_pack_map(pk, 2);
         stream_pack_kv_cstr(pk, "name", s->gps[i]->topic);
         stream_pack_key(pk, "partitions");
         msgpack_pack_array(pk, np);
         for (size_t j = i; j < s->n; j++) {
-            if (strcmp(s->gps[j]->topic, s->gps[i]->topic) != 0)
+            if (!IN(j) || strcmp(s->gps[j]->topic, s->gps[i]->topic) != 0)
                 continue;
             if (query) {
                 msgpack_pack_map(pk, 2);
@@ -198,6 +210,7 @@ static void pack_start_topics(msgpack_packer *pk, const stream__start_ctx *s, bo
             }
         }
     }
+#undef IN
 }
 
 /* Asks for the committed offsets and log ranges of every partition waiting
@@ -235,28 +248,53 @@ void stream__cgroup_send_start(stream__cgroup *g, int64_t now)
         s->hw[s->n] = -1;
         s->n++;
     }
-    msgpack_packer *pk = stream__req_begin(g->c, STREAM_OP_FETCH_OFFSETS, 2);
-    stream_pack_kv_cstr(pk, "group", g->group);
-    stream_pack_key(pk, "topics");
-    pack_start_topics(pk, s, false);
-    int64_t id0 = stream__req_send(g->c, fetch_offsets_cb, s, 0, 0);
-    if (id0 < 0) {
+    /* Each partition's log range comes from its leader: one list_offsets
+     * per node (on one broker, one request next to the fetch_offsets). */
+    int32_t *routes = calloc(s->n, sizeof *routes);
+    s->lo_ids = calloc(s->n, sizeof *s->lo_ids);
+    if (!routes || !s->lo_ids) {
+        free(routes);
         stream__cgroup_start_free(s);
         g->start_retry_ms = now + STREAM__CGROUP_BACKOFF_MIN_MS;
         return;
     }
-    pk = stream__req_begin(g->c, STREAM_OP_LIST_OFFSETS, 1);
+    for (size_t i = 0; i < s->n; i++) {
+        int32_t l = stream__client_leader(g->c, s->gps[i]->topic, s->gps[i]->partition);
+        routes[i] = l < 0 ? STREAM__NODE_BOOTSTRAP : l;
+    }
+    msgpack_packer *pk = stream__req_begin(g->c, STREAM_OP_FETCH_OFFSETS, 2);
+    stream_pack_kv_cstr(pk, "group", g->group);
     stream_pack_key(pk, "topics");
-    pack_start_topics(pk, s, true);
-    int64_t id1 = stream__req_send(g->c, list_offsets_cb, s, 0, 0);
-    if (id1 < 0) {
-        stream__req_cancel(g->c, id0);
+    pack_start_topics(pk, s, false, NULL, 0);
+    int64_t id0 = stream__req_send(g->c, fetch_offsets_cb, s, 0, 0);
+    bool ok = id0 > 0;
+    for (size_t i = 0; ok && i < s->n; i++) {
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++)
+            first = routes[j] != routes[i];
+        if (!first)
+            continue;
+        pk = stream__req_begin(g->c, STREAM_OP_LIST_OFFSETS, 1);
+        stream_pack_key(pk, "topics");
+        pack_start_topics(pk, s, true, routes, routes[i]);
+        int64_t id = stream__req_send_node(g->c, routes[i], list_offsets_cb, s, 0, 0);
+        if (id < 0)
+            ok = false;
+        else
+            s->lo_ids[s->lo_n++] = id;
+    }
+    free(routes);
+    if (!ok) {
+        if (id0 > 0)
+            stream__req_cancel(g->c, id0);
+        for (size_t i = 0; i < s->lo_n; i++)
+            stream__req_cancel(g->c, s->lo_ids[i]);
         stream__cgroup_start_free(s);
         g->start_retry_ms = now + STREAM__CGROUP_BACKOFF_MIN_MS;
         return;
     }
     s->ids[0] = id0;
-    s->ids[1] = id1;
+    s->lo_left = s->lo_n;
     for (size_t i = 0; i < s->n; i++)
         s->gps[i]->start_sent = true;
     s->next = g->starts;

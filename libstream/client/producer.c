@@ -14,11 +14,14 @@
  *                 list
  *   send       -> the tick gathers the head ready batch of every partition
  *                 that may have another request in flight into one produce
- *                 request (capped at max_request_bytes)
+ *                 request per leader (capped at max_request_bytes), sent on
+ *                 that broker's connection
  *   response   -> per partition: success -> done (offsets known); retriable
  *                 error -> back into its partition's ready list, in close
- *                 order, after a backoff; other errors or out of
- *                 retries/time -> done with the error
+ *                 order, after a backoff (and, when the leader may have
+ *                 moved or died, a metadata refresh: the resend goes to the
+ *                 leader it names); other errors or out of retries/time ->
+ *                 done with the error
  *   report     -> done batches wait on a list until stream_producer_poll
  *                 runs their records' delivery reports, so reports never run
  *                 inside produce() or another object's poll
@@ -249,6 +252,7 @@ static int topic_grow(stream__ptopic *t, int32_t count)
             return STREAM_ENOMEM; /* the ones made so far count */
         pp->t = t;
         pp->id = i;
+        pp->node = STREAM__NODE_BOOTSTRAP;
         np[i] = pp;
         t->partition_count = i + 1;
     }
@@ -693,6 +697,7 @@ void stream_producer_free(stream_producer *p, int timeout_ms)
         topic_free(p->topics[i]);
     free(p->topics);
     free(p->index);
+    free(p->nodes);
     stream__producer_pools_release(p);
     free(p);
 }

@@ -60,7 +60,12 @@ struct stream__ppart {
     stream__pbatch *ready_head, *ready_tail;     /* closed, waiting to be sent, in close order */
     stream__pbatch *pending_head, *pending_tail; /* closed and not done, in close order */
     int in_flight;                               /* produce requests carrying a batch of it */
-    uint64_t next_order;                         /* order of the next batch closed */
+    int32_t node;        /* where those requests went (while in_flight > 0): the next
+                            batch waits for them when the leader moved, to keep order */
+    int32_t leader;      /* its route as of leader_gen (see producer_send.c) */
+    uint64_t leader_gen; /* the client's metadata generation + 1 it was looked up
+                            in; 0: never */
+    uint64_t next_order; /* order of the next batch closed */
     /* idempotence */
     bool stamping;       /* producer_id/epoch/next_seq are set */
     bool restart;        /* restart the sequence (new epoch) once nothing is in flight */
@@ -78,11 +83,18 @@ struct stream__ptopic {
     stream_sticky sticky;
 };
 
+/* Produce requests in flight to one broker node (max_reqs each). */
+typedef struct stream__pnode {
+    int32_t node; /* a node id, or STREAM__NODE_BOOTSTRAP */
+    int reqs;     /* requests in flight to it */
+} stream__pnode;
+
 /* One produce request in flight. */
 typedef struct stream__preq {
     struct stream__preq *next, *prev;
     stream_producer *p;
-    int64_t id; /* the client's request id */
+    int64_t id;   /* the client's request id */
+    int32_t node; /* the node it was sent to */
     size_t n;
     stream__pbatch *batches[]; /* one per partition */
 } stream__preq;
@@ -109,7 +121,10 @@ struct stream_producer {
     stream__pbatch *done_head, *done_tail; /* waiting for their reports */
     stream__preq *reqs;                    /* produce requests in flight */
     int nreqs;
-    int max_reqs;            /* cap on nreqs */
+    int max_reqs;         /* cap on the requests in flight to one node */
+    stream__pnode *nodes; /* requests in flight per node (few: the cluster's brokers) */
+    size_t nnodes, nodes_cap;
+    int64_t leader_wake_ms;  /* a partition waits for a leader: look again then */
     bool flushing;           /* close open batches without waiting for linger */
     bool full;               /* produce said EAGAIN: close open batches now, so the
                                 buffer drains without waiting for their linger */

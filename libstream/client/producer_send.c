@@ -25,8 +25,65 @@ static int64_t backoff_ms(const stream_producer *p, int attempts)
 
 static bool retriable(int err)
 {
-    return stream_err_retriable(err) || err == STREAM_ENOTOPIC || err == STREAM_ENOPART ||
-           err == STREAM_EPROTO;
+    return stream__retry_decide(err) != STREAM__RETRY_NO;
+}
+
+/* ---- routing ------------------------------------------------------------- */
+
+/* A partition whose leader the metadata says is none right now. */
+#define NO_LEADER INT32_MIN
+
+/* The node pp's batches go to now: its leader, STREAM__NODE_BOOTSTRAP when
+ * the metadata cache does not know it (the bootstrap connection's broker
+ * answers, or says ENOTLEADER), NO_LEADER while the partition has none.
+ * Looked up again only when the client's metadata changed. */
+static int32_t route_of(stream_producer *p, stream__ppart *pp)
+{
+    uint64_t gen = stream__client_md_generation(p->c) + 1;
+    if (pp->leader_gen != gen) {
+        int32_t l = stream__client_leader(p->c, pp->t->name, pp->id);
+        pp->leader = l == STREAM__LEADER_UNKNOWN ? STREAM__NODE_BOOTSTRAP : l < 0 ? NO_LEADER : l;
+        pp->leader_gen = gen;
+    }
+    return pp->leader;
+}
+
+/* pp has no leader right now (an election is under way): ask who leads
+ * (rate-limited) and look again soon. */
+static void wait_for_leader(stream_producer *p, stream__ppart *pp, int64_t now)
+{
+    stream__client_refresh_async(p->c, pp->t->name);
+    if (!p->leader_wake_ms || p->leader_wake_ms > now + STREAM__MD_REFRESH_MIN_MS)
+        p->leader_wake_ms = now + STREAM__MD_REFRESH_MIN_MS;
+}
+
+/* The request count of node, added when new; NULL without memory. */
+static stream__pnode *pnode(stream_producer *p, int32_t node)
+{
+    for (size_t i = 0; i < p->nnodes; i++)
+        if (p->nodes[i].node == node)
+            return &p->nodes[i];
+    if (p->nnodes == p->nodes_cap) {
+        size_t cap = p->nodes_cap ? p->nodes_cap * 2 : 4;
+        stream__pnode *nn = realloc(p->nodes, cap * sizeof *nn);
+        if (!nn)
+            return NULL;
+        p->nodes = nn;
+        p->nodes_cap = cap;
+    }
+    p->nodes[p->nnodes] = (stream__pnode){.node = node, .reqs = 0};
+    return &p->nodes[p->nnodes++];
+}
+
+/* Whether another request may go to node now (max_reqs per node: a dead
+ * broker holding its requests until they time out does not hold up the
+ * others). */
+static bool node_has_room(stream_producer *p, int32_t node)
+{
+    for (size_t i = 0; i < p->nnodes; i++)
+        if (p->nodes[i].node == node)
+            return p->nodes[i].reqs < p->max_reqs;
+    return true;
 }
 
 void stream__producer_preq_unlink(stream_producer *p, stream__preq *q)
@@ -38,6 +95,11 @@ void stream__producer_preq_unlink(stream_producer *p, stream__preq *q)
     if (q->next)
         q->next->prev = q->prev;
     p->nreqs--;
+    for (size_t i = 0; i < p->nnodes; i++)
+        if (p->nodes[i].node == q->node) {
+            p->nodes[i].reqs--;
+            break;
+        }
 }
 
 /* The broker refused an idempotent batch for its sequence: nothing of it
@@ -80,8 +142,12 @@ static void batch_failed(stream_producer *p, stream__pbatch *b, int err, const c
         requeue(p, b, err, msg, now);
         return;
     }
-    if (retriable(err) && b->attempts <= p->conf.retries && !timed_out) {
-        if (err == STREAM_ENOTLEADER || err == STREAM_ENOTOPIC || err == STREAM_ENOPART) {
+    stream__retry_action act = stream__retry_decide(err);
+    if (act != STREAM__RETRY_NO && b->attempts <= p->conf.retries && !timed_out) {
+        /* The leader may have moved or died: the retry goes wherever the
+         * refreshed metadata says (route_of), with the same bytes, so the
+         * broker's sequence check stores it once whichever broker got it. */
+        if (act == STREAM__RETRY_REFRESH) {
             stream_client_invalidate_metadata(p->c, b->t->name);
             stream__client_refresh_async(p->c, b->t->name);
         }
@@ -241,11 +307,27 @@ static bool send_one(stream_producer *p, int64_t now)
     size_t cap = p->send_parts;
     stream__preq *q = NULL;
     size_t bytes = 0;
+    int32_t node = NO_LEADER; /* the request's: the first partition that may go picks it */
     for (stream__ppart *pp = p->send_head, *next; pp; pp = next) {
         next = pp->send_next;
         stream__pbatch *b = pp->ready_head;
         if (b->retry_at_ms > now || pp->in_flight >= p->conf.max_in_flight_per_partition)
             continue;
+        int32_t to = route_of(p, pp);
+        if (to == NO_LEADER) {
+            wait_for_leader(p, pp, now);
+            continue;
+        }
+        /* Requests of the old leader still out: they are answered (or fail)
+         * first, so batches never overtake each other across brokers. */
+        if (pp->in_flight > 0 && pp->node != to)
+            continue;
+        if (node == NO_LEADER) {
+            if (!node_has_room(p, to))
+                continue;
+        } else if (to != node) {
+            continue;
+        }
         if (pp->restart && !stream__producer_restart_sequence(p, pp))
             continue;
         if (bytes > 0 && bytes + b->len > p->conf.max_request_bytes)
@@ -255,14 +337,26 @@ static bool send_one(stream_producer *p, int64_t now)
             if (!q)
                 return false;
             q->p = p;
+            node = to;
         }
         stream__producer_ready_pop(p, pp);
         pp->in_flight++;
+        pp->node = to;
         q->batches[q->n++] = b;
         bytes += b->len;
     }
     if (!q)
         return false;
+    stream__pnode *pn = pnode(p, node);
+    if (!pn) {
+        for (size_t i = 0; i < q->n; i++) {
+            q->batches[i]->pp->in_flight--;
+            stream__producer_ready_insert(p, q->batches[i]->pp, q->batches[i]);
+        }
+        free(q);
+        return false;
+    }
+    q->node = node;
     /* Partitions served go to the back, so full requests favour no one. */
     for (size_t i = 0; i < q->n; i++) {
         stream__ppart *pp = q->batches[i]->pp;
@@ -303,7 +397,7 @@ static bool send_one(stream_producer *p, int64_t now)
     int flags = p->conf.acks == 0 ? STREAM__REQ_NO_RESPONSE : 0;
     /* The broker answers an acks=all produce by timeout_ms; give its answer
      * a second to arrive before the client gives up on it. */
-    int64_t id = stream__req_send(p->c, produce_cb, q, 1000, flags);
+    int64_t id = stream__req_send_node(p->c, node, produce_cb, q, 1000, flags);
     for (size_t i = 0; i < q->n; i++) {
         q->batches[i]->attempts++;
         p->st.batches_sent++;
@@ -320,6 +414,7 @@ static bool send_one(stream_producer *p, int64_t now)
         return false;
     }
     p->st.requests_sent++;
+    pn->reqs++;
     q->id = id;
     q->next = p->reqs;
     if (p->reqs)
@@ -348,10 +443,18 @@ static void expire_ready(stream_producer *p, int64_t now)
 /* Whether a batch of pp closed now could go out at once. If not, its open
  * batch keeps taking records (see the top): something in flight or ahead
  * of it will run the tick again when it moves. */
-static bool could_send(const stream_producer *p, const stream__ppart *pp)
+static bool could_send(stream_producer *p, stream__ppart *pp, int64_t now)
 {
-    return !pp->ready_head && pp->in_flight < p->conf.max_in_flight_per_partition &&
-           p->nreqs < p->max_reqs;
+    if (pp->ready_head || pp->in_flight >= p->conf.max_in_flight_per_partition)
+        return false;
+    int32_t to = route_of(p, pp);
+    if (to == NO_LEADER) {
+        /* Closed all the same: on the ready list delivery_timeout_ms bounds
+         * its wait for a leader. */
+        wait_for_leader(p, pp, now);
+        return true;
+    }
+    return (pp->in_flight == 0 || pp->node == to) && node_has_room(p, to);
 }
 
 /* Closes open batches that lingered long enough and could be sent; returns
@@ -366,7 +469,7 @@ static int64_t close_lingering(stream_producer *p, int64_t now)
         int64_t due = pp->open->created_ms + p->conf.linger_ms;
         if (!all && now < due)
             return due;
-        if (could_send(p, pp))
+        if (could_send(p, pp, now))
             stream__producer_batch_close(p, pp);
     }
     return INT64_MAX;
@@ -423,16 +526,20 @@ int64_t stream__producer_tick(void *arg, int64_t now)
     if (p->ready_batches == 0)
         return next;
     expire_ready(p, now);
-    while (p->nreqs < p->max_reqs && send_one(p, now))
+    if (p->leader_wake_ms && now >= p->leader_wake_ms)
+        p->leader_wake_ms = 0;
+    while (send_one(p, now))
         ;
     /* Batches closed while requests were out may go now. */
-    if (p->open_batches > 0 && p->nreqs < p->max_reqs) {
+    if (p->open_batches > 0) {
         int64_t n = close_lingering(p, now);
         if (n < next)
             next = n;
-        while (p->nreqs < p->max_reqs && send_one(p, now))
+        while (send_one(p, now))
             ;
     }
+    if (p->leader_wake_ms && p->leader_wake_ms < next)
+        next = p->leader_wake_ms;
     /* Wake for the earliest retry of a batch that is waiting for its turn. */
     for (stream__ppart *pp = p->send_head; pp; pp = pp->send_next) {
         stream__pbatch *b = pp->ready_head;

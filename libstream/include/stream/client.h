@@ -8,10 +8,17 @@
  *
  * The model
  * ---------
- * A stream_client owns one TCP connection at a time to one broker of the list
- * it was given ("h1:p1,h2:p2"; tried in order). Requests are pipelined: up to
- * `max_in_flight` are on the wire at once and responses come back in request
- * order, matched by correlation id. More requests than that wait in a queue.
+ * A stream_client has a bootstrap connection to one broker of the list it
+ * was given ("h1:p1,h2:p2"; tried in order, any live one will do): metadata,
+ * admin calls and consumer groups use it. In a cluster, the producer and the
+ * consumer also need each partition's leader: the client opens one more
+ * connection per broker node it has to reach, on demand, at the address the
+ * metadata gives (the bootstrap connection serves the node it reached, so on
+ * a single broker there is one connection). On every connection requests are
+ * pipelined: up to `max_in_flight` are on the wire at once and responses come
+ * back in request order, matched by correlation id. More requests than that
+ * wait in a queue. stream_client_poll drives every connection at once (one
+ * poll(2)), so a long poll on one broker never holds up another's answers.
  *
  * No hidden threads. The caller drives all I/O by calling
  * stream_client_poll() (or the poll/flush calls of the producer and consumer,
@@ -28,10 +35,18 @@
  * doubling up to reconnect_backoff_max_ms). The producer retries such
  * requests; blocking calls report them.
  *
- * Cluster: today there is one broker and every request goes to the
- * connected one. The metadata cache keeps the leader of every partition
- * anyway, so routing each partition to its leader can come later inside the
- * library without changing this API.
+ * Leaders (a cluster): produce, fetch and list_offsets for a partition go to
+ * its leader as the cached metadata names it. When a leader answers
+ * ENOTLEADER (another broker leads now), ENOTENOUGHREPLICAS (acks=all with
+ * too few in-sync replicas), or its connection dies, the producer and the
+ * consumer refresh that topic's metadata (at most every 100 ms per topic)
+ * and carry on with the leader it names: the producer resends the same
+ * batches (idempotence keeps each stored once, in order; see "Retries"), the
+ * consumer fetches again from its position (nothing skipped, nothing
+ * twice). While a partition has no leader (leader -1: an election), its
+ * batches wait, within delivery_timeout_ms. The brokers a cluster's metadata
+ * lists also join the bootstrap list, so losing every broker named at start
+ * still leaves the others to ask.
  *
  * Errors: every call returns 0 (or a documented non-negative value) or a
  * negative STREAM_E* code from error.h. Calls that can fail for reasons a user
@@ -47,10 +62,10 @@
  *
  * Ownership order: free the producer and consumer before their client.
  *
- * One connection per client, responses in order: a consumer's long-polling
- * fetch (up to max_wait_ms) delays every response queued behind it. A
- * program that produces and consumes at the same time should give the
- * producer and the consumer a client each.
+ * Responses in order per connection: a consumer's long-polling fetch (up to
+ * max_wait_ms) delays every response queued behind it on the same
+ * connection. A program that produces and consumes at the same time should
+ * give the producer and the consumer a client each.
  */
 #ifndef STREAM_CLIENT_H
 #define STREAM_CLIENT_H
@@ -79,8 +94,8 @@ typedef struct stream_client_conf {
                                      the connection is closed. Also the default of blocking
                                      calls. Default 30000. Long-poll fetches get their
                                      max_wait_ms on top. */
-    int max_in_flight;            /* Requests on the wire at once (pipelining). 1..1024,
-                                     default 16. */
+    int max_in_flight;            /* Requests on the wire at once per connection
+                                     (pipelining). 1..1024, default 16. */
     int reconnect_backoff_ms;     /* First wait before reconnecting. Default 50. */
     int reconnect_backoff_max_ms; /* Cap of the doubling wait. Default 2000. */
     uint32_t max_frame_bytes;     /* A response frame larger than this closes the connection
@@ -201,7 +216,10 @@ void stream_client_invalidate_metadata(stream_client *c, const char *topic);
  * so the caller may reuse its buffers after stream_producer_produce returns.
  * A batch is sent when it reaches batch_bytes, when linger_ms has passed
  * since its first record, or on flush. One produce request carries the ready
- * batches of every partition led by the same broker. While a partition
+ * batches of every partition led by the same broker (one request per
+ * leader; a partition whose leader moved sends to the new one once its
+ * requests to the old one are answered, so batches never overtake each
+ * other). While a partition
  * cannot send (max_in_flight_per_partition requests of it are out, or an
  * earlier batch of it waits), its batch stays open past linger_ms and keeps
  * filling up to batch_bytes, as Kafka's producer does: the next request
@@ -221,9 +239,11 @@ void stream_client_invalidate_metadata(stream_client *c, const char *topic);
  * A record is never reported delivered before that.
  *
  * Retries: a batch whose request fails with a retriable error (ECONNRESET,
- * ECONNREFUSED, ETIMEDOUT, ENOTLEADER, ENOPART, ENOTOPIC, EAGAIN, ECLOSED,
- * EIO, EPROTO) is sent
- * again after retry_backoff_ms (doubling up to retry_backoff_max_ms), at most
+ * ECONNREFUSED, ETIMEDOUT, ENOTLEADER, ENOTENOUGHREPLICAS, ESTALEEPOCH,
+ * ENOBROKER, ENOPART, ENOTOPIC, EAGAIN, ECLOSED, EPROTO) is sent again, to
+ * the partition's leader as metadata refreshed meanwhile names it (every
+ * error but EAGAIN and EPROTO refreshes it), after retry_backoff_ms
+ * (doubling up to retry_backoff_max_ms), at most
  * `retries` times and never after delivery_timeout_ms from the record's
  * produce call; then its records are reported with the last error. Other
  * errors (ECRC, ETOOLARGE, EBADNAME, EBADREQ, ...) fail at once. While no
@@ -393,8 +413,10 @@ void stream_producer_stats_get(const stream_producer *p, stream_producer_stats *
  * positions (standalone: stream_consumer_assign), or handed to it by a
  * consumer group it joined (stream_consumer_subscribe, "Consumer groups"
  * below). It keeps one fetch request in flight for all its partitions
+ * (one per leader in a cluster: each partition in one fetch at a time)
  * while the caller works through the previous response (fetch ahead), so at
- * most two responses (2 x max_bytes) are held. Fetches long-poll on the
+ * most two responses (2 x max_bytes) are held (in a cluster, one more per
+ * leader). Fetches long-poll on the
  * broker (max_wait_ms, min_bytes), so a caught-up consumer costs nothing.
  *
  * Records are returned one at a time by stream_consumer_poll, borrowing
