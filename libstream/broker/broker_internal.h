@@ -356,6 +356,8 @@ bool stream__services_dispatch(stream_broker *b, stream__req *r, uint64_t id, st
 /* Tells every service that topic t was created / the topic `name` deleted. */
 void stream__services_topic_created(stream_broker *b, stream_topic *t);
 void stream__services_topic_deleted(stream_broker *b, const char *name);
+/* Tells every service that connection conn_id closed (broker_conn.c). */
+void stream__services_conn_closed(stream_broker *b, uint64_t conn_id);
 
 /* ---- broker_conn.c ---- */
 /* With on, responses completed from now on are not written at once: their

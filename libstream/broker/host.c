@@ -122,6 +122,13 @@ void stream__services_topic_deleted(stream_broker *b, const char *name)
             services[i]->topic_deleted(b->svc[i], name);
 }
 
+void stream__services_conn_closed(stream_broker *b, uint64_t conn_id)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->conn_closed && b->svc[i] != NULL)
+            services[i]->conn_closed(b->svc[i], conn_id);
+}
+
 /* ---- what a service may ask of the broker ---- */
 
 uv_loop_t *stream__host_loop(stream_broker *b)
@@ -186,6 +193,11 @@ void stream__host_reply_error(stream__req *r, uint64_t id, int err, const char *
 const char *stream__host_req_peer(const stream__req *r)
 {
     return r->conn->peer;
+}
+
+uint64_t stream__host_req_conn(const stream__req *r)
+{
+    return r->conn->id;
 }
 
 int stream__host_create_topic(stream_broker *b, const char *name, int32_t partitions,

@@ -83,6 +83,10 @@ typedef struct stream__service {
     /* The topic called `name` was deleted; its logs are gone. NULL: not
      * interested. */
     void (*topic_deleted)(void *svc, const char *name);
+    /* The client connection conn_id (stream__host_req_conn) closed: its
+     * requests not yet answered are gone (never touch them again). Called
+     * before the broker stops the services too. NULL: not interested. */
+    void (*conn_closed)(void *svc, uint64_t conn_id);
 } stream__service;
 
 /* ---- the broker, as a service sees it ---- */
@@ -118,6 +122,9 @@ int stream__host_reply_finish(stream__req *r, stream_frame *f, uint64_t id);
 void stream__host_reply_error(stream__req *r, uint64_t id, int err, const char *msg);
 /* "HOST:PORT" of the client r came from (valid while r is). */
 const char *stream__host_req_peer(const stream__req *r);
+/* The id of the connection r came on: unique among this broker's
+ * connections for as long as it runs (conn_closed names it). */
+uint64_t stream__host_req_conn(const stream__req *r);
 
 /* ---- topics, appends, durability ---- */
 
