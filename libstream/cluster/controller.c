@@ -59,10 +59,11 @@
 #include "election.h"
 #include "stream/error.h"
 
-#define TICK_MS          50 /* the tick: sessions, elections, registration, heartbeats */
-#define META_DIR         "__cluster_metadata"
-#define LINK_RESEND_MS   1000 /* a follower repeats its registration this often */
-#define ELECT_RECHECK_MS 500  /* a full election pass at least this often on the controller */
+#define TICK_MS           50 /* the tick: sessions, elections, registration, heartbeats */
+#define META_DIR          "__cluster_metadata"
+#define LINK_RESEND_MS    1000 /* a follower repeats its registration this often */
+#define ELECT_RECHECK_MS  500  /* a full election pass at least this often on the controller */
+#define PREVIOUS_GRACE_MS 300  /* at least, for the previous controller to heartbeat a new one */
 
 static uint64_t now_us(void)
 {
@@ -360,14 +361,30 @@ static void on_quorum_change(void *arg, const stream__quorum_change *c)
 {
     controller *ctl = arg;
     if (c->is_leader && !c->was_leader) {
-        /* A new controller: every broker gets a whole session from now. */
-        ctl->leader_since = uv_now(stream__host_loop(ctl->b));
+        /* A new controller: every broker gets a whole session from now,
+         * except the previous controller: Raft moved away from it because
+         * it fell silent for an election timeout, so it is probably dead;
+         * alive, it connects and heartbeats within a few intervals. */
+        uint64_t now = uv_now(stream__host_loop(ctl->b));
+        ctl->leader_since = now;
         ctl->nlive = 0;
         ctl->elect_dirty = true;
+        if (ctl->last_leader > 0 && ctl->last_leader != ctl->node_id) {
+            ctl_live *l = live_get(ctl, ctl->last_leader);
+            const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->last_leader);
+            uint64_t grace = 3 * ctl->hb_interval_ms < PREVIOUS_GRACE_MS ? PREVIOUS_GRACE_MS
+                                                                         : 3 * ctl->hb_interval_ms;
+            if (l != NULL && mb != NULL && grace < ctl->session_ms) {
+                l->epoch = mb->epoch;
+                l->last_ms = now - (ctl->session_ms - grace);
+            }
+        }
         stream__host_log(ctl->b, STREAM_BROKER_INFO,
                          "cluster: this broker (node %d) is the controller, term %llu",
                          (int)ctl->node_id, (unsigned long long)c->term);
     }
+    if (c->leader_id > 0 && c->leader_id != ctl->node_id)
+        ctl->last_leader = c->leader_id;
     ctl_link_follow(ctl);
 }
 

@@ -151,7 +151,7 @@ struct controller {
     bool hb_inflight;
 
     /* the controller side */
-    bool was_leader;
+    int32_t last_leader; /* the last other node known to lead the quorum */
     uint64_t leader_since;
     ctl_live *live;
     size_t nlive, cap_live;
