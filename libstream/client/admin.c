@@ -147,7 +147,7 @@ int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics,
         return STREAM_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         names[i] = topics[i].name;
-        if (!topics[i].name || topics[i].partitions < 0 ||
+        if (!topics[i].name || topics[i].partitions < 0 || topics[i].replication_factor < 0 ||
             (topics[i].config_count && !topics[i].configs)) {
             stream__errf(errbuf, errbuf_len, "topic %zu: bad name, partitions or configs", i);
             free(names);
@@ -166,10 +166,13 @@ int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics,
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
         const stream_new_topic *t = &topics[i];
-        msgpack_pack_map(pk, 1 + (t->partitions > 0) + (t->config_count > 0));
+        msgpack_pack_map(pk, 1 + (t->partitions > 0) + (t->config_count > 0) +
+                                 (t->replication_factor > 0));
         stream_pack_kv_cstr(pk, "name", t->name);
         if (t->partitions > 0) /* absent: the broker's num.partitions */
             stream_pack_kv_int(pk, "partitions", t->partitions);
+        if (t->replication_factor > 0) /* absent: default.replication.factor */
+            stream_pack_kv_int(pk, "replication_factor", t->replication_factor);
         if (t->config_count) {
             stream_pack_key(pk, "configs");
             msgpack_pack_map(pk, t->config_count);
@@ -1050,8 +1053,8 @@ static int cluster_parse_fn(const msgpack_object *root, void *arg, char *errbuf,
         if (rc == 0)
             rc = parse_node(e, &br->node_id, &br->host, &br->port, errbuf, errbuf_len);
         if (rc == 0)
-            rc = stream_field_int_opt(e, "epoch", -1, INT64_MAX, -1, &br->epoch, errbuf,
-                                      errbuf_len);
+            rc =
+                stream_field_int_opt(e, "epoch", -1, INT64_MAX, -1, &br->epoch, errbuf, errbuf_len);
         if (rc == 0)
             rc = stream_field_bool_opt(e, "fenced", false, &br->fenced, errbuf, errbuf_len);
         if (rc < 0)
@@ -1061,8 +1064,7 @@ static int cluster_parse_fn(const msgpack_object *root, void *arg, char *errbuf,
 }
 
 int stream_admin_describe_cluster(stream_client *c, int timeout_ms,
-                                  stream_cluster_description **out, char *errbuf,
-                                  size_t errbuf_len)
+                                  stream_cluster_description **out, char *errbuf, size_t errbuf_len)
 {
     *out = NULL;
     stream_cluster_description *d = calloc(1, sizeof *d);

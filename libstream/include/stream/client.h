@@ -151,6 +151,11 @@ typedef struct stream_partition_meta {
                                  reported. */
     int64_t size_bytes;       /* Bytes on disk; -1 when not reported. */
     int64_t log_end_offset;   /* Offset the next record gets; -1 when not reported. */
+    int32_t *replicas;        /* Owned: the replicas' node ids, preferred leader first. A
+                                 single node (which does not send them): its own id. */
+    uint32_t replica_count;
+    int32_t *isr;             /* Owned: the in-sync replicas (a single node: itself). */
+    uint32_t isr_count;
 } stream_partition_meta;
 
 typedef struct stream_topic_meta {
@@ -725,6 +730,9 @@ typedef struct stream_new_topic {
     int32_t partitions;                 /* >= 1; 0 for the broker's default. */
     const stream_config_entry *configs; /* config_count entries (is_default ignored). */
     size_t config_count;
+    int32_t replication_factor; /* Replicas per partition, 1..32; 0 for the broker's
+                                   default.replication.factor. A single node allows 1;
+                                   a cluster refuses more than its live brokers. */
 } stream_new_topic;
 
 /* Creates n topics. *results gets n entries in the same order. */
