@@ -2,6 +2,8 @@
 # The cluster's first slice: three stream-broker processes on loopback form
 # the metadata quorum, register themselves, survive the loss of the quorum
 # leader, and a killed broker rejoins; `stream-topics cluster` shows it all.
+# Topics through the quorum: RF=3 placement, kill -9 and SIGSTOP of a leader
+# (fenced, partitions move to the ISR), heartbeat and alter_isr refusals.
 # Refusals: a bad --cluster, a node id outside the voters, another cluster.id.
 
 load helpers
@@ -205,4 +207,165 @@ start_three() {
     run stream-shell -c cluster
     assert_success
     assert_line "Single node (no cluster), node 0"
+}
+
+# ---- replication metadata, fencing and failover ----
+
+# The controller's node id, as node $1 sees it.
+controller_of() {
+    stream-topics -b "$(addr "$1")" --timeout-ms 1000 cluster --json | jq -r .leader_id
+}
+
+# Waits up to $2 s until node $1's `describe $3 --json` satisfies jq $4.
+wait_describe() {
+    local n=$1 secs=$2 topic=$3 expr=$4 i out
+    for ((i = 0; i < secs * 20; i++)); do
+        out=$(stream-topics -b "$(addr "$n")" --timeout-ms 1000 describe "$topic" --json 2>/dev/null) &&
+            jq -e "$expr" >/dev/null <<<"$out" && return 0
+        sleep 0.05
+    done
+    echo "node $n, topic $topic after $secs s: $out" >&2
+    return 1
+}
+
+# rawreq NODE OP JSON: one request to node NODE, the response as JSON.
+rawreq() {
+    python3 "$BATS_TEST_DIRNAME/faults/rawreq.py" "$(addr "$1")" "$2" "$3"
+}
+
+@test "an RF=3 topic created through any broker has three replicas, spread; RF 4 is refused" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl other
+    ctl=$(controller_of 1)
+    other=$((ctl % 3 + 1))
+    # Asked of a broker that is not the controller: forwarded.
+    run stream-topics -b "$(addr $other)" create orders -p 3 -r 3
+    assert_success
+    local n
+    for n in 1 2 3; do
+        wait_describe "$n" 3 orders '.topics[0].partitions | length == 3 and
+            all(.[]; (.replicas | length) == 3 and (.replicas | sort) == [1, 2, 3]
+                and (.isr | sort) == [1, 2, 3] and .leader == .replicas[0] and .leader_epoch == 0)
+            and ([.[].leader] | unique | length) == 3'
+    done
+    run stream-topics -b "$(addr 2)" describe orders
+    assert_success
+    assert_line --regexp '^PARTITION +LEADER +EPOCH +REPLICAS +ISR +LOG-START'
+    assert_line --regexp '^ +0 +[123] +0 +[123],[123],[123] +[123],[123],[123] '
+    # The default factor is min(3, live brokers); a factor above it is refused.
+    run stream-topics -b "$(addr $other)" create plain
+    assert_success
+    wait_describe "$ctl" 3 plain '.topics[0].partitions[0].replicas | length == 3'
+    run stream-topics -b "$(addr $other)" create big -r 4
+    assert_failure
+    assert_output --partial "replication_factor 4 is larger than the 3 live brokers"
+    run stream-topics -b "$(addr $ctl)" create orders
+    assert_failure 5
+    run stream-topics -b "$(addr 1)" list
+    assert_success
+    assert_output "$(printf 'orders\nplain')"
+    for n in 1 2 3; do
+        term_node "$n"
+    done
+}
+
+@test "kill -9 a partition leader: a new leader from the ISR within 2 s, the dead broker out of every ISR" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl victim other t0 t1
+    ctl=$(controller_of 1)
+    stream-topics -b "$(addr $ctl)" create orders -p 3 -r 3
+    wait_describe "$ctl" 3 orders '.topics[0].partitions | length == 3'
+    # A broker that leads a partition and is not the controller.
+    victim=$(stream-topics -b "$(addr $ctl)" describe orders --json |
+        jq --argjson c "$ctl" '[.topics[0].partitions[].leader | select(. != $c)][0]')
+    other=$((victim % 3 + 1))
+    [ "$other" = "$victim" ] && other=$((other % 3 + 1))
+    t0=$(date +%s%N)
+    kill -KILL "${PIDS[$victim]}"
+    wait "${PIDS[$victim]}" || true
+    PIDS[$victim]=
+    wait_describe "$other" 2 orders "all(.topics[0].partitions[]; .leader != $victim and .leader >= 1
+        and (.isr | index($victim) | not) and (.replicas | length) == 3)"
+    t1=$(date +%s%N)
+    echo "# every partition led by a live ISR member $(( (t1 - t0) / 1000000 )) ms after kill -9 of node $victim" >&3
+    # The partition it led has a new leader epoch; the others kept theirs.
+    run stream-topics -b "$(addr $other)" describe orders --json
+    jq -e '[.topics[0].partitions[] | select(.leader_epoch == 1)] | length == 1' <<<"$output"
+    wait_json "$other" 2 ".brokers[] | select(.node_id == $victim) | .fenced"
+    grep -q "fencing broker $victim (epoch [0-9]*): its connection to the controller closed" \
+        "$BATS_TEST_TMPDIR/n$ctl/log"
+    local n
+    for n in 1 2 3; do
+        [ "$n" = "$victim" ] || term_node "$n"
+    done
+}
+
+@test "SIGSTOP a broker past the session timeout: fenced; SIGCONT: registered again, unfenced" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl victim epoch
+    ctl=$(controller_of 1)
+    victim=$((ctl % 3 + 1))
+    stream-topics -b "$(addr $ctl)" create orders -p 3 -r 3
+    wait_describe "$ctl" 3 orders '.topics[0].partitions | length == 3'
+    epoch=$(stream-topics -b "$(addr $ctl)" cluster --json |
+        jq ".brokers[] | select(.node_id == $victim) | .epoch")
+    kill -STOP "${PIDS[$victim]}"
+    # broker.session.timeout.ms is 1000 by default.
+    wait_json "$ctl" 3 ".brokers[] | select(.node_id == $victim) | .fenced"
+    wait_describe "$ctl" 2 orders "all(.topics[0].partitions[]; .leader != $victim
+        and (.isr | index($victim) | not))"
+    grep -q "fencing broker $victim (epoch $epoch): no heartbeat for" "$BATS_TEST_TMPDIR/n$ctl/log"
+    kill -CONT "${PIDS[$victim]}"
+    wait_json "$ctl" 3 ".brokers[] | select(.node_id == $victim) | .fenced == false and .epoch > $epoch"
+    grep -qE "node $victim, epoch $epoch\) (was fenced|was refused by the controller: .*fenced).*; registering again" \
+        "$BATS_TEST_TMPDIR/n$victim/log"
+    local n
+    for n in 1 2 3; do
+        term_node "$n"
+    done
+}
+
+@test "broker_heartbeat and alter_isr refuse unknown brokers, stale epochs and a non-controller" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl other
+    ctl=$(controller_of 1)
+    other=$((ctl % 3 + 1))
+    run rawreq "$ctl" broker_heartbeat '{"node_id": 99, "broker_epoch": 1}'
+    assert_output '{"id": 2, "err": 40, "msg": "broker 99 is not registered"}'
+    run rawreq "$ctl" broker_heartbeat "{\"node_id\": $other, \"broker_epoch\": 1}"
+    assert_output --partial '"err": 39'
+    assert_output --partial "broker $other: epoch 1 is stale (current "
+    run rawreq "$other" broker_heartbeat "{\"node_id\": $other, \"broker_epoch\": 1}"
+    assert_output "{\"id\": 2, \"err\": 17, \"msg\": \"not the controller; the controller is node $ctl\"}"
+    stream-topics -b "$(addr $ctl)" create orders -r 3
+    wait_describe "$ctl" 3 orders '.topics[0].partitions | length == 1'
+    local leader epoch follower
+    leader=$(stream-topics -b "$(addr $ctl)" describe orders --json | jq '.topics[0].partitions[0].leader')
+    epoch=$(stream-topics -b "$(addr $ctl)" cluster --json |
+        jq ".brokers[] | select(.node_id == $leader) | .epoch")
+    follower=$((leader % 3 + 1))
+    # Only the leader may change the ISR, from the current partition epoch.
+    run rawreq "$ctl" alter_isr "{\"node_id\": $leader, \"broker_epoch\": $epoch, \"topic\": \"orders\",
+        \"partition\": 0, \"isr\": [$leader], \"partition_epoch\": 7}"
+    assert_output --partial '"err": 39'
+    run rawreq "$ctl" alter_isr "{\"node_id\": $follower, \"broker_epoch\": 1, \"topic\": \"orders\",
+        \"partition\": 0, \"isr\": [$follower], \"partition_epoch\": 0}"
+    assert_output --partial '"err": 39'
+    run rawreq "$ctl" alter_isr "{\"node_id\": $leader, \"broker_epoch\": $epoch, \"topic\": \"orders\",
+        \"partition\": 0, \"isr\": [$follower], \"partition_epoch\": 0}"
+    assert_output --partial "the leader $leader must stay in the isr"
+    # A good one: the leader shrinks the ISR to itself and sees it applied.
+    run rawreq "$ctl" alter_isr "{\"node_id\": $leader, \"broker_epoch\": $epoch, \"topic\": \"orders\",
+        \"partition\": 0, \"isr\": [$leader], \"partition_epoch\": 0}"
+    assert_output '{"id": 2, "err": 0}'
+    wait_describe "$follower" 2 orders ".topics[0].partitions[0].isr == [$leader]
+        and .topics[0].partitions[0].leader_epoch == 0"
+    local n
+    for n in 1 2 3; do
+        term_node "$n"
+    done
 }
