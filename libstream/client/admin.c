@@ -984,10 +984,47 @@ void stream_cluster_description_free(stream_cluster_description *d)
         free(d->voters[i].host);
     for (size_t i = 0; i < d->n_brokers; i++)
         free(d->brokers[i].host);
+    for (size_t i = 0; i < d->n_under_replicated; i++)
+        free(d->under_replicated[i].topic);
+    for (size_t i = 0; i < d->n_offline; i++)
+        free(d->offline[i].topic);
+    free(d->under_replicated);
+    free(d->offline);
     free(d->voters);
     free(d->brokers);
     free(d->cluster_id);
     free(d);
+}
+
+/* A health list of describe_cluster (`key`, absent: none) and its count
+ * (`count_key`, absent: -1). */
+static int parse_health(const msgpack_object *root, const char *key, const char *count_key,
+                        stream_cluster_partition **out, size_t *n, int64_t *count, char *errbuf,
+                        size_t errbuf_len)
+{
+    const msgpack_object *a;
+    int rc = stream_field_int_opt(root, count_key, -1, INT64_MAX, -1, count, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_array_opt(root, key, &a, errbuf, errbuf_len);
+    if (rc < 0 || a == NULL)
+        return rc;
+    *out = calloc(a->via.array.size ? a->via.array.size : 1, sizeof **out);
+    if (*out == NULL)
+        return STREAM_ENOMEM;
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        const msgpack_object *e;
+        int64_t p;
+        stream_cluster_partition *cp = &(*out)[(*n)++];
+        rc = stream_elem_map(a, i, key, &e, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = dup_field(e, "topic", true, &cp->topic, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int(e, "partition", 0, INT32_MAX, &p, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+        cp->partition = (int32_t)p;
+    }
+    return 0;
 }
 
 /* The node_id, host and port of a voters or brokers entry. */
@@ -1057,10 +1094,18 @@ static int cluster_parse_fn(const msgpack_object *root, void *arg, char *errbuf,
                 stream_field_int_opt(e, "epoch", -1, INT64_MAX, -1, &br->epoch, errbuf, errbuf_len);
         if (rc == 0)
             rc = stream_field_bool_opt(e, "fenced", false, &br->fenced, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int_opt(e, "leaderships", -1, INT64_MAX, -1, &br->leaderships, errbuf,
+                                      errbuf_len);
         if (rc < 0)
             return rc;
     }
-    return 0;
+    rc = parse_health(root, "under_replicated", "under_replicated_count", &d->under_replicated,
+                      &d->n_under_replicated, &d->under_replicated_count, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = parse_health(root, "offline", "offline_count", &d->offline, &d->n_offline,
+                          &d->offline_count, errbuf, errbuf_len);
+    return rc;
 }
 
 int stream_admin_describe_cluster(stream_client *c, int timeout_ms,

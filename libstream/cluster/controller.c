@@ -63,6 +63,7 @@
 #define META_DIR          "__cluster_metadata"
 #define LINK_RESEND_MS    1000 /* a follower repeats its registration this often */
 #define ELECT_RECHECK_MS  500  /* a full election pass at least this often on the controller */
+#define HEALTH_LIST_MAX   100  /* partitions listed per kind in describe_cluster */
 #define PREVIOUS_GRACE_MS 300  /* at least, for the previous controller to heartbeat a new one */
 
 static uint64_t now_us(void)
@@ -523,12 +524,14 @@ static void tick_registered(controller *ctl, int32_t leader, uint64_t now)
 static void on_tick(uv_timer_t *t)
 {
     controller *ctl = t->data;
-    if (ctl->stopped || ctl->q == NULL || stream__host_stopping(ctl->b))
+    if (ctl->stopped || ctl->q == NULL)
+        return;
+    ctl_link_expire(ctl); /* forwarded requests time out while the broker drains too */
+    if (stream__host_stopping(ctl->b))
         return;
     uint64_t now = uv_now(stream__host_loop(ctl->b));
     int32_t leader = stream__quorum_leader(ctl->q);
     ctl_link_follow(ctl);
-    ctl_link_expire(ctl);
     if (!ctl->registered)
         tick_register(ctl, leader, now);
     else
@@ -543,14 +546,53 @@ static void on_tick(uv_timer_t *t)
 /* ---- ops ---- */
 
 static void pack_broker(msgpack_packer *pk, int32_t id, const char *host, uint16_t port,
-                        int64_t epoch, bool fenced)
+                        int64_t epoch, bool fenced, int64_t leaderships)
 {
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     stream_pack_kv_int(pk, "node_id", id);
     stream_pack_kv_cstr(pk, "host", host);
     stream_pack_kv_uint(pk, "port", port);
     stream_pack_kv_int(pk, "epoch", epoch);
     stream_pack_kv_bool(pk, "fenced", fenced);
+    stream_pack_kv_int(pk, "leaderships", leaderships);
+}
+
+/* Partitions led by broker id. */
+static int64_t leaderships_of(const stream__meta *md, int32_t id)
+{
+    int64_t n = 0;
+    size_t nt = stream__meta_topic_count(md);
+    for (size_t i = 0; i < nt; i++) {
+        const stream__meta_topic *t = stream__meta_topic_at(md, i);
+        for (int32_t p = 0; p < t->partition_count; p++)
+            n += t->partitions[p].leader == id;
+    }
+    return n;
+}
+
+/* "under_replicated" (offline false) or "offline": the count, then the
+ * first HEALTH_LIST_MAX partitions as [{topic, partition}]. */
+static void pack_health(msgpack_packer *pk, const stream__meta *md, bool offline)
+{
+    size_t under, off;
+    stream__elect_health(md, &under, &off);
+    size_t n = offline ? off : under;
+    stream_pack_kv_uint(pk, offline ? "offline_count" : "under_replicated_count", n);
+    stream_pack_key(pk, offline ? "offline" : "under_replicated");
+    msgpack_pack_array(pk, (uint32_t)(n < HEALTH_LIST_MAX ? n : HEALTH_LIST_MAX));
+    size_t packed = 0, nt = stream__meta_topic_count(md);
+    for (size_t i = 0; i < nt && packed < HEALTH_LIST_MAX; i++) {
+        const stream__meta_topic *t = stream__meta_topic_at(md, i);
+        for (int32_t p = 0; p < t->partition_count && packed < HEALTH_LIST_MAX; p++) {
+            const stream__meta_partition *mp = &t->partitions[p];
+            if (offline ? mp->leader >= 0 : mp->n_isr >= mp->n_replicas)
+                continue;
+            msgpack_pack_map(pk, 2);
+            stream_pack_kv_cstr(pk, "topic", t->name);
+            stream_pack_kv_int(pk, "partition", p);
+            packed++;
+        }
+    }
 }
 
 static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
@@ -562,7 +604,7 @@ static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const ms
     stream__host_listen_address(ctl->b, &host, &port);
     stream_frame f;
     stream__host_reply_start(r, &f);
-    stream_pack_response_header(&f.pk, id, 0, NULL, 8);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 12);
     if (!ctl->configured || ctl->q == NULL) {
         /* A single node: itself, no quorum. */
         stream_pack_kv_cstr(&f.pk, "cluster_id", "");
@@ -575,10 +617,21 @@ static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const ms
         msgpack_pack_array(&f.pk, 0);
         stream_pack_key(&f.pk, "brokers");
         msgpack_pack_array(&f.pk, 1);
+        /* A single node leads every partition it has. */
+        int64_t parts = 0;
+        stream_store *st = stream__host_store(ctl->b);
+        for (size_t i = 0; i < stream_store_topic_count(st); i++)
+            parts += stream_store_topic_at(st, i)->partition_count;
         pack_broker(&f.pk,
                     (int32_t)stream_config_int(stream__host_config(ctl->b), STREAM_CONFIG_NODE_ID),
-                    host, port, -1, false);
+                    host, port, -1, false, parts);
         stream_pack_kv_bool(&f.pk, "clustered", false);
+        stream_pack_kv_uint(&f.pk, "under_replicated_count", 0);
+        stream_pack_key(&f.pk, "under_replicated");
+        msgpack_pack_array(&f.pk, 0);
+        stream_pack_kv_uint(&f.pk, "offline_count", 0);
+        stream_pack_key(&f.pk, "offline");
+        msgpack_pack_array(&f.pk, 0);
         stream__host_reply_finish(r, &f, id);
         return;
     }
@@ -600,9 +653,12 @@ static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const ms
     msgpack_pack_array(&f.pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         const stream__meta_broker *mb = stream__meta_broker_at(ctl->md, i);
-        pack_broker(&f.pk, mb->id, mb->host, mb->port, mb->epoch, mb->fenced);
+        pack_broker(&f.pk, mb->id, mb->host, mb->port, mb->epoch, mb->fenced,
+                    leaderships_of(ctl->md, mb->id));
     }
     stream_pack_kv_bool(&f.pk, "clustered", true);
+    pack_health(&f.pk, ctl->md, false);
+    pack_health(&f.pk, ctl->md, true);
     stream__host_reply_finish(r, &f, id);
 }
 

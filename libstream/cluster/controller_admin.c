@@ -8,6 +8,8 @@
  *                   metadata: the live brokers, and per partition leader,
  *                   leader_epoch, replicas, isr, plus the offsets of this
  *                   broker's local log of it when it has one (else -1)
+ *   describe_configs  likewise: a topic's overrides from the metadata over
+ *                   this broker's settings
  *   create_topics   checked here (name, partitions, replication_factor
  *   delete_topics   against the live brokers, configs through the config
  *   alter_configs   table as the core checks them), then proposed; each
@@ -365,6 +367,126 @@ static void op_metadata(void *svc, stream__req *r, uint64_t id, const msgpack_ob
             stream_pack_key(&f.pk, "partitions");
             msgpack_pack_array(&f.pk, 0);
         }
+    }
+    stream__host_reply_finish(r, &f, id);
+}
+
+/* ---- describe_configs (any broker, from the metadata) ---- */
+
+static const char *source_name(stream_config_source s)
+{
+    switch (s) {
+    case STREAM_CONFIG_SOURCE_TOPIC:
+        return "topic";
+    case STREAM_CONFIG_SOURCE_BROKER:
+        return "broker";
+    default:
+        return "default";
+    }
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const stream_config_setting *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+/* `configs`: every setting of the scope, sorted by name, as the core packs
+ * them (protocol.md 6.5). */
+static void pack_configs(msgpack_packer *pk, const stream_config *broker,
+                         const stream_config *topic)
+{
+    const stream_config_setting *order[STREAM_CONFIG_COUNT];
+    size_t n = 0;
+    stream_config_iter it;
+    stream_config_iter_start(&it, broker, topic);
+    while (stream_config_iter_next(&it) && n < STREAM_CONFIG_COUNT)
+        order[n++] = it.setting;
+    qsort(order, n, sizeof(order[0]), by_name);
+    stream_pack_key(pk, "configs");
+    msgpack_pack_array(pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        stream_config_iter_start(&it, broker, topic);
+        while (stream_config_iter_next(&it) && it.setting != order[i])
+            ;
+        msgpack_pack_map(pk, 5);
+        stream_pack_kv_cstr(pk, "name", it.setting->name);
+        stream_pack_kv_cstr(pk, "value", it.value);
+        stream_pack_kv_bool(pk, "is_default", it.source == STREAM_CONFIG_SOURCE_DEFAULT);
+        stream_pack_kv_cstr(pk, "source", source_name(it.source));
+        stream_pack_kv_cstr(pk, "doc", it.setting->doc);
+    }
+}
+
+/* The topic's overrides from the metadata as a topic config (values that no
+ * longer pass the table are left out); NULL without memory. */
+static stream_config *topic_config(const stream__meta_topic *t)
+{
+    stream_config *tc = stream_config_new_topic();
+    for (uint32_t i = 0; tc != NULL && i < t->n_configs; i++)
+        stream_config_set(tc, t->configs[i].key, t->configs[i].value, NULL, 0);
+    return tc;
+}
+
+static void pack_topic_configs(controller *ctl, msgpack_packer *pk, const stream__meta_topic *t,
+                               const char *p, size_t len)
+{
+    stream_config *tc = t != NULL ? topic_config(t) : NULL;
+    int rc = t == NULL ? STREAM_ENOTOPIC : tc == NULL ? STREAM_ENOMEM : 0;
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s '%.*s'", rc == STREAM_ENOTOPIC ? "unknown topic" : "topic",
+             (int)(len > 249 ? 249 : len), p);
+    msgpack_pack_map(pk, 2 + stream_err_fields(rc));
+    stream_pack_kv_str(pk, "name", p, len);
+    stream_pack_err(pk, rc, rc == STREAM_ENOTOPIC ? msg : NULL);
+    if (rc == 0) {
+        pack_configs(pk, stream__host_config(ctl->b), tc);
+    } else {
+        stream_pack_key(pk, "configs");
+        msgpack_pack_array(pk, 0);
+    }
+    stream_config_free(tc);
+}
+
+static void op_describe_configs(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
+{
+    controller *ctl = svc;
+    char msg[512];
+    const msgpack_object *topics;
+    bool broker = false;
+    int rc = stream_field_array_opt(m, "topics", &topics, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_bool_opt(m, "broker", false, &broker, msg, sizeof(msg));
+    for (uint32_t i = 0; rc == 0 && topics && i < topics->via.array.size; i++) {
+        const char *p;
+        size_t len;
+        rc = stream_elem_str(topics, i, "topics", &p, &len, msg, sizeof(msg));
+    }
+    if (rc != 0) {
+        stream__host_reply_error(r, id, rc, msg);
+        return;
+    }
+    stream_frame f;
+    stream__host_reply_start(r, &f);
+    stream_pack_response_header(&f.pk, id, 0, NULL, broker ? 2 : 1);
+    if (broker) {
+        stream_pack_key(&f.pk, "broker");
+        msgpack_pack_map(&f.pk, 1);
+        pack_configs(&f.pk, stream__host_config(ctl->b), NULL);
+    }
+    size_t n = topics ? topics->via.array.size : stream__meta_topic_count(ctl->md);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        if (topics == NULL) {
+            const stream__meta_topic *t = stream__meta_topic_at(ctl->md, i);
+            pack_topic_configs(ctl, &f.pk, t, t->name, strlen(t->name));
+            continue;
+        }
+        const char *p;
+        size_t len;
+        stream_elem_str(topics, (uint32_t)i, "topics", &p, &len, NULL, 0);
+        pack_topic_configs(ctl, &f.pk, stream__meta_topic_find(ctl->md, p, len), p, len);
     }
     stream__host_reply_finish(r, &f, id);
 }
@@ -1118,6 +1240,7 @@ void stream__controller_auto_create(void *arg, const char *topic)
 void ctl_admin_start(controller *ctl)
 {
     stream__host_take_op(ctl->b, STREAM_OP_METADATA, op_metadata, ctl);
+    stream__host_take_op(ctl->b, STREAM_OP_DESCRIBE_CONFIGS, op_describe_configs, ctl);
     stream__host_take_op(ctl->b, STREAM_OP_CREATE_TOPICS, op_create_topics, ctl);
     stream__host_take_op(ctl->b, STREAM_OP_DELETE_TOPICS, op_delete_topics, ctl);
     stream__host_take_op(ctl->b, STREAM_OP_ALTER_CONFIGS, op_alter_configs, ctl);

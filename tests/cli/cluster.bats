@@ -107,7 +107,9 @@ start_three() {
     run stream-topics -b "$(addr 3)" cluster
     assert_success
     assert_line --partial "Cluster stream: asked node 3; quorum leader"
-    assert_line --regexp '^ +1 +127\.0\.0\.1:[0-9]+ +registered +[0-9]+$'
+    assert_line --regexp '^BROKER +ADDRESS +STATE +EPOCH +LEADERS$'
+    assert_line --regexp '^ +1 +127\.0\.0\.1:[0-9]+ +registered +[0-9]+ +0$'
+    assert_line 'Partitions: 0 under-replicated, 0 offline'
     assert_line --regexp '^ +[123] +127\.0\.0\.1:[0-9]+ +leader$'
     run stream-shell -b "$(addr 1)" -c 'cluster --json'
     assert_success
@@ -197,11 +199,12 @@ start_three() {
     assert_success
     jq -e --arg a "$STREAM_BROKERS" '.clustered == false and .leader_id == null
         and .voters == [] and (.brokers | length) == 1
-        and "\(.brokers[0].host):\(.brokers[0].port)" == $a' <<<"$output"
+        and "\(.brokers[0].host):\(.brokers[0].port)" == $a and .brokers[0].leaderships == 0
+        and .under_replicated_count == 0 and .offline == []' <<<"$output"
     run stream-topics cluster
     assert_success
     assert_line "Single node (no cluster), node 0"
-    assert_line --regexp '^ +0 +127\.0\.0\.1:[0-9]+ +single +-$'
+    assert_line --regexp '^ +0 +127\.0\.0\.1:[0-9]+ +single +- +0$'
     run stream-topics cluster extra
     assert_failure 2
     run stream-shell -c cluster
@@ -254,17 +257,32 @@ rawreq() {
     assert_line --regexp '^PARTITION +LEADER +EPOCH +REPLICAS +ISR +LOG-START'
     assert_line --regexp '^ +0 +[123] +0 +[123],[123],[123] +[123],[123],[123] '
     # The default factor is min(3, live brokers); a factor above it is refused.
-    run stream-topics -b "$(addr $other)" create plain
+    run stream-topics -b "$(addr $other)" create plain -c retention.ms=60000
     assert_success
     wait_describe "$ctl" 3 plain '.topics[0].partitions[0].replicas | length == 3'
+    # Topic settings live in the metadata: altered through one broker, seen by all.
+    run stream-topics -b "$(addr 3)" alter plain -c min.insync.replicas=2 --delete-config retention.ms
+    assert_success
+    for n in 1 2 3; do
+        wait_describe "$n" 3 plain '[.topics[0].configs[] | "\(.name)=\(.value)"] == ["min.insync.replicas=2"]'
+    done
+    run stream-topics -b "$(addr $other)" delete plain
+    assert_success
     run stream-topics -b "$(addr $other)" create big -r 4
     assert_failure
     assert_output --partial "replication_factor 4 is larger than the 3 live brokers"
     run stream-topics -b "$(addr $ctl)" create orders
     assert_failure 5
-    run stream-topics -b "$(addr 1)" list
-    assert_success
-    assert_output "$(printf 'orders\nplain')"
+    # Deleted through the controller: gone from every broker's list.
+    local i
+    for n in 1 2 3; do
+        for ((i = 0; i < 40; i++)); do
+            [ "$(stream-topics -b "$(addr $n)" list)" = orders ] && break
+            sleep 0.05
+        done
+        run stream-topics -b "$(addr $n)" list
+        assert_output orders
+    done
     for n in 1 2 3; do
         term_node "$n"
     done
@@ -293,7 +311,14 @@ rawreq() {
     # The partition it led has a new leader epoch; the others kept theirs.
     run stream-topics -b "$(addr $other)" describe orders --json
     jq -e '[.topics[0].partitions[] | select(.leader_epoch == 1)] | length == 1' <<<"$output"
-    wait_json "$other" 2 ".brokers[] | select(.node_id == $victim) | .fenced"
+    wait_json "$other" 2 ".brokers[] | select(.node_id == $victim) | .fenced and .leaderships == 0"
+    # Every partition lost a replica; none is offline.
+    wait_json "$other" 2 '.under_replicated_count == 3 and .offline_count == 0
+        and ([.under_replicated[].partition] | sort) == [0, 1, 2]
+        and .under_replicated[0].topic == "orders"'
+    run stream-topics -b "$(addr $other)" cluster
+    assert_line 'Partitions: 3 under-replicated, 0 offline'
+    assert_line '  Under-replicated: orders-0 orders-1 orders-2'
     grep -q "fencing broker $victim (epoch [0-9]*): its connection to the controller closed" \
         "$BATS_TEST_TMPDIR/n$ctl/log"
     local n

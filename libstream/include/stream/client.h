@@ -935,7 +935,14 @@ typedef struct stream_cluster_broker {
     uint16_t port;
     int64_t epoch; /* Its registration's epoch; -1 on a single node. */
     bool fenced;   /* Registered but fenced (may not lead). */
+    int64_t leaderships; /* Partitions it leads; -1 when not reported. */
 } stream_cluster_broker;
+
+/* A partition named in describe_cluster's health lists. */
+typedef struct stream_cluster_partition {
+    char *topic; /* Owned. */
+    int32_t partition;
+} stream_cluster_partition;
 
 /* A voter of the metadata quorum: its id and Raft address. */
 typedef struct stream_cluster_voter {
@@ -957,6 +964,12 @@ typedef struct stream_cluster_description {
     size_t n_voters;
     stream_cluster_broker *brokers; /* Owned; n_brokers, by id. */
     size_t n_brokers;
+    /* Partitions whose ISR is smaller than their replicas, and partitions
+     * without a leader (no in-sync replica alive): the counts (-1 when not
+     * reported), and the first ones (at most 100 each; owned). */
+    int64_t under_replicated_count, offline_count;
+    stream_cluster_partition *under_replicated, *offline;
+    size_t n_under_replicated, n_offline;
 } stream_cluster_description;
 
 /* Describes the cluster as the broker the client talks to sees it; *out is
