@@ -320,6 +320,15 @@ bool stream_config_iter_next(stream_config_iter *it);
 void stream_config_topic_log_config(const stream_config *broker, const stream_config *topic,
                                     stream_log_config *out);
 
+/* The effective value of a TOPIC-scope INT or BOOL setting (id) for a topic:
+ * its override in `topic` when set there, else `broker`'s value (NULL: the
+ * table default). BOOL reads as 0/1. For settings that are not part of the
+ * log config, e.g. min.insync.replicas and unclean.leader.election.enable:
+ *   stream_config_topic_int(broker_cfg, t->overrides, STREAM_CONFIG_MIN_INSYNC_REPLICAS)
+ * 0 for an id out of range. */
+int64_t stream_config_topic_int(const stream_config *broker, const stream_config *topic,
+                                stream_config_id id);
+
 /* The default data directory: $STREAM_DATA_DIR when set and not empty, else
  * $XDG_DATA_HOME/stream when that is an absolute path, else
  * $HOME/.local/share/stream (HOME from the password database when unset).
