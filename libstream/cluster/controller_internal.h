@@ -171,8 +171,8 @@ void ctl_soon(controller *ctl);
 bool ctl_is_controller(const controller *ctl);
 
 /* controller_link.c */
-/* Points the link at the quorum's leader (closing it when this node leads,
- * or the leader is unknown or changed). */
+/* Points the link at the quorum's leader (closing it when this node leads
+ * or another leader is known; kept while none is known). */
 void ctl_link_follow(controller *ctl);
 void ctl_link_close(controller *ctl);
 /* Starts a request of `op` with extra_fields fields after the header: returns

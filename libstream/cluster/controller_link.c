@@ -212,10 +212,14 @@ void ctl_link_follow(controller *ctl)
 {
     ctl_link *l = &ctl->lk;
     int32_t leader = ctl->q != NULL ? stream__quorum_leader(ctl->q) : -1;
-    if (leader < 0 || leader == ctl->node_id || ctl->stopped) {
+    if (leader == ctl->node_id || ctl->stopped) {
         ctl_link_close(ctl);
         return;
     }
+    /* No leader known for a moment (an election): keep the link, which the
+     * controller takes for this broker's liveness, until another is known. */
+    if (leader < 0)
+        return;
     if (l->open && l->leader != leader)
         ctl_link_close(ctl);
     if (!l->open)
