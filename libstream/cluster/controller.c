@@ -375,6 +375,9 @@ static void on_quorum_change(void *arg, const stream__quorum_change *c)
             const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->last_leader);
             uint64_t grace = 3 * ctl->hb_interval_ms < PREVIOUS_GRACE_MS ? PREVIOUS_GRACE_MS
                                                                          : 3 * ctl->hb_interval_ms;
+            /* Its end closed or refused our link: it is gone, fence it now. */
+            if (ctl->link_lost_leader == ctl->last_leader)
+                grace = 0;
             if (l != NULL && mb != NULL && grace < ctl->session_ms) {
                 l->epoch = mb->epoch;
                 l->last_ms = now - (ctl->session_ms - grace);
@@ -861,6 +864,7 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
         return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
     ctl->b = b;
     ctl->epoch = -1;
+    ctl->link_lost_leader = -1;
     const stream_config *cfg = stream__host_config(b);
     int rc = read_settings(ctl, cfg, errbuf, errbuf_len);
     if (rc != 0 || !ctl->configured)

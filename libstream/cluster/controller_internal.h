@@ -151,7 +151,9 @@ struct controller {
     bool hb_inflight;
 
     /* the controller side */
-    int32_t last_leader; /* the last other node known to lead the quorum */
+    int32_t last_leader;      /* the last other node known to lead the quorum */
+    int32_t link_lost_leader; /* the node whose end closed or refused this broker's link
+                                 (a dead controller, probably); -1: none */
     uint64_t leader_since;
     ctl_live *live;
     size_t nlive, cap_live;

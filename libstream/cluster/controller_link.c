@@ -58,6 +58,15 @@ void ctl_link_close(controller *ctl)
     fail_calls(ctl, STREAM_ECONNRESET, "the link to the controller closed");
 }
 
+/* The peer closed the link or refused it: remembered, as a sign that the
+ * leader it pointed at is gone (a new controller uses it, see
+ * controller.c), then closed. */
+static void lost(controller *ctl)
+{
+    ctl->link_lost_leader = ctl->lk.leader;
+    ctl_link_close(ctl);
+}
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     ctl_link *l = h->data;
@@ -99,7 +108,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     ctl_link *l = s->data;
     controller *ctl = of_link(l);
     if (n < 0) {
-        ctl_link_close(ctl);
+        lost(ctl);
         return;
     }
     if (n == 0)
@@ -125,7 +134,8 @@ static void on_write(uv_write_t *w, int status)
     l->writing = false;
     stream_buf_reset(&l->out);
     if (status != 0) {
-        ctl_link_close(ctl);
+        if (status != UV_ECANCELED)
+            lost(ctl);
         return;
     }
     start_write(ctl);
@@ -163,10 +173,15 @@ static void on_connect(uv_connect_t *req, int status)
     if (l->closing)
         return;
     if (status != 0 || ctl->stopped) {
-        ctl_link_close(ctl);
+        if (status != 0)
+            lost(ctl);
+        else
+            ctl_link_close(ctl);
         return;
     }
     l->connected = true;
+    if (ctl->link_lost_leader == l->leader)
+        ctl->link_lost_leader = -1; /* it is back */
     if (uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) != 0) {
         ctl_link_close(ctl);
         return;
@@ -222,7 +237,7 @@ void ctl_link_follow(controller *ctl)
         return;
     if (l->open && l->leader != leader)
         ctl_link_close(ctl);
-    if (!l->open)
+    if (!l->open && !l->closing)
         link_open(ctl, leader);
 }
 

@@ -79,6 +79,28 @@ term_node() {
     [ "$rc" = 0 ] || { echo "node $1 exited $rc after SIGTERM:" >&2; cat "$BATS_TEST_TMPDIR/n$1/log" >&2; return 1; }
 }
 
+# The controller's node id, as node $1 sees it.
+controller_of() {
+    stream-topics -b "$(addr "$1")" --timeout-ms 1000 cluster --json | jq -r .leader_id
+}
+
+# Waits up to $2 s until node $1's `describe $3 --json` satisfies jq $4.
+wait_describe() {
+    local n=$1 secs=$2 topic=$3 expr=$4 i out
+    for ((i = 0; i < secs * 20; i++)); do
+        out=$(stream-topics -b "$(addr "$n")" --timeout-ms 1000 describe "$topic" --json 2>/dev/null) &&
+            jq -e "$expr" >/dev/null <<<"$out" && return 0
+        sleep 0.05
+    done
+    echo "node $n, topic $topic after $secs s: $out" >&2
+    return 1
+}
+
+# rawreq NODE OP JSON: one request to node NODE, the response as JSON.
+rawreq() {
+    python3 "$BATS_TEST_DIRNAME/faults/rawreq.py" "$(addr "$1")" "$2" "$3"
+}
+
 ALL_REGISTERED='.leader_id != null and (.voters | length) == 3 and (.brokers | length) == 3
     and all(.brokers[]; .state == "registered" and .fenced == false)'
 
@@ -119,7 +141,7 @@ start_three() {
     done
 }
 
-@test "kill -9 the quorum leader: a new leader within 3 s; it rejoins with a new epoch" {
+@test "kill -9 the quorum leader: a new leader within 3 s, its partitions move; it rejoins with a new epoch" {
     start_three
     wait_json 1 5 "$ALL_REGISTERED"
     local out leader epoch other t0 t1
@@ -127,6 +149,9 @@ start_three() {
     leader=$(jq -r .leader_id <<<"$out")
     epoch=$(jq -r ".brokers[] | select(.node_id == $leader) | .epoch" <<<"$out")
     other=$((leader % 3 + 1))
+    # The controller leads a partition of this topic too.
+    stream-topics -b "$(addr $other)" create orders -p 3 -r 3
+    wait_describe "$other" 3 orders "[.topics[0].partitions[].leader] | index($leader) != null"
     t0=$(date +%s%N)
     kill -KILL "${PIDS[$leader]}"
     wait "${PIDS[$leader]}" || true
@@ -134,6 +159,11 @@ start_three() {
     wait_json "$other" 3 ".leader_id != null and .leader_id != $leader"
     t1=$(date +%s%N)
     echo "# new leader $(( (t1 - t0) / 1000000 )) ms after kill -9 of node $leader" >&3
+    # The new controller fences the old one at once (its link to it was
+    # reset) and moves its partitions.
+    wait_describe "$other" 2 orders "all(.topics[0].partitions[]; .leader != $leader and .leader > 0)"
+    t1=$(date +%s%N)
+    echo "# its partitions moved $(( (t1 - t0) / 1000000 )) ms after the kill" >&3
     local n
     for n in 1 2 3; do
         [ "$n" = "$leader" ] && continue
@@ -213,28 +243,6 @@ start_three() {
 }
 
 # ---- replication metadata, fencing and failover ----
-
-# The controller's node id, as node $1 sees it.
-controller_of() {
-    stream-topics -b "$(addr "$1")" --timeout-ms 1000 cluster --json | jq -r .leader_id
-}
-
-# Waits up to $2 s until node $1's `describe $3 --json` satisfies jq $4.
-wait_describe() {
-    local n=$1 secs=$2 topic=$3 expr=$4 i out
-    for ((i = 0; i < secs * 20; i++)); do
-        out=$(stream-topics -b "$(addr "$n")" --timeout-ms 1000 describe "$topic" --json 2>/dev/null) &&
-            jq -e "$expr" >/dev/null <<<"$out" && return 0
-        sleep 0.05
-    done
-    echo "node $n, topic $topic after $secs s: $out" >&2
-    return 1
-}
-
-# rawreq NODE OP JSON: one request to node NODE, the response as JSON.
-rawreq() {
-    python3 "$BATS_TEST_DIRNAME/faults/rawreq.py" "$(addr "$1")" "$2" "$3"
-}
 
 @test "an RF=3 topic created through any broker has three replicas, spread; RF 4 is refused" {
     start_three
