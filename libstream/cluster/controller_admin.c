@@ -185,17 +185,23 @@ static void on_entry_done(void *arg, int status, int result)
 
 /* ---- forwarding to the controller ---- */
 
+/* True for the keys a forwarded copy does not carry over: op and id (its
+ * own header), forwarded (set anew). */
+static bool own_key(const msgpack_object *k)
+{
+    if (k->type != MSGPACK_OBJECT_STR)
+        return false;
+    const char *p = k->via.str.ptr;
+    size_t n = k->via.str.size;
+    return (n == 2 && (memcmp(p, "op", 2) == 0 || memcmp(p, "id", 2) == 0)) ||
+           (n == 9 && memcmp(p, "forwarded", 9) == 0);
+}
+
 size_t ctl_count_fields(const msgpack_object *m)
 {
     size_t n = 0;
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR &&
-            ((k->via.str.size == 2 && memcmp(k->via.str.ptr, "op", 2) == 0) ||
-             (k->via.str.size == 2 && memcmp(k->via.str.ptr, "id", 2) == 0)))
-            continue;
-        n++;
-    }
+    for (uint32_t i = 0; i < m->via.map.size; i++)
+        n += !own_key(&m->via.map.ptr[i].key);
     return n;
 }
 
@@ -203,9 +209,7 @@ void ctl_pack_fields(msgpack_packer *pk, const msgpack_object *m)
 {
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR &&
-            ((k->via.str.size == 2 && memcmp(k->via.str.ptr, "op", 2) == 0) ||
-             (k->via.str.size == 2 && memcmp(k->via.str.ptr, "id", 2) == 0)))
+        if (own_key(k))
             continue;
         msgpack_pack_object(pk, *k);
         msgpack_pack_object(pk, m->via.map.ptr[i].val);
@@ -243,11 +247,23 @@ static void on_forward_answer(controller *ctl, void *arg, int err, const char *m
     pending_free(p);
 }
 
-/* Sends r to the controller over the link and relays its answer. */
+/* Sends r to the controller over the link and relays its answer. A
+ * request that was forwarded already (two brokers each believing the other
+ * leads, for a moment) is not forwarded again: ENOTLEADER, the client
+ * retries. */
 static void forward(controller *ctl, stream__req *r, uint64_t id, stream_op op,
                     const msgpack_object *m)
 {
     int32_t leader = ctl->q != NULL ? stream__quorum_leader(ctl->q) : -1;
+    bool again = false;
+    stream_field_bool_opt(m, "forwarded", false, &again, NULL, 0);
+    if (again) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "not the controller; the controller is node %d; retry",
+                 (int)leader);
+        stream__host_reply_error(r, id, STREAM_ENOTLEADER, msg);
+        return;
+    }
     ctl_pending *p = pending_new(ctl, r, id, op, 0);
     if (p == NULL) {
         stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
@@ -255,7 +271,7 @@ static void forward(controller *ctl, stream__req *r, uint64_t id, stream_op op,
     }
     p->forwarded = true;
     msgpack_packer *pk =
-        ctl_link_begin(ctl, op, ctl_count_fields(m), FORWARD_TIMEOUT_MS, on_forward_answer, p);
+        ctl_link_begin(ctl, op, ctl_count_fields(m) + 1, FORWARD_TIMEOUT_MS, on_forward_answer, p);
     if (pk == NULL) {
         char msg[160];
         if (leader < 0)
@@ -268,6 +284,7 @@ static void forward(controller *ctl, stream__req *r, uint64_t id, stream_op op,
         return;
     }
     ctl_pack_fields(pk, m);
+    stream_pack_kv_bool(pk, "forwarded", true);
     ctl_link_end(ctl); /* on failure on_forward_answer already answered */
 }
 

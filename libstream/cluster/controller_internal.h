@@ -200,8 +200,8 @@ void ctl_admin_free(controller *ctl);
 void ctl_op_alter_isr(void *svc, stream__req *r, uint64_t id, const msgpack_object *m);
 int ctl_alter_isr_local(void *arg, const char *topic, int32_t partition, const int32_t *isr,
                         uint32_t n_isr, int32_t partition_epoch);
-/* Packs a map's entries except op and id after a new request header (for
- * forwarding). */
+/* Packs a map's entries except op, id and forwarded after a new request
+ * header (for forwarding). */
 void ctl_pack_fields(msgpack_packer *pk, const msgpack_object *m);
 /* How many fields ctl_pack_fields packs. */
 size_t ctl_count_fields(const msgpack_object *m);
