@@ -735,7 +735,10 @@ typedef struct stream_new_topic {
                                    a cluster refuses more than its live brokers. */
 } stream_new_topic;
 
-/* Creates n topics. *results gets n entries in the same order. */
+/* Creates n topics. *results gets n entries in the same order. Create,
+ * delete and alter ask again, for up to 3 s, while the broker refuses the
+ * whole request with ENOTLEADER (in a cluster: no controller to hand it to,
+ * for a moment after an election). */
 int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics, size_t n,
                                int timeout_ms, stream_topic_result **results, char *errbuf,
                                size_t errbuf_len);
