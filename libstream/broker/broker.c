@@ -13,10 +13,14 @@
  *   wait_timer      delayed operations' deadlines (broker_wait.c)
  *   shutdown_timer  bounds how long stopping waits for responses to drain
  *
- * Stopping is a small state machine on the loop: begin_stop closes the
+ * Stopping is a small state machine on the loop: begin_stop first asks the
+ * services whether to hold (a cluster broker moves its partition
+ * leaderships away first: controlled shutdown), for at most STOP_HOLD_MS
+ * on shutdown_timer, serving clients meanwhile; then it closes the
  * listener, completes every waiter, drains every connection; when the last
  * connection is gone (or shutdown_timer fires and closes the stragglers)
- * every handle is closed, uv_run returns, and run closes the store.
+ * every handle is closed, uv_run returns, and run closes the store. A
+ * second signal during the hold stops at once.
  */
 #include <errno.h>
 #include <signal.h>
@@ -31,6 +35,8 @@
 
 /* How long a stopping broker lets queued responses drain. */
 #define SHUTDOWN_DRAIN_MS 2000
+/* How long a service may hold the stop (stream__service.stop_requested). */
+#define STOP_HOLD_MS 3000
 /* Requests in flight per connection before it stops reading. */
 #define MAX_PENDING_PER_CONN 1024
 /* The housekeeping tick for idle connections when retention checks are rarer. */
@@ -426,10 +432,43 @@ void stream__broker_conn_gone(stream_broker *b)
         finish_stop(b);
 }
 
+static void begin_stop(stream_broker *b);
+
+static void on_stop_hold_timer(uv_timer_t *t)
+{
+    stream_broker *b = t->data;
+    stream__blog(b, STREAM_BROKER_WARN,
+                 "stopping after %d ms: a service did not finish handing its work over",
+                 STOP_HOLD_MS);
+    b->stop_held = false;
+    begin_stop(b);
+}
+
+void stream__host_stop_resume(stream_broker *b)
+{
+    if (!b->stop_held)
+        return;
+    b->stop_held = false;
+    uv_timer_stop(&b->shutdown_timer);
+    begin_stop(b);
+}
+
 static void begin_stop(stream_broker *b)
 {
     if (b->stopping)
         return;
+    if (b->stop_held) {
+        /* Asked again while a service holds the stop: stop now. */
+        b->stop_held = false;
+        uv_timer_stop(&b->shutdown_timer);
+    } else if (!b->stop_asked) {
+        b->stop_asked = true;
+        if (stream__services_stop_requested(b)) {
+            b->stop_held = true;
+            uv_timer_start(&b->shutdown_timer, on_stop_hold_timer, STOP_HOLD_MS, 0);
+            return;
+        }
+    }
     b->stopping = true;
     stream__blog(b, STREAM_BROKER_INFO, "stopping: %d connections open", b->nconns);
     uv_close((uv_handle_t *)&b->listener, NULL);
@@ -452,7 +491,9 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     stream_broker *b = s->data;
     stream__blog(b, STREAM_BROKER_INFO, "received %s%s", signum == SIGINT ? "SIGINT" : "SIGTERM",
-                 b->stopping ? " while stopping; still stopping" : "");
+                 b->stopping    ? " while stopping; still stopping"
+                 : b->stop_held ? " while handing work over; stopping now"
+                                : "");
     begin_stop(b);
 }
 

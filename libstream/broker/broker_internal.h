@@ -318,6 +318,8 @@ struct stream_broker {
     void *repl_arg;
 
     bool running;
+    bool stop_asked; /* begin_stop asked the services whether to hold */
+    bool stop_held;  /* a service holds the stop (stream__host_stop_resume ends it) */
     bool stopping;
     bool stopped; /* run returned; the store is closed */
     int run_result;
@@ -358,6 +360,9 @@ void stream__services_topic_created(stream_broker *b, stream_topic *t);
 void stream__services_topic_deleted(stream_broker *b, const char *name);
 /* Tells every service that connection conn_id closed (broker_conn.c). */
 void stream__services_conn_closed(stream_broker *b, uint64_t conn_id);
+/* The broker was asked to stop: true when a service holds the stop until it
+ * calls stream__host_stop_resume (broker.c). */
+bool stream__services_stop_requested(stream_broker *b);
 
 /* ---- broker_conn.c ---- */
 /* With on, responses completed from now on are not written at once: their

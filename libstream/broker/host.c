@@ -129,6 +129,15 @@ void stream__services_conn_closed(stream_broker *b, uint64_t conn_id)
             services[i]->conn_closed(b->svc[i], conn_id);
 }
 
+bool stream__services_stop_requested(stream_broker *b)
+{
+    bool hold = false;
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->stop_requested && b->svc[i] != NULL)
+            hold = services[i]->stop_requested(b->svc[i]) || hold;
+    return hold;
+}
+
 /* ---- what a service may ask of the broker ---- */
 
 uv_loop_t *stream__host_loop(stream_broker *b)

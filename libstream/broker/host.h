@@ -87,6 +87,12 @@ typedef struct stream__service {
      * requests not yet answered are gone (never touch them again). Called
      * before the broker stops the services too. NULL: not interested. */
     void (*conn_closed)(void *svc, uint64_t conn_id);
+    /* The broker was asked to stop (a signal, stream_broker_stop), before it
+     * stops accepting and serving clients. Return true to hold the stop
+     * until the service calls stream__host_stop_resume (or 3 s passed, or
+     * a second signal came): a cluster broker first moves its partition
+     * leaderships away (controlled shutdown). NULL: never holds. */
+    bool (*stop_requested)(void *svc);
 } stream__service;
 
 /* ---- the broker, as a service sees it ---- */
@@ -103,8 +109,12 @@ const stream_config *stream__host_config(stream_broker *b);
  * is bound, which happens after the services start). The host is valid as
  * long as b. */
 void stream__host_listen_address(stream_broker *b, const char **host, uint16_t *port);
-/* True once the broker has begun stopping. */
+/* True once the broker has begun stopping (not while a service holds the
+ * stop: see stream__service.stop_requested). */
 bool stream__host_stopping(stream_broker *b);
+/* A service that held the stop is done: the broker stops now. No-op when
+ * nothing holds it. */
+void stream__host_stop_resume(stream_broker *b);
 /* A line for the broker's log (no trailing newline). */
 void stream__host_log(stream_broker *b, stream_broker_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -150,6 +150,8 @@ static void job_reset(ctl_reg_job *j, controller *ctl, int32_t node, uint64_t se
     j->port = port;
 }
 
+static int64_t leaderships_of(const stream__meta *md, int32_t id);
+
 /* ---- request ids ---- */
 
 uint64_t ctl_next_seq(controller *ctl)
@@ -524,6 +526,27 @@ static void tick_registered(controller *ctl, int32_t leader, uint64_t now)
         send_heartbeat(ctl);
 }
 
+/* Controlled shutdown: once this broker is fenced in its own metadata and
+ * leads nothing (its leaderships moved, it left every ISR), the broker may
+ * stop. */
+static void tick_shutdown(controller *ctl)
+{
+    const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->node_id);
+    if (mb != NULL && !mb->fenced && mb->epoch == ctl->epoch)
+        return;
+    /* Fenced: the controller's election follows at once (a fenced broker
+     * leads nothing: an ISR member takes over, or the partition waits
+     * offline for one). */
+    if (leaderships_of(ctl->md, ctl->node_id) > 0)
+        return;
+    stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                     "cluster: controlled shutdown: this broker is fenced and leads nothing; "
+                     "stopping");
+    ctl->shutting_down = false;
+    ctl->registered = false; /* not again: the broker stops */
+    stream__host_stop_resume(ctl->b);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     controller *ctl = t->data;
@@ -535,7 +558,9 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = uv_now(stream__host_loop(ctl->b));
     int32_t leader = stream__quorum_leader(ctl->q);
     ctl_link_follow(ctl);
-    if (!ctl->registered)
+    if (ctl->shutting_down)
+        tick_shutdown(ctl);
+    else if (!ctl->registered)
         tick_register(ctl, leader, now);
     else
         tick_registered(ctl, leader, now);
@@ -738,9 +763,12 @@ static void op_broker_heartbeat(void *svc, stream__req *r, uint64_t id, const ms
         stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "this broker is not in a cluster");
         return;
     }
+    bool shutting_down;
     int rc = stream_field_int(m, "node_id", 1, INT32_MAX, &node, msg, sizeof(msg));
     if (rc == 0)
         rc = stream_field_int(m, "broker_epoch", 0, INT64_MAX, &epoch, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_bool_opt(m, "shutting_down", false, &shutting_down, msg, sizeof(msg));
     if (rc != 0) {
         stream__host_reply_error(r, id, rc, msg);
         return;
@@ -777,6 +805,8 @@ static void op_broker_heartbeat(void *svc, stream__req *r, uint64_t id, const ms
         l->epoch = epoch;
         l->last_ms = uv_now(stream__host_loop(ctl->b));
         l->conn = stream__host_req_conn(r);
+        if (shutting_down)
+            fence(ctl, l, epoch, "controlled shutdown");
     }
     stream_frame f;
     stream__host_reply_start(r, &f);
@@ -916,6 +946,58 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     return 0;
 }
 
+static void on_shutdown_answer(controller *ctl, void *arg, int err, const char *msg, size_t msg_len,
+                               const msgpack_object *resp)
+{
+    (void)arg, (void)resp;
+    if (err == 0 || !ctl->shutting_down)
+        return;
+    stream__host_log(ctl->b, STREAM_BROKER_WARN,
+                     "cluster: controlled shutdown refused (%.*s); stopping anyway", (int)msg_len,
+                     msg ? msg : stream_strerror(err));
+    ctl->shutting_down = false;
+    stream__host_stop_resume(ctl->b);
+}
+
+/* Controlled shutdown: asks the controller to fence this broker, which
+ * moves its leaderships to in-sync replicas and takes it out of every ISR
+ * (so leaders need not wait for it), and holds the stop until the metadata
+ * shows it (tick_shutdown). No hold without a registration or a way to the
+ * controller. */
+static bool controller_stop_requested(void *svc)
+{
+    controller *ctl = svc;
+    if (ctl == NULL || !ctl->configured || ctl->q == NULL || ctl->stopped || !ctl->registered)
+        return false;
+    const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->node_id);
+    if (mb == NULL || mb->fenced || mb->epoch != ctl->epoch)
+        return false;
+    if (ctl_is_controller(ctl)) {
+        ctl_live *l = live_get(ctl, ctl->node_id);
+        if (l == NULL)
+            return false;
+        fence(ctl, l, ctl->epoch, "controlled shutdown");
+        if (!l->fence_inflight)
+            return false;
+    } else {
+        msgpack_packer *pk =
+            ctl_link_begin(ctl, STREAM_OP_BROKER_HEARTBEAT, 3, 2000, on_shutdown_answer, NULL);
+        if (pk == NULL)
+            return false;
+        stream_pack_kv_int(pk, "node_id", ctl->node_id);
+        stream_pack_kv_int(pk, "broker_epoch", ctl->epoch);
+        stream_pack_kv_bool(pk, "shutting_down", true);
+        ctl->shutting_down = true; /* before _end: a failure there answers at once */
+        if (ctl_link_end(ctl) != 0)
+            return false;
+    }
+    ctl->shutting_down = true;
+    stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                     "cluster: controlled shutdown: moving %lld leaderships away first",
+                     (long long)leaderships_of(ctl->md, ctl->node_id));
+    return true;
+}
+
 static void controller_conn_closed(void *svc, uint64_t conn)
 {
     controller *ctl = svc;
@@ -981,4 +1063,5 @@ const stream__service stream__controller_service = {
     .stop = controller_stop,
     .free = controller_free,
     .conn_closed = controller_conn_closed,
+    .stop_requested = controller_stop_requested,
 };

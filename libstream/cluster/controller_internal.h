@@ -146,6 +146,10 @@ struct controller {
     int64_t default_rf; /* -1: min(3, live brokers) */
     bool unclean_default;
 
+    /* controlled shutdown (this broker): the stop is held until the
+     * metadata shows this broker fenced, its leaderships moved */
+    bool shutting_down;
+
     /* heartbeats (this broker) */
     uint64_t hb_last_sent;
     bool hb_inflight;

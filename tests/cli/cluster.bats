@@ -365,6 +365,35 @@ start_three() {
     done
 }
 
+@test "SIGTERM: controlled shutdown moves the broker's leaderships away, then it stops" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl victim epoch n
+    ctl=$(controller_of 1)
+    stream-topics -b "$(addr $ctl)" create orders -p 3 -r 3
+    wait_describe "$ctl" 3 orders '.topics[0].partitions | length == 3'
+    victim=$((ctl % 3 + 1))
+    epoch=$(stream-topics -b "$(addr $ctl)" cluster --json |
+        jq ".brokers[] | select(.node_id == $victim) | .epoch")
+    term_node "$victim"
+    grep -q "cluster: controlled shutdown: moving 1 leaderships away first" \
+        "$BATS_TEST_TMPDIR/n$victim/log"
+    grep -q "cluster: controlled shutdown: this broker is fenced and leads nothing; stopping" \
+        "$BATS_TEST_TMPDIR/n$victim/log"
+    grep -q "fencing broker $victim (epoch $epoch): controlled shutdown" \
+        "$BATS_TEST_TMPDIR/n$ctl/log"
+    # Moved before it stopped: the metadata already says so.
+    run stream-topics -b "$(addr $ctl)" describe orders --json
+    jq -e "all(.topics[0].partitions[]; .leader != $victim and .leader > 0
+        and (.isr | index($victim) | not))" <<<"$output"
+    # The controller itself hands over too.
+    term_node "$ctl"
+    grep -q "fencing broker $ctl (epoch [0-9]*): controlled shutdown" "$BATS_TEST_TMPDIR/n$ctl/log"
+    for n in 1 2 3; do
+        [ "$n" = "$victim" ] || [ "$n" = "$ctl" ] || term_node "$n"
+    done
+}
+
 @test "broker_heartbeat and alter_isr refuse unknown brokers, stale epochs and a non-controller" {
     start_three
     wait_json 1 5 "$ALL_REGISTERED"
