@@ -577,6 +577,10 @@ static void random_topic_id(uint8_t id[STREAM__META_TOPIC_ID_BYTES])
  * 0 with msg when it cannot have it. */
 static int32_t choose_rf(controller *ctl, int64_t rf, uint32_t live, char *msg, size_t len)
 {
+    if (live == 0) {
+        snprintf(msg, len, "no live broker to place replicas on");
+        return 0;
+    }
     if (rf == -1)
         rf = ctl->default_rf;
     if (rf == -1)
