@@ -8,8 +8,12 @@
  * machine it replicates (brokers, topics with ids, partitions with
  * replicas, leader, leader epoch, ISR, partition epoch, configs);
  * controller.c is the broker service that runs both on the broker's loop,
- * registers the broker and answers describe_cluster. The replica manager
- * comes next.
+ * registers the broker, heartbeats and, on the quorum's leader, fences
+ * silent brokers and elects partition leaders (election.h);
+ * controller_admin.c takes topic admin through the quorum and
+ * controller_link.c is a broker's connection to the controller
+ * (controller_internal.h); replica.h is the replica manager, which makes
+ * the broker's logs follow the metadata.
  */
 #ifndef STREAM_CLUSTER_INTERNAL_H
 #define STREAM_CLUSTER_INTERNAL_H
