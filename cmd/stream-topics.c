@@ -39,7 +39,7 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  list                      topic names (-v: partitions and internal flag too)\n"
-    "  create TOPIC...           create topics (-p, -c, --if-not-exists)\n"
+    "  create TOPIC...           create topics (-p, -r, -c, --if-not-exists)\n"
     "  describe TOPIC...         partitions, offsets, sizes and configs\n"
     "  alter TOPIC...            change configs (-c, --delete-config)\n"
     "  delete TOPIC...           delete topics and their data (--if-exists)\n"
@@ -57,6 +57,8 @@ static const char usage_text[] =
     "Options:\n"
     "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
     "  -p, --partitions N        create: partitions (default: the broker's num.partitions)\n"
+    "  -r, --replication-factor N  create: replicas of each partition (default: the\n"
+    "                            broker's default.replication.factor)\n"
     "  -c, --config KEY=VALUE    create, alter: set a topic setting (repeatable)\n"
     "      --delete-config KEY   alter: return a setting to its default (repeatable)\n"
     "      --if-not-exists       create: a topic that exists already is not an error\n"
@@ -92,6 +94,7 @@ enum {
 static const struct option long_options[] = {
     {"brokers", required_argument, NULL, 'b'},
     {"partitions", required_argument, NULL, 'p'},
+    {"replication-factor", required_argument, NULL, 'r'},
     {"config", required_argument, NULL, 'c'},
     {"delete-config", required_argument, NULL, OPT_DELETE_CONFIG},
     {"if-not-exists", no_argument, NULL, OPT_IF_NOT_EXISTS},
@@ -121,6 +124,7 @@ typedef struct options {
     char **names;        /* the TOPIC arguments (argv) */
     size_t name_count;
     int32_t partitions;       /* -p; 0: the broker's default */
+    int32_t replication;      /* -r; 0: the broker's default */
     stream_config_entry *set; /* -c and --delete-config, in order (value NULL: reset) */
     size_t set_count;
     bool have_config;        /* some -c given (create may only use -c) */
@@ -227,6 +231,7 @@ static stream_ops_topics request(const options *o)
     return (stream_ops_topics){.names = (const char *const *)o->names,
                                .name_count = o->name_count,
                                .partitions = o->partitions,
+                               .replication_factor = o->replication,
                                .configs = o->set,
                                .config_count = o->set_count,
                                .if_not_exists = o->if_not_exists,
@@ -517,7 +522,7 @@ static void parse_options(int argc, char **argv, options *o)
 {
     int opt;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":b:p:c:vh", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":b:p:r:c:vh", long_options, NULL)) != -1) {
         switch (opt) {
         case 'b':
             o->brokers = optarg;
@@ -525,6 +530,9 @@ static void parse_options(int argc, char **argv, options *o)
         case 'p':
             o->partitions =
                 (int32_t)cmd_parse_int(optarg, 1, STREAM_CONFIG_PARTITIONS_MAX, "partition count");
+            break;
+        case 'r':
+            o->replication = (int32_t)cmd_parse_int(optarg, 1, 32, "replication factor");
             break;
         case 'c': {
             char *eq = strchr(optarg, '=');
@@ -644,6 +652,7 @@ static void check_command(const options *o)
         const char *flag, *where;
     } rules[] = {
         {o->partitions != 0, is_create, "-p/--partitions", "create"},
+        {o->replication != 0, is_create, "-r/--replication-factor", "create"},
         {o->have_config, is_create || is_alter, "-c/--config", "create and alter"},
         {o->have_delete_config, is_alter, "--delete-config", "alter"},
         {o->if_not_exists, is_create, "--if-not-exists", "create"},

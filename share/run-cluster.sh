@@ -57,7 +57,9 @@ run-cluster: three brokers of cluster 'stream', data and logs in $data/
   node 2  clients ${clients[1]}  raft 127.0.0.1:9302  pid ${pids[1]}
   node 3  clients ${clients[2]}  raft 127.0.0.1:9303  pid ${pids[2]}
 Try:   $build/stream-topics -b ${clients[0]} cluster
-       (kill -9 a pid above and ask again: another leader within a second)
+       $build/stream-topics -b ${clients[0]} create orders -p 3 -r 3
+       $build/stream-topics -b ${clients[1]} describe orders
+       (kill -9 a pid above and ask again: new leaders within a second)
 Stop:  Ctrl-C here (or kill -TERM $$)
 EOF
 # Wait for Ctrl-C; a broker that dies on its own is reported.

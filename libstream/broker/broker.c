@@ -13,10 +13,14 @@
  *   wait_timer      delayed operations' deadlines (broker_wait.c)
  *   shutdown_timer  bounds how long stopping waits for responses to drain
  *
- * Stopping is a small state machine on the loop: begin_stop closes the
+ * Stopping is a small state machine on the loop: begin_stop first asks the
+ * services whether to hold (a cluster broker moves its partition
+ * leaderships away first: controlled shutdown), for at most STOP_HOLD_MS
+ * on shutdown_timer, serving clients meanwhile; then it closes the
  * listener, completes every waiter, drains every connection; when the last
  * connection is gone (or shutdown_timer fires and closes the stragglers)
- * every handle is closed, uv_run returns, and run closes the store.
+ * every handle is closed, uv_run returns, and run closes the store. A
+ * second signal during the hold stops at once.
  */
 #include <errno.h>
 #include <signal.h>
@@ -31,6 +35,8 @@
 
 /* How long a stopping broker lets queued responses drain. */
 #define SHUTDOWN_DRAIN_MS 2000
+/* How long a service may hold the stop (stream__service.stop_requested). */
+#define STOP_HOLD_MS 3000
 /* Requests in flight per connection before it stops reading. */
 #define MAX_PENDING_PER_CONN 1024
 /* The housekeeping tick for idle connections when retention checks are rarer. */
@@ -190,8 +196,6 @@ static void init_handles(stream_broker *b)
     b->wait_timer.data = b;
     uv_timer_init(&b->loop, &b->shutdown_timer);
     b->shutdown_timer.data = b;
-    uv_timer_init(&b->loop, &b->hold_timer);
-    b->hold_timer.data = b;
     uv_signal_init(&b->loop, &b->sigint);
     b->sigint.data = b;
     uv_signal_init(&b->loop, &b->sigterm);
@@ -206,7 +210,6 @@ static void close_handles(stream_broker *b)
         (uv_handle_t *)&b->housekeeping,   (uv_handle_t *)&b->wait_timer,
         (uv_handle_t *)&b->shutdown_timer, (uv_handle_t *)&b->sigint,
         (uv_handle_t *)&b->sigterm,        (uv_handle_t *)&b->listener,
-        (uv_handle_t *)&b->hold_timer,
     };
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (!uv_is_closing(hs[i]))
@@ -431,53 +434,42 @@ void stream__broker_conn_gone(stream_broker *b)
 
 static void begin_stop(stream_broker *b);
 
-static void on_hold_timer(uv_timer_t *t)
+static void on_stop_hold_timer(uv_timer_t *t)
 {
     stream_broker *b = t->data;
-    stream__blog(b, STREAM_BROKER_WARN, "stopping without waiting any longer for %d service%s",
-                 b->stop_holds, b->stop_holds == 1 ? "" : "s");
-    b->stop_holds = 0;
+    stream__blog(b, STREAM_BROKER_WARN,
+                 "stopping after %d ms: a service did not finish handing its work over",
+                 STOP_HOLD_MS);
+    b->stop_held = false;
     begin_stop(b);
 }
 
-/* A stop was asked for: services that prepare it hold it (host.h), the rest
- * happens once they release it. */
-static void request_stop(stream_broker *b)
+void stream__host_stop_resume(stream_broker *b)
 {
-    if (b->stopping)
+    if (!b->stop_held)
         return;
-    if (b->stop_preparing) {
-        begin_stop(b); /* asked twice: now */
-        return;
-    }
-    b->stop_preparing = true;
-    stream__services_stop_requested(b);
-    if (b->stop_holds > 0) {
-        uv_timer_start(&b->hold_timer, on_hold_timer, STREAM__HOST_STOP_HOLD_MS, 0);
-        return;
-    }
+    b->stop_held = false;
+    uv_timer_stop(&b->shutdown_timer);
     begin_stop(b);
-}
-
-void stream__host_hold_stop(stream_broker *b)
-{
-    if (!b->stopping)
-        b->stop_holds++;
-}
-
-void stream__host_release_stop(stream_broker *b)
-{
-    if (b->stop_holds > 0 && --b->stop_holds == 0 && b->stop_preparing && !b->stopping)
-        begin_stop(b);
 }
 
 static void begin_stop(stream_broker *b)
 {
     if (b->stopping)
         return;
+    if (b->stop_held) {
+        /* Asked again while a service holds the stop: stop now. */
+        b->stop_held = false;
+        uv_timer_stop(&b->shutdown_timer);
+    } else if (!b->stop_asked) {
+        b->stop_asked = true;
+        if (stream__services_stop_requested(b)) {
+            b->stop_held = true;
+            uv_timer_start(&b->shutdown_timer, on_stop_hold_timer, STOP_HOLD_MS, 0);
+            return;
+        }
+    }
     b->stopping = true;
-    if (b->handles_open)
-        uv_timer_stop(&b->hold_timer);
     stream__blog(b, STREAM_BROKER_INFO, "stopping: %d connections open", b->nconns);
     uv_close((uv_handle_t *)&b->listener, NULL);
     uv_timer_stop(&b->housekeeping);
@@ -492,15 +484,17 @@ static void begin_stop(stream_broker *b)
 
 static void on_stop_async(uv_async_t *a)
 {
-    request_stop(a->data);
+    begin_stop(a->data);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     stream_broker *b = s->data;
     stream__blog(b, STREAM_BROKER_INFO, "received %s%s", signum == SIGINT ? "SIGINT" : "SIGTERM",
-                 b->stopping ? " while stopping; still stopping" : "");
-    request_stop(b);
+                 b->stopping    ? " while stopping; still stopping"
+                 : b->stop_held ? " while handing work over; stopping now"
+                                : "");
+    begin_stop(b);
 }
 
 void stream_broker_stop(stream_broker *b)

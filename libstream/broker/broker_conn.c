@@ -185,6 +185,8 @@ void stream__conn_close(stream__conn *c)
     c->closing = true;
     stream__blog(c->broker, STREAM_BROKER_DEBUG, "connection %llu from %s closed",
                  (unsigned long long)c->id, c->peer);
+    if (!c->broker->svc_stopped)
+        stream__services_conn_closed(c->broker, c->id);
     /* Requests not yet written are dropped; parked ones leave their queues. */
     stream__req *r = c->head;
     while (r) {

@@ -322,9 +322,8 @@ struct stream_broker {
     stream__pstate *repl_list; /* partitions with a role (their durable offsets are watched) */
 
     bool running;
-    int stop_holds;         /* services preparing a requested stop (host.h) */
-    bool stop_preparing;    /* a stop was asked for; services prepare it */
-    uv_timer_t hold_timer;  /* bounds the preparation */
+    bool stop_asked; /* begin_stop asked the services whether to hold */
+    bool stop_held;  /* a service holds the stop (stream__host_stop_resume ends it) */
     bool stopping;
     bool stopped; /* run returned; the store is closed */
     int run_result;
@@ -360,11 +359,14 @@ void stream__services_free(stream_broker *b);
 /* Hands the request to the service that answers op; false when none does. */
 bool stream__services_dispatch(stream_broker *b, stream__req *r, uint64_t id, stream_op op,
                                const msgpack_object *m);
-/* Tells every service that a stop was asked for (stop_requested). */
-void stream__services_stop_requested(stream_broker *b);
 /* Tells every service that topic t was created / the topic `name` deleted. */
 void stream__services_topic_created(stream_broker *b, stream_topic *t);
 void stream__services_topic_deleted(stream_broker *b, const char *name);
+/* Tells every service that connection conn_id closed (broker_conn.c). */
+void stream__services_conn_closed(stream_broker *b, uint64_t conn_id);
+/* The broker was asked to stop: true when a service holds the stop until it
+ * calls stream__host_stop_resume (broker.c). */
+bool stream__services_stop_requested(stream_broker *b);
 
 /* ---- broker_conn.c ---- */
 /* With on, responses completed from now on are not written at once: their

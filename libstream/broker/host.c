@@ -108,13 +108,6 @@ bool stream__services_dispatch(stream_broker *b, stream__req *r, uint64_t id, st
     return true;
 }
 
-void stream__services_stop_requested(stream_broker *b)
-{
-    for (size_t i = 0; i < b->nsvc; i++)
-        if (services[i]->stop_requested)
-            services[i]->stop_requested(b->svc[i]);
-}
-
 void stream__services_topic_created(stream_broker *b, stream_topic *t)
 {
     for (size_t i = 0; i < b->nsvc; i++)
@@ -127,6 +120,22 @@ void stream__services_topic_deleted(stream_broker *b, const char *name)
     for (size_t i = 0; i < b->nsvc; i++)
         if (services[i]->topic_deleted)
             services[i]->topic_deleted(b->svc[i], name);
+}
+
+void stream__services_conn_closed(stream_broker *b, uint64_t conn_id)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->conn_closed && b->svc[i] != NULL)
+            services[i]->conn_closed(b->svc[i], conn_id);
+}
+
+bool stream__services_stop_requested(stream_broker *b)
+{
+    bool hold = false;
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->stop_requested && b->svc[i] != NULL)
+            hold = services[i]->stop_requested(b->svc[i]) || hold;
+    return hold;
 }
 
 /* ---- what a service may ask of the broker ---- */
@@ -193,6 +202,11 @@ void stream__host_reply_error(stream__req *r, uint64_t id, int err, const char *
 const char *stream__host_req_peer(const stream__req *r)
 {
     return r->conn->peer;
+}
+
+uint64_t stream__host_req_conn(const stream__req *r)
+{
+    return r->conn->id;
 }
 
 int stream__host_create_topic(stream_broker *b, const char *name, int32_t partitions,

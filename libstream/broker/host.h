@@ -83,12 +83,16 @@ typedef struct stream__service {
     /* The topic called `name` was deleted; its logs are gone. NULL: not
      * interested. */
     void (*topic_deleted)(void *svc, const char *name);
-    /* A stop was asked for (SIGTERM, stream_broker_stop) and the broker
-     * still runs normally: a service with work to do first (a cluster's
-     * controlled shutdown moves its leaderships away) calls
-     * stream__host_hold_stop now and stream__host_release_stop when done.
-     * NULL: nothing to do. */
-    void (*stop_requested)(void *svc);
+    /* The client connection conn_id (stream__host_req_conn) closed: its
+     * requests not yet answered are gone (never touch them again). Called
+     * before the broker stops the services too. NULL: not interested. */
+    void (*conn_closed)(void *svc, uint64_t conn_id);
+    /* The broker was asked to stop (a signal, stream_broker_stop), before it
+     * stops accepting and serving clients. Return true to hold the stop
+     * until the service calls stream__host_stop_resume (or 3 s passed, or
+     * a second signal came): a cluster broker first moves its partition
+     * leaderships away (controlled shutdown). NULL: never holds. */
+    bool (*stop_requested)(void *svc);
 } stream__service;
 
 /* ---- the broker, as a service sees it ---- */
@@ -105,14 +109,12 @@ const stream_config *stream__host_config(stream_broker *b);
  * is bound, which happens after the services start). The host is valid as
  * long as b. */
 void stream__host_listen_address(stream_broker *b, const char **host, uint16_t *port);
-/* True once the broker has begun stopping. */
+/* True once the broker has begun stopping (not while a service holds the
+ * stop: see stream__service.stop_requested). */
 bool stream__host_stopping(stream_broker *b);
-/* Holds a requested stop (from stop_requested) until the matching release,
- * for at most STREAM__HOST_STOP_HOLD_MS in all; a second SIGTERM or SIGINT
- * stops at once. */
-#define STREAM__HOST_STOP_HOLD_MS 10000
-void stream__host_hold_stop(stream_broker *b);
-void stream__host_release_stop(stream_broker *b);
+/* A service that held the stop is done: the broker stops now. No-op when
+ * nothing holds it. */
+void stream__host_stop_resume(stream_broker *b);
 /* A line for the broker's log (no trailing newline). */
 void stream__host_log(stream_broker *b, stream_broker_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -130,6 +132,9 @@ int stream__host_reply_finish(stream__req *r, stream_frame *f, uint64_t id);
 void stream__host_reply_error(stream__req *r, uint64_t id, int err, const char *msg);
 /* "HOST:PORT" of the client r came from (valid while r is). */
 const char *stream__host_req_peer(const stream__req *r);
+/* The id of the connection r came on: unique among this broker's
+ * connections for as long as it runs (conn_closed names it). */
+uint64_t stream__host_req_conn(const stream__req *r);
 
 /* ---- topics, appends, durability ---- */
 

@@ -11,9 +11,13 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client_internal.h"
 #include "stream/error.h"
+
+#define ADMIN_RETRY_MS       3000 /* create/delete/alter: ENOTLEADER asked again this long */
+#define ADMIN_RETRY_PAUSE_MS 100
 
 /* ---- results ------------------------------------------------------------- */
 
@@ -138,6 +142,39 @@ static int check_names(const char *const *names, size_t n, char *errbuf, size_t 
 
 /* ---- create / delete ----------------------------------------------------- */
 
+/* Encodes a request into c (stream__req_begin and its fields). */
+typedef void (*encode_fn)(stream_client *c, const void *arg);
+
+/* Encodes and calls, again while the broker refuses the whole request with
+ * ENOTLEADER: in a cluster the broker asked hands admin requests to the
+ * controller, and has none (or no connection to it) for a moment after an
+ * election; nothing was done, so asking again is safe. Every
+ * ADMIN_RETRY_PAUSE_MS, for at most ADMIN_RETRY_MS. */
+static int call_admin(stream_client *c, encode_fn encode, const void *arg, const char *const *names,
+                      size_t n, int timeout_ms, stream_topic_result **results, char *errbuf,
+                      size_t errbuf_len)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        encode(c, arg);
+        int rc = call_results(c, names, n, timeout_ms, results, errbuf, errbuf_len);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t ms = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (rc != STREAM_ENOTLEADER || ms >= ADMIN_RETRY_MS)
+            return rc;
+        struct timespec ts = {0, ADMIN_RETRY_PAUSE_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+typedef struct create_req {
+    const stream_new_topic *topics;
+    size_t n;
+} create_req;
+
+static void encode_create(stream_client *c, const void *arg);
+
 int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics, size_t n,
                                int timeout_ms, stream_topic_result **results, char *errbuf,
                                size_t errbuf_len)
@@ -148,7 +185,7 @@ int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics,
         return STREAM_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         names[i] = topics[i].name;
-        if (!topics[i].name || topics[i].partitions < 0 ||
+        if (!topics[i].name || topics[i].partitions < 0 || topics[i].replication_factor < 0 ||
             (topics[i].config_count && !topics[i].configs)) {
             stream__errf(errbuf, errbuf_len, "topic %zu: bad name, partitions or configs", i);
             free(names);
@@ -162,15 +199,29 @@ int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics,
                 return STREAM_EINVAL;
             }
     }
+    create_req cr = {topics, n};
+    int rc = call_admin(c, encode_create, &cr, names, n, timeout_ms, results, errbuf, errbuf_len);
+    free(names);
+    return rc;
+}
+
+static void encode_create(stream_client *c, const void *arg)
+{
+    const create_req *cr = arg;
+    const stream_new_topic *topics = cr->topics;
+    size_t n = cr->n;
     msgpack_packer *pk = stream__req_begin(c, STREAM_OP_CREATE_TOPICS, 1);
     stream_pack_key(pk, "topics");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
         const stream_new_topic *t = &topics[i];
-        msgpack_pack_map(pk, 1 + (t->partitions > 0) + (t->config_count > 0));
+        msgpack_pack_map(pk, 1 + (t->partitions > 0) + (t->config_count > 0) +
+                                 (t->replication_factor > 0));
         stream_pack_kv_cstr(pk, "name", t->name);
         if (t->partitions > 0) /* absent: the broker's num.partitions */
             stream_pack_kv_int(pk, "partitions", t->partitions);
+        if (t->replication_factor > 0) /* absent: default.replication.factor */
+            stream_pack_kv_int(pk, "replication_factor", t->replication_factor);
         if (t->config_count) {
             stream_pack_key(pk, "configs");
             msgpack_pack_map(pk, t->config_count);
@@ -180,9 +231,21 @@ int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics,
             }
         }
     }
-    int rc = call_results(c, names, n, timeout_ms, results, errbuf, errbuf_len);
-    free(names);
-    return rc;
+}
+
+typedef struct delete_req {
+    const char *const *names;
+    size_t n;
+} delete_req;
+
+static void encode_delete(stream_client *c, const void *arg)
+{
+    const delete_req *dr = arg;
+    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DELETE_TOPICS, 1);
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, dr->n);
+    for (size_t i = 0; i < dr->n; i++)
+        stream_pack_cstr(pk, dr->names[i]);
 }
 
 int stream_admin_delete_topics(stream_client *c, const char *const *names, size_t n, int timeout_ms,
@@ -192,12 +255,8 @@ int stream_admin_delete_topics(stream_client *c, const char *const *names, size_
     int rc = check_names(names, n, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
-    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DELETE_TOPICS, 1);
-    stream_pack_key(pk, "topics");
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++)
-        stream_pack_cstr(pk, names[i]);
-    rc = call_results(c, names, n, timeout_ms, results, errbuf, errbuf_len);
+    delete_req dr = {names, n};
+    rc = call_admin(c, encode_delete, &dr, names, n, timeout_ms, results, errbuf, errbuf_len);
     for (size_t i = 0; rc == 0 && i < n; i++)
         stream_client_invalidate_metadata(c, names[i]);
     return rc;
@@ -314,6 +373,38 @@ int stream_admin_describe_configs(stream_client *c, const char *const *topics, s
     return 0;
 }
 
+typedef struct alter_req {
+    const char *topic;
+    const stream_config_entry *entries;
+    size_t count, nset, ndel;
+} alter_req;
+
+static void encode_alter(stream_client *c, const void *arg)
+{
+    const alter_req *ar = arg;
+    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_ALTER_CONFIGS, 1);
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 1 + (ar->nset ? 1 : 0) + (ar->ndel ? 1 : 0));
+    stream_pack_kv_cstr(pk, "name", ar->topic);
+    if (ar->nset) {
+        stream_pack_key(pk, "set");
+        msgpack_pack_map(pk, ar->nset);
+        for (size_t i = 0; i < ar->count; i++)
+            if (ar->entries[i].value) {
+                stream_pack_cstr(pk, ar->entries[i].name);
+                stream_pack_cstr(pk, ar->entries[i].value);
+            }
+    }
+    if (ar->ndel) {
+        stream_pack_key(pk, "delete");
+        msgpack_pack_array(pk, ar->ndel);
+        for (size_t i = 0; i < ar->count; i++)
+            if (!ar->entries[i].value)
+                stream_pack_cstr(pk, ar->entries[i].name);
+    }
+}
+
 int stream_admin_alter_configs(stream_client *c, const char *topic,
                                const stream_config_entry *entries, size_t count, int timeout_ms,
                                stream_topic_result **result, char *errbuf, size_t errbuf_len)
@@ -335,29 +426,9 @@ int stream_admin_alter_configs(stream_client *c, const char *topic,
         else
             ndel++;
     }
-    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_ALTER_CONFIGS, 1);
-    stream_pack_key(pk, "topics");
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, 1 + (nset ? 1 : 0) + (ndel ? 1 : 0));
-    stream_pack_kv_cstr(pk, "name", topic);
-    if (nset) {
-        stream_pack_key(pk, "set");
-        msgpack_pack_map(pk, nset);
-        for (size_t i = 0; i < count; i++)
-            if (entries[i].value) {
-                stream_pack_cstr(pk, entries[i].name);
-                stream_pack_cstr(pk, entries[i].value);
-            }
-    }
-    if (ndel) {
-        stream_pack_key(pk, "delete");
-        msgpack_pack_array(pk, ndel);
-        for (size_t i = 0; i < count; i++)
-            if (!entries[i].value)
-                stream_pack_cstr(pk, entries[i].name);
-    }
+    alter_req ar = {topic, entries, count, nset, ndel};
     stream_topic_result *r = NULL;
-    int rc = call_results(c, &topic, 1, timeout_ms, &r, errbuf, errbuf_len);
+    int rc = call_admin(c, encode_alter, &ar, &topic, 1, timeout_ms, &r, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
     if (result)
@@ -877,10 +948,47 @@ void stream_cluster_description_free(stream_cluster_description *d)
         free(d->voters[i].host);
     for (size_t i = 0; i < d->n_brokers; i++)
         free(d->brokers[i].host);
+    for (size_t i = 0; i < d->n_under_replicated; i++)
+        free(d->under_replicated[i].topic);
+    for (size_t i = 0; i < d->n_offline; i++)
+        free(d->offline[i].topic);
+    free(d->under_replicated);
+    free(d->offline);
     free(d->voters);
     free(d->brokers);
     free(d->cluster_id);
     free(d);
+}
+
+/* A health list of describe_cluster (`key`, absent: none) and its count
+ * (`count_key`, absent: -1). */
+static int parse_health(const msgpack_object *root, const char *key, const char *count_key,
+                        stream_cluster_partition **out, size_t *n, int64_t *count, char *errbuf,
+                        size_t errbuf_len)
+{
+    const msgpack_object *a;
+    int rc = stream_field_int_opt(root, count_key, -1, INT64_MAX, -1, count, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_array_opt(root, key, &a, errbuf, errbuf_len);
+    if (rc < 0 || a == NULL)
+        return rc;
+    *out = calloc(a->via.array.size ? a->via.array.size : 1, sizeof **out);
+    if (*out == NULL)
+        return STREAM_ENOMEM;
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        const msgpack_object *e;
+        int64_t p;
+        stream_cluster_partition *cp = &(*out)[(*n)++];
+        rc = stream_elem_map(a, i, key, &e, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = dup_field(e, "topic", true, &cp->topic, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int(e, "partition", 0, INT32_MAX, &p, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+        cp->partition = (int32_t)p;
+    }
+    return 0;
 }
 
 /* The node_id, host and port of a voters or brokers entry. */
@@ -950,10 +1058,18 @@ static int cluster_parse_fn(const msgpack_object *root, void *arg, char *errbuf,
                 stream_field_int_opt(e, "epoch", -1, INT64_MAX, -1, &br->epoch, errbuf, errbuf_len);
         if (rc == 0)
             rc = stream_field_bool_opt(e, "fenced", false, &br->fenced, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_int_opt(e, "leaderships", -1, INT64_MAX, -1, &br->leaderships, errbuf,
+                                      errbuf_len);
         if (rc < 0)
             return rc;
     }
-    return 0;
+    rc = parse_health(root, "under_replicated", "under_replicated_count", &d->under_replicated,
+                      &d->n_under_replicated, &d->under_replicated_count, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = parse_health(root, "offline", "offline_count", &d->offline, &d->n_offline,
+                          &d->offline_count, errbuf, errbuf_len);
+    return rc;
 }
 
 int stream_admin_describe_cluster(stream_client *c, int timeout_ms,

@@ -148,6 +148,10 @@ void stream_metadata_free(stream_metadata *md)
         free(md->brokers[i].host);
     for (size_t i = 0; i < md->topic_count; i++) {
         free(md->topics[i].name);
+        for (int32_t k = 0; md->topics[i].partitions && k < md->topics[i].partition_count; k++) {
+            free(md->topics[i].partitions[k].replicas);
+            free(md->topics[i].partitions[k].isr);
+        }
         free(md->topics[i].partitions);
     }
     free(md->brokers);
@@ -165,6 +169,40 @@ static int part_cmp(const void *a, const void *b)
 static int tmeta_cmp(const void *a, const void *b)
 {
     return strcmp(((const stream_topic_meta *)a)->name, ((const stream_topic_meta *)b)->name);
+}
+
+/* A list of node ids (replicas, isr): when absent (a single node), the
+ * leader alone, or nothing without a leader. */
+static int parse_ids(const msgpack_object *pm, const char *key, int32_t leader, int32_t **out,
+                     uint32_t *count, char *errbuf, size_t errbuf_len)
+{
+    const msgpack_object *a;
+    int rc = stream_field_array_opt(pm, key, &a, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    uint32_t n = a ? a->via.array.size : leader >= 0 ? 1 : 0;
+    if (n > 1024) {
+        stream__errf(errbuf, errbuf_len, "field '%s': %u ids is too many", key, n);
+        return STREAM_EPROTO;
+    }
+    *out = calloc(n ? n : 1, sizeof(int32_t));
+    if (*out == NULL)
+        return STREAM_ENOMEM;
+    *count = n;
+    if (a == NULL) {
+        if (n == 1)
+            (*out)[0] = leader;
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *o = &a->via.array.ptr[i];
+        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > INT32_MAX) {
+            stream__errf(errbuf, errbuf_len, "field '%s'[%u] must be a node id", key, i);
+            return STREAM_EBADREQ;
+        }
+        (*out)[i] = (int32_t)o->via.u64;
+    }
+    return 0;
 }
 
 static int parse_partition_meta(const msgpack_object *pm, stream_partition_meta *out, char *errbuf,
@@ -195,6 +233,11 @@ static int parse_partition_meta(const msgpack_object *pm, stream_partition_meta 
     if (rc == 0)
         rc = stream_field_int_opt(pm, "log_end_offset", -1, INT64_MAX, -1, &out->log_end_offset,
                                   errbuf, errbuf_len);
+    if (rc == 0)
+        rc = parse_ids(pm, "replicas", out->leader, &out->replicas, &out->replica_count, errbuf,
+                       errbuf_len);
+    if (rc == 0)
+        rc = parse_ids(pm, "isr", out->leader, &out->isr, &out->isr_count, errbuf, errbuf_len);
     return rc;
 }
 
@@ -225,6 +268,7 @@ static int parse_topic_meta(const msgpack_object *t, stream_topic_meta *out, cha
     out->partitions = calloc(n ? n : 1, sizeof *out->partitions);
     if (!out->partitions)
         return STREAM_ENOMEM;
+    out->partition_count = (int32_t)n; /* zeroed: freed as a whole even after an error */
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *pm;
         rc = stream_elem_map(parts, i, "partitions", &pm, errbuf, errbuf_len);

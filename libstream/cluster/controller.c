@@ -1,104 +1,70 @@
 /*
  * controller.c - the cluster as a service of the broker (broker/host.h): runs
  * this node's voter of the metadata quorum (quorum.h) with the cluster
- * metadata (metadata.h) as its state machine, registers the broker with it,
- * and answers describe_cluster and register_broker (protocol.md 6.21, 6.22).
+ * metadata (metadata.h) as its state machine, registers the broker and keeps
+ * it alive with heartbeats; on the quorum's leader (the controller) it
+ * fences silent brokers and elects partition leaders; it hooks the replica
+ * manager (replica.h) to the metadata. Admin ops are in controller_admin.c,
+ * the link to the controller in controller_link.c (controller_internal.h
+ * has the whole picture).
  *
  * Configured by cluster.voters (stream-broker --cluster); empty, the
  * service does nothing but answer describe_cluster with a one-broker view,
  * so a single node behaves exactly as before. Configured:
  *
  *   start   node.id must be one of the voters (a broker outside the quorum,
- *           a data-only broker, is not supported yet); the quorum starts
- *           on the broker's loop with its files in
+ *           a data-only broker, is not supported yet); the replica manager
+ *           starts, then the quorum on the broker's loop with its files in
  *           <data.dir>/__cluster_metadata/ (which also keeps cluster.id).
- *   tick    every TICK_MS until this broker is registered and unfenced with
- *           an epoch of this run: the leader proposes its own registration
- *           (register_broker with a request id fixed for the run, then
- *           unfence_broker with the epoch it got), retrying with the same
- *           request ids until both are applied; a follower sends the
- *           leader a register_broker request over the native protocol
- *           (link below) and the leader proposes the same two commands on
- *           its behalf. Done is seen in this node's own copy of the
- *           metadata: a registration newer than what this node had applied
- *           when it first asked, unfenced.
- *   stop    stops the quorum (its files are consistent: Raft syncs before it
- *           acknowledges) and the link.
+ *   tick    every TICK_MS (or broker.heartbeat.interval.ms when shorter):
+ *           - until registered with an epoch of this run: the leader
+ *             proposes its own registration (register_broker with a request
+ *             id fixed for the registration, then unfence_broker with the
+ *             epoch it got), retrying with the same ids until both are
+ *             applied; a follower sends register_broker over the link and
+ *             the leader proposes the same two commands on its behalf. Done
+ *             is seen in this node's own copy of the metadata.
+ *           - once registered: broker_heartbeat {node_id, broker_epoch}
+ *             every broker.heartbeat.interval.ms over the link (the
+ *             controller hears itself in memory). Fenced in the metadata,
+ *             or told ESTALEEPOCH / ENOBROKER: register again (new epoch).
+ *           - on the controller: fence every unfenced broker silent for
+ *             broker.session.timeout.ms (a new controller gives each a
+ *             whole session from when it took over), then an election
+ *             pass (election.h) when something changed and every
+ *             ELECT_RECHECK_MS anyway.
+ *   events  every metadata change (restore included) arms a 0 ms timer:
+ *           one replica sync, and an election pass, per burst of changes.
+ *   closed  a broker's heartbeat connection closed (kill -9 closes it at
+ *           once): the controller fences it without waiting.
+ *   stop    stops the replica manager, the link and the quorum (its files
+ *           are consistent: Raft syncs before it acknowledges).
  *
- * Fencing is not done yet: the controller unfences a broker as soon as it
- * registers and never fences one that falls silent (broker heartbeats and
- * broker.session.timeout.ms come with failover of partition leaders). Topics
- * are still each broker's own; the metadata's topics stay empty.
+ * Liveness is the controller's memory only, never the state machine (apply
+ * must be deterministic): the last heartbeat per broker and the connection
+ * it came on.
  *
- * The request ids: node = this node, seq = the wall clock in microseconds at
- * start (never repeats across restarts); register uses seq, unfence seq + 1.
+ * Request ids: node = this node; a registration's seq is the wall clock in
+ * microseconds when it began (never repeats across restarts), unfence
+ * seq + 1; other commands count up from the first seq + 2.
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
-#include "broker/host.h"
-#include "cluster_internal.h"
-#include "metadata.h"
-#include "quorum.h"
+#include "controller_internal.h"
+#include "election.h"
 #include "stream/error.h"
 
-#define TICK_MS        200
-#define META_DIR       "__cluster_metadata"
-#define MAX_REMOTE     64   /* registrations proposed on behalf of others at once */
-#define LINK_RESEND_MS 1000 /* a follower repeats its request this often */
-
-/* One broker's registration driven by the leader: its own, or a follower's. */
-typedef struct reg_job {
-    struct controller *ctl;
-    int32_t node;
-    uint64_t seq; /* register: seq; unfence: seq + 1 */
-    char host[256];
-    uint16_t port;
-    bool used;
-    bool busy;       /* a proposal in flight */
-    bool registered; /* register_broker applied; epoch is its epoch */
-    bool done;       /* unfence_broker applied too */
-    int64_t epoch;
-} reg_job;
-
-/* A follower's connection to the leader's client port. */
-typedef struct peer_link {
-    uv_tcp_t tcp;
-    uv_connect_t connect;
-    uv_write_t write;
-    stream_buf out;  /* the frames being written */
-    char rbuf[4096]; /* answers are read and dropped: done is seen in the metadata */
-    int32_t leader;  /* whose port this is */
-    bool open;       /* tcp initialised (close it) */
-    bool connected;
-    bool writing;
-    uint64_t next_id;
-    uint64_t last_sent; /* uv_now of the last request */
-} peer_link;
-
-typedef struct controller {
-    stream_broker *b;
-    bool configured;
-    stream__quorum *q;
-    stream__meta *md;
-    int32_t node_id;
-    char cluster_id[STREAM__QUORUM_CLUSTER_ID_MAX + 1];
-    stream__quorum_voter voters[STREAM__QUORUM_MAX_VOTERS];
-    size_t n_voters;
-    uv_timer_t tick;
-    bool tick_open;
-    bool stopped;
-    uint64_t seq;      /* this run's request ids */
-    uint64_t asked_at; /* applied index when this node first asked; 0: not yet */
-    bool registered;   /* seen in this node's metadata */
-    reg_job own;
-    reg_job remote[MAX_REMOTE];
-    peer_link lk;
-    bool link_closing;
-} controller;
+#define TICK_MS           50 /* the tick: sessions, elections, registration, heartbeats */
+#define META_DIR          "__cluster_metadata"
+#define LINK_RESEND_MS    1000 /* a follower repeats its registration this often */
+#define ELECT_RECHECK_MS  500  /* a full election pass at least this often on the controller */
+#define HEALTH_LIST_MAX   100  /* partitions listed per kind in describe_cluster */
+#define PREVIOUS_GRACE_MS 300  /* at least, for the previous controller to heartbeat a new one */
 
 static uint64_t now_us(void)
 {
@@ -109,11 +75,11 @@ static uint64_t now_us(void)
 
 /* ---- registration on the leader ---- */
 
-static void drive(reg_job *j);
+static void drive(ctl_reg_job *j);
 
 static void on_proposed(void *arg, int status, int result)
 {
-    reg_job *j = arg;
+    ctl_reg_job *j = arg;
     controller *ctl = j->ctl;
     j->busy = false;
     if (status != 0 || ctl->stopped)
@@ -145,7 +111,7 @@ static void on_proposed(void *arg, int status, int result)
 
 /* Proposes the job's next command unless one is in flight or this node does
  * not lead. */
-static void drive(reg_job *j)
+static void drive(ctl_reg_job *j)
 {
     controller *ctl = j->ctl;
     if (j->busy || j->done || ctl->q == NULL || !stream__quorum_is_leader(ctl->q))
@@ -169,7 +135,7 @@ static void drive(reg_job *j)
     stream_buf_release(&cmd);
 }
 
-static void job_reset(reg_job *j, controller *ctl, int32_t node, uint64_t seq, const char *host,
+static void job_reset(ctl_reg_job *j, controller *ctl, int32_t node, uint64_t seq, const char *host,
                       size_t host_len, uint16_t port)
 {
     memset(j, 0, sizeof(*j));
@@ -184,128 +150,318 @@ static void job_reset(reg_job *j, controller *ctl, int32_t node, uint64_t seq, c
     j->port = port;
 }
 
-/* ---- a follower's link to the leader ---- */
+static int64_t leaderships_of(const stream__meta *md, int32_t id);
 
-static void link_on_close(uv_handle_t *h)
+/* ---- request ids ---- */
+
+uint64_t ctl_next_seq(controller *ctl)
 {
-    peer_link *l = h->data;
-    controller *ctl = (controller *)((char *)l - offsetof(controller, lk));
-    stream_buf_release(&l->out);
-    l->open = false;
-    ctl->link_closing = false;
+    return ctl->next_seq++;
 }
 
-static void link_close(controller *ctl)
+bool ctl_is_controller(const controller *ctl)
 {
-    peer_link *l = &ctl->lk;
-    if (!l->open || ctl->link_closing)
+    return ctl->q != NULL && !ctl->stopped && stream__quorum_is_leader(ctl->q);
+}
+
+/* ---- liveness, on the controller ---- */
+
+/* The liveness entry of broker id, made (as heard from now) when missing;
+ * NULL without memory. */
+static ctl_live *live_get(controller *ctl, int32_t id)
+{
+    for (size_t i = 0; i < ctl->nlive; i++)
+        if (ctl->live[i].id == id)
+            return &ctl->live[i];
+    if (ctl->nlive == ctl->cap_live) {
+        size_t cap = ctl->cap_live ? ctl->cap_live * 2 : 8;
+        ctl_live *l = realloc(ctl->live, cap * sizeof(*l));
+        if (l == NULL)
+            return NULL;
+        ctl->live = l;
+        ctl->cap_live = cap;
+    }
+    ctl_live *l = &ctl->live[ctl->nlive++];
+    memset(l, 0, sizeof(*l));
+    l->id = id;
+    l->epoch = -1;
+    l->last_ms = uv_now(stream__host_loop(ctl->b));
+    return l;
+}
+
+typedef struct fence_arg {
+    controller *ctl;
+    int32_t id;
+    int64_t epoch;
+} fence_arg;
+
+static void on_fenced(void *arg, int status, int result)
+{
+    fence_arg *fa = arg;
+    controller *ctl = fa->ctl;
+    if (!ctl->stopped) {
+        ctl_live *l = live_get(ctl, fa->id);
+        if (l != NULL && l->epoch == fa->epoch)
+            l->fence_inflight = false;
+        if (status == 0 && result != 0 && result != STREAM_ESTALEEPOCH)
+            stream__host_log(ctl->b, STREAM_BROKER_WARN, "cluster: fence_broker %d refused: %s",
+                             (int)fa->id, stream_strerror(result));
+    }
+    free(fa);
+}
+
+/* Proposes fence_broker for broker id at epoch (once at a time). */
+static void fence(controller *ctl, ctl_live *l, int64_t epoch, const char *why)
+{
+    if (l->fence_inflight && l->epoch == epoch)
         return;
-    ctl->link_closing = true;
-    l->connected = false;
-    l->writing = false;
-    uv_close((uv_handle_t *)&l->tcp, link_on_close);
-}
-
-static void link_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    (void)hint;
-    peer_link *l = h->data;
-    *buf = uv_buf_init(l->rbuf, sizeof(l->rbuf));
-}
-
-static void link_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    (void)buf;
-    peer_link *l = s->data;
-    controller *ctl = (controller *)((char *)l - offsetof(controller, lk));
-    if (n < 0)
-        link_close(ctl);
-}
-
-static void link_on_write(uv_write_t *w, int status)
-{
-    peer_link *l = w->data;
-    controller *ctl = (controller *)((char *)l - offsetof(controller, lk));
-    l->writing = false;
-    stream_buf_reset(&l->out);
-    if (status != 0)
-        link_close(ctl);
-}
-
-/* Sends hello (first == true) and register_broker for this node. */
-static void link_send(controller *ctl, bool first)
-{
-    peer_link *l = &ctl->lk;
-    if (l->writing)
+    fence_arg *fa = malloc(sizeof(*fa));
+    if (fa == NULL)
         return;
+    *fa = (fence_arg){ctl, l->id, epoch};
+    stream_buf cmd;
+    stream_buf_init(&cmd);
+    int rc = stream__meta_encode_fence_broker(
+        &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)}, l->id, epoch);
+    if (rc == 0)
+        rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_fenced, fa);
+    stream_buf_release(&cmd);
+    if (rc != 0) {
+        free(fa);
+        return;
+    }
+    l->epoch = epoch;
+    l->fence_inflight = true;
+    stream__host_log(ctl->b, STREAM_BROKER_INFO, "cluster: fencing broker %d (epoch %lld): %s",
+                     (int)l->id, (long long)epoch, why);
+}
+
+/* Fences every unfenced broker silent for longer than the session timeout
+ * (the controller itself is alive by definition). */
+static void check_sessions(controller *ctl)
+{
+    uint64_t now = uv_now(stream__host_loop(ctl->b));
+    size_t n = stream__meta_broker_count(ctl->md);
+    for (size_t i = 0; i < n; i++) {
+        const stream__meta_broker *mb = stream__meta_broker_at(ctl->md, i);
+        if (mb->fenced || mb->id == ctl->node_id)
+            continue;
+        ctl_live *l = live_get(ctl, mb->id);
+        if (l == NULL)
+            return;
+        if (l->epoch != mb->epoch) {
+            /* Not heard from in this epoch yet: its session starts now. */
+            l->epoch = mb->epoch;
+            l->last_ms = now;
+            l->fence_inflight = false;
+        }
+        if (now - l->last_ms > ctl->session_ms) {
+            char why[96];
+            snprintf(why, sizeof(why), "no heartbeat for %llu ms",
+                     (unsigned long long)(now - l->last_ms));
+            fence(ctl, l, mb->epoch, why);
+        }
+    }
+}
+
+/* ---- elections, on the controller ---- */
+
+static void on_elected(void *arg, int status, int result)
+{
+    controller *ctl = arg;
+    ctl->elect_inflight--;
+    if (ctl->stopped)
+        return;
+    if (status != 0 || result != 0)
+        ctl->elect_dirty = true; /* stale or lost: the next pass computes it afresh */
+}
+
+static bool propose_change(void *arg, const stream__elect_change *c)
+{
+    controller *ctl = arg;
+    stream_buf cmd;
+    stream_buf_init(&cmd);
+    int rc = stream__meta_encode_alter_partition(
+        &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)}, c->topic->name, c->topic->id,
+        c->partition, c->leader, c->isr, c->n_isr, c->partition_epoch);
+    if (rc == 0)
+        rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_elected, ctl);
+    stream_buf_release(&cmd);
+    if (rc != 0)
+        return false;
+    ctl->elect_inflight++;
+    const stream__meta_partition *mp = &c->topic->partitions[c->partition];
+    if (c->leader != mp->leader)
+        stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                         "cluster: %s-%d: leader %d -> %d%s (%u in the ISR)", c->topic->name,
+                         (int)c->partition, (int)mp->leader, (int)c->leader,
+                         c->unclean ? " (unclean: from outside the ISR)" : "", (unsigned)c->n_isr);
+    return true;
+}
+
+/* One election pass over every partition, unless the last one's proposals
+ * are still in flight (their outcome changes what to compute). */
+static void elect_pass(controller *ctl)
+{
+    if (!ctl_is_controller(ctl) || ctl->elect_inflight > 0)
+        return;
+    ctl->elect_dirty = false;
+    ctl->elect_last = uv_now(stream__host_loop(ctl->b));
+    stream__elect_all(ctl->md, ctl->unclean_default, propose_change, ctl);
+}
+
+/* ---- metadata events: replica sync and elections, coalesced ---- */
+
+static void on_soon(uv_timer_t *t)
+{
+    controller *ctl = t->data;
+    ctl->soon_armed = false;
+    if (ctl->stopped)
+        return;
+    if (ctl->rm != NULL)
+        stream__replica_sync(ctl->rm, ctl->md);
+    if (ctl->elect_dirty)
+        elect_pass(ctl);
+}
+
+void ctl_soon(controller *ctl)
+{
+    if (!ctl->soon_open || ctl->soon_armed || ctl->stopped)
+        return;
+    ctl->soon_armed = true;
+    uv_timer_start(&ctl->soon, on_soon, 0, 0);
+}
+
+static void on_meta_event(void *arg, const stream__meta_event *ev)
+{
+    controller *ctl = arg;
+    switch (ev->type) {
+    case STREAM__META_BROKER_REGISTERED:
+    case STREAM__META_BROKER_UNFENCED:
+        if (ctl_is_controller(ctl)) {
+            /* A new session: heard from now. */
+            ctl_live *l = live_get(ctl, ev->broker->id);
+            if (l != NULL) {
+                l->epoch = ev->broker->epoch;
+                l->last_ms = uv_now(stream__host_loop(ctl->b));
+                l->fence_inflight = false;
+            }
+        }
+        ctl->elect_dirty = true;
+        break;
+    case STREAM__META_BROKER_FENCED:
+    case STREAM__META_TOPIC_CREATED:
+    case STREAM__META_RESTORED:
+        ctl->elect_dirty = true;
+        break;
+    default:
+        break;
+    }
+    ctl_soon(ctl);
+}
+
+static void on_quorum_change(void *arg, const stream__quorum_change *c)
+{
+    controller *ctl = arg;
+    if (c->is_leader && !c->was_leader) {
+        /* A new controller: every broker gets a whole session from now,
+         * except the previous controller: Raft moved away from it because
+         * it fell silent for an election timeout, so it is probably dead;
+         * alive, it connects and heartbeats within a few intervals. */
+        uint64_t now = uv_now(stream__host_loop(ctl->b));
+        ctl->leader_since = now;
+        ctl->nlive = 0;
+        ctl->elect_dirty = true;
+        if (ctl->last_leader > 0 && ctl->last_leader != ctl->node_id) {
+            ctl_live *l = live_get(ctl, ctl->last_leader);
+            const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->last_leader);
+            uint64_t grace = 3 * ctl->hb_interval_ms < PREVIOUS_GRACE_MS ? PREVIOUS_GRACE_MS
+                                                                         : 3 * ctl->hb_interval_ms;
+            /* Its end closed or refused our link: it is gone, fence it now. */
+            if (ctl->link_lost_leader == ctl->last_leader)
+                grace = 0;
+            if (l != NULL && mb != NULL && grace < ctl->session_ms) {
+                l->epoch = mb->epoch;
+                l->last_ms = now - (ctl->session_ms - grace);
+            }
+        }
+        stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                         "cluster: this broker (node %d) is the controller, term %llu",
+                         (int)ctl->node_id, (unsigned long long)c->term);
+    }
+    if (c->leader_id > 0 && c->leader_id != ctl->node_id)
+        ctl->last_leader = c->leader_id;
+    ctl_link_follow(ctl);
+}
+
+/* ---- this broker: registration and heartbeats over the link ---- */
+
+/* Starts a new registration (a new epoch): after a fence, or when the
+ * controller no longer knows this epoch. */
+static void re_register(controller *ctl, const char *why)
+{
+    if (!ctl->registered)
+        return;
+    stream__host_log(ctl->b, STREAM_BROKER_WARN,
+                     "cluster: this broker (node %d, epoch %lld) %s; "
+                     "registering again",
+                     (int)ctl->node_id, (long long)ctl->epoch, why);
+    ctl->registered = false;
+    ctl->epoch = -1;
+    ctl->seq = now_us();
+    ctl->asked_at = 0;
+    ctl->own.used = false;
+    ctl->last_register_ms = 0;
+}
+
+static void on_heartbeat_answer(controller *ctl, void *arg, int err, const char *msg,
+                                size_t msg_len, const msgpack_object *resp)
+{
+    (void)resp;
+    int64_t epoch = (int64_t)(intptr_t)arg;
+    if (ctl->stopped || err == 0 || epoch != ctl->epoch)
+        return;
+    if (err == STREAM_ESTALEEPOCH || err == STREAM_ENOBROKER) {
+        char why[300];
+        snprintf(why, sizeof(why), "was refused by the controller: %.*s", (int)msg_len,
+                 msg ? msg : "");
+        re_register(ctl, why);
+    }
+}
+
+static void send_heartbeat(controller *ctl)
+{
+    msgpack_packer *pk = ctl_link_begin(ctl, STREAM_OP_BROKER_HEARTBEAT, 2, ctl->session_ms,
+                                        on_heartbeat_answer, (void *)(intptr_t)ctl->epoch);
+    if (pk == NULL)
+        return;
+    stream_pack_kv_int(pk, "node_id", ctl->node_id);
+    stream_pack_kv_int(pk, "broker_epoch", ctl->epoch);
+    if (ctl_link_end(ctl) == 0)
+        ctl->hb_last_sent = uv_now(stream__host_loop(ctl->b));
+}
+
+static void ignore_answer(controller *ctl, void *arg, int err, const char *msg, size_t msg_len,
+                          const msgpack_object *resp)
+{
+    (void)ctl, (void)arg, (void)err, (void)msg, (void)msg_len, (void)resp;
+}
+
+static void send_register(controller *ctl)
+{
     const char *host;
     uint16_t port;
     stream__host_listen_address(ctl->b, &host, &port);
-    stream_buf_reset(&l->out);
-    stream_frame f;
-    if (first) {
-        stream_frame_start(&f, &l->out);
-        stream_pack_request_header(&f.pk, STREAM_OP_HELLO, ++l->next_id, 2);
-        stream_pack_kv_uint(&f.pk, "version", STREAM_PROTOCOL_VERSION);
-        stream_pack_kv_cstr(&f.pk, "client", "stream-broker controller link");
-        if (stream_frame_finish(&f) != 0)
-            return;
-    }
-    stream_frame_start(&f, &l->out);
-    stream_pack_request_header(&f.pk, STREAM_OP_REGISTER_BROKER, ++l->next_id, 4);
-    stream_pack_kv_int(&f.pk, "node_id", ctl->node_id);
-    stream_pack_kv_cstr(&f.pk, "host", host);
-    stream_pack_kv_uint(&f.pk, "port", port);
-    stream_pack_kv_uint(&f.pk, "seq", ctl->seq);
-    if (stream_frame_finish(&f) != 0)
+    msgpack_packer *pk =
+        ctl_link_begin(ctl, STREAM_OP_REGISTER_BROKER, 4, 5000, ignore_answer, NULL);
+    if (pk == NULL)
         return;
-    uv_buf_t ub = uv_buf_init((char *)l->out.data, (unsigned)l->out.len);
-    l->write.data = l;
-    if (uv_write(&l->write, (uv_stream_t *)&l->tcp, &ub, 1, link_on_write) != 0) {
-        link_close(ctl);
-        return;
-    }
-    l->writing = true;
-    l->last_sent = uv_now(stream__host_loop(ctl->b));
-}
-
-static void link_on_connect(uv_connect_t *req, int status)
-{
-    peer_link *l = req->data;
-    controller *ctl = (controller *)((char *)l - offsetof(controller, lk));
-    if (status != 0 || ctl->stopped || ctl->link_closing) {
-        link_close(ctl);
-        return;
-    }
-    l->connected = true;
-    if (uv_read_start((uv_stream_t *)&l->tcp, link_on_alloc, link_on_read) != 0) {
-        link_close(ctl);
-        return;
-    }
-    link_send(ctl, true);
-}
-
-/* Connects to the leader's client address (from the metadata: the leader
- * registers itself first). */
-static void link_open(controller *ctl, int32_t leader)
-{
-    peer_link *l = &ctl->lk;
-    const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, leader);
-    if (mb == NULL || ctl->link_closing)
-        return; /* not known here yet: next tick */
-    struct sockaddr_storage ss;
-    if (uv_ip4_addr(mb->host, mb->port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(mb->host, mb->port, (struct sockaddr_in6 *)&ss) != 0)
-        return;
-    memset(l, 0, offsetof(peer_link, rbuf));
-    stream_buf_init(&l->out);
-    uv_tcp_init(stream__host_loop(ctl->b), &l->tcp);
-    l->tcp.data = l;
-    l->open = true;
-    l->leader = leader;
-    l->connect.data = l;
-    if (uv_tcp_connect(&l->connect, &l->tcp, (struct sockaddr *)&ss, link_on_connect) != 0)
-        link_close(ctl);
+    stream_pack_kv_int(pk, "node_id", ctl->node_id);
+    stream_pack_kv_cstr(pk, "host", host);
+    stream_pack_kv_uint(pk, "port", port);
+    stream_pack_kv_uint(pk, "seq", ctl->seq);
+    if (ctl_link_end(ctl) == 0)
+        ctl->last_register_ms = uv_now(stream__host_loop(ctl->b));
 }
 
 /* ---- the tick ---- */
@@ -321,23 +477,20 @@ static bool registered_here(controller *ctl)
            mb->port == port && strcmp(mb->host, host) == 0;
 }
 
-static void on_tick(uv_timer_t *t)
+/* Until registered: the leader proposes its own registration, a follower
+ * asks the leader over the link. */
+static void tick_register(controller *ctl, int32_t leader, uint64_t now)
 {
-    controller *ctl = t->data;
-    if (ctl->stopped || ctl->q == NULL || stream__host_stopping(ctl->b))
-        return;
-    if (ctl->registered)
-        return;
     if (registered_here(ctl)) {
-        ctl->registered = true;
         const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->node_id);
+        ctl->registered = true;
+        ctl->epoch = mb->epoch;
         stream__host_log(ctl->b, STREAM_BROKER_INFO,
                          "cluster: this broker (node %d) is registered, epoch %lld",
                          (int)ctl->node_id, (long long)mb->epoch);
-        link_close(ctl);
+        ctl->hb_last_sent = 0;
         return;
     }
-    int32_t leader = stream__quorum_leader(ctl->q);
     if (leader < 0)
         return;
     const char *host;
@@ -346,34 +499,128 @@ static void on_tick(uv_timer_t *t)
     if (ctl->asked_at == 0)
         ctl->asked_at = stream__quorum_applied_index(ctl->q) + 1;
     if (leader == ctl->node_id) {
-        link_close(ctl);
         if (!ctl->own.used)
             job_reset(&ctl->own, ctl, ctl->node_id, ctl->seq, host, strlen(host), port);
-        if (ctl->own.done)
-            return; /* applied at the leader; this node sees it on the next tick */
-        drive(&ctl->own);
+        if (!ctl->own.done)
+            drive(&ctl->own);
         return;
     }
-    peer_link *l = &ctl->lk;
-    if (l->open && l->leader != leader)
-        link_close(ctl);
-    if (!l->open)
-        link_open(ctl, leader);
-    else if (l->connected && uv_now(stream__host_loop(ctl->b)) - l->last_sent >= LINK_RESEND_MS)
-        link_send(ctl, false);
+    if (ctl->lk.connected && now - ctl->last_register_ms >= LINK_RESEND_MS)
+        send_register(ctl);
+}
+
+/* Once registered: heartbeats, and a new registration when the metadata
+ * says this epoch is fenced or gone. */
+static void tick_registered(controller *ctl, int32_t leader, uint64_t now)
+{
+    const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->node_id);
+    if (mb == NULL || mb->epoch != ctl->epoch || mb->fenced) {
+        re_register(ctl, mb == NULL                ? "is not in the metadata"
+                         : mb->epoch != ctl->epoch ? "was registered again elsewhere"
+                                                   : "was fenced");
+        return;
+    }
+    if (leader < 0 || leader == ctl->node_id)
+        return; /* the controller hears itself in memory */
+    if (now - ctl->hb_last_sent >= ctl->hb_interval_ms)
+        send_heartbeat(ctl);
+}
+
+/* Controlled shutdown: once this broker is fenced in its own metadata and
+ * leads nothing (its leaderships moved, it left every ISR), the broker may
+ * stop. */
+static void tick_shutdown(controller *ctl)
+{
+    const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->node_id);
+    if (mb != NULL && !mb->fenced && mb->epoch == ctl->epoch)
+        return;
+    /* Fenced: the controller's election follows at once (a fenced broker
+     * leads nothing: an ISR member takes over, or the partition waits
+     * offline for one). */
+    if (leaderships_of(ctl->md, ctl->node_id) > 0)
+        return;
+    stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                     "cluster: controlled shutdown: this broker is fenced and leads nothing; "
+                     "stopping");
+    ctl->shutting_down = false;
+    ctl->registered = false; /* not again: the broker stops */
+    stream__host_stop_resume(ctl->b);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    controller *ctl = t->data;
+    if (ctl->stopped || ctl->q == NULL)
+        return;
+    ctl_link_expire(ctl); /* forwarded requests time out while the broker drains too */
+    if (stream__host_stopping(ctl->b))
+        return;
+    uint64_t now = uv_now(stream__host_loop(ctl->b));
+    int32_t leader = stream__quorum_leader(ctl->q);
+    ctl_link_follow(ctl);
+    if (ctl->shutting_down)
+        tick_shutdown(ctl);
+    else if (!ctl->registered)
+        tick_register(ctl, leader, now);
+    else
+        tick_registered(ctl, leader, now);
+    if (ctl_is_controller(ctl)) {
+        check_sessions(ctl);
+        if (ctl->elect_dirty || now - ctl->elect_last >= ELECT_RECHECK_MS)
+            elect_pass(ctl);
+    }
 }
 
 /* ---- ops ---- */
 
 static void pack_broker(msgpack_packer *pk, int32_t id, const char *host, uint16_t port,
-                        int64_t epoch, bool fenced)
+                        int64_t epoch, bool fenced, int64_t leaderships)
 {
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     stream_pack_kv_int(pk, "node_id", id);
     stream_pack_kv_cstr(pk, "host", host);
     stream_pack_kv_uint(pk, "port", port);
     stream_pack_kv_int(pk, "epoch", epoch);
     stream_pack_kv_bool(pk, "fenced", fenced);
+    stream_pack_kv_int(pk, "leaderships", leaderships);
+}
+
+/* Partitions led by broker id. */
+static int64_t leaderships_of(const stream__meta *md, int32_t id)
+{
+    int64_t n = 0;
+    size_t nt = stream__meta_topic_count(md);
+    for (size_t i = 0; i < nt; i++) {
+        const stream__meta_topic *t = stream__meta_topic_at(md, i);
+        for (int32_t p = 0; p < t->partition_count; p++)
+            n += t->partitions[p].leader == id;
+    }
+    return n;
+}
+
+/* "under_replicated" (offline false) or "offline": the count, then the
+ * first HEALTH_LIST_MAX partitions as [{topic, partition}]. */
+static void pack_health(msgpack_packer *pk, const stream__meta *md, bool offline)
+{
+    size_t under, off;
+    stream__elect_health(md, &under, &off);
+    size_t n = offline ? off : under;
+    stream_pack_kv_uint(pk, offline ? "offline_count" : "under_replicated_count", n);
+    stream_pack_key(pk, offline ? "offline" : "under_replicated");
+    msgpack_pack_array(pk, (uint32_t)(n < HEALTH_LIST_MAX ? n : HEALTH_LIST_MAX));
+    size_t packed = 0, nt = stream__meta_topic_count(md);
+    for (size_t i = 0; i < nt && packed < HEALTH_LIST_MAX; i++) {
+        const stream__meta_topic *t = stream__meta_topic_at(md, i);
+        for (int32_t p = 0; p < t->partition_count && packed < HEALTH_LIST_MAX; p++) {
+            const stream__meta_partition *mp = &t->partitions[p];
+            if (offline ? mp->leader >= 0 : mp->n_isr >= mp->n_replicas)
+                continue;
+            msgpack_pack_map(pk, 2);
+            stream_pack_kv_cstr(pk, "topic", t->name);
+            stream_pack_kv_int(pk, "partition", p);
+            packed++;
+        }
+    }
 }
 
 static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
@@ -385,7 +632,7 @@ static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const ms
     stream__host_listen_address(ctl->b, &host, &port);
     stream_frame f;
     stream__host_reply_start(r, &f);
-    stream_pack_response_header(&f.pk, id, 0, NULL, 8);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 12);
     if (!ctl->configured || ctl->q == NULL) {
         /* A single node: itself, no quorum. */
         stream_pack_kv_cstr(&f.pk, "cluster_id", "");
@@ -398,10 +645,21 @@ static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const ms
         msgpack_pack_array(&f.pk, 0);
         stream_pack_key(&f.pk, "brokers");
         msgpack_pack_array(&f.pk, 1);
+        /* A single node leads every partition it has. */
+        int64_t parts = 0;
+        stream_store *st = stream__host_store(ctl->b);
+        for (size_t i = 0; i < stream_store_topic_count(st); i++)
+            parts += stream_store_topic_at(st, i)->partition_count;
         pack_broker(&f.pk,
                     (int32_t)stream_config_int(stream__host_config(ctl->b), STREAM_CONFIG_NODE_ID),
-                    host, port, -1, false);
+                    host, port, -1, false, parts);
         stream_pack_kv_bool(&f.pk, "clustered", false);
+        stream_pack_kv_uint(&f.pk, "under_replicated_count", 0);
+        stream_pack_key(&f.pk, "under_replicated");
+        msgpack_pack_array(&f.pk, 0);
+        stream_pack_kv_uint(&f.pk, "offline_count", 0);
+        stream_pack_key(&f.pk, "offline");
+        msgpack_pack_array(&f.pk, 0);
         stream__host_reply_finish(r, &f, id);
         return;
     }
@@ -423,9 +681,12 @@ static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const ms
     msgpack_pack_array(&f.pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         const stream__meta_broker *mb = stream__meta_broker_at(ctl->md, i);
-        pack_broker(&f.pk, mb->id, mb->host, mb->port, mb->epoch, mb->fenced);
+        pack_broker(&f.pk, mb->id, mb->host, mb->port, mb->epoch, mb->fenced,
+                    leaderships_of(ctl->md, mb->id));
     }
     stream_pack_kv_bool(&f.pk, "clustered", true);
+    pack_health(&f.pk, ctl->md, false);
+    pack_health(&f.pk, ctl->md, true);
     stream__host_reply_finish(r, &f, id);
 }
 
@@ -463,8 +724,8 @@ static void op_register_broker(void *svc, stream__req *r, uint64_t id, const msg
         stream__host_reply_error(r, id, STREAM_ENOTLEADER, msg);
         return;
     }
-    reg_job *j = NULL, *free_slot = NULL;
-    for (size_t i = 0; i < MAX_REMOTE && j == NULL; i++) {
+    ctl_reg_job *j = NULL, *free_slot = NULL;
+    for (size_t i = 0; i < CTL_MAX_REMOTE && j == NULL; i++) {
         if (ctl->remote[i].used && ctl->remote[i].node == (int32_t)node)
             j = &ctl->remote[i];
         else if (!ctl->remote[i].used && free_slot == NULL)
@@ -492,11 +753,86 @@ static void op_register_broker(void *svc, stream__req *r, uint64_t id, const msg
     stream__host_reply_finish(r, &f, id);
 }
 
+/* broker_heartbeat: a registered broker is alive (controller only). */
+static void op_broker_heartbeat(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
+{
+    controller *ctl = svc;
+    char msg[256];
+    int64_t node, epoch;
+    if (!ctl->configured || ctl->q == NULL) {
+        stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "this broker is not in a cluster");
+        return;
+    }
+    bool shutting_down;
+    int rc = stream_field_int(m, "node_id", 1, INT32_MAX, &node, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_int(m, "broker_epoch", 0, INT64_MAX, &epoch, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_bool_opt(m, "shutting_down", false, &shutting_down, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__host_reply_error(r, id, rc, msg);
+        return;
+    }
+    if (!ctl_is_controller(ctl)) {
+        snprintf(msg, sizeof(msg), "not the controller; the controller is node %d",
+                 (int)stream__quorum_leader(ctl->q));
+        stream__host_reply_error(r, id, STREAM_ENOTLEADER, msg);
+        return;
+    }
+    const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, (int32_t)node);
+    if (mb == NULL) {
+        snprintf(msg, sizeof(msg), "broker %lld is not registered", (long long)node);
+        stream__host_reply_error(r, id, STREAM_ENOBROKER, msg);
+        return;
+    }
+    if (mb->epoch != epoch) {
+        snprintf(msg, sizeof(msg),
+                 "broker %lld: epoch %lld is stale (current %lld); register again", (long long)node,
+                 (long long)epoch, (long long)mb->epoch);
+        stream__host_reply_error(r, id, STREAM_ESTALEEPOCH, msg);
+        return;
+    }
+    if (mb->fenced) {
+        snprintf(msg, sizeof(msg), "broker %lld (epoch %lld) is fenced; register again",
+                 (long long)node, (long long)epoch);
+        stream__host_reply_error(r, id, STREAM_ESTALEEPOCH, msg);
+        return;
+    }
+    ctl_live *l = live_get(ctl, (int32_t)node);
+    if (l != NULL) {
+        if (l->epoch != epoch)
+            l->fence_inflight = false;
+        l->epoch = epoch;
+        l->last_ms = uv_now(stream__host_loop(ctl->b));
+        l->conn = stream__host_req_conn(r);
+        if (shutting_down)
+            fence(ctl, l, epoch, "controlled shutdown");
+    }
+    stream_frame f;
+    stream__host_reply_start(r, &f);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 0);
+    stream__host_reply_finish(r, &f, id);
+}
+
+static void op_offset_for_leader_epoch(void *svc, stream__req *r, uint64_t id,
+                                       const msgpack_object *m)
+{
+    controller *ctl = svc;
+    if (ctl->rm == NULL) {
+        stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "this broker is not in a cluster");
+        return;
+    }
+    stream__replica_op_offset_for_epoch(ctl->rm, r, id, m);
+}
+
 /* ---- the service ---- */
 
 static const stream__service_op controller_ops[] = {
     {STREAM_OP_DESCRIBE_CLUSTER, op_describe_cluster},
     {STREAM_OP_REGISTER_BROKER, op_register_broker},
+    {STREAM_OP_BROKER_HEARTBEAT, op_broker_heartbeat},
+    {STREAM_OP_ALTER_ISR, ctl_op_alter_isr},
+    {STREAM_OP_OFFSET_FOR_LEADER_EPOCH, op_offset_for_leader_epoch},
 };
 
 /* Reads the cluster settings; 0 with ctl->configured false when there is no
@@ -531,6 +867,21 @@ static int read_settings(controller *ctl, const stream_config *cfg, char *errbuf
                                     "cluster.id '%s': expected 1 to %d of A-Z a-z 0-9 . _ -", id,
                                     STREAM__QUORUM_CLUSTER_ID_MAX);
     snprintf(ctl->cluster_id, sizeof(ctl->cluster_id), "%s", id);
+    ctl->hb_interval_ms =
+        (uint64_t)stream_config_int(cfg, STREAM_CONFIG_BROKER_HEARTBEAT_INTERVAL_MS);
+    ctl->session_ms = (uint64_t)stream_config_int(cfg, STREAM_CONFIG_BROKER_SESSION_TIMEOUT_MS);
+    if (ctl->session_ms <= ctl->hb_interval_ms)
+        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                                    "broker.session.timeout.ms (%llu) must be larger than "
+                                    "broker.heartbeat.interval.ms (%llu)",
+                                    (unsigned long long)ctl->session_ms,
+                                    (unsigned long long)ctl->hb_interval_ms);
+    ctl->default_rf = stream_config_int(cfg, STREAM_CONFIG_DEFAULT_REPLICATION_FACTOR);
+    if (ctl->default_rf == 0)
+        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                                    "default.replication.factor: 0 is not a factor; use 1 to 32, "
+                                    "or -1 for min(3, live brokers)");
+    ctl->unclean_default = stream_config_bool(cfg, STREAM_CONFIG_UNCLEAN_LEADER_ELECTION_ENABLE);
     ctl->configured = true;
     return 0;
 }
@@ -542,6 +893,8 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     if (ctl == NULL)
         return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
     ctl->b = b;
+    ctl->epoch = -1;
+    ctl->link_lost_leader = -1;
     const stream_config *cfg = stream__host_config(b);
     int rc = read_settings(ctl, cfg, errbuf, errbuf_len);
     if (rc != 0 || !ctl->configured)
@@ -555,6 +908,22 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     ctl->md = stream__meta_new(ctl->cluster_id);
     if (ctl->md == NULL)
         return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
+    stream__meta_set_event_cb(ctl->md, on_meta_event, ctl);
+    ctl->seq = now_us();
+    ctl->next_seq = ctl->seq + 2;
+    uv_timer_init(stream__host_loop(b), &ctl->tick);
+    ctl->tick.data = ctl;
+    ctl->tick_open = true;
+    uv_timer_init(stream__host_loop(b), &ctl->soon);
+    ctl->soon.data = ctl;
+    ctl->soon_open = true;
+
+    rc = stream__replica_start(b, ctl->node_id, &ctl->rm, errbuf, errbuf_len);
+    if (rc != 0)
+        return rc;
+    stream__replica_set_alter_isr(ctl->rm, ctl_alter_isr_local, ctl);
+    ctl_admin_start(ctl);
+
     stream__quorum_config qc;
     stream__quorum_config_init(&qc);
     qc.node_id = ctl->node_id;
@@ -562,20 +931,89 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     qc.n_voters = ctl->n_voters;
     qc.data_dir = dir;
     qc.cluster_id = ctl->cluster_id;
+    qc.on_change = on_quorum_change;
+    qc.change_arg = ctl;
     stream__quorum_fsm fsm;
     stream__meta_fsm(ctl->md, &fsm);
     char err[1024];
     rc = stream__quorum_start(stream__host_loop(b), &qc, &fsm, &ctl->q, err, sizeof(err));
     if (rc != 0)
         return stream__cluster_fail(rc, errbuf, errbuf_len, "cluster: %s", err);
-    ctl->seq = now_us();
-    uv_timer_init(stream__host_loop(b), &ctl->tick);
-    ctl->tick.data = ctl;
-    ctl->tick_open = true;
-    uv_timer_start(&ctl->tick, on_tick, TICK_MS / 4, TICK_MS);
+    uint64_t period = ctl->hb_interval_ms < TICK_MS ? ctl->hb_interval_ms : TICK_MS;
+    uv_timer_start(&ctl->tick, on_tick, period, period);
     stream__host_log(b, STREAM_BROKER_INFO, "cluster '%s': node %d of %zu voters, metadata in %s",
                      ctl->cluster_id, (int)ctl->node_id, ctl->n_voters, dir);
     return 0;
+}
+
+static void on_shutdown_answer(controller *ctl, void *arg, int err, const char *msg, size_t msg_len,
+                               const msgpack_object *resp)
+{
+    (void)arg, (void)resp;
+    if (err == 0 || !ctl->shutting_down)
+        return;
+    stream__host_log(ctl->b, STREAM_BROKER_WARN,
+                     "cluster: controlled shutdown refused (%.*s); stopping anyway", (int)msg_len,
+                     msg ? msg : stream_strerror(err));
+    ctl->shutting_down = false;
+    stream__host_stop_resume(ctl->b);
+}
+
+/* Controlled shutdown: asks the controller to fence this broker, which
+ * moves its leaderships to in-sync replicas and takes it out of every ISR
+ * (so leaders need not wait for it), and holds the stop until the metadata
+ * shows it (tick_shutdown). No hold without a registration or a way to the
+ * controller. */
+static bool controller_stop_requested(void *svc)
+{
+    controller *ctl = svc;
+    if (ctl == NULL || !ctl->configured || ctl->q == NULL || ctl->stopped || !ctl->registered)
+        return false;
+    const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->node_id);
+    if (mb == NULL || mb->fenced || mb->epoch != ctl->epoch)
+        return false;
+    if (ctl_is_controller(ctl)) {
+        ctl_live *l = live_get(ctl, ctl->node_id);
+        if (l == NULL)
+            return false;
+        fence(ctl, l, ctl->epoch, "controlled shutdown");
+        if (!l->fence_inflight)
+            return false;
+    } else {
+        msgpack_packer *pk =
+            ctl_link_begin(ctl, STREAM_OP_BROKER_HEARTBEAT, 3, 2000, on_shutdown_answer, NULL);
+        if (pk == NULL)
+            return false;
+        stream_pack_kv_int(pk, "node_id", ctl->node_id);
+        stream_pack_kv_int(pk, "broker_epoch", ctl->epoch);
+        stream_pack_kv_bool(pk, "shutting_down", true);
+        ctl->shutting_down = true; /* before _end: a failure there answers at once */
+        if (ctl_link_end(ctl) != 0)
+            return false;
+    }
+    ctl->shutting_down = true;
+    stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                     "cluster: controlled shutdown: moving %lld leaderships away first",
+                     (long long)leaderships_of(ctl->md, ctl->node_id));
+    return true;
+}
+
+static void controller_conn_closed(void *svc, uint64_t conn)
+{
+    controller *ctl = svc;
+    if (ctl == NULL || !ctl->configured)
+        return;
+    ctl_admin_conn_closed(ctl, conn);
+    bool fence_now = ctl_is_controller(ctl) && !stream__host_stopping(ctl->b);
+    for (size_t i = 0; i < ctl->nlive; i++) {
+        ctl_live *l = &ctl->live[i];
+        if (l->conn != conn)
+            continue;
+        l->conn = 0;
+        const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, l->id);
+        if (fence_now && mb != NULL && !mb->fenced && mb->epoch == l->epoch)
+            fence(ctl, l, mb->epoch, "its connection to the controller closed");
+    }
 }
 
 static void controller_stop(void *svc)
@@ -588,7 +1026,13 @@ static void controller_stop(void *svc)
         uv_close((uv_handle_t *)&ctl->tick, NULL);
         ctl->tick_open = false;
     }
-    link_close(ctl);
+    if (ctl->soon_open) {
+        uv_close((uv_handle_t *)&ctl->soon, NULL);
+        ctl->soon_open = false;
+    }
+    ctl_link_close(ctl);
+    if (ctl->rm != NULL)
+        stream__replica_stop(ctl->rm);
     if (ctl->q != NULL) {
         stream__quorum *q = ctl->q;
         ctl->q = NULL;
@@ -601,7 +1045,11 @@ static void controller_free(void *svc)
     controller *ctl = svc;
     if (ctl == NULL)
         return;
+    stream__replica_free(ctl->rm);
+    ctl_admin_free(ctl);
     stream__meta_free(ctl->md);
+    free(ctl->live);
+    free(ctl->lk.calls);
     free(ctl);
 }
 
@@ -614,4 +1062,6 @@ const stream__service stream__controller_service = {
     .start = controller_start,
     .stop = controller_stop,
     .free = controller_free,
+    .conn_closed = controller_conn_closed,
+    .stop_requested = controller_stop_requested,
 };

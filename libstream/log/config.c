@@ -788,6 +788,14 @@ static int64_t topic_int(const stream_config *broker, const stream_config *topic
     return default_int(&settings[id]);
 }
 
+int64_t stream_config_topic_int(const stream_config *broker, const stream_config *topic,
+                                stream_config_id id)
+{
+    if ((int)id < 0 || id >= STREAM_CONFIG_COUNT)
+        return 0;
+    return topic_int(broker, topic, id);
+}
+
 void stream_config_topic_log_config(const stream_config *broker, const stream_config *topic,
                                     stream_log_config *out)
 {

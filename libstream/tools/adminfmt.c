@@ -114,6 +114,33 @@ int stream_adminfmt_list_json(stream_buf *out, const stream_metadata *md)
 
 /* ---- describe --------------------------------------------------------------- */
 
+/* "1,2,3" ("-" when empty; "..." ends a list too long for buf). */
+static const char *id_list(const int32_t *ids, uint32_t n, char *buf, size_t len)
+{
+    if (n == 0)
+        return "-";
+    size_t at = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < n; i++) {
+        int k = snprintf(buf + at, len - at, "%s%d", i ? "," : "", (int)ids[i]);
+        if (k < 0 || (size_t)k >= len - at) {
+            snprintf(buf + (len > 4 ? len - 4 : 0), len > 4 ? 4 : len, "...");
+            break;
+        }
+        at += (size_t)k;
+    }
+    return buf;
+}
+
+static void ids_json(stream_json_writer *w, const char *key, const int32_t *ids, uint32_t n)
+{
+    stream_json_key(w, key);
+    stream_json_array_start(w);
+    for (uint32_t i = 0; i < n; i++)
+        stream_json_int(w, ids[i]);
+    stream_json_array_end(w);
+}
+
 static int partitions_text(stream_buf *out, const stream_topic_meta *tm)
 {
     bool any_err = false;
@@ -123,6 +150,9 @@ static int partitions_text(stream_buf *out, const stream_topic_meta *tm)
     stream_table_init(&t);
     stream_table_column(&t, "PARTITION", STREAM_ALIGN_RIGHT);
     stream_table_column(&t, "LEADER", STREAM_ALIGN_RIGHT);
+    stream_table_column(&t, "EPOCH", STREAM_ALIGN_RIGHT);
+    stream_table_column(&t, "REPLICAS", STREAM_ALIGN_LEFT);
+    stream_table_column(&t, "ISR", STREAM_ALIGN_LEFT);
     stream_table_column(&t, "LOG-START", STREAM_ALIGN_RIGHT);
     stream_table_column(&t, "HIGH-WATERMARK", STREAM_ALIGN_RIGHT);
     stream_table_column(&t, "END-OFFSET", STREAM_ALIGN_RIGHT);
@@ -137,6 +167,13 @@ static int partitions_text(stream_buf *out, const stream_topic_meta *tm)
             stream_table_cell(&t, "-");
         else
             stream_table_cellf(&t, "%d", (int)p->leader);
+        if (p->leader_epoch < 0)
+            stream_table_cell(&t, "-");
+        else
+            stream_table_cellf(&t, "%d", (int)p->leader_epoch);
+        char ids[256];
+        stream_table_cell(&t, id_list(p->replicas, p->replica_count, ids, sizeof(ids)));
+        stream_table_cell(&t, id_list(p->isr, p->isr_count, ids, sizeof(ids)));
         /* Unknown offsets (-1) show as "-". */
         const int64_t nums[] = {p->log_start_offset, p->high_watermark, p->log_end_offset};
         for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++) {
@@ -226,6 +263,8 @@ static void partition_json(stream_json_writer *w, const stream_partition_meta *p
     else
         stream_json_int(w, p->leader);
     json_opt_int(w, "leader_epoch", p->leader_epoch);
+    ids_json(w, "replicas", p->replicas, p->replica_count);
+    ids_json(w, "isr", p->isr, p->isr_count);
     json_opt_int(w, "log_start_offset", p->log_start_offset);
     json_opt_int(w, "high_watermark", p->high_watermark);
     json_opt_int(w, "log_end_offset", p->log_end_offset);

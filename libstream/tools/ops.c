@@ -211,6 +211,7 @@ int stream_ops_create_topics(stream_client *c, const stream_ops_topics *r, strea
     for (size_t k = 0; k < nreq; k++)
         topics[k] = (stream_new_topic){.name = req[k],
                                        .partitions = r->partitions,
+                                       .replication_factor = r->replication_factor,
                                        .configs = r->configs,
                                        .config_count = r->config_count};
     if (nreq > 0) {

@@ -186,6 +186,14 @@ static int run_change(stream_shell *sh, const stream__shell_cmd *cmd, stream__sh
                                        STREAM_CONFIG_PARTITIONS_MAX);
         req.partitions = (int32_t)v;
     }
+    const char *rf = stream__shell_opt_value(cmd, a, "replication-factor");
+    if (rf) {
+        char *end;
+        long v = strtol(rf, &end, 10);
+        if (*rf == '\0' || *end != '\0' || v < 1 || v > 32)
+            return stream__shell_usage(sh, cmd, "invalid replication factor '%s' (1 to 32)", rf);
+        req.replication_factor = (int32_t)v;
+    }
     settings s;
     int status = settings_gather(sh, cmd, a, &s);
     if (status != 0)
@@ -1000,11 +1008,9 @@ static int run_quit(stream_shell *sh, const stream__shell_cmd *cmd, stream__shel
 static const stream__shell_opt json_only[] = {{0, "json", SH_ARG_NONE}, {0, NULL, SH_ARG_NONE}};
 static const stream__shell_opt no_opts[] = {{0, NULL, SH_ARG_NONE}};
 static const stream__shell_opt create_opts[] = {
-    {'p', "partitions", SH_ARG_TEXT},
-    {'c', "config", SH_ARG_CONFIG_KV},
-    {0, "if-not-exists", SH_ARG_NONE},
-    {0, "json", SH_ARG_NONE},
-    {0, NULL, SH_ARG_NONE},
+    {'p', "partitions", SH_ARG_TEXT},  {'r', "replication-factor", SH_ARG_TEXT},
+    {'c', "config", SH_ARG_CONFIG_KV}, {0, "if-not-exists", SH_ARG_NONE},
+    {0, "json", SH_ARG_NONE},          {0, NULL, SH_ARG_NONE},
 };
 static const stream__shell_opt describe_opts[] = {
     {0, "all-configs", SH_ARG_NONE}, {0, "json", SH_ARG_NONE}, {0, NULL, SH_ARG_NONE}};
@@ -1046,10 +1052,12 @@ static const stream__shell_cmd table[] = {
      SH_ARG_NONE,
      NULL,
      run_topics},
-    {{"create", "TOPIC... [-p N] [-c KEY=VALUE]... [--if-not-exists] [--json]", "create topics"},
-     "Creates topics with N partitions (default: the broker's num.partitions) and the\n"
-     "topic settings given, as stream-topics create does.\n"
-     "Example: create orders -p 3 -c retention.ms=86400000\n",
+    {{"create", "TOPIC... [-p N] [-r N] [-c KEY=VALUE]... [--if-not-exists] [--json]",
+      "create topics"},
+     "Creates topics with N partitions (default: the broker's num.partitions), -r\n"
+     "replicas of each (default: default.replication.factor) and the topic settings\n"
+     "given, as stream-topics create does.\n"
+     "Example: create orders -p 3 -r 3 -c retention.ms=86400000\n",
      create_opts,
      SH_ARG_TEXT,
      SH_ARG_TEXT,
@@ -1057,8 +1065,9 @@ static const stream__shell_cmd table[] = {
      run_create},
     {{"describe", "TOPIC... [--all-configs] [--json]",
       "partitions, offsets, sizes and settings of topics"},
-     "Per topic: its partitions with leader, log start, high watermark, end offset and\n"
-     "size, then the settings set on it (--all-configs: every setting and its source).\n",
+     "Per topic: its partitions with leader, leader epoch, replicas, in-sync replicas,\n"
+     "log start, high watermark, end offset and size, then the settings set on it\n"
+     "(--all-configs: every setting and its source).\n",
      describe_opts,
      SH_ARG_TOPIC,
      SH_ARG_TOPIC,

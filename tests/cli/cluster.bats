@@ -2,6 +2,8 @@
 # The cluster's first slice: three stream-broker processes on loopback form
 # the metadata quorum, register themselves, survive the loss of the quorum
 # leader, and a killed broker rejoins; `stream-topics cluster` shows it all.
+# Topics through the quorum: RF=3 placement, kill -9 and SIGSTOP of a leader
+# (fenced, partitions move to the ISR), heartbeat and alter_isr refusals.
 # Refusals: a bad --cluster, a node id outside the voters, another cluster.id.
 
 load helpers
@@ -77,6 +79,28 @@ term_node() {
     [ "$rc" = 0 ] || { echo "node $1 exited $rc after SIGTERM:" >&2; cat "$BATS_TEST_TMPDIR/n$1/log" >&2; return 1; }
 }
 
+# The controller's node id, as node $1 sees it.
+controller_of() {
+    stream-topics -b "$(addr "$1")" --timeout-ms 1000 cluster --json | jq -r .leader_id
+}
+
+# Waits up to $2 s until node $1's `describe $3 --json` satisfies jq $4.
+wait_describe() {
+    local n=$1 secs=$2 topic=$3 expr=$4 i out
+    for ((i = 0; i < secs * 20; i++)); do
+        out=$(stream-topics -b "$(addr "$n")" --timeout-ms 1000 describe "$topic" --json 2>/dev/null) &&
+            jq -e "$expr" >/dev/null <<<"$out" && return 0
+        sleep 0.05
+    done
+    echo "node $n, topic $topic after $secs s: $out" >&2
+    return 1
+}
+
+# rawreq NODE OP JSON: one request to node NODE, the response as JSON.
+rawreq() {
+    python3 "$BATS_TEST_DIRNAME/faults/rawreq.py" "$(addr "$1")" "$2" "$3"
+}
+
 ALL_REGISTERED='.leader_id != null and (.voters | length) == 3 and (.brokers | length) == 3
     and all(.brokers[]; .state == "registered" and .fenced == false)'
 
@@ -105,7 +129,9 @@ start_three() {
     run stream-topics -b "$(addr 3)" cluster
     assert_success
     assert_line --partial "Cluster stream: asked node 3; quorum leader"
-    assert_line --regexp '^ +1 +127\.0\.0\.1:[0-9]+ +registered +[0-9]+$'
+    assert_line --regexp '^BROKER +ADDRESS +STATE +EPOCH +LEADERS$'
+    assert_line --regexp '^ +1 +127\.0\.0\.1:[0-9]+ +registered +[0-9]+ +0$'
+    assert_line 'Partitions: 0 under-replicated, 0 offline'
     assert_line --regexp '^ +[123] +127\.0\.0\.1:[0-9]+ +leader$'
     run stream-shell -b "$(addr 1)" -c 'cluster --json'
     assert_success
@@ -115,7 +141,7 @@ start_three() {
     done
 }
 
-@test "kill -9 the quorum leader: a new leader within 3 s; it rejoins with a new epoch" {
+@test "kill -9 the quorum leader: a new leader within 3 s, its partitions move; it rejoins with a new epoch" {
     start_three
     wait_json 1 5 "$ALL_REGISTERED"
     local out leader epoch other t0 t1
@@ -123,6 +149,9 @@ start_three() {
     leader=$(jq -r .leader_id <<<"$out")
     epoch=$(jq -r ".brokers[] | select(.node_id == $leader) | .epoch" <<<"$out")
     other=$((leader % 3 + 1))
+    # The controller leads a partition of this topic too.
+    stream-topics -b "$(addr $other)" create orders -p 3 -r 3
+    wait_describe "$other" 3 orders "[.topics[0].partitions[].leader] | index($leader) != null"
     t0=$(date +%s%N)
     kill -KILL "${PIDS[$leader]}"
     wait "${PIDS[$leader]}" || true
@@ -130,6 +159,15 @@ start_three() {
     wait_json "$other" 3 ".leader_id != null and .leader_id != $leader"
     t1=$(date +%s%N)
     echo "# new leader $(( (t1 - t0) / 1000000 )) ms after kill -9 of node $leader" >&3
+    # Admin through a survivor works right away (it retries while the
+    # survivor has no controller to hand the request to).
+    run stream-topics -b "$(addr $other)" create during -r 2
+    assert_success
+    # The new controller fences the old one at once (its link to it was
+    # reset) and moves its partitions.
+    wait_describe "$other" 2 orders "all(.topics[0].partitions[]; .leader != $leader and .leader > 0)"
+    t1=$(date +%s%N)
+    echo "# its partitions moved $(( (t1 - t0) / 1000000 )) ms after the kill" >&3
     local n
     for n in 1 2 3; do
         [ "$n" = "$leader" ] && continue
@@ -195,14 +233,205 @@ start_three() {
     assert_success
     jq -e --arg a "$STREAM_BROKERS" '.clustered == false and .leader_id == null
         and .voters == [] and (.brokers | length) == 1
-        and "\(.brokers[0].host):\(.brokers[0].port)" == $a' <<<"$output"
+        and "\(.brokers[0].host):\(.brokers[0].port)" == $a and .brokers[0].leaderships == 0
+        and .under_replicated_count == 0 and .offline == []' <<<"$output"
     run stream-topics cluster
     assert_success
     assert_line "Single node (no cluster), node 0"
-    assert_line --regexp '^ +0 +127\.0\.0\.1:[0-9]+ +single +-$'
+    assert_line --regexp '^ +0 +127\.0\.0\.1:[0-9]+ +single +- +0$'
     run stream-topics cluster extra
     assert_failure 2
     run stream-shell -c cluster
     assert_success
     assert_line "Single node (no cluster), node 0"
+}
+
+# ---- replication metadata, fencing and failover ----
+
+@test "an RF=3 topic created through any broker has three replicas, spread; RF 4 is refused" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl other
+    ctl=$(controller_of 1)
+    other=$((ctl % 3 + 1))
+    # Asked of a broker that is not the controller: forwarded.
+    run stream-topics -b "$(addr $other)" create orders -p 3 -r 3
+    assert_success
+    local n
+    for n in 1 2 3; do
+        wait_describe "$n" 3 orders '.topics[0].partitions | length == 3 and
+            all(.[]; (.replicas | length) == 3 and (.replicas | sort) == [1, 2, 3]
+                and (.isr | sort) == [1, 2, 3] and .leader == .replicas[0] and .leader_epoch == 0)
+            and ([.[].leader] | unique | length) == 3'
+    done
+    run stream-topics -b "$(addr 2)" describe orders
+    assert_success
+    assert_line --regexp '^PARTITION +LEADER +EPOCH +REPLICAS +ISR +LOG-START'
+    assert_line --regexp '^ +0 +[123] +0 +[123],[123],[123] +[123],[123],[123] '
+    # The default factor is min(3, live brokers); a factor above it is refused.
+    run stream-topics -b "$(addr $other)" create plain -c retention.ms=60000
+    assert_success
+    wait_describe "$ctl" 3 plain '.topics[0].partitions[0].replicas | length == 3'
+    # Topic settings live in the metadata: altered through one broker, seen by all.
+    run stream-topics -b "$(addr 3)" alter plain -c min.insync.replicas=2 --delete-config retention.ms
+    assert_success
+    for n in 1 2 3; do
+        wait_describe "$n" 3 plain '[.topics[0].configs[] | "\(.name)=\(.value)"] == ["min.insync.replicas=2"]'
+    done
+    run stream-topics -b "$(addr $other)" delete plain
+    assert_success
+    run stream-topics -b "$(addr $other)" create big -r 4
+    assert_failure
+    assert_output --partial "replication_factor 4 is larger than the 3 live brokers"
+    run stream-topics -b "$(addr $ctl)" create orders
+    assert_failure 5
+    # Deleted through the controller: gone from every broker's list.
+    local i
+    for n in 1 2 3; do
+        for ((i = 0; i < 40; i++)); do
+            [ "$(stream-topics -b "$(addr $n)" list)" = orders ] && break
+            sleep 0.05
+        done
+        run stream-topics -b "$(addr $n)" list
+        assert_output orders
+    done
+    for n in 1 2 3; do
+        term_node "$n"
+    done
+}
+
+@test "kill -9 a partition leader: a new leader from the ISR within 2 s, the dead broker out of every ISR" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl victim other t0 t1
+    ctl=$(controller_of 1)
+    stream-topics -b "$(addr $ctl)" create orders -p 3 -r 3
+    wait_describe "$ctl" 3 orders '.topics[0].partitions | length == 3'
+    # A broker that leads a partition and is not the controller.
+    victim=$(stream-topics -b "$(addr $ctl)" describe orders --json |
+        jq --argjson c "$ctl" '[.topics[0].partitions[].leader | select(. != $c)][0]')
+    other=$((victim % 3 + 1))
+    [ "$other" = "$victim" ] && other=$((other % 3 + 1))
+    t0=$(date +%s%N)
+    kill -KILL "${PIDS[$victim]}"
+    wait "${PIDS[$victim]}" || true
+    PIDS[$victim]=
+    wait_describe "$other" 2 orders "all(.topics[0].partitions[]; .leader != $victim and .leader >= 1
+        and (.isr | index($victim) | not) and (.replicas | length) == 3)"
+    t1=$(date +%s%N)
+    echo "# every partition led by a live ISR member $(( (t1 - t0) / 1000000 )) ms after kill -9 of node $victim" >&3
+    # The partition it led has a new leader epoch; the others kept theirs.
+    run stream-topics -b "$(addr $other)" describe orders --json
+    jq -e '[.topics[0].partitions[] | select(.leader_epoch == 1)] | length == 1' <<<"$output"
+    wait_json "$other" 2 ".brokers[] | select(.node_id == $victim) | .fenced and .leaderships == 0"
+    # Every partition lost a replica; none is offline.
+    wait_json "$other" 2 '.under_replicated_count == 3 and .offline_count == 0
+        and ([.under_replicated[].partition] | sort) == [0, 1, 2]
+        and .under_replicated[0].topic == "orders"'
+    run stream-topics -b "$(addr $other)" cluster
+    assert_line 'Partitions: 3 under-replicated, 0 offline'
+    assert_line '  Under-replicated: orders-0 orders-1 orders-2'
+    grep -q "fencing broker $victim (epoch [0-9]*): its connection to the controller closed" \
+        "$BATS_TEST_TMPDIR/n$ctl/log"
+    local n
+    for n in 1 2 3; do
+        [ "$n" = "$victim" ] || term_node "$n"
+    done
+}
+
+@test "SIGSTOP a broker past the session timeout: fenced; SIGCONT: registered again, unfenced" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl victim epoch
+    ctl=$(controller_of 1)
+    victim=$((ctl % 3 + 1))
+    stream-topics -b "$(addr $ctl)" create orders -p 3 -r 3
+    wait_describe "$ctl" 3 orders '.topics[0].partitions | length == 3'
+    epoch=$(stream-topics -b "$(addr $ctl)" cluster --json |
+        jq ".brokers[] | select(.node_id == $victim) | .epoch")
+    kill -STOP "${PIDS[$victim]}"
+    # broker.session.timeout.ms is 1000 by default.
+    wait_json "$ctl" 3 ".brokers[] | select(.node_id == $victim) | .fenced"
+    wait_describe "$ctl" 2 orders "all(.topics[0].partitions[]; .leader != $victim
+        and (.isr | index($victim) | not))"
+    grep -q "fencing broker $victim (epoch $epoch): no heartbeat for" "$BATS_TEST_TMPDIR/n$ctl/log"
+    kill -CONT "${PIDS[$victim]}"
+    wait_json "$ctl" 3 ".brokers[] | select(.node_id == $victim) | .fenced == false and .epoch > $epoch"
+    grep -qE "node $victim, epoch $epoch\) (was fenced|was refused by the controller: .*fenced).*; registering again" \
+        "$BATS_TEST_TMPDIR/n$victim/log"
+    local n
+    for n in 1 2 3; do
+        term_node "$n"
+    done
+}
+
+@test "SIGTERM: controlled shutdown moves the broker's leaderships away, then it stops" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl victim epoch n
+    ctl=$(controller_of 1)
+    stream-topics -b "$(addr $ctl)" create orders -p 3 -r 3
+    wait_describe "$ctl" 3 orders '.topics[0].partitions | length == 3'
+    victim=$((ctl % 3 + 1))
+    epoch=$(stream-topics -b "$(addr $ctl)" cluster --json |
+        jq ".brokers[] | select(.node_id == $victim) | .epoch")
+    term_node "$victim"
+    grep -q "cluster: controlled shutdown: moving 1 leaderships away first" \
+        "$BATS_TEST_TMPDIR/n$victim/log"
+    grep -q "cluster: controlled shutdown: this broker is fenced and leads nothing; stopping" \
+        "$BATS_TEST_TMPDIR/n$victim/log"
+    grep -q "fencing broker $victim (epoch $epoch): controlled shutdown" \
+        "$BATS_TEST_TMPDIR/n$ctl/log"
+    # Moved before it stopped: the metadata already says so.
+    run stream-topics -b "$(addr $ctl)" describe orders --json
+    jq -e "all(.topics[0].partitions[]; .leader != $victim and .leader > 0
+        and (.isr | index($victim) | not))" <<<"$output"
+    # The controller itself hands over too.
+    term_node "$ctl"
+    grep -q "fencing broker $ctl (epoch [0-9]*): controlled shutdown" "$BATS_TEST_TMPDIR/n$ctl/log"
+    for n in 1 2 3; do
+        [ "$n" = "$victim" ] || [ "$n" = "$ctl" ] || term_node "$n"
+    done
+}
+
+@test "broker_heartbeat and alter_isr refuse unknown brokers, stale epochs and a non-controller" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl other
+    ctl=$(controller_of 1)
+    other=$((ctl % 3 + 1))
+    run rawreq "$ctl" broker_heartbeat '{"node_id": 99, "broker_epoch": 1}'
+    assert_output '{"id": 2, "err": 40, "msg": "broker 99 is not registered"}'
+    run rawreq "$ctl" broker_heartbeat "{\"node_id\": $other, \"broker_epoch\": 1}"
+    assert_output --partial '"err": 39'
+    assert_output --partial "broker $other: epoch 1 is stale (current "
+    run rawreq "$other" broker_heartbeat "{\"node_id\": $other, \"broker_epoch\": 1}"
+    assert_output "{\"id\": 2, \"err\": 17, \"msg\": \"not the controller; the controller is node $ctl\"}"
+    stream-topics -b "$(addr $ctl)" create orders -r 3
+    wait_describe "$ctl" 3 orders '.topics[0].partitions | length == 1'
+    local leader epoch follower
+    leader=$(stream-topics -b "$(addr $ctl)" describe orders --json | jq '.topics[0].partitions[0].leader')
+    epoch=$(stream-topics -b "$(addr $ctl)" cluster --json |
+        jq ".brokers[] | select(.node_id == $leader) | .epoch")
+    follower=$((leader % 3 + 1))
+    # Only the leader may change the ISR, from the current partition epoch.
+    run rawreq "$ctl" alter_isr "{\"node_id\": $leader, \"broker_epoch\": $epoch, \"topic\": \"orders\",
+        \"partition\": 0, \"isr\": [$leader], \"partition_epoch\": 7}"
+    assert_output --partial '"err": 39'
+    run rawreq "$ctl" alter_isr "{\"node_id\": $follower, \"broker_epoch\": 1, \"topic\": \"orders\",
+        \"partition\": 0, \"isr\": [$follower], \"partition_epoch\": 0}"
+    assert_output --partial '"err": 39'
+    run rawreq "$ctl" alter_isr "{\"node_id\": $leader, \"broker_epoch\": $epoch, \"topic\": \"orders\",
+        \"partition\": 0, \"isr\": [$follower], \"partition_epoch\": 0}"
+    assert_output --partial "the leader $leader must stay in the isr"
+    # A good one: the leader shrinks the ISR to itself and sees it applied.
+    run rawreq "$ctl" alter_isr "{\"node_id\": $leader, \"broker_epoch\": $epoch, \"topic\": \"orders\",
+        \"partition\": 0, \"isr\": [$leader], \"partition_epoch\": 0}"
+    assert_output '{"id": 2, "err": 0}'
+    wait_describe "$follower" 2 orders ".topics[0].partitions[0].isr == [$leader]
+        and .topics[0].partitions[0].leader_epoch == 0"
+    local n
+    for n in 1 2 3; do
+        term_node "$n"
+    done
 }

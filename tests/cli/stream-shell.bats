@@ -49,8 +49,8 @@ partition 0 offset 2
 2 =x=y
 Topic orders: 1 partition, 229 B
 
-PARTITION  LEADER  LOG-START  HIGH-WATERMARK  END-OFFSET   SIZE
-        0       0          0               3           3  229 B
+PARTITION  LEADER  EPOCH  REPLICAS  ISR  LOG-START  HIGH-WATERMARK  END-OFFSET   SIZE
+        0       0      0  0         0            0               3           3  229 B
 
 No configs set on the topic (all at their defaults).
 EOF

@@ -67,7 +67,9 @@ jsonof() {
     run stream-topics describe orders
     assert_success
     assert_line --index 0 --regexp "^Topic orders: 2 partitions, [0-9.]+ (B|KiB)$"
-    assert_line --regexp '^PARTITION +LEADER +LOG-START +HIGH-WATERMARK +END-OFFSET +SIZE$'
+    assert_line --regexp '^PARTITION +LEADER +EPOCH +REPLICAS +ISR +LOG-START +HIGH-WATERMARK +END-OFFSET +SIZE$'
+    # A single node leads every partition and is its only replica.
+    assert_line --regexp '^ +0 +0 +0 +0 +0 +0 +[0-9]+ +[0-9]+ +[0-9.]+ (B|KiB)$'
     assert_line --regexp '^CONFIG +VALUE +SOURCE$'
     assert_line --regexp '^retention\.ms +3600000 +topic$'
     assert_line --regexp '^segment\.bytes +1048576 +topic$'
@@ -75,7 +77,7 @@ jsonof() {
     # 100 records over 2 partitions; offsets, end offsets and sizes reported.
     run jsonof 'sum(p["high_watermark"] - p["log_start_offset"] for p in d["topics"][0]["partitions"])' stream-topics describe orders --json
     assert_output "100"
-    run jsonof 'all(p["log_end_offset"] == p["high_watermark"] and p["leader"] == 0 and p["error"] is None for p in d["topics"][0]["partitions"]) and d["topics"][0]["size_bytes"] > 5000 and d["errors"] == []' stream-topics describe orders --json
+    run jsonof 'all(p["log_end_offset"] == p["high_watermark"] and p["leader"] == 0 and p["replicas"] == [0] and p["isr"] == [0] and p["error"] is None for p in d["topics"][0]["partitions"]) and d["topics"][0]["size_bytes"] > 5000 and d["errors"] == []' stream-topics describe orders --json
     assert_output "True"
     run jsonof 'sorted((c["name"], c["value"], c["source"], c["default"]) for c in d["topics"][0]["configs"])' stream-topics describe orders --json
     assert_output "[('retention.ms', '3600000', 'topic', False), ('segment.bytes', '1048576', 'topic', False)]"

@@ -18,6 +18,7 @@
 
 typedef struct fixture {
     stream_partition_meta parts[2];
+    int32_t replicas[3];
     stream_topic_meta topics[2];
     stream_metadata md;
     stream_config_entry entries[3];
@@ -30,6 +31,7 @@ static int setup(void **state)
 {
     static fixture f;
     memset(&f, 0, sizeof(f));
+    f.replicas[0] = 0, f.replicas[1] = 2, f.replicas[2] = 1;
     /* Designated initializers, so fields added to client.h later are zero. */
     f.parts[0] = (stream_partition_meta){.partition = 0,
                                          .leader = 0,
@@ -37,7 +39,11 @@ static int setup(void **state)
                                          .log_start_offset = 0,
                                          .high_watermark = 1200,
                                          .size_bytes = 117000,
-                                         .log_end_offset = 1200};
+                                         .log_end_offset = 1200,
+                                         .replicas = f.replicas,
+                                         .replica_count = 3,
+                                         .isr = f.replicas,
+                                         .isr_count = 2};
     f.parts[1] = (stream_partition_meta){.partition = 1,
                                          .leader = -1,
                                          .leader_epoch = -1,
@@ -170,10 +176,15 @@ static void test_describe_json_reports_offsets_sizes_and_set_configs(void **stat
     assert_int_equal(get(p0, "log_end_offset", STREAM_JSON_INT)->i, 1200);
     assert_int_equal(get(p0, "size_bytes", STREAM_JSON_INT)->i, 117000);
     get(p0, "error", STREAM_JSON_NULL);
+    const stream_json_value *reps = get(p0, "replicas", STREAM_JSON_ARRAY);
+    assert_int_equal(reps->arr.count, 3);
+    assert_int_equal(reps->arr.items[1].i, 2);
+    assert_int_equal(get(p0, "isr", STREAM_JSON_ARRAY)->arr.count, 2);
     const stream_json_value *p1 = &parts->arr.items[1];
     get(p1, "leader", STREAM_JSON_NULL);
     get(p1, "size_bytes", STREAM_JSON_NULL);
     get(p1, "leader_epoch", STREAM_JSON_NULL);
+    assert_int_equal(get(p1, "replicas", STREAM_JSON_ARRAY)->arr.count, 0);
     assert_int_equal(get(p1, "log_end_offset", STREAM_JSON_INT)->i, 9);
     assert_int_equal(get(p1, "log_start_offset", STREAM_JSON_INT)->i, 5);
     /* Only the setting made on the topic. */
@@ -215,9 +226,12 @@ static void test_describe_text_shows_partitions_and_configs(void **state)
     assert_string_equal(text(f),
                         "Topic orders: 2 partitions, 117.2 KiB\n"
                         "\n"
-                        "PARTITION  LEADER  LOG-START  HIGH-WATERMARK  END-OFFSET       SIZE\n"
-                        "        0       0          0            1200        1200  114.3 KiB\n"
-                        "        1       -          5               7           9    2.9 KiB\n"
+                        "PARTITION  LEADER  EPOCH  REPLICAS  ISR  LOG-START  HIGH-WATERMARK  "
+                        "END-OFFSET       SIZE\n"
+                        "        0       0      0  0,2,1     0,2          0            1200  "
+                        "      1200  114.3 KiB\n"
+                        "        1       -      -  -         -            5               7  "
+                        "         9    2.9 KiB\n"
                         "\n"
                         "CONFIG        VALUE    SOURCE\n"
                         "retention.ms  3600000  topic\n");

@@ -566,6 +566,32 @@ static void test_iter_reports_values_and_sources(void **state)
     stream_config_free(t);
 }
 
+static void test_topic_int_reads_cluster_settings_override_first(void **state)
+{
+    stream_config *b = stream_config_new();
+    stream_config *t = stream_config_new_topic();
+    assert_int_equal(stream_config_topic_int(NULL, NULL, STREAM_CONFIG_MIN_INSYNC_REPLICAS), 1);
+    assert_int_equal(
+        stream_config_topic_int(b, t, STREAM_CONFIG_UNCLEAN_LEADER_ELECTION_ENABLE), 0);
+    expect_set_ok(b, "min.insync.replicas", "2");
+    expect_set_ok(b, "unclean.leader.election.enable", "true");
+    assert_int_equal(stream_config_topic_int(b, t, STREAM_CONFIG_MIN_INSYNC_REPLICAS), 2);
+    expect_set_ok(t, "min.insync.replicas", "3");
+    expect_set_ok(t, "unclean.leader.election.enable", "false");
+    assert_int_equal(stream_config_topic_int(b, t, STREAM_CONFIG_MIN_INSYNC_REPLICAS), 3);
+    assert_int_equal(
+        stream_config_topic_int(b, t, STREAM_CONFIG_UNCLEAN_LEADER_ELECTION_ENABLE), 0);
+    /* Broker-only cluster settings and their defaults. */
+    assert_int_equal(stream_config_int(b, STREAM_CONFIG_REPLICA_LAG_TIME_MAX_MS), 10000);
+    assert_int_equal(stream_config_int(b, STREAM_CONFIG_BROKER_SESSION_TIMEOUT_MS), 1000);
+    assert_int_equal(stream_config_int(b, STREAM_CONFIG_BROKER_HEARTBEAT_INTERVAL_MS), 100);
+    assert_int_equal(stream_config_int(b, STREAM_CONFIG_DEFAULT_REPLICATION_FACTOR), -1);
+    expect_set_fails(t, "replica.lag.time.max.ms", "5", STREAM_EBADCONFIG, "");
+    expect_set_fails(b, "min.insync.replicas", "0", STREAM_EBADCONFIG, "min.insync.replicas");
+    stream_config_free(b);
+    stream_config_free(t);
+}
+
 static void test_topic_log_config_overrides_win_over_broker(void **state)
 {
     stream_config *b = stream_config_new();
@@ -717,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_write_round_trips),
         cmocka_unit_test(test_iter_reports_values_and_sources),
         cmocka_unit_test(test_topic_log_config_overrides_win_over_broker),
+        cmocka_unit_test(test_topic_int_reads_cluster_settings_override_first),
         cmocka_unit_test(test_flush_settings_map_to_log_flush_mode),
         cmocka_unit_test(test_default_data_dir_follows_environment),
     };

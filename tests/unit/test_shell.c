@@ -309,7 +309,7 @@ static void test_completion_offers_options_and_their_values(void **state)
     char b[1024];
     assert_string_equal(complete("create t --i", &f, b, sizeof(b)), "--if-not-exists");
     assert_string_equal(complete("create t --", &f, b, sizeof(b)),
-                        "--config --if-not-exists --json --partitions");
+                        "--config --if-not-exists --json --partitions --replication-factor");
     assert_string_equal(complete("sub orders -", &f, b, sizeof(b)),
                         "--exit --json --partition -e -p");
     assert_string_equal(complete("create t -c ret", &f, b, sizeof(b)),

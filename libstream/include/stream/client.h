@@ -166,6 +166,11 @@ typedef struct stream_partition_meta {
                                  reported. */
     int64_t size_bytes;       /* Bytes on disk; -1 when not reported. */
     int64_t log_end_offset;   /* Offset the next record gets; -1 when not reported. */
+    int32_t *replicas;        /* Owned: the replicas' node ids, preferred leader first. A
+                                 single node (which does not send them): its own id. */
+    uint32_t replica_count;
+    int32_t *isr;             /* Owned: the in-sync replicas (a single node: itself). */
+    uint32_t isr_count;
 } stream_partition_meta;
 
 typedef struct stream_topic_meta {
@@ -747,9 +752,15 @@ typedef struct stream_new_topic {
     int32_t partitions;                 /* >= 1; 0 for the broker's default. */
     const stream_config_entry *configs; /* config_count entries (is_default ignored). */
     size_t config_count;
+    int32_t replication_factor; /* Replicas per partition, 1..32; 0 for the broker's
+                                   default.replication.factor. A single node allows 1;
+                                   a cluster refuses more than its live brokers. */
 } stream_new_topic;
 
-/* Creates n topics. *results gets n entries in the same order. */
+/* Creates n topics. *results gets n entries in the same order. Create,
+ * delete and alter ask again, for up to 3 s, while the broker refuses the
+ * whole request with ENOTLEADER (in a cluster: no controller to hand it to,
+ * for a moment after an election). */
 int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics, size_t n,
                                int timeout_ms, stream_topic_result **results, char *errbuf,
                                size_t errbuf_len);
@@ -949,7 +960,14 @@ typedef struct stream_cluster_broker {
     uint16_t port;
     int64_t epoch; /* Its registration's epoch; -1 on a single node. */
     bool fenced;   /* Registered but fenced (may not lead). */
+    int64_t leaderships; /* Partitions it leads; -1 when not reported. */
 } stream_cluster_broker;
+
+/* A partition named in describe_cluster's health lists. */
+typedef struct stream_cluster_partition {
+    char *topic; /* Owned. */
+    int32_t partition;
+} stream_cluster_partition;
 
 /* A voter of the metadata quorum: its id and Raft address. */
 typedef struct stream_cluster_voter {
@@ -971,6 +989,12 @@ typedef struct stream_cluster_description {
     size_t n_voters;
     stream_cluster_broker *brokers; /* Owned; n_brokers, by id. */
     size_t n_brokers;
+    /* Partitions whose ISR is smaller than their replicas, and partitions
+     * without a leader (no in-sync replica alive): the counts (-1 when not
+     * reported), and the first ones (at most 100 each; owned). */
+    int64_t under_replicated_count, offline_count;
+    stream_cluster_partition *under_replicated, *offline;
+    size_t n_under_replicated, n_offline;
 } stream_cluster_description;
 
 /* Describes the cluster as the broker the client talks to sees it; *out is

@@ -121,6 +121,16 @@
     X(OFFSETS_TOPIC_NUM_PARTITIONS, "offsets.topic.num.partitions", INT, BROKER, "50", 1,          \
       STREAM_CONFIG_PARTITIONS_MAX, NULL, NULL,                                                    \
       "partitions of __consumer_offsets, fixed when it is first created")                          \
+    X(BROKER_HEARTBEAT_INTERVAL_MS, "broker.heartbeat.interval.ms", INT, BROKER, "100", 1, 60000,  \
+      NULL, NULL, "cluster: how often a broker heartbeats to the controller")                      \
+    X(BROKER_SESSION_TIMEOUT_MS, "broker.session.timeout.ms", INT, BROKER, "1000", 2, 3600000,     \
+      NULL, NULL,                                                                                  \
+      "cluster: a broker silent this long is fenced and its leaderships move (> the interval)")    \
+    X(DEFAULT_REPLICATION_FACTOR, "default.replication.factor", INT, BROKER, "-1", -1, 32, NULL,   \
+      NULL, "cluster: replicas of a topic created without a factor; -1: min(3, live brokers)")     \
+    X(REPLICA_LAG_TIME_MAX_MS, "replica.lag.time.max.ms", INT, BROKER, "10000", 1,                 \
+      STREAM_CONFIG_MS_MAX, NULL, NULL,                                                            \
+      "cluster: a follower not caught up with its leader for this long leaves the ISR")            \
     /* ---- topic (broker value = default for every topic) ---- */                                 \
     X(SEGMENT_BYTES, "segment.bytes", INT, TOPIC, "1073741824", 1024, INT32_MAX, NULL,             \
       "log.segment.bytes", "roll the active segment before it would pass this size")               \
@@ -141,7 +151,12 @@
       "period of flush.mode=periodic")                                                             \
     X(CLEANUP_POLICY, "cleanup.policy", ENUM, TOPIC, "delete", 0, 0, "delete",                     \
       "log.cleanup.policy",                                                                        \
-      "what retention does with old segments (compact is not supported yet)")
+      "what retention does with old segments (compact is not supported yet)")                     \
+    X(MIN_INSYNC_REPLICAS, "min.insync.replicas", INT, TOPIC, "1", 1, 32, NULL, NULL,              \
+      "cluster: acks=all needs at least this many in-sync replicas, else ENOTENOUGHREPLICAS")      \
+    X(UNCLEAN_LEADER_ELECTION_ENABLE, "unclean.leader.election.enable", BOOL, TOPIC, "false", 0,   \
+      0, NULL, NULL,                                                                               \
+      "cluster: with no live in-sync replica, elect an out-of-sync one (may lose records)")
 
 /* Setting ids: STREAM_CONFIG_LISTEN, ... in table order; STREAM_CONFIG_COUNT. */
 // clang-format off
@@ -304,6 +319,15 @@ bool stream_config_iter_next(stream_config_iter *it);
  * hold valid values. */
 void stream_config_topic_log_config(const stream_config *broker, const stream_config *topic,
                                     stream_log_config *out);
+
+/* The effective value of a TOPIC-scope INT or BOOL setting (id) for a topic:
+ * its override in `topic` when set there, else `broker`'s value (NULL: the
+ * table default). BOOL reads as 0/1. For settings that are not part of the
+ * log config, e.g. min.insync.replicas and unclean.leader.election.enable:
+ *   stream_config_topic_int(broker_cfg, t->overrides, STREAM_CONFIG_MIN_INSYNC_REPLICAS)
+ * 0 for an id out of range. */
+int64_t stream_config_topic_int(const stream_config *broker, const stream_config *topic,
+                                stream_config_id id);
 
 /* The default data directory: $STREAM_DATA_DIR when set and not empty, else
  * $XDG_DATA_HOME/stream when that is an absolute path, else

@@ -73,6 +73,7 @@ typedef struct stream_ops_topics {
     const char *const *names;           /* the topics named, in order */
     size_t name_count;                  /* entries in names (>= 1) */
     int32_t partitions;                 /* create: partitions; 0 = the broker's default */
+    int32_t replication_factor;         /* create: replicas; 0 = the broker's default */
     const stream_config_entry *configs; /* create, alter: settings (value NULL: alter
                                            resets it to its default) */
     size_t config_count;                /* entries in configs */
