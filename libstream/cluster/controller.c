@@ -922,6 +922,7 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     if (rc != 0)
         return rc;
     stream__replica_set_alter_isr(ctl->rm, ctl_alter_isr_local, ctl);
+    stream__replica_set_auto_create(ctl->rm, stream__controller_auto_create, ctl);
     ctl_admin_start(ctl);
 
     stream__quorum_config qc;

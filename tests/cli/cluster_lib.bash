@@ -132,7 +132,7 @@ part_json() {
     for ((k = 1; k <= CLUSTER_N; k++)); do
         [ -n "${CPIDS[$k]:-}" ] || continue
         stream-topics -b "$(node_addr "$k")" --timeout-ms 1000 describe "$1" --json 2>/dev/null |
-            jq -c --argjson p "$2" '.partitions[] | select(.partition == $p)' && return 0
+            jq -c --argjson p "$2" '.topics[0].partitions[] | select(.partition == $p)' && return 0
     done
     return 1
 }

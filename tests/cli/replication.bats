@@ -76,7 +76,7 @@ check_run() {
     assert_success
     [ "${#lines[@]}" -eq 3000 ]
     # The same records are on all three brokers, batch for batch.
-    wait_for 10 bash -c "[ \"\$(stream-topics describe r --json | jq '[.partitions[].isr | length] | min')\" = 3 ]"
+    wait_for 10 bash -c "[ \"\$(stream-topics describe r --json | jq '[.topics[0].partitions[].isr | length] | min')\" = 3 ]"
     check_run "$dir" r 2 --same
 }
 
@@ -99,7 +99,7 @@ check_run() {
     touch "$dir/stop"
     wait "$BG_PID"
     # The returning leaders truncated what they alone had, and caught up.
-    wait_for 15 bash -c "[ \"\$(stream-topics describe f --json | jq '.partitions[0].isr | length')\" = 3 ]"
+    wait_for 15 bash -c "[ \"\$(stream-topics describe f --json | jq '.topics[0].partitions[0].isr | length')\" = 3 ]"
     [ "$(cat "$dir"/acks/ack.* | wc -l)" -gt 100 ]
     check_run "$dir" f 1 --same
 }
@@ -117,7 +117,7 @@ check_run() {
     sleep 1
     node_kill "$leader" CONT
     # Fenced while paused, it comes back as a follower and catches up.
-    wait_for 15 bash -c "[ \"\$(stream-topics describe s --json | jq '.partitions[0].isr | length')\" = 3 ]"
+    wait_for 15 bash -c "[ \"\$(stream-topics describe s --json | jq '.topics[0].partitions[0].isr | length')\" = 3 ]"
     [ "$(leader_of s 0)" = "$next" ]
     touch "$dir/stop"
     wait "$BG_PID"
@@ -134,7 +134,7 @@ check_run() {
     # The other replica dies: fenced, out of the ISR (the quorum still has
     # two of its three voters).
     node_kill "$other" KILL
-    wait_for 10 bash -c "[ \"\$(stream-topics describe m --json | jq -c '.partitions[0].isr')\" = '[$leader]' ]"
+    wait_for 10 bash -c "[ \"\$(stream-topics describe m --json | jq -c '.topics[0].partitions[0].isr')\" = '[$leader]' ]"
     run stream-pub -t m --acks all --retries 0 <<<"two"
     assert_failure
     assert_output --regexp "ENOTENOUGHREPLICAS|not enough in-sync replicas|min.insync.replicas is 2"
@@ -142,7 +142,7 @@ check_run() {
     assert_success
     # Back: it catches up, rejoins the ISR, and acks=all works again.
     node_start "$other"
-    wait_for 15 bash -c "[ \"\$(stream-topics describe m --json | jq '.partitions[0].isr | length')\" = 2 ]"
+    wait_for 15 bash -c "[ \"\$(stream-topics describe m --json | jq '.topics[0].partitions[0].isr | length')\" = 2 ]"
     echo four | stream-pub -t m --acks all
     run stream-sub -t m -e -f '%v\n'
     assert_success

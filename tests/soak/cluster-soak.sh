@@ -96,7 +96,7 @@ touch "$dir/pub1/stop" "$dir/pub2/stop"
 for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 BG_PIDS=()
 for ((i = 0; i < 300; i++)); do
-    full=$(stream-topics describe soak --json 2>/dev/null | jq '[.partitions[].isr | length] | min')
+    full=$(stream-topics describe soak --json 2>/dev/null | jq '[.topics[0].partitions[].isr | length] | min')
     [ "$full" = 3 ] && break
     sleep 0.1
 done
