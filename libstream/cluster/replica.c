@@ -127,6 +127,16 @@ static bool has(const int32_t *ids, uint32_t n, int32_t id)
     return false;
 }
 
+/* The error of an answer or of one of its entries: the wire carries codes
+ * positive (protocol.md 5.3); 0 when absent. */
+static int wire_err(const msgpack_object *m)
+{
+    const msgpack_object *e = stream_field_find(m, "err");
+    if (e == NULL || e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > INT32_MAX)
+        return 0;
+    return -(int)e->via.u64;
+}
+
 /* ---- the table of partitions --------------------------------------------- */
 
 static size_t hslot(const void *p, size_t cap)
@@ -458,11 +468,8 @@ static void on_trunc_answer(void *arg, int err, const msgpack_object *resp)
     const msgpack_object *topics, *parts, *tm, *pm;
     const char *name = NULL;
     size_t nlen = 0;
-    if (rerr == 0) {
-        const msgpack_object *e = stream_field_find(resp, "err");
-        if (e != NULL && e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            rerr = e->via.i64;
-    }
+    if (rerr == 0)
+        rerr = wire_err(resp);
     if (rerr == 0 && (stream_field_array(resp, "topics", &topics, NULL, 0) != 0 ||
                       topics->via.array.size != 1 ||
                       stream_elem_map(topics, 0, "topics", &tm, NULL, 0) != 0 ||
@@ -474,7 +481,7 @@ static void on_trunc_answer(void *arg, int err, const msgpack_object *resp)
         rerr = STREAM_EPROTO;
     rpart *p = rerr == 0 ? find_name(rm, name, nlen, (int32_t)partition) : NULL;
     if (rerr == 0)
-        (void)stream_field_int_opt(pm, "err", INT32_MIN, 0, 0, &rerr, NULL, 0);
+        rerr = wire_err(pm);
     if (rerr == 0 &&
         (stream_field_int(pm, "leader_epoch", -1, INT32_MAX, &found, NULL, 0) != 0 ||
          stream_field_int(pm, "end_offset", -1, INT64_MAX, &end, NULL, 0) != 0))
@@ -529,10 +536,10 @@ static void send_truncation(fetcher *f, rpart *p)
 /* Applies one partition's entry of a fetch answer. */
 static void fetched_part(stream__replica *rm, fetcher *f, rpart *p, const msgpack_object *pm)
 {
-    int64_t err = 0, hw = -1;
+    int err = wire_err(pm);
+    int64_t hw = -1;
     const uint8_t *rec = NULL;
     size_t len = 0;
-    (void)stream_field_int_opt(pm, "err", INT32_MIN, 0, 0, &err, NULL, 0);
     if (err == STREAM_EOFFSET) {
         p->need_truncate = true; /* this log is past the leader's: diverged */
         return;
@@ -574,11 +581,8 @@ static void on_fetch_answer(void *arg, int err, const msgpack_object *resp)
         return;
     f->answered_ms = now_ms(rm);
     const msgpack_object *topics;
-    if (err == 0) {
-        const msgpack_object *e = stream_field_find(resp, "err");
-        if (e != NULL && e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            err = (int)e->via.i64;
-    }
+    if (err == 0)
+        err = wire_err(resp);
     if (err != 0 || stream_field_array(resp, "topics", &topics, NULL, 0) != 0) {
         f->retry_at = now_ms(rm) + RETRY_MS;
         return;

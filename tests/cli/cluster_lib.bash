@@ -63,7 +63,7 @@ node_kill() {
     [ -n "$pid" ] || return 0
     kill -"$sig" "$pid" 2>/dev/null
     if [ "$sig" = KILL ]; then
-        wait "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null || true
         CPIDS[$k]=
     fi
     return 0
