@@ -195,11 +195,14 @@ static rpart *part_add(stream__replica *rm, const char *topic, int32_t partition
     p->leader_epoch = -1;
     p->isr_asked_pepoch = -1;
     rm->parts[rm->nparts++] = p;
-    if ((rm->nparts > rm->hcap / 2 && rehash(rm, rm->hcap ? rm->hcap * 2 : 64) != 0) ||
-        rm->hcap == 0) {
-        rm->nparts--;
-        free(p);
-        return NULL;
+    if (rm->nparts > rm->hcap / 2) {
+        /* The rehash chains every part, this one included. */
+        if (rehash(rm, rm->hcap ? rm->hcap * 2 : 64) != 0) {
+            rm->nparts--;
+            free(p);
+            return NULL;
+        }
+        return p;
     }
     size_t h = hslot(log, rm->hcap);
     p->hnext = rm->htab[h];
