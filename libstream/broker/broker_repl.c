@@ -28,10 +28,20 @@ void stream__host_set_role(stream_broker *b, stream_log *log, stream__host_role 
         b->repl_list = ps;
         ps->durable_told = -1;
     }
+    bool lost = ps->repl_known && ps->role == STREAM__ROLE_LEADER && role != STREAM__ROLE_LEADER;
     ps->repl_known = true;
     ps->role = role;
     ps->leader_id = leader_id;
     ps->leader_epoch = leader_epoch;
+    if (lost) {
+        /* acks=all produces waiting here are answered now (ENOTLEADER: not
+         * acknowledged), and consumers' long polls, which the new leader
+         * serves. */
+        while (ps->produce_waiters != NULL)
+            stream__waiter_finish(ps->produce_waiters->w, STREAM__WAIT_READY);
+        while (ps->fetch_waiters != NULL)
+            stream__waiter_finish(ps->fetch_waiters->w, STREAM__WAIT_READY);
+    }
 }
 
 void stream__host_set_high_watermark(stream_broker *b, stream_log *log, int64_t hw)

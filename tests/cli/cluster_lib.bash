@@ -19,6 +19,11 @@
 #
 # Timing knobs for the tests (stream-broker --set): CLUSTER_SET holds extra
 # "--set k=v" arguments given to every node.
+#
+# Network namespaces (root only): netns_setup before cluster_start puts node
+# K in its own namespace with address 10.77.X.K on a bridge of the root
+# namespace (where the clients run), so that netns_cut K / netns_heal K can
+# cut it off the network without stopping it; netns_teardown removes it all.
 
 CLUSTER_DIR=${CLUSTER_DIR:-${BATS_TEST_TMPDIR:-$(mktemp -d)}/cluster}
 declare -a CPIDS CPORT CRAFT
@@ -33,7 +38,44 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
 }
 
-node_addr() { echo "127.0.0.1:${CPORT[$1]}"; }
+node_host() { if [ -n "${CLUSTER_NETNS:-}" ]; then echo "$CLUSTER_SUBNET.$1"; else echo 127.0.0.1; fi; }
+node_addr() { echo "$(node_host "$1"):${CPORT[$1]}"; }
+node_exec() { # node_exec K CMD...: CMD in node K's namespace (if any)
+    local k=$1
+    shift
+    if [ -n "${CLUSTER_NETNS:-}" ]; then ip netns exec "$CLUSTER_NETNS$k" "$@"; else "$@"; fi
+}
+
+netns_setup() {
+    local n=$1 k id=$(($$ % 200 + 10))
+    CLUSTER_NETNS=sn$id-
+    CLUSTER_SUBNET=10.77.$id
+    CLUSTER_BRIDGE=sbr$id
+    ip link add "$CLUSTER_BRIDGE" type bridge || return 1
+    ip addr add "$CLUSTER_SUBNET.254/24" dev "$CLUSTER_BRIDGE"
+    ip link set "$CLUSTER_BRIDGE" up
+    for ((k = 1; k <= n; k++)); do
+        ip netns add "$CLUSTER_NETNS$k" || return 1
+        ip link add "sv$id-$k" type veth peer name eth0 netns "$CLUSTER_NETNS$k" || return 1
+        ip link set "sv$id-$k" master "$CLUSTER_BRIDGE" up
+        ip -n "$CLUSTER_NETNS$k" addr add "$CLUSTER_SUBNET.$k/24" dev eth0
+        ip -n "$CLUSTER_NETNS$k" link set eth0 up
+        ip -n "$CLUSTER_NETNS$k" link set lo up
+    done
+}
+netns_cut() { ip link set "sv${CLUSTER_BRIDGE#sbr}-$1" down; }
+netns_heal() { ip link set "sv${CLUSTER_BRIDGE#sbr}-$1" up; }
+netns_teardown() {
+    [ -n "${CLUSTER_NETNS:-}" ] || return 0
+    local k
+    for ((k = 1; k <= 9; k++)); do
+        ip netns del "$CLUSTER_NETNS$k" 2>/dev/null
+        ip link del "sv${CLUSTER_BRIDGE#sbr}-$k" 2>/dev/null
+    done
+    ip link del "$CLUSTER_BRIDGE" 2>/dev/null
+    CLUSTER_NETNS=
+    return 0
+}
 
 node_start() {
     local k=$1 d=$CLUSTER_DIR/n$1 i
@@ -41,7 +83,11 @@ node_start() {
     mkdir -p "$d"
     rm -f "$d/ready"
     # shellcheck disable=SC2086
-    stream-broker --node-id "$k" --cluster "$CLUSTER_VOTERS" --listen "$(node_addr "$k")" \
+    local pre=()
+    [ -z "${CLUSTER_NETNS:-}" ] || pre=(ip netns exec "$CLUSTER_NETNS$k")
+    # (not through a function: a function in the background is a subshell,
+    # and CPIDS must be the broker's own pid)
+    "${pre[@]}" stream-broker --node-id "$k" --cluster "$CLUSTER_VOTERS" --listen "$(node_addr "$k")" \
         --data-dir "$d/data" --ready-file "$d/ready" --log-level debug ${CLUSTER_SET:-} "$@" \
         </dev/null >>"$d/log" 2>&1 3>&- &
     CPIDS[$k]=$!
@@ -76,8 +122,9 @@ cluster_wait_json() {
     for ((i = 0; i < secs * 10; i++)); do
         for ((k = 1; k <= CLUSTER_N; k++)); do
             [ -n "${CPIDS[$k]:-}" ] || continue
-            out=$(stream-topics -b "$(node_addr "$k")" --timeout-ms 1000 cluster --json 2>/dev/null) &&
-                jq -e "$expr" >/dev/null <<<"$out" && return 0
+            out=$(stream-topics -b "$(node_addr "$k")" --timeout-ms 1000 cluster --json 2>/dev/null) ||
+                continue # not answering (cut off, paused): ask the next
+            jq -e "$expr" >/dev/null <<<"$out" && return 0
             break
         done
         sleep 0.1
@@ -96,7 +143,7 @@ cluster_start() {
     for ((k = 1; k <= n; k++)); do
         CPORT[$k]=${_p[$((k - 1))]}
         CRAFT[$k]=${_p[$((n + k - 1))]}
-        CLUSTER_VOTERS+="${CLUSTER_VOTERS:+,}$k@127.0.0.1:${CRAFT[$k]}"
+        CLUSTER_VOTERS+="${CLUSTER_VOTERS:+,}$k@$(node_host "$k"):${CRAFT[$k]}"
     done
     for ((k = 1; k <= n; k++)); do
         node_start "$k" "$@" || return 1
@@ -120,7 +167,7 @@ cluster_stop() {
         [ -n "${CPIDS[$k]:-}" ] || continue
         timeout 10 tail --pid="${CPIDS[$k]}" -f /dev/null 2>/dev/null ||
             kill -KILL "${CPIDS[$k]}" 2>/dev/null
-        wait "${CPIDS[$k]}" 2>/dev/null
+        wait "${CPIDS[$k]}" 2>/dev/null || true
         CPIDS[$k]=
     done
     return 0
@@ -128,11 +175,12 @@ cluster_stop() {
 
 # The describe entry of TOPIC's partition PART as JSON, from any live node.
 part_json() {
-    local k
+    local k out
     for ((k = 1; k <= CLUSTER_N; k++)); do
         [ -n "${CPIDS[$k]:-}" ] || continue
-        stream-topics -b "$(node_addr "$k")" --timeout-ms 1000 describe "$1" --json 2>/dev/null |
-            jq -c --argjson p "$2" '.topics[0].partitions[] | select(.partition == $p)' && return 0
+        out=$(stream-topics -b "$(node_addr "$k")" --timeout-ms 1000 describe "$1" --json 2>/dev/null |
+            jq -c --argjson p "$2" '.topics[0].partitions[] | select(.partition == $p)')
+        [ -n "$out" ] && echo "$out" && return 0
     done
     return 1
 }
