@@ -318,7 +318,10 @@ static void on_soon(uv_timer_t *t)
     ctl->soon_armed = false;
     if (ctl->stopped)
         return;
-    if (ctl->rm != NULL)
+    /* Not before this node was registered in this run: until then its copy
+     * of the metadata may be an old one being replayed (a restart), where
+     * it still leads partitions that others lead now. */
+    if (ctl->rm != NULL && ctl->caught_up)
         stream__replica_sync(ctl->rm, ctl->md);
     if (ctl->elect_dirty)
         elect_pass(ctl);
@@ -489,6 +492,8 @@ static void tick_register(controller *ctl, int32_t leader, uint64_t now)
                          "cluster: this broker (node %d) is registered, epoch %lld",
                          (int)ctl->node_id, (long long)mb->epoch);
         ctl->hb_last_sent = 0;
+        ctl->caught_up = true;
+        ctl_soon(ctl); /* the replica manager's first sync */
         return;
     }
     if (leader < 0)

@@ -44,6 +44,8 @@ typedef struct ctl_reg_job {
     bool used;
     bool busy;       /* a proposal in flight */
     bool registered; /* register_broker applied; epoch is its epoch */
+    bool caught_up; /* registered once in this run: its metadata is current, the replica
+                       manager follows it (from then on, fenced or not) */
     bool done;       /* unfence_broker applied too */
     int64_t epoch;
 } ctl_reg_job;

@@ -49,6 +49,7 @@
 #define FETCH_MAX_BYTES    (8 << 20)
 #define PART_MAX_BYTES     (1 << 20)
 #define ISR_ASK_AGAIN_MS   500    /* an unanswered alter_isr is asked again */
+#define ISR_JOIN_FRESH_MS  1000   /* a replica joins the ISR only if caught up this recently */
 #define DEFAULT_LAG_MAX_MS 10000
 #define MAX_FETCHERS       64
 #define MAXR               STREAM__META_MAX_REPLICAS
@@ -74,7 +75,9 @@ typedef struct rpart {
     follower fol[MAXR]; /* leading: the other replicas */
     uint32_t n_fol;
     uint64_t isr_asked_ms;    /* leading: last alter_isr sent... */
-    int32_t isr_asked_pepoch; /* ...computed from this partition_epoch */
+    int32_t isr_asked_pepoch; /* ...computed from this partition_epoch... */
+    int32_t isr_asked[MAXR];  /* ...asking for this ISR */
+    uint32_t n_isr_asked;
     bool need_truncate;       /* following: ask the leader before fetching */
     bool truncating;          /* offset_for_leader_epoch in flight... */
     int32_t trunc_epoch;      /* ...asked while following this leader epoch */
@@ -242,19 +245,35 @@ static follower *find_fol(rpart *p, int32_t id)
     return NULL;
 }
 
-/* Moves the high watermark up to the lowest durable offset over the ISR. */
+/* Lowers *hw to id's durable offset; false when it is not known yet. */
+static bool member_bound(stream__replica *rm, rpart *p, int32_t id, int64_t *hw)
+{
+    if (id == rm->node_id)
+        return true;
+    follower *f = find_fol(p, id);
+    if (f == NULL || f->durable < 0)
+        return false; /* not heard from since this broker leads: wait */
+    if (f->durable < *hw)
+        *hw = f->durable;
+    return true;
+}
+
+/* Moves the high watermark up to the lowest durable offset over the
+ * maximal ISR: the ISR, and the members of an alter_isr still pending
+ * (Kafka's KIP-497 rule). A replica asked in counts from the moment it is
+ * asked for: once the controller commits the change it may be elected,
+ * so nothing it lacks may be acknowledged meanwhile. */
 static void update_hw(stream__replica *rm, rpart *p)
 {
     int64_t hw = stream_log_durable_offset(p->log);
-    for (uint32_t i = 0; i < p->n_isr; i++) {
-        if (p->isr[i] == rm->node_id)
-            continue;
-        follower *f = find_fol(p, p->isr[i]);
-        if (f == NULL || f->durable < 0)
-            return; /* not heard from since this broker leads: wait */
-        if (f->durable < hw)
-            hw = f->durable;
-    }
+    for (uint32_t i = 0; i < p->n_isr; i++)
+        if (!member_bound(rm, p, p->isr[i], &hw))
+            return;
+    if (p->isr_asked_pepoch == p->partition_epoch)
+        for (uint32_t i = 0; i < p->n_isr_asked; i++)
+            if (!has(p->isr, p->n_isr, p->isr_asked[i]) &&
+                !member_bound(rm, p, p->isr_asked[i], &hw))
+                return;
     int64_t cur;
     stream__host_partition_state(rm->b, p->log, NULL, NULL, NULL, &cur);
     if (hw > cur)
@@ -307,6 +326,8 @@ static void ask_isr(stream__replica *rm, rpart *p, const int32_t *isr, uint32_t 
     if (rm->alter_isr(rm->alter_isr_arg, p->topic, p->partition, isr, n, p->partition_epoch) == 0) {
         p->isr_asked_ms = now;
         p->isr_asked_pepoch = p->partition_epoch;
+        memcpy(p->isr_asked, isr, n * sizeof(int32_t));
+        p->n_isr_asked = n;
     }
 }
 
@@ -335,7 +356,8 @@ static void check_isr(stream__replica *rm, rpart *p)
     for (uint32_t i = 0; i < p->n_fol; i++) {
         follower *f = &p->fol[i];
         if (!has(p->isr, p->n_isr, f->id) && f->durable >= 0 && f->durable >= hw &&
-            f->leo >= stream_log_end_offset(p->log) && n < MAXR) {
+            f->leo >= stream_log_end_offset(p->log) && now - f->caught_up_ms < ISR_JOIN_FRESH_MS &&
+            n < MAXR) {
             isr[n++] = f->id; /* in: it has everything acknowledged, on disk */
             changed = true;
         }
