@@ -44,8 +44,6 @@ typedef struct ctl_reg_job {
     bool used;
     bool busy;       /* a proposal in flight */
     bool registered; /* register_broker applied; epoch is its epoch */
-    bool caught_up; /* registered once in this run: its metadata is current, the replica
-                       manager follows it (from then on, fenced or not) */
     bool done;       /* unfence_broker applied too */
     int64_t epoch;
 } ctl_reg_job;
@@ -136,6 +134,8 @@ struct controller {
     uint64_t next_seq; /* the next request id of other commands */
     uint64_t asked_at; /* applied index when this node first asked; 0: not yet */
     bool registered;   /* seen in this node's metadata */
+    bool caught_up;    /* registered once in this run: its metadata is current, and the
+                          replica manager follows it from then on, fenced or not */
     int64_t epoch;     /* this broker's epoch once registered */
     uint64_t last_register_ms;
     ctl_reg_job own;
