@@ -235,8 +235,16 @@ static int lead_check(stream_broker *b, const stream_topic *t, int32_t partition
     stream__pstate *ps = stream__pstate_get(b, log, false);
     if (psp != NULL)
         *psp = ps;
-    if (!b->repl_on || ps == NULL || !ps->repl_known || ps->role == STREAM__ROLE_LEADER)
+    if (!b->repl_on || (ps != NULL && ps->local))
         return 0; /* not replicated (a topic of this broker alone): served here */
+    if (ps == NULL || !ps->repl_known) {
+        snprintf(msg, msg_len,
+                 "%.150s-%d: this broker (node %d) is catching up with the cluster's metadata",
+                 t->name, (int)partition, (int)b->node_id);
+        return STREAM_ENOTLEADER;
+    }
+    if (ps->role == STREAM__ROLE_LEADER)
+        return 0;
     int32_t leader = ps->leader_id;
     if (leader >= 0)
         snprintf(msg, msg_len, "%.150s-%d: this broker (node %d) does not lead it; node %d does",

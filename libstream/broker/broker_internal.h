@@ -215,7 +215,8 @@ struct stream__pstate {
                                               succeeds again) */
     uint64_t io_failures_logged;           /* the log's I/O failures already logged */
     /* Replication (broker_repl.c); meaningful only when b->repl_on. */
-    bool repl_known;       /* role, leader, epoch and hw were set (else NONE, -1, -1, 0) */
+    bool repl_known;       /* replicated: role, leader, epoch and hw were set */
+    bool local;            /* given role LOCAL: this broker's alone, served as one */
     stream__host_role role;
     int32_t leader_id;
     int32_t leader_epoch;

@@ -20,6 +20,11 @@ void stream__host_set_role(stream_broker *b, stream_log *log, stream__host_role 
     stream__pstate *ps = stream__pstate_get(b, log, true);
     if (ps == NULL)
         return;
+    if (role == STREAM__ROLE_LOCAL) {
+        ps->local = true;
+        return;
+    }
+    ps->local = false;
     if (!ps->repl_known)
         ps->high_watermark = 0;
     if (!ps->in_repl_list) {

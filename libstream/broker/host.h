@@ -199,15 +199,19 @@ void stream__host_take_op(stream_broker *b, stream_op op, stream__op_handler h, 
  *             the service appends the leader's batches itself
  *   NONE      not a replica here (or no leader known): as FOLLOWER
  *
- * A partition the service never gave a role (a topic of this broker alone,
- * such as one from before it joined a cluster) keeps a single broker's
- * behaviour. Setting a role makes it replicated for as long as the broker
- * runs (NONE then refuses clients).
+ *   LOCAL     a topic of this broker alone (from before it joined a
+ *             cluster): served as a single broker serves it
+ *
+ * With hooks set, a partition the service has not given a role yet is
+ * refused to clients (ENOTLEADER, "catching up"): a restarted broker must
+ * not serve a partition, as if it were its own, before it knows who leads
+ * it now (it may have led it before the restart and lost it meanwhile).
  */
 typedef enum stream__host_role {
     STREAM__ROLE_LEADER = 0,
     STREAM__ROLE_FOLLOWER = 1,
     STREAM__ROLE_NONE = 2,
+    STREAM__ROLE_LOCAL = 3,
 } stream__host_role;
 
 typedef struct stream__host_replication {

@@ -140,6 +140,15 @@ static int wire_err(const msgpack_object *m)
     return -(int)e->via.u64;
 }
 
+/* "1,2,3" */
+static void ids_text(const int32_t *ids, uint32_t n, char *buf, size_t len)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < n && k < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%d", i ? "," : "", (int)ids[i]);
+}
+
 /* ---- the table of partitions --------------------------------------------- */
 
 static size_t hslot(const void *p, size_t cap)
@@ -323,6 +332,10 @@ static void ask_isr(stream__replica *rm, rpart *p, const int32_t *isr, uint32_t 
     if (rm->alter_isr == NULL ||
         (p->isr_asked_pepoch == p->partition_epoch && now - p->isr_asked_ms < ISR_ASK_AGAIN_MS))
         return;
+    char txt[200];
+    ids_text(isr, n, txt, sizeof txt);
+    stream__host_log(rm->b, STREAM_BROKER_DEBUG, "%s-%d: asking for isr %s (from partition epoch %d)",
+                     p->topic, (int)p->partition, txt, (int)p->partition_epoch);
     if (rm->alter_isr(rm->alter_isr_arg, p->topic, p->partition, isr, n, p->partition_epoch) == 0) {
         p->isr_asked_ms = now;
         p->isr_asked_pepoch = p->partition_epoch;
@@ -360,6 +373,11 @@ static void check_isr(stream__replica *rm, rpart *p)
             n < MAXR) {
             isr[n++] = f->id; /* in: it has everything acknowledged, on disk */
             changed = true;
+            stream__host_log(rm->b, STREAM_BROKER_DEBUG,
+                             "%s-%d: node %d caught up (log end %lld, on disk %lld, high "
+                             "watermark %lld): asking it into the ISR",
+                             p->topic, (int)p->partition, (int)f->id, (long long)f->leo,
+                             (long long)f->durable, (long long)hw);
         }
     }
     if (changed)
@@ -806,6 +824,13 @@ static void sync_part(stream__replica *rm, const stream__meta_topic *mt, int32_t
     p->partition_epoch = mp->partition_epoch;
     p->n_replicas = mp->n_replicas;
     memcpy(p->replicas, mp->replicas, mp->n_replicas * sizeof(int32_t));
+    if (!fresh && (p->n_isr != mp->n_isr || memcmp(p->isr, mp->isr, mp->n_isr * sizeof(int32_t)))) {
+        char was[200], now[200];
+        ids_text(p->isr, p->n_isr, was, sizeof was);
+        ids_text(mp->isr, mp->n_isr, now, sizeof now);
+        stream__host_log(rm->b, STREAM_BROKER_DEBUG, "%s-%d: isr %s -> %s (partition epoch %d)",
+                         mt->name, (int)i, was, now, (int)mp->partition_epoch);
+    }
     p->n_isr = mp->n_isr;
     memcpy(p->isr, mp->isr, mp->n_isr * sizeof(int32_t));
     p->min_insync = min_insync;
@@ -846,9 +871,25 @@ void stream__replica_sync(stream__replica *rm, const stream__meta *md)
         }
         manage(rm, mt->name);
         int32_t min_insync = min_insync_of(rm, mt);
-        for (int32_t i = 0; i < mt->partition_count && i < t->partition_count; i++)
-            if (has(mt->partitions[i].replicas, mt->partitions[i].n_replicas, rm->node_id))
+        for (int32_t i = 0; i < mt->partition_count && i < t->partition_count; i++) {
+            const stream__meta_partition *mp = &mt->partitions[i];
+            if (has(mp->replicas, mp->n_replicas, rm->node_id))
                 sync_part(rm, mt, i, t->partitions[i], min_insync);
+            else if (find_log(rm, t->partitions[i]) == NULL)
+                /* No replica here: clients are told who leads it. */
+                stream__host_set_role(b, t->partitions[i], STREAM__ROLE_NONE, mp->leader,
+                                      mp->leader_epoch);
+        }
+    }
+    /* Topics the metadata does not have (from before the cluster): this
+     * broker's alone, served as a single node serves them. */
+    for (size_t k = 0; k < stream_store_topic_count(store); k++) {
+        stream_topic *t = stream_store_topic_at(store, k);
+        if (stream__meta_topic_find(md, t->name, strlen(t->name)) != NULL ||
+            is_managed(rm, t->name, NULL))
+            continue;
+        for (int32_t i = 0; i < t->partition_count; i++)
+            stream__host_set_role(b, t->partitions[i], STREAM__ROLE_LOCAL, rm->node_id, -1);
     }
     /* Replicas moved away, and topics the metadata lost. */
     for (size_t i = rm->nparts; i-- > 0;) {
