@@ -14,7 +14,8 @@
 # Then the producers stop, the ISR fills up again, and:
 #   crashcheck.py check --exactly-once   every acknowledged record stored
 #                                        once, at its acknowledged offset,
-#                                        in order, read through the leaders
+#                                        in order per producer run (the two
+#                                        loops interleave), read through the leaders
 #   replicacheck.py prefix --same        every broker's log of every
 #                                        partition is the same, batch for
 #                                        batch (so the returning old leaders
@@ -103,7 +104,7 @@ done
 elapsed=$(($(date +%s) - t_start))
 stream-sub -t soak -e -f '%p %o %v\n' >"$dir/stored"
 ok=1
-python3 "$FAULTS_DIR/crashcheck.py" check --log "$dir/stored" --exactly-once \
+python3 "$FAULTS_DIR/crashcheck.py" check --log "$dir/stored" --exactly-once --interleaved \
     "$dir"/pub1/acks/ack.* "$dir"/pub2/acks/ack.* >"$dir/check" 2>&1 || ok=0
 sed 's/^/# /' "$dir/check"
 cluster_stop
