@@ -27,12 +27,20 @@
  * DURABLE_WAIT_MS for the disk). A follower keeps the leader's high
  * watermark (capped at its own log end) for the day it leads.
  *
+ * The ISR the high watermark is computed over is the maximal one (Kafka's
+ * KIP-497): the committed ISR plus the replicas an alter_isr still in
+ * flight asks in, so a replica counts from the moment it is asked for and
+ * can never be elected lacking a record this leader acknowledged.
+ *
  * Topics. Every topic of the metadata exists locally (this broker creates
  * it, all partitions, when the metadata gets it; partitions it has no
- * replica of stay empty); one the metadata loses is deleted here. Topics
- * the metadata never had (from before the cluster, or the group
- * coordinator's __consumer_offsets for now) are left alone: the broker
- * serves them as a single node does.
+ * replica of stay empty and name their leader to clients); one the
+ * metadata loses is deleted here. Topics the metadata never had (from
+ * before the cluster) get role LOCAL: the broker serves them as a single
+ * node does. Until the first sync (the controller calls it only once this
+ * run's registration is applied, so the metadata is current) every
+ * partition is refused: a restarted former leader must not serve a
+ * partition it no longer leads.
  */
 #include <stdio.h>
 #include <stdlib.h>
