@@ -52,7 +52,6 @@
 
 #define TICK_MS            50
 #define RETRY_MS           100    /* after a failed fetch or truncation */
-#define DURABLE_WAIT_MS    50     /* longest a fetch waits for this disk */
 #define FETCH_MAX_WAIT_MS  500    /* the leader's long poll */
 #define FETCH_MAX_BYTES    (8 << 20)
 #define PART_MAX_BYTES     (1 << 20)
@@ -86,6 +85,7 @@ typedef struct rpart {
     int32_t isr_asked_pepoch; /* ...computed from this partition_epoch... */
     int32_t isr_asked[MAXR];  /* ...asking for this ISR */
     uint32_t n_isr_asked;
+    int64_t durable_sent;     /* following: the durable offset the last fetch told */
     bool need_truncate;       /* following: ask the leader before fetching */
     bool truncating;          /* offset_for_leader_epoch in flight... */
     int32_t trunc_epoch;      /* ...asked while following this leader epoch */
@@ -99,9 +99,8 @@ typedef struct fetcher {
     char host[STREAM__META_HOST_MAX + 1];
     uint16_t port;
     stream__peer *peer;
-    bool in_flight;
+    int in_flight;        /* fetches sent, not answered: a long poll, and a report */
     uint64_t retry_at;    /* uv_now before which nothing is sent */
-    uint64_t answered_ms; /* uv_now of the last fetch answer */
     bool used;
 } fetcher;
 
@@ -325,6 +324,7 @@ static void become_follower(stream__replica *rm, rpart *p)
     p->n_fol = 0;
     p->need_truncate = p->leader >= 0;
     p->truncating = false;
+    p->durable_sent = -1;
     stream_log_set_leader_epoch(p->log, -1);
     stream__host_set_role(rm->b, p->log,
                           p->leader >= 0 ? STREAM__ROLE_FOLLOWER : STREAM__ROLE_NONE, p->leader,
@@ -602,6 +602,22 @@ static void fetched_part(stream__replica *rm, fetcher *f, rpart *p, const msgpac
     if (stream_field_int(pm, "high_watermark", -1, INT64_MAX, &hw, NULL, 0) != 0 ||
         stream_field_bin(pm, "records", &rec, &len, NULL, 0) != 0)
         return;
+    /* Two fetches may be answered from one offset (a long poll and the
+     * report sent behind it): what is here already is skipped. */
+    int64_t leo = stream_log_end_offset(p->log);
+    while (len >= STREAM_BATCH_HEADER_SIZE) {
+        int64_t base = (int64_t)stream_load_be64(rec);
+        int64_t last = base + (int32_t)stream_load_be32(rec + STREAM_BATCH_OFF_LAST_OFFSET_DELTA);
+        size_t size = 12 + (size_t)stream_load_be32(rec + 8);
+        if (base >= leo || size > len)
+            break;
+        if (last >= leo) {
+            p->need_truncate = true; /* batches that do not line up: diverged */
+            return;
+        }
+        rec += size;
+        len -= size;
+    }
     if (len > 0) {
         int64_t end;
         char eb[256];
@@ -627,10 +643,10 @@ static void on_fetch_answer(void *arg, int err, const msgpack_object *resp)
 {
     fetcher *f = arg;
     stream__replica *rm = f->rm;
-    f->in_flight = false;
+    if (f->in_flight > 0)
+        f->in_flight--;
     if (rm->stopped)
         return;
-    f->answered_ms = now_ms(rm);
     const msgpack_object *topics;
     if (err == 0)
         err = wire_err(resp);
@@ -661,8 +677,11 @@ static void on_fetch_answer(void *arg, int err, const msgpack_object *resp)
 }
 
 /* Sends what the fetcher has to send: truncation questions first, then one
- * fetch for every partition ready to fetch, once their logs are on disk
- * (or DURABLE_WAIT_MS passed). */
+ * fetch for every partition ready to fetch. With none in flight it is a long
+ * poll; with the long poll in flight, a second one (max_wait 0) goes out as
+ * soon as this disk has more than the last fetch told: the leader learns
+ * the durable offsets when the request arrives (its high watermark moves,
+ * acks=all completes), though the answer waits behind the long poll. */
 static void kick(fetcher *f)
 {
     stream__replica *rm = f->rm;
@@ -675,28 +694,26 @@ static void kick(fetcher *f)
         if (f->peer == NULL)
             return;
     }
-    size_t n = 0;
-    bool settled = true;
     for (size_t i = 0; i < rm->nparts; i++) {
         rpart *p = rm->parts[i];
-        if (p->leading || p->leader != f->leader)
-            continue;
-        if (p->need_truncate) {
-            if (!p->truncating)
-                send_truncation(f, p);
-            continue;
-        }
-        if (p->truncating)
+        if (!p->leading && p->leader == f->leader && p->need_truncate && !p->truncating)
+            send_truncation(f, p); /* (may find nothing to ask and clear need_truncate) */
+    }
+    size_t n = 0;
+    bool unreported = false;
+    for (size_t i = 0; i < rm->nparts; i++) {
+        rpart *p = rm->parts[i];
+        if (p->leading || p->leader != f->leader || p->need_truncate || p->truncating)
             continue;
         n++;
-        if (stream_log_durable_offset(p->log) < stream_log_end_offset(p->log))
-            settled = false;
+        if (stream_log_durable_offset(p->log) > p->durable_sent)
+            unreported = true;
     }
-    if (f->in_flight || n == 0 || (!settled && now - f->answered_ms < DURABLE_WAIT_MS))
+    if (n == 0 || f->in_flight >= 2 || (f->in_flight == 1 && !unreported))
         return;
     msgpack_packer *pk = stream__peer_begin(f->peer, STREAM_OP_FETCH, 5);
     stream_pack_kv_int(pk, "replica_id", rm->node_id);
-    stream_pack_kv_int(pk, "max_wait_ms", settled ? FETCH_MAX_WAIT_MS : 0);
+    stream_pack_kv_int(pk, "max_wait_ms", f->in_flight == 0 ? FETCH_MAX_WAIT_MS : 0);
     stream_pack_kv_int(pk, "min_bytes", 1);
     stream_pack_kv_int(pk, "max_bytes", FETCH_MAX_BYTES);
     stream_pack_key(pk, "topics");
@@ -714,13 +731,14 @@ static void kick(fetcher *f)
         stream_pack_kv_int(pk, "offset", stream_log_end_offset(p->log));
         stream_pack_kv_int(pk, "max_bytes", PART_MAX_BYTES);
         stream_pack_kv_int(pk, "leader_epoch", p->leader_epoch);
-        stream_pack_kv_int(pk, "durable_offset", stream_log_durable_offset(p->log));
+        p->durable_sent = stream_log_durable_offset(p->log);
+        stream_pack_kv_int(pk, "durable_offset", p->durable_sent);
     }
     if (stream__peer_send(f->peer, on_fetch_answer, f) != 0) {
         f->retry_at = now + RETRY_MS;
         return;
     }
-    f->in_flight = true;
+    f->in_flight++;
 }
 
 /* ---- matching the metadata ------------------------------------------------- */
