@@ -3,6 +3,8 @@
  * the role, leader, leader epoch and high watermark of each partition, kept
  * in its stream__pstate, as the replicating service sets them.
  */
+#include <stdio.h>
+
 #include "broker_internal.h"
 #include "stream/error.h"
 
@@ -34,6 +36,7 @@ void stream__host_set_role(stream_broker *b, stream_log *log, stream__host_role 
         ps->durable_told = -1;
     }
     bool lost = ps->repl_known && ps->role == STREAM__ROLE_LEADER && role != STREAM__ROLE_LEADER;
+    bool changed = !ps->repl_known || ps->role != role || ps->leader_epoch != leader_epoch;
     ps->repl_known = true;
     ps->role = role;
     ps->leader_id = leader_id;
@@ -47,6 +50,37 @@ void stream__host_set_role(stream_broker *b, stream_log *log, stream__host_role 
         while (ps->fetch_waiters != NULL)
             stream__waiter_finish(ps->fetch_waiters->w, STREAM__WAIT_READY);
     }
+    if (changed)
+        stream__services_role_changed(b, log, role, leader_epoch);
+}
+
+void stream__host_auto_create(stream_broker *b, const char *topic)
+{
+    if (b->repl_on && b->repl.auto_create != NULL)
+        b->repl.auto_create(b->repl_arg, topic);
+}
+
+int stream__host_produce_check(stream_broker *b, stream_log *log, char *msg, size_t msg_len)
+{
+    if (!b->repl_on || b->repl.produce_check == NULL)
+        return 0;
+    stream__pstate *ps = stream__pstate_get(b, log, false);
+    if (ps == NULL || !ps->repl_known)
+        return 0;
+    return b->repl.produce_check(b->repl_arg, log, -1, msg, msg_len);
+}
+
+int stream__host_node_address(stream_broker *b, int32_t node_id, char *host, size_t host_len,
+                              uint16_t *port)
+{
+    if (node_id == b->node_id && b->host[0] != '\0') {
+        snprintf(host, host_len, "%s", b->host);
+        *port = (uint16_t)b->port;
+        return 0;
+    }
+    if (b->repl_on && b->repl.node_address != NULL)
+        return b->repl.node_address(b->repl_arg, node_id, host, host_len, port);
+    return STREAM_ENOBROKER;
 }
 
 void stream__host_set_high_watermark(stream_broker *b, stream_log *log, int64_t hw)

@@ -129,6 +129,14 @@ void stream__services_conn_closed(stream_broker *b, uint64_t conn_id)
             services[i]->conn_closed(b->svc[i], conn_id);
 }
 
+void stream__services_role_changed(stream_broker *b, stream_log *log, stream__host_role role,
+                                   int32_t leader_epoch)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->role_changed && b->svc[i] != NULL)
+            services[i]->role_changed(b->svc[i], log, role, leader_epoch);
+}
+
 bool stream__services_stop_requested(stream_broker *b)
 {
     bool hold = false;
@@ -159,6 +167,17 @@ void stream__host_listen_address(stream_broker *b, const char **host, uint16_t *
 {
     *host = b->host;
     *port = (uint16_t)b->port;
+}
+
+int32_t stream__host_node_id(stream_broker *b)
+{
+    return b->node_id;
+}
+
+bool stream__host_clustered(stream_broker *b)
+{
+    const char *voters = stream_config_str(b->config, STREAM_CONFIG_CLUSTER_VOTERS);
+    return voters != NULL && voters[0] != '\0';
 }
 
 bool stream__host_stopping(stream_broker *b)
