@@ -732,6 +732,60 @@ static int describe_parse_fn(const msgpack_object *root, void *arg, char *errbuf
     return 0;
 }
 
+/* ---- the group coordinator ------------------------------------------------ */
+
+typedef struct coord_answer {
+    int32_t node;
+    char host[256];
+    int port;
+} coord_answer;
+
+static int coord_parse_fn(const msgpack_object *root, void *arg, char *errbuf, size_t errbuf_len)
+{
+    coord_answer *a = arg;
+    int64_t node, port;
+    const char *host;
+    size_t len;
+    if (stream_field_int(root, "node_id", 0, INT32_MAX, &node, errbuf, errbuf_len) < 0 ||
+        stream_field_str(root, "host", &host, &len, errbuf, errbuf_len) < 0 ||
+        len >= sizeof a->host ||
+        stream_field_int(root, "port", 1, 65535, &port, errbuf, errbuf_len) < 0)
+        return STREAM_EPROTO;
+    a->node = (int32_t)node;
+    memcpy(a->host, host, len);
+    a->host[len] = '\0';
+    a->port = (int)port;
+    return 0;
+}
+
+/* The node that coordinates group (find_coordinator, asked on the bootstrap
+ * connection, again while there is none for ADMIN_RETRY_MS), its address
+ * learnt; STREAM__NODE_BOOTSTRAP when the broker does not know the op (it
+ * coordinates every group) or cannot say: the request then goes there and
+ * its answer (ENOTCOORDINATOR) tells the caller. */
+static int32_t admin_coordinator(stream_client *c, const char *group, int timeout_ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        coord_answer a = {.node = STREAM__NODE_BOOTSTRAP};
+        char msg[256];
+        msgpack_packer *pk = stream__req_begin(c, STREAM_OP_FIND_COORDINATOR, 1);
+        stream_pack_kv_cstr(pk, "group", group);
+        int rc = stream__client_call(c, timeout_ms, coord_parse_fn, &a, msg, sizeof msg);
+        if (rc == 0) {
+            stream__client_learn_node(c, a.node, a.host, a.port);
+            return a.node;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t ms = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (rc != STREAM_ENOTCOORDINATOR || ms >= ADMIN_RETRY_MS)
+            return STREAM__NODE_BOOTSTRAP;
+        struct timespec ts = {0, ADMIN_RETRY_PAUSE_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int stream_admin_describe_group(stream_client *c, const char *group, int timeout_ms,
                                 stream_group_description **out, char *errbuf, size_t errbuf_len)
 {
@@ -743,9 +797,11 @@ int stream_admin_describe_group(stream_client *c, const char *group, int timeout
     stream_group_description *d = calloc(1, sizeof *d);
     if (!d)
         return STREAM_ENOMEM;
+    int32_t node = admin_coordinator(c, group, timeout_ms);
     msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DESCRIBE_GROUP, 1);
     stream_pack_kv_cstr(pk, "group", group);
-    int rc = stream__client_call(c, timeout_ms, describe_parse_fn, d, errbuf, errbuf_len);
+    int rc =
+        stream__client_call_node(c, node, timeout_ms, describe_parse_fn, d, errbuf, errbuf_len);
     if (rc < 0) {
         stream_group_description_free(d);
         return rc;
@@ -907,6 +963,7 @@ int stream_admin_reset_offsets(stream_client *c, const stream_group_reset *req, 
     stream_group_reset_plan *p = calloc(1, sizeof *p);
     if (!p)
         return STREAM_ENOMEM;
+    int32_t node = admin_coordinator(c, req->group, timeout_ms);
     msgpack_packer *pk = stream__req_begin(c, STREAM_OP_RESET_OFFSETS,
                                            3 + (req->topic_count ? 1 : 0) + (has_value ? 1 : 0));
     stream_pack_kv_cstr(pk, "group", req->group);
@@ -929,7 +986,7 @@ int stream_admin_reset_offsets(stream_client *c, const stream_group_reset *req, 
             }
         }
     }
-    int rc = stream__client_call(c, timeout_ms, plan_parse_fn, p, errbuf, errbuf_len);
+    int rc = stream__client_call_node(c, node, timeout_ms, plan_parse_fn, p, errbuf, errbuf_len);
     if (rc < 0) {
         stream_group_reset_plan_free(p);
         return rc;
