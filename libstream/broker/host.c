@@ -259,6 +259,16 @@ static void wait_done(stream_broker *b, stream__req *r, void *state, stream__wai
     w->done(b, r, w, why == STREAM__WAIT_CANCEL || r == NULL);
 }
 
+/* How far log is confirmed for a writer: its durable offset, or for a
+ * replicated partition its high watermark (durable on every ISR member). */
+static int64_t confirmed_offset(stream_broker *b, stream_log *log)
+{
+    stream__pstate *ps = b->repl_on ? stream__pstate_get(b, log, false) : NULL;
+    if (ps == NULL || !ps->repl_known)
+        return stream_log_durable_offset(log);
+    return ps->high_watermark;
+}
+
 void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *const *logs,
                                const int64_t *need, size_t n, uint64_t timeout_ms,
                                stream__host_wait *hw)
@@ -267,7 +277,7 @@ void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *con
     if (n > 0 && !b->stopping)
         w = stream__waiter_new(b, r, STREAM__WAIT_PRODUCE, n, wait_done, hw);
     for (size_t i = 0; w && i < n; i++) {
-        if (stream_log_durable_offset(logs[i]) >= need[i])
+        if (confirmed_offset(b, logs[i]) >= need[i])
             continue;
         if (stream__waiter_watch(w, logs[i], need[i]) != 0) {
             stream__waiter_discard(w);

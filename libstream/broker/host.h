@@ -185,11 +185,12 @@ struct stream__host_wait {
 /*
  * Parks r until each logs[i] is durable up to need[i], or until timeout_ms
  * passes, the broker stops or a log is deleted; then calls w->done (which
- * checks durability itself to choose its answer). When there is nothing to
- * wait for (n is 0, or every log is durable already) or no way to (the
- * broker is stopping, no memory, a log named twice), the logs not yet
- * durable are flushed here and w->done is called before this returns. The
- * arrays are read only during the call.
+ * checks durability itself to choose its answer). A replicated partition is
+ * durable up to its high watermark (every ISR member has it on disk). When
+ * there is nothing to wait for (n is 0, or every log is durable already) or
+ * no way to (the broker is stopping, no memory, a log named twice), the
+ * logs not yet durable are flushed here and w->done is called before this
+ * returns. The arrays are read only during the call.
  */
 void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *const *logs,
                                const int64_t *need, size_t n, uint64_t timeout_ms,

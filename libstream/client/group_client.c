@@ -411,6 +411,22 @@ static void send_find(stream__cgroup *g, int64_t now)
     g->find_id = id;
 }
 
+int stream__cgroup_find_coord(stream__cgroup *g, int64_t deadline)
+{
+    while (g->coord_lost) {
+        int64_t now = stream__client_mono_ms();
+        if (now >= deadline)
+            return STREAM_ETIMEDOUT;
+        if (!g->find_id && now >= g->next_find_ms)
+            send_find(g, now);
+        int64_t left = deadline - now;
+        int rc = stream_client_poll(g->c, left > FIND_BACKOFF_MS ? FIND_BACKOFF_MS : (int)left);
+        if (rc < 0 && rc != STREAM_ETIMEDOUT)
+            return rc;
+    }
+    return 0;
+}
+
 bool stream__cgroup_check_coord(stream__cgroup *g, const stream__resp *r)
 {
     int err = r->err;

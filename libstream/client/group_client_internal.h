@@ -158,6 +158,10 @@ int64_t stream__cgroup_send(stream__cgroup *g, stream__resp_cb cb, void *arg);
  * find it again (find_coordinator) before the next request. Returns true
  * when it did. */
 bool stream__cgroup_check_coord(stream__cgroup *g, const stream__resp *r);
+/* Blocking: finds the coordinator again when it was lost (polls until
+ * find_coordinator answers or deadline). 0, ETIMEDOUT or the client's
+ * error. */
+int stream__cgroup_find_coord(stream__cgroup *g, int64_t deadline);
 /* The next backoff after a transport error (doubling, capped). */
 int stream__cgroup_next_backoff(stream__cgroup *g);
 

@@ -568,7 +568,8 @@ static int wait_commit_idle(stream__cgroup *g, int64_t deadline)
 }
 
 /* Commits what is stored and waits for the answer. */
-int stream__cgroup_commit_now(stream__cgroup *g, int64_t deadline, char *errbuf, size_t errbuf_len)
+/* One commit of what is stored, waited for. */
+static int commit_once(stream__cgroup *g, int64_t deadline, char *errbuf, size_t errbuf_len)
 {
     int rc = wait_commit_idle(g, deadline);
     if (rc == 0) {
@@ -594,6 +595,19 @@ int stream__cgroup_commit_now(stream__cgroup *g, int64_t deadline, char *errbuf,
         stream__errf(errbuf, errbuf_len, "cannot commit offsets of group '%s': no answer in time",
                      g->group);
     return rc;
+}
+
+/* Commits, again at the coordinator found anew while the answer says it
+ * moved (a cluster's failover), until the deadline. */
+int stream__cgroup_commit_now(stream__cgroup *g, int64_t deadline, char *errbuf, size_t errbuf_len)
+{
+    for (;;) {
+        int rc = commit_once(g, deadline, errbuf, errbuf_len);
+        if (rc == 0 || !g->coord_lost || stream__client_mono_ms() >= deadline)
+            return rc;
+        if (stream__cgroup_find_coord(g, deadline) != 0)
+            return rc;
+    }
 }
 
 int stream_consumer_commit(stream_consumer *co, int timeout_ms, char *errbuf, size_t errbuf_len)

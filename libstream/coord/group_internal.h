@@ -224,8 +224,10 @@ struct stream__pending {
 int stream__pending_add(stream__coord *co, stream__pending *p, int32_t partition, int64_t need);
 /* Frees logs/needs (for destroy functions). */
 void stream__pending_release(stream__pending *p);
-/* 0 when offsets partition `partition` is durable up to need, else
- * ETIMEDOUT (or EIO) with msg. For encode functions. */
+/* 0 when offsets partition `partition` is durable up to need (clustered:
+ * under the high watermark of a partition this broker still leads), else
+ * ETIMEDOUT, EIO or (clustered, leadership lost) ENOTCOORDINATOR with msg.
+ * For encode functions. */
 int stream__offsets_durable_err(stream__coord *co, int32_t partition, int64_t need, char *msg,
                                 size_t msg_len);
 /* Answers r at once when nothing waits, else parks it until every write is

@@ -370,8 +370,20 @@ int stream__offsets_durable_err(stream__coord *co, int32_t partition, int64_t ne
         return STREAM_EIO;
     }
     int64_t hw = INT64_MAX;
-    if (co->clustered) /* replicated: durable on the ISR, under the high watermark */
-        stream__host_partition_state(co->broker, log, NULL, NULL, NULL, &hw);
+    if (co->clustered) { /* replicated: durable on the ISR, under the high watermark */
+        stream__host_role role;
+        int32_t leader;
+        stream__host_partition_state(co->broker, log, &role, &leader, NULL, &hw);
+        /* A follower's high watermark is the new leader's, over a log that
+         * may have lost this write when it was truncated: never an answer. */
+        if (role != STREAM__ROLE_LEADER) {
+            snprintf(msg, msg_len,
+                     "the coordinator moved (node %d leads %s-%d now) before the write was "
+                     "replicated: it may be lost; find the coordinator and try again",
+                     (int)leader, STREAM_OFFSETS_TOPIC, (int)partition);
+            return STREAM_ENOTCOORDINATOR;
+        }
+    }
     if (stream_log_durable_offset(log) >= need && hw >= need)
         return 0;
     char what[300];
@@ -672,13 +684,12 @@ static int load(stream__coord *co, stream_topic *t, int32_t p, int32_t epoch)
     long long records = 0, skipped = 0;
     replay_log(co, t->partitions[p], p, &records, &skipped);
     co->loaded_epoch[p] = epoch;
+    /* Unlike at a single broker's start, offsets of topics missing here are
+     * kept: the replica manager may not have created every topic of the
+     * metadata yet when it hands this partition over, and tombstones
+     * written then would lose live commits. Deleting a topic drops its
+     * offsets on the coordinator of the moment (topic_deleted). */
     size_t groups = 0, noffsets = 0;
-    for (size_t gi = co->ngroups; gi-- > 0;) {
-        stream__group *g = co->groups[gi];
-        if (stream_partition_for_key(g->name, strlen(g->name), t->partition_count) != p)
-            continue;
-        drop_offsets(co, g, NULL); /* deletions a crash cut short */
-    }
     for (size_t gi = 0; gi < co->ngroups; gi++) {
         stream__group *g = co->groups[gi];
         if (stream_partition_for_key(g->name, strlen(g->name), t->partition_count) != p)
