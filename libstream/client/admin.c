@@ -536,9 +536,13 @@ static int groups_parse_fn(const msgpack_object *root, void *arg, char *errbuf, 
     int rc = stream_field_array(root, "groups", &arr, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
-    gp->out = calloc(arr->via.array.size ? arr->via.array.size : 1, sizeof *gp->out);
-    if (!gp->out)
+    /* Appends: in a cluster every broker lists the groups it coordinates. */
+    stream_group_listing *grown =
+        realloc(gp->out, (gp->n + arr->via.array.size + 1) * sizeof *gp->out);
+    if (!grown)
         return STREAM_ENOMEM;
+    gp->out = grown;
+    memset(&gp->out[gp->n], 0, (arr->via.array.size + 1) * sizeof *gp->out);
     for (uint32_t i = 0; i < arr->via.array.size; i++) {
         const msgpack_object *e;
         stream_group_listing *l = &gp->out[gp->n++];
@@ -560,14 +564,74 @@ static int groups_parse_fn(const msgpack_object *root, void *arg, char *errbuf, 
     return 0;
 }
 
+static int listing_cmp(const void *a, const void *b)
+{
+    return strcmp(((const stream_group_listing *)a)->group,
+                  ((const stream_group_listing *)b)->group);
+}
+
+/* In a cluster: the groups of every unfenced broker (each lists those it
+ * coordinates), sorted, a group listed twice (a coordinator moving) once.
+ * A broker that cannot be asked is left out; 0 when at least one answered,
+ * else the last error. */
+static int list_cluster_groups(stream_client *c, const stream_cluster_description *cd,
+                               int timeout_ms, groups_parse *gp, char *errbuf, size_t errbuf_len)
+{
+    int rc = STREAM_ENOBROKER, answered = 0;
+    for (size_t i = 0; i < cd->n_brokers; i++) {
+        const stream_cluster_broker *br = &cd->brokers[i];
+        if (br->fenced)
+            continue;
+        stream__client_learn_node(c, br->node_id, br->host, br->port);
+        size_t before = gp->n;
+        stream__req_begin(c, STREAM_OP_LIST_GROUPS, 0);
+        rc = stream__client_call_node(c, br->node_id, timeout_ms, groups_parse_fn, gp, errbuf,
+                                      errbuf_len);
+        if (rc == STREAM_ENOMEM)
+            return rc;
+        if (rc != 0) { /* a half-parsed answer is left out whole */
+            for (size_t j = before; j < gp->n; j++) {
+                free(gp->out[j].group);
+                free(gp->out[j].state);
+            }
+            gp->n = before;
+        }
+        answered += rc == 0;
+    }
+    if (answered == 0)
+        return rc;
+    if (gp->n > 1)
+        qsort(gp->out, gp->n, sizeof *gp->out, listing_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < gp->n; i++) {
+        if (k > 0 && strcmp(gp->out[k - 1].group, gp->out[i].group) == 0) {
+            free(gp->out[i].group);
+            free(gp->out[i].state);
+            continue;
+        }
+        gp->out[k++] = gp->out[i];
+    }
+    gp->n = k;
+    return 0;
+}
+
 int stream_admin_list_groups(stream_client *c, int timeout_ms, stream_group_listing **out,
                              size_t *n, char *errbuf, size_t errbuf_len)
 {
     *out = NULL;
     *n = 0;
-    stream__req_begin(c, STREAM_OP_LIST_GROUPS, 0);
     groups_parse gp = {0};
-    int rc = stream__client_call(c, timeout_ms, groups_parse_fn, &gp, errbuf, errbuf_len);
+    stream_cluster_description *cd = NULL;
+    char why[256];
+    int rc;
+    if (stream_admin_describe_cluster(c, timeout_ms, &cd, why, sizeof why) == 0 && cd->clustered &&
+        cd->n_brokers > 1) {
+        rc = list_cluster_groups(c, cd, timeout_ms, &gp, errbuf, errbuf_len);
+    } else {
+        stream__req_begin(c, STREAM_OP_LIST_GROUPS, 0);
+        rc = stream__client_call(c, timeout_ms, groups_parse_fn, &gp, errbuf, errbuf_len);
+    }
+    stream_cluster_description_free(cd);
     if (rc < 0) {
         stream_group_listings_free(gp.out, gp.n);
         return rc;
@@ -882,21 +946,26 @@ int stream_admin_delete_groups(stream_client *c, const char *const *groups, size
             stream__errf(errbuf, errbuf_len, "group name %zu is NULL", i);
             return STREAM_EINVAL;
         }
-    group_results_parse gp = {.names = groups, .n = n};
-    gp.out = calloc(n ? n : 1, sizeof *gp.out);
-    if (!gp.out)
+    stream_group_result *out = calloc(n ? n : 1, sizeof *out);
+    if (!out)
         return STREAM_ENOMEM;
-    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DELETE_GROUP, 1);
-    stream_pack_key(pk, "groups");
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++)
+    /* One request per group, to its coordinator (in a cluster each group
+     * may have another one). */
+    for (size_t i = 0; i < n; i++) {
+        group_results_parse gp = {.names = &groups[i], .n = 1, .out = &out[i]};
+        int32_t node = admin_coordinator(c, groups[i], timeout_ms);
+        msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DELETE_GROUP, 1);
+        stream_pack_key(pk, "groups");
+        msgpack_pack_array(pk, 1);
         stream_pack_cstr(pk, groups[i]);
-    int rc = stream__client_call(c, timeout_ms, group_results_parse_fn, &gp, errbuf, errbuf_len);
-    if (rc < 0) {
-        stream_group_results_free(gp.out, n);
-        return rc;
+        int rc = stream__client_call_node(c, node, timeout_ms, group_results_parse_fn, &gp, errbuf,
+                                          errbuf_len);
+        if (rc < 0) {
+            stream_group_results_free(out, n);
+            return rc;
+        }
     }
-    *results = gp.out;
+    *results = out;
     return 0;
 }
 
