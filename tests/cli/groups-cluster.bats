@@ -68,7 +68,7 @@ never_back() {
         END { exit bad }' "$1" "$2"
 }
 
-@test "find_coordinator: __consumer_offsets is created through the cluster, RF=3, min.insync.replicas=2" {
+@test "__consumer_offsets is created through the cluster (RF=3, min.insync.replicas=2); find_coordinator names its leader; the others answer ENOTCOORDINATOR" {
     cluster_start 3
     stream-topics create t -p 3 -r 3
     seq 1 30 | stream-pub -t t --acks all
@@ -82,9 +82,25 @@ never_back() {
     jq -e '.topics[0].configs | map(select(.name == "min.insync.replicas"))[0].value == "2"' \
         <<<"$output"
     wait_committed g0 30 10
+    # find_coordinator from every broker names the leader of __consumer_offsets-0,
+    # which alone answers the group's ops: the others say ENOTCOORDINATOR (41)
+    # and name it.
+    local coord k
+    coord=$(leader_of __consumer_offsets 0)
+    for k in 1 2 3; do
+        run -0 python3 "$FAULTS_DIR/rawreq.py" "$(node_addr "$k")" find_coordinator '{"group": "g0"}'
+        jq -e --argjson c "$coord" --arg port "${CPORT[$coord]}" \
+            '.err == 0 and .node_id == $c and .host == "127.0.0.1" and (.port | tostring) == $port' \
+            <<<"$output"
+        run -0 python3 "$FAULTS_DIR/rawreq.py" "$(node_addr "$k")" fetch_offsets '{"group": "g0"}'
+        if [ "$k" = "$coord" ]; then
+            jq -e '.err == 0' <<<"$output"
+        else
+            jq -e --arg c "node $coord is" '.err == 41 and (.msg | contains($c))' <<<"$output"
+        fi
+    done
     # Every broker answers for the group: the describe goes to the coordinator,
     # and the listing asks every broker.
-    local k
     for k in 1 2 3; do
         run -0 stream-topics -b "$(node_addr "$k")" group g0 --json
         jq -e '.offsets | map(.offset) | add == 30' <<<"$output"
