@@ -129,12 +129,14 @@ void stream__host_partition_state(stream_broker *b, stream_log *log, stream__hos
     stream__pstate *ps = b->repl_on ? stream__pstate_get(b, log, false) : NULL;
     bool known = ps != NULL && ps->repl_known;
     bool single = !known; /* not replicated: this broker's alone */
+    /* Replicating, and no role given yet: nobody known to lead it. */
+    bool pending = b->repl_on && !known && !(ps != NULL && ps->local);
     if (role)
-        *role = single ? STREAM__ROLE_LEADER : known ? ps->role : STREAM__ROLE_NONE;
+        *role = pending ? STREAM__ROLE_NONE : single ? STREAM__ROLE_LEADER : ps->role;
     if (leader_id)
-        *leader_id = single ? b->node_id : known ? ps->leader_id : -1;
+        *leader_id = pending ? -1 : single ? b->node_id : ps->leader_id;
     if (leader_epoch)
-        *leader_epoch = single ? 0 : known ? ps->leader_epoch : -1;
+        *leader_epoch = pending ? -1 : single ? 0 : ps->leader_epoch;
     if (hw)
         *hw = single ? stream_log_end_offset(log) : known ? ps->high_watermark : 0;
 }

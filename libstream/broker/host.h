@@ -272,7 +272,9 @@ int stream__host_produce_check(stream_broker *b, stream_log *log, char *msg, siz
 int stream__host_node_address(stream_broker *b, int32_t node_id, char *host, size_t host_len,
                               uint16_t *port);
 /* What the broker holds for log: role, leader, leader epoch, high
- * watermark. Any pointer may be NULL. */
+ * watermark. Any pointer may be NULL. A partition not replicated (no
+ * hooks, or LOCAL) is LEADER, this node, epoch 0, its log end; one that
+ * waits for its first role is NONE, leader -1, epoch -1. */
 void stream__host_partition_state(stream_broker *b, stream_log *log, stream__host_role *role,
                                   int32_t *leader_id, int32_t *leader_epoch, int64_t *hw);
 
