@@ -365,6 +365,10 @@ void stream__services_topic_created(stream_broker *b, stream_topic *t);
 void stream__services_topic_deleted(stream_broker *b, const char *name);
 /* Tells every service that connection conn_id closed (broker_conn.c). */
 void stream__services_conn_closed(stream_broker *b, uint64_t conn_id);
+/* Tells every service that log's role or leader epoch changed
+ * (broker_repl.c). */
+void stream__services_role_changed(stream_broker *b, stream_log *log, stream__host_role role,
+                                   int32_t leader_epoch);
 /* The broker was asked to stop: true when a service holds the stop until it
  * calls stream__host_stop_resume (broker.c). */
 bool stream__services_stop_requested(stream_broker *b);

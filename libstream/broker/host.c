@@ -129,6 +129,14 @@ void stream__services_conn_closed(stream_broker *b, uint64_t conn_id)
             services[i]->conn_closed(b->svc[i], conn_id);
 }
 
+void stream__services_role_changed(stream_broker *b, stream_log *log, stream__host_role role,
+                                   int32_t leader_epoch)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->role_changed && b->svc[i] != NULL)
+            services[i]->role_changed(b->svc[i], log, role, leader_epoch);
+}
+
 bool stream__services_stop_requested(stream_broker *b)
 {
     bool hold = false;
@@ -159,6 +167,17 @@ void stream__host_listen_address(stream_broker *b, const char **host, uint16_t *
 {
     *host = b->host;
     *port = (uint16_t)b->port;
+}
+
+int32_t stream__host_node_id(stream_broker *b)
+{
+    return b->node_id;
+}
+
+bool stream__host_clustered(stream_broker *b)
+{
+    const char *voters = stream_config_str(b->config, STREAM_CONFIG_CLUSTER_VOTERS);
+    return voters != NULL && voters[0] != '\0';
 }
 
 bool stream__host_stopping(stream_broker *b)
@@ -240,6 +259,16 @@ static void wait_done(stream_broker *b, stream__req *r, void *state, stream__wai
     w->done(b, r, w, why == STREAM__WAIT_CANCEL || r == NULL);
 }
 
+/* How far log is confirmed for a writer: its durable offset, or for a
+ * replicated partition its high watermark (durable on every ISR member). */
+static int64_t confirmed_offset(stream_broker *b, stream_log *log)
+{
+    stream__pstate *ps = b->repl_on ? stream__pstate_get(b, log, false) : NULL;
+    if (ps == NULL || !ps->repl_known)
+        return stream_log_durable_offset(log);
+    return ps->high_watermark;
+}
+
 void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *const *logs,
                                const int64_t *need, size_t n, uint64_t timeout_ms,
                                stream__host_wait *hw)
@@ -248,7 +277,7 @@ void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *con
     if (n > 0 && !b->stopping)
         w = stream__waiter_new(b, r, STREAM__WAIT_PRODUCE, n, wait_done, hw);
     for (size_t i = 0; w && i < n; i++) {
-        if (stream_log_durable_offset(logs[i]) >= need[i])
+        if (confirmed_offset(b, logs[i]) >= need[i])
             continue;
         if (stream__waiter_watch(w, logs[i], need[i]) != 0) {
             stream__waiter_discard(w);

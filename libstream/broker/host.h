@@ -53,6 +53,14 @@
  * outside broker/. */
 typedef struct stream__req stream__req;
 
+/* A partition's role on this broker (see "replication" below). */
+typedef enum stream__host_role {
+    STREAM__ROLE_LEADER = 0,
+    STREAM__ROLE_FOLLOWER = 1,
+    STREAM__ROLE_NONE = 2,
+    STREAM__ROLE_LOCAL = 3,
+} stream__host_role;
+
 /* Answers request r (op fields in m, borrowed) with correlation id `id`.
  * `svc` is what the service's start returned. */
 typedef void (*stream__op_handler)(void *svc, stream__req *r, uint64_t id, const msgpack_object *m);
@@ -93,6 +101,11 @@ typedef struct stream__service {
      * a second signal came): a cluster broker first moves its partition
      * leaderships away (controlled shutdown). NULL: never holds. */
     bool (*stop_requested)(void *svc);
+    /* The replicating service changed log's role or leader epoch
+     * (stream__host_set_role): the group coordinator loads or drops the
+     * groups of an offsets partition it starts or stops leading. Called
+     * after the change, on the loop. NULL: not interested. */
+    void (*role_changed)(void *svc, stream_log *log, stream__host_role role, int32_t leader_epoch);
 } stream__service;
 
 /* ---- the broker, as a service sees it ---- */
@@ -115,6 +128,12 @@ bool stream__host_stopping(stream_broker *b);
 /* A service that held the stop is done: the broker stops now. No-op when
  * nothing holds it. */
 void stream__host_stop_resume(stream_broker *b);
+/* This broker's node.id (0 on a single node unless set). */
+int32_t stream__host_node_id(stream_broker *b);
+/* True when the broker runs in a cluster (cluster.voters is set): topics
+ * come from the metadata, the replicating service sets partition roles, and
+ * the group coordinator creates nothing locally. Known from the start. */
+bool stream__host_clustered(stream_broker *b);
 /* A line for the broker's log (no trailing newline). */
 void stream__host_log(stream_broker *b, stream_broker_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -166,11 +185,12 @@ struct stream__host_wait {
 /*
  * Parks r until each logs[i] is durable up to need[i], or until timeout_ms
  * passes, the broker stops or a log is deleted; then calls w->done (which
- * checks durability itself to choose its answer). When there is nothing to
- * wait for (n is 0, or every log is durable already) or no way to (the
- * broker is stopping, no memory, a log named twice), the logs not yet
- * durable are flushed here and w->done is called before this returns. The
- * arrays are read only during the call.
+ * checks durability itself to choose its answer). A replicated partition is
+ * durable up to its high watermark (every ISR member has it on disk). When
+ * there is nothing to wait for (n is 0, or every log is durable already) or
+ * no way to (the broker is stopping, no memory, a log named twice), the
+ * logs not yet durable are flushed here and w->done is called before this
+ * returns. The arrays are read only during the call.
  */
 void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *const *logs,
                                const int64_t *need, size_t n, uint64_t timeout_ms,
@@ -207,13 +227,6 @@ void stream__host_take_op(stream_broker *b, stream_op op, stream__op_handler h, 
  * not serve a partition, as if it were its own, before it knows who leads
  * it now (it may have led it before the restart and lost it meanwhile).
  */
-typedef enum stream__host_role {
-    STREAM__ROLE_LEADER = 0,
-    STREAM__ROLE_FOLLOWER = 1,
-    STREAM__ROLE_NONE = 2,
-    STREAM__ROLE_LOCAL = 3,
-} stream__host_role;
-
 typedef struct stream__host_replication {
     /* A replica fetch (fetch with replica_id >= 0) asked for `log` from
      * fetch_offset, its log being durable up to durable_offset, believing
@@ -231,6 +244,10 @@ typedef struct stream__host_replication {
      * have it created through the cluster (the produce gets ENOTOPIC now;
      * the producer retries). NULL: no auto-creation. */
     void (*auto_create)(void *arg, const char *topic);
+    /* The client address of broker node_id as the cluster knows it: 0 with
+     * host (NUL-terminated, at most host_len bytes) and *port, or ENOBROKER.
+     * NULL: no other node is known. */
+    int (*node_address)(void *arg, int32_t node_id, char *host, size_t host_len, uint16_t *port);
 } stream__host_replication;
 
 /* Turns replication on with these hooks (copied) and arg. Once, at start. */
@@ -243,8 +260,21 @@ void stream__host_set_role(stream_broker *b, stream_log *log, stream__host_role 
 /* Sets log's high watermark (never beyond its log end): wakes long polls
  * and completes acks=all produces it now covers. */
 void stream__host_set_high_watermark(stream_broker *b, stream_log *log, int64_t hw);
+/* Asks the replicating service to create topic through the cluster
+ * (auto_create); no-op without one. The topic appears later (the replica
+ * manager creates it from the metadata and topic_created fires). */
+void stream__host_auto_create(stream_broker *b, const char *topic);
+/* The produce_check hook for a service's own acks=all append to log: 0, or
+ * ENOTENOUGHREPLICAS / ENOTLEADER with msg. 0 without replication. */
+int stream__host_produce_check(stream_broker *b, stream_log *log, char *msg, size_t msg_len);
+/* The client address of node_id: this broker's own listen address for its
+ * own id, else the node_address hook's answer; ENOBROKER when unknown. */
+int stream__host_node_address(stream_broker *b, int32_t node_id, char *host, size_t host_len,
+                              uint16_t *port);
 /* What the broker holds for log: role, leader, leader epoch, high
- * watermark. Any pointer may be NULL. */
+ * watermark. Any pointer may be NULL. A partition not replicated (no
+ * hooks, or LOCAL) is LEADER, this node, epoch 0, its log end; one that
+ * waits for its first role is NONE, leader -1, epoch -1. */
 void stream__host_partition_state(stream_broker *b, stream_log *log, stream__host_role *role,
                                   int32_t *leader_id, int32_t *leader_epoch, int64_t *hw);
 

@@ -536,9 +536,13 @@ static int groups_parse_fn(const msgpack_object *root, void *arg, char *errbuf, 
     int rc = stream_field_array(root, "groups", &arr, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
-    gp->out = calloc(arr->via.array.size ? arr->via.array.size : 1, sizeof *gp->out);
-    if (!gp->out)
+    /* Appends: in a cluster every broker lists the groups it coordinates. */
+    stream_group_listing *grown =
+        realloc(gp->out, (gp->n + arr->via.array.size + 1) * sizeof *gp->out);
+    if (!grown)
         return STREAM_ENOMEM;
+    gp->out = grown;
+    memset(&gp->out[gp->n], 0, (arr->via.array.size + 1) * sizeof *gp->out);
     for (uint32_t i = 0; i < arr->via.array.size; i++) {
         const msgpack_object *e;
         stream_group_listing *l = &gp->out[gp->n++];
@@ -560,14 +564,74 @@ static int groups_parse_fn(const msgpack_object *root, void *arg, char *errbuf, 
     return 0;
 }
 
+static int listing_cmp(const void *a, const void *b)
+{
+    return strcmp(((const stream_group_listing *)a)->group,
+                  ((const stream_group_listing *)b)->group);
+}
+
+/* In a cluster: the groups of every unfenced broker (each lists those it
+ * coordinates), sorted, a group listed twice (a coordinator moving) once.
+ * A broker that cannot be asked is left out; 0 when at least one answered,
+ * else the last error. */
+static int list_cluster_groups(stream_client *c, const stream_cluster_description *cd,
+                               int timeout_ms, groups_parse *gp, char *errbuf, size_t errbuf_len)
+{
+    int rc = STREAM_ENOBROKER, answered = 0;
+    for (size_t i = 0; i < cd->n_brokers; i++) {
+        const stream_cluster_broker *br = &cd->brokers[i];
+        if (br->fenced)
+            continue;
+        stream__client_learn_node(c, br->node_id, br->host, br->port);
+        size_t before = gp->n;
+        stream__req_begin(c, STREAM_OP_LIST_GROUPS, 0);
+        rc = stream__client_call_node(c, br->node_id, timeout_ms, groups_parse_fn, gp, errbuf,
+                                      errbuf_len);
+        if (rc == STREAM_ENOMEM)
+            return rc;
+        if (rc != 0) { /* a half-parsed answer is left out whole */
+            for (size_t j = before; j < gp->n; j++) {
+                free(gp->out[j].group);
+                free(gp->out[j].state);
+            }
+            gp->n = before;
+        }
+        answered += rc == 0;
+    }
+    if (answered == 0)
+        return rc;
+    if (gp->n > 1)
+        qsort(gp->out, gp->n, sizeof *gp->out, listing_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < gp->n; i++) {
+        if (k > 0 && strcmp(gp->out[k - 1].group, gp->out[i].group) == 0) {
+            free(gp->out[i].group);
+            free(gp->out[i].state);
+            continue;
+        }
+        gp->out[k++] = gp->out[i];
+    }
+    gp->n = k;
+    return 0;
+}
+
 int stream_admin_list_groups(stream_client *c, int timeout_ms, stream_group_listing **out,
                              size_t *n, char *errbuf, size_t errbuf_len)
 {
     *out = NULL;
     *n = 0;
-    stream__req_begin(c, STREAM_OP_LIST_GROUPS, 0);
     groups_parse gp = {0};
-    int rc = stream__client_call(c, timeout_ms, groups_parse_fn, &gp, errbuf, errbuf_len);
+    stream_cluster_description *cd = NULL;
+    char why[256];
+    int rc;
+    if (stream_admin_describe_cluster(c, timeout_ms, &cd, why, sizeof why) == 0 && cd->clustered &&
+        cd->n_brokers > 1) {
+        rc = list_cluster_groups(c, cd, timeout_ms, &gp, errbuf, errbuf_len);
+    } else {
+        stream__req_begin(c, STREAM_OP_LIST_GROUPS, 0);
+        rc = stream__client_call(c, timeout_ms, groups_parse_fn, &gp, errbuf, errbuf_len);
+    }
+    stream_cluster_description_free(cd);
     if (rc < 0) {
         stream_group_listings_free(gp.out, gp.n);
         return rc;
@@ -732,6 +796,60 @@ static int describe_parse_fn(const msgpack_object *root, void *arg, char *errbuf
     return 0;
 }
 
+/* ---- the group coordinator ------------------------------------------------ */
+
+typedef struct coord_answer {
+    int32_t node;
+    char host[256];
+    int port;
+} coord_answer;
+
+static int coord_parse_fn(const msgpack_object *root, void *arg, char *errbuf, size_t errbuf_len)
+{
+    coord_answer *a = arg;
+    int64_t node, port;
+    const char *host;
+    size_t len;
+    if (stream_field_int(root, "node_id", 0, INT32_MAX, &node, errbuf, errbuf_len) < 0 ||
+        stream_field_str(root, "host", &host, &len, errbuf, errbuf_len) < 0 ||
+        len >= sizeof a->host ||
+        stream_field_int(root, "port", 1, 65535, &port, errbuf, errbuf_len) < 0)
+        return STREAM_EPROTO;
+    a->node = (int32_t)node;
+    memcpy(a->host, host, len);
+    a->host[len] = '\0';
+    a->port = (int)port;
+    return 0;
+}
+
+/* The node that coordinates group (find_coordinator, asked on the bootstrap
+ * connection, again while there is none for ADMIN_RETRY_MS), its address
+ * learnt; STREAM__NODE_BOOTSTRAP when the broker does not know the op (it
+ * coordinates every group) or cannot say: the request then goes there and
+ * its answer (ENOTCOORDINATOR) tells the caller. */
+static int32_t admin_coordinator(stream_client *c, const char *group, int timeout_ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        coord_answer a = {.node = STREAM__NODE_BOOTSTRAP};
+        char msg[256];
+        msgpack_packer *pk = stream__req_begin(c, STREAM_OP_FIND_COORDINATOR, 1);
+        stream_pack_kv_cstr(pk, "group", group);
+        int rc = stream__client_call(c, timeout_ms, coord_parse_fn, &a, msg, sizeof msg);
+        if (rc == 0) {
+            stream__client_learn_node(c, a.node, a.host, a.port);
+            return a.node;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t ms = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (rc != STREAM_ENOTCOORDINATOR || ms >= ADMIN_RETRY_MS)
+            return STREAM__NODE_BOOTSTRAP;
+        struct timespec ts = {0, ADMIN_RETRY_PAUSE_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int stream_admin_describe_group(stream_client *c, const char *group, int timeout_ms,
                                 stream_group_description **out, char *errbuf, size_t errbuf_len)
 {
@@ -743,9 +861,11 @@ int stream_admin_describe_group(stream_client *c, const char *group, int timeout
     stream_group_description *d = calloc(1, sizeof *d);
     if (!d)
         return STREAM_ENOMEM;
+    int32_t node = admin_coordinator(c, group, timeout_ms);
     msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DESCRIBE_GROUP, 1);
     stream_pack_kv_cstr(pk, "group", group);
-    int rc = stream__client_call(c, timeout_ms, describe_parse_fn, d, errbuf, errbuf_len);
+    int rc =
+        stream__client_call_node(c, node, timeout_ms, describe_parse_fn, d, errbuf, errbuf_len);
     if (rc < 0) {
         stream_group_description_free(d);
         return rc;
@@ -826,21 +946,26 @@ int stream_admin_delete_groups(stream_client *c, const char *const *groups, size
             stream__errf(errbuf, errbuf_len, "group name %zu is NULL", i);
             return STREAM_EINVAL;
         }
-    group_results_parse gp = {.names = groups, .n = n};
-    gp.out = calloc(n ? n : 1, sizeof *gp.out);
-    if (!gp.out)
+    stream_group_result *out = calloc(n ? n : 1, sizeof *out);
+    if (!out)
         return STREAM_ENOMEM;
-    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DELETE_GROUP, 1);
-    stream_pack_key(pk, "groups");
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++)
+    /* One request per group, to its coordinator (in a cluster each group
+     * may have another one). */
+    for (size_t i = 0; i < n; i++) {
+        group_results_parse gp = {.names = &groups[i], .n = 1, .out = &out[i]};
+        int32_t node = admin_coordinator(c, groups[i], timeout_ms);
+        msgpack_packer *pk = stream__req_begin(c, STREAM_OP_DELETE_GROUP, 1);
+        stream_pack_key(pk, "groups");
+        msgpack_pack_array(pk, 1);
         stream_pack_cstr(pk, groups[i]);
-    int rc = stream__client_call(c, timeout_ms, group_results_parse_fn, &gp, errbuf, errbuf_len);
-    if (rc < 0) {
-        stream_group_results_free(gp.out, n);
-        return rc;
+        int rc = stream__client_call_node(c, node, timeout_ms, group_results_parse_fn, &gp, errbuf,
+                                          errbuf_len);
+        if (rc < 0) {
+            stream_group_results_free(out, n);
+            return rc;
+        }
     }
-    *results = gp.out;
+    *results = out;
     return 0;
 }
 
@@ -907,6 +1032,7 @@ int stream_admin_reset_offsets(stream_client *c, const stream_group_reset *req, 
     stream_group_reset_plan *p = calloc(1, sizeof *p);
     if (!p)
         return STREAM_ENOMEM;
+    int32_t node = admin_coordinator(c, req->group, timeout_ms);
     msgpack_packer *pk = stream__req_begin(c, STREAM_OP_RESET_OFFSETS,
                                            3 + (req->topic_count ? 1 : 0) + (has_value ? 1 : 0));
     stream_pack_kv_cstr(pk, "group", req->group);
@@ -929,7 +1055,7 @@ int stream_admin_reset_offsets(stream_client *c, const stream_group_reset *req, 
             }
         }
     }
-    int rc = stream__client_call(c, timeout_ms, plan_parse_fn, p, errbuf, errbuf_len);
+    int rc = stream__client_call_node(c, node, timeout_ms, plan_parse_fn, p, errbuf, errbuf_len);
     if (rc < 0) {
         stream_group_reset_plan_free(p);
         return rc;

@@ -258,6 +258,24 @@ bool stream__client_node_on_bootstrap(stream_client *c, int32_t node)
     return !node_find(c, node);
 }
 
+int stream__client_learn_node(stream_client *c, int32_t node, const char *host, int port)
+{
+    if (node < 0 || !host || port <= 0 || port > 65535 ||
+        strlen(host) >= sizeof c->nodes[0].hp.host)
+        return STREAM_EINVAL;
+    if (node_find(c, node) != NULL)
+        return 0; /* metadata knows it: its answer wins */
+    node_addr *na = realloc(c->nodes, (c->nnodes + 1) * sizeof *na);
+    if (!na)
+        return STREAM_ENOMEM;
+    c->nodes = na;
+    na[c->nnodes].node_id = node;
+    snprintf(na[c->nnodes].hp.host, sizeof na[c->nnodes].hp.host, "%s", host);
+    na[c->nnodes].hp.port = (uint16_t)port;
+    c->nnodes++;
+    return 0;
+}
+
 bool stream__client_clustered(const stream_client *c)
 {
     return c->nnodes > 1;
@@ -626,9 +644,16 @@ static void sync_cb(stream_client *c, const stream__resp *r, void *arg)
 int stream__client_call(stream_client *c, int timeout_ms, stream__parse_fn parse, void *arg,
                         char *errbuf, size_t errbuf_len)
 {
+    return stream__client_call_node(c, STREAM__NODE_BOOTSTRAP, timeout_ms, parse, arg, errbuf,
+                                    errbuf_len);
+}
+
+int stream__client_call_node(stream_client *c, int32_t node, int timeout_ms, stream__parse_fn parse,
+                             void *arg, char *errbuf, size_t errbuf_len)
+{
     sync_call s = {.parse = parse, .arg = arg, .errbuf = errbuf, .errbuf_len = errbuf_len};
     int64_t deadline = stream__client_deadline(c, timeout_ms);
-    int64_t id = stream__req_send(c, sync_cb, &s, 0, 0);
+    int64_t id = stream__req_send_node(c, node, sync_cb, &s, 0, 0);
     if (id < 0) {
         stream__errf(errbuf, errbuf_len, "cannot send request: %s", stream_strerror((int)id));
         return (int)id;

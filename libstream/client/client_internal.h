@@ -123,14 +123,16 @@ int stream__client_request_timeout(const stream_client *c);
 /* ---- routing (client.c, client_metadata.c) --------------------------------
  *
  * A client keeps one connection per broker node it has to reach: the
- * bootstrap connection (to one broker of the list it was given; metadata,
- * admin and group requests) and node connections made on demand from the
+ * bootstrap connection (to one broker of the list it was given; metadata
+ * and admin requests) and node connections made on demand from the
  * `brokers` of the last metadata. Produce, fetch and list_offsets for a
  * partition go to the partition's leader (stream__client_leader). When the
  * leader answers ENOTLEADER or the like, or its connection dies, the caller
  * asks stream__retry_decide what to do: refresh the topic's metadata
  * (stream__client_refresh_async, rate-limited per topic) and send again to
- * whatever leader the metadata then names. */
+ * whatever leader the metadata then names. A group's requests go to its
+ * coordinator (find_coordinator: group_client.c, admin.c), which on a
+ * single broker is the bootstrap connection itself. */
 
 /* The broker node the bootstrap connection's hello named (-1 before). */
 int32_t stream__client_bootstrap_node(const stream_client *c);
@@ -147,6 +149,11 @@ bool stream__client_node_on_bootstrap(stream_client *c, int32_t node);
  * bootstrap list, so losing the brokers the caller named still leaves one
  * to ask. 0 or STREAM_ENOMEM. */
 int stream__client_set_brokers(stream_client *c, const stream_broker_meta *brokers, size_t n);
+
+/* Remembers where node `node` is (host, port: from find_coordinator) when
+ * no metadata named it yet, so stream__req_send_node reaches it. 0,
+ * STREAM_EINVAL (a bad address) or STREAM_ENOMEM. */
+int stream__client_learn_node(stream_client *c, int32_t node, const char *host, int port);
 
 /* Takes md (borrowed) as if a metadata answer had just brought it: its
  * brokers and topics into the cache. Tests use it to name leaders no
@@ -243,6 +250,9 @@ typedef int (*stream__parse_fn)(const msgpack_object *root, void *arg, char *err
  * is abandoned), or parse's error. */
 int stream__client_call(stream_client *c, int timeout_ms, stream__parse_fn parse, void *arg,
                         char *errbuf, size_t errbuf_len);
+/* The same on the connection to node (stream__req_send_node's routing). */
+int stream__client_call_node(stream_client *c, int32_t node, int timeout_ms, stream__parse_fn parse,
+                             void *arg, char *errbuf, size_t errbuf_len);
 
 /* The broker's max_message_bytes from hello (its default largest batch), 0
  * while unknown. */

@@ -29,6 +29,17 @@
  * Losing the session (EUNKNOWNMEMBER, or no answer for a whole session
  * timeout) drops every partition at once without a commit: the coordinator
  * has already given them to others. The member then joins again as new.
+ *
+ * The coordinator. Group requests go to g->coord, which starts as the
+ * bootstrap connection: a single broker coordinates every group, so it
+ * costs nothing. In a cluster the coordinator is the leader of the group's
+ * partition of __consumer_offsets; a broker that is not answers
+ * ENOTCOORDINATOR. That answer, a broken connection or a timeout marks the
+ * coordinator lost: find_coordinator (on the bootstrap connection, which
+ * any live broker can serve) names the new one, and the failed request is
+ * retried there after its usual backoff. Membership does not move with the
+ * coordinator: the new one answers EUNKNOWNMEMBER and the member joins
+ * again, its partitions starting from the replicated committed offsets.
  */
 #include <regex.h>
 #include <stdlib.h>
@@ -345,6 +356,90 @@ static int take_answer(stream__cgroup *g, const msgpack_object *root, int64_t no
     return 0;
 }
 
+/* ---- the coordinator ---------------------------------------------------------------- */
+
+#define FIND_BACKOFF_MS 200
+
+int64_t stream__cgroup_send(stream__cgroup *g, stream__resp_cb cb, void *arg)
+{
+    return stream__req_send_node(g->c, g->coord, cb, arg, 0, 0);
+}
+
+static void find_cb(stream_client *c, const stream__resp *r, void *arg)
+{
+    stream__cgroup *g = arg;
+    int64_t now = stream__client_mono_ms();
+    g->find_id = 0;
+    int64_t node, port;
+    const char *host;
+    size_t hlen;
+    char hbuf[256];
+    int err = r->err;
+    if (err == 0 &&
+        (stream_field_int(r->root, "node_id", 0, INT32_MAX, &node, NULL, 0) < 0 ||
+         stream_field_str(r->root, "host", &host, &hlen, NULL, 0) < 0 || hlen >= sizeof hbuf ||
+         stream_field_int(r->root, "port", 1, 65535, &port, NULL, 0) < 0))
+        err = STREAM_EPROTO;
+    if (err == STREAM_EUNKNOWNOP) {
+        /* A broker from before find_coordinator: it is every group's
+         * coordinator itself. */
+        g->coord = STREAM__NODE_BOOTSTRAP;
+        g->coord_lost = false;
+        return;
+    }
+    if (err != 0) {
+        g->next_find_ms = now + FIND_BACKOFF_MS;
+        return;
+    }
+    memcpy(hbuf, host, hlen);
+    hbuf[hlen] = '\0';
+    stream__client_learn_node(c, (int32_t)node, hbuf, (int)port);
+    g->coord = (int32_t)node;
+    g->coord_lost = false;
+}
+
+/* Asks the bootstrap connection where the coordinator is now. */
+static void send_find(stream__cgroup *g, int64_t now)
+{
+    msgpack_packer *pk = stream__req_begin(g->c, STREAM_OP_FIND_COORDINATOR, 1);
+    stream_pack_kv_cstr(pk, "group", g->group);
+    int64_t id = stream__req_send(g->c, find_cb, g, 0, 0);
+    if (id < 0) {
+        g->next_find_ms = now + FIND_BACKOFF_MS;
+        return;
+    }
+    g->find_id = id;
+}
+
+int stream__cgroup_find_coord(stream__cgroup *g, int64_t deadline)
+{
+    while (g->coord_lost) {
+        int64_t now = stream__client_mono_ms();
+        if (now >= deadline)
+            return STREAM_ETIMEDOUT;
+        if (!g->find_id && now >= g->next_find_ms)
+            send_find(g, now);
+        int64_t left = deadline - now;
+        int rc = stream_client_poll(g->c, left > FIND_BACKOFF_MS ? FIND_BACKOFF_MS : (int)left);
+        if (rc < 0 && rc != STREAM_ETIMEDOUT)
+            return rc;
+    }
+    return 0;
+}
+
+bool stream__cgroup_check_coord(stream__cgroup *g, const stream__resp *r)
+{
+    int err = r->err;
+    if (!(err == STREAM_ENOTCOORDINATOR || !r->root || err == STREAM_ETIMEDOUT ||
+          err == STREAM_ECLOSED))
+        return false;
+    if (!g->coord_lost) {
+        g->coord_lost = true;
+        g->next_find_ms = 0;
+    }
+    return true;
+}
+
 int stream__cgroup_next_backoff(stream__cgroup *g)
 {
     g->backoff_ms = g->backoff_ms ? g->backoff_ms * 2 : STREAM__CGROUP_BACKOFF_MIN_MS;
@@ -398,8 +493,10 @@ static void join_cb(stream_client *c, const stream__resp *r, void *arg)
             reconcile(g);
         }
     }
+    stream__cgroup_check_coord(g, r);
     if (g->subscribing) {
         g->join_err = err;
+        g->join_retry = err == STREAM_ENOTCOORDINATOR;
         if (err)
             stream__errf(g->join_msg, sizeof g->join_msg, "%s",
                          msg && *msg ? msg : stream_strerror(err));
@@ -439,7 +536,7 @@ static int send_join(stream__cgroup *g)
     }
     if (g->pattern)
         stream_pack_kv_cstr(pk, "pattern", g->pattern);
-    int64_t id = stream__req_send(g->c, join_cb, g, 0, 0);
+    int64_t id = stream__cgroup_send(g, join_cb, g);
     if (id < 0)
         return (int)id;
     g->join_id = id;
@@ -466,6 +563,7 @@ static void heartbeat_cb(stream_client *c, const stream__resp *r, void *arg)
             return;
         }
     }
+    stream__cgroup_check_coord(g, r);
     if (err == STREAM_EUNKNOWNMEMBER) {
         stream__cgroup_lose_all(g, STREAM_EUNKNOWNMEMBER);
         g->next_join_ms = now;
@@ -523,7 +621,7 @@ static void send_heartbeat(stream__cgroup *g, int64_t now)
     stream_pack_kv_int(pk, "generation", g->generation);
     stream_pack_key(pk, "owned");
     pack_owned(g, pk);
-    int64_t id = stream__req_send(g->c, heartbeat_cb, g, 0, 0);
+    int64_t id = stream__cgroup_send(g, heartbeat_cb, g);
     if (id < 0) {
         g->next_hb_ms = now + STREAM__CGROUP_BACKOFF_MIN_MS;
         return;
@@ -545,6 +643,8 @@ static int64_t group_tick(void *arg, int64_t now)
     stream__cgroup *g = arg;
     if (g->dead || g->closing || g->subscribing)
         return INT64_MAX;
+    if (g->coord_lost && !g->find_id && now >= g->next_find_ms)
+        send_find(g, now);
     if (!g->joined) {
         if (!g->join_id && now >= g->next_join_ms && send_join(g) < 0)
             g->next_join_ms = now + STREAM__CGROUP_BACKOFF_MIN_MS;
@@ -651,6 +751,8 @@ void stream__cgroup_free(stream__cgroup *g)
     if (!g)
         return;
     stream__client_remove_tick(g->c, group_tick, g);
+    if (g->find_id)
+        stream__req_cancel(g->c, g->find_id);
     if (g->join_id)
         stream__req_cancel(g->c, g->join_id);
     if (g->hb_id)
@@ -702,6 +804,7 @@ static stream__cgroup *group_new(stream_consumer *co, const stream_group_conf *c
     g->group = strdup(conf->group);
     g->client_id = strdup(conf->client_id ? conf->client_id : "libstream");
     g->member_id = strdup("");
+    g->coord = STREAM__NODE_BOOTSTRAP;
     g->pattern = pattern ? strdup(pattern) : NULL;
     g->topics = calloc(n ? n : 1, sizeof *g->topics);
     bool ok = g->group && g->client_id && g->member_id && (!pattern || g->pattern) && g->topics;
@@ -738,8 +841,19 @@ int stream_consumer_subscribe(stream_consumer *co, const stream_group_conf *conf
     int64_t deadline = stream__client_deadline(c, timeout_ms);
     g->subscribing = true;
     rc = send_join(g);
-    while (rc == 0 && g->join_id) {
+    while (rc == 0 && (g->join_id || g->join_retry)) {
         int64_t now = stream__client_mono_ms();
+        if (!g->join_id && !g->find_id) {
+            /* ENOTCOORDINATOR: find the coordinator, then join there. */
+            if (!g->coord_lost) {
+                g->join_retry = false;
+                g->join_err = 0;
+                rc = send_join(g);
+                continue;
+            }
+            if (now >= g->next_find_ms)
+                send_find(g, now);
+        }
         if (now >= deadline) {
             rc = STREAM_ETIMEDOUT;
             stream__errf(errbuf, errbuf_len,
@@ -749,11 +863,14 @@ int stream_consumer_subscribe(stream_consumer *co, const stream_group_conf *conf
             break;
         }
         int64_t left = deadline - now;
+        if (g->join_retry && !g->find_id && left > FIND_BACKOFF_MS)
+            left = FIND_BACKOFF_MS;
         rc = stream_client_poll(c, left > 1000 ? 1000 : (int)left);
         if (rc > 0)
             rc = 0;
     }
     g->subscribing = false;
+    g->join_retry = false;
     if (rc == 0 && g->join_err) {
         rc = g->join_err;
         if (rc == STREAM_EUNKNOWNOP)
@@ -807,7 +924,7 @@ int stream_consumer_close(stream_consumer *co, bool commit, int timeout_ms, char
         msgpack_packer *pk = stream__req_begin(g->c, STREAM_OP_LEAVE_GROUP, 2);
         stream_pack_kv_cstr(pk, "group", g->group);
         stream_pack_kv_cstr(pk, "member_id", g->member_id);
-        int64_t id = stream__req_send(g->c, leave_cb, g, 0, 0);
+        int64_t id = stream__cgroup_send(g, leave_cb, g);
         if (id > 0) {
             g->leave_id = id;
             int lrc = stream__client_wait(g->c, &g->leave_done, deadline);

@@ -4,7 +4,7 @@
  * partitions given and taken back, the tick, subscribe and close) and
  * group_client_offsets.c (starting a partition from its committed offset,
  * stored offsets, commits). The idea of the whole is at the top of
- * group_client.c. Not installed; prefix stream__.
+ * group_client.c; finding the coordinator is there too. Not installed; prefix stream__.
  */
 #ifndef STREAM_GROUP_CLIENT_INTERNAL_H
 #define STREAM_GROUP_CLIENT_INTERNAL_H
@@ -94,6 +94,13 @@ struct stream__cgroup {
     bool closing;               /* close runs or ran: no more requests of ours */
     bool subscribing;           /* the blocking join of subscribe runs */
 
+    int32_t coord;        /* the node group requests go to: the coordinator as last found;
+                             STREAM__NODE_BOOTSTRAP before (a single broker answers there) */
+    bool coord_lost;      /* the coordinator moved or died: find it again */
+    int64_t find_id;      /* find_coordinator in flight, 0 when none */
+    int64_t next_find_ms; /* monotonic: no find_coordinator before (backoff) */
+    bool join_retry;      /* subscribe: the join met ENOTCOORDINATOR: find, join again */
+
     int64_t join_id, hb_id, leave_id; /* requests in flight, 0 when none */
     stream__commit_ctx *commit;       /* the commit in flight */
     int64_t commit_id;
@@ -143,6 +150,18 @@ void stream__cgroup_release(stream__cgroup *g, stream__gpart *gp, int err);
 void stream__cgroup_lose_all(stream__cgroup *g, int err);
 /* A failure that ends membership for good: one ERROR event for the caller. */
 void stream__cgroup_fail(stream__cgroup *g, int err, const char *msg);
+/* Sends the request begun last (stream__req_begin) to the group's
+ * coordinator; as stream__req_send. */
+int64_t stream__cgroup_send(stream__cgroup *g, stream__resp_cb cb, void *arg);
+/* A group request failed with err: when it says the coordinator moved or
+ * is unreachable (ENOTCOORDINATOR, a transport error, ETIMEDOUT, ECLOSED),
+ * find it again (find_coordinator) before the next request. Returns true
+ * when it did. */
+bool stream__cgroup_check_coord(stream__cgroup *g, const stream__resp *r);
+/* Blocking: finds the coordinator again when it was lost (polls until
+ * find_coordinator answers or deadline). 0, ETIMEDOUT or the client's
+ * error. */
+int stream__cgroup_find_coord(stream__cgroup *g, int64_t deadline);
 /* The next backoff after a transport error (doubling, capped). */
 int stream__cgroup_next_backoff(stream__cgroup *g);
 

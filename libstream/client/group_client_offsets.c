@@ -161,6 +161,7 @@ static void start_answer(stream__cgroup *g, stream__start_ctx *s, int which, con
 static void fetch_offsets_cb(stream_client *c, const stream__resp *r, void *arg)
 {
     stream__start_ctx *s = arg;
+    stream__cgroup_check_coord(s->g, r);
     start_answer(s->g, s, 0, r);
 }
 
@@ -266,7 +267,7 @@ void stream__cgroup_send_start(stream__cgroup *g, int64_t now)
     stream_pack_kv_cstr(pk, "group", g->group);
     stream_pack_key(pk, "topics");
     pack_start_topics(pk, s, false, NULL, 0);
-    int64_t id0 = stream__req_send(g->c, fetch_offsets_cb, s, 0, 0);
+    int64_t id0 = stream__cgroup_send(g, fetch_offsets_cb, s);
     bool ok = id0 > 0;
     for (size_t i = 0; ok && i < s->n; i++) {
         bool first = true;
@@ -338,6 +339,7 @@ static void commit_cb(stream_client *c, const stream__resp *r, void *arg)
         msg = "malformed commit_offsets answer";
     }
     if (err != 0) {
+        stream__cgroup_check_coord(g, r);
         commit_done(k, err, msg);
         if (err == STREAM_EUNKNOWNMEMBER && g->joined && !g->closing) {
             stream__cgroup_lose_all(g, STREAM_EUNKNOWNMEMBER);
@@ -468,7 +470,7 @@ static int send_commit(stream__cgroup *g, stream__commit_wait *wait)
             stream_pack_kv_int(pk, "offset", k->offsets[j]);
         }
     }
-    int64_t id = stream__req_send(g->c, commit_cb, k, 0, 0);
+    int64_t id = stream__cgroup_send(g, commit_cb, k);
     if (id < 0) {
         stream__cgroup_commit_free(k);
         return (int)id;
@@ -566,7 +568,8 @@ static int wait_commit_idle(stream__cgroup *g, int64_t deadline)
 }
 
 /* Commits what is stored and waits for the answer. */
-int stream__cgroup_commit_now(stream__cgroup *g, int64_t deadline, char *errbuf, size_t errbuf_len)
+/* One commit of what is stored, waited for. */
+static int commit_once(stream__cgroup *g, int64_t deadline, char *errbuf, size_t errbuf_len)
 {
     int rc = wait_commit_idle(g, deadline);
     if (rc == 0) {
@@ -592,6 +595,19 @@ int stream__cgroup_commit_now(stream__cgroup *g, int64_t deadline, char *errbuf,
         stream__errf(errbuf, errbuf_len, "cannot commit offsets of group '%s': no answer in time",
                      g->group);
     return rc;
+}
+
+/* Commits, again at the coordinator found anew while the answer says it
+ * moved (a cluster's failover), until the deadline. */
+int stream__cgroup_commit_now(stream__cgroup *g, int64_t deadline, char *errbuf, size_t errbuf_len)
+{
+    for (;;) {
+        int rc = commit_once(g, deadline, errbuf, errbuf_len);
+        if (rc == 0 || !g->coord_lost || stream__client_mono_ms() >= deadline)
+            return rc;
+        if (stream__cgroup_find_coord(g, deadline) != 0)
+            return rc;
+    }
 }
 
 int stream_consumer_commit(stream_consumer *co, int timeout_ms, char *errbuf, size_t errbuf_len)

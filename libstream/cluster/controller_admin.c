@@ -598,15 +598,55 @@ static int32_t choose_rf(controller *ctl, int64_t rf, uint32_t live, char *msg, 
     return (int32_t)rf;
 }
 
+/*
+ * __consumer_offsets gets these settings unless the request set them:
+ * retention never drops a group's last commit (no compaction yet), commits
+ * group-commit whatever the broker's flush.mode, and with three replicas or
+ * more a commit needs two in-sync replicas (min.insync.replicas=2), so an
+ * acknowledged commit is on a majority's disks and survives the leader.
+ */
+#define OFFSETS_DEFAULTS 4
+
+static bool kv_has(const stream__meta_kv *kv, uint32_t n, const char *key)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (kv[i].key_len == strlen(key) && memcmp(kv[i].key, key, kv[i].key_len) == 0)
+            return true;
+    return false;
+}
+
+/* Appends the defaults kv[0..n) lacks (room for OFFSETS_DEFAULTS more);
+ * returns the new count. */
+static uint32_t offsets_defaults(stream__meta_kv *kv, uint32_t n, int32_t rf)
+{
+    static const char *const defaults[][2] = {
+        {"retention.ms", "-1"},
+        {"segment.bytes", "104857600"},
+        {"flush.mode", "group"},
+        {"min.insync.replicas", "2"},
+    };
+    uint32_t have = n;
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        if (i == 3 && rf < 3)
+            continue;
+        if (kv_has(kv, have, defaults[i][0]))
+            continue;
+        kv[n++] = (stream__meta_kv){defaults[i][0], strlen(defaults[i][0]), defaults[i][1],
+                                    strlen(defaults[i][1])};
+    }
+    return n;
+}
+
 /* Proposes create_topic for name (partitions, rf resolved; configs as
- * given). 0 or an error with msg. */
+ * given, plus offsets_defaults for __consumer_offsets). 0 or an error with
+ * msg. */
 static int propose_create(controller *ctl, const char *name, int32_t parts, int32_t rf,
                           const int32_t *live, uint32_t nlive, const msgpack_object *cfg,
                           stream__quorum_done_cb cb, void *arg, char *msg, size_t len)
 {
     int32_t *replicas = malloc((size_t)parts * (size_t)rf * sizeof(int32_t));
     uint32_t nkv = cfg ? cfg->via.map.size : 0;
-    stream__meta_kv *kv = calloc(nkv ? nkv : 1, sizeof(*kv));
+    stream__meta_kv *kv = calloc(nkv + OFFSETS_DEFAULTS, sizeof(*kv));
     if (replicas == NULL || kv == NULL) {
         free(replicas);
         free(kv);
@@ -618,6 +658,8 @@ static int propose_create(controller *ctl, const char *name, int32_t parts, int3
         kv[i] = (stream__meta_kv){o->key.via.str.ptr, o->key.via.str.size, o->val.via.str.ptr,
                                   o->val.via.str.size};
     }
+    if (strcmp(name, STREAM_OFFSETS_TOPIC) == 0)
+        nkv = offsets_defaults(kv, nkv, rf);
     uint8_t id[STREAM__META_TOPIC_ID_BYTES];
     random_topic_id(id);
     stream_buf cmd;

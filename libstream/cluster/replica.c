@@ -107,6 +107,7 @@ typedef struct fetcher {
 struct stream__replica {
     stream_broker *b;
     int32_t node_id;
+    const stream__meta *md; /* the metadata of the last sync (the controller's, long-lived) */
     stream__replica_alter_isr_fn alter_isr;
     void *alter_isr_arg;
     stream__replica_auto_create_fn auto_create;
@@ -447,6 +448,19 @@ static void on_auto_create(void *arg, const char *topic)
     stream__replica *rm = arg;
     if (rm->auto_create != NULL)
         rm->auto_create(rm->auto_create_arg, topic);
+}
+
+/* Where clients reach node_id (find_coordinator), from the metadata. */
+static int on_node_address(void *arg, int32_t node_id, char *host, size_t host_len, uint16_t *port)
+{
+    stream__replica *rm = arg;
+    const stream__meta_broker *mb =
+        rm->md != NULL ? stream__meta_broker_find(rm->md, node_id) : NULL;
+    if (mb == NULL || mb->host == NULL)
+        return STREAM_ENOBROKER;
+    snprintf(host, host_len, "%s", mb->host);
+    *port = mb->port;
+    return 0;
 }
 
 /* ---- follower -------------------------------------------------------------- */
@@ -874,6 +888,7 @@ void stream__replica_sync(stream__replica *rm, const stream__meta *md)
 {
     if (rm->stopped)
         return;
+    rm->md = md;
     stream_broker *b = rm->b;
     stream_store *store = stream__host_store(b);
     for (size_t i = 0; i < rm->nparts; i++)
@@ -1068,6 +1083,7 @@ int stream__replica_start(stream_broker *b, int32_t node_id, stream__replica **o
         .durable = on_durable,
         .produce_check = on_produce_check,
         .auto_create = on_auto_create,
+        .node_address = on_node_address,
     };
     stream__host_set_replication(b, &hooks, rm);
     uv_timer_init(stream__host_loop(b), &rm->tick);

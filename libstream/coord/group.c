@@ -30,6 +30,7 @@
 
 #include "group_internal.h"
 #include "stream/error.h"
+#include "stream/partition.h"
 
 static void rearm(stream__coord *co);
 
@@ -115,6 +116,7 @@ static void coord_free(stream__coord *co)
     for (size_t i = 0; i < co->ngroups; i++)
         group_free(co->groups[i]);
     free(co->groups);
+    free(co->loaded_epoch);
     free(co);
 }
 
@@ -170,6 +172,20 @@ stream__group *stream__group_get(stream__coord *co, const char *name)
     co->groups[i] = g;
     co->ngroups++;
     return g;
+}
+
+void stream__group_drop_partition(stream__coord *co, int32_t p, int32_t partitions)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < co->ngroups; i++) {
+        stream__group *g = co->groups[i];
+        if (stream_partition_for_key(g->name, strlen(g->name), partitions) == p)
+            group_free(g);
+        else
+            co->groups[k++] = g;
+    }
+    co->ngroups = k;
+    rearm(co);
 }
 
 void stream__group_gc(stream__coord *co, stream__group *g)
@@ -638,6 +654,8 @@ static void op_join(void *svc, stream__req *r, uint64_t id, const msgpack_object
                                   sizeof(msg));
     if (rc == 0)
         rc = stream__group_field(req, name, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__coord_gate(co, name, msg, sizeof(msg));
     if (rc != 0) {
         stream__host_reply_error(r, id, rc, msg);
         return;
@@ -726,6 +744,8 @@ static void op_heartbeat(void *svc, stream__req *r, uint64_t id, const msgpack_o
         rc = stream__pset_decode(owned_arr, "owned", &owned, msg, sizeof(msg));
     if (rc == 0)
         rc = stream__group_field(req, name, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__coord_gate(co, name, msg, sizeof(msg));
     if (rc != 0) {
         stream__pset_release(&owned);
         stream__host_reply_error(r, id, rc, msg);
@@ -762,6 +782,8 @@ static void op_leave(void *svc, stream__req *r, uint64_t id, const msgpack_objec
     int rc = stream_field_str(req, "member_id", &mid, &mid_len, msg, sizeof(msg));
     if (rc == 0)
         rc = stream__group_field(req, name, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__coord_gate(co, name, msg, sizeof(msg));
     if (rc != 0) {
         stream__host_reply_error(r, id, rc, msg);
         return;
@@ -870,6 +892,8 @@ static void op_describe(void *svc, stream__req *r, uint64_t id, const msgpack_ob
     stream_broker *b = co->broker;
     char msg[512], name[STREAM_GROUP_NAME_MAX + 1];
     int rc = stream__group_field(req, name, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__coord_gate(co, name, msg, sizeof(msg));
     if (rc != 0) {
         stream__host_reply_error(r, id, rc, msg);
         return;
@@ -918,9 +942,39 @@ static void op_describe(void *svc, stream__req *r, uint64_t id, const msgpack_ob
     stream__host_reply_finish(r, &f, id);
 }
 
+/* ---- find_coordinator ---- */
+
+static void op_find_coordinator(void *svc, stream__req *r, uint64_t id, const msgpack_object *req)
+{
+    stream__coord *co = svc;
+    char msg[512], name[STREAM_GROUP_NAME_MAX + 1], host[256];
+    int32_t node = -1;
+    uint16_t port = 0;
+    int rc = stream__group_field(req, name, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__coord_locate(co, name, &node, msg, sizeof(msg));
+    if (rc == 0 && stream__host_node_address(co->broker, node, host, sizeof(host), &port) != 0) {
+        snprintf(msg, sizeof(msg),
+                 "the coordinator of group '%s' is node %d, whose address is not known here yet",
+                 name, (int)node);
+        rc = STREAM_ENOTCOORDINATOR;
+    }
+    if (rc != 0) {
+        stream__host_reply_error(r, id, rc, msg);
+        return;
+    }
+    stream_frame f;
+    stream__host_reply_start(r, &f);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 3);
+    stream_pack_kv_int(&f.pk, "node_id", node);
+    stream_pack_kv_cstr(&f.pk, "host", host);
+    stream_pack_kv_int(&f.pk, "port", port);
+    stream__host_reply_finish(r, &f, id);
+}
+
 /* ---- the coordinator as a service of the broker ---- */
 
-/* The group ops, every one answered here (protocol.md 6.10-6.19). */
+/* The group ops, every one answered here (protocol.md 6.10-6.20). */
 static const stream__service_op coord_ops[] = {
     {STREAM_OP_JOIN_GROUP, op_join},
     {STREAM_OP_HEARTBEAT, op_heartbeat},
@@ -931,6 +985,7 @@ static const stream__service_op coord_ops[] = {
     {STREAM_OP_FETCH_OFFSETS, stream__op_fetch_offsets},
     {STREAM_OP_DELETE_GROUP, stream__op_delete_group},
     {STREAM_OP_RESET_OFFSETS, stream__op_reset_offsets},
+    {STREAM_OP_FIND_COORDINATOR, op_find_coordinator},
 };
 
 /* Makes the coordinator and reads the committed offsets back, before the
@@ -939,7 +994,13 @@ static int coord_start(stream_broker *b, void **svc, char *errbuf, size_t errbuf
 {
     stream__coord *co = coord_new(b);
     *svc = co;
-    int rc = co ? stream__offsets_replay(co, errbuf, errbuf_len) : STREAM_ENOMEM;
+    /* In a cluster, offsets are loaded per partition as this broker comes
+     * to lead it (coord_role_changed), never all at start. */
+    if (co != NULL)
+        co->clustered = stream__host_clustered(b);
+    int rc = co == NULL      ? STREAM_ENOMEM
+             : co->clustered ? 0
+                             : stream__offsets_replay(co, errbuf, errbuf_len);
     if (rc == STREAM_ENOMEM && errbuf != NULL && errbuf_len > 0)
         snprintf(errbuf, errbuf_len, "out of memory");
     return rc;
@@ -971,6 +1032,14 @@ static void coord_topic_deleted(void *svc, const char *name)
     stream__offsets_topic_deleted(co, name); /* groups' offsets of it go too */
 }
 
+static void coord_role_changed(void *svc, stream_log *log, stream__host_role role,
+                               int32_t leader_epoch)
+{
+    stream__coord *co = svc;
+    if (co->clustered)
+        stream__coord_role_changed(co, log, role, leader_epoch);
+}
+
 /* Named once outside this folder: in the broker's list of services
  * (libstream/broker/host.c). */
 const stream__service stream__coord_service = {
@@ -982,4 +1051,5 @@ const stream__service stream__coord_service = {
     .free = coord_release,
     .topic_created = coord_topic_created,
     .topic_deleted = coord_topic_deleted,
+    .role_changed = coord_role_changed,
 };

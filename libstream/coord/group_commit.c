@@ -225,6 +225,8 @@ void stream__op_commit_offsets(void *svc, stream__req *r, uint64_t id, const msg
         rc = commit_scan(topics, &n, msg, sizeof(msg));
     if (rc == 0)
         rc = stream__group_field(m, group, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__coord_gate(co, group, msg, sizeof(msg));
     stream__member *member = NULL;
     if (rc == 0)
         rc = commit_who(stream__group_find(co, group), group, mid, mid_len, gen, &member, msg,
@@ -356,6 +358,8 @@ void stream__op_fetch_offsets(void *svc, stream__req *r, uint64_t id, const msgp
         rc = fetch_scan(topics, msg, sizeof(msg));
     if (rc == 0)
         rc = stream__group_field(m, group, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__coord_gate(co, group, msg, sizeof(msg));
     if (rc != 0) {
         stream__host_reply_error(r, id, rc, msg);
         return;
@@ -564,7 +568,9 @@ void stream__op_delete_group(void *svc, stream__req *r, uint64_t id, const msgpa
         stream_elem_str(groups, i, "groups", &p, &len, NULL, 0);
         delete_entry *e = &s->e[i];
         e->group = stream__strndup(p, len);
-        e->err = delete_one(co, p, len, e);
+        e->err = e->group ? stream__coord_gate(co, e->group, e->msg, sizeof(e->msg)) : 0;
+        if (e->err == 0)
+            e->err = delete_one(co, p, len, e);
         if (e->err == 0 && stream__pending_add(co, &s->p, e->partition, e->need) != 0) {
             stream_log *log;
             if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC, e->partition,
@@ -772,6 +778,8 @@ void stream__op_reset_offsets(void *svc, stream__req *r, uint64_t id, const msgp
         rc = stream_field_bool_opt(m, "execute", false, &execute, msg, sizeof(msg));
     if (rc == 0)
         rc = stream__group_field(m, group, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream__coord_gate(co, group, msg, sizeof(msg));
     const stream__group *g = rc == 0 ? stream__group_find(co, group) : NULL;
     if (rc == 0 && execute && g && g->nmembers > 0) {
         snprintf(msg, sizeof(msg),

@@ -23,6 +23,17 @@
  *
  * Everything runs on the broker's loop thread. Nothing here is persisted but
  * the offsets: members rejoin after a restart.
+ *
+ * In a cluster (stream__host_clustered) __consumer_offsets is a replicated
+ * topic of the metadata, and the coordinator of a group is the leader of
+ * the group's partition of it (protocol.md 6.20). This broker keeps in
+ * memory only the groups of the partitions it leads: it loads a partition's
+ * offsets from its log when it starts leading it (a role change, or the
+ * first request that finds it leading an epoch it has not loaded) and drops
+ * those groups, members included, when it stops; every group op for
+ * another partition gets ENOTCOORDINATOR. Commits go to the replicated log
+ * and are answered once the high watermark passes them. Membership is not
+ * replicated: members rejoin the new coordinator, as Kafka's do.
  */
 #ifndef STREAM_GROUP_INTERNAL_H
 #define STREAM_GROUP_INTERNAL_H
@@ -124,6 +135,10 @@ typedef struct stream__coord {
     uint64_t rng;           /* splitmix64 state for member ids */
     int32_t min_session_ms; /* group.min.session.timeout.ms */
     int32_t max_session_ms; /* group.max.session.timeout.ms */
+    bool clustered;         /* in a cluster: see the top */
+    int32_t *loaded_epoch;  /* clustered: per offsets partition, the leader epoch whose
+                               offsets are in memory; -1 when its groups are not here */
+    size_t nloaded;         /* entries in loaded_epoch */
 } stream__coord;
 
 /* The group called name, or NULL. */
@@ -131,6 +146,9 @@ stream__group *stream__group_find(stream__coord *co, const char *name);
 /* The group called name, created (no members, no offsets) when missing;
  * NULL on ENOMEM. */
 stream__group *stream__group_get(stream__coord *co, const char *name);
+/* Frees every group whose offsets partition (of `partitions`) is p,
+ * members and offsets included: this broker no longer coordinates them. */
+void stream__group_drop_partition(stream__coord *co, int32_t p, int32_t partitions);
 /* Frees g when it has neither members nor offsets. */
 void stream__group_gc(stream__coord *co, stream__group *g);
 /* The state name: "empty", "reconciling" or "stable". */
@@ -206,8 +224,10 @@ struct stream__pending {
 int stream__pending_add(stream__coord *co, stream__pending *p, int32_t partition, int64_t need);
 /* Frees logs/needs (for destroy functions). */
 void stream__pending_release(stream__pending *p);
-/* 0 when offsets partition `partition` is durable up to need, else
- * ETIMEDOUT (or EIO) with msg. For encode functions. */
+/* 0 when offsets partition `partition` is durable up to need (clustered:
+ * under the high watermark of a partition this broker still leads), else
+ * ETIMEDOUT, EIO or (clustered, leadership lost) ENOTCOORDINATOR with msg.
+ * For encode functions. */
 int stream__offsets_durable_err(stream__coord *co, int32_t partition, int64_t need, char *msg,
                                 size_t msg_len);
 /* Answers r at once when nothing waits, else parks it until every write is
@@ -217,6 +237,18 @@ void stream__pending_park(stream__coord *co, stream__req *r, stream__pending *p)
 void stream__offsets_release(stream__group *g);
 /* Reads __consumer_offsets (if it exists) into memory; at broker start. */
 int stream__offsets_replay(stream__coord *co, char *errbuf, size_t errbuf_len);
+/* Clustered: 0 when this broker coordinates `group` (the leader of its
+ * offsets partition, whose offsets are then loaded), else ENOTCOORDINATOR
+ * with msg naming the coordinator it believes in (and, the topic missing,
+ * asking the cluster to create it). Always 0 on a single node. */
+int stream__coord_gate(stream__coord *co, const char *group, char *msg, size_t msg_len);
+/* The coordinator's node for group (find_coordinator): 0 with *node, or
+ * ENOTCOORDINATOR with msg when none is known now. */
+int stream__coord_locate(stream__coord *co, const char *group, int32_t *node, char *msg,
+                         size_t msg_len);
+/* log's role changed: load or drop the groups of an offsets partition. */
+void stream__coord_role_changed(stream__coord *co, stream_log *log, stream__host_role role,
+                                int32_t leader_epoch);
 /* A topic was deleted: tombstones for every group's offsets of it. */
 void stream__offsets_topic_deleted(stream__coord *co, const char *topic);
 

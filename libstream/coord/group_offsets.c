@@ -174,6 +174,14 @@ static stream_topic *offsets_topic(stream__coord *co, bool create, int *err, cha
         *err = t ? 0 : STREAM_ENOTOPIC;
         return t;
     }
+    if (co->clustered) {
+        /* The cluster creates it (stream__coord_gate asked already). */
+        stream__host_auto_create(b, STREAM_OFFSETS_TOPIC);
+        snprintf(msg, msg_len, "%s does not exist yet: the cluster is creating it",
+                 STREAM_OFFSETS_TOPIC);
+        *err = STREAM_ENOTCOORDINATOR;
+        return NULL;
+    }
     int32_t n = (int32_t)stream_config_int(stream__host_config(b),
                                            STREAM_CONFIG_OFFSETS_TOPIC_NUM_PARTITIONS);
     stream_config *ov = stream_config_new_topic();
@@ -262,6 +270,9 @@ int stream__offsets_write(stream__coord *co, const char *group, const stream__of
         return rc;
     *partition = stream_partition_for_key(group, strlen(group), t->partition_count);
     stream_log *log = t->partitions[*partition];
+    /* A replicated commit needs min.insync.replicas, as acks=all does. */
+    if (co->clustered && (rc = stream__host_produce_check(co->broker, log, msg, msg_len)) != 0)
+        return rc;
     size_t max = (size_t)t->log_config.max_message_bytes;
     int64_t now = (int64_t)stream__host_now_ms();
     stream_batch_builder bb;
@@ -358,13 +369,35 @@ int stream__offsets_durable_err(stream__coord *co, int32_t partition, int64_t ne
         snprintf(msg, msg_len, "%s is gone", STREAM_OFFSETS_TOPIC);
         return STREAM_EIO;
     }
-    if (stream_log_durable_offset(log) >= need)
+    int64_t hw = INT64_MAX;
+    if (co->clustered) { /* replicated: durable on the ISR, under the high watermark */
+        stream__host_role role;
+        int32_t leader;
+        stream__host_partition_state(co->broker, log, &role, &leader, NULL, &hw);
+        /* A follower's high watermark is the new leader's, over a log that
+         * may have lost this write when it was truncated: never an answer. */
+        if (role != STREAM__ROLE_LEADER) {
+            snprintf(msg, msg_len,
+                     "the coordinator moved (node %d leads %s-%d now) before the write was "
+                     "replicated: it may be lost; find the coordinator and try again",
+                     (int)leader, STREAM_OFFSETS_TOPIC, (int)partition);
+            return STREAM_ENOTCOORDINATOR;
+        }
+    }
+    if (stream_log_durable_offset(log) >= need && hw >= need)
         return 0;
     char what[300];
     int err = stream_log_io_error(log, NULL, what, sizeof what);
     if (err != 0) {
         snprintf(msg, msg_len, "%s-%d: not stored: %s", STREAM_OFFSETS_TOPIC, (int)partition, what);
         return err;
+    }
+    if (co->clustered && stream_log_durable_offset(log) >= need) {
+        snprintf(msg, msg_len,
+                 "written but not replicated to the in-sync replicas within %d ms (the "
+                 "coordinator may have moved: find it again and retry)",
+                 WRITE_TIMEOUT_MS);
+        return STREAM_ETIMEDOUT;
     }
     snprintf(msg, msg_len, "written but not confirmed durable within %d ms", WRITE_TIMEOUT_MS);
     return STREAM_ETIMEDOUT;
@@ -604,4 +637,168 @@ int64_t stream__record_timestamp_at(stream_log *log, int64_t offset)
     }
     stream_buf_release(&buf);
     return ts;
+}
+
+/* ======================================================================== */
+/* the coordinator in a cluster: which groups are here                       */
+/* ======================================================================== */
+
+/* Makes loaded_epoch hold n partitions (new ones not loaded). */
+static int loaded_reserve(stream__coord *co, size_t n)
+{
+    if (n <= co->nloaded)
+        return 0;
+    int32_t *e = realloc(co->loaded_epoch, n * sizeof(*e));
+    if (e == NULL)
+        return STREAM_ENOMEM;
+    for (size_t i = co->nloaded; i < n; i++)
+        e[i] = -1;
+    co->loaded_epoch = e;
+    co->nloaded = n;
+    return 0;
+}
+
+/* Drops the groups of offsets partition p (if they are here). */
+static void unload(stream__coord *co, stream_topic *t, int32_t p)
+{
+    if ((size_t)p >= co->nloaded || co->loaded_epoch[p] < 0)
+        return;
+    co->loaded_epoch[p] = -1;
+    size_t before = co->ngroups;
+    stream__group_drop_partition(co, p, t->partition_count);
+    stream__host_log(co->broker, STREAM_BROKER_INFO,
+                     "group coordinator: %s-%d led elsewhere now: %zu groups dropped here",
+                     STREAM_OFFSETS_TOPIC, (int)p, before - co->ngroups);
+}
+
+/* This broker leads offsets partition p in `epoch`: its groups' offsets
+ * are read from the log (whatever was in memory for p is dropped first:
+ * the log is the truth, and members rejoin). */
+static int load(stream__coord *co, stream_topic *t, int32_t p, int32_t epoch)
+{
+    if (loaded_reserve(co, (size_t)t->partition_count) != 0)
+        return STREAM_ENOMEM;
+    if (co->loaded_epoch[p] == epoch)
+        return 0;
+    stream__group_drop_partition(co, p, t->partition_count);
+    long long records = 0, skipped = 0;
+    replay_log(co, t->partitions[p], p, &records, &skipped);
+    co->loaded_epoch[p] = epoch;
+    /* Unlike at a single broker's start, offsets of topics missing here are
+     * kept: the replica manager may not have created every topic of the
+     * metadata yet when it hands this partition over, and tombstones
+     * written then would lose live commits. Deleting a topic drops its
+     * offsets on the coordinator of the moment (topic_deleted). */
+    size_t groups = 0, noffsets = 0;
+    for (size_t gi = 0; gi < co->ngroups; gi++) {
+        stream__group *g = co->groups[gi];
+        if (stream_partition_for_key(g->name, strlen(g->name), t->partition_count) != p)
+            continue;
+        groups++;
+        noffsets += g->noffsets;
+    }
+    stream__host_log(co->broker, STREAM_BROKER_INFO,
+                     "group coordinator: leading %s-%d in epoch %d: %zu committed offsets of %zu "
+                     "groups loaded (%lld records read)",
+                     STREAM_OFFSETS_TOPIC, (int)p, (int)epoch, noffsets, groups, records);
+    if (skipped > 0)
+        stream__host_log(co->broker, STREAM_BROKER_WARN,
+                         "%s-%d: %lld records were malformed and skipped", STREAM_OFFSETS_TOPIC,
+                         (int)p, skipped);
+    return 0;
+}
+
+/* Where group's offsets partition is: its topic and index; NULL when the
+ * topic does not exist here. */
+static stream_topic *group_partition(stream__coord *co, const char *group, int32_t *p)
+{
+    stream_topic *t = stream_store_topic(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC);
+    if (t == NULL || t->partition_count < 1)
+        return NULL;
+    *p = stream_partition_for_key(group, strlen(group), t->partition_count);
+    return t;
+}
+
+int stream__coord_locate(stream__coord *co, const char *group, int32_t *node, char *msg,
+                         size_t msg_len)
+{
+    if (!co->clustered) {
+        *node = stream__host_node_id(co->broker);
+        return 0;
+    }
+    int32_t p;
+    stream_topic *t = group_partition(co, group, &p);
+    if (t == NULL) {
+        stream__host_auto_create(co->broker, STREAM_OFFSETS_TOPIC);
+        snprintf(msg, msg_len,
+                 "no coordinator for group '%s' yet: %s is being created; try again shortly", group,
+                 STREAM_OFFSETS_TOPIC);
+        return STREAM_ENOTCOORDINATOR;
+    }
+    int32_t leader = -1;
+    stream__host_partition_state(co->broker, t->partitions[p], NULL, &leader, NULL, NULL);
+    if (leader < 0) {
+        snprintf(msg, msg_len,
+                 "no coordinator for group '%s' now: %s-%d has no leader (an election is under "
+                 "way); try again shortly",
+                 group, STREAM_OFFSETS_TOPIC, (int)p);
+        return STREAM_ENOTCOORDINATOR;
+    }
+    *node = leader;
+    return 0;
+}
+
+int stream__coord_gate(stream__coord *co, const char *group, char *msg, size_t msg_len)
+{
+    if (!co->clustered)
+        return 0;
+    int32_t p;
+    stream_topic *t = group_partition(co, group, &p);
+    if (t == NULL) {
+        int32_t node;
+        return stream__coord_locate(co, group, &node, msg, msg_len);
+    }
+    stream__host_role role;
+    int32_t leader, epoch;
+    stream__host_partition_state(co->broker, t->partitions[p], &role, &leader, &epoch, NULL);
+    if (role == STREAM__ROLE_LEADER) {
+        if (load(co, t, p, epoch) == 0)
+            return 0;
+        snprintf(msg, msg_len, "out of memory loading the offsets of group '%s'", group);
+        return STREAM_ENOMEM;
+    }
+    unload(co, t, p);
+    if (leader >= 0)
+        snprintf(msg, msg_len,
+                 "node %d is not the coordinator of group '%s': node %d is (the leader of %s-%d); "
+                 "find_coordinator names it",
+                 (int)stream__host_node_id(co->broker), group, (int)leader, STREAM_OFFSETS_TOPIC,
+                 (int)p);
+    else
+        snprintf(msg, msg_len,
+                 "group '%s' has no coordinator now (%s-%d has no leader); try again shortly",
+                 group, STREAM_OFFSETS_TOPIC, (int)p);
+    return STREAM_ENOTCOORDINATOR;
+}
+
+void stream__coord_role_changed(stream__coord *co, stream_log *log, stream__host_role role,
+                                int32_t leader_epoch)
+{
+    stream_topic *t = stream_store_topic(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC);
+    if (t == NULL)
+        return;
+    for (int32_t p = 0; p < t->partition_count; p++) {
+        if (t->partitions[p] != log)
+            continue;
+        if (role == STREAM__ROLE_LEADER) {
+            if (load(co, t, p, leader_epoch) != 0)
+                stream__host_log(co->broker, STREAM_BROKER_ERROR,
+                                 "group coordinator: out of memory loading %s-%d (loaded at the "
+                                 "next request)",
+                                 STREAM_OFFSETS_TOPIC, (int)p);
+        } else {
+            unload(co, t, p);
+        }
+        return;
+    }
 }

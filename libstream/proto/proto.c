@@ -110,6 +110,7 @@ bool stream_err_retriable(int err)
     case STREAM_ECLOSED:
     case STREAM_ECONNREFUSED:
     case STREAM_ECONNRESET:
+    case STREAM_ENOTCOORDINATOR:
         return true;
     default:
         return false;

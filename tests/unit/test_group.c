@@ -1138,6 +1138,41 @@ static void test_invalid_names_and_requests_change_nothing(void **state)
     assert_true(wire_still_served(conn));
 }
 
+static void find_coordinator(int fd, const char *group, wire_resp *r)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    stream_frame f;
+    stream_frame_start(&f, &b);
+    uint64_t id = wire_id();
+    stream_pack_request_header(&f.pk, STREAM_OP_FIND_COORDINATOR, id, 1);
+    stream_pack_kv_cstr(&f.pk, "group", group);
+    assert_int_equal(stream_frame_finish(&f), 0);
+    wire_call(fd, &b, id, r);
+}
+
+/* A single broker coordinates every group: find_coordinator names it, at
+ * the address clients reach it; a bad group name is refused; version 2
+ * connections do not have the op. */
+static void test_find_coordinator_on_a_single_broker_names_itself(void **state)
+{
+    wire_resp r;
+    find_coordinator(conn, "fc-g", &r);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(wire_int(&r.msg.root, "port"), shared.port);
+    char host[64];
+    assert_string_equal(wire_str(&r.msg.root, "host", host, sizeof(host)), "127.0.0.1");
+    assert_true(wire_int(&r.msg.root, "node_id") >= 0);
+    wire_resp_release(&r);
+    find_coordinator(conn, "", &r);
+    assert_int_equal(r.err, STREAM_EBADGROUP);
+    wire_resp_release(&r);
+    int v2 = wire_connect_version(shared.port, 2);
+    find_coordinator(v2, "fc-g", &r);
+    assert_int_equal(r.err, STREAM_EUNKNOWNOP);
+    wire_resp_release(&r);
+    close(v2);
+}
+
 /* A request of `op` whose fields are the key/value pairs given as packers:
  * each call packs one pair. */
 typedef void (*pack_fn)(msgpack_packer *pk);
@@ -1393,6 +1428,7 @@ int main(void)
         cmocka_unit_test(test_offsets_of_a_deleted_topic_are_dropped),
         cmocka_unit_test(test_invalid_names_and_requests_change_nothing),
         cmocka_unit_test(test_mistyped_group_requests_answer_ebadreq),
+        cmocka_unit_test(test_find_coordinator_on_a_single_broker_names_itself),
         cmocka_unit_test(test_commits_survive_kill_9_and_restart),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

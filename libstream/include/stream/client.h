@@ -10,8 +10,9 @@
  * ---------
  * A stream_client has a bootstrap connection to one broker of the list it
  * was given ("h1:p1,h2:p2"; tried in order, any live one will do): metadata,
- * admin calls and consumer groups use it. In a cluster, the producer and the
- * consumer also need each partition's leader: the client opens one more
+ * admin calls and consumer groups use it (in a cluster a group talks to its
+ * coordinator, found with find_coordinator). In a cluster, the producer and
+ * the consumer also need each partition's leader: the client opens one more
  * connection per broker node it has to reach, on demand, at the address the
  * metadata gives (the bootstrap connection serves the node it reached, so on
  * a single broker there is one connection). On every connection requests are

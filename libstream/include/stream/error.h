@@ -55,7 +55,8 @@
     X(EPRODUCERFENCED, 37, "producer epoch is older than the current one")                         \
     X(ENOTENOUGHREPLICAS, 38, "not enough in-sync replicas")                                       \
     X(ESTALEEPOCH, 39, "stale epoch")                                                              \
-    X(ENOBROKER, 40, "unknown broker")
+    X(ENOBROKER, 40, "unknown broker")                                                             \
+    X(ENOTCOORDINATOR, 41, "not the group's coordinator")
 
 typedef enum stream_err {
     STREAM_OK = 0,

@@ -137,7 +137,8 @@
     X(REGISTER_BROKER, "register_broker", 3)                                                       \
     X(BROKER_HEARTBEAT, "broker_heartbeat", 3)                                                     \
     X(ALTER_ISR, "alter_isr", 3)                                                                   \
-    X(OFFSET_FOR_LEADER_EPOCH, "offset_for_leader_epoch", 3)
+    X(OFFSET_FOR_LEADER_EPOCH, "offset_for_leader_epoch", 3)                                       \
+    X(FIND_COORDINATOR, "find_coordinator", 3)
 
 typedef enum stream_op {
     STREAM_OP_UNKNOWN = 0,
@@ -157,7 +158,8 @@ const char *stream_op_name(stream_op op);
 int stream_op_since_version(stream_op op);
 
 /* True for codes a client may retry after a pause (and a metadata refresh):
- * ETIMEDOUT, ENOTLEADER, EAGAIN, ECLOSED, ECONNREFUSED, ECONNRESET. */
+ * ETIMEDOUT, ENOTLEADER, EAGAIN, ECLOSED, ECONNREFUSED, ECONNRESET,
+ * ENOTCOORDINATOR (after finding the coordinator again). */
 bool stream_err_retriable(int err);
 
 /* ---- reading frames ------------------------------------------------------ */
