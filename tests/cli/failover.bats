@@ -3,9 +3,8 @@
 # start, and producers and consumers follow partition leaders when one
 # dies (libstream/client: connections per broker node, routing, retries).
 #
-# The cluster test needs replication on the broker side (topics with
-# --replication-factor, leaders that move when one dies); until the broker
-# has it, the test says so and is skipped.
+# The cluster test runs three brokers with --cluster: an RF=3 topic whose
+# leader is killed while stream-pub (acks=all) publishes.
 
 load helpers
 
@@ -124,8 +123,6 @@ EOF
 }
 
 @test "acks=all while the partition leader is killed: every acknowledged record once, in order" {
-    stream-topics create --help 2>&1 | grep -q -- --replication-factor ||
-        skip "stream-topics create has no --replication-factor yet (broker-side replication is not in this build)"
     pick_raft_ports
     local n
     for n in 1 2 3; do start_node "$n"; done
@@ -134,9 +131,14 @@ EOF
     run stream-topics -b "$all" create ft -p 1 --replication-factor 3 -c min.insync.replicas=2
     assert_success
     local out leader
-    out=$(stream-topics -b "$all" describe ft --json)
-    jq -e '(.topics[0].partitions[0].replicas | length) == 3' >/dev/null <<<"$out" ||
-        skip "describe shows no 3 replicas for an RF=3 topic: broker-side replication is not in this build"
+    # Every broker applies the create a moment after the controller does.
+    local i
+    for ((i = 0; i < 50; i++)); do
+        out=$(stream-topics -b "$all" describe ft --json 2>/dev/null) &&
+            jq -e '.topics[0].partitions[0].leader >= 1' >/dev/null <<<"$out" && break
+        sleep 0.1
+    done
+    jq -e '(.topics[0].partitions[0].replicas | length) == 3' <<<"$out"
     leader=$(jq -r '.topics[0].partitions[0].leader' <<<"$out")
     [ "$leader" -ge 1 ] && [ "$leader" -le 3 ]
 
