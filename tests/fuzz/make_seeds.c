@@ -220,6 +220,61 @@ static void frame_seeds(void)
     seed("fuzz_broker", "requests", out.data + 2, out.len - 2);
     out.data[hello_end - 1] = 0x01;
     seed("fuzz_broker", "after-hello", out.data + hello_end - 1, out.len - hello_end + 1);
+    seed("fuzz_broker_cluster", "requests", out.data + 2, out.len - 2);
+
+    /* fuzz_broker_cluster: the target says hello; then the cluster's ops. */
+    stream_buf_reset(&out);
+    stream_buf_put(&out, "\x01", 1);
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_FETCH, 2, 2);
+    stream_pack_kv_int(&f.pk, "replica_id", 2);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 2);
+    stream_pack_kv_cstr(&f.pk, "name", "orders");
+    stream_pack_key(&f.pk, "partitions");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 4);
+    stream_pack_kv_int(&f.pk, "partition", 0);
+    stream_pack_kv_int(&f.pk, "offset", 0);
+    stream_pack_kv_int(&f.pk, "leader_epoch", 0);
+    stream_pack_kv_int(&f.pk, "durable_offset", 0);
+    stream_frame_finish(&f);
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_OFFSET_FOR_LEADER_EPOCH, 3, 1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 2);
+    stream_pack_kv_cstr(&f.pk, "name", "orders");
+    stream_pack_key(&f.pk, "partitions");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 3);
+    stream_pack_kv_int(&f.pk, "partition", 0);
+    stream_pack_kv_int(&f.pk, "leader_epoch", 0);
+    stream_pack_kv_int(&f.pk, "current_leader_epoch", 0);
+    stream_frame_finish(&f);
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_BROKER_HEARTBEAT, 4, 2);
+    stream_pack_kv_int(&f.pk, "node_id", 1);
+    stream_pack_kv_int(&f.pk, "broker_epoch", 1);
+    stream_frame_finish(&f);
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_ALTER_ISR, 5, 6);
+    stream_pack_kv_int(&f.pk, "node_id", 1);
+    stream_pack_kv_int(&f.pk, "broker_epoch", 1);
+    stream_pack_kv_cstr(&f.pk, "topic", "orders");
+    stream_pack_kv_int(&f.pk, "partition", 0);
+    stream_pack_key(&f.pk, "isr");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_int32(&f.pk, 1);
+    stream_pack_kv_int(&f.pk, "partition_epoch", 0);
+    stream_frame_finish(&f);
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_FIND_COORDINATOR, 6, 1);
+    stream_pack_kv_cstr(&f.pk, "group", "g");
+    if (stream_frame_finish(&f) != 0)
+        die("frames");
+    seed("fuzz_broker_cluster", "cluster-ops", out.data, out.len);
 
     /* Responses as a client reads them, fed in small chunks. */
     stream_buf_reset(&out);
