@@ -424,12 +424,17 @@ start_three() {
     run rawreq "$ctl" alter_isr "{\"node_id\": $leader, \"broker_epoch\": $epoch, \"topic\": \"orders\",
         \"partition\": 0, \"isr\": [$follower], \"partition_epoch\": 0}"
     assert_output --partial "the leader $leader must stay in the isr"
-    # A good one: the leader shrinks the ISR to itself and sees it applied.
+    # A good one: the leader shrinks the ISR to itself. It is applied: the
+    # same change again is stale (its partition epoch moved on). What the
+    # ISR is afterwards is not checked: the leader's replica manager asks
+    # its caught-up followers back in within a tick.
     run rawreq "$ctl" alter_isr "{\"node_id\": $leader, \"broker_epoch\": $epoch, \"topic\": \"orders\",
         \"partition\": 0, \"isr\": [$leader], \"partition_epoch\": 0}"
     assert_output '{"id": 2, "err": 0}'
-    wait_describe "$follower" 2 orders ".topics[0].partitions[0].isr == [$leader]
-        and .topics[0].partitions[0].leader_epoch == 0"
+    run rawreq "$ctl" alter_isr "{\"node_id\": $leader, \"broker_epoch\": $epoch, \"topic\": \"orders\",
+        \"partition\": 0, \"isr\": [$leader], \"partition_epoch\": 0}"
+    assert_output --partial '"err": 39'
+    wait_describe "$follower" 2 orders ".topics[0].partitions[0].leader_epoch == 0"
     local n
     for n in 1 2 3; do
         term_node "$n"
