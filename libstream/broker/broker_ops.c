@@ -480,9 +480,9 @@ static int by_name(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
-/* `configs`: every setting of the scope, sorted by name. */
-static void pack_configs(msgpack_packer *pk, const stream_config *broker,
-                         const stream_config *topic)
+/* `configs`: every setting of the scope, sorted by name (host.h). */
+void stream__host_pack_configs(msgpack_packer *pk, const stream_config *broker,
+                               const stream_config *topic)
 {
     const stream_config_setting *order[STREAM_CONFIG_COUNT];
     size_t n = 0;
@@ -534,7 +534,7 @@ static void op_describe_configs(stream__conn *c, stream__req *r, uint64_t id,
         /* The broker's own settings, as its configuration holds them. */
         stream_pack_key(&f.pk, "broker");
         msgpack_pack_map(&f.pk, 1);
-        pack_configs(&f.pk, b->config, NULL);
+        stream__host_pack_configs(&f.pk, b->config, NULL);
     }
     size_t n = topics ? topics->via.array.size : stream_store_topic_count(b->store);
     stream_pack_key(&f.pk, "topics");
@@ -557,7 +557,7 @@ static void op_describe_configs(stream__conn *c, stream__req *r, uint64_t id,
         stream_pack_kv_str(&f.pk, "name", p, len);
         stream_pack_err(&f.pk, rc, msg);
         if (t)
-            pack_configs(&f.pk, b->config, t->overrides);
+            stream__host_pack_configs(&f.pk, b->config, t->overrides);
         else {
             stream_pack_key(&f.pk, "configs");
             msgpack_pack_array(&f.pk, 0);

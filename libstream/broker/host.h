@@ -147,6 +147,11 @@ void stream__host_reply_start(stream__req *r, stream_frame *f);
 /* Finishes f and sends it; on failure (ENOMEM, ETOOLARGE) answers with that
  * error instead. Returns 0 or that error. */
 int stream__host_reply_finish(stream__req *r, stream_frame *f, uint64_t id);
+/* Packs `configs` as describe_configs answers it (protocol.md 6.5): every
+ * setting of the scope (topic's when topic is not NULL, with its
+ * overrides), sorted by name, with value, is_default, source and doc. */
+void stream__host_pack_configs(msgpack_packer *pk, const stream_config *broker,
+                               const stream_config *topic);
 /* Answers r with only id, err and msg (msg NULL: none). */
 void stream__host_reply_error(stream__req *r, uint64_t id, int err, const char *msg);
 /* "HOST:PORT" of the client r came from (valid while r is). */

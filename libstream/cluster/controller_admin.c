@@ -390,51 +390,6 @@ static void op_metadata(void *svc, stream__req *r, uint64_t id, const msgpack_ob
 
 /* ---- describe_configs (any broker, from the metadata) ---- */
 
-static const char *source_name(stream_config_source s)
-{
-    switch (s) {
-    case STREAM_CONFIG_SOURCE_TOPIC:
-        return "topic";
-    case STREAM_CONFIG_SOURCE_BROKER:
-        return "broker";
-    default:
-        return "default";
-    }
-}
-
-static int by_name(const void *a, const void *b)
-{
-    const stream_config_setting *const *x = a, *const *y = b;
-    return strcmp((*x)->name, (*y)->name);
-}
-
-/* `configs`: every setting of the scope, sorted by name, as the core packs
- * them (protocol.md 6.5). */
-static void pack_configs(msgpack_packer *pk, const stream_config *broker,
-                         const stream_config *topic)
-{
-    const stream_config_setting *order[STREAM_CONFIG_COUNT];
-    size_t n = 0;
-    stream_config_iter it;
-    stream_config_iter_start(&it, broker, topic);
-    while (stream_config_iter_next(&it) && n < STREAM_CONFIG_COUNT)
-        order[n++] = it.setting;
-    qsort(order, n, sizeof(order[0]), by_name);
-    stream_pack_key(pk, "configs");
-    msgpack_pack_array(pk, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        stream_config_iter_start(&it, broker, topic);
-        while (stream_config_iter_next(&it) && it.setting != order[i])
-            ;
-        msgpack_pack_map(pk, 5);
-        stream_pack_kv_cstr(pk, "name", it.setting->name);
-        stream_pack_kv_cstr(pk, "value", it.value);
-        stream_pack_kv_bool(pk, "is_default", it.source == STREAM_CONFIG_SOURCE_DEFAULT);
-        stream_pack_kv_cstr(pk, "source", source_name(it.source));
-        stream_pack_kv_cstr(pk, "doc", it.setting->doc);
-    }
-}
-
 /* The topic's overrides from the metadata as a topic config (values that no
  * longer pass the table are left out); NULL without memory. */
 static stream_config *topic_config(const stream__meta_topic *t)
@@ -457,7 +412,7 @@ static void pack_topic_configs(controller *ctl, msgpack_packer *pk, const stream
     stream_pack_kv_str(pk, "name", p, len);
     stream_pack_err(pk, rc, rc == STREAM_ENOTOPIC ? msg : NULL);
     if (rc == 0) {
-        pack_configs(pk, stream__host_config(ctl->b), tc);
+        stream__host_pack_configs(pk, stream__host_config(ctl->b), tc);
     } else {
         stream_pack_key(pk, "configs");
         msgpack_pack_array(pk, 0);
@@ -489,7 +444,7 @@ static void op_describe_configs(void *svc, stream__req *r, uint64_t id, const ms
     if (broker) {
         stream_pack_key(&f.pk, "broker");
         msgpack_pack_map(&f.pk, 1);
-        pack_configs(&f.pk, stream__host_config(ctl->b), NULL);
+        stream__host_pack_configs(&f.pk, stream__host_config(ctl->b), NULL);
     }
     size_t n = topics ? topics->via.array.size : stream__meta_topic_count(ctl->md);
     stream_pack_key(&f.pk, "topics");
