@@ -24,6 +24,7 @@
 
 #include "leader_epoch.h"
 #include "log_internal.h"
+#include "producer_state.h"
 #include "stream/error.h"
 
 #define EPOCH_FILE_VERSION 0
@@ -250,32 +251,7 @@ int stream__epoch_cache_write(const stream__epoch_cache *c, int dirfd)
         stream_buf_release(&buf);
         return STREAM_ENOMEM;
     }
-    int rc = 0;
-    int fd = openat(dirfd, EPOCH_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = stream_err_from_errno(errno);
-    } else {
-        size_t done = 0;
-        while (done < buf.len) {
-            ssize_t w = write(fd, buf.data + done, buf.len - done);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                rc = stream_err_from_errno(w < 0 ? errno : ENOSPC);
-                break;
-            }
-            done += (size_t)w;
-        }
-        if (rc == 0 && fsync(fd) != 0)
-            rc = stream_err_from_errno(errno);
-        close(fd);
-        if (rc == 0 && renameat(dirfd, EPOCH_TMP, dirfd, STREAM__EPOCH_FILE) != 0)
-            rc = stream_err_from_errno(errno);
-        if (rc == 0 && fsync(dirfd) != 0)
-            rc = stream_err_from_errno(errno);
-        if (rc != 0)
-            unlinkat(dirfd, EPOCH_TMP, 0);
-    }
+    int rc = stream__file_replace_at(dirfd, EPOCH_TMP, STREAM__EPOCH_FILE, buf.data, buf.len);
     stream_buf_release(&buf);
     return rc;
 }

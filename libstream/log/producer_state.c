@@ -481,6 +481,36 @@ static int decode(stream__producer_state *ps, const uint8_t *p, size_t len, int6
     return stream_reader_left(&r) == 0 ? 0 : STREAM_ECORRUPT;
 }
 
+int stream__file_replace_at(int dirfd, const char *tmp, const char *name, const uint8_t *data,
+                            size_t len)
+{
+    int rc = 0;
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return stream_err_from_errno(errno);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = stream_err_from_errno(w < 0 ? errno : ENOSPC);
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = stream_err_from_errno(errno);
+    close(fd);
+    if (rc == 0 && renameat(dirfd, tmp, dirfd, name) != 0)
+        rc = stream_err_from_errno(errno);
+    if (rc == 0 && fsync(dirfd) != 0)
+        rc = stream_err_from_errno(errno);
+    if (rc != 0)
+        unlinkat(dirfd, tmp, 0);
+    return rc;
+}
+
 int stream__producer_state_write_snapshot(const stream__producer_state *ps, int dirfd,
                                           int64_t offset)
 {
@@ -493,35 +523,10 @@ int stream__producer_state_write_snapshot(const stream__producer_state *ps, int 
     char name[64], tmp[80];
     snap_file(name, sizeof name, offset);
     snprintf(tmp, sizeof tmp, "%s.tmp", name);
-    int rc = 0;
-    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = stream_err_from_errno(errno);
-    } else {
-        size_t done = 0;
-        while (done < buf.len) {
-            ssize_t w = write(fd, buf.data + done, buf.len - done);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                rc = stream_err_from_errno(w < 0 ? errno : ENOSPC);
-                break;
-            }
-            done += (size_t)w;
-        }
-        /* Durable as every other metadata file (temp, fsync, rename, fsync
-         * dir): the older snapshots are deleted below, so this one must
-         * survive a power loss, or open would replay the whole log. */
-        if (rc == 0 && fsync(fd) != 0)
-            rc = stream_err_from_errno(errno);
-        close(fd);
-        if (rc == 0 && renameat(dirfd, tmp, dirfd, name) != 0)
-            rc = stream_err_from_errno(errno);
-        if (rc == 0 && fsync(dirfd) != 0)
-            rc = stream_err_from_errno(errno);
-        if (rc != 0)
-            unlinkat(dirfd, tmp, 0);
-    }
+    /* Durable as every other metadata file: the older snapshots are
+     * deleted below, so this one must survive a power loss, or open would
+     * replay the whole log. */
+    int rc = stream__file_replace_at(dirfd, tmp, name, buf.data, buf.len);
     stream_buf_release(&buf);
     if (rc != 0)
         return rc;

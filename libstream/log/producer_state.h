@@ -120,6 +120,14 @@ int stream__producer_state_reserve(stream__producer_state *ps);
 size_t stream__producer_state_expire(stream__producer_state *ps, int64_t log_start_offset,
                                      int64_t now_ms, int64_t max_idle_ms);
 
+/* Replaces the file `name` in directory dirfd with len bytes at data, so
+ * that a crash leaves the old file or the new one whole: written to `tmp`,
+ * fsync'd, renamed over name, and the directory fsync'd (the log folder's
+ * small metadata files: snapshots, the leader-epoch checkpoint). 0, or the
+ * error (tmp is removed then). */
+int stream__file_replace_at(int dirfd, const char *tmp, const char *name, const uint8_t *data,
+                            size_t len);
+
 /* Writes "<offset>.snapshot" in the directory dirfd (temp file, fsync,
  * rename, fsync of the directory) and deletes older snapshots but one.
  * Returns 0, STREAM_ENOMEM or the I/O error (the temp file removed, older
