@@ -37,6 +37,11 @@
  *           one replica sync, and an election pass, per burst of changes.
  *   closed  a broker's heartbeat connection closed (kill -9 closes it at
  *           once): the controller fences it without waiting.
+ *   SIGTERM controlled shutdown: this broker asks to be fenced (its
+ *           leaderships move, it leaves every ISR) and holds the stop until
+ *           its metadata shows that; the controller then also hands the
+ *           quorum to another voter (at most HANDOVER_MAX_MS) so the others
+ *           see those commits at once.
  *   stop    stops the replica manager, the link and the quorum (its files
  *           are consistent: Raft syncs before it acknowledges).
  *
@@ -65,6 +70,7 @@
 #define ELECT_RECHECK_MS  500  /* a full election pass at least this often on the controller */
 #define HEALTH_LIST_MAX   100  /* partitions listed per kind in describe_cluster */
 #define PREVIOUS_GRACE_MS 300  /* at least, for the previous controller to heartbeat a new one */
+#define HANDOVER_MAX_MS   1000 /* a stopping controller waits this long at most for a successor */
 
 static uint64_t now_us(void)
 {
@@ -544,6 +550,26 @@ static void tick_shutdown(controller *ctl)
      * offline for one). */
     if (leaderships_of(ctl->md, ctl->node_id) > 0)
         return;
+    /* The controller hands the quorum over before it stops: the others
+     * learn the commits that moved its leaderships from the new leader at
+     * once, not after an election timeout (a stopped leader's last
+     * commits reach the others only with the next heartbeat it sends). */
+    if (ctl->q != NULL && stream__quorum_is_leader(ctl->q) && ctl->n_voters > 1) {
+        uint64_t now = uv_now(stream__host_loop(ctl->b));
+        if (ctl->handover_since == 0) {
+            ctl->handover_since = now;
+            int rc = stream__quorum_transfer(ctl->q);
+            if (rc != 0)
+                stream__host_log(ctl->b, STREAM_BROKER_WARN,
+                                 "cluster: controlled shutdown: cannot hand the quorum over: %s",
+                                 stream_strerror(rc));
+            else
+                stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                                 "cluster: controlled shutdown: handing the quorum over");
+        }
+        if (now - ctl->handover_since < HANDOVER_MAX_MS)
+            return;
+    }
     stream__host_log(ctl->b, STREAM_BROKER_INFO,
                      "cluster: controlled shutdown: this broker is fenced and leads nothing; "
                      "stopping");

@@ -1146,21 +1146,57 @@ void ctl_op_alter_isr(void *svc, stream__req *r, uint64_t id, const msgpack_obje
     p->waiting = 1;
 }
 
+/* An alter_isr this broker's replica manager asked for: what to tell it
+ * when the controller turns it down. */
+typedef struct isr_ask {
+    controller *ctl;
+    int32_t partition, partition_epoch;
+    char topic[STREAM_TOPIC_NAME_MAX + 1];
+} isr_ask;
+
+static isr_ask *isr_ask_new(controller *ctl, const char *topic, int32_t partition, int32_t pe)
+{
+    isr_ask *a = malloc(sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    *a = (isr_ask){.ctl = ctl, .partition = partition, .partition_epoch = pe};
+    snprintf(a->topic, sizeof(a->topic), "%s", topic);
+    return a;
+}
+
+/* A refusal for certain (the change was checked and not applied), as
+ * opposed to an answer lost with the link or the leadership. */
+static bool isr_refusal(int err)
+{
+    return err == STREAM_EINVAL || err == STREAM_ESTALEEPOCH || err == STREAM_ENOTOPIC ||
+           err == STREAM_ENOPART || err == STREAM_ENOBROKER;
+}
+
 static void on_local_done(void *arg, int status, int result)
 {
-    controller *ctl = arg;
-    if (!ctl->stopped && status == 0 && result != 0)
+    isr_ask *a = arg;
+    controller *ctl = a->ctl;
+    if (!ctl->stopped && status == 0 && result != 0) {
         stream__host_log(ctl->b, STREAM_BROKER_DEBUG, "cluster: alter_isr refused: %s",
                          stream_strerror(result));
+        if (isr_refusal(result))
+            stream__replica_isr_refused(ctl->rm, a->topic, a->partition, a->partition_epoch);
+    }
+    free(a);
 }
 
 static void on_remote_done(controller *ctl, void *arg, int err, const char *msg, size_t msg_len,
                            const msgpack_object *resp)
 {
-    (void)arg, (void)resp;
-    if (!ctl->stopped && err != 0)
+    (void)resp;
+    isr_ask *a = arg;
+    if (!ctl->stopped && err != 0) {
         stream__host_log(ctl->b, STREAM_BROKER_DEBUG, "cluster: alter_isr refused: %.*s",
                          (int)msg_len, msg ? msg : stream_strerror(err));
+        if (isr_refusal(err))
+            stream__replica_isr_refused(ctl->rm, a->topic, a->partition, a->partition_epoch);
+    }
+    free(a);
 }
 
 int ctl_alter_isr_local(void *arg, const char *topic, int32_t partition, const int32_t *isr,
@@ -1170,20 +1206,27 @@ int ctl_alter_isr_local(void *arg, const char *topic, int32_t partition, const i
     if (ctl->stopped || ctl->q == NULL || !ctl->registered)
         return STREAM_ECLOSED;
     char msg[512];
+    isr_ask *a = isr_ask_new(ctl, topic, partition, partition_epoch);
+    if (a == NULL)
+        return STREAM_ENOMEM;
     if (ctl_is_controller(ctl)) {
         const stream__meta_topic *t;
         int rc = check_alter_isr(ctl, ctl->node_id, ctl->epoch, topic, strlen(topic), partition,
                                  isr, n_isr, partition_epoch, &t, msg, sizeof(msg));
-        if (rc != 0) {
+        if (rc == 0)
+            rc = propose_isr(ctl, t, partition, isr, n_isr, partition_epoch, on_local_done, a);
+        else
             stream__host_log(ctl->b, STREAM_BROKER_DEBUG, "cluster: alter_isr: %s", msg);
-            return rc;
-        }
-        return propose_isr(ctl, t, partition, isr, n_isr, partition_epoch, on_local_done, ctl);
+        if (rc != 0)
+            free(a);
+        return rc;
     }
     msgpack_packer *pk =
-        ctl_link_begin(ctl, STREAM_OP_ALTER_ISR, 6, FORWARD_TIMEOUT_MS, on_remote_done, NULL);
-    if (pk == NULL)
+        ctl_link_begin(ctl, STREAM_OP_ALTER_ISR, 6, FORWARD_TIMEOUT_MS, on_remote_done, a);
+    if (pk == NULL) {
+        free(a);
         return STREAM_ENOTLEADER;
+    }
     stream_pack_kv_int(pk, "node_id", ctl->node_id);
     stream_pack_kv_int(pk, "broker_epoch", ctl->epoch);
     stream_pack_kv_cstr(pk, "topic", topic);

@@ -151,6 +151,7 @@ struct controller {
     /* controlled shutdown (this broker): the stop is held until the
      * metadata shows this broker fenced, its leaderships moved */
     bool shutting_down;
+    uint64_t handover_since; /* uv_now when it asked the quorum to take a new leader; 0: not yet */
 
     /* heartbeats (this broker) */
     uint64_t hb_last_sent;

@@ -135,6 +135,8 @@ struct stream__quorum {
     stream__quorum_stop_cb stop_cb;
     void *stop_arg;
     char restore_err[256]; /* the fsm's message from a failed restore */
+    struct raft_transfer transfer; /* held by libraft while transferring */
+    bool transferring;             /* a transfer is on: its callback has not run */
 };
 
 /* ---- configuration ------------------------------------------------------- */
@@ -641,6 +643,32 @@ int stream__quorum_propose(stream__quorum *q, const void *cmd, size_t len, strea
         return rc == RAFT_NOTLEADER ? STREAM_ENOTLEADER : status_from_raft(q, rc);
     }
     list_push(&q->pending, &p->link);
+    return 0;
+}
+
+/* ---- handing over -------------------------------------------------------- */
+
+static void on_transfer(struct raft_transfer *req)
+{
+    stream__quorum *q = req->data;
+    q->transferring = false;
+}
+
+int stream__quorum_transfer(stream__quorum *q)
+{
+    if (q->stopping)
+        return STREAM_ECLOSED;
+    if (raft_state(&q->raft) != RAFT_LEADER)
+        return STREAM_ENOTLEADER;
+    if (q->transferring)
+        return 0;
+    q->transfer.data = q;
+    int rc = raft_transfer(&q->raft, &q->transfer, 0, on_transfer);
+    if (rc == RAFT_NOTFOUND || rc == RAFT_BADID)
+        return STREAM_ENOBROKER;
+    if (rc != 0)
+        return rc == RAFT_NOTLEADER ? STREAM_ENOTLEADER : status_from_raft(q, rc);
+    q->transferring = true;
     return 0;
 }
 

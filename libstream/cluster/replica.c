@@ -30,7 +30,10 @@
  * The ISR the high watermark is computed over is the maximal one (Kafka's
  * KIP-497): the committed ISR plus the replicas an alter_isr still in
  * flight asks in, so a replica counts from the moment it is asked for and
- * can never be elected lacking a record this leader acknowledged.
+ * can never be elected lacking a record this leader acknowledged. A
+ * fenced broker is never asked in, and an ask the controller turns down
+ * stops counting at once (else a broker that stopped right after its last
+ * fetch would hold the high watermark until it came back).
  *
  * Topics. Every topic of the metadata exists locally (this broker creates
  * it, all partitions, when the metadata gets it; partitions it has no
@@ -46,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "election.h"
 #include "peer.h"
 #include "replica.h"
 #include "stream/batch.h"
@@ -377,9 +381,12 @@ static void check_isr(stream__replica *rm, rpart *p)
     }
     for (uint32_t i = 0; i < p->n_fol; i++) {
         follower *f = &p->fol[i];
+        /* A fenced broker (stopping, or gone) is never asked in: the
+         * controller would refuse it, and meanwhile it would count in the
+         * maximal ISR and hold the high watermark back (KIP-841). */
         if (!has(p->isr, p->n_isr, f->id) && f->durable >= 0 && f->durable >= hw &&
             f->leo >= stream_log_end_offset(p->log) && now - f->caught_up_ms < ISR_JOIN_FRESH_MS &&
-            n < MAXR) {
+            n < MAXR && rm->md != NULL && stream__elect_alive(rm->md, f->id)) {
             isr[n++] = f->id; /* in: it has everything acknowledged, on disk */
             changed = true;
             stream__host_log(rm->b, STREAM_BROKER_DEBUG,
@@ -1091,6 +1098,21 @@ int stream__replica_start(stream_broker *b, int32_t node_id, stream__replica **o
     rm->tick_open = true;
     uv_timer_start(&rm->tick, on_tick, TICK_MS, TICK_MS);
     return 0;
+}
+
+void stream__replica_isr_refused(stream__replica *rm, const char *topic, int32_t partition,
+                                 int32_t partition_epoch)
+{
+    if (rm == NULL || rm->stopped)
+        return;
+    rpart *p = find_name(rm, topic, strlen(topic), partition);
+    if (p == NULL || !p->leading || p->isr_asked_pepoch != partition_epoch)
+        return;
+    /* Not applied: the maximal ISR is the committed one again, and the
+     * same change may be asked for at once. */
+    p->isr_asked_pepoch = -1;
+    p->n_isr_asked = 0;
+    update_hw(rm, p);
 }
 
 void stream__replica_set_alter_isr(stream__replica *rm, stream__replica_alter_isr_fn fn, void *arg)

@@ -48,6 +48,12 @@ int stream__replica_start(stream_broker *b, int32_t node_id, stream__replica **o
                           size_t errbuf_len);
 void stream__replica_set_alter_isr(stream__replica *rm, stream__replica_alter_isr_fn fn,
                                    void *arg);
+/* The controller refused the alter_isr asked for partition `partition` of
+ * `topic` from partition_epoch, for certain (it was not applied: checked
+ * and turned down, not lost in transit): its members no longer count in the
+ * maximal ISR. */
+void stream__replica_isr_refused(stream__replica *rm, const char *topic, int32_t partition,
+                                 int32_t partition_epoch);
 void stream__replica_set_auto_create(stream__replica *rm, stream__replica_auto_create_fn fn,
                                      void *arg);
 /* The metadata changed (or was restored): match it. */
