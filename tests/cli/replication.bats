@@ -33,6 +33,8 @@ teardown() {
     return 0
 }
 
+isr_is() { [ "$(isr_of "$1" "$2")" = "$3" ]; }
+
 data_dirs() {
     local k
     for ((k = 1; k <= CLUSTER_N; k++)); do
@@ -180,6 +182,52 @@ check_run() {
 four$'
 }
 
+@test "SIGTERM the leader, then the controller: acks=all goes on while each is down" {
+    # A stopping broker leaves every ISR; a leader must not go on waiting
+    # for it (it once asked a stopping follower back into the ISR after its
+    # last fetch and held the high watermark until that broker came back).
+    local dir=$BATS_TEST_TMPDIR/run k victim n
+    cluster_start 3
+    stream-topics create cs -p 1 -r 3 --config min.insync.replicas=2
+    wait_leader cs 0 -1 5 >/dev/null
+    mkdir -p "$dir"
+    : >"$dir/acks"
+    python3 "$FAULTS_DIR/faultclient.py" acker "$STREAM_BROKERS" --topic cs --out "$dir/acks" \
+        --stop-file "$dir/stop" &
+    BG_PIDS+=($!)
+    for k in leader controller; do
+        wait_for 10 bash -c "[ \$(wc -l <'$dir/acks') -ge 50 ]"
+        if [ "$k" = leader ]; then
+            victim=$(leader_of cs 0)
+        else
+            victim=$(stream-topics --timeout-ms 1000 cluster --json | jq -r .leader_id)
+        fi
+        node_kill "$victim" TERM
+        wait "${CPIDS[$victim]}"
+        CPIDS[$victim]=
+        n=$(wc -l <"$dir/acks")
+        # Acknowledged by the others while it is down.
+        wait_for 10 bash -c "[ \$(wc -l <'$dir/acks') -ge $((n + 100)) ]"
+        node_start "$victim"
+        cluster_wait_json 15 "all(.brokers[]; .fenced == false)"
+        wait_for 15 isr_is cs 0 1,2,3
+    done
+    touch "$dir/stop"
+    wait "${BG_PIDS[0]}"
+    # One acknowledgement per offset, each readable.
+    run python3 -c '
+import sys
+offs = [int(l.split()[2]) for l in open(sys.argv[1])]
+assert len(offs) == len(set(offs)), "an offset acknowledged twice"
+assert offs == sorted(offs), "offsets out of order"
+print(len(offs))' "$dir/acks"
+    assert_success
+    local acked=$output
+    run bash -c "stream-sub -t cs -e | wc -l"
+    assert_success
+    [ "$output" -ge "$acked" ]
+}
+
 @test "replica fetch: a stale leader epoch, an unknown broker, a consumer at a follower" {
     cluster_start 3
     stream-topics create e -p 1 -r 3
@@ -235,7 +283,7 @@ four$'
     done
     sleep 1
     touch "$dir/stop"
-    wait "$pub"
+    wait "$pub" || { cat "$dir/pub.err" >&3; false; }
     # The member reads everything, then leaves.
     local n
     n=$(wc -l <"$dir/ack.10000000")
