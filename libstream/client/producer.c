@@ -71,6 +71,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "producer_internal.h"
@@ -80,6 +81,9 @@
 /* Batches a partition may have in flight with idempotence: the broker
  * recognises a resend among a producer's last 5 batches only. */
 #define IDEMPOTENT_MAX_IN_FLIGHT 5
+
+/* Between asks for a producer id while brokers come and go. */
+#define PID_RETRY_PAUSE_MS 100
 
 /* Bytes counted per record on top of key, value and headers (varints,
  * report bookkeeping). */
@@ -338,13 +342,33 @@ static int parse_pid(const msgpack_object *root, void *arg, char *errbuf, size_t
     return 0;
 }
 
-/* The first produce of an idempotent producer waits for its id. */
+/* Errors after which another broker (or the same one, back) may give the
+ * id: the one asked was stopping or is gone. Nothing was done there. */
+static bool pid_retriable(int rc)
+{
+    return rc == STREAM_ECONNRESET || rc == STREAM_ECONNREFUSED || rc == STREAM_ECLOSED ||
+           rc == STREAM_ENOTLEADER;
+}
+
+/* The first produce of an idempotent producer waits for its id, asking
+ * again (PID_RETRY_PAUSE_MS apart, within the request timeout) while the
+ * broker it asked goes away: a rolling restart must not fail a producer
+ * that starts in the middle of it. */
 static int get_producer_id(stream_producer *p, char *errbuf, size_t errbuf_len)
 {
-    (void)stream__req_begin(p->c, STREAM_OP_INIT_PRODUCER_ID, 0);
     pid_answer a;
     char why[400] = "";
-    int rc = stream__client_call(p->c, -1, parse_pid, &a, why, sizeof why);
+    int rc;
+    int64_t give_up = stream__client_mono_ms() + stream__client_request_timeout(p->c);
+    for (;;) {
+        (void)stream__req_begin(p->c, STREAM_OP_INIT_PRODUCER_ID, 0);
+        why[0] = '\0';
+        rc = stream__client_call(p->c, -1, parse_pid, &a, why, sizeof why);
+        if (!pid_retriable(rc) || stream__client_mono_ms() + PID_RETRY_PAUSE_MS >= give_up)
+            break;
+        struct timespec ts = {0, PID_RETRY_PAUSE_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (rc == STREAM_EUNKNOWNOP) {
         stream__errf(errbuf, errbuf_len,
                      "broker %s gives no producer ids (%s): it is too old for idempotent "
