@@ -12,10 +12,17 @@
  * service does nothing but answer describe_cluster with a one-broker view,
  * so a single node behaves exactly as before. Configured:
  *
- *   start   node.id must be one of the voters (a broker outside the quorum,
- *           a data-only broker, is not supported yet); the replica manager
- *           starts, then the quorum on the broker's loop with its files in
+ *   start   the replica manager starts, then, when node.id is one of the
+ *           voters, the quorum on the broker's loop with its files in
  *           <data.dir>/__cluster_metadata/ (which also keeps cluster.id).
+ *           Another node.id is a data-only broker: no quorum; each tick
+ *           until a controller is known it asks the next voter, on its
+ *           Raft address, who leads (quorum.h), then follows the metadata
+ *           over the link: fetch_metadata {since} every heartbeat interval
+ *           and whenever the heartbeat's answer (metadata_index) is ahead;
+ *           the image is restored into its copy (indexes only go forward)
+ *           and, as on a voter, every change arms the 0 ms timer. It
+ *           registers, heartbeats, is fenced and shuts down as a voter does.
  *   tick    every TICK_MS (or broker.heartbeat.interval.ms when shorter):
  *           - until registered with an epoch of this run: the leader
  *             proposes its own registration (register_broker with a request
