@@ -76,9 +76,12 @@ DATAONLY_JOINED='(.brokers | length) == 4 and all(.brokers[]; .fenced == false)
 @test "a data-only broker started before any voter waits, then joins" {
     cluster_plan 3
     dataonly_start 4
-    sleep 0.5
+    local i k
+    for ((i = 0; i < 50; i++)); do
+        grep -q "no voter names a controller yet" "$CLUSTER_DIR/n4/log" && break
+        sleep 0.1
+    done
     grep -q "no voter names a controller yet" "$CLUSTER_DIR/n4/log"
-    local k
     for k in 1 2 3; do
         node_start "$k"
     done
