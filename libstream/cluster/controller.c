@@ -12,10 +12,17 @@
  * service does nothing but answer describe_cluster with a one-broker view,
  * so a single node behaves exactly as before. Configured:
  *
- *   start   node.id must be one of the voters (a broker outside the quorum,
- *           a data-only broker, is not supported yet); the replica manager
- *           starts, then the quorum on the broker's loop with its files in
+ *   start   the replica manager starts, then, when node.id is one of the
+ *           voters, the quorum on the broker's loop with its files in
  *           <data.dir>/__cluster_metadata/ (which also keeps cluster.id).
+ *           Another node.id is a data-only broker: no quorum; each tick
+ *           until a controller is known it asks the next voter, on its
+ *           Raft address, who leads (quorum.h), then follows the metadata
+ *           over the link: fetch_metadata {since} every heartbeat interval
+ *           and whenever the heartbeat's answer (metadata_index) is ahead;
+ *           the image is restored into its copy (indexes only go forward)
+ *           and, as on a voter, every change arms the 0 ms timer. It
+ *           registers, heartbeats, is fenced and shuts down as a voter does.
  *   tick    every TICK_MS (or broker.heartbeat.interval.ms when shorter):
  *           - until registered with an epoch of this run: the leader
  *             proposes its own registration (register_broker with a request
@@ -168,6 +175,30 @@ uint64_t ctl_next_seq(controller *ctl)
 bool ctl_is_controller(const controller *ctl)
 {
     return ctl->q != NULL && !ctl->stopped && stream__quorum_is_leader(ctl->q);
+}
+
+int32_t ctl_leader(const controller *ctl)
+{
+    if (ctl->q != NULL)
+        return stream__quorum_leader(ctl->q);
+    return ctl->data_only ? ctl->ctl_id : -1;
+}
+
+bool ctl_running(const controller *ctl)
+{
+    return ctl->configured && !ctl->stopped && (ctl->q != NULL || ctl->data_only);
+}
+
+void ctl_forget_controller(controller *ctl)
+{
+    if (!ctl->data_only || ctl->ctl_id < 0)
+        return;
+    stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                     "cluster: lost the controller (node %d at %s:%u); asking the voters",
+                     (int)ctl->ctl_id, ctl->ctl_host, (unsigned)ctl->ctl_port);
+    ctl->ctl_id = -1;
+    ctl->fetch_inflight = false;
+    ctl_link_close(ctl);
 }
 
 /* ---- liveness, on the controller ---- */
@@ -423,12 +454,24 @@ static void re_register(controller *ctl, const char *why)
     ctl->last_register_ms = 0;
 }
 
+static void send_fetch_metadata(controller *ctl);
+
 static void on_heartbeat_answer(controller *ctl, void *arg, int err, const char *msg,
                                 size_t msg_len, const msgpack_object *resp)
 {
-    (void)resp;
     int64_t epoch = (int64_t)(intptr_t)arg;
-    if (ctl->stopped || err == 0 || epoch != ctl->epoch)
+    if (ctl->stopped)
+        return;
+    if (err == 0 && ctl->data_only && resp != NULL) {
+        /* The controller's metadata is ahead of this copy: follow it now. */
+        uint64_t index;
+        if (stream_field_uint_opt(resp, "metadata_index", UINT64_MAX, 0, &index, NULL, 0) == 0 &&
+            index > stream__meta_applied_index(ctl->md))
+            send_fetch_metadata(ctl);
+    }
+    if (err == STREAM_ENOTLEADER)
+        ctl_forget_controller(ctl);
+    if (err == 0 || epoch != ctl->epoch)
         return;
     if (err == STREAM_ESTALEEPOCH || err == STREAM_ENOBROKER) {
         char why[300];
@@ -473,6 +516,119 @@ static void send_register(controller *ctl)
         ctl->last_register_ms = uv_now(stream__host_loop(ctl->b));
 }
 
+/* ---- a data-only broker: finding the controller, following the metadata ---- */
+
+#define ASK_TIMEOUT_MS 1000 /* a voter that does not answer a "who leads" in this long is skipped */
+#define ASK_PAUSE_MS   100  /* between questions while no controller is known */
+
+static void on_who(void *arg, int status, const stream__quorum_who *who, const char *msg)
+{
+    controller *ctl = arg;
+    ctl->ask = NULL;
+    if (ctl->stopped)
+        return;
+    if (status != 0 || who->leader_id < 0 || who->leader_port == 0) {
+        const stream__quorum_voter *v =
+            &ctl->voters[(ctl->ask_next + ctl->n_voters - 1) % ctl->n_voters];
+        stream__host_log(ctl->b, STREAM_BROKER_DEBUG, "cluster: voter %d at %s:%u: %s", (int)v->id,
+                         v->host, (unsigned)v->port,
+                         status != 0 ? msg
+                         : who->leader_id < 0
+                             ? "knows no controller yet"
+                             : "does not know the controller's client address yet");
+        if (ctl->ask_next % ctl->n_voters == 0 && !ctl->ask_failing) {
+            ctl->ask_failing = true;
+            stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                             "cluster: no voter names a controller yet; waiting for the "
+                             "metadata quorum");
+        }
+        return;
+    }
+    ctl->ask_failing = false;
+    ctl->ctl_id = who->leader_id;
+    snprintf(ctl->ctl_host, sizeof(ctl->ctl_host), "%s", who->leader_host);
+    ctl->ctl_port = who->leader_port;
+    stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                     "cluster: voter %d names node %d (%s:%u) the controller", (int)who->node_id,
+                     (int)who->leader_id, who->leader_host, (unsigned)who->leader_port);
+    ctl_link_follow(ctl);
+}
+
+/* Asks the next voter who leads, while no controller is known. */
+static void tick_find_controller(controller *ctl, uint64_t now)
+{
+    if (ctl->ctl_id >= 0 || ctl->ask != NULL || now - ctl->ask_last_ms < ASK_PAUSE_MS)
+        return;
+    const stream__quorum_voter *v = &ctl->voters[ctl->ask_next % ctl->n_voters];
+    ctl->ask_next++;
+    ctl->ask_last_ms = now;
+    int rc = stream__quorum_ask_who(stream__host_loop(ctl->b), v, ASK_TIMEOUT_MS, on_who, ctl,
+                                    &ctl->ask);
+    if (rc != 0)
+        stream__host_log(ctl->b, STREAM_BROKER_DEBUG, "cluster: cannot ask voter %d: %s",
+                         (int)v->id, stream_strerror(rc));
+}
+
+static void on_metadata_answer(controller *ctl, void *arg, int err, const char *msg,
+                               size_t msg_len, const msgpack_object *resp)
+{
+    (void)arg;
+    ctl->fetch_inflight = false;
+    if (ctl->stopped)
+        return;
+    if (err != 0) {
+        if (err == STREAM_ENOTLEADER)
+            ctl_forget_controller(ctl);
+        else if (err != STREAM_ECONNRESET)
+            stream__host_log(ctl->b, STREAM_BROKER_WARN, "cluster: fetch_metadata: %.*s",
+                             (int)msg_len, msg ? msg : stream_strerror(err));
+        return;
+    }
+    char eb[512];
+    uint64_t index;
+    const uint8_t *image = NULL;
+    size_t image_len = 0;
+    int rc = stream_field_uint(resp, "metadata_index", UINT64_MAX, &index, eb, sizeof(eb));
+    if (rc == 0)
+        rc = stream_field_bin_opt(resp, "image", &image, &image_len, eb, sizeof(eb));
+    if (rc != 0) {
+        stream__host_log(ctl->b, STREAM_BROKER_WARN, "cluster: fetch_metadata answer: %s", eb);
+        return;
+    }
+    /* Only forward: an older image (a new controller still applying what
+     * the last one had applied) is ignored. */
+    uint64_t mine = stream__meta_applied_index(ctl->md);
+    if (image == NULL || index <= mine)
+        return;
+    rc = stream__meta_restore(ctl->md, image, image_len, eb, sizeof(eb));
+    if (rc != 0) {
+        stream__host_log(ctl->b, STREAM_BROKER_ERROR,
+                         "cluster: the controller's metadata image (index %llu) refused: %s",
+                         (unsigned long long)index, eb);
+        return;
+    }
+    if (!ctl->have_image)
+        stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                         "cluster: following the metadata from the controller (index %llu)",
+                         (unsigned long long)stream__meta_applied_index(ctl->md));
+    ctl->have_image = true;
+}
+
+/* fetch_metadata {since}: the controller's image when it is ahead. */
+static void send_fetch_metadata(controller *ctl)
+{
+    if (ctl->fetch_inflight)
+        return;
+    msgpack_packer *pk = ctl_link_begin(ctl, STREAM_OP_FETCH_METADATA, 1, ctl->session_ms,
+                                        on_metadata_answer, NULL);
+    if (pk == NULL)
+        return;
+    stream_pack_kv_uint(pk, "since", stream__meta_applied_index(ctl->md));
+    ctl->fetch_inflight = true; /* before _end: a failure there answers at once */
+    if (ctl_link_end(ctl) == 0)
+        ctl->fetch_last_ms = uv_now(stream__host_loop(ctl->b));
+}
+
 /* ---- the tick ---- */
 
 /* True when this node's metadata shows a registration of this run, unfenced. */
@@ -507,8 +663,12 @@ static void tick_register(controller *ctl, int32_t leader, uint64_t now)
     const char *host;
     uint16_t port;
     stream__host_listen_address(ctl->b, &host, &port);
+    if (ctl->data_only && !ctl->have_image)
+        return; /* registered is judged against the metadata: none yet */
     if (ctl->asked_at == 0)
-        ctl->asked_at = stream__quorum_applied_index(ctl->q) + 1;
+        ctl->asked_at = (ctl->q != NULL ? stream__quorum_applied_index(ctl->q)
+                                        : stream__meta_applied_index(ctl->md)) +
+                        1;
     if (leader == ctl->node_id) {
         if (!ctl->own.used)
             job_reset(&ctl->own, ctl, ctl->node_id, ctl->seq, host, strlen(host), port);
@@ -581,14 +741,20 @@ static void tick_shutdown(controller *ctl)
 static void on_tick(uv_timer_t *t)
 {
     controller *ctl = t->data;
-    if (ctl->stopped || ctl->q == NULL)
+    if (!ctl_running(ctl))
         return;
     ctl_link_expire(ctl); /* forwarded requests time out while the broker drains too */
     if (stream__host_stopping(ctl->b))
         return;
     uint64_t now = uv_now(stream__host_loop(ctl->b));
-    int32_t leader = stream__quorum_leader(ctl->q);
+    if (ctl->data_only)
+        tick_find_controller(ctl, now);
+    int32_t leader = ctl_leader(ctl);
     ctl_link_follow(ctl);
+    /* A data-only broker polls the metadata every heartbeat interval (the
+     * heartbeat's answer also says when it is behind). */
+    if (ctl->data_only && now - ctl->fetch_last_ms >= ctl->hb_interval_ms)
+        send_fetch_metadata(ctl);
     if (ctl->shutting_down)
         tick_shutdown(ctl);
     else if (!ctl->registered)
@@ -664,7 +830,7 @@ static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const ms
     stream_frame f;
     stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, id, 0, NULL, 12);
-    if (!ctl->configured || ctl->q == NULL) {
+    if (!ctl_running(ctl)) {
         /* A single node: itself, no quorum. */
         stream_pack_kv_cstr(&f.pk, "cluster_id", "");
         stream_pack_kv_int(&f.pk, "node_id",
@@ -696,9 +862,13 @@ static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const ms
     }
     stream_pack_kv_cstr(&f.pk, "cluster_id", ctl->cluster_id);
     stream_pack_kv_int(&f.pk, "node_id", ctl->node_id);
-    stream_pack_kv_int(&f.pk, "leader_id", stream__quorum_leader(ctl->q));
-    stream_pack_kv_uint(&f.pk, "term", stream__quorum_term(ctl->q));
-    stream_pack_kv_uint(&f.pk, "applied_index", stream__quorum_applied_index(ctl->q));
+    /* A data-only broker: the controller it follows, no term, the index of
+     * its copy of the metadata. */
+    stream_pack_kv_int(&f.pk, "leader_id", ctl_leader(ctl));
+    stream_pack_kv_uint(&f.pk, "term", ctl->q != NULL ? stream__quorum_term(ctl->q) : 0);
+    stream_pack_kv_uint(&f.pk, "applied_index", ctl->q != NULL
+                                                    ? stream__quorum_applied_index(ctl->q)
+                                                    : stream__meta_applied_index(ctl->md));
     stream_pack_key(&f.pk, "voters");
     msgpack_pack_array(&f.pk, (uint32_t)ctl->n_voters);
     for (size_t i = 0; i < ctl->n_voters; i++) {
@@ -730,7 +900,7 @@ static void op_register_broker(void *svc, stream__req *r, uint64_t id, const msg
     const char *host;
     size_t host_len;
     uint64_t port, seq;
-    if (!ctl->configured || ctl->q == NULL) {
+    if (!ctl_running(ctl)) {
         stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "this broker is not in a cluster");
         return;
     }
@@ -749,9 +919,9 @@ static void op_register_broker(void *svc, stream__req *r, uint64_t id, const msg
         stream__host_reply_error(r, id, rc, msg);
         return;
     }
-    if (!stream__quorum_is_leader(ctl->q)) {
+    if (!ctl_is_controller(ctl)) {
         snprintf(msg, sizeof(msg), "not the controller; the leader is node %d",
-                 (int)stream__quorum_leader(ctl->q));
+                 (int)ctl_leader(ctl));
         stream__host_reply_error(r, id, STREAM_ENOTLEADER, msg);
         return;
     }
@@ -790,7 +960,7 @@ static void op_broker_heartbeat(void *svc, stream__req *r, uint64_t id, const ms
     controller *ctl = svc;
     char msg[256];
     int64_t node, epoch;
-    if (!ctl->configured || ctl->q == NULL) {
+    if (!ctl_running(ctl)) {
         stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "this broker is not in a cluster");
         return;
     }
@@ -806,7 +976,7 @@ static void op_broker_heartbeat(void *svc, stream__req *r, uint64_t id, const ms
     }
     if (!ctl_is_controller(ctl)) {
         snprintf(msg, sizeof(msg), "not the controller; the controller is node %d",
-                 (int)stream__quorum_leader(ctl->q));
+                 (int)ctl_leader(ctl));
         stream__host_reply_error(r, id, STREAM_ENOTLEADER, msg);
         return;
     }
@@ -841,8 +1011,53 @@ static void op_broker_heartbeat(void *svc, stream__req *r, uint64_t id, const ms
     }
     stream_frame f;
     stream__host_reply_start(r, &f);
-    stream_pack_response_header(&f.pk, id, 0, NULL, 0);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 1);
+    /* A data-only broker fetches the metadata when this is ahead of its copy. */
+    stream_pack_kv_uint(&f.pk, "metadata_index", stream__meta_applied_index(ctl->md));
     stream__host_reply_finish(r, &f, id);
+}
+
+/* fetch_metadata {since}: the metadata for a data-only broker, which has no
+ * quorum. Any voter answers from its own copy: metadata_index, and the
+ * whole image (the snapshot's encoding, metadata.h) when that copy is ahead
+ * of since. */
+static void op_fetch_metadata(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
+{
+    controller *ctl = svc;
+    char msg[256];
+    uint64_t since;
+    if (!ctl_running(ctl)) {
+        stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "this broker is not in a cluster");
+        return;
+    }
+    int rc = stream_field_uint(m, "since", UINT64_MAX, &since, msg, sizeof(msg));
+    if (rc != 0) {
+        stream__host_reply_error(r, id, rc, msg);
+        return;
+    }
+    if (ctl->q == NULL) {
+        snprintf(msg, sizeof(msg), "a data-only broker has no metadata of its own; the "
+                                   "controller is node %d",
+                 (int)ctl_leader(ctl));
+        stream__host_reply_error(r, id, STREAM_ENOTLEADER, msg);
+        return;
+    }
+    uint64_t index = stream__meta_applied_index(ctl->md);
+    stream_buf image;
+    stream_buf_init(&image);
+    if (index > since && (stream__meta_snapshot(ctl->md, &image) != 0 || stream_buf_ok(&image) != 0)) {
+        stream_buf_release(&image);
+        stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
+        return;
+    }
+    stream_frame f;
+    stream__host_reply_start(r, &f);
+    stream_pack_response_header(&f.pk, id, 0, NULL, index > since ? 2 : 1);
+    stream_pack_kv_uint(&f.pk, "metadata_index", index);
+    if (index > since)
+        stream_pack_kv_bin(&f.pk, "image", image.data, image.len);
+    stream__host_reply_finish(r, &f, id);
+    stream_buf_release(&image);
 }
 
 static void op_offset_for_leader_epoch(void *svc, stream__req *r, uint64_t id,
@@ -864,6 +1079,7 @@ static const stream__service_op controller_ops[] = {
     {STREAM_OP_BROKER_HEARTBEAT, op_broker_heartbeat},
     {STREAM_OP_ALTER_ISR, ctl_op_alter_isr},
     {STREAM_OP_OFFSET_FOR_LEADER_EPOCH, op_offset_for_leader_epoch},
+    {STREAM_OP_FETCH_METADATA, op_fetch_metadata},
 };
 
 /* Reads the cluster settings; 0 with ctl->configured false when there is no
@@ -886,12 +1102,13 @@ static int read_settings(controller *ctl, const stream_config *cfg, char *errbuf
         size_t k = strlen(ids);
         snprintf(ids + k, sizeof(ids) - k, "%s%d", i ? ", " : "", (int)ctl->voters[i].id);
     }
-    if (!found)
-        return stream__cluster_fail(
-            STREAM_EBADCONFIG, errbuf, errbuf_len,
-            "node.id %d is not one of the voters of cluster.voters (%s): data-only brokers, "
-            "outside the metadata quorum, are not supported yet%s",
-            (int)ctl->node_id, ids, ctl->node_id == 0 ? " (set --node-id)" : "");
+    if (!found && ctl->node_id <= 0)
+        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                                    "node.id %d: a broker in a cluster needs a node id >= 1 (set "
+                                    "--node-id; the voters are %s)",
+                                    (int)ctl->node_id, ids);
+    /* Outside the voters: a data-only broker, following the metadata. */
+    ctl->data_only = !found;
     const char *id = stream_config_str(cfg, STREAM_CONFIG_CLUSTER_ID);
     if (!stream__cluster_id_ok(id, strlen(id), STREAM__QUORUM_CLUSTER_ID_MAX))
         return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
@@ -917,6 +1134,28 @@ static int read_settings(controller *ctl, const stream_config *cfg, char *errbuf
     return 0;
 }
 
+/* A broker asks this voter who leads (quorum.h): the client addresses. */
+static void on_who_asked(void *arg, stream__quorum_who *who)
+{
+    controller *ctl = arg;
+    const char *host;
+    uint16_t port;
+    stream__host_listen_address(ctl->b, &host, &port);
+    snprintf(who->host, sizeof(who->host), "%s", host);
+    who->port = port;
+    if (who->leader_id == ctl->node_id) {
+        snprintf(who->leader_host, sizeof(who->leader_host), "%s", host);
+        who->leader_port = port;
+        return;
+    }
+    const stream__meta_broker *mb =
+        who->leader_id > 0 ? stream__meta_broker_find(ctl->md, who->leader_id) : NULL;
+    if (mb != NULL) {
+        snprintf(who->leader_host, sizeof(who->leader_host), "%s", mb->host);
+        who->leader_port = mb->port;
+    }
+}
+
 static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t errbuf_len)
 {
     controller *ctl = calloc(1, sizeof(*ctl));
@@ -926,6 +1165,7 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     ctl->b = b;
     ctl->epoch = -1;
     ctl->link_lost_leader = -1;
+    ctl->ctl_id = -1;
     const stream_config *cfg = stream__host_config(b);
     int rc = read_settings(ctl, cfg, errbuf, errbuf_len);
     if (rc != 0 || !ctl->configured)
@@ -955,6 +1195,15 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     stream__replica_set_alter_isr(ctl->rm, ctl_alter_isr_local, ctl);
     stream__replica_set_auto_create(ctl->rm, stream__controller_auto_create, ctl);
     ctl_admin_start(ctl);
+    uint64_t period = ctl->hb_interval_ms < TICK_MS ? ctl->hb_interval_ms : TICK_MS;
+    if (ctl->data_only) {
+        uv_timer_start(&ctl->tick, on_tick, 0, period);
+        stream__host_log(b, STREAM_BROKER_INFO,
+                         "cluster '%s': node %d, a data-only broker (outside the %zu voters): "
+                         "following the metadata from the controller",
+                         ctl->cluster_id, (int)ctl->node_id, ctl->n_voters);
+        return 0;
+    }
 
     stream__quorum_config qc;
     stream__quorum_config_init(&qc);
@@ -965,13 +1214,14 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     qc.cluster_id = ctl->cluster_id;
     qc.on_change = on_quorum_change;
     qc.change_arg = ctl;
+    qc.who = on_who_asked;
+    qc.who_arg = ctl;
     stream__quorum_fsm fsm;
     stream__meta_fsm(ctl->md, &fsm);
     char err[1024];
     rc = stream__quorum_start(stream__host_loop(b), &qc, &fsm, &ctl->q, err, sizeof(err));
     if (rc != 0)
         return stream__cluster_fail(rc, errbuf, errbuf_len, "cluster: %s", err);
-    uint64_t period = ctl->hb_interval_ms < TICK_MS ? ctl->hb_interval_ms : TICK_MS;
     uv_timer_start(&ctl->tick, on_tick, period, period);
     stream__host_log(b, STREAM_BROKER_INFO, "cluster '%s': node %d of %zu voters, metadata in %s",
                      ctl->cluster_id, (int)ctl->node_id, ctl->n_voters, dir);
@@ -999,7 +1249,7 @@ static void on_shutdown_answer(controller *ctl, void *arg, int err, const char *
 static bool controller_stop_requested(void *svc)
 {
     controller *ctl = svc;
-    if (ctl == NULL || !ctl->configured || ctl->q == NULL || ctl->stopped || !ctl->registered)
+    if (ctl == NULL || !ctl_running(ctl) || !ctl->registered)
         return false;
     const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, ctl->node_id);
     if (mb == NULL || mb->fenced || mb->epoch != ctl->epoch)
@@ -1063,6 +1313,8 @@ static void controller_stop(void *svc)
         ctl->soon_open = false;
     }
     ctl_link_close(ctl);
+    stream__quorum_ask_cancel(ctl->ask);
+    ctl->ask = NULL;
     if (ctl->rm != NULL)
         stream__replica_stop(ctl->rm);
     if (ctl->q != NULL) {

@@ -254,7 +254,7 @@ static void on_forward_answer(controller *ctl, void *arg, int err, const char *m
 static void forward(controller *ctl, stream__req *r, uint64_t id, stream_op op,
                     const msgpack_object *m)
 {
-    int32_t leader = ctl->q != NULL ? stream__quorum_leader(ctl->q) : -1;
+    int32_t leader = ctl_leader(ctl);
     bool again = false;
     stream_field_bool_opt(m, "forwarded", false, &again, NULL, 0);
     if (again) {
@@ -996,7 +996,7 @@ static int check_alter_isr(controller *ctl, int32_t node, int64_t epoch, const c
 {
     if (!ctl_is_controller(ctl)) {
         snprintf(msg, msg_len, "not the controller; the controller is node %d",
-                 ctl->q ? (int)stream__quorum_leader(ctl->q) : -1);
+                 (int)ctl_leader(ctl));
         return STREAM_ENOTLEADER;
     }
     const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, node);
@@ -1088,7 +1088,7 @@ void ctl_op_alter_isr(void *svc, stream__req *r, uint64_t id, const msgpack_obje
 {
     controller *ctl = svc;
     char msg[512];
-    if (!ctl->configured || ctl->q == NULL) {
+    if (!ctl_running(ctl)) {
         stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "this broker is not in a cluster");
         return;
     }
@@ -1203,7 +1203,7 @@ int ctl_alter_isr_local(void *arg, const char *topic, int32_t partition, const i
                         uint32_t n_isr, int32_t partition_epoch)
 {
     controller *ctl = arg;
-    if (ctl->stopped || ctl->q == NULL || !ctl->registered)
+    if (!ctl_running(ctl) || !ctl->registered)
         return STREAM_ECLOSED;
     char msg[512];
     isr_ask *a = isr_ask_new(ctl, topic, partition, partition_epoch);
@@ -1252,7 +1252,7 @@ static void on_auto_answer(controller *ctl, void *arg, int err, const char *msg,
 void stream__controller_auto_create(void *arg, const char *topic)
 {
     controller *ctl = arg;
-    if (ctl == NULL || !ctl->configured || ctl->stopped || ctl->q == NULL)
+    if (ctl == NULL || !ctl_running(ctl))
         return;
     size_t len = strlen(topic);
     if (stream_topic_name_check(topic, len, NULL, 0) != 0 ||

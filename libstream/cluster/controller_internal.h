@@ -170,6 +170,22 @@ struct controller {
     ctl_pending *pending;
 
     stream__replica *rm;
+
+    /* a data-only broker: node.id is not among the voters. No quorum: it
+     * finds the controller by asking the voters on their Raft addresses
+     * (quorum.h's "who leads"), registers and heartbeats over the link like
+     * any broker, and follows the metadata over it (fetch_metadata). */
+    bool data_only;
+    stream__quorum_ask *ask; /* the question in flight; NULL: none */
+    size_t ask_next;         /* the voter to ask next */
+    uint64_t ask_last_ms;    /* when the last question was asked */
+    bool ask_failing;        /* the last round of questions found no controller (logged once) */
+    int32_t ctl_id;          /* the controller as a voter last told it; -1: unknown */
+    char ctl_host[256];      /* its client address */
+    uint16_t ctl_port;
+    bool have_image;         /* a metadata image was restored in this run */
+    bool fetch_inflight;
+    uint64_t fetch_last_ms;
 };
 
 /* controller.c */
@@ -178,6 +194,14 @@ uint64_t ctl_next_seq(controller *ctl);
 void ctl_soon(controller *ctl);
 /* This node is the controller (the quorum's leader). */
 bool ctl_is_controller(const controller *ctl);
+/* The controller this node knows of: the quorum's leader on a voter, the
+ * one the voters named on a data-only broker; -1 when none is known. */
+int32_t ctl_leader(const controller *ctl);
+/* In a cluster and running: a voter with its quorum, or a data-only broker. */
+bool ctl_running(const controller *ctl);
+/* A data-only broker: the controller it knew is gone (the link closed, or
+ * it answered ENOTLEADER): ask the voters again. */
+void ctl_forget_controller(controller *ctl);
 
 /* controller_link.c */
 /* Points the link at the quorum's leader (closing it when this node leads

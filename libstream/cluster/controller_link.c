@@ -65,6 +65,7 @@ static void lost(controller *ctl)
 {
     ctl->link_lost_leader = ctl->lk.leader;
     ctl_link_close(ctl);
+    ctl_forget_controller(ctl);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -196,16 +197,29 @@ static void on_connect(uv_connect_t *req, int status)
     ctl->hb_last_sent = 0;
 }
 
-/* Connects to the leader's client address. */
+/* Connects to the leader's client address: from the metadata on a voter
+ * (the leader registers itself first), as the voters told it on a
+ * data-only broker. */
 static void link_open(controller *ctl, int32_t leader)
 {
     ctl_link *l = &ctl->lk;
-    const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, leader);
-    if (mb == NULL || l->closing)
-        return; /* not known here yet: next tick */
+    const char *host;
+    uint16_t port;
+    if (ctl->data_only) {
+        host = ctl->ctl_host;
+        port = ctl->ctl_port;
+    } else {
+        const stream__meta_broker *mb = stream__meta_broker_find(ctl->md, leader);
+        if (mb == NULL)
+            return; /* not known here yet: next tick */
+        host = mb->host;
+        port = mb->port;
+    }
+    if (l->closing)
+        return;
     struct sockaddr_storage ss;
-    if (uv_ip4_addr(mb->host, mb->port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(mb->host, mb->port, (struct sockaddr_in6 *)&ss) != 0)
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
         return;
     l->open = true;
     l->connected = false;
@@ -226,7 +240,7 @@ static void link_open(controller *ctl, int32_t leader)
 void ctl_link_follow(controller *ctl)
 {
     ctl_link *l = &ctl->lk;
-    int32_t leader = ctl->q != NULL ? stream__quorum_leader(ctl->q) : -1;
+    int32_t leader = ctl_leader(ctl);
     if (leader == ctl->node_id || ctl->stopped) {
         ctl_link_close(ctl);
         return;

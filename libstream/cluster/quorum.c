@@ -120,7 +120,15 @@ struct stream__quorum {
     stream__quorum_fsm fsm; /* the user's state machine */
     struct raft raft;      /* the engine */
     struct raft_io io;     /* its disk and network, on libuv */
-    struct raft_uv_transport transport;
+    struct raft_uv_transport transport; /* ours: libraft's TCP one plus "who leads" */
+    struct raft_uv_transport inner;     /* libraft's TCP transport: connects */
+    uv_tcp_t listener;                  /* the Raft address (ours, see the transport) */
+    bool listener_open;                 /* initialised; closed on the transport's close */
+    qlink incoming;                     /* accepted connections not handed over yet */
+    raft_uv_accept_cb accept_cb;        /* libraft's, from listen */
+    raft_uv_transport_close_cb transport_close_cb;
+    bool transport_closing;
+    bool inner_closed;
     struct raft_fsm raft_fsm; /* adapter from libraft to fsm */
     uv_timer_t poll;          /* state polling; then the deferred close */
     qlink pending;            /* proposals not answered yet */
@@ -468,6 +476,546 @@ static int check_listen(const stream__quorum_voter *v, char *errbuf, size_t errb
                                 strerror(e));
 }
 
+/* ---- the transport: libraft's TCP one, with "who leads" on its port -------
+ *
+ * libraft's TCP transport connects (delegated to it as is), but this file
+ * listens: every accepted connection's first 8 bytes say what it is (see
+ * quorum.h). A Raft peer's handshake is read to its end and the stream
+ * handed to libraft's accept callback, exactly as libraft's own listener
+ * does (libraft then owns the handle, allocated with raft_malloc, and frees
+ * it with raft_free); the reads ask for exactly the bytes of the current
+ * part, so nothing of what follows the handshake is consumed here. A
+ * "who leads" question gets its line, then the connection closes.
+ *
+ * The transport's impl is the quorum (libraft keeps its own pointer in
+ * data). */
+
+#define HANDSHAKE_PROTOCOL   1   /* libraft's uv_tcp handshake version */
+#define HANDSHAKE_ADDR_MAX   512 /* longest peer address accepted (IPv4 "a.b.c.d:port" padded) */
+#define LISTEN_BACKLOG       16
+
+static uint64_t load_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* libuv's errors are negated errnos on Unix. */
+static int err_from_uv(int status)
+{
+    return stream_err_from_errno(-status);
+}
+
+enum { IN_HEAD, IN_PREAMBLE, IN_ADDRESS, IN_ANSWER, IN_CLOSING };
+
+#define INCOMING_OF(l) ((incoming *)((char *)(l)-offsetof(incoming, link)))
+
+typedef struct incoming {
+    qlink link; /* in q->incoming until handed over or closed */
+    stream__quorum *q;
+    uv_tcp_t *tcp; /* raft_malloc'd: libraft frees it once handed over */
+    int state;
+    uint8_t head[24];  /* the 8 first bytes, then the rest of libraft's preamble */
+    size_t nread;      /* of the current part */
+    char *address;     /* the peer's address (IN_ADDRESS), NUL-terminated */
+    size_t address_len;
+    uv_write_t write;
+    char answer[STREAM__QUORUM_WHO_MAX];
+} incoming;
+
+static void incoming_closed(uv_handle_t *h);
+
+static void incoming_close(incoming *in)
+{
+    if (in->state == IN_CLOSING)
+        return;
+    in->state = IN_CLOSING;
+    uv_close((uv_handle_t *)in->tcp, incoming_closed);
+}
+
+static void maybe_transport_closed(stream__quorum *q)
+{
+    if (!q->transport_closing || !q->inner_closed || q->listener_open ||
+        !list_empty(&q->incoming) || q->transport_close_cb == NULL)
+        return;
+    raft_uv_transport_close_cb cb = q->transport_close_cb;
+    q->transport_close_cb = NULL;
+    cb(&q->transport);
+}
+
+static void incoming_closed(uv_handle_t *h)
+{
+    incoming *in = h->data;
+    stream__quorum *q = in->q;
+    list_unlink(&in->link);
+    raft_free(in->tcp);
+    free(in->address);
+    free(in);
+    maybe_transport_closed(q);
+}
+
+static void in_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    incoming *in = h->data;
+    switch (in->state) {
+    case IN_HEAD:
+        *buf = uv_buf_init((char *)in->head + in->nread, (unsigned)(8 - in->nread));
+        break;
+    case IN_PREAMBLE:
+        *buf = uv_buf_init((char *)in->head + in->nread, (unsigned)(24 - in->nread));
+        break;
+    case IN_ADDRESS:
+        *buf = uv_buf_init(in->address + in->nread, (unsigned)(in->address_len - in->nread));
+        break;
+    default:
+        *buf = uv_buf_init(NULL, 0);
+    }
+}
+
+static void on_answer_written(uv_write_t *w, int status)
+{
+    (void)status;
+    incoming_close(w->data);
+}
+
+/* A "who leads" question: the line, then close. */
+static void answer_who(incoming *in)
+{
+    stream__quorum *q = in->q;
+    stream__quorum_who who;
+    memset(&who, 0, sizeof who);
+    who.node_id = q->cfg.node_id;
+    who.leader_id = stream__quorum_leader(q);
+    if (q->cfg.who != NULL)
+        q->cfg.who(q->cfg.who_arg, &who);
+    int n = stream__quorum_who_format(&who, in->answer, sizeof in->answer);
+    if (n <= 0) {
+        incoming_close(in);
+        return;
+    }
+    in->state = IN_ANSWER;
+    uv_buf_t b = uv_buf_init(in->answer, (unsigned)n);
+    in->write.data = in;
+    if (uv_write(&in->write, (uv_stream_t *)in->tcp, &b, 1, on_answer_written) != 0)
+        incoming_close(in);
+}
+
+static void in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    incoming *in = s->data;
+    if (n == 0 || in->state == IN_CLOSING || in->state == IN_ANSWER)
+        return;
+    if (n < 0) {
+        incoming_close(in);
+        return;
+    }
+    in->nread += (size_t)n;
+    switch (in->state) {
+    case IN_HEAD:
+        if (in->nread < 8)
+            return;
+        if (memcmp(in->head, STREAM__QUORUM_WHO_MAGIC, 8) == 0) {
+            uv_read_stop(s);
+            answer_who(in);
+        } else if (load_le64(in->head) == HANDSHAKE_PROTOCOL) {
+            in->state = IN_PREAMBLE;
+        } else {
+            incoming_close(in); /* neither Raft nor a question */
+        }
+        return;
+    case IN_PREAMBLE: {
+        if (in->nread < 24)
+            return;
+        uint64_t len = load_le64(in->head + 16);
+        uint64_t id = load_le64(in->head + 8);
+        if (len == 0 || len > HANDSHAKE_ADDR_MAX || id == 0) {
+            incoming_close(in);
+            return;
+        }
+        in->address = calloc(1, (size_t)len + 1); /* + 1: NUL-terminated whatever came */
+        if (in->address == NULL) {
+            incoming_close(in);
+            return;
+        }
+        in->address_len = (size_t)len;
+        in->nread = 0;
+        in->state = IN_ADDRESS;
+        return;
+    }
+    case IN_ADDRESS: {
+        if (in->nread < in->address_len)
+            return;
+        stream__quorum *q = in->q;
+        uv_read_stop(s);
+        list_unlink(&in->link);
+        raft_id id = (raft_id)load_le64(in->head + 8);
+        uv_tcp_t *tcp = in->tcp;
+        char *address = in->address;
+        free(in);
+        tcp->data = NULL;
+        if (q->accept_cb != NULL && !q->transport_closing) {
+            q->accept_cb(&q->transport, id, address, (uv_stream_t *)tcp);
+        } else {
+            uv_close((uv_handle_t *)tcp, (uv_close_cb)raft_free);
+        }
+        free(address);
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    stream__quorum *q = server->data;
+    if (status != 0 || q->transport_closing)
+        return;
+    incoming *in = calloc(1, sizeof *in);
+    uv_tcp_t *tcp = raft_malloc(sizeof *tcp);
+    if (in == NULL || tcp == NULL) {
+        free(in);
+        raft_free(tcp);
+        return;
+    }
+    in->q = q;
+    in->tcp = tcp;
+    in->state = IN_HEAD;
+    uv_tcp_init(q->loop, tcp);
+    tcp->data = in;
+    list_push(&q->incoming, &in->link);
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0 ||
+        uv_read_start((uv_stream_t *)tcp, in_alloc, in_read) != 0)
+        incoming_close(in);
+}
+
+static int transport_init(struct raft_uv_transport *t, raft_id id, const char *address)
+{
+    stream__quorum *q = t->impl;
+    int rc = q->inner.init(&q->inner, id, address);
+    if (rc != 0)
+        snprintf(t->errmsg, sizeof t->errmsg, "%s", q->inner.errmsg);
+    return rc;
+}
+
+static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    stream__quorum *q = t->impl;
+    const stream__quorum_voter *self = NULL;
+    for (size_t i = 0; i < q->cfg.n_voters; i++)
+        if (q->cfg.voters[i].id == q->cfg.node_id)
+            self = &q->cfg.voters[i];
+    struct sockaddr_in sa;
+    if (self == NULL || uv_ip4_addr(self->host, self->port, &sa) != 0)
+        return RAFT_INVALID;
+    q->accept_cb = cb;
+    uv_tcp_init(q->loop, &q->listener);
+    q->listener.data = q;
+    q->listener_open = true;
+    if (uv_tcp_bind(&q->listener, (const struct sockaddr *)&sa, 0) != 0 ||
+        uv_listen((uv_stream_t *)&q->listener, LISTEN_BACKLOG, on_connection) != 0) {
+        snprintf(t->errmsg, sizeof t->errmsg, "cannot listen on %s", q->address);
+        return RAFT_IOERR;
+    }
+    return 0;
+}
+
+static int transport_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                             const char *address, raft_uv_connect_cb cb)
+{
+    stream__quorum *q = t->impl;
+    return q->inner.connect(&q->inner, req, id, address, cb);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    stream__quorum *q = h->data;
+    q->listener_open = false;
+    maybe_transport_closed(q);
+}
+
+static void on_inner_closed(struct raft_uv_transport *inner)
+{
+    stream__quorum *q = (stream__quorum *)((char *)inner - offsetof(stream__quorum, inner));
+    q->inner_closed = true;
+    maybe_transport_closed(q);
+}
+
+static void transport_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+    stream__quorum *q = t->impl;
+    q->transport_closing = true;
+    q->transport_close_cb = cb;
+    if (q->listener_open)
+        uv_close((uv_handle_t *)&q->listener, on_listener_closed);
+    for (qlink *l = q->incoming.next; l != &q->incoming; l = l->next)
+        incoming_close(INCOMING_OF(l));
+    q->inner.close(&q->inner, on_inner_closed);
+}
+
+/* Sets up q->transport over libraft's TCP transport. */
+static int transport_setup(stream__quorum *q)
+{
+    int rc = raft_uv_tcp_init(&q->inner, q->loop);
+    if (rc != 0)
+        return rc;
+    memset(&q->transport, 0, sizeof q->transport);
+    q->transport.impl = q;
+    q->transport.init = transport_init;
+    q->transport.listen = transport_listen;
+    q->transport.connect = transport_connect;
+    q->transport.close = transport_close;
+    list_init(&q->incoming);
+    return 0;
+}
+
+/* Frees what transport_setup allocated, once the transport is closed (or
+ * was never listened on). */
+static void transport_release(stream__quorum *q)
+{
+    raft_uv_tcp_close(&q->inner);
+}
+
+/* ---- who leads: the line ------------------------------------------------- */
+
+static bool host_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 255)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)h[i] <= ' ' || (unsigned char)h[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+int stream__quorum_who_format(const stream__quorum_who *who, char *out, size_t out_len)
+{
+    if (!host_ok(who->host) || who->port == 0)
+        return STREAM_EINVAL;
+    char leader[300] = "-";
+    if (who->leader_id > 0 && who->leader_port != 0) {
+        if (!host_ok(who->leader_host))
+            return STREAM_EINVAL;
+        snprintf(leader, sizeof leader, "%s:%u", who->leader_host, (unsigned)who->leader_port);
+    }
+    int n = snprintf(out, out_len, "%s %d %s:%u %d %s\n", STREAM__QUORUM_WHO_MAGIC,
+                     (int)who->node_id, who->host, (unsigned)who->port,
+                     who->leader_id > 0 ? (int)who->leader_id : -1, leader);
+    if (n < 0 || (size_t)n >= out_len)
+        return STREAM_EINVAL;
+    return n;
+}
+
+/* One blank-separated field of the line: [*p, end) advanced past it. */
+static bool next_field(const char **p, const char *end, const char **f, size_t *len)
+{
+    while (*p < end && **p == ' ')
+        (*p)++;
+    *f = *p;
+    while (*p < end && **p != ' ')
+        (*p)++;
+    *len = (size_t)(*p - *f);
+    return *len > 0;
+}
+
+/* "HOST:PORT" of len bytes into host (256 bytes) and *port. */
+static bool parse_hostport(const char *f, size_t len, char *host, uint16_t *port)
+{
+    const char *colon = memrchr(f, ':', len);
+    unsigned long v;
+    if (colon == NULL || colon == f || (size_t)(colon - f) > 255 ||
+        !parse_decimal(colon + 1, (size_t)(f + len - colon - 1), 5, 65535, &v) || v == 0)
+        return false;
+    memcpy(host, f, (size_t)(colon - f));
+    host[colon - f] = '\0';
+    *port = (uint16_t)v;
+    return host_ok(host);
+}
+
+int stream__quorum_who_parse(const uint8_t *p, size_t len, stream__quorum_who *out, char *errbuf,
+                             size_t errbuf_len)
+{
+    memset(out, 0, sizeof *out);
+    out->leader_id = -1;
+    if (len > 0 && p[len - 1] == '\n')
+        len--;
+    if (len > STREAM__QUORUM_WHO_MAX)
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "who-leads answer: longer than %d bytes",
+                                    STREAM__QUORUM_WHO_MAX);
+    if (memchr(p, '\n', len) != NULL || memchr(p, '\0', len) != NULL)
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "who-leads answer: more than one line");
+    const char *s = (const char *)p, *end = s + len, *f[5];
+    size_t n[5];
+    for (int i = 0; i < 5; i++)
+        if (!next_field(&s, end, &f[i], &n[i]))
+            return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                        "who-leads answer: %d fields, expected 5", i);
+    const char *rest;
+    size_t rest_len;
+    if (next_field(&s, end, &rest, &rest_len))
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "who-leads answer: more than 5 fields");
+    unsigned long id;
+    if (n[0] != 8 || memcmp(f[0], STREAM__QUORUM_WHO_MAGIC, 8) != 0)
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "who-leads answer: does not start with %s",
+                                    STREAM__QUORUM_WHO_MAGIC);
+    if (!parse_decimal(f[1], n[1], 10, INT32_MAX, &id) || id == 0)
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "who-leads answer: bad node id");
+    out->node_id = (int32_t)id;
+    if (!parse_hostport(f[2], n[2], out->host, &out->port))
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "who-leads answer: bad client address");
+    if (n[3] == 2 && memcmp(f[3], "-1", 2) == 0)
+        out->leader_id = -1;
+    else if (parse_decimal(f[3], n[3], 10, INT32_MAX, &id) && id > 0)
+        out->leader_id = (int32_t)id;
+    else
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "who-leads answer: bad leader id");
+    if (n[4] == 1 && f[4][0] == '-')
+        return 0;
+    if (out->leader_id < 0 || !parse_hostport(f[4], n[4], out->leader_host, &out->leader_port))
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "who-leads answer: bad leader address");
+    return 0;
+}
+
+/* ---- who leads: asking --------------------------------------------------- */
+
+struct stream__quorum_ask {
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t write;
+    uv_timer_t timer;
+    int closing; /* handles whose close is pending */
+    bool done;   /* cb fired or cancelled */
+    stream__quorum_ask_cb cb;
+    void *arg;
+    char buf[STREAM__QUORUM_WHO_MAX + 2];
+    size_t nread;
+};
+
+static void ask_closed(uv_handle_t *h)
+{
+    stream__quorum_ask *a = h->data;
+    if (--a->closing == 0)
+        free(a);
+}
+
+static void ask_finish(stream__quorum_ask *a, int status, const stream__quorum_who *who,
+                       const char *msg)
+{
+    if (a->closing > 0)
+        return;
+    bool fire = !a->done;
+    a->done = true;
+    a->closing = 2;
+    uv_close((uv_handle_t *)&a->tcp, ask_closed);
+    uv_close((uv_handle_t *)&a->timer, ask_closed);
+    if (fire)
+        a->cb(a->arg, status, who, msg);
+}
+
+static void ask_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    stream__quorum_ask *a = h->data;
+    *buf = uv_buf_init(a->buf + a->nread, (unsigned)(sizeof a->buf - a->nread));
+}
+
+static void ask_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    stream__quorum_ask *a = s->data;
+    if (n == 0)
+        return;
+    if (n > 0)
+        a->nread += (size_t)n;
+    bool line = a->nread > 0 && memchr(a->buf, '\n', a->nread) != NULL;
+    if (n > 0 && !line && a->nread < sizeof a->buf)
+        return;
+    if (a->nread == 0) {
+        ask_finish(a, STREAM_ECONNRESET, NULL, "closed without an answer (not a voter?)");
+        return;
+    }
+    stream__quorum_who who;
+    char err[160];
+    size_t len = line ? (size_t)((char *)memchr(a->buf, '\n', a->nread) - a->buf) + 1 : a->nread;
+    int rc = stream__quorum_who_parse((const uint8_t *)a->buf, len, &who, err, sizeof err);
+    ask_finish(a, rc, rc == 0 ? &who : NULL, rc == 0 ? NULL : err);
+}
+
+static void ask_written(uv_write_t *w, int status)
+{
+    stream__quorum_ask *a = w->data;
+    if (status != 0 && status != UV_ECANCELED)
+        ask_finish(a, err_from_uv(status), NULL, uv_strerror(status));
+}
+
+static void ask_connected(uv_connect_t *c, int status)
+{
+    stream__quorum_ask *a = c->data;
+    if (a->closing > 0)
+        return;
+    if (status != 0) {
+        ask_finish(a, err_from_uv(status), NULL, uv_strerror(status));
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)STREAM__QUORUM_WHO_MAGIC, 8);
+    a->write.data = a;
+    if (uv_write(&a->write, (uv_stream_t *)&a->tcp, &b, 1, ask_written) != 0 ||
+        uv_read_start((uv_stream_t *)&a->tcp, ask_alloc, ask_read) != 0)
+        ask_finish(a, STREAM_EIO, NULL, "cannot write the question");
+}
+
+static void ask_timeout(uv_timer_t *t)
+{
+    ask_finish(t->data, STREAM_ETIMEDOUT, NULL, "no answer in time");
+}
+
+int stream__quorum_ask_who(uv_loop_t *loop, const stream__quorum_voter *v, uint64_t timeout_ms,
+                           stream__quorum_ask_cb cb, void *arg, stream__quorum_ask **out)
+{
+    struct sockaddr_in sa;
+    *out = NULL;
+    if (uv_ip4_addr(v->host, v->port, &sa) != 0)
+        return STREAM_EINVAL;
+    stream__quorum_ask *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return STREAM_ENOMEM;
+    a->cb = cb;
+    a->arg = arg;
+    uv_tcp_init(loop, &a->tcp);
+    uv_timer_init(loop, &a->timer);
+    a->tcp.data = a->timer.data = a->connect.data = a;
+    uv_timer_start(&a->timer, ask_timeout, timeout_ms, 0);
+    int rc = uv_tcp_connect(&a->connect, &a->tcp, (const struct sockaddr *)&sa, ask_connected);
+    if (rc != 0) {
+        a->done = true; /* no callback: the caller gets the error */
+        ask_finish(a, 0, NULL, NULL);
+        return err_from_uv(rc);
+    }
+    *out = a;
+    return 0;
+}
+
+void stream__quorum_ask_cancel(stream__quorum_ask *a)
+{
+    if (a == NULL)
+        return;
+    a->done = true;
+    ask_finish(a, 0, NULL, NULL);
+}
+
 /* ---- the state machine adapter ------------------------------------------- */
 
 /*
@@ -762,7 +1310,7 @@ static void on_raft_closed(struct raft *r)
 {
     stream__quorum *q = r->data;
     raft_uv_close(&q->io);
-    raft_uv_tcp_close(&q->transport);
+    transport_release(q);
     q->raft_closed = true;
     maybe_finish(q);
 }
@@ -810,7 +1358,7 @@ static void on_failed_start_closed(struct raft *r)
 {
     stream__quorum *q = r->data;
     raft_uv_close(&q->io);
-    raft_uv_tcp_close(&q->transport);
+    transport_release(q);
     quorum_free(q);
 }
 
@@ -831,13 +1379,13 @@ static int raft_fail(stream__quorum *q, int rc, const char *what, char *errbuf, 
 static int start_raft(stream__quorum *q, bool *closing, char *errbuf, size_t errbuf_len)
 {
     *closing = false;
-    int rc = raft_uv_tcp_init(&q->transport, q->loop);
+    int rc = transport_setup(q);
     if (rc != 0)
         return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "raft transport: %s",
                                     raft_strerror(rc));
     rc = raft_uv_init(&q->io, q->loop, q->data_dir, &q->transport);
     if (rc != 0) {
-        raft_uv_tcp_close(&q->transport);
+        transport_release(q);
         return stream__cluster_fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_EIO, errbuf,
                                     errbuf_len, "raft storage in %s: %s", q->data_dir,
                                     raft_strerror(rc));
@@ -854,7 +1402,7 @@ static int start_raft(stream__quorum *q, bool *closing, char *errbuf, size_t err
                              "raft in %s: %s", q->data_dir,
                              q->io.errmsg[0] ? q->io.errmsg : raft_strerror(rc));
         raft_uv_close(&q->io);
-        raft_uv_tcp_close(&q->transport);
+        transport_release(q);
         return rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_EIO;
     }
     q->raft.data = q;

@@ -121,6 +121,14 @@ typedef struct stream__quorum_voter {
 } stream__quorum_voter;
 
 typedef struct stream__quorum_change stream__quorum_change;
+typedef struct stream__quorum_who stream__quorum_who;
+
+/* Called (on the loop thread) when a broker asks this voter who leads (see
+ * "who leads" below): fills who->host and who->port with this node's client
+ * address, and who->leader_host and who->leader_port with the client address
+ * of node who->leader_id (set by the quorum, -1 when no leader is known)
+ * when it is known (leave leader_port 0 otherwise). */
+typedef void (*stream__quorum_who_cb)(void *arg, stream__quorum_who *who);
 
 /* Called (on the loop thread) when the known leader or this node's role
  * changed; see stream__quorum_change. May call any function of this module,
@@ -143,6 +151,8 @@ typedef struct stream__quorum_config {
     bool pre_vote;                        /* Raft pre-vote (section 9.6 of the thesis) */
     stream__quorum_change_cb on_change;    /* may be NULL */
     void *change_arg;                     /* passed to on_change */
+    stream__quorum_who_cb who;            /* answers "who leads"; NULL: the asker is closed */
+    void *who_arg;                        /* passed to who */
 } stream__quorum_config;
 
 /* Fills cfg with the defaults above (pre_vote on), no voters, node_id 0 and
@@ -303,5 +313,69 @@ uint64_t stream__quorum_term(const stream__quorum *q);
 uint64_t stream__quorum_applied_index(const stream__quorum *q);
 /* This node's id. */
 int32_t stream__quorum_node_id(const stream__quorum *q);
+
+/* ---- who leads: asked by a broker outside the quorum ---------------------
+ *
+ * A data-only broker knows the voters' Raft addresses only (--cluster), not
+ * their client ports, so it asks a voter on its Raft address. The voter's
+ * transport (quorum.c wraps libraft's TCP transport) reads the first 8 bytes
+ * of every connection it accepts:
+ *
+ *   01 00 00 00 00 00 00 00   libraft's handshake (protocol 1, little-endian
+ *                             uint64), then the peer's id (uint64 LE), the
+ *                             length of its address (uint64 LE, 1..512) and
+ *                             the address (NUL-padded to 8 bytes): the
+ *                             connection goes to Raft
+ *   "STRMWHO1"                a question: the voter writes one line and
+ *                             closes the connection:
+ *
+ *     STRMWHO1 <node_id> <host>:<port> <leader_id> <leader_host>:<leader_port>\n
+ *
+ *   node_id and host:port are the voter's own id and client address;
+ *   leader_id is the controller it knows of (-1 when none) and its client
+ *   address, "-" when not known. A host is 1..255 bytes without blanks;
+ *   the port is the last ':' field. The line is at most
+ *   STREAM__QUORUM_WHO_MAX bytes.
+ *   anything else             the connection is closed.
+ */
+#define STREAM__QUORUM_WHO_MAGIC "STRMWHO1"
+#define STREAM__QUORUM_WHO_MAX   600
+
+struct stream__quorum_who {
+    int32_t node_id;       /* the voter that answered */
+    char host[256];        /* its client host (NUL-terminated) */
+    uint16_t port;         /* its client port */
+    int32_t leader_id;     /* the controller it knows of, -1: none */
+    char leader_host[256]; /* the controller's client host, "" when not known */
+    uint16_t leader_port;  /* its client port, 0 when not known */
+};
+
+/* Formats who as the answer line (with its newline) into out (out_len >=
+ * STREAM__QUORUM_WHO_MAX). Returns the line's length, or STREAM_EINVAL when
+ * a host is empty, too long or holds a blank. */
+int stream__quorum_who_format(const stream__quorum_who *who, char *out, size_t out_len);
+
+/* Parses an answer line (len bytes at p, the newline included or not).
+ * Checks the magic, every number's range and each address's shape. Returns
+ * 0 or STREAM_EBADREQ with errbuf saying what is wrong. */
+int stream__quorum_who_parse(const uint8_t *p, size_t len, stream__quorum_who *out, char *errbuf,
+                             size_t errbuf_len);
+
+typedef struct stream__quorum_ask stream__quorum_ask;
+
+/* The answer to stream__quorum_ask_who: status 0 with who (borrowed for the
+ * call), or a STREAM_E* code (ECONNREFUSED, ETIMEDOUT, EBADREQ...) with a
+ * message. */
+typedef void (*stream__quorum_ask_cb)(void *arg, int status, const stream__quorum_who *who,
+                                      const char *msg);
+
+/* Asks the voter at v's Raft address who leads; cb fires once, from the
+ * loop, unless the ask is cancelled first. *out is the ask (for cancel; it
+ * is freed after cb). Returns 0, or an error (cb never fires). Needs no
+ * running quorum. */
+int stream__quorum_ask_who(uv_loop_t *loop, const stream__quorum_voter *v, uint64_t timeout_ms,
+                           stream__quorum_ask_cb cb, void *arg, stream__quorum_ask **out);
+/* Cancels an ask whose cb has not fired: cb never fires; freed once closed. */
+void stream__quorum_ask_cancel(stream__quorum_ask *a);
 
 #endif /* STREAM_CLUSTER_QUORUM_H */

@@ -4,7 +4,8 @@
 # leader, and a killed broker rejoins; `stream-topics cluster` shows it all.
 # Topics through the quorum: RF=3 placement, kill -9 and SIGSTOP of a leader
 # (fenced, partitions move to the ISR), heartbeat and alter_isr refusals.
-# Refusals: a bad --cluster, a node id outside the voters, another cluster.id.
+# Refusals: a bad --cluster, no node id, another cluster.id. Data-only brokers
+# (a node id outside the voters): dataonly.bats.
 
 load helpers
 
@@ -201,13 +202,7 @@ start_three() {
     assert_output --partial "1@127.0.0.1"
 }
 
-@test "a node id outside the voters is refused: data-only brokers are not supported yet" {
-    run stream-broker --node-id 4 --cluster "1@127.0.0.1:9301,2@127.0.0.1:9302" \
-        --listen 127.0.0.1:0 --data-dir "$BATS_TEST_TMPDIR/d"
-    assert_equal "$status" 1
-    assert_output --partial "node.id 4 is not one of the voters of cluster.voters (1, 2)"
-    assert_output --partial "data-only brokers"
-    assert_output --partial "not supported yet"
+@test "a broker in a cluster needs a node id (outside the voters it is a data-only broker: dataonly.bats)" {
     run stream-broker --cluster "1@127.0.0.1:9301" --listen 127.0.0.1:0 \
         --data-dir "$BATS_TEST_TMPDIR/d"
     assert_equal "$status" 1

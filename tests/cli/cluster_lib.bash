@@ -7,7 +7,12 @@
 #                               $CLUSTER_DIR/nK/data, logs in nK/log; waits
 #                               until all are registered and unfenced.
 #                               Exports STREAM_BROKERS (every address).
+#   cluster_plan N              picks the ports of N voters (CLUSTER_VOTERS)
+#                               without starting them (cluster_start does it)
 #   node_start K [ARGS...]      (re)starts node K with the same ports and data
+#   dataonly_start K [ARGS...]  (re)starts node K outside the voters: a
+#                               data-only broker (a client port of its own;
+#                               CLUSTER_N grows to K and STREAM_BROKERS with it)
 #   node_kill K [SIG]           sends SIG (KILL) to node K; KILL also reaps it
 #   node_addr K                 HOST:PORT of node K's clients
 #   leader_of TOPIC PART        the partition's leader as node K sees it (any
@@ -133,9 +138,8 @@ cluster_wait_json() {
     return 1
 }
 
-cluster_start() {
+cluster_plan() {
     local n=$1 k ports
-    shift
     CLUSTER_N=$n
     ports=$(free_ports $((2 * n)))
     read -r -a _p <<<"$ports"
@@ -145,11 +149,29 @@ cluster_start() {
         CRAFT[$k]=${_p[$((n + k - 1))]}
         CLUSTER_VOTERS+="${CLUSTER_VOTERS:+,}$k@$(node_host "$k"):${CRAFT[$k]}"
     done
+}
+
+dataonly_start() {
+    local k=$1
+    shift
+    [ -n "${CPORT[$k]:-}" ] || CPORT[$k]=$(free_ports 1)
+    [ "$k" -le "$CLUSTER_N" ] || CLUSTER_N=$k
+    case ",${STREAM_BROKERS:-}," in
+    *",$(node_addr "$k"),"*) ;;
+    *) STREAM_BROKERS+="${STREAM_BROKERS:+,}$(node_addr "$k")" && export STREAM_BROKERS ;;
+    esac
+    node_start "$k" "$@"
+}
+
+cluster_start() {
+    local n=$1 k
+    shift
+    cluster_plan "$n"
     for ((k = 1; k <= n; k++)); do
         node_start "$k" "$@" || return 1
     done
     STREAM_BROKERS=
-    for ((k = 1; k <= n; k++)); do
+    for ((k = 1; k <= CLUSTER_N; k++)); do
         STREAM_BROKERS+="${STREAM_BROKERS:+,}$(node_addr "$k")"
     done
     export STREAM_BROKERS

@@ -1,12 +1,15 @@
 /*
  * fuzz_metadata.c - the cluster metadata's decoders: commands (decode and
- * apply) and snapshots (restore), libstream/cluster/metadata*.c.
+ * apply) and snapshots (restore), libstream/cluster/metadata*.c; and the
+ * "who leads" answer a data-only broker reads from a voter (quorum.h).
  *
  * Input: one byte of mode, then
- *   mode % 3 == 0   one command
- *   mode % 3 == 1   one snapshot
- *   mode % 3 == 2   commands, each a 2-byte big-endian length and its bytes
+ *   mode % 4 == 0   one command
+ *   mode % 4 == 1   one snapshot
+ *   mode % 4 == 2   commands, each a 2-byte big-endian length and its bytes
  *                   (up to 16), applied in order
+ *   mode % 4 == 3   a who-leads answer line: parsed; when it parses, its
+ *                   format parses back to the same fields
  * Commands are applied to a small state (brokers 1..3, broker 1 fenced,
  * topics "t" and __consumer_offsets of 3 partitions), so valid ones reach
  * the operations and not only the decoder.
@@ -31,6 +34,7 @@
 #include <string.h>
 
 #include "cluster/metadata.h"
+#include "cluster/quorum.h"
 #include "fuzz_util.h"
 #include "stream/buf.h"
 #include "stream/error.h"
@@ -199,17 +203,37 @@ static void restore_checked(stream__meta *md, const uint8_t *p, size_t len)
     stream_buf_release(&now);
 }
 
+static void who_checked(const uint8_t *p, size_t n)
+{
+    stream__quorum_who w, back;
+    char err[256], line[STREAM__QUORUM_WHO_MAX];
+    int rc = stream__quorum_who_parse(p, n, &w, err, sizeof err);
+    FUZZ_CHECK(rc == 0 || rc == STREAM_EBADREQ);
+    if (rc != 0)
+        return;
+    int len = stream__quorum_who_format(&w, line, sizeof line);
+    FUZZ_CHECK(len > 0);
+    FUZZ_CHECK(stream__quorum_who_parse((const uint8_t *)line, (size_t)len, &back, err,
+                                        sizeof err) == 0);
+    FUZZ_CHECK(back.node_id == w.node_id && back.port == w.port && back.leader_id == w.leader_id &&
+               back.leader_port == w.leader_port && strcmp(back.host, w.host) == 0 &&
+               strcmp(back.leader_host, w.leader_host) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_in in;
     fuzz_in_init(&in, data, size);
-    uint8_t mode = fuzz_u8(&in) % 3;
+    uint8_t mode = fuzz_u8(&in) % 4;
     stream__meta *md = seeded();
     size_t n;
     const uint8_t *p;
-    if (mode == 0) {
+    if (mode == 3) {
+        p = fuzz_rest(&in, &n);
+        who_checked(p, n);
+    } else if (mode == 0) {
         p = fuzz_rest(&in, &n);
         apply_checked(md, p, n);
     } else if (mode == 1) {

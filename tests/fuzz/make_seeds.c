@@ -272,6 +272,10 @@ static void frame_seeds(void)
     stream_frame_start(&f, &out);
     stream_pack_request_header(&f.pk, STREAM_OP_FIND_COORDINATOR, 6, 1);
     stream_pack_kv_cstr(&f.pk, "group", "g");
+    stream_frame_finish(&f);
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_FETCH_METADATA, 7, 1);
+    stream_pack_kv_uint(&f.pk, "since", 0);
     if (stream_frame_finish(&f) != 0)
         die("frames");
     seed("fuzz_broker_cluster", "cluster-ops", out.data, out.len);
@@ -647,6 +651,13 @@ static void metadata_seeds(void)
     stream_buf_reset(&b);
     ok(stream__meta_snapshot(md, &b), "snapshot");
     meta_seed("snapshot", 1, &b);
+    /* Who-leads answers (mode 3): a leader with its address, and none. */
+    stream_buf_reset(&b);
+    stream_buf_put(&b, "STRMWHO1 2 127.0.0.1:9092 3 127.0.0.1:9093\n", 43);
+    meta_seed("who", 3, &b);
+    stream_buf_reset(&b);
+    stream_buf_put(&b, "STRMWHO1 1 127.0.0.1:9092 -1 -\n", 31);
+    meta_seed("who-none", 3, &b);
     stream__meta_free(md);
     stream_buf_release(&b);
     stream_buf_release(&seq);

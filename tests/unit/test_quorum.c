@@ -925,6 +925,136 @@ static void test_metadata_state_machine_on_three_voters(void **state)
     stream_buf_release(&cmd);
 }
 
+
+/* ---- who leads ---------------------------------------------------------------- */
+
+static void test_who_line_round_trips_and_bad_lines_are_refused(void **state)
+{
+    (void)state;
+    stream__quorum_who w = {.node_id = 2, .port = 9092, .leader_id = 3, .leader_port = 9093};
+    strcpy(w.host, "127.0.0.1");
+    strcpy(w.leader_host, "broker-3.example");
+    char line[STREAM__QUORUM_WHO_MAX], err[256];
+    int n = stream__quorum_who_format(&w, line, sizeof line);
+    assert_true(n > 0);
+    assert_string_equal(line, "STRMWHO1 2 127.0.0.1:9092 3 broker-3.example:9093\n");
+    stream__quorum_who got;
+    assert_int_equal(stream__quorum_who_parse((const uint8_t *)line, (size_t)n, &got, err, sizeof err), 0);
+    assert_int_equal(got.node_id, 2);
+    assert_int_equal(got.leader_id, 3);
+    assert_string_equal(got.leader_host, "broker-3.example");
+    assert_int_equal(got.leader_port, 9093);
+    /* No leader known, or its address not known. */
+    w.leader_id = -1;
+    n = stream__quorum_who_format(&w, line, sizeof line);
+    assert_string_equal(line, "STRMWHO1 2 127.0.0.1:9092 -1 -\n");
+    assert_int_equal(stream__quorum_who_parse((const uint8_t *)line, (size_t)n, &got, err, sizeof err), 0);
+    assert_int_equal(got.leader_id, -1);
+    assert_int_equal(got.leader_port, 0);
+    static const char *bad[] = {
+        "",
+        "STRMWHO1",
+        "STRMWHO2 2 127.0.0.1:9092 -1 -",
+        "STRMWHO1 0 127.0.0.1:9092 -1 -",
+        "STRMWHO1 2 127.0.0.1 -1 -",
+        "STRMWHO1 2 127.0.0.1:0 -1 -",
+        "STRMWHO1 2 127.0.0.1:65536 -1 -",
+        "STRMWHO1 2 :9092 -1 -",
+        "STRMWHO1 2 127.0.0.1:9092 x -",
+        "STRMWHO1 2 127.0.0.1:9092 -1 h:1",
+        "STRMWHO1 2 127.0.0.1:9092 3 h:",
+        "STRMWHO1 2 127.0.0.1:9092 3 - extra",
+        "STRMWHO1 2 127.0.0.1:9092 3 -\nSTRMWHO1 2 127.0.0.1:9092 3 -",
+        "STRMWHO1 99999999999 127.0.0.1:9092 -1 -",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        int rc = stream__quorum_who_parse((const uint8_t *)bad[i], strlen(bad[i]), &got, err,
+                                          sizeof err);
+        if (rc != STREAM_EBADREQ || strstr(err, "who-leads answer") == NULL)
+            fail_msg("'%s': want EBADREQ, got %s: '%s'", bad[i], stream_err_name(rc), err);
+    }
+    /* A NUL inside, and one byte over the limit. */
+    assert_int_equal(stream__quorum_who_parse((const uint8_t *)"STRMWHO1\0 2", 11, &got, err, sizeof err),
+                     STREAM_EBADREQ);
+    uint8_t big[STREAM__QUORUM_WHO_MAX + 1];
+    memset(big, 'a', sizeof big);
+    assert_int_equal(stream__quorum_who_parse(big, sizeof big, &got, err, sizeof err), STREAM_EBADREQ);
+    /* A host with a blank cannot be formatted. */
+    strcpy(w.host, "a b");
+    assert_int_equal(stream__quorum_who_format(&w, line, sizeof line), STREAM_EINVAL);
+}
+
+static void who_fill(void *arg, stream__quorum_who *who)
+{
+    (void)arg;
+    strcpy(who->host, "127.0.0.1");
+    who->port = (uint16_t)(10000 + who->node_id);
+    if (who->leader_id > 0) {
+        strcpy(who->leader_host, "127.0.0.1");
+        who->leader_port = (uint16_t)(10000 + who->leader_id);
+    }
+}
+
+typedef struct asked {
+    bool done;
+    int status;
+    stream__quorum_who who;
+} asked;
+
+static void on_asked(void *arg, int status, const stream__quorum_who *who, const char *msg)
+{
+    asked *a = arg;
+    a->done = true;
+    a->status = status;
+    if (who != NULL)
+        a->who = *who;
+    (void)msg;
+}
+
+static bool ask_done(cluster *c, void *arg)
+{
+    (void)c;
+    return ((asked *)arg)->done;
+}
+
+static void test_a_voter_answers_who_leads_on_its_raft_port(void **state)
+{
+    cluster *c = *state;
+    c->cfg.who = who_fill;
+    start_cluster(c);
+    int leader = wait_leader(c, NULL);
+    for (int i = 0; i < NODES; i++) {
+        asked a = {0};
+        stream__quorum_ask *ask;
+        assert_int_equal(stream__quorum_ask_who(&c->loop, &c->cfg.voters[i], 1000, on_asked, &a, &ask), 0);
+        assert_true(run_until(c, ask_done, &a, 2000));
+        assert_int_equal(a.status, 0);
+        assert_int_equal(a.who.node_id, c->nodes[i].id);
+        assert_int_equal(a.who.port, 10000 + c->nodes[i].id);
+        assert_int_equal(a.who.leader_id, c->nodes[leader].id);
+        assert_int_equal(a.who.leader_port, 10000 + c->nodes[leader].id);
+    }
+    /* Anything else on the Raft port is closed; Raft goes on. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(c->cfg.voters[0].port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+    run_for(c, 50);
+    char b[8];
+    assert_true(read(fd, b, sizeof b) <= 0); /* EOF, or a reset: the rest was never read */
+    close(fd);
+    /* A port nobody listens on: refused. */
+    stream__quorum_voter none = {.id = 9, .host = "127.0.0.1", .port = free_port()};
+    asked a = {0};
+    stream__quorum_ask *ask;
+    assert_int_equal(stream__quorum_ask_who(&c->loop, &none, 1000, on_asked, &a, &ask), 0);
+    assert_true(run_until(c, ask_done, &a, 2000));
+    assert_int_not_equal(a.status, 0);
+    assert_int_equal(wait_leader(c, NULL), leader);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -942,6 +1072,8 @@ int main(void)
         T(test_a_directory_of_another_cluster_is_refused),
         T(test_an_address_in_use_is_reported),
         T(test_metadata_state_machine_on_three_voters),
+        T(test_who_line_round_trips_and_bad_lines_are_refused),
+        T(test_a_voter_answers_who_leads_on_its_raft_port),
 #undef T
     };
     /* libuv writes to sockets with write(2): a peer closing a connection

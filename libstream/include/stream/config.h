@@ -90,7 +90,7 @@
       "directory holding the topics; empty: $STREAM_DATA_DIR, else $XDG_DATA_HOME/stream, "        \
       "else ~/.local/share/stream")                                                                \
     X(NODE_ID, "node.id", INT, BROKER, "0", 0, INT32_MAX, NULL, NULL,                              \
-      "this broker's id in a cluster (one of cluster.voters' ids when those are set)")             \
+      "this broker's id in a cluster (one of cluster.voters' ids: a voter; another: data-only)")   \
     X(CLUSTER_VOTERS, "cluster.voters", STRING, BROKER, "", 0, 0, NULL, NULL,                      \
       "the metadata quorum, ID@IPV4:PORT,... (Raft addresses); empty: a single node, no cluster")  \
     X(CLUSTER_ID, "cluster.id", STRING, BROKER, "stream", 0, 0, NULL, NULL,                        \

@@ -138,7 +138,8 @@
     X(BROKER_HEARTBEAT, "broker_heartbeat", 3)                                                     \
     X(ALTER_ISR, "alter_isr", 3)                                                                   \
     X(OFFSET_FOR_LEADER_EPOCH, "offset_for_leader_epoch", 3)                                       \
-    X(FIND_COORDINATOR, "find_coordinator", 3)
+    X(FIND_COORDINATOR, "find_coordinator", 3)                                                     \
+    X(FETCH_METADATA, "fetch_metadata", 3)
 
 typedef enum stream_op {
     STREAM_OP_UNKNOWN = 0,

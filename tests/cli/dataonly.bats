@@ -1,0 +1,93 @@
+#!/usr/bin/env bats
+# Data-only brokers: a stream-broker whose --node-id is not among the
+# --cluster voters finds the controller by asking the voters on their Raft
+# addresses, registers and heartbeats like any broker, follows the metadata
+# over its link (fetch_metadata), holds replicas, leads partitions, is fenced
+# when killed and catches up when restarted; one started before any voter
+# waits for the quorum.
+
+load helpers
+load faults/lib
+load cluster_lib
+
+setup() {
+    # Quick failure detection, as replication.bats.
+    CLUSTER_SET="--set broker.session.timeout.ms=1000"
+}
+
+teardown() {
+    cluster_stop
+    return 0
+}
+
+# Node 4 is registered, unfenced, and a broker but not a voter.
+DATAONLY_JOINED='(.brokers | length) == 4 and all(.brokers[]; .fenced == false)
+    and ([.voters[].node_id] | index(4) | not)'
+
+@test "a data-only broker joins, holds a replica, leads, is fenced when killed and catches up when back" {
+    cluster_start 3
+    dataonly_start 4
+    cluster_wait_json 5 "$DATAONLY_JOINED"
+    # It answers describe_cluster from its copy of the metadata.
+    run stream-topics -b "$(node_addr 4)" cluster --json
+    assert_success
+    jq -e '.node_id == 4 and .leader_id >= 1 and (.brokers | length) == 4
+        and (.voters | length) == 3' <<<"$output"
+    # RF=4 on 4 partitions: a replica of each on node 4, and it leads one.
+    run stream-topics create d -p 4 -r 4
+    assert_success
+    local p i
+    for ((i = 0; i < 60; i++)); do
+        p=$(stream-topics -b "$(node_addr 4)" describe d --json 2>/dev/null | jq -r '
+            [.topics[0].partitions[] | select((.replicas | sort) == [1, 2, 3, 4])] as $a
+            | if ($a | length) == 4 then ($a[] | select(.leader == 4) | .partition) else empty end')
+        [ -n "$p" ] && break
+        sleep 0.05
+    done
+    [ -n "$p" ]
+    # acks=all produce and consume through it (the partition it leads).
+    seq 1 200 | stream-pub -b "$(node_addr 4)" -t d -p "$p" --acks all
+    run stream-sub -b "$(node_addr 4)" -t d -p "$p" -e -f '%v\n'
+    assert_success
+    [ "${#lines[@]}" -eq 200 ]
+    # kill -9: fenced, its leadership moves.
+    node_kill 4
+    cluster_wait_json 3 '.brokers[] | select(.node_id == 4) | .fenced and .leaderships == 0'
+    local l
+    l=$(wait_leader d "$p" 4 3)
+    seq 201 300 | stream-pub -t d -p "$p" --acks all
+    # Back: registered again, in the ISR again, its log the leader's.
+    dataonly_start 4
+    cluster_wait_json 5 "$DATAONLY_JOINED"
+    for ((i = 0; i < 100; i++)); do
+        [ "$(isr_of d "$p")" = 1,2,3,4 ] && break
+        sleep 0.05
+    done
+    [ "$(isr_of d "$p")" = 1,2,3,4 ]
+    run stream-sub -b "$(node_addr "$l")" -t d -p "$p" -e -f '%v\n'
+    [ "${#lines[@]}" -eq 300 ]
+    cluster_stop
+    run python3 "$FAULTS_DIR/replicacheck.py" prefix --topic d --partitions 4 --same \
+        "$CLUSTER_DIR"/n{1,2,3,4}/data
+    printf '%s\n' "$output" | sed 's/^/# /' >&3
+    assert_success
+}
+
+@test "a data-only broker started before any voter waits, then joins" {
+    cluster_plan 3
+    dataonly_start 4
+    local i k
+    for ((i = 0; i < 50; i++)); do
+        grep -q "no voter names a controller yet" "$CLUSTER_DIR/n4/log" && break
+        sleep 0.1
+    done
+    grep -q "no voter names a controller yet" "$CLUSTER_DIR/n4/log"
+    for k in 1 2 3; do
+        node_start "$k"
+    done
+    cluster_wait_json 10 "$DATAONLY_JOINED"
+    # SIGTERM: controlled shutdown, as any broker.
+    node_kill 4 TERM
+    timeout 10 tail --pid="${CPIDS[4]}" -f /dev/null
+    grep -q "controlled shutdown: this broker is fenced and leads nothing" "$CLUSTER_DIR/n4/log"
+}
