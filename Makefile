@@ -179,7 +179,7 @@ bench: all $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 # Replication's cost and failover time on a 3-broker cluster on this machine
 # (also the last part of `make bench-peers`).
-bench-cluster: all
+bench-cluster: all $(B)/bench/disk_writer
 	@tests/bench/cluster.sh $(B)
 
 # Broker memory under 100 producers + 100 consumers, idle CPU with 1,000

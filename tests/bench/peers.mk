@@ -4,5 +4,5 @@
 # peers are bench-only dependencies the script installs itself; `make check`
 # never needs them. Sizes come from the environment (PEERS_RECORDS, ...).
 .PHONY: bench-peers
-bench-peers: all
+bench-peers: all $(B)/bench/disk_writer
 	@tests/bench/peers.sh $(B)

@@ -1,0 +1,234 @@
+/*
+ * disk_writer.c - the disk's own limit for the broker's durable path: what
+ * a log could do at best on this file system, measured the same way the
+ * broker is, so that acks=all figures can be quoted as a ratio to it.
+ *
+ *   disk_writer [-s RECORD_BYTES] [-n RECORDS] [-w WRITE_BYTES] [--json] [DIR]
+ *
+ * A writer thread appends RECORDS records of RECORD_BYTES (default 1 KiB,
+ * 1,000,000) to one growing file in writes of WRITE_BYTES (default 256 KiB:
+ * a producer's batches as the broker receives them), while a syncer thread
+ * runs the broker's group commit: an fdatasync round as soon as the previous
+ * one ended and something new was written, each round covering everything
+ * written before it began. Throughput is the bytes over the time until the
+ * last byte is on disk; every round's fdatasync latency goes into the
+ * distribution (p50/p99/p99.9/max).
+ *
+ * Then a second phase, the latency floor for acks=all at a modest rate:
+ * SYNC_SAMPLES (-S, default 2000) rounds of one 100-byte record each,
+ * written and fdatasynced one at a time (what one record at 10,000/s costs
+ * when nothing else shares the round), with their distribution.
+ *
+ * DIR (default $LOG_BENCH_DIR, else .) must be on the disk being measured,
+ * not tmpfs. The file is removed at the end. Never part of make check.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct lat {
+    int64_t *ns;
+    size_t n, cap;
+} lat;
+
+static void lat_add(lat *l, int64_t ns)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1024;
+        l->ns = realloc(l->ns, l->cap * sizeof(*l->ns));
+        if (l->ns == NULL) {
+            fprintf(stderr, "disk_writer: out of memory\n");
+            exit(1);
+        }
+    }
+    l->ns[l->n++] = ns;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q quantile in ms (nearest rank); 0 when empty. */
+static double lat_q(lat *l, double q)
+{
+    if (l->n == 0)
+        return 0;
+    size_t i = (size_t)(q * (double)l->n);
+    if (i >= l->n)
+        i = l->n - 1;
+    return (double)l->ns[i] / 1e6;
+}
+
+typedef struct shared {
+    int fd;
+    _Atomic int64_t written; /* bytes written so far */
+    _Atomic bool done;       /* the writer finished */
+    lat rounds;
+    _Atomic int err;
+} shared;
+
+static void *syncer(void *arg)
+{
+    shared *s = arg;
+    int64_t synced = 0;
+    for (;;) {
+        bool finished = atomic_load(&s->done);
+        int64_t target = atomic_load(&s->written);
+        if (target == synced) {
+            if (finished)
+                return NULL;
+            struct timespec pause = {0, 20000}; /* 20 us: the broker's flusher waits on a condvar */
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        int64_t t0 = now_ns();
+        if (fdatasync(s->fd) != 0) {
+            s->err = errno;
+            return NULL;
+        }
+        lat_add(&s->rounds, now_ns() - t0);
+        synced = target;
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: disk_writer [-s RECORD_BYTES] [-n RECORDS] [-w WRITE_BYTES] [-S SYNC_SAMPLES] "
+               "[--json] [DIR]\n");
+}
+
+int main(int argc, char **argv)
+{
+    long rec = 1024, n = 1000000, wsize = 256 * 1024, samples = 2000;
+    bool json = false;
+    const char *dir = getenv("LOG_BENCH_DIR");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long *v = NULL;
+        if (strcmp(a, "-s") == 0)
+            v = &rec;
+        else if (strcmp(a, "-n") == 0)
+            v = &n;
+        else if (strcmp(a, "-w") == 0)
+            v = &wsize;
+        else if (strcmp(a, "-S") == 0)
+            v = &samples;
+        else if (strcmp(a, "--json") == 0)
+            json = true;
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (a[0] == '-') {
+            usage(stderr);
+            return 2;
+        } else
+            dir = a;
+        if (v != NULL) {
+            char *end;
+            if (++i >= argc || (*v = strtol(argv[i], &end, 10)) <= 0 || *end != '\0') {
+                usage(stderr);
+                return 2;
+            }
+        }
+    }
+    if (dir == NULL)
+        dir = ".";
+    if (wsize < rec)
+        wsize = rec;
+    wsize -= wsize % rec; /* whole records per write */
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/disk_writer.%ld", dir, (long)getpid());
+    shared s = {.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+    if (s.fd < 0) {
+        fprintf(stderr, "disk_writer: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    char *buf = malloc((size_t)wsize);
+    if (buf == NULL) {
+        fprintf(stderr, "disk_writer: out of memory\n");
+        return 1;
+    }
+    memset(buf, 'x', (size_t)wsize);
+
+    /* Phase 1: throughput under group commit. */
+    pthread_t th;
+    pthread_create(&th, NULL, syncer, &s);
+    int64_t total = (int64_t)rec * n, t0 = now_ns();
+    for (int64_t off = 0; off < total && s.err == 0;) {
+        size_t len = (size_t)(total - off < wsize ? total - off : wsize);
+        ssize_t w = write(s.fd, buf, len);
+        if (w < 0) {
+            s.err = errno;
+            break;
+        }
+        off += w;
+        atomic_store(&s.written, off);
+    }
+    atomic_store(&s.done, true);
+    pthread_join(th, NULL);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    if (s.err != 0) {
+        fprintf(stderr, "disk_writer: %s: %s\n", path, strerror(s.err));
+        unlink(path);
+        return 1;
+    }
+    qsort(s.rounds.ns, s.rounds.n, sizeof(int64_t), cmp_i64);
+
+    /* Phase 2: one small record per round. */
+    lat one = {0};
+    for (long i = 0; i < samples; i++) {
+        int64_t a = now_ns();
+        if (write(s.fd, buf, 100) != 100 || fdatasync(s.fd) != 0) {
+            fprintf(stderr, "disk_writer: %s: %s\n", path, strerror(errno));
+            unlink(path);
+            return 1;
+        }
+        lat_add(&one, now_ns() - a);
+    }
+    qsort(one.ns, one.n, sizeof(int64_t), cmp_i64);
+    close(s.fd);
+    unlink(path);
+
+    double mbps = (double)total / secs / 1e6;
+    if (json) {
+        printf("{\"record_bytes\":%ld,\"records\":%ld,\"write_bytes\":%ld,\"seconds\":%.3f,"
+               "\"mb_per_sec\":%.1f,\"rounds\":%zu,"
+               "\"round_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
+               "\"small_sync_ms\":{\"samples\":%zu,\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
+               "\"max\":%.3f}}\n",
+               rec, n, wsize, secs, mbps, s.rounds.n, lat_q(&s.rounds, 0.5),
+               lat_q(&s.rounds, 0.99), lat_q(&s.rounds, 0.999), lat_q(&s.rounds, 1),
+               one.n, lat_q(&one, 0.5), lat_q(&one, 0.99), lat_q(&one, 0.999), lat_q(&one, 1));
+    } else {
+        printf("disk_writer: %ld records of %ld B in %ld-byte writes, group-committed: %.1f MB/s "
+               "(%.2f s, %zu fdatasync rounds: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max "
+               "%.2f ms)\n",
+               n, rec, wsize, mbps, secs, s.rounds.n, lat_q(&s.rounds, 0.5),
+               lat_q(&s.rounds, 0.99), lat_q(&s.rounds, 0.999), lat_q(&s.rounds, 1));
+        printf("disk_writer: %zu fdatasyncs of one 100 B record each: p50 %.2f ms, p99 %.2f ms, "
+               "p99.9 %.2f ms, max %.2f ms\n",
+               one.n, lat_q(&one, 0.5), lat_q(&one, 0.99), lat_q(&one, 0.999), lat_q(&one, 1));
+    }
+    free(buf);
+    free(s.rounds.ns);
+    free(one.ns);
+    return 0;
+}
