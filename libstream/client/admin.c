@@ -1167,11 +1167,16 @@ static int cluster_parse_fn(const msgpack_object *root, void *arg, char *errbuf,
     for (uint32_t i = 0; i < voters->via.array.size; i++) {
         const msgpack_object *e;
         stream_cluster_voter *v = &d->voters[d->n_voters++];
+        uint64_t applied = 0;
         rc = stream_elem_map(voters, i, "voters", &e, errbuf, errbuf_len);
         if (rc == 0)
             rc = parse_node(e, &v->node_id, &v->host, &v->port, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = stream_field_uint_opt(e, "applied_index", INT64_MAX, 0, &applied, errbuf,
+                                       errbuf_len);
         if (rc < 0)
             return rc;
+        v->applied_index = applied > 0 ? (int64_t)applied : -1;
     }
     for (uint32_t i = 0; i < brokers->via.array.size; i++) {
         const msgpack_object *e;

@@ -456,12 +456,60 @@ static void re_register(controller *ctl, const char *why)
 
 static void send_fetch_metadata(controller *ctl);
 
+/* The index of this node's copy of the metadata: what its quorum applied,
+ * or on a data-only broker the image it follows. */
+static uint64_t own_applied(const controller *ctl)
+{
+    return ctl->q != NULL ? stream__quorum_applied_index(ctl->q)
+                          : stream__meta_applied_index(ctl->md);
+}
+
+/* A voter's applied index as this node knows it: its own from its quorum;
+ * on the controller, the others' from their heartbeats; elsewhere, as the
+ * controller last told in a heartbeat answer. 0: not known. */
+static uint64_t voter_applied(controller *ctl, size_t i)
+{
+    int32_t id = ctl->voters[i].id;
+    if (id == ctl->node_id)
+        return own_applied(ctl);
+    if (ctl_is_controller(ctl)) {
+        for (size_t k = 0; k < ctl->nlive; k++)
+            if (ctl->live[k].id == id)
+                return ctl->live[k].applied_index;
+        return 0;
+    }
+    return ctl->voter_applied[i];
+}
+
+/* Keeps the voters' applied indexes of a heartbeat answer (optional
+ * "voters": [{node_id, applied_index}]; anything malformed is skipped). */
+static void keep_voter_applied(controller *ctl, const msgpack_object *resp)
+{
+    const msgpack_object *arr;
+    if (stream_field_array(resp, "voters", &arr, NULL, 0) != 0)
+        return;
+    for (uint32_t k = 0; k < arr->via.array.size; k++) {
+        const msgpack_object *e = &arr->via.array.ptr[k];
+        int64_t id;
+        uint64_t index;
+        if (e->type != MSGPACK_OBJECT_MAP ||
+            stream_field_int(e, "node_id", 1, INT32_MAX, &id, NULL, 0) != 0 ||
+            stream_field_uint(e, "applied_index", UINT64_MAX, &index, NULL, 0) != 0)
+            continue;
+        for (size_t i = 0; i < ctl->n_voters; i++)
+            if (ctl->voters[i].id == (int32_t)id)
+                ctl->voter_applied[i] = index;
+    }
+}
+
 static void on_heartbeat_answer(controller *ctl, void *arg, int err, const char *msg,
                                 size_t msg_len, const msgpack_object *resp)
 {
     int64_t epoch = (int64_t)(intptr_t)arg;
     if (ctl->stopped)
         return;
+    if (err == 0 && resp != NULL)
+        keep_voter_applied(ctl, resp);
     if (err == 0 && ctl->data_only && resp != NULL) {
         /* The controller's metadata is ahead of this copy: follow it now. */
         uint64_t index;
@@ -483,12 +531,13 @@ static void on_heartbeat_answer(controller *ctl, void *arg, int err, const char 
 
 static void send_heartbeat(controller *ctl)
 {
-    msgpack_packer *pk = ctl_link_begin(ctl, STREAM_OP_BROKER_HEARTBEAT, 2, ctl->session_ms,
+    msgpack_packer *pk = ctl_link_begin(ctl, STREAM_OP_BROKER_HEARTBEAT, 3, ctl->session_ms,
                                         on_heartbeat_answer, (void *)(intptr_t)ctl->epoch);
     if (pk == NULL)
         return;
     stream_pack_kv_int(pk, "node_id", ctl->node_id);
     stream_pack_kv_int(pk, "broker_epoch", ctl->epoch);
+    stream_pack_kv_uint(pk, "applied_index", own_applied(ctl));
     if (ctl_link_end(ctl) == 0)
         ctl->hb_last_sent = uv_now(stream__host_loop(ctl->b));
 }
@@ -866,16 +915,15 @@ static void op_describe_cluster(void *svc, stream__req *r, uint64_t id, const ms
      * its copy of the metadata. */
     stream_pack_kv_int(&f.pk, "leader_id", ctl_leader(ctl));
     stream_pack_kv_uint(&f.pk, "term", ctl->q != NULL ? stream__quorum_term(ctl->q) : 0);
-    stream_pack_kv_uint(&f.pk, "applied_index", ctl->q != NULL
-                                                    ? stream__quorum_applied_index(ctl->q)
-                                                    : stream__meta_applied_index(ctl->md));
+    stream_pack_kv_uint(&f.pk, "applied_index", own_applied(ctl));
     stream_pack_key(&f.pk, "voters");
     msgpack_pack_array(&f.pk, (uint32_t)ctl->n_voters);
     for (size_t i = 0; i < ctl->n_voters; i++) {
-        msgpack_pack_map(&f.pk, 3);
+        msgpack_pack_map(&f.pk, 4);
         stream_pack_kv_int(&f.pk, "node_id", ctl->voters[i].id);
         stream_pack_kv_cstr(&f.pk, "host", ctl->voters[i].host);
         stream_pack_kv_uint(&f.pk, "port", ctl->voters[i].port);
+        stream_pack_kv_uint(&f.pk, "applied_index", voter_applied(ctl, i));
     }
     size_t n = stream__meta_broker_count(ctl->md);
     stream_pack_key(&f.pk, "brokers");
@@ -965,11 +1013,14 @@ static void op_broker_heartbeat(void *svc, stream__req *r, uint64_t id, const ms
         return;
     }
     bool shutting_down;
+    uint64_t applied;
     int rc = stream_field_int(m, "node_id", 1, INT32_MAX, &node, msg, sizeof(msg));
     if (rc == 0)
         rc = stream_field_int(m, "broker_epoch", 0, INT64_MAX, &epoch, msg, sizeof(msg));
     if (rc == 0)
         rc = stream_field_bool_opt(m, "shutting_down", false, &shutting_down, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_uint_opt(m, "applied_index", UINT64_MAX, 0, &applied, msg, sizeof(msg));
     if (rc != 0) {
         stream__host_reply_error(r, id, rc, msg);
         return;
@@ -1006,14 +1057,24 @@ static void op_broker_heartbeat(void *svc, stream__req *r, uint64_t id, const ms
         l->epoch = epoch;
         l->last_ms = uv_now(stream__host_loop(ctl->b));
         l->conn = stream__host_req_conn(r);
+        if (applied > 0)
+            l->applied_index = applied;
         if (shutting_down)
             fence(ctl, l, epoch, "controlled shutdown");
     }
     stream_frame f;
     stream__host_reply_start(r, &f);
-    stream_pack_response_header(&f.pk, id, 0, NULL, 1);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 2);
     /* A data-only broker fetches the metadata when this is ahead of its copy. */
     stream_pack_kv_uint(&f.pk, "metadata_index", stream__meta_applied_index(ctl->md));
+    /* Every broker can then show how far each voter has applied. */
+    stream_pack_key(&f.pk, "voters");
+    msgpack_pack_array(&f.pk, (uint32_t)ctl->n_voters);
+    for (size_t i = 0; i < ctl->n_voters; i++) {
+        msgpack_pack_map(&f.pk, 2);
+        stream_pack_kv_int(&f.pk, "node_id", ctl->voters[i].id);
+        stream_pack_kv_uint(&f.pk, "applied_index", voter_applied(ctl, i));
+    }
     stream__host_reply_finish(r, &f, id);
 }
 

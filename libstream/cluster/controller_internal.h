@@ -90,6 +90,7 @@ typedef struct ctl_live {
     uint64_t last_ms;    /* uv_now of its last heartbeat (or of a grace start) */
     uint64_t conn;       /* the connection its heartbeats come on; 0: none */
     bool fence_inflight; /* a fence_broker for this epoch is proposed */
+    uint64_t applied_index; /* the metadata index its last heartbeat reported; 0: none yet */
 } ctl_live;
 
 /* A request answered once its proposals are applied (admin ops, alter_isr),
@@ -125,6 +126,9 @@ struct controller {
     char cluster_id[STREAM__QUORUM_CLUSTER_ID_MAX + 1];
     stream__quorum_voter voters[STREAM__QUORUM_MAX_VOTERS];
     size_t n_voters;
+    /* each voter's applied metadata index as the controller last told
+     * (heartbeat answers), by position in voters; 0: not known */
+    uint64_t voter_applied[STREAM__QUORUM_MAX_VOTERS];
     uv_timer_t tick;
     bool tick_open;
     uv_timer_t soon; /* 0 ms: one replica sync and election pass per burst */

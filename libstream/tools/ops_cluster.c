@@ -114,11 +114,16 @@ int stream_ops_cluster_text(stream_buf *out, const stream_cluster_description *d
     stream_table_column(&t, "VOTER", STREAM_ALIGN_RIGHT);
     stream_table_column(&t, "RAFT ADDRESS", STREAM_ALIGN_LEFT);
     stream_table_column(&t, "ROLE", STREAM_ALIGN_LEFT);
+    stream_table_column(&t, "APPLIED", STREAM_ALIGN_RIGHT);
     for (size_t i = 0; i < d->n_voters; i++) {
         const stream_cluster_voter *v = &d->voters[i];
         stream_table_cellf(&t, "%d", (int)v->node_id);
         stream_table_cellf(&t, "%s:%u", v->host, (unsigned)v->port);
         stream_table_cell(&t, v->node_id == d->leader_id ? "leader" : "follower");
+        if (v->applied_index < 0)
+            stream_table_cell(&t, "-");
+        else
+            stream_table_cellf(&t, "%" PRId64, v->applied_index);
     }
     rc = stream_table_render(&t, out);
     stream_table_release(&t);
@@ -163,6 +168,11 @@ int stream_ops_cluster_json(stream_buf *out, const stream_cluster_description *d
         json_node(&w, d->voters[i].node_id, d->voters[i].host, d->voters[i].port);
         stream_json_key(&w, "leader");
         stream_json_bool(&w, d->voters[i].node_id == d->leader_id);
+        stream_json_key(&w, "applied_index");
+        if (d->voters[i].applied_index < 0)
+            stream_json_null(&w);
+        else
+            stream_json_int(&w, d->voters[i].applied_index);
         stream_json_object_end(&w);
     }
     stream_json_array_end(&w);

@@ -133,7 +133,12 @@ start_three() {
     assert_line --regexp '^BROKER +ADDRESS +STATE +EPOCH +LEADERS$'
     assert_line --regexp '^ +1 +127\.0\.0\.1:[0-9]+ +registered +[0-9]+ +0$'
     assert_line 'Partitions: 0 under-replicated, 0 offline'
-    assert_line --regexp '^ +[123] +127\.0\.0\.1:[0-9]+ +leader$'
+    assert_line --regexp '^VOTER +RAFT ADDRESS +ROLE +APPLIED$'
+    assert_line --regexp '^ +[123] +127\.0\.0\.1:[0-9]+ +leader +[0-9]+$'
+    # Each voter's applied index, as a follower knows it from the
+    # controller's heartbeat answers: all of them there, none behind the
+    # registrations.
+    wait_json 2 5 '[.voters[].applied_index | select(. != null and . >= 7)] | length == 3'
     run stream-shell -b "$(addr 1)" -c 'cluster --json'
     assert_success
     jq -e '.node_id == 1 and (.brokers | length) == 3' <<<"$output"

@@ -975,6 +975,8 @@ typedef struct stream_cluster_voter {
     int32_t node_id;
     char *host; /* Owned. */
     uint16_t port;
+    int64_t applied_index; /* The last metadata entry it applied, as the answering broker
+                              knows (from heartbeats, up to one interval old); -1: unknown. */
 } stream_cluster_voter;
 
 /* The cluster as the answering broker sees it (describe_cluster). */
