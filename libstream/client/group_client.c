@@ -28,7 +28,12 @@
  *
  * Losing the session (EUNKNOWNMEMBER, or no answer for a whole session
  * timeout) drops every partition at once without a commit: the coordinator
- * has already given them to others. The member then joins again as new.
+ * may have given them to others. The member then joins again as new, but
+ * remembers how far it processed each partition (gp->resume): one given back
+ * goes on from there, and that position is committed at once, as long as
+ * the group's committed offset is still one of ours (between the last one
+ * we know of and the resume point) -- otherwise someone else moved it and
+ * the committed offset wins.
  *
  * The coordinator. Group requests go to g->coord, which starts as the
  * bootstrap connection: a single broker coordinates every group, so it
@@ -39,7 +44,11 @@
  * any live broker can serve) names the new one, and the failed request is
  * retried there after its usual backoff. Membership does not move with the
  * coordinator: the new one answers EUNKNOWNMEMBER and the member joins
- * again, its partitions starting from the replicated committed offsets.
+ * again; the partitions it gets back go on from its own positions (above),
+ * so a lone member's coordinator move, even a commit lost with the old
+ * coordinator, repeats nothing. In a group of several members the new
+ * coordinator, knowing nothing of the old assignment, may give one member's
+ * partitions to another, which starts them from the committed offset.
  */
 #include <regex.h>
 #include <stdlib.h>
@@ -159,6 +168,7 @@ static stream__gpart *get_gp(stream__cgroup *g, const char *topic, size_t tlen, 
     gp->state = STREAM__GP_RELEASED;
     gp->stored = -1;
     gp->committed = -1;
+    gp->resume = -1;
     g->parts[g->nparts++] = gp;
     return gp;
 }
@@ -210,9 +220,18 @@ void stream__cgroup_release(stream__cgroup *g, stream__gpart *gp, int err)
 /* Every partition is gone at once: the session ended (err) or close. */
 void stream__cgroup_lose_all(stream__cgroup *g, int err)
 {
-    for (size_t i = 0; i < g->nparts; i++)
-        if (stream__cgroup_held(g->parts[i]))
-            stream__cgroup_release(g, g->parts[i], err);
+    for (size_t i = 0; i < g->nparts; i++) {
+        stream__gpart *gp = g->parts[i];
+        /* What was processed but maybe not committed is remembered: given
+         * back (the usual end of a coordinator move), the partition goes
+         * on from there instead of repeating it. A STARTING partition
+         * keeps the resume point of an earlier loss. */
+        if ((gp->state == STREAM__GP_ACTIVE || gp->state == STREAM__GP_REVOKING) &&
+            gp->stored >= 0)
+            gp->resume = gp->stored;
+        if (stream__cgroup_held(gp))
+            stream__cgroup_release(g, gp, err);
+    }
     for (size_t i = 0; i < g->nassigned; i++)
         free(g->assigned[i].topic);
     g->nassigned = 0;

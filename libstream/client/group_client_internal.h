@@ -31,6 +31,9 @@ typedef struct stream__gpart {
     uint32_t seq;       /* bumped whenever a start begins or is abandoned */
     int64_t stored;     /* records before it are processed; -1: none */
     int64_t committed;  /* the group's committed offset as last known; -1: none */
+    int64_t resume;     /* RELEASED with the session (lose_all): the offset it was
+                           processed up to, where it continues if given back while the
+                           group's committed offset is still ours; -1: none */
     int64_t revoked_ms; /* REVOKING: monotonic time it was revoked */
 } stream__gpart;
 

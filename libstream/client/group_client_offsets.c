@@ -67,6 +67,19 @@ static void start_finish(stream__cgroup *g, stream__start_ctx *s)
             continue;
         }
         int64_t start = s->committed[i];
+        /* Given back after the session ended (a coordinator move): go on
+         * from where this member got to, not from its last commit, unless
+         * someone else moved the group's offset meanwhile (another member
+         * committed further, an admin reset or deleted it). Only our own
+         * commits -- perhaps one whose answer was lost with the old
+         * coordinator -- leave it between what we last knew committed and
+         * the resume point. */
+        bool resumed = false;
+        if (gp->resume >= 0 && start >= gp->committed && start <= gp->resume &&
+            gp->resume >= s->log_start[i] && gp->resume <= s->hw[i]) {
+            resumed = start != gp->resume;
+            start = gp->resume;
+        }
         if (start < 0) {
             if (cc->auto_offset_reset == STREAM_RESET_EARLIEST)
                 start = s->log_start[i];
@@ -95,9 +108,14 @@ static void start_finish(stream__cgroup *g, stream__start_ctx *s)
         }
         gp->state = STREAM__GP_ACTIVE;
         gp->committed = s->committed[i];
+        gp->resume = -1;
         /* Nothing before the start is owed: a reset position is committed
          * like a processed one, so the group stays where it started. */
         gp->stored = start;
+        /* The new coordinator learns the resumed position at once: it is
+         * what a member taking the partition over later starts from. */
+        if (resumed && g->conf.auto_commit)
+            g->next_commit_ms = now;
         stream__consumer_push(g->co, STREAM_EVENT_ASSIGNED, gp->topic, gp->partition, start, 0,
                               NULL);
     }
