@@ -30,10 +30,11 @@
  * timeout) drops every partition at once without a commit: the coordinator
  * may have given them to others. The member then joins again as new, but
  * remembers how far it processed each partition (gp->resume): one given back
- * goes on from there, and that position is committed at once, as long as
- * the group's committed offset is still one of ours (between the last one
- * we know of and the resume point) -- otherwise someone else moved it and
- * the committed offset wins.
+ * goes on from there, and that position is committed at once, unless the
+ * group's committed offset is further on (another member moved it), which
+ * then wins. A committed offset behind the resume point is our own or older
+ * (a commit refused or lost with the old coordinator): starting there would
+ * repeat records and take the group's offset back.
  *
  * The coordinator. Group requests go to g->coord, which starts as the
  * bootstrap connection: a single broker coordinates every group, so it

@@ -69,14 +69,16 @@ static void start_finish(stream__cgroup *g, stream__start_ctx *s)
         int64_t start = s->committed[i];
         /* Given back after the session ended (a coordinator move): go on
          * from where this member got to, not from its last commit, unless
-         * someone else moved the group's offset meanwhile (another member
-         * committed further, an admin reset or deleted it). Only our own
-         * commits -- perhaps one whose answer was lost with the old
-         * coordinator -- leave it between what we last knew committed and
-         * the resume point. */
+         * another member has committed further meanwhile. A committed
+         * offset below the resume point is ours, or older than ours: one
+         * whose answer was lost with the old coordinator, or none at all;
+         * starting there would repeat records and take the group's offset
+         * back. The log's range is no reason to refuse it: a new leader's
+         * high watermark may lag behind what its predecessor let us read
+         * (the consumer then waits for it), and an offset the log no longer
+         * has is the consumer's out-of-range case, as a committed one's. */
         bool resumed = false;
-        if (gp->resume >= 0 && start >= gp->committed && start <= gp->resume &&
-            gp->resume >= s->log_start[i] && gp->resume <= s->hw[i]) {
+        if (gp->resume >= 0 && start <= gp->resume) {
             resumed = start != gp->resume;
             start = gp->resume;
         }

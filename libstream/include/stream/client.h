@@ -618,9 +618,13 @@ bool stream_consumer_done(const stream_consumer *co);
  * is released and a STREAM_EVENT_REVOKED follows. A partition given gets a
  * STREAM_EVENT_ASSIGNED before its first record. When the session ends
  * (the broker removed the member: it missed its session timeout, or the
- * broker restarted) every partition is lost at once, without a commit
- * (REVOKED with err STREAM_EUNKNOWNMEMBER), and the consumer joins again
- * by itself. Transport errors are retried; a group error that ends
+ * broker restarted, or in a cluster the coordinator moved) every partition
+ * is lost at once, without a commit (REVOKED with err
+ * STREAM_EUNKNOWNMEMBER), and the consumer joins again by itself. A
+ * partition it is given back goes on from its stored offset, committed at
+ * once, unless another member has committed further meanwhile: so a
+ * coordinator move repeats nothing for the partitions that stay with the
+ * member. Transport errors are retried; a group error that ends
  * membership for good (the group or a topic name refused) is one
  * STREAM_EVENT_ERROR with topic NULL, after which the consumer holds
  * nothing.
