@@ -73,12 +73,15 @@ static void start_finish(stream__cgroup *g, stream__start_ctx *s)
          * offset below the resume point is ours, or older than ours: one
          * whose answer was lost with the old coordinator, or none at all;
          * starting there would repeat records and take the group's offset
-         * back. The log's range is no reason to refuse it: a new leader's
-         * high watermark may lag behind what its predecessor let us read
-         * (the consumer then waits for it), and an offset the log no longer
-         * has is the consumer's out-of-range case, as a committed one's. */
+         * back. No committed offset where we knew one means the group's
+         * offsets were deleted (the topic or the group was): the position
+         * may belong to a log that is gone, so auto_offset_reset decides.
+         * The log's range is no reason to refuse it: a new leader's high
+         * watermark may lag behind what its predecessor let us read (the
+         * consumer then waits for it), and an offset the log no longer has
+         * is the consumer's out-of-range case, as a committed one's. */
         bool resumed = false;
-        if (gp->resume >= 0 && start <= gp->resume) {
+        if (gp->resume >= 0 && start <= gp->resume && !(start < 0 && gp->committed >= 0)) {
             resumed = start != gp->resume;
             start = gp->resume;
         }

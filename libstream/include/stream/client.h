@@ -621,10 +621,11 @@ bool stream_consumer_done(const stream_consumer *co);
  * broker restarted, or in a cluster the coordinator moved) every partition
  * is lost at once, without a commit (REVOKED with err
  * STREAM_EUNKNOWNMEMBER), and the consumer joins again by itself. A
- * partition it is given back goes on from its stored offset, committed at
- * once, unless another member has committed further meanwhile: so a
- * coordinator move repeats nothing for the partitions that stay with the
- * member. Transport errors are retried; a group error that ends
+ * partition it is given back goes on from its stored offset (committed at
+ * once with auto_commit), unless another member has committed further
+ * meanwhile or the group's offsets were deleted (with the topic or the
+ * group): so a coordinator move repeats nothing for the partitions that
+ * stay with the member. Transport errors are retried; a group error that ends
  * membership for good (the group or a topic name refused) is one
  * STREAM_EVENT_ERROR with topic NULL, after which the consumer holds
  * nothing.
