@@ -170,6 +170,7 @@ static stream__gpart *get_gp(stream__cgroup *g, const char *topic, size_t tlen, 
     gp->stored = -1;
     gp->committed = -1;
     gp->resume = -1;
+    gp->resume_max = -1;
     g->parts[g->nparts++] = gp;
     return gp;
 }
@@ -187,11 +188,14 @@ int64_t stream__cgroup_position(const stream__cgroup *g, const stream__gpart *gp
     return pos;
 }
 
-/* Stores every position: the records poll has returned count as processed. */
+/* Stores every position: the records poll has returned count as processed,
+ * those of partitions lost with the session too (their resume point). */
 void stream__cgroup_store_positions(stream__cgroup *g)
 {
     for (size_t i = 0; i < g->nparts; i++) {
         stream__gpart *gp = g->parts[i];
+        if (gp->resume >= 0 && gp->resume_max > gp->resume)
+            gp->resume = gp->resume_max;
         if (gp->state != STREAM__GP_ACTIVE && gp->state != STREAM__GP_REVOKING)
             continue;
         int64_t pos = stream__cgroup_position(g, gp);
@@ -225,11 +229,17 @@ void stream__cgroup_lose_all(stream__cgroup *g, int err)
         stream__gpart *gp = g->parts[i];
         /* What was processed but maybe not committed is remembered: given
          * back (the usual end of a coordinator move), the partition goes
-         * on from there instead of repeating it. A STARTING partition
-         * keeps the resume point of an earlier loss. */
+         * on from there instead of repeating it. Records poll returned but
+         * the caller has not stored yet (a sink's buffer) may still be
+         * finished: a store after the loss moves the point up to the
+         * position. A STARTING partition keeps the resume point of an
+         * earlier loss. */
         if ((gp->state == STREAM__GP_ACTIVE || gp->state == STREAM__GP_REVOKING) &&
-            gp->stored >= 0)
+            gp->stored >= 0) {
+            int64_t pos = stream__cgroup_position(g, gp);
             gp->resume = gp->stored;
+            gp->resume_max = pos > gp->stored ? pos : gp->stored;
+        }
         if (stream__cgroup_held(gp))
             stream__cgroup_release(g, gp, err);
     }

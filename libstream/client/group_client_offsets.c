@@ -114,6 +114,7 @@ static void start_finish(stream__cgroup *g, stream__start_ctx *s)
         gp->state = STREAM__GP_ACTIVE;
         gp->committed = s->committed[i];
         gp->resume = -1;
+        gp->resume_max = -1;
         /* Nothing before the start is owed: a reset position is committed
          * like a processed one, so the group stays where it started. */
         gp->stored = start;
@@ -556,6 +557,16 @@ int stream_consumer_store_offset(stream_consumer *co, const char *topic, int32_t
     if (!g || !topic || offset < 0)
         return STREAM_EINVAL;
     stream__gpart *gp = stream__cgroup_find(g, topic, strlen(topic), partition);
+    if (gp && gp->resume >= 0 && gp->state != STREAM__GP_ACTIVE &&
+        gp->state != STREAM__GP_REVOKING) {
+        /* Lost with the session: a record poll returned before the loss,
+         * finished now, moves the resume point. */
+        if (offset > gp->resume_max)
+            return STREAM_ENOENT;
+        if (offset > gp->resume)
+            gp->resume = offset;
+        return 0;
+    }
     if (!gp || (gp->state != STREAM__GP_ACTIVE && gp->state != STREAM__GP_REVOKING))
         return STREAM_ENOENT;
     gp->stored = offset;

@@ -672,12 +672,16 @@ int stream_consumer_subscribe(stream_consumer *co, const stream_group_conf *conf
                               int timeout_ms, char *errbuf, size_t errbuf_len);
 
 /* Marks every record poll has returned as processed: stored := position for
- * every partition held. STREAM_EINVAL when not subscribed. */
+ * every partition held; for one lost with the session (not given back yet),
+ * the records returned before the loss, which it then goes on after if
+ * given back. STREAM_EINVAL when not subscribed. */
 int stream_consumer_store_positions(stream_consumer *co);
 
-/* Marks records of one held partition before `offset` as processed.
- * Returns 0, STREAM_ENOENT (not held), STREAM_EINVAL (offset < 0, or not
- * subscribed). */
+/* Marks records of one held partition before `offset` as processed (or of
+ * one lost with the session and not given back yet, up to its position at
+ * the loss, as stream_consumer_store_positions). Returns 0, STREAM_ENOENT
+ * (not held, or beyond what a lost one returned), STREAM_EINVAL (offset <
+ * 0, or not subscribed). */
 int stream_consumer_store_offset(stream_consumer *co, const char *topic, int32_t partition,
                                  int64_t offset);
 
