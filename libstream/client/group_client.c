@@ -32,9 +32,11 @@
  * remembers how far it processed each partition (gp->resume): one given back
  * goes on from there, and that position is committed at once, unless the
  * group's committed offset is further on (another member moved it), which
- * then wins, or gone (the topic or the group was deleted). A committed offset behind the resume point is our own or older
- * (a commit refused or lost with the old coordinator): starting there would
- * repeat records and take the group's offset back.
+ * then wins, or gone (the topic or the group was deleted). A committed
+ * offset behind the resume point is our own or older (a commit refused or
+ * lost with the old coordinator): starting there would repeat records and
+ * take the group's offset back. Records poll returned before the loss and
+ * stored after it (a sink writing out its buffer) move the point on.
  *
  * The coordinator. Group requests go to g->coord, which starts as the
  * bootstrap connection: a single broker coordinates every group, so it

@@ -809,8 +809,7 @@ static void test_a_store_after_the_loss_moves_the_resume_point(void **state)
     create_topic(f->c, "sl", 1);
     produce(f->c, "sl", 1, 6);
     member m;
-    member_start(&m, f->addr, "g11", "sl", NULL, false, STREAM_RESET_EARLIEST,
-                 manual_store_hourly);
+    member_start(&m, f->addr, "g11", "sl", NULL, false, STREAM_RESET_EARLIEST, manual_store_hourly);
     want_total = 6;
     assert_true(poll_until(&m, 1, 5000, all_records));
     char eb[256] = "";
