@@ -28,7 +28,15 @@
  *
  * Losing the session (EUNKNOWNMEMBER, or no answer for a whole session
  * timeout) drops every partition at once without a commit: the coordinator
- * has already given them to others. The member then joins again as new.
+ * may have given them to others. The member then joins again as new, but
+ * remembers how far it processed each partition (gp->resume): one given back
+ * goes on from there, and that position is committed at once, unless the
+ * group's committed offset is further on (another member moved it), which
+ * then wins, or gone (the topic or the group was deleted). A committed
+ * offset behind the resume point is our own or older (a commit refused or
+ * lost with the old coordinator): starting there would repeat records and
+ * take the group's offset back. Records poll returned before the loss and
+ * stored after it (a sink writing out its buffer) move the point on.
  *
  * The coordinator. Group requests go to g->coord, which starts as the
  * bootstrap connection: a single broker coordinates every group, so it
@@ -39,7 +47,11 @@
  * any live broker can serve) names the new one, and the failed request is
  * retried there after its usual backoff. Membership does not move with the
  * coordinator: the new one answers EUNKNOWNMEMBER and the member joins
- * again, its partitions starting from the replicated committed offsets.
+ * again; the partitions it gets back go on from its own positions (above),
+ * so a lone member's coordinator move, even a commit lost with the old
+ * coordinator, repeats nothing. In a group of several members the new
+ * coordinator, knowing nothing of the old assignment, may give one member's
+ * partitions to another, which starts them from the committed offset.
  */
 #include <regex.h>
 #include <stdlib.h>
@@ -159,6 +171,8 @@ static stream__gpart *get_gp(stream__cgroup *g, const char *topic, size_t tlen, 
     gp->state = STREAM__GP_RELEASED;
     gp->stored = -1;
     gp->committed = -1;
+    gp->resume = -1;
+    gp->resume_max = -1;
     g->parts[g->nparts++] = gp;
     return gp;
 }
@@ -176,11 +190,14 @@ int64_t stream__cgroup_position(const stream__cgroup *g, const stream__gpart *gp
     return pos;
 }
 
-/* Stores every position: the records poll has returned count as processed. */
+/* Stores every position: the records poll has returned count as processed,
+ * those of partitions lost with the session too (their resume point). */
 void stream__cgroup_store_positions(stream__cgroup *g)
 {
     for (size_t i = 0; i < g->nparts; i++) {
         stream__gpart *gp = g->parts[i];
+        if (gp->resume >= 0 && gp->resume_max > gp->resume)
+            gp->resume = gp->resume_max;
         if (gp->state != STREAM__GP_ACTIVE && gp->state != STREAM__GP_REVOKING)
             continue;
         int64_t pos = stream__cgroup_position(g, gp);
@@ -210,9 +227,24 @@ void stream__cgroup_release(stream__cgroup *g, stream__gpart *gp, int err)
 /* Every partition is gone at once: the session ended (err) or close. */
 void stream__cgroup_lose_all(stream__cgroup *g, int err)
 {
-    for (size_t i = 0; i < g->nparts; i++)
-        if (stream__cgroup_held(g->parts[i]))
-            stream__cgroup_release(g, g->parts[i], err);
+    for (size_t i = 0; i < g->nparts; i++) {
+        stream__gpart *gp = g->parts[i];
+        /* What was processed but maybe not committed is remembered: given
+         * back (the usual end of a coordinator move), the partition goes
+         * on from there instead of repeating it. Records poll returned but
+         * the caller has not stored yet (a sink's buffer) may still be
+         * finished: a store after the loss moves the point up to the
+         * position. A STARTING partition keeps the resume point of an
+         * earlier loss. */
+        if ((gp->state == STREAM__GP_ACTIVE || gp->state == STREAM__GP_REVOKING) &&
+            gp->stored >= 0) {
+            int64_t pos = stream__cgroup_position(g, gp);
+            gp->resume = gp->stored;
+            gp->resume_max = pos > gp->stored ? pos : gp->stored;
+        }
+        if (stream__cgroup_held(gp))
+            stream__cgroup_release(g, gp, err);
+    }
     for (size_t i = 0; i < g->nassigned; i++)
         free(g->assigned[i].topic);
     g->nassigned = 0;

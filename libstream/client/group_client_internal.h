@@ -31,6 +31,11 @@ typedef struct stream__gpart {
     uint32_t seq;       /* bumped whenever a start begins or is abandoned */
     int64_t stored;     /* records before it are processed; -1: none */
     int64_t committed;  /* the group's committed offset as last known; -1: none */
+    int64_t resume;     /* lost with the session (lose_all), not started again: the
+                           offset it was processed up to, where it continues if given
+                           back and the group has committed no further; -1: none */
+    int64_t resume_max; /* the position at the loss: a store after it (the caller
+                           finishing records poll had returned) moves resume up to here */
     int64_t revoked_ms; /* REVOKING: monotonic time it was revoked */
 } stream__gpart;
 
@@ -141,7 +146,8 @@ stream__gpart *stream__cgroup_find(const stream__cgroup *g, const char *topic, s
 bool stream__cgroup_held(const stream__gpart *gp);
 /* The consumer's position in gp, or -1. */
 int64_t stream__cgroup_position(const stream__cgroup *g, const stream__gpart *gp);
-/* Stores every position: the records poll has returned count as processed. */
+/* Stores every position: the records poll has returned count as processed,
+ * those of partitions lost with the session too (their resume point). */
 void stream__cgroup_store_positions(stream__cgroup *g);
 /* gp is no longer held: out of the consumer, a REVOKED event, and the
  * coordinator hears it at once. */

@@ -67,6 +67,24 @@ static void start_finish(stream__cgroup *g, stream__start_ctx *s)
             continue;
         }
         int64_t start = s->committed[i];
+        /* Given back after the session ended (a coordinator move): go on
+         * from where this member got to, not from its last commit, unless
+         * another member has committed further meanwhile. A committed
+         * offset below the resume point is ours, or older than ours: one
+         * whose answer was lost with the old coordinator, or none at all;
+         * starting there would repeat records and take the group's offset
+         * back. No committed offset where we knew one means the group's
+         * offsets were deleted (the topic or the group was): the position
+         * may belong to a log that is gone, so auto_offset_reset decides.
+         * The log's range is no reason to refuse it: a new leader's high
+         * watermark may lag behind what its predecessor let us read (the
+         * consumer then waits for it), and an offset the log no longer has
+         * is the consumer's out-of-range case, as a committed one's. */
+        bool resumed = false;
+        if (gp->resume >= 0 && start <= gp->resume && !(start < 0 && gp->committed >= 0)) {
+            resumed = start != gp->resume;
+            start = gp->resume;
+        }
         if (start < 0) {
             if (cc->auto_offset_reset == STREAM_RESET_EARLIEST)
                 start = s->log_start[i];
@@ -95,9 +113,15 @@ static void start_finish(stream__cgroup *g, stream__start_ctx *s)
         }
         gp->state = STREAM__GP_ACTIVE;
         gp->committed = s->committed[i];
+        gp->resume = -1;
+        gp->resume_max = -1;
         /* Nothing before the start is owed: a reset position is committed
          * like a processed one, so the group stays where it started. */
         gp->stored = start;
+        /* The new coordinator learns the resumed position at once: it is
+         * what a member taking the partition over later starts from. */
+        if (resumed && g->conf.auto_commit)
+            g->next_commit_ms = now;
         stream__consumer_push(g->co, STREAM_EVENT_ASSIGNED, gp->topic, gp->partition, start, 0,
                               NULL);
     }
@@ -533,6 +557,16 @@ int stream_consumer_store_offset(stream_consumer *co, const char *topic, int32_t
     if (!g || !topic || offset < 0)
         return STREAM_EINVAL;
     stream__gpart *gp = stream__cgroup_find(g, topic, strlen(topic), partition);
+    if (gp && gp->resume >= 0 && gp->state != STREAM__GP_ACTIVE &&
+        gp->state != STREAM__GP_REVOKING) {
+        /* Lost with the session: a record poll returned before the loss,
+         * finished now, moves the resume point. */
+        if (offset > gp->resume_max)
+            return STREAM_ENOENT;
+        if (offset > gp->resume)
+            gp->resume = offset;
+        return 0;
+    }
     if (!gp || (gp->state != STREAM__GP_ACTIVE && gp->state != STREAM__GP_REVOKING))
         return STREAM_ENOENT;
     gp->stored = offset;

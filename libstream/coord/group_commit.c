@@ -191,9 +191,9 @@ static int commit_who(stream__group *g, const char *group, const char *mid, size
     stream__member *m = stream__member_find(g, mid, mid_len, NULL);
     if (m == NULL) {
         snprintf(msg, msg_len,
-                 "member '%.140s' is not in group '%s' (session timed out, left, or the broker "
+                 "member '%.*s' is not in group '%s' (session timed out, left, or the broker "
                  "restarted): join again with an empty member_id",
-                 mid, group);
+                 (int)(mid_len > 140 ? 140 : mid_len), mid, group);
         return STREAM_EUNKNOWNMEMBER;
     }
     if (gen != m->epoch && gen != m->prev_epoch) {

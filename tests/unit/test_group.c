@@ -259,6 +259,8 @@ static void assert_disjoint(member **ms, int n)
 
 /* commit_offsets of one partition. Returns the request error; *perr gets
  * the partition's. */
+static char commit1_text[512]; /* the last commit1's error message */
+
 static int commit1(int fd, const char *group, const char *member_id, int32_t gen, const char *topic,
                    int32_t partition, int64_t offset, const char *md, int *perr)
 {
@@ -285,6 +287,7 @@ static int commit1(int fd, const char *group, const char *member_id, int32_t gen
     wire_resp r;
     wire_call(fd, &b, id, &r);
     int err = r.err;
+    snprintf(commit1_text, sizeof(commit1_text), "%s", r.text);
     *perr = 1;
     if (err == 0) {
         const msgpack_object *t = wire_elem(wire_array(&r.msg.root, "topics"), 0);
@@ -770,6 +773,8 @@ static void test_commit_is_fenced_by_member_generation_and_assignment(void **sta
     /* An unknown member. */
     assert_int_equal(commit1(conn, "fence-g", "nobody", a.gen, "fence-t", mine, 6, NULL, &perr),
                      STREAM_EUNKNOWNMEMBER);
+    /* Named as sent: the id is not NUL-terminated in the request. */
+    assert_non_null(strstr(commit1_text, "member 'nobody' is not in group 'fence-g'"));
     /* A partition held by someone else: per partition. */
     assert_int_equal(commit1(conn, "fence-g", a.id, a.gen, "fence-t", theirs, 6, NULL, &perr), 0);
     assert_int_equal(perr, STREAM_ENOTASSIGNED);

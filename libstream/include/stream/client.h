@@ -618,9 +618,14 @@ bool stream_consumer_done(const stream_consumer *co);
  * is released and a STREAM_EVENT_REVOKED follows. A partition given gets a
  * STREAM_EVENT_ASSIGNED before its first record. When the session ends
  * (the broker removed the member: it missed its session timeout, or the
- * broker restarted) every partition is lost at once, without a commit
- * (REVOKED with err STREAM_EUNKNOWNMEMBER), and the consumer joins again
- * by itself. Transport errors are retried; a group error that ends
+ * broker restarted, or in a cluster the coordinator moved) every partition
+ * is lost at once, without a commit (REVOKED with err
+ * STREAM_EUNKNOWNMEMBER), and the consumer joins again by itself. A
+ * partition it is given back goes on from its stored offset (committed at
+ * once with auto_commit), unless another member has committed further
+ * meanwhile or the group's offsets were deleted (with the topic or the
+ * group): so a coordinator move repeats nothing for the partitions that
+ * stay with the member. Transport errors are retried; a group error that ends
  * membership for good (the group or a topic name refused) is one
  * STREAM_EVENT_ERROR with topic NULL, after which the consumer holds
  * nothing.
@@ -667,12 +672,16 @@ int stream_consumer_subscribe(stream_consumer *co, const stream_group_conf *conf
                               int timeout_ms, char *errbuf, size_t errbuf_len);
 
 /* Marks every record poll has returned as processed: stored := position for
- * every partition held. STREAM_EINVAL when not subscribed. */
+ * every partition held; for one lost with the session (not given back yet),
+ * the records returned before the loss, which it then goes on after if
+ * given back. STREAM_EINVAL when not subscribed. */
 int stream_consumer_store_positions(stream_consumer *co);
 
-/* Marks records of one held partition before `offset` as processed.
- * Returns 0, STREAM_ENOENT (not held), STREAM_EINVAL (offset < 0, or not
- * subscribed). */
+/* Marks records of one held partition before `offset` as processed (or of
+ * one lost with the session and not given back yet, up to its position at
+ * the loss, as stream_consumer_store_positions). Returns 0, STREAM_ENOENT
+ * (not held, or beyond what a lost one returned), STREAM_EINVAL (offset <
+ * 0, or not subscribed). */
 int stream_consumer_store_offset(stream_consumer *co, const char *topic, int32_t partition,
                                  int64_t offset);
 
