@@ -56,6 +56,9 @@
 
 #define TICK_MS            50
 #define RETRY_MS           100    /* after a failed fetch or truncation */
+#define RETRY_SOON_MS      5      /* ...refused as not the leader: it may not have applied the
+                                     change yet (the follower and the new leader learn it from
+                                     the same metadata entry, in either order) */
 #define FETCH_MAX_WAIT_MS  500    /* the leader's long poll */
 #define FETCH_MAX_BYTES    (8 << 20)
 #define PART_MAX_BYTES     (1 << 20)
@@ -563,7 +566,7 @@ static void on_trunc_answer(void *arg, int err, const msgpack_object *resp)
         for (size_t i = 0; i < rm->nparts; i++)
             if (rm->parts[i]->leader == f->leader)
                 rm->parts[i]->truncating = false;
-        f->retry_at = now_ms(rm) + RETRY_MS;
+        f->retry_at = now_ms(rm) + (rerr == STREAM_ENOTLEADER ? RETRY_SOON_MS : RETRY_MS);
         return;
     }
     if (p == NULL)
@@ -617,7 +620,8 @@ static void fetched_part(stream__replica *rm, fetcher *f, rpart *p, const msgpac
         return;
     }
     if (err != 0) {
-        f->retry_at = now_ms(rm) + RETRY_MS; /* not the leader (yet): metadata will tell */
+        /* not the leader (yet): metadata will tell */
+        f->retry_at = now_ms(rm) + (err == STREAM_ENOTLEADER ? RETRY_SOON_MS : RETRY_MS);
         return;
     }
     if (stream_field_int(pm, "high_watermark", -1, INT64_MAX, &hw, NULL, 0) != 0 ||
