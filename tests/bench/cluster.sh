@@ -22,15 +22,16 @@
 # (faultclient.py acker, one record at a time) runs against an RF=3 topic;
 # the partition's leader is killed with kill -9 and restarted; the time from
 # the kill to the first acknowledgement from the new leader is the failover
-# time (targets: median <= 1 s, max <= 2 s). Then a controlled shutdown
-# (SIGTERM of the leader): the longest gap between acknowledgements around
-# it (target <= 100 ms).
+# time (targets: median <= 1 s, max <= 2 s). Then TERMS controlled
+# shutdowns (SIGTERM of the leader, restarted 1.5 s after it stopped): for
+# each, the longest gap between acknowledgements from the last one before
+# the signal to 1 s after it (target: the longest <= 100 ms).
 #
 # Prints the table and the targets (met / not met); writes
 # BUILD_DIR/bench-cluster.json.
 #
 # Environment: CLUSTER_RECORDS (100-byte records per produce run, 1000000),
-# CLUSTER_REPS (3), CLUSTER_KILLS (20), CLUSTER_E2E_SECONDS (10).
+# CLUSTER_REPS (3), CLUSTER_KILLS (20), CLUSTER_TERMS (5), CLUSTER_E2E_SECONDS (10).
 set -u
 build=${1:-build}
 build=$(cd "$build" && pwd) || exit 2
@@ -40,6 +41,7 @@ export PATH="$build:$PATH"
 records=${CLUSTER_RECORDS:-1000000}
 reps=${CLUSTER_REPS:-3}
 kills=${CLUSTER_KILLS:-20}
+terms=${CLUSTER_TERMS:-5}
 e2e_seconds=${CLUSTER_E2E_SECONDS:-10}
 
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/stream-bench-cluster.XXXXXX")
@@ -57,6 +59,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 say() { echo "bench-cluster: $*" >&2; }
+isr_full() { [ "$(isr_of "$1" "$2")" = 1,2,3 ]; }
+wait_for() { # wait_for SECONDS CMD...
+    local i
+    for ((i = 0; i < $1 * 10; i++)); do
+        "${@:2}" && return 0
+        sleep 0.1
+    done
+    return 1
+}
 
 # ---- the servers ----
 mkdir -p "$tmp/single"
@@ -108,14 +119,21 @@ for ((k = 1; k <= kills; k++)); do
     node_start "$leader" || exit 1
     cluster_wait_json 15 "all(.brokers[]; .fenced == false)" || exit 1
 done
-sleep 1.5
-leader=$(leader_of fo 0)
-t0=$(date +%s%3N)
-node_kill "$leader" TERM
-echo "$t0 $leader" >"$tmp/term"
-wait "${CPIDS[$leader]}" 2>/dev/null
-CPIDS[$leader]=
-sleep 2
+: >"$tmp/term"
+for ((k = 1; k <= terms; k++)); do
+    sleep 1.5
+    leader=$(leader_of fo 0)
+    t0=$(date +%s%3N)
+    node_kill "$leader" TERM
+    echo "$t0 $leader" >>"$tmp/term"
+    wait "${CPIDS[$leader]}" 2>/dev/null
+    CPIDS[$leader]=
+    sleep 1.5
+    node_start "$leader" || exit 1
+    cluster_wait_json 15 "all(.brokers[]; .fenced == false)" || exit 1
+    wait_for 15 isr_full fo 0 || exit 1
+done
+sleep 1
 touch "$tmp/stop"
 wait "$acker"
 acker=
@@ -137,10 +155,18 @@ for l in open(tmp + "/kills"):
     t0, node = (int(v) for v in l.split())
     after = [a for a in acks if a[0] >= t0 and a[1] != node]
     fail.append(after[0][0] - t0 if after else None)
-t0, node = (int(v) for v in open(tmp + "/term").read().split())
-around = [a[0] for a in acks if t0 - 2000 <= a[0] <= t0 + 2000]
-gaps = [b - a for a, b in zip(around, around[1:])]
-stall = max(gaps) if gaps else None
+# Each controlled shutdown's stall: the longest gap between acknowledgements
+# from the last one before the SIGTERM to 1 s after it (the broker is back
+# only 1.5 s after it stopped, so its return is not counted).
+stalls = []
+for l in open(tmp + "/term"):
+    t0, node = (int(v) for v in l.split())
+    before = [a[0] for a in acks if a[0] < t0][-1:]
+    around = before + [a[0] for a in acks if t0 <= a[0] <= t0 + 1000]
+    gaps = [b - a for a, b in zip(around, around[1:])]
+    stalls.append(max(gaps) if gaps else None)
+got_stalls = [x for x in stalls if x is not None]
+stall = max(got_stalls) if got_stalls and len(got_stalls) == len(stalls) else None
 got = [f for f in fail if f is not None]
 res = {"reps": reps, "produce_acks_all_100B": {"rf1_records_per_sec": r1, "rf3_records_per_sec": r3,
                                                 "ratio": r3 / r1 if r1 else None},
@@ -150,6 +176,7 @@ res = {"reps": reps, "produce_acks_all_100B": {"rf1_records_per_sec": r1, "rf3_r
                        "median": med(got) if got else None, "max": max(got) if got else None,
                        "missing": len(fail) - len(got)},
        "controlled_shutdown_longest_gap_ms": stall,
+       "controlled_shutdown_gaps_ms": stalls,
        "runs": {"rf1": p1, "rf3": p3, "e2e": e3, "disk": disk}}
 json.dump(res, open(out, "w"), indent=1)
 ok = lambda c: "met" if c else "NOT met"
@@ -162,5 +189,5 @@ print("%-44s %13.2f   (e2e p99 is %.1fx it)" % ("the disk: fdatasync of one 100 
 if got:
     print("%-44s %14d   (target <= 1000: %s)" % ("failover after kill -9, median ms", med(got), ok(med(got) <= 1000)))
     print("%-44s %14d   (target <= 2000: %s)" % ("failover after kill -9, max ms (of %d)" % kills, max(got), ok(max(got) <= 2000 and len(got) == kills)))
-print("%-44s %14s   (target <= 100: %s)" % ("controlled shutdown, longest stall ms", stall, ok(stall is not None and stall <= 100)))
+print("%-44s %14s   (target <= 100: %s; each: %s)" % ("controlled shutdown, longest stall ms (of %d)" % len(stalls), stall, ok(stall is not None and stall <= 100), " ".join(str(x) for x in stalls)))
 EOF
