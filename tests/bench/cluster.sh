@@ -61,7 +61,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 say() { echo "bench-cluster: $*" >&2; }
-isr_full() { [ "$(isr_of "$1" "$2")" = 1,2,3 ]; }
+isr_full() { [ "$(isr_of "$1" "$2" 2>/dev/null)" = 1,2,3 ]; }
 wait_for() { # wait_for SECONDS CMD...
     local i
     for ((i = 0; i < $1 * 10; i++)); do
