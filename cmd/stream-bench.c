@@ -77,6 +77,8 @@ static const char usage_text[] =
     "                            (default 10000)\n"
     "      --json                print the result as one JSON document\n"
     "  -q, --quiet               no progress lines on stderr\n"
+    "  -v, --verbose             e2e: also each stage's latency (produce to\n"
+    "                            acknowledgement, acknowledgement to consumer)\n"
     "  -h, --help                show this help and exit\n"
     "      --version             show the version and exit\n";
 
@@ -110,6 +112,7 @@ static const struct option long_options[] = {
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"json", no_argument, NULL, OPT_JSON},
     {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -133,11 +136,13 @@ typedef struct options {
     int linger_ms;       /* -1: the mode's default */
     int64_t batch_bytes; /* 0: the library's default */
     int timeout_ms;
-    bool json, quiet;
+    bool json, quiet, verbose;
     bool producer_flags; /* some producer-only flag was given */
 } options;
 
 #define E2E_HEADER_BYTES 16
+/* With -v a record also carries its sequence number after the header. */
+#define E2E_STAGE_BYTES 24
 #define HIST_MAX_NS      (INT64_C(1) << 40) /* about 18 minutes */
 
 static int64_t now_ns(void)
@@ -803,11 +808,17 @@ typedef struct e2e_run {
     atomic_bool done; /* the producer has flushed (or failed) */
     uint64_t failed;  /* delivery failures; read after join */
     char error[512];  /* why the producer stopped early; "" if it did not */
+    /* -v: by sequence number, when each record was produced, acknowledged
+     * and consumed (0: never); written by one thread each, read after join */
+    int64_t *produced_ns, *acked_ns, *consumed_ns;
 } e2e_run;
 
 static void on_e2e_delivery(stream_producer *p, const stream_delivery *d, void *arg)
 {
     e2e_run *r = arg;
+    uintptr_t seq = (uintptr_t)d->opaque;
+    if (d->err == 0 && r->acked_ns != NULL && seq > 0 && seq <= (uintptr_t)r->o->records)
+        r->acked_ns[seq - 1] = now_ns();
     if (d->err != 0 && r->failed++ == 0)
         snprintf(r->error, sizeof(r->error), "delivery failed: %s",
                  d->msg && *d->msg ? d->msg : stream_strerror(d->err));
@@ -837,6 +848,12 @@ static void *e2e_producer(void *arg)
         pace(p, t0 + (int64_t)((double)i * 1e9 / o->rate));
         int64_t t = now_ns();
         memcpy(value, &t, 8);
+        if (r->produced_ns != NULL) {
+            uint64_t seq = (uint64_t)i;
+            memcpy(value + 16, &seq, 8);
+            rec.opaque = (void *)(uintptr_t)(i + 1);
+            r->produced_ns[i] = t;
+        }
         char err[256];
         int rc;
         while ((rc = stream_producer_produce(p, &rec, err, sizeof(err))) == STREAM_EAGAIN)
@@ -855,6 +872,72 @@ static void *e2e_producer(void *arg)
     return NULL;
 }
 
+/* -v: the end-to-end latency cut where the producer learns of the
+ * acknowledgement. produce -> ack is the producer's queueing, the request,
+ * the broker's durable path (acks=all: every in-sync replica's fdatasync)
+ * and the answer; ack -> consume is what the consumer waits after that
+ * (its long poll's answer; negative when it saw the record first, as it
+ * may with acks=1 or 0, counted apart). */
+typedef struct e2e_stages {
+    stream_histogram to_ack, ack_to_consume;
+    uint64_t consumed_first; /* records the consumer had before the ack */
+    uint64_t counted;        /* records with all three times */
+} e2e_stages;
+
+static void e2e_stages_compute(const e2e_run *r, e2e_stages *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (stream_histogram_init(&st->to_ack, HIST_MAX_NS, 0) != 0 ||
+        stream_histogram_init(&st->ack_to_consume, HIST_MAX_NS, 0) != 0)
+        die("out of memory");
+    for (int64_t i = 0; i < r->o->records; i++) {
+        int64_t p = r->produced_ns[i], a = r->acked_ns[i], c = r->consumed_ns[i];
+        if (p == 0 || a == 0 || c == 0)
+            continue;
+        st->counted++;
+        stream_histogram_record(&st->to_ack, a - p);
+        if (c < a)
+            st->consumed_first++;
+        else
+            stream_histogram_record(&st->ack_to_consume, c - a);
+    }
+}
+
+static void e2e_stages_release(e2e_stages *st)
+{
+    stream_histogram_release(&st->to_ack);
+    stream_histogram_release(&st->ack_to_consume);
+}
+
+static void e2e_stages_text(const e2e_stages *st)
+{
+    printf("  produce to acknowledgement (%" PRIu64 " records): ", st->counted);
+    latency_text(&st->to_ack);
+    printf("  acknowledgement to consumer (%" PRIu64 " records, %" PRIu64
+           " more consumed before their acknowledgement): ",
+           st->counted - st->consumed_first, st->consumed_first);
+    latency_text(&st->ack_to_consume);
+}
+
+static void e2e_stages_json(stream_json_writer *w, const e2e_stages *st)
+{
+    stream_json_key(w, "stages");
+    stream_json_object_start(w);
+    stream_json_key(w, "records");
+    stream_json_uint(w, st->counted);
+    stream_json_key(w, "consumed_before_ack");
+    stream_json_uint(w, st->consumed_first);
+    stream_json_key(w, "produce_to_ack");
+    stream_json_object_start(w);
+    latency_json(w, &st->to_ack);
+    stream_json_object_end(w);
+    stream_json_key(w, "ack_to_consume");
+    stream_json_object_start(w);
+    latency_json(w, &st->ack_to_consume);
+    stream_json_object_end(w);
+    stream_json_object_end(w);
+}
+
 static int run_e2e(const options *o)
 {
     stream_client *cc = connect_client(o, "stream-bench-consumer");
@@ -862,6 +945,13 @@ static int run_e2e(const options *o)
     /* The consumer starts at the end, assigned before the first record. */
     stream_consumer *co = new_consumer(cc, o, false, STREAM_OFFSET_END);
     e2e_run r = {.o = o, .c = connect_client(o, "stream-bench-producer")};
+    if (o->verbose) {
+        r.produced_ns = calloc((size_t)o->records, sizeof(int64_t));
+        r.acked_ns = calloc((size_t)o->records, sizeof(int64_t));
+        r.consumed_ns = calloc((size_t)o->records, sizeof(int64_t));
+        if (r.produced_ns == NULL || r.acked_ns == NULL || r.consumed_ns == NULL)
+            die("out of memory");
+    }
     r.run_id = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32) ^ UINT64_C(0x9e3779b97f4a7c15);
     stream_histogram hist;
     if (stream_histogram_init(&hist, HIST_MAX_NS, 0) != 0)
@@ -884,6 +974,12 @@ static int run_e2e(const options *o)
             int64_t sent;
             memcpy(&sent, ev.record.value, 8);
             stream_histogram_record(&hist, t - sent);
+            uint64_t seq;
+            if (r.consumed_ns != NULL && ev.record.value_len >= E2E_STAGE_BYTES) {
+                memcpy(&seq, ev.record.value + 16, 8);
+                if (seq < (uint64_t)o->records && r.consumed_ns[seq] == 0)
+                    r.consumed_ns[seq] = t;
+            }
             received++;
             last_rec_ns = t;
         } else if (rc == 1 && ev.type == STREAM_EVENT_ERROR) {
@@ -907,6 +1003,9 @@ static int run_e2e(const options *o)
     }
     pthread_join(th, NULL);
     uint64_t sent = atomic_load(&r.sent);
+    e2e_stages st;
+    if (o->verbose)
+        e2e_stages_compute(&r, &st);
     if (r.error[0]) {
         warn("producer: %s", r.error);
         status = EXIT_FAIL;
@@ -925,13 +1024,22 @@ static int run_e2e(const options *o)
         stream_json_key(&w, "records_received");
         stream_json_uint(&w, received);
         latency_json(&w, &hist);
+        if (o->verbose)
+            e2e_stages_json(&w, &st);
         json_finish(&w, &buf);
     } else {
         printf("e2e: %" PRIu64 " records sent, %" PRIu64 " received at %.0f records/s "
                "(acks=%s, %" PRId64 " bytes); ",
                sent, received, o->rate, acks_name(o->acks), o->record_bytes);
         latency_text(&hist);
+        if (o->verbose)
+            e2e_stages_text(&st);
     }
+    if (o->verbose)
+        e2e_stages_release(&st);
+    free(r.produced_ns);
+    free(r.acked_ns);
+    free(r.consumed_ns);
     finish_stdout();
     stream_consumer_free(co);
     stream_client_free(cc);
@@ -961,7 +1069,7 @@ static void parse_options(int argc, char **argv, options *o)
     bool size_given = false;
     int opt;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":b:t:n:s:z:g:qh", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":b:t:n:s:z:g:qvh", long_options, NULL)) != -1) {
         switch (opt) {
         case 'b':
             o->brokers = optarg;
@@ -1033,6 +1141,9 @@ static void parse_options(int argc, char **argv, options *o)
         case 'q':
             o->quiet = true;
             break;
+        case 'v':
+            o->verbose = true;
+            break;
         case 'h':
             cmd_help(usage_text);
         case OPT_VERSION:
@@ -1072,6 +1183,10 @@ static void parse_options(int argc, char **argv, options *o)
         usage_error("e2e needs a rate (--rate R)");
     if (o->mode == MODE_E2E && o->record_bytes < E2E_HEADER_BYTES)
         usage_error("e2e needs values of at least %d bytes (-s)", E2E_HEADER_BYTES);
+    if (o->verbose && o->mode != MODE_E2E)
+        usage_error("-v (each stage's latency) is for e2e only");
+    if (o->verbose && o->record_bytes < E2E_STAGE_BYTES)
+        usage_error("e2e -v needs values of at least %d bytes (-s)", E2E_STAGE_BYTES);
     if (o->mode == MODE_PRODUCE && o->record_bytes > INT32_MAX)
         usage_error("record size too large");
 }

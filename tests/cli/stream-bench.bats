@@ -173,6 +173,17 @@ jsonof() {
     assert_output "('e2e', 200, 200, 'all', 1000.0, ['avg', 'max', 'p50', 'p95', 'p99', 'p999'], True)"
 }
 
+@test "e2e -v splits the latency at the acknowledgement" {
+    run --separate-stderr stream-bench e2e -t stages --rate 500 -n 200 --acks all -v -q
+    assert_success
+    assert_line --index 1 --regexp '^  produce to acknowledgement \(200 records\): latency ms: avg [0-9.]+ p50 '
+    assert_line --index 2 --regexp '^  acknowledgement to consumer \([0-9]+ records, [0-9]+ more consumed before their acknowledgement\): latency ms: '
+    # Every record counted once: after its acknowledgement or before it.
+    run jsonof 'd["stages"]["records"], d["stages"]["consumed_before_ack"] <= d["stages"]["records"], sorted(d["stages"]["produce_to_ack"]["latency_ms"]), 0 < d["stages"]["produce_to_ack"]["latency_ms"]["p50"]' \
+        stream-bench e2e -t stages --rate 1000 -n 300 --acks all -v --json -q
+    assert_output "(300, True, ['avg', 'max', 'p50', 'p95', 'p99', 'p999'], True)"
+}
+
 @test "e2e ignores records from other writers on the topic" {
     stream-bench produce -t shared -n 50 -q >/dev/null
     run jsonof 'd["records_received"]' stream-bench e2e -t shared --rate 1000 -n 100 --json -q
@@ -208,7 +219,8 @@ jsonof() {
         "e2e -t x -n 10 --rate 10 --topics 2" "produce -t x -n 1 --producers 0" \
         "produce -t x -n 1 --producers 1001" "produce -t x -n 1 --producers some" \
         "consume -t x --producers 2" "e2e -t x -n 10 --rate 10 --producers 2" \
-        "produce -t x -n 1 --group g" "e2e -t x -n 10 --rate 10 -g g" "consume -t x -g a/b"; do
+        "produce -t x -n 1 --group g" "e2e -t x -n 10 --rate 10 -g g" "consume -t x -g a/b" \
+        "produce -t x -n 1 -v" "e2e -t x -n 10 --rate 10 -s 16 -v"; do
         run stream-bench $args
         [ "$status" -eq 2 ] || { echo "stream-bench $args: status $status: $output"; return 1; }
         [[ "$output" == *"Try 'stream-bench --help'."* ]] || { echo "$args: $output"; return 1; }
@@ -223,7 +235,7 @@ jsonof() {
     assert_success
     for word in produce consume e2e --brokers --topic --records --record-size --acks \
         --compression --rate --partitions --topics --producers --group --linger-ms --batch-bytes --timeout-ms --json \
-        --quiet; do
+        --quiet --verbose; do
         assert_output --partial -- "$word"
     done
     run stream-bench --version
