@@ -5,7 +5,7 @@
 #
 #   make fuzz            build, then run each target for FUZZ_SECONDS (default 60),
 #                        one after the other, growing a corpus kept in build/fuzz/work/
-#   make fuzz-check      run each target for FUZZ_CHECK_SECONDS (default 10) from a fresh
+#   make fuzz-check      run each target for FUZZ_CHECK_SECONDS (default 6) from a fresh
 #                        copy of the checked-in corpus; one TAP line per target:
 #                            ok - fuzz_X N runs in S s
 #                            not ok - fuzz_X: crash (tests/fuzz/crashes/fuzz_X-crash-...)
@@ -30,7 +30,7 @@
 # Needs the Debian packages clang and libclang-rt-14-dev (llvm for symbolized traces).
 
 FUZZ_SECONDS       ?= 60
-FUZZ_CHECK_SECONDS ?= 10
+FUZZ_CHECK_SECONDS ?= 6
 FUZZ_CC            ?= clang
 
 # Defaults for running this file on its own (the Makefile sets them already).
