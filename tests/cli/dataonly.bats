@@ -40,7 +40,8 @@ DATAONLY_JOINED='(.brokers | length) == 4 and all(.brokers[]; .fenced == false)
     for ((i = 0; i < 60; i++)); do
         p=$(stream-topics -b "$(node_addr 4)" describe d --json 2>/dev/null | jq -r '
             [.topics[0].partitions[] | select((.replicas | sort) == [1, 2, 3, 4])] as $a
-            | if ($a | length) == 4 then ($a[] | select(.leader == 4) | .partition) else empty end')
+            | if ($a | length) == 4 then ($a[] | select(.leader == 4) | .partition) else empty end' \
+            2>/dev/null || true)
         [ -n "$p" ] && break
         sleep 0.05
     done
@@ -86,6 +87,14 @@ DATAONLY_JOINED='(.brokers | length) == 4 and all(.brokers[]; .fenced == false)
         node_start "$k"
     done
     cluster_wait_json 10 "$DATAONLY_JOINED"
+    # Its own copy of the metadata shows it registered too (it follows the
+    # controller's image a heartbeat later): only then is a SIGTERM a
+    # controlled shutdown rather than a plain stop.
+    for ((i = 0; i < 50; i++)); do
+        stream-topics -b "$(node_addr 4)" --timeout-ms 1000 cluster --json 2>/dev/null |
+            jq -e '.brokers[] | select(.node_id == 4) | .fenced == false' >/dev/null && break
+        sleep 0.1
+    done
     # SIGTERM: controlled shutdown, as any broker.
     node_kill 4 TERM
     timeout 10 tail --pid="${CPIDS[4]}" -f /dev/null
