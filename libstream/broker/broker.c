@@ -177,6 +177,7 @@ static void read_settings(stream_broker *b, const stream_config *cfg)
     s->housekeeping_ms = stream_config_int(cfg, STREAM_CONFIG_LOG_RETENTION_CHECK_INTERVAL_MS);
     s->auto_create = stream_config_bool(cfg, STREAM_CONFIG_AUTO_CREATE_TOPICS_ENABLE);
     stream_frame_reader_init(&b->rfr, s->max_request_bytes);
+    stream_frame_reader_keep(&b->rfr, STREAM__READ_KEEP_BYTES);
 }
 
 static void on_stop_async(uv_async_t *a);

@@ -44,6 +44,8 @@
 
 /* Bytes asked for per read. */
 #define READ_CHUNK (64 * 1024)
+/* A connection quiet this long gives back a read buffer grown past 256 KiB. */
+#define READ_TRIM_MS 1000
 /* File bytes copied into one uv_write when sendfile finds the socket full:
  * small, since all it does is make libuv wait until there is room again
  * (then sendfile goes on), but a few pages so that the wait pays off. */
@@ -817,6 +819,7 @@ void stream__conn_on_connection(uv_stream_t *server, int status)
     }
     c->broker = b;
     stream_frame_reader_init(&c->fr, b->set.max_request_bytes);
+    stream_frame_reader_keep(&c->fr, STREAM__READ_KEEP_BYTES);
     stream_msg_init(&c->msg);
     uv_tcp_init(&b->loop, &c->tcp);
     c->tcp.data = c;
@@ -874,13 +877,16 @@ void stream__conn_on_connection(uv_stream_t *server, int status)
 
 void stream__conns_sweep_idle(stream_broker *b)
 {
-    if (b->set.idle_ms <= 0)
-        return;
     uint64_t now = uv_now(&b->loop);
     stream__conn *c = b->conns;
     while (c) {
         stream__conn *next = c->next;
-        bool quiet = now - c->last_active_ms > (uint64_t)b->set.idle_ms;
+        /* A read buffer grown for large requests is given back once its
+         * connection has sent nothing for a while (not per request: see
+         * STREAM__READ_KEEP_BYTES). */
+        if (!c->fr_borrowed && now - c->last_active_ms > READ_TRIM_MS)
+            stream_frame_reader_trim(&c->fr);
+        bool quiet = b->set.idle_ms > 0 && now - c->last_active_ms > (uint64_t)b->set.idle_ms;
         /* A connection waiting on the broker (a long poll at the head of its
          * queue, nothing being written) is not idle. One with responses
          * handed to the socket that the client has not taken for as long is

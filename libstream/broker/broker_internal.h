@@ -60,6 +60,14 @@ typedef struct stream__pool {
 } stream__pool;
 #define STREAM__POOL_MAX 4096
 
+/* Request read buffers (the broker's shared one and each connection's) keep
+ * up to this much while requests keep coming: shrinking one after each
+ * 1 MiB produce and growing it again for the next cost five times the
+ * request's own handling (page faults on fresh memory, the copies of each
+ * doubling). A connection quiet for a second gives its back
+ * (stream__conns_sweep_idle). */
+#define STREAM__READ_KEEP_BYTES (16u << 20)
+
 /* A block from the pool, or NULL when it is empty (the caller allocates). */
 static inline void *stream__pool_get(stream__pool *p)
 {

@@ -9,6 +9,9 @@
 #include "stream/error.h"
 
 #define PEER_MAX_FRAME (256u << 20) /* a replica fetch answers up to its max_bytes */
+/* The read buffer kept between frames: a follower's fetch answers (up to
+ * 8 MiB, replica.c) would otherwise shrink it and grow it back each time. */
+#define PEER_KEEP_BYTES (16u << 20)
 
 typedef struct peer_req {
     struct peer_req *next;
@@ -201,6 +204,7 @@ static int peer_connect(stream__peer *p)
         return STREAM_EINVAL;
     stream_frame_reader_release(&p->fr);
     stream_frame_reader_init(&p->fr, PEER_MAX_FRAME);
+    stream_frame_reader_keep(&p->fr, PEER_KEEP_BYTES);
     if (uv_tcp_init(p->loop, &p->tcp) != 0)
         return STREAM_EIO;
     p->tcp.data = p;
@@ -252,6 +256,7 @@ stream__peer *stream__peer_new(uv_loop_t *loop, const char *host, uint16_t port,
     stream_buf_init(&p->queued);
     stream_buf_init(&p->writing);
     stream_frame_reader_init(&p->fr, PEER_MAX_FRAME);
+    stream_frame_reader_keep(&p->fr, PEER_KEEP_BYTES);
     stream_msg_init(&p->msg);
     return p;
 }

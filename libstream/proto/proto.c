@@ -27,8 +27,8 @@
 #include "stream/error.h"
 #include "stream/proto.h"
 
-/* Reader buffer sizes: the default read size, and the capacity above which a
- * mostly empty buffer is given back after a large frame. */
+/* Reader buffer sizes: the default read size, and the default capacity above
+ * which a mostly empty buffer is given back after a large frame. */
 #define READER_CHUNK        65536
 #define READER_SHRINK_ABOVE (4 * READER_CHUNK)
 
@@ -123,13 +123,20 @@ void stream_frame_reader_init(stream_frame_reader *fr, size_t max_frame_bytes)
 {
     memset(fr, 0, sizeof *fr);
     fr->max_frame_bytes = max_frame_bytes > UINT32_MAX ? UINT32_MAX : max_frame_bytes;
+    fr->keep = READER_SHRINK_ABOVE;
+}
+
+void stream_frame_reader_keep(stream_frame_reader *fr, size_t bytes)
+{
+    fr->keep = bytes > READER_SHRINK_ABOVE ? bytes : READER_SHRINK_ABOVE;
 }
 
 void stream_frame_reader_release(stream_frame_reader *fr)
 {
     free(fr->data);
-    size_t max = fr->max_frame_bytes;
+    size_t max = fr->max_frame_bytes, keep = fr->keep;
     stream_frame_reader_init(fr, max);
+    fr->keep = keep;
 }
 
 size_t stream_frame_reader_pending(const stream_frame_reader *fr)
@@ -138,8 +145,9 @@ size_t stream_frame_reader_pending(const stream_frame_reader *fr)
 }
 
 /* Moves the pending bytes to the front, and gives memory back when a large
- * frame has left a mostly empty buffer behind. Invariant kept: start <= scan. */
-static void reader_compact(stream_frame_reader *fr)
+ * frame has left a buffer over `keep` bytes mostly empty. Invariant kept:
+ * start <= scan. */
+static void reader_compact(stream_frame_reader *fr, size_t keep)
 {
     if (fr->start > 0) {
         size_t n = fr->len - fr->start;
@@ -149,7 +157,7 @@ static void reader_compact(stream_frame_reader *fr)
         fr->scan -= fr->start;
         fr->start = 0;
     }
-    if (fr->cap > READER_SHRINK_ABOVE && fr->len < fr->cap / 4) {
+    if (fr->cap > keep && fr->len < fr->cap / 4) {
         size_t cap = fr->len * 2 > READER_CHUNK ? fr->len * 2 : READER_CHUNK;
         uint8_t *p = realloc(fr->data, cap);
         if (p != NULL) { /* keeping the larger buffer is harmless */
@@ -157,6 +165,12 @@ static void reader_compact(stream_frame_reader *fr)
             fr->cap = cap;
         }
     }
+}
+
+void stream_frame_reader_trim(stream_frame_reader *fr)
+{
+    reader_compact(fr, READER_SHRINK_ABOVE);
+    fr->prepared = 0; /* the space handed out may be gone: a _commit now fails */
 }
 
 /* Ensures `extra` free bytes after len. Grows geometrically, from what was
@@ -208,7 +222,7 @@ int stream_frame_reader_feed(stream_frame_reader *fr, const void *p, size_t n, c
     const uint8_t *in = p;
     if (fr->err)
         return fr->err;
-    reader_compact(fr);
+    reader_compact(fr, fr->keep);
     /* Copy up to the end of the current payload or length prefix at a time,
      * so a bad prefix is caught before a byte behind it is stored. */
     while (n > 0) {
@@ -243,7 +257,7 @@ int stream_frame_reader_prepare(stream_frame_reader *fr, size_t want, uint8_t **
         return fr->err;
     if (want == 0)
         want = READER_CHUNK;
-    reader_compact(fr);
+    reader_compact(fr, fr->keep);
     if (reader_reserve(fr, want) != 0)
         return STREAM_ENOMEM;
     *p = fr->data + fr->len;

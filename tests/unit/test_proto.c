@@ -286,6 +286,49 @@ static void test_frame_reader_shrinks_after_large_frame(void **state)
     stream_buf_release(&s);
 }
 
+/* A reader told to keep 16 MiB streams 1 MiB frames in one buffer (no
+ * shrink and regrow per frame), and gives it back on _trim. */
+static void test_frame_reader_keeps_its_buffer_until_trimmed(void **state)
+{
+    stream_buf s = STREAM_BUF_INIT;
+    stream_frame_reader fr;
+    const uint8_t *p;
+    size_t n, seen = 0;
+    stream_frame_reader_init(&fr, 4 << 20);
+    stream_frame_reader_keep(&fr, 16 << 20);
+    put_frame(&s, 1, 1 << 20);
+    assert_int_equal(stream_frame_reader_feed(&fr, s.data, s.len, NULL, 0), 0);
+    size_t cap = fr.cap;
+    const uint8_t *data = fr.data;
+    assert_true(cap >= s.len);
+    assert_int_equal(stream_frame_reader_next(&fr, &p, &n), 1);
+    for (int i = 0; i < 5; i++) { /* the next frames arrive in pieces */
+        uint8_t *q;
+        size_t avail, off = 0;
+        while (off < s.len) {
+            assert_int_equal(stream_frame_reader_prepare(&fr, 0, &q, &avail), 0);
+            size_t take = s.len - off < 100000 ? s.len - off : 100000;
+            take = take < avail ? take : avail;
+            memcpy(q, s.data + off, take);
+            assert_int_equal(stream_frame_reader_commit(&fr, take, NULL, 0), 0);
+            off += take;
+        }
+        assert_int_equal(stream_frame_reader_next(&fr, &p, &n), 1);
+        assert_int_equal(n, s.len - 4);
+        assert_int_equal(fr.cap, cap); /* neither shrunk nor grown... */
+        assert_ptr_equal(fr.data, data); /* ...nor moved */
+    }
+    stream_frame_reader_trim(&fr);
+    assert_true(fr.cap <= 65536);
+    stream_buf_reset(&s);
+    put_frame(&s, 1, pads[0]);
+    assert_int_equal(stream_frame_reader_feed(&fr, s.data, s.len, NULL, 0), 0);
+    drain(&fr, &seen);
+    assert_int_equal(seen, 1);
+    stream_frame_reader_release(&fr);
+    stream_buf_release(&s);
+}
+
 static void test_frame_reader_commit_beyond_prepared_is_einval(void **state)
 {
     stream_frame_reader fr;
@@ -1363,6 +1406,7 @@ int main(void)
         cmocka_unit_test(test_frame_reader_returns_frames_before_bad_length),
         cmocka_unit_test(test_frame_reader_announced_length_allocates_nothing),
         cmocka_unit_test(test_frame_reader_shrinks_after_large_frame),
+        cmocka_unit_test(test_frame_reader_keeps_its_buffer_until_trimmed),
         cmocka_unit_test(test_frame_reader_commit_beyond_prepared_is_einval),
         cmocka_unit_test(test_msg_parse_borrows_strings_from_payload),
         cmocka_unit_test(test_msg_parse_rejects_garbage_and_non_maps),

@@ -203,6 +203,8 @@ typedef struct stream_frame_reader {
     size_t scan;     /* offset of the next length prefix not yet checked; may be
                         > len while a checked frame is still arriving */
     size_t prepared; /* free bytes handed out by the last _prepare */
+    size_t keep;     /* a buffer up to this size is kept when it empties
+                        (stream_frame_reader_keep) */
     /* read-only */
     size_t max_frame_bytes; /* largest payload accepted */
     int err;                /* 0, or the sticky error (EPROTO/ETOOLARGE/ENOMEM) */
@@ -214,6 +216,18 @@ typedef struct stream_frame_reader {
 void stream_frame_reader_init(stream_frame_reader *fr, size_t max_frame_bytes);
 /* Frees the buffer; the reader may be initialised again. */
 void stream_frame_reader_release(stream_frame_reader *fr);
+/* A buffer that grew past `bytes` for a large frame is given back (shrunk)
+ * by _feed and _prepare once it is mostly empty again; one up to `bytes` is
+ * kept. The default, 256 KiB, gives memory back at once. A reader fed a
+ * stream of large frames keeps more: shrinking after each 1 MiB frame and
+ * growing again for the next costs more than the frame itself (fresh pages,
+ * and the copies of each doubling); its owner then calls _trim when the
+ * stream goes quiet. */
+void stream_frame_reader_keep(stream_frame_reader *fr, size_t bytes);
+/* Gives back a buffer over 256 KiB that is mostly empty, whatever _keep
+ * said. Invalidates views from _next and the space of the last _prepare
+ * (a _commit after it is STREAM_EINVAL). */
+void stream_frame_reader_trim(stream_frame_reader *fr);
 
 /* Copies n bytes in and checks any length prefixes they complete. Returns 0,
  * STREAM_EPROTO (zero length), STREAM_ETOOLARGE (length over the maximum),
