@@ -43,8 +43,8 @@
  *
  * Memory: buffer_bytes bounds the record bytes held from produce() until the
  * batch completes (reported or not); produce() says EAGAIN above it. The
- * pools keep at most POOL_BUILDERS builders of at most POOL_BUILDER_BYTES
- * each on top.
+ * pools keep at most POOL_BUILDERS builders of at most twice batch_bytes
+ * (1 MiB at least) each, and within buffer_bytes in all, on top.
  *
  * Idempotence (Kafka's idempotent producer; the rules the broker applies are
  * in producer_state.h). Each partition has a producer id, an epoch and the

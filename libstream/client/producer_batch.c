@@ -20,9 +20,18 @@
  * no longer needed once the batch is done. */
 static void builder_recycle(stream_producer *p, stream_batch_builder *bb)
 {
-    if (p->npool < POOL_BUILDERS && bb->buf.cap + bb->zbuf.cap <= POOL_BUILDER_BYTES) {
+    /* A builder of up to twice batch_bytes is kept (a batch grows its buffer
+     * by doubling): a stream of 1 MiB batches that allocated a fresh 2 MiB
+     * buffer for each spent more on page faults than on the records. All
+     * kept builders together stay within buffer_bytes. */
+    size_t bytes = bb->buf.cap + bb->zbuf.cap;
+    size_t most = 2 * p->conf.batch_bytes + 65536;
+    if (most < POOL_BUILDER_BYTES)
+        most = POOL_BUILDER_BYTES;
+    if (p->npool < POOL_BUILDERS && bytes <= most && p->pool_bytes + bytes <= p->conf.buffer_bytes) {
         stream_batch_builder_reset(bb);
         p->pool[p->npool++] = *bb; /* the pool owns its buffers now */
+        p->pool_bytes += bytes;
         stream_batch_builder_init(bb);
     } else {
         stream_batch_builder_release(bb);
@@ -74,6 +83,7 @@ stream__pbatch *stream__producer_batch_new(stream_producer *p, stream__ppart *pp
     b->base_offset = -1;
     if (p->npool > 0) {
         b->b = p->pool[--p->npool]; /* reset when it went in; the codec is ours */
+        p->pool_bytes -= b->b.buf.cap + b->b.zbuf.cap;
     } else {
         stream_batch_builder_init(&b->b);
         stream_batch_builder_set_codec(&b->b, p->conf.codec, p->conf.codec_level);

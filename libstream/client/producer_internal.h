@@ -16,8 +16,9 @@
 #include "stream/partition.h"
 
 /* Builders kept for reuse and the most buffer bytes one may keep (a few
- * partitions' batches in flight at the default batch_bytes); batch structs
- * kept and the most records their arrays may hold. */
+ * partitions' batches in flight at the default batch_bytes; more when
+ * batch_bytes is larger, see builder_recycle); batch structs kept and the
+ * most records their arrays may hold. */
 #define POOL_BUILDERS      16
 #define POOL_BUILDER_BYTES (1u << 20)
 #define POOL_BATCHES       64
@@ -116,6 +117,7 @@ struct stream_producer {
     size_t send_parts;                    /* partitions on the send list */
     stream_batch_builder pool[POOL_BUILDERS]; /* reset builders to reuse */
     int npool;
+    size_t pool_bytes;                        /* their buffers' capacity */
     stream__pbatch *free_batches; /* batch structs to reuse */
     int nfree_batches;
     stream__pbatch *done_head, *done_tail; /* waiting for their reports */
