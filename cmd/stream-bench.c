@@ -77,8 +77,8 @@ static const char usage_text[] =
     "                            (default 10000)\n"
     "      --json                print the result as one JSON document\n"
     "  -q, --quiet               no progress lines on stderr\n"
-    "  -v, --verbose             e2e: also each stage's latency (produce to\n"
-    "                            acknowledgement, acknowledgement to consumer)\n"
+    "  -v, --verbose             e2e: also each stage's latency (producer queue,\n"
+    "                            broker, sync round, ack, consumer)\n"
     "  -h, --help                show this help and exit\n"
     "      --version             show the version and exit\n";
 
@@ -242,6 +242,7 @@ static stream_producer *new_producer(stream_client *c, const options *o, stream_
     }
     conf.on_delivery = cb;
     conf.opaque = arg;
+    conf.timing = o->verbose && o->mode == MODE_E2E; /* the broker's stages too */
     stream_producer *p = NULL;
     char err[512];
     if (stream_producer_new(c, &conf, &p, err, sizeof(err)) != 0)
@@ -811,14 +812,18 @@ typedef struct e2e_run {
     /* -v: by sequence number, when each record was produced, acknowledged
      * and consumed (0: never); written by one thread each, read after join */
     int64_t *produced_ns, *acked_ns, *consumed_ns;
+    stream_delivery_timing *timing; /* -v: the broker's account of each (sent_ns 0: none) */
 } e2e_run;
 
 static void on_e2e_delivery(stream_producer *p, const stream_delivery *d, void *arg)
 {
     e2e_run *r = arg;
     uintptr_t seq = (uintptr_t)d->opaque;
-    if (d->err == 0 && r->acked_ns != NULL && seq > 0 && seq <= (uintptr_t)r->o->records)
+    if (d->err == 0 && r->acked_ns != NULL && seq > 0 && seq <= (uintptr_t)r->o->records) {
         r->acked_ns[seq - 1] = now_ns();
+        if (d->timing != NULL)
+            r->timing[seq - 1] = *d->timing;
+    }
     if (d->err != 0 && r->failed++ == 0)
         snprintf(r->error, sizeof(r->error), "delivery failed: %s",
                  d->msg && *d->msg ? d->msg : stream_strerror(d->err));
@@ -872,17 +877,69 @@ static void *e2e_producer(void *arg)
     return NULL;
 }
 
-/* -v: the end-to-end latency cut where the producer learns of the
- * acknowledgement. produce -> ack is the producer's queueing, the request,
- * the broker's durable path (acks=all: every in-sync replica's fdatasync)
- * and the answer; ack -> consume is what the consumer waits after that
- * (its long poll's answer; negative when it saw the record first, as it
- * may with acks=1 or 0, counted apart). */
+/* -v: where the end-to-end latency goes. Two cuts at the producer's
+ * acknowledgement: produce -> ack (the producer's queueing, the request,
+ * the broker's durable path - acks=all: every in-sync replica's fdatasync -
+ * and the answer) and ack -> consume (what the consumer waits after that:
+ * negative when it saw the record first, as it may on a single broker or
+ * with acks=1, counted apart). Then produce -> ack in stages, from the
+ * broker's own account (the produce answer's timing, protocol.md 6.7):
+ *
+ *   queue       produce() to the request carrying the record being sent:
+ *               waiting for linger, or for one of the partition's 5
+ *               requests in flight to be answered
+ *   append      the broker's handling of the request up to the append
+ *   round wait  the append to the start of the sync round on the leader's
+ *               disk that covers it (the flusher busy with the round before)
+ *   sync        that round: its fdatasyncs
+ *   after sync  the round's end to the answer: waking the broker's loop and,
+ *               replicated, the followers fetching, syncing and reporting
+ *   transport   the rest of the round trip: both event loops and loopback
+ *
+ * and the slowest 1% of records end to end, with each stage's mean over
+ * them: what the p99 is made of. */
+enum { ST_QUEUE, ST_APPEND, ST_ROUND_WAIT, ST_SYNC, ST_AFTER_SYNC, ST_TRANSPORT, ST_N };
+static const char *const stage_names[ST_N] = {"queue", "append", "round_wait",
+                                               "sync", "after_sync", "transport"};
+static const char *const stage_text[ST_N] = {
+    "producer queue (produce() to the request's send)",
+    "broker: request to append",
+    "broker: append to its sync round's start",
+    "broker: the sync round (fdatasync)",
+    "broker: round's end to the answer",
+    "network and event loops (the rest)"};
+
 typedef struct e2e_stages {
     stream_histogram to_ack, ack_to_consume;
     uint64_t consumed_first; /* records the consumer had before the ack */
     uint64_t counted;        /* records with all three times */
+    stream_histogram stage[ST_N];
+    uint64_t staged;         /* records with the broker's account and a sync round */
+    /* the slowest 1% end to end (of `counted`): how many, from what
+     * latency, and each stage's mean over them (ms; NaN: none staged) */
+    uint64_t slow, slow_staged;
+    double slow_from_ms, slow_e2e_ms, slow_mean_ms[ST_N];
 } e2e_stages;
+
+/* A record's stages in ns; false without the broker's full account. */
+static bool record_stages(const e2e_run *r, int64_t i, int64_t st[ST_N])
+{
+    const stream_delivery_timing *t = &r->timing[i];
+    if (t->sent_ns == 0 || t->append_us < 0 || t->durable_us < 0 || t->round_wait_us < 0 ||
+        t->sync_us < 0)
+        return false;
+    int64_t rtt = t->acked_ns - t->sent_ns;
+    st[ST_QUEUE] = t->sent_ns - r->produced_ns[i];
+    st[ST_APPEND] = t->append_us * 1000;
+    st[ST_ROUND_WAIT] = t->round_wait_us * 1000;
+    st[ST_SYNC] = t->sync_us * 1000;
+    st[ST_AFTER_SYNC] = (t->durable_us - t->round_wait_us - t->sync_us) * 1000;
+    st[ST_TRANSPORT] = rtt - (t->append_us + t->durable_us) * 1000;
+    for (int k = 0; k < ST_N; k++)
+        if (st[k] < 0)
+            st[k] = 0; /* microsecond rounding */
+    return true;
+}
 
 static void e2e_stages_compute(const e2e_run *r, e2e_stages *st)
 {
@@ -890,23 +947,59 @@ static void e2e_stages_compute(const e2e_run *r, e2e_stages *st)
     if (stream_histogram_init(&st->to_ack, HIST_MAX_NS, 0) != 0 ||
         stream_histogram_init(&st->ack_to_consume, HIST_MAX_NS, 0) != 0)
         die("out of memory");
+    for (int k = 0; k < ST_N; k++)
+        if (stream_histogram_init(&st->stage[k], HIST_MAX_NS, 0) != 0)
+            die("out of memory");
+    stream_histogram e2e;
+    if (stream_histogram_init(&e2e, HIST_MAX_NS, 0) != 0)
+        die("out of memory");
     for (int64_t i = 0; i < r->o->records; i++) {
         int64_t p = r->produced_ns[i], a = r->acked_ns[i], c = r->consumed_ns[i];
         if (p == 0 || a == 0 || c == 0)
             continue;
         st->counted++;
         stream_histogram_record(&st->to_ack, a - p);
+        stream_histogram_record(&e2e, c - p);
         if (c < a)
             st->consumed_first++;
         else
             stream_histogram_record(&st->ack_to_consume, c - a);
+        int64_t v[ST_N];
+        if (record_stages(r, i, v)) {
+            st->staged++;
+            for (int k = 0; k < ST_N; k++)
+                stream_histogram_record(&st->stage[k], v[k]);
+        }
     }
+    /* The slowest 1%: at or above the p99 of end-to-end latency. */
+    int64_t from = st->counted ? stream_histogram_percentile(&e2e, 99) : INT64_MAX;
+    st->slow_from_ms = ms(from);
+    double sum[ST_N] = {0}, e2e_sum = 0;
+    for (int64_t i = 0; i < r->o->records; i++) {
+        int64_t p = r->produced_ns[i], a = r->acked_ns[i], c = r->consumed_ns[i];
+        if (p == 0 || a == 0 || c == 0 || c - p < from)
+            continue;
+        st->slow++;
+        e2e_sum += (double)(c - p);
+        int64_t v[ST_N];
+        if (record_stages(r, i, v)) {
+            st->slow_staged++;
+            for (int k = 0; k < ST_N; k++)
+                sum[k] += (double)v[k];
+        }
+    }
+    st->slow_e2e_ms = st->slow ? e2e_sum / (double)st->slow / 1e6 : NAN;
+    for (int k = 0; k < ST_N; k++)
+        st->slow_mean_ms[k] = st->slow_staged ? sum[k] / (double)st->slow_staged / 1e6 : NAN;
+    stream_histogram_release(&e2e);
 }
 
 static void e2e_stages_release(e2e_stages *st)
 {
     stream_histogram_release(&st->to_ack);
     stream_histogram_release(&st->ack_to_consume);
+    for (int k = 0; k < ST_N; k++)
+        stream_histogram_release(&st->stage[k]);
 }
 
 static void e2e_stages_text(const e2e_stages *st)
@@ -917,6 +1010,22 @@ static void e2e_stages_text(const e2e_stages *st)
            " more consumed before their acknowledgement): ",
            st->counted - st->consumed_first, st->consumed_first);
     latency_text(&st->ack_to_consume);
+    if (st->staged == 0) {
+        printf("  stages: none (the broker gives them for acks=all records synced by a round "
+               "it remembers)\n");
+        return;
+    }
+    printf("  produce to acknowledgement in stages (%" PRIu64 " records):\n", st->staged);
+    for (int k = 0; k < ST_N; k++) {
+        printf("    %-50s ", stage_text[k]);
+        latency_text(&st->stage[k]);
+    }
+    printf("  the slowest 1%% end to end (%" PRIu64 " records, %.3f ms and over, mean %.3f ms), "
+           "mean ms per stage:",
+           st->slow, st->slow_from_ms, st->slow_e2e_ms);
+    for (int k = 0; k < ST_N; k++)
+        printf(" %s %.3f", stage_names[k], st->slow_mean_ms[k]);
+    printf("\n");
 }
 
 static void e2e_stages_json(stream_json_writer *w, const e2e_stages *st)
@@ -935,6 +1044,26 @@ static void e2e_stages_json(stream_json_writer *w, const e2e_stages *st)
     stream_json_object_start(w);
     latency_json(w, &st->ack_to_consume);
     stream_json_object_end(w);
+    stream_json_key(w, "staged");
+    stream_json_uint(w, st->staged);
+    for (int k = 0; k < ST_N && st->staged > 0; k++) {
+        stream_json_key(w, stage_names[k]);
+        stream_json_object_start(w);
+        latency_json(w, &st->stage[k]);
+        stream_json_object_end(w);
+    }
+    stream_json_key(w, "slowest");
+    stream_json_object_start(w);
+    stream_json_key(w, "records");
+    stream_json_uint(w, st->slow);
+    json_fixed(w, "from_ms", st->slow_from_ms, 3);
+    json_fixed(w, "mean_ms", st->slow_e2e_ms, 3);
+    stream_json_key(w, "stage_mean_ms");
+    stream_json_object_start(w);
+    for (int k = 0; k < ST_N; k++)
+        json_fixed(w, stage_names[k], st->slow_mean_ms[k], 3);
+    stream_json_object_end(w);
+    stream_json_object_end(w);
     stream_json_object_end(w);
 }
 
@@ -949,7 +1078,9 @@ static int run_e2e(const options *o)
         r.produced_ns = calloc((size_t)o->records, sizeof(int64_t));
         r.acked_ns = calloc((size_t)o->records, sizeof(int64_t));
         r.consumed_ns = calloc((size_t)o->records, sizeof(int64_t));
-        if (r.produced_ns == NULL || r.acked_ns == NULL || r.consumed_ns == NULL)
+        r.timing = calloc((size_t)o->records, sizeof(stream_delivery_timing));
+        if (r.produced_ns == NULL || r.acked_ns == NULL || r.consumed_ns == NULL ||
+            r.timing == NULL)
             die("out of memory");
     }
     r.run_id = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32) ^ UINT64_C(0x9e3779b97f4a7c15);
@@ -1040,6 +1171,7 @@ static int run_e2e(const options *o)
     free(r.produced_ns);
     free(r.acked_ns);
     free(r.consumed_ns);
+    free(r.timing);
     finish_stdout();
     stream_consumer_free(co);
     stream_client_free(cc);

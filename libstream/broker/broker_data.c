@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker_internal.h"
@@ -281,10 +282,17 @@ typedef struct produce_part {
     int64_t base_offset;      /* first offset assigned; -1 on error */
     int64_t log_start_offset; /* -1 on error */
     int64_t need_durable;     /* acks=all: end offset after the append; 0 if none */
+    int64_t appended_ns;      /* timing: when its append was done (0: no append) */
+    int64_t append_us;        /* timing: the request's handling up to that */
+    int64_t durable_us;       /* timing: from the append to the answer; -1 unknown */
+    int64_t round_wait_us;    /* timing: from the append to its sync round's start; -1 */
+    int64_t sync_us;          /* timing: that round's length; -1 */
 } produce_part;
 
 typedef struct produce_state {
     uint64_t id;
+    bool timing;       /* the request asked where the time went (protocol.md 6.7) */
+    int64_t start_ns;  /* timing: when the request's handling began */
     size_t ntopics, nparts;
     req_topic *topics;
     produce_part *parts;
@@ -456,11 +464,20 @@ static void produce_encode(stream__req *r, produce_state *s)
         msgpack_pack_array(&f.pk, rt->count);
         for (size_t j = rt->first; j < rt->first + rt->count; j++) {
             produce_part *pp = &s->parts[j];
-            msgpack_pack_map(&f.pk, 3 + stream_err_fields(pp->err));
+            bool timing = s->timing && pp->err == 0;
+            msgpack_pack_map(&f.pk, 3 + stream_err_fields(pp->err) + timing);
             stream_pack_kv_int(&f.pk, "partition", pp->partition);
             stream_pack_err(&f.pk, pp->err, pp->msg);
             stream_pack_kv_int(&f.pk, "base_offset", pp->err ? -1 : pp->base_offset);
             stream_pack_kv_int(&f.pk, "log_start_offset", pp->err ? -1 : pp->log_start_offset);
+            if (timing) {
+                stream_pack_key(&f.pk, "timing");
+                msgpack_pack_map(&f.pk, 4);
+                stream_pack_kv_int(&f.pk, "append_us", pp->append_us);
+                stream_pack_kv_int(&f.pk, "durable_us", pp->durable_us);
+                stream_pack_kv_int(&f.pk, "round_wait_us", pp->round_wait_us);
+                stream_pack_kv_int(&f.pk, "sync_us", pp->sync_us);
+            }
         }
     }
     stream__reply_finish(r, &f, s->id);
@@ -496,6 +513,32 @@ static void replicated_verdict(stream_broker *b, const char *topic, stream_log *
              topic, (int)pp->partition);
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* timing: where a parked partition's wait went, once it ends at now_ns: the
+ * sync round on this broker's disk that covered its records (waiting for
+ * it to start, then its fdatasyncs), and in all (the rest is waking up
+ * and, replicated, the followers). */
+static void time_durable(produce_part *pp, stream_log *log, int64_t now_ns)
+{
+    int64_t start, end;
+    pp->durable_us = (now_ns - pp->appended_ns) / 1000;
+    if (stream_log_sync_round(log, pp->need_durable, &start, &end)) {
+        /* A round that covers the records began after their append, maybe
+         * before appended_ns was read (the flusher runs on its own): then
+         * it is counted from appended_ns. */
+        if (start < pp->appended_ns)
+            start = pp->appended_ns;
+        pp->round_wait_us = (start - pp->appended_ns) / 1000;
+        pp->sync_us = (end - start) / 1000;
+    }
+}
+
 /* Completion of a parked acks=all produce. */
 static void produce_done(stream_broker *b, stream__req *r, void *state, stream__wait_reason why)
 {
@@ -504,6 +547,7 @@ static void produce_done(stream_broker *b, stream__req *r, void *state, stream__
         produce_state_free(s);
         return;
     }
+    int64_t now_ns = s->timing ? mono_ns() : 0;
     for (size_t i = 0; i < s->ntopics; i++) {
         req_topic *rt = &s->topics[i];
         for (size_t j = rt->first; j < rt->first + rt->count; j++) {
@@ -514,7 +558,11 @@ static void produce_done(stream_broker *b, stream__req *r, void *state, stream__
             if (stream_store_log(b->store, rt->name, pp->partition, &log) != 0) {
                 pp->err = STREAM_ENOTOPIC;
                 snprintf(pp->msg, sizeof(pp->msg), "topic '%s' was deleted", rt->name);
-            } else if (replicated(b, log)) {
+                continue;
+            }
+            if (s->timing && pp->appended_ns > 0)
+                time_durable(pp, log, now_ns);
+            if (replicated(b, log)) {
                 replicated_verdict(b, rt->name, log, pp, why);
             } else if (stream_log_durable_offset(log) < pp->need_durable) {
                 char what[300];
@@ -552,6 +600,9 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
     if (rc == 0)
         rc = stream_field_int_opt(m, "timeout_ms", 0, INT32_MAX, STREAM_DEFAULT_PRODUCE_TIMEOUT_MS,
                                   &timeout_ms, msg, sizeof(msg));
+    bool timing = false;
+    if (rc == 0)
+        rc = stream_field_bool_opt(m, "timing", false, &timing, msg, sizeof(msg));
     if (rc == 0)
         rc = scan_topics(m, produce_check, &topics, &nparts, msg, sizeof(msg));
     if (rc != 0) {
@@ -561,6 +612,8 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
     produce_state *s = calloc(1, sizeof(*s));
     if (s) {
         s->id = id;
+        s->timing = timing;
+        s->start_ns = timing ? mono_ns() : 0;
         s->ntopics = topics->via.array.size;
         s->nparts = nparts;
         s->topics = calloc(s->ntopics ? s->ntopics : 1, sizeof(*s->topics));
@@ -595,6 +648,7 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
             pp->partition = (int32_t)partition;
             pp->base_offset = -1;
             pp->log_start_offset = -1;
+            pp->durable_us = pp->round_wait_us = pp->sync_us = -1;
             if (t == NULL) {
                 pp->err = terr;
                 snprintf(pp->msg, sizeof(pp->msg), "%s", tmsg);
@@ -603,6 +657,10 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
             /* The frame buffer is the connection's own and writable: the log
              * stamps base offsets into the batches in place. */
             produce_partition(b, t, pp, (uint8_t *)(uintptr_t)bin, bin_len, (int)acks);
+            if (timing) {
+                pp->appended_ns = mono_ns();
+                pp->append_us = (pp->appended_ns - s->start_ns) / 1000;
+            }
             if (pp->need_durable > 0)
                 parked_any = true;
         }

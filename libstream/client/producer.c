@@ -626,6 +626,7 @@ static int fire_reports(stream_producer *p)
                 .err = b->err,
                 .msg = b->err ? (b->msg ? b->msg : stream_strerror(b->err)) : "",
                 .opaque = b->opaques[i],
+                .timing = b->err == 0 && b->timing.acked_ns > 0 ? &b->timing : NULL,
             };
             if (b->err) {
                 p->st.records_failed++;

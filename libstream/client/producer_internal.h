@@ -50,6 +50,7 @@ typedef struct stream__pbatch {
     int err;             /* outcome once done */
     int64_t base_offset; /* outcome: offset of the first record, -1 */
     char *msg;           /* outcome detail when err != 0 */
+    stream_delivery_timing timing; /* conf.timing: its last send's */
 } stream__pbatch;
 
 struct stream__ppart {

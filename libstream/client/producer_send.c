@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "producer_internal.h"
 #include "stream/error.h"
@@ -242,6 +243,28 @@ static const msgpack_object *next_result(result_cursor *rc, const char *topic, i
     return find_result(ts, topic, partition);
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* conf.timing: the answer's arrival and the broker's account (protocol.md
+ * 6.7: `timing` in a partition entry; absent, every figure stays -1). */
+static void read_timing(stream_delivery_timing *t, const msgpack_object *pm)
+{
+    t->acked_ns = mono_ns();
+    t->append_us = t->durable_us = t->round_wait_us = t->sync_us = -1;
+    const msgpack_object *m = NULL;
+    if (stream_field_map_opt(pm, "timing", &m, NULL, 0) != 0 || m == NULL)
+        return;
+    (void)stream_field_int_opt(m, "append_us", -1, INT64_MAX, -1, &t->append_us, NULL, 0);
+    (void)stream_field_int_opt(m, "durable_us", -1, INT64_MAX, -1, &t->durable_us, NULL, 0);
+    (void)stream_field_int_opt(m, "round_wait_us", -1, INT64_MAX, -1, &t->round_wait_us, NULL, 0);
+    (void)stream_field_int_opt(m, "sync_us", -1, INT64_MAX, -1, &t->sync_us, NULL, 0);
+}
+
 static void produce_cb(stream_client *c, const stream__resp *r, void *arg)
 {
     stream__preq *q = arg;
@@ -287,6 +310,8 @@ static void produce_cb(stream_client *c, const stream__resp *r, void *arg)
             batch_failed(p, b, STREAM_EPROTO, "produce response without base_offset", now, true);
             continue;
         }
+        if (p->conf.timing)
+            read_timing(&b->timing, pm);
         stream__producer_batch_done(p, b, 0, base, NULL);
     }
     free(q);
@@ -373,9 +398,15 @@ static bool send_one(stream_producer *p, int64_t now)
     for (size_t i = 0; i < q->n; i++)
         if (i == 0 || q->batches[i]->t != q->batches[i - 1]->t)
             ntopics++;
-    msgpack_packer *pk = stream__req_begin(p->c, STREAM_OP_PRODUCE, 3);
+    msgpack_packer *pk = stream__req_begin(p->c, STREAM_OP_PRODUCE, 3 + p->conf.timing);
     stream_pack_kv_int(pk, "acks", p->conf.acks);
     stream_pack_kv_int(pk, "timeout_ms", stream__client_request_timeout(p->c));
+    if (p->conf.timing) {
+        stream_pack_kv_bool(pk, "timing", true);
+        int64_t t = mono_ns();
+        for (size_t i = 0; i < q->n; i++)
+            q->batches[i]->timing.sent_ns = t;
+    }
     stream_pack_key(pk, "topics");
     msgpack_pack_array(pk, ntopics);
     for (size_t i = 0; i < q->n;) {

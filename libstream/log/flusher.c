@@ -58,6 +58,13 @@ int64_t stream__now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t stream__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t stream__mono_ms(void)
 {
     struct timespec ts;
@@ -179,6 +186,7 @@ int stream__log_sync(stream_log *log)
     }
     log->busy = true;
     take_snapshot(log);
+    int64_t from = log->durable, start_ns = stream__mono_ns();
     stream__segment *active = log->active;
     if (active != NULL)
         stream__seg_ref(active);
@@ -243,6 +251,11 @@ int stream__log_sync(stream_log *log)
         arg = log->durable_arg;
         cb_offset = log->durable;
     } else if (target > log->durable) {
+        unsigned i = log->nrounds++ % STREAM__SYNC_ROUNDS;
+        log->rounds[i].from = from;
+        log->rounds[i].target = target;
+        log->rounds[i].start_ns = start_ns;
+        log->rounds[i].end_ns = stream__mono_ns();
         log->durable = target;
         advanced = true;
         cb = log->durable_cb;
@@ -280,6 +293,23 @@ int64_t stream_log_durable_offset(stream_log *log)
     int64_t d = log->durable;
     pthread_mutex_unlock(&log->mu);
     return d;
+}
+
+bool stream_log_sync_round(stream_log *log, int64_t offset, int64_t *start_ns, int64_t *end_ns)
+{
+    bool found = false;
+    pthread_mutex_lock(&log->mu);
+    unsigned n = log->nrounds < STREAM__SYNC_ROUNDS ? log->nrounds : STREAM__SYNC_ROUNDS;
+    for (unsigned k = 0; k < n && !found; k++) {
+        unsigned i = (log->nrounds - n + k) % STREAM__SYNC_ROUNDS; /* oldest first */
+        if (offset > log->rounds[i].from && offset <= log->rounds[i].target) {
+            *start_ns = log->rounds[i].start_ns;
+            *end_ns = log->rounds[i].end_ns;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&log->mu);
+    return found;
 }
 
 uint64_t stream_log_sync_count(stream_log *log)

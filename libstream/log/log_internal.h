@@ -35,6 +35,7 @@
 #define STREAM__INDEX_ENTRY_SIZE     8         /* relOffset be32 | position be32 */
 #define STREAM__TIMEINDEX_ENTRY_SIZE 12        /* timestamp be64 | relOffset be32 */
 #define STREAM__NO_TIMESTAMP         INT64_MIN /* max_timestamp of an empty segment */
+#define STREAM__SYNC_ROUNDS          16        /* sync rounds remembered (stream_log_sync_round) */
 
 typedef struct stream__index_entry {
     uint32_t rel; /* batch base offset - segment base offset */
@@ -102,6 +103,11 @@ struct stream_log {
     uint64_t io_failures;         /* (mu) times an I/O error was latched */
     char io_error_msg[256];       /* (mu) what failed, for people: "fdatasync of ..." */
     uint64_t sync_count;          /* (mu) sync rounds that ran fdatasync */
+    struct {                      /* (mu) the last STREAM__SYNC_ROUNDS rounds that succeeded, */
+        int64_t from, target;     /*   a ring: what each made durable [from, target), */
+        int64_t start_ns, end_ns; /*   and when (stream_log_sync_round) */
+    } rounds[STREAM__SYNC_ROUNDS];
+    unsigned nrounds;             /* (mu) rounds recorded so far (ring index = n % size) */
     stream_durable_cb durable_cb; /* (mu) */
     void *durable_arg;            /* (mu) */
     stream_flusher *flusher;      /* (mu) attached flusher or NULL */
@@ -140,6 +146,7 @@ int stream__log_find_seg(const stream_log *log, int64_t offset);
 /* Times in milliseconds. */
 int64_t stream__now_ms(void);  /* CLOCK_REALTIME */
 int64_t stream__mono_ms(void); /* CLOCK_MONOTONIC */
+int64_t stream__mono_ns(void); /* CLOCK_MONOTONIC, nanoseconds */
 
 /* ---- segment.c --------------------------------------------------------- */
 

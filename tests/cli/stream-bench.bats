@@ -184,6 +184,25 @@ jsonof() {
     assert_output "(300, True, ['avg', 'max', 'p50', 'p95', 'p99', 'p999'], True)"
 }
 
+@test "e2e -v --acks all breaks produce to acknowledgement into the broker's stages" {
+    run --separate-stderr stream-bench e2e -t bstages --rate 500 -n 200 --acks all -v -q
+    assert_success
+    assert_line --index 3 --regexp '^  produce to acknowledgement in stages \([0-9]+ records\):$'
+    assert_line --index 4 --regexp '^    producer queue \(produce\(\) to the request.s send\) +latency ms: avg [0-9.]+ p50 '
+    assert_line --index 7 --regexp '^    broker: the sync round \(fdatasync\) +latency ms: avg [0-9.]+ p50 '
+    assert_line --index 10 --regexp '^  the slowest 1% end to end \([0-9]+ records, [0-9.]+ ms and over, mean [0-9.]+ ms\), mean ms per stage: queue [0-9.]+ append [0-9.]+ round_wait [0-9.]+ sync [0-9.]+ after_sync [0-9.]+ transport [0-9.]+$'
+    # Nearly every record has the broker's account (a round it remembers);
+    # the stages of a record add up to its produce-to-acknowledgement time,
+    # so no stage's median exceeds that time's maximum.
+    run jsonof '(lambda s: (s["staged"] >= 0.9 * s["records"], s["slowest"]["records"] >= 1, all(s[k]["latency_ms"]["p50"] <= s["produce_to_ack"]["latency_ms"]["max"] for k in ("queue", "append", "round_wait", "sync", "after_sync", "transport"))))(d["stages"])' \
+        stream-bench e2e -t bstages2 --rate 1000 -n 300 --acks all -v --json -q
+    assert_output "(True, True, True)"
+    # acks=1 waits for no sync round: no stages, and it says so.
+    run --separate-stderr stream-bench e2e -t bstages3 --rate 500 -n 100 --acks 1 -v -q
+    assert_success
+    assert_line --index 3 "  stages: none (the broker gives them for acks=all records synced by a round it remembers)"
+}
+
 @test "e2e ignores records from other writers on the topic" {
     stream-bench produce -t shared -n 50 -q >/dev/null
     run jsonof 'd["records_received"]' stream-bench e2e -t shared --rate 1000 -n 100 --json -q

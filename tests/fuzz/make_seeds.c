@@ -184,9 +184,10 @@ static void frame_seeds(void)
     stream_frame_finish(&f);
 
     stream_frame_start(&f, &out);
-    stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, 4, 3);
+    stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, 4, 4);
     stream_pack_kv_int(&f.pk, "acks", -1);
     stream_pack_kv_int(&f.pk, "timeout_ms", 30000);
+    stream_pack_kv_bool(&f.pk, "timing", true); /* the answer's timing too */
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 1);
     msgpack_pack_map(&f.pk, 2);

@@ -439,6 +439,70 @@ static void test_pipelined_requests_answered_in_order(void **state)
     close(fd);
 }
 
+/* A produce asking for timing gets the broker's account of each partition
+ * (protocol.md 6.7): with acks=all a sync round that covered the records,
+ * with acks=1 only the append; without asking, nothing. */
+static void test_produce_timing_accounts_for_the_wait(void **state)
+{
+    int fd = wire_connect(shared.port);
+    stream_batch_builder bb;
+    stream_batch_builder_init(&bb);
+    const uint8_t *rec;
+    size_t len;
+    for (int acks = -1; acks <= 1; acks += 2) {
+        for (int ask = 0; ask <= 1; ask++) {
+            make_batch(&bb, "timed", 3, 1000, &rec, &len);
+            stream_buf b = STREAM_BUF_INIT;
+            stream_frame f;
+            stream_frame_start(&f, &b);
+            uint64_t id = wire_id();
+            stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, id, 3 + ask);
+            stream_pack_kv_int(&f.pk, "acks", acks);
+            stream_pack_kv_int(&f.pk, "timeout_ms", 10000);
+            if (ask)
+                stream_pack_kv_bool(&f.pk, "timing", true);
+            stream_pack_key(&f.pk, "topics");
+            msgpack_pack_array(&f.pk, 1);
+            msgpack_pack_map(&f.pk, 2);
+            stream_pack_kv_cstr(&f.pk, "name", "timed");
+            stream_pack_key(&f.pk, "partitions");
+            msgpack_pack_array(&f.pk, 1);
+            msgpack_pack_map(&f.pk, 2);
+            stream_pack_kv_int(&f.pk, "partition", 0);
+            stream_pack_kv_bin(&f.pk, "records", rec, len);
+            assert_int_equal(stream_frame_finish(&f), 0);
+            wire_resp r;
+            wire_call(fd, &b, id, &r);
+            assert_int_equal(r.err, 0);
+            const msgpack_object *p = first_part(&r), *t = NULL;
+            assert_int_equal(wire_int(p, "err"), 0);
+            assert_int_equal(stream_field_map_opt(p, "timing", &t, NULL, 0), 0);
+            if (!ask) {
+                assert_null(t);
+            } else {
+                assert_non_null(t);
+                int64_t append = wire_int(t, "append_us"), durable = wire_int(t, "durable_us");
+                int64_t wait = wire_int(t, "round_wait_us"), sync = wire_int(t, "sync_us");
+                assert_true(append >= 0);
+                if (acks == 1) {
+                    assert_int_equal(durable, -1);
+                    assert_int_equal(wait, -1);
+                    assert_int_equal(sync, -1);
+                } else {
+                    /* the round began after the append and ended before the answer */
+                    assert_true(wait >= 0);
+                    assert_true(sync >= 0);
+                    assert_true(wait + sync <= durable);
+                }
+            }
+            wire_resp_release(&r);
+            stream_buf_release(&b);
+        }
+    }
+    stream_batch_builder_release(&bb);
+    close(fd);
+}
+
 static void test_acks_zero_produce_is_not_answered(void **state)
 {
     int fd = wire_connect(shared.port);
@@ -1340,6 +1404,7 @@ int main(void)
         cmocka_unit_test(test_hello_with_version_zero_is_refused_and_closed),
         cmocka_unit_test(test_create_produce_fetch_list_offsets_round_trip),
         cmocka_unit_test(test_pipelined_requests_answered_in_order),
+        cmocka_unit_test(test_produce_timing_accounts_for_the_wait),
         cmocka_unit_test(test_acks_zero_produce_is_not_answered),
         cmocka_unit_test(test_garbage_bytes_close_that_connection_only),
         cmocka_unit_test(test_truncated_frame_then_close),

@@ -1476,6 +1476,40 @@ static void test_periodic_mode_syncs_every_flush_ms(void **state)
     stream_flusher_free(fl);
 }
 
+/* stream_log_sync_round names the round that first made an offset durable,
+ * among the last 16, and nothing it does not know. */
+static void test_sync_round_names_the_covering_round(void **state)
+{
+    fixture *f = *state;
+    open_log(f, NULL);
+    int64_t start, end, start2, end2;
+    assert_false(stream_log_sync_round(f->log, 1, &start, &end)); /* nothing durable yet */
+    struct timespec a;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int64_t before = (int64_t)a.tv_sec * 1000000000 + a.tv_nsec;
+    fill(f, 2);
+    int64_t first_end = stream_log_end_offset(f->log);
+    assert_int_equal(stream_log_flush(f->log), 0);
+    assert_true(stream_log_sync_round(f->log, first_end, &start, &end));
+    assert_true(before <= start && start <= end);
+    assert_true(stream_log_sync_round(f->log, 1, &start2, &end2)); /* the same round */
+    assert_int_equal(start2, start);
+    fill(f, 1);
+    int64_t second_end = stream_log_end_offset(f->log);
+    assert_false(stream_log_sync_round(f->log, second_end, &start2, &end2)); /* not yet */
+    assert_int_equal(stream_log_flush(f->log), 0);
+    assert_true(stream_log_sync_round(f->log, second_end, &start2, &end2));
+    assert_true(start2 >= end); /* a later round */
+    assert_true(stream_log_sync_round(f->log, first_end, &start2, &end2));
+    assert_int_equal(start2, start); /* still the first one's */
+    for (int i = 0; i < 16; i++) {
+        fill(f, 1);
+        assert_int_equal(stream_log_flush(f->log), 0);
+    }
+    assert_false(stream_log_sync_round(f->log, first_end, &start2, &end2)); /* forgotten */
+    assert_true(stream_log_sync_round(f->log, stream_log_end_offset(f->log), &start2, &end2));
+}
+
 static void test_never_mode_syncs_only_on_flush_and_close(void **state)
 {
     fixture *f = *state;
@@ -1572,6 +1606,7 @@ int main(void)
         T(test_request_flush_is_served_by_flusher),
         T(test_wait_durable_without_flusher_syncs_itself),
         T(test_periodic_mode_syncs_every_flush_ms),
+        T(test_sync_round_names_the_covering_round),
         T(test_never_mode_syncs_only_on_flush_and_close),
         T(test_recovery_point_is_written_atomically),
 #undef T

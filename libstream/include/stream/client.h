@@ -277,6 +277,20 @@ void stream_client_invalidate_metadata(stream_client *c, const char *topic);
  */
 typedef struct stream_producer stream_producer;
 
+/* With stream_producer_conf.timing: where the time of the record's last
+ * send went (stream-bench e2e -v). Client times are CLOCK_MONOTONIC
+ * nanoseconds; the broker's are microseconds, -1 when it did not say
+ * (acks=1 waits for nothing; a round older than the broker remembers). */
+typedef struct stream_delivery_timing {
+    int64_t sent_ns;       /* the request carrying it was handed to the connection */
+    int64_t acked_ns;      /* its answer arrived */
+    int64_t append_us;     /* broker: from the request's handling to the append */
+    int64_t durable_us;    /* broker: from the append to the answer (acks=all) */
+    int64_t round_wait_us; /* broker: from the append to the start of the sync round
+                              on its own disk that covered it */
+    int64_t sync_us;       /* broker: that round (its fdatasyncs) */
+} stream_delivery_timing;
+
 /* What a delivery report says about one record. */
 typedef struct stream_delivery {
     const char *topic; /* Borrowed; valid during the callback. */
@@ -287,6 +301,8 @@ typedef struct stream_delivery {
     const char *msg;   /* Detail when err != 0 ("topic 'x' partition 3: not
                           leader for partition"); borrowed; "" when err == 0. */
     void *opaque;      /* The record's opaque from stream_producer_record. */
+    const stream_delivery_timing *timing; /* NULL unless conf.timing and stored;
+                                             borrowed, valid during the callback */
 } stream_delivery;
 
 typedef void (*stream_delivery_cb)(stream_producer *p, const stream_delivery *d, void *opaque);
@@ -321,6 +337,8 @@ typedef struct stream_producer_conf {
                                         0, which hears of no error to retry. */
     stream_delivery_cb on_delivery;  /* May be NULL (then failures are only counted). */
     void *opaque;                    /* Passed to on_delivery. */
+    bool timing;                     /* Default false: ask the broker where each request's
+                                        time went; reports carry it (stream_delivery.timing). */
 } stream_producer_conf;
 
 /* Fills conf with the defaults above. */

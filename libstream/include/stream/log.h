@@ -357,6 +357,13 @@ int stream_log_flush(stream_log *log);
 /* Sync rounds that ran fdatasync so far (for tests and metrics: with group
  * commit it grows far slower than the number of flush requests). */
 uint64_t stream_log_sync_count(stream_log *log);
+/* When the sync round that made `offset` (an end offset: everything below
+ * it) durable ran, among the last few rounds that succeeded: *start_ns when
+ * it took its snapshot of what was appended, *end_ns when its fdatasyncs
+ * were done (CLOCK_MONOTONIC nanoseconds). False when no remembered round
+ * is the first to cover it (it is older, or not durable yet). For latency
+ * breakdowns (the produce answer's timing, protocol.md 6.1). */
+bool stream_log_sync_round(stream_log *log, int64_t offset, int64_t *start_ns, int64_t *end_ns);
 
 /* Called after the durable offset of `log` advances, and after a sync round
  * fails (stream_log_io_error is then non-zero; durable_offset is unchanged),
