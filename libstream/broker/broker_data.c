@@ -1184,6 +1184,25 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
                 fetch_part_admit(b, s, rt, fp);
         }
     }
+    /* A follower's next fetch while its long poll is parked here answers
+     * that poll now. Answers leave in request order, so this one (often
+     * just a report of the follower's durable offset, max_wait 0) would
+     * wait behind the poll, and the follower, two requests out, sends no
+     * newer report: with acks=all producers waiting on that report for
+     * the high watermark, nothing new comes to wake the poll before its
+     * max_wait (the follower's 500 ms: e2e max 480 ms at 10,000/s). */
+    if (s->replica_id >= 0) {
+        for (stream__req *q = c->head; q != NULL && q != r; q = q->next) {
+            if (q->waiter != NULL && q->waiter->kind == STREAM__WAIT_FETCH && q->waiter->replica) {
+                stream__waiter_finish(q->waiter, STREAM__WAIT_READY);
+                break;
+            }
+        }
+        if (c->closing) { /* writing that answer failed: r went with the connection */
+            fetch_state_free(b, s);
+            return;
+        }
+    }
     bool failed;
     size_t avail = fetch_measure(b, s, &failed);
     if (failed || max_wait_ms == 0 || avail >= s->min_bytes || b->stopping) {
