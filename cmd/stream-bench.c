@@ -886,7 +886,7 @@ static void *e2e_producer(void *arg)
  * broker's own account (the produce answer's timing, protocol.md 6.7):
  *
  *   queue       produce() to the request carrying the record being sent:
- *               waiting for linger, or for one of the partition's 5
+ *               waiting for linger, or for one of the partition's 16
  *               requests in flight to be answered
  *   append      the broker's handling of the request up to the append
  *   round wait  the append to the start of the sync round on the leader's

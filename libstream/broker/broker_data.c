@@ -13,7 +13,7 @@
  *   a partition takes all of its batches or none. A batch of an idempotent
  *   producer (producerId >= 0) must come alone, and is checked against the
  *   partition's producer state (stream_log_check_producer): a resend of one
- *   of the producer's last 5 batches is answered with the offset it got the
+ *   of the producer's last 16 batches is answered with the offset it got the
  *   first time and nothing is written; a batch out of sequence is refused.
  *   acks=0 sends nothing back, acks=1 answers once written, acks=all (-1)
  *   parks until the flusher makes every written partition durable (or

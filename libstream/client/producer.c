@@ -79,8 +79,8 @@
 #include "stream/partition.h"
 
 /* Batches a partition may have in flight with idempotence: the broker
- * recognises a resend among a producer's last 5 batches only. */
-#define IDEMPOTENT_MAX_IN_FLIGHT 5
+ * recognises a resend among a producer's last 16 batches only. */
+#define IDEMPOTENT_MAX_IN_FLIGHT 16
 
 /* Between asks for a producer id while brokers come and go. */
 #define PID_RETRY_PAUSE_MS 100
@@ -105,7 +105,7 @@ void stream_producer_conf_init(stream_producer_conf *conf)
     conf->retry_backoff_ms = 100;
     conf->retry_backoff_max_ms = 1000;
     conf->delivery_timeout_ms = 120000;
-    conf->max_in_flight_per_partition = 5;
+    conf->max_in_flight_per_partition = 16;
     conf->idempotence = true;
 }
 

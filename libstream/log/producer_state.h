@@ -12,7 +12,7 @@
  * and producer id the state keeps
  *
  *   epoch                 the producer's current epoch on this partition
- *   the last 5 batches    first and last sequence, base offset, offset delta
+ *   the last 16 batches   first and last sequence, base offset, offset delta
  *   last_update_ms        wall clock of the last append (for expiry)
  *
  * and a batch (producerId >= 0) is judged by stream__producer_state_check:
@@ -22,7 +22,7 @@
  *   epoch newer than known    first sequence 0: append (the epoch starts
  *                             afresh); else EOUTOFORDERSEQ
  *   same epoch:
- *     same first and last sequence as one of the last 5 batches
+ *     same first and last sequence as one of the last 16 batches
  *                             a duplicate: nothing is written, the answer is
  *                             that batch's original base offset
  *     first = last sequence + 1
@@ -76,7 +76,13 @@
 
 #include "stream/batch.h"
 
-#define STREAM__PRODUCER_BATCHES       5                    /* batches kept per producer */
+/* Batches kept per producer: a resend of any of them is answered with its
+ * offset, so a producer may have this many requests in flight per partition
+ * (Kafka keeps 5; 16 lets an acks=all producer keep sending through a slow
+ * fdatasync: stream-bench e2e -v, issue 20). About 400 bytes per producer
+ * and partition. A snapshot holds up to this many per producer; an older
+ * build refuses one with more than 5 (and rebuilds from the batches). */
+#define STREAM__PRODUCER_BATCHES       16
 #define STREAM__PRODUCER_EXPIRATION_MS (24LL * 3600 * 1000) /* idle producers are forgotten */
 #define STREAM__PRODUCER_DUPLICATE     1                    /* check: already appended */
 
@@ -104,7 +110,7 @@ int stream__producer_state_check(stream__producer_state *ps, const stream_batch_
 
 /* Records the batch `info` (producer_id >= 0; base_offset is the offset it
  * was given) as appended at wall time now_ms: a new producer or epoch starts
- * a fresh entry, the batch joins the last 5. Never judges (replay trusts the
+ * a fresh entry, the batch joins the last 16. Never judges (replay trusts the
  * log). Returns 0 or STREAM_ENOMEM (only when check did not reserve). */
 int stream__producer_state_update(stream__producer_state *ps, const stream_batch_info *info,
                                   int64_t now_ms);

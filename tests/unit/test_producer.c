@@ -1103,7 +1103,7 @@ static void test_idempotence_limits_requests_in_flight(void **state)
     stream_producer_conf pc;
     stream_producer_conf_init(&pc);
     assert_true(pc.idempotence);
-    pc.max_in_flight_per_partition = 6;
+    pc.max_in_flight_per_partition = 17;
     stream_producer *p = NULL;
     char eb[256] = "";
     assert_int_equal(stream_producer_new(c, &pc, &p, eb, sizeof eb), STREAM_EINVAL);

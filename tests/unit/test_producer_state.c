@@ -214,23 +214,24 @@ static void test_batches_in_sequence_are_appended(void **state)
     stream__producer_state_free(ps);
 }
 
-static void test_resend_of_each_of_last_5_batches_answers_its_offset(void **state)
+static void test_resend_of_each_of_the_last_batches_answers_its_offset(void **state)
 {
     (void)state;
+    enum { KEPT = STREAM__PRODUCER_BATCHES, OLDER = 3 };
     stream__producer_state *ps = stream__producer_state_new();
     /* Batch k: sequences 3k..3k+2 at offset 100 + 10k. */
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < KEPT + OLDER; k++)
         assert_int_equal(append_at(ps, 42, 0, 3 * k, 3, 100 + 10 * k), 0);
     int64_t dup;
-    for (int k = 3; k < 8; k++) {
+    for (int k = OLDER; k < KEPT + OLDER; k++) {
         assert_int_equal(check(ps, 42, 0, 3 * k, 3, &dup), STREAM__PRODUCER_DUPLICATE);
         assert_int_equal(dup, 100 + 10 * k);
     }
-    /* Older than the last 5: stored, but the offset is forgotten. */
-    for (int k = 0; k < 3; k++)
+    /* Older than the last 16: stored, but the offset is forgotten. */
+    for (int k = 0; k < OLDER; k++)
         assert_int_equal(check(ps, 42, 0, 3 * k, 3, &dup), STREAM_EDUPLICATESEQ);
     /* A duplicate changes nothing: the next in sequence is still accepted. */
-    assert_int_equal(append_at(ps, 42, 0, 24, 1, 180), 0);
+    assert_int_equal(append_at(ps, 42, 0, 3 * (KEPT + OLDER), 1, 100 + 10 * (KEPT + OLDER)), 0);
     stream__producer_state_free(ps);
 }
 
@@ -662,7 +663,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batches_in_sequence_are_appended),
-        cmocka_unit_test(test_resend_of_each_of_last_5_batches_answers_its_offset),
+        cmocka_unit_test(test_resend_of_each_of_the_last_batches_answers_its_offset),
         cmocka_unit_test(test_gap_or_overlap_is_out_of_order),
         cmocka_unit_test(test_unknown_producer_must_start_at_sequence_0),
         cmocka_unit_test(test_epoch_changes),

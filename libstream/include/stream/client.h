@@ -263,7 +263,7 @@ void stream_client_invalidate_metadata(stream_client *c, const char *topic);
  * each partition's records; every batch carries the id, an epoch and the
  * sequence number of its first record, and a resend is the same bytes. The
  * broker stores a batch only if it is the next in sequence, and answers a
- * resend of one of the producer's last 5 batches with the offset it stored
+ * resend of one of the producer's last 16 batches with the offset it stored
  * it at, writing nothing. So a request that landed but whose response was
  * lost is not stored twice, and a batch behind a failed one is refused
  * (EOUTOFORDERSEQ) and resent in order, never overtaking it: every record
@@ -328,9 +328,9 @@ typedef struct stream_producer_conf {
     int retry_backoff_max_ms;        /* Default 1000. */
     int delivery_timeout_ms;         /* Report failure if not delivered by then. Default
                                         120000. */
-    int max_in_flight_per_partition; /* Produce requests in flight per partition. Default 5,
-                                        at most 5 with idempotence (the broker remembers a
-                                        producer's last 5 batches); 1 keeps order through
+    int max_in_flight_per_partition; /* Produce requests in flight per partition. Default 16,
+                                        at most 16 with idempotence (the broker remembers a
+                                        producer's last 16 batches); 1 keeps order through
                                         retries without idempotence. */
     bool idempotence;                /* Default true: resends and retries never duplicate
                                         or reorder records (see above). Ignored with acks

@@ -265,7 +265,7 @@ int stream_log_epoch_end_offset(stream_log *log, int32_t epoch, int32_t *found_e
                                 int64_t *end_offset);
 
 /* Idempotent producers. The log remembers, per producer id, its epoch and
- * its last 5 batches' sequence numbers and offsets (updated by every append
+ * its last 16 batches' sequence numbers and offsets (updated by every append
  * of a batch with producerId >= 0, rebuilt on open and after a truncation
  * from a snapshot and the batch headers after it; libstream/log/producer_state.h
  * has the rules). A leader checks a batch before appending it: returns 0
