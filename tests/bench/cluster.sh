@@ -12,8 +12,9 @@
 #                                  topic with min.insync.replicas=2 on the
 #                                  cluster; the target is RF=3 >= 50%
 #                                  of the same run's single broker
-#   e2e 100 B at 10,000/s, acks=all   stream-bench e2e on the RF=3 topic: p99
-#                                  (target <= 5 ms), next to the disk's own
+#   e2e 100 B at 10,000/s, acks=all   stream-bench e2e -v on the RF=3 topic: p99
+#                                  (target <= 5 ms) and what its slowest 1%
+#                                  spent in each stage, next to the disk's own
 #                                  fdatasync p99 for one small record and
 #                                  its write-to-disk p99 for 100 B records
 #                                  at 10,000/s under group commit
@@ -97,7 +98,7 @@ for ((r = 1; r <= reps; r++)); do
     run_json "$tmp/p1.jsonl" "${sb[@]}" produce -b "$single" -t rf1 -n "$records" --acks all
     run_json "$tmp/p3.jsonl" "${sb[@]}" produce -b "$cluster_brokers" -t rf3 -n "$records" --acks all
     run_json "$tmp/e3.jsonl" "${sb[@]}" e2e -b "$cluster_brokers" -t rf3 --acks all --rate 10000 \
-        -n $((10000 * e2e_seconds))
+        -n $((10000 * e2e_seconds)) -v
     run_json "$tmp/disk.jsonl" "$build/bench/disk_writer" --json -n 100000 -S 2000 "$tmp"
 done
 
@@ -191,6 +192,19 @@ print("%-44s %13.1f%%  (target >= 50%%: %s)" % ("RF=3 / single", 100 * r3 / r1, 
 print("%-44s %13.2f   (target <= 5 ms: %s)" % ("e2e p99 at 10,000/s, RF=3 acks=all, ms", e2e, ok(e2e <= 5)))
 print("%-44s %13.2f   (e2e p99 is %.1fx it)" % ("the disk: fdatasync of one 100 B record, p99 ms", sync99, e2e / sync99 if sync99 else 0))
 print("%-44s %13.2f   (e2e p99 is %.1fx it)" % ("the disk: 10,000/s group-committed, p99 ms", paced99, e2e / paced99 if paced99 else 0))
+# What the e2e p99 is made of (stream-bench e2e -v): each stage's mean over
+# the slowest 1% of records, median over the repetitions.
+slow = [x.get("stages", {}).get("slowest", {}).get("stage_mean_ms") for x in e3]
+slow = [x for x in slow if x]
+if slow:
+    names = [("queue", "producer queue"), ("append", "append"), ("round_wait", "round wait"),
+             ("sync", "leader's sync"), ("after_sync", "followers"), ("transport", "network")]
+    parts = []
+    for k, label in names:
+        vals = [x[k] for x in slow if x.get(k) is not None]
+        if vals:
+            parts.append("%s %.2f" % (label, med(vals)))
+    print("  its slowest 1%%, mean ms per stage: %s" % ", ".join(parts))
 if got:
     print("%-44s %14d   (target <= 1000: %s)" % ("failover after kill -9, median ms", med(got), ok(med(got) <= 1000)))
     print("%-44s %14d   (target <= 2000: %s)" % ("failover after kill -9, max ms (of %d)" % kills, max(got), ok(max(got) <= 2000 and len(got) == kills)))
