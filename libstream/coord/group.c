@@ -842,6 +842,13 @@ static void op_join(void *svc, stream__req *r, uint64_t id, const msgpack_object
     stream__coord_rearm(co);
     rc = stream__group_meta_write(co, g, msg, sizeof(msg));
     answer(co, r, id, g, m, ANSWER_JOIN, rc, msg);
+    size_t index;
+    if (rc != 0 && mid_len == 0 && stream__member_find(g, m->id, strlen(m->id), &index) != NULL) {
+        /* It never learns its id: left in, it would keep a share of the
+         * targets, served by nobody, until its session ran out. */
+        remove_member(co, g, index, "dropped: its join could not be stored");
+        stream__coord_rearm(co);
+    }
 }
 
 /* ---- heartbeat ---- */
