@@ -463,11 +463,13 @@ static void send_find(stream__cgroup *g, int64_t now)
     msgpack_packer *pk = stream__req_begin(g->c, STREAM_OP_FIND_COORDINATOR, 1);
     stream_pack_kv_cstr(pk, "group", g->group);
     int64_t id = stream__req_send(g->c, find_cb, g, 0, 0);
-    if (id < 0) {
-        g->next_find_ms = now + FIND_BACKOFF_MS;
-        return;
-    }
-    g->find_id = id;
+    /* One find per FIND_BACKOFF_MS at most, answered or not: a coordinator
+     * named while already dead fails the request sent to it at once, and
+     * the find it sets off must not make a loop at the speed of the
+     * network. */
+    g->next_find_ms = now + FIND_BACKOFF_MS;
+    if (id > 0)
+        g->find_id = id;
 }
 
 int stream__cgroup_find_coord(stream__cgroup *g, int64_t deadline)
@@ -492,10 +494,7 @@ bool stream__cgroup_check_coord(stream__cgroup *g, const stream__resp *r)
     if (!(err == STREAM_ENOTCOORDINATOR || !r->root || err == STREAM_ETIMEDOUT ||
           err == STREAM_ECLOSED))
         return false;
-    if (!g->coord_lost) {
-        g->coord_lost = true;
-        g->next_find_ms = 0;
-    }
+    g->coord_lost = true; /* found again at next_find_ms (send_find paces) */
     return true;
 }
 
