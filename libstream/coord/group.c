@@ -466,6 +466,44 @@ int stream__pattern_compile(const char *pattern, regex_t *re, char *msg, size_t 
     return 0;
 }
 
+int stream__topics_decode(const msgpack_object *arr, char ***topics, size_t *n, char *msg,
+                          size_t msg_len)
+{
+    size_t count = arr->via.array.size, k = 0;
+    char **t = calloc(count ? count : 1, sizeof(*t));
+    int rc = t ? 0 : STREAM_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const char *p;
+        size_t len;
+        rc = stream_elem_str(arr, (uint32_t)i, "topics", &p, &len, msg, msg_len);
+        if (rc == 0)
+            rc = stream_topic_name_check(p, len, msg, msg_len);
+        if (rc == 0 && (t[k] = stream__strndup(p, len)) == NULL)
+            rc = STREAM_ENOMEM;
+        if (rc == 0)
+            k++;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < k; i++)
+            free(t[i]);
+        free(t);
+        if (rc == STREAM_ENOMEM)
+            snprintf(msg, msg_len, "out of memory");
+        return rc;
+    }
+    qsort(t, k, sizeof(*t), cmp_cstr);
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (w > 0 && strcmp(t[w - 1], t[i]) == 0)
+            free(t[i]);
+        else
+            t[w++] = t[i];
+    }
+    *topics = t;
+    *n = w;
+    return 0;
+}
+
 /* Reads `topics` and `pattern` of a join_group. */
 static int sub_parse(const msgpack_object *m, subscription *s, char *msg, size_t msg_len)
 {
@@ -482,33 +520,12 @@ static int sub_parse(const msgpack_object *m, subscription *s, char *msg, size_t
         snprintf(msg, msg_len, "join_group needs 'topics' or 'pattern'");
         return STREAM_EBADREQ;
     }
-    size_t n = topics ? topics->via.array.size : 0;
-    s->topics = calloc(n ? n : 1, sizeof(*s->topics));
+    if (topics == NULL)
+        s->topics = calloc(1, sizeof(*s->topics));
+    else if ((rc = stream__topics_decode(topics, &s->topics, &s->ntopics, msg, msg_len)) != 0)
+        return rc;
     if (s->topics == NULL)
         return STREAM_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const char *p;
-        size_t len;
-        rc = stream_elem_str(topics, (uint32_t)i, "topics", &p, &len, msg, msg_len);
-        if (rc == 0)
-            rc = stream_topic_name_check(p, len, msg, msg_len);
-        if (rc != 0)
-            goto fail;
-        if ((s->topics[s->ntopics] = stream__strndup(p, len)) == NULL) {
-            rc = STREAM_ENOMEM;
-            goto fail;
-        }
-        s->ntopics++;
-    }
-    qsort(s->topics, s->ntopics, sizeof(*s->topics), cmp_cstr);
-    size_t w = 0;
-    for (size_t i = 0; i < s->ntopics; i++) {
-        if (w > 0 && strcmp(s->topics[w - 1], s->topics[i]) == 0)
-            free(s->topics[i]);
-        else
-            s->topics[w++] = s->topics[i];
-    }
-    s->ntopics = w;
     if (pat != NULL) {
         if (plen > STREAM_GROUP_PATTERN_MAX || memchr(pat, '\0', plen)) {
             snprintf(msg, msg_len, "pattern must be at most %d bytes with no NUL byte",

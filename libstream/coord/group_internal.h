@@ -180,6 +180,12 @@ void stream__member_free(stream__member *m);
  * match, as Java's Pattern.matches) into re: 0, or EINVAL (msg says why)
  * or ENOMEM. */
 int stream__pattern_compile(const char *pattern, regex_t *re, char *msg, size_t msg_len);
+/* Reads an array of topic names (a join's `topics`, a membership record's)
+ * into *topics (*n of them, sorted, distinct; the caller frees each and the
+ * array). 0, EBADREQ (not a str) or EBADNAME (not a topic name) naming the
+ * element in msg, or ENOMEM; nothing allocated on failure. */
+int stream__topics_decode(const msgpack_object *arr, char ***topics, size_t *n, char *msg,
+                          size_t msg_len);
 /* Arms the session timer at the earliest member deadline of every group. */
 void stream__coord_rearm(stream__coord *co);
 

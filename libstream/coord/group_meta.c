@@ -151,46 +151,18 @@ static int take_pset(const msgpack_object *m, const char *key, stream__pset *out
     return 0;
 }
 
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The subscribed names: valid topic names, sorted and made distinct as a
- * join does. */
+/* The subscribed names, sorted and made distinct as a join does. */
 static int take_topics(const msgpack_object *mo, stream__member *m, const char *who, char *msg,
                        size_t msg_len)
 {
     const msgpack_object *arr;
+    char why[200];
     if (stream_field_array(mo, "topics", &arr, msg, msg_len) != 0)
         return STREAM_ECORRUPT;
-    size_t n = arr->via.array.size;
-    m->topics = calloc(n ? n : 1, sizeof(*m->topics));
-    if (m->topics == NULL)
-        return STREAM_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const char *p;
-        size_t len;
-        if (stream_elem_str(arr, i, "topics", &p, &len, msg, msg_len) != 0)
-            return STREAM_ECORRUPT;
-        if (stream_topic_name_check(p, len, NULL, 0) != 0) {
-            snprintf(msg, msg_len, "%s: topics[%zu] is no topic name", who, i);
-            return STREAM_ECORRUPT;
-        }
-        if ((m->topics[m->ntopics] = stream__strndup(p, len)) == NULL)
-            return STREAM_ENOMEM;
-        m->ntopics++;
-    }
-    qsort(m->topics, m->ntopics, sizeof(*m->topics), cmp_cstr);
-    size_t w = 0;
-    for (size_t i = 0; i < m->ntopics; i++) {
-        if (w > 0 && strcmp(m->topics[w - 1], m->topics[i]) == 0)
-            free(m->topics[i]);
-        else
-            m->topics[w++] = m->topics[i];
-    }
-    m->ntopics = w;
-    return 0;
+    int rc = stream__topics_decode(arr, &m->topics, &m->ntopics, why, sizeof(why));
+    if (rc != 0)
+        snprintf(msg, msg_len, "%s: %s", who, why);
+    return rc == 0 || rc == STREAM_ENOMEM ? rc : STREAM_ECORRUPT;
 }
 
 /* Element i of `members`: a member whose pattern (if any) is not compiled. */

@@ -1481,6 +1481,19 @@ static stream__member *meta_member(const char *id, const char *pattern, int32_t 
     return m;
 }
 
+/* A group of generation 2 with one member, "old-one", to restore over. */
+static stream__group *meta_old_group(void)
+{
+    stream__group *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    g->name = strdup("meta-g");
+    g->members = calloc(1, sizeof(*g->members));
+    g->members[0] = meta_member("old-one", NULL, 1);
+    g->nmembers = g->cap_members = 1;
+    g->generation = 2;
+    return g;
+}
+
 static void meta_group_free(stream__group *g)
 {
     for (size_t i = 0; i < g->nmembers; i++)
@@ -1544,12 +1557,7 @@ static void test_membership_record_round_trips_and_restores(void **state)
 
     /* Restored over an older membership: the members are the record's,
      * sessions and the revocation clock start now. */
-    stream__group *g = calloc(1, sizeof(*g));
-    g->name = strdup("meta-g");
-    g->members = calloc(1, sizeof(*g->members));
-    g->members[0] = meta_member("old-one", NULL, 1);
-    g->nmembers = g->cap_members = 1;
-    g->generation = 2;
+    stream__group *g = meta_old_group();
     assert_int_equal(stream__group_meta_restore(g, &meta, 1000, msg, sizeof(msg)), 0);
     assert_int_equal(meta.nmembers, 0);
     assert_int_equal(g->generation, 7);
@@ -1650,12 +1658,7 @@ static void test_membership_record_corrupt_or_unknown_version_is_refused(void **
     stream__group_meta meta;
     char msg[320] = "";
     assert_int_equal(stream__group_meta_decode(bad.data, bad.len, &meta, msg, sizeof(msg)), 0);
-    stream__group *g = calloc(1, sizeof(*g));
-    g->name = strdup("meta-g");
-    g->members = calloc(1, sizeof(*g->members));
-    g->members[0] = meta_member("old-one", NULL, 1);
-    g->nmembers = g->cap_members = 1;
-    g->generation = 2;
+    stream__group *g = meta_old_group();
     assert_int_equal(stream__group_meta_restore(g, &meta, 1000, msg, sizeof(msg)), STREAM_ECORRUPT);
     assert_non_null(strstr(msg, "not a valid regular expression"));
     assert_int_equal(g->nmembers, 1);
