@@ -553,8 +553,14 @@ static void join_cb(stream_client *c, const stream__resp *r, void *arg)
     }
     stream__cgroup_check_coord(g, r);
     if (g->subscribing) {
+        /* The coordinator moved, or the connection went before the answer
+         * came (a broker restarting; the answer waits for the membership
+         * to be durable): find it and join again, as later joins do, until
+         * subscribe's deadline. A broker that refuses the connection fails
+         * it at once. */
         g->join_err = err;
-        g->join_retry = err == STREAM_ENOTCOORDINATOR;
+        g->join_retry =
+            err == STREAM_ENOTCOORDINATOR || err == STREAM_ECONNRESET || err == STREAM_ECLOSED;
         if (err)
             stream__errf(g->join_msg, sizeof g->join_msg, "%s",
                          msg && *msg ? msg : stream_strerror(err));
@@ -923,7 +929,8 @@ int stream_consumer_subscribe(stream_consumer *co, const stream_group_conf *conf
     while (rc == 0 && (g->join_id || g->join_retry)) {
         int64_t now = stream__client_mono_ms();
         if (!g->join_id && !g->find_id) {
-            /* ENOTCOORDINATOR: find the coordinator, then join there. */
+            /* ENOTCOORDINATOR, a lost connection: find the coordinator,
+             * then join there. */
             if (!g->coord_lost) {
                 g->join_retry = false;
                 g->join_err = 0;
