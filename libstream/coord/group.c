@@ -971,6 +971,18 @@ static void op_list(void *svc, stream__req *r, uint64_t id, const msgpack_object
 
 /* ---- describe_group ---- */
 
+void stream__member_pack_subscription(msgpack_packer *pk, const stream__member *m)
+{
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, m->ntopics);
+    for (size_t i = 0; i < m->ntopics; i++)
+        stream_pack_cstr(pk, m->topics[i]);
+    if (m->pattern)
+        stream_pack_kv_cstr(pk, "pattern", m->pattern);
+    else
+        stream_pack_kv_nil(pk, "pattern");
+}
+
 static void pack_member(msgpack_packer *pk, const stream__member *m)
 {
     msgpack_pack_map(pk, 8);
@@ -981,14 +993,7 @@ static void pack_member(msgpack_packer *pk, const stream__member *m)
     stream_pack_kv_int(pk, "generation", m->epoch);
     stream_pack_key(pk, "subscription");
     msgpack_pack_map(pk, 2);
-    stream_pack_key(pk, "topics");
-    msgpack_pack_array(pk, m->ntopics);
-    for (size_t i = 0; i < m->ntopics; i++)
-        stream_pack_cstr(pk, m->topics[i]);
-    if (m->pattern)
-        stream_pack_kv_cstr(pk, "pattern", m->pattern);
-    else
-        stream_pack_kv_nil(pk, "pattern");
+    stream__member_pack_subscription(pk, m);
     stream_pack_key(pk, "assignment");
     stream__pset_pack(pk, &m->assigned);
     stream_pack_key(pk, "target");

@@ -186,6 +186,9 @@ int stream__pattern_compile(const char *pattern, regex_t *re, char *msg, size_t 
  * element in msg, or ENOMEM; nothing allocated on failure. */
 int stream__topics_decode(const msgpack_object *arr, char ***topics, size_t *n, char *msg,
                           size_t msg_len);
+/* Packs m's subscription as two map entries: topics: [str], pattern: str
+ * or nil (describe_group's and the membership record's shape). */
+void stream__member_pack_subscription(msgpack_packer *pk, const stream__member *m);
 /* Arms the session timer at the earliest member deadline of every group. */
 void stream__coord_rearm(stream__coord *co);
 

@@ -40,14 +40,7 @@ static void pack_member(msgpack_packer *pk, const stream__member *m)
     stream_pack_kv_cstr(pk, "host", m->host);
     stream_pack_kv_int(pk, "session_timeout_ms", m->session_timeout_ms);
     stream_pack_kv_int(pk, "rebalance_timeout_ms", m->rebalance_timeout_ms);
-    stream_pack_key(pk, "topics");
-    msgpack_pack_array(pk, m->ntopics);
-    for (size_t i = 0; i < m->ntopics; i++)
-        stream_pack_cstr(pk, m->topics[i]);
-    if (m->pattern)
-        stream_pack_kv_cstr(pk, "pattern", m->pattern);
-    else
-        stream_pack_kv_nil(pk, "pattern");
+    stream__member_pack_subscription(pk, m);
     stream_pack_kv_int(pk, "epoch", m->epoch);
     stream_pack_kv_int(pk, "prev_epoch", m->prev_epoch);
     stream_pack_key(pk, "target");
