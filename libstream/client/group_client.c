@@ -28,8 +28,11 @@
  *
  * Losing the session (EUNKNOWNMEMBER, or no answer for a whole session
  * timeout) drops every partition at once without a commit: the coordinator
- * may have given them to others. The member then joins again as new, but
- * remembers how far it processed each partition (gp->resume): one given back
+ * may have given them to others. The member then joins again - after
+ * EUNKNOWNMEMBER as new, after a silent session under its own id first
+ * (session_lapsed: a coordinator that only moved still knows it and gives
+ * its partitions back at once) - and remembers how far it processed each
+ * partition (gp->resume): one given back
  * goes on from there, and that position is committed at once, unless the
  * group's committed offset is further on (another member moved it), which
  * then wins, or gone (the topic or the group was deleted). A committed
@@ -44,14 +47,17 @@
  * partition of __consumer_offsets; a broker that is not answers
  * ENOTCOORDINATOR. That answer, a broken connection or a timeout marks the
  * coordinator lost: find_coordinator (on the bootstrap connection, which
- * any live broker can serve) names the new one, and the failed request is
- * retried there after its usual backoff. Membership does not move with the
- * coordinator: the new one answers EUNKNOWNMEMBER and the member joins
- * again; the partitions it gets back go on from its own positions (above),
- * so a lone member's coordinator move, even a commit lost with the old
- * coordinator, repeats nothing. In a group of several members the new
- * coordinator, knowing nothing of the old assignment, may give one member's
- * partitions to another, which starts them from the committed offset.
+ * any live broker can serve) names the new one; meanwhile no join or
+ * heartbeat goes out (they would only fail against the old one and run up
+ * backoffs), and once it answers they go at once (coord_found). Membership
+ * moves with the coordinator (the broker stores it in __consumer_offsets):
+ * the new one knows the member, its generation and its partitions, so the
+ * member just goes on heartbeating there, consuming all along; nothing
+ * changes hands in a group of any size. Only if the move took longer than
+ * the session does the member stop its partitions and join again under its
+ * own id (above), getting them back from the new coordinator and going on
+ * from its own positions, so even a commit lost with the old coordinator
+ * repeats nothing.
  */
 #include <regex.h>
 #include <stdlib.h>
@@ -397,6 +403,27 @@ int64_t stream__cgroup_send(stream__cgroup *g, stream__resp_cb cb, void *arg)
     return stream__req_send_node(g->c, g->coord, cb, arg, 0, 0);
 }
 
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The coordinator is known again: what waited for it goes soon, not after
+ * the backoffs the failed attempts ran up (membership carries on there, so
+ * the sooner the heartbeat arrives the shorter the pause), but no sooner
+ * than FIND_BACKOFF_MS after the last try: a coordinator that keeps
+ * answering ENOTCOORDINATOR, or is named while already dead, is not
+ * hammered. */
+static void coord_found(stream__cgroup *g, int64_t now)
+{
+    g->coord_lost = false;
+    int64_t soon = g->sent_ms + FIND_BACKOFF_MS > now ? g->sent_ms + FIND_BACKOFF_MS : now;
+    g->next_hb_ms = min64(g->next_hb_ms, soon);
+    g->next_join_ms = min64(g->next_join_ms, soon);
+    g->commit_retry_ms = min64(g->commit_retry_ms, soon);
+    g->start_retry_ms = min64(g->start_retry_ms, soon);
+}
+
 static void find_cb(stream_client *c, const stream__resp *r, void *arg)
 {
     stream__cgroup *g = arg;
@@ -416,7 +443,7 @@ static void find_cb(stream_client *c, const stream__resp *r, void *arg)
         /* A broker from before find_coordinator: it is every group's
          * coordinator itself. */
         g->coord = STREAM__NODE_BOOTSTRAP;
-        g->coord_lost = false;
+        coord_found(g, now);
         return;
     }
     if (err != 0) {
@@ -427,7 +454,7 @@ static void find_cb(stream_client *c, const stream__resp *r, void *arg)
     hbuf[hlen] = '\0';
     stream__client_learn_node(c, (int32_t)node, hbuf, (int)port);
     g->coord = (int32_t)node;
-    g->coord_lost = false;
+    coord_found(g, now);
 }
 
 /* Asks the bootstrap connection where the coordinator is now. */
@@ -436,11 +463,13 @@ static void send_find(stream__cgroup *g, int64_t now)
     msgpack_packer *pk = stream__req_begin(g->c, STREAM_OP_FIND_COORDINATOR, 1);
     stream_pack_kv_cstr(pk, "group", g->group);
     int64_t id = stream__req_send(g->c, find_cb, g, 0, 0);
-    if (id < 0) {
-        g->next_find_ms = now + FIND_BACKOFF_MS;
-        return;
-    }
-    g->find_id = id;
+    /* One find per FIND_BACKOFF_MS at most, answered or not: a coordinator
+     * named while already dead fails the request sent to it at once, and
+     * the find it sets off must not make a loop at the speed of the
+     * network. */
+    g->next_find_ms = now + FIND_BACKOFF_MS;
+    if (id > 0)
+        g->find_id = id;
 }
 
 int stream__cgroup_find_coord(stream__cgroup *g, int64_t deadline)
@@ -465,10 +494,7 @@ bool stream__cgroup_check_coord(stream__cgroup *g, const stream__resp *r)
     if (!(err == STREAM_ENOTCOORDINATOR || !r->root || err == STREAM_ETIMEDOUT ||
           err == STREAM_ECLOSED))
         return false;
-    if (!g->coord_lost) {
-        g->coord_lost = true;
-        g->next_find_ms = 0;
-    }
+    g->coord_lost = true; /* found again at next_find_ms (send_find paces) */
     return true;
 }
 
@@ -527,8 +553,14 @@ static void join_cb(stream_client *c, const stream__resp *r, void *arg)
     }
     stream__cgroup_check_coord(g, r);
     if (g->subscribing) {
+        /* The coordinator moved, or the connection went before the answer
+         * came (a broker restarting; the answer waits for the membership
+         * to be durable): find it and join again, as later joins do, until
+         * subscribe's deadline. A broker that refuses the connection fails
+         * it at once. */
         g->join_err = err;
-        g->join_retry = err == STREAM_ENOTCOORDINATOR;
+        g->join_retry =
+            err == STREAM_ENOTCOORDINATOR || err == STREAM_ECONNRESET || err == STREAM_ECLOSED;
         if (err)
             stream__errf(g->join_msg, sizeof g->join_msg, "%s",
                          msg && *msg ? msg : stream_strerror(err));
@@ -665,9 +697,20 @@ static void send_heartbeat(stream__cgroup *g, int64_t now)
 
 /* ---- the tick ---------------------------------------------------------------------- */
 
-static int64_t min64(int64_t a, int64_t b)
+/* No answer for a whole session: the coordinator may have removed us and
+ * given our partitions away, so they stop now (their resume points kept).
+ * But it may as well only have moved: a new coordinator restores the
+ * membership with a fresh session. So the member joins again under its
+ * own id: known there, it gets its partitions back at once and goes on
+ * from where it got; unknown (EUNKNOWNMEMBER), it joins as new. */
+static void session_lapsed(stream__cgroup *g)
 {
-    return a < b ? a : b;
+    char *id = strdup(g->member_id);
+    stream__cgroup_lose_all(g, STREAM_EUNKNOWNMEMBER);
+    if (id) {
+        free(g->member_id);
+        g->member_id = id;
+    }
 }
 
 static int64_t group_tick(void *arg, int64_t now)
@@ -677,27 +720,33 @@ static int64_t group_tick(void *arg, int64_t now)
         return INT64_MAX;
     if (g->coord_lost && !g->find_id && now >= g->next_find_ms)
         send_find(g, now);
+    /* While the coordinator is being found again, membership requests
+     * wait for the answer (coord_found sends them at once) rather than
+     * fail against the old one and back off. */
+    bool lost = g->coord_lost;
+    int64_t find_wake = lost && !g->find_id ? g->next_find_ms : INT64_MAX;
     if (!g->joined) {
-        if (!g->join_id && now >= g->next_join_ms && send_join(g) < 0)
+        if (!lost && !g->join_id && now >= g->next_join_ms && send_join(g) < 0)
             g->next_join_ms = now + STREAM__CGROUP_BACKOFF_MIN_MS;
-        return g->join_id ? INT64_MAX : g->next_join_ms;
+        if (g->join_id || lost)
+            return find_wake;
+        return g->next_join_ms;
     }
-    /* No answer for a whole session: the coordinator has removed us and
-     * given our partitions away; stop consuming them now. */
     if (now - g->last_contact_ms > g->session_timeout_ms) {
-        stream__cgroup_lose_all(g, STREAM_EUNKNOWNMEMBER);
-        if (!g->join_id && send_join(g) < 0)
+        session_lapsed(g);
+        if (!lost && !g->join_id && send_join(g) < 0)
             g->next_join_ms = now + STREAM__CGROUP_BACKOFF_MIN_MS;
-        return now + STREAM__CGROUP_BACKOFF_MIN_MS;
+        return min64(now + STREAM__CGROUP_BACKOFF_MIN_MS, find_wake);
     }
-    stream__cgroup_send_start(g, now);
+    if (!lost)
+        stream__cgroup_send_start(g, now);
     stream__cgroup_advance(g, now);
-    int64_t next = INT64_MAX;
-    if (!g->hb_id) {
+    int64_t next = find_wake;
+    if (!g->hb_id && !lost) {
         if (g->hb_now || now >= g->next_hb_ms)
             send_heartbeat(g, now);
         else
-            next = g->next_hb_ms;
+            next = min64(next, g->next_hb_ms);
     }
     if (g->conf.auto_commit)
         next = min64(next, g->next_commit_ms);
@@ -708,7 +757,7 @@ static int64_t group_tick(void *arg, int64_t now)
         const stream__gpart *gp = g->parts[i];
         if (gp->state == STREAM__GP_REVOKING)
             next = min64(next, gp->revoked_ms + g->conf.revoke_timeout_ms);
-        else if (gp->state == STREAM__GP_STARTING && !gp->start_sent)
+        else if (gp->state == STREAM__GP_STARTING && !gp->start_sent && !lost)
             next = min64(next, g->start_retry_ms > now ? g->start_retry_ms : now + 1);
     }
     return next;
@@ -731,7 +780,7 @@ void stream__cgroup_before_poll(stream__cgroup *g)
         return;
     int64_t now = stream__client_mono_ms();
     stream__cgroup_advance(g, now);
-    if (g->hb_now && !g->hb_id && g->joined && !g->closing)
+    if (g->hb_now && !g->hb_id && g->joined && !g->closing && !g->coord_lost)
         send_heartbeat(g, now);
 }
 
@@ -766,6 +815,10 @@ int stream__cgroup_fetch_wait(const stream__cgroup *g, int64_t now, int max_wait
     /* An auto-commit may wait behind a fetch; one a caller waits for may
      * not. */
     if (g->join_id || g->hb_id || (g->commit && g->commit->wait) || g->leave_id || g->hb_now)
+        return -1;
+    /* find_coordinator goes on the bootstrap connection too, and what
+     * waits for its answer is the whole membership. */
+    if (g->coord_lost)
         return -1;
     /* A revocation holds up a rebalance: its commit and heartbeat must not
      * queue behind a long poll either. */
@@ -876,7 +929,8 @@ int stream_consumer_subscribe(stream_consumer *co, const stream_group_conf *conf
     while (rc == 0 && (g->join_id || g->join_retry)) {
         int64_t now = stream__client_mono_ms();
         if (!g->join_id && !g->find_id) {
-            /* ENOTCOORDINATOR: find the coordinator, then join there. */
+            /* ENOTCOORDINATOR, a lost connection: find the coordinator,
+             * then join there. */
             if (!g->coord_lost) {
                 g->join_retry = false;
                 g->join_err = 0;

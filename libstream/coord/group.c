@@ -11,6 +11,9 @@
  * leave_group or a missed deadline removes it and triggers a recomputation.
  * The safety rule - never give a partition that another member still holds -
  * lives entirely in deliver(); see group_internal.h for the set algebra.
+ * Whatever changes membership marks the group (meta_dirty): the op then
+ * writes the membership record (group_meta.c) and answers once it is
+ * durable (answer()), the session timer writes it after removing members.
  *
  * Recomputations are lazy for topic changes: the broker tells the
  * coordinator whenever a topic is created or deleted, which bumps
@@ -31,8 +34,6 @@
 #include "group_internal.h"
 #include "stream/error.h"
 #include "stream/partition.h"
-
-static void rearm(stream__coord *co);
 
 /* ---- the coordinator ---- */
 
@@ -79,7 +80,7 @@ static void coord_close(stream__coord *co)
     }
 }
 
-static void member_free(stream__member *m)
+void stream__member_free(stream__member *m)
 {
     if (m == NULL)
         return;
@@ -88,10 +89,9 @@ static void member_free(stream__member *m)
     for (size_t i = 0; i < m->ntopics; i++)
         free(m->topics[i]);
     free(m->topics);
-    if (m->pattern) {
+    if (m->compiled)
         regfree(&m->re);
-        free(m->pattern);
-    }
+    free(m->pattern);
     stream__pset_release(&m->target);
     stream__pset_release(&m->assigned);
     stream__pset_release(&m->held);
@@ -101,7 +101,7 @@ static void member_free(stream__member *m)
 static void group_free(stream__group *g)
 {
     for (size_t i = 0; i < g->nmembers; i++)
-        member_free(g->members[i]);
+        stream__member_free(g->members[i]);
     free(g->members);
     stream__offsets_release(g);
     free(g->name);
@@ -185,7 +185,7 @@ void stream__group_drop_partition(stream__coord *co, int32_t p, int32_t partitio
             co->groups[k++] = g;
     }
     co->ngroups = k;
-    rearm(co);
+    stream__coord_rearm(co);
 }
 
 void stream__group_gc(stream__coord *co, stream__group *g)
@@ -244,7 +244,7 @@ bool stream__member_subscribes(const stream__member *m, const stream_topic *t)
         else
             hi = mid;
     }
-    return m->pattern != NULL && !t->internal && regexec(&m->re, t->name, 0, NULL, 0) == 0;
+    return m->compiled && !t->internal && regexec(&m->re, t->name, 0, NULL, 0) == 0;
 }
 
 /* Recomputes the targets; the generation grows when `changed` (membership
@@ -263,6 +263,7 @@ static void recompute(stream__coord *co, stream__group *g, bool changed, const c
     }
     if (!changed && rc == 0)
         return;
+    g->meta_dirty = true;
     if (g->generation < INT32_MAX)
         g->generation++;
     stream__host_log(b, STREAM_BROKER_INFO, "group %s: generation %d, %zu members (%s)", g->name,
@@ -303,6 +304,8 @@ static int deliver(stream__group *g, stream__member *m, const stream__pset *owne
         stream__pset_release(&held);
         return rc;
     }
+    if (!stream__pset_equal(&assign, &m->assigned) || !stream__pset_equal(&held, &m->held))
+        g->meta_dirty = true;
     stream__pset_release(&m->assigned);
     stream__pset_release(&m->held);
     m->assigned = assign;
@@ -316,6 +319,7 @@ static int deliver(stream__group *g, stream__member *m, const stream__pset *owne
     if (m->epoch != g->generation) {
         m->prev_epoch = m->epoch;
         m->epoch = g->generation;
+        g->meta_dirty = true;
     }
     return 0;
 }
@@ -338,7 +342,8 @@ static void remove_member(stream__coord *co, stream__group *g, size_t i, const c
     g->nmembers--;
     stream__host_log(co->broker, STREAM_BROKER_INFO, "group %s: member %s (%s) %s", g->name, m->id,
                      m->client_id, why);
-    member_free(m);
+    stream__member_free(m);
+    g->meta_dirty = true;
     recompute(co, g, true, "a member left");
 }
 
@@ -366,15 +371,17 @@ static void on_timer(uv_timer_t *t)
             }
             remove_member(co, g, i, why);
         }
+        char msg[320];
+        stream__group_meta_write(co, g, msg, sizeof(msg)); /* a failure is logged; retried */
     }
     /* Groups left with neither members nor offsets go (from the end: gc
      * shifts the array). */
     for (size_t gi = co->ngroups; gi-- > 0;)
         stream__group_gc(co, co->groups[gi]);
-    rearm(co);
+    stream__coord_rearm(co);
 }
 
-static void rearm(stream__coord *co)
+void stream__coord_rearm(stream__coord *co)
 {
     if (!co->timer_open)
         return;
@@ -438,6 +445,65 @@ static void sub_release(subscription *s)
     memset(s, 0, sizeof(*s));
 }
 
+int stream__pattern_compile(const char *pattern, regex_t *re, char *msg, size_t msg_len)
+{
+    size_t len = strlen(pattern);
+    char *anchored = malloc(len + 5);
+    if (anchored == NULL) {
+        snprintf(msg, msg_len, "out of memory");
+        return STREAM_ENOMEM;
+    }
+    snprintf(anchored, len + 5, "^(%s)$", pattern);
+    int rerr = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
+    free(anchored);
+    if (rerr != 0) {
+        char why[160];
+        regerror(rerr, re, why, sizeof(why));
+        snprintf(msg, msg_len, "pattern '%.64s' is not a valid regular expression: %s", pattern,
+                 why);
+        return STREAM_EINVAL;
+    }
+    return 0;
+}
+
+int stream__topics_decode(const msgpack_object *arr, char ***topics, size_t *n, char *msg,
+                          size_t msg_len)
+{
+    size_t count = arr->via.array.size, k = 0;
+    char **t = calloc(count ? count : 1, sizeof(*t));
+    int rc = t ? 0 : STREAM_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const char *p;
+        size_t len;
+        rc = stream_elem_str(arr, (uint32_t)i, "topics", &p, &len, msg, msg_len);
+        if (rc == 0)
+            rc = stream_topic_name_check(p, len, msg, msg_len);
+        if (rc == 0 && (t[k] = stream__strndup(p, len)) == NULL)
+            rc = STREAM_ENOMEM;
+        if (rc == 0)
+            k++;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < k; i++)
+            free(t[i]);
+        free(t);
+        if (rc == STREAM_ENOMEM)
+            snprintf(msg, msg_len, "out of memory");
+        return rc;
+    }
+    qsort(t, k, sizeof(*t), cmp_cstr);
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (w > 0 && strcmp(t[w - 1], t[i]) == 0)
+            free(t[i]);
+        else
+            t[w++] = t[i];
+    }
+    *topics = t;
+    *n = w;
+    return 0;
+}
+
 /* Reads `topics` and `pattern` of a join_group. */
 static int sub_parse(const msgpack_object *m, subscription *s, char *msg, size_t msg_len)
 {
@@ -454,33 +520,12 @@ static int sub_parse(const msgpack_object *m, subscription *s, char *msg, size_t
         snprintf(msg, msg_len, "join_group needs 'topics' or 'pattern'");
         return STREAM_EBADREQ;
     }
-    size_t n = topics ? topics->via.array.size : 0;
-    s->topics = calloc(n ? n : 1, sizeof(*s->topics));
+    if (topics == NULL)
+        s->topics = calloc(1, sizeof(*s->topics));
+    else if ((rc = stream__topics_decode(topics, &s->topics, &s->ntopics, msg, msg_len)) != 0)
+        return rc;
     if (s->topics == NULL)
         return STREAM_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const char *p;
-        size_t len;
-        rc = stream_elem_str(topics, (uint32_t)i, "topics", &p, &len, msg, msg_len);
-        if (rc == 0)
-            rc = stream_topic_name_check(p, len, msg, msg_len);
-        if (rc != 0)
-            goto fail;
-        if ((s->topics[s->ntopics] = stream__strndup(p, len)) == NULL) {
-            rc = STREAM_ENOMEM;
-            goto fail;
-        }
-        s->ntopics++;
-    }
-    qsort(s->topics, s->ntopics, sizeof(*s->topics), cmp_cstr);
-    size_t w = 0;
-    for (size_t i = 0; i < s->ntopics; i++) {
-        if (w > 0 && strcmp(s->topics[w - 1], s->topics[i]) == 0)
-            free(s->topics[i]);
-        else
-            s->topics[w++] = s->topics[i];
-    }
-    s->ntopics = w;
     if (pat != NULL) {
         if (plen > STREAM_GROUP_PATTERN_MAX || memchr(pat, '\0', plen)) {
             snprintf(msg, msg_len, "pattern must be at most %d bytes with no NUL byte",
@@ -488,24 +533,13 @@ static int sub_parse(const msgpack_object *m, subscription *s, char *msg, size_t
             rc = STREAM_EINVAL;
             goto fail;
         }
-        /* Whole-name match, as Java's Pattern.matches. */
-        char *anchored = malloc(plen + 5);
-        if ((s->pattern = stream__strndup(pat, plen)) == NULL || anchored == NULL) {
-            free(anchored);
+        if ((s->pattern = stream__strndup(pat, plen)) == NULL) {
             rc = STREAM_ENOMEM;
             goto fail;
         }
-        snprintf(anchored, plen + 5, "^(%s)$", s->pattern);
-        int rerr = regcomp(&s->re, anchored, REG_EXTENDED | REG_NOSUB);
-        free(anchored);
-        if (rerr != 0) {
-            char why[160];
-            regerror(rerr, &s->re, why, sizeof(why));
-            snprintf(msg, msg_len, "pattern '%.64s' is not a valid regular expression: %s",
-                     s->pattern, why);
+        if ((rc = stream__pattern_compile(s->pattern, &s->re, msg, msg_len)) != 0) {
             free(s->pattern);
             s->pattern = NULL;
-            rc = STREAM_EINVAL;
             goto fail;
         }
     }
@@ -533,13 +567,13 @@ static void sub_move(stream__member *m, subscription *s)
     for (size_t i = 0; i < m->ntopics; i++)
         free(m->topics[i]);
     free(m->topics);
-    if (m->pattern) {
+    if (m->compiled)
         regfree(&m->re);
-        free(m->pattern);
-    }
+    free(m->pattern);
     m->topics = s->topics;
     m->ntopics = s->ntopics;
     m->pattern = s->pattern;
+    m->compiled = s->pattern != NULL;
     if (s->pattern)
         m->re = s->re;
     memset(s, 0, sizeof(*s));
@@ -572,7 +606,7 @@ static stream__member *member_new(stream__coord *co, const char *client_id, size
     m->id = strdup(id);
     m->client_id = stream__strndup(client_id ? client_id : "", client_len);
     if (m->id == NULL || m->client_id == NULL) {
-        member_free(m);
+        stream__member_free(m);
         return NULL;
     }
     stream__pset_init(&m->target);
@@ -595,23 +629,122 @@ static int add_member(stream__group *g, stream__member *m)
     return 0;
 }
 
-/* The response of join_group and heartbeat. */
-static void reply_assignment(stream__req *r, uint64_t id, const stream__group *g,
-                             const stream__member *m, bool join)
+/* ---- answers about membership ---- */
+
+/*
+ * What join_group, heartbeat and leave_group answer never runs ahead of
+ * the log: a member must not start on a partition, or a generation, that a
+ * coordinator taking over would not know of (it could give that partition
+ * to another member). So an answer waits until the group's last membership
+ * record is durable - at once in the common case, where nothing changed
+ * since it was - and is copied out of the group meanwhile.
+ */
+
+typedef enum answer_kind { ANSWER_JOIN, ANSWER_HEARTBEAT, ANSWER_LEAVE } answer_kind;
+
+typedef struct member_answer {
+    stream__pending p; /* first: the completion casts */
+    answer_kind kind;
+    int32_t partition; /* the membership record it waits for */
+    int64_t need;
+    char member_id[STREAM_GROUP_MEMBER_ID_MAX + 1];
+    int32_t session_timeout_ms;
+    int32_t generation;
+    int32_t heartbeat_interval_ms;
+    bool reconciling;
+    stream__pset assigned; /* owned when parked, borrowed on the stack */
+} member_answer;
+
+static void answer_pack(stream__req *r, uint64_t id, const member_answer *a)
 {
     stream_frame f;
     stream__host_reply_start(r, &f);
+    if (a->kind == ANSWER_LEAVE) {
+        stream_pack_response_header(&f.pk, id, 0, NULL, 0);
+        stream__host_reply_finish(r, &f, id);
+        return;
+    }
+    bool join = a->kind == ANSWER_JOIN;
     stream_pack_response_header(&f.pk, id, 0, NULL, join ? 6 : 4);
     if (join) {
-        stream_pack_kv_cstr(&f.pk, "member_id", m->id);
-        stream_pack_kv_int(&f.pk, "session_timeout_ms", m->session_timeout_ms);
+        stream_pack_kv_cstr(&f.pk, "member_id", a->member_id);
+        stream_pack_kv_int(&f.pk, "session_timeout_ms", a->session_timeout_ms);
     }
-    stream_pack_kv_int(&f.pk, "generation", g->generation);
-    stream_pack_kv_int(&f.pk, "heartbeat_interval_ms", heartbeat_interval(m));
-    stream_pack_kv_bool(&f.pk, "reconciling", member_reconciling(m));
+    stream_pack_kv_int(&f.pk, "generation", a->generation);
+    stream_pack_kv_int(&f.pk, "heartbeat_interval_ms", a->heartbeat_interval_ms);
+    stream_pack_kv_bool(&f.pk, "reconciling", a->reconciling);
     stream_pack_key(&f.pk, "assignment");
-    stream__pset_pack(&f.pk, &m->assigned);
+    stream__pset_pack(&f.pk, &a->assigned);
     stream__host_reply_finish(r, &f, id);
+}
+
+static void answer_encode(stream__coord *co, stream__req *r, stream__pending *p)
+{
+    member_answer *a = (member_answer *)p;
+    char msg[240];
+    int err = stream__offsets_durable_err(co, a->partition, a->need, msg, sizeof(msg));
+    if (err != 0)
+        stream__host_reply_error(r, p->id, err, msg);
+    else
+        answer_pack(r, p->id, a);
+}
+
+static void answer_destroy(stream__pending *p)
+{
+    member_answer *a = (member_answer *)p;
+    stream__pset_release(&a->assigned);
+    stream__pending_release(p);
+    free(a);
+}
+
+/* Answers r about member m of g (m NULL for a leave): once g's last
+ * membership record is durable. write_rc is what writing it returned: a
+ * failure is answered ENOTCOORDINATOR, which clients retry after finding
+ * the coordinator again (Kafka's COORDINATOR_NOT_AVAILABLE), as the
+ * record may be stored once the in-sync replicas are back. */
+static void answer(stream__coord *co, stream__req *r, uint64_t id, const stream__group *g,
+                   const stream__member *m, answer_kind kind, int write_rc, const char *write_msg)
+{
+    char msg[512];
+    if (write_rc != 0) {
+        snprintf(msg, sizeof(msg), "cannot store the membership of group '%s': %s; try again",
+                 g->name, write_msg);
+        stream__host_reply_error(
+            r, id, write_rc == STREAM_ENOMEM ? write_rc : STREAM_ENOTCOORDINATOR, msg);
+        return;
+    }
+    member_answer a = {.kind = kind, .partition = g->meta_partition, .need = g->meta_need};
+    if (m != NULL) {
+        snprintf(a.member_id, sizeof(a.member_id), "%s", m->id);
+        a.session_timeout_ms = m->session_timeout_ms;
+        a.generation = g->generation;
+        a.heartbeat_interval_ms = heartbeat_interval(m);
+        a.reconciling = member_reconciling(m);
+        a.assigned = m->assigned; /* borrowed while on the stack */
+    }
+    int rc = stream__offsets_durable_err(co, a.partition, a.need, msg, sizeof(msg));
+    if (rc == 0) {
+        answer_pack(r, id, &a);
+        return;
+    }
+    if (rc != STREAM_ETIMEDOUT) { /* not merely "not yet": leadership lost, I/O error */
+        stream__host_reply_error(r, id, rc, msg);
+        return;
+    }
+    member_answer *w = malloc(sizeof(*w));
+    if (w != NULL) {
+        *w = a;
+        stream__pset_init(&w->assigned);
+        w->p = (stream__pending){.id = id, .encode = answer_encode, .destroy = answer_destroy};
+    }
+    if (w == NULL || stream__pset_copy(&w->assigned, &a.assigned) != 0 ||
+        stream__pending_add(co, &w->p, a.partition, a.need) != 0) {
+        if (w != NULL)
+            answer_destroy(&w->p);
+        stream__host_reply_error(r, id, STREAM_ENOMEM, NULL);
+        return;
+    }
+    stream__pending_park(co, r, &w->p);
 }
 
 static void unknown_member(stream__req *r, uint64_t id, const char *group, const char *p,
@@ -619,8 +752,8 @@ static void unknown_member(stream__req *r, uint64_t id, const char *group, const
 {
     char msg[512];
     snprintf(msg, sizeof(msg),
-             "member '%.*s' is not in group '%s' (session timed out, left, or the broker "
-             "restarted): join again with an empty member_id",
+             "member '%.*s' is not in group '%s' (its session timed out, or it left): join "
+             "again with an empty member_id",
              (int)(len > 140 ? 140 : len), p, group);
     stream__host_reply_error(r, id, STREAM_EUNKNOWNMEMBER, msg);
 }
@@ -680,22 +813,28 @@ static void op_join(void *svc, stream__req *r, uint64_t id, const msgpack_object
             return;
         }
         changed = !sub_equal(m, &sub);
-        if (cid) {
+        if (cid && !stream_str_eq(cid, cid_len, m->client_id)) {
             char *ncid = stream__strndup(cid, cid_len);
             if (ncid) {
                 free(m->client_id);
                 m->client_id = ncid;
+                g->meta_dirty = true;
             }
         }
-        if (stream_field_find(req, "session_timeout_ms"))
+        if (stream_field_find(req, "session_timeout_ms") && m->session_timeout_ms != session) {
             m->session_timeout_ms = (int32_t)session;
-        if (stream_field_find(req, "rebalance_timeout_ms"))
+            g->meta_dirty = true;
+        }
+        if (stream_field_find(req, "rebalance_timeout_ms") &&
+            m->rebalance_timeout_ms != rebalance) {
             m->rebalance_timeout_ms = (int32_t)rebalance;
+            g->meta_dirty = true;
+        }
     } else {
         g = stream__group_get(co, name);
         m = g ? member_new(co, cid, cid_len) : NULL;
         if (m == NULL || add_member(g, m) != 0) {
-            member_free(m);
+            stream__member_free(m);
             sub_release(&sub);
             stream__group_gc(co, g);
             stream__host_reply_error(r, id, STREAM_ENOMEM, NULL);
@@ -714,11 +853,19 @@ static void op_join(void *svc, stream__req *r, uint64_t id, const msgpack_object
         recompute(co, g, changed, mid_len > 0 ? "subscription changed" : "a member joined");
     if (deliver(g, m, NULL, uv_now(stream__host_loop(b))) != 0) {
         stream__host_reply_error(r, id, STREAM_ENOMEM, NULL);
-        rearm(co);
+        stream__coord_rearm(co);
         return;
     }
-    rearm(co);
-    reply_assignment(r, id, g, m, true);
+    stream__coord_rearm(co);
+    rc = stream__group_meta_write(co, g, msg, sizeof(msg));
+    answer(co, r, id, g, m, ANSWER_JOIN, rc, msg);
+    size_t index;
+    if (rc != 0 && mid_len == 0 && stream__member_find(g, m->id, strlen(m->id), &index) != NULL) {
+        /* It never learns its id: left in, it would keep a share of the
+         * targets, served by nobody, until its session ran out. */
+        remove_member(co, g, index, "dropped: its join could not be stored");
+        stream__coord_rearm(co);
+    }
 }
 
 /* ---- heartbeat ---- */
@@ -763,12 +910,13 @@ static void op_heartbeat(void *svc, stream__req *r, uint64_t id, const msgpack_o
         recompute(co, g, false, "topics changed");
     rc = deliver(g, m, &owned, uv_now(stream__host_loop(b)));
     stream__pset_release(&owned);
-    rearm(co);
+    stream__coord_rearm(co);
     if (rc != 0) {
         stream__host_reply_error(r, id, rc, NULL);
         return;
     }
-    reply_assignment(r, id, g, m, false);
+    rc = stream__group_meta_write(co, g, msg, sizeof(msg));
+    answer(co, r, id, g, m, ANSWER_HEARTBEAT, rc, msg);
 }
 
 /* ---- leave_group ---- */
@@ -794,12 +942,10 @@ static void op_leave(void *svc, stream__req *r, uint64_t id, const msgpack_objec
         return;
     }
     remove_member(co, g, index, "left");
+    stream__coord_rearm(co);
+    rc = stream__group_meta_write(co, g, msg, sizeof(msg));
+    answer(co, r, id, g, NULL, ANSWER_LEAVE, rc, msg);
     stream__group_gc(co, g);
-    rearm(co);
-    stream_frame f;
-    stream__host_reply_start(r, &f);
-    stream_pack_response_header(&f.pk, id, 0, NULL, 0);
-    stream__host_reply_finish(r, &f, id);
 }
 
 /* ---- list_groups ---- */
@@ -825,6 +971,18 @@ static void op_list(void *svc, stream__req *r, uint64_t id, const msgpack_object
 
 /* ---- describe_group ---- */
 
+void stream__member_pack_subscription(msgpack_packer *pk, const stream__member *m)
+{
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, m->ntopics);
+    for (size_t i = 0; i < m->ntopics; i++)
+        stream_pack_cstr(pk, m->topics[i]);
+    if (m->pattern)
+        stream_pack_kv_cstr(pk, "pattern", m->pattern);
+    else
+        stream_pack_kv_nil(pk, "pattern");
+}
+
 static void pack_member(msgpack_packer *pk, const stream__member *m)
 {
     msgpack_pack_map(pk, 8);
@@ -835,14 +993,7 @@ static void pack_member(msgpack_packer *pk, const stream__member *m)
     stream_pack_kv_int(pk, "generation", m->epoch);
     stream_pack_key(pk, "subscription");
     msgpack_pack_map(pk, 2);
-    stream_pack_key(pk, "topics");
-    msgpack_pack_array(pk, m->ntopics);
-    for (size_t i = 0; i < m->ntopics; i++)
-        stream_pack_cstr(pk, m->topics[i]);
-    if (m->pattern)
-        stream_pack_kv_cstr(pk, "pattern", m->pattern);
-    else
-        stream_pack_kv_nil(pk, "pattern");
+    stream__member_pack_subscription(pk, m);
     stream_pack_key(pk, "assignment");
     stream__pset_pack(pk, &m->assigned);
     stream_pack_key(pk, "target");

@@ -191,8 +191,8 @@ static int commit_who(stream__group *g, const char *group, const char *mid, size
     stream__member *m = stream__member_find(g, mid, mid_len, NULL);
     if (m == NULL) {
         snprintf(msg, msg_len,
-                 "member '%.*s' is not in group '%s' (session timed out, left, or the broker "
-                 "restarted): join again with an empty member_id",
+                 "member '%.*s' is not in group '%s' (its session timed out, or it left): "
+                 "join again with an empty member_id",
                  (int)(mid_len > 140 ? 140 : mid_len), mid, group);
         return STREAM_EUNKNOWNMEMBER;
     }
@@ -501,30 +501,47 @@ static int delete_one(stream__coord *co, const char *p, size_t len, delete_entry
         return STREAM_EGROUPNOTEMPTY;
     }
     size_t n = g->noffsets;
-    stream__offset_rec *recs = calloc(n ? n : 1, sizeof(*recs));
+    stream__offset_rec *recs = calloc(n + 1, sizeof(*recs));
     if (recs == NULL)
         return STREAM_ENOMEM;
     for (size_t i = 0; i < n; i++)
         recs[i] = (stream__offset_rec){
             .topic = g->offsets[i].topic, .partition = g->offsets[i].partition, .tombstone = true};
+    /* Its membership record (an empty one: it has had members) goes too,
+     * first, so that no replay brings the group back. */
+    size_t nrecs = n;
+    if (g->meta_written) {
+        memmove(&recs[1], &recs[0], n * sizeof(*recs));
+        recs[0] = (stream__offset_rec){.membership = true, .tombstone = true};
+        nrecs++;
+    }
     rc = 0;
-    if (n > 0) {
+    if (nrecs > 0) {
         /* The recs borrow the group's topic strings: copy them first, the
          * apply frees the group. */
-        char **topics = calloc(n, sizeof(*topics));
-        for (size_t i = 0; topics && i < n; i++)
-            if ((topics[i] = strdup(recs[i].topic)) != NULL)
+        char **topics = calloc(nrecs, sizeof(*topics));
+        for (size_t i = 0; topics && i < nrecs; i++)
+            if (recs[i].membership)
+                continue;
+            else if ((topics[i] = strdup(recs[i].topic)) != NULL)
                 recs[i].topic = topics[i];
             else
                 rc = STREAM_ENOMEM;
         if (topics == NULL)
             rc = STREAM_ENOMEM;
         if (rc == 0)
-            rc = stream__offsets_write(co, name, recs, n, &e->partition, &e->need, e->msg,
+            rc = stream__offsets_write(co, name, recs, nrecs, &e->partition, &e->need, e->msg,
                                        sizeof(e->msg));
-        for (size_t i = 0; topics && i < n; i++)
+        for (size_t i = 0; topics && i < nrecs; i++)
             free(topics[i]);
         free(topics);
+        if (rc == 0) {
+            /* Offsets' tombstones freed it; a membership one alone does not. */
+            g = stream__group_find(co, name);
+            if (g != NULL)
+                g->meta_written = false;
+            stream__group_gc(co, g);
+        }
     } else {
         stream__group_gc(co, g);
     }

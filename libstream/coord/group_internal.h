@@ -3,9 +3,10 @@
  * the broker (it sees the broker only through broker/host.h, and the broker
  * names it only in its list of services) that keeps consumer groups, their
  * members and server-side assignment (group.c, group_assign.c), and
- * committed offsets in __consumer_offsets (group_offsets.c: storage;
- * group_commit.c: the offset ops). Not installed; prefix stream__. The wire
- * contract is share/doc/protocol.md 6.10-6.19.
+ * committed offsets and membership in __consumer_offsets (group_offsets.c:
+ * storage; group_commit.c: the offset ops; group_meta.c: the membership
+ * record). Not installed; prefix stream__. The wire contract is
+ * share/doc/protocol.md 6.10-6.19 and 6.26.
  *
  * The model in one paragraph: a group holds members (in join order) and
  * committed offsets. Whenever membership, a subscription or the subscribed
@@ -21,8 +22,16 @@
  * Invariant: the `assigned` sets of two members never intersect, and
  * neither do a member's `assigned` and another member's `held`.
  *
- * Everything runs on the broker's loop thread. Nothing here is persisted but
- * the offsets: members rejoin after a restart.
+ * Everything runs on the broker's loop thread. What is persisted, in the
+ * group's partition of __consumer_offsets: the committed offsets, and the
+ * membership (generation, and per member its id, subscription, session and
+ * the target/assigned/held sets) as one record rewritten whenever any of it
+ * changes (group_meta.c). An answer to join_group, heartbeat or leave_group
+ * waits until the membership record it reflects is durable, so no member
+ * ever acts on a state the log could lose. A coordinator that reads the
+ * log back (a broker's start, a new leader of the partition) restores the
+ * members with fresh sessions: live ones go on heartbeating with the same
+ * id, generation and partitions; dead ones expire as they would have.
  *
  * In a cluster (stream__host_clustered) __consumer_offsets is a replicated
  * topic of the metadata, and the coordinator of a group is the leader of
@@ -31,9 +40,11 @@
  * offsets from its log when it starts leading it (a role change, or the
  * first request that finds it leading an epoch it has not loaded) and drops
  * those groups, members included, when it stops; every group op for
- * another partition gets ENOTCOORDINATOR. Commits go to the replicated log
- * and are answered once the high watermark passes them. Membership is not
- * replicated: members rejoin the new coordinator, as Kafka's do.
+ * another partition gets ENOTCOORDINATOR. Commits and membership records go
+ * to the replicated log and are answered once the high watermark passes
+ * them, so a coordinator move (kill -9, a rolling restart) hands the group
+ * over as it was, as Kafka's GroupMetadataManager does: no rebalance, no
+ * partition changing hands, nothing consumed twice.
  */
 #ifndef STREAM_GROUP_INTERNAL_H
 #define STREAM_GROUP_INTERNAL_H
@@ -91,7 +102,9 @@ typedef struct stream__member {
     char **topics;                /* subscribed names, sorted, distinct */
     size_t ntopics;               /* entries in topics */
     char *pattern;                /* subscription regex as given, or NULL */
-    regex_t re;                   /* pattern compiled, anchored; valid when pattern */
+    regex_t re;                   /* pattern compiled, anchored; valid when compiled */
+    bool compiled;                /* re holds pattern (false only in a membership record
+                                     decoded but not restored: group_meta.c) */
     int32_t session_timeout_ms;   /* in force */
     uint64_t deadline_ms;         /* uv_now time after which it is removed */
     int32_t rebalance_timeout_ms; /* how long it may keep a revoked partition */
@@ -121,6 +134,11 @@ typedef struct stream__group {
     uint64_t topics_version; /* broker topics_version the targets were computed at */
     stream__offset *offsets; /* sorted by (topic, partition) */
     size_t noffsets, cap_offsets;
+    bool meta_dirty;        /* membership changed since the last membership record */
+    bool meta_written;      /* the log's last membership record of it is not a tombstone */
+    int32_t meta_partition; /* where the last membership record went, and the durable */
+    int64_t meta_need;      /* offset confirming it (0: none): answers about membership
+                               wait for it (group.c) */
 } stream__group;
 
 /* The coordinator: every group of one broker (the service's state). */
@@ -156,6 +174,24 @@ const char *stream__group_state(const stream__group *g);
 /* True when m subscribes to topic t. */
 bool stream__member_subscribes(const stream__member *m, const stream_topic *t);
 
+/* Frees a member (NULL-safe): its strings, regex (when compiled) and sets. */
+void stream__member_free(stream__member *m);
+/* Compiles a subscription pattern anchored at both ends (a whole-name
+ * match, as Java's Pattern.matches) into re: 0, or EINVAL (msg says why)
+ * or ENOMEM. */
+int stream__pattern_compile(const char *pattern, regex_t *re, char *msg, size_t msg_len);
+/* Reads an array of topic names (a join's `topics`, a membership record's)
+ * into *topics (*n of them, sorted, distinct; the caller frees each and the
+ * array). 0, EBADREQ (not a str) or EBADNAME (not a topic name) naming the
+ * element in msg, or ENOMEM; nothing allocated on failure. */
+int stream__topics_decode(const msgpack_object *arr, char ***topics, size_t *n, char *msg,
+                          size_t msg_len);
+/* Packs m's subscription as two map entries: topics: [str], pattern: str
+ * or nil (describe_group's and the membership record's shape). */
+void stream__member_pack_subscription(msgpack_packer *pk, const stream__member *m);
+/* Arms the session timer at the earliest member deadline of every group. */
+void stream__coord_rearm(stream__coord *co);
+
 /* The member `id` (len bytes) of g (which may be NULL), with its index in
  * *index when not NULL; NULL when absent. */
 stream__member *stream__member_find(const stream__group *g, const char *id, size_t len,
@@ -181,14 +217,19 @@ stream__offset *stream__offset_find(const stream__group *g, const char *topic, i
 /* Index of g's first offset of `topic` (or where it would be). */
 size_t stream__offset_lower_bound(const stream__group *g, const char *topic);
 
-/* One offset to write: a value, or a tombstone. Strings are borrowed. */
+/* One record to write: an offset (a value, or a tombstone), or the
+ * group's membership record (group_meta.c). Strings are borrowed. */
 typedef struct stream__offset_rec {
     const char *topic;
     int32_t partition;
-    bool tombstone;       /* delete the offset (a record with a null value) */
+    bool tombstone;       /* delete the offset / the membership (a null value) */
     int64_t offset;       /* the value's offset */
     const char *metadata; /* may be NULL when metadata_len is 0 */
     size_t metadata_len;
+    bool membership;      /* the membership record: topic, partition, offset and
+                             metadata unused; memory is not touched (it is the state) */
+    const uint8_t *value; /* membership: the packed value (stream__group_meta_pack) */
+    size_t value_len;
 } stream__offset_rec;
 
 /*
@@ -235,7 +276,8 @@ int stream__offsets_durable_err(stream__coord *co, int32_t partition, int64_t ne
 void stream__pending_park(stream__coord *co, stream__req *r, stream__pending *p);
 /* Frees g's offsets table. */
 void stream__offsets_release(stream__group *g);
-/* Reads __consumer_offsets (if it exists) into memory; at broker start. */
+/* Reads __consumer_offsets (if it exists) into memory, offsets and
+ * membership (members' sessions start now); at a single broker's start. */
 int stream__offsets_replay(stream__coord *co, char *errbuf, size_t errbuf_len);
 /* Clustered: 0 when this broker coordinates `group` (the leader of its
  * offsets partition, whose offsets are then loaded), else ENOTCOORDINATOR
@@ -246,11 +288,65 @@ int stream__coord_gate(stream__coord *co, const char *group, char *msg, size_t m
  * ENOTCOORDINATOR with msg when none is known now. */
 int stream__coord_locate(stream__coord *co, const char *group, int32_t *node, char *msg,
                          size_t msg_len);
-/* log's role changed: load or drop the groups of an offsets partition. */
+/* log's role changed: load (offsets and membership) or drop the groups of
+ * an offsets partition. */
 void stream__coord_role_changed(stream__coord *co, stream_log *log, stream__host_role role,
                                 int32_t leader_epoch);
 /* A topic was deleted: tombstones for every group's offsets of it. */
 void stream__offsets_topic_deleted(stream__coord *co, const char *topic);
+
+/* ---- the membership record (group_meta.c) ---- */
+
+/* The version written in, and understood of, a membership record's value. */
+#define STREAM__GROUP_META_VERSION 1
+
+/*
+ * A membership record's value (protocol.md 6.10 "Storage"), a MessagePack map:
+ *
+ *   {version: 1, generation: int32,
+ *    members: [{member_id, client_id, host: str,
+ *               session_timeout_ms, rebalance_timeout_ms: int32,
+ *               topics: [str], pattern: str | nil,
+ *               epoch, prev_epoch: int32,
+ *               target, assigned, held: [{topic: str, partitions: [int32]}]}]}
+ *
+ * under the key [STREAM_GROUP_META_KEY_VERSION (2), group]; a null value
+ * (tombstone) says the group has no membership any more. Members are in
+ * join order (the assignor's tie-break).
+ */
+
+/* A decoded membership record: members built and checked, their patterns
+ * not compiled yet (stream__group_meta_restore does). */
+typedef struct stream__group_meta {
+    int32_t generation;
+    stream__member **members; /* owned, join order */
+    size_t nmembers;
+} stream__group_meta;
+
+/* Packs the value for (generation, members) into out (reset first, no
+ * length prefix). 0 or ENOMEM. */
+int stream__group_meta_pack(stream_buf *out, int32_t generation, stream__member *const *members,
+                            size_t n);
+/* Decodes a value (len bytes at p, hostile) into out. 0; ECORRUPT (not the
+ * layout above, or members that break the invariants at the top: two
+ * holding one partition, an id twice...) or EUNSUPPORTED (another version)
+ * with msg; or ENOMEM. On failure out is empty. */
+int stream__group_meta_decode(const uint8_t *p, size_t len, stream__group_meta *out, char *msg,
+                              size_t msg_len);
+/* Frees what meta holds (it is then empty). */
+void stream__group_meta_release(stream__group_meta *meta);
+/* Makes meta g's membership: its members (g's old ones freed), patterns
+ * compiled, sessions and revocation clocks starting at now (uv_now time),
+ * and its generation. Takes meta's members on success (meta is then
+ * empty); on failure (ECORRUPT: a pattern does not compile; ENOMEM) g and
+ * meta are unchanged. */
+int stream__group_meta_restore(stream__group *g, stream__group_meta *meta, uint64_t now, char *msg,
+                               size_t msg_len);
+/* When g's membership changed (meta_dirty), appends its membership record
+ * (a tombstone when g has neither members nor offsets) to its offsets
+ * partition, and sets meta_partition/meta_need. 0, or the write's error
+ * with msg (g stays dirty: the next op writes again). */
+int stream__group_meta_write(stream__coord *co, stream__group *g, char *msg, size_t msg_len);
 
 /* ---- committed offsets: the ops (group_commit.c) ---- */
 

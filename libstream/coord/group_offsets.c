@@ -6,8 +6,10 @@
  *
  * An offset is a record: key MessagePack [1, group, topic, partition], value
  * MessagePack {offset, metadata, commit_timestamp} or null (a tombstone).
- * All of a group's records go to one partition, murmur2(group) mod count, so
- * their order is the log's order. Memory is the fold of the log: a write is
+ * A group's membership is a record too, key [2, group], value packed by
+ * group_meta.c (written from memory, so applying it is the replay's job
+ * only). All of a group's records go to one partition, murmur2(group) mod
+ * count, so their order is the log's order. Memory is the fold of the log: a write is
  * applied to the in-memory table right after its append succeeds, in append
  * order, so memory never disagrees with what replay would rebuild. The
  * response, though, waits until the flusher has made the batch durable
@@ -143,6 +145,12 @@ static int pack_key(stream_buf *out, const char *group, const stream__offset_rec
     stream_frame f;
     stream_buf_reset(out);
     stream_frame_start(&f, out);
+    if (r->membership) {
+        msgpack_pack_array(&f.pk, 2);
+        msgpack_pack_int(&f.pk, STREAM_GROUP_META_KEY_VERSION);
+        stream_pack_cstr(&f.pk, group);
+        return stream_frame_finish(&f);
+    }
     msgpack_pack_array(&f.pk, 4);
     msgpack_pack_int(&f.pk, STREAM_OFFSETS_KEY_VERSION);
     stream_pack_cstr(&f.pk, group);
@@ -155,6 +163,11 @@ static int pack_value(stream_buf *out, const stream__offset_rec *r, int64_t now)
 {
     stream_frame f;
     stream_buf_reset(out);
+    if (r->membership) { /* packed already: keep the frame's layout */
+        stream_buf_put(out, "\0\0\0\0", 4);
+        stream_buf_put(out, r->value, r->value_len);
+        return stream_buf_ok(out);
+    }
     stream_frame_start(&f, out);
     msgpack_pack_map(&f.pk, 3);
     stream_pack_kv_int(&f.pk, "offset", r->offset);
@@ -213,6 +226,11 @@ static stream_topic *offsets_topic(stream__coord *co, bool create, int *err, cha
 static void apply_recs(stream__coord *co, const char *group, const stream__offset_rec *recs,
                        size_t from, size_t to, int64_t now)
 {
+    bool offsets = false;
+    for (size_t i = from; i < to; i++)
+        offsets |= !recs[i].membership;
+    if (!offsets)
+        return; /* the membership record is written from memory, not to it */
     stream__group *g = stream__group_get(co, group);
     if (g == NULL) {
         stream__host_log(co->broker, STREAM_BROKER_ERROR,
@@ -220,6 +238,8 @@ static void apply_recs(stream__coord *co, const char *group, const stream__offse
         return;
     }
     for (size_t i = from; i < to; i++) {
+        if (recs[i].membership)
+            continue;
         if (recs[i].tombstone)
             offset_del(g, recs[i].topic, recs[i].partition);
         else if (offset_set(g, recs[i].topic, recs[i].partition, recs[i].offset, recs[i].metadata,
@@ -425,9 +445,57 @@ void stream__pending_park(stream__coord *co, stream__req *r, stream__pending *p)
 /* replay, topic deletion, record timestamps                                 */
 /* ======================================================================== */
 
-/* Applies one record of __consumer_offsets. Returns 1 applied, 0 skipped
- * (malformed or unknown version). */
-static int replay_record(stream__coord *co, const stream_record *rec)
+/* Applies a membership record of group (key [2, group]) read at
+ * rec->offset of offsets partition p: the group's members become the
+ * record's, with fresh sessions. One that cannot be decoded is skipped
+ * with a warning and the group keeps what an earlier record gave it (a
+ * member it does not know joins again; one it knows from before goes on:
+ * the held sets it checks against what members report keep either safe).
+ * Returns 1 applied, 0 skipped. */
+static int replay_membership(stream__coord *co, const char *group, int32_t p,
+                             const stream_record *rec)
+{
+    stream_broker *b = co->broker;
+    char msg[320] = "";
+    if (rec->value == NULL) {
+        stream__group *g = stream__group_find(co, group);
+        if (g) {
+            stream__group_meta none = {.generation = g->generation};
+            stream__group_meta_restore(g, &none, 0, msg, sizeof(msg)); /* cannot fail */
+            g->meta_written = false;
+            stream__group_gc(co, g);
+        }
+        return 1;
+    }
+    stream__group_meta meta;
+    int rc = stream__group_meta_decode(rec->value, (size_t)rec->value_len, &meta, msg, sizeof(msg));
+    stream__group *g = NULL;
+    if (rc == 0) {
+        g = stream__group_get(co, group);
+        rc =
+            g ? stream__group_meta_restore(g, &meta, uv_now(stream__host_loop(b)), msg, sizeof(msg))
+              : STREAM_ENOMEM;
+        stream__group_meta_release(&meta); /* empty when taken */
+    }
+    if (rc != 0) {
+        stream__host_log(b, STREAM_BROKER_WARN,
+                         "group %s: membership record at %s-%d offset %lld skipped (%s): %s; the "
+                         "group keeps its earlier membership",
+                         group, STREAM_OFFSETS_TOPIC, (int)p, (long long)rec->offset,
+                         stream_strerror(rc), msg[0] ? msg : stream_strerror(rc));
+        return 0;
+    }
+    g->meta_dirty = false;
+    g->meta_written = true;
+    g->meta_partition = p;
+    g->meta_need = rec->offset + 1;
+    g->topics_version = co->topics_version;
+    return 1;
+}
+
+/* Applies one record of __consumer_offsets (of partition p). Returns 1
+ * applied, 0 skipped (malformed or unknown version). */
+static int replay_record(stream__coord *co, int32_t p, const stream_record *rec)
 {
     if (rec->key == NULL || rec->key_len <= 0)
         return 0;
@@ -442,9 +510,19 @@ static int replay_record(stream__coord *co, const stream_record *rec)
         off != (size_t)rec->key_len)
         goto out;
     const msgpack_object *k = &ku.data;
-    if (k->type != MSGPACK_OBJECT_ARRAY || k->via.array.size != 4)
+    if (k->type != MSGPACK_OBJECT_ARRAY || k->via.array.size < 2)
         goto out;
     const msgpack_object *e = k->via.array.ptr;
+    if (k->via.array.size == 2 && e[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        e[0].via.u64 == STREAM_GROUP_META_KEY_VERSION && e[1].type == MSGPACK_OBJECT_STR &&
+        stream_group_name_check(e[1].via.str.ptr, e[1].via.str.size, NULL, 0) == 0) {
+        memcpy(group, e[1].via.str.ptr, e[1].via.str.size);
+        group[e[1].via.str.size] = '\0';
+        ok = replay_membership(co, group, p, rec);
+        goto out;
+    }
+    if (k->via.array.size != 4)
+        goto out;
     if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         e[0].via.u64 != STREAM_OFFSETS_KEY_VERSION || e[1].type != MSGPACK_OBJECT_STR ||
         e[2].type != MSGPACK_OBJECT_STR || e[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
@@ -522,7 +600,7 @@ static void replay_log(stream__coord *co, stream_log *log, int32_t p, long long 
                 if (rec.offset < off)
                     continue;
                 (*records)++;
-                if (!replay_record(co, &rec))
+                if (!replay_record(co, p, &rec))
                     (*skipped)++;
             }
             stream_record_iter_stop(&it);
@@ -592,13 +670,18 @@ int stream__offsets_replay(stream__coord *co, char *errbuf, size_t errbuf_len)
     /* Deletions whose tombstones did not reach the disk before a crash. */
     for (size_t gi = co->ngroups; gi-- > 0;)
         drop_offsets(co, co->groups[gi], NULL);
-    size_t noffsets = 0;
-    for (size_t gi = 0; gi < co->ngroups; gi++)
-        noffsets += co->groups[gi]->noffsets;
+    size_t noffsets = 0, nmembers = 0;
+    for (size_t gi = co->ngroups; gi-- > 0;) {
+        stream__group *g = co->groups[gi];
+        noffsets += g->noffsets;
+        nmembers += g->nmembers;
+        stream__group_gc(co, g); /* an empty membership record of a group gone */
+    }
+    stream__coord_rearm(co);
     stream__host_log(b, STREAM_BROKER_INFO,
-                     "group coordinator: %zu committed offsets of %zu groups loaded from %s "
-                     "(%lld records read)",
-                     noffsets, co->ngroups, STREAM_OFFSETS_TOPIC, records);
+                     "group coordinator: %zu committed offsets and %zu members of %zu groups "
+                     "loaded from %s (%lld records read)",
+                     noffsets, nmembers, co->ngroups, STREAM_OFFSETS_TOPIC, records);
     if (skipped > 0)
         stream__host_log(b, STREAM_BROKER_WARN, "%s: %lld records were malformed and skipped",
                          STREAM_OFFSETS_TOPIC, skipped);
@@ -672,8 +755,8 @@ static void unload(stream__coord *co, stream_topic *t, int32_t p)
 }
 
 /* This broker leads offsets partition p in `epoch`: its groups' offsets
- * are read from the log (whatever was in memory for p is dropped first:
- * the log is the truth, and members rejoin). */
+ * and membership are read from the log (whatever was in memory for p is
+ * dropped first: the log is the truth). */
 static int load(stream__coord *co, stream_topic *t, int32_t p, int32_t epoch)
 {
     if (loaded_reserve(co, (size_t)t->partition_count) != 0)
@@ -689,18 +772,25 @@ static int load(stream__coord *co, stream_topic *t, int32_t p, int32_t epoch)
      * metadata yet when it hands this partition over, and tombstones
      * written then would lose live commits. Deleting a topic drops its
      * offsets on the coordinator of the moment (topic_deleted). */
-    size_t groups = 0, noffsets = 0;
-    for (size_t gi = 0; gi < co->ngroups; gi++) {
+    size_t groups = 0, noffsets = 0, nmembers = 0;
+    for (size_t gi = co->ngroups; gi-- > 0;) {
         stream__group *g = co->groups[gi];
         if (stream_partition_for_key(g->name, strlen(g->name), t->partition_count) != p)
             continue;
-        groups++;
         noffsets += g->noffsets;
+        nmembers += g->nmembers;
+        if (g->nmembers == 0 && g->noffsets == 0)
+            stream__group_gc(co, g); /* an empty membership record of a group gone */
+        else
+            groups++;
     }
+    /* The members' sessions started at the restore: they expire from now
+     * unless the members find this coordinator. */
+    stream__coord_rearm(co);
     stream__host_log(co->broker, STREAM_BROKER_INFO,
-                     "group coordinator: leading %s-%d in epoch %d: %zu committed offsets of %zu "
-                     "groups loaded (%lld records read)",
-                     STREAM_OFFSETS_TOPIC, (int)p, (int)epoch, noffsets, groups, records);
+                     "group coordinator: leading %s-%d in epoch %d: %zu committed offsets and %zu "
+                     "members of %zu groups loaded (%lld records read)",
+                     STREAM_OFFSETS_TOPIC, (int)p, (int)epoch, noffsets, nmembers, groups, records);
     if (skipped > 0)
         stream__host_log(co->broker, STREAM_BROKER_WARN,
                          "%s-%d: %lld records were malformed and skipped", STREAM_OFFSETS_TOPIC,

@@ -14,6 +14,9 @@
 #                               data-only broker (a client port of its own;
 #                               CLUSTER_N grows to K and STREAM_BROKERS with it)
 #   node_kill K [SIG]           sends SIG (KILL) to node K; KILL also reaps it
+#   node_restart K              SIGTERM node K (a controlled shutdown), waits for it
+#                               to exit, starts it again and waits until no
+#                               broker is fenced (a rolling restart's step)
 #   node_addr K                 HOST:PORT of node K's clients
 #   leader_of TOPIC PART        the partition's leader as node K sees it (any
 #                               live node), -1 when none
@@ -21,6 +24,9 @@
 #                               is known, prints it
 #   isr_of TOPIC PART           the ISR as a sorted comma list
 #   cluster_stop                SIGTERM every live node (teardown)
+#   group_exactly_once ACKS OUT...   every record of the --ack-log ACKS is in
+#                               the OUT files (a group's members' '%p %o %v'
+#                               lines) exactly once; prints the counts
 #
 # Timing knobs for the tests (stream-broker --set): CLUSTER_SET holds extra
 # "--set k=v" arguments given to every node.
@@ -118,6 +124,15 @@ node_kill() {
         CPIDS[$k]=
     fi
     return 0
+}
+
+node_restart() {
+    local k=$1
+    node_kill "$k" TERM
+    wait "${CPIDS[$k]}"
+    CPIDS[$k]=
+    node_start "$k"
+    cluster_wait_json 15 "all(.brokers[]; .fenced == false)"
 }
 
 # Waits up to SECS for `stream-topics cluster --json` (asked of any live
@@ -222,4 +237,28 @@ wait_leader() {
     done
     echo "no new leader of $topic-$part after $secs s (last: $l)" >&2
     return 1
+}
+
+group_exactly_once() {
+    python3 - "$@" <<'EOF'
+import sys
+got = {}
+for name in sys.argv[2:]:
+    for l in open(name):
+        f = l.split()
+        if len(f) < 2:
+            continue
+        k = (int(f[0]), int(f[1]))
+        got[k] = got.get(k, 0) + 1
+acked = [tuple(int(x) for x in l.split()[1:3]) for l in open(sys.argv[1])]
+missing = [a for a in acked if a not in got]
+twice = sorted(k for k, c in got.items() if c > 1)
+print("group: %d of %d acknowledged records delivered, %d missing, %d delivered more than once"
+      % (len(acked) - len(missing), len(acked), len(missing), len(twice)))
+for p, o in twice[:10]:
+    print("  twice: partition %d offset %d" % (p, o))
+for p, o in missing[:10]:
+    print("  missing: partition %d offset %d" % (p, o))
+sys.exit(1 if missing or twice else 0)
+EOF
 }

@@ -26,6 +26,7 @@
 #include <snappy-c.h>
 
 #include "cluster/metadata.h"
+#include "coord/group_internal.h"
 #include "log/leader_epoch.h"
 #include "stream/batch.h"
 #include "stream/buf.h"
@@ -396,6 +397,58 @@ static void epoch_seed(const char *name, const int64_t (*pairs)[2], size_t n)
     stream__epoch_cache_release(&c);
 }
 
+/* ---- membership records ---------------------------------------------------- */
+
+static stream__member *seed_member(const char *id, const char *pattern, int32_t epoch)
+{
+    stream__member *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        die("out of memory");
+    m->id = strdup(id);
+    m->client_id = strdup("stream-sub");
+    snprintf(m->host, sizeof m->host, "127.0.0.1");
+    m->topics = calloc(1, sizeof *m->topics);
+    m->topics[0] = strdup("orders");
+    m->ntopics = 1;
+    m->pattern = pattern ? strdup(pattern) : NULL;
+    m->session_timeout_ms = 10000;
+    m->rebalance_timeout_ms = 60000;
+    m->epoch = epoch;
+    m->prev_epoch = epoch > 0 ? epoch - 1 : 0;
+    return m;
+}
+
+static void meta_value_seed(const char *name, int32_t generation, stream__member **ms, size_t n)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    if (stream__group_meta_pack(&b, generation, ms, n) != 0)
+        die("group meta pack");
+    seed("fuzz_group_meta", name, b.data, b.len);
+    stream_buf_release(&b);
+}
+
+static void group_meta_seeds(void)
+{
+    meta_value_seed("empty", 4, NULL, 0);
+    /* Mid-rebalance: a still holds orders-2, which the target gives b. */
+    stream__member *ms[2] = {seed_member("a-0123456789abcdef", NULL, 3),
+                             seed_member("b-fedcba9876543210", "logs.*", 3)};
+    int rc = stream__pset_add(&ms[0]->target, "orders", 0);
+    rc |= stream__pset_add(&ms[0]->target, "orders", 1);
+    rc |= stream__pset_add(&ms[0]->assigned, "orders", 0);
+    rc |= stream__pset_add(&ms[0]->assigned, "orders", 1);
+    rc |= stream__pset_add(&ms[0]->held, "orders", 0);
+    rc |= stream__pset_add(&ms[0]->held, "orders", 1);
+    rc |= stream__pset_add(&ms[0]->held, "orders", 2);
+    rc |= stream__pset_add(&ms[1]->target, "orders", 2);
+    if (rc != 0)
+        die("pset");
+    meta_value_seed("one", 3, ms, 1);
+    meta_value_seed("two", 3, ms, 2);
+    stream__member_free(ms[0]);
+    stream__member_free(ms[1]);
+}
+
 static void epoch_seeds(void)
 {
     static const int64_t one[][2] = {{0, 0}};
@@ -681,5 +734,6 @@ int main(int argc, char **argv)
     log_seeds();
     metadata_seeds();
     epoch_seeds();
+    group_meta_seeds();
     return 0;
 }

@@ -8,7 +8,9 @@
  *
  * Most tests share one broker (group setup) with a low
  * group.min.session.timeout.ms and use their own topic and group names; the
- * crash test starts its own broker and kills it with SIGKILL.
+ * crash test starts its own broker and kills it with SIGKILL. The
+ * membership record (coord/group_meta.c) is also tested in-process:
+ * encoded, decoded from good, cut and corrupt bytes, and restored.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "coord/group_internal.h"
 #include "wire.h"
 
 /* ---- partition sets as the tests see them ---- */
@@ -1388,12 +1391,27 @@ static void test_commits_survive_kill_9_and_restart(void **state)
     assert_int_equal(delete_group(fd, "crash-deleted"), 0);
     commit_ok(fd, "crash-other", "crash-gone", 0, 3);
     assert_int_equal(wire_delete_topic(fd, "crash-gone"), 0);
+    /* Mid-rebalance: b waits for partitions a still holds. */
+    member b;
+    assert_int_equal(join(fd, "crash-g", "crash-t", &b), 0);
+    assert_int_equal(b.assigned.n, 0);
+    assert_int_equal(hb_raw(fd, "crash-g", &a), 0); /* told to give some up; still holds 3 */
+    assert_int_equal(a.owned.n, 3);
+    assert_true(a.assigned.n > 0 && a.assigned.n < 3);
+    int32_t gen = a.gen;
+    assert_int_equal(hb(fd, "crash-g", &b), 0);
+    assert_int_equal(b.gen, gen);
+    /* A group whose last member left is gone, and stays gone. */
+    member c;
+    assert_int_equal(join(fd, "crash-left", "crash-t", &c), 0);
+    assert_int_equal(leave(fd, "crash-left", c.id), 0);
     close(fd);
-    /* Every commit above was answered, so it is on disk: kill -9 now. */
+    /* Every commit and membership change above was answered, so it is on
+     * disk: kill -9 now. */
     assert_int_equal(wire_broker_signal(&br, SIGKILL), -1);
     wire_broker_start(&br, "test_group_crash", sets);
     fd = wire_connect(br.port);
-    assert_true(wire_log_contains(&br, "committed offsets of"));
+    assert_true(wire_log_contains(&br, "committed offsets and 2 members of"));
     char md[16];
     for (int p = 0; p < 3; p++)
         assert_int_equal(fetch1(fd, "crash-g", "crash-t", p, md, sizeof(md)), 200 + p);
@@ -1401,17 +1419,258 @@ static void test_commits_survive_kill_9_and_restart(void **state)
     assert_int_equal(fetch1(fd, "crash-other", "crash-t", 0, NULL, 0), 77);
     assert_int_equal(fetch1(fd, "crash-deleted", "crash-t", 0, NULL, 0), -1);
     assert_int_equal(fetch1(fd, "crash-other", "crash-gone", 0, NULL, 0), -1);
-    /* Membership is not kept: the old member must join again. */
+    /* Membership is kept, generation and held sets included: b still
+     * waits for what a holds; a's heartbeats give it up; b gets it; a's
+     * commits with its generation are accepted. */
+    assert_int_equal(hb(fd, "crash-g", &b), 0);
+    assert_int_equal(b.assigned.n, 0);
+    assert_int_equal(b.gen, gen);
+    assert_int_equal(hb(fd, "crash-g", &a), 0); /* reports all 3, then owns what it has */
+    assert_int_equal(a.gen, gen);
+    assert_int_equal(hb(fd, "crash-g", &a), 0);
+    assert_int_equal(hb(fd, "crash-g", &b), 0);
+    assert_int_equal(a.assigned.n + b.assigned.n, 3);
+    assert_true(ps_disjoint(&a.assigned, &b.assigned));
+    assert_int_equal(
+        commit1(fd, "crash-g", a.id, a.gen, "crash-t", a.assigned.e[0].p, 500, NULL, &perr), 0);
+    assert_int_equal(perr, 0);
+    /* Who was not a member before the crash is not one after it. */
+    member x = {.gen = gen};
+    snprintf(x.id, sizeof(x.id), "test_group-00000000000000000000000000000000");
+    assert_int_equal(hb(fd, "crash-g", &x), STREAM_EUNKNOWNMEMBER);
+    wire_resp r;
+    describe(fd, "crash-left", &r);
+    assert_int_equal(r.err, STREAM_ENOGROUP);
+    wire_resp_release(&r);
+    /* Members leave, and the log says so across another crash. */
+    assert_int_equal(leave(fd, "crash-g", a.id), 0);
+    assert_int_equal(leave(fd, "crash-g", b.id), 0);
+    close(fd);
+    assert_int_equal(wire_broker_signal(&br, SIGKILL), -1);
+    wire_broker_start(&br, "test_group_crash", sets);
+    fd = wire_connect(br.port);
+    assert_true(wire_log_contains(&br, "committed offsets and 0 members of"));
     assert_int_equal(hb(fd, "crash-g", &a), STREAM_EUNKNOWNMEMBER);
-    member b;
-    assert_int_equal(join(fd, "crash-g", "crash-t", &b), 0);
-    assert_string_not_equal(a.id, b.id);
-    assert_int_equal(b.assigned.n, 3);
     /* The internal topic is visible and read-only. */
     assert_int_equal(wire_delete_topic(fd, STREAM_OFFSETS_TOPIC), STREAM_EBADNAME);
     close(fd);
     assert_int_equal(wire_broker_stop(&br), 0);
     wire_rm_rf(br.dir);
+}
+
+/* ---- the membership record, in-process ---- */
+
+static stream__member *meta_member(const char *id, const char *pattern, int32_t epoch)
+{
+    stream__member *m = calloc(1, sizeof(*m));
+    assert_non_null(m);
+    m->id = strdup(id);
+    char cid[64];
+    snprintf(cid, sizeof(cid), "client-of-%s", id);
+    m->client_id = strdup(cid);
+    snprintf(m->host, sizeof(m->host), "127.0.0.1");
+    m->topics = calloc(2, sizeof(*m->topics));
+    m->topics[0] = strdup("meta-a");
+    m->topics[1] = strdup("meta-b");
+    m->ntopics = 2;
+    m->pattern = pattern ? strdup(pattern) : NULL;
+    m->session_timeout_ms = 4000;
+    m->rebalance_timeout_ms = 60000;
+    m->epoch = epoch;
+    m->prev_epoch = epoch - 1;
+    return m;
+}
+
+/* A group of generation 2 with one member, "old-one", to restore over. */
+static stream__group *meta_old_group(void)
+{
+    stream__group *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    g->name = strdup("meta-g");
+    g->members = calloc(1, sizeof(*g->members));
+    g->members[0] = meta_member("old-one", NULL, 1);
+    g->nmembers = g->cap_members = 1;
+    g->generation = 2;
+    return g;
+}
+
+static void meta_group_free(stream__group *g)
+{
+    for (size_t i = 0; i < g->nmembers; i++)
+        stream__member_free(g->members[i]);
+    free(g->members);
+    free(g->name);
+    free(g);
+}
+
+/* Two members mid-rebalance: m1 still holds meta-b-2, which it was asked to
+ * give up; m2 subscribes by pattern too. */
+static void meta_sample(stream__member **ms)
+{
+    ms[0] = meta_member("m1-0123", NULL, 7);
+    ms[1] = meta_member("m2-4567", "logs.*", 6);
+    assert_int_equal(stream__pset_add(&ms[0]->target, "meta-a", 0), 0);
+    assert_int_equal(stream__pset_add(&ms[0]->target, "meta-a", 1), 0);
+    assert_int_equal(stream__pset_add(&ms[0]->assigned, "meta-a", 0), 0);
+    assert_int_equal(stream__pset_add(&ms[0]->held, "meta-a", 0), 0);
+    assert_int_equal(stream__pset_add(&ms[0]->held, "meta-b", 2), 0);
+    assert_int_equal(stream__pset_add(&ms[1]->target, "meta-a", 2), 0);
+    assert_int_equal(stream__pset_add(&ms[1]->target, "meta-b", 2), 0);
+    assert_int_equal(stream__pset_add(&ms[1]->assigned, "meta-a", 2), 0);
+    assert_int_equal(stream__pset_add(&ms[1]->held, "meta-a", 2), 0);
+}
+
+static void test_membership_record_round_trips_and_restores(void **state)
+{
+    stream__member *ms[2];
+    meta_sample(ms);
+    stream_buf one = STREAM_BUF_INIT, two = STREAM_BUF_INIT;
+    assert_int_equal(stream__group_meta_pack(&one, 7, ms, 2), 0);
+    char msg[320] = "";
+    stream__group_meta meta;
+    assert_int_equal(stream__group_meta_decode(one.data, one.len, &meta, msg, sizeof(msg)), 0);
+    assert_int_equal(meta.generation, 7);
+    assert_int_equal(meta.nmembers, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const stream__member *a = ms[i], *b = meta.members[i];
+        assert_string_equal(a->id, b->id);
+        assert_string_equal(a->client_id, b->client_id);
+        assert_string_equal(a->host, b->host);
+        assert_int_equal(b->ntopics, 2);
+        assert_string_equal(b->topics[1], "meta-b");
+        assert_int_equal(b->session_timeout_ms, 4000);
+        assert_int_equal(b->rebalance_timeout_ms, 60000);
+        assert_int_equal(b->epoch, a->epoch);
+        assert_int_equal(b->prev_epoch, a->prev_epoch);
+        assert_true(stream__pset_equal(&a->target, &b->target));
+        assert_true(stream__pset_equal(&a->assigned, &b->assigned));
+        assert_true(stream__pset_equal(&a->held, &b->held));
+        assert_false(b->compiled); /* decoding compiles nothing */
+    }
+    assert_null(meta.members[0]->pattern);
+    assert_string_equal(meta.members[1]->pattern, "logs.*");
+    /* The same bytes again from the decoded form. */
+    assert_int_equal(stream__group_meta_pack(&two, meta.generation, meta.members, meta.nmembers),
+                     0);
+    assert_int_equal(one.len, two.len);
+    assert_memory_equal(one.data, two.data, one.len);
+
+    /* Restored over an older membership: the members are the record's,
+     * sessions and the revocation clock start now. */
+    stream__group *g = meta_old_group();
+    assert_int_equal(stream__group_meta_restore(g, &meta, 1000, msg, sizeof(msg)), 0);
+    assert_int_equal(meta.nmembers, 0);
+    assert_int_equal(g->generation, 7);
+    assert_int_equal(g->nmembers, 2);
+    assert_string_equal(g->members[0]->id, "m1-0123");
+    assert_int_equal(g->members[0]->deadline_ms, 1000 + 4000);
+    assert_int_equal(g->members[0]->revoke_deadline_ms, 1000 + 60000); /* holds meta-b-2 */
+    assert_int_equal(g->members[1]->revoke_deadline_ms, 0);
+    assert_true(g->members[1]->compiled);
+    assert_int_equal(regexec(&g->members[1]->re, "logs.app", 0, NULL, 0), 0);
+    assert_int_not_equal(regexec(&g->members[1]->re, "mylogs", 0, NULL, 0), 0);
+    stream__group_meta_release(&meta);
+    meta_group_free(g);
+    stream__member_free(ms[0]);
+    stream__member_free(ms[1]);
+    stream_buf_release(&one);
+    stream_buf_release(&two);
+}
+
+/* Decodes p (len bytes): must fail with want and leave out empty. */
+static void meta_refused(const uint8_t *p, size_t len, int want, const char *needle)
+{
+    stream__group_meta meta;
+    char msg[320] = "";
+    int rc = stream__group_meta_decode(p, len, &meta, msg, sizeof(msg));
+    if (rc != want)
+        fail_msg("decode of %zu bytes: %s (%s), expected %s", len, stream_err_name(rc), msg,
+                 stream_err_name(want));
+    assert_int_equal(meta.nmembers, 0);
+    assert_null(meta.members);
+    assert_true(msg[0] != '\0');
+    if (needle && strstr(msg, needle) == NULL)
+        fail_msg("'%s' does not say '%s'", msg, needle);
+}
+
+static void test_membership_record_corrupt_or_unknown_version_is_refused(void **state)
+{
+    stream__member *ms[2];
+    meta_sample(ms);
+    stream_buf good = STREAM_BUF_INIT, bad = STREAM_BUF_INIT;
+    assert_int_equal(stream__group_meta_pack(&good, 7, ms, 2), 0);
+    /* Cut anywhere: refused, nothing built. */
+    for (size_t n = 0; n < good.len; n++)
+        meta_refused(good.data, n, STREAM_ECORRUPT, NULL);
+    meta_refused(NULL, 0, STREAM_ECORRUPT, NULL);
+    /* Any byte changed: decoded or refused, never a crash; what decodes
+     * packs again. */
+    for (size_t i = 0; i < good.len; i++) {
+        for (int x = 1; x < 256; x <<= 1) {
+            stream_buf_reset(&bad);
+            stream_buf_put(&bad, good.data, good.len);
+            bad.data[i] ^= (uint8_t)x;
+            stream__group_meta meta;
+            char msg[320];
+            if (stream__group_meta_decode(bad.data, bad.len, &meta, msg, sizeof(msg)) == 0) {
+                stream_buf again = STREAM_BUF_INIT;
+                assert_int_equal(
+                    stream__group_meta_pack(&again, meta.generation, meta.members, meta.nmembers),
+                    0);
+                stream_buf_release(&again);
+                stream__group_meta_release(&meta);
+            }
+        }
+    }
+    /* A version this broker does not know. */
+    stream_frame f;
+    stream_buf_reset(&bad);
+    stream_frame_start(&f, &bad);
+    msgpack_pack_map(&f.pk, 3);
+    stream_pack_kv_int(&f.pk, "version", 2);
+    stream_pack_kv_int(&f.pk, "generation", 1);
+    stream_pack_key(&f.pk, "members");
+    msgpack_pack_array(&f.pk, 0);
+    assert_int_equal(stream_frame_finish(&f), 0);
+    meta_refused(bad.data + 4, bad.len - 4, STREAM_EUNSUPPORTED, "version 2");
+    /* Records no coordinator writes: a partition held by two members, a
+     * member listed twice, an assigned partition not held, an epoch past
+     * the generation. */
+    assert_int_equal(stream__pset_add(&ms[1]->held, "meta-b", 2), 0);
+    assert_int_equal(stream__group_meta_pack(&bad, 7, ms, 2), 0);
+    meta_refused(bad.data, bad.len, STREAM_ECORRUPT, "held by two members");
+    stream__pset_del(&ms[1]->held, "meta-b", 2);
+    stream__member *twice[2] = {ms[0], ms[0]};
+    assert_int_equal(stream__group_meta_pack(&bad, 7, twice, 2), 0);
+    meta_refused(bad.data, bad.len, STREAM_ECORRUPT, "listed twice");
+    assert_int_equal(stream__pset_add(&ms[0]->assigned, "meta-a", 9), 0);
+    assert_int_equal(stream__group_meta_pack(&bad, 7, ms, 2), 0);
+    meta_refused(bad.data, bad.len, STREAM_ECORRUPT, "assigned but not held");
+    stream__pset_del(&ms[0]->assigned, "meta-a", 9);
+    assert_int_equal(stream__group_meta_pack(&bad, 6, ms, 2), 0);
+    meta_refused(bad.data, bad.len, STREAM_ECORRUPT, "generation 6");
+
+    /* A pattern that does not compile: decoded, but the restore refuses it
+     * and the group keeps what it had. */
+    free(ms[1]->pattern);
+    ms[1]->pattern = strdup("(unclosed");
+    assert_int_equal(stream__group_meta_pack(&bad, 7, ms, 2), 0);
+    stream__group_meta meta;
+    char msg[320] = "";
+    assert_int_equal(stream__group_meta_decode(bad.data, bad.len, &meta, msg, sizeof(msg)), 0);
+    stream__group *g = meta_old_group();
+    assert_int_equal(stream__group_meta_restore(g, &meta, 1000, msg, sizeof(msg)), STREAM_ECORRUPT);
+    assert_non_null(strstr(msg, "not a valid regular expression"));
+    assert_int_equal(g->nmembers, 1);
+    assert_string_equal(g->members[0]->id, "old-one");
+    assert_int_equal(g->generation, 2);
+    assert_int_equal(meta.nmembers, 2);
+    stream__group_meta_release(&meta);
+    meta_group_free(g);
+    stream__member_free(ms[0]);
+    stream__member_free(ms[1]);
+    stream_buf_release(&good);
+    stream_buf_release(&bad);
 }
 
 int main(void)
@@ -1435,6 +1694,8 @@ int main(void)
         cmocka_unit_test(test_mistyped_group_requests_answer_ebadreq),
         cmocka_unit_test(test_find_coordinator_on_a_single_broker_names_itself),
         cmocka_unit_test(test_commits_survive_kill_9_and_restart),
+        cmocka_unit_test(test_membership_record_round_trips_and_restores),
+        cmocka_unit_test(test_membership_record_corrupt_or_unknown_version_is_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

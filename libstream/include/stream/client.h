@@ -634,16 +634,20 @@ bool stream_consumer_done(const stream_consumer *co);
  * caller that finishes its work when idle does so; after revoke_timeout_ms
  * whatever is stored counts), the stored offset is committed, the partition
  * is released and a STREAM_EVENT_REVOKED follows. A partition given gets a
- * STREAM_EVENT_ASSIGNED before its first record. When the session ends
- * (the broker removed the member: it missed its session timeout, or the
- * broker restarted, or in a cluster the coordinator moved) every partition
- * is lost at once, without a commit (REVOKED with err
- * STREAM_EUNKNOWNMEMBER), and the consumer joins again by itself. A
- * partition it is given back goes on from its stored offset (committed at
- * once with auto_commit), unless another member has committed further
- * meanwhile or the group's offsets were deleted (with the topic or the
- * group): so a coordinator move repeats nothing for the partitions that
- * stay with the member. Transport errors are retried; a group error that ends
+ * STREAM_EVENT_ASSIGNED before its first record. A coordinator move (a
+ * broker restart; in a cluster, the coordinator's broker stopping or dying)
+ * does not end the session: the broker keeps the membership with the
+ * committed offsets, and the consumer finds the new coordinator and goes on
+ * with the same partitions. When the session ends (the coordinator removed
+ * the member: it missed its session timeout), or no answer came for a whole
+ * session timeout, every partition is lost at once, without a commit
+ * (REVOKED with err STREAM_EUNKNOWNMEMBER), and the consumer joins again by
+ * itself (under its own member id first: a coordinator that still knows it
+ * gives its partitions back at once). A partition it is given back goes on
+ * from its stored offset (committed at once with auto_commit), unless
+ * another member has committed further meanwhile or the group's offsets
+ * were deleted (with the topic or the group): so a coordinator move repeats
+ * nothing. Transport errors are retried; a group error that ends
  * membership for good (the group or a topic name refused) is one
  * STREAM_EVENT_ERROR with topic NULL, after which the consumer holds
  * nothing.

@@ -92,6 +92,7 @@
 #define STREAM_GROUP_RECONCILE_HEARTBEAT_MS  200  /* interval while reconciling */
 #define STREAM_OFFSETS_TOPIC                 "__consumer_offsets"
 #define STREAM_OFFSETS_KEY_VERSION           1    /* first element of a record key */
+#define STREAM_GROUP_META_KEY_VERSION        2    /* ... of a group's membership record */
 
 /* Limits. A topic name matches [a-zA-Z0-9._-]{1,249} and is not "." or "..";
  * names starting "__" are internal (created by the broker itself). The
