@@ -53,15 +53,18 @@ static uint64_t req_create(stream_buf *b, const char *name, int partitions)
     return id;
 }
 
-static uint64_t req_produce(stream_buf *b, const char *topic, int64_t partition, const void *rec,
-                            size_t len, int acks)
+/* A produce request; `timing` asks for the broker's account (protocol.md 6.7). */
+static uint64_t req_produce_timed(stream_buf *b, const char *topic, int64_t partition,
+                                  const void *rec, size_t len, int acks, bool timing)
 {
     stream_frame f;
     stream_frame_start(&f, b);
     uint64_t id = wire_id();
-    stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, id, 3);
+    stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, id, 3 + timing);
     stream_pack_kv_int(&f.pk, "acks", acks);
     stream_pack_kv_int(&f.pk, "timeout_ms", 10000);
+    if (timing)
+        stream_pack_kv_bool(&f.pk, "timing", true);
     stream_pack_key(&f.pk, "topics");
     msgpack_pack_array(&f.pk, 1);
     msgpack_pack_map(&f.pk, 2);
@@ -73,6 +76,12 @@ static uint64_t req_produce(stream_buf *b, const char *topic, int64_t partition,
     stream_pack_kv_bin(&f.pk, "records", rec, len);
     assert_int_equal(stream_frame_finish(&f), 0);
     return id;
+}
+
+static uint64_t req_produce(stream_buf *b, const char *topic, int64_t partition, const void *rec,
+                            size_t len, int acks)
+{
+    return req_produce_timed(b, topic, partition, rec, len, acks, false);
 }
 
 static uint64_t req_fetch(stream_buf *b, const char *topic, int64_t partition, int64_t offset,
@@ -453,24 +462,7 @@ static void test_produce_timing_accounts_for_the_wait(void **state)
         for (int ask = 0; ask <= 1; ask++) {
             make_batch(&bb, "timed", 3, 1000, &rec, &len);
             stream_buf b = STREAM_BUF_INIT;
-            stream_frame f;
-            stream_frame_start(&f, &b);
-            uint64_t id = wire_id();
-            stream_pack_request_header(&f.pk, STREAM_OP_PRODUCE, id, 3 + ask);
-            stream_pack_kv_int(&f.pk, "acks", acks);
-            stream_pack_kv_int(&f.pk, "timeout_ms", 10000);
-            if (ask)
-                stream_pack_kv_bool(&f.pk, "timing", true);
-            stream_pack_key(&f.pk, "topics");
-            msgpack_pack_array(&f.pk, 1);
-            msgpack_pack_map(&f.pk, 2);
-            stream_pack_kv_cstr(&f.pk, "name", "timed");
-            stream_pack_key(&f.pk, "partitions");
-            msgpack_pack_array(&f.pk, 1);
-            msgpack_pack_map(&f.pk, 2);
-            stream_pack_kv_int(&f.pk, "partition", 0);
-            stream_pack_kv_bin(&f.pk, "records", rec, len);
-            assert_int_equal(stream_frame_finish(&f), 0);
+            uint64_t id = req_produce_timed(&b, "timed", 0, rec, len, acks, ask);
             wire_resp r;
             wire_call(fd, &b, id, &r);
             assert_int_equal(r.err, 0);
