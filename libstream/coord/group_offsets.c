@@ -499,17 +499,18 @@ static int replay_record(stream__coord *co, int32_t p, const stream_record *rec)
 {
     if (rec->key == NULL || rec->key_len <= 0)
         return 0;
-    msgpack_unpacked ku, vu;
-    msgpack_unpacked_init(&ku);
-    msgpack_unpacked_init(&vu);
-    size_t off = 0;
+    /* Through the scanning parser, not msgpack_unpack_next: msgpack-c
+     * allocates for a container's declared size before reading it, and a
+     * corrupt record (CRC-valid bytes are still only what was written)
+     * could declare billions of elements. */
+    stream_msg ku, vu;
+    stream_msg_init(&ku);
+    stream_msg_init(&vu);
     int ok = 0;
     char group[STREAM_GROUP_NAME_MAX + 1], topic[STREAM_TOPIC_NAME_MAX + 1];
-    if (msgpack_unpack_next(&ku, (const char *)rec->key, (size_t)rec->key_len, &off) !=
-            MSGPACK_UNPACK_SUCCESS ||
-        off != (size_t)rec->key_len)
+    if (stream_msg_parse_object(rec->key, (size_t)rec->key_len, &ku, NULL, 0) != 0)
         goto out;
-    const msgpack_object *k = &ku.data;
+    const msgpack_object *k = &ku.root;
     if (k->type != MSGPACK_OBJECT_ARRAY || k->via.array.size < 2)
         goto out;
     const msgpack_object *e = k->via.array.ptr;
@@ -544,25 +545,23 @@ static int replay_record(stream__coord *co, int32_t p, const stream_record *rec)
         ok = 1;
         goto out;
     }
-    off = 0;
-    if (msgpack_unpack_next(&vu, (const char *)rec->value, (size_t)rec->value_len, &off) !=
-            MSGPACK_UNPACK_SUCCESS ||
-        off != (size_t)rec->value_len || vu.data.type != MSGPACK_OBJECT_MAP)
+    if (rec->value_len <= 0 ||
+        stream_msg_parse(rec->value, (size_t)rec->value_len, &vu, NULL, 0) != 0)
         goto out;
     int64_t offset, ts;
     const char *md = NULL;
     size_t md_len = 0;
-    if (stream_field_int(&vu.data, "offset", 0, INT64_MAX, &offset, NULL, 0) != 0 ||
-        stream_field_str_opt(&vu.data, "metadata", &md, &md_len, NULL, 0) != 0 ||
-        stream_field_int_opt(&vu.data, "commit_timestamp", INT64_MIN, INT64_MAX, rec->timestamp,
+    if (stream_field_int(&vu.root, "offset", 0, INT64_MAX, &offset, NULL, 0) != 0 ||
+        stream_field_str_opt(&vu.root, "metadata", &md, &md_len, NULL, 0) != 0 ||
+        stream_field_int_opt(&vu.root, "commit_timestamp", INT64_MIN, INT64_MAX, rec->timestamp,
                              &ts, NULL, 0) != 0)
         goto out;
     stream__group *g = stream__group_get(co, group);
     if (g && offset_set(g, topic, partition, offset, md, md_len, ts) == 0)
         ok = 1;
 out:
-    msgpack_unpacked_destroy(&ku);
-    msgpack_unpacked_destroy(&vu);
+    stream_msg_release(&ku);
+    stream_msg_release(&vu);
     return ok;
 }
 

@@ -366,8 +366,8 @@ static const struct long_form {
  * bytes remaining (each element takes at least one byte), which is what
  * bounds msgpack-c's allocation.
  */
-static int scan_payload(const uint8_t *p, size_t len, int max_depth, size_t max_objects,
-                        char *errbuf, size_t errbuf_len)
+static int scan_payload(const uint8_t *p, size_t len, bool want_map, int max_depth,
+                        size_t max_objects, char *errbuf, size_t errbuf_len)
 {
     uint64_t left[STREAM_MSG_MAX_DEPTH_LIMIT + 1];
     uint64_t objects = 1;
@@ -376,7 +376,7 @@ static int scan_payload(const uint8_t *p, size_t len, int max_depth, size_t max_
 
     if (len == 0)
         return fail(STREAM_EPROTO, errbuf, errbuf_len, "empty payload (expected a map)");
-    if (!((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf))
+    if (want_map && !((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf))
         return fail(STREAM_EPROTO, errbuf, errbuf_len,
                     "payload is not a MessagePack map (first byte 0x%02x)", p[0]);
     left[0] = 1;
@@ -449,15 +449,16 @@ static int scan_payload(const uint8_t *p, size_t len, int max_depth, size_t max_
     }
     if (pos != len)
         return fail(STREAM_EPROTO, errbuf, errbuf_len,
-                    "%zu trailing bytes after the map (at offset %zu)", len - pos, pos);
+                    "%zu trailing bytes after the %s (at offset %zu)", len - pos,
+                    want_map ? "map" : "object", pos);
     return 0;
 
 truncated:
     return fail(STREAM_EPROTO, errbuf, errbuf_len, "MessagePack data truncated at offset %zu", pos);
 }
 
-int stream_msg_parse(const uint8_t *payload, size_t len, stream_msg *msg, char *errbuf,
-                     size_t errbuf_len)
+static int parse(const uint8_t *payload, size_t len, bool want_map, stream_msg *msg, char *errbuf,
+                 size_t errbuf_len)
 {
     msg->valid = false;
     memset(&msg->root, 0, sizeof msg->root);
@@ -473,7 +474,7 @@ int stream_msg_parse(const uint8_t *payload, size_t len, stream_msg *msg, char *
             return fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory decoding a message");
         msg->zone_ready = true;
     }
-    int rc = scan_payload(payload, len, max_depth, msg->max_objects, errbuf, errbuf_len);
+    int rc = scan_payload(payload, len, want_map, max_depth, msg->max_objects, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
 
@@ -482,13 +483,26 @@ int stream_msg_parse(const uint8_t *payload, size_t len, stream_msg *msg, char *
     msgpack_unpack_return ret = msgpack_unpack((const char *)payload, len, &off, &msg->zone, &root);
     if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
         return fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory decoding a message");
-    if (ret != MSGPACK_UNPACK_SUCCESS || off != len || root.type != MSGPACK_OBJECT_MAP)
+    if (ret != MSGPACK_UNPACK_SUCCESS || off != len ||
+        (want_map && root.type != MSGPACK_OBJECT_MAP))
         /* The scan accepted what msgpack-c refuses (an empty ext, say). */
         return fail(STREAM_EPROTO, errbuf, errbuf_len, "malformed MessagePack (unpack code %d)",
                     (int)ret);
     msg->root = root;
     msg->valid = true;
     return 0;
+}
+
+int stream_msg_parse(const uint8_t *payload, size_t len, stream_msg *msg, char *errbuf,
+                     size_t errbuf_len)
+{
+    return parse(payload, len, true, msg, errbuf, errbuf_len);
+}
+
+int stream_msg_parse_object(const uint8_t *payload, size_t len, stream_msg *msg, char *errbuf,
+                            size_t errbuf_len)
+{
+    return parse(payload, len, false, msg, errbuf, errbuf_len);
 }
 
 static const char *type_name(const msgpack_object *o)

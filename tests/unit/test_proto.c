@@ -495,6 +495,33 @@ static void test_msg_parse_refuses_counts_beyond_the_payload(void **state)
     assert_int_equal(parse_bytes(str32, sizeof str32, eb, sizeof eb), STREAM_EPROTO);
 }
 
+/* stream_msg_parse_object takes a root of any type (the offsets topic's
+ * array keys) under the same bounds; stream_msg_parse still wants a map. */
+static void test_msg_parse_object_takes_any_root_with_the_same_bounds(void **state)
+{
+    char eb[128];
+    stream_msg m;
+    stream_msg_init(&m);
+    static const uint8_t key[] = {0x94, 0x01, 0xa1, 'g', 0xa1, 't', 0x03}; /* [1,"g","t",3] */
+    static const uint8_t array32[] = {0xdd, 0x7f, 0xff, 0xff, 0xff, 0x01};
+    static const uint8_t nested[] = {0x92, 0x01, 0xdd, 0x7f, 0xff, 0xff, 0xff};
+    static const uint8_t trailing[] = {0x91, 0x01, 0x02};
+    assert_int_equal(stream_msg_parse_object(key, sizeof key, &m, eb, sizeof eb), 0);
+    assert_int_equal(m.root.type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(m.root.via.array.size, 4);
+    assert_int_equal(m.root.via.array.ptr[3].via.u64, 3);
+    assert_int_equal(stream_msg_parse(key, sizeof key, &m, eb, sizeof eb), STREAM_EPROTO);
+    assert_int_equal(stream_msg_parse_object(array32, sizeof array32, &m, eb, sizeof eb),
+                     STREAM_EPROTO);
+    assert_non_null(strstr(eb, "announces"));
+    assert_int_equal(stream_msg_parse_object(nested, sizeof nested, &m, eb, sizeof eb),
+                     STREAM_EPROTO);
+    assert_int_equal(stream_msg_parse_object(trailing, sizeof trailing, &m, eb, sizeof eb),
+                     STREAM_EPROTO);
+    assert_non_null(strstr(eb, "trailing bytes after the object"));
+    stream_msg_release(&m);
+}
+
 static void test_msg_parse_limits_object_count(void **state)
 {
     stream_buf b = STREAM_BUF_INIT;
@@ -1414,6 +1441,7 @@ int main(void)
         cmocka_unit_test(test_msg_parse_rejects_trailing_bytes),
         cmocka_unit_test(test_msg_parse_rejects_deep_nesting),
         cmocka_unit_test(test_msg_parse_refuses_counts_beyond_the_payload),
+        cmocka_unit_test(test_msg_parse_object_takes_any_root_with_the_same_bounds),
         cmocka_unit_test(test_msg_parse_limits_object_count),
         cmocka_unit_test(test_msg_parse_survives_random_and_mutated_input),
         cmocka_unit_test(test_field_missing_or_nil_required_names_the_field),

@@ -293,6 +293,11 @@ void stream_msg_release(stream_msg *msg);
  */
 int stream_msg_parse(const uint8_t *payload, size_t len, stream_msg *msg, char *errbuf,
                      size_t errbuf_len);
+/* The same for a payload whose one object may be of any type (an array, as
+ * the keys of __consumer_offsets records are): the same bounds, and
+ * msg->root is that object. */
+int stream_msg_parse_object(const uint8_t *payload, size_t len, stream_msg *msg, char *errbuf,
+                            size_t errbuf_len);
 
 /*
  * Reads a request's header fields (broker side). Returns:
