@@ -17,9 +17,15 @@
 #define STREAM_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A NUL-terminated heap copy of len bytes at p (a wire string, not
  * NUL-terminated); NULL on ENOMEM. Defined in buf.c. */
 char *stream__strndup(const char *p, size_t len);
+
+/* CLOCK_MONOTONIC in nanoseconds, for latency accounts (the flusher's sync
+ * rounds, the produce answer's timing, the producer's). Defined in
+ * timespec.c. */
+int64_t stream__mono_ns(void);
 
 #endif /* STREAM_INTERNAL_H */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "internal.h"
 #include "stream/error.h"
 #include "stream/timespec.h"
 
@@ -628,4 +629,11 @@ int stream_offset_spec_parse_str(const char *s, int64_t now_ms, stream_offset_sp
                                  char *errbuf, size_t errbuf_len)
 {
     return stream_offset_spec_parse(s, strlen(s), now_ms, out, errbuf, errbuf_len);
+}
+
+int64_t stream__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

@@ -37,9 +37,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/internal.h"
 #include "broker_internal.h"
 #include "stream/batch.h"
 #include "stream/error.h"
@@ -513,13 +513,6 @@ static void replicated_verdict(stream_broker *b, const char *topic, stream_log *
              topic, (int)pp->partition);
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* timing: where a parked partition's wait went, once it ends at now_ns: the
  * sync round on this broker's disk that covered its records (waiting for
  * it to start, then its fdatasyncs), and in all (the rest is waking up
@@ -547,7 +540,7 @@ static void produce_done(stream_broker *b, stream__req *r, void *state, stream__
         produce_state_free(s);
         return;
     }
-    int64_t now_ns = s->timing ? mono_ns() : 0;
+    int64_t now_ns = s->timing ? stream__mono_ns() : 0;
     for (size_t i = 0; i < s->ntopics; i++) {
         req_topic *rt = &s->topics[i];
         for (size_t j = rt->first; j < rt->first + rt->count; j++) {
@@ -613,7 +606,7 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
     if (s) {
         s->id = id;
         s->timing = timing;
-        s->start_ns = timing ? mono_ns() : 0;
+        s->start_ns = timing ? stream__mono_ns() : 0;
         s->ntopics = topics->via.array.size;
         s->nparts = nparts;
         s->topics = calloc(s->ntopics ? s->ntopics : 1, sizeof(*s->topics));
@@ -658,7 +651,7 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
              * stamps base offsets into the batches in place. */
             produce_partition(b, t, pp, (uint8_t *)(uintptr_t)bin, bin_len, (int)acks);
             if (timing) {
-                pp->appended_ns = mono_ns();
+                pp->appended_ns = stream__mono_ns();
                 pp->append_us = (pp->appended_ns - s->start_ns) / 1000;
             }
             if (pp->need_durable > 0)

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "producer_internal.h"
 #include "stream/error.h"
@@ -243,18 +242,11 @@ static const msgpack_object *next_result(result_cursor *rc, const char *topic, i
     return find_result(ts, topic, partition);
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* conf.timing: the answer's arrival and the broker's account (protocol.md
  * 6.7: `timing` in a partition entry; absent, every figure stays -1). */
 static void read_timing(stream_delivery_timing *t, const msgpack_object *pm)
 {
-    t->acked_ns = mono_ns();
+    t->acked_ns = stream__mono_ns();
     t->append_us = t->durable_us = t->round_wait_us = t->sync_us = -1;
     const msgpack_object *m = NULL;
     if (stream_field_map_opt(pm, "timing", &m, NULL, 0) != 0 || m == NULL)
@@ -403,7 +395,7 @@ static bool send_one(stream_producer *p, int64_t now)
     stream_pack_kv_int(pk, "timeout_ms", stream__client_request_timeout(p->c));
     if (p->conf.timing) {
         stream_pack_kv_bool(pk, "timing", true);
-        int64_t t = mono_ns();
+        int64_t t = stream__mono_ns();
         for (size_t i = 0; i < q->n; i++)
             q->batches[i]->timing.sent_ns = t;
     }

@@ -146,7 +146,6 @@ int stream__log_find_seg(const stream_log *log, int64_t offset);
 /* Times in milliseconds. */
 int64_t stream__now_ms(void);  /* CLOCK_REALTIME */
 int64_t stream__mono_ms(void); /* CLOCK_MONOTONIC */
-int64_t stream__mono_ns(void); /* CLOCK_MONOTONIC, nanoseconds */
 
 /* ---- segment.c --------------------------------------------------------- */
 
