@@ -3,7 +3,7 @@
  * a log could do at best on this file system, measured the same way the
  * broker is, so that acks=all figures can be quoted as a ratio to it.
  *
- *   disk_writer [-s RECORD_BYTES] [-n RECORDS] [-w WRITE_BYTES] [--json] [DIR]
+ *   disk_writer [-s RECORD_BYTES] [-n RECORDS] [-w WRITE_BYTES] [-W WINDOW_BYTES] [--json] [DIR]
  *
  * A writer thread appends RECORDS records of RECORD_BYTES (default 1 KiB,
  * 1,000,000) to one growing file in writes of WRITE_BYTES (default 256 KiB:
@@ -13,6 +13,14 @@
  * written before it began. Throughput is the bytes over the time until the
  * last byte is on disk; every round's fdatasync latency goes into the
  * distribution (p50/p99/p99.9/max).
+ *
+ * Then the same with a window (-W, default 4 MiB): the writer may run at
+ * most WINDOW bytes ahead of what is on disk, as a producer with acks=all
+ * may have at most its in-flight requests unacknowledged (the client's
+ * default: 16 requests of 256 KiB batches per partition). Without a window
+ * the writer fills the page cache at memory speed and a few huge rounds
+ * sync it: the disk's limit for one big write, not for a client that waits
+ * for its acknowledgements.
  *
  * Then a second phase, the latency floor for acks=all at a modest rate:
  * SYNC_SAMPLES (-S, default 2000) rounds of one 100-byte record each,
@@ -79,6 +87,7 @@ static double lat_q(lat *l, double q)
 typedef struct shared {
     int fd;
     _Atomic int64_t written; /* bytes written so far */
+    _Atomic int64_t synced;  /* bytes on disk (covered by a finished round) */
     _Atomic bool done;       /* the writer finished */
     lat rounds;
     _Atomic int err;
@@ -105,7 +114,42 @@ static void *syncer(void *arg)
         }
         lat_add(&s->rounds, now_ns() - t0);
         synced = target;
+        atomic_store(&s->synced, synced);
     }
+}
+
+/* Writes `total` bytes in writes of `wsize` from buf to s->fd (from offset
+ * 0 of an empty file) while a syncer thread group-commits; with a window,
+ * a write waits until it is at most `window` bytes ahead of the disk.
+ * Returns the seconds until the last byte was on disk (s->err on failure). */
+static double group_commit_run(shared *s, const char *buf, size_t wsize, int64_t total,
+                               int64_t window)
+{
+    if (lseek(s->fd, 0, SEEK_SET) != 0) {
+        s->err = errno;
+        return 0;
+    }
+    pthread_t th;
+    pthread_create(&th, NULL, syncer, s);
+    int64_t t0 = now_ns();
+    for (int64_t off = 0; off < total && s->err == 0;) {
+        size_t len = (size_t)(total - off < (int64_t)wsize ? total - off : (int64_t)wsize);
+        while (window > 0 && off + (int64_t)len - atomic_load(&s->synced) > window &&
+               s->err == 0) {
+            struct timespec pause = {0, 20000}; /* as the syncer: a producer polls its acks */
+            nanosleep(&pause, NULL);
+        }
+        ssize_t w = write(s->fd, buf, len);
+        if (w < 0) {
+            s->err = errno;
+            break;
+        }
+        off += w;
+        atomic_store(&s->written, off);
+    }
+    atomic_store(&s->done, true);
+    pthread_join(th, NULL);
+    return (double)(now_ns() - t0) / 1e9;
 }
 
 /* Phase 3: records of 100 B written at `rate` a second for `secs` seconds
@@ -180,13 +224,13 @@ static lat paced_run(int fd, const char *buf, long rate, long secs)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: disk_writer [-s RECORD_BYTES] [-n RECORDS] [-w WRITE_BYTES] [-S SYNC_SAMPLES] "
-               "[-r RATE] [-T SECONDS] [--json] [DIR]\n");
+               "[-W WINDOW_BYTES] [-r RATE] [-T SECONDS] [--json] [DIR]\n");
 }
 
 int main(int argc, char **argv)
 {
     long rec = 1024, n = 1000000, wsize = 256 * 1024, samples = 2000, rate = 10000,
-         paced_secs = 5;
+         paced_secs = 5, window = 16 * 256 * 1024;
     bool json = false;
     const char *dir = getenv("LOG_BENCH_DIR");
     for (int i = 1; i < argc; i++) {
@@ -198,6 +242,8 @@ int main(int argc, char **argv)
             v = &n;
         else if (strcmp(a, "-w") == 0)
             v = &wsize;
+        else if (strcmp(a, "-W") == 0)
+            v = &window;
         else if (strcmp(a, "-S") == 0)
             v = &samples;
         else if (strcmp(a, "-r") == 0)
@@ -242,29 +288,24 @@ int main(int argc, char **argv)
     }
     memset(buf, 'x', (size_t)wsize);
 
-    /* Phase 1: throughput under group commit. */
-    pthread_t th;
-    pthread_create(&th, NULL, syncer, &s);
-    int64_t total = (int64_t)rec * n, t0 = now_ns();
-    for (int64_t off = 0; off < total && s.err == 0;) {
-        size_t len = (size_t)(total - off < wsize ? total - off : wsize);
-        ssize_t w = write(s.fd, buf, len);
-        if (w < 0) {
-            s.err = errno;
-            break;
-        }
-        off += w;
-        atomic_store(&s.written, off);
+    /* Phase 1: throughput under group commit, without and with a window. */
+    int64_t total = (int64_t)rec * n;
+    double secs = group_commit_run(&s, buf, (size_t)wsize, total, 0);
+    shared sw = {.fd = s.fd};
+    double wsecs = 0;
+    if (s.err == 0 && ftruncate(s.fd, 0) != 0)
+        s.err = errno;
+    if (s.err == 0) {
+        wsecs = group_commit_run(&sw, buf, (size_t)wsize, total, window);
+        s.err = sw.err;
     }
-    atomic_store(&s.done, true);
-    pthread_join(th, NULL);
-    double secs = (double)(now_ns() - t0) / 1e9;
     if (s.err != 0) {
         fprintf(stderr, "disk_writer: %s: %s\n", path, strerror(s.err));
         unlink(path);
         return 1;
     }
     qsort(s.rounds.ns, s.rounds.n, sizeof(int64_t), cmp_i64);
+    qsort(sw.rounds.ns, sw.rounds.n, sizeof(int64_t), cmp_i64);
 
     /* Phase 2: one small record per round. */
     lat one = {0};
@@ -285,18 +326,21 @@ int main(int argc, char **argv)
     close(s.fd);
     unlink(path);
 
-    double mbps = (double)total / secs / 1e6;
+    double mbps = (double)total / secs / 1e6, wmbps = (double)total / wsecs / 1e6;
     if (json) {
         printf("{\"record_bytes\":%ld,\"records\":%ld,\"write_bytes\":%ld,\"seconds\":%.3f,"
                "\"mb_per_sec\":%.1f,\"rounds\":%zu,"
                "\"round_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
+               "\"window_bytes\":%ld,\"window_mb_per_sec\":%.1f,\"window_rounds\":%zu,"
+               "\"window_round_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
                "\"small_sync_ms\":{\"samples\":%zu,\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
                "\"max\":%.3f},"
                "\"paced_ms\":{\"rate\":%ld,\"records\":%zu,\"p50\":%.3f,\"p99\":%.3f,"
                "\"p999\":%.3f,\"max\":%.3f}}\n",
                rec, n, wsize, secs, mbps, s.rounds.n, lat_q(&s.rounds, 0.5),
-               lat_q(&s.rounds, 0.99), lat_q(&s.rounds, 0.999), lat_q(&s.rounds, 1),
-               one.n, lat_q(&one, 0.5), lat_q(&one, 0.99), lat_q(&one, 0.999), lat_q(&one, 1),
+               lat_q(&s.rounds, 0.99), lat_q(&s.rounds, 0.999), lat_q(&s.rounds, 1), window,
+               wmbps, sw.rounds.n, lat_q(&sw.rounds, 0.5), lat_q(&sw.rounds, 0.99),
+               lat_q(&sw.rounds, 0.999), lat_q(&sw.rounds, 1), one.n, lat_q(&one, 0.5), lat_q(&one, 0.99), lat_q(&one, 0.999), lat_q(&one, 1),
                rate, paced.n, lat_q(&paced, 0.5), lat_q(&paced, 0.99), lat_q(&paced, 0.999),
                lat_q(&paced, 1));
     } else {
@@ -305,6 +349,9 @@ int main(int argc, char **argv)
                "%.2f ms)\n",
                n, rec, wsize, mbps, secs, s.rounds.n, lat_q(&s.rounds, 0.5),
                lat_q(&s.rounds, 0.99), lat_q(&s.rounds, 0.999), lat_q(&s.rounds, 1));
+        printf("disk_writer: the same, at most %ld B ahead of the disk: %.1f MB/s (%zu rounds: "
+               "p50 %.2f ms, p99 %.2f ms)\n",
+               window, wmbps, sw.rounds.n, lat_q(&sw.rounds, 0.5), lat_q(&sw.rounds, 0.99));
         printf("disk_writer: %zu fdatasyncs of one 100 B record each: p50 %.2f ms, p99 %.2f ms, "
                "p99.9 %.2f ms, max %.2f ms\n",
                one.n, lat_q(&one, 0.5), lat_q(&one, 0.99), lat_q(&one, 0.999), lat_q(&one, 1));
@@ -315,6 +362,7 @@ int main(int argc, char **argv)
     }
     free(buf);
     free(s.rounds.ns);
+    free(sw.rounds.ns);
     free(one.ns);
     free(paced.ns);
     return 0;

@@ -37,7 +37,10 @@
 #                                     vs dd if=/dev/zero bs=1M conv=fdatasync, same bytes
 #                                     vs disk_writer (tests/bench/disk_writer.c: the
 #                                     broker's durable path at best, 256 KiB writes
-#                                     of 1 KiB records group-committed, same bytes);
+#                                     of 1 KiB records group-committed, same bytes,
+#                                     once as fast as it can write and once at
+#                                     most 4 MiB ahead of the disk: the window of a
+#                                     producer, 16 requests of 256 KiB in flight);
 #                                     as root, the page cache is dropped before each
 #                                     of the three (see "memory" below)
 #       consume 1 KiB from the start  stream-bench consume

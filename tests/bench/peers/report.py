@@ -37,6 +37,7 @@ WORKLOADS = [
         ("stream", "stream-bench produce --acks all", None),
         ("disk", "limit: dd bs=1M conv=fdatasync", "limit"),
         ("writer", "limit: bare writer, group commit (disk_writer)", "limit"),
+        ("writer_window", "limit: bare writer, 4 MiB window", "limit"),
     ]),
     ("consume1k", "consume 1 KiB from the start", [
         ("stream", "stream-bench consume", None),
@@ -66,6 +67,9 @@ def rate_of(workload, system, r):
 
 
 def load(res, workload, system):
+    if system == "writer_window":
+        # disk_writer's windowed phase, from the same JSON line as "writer"
+        return [{"mb_per_sec": r.get("window_mb_per_sec")} for r in load(res, workload, "writer")]
     path = os.path.join(res, f"{workload}.{system}.jsonl")
     if not os.path.exists(path):
         return []
@@ -158,6 +162,8 @@ def main():
     spreads = [
         ("produce 1 KiB acks=all: stream / bare writer MB/s",
          per_rep("produce1k_all", "stream", "writer", mbps)),
+        ("produce 1 KiB acks=all: stream / windowed writer MB/s",
+         per_rep("produce1k_all", "stream", "writer_window", mbps)),
         ("produce 1 KiB acks=all: stream / dd MB/s", per_rep("produce1k_all", "stream", "disk", mbps)),
         ("e2e p99 acks=all / bare writer's write-to-disk p99",
          per_rep("e2e_acksall", "stream", "writer", p99_of)),
