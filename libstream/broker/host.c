@@ -64,6 +64,14 @@ static int add_routes(stream_broker *b, size_t i, char *errbuf, size_t errbuf_le
     return 0;
 }
 
+void *stream__host_service_state(stream_broker *b, const stream__service *s)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i] == s)
+            return b->svc[i];
+    return NULL;
+}
+
 int stream__services_start(stream_broker *b, char *errbuf, size_t errbuf_len)
 {
     for (size_t i = 0; i < NSERVICES; i++) {

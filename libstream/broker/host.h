@@ -110,6 +110,11 @@ typedef struct stream__service {
 
 /* ---- the broker, as a service sees it ---- */
 
+/* The state of service s on b (what its start returned), NULL when b does
+ * not run it (or not yet): for a service that uses another one below it
+ * (the Kafka listener and the group coordinator). */
+void *stream__host_service_state(stream_broker *b, const stream__service *s);
+
 /* The broker's loop: for a service's timers. */
 uv_loop_t *stream__host_loop(stream_broker *b);
 /* The topics and their logs. A service appends to a log directly (log.h)

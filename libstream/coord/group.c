@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "classic.h"
 #include "group_internal.h"
 #include "stream/error.h"
 #include "stream/partition.h"
@@ -100,6 +101,8 @@ void stream__member_free(stream__member *m)
 
 static void group_free(stream__group *g)
 {
+    /* Whoever waits on a classic join or sync asks the new coordinator. */
+    stream__classic_free(g->classic, STREAM__KERR_NOT_COORDINATOR);
     for (size_t i = 0; i < g->nmembers; i++)
         stream__member_free(g->members[i]);
     free(g->members);
@@ -190,7 +193,7 @@ void stream__group_drop_partition(stream__coord *co, int32_t p, int32_t partitio
 
 void stream__group_gc(stream__coord *co, stream__group *g)
 {
-    if (g == NULL || g->nmembers > 0 || g->noffsets > 0)
+    if (g == NULL || g->nmembers > 0 || g->noffsets > 0 || stream__classic_active(g->classic))
         return;
     bool found;
     size_t i = group_pos(co, g->name, &found);
@@ -371,6 +374,7 @@ static void on_timer(uv_timer_t *t)
             }
             remove_member(co, g, i, why);
         }
+        stream__classic_tick(co, g, now);
         char msg[320];
         stream__group_meta_write(co, g, msg, sizeof(msg)); /* a failure is logged; retried */
     }
@@ -394,6 +398,9 @@ void stream__coord_rearm(stream__coord *co)
             if (m->revoke_deadline_ms != 0 && m->revoke_deadline_ms < first)
                 first = m->revoke_deadline_ms;
         }
+        uint64_t c = stream__classic_deadline(co->groups[gi]->classic);
+        if (c < first)
+            first = c;
     }
     if (first == UINT64_MAX) {
         uv_timer_stop(&co->timer);
@@ -590,21 +597,27 @@ static void peer_host(const char *peer, char *host, size_t len)
     host[n] = '\0';
 }
 
+void stream__member_id_new(stream__coord *co, const char *client_id, char *id, size_t size)
+{
+    uint64_t r1 = splitmix64(&co->rng), r2 = splitmix64(&co->rng);
+    size_t len = strlen(client_id);
+    int prefix = (int)(len > 64 ? 64 : len);
+    snprintf(id, size, "%.*s-%016llx%016llx", prefix, len ? client_id : "member",
+             (unsigned long long)r1, (unsigned long long)r2);
+    if (len == 0)
+        snprintf(id, size, "member-%016llx%016llx", (unsigned long long)r1, (unsigned long long)r2);
+}
+
 static stream__member *member_new(stream__coord *co, const char *client_id, size_t client_len)
 {
     stream__member *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return NULL;
     char id[STREAM_GROUP_MEMBER_ID_MAX + 1];
-    uint64_t r1 = splitmix64(&co->rng), r2 = splitmix64(&co->rng);
-    int prefix = (int)(client_len > 64 ? 64 : client_len);
-    snprintf(id, sizeof(id), "%.*s-%016llx%016llx", prefix, client_len ? client_id : "member",
-             (unsigned long long)r1, (unsigned long long)r2);
-    if (client_len == 0)
-        snprintf(id, sizeof(id), "member-%016llx%016llx", (unsigned long long)r1,
-                 (unsigned long long)r2);
-    m->id = strdup(id);
     m->client_id = stream__strndup(client_id ? client_id : "", client_len);
+    if (m->client_id != NULL)
+        stream__member_id_new(co, m->client_id, id, sizeof(id));
+    m->id = m->client_id ? strdup(id) : NULL;
     if (m->id == NULL || m->client_id == NULL) {
         stream__member_free(m);
         return NULL;
@@ -805,6 +818,15 @@ static void op_join(void *svc, stream__req *r, uint64_t id, const msgpack_object
     stream__group *g = stream__group_find(co, name);
     stream__member *m = NULL;
     bool changed;
+    if (g != NULL && stream__classic_active(g->classic)) {
+        sub_release(&sub);
+        snprintf(msg, sizeof(msg),
+                 "group '%s' is a Kafka client's group (the classic protocol): a group is one "
+                 "kind or the other; use another group name",
+                 name);
+        stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, msg);
+        return;
+    }
     if (mid_len > 0) {
         m = stream__member_find(g, mid, mid_len, NULL);
         if (m == NULL) {

@@ -126,6 +126,8 @@ typedef struct stream__offset {
     int64_t commit_ms; /* when it was committed, ms since the epoch */
 } stream__offset;
 
+typedef struct stream__classic stream__classic;
+
 typedef struct stream__group {
     char *name;               /* the group id */
     int32_t generation;       /* 0 until the first join; +1 per recomputation */
@@ -139,6 +141,8 @@ typedef struct stream__group {
     int32_t meta_partition; /* where the last membership record went, and the durable */
     int64_t meta_need;      /* offset confirming it (0: none): answers about membership
                                wait for it (group.c) */
+    stream__classic *classic; /* Kafka's classic protocol (classic.c), or NULL: a group
+                                 has native members or classic ones, never both */
 } stream__group;
 
 /* The coordinator: every group of one broker (the service's state). */
@@ -159,6 +163,9 @@ typedef struct stream__coord {
     size_t nloaded;         /* entries in loaded_epoch */
 } stream__coord;
 
+/* The coordinator as a service (group.c's end; the broker's list names it). */
+extern const stream__service stream__coord_service;
+
 /* The group called name, or NULL. */
 stream__group *stream__group_find(stream__coord *co, const char *name);
 /* The group called name, created (no members, no offsets) when missing;
@@ -174,6 +181,10 @@ const char *stream__group_state(const stream__group *g);
 /* True when m subscribes to topic t. */
 bool stream__member_subscribes(const stream__member *m, const stream_topic *t);
 
+/* Writes a fresh member id, "CLIENT_ID-<32 hex digits>" ("member-..."
+ * without a client id), into id (size bytes, at least
+ * STREAM_GROUP_MEMBER_ID_MAX + 1). */
+void stream__member_id_new(stream__coord *co, const char *client_id, char *id, size_t size);
 /* Frees a member (NULL-safe): its strings, regex (when compiled) and sets. */
 void stream__member_free(stream__member *m);
 /* Compiles a subscription pattern anchored at both ends (a whole-name
@@ -199,6 +210,19 @@ stream__member *stream__member_find(const stream__group *g, const char *id, size
 /* Reads a request's `group` field and checks the name into name
  * (STREAM_GROUP_NAME_MAX + 1 bytes): 0, EBADREQ or EBADGROUP with msg. */
 int stream__group_field(const msgpack_object *m, char *name, char *msg, size_t msg_len);
+
+/* ---- Kafka's classic groups (classic.c; the Kafka listener's calls are
+ * in classic.h) ---- */
+
+/* Frees c, answering every parked join and sync with `error` (a Kafka
+ * error code: NOT_COORDINATOR when the group moves away). NULL-safe. */
+void stream__classic_free(stream__classic *c, int16_t error);
+/* True when c has members or ids handed out (the group must stay). */
+bool stream__classic_active(const stream__classic *c);
+/* c's earliest deadline (uv_now time), UINT64_MAX when none. */
+uint64_t stream__classic_deadline(const stream__classic *c);
+/* The timer fired: expires sessions and ids, ends due rebalances. */
+void stream__classic_tick(stream__coord *co, stream__group *g, uint64_t now);
 
 /* ---- assignment (group_assign.c) ---- */
 

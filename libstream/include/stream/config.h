@@ -118,6 +118,9 @@
       STREAM_CONFIG_MS_MAX, NULL, NULL, "smallest session timeout a group member may ask for")     \
     X(GROUP_MAX_SESSION_TIMEOUT_MS, "group.max.session.timeout.ms", INT, BROKER, "1800000", 1,     \
       STREAM_CONFIG_MS_MAX, NULL, NULL, "largest session timeout a group member may ask for")      \
+    X(GROUP_INITIAL_REBALANCE_DELAY_MS, "group.initial.rebalance.delay.ms", INT, BROKER, "3000",   \
+      0, STREAM_CONFIG_MS_MAX, NULL, NULL,                                                         \
+      "Kafka clients' groups: how long the first rebalance of an empty group waits for more")      \
     X(OFFSETS_TOPIC_NUM_PARTITIONS, "offsets.topic.num.partitions", INT, BROKER, "50", 1,          \
       STREAM_CONFIG_PARTITIONS_MAX, NULL, NULL,                                                    \
       "partitions of __consumer_offsets, fixed when it is first created")                          \

@@ -1,0 +1,201 @@
+/*
+ * classic.h - Kafka's classic consumer-group protocol on the group
+ * coordinator: JoinGroup, SyncGroup, Heartbeat and LeaveGroup with
+ * client-side assignors (range, roundrobin, cooperative-sticky run in the
+ * client; the coordinator only carries their bytes), for the Kafka listener
+ * (libstream/kafka/, which sits above coord/ and speaks the wire).
+ *
+ * A group is one kind or the other: a group with native members (group.c)
+ * refuses a classic join with INCONSISTENT_GROUP_PROTOCOL, and a group with
+ * classic members refuses a native join. Both kinds keep their committed
+ * offsets in the same place (__consumer_offsets, group_offsets.c), so
+ * `stream-topics group`, lag and --reset-offsets work on either.
+ *
+ * The state machine is Kafka's (facts from its protocol guide and KIP-394):
+ *
+ *   EMPTY ──join──▶ PREPARING ──every member rejoined, or the rebalance
+ *   timeout──▶ COMPLETING ──the leader's SyncGroup──▶ STABLE ──a join with
+ *   new metadata, a leave, an expiry──▶ PREPARING ...
+ *
+ * In PREPARING the coordinator holds every JoinGroup until all known
+ * members have rejoined (members that do not within the rebalance timeout
+ * are removed); a rebalance of an empty group first waits
+ * group.initial.rebalance.delay.ms for more members. Completing it bumps
+ * the generation, picks the protocol every member supports (by vote), and
+ * answers each join: the leader (the first member) gets every member's
+ * metadata, to run the assignor. In COMPLETING the SyncGroups wait for the
+ * leader's, which carries the assignments; then every SyncGroup is answered
+ * with its member's bytes and the group is STABLE.
+ *
+ * Unlike native groups, classic membership is not written to
+ * __consumer_offsets: after a coordinator move or restart the members get
+ * UNKNOWN_MEMBER_ID and join again (one rebalance); their committed offsets
+ * are kept, so nothing acknowledged as consumed is read twice beyond what
+ * was consumed but not yet committed (Kafka's own at-least-once).
+ *
+ * Everything runs on the broker's loop thread. Answers that wait (a join,
+ * a sync) come through a callback; the caller holds a wait handle and must
+ * cancel it (stream__classic_cancel) if it goes away first (a closed
+ * connection) - the coordinator never calls back after that. A callback
+ * may run before the call that parks it returns (then *wait is NULL); it
+ * must not call into the coordinator again, but for stream__classic_cancel.
+ */
+#ifndef STREAM_CLASSIC_H
+#define STREAM_CLASSIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/host.h"
+
+/* Kafka's error codes that these calls answer with (Kafka's numbers). */
+enum {
+    STREAM__KERR_NONE = 0,
+    STREAM__KERR_UNKNOWN_SERVER_ERROR = -1,
+    STREAM__KERR_COORDINATOR_NOT_AVAILABLE = 15,
+    STREAM__KERR_NOT_COORDINATOR = 16,
+    STREAM__KERR_ILLEGAL_GENERATION = 22,
+    STREAM__KERR_INCONSISTENT_GROUP_PROTOCOL = 23,
+    STREAM__KERR_INVALID_GROUP_ID = 24,
+    STREAM__KERR_UNKNOWN_MEMBER_ID = 25,
+    STREAM__KERR_INVALID_SESSION_TIMEOUT = 26,
+    STREAM__KERR_REBALANCE_IN_PROGRESS = 27,
+    STREAM__KERR_NON_EMPTY_GROUP = 68,
+    STREAM__KERR_GROUP_ID_NOT_FOUND = 69,
+    STREAM__KERR_MEMBER_ID_REQUIRED = 79,
+};
+
+typedef struct stream__coord stream__coord;
+
+/* The coordinator of broker b (the state of its coordinator service). */
+stream__coord *stream__classic_coord(stream_broker *b);
+
+/* One protocol a member supports: its name ("range", "cooperative-sticky")
+ * and the assignor's metadata (its subscription), opaque here. */
+typedef struct stream__classic_protocol {
+    const char *name;
+    const uint8_t *meta;
+    size_t meta_len;
+} stream__classic_protocol;
+
+typedef struct stream__classic_join_req {
+    const char *group;
+    const char *member_id;                     /* "" for a new member */
+    const char *client_id;                     /* "" when none */
+    const char *client_host;                   /* the address it connects from */
+    const char *protocol_type;                 /* "consumer" for Kafka's consumers */
+    const stream__classic_protocol *protocols; /* in preference order */
+    size_t nprotocols;
+    int32_t session_timeout_ms;
+    int32_t rebalance_timeout_ms; /* JoinGroup v0 has none: pass the session timeout */
+    bool require_known_member_id; /* JoinGroup v4+: a new member first gets
+                                     MEMBER_ID_REQUIRED with its id (KIP-394) */
+} stream__classic_join_req;
+
+/* A member as the leader's JoinGroup answer lists it. */
+typedef struct stream__classic_member_view {
+    const char *member_id;
+    const uint8_t *meta; /* its metadata for the chosen protocol */
+    size_t meta_len;
+} stream__classic_member_view;
+
+/* What a JoinGroup is answered; borrowed for the callback's duration. */
+typedef struct stream__classic_join_result {
+    int16_t error;                              /* STREAM__KERR_* */
+    int32_t generation;                         /* -1 with an error */
+    const char *protocol_type;                  /* NULL with an error */
+    const char *protocol_name;                  /* NULL with an error */
+    const char *leader;                         /* "" with an error */
+    const char *member_id;                      /* the member's id ("" when none was made) */
+    const stream__classic_member_view *members; /* the leader only; else none */
+    size_t nmembers;
+} stream__classic_join_result;
+
+typedef struct stream__classic_sync_result {
+    int16_t error;
+    const char *protocol_type; /* NULL with an error */
+    const char *protocol_name;
+    const uint8_t *assignment; /* the member's bytes from the leader; may be empty */
+    size_t assignment_len;
+} stream__classic_sync_result;
+
+typedef void (*stream__classic_join_cb)(void *arg, const stream__classic_join_result *res);
+typedef void (*stream__classic_sync_cb)(void *arg, const stream__classic_sync_result *res);
+
+/* A parked answer (opaque). */
+typedef struct stream__classic_wait stream__classic_wait;
+
+/* JoinGroup: answers through cb (perhaps at once). *wait gets the handle
+ * while the answer is parked, NULL once cb ran. */
+void stream__classic_join(stream__coord *co, const stream__classic_join_req *req,
+                          stream__classic_join_cb cb, void *arg, stream__classic_wait **wait);
+
+/* One member's assignment in the leader's SyncGroup. */
+typedef struct stream__classic_assignment {
+    const char *member_id;
+    const uint8_t *bytes;
+    size_t len;
+} stream__classic_assignment;
+
+/* SyncGroup: protocol_type and protocol_name may be NULL (versions before
+ * 5 do not send them). Answers through cb as join does. */
+void stream__classic_sync(stream__coord *co, const char *group, const char *member_id,
+                          int32_t generation, const char *protocol_type, const char *protocol_name,
+                          const stream__classic_assignment *assignments, size_t nassignments,
+                          stream__classic_sync_cb cb, void *arg, stream__classic_wait **wait);
+
+/* Heartbeat: STREAM__KERR_NONE, or REBALANCE_IN_PROGRESS (join again),
+ * ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, NOT_COORDINATOR. */
+int16_t stream__classic_heartbeat(stream__coord *co, const char *group, const char *member_id,
+                                  int32_t generation);
+
+/* LeaveGroup of one member: NONE or UNKNOWN_MEMBER_ID (or NOT_COORDINATOR). */
+int16_t stream__classic_leave(stream__coord *co, const char *group, const char *member_id);
+
+/* Whether OffsetCommit may store offsets for (member_id, generation):
+ * NONE; generation < 0 with an empty member id commits outside any
+ * membership (a standalone consumer, an admin tool), allowed while the
+ * group has no members; else UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION or
+ * REBALANCE_IN_PROGRESS (Kafka's checks). */
+int16_t stream__classic_commit_check(stream__coord *co, const char *group, const char *member_id,
+                                     int32_t generation);
+
+/* The caller no longer wants the answer of w (its connection closed). */
+void stream__classic_cancel(stream__classic_wait *w);
+
+/* DescribeGroups / ListGroups: the group's classic state as Kafka names it
+ * ("Empty", "PreparingRebalance", "CompletingRebalance", "Stable", or
+ * "Dead" when the group does not exist), its protocol type and protocol
+ * ("" when none), and its members through each(). A group with native
+ * members reports protocol type "stream" and its native state. Returns
+ * false when the group does not exist. */
+typedef struct stream__classic_member_info {
+    const char *member_id;
+    const char *client_id;
+    const char *client_host;
+    const uint8_t *meta; /* for the chosen protocol; empty when none */
+    size_t meta_len;
+    const uint8_t *assignment;
+    size_t assignment_len;
+} stream__classic_member_info;
+
+typedef struct stream__classic_group_info {
+    const char *state;
+    const char *protocol_type;
+    const char *protocol_name;
+    size_t nmembers;
+} stream__classic_group_info;
+
+bool stream__classic_describe(stream__coord *co, const char *group,
+                              stream__classic_group_info *info,
+                              void (*each)(void *arg, const stream__classic_member_info *m),
+                              void *arg);
+
+/* ListGroups: each() for every group this broker coordinates. */
+void stream__classic_list(stream__coord *co,
+                          void (*each)(void *arg, const char *group,
+                                       const stream__classic_group_info *info),
+                          void *arg);
+
+#endif /* STREAM_CLASSIC_H */
