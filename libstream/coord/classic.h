@@ -53,6 +53,10 @@
 enum {
     STREAM__KERR_NONE = 0,
     STREAM__KERR_UNKNOWN_SERVER_ERROR = -1,
+    STREAM__KERR_OFFSET_OUT_OF_RANGE = 1,
+    STREAM__KERR_UNKNOWN_TOPIC_OR_PARTITION = 3,
+    STREAM__KERR_REQUEST_TIMED_OUT = 7,
+    STREAM__KERR_OFFSET_METADATA_TOO_LARGE = 12,
     STREAM__KERR_COORDINATOR_NOT_AVAILABLE = 15,
     STREAM__KERR_NOT_COORDINATOR = 16,
     STREAM__KERR_ILLEGAL_GENERATION = 22,
@@ -191,6 +195,56 @@ bool stream__classic_describe(stream__coord *co, const char *group,
                               stream__classic_group_info *info,
                               void (*each)(void *arg, const stream__classic_member_info *m),
                               void *arg);
+
+/* ---- offsets: OffsetCommit, OffsetFetch, DeleteGroups ----
+ *
+ * Committed offsets are the same for both kinds of group. A commit or a
+ * delete writes to __consumer_offsets and answers once that is durable:
+ * done(r, arg) runs then (with each entry's error filled in), or never if
+ * r's connection closes first; destroy(arg) runs after either. */
+
+typedef void (*stream__classic_done_cb)(stream__req *r, void *arg);
+
+/* One partition of an OffsetCommit (strings borrowed for the call). */
+typedef struct stream__classic_commit {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const char *metadata; /* NULL: none */
+    size_t metadata_len;
+    int16_t error; /* out: NONE, or why this partition was not stored */
+} stream__classic_commit;
+
+/* OffsetCommit for (member_id, generation), as stream__classic_commit_check
+ * decides; entries (owned by arg, kept until destroy) get their errors. */
+void stream__classic_commit_offsets(stream__coord *co, stream__req *r, const char *group,
+                                    const char *member_id, int32_t generation,
+                                    stream__classic_commit *entries, size_t n,
+                                    stream__classic_done_cb done, void (*destroy)(void *arg),
+                                    void *arg);
+
+/* OffsetFetch of one partition: *offset -1 and *metadata "" when nothing
+ * is committed. NONE, NOT_COORDINATOR or INVALID_GROUP_ID. */
+int16_t stream__classic_fetch_offset(stream__coord *co, const char *group, const char *topic,
+                                     int32_t partition, int64_t *offset, const char **metadata);
+
+/* OffsetFetch of every committed offset of group (no topics asked),
+ * through each(); same errors. */
+int16_t stream__classic_fetch_offsets(stream__coord *co, const char *group,
+                                      void (*each)(void *arg, const char *topic, int32_t partition,
+                                                   int64_t offset, const char *metadata),
+                                      void *arg);
+
+/* One group of a DeleteGroups. */
+typedef struct stream__classic_delete {
+    const char *group;
+    int16_t error; /* out: NONE, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, ... */
+} stream__classic_delete;
+
+void stream__classic_delete_groups(stream__coord *co, stream__req *r,
+                                   stream__classic_delete *groups, size_t n,
+                                   stream__classic_done_cb done, void (*destroy)(void *arg),
+                                   void *arg);
 
 /* ListGroups: each() for every group this broker coordinates. */
 void stream__classic_list(stream__coord *co,

@@ -481,23 +481,21 @@ static void delete_encode(stream__coord *co, stream__req *r, stream__pending *p)
     stream__host_reply_finish(r, &f, p->id);
 }
 
-/* Deletes one group (no members): tombstones for all its offsets. */
-static int delete_one(stream__coord *co, const char *p, size_t len, delete_entry *e)
+int stream__group_delete(stream__coord *co, const char *name, int32_t *partition, int64_t *need,
+                         char *msg, size_t msg_len)
 {
-    char name[STREAM_GROUP_NAME_MAX + 1];
-    int rc = stream_group_name_check(p, len, e->msg, sizeof(e->msg));
-    if (rc != 0)
-        return rc;
-    memcpy(name, p, len);
-    name[len] = '\0';
+    *need = 0;
     stream__group *g = stream__group_find(co, name);
     if (g == NULL) {
-        snprintf(e->msg, sizeof(e->msg), "group '%s' does not exist", name);
+        snprintf(msg, msg_len, "group '%s' does not exist", name);
         return STREAM_ENOGROUP;
     }
     if (g->nmembers > 0) {
-        snprintf(e->msg, sizeof(e->msg), "group '%s' has %zu members: stop them first", name,
-                 g->nmembers);
+        snprintf(msg, msg_len, "group '%s' has %zu members: stop them first", name, g->nmembers);
+        return STREAM_EGROUPNOTEMPTY;
+    }
+    if (stream__classic_active(g->classic)) {
+        snprintf(msg, msg_len, "group '%s' has members (Kafka clients): stop them first", name);
         return STREAM_EGROUPNOTEMPTY;
     }
     size_t n = g->noffsets;
@@ -515,7 +513,7 @@ static int delete_one(stream__coord *co, const char *p, size_t len, delete_entry
         recs[0] = (stream__offset_rec){.membership = true, .tombstone = true};
         nrecs++;
     }
-    rc = 0;
+    int rc = 0;
     if (nrecs > 0) {
         /* The recs borrow the group's topic strings: copy them first, the
          * apply frees the group. */
@@ -530,8 +528,7 @@ static int delete_one(stream__coord *co, const char *p, size_t len, delete_entry
         if (topics == NULL)
             rc = STREAM_ENOMEM;
         if (rc == 0)
-            rc = stream__offsets_write(co, name, recs, nrecs, &e->partition, &e->need, e->msg,
-                                       sizeof(e->msg));
+            rc = stream__offsets_write(co, name, recs, nrecs, partition, need, msg, msg_len);
         for (size_t i = 0; topics && i < nrecs; i++)
             free(topics[i]);
         free(topics);
@@ -550,6 +547,18 @@ static int delete_one(stream__coord *co, const char *p, size_t len, delete_entry
         stream__host_log(co->broker, STREAM_BROKER_INFO,
                          "group %s: deleted (%zu committed offsets)", name, n);
     return rc;
+}
+
+/* Deletes one group of a delete_group request (name as sent). */
+static int delete_one(stream__coord *co, const char *p, size_t len, delete_entry *e)
+{
+    char name[STREAM_GROUP_NAME_MAX + 1];
+    int rc = stream_group_name_check(p, len, e->msg, sizeof(e->msg));
+    if (rc != 0)
+        return rc;
+    memcpy(name, p, len);
+    name[len] = '\0';
+    return stream__group_delete(co, name, &e->partition, &e->need, e->msg, sizeof(e->msg));
 }
 
 void stream__op_delete_group(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)

@@ -380,6 +380,13 @@ void stream__op_fetch_offsets(void *svc, stream__req *r, uint64_t id, const msgp
 void stream__op_delete_group(void *svc, stream__req *r, uint64_t id, const msgpack_object *m);
 void stream__op_reset_offsets(void *svc, stream__req *r, uint64_t id, const msgpack_object *m);
 
+/* Deletes the group called name (checked), which must have no members:
+ * tombstones for its offsets and membership. 0 with *partition and *need (the
+ * durable offset confirming it; 0 when nothing was written), or ENOGROUP,
+ * EGROUPNOTEMPTY, or the write's error, with msg. */
+int stream__group_delete(stream__coord *co, const char *name, int32_t *partition, int64_t *need,
+                         char *msg, size_t msg_len);
+
 /* The timestamp of the record at `offset` of log (which must be below the
  * end), or -1 when it cannot be read. */
 int64_t stream__record_timestamp_at(stream_log *log, int64_t offset);
