@@ -42,6 +42,9 @@ typedef struct cmember {
     size_t nprotocols;
     uint8_t *assignment; /* from the leader's last sync */
     size_t assignment_len;
+    char **topics; /* "consumer" protocol: its subscription, decoded (display) */
+    size_t ntopics;
+    stream__pset assigned;      /* "consumer" protocol: its assignment, decoded (display) */
     uint64_t deadline_ms;       /* session end (uv_now time); not while awaiting a join */
     stream__classic_wait *join; /* its parked JoinGroup, or NULL */
     stream__classic_wait *sync; /* its parked SyncGroup, or NULL */
@@ -213,6 +216,10 @@ static void member_free(cmember *m)
     free(m->host);
     protos_free(m->protocols, m->nprotocols);
     free(m->assignment);
+    for (size_t i = 0; i < m->ntopics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    stream__pset_release(&m->assigned);
     free(m);
 }
 
@@ -485,6 +492,23 @@ static void complete_join(stream__coord *co, stream__group *g)
     stream__host_log(co->broker, STREAM_BROKER_INFO,
                      "group %s: generation %d, %zu members, protocol %s, leader %s", g->name,
                      (int)c->generation, c->n, c->protocol, c->leader);
+    bool consumer = strcmp(c->protocol_type, "consumer") == 0;
+    for (size_t i = 0; consumer && i < c->n; i++) {
+        /* What `stream-topics group` shows; a member whose bytes do not
+         * read shows no topics (the group works all the same). */
+        cmember *m = c->members[i];
+        const cproto *p = member_proto(m, c->protocol);
+        char **topics;
+        size_t ntopics;
+        if (stream__consumer_subscription_decode(p->meta, p->len, &topics, &ntopics) == 0) {
+            for (size_t k = 0; k < m->ntopics; k++)
+                free(m->topics[k]);
+            free(m->topics);
+            m->topics = topics;
+            m->ntopics = ntopics;
+        }
+        stream__pset_clear(&m->assigned);
+    }
     uint64_t now = now_ms(co);
     /* Answers go in join order; the leader's lists every member. */
     for (size_t i = 0; i < c->n; i++) {
@@ -590,6 +614,7 @@ static cmember *member_from(const stream__classic_join_req *req, const char *id)
     cmember *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return NULL;
+    stream__pset_init(&m->assigned);
     m->id = strdup(id);
     m->client_id = strdup(req->client_id ? req->client_id : "");
     m->host = strdup(req->client_host ? req->client_host : "");
@@ -844,10 +869,15 @@ void stream__classic_sync(stream__coord *co, const char *group, const char *memb
         sync_fail(cb, arg, STREAM__KERR_UNKNOWN_SERVER_ERROR);
         return;
     }
+    bool consumer = strcmp(c->protocol_type, "consumer") == 0;
     for (size_t i = 0; i < c->n; i++) {
-        free(c->members[i]->assignment);
-        c->members[i]->assignment = bytes[i];
-        c->members[i]->assignment_len = lens[i];
+        cmember *x = c->members[i];
+        free(x->assignment);
+        x->assignment = bytes[i];
+        x->assignment_len = lens[i];
+        stream__pset_clear(&x->assigned);
+        if (consumer)
+            stream__consumer_assignment_decode(x->assignment, x->assignment_len, &x->assigned);
     }
     free(bytes);
     free(lens);
@@ -975,5 +1005,72 @@ void stream__classic_list(stream__coord *co,
         stream__classic_group_info info;
         if (stream__classic_describe(co, co->groups[i]->name, &info, NULL, NULL))
             each(arg, co->groups[i]->name, &info);
+    }
+}
+
+/* ---- the native view (group.c's describe_group and list_groups) ---- */
+
+const char *stream__classic_state_name(const stream__classic *c)
+{
+    return state_names[c ? c->state : CLASSIC_EMPTY];
+}
+
+size_t stream__classic_members(const stream__classic *c)
+{
+    return c ? c->n : 0;
+}
+
+int32_t stream__classic_generation(const stream__classic *c)
+{
+    return c ? c->generation : 0;
+}
+
+const char *stream__classic_owner(const stream__classic *c, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; c != NULL && c->state == CLASSIC_STABLE && i < c->n; i++)
+        if (stream__pset_has(&c->members[i]->assigned, topic, partition))
+            return c->members[i]->id;
+    return NULL;
+}
+
+int stream__classic_add_assigned(const stream__classic *c, stream__pset *parts)
+{
+    int rc = 0;
+    for (size_t i = 0; c != NULL && c->state == CLASSIC_STABLE && i < c->n; i++) {
+        const stream__pset *a = &c->members[i]->assigned;
+        for (size_t t = 0; rc == 0 && t < a->n; t++)
+            for (size_t k = 0; rc == 0 && k < a->t[t].n; k++)
+                rc = stream__pset_add(parts, a->t[t].topic, a->t[t].parts[k]);
+    }
+    return rc;
+}
+
+void stream__classic_pack_members(msgpack_packer *pk, const stream__classic *c)
+{
+    size_t n = c ? c->n : 0;
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        const cmember *m = c->members[i];
+        /* An assignment only once the leader's sync made the group stable. */
+        stream__pset none;
+        stream__pset_init(&none);
+        const stream__pset *a = c->state == CLASSIC_STABLE ? &m->assigned : &none;
+        msgpack_pack_map(pk, 8);
+        stream_pack_kv_cstr(pk, "member_id", m->id);
+        stream_pack_kv_cstr(pk, "client_id", m->client_id);
+        stream_pack_kv_cstr(pk, "host", m->host);
+        stream_pack_kv_int(pk, "session_timeout_ms", m->session_timeout_ms);
+        stream_pack_kv_int(pk, "generation", c->generation);
+        stream_pack_key(pk, "subscription");
+        msgpack_pack_map(pk, 2);
+        stream_pack_key(pk, "topics");
+        msgpack_pack_array(pk, m->ntopics);
+        for (size_t k = 0; k < m->ntopics; k++)
+            stream_pack_cstr(pk, m->topics[k]);
+        stream_pack_kv_nil(pk, "pattern");
+        stream_pack_key(pk, "assignment");
+        stream__pset_pack(pk, a);
+        stream_pack_key(pk, "target");
+        stream__pset_pack(pk, a);
     }
 }

@@ -246,6 +246,27 @@ void stream__classic_delete_groups(stream__coord *co, stream__req *r,
                                    stream__classic_done_cb done, void (*destroy)(void *arg),
                                    void *arg);
 
+/* ---- Kafka's consumer protocol (protocol type "consumer") ----
+ *
+ * What Kafka's consumers put in a JoinGroup's metadata and a SyncGroup's
+ * assignment (ConsumerProtocolSubscription / ConsumerProtocolAssignment):
+ * an int16 version, then, for a subscription, the topics ([string]), user
+ * data (nullable bytes) and, from version 1, the owned partitions; for an
+ * assignment, [{topic, [partition]}] and user data. Later versions only
+ * append fields, so any version >= 0 is read with these. The coordinator
+ * reads them only to show a group (stream-topics group): which topics a
+ * member subscribes to and which partitions it was given. */
+
+/* Reads a subscription's topics into *topics (*n, sorted, distinct; the
+ * caller frees each and the array). 0, or ECORRUPT (not that layout) or
+ * ENOMEM with nothing allocated. */
+int stream__consumer_subscription_decode(const uint8_t *p, size_t len, char ***topics, size_t *n);
+
+typedef struct stream__pset stream__pset;
+/* Reads an assignment's partitions into out (initialised by the caller,
+ * emptied on failure). 0, ECORRUPT or ENOMEM. */
+int stream__consumer_assignment_decode(const uint8_t *p, size_t len, stream__pset *out);
+
 /* ListGroups: each() for every group this broker coordinates. */
 void stream__classic_list(stream__coord *co,
                           void (*each)(void *arg, const char *group,

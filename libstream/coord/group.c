@@ -473,6 +473,19 @@ int stream__pattern_compile(const char *pattern, regex_t *re, char *msg, size_t 
     return 0;
 }
 
+void stream__names_sort_unique(char **t, size_t *n)
+{
+    qsort(t, *n, sizeof(*t), cmp_cstr);
+    size_t w = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (w > 0 && strcmp(t[w - 1], t[i]) == 0)
+            free(t[i]);
+        else
+            t[w++] = t[i];
+    }
+    *n = w;
+}
+
 int stream__topics_decode(const msgpack_object *arr, char ***topics, size_t *n, char *msg,
                           size_t msg_len)
 {
@@ -498,16 +511,9 @@ int stream__topics_decode(const msgpack_object *arr, char ***topics, size_t *n, 
             snprintf(msg, msg_len, "out of memory");
         return rc;
     }
-    qsort(t, k, sizeof(*t), cmp_cstr);
-    size_t w = 0;
-    for (size_t i = 0; i < k; i++) {
-        if (w > 0 && strcmp(t[w - 1], t[i]) == 0)
-            free(t[i]);
-        else
-            t[w++] = t[i];
-    }
+    stream__names_sort_unique(t, &k);
     *topics = t;
-    *n = w;
+    *n = k;
     return 0;
 }
 
@@ -982,11 +988,16 @@ static void op_list(void *svc, stream__req *r, uint64_t id, const msgpack_object
     msgpack_pack_array(&f.pk, co->ngroups);
     for (size_t i = 0; i < co->ngroups; i++) {
         const stream__group *g = co->groups[i];
+        bool kafka = stream__classic_active(g->classic);
         msgpack_pack_map(&f.pk, 4);
         stream_pack_kv_cstr(&f.pk, "group", g->name);
-        stream_pack_kv_cstr(&f.pk, "state", stream__group_state(g));
-        stream_pack_kv_uint(&f.pk, "members", g->nmembers);
-        stream_pack_kv_int(&f.pk, "generation", g->generation);
+        stream_pack_kv_cstr(&f.pk, "state",
+                            kafka ? stream__classic_state_name(g->classic)
+                                  : stream__group_state(g));
+        stream_pack_kv_uint(&f.pk, "members",
+                            kafka ? stream__classic_members(g->classic) : g->nmembers);
+        stream_pack_kv_int(&f.pk, "generation",
+                           kafka ? stream__classic_generation(g->classic) : g->generation);
     }
     stream__host_reply_finish(r, &f, id);
 }
@@ -1027,7 +1038,9 @@ static void pack_lag(msgpack_packer *pk, stream_broker *b, const stream__group *
                      const char *topic, int32_t partition, int64_t *total_lag, int64_t *oldest)
 {
     const stream__offset *o = stream__offset_find(g, topic, partition);
-    const char *owner = "";
+    const char *owner = stream__classic_owner(g->classic, topic, partition);
+    if (owner == NULL)
+        owner = "";
     for (size_t i = 0; i < g->nmembers; i++)
         if (stream__pset_has(&g->members[i]->assigned, topic, partition))
             owner = g->members[i]->id;
@@ -1088,6 +1101,8 @@ static void op_describe(void *svc, stream__req *r, uint64_t id, const msgpack_ob
             for (size_t k = 0; rc == 0 && k < t->t[j].n; k++)
                 rc = stream__pset_add(&parts, t->t[j].topic, t->t[j].parts[k]);
     }
+    if (rc == 0)
+        rc = stream__classic_add_assigned(g->classic, &parts);
     if (rc != 0) {
         stream__pset_release(&parts);
         stream__host_reply_error(r, id, rc, NULL);
@@ -1096,13 +1111,21 @@ static void op_describe(void *svc, stream__req *r, uint64_t id, const msgpack_ob
     stream_frame f;
     stream__host_reply_start(r, &f);
     stream_pack_response_header(&f.pk, id, 0, NULL, 7);
+    /* A Kafka client's group (classic.c) shows its members the same way. */
+    bool kafka = stream__classic_active(g->classic);
     stream_pack_kv_cstr(&f.pk, "group", g->name);
-    stream_pack_kv_cstr(&f.pk, "state", stream__group_state(g));
-    stream_pack_kv_int(&f.pk, "generation", g->generation);
+    stream_pack_kv_cstr(&f.pk, "state",
+                        kafka ? stream__classic_state_name(g->classic) : stream__group_state(g));
+    stream_pack_kv_int(&f.pk, "generation",
+                       kafka ? stream__classic_generation(g->classic) : g->generation);
     stream_pack_key(&f.pk, "members");
-    msgpack_pack_array(&f.pk, g->nmembers);
-    for (size_t i = 0; i < g->nmembers; i++)
-        pack_member(&f.pk, g->members[i]);
+    if (kafka) {
+        stream__classic_pack_members(&f.pk, g->classic);
+    } else {
+        msgpack_pack_array(&f.pk, g->nmembers);
+        for (size_t i = 0; i < g->nmembers; i++)
+            pack_member(&f.pk, g->members[i]);
+    }
     int64_t total_lag = 0, oldest = -1;
     stream_pack_key(&f.pk, "offsets");
     msgpack_pack_array(&f.pk, parts.count);

@@ -136,11 +136,11 @@ typedef struct stream__group {
     uint64_t topics_version; /* broker topics_version the targets were computed at */
     stream__offset *offsets; /* sorted by (topic, partition) */
     size_t noffsets, cap_offsets;
-    bool meta_dirty;        /* membership changed since the last membership record */
-    bool meta_written;      /* the log's last membership record of it is not a tombstone */
-    int32_t meta_partition; /* where the last membership record went, and the durable */
-    int64_t meta_need;      /* offset confirming it (0: none): answers about membership
-                               wait for it (group.c) */
+    bool meta_dirty;          /* membership changed since the last membership record */
+    bool meta_written;        /* the log's last membership record of it is not a tombstone */
+    int32_t meta_partition;   /* where the last membership record went, and the durable */
+    int64_t meta_need;        /* offset confirming it (0: none): answers about membership
+                                 wait for it (group.c) */
     stream__classic *classic; /* Kafka's classic protocol (classic.c), or NULL: a group
                                  has native members or classic ones, never both */
 } stream__group;
@@ -191,6 +191,8 @@ void stream__member_free(stream__member *m);
  * match, as Java's Pattern.matches) into re: 0, or EINVAL (msg says why)
  * or ENOMEM. */
 int stream__pattern_compile(const char *pattern, regex_t *re, char *msg, size_t msg_len);
+/* Sorts the n names of t and frees repeats; *n becomes the distinct count. */
+void stream__names_sort_unique(char **t, size_t *n);
 /* Reads an array of topic names (a join's `topics`, a membership record's)
  * into *topics (*n of them, sorted, distinct; the caller frees each and the
  * array). 0, EBADREQ (not a str) or EBADNAME (not a topic name) naming the
@@ -223,6 +225,18 @@ bool stream__classic_active(const stream__classic *c);
 uint64_t stream__classic_deadline(const stream__classic *c);
 /* The timer fired: expires sessions and ids, ends due rebalances. */
 void stream__classic_tick(stream__coord *co, stream__group *g, uint64_t now);
+/* For describe_group and list_groups: Kafka's name of c's state
+ * ("Empty"... "Stable"), its members and generation, who was given
+ * (topic, partition) (NULL: nobody, or not stable), every partition given
+ * (added to parts: 0 or ENOMEM), and its members packed as describe_group
+ * packs native ones (subscription and assignment read from the consumer
+ * protocol's bytes). NULL-safe. */
+const char *stream__classic_state_name(const stream__classic *c);
+size_t stream__classic_members(const stream__classic *c);
+int32_t stream__classic_generation(const stream__classic *c);
+const char *stream__classic_owner(const stream__classic *c, const char *topic, int32_t partition);
+int stream__classic_add_assigned(const stream__classic *c, stream__pset *parts);
+void stream__classic_pack_members(msgpack_packer *pk, const stream__classic *c);
 
 /* ---- assignment (group_assign.c) ---- */
 

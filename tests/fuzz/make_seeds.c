@@ -717,6 +717,59 @@ static void metadata_seeds(void)
     stream_buf_release(&seq);
 }
 
+/* ---- Kafka's consumer protocol: first byte 0 subscription, 1 assignment ---- */
+
+static void cp_i16(uint8_t *b, size_t *n, int v)
+{
+    b[(*n)++] = (uint8_t)(v >> 8);
+    b[(*n)++] = (uint8_t)v;
+}
+
+static void cp_i32(uint8_t *b, size_t *n, int32_t v)
+{
+    for (int s = 24; s >= 0; s -= 8)
+        b[(*n)++] = (uint8_t)((uint32_t)v >> s);
+}
+
+static void cp_str(uint8_t *b, size_t *n, const char *s)
+{
+    cp_i16(b, n, (int)strlen(s));
+    memcpy(b + *n, s, strlen(s));
+    *n += strlen(s);
+}
+
+static void consumer_protocol_seeds(void)
+{
+    uint8_t b[256];
+    size_t n = 0;
+    b[n++] = 0; /* a subscription, version 1: topics, user data, owned partitions */
+    cp_i16(b, &n, 1);
+    cp_i32(b, &n, 2);
+    cp_str(b, &n, "orders");
+    cp_str(b, &n, "clicks");
+    cp_i32(b, &n, -1); /* user data: null */
+    cp_i32(b, &n, 1);
+    cp_str(b, &n, "orders");
+    cp_i32(b, &n, 1);
+    cp_i32(b, &n, 3);
+    seed("fuzz_consumer_protocol", "subscription-v1", b, n);
+    n = 0;
+    b[n++] = 1; /* an assignment, version 0 */
+    cp_i16(b, &n, 0);
+    cp_i32(b, &n, 2);
+    cp_str(b, &n, "orders");
+    cp_i32(b, &n, 2);
+    cp_i32(b, &n, 0);
+    cp_i32(b, &n, 2);
+    cp_str(b, &n, "clicks");
+    cp_i32(b, &n, 1);
+    cp_i32(b, &n, 7);
+    cp_i32(b, &n, 3); /* user data: 3 bytes */
+    memcpy(b + n, "abc", 3);
+    n += 3;
+    seed("fuzz_consumer_protocol", "assignment-v0", b, n);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -735,5 +788,6 @@ int main(int argc, char **argv)
     metadata_seeds();
     epoch_seeds();
     group_meta_seeds();
+    consumer_protocol_seeds();
     return 0;
 }

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "coord/classic.h"
+#include "coord/group_internal.h"
 #include "stream/broker.h"
 #include "stream/config.h"
 
@@ -129,14 +130,14 @@ static void on_sync(void *arg, const stream__classic_sync_result *res)
 /* The rebalance timeout joins ask for. */
 static int32_t rebalance_ms = 400;
 
-/* Sends a JoinGroup for m with protocols "range" (metadata = meta) and,
- * when two, "roundrobin" first. */
-static void join(fixture *f, const char *group, member *m, const char *meta, bool roundrobin_first,
-                 bool require_id, int session_ms)
+/* Sends a JoinGroup for m with protocols "range" (metadata = meta, len
+ * bytes) and, when roundrobin_first, "roundrobin" before it. */
+static void join_bytes(fixture *f, const char *group, member *m, const uint8_t *meta, size_t len,
+                       bool roundrobin_first, bool require_id, int session_ms)
 {
     stream__classic_protocol p[2] = {
-        {"range", (const uint8_t *)meta, strlen(meta)},
-        {"roundrobin", (const uint8_t *)meta, strlen(meta)},
+        {"range", meta, len},
+        {"roundrobin", meta, len},
     };
     if (roundrobin_first) {
         stream__classic_protocol t = p[0];
@@ -158,6 +159,14 @@ static void join(fixture *f, const char *group, member *m, const char *meta, boo
     m->joined = false;
     uv_update_time(f->loop);
     stream__classic_join(f->co, &req, on_join, m, &m->jw);
+}
+
+/* The same with a string's bytes as the metadata. */
+static void join(fixture *f, const char *group, member *m, const char *meta, bool roundrobin_first,
+                 bool require_id, int session_ms)
+{
+    join_bytes(f, group, m, (const uint8_t *)meta, strlen(meta), roundrobin_first, require_id,
+               session_ms);
 }
 
 static void sync_(fixture *f, const char *group, member *m, const stream__classic_assignment *a,
@@ -395,6 +404,128 @@ static void test_pending_id_expires(void **state)
     assert_int_equal(stream__classic_leave(f->co, "g5", a.id), 0);
 }
 
+/* ---- Kafka's consumer protocol bytes ---- */
+
+typedef struct bytes {
+    uint8_t b[256];
+    size_t n;
+} bytes;
+
+static void put16(bytes *x, int v)
+{
+    x->b[x->n++] = (uint8_t)(v >> 8);
+    x->b[x->n++] = (uint8_t)v;
+}
+
+static void put32(bytes *x, int32_t v)
+{
+    for (int sh = 24; sh >= 0; sh -= 8)
+        x->b[x->n++] = (uint8_t)((uint32_t)v >> sh);
+}
+
+static void putstr(bytes *x, const char *s)
+{
+    put16(x, (int)strlen(s));
+    memcpy(x->b + x->n, s, strlen(s));
+    x->n += strlen(s);
+}
+
+/* A subscription (version 1, no owned partitions) to two topics. */
+static bytes subscription(const char *t1, const char *t2)
+{
+    bytes x = {.n = 0};
+    put16(&x, 1);
+    put32(&x, 2);
+    putstr(&x, t1);
+    putstr(&x, t2);
+    put32(&x, -1); /* user data */
+    put32(&x, 0);  /* owned partitions */
+    return x;
+}
+
+/* An assignment (version 0) of partitions p of topic t. */
+static bytes assignment(const char *t, const int32_t *p, int np)
+{
+    bytes x = {.n = 0};
+    put16(&x, 0);
+    put32(&x, 1);
+    putstr(&x, t);
+    put32(&x, np);
+    for (int i = 0; i < np; i++)
+        put32(&x, p[i]);
+    put32(&x, -1);
+    return x;
+}
+
+static void test_consumer_protocol_decoded_for_describe(void **state)
+{
+    fixture *f = *state;
+    char **topics;
+    size_t n;
+    bytes sub = subscription("orders", "clicks");
+    assert_int_equal(stream__consumer_subscription_decode(sub.b, sub.n, &topics, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(topics[0], "clicks"); /* sorted */
+    assert_string_equal(topics[1], "orders");
+    for (size_t i = 0; i < n; i++)
+        free(topics[i]);
+    free(topics);
+    /* Cut anywhere, or lying about a count: refused, nothing kept. */
+    for (size_t cut = 0; cut < 2 + 4 + 8 - 1; cut++)
+        assert_int_equal(stream__consumer_subscription_decode(sub.b, cut, &topics, &n),
+                         STREAM_ECORRUPT);
+    bytes lie = {.n = 0};
+    put16(&lie, 0);
+    put32(&lie, 1000000);
+    assert_int_equal(stream__consumer_subscription_decode(lie.b, lie.n, &topics, &n),
+                     STREAM_ECORRUPT);
+    assert_null(topics);
+    int32_t p02[] = {0, 2}, p1[] = {1};
+    bytes asg = assignment("orders", p02, 2);
+    stream__pset ps;
+    stream__pset_init(&ps);
+    assert_int_equal(stream__consumer_assignment_decode(asg.b, asg.n, &ps), 0);
+    assert_true(stream__pset_has(&ps, "orders", 0) && stream__pset_has(&ps, "orders", 2));
+    assert_int_equal(ps.count, 2);
+    assert_int_equal(stream__consumer_assignment_decode(asg.b, asg.n - 7, &ps), STREAM_ECORRUPT);
+    assert_int_equal(ps.count, 0);
+    stream__pset_release(&ps);
+
+    /* A group of two real consumers: describe_group shows what each
+     * subscribes to and was given, and who owns a partition. */
+    bytes sa = subscription("orders", "clicks"), sb = subscription("orders", "clicks");
+    member a = {0}, b = {0};
+    join_bytes(f, "g6", &a, sa.b, sa.n, false, false, 1000);
+    join_bytes(f, "g6", &b, sb.b, sb.n, false, false, 1000);
+    pass(f, 400);
+    assert_true(a.joined && b.joined);
+    bytes aa = assignment("orders", p02, 2), ab = assignment("orders", p1, 1);
+    stream__classic_assignment as[2] = {{a.id, aa.b, aa.n}, {b.id, ab.b, ab.n}};
+    sync_(f, "g6", &b, NULL, 0);
+    sync_(f, "g6", &a, as, 2);
+    assert_true(a.synced && b.synced);
+    stream__group *g = stream__group_find(f->co, "g6");
+    assert_non_null(g);
+    assert_string_equal(stream__classic_state_name(g->classic), "Stable");
+    assert_int_equal(stream__classic_members(g->classic), 2);
+    assert_string_equal(stream__classic_owner(g->classic, "orders", 0), a.id);
+    assert_string_equal(stream__classic_owner(g->classic, "orders", 1), b.id);
+    assert_string_equal(stream__classic_owner(g->classic, "orders", 2), a.id);
+    assert_null(stream__classic_owner(g->classic, "clicks", 0));
+    stream__pset parts;
+    stream__pset_init(&parts);
+    assert_int_equal(stream__classic_add_assigned(g->classic, &parts), 0);
+    assert_int_equal(parts.count, 3);
+    stream__pset_release(&parts);
+    /* A rebalance: nobody owns anything until the group is stable again. */
+    member c = {0};
+    join(f, "g6", &c, "not the consumer protocol", false, false, 1000);
+    assert_null(stream__classic_owner(g->classic, "orders", 0));
+    assert_int_equal(stream__classic_leave(f->co, "g6", a.id), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g6", b.id), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g6", c.id), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +534,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_expiry_and_rejoin_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocols, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_id_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consumer_protocol_decoded_for_describe, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
