@@ -35,6 +35,9 @@ static const char usage_text[] =
     "                           port 0 picks a free port)\n"
     "  -d, --data-dir DIR       where topics are stored (default\n"
     "                           $XDG_DATA_HOME/stream or ~/.local/share/stream)\n"
+    "      --kafka-listen HOST:PORT|off\n"
+    "                           the Kafka wire-protocol listener (default\n"
+    "                           127.0.0.1:9092, or $STREAM_KAFKA_LISTEN; off: none)\n"
     "      --node-id N          this broker's id in a cluster (node.id)\n"
     "      --cluster VOTERS     the metadata quorum, ID@IPV4:PORT,... with Raft\n"
     "                           addresses (cluster.voters); N must be one of them\n"
@@ -48,11 +51,20 @@ static const char usage_text[] =
     "\n"
     "Settings are described in stream-broker.conf(5); the broker in stream-broker(1).\n";
 
-enum { OPT_LOG_LEVEL = 256, OPT_READY_FILE, OPT_VERSION, OPT_LIST_SETTINGS, OPT_NODE_ID, OPT_CLUSTER };
+enum {
+    OPT_LOG_LEVEL = 256,
+    OPT_READY_FILE,
+    OPT_VERSION,
+    OPT_LIST_SETTINGS,
+    OPT_NODE_ID,
+    OPT_CLUSTER,
+    OPT_KAFKA_LISTEN,
+};
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, 'l'},
     {"data-dir", required_argument, NULL, 'd'},
+    {"kafka-listen", required_argument, NULL, OPT_KAFKA_LISTEN},
     {"node-id", required_argument, NULL, OPT_NODE_ID},
     {"cluster", required_argument, NULL, OPT_CLUSTER},
     {"config", required_argument, NULL, 'c'},
@@ -163,6 +175,13 @@ int main(int argc, char **argv)
         usage_error("unexpected argument '%s'", argv[optind]);
 
     char err[1024];
+    /* $STREAM_KAFKA_LISTEN replaces the built-in default (the settings file
+     * and --kafka-listen still win): test suites start many brokers at once
+     * and set it to off so that none of them takes port 9092. */
+    const char *kafka_env = getenv("STREAM_KAFKA_LISTEN");
+    if (kafka_env != NULL && *kafka_env != '\0' &&
+        stream_config_set(cfg, "kafka.listen", kafka_env, err, sizeof(err)) != 0)
+        die("$STREAM_KAFKA_LISTEN: %s", err);
     if (config_file) {
         int rc = stream_config_load_file(cfg, config_file, err, sizeof(err));
         if (rc == STREAM_ENOENT)
@@ -180,6 +199,9 @@ int main(int argc, char **argv)
             if (*optarg == '\0')
                 usage_error("--data-dir: empty directory name");
             set_or_usage(cfg, "--data-dir", "data.dir", optarg);
+            break;
+        case OPT_KAFKA_LISTEN:
+            set_or_usage(cfg, "--kafka-listen", "kafka.listen", optarg);
             break;
         case OPT_NODE_ID:
             set_or_usage(cfg, "--node-id", "node.id", optarg);

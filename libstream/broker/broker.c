@@ -108,8 +108,8 @@ static void seterr(char *errbuf, size_t len, const char *fmt, ...)
 /* Splits "HOST:PORT" or "[V6]:PORT" and resolves it to a socket address.
  * Only numeric addresses and "localhost" are accepted: a broker should not
  * block on DNS at start. */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, size_t host_len,
-                        int *port, char *errbuf, size_t errbuf_len)
+int stream__parse_listen(const char *s, const char *setting, struct sockaddr_storage *ss,
+                         char *host, size_t host_len, int *port, char *errbuf, size_t errbuf_len)
 {
     const char *colon;
     const char *h = s;
@@ -145,9 +145,9 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, char *host, 
         return 0;
 bad:
     seterr(errbuf, errbuf_len,
-           "invalid listen address '%s' (expected HOST:PORT with a numeric IPv4 address, "
+           "invalid %s address '%s' (expected HOST:PORT with a numeric IPv4 address, "
            "[IPv6]:PORT or localhost:PORT)",
-           s);
+           setting, s);
     return STREAM_EBADCONFIG;
 }
 
@@ -215,6 +215,7 @@ static void close_handles(stream_broker *b)
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
+    stream__xlisteners_close(b);
     stream__services_stop(b);
     b->handles_open = false;
 }
@@ -266,8 +267,8 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     int rc;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    rc = parse_listen(stream_config_str(cfg, STREAM_CONFIG_LISTEN), &ss, b->host, sizeof(b->host),
-                      &b->port, errbuf, errbuf_len);
+    rc = stream__parse_listen(stream_config_str(cfg, STREAM_CONFIG_LISTEN), "listen", &ss, b->host,
+                              sizeof(b->host), &b->port, errbuf, errbuf_len);
     if (rc != 0)
         goto fail_early;
     rc = stream_config_data_dir(cfg, b->data_dir, sizeof(b->data_dir));
@@ -473,6 +474,7 @@ static void begin_stop(stream_broker *b)
     b->stopping = true;
     stream__blog(b, STREAM_BROKER_INFO, "stopping: %d connections open", b->nconns);
     uv_close((uv_handle_t *)&b->listener, NULL);
+    stream__xlisteners_close(b);
     uv_timer_stop(&b->housekeeping);
     stream__wait_complete_all(b);
     for (stream__conn *c = b->conns; c; c = c->next)

@@ -374,7 +374,8 @@ static void fail_connection(stream__conn *c, int err, const char *msg)
 {
     stream__blog(c->broker, STREAM_BROKER_WARN, "connection %llu from %s: %s; closing",
                  (unsigned long long)c->id, c->peer, msg);
-    stream__req *r = stream__req_new(c);
+    /* A service's protocol has no frame of ours to carry the error. */
+    stream__req *r = c->xl == NULL ? stream__req_new(c) : NULL;
     if (r) {
         if (stream_frame_error_response(&r->out, 0, err, msg) != 0)
             r->out.len = 0;
@@ -382,6 +383,26 @@ static void fail_connection(stream__conn *c, int err, const char *msg)
         stream__req_complete(r);
     }
     stream__conn_break(c);
+}
+
+/* Hands a frame of a service listener's connection to its handler; closes
+ * the connection (after what is queued) when the handler refuses it or the
+ * broker is stopping. Returns 0 or the error. */
+static int xdispatch(stream__conn *c, uint8_t *frame, size_t len)
+{
+    stream__req *r = stream__req_new(c);
+    if (r == NULL) {
+        stream__conn_close(c);
+        return STREAM_ENOMEM;
+    }
+    int rc = c->broker->stopping ? STREAM_ECLOSED : c->xl->handle(c->xl->svc, r, frame, len);
+    if (rc != 0 && !c->closing) {
+        r->out.len = 0;
+        r->close_after = true;
+        stream__req_complete(r);
+        stream__conn_break(c);
+    }
+    return rc;
 }
 
 /* Consumes every complete frame the reader holds, unless backpressure pauses
@@ -415,7 +436,8 @@ static void process_frames(stream__conn *c)
         }
         /* The reader's buffer is ours and writable; produce stamps base
          * offsets into the batches in place. */
-        if (stream__dispatch(c, (uint8_t *)(uintptr_t)p, n) != 0)
+        uint8_t *frame = (uint8_t *)(uintptr_t)p;
+        if ((c->xl != NULL ? xdispatch(c, frame, n) : stream__dispatch(c, frame, n)) != 0)
             break; /* dispatch queued the error and drained the connection */
     }
     c->processing = false;
@@ -801,9 +823,21 @@ static bool fds_short(uv_os_fd_t fd, char *why, size_t why_len)
     return true;
 }
 
+static void accept_conn(stream_broker *b, uv_stream_t *server, stream__xlistener *xl, int status);
+
 void stream__conn_on_connection(uv_stream_t *server, int status)
 {
-    stream_broker *b = server->data;
+    accept_conn(server->data, server, NULL, status);
+}
+
+void stream__conn_on_xconnection(uv_stream_t *server, int status)
+{
+    stream__xlistener *xl = server->data;
+    accept_conn(xl->broker, server, xl, status);
+}
+
+static void accept_conn(stream_broker *b, uv_stream_t *server, stream__xlistener *xl, int status)
+{
     if (status < 0) {
         /* EMFILE/ENFILE: libuv has already accepted and closed what was
          * pending (its reserve-descriptor trick), so this does not spin. */
@@ -818,6 +852,7 @@ void stream__conn_on_connection(uv_stream_t *server, int status)
         return;
     }
     c->broker = b;
+    c->xl = xl;
     stream_frame_reader_init(&c->fr, b->set.max_request_bytes);
     stream_frame_reader_keep(&c->fr, STREAM__READ_KEEP_BYTES);
     stream_msg_init(&c->msg);

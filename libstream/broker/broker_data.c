@@ -89,17 +89,11 @@ static int scan_topics(const msgpack_object *m, part_check_fn check, const msgpa
     return rc;
 }
 
-/* Copies topic i's name (or records why it is invalid). */
-static void copy_topic(const msgpack_object *topics, uint32_t i, req_topic *rt,
-                       const msgpack_object **parts)
+/* Copies a topic name of len bytes at p into rt (or records why it is
+ * invalid). */
+static void name_topic(req_topic *rt, const char *p, size_t len)
 {
-    const msgpack_object *t;
-    const char *p;
-    size_t len;
     char msg[160];
-    stream_elem_map(topics, i, "topics", &t, NULL, 0);
-    stream_field_str(t, "name", &p, &len, NULL, 0);
-    stream_field_array(t, "partitions", parts, NULL, 0);
     rt->name_err = stream__topic_name(p, len, rt->name, msg, sizeof(msg));
     if (rt->name_err != 0) {
         /* Echo what the client sent, cut to fit; the error says it is bad. */
@@ -107,6 +101,19 @@ static void copy_topic(const msgpack_object *topics, uint32_t i, req_topic *rt,
         memcpy(rt->name, p, n);
         rt->name[n] = '\0';
     }
+}
+
+/* Copies topic i's name (or records why it is invalid). */
+static void copy_topic(const msgpack_object *topics, uint32_t i, req_topic *rt,
+                       const msgpack_object **parts)
+{
+    const msgpack_object *t;
+    const char *p;
+    size_t len;
+    stream_elem_map(topics, i, "topics", &t, NULL, 0);
+    stream_field_str(t, "name", &p, &len, NULL, 0);
+    stream_field_array(t, "partitions", parts, NULL, 0);
+    name_topic(rt, p, len);
 }
 
 /* Finds the topic of rt for produce (create: auto-creating it when allowed;
@@ -277,11 +284,7 @@ static bool replicated(stream_broker *b, stream_log *log)
 
 typedef struct produce_part {
     int32_t partition;
-    int err;
-    char msg[320];
-    int64_t base_offset;      /* first offset assigned; -1 on error */
-    int64_t log_start_offset; /* -1 on error */
-    int64_t need_durable;     /* acks=all: end offset after the append; 0 if none */
+    stream__produce_result res; /* err, msg, base_offset, log_start_offset, need_durable */
     int64_t appended_ns;      /* timing: when its append was done (0: no append) */
     int64_t append_us;        /* timing: the request's handling up to that */
     int64_t durable_us;       /* timing: from the append to the answer; -1 unknown */
@@ -366,53 +369,53 @@ static int check_batches(uint8_t *p, size_t len, int32_t max_message_bytes, size
 }
 
 /* Appends the batches of one partition. Returns bytes appended (>= 0). */
-static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp, uint8_t *p,
-                             size_t len, int acks)
+static int produce_partition(stream_broker *b, stream_topic *t, int32_t partition,
+                             stream__produce_result *res, uint8_t *p, size_t len, int acks)
 {
     bool acks_all = acks == -1;
-    stream_log *log = find_partition(t, pp->partition, &pp->err, pp->msg, sizeof(pp->msg));
+    stream_log *log = find_partition(t, partition, &res->err, res->msg, sizeof(res->msg));
     if (log == NULL)
         return 0;
-    pp->err = lead_check(b, t, pp->partition, log, NULL, pp->msg, sizeof(pp->msg));
-    if (pp->err == 0 && b->repl_on && b->repl.produce_check != NULL)
-        pp->err = b->repl.produce_check(b->repl_arg, log, acks, pp->msg, sizeof(pp->msg));
-    if (pp->err != 0)
+    res->err = lead_check(b, t, partition, log, NULL, res->msg, sizeof(res->msg));
+    if (res->err == 0 && b->repl_on && b->repl.produce_check != NULL)
+        res->err = b->repl.produce_check(b->repl_arg, log, acks, res->msg, sizeof(res->msg));
+    if (res->err != 0)
         return 0;
     /* A log whose write or sync failed is recovered before anything else
      * (once a second at most while it keeps failing). */
-    pp->err = stream__partition_recover(b, t->name, pp->partition, log, pp->msg, sizeof(pp->msg));
-    if (pp->err != 0)
+    res->err = stream__partition_recover(b, t->name, partition, log, res->msg, sizeof(res->msg));
+    if (res->err != 0)
         return 0;
     size_t count;
     bool idempotent;
     trusted_from(b, log, NULL); /* before the first append: see trusted_from */
-    pp->err = check_batches(p, len, t->log_config.max_message_bytes, &count, &idempotent, pp->msg,
-                            sizeof(pp->msg));
-    if (pp->err != 0)
+    res->err = check_batches(p, len, t->log_config.max_message_bytes, &count, &idempotent, res->msg,
+                            sizeof(res->msg));
+    if (res->err != 0)
         return 0;
     if (idempotent) {
         int64_t dup;
-        int rc = stream_log_check_producer(log, p, len, &dup, pp->msg, sizeof(pp->msg));
+        int rc = stream_log_check_producer(log, p, len, &dup, res->msg, sizeof(res->msg));
         if (rc == STREAM_LOG_DUPLICATE) {
             /* Answered as the first time; acks=all still waits until the
              * original is on disk. */
-            pp->base_offset = dup;
+            res->base_offset = dup;
             stream__blog(b, STREAM_BROKER_DEBUG,
                          "%s-%d: a resent batch, stored before at offset %lld: not stored again",
-                         t->name, (int)pp->partition, (long long)dup);
+                         t->name, (int)partition, (long long)dup);
             int64_t delta = (int32_t)stream_load_be32(p + STREAM_BATCH_OFF_LAST_OFFSET_DELTA);
             int64_t end = dup + delta + 1;
             if (acks_all &&
                 (replicated(b, log) || t->log_config.flush_mode != STREAM_FLUSH_NEVER) &&
                 acked_offset(b, log) < end) {
-                pp->need_durable = end;
+                res->need_durable = end;
                 stream_log_request_flush(log);
             }
-            pp->log_start_offset = stream_log_start_offset(log);
+            res->log_start_offset = stream_log_start_offset(log);
             return 0;
         }
         if (rc != 0) {
-            pp->err = rc;
+            res->err = rc;
             return 0;
         }
     }
@@ -420,28 +423,28 @@ static int produce_partition(stream_broker *b, stream_topic *t, produce_part *pp
     for (size_t i = 0; i < count; i++) {
         size_t size = 12 + (size_t)stream_load_be32(p + pos + 8);
         int64_t base;
-        int rc = stream_log_append(log, p + pos, size, &base, pp->msg, sizeof(pp->msg));
+        int rc = stream_log_append(log, p + pos, size, &base, res->msg, sizeof(res->msg));
         if (rc != 0) {
-            pp->err = rc;
+            res->err = rc;
             stream__blog(b, STREAM_BROKER_ERROR, "%s-%d: append failed: %s", t->name,
-                         (int)pp->partition, pp->msg);
+                         (int)partition, res->msg);
             break;
         }
         if (i == 0)
-            pp->base_offset = base;
+            res->base_offset = base;
         pos += size;
     }
     if (pos > 0) {
         stream__wait_on_append(b, log, pos);
         if (acks_all && (replicated(b, log) || t->log_config.flush_mode != STREAM_FLUSH_NEVER)) {
-            pp->need_durable = stream_log_end_offset(log);
+            res->need_durable = stream_log_end_offset(log);
             stream_log_request_flush(log);
         }
-        if (pp->err != 0)
-            pp->base_offset = -1; /* partly written: report the failure */
+        if (res->err != 0)
+            res->base_offset = -1; /* partly written: report the failure */
     }
-    if (pp->err == 0)
-        pp->log_start_offset = stream_log_start_offset(log);
+    if (res->err == 0)
+        res->log_start_offset = stream_log_start_offset(log);
     return 0;
 }
 
@@ -464,12 +467,12 @@ static void produce_encode(stream__req *r, produce_state *s)
         msgpack_pack_array(&f.pk, rt->count);
         for (size_t j = rt->first; j < rt->first + rt->count; j++) {
             produce_part *pp = &s->parts[j];
-            bool timing = s->timing && pp->err == 0;
-            msgpack_pack_map(&f.pk, 3 + stream_err_fields(pp->err) + timing);
+            bool timing = s->timing && pp->res.err == 0;
+            msgpack_pack_map(&f.pk, 3 + stream_err_fields(pp->res.err) + timing);
             stream_pack_kv_int(&f.pk, "partition", pp->partition);
-            stream_pack_err(&f.pk, pp->err, pp->msg);
-            stream_pack_kv_int(&f.pk, "base_offset", pp->err ? -1 : pp->base_offset);
-            stream_pack_kv_int(&f.pk, "log_start_offset", pp->err ? -1 : pp->log_start_offset);
+            stream_pack_err(&f.pk, pp->res.err, pp->res.msg);
+            stream_pack_kv_int(&f.pk, "base_offset", pp->res.err ? -1 : pp->res.base_offset);
+            stream_pack_kv_int(&f.pk, "log_start_offset", pp->res.err ? -1 : pp->res.log_start_offset);
             if (timing) {
                 stream_pack_key(&f.pk, "timing");
                 msgpack_pack_map(&f.pk, 4);
@@ -487,30 +490,31 @@ static void produce_encode(stream__req *r, produce_state *s)
  * high watermark must have passed the records, this broker must still lead
  * the partition, and the ISR must still hold min.insync.replicas (Kafka's
  * NOT_ENOUGH_REPLICAS_AFTER_APPEND: the ISR shrank while it waited). */
-static void replicated_verdict(stream_broker *b, const char *topic, stream_log *log,
-                               produce_part *pp, stream__wait_reason why)
+static void replicated_verdict(stream_broker *b, const char *topic, int32_t partition,
+                               stream_log *log, stream__produce_result *res,
+                               stream__wait_reason why)
 {
     stream__pstate *ps = stream__pstate_get(b, log, false); /* replicated: it exists */
     if (ps->role != STREAM__ROLE_LEADER) {
-        pp->err = STREAM_ENOTLEADER;
-        snprintf(pp->msg, sizeof(pp->msg),
+        res->err = STREAM_ENOTLEADER;
+        snprintf(res->msg, sizeof(res->msg),
                  "%.150s-%d: leadership moved while the records were replicated; not acknowledged "
                  "(an idempotent resend stores them once)",
-                 topic, (int)pp->partition);
+                 topic, (int)partition);
         return;
     }
     if (b->repl.produce_check != NULL) {
-        pp->err = b->repl.produce_check(b->repl_arg, log, -1, pp->msg, sizeof(pp->msg));
-        if (pp->err != 0)
+        res->err = b->repl.produce_check(b->repl_arg, log, -1, res->msg, sizeof(res->msg));
+        if (res->err != 0)
             return;
     }
-    if (ps->high_watermark >= pp->need_durable)
+    if (ps->high_watermark >= res->need_durable)
         return;
-    pp->err = why == STREAM__WAIT_IOERROR ? STREAM_EIO : STREAM_ETIMEDOUT;
-    snprintf(pp->msg, sizeof(pp->msg),
+    res->err = why == STREAM__WAIT_IOERROR ? STREAM_EIO : STREAM_ETIMEDOUT;
+    snprintf(res->msg, sizeof(res->msg),
              "%.150s-%d: written on the leader but not yet on disk on every in-sync replica within "
              "timeout_ms; not acknowledged",
-             topic, (int)pp->partition);
+             topic, (int)partition);
 }
 
 /* timing: where a parked partition's wait went, once it ends at now_ns: the
@@ -521,7 +525,7 @@ static void time_durable(produce_part *pp, stream_log *log, int64_t now_ns)
 {
     int64_t start, end;
     pp->durable_us = (now_ns - pp->appended_ns) / 1000;
-    if (stream_log_sync_round(log, pp->need_durable, &start, &end)) {
+    if (stream_log_sync_round(log, pp->res.need_durable, &start, &end)) {
         /* A round that covers the records began after their append, maybe
          * before appended_ns was read (the flusher runs on its own): then
          * it is counted from appended_ns. */
@@ -529,6 +533,34 @@ static void time_durable(produce_part *pp, stream_log *log, int64_t now_ns)
             start = pp->appended_ns;
         pp->round_wait_us = (start - pp->appended_ns) / 1000;
         pp->sync_us = (end - start) / 1000;
+    }
+}
+
+/* The verdict on one partition of an acks=all produce whose wait ended
+ * (why): an error in res unless its records are durable (replicated: on
+ * every in-sync replica). */
+static void settle(stream_broker *b, const char *topic, int32_t partition, stream_log *log,
+                   stream__produce_result *res, stream__wait_reason why)
+{
+    if (replicated(b, log)) {
+        replicated_verdict(b, topic, partition, log, res, why);
+    } else if (stream_log_durable_offset(log) < res->need_durable) {
+        char what[300];
+        int ioerr = stream_log_io_error(log, NULL, what, sizeof what);
+        if (ioerr != 0) {
+            res->err = ioerr;
+            /* (cut to fit: the error code says the rest) */
+            snprintf(res->msg, sizeof(res->msg), "not acknowledged: %.200s", what);
+        } else if (why == STREAM__WAIT_IOERROR) {
+            res->err = STREAM_EIO;
+            snprintf(res->msg, sizeof(res->msg),
+                     "not acknowledged: a sync failed on another partition of this "
+                     "request; these records are written but not yet confirmed on disk");
+        } else {
+            res->err = STREAM_ETIMEDOUT;
+            snprintf(res->msg, sizeof(res->msg),
+                     "written but not yet flushed to disk within timeout_ms");
+        }
     }
 }
 
@@ -545,36 +577,17 @@ static void produce_done(stream_broker *b, stream__req *r, void *state, stream__
         req_topic *rt = &s->topics[i];
         for (size_t j = rt->first; j < rt->first + rt->count; j++) {
             produce_part *pp = &s->parts[j];
-            if (pp->err != 0 || pp->need_durable == 0)
+            if (pp->res.err != 0 || pp->res.need_durable == 0)
                 continue;
             stream_log *log;
             if (stream_store_log(b->store, rt->name, pp->partition, &log) != 0) {
-                pp->err = STREAM_ENOTOPIC;
-                snprintf(pp->msg, sizeof(pp->msg), "topic '%s' was deleted", rt->name);
+                pp->res.err = STREAM_ENOTOPIC;
+                snprintf(pp->res.msg, sizeof(pp->res.msg), "topic '%s' was deleted", rt->name);
                 continue;
             }
             if (s->timing && pp->appended_ns > 0)
                 time_durable(pp, log, now_ns);
-            if (replicated(b, log)) {
-                replicated_verdict(b, rt->name, log, pp, why);
-            } else if (stream_log_durable_offset(log) < pp->need_durable) {
-                char what[300];
-                int ioerr = stream_log_io_error(log, NULL, what, sizeof what);
-                if (ioerr != 0) {
-                    pp->err = ioerr;
-                    /* (cut to fit: the error code says the rest) */
-                    snprintf(pp->msg, sizeof(pp->msg), "not acknowledged: %.200s", what);
-                } else if (why == STREAM__WAIT_IOERROR) {
-                    pp->err = STREAM_EIO;
-                    snprintf(pp->msg, sizeof(pp->msg),
-                             "not acknowledged: a sync failed on another partition of this "
-                             "request; these records are written but not yet confirmed on disk");
-                } else {
-                    pp->err = STREAM_ETIMEDOUT;
-                    snprintf(pp->msg, sizeof(pp->msg),
-                             "written but not yet flushed to disk within timeout_ms");
-                }
-            }
+            settle(b, rt->name, pp->partition, log, &pp->res, why);
         }
     }
     produce_encode(r, s);
@@ -639,22 +652,23 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
             stream_field_int(pm, "partition", INT32_MIN, INT32_MAX, &partition, NULL, 0);
             stream_field_bin(pm, "records", &bin, &bin_len, NULL, 0);
             pp->partition = (int32_t)partition;
-            pp->base_offset = -1;
-            pp->log_start_offset = -1;
+            pp->res.base_offset = -1;
+            pp->res.log_start_offset = -1;
             pp->durable_us = pp->round_wait_us = pp->sync_us = -1;
             if (t == NULL) {
-                pp->err = terr;
-                snprintf(pp->msg, sizeof(pp->msg), "%s", tmsg);
+                pp->res.err = terr;
+                snprintf(pp->res.msg, sizeof(pp->res.msg), "%s", tmsg);
                 continue;
             }
             /* The frame buffer is the connection's own and writable: the log
              * stamps base offsets into the batches in place. */
-            produce_partition(b, t, pp, (uint8_t *)(uintptr_t)bin, bin_len, (int)acks);
+            produce_partition(b, t, pp->partition, &pp->res, (uint8_t *)(uintptr_t)bin, bin_len,
+                              (int)acks);
             if (timing) {
                 pp->appended_ns = stream__mono_ns();
                 pp->append_us = (pp->appended_ns - s->start_ns) / 1000;
             }
-            if (pp->need_durable > 0)
+            if (pp->res.need_durable > 0)
                 parked_any = true;
         }
     }
@@ -662,11 +676,11 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
         /* Nobody hears about a failure: the log is the only trace. */
         for (size_t i = 0; i < s->ntopics; i++)
             for (size_t j = s->topics[i].first; j < s->topics[i].first + s->topics[i].count; j++)
-                if (s->parts[j].err != 0)
+                if (s->parts[j].res.err != 0)
                     stream__blog(b, STREAM_BROKER_WARN,
                                  "connection %llu from %s: acks=0 produce to %s-%d failed: %s",
                                  (unsigned long long)c->id, c->peer, s->topics[i].name,
-                                 (int)s->parts[j].partition, s->parts[j].msg);
+                                 (int)s->parts[j].partition, s->parts[j].res.msg);
         r->silent = true;
         produce_state_free(s);
         stream__req_complete(r);
@@ -683,10 +697,10 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
         for (size_t j = rt->first; j < rt->first + rt->count; j++) {
             produce_part *pp = &s->parts[j];
             stream_log *log;
-            if (pp->need_durable == 0 ||
+            if (pp->res.need_durable == 0 ||
                 stream_store_log(b->store, rt->name, pp->partition, &log) != 0)
                 continue;
-            if (stream__waiter_watch(w, log, pp->need_durable) != 0) {
+            if (stream__waiter_watch(w, log, pp->res.need_durable) != 0) {
                 stream__waiter_discard(w);
                 w = NULL;
             }
@@ -698,6 +712,40 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
         return;
     }
     stream__waiter_start(w, (uint64_t)timeout_ms);
+}
+
+void stream__host_produce(stream_broker *b, const char *topic, size_t topic_len,
+                          int32_t partition, uint8_t *records, size_t len, int acks,
+                          stream__produce_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->base_offset = -1;
+    res->log_start_offset = -1;
+    req_topic rt;
+    name_topic(&rt, topic, topic_len);
+    stream_topic *t = find_topic(b, &rt, true, &res->err, res->msg, sizeof(res->msg));
+    if (t != NULL)
+        produce_partition(b, t, partition, res, records, len, acks);
+}
+
+void stream__host_produce_settle(stream_broker *b, const char *topic, int32_t partition,
+                                 stream__produce_result *res)
+{
+    if (res->err != 0 || res->need_durable == 0)
+        return;
+    stream_log *log;
+    if (stream_store_log(b->store, topic, partition, &log) != 0) {
+        res->err = STREAM_ENOTOPIC;
+        snprintf(res->msg, sizeof(res->msg), "topic '%s' was deleted", topic);
+        return;
+    }
+    settle(b, topic, partition, log, res, STREAM__WAIT_TIMEOUT);
+}
+
+stream_log *stream__host_partition_log(stream_broker *b, const char *topic, int32_t partition)
+{
+    stream_log *log;
+    return stream_store_log(b->store, topic, partition, &log) == 0 ? log : NULL;
 }
 
 /* ======================================================================== */
@@ -718,6 +766,8 @@ typedef struct fetch_part {
  * kept together). */
 typedef struct fetch_state {
     uint64_t id;
+    int version;                     /* the request's version, for the codec */
+    const stream__fetch_codec *codec; /* how the response is written */
     int32_t replica_id; /* >= 0: a follower's fetch (reads up to the log end) */
     int64_t max_wait_ms;
     size_t min_bytes, max_bytes;
@@ -893,16 +943,16 @@ static size_t checked_prefix(const uint8_t *p, size_t n, int64_t *bad_offset, ch
     return pos;
 }
 
-/* The partition entry just encoded (from `mark` in out, its records the last
- * n bytes) holds a damaged or unreadable batch after `good` good bytes:
- * re-encodes it with the good prefix only, or as error err_if_none when
- * there is none (ECORRUPT: a client fetching from the damaged batch then
- * learns why it cannot get past it; EIO: the file could not be read).
+/* The partition entry just encoded (from `mark` in f's buffer, its records
+ * the last n bytes) holds a damaged or unreadable batch after `good` good
+ * bytes: re-encodes it with the good prefix only, or as error err_if_none
+ * when there is none (ECORRUPT: a client fetching from the damaged batch
+ * then learns why it cannot get past it; EIO: the file could not be read).
  * Returns the record bytes left in the entry, or -1 without memory. */
-static ssize_t recode_partial(stream_buf *out, msgpack_packer *pk, size_t mark, size_t n,
-                              size_t good, int err_if_none, int32_t partition, int64_t hwm,
-                              int64_t lso, const char *msg)
+static ssize_t recode_partial(const fetch_state *s, stream_frame *f, size_t mark, size_t n,
+                              size_t good, int err_if_none, stream__fetch_answer *a)
 {
+    stream_buf *out = f->out;
     uint8_t *keep = NULL;
     if (good > 0) {
         keep = malloc(good);
@@ -911,37 +961,87 @@ static ssize_t recode_partial(stream_buf *out, msgpack_packer *pk, size_t mark, 
         memcpy(keep, out->data + out->len - n, good);
     }
     out->len = mark;
-    int err = good > 0 ? 0 : err_if_none;
-    msgpack_pack_map(pk, 4 + stream_err_fields(err));
-    stream_pack_kv_int(pk, "partition", partition);
-    stream_pack_err(pk, err, msg);
-    stream_pack_kv_int(pk, "high_watermark", err ? -1 : hwm);
-    stream_pack_kv_int(pk, "log_start_offset", err ? -1 : lso);
-    stream_pack_key(pk, "records");
-    stream_pack_bin(pk, keep, good);
+    a->err = good > 0 ? 0 : err_if_none;
+    if (a->err != 0)
+        a->high_watermark = a->log_start_offset = -1;
+    s->codec->partition(f, s->version, a, good);
+    stream_buf_put(out, keep, good);
     free(keep);
     return (ssize_t)good;
 }
 
-/* Finishes a fetch response: as stream__reply_finish, with the length
- * prefix counting the file pieces that go out between out's bytes. */
-static void fetch_finish(stream__req *r, stream_frame *f, uint64_t id)
+/* Finishes a fetch response: patches the frame's length, counting the file
+ * pieces that go out between out's bytes, and completes r. */
+static void fetch_finish(stream__req *r, stream_frame *f, const fetch_state *s)
 {
-    if (r->nfiles == 0) {
-        stream__reply_finish(r, f, id);
-        return;
-    }
     size_t n = r->out.len - f->start - STREAM_FRAME_HEADER_SIZE;
     int err = r->out.oom ? STREAM_ENOMEM : n + r->file_bytes > UINT32_MAX ? STREAM_ETOOLARGE : 0;
     if (err != 0) {
         stream__req_drop_files(r);
         stream_frame_abort(f);
-        stream__reply_error(r, id, err, err == STREAM_ETOOLARGE ? "response too large" : NULL);
+        s->codec->fail(r, s->id, s->version, err);
         return;
     }
     stream_buf_patch_be32(&r->out, f->start, (uint32_t)(n + r->file_bytes));
     stream__req_complete(r);
 }
+
+/* A fetch response cannot be made (no memory): drops what was encoded and
+ * answers with err instead. */
+static void fetch_fail(stream__req *r, stream_frame *f, const fetch_state *s, int err)
+{
+    stream__req_drop_files(r);
+    stream_frame_abort(f);
+    s->codec->fail(r, s->id, s->version, err);
+}
+
+/* ---- the native protocol's fetch response (protocol.md 6.8) ---- */
+
+static void native_begin(stream_frame *f, uint64_t id, int version, size_t ntopics)
+{
+    stream_pack_response_header(&f->pk, id, 0, NULL, 1);
+    stream_pack_key(&f->pk, "topics");
+    msgpack_pack_array(&f->pk, ntopics);
+}
+
+static void native_topic(stream_frame *f, int version, const char *name, size_t nparts)
+{
+    msgpack_pack_map(&f->pk, 2);
+    stream_pack_kv_cstr(&f->pk, "name", name);
+    stream_pack_key(&f->pk, "partitions");
+    msgpack_pack_array(&f->pk, nparts);
+}
+
+static void native_partition(stream_frame *f, int version, const stream__fetch_answer *a,
+                             size_t nbytes)
+{
+    msgpack_pack_map(&f->pk, 4 + stream_err_fields(a->err));
+    stream_pack_kv_int(&f->pk, "partition", a->partition);
+    stream_pack_err(&f->pk, a->err, a->msg);
+    stream_pack_kv_int(&f->pk, "high_watermark", a->high_watermark);
+    stream_pack_kv_int(&f->pk, "log_start_offset", a->log_start_offset);
+    stream_pack_key(&f->pk, "records");
+    msgpack_pack_bin(&f->pk, nbytes);
+}
+
+static void native_nothing(stream_frame *f, int version)
+{
+}
+
+static void native_fail(stream__req *r, uint64_t id, int version, int err)
+{
+    stream__reply_error(r, id, err, err == STREAM_ETOOLARGE ? "response too large" : NULL);
+}
+
+static const stream__fetch_codec native_fetch_codec = {
+    .begin = native_begin,
+    .topic = native_topic,
+    .partition = native_partition,
+    .partition_end = native_nothing,
+    .topic_end = native_nothing,
+    .end = native_nothing,
+    .fail = native_fail,
+};
 
 static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
 {
@@ -952,9 +1052,7 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
      * partition's entry), instead of growing there from 64 bytes. */
     stream_buf_reserve(&r->out, 64 + s->ntopics * 40 + s->nparts * 100);
     stream_frame_start(&f, &r->out);
-    stream_pack_response_header(&f.pk, s->id, 0, NULL, 1);
-    stream_pack_key(&f.pk, "topics");
-    msgpack_pack_array(&f.pk, s->ntopics);
+    s->codec->begin(&f, s->id, s->version, s->ntopics);
     size_t used = 0; /* record bytes in the response so far */
     for (size_t i = 0; i < s->ntopics; i++) {
         req_topic *rt = &s->topics[i];
@@ -962,10 +1060,7 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
         char tmsg[320];
         tmsg[0] = '\0';
         stream_topic *t = find_topic(b, rt, false, &terr, tmsg, sizeof(tmsg));
-        msgpack_pack_map(&f.pk, 2);
-        stream_pack_kv_cstr(&f.pk, "name", rt->name);
-        stream_pack_key(&f.pk, "partitions");
-        msgpack_pack_array(&f.pk, rt->count);
+        s->codec->topic(&f, s->version, rt->name, rt->count);
         for (size_t j = rt->first; j < rt->first + rt->count; j++) {
             fetch_part *fp = &s->parts[j];
             int err = terr;
@@ -1013,32 +1108,28 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
             }
             size_t n = err == 0 ? sl.len : 0;
             size_t mark = r->out.len; /* where this partition's entry starts */
-            msgpack_pack_map(&f.pk, 4 + stream_err_fields(err));
-            stream_pack_kv_int(&f.pk, "partition", fp->partition);
-            stream_pack_err(&f.pk, err, msg);
-            stream_pack_kv_int(&f.pk, "high_watermark", hwm);
-            stream_pack_kv_int(&f.pk, "log_start_offset", lso);
-            stream_pack_key(&f.pk, "records");
-            msgpack_pack_bin(&f.pk, n);
+            stream__fetch_answer ans = {.partition = fp->partition,
+                                        .err = err,
+                                        .msg = msg,
+                                        .high_watermark = hwm,
+                                        .log_start_offset = lso};
+            s->codec->partition(&f, s->version, &ans, n);
             if (n > 0 && sl.first_offset >= trusted) {
                 if (ps != NULL)
                     ps->read_error_logged = false; /* see read_failed */
                 /* Written by this process: sent from the file (sendfile). */
                 if (stream__req_add_file(r, &sl, log) != 0) {
-                    stream__req_drop_files(r);
-                    stream_frame_abort(&f);
-                    stream__reply_error(r, s->id, STREAM_ENOMEM, NULL);
+                    fetch_fail(r, &f, s, STREAM_ENOMEM);
                     return;
                 }
                 used += n;
+                s->codec->partition_end(&f, s->version);
                 continue;
             }
             int rerr = 0, rrc = n > 0 ? read_slice(&r->out, &sl, &rerr) : 0;
             if (rrc == STREAM_ENOMEM) {
                 stream_log_slice_release(&sl);
-                stream__req_drop_files(r);
-                stream_frame_abort(&f);
-                stream__reply_error(r, s->id, STREAM_ENOMEM, NULL);
+                fetch_fail(r, &f, s, STREAM_ENOMEM);
                 return;
             }
             if (rrc != 0) {
@@ -1047,8 +1138,8 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                             rerr ? strerror(rerr) : "the file is shorter than its index", msg,
                             sizeof(msg));
                 stream_log_slice_release(&sl);
-                (void)recode_partial(&r->out, &f.pk, mark, 0, 0, STREAM_EIO, fp->partition, hwm,
-                                     lso, msg);
+                (void)recode_partial(s, &f, mark, 0, 0, STREAM_EIO, &ans);
+                s->codec->partition_end(&f, s->version);
                 continue;
             }
             if (n > 0 && ps != NULL)
@@ -1063,23 +1154,25 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                              t->name, (int)fp->partition, (long long)bad, why);
                 snprintf(msg, sizeof(msg), "%s-%d: stored batch at offset %lld is damaged: %s",
                          t->name, (int)fp->partition, (long long)bad, why);
-                ssize_t left = recode_partial(&r->out, &f.pk, mark, n, good, STREAM_ECORRUPT,
-                                              fp->partition, hwm, lso, msg);
+                ssize_t left = recode_partial(s, &f, mark, n, good, STREAM_ECORRUPT, &ans);
                 if (left < 0) {
                     stream_log_slice_release(&sl);
-                    stream__req_drop_files(r);
-                    stream_frame_abort(&f);
-                    stream__reply_error(r, s->id, STREAM_ENOMEM, NULL);
+                    fetch_fail(r, &f, s, STREAM_ENOMEM);
                     return;
                 }
                 n = (size_t)left;
             }
             used += n;
             stream_log_slice_release(&sl);
+            s->codec->partition_end(&f, s->version);
         }
+        s->codec->topic_end(&f, s->version);
     }
-    fetch_finish(r, &f, s->id);
+    s->codec->end(&f, s->version);
+    fetch_finish(r, &f, s);
 }
+
+static void fetch_run(stream_broker *b, stream__req *r, fetch_state *s);
 
 static void fetch_done(stream_broker *b, stream__req *r, void *state, stream__wait_reason why)
 {
@@ -1146,6 +1239,7 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
         return;
     }
     s->id = id;
+    s->codec = &native_fetch_codec;
     s->replica_id = (int32_t)replica_id;
     s->max_wait_ms = max_wait_ms;
     s->min_bytes = (size_t)min_bytes;
@@ -1177,6 +1271,14 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
                 fetch_part_admit(b, s, rt, fp);
         }
     }
+    fetch_run(b, r, s);
+}
+
+/* Answers the fetch s (owned) for r now, or parks it until enough data
+ * came or its max_wait_ms passed. */
+static void fetch_run(stream_broker *b, stream__req *r, fetch_state *s)
+{
+    stream__conn *c = r->conn;
     /* A follower's next fetch while its long poll is parked here answers
      * that poll now. Answers leave in request order, so this one (often
      * just a report of the follower's durable offset, max_wait 0) would
@@ -1198,12 +1300,12 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
     }
     bool failed;
     size_t avail = fetch_measure(b, s, &failed);
-    if (failed || max_wait_ms == 0 || avail >= s->min_bytes || b->stopping) {
+    if (failed || s->max_wait_ms == 0 || avail >= s->min_bytes || b->stopping) {
         fetch_encode(b, r, s);
         fetch_state_free(b, s);
         return;
     }
-    stream__waiter *w = stream__waiter_new(b, r, STREAM__WAIT_FETCH, nparts, fetch_done, s);
+    stream__waiter *w = stream__waiter_new(b, r, STREAM__WAIT_FETCH, s->nparts, fetch_done, s);
     for (size_t i = 0; w && i < s->ntopics; i++) {
         stream_topic *t = stream_store_topic(b->store, s->topics[i].name);
         for (size_t j = s->topics[i].first; w && j < s->topics[i].first + s->topics[i].count; j++) {
@@ -1224,7 +1326,46 @@ void stream__op_fetch(stream__conn *c, stream__req *r, uint64_t id, const msgpac
     /* Its buffer serves other requests meanwhile; the answer takes a warm
      * one from the pool when it is encoded (fetch_encode). */
     stream__req_out_put(r);
-    stream__waiter_start(w, (uint64_t)max_wait_ms);
+    stream__waiter_start(w, (uint64_t)s->max_wait_ms);
+}
+
+void stream__host_fetch(stream_broker *b, stream__req *r, uint64_t id, int version,
+                        const stream__fetch_codec *codec, int64_t max_wait_ms, size_t min_bytes,
+                        size_t max_bytes, const stream__fetch_topic *topics, size_t ntopics,
+                        const stream__fetch_part *parts, size_t nparts)
+{
+    fetch_state *s = fetch_state_new(b, ntopics, nparts);
+    if (s == NULL) {
+        codec->fail(r, id, version, STREAM_ENOMEM);
+        return;
+    }
+    s->id = id;
+    s->version = version;
+    s->codec = codec;
+    s->replica_id = -1;
+    s->max_wait_ms = max_wait_ms < 0 ? 0 : max_wait_ms;
+    s->min_bytes = min_bytes;
+    /* As the native fetch: a response is held until the client reads it. */
+    s->max_bytes = max_bytes > b->set.max_output_bytes ? b->set.max_output_bytes : max_bytes;
+    size_t k = 0;
+    for (size_t i = 0; i < ntopics; i++) {
+        req_topic *rt = &s->topics[i];
+        name_topic(rt, topics[i].name, topics[i].name_len);
+        rt->first = k;
+        rt->count = topics[i].nparts <= nparts - k ? topics[i].nparts : nparts - k;
+        for (size_t j = 0; j < rt->count; j++, k++) {
+            fetch_part *fp = &s->parts[k];
+            fp->partition = parts[k].partition;
+            fp->offset = parts[k].offset;
+            fp->max_bytes = parts[k].max_bytes > 0 ? parts[k].max_bytes : 1;
+            fp->leader_epoch = -1;
+            fp->durable_offset = -1;
+            fp->err = 0;
+            if (b->repl_on)
+                fetch_part_admit(b, s, rt, fp);
+        }
+    }
+    fetch_run(b, r, s);
 }
 
 /* ======================================================================== */
@@ -1289,6 +1430,48 @@ static int lookup_offset(stream_log *log, int64_t ts, int64_t *offset, int64_t *
     return 0;
 }
 
+/* The list_offsets answer for partition of t at timestamp ts: 0 with
+ * *offset, *found_ts, *lso and *hwm, or the error with msg (all -1). */
+static int list_offset_part(stream_broker *b, stream_topic *t, int32_t partition, int64_t ts,
+                            int64_t *offset, int64_t *found_ts, int64_t *lso, int64_t *hwm,
+                            char *msg, size_t msg_len)
+{
+    int err = 0;
+    *offset = *found_ts = *lso = *hwm = -1;
+    stream_log *log = find_partition(t, partition, &err, msg, msg_len);
+    if (log != NULL)
+        err = lead_check(b, t, partition, log, NULL, msg, msg_len);
+    if (err == 0)
+        err = lookup_offset(log, ts, offset, found_ts, msg, msg_len);
+    if (err != 0) {
+        *offset = *found_ts = -1;
+        return err;
+    }
+    *lso = stream_log_start_offset(log);
+    *hwm = replicated(b, log) ? acked_offset(b, log) : stream_log_end_offset(log);
+    if (*offset > *hwm) {
+        /* Consumers see nothing above the high watermark. */
+        *offset = *hwm;
+        *found_ts = -1;
+    }
+    return 0;
+}
+
+int stream__host_list_offset(stream_broker *b, const char *topic, size_t topic_len,
+                             int32_t partition, int64_t ts, int64_t *offset, int64_t *found_ts,
+                             char *msg, size_t msg_len)
+{
+    req_topic rt;
+    int err = 0;
+    int64_t lso, hwm;
+    *offset = *found_ts = -1;
+    name_topic(&rt, topic, topic_len);
+    stream_topic *t = find_topic(b, &rt, false, &err, msg, msg_len);
+    if (t == NULL)
+        return err;
+    return list_offset_part(b, t, partition, ts, offset, found_ts, &lso, &hwm, msg, msg_len);
+}
+
 void stream__op_list_offsets(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
 {
     stream_broker *b = c->broker;
@@ -1325,25 +1508,9 @@ void stream__op_list_offsets(stream__conn *c, stream__req *r, uint64_t id, const
             stream_field_int(pm, "timestamp", INT64_MIN, INT64_MAX, &ts, NULL, 0);
             int err = terr;
             snprintf(msg, sizeof(msg), "%s", tmsg);
-            stream_log *log = t ? find_partition(t, partition, &err, msg, sizeof(msg)) : NULL;
-            if (log != NULL) {
-                err = lead_check(b, t, (int32_t)partition, log, NULL, msg, sizeof(msg));
-                if (err != 0)
-                    log = NULL;
-            }
-            if (log)
-                err = lookup_offset(log, ts, &offset, &found_ts, msg, sizeof(msg));
-            if (log && err == 0) {
-                lso = stream_log_start_offset(log);
-                hwm = replicated(b, log) ? acked_offset(b, log) : stream_log_end_offset(log);
-                if (offset > hwm) {
-                    /* Consumers see nothing above the high watermark. */
-                    offset = hwm;
-                    found_ts = -1;
-                }
-            } else {
-                offset = found_ts = -1;
-            }
+            if (t != NULL)
+                err = list_offset_part(b, t, (int32_t)partition, ts, &offset, &found_ts, &lso, &hwm,
+                                       msg, sizeof(msg));
             msgpack_pack_map(&f.pk, 5 + stream_err_fields(err));
             stream_pack_kv_int(&f.pk, "partition", partition);
             stream_pack_err(&f.pk, err, msg);
@@ -1360,21 +1527,29 @@ void stream__op_list_offsets(stream__conn *c, stream__req *r, uint64_t id, const
 /* init_producer_id                                                          */
 /* ======================================================================== */
 
+int stream__host_producer_id(stream_broker *b, int64_t *pid, char *msg, size_t msg_len)
+{
+    int rc = stream__producer_ids_next(&b->producer_ids, b->data_dir, pid, msg, msg_len);
+    if (rc == 0 && b->repl_on) {
+        /* Each broker of a cluster hands out ids from its own blocks: its
+         * node id in the high bits keeps them apart (a producer's batches
+         * meet another broker's ids on every partition it writes). */
+        *pid = (int64_t)(((uint64_t)(uint32_t)b->node_id << 40) |
+                         ((uint64_t)*pid & ((UINT64_C(1) << 40) - 1)));
+    }
+    if (rc != 0)
+        stream__blog(b, STREAM_BROKER_ERROR, "init_producer_id: %s", msg);
+    return rc;
+}
+
 void stream__op_init_producer_id(stream__conn *c, stream__req *r, uint64_t id,
                                  const msgpack_object *m)
 {
     stream_broker *b = c->broker;
     char msg[512];
     int64_t pid;
-    int rc = stream__producer_ids_next(&b->producer_ids, b->data_dir, &pid, msg, sizeof(msg));
-    if (rc == 0 && b->repl_on) {
-        /* Each broker of a cluster hands out ids from its own blocks: its
-         * node id in the high bits keeps them apart (a producer's batches
-         * meet another broker's ids on every partition it writes). */
-        pid = (int64_t)(((uint64_t)(uint32_t)b->node_id << 40) | ((uint64_t)pid & ((UINT64_C(1) << 40) - 1)));
-    }
+    int rc = stream__host_producer_id(b, &pid, msg, sizeof(msg));
     if (rc != 0) {
-        stream__blog(b, STREAM_BROKER_ERROR, "init_producer_id: %s", msg);
         stream__reply_error(r, id, rc, msg);
         return;
     }

@@ -153,8 +153,22 @@ struct stream__req {
     bool part_in_flight;    /* direct write: a uv_write of a part is outstanding */
 };
 
+/* A listener of a service's own protocol (stream__host_listen): its frames
+ * go to the service's handler instead of stream__dispatch. */
+typedef struct stream__xlistener {
+    uv_tcp_t tcp;                 /* the listening socket; tcp.data points back here */
+    stream_broker *broker;        /* owner */
+    stream__frame_handler handle; /* answers each frame of its connections */
+    void *svc;                    /* the service's state, passed to handle */
+    bool open;                    /* tcp was initialised and is not yet closed */
+} stream__xlistener;
+
+/* Service listeners a broker holds at most. */
+#define STREAM__XLISTENERS_MAX 2
+
 /* One client connection. */
 struct stream__conn {
+    stream__xlistener *xl;     /* the service listener it came on; NULL: native */
     uv_tcp_t tcp;              /* the socket; tcp.data points back here */
     stream_broker *broker;     /* owner */
     stream__conn *prev, *next; /* the broker's list of connections */
@@ -323,6 +337,8 @@ struct stream_broker {
     size_t nsvc;      /* services started (the first nsvc of the list) */
     bool svc_stopped; /* their stop was called */
     stream__route routes[STREAM_OP__COUNT];
+    stream__xlistener xl[STREAM__XLISTENERS_MAX]; /* services' listeners (host.c) */
+    size_t nxl;                                   /* entries of xl in use */
 
     /* Replication (broker_repl.c): on once a service gave its hooks. */
     bool repl_on;
@@ -339,6 +355,13 @@ struct stream_broker {
 };
 
 /* ---- broker.c ---- */
+/* Parses a listen address ("HOST:PORT", "[ADDR]:PORT") into ss, the host
+ * (without brackets) into host and the port; 0 or EBADCONFIG with errbuf
+ * naming `setting`. */
+int stream__parse_listen(const char *s, const char *setting, struct sockaddr_storage *ss,
+                         char *host, size_t host_len, int *port, char *errbuf, size_t errbuf_len);
+/* Closes the services' listeners (stopping). */
+void stream__xlisteners_close(stream_broker *b);
 void stream__blog(stream_broker *b, stream_broker_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 uint64_t stream__broker_now_ms(void); /* wall clock, ms since the epoch */
@@ -386,8 +409,9 @@ bool stream__services_stop_requested(stream_broker *b);
  * connections are listed, and turning it off writes them all, one after
  * another (a timer tick's batch of long polls). */
 void stream__conn_defer_flush(stream_broker *b, bool on);
-/* libuv's connection callback for the listener. */
+/* libuv's connection callbacks: the native listener's, a service's. */
 void stream__conn_on_connection(uv_stream_t *server, int status);
+void stream__conn_on_xconnection(uv_stream_t *server, int status);
 /* Gives r an out buffer from the broker's pool when it has none (a request
  * starts with one; a long poll gives its back while it waits). */
 void stream__req_out_get(stream__req *r);

@@ -315,3 +315,77 @@ void stream__host_take_op(stream_broker *b, stream_op op, stream__op_handler h, 
     b->routes[op].svc = svc;
     b->routes[op].taken = true;
 }
+
+/* ---- services' listeners ---- */
+
+int stream__host_listen(stream_broker *b, const char *addr, const char *setting,
+                        stream__frame_handler h, void *svc, uint16_t *port, char *errbuf,
+                        size_t errbuf_len)
+{
+    if (b->nxl >= STREAM__XLISTENERS_MAX) {
+        seterr(errbuf, errbuf_len, "%s: no listener slot left", setting);
+        return STREAM_ENOMEM;
+    }
+    struct sockaddr_storage ss;
+    char host[256];
+    int p;
+    memset(&ss, 0, sizeof(ss));
+    int rc = stream__parse_listen(addr, setting, &ss, host, sizeof(host), &p, errbuf, errbuf_len);
+    if (rc != 0)
+        return rc;
+    stream__xlistener *xl = &b->xl[b->nxl];
+    memset(xl, 0, sizeof(*xl));
+    xl->broker = b;
+    xl->handle = h;
+    xl->svc = svc;
+    uv_tcp_init(&b->loop, &xl->tcp);
+    xl->tcp.data = xl;
+    xl->open = true;
+    b->nxl++;
+    int uvrc = uv_tcp_bind(&xl->tcp, (struct sockaddr *)&ss, 0);
+    if (uvrc == 0)
+        uvrc = uv_listen((uv_stream_t *)&xl->tcp, 511, stream__conn_on_xconnection);
+    if (uvrc != 0) {
+        seterr(errbuf, errbuf_len, "%s: cannot listen on %s: %s%s", setting, addr,
+               uv_strerror(uvrc),
+               uvrc == UV_EADDRINUSE ? " (another process has the port: set another one, or off)"
+                                     : "");
+        return uvrc == UV_EADDRINUSE ? STREAM_EAGAIN : STREAM_EIO;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    *port = (uint16_t)p;
+    if (uv_tcp_getsockname(&xl->tcp, (struct sockaddr *)&bound, &blen) == 0) {
+        if (bound.ss_family == AF_INET)
+            *port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        else if (bound.ss_family == AF_INET6)
+            *port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    }
+    return 0;
+}
+
+void stream__xlisteners_close(stream_broker *b)
+{
+    for (size_t i = 0; i < b->nxl; i++) {
+        if (b->xl[i].open && !uv_is_closing((uv_handle_t *)&b->xl[i].tcp))
+            uv_close((uv_handle_t *)&b->xl[i].tcp, NULL);
+        b->xl[i].open = false;
+    }
+}
+
+stream_buf *stream__host_req_out(stream__req *r)
+{
+    stream__req_out_get(r);
+    return &r->out;
+}
+
+void stream__host_req_done(stream__req *r)
+{
+    stream__req_complete(r);
+}
+
+void stream__host_req_drop(stream__req *r)
+{
+    r->silent = true;
+    stream__req_complete(r);
+}

@@ -206,6 +206,143 @@ void stream__host_wait_durable(stream_broker *b, stream__req *r, stream_log *con
                                const int64_t *need, size_t n, uint64_t timeout_ms,
                                stream__host_wait *w);
 
+/* ---- a listener of the service's own protocol ----------------------------
+ *
+ * A service may open a listener of its own (the Kafka listener). Its
+ * connections are the broker's like any other (framing by a 4-byte
+ * big-endian length checked against socket.request.max.bytes before it is
+ * buffered, responses in request order, backpressure, idle timeouts, file
+ * pieces sent with sendfile), but each frame goes to the service's handler
+ * with a new request, and nothing of the native protocol is ever written on
+ * them: a frame over the limit, a handler's refusal or the broker stopping
+ * closes the connection after the responses before it.
+ */
+
+/* Answers one frame (len bytes at frame, without its length prefix;
+ * writable, valid until the handler returns) with request r: write the
+ * whole response frame (length prefix included) into stream__host_req_out
+ * and call stream__host_req_done, now or later (r may be parked: see
+ * stream__host_fetch, stream__host_wait_durable); or stream__host_req_drop
+ * to answer nothing. Returns 0, or a negative error to close the
+ * connection instead (r untouched: the host drops it). */
+typedef int (*stream__frame_handler)(void *svc, stream__req *r, uint8_t *frame, size_t len);
+
+/* Binds and listens on `addr` (HOST:PORT as `listen` takes it; port 0
+ * picks one) for handler h with state svc; *port gets the port bound.
+ * `setting` names the option in messages ("kafka.listen"). Called from a
+ * service's start; the listener closes when the broker stops. 0, or
+ * STREAM_EBADCONFIG, STREAM_EAGAIN (address in use), STREAM_EIO,
+ * STREAM_ENOMEM (no slot left), with errbuf. */
+int stream__host_listen(stream_broker *b, const char *addr, const char *setting,
+                        stream__frame_handler h, void *svc, uint16_t *port, char *errbuf,
+                        size_t errbuf_len);
+/* The response buffer of a service listener's request r (empty when the
+ * handler is called). */
+stream_buf *stream__host_req_out(stream__req *r);
+/* r's response is whole in stream__host_req_out: it is written in turn. */
+void stream__host_req_done(stream__req *r);
+/* r gets no response (Kafka's acks=0 produce). */
+void stream__host_req_drop(stream__req *r);
+
+/* ---- produce and fetch, for a service's protocol -------------------------
+ *
+ * The native protocol's own produce, fetch, list_offsets and
+ * init_producer_id, with the decoding and encoding left to the caller: the
+ * same checks (batch CRC and header, max.message.bytes, the idempotent
+ * producer's sequence, leadership), the same appends and the same reads,
+ * long polls and sendfile. Error codes are STREAM_E*; `msg` says why.
+ */
+
+/* One partition's produce, as stream__host_produce leaves it. */
+typedef struct stream__produce_result {
+    int err;                  /* 0 or STREAM_E* */
+    char msg[320];            /* why, when err */
+    int64_t base_offset;      /* the first offset assigned (or the one a resend got); -1 */
+    int64_t log_start_offset; /* -1 on error */
+    int64_t need_durable;     /* acks=all: the log must be durable up to here; 0: no wait */
+} stream__produce_result;
+
+/* Appends the batches in records (len bytes, writable: base offsets are
+ * stamped in place) to partition `partition` of topic (topic_len bytes,
+ * not NUL-terminated; auto-created when the broker allows it), all or
+ * none, as the native produce does with acks (-1, 0, 1). res says how it
+ * went; with need_durable > 0 the caller waits (stream__host_wait_durable
+ * on stream__host_partition_log) and then calls stream__host_produce_settle. */
+void stream__host_produce(stream_broker *b, const char *topic, size_t topic_len,
+                          int32_t partition, uint8_t *records, size_t len, int acks,
+                          stream__produce_result *res);
+/* After the wait for res->need_durable ended: sets res->err (ETIMEDOUT,
+ * EIO, ENOTLEADER, ...) when the records are not durable as acks=all
+ * requires. */
+void stream__host_produce_settle(stream_broker *b, const char *topic, int32_t partition,
+                                 stream__produce_result *res);
+/* The log of topic (NUL-terminated) partition, or NULL. */
+stream_log *stream__host_partition_log(stream_broker *b, const char *topic, int32_t partition);
+
+/* One partition of a fetch, and what it got. */
+typedef struct stream__fetch_answer {
+    int32_t partition;
+    int err;                  /* 0 or STREAM_E* */
+    const char *msg;          /* why, when err (borrowed for the call) */
+    int64_t high_watermark;   /* -1 on error */
+    int64_t log_start_offset; /* -1 on error */
+} stream__fetch_answer;
+
+/* How a fetch's response is written: the core calls these in order,
+ * begin, then per topic `topic`, per partition `partition` (which writes
+ * the entry up to the length of its record bytes, nbytes: the bytes follow
+ * in the frame, possibly sent from the file) and partition_end, then
+ * topic_end, and end; the core patches the frame's length (f's start,
+ * counting the file bytes). A partition may be written twice: the core
+ * cuts the frame back to the entry's start and writes it again with fewer
+ * bytes when stored data turns out damaged. `fail` answers instead when
+ * the response cannot be made (ENOMEM, ETOOLARGE). */
+typedef struct stream__fetch_codec {
+    void (*begin)(stream_frame *f, uint64_t id, int version, size_t ntopics);
+    void (*topic)(stream_frame *f, int version, const char *name, size_t nparts);
+    void (*partition)(stream_frame *f, int version, const stream__fetch_answer *a, size_t nbytes);
+    void (*partition_end)(stream_frame *f, int version);
+    void (*topic_end)(stream_frame *f, int version);
+    void (*end)(stream_frame *f, int version);
+    void (*fail)(stream__req *r, uint64_t id, int version, int err);
+} stream__fetch_codec;
+
+/* One topic of a fetch: a name (borrowed for the call) and how many of the
+ * parts, in order, are its. */
+typedef struct stream__fetch_topic {
+    const char *name;
+    size_t name_len;
+    size_t nparts;
+} stream__fetch_topic;
+
+/* One partition of a fetch. */
+typedef struct stream__fetch_part {
+    int32_t partition;
+    int64_t offset;   /* the first offset wanted */
+    size_t max_bytes; /* this partition's limit (the first batch goes whole) */
+} stream__fetch_part;
+
+/* Fetches for r, a consumer's fetch: answers at once when min_bytes are
+ * there (or max_wait_ms is 0, or a partition fails), else parks r until
+ * enough is appended or max_wait_ms passes, as the native fetch does. The
+ * response is written by codec (a constant) with the request's correlation
+ * id and version; the arrays are copied. */
+void stream__host_fetch(stream_broker *b, stream__req *r, uint64_t id, int version,
+                        const stream__fetch_codec *codec, int64_t max_wait_ms, size_t min_bytes,
+                        size_t max_bytes, const stream__fetch_topic *topics, size_t ntopics,
+                        const stream__fetch_part *parts, size_t nparts);
+
+/* The offset list_offsets gives for timestamp ts (STREAM_OFFSET_EARLIEST,
+ * STREAM_OFFSET_LATEST, or ms since the epoch: the first record at or after
+ * it, *found_ts its timestamp; the log end and -1 when there is none) of
+ * topic's partition. 0 or the error with msg. */
+int stream__host_list_offset(stream_broker *b, const char *topic, size_t topic_len,
+                             int32_t partition, int64_t ts, int64_t *offset, int64_t *found_ts,
+                             char *msg, size_t msg_len);
+/* A new producer id (epoch 0), as init_producer_id gives. 0 or the error
+ * with msg. */
+int stream__host_producer_id(stream_broker *b, int64_t *pid, char *msg, size_t msg_len);
+
 /* ---- a service in place of a core op ---- */
 
 /* From now on op (one the core answers: metadata, create_topics,
