@@ -29,9 +29,9 @@ cd "$(dirname "$0")/.."
 
 # Lowest first. A folder missing here fails the check: a new folder says
 # where it sits before it holds code.
-order=(base log proto broker coord cluster client tools)
+order=(base log proto broker coord cluster kafka client tools)
 # Services of the broker: what they may use of broker/.
-services=(coord cluster)
+services=(coord cluster kafka)
 host_header=broker/host.h
 host_prefix=stream__host_
 # The one call that goes up: the broker's list of services (host.c) names

@@ -21,11 +21,13 @@
 
 extern const stream__service stream__coord_service;      /* libstream/coord/group.c */
 extern const stream__service stream__controller_service; /* libstream/cluster/controller.c */
+extern const stream__service stream__kafka_service;      /* libstream/kafka/kafka.c */
 
 /* Started in this order, stopped and freed in the reverse one. */
 static const stream__service *const services[] = {
     &stream__coord_service,
     &stream__controller_service,
+    &stream__kafka_service,
 };
 #define NSERVICES (sizeof(services) / sizeof(services[0]))
 
