@@ -36,6 +36,8 @@
 # Environment: CLUSTER_RECORDS (100-byte records per produce run, 1000000),
 # CLUSTER_REPS (3), CLUSTER_KILLS (20), CLUSTER_TERMS (5), CLUSTER_E2E_SECONDS (10).
 set -u
+# The brokers started here leave port 9092 (the Kafka listener's) alone.
+export STREAM_KAFKA_LISTEN=off
 build=${1:-build}
 build=$(cd "$build" && pwd) || exit 2
 here=$(cd "$(dirname "$0")" && pwd)

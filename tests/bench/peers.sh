@@ -88,6 +88,8 @@
 #   BENCH_DIR            where the temp dir goes (default: first of $TMPDIR,
 #                        /var/tmp, /tmp, BUILD_DIR that is not tmpfs)
 set -euo pipefail
+# The brokers started here leave port 9092 (the Kafka listener's) alone.
+export STREAM_KAFKA_LISTEN=off
 
 here=$(cd "$(dirname "$0")" && pwd)
 case "${1:-}" in

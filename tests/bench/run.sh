@@ -8,6 +8,8 @@
 # tmpfs, where fdatasync costs nothing and durability numbers mean nothing.
 # Sizes: LOG_BENCH_MB (default 1024) for log_bench. Never part of `make check`.
 set -euo pipefail
+# The brokers started here leave port 9092 (the Kafka listener's) alone.
+export STREAM_KAFKA_LISTEN=off
 build=${1:?usage: tests/bench/run.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
 data=${BENCH_DIR:-$build/bench-data}

@@ -35,6 +35,8 @@
 # part out), BENCH_DIR (where the temp dir goes; default the first of
 # $TMPDIR, /var/tmp, /tmp, the build dir that is not tmpfs).
 set -euo pipefail
+# The brokers started here leave port 9092 (the Kafka listener's) alone.
+export STREAM_KAFKA_LISTEN=off
 
 build=$(cd "${1:-build}" && pwd)
 producers=${SCALE_PRODUCERS:-100}

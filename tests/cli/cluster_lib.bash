@@ -28,6 +28,9 @@
 #                               the OUT files (a group's members' '%p %o %v'
 #                               lines) exactly once; prints the counts
 #
+# The nodes leave port 9092 alone (the Kafka listener serves one broker yet).
+export STREAM_KAFKA_LISTEN=off
+
 # Timing knobs for the tests (stream-broker --set): CLUSTER_SET holds extra
 # "--set k=v" arguments given to every node.
 #

@@ -34,6 +34,11 @@ if [ -n "${STREAM_BUILD:-}" ]; then
     esac
 fi
 
+# Brokers of the tests leave port 9092 alone (tests start many at once, and
+# one may run on this machine): a test that wants the Kafka listener asks for
+# it with --kafka-listen, which wins over this.
+export STREAM_KAFKA_LISTEN=off
+
 # Keep every program away from the real home directory.
 export XDG_DATA_HOME="${BATS_TEST_TMPDIR:-${TMPDIR:-/tmp}}/xdg-data"
 unset STREAM_DATA_DIR

@@ -35,6 +35,8 @@
 # second per producer, default 200), SOAK_PARTITIONS (4); SOAK_RETAIN
 # (retention.bytes, default: about 20 s of records).
 set -u
+# The brokers started here leave port 9092 (the Kafka listener's) alone.
+export STREAM_KAFKA_LISTEN=off
 build=${1:?usage: tests/soak/soak.sh BUILD_DIR [MINUTES]}
 minutes=${2:-${SOAK_MINUTES:-5}}
 here=$(cd "$(dirname "$0")" && pwd)

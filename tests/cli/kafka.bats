@@ -1,0 +1,183 @@
+#!/usr/bin/env bats
+# The Kafka listener (kafka.listen): kcat (librdkafka 2.0) against a real
+# broker - metadata, produce with keys, headers, partitions and every codec,
+# consume from every kind of start offset, JSON output, an idempotent
+# producer - and the same records seen through stream-sub and stream-pub;
+# then bad input by hand (kafka_raw.py): unknown API keys and versions,
+# truncated and oversized frames, a batch with a bad CRC, an old message
+# format. Every broker here has its own Kafka port (--kafka-listen
+# 127.0.0.1:0).
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+
+RAW="$BATS_TEST_DIRNAME/kafka_raw.py"
+
+# Starts a broker with its Kafka listener on a free port (extra ARGS go to
+# stream-broker) and sets KAFKA to its HOST:PORT.
+start_kafka() {
+    start_broker --kafka-listen 127.0.0.1:0 "$@"
+    KAFKA=$(sed -n 's/.*kafka listener on \([0-9.]*:[0-9]*\).*/\1/p' "$BROKER_LOG" | tail -1)
+    [ -n "$KAFKA" ] || { cat "$BROKER_LOG" >&2; return 1; }
+}
+
+# kcat, quiet, with a deadline: a hang fails the test instead of the suite.
+kc() {
+    timeout 20 kcat -b "$KAFKA" -q "$@"
+}
+
+setup() {
+    start_kafka --set num.partitions=3
+    cd "$BATS_TEST_TMPDIR"
+}
+
+teardown() {
+    stop_broker
+}
+
+@test "kcat -L lists this broker, the topics and their partitions" {
+    stream-topics create orders -p 2
+    run kc -L
+    assert_success
+    assert_output --partial "broker 0 at $KAFKA (controller)"
+    assert_output --partial 'topic "orders" with 2 partitions:'
+    assert_output --partial 'partition 1, leader 0, replicas: 0, isrs: 0'
+    run kc -L -J
+    assert_success
+    assert_output --partial '"topic":"orders"'
+}
+
+@test "kcat -P with keys, headers and partitions; kcat -C and stream-sub read the same records" {
+    printf 'k1:one\nk2:two\n' | kc -P -t t -K: -p 1 -H app=x -H trace=42
+    printf 'three\n' | kc -P -t t -p 2
+    run kc -C -t t -p 1 -e -o beginning -f '%k|%s|%h|%p|%o\n'
+    assert_success
+    assert_output "$(printf 'k1|one|app=x,trace=42|1|0\nk2|two|app=x,trace=42|1|1')"
+    # The same records, keys, headers and timestamps through the native protocol.
+    ts=$(kc -C -t t -p 1 -e -o beginning -c 1 -f '%T')
+    run stream-sub -t t -p 1 -e -f '%k|%v|%h|%T\n'
+    assert_success
+    assert_line --index 0 "k1|one|app=x,trace=42|$ts"
+    assert_line --index 1 --partial "k2|two|app=x,trace=42|"
+    run stream-sub -t t -p 2 -e
+    assert_output three
+}
+
+@test "every codec round trips: kcat -z gzip, snappy, lz4, zstd" {
+    for z in gzip snappy lz4 zstd; do
+        seq 1 50 | sed "s/^/$z-/" | kc -P -t codecs -p 0 -z "$z"
+    done
+    run kc -C -t codecs -p 0 -e -o beginning
+    assert_success
+    [ "${#lines[@]}" -eq 200 ]
+    assert_line --index 0 gzip-1
+    assert_line --index 199 zstd-50
+    run stream-sub -t codecs -p 0 -e
+    [ "${#lines[@]}" -eq 200 ]
+    assert_line --index 150 zstd-1
+}
+
+@test "kcat -C -o beginning, end, -N and s@TIME" {
+    seq 1 5 | kc -P -t offs -p 0
+    sleep 0.05
+    mid=$(($(date +%s%3N)))
+    sleep 0.05
+    seq 6 10 | kc -P -t offs -p 0
+    run kc -C -t offs -p 0 -e -o beginning
+    assert_output "$(seq 1 10)"
+    run kc -C -t offs -p 0 -e -o -3
+    assert_output "$(seq 8 10)"
+    run kc -C -t offs -p 0 -e -o "s@$mid"
+    assert_output "$(seq 6 10)"
+    run kc -C -t offs -p 0 -e -o 7
+    assert_output "$(seq 8 10)"
+    run kc -C -t offs -p 0 -e -o end
+    assert_success
+    assert_output ""
+}
+
+@test "a waiting kcat consumer gets records produced later (long-poll fetch)" {
+    kc -P -t lp -p 0 <<<first
+    kc -C -t lp -p 0 -o end -c 1 >out 2>&1 &
+    local pid=$!
+    sleep 1
+    kc -P -t lp -p 0 <<<later
+    wait "$pid"
+    run cat out
+    assert_output later
+}
+
+@test "kcat -J prints what stream-pub produced: keys, headers, timestamps" {
+    printf 'a:1\nb:2\n' | stream-pub -t pub -p 0 -K: -H h=v
+    run kc -C -t pub -p 0 -e -J
+    assert_success
+    assert_line --index 0 --regexp '"partition":0,"offset":0,"tstype":"create","ts":[0-9]{13},"broker":0,"headers":\["h","v"\],"key":"a","payload":"1"'
+    assert_line --index 1 --partial '"offset":1,'
+    assert_line --index 1 --partial '"key":"b","payload":"2"'
+    ts=$(stream-sub -t pub -p 0 -e -c 1 -f '%T')
+    assert_line --index 0 --partial "\"ts\":$ts,"
+}
+
+@test "an idempotent acks=all producer: InitProducerId, sequences, durable acks" {
+    seq 1 300 | kc -P -t idem -p 0 -X enable.idempotence=true -X acks=all -X linger.ms=5
+    run kc -C -t idem -p 0 -e -o beginning
+    assert_output "$(seq 1 300)"
+    run stream-sub -t idem -p 0 -e -f '%o\n'
+    assert_line --index 299 299
+}
+
+@test "ApiVersions at an unknown version: UNSUPPORTED_VERSION (35) with the ranges" {
+    run python3 "$RAW" "$KAFKA" api-versions-v9
+    assert_success
+    assert_output "error 35 ranges 8"
+}
+
+@test "an unknown API key, an unsupported version and a truncated frame close the connection; the broker goes on" {
+    run python3 "$RAW" "$KAFKA" unknown-key
+    assert_output closed
+    run python3 "$RAW" "$KAFKA" metadata-v99
+    assert_output closed
+    run python3 "$RAW" "$KAFKA" truncated
+    assert_output ok
+    run kc -L
+    assert_success
+    assert_output --partial "broker 0 at $KAFKA"
+}
+
+@test "a frame over socket.request.max.bytes closes that connection only" {
+    stop_broker
+    start_kafka --set socket.request.max.bytes=65536
+    run python3 "$RAW" "$KAFKA" oversized 1000000
+    assert_output closed
+    grep -q 'exceeds socket.request.max.bytes' "$BROKER_LOG"
+    printf 'fine\n' | kc -P -t after -p 0
+    run kc -C -t after -p 0 -e
+    assert_output fine
+}
+
+@test "a batch with a bad CRC or an old message format is refused and nothing is stored" {
+    stream-topics create raw -p 1
+    run python3 "$RAW" "$KAFKA" bad-crc raw
+    assert_output "error 2"
+    run python3 "$RAW" "$KAFKA" magic1 raw
+    assert_output "error 87"
+    run python3 "$RAW" "$KAFKA" latest raw
+    assert_output "offset 0"
+    run stream-sub -t raw -e
+    assert_output ""
+}
+
+@test "--kafka-listen off opens no listener; a busy Kafka port is a startup error naming the option" {
+    run stream-broker --listen 127.0.0.1:0 --data-dir "$BATS_TEST_TMPDIR/d2" --kafka-listen "$KAFKA"
+    assert_failure
+    assert_output --partial "kafka.listen (--kafka-listen): cannot listen on $KAFKA"
+    run stream-broker --kafka-listen nowhere
+    assert_failure 2
+    assert_output --partial "kafka.listen"
+    stop_broker
+    : >"$BROKER_LOG"
+    start_broker --kafka-listen off
+    run grep -c 'kafka listener' "$BROKER_LOG"
+    assert_output 0
+}
