@@ -104,8 +104,8 @@ static void get_string(stream_reader *rd, bool flexible, const char **s, size_t 
     if (n < -1)
         fail(rd);
     if (n <= 0 || rd->err != 0) {
-        if (n == 0)
-            *s = "";
+        if (n == 0 && rd->err == 0)
+            *s = (const char *)rd->p + rd->pos; /* empty, but in the frame */
         return;
     }
     if (stream_get_bytes(rd, (size_t)n, &p) == 0) {

@@ -770,6 +770,144 @@ static void consumer_protocol_seeds(void)
     seed("fuzz_consumer_protocol", "assignment-v0", b, n);
 }
 
+/* ---- Kafka requests ---------------------------------------------------------- */
+
+/* A Kafka string with an int16 length, or compact (uvarint length + 1). */
+static void kstr(stream_buf *b, bool compact, const char *s)
+{
+    if (compact)
+        stream_buf_put_uvarint(b, strlen(s) + 1);
+    else
+        stream_buf_put_be16(b, (uint16_t)strlen(s));
+    stream_buf_put(b, s, strlen(s));
+}
+
+/* fuzz_kafka_request's input: the API's index in the listener's table and
+ * the version above its lowest, then the body (the target writes the
+ * header); `raw` seeds are whole frames after a 0x80 byte. */
+static void kafka_seed(const char *name, int api_index, int version_above_min,
+                       const stream_buf *body)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    stream_buf_put_u8(&b, (uint8_t)api_index);
+    stream_buf_put_u8(&b, (uint8_t)version_above_min);
+    stream_buf_put(&b, body->data, body->len);
+    seed("fuzz_kafka_request", name, b.data, b.len);
+    stream_buf_release(&b);
+}
+
+static void kafka_seeds(void)
+{
+    stream_buf b = STREAM_BUF_INIT, batch = STREAM_BUF_INIT;
+    /* Produce v3 (index 0, versions 3-9): one partition, one batch. */
+    build_batch(STREAM_CODEC_NONE, &batch);
+    stream_buf_put_be16(&b, 0xffff); /* transactional_id: null */
+    stream_buf_put_be16(&b, 1);      /* acks */
+    stream_buf_put_be32(&b, 30000);  /* timeout_ms */
+    stream_buf_put_be32(&b, 1);
+    kstr(&b, false, "orders");
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_be32(&b, (uint32_t)batch.len);
+    stream_buf_put(&b, batch.data, batch.len);
+    kafka_seed("produce-v3", 0, 0, &b);
+    /* Produce v9, flexible. */
+    stream_buf_reset(&b);
+    stream_buf_put_u8(&b, 0); /* transactional_id: null */
+    stream_buf_put_be16(&b, 0xffff);
+    stream_buf_put_be32(&b, 30000);
+    stream_buf_put_uvarint(&b, 2);
+    kstr(&b, true, "orders");
+    stream_buf_put_uvarint(&b, 2);
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_uvarint(&b, batch.len + 1);
+    stream_buf_put(&b, batch.data, batch.len);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("produce-v9", 0, 6, &b);
+    /* Fetch v11 (index 1, versions 4-12). */
+    stream_buf_reset(&b);
+    stream_buf_put_be32(&b, 0xffffffff); /* replica_id */
+    stream_buf_put_be32(&b, 500);
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 52428800);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_be32(&b, 0xffffffff);
+    stream_buf_put_be32(&b, 1);
+    kstr(&b, false, "orders");
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 0);          /* partition */
+    stream_buf_put_be32(&b, 0xffffffff); /* current_leader_epoch */
+    stream_buf_put_be64(&b, 0);          /* fetch_offset */
+    stream_buf_put_be64(&b, UINT64_MAX); /* log_start_offset */
+    stream_buf_put_be32(&b, 1048576);
+    stream_buf_put_be32(&b, 0); /* forgotten topics */
+    kstr(&b, false, "");        /* rack */
+    kafka_seed("fetch-v11", 1, 7, &b);
+    /* ListOffsets v1 (index 2, versions 1-7). */
+    stream_buf_reset(&b);
+    stream_buf_put_be32(&b, 0xffffffff);
+    stream_buf_put_be32(&b, 1);
+    kstr(&b, false, "orders");
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_be64(&b, UINT64_MAX - 1); /* -2: earliest */
+    kafka_seed("list-offsets-v1", 2, 0, &b);
+    /* Metadata v4 (index 3, versions 0-12) and v9, flexible. */
+    stream_buf_reset(&b);
+    stream_buf_put_be32(&b, 1);
+    kstr(&b, false, "orders");
+    stream_buf_put_u8(&b, 1);
+    kafka_seed("metadata-v4", 3, 4, &b);
+    stream_buf_reset(&b);
+    stream_buf_put_uvarint(&b, 2);
+    kstr(&b, true, "orders");
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 1);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("metadata-v9", 3, 9, &b);
+    /* FindCoordinator v2 (index 4). */
+    stream_buf_reset(&b);
+    kstr(&b, false, "group-1");
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("find-coordinator-v2", 4, 2, &b);
+    /* ApiVersions v3 (index 5), flexible, with a tagged field. */
+    stream_buf_reset(&b);
+    kstr(&b, true, "librdkafka");
+    kstr(&b, true, "2.0.2");
+    stream_buf_put_u8(&b, 1);
+    stream_buf_put_u8(&b, 5);
+    stream_buf_put_u8(&b, 2);
+    stream_buf_put(&b, "hi", 2);
+    kafka_seed("api-versions-v3", 5, 3, &b);
+    /* InitProducerId v4 (index 6), flexible. */
+    stream_buf_reset(&b);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_be32(&b, 60000);
+    stream_buf_put_be64(&b, UINT64_MAX);
+    stream_buf_put_be16(&b, 0xffff);
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("init-producer-id-v4", 6, 4, &b);
+    /* OffsetForLeaderEpoch v2 (index 7). */
+    stream_buf_reset(&b);
+    stream_buf_put_be32(&b, 1);
+    kstr(&b, false, "orders");
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_be32(&b, 0);
+    kafka_seed("offset-for-leader-epoch-v2", 7, 2, &b);
+    /* A whole frame: ApiVersions v0 from a client called kcat. */
+    static const uint8_t raw[] = {0x80, 0, 18, 0, 0, 0, 0, 0, 1, 0, 4, 'k', 'c', 'a', 't'};
+    seed("fuzz_kafka_request", "raw-api-versions-v0", raw, sizeof raw);
+    stream_buf_release(&b);
+    stream_buf_release(&batch);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -789,5 +927,6 @@ int main(int argc, char **argv)
     epoch_seeds();
     group_meta_seeds();
     consumer_protocol_seeds();
+    kafka_seeds();
     return 0;
 }

@@ -1,0 +1,103 @@
+/*
+ * fuzz_kafka_request.c - the Kafka listener's request decoder
+ * (libstream/kafka/kafka_codec.h), on every API key and version it answers
+ * and on raw frames.
+ *
+ * Input: byte 0 chooses the mode.
+ *   bit 7 set    the rest is a whole frame (header and body), as a client
+ *                sends it after the 4-byte size
+ *   bit 7 clear  byte 0 picks an API of the table and byte 1 a version
+ *                (from its lowest to one past its highest); a request header
+ *                for them is written here and the rest is the body, so
+ *                every API and version is reached at once
+ *
+ * Properties checked:
+ *   - decode returns only 0, EUNKNOWNOP, EUNSUPPORTED, EPROTO or ENOMEM;
+ *   - the header fields are the frame's first bytes, whatever the result;
+ *   - on 0 the API is in the table and the version in its range; on
+ *     EUNSUPPORTED it is in the table and the version outside;
+ *   - every topic's partitions lie inside the decoded parts; every borrowed
+ *     name, client id and record run lies inside the frame (each byte is
+ *     read, so ASan sees any that does not).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fuzz_util.h"
+#include "kafka/kafka_codec.h"
+#include "stream/error.h"
+
+static volatile uint8_t sink;
+
+/* Reads every byte of a borrowed run and checks it lies in the frame. */
+static void touch(const uint8_t *frame, size_t len, const void *p, size_t n)
+{
+    if (p == NULL)
+        return;
+    const uint8_t *b = p;
+    FUZZ_CHECK(b >= frame && n <= len && b - frame <= (ptrdiff_t)(len - n));
+    for (size_t i = 0; i < n; i++)
+        sink ^= b[i];
+}
+
+static void check(const uint8_t *frame, size_t len)
+{
+    stream__kafka_request q;
+    int rc = stream__kafka_request_decode(frame, len, &q);
+    FUZZ_CHECK_MSG(rc == 0 || rc == STREAM_EUNKNOWNOP || rc == STREAM_EUNSUPPORTED ||
+                       rc == STREAM_EPROTO || rc == STREAM_ENOMEM,
+                   "rc %d", rc);
+    if (len >= 8) {
+        FUZZ_CHECK(q.api_key == (int16_t)((frame[0] << 8) | frame[1]));
+        FUZZ_CHECK(q.api_version == (int16_t)((frame[2] << 8) | frame[3]));
+    }
+    const stream__kafka_api *api = stream__kafka_api_find(q.api_key);
+    if (rc == 0 || rc == STREAM_EUNSUPPORTED) {
+        FUZZ_CHECK(api != NULL);
+        bool in_range = q.api_version >= api->min_version && q.api_version <= api->max_version;
+        FUZZ_CHECK(in_range == (rc == 0));
+    }
+    if (rc == 0) {
+        touch(frame, len, q.client_id, q.client_id_len);
+        touch(frame, len, q.txn_id, q.txn_id_len);
+        touch(frame, len, q.key, q.key_len);
+        for (size_t i = 0; i < q.ntopics; i++) {
+            const stream__kafka_topic *t = &q.topics[i];
+            touch(frame, len, t->name, t->name_len);
+            FUZZ_CHECK(t->first <= q.nparts && t->count <= q.nparts - t->first);
+        }
+        for (size_t j = 0; j < q.nparts; j++)
+            touch(frame, len, q.parts[j].records, q.parts[j].records_len);
+    }
+    stream__kafka_request_release(&q);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0)
+        return 0;
+    if (data[0] & 0x80) {
+        check(data + 1, size - 1);
+        return 0;
+    }
+    size_t napis;
+    const stream__kafka_api *apis = stream__kafka_apis(&napis);
+    const stream__kafka_api *api = &apis[data[0] % napis];
+    int span = api->max_version - api->min_version + 2;
+    int16_t version = (int16_t)(api->min_version + (size > 1 ? data[1] % span : 0));
+    size_t body = size > 2 ? size - 2 : 0;
+    stream_buf b = STREAM_BUF_INIT;
+    stream_buf_put_be16(&b, (uint16_t)api->key);
+    stream_buf_put_be16(&b, (uint16_t)version);
+    stream_buf_put_be32(&b, 7);
+    stream_buf_put_be16(&b, 1);
+    stream_buf_put_u8(&b, 'f');
+    if (version >= api->flexible_from && version <= api->max_version)
+        stream_buf_put_u8(&b, 0); /* no header tags */
+    stream_buf_put(&b, data + 2, body);
+    FUZZ_CHECK(!b.oom);
+    check(b.data, b.len);
+    stream_buf_release(&b);
+    return 0;
+}

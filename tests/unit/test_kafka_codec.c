@@ -1,0 +1,236 @@
+/*
+ * test_kafka_codec.c - the Kafka listener's request decoder and response
+ * primitives (libstream/kafka/kafka_codec.c): requests built here byte by
+ * byte as Kafka's message definitions lay them out, in plain and flexible
+ * versions, decode to the fields they hold; versions outside the table,
+ * unknown keys, truncation, hostile counts and trailing bytes are refused.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "kafka/kafka_codec.h"
+#include "stream/buf.h"
+#include "stream/error.h"
+
+/* Starts a request: header v1 (or v2 with tags when flexible). */
+static void header(stream_buf *b, int16_t key, int16_t version, bool flexible)
+{
+    stream_buf_reset(b);
+    stream_buf_put_be16(b, (uint16_t)key);
+    stream_buf_put_be16(b, (uint16_t)version);
+    stream_buf_put_be32(b, 42);
+    stream_buf_put_be16(b, 4);
+    stream_buf_put(b, "kcat", 4);
+    if (flexible)
+        stream_buf_put_u8(b, 0);
+}
+
+static void str16(stream_buf *b, const char *s)
+{
+    stream_buf_put_be16(b, (uint16_t)strlen(s));
+    stream_buf_put(b, s, strlen(s));
+}
+
+static void compact(stream_buf *b, const char *s)
+{
+    stream_buf_put_uvarint(b, strlen(s) + 1);
+    stream_buf_put(b, s, strlen(s));
+}
+
+static void test_produce_v3_decodes_topics_partitions_and_records(void **state)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    header(&b, STREAM__KAFKA_PRODUCE, 3, false);
+    stream_buf_put_be16(&b, 0xffff); /* transactional_id null */
+    stream_buf_put_be16(&b, 0xffff); /* acks -1 */
+    stream_buf_put_be32(&b, 1500);
+    stream_buf_put_be32(&b, 2);
+    str16(&b, "a");
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 3);
+    stream_buf_put_be32(&b, 5);
+    stream_buf_put(&b, "12345", 5);
+    str16(&b, "bb");
+    stream_buf_put_be32(&b, 0);
+    stream__kafka_request q;
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), 0);
+    assert_int_equal(q.correlation_id, 42);
+    assert_false(q.flexible);
+    assert_int_equal(q.client_id_len, 4);
+    assert_null(q.txn_id);
+    assert_int_equal(q.acks, -1);
+    assert_int_equal(q.timeout_ms, 1500);
+    assert_int_equal(q.ntopics, 2);
+    assert_int_equal(q.nparts, 1);
+    assert_memory_equal(q.topics[0].name, "a", 1);
+    assert_int_equal(q.topics[0].count, 1);
+    assert_int_equal(q.topics[1].count, 0);
+    assert_int_equal(q.parts[0].partition, 3);
+    assert_int_equal(q.parts[0].records_len, 5);
+    assert_memory_equal(q.parts[0].records, "12345", 5);
+    stream__kafka_request_release(&q);
+    stream_buf_release(&b);
+}
+
+static void test_flexible_metadata_skips_tags_and_reads_compact_strings(void **state)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    header(&b, STREAM__KAFKA_METADATA, 9, true);
+    stream_buf_put_uvarint(&b, 3); /* two topics */
+    compact(&b, "orders");
+    stream_buf_put_u8(&b, 1); /* one tagged field ... */
+    stream_buf_put_u8(&b, 7); /* ... tag 7 ... */
+    stream_buf_put_u8(&b, 2); /* ... of two bytes, unknown: skipped */
+    stream_buf_put(&b, "xy", 2);
+    compact(&b, "x");
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0); /* allow_auto_topic_creation false */
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    stream__kafka_request q;
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), 0);
+    assert_true(q.flexible);
+    assert_false(q.all_topics);
+    assert_false(q.allow_auto_create);
+    assert_int_equal(q.ntopics, 2);
+    assert_int_equal(q.topics[0].name_len, 6);
+    assert_memory_equal(q.topics[0].name, "orders", 6);
+    assert_memory_equal(q.topics[1].name, "x", 1);
+    stream__kafka_request_release(&q);
+
+    /* Version 1 with a null array: every topic. */
+    header(&b, STREAM__KAFKA_METADATA, 1, false);
+    stream_buf_put_be32(&b, 0xffffffff);
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), 0);
+    assert_true(q.all_topics);
+    assert_true(q.allow_auto_create);
+    stream__kafka_request_release(&q);
+    stream_buf_release(&b);
+}
+
+static void test_fetch_v11_reads_offsets_and_limits(void **state)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    header(&b, STREAM__KAFKA_FETCH, 11, false);
+    stream_buf_put_be32(&b, 0xffffffff);
+    stream_buf_put_be32(&b, 500);
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 1000000);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_be32(&b, 0xffffffff);
+    stream_buf_put_be32(&b, 1);
+    str16(&b, "t");
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 2);
+    stream_buf_put_be32(&b, 5);  /* current leader epoch */
+    stream_buf_put_be64(&b, 77); /* fetch offset */
+    stream_buf_put_be64(&b, 0);  /* log start */
+    stream_buf_put_be32(&b, 4096);
+    stream_buf_put_be32(&b, 0);
+    str16(&b, "rack-1");
+    stream__kafka_request q;
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), 0);
+    assert_int_equal(q.replica_id, -1);
+    assert_int_equal(q.max_wait_ms, 500);
+    assert_int_equal(q.min_bytes, 1);
+    assert_int_equal(q.max_bytes, 1000000);
+    assert_int_equal(q.session_epoch, -1);
+    assert_int_equal(q.parts[0].partition, 2);
+    assert_int_equal(q.parts[0].current_epoch, 5);
+    assert_int_equal(q.parts[0].offset, 77);
+    assert_int_equal(q.parts[0].max_bytes, 4096);
+    stream__kafka_request_release(&q);
+    stream_buf_release(&b);
+}
+
+static void test_unknown_keys_and_versions_are_told_apart(void **state)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    stream__kafka_request q;
+    header(&b, 999, 0, false);
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), STREAM_EUNKNOWNOP);
+    stream__kafka_request_release(&q);
+    /* JoinGroup is a later phase: not in the table either. */
+    header(&b, 11, 5, false);
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), STREAM_EUNKNOWNOP);
+    stream__kafka_request_release(&q);
+    header(&b, STREAM__KAFKA_PRODUCE, 2, false);
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), STREAM_EUNSUPPORTED);
+    assert_int_equal(q.correlation_id, 42);
+    stream__kafka_request_release(&q);
+    /* ApiVersions at a version from the future: the header is plain. */
+    header(&b, STREAM__KAFKA_API_VERSIONS, 9, false);
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), STREAM_EUNSUPPORTED);
+    assert_int_equal(q.api_key, STREAM__KAFKA_API_VERSIONS);
+    stream__kafka_request_release(&q);
+    stream_buf_release(&b);
+}
+
+static void test_truncation_lying_counts_and_trailing_bytes_are_refused(void **state)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    stream__kafka_request q;
+    header(&b, STREAM__KAFKA_LIST_OFFSETS, 1, false);
+    stream_buf_put_be32(&b, 0xffffffff);
+    stream_buf_put_be32(&b, 1);
+    str16(&b, "t");
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_be64(&b, (uint64_t)-2);
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), 0);
+    assert_int_equal(q.parts[0].offset, -2);
+    stream__kafka_request_release(&q);
+    for (size_t cut = 0; cut < b.len; cut++) {
+        assert_int_equal(stream__kafka_request_decode(b.data, cut, &q), STREAM_EPROTO);
+        stream__kafka_request_release(&q);
+    }
+    stream_buf_put_u8(&b, 0);
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), STREAM_EPROTO);
+    stream__kafka_request_release(&q);
+    /* Two billion topics promised in a few bytes. */
+    header(&b, STREAM__KAFKA_LIST_OFFSETS, 1, false);
+    stream_buf_put_be32(&b, 0xffffffff);
+    stream_buf_put_be32(&b, 0x7fffffff);
+    assert_int_equal(stream__kafka_request_decode(b.data, b.len, &q), STREAM_EPROTO);
+    stream__kafka_request_release(&q);
+    stream_buf_release(&b);
+}
+
+static void test_response_primitives_write_kafka_layouts(void **state)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    size_t start = stream__kafka_response_start(&b, 7, true);
+    stream__kafka_put_string(&b, true, "ab", 2);
+    stream__kafka_put_string(&b, true, NULL, 0);
+    stream__kafka_put_string(&b, false, NULL, 0);
+    stream__kafka_put_array_len(&b, true, 0);
+    stream__kafka_put_array_len(&b, false, 2);
+    stream__kafka_put_tags(&b, false);
+    stream__kafka_put_tags(&b, true);
+    stream__kafka_response_finish(&b, start, 100);
+    static const uint8_t want[] = {0,   0, 0,    117,  0, 0, 0, 7, 0, 3, 'a',
+                                   'b', 0, 0xff, 0xff, 1, 0, 0, 0, 2, 0};
+    assert_int_equal(b.len, sizeof want);
+    assert_memory_equal(b.data, want, sizeof want);
+    stream_buf_release(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_produce_v3_decodes_topics_partitions_and_records),
+        cmocka_unit_test(test_flexible_metadata_skips_tags_and_reads_compact_strings),
+        cmocka_unit_test(test_fetch_v11_reads_offsets_and_limits),
+        cmocka_unit_test(test_unknown_keys_and_versions_are_told_apart),
+        cmocka_unit_test(test_truncation_lying_counts_and_trailing_bytes_are_refused),
+        cmocka_unit_test(test_response_primitives_write_kafka_layouts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
