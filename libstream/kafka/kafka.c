@@ -90,6 +90,38 @@ static int16_t kafka_error(int err)
     }
 }
 
+/* ---- answering ---- */
+
+/* Starts r's response: the size placeholder and the response header (with
+ * tags when flexible). *start gets where the frame starts. */
+static stream_buf *reply_begin_at(stream__req *r, int32_t correlation_id, bool flexible,
+                                  size_t *start)
+{
+    stream_buf *out = stream__host_req_out(r);
+    *start = stream__kafka_response_start(out, correlation_id, flexible);
+    return out;
+}
+
+/* reply_begin_at for q, then throttle_time_ms (0: never throttled) when
+ * q's version, from throttle_from on, starts with it. */
+static stream_buf *reply_begin(stream__req *r, const stream__kafka_request *q, int throttle_from,
+                               size_t *start)
+{
+    stream_buf *out = reply_begin_at(r, q->correlation_id, q->flexible, start);
+    if (q->api_version >= throttle_from)
+        stream_buf_put_be32(out, 0);
+    return out;
+}
+
+/* Ends the response body (its tags when flexible), patches the frame's
+ * size and hands it to the broker to write. */
+static void reply_end(stream__req *r, stream_buf *out, size_t start, bool flexible)
+{
+    stream__kafka_put_tags(out, flexible);
+    stream__kafka_response_finish(out, start, 0);
+    stream__host_req_done(r);
+}
+
 /* ---- ApiVersions ---- */
 
 /* Answers ApiVersions with err and the table (version 0's layout when the
@@ -98,9 +130,9 @@ static void api_versions(stream__req *r, const stream__kafka_request *q, int16_t
 {
     int v = err == 0 ? q->api_version : 0;
     bool fl = err == 0 && q->flexible;
-    stream_buf *out = stream__host_req_out(r);
+    size_t start;
     /* The response header is version 0 even for flexible versions. */
-    size_t start = stream__kafka_response_start(out, q->correlation_id, false);
+    stream_buf *out = reply_begin_at(r, q->correlation_id, false, &start);
     stream_buf_put_be16(out, (uint16_t)err);
     size_t n;
     const stream__kafka_api *apis = stream__kafka_apis(&n);
@@ -113,9 +145,7 @@ static void api_versions(stream__req *r, const stream__kafka_request *q, int16_t
     }
     if (v >= 1)
         stream_buf_put_be32(out, 0); /* throttle_time_ms */
-    stream__kafka_put_tags(out, fl);
-    stream__kafka_response_finish(out, start, 0);
-    stream__host_req_done(r);
+    reply_end(r, out, start, fl);
 }
 
 /* ---- Metadata ---- */
@@ -206,10 +236,8 @@ static void metadata(kafka *k, stream__req *r, const stream__kafka_request *q)
 {
     int v = q->api_version;
     bool fl = q->flexible;
-    stream_buf *out = stream__host_req_out(r);
-    size_t start = stream__kafka_response_start(out, q->correlation_id, fl);
-    if (v >= 3)
-        stream_buf_put_be32(out, 0); /* throttle_time_ms */
+    size_t start;
+    stream_buf *out = reply_begin(r, q, 3, &start);
     int32_t node = stream__host_node_id(k->broker);
     stream__kafka_put_array_len(out, fl, 1); /* brokers: this one */
     stream_buf_put_be32(out, (uint32_t)node);
@@ -244,9 +272,7 @@ static void metadata(kafka *k, stream__req *r, const stream__kafka_request *q)
     }
     if (v >= 8 && v <= 10)
         stream_buf_put_be32(out, (uint32_t)INT32_MIN); /* cluster authorized operations */
-    stream__kafka_put_tags(out, fl);
-    stream__kafka_response_finish(out, start, 0);
-    stream__host_req_done(r);
+    reply_end(r, out, start, fl);
 }
 
 /* ---- Produce ---- */
@@ -281,8 +307,8 @@ static void produce_answer(stream__req *r, produce_state *s)
 {
     int v = s->version;
     bool fl = s->flexible;
-    stream_buf *out = stream__host_req_out(r);
-    size_t start = stream__kafka_response_start(out, s->correlation_id, fl);
+    size_t start;
+    stream_buf *out = reply_begin_at(r, s->correlation_id, fl, &start);
     stream__kafka_put_array_len(out, fl, s->ntopics);
     size_t k = 0;
     for (size_t i = 0; i < s->ntopics; i++) {
@@ -307,9 +333,7 @@ static void produce_answer(stream__req *r, produce_state *s)
         stream__kafka_put_tags(out, fl);
     }
     stream_buf_put_be32(out, 0); /* throttle_time_ms */
-    stream__kafka_put_tags(out, fl);
-    stream__kafka_response_finish(out, start, 0);
-    stream__host_req_done(r);
+    reply_end(r, out, start, fl);
 }
 
 static void produce_done(stream_broker *b, stream__req *r, stream__host_wait *w, bool cancelled)
@@ -534,10 +558,8 @@ static void list_offsets(kafka *k, stream__req *r, const stream__kafka_request *
 {
     int v = q->api_version;
     bool fl = q->flexible;
-    stream_buf *out = stream__host_req_out(r);
-    size_t start = stream__kafka_response_start(out, q->correlation_id, fl);
-    if (v >= 2)
-        stream_buf_put_be32(out, 0); /* throttle_time_ms */
+    size_t start;
+    stream_buf *out = reply_begin(r, q, 2, &start);
     stream__kafka_put_array_len(out, fl, q->ntopics);
     for (size_t i = 0; i < q->ntopics; i++) {
         const stream__kafka_topic *t = &q->topics[i];
@@ -559,9 +581,7 @@ static void list_offsets(kafka *k, stream__req *r, const stream__kafka_request *
         }
         stream__kafka_put_tags(out, fl);
     }
-    stream__kafka_put_tags(out, fl);
-    stream__kafka_response_finish(out, start, 0);
-    stream__host_req_done(r);
+    reply_end(r, out, start, fl);
 }
 
 /* ---- OffsetForLeaderEpoch ---- */
@@ -572,10 +592,8 @@ static void offset_for_leader_epoch(kafka *k, stream__req *r, const stream__kafk
 {
     int v = q->api_version;
     bool fl = q->flexible;
-    stream_buf *out = stream__host_req_out(r);
-    size_t start = stream__kafka_response_start(out, q->correlation_id, fl);
-    if (v >= 2)
-        stream_buf_put_be32(out, 0); /* throttle_time_ms */
+    size_t start;
+    stream_buf *out = reply_begin(r, q, 2, &start);
     stream__kafka_put_array_len(out, fl, q->ntopics);
     stream_store *store = stream__host_store(k->broker);
     for (size_t i = 0; i < q->ntopics; i++) {
@@ -620,9 +638,7 @@ static void offset_for_leader_epoch(kafka *k, stream__req *r, const stream__kafk
         }
         stream__kafka_put_tags(out, fl);
     }
-    stream__kafka_put_tags(out, fl);
-    stream__kafka_response_finish(out, start, 0);
-    stream__host_req_done(r);
+    reply_end(r, out, start, fl);
 }
 
 /* ---- InitProducerId, FindCoordinator ---- */
@@ -644,15 +660,12 @@ static void init_producer_id(kafka *k, stream__req *r, const stream__kafka_reque
             pid = -1;
         }
     }
-    stream_buf *out = stream__host_req_out(r);
-    size_t start = stream__kafka_response_start(out, q->correlation_id, fl);
-    stream_buf_put_be32(out, 0); /* throttle_time_ms */
+    size_t start;
+    stream_buf *out = reply_begin(r, q, 0, &start);
     stream_buf_put_be16(out, (uint16_t)err);
     stream_buf_put_be64(out, (uint64_t)pid);
     stream_buf_put_be16(out, (uint16_t)(err ? -1 : 0)); /* producer_epoch */
-    stream__kafka_put_tags(out, fl);
-    stream__kafka_response_finish(out, start, 0);
-    stream__host_req_done(r);
+    reply_end(r, out, start, fl);
 }
 
 /* Groups and transactions are not served yet, but clients look their
@@ -661,19 +674,15 @@ static void find_coordinator(kafka *k, stream__req *r, const stream__kafka_reque
 {
     int v = q->api_version;
     bool fl = q->flexible;
-    stream_buf *out = stream__host_req_out(r);
-    size_t start = stream__kafka_response_start(out, q->correlation_id, fl);
-    if (v >= 1)
-        stream_buf_put_be32(out, 0); /* throttle_time_ms */
+    size_t start;
+    stream_buf *out = reply_begin(r, q, 1, &start);
     stream_buf_put_be16(out, 0);
     if (v >= 1)
         stream__kafka_put_string(out, fl, NULL, 0); /* error_message */
     stream_buf_put_be32(out, (uint32_t)stream__host_node_id(k->broker));
     stream__kafka_put_string(out, fl, k->host, strlen(k->host));
     stream_buf_put_be32(out, k->port);
-    stream__kafka_put_tags(out, fl);
-    stream__kafka_response_finish(out, start, 0);
-    stream__host_req_done(r);
+    reply_end(r, out, start, fl);
 }
 
 /* ---- dispatch ---- */
