@@ -181,3 +181,22 @@ teardown() {
     run grep -c 'kafka listener' "$BROKER_LOG"
     assert_output 0
 }
+
+@test "the README's Kafka clients block runs as written (with this broker's port)" {
+    root=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+    python3 - "$root/README.md" <<'PY' >blocks
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+section = re.search(r"^## Kafka clients\n(.*?)(?=^## )", text, re.S | re.M).group(1)
+blocks = re.findall(r"^```(\w*)\n(.*?)^```\n", section, re.S | re.M)
+sh = [b for lang, b in blocks if lang == "sh"]
+out = [b for lang, b in blocks if lang == "text"]
+assert len(sh) == 1 and len(out) == 1
+open("block.sh", "w").write(sh[0])
+open("block.out", "w").write(out[0])
+PY
+    sed -i "s/127\.0\.0\.1:9092/$KAFKA/g" block.sh
+    run bash -e -o pipefail block.sh
+    assert_success
+    assert_output "$(cat block.out)"
+}
