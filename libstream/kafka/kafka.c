@@ -432,14 +432,21 @@ static int produce(kafka *k, stream__req *r, const stream__kafka_request *q)
             s->res[j].err = STREAM_EINVAL;
     }
     if (q->acks == 0) {
+        /* Nothing is answered; a failure closes the connection, as Kafka
+         * does, so that the client notices. */
+        int failed = 0;
         for (size_t j = 0; j < q->nparts; j++)
-            if (s->res[j].err != 0)
+            if (s->res[j].err != 0) {
                 stream__host_log(k->broker, STREAM_BROKER_WARN,
-                                 "kafka: %s: acks=0 produce failed: %s", stream__host_req_peer(r),
-                                 s->res[j].msg);
+                                 "kafka: %s: acks=0 produce failed: %s; closing",
+                                 stream__host_req_peer(r), s->res[j].msg);
+                failed = s->res[j].err;
+            }
         free(logs);
         free(need);
         produce_state_free(s);
+        if (failed != 0)
+            return failed;
         stream__host_req_drop(r);
         return 0;
     }

@@ -200,3 +200,23 @@ PY
     assert_success
     assert_output "$(cat block.out)"
 }
+
+@test "every API at its highest, flexible version: answers parse field by field" {
+    run python3 "$RAW" "$KAFKA" flexible fx
+    assert_success
+    assert_line --index 0 "Metadata v12 brokers 1 cluster stream controller 0 topics [(3, 'fx', 0)]"
+    assert_line --index 1 "Produce v9 [[(0, 0, None)]]"
+    assert_line --index 2 "Fetch v12 [[(0, 0, 1, True)]]"
+    assert_line --index 3 "ListOffsets v7 [[(0, 0, -1, 1, 0)]]"
+    assert_line --index 4 "OffsetForLeaderEpoch v4 [[(0, 0, 0, 1)]]"
+    assert_line --index 5 "InitProducerId v4 error 0 epoch 0 pid set"
+    assert_line --index 6 "FindCoordinator v3 error 0 node 0"
+    assert_line --index 7 "ApiVersions v3 error 0 apis 0:3-9 1:4-12 2:1-7 3:0-12 10:0-3 18:0-3 22:0-4 23:0-4"
+}
+
+@test "an acks=0 produce that fails closes the connection, as Kafka does" {
+    run python3 "$RAW" "$KAFKA" acks0-bad-crc raw0
+    assert_output closed
+    run kc -L
+    assert_success
+}

@@ -13,7 +13,11 @@ Prints one line saying what the broker did (the bats test compares it):
     oversized SIZE    a size prefix of SIZE bytes (over socket.request.max.bytes): "closed"
     bad-crc TOPIC     Produce v3 of a batch whose CRC is wrong: "error 2"
     magic1 TOPIC      Produce v3 of a magic 1 message set: "error 87"
+    acks0-bad-crc TOPIC  the bad batch with acks=0: "closed" (nothing to answer)
     latest TOPIC      ListOffsets v1, latest offset of partition 0: "offset N"
+    flexible TOPIC    every API at its highest (flexible) version, each answer
+                      parsed field by field as Kafka's message definitions lay
+                      it out, every byte accounted for: one "API vN ..." line each
 """
 import socket
 import struct
@@ -95,9 +99,9 @@ def message_set_v1(value):
     return struct.pack(">qi", 0, len(msg)) + msg
 
 
-def produce_v3(topic, records):
+def produce_v3(topic, records, acks=1):
     t = topic.encode()
-    body = struct.pack(">hhi", -1, 1, 5000)  # null transactional id, acks 1, timeout
+    body = struct.pack(">hhi", -1, acks, 5000)  # null transactional id, acks, timeout
     body += struct.pack(">ih", 1, len(t)) + t
     body += struct.pack(">ii", 1, 0) + struct.pack(">i", len(records)) + records
     return frame(0, 3, 11, body)
@@ -112,6 +116,171 @@ def produce_error(s, topic, records):
     pos += 2 + n + 4 + 4
     (err,) = struct.unpack_from(">h", r, pos)
     return err
+
+
+class Reader:
+    """Reads a flexible (compact) response strictly: every byte accounted for."""
+
+    def __init__(self, data):
+        self.d, self.p = data, 0
+
+    def take(self, fmt):
+        v = struct.unpack_from(">" + fmt, self.d, self.p)
+        self.p += struct.calcsize(">" + fmt)
+        return v[0] if len(v) == 1 else v
+
+    def uvarint(self):
+        shift = v = 0
+        while True:
+            b = self.d[self.p]
+            self.p += 1
+            v |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return v
+            shift += 7
+
+    def string(self):
+        n = self.uvarint() - 1
+        if n < 0:
+            return None
+        s = self.d[self.p:self.p + n].decode()
+        self.p += n
+        return s
+
+    def array(self, item):
+        return [item() for _ in range(self.uvarint() - 1)]
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.p += self.uvarint()
+
+    def done(self):
+        assert self.p == len(self.d), "%d bytes left over" % (len(self.d) - self.p)
+
+
+def cstr(s):
+    b = s.encode()
+    return bytes([len(b) + 1]) + b
+
+
+def flex_frame(key, version, corr, body):
+    header = struct.pack(">hhih", key, version, corr, 3) + b"raw" + b"\x00"
+    msg = header + body
+    return struct.pack(">i", len(msg)) + msg
+
+
+def flexible(s, topic):
+    t = cstr(topic)
+
+    def ask(key, version, body):
+        s.sendall(flex_frame(key, version, 9, body))
+        r = Reader(answer(s))
+        assert r.take("i") == 9
+        r.tags()
+        return r
+
+    # Metadata v12: topics [topic_id, name], allow_auto_create, include_topic_ops
+    r = ask(3, 12, b"\x02" + b"\x00" * 16 + t + b"\x00" + b"\x00\x00" + b"\x00")
+    r.take("i")
+    brokers = r.array(lambda: (r.take("i"), r.string(), r.take("i"), r.string(), r.tags()))
+    cluster, controller = r.string(), r.take("i")
+
+    def partition():
+        p = r.take("hiii")
+        reps, isr, off = r.array(lambda: r.take("i")), r.array(lambda: r.take("i")), r.array(lambda: r.take("i"))
+        r.tags()
+        return p, reps, isr, off
+
+    def mtopic():
+        err, name = r.take("h"), r.string()
+        r.p += 16
+        internal = r.take("b")
+        parts = r.array(partition)
+        r.take("i")
+        r.tags()
+        return err, name, len(parts)
+
+    topics = r.array(mtopic)
+    r.tags()
+    r.done()
+    print("Metadata v12 brokers %d cluster %s controller %d topics %s" % (len(brokers), cluster, controller, topics))
+    # Produce v9 of one batch, acks 1
+    rec = batch(b"flex")
+    body = b"\x00" + struct.pack(">hi", 1, 5000) + b"\x02" + t + b"\x02" + struct.pack(">i", 0)
+    body += bytes([len(rec) + 1]) + rec + b"\x00" + b"\x00" + b"\x00"
+    r = ask(0, 9, body)
+
+    def ppart():
+        v = r.take("ihqqq")
+        r.array(lambda: (r.take("i"), r.string(), r.tags()))
+        msg = r.string()
+        r.tags()
+        return v[1], v[2], msg
+
+    resp = r.array(lambda: (r.string(), r.array(ppart), r.tags())[1])
+    r.take("i")
+    r.tags()
+    r.done()
+    print("Produce v9 %s" % resp)
+    # Fetch v12 from offset 0
+    body = struct.pack(">iiiibii", -1, 0, 1, 1 << 20, 0, 0, -1) + b"\x02" + t + b"\x02"
+    body += struct.pack(">iiqiqi", 0, -1, 0, -1, -1, 1 << 20) + b"\x00" + b"\x00" + b"\x01" + b"\x01" + b"\x00"
+    r = ask(1, 12, body)
+    r.take("ihi")
+
+    def fpart():
+        idx, err, hw, lso, start = r.take("ihqqq")
+        r.array(lambda: r.take("qq"))
+        r.take("i")
+        n = r.uvarint() - 1
+        r.p += n
+        r.tags()
+        return idx, err, hw, n > 0
+
+    resp = r.array(lambda: (r.string(), r.array(fpart), r.tags())[1])
+    r.tags()
+    r.done()
+    print("Fetch v12 %s" % resp)
+    # ListOffsets v7, latest
+    body = struct.pack(">ib", -1, 0) + b"\x02" + t + b"\x02" + struct.pack(">iiq", 0, -1, -1) + b"\x00\x00\x00"
+    r = ask(2, 7, body)
+    r.take("i")
+    resp = r.array(lambda: (r.string(), r.array(lambda: (r.take("ihqqi"), r.tags())[0]), r.tags())[1])
+    r.tags()
+    r.done()
+    print("ListOffsets v7 %s" % resp)
+    # OffsetForLeaderEpoch v4, epoch 0
+    body = struct.pack(">i", -1) + b"\x02" + t + b"\x02" + struct.pack(">iii", 0, -1, 0) + b"\x00\x00\x00"
+    r = ask(23, 4, body)
+    r.take("i")
+    resp = r.array(lambda: (r.string(), r.array(lambda: (r.take("hiiq"), r.tags())[0]), r.tags())[1])
+    r.tags()
+    r.done()
+    print("OffsetForLeaderEpoch v4 %s" % resp)
+    # InitProducerId v4, no transactional id
+    r = ask(22, 4, b"\x00" + struct.pack(">iqh", 60000, -1, -1) + b"\x00")
+    thr, err, pid, epoch = r.take("ihqh")
+    r.tags()
+    r.done()
+    print("InitProducerId v4 error %d epoch %d pid %s" % (err, epoch, "set" if pid >= 0 else "none"))
+    # FindCoordinator v3
+    r = ask(10, 3, cstr("group-1") + b"\x00\x00")
+    thr, err = r.take("ih")
+    msg, node, host, port = r.string(), r.take("i"), r.string(), r.take("i")
+    r.tags()
+    r.done()
+    print("FindCoordinator v3 error %d node %d" % (err, node))
+    # ApiVersions v3: the header of the answer is v0 (no tags)
+    s.sendall(flex_frame(18, 3, 10, cstr("raw") + cstr("1") + b"\x00"))
+    r = Reader(answer(s))
+    assert r.take("i") == 10
+    err = r.take("h")
+    apis = r.array(lambda: (r.take("hhh"), r.tags())[0])
+    r.take("i")
+    r.tags()
+    r.done()
+    print("ApiVersions v3 error %d apis %s" % (err, " ".join("%d:%d-%d" % a for a in apis)))
 
 
 def main():
@@ -152,6 +321,11 @@ def main():
         pos += 2 + n + 4
         part, err, ts, off = struct.unpack_from(">ihqq", r, pos)
         print("offset %d" % off if err == 0 else "error %d" % err)
+    elif case == "acks0-bad-crc":
+        s.sendall(produce_v3(sys.argv[3], batch(b"bad", good_crc=False), acks=0))
+        print("closed" if closed(s) else "open")
+    elif case == "flexible":
+        flexible(s, sys.argv[3])
     else:
         sys.exit("unknown case " + case)
 
