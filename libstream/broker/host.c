@@ -391,3 +391,13 @@ void stream__host_req_drop(stream__req *r)
     r->silent = true;
     stream__req_complete(r);
 }
+
+void stream__host_req_close(stream__req *r)
+{
+    stream__conn *c = r->conn; /* freed only by a later uv_close callback */
+    stream__req_drop_files(r);
+    r->silent = true;
+    stream__req_complete(r);
+    if (!c->closing)
+        stream__conn_break(c);
+}

@@ -243,6 +243,10 @@ stream_buf *stream__host_req_out(stream__req *r);
 void stream__host_req_done(stream__req *r);
 /* r gets no response (Kafka's acks=0 produce). */
 void stream__host_req_drop(stream__req *r);
+/* r gets no response and its connection closes once the responses before
+ * it are written (an answer that cannot be made: better than a client
+ * waiting for it forever). */
+void stream__host_req_close(stream__req *r);
 
 /* ---- produce and fetch, for a service's protocol -------------------------
  *

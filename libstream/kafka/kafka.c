@@ -285,6 +285,8 @@ typedef struct produce_state {
     int32_t correlation_id;
     int16_t version;
     bool flexible;
+    int16_t refused; /* Kafka's error for every partition (bad acks, a
+                        transactional producer), 0: each its own */
     size_t ntopics, nparts;
     char (*names)[STREAM_TOPIC_NAME_MAX + 1]; /* each topic's name, NUL-terminated */
     size_t *counts;                           /* each topic's partitions */
@@ -317,7 +319,7 @@ static void produce_answer(stream__req *r, produce_state *s)
         for (size_t j = 0; j < s->counts[i]; j++, k++) {
             const stream__produce_result *pr = &s->res[k];
             stream_buf_put_be32(out, (uint32_t)s->partitions[k]);
-            stream_buf_put_be16(out, (uint16_t)kafka_error(pr->err));
+            stream_buf_put_be16(out, (uint16_t)(s->refused ? s->refused : kafka_error(pr->err)));
             stream_buf_put_be64(out, (uint64_t)(pr->err ? -1 : pr->base_offset));
             if (v >= 2)
                 stream_buf_put_be64(out, (uint64_t)-1); /* log_append_time: CreateTime */
@@ -357,11 +359,6 @@ static void produce_partition(kafka *k, const stream__kafka_request *q,
 {
     memset(res, 0, sizeof(*res));
     res->base_offset = res->log_start_offset = -1;
-    if (q->txn_id != NULL) {
-        res->err = STREAM_EUNSUPPORTED;
-        snprintf(res->msg, sizeof(res->msg), "transactions are not supported");
-        return;
-    }
     if (pt->records == NULL || pt->records_len < 17 || pt->records[16] != 2) {
         res->err = STREAM_EMAGIC;
         snprintf(res->msg, sizeof(res->msg),
@@ -401,7 +398,12 @@ static int produce(kafka *k, stream__req *r, const stream__kafka_request *q)
         produce_state_free(s);
         return STREAM_ENOMEM;
     }
-    bool bad_acks = q->acks != -1 && q->acks != 0 && q->acks != 1;
+    /* Kafka refuses the whole request for these, each partition with the
+     * same error. */
+    if (q->acks != -1 && q->acks != 0 && q->acks != 1)
+        s->refused = STREAM__KAFKA_INVALID_REQUIRED_ACKS;
+    else if (q->txn_id != NULL)
+        s->refused = STREAM__KAFKA_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* not yet */
     size_t nwait = 0;
     for (size_t i = 0; i < q->ntopics; i++) {
         const stream__kafka_topic *t = &q->topics[i];
@@ -410,9 +412,13 @@ static int produce(kafka *k, stream__req *r, const stream__kafka_request *q)
         s->counts[i] = t->count;
         for (size_t j = t->first; j < t->first + t->count; j++) {
             s->partitions[j] = q->parts[j].partition;
-            if (bad_acks) {
+            if (s->refused != 0) {
                 s->res[j].err = STREAM_EINVAL;
                 s->res[j].base_offset = s->res[j].log_start_offset = -1;
+                snprintf(s->res[j].msg, sizeof(s->res[j].msg), "%s",
+                         s->refused == STREAM__KAFKA_INVALID_REQUIRED_ACKS
+                             ? "acks must be -1, 0 or 1"
+                             : "transactions are not supported yet");
                 continue;
             }
             produce_partition(k, q, t, &q->parts[j], &s->res[j]);
@@ -425,11 +431,6 @@ static int produce(kafka *k, stream__req *r, const stream__kafka_request *q)
                 }
             }
         }
-    }
-    if (bad_acks) {
-        /* Kafka answers every partition with INVALID_REQUIRED_ACKS. */
-        for (size_t j = 0; j < q->nparts; j++)
-            s->res[j].err = STREAM_EINVAL;
     }
     if (q->acks == 0) {
         /* Nothing is answered; a failure closes the connection, as Kafka
@@ -510,12 +511,10 @@ static void fetch_tags(stream_frame *f, int version)
 }
 
 /* A fetch answer that cannot be made: Kafka has no frame for "no memory";
- * the client reconnects and asks again. */
+ * the connection closes, and the client reconnects and asks again. */
 static void fetch_fail(stream__req *r, uint64_t id, int version, int err)
 {
-    stream_buf *out = stream__host_req_out(r);
-    out->len = 0;
-    stream__host_req_drop(r);
+    stream__host_req_close(r);
 }
 
 static const stream__fetch_codec kafka_fetch_codec = {

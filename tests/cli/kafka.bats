@@ -156,12 +156,14 @@ teardown() {
     assert_output fine
 }
 
-@test "a batch with a bad CRC or an old message format is refused and nothing is stored" {
+@test "a batch with a bad CRC, an old message format or acks=2 is refused and nothing is stored" {
     stream-topics create raw -p 1
     run python3 "$RAW" "$KAFKA" bad-crc raw
     assert_output "error 2"
     run python3 "$RAW" "$KAFKA" magic1 raw
     assert_output "error 87"
+    run python3 "$RAW" "$KAFKA" acks2 raw
+    assert_output "error 21"
     run python3 "$RAW" "$KAFKA" latest raw
     assert_output "offset 0"
     run stream-sub -t raw -e

@@ -13,6 +13,7 @@ Prints one line saying what the broker did (the bats test compares it):
     oversized SIZE    a size prefix of SIZE bytes (over socket.request.max.bytes): "closed"
     bad-crc TOPIC     Produce v3 of a batch whose CRC is wrong: "error 2"
     magic1 TOPIC      Produce v3 of a magic 1 message set: "error 87"
+    acks2 TOPIC       Produce v3 with acks=2: "error 21" (INVALID_REQUIRED_ACKS)
     acks0-bad-crc TOPIC  the bad batch with acks=0: "closed" (nothing to answer)
     latest TOPIC      ListOffsets v1, latest offset of partition 0: "offset N"
     flexible TOPIC    every API at its highest (flexible) version, each answer
@@ -308,6 +309,11 @@ def main():
         print("closed" if closed(s) else "open")
     elif case == "bad-crc":
         print("error %d" % produce_error(s, sys.argv[3], batch(b"bad", good_crc=False)))
+    elif case == "acks2":
+        s.sendall(produce_v3(sys.argv[3], batch(b"x"), acks=2))
+        r = answer(s)
+        (n,) = struct.unpack_from(">h", r, 8)
+        print("error %d" % struct.unpack_from(">h", r, 8 + 2 + n + 4 + 4)[0])
     elif case == "magic1":
         print("error %d" % produce_error(s, sys.argv[3], message_set_v1(b"old")))
     elif case == "latest":
