@@ -757,9 +757,19 @@ static int kafka_start(stream_broker *b, void **svc, char *errbuf, size_t errbuf
         return STREAM_ENOMEM;
     *svc = k;
     k->broker = b;
-    const char *addr = stream_config_str(stream__host_config(b), STREAM_CONFIG_KAFKA_LISTEN);
+    const stream_config *cfg = stream__host_config(b);
+    const char *addr = stream_config_str(cfg, STREAM_CONFIG_KAFKA_LISTEN);
     if (strcmp(addr, "off") == 0)
         return 0;
+    /* Metadata lists this broker alone so far: in a cluster (where, on one
+     * machine, every node would also want port 9092) the listener opens
+     * only where it is asked for. */
+    if (stream__host_clustered(b) && !stream_config_is_set(cfg, "kafka.listen")) {
+        stream__host_log(b, STREAM_BROKER_INFO,
+                         "kafka listener off: a cluster's broker opens it only when kafka.listen "
+                         "is set");
+        return 0;
+    }
     int rc = stream__host_listen(b, addr, "kafka.listen (--kafka-listen)", handle_frame, k,
                                  &k->port, errbuf, errbuf_len);
     if (rc != 0)

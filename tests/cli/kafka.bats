@@ -222,3 +222,12 @@ PY
     run kc -L
     assert_success
 }
+
+@test "after a restart kcat reads what it wrote before (stored batches read and CRC-checked, not sent by sendfile)" {
+    seq 1 20 | kc -P -t again -p 1 -z lz4
+    stop_broker
+    start_kafka
+    run kc -C -t again -p 1 -e -o beginning
+    assert_success
+    assert_output "$(seq 1 20)"
+}
