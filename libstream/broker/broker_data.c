@@ -33,6 +33,13 @@
  * init_producer_id: a new producer id, unique for the life of the data
  *   directory (ids come in blocks recorded in <data>/producer-ids before use,
  *   producer_state.h), and epoch 0.
+ *
+ * The same work for another protocol (the Kafka listener) goes through
+ * stream__host_produce/_settle, stream__host_fetch, stream__host_list_offset
+ * and stream__host_producer_id (host.h): the decoding is the caller's, and a
+ * fetch's response is written through a stream__fetch_codec (the native one
+ * is native_fetch_codec below), so both protocols share every check, append,
+ * read, long poll and sendfile here.
  */
 #include <errno.h>
 #include <stdlib.h>
