@@ -64,18 +64,25 @@ teardown() {
     assert_output three
 }
 
-@test "every codec round trips: kcat -z gzip, snappy, lz4, zstd" {
+@test "every codec round trips with keys: kcat -z and stream-pub -z gzip, snappy, lz4, zstd" {
     for z in gzip snappy lz4 zstd; do
-        seq 1 50 | sed "s/^/$z-/" | kc -P -t codecs -p 0 -z "$z"
+        seq 1 50 | sed "s/^/$z-/" | kc -P -t codecs -p 0 -z "$z" -k "key-$z"
     done
-    run kc -C -t codecs -p 0 -e -o beginning
+    run kc -C -t codecs -p 0 -e -o beginning -f '%k %s\n'
     assert_success
     [ "${#lines[@]}" -eq 200 ]
-    assert_line --index 0 gzip-1
-    assert_line --index 199 zstd-50
-    run stream-sub -t codecs -p 0 -e
+    assert_line --index 0 'key-gzip gzip-1'
+    assert_line --index 199 'key-zstd zstd-50'
+    run stream-sub -t codecs -p 0 -e -f '%k %v\n'
     [ "${#lines[@]}" -eq 200 ]
-    assert_line --index 150 zstd-1
+    assert_line --index 50 'key-snappy snappy-1'
+    assert_line --index 150 'key-zstd zstd-1'
+    # And what stream-pub compresses, kcat reads.
+    for z in gzip snappy lz4 zstd; do
+        echo "pub-$z" | stream-pub -t codecs -p 1 -z "$z"
+    done
+    run kc -C -t codecs -p 1 -e
+    assert_output "$(printf 'pub-%s\n' gzip snappy lz4 zstd)"
 }
 
 @test "kcat -C -o beginning, end, -N and s@TIME" {
@@ -133,8 +140,10 @@ teardown() {
     assert_output "error 35 ranges 8"
 }
 
-@test "an unknown API key, an unsupported version and a truncated frame close the connection; the broker goes on" {
+@test "an unknown API key, JoinGroup (not served yet), an unsupported version and a truncated frame close the connection; the broker goes on" {
     run python3 "$RAW" "$KAFKA" unknown-key
+    assert_output closed
+    run python3 "$RAW" "$KAFKA" unknown-key 11
     assert_output closed
     run python3 "$RAW" "$KAFKA" metadata-v99
     assert_output closed

@@ -7,7 +7,8 @@ malformed and unusual frames no client library sends.
 Prints one line saying what the broker did (the bats test compares it):
 
     api-versions-v9   ApiVersions at an unknown version: "error 35 ranges N"
-    unknown-key       API key 999: "closed" when the broker closed the connection
+    unknown-key [KEY] API key KEY (999; 11 is JoinGroup, not served yet): "closed"
+                      when the broker closed the connection
     metadata-v99      Metadata at an unknown version: "closed"
     truncated         a frame cut short, then the connection shut: "ok" (no crash)
     oversized SIZE    a size prefix of SIZE bytes (over socket.request.max.bytes): "closed"
@@ -294,7 +295,7 @@ def main():
         corr, err, n = struct.unpack_from(">ihi", r, 0)
         print("error %d ranges %d" % (err, n))
     elif case == "unknown-key":
-        s.sendall(frame(999, 0, 1, b""))
+        s.sendall(frame(int(sys.argv[3]) if len(sys.argv) > 3 else 999, 0, 1, b""))
         print("closed" if closed(s) else "open")
     elif case == "metadata-v99":
         s.sendall(frame(3, 99, 1, struct.pack(">i", -1)))
