@@ -397,7 +397,7 @@ static int produce_partition(stream_broker *b, stream_topic *t, int32_t partitio
     bool idempotent;
     trusted_from(b, log, NULL); /* before the first append: see trusted_from */
     res->err = check_batches(p, len, t->log_config.max_message_bytes, &count, &idempotent, res->msg,
-                            sizeof(res->msg));
+                             sizeof(res->msg));
     if (res->err != 0)
         return 0;
     if (idempotent) {
@@ -479,7 +479,8 @@ static void produce_encode(stream__req *r, produce_state *s)
             stream_pack_kv_int(&f.pk, "partition", pp->partition);
             stream_pack_err(&f.pk, pp->res.err, pp->res.msg);
             stream_pack_kv_int(&f.pk, "base_offset", pp->res.err ? -1 : pp->res.base_offset);
-            stream_pack_kv_int(&f.pk, "log_start_offset", pp->res.err ? -1 : pp->res.log_start_offset);
+            stream_pack_kv_int(&f.pk, "log_start_offset",
+                               pp->res.err ? -1 : pp->res.log_start_offset);
             if (timing) {
                 stream_pack_key(&f.pk, "timing");
                 msgpack_pack_map(&f.pk, 4);
@@ -721,9 +722,8 @@ void stream__op_produce(stream__conn *c, stream__req *r, uint64_t id, const msgp
     stream__waiter_start(w, (uint64_t)timeout_ms);
 }
 
-void stream__host_produce(stream_broker *b, const char *topic, size_t topic_len,
-                          int32_t partition, uint8_t *records, size_t len, int acks,
-                          stream__produce_result *res)
+void stream__host_produce(stream_broker *b, const char *topic, size_t topic_len, int32_t partition,
+                          uint8_t *records, size_t len, int acks, stream__produce_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->base_offset = -1;
@@ -773,7 +773,7 @@ typedef struct fetch_part {
  * kept together). */
 typedef struct fetch_state {
     uint64_t id;
-    int version;                     /* the request's version, for the codec */
+    int version;                      /* the request's version, for the codec */
     const stream__fetch_codec *codec; /* how the response is written */
     int32_t replica_id; /* >= 0: a follower's fetch (reads up to the log end) */
     int64_t max_wait_ms;

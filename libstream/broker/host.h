@@ -272,9 +272,8 @@ typedef struct stream__produce_result {
  * none, as the native produce does with acks (-1, 0, 1). res says how it
  * went; with need_durable > 0 the caller waits (stream__host_wait_durable
  * on stream__host_partition_log) and then calls stream__host_produce_settle. */
-void stream__host_produce(stream_broker *b, const char *topic, size_t topic_len,
-                          int32_t partition, uint8_t *records, size_t len, int acks,
-                          stream__produce_result *res);
+void stream__host_produce(stream_broker *b, const char *topic, size_t topic_len, int32_t partition,
+                          uint8_t *records, size_t len, int acks, stream__produce_result *res);
 /* After the wait for res->need_durable ended: sets res->err (ETIMEDOUT,
  * EIO, ENOTLEADER, ...) when the records are not durable as acks=all
  * requires. */
