@@ -1,8 +1,9 @@
 /*
  * host.h - the broker as a host of services: the one interface between the
  * broker core (libstream/broker/) and the services that run inside it, on
- * its loop. The group coordinator (libstream/coord/) is the first; the
- * replica manager, the controller and the Kafka listener come next. A
+ * its loop: the group coordinator (libstream/coord/), the controller and
+ * replica manager (libstream/cluster/) and the Kafka listener
+ * (libstream/kafka/, on a listener of its own: stream__host_listen). A
  * service includes this header and nothing else of broker/, and calls only
  * the stream__host_* functions below (tests/check-layers.sh checks both).
  * Not installed; prefix stream__.

@@ -217,7 +217,7 @@ static stream_topic *metadata_find(kafka *k, const stream__kafka_request *q, con
         return NULL;
     if (stream__host_clustered(k->broker)) {
         stream__host_auto_create(k->broker, buf);
-        *err = 5; /* LEADER_NOT_AVAILABLE: the cluster is creating it */
+        *err = STREAM__KAFKA_LEADER_NOT_AVAILABLE; /* the cluster is creating it */
         return NULL;
     }
     int rc = stream__host_create_topic(k->broker, buf, -1, NULL, false, &t, msg, sizeof(msg));
@@ -626,7 +626,7 @@ static void offset_for_leader_epoch(kafka *k, stream__req *r, const stream__kafk
                 if (role != STREAM__ROLE_LEADER && role != STREAM__ROLE_LOCAL) {
                     err = STREAM__KAFKA_NOT_LEADER_OR_FOLLOWER;
                 } else if (pt->current_epoch >= 0 && pt->current_epoch > epoch) {
-                    err = 75; /* UNKNOWN_LEADER_EPOCH: the client knows a newer one */
+                    err = STREAM__KAFKA_UNKNOWN_LEADER_EPOCH; /* the client knows a newer one */
                 } else if (pt->current_epoch >= 0 && pt->current_epoch < epoch) {
                     err = STREAM__KAFKA_FENCED_LEADER_EPOCH;
                 }
