@@ -33,7 +33,6 @@ typedef struct kafka {
     stream_broker *broker;
     char host[256]; /* the listener's host as configured ("" when off) */
     uint16_t port;  /* as bound */
-    bool on;        /* kafka.listen is not off */
 } kafka;
 
 /* ---- errors ---- */
@@ -774,7 +773,6 @@ static int kafka_start(stream_broker *b, void **svc, char *errbuf, size_t errbuf
                                  &k->port, errbuf, errbuf_len);
     if (rc != 0)
         return rc;
-    k->on = true;
     /* The host as configured, without IPv6 brackets and its port. */
     const char *h = addr, *colon = strrchr(addr, ':');
     size_t n = colon != NULL ? (size_t)(colon - addr) : 0;
