@@ -26,11 +26,14 @@
 #       produce 100 B, one producer   stream-bench produce --acks 1
 #                                     redis-benchmark -c 1 -P 64 XADD key * f <100 B>
 #                                     nats_bench produce (js_PublishAsync, 4096 pending)
+#                                     kafka_bench produce (librdkafka, acks=1, through the
+#                                     broker's Kafka listener; issue 14)
 #       produce 100 B to 1000         stream-bench produce --topics 10 --partitions 100
 #       partitions, one producer      --acks 1 (records round-robin over the 10
 #                                     topics), against the one-partition stream run
 #                                     of the same repetition (right before it)
 #       consume 100 B from the start  stream-bench consume
+#                                     kafka_bench consume (librdkafka from the start)
 #                                     redis_xread (XREAD COUNT 1000, one in flight)
 #                                     nats_bench consume (pull consumer, Fetch 1000)
 #       produce 1 KiB, acks=all       stream-bench produce --acks all
@@ -122,7 +125,7 @@ done
 say() { echo "peers: $*" >&2; }
 
 # ---- 1. bench-only dependencies ----------------------------------------------
-peer_pkgs=(redis-server redis-tools nats-server libnats-dev libhiredis-dev)
+peer_pkgs=(redis-server redis-tools nats-server libnats-dev libhiredis-dev librdkafka-dev)
 missing=()
 for p in "${peer_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -159,6 +162,7 @@ build_helper() { # build_helper NAME PKG-CONFIG-MODULES...
 build_helper nats_bench libnats
 build_helper redis_xread hiredis
 build_helper loopback_bw
+build_helper kafka_bench rdkafka
 
 # ---- 3. the servers ------------------------------------------------------------
 # A temp dir on a real disk.
@@ -212,18 +216,22 @@ wait_for() {
     return 1
 }
 
+# The broker's Kafka listener (for kafka_bench) on a free port of its own.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+kafka_port=$(free_port)
 "$build/stream-broker" --listen 127.0.0.1:0 --data-dir "$tmp/stream/data" \
+    --kafka-listen "127.0.0.1:$kafka_port" \
     --ready-file "$tmp/stream/ready" --log-level warn </dev/null 2>"$tmp/stream/broker.log" &
 pids+=($!)
 wait_for stream-broker $! test -s "$tmp/stream/ready"
 export STREAM_BROKERS
 STREAM_BROKERS=$(cat "$tmp/stream/ready")
+kafka_brokers=127.0.0.1:$kafka_port
 
 # redis-server cannot pick its own port (--port 0 turns TCP off): take a free
-# one from the kernel and retry if someone else grabs it first.
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# one from the kernel (free_port, above) and retry if someone else grabs it first.
 redis_port=
 for _ in 1 2 3 4 5; do
     port=$(free_port)
@@ -381,13 +389,20 @@ for r in $(seq "$reps"); do
     run produce100 nats json "$bin/nats_bench" -u "$nats_url" -S "P100_$r" -s "p100.$r" \
         -n "$records" -m 100 -P "$nats_pending" produce
 
+    # The same records through the Kafka listener, by librdkafka.
+    run produce100 kafka json "$bin/kafka_bench" -b "$kafka_brokers" -t "kp100-$r" -n "$records" \
+        -m 100 produce
+
     run consume100 stream json "${sbench[@]}" consume -t "p100-$r"
+    run consume100 kafka json "$bin/kafka_bench" -b "$kafka_brokers" -t "kp100-$r" -n "$records" \
+        consume
     run consume100 redis json "$bin/redis_xread" -p "$redis_port" -k "s100-$r" -n "$records" \
         -c "$redis_count"
     run consume100 nats json "$bin/nats_bench" -u "$nats_url" -S "P100_$r" -s "p100.$r" \
         -n "$records" -B "$nats_batch" consume
 
     "$build/stream-topics" delete "p100-$r" >/dev/null
+    "$build/stream-topics" delete "kp100-$r" >/dev/null
     "$bin/nats_bench" -u "$nats_url" -S "P100_$r" delete
     redis_reset
 

@@ -23,6 +23,7 @@ WORKLOADS = [
         ("stream", "stream-bench produce --acks 1", None),
         ("redis", "Redis XADD, redis-benchmark -P {redis_pipeline}", "peer"),
         ("nats", "NATS JetStream js_PublishAsync", "peer"),
+        ("kafka", "Kafka listener, librdkafka (kafka_bench)", "peer"),
     ]),
     ("produce_wide", "produce 100 B to {wide_partitions_total} partitions", [
         ("stream", "stream-bench --topics {wide_topics} --partitions {wide_partitions}", None),
@@ -32,6 +33,7 @@ WORKLOADS = [
         ("stream", "stream-bench consume", None),
         ("redis", "Redis XREAD COUNT {redis_xread_count}", "peer"),
         ("nats", "NATS pull consumer, Fetch {nats_fetch_batch}", "peer"),
+        ("kafka", "Kafka listener, librdkafka (kafka_bench)", "peer"),
     ]),
     ("produce1k_all", "produce 1 KiB, acks=all", [
         ("stream", "stream-bench produce --acks all", None),
@@ -136,6 +138,17 @@ def main():
         ("e2e p99 at 10,000/s, acks=all", stat("e2e_acksall", "p99_ms"), "<=", 3.0, "ms"),
     ]
 
+    # Issue 14: the Kafka listener (librdkafka) against the native client.
+    def over(workload, system):
+        x = ratio(workload, system)
+        return 1 / x if x else None
+    targets += [
+        ("produce 100 B: Kafka listener / native records/s (14)", over("produce100", "kafka"),
+         ">=", 0.80, "%"),
+        ("consume 100 B: Kafka listener / native records/s (14)", over("consume100", "kafka"),
+         ">=", 0.80, "%"),
+    ]
+
     # Issue 20: the durable path against the bare writer of the same run.
     writer_runs = load(res, "produce1k_all", "writer")
     small_sync_p99 = med(writer_runs, lambda r: r.get("small_sync_ms", {}).get("p99"))
@@ -221,7 +234,7 @@ def main():
     print("stream/x: stream's records/s over a peer's; over a limit, MB/s. "
           "MB = 10^6 bytes of values. p99: produce to ack (e2e: send to receipt).")
     print()
-    print(f"{'target (issue 6; (20): issue 20)':<56} {'measured':>11} {'target':>13}  result")
+    print(f"{'target (issue 6; (N): issue N)':<56} {'measured':>11} {'target':>13}  result")
     for t in tgt_out:
         print(f"{t['target']:<56} {t['measured_text']:>11} {t['goal_text']:>13}  {t['note']}")
     print()
