@@ -98,6 +98,15 @@ load_start() {
     LOAD_PIDS[$name]=$BG_PID
 }
 
+# load_acked NAME [N]: waits (20 s at most) until load NAME's producers have
+# had N (default 100) records acknowledged: a fault is armed only once
+# every load is really producing, however slow a loaded machine (an ASan
+# build beside another test file) is to start them.
+load_acked() {
+    local dir=$BATS_TEST_TMPDIR/$1 n=${2:-100}
+    wait_for 20 eval "[ \"\$(cat '$dir'/acks/ack.* 2>/dev/null | wc -l)\" -ge $n ]"
+}
+
 # load_stop NAME...: ends those loads and waits for them: their producers
 # read to the end of their input and wait for its acknowledgements. A load
 # still running after 20 s has a produce that was never answered.
@@ -179,11 +188,15 @@ assert_broker_survived() {
     stream-topics create w -p 2
     load_start acks1 1 w --acks 1 -vv
     load_start acksall 2 w --acks all -vv
-    sleep 0.5
+    load_acked acks1
+    load_acked acksall
     local errno text
+    declare -A texts=([28]='No space left on device' [5]='Input/output error' [122]='Disk quota exceeded')
     for errno in 28 5 122; do
         fiu "enable_random name=posix/io/rw/pwrite,probability=0.05,failinfo=$errno"
         sleep 1.5
+        # A loaded machine may need longer to meet the 5 %: until one came.
+        wait_for 20 grep -q "w-[01]: append failed: .*${texts[$errno]}" "$BROKER_LOG"
     done
     fiu "disable name=posix/io/rw/pwrite"
     sleep 0.5
@@ -246,10 +259,10 @@ end_offset_at_least() {
     start_fiu_broker
     stream-topics create s -p 2
     load_start acksall 1 s --acks all -vv
-    sleep 1
+    load_acked acksall
     fiu "enable name=posix/io/sync/fdatasync,failinfo=5,onetime"
     # At once: the request timeout is 30 s, the delivery timeout 2 min.
-    wait_for 5 grep -qsi 'partition [01]: .*input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
+    wait_for 10 grep -qsi 'partition [01]: .*input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
     # The broker names the partition and the call that failed, then the cut.
     grep -qiE ' ERROR s-[01]: fdatasync of segment [0-9]+ failed: input/output error' "$BROKER_LOG"
     wait_for 5 grep -qE ' s-[01]: recovered in place: cut back to offset' "$BROKER_LOG"
@@ -275,7 +288,8 @@ end_offset_at_least() {
     stream-topics create d -c flush.mode=periodic -c flush.ms=300
     load_start acks1 1 d --acks 1 -vv
     load_start acksall 2 d --acks all -vv
-    sleep 1.2
+    load_acked acks1
+    load_acked acksall
     fiu "enable name=posix/io/sync/fdatasync,failinfo=5,onetime"
     wait_for 5 grep -qE ' d-0: recovered in place: cut back to offset' "$BROKER_LOG"
     grep -qiE ' ERROR d-0: fdatasync of segment [0-9]+ failed: input/output error' "$BROKER_LOG"
@@ -284,7 +298,7 @@ end_offset_at_least() {
     [ "${#lines[@]}" -eq 1 ]
     local cut=$output
     # The acks=all producers waiting on that sync got the error.
-    wait_for 5 grep -qsi 'input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
+    wait_for 20 grep -qsi 'input/output error' "$BATS_TEST_TMPDIR/acksall/pub.err"
     sleep 1
     load_stop acks1 acksall
     produce_once after 3 d
@@ -299,7 +313,8 @@ end_offset_at_least() {
     stream-topics create k
     load_start acks1 1 k --acks 1 -vv
     load_start acksall 2 k --acks all -vv
-    sleep 1
+    load_acked acks1
+    load_acked acksall
     fiu "enable name=posix/io/sync/fdatasync,failinfo=5"
     sleep 2
     fiu "disable name=posix/io/sync/fdatasync"
@@ -368,7 +383,7 @@ end_offset_at_least() {
     stream-topics create r -p 2
     stream-topics create other
     load_start acksall 1 r --acks all -p 0
-    sleep 1
+    load_acked acksall
     load_stop acksall
     # Restarted, the broker reads what is on disk with pread.
     stop_broker
@@ -468,7 +483,8 @@ remove_dm_disk() {
     stream-topics create disk -p 2
     load_start acks1 1 disk --acks 1 -vv
     load_start acksall 2 disk --acks all -vv
-    sleep 1
+    load_acked acks1
+    load_acked acksall
     fail_dm_disk
     # Appends still land in the page cache; the next sync fails, and the
     # acks=all producers waiting on it are told.
