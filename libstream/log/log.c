@@ -433,7 +433,10 @@ static int rebuild_producers(stream_log *log, char *errbuf, size_t errbuf_len)
     return 0;
 }
 
-static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
+/* fresh: a directory stream_log_create just made, empty; nothing is synced
+ * (the caller makes the directory durable, see stream_log_create). */
+static int load(stream_log *log, bool fresh, stream_log_recovery *rec, char *errbuf,
+                size_t errbuf_len)
 {
     bool clean = file_exists(log, "clean-shutdown");
     int64_t rp = read_offset_file(log, "recovery-point");
@@ -527,7 +530,7 @@ static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t 
         seterr(errbuf, errbuf_len, "removing %s: %s", path, strerror(errno));
         return rc;
     }
-    if (fsync(log->dirfd) != 0) {
+    if (!fresh && fsync(log->dirfd) != 0) {
         rc = stream_err_from_errno(errno);
         seterr(errbuf, errbuf_len, "fsync %s: %s", log->dir, strerror(errno));
         return rc;
@@ -537,7 +540,9 @@ static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t 
     log->appended_end = log->end_offset;
     log->durable = log->end_offset;
     log->rp_written = rp;
-    if (rp != log->end_offset) {
+    /* A fresh log has no recovery point: a crash before its first sync
+     * round scans its (empty or unsynced) segment, as it should. */
+    if (!fresh && rp != log->end_offset) {
         rc = stream__write_offset_file(log, "recovery-point", log->end_offset);
         if (rc != 0) {
             seterr(errbuf, errbuf_len, "writing %s/recovery-point: %s", log->dir,
@@ -570,7 +575,7 @@ static void free_log(stream_log *log)
     free(log);
 }
 
-int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **out,
+static int open_log(const char *dir, const stream_log_config *cfg, bool fresh, stream_log **out,
                     stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
 {
     *out = NULL;
@@ -608,7 +613,7 @@ int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **
         free_log(log);
         return STREAM_ENOMEM;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0755) != 0 && (fresh || errno != EEXIST)) {
         rc = stream_err_from_errno(errno);
         seterr(errbuf, errbuf_len, "cannot create %s: %s", dir, strerror(errno));
         free_log(log);
@@ -628,7 +633,7 @@ int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **
         free_log(log);
         return rc;
     }
-    rc = load(log, &log->last_recovery, errbuf, errbuf_len);
+    rc = load(log, fresh, &log->last_recovery, errbuf, errbuf_len);
     stream_buf_release(&log->scratch); /* scans may have grown it to megabytes */
     if (rc != 0) {
         free_log(log);
@@ -640,17 +645,43 @@ int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **
     return 0;
 }
 
+int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **out,
+                    stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
+{
+    return open_log(dir, cfg, false, out, rec, errbuf, errbuf_len);
+}
+
+int stream_log_create(const char *dir, const stream_log_config *cfg, stream_log **out, char *errbuf,
+                      size_t errbuf_len)
+{
+    return open_log(dir, cfg, true, out, NULL, errbuf, errbuf_len);
+}
+
 /* ---- close ---------------------------------------------------------------------- */
 
-void stream_log_close(stream_log *log)
+static void detach_flusher(stream_log *log)
 {
-    if (log == NULL)
-        return;
     pthread_mutex_lock(&log->mu);
     stream_flusher *f = log->flusher;
     pthread_mutex_unlock(&log->mu);
     if (f != NULL)
         stream_flusher_detach(f, log);
+}
+
+void stream_log_discard(stream_log *log)
+{
+    if (log == NULL)
+        return;
+    detach_flusher(log);
+    /* Slices still pinned keep their segments (reference counted). */
+    free_log(log);
+}
+
+void stream_log_close(stream_log *log)
+{
+    if (log == NULL)
+        return;
+    detach_flusher(log);
 
     stream__segment *act = active_seg(log);
     stream__seg_close_times(act);
