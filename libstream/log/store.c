@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -55,6 +56,7 @@ struct stream_store {
     size_t note_count;
     char **busy; /* names with a create or delete job between begin and finish */
     size_t busy_count;
+    long pending_partitions; /* partitions of the creates among them */
 
     /* The trash remover: a thread that deletes what was moved into
      * .deleted/, one entry of trash_q at a time (names relative to dir_fd).
@@ -1136,6 +1138,52 @@ static void busy_remove(stream_store *s, const char *name)
     }
 }
 
+/* Descriptors kept free beyond a create's own: connections, the flusher's
+ * checkpoints, segment rolls. */
+#define FD_RESERVE 64
+
+/* Descriptors this process has open (the entries of /proc/self/fd, less the
+ * one listing them); -1 when it cannot tell. */
+static long open_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    long n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/*
+ * A partition holds two descriptors while open (its directory, for the lock
+ * and the syncs, and its active segment): refuses a create that would pass
+ * the process's open-file limit, with a message naming the limit, instead of
+ * failing thousands of partitions in with "input/output error" (EMFILE).
+ * Creates still running count with their partitions.
+ */
+static int check_fd_budget(const stream_store *s, int32_t partitions, char *errbuf,
+                           size_t errbuf_len)
+{
+    struct rlimit rl;
+    long used = open_fd_count();
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || used < 0)
+        return 0;
+    long need = 2L * partitions + 2L * s->pending_partitions + FD_RESERVE;
+    if ((unsigned long long)(used + need) <= (unsigned long long)rl.rlim_cur)
+        return 0;
+    errf(errbuf, errbuf_len,
+         "%d partitions need about %ld more open files (two each), but %ld of this broker's "
+         "limit of %llu are in use: raise the open-file limit (RLIMIT_NOFILE: ulimit -n, or "
+         "LimitNOFILE= in a systemd unit) or create fewer partitions",
+         (int)partitions, 2L * partitions, used + 2L * s->pending_partitions,
+         (unsigned long long)rl.rlim_cur);
+    return STREAM_EINVAL;
+}
+
 int stream_store_create_begin(stream_store *s, const char *name, int32_t partitions,
                               const stream_config *overrides, bool internal, stream_store_job **out,
                               char *errbuf, size_t errbuf_len)
@@ -1167,6 +1215,8 @@ int stream_store_create_begin(stream_store *s, const char *name, int32_t partiti
         errf(errbuf, errbuf_len, "topic '%s' is being created or deleted", name);
         return STREAM_ETOPICEXISTS;
     }
+    if ((rc = check_fd_budget(s, partitions, errbuf, errbuf_len)) < 0)
+        return rc;
     stream_config *ov;
     if ((rc = copy_overrides(overrides, &ov, errbuf, errbuf_len)) < 0)
         return rc;
@@ -1181,6 +1231,7 @@ int stream_store_create_begin(stream_store *s, const char *name, int32_t partiti
     j->s = s;
     j->create = true;
     j->t = t;
+    s->pending_partitions += partitions;
     *out = j;
     return 0;
 }
@@ -1336,6 +1387,8 @@ int stream_store_job_finish(stream_store_job *j, stream_topic **out, char *errbu
     stream_topic *t = j->t;
     int rc = j->rc;
     busy_remove(s, t->name);
+    if (j->create)
+        s->pending_partitions -= t->partition_count;
     if (j->trash[0] != '\0')
         trash_push(s, j->trash);
     bool found;

@@ -97,3 +97,20 @@ topic_is_whole_or_gone() {
     done
     echo "$seen"
 }
+
+@test "a create past the open-file limit fails at once with a message naming the limit" {
+    stop_broker
+    # A broker with a small limit (it raises its soft limit to the hard one).
+    ulimit -n 400
+    start_broker
+    run stream-topics create big --partitions 1000
+    assert_failure
+    assert_output --partial "open-file limit"
+    assert_output --partial "ulimit -n"
+    refute_output --partial "input/output error"
+    run stream-topics create fits --partitions 100
+    assert_success
+    echo x | stream-pub -t fits -p 99
+    run stream-sub -t fits -p 99 -e -f '%s\n'
+    assert_output x
+}

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -724,6 +725,32 @@ static void test_leftover_trash_is_removed_in_the_background(void **state)
     stream_store_close(s);
 }
 
+/* A create that would pass the open-file limit is refused up front, with a
+ * message naming the limit, not failed partway with EMFILE as EIO. */
+static void test_create_past_the_open_file_limit_is_refused_up_front(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 400;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    stream_topic *t = NULL;
+    int rc = stream_store_create_topic(s, "big", 300, NULL, false, &t, errbuf, sizeof errbuf);
+    stream_topic *t2 = NULL;
+    int rc2 = stream_store_create_topic(s, "fits", 100, NULL, false, &t2, errbuf, sizeof errbuf);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(rc, STREAM_EINVAL);
+    assert_null(t);
+    assert_non_null(strstr(errbuf, "open-file limit"));
+    assert_non_null(strstr(errbuf, "ulimit -n"));
+    assert_false(exists(f, "big.topic") || exists(f, "big-0"));
+    assert_int_equal(rc2, 0);
+    assert_int_equal(t2->partition_count, 100);
+    stream_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -757,6 +784,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_job_frees_the_name_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leftover_trash_is_removed_in_the_background, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_create_past_the_open_file_limit_is_refused_up_front,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

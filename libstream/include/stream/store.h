@@ -136,6 +136,10 @@ const char *stream_store_note(const stream_store *s, size_t i);
  * `internal` without "__", `overrides` not a topic config),
  * STREAM_ETOPICEXISTS, STREAM_EBADCONFIG (a log that refuses the settings),
  * STREAM_EIO/ENOSPC, STREAM_ENOMEM. On error nothing of the topic remains.
+ * A partition holds two descriptors while open: a create whose partitions
+ * (with those of creates still running) would pass the process's open-file
+ * limit (RLIMIT_NOFILE, less a reserve of 64) is refused up front with
+ * STREAM_EINVAL, errbuf naming the limit and how to raise it.
  */
 int stream_store_create_topic(stream_store *s, const char *name, int32_t partitions,
                               const stream_config *overrides, bool internal, stream_topic **out,
