@@ -454,8 +454,10 @@ static int write_fresh_offset(stream_log *log, const char *name, int64_t value)
 
 /* How open_log opens. */
 enum {
-    OPEN_FRESH = 1, /* a directory stream_log_create just made, empty; nothing
-                       is synced (the caller makes it durable) */
+    OPEN_FRESH = 1,       /* a directory stream_log_create just made, empty; nothing
+                             is synced (the caller makes it durable) */
+    OPEN_NO_DIR_SYNC = 2, /* the directory's last fsync is the caller's
+                             (stream_log_open_unsynced) */
 };
 
 static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbuf,
@@ -560,7 +562,7 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
         seterr(errbuf, errbuf_len, "removing %s: %s", path, strerror(errno));
         return rc;
     }
-    if (!fresh && fsync(log->dirfd) != 0) {
+    if (!(mode & (OPEN_FRESH | OPEN_NO_DIR_SYNC)) && fsync(log->dirfd) != 0) {
         rc = stream_err_from_errno(errno);
         seterr(errbuf, errbuf_len, "fsync %s: %s", log->dir, strerror(errno));
         return rc;
@@ -683,6 +685,12 @@ int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **
                     stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
 {
     return open_log(dir, cfg, 0, out, rec, errbuf, errbuf_len);
+}
+
+int stream_log_open_unsynced(const char *dir, const stream_log_config *cfg, stream_log **out,
+                             stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
+{
+    return open_log(dir, cfg, OPEN_NO_DIR_SYNC, out, rec, errbuf, errbuf_len);
 }
 
 int stream_log_create(const char *dir, const stream_log_config *cfg, stream_log **out, char *errbuf,

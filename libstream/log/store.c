@@ -728,8 +728,8 @@ static int open_partitions(stream_store *s, stream_topic *t, bool at_open, char 
         struct stat st;
         if (at_open && fstatat(s->dir_fd, dn, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
             note(s, "partition directory %s was missing: recreated empty", dn);
-        rc = stream_log_open(path, &t->log_config, &t->partitions[i],
-                             at_open ? &t->recovery[i] : NULL, errbuf, errbuf_len);
+        rc = stream_log_open_unsynced(path, &t->log_config, &t->partitions[i],
+                                      at_open ? &t->recovery[i] : NULL, errbuf, errbuf_len);
         if (rc < 0) {
             t->partitions[i] = NULL;
             break;
@@ -1029,6 +1029,14 @@ int stream_store_open(const char *data_dir, const stream_config *broker_cfg, str
     for (size_t i = 0; i < s->topic_count; i++)
         if ((rc = open_partitions(s, s->topics[i], true, errbuf, errbuf_len)) < 0)
             goto fail;
+    /* The logs left the last fsync of their directories (the clean-shutdown
+     * markers removed) to one sync here, before anything is appended. */
+    if (s->topic_count > 0 && syscall(SYS_syncfs, s->dir_fd) < 0) {
+        int e = errno;
+        errf(errbuf, errbuf_len, "%s: sync: %s", s->dir, strerror(e));
+        rc = stream_err_from_errno(e);
+        goto fail;
+    }
 
     for (size_t i = 0; i < count; i++)
         free(names[i]);

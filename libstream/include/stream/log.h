@@ -157,6 +157,13 @@ typedef struct stream_log_slice {
 int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **out,
                     stream_log_recovery *rec, char *errbuf, size_t errbuf_len);
 
+/* As stream_log_open, but without the fsync of the directory that open
+ * otherwise ends with (it makes the removal of the clean-shutdown marker
+ * durable before the first append): the caller syncs the directory before
+ * anything is appended (the store opens every partition, then syncs once). */
+int stream_log_open_unsynced(const char *dir, const stream_log_config *cfg, stream_log **out,
+                             stream_log_recovery *rec, char *errbuf, size_t errbuf_len);
+
 /* Creates the empty log of a new partition in `dir`, which must not exist
  * (STREAM_EEXIST otherwise; its parent must), without a single fsync: the
  * caller makes the new directory and its files durable before it relies on
