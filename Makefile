@@ -8,7 +8,7 @@
 #   make run        deps, build, start stream-broker with zero configuration
 #   make deps       install the Debian packages that are missing
 #   make bench      benchmarks (never part of check)
-#   make bench-scale  broker memory and idle CPU with many clients
+#   make bench-scale  broker memory and idle CPU with many clients; topic admin at scale
 #   make bench-peers  the same workloads against Redis Streams and NATS JetStream
 #   make bench-cluster  replication's cost (RF=3 vs one broker) and failover time
 #   make soak-cluster   CLUSTER_SOAK_KILLS (50) leader kills under load, then the checkers
@@ -184,9 +184,12 @@ bench-cluster: all $(B)/bench/disk_writer
 	@tests/bench/cluster.sh $(B)
 
 # Broker memory under 100 producers + 100 consumers, idle CPU with 1,000
-# long-polling consumers (also part of `make bench`).
+# long-polling consumers (also part of `make bench`); then topic admin at
+# scale: create/delete of 9,000 partitions during an e2e, restart times
+# (tests/bench/admin.sh).
 bench-scale: all $(B)/bench/idle_consumers $(B)/bench/idle_floor $(B)/bench/scale_load
 	@tests/bench/scale.sh $(B)
+	@tests/bench/admin.sh $(B)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/stream $(DESTDIR)$(PCDIR)

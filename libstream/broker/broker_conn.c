@@ -189,6 +189,7 @@ void stream__conn_close(stream__conn *c)
                  (unsigned long long)c->id, c->peer);
     if (!c->broker->svc_stopped)
         stream__services_conn_closed(c->broker, c->id);
+    stream__admin_conn_closed(c->broker, c->id);
     /* Requests not yet written are dropped; parked ones leave their queues. */
     stream__req *r = c->head;
     while (r) {

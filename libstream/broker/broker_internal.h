@@ -1,7 +1,7 @@
 /*
  * broker_internal.h - what the broker's files share (broker.c, broker_conn.c,
- * broker_ops.c, broker_data.c, broker_wait.c, host.c). Not installed; prefix
- * stream__. Services of the broker (coord/, ...) never include it: they see
+ * broker_ops.c, broker_admin.c, broker_data.c, broker_wait.c, host.c). Not
+ * installed; prefix stream__. Services of the broker (coord/, ...) never include it: they see
  * the broker through host.h.
  *
  * The main header of libstream/broker/: connections, request dispatch,
@@ -51,6 +51,7 @@
 typedef struct stream__conn stream__conn;
 typedef struct stream__waiter stream__waiter;
 typedef struct stream__pstate stream__pstate;
+typedef struct stream__admin_op stream__admin_op;
 
 /* Free blocks of one size, last freed first, linked through their first
  * bytes; at most STREAM__POOL_MAX of them. */
@@ -346,6 +347,10 @@ struct stream_broker {
     void *repl_arg;
     stream__pstate *repl_list; /* partitions with a role (their durable offsets are watched) */
 
+    /* create_topics / delete_topics whose disk work runs on the thread
+     * pool (broker_admin.c). */
+    stream__admin_op *admin_ops;
+
     bool running;
     bool stop_asked; /* begin_stop asked the services whether to hold */
     bool stop_held;  /* a service holds the stop (stream__host_stop_resume ends it) */
@@ -457,8 +462,26 @@ int stream__reply_finish(stream__req *r, stream_frame *f, uint64_t id);
  * (STREAM_TOPIC_NAME_MAX + 1 bytes). 0 or STREAM_EBADNAME with msg. */
 int stream__topic_name(const char *p, size_t len, char *buf, char *msg, size_t msg_len);
 
-/* Deletes the topic named by p (len bytes) as delete_topics does. 0, or
- * ENOTOPIC / EBADNAME (internal) / the store's error, with msg. */
+/* Copies a str (borrowed from the frame) into buf as a C string; false when
+ * it does not fit or holds a NUL byte. */
+bool stream__cstr(const msgpack_object *o, char *buf, size_t len);
+/* Applies a {str: str} map of settings (NULL: none) to cfg. 0 or
+ * EBADCONFIG with msg. */
+int stream__apply_settings(stream_config *cfg, const msgpack_object *set, char *msg,
+                           size_t msg_len);
+
+/* ---- broker_admin.c ---- */
+/* create_topics and delete_topics: checked on the loop, the disk work on
+ * libuv's thread pool, answered when it is done. */
+void stream__op_create_topics(stream__conn *c, stream__req *r, uint64_t id,
+                              const msgpack_object *m);
+void stream__op_delete_topics(stream__conn *c, stream__req *r, uint64_t id,
+                              const msgpack_object *m);
+/* Connection conn_id closed: its admin requests in flight finish unanswered. */
+void stream__admin_conn_closed(stream_broker *b, uint64_t conn_id);
+/* Deletes the topic named by p (len bytes) as delete_topics does, but here
+ * and now (a service's delete). 0, or ENOTOPIC / EBADNAME (internal) / the
+ * store's error, with msg. */
 int stream__broker_delete_topic(stream_broker *b, const char *p, size_t len, char *msg,
                                 size_t msg_len);
 

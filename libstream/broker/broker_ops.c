@@ -1,7 +1,8 @@
 /*
  * broker_ops.c - decoding requests and the metadata and admin ops: hello,
- * metadata, create_topics, delete_topics, describe_configs, alter_configs.
- * The data ops (produce, fetch, list_offsets) are in broker_data.c; every
+ * metadata, describe_configs, alter_configs. create_topics and
+ * delete_topics are in broker_admin.c (their disk work runs off the loop),
+ * the data ops (produce, fetch, list_offsets) in broker_data.c; every
  * other op belongs to a service (the consumer group ops to the coordinator)
  * and is routed to it through host.c.
  *
@@ -222,11 +223,11 @@ static void op_metadata(stream__conn *c, stream__req *r, uint64_t id, const msgp
     stream__reply_finish(r, &f, id);
 }
 
-/* ---- create_topics / delete_topics ---- */
+/* ---- settings from a request ---- */
 
 /* Copies a str (borrowed from the frame) into buf as a C string; false when
  * it does not fit or holds a NUL byte. */
-static bool cstr(const msgpack_object *o, char *buf, size_t len)
+bool stream__cstr(const msgpack_object *o, char *buf, size_t len)
 {
     if (o->via.str.size >= len || memchr(o->via.str.ptr, '\0', o->via.str.size))
         return false;
@@ -236,12 +237,13 @@ static bool cstr(const msgpack_object *o, char *buf, size_t len)
 }
 
 /* Applies a {str: str} map of settings to cfg. 0 or EBADCONFIG with msg. */
-static int apply_settings(stream_config *cfg, const msgpack_object *set, char *msg, size_t msg_len)
+int stream__apply_settings(stream_config *cfg, const msgpack_object *set, char *msg, size_t msg_len)
 {
     for (uint32_t i = 0; set && i < set->via.map.size; i++) {
         const msgpack_object_kv *kv = &set->via.map.ptr[i];
         char key[128], value[1024];
-        if (!cstr(&kv->key, key, sizeof(key)) || !cstr(&kv->val, value, sizeof(value))) {
+        if (!stream__cstr(&kv->key, key, sizeof(key)) ||
+            !stream__cstr(&kv->val, value, sizeof(value))) {
             snprintf(msg, msg_len, "setting '%.*s' is too long or holds a NUL byte",
                      (int)(kv->key.via.str.size > 64 ? 64 : kv->key.via.str.size),
                      kv->key.via.str.ptr);
@@ -252,212 +254,6 @@ static int apply_settings(stream_config *cfg, const msgpack_object *set, char *m
             return rc;
     }
     return 0;
-}
-
-/* True when topics[i]'s name occurs at another index of the array (each
- * element being a map with a str `name`, or a str itself when `flat`). */
-static bool named_twice(const msgpack_object *topics, uint32_t i, bool flat)
-{
-    const char *p, *q;
-    size_t len, qlen;
-    const msgpack_object *t;
-    if (flat)
-        stream_elem_str(topics, i, "topics", &p, &len, NULL, 0);
-    else if (stream_elem_map(topics, i, "topics", &t, NULL, 0) != 0 ||
-             stream_field_str(t, "name", &p, &len, NULL, 0) != 0)
-        return false;
-    for (uint32_t j = 0; j < topics->via.array.size; j++) {
-        if (j == i)
-            continue;
-        if (flat)
-            stream_elem_str(topics, j, "topics", &q, &qlen, NULL, 0);
-        else if (stream_elem_map(topics, j, "topics", &t, NULL, 0) != 0 ||
-                 stream_field_str(t, "name", &q, &qlen, NULL, 0) != 0)
-            continue;
-        if (qlen == len && memcmp(p, q, len) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Reads one create_topics entry; with errbuf NULL after a first checked pass. */
-static int create_entry(const msgpack_object *topics, uint32_t i, const char **p, size_t *len,
-                        int64_t *parts, int64_t *rf, const msgpack_object **cfg, char *msg,
-                        size_t msg_len)
-{
-    const msgpack_object *t;
-    int rc = stream_elem_map(topics, i, "topics", &t, msg, msg_len);
-    if (rc == 0)
-        rc = stream_field_str(t, "name", p, len, msg, msg_len);
-    if (rc == 0)
-        rc = stream_field_int_opt(t, "partitions", INT32_MIN, INT32_MAX, -1, parts, msg, msg_len);
-    if (rc == 0)
-        rc = stream_field_int_opt(t, "replication_factor", INT32_MIN, INT32_MAX, -1, rf, msg,
-                                  msg_len);
-    if (rc == 0)
-        rc = stream_field_strmap_opt(t, "configs", cfg, msg, msg_len);
-    return rc;
-}
-
-/* Checks and creates one topic (unless validate_only). Returns 0 or the
- * topic's error with msg. */
-static int create_one(stream_broker *b, const msgpack_object *topics, uint32_t i,
-                      bool validate_only, char *msg, size_t msg_len)
-{
-    const msgpack_object *cfg;
-    const char *p;
-    size_t len;
-    int64_t parts, rf;
-    char name[STREAM_TOPIC_NAME_MAX + 1];
-    create_entry(topics, i, &p, &len, &parts, &rf, &cfg, NULL, 0);
-    int rc = stream__topic_name(p, len, name, msg, msg_len);
-    if (rc != 0)
-        return rc;
-    if (stream_topic_is_internal(p, len)) {
-        snprintf(msg, msg_len, "topic names starting with '__' are reserved for the broker");
-        return STREAM_EBADNAME;
-    }
-    /* -1 (as absent) means num.partitions: the C client sends it so. */
-    if (parts != -1 && (parts < 1 || parts > STREAM_MAX_PARTITIONS)) {
-        snprintf(msg, msg_len, "partitions must be 1 to %d, got %lld", STREAM_MAX_PARTITIONS,
-                 (long long)parts);
-        return STREAM_EINVAL;
-    }
-    if (rf != -1 && rf != 1) {
-        snprintf(msg, msg_len, "replication_factor %lld: a single broker allows only 1",
-                 (long long)rf);
-        return STREAM_EINVAL;
-    }
-    if (named_twice(topics, i, false)) {
-        snprintf(msg, msg_len, "topic '%s' is named twice in the request", name);
-        return STREAM_EINVAL;
-    }
-    if (stream_store_topic(b->store, name)) {
-        snprintf(msg, msg_len, "topic '%s' already exists", name);
-        return STREAM_ETOPICEXISTS;
-    }
-    stream_config *overrides = stream_config_new_topic();
-    if (overrides == NULL)
-        return STREAM_ENOMEM;
-    rc = apply_settings(overrides, cfg, msg, msg_len);
-    stream_topic *created = NULL;
-    if (rc == 0 && !validate_only)
-        rc = stream_store_create_topic(b->store, name, (int32_t)parts, overrides, false, &created,
-                                       msg, msg_len);
-    stream_config_free(overrides);
-    if (rc != 0 || validate_only)
-        return rc;
-    stream__blog(b, STREAM_BROKER_INFO, "created topic %s with %d partitions", name,
-                 (int)created->partition_count);
-    if (stream__broker_attach_topic(b, created) != 0)
-        stream__blog(b, STREAM_BROKER_ERROR,
-                     "topic %s: cannot attach to the flusher; acks=all will time out", name);
-    stream__services_topic_created(b, created);
-    return 0;
-}
-
-static void op_create_topics(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
-{
-    char msg[512];
-    const msgpack_object *topics, *cfg;
-    bool validate_only;
-    int rc = stream_field_array(m, "topics", &topics, msg, sizeof(msg));
-    if (rc == 0)
-        rc = stream_field_bool_opt(m, "validate_only", false, &validate_only, msg, sizeof(msg));
-    /* Shape first: a type error anywhere fails the request before any topic
-     * is created. */
-    for (uint32_t i = 0; rc == 0 && i < topics->via.array.size; i++) {
-        const char *p;
-        size_t len;
-        int64_t parts, rf;
-        rc = create_entry(topics, i, &p, &len, &parts, &rf, &cfg, msg, sizeof(msg));
-    }
-    if (rc != 0) {
-        stream__reply_error(r, id, rc, msg);
-        return;
-    }
-    stream_frame f;
-    stream_frame_start(&f, &r->out);
-    stream_pack_response_header(&f.pk, id, 0, NULL, 1);
-    stream_pack_key(&f.pk, "topics");
-    msgpack_pack_array(&f.pk, topics->via.array.size);
-    for (uint32_t i = 0; i < topics->via.array.size; i++) {
-        const msgpack_object *t;
-        const char *p;
-        size_t len;
-        rc = create_one(c->broker, topics, i, validate_only, msg, sizeof(msg));
-        stream_elem_map(topics, i, "topics", &t, NULL, 0);
-        stream_field_str(t, "name", &p, &len, NULL, 0);
-        msgpack_pack_map(&f.pk, 1 + stream_err_fields(rc));
-        stream_pack_kv_str(&f.pk, "name", p, len);
-        stream_pack_err(&f.pk, rc, msg);
-    }
-    stream__reply_finish(r, &f, id);
-}
-
-/* Deletes one topic: what waits on it is answered ENOTOPIC once it is gone. */
-int stream__broker_delete_topic(stream_broker *b, const char *p, size_t len, char *msg,
-                                size_t msg_len)
-{
-    char name[STREAM_TOPIC_NAME_MAX + 1];
-    int rc;
-    stream_topic *t = lookup_topic(b, p, len, name, &rc, msg, msg_len);
-    if (t == NULL)
-        return rc;
-    if (t->internal) {
-        snprintf(msg, msg_len, "topic '%s' is internal and cannot be deleted", name);
-        return STREAM_EBADNAME;
-    }
-    /* The logs are freed by the delete; keep their addresses, which are the
-     * keys of the waiters' queues. */
-    int32_t n = t->partition_count;
-    stream_log **logs = malloc((size_t)n * sizeof(*logs));
-    if (logs == NULL)
-        return STREAM_ENOMEM;
-    memcpy(logs, t->partitions, (size_t)n * sizeof(*logs));
-    stream__broker_detach_topic(b, t);
-    rc = stream_store_delete_topic(b->store, name, msg, msg_len);
-    if (rc == 0) {
-        stream__blog(b, STREAM_BROKER_INFO, "deleted topic %s", name);
-        for (int32_t i = 0; i < n; i++)
-            stream__pstate_drop(b, logs[i]);
-        stream__services_topic_deleted(b, name); /* e.g. groups' offsets of it go too */
-    } else if ((t = stream_store_topic(b->store, name)) != NULL) {
-        stream__broker_attach_topic(b, t); /* still there: keep flushing it */
-    }
-    free(logs);
-    return rc;
-}
-
-static void op_delete_topics(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
-{
-    char msg[512];
-    const msgpack_object *topics;
-    int rc = stream_field_array(m, "topics", &topics, msg, sizeof(msg));
-    for (uint32_t i = 0; rc == 0 && i < topics->via.array.size; i++) {
-        const char *p;
-        size_t len;
-        rc = stream_elem_str(topics, i, "topics", &p, &len, msg, sizeof(msg));
-    }
-    if (rc != 0) {
-        stream__reply_error(r, id, rc, msg);
-        return;
-    }
-    stream_frame f;
-    stream_frame_start(&f, &r->out);
-    stream_pack_response_header(&f.pk, id, 0, NULL, 1);
-    stream_pack_key(&f.pk, "topics");
-    msgpack_pack_array(&f.pk, topics->via.array.size);
-    for (uint32_t i = 0; i < topics->via.array.size; i++) {
-        const char *p;
-        size_t len;
-        stream_elem_str(topics, i, "topics", &p, &len, NULL, 0);
-        rc = stream__broker_delete_topic(c->broker, p, len, msg, sizeof(msg));
-        msgpack_pack_map(&f.pk, 1 + stream_err_fields(rc));
-        stream_pack_kv_str(&f.pk, "name", p, len);
-        stream_pack_err(&f.pk, rc, msg);
-    }
-    stream__reply_finish(r, &f, id);
 }
 
 /* ---- describe_configs / alter_configs ---- */
@@ -590,7 +386,7 @@ static int altered_overrides(const stream_topic *t, const msgpack_object *set,
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && del && i < del->via.array.size; i++) {
         char key[128];
-        if (!cstr(&del->via.array.ptr[i], key, sizeof(key))) {
+        if (!stream__cstr(&del->via.array.ptr[i], key, sizeof(key))) {
             snprintf(msg, msg_len, "delete[%u]: unknown setting", i);
             rc = STREAM_EBADCONFIG;
             break;
@@ -598,7 +394,7 @@ static int altered_overrides(const stream_topic *t, const msgpack_object *set,
         rc = stream_config_unset(nc, key, msg, msg_len);
     }
     if (rc == 0)
-        rc = apply_settings(nc, set, msg, msg_len);
+        rc = stream__apply_settings(nc, set, msg, msg_len);
     if (rc != 0) {
         stream_config_free(nc);
         return rc;
@@ -736,10 +532,10 @@ static int dispatch(stream__conn *c, uint8_t *frame, size_t len, stream_msg *dm)
         op_metadata(c, r, id, m);
         break;
     case STREAM_OP_CREATE_TOPICS:
-        op_create_topics(c, r, id, m);
+        stream__op_create_topics(c, r, id, m);
         break;
     case STREAM_OP_DELETE_TOPICS:
-        op_delete_topics(c, r, id, m);
+        stream__op_delete_topics(c, r, id, m);
         break;
     case STREAM_OP_DESCRIBE_CONFIGS:
         op_describe_configs(c, r, id, m);

@@ -433,8 +433,37 @@ static int rebuild_producers(stream_log *log, char *errbuf, size_t errbuf_len)
     return 0;
 }
 
-static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
+static bool seg_file_empty(const stream__segment *s)
 {
+    struct stat st;
+    return fstat(s->fd, &st) == 0 && st.st_size == 0;
+}
+
+/* Writes "<value>\n" to a new file `name` of a fresh log, unsynced. */
+static int write_fresh_offset(stream_log *log, const char *name, int64_t value)
+{
+    char text[32];
+    int n = snprintf(text, sizeof text, "%" PRId64 "\n", value);
+    int fd = openat(log->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return stream_err_from_errno(errno);
+    int rc = write(fd, text, (size_t)n) == n ? 0 : STREAM_EIO;
+    close(fd);
+    return rc;
+}
+
+/* How open_log opens. */
+enum {
+    OPEN_FRESH = 1,       /* a directory stream_log_create just made, empty; nothing
+                             is synced (the caller makes it durable) */
+    OPEN_NO_DIR_SYNC = 2, /* the directory's last fsync is the caller's
+                             (stream_log_open_unsynced) */
+};
+
+static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbuf,
+                size_t errbuf_len)
+{
+    bool fresh = mode & OPEN_FRESH;
     bool clean = file_exists(log, "clean-shutdown");
     int64_t rp = read_offset_file(log, "recovery-point");
     int64_t lso = read_offset_file(log, "log-start-offset");
@@ -480,6 +509,12 @@ static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t 
             (void)stream__seg_write_pending(log, s);
         }
     }
+    /* Nothing past the recovery point: it is the base of the last segment,
+     * which is empty (a partition not written since its last sync round, as
+     * most of ten thousand are): no scan, no sync. */
+    if (!clean && from == log->nsegs - 1 && log->segs[from]->base_offset == rp &&
+        seg_file_empty(log->segs[from]))
+        from = log->nsegs;
     rec->clean = clean && from == log->nsegs;
     if (from < log->nsegs && (rc = recover_from(log, from, rec, errbuf, errbuf_len)) != 0)
         return rc;
@@ -527,7 +562,7 @@ static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t 
         seterr(errbuf, errbuf_len, "removing %s: %s", path, strerror(errno));
         return rc;
     }
-    if (fsync(log->dirfd) != 0) {
+    if (!(mode & (OPEN_FRESH | OPEN_NO_DIR_SYNC)) && fsync(log->dirfd) != 0) {
         rc = stream_err_from_errno(errno);
         seterr(errbuf, errbuf_len, "fsync %s: %s", log->dir, strerror(errno));
         return rc;
@@ -537,7 +572,12 @@ static int load(stream_log *log, stream_log_recovery *rec, char *errbuf, size_t 
     log->appended_end = log->end_offset;
     log->durable = log->end_offset;
     log->rp_written = rp;
-    if (rp != log->end_offset) {
+    /* A fresh log's recovery point is written straight, unsynced: the file
+     * is new, and durable with the rest of the directory (the caller's
+     * sync); a crash before that leaves a directory the store removes. */
+    if (fresh && write_fresh_offset(log, "recovery-point", log->end_offset) == 0)
+        log->rp_written = log->end_offset;
+    if (!fresh && rp != log->end_offset) {
         rc = stream__write_offset_file(log, "recovery-point", log->end_offset);
         if (rc != 0) {
             seterr(errbuf, errbuf_len, "writing %s/recovery-point: %s", log->dir,
@@ -570,9 +610,10 @@ static void free_log(stream_log *log)
     free(log);
 }
 
-int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **out,
+static int open_log(const char *dir, const stream_log_config *cfg, int mode, stream_log **out,
                     stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
 {
+    bool fresh = mode & OPEN_FRESH;
     *out = NULL;
     stream_log_config defaults;
     if (cfg == NULL) {
@@ -608,7 +649,7 @@ int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **
         free_log(log);
         return STREAM_ENOMEM;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0755) != 0 && (fresh || errno != EEXIST)) {
         rc = stream_err_from_errno(errno);
         seterr(errbuf, errbuf_len, "cannot create %s: %s", dir, strerror(errno));
         free_log(log);
@@ -628,7 +669,7 @@ int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **
         free_log(log);
         return rc;
     }
-    rc = load(log, &log->last_recovery, errbuf, errbuf_len);
+    rc = load(log, mode, &log->last_recovery, errbuf, errbuf_len);
     stream_buf_release(&log->scratch); /* scans may have grown it to megabytes */
     if (rc != 0) {
         free_log(log);
@@ -640,17 +681,49 @@ int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **
     return 0;
 }
 
+int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **out,
+                    stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
+{
+    return open_log(dir, cfg, 0, out, rec, errbuf, errbuf_len);
+}
+
+int stream_log_open_unsynced(const char *dir, const stream_log_config *cfg, stream_log **out,
+                             stream_log_recovery *rec, char *errbuf, size_t errbuf_len)
+{
+    return open_log(dir, cfg, OPEN_NO_DIR_SYNC, out, rec, errbuf, errbuf_len);
+}
+
+int stream_log_create(const char *dir, const stream_log_config *cfg, stream_log **out, char *errbuf,
+                      size_t errbuf_len)
+{
+    return open_log(dir, cfg, OPEN_FRESH, out, NULL, errbuf, errbuf_len);
+}
+
 /* ---- close ---------------------------------------------------------------------- */
 
-void stream_log_close(stream_log *log)
+static void detach_flusher(stream_log *log)
 {
-    if (log == NULL)
-        return;
     pthread_mutex_lock(&log->mu);
     stream_flusher *f = log->flusher;
     pthread_mutex_unlock(&log->mu);
     if (f != NULL)
         stream_flusher_detach(f, log);
+}
+
+void stream_log_discard(stream_log *log)
+{
+    if (log == NULL)
+        return;
+    detach_flusher(log);
+    /* Slices still pinned keep their segments (reference counted). */
+    free_log(log);
+}
+
+void stream_log_close(stream_log *log)
+{
+    if (log == NULL)
+        return;
+    detach_flusher(log);
 
     stream__segment *act = active_seg(log);
     stream__seg_close_times(act);

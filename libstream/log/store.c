@@ -22,12 +22,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "stream/error.h"
@@ -50,6 +54,37 @@ struct stream_store {
     size_t topic_cap;
     char **notes; /* what open cleaned up, for the broker's log */
     size_t note_count;
+    char **busy; /* names with a create or delete job between begin and finish */
+    size_t busy_count;
+    long pending_partitions; /* partitions of the creates among them */
+
+    /* The trash remover: a thread that deletes what was moved into
+     * .deleted/, one entry of trash_q at a time (names relative to dir_fd).
+     * Started on the first entry; stopped (between two partitions) and
+     * joined at close: whatever is left goes at the next open. */
+    pthread_mutex_t trash_mu;
+    pthread_cond_t trash_cv;
+    char **trash_q; /* under trash_mu: entries to remove, oldest first */
+    size_t trash_len, trash_cap;
+    unsigned trash_seq;     /* under trash_mu: the next .deleted/<n> to try */
+    bool trash_started;     /* the thread runs (owner thread only) */
+    bool trash_busy;        /* under trash_mu: the thread is removing an entry */
+    atomic_bool trash_stop; /* close: stop at the next partition */
+    pthread_t trash_thread;
+};
+
+/* One create or delete between its begin and its finish (see store.h). */
+struct stream_store_job {
+    stream_store *s;
+    bool create;
+    stream_topic *t; /* create: the topic being made (not in the store);
+                        delete: the topic taken out of it */
+    bool committed;  /* run reached the commit point (create: metadata in
+                        place; delete: metadata gone) */
+    bool logs_gone;  /* delete: run discarded the logs */
+    char trash[32];  /* the .deleted/<n> run filled, or "" */
+    int rc;          /* run's result */
+    char err[512];   /* its message */
 };
 
 static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
@@ -216,8 +251,9 @@ static int fsync_dir(int dir_fd)
 }
 
 /* Removes `name` under dir_fd, recursively; never follows symlinks. 0 or
- * -errno; a missing entry is success. */
-static int rm_rf_at(int dir_fd, const char *name, int depth)
+ * -errno; a missing entry is success. With `stop` set (the trash thread at
+ * close) it returns -EINTR between two entries, leaving the rest. */
+static int rm_rf_at(int dir_fd, const char *name, int depth, const atomic_bool *stop)
 {
     struct stat st;
     if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -242,7 +278,11 @@ static int rm_rf_at(int dir_fd, const char *name, int depth)
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        int r = rm_rf_at(fd, de->d_name, depth + 1);
+        if (stop != NULL && atomic_load(stop)) {
+            closedir(d);
+            return -EINTR;
+        }
+        int r = rm_rf_at(fd, de->d_name, depth + 1, stop);
         if (r < 0 && rc == 0)
             rc = r;
     }
@@ -327,6 +367,126 @@ static int write_all(int fd, const void *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* ---- the trash ------------------------------------------------------------------ */
+
+/* Makes a new, empty .deleted/<n> and puts its name (under dir_fd) in out.
+ * Any thread. 0 or -errno. */
+static int trash_dir_new(stream_store *s, char out[32])
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        if (mkdirat(s->dir_fd, TRASH_DIR, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        pthread_mutex_lock(&s->trash_mu);
+        unsigned n = s->trash_seq++;
+        pthread_mutex_unlock(&s->trash_mu);
+        snprintf(out, 32, TRASH_DIR "/%u", n);
+        if (mkdirat(s->dir_fd, out, 0755) == 0)
+            return 0;
+        /* EEXIST: left by an earlier process, still queued; ENOENT: the
+         * thread removed the empty .deleted/ meanwhile. Either: next. */
+        if (errno != EEXIST && errno != ENOENT)
+            return -errno;
+    }
+    out[0] = '\0';
+    return -EEXIST;
+}
+
+static void *trash_main(void *arg)
+{
+    stream_store *s = arg;
+    pthread_mutex_lock(&s->trash_mu);
+    for (;;) {
+        while (s->trash_len == 0 && !atomic_load(&s->trash_stop))
+            pthread_cond_wait(&s->trash_cv, &s->trash_mu);
+        if (atomic_load(&s->trash_stop))
+            break;
+        char *name = s->trash_q[0];
+        s->trash_len--;
+        memmove(s->trash_q, s->trash_q + 1, s->trash_len * sizeof *s->trash_q);
+        s->trash_busy = true;
+        pthread_mutex_unlock(&s->trash_mu);
+        /* A failure leaves the entry to the next open. */
+        (void)rm_rf_at(s->dir_fd, name, 0, &s->trash_stop);
+        free(name);
+        pthread_mutex_lock(&s->trash_mu);
+        if (s->trash_len == 0) /* fails while a delete fills a new entry */
+            unlinkat(s->dir_fd, TRASH_DIR, AT_REMOVEDIR);
+        s->trash_busy = false;
+        pthread_cond_broadcast(&s->trash_cv);
+    }
+    pthread_mutex_unlock(&s->trash_mu);
+    return NULL;
+}
+
+/* Hands `name` (under dir_fd) to the trash thread, starting it when it does
+ * not run yet. Owner thread. Best effort: without memory or a thread the
+ * entry stays in .deleted/ for the next open. */
+static void trash_push(stream_store *s, const char *name)
+{
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return;
+    pthread_mutex_lock(&s->trash_mu);
+    if (s->trash_len == s->trash_cap) {
+        size_t cap = s->trash_cap ? s->trash_cap * 2 : 8;
+        char **q = realloc(s->trash_q, cap * sizeof *q);
+        if (q == NULL) {
+            pthread_mutex_unlock(&s->trash_mu);
+            free(copy);
+            return;
+        }
+        s->trash_q = q;
+        s->trash_cap = cap;
+    }
+    s->trash_q[s->trash_len++] = copy;
+    pthread_cond_broadcast(&s->trash_cv);
+    pthread_mutex_unlock(&s->trash_mu);
+    if (!s->trash_started && pthread_create(&s->trash_thread, NULL, trash_main, s) == 0)
+        s->trash_started = true;
+}
+
+/* Stops the trash thread (between two partitions) and frees the queue. */
+static void trash_stop(stream_store *s)
+{
+    if (s->trash_started) {
+        pthread_mutex_lock(&s->trash_mu);
+        atomic_store(&s->trash_stop, true);
+        pthread_cond_broadcast(&s->trash_cv);
+        pthread_mutex_unlock(&s->trash_mu);
+        pthread_join(s->trash_thread, NULL);
+        s->trash_started = false;
+    }
+    for (size_t i = 0; i < s->trash_len; i++)
+        free(s->trash_q[i]);
+    free(s->trash_q);
+    s->trash_q = NULL;
+    s->trash_len = s->trash_cap = 0;
+}
+
+void stream_store_wait_trash(stream_store *s)
+{
+    if (!s->trash_started)
+        return;
+    pthread_mutex_lock(&s->trash_mu);
+    while (s->trash_len > 0 || s->trash_busy)
+        pthread_cond_wait(&s->trash_cv, &s->trash_mu);
+    pthread_mutex_unlock(&s->trash_mu);
+}
+
+/* Moves directory `name` into the job's (or open's) trash directory `trash`,
+ * making one first when trash is "". Any thread. 0 or -errno. */
+static int move_to_trash(stream_store *s, const char *name, char trash[32])
+{
+    if (trash[0] == '\0') {
+        int rc = trash_dir_new(s, trash);
+        if (rc < 0)
+            return rc;
+    }
+    char to[32 + STREAM_TOPIC_NAME_MAX + 16];
+    snprintf(to, sizeof to, "%s/%s", trash, name);
+    return renameat(s->dir_fd, name, s->dir_fd, to) < 0 ? -errno : 0;
 }
 
 /* ---- metadata files ------------------------------------------------------------ */
@@ -522,11 +682,16 @@ static size_t topic_pos(const stream_store *s, const char *name, bool *found)
     return lo;
 }
 
-static int reserve_topic(stream_store *s)
+/* Room in s->topics for every topic a job in flight may insert, plus one:
+ * a finish never fails for memory. */
+static int reserve_topics(stream_store *s)
 {
-    if (s->topic_count < s->topic_cap)
+    size_t need = s->topic_count + s->busy_count + 1;
+    if (need <= s->topic_cap)
         return 0;
-    size_t cap = s->topic_cap ? s->topic_cap * 2 : 16;
+    size_t cap = s->topic_cap ? s->topic_cap : 16;
+    while (cap < need)
+        cap *= 2;
     stream_topic **nt = realloc(s->topics, cap * sizeof *nt);
     if (nt == NULL)
         return STREAM_ENOMEM;
@@ -535,7 +700,7 @@ static int reserve_topic(stream_store *s)
     return 0;
 }
 
-/* Inserts at `pos`; reserve_topic must have succeeded. */
+/* Inserts at `pos`; reserve_topics must have succeeded. */
 static void insert_topic(stream_store *s, size_t pos, stream_topic *t)
 {
     memmove(s->topics + pos + 1, s->topics + pos, (s->topic_count - pos) * sizeof *s->topics);
@@ -563,8 +728,8 @@ static int open_partitions(stream_store *s, stream_topic *t, bool at_open, char 
         struct stat st;
         if (at_open && fstatat(s->dir_fd, dn, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
             note(s, "partition directory %s was missing: recreated empty", dn);
-        rc = stream_log_open(path, &t->log_config, &t->partitions[i],
-                             at_open ? &t->recovery[i] : NULL, errbuf, errbuf_len);
+        rc = stream_log_open_unsynced(path, &t->log_config, &t->partitions[i],
+                                      at_open ? &t->recovery[i] : NULL, errbuf, errbuf_len);
         if (rc < 0) {
             t->partitions[i] = NULL;
             break;
@@ -577,18 +742,6 @@ static int open_partitions(stream_store *s, stream_topic *t, bool at_open, char 
         }
     }
     return rc;
-}
-
-/* Removes the directories of partitions [0, count) of `name` (for a failed
- * create). */
-static void remove_partition_dirs(stream_store *s, const char *name, int32_t count)
-{
-    char dn[STREAM_TOPIC_NAME_MAX + 16];
-    for (int32_t i = 0; i < count; i++) {
-        snprintf(dn, sizeof dn, "%s-%d", name, (int)i);
-        rm_rf_at(s->dir_fd, dn, 0);
-    }
-    fsync_dir(s->dir_fd);
 }
 
 /* ---- open / close ------------------------------------------------------------ */
@@ -681,6 +834,32 @@ static bool is_type_at(int dir_fd, const char *name, mode_t type)
     return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == type;
 }
 
+/* Hands every entry of .deleted/ to the trash thread; returns how many. */
+static size_t queue_trash(stream_store *s)
+{
+    int fd = openat(s->dir_fd, TRASH_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    size_t n = 0;
+    struct dirent *de;
+    char name[sizeof TRASH_DIR + NAME_MAX + 1];
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(name, sizeof name, TRASH_DIR "/%s", de->d_name);
+        trash_push(s, name);
+        n++;
+    }
+    closedir(d);
+    if (n == 0)
+        unlinkat(s->dir_fd, TRASH_DIR, AT_REMOVEDIR);
+    return n;
+}
+
 /* Removes what interrupted operations left: .deleted/, "<topic>-<n>.deleted"
  * directories, ".<topic>.tmp" files. */
 static void remove_debris(stream_store *s, char **names, size_t count)
@@ -691,12 +870,12 @@ static void remove_debris(stream_store *s, char **names, size_t count)
         const char *nm = names[i];
         size_t len = strlen(nm);
         if (strcmp(nm, TRASH_DIR) == 0 && is_type_at(s->dir_fd, nm, S_IFDIR)) {
-            if (rm_rf_at(s->dir_fd, nm, 0) == 0)
-                note(s, "finished deleting partitions left in %s/" TRASH_DIR, s->dir);
+            if (queue_trash(s) > 0)
+                note(s, "deleting partitions left in %s/" TRASH_DIR " in the background", s->dir);
         } else if (has_suffix(nm, len, TRASH_DIR) &&
                    parse_partition_dir(nm, len - strlen(TRASH_DIR), topic, &n) &&
                    is_type_at(s->dir_fd, nm, S_IFDIR)) {
-            if (rm_rf_at(s->dir_fd, nm, 0) == 0)
+            if (rm_rf_at(s->dir_fd, nm, 0, NULL) == 0)
                 note(s, "finished deleting partition directory %s", nm);
         } else if (nm[0] == '.' && has_suffix(nm, len, ".tmp") && len > 5 &&
                    len - 5 <= STREAM_TOPIC_NAME_MAX && is_type_at(s->dir_fd, nm, S_IFREG)) {
@@ -737,7 +916,7 @@ static int load_topics(stream_store *s, char **names, size_t count, char *errbuf
         if (rc < 0)
             return rc;
         stream_topic *t = topic_new(s, topic, partitions, ov);
-        if (t == NULL || reserve_topic(s) < 0) {
+        if (t == NULL || reserve_topics(s) < 0) {
             topic_free(t);
             errf(errbuf, errbuf_len, "out of memory");
             return STREAM_ENOMEM;
@@ -750,10 +929,12 @@ static int load_topics(stream_store *s, char **names, size_t count, char *errbuf
 }
 
 /* Removes partition directories that belong to no topic (an interrupted create
- * or delete) or lie past their topic's count. */
+ * or delete) or lie past their topic's count: moved into the trash (a
+ * delete killed early leaves thousands), else removed here. */
 static void remove_strays(stream_store *s, char **names, size_t count)
 {
     char topic[STREAM_TOPIC_NAME_MAX + 1];
+    char trash[32] = "";
     int32_t n;
     for (size_t i = 0; i < count; i++) {
         const char *nm = names[i];
@@ -762,13 +943,17 @@ static void remove_strays(stream_store *s, char **names, size_t count)
         stream_topic *t = stream_store_topic(s, topic);
         if (t != NULL && n < t->partition_count)
             continue;
-        int rc = rm_rf_at(s->dir_fd, nm, 0);
+        int rc = move_to_trash(s, nm, trash);
+        if (rc < 0)
+            rc = rm_rf_at(s->dir_fd, nm, 0, NULL);
         if (rc < 0)
             note(s, "could not remove stray partition directory %s: %s", nm, strerror(-rc));
         else
             note(s, "removed stray partition directory %s (%s)", nm,
                  t ? "past the topic's partition count" : "no such topic");
     }
+    if (trash[0] != '\0')
+        trash_push(s, trash);
 }
 
 int stream_store_open(const char *data_dir, const stream_config *broker_cfg, stream_store **out,
@@ -797,6 +982,9 @@ int stream_store_open(const char *data_dir, const stream_config *broker_cfg, str
     }
     s->dir_fd = -1;
     s->lock_fd = -1;
+    pthread_mutex_init(&s->trash_mu, NULL);
+    pthread_cond_init(&s->trash_cv, NULL);
+    atomic_init(&s->trash_stop, false);
     s->broker = broker_cfg ? stream_config_dup(broker_cfg) : stream_config_new();
     char **names = NULL;
     size_t count = 0;
@@ -841,6 +1029,14 @@ int stream_store_open(const char *data_dir, const stream_config *broker_cfg, str
     for (size_t i = 0; i < s->topic_count; i++)
         if ((rc = open_partitions(s, s->topics[i], true, errbuf, errbuf_len)) < 0)
             goto fail;
+    /* The logs left the last fsync of their directories (the clean-shutdown
+     * markers removed) to one sync here, before anything is appended. */
+    if (s->topic_count > 0 && syscall(SYS_syncfs, s->dir_fd) < 0) {
+        int e = errno;
+        errf(errbuf, errbuf_len, "%s: sync: %s", s->dir, strerror(e));
+        rc = stream_err_from_errno(e);
+        goto fail;
+    }
 
     for (size_t i = 0; i < count; i++)
         free(names[i]);
@@ -860,6 +1056,7 @@ void stream_store_close(stream_store *s)
 {
     if (s == NULL)
         return;
+    trash_stop(s);
     for (size_t i = 0; i < s->topic_count; i++)
         topic_free(s->topics[i]);
     free(s->topics);
@@ -867,6 +1064,11 @@ void stream_store_close(stream_store *s)
         free(s->notes[i]);
     free(s->notes);
     stream_config_free(s->broker);
+    for (size_t i = 0; i < s->busy_count; i++)
+        free(s->busy[i]);
+    free(s->busy);
+    pthread_cond_destroy(&s->trash_cv);
+    pthread_mutex_destroy(&s->trash_mu);
     /* Closing the descriptor releases the flock. The file stays: unlinking a
      * lock file lets a third process lock a fresh inode while a second still
      * waits on the old one. */
@@ -911,12 +1113,90 @@ static int copy_overrides(const stream_config *overrides, stream_config **out, c
     return 0;
 }
 
-int stream_store_create_topic(stream_store *s, const char *name, int32_t partitions,
-                              const stream_config *overrides, bool internal, stream_topic **out,
+/* ---- create and delete, in three steps -------------------------------------- */
+
+static bool is_busy(const stream_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->busy_count; i++)
+        if (strcmp(s->busy[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int busy_add(stream_store *s, const char *name)
+{
+    char **nb = realloc(s->busy, (s->busy_count + 1) * sizeof *nb);
+    if (nb == NULL)
+        return STREAM_ENOMEM;
+    s->busy = nb;
+    if ((s->busy[s->busy_count] = strdup(name)) == NULL)
+        return STREAM_ENOMEM;
+    s->busy_count++;
+    return 0;
+}
+
+static void busy_remove(stream_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->busy_count; i++) {
+        if (strcmp(s->busy[i], name) == 0) {
+            free(s->busy[i]);
+            s->busy[i] = s->busy[--s->busy_count];
+            return;
+        }
+    }
+}
+
+/* Descriptors kept free beyond a create's own: connections, the flusher's
+ * checkpoints, segment rolls. */
+#define FD_RESERVE 64
+
+/* Descriptors this process has open (the entries of /proc/self/fd, less the
+ * one listing them); -1 when it cannot tell. */
+static long open_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    long n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/*
+ * A partition holds two descriptors while open (its directory, for the lock
+ * and the syncs, and its active segment): refuses a create that would pass
+ * the process's open-file limit, with a message naming the limit, instead of
+ * failing thousands of partitions in with "input/output error" (EMFILE).
+ * Creates still running count with their partitions.
+ */
+static int check_fd_budget(const stream_store *s, int32_t partitions, char *errbuf,
+                           size_t errbuf_len)
+{
+    struct rlimit rl;
+    long used = open_fd_count();
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || used < 0)
+        return 0;
+    long need = 2L * partitions + 2L * s->pending_partitions + FD_RESERVE;
+    if ((unsigned long long)(used + need) <= (unsigned long long)rl.rlim_cur)
+        return 0;
+    errf(errbuf, errbuf_len,
+         "%d partitions need about %ld more open files (two each), but %ld of this broker's "
+         "limit of %llu are in use: raise the open-file limit (RLIMIT_NOFILE: ulimit -n, or "
+         "LimitNOFILE= in a systemd unit) or create fewer partitions",
+         (int)partitions, 2L * partitions, used + 2L * s->pending_partitions,
+         (unsigned long long)rl.rlim_cur);
+    return STREAM_EINVAL;
+}
+
+int stream_store_create_begin(stream_store *s, const char *name, int32_t partitions,
+                              const stream_config *overrides, bool internal, stream_store_job **out,
                               char *errbuf, size_t errbuf_len)
 {
-    if (out != NULL)
-        *out = NULL;
+    *out = NULL;
     int rc = stream_topic_name_valid(name, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
@@ -935,104 +1215,229 @@ int stream_store_create_topic(stream_store *s, const char *name, int32_t partiti
              (int)partitions, STREAM_CONFIG_PARTITIONS_MAX);
         return STREAM_EINVAL;
     }
-    bool found;
-    size_t pos = topic_pos(s, name, &found);
-    if (found) {
+    if (stream_store_topic(s, name) != NULL) {
         errf(errbuf, errbuf_len, "topic '%s' already exists", name);
         return STREAM_ETOPICEXISTS;
     }
+    if (is_busy(s, name)) {
+        errf(errbuf, errbuf_len, "topic '%s' is being created or deleted", name);
+        return STREAM_ETOPICEXISTS;
+    }
+    if ((rc = check_fd_budget(s, partitions, errbuf, errbuf_len)) < 0)
+        return rc;
     stream_config *ov;
     if ((rc = copy_overrides(overrides, &ov, errbuf, errbuf_len)) < 0)
         return rc;
+    stream_store_job *j = calloc(1, sizeof *j);
     stream_topic *t = topic_new(s, name, partitions, ov);
-    /* Reserve the slot now so nothing can fail after the commit. */
-    if (t == NULL || reserve_topic(s) < 0) {
+    if (j == NULL || t == NULL || reserve_topics(s) < 0 || busy_add(s, name) < 0) {
         topic_free(t);
+        free(j);
         errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
-
-    /* Directories named like ours without a topic are debris (open removes them
-     * too); starting from them would resurrect old records. */
-    char dn[STREAM_TOPIC_NAME_MAX + 16];
-    for (int32_t i = 0; i < partitions; i++) {
-        snprintf(dn, sizeof dn, "%s-%d", name, (int)i);
-        if (is_type_at(s->dir_fd, dn, S_IFDIR) && rm_rf_at(s->dir_fd, dn, 0) < 0) {
-            errf(errbuf, errbuf_len, "%s/%s: cannot remove a stale partition directory", s->dir,
-                 dn);
-            topic_free(t);
-            return STREAM_EIO;
-        }
-    }
-
-    rc = open_partitions(s, t, false, errbuf, errbuf_len);
-    if (rc == 0) {
-        rc = fsync_dir(s->dir_fd);
-        if (rc < 0) {
-            errf(errbuf, errbuf_len, "%s: sync: %s", s->dir, strerror(-rc));
-            rc = stream_err_from_errno(-rc);
-        }
-    }
-    if (rc == 0)
-        rc = write_meta(s, name, partitions, ov, errbuf, errbuf_len);
-    if (rc < 0) {
-        topic_free(t);
-        remove_partition_dirs(s, name, partitions);
-        return rc;
-    }
-    insert_topic(s, pos, t);
-    if (out != NULL)
-        *out = t;
+    j->s = s;
+    j->create = true;
+    j->t = t;
+    s->pending_partitions += partitions;
+    *out = j;
     return 0;
 }
 
-int stream_store_delete_topic(stream_store *s, const char *name, char *errbuf, size_t errbuf_len)
+int stream_store_delete_begin(stream_store *s, const char *name, stream_topic **topic,
+                              stream_store_job **out, char *errbuf, size_t errbuf_len)
 {
+    *out = NULL;
     bool found = false;
     size_t pos = name ? topic_pos(s, name, &found) : 0;
     if (!found) {
         errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
         return STREAM_ENOTOPIC;
     }
-    stream_topic *t = s->topics[pos];
+    stream_store_job *j = calloc(1, sizeof *j);
+    if (j == NULL || busy_add(s, name) < 0) {
+        free(j);
+        errf(errbuf, errbuf_len, "out of memory");
+        return STREAM_ENOMEM;
+    }
+    j->s = s;
+    j->t = s->topics[pos];
+    memmove(s->topics + pos, s->topics + pos + 1, (s->topic_count - pos - 1) * sizeof *s->topics);
+    s->topic_count--;
+    if (topic != NULL)
+        *topic = j->t;
+    *out = j;
+    return 0;
+}
+
+/* Undoes a failed create: closes what was opened and moves partitions [0,
+ * made] out of the way (the next open would also find them as strays). */
+static void create_undo(stream_store_job *j, int32_t made)
+{
+    stream_store *s = j->s;
+    stream_topic *t = j->t;
+    char dn[STREAM_TOPIC_NAME_MAX + 16];
+    for (int32_t i = 0; i <= made && i < t->partition_count; i++) {
+        stream_log_discard(t->partitions[i]);
+        t->partitions[i] = NULL;
+        snprintf(dn, sizeof dn, "%s-%d", t->name, (int)i);
+        if (move_to_trash(s, dn, j->trash) < 0)
+            rm_rf_at(s->dir_fd, dn, 0, NULL);
+    }
+}
+
+/*
+ * The disk work of a create: every partition's directory and empty log
+ * without a sync (stream_log_create), then one syncfs of the data
+ * directory's file system for all of them, then the metadata file (temp
+ * file, fdatasync, rename, fsync of the directory: the commit). Three syncs
+ * in all, whatever the partition count.
+ */
+static void create_run(stream_store_job *j)
+{
+    stream_store *s = j->s;
+    stream_topic *t = j->t;
+    char dn[STREAM_TOPIC_NAME_MAX + 16], path[PATH_MAX];
+    int rc = 0;
+    /* Directories named like ours without a topic are debris (open removes
+     * them too); starting from them would resurrect old records. */
+    for (int32_t i = 0; i < t->partition_count && rc == 0; i++) {
+        snprintf(dn, sizeof dn, "%s-%d", t->name, (int)i);
+        if (is_type_at(s->dir_fd, dn, S_IFDIR) && move_to_trash(s, dn, j->trash) < 0 &&
+            rm_rf_at(s->dir_fd, dn, 0, NULL) < 0) {
+            errf(j->err, sizeof j->err, "%s/%s: cannot remove a stale partition directory", s->dir,
+                 dn);
+            rc = STREAM_EIO;
+        }
+    }
+    int32_t i = 0;
+    for (; i < t->partition_count && rc == 0; i++) {
+        int w = snprintf(path, sizeof path, "%s/%s-%d", s->dir, t->name, (int)i);
+        if (w < 0 || (size_t)w >= sizeof path) {
+            errf(j->err, sizeof j->err, "%s/%s-%d: path too long", s->dir, t->name, (int)i);
+            rc = STREAM_EINVAL;
+            break;
+        }
+        rc = stream_log_create(path, &t->log_config, &t->partitions[i], j->err, sizeof j->err);
+        if (rc < 0) {
+            t->partitions[i] = NULL;
+            break;
+        }
+    }
+    if (rc == 0 && syscall(SYS_syncfs, s->dir_fd) < 0) {
+        int e = errno;
+        errf(j->err, sizeof j->err, "%s: sync: %s", s->dir, strerror(e));
+        rc = stream_err_from_errno(e);
+    }
+    if (rc == 0)
+        rc = write_meta(s, t->name, t->partition_count, t->overrides, j->err, sizeof j->err);
+    if (rc < 0) {
+        create_undo(j, i);
+        j->rc = rc;
+        return;
+    }
+    j->committed = true;
+}
+
+/*
+ * The disk work of a delete: the metadata file goes (the commit), the logs
+ * are dropped unwritten, and the partition directories move into a fresh
+ * .deleted/<n>, which the trash thread empties after the finish. Two
+ * syncs of the data directory, whatever the partition count.
+ */
+static void delete_run(stream_store_job *j)
+{
+    stream_store *s = j->s;
+    stream_topic *t = j->t;
     char meta[STREAM_TOPIC_NAME_MAX + sizeof META_SUFFIX];
     snprintf(meta, sizeof meta, "%s" META_SUFFIX, t->name);
     if (unlinkat(s->dir_fd, meta, 0) < 0) {
         int e = errno;
-        errf(errbuf, errbuf_len, "%s/%s: %s", s->dir, meta, strerror(e));
-        return stream_err_from_errno(e);
+        errf(j->err, sizeof j->err, "%s/%s: %s", s->dir, meta, strerror(e));
+        j->rc = stream_err_from_errno(e);
+        return;
     }
     /* Committed: from here on the delete finishes, now or at the next open. */
     fsync_dir(s->dir_fd);
-    memmove(s->topics + pos, s->topics + pos + 1, (s->topic_count - pos - 1) * sizeof *s->topics);
-    s->topic_count--;
-
-    int32_t count = t->partition_count;
-    char tname[STREAM_TOPIC_NAME_MAX + 1];
-    snprintf(tname, sizeof tname, "%s", t->name);
-    topic_free(t);
-
-    /* Move the directories out of the namespace first, so a crash in the
-     * (slow) removal leaves nothing that looks like a partition. */
-    if (mkdirat(s->dir_fd, TRASH_DIR, 0755) < 0 && errno != EEXIST)
-        return 0; /* the strays are removed at the next open */
-    char from[STREAM_TOPIC_NAME_MAX + 16], to[STREAM_TOPIC_NAME_MAX + 32];
-    for (int32_t i = 0; i < count; i++) {
-        snprintf(from, sizeof from, "%s-%d", tname, (int)i);
-        snprintf(to, sizeof to, TRASH_DIR "/%s", from);
-        if (renameat(s->dir_fd, from, s->dir_fd, to) < 0 &&
-            (errno == EEXIST || errno == ENOTEMPTY)) {
-            rm_rf_at(s->dir_fd, to, 0);
-            renameat(s->dir_fd, from, s->dir_fd, to);
-        }
+    j->committed = true;
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        stream_log_discard(t->partitions[i]);
+        t->partitions[i] = NULL;
+    }
+    j->logs_gone = true;
+    /* Out of the namespace at once, so the name can be used again and a
+     * crash in the (slow) removal leaves nothing that looks like a
+     * partition. A directory that cannot move is a stray the next create
+     * of the name, or the next open, moves. */
+    char dn[STREAM_TOPIC_NAME_MAX + 16];
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        snprintf(dn, sizeof dn, "%s-%d", t->name, (int)i);
+        if (move_to_trash(s, dn, j->trash) < 0 && j->trash[0] == '\0')
+            break;
     }
     fsync_dir(s->dir_fd);
-    for (int32_t i = 0; i < count; i++) {
-        snprintf(to, sizeof to, TRASH_DIR "/%s-%d", tname, (int)i);
-        rm_rf_at(s->dir_fd, to, 0);
+}
+
+void stream_store_job_run(stream_store_job *j)
+{
+    if (j->create)
+        create_run(j);
+    else
+        delete_run(j);
+}
+
+int stream_store_job_finish(stream_store_job *j, stream_topic **out, char *errbuf,
+                            size_t errbuf_len)
+{
+    if (out != NULL)
+        *out = NULL;
+    stream_store *s = j->s;
+    stream_topic *t = j->t;
+    int rc = j->rc;
+    busy_remove(s, t->name);
+    if (j->create)
+        s->pending_partitions -= t->partition_count;
+    if (j->trash[0] != '\0')
+        trash_push(s, j->trash);
+    bool found;
+    if (j->create && rc == 0) {
+        insert_topic(s, topic_pos(s, t->name, &found), t);
+        if (out != NULL)
+            *out = t;
+    } else if (!j->create && !j->committed) {
+        insert_topic(s, topic_pos(s, t->name, &found), t); /* the delete failed: back */
+    } else {
+        topic_free(t); /* logs already closed (NULL) by the run */
     }
-    unlinkat(s->dir_fd, TRASH_DIR, AT_REMOVEDIR); /* fails while others are in it */
-    return 0;
+    if (rc < 0)
+        errf(errbuf, errbuf_len, "%s", j->err);
+    free(j);
+    return rc;
+}
+
+int stream_store_create_topic(stream_store *s, const char *name, int32_t partitions,
+                              const stream_config *overrides, bool internal, stream_topic **out,
+                              char *errbuf, size_t errbuf_len)
+{
+    if (out != NULL)
+        *out = NULL;
+    stream_store_job *j;
+    int rc =
+        stream_store_create_begin(s, name, partitions, overrides, internal, &j, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    stream_store_job_run(j);
+    return stream_store_job_finish(j, out, errbuf, errbuf_len);
+}
+
+int stream_store_delete_topic(stream_store *s, const char *name, char *errbuf, size_t errbuf_len)
+{
+    stream_store_job *j;
+    int rc = stream_store_delete_begin(s, name, NULL, &j, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    stream_store_job_run(j);
+    return stream_store_job_finish(j, NULL, errbuf, errbuf_len);
 }
 
 /* Gives partitions [0, n) of t the config `lc`. */

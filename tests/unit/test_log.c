@@ -1032,6 +1032,34 @@ static void test_reopen_after_unclean_stop_scans(void **state)
     assert_int_equal(verify_log(f, 2000), 90);
 }
 
+/* A log created without syncs (stream_log_create) and dropped as if the
+ * process died: the next open finds nothing past its recovery point and
+ * neither scans nor rebuilds anything (ten thousand idle partitions after a
+ * kill -9); a log with appends past it is scanned. */
+static void test_unclean_open_with_nothing_past_recovery_point_skips_scan(void **state)
+{
+    fixture *f = *state;
+    char err[256] = "";
+    assert_int_equal(stream_log_create(f->logdir, &f->cfg, &f->log, err, sizeof err), 0);
+    stream_log *again;
+    assert_int_equal(stream_log_create(f->logdir, &f->cfg, &again, err, sizeof err), STREAM_EEXIST);
+    stream_log_discard(f->log); /* the process "dies": no marker, nothing synced */
+    stream_log_recovery rec;
+    open_log(f, &rec);
+    assert_false(rec.clean);
+    assert_int_equal(rec.scanned_bytes, 0);
+    assert_int_equal(rec.indexes_rebuilt, 0);
+    assert_int_equal(rec.segments, 1);
+
+    fill(f, 5);
+    stream_log_discard(f->log);
+    open_log(f, &rec);
+    assert_false(rec.clean);
+    assert_true(rec.scanned_bytes > 0);
+    assert_int_equal(verify_log(f, 2000), 5);
+    close_log(f);
+}
+
 /* Closes the log, then makes the next open distrust everything. */
 static void close_as_if_crashed(fixture *f)
 {
@@ -1595,6 +1623,7 @@ int main(void)
         T(test_segment_rolls_by_segment_bytes),
         T(test_reopen_after_clean_close_skips_scan),
         T(test_reopen_after_unclean_stop_scans),
+        T(test_unclean_open_with_nothing_past_recovery_point_skips_scan),
         T(test_recovery_truncates_at_flipped_byte_in_middle_segment),
         T(test_recovery_truncates_flipped_byte_in_tail_after_crash),
         T(test_recovery_cuts_torn_tail_even_with_clean_marker),

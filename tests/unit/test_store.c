@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -214,6 +216,7 @@ static void test_create_list_lookup_delete(void **state)
     assert_string_equal(stream_store_topic_at(s, 1)->name, "gamma");
     assert_false(exists(f, "beta.topic"));
     assert_false(exists(f, "beta-0") || exists(f, "beta-1") || exists(f, "beta-2"));
+    stream_store_wait_trash(s); /* the files go in the background */
     assert_false(exists(f, ".deleted"));
     stream_store_close(s);
 }
@@ -431,6 +434,7 @@ static void test_crash_mid_delete_is_finished_at_open(void **state)
     s = open_store(f, NULL);
     assert_null(stream_store_topic(s, "doomed"));
     assert_non_null(stream_store_topic(s, "kept"));
+    stream_store_wait_trash(s);
     assert_false(exists(f, ".deleted"));
     assert_false(exists(f, "doomed-1.deleted"));
     assert_false(exists(f, "doomed-2") || exists(f, "doomed-3"));
@@ -619,6 +623,134 @@ static void test_records_survive_reopen_but_not_delete_and_recreate(void **state
     stream_store_close(s);
 }
 
+static void *run_job(void *arg)
+{
+    stream_store_job_run(arg);
+    return NULL;
+}
+
+/* A create's disk work runs on another thread while the owner goes on using
+ * the store; the name is reserved until the finish. */
+static void test_create_job_runs_beside_the_owner(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    create(s, "other", 1, NULL);
+    stream_store_job *j;
+    assert_int_equal(
+        stream_store_create_begin(s, "big", 300, NULL, false, &j, errbuf, sizeof errbuf), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_job, j), 0);
+    /* Meanwhile: not there yet, not creatable twice, other topics usable. */
+    assert_null(stream_store_topic(s, "big"));
+    stream_store_job *j2;
+    assert_int_equal(
+        stream_store_create_begin(s, "big", 1, NULL, false, &j2, errbuf, sizeof errbuf),
+        STREAM_ETOPICEXISTS);
+    assert_non_null(strstr(errbuf, "being created or deleted"));
+    assert_int_equal(stream_store_delete_topic(s, "big", errbuf, sizeof errbuf), STREAM_ENOTOPIC);
+    create(s, "small", 2, NULL);
+    pthread_join(th, NULL);
+    stream_topic *t;
+    assert_int_equal(stream_store_job_finish(j, &t, errbuf, sizeof errbuf), 0);
+    assert_ptr_equal(stream_store_topic(s, "big"), t);
+    assert_int_equal(t->partition_count, 300);
+    assert_int_equal(stream_store_topic_count(s), 3);
+    stream_store_close(s);
+
+    s = open_store(f, NULL);
+    assert_int_equal(stream_store_topic(s, "big")->partition_count, 300);
+    assert_true(exists(f, "big-299"));
+    stream_store_close(s);
+}
+
+/* A delete takes the topic out at its begin, moves the directories away in
+ * its run (the name is free at the finish) and leaves the files to the
+ * trash thread. */
+static void test_delete_job_frees_the_name_at_once(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    stream_topic *t = create(s, "gone", 50, NULL);
+    append_one(t->partitions[7], "old");
+
+    stream_store_job *j;
+    stream_topic *taken;
+    assert_int_equal(stream_store_delete_begin(s, "gone", &taken, &j, errbuf, sizeof errbuf), 0);
+    assert_ptr_equal(taken, t);
+    assert_null(stream_store_topic(s, "gone"));
+    stream_store_job *j2;
+    assert_int_equal(
+        stream_store_create_begin(s, "gone", 1, NULL, false, &j2, errbuf, sizeof errbuf),
+        STREAM_ETOPICEXISTS);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_job, j), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(stream_store_job_finish(j, NULL, errbuf, sizeof errbuf), 0);
+    assert_false(exists(f, "gone.topic") || exists(f, "gone-0") || exists(f, "gone-49"));
+
+    /* The same name again at once: a new, empty topic. */
+    t = create(s, "gone", 8, NULL);
+    assert_int_equal(stream_log_end_offset(t->partitions[7]), 0);
+    stream_store_wait_trash(s);
+    assert_false(exists(f, ".deleted"));
+    stream_store_close(s);
+}
+
+/* A start does not wait for the trash: what a killed broker left in
+ * .deleted/ goes in the background. */
+static void test_leftover_trash_is_removed_in_the_background(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    create(s, "kept", 1, NULL);
+    stream_store_close(s);
+    make_dir(f, ".deleted");
+    make_dir(f, ".deleted/3");
+    for (int i = 0; i < 20; i++) {
+        char dn[64];
+        snprintf(dn, sizeof dn, ".deleted/3/old-%d", i);
+        make_dir(f, dn);
+        snprintf(dn, sizeof dn, ".deleted/3/old-%d/00000000000000000000.log", i);
+        write_file(f, dn, "old records");
+    }
+    s = open_store(f, NULL);
+    assert_true(has_note(s, "in the background"));
+    /* A delete meanwhile gets a trash directory of its own. */
+    create(s, "next", 3, NULL);
+    assert_int_equal(stream_store_delete_topic(s, "next", errbuf, sizeof errbuf), 0);
+    stream_store_wait_trash(s);
+    assert_false(exists(f, ".deleted"));
+    assert_true(exists(f, "kept-0"));
+    stream_store_close(s);
+}
+
+/* A create that would pass the open-file limit is refused up front, with a
+ * message naming the limit, not failed partway with EMFILE as EIO. */
+static void test_create_past_the_open_file_limit_is_refused_up_front(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 400;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    stream_topic *t = NULL;
+    int rc = stream_store_create_topic(s, "big", 300, NULL, false, &t, errbuf, sizeof errbuf);
+    stream_topic *t2 = NULL;
+    int rc2 = stream_store_create_topic(s, "fits", 100, NULL, false, &t2, errbuf, sizeof errbuf);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(rc, STREAM_EINVAL);
+    assert_null(t);
+    assert_non_null(strstr(errbuf, "open-file limit"));
+    assert_non_null(strstr(errbuf, "ulimit -n"));
+    assert_false(exists(f, "big.topic") || exists(f, "big-0"));
+    assert_int_equal(rc2, 0);
+    assert_int_equal(t2->partition_count, 100);
+    stream_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +779,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metadata_file_is_readable_key_value_text, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_records_survive_reopen_but_not_delete_and_recreate,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_job_runs_beside_the_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_job_frees_the_name_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leftover_trash_is_removed_in_the_background, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_create_past_the_open_file_limit_is_refused_up_front,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

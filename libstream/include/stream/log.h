@@ -157,6 +157,29 @@ typedef struct stream_log_slice {
 int stream_log_open(const char *dir, const stream_log_config *cfg, stream_log **out,
                     stream_log_recovery *rec, char *errbuf, size_t errbuf_len);
 
+/* As stream_log_open, but without the fsync of the directory that open
+ * otherwise ends with (it makes the removal of the clean-shutdown marker
+ * durable before the first append): the caller syncs the directory before
+ * anything is appended (the store opens every partition, then syncs once). */
+int stream_log_open_unsynced(const char *dir, const stream_log_config *cfg, stream_log **out,
+                             stream_log_recovery *rec, char *errbuf, size_t errbuf_len);
+
+/* Creates the empty log of a new partition in `dir`, which must not exist
+ * (STREAM_EEXIST otherwise; its parent must), without a single fsync: the
+ * caller makes the new directory and its files durable before it relies on
+ * them (stream_store syncs a whole new topic at once: one sync, not one per
+ * partition). Until then a crash may lose the directory or leave it partly
+ * made; stream_log_open of such a leftover recovers it as an unclean log.
+ * Errors as stream_log_open. */
+int stream_log_create(const char *dir, const stream_log_config *cfg, stream_log **out, char *errbuf,
+                      size_t errbuf_len);
+
+/* Frees a log whose files are about to be deleted (its topic was deleted):
+ * detaches it from its flusher and closes its descriptors, writing nothing
+ * (no flush, checkpoint or marker). Slices still pinned stay readable.
+ * NULL is a no-op. */
+void stream_log_discard(stream_log *log);
+
 /* Flushes, writes the recovery point and the clean-shutdown marker (unless the
  * log saw an I/O error), and frees the log. NULL is a no-op. */
 void stream_log_close(stream_log *log);

@@ -12,7 +12,9 @@
  *                                 partitions=<count>
  *                                 <topic setting>=<value>   (its overrides)
  *   <data>/<topic>-<n>/       partition n's log (log.h), 0 <= n < count
- *   <data>/.deleted/          partitions of deleted topics on their way out
+ *   <data>/.deleted/<n>/      partitions of a deleted topic on their way out
+ *                             (one directory per delete, emptied in the
+ *                             background by the store's trash thread)
  *   <data>/.<topic>.tmp       a metadata file being written
  *
  * Names fit NAME_MAX: a topic name is at most 249 bytes, so "<topic>.topic"
@@ -22,21 +24,31 @@
  *
  * Crash safety: every step is ordered so that an interrupted one is either
  * invisible or finished by the next open.
- *   create  partition directories first (fsync <data>), then the metadata file
- *           (temp file, fsync, rename, fsync <data>): the rename commits.
+ *   create  partition directories and their empty logs first, unsynced,
+ *           then one syncfs(2) of the data directory's file system for all
+ *           of them, then the metadata file (temp file, fdatasync, rename,
+ *           fsync <data>): the rename commits. Three syncs for any count.
  *   delete  unlink the metadata (fsync <data>): that commits; then the
- *           partition directories move into .deleted/ and are removed.
+ *           partition directories move into a new .deleted/<n> (fsync
+ *           <data>), and the trash thread removes them after the answer.
  *   alter   the metadata file is replaced atomically, then the logs are told.
- * At open the store removes leftovers: .deleted/ and its contents, directories
+ * At open the store removes leftovers: .deleted/ and its contents (handed to
+ * the trash thread, so a restart does not wait for them), directories
  * named "<topic>-<n>.deleted" (an older convention, also handy for scripts),
  * temp files, and "stray" partition directories - named like one but with no
  * metadata file, or with n >= the topic's count. Each removal is recorded as a
  * note (stream_store_note). A metadata file that cannot be parsed fails the
  * open: guessing would mean deleting its partitions as strays.
  *
- * Threads: a store and its logs belong to one thread (the broker's loop). The
- * only lock is the directory lock, which keeps a second broker (or a second
- * store in the same process) off the directory.
+ * Threads: a store and its logs belong to one thread (the broker's loop),
+ * with two exceptions. The disk work of a create or delete
+ * (stream_store_job_run) may run on another thread while the owner goes on
+ * using the store: a topic with thousands of partitions takes seconds to
+ * make or remove, which a broker must not spend on its loop. And the store
+ * has a thread of its own, started on the first delete (or at open, when
+ * .deleted/ holds leftovers), that removes the trash; close stops it. The
+ * only file lock is the directory lock, which keeps a second broker (or a
+ * second store in the same process) off the directory.
  *
  * Topic names: [a-zA-Z0-9._-]{1,249}, not "." or "..". Names starting "__"
  * are internal (e.g. __consumer_offsets): only created when the caller says
@@ -124,20 +136,68 @@ const char *stream_store_note(const stream_store *s, size_t i);
  * `internal` without "__", `overrides` not a topic config),
  * STREAM_ETOPICEXISTS, STREAM_EBADCONFIG (a log that refuses the settings),
  * STREAM_EIO/ENOSPC, STREAM_ENOMEM. On error nothing of the topic remains.
+ * A partition holds two descriptors while open: a create whose partitions
+ * (with those of creates still running) would pass the process's open-file
+ * limit (RLIMIT_NOFILE, less a reserve of 64) is refused up front with
+ * STREAM_EINVAL, errbuf naming the limit and how to raise it.
  */
 int stream_store_create_topic(stream_store *s, const char *name, int32_t partitions,
                               const stream_config *overrides, bool internal, stream_topic **out,
                               char *errbuf, size_t errbuf_len);
 
 /*
- * Deletes topic `name`: closes its logs and removes its files. The caller
- * first finishes or fails operations waiting on its logs; the stream_topic
- * and its logs are freed. Errors:
- * STREAM_ENOTOPIC; STREAM_EIO when the metadata file cannot be removed (the
- * topic is unchanged). Once the metadata file is gone the delete completes:
- * a later failure to remove files is only noted, and open finishes the job.
+ * Deletes topic `name`: closes its logs (unwritten: stream_log_discard) and
+ * moves its directories into the trash, which a thread of the store empties
+ * later. The caller first finishes or fails operations waiting on its logs;
+ * the stream_topic and its logs are freed. Errors: STREAM_ENOTOPIC;
+ * STREAM_EIO when the metadata file cannot be removed (the topic is
+ * unchanged). Once the metadata file is gone the delete completes: what
+ * cannot be moved or removed now is finished by the next open.
  */
 int stream_store_delete_topic(stream_store *s, const char *name, char *errbuf, size_t errbuf_len);
+
+/*
+ * A create or delete in three steps, so that the disk work runs off the
+ * owner's thread:
+ *
+ *   _create_begin / _delete_begin   owner thread: the checks; reserves the
+ *                                   name until the finish (another create or
+ *                                   delete of it fails with
+ *                                   STREAM_ETOPICEXISTS / STREAM_ENOTOPIC).
+ *                                   A delete takes the topic out of the
+ *                                   store at once: the caller stops using
+ *                                   its logs (the run closes them).
+ *   stream_store_job_run            any thread, exactly once: the disk work.
+ *                                   Touches nothing of the store but its
+ *                                   directory, so the owner may meanwhile
+ *                                   use the store, begin and finish other
+ *                                   jobs.
+ *   stream_store_job_finish         owner thread: frees the job and returns
+ *                                   the result as stream_store_create_topic
+ *                                   / _delete_topic would have (errbuf
+ *                                   written on error). A create's topic
+ *                                   appears in the store (*out); a delete
+ *                                   that failed before its commit puts the
+ *                                   topic back, logs untouched.
+ *
+ * Every job begun is run and finished before stream_store_close. The arguments
+ * and errors of _create_begin are those of stream_store_create_topic; those of
+ * _delete_begin are STREAM_ENOTOPIC and STREAM_ENOMEM, *topic (may be NULL)
+ * getting the topic taken out, readable until the run starts.
+ */
+typedef struct stream_store_job stream_store_job;
+int stream_store_create_begin(stream_store *s, const char *name, int32_t partitions,
+                              const stream_config *overrides, bool internal, stream_store_job **out,
+                              char *errbuf, size_t errbuf_len);
+int stream_store_delete_begin(stream_store *s, const char *name, stream_topic **topic,
+                              stream_store_job **out, char *errbuf, size_t errbuf_len);
+void stream_store_job_run(stream_store_job *j);
+int stream_store_job_finish(stream_store_job *j, stream_topic **out, char *errbuf,
+                            size_t errbuf_len);
+
+/* Waits until the trash thread has removed everything handed to it so far
+ * (tests; a broker never waits for it). */
+void stream_store_wait_trash(stream_store *s);
 
 /*
  * Replaces topic `name`'s overrides with the set keys of `overrides` (NULL or

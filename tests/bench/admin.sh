@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# admin.sh - topic admin work at scale on one broker (issue 22's targets):
+#
+#   tests/bench/admin.sh [BUILD_DIR]      (default: build)
+#
+#   create    `stream-topics create big --partitions N`: its wall time, and
+#             meanwhile the latency of `stream-bench e2e --rate R --acks 1`
+#             on another topic (p50, p99, max). Target: <= 2 s for 10,000,
+#             with p99 <= 5 ms and max <= 50 ms.
+#   delete    `stream-topics delete big`, the same way.
+#   restart   the broker's start until its --ready-file, with N partitions
+#             (the topic created again): after SIGTERM, and after kill -9
+#             with ADMIN_WRITTEN partitions written in the last second
+#             before it. Targets: <= 1 s and <= 3 s for 10,000.
+#
+# Environment: ADMIN_PARTITIONS (9000: a partition holds two descriptors,
+# and a create of 10,000 is refused under the default hard limit of 20,000), ADMIN_RATE (1000), ADMIN_WRITTEN
+# (100), ADMIN_E2E_SECONDS (5: the e2e's length; the admin command starts a
+# second into it), ADMIN_BROKER (default BUILD_DIR/stream-broker), BENCH_DIR (see
+# lib.sh). The broker's data dir is on a real disk (not tmpfs); ulimit -n is
+# raised to its hard limit.
+set -euo pipefail
+
+build=$(cd "${1:-build}" && pwd)
+parts=${ADMIN_PARTITIONS:-9000}
+rate=${ADMIN_RATE:-1000}
+written=${ADMIN_WRITTEN:-100}
+e2e_seconds=${ADMIN_E2E_SECONDS:-5}
+broker_bin=${ADMIN_BROKER:-$build/stream-broker}
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+. "$(dirname "$0")/lib.sh"
+tmp=$(bench_tmpdir admin "$build") || exit 1
+broker_pid=
+e2e_pid=
+cleanup() {
+    [ -z "$e2e_pid" ] || kill -TERM "$e2e_pid" 2>/dev/null || true
+    [ -z "$broker_pid" ] || { kill -KILL "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; }
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# start_broker: starts the broker on $tmp/data; ready_ms = ms until ready.
+start_broker() {
+    rm -f "$tmp/ready"
+    local t0
+    t0=$(now_ms)
+    "$broker_bin" --listen 127.0.0.1:0 --data-dir "$tmp/data" --ready-file "$tmp/ready" \
+        --log-level warn </dev/null >/dev/null 2>>"$tmp/broker.log" &
+    broker_pid=$!
+    for _ in $(seq 6000); do
+        [ -s "$tmp/ready" ] && break
+        kill -0 "$broker_pid" 2>/dev/null || { cat "$tmp/broker.log" >&2; exit 1; }
+        sleep 0.01
+    done
+    [ -s "$tmp/ready" ] || { echo "admin.sh: broker not ready" >&2; exit 1; }
+    ready_ms=$(($(now_ms) - t0))
+    STREAM_BROKERS=$(cat "$tmp/ready")
+    export STREAM_BROKERS
+}
+stop_broker() { # SIG
+    kill "-$1" "$broker_pid"
+    wait "$broker_pid" 2>/dev/null || true
+    broker_pid=
+}
+
+# during CMD...: runs CMD a second into an e2e of ADMIN_E2E_SECONDS on topic
+# e2e; sets result to "<ms of CMD> <p50> <p99> <max>" (e2e latencies in ms).
+during() {
+    "$build/stream-bench" e2e -t e2e -n $((rate * e2e_seconds)) --rate "$rate" --acks 1 \
+        --json -q >"$tmp/e2e.json" 2>"$tmp/e2e.err" &
+    e2e_pid=$!
+    sleep 1
+    local t0 t1
+    t0=$(now_ms)
+    "$@" >/dev/null
+    t1=$(now_ms)
+    wait "$e2e_pid" || { cat "$tmp/e2e.err" >&2; exit 1; }
+    e2e_pid=
+    local lat
+    lat=$(sed 's/.*"p50":\([0-9.]*\).*"p99":\([0-9.]*\).*"max":\([0-9.]*\).*/\1 \2 \3/' "$tmp/e2e.json")
+    result="$((t1 - t0)) $lat"
+}
+
+echo "admin benchmark: broker $broker_bin, data in $tmp ($(fstype "$tmp")), $(nproc) CPUs," \
+    "ulimit -n $(ulimit -n)"
+start_broker
+"$build/stream-topics" create e2e -p 1 >/dev/null
+during "$build/stream-topics" create big --partitions "$parts"
+read -r c_ms c50 c99 cmax <<<"$result"
+during "$build/stream-topics" delete big
+read -r d_ms d50 d99 dmax <<<"$result"
+"$build/stream-topics" create big --partitions "$parts" >/dev/null
+t0=$(now_ms)
+stop_broker TERM
+stop_ms=$(($(now_ms) - t0))
+start_broker
+term_ms=$ready_ms
+# $written records with distinct keys (about as many partitions), then kill -9
+# within the second.
+seq "$written" | awk '{ print "k" $1 ":x" }' | "$build/stream-pub" -t big --acks 1 -K : >/dev/null
+stop_broker KILL
+start_broker
+kill9_ms=$ready_ms
+stop_broker TERM
+
+printf '%-40s %10s %10s %10s %10s\n' "what" "ms" "e2e p50" "p99" "max"
+printf '%-40s %10s %10s %10s %10s\n' "create --partitions $parts" "$c_ms" "$c50" "$c99" "$cmax"
+printf '%-40s %10s %10s %10s %10s\n' "delete ($parts partitions)" "$d_ms" "$d50" "$d99" "$dmax"
+printf '%-40s %10s\n' "stop (SIGTERM to exit, $parts)" "$stop_ms"
+printf '%-40s %10s\n' "restart after SIGTERM ($parts)" "$term_ms"
+printf '%-40s %10s\n' "restart after kill -9 ($written written)" "$kill9_ms"
