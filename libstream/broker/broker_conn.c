@@ -146,6 +146,8 @@ int stream__req_add_file(stream__req *r, stream_log_slice *sl, stream_log *log)
 
 static void req_free(stream__req *r)
 {
+    if (r->native_done != NULL && r->native_release != NULL)
+        r->native_release(r->native_arg);
     stream__req_drop_files(r);
     free(r->chunk);
     stream_buf_release(&r->out);
@@ -745,6 +747,19 @@ static void conn_flush(stream__conn *c)
 void stream__req_complete(stream__req *r)
 {
     stream__conn *c = r->conn;
+    if (r->native_done != NULL && !c->closing) {
+        /* A native op's answer, for the service to translate: it writes
+         * the real response into a fresh r->out and completes r again. */
+        stream__native_done_fn done = r->native_done;
+        void *arg = r->native_arg;
+        r->native_done = NULL;
+        stream_buf native = r->out;
+        stream_buf_init(&r->out);
+        bool whole = !native.oom && native.len >= 4;
+        done(arg, r, whole ? native.data + 4 : NULL, whole ? native.len - 4 : 0);
+        stream_buf_release(&native);
+        return;
+    }
     r->done = true;
     r->waiter = NULL;
     /* Counted from now, not from its write: a response finished behind a

@@ -152,6 +152,12 @@ struct stream__req {
     size_t piece_sent;      /* direct write: its bytes written (or handed to libuv) */
     uint8_t *chunk;         /* direct write: file bytes handed to a uv_write, or NULL */
     bool part_in_flight;    /* direct write: a uv_write of a part is outstanding */
+    /* A native op run for a service's protocol (stream__host_native_op):
+     * the native answer goes to native_done instead of the socket; if the
+     * connection closes first, native_release frees native_arg. */
+    stream__native_done_fn native_done;
+    void (*native_release)(void *arg);
+    void *native_arg;
 };
 
 /* A listener of a service's own protocol (stream__host_listen): its frames

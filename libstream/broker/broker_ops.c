@@ -478,6 +478,56 @@ static int fail_frame(stream__conn *c, stream__req *r, int err, const char *msg)
     return err;
 }
 
+/* Answers op (decoded in m) for r: a core op, unless a service took it
+ * (stream__host_take_op), or a service's op. */
+static void run_op(stream__conn *c, stream__req *r, uint64_t id, stream_op op,
+                   const msgpack_object *m)
+{
+    char msg[160];
+    if (c->broker->routes[op].taken && stream__services_dispatch(c->broker, r, id, op, m))
+        return; /* a core op a service answers instead (stream__host_take_op) */
+    switch (op) {
+    case STREAM_OP_HELLO:
+        op_hello(c, r, id, m);
+        break;
+    case STREAM_OP_METADATA:
+        op_metadata(c, r, id, m);
+        break;
+    case STREAM_OP_CREATE_TOPICS:
+        stream__op_create_topics(c, r, id, m);
+        break;
+    case STREAM_OP_DELETE_TOPICS:
+        stream__op_delete_topics(c, r, id, m);
+        break;
+    case STREAM_OP_DESCRIBE_CONFIGS:
+        op_describe_configs(c, r, id, m);
+        break;
+    case STREAM_OP_ALTER_CONFIGS:
+        op_alter_configs(c, r, id, m);
+        break;
+    case STREAM_OP_PRODUCE:
+        stream__op_produce(c, r, id, m);
+        break;
+    case STREAM_OP_FETCH:
+        stream__op_fetch(c, r, id, m);
+        break;
+    case STREAM_OP_LIST_OFFSETS:
+        stream__op_list_offsets(c, r, id, m);
+        break;
+    case STREAM_OP_INIT_PRODUCER_ID:
+        stream__op_init_producer_id(c, r, id, m);
+        break;
+    default:
+        /* A service's op (the consumer groups'), or one nobody answers. */
+        if (stream__services_dispatch(c->broker, r, id, op, m))
+            break;
+        snprintf(msg, sizeof(msg), "operation '%s' is not supported by this broker",
+                 stream_op_name(op));
+        stream__reply_error(r, id, STREAM_EUNKNOWNOP, msg);
+        break;
+    }
+}
+
 /* stream__dispatch with the request decoded into dm. */
 static int dispatch(stream__conn *c, uint8_t *frame, size_t len, stream_msg *dm)
 {
@@ -521,49 +571,7 @@ static int dispatch(stream__conn *c, uint8_t *frame, size_t len, stream_msg *dm)
         stream__reply_error(r, id, rc, msg);
         return 0;
     }
-    const msgpack_object *m = &dm->root;
-    if (c->broker->routes[op].taken && stream__services_dispatch(c->broker, r, id, op, m))
-        return 0; /* a core op a service answers instead (stream__host_take_op) */
-    switch (op) {
-    case STREAM_OP_HELLO:
-        op_hello(c, r, id, m);
-        break;
-    case STREAM_OP_METADATA:
-        op_metadata(c, r, id, m);
-        break;
-    case STREAM_OP_CREATE_TOPICS:
-        stream__op_create_topics(c, r, id, m);
-        break;
-    case STREAM_OP_DELETE_TOPICS:
-        stream__op_delete_topics(c, r, id, m);
-        break;
-    case STREAM_OP_DESCRIBE_CONFIGS:
-        op_describe_configs(c, r, id, m);
-        break;
-    case STREAM_OP_ALTER_CONFIGS:
-        op_alter_configs(c, r, id, m);
-        break;
-    case STREAM_OP_PRODUCE:
-        stream__op_produce(c, r, id, m);
-        break;
-    case STREAM_OP_FETCH:
-        stream__op_fetch(c, r, id, m);
-        break;
-    case STREAM_OP_LIST_OFFSETS:
-        stream__op_list_offsets(c, r, id, m);
-        break;
-    case STREAM_OP_INIT_PRODUCER_ID:
-        stream__op_init_producer_id(c, r, id, m);
-        break;
-    default:
-        /* A service's op (the consumer groups'), or one nobody answers. */
-        if (stream__services_dispatch(c->broker, r, id, op, m))
-            break;
-        snprintf(msg, sizeof(msg), "operation '%s' is not supported by this broker",
-                 stream_op_name(op));
-        stream__reply_error(r, id, STREAM_EUNKNOWNOP, msg);
-        break;
-    }
+    run_op(c, r, id, op, &dm->root);
     return 0;
 }
 
@@ -575,5 +583,42 @@ int stream__dispatch(stream__conn *c, uint8_t *frame, size_t len)
     b->msg_busy = true;
     int rc = dispatch(c, frame, len, &b->msg);
     b->msg_busy = false;
+    return rc;
+}
+
+int stream__host_native_op(stream__req *r, const uint8_t *req, size_t len,
+                           stream__native_done_fn done, void (*release)(void *arg), void *arg)
+{
+    stream__conn *c = r->conn;
+    stream_broker *b = c->broker;
+    stream_msg *dm = b->msg_busy ? &c->msg : &b->msg;
+    bool was_busy = b->msg_busy;
+    b->msg_busy = true;
+    uint64_t id;
+    stream_op op;
+    int rc = stream_msg_parse(req, len, dm, NULL, 0);
+    if (rc == 0)
+        rc = stream_msg_request(dm, &id, &op, NULL, 0);
+    if (rc == 0) {
+        switch (op) {
+        case STREAM_OP_METADATA:
+        case STREAM_OP_CREATE_TOPICS:
+        case STREAM_OP_DELETE_TOPICS:
+        case STREAM_OP_DESCRIBE_CONFIGS:
+        case STREAM_OP_ALTER_CONFIGS:
+        case STREAM_OP_DESCRIBE_CLUSTER:
+            break;
+        default:
+            rc = STREAM_EINVAL;
+            break;
+        }
+    }
+    if (rc == 0) {
+        r->native_done = done;
+        r->native_release = release;
+        r->native_arg = arg;
+        run_op(c, r, id, op, &dm->root);
+    }
+    b->msg_busy = was_busy;
     return rc;
 }

@@ -249,6 +249,35 @@ void stream__host_req_drop(stream__req *r);
  * waiting for it forever). */
 void stream__host_req_close(stream__req *r);
 
+/* ---- the native admin ops, for a service's protocol ----------------------
+ *
+ * A service speaking another protocol (the Kafka listener) has the broker's
+ * own ops do the work: it encodes the request as a native client would, the
+ * broker runs it exactly as it runs a native client's (through the service
+ * that took the op, when one did: in a cluster the controller, which
+ * proposes topic changes to the metadata quorum or forwards them to the
+ * controller), and the native answer comes back to the service to
+ * translate into its own.
+ */
+
+/* Receives the native answer to a request run by stream__host_native_op:
+ * resp (len bytes, one MessagePack map as protocol.md describes the op's
+ * response; NULL when the answer could not be made) is borrowed for the
+ * call. Write r's response into stream__host_req_out and call
+ * stream__host_req_done (or stream__host_req_close). */
+typedef void (*stream__native_done_fn)(void *arg, stream__req *r, const uint8_t *resp,
+                                       size_t len);
+
+/* Runs the native request in req (len bytes: one MessagePack map with op,
+ * id and the op's fields) for r, a service listener's request; done(arg)
+ * gets the answer, now or later, exactly once - unless r's connection
+ * closes first: then release(arg) is called instead (release may be NULL).
+ * Only the admin ops: create_topics, delete_topics, describe_configs,
+ * alter_configs, metadata, describe_cluster. Returns 0, or
+ * STREAM_EPROTO / STREAM_EINVAL (not such a request; nothing was called). */
+int stream__host_native_op(stream__req *r, const uint8_t *req, size_t len,
+                           stream__native_done_fn done, void (*release)(void *arg), void *arg);
+
 /* ---- produce and fetch, for a service's protocol -------------------------
  *
  * The native protocol's own produce, fetch, list_offsets and

@@ -16,16 +16,21 @@
  * does not know is answered with UNSUPPORTED_VERSION and the ranges, in
  * version 0's layout, so that the client can retry with one it shares.
  *
- * Consumer groups and the admin APIs are not answered yet (not listed in
- * ApiVersions). Fetch sessions (KIP-227) are declined: every answer carries
- * session id 0, so clients send full fetch requests.
+ * The admin APIs (CreateTopics, DeleteTopics, CreatePartitions,
+ * DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeCluster)
+ * are kafka_admin.c's, through the broker's own admin ops. Consumer groups
+ * are not answered yet (not listed in ApiVersions). Fetch sessions
+ * (KIP-227) are declined: every answer carries session id 0, so clients
+ * send full fetch requests.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/host.h"
+#include "kafka_admin.h"
 #include "kafka_codec.h"
+#include "kafka_codec_admin.h"
 #include "stream/error.h"
 
 /* The service's state. */
@@ -576,6 +581,8 @@ static void list_offsets(kafka *k, stream__req *r, const stream__kafka_request *
             char msg[320];
             int err = stream__host_list_offset(k->broker, t->name, t->name_len, pt->partition,
                                                pt->offset, &offset, &ts, msg, sizeof(msg));
+            if (err == 0 && pt->offset >= 0 && ts < 0)
+                offset = -1; /* no record at or after the time: Kafka's answer is -1 */
             stream_buf_put_be32(out, (uint32_t)pt->partition);
             stream_buf_put_be16(out, (uint16_t)kafka_error(err));
             stream_buf_put_be64(out, (uint64_t)(err ? -1 : ts));
@@ -696,6 +703,16 @@ static int handle_frame(void *svc, stream__req *r, uint8_t *frame, size_t len)
 {
     kafka *k = svc;
     stream__kafka_request q;
+    size_t body;
+    if (stream__kafka_header_decode(frame, len, &q, &body) == 0 &&
+        stream__kafka_admin_api(q.api_key)) {
+        int rc = stream__kafka_admin_handle(k->broker, r, frame, len, &q, body, k->host, k->port);
+        if (rc != 0)
+            stream__host_log(
+                k->broker, STREAM_BROKER_DEBUG, "kafka: %s: closing: %s (api key %d, version %d)",
+                stream__host_req_peer(r), stream_strerror(rc), (int)q.api_key, (int)q.api_version);
+        return rc;
+    }
     int rc = stream__kafka_request_decode(frame, len, &q);
     if (rc == STREAM_EUNSUPPORTED && q.api_key == STREAM__KAFKA_API_VERSIONS) {
         api_versions(r, &q, STREAM__KAFKA_UNSUPPORTED_VERSION);

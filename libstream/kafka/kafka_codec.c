@@ -25,8 +25,15 @@ static const stream__kafka_api apis[] = {
     {STREAM__KAFKA_METADATA, 0, 12, 9, "Metadata"},
     {STREAM__KAFKA_FIND_COORDINATOR, 0, 3, 3, "FindCoordinator"},
     {STREAM__KAFKA_API_VERSIONS, 0, 3, 3, "ApiVersions"},
+    {STREAM__KAFKA_CREATE_TOPICS, 0, 4, 5, "CreateTopics"},
+    {STREAM__KAFKA_DELETE_TOPICS, 0, 5, 4, "DeleteTopics"},
     {STREAM__KAFKA_INIT_PRODUCER_ID, 0, 4, 2, "InitProducerId"},
     {STREAM__KAFKA_OFFSET_FOR_LEADER_EPOCH, 0, 4, 4, "OffsetForLeaderEpoch"},
+    {STREAM__KAFKA_DESCRIBE_CONFIGS, 0, 4, 4, "DescribeConfigs"},
+    {STREAM__KAFKA_ALTER_CONFIGS, 0, 2, 2, "AlterConfigs"},
+    {STREAM__KAFKA_CREATE_PARTITIONS, 0, 3, 2, "CreatePartitions"},
+    {STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS, 0, 1, 1, "IncrementalAlterConfigs"},
+    {STREAM__KAFKA_DESCRIBE_CLUSTER, 0, 0, 0, "DescribeCluster"},
 };
 
 const stream__kafka_api *stream__kafka_apis(size_t *n)
@@ -482,4 +489,46 @@ void stream__kafka_response_finish(stream_buf *b, size_t start, size_t extra)
     if (b->oom || b->len < start + 4)
         return;
     stream_buf_patch_be32(b, start, (uint32_t)(b->len - start - 4 + extra));
+}
+
+/* ---- reading, for the other decoders ---- */
+
+int8_t stream__kafka_get_i8(stream_reader *rd)
+{
+    return get_i8(rd);
+}
+
+int16_t stream__kafka_get_i16(stream_reader *rd)
+{
+    return get_i16(rd);
+}
+
+int32_t stream__kafka_get_i32(stream_reader *rd)
+{
+    return get_i32(rd);
+}
+
+void stream__kafka_get_string(stream_reader *rd, bool flexible, const char **s, size_t *len)
+{
+    get_string(rd, flexible, s, len);
+}
+
+void stream__kafka_get_name(stream_reader *rd, bool flexible, const char **s, size_t *len)
+{
+    get_name(rd, flexible, s, len);
+}
+
+int64_t stream__kafka_get_count(stream_reader *rd, bool flexible)
+{
+    return get_count(rd, flexible);
+}
+
+void stream__kafka_skip_tags(stream_reader *rd, bool flexible)
+{
+    skip_tags(rd, flexible);
+}
+
+void stream__kafka_fail(stream_reader *rd)
+{
+    fail(rd);
 }

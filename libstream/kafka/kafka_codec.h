@@ -41,8 +41,15 @@ enum {
     STREAM__KAFKA_METADATA = 3,
     STREAM__KAFKA_FIND_COORDINATOR = 10,
     STREAM__KAFKA_API_VERSIONS = 18,
+    STREAM__KAFKA_CREATE_TOPICS = 19,
+    STREAM__KAFKA_DELETE_TOPICS = 20,
     STREAM__KAFKA_INIT_PRODUCER_ID = 22,
     STREAM__KAFKA_OFFSET_FOR_LEADER_EPOCH = 23,
+    STREAM__KAFKA_DESCRIBE_CONFIGS = 32,
+    STREAM__KAFKA_ALTER_CONFIGS = 33,
+    STREAM__KAFKA_CREATE_PARTITIONS = 37,
+    STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS = 44,
+    STREAM__KAFKA_DESCRIBE_CLUSTER = 60,
 };
 
 /* Kafka's error codes the listener answers with. */
@@ -61,8 +68,15 @@ enum {
     STREAM__KAFKA_NOT_ENOUGH_REPLICAS = 19,
     STREAM__KAFKA_INVALID_REQUIRED_ACKS = 21,
     STREAM__KAFKA_UNSUPPORTED_VERSION = 35,
+    STREAM__KAFKA_TOPIC_ALREADY_EXISTS = 36,
+    STREAM__KAFKA_INVALID_PARTITIONS = 37,
+    STREAM__KAFKA_INVALID_REPLICATION_FACTOR = 38,
+    STREAM__KAFKA_INVALID_REPLICA_ASSIGNMENT = 39,
+    STREAM__KAFKA_INVALID_CONFIG = 40,
+    STREAM__KAFKA_NOT_CONTROLLER = 41,
     STREAM__KAFKA_INVALID_REQUEST = 42,
     STREAM__KAFKA_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43,
+    STREAM__KAFKA_POLICY_VIOLATION = 44,
     STREAM__KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER = 45,
     STREAM__KAFKA_DUPLICATE_SEQUENCE_NUMBER = 46,
     STREAM__KAFKA_INVALID_PRODUCER_EPOCH = 47,
@@ -173,5 +187,23 @@ size_t stream__kafka_response_start(stream_buf *b, int32_t correlation_id, bool 
 /* Patches the frame's size (counting extra bytes sent after b's, e.g.
  * file pieces). */
 void stream__kafka_response_finish(stream_buf *b, size_t start, size_t extra);
+
+/* ---- reading, for the other decoders (kafka_codec_admin.c) ----
+ * The getters of the decoders above: each checks what remains and latches
+ * the first failure in rd->err (then returns 0 / NULL). */
+
+int8_t stream__kafka_get_i8(stream_reader *rd);
+int16_t stream__kafka_get_i16(stream_reader *rd);
+int32_t stream__kafka_get_i32(stream_reader *rd);
+/* A nullable string (compact when flexible); *s NULL for null. */
+void stream__kafka_get_string(stream_reader *rd, bool flexible, const char **s, size_t *len);
+/* A string that may not be null. */
+void stream__kafka_get_name(stream_reader *rd, bool flexible, const char **s, size_t *len);
+/* An array's count: -1 for null, else no more than the bytes left. */
+int64_t stream__kafka_get_count(stream_reader *rd, bool flexible);
+/* Skips a tagged-field section when flexible. */
+void stream__kafka_skip_tags(stream_reader *rd, bool flexible);
+/* Latches a failure (a value out of its range). */
+void stream__kafka_fail(stream_reader *rd);
 
 #endif /* STREAM_KAFKA_CODEC_H */

@@ -20,6 +20,18 @@ Prints one line saying what the broker did (the bats test compares it):
     flexible TOPIC    every API at its highest (flexible) version, each answer
                       parsed field by field as Kafka's message definitions lay
                       it out, every byte accounted for: one "API vN ..." line each
+
+The admin APIs (tests/cli/kafka-admin.bats):
+
+    create NAME PARTS RF   CreateTopics v4 of one topic: "error N"
+    incremental TOPIC OP NAME [VALUE]
+                      IncrementalAlterConfigs v1 (flexible) of one setting
+                      (OP 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT): "error N"
+    admin-flexible TOPIC  DescribeConfigs v4, AlterConfigs v2, CreatePartitions
+                      v3, DescribeCluster v0 and DeleteTopics v4 (all flexible),
+                      parsed strictly: one line each
+    admin-truncated KEY VERSION  a request of that admin API cut short inside
+                      its body: "closed"
 """
 import socket
 import struct
@@ -285,6 +297,110 @@ def flexible(s, topic):
     print("ApiVersions v3 error %d apis %s" % (err, " ".join("%d:%d-%d" % a for a in apis)))
 
 
+def admin_create(s, name, parts, rf):
+    """CreateTopics v4 of one topic, no configs: its error code."""
+    n = name.encode()
+    body = struct.pack(">i", 1) + struct.pack(">h", len(n)) + n + struct.pack(">ihii", parts, rf, 0, 0)
+    body += struct.pack(">ib", 10000, 0)
+    s.sendall(frame(19, 4, 3, body))
+    r = answer(s)
+    pos = 4 + 4 + 4
+    (ln,) = struct.unpack_from(">h", r, pos)
+    (err,) = struct.unpack_from(">h", r, pos + 2 + ln)
+    return err
+
+
+def admin_incremental(s, topic, op, name, value):
+    """IncrementalAlterConfigs v1 of one topic setting: its error code."""
+    val = cstr(value) if value is not None else b"\x00"
+    body = b"\x02" + b"\x02" + cstr(topic) + b"\x02" + cstr(name) + bytes([op]) + val + b"\x00"
+    body += b"\x00" + b"\x00" + b"\x00"
+    s.sendall(flex_frame(44, 1, 4, body))
+    r = Reader(answer(s))
+    r.take("i")
+    r.tags()
+    r.take("i")
+    res = r.array(lambda: (r.take("h"), r.string(), r.take("b"), r.string(), r.tags())[0])
+    r.tags()
+    r.done()
+    return res[0]
+
+
+def admin_flexible(s, topic):
+    t = cstr(topic)
+
+    def ask(key, version, body):
+        s.sendall(flex_frame(key, version, 9, body))
+        r = Reader(answer(s))
+        assert r.take("i") == 9
+        r.tags()
+        return r
+
+    # DescribeConfigs v4: the topic, keys retention.ms and segment.bytes, synonyms and docs
+    body = b"\x02" + b"\x02" + t + b"\x03" + cstr("retention.ms") + cstr("segment.bytes") + b"\x00"
+    body += b"\x01\x01\x00"
+    r = ask(32, 4, body)
+    r.take("i")
+
+    def entry():
+        name, value, ro, src, sens = r.string(), r.string(), r.take("b"), r.take("b"), r.take("b")
+        syn = r.array(lambda: (r.string(), r.string(), r.take("b"), r.tags())[:3])
+        ctype, doc = r.take("b"), r.string()
+        r.tags()
+        return "%s=%s/%d/%d/%s/%s" % (name, value, src, ctype, syn[0][0] if syn else "-", "doc" if doc else "nodoc")
+
+    res = r.array(lambda: (r.take("h"), r.string(), r.take("b"), r.string(), r.array(entry), r.tags())[4])
+    r.tags()
+    r.done()
+    print("DescribeConfigs v4 %s" % " ".join(res[0]))
+    # AlterConfigs v2: set retention.ms (and so every other override goes)
+    body = b"\x02" + b"\x02" + t + b"\x02" + cstr("retention.ms") + cstr("120000") + b"\x00" + b"\x00"
+    body += b"\x00\x00"
+    r = ask(33, 2, body)
+    r.take("i")
+    res = r.array(lambda: (r.take("h"), r.string(), r.take("b"), r.string(), r.tags())[0])
+    r.tags()
+    r.done()
+    print("AlterConfigs v2 errors %s" % res)
+    # CreatePartitions v3: to 1 partition (no more than it has)
+    body = b"\x02" + t + struct.pack(">i", 1) + b"\x00" + b"\x00" + struct.pack(">ib", 5000, 0) + b"\x00"
+    r = ask(37, 3, body)
+    r.take("i")
+    res = r.array(lambda: (r.string(), r.take("h"), r.string(), r.tags())[1])
+    r.tags()
+    r.done()
+    print("CreatePartitions v3 errors %s" % res)
+    # DescribeCluster v0
+    r = ask(60, 0, b"\x00\x00")
+    thr, err = r.take("ih")
+    msg, cluster, controller = r.string(), r.string(), r.take("i")
+    brokers = r.array(lambda: (r.take("i"), r.string(), r.take("i"), r.string(), r.tags())[0])
+    r.take("i")
+    r.tags()
+    r.done()
+    print("DescribeCluster v0 error %d controller %d brokers %s" % (err, controller, brokers))
+    # DeleteTopics v4: the topic and one that is not there
+    body = b"\x03" + t + cstr("no-such-topic") + struct.pack(">i", 5000) + b"\x00"
+    r = ask(20, 4, body)
+    r.take("i")
+    res = r.array(lambda: (r.string(), r.take("h"), r.tags())[1])
+    r.tags()
+    r.done()
+    print("DeleteTopics v4 errors %s" % res)
+
+
+def admin_truncated(s, key, version):
+    """An admin request whose body stops short: the connection closes."""
+    bodies = {19: struct.pack(">i", 1) + b"\x00\x05ab", 20: struct.pack(">i", 3) + b"\x00\x01a",
+              32: struct.pack(">i", 1) + b"\x02\x00", 33: struct.pack(">i", 2),
+              37: struct.pack(">i", 1) + b"\x00\x01t", 44: b"\x02\x02", 60: b""}
+    if key == 44 or key == 60:
+        s.sendall(flex_frame(key, version, 1, bodies[key]))
+    else:
+        s.sendall(frame(key, version, 1, bodies[key]))
+    return closed(s)
+
+
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
     case = sys.argv[2]
@@ -333,6 +449,15 @@ def main():
         print("closed" if closed(s) else "open")
     elif case == "flexible":
         flexible(s, sys.argv[3])
+    elif case == "create":
+        print("error %d" % admin_create(s, sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+    elif case == "incremental":
+        value = sys.argv[6] if len(sys.argv) > 6 else None
+        print("error %d" % admin_incremental(s, sys.argv[3], int(sys.argv[4]), sys.argv[5], value))
+    elif case == "admin-flexible":
+        admin_flexible(s, sys.argv[3])
+    elif case == "admin-truncated":
+        print("closed" if admin_truncated(s, int(sys.argv[3]), int(sys.argv[4])) else "open")
     else:
         sys.exit("unknown case " + case)
 
