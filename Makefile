@@ -37,7 +37,7 @@ DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              libreadline-dev libcurl4-openssl-dev liblz4-dev libzstd-dev libsnappy-dev \
              zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc \
              clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev dmsetup \
-             kcat
+             kcat python3-confluent-kafka python3-kafka
 
 PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

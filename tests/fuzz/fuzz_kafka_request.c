@@ -1,7 +1,7 @@
 /*
- * fuzz_kafka_request.c - the Kafka listener's request decoder
- * (libstream/kafka/kafka_codec.h), on every API key and version it answers
- * and on raw frames.
+ * fuzz_kafka_request.c - the Kafka listener's request decoders
+ * (libstream/kafka/kafka_codec.h, and kafka_codec_admin.h for the admin
+ * APIs), on every API key and version it answers and on raw frames.
  *
  * Input: byte 0 chooses the mode.
  *   bit 7 set    the rest is a whole frame (header and body), as a client
@@ -18,7 +18,9 @@
  *     EUNSUPPORTED it is in the table and the version outside;
  *   - every topic's partitions lie inside the decoded parts; every borrowed
  *     name, client id and record run lies inside the frame (each byte is
- *     read, so ASan sees any that does not).
+ *     read, so ASan sees any that does not);
+ *   - the admin APIs likewise: every resource's configs lie inside the
+ *     decoded configs, every name and value inside the frame.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +28,7 @@
 
 #include "fuzz_util.h"
 #include "kafka/kafka_codec.h"
+#include "kafka/kafka_codec_admin.h"
 #include "stream/error.h"
 
 static volatile uint8_t sink;
@@ -41,9 +44,43 @@ static void touch(const uint8_t *frame, size_t len, const void *p, size_t n)
         sink ^= b[i];
 }
 
+/* An admin API's request: decoded by kafka_codec_admin.c. */
+static void check_admin(const uint8_t *frame, size_t len, const stream__kafka_request *hdr,
+                        size_t body)
+{
+    stream__kafka_admin_request q;
+    int rc = stream__kafka_admin_decode(frame, len, hdr, body, &q);
+    FUZZ_CHECK_MSG(rc == 0 || rc == STREAM_EUNSUPPORTED || rc == STREAM_EPROTO ||
+                       rc == STREAM_ENOMEM,
+                   "rc %d", rc);
+    const stream__kafka_api *api = stream__kafka_api_find(hdr->api_key);
+    FUZZ_CHECK(api != NULL);
+    bool in_range = hdr->api_version >= api->min_version && hdr->api_version <= api->max_version;
+    if (rc == 0 || rc == STREAM_EUNSUPPORTED)
+        FUZZ_CHECK(in_range == (rc == 0));
+    if (rc == 0) {
+        for (size_t i = 0; i < q.nres; i++) {
+            const stream__kafka_admin_resource *r = &q.res[i];
+            touch(frame, len, r->name, r->name_len);
+            FUZZ_CHECK(r->first <= q.nconfigs && r->count <= q.nconfigs - r->first);
+        }
+        for (size_t j = 0; j < q.nconfigs; j++) {
+            touch(frame, len, q.configs[j].name, q.configs[j].name_len);
+            touch(frame, len, q.configs[j].value, q.configs[j].value_len);
+        }
+    }
+    stream__kafka_admin_release(&q);
+}
+
 static void check(const uint8_t *frame, size_t len)
 {
     stream__kafka_request q;
+    size_t body;
+    if (stream__kafka_header_decode(frame, len, &q, &body) == 0 &&
+        stream__kafka_admin_api(q.api_key)) {
+        check_admin(frame, len, &q, body);
+        return;
+    }
     int rc = stream__kafka_request_decode(frame, len, &q);
     FUZZ_CHECK_MSG(rc == 0 || rc == STREAM_EUNKNOWNOP || rc == STREAM_EUNSUPPORTED ||
                        rc == STREAM_EPROTO || rc == STREAM_ENOMEM,

@@ -27,6 +27,7 @@
 
 #include "cluster/metadata.h"
 #include "coord/group_internal.h"
+#include "kafka/kafka_codec.h"
 #include "log/leader_epoch.h"
 #include "stream/batch.h"
 #include "stream/buf.h"
@@ -782,14 +783,22 @@ static void kstr(stream_buf *b, bool compact, const char *s)
     stream_buf_put(b, s, strlen(s));
 }
 
-/* fuzz_kafka_request's input: the API's index in the listener's table and
- * the version above its lowest, then the body (the target writes the
- * header); `raw` seeds are whole frames after a 0x80 byte. */
-static void kafka_seed(const char *name, int api_index, int version_above_min,
-                       const stream_buf *body)
+/* fuzz_kafka_request's input: the API's index in the listener's table (of
+ * API key `key`) and the version above its lowest, then the body (the
+ * target writes the header); `raw` seeds are whole frames after a 0x80
+ * byte. */
+static void kafka_seed(const char *name, int key, int version_above_min, const stream_buf *body)
 {
+    size_t napis, index = 0;
+    const stream__kafka_api *apis = stream__kafka_apis(&napis);
+    while (index < napis && apis[index].key != key)
+        index++;
+    if (index == napis) {
+        fprintf(stderr, "make_seeds: API key %d is not in the listener's table\n", key);
+        exit(1);
+    }
     stream_buf b = STREAM_BUF_INIT;
-    stream_buf_put_u8(&b, (uint8_t)api_index);
+    stream_buf_put_u8(&b, (uint8_t)index);
     stream_buf_put_u8(&b, (uint8_t)version_above_min);
     stream_buf_put(&b, body->data, body->len);
     seed("fuzz_kafka_request", name, b.data, b.len);
@@ -810,7 +819,7 @@ static void kafka_seeds(void)
     stream_buf_put_be32(&b, 0);
     stream_buf_put_be32(&b, (uint32_t)batch.len);
     stream_buf_put(&b, batch.data, batch.len);
-    kafka_seed("produce-v3", 0, 0, &b);
+    kafka_seed("produce-v3", STREAM__KAFKA_PRODUCE, 0, &b);
     /* Produce v9, flexible. */
     stream_buf_reset(&b);
     stream_buf_put_u8(&b, 0); /* transactional_id: null */
@@ -825,7 +834,7 @@ static void kafka_seeds(void)
     stream_buf_put_u8(&b, 0);
     stream_buf_put_u8(&b, 0);
     stream_buf_put_u8(&b, 0);
-    kafka_seed("produce-v9", 0, 6, &b);
+    kafka_seed("produce-v9", STREAM__KAFKA_PRODUCE, 6, &b);
     /* Fetch v11 (index 1, versions 4-12). */
     stream_buf_reset(&b);
     stream_buf_put_be32(&b, 0xffffffff); /* replica_id */
@@ -845,7 +854,7 @@ static void kafka_seeds(void)
     stream_buf_put_be32(&b, 1048576);
     stream_buf_put_be32(&b, 0); /* forgotten topics */
     kstr(&b, false, "");        /* rack */
-    kafka_seed("fetch-v11", 1, 7, &b);
+    kafka_seed("fetch-v11", STREAM__KAFKA_FETCH, 7, &b);
     /* ListOffsets v1 (index 2, versions 1-7). */
     stream_buf_reset(&b);
     stream_buf_put_be32(&b, 0xffffffff);
@@ -854,13 +863,13 @@ static void kafka_seeds(void)
     stream_buf_put_be32(&b, 1);
     stream_buf_put_be32(&b, 0);
     stream_buf_put_be64(&b, UINT64_MAX - 1); /* -2: earliest */
-    kafka_seed("list-offsets-v1", 2, 0, &b);
+    kafka_seed("list-offsets-v1", STREAM__KAFKA_LIST_OFFSETS, 0, &b);
     /* Metadata v4 (index 3, versions 0-12) and v9, flexible. */
     stream_buf_reset(&b);
     stream_buf_put_be32(&b, 1);
     kstr(&b, false, "orders");
     stream_buf_put_u8(&b, 1);
-    kafka_seed("metadata-v4", 3, 4, &b);
+    kafka_seed("metadata-v4", STREAM__KAFKA_METADATA, 4, &b);
     stream_buf_reset(&b);
     stream_buf_put_uvarint(&b, 2);
     kstr(&b, true, "orders");
@@ -869,12 +878,12 @@ static void kafka_seeds(void)
     stream_buf_put_u8(&b, 0);
     stream_buf_put_u8(&b, 0);
     stream_buf_put_u8(&b, 0);
-    kafka_seed("metadata-v9", 3, 9, &b);
+    kafka_seed("metadata-v9", STREAM__KAFKA_METADATA, 9, &b);
     /* FindCoordinator v2 (index 4). */
     stream_buf_reset(&b);
     kstr(&b, false, "group-1");
     stream_buf_put_u8(&b, 0);
-    kafka_seed("find-coordinator-v2", 4, 2, &b);
+    kafka_seed("find-coordinator-v2", STREAM__KAFKA_FIND_COORDINATOR, 2, &b);
     /* ApiVersions v3 (index 5), flexible, with a tagged field. */
     stream_buf_reset(&b);
     kstr(&b, true, "librdkafka");
@@ -883,7 +892,7 @@ static void kafka_seeds(void)
     stream_buf_put_u8(&b, 5);
     stream_buf_put_u8(&b, 2);
     stream_buf_put(&b, "hi", 2);
-    kafka_seed("api-versions-v3", 5, 3, &b);
+    kafka_seed("api-versions-v3", STREAM__KAFKA_API_VERSIONS, 3, &b);
     /* InitProducerId v4 (index 6), flexible. */
     stream_buf_reset(&b);
     stream_buf_put_u8(&b, 0);
@@ -891,7 +900,7 @@ static void kafka_seeds(void)
     stream_buf_put_be64(&b, UINT64_MAX);
     stream_buf_put_be16(&b, 0xffff);
     stream_buf_put_u8(&b, 0);
-    kafka_seed("init-producer-id-v4", 6, 4, &b);
+    kafka_seed("init-producer-id-v4", STREAM__KAFKA_INIT_PRODUCER_ID, 4, &b);
     /* OffsetForLeaderEpoch v2 (index 7). */
     stream_buf_reset(&b);
     stream_buf_put_be32(&b, 1);
@@ -900,7 +909,88 @@ static void kafka_seeds(void)
     stream_buf_put_be32(&b, 0);
     stream_buf_put_be32(&b, 0);
     stream_buf_put_be32(&b, 0);
-    kafka_seed("offset-for-leader-epoch-v2", 7, 2, &b);
+    kafka_seed("offset-for-leader-epoch-v2", STREAM__KAFKA_OFFSET_FOR_LEADER_EPOCH, 2, &b);
+    /* The admin APIs. CreateTopics v4: one topic, 3 partitions, default
+     * replication, one config; validate_only. */
+    stream_buf_reset(&b);
+    stream_buf_put_be32(&b, 1);
+    kstr(&b, false, "orders");
+    stream_buf_put_be32(&b, 3);
+    stream_buf_put_be16(&b, 0xffff);
+    stream_buf_put_be32(&b, 0); /* assignments */
+    stream_buf_put_be32(&b, 1);
+    kstr(&b, false, "retention.ms");
+    kstr(&b, false, "3600000");
+    stream_buf_put_be32(&b, 30000);
+    stream_buf_put_u8(&b, 1);
+    kafka_seed("create-topics-v4", STREAM__KAFKA_CREATE_TOPICS, 4, &b);
+    /* DeleteTopics v4, flexible. */
+    stream_buf_reset(&b);
+    stream_buf_put_uvarint(&b, 3);
+    kstr(&b, true, "orders");
+    kstr(&b, true, "other");
+    stream_buf_put_be32(&b, 30000);
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("delete-topics-v4", STREAM__KAFKA_DELETE_TOPICS, 4, &b);
+    /* CreatePartitions v1: to 6, assignments null. */
+    stream_buf_reset(&b);
+    stream_buf_put_be32(&b, 1);
+    kstr(&b, false, "orders");
+    stream_buf_put_be32(&b, 6);
+    stream_buf_put_be32(&b, 0xffffffff);
+    stream_buf_put_be32(&b, 30000);
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("create-partitions-v1", STREAM__KAFKA_CREATE_PARTITIONS, 1, &b);
+    /* DescribeConfigs v4, flexible: a topic (two keys) and broker 0 (all). */
+    stream_buf_reset(&b);
+    stream_buf_put_uvarint(&b, 3);
+    stream_buf_put_u8(&b, 2);
+    kstr(&b, true, "orders");
+    stream_buf_put_uvarint(&b, 3);
+    kstr(&b, true, "retention.ms");
+    kstr(&b, true, "segment.bytes");
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 4);
+    kstr(&b, true, "0");
+    stream_buf_put_u8(&b, 0); /* keys: null */
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 1);
+    stream_buf_put_u8(&b, 1);
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("describe-configs-v4", STREAM__KAFKA_DESCRIBE_CONFIGS, 4, &b);
+    /* AlterConfigs v1: one topic, one setting. */
+    stream_buf_reset(&b);
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_u8(&b, 2);
+    kstr(&b, false, "orders");
+    stream_buf_put_be32(&b, 1);
+    kstr(&b, false, "segment.bytes");
+    kstr(&b, false, "1048576");
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("alter-configs-v1", STREAM__KAFKA_ALTER_CONFIGS, 1, &b);
+    /* IncrementalAlterConfigs v1, flexible: SET and DELETE. */
+    stream_buf_reset(&b);
+    stream_buf_put_uvarint(&b, 2);
+    stream_buf_put_u8(&b, 2);
+    kstr(&b, true, "orders");
+    stream_buf_put_uvarint(&b, 3);
+    kstr(&b, true, "retention.ms");
+    stream_buf_put_u8(&b, 0);
+    kstr(&b, true, "5000");
+    stream_buf_put_u8(&b, 0);
+    kstr(&b, true, "segment.bytes");
+    stream_buf_put_u8(&b, 1);
+    stream_buf_put_u8(&b, 0); /* value: null */
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("incremental-alter-configs-v1", STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS, 1, &b);
+    /* DescribeCluster v0, flexible. */
+    stream_buf_reset(&b);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    kafka_seed("describe-cluster-v0", STREAM__KAFKA_DESCRIBE_CLUSTER, 0, &b);
     /* A whole frame: ApiVersions v0 from a client called kcat. */
     static const uint8_t raw[] = {0x80, 0, 18, 0, 0, 0, 0, 0, 1, 0, 4, 'k', 'c', 'a', 't'};
     seed("fuzz_kafka_request", "raw-api-versions-v0", raw, sizeof raw);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kafka/kafka_codec.h"
+#include "kafka/kafka_codec_admin.h"
 #include "stream/buf.h"
 #include "stream/error.h"
 
@@ -203,6 +204,128 @@ static void test_truncation_lying_counts_and_trailing_bytes_are_refused(void **s
     stream_buf_release(&b);
 }
 
+/* Decodes an admin request built in b (header and body). */
+static int admin_decode(const stream_buf *b, stream__kafka_admin_request *q)
+{
+    stream__kafka_request h;
+    size_t body;
+    int rc = stream__kafka_header_decode(b->data, b->len, &h, &body);
+    if (rc != 0) {
+        memset(q, 0, sizeof(*q));
+        return rc;
+    }
+    return stream__kafka_admin_decode(b->data, b->len, &h, body, q);
+}
+
+static void test_create_topics_v4_decodes_counts_and_configs(void **state)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    header(&b, STREAM__KAFKA_CREATE_TOPICS, 4, false);
+    stream_buf_put_be32(&b, 2);
+    str16(&b, "orders");
+    stream_buf_put_be32(&b, 3);
+    stream_buf_put_be16(&b, 0xffff); /* replication_factor -1 */
+    stream_buf_put_be32(&b, 0);      /* assignments */
+    stream_buf_put_be32(&b, 2);
+    str16(&b, "retention.ms");
+    str16(&b, "1000");
+    str16(&b, "segment.bytes");
+    stream_buf_put_be16(&b, 0xffff); /* null value */
+    str16(&b, "placed");
+    stream_buf_put_be32(&b, 0xffffffff);
+    stream_buf_put_be16(&b, 1);
+    stream_buf_put_be32(&b, 1); /* one assignment: partition 0 on broker 7 */
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 7);
+    stream_buf_put_be32(&b, 0);
+    stream_buf_put_be32(&b, 5000);
+    stream_buf_put_u8(&b, 1);
+    stream__kafka_admin_request q;
+    assert_int_equal(admin_decode(&b, &q), 0);
+    assert_int_equal(q.nres, 2);
+    assert_int_equal(q.timeout_ms, 5000);
+    assert_true(q.validate_only);
+    assert_memory_equal(q.res[0].name, "orders", 6);
+    assert_int_equal(q.res[0].partitions, 3);
+    assert_int_equal(q.res[0].replication_factor, -1);
+    assert_false(q.res[0].assignments);
+    assert_int_equal(q.res[0].count, 2);
+    assert_memory_equal(q.configs[0].value, "1000", 4);
+    assert_null(q.configs[1].value);
+    assert_int_equal(q.res[1].partitions, -1);
+    assert_true(q.res[1].assignments);
+    assert_int_equal(q.res[1].count, 0);
+    stream__kafka_admin_release(&q);
+    for (size_t cut = 0; cut < b.len; cut++) {
+        assert_int_equal(admin_decode(&(stream_buf){.data = b.data, .len = cut}, &q),
+                         STREAM_EPROTO);
+        stream__kafka_admin_release(&q);
+    }
+    stream_buf_release(&b);
+}
+
+static void test_flexible_config_apis_read_keys_ops_and_tags(void **state)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    stream__kafka_admin_request q;
+    /* DescribeConfigs v4: a topic with keys, a broker with all (null). */
+    header(&b, STREAM__KAFKA_DESCRIBE_CONFIGS, 4, true);
+    stream_buf_put_uvarint(&b, 3);
+    stream_buf_put_u8(&b, STREAM__KAFKA_RESOURCE_TOPIC);
+    compact(&b, "t");
+    stream_buf_put_uvarint(&b, 2);
+    compact(&b, "retention.ms");
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, STREAM__KAFKA_RESOURCE_BROKER);
+    compact(&b, "1");
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 1); /* a tag: 5 bytes of 3 */
+    stream_buf_put_u8(&b, 5);
+    stream_buf_put_u8(&b, 3);
+    stream_buf_put(&b, "abc", 3);
+    stream_buf_put_u8(&b, 1);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    assert_int_equal(admin_decode(&b, &q), 0);
+    assert_int_equal(q.nres, 2);
+    assert_false(q.res[0].all_keys);
+    assert_int_equal(q.res[0].count, 1);
+    assert_memory_equal(q.configs[0].name, "retention.ms", 12);
+    assert_true(q.res[1].all_keys);
+    assert_int_equal(q.res[1].type, STREAM__KAFKA_RESOURCE_BROKER);
+    assert_true(q.include_synonyms);
+    assert_false(q.include_documentation);
+    stream__kafka_admin_release(&q);
+    /* IncrementalAlterConfigs v1: DELETE with a null value. */
+    header(&b, STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS, 1, true);
+    stream_buf_put_uvarint(&b, 2);
+    stream_buf_put_u8(&b, STREAM__KAFKA_RESOURCE_TOPIC);
+    compact(&b, "t");
+    stream_buf_put_uvarint(&b, 2);
+    compact(&b, "retention.ms");
+    stream_buf_put_u8(&b, STREAM__KAFKA_CONFIG_DELETE);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 1); /* validate_only */
+    stream_buf_put_u8(&b, 0);
+    assert_int_equal(admin_decode(&b, &q), 0);
+    assert_int_equal(q.configs[0].op, STREAM__KAFKA_CONFIG_DELETE);
+    assert_null(q.configs[0].value);
+    assert_true(q.validate_only);
+    stream__kafka_admin_release(&q);
+    /* A version past the table, and a lying count. */
+    header(&b, STREAM__KAFKA_CREATE_TOPICS, 5, true);
+    assert_int_equal(admin_decode(&b, &q), STREAM_EUNSUPPORTED);
+    stream__kafka_admin_release(&q);
+    header(&b, STREAM__KAFKA_DELETE_TOPICS, 1, false);
+    stream_buf_put_be32(&b, 0x7fffffff);
+    assert_int_equal(admin_decode(&b, &q), STREAM_EPROTO);
+    stream__kafka_admin_release(&q);
+    stream_buf_release(&b);
+}
+
 static void test_response_primitives_write_kafka_layouts(void **state)
 {
     stream_buf b = STREAM_BUF_INIT;
@@ -231,6 +354,8 @@ int main(void)
         cmocka_unit_test(test_unknown_keys_and_versions_are_told_apart),
         cmocka_unit_test(test_truncation_lying_counts_and_trailing_bytes_are_refused),
         cmocka_unit_test(test_response_primitives_write_kafka_layouts),
+        cmocka_unit_test(test_create_topics_v4_decodes_counts_and_configs),
+        cmocka_unit_test(test_flexible_config_apis_read_keys_ops_and_tags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
