@@ -345,7 +345,13 @@ struct stream_broker {
     bool svc_stopped; /* their stop was called */
     stream__route routes[STREAM_OP__COUNT];
     stream__xlistener xl[STREAM__XLISTENERS_MAX]; /* services' listeners (host.c) */
-    size_t nxl;                                   /* entries of xl in use */
+    struct {
+        char name[16];  /* "kafka" */
+        char host[256]; /* the address its clients connect to */
+        uint16_t port;
+    } advertised[STREAM__XLISTENERS_MAX]; /* stream__host_set_advertised */
+    size_t nadvertised;
+    size_t nxl; /* entries of xl in use */
 
     /* Replication (broker_repl.c): on once a service gave its hooks. */
     bool repl_on;

@@ -401,3 +401,30 @@ void stream__host_req_close(stream__req *r)
     if (!c->closing)
         stream__conn_break(c);
 }
+
+void stream__host_set_advertised(stream_broker *b, const char *name, const char *host,
+                                 uint16_t port)
+{
+    size_t i = 0;
+    while (i < b->nadvertised && strcmp(b->advertised[i].name, name) != 0)
+        i++;
+    if (i == STREAM__XLISTENERS_MAX)
+        return; /* as many as listeners: never reached */
+    if (i == b->nadvertised)
+        b->nadvertised++;
+    snprintf(b->advertised[i].name, sizeof(b->advertised[i].name), "%s", name);
+    snprintf(b->advertised[i].host, sizeof(b->advertised[i].host), "%s", host);
+    b->advertised[i].port = port;
+}
+
+bool stream__host_advertised(stream_broker *b, const char *name, const char **host, uint16_t *port)
+{
+    for (size_t i = 0; i < b->nadvertised; i++) {
+        if (strcmp(b->advertised[i].name, name) == 0) {
+            *host = b->advertised[i].host;
+            *port = b->advertised[i].port;
+            return true;
+        }
+    }
+    return false;
+}

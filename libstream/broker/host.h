@@ -237,6 +237,16 @@ typedef int (*stream__frame_handler)(void *svc, stream__req *r, uint8_t *frame, 
 int stream__host_listen(stream_broker *b, const char *addr, const char *setting,
                         stream__frame_handler h, void *svc, uint16_t *port, char *errbuf,
                         size_t errbuf_len);
+/* Publishes the client address of the service's listener under `name`
+ * ("kafka"), for another service to advertise (the controller registers
+ * it with the broker in the cluster metadata). Called from the service's
+ * start, after stream__host_listen; a second call with the same name
+ * replaces the first. */
+void stream__host_set_advertised(stream_broker *b, const char *name, const char *host,
+                                 uint16_t port);
+/* The address published under `name`: true with *host (valid as long as
+ * b) and *port, false when none was. */
+bool stream__host_advertised(stream_broker *b, const char *name, const char **host, uint16_t *port);
 /* The response buffer of a service listener's request r (empty when the
  * handler is called). */
 stream_buf *stream__host_req_out(stream__req *r);
@@ -265,8 +275,7 @@ void stream__host_req_close(stream__req *r);
  * response; NULL when the answer could not be made) is borrowed for the
  * call. Write r's response into stream__host_req_out and call
  * stream__host_req_done (or stream__host_req_close). */
-typedef void (*stream__native_done_fn)(void *arg, stream__req *r, const uint8_t *resp,
-                                       size_t len);
+typedef void (*stream__native_done_fn)(void *arg, stream__req *r, const uint8_t *resp, size_t len);
 
 /* Runs the native request in req (len bytes: one MessagePack map with op,
  * id and the op's fields) for r, a service listener's request; done(arg)

@@ -67,6 +67,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "controller.h"
 #include "controller_internal.h"
 #include "election.h"
 #include "stream/error.h"
@@ -133,8 +134,9 @@ static void drive(ctl_reg_job *j)
     stream_buf_init(&cmd);
     int rc;
     if (!j->registered)
-        rc = stream__meta_encode_register_broker(&cmd, (stream__meta_req){j->node, j->seq}, j->node,
-                                                 j->host, j->port);
+        rc = stream__meta_encode_register_broker_kafka(
+            &cmd, (stream__meta_req){j->node, j->seq}, j->node, j->host, j->port,
+            j->kafka_host[0] != '\0' ? j->kafka_host : NULL, j->kafka_port);
     else
         rc = stream__meta_encode_unfence_broker(&cmd, (stream__meta_req){j->node, j->seq + 1},
                                                 j->node, j->epoch);
@@ -148,8 +150,11 @@ static void drive(ctl_reg_job *j)
     stream_buf_release(&cmd);
 }
 
+/* kafka_host (kafka_host_len bytes, NULL: none) and kafka_port: the
+ * broker's Kafka listener, registered with it. */
 static void job_reset(ctl_reg_job *j, controller *ctl, int32_t node, uint64_t seq, const char *host,
-                      size_t host_len, uint16_t port)
+                      size_t host_len, uint16_t port, const char *kafka_host, size_t kafka_host_len,
+                      uint16_t kafka_port)
 {
     memset(j, 0, sizeof(*j));
     j->ctl = ctl;
@@ -161,6 +166,11 @@ static void job_reset(ctl_reg_job *j, controller *ctl, int32_t node, uint64_t se
     memcpy(j->host, host, host_len);
     j->host[host_len] = '\0';
     j->port = port;
+    if (kafka_host != NULL && kafka_host_len < sizeof(j->kafka_host)) {
+        memcpy(j->kafka_host, kafka_host, kafka_host_len);
+        j->kafka_host[kafka_host_len] = '\0';
+        j->kafka_port = kafka_port;
+    }
 }
 
 static int64_t leaderships_of(const stream__meta *md, int32_t id);
@@ -553,14 +563,21 @@ static void send_register(controller *ctl)
     const char *host;
     uint16_t port;
     stream__host_listen_address(ctl->b, &host, &port);
+    const char *khost = NULL;
+    uint16_t kport = 0;
+    bool kafka = stream__host_advertised(ctl->b, "kafka", &khost, &kport);
     msgpack_packer *pk =
-        ctl_link_begin(ctl, STREAM_OP_REGISTER_BROKER, 4, 5000, ignore_answer, NULL);
+        ctl_link_begin(ctl, STREAM_OP_REGISTER_BROKER, kafka ? 6 : 4, 5000, ignore_answer, NULL);
     if (pk == NULL)
         return;
     stream_pack_kv_int(pk, "node_id", ctl->node_id);
     stream_pack_kv_cstr(pk, "host", host);
     stream_pack_kv_uint(pk, "port", port);
     stream_pack_kv_uint(pk, "seq", ctl->seq);
+    if (kafka) {
+        stream_pack_kv_cstr(pk, "kafka_host", khost);
+        stream_pack_kv_uint(pk, "kafka_port", kport);
+    }
     if (ctl_link_end(ctl) == 0)
         ctl->last_register_ms = uv_now(stream__host_loop(ctl->b));
 }
@@ -719,8 +736,13 @@ static void tick_register(controller *ctl, int32_t leader, uint64_t now)
                                         : stream__meta_applied_index(ctl->md)) +
                         1;
     if (leader == ctl->node_id) {
-        if (!ctl->own.used)
-            job_reset(&ctl->own, ctl, ctl->node_id, ctl->seq, host, strlen(host), port);
+        if (!ctl->own.used) {
+            const char *khost = NULL;
+            uint16_t kport = 0;
+            stream__host_advertised(ctl->b, "kafka", &khost, &kport);
+            job_reset(&ctl->own, ctl, ctl->node_id, ctl->seq, host, strlen(host), port, khost,
+                      khost != NULL ? strlen(khost) : 0, kport);
+        }
         if (!ctl->own.done)
             drive(&ctl->own);
         return;
@@ -945,14 +967,22 @@ static void op_register_broker(void *svc, stream__req *r, uint64_t id, const msg
     controller *ctl = svc;
     char msg[256];
     int64_t node;
-    const char *host;
-    size_t host_len;
-    uint64_t port, seq;
+    const char *host, *khost = NULL;
+    size_t host_len, khost_len = 0;
+    uint64_t port, seq, kport = 0;
     if (!ctl_running(ctl)) {
         stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "this broker is not in a cluster");
         return;
     }
     int rc = stream_field_int(m, "node_id", 1, INT32_MAX, &node, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_str_opt(m, "kafka_host", &khost, &khost_len, msg, sizeof(msg));
+    if (rc == 0 && khost != NULL)
+        rc = stream_field_uint(m, "kafka_port", 65535, &kport, msg, sizeof(msg));
+    if (rc == 0 && khost != NULL && (kport == 0 || khost_len == 0 || khost_len > 255)) {
+        rc = STREAM_EBADREQ;
+        snprintf(msg, sizeof(msg), "kafka_host must be 1 to 255 bytes and kafka_port 1 to 65535");
+    }
     if (rc == 0)
         rc = stream_field_str(m, "host", &host, &host_len, msg, sizeof(msg));
     if (rc == 0)
@@ -991,8 +1021,9 @@ static void op_register_broker(void *svc, stream__req *r, uint64_t id, const msg
         return;
     }
     if (!j->used || j->seq != seq || j->port != port || strlen(j->host) != host_len ||
-        memcmp(j->host, host, host_len) != 0)
-        job_reset(j, ctl, (int32_t)node, seq, host, host_len, (uint16_t)port);
+        memcmp(j->host, host, host_len) != 0 || j->kafka_port != kport)
+        job_reset(j, ctl, (int32_t)node, seq, host, host_len, (uint16_t)port, khost, khost_len,
+                  (uint16_t)kport);
     else if (j->done)
         j->done = j->registered = false; /* asked again: not seen there yet; replays are no-ops */
     drive(j);
@@ -1410,3 +1441,17 @@ const stream__service stream__controller_service = {
     .conn_closed = controller_conn_closed,
     .stop_requested = controller_stop_requested,
 };
+
+/* ---- for the layers above (controller.h) ---- */
+
+const stream__meta *stream__controller_metadata(stream_broker *b)
+{
+    controller *ctl = stream__host_service_state(b, &stream__controller_service);
+    return ctl != NULL && ctl_running(ctl) ? ctl->md : NULL;
+}
+
+int32_t stream__controller_leader_id(stream_broker *b)
+{
+    controller *ctl = stream__host_service_state(b, &stream__controller_service);
+    return ctl != NULL && ctl_running(ctl) ? ctl_leader(ctl) : -1;
+}

@@ -41,6 +41,8 @@ typedef struct ctl_reg_job {
     uint64_t seq; /* register: seq; unfence: seq + 1 */
     char host[256];
     uint16_t port;
+    char kafka_host[256]; /* its Kafka listener; "" when none */
+    uint16_t kafka_port;
     bool used;
     bool busy;       /* a proposal in flight */
     bool registered; /* register_broker applied; epoch is its epoch */

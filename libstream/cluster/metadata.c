@@ -62,8 +62,10 @@ void stream__md_topic_free(stream__meta_topic *t)
 
 void stream__md_state_release(stream__md_state *st)
 {
-    for (size_t i = 0; i < st->n_brokers; i++)
+    for (size_t i = 0; i < st->n_brokers; i++) {
         free(st->brokers[i].host);
+        free(st->brokers[i].kafka_host);
+    }
     free(st->brokers);
     for (size_t i = 0; i < st->n_topics; i++)
         stream__md_topic_free(st->topics[i]);
@@ -273,11 +275,16 @@ static int op_register_broker(stream__md_state *st, const stream__meta_cmd *c, u
         reserve((void **)&st->brokers, &st->cap_brokers, st->n_brokers, sizeof *st->brokers) < 0)
         return STREAM_ENOMEM;
     char *host = dup_str(c->host, c->host_len);
-    if (host == NULL)
+    char *khost = c->kafka_host != NULL ? dup_str(c->kafka_host, c->kafka_host_len) : NULL;
+    if (host == NULL || (c->kafka_host != NULL && khost == NULL)) {
+        free(host);
+        free(khost);
         return STREAM_ENOMEM;
+    }
     stream__meta_broker *b = &st->brokers[i];
     if (found) {
         free(b->host);
+        free(b->kafka_host);
     } else {
         memmove(b + 1, b, (st->n_brokers - i) * sizeof *b);
         st->n_brokers++;
@@ -285,6 +292,8 @@ static int op_register_broker(stream__md_state *st, const stream__meta_cmd *c, u
     }
     b->host = host;
     b->port = c->port;
+    b->kafka_host = khost;
+    b->kafka_port = khost != NULL ? c->kafka_port : 0;
     b->epoch = (int64_t)index;
     b->fenced = true; /* until the controller sees it caught up */
     set_event(o, STREAM__META_BROKER_REGISTERED, index);

@@ -31,7 +31,12 @@
  * request id). Field by field (int32 unless said; [] an array):
  *
  *   register_broker  id >= 1, host (str, 1..255 bytes of [A-Za-z0-9._:%-]),
- *                    port (1..65535)
+ *                    port (1..65535); optional, both or neither:
+ *                    kafka_host (str, as host), kafka_port (1..65535), the
+ *                    broker's Kafka listener (added later: a command
+ *                    without them is a broker with none, and a voter that
+ *                    does not know them ignores them, so old and new
+ *                    brokers and snapshots mix)
  *   fence_broker     id >= 1, epoch (int64 >= 0, the broker's current epoch)
  *   unfence_broker   id >= 1, epoch (int64 >= 0)
  *   create_topic     name (str), topic_id (bin, 16 bytes, not all zero),
@@ -94,7 +99,8 @@
  * node, each requester's ids oldest first), so equal states give equal bytes:
  *
  *   {version: 1, cluster_id: str, applied_index: uint,
- *    brokers: [{id, host, port, epoch, fenced: bool}],
+ *    brokers: [{id, host, port, epoch, fenced: bool,
+ *               kafka_host, kafka_port (only when registered with them)}],
  *    topics: [{name, id: bin16, configs: {str: str},
  *              partitions: [{replicas: [], leader, leader_epoch, isr: [],
  *                            partition_epoch}]}],
@@ -140,11 +146,13 @@
 /* ---- the state ------------------------------------------------------------- */
 
 typedef struct stream__meta_broker {
-    int32_t id;    /* >= 1 */
-    char *host;    /* NUL-terminated, as registered */
-    uint16_t port; /* 1..65535 */
-    int64_t epoch; /* log index of its latest registration */
-    bool fenced;   /* may not lead or be added to an ISR */
+    int32_t id;          /* >= 1 */
+    char *host;          /* NUL-terminated, as registered */
+    uint16_t port;       /* 1..65535 */
+    int64_t epoch;       /* log index of its latest registration */
+    bool fenced;         /* may not lead or be added to an ISR */
+    char *kafka_host;    /* its Kafka listener's host (NUL-terminated), NULL: none */
+    uint16_t kafka_port; /* its Kafka listener's port; 0 when none */
 } stream__meta_broker;
 
 typedef struct stream__meta_partition {
@@ -321,7 +329,10 @@ typedef struct stream__meta_cmd {
     int32_t broker_id; /* register, fence, unfence */
     const char *host;  /* register */
     size_t host_len;
-    uint16_t port;        /* register */
+    uint16_t port;          /* register */
+    const char *kafka_host; /* register: NULL when the broker has no Kafka listener */
+    size_t kafka_host_len;
+    uint16_t kafka_port;  /* register, with kafka_host */
     int64_t broker_epoch; /* fence, unfence */
     const char *topic;    /* create, delete, alter_* */
     size_t topic_len;
@@ -364,6 +375,10 @@ int stream__meta_cmd_encode(const stream__meta_cmd *cmd, stream_buf *out);
  * stream__meta_cmd_encode. Strings are C strings here. */
 int stream__meta_encode_register_broker(stream_buf *out, stream__meta_req req, int32_t id,
                                            const char *host, uint16_t port);
+/* The same with the broker's Kafka listener (kafka_host NULL: none). */
+int stream__meta_encode_register_broker_kafka(stream_buf *out, stream__meta_req req, int32_t id,
+                                              const char *host, uint16_t port,
+                                              const char *kafka_host, uint16_t kafka_port);
 int stream__meta_encode_fence_broker(stream_buf *out, stream__meta_req req, int32_t id,
                                         int64_t epoch);
 int stream__meta_encode_unfence_broker(stream_buf *out, stream__meta_req req, int32_t id,

@@ -163,7 +163,9 @@ static bool cmd_ok(const stream__meta_cmd *c)
     switch (c->op) {
     case STREAM__META_OP_REGISTER_BROKER:
         return c->broker_id >= 1 && c->port >= 1 && c->host != NULL &&
-               stream__md_host_ok(c->host, c->host_len);
+               stream__md_host_ok(c->host, c->host_len) &&
+               (c->kafka_host == NULL ||
+                (c->kafka_port >= 1 && stream__md_host_ok(c->kafka_host, c->kafka_host_len)));
     case STREAM__META_OP_FENCE_BROKER:
     case STREAM__META_OP_UNFENCE_BROKER:
         return c->broker_id >= 1 && c->broker_epoch >= 0;
@@ -211,7 +213,7 @@ int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
     size_t guard = c->has_topic_id ? 1 : 0;
     switch (c->op) {
     case STREAM__META_OP_REGISTER_BROKER:
-        msgpack_pack_map(pk, 5);
+        msgpack_pack_map(pk, 5 + (c->kafka_host != NULL ? 2 : 0));
         break;
     case STREAM__META_OP_FENCE_BROKER:
     case STREAM__META_OP_UNFENCE_BROKER:
@@ -240,6 +242,10 @@ int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
         stream_pack_kv_int(pk, "id", c->broker_id);
         stream_pack_kv_str(pk, "host", c->host, c->host_len);
         stream_pack_kv_uint(pk, "port", c->port);
+        if (c->kafka_host != NULL) {
+            stream_pack_kv_str(pk, "kafka_host", c->kafka_host, c->kafka_host_len);
+            stream_pack_kv_uint(pk, "kafka_port", c->kafka_port);
+        }
         break;
     case STREAM__META_OP_FENCE_BROKER:
     case STREAM__META_OP_UNFENCE_BROKER:
@@ -312,12 +318,22 @@ static void cmd_guard(stream__meta_cmd *c, const uint8_t *id)
 int stream__meta_encode_register_broker(stream_buf *out, stream__meta_req req, int32_t id,
                                            const char *host, uint16_t port)
 {
+    return stream__meta_encode_register_broker_kafka(out, req, id, host, port, NULL, 0);
+}
+
+int stream__meta_encode_register_broker_kafka(stream_buf *out, stream__meta_req req, int32_t id,
+                                              const char *host, uint16_t port,
+                                              const char *kafka_host, uint16_t kafka_port)
+{
     stream__meta_cmd c;
     cmd_init(&c, STREAM__META_OP_REGISTER_BROKER, req, NULL);
     c.broker_id = id;
     c.host = host;
     c.host_len = host != NULL ? strlen(host) : 0;
     c.port = port;
+    c.kafka_host = kafka_host;
+    c.kafka_host_len = kafka_host != NULL ? strlen(kafka_host) : 0;
+    c.kafka_port = kafka_host != NULL ? kafka_port : 0;
     return stream__meta_cmd_encode(&c, out);
 }
 
@@ -591,6 +607,31 @@ static int decode_alter_configs(const msgpack_object *root, stream__meta_cmd *c,
     return 0;
 }
 
+/* A broker's optional Kafka listener (register_broker, a snapshot's
+ * broker): kafka_host and kafka_port, both or neither; *host NULL when
+ * absent. */
+static int decode_kafka_listener(const msgpack_object *m, const char **host, size_t *host_len,
+                                 uint16_t *port, char *errbuf, size_t errbuf_len)
+{
+    int64_t v = 0;
+    *host = NULL;
+    *host_len = 0;
+    *port = 0;
+    int rc = stream_field_str_opt(m, "kafka_host", host, host_len, errbuf, errbuf_len);
+    if (rc == 0 && *host != NULL)
+        rc = stream_field_int(m, "kafka_port", 1, 65535, &v, errbuf, errbuf_len);
+    if (rc == 0 && *host != NULL && !stream__md_host_ok(*host, *host_len))
+        rc = stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                  "field 'kafka_host' must be a host name or address");
+    if (rc == 0 && *host == NULL && stream_field_find(m, "kafka_port") != NULL)
+        rc = stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                  "field 'kafka_port' without 'kafka_host'");
+    if (rc < 0)
+        *host = NULL;
+    *port = (uint16_t)v;
+    return rc < 0 ? STREAM_EBADREQ : 0;
+}
+
 static int decode_fields(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
                          char *errbuf, size_t errbuf_len)
 {
@@ -628,6 +669,9 @@ static int decode_fields(const msgpack_object *root, stream__meta_cmd *c, cmd_ow
             rc = stream_field_int(root, "port", 1, 65535, &v, errbuf, errbuf_len);
         c->broker_id = (int32_t)id;
         c->port = (uint16_t)v;
+        if (rc == 0)
+            rc = decode_kafka_listener(root, &c->kafka_host, &c->kafka_host_len, &c->kafka_port,
+                                       errbuf, errbuf_len);
         return rc;
     case STREAM__META_OP_FENCE_BROKER:
     case STREAM__META_OP_UNFENCE_BROKER:
@@ -693,12 +737,16 @@ int stream__meta_cmd_decode(const uint8_t *p, size_t len, stream__meta_cmd *c, c
 
 static void pack_broker(msgpack_packer *pk, const stream__meta_broker *b)
 {
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 5 + (b->kafka_host != NULL ? 2 : 0));
     stream_pack_kv_int(pk, "id", b->id);
     stream_pack_kv_cstr(pk, "host", b->host);
     stream_pack_kv_uint(pk, "port", b->port);
     stream_pack_kv_int(pk, "epoch", b->epoch);
     stream_pack_kv_bool(pk, "fenced", b->fenced);
+    if (b->kafka_host != NULL) {
+        stream_pack_kv_cstr(pk, "kafka_host", b->kafka_host);
+        stream_pack_kv_uint(pk, "kafka_port", b->kafka_port);
+    }
 }
 
 static void pack_snapshot_topic(msgpack_packer *pk, const stream__meta_topic *t)
@@ -790,8 +838,9 @@ static int decode_brokers(const msgpack_object *arr, stream__md_state *st, char 
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *m;
         int64_t id, port, epoch;
-        const char *host;
-        size_t host_len;
+        const char *host, *khost;
+        size_t host_len, khost_len;
+        uint16_t kport;
         bool fenced;
         snprintf(where, sizeof where, "brokers[%u]", (unsigned)i);
         if (stream_elem_map(arr, i, "brokers", &m, why, sizeof why) < 0 ||
@@ -799,7 +848,8 @@ static int decode_brokers(const msgpack_object *arr, stream__md_state *st, char 
             stream_field_str(m, "host", &host, &host_len, why, sizeof why) < 0 ||
             stream_field_int(m, "port", 1, 65535, &port, why, sizeof why) < 0 ||
             stream_field_int(m, "epoch", 0, INT64_MAX, &epoch, why, sizeof why) < 0 ||
-            stream_field_bool(m, "fenced", &fenced, why, sizeof why) < 0)
+            stream_field_bool(m, "fenced", &fenced, why, sizeof why) < 0 ||
+            decode_kafka_listener(m, &khost, &khost_len, &kport, why, sizeof why) < 0)
             return corrupt(errbuf, errbuf_len, where, why);
         if (!stream__md_host_ok(host, host_len))
             return corrupt(errbuf, errbuf_len, where, "host is not a host name or address");
@@ -811,6 +861,17 @@ static int decode_brokers(const msgpack_object *arr, stream__md_state *st, char 
             return STREAM_ENOMEM;
         memcpy(b->host, host, host_len);
         b->host[host_len] = '\0';
+        if (khost != NULL) {
+            b->kafka_host = malloc(khost_len + 1);
+            if (b->kafka_host == NULL) {
+                free(b->host);
+                b->host = NULL;
+                return STREAM_ENOMEM;
+            }
+            memcpy(b->kafka_host, khost, khost_len);
+            b->kafka_host[khost_len] = '\0';
+            b->kafka_port = kport;
+        }
         b->id = (int32_t)id;
         b->port = (uint16_t)port;
         b->epoch = epoch;

@@ -29,6 +29,7 @@
 
 #include "broker/host.h"
 #include "kafka_admin.h"
+#include "kafka_cluster.h"
 #include "kafka_codec.h"
 #include "kafka_codec_admin.h"
 #include "stream/error.h"
@@ -121,8 +122,7 @@ static stream_buf *reply_begin(stream__req *r, const stream__kafka_request *q, i
  * size and hands it to the broker to write. */
 static void reply_end(stream__req *r, stream_buf *out, size_t start, bool flexible)
 {
-    stream__kafka_put_tags(out, flexible);
-    stream__kafka_response_finish(out, start, 0);
+    stream__kafka_response_end(out, start, flexible);
     stream__host_req_done(r);
 }
 
@@ -154,9 +154,11 @@ static void api_versions(stream__req *r, const stream__kafka_request *q, int16_t
 
 /* ---- Metadata ---- */
 
-/* Writes one topic's entry of a Metadata response. */
+/* Writes one topic's entry of a Metadata response: from the cluster
+ * metadata (mt) in a cluster, else from this broker's store (t). */
 static void metadata_topic(kafka *k, stream_buf *out, const stream__kafka_request *q,
-                           const char *name, size_t name_len, stream_topic *t, int16_t err)
+                           const char *name, size_t name_len, stream_topic *t,
+                           const stream__meta_topic *mt, int16_t err)
 {
     int v = q->api_version;
     bool fl = q->flexible;
@@ -164,28 +166,46 @@ static void metadata_topic(kafka *k, stream_buf *out, const stream__kafka_reques
     stream__kafka_put_string(out, fl, name, name_len);
     if (v >= 10) {
         static const uint8_t zero_uuid[16];
-        stream_buf_put(out, zero_uuid, sizeof(zero_uuid)); /* topic ids: not yet */
+        stream_buf_put(out, mt != NULL ? mt->id : zero_uuid, sizeof(zero_uuid));
     }
     if (v >= 1)
-        stream_buf_put_u8(out, t != NULL && t->internal);
-    int32_t nparts = t != NULL ? t->partition_count : 0;
+        stream_buf_put_u8(out, stream_topic_is_internal(name, name_len));
+    int32_t nparts = mt != NULL ? mt->partition_count : t != NULL ? t->partition_count : 0;
     stream__kafka_put_array_len(out, fl, (size_t)nparts);
     int32_t node = stream__host_node_id(k->broker);
     for (int32_t i = 0; i < nparts; i++) {
-        stream__host_role role;
         int32_t leader, epoch;
-        stream__host_partition_state(k->broker, t->partitions[i], &role, &leader, &epoch, NULL);
-        bool here = role == STREAM__ROLE_LEADER || role == STREAM__ROLE_LOCAL;
-        stream_buf_put_be16(out, here ? 0 : STREAM__KAFKA_NOT_LEADER_OR_FOLLOWER);
+        const int32_t *replicas = &node, *isr = &node;
+        uint32_t nreplicas = 1, nisr = 1;
+        int16_t perr = 0;
+        if (mt != NULL) {
+            const stream__meta_partition *p = &mt->partitions[i];
+            leader = p->leader;
+            epoch = p->leader_epoch;
+            replicas = p->replicas;
+            nreplicas = p->n_replicas;
+            isr = p->isr;
+            nisr = p->n_isr;
+            perr = leader < 0 ? STREAM__KAFKA_LEADER_NOT_AVAILABLE : 0;
+        } else {
+            /* A single broker leads what it serves. */
+            stream__host_role role;
+            stream__host_partition_state(k->broker, t->partitions[i], &role, &leader, &epoch, NULL);
+            bool here = role == STREAM__ROLE_LEADER || role == STREAM__ROLE_LOCAL;
+            perr = here ? 0 : STREAM__KAFKA_NOT_LEADER_OR_FOLLOWER;
+            leader = here ? node : -1;
+        }
+        stream_buf_put_be16(out, (uint16_t)perr);
         stream_buf_put_be32(out, (uint32_t)i);
-        /* This phase lists this broker alone: it leads what it serves. */
-        stream_buf_put_be32(out, (uint32_t)(here ? node : -1));
+        stream_buf_put_be32(out, (uint32_t)leader);
         if (v >= 7)
             stream_buf_put_be32(out, (uint32_t)(epoch < 0 ? 0 : epoch));
-        stream__kafka_put_array_len(out, fl, 1); /* replicas */
-        stream_buf_put_be32(out, (uint32_t)node);
-        stream__kafka_put_array_len(out, fl, 1); /* isr */
-        stream_buf_put_be32(out, (uint32_t)node);
+        stream__kafka_put_array_len(out, fl, nreplicas);
+        for (uint32_t j = 0; j < nreplicas; j++)
+            stream_buf_put_be32(out, (uint32_t)replicas[j]);
+        stream__kafka_put_array_len(out, fl, nisr);
+        for (uint32_t j = 0; j < nisr; j++)
+            stream_buf_put_be32(out, (uint32_t)isr[j]);
         if (v >= 5)
             stream__kafka_put_array_len(out, fl, 0); /* offline replicas */
         stream__kafka_put_tags(out, fl);
@@ -240,38 +260,63 @@ static void metadata(kafka *k, stream__req *r, const stream__kafka_request *q)
 {
     int v = q->api_version;
     bool fl = q->flexible;
+    const stream__meta *md = stream__kafka_metadata(k->broker);
+    stream__kafka_node *nodes = NULL;
+    size_t nnodes = 0;
+    if (stream__kafka_nodes(k->broker, k->host, k->port, &nodes, &nnodes) != 0) {
+        stream__host_req_close(r); /* no memory for an answer: the client asks again */
+        return;
+    }
     size_t start;
     stream_buf *out = reply_begin(r, q, 3, &start);
-    int32_t node = stream__host_node_id(k->broker);
-    stream__kafka_put_array_len(out, fl, 1); /* brokers: this one */
-    stream_buf_put_be32(out, (uint32_t)node);
-    stream__kafka_put_string(out, fl, k->host, strlen(k->host));
-    stream_buf_put_be32(out, k->port);
-    if (v >= 1)
-        stream__kafka_put_string(out, fl, NULL, 0); /* rack */
-    stream__kafka_put_tags(out, fl);
+    stream__kafka_put_array_len(out, fl, nnodes);
+    for (size_t i = 0; i < nnodes; i++) {
+        stream_buf_put_be32(out, (uint32_t)nodes[i].id);
+        stream__kafka_put_string(out, fl, nodes[i].host, strlen(nodes[i].host));
+        stream_buf_put_be32(out, nodes[i].port);
+        if (v >= 1)
+            stream__kafka_put_string(out, fl, NULL, 0); /* rack */
+        stream__kafka_put_tags(out, fl);
+    }
+    free(nodes);
     if (v >= 2) {
-        const char *id =
-            stream_config_str(stream__host_config(k->broker), STREAM_CONFIG_CLUSTER_ID);
+        const char *id = md != NULL ? stream__meta_cluster_id(md)
+                                    : stream_config_str(stream__host_config(k->broker),
+                                                        STREAM_CONFIG_CLUSTER_ID);
         stream__kafka_put_string(out, fl, id, strlen(id));
     }
     if (v >= 1)
-        stream_buf_put_be32(out, (uint32_t)node); /* controller */
+        stream_buf_put_be32(out, (uint32_t)stream__kafka_controller_id(k->broker));
     stream_store *store = stream__host_store(k->broker);
-    if (q->all_topics) {
+    if (q->all_topics && md != NULL) {
+        size_t n = stream__meta_topic_count(md);
+        stream__kafka_put_array_len(out, fl, n);
+        for (size_t i = 0; i < n; i++) {
+            const stream__meta_topic *mt = stream__meta_topic_at(md, i);
+            metadata_topic(k, out, q, mt->name, strlen(mt->name), NULL, mt, 0);
+        }
+    } else if (q->all_topics) {
         size_t n = stream_store_topic_count(store);
         stream__kafka_put_array_len(out, fl, n);
         for (size_t i = 0; i < n; i++) {
             stream_topic *t = stream_store_topic_at(store, i);
-            metadata_topic(k, out, q, t->name, strlen(t->name), t, 0);
+            metadata_topic(k, out, q, t->name, strlen(t->name), t, NULL, 0);
         }
     } else {
         stream__kafka_put_array_len(out, fl, q->ntopics);
         for (size_t i = 0; i < q->ntopics; i++) {
             const stream__kafka_topic *qt = &q->topics[i];
+            const stream__meta_topic *mt = md != NULL && qt->name != NULL
+                                               ? stream__meta_topic_find(md, qt->name, qt->name_len)
+                                               : NULL;
             int16_t err = 0;
-            stream_topic *t = metadata_find(k, q, qt->name, qt->name_len, &err);
-            metadata_topic(k, out, q, qt->name, qt->name_len, t, t != NULL ? 0 : err);
+            stream_topic *t = mt == NULL ? metadata_find(k, q, qt->name, qt->name_len, &err) : NULL;
+            if (md != NULL && t != NULL) {
+                t = NULL; /* the store has it, the metadata not (yet): not there */
+                err = STREAM__KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+            }
+            metadata_topic(k, out, q, qt->name, qt->name_len, t, mt,
+                           t != NULL || mt != NULL ? 0 : err);
         }
     }
     if (v >= 8 && v <= 10)
@@ -803,6 +848,7 @@ static int kafka_start(stream_broker *b, void **svc, char *errbuf, size_t errbuf
     k->host[n] = '\0';
     if (strcmp(k->host, "localhost") == 0)
         snprintf(k->host, sizeof(k->host), "127.0.0.1");
+    stream__host_set_advertised(b, "kafka", k->host, k->port);
     stream__host_log(b, STREAM_BROKER_INFO, "kafka listener on %s:%u", k->host, (unsigned)k->port);
     return 0;
 }

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "kafka_admin.h"
+#include "kafka_cluster.h"
 #include "kafka_codec_admin.h"
 #include "stream/config.h"
 
@@ -190,8 +191,7 @@ static stream_buf *begin(stream__req *r, const admin_call *c, size_t *start)
 
 static void end(stream__req *r, stream_buf *out, size_t start, bool flexible)
 {
-    stream__kafka_put_tags(out, flexible);
-    stream__kafka_response_finish(out, start, 0);
+    stream__kafka_response_end(out, start, flexible);
     stream__host_req_done(r);
 }
 
@@ -215,12 +215,18 @@ static const msgpack_object *result(admin_call *c, const native_answer *a, size_
     return o;
 }
 
-/* CreateTopics, DeleteTopics, CreatePartitions: per topic its name and
- * result. */
-static void answer_topics(admin_call *c, stream__req *r, const native_answer *a)
+/* Per resource its result: CreateTopics, DeleteTopics, CreatePartitions
+ * write name, error (and message); AlterConfigs, IncrementalAlterConfigs
+ * error, message, resource type and name. */
+static void answer_results(admin_call *c, stream__req *r, const native_answer *a)
 {
     int16_t key = c->hdr.api_key, v = c->hdr.api_version;
     bool fl = c->hdr.flexible;
+    bool alter =
+        key == STREAM__KAFKA_ALTER_CONFIGS || key == STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS;
+    bool with_msg = alter || key == STREAM__KAFKA_CREATE_PARTITIONS ||
+                    (key == STREAM__KAFKA_CREATE_TOPICS && v >= 1) ||
+                    (key == STREAM__KAFKA_DELETE_TOPICS && v >= 5);
     size_t start, j = 0;
     stream_buf *out = begin(r, c, &start);
     stream__kafka_put_array_len(out, fl, c->q.nres);
@@ -229,44 +235,29 @@ static void answer_topics(admin_call *c, stream__req *r, const native_answer *a)
         int16_t err;
         char msg[300];
         result(c, a, i, &j, &err, msg, sizeof(msg));
-        stream__kafka_put_string(out, fl, t->name, t->name_len);
+        if (!alter)
+            stream__kafka_put_string(out, fl, t->name, t->name_len);
         stream_buf_put_be16(out, (uint16_t)err);
-        bool with_msg = key == STREAM__KAFKA_CREATE_PARTITIONS ||
-                        (key == STREAM__KAFKA_CREATE_TOPICS && v >= 1) ||
-                        (key == STREAM__KAFKA_DELETE_TOPICS && v >= 5);
         if (with_msg)
             put_msg(out, fl, err, msg);
+        if (alter) {
+            stream_buf_put_u8(out, (uint8_t)t->type);
+            stream__kafka_put_string(out, fl, t->name, t->name_len);
+        }
         stream__kafka_put_tags(out, fl);
     }
     end(r, out, start, fl);
 }
 
-/* AlterConfigs, IncrementalAlterConfigs: per resource its result, type
- * and name. */
-static void answer_alter(admin_call *c, stream__req *r, const native_answer *a)
+/* True when native config entry e is one resource t asked for (all, or
+ * one of its keys). */
+static bool wanted(const admin_call *c, const stream__kafka_admin_resource *t,
+                   const msgpack_object *e)
 {
-    bool fl = c->hdr.flexible;
-    size_t start, j = 0;
-    stream_buf *out = begin(r, c, &start);
-    stream__kafka_put_array_len(out, fl, c->q.nres);
-    for (size_t i = 0; i < c->q.nres; i++) {
-        const stream__kafka_admin_resource *t = &c->q.res[i];
-        int16_t err;
-        char msg[300];
-        result(c, a, i, &j, &err, msg, sizeof(msg));
-        stream_buf_put_be16(out, (uint16_t)err);
-        put_msg(out, fl, err, msg);
-        stream_buf_put_u8(out, (uint8_t)t->type);
-        stream__kafka_put_string(out, fl, t->name, t->name_len);
-        stream__kafka_put_tags(out, fl);
-    }
-    end(r, out, start, fl);
-}
-
-/* True when resource t asked for the setting called name (or for all). */
-static bool wanted(const admin_call *c, const stream__kafka_admin_resource *t, const char *name,
-                   size_t len)
-{
+    const char *name = "";
+    size_t len = 0;
+    if (e->type != MSGPACK_OBJECT_MAP || stream_field_str(e, "name", &name, &len, NULL, 0) != 0)
+        return false;
     if (t->all_keys || t->count == 0)
         return true;
     for (size_t k = t->first; k < t->first + t->count; k++)
@@ -346,23 +337,12 @@ static void put_configs(admin_call *c, stream_buf *out, const stream__kafka_admi
 {
     bool fl = c->hdr.flexible;
     size_t n = 0, total = configs != NULL ? configs->via.array.size : 0;
-    for (size_t k = 0; k < total; k++) {
-        const msgpack_object *e = &configs->via.array.ptr[k];
-        const char *name = "";
-        size_t len = 0;
-        if (e->type == MSGPACK_OBJECT_MAP &&
-            stream_field_str(e, "name", &name, &len, NULL, 0) == 0 && wanted(c, t, name, len))
-            n++;
-    }
+    for (size_t k = 0; k < total; k++)
+        n += wanted(c, t, &configs->via.array.ptr[k]);
     stream__kafka_put_array_len(out, fl, n);
-    for (size_t k = 0; k < total; k++) {
-        const msgpack_object *e = &configs->via.array.ptr[k];
-        const char *name = "";
-        size_t len = 0;
-        if (e->type == MSGPACK_OBJECT_MAP &&
-            stream_field_str(e, "name", &name, &len, NULL, 0) == 0 && wanted(c, t, name, len))
-            put_config(c, out, e, broker);
-    }
+    for (size_t k = 0; k < total; k++)
+        if (wanted(c, t, &configs->via.array.ptr[k]))
+            put_config(c, out, &configs->via.array.ptr[k], broker);
 }
 
 static void answer_describe(admin_call *c, stream__req *r, const native_answer *a,
@@ -419,12 +399,8 @@ static void answer(admin_call *c, stream__req *r, const uint8_t *resp, size_t le
     case STREAM__KAFKA_DESCRIBE_CONFIGS:
         answer_describe(c, r, &a, &m);
         break;
-    case STREAM__KAFKA_ALTER_CONFIGS:
-    case STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS:
-        answer_alter(c, r, &a);
-        break;
     default:
-        answer_topics(c, r, &a);
+        answer_results(c, r, &a);
         break;
     }
     stream_msg_release(&m);
@@ -468,12 +444,19 @@ static size_t check_create(admin_call *c)
     return n;
 }
 
-static void pack_create(admin_call *c, msgpack_packer *pk)
+/* A native create_topics or alter_configs request's head: op,
+ * validate_only, and the array of the resources sent. */
+static void pack_head(admin_call *c, msgpack_packer *pk, stream_op op)
 {
-    stream_pack_request_header(pk, STREAM_OP_CREATE_TOPICS, 1, 2);
+    stream_pack_request_header(pk, op, 1, 2);
     stream_pack_kv_bool(pk, "validate_only", c->q.validate_only);
     stream_pack_key(pk, "topics");
     msgpack_pack_array(pk, c->nsent);
+}
+
+static void pack_create(admin_call *c, msgpack_packer *pk)
+{
+    pack_head(c, pk, STREAM_OP_CREATE_TOPICS);
     for (size_t i = 0; i < c->q.nres; i++) {
         const stream__kafka_admin_resource *t = &c->q.res[i];
         if (!c->sent[i])
@@ -607,10 +590,7 @@ static bool alter_sets(const admin_call *c, const stream__kafka_admin_resource *
 static void pack_alter(admin_call *c, msgpack_packer *pk)
 {
     bool incremental = c->hdr.api_key == STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS;
-    stream_pack_request_header(pk, STREAM_OP_ALTER_CONFIGS, 1, 2);
-    stream_pack_kv_bool(pk, "validate_only", c->q.validate_only);
-    stream_pack_key(pk, "topics");
-    msgpack_pack_array(pk, c->nsent);
+    pack_head(c, pk, STREAM_OP_ALTER_CONFIGS);
     for (size_t i = 0; i < c->q.nres; i++) {
         const stream__kafka_admin_resource *t = &c->q.res[i];
         if (!c->sent[i])
@@ -692,23 +672,35 @@ static void check_partitions(admin_call *c)
 
 /* ---- DescribeCluster ---- */
 
+/* Every broker's Kafka listener and the controller (kafka_cluster.h). */
 static void describe_cluster(admin_call *c, stream__req *r)
 {
     bool fl = c->hdr.flexible;
+    stream__kafka_node *nodes;
+    size_t n;
+    if (stream__kafka_nodes(c->b, c->host, c->port, &nodes, &n) != 0) {
+        stream__host_req_close(r); /* no memory for an answer: the client asks again */
+        return;
+    }
+    const stream__meta *md = stream__kafka_metadata(c->b);
+    const char *id = md != NULL
+                         ? stream__meta_cluster_id(md)
+                         : stream_config_str(stream__host_config(c->b), STREAM_CONFIG_CLUSTER_ID);
     size_t start;
     stream_buf *out = begin(r, c, &start);
-    int32_t node = stream__host_node_id(c->b);
-    const char *id = stream_config_str(stream__host_config(c->b), STREAM_CONFIG_CLUSTER_ID);
     stream_buf_put_be16(out, 0);                /* error_code */
     stream__kafka_put_string(out, fl, NULL, 0); /* error_message */
     stream__kafka_put_string(out, fl, id, strlen(id));
-    stream_buf_put_be32(out, (uint32_t)node); /* controller_id */
-    stream__kafka_put_array_len(out, fl, 1);
-    stream_buf_put_be32(out, (uint32_t)node);
-    stream__kafka_put_string(out, fl, c->host, strlen(c->host));
-    stream_buf_put_be32(out, c->port);
-    stream__kafka_put_string(out, fl, NULL, 0); /* rack */
-    stream__kafka_put_tags(out, fl);
+    stream_buf_put_be32(out, (uint32_t)stream__kafka_controller_id(c->b));
+    stream__kafka_put_array_len(out, fl, n);
+    for (size_t i = 0; i < n; i++) {
+        stream_buf_put_be32(out, (uint32_t)nodes[i].id);
+        stream__kafka_put_string(out, fl, nodes[i].host, strlen(nodes[i].host));
+        stream_buf_put_be32(out, nodes[i].port);
+        stream__kafka_put_string(out, fl, NULL, 0); /* rack */
+        stream__kafka_put_tags(out, fl);
+    }
+    free(nodes);
     stream_buf_put_be32(out, (uint32_t)INT32_MIN); /* cluster_authorized_operations */
     end(r, out, start, fl);
 }

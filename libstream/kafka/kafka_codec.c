@@ -491,6 +491,12 @@ void stream__kafka_response_finish(stream_buf *b, size_t start, size_t extra)
     stream_buf_patch_be32(b, start, (uint32_t)(b->len - start - 4 + extra));
 }
 
+void stream__kafka_response_end(stream_buf *b, size_t start, bool flexible)
+{
+    stream__kafka_put_tags(b, flexible);
+    stream__kafka_response_finish(b, start, 0);
+}
+
 /* ---- reading, for the other decoders ---- */
 
 int8_t stream__kafka_get_i8(stream_reader *rd)

@@ -187,6 +187,8 @@ size_t stream__kafka_response_start(stream_buf *b, int32_t correlation_id, bool 
 /* Patches the frame's size (counting extra bytes sent after b's, e.g.
  * file pieces). */
 void stream__kafka_response_finish(stream_buf *b, size_t start, size_t extra);
+/* Ends a response body: its tags when flexible, then the frame's size. */
+void stream__kafka_response_end(stream_buf *b, size_t start, bool flexible);
 
 /* ---- reading, for the other decoders (kafka_codec_admin.c) ----
  * The getters of the decoders above: each checks what remains and latches

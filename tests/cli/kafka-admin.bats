@@ -7,7 +7,11 @@
 # creates, describes the cluster and deletes; kcat -L and stream-topics
 # see the results. Then bad input by hand (kafka_raw.py): invalid names,
 # 0 partitions, a replication factor above the brokers, IncrementalAlterConfigs
-# APPEND on a setting that is no list, truncated requests.
+# APPEND on a setting that is no list, truncated requests. Last, a 3-broker
+# cluster (cluster_lib.bash) with a Kafka listener on each broker: kcat -L
+# lists every broker and the leaders, the AdminClient's topics go through
+# the controller, and an idempotent acks=all producer and a consumer keep
+# going across a kill -9 of the partition's leader, nothing lost.
 #
 # The clients live in Debian's python3 (/usr/bin/python3), not in whatever
 # python3 comes first in PATH.
@@ -15,6 +19,7 @@
 bats_require_minimum_version 1.5.0
 
 load helpers
+load cluster_lib
 
 RAW="$BATS_TEST_DIRNAME/kafka_raw.py"
 ADMIN="$BATS_TEST_DIRNAME/kafka_admin.py"
@@ -33,12 +38,33 @@ admin() {
 setup() {
     "$PY" -c 'import confluent_kafka, kafka' 2>/dev/null ||
         skip "python3-confluent-kafka and python3-kafka are not installed (make deps)"
-    start_kafka
     cd "$BATS_TEST_TMPDIR"
+    case "$BATS_TEST_DESCRIPTION" in
+    cluster:*) ;; # its own brokers
+    *) start_kafka ;;
+    esac
 }
 
 teardown() {
     stop_broker
+    cluster_stop
+}
+
+# A 3-broker cluster, each broker with a Kafka listener of its own
+# (KPORT[K]); KAFKA is every listener, comma-separated.
+kafka_cluster_start() {
+    local k
+    cluster_plan 3
+    read -r -a KP <<<"$(free_ports 3)"
+    KAFKA=
+    for ((k = 1; k <= 3; k++)); do
+        KPORT[$k]=${KP[$((k - 1))]}
+        node_start "$k" --kafka-listen "127.0.0.1:${KPORT[$k]}" || return 1
+        KAFKA+="${KAFKA:+,}127.0.0.1:${KPORT[$k]}"
+    done
+    STREAM_BROKERS="$(node_addr 1),$(node_addr 2),$(node_addr 3)"
+    export STREAM_BROKERS
+    cluster_wait_json 10 "(.brokers | length) == 3 and all(.brokers[]; .fenced == false)"
 }
 
 @test "AdminClient creates topics with configs; bad ones get Kafka's error codes; stream-topics agrees" {
@@ -165,4 +191,51 @@ teardown() {
     assert_line --index 4 "DeleteTopics v4 errors [0, 3]"
     run stream-topics list
     refute_output --partial flex
+}
+
+@test "cluster: kcat -L lists every broker's Kafka listener and the leaders; admin goes through the controller" {
+    kafka_cluster_start
+    run admin create spread 3 3 retention.ms=3600000
+    assert_output "spread ok"
+    run admin create spread 3 3
+    assert_output "spread TOPIC_ALREADY_EXISTS"
+    run admin create wide 1 4
+    assert_output "wide INVALID_REPLICATION_FACTOR"
+    # Any broker answers, from its copy of the metadata.
+    for k in 1 2 3; do
+        run timeout 20 kcat -b "127.0.0.1:${KPORT[$k]}" -q -L -t spread
+        assert_success
+        assert_output --partial "3 brokers:"
+        assert_output --partial "broker 1 at 127.0.0.1:${KPORT[1]}"
+        assert_output --partial "broker 2 at 127.0.0.1:${KPORT[2]}"
+        assert_output --partial "broker 3 at 127.0.0.1:${KPORT[3]}"
+        for p in 0 1 2; do
+            assert_output --partial "partition $p, leader $(leader_of spread $p), replicas: "
+        done
+    done
+    run stream-topics describe spread --json
+    [ "$(jq -r '.topics[0].partitions[0].replicas | length' <<<"$output")" = 3 ]
+    run admin describe spread retention.ms
+    assert_output "retention.ms=3600000 source=topic ro=False"
+    run admin kp-cluster
+    assert_output --partial "brokers 3 controller "
+    run admin delete spread
+    assert_output "spread ok"
+}
+
+@test "cluster: an idempotent acks=all producer and a consumer keep going across a kill -9 of the leader" {
+    kafka_cluster_start
+    run admin create moving 1 3
+    assert_output "moving ok"
+    leader=$(wait_leader moving 0 -1 10)
+    run --separate-stderr timeout 200 "$PY" "$BATS_TEST_DIRNAME/kafka_failover.py" "$KAFKA" moving 4000 "${CPIDS[$leader]}"
+    assert_success
+    assert_line --index 0 "delivered 4000 failed 0"
+    assert_line --index 1 --regexp "^consumed 4000 lost 0 duplicates [0-9]+$"
+    CPIDS[$leader]=
+    new=$(wait_leader moving 0 "$leader" 10)
+    run --separate-stderr timeout 20 kcat -b "$KAFKA" -q -C -t moving -p 0 -e -o beginning -f '%s\n'
+    [ "${#lines[@]}" -eq 4000 ]
+    run timeout 20 kcat -b "$KAFKA" -q -L -t moving
+    assert_output --partial "partition 0, leader $new,"
 }

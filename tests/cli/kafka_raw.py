@@ -184,15 +184,20 @@ def flex_frame(key, version, corr, body):
     return struct.pack(">i", len(msg)) + msg
 
 
+def ask_flexible(s, key, version, body):
+    """Sends a flexible request; a Reader past its answer's header."""
+    s.sendall(flex_frame(key, version, 9, body))
+    r = Reader(answer(s))
+    assert r.take("i") == 9
+    r.tags()
+    return r
+
+
 def flexible(s, topic):
     t = cstr(topic)
 
     def ask(key, version, body):
-        s.sendall(flex_frame(key, version, 9, body))
-        r = Reader(answer(s))
-        assert r.take("i") == 9
-        r.tags()
-        return r
+        return ask_flexible(s, key, version, body)
 
     # Metadata v12: topics [topic_id, name], allow_auto_create, include_topic_ops
     r = ask(3, 12, b"\x02" + b"\x00" * 16 + t + b"\x00" + b"\x00\x00" + b"\x00")
@@ -330,11 +335,7 @@ def admin_flexible(s, topic):
     t = cstr(topic)
 
     def ask(key, version, body):
-        s.sendall(flex_frame(key, version, 9, body))
-        r = Reader(answer(s))
-        assert r.take("i") == 9
-        r.tags()
-        return r
+        return ask_flexible(s, key, version, body)
 
     # DescribeConfigs v4: the topic, keys retention.ms and segment.bytes, synonyms and docs
     body = b"\x02" + b"\x02" + t + b"\x03" + cstr("retention.ms") + cstr("segment.bytes") + b"\x00"

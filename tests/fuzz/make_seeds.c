@@ -654,6 +654,10 @@ static void metadata_seeds(void)
     ok(stream__meta_encode_register_broker(&b, r, 4, "10.0.0.4", 9004), "register");
     meta_seed("register_broker", 0, &b);
     stream_buf_reset(&b);
+    ok(stream__meta_encode_register_broker_kafka(&b, r, 4, "10.0.0.4", 9004, "10.0.0.4", 9092),
+       "register with a Kafka listener");
+    meta_seed("register_broker_kafka", 0, &b);
+    stream_buf_reset(&b);
     ok(stream__meta_encode_fence_broker(&b, r, 2, 3), "fence");
     meta_seed("fence_broker", 0, &b);
     stream_buf_reset(&b);

@@ -259,6 +259,46 @@ static void test_register_gives_the_log_index_as_epoch_and_starts_fenced(void **
     assert_null(stream__meta_broker_find(f->md, 3));
 }
 
+static void test_a_broker_kafka_listener_is_kept_and_survives_a_snapshot(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(stream__meta_encode_register_broker_kafka(&f->b, req(f), 4, "10.0.0.4", 9004,
+                                                               "10.0.0.4", 9092),
+                     0);
+    assert_int_equal(apply(f), 0);
+    assert_int_equal(register_broker(f, 5), 0); /* an older broker: no Kafka listener */
+    assert_string_equal(broker(f, 4)->kafka_host, "10.0.0.4");
+    assert_int_equal(broker(f, 4)->kafka_port, 9092);
+    assert_null(broker(f, 5)->kafka_host);
+    assert_int_equal(broker(f, 5)->kafka_port, 0);
+    /* A snapshot carries it (and the broker without one stays without). */
+    stream_buf s1 = STREAM_BUF_INIT, s2 = STREAM_BUF_INIT;
+    snapshot_of(f->md, &s1);
+    stream__meta *g = stream__meta_new("cluster-1");
+    char err[256] = "";
+    if (stream__meta_restore(g, s1.data, s1.len, err, sizeof err) != 0)
+        fail_msg("restore: %s", err);
+    assert_string_equal(stream__meta_broker_find(g, 4)->kafka_host, "10.0.0.4");
+    assert_int_equal(stream__meta_broker_find(g, 4)->kafka_port, 9092);
+    assert_null(stream__meta_broker_find(g, 5)->kafka_host);
+    snapshot_of(g, &s2);
+    assert_int_equal(s1.len, s2.len);
+    assert_memory_equal(s1.data, s2.data, s1.len);
+    stream__meta_free(g);
+    /* Registering again without one drops it; a bad one is refused. */
+    assert_int_equal(stream__meta_encode_register_broker(&f->b, req(f), 4, "10.0.0.4", 9004), 0);
+    assert_int_equal(apply(f), 0);
+    assert_null(broker(f, 4)->kafka_host);
+    stream_buf_reset(&f->b);
+    assert_int_equal(
+        stream__meta_encode_register_broker_kafka(&f->b, req(f), 4, "h", 1, "bad host", 9092),
+        STREAM_EINVAL);
+    assert_int_equal(stream__meta_encode_register_broker_kafka(&f->b, req(f), 4, "h", 1, "k", 0),
+                     STREAM_EINVAL);
+    stream_buf_release(&s1);
+    stream_buf_release(&s2);
+}
+
 static void test_fence_and_unfence_need_the_current_epoch(void **state)
 {
     fx *f = *state;
@@ -1111,6 +1151,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_register_gives_the_log_index_as_epoch_and_starts_fenced),
+        T(test_a_broker_kafka_listener_is_kept_and_survives_a_snapshot),
         T(test_fence_and_unfence_need_the_current_epoch),
         T(test_create_topic_leaders_isr_epochs_and_configs),
         T(test_create_topic_errors_change_nothing),
