@@ -31,8 +31,10 @@ start_kafka() {
     [ -n "$KAFKA" ] || { cat "$BROKER_LOG" >&2; return 1; }
 }
 
+# The clients' own log lines (librdkafka's on stderr) go to a file: the
+# tests compare stdout.
 admin() {
-    timeout 30 "$PY" "$ADMIN" "$KAFKA" "$@"
+    timeout 30 "$PY" "$ADMIN" "$KAFKA" "$@" 2>>"$BATS_TEST_TMPDIR/clients.log"
 }
 
 setup() {
@@ -201,9 +203,14 @@ kafka_cluster_start() {
     assert_output "spread TOPIC_ALREADY_EXISTS"
     run admin create wide 1 4
     assert_output "wide INVALID_REPLICATION_FACTOR"
-    # Any broker answers, from its copy of the metadata.
+    # Any broker answers, from its copy of the metadata (which may lag the
+    # controller's by a moment).
     for k in 1 2 3; do
-        run timeout 20 kcat -b "127.0.0.1:${KPORT[$k]}" -q -L -t spread
+        for ((i = 0; i < 50; i++)); do
+            run timeout 20 kcat -b "127.0.0.1:${KPORT[$k]}" -q -L -t spread
+            [[ "$output" == *'topic "spread" with 3 partitions'* ]] && break
+            sleep 0.2
+        done
         assert_success
         assert_output --partial "3 brokers:"
         assert_output --partial "broker 1 at 127.0.0.1:${KPORT[1]}"
