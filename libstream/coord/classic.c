@@ -250,9 +250,9 @@ static stream__classic_wait *park(cmember *m, bool sync, stream__classic_join_cb
     stream__classic_wait *old = sync ? take_sync(m) : take_join(m);
     if (old != NULL) {
         if (sync)
-            sync_fail(old->sync_cb, old->arg, STREAM__KERR_REBALANCE_IN_PROGRESS);
+            sync_fail(old->sync_cb, old->arg, STREAM__KAFKA_REBALANCE_IN_PROGRESS);
         else
-            join_fail(old->join_cb, old->arg, STREAM__KERR_REBALANCE_IN_PROGRESS, m->id);
+            join_fail(old->join_cb, old->arg, STREAM__KAFKA_REBALANCE_IN_PROGRESS, m->id);
         free(old);
     }
     if (sync)
@@ -403,7 +403,7 @@ static void prepare_rebalance(stream__coord *co, stream__group *g, const char *w
         for (size_t i = 0; i < c->n; i++) {
             stream__classic_wait *w = take_sync(c->members[i]);
             if (w != NULL) {
-                sync_fail(w->sync_cb, w->arg, STREAM__KERR_REBALANCE_IN_PROGRESS);
+                sync_fail(w->sync_cb, w->arg, STREAM__KAFKA_REBALANCE_IN_PROGRESS);
                 free(w);
             }
         }
@@ -432,7 +432,7 @@ static void join_current(stream__classic *c, cmember *m, stream__classic_join_cb
     bool leader = c->leader != NULL && strcmp(c->leader, m->id) == 0;
     stream__classic_member_view *views = leader ? calloc(c->n, sizeof(*views)) : NULL;
     if (leader && views == NULL) {
-        join_fail(cb, arg, STREAM__KERR_REBALANCE_IN_PROGRESS, m->id);
+        join_fail(cb, arg, STREAM__KAFKA_REBALANCE_IN_PROGRESS, m->id);
         return;
     }
     for (size_t i = 0; leader && i < c->n; i++) {
@@ -461,7 +461,7 @@ static void complete_join(stream__coord *co, stream__group *g)
     for (size_t i = c->n; i-- > 0;)
         if (c->members[i]->join == NULL)
             remove_at(co, g, i, "removed: did not join the rebalance in time",
-                      STREAM__KERR_UNKNOWN_MEMBER_ID);
+                      STREAM__KAFKA_UNKNOWN_MEMBER_ID);
     c->delay_deadline_ms = 0;
     if (c->generation < INT32_MAX)
         c->generation++;
@@ -485,7 +485,7 @@ static void complete_join(stream__coord *co, stream__group *g)
         /* Out of memory (a protocol always exists: joins are checked).
          * Everyone is told to join again. */
         for (size_t i = 0; i < c->n; i++)
-            fail_waits(c->members[i], STREAM__KERR_REBALANCE_IN_PROGRESS);
+            fail_waits(c->members[i], STREAM__KAFKA_REBALANCE_IN_PROGRESS);
         return;
     }
     c->state = CLASSIC_COMPLETING;
@@ -568,7 +568,7 @@ void stream__classic_tick(stream__coord *co, stream__group *g, uint64_t now)
             char why[96];
             snprintf(why, sizeof(why), "removed: no heartbeat for %d ms (session timeout)",
                      (int)m->session_timeout_ms);
-            remove_at(co, g, i, why, STREAM__KERR_UNKNOWN_MEMBER_ID);
+            remove_at(co, g, i, why, STREAM__KAFKA_UNKNOWN_MEMBER_ID);
         }
     }
     if (c->state == CLASSIC_PREPARING && c->delay_deadline_ms != 0 && now >= c->delay_deadline_ms)
@@ -589,20 +589,20 @@ static stream__group *group_for(stream__coord *co, const char *name, bool create
 {
     char msg[256];
     if (stream_group_name_check(name, strlen(name), msg, sizeof(msg)) != 0) {
-        *error = STREAM__KERR_INVALID_GROUP_ID;
+        *error = STREAM__KAFKA_INVALID_GROUP_ID;
         return NULL;
     }
     if (stream__coord_gate(co, name, msg, sizeof(msg)) != 0) {
-        *error = STREAM__KERR_NOT_COORDINATOR;
+        *error = STREAM__KAFKA_NOT_COORDINATOR;
         return NULL;
     }
     stream__group *g = create ? stream__group_get(co, name) : stream__group_find(co, name);
     if (g == NULL)
-        *error = create ? STREAM__KERR_UNKNOWN_SERVER_ERROR : STREAM__KERR_UNKNOWN_MEMBER_ID;
+        *error = create ? STREAM__KAFKA_UNKNOWN_SERVER_ERROR : STREAM__KAFKA_UNKNOWN_MEMBER_ID;
     else if (g->nmembers > 0)
-        *error = STREAM__KERR_INCONSISTENT_GROUP_PROTOCOL; /* a native group */
+        *error = STREAM__KAFKA_INCONSISTENT_GROUP_PROTOCOL; /* a native group */
     else if (create && classic_get(g) == NULL)
-        *error = STREAM__KERR_UNKNOWN_SERVER_ERROR;
+        *error = STREAM__KAFKA_UNKNOWN_SERVER_ERROR;
     else
         return g;
     return NULL;
@@ -669,7 +669,7 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
     const char *mid = req->member_id ? req->member_id : "";
     if (req->session_timeout_ms < co->min_session_ms ||
         req->session_timeout_ms > co->max_session_ms) {
-        join_fail(cb, arg, STREAM__KERR_INVALID_SESSION_TIMEOUT, mid);
+        join_fail(cb, arg, STREAM__KAFKA_INVALID_SESSION_TIMEOUT, mid);
         return;
     }
     stream__group *g = group_for(co, req->group, true, &error);
@@ -682,12 +682,12 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
     cmember *m = mid[0] ? find_member(c, mid, NULL) : NULL;
     ssize_t pend = mid[0] ? find_pending(c, mid) : -1;
     if (!supports(c, req->protocol_type, req->protocols, req->nprotocols, m ? m->id : NULL)) {
-        join_fail(cb, arg, STREAM__KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
+        join_fail(cb, arg, STREAM__KAFKA_INCONSISTENT_GROUP_PROTOCOL, mid);
         stream__group_gc(co, g);
         return;
     }
     if (mid[0] != '\0' && m == NULL && pend < 0) {
-        join_fail(cb, arg, STREAM__KERR_UNKNOWN_MEMBER_ID, mid);
+        join_fail(cb, arg, STREAM__KAFKA_UNKNOWN_MEMBER_ID, mid);
         stream__group_gc(co, g);
         return;
     }
@@ -701,7 +701,7 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
                 size_t ncap = c->cap_pending ? c->cap_pending * 2 : 4;
                 pending_id *np = realloc(c->pending, ncap * sizeof(*np));
                 if (np == NULL) {
-                    join_fail(cb, arg, STREAM__KERR_UNKNOWN_SERVER_ERROR, "");
+                    join_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR, "");
                     return;
                 }
                 c->pending = np;
@@ -709,11 +709,11 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
             }
             char *copy = strdup(id);
             if (copy == NULL) {
-                join_fail(cb, arg, STREAM__KERR_UNKNOWN_SERVER_ERROR, "");
+                join_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR, "");
                 return;
             }
             c->pending[c->npending++] = (pending_id){copy, now + (uint64_t)req->session_timeout_ms};
-            join_fail(cb, arg, STREAM__KERR_MEMBER_ID_REQUIRED, id);
+            join_fail(cb, arg, STREAM__KAFKA_MEMBER_ID_REQUIRED, id);
             stream__coord_rearm(co);
             return;
         }
@@ -725,7 +725,7 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
         m = member_from(req, mid);
         if (m == NULL || add(c, m) != 0) {
             member_free(m);
-            join_fail(cb, arg, STREAM__KERR_UNKNOWN_SERVER_ERROR, mid);
+            join_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR, mid);
             stream__group_gc(co, g);
             return;
         }
@@ -751,7 +751,7 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
     } else {
         bool same = protos_equal(m, req->protocols, req->nprotocols);
         if (update_member(m, req) != 0) {
-            join_fail(cb, arg, STREAM__KERR_UNKNOWN_SERVER_ERROR, mid);
+            join_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR, mid);
             return;
         }
         m->deadline_ms = now + (uint64_t)m->session_timeout_ms;
@@ -770,7 +770,7 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
     }
     stream__classic_wait *w = park(m, false, cb, NULL, arg);
     if (w == NULL) {
-        join_fail(cb, arg, STREAM__KERR_UNKNOWN_SERVER_ERROR, m->id);
+        join_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR, m->id);
         return;
     }
     *wait = w;
@@ -790,11 +790,11 @@ static cmember *check_member(stream__coord *co, const char *group, const char *m
         return NULL;
     cmember *m = find_member(g->classic, member_id, NULL);
     if (m == NULL) {
-        *error = STREAM__KERR_UNKNOWN_MEMBER_ID;
+        *error = STREAM__KAFKA_UNKNOWN_MEMBER_ID;
         return NULL;
     }
     if (generation != g->classic->generation) {
-        *error = STREAM__KERR_ILLEGAL_GENERATION;
+        *error = STREAM__KAFKA_ILLEGAL_GENERATION;
         return NULL;
     }
     *error = 0;
@@ -819,12 +819,12 @@ void stream__classic_sync(stream__coord *co, const char *group, const char *memb
          (c->protocol_type == NULL || strcmp(protocol_type, c->protocol_type) != 0)) ||
         (protocol_name != NULL &&
          (c->protocol == NULL || strcmp(protocol_name, c->protocol) != 0))) {
-        sync_fail(cb, arg, STREAM__KERR_INCONSISTENT_GROUP_PROTOCOL);
+        sync_fail(cb, arg, STREAM__KAFKA_INCONSISTENT_GROUP_PROTOCOL);
         return;
     }
     m->deadline_ms = now_ms(co) + (uint64_t)m->session_timeout_ms;
     if (c->state == CLASSIC_PREPARING || c->state == CLASSIC_EMPTY) {
-        sync_fail(cb, arg, STREAM__KERR_REBALANCE_IN_PROGRESS);
+        sync_fail(cb, arg, STREAM__KAFKA_REBALANCE_IN_PROGRESS);
         return;
     }
     stream__classic_sync_result res = {.protocol_type = c->protocol_type,
@@ -838,7 +838,7 @@ void stream__classic_sync(stream__coord *co, const char *group, const char *memb
     /* COMPLETING: everyone waits for the leader's assignments. */
     stream__classic_wait *w = park(m, true, NULL, cb, arg);
     if (w == NULL) {
-        sync_fail(cb, arg, STREAM__KERR_UNKNOWN_SERVER_ERROR);
+        sync_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR);
         return;
     }
     *wait = w;
@@ -866,7 +866,7 @@ void stream__classic_sync(stream__coord *co, const char *group, const char *memb
         free(lens);
         *wait = NULL;
         stream__classic_cancel(w);
-        sync_fail(cb, arg, STREAM__KERR_UNKNOWN_SERVER_ERROR);
+        sync_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR);
         return;
     }
     bool consumer = strcmp(c->protocol_type, "consumer") == 0;
@@ -910,7 +910,7 @@ int16_t stream__classic_heartbeat(stream__coord *co, const char *group, const ch
         return error;
     m->deadline_ms = now_ms(co) + (uint64_t)m->session_timeout_ms;
     stream__coord_rearm(co);
-    return g->classic->state == CLASSIC_PREPARING ? STREAM__KERR_REBALANCE_IN_PROGRESS : 0;
+    return g->classic->state == CLASSIC_PREPARING ? STREAM__KAFKA_REBALANCE_IN_PROGRESS : 0;
 }
 
 int16_t stream__classic_leave(stream__coord *co, const char *group, const char *member_id)
@@ -923,10 +923,10 @@ int16_t stream__classic_leave(stream__coord *co, const char *group, const char *
     if (find_member(g->classic, member_id, &i) == NULL) {
         ssize_t p = find_pending(g->classic, member_id);
         if (p < 0)
-            return STREAM__KERR_UNKNOWN_MEMBER_ID;
+            return STREAM__KAFKA_UNKNOWN_MEMBER_ID;
         drop_pending(g->classic, (size_t)p);
     } else {
-        remove_at(co, g, i, "left", STREAM__KERR_UNKNOWN_MEMBER_ID);
+        remove_at(co, g, i, "left", STREAM__KAFKA_UNKNOWN_MEMBER_ID);
         maybe_complete_join(co, g);
     }
     stream__coord_rearm(co);
@@ -941,20 +941,20 @@ int16_t stream__classic_commit_check(stream__coord *co, const char *group, const
     stream__group *g = group_for(co, group, false, &error);
     if (g == NULL)
         /* No group yet: a standalone commit creates it. */
-        return error == STREAM__KERR_UNKNOWN_MEMBER_ID && generation < 0 &&
+        return error == STREAM__KAFKA_UNKNOWN_MEMBER_ID && generation < 0 &&
                        (member_id == NULL || member_id[0] == '\0')
                    ? 0
                    : error;
     stream__classic *c = g->classic;
     if (generation < 0 && (member_id == NULL || member_id[0] == '\0'))
-        return stream__classic_active(c) ? STREAM__KERR_UNKNOWN_MEMBER_ID : 0;
+        return stream__classic_active(c) ? STREAM__KAFKA_UNKNOWN_MEMBER_ID : 0;
     cmember *m = find_member(c, member_id ? member_id : "", NULL);
     if (m == NULL)
-        return STREAM__KERR_UNKNOWN_MEMBER_ID;
+        return STREAM__KAFKA_UNKNOWN_MEMBER_ID;
     if (generation != c->generation)
-        return STREAM__KERR_ILLEGAL_GENERATION;
+        return STREAM__KAFKA_ILLEGAL_GENERATION;
     if (c->state == CLASSIC_COMPLETING)
-        return STREAM__KERR_REBALANCE_IN_PROGRESS;
+        return STREAM__KAFKA_REBALANCE_IN_PROGRESS;
     m->deadline_ms = now_ms(co) + (uint64_t)m->session_timeout_ms;
     return 0;
 }

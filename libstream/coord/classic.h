@@ -48,27 +48,7 @@
 #include <stdint.h>
 
 #include "broker/host.h"
-
-/* Kafka's error codes that these calls answer with (Kafka's numbers). */
-enum {
-    STREAM__KERR_NONE = 0,
-    STREAM__KERR_UNKNOWN_SERVER_ERROR = -1,
-    STREAM__KERR_OFFSET_OUT_OF_RANGE = 1,
-    STREAM__KERR_UNKNOWN_TOPIC_OR_PARTITION = 3,
-    STREAM__KERR_REQUEST_TIMED_OUT = 7,
-    STREAM__KERR_OFFSET_METADATA_TOO_LARGE = 12,
-    STREAM__KERR_COORDINATOR_NOT_AVAILABLE = 15,
-    STREAM__KERR_NOT_COORDINATOR = 16,
-    STREAM__KERR_ILLEGAL_GENERATION = 22,
-    STREAM__KERR_INCONSISTENT_GROUP_PROTOCOL = 23,
-    STREAM__KERR_INVALID_GROUP_ID = 24,
-    STREAM__KERR_UNKNOWN_MEMBER_ID = 25,
-    STREAM__KERR_INVALID_SESSION_TIMEOUT = 26,
-    STREAM__KERR_REBALANCE_IN_PROGRESS = 27,
-    STREAM__KERR_NON_EMPTY_GROUP = 68,
-    STREAM__KERR_GROUP_ID_NOT_FOUND = 69,
-    STREAM__KERR_MEMBER_ID_REQUIRED = 79,
-};
+#include "proto/kafka_error.h"
 
 typedef struct stream__coord stream__coord;
 
@@ -106,7 +86,7 @@ typedef struct stream__classic_member_view {
 
 /* What a JoinGroup is answered; borrowed for the callback's duration. */
 typedef struct stream__classic_join_result {
-    int16_t error;                              /* STREAM__KERR_* */
+    int16_t error;                              /* STREAM__KAFKA_* */
     int32_t generation;                         /* -1 with an error */
     const char *protocol_type;                  /* NULL with an error */
     const char *protocol_name;                  /* NULL with an error */
@@ -149,7 +129,7 @@ void stream__classic_sync(stream__coord *co, const char *group, const char *memb
                           const stream__classic_assignment *assignments, size_t nassignments,
                           stream__classic_sync_cb cb, void *arg, stream__classic_wait **wait);
 
-/* Heartbeat: STREAM__KERR_NONE, or REBALANCE_IN_PROGRESS (join again),
+/* Heartbeat: STREAM__KAFKA_NONE, or REBALANCE_IN_PROGRESS (join again),
  * ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, NOT_COORDINATOR. */
 int16_t stream__classic_heartbeat(stream__coord *co, const char *group, const char *member_id,
                                   int32_t generation);

@@ -18,13 +18,13 @@ static int16_t write_error(int err)
 {
     switch (err) {
     case 0:
-        return STREAM__KERR_NONE;
+        return STREAM__KAFKA_NONE;
     case STREAM_ENOTCOORDINATOR:
-        return STREAM__KERR_NOT_COORDINATOR;
+        return STREAM__KAFKA_NOT_COORDINATOR;
     case STREAM_ETIMEDOUT:
-        return STREAM__KERR_REQUEST_TIMED_OUT;
+        return STREAM__KAFKA_REQUEST_TIMED_OUT;
     default: /* I/O, ENOSPC, ENOMEM: clients retry, finding the coordinator again */
-        return STREAM__KERR_COORDINATOR_NOT_AVAILABLE;
+        return STREAM__KAFKA_COORDINATOR_NOT_AVAILABLE;
     }
 }
 
@@ -85,14 +85,14 @@ static void park(stream__coord *co, stream__req *r, commit_state *s, int32_t par
 static int16_t commit_entry_check(stream__coord *co, const stream__classic_commit *e)
 {
     if (e->metadata_len > STREAM_GROUP_METADATA_MAX)
-        return STREAM__KERR_OFFSET_METADATA_TOO_LARGE;
+        return STREAM__KAFKA_OFFSET_METADATA_TOO_LARGE;
     if (e->offset < 0)
-        return STREAM__KERR_OFFSET_OUT_OF_RANGE;
+        return STREAM__KAFKA_OFFSET_OUT_OF_RANGE;
     stream_topic *t = e->topic && stream_topic_name_check(e->topic, strlen(e->topic), NULL, 0) == 0
                           ? stream_store_topic(stream__host_store(co->broker), e->topic)
                           : NULL;
     if (t == NULL || e->partition < 0 || e->partition >= t->partition_count)
-        return STREAM__KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return STREAM__KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
     return 0;
 }
 
@@ -110,7 +110,7 @@ void stream__classic_commit_offsets(stream__coord *co, stream__req *r, const cha
         free(written);
         free(recs);
         for (size_t i = 0; i < n; i++)
-            entries[i].error = STREAM__KERR_COORDINATOR_NOT_AVAILABLE;
+            entries[i].error = STREAM__KAFKA_COORDINATOR_NOT_AVAILABLE;
         done(r, arg);
         if (destroy)
             destroy(arg);
@@ -152,9 +152,9 @@ static int16_t read_gate(stream__coord *co, const char *group)
 {
     char msg[256];
     if (stream_group_name_check(group, strlen(group), msg, sizeof(msg)) != 0)
-        return STREAM__KERR_INVALID_GROUP_ID;
+        return STREAM__KAFKA_INVALID_GROUP_ID;
     if (stream__coord_gate(co, group, msg, sizeof(msg)) != 0)
-        return STREAM__KERR_NOT_COORDINATOR;
+        return STREAM__KAFKA_NOT_COORDINATOR;
     return 0;
 }
 
@@ -229,9 +229,9 @@ static int16_t delete_error(int err)
 {
     switch (err) {
     case STREAM_ENOGROUP:
-        return STREAM__KERR_GROUP_ID_NOT_FOUND;
+        return STREAM__KAFKA_GROUP_ID_NOT_FOUND;
     case STREAM_EGROUPNOTEMPTY:
-        return STREAM__KERR_NON_EMPTY_GROUP;
+        return STREAM__KAFKA_NON_EMPTY_GROUP;
     default:
         return write_error(err);
     }
@@ -250,7 +250,7 @@ void stream__classic_delete_groups(stream__coord *co, stream__req *r,
         free(partition);
         free(need);
         for (size_t i = 0; i < n; i++)
-            groups[i].error = STREAM__KERR_COORDINATOR_NOT_AVAILABLE;
+            groups[i].error = STREAM__KAFKA_COORDINATOR_NOT_AVAILABLE;
         done(r, arg);
         if (destroy)
             destroy(arg);

@@ -102,7 +102,7 @@ void stream__member_free(stream__member *m)
 static void group_free(stream__group *g)
 {
     /* Whoever waits on a classic join or sync asks the new coordinator. */
-    stream__classic_free(g->classic, STREAM__KERR_NOT_COORDINATOR);
+    stream__classic_free(g->classic, STREAM__KAFKA_NOT_COORDINATOR);
     for (size_t i = 0; i < g->nmembers; i++)
         stream__member_free(g->members[i]);
     free(g->members);

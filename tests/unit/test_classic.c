@@ -189,7 +189,7 @@ static void test_one_member_round(void **state)
     /* v4+: the id first. */
     join(f, "g1", &a, "subA", false, true, 1000);
     assert_true(a.joined);
-    assert_int_equal(a.join_error, STREAM__KERR_MEMBER_ID_REQUIRED);
+    assert_int_equal(a.join_error, STREAM__KAFKA_MEMBER_ID_REQUIRED);
     assert_true(strncmp(a.id, "rdkafka-", 8) == 0);
     /* Joining with it: held for the initial delay, then answered. */
     join(f, "g1", &a, "subA", false, true, 1000);
@@ -217,15 +217,15 @@ static void test_one_member_round(void **state)
     assert_string_equal(info.protocol_name, "range");
     /* Wrong generation, unknown member. */
     assert_int_equal(stream__classic_heartbeat(f->co, "g1", a.id, 7),
-                     STREAM__KERR_ILLEGAL_GENERATION);
+                     STREAM__KAFKA_ILLEGAL_GENERATION);
     assert_int_equal(stream__classic_heartbeat(f->co, "g1", "nobody", 1),
-                     STREAM__KERR_UNKNOWN_MEMBER_ID);
+                     STREAM__KAFKA_UNKNOWN_MEMBER_ID);
     /* Commits: the member at its generation; not a stale one; not outside. */
     assert_int_equal(stream__classic_commit_check(f->co, "g1", a.id, 1), 0);
     assert_int_equal(stream__classic_commit_check(f->co, "g1", a.id, 0),
-                     STREAM__KERR_ILLEGAL_GENERATION);
+                     STREAM__KAFKA_ILLEGAL_GENERATION);
     assert_int_equal(stream__classic_commit_check(f->co, "g1", "", -1),
-                     STREAM__KERR_UNKNOWN_MEMBER_ID);
+                     STREAM__KAFKA_UNKNOWN_MEMBER_ID);
     assert_int_equal(stream__classic_leave(f->co, "g1", a.id), 0);
     assert_false(stream__classic_describe(f->co, "g1", &info, NULL, NULL)); /* gone: no offsets */
     /* A standalone commit to a group nobody is in. */
@@ -267,7 +267,7 @@ static void test_two_members_rebalance(void **state)
     join(f, "g2", &c, "C", false, false, 1000);
     assert_false(c.joined);
     assert_int_equal(stream__classic_heartbeat(f->co, "g2", a.id, 1),
-                     STREAM__KERR_REBALANCE_IN_PROGRESS);
+                     STREAM__KAFKA_REBALANCE_IN_PROGRESS);
     join(f, "g2", &a, "A", false, false, 1000);
     assert_false(a.joined);
     join(f, "g2", &b, "B", false, false, 1000);
@@ -278,9 +278,9 @@ static void test_two_members_rebalance(void **state)
     /* A stale generation's commit is refused; in CompletingRebalance, a
      * current one waits for the sync (REBALANCE_IN_PROGRESS). */
     assert_int_equal(stream__classic_commit_check(f->co, "g2", b.id, 1),
-                     STREAM__KERR_ILLEGAL_GENERATION);
+                     STREAM__KAFKA_ILLEGAL_GENERATION);
     assert_int_equal(stream__classic_commit_check(f->co, "g2", b.id, 2),
-                     STREAM__KERR_REBALANCE_IN_PROGRESS);
+                     STREAM__KAFKA_REBALANCE_IN_PROGRESS);
 
     /* The leader does not sync yet; b's sync is held meanwhile, however
      * long a heartbeats. Then c leaves: a rebalance starts. */
@@ -295,7 +295,7 @@ static void test_two_members_rebalance(void **state)
     b.sw = NULL;
     assert_int_equal(stream__classic_leave(f->co, "g2", c.id), 0);
     assert_int_equal(stream__classic_heartbeat(f->co, "g2", a.id, 2),
-                     STREAM__KERR_REBALANCE_IN_PROGRESS);
+                     STREAM__KAFKA_REBALANCE_IN_PROGRESS);
     assert_false(b.synced);
     join(f, "g2", &a, "A", false, false, 1000);
     /* b does not rejoin: after the rebalance timeout (400 ms) it is out. */
@@ -306,7 +306,7 @@ static void test_two_members_rebalance(void **state)
     assert_int_equal(a.generation, 3);
     assert_int_equal(a.nmembers, 1);
     assert_int_equal(stream__classic_heartbeat(f->co, "g2", b.id, 2),
-                     STREAM__KERR_UNKNOWN_MEMBER_ID);
+                     STREAM__KAFKA_UNKNOWN_MEMBER_ID);
     assert_int_equal(stream__classic_leave(f->co, "g2", a.id), 0);
 }
 
@@ -333,9 +333,9 @@ static void test_session_expiry_and_rejoin_answer(void **state)
      * and a's next heartbeat says rebalance. */
     pass(f, 700);
     assert_int_equal(stream__classic_heartbeat(f->co, "g3", a.id, 1),
-                     STREAM__KERR_REBALANCE_IN_PROGRESS);
+                     STREAM__KAFKA_REBALANCE_IN_PROGRESS);
     assert_int_equal(stream__classic_heartbeat(f->co, "g3", b.id, 1),
-                     STREAM__KERR_UNKNOWN_MEMBER_ID);
+                     STREAM__KAFKA_UNKNOWN_MEMBER_ID);
     join(f, "g3", &a, "A", false, false, 5000);
     assert_true(a.joined); /* the only member left rejoined: at once */
     assert_int_equal(a.generation, 2);
@@ -366,23 +366,23 @@ static void test_protocols(void **state)
                                     .rebalance_timeout_ms = 1000};
     stream__classic_join(f->co, &req, on_join, &x, &x.jw);
     assert_true(x.joined);
-    assert_int_equal(x.join_error, STREAM__KERR_INCONSISTENT_GROUP_PROTOCOL);
+    assert_int_equal(x.join_error, STREAM__KAFKA_INCONSISTENT_GROUP_PROTOCOL);
     req.protocol_type = "connect";
     x.joined = false;
     stream__classic_join(f->co, &req, on_join, &x, &x.jw);
-    assert_int_equal(x.join_error, STREAM__KERR_INCONSISTENT_GROUP_PROTOCOL);
+    assert_int_equal(x.join_error, STREAM__KAFKA_INCONSISTENT_GROUP_PROTOCOL);
     /* Session timeout outside the broker's bounds. */
     req.protocol_type = "consumer";
     req.session_timeout_ms = 10;
     stream__classic_join(f->co, &req, on_join, &x, &x.jw);
-    assert_int_equal(x.join_error, STREAM__KERR_INVALID_SESSION_TIMEOUT);
+    assert_int_equal(x.join_error, STREAM__KAFKA_INVALID_SESSION_TIMEOUT);
     /* Unknown member id (with a protocol that fits: Kafka checks that
      * first). */
     req.session_timeout_ms = 1000;
     req.member_id = "made-up";
     p.name = "range";
     stream__classic_join(f->co, &req, on_join, &x, &x.jw);
-    assert_int_equal(x.join_error, STREAM__KERR_UNKNOWN_MEMBER_ID);
+    assert_int_equal(x.join_error, STREAM__KAFKA_UNKNOWN_MEMBER_ID);
     assert_int_equal(stream__classic_leave(f->co, "g4", a.id), 0);
     assert_int_equal(stream__classic_leave(f->co, "g4", b.id), 0);
 }
@@ -392,7 +392,7 @@ static void test_pending_id_expires(void **state)
     fixture *f = *state;
     member a = {0}, ghost = {0};
     join(f, "g5", &ghost, "G", false, true, 1500); /* takes an id, never comes back */
-    assert_int_equal(ghost.join_error, STREAM__KERR_MEMBER_ID_REQUIRED);
+    assert_int_equal(ghost.join_error, STREAM__KAFKA_MEMBER_ID_REQUIRED);
     rebalance_ms = 20000; /* so only the pending id's expiry can end the wait */
     join(f, "g5", &a, "A", false, false, 1000);
     rebalance_ms = 400;
@@ -402,7 +402,7 @@ static void test_pending_id_expires(void **state)
     assert_true(a.joined); /* ... until its session ran out */
     assert_int_equal(a.nmembers, 1);
     join(f, "g5", &ghost, "G", false, true, 100);
-    assert_int_equal(ghost.join_error, STREAM__KERR_UNKNOWN_MEMBER_ID);
+    assert_int_equal(ghost.join_error, STREAM__KAFKA_UNKNOWN_MEMBER_ID);
     assert_int_equal(stream__classic_leave(f->co, "g5", a.id), 0);
 }
 
