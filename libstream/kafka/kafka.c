@@ -18,10 +18,11 @@
  *
  * The admin APIs (CreateTopics, DeleteTopics, CreatePartitions,
  * DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeCluster)
- * are kafka_admin.c's, through the broker's own admin ops. Consumer groups
- * are not answered yet (not listed in ApiVersions). Fetch sessions
- * (KIP-227) are declined: every answer carries session id 0, so clients
- * send full fetch requests.
+ * are kafka_admin.c's, through the broker's own admin ops; the
+ * consumer-group APIs (JoinGroup ... DeleteGroups) are kafka_groups.c's,
+ * through the coordinator's classic groups. Fetch sessions (KIP-227) are
+ * declined: every answer carries session id 0, so clients send full fetch
+ * requests.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,13 +33,16 @@
 #include "kafka_cluster.h"
 #include "kafka_codec.h"
 #include "kafka_codec_admin.h"
+#include "kafka_codec_groups.h"
+#include "kafka_groups.h"
 #include "stream/error.h"
 
 /* The service's state. */
 typedef struct kafka {
     stream_broker *broker;
-    char host[256]; /* the listener's host as configured ("" when off) */
-    uint16_t port;  /* as bound */
+    char host[256];               /* the listener's host as configured ("" when off) */
+    uint16_t port;                /* as bound */
+    stream__kafka_groups *groups; /* the consumer-group APIs (kafka_groups.c) */
 } kafka;
 
 /* ---- errors ---- */
@@ -747,6 +751,8 @@ static void find_coordinator(kafka *k, stream__req *r, const stream__kafka_reque
 static int handle_frame(void *svc, stream__req *r, uint8_t *frame, size_t len)
 {
     kafka *k = svc;
+    if (len >= 2 && stream__kafka_group_api((int16_t)((frame[0] << 8) | frame[1])))
+        return stream__kafka_groups_frame(k->groups, r, frame, len);
     stream__kafka_request q;
     size_t body;
     if (stream__kafka_header_decode(frame, len, &q, &body) == 0 &&
@@ -818,6 +824,9 @@ static int kafka_start(stream_broker *b, void **svc, char *errbuf, size_t errbuf
         return STREAM_ENOMEM;
     *svc = k;
     k->broker = b;
+    k->groups = stream__kafka_groups_new(b);
+    if (k->groups == NULL)
+        return STREAM_ENOMEM;
     const stream_config *cfg = stream__host_config(b);
     const char *addr = stream_config_str(cfg, STREAM_CONFIG_KAFKA_LISTEN);
     if (strcmp(addr, "off") == 0)
@@ -859,7 +868,25 @@ static void kafka_stop(void *svc)
 
 static void kafka_free(void *svc)
 {
-    free(svc);
+    kafka *k = svc;
+    if (k != NULL)
+        stream__kafka_groups_free(k->groups);
+    free(k);
+}
+
+static void kafka_conn_closed(void *svc, uint64_t conn_id)
+{
+    kafka *k = svc;
+    stream__kafka_groups_conn_closed(k->groups, conn_id);
+}
+
+/* Joins and syncs held by a rebalance are answered before the broker
+ * drains its connections. */
+static bool kafka_stop_requested(void *svc)
+{
+    kafka *k = svc;
+    stream__kafka_groups_stopping(k->groups);
+    return false;
 }
 
 const stream__service stream__kafka_service = {
@@ -869,4 +896,6 @@ const stream__service stream__kafka_service = {
     .start = kafka_start,
     .stop = kafka_stop,
     .free = kafka_free,
+    .conn_closed = kafka_conn_closed,
+    .stop_requested = kafka_stop_requested,
 };

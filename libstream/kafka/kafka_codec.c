@@ -23,7 +23,15 @@ static const stream__kafka_api apis[] = {
     {STREAM__KAFKA_FETCH, 4, 12, 12, "Fetch"},
     {STREAM__KAFKA_LIST_OFFSETS, 1, 7, 6, "ListOffsets"},
     {STREAM__KAFKA_METADATA, 0, 12, 9, "Metadata"},
+    {STREAM__KAFKA_OFFSET_COMMIT, 0, 8, 8, "OffsetCommit"},
+    {STREAM__KAFKA_OFFSET_FETCH, 0, 8, 6, "OffsetFetch"},
     {STREAM__KAFKA_FIND_COORDINATOR, 0, 3, 3, "FindCoordinator"},
+    {STREAM__KAFKA_JOIN_GROUP, 0, 7, 6, "JoinGroup"},
+    {STREAM__KAFKA_HEARTBEAT, 0, 4, 4, "Heartbeat"},
+    {STREAM__KAFKA_LEAVE_GROUP, 0, 4, 4, "LeaveGroup"},
+    {STREAM__KAFKA_SYNC_GROUP, 0, 5, 4, "SyncGroup"},
+    {STREAM__KAFKA_DESCRIBE_GROUPS, 0, 5, 5, "DescribeGroups"},
+    {STREAM__KAFKA_LIST_GROUPS, 0, 4, 3, "ListGroups"},
     {STREAM__KAFKA_API_VERSIONS, 0, 3, 3, "ApiVersions"},
     {STREAM__KAFKA_CREATE_TOPICS, 0, 4, 5, "CreateTopics"},
     {STREAM__KAFKA_DELETE_TOPICS, 0, 5, 4, "DeleteTopics"},
@@ -32,6 +40,7 @@ static const stream__kafka_api apis[] = {
     {STREAM__KAFKA_DESCRIBE_CONFIGS, 0, 4, 4, "DescribeConfigs"},
     {STREAM__KAFKA_ALTER_CONFIGS, 0, 2, 2, "AlterConfigs"},
     {STREAM__KAFKA_CREATE_PARTITIONS, 0, 3, 2, "CreatePartitions"},
+    {STREAM__KAFKA_DELETE_GROUPS, 0, 2, 2, "DeleteGroups"},
     {STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS, 0, 1, 1, "IncrementalAlterConfigs"},
     {STREAM__KAFKA_DESCRIBE_CLUSTER, 0, 0, 0, "DescribeCluster"},
 };
@@ -512,6 +521,16 @@ int16_t stream__kafka_get_i16(stream_reader *rd)
 int32_t stream__kafka_get_i32(stream_reader *rd)
 {
     return get_i32(rd);
+}
+
+int64_t stream__kafka_get_i64(stream_reader *rd)
+{
+    return get_i64(rd);
+}
+
+void stream__kafka_get_bytes(stream_reader *rd, bool flexible, const uint8_t **p, size_t *len)
+{
+    get_bytes(rd, flexible, p, len);
 }
 
 void stream__kafka_get_string(stream_reader *rd, bool flexible, const char **s, size_t *len)

@@ -40,7 +40,15 @@ enum {
     STREAM__KAFKA_FETCH = 1,
     STREAM__KAFKA_LIST_OFFSETS = 2,
     STREAM__KAFKA_METADATA = 3,
+    STREAM__KAFKA_OFFSET_COMMIT = 8,
+    STREAM__KAFKA_OFFSET_FETCH = 9,
     STREAM__KAFKA_FIND_COORDINATOR = 10,
+    STREAM__KAFKA_JOIN_GROUP = 11,
+    STREAM__KAFKA_HEARTBEAT = 12,
+    STREAM__KAFKA_LEAVE_GROUP = 13,
+    STREAM__KAFKA_SYNC_GROUP = 14,
+    STREAM__KAFKA_DESCRIBE_GROUPS = 15,
+    STREAM__KAFKA_LIST_GROUPS = 16,
     STREAM__KAFKA_API_VERSIONS = 18,
     STREAM__KAFKA_CREATE_TOPICS = 19,
     STREAM__KAFKA_DELETE_TOPICS = 20,
@@ -49,6 +57,7 @@ enum {
     STREAM__KAFKA_DESCRIBE_CONFIGS = 32,
     STREAM__KAFKA_ALTER_CONFIGS = 33,
     STREAM__KAFKA_CREATE_PARTITIONS = 37,
+    STREAM__KAFKA_DELETE_GROUPS = 42,
     STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS = 44,
     STREAM__KAFKA_DESCRIBE_CLUSTER = 60,
 };
@@ -155,13 +164,16 @@ void stream__kafka_response_finish(stream_buf *b, size_t start, size_t extra);
 /* Ends a response body: its tags when flexible, then the frame's size. */
 void stream__kafka_response_end(stream_buf *b, size_t start, bool flexible);
 
-/* ---- reading, for the other decoders (kafka_codec_admin.c) ----
+/* ---- reading, for the other decoders (kafka_codec_admin.c, kafka_codec_groups.c) ----
  * The getters of the decoders above: each checks what remains and latches
  * the first failure in rd->err (then returns 0 / NULL). */
 
 int8_t stream__kafka_get_i8(stream_reader *rd);
 int16_t stream__kafka_get_i16(stream_reader *rd);
 int32_t stream__kafka_get_i32(stream_reader *rd);
+int64_t stream__kafka_get_i64(stream_reader *rd);
+/* Nullable bytes (compact, or an int32 length); *p NULL for null. */
+void stream__kafka_get_bytes(stream_reader *rd, bool flexible, const uint8_t **p, size_t *len);
 /* A nullable string (compact when flexible); *s NULL for null. */
 void stream__kafka_get_string(stream_reader *rd, bool flexible, const char **s, size_t *len);
 /* A string that may not be null. */

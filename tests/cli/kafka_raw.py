@@ -7,7 +7,7 @@ malformed and unusual frames no client library sends.
 Prints one line saying what the broker did (the bats test compares it):
 
     api-versions-v9   ApiVersions at an unknown version: "error 35 ranges N"
-    unknown-key [KEY] API key KEY (999; 11 is JoinGroup, not served yet): "closed"
+    unknown-key [KEY] API key KEY (999; 57 is UpdateFeatures, not served): "closed"
                       when the broker closed the connection
     metadata-v99      Metadata at an unknown version: "closed"
     truncated         a frame cut short, then the connection shut: "ok" (no crash)
