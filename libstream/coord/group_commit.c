@@ -186,6 +186,13 @@ static int commit_who(stream__group *g, const char *group, const char *mid, size
                      group, g->nmembers);
             return STREAM_EGROUPNOTEMPTY;
         }
+        if (g && stream__classic_active(g->classic)) {
+            snprintf(msg, msg_len,
+                     "group '%s' has members (Kafka clients): only they may commit (a "
+                     "standalone commit needs an empty group)",
+                     group);
+            return STREAM_EGROUPNOTEMPTY;
+        }
         return 0;
     }
     stream__member *m = stream__member_find(g, mid, mid_len, NULL);
@@ -811,6 +818,12 @@ void stream__op_reset_offsets(void *svc, stream__req *r, uint64_t id, const msgp
         snprintf(msg, sizeof(msg),
                  "group '%s' has %zu members: stop them before resetting its offsets", group,
                  g->nmembers);
+        rc = STREAM_EGROUPNOTEMPTY;
+    }
+    if (rc == 0 && execute && g && stream__classic_active(g->classic)) {
+        snprintf(msg, sizeof(msg),
+                 "group '%s' has members (Kafka clients): stop them before resetting its offsets",
+                 group);
         rc = STREAM_EGROUPNOTEMPTY;
     }
     if (rc != 0) {

@@ -13,6 +13,10 @@ where Debian installs them.
         (manual commit after processing); after LEAVE_AFTER records it
         commits and close()s (leaves the group). Otherwise it ends once
         nothing came for 4 s while it had partitions (or after 60 s).
+    kafka_group_clients.py member BOOTSTRAP GROUP TOPIC N HOLD_S
+        a confluent-kafka member that reads N records, commits them
+        synchronously, prints "committed N", then stays in the group HOLD_S
+        seconds (paused) before close()
     kafka_group_clients.py resume BOOTSTRAP GROUP TOPIC N
         a confluent-kafka member that reads N records from the committed
         offsets and prints "partition offset" of each, then closes without
@@ -83,6 +87,27 @@ def consume(bootstrap, group, topic, out, leave_after):
     c.close()
 
 
+def member(bootstrap, group, topic, n, hold):
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    read = 0
+    deadline = time.time() + 30
+    while read < n and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            read += 1
+            c.commit(message=m, asynchronous=False)
+    c.pause(c.assignment())
+    print("committed %d" % read, flush=True)
+    end = time.time() + hold
+    while time.time() < end:
+        c.poll(0.2)
+    c.close()
+
+
 def resume(bootstrap, group, topic, n):
     from confluent_kafka import Consumer
 
@@ -139,6 +164,8 @@ def main():
         produce(args[0], args[1], int(args[2]))
     elif cmd == "consume":
         consume(args[0], args[1], args[2], args[3], int(args[4]) if len(args) > 4 else 0)
+    elif cmd == "member":
+        member(args[0], args[1], args[2], int(args[3]), float(args[4]))
     elif cmd == "resume":
         resume(args[0], args[1], args[2], int(args[3]))
     elif cmd == "python-kafka":

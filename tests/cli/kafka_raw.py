@@ -32,6 +32,18 @@ The admin APIs (tests/cli/kafka-admin.bats):
                       parsed strictly: one line each
     admin-truncated KEY VERSION  a request of that admin API cut short inside
                       its body: "closed"
+
+The group APIs (tests/cli/kafka-groups.bats):
+
+    join-bad-session GROUP   JoinGroup v0 with a 1 ms session timeout: "error 26"
+    unknown-member GROUP     Heartbeat v0 and SyncGroup v0 of a member the group
+                      does not know: "heartbeat 25 sync 25"
+    stale GROUP TOPIC  a member joins (JoinGroup v0) and syncs; then SyncGroup,
+                      Heartbeat and OffsetCommit v2 of the generation before:
+                      "sync 0 sync-stale 22 heartbeat-stale 22 commit-stale 22 heartbeat 0"
+    truncated-join GROUP   a JoinGroup whose body stops short: "closed"
+    groups-flexible GROUP TOPIC   the group APIs at their highest (flexible)
+                      versions, each answer parsed field by field: a line each
 """
 import socket
 import struct
@@ -160,6 +172,10 @@ class Reader:
         s = self.d[self.p:self.p + n].decode()
         self.p += n
         return s
+
+    def skipbytes(self):
+        n = self.uvarint() - 1
+        self.p += max(n, 0)
 
     def array(self, item):
         return [item() for _ in range(self.uvarint() - 1)]
@@ -400,6 +416,206 @@ def admin_truncated(s, key, version):
     else:
         s.sendall(frame(key, version, 1, bodies[key]))
     return closed(s)
+def s16(text):
+    b = text.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def b32(data):
+    return struct.pack(">i", len(data)) + data
+
+
+def join_v0(group, member, session_ms=10000):
+    meta = struct.pack(">h", 0) + struct.pack(">i", 0) + struct.pack(">i", -1)  # no topics
+    body = s16(group) + struct.pack(">i", session_ms) + s16(member) + s16("consumer")
+    body += struct.pack(">i", 1) + s16("range") + b32(meta)
+    return frame(11, 0, 21, body)
+
+
+def join_answer(r):
+    """JoinGroup v0's answer: error, generation, member id."""
+    pos = 4
+    err, gen = struct.unpack_from(">hi", r, pos)
+    pos += 6
+    for _ in range(2):  # protocol, leader
+        (n,) = struct.unpack_from(">h", r, pos)
+        pos += 2 + max(n, 0)
+    (n,) = struct.unpack_from(">h", r, pos)
+    member = r[pos + 2:pos + 2 + n].decode()
+    return err, gen, member
+
+
+def sync_v0(group, gen, member, assign=True):
+    body = s16(group) + struct.pack(">i", gen) + s16(member)
+    body += struct.pack(">i", 1) + s16(member) + b32(b"") if assign else struct.pack(">i", 0)
+    return frame(14, 0, 22, body)
+
+
+def heartbeat_v0(group, gen, member):
+    return frame(12, 0, 23, s16(group) + struct.pack(">i", gen) + s16(member))
+
+
+def commit_v2(group, gen, member, topic):
+    body = s16(group) + struct.pack(">i", gen) + s16(member) + struct.pack(">q", -1)
+    body += struct.pack(">i", 1) + s16(topic) + struct.pack(">i", 1)
+    body += struct.pack(">iq", 0, 0) + s16("")
+    return frame(8, 2, 24, body)
+
+
+def error_at(r, pos):
+    return struct.unpack_from(">h", r, pos)[0]
+
+
+def commit_error(r):
+    # corr, topics [name, [partition, error]]
+    (n,) = struct.unpack_from(">h", r, 8)
+    return error_at(r, 8 + 2 + n + 4 + 4)
+
+
+def stale(s, group, topic):
+    s.sendall(join_v0(group, ""))
+    err, gen, member = join_answer(answer(s))
+    assert err == 0, "join error %d" % err
+    s.sendall(sync_v0(group, gen, member))
+    out = ["sync %d" % error_at(answer(s), 4)]
+    s.sendall(sync_v0(group, gen - 1, member))
+    out.append("sync-stale %d" % error_at(answer(s), 4))
+    s.sendall(heartbeat_v0(group, gen - 1, member))
+    out.append("heartbeat-stale %d" % error_at(answer(s), 4))
+    s.sendall(commit_v2(group, gen - 1, member, topic))
+    out.append("commit-stale %d" % commit_error(answer(s)))
+    s.sendall(heartbeat_v0(group, gen, member))
+    out.append("heartbeat %d" % error_at(answer(s), 4))
+    print(" ".join(out))
+
+
+def groups_flexible(s, group, topic):
+    g, t = cstr(group), cstr(topic)
+
+    def ask(key, version, body):
+        s.sendall(flex_frame(key, version, 9, body))
+        r = Reader(answer(s))
+        assert r.take("i") == 9
+        r.tags()
+        return r
+
+    def cbytes(data):
+        return bytes([len(data) + 1]) + data
+
+    meta = struct.pack(">hi", 0, 1) + struct.pack(">h", len(topic)) + topic.encode() + struct.pack(">i", -1)
+    # JoinGroup v7: group, session, rebalance, member, instance (null), type, protocols
+    body = g + struct.pack(">ii", 10000, 10000) + cstr("") + b"\x00" + cstr("consumer")
+    body += b"\x02" + cstr("range") + cbytes(meta) + b"\x00" + b"\x00"
+    r = ask(11, 7, body)
+
+    def join_answer7():
+        thr, err, gen = r.take("ihi")
+        ptype, pname, leader, member = r.string(), r.string(), r.string(), r.string()
+        members = r.array(lambda: (r.string(), r.string(), r.skipbytes(), r.tags()))
+        r.tags()
+        r.done()
+        return err, gen, ptype, pname, leader, member, len(members)
+
+    err, gen, ptype, pname, leader, member, n = join_answer7()
+    print("JoinGroup v7 error %d (member id required: %s)" % (err, "yes" if member else "no"))
+    body = g + struct.pack(">ii", 10000, 10000) + cstr(member) + b"\x00" + cstr("consumer")
+    body += b"\x02" + cstr("range") + cbytes(meta) + b"\x00" + b"\x00"
+    r = ask(11, 7, body)
+    err, gen, ptype, pname, leader, member2, n = join_answer7()
+    print("JoinGroup v7 error %d generation %d %s %s leader %s members %d" % (
+        err, gen, ptype, pname, "self" if leader == member else leader, n))
+    # SyncGroup v5: group, generation, member, instance, type, name, assignments
+    assign = struct.pack(">hi", 0, 1) + struct.pack(">h", len(topic)) + topic.encode() + struct.pack(">ii", 1, 0) + struct.pack(">i", -1)
+    body = g + struct.pack(">i", gen) + cstr(member) + b"\x00" + cstr("consumer") + cstr("range")
+    body += b"\x02" + cstr(member) + cbytes(assign) + b"\x00" + b"\x00"
+    r = ask(14, 5, body)
+    thr, err = r.take("ih")
+    ptype, pname = r.string(), r.string()
+    n = r.uvarint() - 1
+    got = r.d[r.p:r.p + n]
+    r.p += n
+    r.tags()
+    r.done()
+    print("SyncGroup v5 error %d %s %s assignment %s" % (err, ptype, pname, "same" if got == assign else "differs"))
+    # Heartbeat v4
+    r = ask(12, 4, g + struct.pack(">i", gen) + cstr(member) + b"\x00" + b"\x00")
+    thr, err = r.take("ih")
+    r.tags()
+    r.done()
+    print("Heartbeat v4 error %d" % err)
+    # OffsetCommit v8: group, generation, member, instance, topics [name, [partition, offset, epoch, metadata]]
+    body = g + struct.pack(">i", gen) + cstr(member) + b"\x00" + b"\x02" + t + b"\x02"
+    body += struct.pack(">iqi", 0, 1, -1) + cstr("m") + b"\x00" + b"\x00" + b"\x00"
+    r = ask(8, 8, body)
+    r.take("i")
+    resp = r.array(lambda: (r.string(), r.array(lambda: (r.take("ih"), r.tags())[0]), r.tags())[1])
+    r.tags()
+    r.done()
+    print("OffsetCommit v8 %s" % resp)
+    # OffsetFetch v8: groups [group, topics null], require_stable
+    r = ask(9, 8, b"\x02" + g + b"\x00" + b"\x00" + b"\x01" + b"\x00")
+    r.take("i")
+
+    def fpart():
+        p, off, epoch = r.take("iqi")
+        meta_s, err2 = r.string(), r.take("h")
+        r.tags()
+        return p, off, meta_s, err2
+
+    def fgroup():
+        name = r.string()
+        topics = r.array(lambda: (r.string(), r.array(fpart), r.tags())[:2])
+        err2 = r.take("h")
+        r.tags()
+        return name, topics, err2
+
+    resp = r.array(fgroup)
+    r.tags()
+    r.done()
+    print("OffsetFetch v8 %s" % resp)
+    # ListGroups v4: states filter ["Stable"]
+    r = ask(16, 4, b"\x02" + cstr("Stable") + b"\x00")
+    thr, err = r.take("ih")
+    groups = r.array(lambda: (r.string(), r.string(), r.string(), r.tags())[:3])
+    r.tags()
+    r.done()
+    print("ListGroups v4 error %d %s" % (err, [x for x in groups if x[0] == group]))
+    # DescribeGroups v5
+    r = ask(15, 5, b"\x02" + g + b"\x00" + b"\x00")
+    r.take("i")
+
+    def dmember():
+        mid, inst, cid, host = r.string(), r.string(), r.string(), r.string()
+        r.skipbytes()
+        r.skipbytes()
+        r.tags()
+        return mid == member, cid, host
+
+    def dgroup():
+        err2, name, state, ptype2, pdata = r.take("h"), r.string(), r.string(), r.string(), r.string()
+        members = r.array(dmember)
+        r.take("i")
+        r.tags()
+        return err2, name, state, ptype2, pdata, members
+
+    resp = r.array(dgroup)
+    r.tags()
+    r.done()
+    print("DescribeGroups v5 %s" % resp)
+    # LeaveGroup v4: members [member, instance]
+    r = ask(13, 4, g + b"\x02" + cstr(member) + b"\x00" + b"\x00" + b"\x00")
+    thr, err = r.take("ih")
+    resp = r.array(lambda: (r.string() == member, r.string(), r.take("h"), r.tags())[:3])
+    r.tags()
+    r.done()
+    print("LeaveGroup v4 error %d %s" % (err, resp))
+    # DeleteGroups v2
+    r = ask(42, 2, b"\x02" + g + b"\x00")
+    r.take("i")
+    resp = r.array(lambda: (r.string(), r.take("h"), r.tags())[:2])
+    r.tags()
+    r.done()
+    print("DeleteGroups v2 %s" % resp)
 
 
 def main():
@@ -459,6 +675,23 @@ def main():
         admin_flexible(s, sys.argv[3])
     elif case == "admin-truncated":
         print("closed" if admin_truncated(s, int(sys.argv[3]), int(sys.argv[4])) else "open")
+    elif case == "join-bad-session":
+        s.sendall(join_v0(sys.argv[3], "", session_ms=1))
+        print("error %d" % join_answer(answer(s))[0])
+    elif case == "unknown-member":
+        s.sendall(heartbeat_v0(sys.argv[3], 1, "nobody"))
+        out = "heartbeat %d" % error_at(answer(s), 4)
+        s.sendall(sync_v0(sys.argv[3], 1, "nobody"))
+        print(out + " sync %d" % error_at(answer(s), 4))
+    elif case == "stale":
+        stale(s, sys.argv[3], sys.argv[4])
+    elif case == "truncated-join":
+        f = join_v0(sys.argv[3], "")
+        cut = f[4:-6]
+        s.sendall(struct.pack(">i", len(cut)) + cut)
+        print("closed" if closed(s) else "open")
+    elif case == "groups-flexible":
+        groups_flexible(s, sys.argv[3], sys.argv[4])
     else:
         sys.exit("unknown case " + case)
 
