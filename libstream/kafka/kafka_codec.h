@@ -135,7 +135,8 @@ int stream__kafka_header_decode(const uint8_t *p, size_t len, stream__kafka_requ
 /*
  * Decodes a whole request (header and body) of an API and version in the
  * table into req, which the caller releases whatever the result.
- * Errors: STREAM_EUNKNOWNOP (an API not answered), STREAM_EUNSUPPORTED (a
+ * Errors: STREAM_EUNKNOWNOP (an API not answered, or one whose body is
+ * decoded elsewhere: the group APIs, kafka_codec_groups.h), STREAM_EUNSUPPORTED (a
  * version outside its range: the header fields are set), STREAM_EPROTO
  * (malformed: a length past the end, a negative count, bytes left over),
  * STREAM_ENOMEM.

@@ -1,7 +1,8 @@
 /*
  * fuzz_kafka_request.c - the Kafka listener's request decoders
- * (libstream/kafka/kafka_codec.h, and kafka_codec_admin.h for the admin
- * APIs), on every API key and version it answers and on raw frames.
+ * (libstream/kafka/kafka_codec.h, kafka_codec_admin.h for the admin APIs
+ * and kafka_codec_groups.h for the consumer-group APIs), on every API key
+ * and version it answers and on raw frames.
  *
  * Input: byte 0 chooses the mode.
  *   bit 7 set    the rest is a whole frame (header and body), as a client
@@ -20,7 +21,10 @@
  *     name, client id and record run lies inside the frame (each byte is
  *     read, so ASan sees any that does not);
  *   - the admin APIs likewise: every resource's configs lie inside the
- *     decoded configs, every name and value inside the frame.
+ *     decoded configs, every name and value inside the frame;
+ *   - a group API's frame goes to the group decoder (the listener's
+ *     dispatch), with the same properties over its strings, blobs, entries
+ *     and offsets.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +33,7 @@
 #include "fuzz_util.h"
 #include "kafka/kafka_codec.h"
 #include "kafka/kafka_codec_admin.h"
+#include "kafka/kafka_codec_groups.h"
 #include "stream/error.h"
 
 static volatile uint8_t sink;
@@ -72,8 +77,64 @@ static void check_admin(const uint8_t *frame, size_t len, const stream__kafka_re
     stream__kafka_admin_release(&q);
 }
 
+static void touch_str(const uint8_t *frame, size_t len, stream__kafka_str s)
+{
+    touch(frame, len, s.s, s.len);
+}
+
+static void check_group(const uint8_t *frame, size_t len)
+{
+    stream__kafka_group_request q;
+    int rc = stream__kafka_group_decode(frame, len, &q);
+    FUZZ_CHECK_MSG(rc == 0 || rc == STREAM_EUNSUPPORTED || rc == STREAM_EPROTO ||
+                       rc == STREAM_ENOMEM,
+                   "rc %d", rc);
+    const stream__kafka_api *api = stream__kafka_api_find(q.hdr.api_key);
+    if (rc == 0 || rc == STREAM_EUNSUPPORTED) {
+        FUZZ_CHECK(api != NULL);
+        bool in_range =
+            q.hdr.api_version >= api->min_version && q.hdr.api_version <= api->max_version;
+        FUZZ_CHECK(in_range == (rc == 0));
+    }
+    if (rc == 0) {
+        touch(frame, len, q.hdr.client_id, q.hdr.client_id_len);
+        touch_str(frame, len, q.group);
+        touch_str(frame, len, q.member_id);
+        touch_str(frame, len, q.instance_id);
+        touch_str(frame, len, q.protocol_type);
+        touch_str(frame, len, q.protocol_name);
+        for (size_t i = 0; i < q.nblobs; i++) {
+            touch_str(frame, len, q.blobs[i].name);
+            FUZZ_CHECK(q.blobs[i].name.s != NULL && q.blobs[i].bytes != NULL);
+            if (q.blobs[i].len > 0)
+                touch(frame, len, q.blobs[i].bytes, q.blobs[i].len);
+        }
+        for (size_t i = 0; i < q.nentries; i++) {
+            const stream__kafka_gentry *e = &q.entries[i];
+            touch_str(frame, len, e->name);
+            touch_str(frame, len, e->instance_id);
+            FUZZ_CHECK(e->first <= q.ntopics && e->count <= q.ntopics - e->first);
+        }
+        for (size_t i = 0; i < q.ntopics; i++) {
+            const stream__kafka_topic *t = &q.topics[i];
+            touch(frame, len, t->name, t->name_len);
+            FUZZ_CHECK(t->first <= q.noffsets && t->count <= q.noffsets - t->first);
+        }
+        for (size_t j = 0; j < q.noffsets; j++)
+            touch_str(frame, len, q.offsets[j].metadata);
+        /* OffsetFetch always has its group(s) as entries. */
+        if (q.hdr.api_key == STREAM__KAFKA_OFFSET_FETCH && q.hdr.api_version < 8)
+            FUZZ_CHECK(q.nentries == 1);
+    }
+    stream__kafka_group_release(&q);
+}
+
 static void check(const uint8_t *frame, size_t len)
 {
+    if (len >= 2 && stream__kafka_group_api((int16_t)((frame[0] << 8) | frame[1]))) {
+        check_group(frame, len);
+        return;
+    }
     stream__kafka_request q;
     size_t body;
     if (stream__kafka_header_decode(frame, len, &q, &body) == 0 &&

@@ -809,10 +809,176 @@ static void kafka_seed(const char *name, int key, int version_above_min, const s
     stream_buf_release(&b);
 }
 
+/* A consumer subscription of one topic (ConsumerProtocolSubscription v0). */
+static void subscription(stream_buf *b, bool flexible)
+{
+    stream_buf sub = STREAM_BUF_INIT;
+    stream_buf_put_be16(&sub, 0);
+    stream_buf_put_be32(&sub, 1);
+    kstr(&sub, false, "orders");
+    stream_buf_put_be32(&sub, 0xffffffff); /* user data: null */
+    if (flexible)
+        stream_buf_put_uvarint(b, sub.len + 1);
+    else
+        stream_buf_put_be32(b, (uint32_t)sub.len);
+    stream_buf_put(b, sub.data, sub.len);
+    stream_buf_release(&sub);
+}
+
+/* The consumer-group APIs (kafka_codec_groups.c), plain and flexible. */
+static void kafka_group_seeds(stream_buf *b)
+{
+    /* JoinGroup v5: group, session, rebalance, member, instance, type, protocols. */
+    stream_buf_reset(b);
+    kstr(b, false, "g");
+    stream_buf_put_be32(b, 45000);
+    stream_buf_put_be32(b, 300000);
+    kstr(b, false, "");
+    stream_buf_put_be16(b, 0xffff);
+    kstr(b, false, "consumer");
+    stream_buf_put_be32(b, 1);
+    kstr(b, false, "range");
+    subscription(b, false);
+    kafka_seed("join-group-v5", STREAM__KAFKA_JOIN_GROUP, 5, b);
+    /* JoinGroup v7, flexible. */
+    stream_buf_reset(b);
+    kstr(b, true, "g");
+    stream_buf_put_be32(b, 45000);
+    stream_buf_put_be32(b, 300000);
+    kstr(b, true, "m-1");
+    stream_buf_put_u8(b, 0);
+    kstr(b, true, "consumer");
+    stream_buf_put_uvarint(b, 3);
+    kstr(b, true, "range");
+    subscription(b, true);
+    stream_buf_put_u8(b, 0);
+    kstr(b, true, "cooperative-sticky");
+    subscription(b, true);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("join-group-v7", STREAM__KAFKA_JOIN_GROUP, 7, b);
+    /* SyncGroup v3: group, generation, member, instance, assignments. */
+    stream_buf_reset(b);
+    kstr(b, false, "g");
+    stream_buf_put_be32(b, 1);
+    kstr(b, false, "m-1");
+    stream_buf_put_be16(b, 0xffff);
+    stream_buf_put_be32(b, 1);
+    kstr(b, false, "m-1");
+    subscription(b, false);
+    kafka_seed("sync-group-v3", STREAM__KAFKA_SYNC_GROUP, 3, b);
+    /* SyncGroup v5, flexible, with protocol type and name. */
+    stream_buf_reset(b);
+    kstr(b, true, "g");
+    stream_buf_put_be32(b, 1);
+    kstr(b, true, "m-1");
+    stream_buf_put_u8(b, 0);
+    kstr(b, true, "consumer");
+    kstr(b, true, "range");
+    stream_buf_put_uvarint(b, 1);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("sync-group-v5", STREAM__KAFKA_SYNC_GROUP, 5, b);
+    /* Heartbeat v3. */
+    stream_buf_reset(b);
+    kstr(b, false, "g");
+    stream_buf_put_be32(b, 1);
+    kstr(b, false, "m-1");
+    stream_buf_put_be16(b, 0xffff);
+    kafka_seed("heartbeat-v3", STREAM__KAFKA_HEARTBEAT, 3, b);
+    /* LeaveGroup v1 (one member) and v4 (a batch, flexible). */
+    stream_buf_reset(b);
+    kstr(b, false, "g");
+    kstr(b, false, "m-1");
+    kafka_seed("leave-group-v1", STREAM__KAFKA_LEAVE_GROUP, 1, b);
+    stream_buf_reset(b);
+    kstr(b, true, "g");
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "m-1");
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("leave-group-v4", STREAM__KAFKA_LEAVE_GROUP, 4, b);
+    /* OffsetCommit v2 (retention time) and v8 (flexible, leader epoch). */
+    stream_buf_reset(b);
+    kstr(b, false, "g");
+    stream_buf_put_be32(b, 1);
+    kstr(b, false, "m-1");
+    stream_buf_put_be64(b, UINT64_MAX);
+    stream_buf_put_be32(b, 1);
+    kstr(b, false, "orders");
+    stream_buf_put_be32(b, 1);
+    stream_buf_put_be32(b, 0);
+    stream_buf_put_be64(b, 42);
+    kstr(b, false, "");
+    kafka_seed("offset-commit-v2", STREAM__KAFKA_OFFSET_COMMIT, 2, b);
+    stream_buf_reset(b);
+    kstr(b, true, "g");
+    stream_buf_put_be32(b, 1);
+    kstr(b, true, "m-1");
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "orders");
+    stream_buf_put_uvarint(b, 2);
+    stream_buf_put_be32(b, 0);
+    stream_buf_put_be64(b, 42);
+    stream_buf_put_be32(b, 0xffffffff);
+    kstr(b, true, "meta");
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("offset-commit-v8", STREAM__KAFKA_OFFSET_COMMIT, 8, b);
+    /* OffsetFetch v1 (topics), v7 (flexible, all topics), v8 (groups). */
+    stream_buf_reset(b);
+    kstr(b, false, "g");
+    stream_buf_put_be32(b, 1);
+    kstr(b, false, "orders");
+    stream_buf_put_be32(b, 2);
+    stream_buf_put_be32(b, 0);
+    stream_buf_put_be32(b, 1);
+    kafka_seed("offset-fetch-v1", STREAM__KAFKA_OFFSET_FETCH, 1, b);
+    stream_buf_reset(b);
+    kstr(b, true, "g");
+    stream_buf_put_u8(b, 0); /* topics: null */
+    stream_buf_put_u8(b, 1); /* require_stable */
+    stream_buf_put_u8(b, 0);
+    kafka_seed("offset-fetch-v7", STREAM__KAFKA_OFFSET_FETCH, 7, b);
+    stream_buf_reset(b);
+    stream_buf_put_uvarint(b, 3);
+    kstr(b, true, "g");
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    kstr(b, true, "h");
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "orders");
+    stream_buf_put_uvarint(b, 2);
+    stream_buf_put_be32(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("offset-fetch-v8", STREAM__KAFKA_OFFSET_FETCH, 8, b);
+    /* ListGroups v4 (a states filter), DescribeGroups v4, DeleteGroups v1. */
+    stream_buf_reset(b);
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "Stable");
+    stream_buf_put_u8(b, 0);
+    kafka_seed("list-groups-v4", STREAM__KAFKA_LIST_GROUPS, 4, b);
+    stream_buf_reset(b);
+    stream_buf_put_be32(b, 2);
+    kstr(b, false, "g");
+    kstr(b, false, "h");
+    stream_buf_put_u8(b, 0);
+    kafka_seed("describe-groups-v4", STREAM__KAFKA_DESCRIBE_GROUPS, 4, b);
+    stream_buf_reset(b);
+    stream_buf_put_be32(b, 1);
+    kstr(b, false, "g");
+    kafka_seed("delete-groups-v1", STREAM__KAFKA_DELETE_GROUPS, 1, b);
+}
+
 static void kafka_seeds(void)
 {
     stream_buf b = STREAM_BUF_INIT, batch = STREAM_BUF_INIT;
-    /* Produce v3 (index 0, versions 3-9): one partition, one batch. */
+    /* Produce v3 (versions 3-9): one partition, one batch. */
     build_batch(STREAM_CODEC_NONE, &batch);
     stream_buf_put_be16(&b, 0xffff); /* transactional_id: null */
     stream_buf_put_be16(&b, 1);      /* acks */
@@ -995,6 +1161,7 @@ static void kafka_seeds(void)
     stream_buf_put_u8(&b, 0);
     stream_buf_put_u8(&b, 0);
     kafka_seed("describe-cluster-v0", STREAM__KAFKA_DESCRIBE_CLUSTER, 0, &b);
+    kafka_group_seeds(&b);
     /* A whole frame: ApiVersions v0 from a client called kcat. */
     static const uint8_t raw[] = {0x80, 0, 18, 0, 0, 0, 0, 0, 1, 0, 4, 'k', 'c', 'a', 't'};
     seed("fuzz_kafka_request", "raw-api-versions-v0", raw, sizeof raw);
