@@ -37,7 +37,11 @@ DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              libreadline-dev libcurl4-openssl-dev liblz4-dev libzstd-dev libsnappy-dev \
              zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc \
              clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev dmsetup \
-             kcat python3-confluent-kafka python3-kafka
+             kcat python3-confluent-kafka python3-kafka nodejs
+# npm installs kafkajs for tests/cli/kafka-groups.bats (into tests/.npm, never
+# committed): Debian's npm package only when no npm came with nodejs (a
+# nodejs from elsewhere bundles its own, and conflicts with Debian's).
+DEPS_NPM  := npm
 
 PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -169,6 +173,7 @@ deps:
 	@missing=; for p in $(DEPS_PKGS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing $(DEPS_NPM)"; \
 	if [ -n "$$missing" ]; then \
 	    sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	    $$sudo apt-get update -qq && \
