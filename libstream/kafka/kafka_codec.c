@@ -421,7 +421,8 @@ static int get_body(stream_reader *rd, stream__kafka_request *req)
     return rc;
 }
 
-int stream__kafka_request_decode(const uint8_t *p, size_t len, stream__kafka_request *req)
+int stream__kafka_body_begin(const uint8_t *p, size_t len, stream__kafka_request *req,
+                             stream_reader *rd)
 {
     size_t body;
     int rc = stream__kafka_header_decode(p, len, req, &body);
@@ -432,16 +433,24 @@ int stream__kafka_request_decode(const uint8_t *p, size_t len, stream__kafka_req
         return STREAM_EUNKNOWNOP;
     if (req->api_version < api->min_version || req->api_version > api->max_version)
         return STREAM_EUNSUPPORTED;
-    stream_reader rd;
-    stream_reader_init(&rd, p, len);
-    stream_skip(&rd, body);
-    rc = get_body(&rd, req);
-    if (rc != 0)
-        return rc;
-    /* Bytes past the last field are a request of another shape. */
-    if (rd.err != 0 || stream_reader_left(&rd) != 0)
-        return STREAM_EPROTO;
+    stream_reader_init(rd, p, len);
+    stream_skip(rd, body);
     return 0;
+}
+
+int stream__kafka_body_end(const stream_reader *rd)
+{
+    /* Bytes past the last field are a request of another shape. */
+    return rd->err != 0 || stream_reader_left(rd) != 0 ? STREAM_EPROTO : 0;
+}
+
+int stream__kafka_request_decode(const uint8_t *p, size_t len, stream__kafka_request *req)
+{
+    stream_reader rd;
+    int rc = stream__kafka_body_begin(p, len, req, &rd);
+    if (rc == 0)
+        rc = get_body(&rd, req);
+    return rc != 0 ? rc : stream__kafka_body_end(&rd);
 }
 
 void stream__kafka_request_release(stream__kafka_request *req)

@@ -185,5 +185,13 @@ int64_t stream__kafka_get_count(stream_reader *rd, bool flexible);
 void stream__kafka_skip_tags(stream_reader *rd, bool flexible);
 /* Latches a failure (a value out of its range). */
 void stream__kafka_fail(stream_reader *rd);
+/* Decodes the header of frame p (len bytes) into req and sets rd at its
+ * body: 0, or STREAM_EPROTO (a short header), STREAM_EUNKNOWNOP (an API not
+ * in the table), STREAM_EUNSUPPORTED (a version outside its range). */
+int stream__kafka_body_begin(const uint8_t *p, size_t len, stream__kafka_request *req,
+                             stream_reader *rd);
+/* After the body's last field: 0, or STREAM_EPROTO when a read failed or
+ * bytes are left over (a request of another shape). */
+int stream__kafka_body_end(const stream_reader *rd);
 
 #endif /* STREAM_KAFKA_CODEC_H */

@@ -267,24 +267,13 @@ static int get_body(stream_reader *rd, stream__kafka_group_request *req)
 int stream__kafka_group_decode(const uint8_t *p, size_t len, stream__kafka_group_request *req)
 {
     memset(req, 0, sizeof(*req));
-    size_t body;
-    int rc = stream__kafka_header_decode(p, len, &req->hdr, &body);
-    if (rc != 0)
-        return rc;
-    const stream__kafka_api *api = stream__kafka_api_find(req->hdr.api_key);
-    if (api == NULL || !stream__kafka_group_api(req->hdr.api_key))
-        return STREAM_EUNKNOWNOP;
-    if (req->hdr.api_version < api->min_version || req->hdr.api_version > api->max_version)
-        return STREAM_EUNSUPPORTED;
     stream_reader rd;
-    stream_reader_init(&rd, p, len);
-    stream_skip(&rd, body);
-    rc = get_body(&rd, req);
-    if (rc != 0)
-        return rc;
-    if (rd.err != 0 || stream_reader_left(&rd) != 0)
-        return STREAM_EPROTO;
-    return 0;
+    int rc = stream__kafka_body_begin(p, len, &req->hdr, &rd);
+    if (rc == 0 && !stream__kafka_group_api(req->hdr.api_key))
+        rc = STREAM_EUNKNOWNOP;
+    if (rc == 0)
+        rc = get_body(&rd, req);
+    return rc != 0 ? rc : stream__kafka_body_end(&rd);
 }
 
 void stream__kafka_group_release(stream__kafka_group_request *req)
