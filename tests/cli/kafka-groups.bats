@@ -17,7 +17,8 @@ CLIENTS="$BATS_TEST_DIRNAME/kafka_group_clients.py"
 PY=/usr/bin/python3
 
 start_kafka() {
-    start_broker --kafka-listen 127.0.0.1:0 --set group.initial.rebalance.delay.ms=300 "$@"
+    start_broker --kafka-listen 127.0.0.1:0 --set group.initial.rebalance.delay.ms=300 \
+        --set group.min.session.timeout.ms=1000 "$@"
     KAFKA=$(sed -n 's/.*kafka listener on \([0-9.]*:[0-9]*\).*/\1/p' "$BROKER_LOG" | tail -1)
     [ -n "$KAFKA" ] || { cat "$BROKER_LOG" >&2; return 1; }
 }
@@ -177,7 +178,7 @@ teardown() {
     assert_output "$(printf '0 25\n0 26\n0 27')"
 }
 
-@test "bad input: a bad session timeout, an unknown member, a stale generation, a truncated JoinGroup" {
+@test "bad input: a bad session timeout, an unknown member, a stale generation, a truncated JoinGroup, a held join's connection closed" {
     stream-topics create raw -p 1
     run python3 "$RAW" "$KAFKA" join-bad-session rg1
     assert_output "error 26"
@@ -187,6 +188,9 @@ teardown() {
     assert_output "sync 0 sync-stale 22 heartbeat-stale 22 commit-stale 22 heartbeat 0"
     run python3 "$RAW" "$KAFKA" truncated-join rg4
     assert_output closed
+    # A held JoinGroup whose connection closes is never answered into it.
+    run python3 "$RAW" "$KAFKA" join-then-close rg5
+    assert_output "heartbeat 27 rejoin 0 generation 2 members 1"
     # The broker goes on.
     run kc -L
     assert_success

@@ -42,12 +42,18 @@ The group APIs (tests/cli/kafka-groups.bats):
                       Heartbeat and OffsetCommit v2 of the generation before:
                       "sync 0 sync-stale 22 heartbeat-stale 22 commit-stale 22 heartbeat 0"
     truncated-join GROUP   a JoinGroup whose body stops short: "closed"
+    join-then-close GROUP  a member joins and syncs; a second one's JoinGroup
+                      (held: the first must join again) is left by resetting its
+                      connection; the first, told to rejoin, forms the next
+                      generation alone once the second's 1 s session is over:
+                      "heartbeat 27 rejoin 0 generation 2 members 1"
     groups-flexible GROUP TOPIC   the group APIs at their highest (flexible)
                       versions, each answer parsed field by field: a line each
 """
 import socket
 import struct
 import sys
+import time
 import zlib
 
 
@@ -489,6 +495,34 @@ def stale(s, group, topic):
     print(" ".join(out))
 
 
+def join_then_close(s, group, addr):
+    s.sendall(join_v0(group, ""))
+    err, gen, member = join_answer(answer(s))
+    assert err == 0, "join error %d" % err
+    s.sendall(sync_v0(group, gen, member))
+    assert error_at(answer(s), 4) == 0
+    other = socket.create_connection(addr, timeout=10)
+    other.sendall(join_v0(group, "", session_ms=1000))
+    time.sleep(0.3)  # held by the coordinator
+    # A reset, not an end of stream (after which the broker would still
+    # answer a half-closed connection): the broker drops the connection now.
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    other.close()
+    s.sendall(heartbeat_v0(group, gen, member))
+    out = ["heartbeat %d" % error_at(answer(s), 4)]
+    s.sendall(join_v0(group, member))
+    r = answer(s)
+    err, gen2, _ = join_answer(r)
+    # the leader's answer lists the members: count them after the member id
+    pos = 4 + 6
+    for _ in range(3):
+        (n,) = struct.unpack_from(">h", r, pos)
+        pos += 2 + max(n, 0)
+    (nmembers,) = struct.unpack_from(">i", r, pos)
+    out.append("rejoin %d generation %d members %d" % (err, gen2, nmembers))
+    print(" ".join(out))
+
+
 def groups_flexible(s, group, topic):
     g, t = cstr(group), cstr(topic)
 
@@ -686,6 +720,8 @@ def main():
         cut = f[4:-6]
         s.sendall(struct.pack(">i", len(cut)) + cut)
         print("closed" if closed(s) else "open")
+    elif case == "join-then-close":
+        join_then_close(s, sys.argv[3], (host, int(port)))
     elif case == "groups-flexible":
         groups_flexible(s, sys.argv[3], sys.argv[4])
     else:
