@@ -729,8 +729,8 @@ static void init_producer_id(kafka *k, stream__req *r, const stream__kafka_reque
     reply_end(r, out, start, fl);
 }
 
-/* Groups and transactions are not served yet, but clients look their
- * coordinator up before they find out: this broker is it. */
+/* The coordinator of every group (kafka_groups.c answers them) and of
+ * transactions (refused until they exist) is this broker. */
 static void find_coordinator(kafka *k, stream__req *r, const stream__kafka_request *q)
 {
     int v = q->api_version;
