@@ -1147,7 +1147,8 @@ static void busy_remove(stream_store *s, const char *name)
 }
 
 /* Descriptors kept free beyond a create's own: connections, the flusher's
- * checkpoints, segment rolls. */
+ * checkpoints, segment rolls; an eighth of a small limit (a broker under
+ * ulimit -n 64 still takes a topic or two). */
 #define FD_RESERVE 64
 
 /* Descriptors this process has open (the entries of /proc/self/fd, less the
@@ -1180,7 +1181,8 @@ static int check_fd_budget(const stream_store *s, int32_t partitions, char *errb
     long used = open_fd_count();
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || used < 0)
         return 0;
-    long need = 2L * partitions + 2L * s->pending_partitions + FD_RESERVE;
+    long reserve = (long)(rl.rlim_cur / 8 < FD_RESERVE ? rl.rlim_cur / 8 : FD_RESERVE);
+    long need = 2L * partitions + 2L * s->pending_partitions + reserve;
     if ((unsigned long long)(used + need) <= (unsigned long long)rl.rlim_cur)
         return 0;
     errf(errbuf, errbuf_len,
