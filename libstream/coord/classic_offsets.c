@@ -70,13 +70,8 @@ static void commit_destroy(stream__pending *p)
 static void park(stream__coord *co, stream__req *r, commit_state *s, int32_t partition,
                  int64_t need)
 {
-    if (s->write_err == 0 && stream__pending_add(co, &s->p, partition, need) != 0) {
-        /* Cannot wait: flush here (stream__pending_park does when nothing is added). */
-        stream_log *log;
-        if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC, partition,
-                             &log) == 0)
-            stream_log_flush(log);
-    }
+    if (s->write_err == 0)
+        stream__pending_add(co, &s->p, partition, need); /* ENOMEM: flushed instead */
     stream__pending_park(co, r, &s->p);
 }
 
@@ -272,12 +267,8 @@ void stream__classic_delete_groups(stream__coord *co, stream__req *r,
             continue;
         d->error = delete_error(
             stream__group_delete(co, d->group, &partition[i], &need[i], msg, sizeof(msg)));
-        if (d->error == 0 && stream__pending_add(co, &s->p, partition[i], need[i]) != 0) {
-            stream_log *log;
-            if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC, partition[i],
-                                 &log) == 0)
-                stream_log_flush(log);
-        }
+        if (d->error == 0)
+            stream__pending_add(co, &s->p, partition[i], need[i]); /* ENOMEM: flushed */
     }
     stream__pending_park(co, r, &s->p);
 }

@@ -302,13 +302,8 @@ void stream__op_commit_offsets(void *svc, stream__req *r, uint64_t id, const msg
         s->write_err = stream__offsets_write(co, group, recs, nrecs, &s->partition, &s->need,
                                              s->write_msg, sizeof(s->write_msg));
     free(recs);
-    if (s->write_err == 0 && stream__pending_add(co, &s->p, s->partition, s->need) != 0) {
-        /* Cannot wait: flush here (stream__pending_park does when nothing is added). */
-        stream_log *log;
-        if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC, s->partition,
-                             &log) == 0)
-            stream_log_flush(log);
-    }
+    if (s->write_err == 0)
+        stream__pending_add(co, &s->p, s->partition, s->need); /* ENOMEM: flushed instead */
     stream__pending_park(co, r, &s->p);
 }
 
@@ -604,12 +599,8 @@ void stream__op_delete_group(void *svc, stream__req *r, uint64_t id, const msgpa
         e->err = e->group ? stream__coord_gate(co, e->group, e->msg, sizeof(e->msg)) : 0;
         if (e->err == 0)
             e->err = delete_one(co, p, len, e);
-        if (e->err == 0 && stream__pending_add(co, &s->p, e->partition, e->need) != 0) {
-            stream_log *log;
-            if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC, e->partition,
-                                 &log) == 0)
-                stream_log_flush(log);
-        }
+        if (e->err == 0)
+            stream__pending_add(co, &s->p, e->partition, e->need); /* ENOMEM: flushed */
     }
     stream__pending_park(co, r, &s->p);
 }
@@ -882,12 +873,7 @@ void stream__op_reset_offsets(void *svc, stream__req *r, uint64_t id, const msgp
         if (s->write_err == 0) {
             stream__host_log(co->broker, STREAM_BROKER_INFO, "group %s: reset %zu offsets", group,
                              n);
-            if (stream__pending_add(co, &s->p, s->partition, s->need) != 0) {
-                stream_log *log;
-                if (stream_store_log(stream__host_store(co->broker), STREAM_OFFSETS_TOPIC,
-                                     s->partition, &log) == 0)
-                    stream_log_flush(log);
-            }
+            stream__pending_add(co, &s->p, s->partition, s->need); /* ENOMEM: flushed */
         }
     }
     s->executed = execute;

@@ -299,7 +299,8 @@ struct stream__pending {
 };
 
 /* Records a write to offsets partition `partition` to confirm (need <= 0,
- * or the partition gone: nothing to wait for). 0 or ENOMEM. */
+ * or the partition gone: nothing to wait for). 0, or ENOMEM after flushing
+ * that partition here instead (the answer then need not wait). */
 int stream__pending_add(stream__coord *co, stream__pending *p, int32_t partition, int64_t need);
 /* Frees logs/needs (for destroy functions). */
 void stream__pending_release(stream__pending *p);

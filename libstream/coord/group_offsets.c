@@ -356,12 +356,15 @@ int stream__pending_add(stream__coord *co, stream__pending *p, int32_t partition
     if (p->n == p->cap) {
         size_t ncap = p->cap ? p->cap * 2 : 4;
         stream_log **nl = realloc(p->logs, ncap * sizeof(*nl));
-        if (nl == NULL)
+        int64_t *nn = nl ? realloc(p->needs, ncap * sizeof(*nn)) : NULL;
+        if (nl != NULL)
+            p->logs = nl;
+        if (nn == NULL) {
+            /* Cannot wait for it: make it durable here instead, as
+             * stream__pending_park does when nothing is added. */
+            stream_log_flush(log);
             return STREAM_ENOMEM;
-        p->logs = nl;
-        int64_t *nn = realloc(p->needs, ncap * sizeof(*nn));
-        if (nn == NULL)
-            return STREAM_ENOMEM;
+        }
         p->needs = nn;
         p->cap = ncap;
     }
