@@ -15,47 +15,34 @@
 
 #include "classic.h"
 #include "group_internal.h"
+#include "stream/buf.h"
 #include "stream/error.h"
 
-typedef struct reader {
-    const uint8_t *p;
-    size_t left;
-} reader;
-
-static bool take(reader *r, size_t n, const uint8_t **out)
+/* Kafka's signed integers over the shared reader (stream/buf.h). */
+static bool i16(stream_reader *r, int16_t *v)
 {
-    if (r->left < n)
+    uint16_t u;
+    if (stream_get_be16(r, &u) != 0)
         return false;
-    *out = r->p;
-    r->p += n;
-    r->left -= n;
+    *v = (int16_t)u;
     return true;
 }
 
-static bool i16(reader *r, int16_t *v)
+static bool i32(stream_reader *r, int32_t *v)
 {
-    const uint8_t *q;
-    if (!take(r, 2, &q))
+    uint32_t u;
+    if (stream_get_be32(r, &u) != 0)
         return false;
-    *v = (int16_t)(((uint16_t)q[0] << 8) | q[1]);
-    return true;
-}
-
-static bool i32(reader *r, int32_t *v)
-{
-    const uint8_t *q;
-    if (!take(r, 4, &q))
-        return false;
-    *v = (int32_t)(((uint32_t)q[0] << 24) | ((uint32_t)q[1] << 16) | ((uint32_t)q[2] << 8) | q[3]);
+    *v = (int32_t)u;
     return true;
 }
 
 /* A non-null string. */
-static bool str(reader *r, const char **s, size_t *len)
+static bool str(stream_reader *r, const char **s, size_t *len)
 {
     int16_t n;
     const uint8_t *q;
-    if (!i16(r, &n) || n < 0 || !take(r, (size_t)n, &q))
+    if (!i16(r, &n) || n < 0 || stream_get_bytes(r, (size_t)n, &q) != 0)
         return false;
     *s = (const char *)q;
     *len = (size_t)n;
@@ -64,20 +51,21 @@ static bool str(reader *r, const char **s, size_t *len)
 
 /* An array's count: -1 (null) reads as 0; a count needing more bytes than
  * are left (each element takes at least `min` bytes) is corrupt. */
-static bool count(reader *r, size_t min, size_t *n)
+static bool count(stream_reader *r, size_t min, size_t *n)
 {
     int32_t c;
     if (!i32(r, &c) || c < -1)
         return false;
     *n = c < 0 ? 0 : (size_t)c;
-    return *n <= r->left / min;
+    return *n <= stream_reader_left(r) / min;
 }
 
 int stream__consumer_subscription_decode(const uint8_t *p, size_t len, char ***topics, size_t *n)
 {
     *topics = NULL;
     *n = 0;
-    reader r = {p, len};
+    stream_reader r;
+    stream_reader_init(&r, p, len);
     int16_t version;
     size_t c;
     if (!i16(&r, &version) || version < 0 || !count(&r, 2, &c))
@@ -112,7 +100,8 @@ int stream__consumer_subscription_decode(const uint8_t *p, size_t len, char ***t
 
 int stream__consumer_assignment_decode(const uint8_t *p, size_t len, stream__pset *out)
 {
-    reader r = {p, len};
+    stream_reader r;
+    stream_reader_init(&r, p, len);
     int16_t version;
     size_t nt;
     if (!i16(&r, &version) || version < 0 || !count(&r, 6, &nt))
