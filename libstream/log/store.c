@@ -73,18 +73,26 @@ struct stream_store {
     pthread_t trash_thread;
 };
 
-/* One create or delete between its begin and its finish (see store.h). */
+/* One create, delete or add_partitions between its begin and its finish
+ * (see store.h). */
 struct stream_store_job {
     stream_store *s;
     bool create;
-    stream_topic *t; /* create: the topic being made (not in the store);
-                        delete: the topic taken out of it */
-    bool committed;  /* run reached the commit point (create: metadata in
-                        place; delete: metadata gone) */
-    bool logs_gone;  /* delete: run discarded the logs */
-    char trash[32];  /* the .deleted/<n> run filled, or "" */
-    int rc;          /* run's result */
-    char err[512];   /* its message */
+    bool grow;                     /* add_partitions (create is false) */
+    stream_topic *t;               /* create: the topic being made (not in the store);
+                                      delete: the topic taken out of it;
+                                      grow: the topic, in the store and in use */
+    int32_t from, to;              /* grow: partitions [from, to) are new */
+    stream_log **logs;             /* grow: `to` slots; the run fills [from, to) */
+    stream_log_recovery *recovery; /* grow: `to` entries for the topic */
+    stream_config *overrides;      /* grow: a copy for the metadata file */
+    stream_log_config log_config;  /* grow: the new logs' settings */
+    bool committed;                /* run reached the commit point (create: metadata in
+                                      place; delete: metadata gone) */
+    bool logs_gone;                /* delete: run discarded the logs */
+    char trash[32];                /* the .deleted/<n> run filled, or "" */
+    int rc;                        /* run's result */
+    char err[512];                 /* its message */
 };
 
 static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
@@ -1256,6 +1264,10 @@ int stream_store_delete_begin(stream_store *s, const char *name, stream_topic **
         errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
         return STREAM_ENOTOPIC;
     }
+    if (is_busy(s, name)) {
+        errf(errbuf, errbuf_len, "topic '%s' is getting new partitions; retry", name);
+        return STREAM_EAGAIN;
+    }
     stream_store_job *j = calloc(1, sizeof *j);
     if (j == NULL || busy_add(s, name) < 0) {
         free(j);
@@ -1272,39 +1284,79 @@ int stream_store_delete_begin(stream_store *s, const char *name, stream_topic **
     return 0;
 }
 
-/* Undoes a failed create: closes what was opened and moves partitions [0,
- * made] out of the way (the next open would also find them as strays). */
-static void create_undo(stream_store_job *j, int32_t made)
+int stream_store_add_partitions_begin(stream_store *s, const char *name, int32_t partitions,
+                                      stream_store_job **out, char *errbuf, size_t errbuf_len)
 {
-    stream_store *s = j->s;
-    stream_topic *t = j->t;
-    char dn[STREAM_TOPIC_NAME_MAX + 16];
-    for (int32_t i = 0; i <= made && i < t->partition_count; i++) {
-        stream_log_discard(t->partitions[i]);
-        t->partitions[i] = NULL;
-        snprintf(dn, sizeof dn, "%s-%d", t->name, (int)i);
-        if (move_to_trash(s, dn, j->trash) < 0)
-            rm_rf_at(s->dir_fd, dn, 0, NULL);
+    *out = NULL;
+    stream_topic *t = name ? stream_store_topic(s, name) : NULL;
+    if (t == NULL) {
+        errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
+        return STREAM_ENOTOPIC;
     }
+    if (partitions <= t->partition_count) {
+        errf(errbuf, errbuf_len,
+             "topic '%s' has %d partitions; the new count of partitions must be larger, not %d "
+             "(partitions are never removed)",
+             name, (int)t->partition_count, (int)partitions);
+        return STREAM_EINVAL;
+    }
+    if (partitions > STREAM_CONFIG_PARTITIONS_MAX) {
+        errf(errbuf, errbuf_len, "partition count %d is out of range (allowed: 1 to %d)",
+             (int)partitions, STREAM_CONFIG_PARTITIONS_MAX);
+        return STREAM_EINVAL;
+    }
+    if (is_busy(s, name)) {
+        errf(errbuf, errbuf_len, "topic '%s' is getting new partitions already; retry", name);
+        return STREAM_EAGAIN;
+    }
+    int32_t added = partitions - t->partition_count;
+    int rc = check_fd_budget(s, added, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    stream_store_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        goto nomem;
+    j->logs = calloc((size_t)partitions, sizeof *j->logs);
+    j->recovery = calloc((size_t)partitions, sizeof *j->recovery);
+    j->overrides = stream_config_dup(t->overrides);
+    if (j->logs == NULL || j->recovery == NULL || j->overrides == NULL || busy_add(s, name) < 0)
+        goto nomem;
+    j->s = s;
+    j->grow = true;
+    j->t = t;
+    j->from = t->partition_count;
+    j->to = partitions;
+    j->log_config = t->log_config;
+    s->pending_partitions += added;
+    *out = j;
+    return 0;
+nomem:
+    if (j != NULL) {
+        free(j->logs);
+        free(j->recovery);
+        stream_config_free(j->overrides);
+        free(j);
+    }
+    errf(errbuf, errbuf_len, "out of memory");
+    return STREAM_ENOMEM;
 }
 
-/*
- * The disk work of a create: every partition's directory and empty log
- * without a sync (stream_log_create), then one syncfs of the data
- * directory's file system for all of them, then the metadata file (temp
- * file, fdatasync, rename, fsync of the directory: the commit). Three syncs
- * in all, whatever the partition count.
- */
-static void create_run(stream_store_job *j)
+/* Makes empty logs for partitions [from, to) of the topic called name into
+ * logs[from..to) with config lc: stale directories of those names moved
+ * away first (directories named like ours that belong to no partition are
+ * debris, and starting from them would resurrect old records), then every
+ * log without a sync, then one syncfs of the data directory's file system
+ * for all of them. On error *made is how many were made (closed by the
+ * caller's undo) and err says why. */
+static int make_logs(stream_store_job *j, const char *name, int32_t from, int32_t to,
+                     const stream_log_config *lc, stream_log **logs, int32_t *made)
 {
     stream_store *s = j->s;
-    stream_topic *t = j->t;
     char dn[STREAM_TOPIC_NAME_MAX + 16], path[PATH_MAX];
     int rc = 0;
-    /* Directories named like ours without a topic are debris (open removes
-     * them too); starting from them would resurrect old records. */
-    for (int32_t i = 0; i < t->partition_count && rc == 0; i++) {
-        snprintf(dn, sizeof dn, "%s-%d", t->name, (int)i);
+    *made = from;
+    for (int32_t i = from; i < to && rc == 0; i++) {
+        snprintf(dn, sizeof dn, "%s-%d", name, (int)i);
         if (is_type_at(s->dir_fd, dn, S_IFDIR) && move_to_trash(s, dn, j->trash) < 0 &&
             rm_rf_at(s->dir_fd, dn, 0, NULL) < 0) {
             errf(j->err, sizeof j->err, "%s/%s: cannot remove a stale partition directory", s->dir,
@@ -1312,29 +1364,81 @@ static void create_run(stream_store_job *j)
             rc = STREAM_EIO;
         }
     }
-    int32_t i = 0;
-    for (; i < t->partition_count && rc == 0; i++) {
-        int w = snprintf(path, sizeof path, "%s/%s-%d", s->dir, t->name, (int)i);
+    int32_t i = from;
+    for (; i < to && rc == 0; i++) {
+        int w = snprintf(path, sizeof path, "%s/%s-%d", s->dir, name, (int)i);
         if (w < 0 || (size_t)w >= sizeof path) {
-            errf(j->err, sizeof j->err, "%s/%s-%d: path too long", s->dir, t->name, (int)i);
+            errf(j->err, sizeof j->err, "%s/%s-%d: path too long", s->dir, name, (int)i);
             rc = STREAM_EINVAL;
             break;
         }
-        rc = stream_log_create(path, &t->log_config, &t->partitions[i], j->err, sizeof j->err);
+        rc = stream_log_create(path, lc, &logs[i], j->err, sizeof j->err);
         if (rc < 0) {
-            t->partitions[i] = NULL;
+            logs[i] = NULL;
             break;
         }
     }
+    *made = i;
     if (rc == 0 && syscall(SYS_syncfs, s->dir_fd) < 0) {
         int e = errno;
         errf(j->err, sizeof j->err, "%s: sync: %s", s->dir, strerror(e));
         rc = stream_err_from_errno(e);
     }
+    return rc;
+}
+
+/* Discards logs[from..made] and moves their directories out of the way
+ * (the next open would also find them as strays). */
+static void undo_logs(stream_store_job *j, const char *name, int32_t from, int32_t made, int32_t to,
+                      stream_log **logs)
+{
+    char dn[STREAM_TOPIC_NAME_MAX + 16];
+    for (int32_t i = from; i <= made && i < to; i++) {
+        stream_log_discard(logs[i]);
+        logs[i] = NULL;
+        snprintf(dn, sizeof dn, "%s-%d", name, (int)i);
+        if (move_to_trash(j->s, dn, j->trash) < 0)
+            rm_rf_at(j->s->dir_fd, dn, 0, NULL);
+    }
+}
+
+/*
+ * The disk work of a create: every partition's directory and empty log
+ * (make_logs: no sync each, one syncfs for all), then the metadata file
+ * (temp file, fdatasync, rename, fsync of the directory: the commit). Three
+ * syncs in all, whatever the partition count.
+ */
+static void create_run(stream_store_job *j)
+{
+    stream_topic *t = j->t;
+    int32_t made;
+    int rc = make_logs(j, t->name, 0, t->partition_count, &t->log_config, t->partitions, &made);
     if (rc == 0)
-        rc = write_meta(s, t->name, t->partition_count, t->overrides, j->err, sizeof j->err);
+        rc = write_meta(j->s, t->name, t->partition_count, t->overrides, j->err, sizeof j->err);
     if (rc < 0) {
-        create_undo(j, i);
+        undo_logs(j, t->name, 0, made, t->partition_count, t->partitions);
+        j->rc = rc;
+        return;
+    }
+    j->committed = true;
+}
+
+/*
+ * The disk work of add_partitions: as a create's, for the new partitions
+ * only, and the metadata file rewritten with the new count as the commit.
+ * Before the rename, the new directories are strays (n >= the count on
+ * disk), which the next open removes; after it they are the topic's. The
+ * topic's own logs are not touched: the owner goes on using them.
+ */
+static void grow_run(stream_store_job *j)
+{
+    const char *name = j->t->name; /* never changes while the topic lives */
+    int32_t made;
+    int rc = make_logs(j, name, j->from, j->to, &j->log_config, j->logs, &made);
+    if (rc == 0)
+        rc = write_meta(j->s, name, j->to, j->overrides, j->err, sizeof j->err);
+    if (rc < 0) {
+        undo_logs(j, name, j->from, made, j->to, j->logs);
         j->rc = rc;
         return;
     }
@@ -1384,8 +1488,40 @@ void stream_store_job_run(stream_store_job *j)
 {
     if (j->create)
         create_run(j);
+    else if (j->grow)
+        grow_run(j);
     else
         delete_run(j);
+}
+
+/* Finishes an add_partitions: on success the topic takes the new logs. */
+static int grow_finish(stream_store_job *j, stream_topic **out, char *errbuf, size_t errbuf_len)
+{
+    stream_store *s = j->s;
+    stream_topic *t = j->t;
+    int rc = j->rc;
+    busy_remove(s, t->name);
+    s->pending_partitions -= j->to - j->from;
+    if (j->trash[0] != '\0')
+        trash_push(s, j->trash);
+    if (rc == 0) {
+        memcpy(j->logs, t->partitions, (size_t)j->from * sizeof *j->logs);
+        memcpy(j->recovery, t->recovery, (size_t)j->from * sizeof *j->recovery);
+        free(t->partitions);
+        free(t->recovery);
+        t->partitions = j->logs;
+        t->recovery = j->recovery;
+        t->partition_count = j->to;
+        if (out != NULL)
+            *out = t;
+    } else {
+        free(j->logs); /* the run discarded what it made */
+        free(j->recovery);
+        errf(errbuf, errbuf_len, "%s", j->err);
+    }
+    stream_config_free(j->overrides);
+    free(j);
+    return rc;
 }
 
 int stream_store_job_finish(stream_store_job *j, stream_topic **out, char *errbuf,
@@ -1393,6 +1529,8 @@ int stream_store_job_finish(stream_store_job *j, stream_topic **out, char *errbu
 {
     if (out != NULL)
         *out = NULL;
+    if (j->grow)
+        return grow_finish(j, out, errbuf, errbuf_len);
     stream_store *s = j->s;
     stream_topic *t = j->t;
     int rc = j->rc;
@@ -1442,6 +1580,19 @@ int stream_store_delete_topic(stream_store *s, const char *name, char *errbuf, s
     return stream_store_job_finish(j, NULL, errbuf, errbuf_len);
 }
 
+int stream_store_add_partitions(stream_store *s, const char *name, int32_t partitions,
+                                stream_topic **out, char *errbuf, size_t errbuf_len)
+{
+    if (out != NULL)
+        *out = NULL;
+    stream_store_job *j;
+    int rc = stream_store_add_partitions_begin(s, name, partitions, &j, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    stream_store_job_run(j);
+    return stream_store_job_finish(j, out, errbuf, errbuf_len);
+}
+
 /* Gives partitions [0, n) of t the config `lc`. */
 static void set_log_configs(stream_topic *t, int32_t n, const stream_log_config *lc)
 {
@@ -1456,6 +1607,11 @@ int stream_store_alter_topic(stream_store *s, const char *name, const stream_con
     if (t == NULL) {
         errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
         return STREAM_ENOTOPIC;
+    }
+    if (is_busy(s, name)) {
+        /* Its metadata file is being rewritten with the new count. */
+        errf(errbuf, errbuf_len, "topic '%s' is getting new partitions; retry", name);
+        return STREAM_EAGAIN;
     }
     stream_config *ov;
     int rc = copy_overrides(overrides, &ov, errbuf, errbuf_len);

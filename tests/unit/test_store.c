@@ -17,7 +17,10 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stream/batch.h"
@@ -751,6 +754,136 @@ static void test_create_past_the_open_file_limit_is_refused_up_front(void **stat
     stream_store_close(s);
 }
 
+/* Adding partitions: the new ones are empty, the old keep their records,
+ * and the new count is what the next open finds. */
+static void test_add_partitions_grows_and_persists(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    stream_topic *t = create(s, "t", 2, NULL);
+    stream_log *p1 = t->partitions[1];
+    append_one(p1, "old");
+    stream_topic *g = NULL;
+    assert_int_equal(stream_store_add_partitions(s, "t", 5, &g, errbuf, sizeof errbuf), 0);
+    assert_ptr_equal(g, t);
+    assert_int_equal(t->partition_count, 5);
+    assert_ptr_equal(t->partitions[1], p1); /* the same log, still open */
+    assert_int_equal(stream_log_end_offset(t->partitions[1]), 1);
+    assert_int_equal(stream_log_end_offset(t->partitions[4]), 0);
+    append_one(t->partitions[4], "new");
+    stream_log *log;
+    assert_int_equal(stream_store_log(s, "t", 4, &log), 0);
+    assert_ptr_equal(log, t->partitions[4]);
+    stream_store_close(s);
+
+    s = open_store(f, NULL);
+    t = stream_store_topic(s, "t");
+    assert_int_equal(t->partition_count, 5);
+    assert_int_equal(stream_log_end_offset(t->partitions[1]), 1);
+    assert_int_equal(stream_log_end_offset(t->partitions[4]), 1);
+    assert_int_equal(stream_log_end_offset(t->partitions[3]), 0);
+    stream_store_close(s);
+}
+
+static void test_add_partitions_refuses_shrinking_and_unknown_topics(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    create(s, "t", 3, NULL);
+    assert_int_equal(stream_store_add_partitions(s, "t", 3, NULL, errbuf, sizeof errbuf),
+                     STREAM_EINVAL);
+    assert_non_null(strstr(errbuf, "has 3 partitions"));
+    assert_int_equal(stream_store_add_partitions(s, "t", 1, NULL, errbuf, sizeof errbuf),
+                     STREAM_EINVAL);
+    assert_int_equal(stream_store_add_partitions(s, "t", 10001, NULL, errbuf, sizeof errbuf),
+                     STREAM_EINVAL);
+    assert_int_equal(stream_store_add_partitions(s, "nope", 5, NULL, errbuf, sizeof errbuf),
+                     STREAM_ENOTOPIC);
+    assert_int_equal(stream_store_topic(s, "t")->partition_count, 3);
+    assert_false(exists(f, "t-3"));
+    stream_store_close(s);
+}
+
+/* The disk work runs beside the owner, who goes on using the old
+ * partitions; the topic cannot be deleted, altered or grown again
+ * meanwhile. */
+static void test_add_partitions_job_runs_beside_the_owner(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    stream_topic *t = create(s, "t", 2, NULL);
+    stream_store_job *j, *j2;
+    assert_int_equal(stream_store_add_partitions_begin(s, "t", 200, &j, errbuf, sizeof errbuf), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_job, j), 0);
+    append_one(t->partitions[0], "during");
+    assert_int_equal(t->partition_count, 2);
+    assert_int_equal(stream_store_add_partitions_begin(s, "t", 300, &j2, errbuf, sizeof errbuf),
+                     STREAM_EAGAIN);
+    assert_int_equal(stream_store_delete_topic(s, "t", errbuf, sizeof errbuf), STREAM_EAGAIN);
+    assert_int_equal(stream_store_alter_topic(s, "t", NULL, errbuf, sizeof errbuf), STREAM_EAGAIN);
+    pthread_join(th, NULL);
+    stream_topic *g;
+    assert_int_equal(stream_store_job_finish(j, &g, errbuf, sizeof errbuf), 0);
+    assert_ptr_equal(g, t);
+    assert_int_equal(t->partition_count, 200);
+    assert_int_equal(stream_log_end_offset(t->partitions[0]), 1);
+    assert_int_equal(stream_store_delete_topic(s, "t", errbuf, sizeof errbuf), 0);
+    stream_store_close(s);
+}
+
+/* kill -9 while partitions are being added: the next open finds the old
+ * count or the new one, every partition of it usable, and no directory of
+ * the other. */
+static void test_kill_mid_add_partitions_leaves_old_or_new_count(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    append_one(create(s, "t", 2, NULL)->partitions[0], "kept");
+    stream_store_close(s);
+    int32_t want = 2;
+    bool saw_old = false, saw_new = false;
+    for (int round = 0; round < 6; round++) {
+        want += 150;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            stream_store *cs = NULL;
+            char e[256];
+            if (stream_store_open(f->data, NULL, &cs, e, sizeof e) != 0)
+                _exit(3);
+            stream_store_add_partitions(cs, "t", want, NULL, e, sizeof e);
+            pause(); /* never close: the kill is the end */
+            _exit(0);
+        }
+        static const long delay_ms[] = {2, 15, 40, 80, 150, 400};
+        struct timespec d = {0, delay_ms[round] * 1000000L};
+        nanosleep(&d, NULL);
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        s = open_store(f, NULL);
+        stream_topic *t = stream_store_topic(s, "t");
+        assert_non_null(t);
+        int32_t n = t->partition_count;
+        assert_true(n == want || n == want - 150);
+        saw_new = saw_new || n == want;
+        saw_old = saw_old || n != want;
+        char dn[64];
+        snprintf(dn, sizeof dn, "t-%d", (int)n);
+        stream_store_wait_trash(s);
+        assert_false(exists(f, dn));
+        assert_int_equal(stream_log_end_offset(t->partitions[0]), 1);
+        int64_t end = stream_log_end_offset(t->partitions[n - 1]);
+        append_one(t->partitions[n - 1], "after");
+        assert_int_equal(stream_log_end_offset(t->partitions[n - 1]), end + 1);
+        want = n;
+        stream_store_close(s);
+    }
+    print_message("kill mid add_partitions: old count seen %d, new count seen %d\n", saw_old,
+                  saw_new);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -783,6 +916,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_job_runs_beside_the_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_job_frees_the_name_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leftover_trash_is_removed_in_the_background, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_add_partitions_grows_and_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_partitions_refuses_shrinking_and_unknown_topics,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_partitions_job_runs_beside_the_owner, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_kill_mid_add_partitions_leaves_old_or_new_count, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_create_past_the_open_file_limit_is_refused_up_front,
                                         setup, teardown),

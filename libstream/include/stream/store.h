@@ -32,6 +32,12 @@
  *           partition directories move into a new .deleted/<n> (fsync
  *           <data>), and the trash thread removes them after the answer.
  *   alter   the metadata file is replaced atomically, then the logs are told.
+ *   add partitions (N -> M)  as create, for partitions N..M-1 only: their
+ *           directories and empty logs, one syncfs, then the metadata file
+ *           rewritten with partitions=M (temp file, fdatasync, rename, fsync
+ *           <data>): the rename commits. Before it the new directories are
+ *           strays (n >= N) that the next open removes, so a crash leaves N
+ *           partitions or M, never a topic in between.
  * At open the store removes leftovers: .deleted/ and its contents (handed to
  * the trash thread, so a restart does not wait for them), directories
  * named "<topic>-<n>.deleted" (an older convention, also handy for scripts),
@@ -182,7 +188,8 @@ int stream_store_delete_topic(stream_store *s, const char *name, char *errbuf, s
  *
  * Every job begun is run and finished before stream_store_close. The arguments
  * and errors of _create_begin are those of stream_store_create_topic; those of
- * _delete_begin are STREAM_ENOTOPIC and STREAM_ENOMEM, *topic (may be NULL)
+ * _delete_begin are STREAM_ENOTOPIC, STREAM_EAGAIN (partitions are being
+ * added to it) and STREAM_ENOMEM, *topic (may be NULL)
  * getting the topic taken out, readable until the run starts.
  */
 typedef struct stream_store_job stream_store_job;
@@ -195,6 +202,29 @@ void stream_store_job_run(stream_store_job *j);
 int stream_store_job_finish(stream_store_job *j, stream_topic **out, char *errbuf,
                             size_t errbuf_len);
 
+/*
+ * Adds partitions to topic `name` so that it has `partitions` (Kafka's
+ * CreatePartitions: the count only grows). The new partitions are empty
+ * logs with the topic's settings; the old ones are untouched and stay in
+ * use throughout. *out (may be NULL) gets the topic, whose partitions array
+ * is a new one (pointers into the old are stale; the logs are the same).
+ * Errors: STREAM_ENOTOPIC; STREAM_EINVAL when `partitions` is not larger
+ * than the current count (errbuf says both; partitions are never removed)
+ * or passes 10000, or the open-file limit would be passed (as for create);
+ * STREAM_EAGAIN while another add_partitions of the topic runs;
+ * STREAM_EIO/ENOSPC, STREAM_ENOMEM. On error the topic is as it was.
+ *
+ * As a job (see above): _begin checks and reserves the topic (a delete or
+ * alter of it, or a second add_partitions, fails with STREAM_EAGAIN until
+ * the finish); the run makes the new logs and commits the metadata file;
+ * stream_store_job_finish hands them to the topic (*out) or reports the
+ * error.
+ */
+int stream_store_add_partitions(stream_store *s, const char *name, int32_t partitions,
+                                stream_topic **out, char *errbuf, size_t errbuf_len);
+int stream_store_add_partitions_begin(stream_store *s, const char *name, int32_t partitions,
+                                      stream_store_job **out, char *errbuf, size_t errbuf_len);
+
 /* Waits until the trash thread has removed everything handed to it so far
  * (tests; a broker never waits for it). */
 void stream_store_wait_trash(stream_store *s);
@@ -206,7 +236,8 @@ void stream_store_wait_trash(stream_store *s);
  * To change one key, stream_config_dup the topic's overrides, set or unset
  * it, and pass the copy. Errors: STREAM_ENOTOPIC, STREAM_EINVAL (`overrides`
  * not a topic config), STREAM_EBADCONFIG (a log refuses the settings),
- * STREAM_EIO/ENOSPC, STREAM_ENOMEM; on any error nothing changed.
+ * STREAM_EIO/ENOSPC, STREAM_ENOMEM, STREAM_EAGAIN (partitions are being
+ * added to it); on any error nothing changed.
  */
 int stream_store_alter_topic(stream_store *s, const char *name, const stream_config *overrides,
                              char *errbuf, size_t errbuf_len);
