@@ -41,7 +41,7 @@ static const char usage_text[] =
     "  list                      topic names (-v: partitions and internal flag too)\n"
     "  create TOPIC...           create topics (-p, -r, -c, --if-not-exists)\n"
     "  describe TOPIC...         partitions, offsets, sizes and configs\n"
-    "  alter TOPIC...            change configs (-c, --delete-config)\n"
+    "  alter TOPIC...            add partitions (-p N), change configs (-c, --delete-config)\n"
     "  delete TOPIC...           delete topics and their data (--if-exists)\n"
     "  groups                    consumer groups: state, members, generation\n"
     "  group NAME                a group: members, assignment, committed offsets, lag\n"
@@ -56,7 +56,8 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
-    "  -p, --partitions N        create: partitions (default: the broker's num.partitions)\n"
+    "  -p, --partitions N        create: partitions (default: the broker's num.partitions);\n"
+    "                            alter: the new, larger count (partitions are only added)\n"
     "  -r, --replication-factor N  create: replicas of each partition (default: the\n"
     "                            broker's default.replication.factor)\n"
     "  -c, --config KEY=VALUE    create, alter: set a topic setting (repeatable)\n"
@@ -123,7 +124,7 @@ typedef struct options {
     const char *command; /* "list", "create", ... */
     char **names;        /* the TOPIC arguments (argv) */
     size_t name_count;
-    int32_t partitions;       /* -p; 0: the broker's default */
+    int32_t partitions;       /* -p; create: 0 the broker's default; alter: 0 unchanged */
     int32_t replication;      /* -r; 0: the broker's default */
     stream_config_entry *set; /* -c and --delete-config, in order (value NULL: reset) */
     size_t set_count;
@@ -651,7 +652,7 @@ static void check_command(const options *o)
         bool given, allowed;
         const char *flag, *where;
     } rules[] = {
-        {o->partitions != 0, is_create, "-p/--partitions", "create"},
+        {o->partitions != 0, is_create || is_alter, "-p/--partitions", "create and alter"},
         {o->replication != 0, is_create, "-r/--replication-factor", "create"},
         {o->have_config, is_create || is_alter, "-c/--config", "create and alter"},
         {o->have_delete_config, is_alter, "--delete-config", "alter"},
@@ -662,8 +663,8 @@ static void check_command(const options *o)
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
         if (rules[i].given && !rules[i].allowed)
             usage_error("%s is for %s only, not %s", rules[i].flag, rules[i].where, cmd);
-    if (is_alter && o->set_count == 0)
-        usage_error("alter needs -c KEY=VALUE or --delete-config KEY");
+    if (is_alter && o->set_count == 0 && o->partitions == 0)
+        usage_error("alter needs -p N, -c KEY=VALUE or --delete-config KEY");
 }
 
 int main(int argc, char **argv)

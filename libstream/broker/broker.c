@@ -527,12 +527,17 @@ void stream_broker_free(stream_broker *b)
 /* Attaches every partition of `t` to the flusher with the durable callback. */
 int stream__broker_attach_topic(stream_broker *b, stream_topic *t)
 {
-    for (int32_t p = 0; p < t->partition_count; p++) {
+    return stream__broker_attach_partitions(b, t, 0);
+}
+
+int stream__broker_attach_partitions(stream_broker *b, stream_topic *t, int32_t from)
+{
+    for (int32_t p = from; p < t->partition_count; p++) {
         stream_log *log = t->partitions[p];
         stream_log_set_durable_cb(log, stream__wait_durable_cb, b);
         int rc = stream_flusher_attach(b->flusher, log);
         if (rc != 0) {
-            while (p-- > 0)
+            while (p-- > from)
                 stream_flusher_detach(b->flusher, t->partitions[p]);
             return rc;
         }

@@ -1,6 +1,6 @@
 /*
- * broker_admin.c - create_topics and delete_topics, with their disk work off
- * the loop.
+ * broker_admin.c - create_topics, delete_topics and create_partitions, with
+ * their disk work off the loop.
  *
  * Making or removing a topic of ten thousand partitions is seconds of
  * mkdir, open, rename and unlink; done on the loop it stalls every client
@@ -9,10 +9,12 @@
  *
  *   loop          checks every entry and begins a store job per topic (the
  *                 name is reserved; a deleted topic leaves the store at once,
- *                 its waiters answered ENOTOPIC)
+ *                 its waiters answered ENOTOPIC; a growing topic is served
+ *                 as it was)
  *   thread pool   one uv_work runs the request's jobs in order: the disk work
- *   loop          finishes the jobs (a created topic appears, is attached to
- *                 the flusher and announced to the services) and answers
+ *   loop          finishes the jobs (a created topic appears, a grown one gets
+ *                 its new partitions; they are attached to the flusher and
+ *                 announced to the services) and answers
  *
  * The answer comes when the work is done: a client that sees err 0 can use
  * the topic, or the name again, at once. Produce and fetch of other topics
@@ -39,16 +41,24 @@ typedef struct admin_entry {
     char msg[512];                        /* its message */
     stream_store_job *job;                /* the disk work still to finish, or NULL */
     int32_t partitions;                   /* create: for the log line */
+    int32_t old_count;                    /* create_partitions: the count before */
 } admin_entry;
+
+/* What a request does to each of its topics. */
+typedef enum admin_kind {
+    ADMIN_CREATE,
+    ADMIN_DELETE,
+    ADMIN_GROW, /* create_partitions */
+} admin_kind;
 
 /* A create_topics or delete_topics request while its disk work runs. */
 struct stream__admin_op {
     uv_work_t work; /* on libuv's thread pool; work.data unused */
     stream_broker *b;
-    stream__req *r;         /* NULL once its connection closed */
-    uint64_t conn_id;       /* the connection, to find it when it closes */
-    uint64_t id;            /* the request's correlation id */
-    bool create;            /* create_topics, else delete_topics */
+    stream__req *r;   /* NULL once its connection closed */
+    uint64_t conn_id; /* the connection, to find it when it closes */
+    uint64_t id;      /* the request's correlation id */
+    admin_kind kind;
     uint32_t n;             /* entries */
     admin_entry *e;         /* n entries, in request order */
     stream__admin_op *next; /* the broker's list of ops in flight */
@@ -157,6 +167,28 @@ static void created(stream_broker *b, stream_topic *t)
     stream__services_topic_created(b, t);
 }
 
+/* New partitions go live: flusher, log line, services. */
+static void grown(stream_broker *b, stream_topic *t, int32_t old_count)
+{
+    stream__blog(b, STREAM_BROKER_INFO, "topic %s: partitions %d -> %d", t->name, (int)old_count,
+                 (int)t->partition_count);
+    if (stream__broker_attach_partitions(b, t, old_count) != 0)
+        stream__blog(b, STREAM_BROKER_ERROR,
+                     "topic %s: cannot attach to the flusher; acks=all will time out", t->name);
+    stream__services_partitions_added(b, t, old_count);
+}
+
+int stream__broker_add_partitions(stream_broker *b, const char *name, int32_t count, char *msg,
+                                  size_t msg_len)
+{
+    stream_topic *t = stream_store_topic(b->store, name);
+    int32_t old_count = t != NULL ? t->partition_count : 0;
+    int rc = stream_store_add_partitions(b->store, name, count, &t, msg, msg_len);
+    if (rc == 0)
+        grown(b, t, old_count);
+    return rc;
+}
+
 /* Begins the delete of the topic named (p, len): out of the store at once,
  * its waiters answered (ENOTOPIC), its logs no longer synced for the
  * broker. 0 with *job, or the error with msg. */
@@ -221,7 +253,7 @@ int stream__broker_delete_topic(stream_broker *b, const char *p, size_t len, cha
 
 /* ---- the request in flight ------------------------------------------------- */
 
-static stream__admin_op *admin_op_new(stream__conn *c, stream__req *r, uint64_t id, bool create,
+static stream__admin_op *admin_op_new(stream__conn *c, stream__req *r, uint64_t id, admin_kind kind,
                                       uint32_t n)
 {
     stream__admin_op *op = calloc(1, sizeof(*op));
@@ -236,7 +268,7 @@ static stream__admin_op *admin_op_new(stream__conn *c, stream__req *r, uint64_t 
     op->r = r;
     op->conn_id = c->id;
     op->id = id;
-    op->create = create;
+    op->kind = kind;
     op->n = n;
     return op;
 }
@@ -308,13 +340,21 @@ static void admin_done(uv_work_t *w, int status)
             continue;
         if (status != 0)
             stream_store_job_run(e->job);
-        if (op->create) {
-            stream_topic *t;
+        stream_topic *t;
+        switch (op->kind) {
+        case ADMIN_CREATE:
             e->err = stream_store_job_finish(e->job, &t, e->msg, sizeof(e->msg));
             if (e->err == 0)
                 created(b, t);
-        } else {
+            break;
+        case ADMIN_GROW:
+            e->err = stream_store_job_finish(e->job, &t, e->msg, sizeof(e->msg));
+            if (e->err == 0)
+                grown(b, t, e->old_count);
+            break;
+        case ADMIN_DELETE:
             e->err = delete_finish(b, e->name, e->job, e->msg, sizeof(e->msg));
+            break;
         }
         e->job = NULL;
     }
@@ -353,11 +393,12 @@ void stream__admin_conn_closed(stream_broker *b, uint64_t conn_id)
 
 /* After the shape checks (rc, msg): the op for the request's entries, or
  * NULL once r was answered with the error. */
-static stream__admin_op *admin_op_open(stream__conn *c, stream__req *r, uint64_t id, bool create,
-                                       const msgpack_object *topics, int rc, char msg[512])
+static stream__admin_op *admin_op_open(stream__conn *c, stream__req *r, uint64_t id,
+                                       admin_kind kind, const msgpack_object *topics, int rc,
+                                       char msg[512])
 {
     stream__admin_op *op = NULL;
-    if (rc == 0 && (op = admin_op_new(c, r, id, create, topics->via.array.size)) == NULL) {
+    if (rc == 0 && (op = admin_op_new(c, r, id, kind, topics->via.array.size)) == NULL) {
         rc = STREAM_ENOMEM;
         snprintf(msg, 512, "out of memory");
     }
@@ -382,7 +423,7 @@ void stream__op_create_topics(stream__conn *c, stream__req *r, uint64_t id, cons
         int64_t parts, rf;
         rc = create_entry(topics, i, &p, &len, &parts, &rf, &cfg, msg, sizeof(msg));
     }
-    stream__admin_op *op = admin_op_open(c, r, id, true, topics, rc, msg);
+    stream__admin_op *op = admin_op_open(c, r, id, ADMIN_CREATE, topics, rc, msg);
     if (op == NULL)
         return;
     for (uint32_t i = 0; i < op->n; i++) {
@@ -408,7 +449,7 @@ void stream__op_delete_topics(stream__conn *c, stream__req *r, uint64_t id, cons
         size_t len;
         rc = stream_elem_str(topics, i, "topics", &p, &len, msg, sizeof(msg));
     }
-    stream__admin_op *op = admin_op_open(c, r, id, false, topics, rc, msg);
+    stream__admin_op *op = admin_op_open(c, r, id, ADMIN_DELETE, topics, rc, msg);
     if (op == NULL)
         return;
     for (uint32_t i = 0; i < op->n; i++) {
@@ -419,6 +460,98 @@ void stream__op_delete_topics(stream__conn *c, stream__req *r, uint64_t id, cons
         e->err = keep_raw(e, p, len);
         if (e->err == 0)
             e->err = delete_begin(c->broker, p, len, e->name, &e->job, e->msg, sizeof(e->msg));
+    }
+    admin_start(op);
+}
+
+/* Reads one create_partitions entry; with msg NULL after a first checked
+ * pass. */
+static int grow_entry(const msgpack_object *topics, uint32_t i, const char **p, size_t *len,
+                      int64_t *count, char *msg, size_t msg_len)
+{
+    const msgpack_object *t;
+    int rc = stream_elem_map(topics, i, "topics", &t, msg, msg_len);
+    if (rc == 0)
+        rc = stream_field_str(t, "name", p, len, msg, msg_len);
+    if (rc == 0)
+        rc = stream_field_int(t, "count", INT32_MIN, INT32_MAX, count, msg, msg_len);
+    return rc;
+}
+
+/* Checks topic i of a create_partitions and, unless validate_only, begins
+ * adding its partitions (e->job). Returns 0 or the topic's error with
+ * e->msg. */
+static int grow_begin(stream_broker *b, const msgpack_object *topics, uint32_t i,
+                      bool validate_only, admin_entry *e)
+{
+    const char *p;
+    size_t len;
+    int64_t count;
+    grow_entry(topics, i, &p, &len, &count, NULL, 0);
+    stream_topic *t = NULL;
+    if (stream_topic_name_check(p, len, NULL, 0) == 0) {
+        memcpy(e->name, p, len);
+        e->name[len] = '\0';
+        t = stream_store_topic(b->store, e->name);
+    }
+    if (t == NULL) {
+        snprintf(e->msg, sizeof(e->msg), "unknown topic '%.*s'", (int)(len > 255 ? 255 : len), p);
+        return STREAM_ENOTOPIC;
+    }
+    if (t->internal) {
+        snprintf(e->msg, sizeof(e->msg),
+                 "topic '%s' is internal: its partition count is the broker's", e->name);
+        return STREAM_EBADNAME;
+    }
+    if (named_twice(topics, i)) {
+        snprintf(e->msg, sizeof(e->msg), "topic '%s' is named twice in the request", e->name);
+        return STREAM_EINVAL;
+    }
+    if (count <= t->partition_count || count > STREAM_MAX_PARTITIONS) {
+        snprintf(e->msg, sizeof(e->msg),
+                 count <= t->partition_count
+                     ? "topic '%s' has %d partitions; the new count of partitions must be larger, "
+                       "not %lld (partitions are never removed)"
+                     : "topic '%s' has %d partitions; the new count of partitions must be at most "
+                       "10000, not %lld",
+                 e->name, (int)t->partition_count, (long long)count);
+        return STREAM_EINVAL;
+    }
+    e->old_count = t->partition_count;
+    e->partitions = (int32_t)count;
+    if (validate_only)
+        return 0;
+    return stream_store_add_partitions_begin(b->store, e->name, (int32_t)count, &e->job, e->msg,
+                                             sizeof(e->msg));
+}
+
+void stream__op_create_partitions(stream__conn *c, stream__req *r, uint64_t id,
+                                  const msgpack_object *m)
+{
+    char msg[512];
+    const msgpack_object *topics;
+    bool validate_only;
+    int rc = stream_field_array(m, "topics", &topics, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_bool_opt(m, "validate_only", false, &validate_only, msg, sizeof(msg));
+    for (uint32_t i = 0; rc == 0 && i < topics->via.array.size; i++) {
+        const char *p;
+        size_t len;
+        int64_t count;
+        rc = grow_entry(topics, i, &p, &len, &count, msg, sizeof(msg));
+    }
+    stream__admin_op *op = admin_op_open(c, r, id, ADMIN_GROW, topics, rc, msg);
+    if (op == NULL)
+        return;
+    for (uint32_t i = 0; i < op->n; i++) {
+        const char *p;
+        size_t len;
+        int64_t count;
+        admin_entry *e = &op->e[i];
+        grow_entry(topics, i, &p, &len, &count, NULL, 0);
+        e->err = keep_raw(e, p, len);
+        if (e->err == 0)
+            e->err = grow_begin(c->broker, topics, i, validate_only, e);
     }
     admin_start(op);
 }

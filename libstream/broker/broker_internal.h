@@ -390,6 +390,8 @@ int stream__broker_open_store(stream_broker *b, const stream_config *cfg, char *
 int stream__broker_close_store(stream_broker *b);
 /* Attaches a (new) topic's logs to the flusher and the durable callback. */
 int stream__broker_attach_topic(stream_broker *b, stream_topic *t);
+/* The same for partitions [from, count) of t only (after add_partitions). */
+int stream__broker_attach_partitions(stream_broker *b, stream_topic *t, int32_t from);
 /* Detaches the topic's logs from the flusher and the durable callback. */
 void stream__broker_detach_topic(stream_broker *b, stream_topic *t);
 /* Retention and segment.ms rolls over every partition (housekeeping). */
@@ -411,6 +413,7 @@ bool stream__services_dispatch(stream_broker *b, stream__req *r, uint64_t id, st
 /* Tells every service that topic t was created / the topic `name` deleted. */
 void stream__services_topic_created(stream_broker *b, stream_topic *t);
 void stream__services_topic_deleted(stream_broker *b, const char *name);
+void stream__services_partitions_added(stream_broker *b, stream_topic *t, int32_t old_count);
 /* Tells every service that connection conn_id closed (broker_conn.c). */
 void stream__services_conn_closed(stream_broker *b, uint64_t conn_id);
 /* Tells every service that log's role or leader epoch changed
@@ -483,12 +486,19 @@ int stream__apply_settings(stream_config *cfg, const msgpack_object *set, char *
                            size_t msg_len);
 
 /* ---- broker_admin.c ---- */
-/* create_topics and delete_topics: checked on the loop, the disk work on
- * libuv's thread pool, answered when it is done. */
+/* create_topics, delete_topics and create_partitions: checked on the loop,
+ * the disk work on libuv's thread pool, answered when it is done. */
 void stream__op_create_topics(stream__conn *c, stream__req *r, uint64_t id,
                               const msgpack_object *m);
 void stream__op_delete_topics(stream__conn *c, stream__req *r, uint64_t id,
                               const msgpack_object *m);
+void stream__op_create_partitions(stream__conn *c, stream__req *r, uint64_t id,
+                                  const msgpack_object *m);
+/* Grows topic `name` to `count` partitions here and now (a service's:
+ * the replica manager following the metadata), then attaches the new logs
+ * and tells the services. 0 or the store's error with msg. */
+int stream__broker_add_partitions(stream_broker *b, const char *name, int32_t count, char *msg,
+                                  size_t msg_len);
 /* Connection conn_id closed: its admin requests in flight finish unanswered. */
 void stream__admin_conn_closed(stream_broker *b, uint64_t conn_id);
 /* Deletes the topic named by p (len bytes) as delete_topics does, but here

@@ -1,7 +1,7 @@
 /*
  * broker_ops.c - decoding requests and the metadata and admin ops: hello,
- * metadata, describe_configs, alter_configs. create_topics and
- * delete_topics are in broker_admin.c (their disk work runs off the loop),
+ * metadata, describe_configs, alter_configs. create_topics, delete_topics
+ * and create_partitions are in broker_admin.c (their disk work runs off the loop),
  * the data ops (produce, fetch, list_offsets) in broker_data.c; every
  * other op belongs to a service (the consumer group ops to the coordinator)
  * and is routed to it through host.c.
@@ -499,6 +499,9 @@ static void run_op(stream__conn *c, stream__req *r, uint64_t id, stream_op op,
     case STREAM_OP_DELETE_TOPICS:
         stream__op_delete_topics(c, r, id, m);
         break;
+    case STREAM_OP_CREATE_PARTITIONS:
+        stream__op_create_partitions(c, r, id, m);
+        break;
     case STREAM_OP_DESCRIBE_CONFIGS:
         op_describe_configs(c, r, id, m);
         break;
@@ -604,6 +607,7 @@ int stream__host_native_op(stream__req *r, const uint8_t *req, size_t len,
         case STREAM_OP_METADATA:
         case STREAM_OP_CREATE_TOPICS:
         case STREAM_OP_DELETE_TOPICS:
+        case STREAM_OP_CREATE_PARTITIONS:
         case STREAM_OP_DESCRIBE_CONFIGS:
         case STREAM_OP_ALTER_CONFIGS:
         case STREAM_OP_DESCRIBE_CLUSTER:

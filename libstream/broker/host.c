@@ -132,6 +132,13 @@ void stream__services_topic_deleted(stream_broker *b, const char *name)
             services[i]->topic_deleted(b->svc[i], name);
 }
 
+void stream__services_partitions_added(stream_broker *b, stream_topic *t, int32_t old_count)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->partitions_added)
+            services[i]->partitions_added(b->svc[i], t, old_count);
+}
+
 void stream__services_conn_closed(stream_broker *b, uint64_t conn_id)
 {
     for (size_t i = 0; i < b->nsvc; i++)
@@ -250,6 +257,12 @@ int stream__host_create_topic(stream_broker *b, const char *name, int32_t partit
         stream__blog(b, STREAM_BROKER_ERROR, "%s: cannot attach to the flusher", name);
     stream__services_topic_created(b, *out);
     return 0;
+}
+
+int stream__host_add_partitions(stream_broker *b, const char *name, int32_t count, char *msg,
+                                size_t msg_len)
+{
+    return stream__broker_add_partitions(b, name, count, msg, msg_len);
 }
 
 int stream__host_delete_topic(stream_broker *b, const char *name, char *msg, size_t msg_len)

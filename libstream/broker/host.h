@@ -20,6 +20,7 @@
  *                                 ops (hello, metadata, produce, ...) are
  *                                 never routed to a service
  *   create / delete     topic_created, topic_deleted: after the store did it
+ *   add partitions      partitions_added: likewise
  *   stopping            stop      close the service's loop handles (the
  *                                 loop then runs their close callbacks)
  *   after the loop      free      release everything the service holds
@@ -92,6 +93,9 @@ typedef struct stream__service {
     /* The topic called `name` was deleted; its logs are gone. NULL: not
      * interested. */
     void (*topic_deleted)(void *svc, const char *name);
+    /* Topic t grew from old_count partitions to t->partition_count (the new
+     * ones empty, attached to the flusher). NULL: not interested. */
+    void (*partitions_added)(void *svc, stream_topic *t, int32_t old_count);
     /* The client connection conn_id (stream__host_req_conn) closed: its
      * requests not yet answered are gone (never touch them again). Called
      * before the broker stops the services too. NULL: not interested. */
@@ -174,6 +178,12 @@ uint64_t stream__host_req_conn(const stream__req *r);
 int stream__host_create_topic(stream_broker *b, const char *name, int32_t partitions,
                               const stream_config *overrides, bool internal, stream_topic **out,
                               char *msg, size_t msg_len);
+/* Grows topic `name` to `count` partitions as create_partitions does, but
+ * here and now on the loop (the replica manager following the metadata);
+ * the new logs are attached to the flusher and every service is told
+ * (partitions_added). 0 or the store's error with msg. */
+int stream__host_add_partitions(stream_broker *b, const char *name, int32_t count, char *msg,
+                                size_t msg_len);
 /* Deletes a topic as delete_topics does (not an internal one); its logs
  * are gone when this returns. 0 or the error with msg. */
 int stream__host_delete_topic(stream_broker *b, const char *name, char *msg, size_t msg_len);
@@ -281,8 +291,8 @@ typedef void (*stream__native_done_fn)(void *arg, stream__req *r, const uint8_t 
  * id and the op's fields) for r, a service listener's request; done(arg)
  * gets the answer, now or later, exactly once - unless r's connection
  * closes first: then release(arg) is called instead (release may be NULL).
- * Only the admin ops: create_topics, delete_topics, describe_configs,
- * alter_configs, metadata, describe_cluster. Returns 0, or
+ * Only the admin ops: create_topics, delete_topics, create_partitions,
+ * describe_configs, alter_configs, metadata, describe_cluster. Returns 0, or
  * STREAM_EPROTO / STREAM_EINVAL (not such a request; nothing was called). */
 int stream__host_native_op(stream__req *r, const uint8_t *req, size_t len,
                            stream__native_done_fn done, void (*release)(void *arg), void *arg);

@@ -262,6 +262,45 @@ int stream_admin_delete_topics(stream_client *c, const char *const *names, size_
     return rc;
 }
 
+typedef struct grow_req {
+    const stream_new_partitions *topics;
+    size_t n;
+} grow_req;
+
+static void encode_grow(stream_client *c, const void *arg)
+{
+    const grow_req *gr = arg;
+    msgpack_packer *pk = stream__req_begin(c, STREAM_OP_CREATE_PARTITIONS, 1);
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, gr->n);
+    for (size_t i = 0; i < gr->n; i++) {
+        msgpack_pack_map(pk, 2);
+        stream_pack_kv_cstr(pk, "name", gr->topics[i].name);
+        stream_pack_kv_int(pk, "count", gr->topics[i].count);
+    }
+}
+
+int stream_admin_create_partitions(stream_client *c, const stream_new_partitions *topics, size_t n,
+                                   int timeout_ms, stream_topic_result **results, char *errbuf,
+                                   size_t errbuf_len)
+{
+    *results = NULL;
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    if (!names)
+        return STREAM_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        names[i] = topics[i].name;
+    int rc = check_names(names, n, errbuf, errbuf_len);
+    grow_req gr = {topics, n};
+    if (rc == 0)
+        rc = call_admin(c, encode_grow, &gr, names, n, timeout_ms, results, errbuf, errbuf_len);
+    /* The next produce or fetch learns the new count. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        stream_client_invalidate_metadata(c, names[i]);
+    free(names);
+    return rc;
+}
+
 /* ---- configs ------------------------------------------------------------- */
 
 typedef struct configs_parse {

@@ -16,7 +16,8 @@
  * durable (answer()), the session timer writes it after removing members.
  *
  * Recomputations are lazy for topic changes: the broker tells the
- * coordinator whenever a topic is created or deleted, which bumps
+ * coordinator whenever a topic is created, deleted or given more
+ * partitions, which bumps
  * co->topics_version, and a group compares it with the version its targets
  * were computed at on the next join or heartbeat of any member. Membership
  * changes recompute at once.
@@ -1221,6 +1222,14 @@ static void coord_topic_created(void *svc, stream_topic *t)
     co->topics_version++;
 }
 
+/* A subscribed topic that grew has new partitions to hand out: every group
+ * looks again at its next join or heartbeat, as after a create. */
+static void coord_partitions_added(void *svc, stream_topic *t, int32_t old_count)
+{
+    stream__coord *co = svc;
+    co->topics_version++;
+}
+
 static void coord_topic_deleted(void *svc, const char *name)
 {
     stream__coord *co = svc;
@@ -1247,5 +1256,6 @@ const stream__service stream__coord_service = {
     .free = coord_release,
     .topic_created = coord_topic_created,
     .topic_deleted = coord_topic_deleted,
+    .partitions_added = coord_partitions_added,
     .role_changed = coord_role_changed,
 };

@@ -148,7 +148,7 @@ typedef struct stream__group {
 /* The coordinator: every group of one broker (the service's state). */
 typedef struct stream__coord {
     stream_broker *broker;   /* the host */
-    uint64_t topics_version; /* grows when a topic is created or deleted: groups
+    uint64_t topics_version; /* grows when a topic is created, deleted or grown: groups
                                 recompute their assignment when it moved */
     stream__group **groups;  /* sorted by name */
     size_t ngroups, cap_groups;

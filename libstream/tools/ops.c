@@ -302,12 +302,25 @@ int stream_ops_alter_topics(stream_client *c, const stream_ops_topics *r, stream
     for (size_t k = 0; k < nreq; k++) {
         char why[512], name[SHOWN_MAX];
         stream_topic_result *res = NULL;
-        rc = stream_admin_alter_configs(c, req[k], r->configs, r->config_count, r->timeout_ms, &res,
-                                        why, sizeof(why));
+        /* The partition count first (like kafka-topics --alter): a topic
+         * whose count is refused keeps its settings too. */
+        stream_new_partitions np = {req[k], r->partitions};
+        if (r->partitions > 0)
+            rc = stream_admin_create_partitions(c, &np, 1, r->timeout_ms, &res, why, sizeof(why));
+        if (rc == 0 && r->config_count > 0 && (res == NULL || res->err == 0)) {
+            stream_topic_results_free(res, res ? 1 : 0);
+            res = NULL;
+            rc = stream_admin_alter_configs(c, req[k], r->configs, r->config_count, r->timeout_ms,
+                                            &res, why, sizeof(why));
+        }
         if (rc != 0) {
             errf(errbuf, errbuf_len, "cannot alter topic '%s': %s",
                  shown(req[k], name, sizeof(name)), why);
             goto done;
+        }
+        if (res == NULL) { /* nothing was asked */
+            out->items[slot[k]] = outcome(req[k], "altered", 0, NULL);
+            continue;
         }
         out->res[k] = *res; /* take the strings over */
         free(res);

@@ -198,9 +198,10 @@ static int run_change(stream_shell *sh, const stream__shell_cmd *cmd, stream__sh
     int status = settings_gather(sh, cmd, a, &s);
     if (status != 0)
         return status;
-    if (op == stream_ops_alter_topics && s.n == 0) {
+    if (op == stream_ops_alter_topics && s.n == 0 && req.partitions == 0) {
         settings_release(&s);
-        return stream__shell_usage(sh, cmd, "alter needs -c KEY=VALUE or --delete-config KEY");
+        return stream__shell_usage(sh, cmd,
+                                   "alter needs -p N, -c KEY=VALUE or --delete-config KEY");
     }
     req.configs = s.e;
     req.config_count = s.n;
@@ -1014,7 +1015,8 @@ static const stream__shell_opt create_opts[] = {
 };
 static const stream__shell_opt describe_opts[] = {
     {0, "all-configs", SH_ARG_NONE}, {0, "json", SH_ARG_NONE}, {0, NULL, SH_ARG_NONE}};
-static const stream__shell_opt alter_opts[] = {{'c', "config", SH_ARG_CONFIG_KV},
+static const stream__shell_opt alter_opts[] = {{'p', "partitions", SH_ARG_TEXT},
+                                               {'c', "config", SH_ARG_CONFIG_KV},
                                                {0, "delete-config", SH_ARG_CONFIG_KEY},
                                                {0, "json", SH_ARG_NONE},
                                                {0, NULL, SH_ARG_NONE}};
@@ -1073,10 +1075,12 @@ static const stream__shell_cmd table[] = {
      SH_ARG_TOPIC,
      NULL,
      run_describe},
-    {{"alter", "TOPIC... [-c KEY=VALUE]... [--delete-config KEY]... [--json]",
-      "change topic settings"},
-     "Sets settings on topics, or returns them to their defaults (--delete-config).\n"
-     "Example: alter orders -c retention.ms=3600000\n",
+    {{"alter", "TOPIC... [-p N] [-c KEY=VALUE]... [--delete-config KEY]... [--json]",
+      "add partitions, change topic settings"},
+     "Adds partitions to topics so that each has N (-p: a count larger than the\n"
+     "current one; partitions are never removed), sets settings on them, or returns\n"
+     "settings to their defaults (--delete-config), as stream-topics alter does.\n"
+     "Example: alter orders -p 6 -c retention.ms=3600000\n",
      alter_opts,
      SH_ARG_TOPIC,
      SH_ARG_TOPIC,

@@ -91,6 +91,23 @@ all_records() {
 STABLE3='.state == "stable" and (.members | length) == 3 and
     all(.members[]; ([.assignment[].partitions[]] | length) == 2)'
 
+@test "a topic that gains partitions: the group's members are given them and read what lands there" {
+    stream-topics create t -p 2
+    member m1 g
+    member m2 g
+    wait_group g '.state == "stable" and (.members | length) == 2 and
+        all(.members[]; ([.assignment[].partitions[]] | length) == 1)'
+    stream-topics alter t --partitions 6
+    wait_group g '.state == "stable" and ([.members[].assignment[].partitions[]] | sort) == [0,1,2,3,4,5]'
+    publish 300
+    wait_lines 300 m1.out m2.out
+    run all_records
+    [ "$(cat m1.out m2.out | sort)" = "$output" ]
+    # Records went to every partition, the new ones included.
+    [ "$(cut -d' ' -f1 m1.out m2.out | sort -u | tr '\n' ' ')" = "0 1 2 3 4 5 " ]
+    for p in "${MEMBERS[@]}"; do stop_member "$p"; done
+}
+
 @test "three members on six partitions: each gets two, every record is printed once" {
     stream-topics create t -p 6
     for i in 1 2 3; do member "m$i" g; done

@@ -183,7 +183,7 @@ EOF
     assert_output '{"results":[{"topic":"nope","status":"absent","error":null}]}'
     [ "$stderr" = "stream-shell: cannot delete topic 'nope': unknown topic" ]
     run -2 --separate-stderr stream-shell -c 'alter t'
-    [[ "$stderr" == *"alter needs -c KEY=VALUE or --delete-config KEY"* ]]
+    [[ "$stderr" == *"alter needs -p N, -c KEY=VALUE or --delete-config KEY"* ]]
     run -2 --separate-stderr stream-shell -c 'create x -c retention.ms=soon'
     [[ "$stderr" == *"retention.ms"* ]]
 }

@@ -169,12 +169,81 @@ jsonof() {
     assert_failure 2
     run stream-topics alter t
     assert_failure 2
-    assert_output --partial "alter needs -c KEY=VALUE or --delete-config KEY"
+    assert_output --partial "alter needs -p N, -c KEY=VALUE or --delete-config KEY"
     run stream-topics alter t -c noequals
     assert_failure 2
     run stream-topics alter nope -c retention.ms=1
     assert_failure 4
     assert_output "stream-topics: cannot alter topic 'nope': unknown topic"
+}
+
+@test "alter --partitions adds empty partitions; records stay where they were, new ones land there too" {
+    stream-topics create t -p 2
+    printf 'a\nb\nc\nd\n' | stream-pub -t t
+    run stream-topics alter t --partitions 5
+    assert_success
+    assert_output ""
+    run jsonof '([p["partition"] for p in d["topics"][0]["partitions"]], sum(p["log_end_offset"] for p in d["topics"][0]["partitions"][:2]), [p["log_end_offset"] for p in d["topics"][0]["partitions"][2:]])' stream-topics describe t --json
+    assert_output "([0, 1, 2, 3, 4], 4, [0, 0, 0])"
+    # Producers and consumers see the new partitions at once.
+    echo new | stream-pub -t t -p 4
+    run stream-sub -t t -p 4 -e -f '%p %o %v\n'
+    assert_success
+    assert_output "4 0 new"
+    run stream-sub -t t -e -c 5 -f '%v\n'
+    assert_equal "$(echo "$output" | sort | tr '\n' ' ')" "a b c d new "
+    # The count survives a restart, and kill -9.
+    stop_broker
+    start_broker
+    run jsonof 'd["topics"][0]["partition_count"]' stream-topics describe t --json
+    assert_output "5"
+    stream-topics alter t -p 6 -v
+    kill_broker
+    start_broker
+    run jsonof 'd["topics"][0]["partition_count"]' stream-topics describe t --json
+    assert_output "6"
+    run stream-sub -t t -p 4 -e -f '%v\n'
+    assert_output "new"
+}
+
+@test "alter --partitions refuses fewer or as many and unknown topics" {
+    stream-topics create t -p 3
+    run stream-topics alter t -p 3
+    assert_failure 1
+    assert_output --partial "cannot alter topic 't': topic 't' has 3 partitions; the new count of partitions must be larger, not 3"
+    run stream-topics alter t -p 2
+    assert_failure 1
+    assert_output --partial "must be larger, not 2"
+    run stream-topics alter t -p 0
+    assert_failure 2
+    run stream-topics alter nope -p 4
+    assert_failure 4
+    assert_output "stream-topics: cannot alter topic 'nope': unknown topic"
+    # A refused count leaves the settings alone; with a good one both change.
+    run stream-topics alter t -p 2 -c retention.ms=1000
+    assert_failure 1
+    run jsonof 'd["topics"][0]["configs"]' stream-topics describe t --json
+    assert_output "[]"
+    run jsonof 'd["results"]' stream-topics alter t -p 4 -c retention.ms=1000 --json
+    assert_output "[{'topic': 't', 'status': 'altered', 'error': None}]"
+    run jsonof '(d["topics"][0]["partition_count"], [(c["name"], c["value"]) for c in d["topics"][0]["configs"]])' stream-topics describe t --json
+    assert_output "(4, [('retention.ms', '1000')])"
+}
+
+@test "alter --partitions past the open-file limit is refused, and the topic keeps working" {
+    stop_broker
+    # A broker under a small open-file limit: 2 descriptors per partition.
+    ulimit -n 256
+    start_broker
+    stream-topics create t -p 2
+    run stream-topics alter t -p 500
+    assert_failure 1
+    assert_output --partial "open-file limit"
+    run jsonof 'd["topics"][0]["partition_count"]' stream-topics describe t --json
+    assert_output "2"
+    stream-topics alter t -p 20
+    run jsonof 'd["topics"][0]["partition_count"]' stream-topics describe t --json
+    assert_output "20"
 }
 
 @test "delete removes topics; unknown ones exit 4 unless --if-exists" {

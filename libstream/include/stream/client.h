@@ -801,6 +801,25 @@ int stream_admin_create_topics(stream_client *c, const stream_new_topic *topics,
 int stream_admin_delete_topics(stream_client *c, const char *const *names, size_t n, int timeout_ms,
                                stream_topic_result **results, char *errbuf, size_t errbuf_len);
 
+/* A topic to grow (Kafka's NewPartitions). */
+typedef struct stream_new_partitions {
+    const char *name;
+    int32_t count; /* the topic's new partition count: larger than its current one */
+} stream_new_partitions;
+
+/* Adds partitions to n topics (Kafka's CreatePartitions: a count only
+ * grows). The new partitions start empty; keyed records map to partitions
+ * by murmur2(key) mod count, so keys move with the count, as in Kafka.
+ * *results gets n entries in the same order: err STREAM_ENOTOPIC,
+ * STREAM_EINVAL (the count is not larger than the current one, or over the
+ * broker's limits - its partition limit, its open files), STREAM_EAGAIN
+ * (partitions are being added already), ... The topics' cached metadata is
+ * dropped, so the next produce or fetch sees the new count. A broker of
+ * protocol version < 4 answers STREAM_EUNKNOWNOP. */
+int stream_admin_create_partitions(stream_client *c, const stream_new_partitions *topics, size_t n,
+                                   int timeout_ms, stream_topic_result **results, char *errbuf,
+                                   size_t errbuf_len);
+
 /* One topic's configuration as described by the broker. */
 typedef struct stream_topic_config {
     char *topic; /* Owned. */

@@ -72,7 +72,8 @@ int stream_ops_connect(stream_client *c, int timeout_ms, char *errbuf, size_t er
 typedef struct stream_ops_topics {
     const char *const *names;           /* the topics named, in order */
     size_t name_count;                  /* entries in names (>= 1) */
-    int32_t partitions;                 /* create: partitions; 0 = the broker's default */
+    int32_t partitions;                 /* create: partitions; 0 = the broker's default;
+                                           alter: the new (larger) count; 0 = unchanged */
     int32_t replication_factor;         /* create: replicas; 0 = the broker's default */
     const stream_config_entry *configs; /* create, alter: settings (value NULL: alter
                                            resets it to its default) */
@@ -96,7 +97,9 @@ void stream_ops_outcomes_release(stream_ops_outcomes *o);
 
 /* Create, delete or alter the topics of `req`. Names are checked locally
  * first (an invalid one fails with STREAM_EBADNAME and is never sent);
- * the others go to the broker in one request (alter: one per topic).
+ * the others go to the broker in one request (alter: per topic, first
+ * create_partitions when req->partitions is set, then alter_configs when
+ * settings are; a refused count leaves the settings alone).
  * Returns 0 when every topic has its outcome in *out — some may have failed:
  * see stream_ops_status — or a negative code (connect or transport failure,
  * the whole request refused) with errbuf "cannot create topics: why" or the

@@ -60,7 +60,8 @@
 
 /* ---- constants (all part of the specification) -------------------------- */
 
-#define STREAM_PROTOCOL_VERSION  3    /* the highest version this code speaks (2: groups, 3: cluster) */
+/* The highest version this code speaks (2: groups, 3: cluster, 4: create_partitions). */
+#define STREAM_PROTOCOL_VERSION  4
 #define STREAM_DEFAULT_PORT      9292 /* 9092 stays free for a Kafka listener */
 #define STREAM_FRAME_HEADER_SIZE 4
 
@@ -140,7 +141,8 @@
     X(ALTER_ISR, "alter_isr", 3)                                                                   \
     X(OFFSET_FOR_LEADER_EPOCH, "offset_for_leader_epoch", 3)                                       \
     X(FIND_COORDINATOR, "find_coordinator", 3)                                                     \
-    X(FETCH_METADATA, "fetch_metadata", 3)
+    X(FETCH_METADATA, "fetch_metadata", 3)                                                         \
+    X(CREATE_PARTITIONS, "create_partitions", 4)
 
 typedef enum stream_op {
     STREAM_OP_UNKNOWN = 0,
