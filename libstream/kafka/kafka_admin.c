@@ -5,7 +5,8 @@
  * Kafka's protocol can get wrong (a partition count of 0, manual replica
  * assignment, a broker resource, APPEND to a setting that is no list),
  * and the rest is encoded as the native op that does the same
- * (create_topics, delete_topics, describe_configs, alter_configs) and run
+ * (create_topics, delete_topics, create_partitions, describe_configs,
+ * alter_configs) and run
  * by the broker as a native client's request (stream__host_native_op):
  * the same checks, the same store, in a cluster the same controller. The
  * native answer comes back here and is written in the Kafka API's layout,
@@ -444,7 +445,7 @@ static size_t check_create(admin_call *c)
     return n;
 }
 
-/* A native create_topics or alter_configs request's head: op,
+/* A native create_topics, create_partitions or alter_configs request's head: op,
  * validate_only, and the array of the resources sent. */
 static void pack_head(admin_call *c, msgpack_packer *pk, stream_op op)
 {
@@ -639,34 +640,40 @@ static void pack_alter(admin_call *c, msgpack_packer *pk)
     }
 }
 
-/* CreatePartitions: a topic's partition count is fixed at its creation
- * for now; what Kafka itself would refuse is refused the same way. */
-static void check_partitions(admin_call *c)
+/* CreatePartitions: what only Kafka's protocol can get wrong is refused
+ * here - manual replica assignment (the broker places replicas, as for
+ * CreateTopics), a count below 1 - and every other topic goes to the
+ * native create_partitions, whose checks (unknown topic, a count not above
+ * the current one, the broker's limits) and answers are the native
+ * clients'. */
+static size_t check_partitions(admin_call *c)
 {
-    stream_store *store = stream__host_store(c->b);
+    size_t n = 0;
     for (size_t i = 0; i < c->q.nres; i++) {
         const stream__kafka_admin_resource *t = &c->q.res[i];
-        char name[STREAM_TOPIC_NAME_MAX + 1] = "";
-        if (t->name_len <= STREAM_TOPIC_NAME_MAX) {
-            memcpy(name, t->name, t->name_len);
-            name[t->name_len] = '\0';
-        }
-        stream_topic *st = name[0] != '\0' ? stream_store_topic(store, name) : NULL;
-        if (st == NULL)
-            refuse(c, i, STREAM__KAFKA_UNKNOWN_TOPIC_OR_PARTITION, "unknown topic '%.*s'",
-                   (int)(t->name_len > 249 ? 249 : t->name_len), t->name);
-        else if (t->partitions <= st->partition_count)
-            refuse(c, i, STREAM__KAFKA_INVALID_PARTITIONS,
-                   "topic %s has %d partitions; the new count must be larger, not %d", name,
-                   (int)st->partition_count, (int)t->partitions);
-        else if (t->assignments)
+        if (t->assignments)
             refuse(c, i, STREAM__KAFKA_INVALID_REPLICA_ASSIGNMENT,
                    "replicas are placed by the broker; manual assignment is not supported");
+        else if (t->partitions < 1)
+            refuse(c, i, STREAM__KAFKA_INVALID_PARTITIONS,
+                   "the new count of partitions must be at least 1, not %d", (int)t->partitions);
         else
-            refuse(c, i, STREAM__KAFKA_POLICY_VIOLATION,
-                   "adding partitions to an existing topic is not supported yet; create a new "
-                   "topic with %d partitions",
-                   (int)t->partitions);
+            c->sent[i] = true;
+        n += c->sent[i];
+    }
+    return n;
+}
+
+static void pack_partitions(admin_call *c, msgpack_packer *pk)
+{
+    pack_head(c, pk, STREAM_OP_CREATE_PARTITIONS);
+    for (size_t i = 0; i < c->q.nres; i++) {
+        const stream__kafka_admin_resource *t = &c->q.res[i];
+        if (!c->sent[i])
+            continue;
+        msgpack_pack_map(pk, 2);
+        stream_pack_kv_str(pk, "name", t->name, t->name_len);
+        stream_pack_kv_int(pk, "count", t->partitions);
     }
 }
 
@@ -766,7 +773,8 @@ int stream__kafka_admin_handle(stream_broker *b, stream__req *r, const uint8_t *
         pack_alter(c, &f.pk);
         break;
     case STREAM__KAFKA_CREATE_PARTITIONS:
-        check_partitions(c);
+        c->nsent = check_partitions(c);
+        pack_partitions(c, &f.pk);
         break;
     case STREAM__KAFKA_DESCRIBE_CLUSTER:
         describe_cluster(c, r);

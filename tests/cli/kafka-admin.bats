@@ -2,7 +2,8 @@
 # The Kafka listener's admin APIs with Kafka's own admin clients:
 # python3-confluent-kafka's AdminClient (librdkafka 2.0) creates topics
 # (with configs; bad ones refused with Kafka's error codes), describes and
-# alters their configs, asks for more partitions and deletes them; a
+# alters their configs, adds partitions (a producer and a consumer group use
+# them at once) and deletes them; a
 # consumer looks offsets up by time; kafka-python's KafkaAdminClient
 # creates, describes the cluster and deletes; kcat -L and stream-topics
 # see the results. Then bad input by hand (kafka_raw.py): invalid names,
@@ -126,19 +127,53 @@ kafka_cluster_start() {
     assert_output "retention.ms=604800000 source=default ro=False"
 }
 
-@test "AdminClient create_partitions is refused as Kafka refuses it; delete_topics deletes" {
+@test "AdminClient create_partitions adds partitions; kcat sees them, a producer and a consumer use them; delete_topics deletes" {
     admin create parts 2 1
     run admin partitions parts 1
     assert_output "parts INVALID_PARTITIONS"
-    run admin partitions parts 4
-    assert_output "parts POLICY_VIOLATION"
+    run admin partitions parts 2
+    assert_output "parts INVALID_PARTITIONS"
     run admin partitions nope 4
     assert_output "nope UNKNOWN_TOPIC_OR_PART"
+    run admin partitions-assign parts 3
+    assert_output "parts INVALID_REPLICA_ASSIGNMENT"
+    run admin partitions parts 4 validate
+    assert_output "parts ok"
+    run jq -r '.topics[0].partition_count' <<<"$(stream-topics describe parts --json)"
+    assert_output "2"
+    run admin partitions parts 4
+    assert_output "parts ok"
+    run jq -r '.topics[0].partition_count' <<<"$(stream-topics describe parts --json)"
+    assert_output "4"
+    run kcat -b "$KAFKA" -L -t parts
+    assert_output --partial 'topic "parts" with 4 partitions:'
+    assert_output --partial 'partition 3, leader 0,'
+    run admin produce-ts parts 3 1700000000000 2
+    assert_output "unsent 0"
+    run admin read parts 3 2
+    assert_output "$(printf '3 0 v0\n3 1 v1')"
     run admin delete parts nope
     assert_line --index 0 "nope UNKNOWN_TOPIC_OR_PART"
     assert_line --index 1 "parts ok"
     run stream-topics describe parts
     assert_failure
+}
+
+@test "kafka-python KafkaAdminClient create_partitions adds partitions and refuses fewer" {
+    admin create kparts 1 1
+    run admin kp-partitions kparts 3
+    assert_output "kparts 0"
+    run admin kp-partitions kparts 2
+    assert_output "kparts 37"
+    run jq -r '.topics[0].partition_count' <<<"$(stream-topics describe kparts --json)"
+    assert_output "3"
+}
+
+@test "a confluent-kafka consumer group is assigned the partitions a topic gains" {
+    admin create grows 2 1
+    run admin group-grows grows 4
+    assert_success
+    assert_output "$(printf 'assigned 2\nassigned 4\nread 3 in-the-new-one')"
 }
 
 @test "offsets_for_times through a consumer finds the first record at or after the time" {
