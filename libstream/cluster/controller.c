@@ -401,6 +401,7 @@ static void on_meta_event(void *arg, const stream__meta_event *ev)
         break;
     case STREAM__META_BROKER_FENCED:
     case STREAM__META_TOPIC_CREATED:
+    case STREAM__META_PARTITIONS_ADDED:
     case STREAM__META_RESTORED:
         ctl->elect_dirty = true;
         break;

@@ -2,7 +2,7 @@
  * controller_admin.c - topic administration through the metadata quorum
  * (cluster mode), alter_isr, and auto-creation.
  *
- * In a cluster the controller takes four core ops (stream__host_take_op):
+ * In a cluster the controller takes six core ops (stream__host_take_op):
  *
  *   metadata        answered by any broker from its own copy of the
  *                   metadata: the live brokers, and per partition leader,
@@ -13,6 +13,7 @@
  *   create_topics   checked here (name, partitions, replication_factor
  *   delete_topics   against the live brokers, configs through the config
  *   alter_configs   table as the core checks them), then proposed; each
+ *   create_partitions
  *                   topic's result is the command's verdict once applied
  *                   on the controller. A broker that is not the controller
  *                   forwards the request over its link and relays the
@@ -172,8 +173,12 @@ static void on_entry_done(void *arg, int status, int result)
         set_result(p, e->i, err, "unknown topic '%s'", name);
         break;
     case STREAM_ESTALEEPOCH:
-        set_result(p, e->i, err, "%s: the partition changed meanwhile (stale partition_epoch)",
-                   name);
+        if (p->op == STREAM_OP_CREATE_PARTITIONS)
+            set_result(p, e->i, STREAM_EAGAIN,
+                       "topic '%s' got other partitions meanwhile; ask again", name);
+        else
+            set_result(p, e->i, err, "%s: the partition changed meanwhile (stale partition_epoch)",
+                       name);
         break;
     default:
         set_result(p, e->i, err, "%s: %s", name, stream_strerror(err));
@@ -1296,6 +1301,138 @@ void stream__controller_auto_create(void *arg, const char *topic)
     ctl_link_end(ctl);
 }
 
+/* ---- create_partitions ---- */
+
+static int grow_entry(const msgpack_object *topics, uint32_t i, const char **p, size_t *len,
+                      int64_t *count, char *msg, size_t msg_len)
+{
+    const msgpack_object *t;
+    int rc = stream_elem_map(topics, i, "topics", &t, msg, msg_len);
+    if (rc == 0)
+        rc = stream_field_str(t, "name", p, len, msg, msg_len);
+    if (rc == 0)
+        rc = stream_field_int(t, "count", INT32_MIN, INT32_MAX, count, msg, msg_len);
+    return rc;
+}
+
+/* Proposes partitions [before, count) of t, placed as a new topic's are,
+ * with t's replication factor (its partition 0's replica count). 0 or an
+ * error with msg. */
+static int propose_grow(controller *ctl, const stream__meta_topic *t, int32_t count, int32_t rf,
+                        const int32_t *live, uint32_t nlive, ctl_entry *e, char *msg, size_t len)
+{
+    int32_t added = count - t->partition_count;
+    int32_t *replicas = malloc((size_t)added * (size_t)rf * sizeof(int32_t));
+    if (replicas == NULL)
+        return STREAM_ENOMEM;
+    stream__elect_place(live, nlive, random_u32() % nlive, added, rf, replicas);
+    stream_buf cmd;
+    stream_buf_init(&cmd);
+    int rc = stream__meta_encode_create_partitions(
+        &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)}, t->name, t->id,
+        t->partition_count, added, rf, replicas);
+    if (rc == 0)
+        rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_entry_done, e);
+    if (rc != 0)
+        snprintf(msg, len, "cannot propose partitions for topic '%s': %s", t->name,
+                 stream_strerror(rc));
+    stream_buf_release(&cmd);
+    free(replicas);
+    return rc;
+}
+
+/* Checks entry i of a create_partitions and proposes it unless
+ * validate_only. */
+static void grow_one(controller *ctl, ctl_pending *p, const msgpack_object *topics, uint32_t i,
+                     bool validate_only, const int32_t *live, uint32_t nlive)
+{
+    char msg[512];
+    const char *np;
+    size_t len;
+    int64_t count;
+    grow_entry(topics, i, &np, &len, &count, NULL, 0);
+    p->name[i] = strndup(np, len);
+    const stream__meta_topic *t = stream__meta_topic_find(ctl->md, np, len);
+    if (t == NULL) {
+        set_result(p, i, STREAM_ENOTOPIC, "unknown topic '%.*s'", (int)(len > 249 ? 249 : len), np);
+        return;
+    }
+    if (stream_topic_is_internal(np, len)) {
+        set_result(p, i, STREAM_EBADNAME,
+                   "topic '%s' is internal: its partition count is the broker's", t->name);
+        return;
+    }
+    if (named_twice(topics, i, false)) {
+        set_result(p, i, STREAM_EINVAL, "topic '%s' is named twice in the request", t->name);
+        return;
+    }
+    if (count <= t->partition_count || count > STREAM_MAX_PARTITIONS) {
+        set_result(p, i, STREAM_EINVAL,
+                   count <= t->partition_count
+                       ? "topic '%s' has %d partitions; the new count of partitions must be "
+                         "larger, not %lld (partitions are never removed)"
+                       : "topic '%s' has %d partitions; the new count of partitions must be at "
+                         "most 10000, not %lld",
+                   t->name, (int)t->partition_count, (long long)count);
+        return;
+    }
+    int32_t rf = (int32_t)t->partitions[0].n_replicas;
+    if (rf > (int32_t)nlive) {
+        set_result(p, i, STREAM_EINVAL,
+                   "topic '%s': its replication factor %d is larger than the %u live broker%s",
+                   t->name, (int)rf, (unsigned)nlive, nlive == 1 ? "" : "s");
+        return;
+    }
+    if (validate_only)
+        return;
+    int rc = propose_grow(ctl, t, (int32_t)count, rf, live, nlive, &p->ent[i], msg, sizeof(msg));
+    if (rc != 0) {
+        set_result(p, i, rc, "%s", msg);
+        return;
+    }
+    stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                     "cluster: topic %s: partitions %d -> %lld, replication factor %d", t->name,
+                     (int)t->partition_count, (long long)count, (int)rf);
+    p->waiting++;
+}
+
+static void op_create_partitions(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
+{
+    controller *ctl = svc;
+    char msg[512];
+    const msgpack_object *topics;
+    bool validate_only;
+    int rc = stream_field_array(m, "topics", &topics, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_bool_opt(m, "validate_only", false, &validate_only, msg, sizeof(msg));
+    for (uint32_t i = 0; rc == 0 && i < topics->via.array.size; i++) {
+        const char *p;
+        size_t len;
+        int64_t count;
+        rc = grow_entry(topics, i, &p, &len, &count, msg, sizeof(msg));
+    }
+    if (rc != 0) {
+        stream__host_reply_error(r, id, rc, msg);
+        return;
+    }
+    if (!ctl_is_controller(ctl)) {
+        forward(ctl, r, id, STREAM_OP_CREATE_PARTITIONS, m);
+        return;
+    }
+    ctl_pending *p = pending_new(ctl, r, id, STREAM_OP_CREATE_PARTITIONS, topics->via.array.size);
+    if (p == NULL) {
+        stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
+        return;
+    }
+    int32_t live[256];
+    uint32_t nlive = live_brokers(ctl, live, 256);
+    p->waiting = 1; /* held until every entry is proposed */
+    for (uint32_t i = 0; i < topics->via.array.size; i++)
+        grow_one(ctl, p, topics, i, validate_only, live, nlive);
+    if (--p->waiting == 0)
+        finish(p);
+}
+
 /* ---- taking the core's ops ---- */
 
 void ctl_admin_start(controller *ctl)
@@ -1304,5 +1441,6 @@ void ctl_admin_start(controller *ctl)
     stream__host_take_op(ctl->b, STREAM_OP_DESCRIBE_CONFIGS, op_describe_configs, ctl);
     stream__host_take_op(ctl->b, STREAM_OP_CREATE_TOPICS, op_create_topics, ctl);
     stream__host_take_op(ctl->b, STREAM_OP_DELETE_TOPICS, op_delete_topics, ctl);
+    stream__host_take_op(ctl->b, STREAM_OP_CREATE_PARTITIONS, op_create_partitions, ctl);
     stream__host_take_op(ctl->b, STREAM_OP_ALTER_CONFIGS, op_alter_configs, ctl);
 }

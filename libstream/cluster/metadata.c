@@ -377,6 +377,40 @@ static int32_t *dup_ids(const int32_t *ids, uint32_t n)
     return v;
 }
 
+/* True when every replica of the command's partitions is a registered
+ * broker. */
+static bool replicas_registered(const stream__md_state *st, const stream__meta_cmd *c)
+{
+    bool found;
+    for (uint32_t p = 0; p < c->partition_count; p++) {
+        for (uint32_t r = 0; r < c->partitions[p].count; r++) {
+            stream__md_broker_pos(st, c->partitions[p].ids[r], &found);
+            if (!found)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* A new partition on replicas ids: leader the first unfenced replica (or
+ * -1), isr every replica, epochs 0. 0 or STREAM_ENOMEM (part then holds
+ * what to free). */
+static int init_partition(const stream__md_state *st, stream__meta_partition *part,
+                          const stream__meta_ids *ids)
+{
+    bool found;
+    part->replicas = dup_ids(ids->ids, ids->count);
+    part->isr = dup_ids(ids->ids, ids->count);
+    if (part->replicas == NULL || part->isr == NULL)
+        return STREAM_ENOMEM;
+    part->n_replicas = part->n_isr = ids->count;
+    part->leader = -1;
+    for (uint32_t r = 0; r < ids->count && part->leader == -1; r++)
+        if (!st->brokers[stream__md_broker_pos(st, ids->ids[r], &found)].fenced)
+            part->leader = ids->ids[r];
+    return 0;
+}
+
 static int op_create_topic(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
                            outcome *o)
 {
@@ -389,13 +423,8 @@ static int op_create_topic(stream__md_state *st, const stream__meta_cmd *c, uint
     for (size_t i = 0; i < st->n_topics; i++)
         if (memcmp(st->topics[i]->id, c->topic_id, STREAM__META_TOPIC_ID_BYTES) == 0)
             return STREAM_EEXIST;
-    for (uint32_t p = 0; p < c->partition_count; p++) {
-        for (uint32_t r = 0; r < c->partitions[p].count; r++) {
-            stream__md_broker_pos(st, c->partitions[p].ids[r], &found);
-            if (!found)
-                return STREAM__META_ENOBROKER;
-        }
-    }
+    if (!replicas_registered(st, c))
+        return STREAM__META_ENOBROKER;
     if (!configs_ok(c->configs, c->config_count))
         return STREAM_EBADCONFIG;
 
@@ -410,19 +439,9 @@ static int op_create_topic(stream__md_state *st, const stream__meta_cmd *c, uint
         goto nomem;
     t->partition_count = (int32_t)c->partition_count;
     memcpy(t->id, c->topic_id, STREAM__META_TOPIC_ID_BYTES);
-    for (uint32_t p = 0; p < c->partition_count; p++) {
-        const stream__meta_ids *ids = &c->partitions[p];
-        stream__meta_partition *part = &t->partitions[p];
-        part->replicas = dup_ids(ids->ids, ids->count);
-        part->isr = dup_ids(ids->ids, ids->count);
-        if (part->replicas == NULL || part->isr == NULL)
+    for (uint32_t p = 0; p < c->partition_count; p++)
+        if (init_partition(st, &t->partitions[p], &c->partitions[p]) < 0)
             goto nomem;
-        part->n_replicas = part->n_isr = ids->count;
-        part->leader = -1;
-        for (uint32_t r = 0; r < ids->count && part->leader == -1; r++)
-            if (!st->brokers[stream__md_broker_pos(st, ids->ids[r], &found)].fenced)
-                part->leader = ids->ids[r];
-    }
     if (build_configs(c->configs, c->config_count, &t->configs) < 0)
         goto nomem;
     t->n_configs = c->config_count;
@@ -437,6 +456,40 @@ static int op_create_topic(stream__md_state *st, const stream__meta_cmd *c, uint
 nomem:
     stream__md_topic_free(t);
     return STREAM_ENOMEM;
+}
+
+static int op_create_partitions(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
+                                outcome *o)
+{
+    stream__meta_topic *t = cmd_topic(st, c, NULL);
+    if (t == NULL)
+        return STREAM_ENOTOPIC;
+    if (t->partition_count != c->partitions_before)
+        return STREAM__META_ESTALE;
+    if (!replicas_registered(st, c))
+        return STREAM__META_ENOBROKER;
+    int32_t before = t->partition_count, total = before + (int32_t)c->partition_count;
+    stream__meta_partition *parts = calloc((size_t)total, sizeof *parts);
+    if (parts == NULL)
+        return STREAM_ENOMEM;
+    for (int32_t p = before; p < total; p++) {
+        if (init_partition(st, &parts[p], &c->partitions[p - before]) < 0) {
+            for (int32_t q = before; q <= p; q++) {
+                free(parts[q].replicas);
+                free(parts[q].isr);
+            }
+            free(parts);
+            return STREAM_ENOMEM;
+        }
+    }
+    memcpy(parts, t->partitions, (size_t)before * sizeof *parts);
+    free(t->partitions);
+    t->partitions = parts;
+    t->partition_count = total;
+    set_event(o, STREAM__META_PARTITIONS_ADDED, index);
+    o->ev.topic = t;
+    o->ev.partition = before;
+    return 0;
 }
 
 static int op_delete_topic(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
@@ -663,6 +716,8 @@ static int run_op(stream__md_state *st, const stream__meta_cmd *c, uint64_t inde
         return op_create_topic(st, c, index, o);
     case STREAM__META_OP_DELETE_TOPIC:
         return op_delete_topic(st, c, index, o);
+    case STREAM__META_OP_CREATE_PARTITIONS:
+        return op_create_partitions(st, c, index, o);
     case STREAM__META_OP_ALTER_PARTITION:
         return op_alter_partition(st, c, index, o);
     case STREAM__META_OP_ALTER_CONFIGS:

@@ -44,6 +44,12 @@
  *                    partitions of 1..32 distinct replicas), configs
  *                    ({str: str}, optional)
  *   delete_topic     name, topic_id (optional guard: must match when given)
+ *   create_partitions name, topic_id (optional guard), before (1..9999: the
+ *                    partition count the change was computed from),
+ *                    partitions ([[broker id, ...], ...]: the new
+ *                    partitions' replicas, 1 to 10000 - before of them,
+ *                    1..32 distinct replicas each; added later: a voter
+ *                    that does not know the op refuses it as undecodable)
  *   alter_partition  name, topic_id (optional guard), partition (>= 0),
  *                    leader (-1 or an isr member), isr ([] 1..32 distinct
  *                    replicas), partition_epoch (>= 0: the epoch the change
@@ -67,6 +73,13 @@
  *                    value out of limits. leader = first unfenced replica (or
  *                    -1), leader_epoch 0, isr = replicas, partition_epoch 0.
  *   delete_topic     STREAM_ENOTOPIC (no such name, or the guard id differs)
+ *   create_partitions STREAM_ENOTOPIC, STREAM__META_ESTALE (the topic does
+ *                    not have `before` partitions: a repeat, or a change
+ *                    computed from an older count), STREAM__META_ENOBROKER
+ *                    (a replica on an unregistered broker). New partitions
+ *                    start as create_topic's do: leader = first unfenced
+ *                    replica (or -1), leader_epoch 0, isr = replicas,
+ *                    partition_epoch 0.
  *   alter_partition  STREAM_ENOTOPIC, STREAM_ENOPART, STREAM__META_ESTALE
  *                    (partition_epoch is not the current one: the change
  *                    comes from a stale controller or leader and is
@@ -222,6 +235,7 @@ typedef enum stream__meta_event_type {
     STREAM__META_TOPIC_CREATED,         /* topic */
     STREAM__META_TOPIC_DELETED,         /* topic: valid during the callback only */
     STREAM__META_TOPIC_CONFIGS_CHANGED, /* topic */
+    STREAM__META_PARTITIONS_ADDED,      /* topic; partition: the count before */
     STREAM__META_PARTITION_CHANGED,     /* topic, partition, what changed */
     STREAM__META_RESTORED,              /* everything may have changed: re-read */
 } stream__meta_event_type;
@@ -231,10 +245,11 @@ typedef struct stream__meta_event {
     uint64_t index;                       /* the command's log index (RESTORED: the snapshot's) */
     const stream__meta_broker *broker; /* BROKER_*, else NULL */
     const stream__meta_topic *topic;   /* TOPIC_*, PARTITION_CHANGED, else NULL */
-    int32_t partition;                    /* PARTITION_CHANGED, else -1 */
-    int32_t previous_leader;              /* PARTITION_CHANGED: the leader before */
-    bool leader_changed;                  /* PARTITION_CHANGED: leader (and leader_epoch) moved */
-    bool isr_changed;                     /* PARTITION_CHANGED: isr differs */
+    int32_t partition;                 /* PARTITION_CHANGED; PARTITIONS_ADDED: the count
+                                          before; else -1 */
+    int32_t previous_leader;           /* PARTITION_CHANGED: the leader before */
+    bool leader_changed;               /* PARTITION_CHANGED: leader (and leader_epoch) moved */
+    bool isr_changed;                  /* PARTITION_CHANGED: isr differs */
 } stream__meta_event;
 
 /* Called after a command changed the state (never for a refused or repeated
@@ -283,7 +298,8 @@ void stream__meta_fsm(stream__meta *md, stream__quorum_fsm *fsm);
     X(CREATE_TOPIC, "create_topic")                                                                \
     X(DELETE_TOPIC, "delete_topic")                                                                \
     X(ALTER_PARTITION, "alter_partition")                                                          \
-    X(ALTER_CONFIGS, "alter_configs")
+    X(ALTER_CONFIGS, "alter_configs")                                                              \
+    X(CREATE_PARTITIONS, "create_partitions")
 
 typedef enum stream__meta_op {
     STREAM__META_OP_UNKNOWN = 0,
@@ -337,17 +353,19 @@ typedef struct stream__meta_cmd {
     const char *topic;    /* create, delete, alter_* */
     size_t topic_len;
     uint8_t topic_id[STREAM__META_TOPIC_ID_BYTES]; /* create; the guard of the others */
-    bool has_topic_id;                                /* delete, alter_*: check topic_id */
-    const stream__meta_ids *partitions;            /* create: each partition's replicas */
+    bool has_topic_id;                             /* delete, alter_*: check topic_id */
+    const stream__meta_ids *partitions;            /* create, create_partitions: each (new)
+                                                      partition's replicas */
     uint32_t partition_count;
     const stream__meta_kv *configs; /* create: initial; alter_configs: set */
     uint32_t config_count;
     const stream__meta_kv *deletes; /* alter_configs: keys to delete */
     uint32_t delete_count;
-    int32_t partition;       /* alter_partition */
-    int32_t leader;          /* alter_partition, -1 for none */
-    stream__meta_ids isr; /* alter_partition */
-    int32_t partition_epoch; /* alter_partition: expected current */
+    int32_t partition;         /* alter_partition */
+    int32_t leader;            /* alter_partition, -1 for none */
+    stream__meta_ids isr;      /* alter_partition */
+    int32_t partition_epoch;   /* alter_partition: expected current */
+    int32_t partitions_before; /* create_partitions: the expected current count */
     /* private */
     void *owned; /* what decode allocated */
 } stream__meta_cmd;
@@ -385,9 +403,15 @@ int stream__meta_encode_unfence_broker(stream_buf *out, stream__meta_req req, in
                                           int64_t epoch);
 /* replicas: partition_count * replication_factor ids, partition 0's first. */
 int stream__meta_encode_create_topic(stream_buf *out, stream__meta_req req, const char *name,
-                                        const uint8_t id[16], int32_t partition_count,
-                                        int32_t replication_factor, const int32_t *replicas,
-                                        const stream__meta_kv *configs, uint32_t n_configs);
+                                     const uint8_t id[16], int32_t partition_count,
+                                     int32_t replication_factor, const int32_t *replicas,
+                                     const stream__meta_kv *configs, uint32_t n_configs);
+/* create_partitions: `added` partitions of replication_factor replicas each
+ * (replicas: added * replication_factor ids, the first new partition's
+ * first) to a topic of `before` partitions; id may be NULL (no guard). */
+int stream__meta_encode_create_partitions(stream_buf *out, stream__meta_req req, const char *name,
+                                          const uint8_t *id, int32_t before, int32_t added,
+                                          int32_t replication_factor, const int32_t *replicas);
 /* id may be NULL (no guard) in these three. */
 int stream__meta_encode_delete_topic(stream_buf *out, stream__meta_req req, const char *name,
                                         const uint8_t *id);

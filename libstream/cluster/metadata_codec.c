@@ -181,6 +181,15 @@ static bool cmd_ok(const stream__meta_cmd *c)
     }
     case STREAM__META_OP_DELETE_TOPIC:
         return true;
+    case STREAM__META_OP_CREATE_PARTITIONS:
+        if (c->partition_count == 0 || c->partition_count >= STREAM_MAX_PARTITIONS ||
+            c->partitions == NULL || c->partitions_before < 1 ||
+            c->partitions_before > STREAM_MAX_PARTITIONS - (int32_t)c->partition_count)
+            return false;
+        for (uint32_t p = 0; p < c->partition_count; p++)
+            if (!ids_ok(&c->partitions[p]))
+                return false;
+        return true;
     case STREAM__META_OP_ALTER_PARTITION:
         return c->partition >= 0 && (c->leader == -1 || c->leader >= 1) && ids_ok(&c->isr) &&
                c->partition_epoch >= 0;
@@ -195,6 +204,15 @@ static bool cmd_ok(const stream__meta_cmd *c)
 static void pack_topic(msgpack_packer *pk, const stream__meta_cmd *c)
 {
     stream_pack_kv_str(pk, "name", c->topic, c->topic_len);
+}
+
+/* "partitions": each partition's replicas (create_topic, create_partitions). */
+static void pack_partitions(msgpack_packer *pk, const stream__meta_cmd *c)
+{
+    stream_pack_key(pk, "partitions");
+    msgpack_pack_array(pk, c->partition_count);
+    for (uint32_t i = 0; i < c->partition_count; i++)
+        pack_ids(pk, c->partitions[i].ids, c->partitions[i].count);
 }
 
 static void pack_guard(msgpack_packer *pk, const stream__meta_cmd *c)
@@ -224,6 +242,9 @@ int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
         break;
     case STREAM__META_OP_DELETE_TOPIC:
         msgpack_pack_map(pk, 3 + guard);
+        break;
+    case STREAM__META_OP_CREATE_PARTITIONS:
+        msgpack_pack_map(pk, 5 + guard);
         break;
     case STREAM__META_OP_ALTER_PARTITION:
         msgpack_pack_map(pk, 7 + guard);
@@ -255,10 +276,7 @@ int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
     case STREAM__META_OP_CREATE_TOPIC:
         pack_topic(pk, c);
         stream_pack_kv_bin(pk, "topic_id", c->topic_id, STREAM__META_TOPIC_ID_BYTES);
-        stream_pack_key(pk, "partitions");
-        msgpack_pack_array(pk, c->partition_count);
-        for (uint32_t i = 0; i < c->partition_count; i++)
-            pack_ids(pk, c->partitions[i].ids, c->partitions[i].count);
+        pack_partitions(pk, c);
         if (c->config_count > 0) {
             stream_pack_key(pk, "configs");
             pack_kv_map(pk, c->configs, c->config_count);
@@ -267,6 +285,12 @@ int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
     case STREAM__META_OP_DELETE_TOPIC:
         pack_topic(pk, c);
         pack_guard(pk, c);
+        break;
+    case STREAM__META_OP_CREATE_PARTITIONS:
+        pack_topic(pk, c);
+        pack_guard(pk, c);
+        stream_pack_kv_int(pk, "before", c->partitions_before);
+        pack_partitions(pk, c);
         break;
     case STREAM__META_OP_ALTER_PARTITION:
         pack_topic(pk, c);
@@ -359,21 +383,52 @@ int stream__meta_encode_unfence_broker(stream_buf *out, stream__meta_req req, in
     return encode_fencing(out, STREAM__META_OP_UNFENCE_BROKER, req, id, epoch);
 }
 
-int stream__meta_encode_create_topic(stream_buf *out, stream__meta_req req, const char *name,
-                                        const uint8_t id[16], int32_t partition_count,
-                                        int32_t replication_factor, const int32_t *replicas,
-                                        const stream__meta_kv *configs, uint32_t n_configs)
+/* partition_count lists of replication_factor ids each, cut from replicas
+ * (partition 0's first); NULL when the counts are out of range or no
+ * memory. */
+static stream__meta_ids *split_replicas(int32_t partition_count, int32_t replication_factor,
+                                        const int32_t *replicas)
 {
-    if (name == NULL || id == NULL || replicas == NULL || partition_count < 1 ||
-        partition_count > STREAM_MAX_PARTITIONS || replication_factor < 1 ||
-        replication_factor > STREAM__META_MAX_REPLICAS)
-        return STREAM_EINVAL;
+    if (replicas == NULL || partition_count < 1 || partition_count > STREAM_MAX_PARTITIONS ||
+        replication_factor < 1 || replication_factor > STREAM__META_MAX_REPLICAS)
+        return NULL;
     stream__meta_ids *parts = calloc((size_t)partition_count, sizeof *parts);
-    if (parts == NULL)
-        return STREAM_ENOMEM;
-    for (int32_t p = 0; p < partition_count; p++)
+    for (int32_t p = 0; parts != NULL && p < partition_count; p++)
         parts[p] = (stream__meta_ids){replicas + (size_t)p * (size_t)replication_factor,
-                                         (uint32_t)replication_factor};
+                                      (uint32_t)replication_factor};
+    return parts;
+}
+
+int stream__meta_encode_create_partitions(stream_buf *out, stream__meta_req req, const char *name,
+                                          const uint8_t *id, int32_t before, int32_t added,
+                                          int32_t replication_factor, const int32_t *replicas)
+{
+    if (name == NULL)
+        return STREAM_EINVAL;
+    stream__meta_ids *parts = split_replicas(added, replication_factor, replicas);
+    if (parts == NULL)
+        return STREAM_EINVAL;
+    stream__meta_cmd c;
+    cmd_init(&c, STREAM__META_OP_CREATE_PARTITIONS, req, name);
+    cmd_guard(&c, id);
+    c.partitions_before = before;
+    c.partitions = parts;
+    c.partition_count = (uint32_t)added;
+    int rc = stream__meta_cmd_encode(&c, out);
+    free(parts);
+    return rc;
+}
+
+int stream__meta_encode_create_topic(stream_buf *out, stream__meta_req req, const char *name,
+                                     const uint8_t id[16], int32_t partition_count,
+                                     int32_t replication_factor, const int32_t *replicas,
+                                     const stream__meta_kv *configs, uint32_t n_configs)
+{
+    if (name == NULL || id == NULL)
+        return STREAM_EINVAL;
+    stream__meta_ids *parts = split_replicas(partition_count, replication_factor, replicas);
+    if (parts == NULL)
+        return STREAM_EINVAL;
     stream__meta_cmd c;
     cmd_init(&c, STREAM__META_OP_CREATE_TOPIC, req, name);
     memcpy(c.topic_id, id, STREAM__META_TOPIC_ID_BYTES);
@@ -435,8 +490,8 @@ int stream__meta_encode_alter_configs(stream_buf *out, stream__meta_req req, con
 
 /* What a decoded command owns: its arrays (strings point into the input). */
 typedef struct cmd_owned {
-    stream__meta_ids *partitions; /* create_topic */
-    int32_t *ids;                    /* every partition's replicas, or the isr */
+    stream__meta_ids *partitions; /* create_topic, create_partitions */
+    int32_t *ids;                 /* every partition's replicas, or the isr */
     stream__meta_kv *kvs;         /* configs (or set), then deletes */
 } cmd_owned;
 
@@ -495,28 +550,23 @@ static void read_kv_map(const msgpack_object *m, stream__meta_kv *kvs)
     }
 }
 
-static int decode_create(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
-                         char *errbuf, size_t errbuf_len)
+/* "partitions": 1 to max lists of replicas (create_topic,
+ * create_partitions). */
+static int read_partitions(const msgpack_object *root, uint32_t max, stream__meta_cmd *c,
+                           cmd_owned *own, char *errbuf, size_t errbuf_len)
 {
-    const msgpack_object *parts, *configs;
-    int rc = read_topic_id(root, true, c, errbuf, errbuf_len);
-    if (rc == 0)
-        rc = stream_field_array(root, "partitions", &parts, errbuf, errbuf_len);
-    if (rc == 0)
-        rc = stream_field_strmap_opt(root, "configs", &configs, errbuf, errbuf_len);
+    const msgpack_object *parts;
+    int rc = stream_field_array(root, "partitions", &parts, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
-    c->has_topic_id = false; /* required here, not a guard */
     uint32_t n = parts->via.array.size;
-    if (n == 0 || n > STREAM_MAX_PARTITIONS)
+    if (n == 0 || n > max)
         return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "field 'partitions' must hold 1 to %d partitions, not %u",
-                                    STREAM_MAX_PARTITIONS, (unsigned)n);
+                                    "field 'partitions' must hold 1 to %u partitions, not %u",
+                                    (unsigned)max, (unsigned)n);
     own->partitions = calloc(n, sizeof *own->partitions);
     own->ids = calloc((size_t)n * STREAM__META_MAX_REPLICAS, sizeof *own->ids);
-    uint32_t nc = configs != NULL ? configs->via.map.size : 0;
-    own->kvs = calloc(nc ? nc : 1, sizeof *own->kvs);
-    if (own->partitions == NULL || own->ids == NULL || own->kvs == NULL)
+    if (own->partitions == NULL || own->ids == NULL)
         return STREAM_ENOMEM;
     for (uint32_t p = 0; p < n; p++) {
         char what[40];
@@ -533,6 +583,25 @@ static int decode_create(const msgpack_object *root, stream__meta_cmd *c, cmd_ow
     }
     c->partitions = own->partitions;
     c->partition_count = n;
+    return 0;
+}
+
+static int decode_create(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
+                         char *errbuf, size_t errbuf_len)
+{
+    const msgpack_object *configs;
+    int rc = read_topic_id(root, true, c, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_strmap_opt(root, "configs", &configs, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = read_partitions(root, STREAM_MAX_PARTITIONS, c, own, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    c->has_topic_id = false; /* required here, not a guard */
+    uint32_t nc = configs != NULL ? configs->via.map.size : 0;
+    own->kvs = calloc(nc ? nc : 1, sizeof *own->kvs);
+    if (own->kvs == NULL)
+        return STREAM_ENOMEM;
     if (configs != NULL)
         read_kv_map(configs, own->kvs);
     c->configs = own->kvs;
@@ -540,8 +609,25 @@ static int decode_create(const msgpack_object *root, stream__meta_cmd *c, cmd_ow
     return 0;
 }
 
-static int decode_alter_partition(const msgpack_object *root, stream__meta_cmd *c,
-                                  cmd_owned *own, char *errbuf, size_t errbuf_len)
+/* create_partitions: before (the count it was computed from), then the new
+ * partitions, which keep the total within STREAM_MAX_PARTITIONS. */
+static int decode_create_partitions(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
+                                    char *errbuf, size_t errbuf_len)
+{
+    int64_t before;
+    int rc = read_topic_id(root, false, c, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int(root, "before", 1, STREAM_MAX_PARTITIONS - 1, &before, errbuf,
+                              errbuf_len);
+    if (rc == 0)
+        rc = read_partitions(root, (uint32_t)(STREAM_MAX_PARTITIONS - before), c, own, errbuf,
+                             errbuf_len);
+    c->partitions_before = (int32_t)before;
+    return rc;
+}
+
+static int decode_alter_partition(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
+                                  char *errbuf, size_t errbuf_len)
 {
     int64_t partition, leader, epoch;
     const msgpack_object *isr;
@@ -692,6 +778,8 @@ static int decode_fields(const msgpack_object *root, stream__meta_cmd *c, cmd_ow
         return decode_create(root, c, own, errbuf, errbuf_len);
     case STREAM__META_OP_DELETE_TOPIC:
         return read_topic_id(root, false, c, errbuf, errbuf_len);
+    case STREAM__META_OP_CREATE_PARTITIONS:
+        return decode_create_partitions(root, c, own, errbuf, errbuf_len);
     case STREAM__META_OP_ALTER_PARTITION:
         return decode_alter_partition(root, c, own, errbuf, errbuf_len);
     default:

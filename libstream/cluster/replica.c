@@ -36,7 +36,8 @@
  * fetch would hold the high watermark until it came back).
  *
  * Topics. Every topic of the metadata exists locally (this broker creates
- * it, all partitions, when the metadata gets it; partitions it has no
+ * it, all partitions, when the metadata gets it, and adds the partitions
+ * the metadata adds to it; partitions it has no
  * replica of stay empty and name their leader to clients); one the
  * metadata loses is deleted here. Topics the metadata never had (from
  * before the cluster) get role LOCAL: the broker serves them as a single
@@ -920,6 +921,16 @@ void stream__replica_sync(stream__replica *rm, const stream__meta *md)
                                  mt->name, msg);
                 continue;
             }
+        }
+        if (t->partition_count < mt->partition_count) {
+            /* The topic grew in the metadata: its new partitions here too. */
+            char msg[512];
+            int rc = stream__host_add_partitions(b, mt->name, mt->partition_count, msg, sizeof msg);
+            if (rc != 0)
+                stream__host_log(b, STREAM_BROKER_ERROR,
+                                 "cluster: cannot add partitions %d to %d of topic %s here: %s",
+                                 (int)t->partition_count, (int)mt->partition_count - 1, mt->name,
+                                 msg);
         }
         manage(rm, mt->name);
         int32_t min_insync = min_insync_of(rm, mt);

@@ -300,6 +300,49 @@ start_three() {
     done
 }
 
+@test "alter --partitions through any broker: new partitions placed on three replicas on every broker, replicated, kept across kill -9" {
+    start_three
+    wait_json 1 5 "$ALL_REGISTERED"
+    local ctl other n all
+    ctl=$(controller_of 1)
+    other=$((ctl % 3 + 1))
+    all="$(addr 1),$(addr 2),$(addr 3)"
+    stream-topics -b "$(addr $other)" create grow -p 2 -r 3
+    wait_describe "$ctl" 3 grow '.topics[0].partitions | length == 2'
+    # Asked of a broker that is not the controller: forwarded, one metadata change.
+    run stream-topics -b "$(addr $other)" alter grow --partitions 5
+    assert_success
+    assert_output ""
+    for n in 1 2 3; do
+        wait_describe "$n" 5 grow '.topics[0].partitions | length == 5 and
+            all(.[]; (.replicas | sort) == [1, 2, 3] and (.isr | sort) == [1, 2, 3]
+                and .leader == .replicas[0])'
+    done
+    run stream-topics -b "$(addr $ctl)" alter grow -p 4
+    assert_failure 1
+    assert_output --partial "topic 'grow' has 5 partitions; the new count of partitions must be larger, not 4"
+    run stream-topics -b "$(addr $other)" alter nope -p 4
+    assert_failure 4
+    # A new partition takes acks=all records and every replica gets them.
+    seq 1 20 | stream-pub -b "$all" -t grow -p 4 --acks all
+    run stream-sub -b "$all" -t grow -p 4 -e -f '%v\n'
+    assert_output "$(seq 1 20)"
+    for n in 1 2 3; do
+        wait_describe "$n" 5 grow '.topics[0].partitions[4].log_end_offset == 20'
+    done
+    # A broker killed and started again has the partitions, and the records.
+    kill -KILL "${PIDS[$other]}"
+    wait "${PIDS[$other]}" || true
+    PIDS[$other]=
+    start_node "$other"
+    wait_json "$other" 10 "$ALL_REGISTERED"
+    wait_describe "$other" 10 grow '.topics[0].partitions | length == 5 and .[4].log_end_offset == 20'
+    [ -d "$BATS_TEST_TMPDIR/n$other/data/grow-4" ]
+    for n in 1 2 3; do
+        term_node "$n"
+    done
+}
+
 @test "kill -9 a partition leader: a new leader from the ISR within 2 s, the dead broker out of every ISR" {
     start_three
     wait_json 1 5 "$ALL_REGISTERED"

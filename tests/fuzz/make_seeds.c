@@ -670,22 +670,29 @@ static void metadata_seeds(void)
     ok(stream__meta_encode_delete_topic(&b, r, "t", NULL), "delete");
     meta_seed("delete_topic", 0, &b);
     stream_buf_reset(&b);
+    ok(stream__meta_encode_create_partitions(&b, r, "orders", id, 2, 2, 3, replicas), "grow");
+    meta_seed("create_partitions", 0, &b);
+    stream_buf_reset(&b);
     ok(stream__meta_encode_alter_partition(&b, r, "t", NULL, 1, 3, isr, 2, 0), "alter");
     meta_seed("alter_partition", 0, &b);
     stream_buf_reset(&b);
     ok(stream__meta_encode_alter_configs(&b, r, "t", NULL, cfg + 1, 1, cfg, 1), "configs");
     meta_seed("alter_configs", 0, &b);
 
-    /* Mode 2: a sequence (create, alter, alter configs, delete). */
-    stream_buf c[4] = {STREAM_BUF_INIT, STREAM_BUF_INIT, STREAM_BUF_INIT, STREAM_BUF_INIT};
+    /* Mode 2: a sequence (create, alter, alter configs, add partitions,
+     * delete). */
+    stream_buf c[5] = {STREAM_BUF_INIT, STREAM_BUF_INIT, STREAM_BUF_INIT, STREAM_BUF_INIT,
+                       STREAM_BUF_INIT};
     ok(stream__meta_encode_create_topic(&c[0], r, "orders", id, 2, 3, replicas, NULL, 0), "c0");
     r.seq++;
     ok(stream__meta_encode_alter_partition(&c[1], r, "orders", id, 0, 3, isr, 2, 0), "c1");
     r.seq++;
     ok(stream__meta_encode_alter_configs(&c[2], r, "orders", id, cfg, 2, NULL, 0), "c2");
     r.seq++;
-    ok(stream__meta_encode_delete_topic(&c[3], r, "orders", id), "c3");
-    for (int i = 0; i < 4; i++) {
+    ok(stream__meta_encode_create_partitions(&c[3], r, "orders", id, 2, 2, 3, replicas), "c3");
+    r.seq++;
+    ok(stream__meta_encode_delete_topic(&c[4], r, "orders", id), "c4");
+    for (int i = 0; i < 5; i++) {
         stream_buf_put_be16(&seq, (uint16_t)c[i].len);
         stream_buf_put(&seq, c[i].data, c[i].len);
         stream_buf_release(&c[i]);

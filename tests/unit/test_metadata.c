@@ -419,6 +419,72 @@ static void test_delete_topic_and_the_topic_id_guard(void **state)
     assert_int_equal(topic(f, "t")->partitions[0].n_isr, 3);
 }
 
+/* create_partitions appends partitions placed as create_topic's are, and
+ * only to the count it was computed from. */
+static void test_create_partitions_appends_and_refuses_stale_counts(void **state)
+{
+    fx *f = *state;
+    three_brokers(f); /* broker 1 stays fenced */
+    assert_int_equal(create_topic(f, "t", 1, 2, 3, rf3, NULL, 0), 0);
+    uint8_t id[16], other[16];
+    topic_id(id, 1);
+    topic_id(other, 9);
+    const int32_t add[] = {1, 2, 3, 3, 1, 2};
+    f->n_ev = 0;
+    assert_int_equal(stream__meta_encode_create_partitions(&f->b, req(f), "t", id, 2, 2, 3, add),
+                     0);
+    assert_int_equal(apply(f), 0);
+    const stream__meta_topic *t = topic(f, "t");
+    assert_int_equal(t->partition_count, 4);
+    assert_int_equal(t->partitions[2].leader, 2); /* 1 is fenced: the next replica */
+    assert_int_equal(t->partitions[3].leader, 3);
+    assert_int_equal(t->partitions[3].n_isr, 3);
+    assert_int_equal(t->partitions[3].leader_epoch, 0);
+    assert_int_equal(t->partitions[0].replicas[0], 1); /* the old ones as they were */
+    assert_int_equal(f->n_ev, 1);
+    assert_int_equal(f->ev[0].type, STREAM__META_PARTITIONS_ADDED);
+    assert_int_equal(f->ev[0].partition, 2);
+
+    /* The same change again (count 2 no longer holds), another incarnation,
+     * an unknown topic, an unregistered broker: refused, nothing changes. */
+    assert_int_equal(stream__meta_encode_create_partitions(&f->b, req(f), "t", id, 2, 2, 3, add),
+                     0);
+    assert_int_equal(apply(f), STREAM__META_ESTALE);
+    assert_int_equal(stream__meta_encode_create_partitions(&f->b, req(f), "t", other, 4, 1, 3, add),
+                     0);
+    assert_int_equal(apply(f), STREAM_ENOTOPIC);
+    assert_int_equal(
+        stream__meta_encode_create_partitions(&f->b, req(f), "nope", NULL, 4, 1, 3, add), 0);
+    assert_int_equal(apply(f), STREAM_ENOTOPIC);
+    const int32_t unknown[] = {2, 9};
+    assert_int_equal(
+        stream__meta_encode_create_partitions(&f->b, req(f), "t", NULL, 4, 1, 2, unknown), 0);
+    assert_int_equal(apply(f), STREAM__META_ENOBROKER);
+    assert_int_equal(topic(f, "t")->partition_count, 4);
+
+    /* The encoder refuses what the decoder would. */
+    assert_int_equal(stream__meta_encode_create_partitions(&f->b, req(f), "t", NULL, 0, 1, 3, add),
+                     STREAM_EINVAL);
+    assert_int_equal(
+        stream__meta_encode_create_partitions(&f->b, req(f), "t", NULL, 9999, 2, 3, add),
+        STREAM_EINVAL);
+    assert_int_equal(stream__meta_encode_create_partitions(&f->b, req(f), "t", NULL, 4, 0, 3, add),
+                     STREAM_EINVAL);
+
+    /* A snapshot carries the grown topic. */
+    stream_buf snap = STREAM_BUF_INIT;
+    snapshot_of(f->md, &snap);
+    stream__meta *md2 = stream__meta_new("cluster-1");
+    assert_non_null(md2);
+    char err[256];
+    assert_int_equal(stream__meta_restore(md2, snap.data, snap.len, err, sizeof err), 0);
+    const stream__meta_topic *t2 = stream__meta_topic_find(md2, "t", 1);
+    assert_int_equal(t2->partition_count, 4);
+    assert_int_equal(t2->partitions[2].leader, 2);
+    stream__meta_free(md2);
+    stream_buf_release(&snap);
+}
+
 static void test_alter_partition_bumps_epochs_and_refuses_stale_changes(void **state)
 {
     fx *f = *state;
@@ -738,6 +804,10 @@ static void test_every_command_round_trips_through_the_codec(void **state)
     RT(stream__meta_encode_create_topic(&b, r, "t", id, 1, 1, rf3, NULL, 0),
        STREAM__META_OP_CREATE_TOPIC);
     RT(stream__meta_encode_delete_topic(&b, r, "t", NULL), STREAM__META_OP_DELETE_TOPIC);
+    RT(stream__meta_encode_create_partitions(&b, r, "t", id, 3, 3, 3, rf3),
+       STREAM__META_OP_CREATE_PARTITIONS);
+    RT(stream__meta_encode_create_partitions(&b, r, "t", NULL, 9999, 1, 1, rf3),
+       STREAM__META_OP_CREATE_PARTITIONS);
     RT(stream__meta_encode_delete_topic(&b, r, "t", id), STREAM__META_OP_DELETE_TOPIC);
     RT(stream__meta_encode_alter_partition(&b, r, "t", id, 9, -1, isr, 2, INT32_MAX),
        STREAM__META_OP_ALTER_PARTITION);
@@ -1056,17 +1126,19 @@ static void test_running_out_of_memory_anywhere_changes_nothing(void **state)
     assert_int_equal(stream__meta_encode_register_broker(&cmd, req(f), 2, "again", 2), 0);
     assert_int_equal(apply_through_failures(f, &cmd), 0); /* re-registration */
     stream_buf_reset(&cmd);
-    assert_int_equal(stream__meta_encode_unfence_broker(&cmd, req(f), 3, broker(f, 3)->epoch),
+    assert_int_equal(stream__meta_encode_unfence_broker(&cmd, req(f), 3, broker(f, 3)->epoch), 0);
+    assert_int_equal(apply_through_failures(f, &cmd), 0);
+    stream_buf_reset(&cmd);
+    assert_int_equal(stream__meta_encode_create_topic(&cmd, req(f), "t", id, 3, 3, rf3, cfg, 2), 0);
+    assert_int_equal(apply_through_failures(f, &cmd), 0);
+    stream_buf_reset(&cmd);
+    assert_int_equal(stream__meta_encode_alter_partition(&cmd, req(f), "t", NULL, 1, 3, isr, 2, 0),
                      0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
     stream_buf_reset(&cmd);
-    assert_int_equal(stream__meta_encode_create_topic(&cmd, req(f), "t", id, 3, 3, rf3, cfg, 2),
-                     0);
+    assert_int_equal(stream__meta_encode_create_partitions(&cmd, req(f), "t", id, 3, 2, 3, rf3), 0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
-    stream_buf_reset(&cmd);
-    assert_int_equal(
-        stream__meta_encode_alter_partition(&cmd, req(f), "t", NULL, 1, 3, isr, 2, 0), 0);
-    assert_int_equal(apply_through_failures(f, &cmd), 0);
+    assert_int_equal(topic(f, "t")->partition_count, 5);
     stream_buf_reset(&cmd);
     assert_int_equal(
         stream__meta_encode_alter_configs(&cmd, req(f), "t", NULL, cfg + 1, 1, del, 1), 0);
@@ -1156,6 +1228,7 @@ int main(void)
         T(test_create_topic_leaders_isr_epochs_and_configs),
         T(test_create_topic_errors_change_nothing),
         T(test_delete_topic_and_the_topic_id_guard),
+        T(test_create_partitions_appends_and_refuses_stale_counts),
         T(test_alter_partition_bumps_epochs_and_refuses_stale_changes),
         T(test_alter_configs_sets_and_deletes),
         T(test_a_repeated_request_returns_its_result_and_changes_nothing),
