@@ -261,6 +261,19 @@ kafka_cluster_start() {
     assert_output "retention.ms=3600000 source=topic ro=False"
     run admin kp-cluster
     assert_output --partial "brokers 3 controller "
+    # More partitions, through the controller: every broker's metadata has them.
+    run admin partitions spread 5
+    assert_output "spread ok"
+    run admin partitions spread 4
+    assert_output "spread INVALID_PARTITIONS"
+    for k in 1 2 3; do
+        for ((i = 0; i < 50; i++)); do
+            run timeout 20 kcat -b "127.0.0.1:${KPORT[$k]}" -q -L -t spread
+            [[ "$output" == *'topic "spread" with 5 partitions'* ]] && break
+            sleep 0.2
+        done
+        assert_output --partial 'topic "spread" with 5 partitions'
+    done
     run admin delete spread
     assert_output "spread ok"
 }
