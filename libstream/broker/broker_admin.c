@@ -464,20 +464,6 @@ void stream__op_delete_topics(stream__conn *c, stream__req *r, uint64_t id, cons
     admin_start(op);
 }
 
-/* Reads one create_partitions entry; with msg NULL after a first checked
- * pass. */
-static int grow_entry(const msgpack_object *topics, uint32_t i, const char **p, size_t *len,
-                      int64_t *count, char *msg, size_t msg_len)
-{
-    const msgpack_object *t;
-    int rc = stream_elem_map(topics, i, "topics", &t, msg, msg_len);
-    if (rc == 0)
-        rc = stream_field_str(t, "name", p, len, msg, msg_len);
-    if (rc == 0)
-        rc = stream_field_int(t, "count", INT32_MIN, INT32_MAX, count, msg, msg_len);
-    return rc;
-}
-
 /* Checks topic i of a create_partitions and, unless validate_only, begins
  * adding its partitions (e->job). Returns 0 or the topic's error with
  * e->msg. */
@@ -487,7 +473,7 @@ static int grow_begin(stream_broker *b, const msgpack_object *topics, uint32_t i
     const char *p;
     size_t len;
     int64_t count;
-    grow_entry(topics, i, &p, &len, &count, NULL, 0);
+    stream_grow_entry(topics, i, &p, &len, &count, NULL, 0);
     stream_topic *t = NULL;
     if (stream_topic_name_check(p, len, NULL, 0) == 0) {
         memcpy(e->name, p, len);
@@ -507,16 +493,9 @@ static int grow_begin(stream_broker *b, const msgpack_object *topics, uint32_t i
         snprintf(e->msg, sizeof(e->msg), "topic '%s' is named twice in the request", e->name);
         return STREAM_EINVAL;
     }
-    if (count <= t->partition_count || count > STREAM_MAX_PARTITIONS) {
-        snprintf(e->msg, sizeof(e->msg),
-                 count <= t->partition_count
-                     ? "topic '%s' has %d partitions; the new count of partitions must be larger, "
-                       "not %lld (partitions are never removed)"
-                     : "topic '%s' has %d partitions; the new count of partitions must be at most "
-                       "10000, not %lld",
-                 e->name, (int)t->partition_count, (long long)count);
-        return STREAM_EINVAL;
-    }
+    int rc = stream_grow_count_check(e->name, t->partition_count, count, e->msg, sizeof(e->msg));
+    if (rc != 0)
+        return rc;
     e->old_count = t->partition_count;
     e->partitions = (int32_t)count;
     if (validate_only)
@@ -531,15 +510,7 @@ void stream__op_create_partitions(stream__conn *c, stream__req *r, uint64_t id,
     char msg[512];
     const msgpack_object *topics;
     bool validate_only;
-    int rc = stream_field_array(m, "topics", &topics, msg, sizeof(msg));
-    if (rc == 0)
-        rc = stream_field_bool_opt(m, "validate_only", false, &validate_only, msg, sizeof(msg));
-    for (uint32_t i = 0; rc == 0 && i < topics->via.array.size; i++) {
-        const char *p;
-        size_t len;
-        int64_t count;
-        rc = grow_entry(topics, i, &p, &len, &count, msg, sizeof(msg));
-    }
+    int rc = stream_grow_request(m, &topics, &validate_only, msg, sizeof(msg));
     stream__admin_op *op = admin_op_open(c, r, id, ADMIN_GROW, topics, rc, msg);
     if (op == NULL)
         return;
@@ -548,7 +519,7 @@ void stream__op_create_partitions(stream__conn *c, stream__req *r, uint64_t id,
         size_t len;
         int64_t count;
         admin_entry *e = &op->e[i];
-        grow_entry(topics, i, &p, &len, &count, NULL, 0);
+        stream_grow_entry(topics, i, &p, &len, &count, NULL, 0);
         e->err = keep_raw(e, p, len);
         if (e->err == 0)
             e->err = grow_begin(c->broker, topics, i, validate_only, e);

@@ -1303,18 +1303,6 @@ void stream__controller_auto_create(void *arg, const char *topic)
 
 /* ---- create_partitions ---- */
 
-static int grow_entry(const msgpack_object *topics, uint32_t i, const char **p, size_t *len,
-                      int64_t *count, char *msg, size_t msg_len)
-{
-    const msgpack_object *t;
-    int rc = stream_elem_map(topics, i, "topics", &t, msg, msg_len);
-    if (rc == 0)
-        rc = stream_field_str(t, "name", p, len, msg, msg_len);
-    if (rc == 0)
-        rc = stream_field_int(t, "count", INT32_MIN, INT32_MAX, count, msg, msg_len);
-    return rc;
-}
-
 /* Proposes partitions [before, count) of t, placed as a new topic's are,
  * with t's replication factor (its partition 0's replica count). 0 or an
  * error with msg. */
@@ -1350,7 +1338,7 @@ static void grow_one(controller *ctl, ctl_pending *p, const msgpack_object *topi
     const char *np;
     size_t len;
     int64_t count;
-    grow_entry(topics, i, &np, &len, &count, NULL, 0);
+    stream_grow_entry(topics, i, &np, &len, &count, NULL, 0);
     p->name[i] = strndup(np, len);
     const stream__meta_topic *t = stream__meta_topic_find(ctl->md, np, len);
     if (t == NULL) {
@@ -1366,14 +1354,9 @@ static void grow_one(controller *ctl, ctl_pending *p, const msgpack_object *topi
         set_result(p, i, STREAM_EINVAL, "topic '%s' is named twice in the request", t->name);
         return;
     }
-    if (count <= t->partition_count || count > STREAM_MAX_PARTITIONS) {
-        set_result(p, i, STREAM_EINVAL,
-                   count <= t->partition_count
-                       ? "topic '%s' has %d partitions; the new count of partitions must be "
-                         "larger, not %lld (partitions are never removed)"
-                       : "topic '%s' has %d partitions; the new count of partitions must be at "
-                         "most 10000, not %lld",
-                   t->name, (int)t->partition_count, (long long)count);
+    int rc = stream_grow_count_check(t->name, t->partition_count, count, msg, sizeof(msg));
+    if (rc != 0) {
+        set_result(p, i, rc, "%s", msg);
         return;
     }
     int32_t rf = (int32_t)t->partitions[0].n_replicas;
@@ -1385,7 +1368,7 @@ static void grow_one(controller *ctl, ctl_pending *p, const msgpack_object *topi
     }
     if (validate_only)
         return;
-    int rc = propose_grow(ctl, t, (int32_t)count, rf, live, nlive, &p->ent[i], msg, sizeof(msg));
+    rc = propose_grow(ctl, t, (int32_t)count, rf, live, nlive, &p->ent[i], msg, sizeof(msg));
     if (rc != 0) {
         set_result(p, i, rc, "%s", msg);
         return;
@@ -1402,15 +1385,7 @@ static void op_create_partitions(void *svc, stream__req *r, uint64_t id, const m
     char msg[512];
     const msgpack_object *topics;
     bool validate_only;
-    int rc = stream_field_array(m, "topics", &topics, msg, sizeof(msg));
-    if (rc == 0)
-        rc = stream_field_bool_opt(m, "validate_only", false, &validate_only, msg, sizeof(msg));
-    for (uint32_t i = 0; rc == 0 && i < topics->via.array.size; i++) {
-        const char *p;
-        size_t len;
-        int64_t count;
-        rc = grow_entry(topics, i, &p, &len, &count, msg, sizeof(msg));
-    }
+    int rc = stream_grow_request(m, &topics, &validate_only, msg, sizeof(msg));
     if (rc != 0) {
         stream__host_reply_error(r, id, rc, msg);
         return;

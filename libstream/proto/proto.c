@@ -940,6 +940,48 @@ int stream_group_name_check(const char *name, size_t len, char *errbuf, size_t e
     return 0;
 }
 
+/* ---- create_partitions ---------------------------------------------------- */
+
+int stream_grow_entry(const msgpack_object *topics, uint32_t i, const char **name, size_t *len,
+                      int64_t *count, char *errbuf, size_t errbuf_len)
+{
+    const msgpack_object *t;
+    int rc = stream_elem_map(topics, i, "topics", &t, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_str(t, "name", name, len, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int(t, "count", INT32_MIN, INT32_MAX, count, errbuf, errbuf_len);
+    return rc;
+}
+
+int stream_grow_request(const msgpack_object *m, const msgpack_object **topics, bool *validate_only,
+                        char *errbuf, size_t errbuf_len)
+{
+    int rc = stream_field_array(m, "topics", topics, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_bool_opt(m, "validate_only", false, validate_only, errbuf, errbuf_len);
+    for (uint32_t i = 0; rc == 0 && i < (*topics)->via.array.size; i++) {
+        const char *name;
+        size_t len;
+        int64_t count;
+        rc = stream_grow_entry(*topics, i, &name, &len, &count, errbuf, errbuf_len);
+    }
+    return rc;
+}
+
+int stream_grow_count_check(const char *topic, int32_t current, int64_t count, char *errbuf,
+                            size_t errbuf_len)
+{
+    if (count > current && count <= STREAM_MAX_PARTITIONS)
+        return 0;
+    return fail(STREAM_EINVAL, errbuf, errbuf_len,
+                count <= current ? "topic '%s' has %d partitions; the new count of partitions must "
+                                   "be larger, not %lld (partitions are never removed)"
+                                 : "topic '%s' has %d partitions; the new count of partitions must "
+                                   "be at most 10000, not %lld",
+                topic, (int)current, (long long)count);
+}
+
 /* ---- writing frames ------------------------------------------------------ */
 
 /* msgpack_packer's sink: append to the stream_buf. The buffer latches oom,

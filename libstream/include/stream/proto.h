@@ -398,6 +398,22 @@ bool stream_str_eq(const char *p, size_t len, const char *s);
  * errbuf saying which rule failed. */
 int stream_group_name_check(const char *name, size_t len, char *errbuf, size_t errbuf_len);
 
+/* create_partitions (protocol version 4, protocol.md 6.28), for the broker
+ * and the controller alike. stream_grow_request checks the request's shape:
+ * `topics` an array of {name: str, count: int32} maps, `validate_only` an
+ * optional bool (*validate_only false when absent); 0 or STREAM_EBADREQ
+ * with errbuf naming the field. stream_grow_entry reads entry i (name
+ * borrowed from the frame) of a request that passed. stream_grow_count_check
+ * says whether topic, with `current` partitions, may grow to `count`: 0, or
+ * STREAM_EINVAL with the message the spec gives ("topic 'T' has 3
+ * partitions; the new count of partitions must be larger, not 2"). */
+int stream_grow_request(const msgpack_object *m, const msgpack_object **topics, bool *validate_only,
+                        char *errbuf, size_t errbuf_len);
+int stream_grow_entry(const msgpack_object *topics, uint32_t i, const char **name, size_t *len,
+                      int64_t *count, char *errbuf, size_t errbuf_len);
+int stream_grow_count_check(const char *topic, int32_t current, int64_t count, char *errbuf,
+                            size_t errbuf_len);
+
 /* ---- writing frames ------------------------------------------------------ */
 
 /*
