@@ -754,6 +754,36 @@ static void create_one(controller *ctl, ctl_pending *p, const msgpack_object *to
     p->waiting++;
 }
 
+/* Checks entry i of a request and proposes its change unless validate_only. */
+typedef void (*entry_fn)(controller *ctl, ctl_pending *p, const msgpack_object *topics, uint32_t i,
+                         bool validate_only, const int32_t *live, uint32_t nlive);
+
+/* create_topics and create_partitions once their shape is checked: on a
+ * broker that is not the controller, forwarded; on the controller, each
+ * entry checked and proposed (fn), the answer once every proposal is
+ * decided. */
+static void run_entries(controller *ctl, stream__req *r, uint64_t id, stream_op op,
+                        const msgpack_object *m, const msgpack_object *topics, bool validate_only,
+                        entry_fn fn)
+{
+    if (!ctl_is_controller(ctl)) {
+        forward(ctl, r, id, op, m);
+        return;
+    }
+    ctl_pending *p = pending_new(ctl, r, id, op, topics->via.array.size);
+    if (p == NULL) {
+        stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
+        return;
+    }
+    int32_t live[256];
+    uint32_t nlive = live_brokers(ctl, live, 256);
+    p->waiting = 1; /* held until every entry is proposed */
+    for (uint32_t i = 0; i < topics->via.array.size; i++)
+        fn(ctl, p, topics, i, validate_only, live, nlive);
+    if (--p->waiting == 0)
+        finish(p);
+}
+
 static void op_create_topics(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
 {
     controller *ctl = svc;
@@ -774,22 +804,7 @@ static void op_create_topics(void *svc, stream__req *r, uint64_t id, const msgpa
         stream__host_reply_error(r, id, rc, msg);
         return;
     }
-    if (!ctl_is_controller(ctl)) {
-        forward(ctl, r, id, STREAM_OP_CREATE_TOPICS, m);
-        return;
-    }
-    ctl_pending *p = pending_new(ctl, r, id, STREAM_OP_CREATE_TOPICS, topics->via.array.size);
-    if (p == NULL) {
-        stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
-        return;
-    }
-    int32_t live[256];
-    uint32_t nlive = live_brokers(ctl, live, 256);
-    p->waiting = 1; /* held until every entry is proposed */
-    for (uint32_t i = 0; i < topics->via.array.size; i++)
-        create_one(ctl, p, topics, i, validate_only, live, nlive);
-    if (--p->waiting == 0)
-        finish(p);
+    run_entries(ctl, r, id, STREAM_OP_CREATE_TOPICS, m, topics, validate_only, create_one);
 }
 
 /* ---- delete_topics ---- */
@@ -1390,22 +1405,7 @@ static void op_create_partitions(void *svc, stream__req *r, uint64_t id, const m
         stream__host_reply_error(r, id, rc, msg);
         return;
     }
-    if (!ctl_is_controller(ctl)) {
-        forward(ctl, r, id, STREAM_OP_CREATE_PARTITIONS, m);
-        return;
-    }
-    ctl_pending *p = pending_new(ctl, r, id, STREAM_OP_CREATE_PARTITIONS, topics->via.array.size);
-    if (p == NULL) {
-        stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
-        return;
-    }
-    int32_t live[256];
-    uint32_t nlive = live_brokers(ctl, live, 256);
-    p->waiting = 1; /* held until every entry is proposed */
-    for (uint32_t i = 0; i < topics->via.array.size; i++)
-        grow_one(ctl, p, topics, i, validate_only, live, nlive);
-    if (--p->waiting == 0)
-        finish(p);
+    run_entries(ctl, r, id, STREAM_OP_CREATE_PARTITIONS, m, topics, validate_only, grow_one);
 }
 
 /* ---- taking the core's ops ---- */

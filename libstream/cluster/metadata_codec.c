@@ -614,7 +614,7 @@ static int decode_create(const msgpack_object *root, stream__meta_cmd *c, cmd_ow
 static int decode_create_partitions(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
                                     char *errbuf, size_t errbuf_len)
 {
-    int64_t before;
+    int64_t before = 0;
     int rc = read_topic_id(root, false, c, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream_field_int(root, "before", 1, STREAM_MAX_PARTITIONS - 1, &before, errbuf,
