@@ -225,6 +225,35 @@ static void frame_seeds(void)
     seed("fuzz_broker", "after-hello", out.data + hello_end - 1, out.len - hello_end + 1);
     seed("fuzz_broker_cluster", "requests", out.data + 2, out.len - 2);
 
+    /* fuzz_broker: the target says hello (the current version); a topic,
+     * then more partitions for it, checked only and for real. */
+    stream_buf_reset(&out);
+    stream_buf_put(&out, "\x01", 1);
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_CREATE_TOPICS, 2, 1);
+    stream_pack_key(&f.pk, "topics");
+    msgpack_pack_array(&f.pk, 1);
+    msgpack_pack_map(&f.pk, 2);
+    stream_pack_kv_cstr(&f.pk, "name", "orders");
+    stream_pack_kv_int(&f.pk, "partitions", 2);
+    stream_frame_finish(&f);
+    for (int k = 0; k < 2; k++) {
+        stream_frame_start(&f, &out);
+        stream_pack_request_header(&f.pk, STREAM_OP_CREATE_PARTITIONS, (uint64_t)(3 + k), 2);
+        stream_pack_kv_bool(&f.pk, "validate_only", k == 0);
+        stream_pack_key(&f.pk, "topics");
+        msgpack_pack_array(&f.pk, 2);
+        msgpack_pack_map(&f.pk, 2);
+        stream_pack_kv_cstr(&f.pk, "name", "orders");
+        stream_pack_kv_int(&f.pk, "count", 4);
+        msgpack_pack_map(&f.pk, 2);
+        stream_pack_kv_cstr(&f.pk, "name", "nope");
+        stream_pack_kv_int(&f.pk, "count", 1);
+        if (stream_frame_finish(&f) != 0)
+            die("create_partitions frames");
+    }
+    seed("fuzz_broker", "create-partitions", out.data, out.len);
+
     /* fuzz_broker_cluster: the target says hello; then the cluster's ops. */
     stream_buf_reset(&out);
     stream_buf_put(&out, "\x01", 1);
