@@ -20,7 +20,8 @@
  * DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeCluster)
  * are kafka_admin.c's, through the broker's own admin ops; the
  * consumer-group APIs (JoinGroup ... DeleteGroups) are kafka_groups.c's,
- * through the coordinator's classic groups. Fetch sessions (KIP-227) are
+ * through the coordinator's classic groups; the transactional APIs are
+ * refused by kafka_txn.c until stream has transactions. Fetch sessions (KIP-227) are
  * declined: every answer carries session id 0, so clients send full fetch
  * requests.
  */
@@ -34,7 +35,9 @@
 #include "kafka_codec.h"
 #include "kafka_codec_admin.h"
 #include "kafka_codec_groups.h"
+#include "kafka_codec_txn.h"
 #include "kafka_groups.h"
+#include "kafka_txn.h"
 #include "stream/error.h"
 
 /* The service's state. */
@@ -142,10 +145,14 @@ static void api_versions(stream__req *r, const stream__kafka_request *q, int16_t
     /* The response header is version 0 even for flexible versions. */
     stream_buf *out = reply_begin_at(r, q->correlation_id, false, &start);
     stream_buf_put_be16(out, (uint16_t)err);
-    size_t n;
+    size_t n, listed = 0;
     const stream__kafka_api *apis = stream__kafka_apis(&n);
-    stream__kafka_put_array_len(out, fl, n);
+    for (size_t i = 0; i < n; i++)
+        listed += !apis[i].refused;
+    stream__kafka_put_array_len(out, fl, listed);
     for (size_t i = 0; i < n; i++) {
+        if (apis[i].refused)
+            continue;
         stream_buf_put_be16(out, (uint16_t)apis[i].key);
         stream_buf_put_be16(out, (uint16_t)apis[i].min_version);
         stream_buf_put_be16(out, (uint16_t)apis[i].max_version);
@@ -711,8 +718,14 @@ static void init_producer_id(kafka *k, stream__req *r, const stream__kafka_reque
     int16_t err = 0;
     char msg[320];
     if (q->txn_id != NULL) {
-        /* Transactions come later: refused as Kafka refuses a client it
-         * may not let use them. */
+        /* Transactions come later. Of Kafka's refusals, this is the one
+         * every client takes as final at once: librdkafka retries any
+         * other (UNSUPPORTED_VERSION included) until init_transactions()
+         * times out, which with no timeout is never. */
+        stream__host_log(k->broker, STREAM_BROKER_WARN,
+                         "kafka: %s: transactional id %.*s refused: transactions are not "
+                         "supported",
+                         stream__host_req_peer(r), (int)q->txn_id_len, q->txn_id);
         err = STREAM__KAFKA_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
     } else {
         int rc = stream__host_producer_id(k->broker, &pid, msg, sizeof(msg));
@@ -751,8 +764,11 @@ static void find_coordinator(kafka *k, stream__req *r, const stream__kafka_reque
 static int handle_frame(void *svc, stream__req *r, uint8_t *frame, size_t len)
 {
     kafka *k = svc;
-    if (len >= 2 && stream__kafka_group_api((int16_t)((frame[0] << 8) | frame[1])))
+    int16_t key = len >= 2 ? (int16_t)((frame[0] << 8) | frame[1]) : -1;
+    if (stream__kafka_group_api(key))
         return stream__kafka_groups_frame(k->groups, r, frame, len);
+    if (stream__kafka_txn_api(key))
+        return stream__kafka_txn_frame(k->broker, r, frame, len);
     stream__kafka_request q;
     size_t body;
     if (stream__kafka_header_decode(frame, len, &q, &body) == 0 &&

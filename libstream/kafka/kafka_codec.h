@@ -54,21 +54,32 @@ enum {
     STREAM__KAFKA_DELETE_TOPICS = 20,
     STREAM__KAFKA_INIT_PRODUCER_ID = 22,
     STREAM__KAFKA_OFFSET_FOR_LEADER_EPOCH = 23,
+    STREAM__KAFKA_ADD_PARTITIONS_TO_TXN = 24,
+    STREAM__KAFKA_ADD_OFFSETS_TO_TXN = 25,
+    STREAM__KAFKA_END_TXN = 26,
+    STREAM__KAFKA_WRITE_TXN_MARKERS = 27,
+    STREAM__KAFKA_TXN_OFFSET_COMMIT = 28,
     STREAM__KAFKA_DESCRIBE_CONFIGS = 32,
     STREAM__KAFKA_ALTER_CONFIGS = 33,
     STREAM__KAFKA_CREATE_PARTITIONS = 37,
     STREAM__KAFKA_DELETE_GROUPS = 42,
     STREAM__KAFKA_INCREMENTAL_ALTER_CONFIGS = 44,
     STREAM__KAFKA_DESCRIBE_CLUSTER = 60,
+    STREAM__KAFKA_DESCRIBE_TRANSACTIONS = 65,
+    STREAM__KAFKA_LIST_TRANSACTIONS = 66,
 };
 
-/* One API answered: its key, the versions (ApiVersions lists exactly
- * these) and the first flexible version. */
+/* One API answered: its key, the versions and the first flexible
+ * version. ApiVersions lists exactly these ranges, but for the APIs that
+ * are only refused (`refused`: the transactional ones, answered with an
+ * error in every version Kafka defines, kafka_txn.c): a client that reads
+ * ApiVersions then knows it may not use them. */
 typedef struct stream__kafka_api {
     int16_t key;
     int16_t min_version, max_version;
     int16_t flexible_from;
     const char *name;
+    bool refused; /* answered with an error only; not listed by ApiVersions */
 } stream__kafka_api;
 
 /* The table of APIs answered, in key order; *n gets its length. */

@@ -134,6 +134,33 @@ teardown() {
     assert_line --index 299 299
 }
 
+@test "a confluent-kafka transactional producer: init_transactions() fails at once with a fatal error; nothing is stored" {
+    stream-topics create txt -p 1
+    # Debian's python3, where python3-confluent-kafka lives.
+    /usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null ||
+        skip "python3-confluent-kafka is not installed (make deps)"
+    run --separate-stderr timeout 30 /usr/bin/python3 "$BATS_TEST_DIRNAME/kafka_txn_client.py" "$KAFKA" txt
+    assert_success
+    assert_line --index 0 --regexp '^init failed in [0-2]s: TRANSACTIONAL_ID_AUTHORIZATION_FAILED fatal=True: .*Transactional Id authorization failed$'
+    assert_line --index 1 'produce: refused'
+    grep -q 'transactional id txn-test refused: transactions are not supported' "$BROKER_LOG"
+    run stream-sub -t txt -e
+    assert_failure 3 # nothing arrived
+    assert_output ''
+}
+
+@test "the transactional APIs at every version: UNSUPPORTED_VERSION (35) in the version's layout, not in ApiVersions; the connection stays open" {
+    run python3 "$RAW" "$KAFKA" txn tx
+    assert_success
+    assert_output "$(printf '%s\n' 'ApiVersions lists none' \
+        'AddPartitionsToTxn v0-5 errors [35]' 'AddOffsetsToTxn v0-4 errors [35]' \
+        'EndTxn v0-5 errors [35]' 'WriteTxnMarkers v0-2 errors [35]' \
+        'TxnOffsetCommit v0-5 errors [35]' 'DescribeTransactions v0-0 errors [35]' \
+        'ListTransactions v0-1 errors [35]')"
+    run stream-topics list
+    refute_output --partial tx
+}
+
 @test "ApiVersions at an unknown version: UNSUPPORTED_VERSION (35) with the ranges" {
     run python3 "$RAW" "$KAFKA" api-versions-v9
     assert_success

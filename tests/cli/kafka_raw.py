@@ -49,6 +49,18 @@ The group APIs (tests/cli/kafka-groups.bats):
                       "heartbeat 27 rejoin 0 generation 2 members 1"
     groups-flexible GROUP TOPIC   the group APIs at their highest (flexible)
                       versions, each answer parsed field by field: a line each
+
+The transactional APIs (tests/cli/kafka.bats), refused until stream has
+transactions:
+
+    txn TOPIC         every transactional API at every version Kafka defines
+                      (AddPartitionsToTxn 0-5, AddOffsetsToTxn 0-4, EndTxn 0-5,
+                      WriteTxnMarkers 0-2, TxnOffsetCommit 0-5,
+                      DescribeTransactions 0, ListTransactions 0-1), each
+                      answer parsed strictly in its version's layout with what
+                      the request named echoed: "API vLO-HI errors [CODES]" a
+                      line each, after "ApiVersions lists none" (ApiVersions v3
+                      does not list them)
 """
 import socket
 import struct
@@ -648,6 +660,148 @@ def groups_flexible(s, group, topic):
     print("DeleteGroups v2 %s" % resp)
 
 
+class VReader(Reader):
+    """Reader for either layout: compact when fl, else Kafka's classic
+    int16 strings and int32 array counts (no tags)."""
+
+    def __init__(self, data, fl):
+        Reader.__init__(self, data)
+        self.fl = fl
+
+    def string(self):
+        if self.fl:
+            return Reader.string(self)
+        n = self.take("h")
+        if n < 0:
+            return None
+        v = self.d[self.p:self.p + n].decode()
+        self.p += n
+        return v
+
+    def array(self, item):
+        n = self.uvarint() - 1 if self.fl else self.take("i")
+        return [item() for _ in range(n)]
+
+    def tags(self):
+        if self.fl:
+            Reader.tags(self)
+
+
+def txn_apis(s, topic):
+    """Every transactional API at every version: a refusal, well formed."""
+    # ApiVersions v3 (flexible body, plain response header).
+    s.sendall(flex_frame(18, 3, 1, cstr("raw") + cstr("1.0") + b"\x00"))
+    r = Reader(answer(s))
+    r.take("i")
+    assert r.take("h") == 0
+    keys = [k for k, lo, hi in r.array(lambda: (r.take("hhh"), r.tags())[0])]
+    bad = sorted(set(keys) & {24, 25, 26, 27, 28, 65, 66})
+    print("ApiVersions lists none" if not bad else "ApiVersions lists %s" % bad)
+
+    def enc(fl):
+        def st(x):
+            b = x.encode()
+            return bytes([len(b) + 1]) + b if fl else struct.pack(">h", len(b)) + b
+
+        def arr(items):
+            return (bytes([len(items) + 1]) if fl else struct.pack(">i", len(items))) + b"".join(items)
+
+        tg = b"\x00" if fl else b""
+        return st, arr, tg
+
+    def topics(fl, offsets=False, v=0):
+        st, arr, tg = enc(fl)
+        if offsets:
+            part = lambda i: struct.pack(">iq", i, 5) + (struct.pack(">i", -1) if v >= 2 else b"") + st("m") + tg
+        else:
+            part = lambda i: struct.pack(">i", i)
+        return arr([st(topic) + arr([part(0), part(2)]) + tg])
+
+    def read_topics(r):
+        """[(name, [(partition, error)])], every error collected."""
+        return r.array(lambda: (r.string(), r.array(lambda: (r.take("ih"), r.tags())[0]), r.tags())[:2])
+
+    apis = [("AddPartitionsToTxn", 24, 0, 5, 3), ("AddOffsetsToTxn", 25, 0, 4, 3),
+            ("EndTxn", 26, 0, 5, 3), ("WriteTxnMarkers", 27, 0, 2, 1),
+            ("TxnOffsetCommit", 28, 0, 5, 3), ("DescribeTransactions", 65, 0, 0, 0),
+            ("ListTransactions", 66, 0, 1, 0)]
+    want_topics = [(topic, [(0, 35), (2, 35)])]
+    corr = 100
+    for name, key, lo, hi, flex in apis:
+        errors = set()
+        for v in range(lo, hi + 1):
+            fl = v >= flex
+            st, arr, tg = enc(fl)
+            head = st("tx1") + struct.pack(">qh", 7, 0)
+            if key == 24 and v <= 3:
+                body = head + topics(fl)
+            elif key == 24:
+                body = arr([head + b"\x00" + topics(fl) + tg])
+            elif key == 25:
+                body = head + st("g")
+            elif key == 26:
+                body = head + b"\x01"
+            elif key == 27:
+                body = arr([struct.pack(">qhb", 7, 0, 1) + topics(fl) + struct.pack(">i", 3)
+                            + (b"\x02" if v >= 2 else b"") + tg])
+            elif key == 28:
+                body = st("tx1") + st("g") + struct.pack(">qh", 7, 0)
+                if v >= 3:
+                    body += struct.pack(">i", -1) + st("") + b"\x00"  # null instance id
+                body += topics(fl, True, v)
+            elif key == 65:
+                body = arr([st("tx1"), st("tx2")])
+            else:
+                body = arr([st("Ongoing")]) + arr([struct.pack(">q", 7)])
+                if v >= 1:
+                    body += struct.pack(">q", -1)
+            body += tg
+            corr += 1
+            s.sendall(flex_frame(key, v, corr, body) if fl else frame(key, v, corr, body))
+            r = VReader(answer(s), fl)
+            assert r.take("i") == corr
+            r.tags()
+            if key != 27:
+                assert r.take("i") == 0  # throttle_time_ms
+            if key == 24 and v <= 3:
+                got = read_topics(r)
+                assert got == want_topics, got
+                errors |= {e for _, ps in got for _, e in ps}
+            elif key == 24:
+                errors.add(r.take("h"))
+                got = r.array(lambda: (r.string(), read_topics(r), r.tags())[:2])
+                assert got == [("tx1", want_topics)], got
+                errors |= {e for _, ts in got for _, ps in ts for _, e in ps}
+            elif key in (25, 26):
+                errors.add(r.take("h"))
+                if key == 26 and v >= 5:
+                    assert r.take("qh") == (-1, -1)
+            elif key == 27:
+                got = r.array(lambda: (r.take("q"), read_topics(r), r.tags())[:2])
+                assert got == [(7, want_topics)], got
+                errors |= {e for _, ts in got for _, ps in ts for _, e in ps}
+            elif key == 28:
+                got = read_topics(r)
+                assert got == want_topics, got
+                errors |= {e for _, ps in got for _, e in ps}
+            elif key == 65:
+                def state():
+                    err, tid, st_ = r.take("h"), r.string(), r.string()
+                    r.take("iqqi")
+                    assert r.array(lambda: None) == []
+                    r.tags()
+                    return err, tid
+                got = r.array(state)
+                assert [t for _, t in got] == ["tx1", "tx2"], got
+                errors |= {e for e, _ in got}
+            else:
+                errors.add(r.take("h"))
+                assert r.array(lambda: None) == [] and r.array(lambda: None) == []
+            r.tags()
+            r.done()
+        print("%s v%d-%d errors %s" % (name, lo, hi, sorted(errors)))
+
+
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
     case = sys.argv[2]
@@ -722,6 +876,8 @@ def main():
         print("closed" if closed(s) else "open")
     elif case == "join-then-close":
         join_then_close(s, sys.argv[3], (host, int(port)))
+    elif case == "txn":
+        txn_apis(s, sys.argv[3])
     elif case == "groups-flexible":
         groups_flexible(s, sys.argv[3], sys.argv[4])
     else:

@@ -24,7 +24,11 @@
  *     decoded configs, every name and value inside the frame;
  *   - a group API's frame goes to the group decoder (the listener's
  *     dispatch), with the same properties over its strings, blobs, entries
- *     and offsets.
+ *     and offsets;
+ *   - a transactional API's frame goes to kafka_codec_txn.c: every
+ *     transaction's topics lie inside the decoded topics, every topic's
+ *     partitions inside the decoded partitions, every id and name inside
+ *     the frame.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +38,7 @@
 #include "kafka/kafka_codec.h"
 #include "kafka/kafka_codec_admin.h"
 #include "kafka/kafka_codec_groups.h"
+#include "kafka/kafka_codec_txn.h"
 #include "stream/error.h"
 
 static volatile uint8_t sink;
@@ -129,10 +134,51 @@ static void check_group(const uint8_t *frame, size_t len)
     stream__kafka_group_release(&q);
 }
 
+static void check_txn(const uint8_t *frame, size_t len)
+{
+    stream__kafka_txn_request q;
+    int rc = stream__kafka_txn_decode(frame, len, &q);
+    FUZZ_CHECK_MSG(rc == 0 || rc == STREAM_EUNSUPPORTED || rc == STREAM_EPROTO ||
+                       rc == STREAM_ENOMEM,
+                   "rc %d", rc);
+    const stream__kafka_api *api = stream__kafka_api_find(q.hdr.api_key);
+    if (rc == 0 || rc == STREAM_EUNSUPPORTED) {
+        FUZZ_CHECK(api != NULL && api->refused);
+        bool in_range =
+            q.hdr.api_version >= api->min_version && q.hdr.api_version <= api->max_version;
+        FUZZ_CHECK(in_range == (rc == 0));
+    }
+    if (rc == 0) {
+        touch(frame, len, q.hdr.client_id, q.hdr.client_id_len);
+        for (size_t i = 0; i < q.ntxns; i++) {
+            touch(frame, len, q.txns[i].id, q.txns[i].id_len);
+            FUZZ_CHECK(q.txns[i].first <= q.ntopics &&
+                       q.txns[i].count <= q.ntopics - q.txns[i].first);
+        }
+        for (size_t i = 0; i < q.ntopics; i++) {
+            const stream__kafka_topic *t = &q.topics[i];
+            touch(frame, len, t->name, t->name_len);
+            FUZZ_CHECK(t->first <= q.nparts && t->count <= q.nparts - t->first);
+        }
+        /* The v0-3 requests and those of one transaction always have one. */
+        int16_t key = q.hdr.api_key;
+        if (key == STREAM__KAFKA_ADD_OFFSETS_TO_TXN || key == STREAM__KAFKA_END_TXN ||
+            key == STREAM__KAFKA_TXN_OFFSET_COMMIT ||
+            (key == STREAM__KAFKA_ADD_PARTITIONS_TO_TXN && q.hdr.api_version <= 3))
+            FUZZ_CHECK(q.ntxns == 1);
+    }
+    stream__kafka_txn_release(&q);
+}
+
 static void check(const uint8_t *frame, size_t len)
 {
-    if (len >= 2 && stream__kafka_group_api((int16_t)((frame[0] << 8) | frame[1]))) {
+    int16_t key = len >= 2 ? (int16_t)((frame[0] << 8) | frame[1]) : -1;
+    if (stream__kafka_group_api(key)) {
         check_group(frame, len);
+        return;
+    }
+    if (stream__kafka_txn_api(key)) {
+        check_txn(frame, len);
         return;
     }
     stream__kafka_request q;

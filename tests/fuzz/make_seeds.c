@@ -1011,6 +1011,90 @@ static void kafka_group_seeds(stream_buf *b)
     kafka_seed("delete-groups-v1", STREAM__KAFKA_DELETE_GROUPS, 1, b);
 }
 
+/* The transactional APIs (kafka_codec_txn.c), refused but decoded whole. */
+static void kafka_txn_seeds(stream_buf *b)
+{
+    /* AddPartitionsToTxn v2: id, producer id and epoch, topics [name, [int32]]. */
+    stream_buf_reset(b);
+    kstr(b, false, "tx");
+    stream_buf_put_be64(b, 7);
+    stream_buf_put_be16(b, 0);
+    stream_buf_put_be32(b, 1);
+    kstr(b, false, "orders");
+    stream_buf_put_be32(b, 2);
+    stream_buf_put_be32(b, 0);
+    stream_buf_put_be32(b, 1);
+    kafka_seed("add-partitions-to-txn-v2", STREAM__KAFKA_ADD_PARTITIONS_TO_TXN, 2, b);
+    /* AddPartitionsToTxn v4, flexible: transactions [id, pid, epoch, verify_only, topics]. */
+    stream_buf_reset(b);
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "tx");
+    stream_buf_put_be64(b, 7);
+    stream_buf_put_be16(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "orders");
+    stream_buf_put_uvarint(b, 2);
+    stream_buf_put_be32(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("add-partitions-to-txn-v4", STREAM__KAFKA_ADD_PARTITIONS_TO_TXN, 4, b);
+    /* EndTxn v3, flexible: id, pid, epoch, committed. */
+    stream_buf_reset(b);
+    kstr(b, true, "tx");
+    stream_buf_put_be64(b, 7);
+    stream_buf_put_be16(b, 0);
+    stream_buf_put_u8(b, 1);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("end-txn-v3", STREAM__KAFKA_END_TXN, 3, b);
+    /* TxnOffsetCommit v3, flexible: id, group, pid, epoch, generation,
+     * member, instance, topics [name, [partition, offset, epoch, metadata]]. */
+    stream_buf_reset(b);
+    kstr(b, true, "tx");
+    kstr(b, true, "g");
+    stream_buf_put_be64(b, 7);
+    stream_buf_put_be16(b, 0);
+    stream_buf_put_be32(b, 1);
+    kstr(b, true, "m-1");
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "orders");
+    stream_buf_put_uvarint(b, 2);
+    stream_buf_put_be32(b, 0);
+    stream_buf_put_be64(b, 42);
+    stream_buf_put_be32(b, 0xffffffff);
+    kstr(b, true, "");
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("txn-offset-commit-v3", STREAM__KAFKA_TXN_OFFSET_COMMIT, 3, b);
+    /* WriteTxnMarkers v1, flexible: markers [pid, epoch, result, topics, coordinator epoch]. */
+    stream_buf_reset(b);
+    stream_buf_put_uvarint(b, 2);
+    stream_buf_put_be64(b, 7);
+    stream_buf_put_be16(b, 0);
+    stream_buf_put_u8(b, 1);
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "orders");
+    stream_buf_put_uvarint(b, 2);
+    stream_buf_put_be32(b, 0);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_be32(b, 3);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("write-txn-markers-v1", STREAM__KAFKA_WRITE_TXN_MARKERS, 1, b);
+    /* ListTransactions v1: state filters, producer id filters, duration. */
+    stream_buf_reset(b);
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "Ongoing");
+    stream_buf_put_uvarint(b, 2);
+    stream_buf_put_be64(b, 7);
+    stream_buf_put_be64(b, (uint64_t)-1);
+    stream_buf_put_u8(b, 0);
+    kafka_seed("list-transactions-v1", STREAM__KAFKA_LIST_TRANSACTIONS, 1, b);
+}
+
 static void kafka_seeds(void)
 {
     stream_buf b = STREAM_BUF_INIT, batch = STREAM_BUF_INIT;
@@ -1198,6 +1282,7 @@ static void kafka_seeds(void)
     stream_buf_put_u8(&b, 0);
     kafka_seed("describe-cluster-v0", STREAM__KAFKA_DESCRIBE_CLUSTER, 0, &b);
     kafka_group_seeds(&b);
+    kafka_txn_seeds(&b);
     /* A whole frame: ApiVersions v0 from a client called kcat. */
     static const uint8_t raw[] = {0x80, 0, 18, 0, 0, 0, 0, 0, 1, 0, 4, 'k', 'c', 'a', 't'};
     seed("fuzz_kafka_request", "raw-api-versions-v0", raw, sizeof raw);

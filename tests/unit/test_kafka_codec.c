@@ -1,8 +1,9 @@
 /*
  * test_kafka_codec.c - the Kafka listener's request decoders and response
- * primitives (libstream/kafka/kafka_codec.c, and kafka_codec_groups.c for
- * the consumer-group APIs): requests built here byte by
- * byte as Kafka's message definitions lay them out, in plain and flexible
+ * primitives (libstream/kafka/kafka_codec.c, kafka_codec_groups.c for
+ * the consumer-group APIs, kafka_codec_txn.c for the refused transactional
+ * ones): requests built here byte by byte as Kafka's message definitions
+ * lay them out, in plain and flexible
  * versions, decode to the fields they hold; versions outside the table,
  * unknown keys, truncation, hostile counts and trailing bytes are refused.
  */
@@ -17,6 +18,7 @@
 #include "kafka/kafka_codec.h"
 #include "kafka/kafka_codec_admin.h"
 #include "kafka/kafka_codec_groups.h"
+#include "kafka/kafka_codec_txn.h"
 #include "stream/buf.h"
 #include "stream/error.h"
 
@@ -527,6 +529,82 @@ static void test_leave_group_batches_and_foreign_keys(void **state)
     stream_buf_release(&b);
 }
 
+static void test_txn_apis_decode_what_their_refusal_echoes(void **state)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    stream__kafka_txn_request q;
+    /* AddPartitionsToTxn v1: one transaction, a topic of two partitions. */
+    header(&b, STREAM__KAFKA_ADD_PARTITIONS_TO_TXN, 1, false);
+    str16(&b, "tx");
+    stream_buf_put_be64(&b, 7);
+    stream_buf_put_be16(&b, 0);
+    stream_buf_put_be32(&b, 1);
+    str16(&b, "orders");
+    stream_buf_put_be32(&b, 2);
+    stream_buf_put_be32(&b, 3);
+    stream_buf_put_be32(&b, 5);
+    assert_int_equal(stream__kafka_txn_decode(b.data, b.len, &q), 0);
+    assert_int_equal(q.ntxns, 1);
+    assert_memory_equal(q.txns[0].id, "tx", 2);
+    assert_int_equal(q.txns[0].producer_id, 7);
+    assert_int_equal(q.txns[0].count, 1);
+    assert_int_equal(q.topics[0].count, 2);
+    assert_memory_equal(q.topics[0].name, "orders", 6);
+    assert_int_equal(q.parts[1], 5);
+    stream__kafka_txn_release(&q);
+    /* TxnOffsetCommit v3 (flexible): a null instance id, offsets read past. */
+    header(&b, STREAM__KAFKA_TXN_OFFSET_COMMIT, 3, true);
+    compact(&b, "tx");
+    compact(&b, "g");
+    stream_buf_put_be64(&b, 7);
+    stream_buf_put_be16(&b, 0);
+    stream_buf_put_be32(&b, 1);
+    compact(&b, "m");
+    stream_buf_put_u8(&b, 0); /* group_instance_id: null */
+    stream_buf_put_uvarint(&b, 2);
+    compact(&b, "orders");
+    stream_buf_put_uvarint(&b, 2);
+    stream_buf_put_be32(&b, 4);
+    stream_buf_put_be64(&b, 100);
+    stream_buf_put_be32(&b, 0xffffffff);
+    compact(&b, "meta");
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    stream_buf_put_u8(&b, 0);
+    assert_int_equal(stream__kafka_txn_decode(b.data, b.len, &q), 0);
+    assert_int_equal(q.nparts, 1);
+    assert_int_equal(q.parts[0], 4);
+    stream__kafka_txn_release(&q);
+    /* DescribeTransactions: ids as bare compact strings. */
+    header(&b, STREAM__KAFKA_DESCRIBE_TRANSACTIONS, 0, true);
+    stream_buf_put_uvarint(&b, 3);
+    compact(&b, "a");
+    compact(&b, "bb");
+    stream_buf_put_u8(&b, 0);
+    assert_int_equal(stream__kafka_txn_decode(b.data, b.len, &q), 0);
+    assert_int_equal(q.ntxns, 2);
+    assert_int_equal(q.txns[1].id_len, 2);
+    stream__kafka_txn_release(&q);
+    /* Trailing bytes, a lying count, a version past the table's. */
+    stream_buf_put_u8(&b, 9);
+    assert_int_equal(stream__kafka_txn_decode(b.data, b.len, &q), STREAM_EPROTO);
+    stream__kafka_txn_release(&q);
+    header(&b, STREAM__KAFKA_WRITE_TXN_MARKERS, 0, false);
+    stream_buf_put_be32(&b, 0x7fffffff);
+    assert_int_equal(stream__kafka_txn_decode(b.data, b.len, &q), STREAM_EPROTO);
+    stream__kafka_txn_release(&q);
+    header(&b, STREAM__KAFKA_END_TXN, 6, false);
+    assert_int_equal(stream__kafka_txn_decode(b.data, b.len, &q), STREAM_EUNSUPPORTED);
+    stream__kafka_txn_release(&q);
+    /* Not listed by ApiVersions, but found (flexibility, ranges). */
+    const stream__kafka_api *api = stream__kafka_api_find(STREAM__KAFKA_LIST_TRANSACTIONS);
+    assert_non_null(api);
+    assert_true(api->refused);
+    assert_false(stream__kafka_api_find(STREAM__KAFKA_PRODUCE)->refused);
+    assert_false(stream__kafka_txn_api(STREAM__KAFKA_INIT_PRODUCER_ID));
+    stream_buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_join_group_plain_and_flexible_decode_the_same),
         cmocka_unit_test(test_offset_commit_and_fetch_read_topics_partitions_and_groups),
         cmocka_unit_test(test_leave_group_batches_and_foreign_keys),
+        cmocka_unit_test(test_txn_apis_decode_what_their_refusal_echoes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
