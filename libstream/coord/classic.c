@@ -1003,9 +1003,16 @@ void stream__classic_list(stream__coord *co,
 {
     for (size_t i = 0; i < co->ngroups; i++) {
         stream__classic_group_info info;
-        if (stream__classic_describe(co, co->groups[i]->name, &info, NULL, NULL))
+        if (stream__classic_gate(co, co->groups[i]->name) == 0 &&
+            stream__classic_describe(co, co->groups[i]->name, &info, NULL, NULL))
             each(arg, co->groups[i]->name, &info);
     }
+}
+
+int stream__classic_locate(stream__coord *co, const char *group, int32_t *node)
+{
+    char msg[512];
+    return stream__coord_locate(co, group, node, msg, sizeof(msg));
 }
 
 /* ---- the native view (group.c's describe_group and list_groups) ---- */

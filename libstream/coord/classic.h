@@ -148,6 +148,18 @@ int16_t stream__classic_commit_check(stream__coord *co, const char *group, const
 /* The caller no longer wants the answer of w (its connection closed). */
 void stream__classic_cancel(stream__classic_wait *w);
 
+/* Whether this broker answers for group: NONE, INVALID_GROUP_ID (a bad
+ * name) or, in a cluster, NOT_COORDINATOR (another broker coordinates it).
+ * Every call below but stream__classic_describe applies it itself;
+ * DescribeGroups asks it first, group by group, as Kafka answers. */
+int16_t stream__classic_gate(stream__coord *co, const char *group);
+
+/* FindCoordinator: the node that coordinates group (this broker on a
+ * single node; in a cluster the leader of the group's __consumer_offsets
+ * partition): 0 with *node, or STREAM_ENOTCOORDINATOR while none is known
+ * (the offsets topic is being created, an election is under way). */
+int stream__classic_locate(stream__coord *co, const char *group, int32_t *node);
+
 /* DescribeGroups / ListGroups: the group's classic state as Kafka names it
  * ("Empty", "PreparingRebalance", "CompletingRebalance", "Stable", or
  * "Dead" when the group does not exist), its protocol type and protocol
@@ -247,7 +259,8 @@ typedef struct stream__pset stream__pset;
  * emptied on failure). 0, ECORRUPT or ENOMEM. */
 int stream__consumer_assignment_decode(const uint8_t *p, size_t len, stream__pset *out);
 
-/* ListGroups: each() for every group this broker coordinates. */
+/* ListGroups: each() for every group this broker coordinates (in a
+ * cluster, those whose offsets partition it leads, as Kafka lists them). */
 void stream__classic_list(stream__coord *co,
                           void (*each)(void *arg, const char *group,
                                        const stream__classic_group_info *info),

@@ -142,8 +142,7 @@ void stream__classic_commit_offsets(stream__coord *co, stream__req *r, const cha
 
 /* ---- OffsetFetch ---- */
 
-/* The group's error for reading: NONE, INVALID_GROUP_ID or NOT_COORDINATOR. */
-static int16_t read_gate(stream__coord *co, const char *group)
+int16_t stream__classic_gate(stream__coord *co, const char *group)
 {
     char msg[256];
     if (stream_group_name_check(group, strlen(group), msg, sizeof(msg)) != 0)
@@ -158,7 +157,7 @@ int16_t stream__classic_fetch_offset(stream__coord *co, const char *group, const
 {
     *offset = -1;
     *metadata = "";
-    int16_t err = read_gate(co, group);
+    int16_t err = stream__classic_gate(co, group);
     if (err != 0)
         return err;
     const stream__group *g = stream__group_find(co, group);
@@ -175,7 +174,7 @@ int16_t stream__classic_fetch_offsets(stream__coord *co, const char *group,
                                                    int64_t offset, const char *metadata),
                                       void *arg)
 {
-    int16_t err = read_gate(co, group);
+    int16_t err = stream__classic_gate(co, group);
     if (err != 0)
         return err;
     const stream__group *g = stream__group_find(co, group);
@@ -262,7 +261,7 @@ void stream__classic_delete_groups(stream__coord *co, stream__req *r,
     for (size_t i = 0; i < n; i++) {
         char msg[400];
         stream__classic_delete *d = &groups[i];
-        d->error = read_gate(co, d->group);
+        d->error = stream__classic_gate(co, d->group);
         if (d->error != 0)
             continue;
         d->error = delete_error(

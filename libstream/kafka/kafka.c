@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "broker/host.h"
+#include "coord/classic.h"
 #include "kafka_admin.h"
 #include "kafka_cluster.h"
 #include "kafka_codec.h"
@@ -742,20 +743,59 @@ static void init_producer_id(kafka *k, stream__req *r, const stream__kafka_reque
     reply_end(r, out, start, fl);
 }
 
-/* The coordinator of every group (kafka_groups.c answers them) and of
- * transactions (refused until they exist) is this broker. */
+/* The node that coordinates group `name` (len bytes) and its Kafka
+ * listener: 0, or COORDINATOR_NOT_AVAILABLE while the cluster knows none
+ * (the offsets topic is being created, an election, a broker registered
+ * without a Kafka listener) - clients ask again. */
+static int16_t group_coordinator(kafka *k, const char *name, size_t len, int32_t *node, char *host,
+                                 size_t host_len, uint16_t *port)
+{
+    char group[STREAM_GROUP_NAME_MAX + 1];
+    stream__coord *co = stream__classic_coord(k->broker);
+    if (co == NULL || len > STREAM_GROUP_NAME_MAX)
+        return STREAM__KAFKA_COORDINATOR_NOT_AVAILABLE;
+    memcpy(group, name, len);
+    group[len] = '\0';
+    if (stream__classic_locate(co, group, node) != 0)
+        return STREAM__KAFKA_COORDINATOR_NOT_AVAILABLE;
+    stream__kafka_node *nodes = NULL;
+    size_t n = 0;
+    int16_t err = STREAM__KAFKA_COORDINATOR_NOT_AVAILABLE;
+    if (stream__kafka_nodes(k->broker, k->host, k->port, &nodes, &n) == 0)
+        for (size_t i = 0; i < n; i++)
+            if (nodes[i].id == *node) {
+                snprintf(host, host_len, "%s", nodes[i].host);
+                *port = nodes[i].port;
+                err = 0;
+            }
+    free(nodes);
+    return err;
+}
+
+/* A group's coordinator is the broker the coordinator names (kafka_groups.c
+ * answers its APIs there, NOT_COORDINATOR elsewhere); that of a
+ * transactional id, this broker (which refuses transactions, kafka_txn.c). */
 static void find_coordinator(kafka *k, stream__req *r, const stream__kafka_request *q)
 {
     int v = q->api_version;
     bool fl = q->flexible;
+    int32_t node = stream__host_node_id(k->broker);
+    char host[256];
+    uint16_t port = k->port;
+    snprintf(host, sizeof(host), "%s", k->host);
+    int16_t err = 0;
+    if (q->key_type == 0)
+        err = group_coordinator(k, q->key, q->key_len, &node, host, sizeof(host), &port);
     size_t start;
     stream_buf *out = reply_begin(r, q, 1, &start);
-    stream_buf_put_be16(out, 0);
-    if (v >= 1)
-        stream__kafka_put_string(out, fl, NULL, 0); /* error_message */
-    stream_buf_put_be32(out, (uint32_t)stream__host_node_id(k->broker));
-    stream__kafka_put_string(out, fl, k->host, strlen(k->host));
-    stream_buf_put_be32(out, k->port);
+    stream_buf_put_be16(out, (uint16_t)err);
+    if (v >= 1) {
+        const char *msg = "no coordinator for this group yet; try again shortly";
+        stream__kafka_put_string(out, fl, err ? msg : NULL, err ? strlen(msg) : 0);
+    }
+    stream_buf_put_be32(out, (uint32_t)(err ? -1 : node));
+    stream__kafka_put_string(out, fl, err ? "" : host, err ? 0 : strlen(host));
+    stream_buf_put_be32(out, (uint32_t)(err ? -1 : (int32_t)port));
     reply_end(r, out, start, fl);
 }
 

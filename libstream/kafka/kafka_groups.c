@@ -716,17 +716,22 @@ static int describe_groups(stream__coord *co, stream__req *r, const stream__kafk
         char *group = dup_str(q->entries[i].name);
         if (group == NULL)
             return STREAM_ENOMEM;
-        stream__classic_group_info info;
+        stream__classic_group_info info = {.state = "", .protocol_type = "", .protocol_name = ""};
         size_t nmembers = 0; /* classic members (a native group lists none) */
-        stream__classic_describe(co, group, &info, count_member, &nmembers);
-        stream_buf_put_be16(out, 0);
+        /* A group another broker coordinates (or a bad name) is described
+         * by its error alone, as Kafka does. */
+        int16_t err = stream__classic_gate(co, group);
+        if (err == 0)
+            stream__classic_describe(co, group, &info, count_member, &nmembers);
+        stream_buf_put_be16(out, (uint16_t)err);
         put_cstr(out, fl, group);
         put_cstr(out, fl, info.state);
         put_cstr(out, fl, info.protocol_type);
         put_cstr(out, fl, info.protocol_name);
         /* The members follow their count: described again to write them. */
         stream__kafka_put_array_len(out, fl, nmembers);
-        stream__classic_describe(co, group, &info, describe_member, &c);
+        if (err == 0)
+            stream__classic_describe(co, group, &info, describe_member, &c);
         if (v >= 3)
             stream_buf_put_be32(out, (uint32_t)INT32_MIN); /* authorized_operations: not asked */
         stream__kafka_put_tags(out, fl);

@@ -11,8 +11,10 @@
 # APPEND on a setting that is no list, truncated requests. Last, a 3-broker
 # cluster (cluster_lib.bash) with a Kafka listener on each broker: kcat -L
 # lists every broker and the leaders, the AdminClient's topics go through
-# the controller, and an idempotent acks=all producer and a consumer keep
-# going across a kill -9 of the partition's leader, nothing lost.
+# the controller, an idempotent acks=all producer and a consumer keep
+# going across a kill -9 of the partition's leader, nothing lost, and
+# DescribeGroups and ListGroups answer only for the groups a broker
+# coordinates.
 #
 # The clients live in Debian's python3 (/usr/bin/python3), not in whatever
 # python3 comes first in PATH.
@@ -293,4 +295,14 @@ kafka_cluster_start() {
     [ "${#lines[@]}" -eq 4000 ]
     run timeout 20 kcat -b "$KAFKA" -q -L -t moving
     assert_output --partial "partition 0, leader $new,"
+}
+
+@test "cluster: DescribeGroups and ListGroups answer for the groups this broker coordinates; the others get NOT_COORDINATOR" {
+    kafka_cluster_start
+    run timeout 60 python3 "$RAW" "${KAFKA%%,*}" coord-gate gated "$KAFKA"
+    assert_success
+    assert_line --index 0 "coordinator describe 0 Stable list ['gated']"
+    assert_line --index 1 "other describe 16 list []"
+    assert_line --index 2 "other describe 16 list []"
+    [ "${#lines[@]}" -eq 3 ]
 }

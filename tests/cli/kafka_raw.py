@@ -50,6 +50,16 @@ The group APIs (tests/cli/kafka-groups.bats):
     groups-flexible GROUP TOPIC   the group APIs at their highest (flexible)
                       versions, each answer parsed field by field: a line each
 
+In a cluster (tests/cli/kafka-admin.bats):
+
+    coord-gate GROUP ADDR,ADDR,...  finds GROUP's coordinator
+                      (FindCoordinator v0), forms the group there (a member
+                      joins and syncs, JoinGroup/SyncGroup v0), then asks
+                      each broker for DescribeGroups v0 of it and ListGroups
+                      v0: "coordinator describe 0 Stable list [GROUP]" for
+                      the coordinator, "other describe 16 list []" for each
+                      of the others (NOT_COORDINATOR), coordinator first
+
 The transactional APIs (tests/cli/kafka.bats), refused until stream has
 transactions:
 
@@ -802,6 +812,59 @@ def txn_apis(s, topic):
         print("%s v%d-%d errors %s" % (name, lo, hi, sorted(errors)))
 
 
+def connect(addr):
+    host, port = addr.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def coord_gate(group, addrs):
+    """DescribeGroups and ListGroups on the coordinator and the others."""
+    deadline = time.time() + 20
+    while True:
+        s = connect(addrs[0])
+        s.sendall(frame(10, 0, 31, s16(group)))
+        r = answer(s)
+        s.close()
+        err, node = struct.unpack_from(">hi", r, 4)
+        (n,) = struct.unpack_from(">h", r, 10)
+        coord = "%s:%d" % (r[12:12 + n].decode(), struct.unpack_from(">i", r, 12 + n)[0])
+        if err == 0:
+            s = connect(coord)
+            s.sendall(join_v0(group, ""))
+            err, gen, member = join_answer(answer(s))
+            if err == 0:
+                break
+            s.close()
+        assert time.time() < deadline, "no coordinator for %s: error %d" % (group, err)
+        time.sleep(0.2)
+    s.sendall(sync_v0(group, gen, member))
+    assert error_at(answer(s), 4) == 0
+    lines = []
+    for addr in [coord] + [a for a in addrs if a != coord]:
+        c = connect(addr)
+        c.sendall(frame(15, 0, 32, struct.pack(">i", 1) + s16(group)))
+        r = answer(c)
+        # corr, groups [error, group, state, protocol_type, protocol, members]
+        (err,) = struct.unpack_from(">h", r, 8)
+        (n,) = struct.unpack_from(">h", r, 10)
+        (m,) = struct.unpack_from(">h", r, 12 + n)
+        state = r[14 + n:14 + n + m].decode()
+        c.sendall(frame(16, 0, 33, b""))
+        r = answer(c)
+        # corr, error, groups [group, protocol_type]
+        pos, names = 10, []
+        for _ in range(struct.unpack_from(">i", r, 6)[0]):
+            (n,) = struct.unpack_from(">h", r, pos)
+            names.append(r[pos + 2:pos + 2 + n].decode())
+            pos += 2 + n
+            (n,) = struct.unpack_from(">h", r, pos)
+            pos += 2 + n
+        c.close()
+        role = "coordinator" if addr == coord else "other"
+        lines.append("%s describe %d%s list %s" % (role, err, " " + state if state else "", names))
+    print("\n".join(lines))
+
+
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
     case = sys.argv[2]
@@ -876,6 +939,8 @@ def main():
         print("closed" if closed(s) else "open")
     elif case == "join-then-close":
         join_then_close(s, sys.argv[3], (host, int(port)))
+    elif case == "coord-gate":
+        coord_gate(sys.argv[3], sys.argv[4].split(","))
     elif case == "txn":
         txn_apis(s, sys.argv[3])
     elif case == "groups-flexible":
