@@ -34,6 +34,7 @@ typedef struct cproto {
 
 typedef struct cmember {
     char *id;
+    char *instance_id; /* group.instance.id (KIP-345); NULL: a dynamic member */
     char *client_id;
     char *host;
     int32_t session_timeout_ms;
@@ -149,6 +150,31 @@ static cmember *find_member(const stream__classic *c, const char *id, size_t *in
     return NULL;
 }
 
+/* The member holding static id `instance_id`, or NULL. */
+static cmember *find_static(const stream__classic *c, const char *instance_id)
+{
+    for (size_t i = 0; c != NULL && instance_id != NULL && i < c->n; i++)
+        if (c->members[i]->instance_id != NULL &&
+            strcmp(c->members[i]->instance_id, instance_id) == 0)
+            return c->members[i];
+    return NULL;
+}
+
+/* KIP-345's fence: a request that names an instance id must come from the
+ * member id holding it now (and a static member's requests name its own). */
+static int16_t fence_check(const stream__classic *c, const char *member_id, const char *instance_id)
+{
+    if (instance_id == NULL)
+        return 0;
+    const cmember *s = find_static(c, instance_id);
+    if (s != NULL && strcmp(s->id, member_id) != 0)
+        return STREAM__KAFKA_FENCED_INSTANCE_ID;
+    const cmember *m = find_member(c, member_id, NULL);
+    if (m != NULL && m->instance_id != NULL && strcmp(m->instance_id, instance_id) != 0)
+        return STREAM__KAFKA_FENCED_INSTANCE_ID;
+    return 0;
+}
+
 static ssize_t find_pending(const stream__classic *c, const char *id)
 {
     for (size_t i = 0; c != NULL && i < c->npending; i++)
@@ -212,6 +238,7 @@ static void member_free(cmember *m)
     if (m == NULL)
         return;
     free(m->id);
+    free(m->instance_id);
     free(m->client_id);
     free(m->host);
     protos_free(m->protocols, m->nprotocols);
@@ -437,8 +464,10 @@ static void join_current(stream__classic *c, cmember *m, stream__classic_join_cb
     }
     for (size_t i = 0; leader && i < c->n; i++) {
         const cproto *p = member_proto(c->members[i], c->protocol);
-        views[i] = (stream__classic_member_view){
-            .member_id = c->members[i]->id, .meta = p->meta, .meta_len = p->len};
+        views[i] = (stream__classic_member_view){.member_id = c->members[i]->id,
+                                                 .group_instance_id = c->members[i]->instance_id,
+                                                 .meta = p->meta,
+                                                 .meta_len = p->len};
     }
     stream__classic_join_result res = {
         .generation = c->generation,
@@ -618,11 +647,13 @@ static cmember *member_from(const stream__classic_join_req *req, const char *id)
     m->id = strdup(id);
     m->client_id = strdup(req->client_id ? req->client_id : "");
     m->host = strdup(req->client_host ? req->client_host : "");
+    m->instance_id = req->group_instance_id ? strdup(req->group_instance_id) : NULL;
     m->protocols = protos_copy(req->protocols, req->nprotocols);
     m->nprotocols = req->nprotocols;
     m->session_timeout_ms = req->session_timeout_ms;
     m->rebalance_timeout_ms = req->rebalance_timeout_ms;
-    if (m->id == NULL || m->client_id == NULL || m->host == NULL || m->protocols == NULL) {
+    if (m->id == NULL || m->client_id == NULL || m->host == NULL || m->protocols == NULL ||
+        (req->group_instance_id != NULL && m->instance_id == NULL)) {
         if (m->protocols == NULL)
             m->nprotocols = 0;
         member_free(m);
@@ -661,6 +692,88 @@ static int update_member(cmember *m, const stream__classic_join_req *req)
     return 0;
 }
 
+/* Parks m's join for the rebalance under way, which it may complete. */
+static void park_join(stream__coord *co, stream__group *g, cmember *m, stream__classic_join_cb cb,
+                      void *arg, stream__classic_wait **wait)
+{
+    stream__classic_wait *w = park(m, false, cb, NULL, arg);
+    if (w == NULL) {
+        join_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR, m->id);
+        return;
+    }
+    *wait = w;
+    maybe_complete_join(co, g);
+    if (m->join != w) /* answered already (complete_join ran) */
+        *wait = NULL;
+    stream__coord_rearm(co);
+}
+
+/* A static member's process is back (a JoinGroup with its instance id and
+ * no member id): it takes over member m under a new member id, and what
+ * the old id has parked is answered FENCED_INSTANCE_ID. A STABLE group
+ * whose metadata from it is unchanged is not rebalanced: the member gets
+ * the current generation and, at its SyncGroup, the assignment it had.
+ * That answer names the leader as it was, so that a returning leader,
+ * seeing another id than its new one, does not assign again (a stable
+ * group would not pass a new assignment on), as Kafka does. */
+static void static_rejoin(stream__coord *co, stream__group *g, cmember *m,
+                          const stream__classic_join_req *req, stream__classic_join_cb cb,
+                          void *arg, stream__classic_wait **wait)
+{
+    stream__classic *c = g->classic;
+    char id[STREAM_GROUP_MEMBER_ID_MAX + 1];
+    stream__member_id_new(co, req->client_id ? req->client_id : "", id, sizeof(id));
+    bool was_leader = c->leader != NULL && strcmp(c->leader, m->id) == 0;
+    bool same = protos_equal(m, req->protocols, req->nprotocols);
+    char *nid = strdup(id), *client = strdup(req->client_id ? req->client_id : "");
+    char *host = strdup(req->client_host ? req->client_host : "");
+    char *leader = was_leader ? strdup(id) : NULL;
+    if (nid == NULL || client == NULL || host == NULL || (was_leader && leader == NULL) ||
+        update_member(m, req) != 0) {
+        free(nid);
+        free(client);
+        free(host);
+        free(leader);
+        join_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR, "");
+        return;
+    }
+    fail_waits(m, STREAM__KAFKA_FENCED_INSTANCE_ID);
+    stream__host_log(co->broker, STREAM_BROKER_INFO,
+                     "group %s: static member %s (instance %s) joined again as %s from %s%s",
+                     g->name, m->id, m->instance_id, nid, host,
+                     c->state == CLASSIC_STABLE && same ? ", no rebalance" : "");
+    char *old_id = m->id, *old_leader = NULL;
+    m->id = nid;
+    free(m->client_id);
+    m->client_id = client;
+    free(m->host);
+    m->host = host;
+    if (was_leader) {
+        old_leader = c->leader;
+        c->leader = leader;
+    }
+    m->deadline_ms = now_ms(co) + (uint64_t)m->session_timeout_ms;
+    if (c->state == CLASSIC_STABLE && same) {
+        stream__classic_join_result res = {
+            .generation = c->generation,
+            .protocol_type = c->protocol_type,
+            .protocol_name = c->protocol,
+            .leader = was_leader ? old_leader : c->leader,
+            .member_id = m->id,
+        };
+        cb(arg, &res);
+    } else if (c->state == CLASSIC_COMPLETING && same) {
+        join_current(c, m, cb, arg);
+    } else {
+        if (c->state != CLASSIC_PREPARING)
+            prepare_rebalance(co, g, "a static member's metadata changed");
+        park_join(co, g, m, cb, arg, wait);
+    }
+    free(old_id);
+    free(old_leader);
+    stream__coord_rearm(co);
+}
+
 void stream__classic_join(stream__coord *co, const stream__classic_join_req *req,
                           stream__classic_join_cb cb, void *arg, stream__classic_wait **wait)
 {
@@ -679,11 +792,24 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
     }
     stream__classic *c = g->classic;
     uint64_t now = now_ms(co);
+    const char *iid = req->group_instance_id;
     cmember *m = mid[0] ? find_member(c, mid, NULL) : NULL;
+    cmember *st = find_static(c, iid);
     ssize_t pend = mid[0] ? find_pending(c, mid) : -1;
-    if (!supports(c, req->protocol_type, req->protocols, req->nprotocols, m ? m->id : NULL)) {
+    if (mid[0] != '\0' && fence_check(c, mid, iid) != 0) {
+        join_fail(cb, arg, STREAM__KAFKA_FENCED_INSTANCE_ID, mid);
+        return;
+    }
+    if (!supports(c, req->protocol_type, req->protocols, req->nprotocols,
+                  m    ? m->id
+                  : st ? st->id
+                       : NULL)) {
         join_fail(cb, arg, STREAM__KAFKA_INCONSISTENT_GROUP_PROTOCOL, mid);
         stream__group_gc(co, g);
+        return;
+    }
+    if (mid[0] == '\0' && st != NULL) {
+        static_rejoin(co, g, st, req, cb, arg, wait);
         return;
     }
     if (mid[0] != '\0' && m == NULL && pend < 0) {
@@ -694,9 +820,10 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
     char id[STREAM_GROUP_MEMBER_ID_MAX + 1];
     if (m == NULL && pend < 0) {
         stream__member_id_new(co, req->client_id ? req->client_id : "", id, sizeof(id));
-        if (req->require_known_member_id) {
+        if (req->require_known_member_id && iid == NULL) {
             /* KIP-394: the id first, so a client that times out on its
-             * first join does not leave a member behind. */
+             * first join does not leave a member behind (a static member
+             * has its instance id for that). */
             if (c->npending == c->cap_pending) {
                 size_t ncap = c->cap_pending ? c->cap_pending * 2 : 4;
                 pending_id *np = realloc(c->pending, ncap * sizeof(*np));
@@ -768,25 +895,19 @@ void stream__classic_join(stream__coord *co, const stream__classic_join_req *req
             prepare_rebalance(co, g,
                               same ? "the leader joined again" : "a member's metadata changed");
     }
-    stream__classic_wait *w = park(m, false, cb, NULL, arg);
-    if (w == NULL) {
-        join_fail(cb, arg, STREAM__KAFKA_UNKNOWN_SERVER_ERROR, m->id);
-        return;
-    }
-    *wait = w;
-    maybe_complete_join(co, g);
-    if (m->join != w) /* answered already (complete_join ran) */
-        *wait = NULL;
-    stream__coord_rearm(co);
+    park_join(co, g, m, cb, arg, wait);
 }
 
 /* Looks up (group, member, generation) for sync and heartbeat. */
 static cmember *check_member(stream__coord *co, const char *group, const char *member_id,
-                             int32_t generation, stream__group **gout, int16_t *error)
+                             const char *instance_id, int32_t generation, stream__group **gout,
+                             int16_t *error)
 {
     stream__group *g = group_for(co, group, false, error);
     *gout = g;
     if (g == NULL)
+        return NULL;
+    if ((*error = fence_check(g->classic, member_id, instance_id)) != 0)
         return NULL;
     cmember *m = find_member(g->classic, member_id, NULL);
     if (m == NULL) {
@@ -802,14 +923,15 @@ static cmember *check_member(stream__coord *co, const char *group, const char *m
 }
 
 void stream__classic_sync(stream__coord *co, const char *group, const char *member_id,
-                          int32_t generation, const char *protocol_type, const char *protocol_name,
-                          const stream__classic_assignment *assignments, size_t nassignments,
-                          stream__classic_sync_cb cb, void *arg, stream__classic_wait **wait)
+                          const char *instance_id, int32_t generation, const char *protocol_type,
+                          const char *protocol_name, const stream__classic_assignment *assignments,
+                          size_t nassignments, stream__classic_sync_cb cb, void *arg,
+                          stream__classic_wait **wait)
 {
     *wait = NULL;
     stream__group *g;
     int16_t error;
-    cmember *m = check_member(co, group, member_id, generation, &g, &error);
+    cmember *m = check_member(co, group, member_id, instance_id, generation, &g, &error);
     if (m == NULL) {
         sync_fail(cb, arg, error);
         return;
@@ -901,11 +1023,11 @@ void stream__classic_sync(stream__coord *co, const char *group, const char *memb
 }
 
 int16_t stream__classic_heartbeat(stream__coord *co, const char *group, const char *member_id,
-                                  int32_t generation)
+                                  const char *instance_id, int32_t generation)
 {
     stream__group *g;
     int16_t error;
-    cmember *m = check_member(co, group, member_id, generation, &g, &error);
+    cmember *m = check_member(co, group, member_id, instance_id, generation, &g, &error);
     if (m == NULL)
         return error;
     m->deadline_ms = now_ms(co) + (uint64_t)m->session_timeout_ms;
@@ -913,12 +1035,22 @@ int16_t stream__classic_heartbeat(stream__coord *co, const char *group, const ch
     return g->classic->state == CLASSIC_PREPARING ? STREAM__KAFKA_REBALANCE_IN_PROGRESS : 0;
 }
 
-int16_t stream__classic_leave(stream__coord *co, const char *group, const char *member_id)
+int16_t stream__classic_leave(stream__coord *co, const char *group, const char *member_id,
+                              const char *instance_id)
 {
     int16_t error;
     stream__group *g = group_for(co, group, false, &error);
     if (g == NULL)
         return error;
+    if (instance_id != NULL) {
+        /* By instance id: the member id, if given, must be the holder's. */
+        const cmember *s = find_static(g->classic, instance_id);
+        if (s == NULL)
+            return STREAM__KAFKA_UNKNOWN_MEMBER_ID;
+        if (member_id[0] != '\0' && strcmp(s->id, member_id) != 0)
+            return STREAM__KAFKA_FENCED_INSTANCE_ID;
+        member_id = s->id;
+    }
     size_t i;
     if (find_member(g->classic, member_id, &i) == NULL) {
         ssize_t p = find_pending(g->classic, member_id);
@@ -935,7 +1067,7 @@ int16_t stream__classic_leave(stream__coord *co, const char *group, const char *
 }
 
 int16_t stream__classic_commit_check(stream__coord *co, const char *group, const char *member_id,
-                                     int32_t generation)
+                                     const char *instance_id, int32_t generation)
 {
     int16_t error;
     stream__group *g = group_for(co, group, false, &error);
@@ -948,6 +1080,9 @@ int16_t stream__classic_commit_check(stream__coord *co, const char *group, const
     stream__classic *c = g->classic;
     if (generation < 0 && (member_id == NULL || member_id[0] == '\0'))
         return stream__classic_active(c) ? STREAM__KAFKA_UNKNOWN_MEMBER_ID : 0;
+    int16_t fenced = fence_check(c, member_id ? member_id : "", instance_id);
+    if (fenced != 0)
+        return fenced;
     cmember *m = find_member(c, member_id ? member_id : "", NULL);
     if (m == NULL)
         return STREAM__KAFKA_UNKNOWN_MEMBER_ID;
@@ -984,6 +1119,7 @@ bool stream__classic_describe(stream__coord *co, const char *group,
         const cproto *p = member_proto(m, c->protocol);
         stream__classic_member_info mi = {
             .member_id = m->id,
+            .group_instance_id = m->instance_id,
             .client_id = m->client_id,
             .client_host = m->host,
             .meta = p ? p->meta : NULL,

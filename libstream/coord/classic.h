@@ -27,6 +27,16 @@
  * leader's, which carries the assignments; then every SyncGroup is answered
  * with its member's bytes and the group is STABLE.
  *
+ * Static membership (KIP-345): a member that names a group.instance.id
+ * keeps its place across restarts. Its JoinGroup with no member id
+ * (a restarted process) takes over the member of that instance id under a
+ * new member id: the old id is fenced (FENCED_INSTANCE_ID for whatever it
+ * sends, or has parked, with that instance id), and a STABLE group is not
+ * rebalanced when its metadata is unchanged - the member gets the current
+ * generation and, at its SyncGroup, the assignment it had. A new static
+ * member skips KIP-394's MEMBER_ID_REQUIRED step, as in Kafka. LeaveGroup
+ * may name members by instance id.
+ *
  * Unlike native groups, classic membership is not written to
  * __consumer_offsets: after a coordinator move or restart the members get
  * UNKNOWN_MEMBER_ID and join again (one rebalance); their committed offsets
@@ -71,6 +81,7 @@ typedef struct stream__classic_join_req {
     const char *protocol_type;                 /* "consumer" for Kafka's consumers */
     const stream__classic_protocol *protocols; /* in preference order */
     size_t nprotocols;
+    const char *group_instance_id; /* KIP-345's static id; NULL: a dynamic member */
     int32_t session_timeout_ms;
     int32_t rebalance_timeout_ms; /* JoinGroup v0 has none: pass the session timeout */
     bool require_known_member_id; /* JoinGroup v4+: a new member first gets
@@ -80,7 +91,8 @@ typedef struct stream__classic_join_req {
 /* A member as the leader's JoinGroup answer lists it. */
 typedef struct stream__classic_member_view {
     const char *member_id;
-    const uint8_t *meta; /* its metadata for the chosen protocol */
+    const char *group_instance_id; /* NULL for a dynamic member */
+    const uint8_t *meta;           /* its metadata for the chosen protocol */
     size_t meta_len;
 } stream__classic_member_view;
 
@@ -123,27 +135,35 @@ typedef struct stream__classic_assignment {
 } stream__classic_assignment;
 
 /* SyncGroup: protocol_type and protocol_name may be NULL (versions before
- * 5 do not send them). Answers through cb as join does. */
+ * 5 do not send them). Answers through cb as join does. instance_id (here
+ * and below; NULL when the request has none) is checked against the
+ * member's: FENCED_INSTANCE_ID when another member id holds it now. */
 void stream__classic_sync(stream__coord *co, const char *group, const char *member_id,
-                          int32_t generation, const char *protocol_type, const char *protocol_name,
-                          const stream__classic_assignment *assignments, size_t nassignments,
-                          stream__classic_sync_cb cb, void *arg, stream__classic_wait **wait);
+                          const char *instance_id, int32_t generation, const char *protocol_type,
+                          const char *protocol_name, const stream__classic_assignment *assignments,
+                          size_t nassignments, stream__classic_sync_cb cb, void *arg,
+                          stream__classic_wait **wait);
 
 /* Heartbeat: STREAM__KAFKA_NONE, or REBALANCE_IN_PROGRESS (join again),
- * ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, NOT_COORDINATOR. */
+ * ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID,
+ * NOT_COORDINATOR. */
 int16_t stream__classic_heartbeat(stream__coord *co, const char *group, const char *member_id,
-                                  int32_t generation);
+                                  const char *instance_id, int32_t generation);
 
-/* LeaveGroup of one member: NONE or UNKNOWN_MEMBER_ID (or NOT_COORDINATOR). */
-int16_t stream__classic_leave(stream__coord *co, const char *group, const char *member_id);
+/* LeaveGroup of one member, by member id or (instance_id not NULL) by
+ * instance id, member_id then "" or the id that holds it: NONE,
+ * UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID (the instance is another member
+ * id's) or NOT_COORDINATOR. */
+int16_t stream__classic_leave(stream__coord *co, const char *group, const char *member_id,
+                              const char *instance_id);
 
 /* Whether OffsetCommit may store offsets for (member_id, generation):
  * NONE; generation < 0 with an empty member id commits outside any
  * membership (a standalone consumer, an admin tool), allowed while the
  * group has no members; else UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION or
- * REBALANCE_IN_PROGRESS (Kafka's checks). */
+ * REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID (Kafka's checks). */
 int16_t stream__classic_commit_check(stream__coord *co, const char *group, const char *member_id,
-                                     int32_t generation);
+                                     const char *instance_id, int32_t generation);
 
 /* The caller no longer wants the answer of w (its connection closed). */
 void stream__classic_cancel(stream__classic_wait *w);
@@ -168,6 +188,7 @@ int stream__classic_locate(stream__coord *co, const char *group, int32_t *node);
  * false when the group does not exist. */
 typedef struct stream__classic_member_info {
     const char *member_id;
+    const char *group_instance_id; /* NULL for a dynamic member */
     const char *client_id;
     const char *client_host;
     const uint8_t *meta; /* for the chosen protocol; empty when none */
@@ -210,8 +231,8 @@ typedef struct stream__classic_commit {
 /* OffsetCommit for (member_id, generation), as stream__classic_commit_check
  * decides; entries (owned by arg, kept until destroy) get their errors. */
 void stream__classic_commit_offsets(stream__coord *co, stream__req *r, const char *group,
-                                    const char *member_id, int32_t generation,
-                                    stream__classic_commit *entries, size_t n,
+                                    const char *member_id, const char *instance_id,
+                                    int32_t generation, stream__classic_commit *entries, size_t n,
                                     stream__classic_done_cb done, void (*destroy)(void *arg),
                                     void *arg);
 

@@ -92,8 +92,8 @@ static int16_t commit_entry_check(stream__coord *co, const stream__classic_commi
 }
 
 void stream__classic_commit_offsets(stream__coord *co, stream__req *r, const char *group,
-                                    const char *member_id, int32_t generation,
-                                    stream__classic_commit *entries, size_t n,
+                                    const char *member_id, const char *instance_id,
+                                    int32_t generation, stream__classic_commit *entries, size_t n,
                                     stream__classic_done_cb done, void (*destroy)(void *arg),
                                     void *arg)
 {
@@ -118,7 +118,7 @@ void stream__classic_commit_offsets(stream__coord *co, stream__req *r, const cha
                         .done = done,
                         .destroy = destroy,
                         .arg = arg};
-    int16_t who = stream__classic_commit_check(co, group, member_id, generation);
+    int16_t who = stream__classic_commit_check(co, group, member_id, instance_id, generation);
     size_t nrecs = 0;
     for (size_t i = 0; i < n; i++) {
         stream__classic_commit *e = &entries[i];

@@ -7,9 +7,10 @@
  * a rebalance holds it (JoinGroup, SyncGroup), or once the offsets written
  * are durable (OffsetCommit, DeleteGroups).
  *
- * Static membership (group.instance.id, KIP-345) is answered as Kafka 2.2
- * answered clients without it: the instance id is ignored and every member
- * is dynamic (a restarted member joins again under a new member id).
+ * Static membership (group.instance.id, KIP-345) is the coordinator's
+ * (classic.h): the instance id of JoinGroup v5+, SyncGroup, Heartbeat and
+ * LeaveGroup v3+ and OffsetCommit v7+ is passed on (NULL when null), and
+ * JoinGroup v5+ and DescribeGroups v4+ show each member's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,7 +149,7 @@ static void join_write(const kwait *w, const stream__classic_join_result *res)
         const stream__classic_member_view *m = &res->members[i];
         put_cstr(out, fl, m->member_id);
         if (v >= 5)
-            stream__kafka_put_string(out, fl, NULL, 0); /* group_instance_id: dynamic */
+            put_cstr(out, fl, m->group_instance_id);
         put_bytes(out, fl, m->meta, m->meta_len);
         stream__kafka_put_tags(out, fl);
     }
@@ -239,10 +240,12 @@ static int join_group(stream__kafka_groups *g, stream__coord *co, stream__req *r
     char *group = dup_str(q->group), *member = dup_str(q->member_id);
     char *client = dup_str((stream__kafka_str){q->hdr.client_id, q->hdr.client_id_len});
     char *type = dup_str(q->protocol_type);
+    char *instance = q->instance_id.s ? dup_str(q->instance_id) : NULL;
     stream__classic_protocol *protos = calloc(q->nblobs ? q->nblobs : 1, sizeof(*protos));
     char **names = calloc(q->nblobs ? q->nblobs : 1, sizeof(*names));
     kwait *w = wait_new(g, r, q);
-    bool ok = group && member && client && type && protos && names && w;
+    bool ok = group && member && client && type && protos && names && w &&
+              (instance || !q->instance_id.s);
     for (size_t i = 0; ok && i < q->nblobs; i++) {
         names[i] = dup_str(q->blobs[i].name);
         protos[i] = (stream__classic_protocol){
@@ -261,6 +264,7 @@ static int join_group(stream__kafka_groups *g, stream__coord *co, stream__req *r
             .protocol_type = type,
             .protocols = protos,
             .nprotocols = q->nblobs,
+            .group_instance_id = instance,
             .session_timeout_ms = q->session_timeout_ms,
             .rebalance_timeout_ms = q->rebalance_timeout_ms,
             .require_known_member_id = q->hdr.api_version >= 4,
@@ -284,6 +288,7 @@ static int join_group(stream__kafka_groups *g, stream__coord *co, stream__req *r
     free(member);
     free(client);
     free(type);
+    free(instance);
     return rc;
 }
 
@@ -293,11 +298,12 @@ static int sync_group(stream__kafka_groups *g, stream__coord *co, stream__req *r
     char *group = dup_str(q->group), *member = dup_str(q->member_id);
     char *type = q->protocol_type.s ? dup_str(q->protocol_type) : NULL;
     char *name = q->protocol_name.s ? dup_str(q->protocol_name) : NULL;
+    char *instance = q->instance_id.s ? dup_str(q->instance_id) : NULL;
     stream__classic_assignment *as = calloc(q->nblobs ? q->nblobs : 1, sizeof(*as));
     char **ids = calloc(q->nblobs ? q->nblobs : 1, sizeof(*ids));
     kwait *w = wait_new(g, r, q);
     bool ok = group && member && as && ids && w && (type || !q->protocol_type.s) &&
-              (name || !q->protocol_name.s);
+              (name || !q->protocol_name.s) && (instance || !q->instance_id.s);
     for (size_t i = 0; ok && i < q->nblobs; i++) {
         ids[i] = dup_str(q->blobs[i].name);
         as[i] = (stream__classic_assignment){
@@ -307,8 +313,8 @@ static int sync_group(stream__kafka_groups *g, stream__coord *co, stream__req *r
     int rc = 0;
     if (ok) {
         stream__classic_wait *cw = NULL;
-        stream__classic_sync(co, group, member, q->generation, type, name, as, q->nblobs, sync_cb,
-                             w, &cw);
+        stream__classic_sync(co, group, member, instance, q->generation, type, name, as, q->nblobs,
+                             sync_cb, w, &cw);
         if (cw != NULL)
             w->wait = cw;
     } else {
@@ -326,6 +332,7 @@ static int sync_group(stream__kafka_groups *g, stream__coord *co, stream__req *r
     free(member);
     free(type);
     free(name);
+    free(instance);
     return rc;
 }
 
@@ -334,14 +341,17 @@ static int sync_group(stream__kafka_groups *g, stream__coord *co, stream__req *r
 static int heartbeat(stream__coord *co, stream__req *r, const stream__kafka_group_request *q)
 {
     char *group = dup_str(q->group), *member = dup_str(q->member_id);
-    if (group == NULL || member == NULL) {
+    char *instance = q->instance_id.s ? dup_str(q->instance_id) : NULL;
+    if (group == NULL || member == NULL || (instance == NULL && q->instance_id.s)) {
         free(group);
         free(member);
+        free(instance);
         return STREAM_ENOMEM;
     }
-    int16_t err = stream__classic_heartbeat(co, group, member, q->generation);
+    int16_t err = stream__classic_heartbeat(co, group, member, instance, q->generation);
     free(group);
     free(member);
+    free(instance);
     bool fl = q->hdr.flexible;
     size_t start;
     stream_buf *out = begin(r, q->hdr.correlation_id, q->hdr.api_version, fl, 1, &start);
@@ -373,12 +383,15 @@ static int leave_group(stream__coord *co, stream__req *r, const stream__kafka_gr
     }
     int16_t top = 0;
     for (size_t i = 0; i < n; i++) {
+        stream__kafka_str iid = v >= 3 ? q->entries[i].instance_id : (stream__kafka_str){0};
         char *member = dup_str(v >= 3 ? q->entries[i].name : q->member_id);
-        errs[i] = member == NULL ? STREAM__KAFKA_UNKNOWN_SERVER_ERROR
-                  : member[0] == '\0'
-                      ? STREAM__KAFKA_UNKNOWN_MEMBER_ID /* a static member's: none here */
-                      : stream__classic_leave(co, group, member);
+        char *instance = iid.s ? dup_str(iid) : NULL;
+        errs[i] = member == NULL || (iid.s && instance == NULL) ? STREAM__KAFKA_UNKNOWN_SERVER_ERROR
+                  : member[0] == '\0' && instance == NULL
+                      ? STREAM__KAFKA_UNKNOWN_MEMBER_ID
+                      : stream__classic_leave(co, group, member, instance);
         free(member);
+        free(instance);
         if (group_level(errs[i]) || v < 3)
             top = errs[i];
     }
@@ -461,7 +474,9 @@ static int offset_commit(stream__coord *co, stream__req *r, const stream__kafka_
     s->counts = calloc(q->ntopics ? q->ntopics : 1, sizeof(*s->counts));
     s->entries = calloc(q->noffsets ? q->noffsets : 1, sizeof(*s->entries));
     char *group = dup_str(q->group), *member = dup_str(q->member_id);
-    bool ok = s->topics && s->counts && s->entries && group && member;
+    char *instance = q->instance_id.s ? dup_str(q->instance_id) : NULL;
+    bool ok =
+        s->topics && s->counts && s->entries && group && member && (instance || !q->instance_id.s);
     for (size_t i = 0; ok && i < q->ntopics; i++) {
         const stream__kafka_topic *t = &q->topics[i];
         s->topics[i] = dup_str((stream__kafka_str){t->name, t->name_len});
@@ -480,12 +495,14 @@ static int offset_commit(stream__coord *co, stream__req *r, const stream__kafka_
         commit_free(s);
         free(group);
         free(member);
+        free(instance);
         return STREAM_ENOMEM;
     }
-    stream__classic_commit_offsets(co, r, group, member, q->generation, s->entries, s->n,
+    stream__classic_commit_offsets(co, r, group, member, instance, q->generation, s->entries, s->n,
                                    commit_done, commit_free, s);
     free(group);
     free(member);
+    free(instance);
     return 0;
 }
 
@@ -691,7 +708,7 @@ static void describe_member(void *arg, const stream__classic_member_info *m)
     describe_ctx *c = arg;
     put_cstr(c->out, c->fl, m->member_id);
     if (c->version >= 4)
-        stream__kafka_put_string(c->out, c->fl, NULL, 0); /* group_instance_id */
+        put_cstr(c->out, c->fl, m->group_instance_id);
     put_cstr(c->out, c->fl, m->client_id);
     put_cstr(c->out, c->fl, m->client_host);
     put_bytes(c->out, c->fl, m->meta, m->meta_len);

@@ -54,6 +54,7 @@
     XX(FENCED_LEADER_EPOCH, 74)                                                                    \
     XX(UNKNOWN_LEADER_EPOCH, 75)                                                                   \
     XX(MEMBER_ID_REQUIRED, 79)                                                                     \
+    XX(FENCED_INSTANCE_ID, 82)                                                                     \
     XX(INVALID_RECORD, 87)
 
 /* STREAM__KAFKA_<name>: Kafka's code (an int16 on the wire). */

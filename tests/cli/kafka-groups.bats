@@ -3,9 +3,10 @@
 # protocol (JoinGroup/SyncGroup with the clients' own assignors, Heartbeat,
 # LeaveGroup) and committed offsets (OffsetCommit/OffsetFetch) with real
 # clients - kcat -G, python3-confluent-kafka, python3-kafka, kafkajs - on a
-# real broker; the same groups seen and reset by stream-topics, and refused
-# to stream-sub -g; then bad input by hand (kafka_raw.py). Every broker here
-# has its own Kafka port (--kafka-listen 127.0.0.1:0).
+# real broker, static members (group.instance.id) included; the same groups
+# seen and reset by stream-topics, and refused to stream-sub -g; then bad
+# input by hand (kafka_raw.py). Every broker here has its own Kafka port
+# (--kafka-listen 127.0.0.1:0).
 
 bats_require_minimum_version 1.5.0
 
@@ -115,6 +116,38 @@ teardown() {
     # Every offset is committed: nothing left to read.
     run stream-topics group g3
     assert_output --partial "lag 0 records"
+}
+
+@test "confluent-kafka static membership: a member killed (-9) and restarted within its session takes its partitions back; the others see no rebalance" {
+    stream-topics create st -p 6
+    $PY "$CLIENTS" static "$KAFKA" gs st i1 m1.out 3>&- &
+    BG_PIDS="$!"
+    $PY "$CLIENTS" static "$KAFKA" gs st i2 m2.out 3>&- &
+    BG_PIDS="$BG_PIDS $!"
+    $PY "$CLIENTS" static "$KAFKA" gs st i3 m3.out 3>&- &
+    local victim=$!
+    wait_members gs 3
+    wait_lines 3 m1.out m2.out m3.out
+    sleep 1 # a quiet moment: no rebalance in flight
+    before=$(stream-topics group gs | grep -o 'generation [0-9]*')
+    [ -n "$before" ]
+    run python3 "$RAW" "$KAFKA" describe-static gs
+    assert_output "Stable instances i1,i2,i3"
+    kill -9 "$victim"
+    wait "$victim" 2>/dev/null || true
+    $PY "$CLIENTS" static "$KAFKA" gs st i3 m3b.out 3>&- &
+    BG_PIDS="$BG_PIDS $!"
+    wait_lines 1 m3b.out
+    sleep 2 # long enough for a rebalance to reach the others, were there one
+    # The restarted member has the partitions it had; the others were
+    # neither revoked nor assigned again.
+    [ "$(cat m3b.out)" = "$(cat m3.out)" ]
+    [ "$(wc -l <m1.out)" -eq 1 ] && [ "$(wc -l <m2.out)" -eq 1 ]
+    run stream-topics group gs
+    assert_output --partial "$before, 3 members"
+    grep -q 'static member .* (instance i3) joined again as .*, no rebalance' "$BROKER_LOG"
+    run python3 "$RAW" "$KAFKA" describe-static gs
+    assert_output "Stable instances i1,i2,i3"
 }
 
 @test "kafka-python: a group consumer reads and commits" {

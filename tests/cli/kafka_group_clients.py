@@ -24,6 +24,10 @@ where Debian installs them.
     kafka_group_clients.py python-kafka BOOTSTRAP GROUP TOPIC N
         a kafka-python group consumer: reads N records, commits, prints
         "read N committed C" (C the sum of committed offsets)
+    kafka_group_clients.py static BOOTSTRAP GROUP TOPIC INSTANCE OUT
+        a confluent-kafka static member (group.instance.id INSTANCE, a 10 s
+        session): writes a line to OUT at each assignment ("assign P,P")
+        and revocation ("revoke P,P") until it is killed
     kafka_group_clients.py check N OUT...
         every key k0..k(N-1) read exactly once over the files: "exactly once N"
 """
@@ -143,6 +147,26 @@ def python_kafka(bootstrap, group, topic, n):
     print("read %d committed %d" % (read, committed))
 
 
+def static(bootstrap, group, topic, instance, out):
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "group.instance.id": instance, "session.timeout.ms": 10000,
+                  "heartbeat.interval.ms": 300, "enable.auto.commit": False})
+    f = open(out, "w")
+
+    def note(what):
+        def cb(consumer, parts):
+            f.write("%s %s\n" % (what, ",".join(str(p.partition) for p in sorted(
+                parts, key=lambda p: p.partition))))
+            f.flush()
+        return cb
+
+    c.subscribe([topic], on_assign=note("assign"), on_revoke=note("revoke"))
+    while True:
+        c.poll(0.2)
+
+
 def check(n, files):
     seen = {}
     for name in files:
@@ -170,6 +194,8 @@ def main():
         resume(args[0], args[1], args[2], int(args[3]))
     elif cmd == "python-kafka":
         python_kafka(args[0], args[1], args[2], int(args[3]))
+    elif cmd == "static":
+        static(args[0], args[1], args[2], args[3], args[4])
     elif cmd == "check":
         check(int(args[0]), args[1:])
     else:

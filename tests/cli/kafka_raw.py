@@ -49,6 +49,9 @@ The group APIs (tests/cli/kafka-groups.bats):
                       "heartbeat 27 rejoin 0 generation 2 members 1"
     groups-flexible GROUP TOPIC   the group APIs at their highest (flexible)
                       versions, each answer parsed field by field: a line each
+    describe-static GROUP  DescribeGroups v5 (flexible) of GROUP: "STATE
+                      instances I,I,..." (each member's group_instance_id,
+                      sorted; "-" for a dynamic member)
 
 In a cluster (tests/cli/kafka-admin.bats):
 
@@ -865,6 +868,31 @@ def coord_gate(group, addrs):
     print("\n".join(lines))
 
 
+def describe_static(s, group):
+    r = ask_flexible(s, 15, 5, b"\x02" + cstr(group) + b"\x00" + b"\x00")
+    r.take("i")
+
+    def member():
+        mid, iid, client, host = r.string(), r.string(), r.string(), r.string()
+        r.skipbytes()
+        r.skipbytes()
+        r.tags()
+        return iid or "-"
+
+    def group_():
+        err, gid, state, ptype, proto = r.take("h"), r.string(), r.string(), r.string(), r.string()
+        members = r.array(member)
+        r.take("i")
+        r.tags()
+        return err, state, members
+
+    groups = r.array(group_)
+    r.tags()
+    r.done()
+    err, state, members = groups[0]
+    print("%s instances %s" % (state if err == 0 else "error %d" % err, ",".join(sorted(members))))
+
+
 def main():
     host, port = sys.argv[1].rsplit(":", 1)
     case = sys.argv[2]
@@ -941,6 +969,8 @@ def main():
         join_then_close(s, sys.argv[3], (host, int(port)))
     elif case == "coord-gate":
         coord_gate(sys.argv[3], sys.argv[4].split(","))
+    elif case == "describe-static":
+        describe_static(s, sys.argv[3])
     elif case == "txn":
         txn_apis(s, sys.argv[3])
     elif case == "groups-flexible":

@@ -88,6 +88,7 @@ static void pass(fixture *f, int ms)
 /* ---- a member as the test sees it ---- */
 
 typedef struct member {
+    const char *instance; /* group.instance.id; NULL: dynamic */
     char id[256];
     bool joined; /* a join answer arrived */
     int16_t join_error;
@@ -110,7 +111,8 @@ static void on_join(void *arg, const stream__classic_join_result *res)
     m->jw = NULL;
     m->join_error = res->error;
     m->generation = res->generation;
-    snprintf(m->id, sizeof(m->id), "%s", res->member_id);
+    if (res->member_id != m->id) /* a refusal may echo the id asked with, m->id itself */
+        snprintf(m->id, sizeof(m->id), "%s", res->member_id);
     snprintf(m->leader, sizeof(m->leader), "%s", res->leader);
     snprintf(m->protocol, sizeof(m->protocol), "%s", res->protocol_name ? res->protocol_name : "");
     m->nmembers = (int)res->nmembers;
@@ -154,6 +156,7 @@ static void join_bytes(fixture *f, const char *group, member *m, const uint8_t *
         .protocol_type = "consumer",
         .protocols = p,
         .nprotocols = roundrobin_first ? 2 : 1,
+        .group_instance_id = m->instance,
         .session_timeout_ms = session_ms,
         .rebalance_timeout_ms = rebalance_ms,
         .require_known_member_id = require_id,
@@ -176,8 +179,8 @@ static void sync_(fixture *f, const char *group, member *m, const stream__classi
 {
     m->synced = false;
     uv_update_time(f->loop);
-    stream__classic_sync(f->co, group, m->id, m->generation, "consumer", m->protocol, a, n, on_sync,
-                         m, &m->sw);
+    stream__classic_sync(f->co, group, m->id, m->instance, m->generation, "consumer", m->protocol,
+                         a, n, on_sync, m, &m->sw);
 }
 
 /* ---- tests ---- */
@@ -204,7 +207,7 @@ static void test_one_member_round(void **state)
     assert_int_equal(a.nmembers, 1);
     assert_string_equal(a.meta[0], "subA");
     /* Heartbeats before the sync: fine (CompletingRebalance). */
-    assert_int_equal(stream__classic_heartbeat(f->co, "g1", a.id, 1), 0);
+    assert_int_equal(stream__classic_heartbeat(f->co, "g1", a.id, NULL, 1), 0);
     stream__classic_assignment as = {a.id, (const uint8_t *)"p0,p1", 5};
     sync_(f, "g1", &a, &as, 1);
     assert_true(a.synced);
@@ -216,20 +219,20 @@ static void test_one_member_round(void **state)
     assert_string_equal(info.protocol_type, "consumer");
     assert_string_equal(info.protocol_name, "range");
     /* Wrong generation, unknown member. */
-    assert_int_equal(stream__classic_heartbeat(f->co, "g1", a.id, 7),
+    assert_int_equal(stream__classic_heartbeat(f->co, "g1", a.id, NULL, 7),
                      STREAM__KAFKA_ILLEGAL_GENERATION);
-    assert_int_equal(stream__classic_heartbeat(f->co, "g1", "nobody", 1),
+    assert_int_equal(stream__classic_heartbeat(f->co, "g1", "nobody", NULL, 1),
                      STREAM__KAFKA_UNKNOWN_MEMBER_ID);
     /* Commits: the member at its generation; not a stale one; not outside. */
-    assert_int_equal(stream__classic_commit_check(f->co, "g1", a.id, 1), 0);
-    assert_int_equal(stream__classic_commit_check(f->co, "g1", a.id, 0),
+    assert_int_equal(stream__classic_commit_check(f->co, "g1", a.id, NULL, 1), 0);
+    assert_int_equal(stream__classic_commit_check(f->co, "g1", a.id, NULL, 0),
                      STREAM__KAFKA_ILLEGAL_GENERATION);
-    assert_int_equal(stream__classic_commit_check(f->co, "g1", "", -1),
+    assert_int_equal(stream__classic_commit_check(f->co, "g1", "", NULL, -1),
                      STREAM__KAFKA_UNKNOWN_MEMBER_ID);
-    assert_int_equal(stream__classic_leave(f->co, "g1", a.id), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g1", a.id, NULL), 0);
     assert_false(stream__classic_describe(f->co, "g1", &info, NULL, NULL)); /* gone: no offsets */
     /* A standalone commit to a group nobody is in. */
-    assert_int_equal(stream__classic_commit_check(f->co, "g1", "", -1), 0);
+    assert_int_equal(stream__classic_commit_check(f->co, "g1", "", NULL, -1), 0);
 }
 
 static void test_two_members_rebalance(void **state)
@@ -266,7 +269,7 @@ static void test_two_members_rebalance(void **state)
     member c = {0};
     join(f, "g2", &c, "C", false, false, 1000);
     assert_false(c.joined);
-    assert_int_equal(stream__classic_heartbeat(f->co, "g2", a.id, 1),
+    assert_int_equal(stream__classic_heartbeat(f->co, "g2", a.id, NULL, 1),
                      STREAM__KAFKA_REBALANCE_IN_PROGRESS);
     join(f, "g2", &a, "A", false, false, 1000);
     assert_false(a.joined);
@@ -277,9 +280,9 @@ static void test_two_members_rebalance(void **state)
     assert_int_equal(a.nmembers, 3);
     /* A stale generation's commit is refused; in CompletingRebalance, a
      * current one waits for the sync (REBALANCE_IN_PROGRESS). */
-    assert_int_equal(stream__classic_commit_check(f->co, "g2", b.id, 1),
+    assert_int_equal(stream__classic_commit_check(f->co, "g2", b.id, NULL, 1),
                      STREAM__KAFKA_ILLEGAL_GENERATION);
-    assert_int_equal(stream__classic_commit_check(f->co, "g2", b.id, 2),
+    assert_int_equal(stream__classic_commit_check(f->co, "g2", b.id, NULL, 2),
                      STREAM__KAFKA_REBALANCE_IN_PROGRESS);
 
     /* The leader does not sync yet; b's sync is held meanwhile, however
@@ -288,13 +291,13 @@ static void test_two_members_rebalance(void **state)
     assert_false(b.synced);
     for (int i = 0; i < 5; i++) {
         pass(f, 60); /* ... < c's 1000 ms session; nothing happens */
-        assert_int_equal(stream__classic_heartbeat(f->co, "g2", a.id, 2), 0);
+        assert_int_equal(stream__classic_heartbeat(f->co, "g2", a.id, NULL, 2), 0);
     }
     assert_false(b.synced);
     stream__classic_cancel(b.sw); /* b's connection closed: never called back */
     b.sw = NULL;
-    assert_int_equal(stream__classic_leave(f->co, "g2", c.id), 0);
-    assert_int_equal(stream__classic_heartbeat(f->co, "g2", a.id, 2),
+    assert_int_equal(stream__classic_leave(f->co, "g2", c.id, NULL), 0);
+    assert_int_equal(stream__classic_heartbeat(f->co, "g2", a.id, NULL, 2),
                      STREAM__KAFKA_REBALANCE_IN_PROGRESS);
     assert_false(b.synced);
     join(f, "g2", &a, "A", false, false, 1000);
@@ -305,9 +308,9 @@ static void test_two_members_rebalance(void **state)
     assert_int_equal(a.join_error, 0);
     assert_int_equal(a.generation, 3);
     assert_int_equal(a.nmembers, 1);
-    assert_int_equal(stream__classic_heartbeat(f->co, "g2", b.id, 2),
+    assert_int_equal(stream__classic_heartbeat(f->co, "g2", b.id, NULL, 2),
                      STREAM__KAFKA_UNKNOWN_MEMBER_ID);
-    assert_int_equal(stream__classic_leave(f->co, "g2", a.id), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g2", a.id, NULL), 0);
 }
 
 static void test_session_expiry_and_rejoin_answer(void **state)
@@ -332,14 +335,14 @@ static void test_session_expiry_and_rejoin_answer(void **state)
     /* b stops heartbeating: out after its 200 ms session (a's is 5 s),
      * and a's next heartbeat says rebalance. */
     pass(f, 700);
-    assert_int_equal(stream__classic_heartbeat(f->co, "g3", a.id, 1),
+    assert_int_equal(stream__classic_heartbeat(f->co, "g3", a.id, NULL, 1),
                      STREAM__KAFKA_REBALANCE_IN_PROGRESS);
-    assert_int_equal(stream__classic_heartbeat(f->co, "g3", b.id, 1),
+    assert_int_equal(stream__classic_heartbeat(f->co, "g3", b.id, NULL, 1),
                      STREAM__KAFKA_UNKNOWN_MEMBER_ID);
     join(f, "g3", &a, "A", false, false, 5000);
     assert_true(a.joined); /* the only member left rejoined: at once */
     assert_int_equal(a.generation, 2);
-    assert_int_equal(stream__classic_leave(f->co, "g3", a.id), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g3", a.id, NULL), 0);
 }
 
 static void test_protocols(void **state)
@@ -383,8 +386,8 @@ static void test_protocols(void **state)
     p.name = "range";
     stream__classic_join(f->co, &req, on_join, &x, &x.jw);
     assert_int_equal(x.join_error, STREAM__KAFKA_UNKNOWN_MEMBER_ID);
-    assert_int_equal(stream__classic_leave(f->co, "g4", a.id), 0);
-    assert_int_equal(stream__classic_leave(f->co, "g4", b.id), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g4", a.id, NULL), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g4", b.id, NULL), 0);
 }
 
 static void test_pending_id_expires(void **state)
@@ -403,7 +406,7 @@ static void test_pending_id_expires(void **state)
     assert_int_equal(a.nmembers, 1);
     join(f, "g5", &ghost, "G", false, true, 100);
     assert_int_equal(ghost.join_error, STREAM__KAFKA_UNKNOWN_MEMBER_ID);
-    assert_int_equal(stream__classic_leave(f->co, "g5", a.id), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g5", a.id, NULL), 0);
 }
 
 /* ---- Kafka's consumer protocol bytes ---- */
@@ -523,9 +526,98 @@ static void test_consumer_protocol_decoded_for_describe(void **state)
     member c = {0};
     join(f, "g6", &c, "not the consumer protocol", false, false, 1000);
     assert_null(stream__classic_owner(g->classic, "orders", 0));
-    assert_int_equal(stream__classic_leave(f->co, "g6", a.id), 0);
-    assert_int_equal(stream__classic_leave(f->co, "g6", b.id), 0);
-    assert_int_equal(stream__classic_leave(f->co, "g6", c.id), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g6", a.id, NULL), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g6", b.id, NULL), 0);
+    assert_int_equal(stream__classic_leave(f->co, "g6", c.id, NULL), 0);
+}
+
+static void count_instances(void *arg, const stream__classic_member_info *mi)
+{
+    if (mi->group_instance_id != NULL)
+        (*(int *)arg)++;
+}
+
+/* KIP-345: a static member's restarted process takes its place under a
+ * new member id without a rebalance; the old id is fenced. */
+static void test_static_member_rejoins_without_rebalance(void **state)
+{
+    fixture *f = *state;
+    member a = {.instance = "i-a"}, b = {.instance = "i-b"};
+    /* A static member joins at once, even where KIP-394 asks a dynamic one
+     * for its id first. */
+    join(f, "gs", &a, "A", false, true, 1000);
+    join(f, "gs", &b, "B", false, true, 1000);
+    assert_false(a.joined);
+    pass(f, 400);
+    assert_true(a.joined && b.joined);
+    assert_int_equal(a.join_error, 0);
+    assert_int_equal(a.generation, 1);
+    stream__classic_assignment as[2] = {{a.id, (const uint8_t *)"a0", 2},
+                                        {b.id, (const uint8_t *)"b1", 2}};
+    sync_(f, "gs", &b, NULL, 0);
+    sync_(f, "gs", &a, as, 2);
+    assert_true(a.synced && b.synced);
+    int statics = 0;
+    stream__classic_group_info info;
+    stream__classic_describe(f->co, "gs", &info, count_instances, &statics);
+    assert_int_equal(statics, 2);
+
+    /* b's process restarts: no member id, same instance, same metadata. */
+    member b2 = {.instance = "i-b"};
+    join(f, "gs", &b2, "B", false, true, 1000);
+    assert_true(b2.joined);
+    assert_int_equal(b2.join_error, 0);
+    assert_int_equal(b2.generation, 1); /* no rebalance */
+    assert_string_not_equal(b2.id, b.id);
+    assert_string_equal(b2.leader, a.id);
+    assert_int_equal(b2.nmembers, 0);
+    sync_(f, "gs", &b2, NULL, 0);
+    assert_true(b2.synced);
+    assert_string_equal(b2.assignment, "b1"); /* what it had */
+    assert_int_equal(stream__classic_heartbeat(f->co, "gs", a.id, "i-a", 1), 0);
+    stream__classic_describe(f->co, "gs", &info, NULL, NULL);
+    assert_string_equal(info.state, "Stable");
+    /* The old process is fenced wherever it names the instance; without
+     * it, its id is simply unknown. */
+    assert_int_equal(stream__classic_heartbeat(f->co, "gs", b.id, "i-b", 1),
+                     STREAM__KAFKA_FENCED_INSTANCE_ID);
+    assert_int_equal(stream__classic_commit_check(f->co, "gs", b.id, "i-b", 1),
+                     STREAM__KAFKA_FENCED_INSTANCE_ID);
+    assert_int_equal(stream__classic_heartbeat(f->co, "gs", b.id, NULL, 1),
+                     STREAM__KAFKA_UNKNOWN_MEMBER_ID);
+    join(f, "gs", &b, "B", false, true, 1000);
+    assert_int_equal(b.join_error, STREAM__KAFKA_FENCED_INSTANCE_ID);
+    assert_int_equal(stream__classic_leave(f->co, "gs", b.id, "i-b"),
+                     STREAM__KAFKA_FENCED_INSTANCE_ID);
+
+    /* The leader restarts: told of the old leader, it does not assign. */
+    member a2 = {.instance = "i-a"};
+    join(f, "gs", &a2, "A", false, true, 1000);
+    assert_int_equal(a2.generation, 1);
+    assert_string_equal(a2.leader, a.id);
+    assert_string_not_equal(a2.leader, a2.id);
+    sync_(f, "gs", &a2, NULL, 0);
+    assert_string_equal(a2.assignment, "a0");
+
+    /* New metadata from a returning static member does rebalance. */
+    member b3 = {.instance = "i-b"};
+    join(f, "gs", &b3, "B2", false, true, 1000);
+    assert_false(b3.joined);
+    assert_int_equal(stream__classic_heartbeat(f->co, "gs", a2.id, "i-a", 1),
+                     STREAM__KAFKA_REBALANCE_IN_PROGRESS);
+    join(f, "gs", &a2, "A", false, true, 1000);
+    assert_true(a2.joined && b3.joined);
+    assert_int_equal(b3.generation, 2);
+    assert_string_equal(a2.leader, a2.id); /* the restarted leader leads */
+    assert_int_equal(a2.nmembers, 2);
+
+    /* LeaveGroup by instance id (member id "" or the holder's). */
+    assert_int_equal(stream__classic_leave(f->co, "gs", "", "i-nobody"),
+                     STREAM__KAFKA_UNKNOWN_MEMBER_ID);
+    assert_int_equal(stream__classic_leave(f->co, "gs", "", "i-b"), 0);
+    assert_int_equal(stream__classic_leave(f->co, "gs", a2.id, "i-a"), 0);
+    stream__classic_describe(f->co, "gs", &info, NULL, NULL);
+    assert_int_equal(info.nmembers, 0);
 }
 
 int main(void)
@@ -536,6 +628,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_expiry_and_rejoin_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocols, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_id_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_static_member_rejoins_without_rebalance, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_consumer_protocol_decoded_for_describe, setup,
                                         teardown),
     };
