@@ -453,6 +453,19 @@ int stream__kafka_body_end(const stream_reader *rd)
     return rd->err != 0 || stream_reader_left(rd) != 0 ? STREAM_EPROTO : 0;
 }
 
+int stream__kafka_family_decode(const uint8_t *p, size_t len, stream__kafka_request *hdr,
+                                bool (*is_api)(int16_t key),
+                                int (*body)(stream_reader *rd, void *arg), void *arg)
+{
+    stream_reader rd;
+    int rc = stream__kafka_body_begin(p, len, hdr, &rd);
+    if (rc == 0 && !is_api(hdr->api_key))
+        rc = STREAM_EUNKNOWNOP;
+    if (rc == 0)
+        rc = body(&rd, arg);
+    return rc != 0 ? rc : stream__kafka_body_end(&rd);
+}
+
 int stream__kafka_request_decode(const uint8_t *p, size_t len, stream__kafka_request *req)
 {
     stream_reader rd;

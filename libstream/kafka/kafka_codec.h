@@ -204,5 +204,12 @@ int stream__kafka_body_begin(const uint8_t *p, size_t len, stream__kafka_request
 /* After the body's last field: 0, or STREAM_EPROTO when a read failed or
  * bytes are left over (a request of another shape). */
 int stream__kafka_body_end(const stream_reader *rd);
+/* A whole frame of a family of APIs (those is_api() takes): the header
+ * into *hdr, then the body through body(rd, arg), then body_end. Errors as
+ * stream__kafka_request_decode's (STREAM_EUNKNOWNOP for an API outside the
+ * family), or body's. */
+int stream__kafka_family_decode(const uint8_t *p, size_t len, stream__kafka_request *hdr,
+                                bool (*is_api)(int16_t key),
+                                int (*body)(stream_reader *rd, void *arg), void *arg);
 
 #endif /* STREAM_KAFKA_CODEC_H */

@@ -167,8 +167,9 @@ static int get_offset_fetch(stream_reader *rd, stream__kafka_group_request *req)
     return 0;
 }
 
-static int get_body(stream_reader *rd, stream__kafka_group_request *req)
+static int get_body(stream_reader *rd, void *arg)
 {
+    stream__kafka_group_request *req = arg;
     int v = req->hdr.api_version;
     bool fl = req->hdr.flexible;
     int rc = 0;
@@ -267,13 +268,7 @@ static int get_body(stream_reader *rd, stream__kafka_group_request *req)
 int stream__kafka_group_decode(const uint8_t *p, size_t len, stream__kafka_group_request *req)
 {
     memset(req, 0, sizeof(*req));
-    stream_reader rd;
-    int rc = stream__kafka_body_begin(p, len, &req->hdr, &rd);
-    if (rc == 0 && !stream__kafka_group_api(req->hdr.api_key))
-        rc = STREAM_EUNKNOWNOP;
-    if (rc == 0)
-        rc = get_body(&rd, req);
-    return rc != 0 ? rc : stream__kafka_body_end(&rd);
+    return stream__kafka_family_decode(p, len, &req->hdr, stream__kafka_group_api, get_body, req);
 }
 
 void stream__kafka_group_release(stream__kafka_group_request *req)

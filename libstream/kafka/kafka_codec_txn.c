@@ -119,8 +119,9 @@ static stream__kafka_txn *get_txn_head(stream_reader *rd, stream__kafka_txn_requ
     return t;
 }
 
-static int get_body(stream_reader *rd, stream__kafka_txn_request *req)
+static int get_body(stream_reader *rd, void *arg)
 {
+    stream__kafka_txn_request *req = arg;
     int v = req->hdr.api_version;
     bool fl = req->hdr.flexible;
     caps c = {0};
@@ -212,13 +213,7 @@ static int get_body(stream_reader *rd, stream__kafka_txn_request *req)
 int stream__kafka_txn_decode(const uint8_t *p, size_t len, stream__kafka_txn_request *req)
 {
     memset(req, 0, sizeof(*req));
-    stream_reader rd;
-    int rc = stream__kafka_body_begin(p, len, &req->hdr, &rd);
-    if (rc == 0 && !stream__kafka_txn_api(req->hdr.api_key))
-        rc = STREAM_EUNKNOWNOP;
-    if (rc == 0)
-        rc = get_body(&rd, req);
-    return rc != 0 ? rc : stream__kafka_body_end(&rd);
+    return stream__kafka_family_decode(p, len, &req->hdr, stream__kafka_txn_api, get_body, req);
 }
 
 void stream__kafka_txn_release(stream__kafka_txn_request *req)

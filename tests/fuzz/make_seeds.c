@@ -861,6 +861,21 @@ static void subscription(stream_buf *b, bool flexible)
     stream_buf_release(&sub);
 }
 
+/* A flexible commit's topics: "orders", partition 0 at offset 42, no
+ * leader epoch, the metadata given (OffsetCommit v8, TxnOffsetCommit v3). */
+static void commit_topic(stream_buf *b, const char *metadata)
+{
+    stream_buf_put_uvarint(b, 2);
+    kstr(b, true, "orders");
+    stream_buf_put_uvarint(b, 2);
+    stream_buf_put_be32(b, 0);
+    stream_buf_put_be64(b, 42);
+    stream_buf_put_be32(b, 0xffffffff);
+    kstr(b, true, metadata);
+    stream_buf_put_u8(b, 0);
+    stream_buf_put_u8(b, 0);
+}
+
 /* The consumer-group APIs (kafka_codec_groups.c), plain and flexible. */
 static void kafka_group_seeds(stream_buf *b)
 {
@@ -952,15 +967,7 @@ static void kafka_group_seeds(stream_buf *b)
     stream_buf_put_be32(b, 1);
     kstr(b, true, "m-1");
     stream_buf_put_u8(b, 0);
-    stream_buf_put_uvarint(b, 2);
-    kstr(b, true, "orders");
-    stream_buf_put_uvarint(b, 2);
-    stream_buf_put_be32(b, 0);
-    stream_buf_put_be64(b, 42);
-    stream_buf_put_be32(b, 0xffffffff);
-    kstr(b, true, "meta");
-    stream_buf_put_u8(b, 0);
-    stream_buf_put_u8(b, 0);
+    commit_topic(b, "meta");
     stream_buf_put_u8(b, 0);
     kafka_seed("offset-commit-v8", STREAM__KAFKA_OFFSET_COMMIT, 8, b);
     /* OffsetFetch v1 (topics), v7 (flexible, all topics), v8 (groups). */
@@ -1058,15 +1065,7 @@ static void kafka_txn_seeds(stream_buf *b)
     stream_buf_put_be32(b, 1);
     kstr(b, true, "m-1");
     stream_buf_put_u8(b, 0);
-    stream_buf_put_uvarint(b, 2);
-    kstr(b, true, "orders");
-    stream_buf_put_uvarint(b, 2);
-    stream_buf_put_be32(b, 0);
-    stream_buf_put_be64(b, 42);
-    stream_buf_put_be32(b, 0xffffffff);
-    kstr(b, true, "");
-    stream_buf_put_u8(b, 0);
-    stream_buf_put_u8(b, 0);
+    commit_topic(b, "");
     stream_buf_put_u8(b, 0);
     kafka_seed("txn-offset-commit-v3", STREAM__KAFKA_TXN_OFFSET_COMMIT, 3, b);
     /* WriteTxnMarkers v1, flexible: markers [pid, epoch, result, topics, coordinator epoch]. */
