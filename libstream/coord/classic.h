@@ -225,7 +225,8 @@ typedef struct stream__classic_commit {
     int64_t offset;
     const char *metadata; /* NULL: none */
     size_t metadata_len;
-    int16_t error; /* out: NONE, or why this partition was not stored */
+    int32_t leader_epoch; /* committed_leader_epoch (OffsetCommit v6+), kept with it; -1: none */
+    int16_t error;        /* out: NONE, or why this partition was not stored */
 } stream__classic_commit;
 
 /* OffsetCommit for (member_id, generation), as stream__classic_commit_check
@@ -236,16 +237,23 @@ void stream__classic_commit_offsets(stream__coord *co, stream__req *r, const cha
                                     stream__classic_done_cb done, void (*destroy)(void *arg),
                                     void *arg);
 
-/* OffsetFetch of one partition: *offset -1 and *metadata "" when nothing
- * is committed. NONE, NOT_COORDINATOR or INVALID_GROUP_ID. */
+/* A committed offset as OffsetFetch answers it. */
+typedef struct stream__classic_fetched {
+    int64_t offset;       /* -1 when nothing is committed */
+    int32_t leader_epoch; /* as committed; -1 when none (a native commit, an older client) */
+    const char *metadata; /* "" when none; borrowed for the call */
+} stream__classic_fetched;
+
+/* OffsetFetch of one partition into *out. NONE, NOT_COORDINATOR or
+ * INVALID_GROUP_ID. */
 int16_t stream__classic_fetch_offset(stream__coord *co, const char *group, const char *topic,
-                                     int32_t partition, int64_t *offset, const char **metadata);
+                                     int32_t partition, stream__classic_fetched *out);
 
 /* OffsetFetch of every committed offset of group (no topics asked),
  * through each(); same errors. */
 int16_t stream__classic_fetch_offsets(stream__coord *co, const char *group,
                                       void (*each)(void *arg, const char *topic, int32_t partition,
-                                                   int64_t offset, const char *metadata),
+                                                   const stream__classic_fetched *o),
                                       void *arg);
 
 /* One group of a DeleteGroups. */

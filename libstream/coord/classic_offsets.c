@@ -130,7 +130,9 @@ void stream__classic_commit_offsets(stream__coord *co, stream__req *r, const cha
                                              .partition = e->partition,
                                              .offset = e->offset,
                                              .metadata = e->metadata,
-                                             .metadata_len = e->metadata_len};
+                                             .metadata_len = e->metadata_len,
+                                             .has_leader_epoch = e->leader_epoch >= 0,
+                                             .leader_epoch = e->leader_epoch};
     }
     char msg[240];
     if (nrecs > 0)
@@ -152,35 +154,39 @@ int16_t stream__classic_gate(stream__coord *co, const char *group)
     return 0;
 }
 
-int16_t stream__classic_fetch_offset(stream__coord *co, const char *group, const char *topic,
-                                     int32_t partition, int64_t *offset, const char **metadata)
+static stream__classic_fetched fetched_of(const stream__offset *o)
 {
-    *offset = -1;
-    *metadata = "";
+    return (stream__classic_fetched){
+        .offset = o->offset, .leader_epoch = o->leader_epoch, .metadata = o->metadata};
+}
+
+int16_t stream__classic_fetch_offset(stream__coord *co, const char *group, const char *topic,
+                                     int32_t partition, stream__classic_fetched *out)
+{
+    *out = (stream__classic_fetched){.offset = -1, .leader_epoch = -1, .metadata = ""};
     int16_t err = stream__classic_gate(co, group);
     if (err != 0)
         return err;
     const stream__group *g = stream__group_find(co, group);
     const stream__offset *o = g ? stream__offset_find(g, topic, partition) : NULL;
-    if (o != NULL) {
-        *offset = o->offset;
-        *metadata = o->metadata;
-    }
+    if (o != NULL)
+        *out = fetched_of(o);
     return 0;
 }
 
 int16_t stream__classic_fetch_offsets(stream__coord *co, const char *group,
                                       void (*each)(void *arg, const char *topic, int32_t partition,
-                                                   int64_t offset, const char *metadata),
+                                                   const stream__classic_fetched *o),
                                       void *arg)
 {
     int16_t err = stream__classic_gate(co, group);
     if (err != 0)
         return err;
     const stream__group *g = stream__group_find(co, group);
-    for (size_t i = 0; g != NULL && i < g->noffsets; i++)
-        each(arg, g->offsets[i].topic, g->offsets[i].partition, g->offsets[i].offset,
-             g->offsets[i].metadata);
+    for (size_t i = 0; g != NULL && i < g->noffsets; i++) {
+        stream__classic_fetched f = fetched_of(&g->offsets[i]);
+        each(arg, g->offsets[i].topic, g->offsets[i].partition, &f);
+    }
     return 0;
 }
 

@@ -119,11 +119,12 @@ typedef struct stream__member {
 
 /* A committed offset. */
 typedef struct stream__offset {
-    char *topic;       /* owned */
-    int32_t partition; /* */
-    int64_t offset;    /* next offset to consume */
-    char *metadata;    /* owned, "" when none */
-    int64_t commit_ms; /* when it was committed, ms since the epoch */
+    char *topic;          /* owned */
+    int32_t partition;    /* */
+    int64_t offset;       /* next offset to consume */
+    char *metadata;       /* owned, "" when none */
+    int64_t commit_ms;    /* when it was committed, ms since the epoch */
+    int32_t leader_epoch; /* a Kafka client's committed_leader_epoch; -1 when none */
 } stream__offset;
 
 typedef struct stream__classic stream__classic;
@@ -264,6 +265,8 @@ typedef struct stream__offset_rec {
     int64_t offset;       /* the value's offset */
     const char *metadata; /* may be NULL when metadata_len is 0 */
     size_t metadata_len;
+    bool has_leader_epoch; /* a Kafka client's commit: leader_epoch is stored with it */
+    int32_t leader_epoch;
     bool membership;      /* the membership record: topic, partition, offset and
                              metadata unused; memory is not touched (it is the state) */
     const uint8_t *value; /* membership: the packed value (stream__group_meta_pack) */

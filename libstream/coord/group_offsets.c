@@ -5,7 +5,8 @@
  * The ops that use them are in group_commit.c.
  *
  * An offset is a record: key MessagePack [1, group, topic, partition], value
- * MessagePack {offset, metadata, commit_timestamp} or null (a tombstone).
+ * MessagePack {offset, metadata, commit_timestamp[, leader_epoch]} or null
+ * (a tombstone).
  * A group's membership is a record too, key [2, group], value packed by
  * group_meta.c (written from memory, so applying it is the replay's job
  * only). All of a group's records go to one partition, murmur2(group) mod
@@ -74,7 +75,8 @@ stream__offset *stream__offset_find(const stream__group *g, const char *topic, i
 }
 
 static int offset_set(stream__group *g, const char *topic, int32_t partition, int64_t offset,
-                      const char *metadata, size_t metadata_len, int64_t commit_ms)
+                      const char *metadata, size_t metadata_len, int64_t commit_ms,
+                      int32_t leader_epoch)
 {
     char *md = malloc(metadata_len + 1);
     if (md == NULL)
@@ -109,6 +111,7 @@ static int offset_set(stream__group *g, const char *topic, int32_t partition, in
     g->offsets[i].offset = offset;
     g->offsets[i].metadata = md;
     g->offsets[i].commit_ms = commit_ms;
+    g->offsets[i].leader_epoch = leader_epoch;
     return 0;
 }
 
@@ -169,10 +172,12 @@ static int pack_value(stream_buf *out, const stream__offset_rec *r, int64_t now)
         return stream_buf_ok(out);
     }
     stream_frame_start(&f, out);
-    msgpack_pack_map(&f.pk, 3);
+    msgpack_pack_map(&f.pk, r->has_leader_epoch ? 4 : 3);
     stream_pack_kv_int(&f.pk, "offset", r->offset);
     stream_pack_kv_str(&f.pk, "metadata", r->metadata ? r->metadata : "", r->metadata_len);
     stream_pack_kv_int(&f.pk, "commit_timestamp", now);
+    if (r->has_leader_epoch)
+        stream_pack_kv_int(&f.pk, "leader_epoch", r->leader_epoch);
     return stream_frame_finish(&f);
 }
 
@@ -243,7 +248,8 @@ static void apply_recs(stream__coord *co, const char *group, const stream__offse
         if (recs[i].tombstone)
             offset_del(g, recs[i].topic, recs[i].partition);
         else if (offset_set(g, recs[i].topic, recs[i].partition, recs[i].offset, recs[i].metadata,
-                            recs[i].metadata_len, now) != 0)
+                            recs[i].metadata_len, now,
+                            recs[i].has_leader_epoch ? recs[i].leader_epoch : -1) != 0)
             stream__host_log(co->broker, STREAM_BROKER_ERROR,
                              "group %s: out of memory applying offsets", group);
     }
@@ -551,16 +557,17 @@ static int replay_record(stream__coord *co, int32_t p, const stream_record *rec)
     if (rec->value_len <= 0 ||
         stream_msg_parse(rec->value, (size_t)rec->value_len, &vu, NULL, 0) != 0)
         goto out;
-    int64_t offset, ts;
+    int64_t offset, ts, epoch;
     const char *md = NULL;
     size_t md_len = 0;
     if (stream_field_int(&vu.root, "offset", 0, INT64_MAX, &offset, NULL, 0) != 0 ||
         stream_field_str_opt(&vu.root, "metadata", &md, &md_len, NULL, 0) != 0 ||
         stream_field_int_opt(&vu.root, "commit_timestamp", INT64_MIN, INT64_MAX, rec->timestamp,
-                             &ts, NULL, 0) != 0)
+                             &ts, NULL, 0) != 0 ||
+        stream_field_int_opt(&vu.root, "leader_epoch", -1, INT32_MAX, -1, &epoch, NULL, 0) != 0)
         goto out;
     stream__group *g = stream__group_get(co, group);
-    if (g && offset_set(g, topic, partition, offset, md, md_len, ts) == 0)
+    if (g && offset_set(g, topic, partition, offset, md, md_len, ts, (int32_t)epoch) == 0)
         ok = 1;
 out:
     stream_msg_release(&ku);

@@ -122,12 +122,13 @@ static int get_offset_topics(stream_reader *rd, stream__kafka_group_request *req
             stream__kafka_goffset *o = &req->offsets[req->noffsets++];
             memset(o, 0, sizeof(*o));
             o->offset = -1;
+            o->leader_epoch = -1;
             o->partition = stream__kafka_get_i32(rd);
             if (!commit)
                 continue; /* OffsetFetch: an int32 each, no tags */
             o->offset = stream__kafka_get_i64(rd);
             if (v >= 6)
-                (void)stream__kafka_get_i32(rd); /* committed_leader_epoch */
+                o->leader_epoch = stream__kafka_get_i32(rd);
             if (v == 1)
                 (void)stream__kafka_get_i64(rd); /* commit_timestamp */
             get_str(rd, fl, &o->metadata);

@@ -18,7 +18,8 @@
  *   LeaveGroup      group, member_id (v0-2) | members [member_id,
  *                   group_instance_id, reason (v5+)] (v3+)
  *   OffsetCommit    group, generation (v1+), member_id (v1+),
- *                   group_instance_id (v7+), retention_time_ms (v2-4),
+ *                   group_instance_id (v7+), retention_time_ms (v2-4,
+ *                   read and ignored: offsets are kept until deleted),
  *                   topics [name, partitions [partition, offset,
  *                   leader_epoch (v6+), timestamp (v1), metadata]]
  *   OffsetFetch     group, topics [name, partitions [int32]] (null: all,
@@ -50,10 +51,12 @@ typedef struct stream__kafka_blob {
     size_t len;
 } stream__kafka_blob;
 
-/* One partition of an OffsetCommit (offset, metadata) or OffsetFetch. */
+/* One partition of an OffsetCommit (offset, leader epoch, metadata) or
+ * OffsetFetch. */
 typedef struct stream__kafka_goffset {
     int32_t partition;
     int64_t offset;
+    int32_t leader_epoch; /* OffsetCommit v6+: committed_leader_epoch; else -1 */
     stream__kafka_str metadata;
 } stream__kafka_goffset;
 

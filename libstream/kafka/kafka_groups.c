@@ -487,6 +487,7 @@ static int offset_commit(stream__coord *co, stream__req *r, const stream__kafka_
             s->entries[j] = (stream__classic_commit){.topic = s->topics[i],
                                                      .partition = o->partition,
                                                      .offset = o->offset,
+                                                     .leader_epoch = o->leader_epoch,
                                                      .metadata = o->metadata.s,
                                                      .metadata_len = o->metadata.len};
         }
@@ -512,8 +513,7 @@ static int offset_commit(stream__coord *co, stream__req *r, const stream__kafka_
 typedef struct fetched {
     const char *topic; /* borrowed from the coordinator for the call */
     int32_t partition;
-    int64_t offset;
-    const char *metadata;
+    stream__classic_fetched o; /* its metadata borrowed likewise */
 } fetched;
 
 typedef struct fetched_list {
@@ -522,8 +522,8 @@ typedef struct fetched_list {
     bool oom;
 } fetched_list;
 
-static void collect(void *arg, const char *topic, int32_t partition, int64_t offset,
-                    const char *metadata)
+static void collect(void *arg, const char *topic, int32_t partition,
+                    const stream__classic_fetched *o)
 {
     fetched_list *l = arg;
     if (l->n == l->cap) {
@@ -536,7 +536,7 @@ static void collect(void *arg, const char *topic, int32_t partition, int64_t off
         l->v = nv;
         l->cap = ncap;
     }
-    l->v[l->n++] = (fetched){topic, partition, offset, metadata};
+    l->v[l->n++] = (fetched){topic, partition, *o};
 }
 
 static int fetched_cmp(const void *a, const void *b)
@@ -547,13 +547,13 @@ static int fetched_cmp(const void *a, const void *b)
 }
 
 static void put_fetched_partition(stream_buf *out, int v, bool fl, int32_t partition,
-                                  int64_t offset, const char *metadata, int16_t err)
+                                  const stream__classic_fetched *o, int16_t err)
 {
     stream_buf_put_be32(out, (uint32_t)partition);
-    stream_buf_put_be64(out, (uint64_t)offset);
+    stream_buf_put_be64(out, (uint64_t)o->offset);
     if (v >= 5)
-        stream_buf_put_be32(out, (uint32_t)-1); /* committed_leader_epoch: not kept */
-    put_cstr(out, fl, metadata ? metadata : "");
+        stream_buf_put_be32(out, (uint32_t)o->leader_epoch);
+    put_cstr(out, fl, o->metadata ? o->metadata : "");
     stream_buf_put_be16(out, (uint16_t)err);
     stream__kafka_put_tags(out, fl);
 }
@@ -590,8 +590,7 @@ static int16_t fetch_group(stream__coord *co, stream_buf *out, const stream__kaf
             put_cstr(out, fl, l.v[i].topic);
             stream__kafka_put_array_len(out, fl, j - i);
             for (size_t k = i; k < j; k++)
-                put_fetched_partition(out, v, fl, l.v[k].partition, l.v[k].offset, l.v[k].metadata,
-                                      0);
+                put_fetched_partition(out, v, fl, l.v[k].partition, &l.v[k].o, 0);
             stream__kafka_put_tags(out, fl);
         }
         free(l.v);
@@ -605,15 +604,13 @@ static int16_t fetch_group(stream__coord *co, stream_buf *out, const stream__kaf
         stream__kafka_put_string(out, fl, t->name, t->name_len);
         stream__kafka_put_array_len(out, fl, t->count);
         for (size_t j = t->first; j < t->first + t->count; j++) {
-            int64_t offset = -1;
-            const char *meta = "";
+            stream__classic_fetched o = {.offset = -1, .leader_epoch = -1, .metadata = ""};
             int16_t err = topic == NULL ? STREAM__KAFKA_COORDINATOR_NOT_AVAILABLE
                                         : stream__classic_fetch_offset(co, group, topic,
-                                                                       q->offsets[j].partition,
-                                                                       &offset, &meta);
+                                                                       q->offsets[j].partition, &o);
             if (err != 0)
                 gerr = err;
-            put_fetched_partition(out, v, fl, q->offsets[j].partition, offset, meta, err);
+            put_fetched_partition(out, v, fl, q->offsets[j].partition, &o, err);
         }
         stream__kafka_put_tags(out, fl);
         free(topic);

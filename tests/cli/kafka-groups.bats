@@ -150,6 +150,24 @@ teardown() {
     assert_output "Stable instances i1,i2,i3"
 }
 
+@test "OffsetCommit v6+'s committed_leader_epoch is kept, across a restart, and OffsetFetch v5+ returns it; a commit without one returns -1" {
+    stream-topics create ep -p 1
+    run python3 "$RAW" "$KAFKA" commit-epoch ge ep 5
+    assert_output "error 0"
+    run python3 "$RAW" "$KAFKA" fetch-epoch ge ep
+    assert_output "offset 42 epoch 5 metadata m error 0"
+    stop_broker
+    start_kafka
+    run python3 "$RAW" "$KAFKA" fetch-epoch ge ep
+    assert_output "offset 42 epoch 5 metadata m error 0"
+    run python3 "$RAW" "$KAFKA" commit-epoch ge ep old
+    assert_output "error 0"
+    run python3 "$RAW" "$KAFKA" fetch-epoch ge ep
+    assert_output "offset 0 epoch -1 metadata  error 0"
+    run stream-topics group ge
+    assert_success
+}
+
 @test "kafka-python: a group consumer reads and commits" {
     stream-topics create kp -p 2
     seq 1 300 | kc -P -t kp

@@ -49,6 +49,11 @@ The group APIs (tests/cli/kafka-groups.bats):
                       "heartbeat 27 rejoin 0 generation 2 members 1"
     groups-flexible GROUP TOPIC   the group APIs at their highest (flexible)
                       versions, each answer parsed field by field: a line each
+    commit-epoch GROUP TOPIC EPOCH  a standalone OffsetCommit v8 of TOPIC's
+                      partition 0 at offset 42 with committed_leader_epoch
+                      EPOCH ("old": OffsetCommit v2, which has none): "error N"
+    fetch-epoch GROUP TOPIC  OffsetFetch v7 of TOPIC's partition 0:
+                      "offset O epoch E metadata M error N"
     describe-static GROUP  DescribeGroups v5 (flexible) of GROUP: "STATE
                       instances I,I,..." (each member's group_instance_id,
                       sorted; "-" for a dynamic member)
@@ -868,6 +873,39 @@ def coord_gate(group, addrs):
     print("\n".join(lines))
 
 
+def commit_epoch(s, group, topic, epoch):
+    if epoch == "old":
+        s.sendall(commit_v2(group, -1, "", topic))
+        print("error %d" % commit_error(answer(s)))
+        return
+    body = cstr(group) + struct.pack(">i", -1) + cstr("") + b"\x00" + b"\x02" + cstr(topic)
+    body += b"\x02" + struct.pack(">iqi", 0, 42, int(epoch)) + cstr("m") + b"\x00" * 3
+    r = ask_flexible(s, 8, 8, body)
+    r.take("i")
+    errs = r.array(lambda: (r.string(), r.array(lambda: (r.take("ih"), r.tags())[0]), r.tags())[1])
+    r.tags()
+    r.done()
+    print("error %d" % errs[0][0][1])
+
+
+def fetch_epoch(s, group, topic):
+    body = cstr(group) + b"\x02" + cstr(topic) + b"\x02" + struct.pack(">i", 0) + b"\x00"
+    r = ask_flexible(s, 9, 7, body + b"\x00" + b"\x00")  # require_stable, tags
+    r.take("i")
+
+    def part():
+        p, off, epoch = r.take("iqi")
+        meta, err = r.string(), r.take("h")
+        r.tags()
+        return off, epoch, meta, err
+
+    topics = r.array(lambda: (r.string(), r.array(part), r.tags())[1])
+    r.take("h")
+    r.tags()
+    r.done()
+    print("offset %d epoch %d metadata %s error %d" % topics[0][0])
+
+
 def describe_static(s, group):
     r = ask_flexible(s, 15, 5, b"\x02" + cstr(group) + b"\x00" + b"\x00")
     r.take("i")
@@ -969,6 +1007,10 @@ def main():
         join_then_close(s, sys.argv[3], (host, int(port)))
     elif case == "coord-gate":
         coord_gate(sys.argv[3], sys.argv[4].split(","))
+    elif case == "commit-epoch":
+        commit_epoch(s, sys.argv[3], sys.argv[4], sys.argv[5])
+    elif case == "fetch-epoch":
+        fetch_epoch(s, sys.argv[3], sys.argv[4])
     elif case == "describe-static":
         describe_static(s, sys.argv[3])
     elif case == "txn":

@@ -446,6 +446,22 @@ static void test_offset_commit_and_fetch_read_topics_partitions_and_groups(void 
     assert_int_equal(q.offsets[0].partition, 2);
     assert_int_equal(q.offsets[0].offset, 99);
     assert_memory_equal(q.offsets[0].metadata.s, "meta", 4);
+    assert_int_equal(q.offsets[0].leader_epoch, -1); /* v2 has none */
+    stream__kafka_group_release(&q);
+    /* OffsetCommit v6: the partition's committed_leader_epoch is read. */
+    header(&b, STREAM__KAFKA_OFFSET_COMMIT, 6, false);
+    str16(&b, "g");
+    stream_buf_put_be32(&b, 3);
+    str16(&b, "m");
+    stream_buf_put_be32(&b, 1);
+    str16(&b, "t");
+    stream_buf_put_be32(&b, 1);
+    stream_buf_put_be32(&b, 2);
+    stream_buf_put_be64(&b, 99);
+    stream_buf_put_be32(&b, 7);
+    str16(&b, "");
+    assert_int_equal(stream__kafka_group_decode(b.data, b.len, &q), 0);
+    assert_int_equal(q.offsets[0].leader_epoch, 7);
     stream__kafka_group_release(&q);
     /* OffsetFetch v7, flexible: null topics asks for all; one entry. */
     header(&b, STREAM__KAFKA_OFFSET_FETCH, 7, true);
