@@ -150,6 +150,12 @@ teardown() {
     assert_output "Stable instances i1,i2,i3"
 }
 
+@test "static membership by hand: a rejoin under the same instance id keeps the generation, the old id is fenced (82), LeaveGroup by instance id" {
+    run timeout 30 python3 "$RAW" "$KAFKA" static-raw sg
+    assert_success
+    assert_output "join 0 rejoin 0 generation same leader old heartbeat-old 82 heartbeat-new 0 leave 0 0 after 25"
+}
+
 @test "OffsetCommit v6+'s committed_leader_epoch is kept, across a restart, and OffsetFetch v5+ returns it; a commit without one returns -1" {
     stream-topics create ep -p 1
     run python3 "$RAW" "$KAFKA" commit-epoch ge ep 5

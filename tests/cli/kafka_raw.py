@@ -49,6 +49,16 @@ The group APIs (tests/cli/kafka-groups.bats):
                       "heartbeat 27 rejoin 0 generation 2 members 1"
     groups-flexible GROUP TOPIC   the group APIs at their highest (flexible)
                       versions, each answer parsed field by field: a line each
+    static-raw GROUP  static membership by hand (v5 JoinGroup, v3 SyncGroup,
+                      Heartbeat and LeaveGroup, instance id "s1"): a member
+                      joins and syncs; a second connection joins with the
+                      same instance and no member id and is answered at once
+                      in the same generation under a new id, the leader named
+                      as it was; the old id's heartbeat is fenced, the new
+                      one's is not; LeaveGroup by instance id alone; then the
+                      new id is unknown: "join 0 rejoin 0 generation same
+                      leader old heartbeat-old 82 heartbeat-new 0 leave 0 0
+                      after 25"
     commit-epoch GROUP TOPIC EPOCH  a standalone OffsetCommit v8 of TOPIC's
                       partition 0 at offset 42 with committed_leader_epoch
                       EPOCH ("old": OffsetCommit v2, which has none): "error N"
@@ -873,6 +883,56 @@ def coord_gate(group, addrs):
     print("\n".join(lines))
 
 
+def nstr(text):
+    """A nullable string with an int16 length (None: null)."""
+    return struct.pack(">h", -1) if text is None else s16(text)
+
+
+def static_raw(s, group, addr):
+    meta = struct.pack(">h", 0) + struct.pack(">i", 0) + struct.pack(">i", -1)
+
+    def join(conn, member):
+        body = s16(group) + struct.pack(">ii", 10000, 10000) + s16(member) + nstr("s1")
+        body += s16("consumer") + struct.pack(">i", 1) + s16("range") + b32(meta)
+        conn.sendall(frame(11, 5, 41, body))
+        r = answer(conn)
+        pos = 8
+        err, gen = struct.unpack_from(">hi", r, pos)
+        pos += 6
+        out = []
+        for _ in range(3):  # protocol, leader, member id
+            (n,) = struct.unpack_from(">h", r, pos)
+            out.append(r[pos + 2:pos + 2 + max(n, 0)].decode())
+            pos += 2 + max(n, 0)
+        return err, gen, out[1], out[2]
+
+    def heartbeat(gen, member):
+        s.sendall(frame(12, 3, 42, s16(group) + struct.pack(">i", gen) + s16(member) + nstr("s1")))
+        return error_at(answer(s), 8)
+
+    err, gen, leader, a = join(s, "")
+    out = ["join %d" % err]
+    body = s16(group) + struct.pack(">i", gen) + s16(a) + nstr("s1")
+    body += struct.pack(">i", 1) + s16(a) + b32(b"x")
+    s.sendall(frame(14, 3, 43, body))
+    assert error_at(answer(s), 8) == 0
+    other = socket.create_connection(addr, timeout=10)
+    err2, gen2, leader2, b = join(other, "")
+    out.append("rejoin %d generation %s leader %s" % (
+        err2, "same" if gen2 == gen else "new", "old" if leader2 == a and b != a else leader2))
+    out.append("heartbeat-old %d heartbeat-new %d" % (heartbeat(gen, a), heartbeat(gen, b)))
+    s.sendall(frame(13, 3, 44, s16(group) + struct.pack(">i", 1) + s16("") + nstr("s1")))
+    r = answer(s)
+    top = error_at(r, 8)
+    (n,) = struct.unpack_from(">i", r, 10)
+    pos = 14
+    for _ in range(2):  # member id, instance id
+        (m,) = struct.unpack_from(">h", r, pos)
+        pos += 2 + max(m, 0)
+    out.append("leave %d %d after %d" % (top, error_at(r, pos), heartbeat(gen, b)))
+    print(" ".join(out))
+
+
 def commit_epoch(s, group, topic, epoch):
     if epoch == "old":
         s.sendall(commit_v2(group, -1, "", topic))
@@ -1007,6 +1067,8 @@ def main():
         join_then_close(s, sys.argv[3], (host, int(port)))
     elif case == "coord-gate":
         coord_gate(sys.argv[3], sys.argv[4].split(","))
+    elif case == "static-raw":
+        static_raw(s, sys.argv[3], (host, int(port)))
     elif case == "commit-epoch":
         commit_epoch(s, sys.argv[3], sys.argv[4], sys.argv[5])
     elif case == "fetch-epoch":
