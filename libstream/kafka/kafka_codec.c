@@ -579,6 +579,27 @@ int64_t stream__kafka_get_count(stream_reader *rd, bool flexible)
     return get_count(rd, flexible);
 }
 
+size_t stream__kafka_get_n(stream_reader *rd, bool flexible)
+{
+    int64_t n = stream__kafka_get_count(rd, flexible);
+    if (n < 0)
+        fail(rd);
+    return rd->err != 0 || n < 0 ? 0 : (size_t)n;
+}
+
+int stream__kafka_grow(void **arr, size_t *cap, size_t used, size_t n, size_t elem)
+{
+    if (used + n <= *cap)
+        return 0;
+    size_t want = *cap * 2 > used + n ? *cap * 2 : used + n;
+    void *p = realloc(*arr, want * elem);
+    if (p == NULL)
+        return STREAM_ENOMEM;
+    *arr = p;
+    *cap = want;
+    return 0;
+}
+
 void stream__kafka_skip_tags(stream_reader *rd, bool flexible)
 {
     skip_tags(rd, flexible);

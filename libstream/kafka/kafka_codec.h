@@ -192,6 +192,12 @@ void stream__kafka_get_string(stream_reader *rd, bool flexible, const char **s, 
 void stream__kafka_get_name(stream_reader *rd, bool flexible, const char **s, size_t *len);
 /* An array's count: -1 for null, else no more than the bytes left. */
 int64_t stream__kafka_get_count(stream_reader *rd, bool flexible);
+/* An array's count that may not be null: a null latches a failure; 0 then. */
+size_t stream__kafka_get_n(stream_reader *rd, bool flexible);
+/* Room for n more elements of elem bytes in *arr (*cap of them, `used`
+ * taken), grown by doubling: 0 or STREAM_ENOMEM (*arr untouched). For the
+ * decoders' arrays, whose counts were checked against the bytes left. */
+int stream__kafka_grow(void **arr, size_t *cap, size_t used, size_t n, size_t elem);
 /* Skips a tagged-field section when flexible. */
 void stream__kafka_skip_tags(stream_reader *rd, bool flexible);
 /* Latches a failure (a value out of its range). */

@@ -27,20 +27,6 @@ bool stream__kafka_admin_api(int16_t key)
     }
 }
 
-/* Room for n more entries of an array of elem-sized entries. */
-static int grow(void **arr, size_t *cap, size_t used, size_t n, size_t elem)
-{
-    if (used + n <= *cap)
-        return 0;
-    size_t want = *cap * 2 > used + n ? *cap * 2 : used + n;
-    void *p = realloc(*arr, want * elem);
-    if (p == NULL)
-        return STREAM_ENOMEM;
-    *arr = p;
-    *cap = want;
-    return 0;
-}
-
 /* Reads past an array of int32s (broker ids). */
 static void skip_ids(stream_reader *rd, bool fl)
 {
@@ -78,7 +64,8 @@ static int get_configs(stream_reader *rd, stream__kafka_admin_request *req, size
     res->first = req->nconfigs;
     if (rd->err != 0 || n <= 0)
         return 0;
-    if (grow((void **)&req->configs, cap, req->nconfigs, (size_t)n, sizeof(*req->configs)) != 0)
+    if (stream__kafka_grow((void **)&req->configs, cap, req->nconfigs, (size_t)n,
+                           sizeof(*req->configs)) != 0)
         return STREAM_ENOMEM;
     for (int64_t i = 0; i < n && rd->err == 0; i++) {
         stream__kafka_admin_config *c = &req->configs[req->nconfigs++];
@@ -106,7 +93,7 @@ static int get_resources(stream_reader *rd, const stream__kafka_request *hdr,
     if (n < 0)
         stream__kafka_fail(rd);
     for (int64_t i = 0; i < n && rd->err == 0; i++) {
-        if (grow((void **)&req->res, &rcap, req->nres, 1, sizeof(*req->res)) != 0)
+        if (stream__kafka_grow((void **)&req->res, &rcap, req->nres, 1, sizeof(*req->res)) != 0)
             return STREAM_ENOMEM;
         stream__kafka_admin_resource *r = &req->res[req->nres++];
         memset(r, 0, sizeof(*r));

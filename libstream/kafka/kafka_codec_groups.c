@@ -37,35 +37,12 @@ static void get_nonnull(stream_reader *rd, bool fl, stream__kafka_str *s)
     stream__kafka_get_name(rd, fl, &s->s, &s->len);
 }
 
-/* An array's count that may not be null. */
-static size_t get_n(stream_reader *rd, bool fl)
-{
-    int64_t n = stream__kafka_get_count(rd, fl);
-    if (n < 0)
-        stream__kafka_fail(rd);
-    return rd->err != 0 || n < 0 ? 0 : (size_t)n;
-}
-
-/* Grows *arr (of *cap elements of size sz) to hold n more than *len. */
-static int room(void **arr, size_t *cap, size_t len, size_t n, size_t sz)
-{
-    if (len + n <= *cap)
-        return 0;
-    size_t ncap = *cap * 2 > len + n ? *cap * 2 : len + n;
-    void *p = realloc(*arr, ncap * sz);
-    if (p == NULL)
-        return STREAM_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 /* [name, bytes] pairs: JoinGroup's protocols, SyncGroup's assignments. */
 static int get_blobs(stream_reader *rd, stream__kafka_group_request *req)
 {
     bool fl = req->hdr.flexible;
-    size_t n = get_n(rd, fl), cap = 0;
-    if (n > 0 && room((void **)&req->blobs, &cap, 0, n, sizeof(*req->blobs)) != 0)
+    size_t n = stream__kafka_get_n(rd, fl), cap = 0;
+    if (n > 0 && stream__kafka_grow((void **)&req->blobs, &cap, 0, n, sizeof(*req->blobs)) != 0)
         return STREAM_ENOMEM;
     for (size_t i = 0; i < n && rd->err == 0; i++) {
         stream__kafka_blob *b = &req->blobs[req->nblobs++];
@@ -82,8 +59,8 @@ static int get_blobs(stream_reader *rd, stream__kafka_group_request *req)
 static int get_names(stream_reader *rd, stream__kafka_group_request *req)
 {
     bool fl = req->hdr.flexible;
-    size_t n = get_n(rd, fl), cap = 0;
-    if (n > 0 && room((void **)&req->entries, &cap, 0, n, sizeof(*req->entries)) != 0)
+    size_t n = stream__kafka_get_n(rd, fl), cap = 0;
+    if (n > 0 && stream__kafka_grow((void **)&req->entries, &cap, 0, n, sizeof(*req->entries)) != 0)
         return STREAM_ENOMEM;
     for (size_t i = 0; i < n && rd->err == 0; i++) {
         stream__kafka_gentry *e = &req->entries[req->nentries++];
@@ -105,15 +82,17 @@ static int get_offset_topics(stream_reader *rd, stream__kafka_group_request *req
     if (nt < 0 && (commit || v < 2))
         stream__kafka_fail(rd);
     for (int64_t i = 0; i < nt && rd->err == 0; i++) {
-        if (room((void **)&req->topics, tcap, req->ntopics, 1, sizeof(*req->topics)) != 0)
+        if (stream__kafka_grow((void **)&req->topics, tcap, req->ntopics, 1,
+                               sizeof(*req->topics)) != 0)
             return STREAM_ENOMEM;
         stream__kafka_topic *t = &req->topics[req->ntopics];
         memset(t, 0, sizeof(*t));
         stream__kafka_get_name(rd, fl, &t->name, &t->name_len);
-        size_t np = get_n(rd, fl);
+        size_t np = stream__kafka_get_n(rd, fl);
         if (rd->err != 0)
             break;
-        if (room((void **)&req->offsets, ocap, req->noffsets, np, sizeof(*req->offsets)) != 0)
+        if (stream__kafka_grow((void **)&req->offsets, ocap, req->noffsets, np,
+                               sizeof(*req->offsets)) != 0)
             return STREAM_ENOMEM;
         t->first = req->noffsets;
         t->count = np;
@@ -146,8 +125,9 @@ static int get_offset_fetch(stream_reader *rd, stream__kafka_group_request *req)
     size_t tcap = 0, ocap = 0, ecap = 0;
     size_t ngroups = 1;
     if (v >= 8)
-        ngroups = get_n(rd, fl);
-    if (ngroups > 0 && room((void **)&req->entries, &ecap, 0, ngroups, sizeof(*req->entries)) != 0)
+        ngroups = stream__kafka_get_n(rd, fl);
+    if (ngroups > 0 &&
+        stream__kafka_grow((void **)&req->entries, &ecap, 0, ngroups, sizeof(*req->entries)) != 0)
         return STREAM_ENOMEM;
     for (size_t i = 0; i < ngroups && rd->err == 0; i++) {
         stream__kafka_gentry *e = &req->entries[req->nentries++];
@@ -217,8 +197,9 @@ static int get_body(stream_reader *rd, void *arg)
             get_nonnull(rd, fl, &req->member_id);
             break;
         }
-        size_t n = get_n(rd, fl);
-        if (n > 0 && room((void **)&req->entries, &ecap, 0, n, sizeof(*req->entries)) != 0)
+        size_t n = stream__kafka_get_n(rd, fl);
+        if (n > 0 &&
+            stream__kafka_grow((void **)&req->entries, &ecap, 0, n, sizeof(*req->entries)) != 0)
             return STREAM_ENOMEM;
         for (size_t i = 0; i < n && rd->err == 0; i++) {
             stream__kafka_gentry *e = &req->entries[req->nentries++];

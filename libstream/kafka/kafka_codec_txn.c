@@ -27,29 +27,6 @@ bool stream__kafka_txn_api(int16_t key)
     }
 }
 
-/* Room for n more elements of size sz in *arr (*cap of them, len used). */
-static int room(void **arr, size_t *cap, size_t len, size_t n, size_t sz)
-{
-    if (len + n <= *cap)
-        return 0;
-    size_t ncap = *cap * 2 > len + n ? *cap * 2 : len + n;
-    void *p = realloc(*arr, ncap * sz);
-    if (p == NULL)
-        return STREAM_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
-/* An array's count that may not be null. */
-static size_t get_n(stream_reader *rd, bool fl)
-{
-    int64_t n = stream__kafka_get_count(rd, fl);
-    if (n < 0)
-        stream__kafka_fail(rd);
-    return rd->err != 0 || n < 0 ? 0 : (size_t)n;
-}
-
 /* The growing arrays of a request being decoded. */
 typedef struct caps {
     size_t txns, topics, parts;
@@ -58,7 +35,7 @@ typedef struct caps {
 /* A new transaction entry (id may be NULL); NULL on ENOMEM. */
 static stream__kafka_txn *add_txn(stream__kafka_txn_request *req, caps *c)
 {
-    if (room((void **)&req->txns, &c->txns, req->ntxns, 1, sizeof(*req->txns)) != 0)
+    if (stream__kafka_grow((void **)&req->txns, &c->txns, req->ntxns, 1, sizeof(*req->txns)) != 0)
         return NULL;
     stream__kafka_txn *t = &req->txns[req->ntxns++];
     memset(t, 0, sizeof(*t));
@@ -74,17 +51,19 @@ static int get_topics(stream_reader *rd, stream__kafka_txn_request *req, caps *c
                       stream__kafka_txn *t, bool offsets)
 {
     bool fl = req->hdr.flexible;
-    size_t n = get_n(rd, fl);
+    size_t n = stream__kafka_get_n(rd, fl);
     for (size_t i = 0; i < n && rd->err == 0; i++) {
-        if (room((void **)&req->topics, &c->topics, req->ntopics, 1, sizeof(*req->topics)) != 0)
+        if (stream__kafka_grow((void **)&req->topics, &c->topics, req->ntopics, 1,
+                               sizeof(*req->topics)) != 0)
             return STREAM_ENOMEM;
         stream__kafka_topic *tp = &req->topics[req->ntopics];
         memset(tp, 0, sizeof(*tp));
         stream__kafka_get_name(rd, fl, &tp->name, &tp->name_len);
-        size_t np = get_n(rd, fl);
+        size_t np = stream__kafka_get_n(rd, fl);
         if (rd->err != 0)
             break;
-        if (room((void **)&req->parts, &c->parts, req->nparts, np, sizeof(*req->parts)) != 0)
+        if (stream__kafka_grow((void **)&req->parts, &c->parts, req->nparts, np,
+                               sizeof(*req->parts)) != 0)
             return STREAM_ENOMEM;
         tp->first = req->nparts;
         tp->count = np;
@@ -137,7 +116,7 @@ static int get_body(stream_reader *rd, void *arg)
             rc = get_topics(rd, req, &c, t, false);
             break;
         }
-        n = get_n(rd, fl);
+        n = stream__kafka_get_n(rd, fl);
         for (size_t i = 0; i < n && rd->err == 0 && rc == 0; i++) {
             if ((t = get_txn_head(rd, req, &c)) == NULL)
                 return STREAM_ENOMEM;
@@ -157,7 +136,7 @@ static int get_body(stream_reader *rd, void *arg)
         (void)stream__kafka_get_i8(rd); /* committed */
         break;
     case STREAM__KAFKA_WRITE_TXN_MARKERS:
-        n = get_n(rd, fl);
+        n = stream__kafka_get_n(rd, fl);
         for (size_t i = 0; i < n && rd->err == 0 && rc == 0; i++) {
             if ((t = add_txn(req, &c)) == NULL)
                 return STREAM_ENOMEM;
@@ -186,7 +165,7 @@ static int get_body(stream_reader *rd, void *arg)
         rc = get_topics(rd, req, &c, t, true);
         break;
     case STREAM__KAFKA_DESCRIBE_TRANSACTIONS:
-        n = get_n(rd, fl);
+        n = stream__kafka_get_n(rd, fl);
         for (size_t i = 0; i < n && rd->err == 0; i++) {
             if ((t = add_txn(req, &c)) == NULL)
                 return STREAM_ENOMEM;
@@ -194,10 +173,10 @@ static int get_body(stream_reader *rd, void *arg)
         }
         break;
     case STREAM__KAFKA_LIST_TRANSACTIONS:
-        n = get_n(rd, fl);
+        n = stream__kafka_get_n(rd, fl);
         for (size_t i = 0; i < n && rd->err == 0; i++)
             stream__kafka_get_name(rd, fl, &s, &slen); /* state_filters */
-        n = get_n(rd, fl);
+        n = stream__kafka_get_n(rd, fl);
         for (size_t i = 0; i < n && rd->err == 0; i++)
             (void)stream__kafka_get_i64(rd); /* producer_id_filters */
         if (v >= 1)
