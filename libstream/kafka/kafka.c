@@ -64,6 +64,7 @@ static int16_t kafka_error(int err)
     case STREAM_ESHORT:
         return STREAM__KAFKA_CORRUPT_MESSAGE;
     case STREAM_EMAGIC:
+    case STREAM_EBADRECORD: /* e.g. a keyless record for a compacted topic, as Kafka */
         return STREAM__KAFKA_INVALID_RECORD;
     case STREAM_ENOTOPIC:
     case STREAM_ENOPART:

@@ -212,6 +212,33 @@ static bool valid_listen(const char *s)
     return port >= 0 && port <= 65535;
 }
 
+/* A decimal from 0 to 1 ("0.5", "1", ".25", at most six decimals) as
+ * millionths, without floating point so that it reads the same everywhere. */
+static bool parse_ratio(const char *s, int64_t *ppm)
+{
+    int64_t whole = 0, frac = 0, scale = 1000000;
+    const char *p = s;
+    if (*p >= '0' && *p <= '9')
+        whole = *p++ - '0';
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9') && p == s + 1)
+            return false; /* "." alone */
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (scale == 1)
+                return false; /* more than six decimals */
+            scale /= 10;
+            frac += (*p - '0') * scale;
+        }
+    } else if (p == s) {
+        return false;
+    }
+    if (*p != '\0' || whole > 1 || (whole == 1 && frac > 0))
+        return false;
+    *ppm = whole * 1000000 + frac;
+    return true;
+}
+
 /*
  * Parses `text` (already trimmed) for setting `st` into *i, checking type,
  * range and the per-setting rules. Allocates nothing, so it also serves to read
@@ -256,11 +283,9 @@ static int parse_scalar(const stream_config_setting *st, const char *text, int64
     case STREAM_CONFIG_TYPE_ENUM: {
         int idx = enum_index(st->values, text);
         enum_list(st->values, list, sizeof list);
-        if (st->id == STREAM_CONFIG_CLEANUP_POLICY && strcasecmp(text, "compact") == 0) {
-            errf(errbuf, errbuf_len, "%s: 'compact' is not supported yet (allowed: %s)", st->name,
-                 list);
-            return STREAM_EBADCONFIG;
-        }
+        if (idx < 0 && st->id == STREAM_CONFIG_CLEANUP_POLICY &&
+            strcasecmp(text, "delete,compact") == 0)
+            idx = enum_index(st->values, "compact,delete"); /* Kafka's list, either order */
         if (idx < 0) {
             errf(errbuf, errbuf_len, "%s: '%.64s' is not allowed (allowed: %s)", st->name, text,
                  list);
@@ -290,6 +315,11 @@ static int parse_scalar(const stream_config_setting *st, const char *text, int64
             return STREAM_EBADCONFIG;
         }
         *i = 0;
+        if (st->id == STREAM_CONFIG_MIN_CLEANABLE_DIRTY_RATIO && !parse_ratio(text, i)) {
+            errf(errbuf, errbuf_len, "%s: '%.64s' is not a decimal from 0 to 1 (e.g. 0.5)",
+                 st->name, text);
+            return STREAM_EBADCONFIG;
+        }
         return 0;
     }
     return STREAM_EINVAL;
@@ -818,6 +848,15 @@ void stream_config_topic_log_config(const stream_config *broker, const stream_co
         (int32_t)topic_int(broker, topic, STREAM_CONFIG_INDEX_INTERVAL_BYTES);
     out->max_message_bytes = (int32_t)topic_int(broker, topic, STREAM_CONFIG_MAX_MESSAGE_BYTES);
     out->flush_ms = topic_int(broker, topic, STREAM_CONFIG_FLUSH_MS);
+    /* cleanup.policy's words: delete, compact, compact,delete. */
+    int64_t policy = topic_int(broker, topic, STREAM_CONFIG_CLEANUP_POLICY);
+    out->cleanup_delete = policy != 1;
+    out->cleanup_compact = policy != 0;
+    out->min_cleanable_dirty_ratio_ppm =
+        (int32_t)topic_int(broker, topic, STREAM_CONFIG_MIN_CLEANABLE_DIRTY_RATIO);
+    out->min_compaction_lag_ms = topic_int(broker, topic, STREAM_CONFIG_MIN_COMPACTION_LAG_MS);
+    out->max_compaction_lag_ms = topic_int(broker, topic, STREAM_CONFIG_MAX_COMPACTION_LAG_MS);
+    out->delete_retention_ms = topic_int(broker, topic, STREAM_CONFIG_DELETE_RETENTION_MS);
     /* flush.mode's words are in the order of stream_flush_mode. */
     switch (topic_int(broker, topic, STREAM_CONFIG_FLUSH_MODE)) {
     case 1:

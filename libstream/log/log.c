@@ -60,6 +60,12 @@ void stream_log_config_init(stream_log_config *cfg)
     cfg->max_message_bytes = 1 << 20;
     cfg->flush_mode = STREAM_FLUSH_GROUP;
     cfg->flush_ms = 1000;
+    cfg->cleanup_delete = true;
+    cfg->cleanup_compact = false;
+    cfg->min_cleanable_dirty_ratio_ppm = 500000;
+    cfg->min_compaction_lag_ms = 0;
+    cfg->max_compaction_lag_ms = 3153600000000LL;
+    cfg->delete_retention_ms = 86400000;
 }
 
 static int check_config(const stream_log_config *c, char *errbuf, size_t errbuf_len)
@@ -85,6 +91,14 @@ static int check_config(const stream_log_config *c, char *errbuf, size_t errbuf_
         seterr(errbuf, errbuf_len, "unknown flush_mode %d", (int)c->flush_mode);
     else if (c->flush_ms <= 0)
         seterr(errbuf, errbuf_len, "flush_ms %" PRId64 " must be positive", c->flush_ms);
+    else if (!c->cleanup_delete && !c->cleanup_compact)
+        seterr(errbuf, errbuf_len, "cleanup policy must delete, compact or both");
+    else if (c->min_cleanable_dirty_ratio_ppm < 0 || c->min_cleanable_dirty_ratio_ppm > 1000000)
+        seterr(errbuf, errbuf_len, "min_cleanable_dirty_ratio_ppm %d outside 0..1000000",
+               c->min_cleanable_dirty_ratio_ppm);
+    else if (c->min_compaction_lag_ms < 0 || c->max_compaction_lag_ms <= 0 ||
+             c->delete_retention_ms < 0)
+        seterr(errbuf, errbuf_len, "compaction lags and delete_retention_ms must be >= 0");
     else
         return 0;
     return STREAM_EBADCONFIG;
@@ -469,7 +483,9 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
     int64_t lso = read_offset_file(log, "log-start-offset");
     int64_t *bases;
     int n;
-    int rc = list_segments(log, &bases, &n, errbuf, errbuf_len);
+    int rc = stream__clean_recover(log, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = list_segments(log, &bases, &n, errbuf, errbuf_len);
     if (rc != 0)
         return rc;
     for (int i = 0; i < n && rc == 0; i++)
@@ -947,6 +963,9 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
         seterr(errbuf, errbuf_len, "%zu bytes after the batch's %zu", len - info.size, info.size);
         return STREAM_ECORRUPT;
     }
+    if (log->cfg.cleanup_compact &&
+        (rc = stream__clean_check_keys(p, len, errbuf, errbuf_len)) != 0)
+        return rc;
     rc = append_batch(log, p, p, &info, errbuf, errbuf_len);
     if (rc == 0)
         *base_offset = info.base_offset;
@@ -1105,14 +1124,13 @@ int stream_log_read_copy(stream_log *log, int64_t offset, size_t max_bytes, stre
     stream_log_slice_release(&sl);
     /* Bit rot below the recovery point is not found by open; this path at
      * least never hands it on: CRCs, and offsets (outside the CRC) that
-     * start at the one asked for and run on without a gap. */
+     * reach the one asked for and increase (holes are compaction's). */
     int64_t expect = offset;
     for (size_t at = 0; rc == 0 && at < got;) {
         stream_batch_info info;
         if (stream_batch_check(dst + at, got - at, &info, NULL, 0) != 0 ||
-            (at == 0
-                 ? info.base_offset > offset || info.base_offset + info.last_offset_delta < offset
-                 : info.base_offset != expect))
+            (at == 0 ? info.base_offset + info.last_offset_delta < offset
+                     : info.base_offset < expect))
             rc = STREAM_ECORRUPT;
         else
             at += info.size;
@@ -1232,7 +1250,8 @@ int stream_log_segment_count(const stream_log *log)
 int stream_log_apply_retention(stream_log *log, int64_t now_ms)
 {
     int deleted = 0;
-    if (log->cfg.retention_ms >= 0) {
+    /* A compact-only topic keeps its segments: the cleaner shrinks them. */
+    if (log->cfg.cleanup_delete && log->cfg.retention_ms >= 0) {
         while (log->nsegs > 1) {
             stream__segment *s = log->segs[0];
             int64_t ts = s->max_timestamp;
@@ -1245,7 +1264,7 @@ int stream_log_apply_retention(stream_log *log, int64_t now_ms)
             deleted++;
         }
     }
-    if (log->cfg.retention_bytes >= 0) {
+    if (log->cfg.cleanup_delete && log->cfg.retention_bytes >= 0) {
         int64_t size = stream_log_size(log);
         while (log->nsegs > 1 && size - log->segs[0]->size >= log->cfg.retention_bytes) {
             size -= log->segs[0]->size;

@@ -116,6 +116,14 @@ struct stream_log {
     int64_t recover_after_ms;     /* (owner) monotonic time before which stream_log_recover
                                      does not try again after a failed attempt */
 
+    /* compaction (cleaner.c) */
+    int64_t clean_offset;     /* (owner) below it the log is clean (cleaner-offset-checkpoint) */
+    bool clean_offset_loaded; /* (owner) clean_offset was read from its file */
+    bool cleaning;            /* (owner) a cleaner job has begun and not finished */
+    int64_t last_clean_ms;    /* (owner) wall clock of the last finished pass, -1 none */
+    int64_t next_horizon_ms;  /* (owner) earliest delete horizon of a kept tombstone
+                                 (INT64_MAX: none; 0: unknown since open) */
+
     atomic_int flush_mode;    /* copy of cfg.flush_mode the flusher reads */
     _Atomic int64_t flush_ms; /* copy of cfg.flush_ms the flusher reads */
     bool flush_requested;     /* (flusher's mu) a sync was asked for */
@@ -208,13 +216,23 @@ enum stream__seg_state {
 int stream__seg_open_trusted(stream_log *log, stream__segment *s, enum stream__seg_state *state,
                              int *rebuilt);
 /* Re-validates every batch of the segment (CRC, header, size, offsets
- * contiguous from the segment base), truncates the file at the first bad one,
- * rebuilds both indexes. *dropped gets the bytes cut, *bad_offset the offset
+ * increasing from the segment base, holes allowed), truncates the file at the
+ * first bad one, rebuilds both indexes. *dropped gets the bytes cut, *bad_offset the offset
  * where the cut began (-1 when nothing was cut), *scanned the bytes validated. */
 int stream__seg_recover(stream_log *log, stream__segment *s, int64_t *scanned, int64_t *dropped,
                         int64_t *bad_offset);
 /* Recomputes max_timestamp/last positions after the segment was cut back. */
 int stream__seg_recompute_tail(stream_log *log, stream__segment *s);
+
+/* ---- cleaner.c ----------------------------------------------------------- */
+
+/* The append check of a compacted log: every record of the batch at p has a
+ * key. STREAM_EBADRECORD (errbuf says which record) or a decoding error. */
+int stream__clean_check_keys(const uint8_t *p, size_t len, char *errbuf, size_t errbuf_len);
+/* At open, before the segments are listed: deletes every `.log.cleaned`
+ * file and completes every `.log.swap` (stream/cleaner.h, "Crash safety").
+ * Errors: STREAM_EIO (errbuf names the file). */
+int stream__clean_recover(stream_log *log, char *errbuf, size_t errbuf_len);
 
 /* ---- leader_epoch.c ------------------------------------------------------ */
 

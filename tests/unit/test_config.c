@@ -183,13 +183,61 @@ static void test_set_bad_enum_fails_listing_values(void **state)
     stream_config_free(cfg);
 }
 
-static void test_cleanup_policy_compact_is_not_supported_yet(void **state)
+static void test_cleanup_policy_takes_delete_compact_or_both(void **state)
 {
     stream_config *cfg = stream_config_new_topic();
-    expect_set_fails(cfg, "cleanup.policy", "compact", STREAM_EBADCONFIG, "not supported yet");
-    expect_set_fails(cfg, "cleanup.policy", "shred", STREAM_EBADCONFIG, "allowed: delete");
+    stream_log_config lc;
+    expect_set_fails(cfg, "cleanup.policy", "shred", STREAM_EBADCONFIG,
+                     "allowed: delete, compact, compact,delete");
+    expect_set_ok(cfg, "cleanup.policy", "compact");
+    stream_config_topic_log_config(NULL, cfg, &lc);
+    assert_true(lc.cleanup_compact);
+    assert_false(lc.cleanup_delete);
+    expect_set_ok(cfg, "cleanup.policy", "Delete,Compact"); /* either order, any case */
+    assert_string_equal(stream_config_get_str(cfg, "cleanup.policy"), "compact,delete");
+    stream_config_topic_log_config(NULL, cfg, &lc);
+    assert_true(lc.cleanup_compact);
+    assert_true(lc.cleanup_delete);
     expect_set_ok(cfg, "cleanup.policy", "delete");
+    stream_config_topic_log_config(NULL, cfg, &lc);
+    assert_false(lc.cleanup_compact);
+    assert_true(lc.cleanup_delete);
     stream_config_free(cfg);
+}
+
+static void test_compaction_settings_reach_the_log_config(void **state)
+{
+    stream_config *broker = stream_config_new();
+    stream_config *cfg = stream_config_new_topic();
+    stream_log_config lc;
+    stream_config_topic_log_config(broker, cfg, &lc);
+    assert_int_equal(lc.min_cleanable_dirty_ratio_ppm, 500000);
+    assert_int_equal(lc.delete_retention_ms, 86400000);
+    assert_int_equal(lc.min_compaction_lag_ms, 0);
+    expect_set_ok(broker, "log.cleaner.min.cleanable.ratio", "0.25"); /* Kafka's name */
+    expect_set_ok(cfg, "min.compaction.lag.ms", "1000");
+    expect_set_ok(cfg, "max.compaction.lag.ms", "60000");
+    expect_set_ok(cfg, "delete.retention.ms", "0");
+    stream_config_topic_log_config(broker, cfg, &lc);
+    assert_int_equal(lc.min_cleanable_dirty_ratio_ppm, 250000);
+    assert_int_equal(lc.min_compaction_lag_ms, 1000);
+    assert_int_equal(lc.max_compaction_lag_ms, 60000);
+    assert_int_equal(lc.delete_retention_ms, 0);
+    expect_set_ok(cfg, "min.cleanable.dirty.ratio", "1");
+    expect_set_ok(cfg, "min.cleanable.dirty.ratio", ".000001");
+    expect_set_ok(cfg, "min.cleanable.dirty.ratio", "0");
+    expect_set_fails(cfg, "min.cleanable.dirty.ratio", "1.5", STREAM_EBADCONFIG, "0 to 1");
+    expect_set_fails(cfg, "min.cleanable.dirty.ratio", "-0.1", STREAM_EBADCONFIG, "0 to 1");
+    expect_set_fails(cfg, "min.cleanable.dirty.ratio", "0.1234567", STREAM_EBADCONFIG, "0 to 1");
+    expect_set_fails(cfg, "min.cleanable.dirty.ratio", ".", STREAM_EBADCONFIG, "0 to 1");
+    expect_set_fails(cfg, "min.cleanable.dirty.ratio", "half", STREAM_EBADCONFIG, "0 to 1");
+    expect_set_fails(cfg, "log.cleaner.threads", "1", STREAM_EBADCONFIG, NULL); /* broker only */
+    expect_set_ok(broker, "log.cleaner.threads", "0");
+    expect_set_ok(broker, "log.cleaner.dedupe.buffer.size", "4096");
+    expect_set_fails(broker, "log.cleaner.dedupe.buffer.size", "100", STREAM_EBADCONFIG, NULL);
+    expect_set_ok(broker, "log.cleaner.io.max.bytes.per.second", "1048576");
+    stream_config_free(cfg);
+    stream_config_free(broker);
 }
 
 static void test_failed_set_leaves_value_unchanged(void **state)
@@ -571,16 +619,16 @@ static void test_topic_int_reads_cluster_settings_override_first(void **state)
     stream_config *b = stream_config_new();
     stream_config *t = stream_config_new_topic();
     assert_int_equal(stream_config_topic_int(NULL, NULL, STREAM_CONFIG_MIN_INSYNC_REPLICAS), 1);
-    assert_int_equal(
-        stream_config_topic_int(b, t, STREAM_CONFIG_UNCLEAN_LEADER_ELECTION_ENABLE), 0);
+    assert_int_equal(stream_config_topic_int(b, t, STREAM_CONFIG_UNCLEAN_LEADER_ELECTION_ENABLE),
+                     0);
     expect_set_ok(b, "min.insync.replicas", "2");
     expect_set_ok(b, "unclean.leader.election.enable", "true");
     assert_int_equal(stream_config_topic_int(b, t, STREAM_CONFIG_MIN_INSYNC_REPLICAS), 2);
     expect_set_ok(t, "min.insync.replicas", "3");
     expect_set_ok(t, "unclean.leader.election.enable", "false");
     assert_int_equal(stream_config_topic_int(b, t, STREAM_CONFIG_MIN_INSYNC_REPLICAS), 3);
-    assert_int_equal(
-        stream_config_topic_int(b, t, STREAM_CONFIG_UNCLEAN_LEADER_ELECTION_ENABLE), 0);
+    assert_int_equal(stream_config_topic_int(b, t, STREAM_CONFIG_UNCLEAN_LEADER_ELECTION_ENABLE),
+                     0);
     /* Broker-only cluster settings and their defaults. */
     assert_int_equal(stream_config_int(b, STREAM_CONFIG_REPLICA_LAG_TIME_MAX_MS), 10000);
     assert_int_equal(stream_config_int(b, STREAM_CONFIG_BROKER_SESSION_TIMEOUT_MS), 1000);
@@ -722,7 +770,8 @@ int main(void)
         cmocka_unit_test(test_set_int_out_of_range_fails),
         cmocka_unit_test(test_set_bad_bool_fails),
         cmocka_unit_test(test_set_bad_enum_fails_listing_values),
-        cmocka_unit_test(test_cleanup_policy_compact_is_not_supported_yet),
+        cmocka_unit_test(test_cleanup_policy_takes_delete_compact_or_both),
+        cmocka_unit_test(test_compaction_settings_reach_the_log_config),
         cmocka_unit_test(test_failed_set_leaves_value_unchanged),
         cmocka_unit_test(test_set_trims_surrounding_whitespace),
         cmocka_unit_test(test_listen_must_be_host_and_port),

@@ -40,7 +40,11 @@
  *   default is to never flush and to rely on replication, a single stream
  *   broker keeps acks=all meaning "on disk" by default.
  *
- * `cleanup.policy=compact` is refused ("not supported yet"); only `delete`.
+ * cleanup.policy: `delete` (retention by time and size), `compact` (the
+ * cleaner keeps the last record of every key, cleaner.h), or `compact,delete`
+ * (both; `delete,compact` is read as the same). min.cleanable.dirty.ratio is
+ * a decimal from 0 to 1, kept as text; its int value (the _int getters) is
+ * the ratio in millionths.
  *
  * File format (stream_config_parse): one `key=value` per line; whitespace
  * around key and value is trimmed; blank lines and lines whose first non-blank
@@ -104,7 +108,7 @@
     X(SOCKET_REQUEST_MAX_BYTES, "socket.request.max.bytes", INT, BROKER, "104857600", 1024,        \
       INT32_MAX, NULL, NULL,                                                                       \
       "largest request frame accepted; a bigger frame closes the connection")                      \
-    X(MAX_CONNECTIONS, "max.connections", INT, BROKER, "10000", 1, 1000000, NULL, NULL,             \
+    X(MAX_CONNECTIONS, "max.connections", INT, BROKER, "10000", 1, 1000000, NULL, NULL,            \
       "client connections accepted at once; later ones are closed at accept")                      \
     X(CONNECTION_MAX_OUTPUT_BYTES, "connection.max.output.bytes", INT, BROKER, "67108864", 65536,  \
       INT64_MAX, NULL, NULL,                                                                       \
@@ -136,6 +140,17 @@
     X(REPLICA_LAG_TIME_MAX_MS, "replica.lag.time.max.ms", INT, BROKER, "10000", 1,                 \
       STREAM_CONFIG_MS_MAX, NULL, NULL,                                                            \
       "cluster: a follower not caught up with its leader for this long leaves the ISR")            \
+    X(LOG_CLEANER_THREADS, "log.cleaner.threads", INT, BROKER, "1", 0, 32, NULL, NULL,             \
+      "threads compacting topics with cleanup.policy compact; 0 turns compaction off")             \
+    X(LOG_CLEANER_DEDUPE_BUFFER_SIZE, "log.cleaner.dedupe.buffer.size", INT, BROKER, "134217728",  \
+      4096, INT32_MAX, NULL, NULL,                                                                 \
+      "memory of the cleaners' key-to-offset maps (24 bytes a key); more keys: several passes")    \
+    X(LOG_CLEANER_IO_MAX_BYTES_PER_SECOND, "log.cleaner.io.max.bytes.per.second", INT, BROKER,     \
+      "-1", -1, INT64_MAX, NULL, NULL,                                                             \
+      "bytes the cleaners read and write a second, all together; -1 for no limit")                 \
+    X(LOG_CLEANER_BACKOFF_MS, "log.cleaner.backoff.ms", INT, BROKER, "15000", 1,                   \
+      STREAM_CONFIG_MS_MAX, NULL, NULL,                                                            \
+      "how long a cleaner sleeps when no partition needs cleaning")                                \
     /* ---- topic (broker value = default for every topic) ---- */                                 \
     X(SEGMENT_BYTES, "segment.bytes", INT, TOPIC, "1073741824", 1024, INT32_MAX, NULL,             \
       "log.segment.bytes", "roll the active segment before it would pass this size")               \
@@ -154,9 +169,21 @@
       "when appended data is fdatasync'd: on request (group commit), every flush.ms, or never")    \
     X(FLUSH_MS, "flush.ms", INT, TOPIC, "1000", 1, INT32_MAX, NULL, NULL,                          \
       "period of flush.mode=periodic")                                                             \
-    X(CLEANUP_POLICY, "cleanup.policy", ENUM, TOPIC, "delete", 0, 0, "delete",                     \
-      "log.cleanup.policy",                                                                        \
-      "what retention does with old segments (compact is not supported yet)")                     \
+    X(CLEANUP_POLICY, "cleanup.policy", ENUM, TOPIC, "delete", 0, 0,                               \
+      "delete|compact|compact,delete", "log.cleanup.policy",                                       \
+      "delete old segments by retention, keep the last record per key, or both")                   \
+    X(MIN_CLEANABLE_DIRTY_RATIO, "min.cleanable.dirty.ratio", STRING, TOPIC, "0.5", 0, 0, NULL,    \
+      "log.cleaner.min.cleanable.ratio",                                                           \
+      "compact a partition once this share (0 to 1) of its closed segments is not yet cleaned")    \
+    X(MIN_COMPACTION_LAG_MS, "min.compaction.lag.ms", INT, TOPIC, "0", 0, STREAM_CONFIG_MS_MAX,    \
+      NULL, "log.cleaner.min.compaction.lag.ms",                                                   \
+      "a record stays uncompacted at least this long after it was written")                        \
+    X(MAX_COMPACTION_LAG_MS, "max.compaction.lag.ms", INT, TOPIC, "3153600000000", 1,              \
+      STREAM_CONFIG_MS_MAX, NULL, "log.cleaner.max.compaction.lag.ms",                             \
+      "compact a segment this long after it was written, whatever the dirty ratio")                \
+    X(DELETE_RETENTION_MS, "delete.retention.ms", INT, TOPIC, "86400000", 0, STREAM_CONFIG_MS_MAX, \
+      NULL, "log.cleaner.delete.retention.ms",                                                     \
+      "a tombstone (null value) stays this long after the cleaning that first saw it")             \
     X(MIN_INSYNC_REPLICAS, "min.insync.replicas", INT, TOPIC, "1", 1, 32, NULL, NULL,              \
       "cluster: acks=all needs at least this many in-sync replicas, else ENOTENOUGHREPLICAS")      \
     X(UNCLEAN_LEADER_ELECTION_ENABLE, "unclean.leader.election.enable", BOOL, TOPIC, "false", 0,   \
@@ -232,8 +259,8 @@ bool stream_config_is_topic(const stream_config *cfg);
 /* Sets `key` from text (trimmed of surrounding whitespace). Errors:
  * STREAM_EBADCONFIG with errbuf naming the key and what is allowed (unknown
  * key, broker key in a topic config, alias in a topic config, not an integer,
- * out of [min, max], not true/false, not one of the enum's words, compact not
- * supported yet, control characters); STREAM_EINVAL for NULL arguments;
+ * out of [min, max], not true/false, not one of the enum's words, a ratio
+ * outside 0..1, control characters); STREAM_EINVAL for NULL arguments;
  * STREAM_ENOMEM. On error cfg is unchanged. */
 int stream_config_set(stream_config *cfg, const char *key, const char *value, char *errbuf,
                       size_t errbuf_len);

@@ -56,7 +56,8 @@
     X(ENOTENOUGHREPLICAS, 38, "not enough in-sync replicas")                                       \
     X(ESTALEEPOCH, 39, "stale epoch")                                                              \
     X(ENOBROKER, 40, "unknown broker")                                                             \
-    X(ENOTCOORDINATOR, 41, "not the group's coordinator")
+    X(ENOTCOORDINATOR, 41, "not the group's coordinator")                                          \
+    X(EBADRECORD, 42, "invalid record")
 
 typedef enum stream_err {
     STREAM_OK = 0,

@@ -116,6 +116,18 @@ typedef struct stream_log_config {
     int32_t max_message_bytes;    /* largest batch append accepts (default 1 MiB) */
     stream_flush_mode flush_mode; /* see above */
     int64_t flush_ms;             /* period for STREAM_FLUSH_PERIODIC (default 1000) */
+    /* cleanup.policy: delete (retention applies), compact (the cleaner keeps
+     * the last record per key and appends refuse keyless records), or both.
+     * Default delete only. */
+    bool cleanup_delete;
+    bool cleanup_compact;
+    int32_t min_cleanable_dirty_ratio_ppm; /* clean when this share (millionths) of the
+                                              closed bytes is dirty (default 500000) */
+    int64_t min_compaction_lag_ms;         /* records younger than this stay (default 0) */
+    int64_t max_compaction_lag_ms;         /* dirty records older than this force a cleaning
+                                              whatever the ratio (default ~100 years) */
+    int64_t delete_retention_ms;           /* tombstones stay this long after their first
+                                              cleaning (default 1 day) */
 } stream_log_config;
 
 /* Fills `cfg` with the defaults above. */
@@ -436,9 +448,9 @@ int stream_log_io_error(stream_log *log, uint64_t *failures, char *errbuf, size_
  * records were cut, or -1 when none were; else the error (errbuf says what
  * failed) and the latch stays - *cut_to then says whether records were cut
  * before the failure (a later attempt has nothing left to cut). Within a
- * second of a failed attempt it tries nothing and returns STREAM_EAGAIN. Owner thread only; the caller
- * must first fail whatever waits on the log's durability (those offsets may
- * be cut and then reused). */
+ * second of a failed attempt it tries nothing and returns STREAM_EAGAIN. Owner thread only; the
+ * caller must first fail whatever waits on the log's durability (those offsets may be cut and then
+ * reused). */
 int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t errbuf_len);
 
 /* The flusher: one thread serving any number of logs. */

@@ -1,0 +1,985 @@
+/*
+ * cleaner.c - log compaction (see stream/cleaner.h for the rules and the
+ * crash-safe swap).
+ *
+ * The key map is one fixed array of 24-byte slots (a 128-bit key hash and an
+ * offset), open addressing with linear probing, filled to at most 90% so that
+ * probes stay short; it is allocated per pass and sized by the dedupe
+ * buffer. Two different keys share a slot only if both 64-bit halves of
+ * their hashes collide, which at a billion keys is about 1 in 10^19.
+ *
+ * A pass reads its pinned segments batch by batch with pread (two reads a
+ * batch: header, then the batch) and writes the cleaned copy with write; a
+ * batch whose records all stay is copied as it is. The I/O limit is kept by
+ * sleeping in the run step, which is never the owner thread in the broker.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log_internal.h"
+#include "stream/cleaner.h"
+#include "stream/crc32c.h"
+#include "stream/error.h"
+
+#define MAP_LOAD_PERCENT  90
+#define CLEAN_OFFSET_FILE "cleaner-offset-checkpoint"
+#define EXT_CLEANED       ".log.cleaned"
+#define EXT_SWAP          ".log.swap"
+
+static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+{
+    if (errbuf == NULL || errbuf_len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errbuf_len, fmt, ap);
+    va_end(ap);
+}
+
+void stream_cleaner_opts_init(stream_cleaner_opts *opts)
+{
+    opts->dedupe_buffer_bytes = (int64_t)128 << 20;
+    opts->io_max_bytes_per_second = -1;
+}
+
+/* ---- keys ------------------------------------------------------------------ */
+
+typedef struct key_hash {
+    uint64_t a, b;
+} key_hash;
+
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+/* Two independent 64-bit hashes of the key (different seeds and
+ * multipliers), each a multiply-xorshift over 8-byte words. */
+static key_hash hash_key(const uint8_t *p, size_t n)
+{
+    uint64_t a = UINT64_C(0x9e3779b97f4a7c15) ^ n, b = UINT64_C(0x632be59bd9b4e019) + n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        a = (a ^ mix64(w)) * UINT64_C(0x100000001b3);
+        b = (b + w) * UINT64_C(0xbf58476d1ce4e5b9);
+        b ^= b >> 31;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p + i, n - i);
+    a = mix64(a ^ mix64(w ^ (uint64_t)(n - i)));
+    b = mix64(b + w + UINT64_C(0x94d049bb133111eb));
+    key_hash h = {a, b | 1}; /* b != 0 marks a used slot */
+    return h;
+}
+
+typedef struct key_slot {
+    uint64_t a, b; /* b == 0: empty */
+    int64_t offset;
+} key_slot;
+
+typedef struct key_map {
+    key_slot *slots;
+    size_t cap;      /* slots */
+    size_t count;    /* used slots */
+    size_t max_keys; /* count allowed before the map is full */
+} key_map;
+
+static int map_init(key_map *m, int64_t bytes)
+{
+    m->cap = (size_t)bytes / sizeof(key_slot);
+    if (m->cap < 16)
+        m->cap = 16;
+    m->count = 0;
+    m->max_keys = m->cap * MAP_LOAD_PERCENT / 100;
+    m->slots = calloc(m->cap, sizeof(key_slot));
+    return m->slots ? 0 : STREAM_ENOMEM;
+}
+
+static key_slot *map_slot(const key_map *m, key_hash h)
+{
+    size_t i = (size_t)(h.a % m->cap);
+    for (;;) {
+        key_slot *s = &m->slots[i];
+        if (s->b == 0 || (s->a == h.a && s->b == h.b))
+            return s;
+        i = i + 1 == m->cap ? 0 : i + 1;
+    }
+}
+
+/* Records offset for the key; false when the key is new and the map full. */
+static bool map_put(key_map *m, key_hash h, int64_t offset)
+{
+    key_slot *s = map_slot(m, h);
+    if (s->b == 0) {
+        if (m->count >= m->max_keys)
+            return false;
+        s->a = h.a;
+        s->b = h.b;
+        m->count++;
+    }
+    s->offset = offset; /* records come in offset order: the last is the highest */
+    return true;
+}
+
+/* The highest offset of the key, -1 when not in the map. */
+static int64_t map_get(const key_map *m, key_hash h)
+{
+    const key_slot *s = map_slot(m, h);
+    return s->b == 0 ? -1 : s->offset;
+}
+
+/* ---- producers: the last batch of each id ---------------------------------- */
+
+typedef struct pid_slot {
+    int64_t pid; /* -1: empty */
+    int64_t last_base;
+} pid_slot;
+
+typedef struct pid_map {
+    pid_slot *slots;
+    size_t cap, count;
+} pid_map;
+
+static pid_slot *pid_find(const pid_map *m, int64_t pid)
+{
+    size_t i = (size_t)(mix64((uint64_t)pid) & (m->cap - 1));
+    while (m->slots[i].pid != -1 && m->slots[i].pid != pid)
+        i = (i + 1) & (m->cap - 1);
+    return &m->slots[i];
+}
+
+static int pid_put(pid_map *m, int64_t pid, int64_t base)
+{
+    if ((m->count + 1) * 2 > m->cap) {
+        pid_map g = {NULL, m->cap ? m->cap * 2 : 64, 0};
+        if ((g.slots = malloc(g.cap * sizeof *g.slots)) == NULL)
+            return STREAM_ENOMEM;
+        for (size_t i = 0; i < g.cap; i++)
+            g.slots[i].pid = -1;
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->slots[i].pid != -1) {
+                *pid_find(&g, m->slots[i].pid) = m->slots[i];
+                g.count++;
+            }
+        free(m->slots);
+        *m = g;
+    }
+    pid_slot *s = pid_find(m, pid);
+    if (s->pid == -1) {
+        s->pid = pid;
+        m->count++;
+    }
+    s->last_base = base; /* batches come in offset order */
+    return 0;
+}
+
+static bool pid_is_last(const pid_map *m, int64_t pid, int64_t base)
+{
+    if (pid < 0 || m->cap == 0)
+        return false;
+    const pid_slot *s = pid_find(m, pid);
+    return s->pid == pid && s->last_base == base;
+}
+
+/* ---- the job ------------------------------------------------------------------ */
+
+typedef struct job_seg {
+    stream__segment *old;     /* pinned: the log's segment as begin saw it */
+    int64_t size;             /* its size then */
+    int64_t records;          /* records in it (header counts), for the map's room */
+    stream__segment *cleaned; /* the rewritten copy (fd on .cleaned), or NULL: unchanged */
+} job_seg;
+
+struct stream_log_clean_job {
+    char *dir;                /* the partition directory (copied) */
+    int dirfd;                /* a dup of the log's */
+    stream_log_config cfg;    /* the log's settings at begin */
+    stream_cleaner_opts opts; /* the cleaner's */
+    int64_t now_ms;           /* wall clock of the pass */
+    int64_t dirty_from;       /* the clean offset at begin */
+    int64_t map_end;          /* run: the map covers [dirty_from, map_end) */
+    job_seg *segs;            /* the segments of the pass, ascending */
+    int nsegs;
+    bool ran;              /* run finished without error */
+    int64_t min_horizon;   /* run: earliest delete horizon of a tombstone kept */
+    stream_clean_stats st; /* what run did */
+    /* I/O budget */
+    int64_t io_bytes;
+    int64_t io_start_ns;
+};
+
+static void job_free(stream_log_clean_job *job, bool unlink_cleaned)
+{
+    if (job == NULL)
+        return;
+    for (int i = 0; i < job->nsegs; i++) {
+        job_seg *js = &job->segs[i];
+        if (js->cleaned != NULL) {
+            char path[4096];
+            if (unlink_cleaned && stream__seg_path(path, sizeof path, job->dir,
+                                                   js->old->base_offset, EXT_CLEANED) == 0)
+                unlink(path);
+            stream__seg_unref(js->cleaned);
+        }
+        stream__seg_unref(js->old);
+    }
+    free(job->segs);
+    if (job->dirfd >= 0)
+        close(job->dirfd);
+    free(job->dir);
+    free(job);
+}
+
+void stream_log_clean_abort(stream_log_clean_job *job)
+{
+    job_free(job, true);
+}
+
+/* ---- status and begin (owner thread) --------------------------------------- */
+
+static int64_t read_clean_offset(stream_log *log)
+{
+    if (log->clean_offset_loaded)
+        return log->clean_offset;
+    int64_t v = 0;
+    int fd = openat(log->dirfd, CLEAN_OFFSET_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char text[32];
+        ssize_t n = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (n > 0) {
+            text[n] = '\0';
+            char *end;
+            long long x = strtoll(text, &end, 10);
+            if (end != text && x >= 0)
+                v = x;
+        }
+    }
+    log->clean_offset = v;
+    log->clean_offset_loaded = true;
+    log->last_clean_ms = -1;
+    log->next_horizon_ms = 0; /* unknown since open: look once */
+    return v;
+}
+
+/* How many leading closed segments a pass may take now: durable, and with
+ * every record at least min_compaction_lag_ms old. */
+static int cleanable_segments(stream_log *log, int64_t now_ms)
+{
+    pthread_mutex_lock(&log->mu);
+    int64_t durable = log->durable;
+    pthread_mutex_unlock(&log->mu);
+    int n = 0;
+    for (; n < log->nsegs - 1; n++) {
+        const stream__segment *s = log->segs[n];
+        if (s->next_offset > durable)
+            break;
+        if (log->cfg.min_compaction_lag_ms > 0 && s->max_timestamp != STREAM__NO_TIMESTAMP &&
+            now_ms - s->max_timestamp < log->cfg.min_compaction_lag_ms)
+            break;
+    }
+    return n;
+}
+
+void stream_log_clean_status_get(stream_log *log, int64_t now_ms, stream_log_clean_status *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t from = read_clean_offset(log);
+    out->clean_offset = from;
+    out->last_clean_ms = log->last_clean_ms;
+    int n = cleanable_segments(log, now_ms);
+    bool old_dirty = false;
+    for (int k = 0; k < n; k++) {
+        const stream__segment *s = log->segs[k];
+        out->cleanable_bytes += s->size;
+        if (s->next_offset > from) {
+            out->dirty_bytes += s->size;
+            if (s->max_timestamp != STREAM__NO_TIMESTAMP &&
+                now_ms - s->max_timestamp >= log->cfg.max_compaction_lag_ms)
+                old_dirty = true;
+        }
+    }
+    if (out->cleanable_bytes > 0)
+        out->dirty_ratio_ppm = (int32_t)(out->dirty_bytes * 1000000 / out->cleanable_bytes);
+    out->due = log->cfg.cleanup_compact &&
+               ((out->dirty_bytes > 0 &&
+                 (out->dirty_ratio_ppm >= log->cfg.min_cleanable_dirty_ratio_ppm || old_dirty)) ||
+                (n > 0 && now_ms >= log->next_horizon_ms));
+}
+
+int stream_log_clean_begin(stream_log *log, int64_t now_ms, const stream_cleaner_opts *opts,
+                           stream_log_clean_job **out)
+{
+    *out = NULL;
+    if (!log->cfg.cleanup_compact || log->cleaning)
+        return 0;
+    int64_t from = read_clean_offset(log);
+    int n = cleanable_segments(log, now_ms);
+    /* Nothing dirty: still a pass when a tombstone's horizon has passed. */
+    if (n == 0 || (log->segs[n - 1]->next_offset <= from && now_ms < log->next_horizon_ms))
+        return 0;
+    stream_log_clean_job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return STREAM_ENOMEM;
+    job->dirfd = dup(log->dirfd);
+    job->dir = strdup(log->dir);
+    job->segs = calloc((size_t)n, sizeof *job->segs);
+    if (job->dirfd < 0 || job->dir == NULL || job->segs == NULL) {
+        job_free(job, false);
+        return STREAM_ENOMEM;
+    }
+    job->cfg = log->cfg;
+    job->opts = *opts;
+    job->now_ms = now_ms;
+    job->dirty_from = from;
+    job->map_end = from;
+    job->min_horizon = INT64_MAX;
+    for (int k = 0; k < n; k++) {
+        stream__seg_ref(log->segs[k]);
+        job->segs[k].old = log->segs[k];
+        job->segs[k].size = log->segs[k]->size;
+        job->nsegs++;
+    }
+    log->cleaning = true;
+    *out = job;
+    return 0;
+}
+
+/* ---- run (any thread) ---------------------------------------------------------- */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Counts bytes against the I/O limit, sleeping when ahead of it. */
+static void throttle(stream_log_clean_job *job, size_t bytes)
+{
+    int64_t limit = job->opts.io_max_bytes_per_second;
+    if (limit <= 0)
+        return;
+    job->io_bytes += (int64_t)bytes;
+    int64_t due_ns = (int64_t)((double)job->io_bytes / (double)limit * 1e9);
+    int64_t ahead = due_ns - (mono_ns() - job->io_start_ns);
+    if (ahead > 1000000) { /* sleep in steps of at least a millisecond */
+        struct timespec ts = {ahead / 1000000000, ahead % 1000000000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+}
+
+static int pread_full(int fd, void *buf, size_t n, int64_t pos)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (uint8_t *)buf + done, n - done, (off_t)(pos + (int64_t)done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return stream_err_from_errno(errno);
+        if (r == 0)
+            return STREAM_ECORRUPT; /* the segment is shorter than it was */
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, (const uint8_t *)buf + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return stream_err_from_errno(w < 0 ? errno : ENOSPC);
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads the batch at *pos of a pinned segment into buf. */
+static int read_batch(stream_log_clean_job *job, const job_seg *js, int64_t pos, stream_buf *buf,
+                      stream_batch_info *info)
+{
+    if (js->size - pos < STREAM_BATCH_HEADER_SIZE)
+        return STREAM_ECORRUPT;
+    stream_buf_reset(buf);
+    if (stream_buf_reserve(buf, STREAM_BATCH_HEADER_SIZE) != 0)
+        return STREAM_ENOMEM;
+    int rc = pread_full(js->old->fd, buf->data, STREAM_BATCH_HEADER_SIZE, pos);
+    if (rc != 0)
+        return rc;
+    if ((rc = stream_batch_header_decode(buf->data, STREAM_BATCH_HEADER_SIZE, info)) != 0)
+        return STREAM_ECORRUPT;
+    if ((int64_t)info->size > js->size - pos)
+        return STREAM_ECORRUPT;
+    if (stream_buf_reserve(buf, info->size) != 0)
+        return STREAM_ENOMEM;
+    rc = pread_full(js->old->fd, buf->data + STREAM_BATCH_HEADER_SIZE,
+                    info->size - STREAM_BATCH_HEADER_SIZE, pos + STREAM_BATCH_HEADER_SIZE);
+    buf->len = info->size;
+    job->st.bytes_read += (int64_t)info->size;
+    throttle(job, info->size);
+    return rc;
+}
+
+/* Pass over headers: the last batch of every producer id, and record counts. */
+static int scan_producers(stream_log_clean_job *job, pid_map *pids, stream_buf *buf)
+{
+    for (int k = 0; k < job->nsegs; k++) {
+        job_seg *js = &job->segs[k];
+        uint8_t h[STREAM_BATCH_HEADER_SIZE];
+        for (int64_t pos = 0; pos < js->size;) {
+            stream_batch_info info;
+            if (js->size - pos < STREAM_BATCH_HEADER_SIZE)
+                return STREAM_ECORRUPT;
+            int rc = pread_full(js->old->fd, h, sizeof h, pos);
+            if (rc != 0)
+                return rc;
+            if (stream_batch_header_decode(h, sizeof h, &info) != 0 ||
+                (int64_t)info.size > js->size - pos)
+                return STREAM_ECORRUPT;
+            if (info.producer_id >= 0 && (rc = pid_put(pids, info.producer_id, info.base_offset)))
+                return rc;
+            js->records += info.record_count;
+            pos += (int64_t)info.size;
+        }
+    }
+    (void)buf;
+    return 0;
+}
+
+/* Fills the map from the dirty records, segment by segment, stopping before
+ * a segment whose records might not fit (or inside the first one when even
+ * that one does not). Sets job->map_end. */
+static int build_map(stream_log_clean_job *job, key_map *map, stream_buf *buf)
+{
+    int k = 0;
+    while (k < job->nsegs && job->segs[k].old->next_offset <= job->dirty_from)
+        k++;
+    job->map_end = job->dirty_from;
+    for (; k < job->nsegs; k++) {
+        job_seg *js = &job->segs[k];
+        if (map->count > 0 && map->count + (size_t)js->records > map->max_keys)
+            return 0; /* the next pass starts at this segment */
+        for (int64_t pos = 0; pos < js->size;) {
+            stream_batch_info info;
+            int rc = read_batch(job, js, pos, buf, &info);
+            if (rc != 0)
+                return rc;
+            pos += (int64_t)info.size;
+            if (info.base_offset + info.last_offset_delta < job->dirty_from ||
+                (info.attributes & STREAM_BATCH_ATTR_CONTROL))
+                continue;
+            stream_record_iter it;
+            stream_record rec;
+            if ((rc = stream_record_iter_start(&it, buf->data, buf->len)) != 0) {
+                stream_record_iter_stop(&it);
+                return STREAM_ECORRUPT;
+            }
+            while ((rc = stream_record_iter_next(&it, &rec)) == 1) {
+                if (rec.offset < job->dirty_from || rec.key == NULL)
+                    continue;
+                if (!map_put(map, hash_key(rec.key, (size_t)rec.key_len), rec.offset)) {
+                    /* Full inside a segment: the map covers up to here. */
+                    stream_record_iter_stop(&it);
+                    job->map_end = rec.offset;
+                    return 0;
+                }
+            }
+            stream_record_iter_stop(&it);
+            if (rc != 0)
+                return STREAM_ECORRUPT;
+        }
+        job->map_end = js->old->next_offset;
+    }
+    return 0;
+}
+
+/* Appends one record (as the iterator returned it) to out, with its offset
+ * and timestamp as deltas from the batch's base offset and base_ts. */
+static int put_record(stream_buf *out, const stream_record *r, int64_t base_offset, int64_t base_ts)
+{
+    int64_t tsd = (int64_t)((uint64_t)r->timestamp - (uint64_t)base_ts);
+    int32_t od = (int32_t)(r->offset - base_offset);
+    size_t body = 1 + stream_varlong_size(tsd) + stream_varint_size(od) +
+                  stream_varint_size(r->key_len) + (r->key_len > 0 ? (size_t)r->key_len : 0) +
+                  stream_varint_size(r->value_len) + (r->value_len > 0 ? (size_t)r->value_len : 0) +
+                  stream_varint_size(r->header_count) + r->headers_len;
+    if (body > INT32_MAX || stream_buf_reserve(out, body + 5) != 0)
+        return STREAM_ENOMEM;
+    stream_buf_put_varint(out, (int32_t)body); /* length */
+    stream_buf_put_u8(out, 0);                 /* attributes */
+    stream_buf_put_varlong(out, tsd);          /* timestampDelta */
+    stream_buf_put_varint(out, od);            /* offsetDelta */
+    stream_buf_put_varint(out, r->key_len);    /* keyLength, key */
+    if (r->key_len > 0)
+        stream_buf_put(out, r->key, (size_t)r->key_len);
+    stream_buf_put_varint(out, r->value_len); /* valueLength, value */
+    if (r->value_len > 0)
+        stream_buf_put(out, r->value, (size_t)r->value_len);
+    stream_buf_put_varint(out, r->header_count); /* headers, as they were */
+    if (r->headers_len > 0)
+        stream_buf_put(out, r->headers, r->headers_len);
+    return stream_buf_ok(out);
+}
+
+/* Scratch of the rewrite. */
+typedef struct rewrite_bufs {
+    stream_buf in;      /* the batch read */
+    stream_buf records; /* kept records, uncompressed */
+    stream_buf out;     /* the batch written */
+} rewrite_bufs;
+
+/*
+ * Filters one batch into b->out: sets *keep (false: the batch goes) and
+ * leaves out empty when the batch is to be copied as it is.
+ */
+static int filter_batch(stream_log_clean_job *job, const key_map *map, const pid_map *pids,
+                        const stream_batch_info *info, bool last_in_segment, rewrite_bufs *b,
+                        bool *keep)
+{
+    *keep = true;
+    stream_buf_reset(&b->out);
+    if (info->attributes & STREAM_BATCH_ATTR_CONTROL)
+        return 0;
+    bool has_horizon = info->attributes & STREAM_BATCH_ATTR_DELETE_HORIZON;
+    bool horizon_passed = has_horizon && job->now_ms >= info->base_timestamp;
+    bool set_horizon = false;
+    int32_t kept = 0, seen = 0;
+    stream_record_iter it;
+    stream_record rec;
+    int rc = stream_record_iter_start(&it, b->in.data, b->in.len);
+    if (rc != 0) {
+        stream_record_iter_stop(&it);
+        return STREAM_ECORRUPT;
+    }
+    /* First pass: decide; the kept records go to b->records once we know the
+     * base timestamp (a new horizon changes every delta). */
+    stream_buf_reset(&b->records);
+    int64_t base_ts = info->base_timestamp;
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            if (kept == seen && !set_horizon)
+                break; /* nothing changes: copy the batch */
+            if (set_horizon) {
+                base_ts = job->now_ms + job->cfg.delete_retention_ms;
+                if (base_ts < job->min_horizon)
+                    job->min_horizon = base_ts;
+            }
+            stream_record_iter_stop(&it);
+            if ((rc = stream_record_iter_start(&it, b->in.data, b->in.len)) != 0)
+                break;
+        }
+        while ((rc = stream_record_iter_next(&it, &rec)) == 1) {
+            bool in_map = rec.offset < job->map_end;
+            bool stay;
+            if (rec.key == NULL) {
+                stay = false;
+            } else if (!in_map) {
+                stay = true;
+            } else {
+                int64_t latest = map_get(map, hash_key(rec.key, (size_t)rec.key_len));
+                stay = latest <= rec.offset;
+                if (stay && rec.value == NULL) {
+                    if (horizon_passed) {
+                        stay = false;
+                        if (round == 0)
+                            job->st.tombstones_removed++;
+                    } else if (!has_horizon) {
+                        set_horizon = true;
+                    } else if (info->base_timestamp < job->min_horizon) {
+                        job->min_horizon = info->base_timestamp;
+                    }
+                }
+            }
+            if (round == 0) {
+                seen++;
+                kept += stay;
+                if (!stay)
+                    job->st.records_removed++;
+            } else if (stay && (rc = put_record(&b->records, &rec, info->base_offset, base_ts))) {
+                break;
+            }
+        }
+        if (rc != 0)
+            break;
+    }
+    stream_record_iter_stop(&it);
+    if (rc != 0)
+        return rc < 0 ? rc : STREAM_ECORRUPT;
+    if (kept == seen && !set_horizon)
+        return 0;
+    if (kept == 0 && !last_in_segment && !pid_is_last(pids, info->producer_id, info->base_offset)) {
+        *keep = false;
+        return 0;
+    }
+
+    /* The new batch: the old header, then the records, compressed with the
+     * batch's codec (an empty batch goes uncompressed). */
+    int16_t attrs = info->attributes;
+    if (set_horizon)
+        attrs |= STREAM_BATCH_ATTR_DELETE_HORIZON;
+    stream_codec codec = (stream_codec)(attrs & STREAM_BATCH_ATTR_CODEC_MASK);
+    if (kept == 0) {
+        attrs &= ~STREAM_BATCH_ATTR_CODEC_MASK;
+        codec = STREAM_CODEC_NONE;
+    }
+    if (stream_buf_reserve(&b->out, STREAM_BATCH_HEADER_SIZE + b->records.len) != 0)
+        return STREAM_ENOMEM;
+    stream_buf_put(&b->out, b->in.data, STREAM_BATCH_HEADER_SIZE);
+    if (codec != STREAM_CODEC_NONE) {
+        rc = stream_codec_compress(codec, 0, b->records.data, b->records.len, &b->out);
+        if (rc != 0)
+            return rc;
+    } else if (b->records.len > 0) {
+        stream_buf_put(&b->out, b->records.data, b->records.len);
+    }
+    if (stream_buf_ok(&b->out) != 0 || b->out.len - STREAM_BATCH_LOG_OVERHEAD > INT32_MAX)
+        return STREAM_ENOMEM;
+    uint8_t *p = b->out.data;
+    stream_store_be32(p + STREAM_BATCH_OFF_LENGTH,
+                      (uint32_t)(b->out.len - STREAM_BATCH_LOG_OVERHEAD)); /* batchLength */
+    p[STREAM_BATCH_OFF_ATTRIBUTES] = (uint8_t)((uint16_t)attrs >> 8);      /* attributes */
+    p[STREAM_BATCH_OFF_ATTRIBUTES + 1] = (uint8_t)attrs;
+    stream_store_be64(p + STREAM_BATCH_OFF_BASE_TIMESTAMP, (uint64_t)base_ts); /* baseTimestamp */
+    stream_store_be32(p + STREAM_BATCH_OFF_RECORD_COUNT, (uint32_t)kept);      /* recordCount */
+    stream_store_be32(p + STREAM_BATCH_OFF_CRC,
+                      stream_crc32c(0, p + STREAM_BATCH_OFF_ATTRIBUTES,
+                                    b->out.len - STREAM_BATCH_OFF_ATTRIBUTES));
+    return 0;
+}
+
+/* Rewrites one segment into <base>.log.cleaned; leaves js->cleaned NULL when
+ * nothing in it changes. */
+static int rewrite_segment(stream_log_clean_job *job, const key_map *map, const pid_map *pids,
+                           job_seg *js, rewrite_bufs *b, char *errbuf, size_t errbuf_len)
+{
+    char path[4096];
+    int64_t base = js->old->base_offset;
+    int rc = stream__seg_path(path, sizeof path, job->dir, base, EXT_CLEANED);
+    if (rc != 0)
+        return rc;
+    stream__segment *ns = stream__seg_alloc(base);
+    if (ns == NULL)
+        return STREAM_ENOMEM;
+    ns->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (ns->fd < 0) {
+        rc = stream_err_from_errno(errno);
+        seterr(errbuf, errbuf_len, "cannot create %s: %s", path, strerror(errno));
+        stream__seg_unref(ns);
+        return rc;
+    }
+    bool changed = false;
+    for (int64_t pos = 0; rc == 0 && pos < js->size;) {
+        stream_batch_info info;
+        if ((rc = read_batch(job, js, pos, &b->in, &info)) != 0)
+            break;
+        pos += (int64_t)info.size;
+        bool keep;
+        if ((rc = filter_batch(job, map, pids, &info, pos >= js->size, b, &keep)) != 0)
+            break;
+        if (!keep) {
+            changed = true;
+            continue;
+        }
+        const stream_buf *src = b->out.len > 0 ? &b->out : &b->in;
+        changed |= b->out.len > 0;
+        stream_batch_info out_info;
+        if (stream_batch_header_decode(src->data, src->len, &out_info) != 0) {
+            rc = STREAM_ECORRUPT;
+            break;
+        }
+        int64_t at = ns->size;
+        if ((rc = write_full(ns->fd, src->data, src->len)) != 0) {
+            seterr(errbuf, errbuf_len, "writing %s: %s", path, stream_strerror(rc));
+            break;
+        }
+        job->st.bytes_written += (int64_t)src->len;
+        throttle(job, src->len);
+        stream__seg_track(ns, at, &out_info, job->cfg.index_interval_bytes);
+    }
+    if (rc == 0 && changed && fdatasync(ns->fd) != 0) {
+        rc = stream_err_from_errno(errno);
+        seterr(errbuf, errbuf_len, "fdatasync %s: %s", path, strerror(errno));
+    }
+    if (rc != 0 || !changed) {
+        unlink(path);
+        stream__seg_unref(ns);
+        if (rc == STREAM_ECORRUPT)
+            seterr(errbuf, errbuf_len, "segment %020" PRId64 " in %s: a batch does not decode",
+                   base, job->dir);
+        return rc;
+    }
+    js->cleaned = ns;
+    return 0;
+}
+
+int stream_log_clean_run(stream_log_clean_job *job, char *errbuf, size_t errbuf_len)
+{
+    key_map map = {0};
+    pid_map pids = {0};
+    rewrite_bufs b;
+    stream_buf_init(&b.in);
+    stream_buf_init(&b.records);
+    stream_buf_init(&b.out);
+    job->io_start_ns = mono_ns();
+    int rc = map_init(&map, job->opts.dedupe_buffer_bytes);
+    if (rc == 0)
+        rc = scan_producers(job, &pids, &b.in);
+    if (rc == 0)
+        rc = build_map(job, &map, &b.in);
+    for (int k = 0; rc == 0 && k < job->nsegs; k++)
+        rc = rewrite_segment(job, &map, &pids, &job->segs[k], &b, errbuf, errbuf_len);
+    if (rc != 0 && errbuf != NULL && errbuf[0] == '\0')
+        seterr(errbuf, errbuf_len, "cleaning %s: %s", job->dir, stream_strerror(rc));
+    free(map.slots);
+    free(pids.slots);
+    stream_buf_release(&b.in);
+    stream_buf_release(&b.records);
+    stream_buf_release(&b.out);
+    job->ran = rc == 0;
+    return rc;
+}
+
+/* ---- finish (owner thread) ------------------------------------------------------ */
+
+/* Still the log's segments k.. as begin saw them? */
+static bool job_matches(const stream_log *log, const stream_log_clean_job *job)
+{
+    if (log->nsegs <= job->nsegs)
+        return false; /* the active segment is never in a job */
+    for (int k = 0; k < job->nsegs; k++)
+        if (log->segs[k] != job->segs[k].old || log->segs[k]->size != job->segs[k].size)
+            return false;
+    return true;
+}
+
+static int rename_at(int dirfd, const char *dir, int64_t base, const char *from_ext,
+                     const char *to_ext, char *errbuf, size_t errbuf_len)
+{
+    char from[64], to[64];
+    snprintf(from, sizeof from, "%020" PRId64 "%s", base, from_ext);
+    snprintf(to, sizeof to, "%020" PRId64 "%s", base, to_ext);
+    if (renameat(dirfd, from, dirfd, to) == 0)
+        return 0;
+    int rc = stream_err_from_errno(errno);
+    seterr(errbuf, errbuf_len, "renaming %s/%s to %s: %s", dir, from, to, strerror(errno));
+    return rc;
+}
+
+static void unlink_indexes(int dirfd, int64_t base)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%020" PRId64 ".index", base);
+    unlinkat(dirfd, name, 0);
+    snprintf(name, sizeof name, "%020" PRId64 ".timeindex", base);
+    unlinkat(dirfd, name, 0);
+}
+
+static int dir_sync(int dirfd, const char *dir, char *errbuf, size_t errbuf_len)
+{
+    if (fsync(dirfd) == 0)
+        return 0;
+    int rc = stream_err_from_errno(errno);
+    seterr(errbuf, errbuf_len, "fsync %s: %s", dir, strerror(errno));
+    return rc;
+}
+
+static int swap_in(stream_log *log, stream_log_clean_job *job, char *errbuf, size_t errbuf_len)
+{
+    int rc = 0;
+    /* 1. Every cleaned file becomes a .swap, ascending; one directory sync
+     *    makes them the state recovery completes. */
+    for (int k = 0; rc == 0 && k < job->nsegs; k++)
+        if (job->segs[k].cleaned != NULL)
+            rc = rename_at(job->dirfd, job->dir, job->segs[k].old->base_offset, EXT_CLEANED,
+                           EXT_SWAP, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = dir_sync(job->dirfd, job->dir, errbuf, errbuf_len);
+    /* 2. Each .swap over its .log (old indexes first gone), new indexes. */
+    for (int k = 0; rc == 0 && k < job->nsegs; k++) {
+        job_seg *js = &job->segs[k];
+        if (js->cleaned == NULL)
+            continue;
+        int64_t base = js->old->base_offset;
+        unlink_indexes(job->dirfd, base);
+        if ((rc = rename_at(job->dirfd, job->dir, base, EXT_SWAP, ".log", errbuf, errbuf_len)))
+            break;
+        stream__segment *ns = js->cleaned;
+        js->cleaned = NULL;
+        ns->roll_at_ms = js->old->roll_at_ms;
+        stream__seg_close_times(ns);
+        log->segs[k] = ns;          /* the array's reference moves to the new one; */
+        stream__seg_unref(js->old); /* the job's own pin is dropped in job_free */
+        (void)stream__seg_rewrite_indexes(log, ns); /* hints: open rebuilds missing ones */
+        job->st.segments_rewritten++;
+    }
+    if (rc == 0)
+        rc = dir_sync(job->dirfd, job->dir, errbuf, errbuf_len);
+    return rc;
+}
+
+int stream_log_clean_finish(stream_log *log, stream_log_clean_job *job, int run_rc,
+                            stream_clean_stats *st, char *errbuf, size_t errbuf_len)
+{
+    log->cleaning = false;
+    if (run_rc != 0 || !job->ran || !job_matches(log, job)) {
+        job_free(job, true);
+        return run_rc;
+    }
+    int rc = swap_in(log, job, errbuf, errbuf_len);
+    if (rc != 0) {
+        /* What was renamed stays for the next open to complete; the log's
+         * array holds the old or the new segment for each, both readable. */
+        for (int k = 0; k < job->nsegs; k++)
+            if (job->segs[k].cleaned != NULL) {
+                stream__seg_unref(job->segs[k].cleaned);
+                job->segs[k].cleaned = NULL;
+            }
+        job_free(job, false);
+        return rc;
+    }
+    int64_t end = job->map_end;
+    if (end > log->clean_offset) {
+        log->clean_offset = end;
+        (void)stream__write_offset_file(log, CLEAN_OFFSET_FILE, end); /* lost: a pass redone */
+    }
+    log->last_clean_ms = job->now_ms;
+    log->next_horizon_ms = job->min_horizon;
+    if (st != NULL) {
+        st->passes++;
+        st->segments_rewritten += job->st.segments_rewritten;
+        st->bytes_read += job->st.bytes_read;
+        st->bytes_written += job->st.bytes_written;
+        st->records_removed += job->st.records_removed;
+        st->tombstones_removed += job->st.tombstones_removed;
+        st->clean_offset = log->clean_offset;
+    }
+    job_free(job, false);
+    return 0;
+}
+
+int stream_log_clean(stream_log *log, int64_t now_ms, const stream_cleaner_opts *opts,
+                     int max_passes, stream_clean_stats *st, char *errbuf, size_t errbuf_len)
+{
+    int passes = 0;
+    while (max_passes <= 0 || passes < max_passes) {
+        stream_log_clean_job *job;
+        int rc = stream_log_clean_begin(log, now_ms, opts, &job);
+        if (rc != 0)
+            return rc;
+        if (job == NULL)
+            break;
+        rc = stream_log_clean_run(job, errbuf, errbuf_len);
+        rc = stream_log_clean_finish(log, job, rc, st, errbuf, errbuf_len);
+        if (rc != 0)
+            return rc;
+        passes++;
+    }
+    return passes;
+}
+
+/* ---- keyless records, recovery ------------------------------------------------- */
+
+int stream__clean_check_keys(const uint8_t *p, size_t len, char *errbuf, size_t errbuf_len)
+{
+    stream_record_iter it;
+    stream_record rec;
+    int rc = stream_record_iter_start(&it, p, len);
+    if (rc == 0)
+        while ((rc = stream_record_iter_next(&it, &rec)) == 1)
+            if (rec.key == NULL) {
+                rc = STREAM_EBADRECORD;
+                seterr(errbuf, errbuf_len,
+                       "a compacted topic cannot take a record without a key (offset delta "
+                       "%" PRId64 "); give every record a key",
+                       rec.offset - it.info.base_offset);
+                break;
+            }
+    stream_record_iter_stop(&it);
+    if (rc < 0 && rc != STREAM_EBADRECORD)
+        seterr(errbuf, errbuf_len, "the batch's records do not decode: %s", stream_strerror(rc));
+    return rc < 0 ? rc : 0;
+}
+
+/* "<20 digits><ext>" */
+static bool name_with(const char *name, const char *ext, int64_t *base)
+{
+    size_t el = strlen(ext);
+    if (strlen(name) != 20 + el || strcmp(name + 20, ext) != 0)
+        return false;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9' || v > (INT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return true;
+}
+
+int stream__clean_recover(stream_log *log, char *errbuf, size_t errbuf_len)
+{
+    int fd = dup(log->dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        int rc = stream_err_from_errno(errno);
+        if (fd >= 0)
+            close(fd);
+        seterr(errbuf, errbuf_len, "cannot list %s: %s", log->dir, strerror(errno));
+        return rc;
+    }
+    rewinddir(d);
+    bool changed = false;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        int64_t base;
+        char logname[64];
+        if (name_with(e->d_name, EXT_CLEANED, &base)) {
+            unlinkat(log->dirfd, e->d_name, 0); /* never complete: the old one stands */
+            changed = true;
+        } else if (name_with(e->d_name, EXT_SWAP, &base)) {
+            struct stat st;
+            snprintf(logname, sizeof logname, "%020" PRId64 ".log", base);
+            changed = true;
+            if (fstatat(log->dirfd, logname, &st, 0) != 0) {
+                unlinkat(log->dirfd, e->d_name, 0); /* its segment was deleted */
+                continue;
+            }
+            unlink_indexes(log->dirfd, base);
+            if (renameat(log->dirfd, e->d_name, log->dirfd, logname) != 0) {
+                rc = stream_err_from_errno(errno);
+                seterr(errbuf, errbuf_len, "completing the swap of %s/%s: %s", log->dir, e->d_name,
+                       strerror(errno));
+            }
+        }
+    }
+    closedir(d);
+    if (rc == 0 && changed)
+        rc = dir_sync(log->dirfd, log->dir, errbuf, errbuf_len);
+    return rc;
+}
