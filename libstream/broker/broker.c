@@ -211,6 +211,7 @@ static void close_handles(stream_broker *b)
         (uv_handle_t *)&b->housekeeping,   (uv_handle_t *)&b->wait_timer,
         (uv_handle_t *)&b->shutdown_timer, (uv_handle_t *)&b->sigint,
         (uv_handle_t *)&b->sigterm,        (uv_handle_t *)&b->listener,
+        (uv_handle_t *)&b->cleaner_timer,
     };
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (!uv_is_closing(hs[i]))
@@ -288,6 +289,7 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     uv_tcp_init(&b->loop, &b->listener);
     b->listener.data = b;
     init_handles(b);
+    stream__cleaner_init(b, cfg);
 
     stream__blog(b, STREAM_BROKER_INFO, "stream-broker %s starting, data dir %s",
 #ifdef STREAM_VERSION
@@ -386,6 +388,7 @@ int stream_broker_run(stream_broker *b)
         signal(SIGPIPE, SIG_IGN);
     }
     start_housekeeping(b);
+    stream__cleaner_start(b);
     uv_run(&b->loop, UV_RUN_DEFAULT);
     /* The signal handles are closed now; a second SIGTERM while the store
      * closes must not kill the process half way through its checkpoints. */
@@ -476,6 +479,7 @@ static void begin_stop(stream_broker *b)
     uv_close((uv_handle_t *)&b->listener, NULL);
     stream__xlisteners_close(b);
     uv_timer_stop(&b->housekeeping);
+    stream__cleaner_stop(b);
     stream__wait_complete_all(b);
     for (stream__conn *c = b->conns; c; c = c->next)
         stream__conn_stop(c);

@@ -38,6 +38,7 @@
 #include "log/producer_state.h"
 #include "stream/broker.h"
 #include "stream/buf.h"
+#include "stream/cleaner.h"
 #include "stream/log.h"
 #include "stream/proto.h"
 #include "stream/store.h"
@@ -52,6 +53,7 @@ typedef struct stream__conn stream__conn;
 typedef struct stream__waiter stream__waiter;
 typedef struct stream__pstate stream__pstate;
 typedef struct stream__admin_op stream__admin_op;
+typedef struct stream__clean_op stream__clean_op;
 
 /* Free blocks of one size, last freed first, linked through their first
  * bytes; at most STREAM__POOL_MAX of them. */
@@ -363,6 +365,14 @@ struct stream_broker {
      * pool (broker_admin.c). */
     stream__admin_op *admin_ops;
 
+    /* The log cleaner (broker_cleaner.c): passes running on the pool. */
+    uv_timer_t cleaner_timer;         /* every log.cleaner.backoff.ms */
+    stream__clean_op *clean_ops;      /* passes running */
+    int cleaner_running;              /* how many */
+    int cleaner_threads;              /* log.cleaner.threads (at most 3) */
+    int64_t cleaner_backoff_ms;       /* log.cleaner.backoff.ms */
+    stream_cleaner_opts cleaner_opts; /* map size, I/O limit per pass */
+
     bool running;
     bool stop_asked; /* begin_stop asked the services whether to hold */
     bool stop_held;  /* a service holds the stop (stream__host_stop_resume ends it) */
@@ -398,6 +408,15 @@ void stream__broker_detach_topic(stream_broker *b, stream_topic *t);
 void stream__broker_retention(stream_broker *b);
 /* A connection was freed: finishes stopping once none is left. */
 void stream__broker_conn_gone(stream_broker *b);
+
+/* ---- broker_cleaner.c ---- */
+/* Reads the log.cleaner.* settings and initialises the timer (a handle
+ * closed with the others). */
+void stream__cleaner_init(stream_broker *b, const stream_config *cfg);
+/* Starts looking for work (run); stops it and cancels running passes
+ * (stopping: the loop's drain then waits for them). */
+void stream__cleaner_start(stream_broker *b);
+void stream__cleaner_stop(stream_broker *b);
 
 /* ---- host.c ---- */
 /* Starts every service of the list, in order; 0 or the first error with

@@ -1215,8 +1215,17 @@ static int next_record(stream_consumer *co, stream_consumer_event *ev)
              * records may still be borrowed by the caller's last event only
              * if rc == 1 was returned before; a new poll call means the
              * caller is done with it. */
+            /* A compacted batch may end in removed offsets (or hold none):
+             * the position moves past the whole batch, or a bounded read
+             * (-e) would wait for offsets that no longer exist. */
+            int64_t batch_next = b->it.info.base_offset + b->it.info.last_offset_delta + 1;
             stream_record_iter_stop(&b->it);
             b->iter_active = false;
+            if (rc == 0 && !stale && batch_next > cp->position) {
+                cp->position = batch_next;
+                if (cp->end >= 0 && cp->position >= cp->end)
+                    reach_end(co, cp);
+            }
             if (rc < 0 && !stale) {
                 batch_error(co, cp, rc, "corrupt record in batch");
                 break;

@@ -560,7 +560,8 @@ static int32_t choose_rf(controller *ctl, int64_t rf, uint32_t live, char *msg, 
 
 /*
  * __consumer_offsets gets these settings unless the request set them:
- * retention never drops a group's last commit (no compaction yet), commits
+ * compacted, so a group's last commit stays and the topic stays bounded
+ * (cleanup.policy=compact; retention does not apply), commits
  * group-commit whatever the broker's flush.mode, and with three replicas or
  * more a commit needs two in-sync replicas (min.insync.replicas=2), so an
  * acknowledged commit is on a majority's disks and survives the leader.
@@ -580,7 +581,7 @@ static bool kv_has(const stream__meta_kv *kv, uint32_t n, const char *key)
 static uint32_t offsets_defaults(stream__meta_kv *kv, uint32_t n, int32_t rf)
 {
     static const char *const defaults[][2] = {
-        {"retention.ms", "-1"},
+        {"cleanup.policy", "compact"},
         {"segment.bytes", "104857600"},
         {"flush.mode", "group"},
         {"min.insync.replicas", "2"},

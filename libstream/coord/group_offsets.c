@@ -204,10 +204,12 @@ static stream_topic *offsets_topic(stream__coord *co, bool create, int *err, cha
                                            STREAM_CONFIG_OFFSETS_TOPIC_NUM_PARTITIONS);
     stream_config *ov = stream_config_new_topic();
     int rc = ov ? 0 : STREAM_ENOMEM;
-    /* No compaction yet: retention must never drop a group's last commit.
-     * Group commit whatever the broker's flush.mode: commits are acks=all. */
+    /* Compacted: a group's last commit per partition stays, older ones and
+     * deleted groups' tombstones go, so the topic stays bounded by groups x
+     * partitions. Group commit whatever the broker's flush.mode: commits are
+     * acks=all. */
     if (rc == 0)
-        rc = stream_config_set(ov, "retention.ms", "-1", msg, msg_len);
+        rc = stream_config_set(ov, "cleanup.policy", "compact", msg, msg_len);
     if (rc == 0)
         rc = stream_config_set(ov, "segment.bytes", "104857600", msg, msg_len);
     if (rc == 0)

@@ -14,6 +14,7 @@
  * sleeping in the run step, which is never the owner thread in the broker.
  */
 #include <dirent.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -220,6 +221,7 @@ struct stream_log_clean_job {
     job_seg *segs;            /* the segments of the pass, ascending */
     int nsegs;
     bool ran;              /* run finished without error */
+    atomic_bool cancel;    /* stream_log_clean_cancel asked run to stop */
     int64_t min_horizon;   /* run: earliest delete horizon of a tombstone kept */
     stream_clean_stats st; /* what run did */
     /* I/O budget */
@@ -247,6 +249,11 @@ static void job_free(stream_log_clean_job *job, bool unlink_cleaned)
         close(job->dirfd);
     free(job->dir);
     free(job);
+}
+
+void stream_log_clean_cancel(stream_log_clean_job *job)
+{
+    atomic_store(&job->cancel, true);
 }
 
 void stream_log_clean_abort(stream_log_clean_job *job)
@@ -423,6 +430,8 @@ static int write_full(int fd, const void *buf, size_t n)
 static int read_batch(stream_log_clean_job *job, const job_seg *js, int64_t pos, stream_buf *buf,
                       stream_batch_info *info)
 {
+    if (atomic_load_explicit(&job->cancel, memory_order_relaxed))
+        return STREAM_ECLOSED;
     if (js->size - pos < STREAM_BATCH_HEADER_SIZE)
         return STREAM_ECORRUPT;
     stream_buf_reset(buf);

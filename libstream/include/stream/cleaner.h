@@ -116,6 +116,9 @@ int stream_log_clean_run(stream_log_clean_job *job, char *errbuf, size_t errbuf_
  * which); a failed swap leaves files that the next open completes. */
 int stream_log_clean_finish(stream_log *log, stream_log_clean_job *job, int run_rc,
                             stream_clean_stats *st, char *errbuf, size_t errbuf_len);
+/* Asks a running _run to stop soon (it then fails with STREAM_ECLOSED and
+ * _finish discards the job). Any thread. */
+void stream_log_clean_cancel(stream_log_clean_job *job);
 /* Frees a job that will not be finished (its log is gone), deleting its
  * .cleaned files. NULL is a no-op. */
 void stream_log_clean_abort(stream_log_clean_job *job);

@@ -1,0 +1,132 @@
+#!/usr/bin/env bats
+# Log compaction (cleanup.policy=compact) through the programs: records in
+# with stream-pub and kcat, the broker's cleaner rewrites the closed
+# segments, and stream-sub and kcat then read one record per key - the
+# latest value, deleted keys gone - also after kill -9 and a restart.
+# Keyless records are refused; __consumer_offsets is compacted.
+#
+# The broker looks for cleaning work every 100 ms and rolls segments older
+# than segment.ms at each housekeeping tick (100 ms), so what was produced
+# is closed, and so cleanable, within a fraction of a second.
+
+bats_require_minimum_version 1.5.0
+
+load helpers
+
+start_kafka() {
+    start_broker --kafka-listen 127.0.0.1:0 --set log.cleaner.backoff.ms=100 \
+        --set log.retention.check.interval.ms=100 "$@"
+    KAFKA=$(sed -n 's/.*kafka listener on \([0-9.]*:[0-9]*\).*/\1/p' "$BROKER_LOG" | tail -1)
+    [ -n "$KAFKA" ] || { cat "$BROKER_LOG" >&2; return 1; }
+}
+
+kc() {
+    timeout 20 kcat -b "$KAFKA" -q "$@"
+}
+
+setup() {
+    start_kafka
+    cd "$BATS_TEST_TMPDIR"
+}
+
+teardown() {
+    stop_broker
+}
+
+create_compacted() {
+    stream-topics create "$1" -p 1 -c cleanup.policy=compact -c segment.bytes=1024 \
+        -c segment.ms=200 -c min.cleanable.dirty.ratio=0.01 -c delete.retention.ms=0
+}
+
+# Waits (up to 15 s) until stream-sub reads exactly N records from topic $1.
+wait_records() {
+    local i n
+    for ((i = 0; i < 150; i++)); do
+        n=$(stream-sub -t "$1" -e | wc -l)
+        [ "$n" -eq "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "still $n records in $1, not $2" >&2
+    grep -i clean "$BROKER_LOG" >&2 || true
+    return 1
+}
+
+@test "a compacted topic keeps the latest value of each key: stream-pub and kcat in, stream-sub and kcat out" {
+    create_compacted table
+    for round in 1 2 3 4 5 6 7 8; do
+        for k in 1 2 3 4 5 6 7 8 9 10; do echo "key-$k:value-$k-$round"; done
+    done | stream-pub -t table -K:
+    printf 'key-1:from-kcat\n' | kc -P -t table -K:
+    printf 'key-3:\n' | stream-pub -t table -K: -Z # a tombstone
+    # 10 keys, key-3 deleted: 9 records, each the latest.
+    wait_records table 9
+    run stream-sub -t table -e -f '%k=%v\n'
+    assert_success
+    assert_line 'key-1=from-kcat'
+    assert_line 'key-2=value-2-8'
+    assert_line 'key-10=value-10-8'
+    refute_line --partial 'key-3='
+    run kc -C -t table -e -o beginning -f '%k=%s\n'
+    assert_success
+    [ "${#lines[@]}" -eq 9 ]
+    assert_line 'key-1=from-kcat'
+    assert_line 'key-9=value-9-8'
+    # Offsets were kept: the last record is where it was written.
+    run stream-sub -t table -e -f '%o %k\n'
+    assert_line '80 key-1'
+    grep -q 'table-0: cleaned' "$BROKER_LOG"
+}
+
+@test "after kill -9 and a restart the compacted topic reads the same, and appends go on" {
+    create_compacted table
+    for round in 1 2 3 4 5; do
+        for k in a b c d; do echo "$k:$round"; done
+    done | stream-pub -t table -K:
+    wait_records table 4
+    kill_broker
+    start_kafka
+    run stream-sub -t table -e -f '%k=%v\n'
+    assert_output "$(printf 'a=5\nb=5\nc=5\nd=5')"
+    echo 'a:6' | stream-pub -t table -K:
+    run stream-sub -t table -e -f '%o %k=%v\n'
+    assert_line --index 4 '20 a=6'
+}
+
+@test "records without a key are refused by a compacted topic (native and Kafka listener), nothing written" {
+    create_compacted table
+    run stream-pub -t table <<<'no key here'
+    assert_failure 1
+    assert_output --partial 'without a key'
+    run kc -P -t table <<<'no key from kcat'
+    assert_failure # librdkafka: "Broker failed to validate record" (INVALID_RECORD)
+    run stream-sub -t table -e
+    assert_output ''
+    # A delete topic takes them.
+    stream-topics create plain -p 1
+    stream-pub -t plain <<<'no key here'
+}
+
+@test "cleanup.policy is set at create, shown by describe, changed by alter; bad values are refused" {
+    create_compacted table
+    run stream-topics describe table
+    assert_success
+    assert_output --regexp 'cleanup\.policy +compact +topic'
+    stream-topics alter table -c cleanup.policy=compact,delete
+    run stream-topics describe table
+    assert_output --regexp 'cleanup\.policy +compact,delete +topic'
+    run stream-topics alter table -c cleanup.policy=shred
+    assert_failure
+    assert_output --partial 'delete, compact, compact,delete'
+    run stream-topics alter table -c min.cleanable.dirty.ratio=2
+    assert_failure
+    assert_output --partial '0 to 1'
+}
+
+@test "__consumer_offsets is compacted" {
+    stream-topics create t -p 1
+    echo x | stream-pub -t t
+    stream-sub -t t -g g1 -e >/dev/null
+    run stream-topics describe __consumer_offsets
+    assert_success
+    assert_output --regexp 'cleanup\.policy +compact +topic'
+}
