@@ -31,6 +31,7 @@
 #include "log/leader_epoch.h"
 #include "stream/batch.h"
 #include "stream/buf.h"
+#include "stream/cleaner.h"
 #include "stream/codec.h"
 #include "stream/error.h"
 #include "stream/format.h"
@@ -648,6 +649,113 @@ static void log_seeds(void)
     stream_buf_release(&idx);
     stream_buf_release(&tidx);
     stream_buf_release(&both);
+}
+
+/* Input for fuzz_clean_swap (layout in its header comment). */
+static void swap_input(const char *name, uint8_t flags, const stream_buf *old0,
+                       const stream_buf *swap0, const stream_buf *old1, const stream_buf *swap1)
+{
+    stream_buf in = STREAM_BUF_INIT;
+    stream_buf_put_u8(&in, flags);
+    stream_buf_put_u8(&in, 0); /* no gap */
+    stream_buf_put_be16(&in, (uint16_t)old0->len);
+    stream_buf_put(&in, old0->data, old0->len);
+    stream_buf_put_be16(&in, (uint16_t)swap0->len);
+    stream_buf_put(&in, swap0->data, swap0->len);
+    stream_buf_put_be16(&in, (uint16_t)old1->len);
+    stream_buf_put(&in, old1->data, old1->len);
+    stream_buf_put(&in, swap1->data, swap1->len);
+    seed("fuzz_clean_swap", name, in.data, in.len);
+    stream_buf_release(&in);
+}
+
+/* A compacted log of keys written over and over: its first two segments
+ * before and after a cleaning, in the shapes a killed pass leaves. */
+static void clean_swap_seeds(void)
+{
+    char dir[] = "/tmp/make_seeds.XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        die("mkdtemp");
+    char part[64];
+    snprintf(part, sizeof part, "%s/t-0", dir);
+    stream_log_config cfg;
+    stream_log_config_init(&cfg);
+    cfg.segment_bytes = 1024;
+    cfg.cleanup_compact = true;
+    cfg.cleanup_delete = false;
+    cfg.delete_retention_ms = 0;
+    stream_log *log;
+    char err[256];
+    if (stream_log_open(part, &cfg, &log, NULL, err, sizeof err) != 0)
+        die(err);
+    for (int i = 0; i < 40; i++) {
+        stream_batch_builder bb;
+        stream_batch_builder_init(&bb);
+        if (i % 4 == 3 && stream_batch_builder_set_codec(&bb, STREAM_CODEC_ZSTD, 0) != 0)
+            die("codec");
+        for (int r = 0; r < 3; r++) {
+            char k[16], v[16];
+            snprintf(k, sizeof k, "key-%d", (i * 3 + r) % 7);
+            snprintf(v, sizeof v, "value-%d", i);
+            bool tomb = i == 20 && r == 0;
+            if (stream_batch_builder_append(&bb, 1732442400000 + i, k, (int32_t)strlen(k),
+                                            tomb ? NULL : v, tomb ? -1 : (int32_t)strlen(v),
+                                            NULL, 0) != 0)
+                die("append");
+        }
+        const uint8_t *p;
+        size_t len;
+        int64_t at;
+        if (stream_batch_builder_finish(&bb, &p, &len) != 0)
+            die("finish");
+        uint8_t copy[512];
+        memcpy(copy, p, len);
+        if (stream_log_append(log, copy, len, &at, err, sizeof err) != 0)
+            die(err);
+        stream_batch_builder_release(&bb);
+    }
+    if (stream_log_maybe_roll(log, INT64_C(4102444800000)) != 0 || stream_log_flush(log) != 0)
+        die("roll");
+    stream_buf old0 = STREAM_BUF_INIT, old1 = STREAM_BUF_INIT, new0 = STREAM_BUF_INIT,
+               new1 = STREAM_BUF_INIT, none = STREAM_BUF_INIT;
+    DIR *d = opendir(part);
+    char names[64][32];
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".log") == 0 && n < 64)
+            snprintf(names[n++], sizeof names[0], "%.24s", e->d_name);
+    if (d != NULL)
+        closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    if (n < 3)
+        die("expected the log to roll");
+    read_file(part, names[0], &old0);
+    read_file(part, names[1], &old1);
+    stream_cleaner_opts opts;
+    stream_cleaner_opts_init(&opts);
+    opts.dedupe_buffer_bytes = 4096;
+    if (stream_log_clean(log, INT64_C(4102444800000), &opts, 0, NULL, err, sizeof err) < 0)
+        die(err);
+    read_file(part, names[0], &new0);
+    read_file(part, names[1], &new1);
+    stream_log_close(log);
+
+    swap_input("swap", 0x01, &old0, &new0, &none, &none);
+    swap_input("swap-and-cleaned", 0x03, &old0, &new0, &none, &none);
+    swap_input("cleaned-only", 0x02, &old0, &new0, &none, &none);
+    swap_input("two-segments-both-swapped", 0x19, &old0, &new0, &old1, &new1);
+    swap_input("first-swapped-second-cleaned-aside", 0x0b, &old0, &new0, &old1, &new1);
+    swap_input("orphan-swap", 0x0c, &old0, &new0, &old1, &none);
+    swap_input("trusted-stale-indexes", 0x69, &old0, &new0, &old1, &new1);
+    new0.len = new0.len > 9 ? new0.len - 9 : 0; /* a torn cleaned copy */
+    swap_input("torn-cleaned", 0x02, &old0, &new0, &none, &none);
+
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    stream_buf_release(&old0);
+    stream_buf_release(&old1);
+    stream_buf_release(&new0);
+    stream_buf_release(&new1);
 }
 
 /* fuzz_metadata: a mode byte, then a command (0), a snapshot (1) or
@@ -1304,6 +1412,7 @@ int main(int argc, char **argv)
     text_seeds();
     recfmt_seeds();
     log_seeds();
+    clean_swap_seeds();
     metadata_seeds();
     epoch_seeds();
     group_meta_seeds();

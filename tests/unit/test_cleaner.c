@@ -249,7 +249,7 @@ static const got *find_key(const reading *rd, const char *key)
 static void test_clean_keeps_the_latest_value_of_each_key_across_segments(void **state)
 {
     fixture *f = *state;
-    char k[16], v[16];
+    char k[32], v[32];
     int64_t last_off[10];
     for (int round = 0; round < 5; round++)
         for (int i = 0; i < 10; i++) {
@@ -353,7 +353,7 @@ static void test_every_codec_is_cleaned_and_recompressed(void **state)
     static const stream_codec codecs[] = {STREAM_CODEC_NONE, STREAM_CODEC_GZIP, STREAM_CODEC_SNAPPY,
                                           STREAM_CODEC_LZ4, STREAM_CODEC_ZSTD};
     for (size_t c = 0; c < 5; c++) {
-        char k[5][16], v[5][16];
+        char k[5][32], v[5][32];
         rec r[5];
         for (int i = 0; i < 5; i++) {
             /* keys c-0, c-1, c-0, c-1, c-2: two overwritten inside the batch */
@@ -372,7 +372,7 @@ static void test_every_codec_is_cleaned_and_recompressed(void **state)
     assert_int_equal(rd.n, 15);
     for (size_t c = 0; c < 5; c++) {
         assert_int_equal(rd.codecs[codecs[c]], 1); /* each batch kept its codec */
-        char k[16], v[16];
+        char k[32], v[32];
         snprintf(k, sizeof k, "%zu-0", c);
         snprintf(v, sizeof v, "val-%zu-2", c);
         assert_string_equal(find_key(&rd, k)->value, v);
@@ -415,7 +415,7 @@ static void test_cleaning_everything_away_leaves_a_log_that_goes_on(void **state
     fixture *f = *state;
     f->cfg.delete_retention_ms = 0;
     assert_int_equal(stream_log_set_config(f->log, &f->cfg), 0);
-    char k[16];
+    char k[32];
     for (int i = 0; i < 40; i++) {
         snprintf(k, sizeof k, "k%d", i % 8);
         produce(f, k, "v");
@@ -477,7 +477,7 @@ static void test_a_map_too_small_cleans_in_several_passes(void **state)
 {
     fixture *f = *state;
     f->opts.dedupe_buffer_bytes = 16 * STREAM_CLEANER_MAP_ENTRY_BYTES; /* 14 keys */
-    char k[16], v[16];
+    char k[32], v[32];
     for (int round = 0; round < 2; round++)
         for (int i = 0; i < 60; i++) {
             snprintf(k, sizeof k, "key-%02d", i);
@@ -532,7 +532,7 @@ static void test_keyless_records_are_refused_by_a_compacted_log(void **state)
 static void test_status_reports_the_dirty_ratio_and_the_last_cleaning(void **state)
 {
     fixture *f = *state;
-    char k[16];
+    char k[32];
     for (int i = 0; i < 60; i++) {
         snprintf(k, sizeof k, "k%d", i % 5);
         produce(f, k, "value");
@@ -598,7 +598,7 @@ static bool exists(const fixture *f, const char *name)
 static void test_open_completes_swaps_and_discards_cleaned_files(void **state)
 {
     fixture *f = *state;
-    char k[16];
+    char k[32];
     for (int i = 0; i < 40; i++) {
         snprintf(k, sizeof k, "k%d", i % 4);
         produce(f, k, "value");
@@ -636,7 +636,7 @@ static void test_open_completes_swaps_and_discards_cleaned_files(void **state)
 #define MODEL_KEYS 40
 
 typedef struct model {
-    char value[MODEL_KEYS][16]; /* latest value */
+    char value[MODEL_KEYS][32]; /* latest value */
     int state[MODEL_KEYS];      /* 0 never written, 1 value, 2 deleted */
     int64_t offset[MODEL_KEYS]; /* offset of the latest record */
 } model;
@@ -646,7 +646,7 @@ typedef struct model {
 static void check_model(fixture *f, const model *m, bool tombstones_expired, int64_t closed_end)
 {
     reading rd = read_all(f);
-    char k[16];
+    char k[32];
     for (int i = 0; i < MODEL_KEYS; i++) {
         snprintf(k, sizeof k, "key-%d", i);
         const got *g = NULL;
@@ -685,7 +685,7 @@ static void test_model_random_overwrites_and_deletes_match_a_map(void **state)
         int ops = 20 + (int)(rand_r(&seed) % 80);
         for (int o = 0; o < ops; o++) {
             int i = (int)(rand_r(&seed) % MODEL_KEYS);
-            char k[16];
+            char k[32];
             snprintf(k, sizeof k, "key-%d", i);
             if (rand_r(&seed) % 5 == 0) {
                 m.offset[i] = produce(f, k, NULL);
@@ -720,14 +720,14 @@ static void test_model_random_overwrites_and_deletes_match_a_map(void **state)
 #define KILL_KEYS 50
 
 /* Fills a fresh log: KILL_KEYS keys written 8 times each, some deleted. */
-static void kill_fill(fixture *f, char latest[KILL_KEYS][16], bool deleted[KILL_KEYS])
+static void kill_fill(fixture *f, char latest[KILL_KEYS][32], bool deleted[KILL_KEYS])
 {
-    char k[16];
+    char k[32];
     for (int round = 0; round < 8; round++)
         for (int i = 0; i < KILL_KEYS; i++) {
             snprintf(k, sizeof k, "key-%d", i);
             bool del = round == 7 && i % 7 == 0;
-            snprintf(latest[i], 16, "v%d-%d", i, round);
+            snprintf(latest[i], 32, "v%d-%d", i, round);
             produce(f, k, del ? NULL : latest[i]);
             deleted[i] = del;
         }
@@ -737,14 +737,14 @@ static void kill_fill(fixture *f, char latest[KILL_KEYS][16], bool deleted[KILL_
 /* What any state a crash leaves must hold: each key's latest record
  * present (value or tombstone), nothing twice, offsets increasing (read_all),
  * and only records that were written. */
-static void kill_check(fixture *f, char latest[KILL_KEYS][16], bool deleted[KILL_KEYS], int64_t end)
+static void kill_check(fixture *f, char latest[KILL_KEYS][32], bool deleted[KILL_KEYS], int64_t end)
 {
     assert_int_equal(stream_log_end_offset(f->log), end);
     reading rd = read_all(f);
     assert_true(rd.n >= KILL_KEYS);
     assert_true(rd.n <= KILL_KEYS * 8);
     for (int i = 0; i < KILL_KEYS; i++) {
-        char k[16];
+        char k[32];
         snprintf(k, sizeof k, "key-%d", i);
         const got *last = NULL;
         for (int j = 0; j < rd.n; j++)
@@ -770,7 +770,7 @@ static void test_kill9_during_cleaning_leaves_old_or_new_segments(void **state)
         f->log = NULL;
         nftw(f->logdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         open_log(f);
-        char latest[KILL_KEYS][16];
+        char latest[KILL_KEYS][32];
         bool deleted[KILL_KEYS];
         kill_fill(f, latest, deleted);
         int64_t end = stream_log_end_offset(f->log);
