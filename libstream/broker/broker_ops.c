@@ -140,10 +140,12 @@ static void local_address(stream__conn *c, char *host, size_t host_len, int *por
         uv_ip6_name((struct sockaddr_in6 *)&ss, host, host_len);
 }
 
-static void pack_partition_meta(msgpack_packer *pk, stream_broker *b, stream_log *log, int32_t p)
+static void pack_partition_meta(msgpack_packer *pk, stream_broker *b, const stream_topic *t,
+                                stream_log *log, int32_t p)
 {
     int64_t end = stream_log_end_offset(log);
-    msgpack_pack_map(pk, 8);
+    bool compact = t->log_config.cleanup_compact;
+    msgpack_pack_map(pk, compact ? 10 : 8);
     stream_pack_kv_int(pk, "partition", p);
     stream_pack_kv_int(pk, "err", 0);
     stream_pack_kv_int(pk, "leader", b->node_id);
@@ -152,6 +154,12 @@ static void pack_partition_meta(msgpack_packer *pk, stream_broker *b, stream_log
     stream_pack_kv_int(pk, "high_watermark", end); /* one node: everything written */
     stream_pack_kv_int(pk, "log_end_offset", end);
     stream_pack_kv_int(pk, "size_bytes", stream_log_size(log));
+    if (compact) { /* protocol.md: only for compacted topics */
+        stream_log_clean_status cs;
+        stream_log_clean_status_get(log, (int64_t)stream__broker_now_ms(), &cs);
+        stream_pack_kv_int(pk, "dirty_ratio_ppm", cs.dirty_ratio_ppm);
+        stream_pack_kv_int(pk, "last_clean_ms", cs.last_clean_ms);
+    }
 }
 
 static void pack_topic_meta(msgpack_packer *pk, stream_broker *b, const stream_topic *t)
@@ -163,7 +171,7 @@ static void pack_topic_meta(msgpack_packer *pk, stream_broker *b, const stream_t
     stream_pack_key(pk, "partitions");
     msgpack_pack_array(pk, (size_t)t->partition_count);
     for (int32_t p = 0; p < t->partition_count; p++)
-        pack_partition_meta(pk, b, t->partitions[p], p);
+        pack_partition_meta(pk, b, t, t->partitions[p], p);
 }
 
 static void op_metadata(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)

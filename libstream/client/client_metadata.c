@@ -13,7 +13,8 @@
  *   request  {topics?: [str]}
  *   response {brokers: [{node_id, host, port}], topics: [{name, err, msg?,
  *            internal, partitions: [{partition, err, leader, leader_epoch,
- *            log_start_offset, high_watermark, log_end_offset, size_bytes}]}]}
+ *            log_start_offset, high_watermark, log_end_offset, size_bytes,
+ *            dirty_ratio_ppm?, last_clean_ms?}]}]}
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +233,13 @@ static int parse_partition_meta(const msgpack_object *pm, stream_partition_meta 
                                   errbuf_len);
     if (rc == 0)
         rc = stream_field_int_opt(pm, "log_end_offset", -1, INT64_MAX, -1, &out->log_end_offset,
+                                  errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream_field_int_opt(pm, "dirty_ratio_ppm", -1, 1000000, -1, &v, errbuf, errbuf_len);
+    out->compacted = v >= 0;
+    out->dirty_ratio_ppm = (int32_t)v;
+    if (rc == 0)
+        rc = stream_field_int_opt(pm, "last_clean_ms", -1, INT64_MAX, -1, &out->last_clean_ms,
                                   errbuf, errbuf_len);
     if (rc == 0)
         rc = parse_ids(pm, "replicas", out->leader, &out->replicas, &out->replica_count, errbuf,

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "stream/adminfmt.h"
 #include "stream/error.h"
@@ -141,11 +142,35 @@ static void ids_json(stream_json_writer *w, const char *key, const int32_t *ids,
     stream_json_array_end(w);
 }
 
+/* DIRTY (a percentage) and LAST-CLEANED (UTC, to the second) of a
+ * compacted topic's partition; "-" for what the broker did not report. */
+static void compaction_cells(stream_table *t, const stream_partition_meta *p)
+{
+    if (!p->compacted)
+        stream_table_cell(t, "-");
+    else
+        stream_table_cellf(t, "%d.%d%%", (int)(p->dirty_ratio_ppm / 10000),
+                           (int)(p->dirty_ratio_ppm / 1000 % 10));
+    if (!p->compacted || p->last_clean_ms < 0) {
+        stream_table_cell(t, "-");
+        return;
+    }
+    time_t secs = (time_t)(p->last_clean_ms / 1000);
+    struct tm tmv;
+    char when[32];
+    if (gmtime_r(&secs, &tmv) == NULL ||
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv) == 0)
+        snprintf(when, sizeof when, "%lld", (long long)p->last_clean_ms);
+    stream_table_cell(t, when);
+}
+
 static int partitions_text(stream_buf *out, const stream_topic_meta *tm)
 {
-    bool any_err = false;
-    for (int32_t i = 0; i < tm->partition_count; i++)
+    bool any_err = false, compacted = false;
+    for (int32_t i = 0; i < tm->partition_count; i++) {
         any_err |= tm->partitions[i].err != 0;
+        compacted |= tm->partitions[i].compacted;
+    }
     stream_table t;
     stream_table_init(&t);
     stream_table_column(&t, "PARTITION", STREAM_ALIGN_RIGHT);
@@ -157,6 +182,10 @@ static int partitions_text(stream_buf *out, const stream_topic_meta *tm)
     stream_table_column(&t, "HIGH-WATERMARK", STREAM_ALIGN_RIGHT);
     stream_table_column(&t, "END-OFFSET", STREAM_ALIGN_RIGHT);
     stream_table_column(&t, "SIZE", STREAM_ALIGN_RIGHT);
+    if (compacted) {
+        stream_table_column(&t, "DIRTY", STREAM_ALIGN_RIGHT);
+        stream_table_column(&t, "LAST-CLEANED", STREAM_ALIGN_LEFT);
+    }
     if (any_err)
         stream_table_column(&t, "ERROR", STREAM_ALIGN_LEFT);
     for (int32_t i = 0; i < tm->partition_count; i++) {
@@ -183,6 +212,8 @@ static int partitions_text(stream_buf *out, const stream_topic_meta *tm)
                 stream_table_cellf(&t, "%lld", (long long)nums[k]);
         }
         stream_table_cell(&t, stream_table_human_bytes(p->size_bytes, size, sizeof(size)));
+        if (compacted)
+            compaction_cells(&t, p);
         if (any_err)
             stream_table_cell(&t, p->err ? stream_strerror(p->err) : "");
     }
@@ -269,6 +300,10 @@ static void partition_json(stream_json_writer *w, const stream_partition_meta *p
     json_opt_int(w, "high_watermark", p->high_watermark);
     json_opt_int(w, "log_end_offset", p->log_end_offset);
     json_opt_int(w, "size_bytes", p->size_bytes);
+    if (p->compacted) {
+        json_opt_int(w, "dirty_ratio_ppm", p->dirty_ratio_ppm);
+        json_opt_int(w, "last_clean_ms", p->last_clean_ms);
+    }
     stream_json_key(w, "error");
     json_error(w, p->err, NULL);
     stream_json_object_end(w);

@@ -75,6 +75,12 @@ wait_records() {
     run stream-sub -t table -e -f '%o %k\n'
     assert_line '80 key-1'
     grep -q 'table-0: cleaned' "$BROKER_LOG"
+    # describe shows the dirty share and when the partition was last cleaned.
+    run stream-topics describe table
+    assert_output --regexp 'DIRTY +LAST-CLEANED'
+    assert_output --regexp ' [0-9]+\.[0-9]% +20[0-9-]+T[0-9:]+Z'
+    run stream-topics describe table --json
+    assert_output --regexp '"dirty_ratio_ppm":[0-9]+,"last_clean_ms":[0-9]{13}'
 }
 
 @test "after kill -9 and a restart the compacted topic reads the same, and appends go on" {

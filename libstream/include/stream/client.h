@@ -167,6 +167,12 @@ typedef struct stream_partition_meta {
                                  reported. */
     int64_t size_bytes;       /* Bytes on disk; -1 when not reported. */
     int64_t log_end_offset;   /* Offset the next record gets; -1 when not reported. */
+    bool compacted;           /* The broker reported the two below (a topic with
+                                 cleanup.policy compact). */
+    int32_t dirty_ratio_ppm;  /* Share of the closed segments' bytes not cleaned yet,
+                                 in millionths. */
+    int64_t last_clean_ms;    /* Wall clock of the last cleaning since the broker
+                                 started; -1 none. */
     int32_t *replicas;        /* Owned: the replicas' node ids, preferred leader first. A
                                  single node (which does not send them): its own id. */
     uint32_t replica_count;
