@@ -11,7 +11,8 @@
  *               segment, 0x10 <seg1>.log.swap, 0x20 clean-shutdown marker and
  *               recovery-point (trusted files), 0x40 index files for seg0
  *               (the first bytes of the old segment: stale)
- *   byte 1      gap: the second segment's base is the first's end plus it
+ *   byte 1      gap: the second segment's base is the first's end (at least 1)
+ *               plus it
  *   u16 n0      bytes of seg0's .log, then the bytes
  *   u16 n1      bytes of seg0's .log.swap (and .cleaned), then the bytes
  *   u16 n2      bytes of seg1's .log, then the bytes
@@ -32,7 +33,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,23 +58,10 @@
 
 static char base_dir[64];
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void cleanup(void)
 {
     if (base_dir[0] != '\0')
-        remove_tree(base_dir);
+        fuzz_remove_tree(base_dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -83,14 +70,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    struct stat st;
-    const char *tmp =
-        stat("/dev/shm", &st) == 0 && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(base_dir, sizeof base_dir, "%s/stream-fuzz-clean.XXXXXX", tmp);
-    if (mkdtemp(base_dir) == NULL) {
-        perror("mkdtemp");
-        abort();
-    }
+    fuzz_scratch_dir(base_dir, sizeof base_dir, "clean");
     atexit(cleanup);
     return 0;
 }
@@ -222,7 +202,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         write_seg(dir, 0, ".index", old0, n0 < 64 ? n0 & ~(size_t)7 : 64);
         write_seg(dir, 0, ".timeindex", old0, n0 < 48 ? n0 / 12 * 12 : 48);
     }
-    int64_t base1 = offsets_in(old0, n0, 0) + gap;
+    /* Never 0: the second segment is another file than the first. */
+    int64_t base1 = offsets_in(old0, n0, 1) + gap;
     if (flags & F_SEG1) {
         write_seg(dir, base1, ".log", old1, n2);
         if (flags & F_SWAP1)
@@ -305,6 +286,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "reopen: [%" PRId64 ", %" PRId64 ") became [%" PRId64 ", %" PRId64 ")", start,
                    end, stream_log_start_offset(log), stream_log_end_offset(log));
     stream_log_close(log);
-    remove_tree(dir);
+    fuzz_remove_tree(dir);
     return 0;
 }

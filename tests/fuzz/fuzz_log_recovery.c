@@ -37,7 +37,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,23 +61,10 @@
 
 static char base_dir[64]; /* this process's scratch dir, removed at exit */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void cleanup(void)
 {
     if (base_dir[0] != '\0')
-        remove_tree(base_dir);
+        fuzz_remove_tree(base_dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -87,14 +73,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    struct stat st;
-    const char *tmp =
-        stat("/dev/shm", &st) == 0 && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(base_dir, sizeof base_dir, "%s/stream-fuzz-log.XXXXXX", tmp);
-    if (mkdtemp(base_dir) == NULL) {
-        perror("mkdtemp");
-        abort();
-    }
+    fuzz_scratch_dir(base_dir, sizeof base_dir, "log");
     atexit(cleanup);
     return 0;
 }
@@ -283,7 +262,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK_MSG(rc == STREAM_ECORRUPT, "open with a segment past the largest offset: %s",
                        stream_err_name(rc));
         FUZZ_CHECK(log == NULL);
-        remove_tree(dir);
+        fuzz_remove_tree(dir);
         return 0;
     }
     FUZZ_CHECK_MSG(rc == 0, "open: %s: %s", stream_err_name(rc), err);
@@ -353,6 +332,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "reopen: [%" PRId64 ", %" PRId64 ") became [%" PRId64 ", %" PRId64 ")", start,
                    end, stream_log_start_offset(log), stream_log_end_offset(log));
     stream_log_close(log);
-    remove_tree(dir);
+    fuzz_remove_tree(dir);
     return 0;
 }

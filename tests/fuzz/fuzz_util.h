@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Aborts (a crash libFuzzer records) when a promised property does not hold. */
 #define FUZZ_CHECK(cond)                                                                           \
@@ -132,6 +135,34 @@ static inline unsigned fuzz_touch(const void *p, size_t n)
     for (size_t i = 0; i < n; i++)
         sum += b[i];
     return sum;
+}
+
+/* Scratch directories for targets that work on files. */
+static inline int fuzz_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static inline void fuzz_remove_tree(const char *path)
+{
+    nftw(path, fuzz_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Makes dir (n bytes) a new directory named "stream-fuzz-<what>.XXXXXX" on
+ * tmpfs (/dev/shm when writable, else /tmp); aborts when it cannot. */
+static inline void fuzz_scratch_dir(char *dir, size_t n, const char *what)
+{
+    struct stat st;
+    const char *tmp =
+        stat("/dev/shm", &st) == 0 && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(dir, n, "%s/stream-fuzz-%s.XXXXXX", tmp, what);
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
 }
 
 #endif /* STREAM_FUZZ_UTIL_H */

@@ -553,6 +553,39 @@ static void read_file(const char *dir, const char *name, stream_buf *out)
     close(fd);
 }
 
+/* A new log (settings cfg) in a new temporary directory: dir gets the
+ * directory (the caller removes it), part the partition inside it. */
+static stream_log *seed_log(char dir[32], char part[64], const stream_log_config *cfg)
+{
+    snprintf(dir, 32, "/tmp/make_seeds.XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        die("mkdtemp");
+    snprintf(part, 64, "%s/t-0", dir);
+    stream_log *log;
+    char err[256];
+    if (stream_log_open(part, cfg, &log, NULL, err, sizeof err) != 0)
+        die(err);
+    return log;
+}
+
+/* The base offsets (20 digits) of part's segment files, sorted; dies with
+ * fewer than two (the log did not roll). */
+static int segment_bases(const char *part, char bases[][32], int max)
+{
+    DIR *d = opendir(part);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".log") == 0 && n < max)
+            snprintf(bases[n++], 32, "%.20s", e->d_name);
+    if (d != NULL)
+        closedir(d);
+    qsort(bases, (size_t)n, 32, (int (*)(const void *, const void *))strcmp);
+    if (n < 2)
+        die("expected the log to roll");
+    return n;
+}
+
 /* Input for fuzz_log_recovery (layout in its header comment). */
 static void log_input(const char *name, uint8_t flags, const stream_buf *index,
                       const stream_buf *timeindex, const char *rp, size_t split,
@@ -584,19 +617,12 @@ static void log_input(const char *name, uint8_t flags, const stream_buf *index,
 
 static void log_seeds(void)
 {
-    char dir[] = "/tmp/make_seeds.XXXXXX";
-    if (mkdtemp(dir) == NULL)
-        die("mkdtemp");
-    char part[64];
-    snprintf(part, sizeof part, "%s/t-0", dir);
+    char dir[32], part[64], err[256];
     stream_log_config cfg;
     stream_log_config_init(&cfg);
     cfg.segment_bytes = 1024;
     cfg.index_interval_bytes = 0;
-    stream_log *log;
-    char err[256];
-    if (stream_log_open(part, &cfg, &log, NULL, err, sizeof err) != 0)
-        die(err);
+    stream_log *log = seed_log(dir, part, &cfg);
     stream_buf b = STREAM_BUF_INIT;
     for (int i = 0; i < 8; i++) {
         build_batch(i % 3 == 2 ? STREAM_CODEC_LZ4 : STREAM_CODEC_NONE, &b);
@@ -607,18 +633,8 @@ static void log_seeds(void)
     stream_log_close(log);
 
     /* Segments 0 and the one after it (the log rolled at 1 KiB). */
-    DIR *d = opendir(part);
-    char names[8][64];
-    int n = 0;
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL)
-        if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".log") == 0 && n < 8)
-            snprintf(names[n++], sizeof names[0], "%.20s", e->d_name);
-    if (d != NULL)
-        closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
-    if (n < 2)
-        die("expected the log to roll");
+    char names[8][32];
+    segment_bases(part, names, 8);
 
     stream_buf seg0 = STREAM_BUF_INIT, seg1 = STREAM_BUF_INIT, idx = STREAM_BUF_INIT,
                tidx = STREAM_BUF_INIT, both = STREAM_BUF_INIT;
@@ -673,21 +689,14 @@ static void swap_input(const char *name, uint8_t flags, const stream_buf *old0,
  * before and after a cleaning, in the shapes a killed pass leaves. */
 static void clean_swap_seeds(void)
 {
-    char dir[] = "/tmp/make_seeds.XXXXXX";
-    if (mkdtemp(dir) == NULL)
-        die("mkdtemp");
-    char part[64];
-    snprintf(part, sizeof part, "%s/t-0", dir);
+    char dir[32], part[64], err[256];
     stream_log_config cfg;
     stream_log_config_init(&cfg);
     cfg.segment_bytes = 1024;
     cfg.cleanup_compact = true;
     cfg.cleanup_delete = false;
     cfg.delete_retention_ms = 0;
-    stream_log *log;
-    char err[256];
-    if (stream_log_open(part, &cfg, &log, NULL, err, sizeof err) != 0)
-        die(err);
+    stream_log *log = seed_log(dir, part, &cfg);
     for (int i = 0; i < 40; i++) {
         stream_batch_builder bb;
         stream_batch_builder_init(&bb);
@@ -699,8 +708,8 @@ static void clean_swap_seeds(void)
             snprintf(v, sizeof v, "value-%d", i);
             bool tomb = i == 20 && r == 0;
             if (stream_batch_builder_append(&bb, 1732442400000 + i, k, (int32_t)strlen(k),
-                                            tomb ? NULL : v, tomb ? -1 : (int32_t)strlen(v),
-                                            NULL, 0) != 0)
+                                            tomb ? NULL : v, tomb ? -1 : (int32_t)strlen(v), NULL,
+                                            0) != 0)
                 die("append");
         }
         const uint8_t *p;
@@ -718,27 +727,21 @@ static void clean_swap_seeds(void)
         die("roll");
     stream_buf old0 = STREAM_BUF_INIT, old1 = STREAM_BUF_INIT, new0 = STREAM_BUF_INIT,
                new1 = STREAM_BUF_INIT, none = STREAM_BUF_INIT;
-    DIR *d = opendir(part);
-    char names[64][32];
-    int n = 0;
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL)
-        if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".log") == 0 && n < 64)
-            snprintf(names[n++], sizeof names[0], "%.24s", e->d_name);
-    if (d != NULL)
-        closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
-    if (n < 3)
-        die("expected the log to roll");
-    read_file(part, names[0], &old0);
-    read_file(part, names[1], &old1);
+    char names[64][32], fname[64];
+    segment_bases(part, names, 64);
+    snprintf(fname, sizeof fname, "%s.log", names[0]);
+    read_file(part, fname, &old0);
+    snprintf(fname, sizeof fname, "%s.log", names[1]);
+    read_file(part, fname, &old1);
     stream_cleaner_opts opts;
     stream_cleaner_opts_init(&opts);
     opts.dedupe_buffer_bytes = 4096;
     if (stream_log_clean(log, INT64_C(4102444800000), &opts, 0, NULL, err, sizeof err) < 0)
         die(err);
-    read_file(part, names[0], &new0);
-    read_file(part, names[1], &new1);
+    snprintf(fname, sizeof fname, "%s.log", names[0]);
+    read_file(part, fname, &new0);
+    snprintf(fname, sizeof fname, "%s.log", names[1]);
+    read_file(part, fname, &new1);
     stream_log_close(log);
 
     swap_input("swap", 0x01, &old0, &new0, &none, &none);
