@@ -65,6 +65,8 @@ static const char usage_text[] =
     "  -e, --exit                 exit at the end offsets seen at start instead of following\n"
     "                             (-g: per partition, as they were when it was assigned)\n"
     "  -c, --count N              exit after N records\n"
+    "      --latest-per-key       the table view: read to the end (-e), then print each\n"
+    "                             key's last record, leaving deleted keys out\n"
     "Group mode (-g):\n"
     "  -o stored|beginning|end    where a partition without a committed offset starts\n"
     "                             (stored, the default, means beginning)\n"
@@ -89,7 +91,14 @@ static const char usage_text[] =
     "Exit status: 0 done (or interrupted, or the reader went away), 1 error,\n"
     "2 bad options, 3 nothing to read (with -e or an end). See stream-sub(1).\n";
 
-enum { OPT_JSON = 256, OPT_MSGPACK, OPT_VERSION, OPT_SESSION_TIMEOUT, OPT_COMMIT_INTERVAL };
+enum {
+    OPT_JSON = 256,
+    OPT_MSGPACK,
+    OPT_VERSION,
+    OPT_SESSION_TIMEOUT,
+    OPT_COMMIT_INTERVAL,
+    OPT_LATEST,
+};
 
 static const struct option long_options[] = {
     {"topic", required_argument, NULL, 't'},
@@ -101,6 +110,7 @@ static const struct option long_options[] = {
     {"offset", required_argument, NULL, 'o'},
     {"exit", no_argument, NULL, 'e'},
     {"count", required_argument, NULL, 'c'},
+    {"latest-per-key", no_argument, NULL, OPT_LATEST},
     {"format", required_argument, NULL, 'f'},
     {"json", no_argument, NULL, OPT_JSON},
     {"msgpack", no_argument, NULL, OPT_MSGPACK},
@@ -127,6 +137,7 @@ typedef struct sub_opts {
     stream_offset_spec spec;          /* -o */
     bool exit_at_end;                 /* -e */
     uint64_t count;                   /* -c; 0 = no limit */
+    bool latest_per_key;              /* --latest-per-key */
     stream_ops_out_kind kind;
     const char *format; /* -f text */
     bool unbuffered;    /* -u */
@@ -272,6 +283,9 @@ static void parse_options(int argc, char **argv, sub_opts *o)
             o->format = optarg;
             o->kind = STREAM_OPS_OUT_FORMAT;
             break;
+        case OPT_LATEST:
+            o->latest_per_key = o->exit_at_end = true;
+            break;
         case OPT_JSON:
             o->kind = STREAM_OPS_OUT_JSON;
             break;
@@ -304,6 +318,8 @@ static void parse_options(int argc, char **argv, sub_opts *o)
         usage_error("no topic given (-t TOPIC)");
     if (o->format && o->kind != STREAM_OPS_OUT_FORMAT)
         usage_error("-f cannot be combined with --json or --msgpack");
+    if (o->group && o->latest_per_key)
+        usage_error("--latest-per-key reads a topic on its own, not in a group (-g)");
     if (o->group && offset_arg == NULL)
         o->spec.start.kind = STREAM_OFFSET_STORED; /* the group's offsets by default */
     if (o->group)
@@ -421,7 +437,8 @@ int main(int argc, char **argv)
                                     .format = format,
                                     .count = o.count,
                                     .each_record = o.unbuffered || isatty(1),
-                                    .stop = &stop_signal};
+                                    .stop = &stop_signal,
+                                    .latest_per_key = o.latest_per_key};
     stream_ops_sink sink = {.write = out_write, .idle = reader_here, .eof = at_end, .arg = &out};
     uint64_t n = 0;
     err[0] = '\0';

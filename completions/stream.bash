@@ -128,7 +128,8 @@ _stream_help() {
 # Topic settings (stream-topics -c KEY=VALUE); tests/cli/completion.bats
 # checks this list against the settings table.
 _stream_topic_settings="segment.bytes segment.ms retention.ms retention.bytes index.interval.bytes
-max.message.bytes flush.mode flush.ms cleanup.policy min.insync.replicas
+max.message.bytes flush.mode flush.ms cleanup.policy min.cleanable.dirty.ratio
+min.compaction.lag.ms max.compaction.lag.ms delete.retention.ms min.insync.replicas
 unclean.leader.election.enable"
 
 # _stream_reply WORDS...: COMPREPLY gets the words that start with $cur.

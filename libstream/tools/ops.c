@@ -724,12 +724,135 @@ static int sink_flush(stream_buf *buf, const stream_ops_sink *sink, char *errbuf
     return rc;
 }
 
+/* ---- the table view (latest_per_key) ---- */
+
+typedef struct latest_row {
+    bool used; /* the slot holds a key */
+    bool live; /* its last record has a value (not a tombstone) */
+    int32_t partition;
+    int64_t offset; /* of its last record */
+    uint8_t *key;   /* owned copy */
+    size_t key_len;
+    stream_buf out; /* the last record as formatted */
+} latest_row;
+
+typedef struct latest_table {
+    latest_row *rows; /* open addressing, linear probing; never more than half full */
+    size_t cap, count;
+} latest_table;
+
+static uint64_t latest_hash(int32_t partition, const uint8_t *key, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325u ^ (uint32_t)partition;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ key[i]) * 0x100000001b3u;
+    return h;
+}
+
+static latest_row *latest_slot(latest_row *rows, size_t cap, int32_t partition, const uint8_t *key,
+                               size_t len)
+{
+    size_t i = (size_t)(latest_hash(partition, key, len) & (cap - 1));
+    while (rows[i].used && !(rows[i].partition == partition && rows[i].key_len == len &&
+                             (len == 0 || memcmp(rows[i].key, key, len) == 0)))
+        i = (i + 1) & (cap - 1);
+    return &rows[i];
+}
+
+/* The row of (partition, key), added when new; NULL when out of memory. */
+static latest_row *latest_row_of(latest_table *t, int32_t partition, const uint8_t *key, size_t len)
+{
+    if ((t->count + 1) * 2 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        latest_row *rows = calloc(cap, sizeof *rows);
+        if (rows == NULL)
+            return NULL;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->rows[i].used)
+                *latest_slot(rows, cap, t->rows[i].partition, t->rows[i].key, t->rows[i].key_len) =
+                    t->rows[i];
+        free(t->rows);
+        t->rows = rows;
+        t->cap = cap;
+    }
+    latest_row *r = latest_slot(t->rows, t->cap, partition, key, len);
+    if (!r->used) {
+        if ((r->key = malloc(len ? len : 1)) == NULL)
+            return NULL;
+        if (len > 0)
+            memcpy(r->key, key, len);
+        r->key_len = len;
+        r->partition = partition;
+        r->used = true;
+        stream_buf_init(&r->out);
+        t->count++;
+    }
+    return r;
+}
+
+static int latest_cmp(const void *a, const void *b)
+{
+    const latest_row *x = *(const latest_row *const *)a, *y = *(const latest_row *const *)b;
+    if (x->partition != y->partition)
+        return x->partition < y->partition ? -1 : 1;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* Appends the live rows to out in (partition, offset) order, at most
+ * `count` (0: all); *n gets how many. */
+static int latest_emit(latest_table *t, uint64_t count, stream_buf *out, uint64_t *n)
+{
+    latest_row **live = malloc((t->count ? t->count : 1) * sizeof *live);
+    if (live == NULL)
+        return STREAM_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->rows[i].used && t->rows[i].live)
+            live[k++] = &t->rows[i];
+    qsort(live, k, sizeof *live, latest_cmp);
+    for (size_t i = 0; i < k && (count == 0 || *n < count); i++, (*n)++)
+        stream_buf_put(out, live[i]->out.data, live[i]->out.len);
+    free(live);
+    return stream_buf_ok(out);
+}
+
+static void latest_release(latest_table *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->rows[i].used) {
+            free(t->rows[i].key);
+            stream_buf_release(&t->rows[i].out);
+        }
+    free(t->rows);
+}
+
+/* One record into the table. */
+static int latest_add(latest_table *t, const stream_ops_consume_conf *conf,
+                      const stream_consumer_event *ev, char *errbuf, size_t errbuf_len)
+{
+    const stream_record *rec = &ev->record;
+    if (rec->key == NULL)
+        return 0; /* not part of a table */
+    latest_row *r = latest_row_of(t, ev->partition, rec->key, (size_t)rec->key_len);
+    if (r == NULL) {
+        errf(errbuf, errbuf_len, "out of memory for the table of keys");
+        return STREAM_ENOMEM;
+    }
+    r->offset = ev->offset;
+    r->live = rec->value != NULL;
+    stream_buf_reset(&r->out);
+    return r->live
+               ? stream_ops_record_append(&r->out, conf->kind, conf->format, ev, errbuf, errbuf_len)
+               : 0;
+}
+
 int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
                        const stream_ops_sink *sink, uint64_t *written, char *errbuf,
                        size_t errbuf_len)
 {
     stream_buf buf;
     stream_buf_init(&buf);
+    latest_table table = {0};
     uint64_t n = 0;
     int rc = 0;
     stream_consumer_event ev;
@@ -755,7 +878,10 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
             errf(errbuf, errbuf_len, "%s", stream_strerror(prc));
             break;
         }
-        if (ev.type == STREAM_EVENT_RECORD) {
+        if (ev.type == STREAM_EVENT_RECORD && conf->latest_per_key) {
+            if ((rc = latest_add(&table, conf, &ev, errbuf, errbuf_len)) != 0)
+                break;
+        } else if (ev.type == STREAM_EVENT_RECORD) {
             rc = stream_ops_record_append(&buf, conf->kind, conf->format, &ev, errbuf, errbuf_len);
             if (rc != 0)
                 break;
@@ -771,6 +897,12 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
             errf(errbuf, errbuf_len, "%s", ev.msg && *ev.msg ? ev.msg : stream_strerror(ev.err));
             break;
         }
+    }
+    if (conf->latest_per_key) {
+        if (rc == 0 && !(conf->stop && *conf->stop) &&
+            (rc = latest_emit(&table, conf->count, &buf, &n)) != 0)
+            errf(errbuf, errbuf_len, "out of memory for the table of keys");
+        latest_release(&table);
     }
     /* Whole records buffered before a stop or an error still go out; a
      * write error after another error does not replace its message. */

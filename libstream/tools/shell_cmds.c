@@ -546,7 +546,8 @@ static int run_sub(stream_shell *sh, const stream__shell_cmd *cmd, stream__shell
         parts.ids[0] = sh->partition;
         parts.count = 1;
     }
-    bool exit_at_end = stream__shell_has_flag(cmd, a, "exit");
+    bool latest = stream__shell_has_flag(cmd, a, "latest-per-key");
+    bool exit_at_end = latest || stream__shell_has_flag(cmd, a, "exit");
     stream_client *c = stream__shell_client(sh);
     if (c == NULL) {
         stream_cli_partitions_release(&parts);
@@ -573,7 +574,8 @@ static int run_sub(stream_shell *sh, const stream__shell_cmd *cmd, stream__shell
         .format = sh->record_format,
         .count = count,
         .each_record = false, /* chunks, and whatever is there whenever idle */
-        .stop = sh->conf.interrupt};
+        .stop = sh->conf.interrupt,
+        .latest_per_key = latest};
     stream_ops_sink sink = {.write = sub_write, .arg = sh};
     uint64_t n = 0;
     rc = stream_ops_consume(co, &conf, &sink, &n, err, sizeof(err));
@@ -1028,6 +1030,7 @@ static const stream__shell_opt pub_opts[] = {{'p', "partition", SH_ARG_TEXT},
                                              {0, NULL, SH_ARG_NONE}};
 static const stream__shell_opt sub_opts[] = {{'p', "partition", SH_ARG_TEXT},
                                              {'e', "exit", SH_ARG_NONE},
+                                             {0, "latest-per-key", SH_ARG_NONE},
                                              {0, "json", SH_ARG_NONE},
                                              {0, NULL, SH_ARG_NONE}};
 static const stream__shell_keyword sub_keywords[] = {
@@ -1105,13 +1108,15 @@ static const stream__shell_cmd table[] = {
      SH_ARG_TEXT,
      NULL,
      run_pub},
-    {{"sub", "TOPIC [from OFFSET|@TIME] [count N] [-p N[,N]...] [-e] [--json]",
+    {{"sub", "TOPIC [from OFFSET|@TIME] [count N] [-p N[,N]...] [-e] [--latest-per-key] [--json]",
       "read records (until Ctrl-C, the count, or the end)"},
      "Prints the records of TOPIC from OFFSET (default beginning; also end, N, -N, +N,\n"
      "@TIME, SPEC..END as in stream-sub -o) and follows new ones until Ctrl-C, which\n"
      "returns to the prompt. count N stops after N records; -e stops at the end offsets\n"
-     "seen at the start. Records are printed with the session's record-format, or as\n"
-     "JSON lines with --json or set format json.\n"
+     "seen at the start; --latest-per-key reads to them and prints each key's last\n"
+     "record, deleted keys left out (the table a compacted topic holds). Records are\n"
+     "printed with the session's record-format, or as JSON lines with --json or set\n"
+     "format json.\n"
      "Example: sub orders from -10 count 10\n",
      sub_opts,
      SH_ARG_TOPIC,

@@ -98,6 +98,22 @@ wait_records() {
     assert_line --index 4 '20 a=6'
 }
 
+@test "stream-sub --latest-per-key and the shell's sub --latest-per-key print the table (records not cleaned yet too)" {
+    stream-topics create t -p 2 -c cleanup.policy=compact
+    printf 'a:1\nb:1\nc:1\na:2\nb:\nd:1\n' | stream-pub -t t -K: -Z -p 0
+    printf 'x:1\nx:2\n' | stream-pub -t t -K: -p 1
+    run stream-sub -t t --latest-per-key -f '%p %k=%v\n'
+    assert_success
+    assert_output "$(printf '0 c=1\n0 a=2\n0 d=1\n1 x=2')"
+    run stream-sub -t t --latest-per-key -c 2 -f '%k\n'
+    assert_output "$(printf 'c\na')"
+    run stream-shell -c 'sub t --latest-per-key -p 1'
+    assert_success
+    assert_output '2'
+    run stream-sub -t t -g g --latest-per-key
+    assert_failure 2
+}
+
 @test "records without a key are refused by a compacted topic (native and Kafka listener), nothing written" {
     create_compacted table
     run stream-pub -t table <<<'no key here'

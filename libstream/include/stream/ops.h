@@ -251,6 +251,12 @@ typedef struct stream_ops_consume_conf {
                                     than in chunks and whenever idle */
     volatile sig_atomic_t *stop; /* the loop ends soon after *stop becomes non-zero
                                     (a signal handler's flag); may be NULL */
+    bool latest_per_key;         /* the table view of a compacted topic: keep only each
+                                    (partition, key)'s last record, drop keys whose last
+                                    record is a tombstone and keyless records, and
+                                    write the rows at the end (the consumer must stop
+                                    at its end), by partition and offset; count
+                                    limits the rows */
 } stream_ops_consume_conf;
 
 /* Takes records from the consumer and writes them to the sink until the
