@@ -1,0 +1,228 @@
+/*
+ * cleaner_bench.c - how fast the log cleaner compacts, against the disk,
+ * and what it costs appends running beside it.
+ *
+ *   cleaner_bench [-d DIR] [-m MB] [-k KEYS]
+ *
+ * Defaults: DIR $LOG_BENCH_DIR or /tmp, MB $CLEANER_BENCH_MB or 1024, KEYS
+ * $CLEANER_BENCH_KEYS or 1000000. In a fresh directory under DIR it writes
+ * a compacted log of about MB MiB: KEYS distinct keys each written ten times
+ * (so 90% of the records are overwritten), 100 records of 80-byte values a
+ * batch, 64 MiB segments. Then it measures:
+ *
+ *   appends alone   appends (flush mode NEVER) to a second log in the same
+ *                   directory for 2 s;
+ *   cleaning        one full cleaning of the first (stream_log_clean_run on
+ *                   a thread, as the broker does) while the main thread keeps
+ *                   appending to the second: MB/s read (each segment is read
+ *                   twice: the key map, then the rewrite) and written by the
+ *                   cleaner, and the appends' records/s meanwhile;
+ *   dd              dd if=/dev/zero bs=1M count=MB conv=fdatasync: the disk.
+ *
+ * Targets (issue 15): cleaner read rate >= 50% of dd's MB/s; appends during
+ * cleaning >= 70% of appends alone.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stream/batch.h"
+#include "stream/cleaner.h"
+#include "stream/error.h"
+#include "stream/log.h"
+
+#define PER_BATCH   100
+#define VALUE_BYTES 80
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void die(const char *what, const char *err)
+{
+    fprintf(stderr, "cleaner_bench: %s: %s\n", what, err);
+    exit(1);
+}
+
+/* Appends one batch of PER_BATCH records, keys from *next (mod keys). */
+static size_t append_batch(stream_log *log, uint64_t *next, uint64_t keys, stream_batch_builder *b)
+{
+    char key[32], value[VALUE_BYTES];
+    memset(value, 'v', sizeof value);
+    stream_batch_builder_reset(b);
+    for (int i = 0; i < PER_BATCH; i++, (*next)++) {
+        int n = snprintf(key, sizeof key, "key-%010" PRIu64, *next % keys);
+        if (stream_batch_builder_append(b, 1732442400000, key, n, value, sizeof value, NULL, 0))
+            die("building a batch", "out of memory");
+    }
+    const uint8_t *p;
+    size_t len;
+    if (stream_batch_builder_finish(b, &p, &len) != 0)
+        die("building a batch", "finish");
+    int64_t at;
+    char err[256];
+    if (stream_log_append(log, (uint8_t *)p, len, &at, err, sizeof err) != 0)
+        die("append", err);
+    return len;
+}
+
+typedef struct cleaner_run {
+    stream_log_clean_job *job;
+    int rc;
+    char err[256];
+    atomic_bool done;
+} cleaner_run;
+
+static void *cleaner_main(void *arg)
+{
+    cleaner_run *r = arg;
+    r->rc = stream_log_clean_run(r->job, r->err, sizeof r->err);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+static double dd_mb_per_s(const char *dir, long mb)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "dd if=/dev/zero of=%s/ddfile bs=1M count=%ld conv=fdatasync 2>/dev/null", dir, mb);
+    double t0 = now_s();
+    if (system(cmd) != 0)
+        return -1;
+    double secs = now_s() - t0;
+    snprintf(cmd, sizeof cmd, "%s/ddfile", dir);
+    unlink(cmd);
+    return (double)mb / secs;
+}
+
+int main(int argc, char **argv)
+{
+    const char *base = getenv("LOG_BENCH_DIR") ? getenv("LOG_BENCH_DIR") : "/tmp";
+    long mb = getenv("CLEANER_BENCH_MB") ? atol(getenv("CLEANER_BENCH_MB")) : 1024;
+    uint64_t keys =
+        getenv("CLEANER_BENCH_KEYS") ? strtoull(getenv("CLEANER_BENCH_KEYS"), NULL, 10) : 1000000;
+    int opt;
+    while ((opt = getopt(argc, argv, "d:m:k:")) != -1) {
+        if (opt == 'd')
+            base = optarg;
+        else if (opt == 'm')
+            mb = atol(optarg);
+        else if (opt == 'k')
+            keys = strtoull(optarg, NULL, 10);
+        else {
+            fprintf(stderr, "usage: cleaner_bench [-d DIR] [-m MB] [-k KEYS]\n");
+            return 2;
+        }
+    }
+    if (mb <= 0 || keys == 0) {
+        fprintf(stderr, "cleaner_bench: -m and -k must be positive\n");
+        return 2;
+    }
+    char dir[512], part[600], part2[600];
+    snprintf(dir, sizeof dir, "%s/cleaner_bench.XXXXXX", base);
+    if (mkdtemp(dir) == NULL)
+        die("mkdtemp", strerror(errno));
+    snprintf(part, sizeof part, "%s/t-0", dir);
+    snprintf(part2, sizeof part2, "%s/t-1", dir);
+
+    stream_log_config cfg;
+    stream_log_config_init(&cfg);
+    cfg.segment_bytes = 64 << 20;
+    cfg.flush_mode = STREAM_FLUSH_NEVER;
+    cfg.cleanup_compact = true;
+    cfg.cleanup_delete = false;
+    stream_log *log;
+    char err[256];
+    if (stream_log_open(part, &cfg, &log, NULL, err, sizeof err) != 0)
+        die("open", err);
+    stream_batch_builder b;
+    stream_batch_builder_init(&b);
+
+    /* The log: every key ten times over, about mb MiB. */
+    uint64_t next = 0;
+    int64_t want = (int64_t)mb << 20;
+    double t0 = now_s();
+    while (stream_log_size(log) < want || next < keys * 10)
+        append_batch(log, &next, keys, &b);
+    if (stream_log_maybe_roll(log, INT64_C(4102444800000)) != 0 || stream_log_flush(log) != 0)
+        die("roll", "failed");
+    double fill_s = now_s() - t0;
+    double log_mb = (double)stream_log_size(log) / (1 << 20);
+    printf("log: %.0f MiB, %" PRIu64 " records, %" PRIu64 " keys (%.0f%% overwritten), "
+           "written in %.1f s\n",
+           log_mb, next, keys, 100.0 * (double)(next - keys) / (double)next, fill_s);
+
+    /* Appends alone, 2 s, to another log. */
+    stream_log *other;
+    if (stream_log_open(part2, &cfg, &other, NULL, err, sizeof err) != 0)
+        die("open", err);
+    uint64_t onext = 0;
+    t0 = now_s();
+    while (now_s() - t0 < 2.0)
+        append_batch(other, &onext, keys, &b);
+    double alone = (double)onext / (now_s() - t0);
+
+    /* One cleaning of the closed segments, appends going on beside it. */
+    stream_cleaner_opts opts;
+    stream_cleaner_opts_init(&opts);
+    cleaner_run run = {0};
+    if (stream_log_clean_begin(log, INT64_C(4102444800000), &opts, &run.job) != 0 ||
+        run.job == NULL)
+        die("clean", "nothing to clean");
+    pthread_t th;
+    t0 = now_s();
+    if (pthread_create(&th, NULL, cleaner_main, &run) != 0)
+        die("pthread_create", strerror(errno));
+    uint64_t n0 = onext;
+    while (!atomic_load(&run.done))
+        append_batch(other, &onext, keys, &b);
+    double clean_s = now_s() - t0;
+    double beside = (double)(onext - n0) / clean_s;
+    stream_log_close(other);
+    pthread_join(th, NULL);
+    stream_clean_stats st = {0};
+    if (stream_log_clean_finish(log, run.job, run.rc, &st, err, sizeof err) != 0)
+        die("clean", run.err[0] ? run.err : err);
+    double read_mb = (double)st.bytes_read / (1 << 20),
+           written_mb = (double)st.bytes_written / (1 << 20);
+    printf("cleaning: %.1f s, read %.0f MiB (%.0f MiB/s), wrote %.0f MiB (%.0f MiB/s), "
+           "%" PRId64 " records removed\n",
+           clean_s, read_mb, read_mb / clean_s, written_mb, written_mb / clean_s,
+           st.records_removed);
+    printf("appends: alone %.0f records/s, during cleaning %.0f records/s (%.0f%%)\n", alone,
+           beside, 100.0 * beside / alone);
+    stream_batch_builder_release(&b);
+    stream_log_close(log);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+
+    mkdir(dir, 0755);
+    double dd = dd_mb_per_s(dir, (long)log_mb > 0 ? (long)log_mb : 1);
+    rmdir(dir);
+    printf("dd: %.0f MiB/s\n", dd);
+    bool ok_read = dd > 0 && read_mb / clean_s >= 0.5 * dd;
+    bool ok_appends = beside >= 0.7 * alone;
+    printf("targets: cleaner read >= 50%% of dd: %s (%.0f%%); appends during cleaning >= 70%%: "
+           "%s\n",
+           ok_read ? "met" : "NOT met", dd > 0 ? 100.0 * read_mb / clean_s / dd : 0.0,
+           ok_appends ? "met" : "NOT met");
+    return 0;
+}
