@@ -288,6 +288,17 @@ static int64_t read_clean_offset(stream_log *log)
     return v;
 }
 
+void stream__clean_end_moved(stream_log *log)
+{
+    if (read_clean_offset(log) <= log->end_offset)
+        return;
+    /* Records appended from the new end on must count as dirty, also after
+     * a crash: the file may not claim them. */
+    log->clean_offset = log->end_offset;
+    if (stream__write_offset_file(log, CLEAN_OFFSET_FILE, log->end_offset) != 0)
+        unlinkat(log->dirfd, CLEAN_OFFSET_FILE, 0); /* none: the whole log is dirty */
+}
+
 /* How many leading closed segments a pass may take now: durable, and with
  * every record at least min_compaction_lag_ms old. */
 static int cleanable_segments(stream_log *log, int64_t now_ms)

@@ -563,6 +563,7 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
     }
     if ((rc = rebuild_producers(log, errbuf, errbuf_len)) != 0)
         return rc;
+    stream__clean_end_moved(log); /* recovery may have cut below it */
     if ((rc = stream__log_epochs_open(log, &rec->epochs_rebuilt)) != 0) {
         seterr(errbuf, errbuf_len, "loading the leader epochs of %s: %s", log->dir,
                stream_strerror(rc));
@@ -1324,6 +1325,7 @@ static void publish_truncation(stream_log *log)
         log->durable = log->end_offset;
     log->dir_dirty = true;
     pthread_mutex_unlock(&log->mu);
+    stream__clean_end_moved(log);
     /* The checkpoint must never claim batches that no longer exist: new
      * ones will take their offsets. */
     if (log->rp_written > log->end_offset) {

@@ -229,6 +229,9 @@ int stream__seg_recompute_tail(stream_log *log, stream__segment *s);
 /* The append check of a compacted log: every record of the batch at p has a
  * key. STREAM_EBADRECORD (errbuf says which record) or a decoding error. */
 int stream__clean_check_keys(const uint8_t *p, size_t len, char *errbuf, size_t errbuf_len);
+/* The log end moved down (truncation, or open after a cut): the clean
+ * offset may not stay above it. */
+void stream__clean_end_moved(stream_log *log);
 /* At open, before the segments are listed: deletes every `.log.cleaned`
  * file and completes every `.log.swap` (stream/cleaner.h, "Crash safety").
  * Errors: STREAM_EIO (errbuf names the file). */

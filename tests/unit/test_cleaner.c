@@ -572,6 +572,45 @@ static void test_status_reports_the_dirty_ratio_and_the_last_cleaning(void **sta
     assert_true(cs.due);
 }
 
+static void test_truncation_moves_the_clean_offset_down(void **state)
+{
+    fixture *f = *state;
+    char k[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(k, sizeof k, "k%d", i % 4);
+        produce(f, k, "old");
+    }
+    roll(f);
+    clean_at(f, NOW, NULL);
+    stream_log_clean_status cs;
+    stream_log_clean_status_get(f->log, NOW, &cs);
+    assert_int_equal(cs.clean_offset, 40);
+    /* A replica cut back below 40 (to the batch after the hole 20 is
+     * in): what is appended from the new end is dirty. */
+    assert_int_equal(stream_log_truncate_to(f->log, 20), 0);
+    int64_t end = stream_log_end_offset(f->log);
+    assert_true(end >= 20 && end < 40);
+    stream_log_clean_status_get(f->log, NOW, &cs);
+    assert_int_equal(cs.clean_offset, end);
+    /* The file says so too. (A reopen ends the log where its last batch
+     * ends, which after a cut into a hole is below the end before.) */
+    reopen(f);
+    end = stream_log_end_offset(f->log);
+    stream_log_clean_status_get(f->log, NOW, &cs);
+    assert_int_equal(cs.clean_offset, end);
+    for (int i = 0; i < 40; i++) {
+        snprintf(k, sizeof k, "k%d", i % 4);
+        produce(f, k, "new");
+    }
+    roll(f);
+    clean_at(f, NOW, NULL);
+    reading rd = read_all(f);
+    assert_int_equal(rd.n, 4);
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(rd.r[i].value, "new");
+    free(rd.r);
+}
+
 /* ---- crash safety ----------------------------------------------------------------- */
 
 static void copy_file(const char *from, const char *to)
@@ -859,6 +898,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_status_reports_the_dirty_ratio_and_the_last_cleaning,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncation_moves_the_clean_offset_down, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_open_completes_swaps_and_discards_cleaned_files, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_model_random_overwrites_and_deletes_match_a_map, setup,
