@@ -259,8 +259,10 @@ int stream__log_sync(stream_log *log)
     pthread_cond_broadcast(&log->cv); /* wake waiters now; busy is still ours */
     pthread_mutex_unlock(&log->mu);
 
-    for (int i = 0; i < log->nsnap; i++)
+    for (int i = 0; i < log->nsnap; i++) {
+        stream__seg_release(log->snap[i]); /* the pin roll() passed on */
         stream__seg_unref(log->snap[i]);
+    }
     log->nsnap = 0;
     stream__seg_unref(active);
 

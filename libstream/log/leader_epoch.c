@@ -275,19 +275,27 @@ static bool agrees_with_log(const stream_log *log)
         const stream__epoch_entry *e = &c->entries[i];
         if (e->start_offset < log->start_offset)
             continue; /* kept by retention below the start: nothing to read */
-        const stream__segment *s = log->segs[stream__log_find_seg(log, e->start_offset)];
+        stream__segment *s = log->segs[stream__log_find_seg(log, e->start_offset)];
         int64_t pos;
         stream_batch_info info;
-        if (stream__seg_find(s, e->start_offset, &pos, &info) != 0 ||
-            info.base_offset != e->start_offset || info.partition_leader_epoch != e->epoch)
+        if (stream__seg_acquire(s) != 0)
+            return false;
+        bool ok = stream__seg_find(s, e->start_offset, &pos, &info) == 0 &&
+                  info.base_offset == e->start_offset && info.partition_leader_epoch == e->epoch;
+        stream__seg_release(s);
+        if (!ok)
             return false;
     }
     if (log->end_offset > log->start_offset) {
-        const stream__segment *s = log->segs[stream__log_find_seg(log, log->end_offset - 1)];
+        stream__segment *s = log->segs[stream__log_find_seg(log, log->end_offset - 1)];
         int64_t pos;
         stream_batch_info info;
-        if (stream__seg_find(s, log->end_offset - 1, &pos, &info) != 0 ||
-            info.partition_leader_epoch > stream__epoch_cache_latest(c))
+        if (stream__seg_acquire(s) != 0)
+            return false;
+        bool ok = stream__seg_find(s, log->end_offset - 1, &pos, &info) == 0 &&
+                  info.partition_leader_epoch <= stream__epoch_cache_latest(c);
+        stream__seg_release(s);
+        if (!ok)
             return false;
     }
     return true;
@@ -307,7 +315,11 @@ static int rebuild(stream_log *log, bool *complete)
     *complete = true;
     log->epochs.n = 0;
     for (int k = 0; k < log->nsegs; k++) {
-        int rc = stream__seg_scan_headers(log->segs[k], 0, rebuild_batch, &log->epochs);
+        int rc = stream__seg_acquire(log->segs[k]);
+        if (rc == 0) {
+            rc = stream__seg_scan_headers(log->segs[k], 0, rebuild_batch, &log->epochs);
+            stream__seg_release(log->segs[k]);
+        }
         if (rc == STREAM_ENOMEM)
             return rc;
         if (rc != 0) {

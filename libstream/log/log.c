@@ -66,6 +66,7 @@ void stream_log_config_init(stream_log_config *cfg)
     cfg->min_compaction_lag_ms = 0;
     cfg->max_compaction_lag_ms = 3153600000000LL;
     cfg->delete_retention_ms = 86400000;
+    cfg->files = NULL;
 }
 
 static int check_config(const stream_log_config *c, char *errbuf, size_t errbuf_len)
@@ -109,7 +110,9 @@ int stream_log_set_config(stream_log *log, const stream_log_config *cfg)
     int rc = check_config(cfg, NULL, 0);
     if (rc != 0)
         return rc;
+    stream_log_files *files = log->cfg.files; /* read at open only */
     log->cfg = *cfg;
+    log->cfg.files = files;
     atomic_store(&log->flush_ms, cfg->flush_ms);
     atomic_store(&log->flush_mode, (int)cfg->flush_mode);
     return 0;
@@ -192,8 +195,10 @@ static stream__segment *active_seg(const stream_log *log)
     return log->segs[log->nsegs - 1];
 }
 
-/* Creates an empty segment's .log at `base`, clearing stale index files. */
-static int create_segment(stream_log *log, int64_t base, stream__segment **out)
+/* Creates an empty segment's .log at `base`, clearing stale index files.
+ * The new segment comes pinned (it is to be the active one). */
+static int create_segment(stream_log *log, int64_t base, stream__segment **out, char *errbuf,
+                          size_t errbuf_len)
 {
     char path[4096];
     int rc = stream__seg_path(path, sizeof path, log->dir, base, ".index");
@@ -207,14 +212,37 @@ static int create_segment(stream_log *log, int64_t base, stream__segment **out)
     stream__segment *s = stream__seg_alloc(base);
     if (s == NULL)
         return STREAM_ENOMEM;
-    s->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s->fd < 0) {
-        rc = stream_err_from_errno(errno);
+    rc = stream__seg_open_file(s, log->cfg.files, path, O_RDWR | O_CREAT | O_TRUNC, errbuf,
+                               errbuf_len);
+    if (rc != 0) {
         stream__seg_unref(s);
         return rc;
     }
     s->roll_at_ms = stream__now_ms();
     *out = s;
+    return 0;
+}
+
+/* Gives back the active pin (the active segment is leaving the array or
+ * the log closes). */
+static void unpin_active(stream_log *log)
+{
+    if (log->pinned_active != NULL)
+        stream__seg_release(log->pinned_active);
+    log->pinned_active = NULL;
+}
+
+/* Pins the last segment as the active one, if it is not yet. */
+static int pin_active(stream_log *log)
+{
+    stream__segment *s = log->segs[log->nsegs - 1];
+    if (log->pinned_active == s)
+        return 0;
+    int rc = stream__seg_acquire(s);
+    if (rc != 0)
+        return rc;
+    unpin_active(log);
+    log->pinned_active = s;
     return 0;
 }
 
@@ -226,8 +254,13 @@ static void drop_tail(stream_log *log, int from, int64_t *bytes)
         stream__segment *s = log->segs[--log->nsegs];
         if (bytes != NULL) {
             struct stat st;
-            *bytes += fstat(s->fd, &st) == 0 ? (int64_t)st.st_size : s->size;
+            bool pinned = stream__seg_acquire(s) == 0;
+            *bytes += pinned && fstat(s->fd, &st) == 0 ? (int64_t)st.st_size : s->size;
+            if (pinned)
+                stream__seg_release(s);
         }
+        if (s == log->pinned_active)
+            unpin_active(log);
         stream__seg_unlink(log, s->base_offset);
         stream__seg_unref(s);
     }
@@ -328,7 +361,9 @@ static int list_segments(stream_log *log, int64_t **out, int *n, char *errbuf, s
     return 0;
 }
 
-static int open_segment_file(stream_log *log, int64_t base, char *errbuf, size_t errbuf_len)
+/* Adds the segment at `base` to the array without opening it: the scans
+ * that need its file open it through the budget (stream__seg_acquire). */
+static int open_segment_file(stream_log *log, int64_t base)
 {
     char path[4096];
     int rc = stream__seg_path(path, sizeof path, log->dir, base, ".log");
@@ -337,17 +372,31 @@ static int open_segment_file(stream_log *log, int64_t base, char *errbuf, size_t
     if ((rc = grow_segs(log)) != 0)
         return rc;
     stream__segment *s = stream__seg_alloc(base);
-    if (s == NULL)
-        return STREAM_ENOMEM;
-    s->fd = open(path, O_RDWR | O_CLOEXEC);
-    if (s->fd < 0) {
-        rc = stream_err_from_errno(errno);
-        seterr(errbuf, errbuf_len, "cannot open %s: %s", path, strerror(errno));
+    char *p = strdup(path);
+    if (s == NULL || p == NULL) {
+        free(p);
         stream__seg_unref(s);
-        return rc;
+        return STREAM_ENOMEM;
     }
+    stream__seg_set_lazy(s, log->cfg.files, p);
     log->segs[log->nsegs++] = s;
     return 0;
+}
+
+/* Pins segment s for a scan, with a message naming it on failure. */
+static int use_segment(stream_log *log, stream__segment *s, char *errbuf, size_t errbuf_len)
+{
+    int rc = stream__seg_acquire(s);
+    if (rc == STREAM_EAGAIN)
+        seterr(errbuf, errbuf_len,
+               "cannot open segment %020" PRId64 " in %s: the logs' open files "
+               "(log.max.open.files, by default from the open-file limit RLIMIT_NOFILE) are all "
+               "in use: raise log.max.open.files or the open-file limit (ulimit -n)",
+               s->base_offset, log->dir);
+    else if (rc != 0)
+        seterr(errbuf, errbuf_len, "cannot open segment %020" PRId64 " in %s: %s", s->base_offset,
+               log->dir, stream_strerror(rc));
+    return rc;
 }
 
 /* Re-validates segments [from, nsegs) batch by batch, cutting the log at the
@@ -365,8 +414,11 @@ static int recover_from(stream_log *log, int from, stream_log_recovery *rec, cha
             break;
         }
         int64_t scanned, dropped, bad;
+        if ((rc = use_segment(log, s, errbuf, errbuf_len)) != 0)
+            return rc;
         rc = stream__seg_recover(log, s, &scanned, &dropped, &bad);
         if (rc != 0) {
+            stream__seg_release(s);
             seterr(errbuf, errbuf_len, "recovering segment %020" PRId64 " in %s: %s",
                    s->base_offset, log->dir, stream_strerror(rc));
             return rc;
@@ -375,10 +427,12 @@ static int recover_from(stream_log *log, int from, stream_log_recovery *rec, cha
         rec->indexes_rebuilt += 2;
         if (fdatasync(s->fd) != 0) {
             rc = stream_err_from_errno(errno);
+            stream__seg_release(s);
             seterr(errbuf, errbuf_len, "fdatasync segment %020" PRId64 " in %s: %s", s->base_offset,
                    log->dir, strerror(errno));
             return rc;
         }
+        stream__seg_release(s);
         if (bad >= 0) {
             rec->truncated_at = bad;
             rec->truncated_bytes += dropped;
@@ -428,9 +482,12 @@ static int rebuild_producers(stream_log *log, char *errbuf, size_t errbuf_len)
          * cannot be found (replay_batch skips what the snapshot has). */
         int64_t pos = 0;
         stream_batch_info info;
+        if ((rc = stream__seg_acquire(s)) != 0)
+            break;
         if (from > s->base_offset && stream__seg_find(s, from, &pos, &info) != 0)
             pos = 0;
         rc = stream__seg_scan_headers(s, pos, replay_batch, &ra);
+        stream__seg_release(s);
     }
     /* A damaged header in a segment open trusted without reading it all
      * (reads report it): the state stops before it, as the log effectively
@@ -447,10 +504,16 @@ static int rebuild_producers(stream_log *log, char *errbuf, size_t errbuf_len)
     return 0;
 }
 
-static bool seg_file_empty(const stream__segment *s)
+static bool seg_file_empty(stream__segment *s)
 {
     struct stat st;
-    return fstat(s->fd, &st) == 0 && st.st_size == 0;
+    if (s->path != NULL && s->fd < 0)
+        return stat(s->path, &st) == 0 && st.st_size == 0; /* not opened yet */
+    if (stream__seg_acquire(s) != 0)
+        return false;
+    bool empty = fstat(s->fd, &st) == 0 && st.st_size == 0;
+    stream__seg_release(s);
+    return empty;
 }
 
 /* Writes "<value>\n" to a new file `name` of a fresh log, unsynced. */
@@ -489,7 +552,7 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
     if (rc != 0)
         return rc;
     for (int i = 0; i < n && rc == 0; i++)
-        rc = open_segment_file(log, bases[i], errbuf, errbuf_len);
+        rc = open_segment_file(log, bases[i]);
     free(bases);
     if (rc != 0)
         return rc;
@@ -506,7 +569,10 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
     for (int k = 0; k < from; k++) {
         stream__segment *s = log->segs[k];
         enum stream__seg_state state;
+        if ((rc = use_segment(log, s, errbuf, errbuf_len)) != 0)
+            return rc;
         rc = stream__seg_open_trusted(log, s, &state, &rec->indexes_rebuilt);
+        stream__seg_release(s);
         if (rc != 0) {
             seterr(errbuf, errbuf_len, "opening segment %020" PRId64 " in %s: %s", s->base_offset,
                    log->dir, stream_strerror(rc));
@@ -537,13 +603,20 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
 
     if (log->nsegs == 0) {
         stream__segment *s;
-        if ((rc = grow_segs(log)) != 0 || (rc = create_segment(log, lso > 0 ? lso : 0, &s)) != 0) {
+        char why[512] = "";
+        if ((rc = grow_segs(log)) != 0 ||
+            (rc = create_segment(log, lso > 0 ? lso : 0, &s, why, sizeof why)) != 0) {
             seterr(errbuf, errbuf_len, "creating the first segment in %s: %s", log->dir,
-                   stream_strerror(rc));
+                   why[0] ? why : stream_strerror(rc));
             return rc;
         }
         log->segs[log->nsegs++] = s;
+        log->pinned_active = s;
         log->dir_dirty = true;
+    } else if ((rc = use_segment(log, active_seg(log), errbuf, errbuf_len)) != 0) {
+        return rc;
+    } else {
+        log->pinned_active = active_seg(log);
     }
     rec->segments = log->nsegs;
     stream__segment *act = active_seg(log);
@@ -609,18 +682,20 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
 
 static void free_log(stream_log *log)
 {
+    unpin_active(log);
     for (int i = 0; i < log->nsegs; i++)
         stream__seg_unref(log->segs[i]);
-    for (int i = 0; i < log->ndirty; i++)
+    for (int i = 0; i < log->ndirty; i++) {
+        stream__seg_release(log->dirty[i]);
         stream__seg_unref(log->dirty[i]);
+    }
     free(log->segs);
     free(log->dirty);
     free(log->snap);
     stream_buf_release(&log->scratch);
     stream__producer_state_free(log->producers);
     stream__epoch_cache_release(&log->epochs);
-    if (log->dirfd >= 0)
-        close(log->dirfd); /* also releases the flock */
+    stream__files_close_dir(log->cfg.files, log->dirfd); /* also releases the flock */
     pthread_cond_destroy(&log->cv);
     pthread_mutex_destroy(&log->mu);
     free(log->dir);
@@ -672,10 +747,9 @@ static int open_log(const char *dir, const stream_log_config *cfg, int mode, str
         free_log(log);
         return rc;
     }
-    log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    log->dirfd = stream__files_open_dir(cfg->files, dir, errbuf, errbuf_len);
     if (log->dirfd < 0) {
-        rc = stream_err_from_errno(errno);
-        seterr(errbuf, errbuf_len, "cannot open %s: %s", dir, strerror(errno));
+        rc = log->dirfd;
         free_log(log);
         return rc;
     }
@@ -783,14 +857,14 @@ void stream_log_close(stream_log *log)
 
 /* Makes a new active segment at the log end. The old one goes on the dirty
  * list so that the flusher syncs its tail and its closed indexes. */
-static int roll(stream_log *log)
+static int roll(stream_log *log, char *errbuf, size_t errbuf_len)
 {
     stream__segment *old = active_seg(log);
     int rc = grow_segs(log);
     if (rc != 0)
         return rc;
     stream__segment *s;
-    rc = create_segment(log, log->end_offset, &s);
+    rc = create_segment(log, log->end_offset, &s, errbuf, errbuf_len);
     if (rc != 0)
         return rc;
     /* The closing entries go to the files before the segment is handed to
@@ -810,6 +884,7 @@ static int roll(stream_log *log)
         if (p == NULL) {
             pthread_mutex_unlock(&log->mu);
             stream__seg_unlink(log, s->base_offset);
+            stream__seg_release(s);
             stream__seg_unref(s);
             return STREAM_ENOMEM;
         }
@@ -817,8 +892,9 @@ static int roll(stream_log *log)
         log->dirty_cap = ncap;
     }
     stream__seg_ref(old);
-    log->dirty[log->ndirty++] = old;
+    log->dirty[log->ndirty++] = old; /* the active pin goes with it, to the sync */
     log->active = s;
+    log->pinned_active = s;
     log->dir_dirty = true;
     pthread_mutex_unlock(&log->mu);
 
@@ -833,7 +909,7 @@ int stream_log_maybe_roll(stream_log *log, int64_t now_ms)
 {
     stream__segment *s = active_seg(log);
     if (s->size > 0 && now_ms - s->roll_at_ms >= log->cfg.segment_ms)
-        return roll(log);
+        return roll(log, NULL, 0);
     return 0;
 }
 
@@ -879,10 +955,11 @@ static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, strea
     if (s->size > 0 && (s->size + (int64_t)len > log->cfg.segment_bytes ||
                         now - s->roll_at_ms >= log->cfg.segment_ms ||
                         log->end_offset - s->base_offset + info->last_offset_delta > INT32_MAX)) {
-        rc = roll(log);
+        char why[512] = "";
+        rc = roll(log, why, sizeof why);
         if (rc != 0) {
             seterr(errbuf, errbuf_len, "rolling a segment in %s: %s", log->dir,
-                   stream_strerror(rc));
+                   why[0] ? why : stream_strerror(rc));
             return rc;
         }
         s = active_seg(log);
@@ -1044,9 +1121,14 @@ int stream_log_read(stream_log *log, int64_t offset, size_t max_bytes, stream_lo
     stream__segment *s = log->segs[find_seg(log, offset)];
     int64_t pos;
     stream_batch_info info;
-    int rc = stream__seg_find(s, offset, &pos, &info);
+    int rc = stream__seg_acquire(s); /* the slice's pin */
     if (rc != 0)
         return rc;
+    rc = stream__seg_find(s, offset, &pos, &info);
+    if (rc != 0) {
+        stream__seg_release(s);
+        return rc;
+    }
     stream__seg_ref(s);
     out->fd = s->fd;
     out->pos = (off_t)pos;
@@ -1095,7 +1177,10 @@ void stream_log_slice_release(stream_log_slice *s)
 {
     if (s == NULL)
         return;
-    stream__seg_unref(s->segment);
+    if (s->segment != NULL) {
+        stream__seg_release(s->segment);
+        stream__seg_unref(s->segment);
+    }
     memset(s, 0, sizeof *s);
     s->fd = -1;
 }
@@ -1202,23 +1287,27 @@ int stream_log_offset_for_time(stream_log *log, int64_t ts, int64_t *offset)
             if (lo > 0)
                 pos = stream__seg_index_floor(s, s->times[lo - 1].rel, &expect);
         }
-        while (pos < s->size) {
+        int rc = stream__seg_acquire(s);
+        if (rc != 0)
+            return rc;
+        while (rc == 0 && pos < s->size) {
             stream_batch_info h;
-            int rc = stream__seg_header_at(s, pos, &h);
-            if (rc != 0)
-                return rc;
-            if (h.max_timestamp >= ts && h.base_offset + h.last_offset_delta >= log->start_offset) {
+            rc = stream__seg_header_at(s, pos, &h);
+            if (rc == 0 && h.max_timestamp >= ts &&
+                h.base_offset + h.last_offset_delta >= log->start_offset) {
                 int64_t found;
                 rc = first_record_at_or_after(log, s, pos, h.size, ts, log->start_offset, &found);
-                if (rc != 0)
-                    return rc;
-                if (found >= 0) {
+                if (rc == 0 && found >= 0) {
                     *offset = found;
+                    stream__seg_release(s);
                     return 0;
                 }
             }
             pos += (int64_t)h.size;
         }
+        stream__seg_release(s);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -1258,7 +1347,8 @@ int stream_log_apply_retention(stream_log *log, int64_t now_ms)
             int64_t ts = s->max_timestamp;
             struct stat st;
             if (ts == STREAM__NO_TIMESTAMP || ts < 0) /* no timestamps: the file's age */
-                ts = fstat(s->fd, &st) == 0 ? (int64_t)st.st_mtime * 1000 : now_ms;
+                ts = s->path != NULL && stat(s->path, &st) == 0 ? (int64_t)st.st_mtime * 1000
+                                                                : now_ms;
             if (now_ms - ts <= log->cfg.retention_ms)
                 break;
             drop_first(log);
@@ -1354,23 +1444,30 @@ int stream_log_truncate_to(stream_log *log, int64_t offset)
     stream__segment *s = log->segs[k];
     int64_t pos;
     stream_batch_info info;
-    int rc = stream__seg_find(s, offset, &pos, &info);
+    int rc = stream__seg_acquire(s);
     if (rc != 0)
         return rc;
+    rc = stream__seg_find(s, offset, &pos, &info);
+    if (rc != 0) {
+        stream__seg_release(s);
+        return rc;
+    }
 
     stream__log_acquire_busy(log);
     if (info.base_offset < log->start_offset) {
         /* The batch straddles the start (delete-records mid-batch): nothing
          * readable remains, so start over empty at the start offset. */
         stream__segment *fresh;
-        rc = create_segment(log, log->start_offset, &fresh);
+        rc = create_segment(log, log->start_offset, &fresh, NULL, 0);
         if (rc == 0) {
             drop_tail(log, 0, NULL);
             log->segs[log->nsegs++] = fresh;
+            log->pinned_active = fresh;
             log->end_offset = log->start_offset;
         }
     } else {
         drop_tail(log, k + 1, NULL);
+        (void)pin_active(log); /* s is pinned already: cannot fail */
         if (ftruncate(s->fd, (off_t)pos) != 0) {
             rc = stream_err_from_errno(errno);
             log->end_offset = s->next_offset;
@@ -1396,6 +1493,7 @@ int stream_log_truncate_to(stream_log *log, int64_t offset)
             }
         }
     }
+    stream__seg_release(s);
     publish_truncation(log);
     stream__log_release_busy(log);
     /* The log is cut first and the checkpoint after: a crash between
@@ -1430,9 +1528,13 @@ static int sync_from(stream_log *log, int from)
 {
     for (int k = from; k < log->nsegs; k++) {
         stream__segment *s = log->segs[k];
-        if (fdatasync(s->fd) != 0)
-            return stream_err_from_errno(errno);
-        int rc = stream__seg_sync_indexes(log->dir, s->base_offset);
+        int rc = stream__seg_acquire(s);
+        if (rc != 0)
+            return rc;
+        rc = fdatasync(s->fd) != 0 ? stream_err_from_errno(errno) : 0;
+        stream__seg_release(s);
+        if (rc == 0)
+            rc = stream__seg_sync_indexes(log->dir, s->base_offset);
         if (rc != 0)
             return rc;
     }

@@ -17,7 +17,13 @@
  *     one, a slice holds one, the flusher holds one while it fdatasyncs, and
  *     the dirty list holds one per rolled segment not yet synced. Deleting a
  *     segment unlinks its files at once; its fd closes with the last
- *     reference.
+ *     reference;
+ *   - a segment's descriptor may be closed by the open-file budget
+ *     (log_files.c) whenever nobody pins it: s->fd is valid only between
+ *     stream__seg_acquire and stream__seg_release. The log pins its active
+ *     segment (log->pinned_active), the dirty list and the flusher's snapshot
+ *     pin their segments, a slice pins its segment until released. Every
+ *     segment.c function that reads the file needs the caller's pin.
  */
 #ifndef STREAM_LOG_INTERNAL_H
 #define STREAM_LOG_INTERNAL_H
@@ -48,11 +54,17 @@ typedef struct stream__time_entry {
 } stream__time_entry;
 
 typedef struct stream__segment {
-    int64_t base_offset;        /* offset of the first batch; names the files */
-    int fd;                     /* the .log file, read-write; closed by the last unref */
-    atomic_int refs;            /* references (see the file comment) */
-    int64_t size;               /* (owner) bytes of whole batches in the .log */
-    int64_t next_offset;        /* (owner) offset after the last batch */
+    int64_t base_offset;     /* offset of the first batch; names the files */
+    int fd;                  /* the .log file, read-write, -1 while closed by the
+                                budget; valid only under a pin (see above) */
+    atomic_int refs;         /* references (see the file comment) */
+    char *path;              /* the .log file's path, to reopen it */
+    stream_log_files *files; /* the budget it counts in; NULL: fd stays open */
+    int pins;                /* (files' mu) users of fd now; cached only at 0 */
+    bool in_lru;             /* (files' mu) open, unpinned, on the LRU list */
+    struct stream__segment *lru_prev, *lru_next; /* (files' mu) */
+    int64_t size;                                /* (owner) bytes of whole batches in the .log */
+    int64_t next_offset;                         /* (owner) offset after the last batch */
     int64_t max_timestamp;      /* (owner) largest batch maxTimestamp, NO_TIMESTAMP if empty */
     uint32_t max_ts_rel;        /* (owner) relative offset of the batch holding it */
     int64_t roll_at_ms;         /* (owner) wall clock of its first append (or of open) */
@@ -69,15 +81,15 @@ typedef struct stream__segment {
 } stream__segment;
 
 struct stream_log {
-    char *dir;                         /* the partition directory */
-    int dirfd;                         /* open on dir: flock'd, fsync'd after creates/renames */
-    stream_log_config cfg;             /* (owner) current configuration */
-    stream__segment **segs;            /* (owner) segments by base offset; the last is active */
-    int nsegs;                         /* (owner) */
-    int segs_cap;                      /* (owner) */
-    int64_t start_offset;              /* (owner) log start offset */
-    int64_t end_offset;                /* (owner) log end offset (next offset to assign) */
-    stream_buf scratch;                /* (owner) reused buffer for scans and time look-ups */
+    char *dir;              /* the partition directory */
+    int dirfd;              /* open on dir: flock'd, fsync'd after creates/renames */
+    stream_log_config cfg;  /* (owner) current configuration */
+    stream__segment **segs; /* (owner) segments by base offset; the last is active */
+    int nsegs;              /* (owner) */
+    int segs_cap;           /* (owner) */
+    int64_t start_offset;   /* (owner) log start offset */
+    int64_t end_offset;     /* (owner) log end offset (next offset to assign) */
+    stream_buf scratch;     /* (owner) reused buffer for scans and time look-ups */
     /* (owner) idempotent producers' sequences (producer_state.c) */
     struct stream__producer_state *producers;
     stream_log_recovery last_recovery; /* what open found */
@@ -107,14 +119,15 @@ struct stream_log {
         int64_t from, target;     /*   a ring: what each made durable [from, target), */
         int64_t start_ns, end_ns; /*   and when (stream_log_sync_round) */
     } rounds[STREAM__SYNC_ROUNDS];
-    unsigned nrounds;             /* (mu) rounds recorded so far (ring index = n % size) */
-    stream_durable_cb durable_cb; /* (mu) */
-    void *durable_arg;            /* (mu) */
-    stream_flusher *flusher;      /* (mu) attached flusher or NULL */
-    int64_t rp_written;           /* (busy holder) value last written to recovery-point */
-    int64_t rp_written_ms;        /* (busy holder) monotonic time of that write */
-    int64_t recover_after_ms;     /* (owner) monotonic time before which stream_log_recover
-                                     does not try again after a failed attempt */
+    unsigned nrounds;               /* (mu) rounds recorded so far (ring index = n % size) */
+    stream_durable_cb durable_cb;   /* (mu) */
+    void *durable_arg;              /* (mu) */
+    stream_flusher *flusher;        /* (mu) attached flusher or NULL */
+    int64_t rp_written;             /* (busy holder) value last written to recovery-point */
+    int64_t rp_written_ms;          /* (busy holder) monotonic time of that write */
+    int64_t recover_after_ms;       /* (owner) monotonic time before which stream_log_recover
+                                       does not try again after a failed attempt */
+    stream__segment *pinned_active; /* (owner) the segment the log's active pin is on */
 
     /* compaction (cleaner.c) */
     int64_t clean_offset;     /* (owner) below it the log is clean (cleaner-offset-checkpoint) */
@@ -154,6 +167,33 @@ int stream__log_find_seg(const stream_log *log, int64_t offset);
 /* Times in milliseconds. */
 int64_t stream__now_ms(void);  /* CLOCK_REALTIME */
 int64_t stream__mono_ms(void); /* CLOCK_MONOTONIC */
+
+/* ---- log_files.c: the open-file budget ---------------------------------- */
+
+/* Opens `path` for segment s (flags as open(2), O_CLOEXEC added), counted in
+ * budget f (NULL: no budget), closing cached descriptors of other segments
+ * when the budget is full. Remembers the path for reopening. On success s
+ * is pinned once (the caller's). STREAM_EAGAIN with errbuf naming the
+ * limit and log.max.open.files when pinned descriptors fill the budget, or
+ * open's error. */
+int stream__seg_open_file(stream__segment *s, stream_log_files *f, const char *path, int flags,
+                          char *errbuf, size_t errbuf_len);
+/* A segment found at open, not opened yet: takes ownership of `path`
+ * (malloc'd); the first acquire opens it. */
+void stream__seg_set_lazy(stream__segment *s, stream_log_files *f, char *path);
+/* Pins s->fd, reopening the file when the budget had closed it (an O(1)
+ * LRU unlink when it is open: no system call). 0, STREAM_EAGAIN (the
+ * budget is full of pinned descriptors, or the process of descriptors), or
+ * open's error (STREAM_ENOENT: the file was deleted behind the log). */
+int stream__seg_acquire(stream__segment *s);
+/* Unpins; at zero pins the descriptor is cached (most recently used). */
+void stream__seg_release(stream__segment *s);
+/* Closes the descriptor for good (the last unref). */
+void stream__seg_close_file(stream__segment *s);
+/* A partition directory's descriptor, counted in f (NULL: not counted):
+ * the descriptor or a negative STREAM_E* code with errbuf set. */
+int stream__files_open_dir(stream_log_files *f, const char *path, char *errbuf, size_t errbuf_len);
+void stream__files_close_dir(stream_log_files *f, int fd);
 
 /* ---- segment.c --------------------------------------------------------- */
 

@@ -67,8 +67,8 @@ void stream__seg_unref(stream__segment *s)
     /* acq_rel: the last owner must see every write the others made. */
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (s->fd >= 0)
-        close(s->fd);
+    stream__seg_close_file(s);
+    free(s->path);
     free(s->index);
     free(s->times);
     free(s);

@@ -45,11 +45,12 @@
 #define RM_DEPTH_MAX  8          /* partition dirs are flat; .deleted/ adds one level */
 
 struct stream_store {
-    char *dir;             /* canonical path of the data directory */
-    int dir_fd;            /* the directory, for *at() calls and fsync */
-    int lock_fd;           /* .lock, flock()ed while the store is open */
-    stream_config *broker; /* copy of the broker config: topic defaults */
-    stream_topic **topics; /* sorted by name */
+    char *dir;               /* canonical path of the data directory */
+    int dir_fd;              /* the directory, for *at() calls and fsync */
+    int lock_fd;             /* .lock, flock()ed while the store is open */
+    stream_config *broker;   /* copy of the broker config: topic defaults */
+    stream_log_files *files; /* the open-file budget every log here shares */
+    stream_topic **topics;   /* sorted by name */
     size_t topic_count;
     size_t topic_cap;
     char **notes; /* what open cleaned up, for the broker's log */
@@ -97,6 +98,7 @@ struct stream_store_job {
 
 static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static long files_budget(const stream_store *s);
 
 static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
 {
@@ -667,6 +669,7 @@ static stream_topic *topic_new(const stream_store *s, const char *name, int32_t 
         return NULL;
     }
     stream_config_topic_log_config(s->broker, overrides, &t->log_config);
+    t->log_config.files = s->files;
     return t;
 }
 
@@ -1025,6 +1028,10 @@ int stream_store_open(const char *data_dir, const stream_config *broker_cfg, str
     }
     if ((rc = lock_dir(s, errbuf, errbuf_len)) < 0)
         goto fail;
+    if ((rc = stream_log_files_new(files_budget(s), &s->files)) < 0) {
+        errf(errbuf, errbuf_len, "out of memory");
+        goto fail;
+    }
 
     if ((rc = list_dir(s, &names, &count, errbuf, errbuf_len)) < 0)
         goto fail;
@@ -1068,6 +1075,7 @@ void stream_store_close(stream_store *s)
     for (size_t i = 0; i < s->topic_count; i++)
         topic_free(s->topics[i]);
     free(s->topics);
+    stream_log_files_free(s->files);
     for (size_t i = 0; i < s->note_count; i++)
         free(s->notes[i]);
     free(s->notes);
@@ -1154,10 +1162,26 @@ static void busy_remove(stream_store *s, const char *name)
     }
 }
 
-/* Descriptors kept free beyond a create's own: connections, the flusher's
- * checkpoints, segment rolls; an eighth of a small limit (a broker under
- * ulimit -n 64 still takes a topic or two). */
-#define FD_RESERVE 64
+/* Descriptors of the open-file limit the logs leave to everything else
+ * (connections, checkpoints, index writes) when log.max.open.files is 0: a
+ * quarter of a small limit, at most FD_RESERVE (a broker under ulimit -n 64
+ * still takes a topic or two). */
+#define FD_RESERVE 256
+
+/* The logs' open-file budget: log.max.open.files, or from RLIMIT_NOFILE. */
+static long files_budget(const stream_store *s)
+{
+    int64_t set = stream_config_int(s->broker, STREAM_CONFIG_LOG_MAX_OPEN_FILES);
+    if (set > 0)
+        return (long)set;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > (rlim_t)INT32_MAX)
+        return INT32_MAX;
+    long limit = (long)rl.rlim_cur;
+    long reserve = limit / 4 < FD_RESERVE ? limit / 4 : FD_RESERVE;
+    return limit - reserve > 1 ? limit - reserve : 1;
+}
 
 /* Descriptors this process has open (the entries of /proc/self/fd, less the
  * one listing them); -1 when it cannot tell. */
@@ -1177,28 +1201,44 @@ static long open_fd_count(void)
 
 /*
  * A partition holds two descriptors while open (its directory, for the lock
- * and the syncs, and its active segment): refuses a create that would pass
- * the process's open-file limit, with a message naming the limit, instead of
- * failing thousands of partitions in with "input/output error" (EMFILE).
- * Creates still running count with their partitions.
+ * and the syncs, and its active segment); older segments are cached and
+ * closed when room is needed. Refuses a create whose partitions would not
+ * fit beside the descriptors held for good, in the logs' budget
+ * (log.max.open.files) or under the process's open-file limit, with a
+ * message naming both, instead of failing thousands of partitions in with
+ * "input/output error" (EMFILE). Creates still running count with their
+ * partitions.
  */
 static int check_fd_budget(const stream_store *s, int32_t partitions, char *errbuf,
                            size_t errbuf_len)
 {
+    stream_log_files_stats fs;
+    stream_log_files_get_stats(s->files, &fs);
+    long need = 2L * partitions, pending = 2L * s->pending_partitions;
+    long held = fs.open - fs.cached + pending;
+    if (held + need > fs.budget) {
+        errf(errbuf, errbuf_len,
+             "%d partitions need about %ld more open files (two each), but %ld of the %ld the "
+             "logs may hold (log.max.open.files; 0 derives it from the open-file limit) are "
+             "held: raise log.max.open.files or the open-file limit (RLIMIT_NOFILE: ulimit -n, "
+             "or LimitNOFILE= in a systemd unit), or create fewer partitions",
+             (int)partitions, need, held, fs.budget);
+        return STREAM_EINVAL;
+    }
     struct rlimit rl;
     long used = open_fd_count();
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || used < 0)
         return 0;
-    long reserve = (long)(rl.rlim_cur / 8 < FD_RESERVE ? rl.rlim_cur / 8 : FD_RESERVE);
-    long need = 2L * partitions + 2L * s->pending_partitions + reserve;
-    if ((unsigned long long)(used + need) <= (unsigned long long)rl.rlim_cur)
+    used -= fs.cached; /* closed when room is needed */
+    long reserve = (long)(rl.rlim_cur / 8 < 64 ? rl.rlim_cur / 8 : 64);
+    if ((unsigned long long)(used + need + pending + reserve) <= (unsigned long long)rl.rlim_cur)
         return 0;
     errf(errbuf, errbuf_len,
          "%d partitions need about %ld more open files (two each), but %ld of this broker's "
          "limit of %llu are in use: raise the open-file limit (RLIMIT_NOFILE: ulimit -n, or "
-         "LimitNOFILE= in a systemd unit) or create fewer partitions",
-         (int)partitions, 2L * partitions, used + 2L * s->pending_partitions,
-         (unsigned long long)rl.rlim_cur);
+         "LimitNOFILE= in a systemd unit; log.max.open.files bounds the logs' share) or create "
+         "fewer partitions",
+         (int)partitions, need, used + pending, (unsigned long long)rl.rlim_cur);
     return STREAM_EINVAL;
 }
 
@@ -1619,6 +1659,7 @@ int stream_store_alter_topic(stream_store *s, const char *name, const stream_con
         return rc;
     stream_log_config lc;
     stream_config_topic_log_config(s->broker, ov, &lc);
+    lc.files = s->files;
 
     /* The logs first: each either takes the config or keeps its old one, so
      * a refusal is undone before anything is persisted. Then the file; if

@@ -114,3 +114,57 @@ topic_is_whole_or_gone() {
     run stream-sub -t fits -p 99 -e -f '%s\n'
     assert_output x
 }
+
+# fds_of PID: descriptors the process holds.
+fds_of() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+
+@test "produce and fetch to more partitions x segments than the open-file limit, through the file cache" {
+    stop_broker
+    # 60 partitions of about 6 segments each: some 360 segment files and 60
+    # directories under a limit of 200 (the broker raises its soft limit to
+    # this hard one). Without the cache the rolls failed with EMFILE.
+    ulimit -n 200
+    start_broker
+    stream-topics create many -p 60 -c segment.bytes=1024
+    local round i
+    for round in 1 2 3 4 5 6; do
+        for ((i = 0; i < 600; i++)); do
+            printf 'k%d-%d:round %d record %d ........................................\n' \
+                "$round" "$i" "$round" "$i"
+        done | stream-pub -t many -K: --acks all
+    done
+    local segs
+    segs=$(find "$BROKER_DIR" -name '*.log' -path '*/many-*' | wc -l)
+    echo "segment files: $segs"
+    [ "$segs" -gt 300 ]
+    [ "$(fds_of "$BROKER_PID")" -le 200 ]
+    # Every record comes back, twice over (the second pass reopens what the
+    # first one's reads closed again).
+    for round in 1 2; do
+        run stream-sub -t many -e -f '%k\n'
+        assert_success
+        [ "$(printf '%s\n' "$output" | sort -u | wc -l)" -eq 3600 ]
+    done
+    [ "$(fds_of "$BROKER_PID")" -le 200 ]
+    # A restart opens more segments than the limit holds, and serves them.
+    stop_broker
+    start_broker
+    run stream-sub -t many -e -f '%k\n'
+    assert_success
+    [ "$(printf '%s\n' "$output" | sort -u | wc -l)" -eq 3600 ]
+    echo y | stream-pub -t many -p 59
+}
+
+@test "a create past log.max.open.files fails with a message naming the setting" {
+    stop_broker
+    start_broker -s log.max.open.files=50
+    run stream-topics create big --partitions 100
+    assert_failure
+    assert_output --partial "log.max.open.files"
+    refute_output --partial "input/output error"
+    run stream-topics create fits --partitions 10
+    assert_success
+    echo x | stream-pub -t fits -p 9
+    run stream-sub -t fits -p 9 -e -f '%s\n'
+    assert_output x
+}

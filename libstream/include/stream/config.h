@@ -118,6 +118,9 @@
       "close a connection idle for this long; -1 never closes idle connections")                   \
     X(LOG_LEVEL, "log.level", ENUM, BROKER, "info", 0, 0, "error|warn|info|debug", NULL,           \
       "the broker's own messages on stderr at or above this level")                                \
+    X(LOG_MAX_OPEN_FILES, "log.max.open.files", INT, BROKER, "0", 0, INT32_MAX, NULL, NULL,     \
+      "descriptors the logs keep open at most (partition directories, active segments, cached "   \
+      "older segments); 0: the open-file limit less a reserve for connections")                   \
     X(LOG_RETENTION_CHECK_INTERVAL_MS, "log.retention.check.interval.ms", INT, BROKER, "300000",   \
       1, STREAM_CONFIG_MS_MAX, NULL, NULL, "how often segments are checked against retention")     \
     X(GROUP_MIN_SESSION_TIMEOUT_MS, "group.min.session.timeout.ms", INT, BROKER, "6000", 1,        \

@@ -100,6 +100,31 @@ typedef enum stream_flush_mode {
                                   not make acks=all wait for it in this mode */
 } stream_flush_mode;
 
+/*
+ * An open-file budget shared by the logs of one data directory (the store
+ * makes one from log.max.open.files): at most `max_open` descriptors for
+ * partition directories and segment files together. A log keeps its
+ * directory and its active segment open; its other segments are opened on
+ * first read and then cached, least recently used closed first when the
+ * budget needs room. A descriptor in use (a slice, a sync) is never
+ * closed under its user. Thread-safe. Must outlive every log using it.
+ */
+typedef struct stream_log_files stream_log_files;
+
+/* A budget of max_open (>= 1) descriptors. STREAM_EINVAL, STREAM_ENOMEM. */
+int stream_log_files_new(long max_open, stream_log_files **out);
+/* Frees it (NULL is a no-op); no log may use it any more. */
+void stream_log_files_free(stream_log_files *f);
+
+typedef struct stream_log_files_stats {
+    long budget;        /* max_open */
+    long open;          /* descriptors held now (directories and segments) */
+    long cached;        /* of them, segment files nobody uses right now */
+    uint64_t reopens;   /* reads that had to open a closed segment again */
+    uint64_t evictions; /* cached descriptors closed to make room */
+} stream_log_files_stats;
+void stream_log_files_get_stats(stream_log_files *f, stream_log_files_stats *out);
+
 typedef struct stream_log_config {
     int64_t segment_bytes;        /* roll when the active segment would pass this
                                      (default 1 GiB, at most INT32_MAX) */
@@ -128,6 +153,8 @@ typedef struct stream_log_config {
                                               whatever the ratio (default ~100 years) */
     int64_t delete_retention_ms;           /* tombstones stay this long after their first
                                               cleaning (default 1 day) */
+    stream_log_files *files;      /* the open-file budget, read at open only (NULL, the
+                                     default: every segment keeps its descriptor) */
 } stream_log_config;
 
 /* Fills `cfg` with the defaults above. */

@@ -1,0 +1,291 @@
+/*
+ * test_log_files.c - the logs' open-file budget (libstream/log/log_files.c):
+ * older segments are closed least recently used first and reopened on
+ * demand, the active segment and what a slice pins are never closed under
+ * their users, a segment deleted behind the log's back is an error rather
+ * than a crash, and a log reopens with more segments than the budget.
+ *
+ * Real logs in a mkdtemp directory; descriptors are counted in
+ * /proc/self/fd, so the budget is checked against the process, not only
+ * against the cache's own numbers.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stream/batch.h"
+#include "stream/error.h"
+#include "stream/log.h"
+
+#define SEGMENTS 12 /* segments written per log */
+
+typedef struct fixture {
+    char dir[64];
+    stream_log_files *files;
+    stream_log_config cfg;
+    stream_log *logs[3];
+    int64_t ends[3];
+} fixture;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static long fds_open(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/test_log_files.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    stream_log_config_init(&f->cfg);
+    f->cfg.segment_bytes = 1024;
+    f->cfg.index_interval_bytes = 128;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 3; i++)
+        stream_log_close(f->logs[i]);
+    stream_log_files_free(f->files);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void open_log(fixture *f, int i)
+{
+    char path[128], err[512] = "";
+    snprintf(path, sizeof path, "%s/t-%d", f->dir, i);
+    f->cfg.files = f->files;
+    int rc = stream_log_open(path, &f->cfg, &f->logs[i], NULL, err, sizeof err);
+    if (rc != 0)
+        fail_msg("open %s: %s: %s", path, stream_strerror(rc), err);
+}
+
+/* Appends batches of 5 records (about 300 bytes) until log i has `segs`
+ * segments, then syncs so that the rolled ones are no longer pinned. */
+static void fill_to(fixture *f, int i, int segs)
+{
+    stream_log *log = f->logs[i];
+    for (int n = 0; stream_log_segment_count(log) < segs; n++) {
+        stream_batch_builder b;
+        stream_batch_builder_init(&b);
+        for (int r = 0; r < 5; r++) {
+            char v[64];
+            int vl = snprintf(v, sizeof v, "log %d batch %d record %d ..................", i, n, r);
+            assert_int_equal(stream_batch_builder_append(&b, 1000 + n, NULL, -1, v, vl, NULL, 0),
+                             0);
+        }
+        const uint8_t *p;
+        size_t len;
+        assert_int_equal(stream_batch_builder_finish(&b, &p, &len), 0);
+        int64_t base;
+        char err[256];
+        assert_int_equal(stream_log_append(log, (uint8_t *)p, len, &base, err, sizeof err), 0);
+        stream_batch_builder_release(&b);
+    }
+    assert_int_equal(stream_log_flush(log), 0);
+    f->ends[i] = stream_log_end_offset(log);
+}
+
+static void fill(fixture *f, int i)
+{
+    fill_to(f, i, SEGMENTS);
+}
+
+/* Reads log i from start to end, checking every batch. */
+static void read_all(fixture *f, int i)
+{
+    stream_buf buf;
+    stream_buf_init(&buf);
+    int64_t off = stream_log_start_offset(f->logs[i]);
+    while (off < f->ends[i]) {
+        stream_buf_reset(&buf);
+        int rc = stream_log_read_copy(f->logs[i], off, 512, &buf);
+        if (rc != 0)
+            fail_msg("log %d offset %" PRId64 ": %s", i, off, stream_strerror(rc));
+        stream_batch_info info;
+        for (size_t at = 0; at < buf.len; at += info.size) {
+            assert_int_equal(stream_batch_check(buf.data + at, buf.len - at, &info, NULL, 0), 0);
+            off = info.base_offset + info.last_offset_delta + 1;
+        }
+    }
+    stream_buf_release(&buf);
+}
+
+static void stats(fixture *f, stream_log_files_stats *st)
+{
+    stream_log_files_get_stats(f->files, st);
+}
+
+static void test_cache_closes_least_recently_used_and_reopens(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(stream_log_files_new(6, &f->files), 0);
+    long before = fds_open();
+    open_log(f, 0);
+    fill(f, 0);
+    stream_log_files_stats st;
+    stats(f, &st);
+    assert_true(st.open <= 6);
+    assert_int_equal(fds_open() - before, st.open);
+
+    read_all(f, 0);
+    read_all(f, 0);
+    stats(f, &st);
+    assert_int_equal(st.budget, 6);
+    assert_true(st.open <= 6);
+    assert_int_equal(st.cached, st.open - 2); /* the directory and the active segment */
+    assert_true(st.evictions > 0);
+    assert_true(st.reopens >= SEGMENTS - 5); /* the second pass reopened what the first closed */
+    assert_int_equal(fds_open() - before, st.open);
+
+    /* The most recently read segment is still open: reading it again
+     * costs no reopen. */
+    uint64_t reopens = st.reopens;
+    stream_buf buf;
+    stream_buf_init(&buf);
+    assert_int_equal(stream_log_read_copy(f->logs[0], f->ends[0] - 1, 512, &buf), 0);
+    stream_buf_release(&buf);
+    stats(f, &st);
+    assert_int_equal(st.reopens, reopens);
+}
+
+static void test_active_segments_are_never_closed(void **state)
+{
+    fixture *f = *state;
+    /* Three logs need six descriptors held for good: more than the budget. */
+    assert_int_equal(stream_log_files_new(2, &f->files), 0);
+    long before = fds_open();
+    for (int i = 0; i < 3; i++) {
+        open_log(f, i);
+        fill(f, i);
+    }
+    for (int i = 0; i < 3; i++)
+        read_all(f, i);
+    stream_log_files_stats st;
+    stats(f, &st);
+    assert_int_equal(st.cached, 0);
+    assert_int_equal(st.open, 6);
+    assert_int_equal(fds_open() - before, 6);
+    /* Appends to every active segment go on, and roll; the logs reopen. */
+    for (int i = 0; i < 3; i++) {
+        fill_to(f, i, SEGMENTS + 2);
+        read_all(f, i);
+        stream_log_close(f->logs[i]);
+        f->logs[i] = NULL;
+        open_log(f, i);
+        read_all(f, i);
+    }
+}
+
+static void test_slice_keeps_its_descriptor_while_others_are_closed(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(stream_log_files_new(3, &f->files), 0);
+    open_log(f, 0);
+    fill(f, 0);
+    stream_log_slice sl;
+    assert_int_equal(stream_log_read(f->logs[0], 0, 4096, &sl), 0);
+    assert_true(sl.len > 0);
+    read_all(f, 0); /* closes and reopens everything else, several times over */
+    read_all(f, 0);
+    uint8_t *p = malloc(sl.len);
+    assert_non_null(p);
+    assert_int_equal(pread(sl.fd, p, sl.len, sl.pos), (ssize_t)sl.len);
+    stream_batch_info info;
+    assert_int_equal(stream_batch_check(p, sl.len, &info, NULL, 0), 0);
+    assert_int_equal(info.base_offset, 0);
+    free(p);
+    stream_log_slice_release(&sl);
+    stream_log_files_stats st;
+    stats(f, &st);
+    assert_true(st.open <= 3);
+}
+
+static void test_segment_deleted_behind_the_log_is_an_error(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(stream_log_files_new(3, &f->files), 0);
+    open_log(f, 0);
+    fill(f, 0);
+    read_all(f, 0); /* segment 0 is closed again by the end */
+    char path[160];
+    snprintf(path, sizeof path, "%s/t-0/%020d.log", f->dir, 0);
+    assert_int_equal(unlink(path), 0);
+    stream_buf buf;
+    stream_buf_init(&buf);
+    assert_int_equal(stream_log_read_copy(f->logs[0], 0, 512, &buf), STREAM_ENOENT);
+    stream_log_slice sl;
+    assert_int_equal(stream_log_read(f->logs[0], 0, 512, &sl), STREAM_ENOENT);
+    /* The rest of the log is still served. */
+    stream_buf_reset(&buf);
+    assert_int_equal(stream_log_read_copy(f->logs[0], f->ends[0] - 1, 512, &buf), 0);
+    stream_buf_release(&buf);
+}
+
+static void test_log_with_more_segments_than_the_budget_reopens(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(stream_log_files_new(4, &f->files), 0);
+    open_log(f, 0);
+    fill(f, 0);
+    stream_log_close(f->logs[0]);
+    f->logs[0] = NULL;
+    stream_log_files_stats st;
+    stats(f, &st);
+    assert_int_equal(st.open, 0);
+
+    long before = fds_open();
+    open_log(f, 0);
+    assert_int_equal(stream_log_segment_count(f->logs[0]), SEGMENTS);
+    stats(f, &st);
+    assert_true(st.open <= 4);
+    assert_int_equal(fds_open() - before, st.open);
+    read_all(f, 0);
+    stats(f, &st);
+    assert_true(st.open <= 4);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_cache_closes_least_recently_used_and_reopens),
+        T(test_active_segments_are_never_closed),
+        T(test_slice_keeps_its_descriptor_while_others_are_closed),
+        T(test_segment_deleted_behind_the_log_is_an_error),
+        T(test_log_with_more_segments_than_the_budget_reopens),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
