@@ -473,6 +473,7 @@ static int rebuild_producers(stream_log *log, char *errbuf, size_t errbuf_len)
 {
     int64_t from;
     int rc = stream__producer_state_load(log->producers, log->dirfd, log->end_offset, &from);
+    log->snapshot_at = from;
     replay_arg ra = {log, from < 0 ? 0 : from, stream__now_ms()};
     for (int k = from > 0 ? find_seg(log, from) : 0; rc == 0 && k < log->nsegs; k++) {
         stream__segment *s = log->segs[k];
@@ -834,8 +835,9 @@ void stream_log_close(stream_log *log)
         rc = stream__write_offset_file(log, "recovery-point", log->end_offset);
     stream__log_epochs_flush(log); /* open checks it either way */
     /* The next open loads this instead of replaying (a failure only costs
-     * that replay). */
-    if (rc == 0)
+     * that replay); one at the end already is this one (nothing appended
+     * since it was loaded or written). */
+    if (rc == 0 && log->snapshot_at != log->end_offset)
         (void)stream__producer_state_write_snapshot(log->producers, log->dirfd, log->end_offset);
     if (rc == 0) {
         /* The marker says: every file here is complete and synced. */
@@ -850,6 +852,66 @@ void stream_log_close(stream_log *log)
         }
     }
     stream__log_release_busy(log);
+    free_log(log);
+}
+
+/* ---- close of many logs at once ------------------------------------------------ */
+
+/* Replaces `<dir>/<name>` with "<value>\n" by a temp file and a rename,
+ * without a sync (the caller syncs the file system). */
+static int write_offset_unsynced(stream_log *log, const char *name, int64_t value)
+{
+    char tmp[64], text[32];
+    snprintf(tmp, sizeof tmp, "%s.tmp", name);
+    int n = snprintf(text, sizeof text, "%" PRId64 "\n", value);
+    int fd = openat(log->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return stream_err_from_errno(errno);
+    int rc = write(fd, text, (size_t)n) == n ? 0 : STREAM_EIO;
+    close(fd);
+    if (rc == 0 && renameat(log->dirfd, tmp, log->dirfd, name) != 0)
+        rc = stream_err_from_errno(errno);
+    if (rc != 0)
+        unlinkat(log->dirfd, tmp, 0);
+    return rc;
+}
+
+int stream_log_close_prepare(stream_log *log)
+{
+    detach_flusher(log);
+    stream__segment *act = active_seg(log);
+    stream__seg_close_times(act);
+    int rc = stream__seg_write_pending(log, act);
+    stream__log_acquire_busy(log); /* no round of another thread's flush runs on */
+    pthread_mutex_lock(&log->mu);
+    if (rc == 0)
+        rc = log->io_error;
+    pthread_mutex_unlock(&log->mu);
+    stream__log_epochs_flush(log);
+    if (rc == 0 && log->snapshot_at != log->end_offset &&
+        stream__producer_state_write_snapshot_at(log->producers, log->dirfd, log->end_offset,
+                                                 false) == 0)
+        log->snapshot_at = log->end_offset;
+    stream__log_release_busy(log);
+    log->close_ready = rc == 0;
+    return rc;
+}
+
+void stream_log_close_finish(stream_log *log, bool synced)
+{
+    if (log == NULL)
+        return;
+    /* The data and indexes are on disk (the caller's sync): the recovery
+     * point and the marker may say so. In whichever order they reach the
+     * disk, each alone is true. */
+    if (log->close_ready && synced &&
+        (log->rp_written == log->end_offset ||
+         write_offset_unsynced(log, "recovery-point", log->end_offset) == 0)) {
+        int fd =
+            openat(log->dirfd, "clean-shutdown", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            close(fd);
+    }
     free_log(log);
 }
 
@@ -901,7 +963,8 @@ static int roll(stream_log *log, char *errbuf, size_t errbuf_len)
     log->segs[log->nsegs++] = s;
     /* Open replays producer state from the newest snapshot: one per segment
      * bounds that replay (a failed write only lengthens it). */
-    (void)stream__producer_state_write_snapshot(log->producers, log->dirfd, log->end_offset);
+    if (stream__producer_state_write_snapshot(log->producers, log->dirfd, log->end_offset) == 0)
+        log->snapshot_at = log->end_offset;
     return 0;
 }
 

@@ -128,6 +128,8 @@ struct stream_log {
     int64_t recover_after_ms;       /* (owner) monotonic time before which stream_log_recover
                                        does not try again after a failed attempt */
     stream__segment *pinned_active; /* (owner) the segment the log's active pin is on */
+    int64_t snapshot_at; /* (owner) offset of the newest producer snapshot on disk, -1 none */
+    bool close_ready;    /* (owner) stream_log_close_prepare left it healthy and written */
 
     /* compaction (cleaner.c) */
     int64_t clean_offset;     /* (owner) below it the log is clean (cleaner-offset-checkpoint) */

@@ -481,8 +481,9 @@ static int decode(stream__producer_state *ps, const uint8_t *p, size_t len, int6
     return stream_reader_left(&r) == 0 ? 0 : STREAM_ECORRUPT;
 }
 
-int stream__file_replace_at(int dirfd, const char *tmp, const char *name, const uint8_t *data,
-                            size_t len)
+/* stream__file_replace_at, with the two fsyncs only when `sync`. */
+static int replace_at(int dirfd, const char *tmp, const char *name, const uint8_t *data, size_t len,
+                      bool sync)
 {
     int rc = 0;
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -499,20 +500,32 @@ int stream__file_replace_at(int dirfd, const char *tmp, const char *name, const 
         }
         done += (size_t)w;
     }
-    if (rc == 0 && fsync(fd) != 0)
+    if (rc == 0 && sync && fsync(fd) != 0)
         rc = stream_err_from_errno(errno);
     close(fd);
     if (rc == 0 && renameat(dirfd, tmp, dirfd, name) != 0)
         rc = stream_err_from_errno(errno);
-    if (rc == 0 && fsync(dirfd) != 0)
+    if (rc == 0 && sync && fsync(dirfd) != 0)
         rc = stream_err_from_errno(errno);
     if (rc != 0)
         unlinkat(dirfd, tmp, 0);
     return rc;
 }
 
+int stream__file_replace_at(int dirfd, const char *tmp, const char *name, const uint8_t *data,
+                            size_t len)
+{
+    return replace_at(dirfd, tmp, name, data, len, true);
+}
+
 int stream__producer_state_write_snapshot(const stream__producer_state *ps, int dirfd,
                                           int64_t offset)
+{
+    return stream__producer_state_write_snapshot_at(ps, dirfd, offset, true);
+}
+
+int stream__producer_state_write_snapshot_at(const stream__producer_state *ps, int dirfd,
+                                             int64_t offset, bool sync)
 {
     stream_buf buf = STREAM_BUF_INIT;
     encode(ps, offset, &buf);
@@ -526,7 +539,7 @@ int stream__producer_state_write_snapshot(const stream__producer_state *ps, int 
     /* Durable as every other metadata file: the older snapshots are
      * deleted below, so this one must survive a power loss, or open would
      * replay the whole log. */
-    int rc = stream__file_replace_at(dirfd, tmp, name, buf.data, buf.len);
+    int rc = replace_at(dirfd, tmp, name, buf.data, buf.len, sync);
     stream_buf_release(&buf);
     if (rc != 0)
         return rc;

@@ -140,6 +140,10 @@ int stream__file_replace_at(int dirfd, const char *tmp, const char *name, const 
  * snapshots kept). */
 int stream__producer_state_write_snapshot(const stream__producer_state *ps, int dirfd,
                                           int64_t offset);
+/* The same; without `sync` neither the file nor the directory is fsync'd
+ * (a batched close syncs the file system once for many logs). */
+int stream__producer_state_write_snapshot_at(const stream__producer_state *ps, int dirfd,
+                                             int64_t offset, bool sync);
 
 /* Clears ps, deletes snapshots above max_offset, and loads the newest one at
  * or below it that reads back whole (a bad one is skipped; deleted too).

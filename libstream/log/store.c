@@ -1067,11 +1067,43 @@ fail:
     return rc;
 }
 
+/*
+ * Closes every partition log with two syncs of the file system in all
+ * (stream_log_close_prepare/finish): stopping a broker of ten thousand
+ * partitions took four syncs each, some fifteen seconds.
+ */
+static void close_logs(stream_store *s)
+{
+    bool any = false;
+    for (size_t i = 0; i < s->topic_count; i++) {
+        stream_topic *t = s->topics[i];
+        for (int32_t p = 0; p < t->partition_count; p++)
+            if (t->partitions[p] != NULL) {
+                (void)stream_log_close_prepare(t->partitions[p]);
+                any = true;
+            }
+    }
+    if (!any)
+        return;
+    bool synced = syscall(SYS_syncfs, s->dir_fd) == 0;
+    for (size_t i = 0; i < s->topic_count; i++) {
+        stream_topic *t = s->topics[i];
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            stream_log_close_finish(t->partitions[p], synced);
+            t->partitions[p] = NULL;
+        }
+    }
+    if (synced)
+        (void)syscall(SYS_syncfs, s->dir_fd);
+}
+
 void stream_store_close(stream_store *s)
 {
     if (s == NULL)
         return;
     trash_stop(s);
+    if (s->dir_fd >= 0)
+        close_logs(s);
     for (size_t i = 0; i < s->topic_count; i++)
         topic_free(s->topics[i]);
     free(s->topics);

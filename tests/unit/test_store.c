@@ -626,6 +626,55 @@ static void test_records_survive_reopen_but_not_delete_and_recreate(void **state
     stream_store_close(s);
 }
 
+/* Reads <data>/<dir>/<name> as an offset file ("<n>\n"); -1 when missing. */
+static long long offset_file(struct fixture *f, const char *dir, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s/%s", f->data, dir, name);
+    FILE *fp = fopen(p, "r");
+    if (fp == NULL)
+        return -1;
+    long long v = -1;
+    if (fscanf(fp, "%lld", &v) != 1)
+        v = -1;
+    fclose(fp);
+    return v;
+}
+
+static void test_close_leaves_every_partition_clean_in_two_syncs(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    stream_topic *t = create(s, "t", 200, NULL);
+    for (int32_t p = 0; p < 200; p += 7) {
+        append_one(t->partitions[p], "one");
+        append_one(t->partitions[p], "two");
+    }
+    stream_store_close(s);
+    /* Every partition: the marker, and a recovery point at its end. */
+    for (int32_t p = 0; p < 200; p++) {
+        char dn[32];
+        snprintf(dn, sizeof dn, "t-%d", (int)p);
+        char marker[48];
+        snprintf(marker, sizeof marker, "%s/clean-shutdown", dn);
+        assert_true(exists(f, marker));
+        assert_int_equal(offset_file(f, dn, "recovery-point"), p % 7 == 0 ? 2 : 0);
+    }
+    s = open_store(f, NULL);
+    t = stream_store_topic(s, "t");
+    for (int32_t p = 0; p < 200; p++) {
+        assert_true(t->recovery[p].clean);
+        assert_int_equal(stream_log_end_offset(t->partitions[p]), p % 7 == 0 ? 2 : 0);
+    }
+    append_one(t->partitions[1], "three");
+    stream_store_close(s);
+    s = open_store(f, NULL);
+    t = stream_store_topic(s, "t");
+    assert_true(t->recovery[1].clean);
+    assert_int_equal(stream_log_end_offset(t->partitions[1]), 1);
+    stream_store_close(s);
+}
+
 static void *run_job(void *arg)
 {
     stream_store_job_run(arg);
@@ -913,6 +962,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_records_survive_reopen_but_not_delete_and_recreate,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_leaves_every_partition_clean_in_two_syncs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_create_job_runs_beside_the_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_job_frees_the_name_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leftover_trash_is_removed_in_the_background, setup,

@@ -223,6 +223,20 @@ void stream_log_discard(stream_log *log);
  * log saw an I/O error), and frees the log. NULL is a no-op. */
 void stream_log_close(stream_log *log);
 
+/*
+ * Closing many logs with two syncs in all instead of a few each (the
+ * store's close): stream_log_close_prepare on every log (stops its
+ * flusher, writes what is pending: index entries, the producer snapshot;
+ * syncs nothing), then one sync of the file system (syncfs) by the caller,
+ * then stream_log_close_finish(log, synced) on every log (when the sync
+ * succeeded and the log was healthy, the recovery point and the
+ * clean-shutdown marker, unsynced; then frees it), then one more sync.
+ * A crash anywhere leaves each log clean or recovered as after a kill.
+ * prepare returns 0 or the latched I/O error (then no marker is written).
+ */
+int stream_log_close_prepare(stream_log *log);
+void stream_log_close_finish(stream_log *log, bool synced);
+
 /* Replaces the configuration (alter_configs); takes effect at the next append
  * or retention pass. Returns 0 or STREAM_EBADCONFIG (nothing changed). */
 int stream_log_set_config(stream_log *log, const stream_log_config *cfg);
