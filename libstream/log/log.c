@@ -742,13 +742,18 @@ static int open_log(const char *dir, const stream_log_config *cfg, int mode, str
         free_log(log);
         return STREAM_ENOMEM;
     }
-    if (mkdir(dir, 0755) != 0 && (fresh || errno != EEXIST)) {
-        rc = stream_err_from_errno(errno);
-        seterr(errbuf, errbuf_len, "cannot create %s: %s", dir, strerror(errno));
-        free_log(log);
-        return rc;
+    /* An existing directory (a restart of thousands) costs no mkdir. */
+    log->dirfd =
+        fresh ? STREAM_ENOENT : stream__files_open_dir(cfg->files, dir, errbuf, errbuf_len);
+    if (log->dirfd == STREAM_ENOENT) {
+        if (mkdir(dir, 0755) != 0 && (fresh || errno != EEXIST)) {
+            rc = stream_err_from_errno(errno);
+            seterr(errbuf, errbuf_len, "cannot create %s: %s", dir, strerror(errno));
+            free_log(log);
+            return rc;
+        }
+        log->dirfd = stream__files_open_dir(cfg->files, dir, errbuf, errbuf_len);
     }
-    log->dirfd = stream__files_open_dir(cfg->files, dir, errbuf, errbuf_len);
     if (log->dirfd < 0) {
         rc = log->dirfd;
         free_log(log);

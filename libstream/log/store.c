@@ -719,40 +719,122 @@ static void insert_topic(stream_store *s, size_t pos, stream_topic *t)
     s->topic_count++;
 }
 
-/* Opens partitions [0, count) of t; at store open, records what recovery did
- * and notes directories that had gone missing. On error closes what it
- * opened. */
-static int open_partitions(stream_store *s, stream_topic *t, bool at_open, char *errbuf,
-                           size_t errbuf_len)
+/*
+ * Opening every partition at store open, on a few threads: a restart of
+ * ten thousand partitions is some thirty system calls each (the directory,
+ * its lock, the checkpoints, the active segment and its indexes, the
+ * producer snapshot), independent of each other. Workers take the next
+ * partition from a shared counter; the first failure stops them and is the
+ * one reported.
+ */
+#define OPEN_THREADS_MAX 4
+#define OPEN_PER_THREAD  256 /* fewer partitions than this per thread: fewer threads */
+
+typedef struct open_work {
+    stream_store *s;
+    size_t *first;      /* first[i]: flat index of topic i's partition 0; first[n] = total */
+    atomic_size_t next; /* the next flat index to open */
+    atomic_bool failed; /* a worker failed: the others stop */
+    pthread_mutex_t mu; /* guards the notes and rc/err */
+    int rc;             /* the first failure */
+    char err[512];      /* its message */
+} open_work;
+
+static void *open_worker(void *arg)
 {
-    char dn[STREAM_TOPIC_NAME_MAX + 16], path[PATH_MAX];
-    int rc = 0;
-    int32_t i;
-    for (i = 0; i < t->partition_count; i++) {
-        snprintf(dn, sizeof dn, "%s-%d", t->name, (int)i);
-        int w = snprintf(path, sizeof path, "%s/%s", s->dir, dn);
-        if (w < 0 || (size_t)w >= sizeof path) {
-            errf(errbuf, errbuf_len, "%s/%s: path too long", s->dir, dn);
-            rc = STREAM_EINVAL;
+    open_work *w = arg;
+    stream_store *s = w->s;
+    size_t total = w->first[s->topic_count];
+    char dn[STREAM_TOPIC_NAME_MAX + 16], path[PATH_MAX], err[512];
+    for (;;) {
+        size_t k = atomic_fetch_add(&w->next, 1);
+        if (k >= total || atomic_load(&w->failed))
             break;
+        size_t lo = 0, hi = s->topic_count; /* the topic: last first[i] <= k */
+        while (hi - lo > 1) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (w->first[mid] <= k)
+                lo = mid;
+            else
+                hi = mid;
         }
+        stream_topic *t = s->topics[lo];
+        int32_t i = (int32_t)(k - w->first[lo]);
+        snprintf(dn, sizeof dn, "%s-%d", t->name, (int)i);
+        int n = snprintf(path, sizeof path, "%s/%s", s->dir, dn);
+        int rc = 0;
+        err[0] = '\0';
         struct stat st;
-        if (at_open && fstatat(s->dir_fd, dn, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
-            note(s, "partition directory %s was missing: recreated empty", dn);
-        rc = stream_log_open_unsynced(path, &t->log_config, &t->partitions[i],
-                                      at_open ? &t->recovery[i] : NULL, errbuf, errbuf_len);
+        if (n < 0 || (size_t)n >= sizeof path) {
+            snprintf(err, sizeof err, "%s/%s: path too long", s->dir, dn);
+            rc = STREAM_EINVAL;
+        } else {
+            if (fstatat(s->dir_fd, dn, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+                pthread_mutex_lock(&w->mu);
+                note(s, "partition directory %s was missing: recreated empty", dn);
+                pthread_mutex_unlock(&w->mu);
+            }
+            rc = stream_log_open_unsynced(path, &t->log_config, &t->partitions[i], &t->recovery[i],
+                                          err, sizeof err);
+        }
         if (rc < 0) {
             t->partitions[i] = NULL;
+            pthread_mutex_lock(&w->mu);
+            if (w->rc == 0) {
+                w->rc = rc;
+                snprintf(w->err, sizeof w->err, "%s", err);
+            }
+            pthread_mutex_unlock(&w->mu);
+            atomic_store(&w->failed, true);
             break;
         }
     }
-    if (rc < 0) {
-        for (int32_t j = 0; j < i; j++) {
-            stream_log_close(t->partitions[j]);
-            t->partitions[j] = NULL;
+    return NULL;
+}
+
+/* Opens every partition of every topic; records what recovery did and notes
+ * directories that had gone missing. On error closes what it opened. */
+static int open_all_partitions(stream_store *s, char *errbuf, size_t errbuf_len)
+{
+    open_work w = {.s = s};
+    w.first = malloc((s->topic_count + 1) * sizeof *w.first);
+    if (w.first == NULL) {
+        errf(errbuf, errbuf_len, "out of memory");
+        return STREAM_ENOMEM;
+    }
+    w.first[0] = 0;
+    for (size_t i = 0; i < s->topic_count; i++)
+        w.first[i + 1] = w.first[i] + (size_t)s->topics[i]->partition_count;
+    atomic_init(&w.next, 0);
+    atomic_init(&w.failed, false);
+    pthread_mutex_init(&w.mu, NULL);
+    size_t total = w.first[s->topic_count];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t want = total / OPEN_PER_THREAD;
+    if (want > OPEN_THREADS_MAX)
+        want = OPEN_THREADS_MAX;
+    if (cpus > 0 && want > (size_t)cpus)
+        want = (size_t)cpus;
+    pthread_t th[OPEN_THREADS_MAX];
+    size_t started = 0;
+    while (started + 1 < want && pthread_create(&th[started], NULL, open_worker, &w) == 0)
+        started++;
+    open_worker(&w); /* this thread too (alone when no thread was started) */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&w.mu);
+    free(w.first);
+    if (w.rc == 0)
+        return 0;
+    errf(errbuf, errbuf_len, "%s", w.err);
+    for (size_t i = 0; i < s->topic_count; i++) {
+        stream_topic *t = s->topics[i];
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            stream_log_close(t->partitions[p]);
+            t->partitions[p] = NULL;
         }
     }
-    return rc;
+    return w.rc;
 }
 
 /* ---- open / close ------------------------------------------------------------ */
@@ -1041,9 +1123,8 @@ int stream_store_open(const char *data_dir, const stream_config *broker_cfg, str
     remove_strays(s, names, count);
     fsync_dir(s->dir_fd);
 
-    for (size_t i = 0; i < s->topic_count; i++)
-        if ((rc = open_partitions(s, s->topics[i], true, errbuf, errbuf_len)) < 0)
-            goto fail;
+    if ((rc = open_all_partitions(s, errbuf, errbuf_len)) < 0)
+        goto fail;
     /* The logs left the last fsync of their directories (the clean-shutdown
      * markers removed) to one sync here, before anything is appended. */
     if (s->topic_count > 0 && syscall(SYS_syncfs, s->dir_fd) < 0) {

@@ -675,6 +675,36 @@ static void test_close_leaves_every_partition_clean_in_two_syncs(void **state)
     stream_store_close(s);
 }
 
+static void test_open_of_many_partitions_on_threads_keeps_each_and_fails_whole(void **state)
+{
+    struct fixture *f = *state;
+    stream_store *s = open_store(f, NULL);
+    stream_topic *t = create(s, "a", 700, NULL);
+    for (int32_t p = 0; p < 700; p += 3)
+        append_one(t->partitions[p], "x");
+    create(s, "b", 300, NULL);
+    stream_store_close(s);
+
+    s = open_store(f, NULL);
+    t = stream_store_topic(s, "a");
+    for (int32_t p = 0; p < 700; p++) {
+        assert_true(t->recovery[p].clean);
+        assert_int_equal(stream_log_end_offset(t->partitions[p]), p % 3 == 0 ? 1 : 0);
+    }
+    assert_int_equal(stream_store_topic(s, "b")->partition_count, 300);
+    stream_store_close(s);
+
+    /* One partition the log refuses (a segment named past the largest
+     * offset): the whole open fails with its message, nothing leaks. */
+    write_file(f, "a-555/09223372036000000000.log", "");
+    stream_store *bad = NULL;
+    errbuf[0] = '\0';
+    assert_int_equal(stream_store_open(f->data, NULL, &bad, errbuf, sizeof errbuf),
+                     STREAM_ECORRUPT);
+    assert_null(bad);
+    assert_non_null(strstr(errbuf, "a-555"));
+}
+
 static void *run_job(void *arg)
 {
     stream_store_job_run(arg);
@@ -964,6 +994,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_leaves_every_partition_clean_in_two_syncs, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_open_of_many_partitions_on_threads_keeps_each_and_fails_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_job_runs_beside_the_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_job_frees_the_name_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leftover_trash_is_removed_in_the_background, setup,
