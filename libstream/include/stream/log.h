@@ -22,7 +22,9 @@
  *                     once a second by sync rounds and at close, atomically
  *                     (temp file, fsync, rename, fsync dir)
  *   clean-shutdown    present only after stream_log_close on a healthy log; the
- *                     next open trusts the files and skips the recovery scan
+ *                     next open trusts the files and skips the recovery scan, and
+ *                     renames it to clean-shutdown.open until the next close
+ *                     renames it back (no inode freed and allocated per restart)
  *   log-start-offset  "<offset>\n": written (atomically) by stream_log_advance_start
  *                     when the start moves inside a segment
  *   <offset>.snapshot idempotent producers' sequence state as of the batches below
