@@ -520,16 +520,25 @@ static bool seg_file_empty(stream__segment *s)
     return empty;
 }
 
-/* Writes "<value>\n" to a new file `name` of a fresh log, unsynced. */
-static int write_fresh_offset(stream_log *log, const char *name, int64_t value)
+/* Writes "<value>\n" to `name`, unsynced (the caller syncs): straight into
+ * a new file in a fresh log, else through a temp file and a rename. */
+static int write_offset_unsynced(stream_log *log, const char *name, int64_t value, bool fresh)
 {
-    char text[32];
+    char tmp[64], text[32];
+    snprintf(tmp, sizeof tmp, "%s.tmp", name);
     int n = snprintf(text, sizeof text, "%" PRId64 "\n", value);
-    int fd = openat(log->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = openat(log->dirfd, fresh ? name : tmp,
+                    O_WRONLY | O_CREAT | O_CLOEXEC | (fresh ? O_EXCL : O_TRUNC), 0644);
     if (fd < 0)
         return stream_err_from_errno(errno);
     int rc = write(fd, text, (size_t)n) == n ? 0 : STREAM_EIO;
     close(fd);
+    if (fresh)
+        return rc;
+    if (rc == 0 && renameat(log->dirfd, tmp, log->dirfd, name) != 0)
+        rc = stream_err_from_errno(errno);
+    if (rc != 0)
+        unlinkat(log->dirfd, tmp, 0);
     return rc;
 }
 
@@ -696,7 +705,7 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
     /* A fresh log's recovery point is written straight, unsynced: the file
      * is new, and durable with the rest of the directory (the caller's
      * sync); a crash before that leaves a directory the store removes. */
-    if (fresh && write_fresh_offset(log, "recovery-point", log->end_offset) == 0)
+    if (fresh && write_offset_unsynced(log, "recovery-point", log->end_offset, true) == 0)
         log->rp_written = log->end_offset;
     if (!fresh && rp != log->end_offset) {
         rc = stream__write_offset_file(log, "recovery-point", log->end_offset);
@@ -890,25 +899,6 @@ void stream_log_close(stream_log *log)
 
 /* ---- close of many logs at once ------------------------------------------------ */
 
-/* Replaces `<dir>/<name>` with "<value>\n" by a temp file and a rename,
- * without a sync (the caller syncs the file system). */
-static int write_offset_unsynced(stream_log *log, const char *name, int64_t value)
-{
-    char tmp[64], text[32];
-    snprintf(tmp, sizeof tmp, "%s.tmp", name);
-    int n = snprintf(text, sizeof text, "%" PRId64 "\n", value);
-    int fd = openat(log->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return stream_err_from_errno(errno);
-    int rc = write(fd, text, (size_t)n) == n ? 0 : STREAM_EIO;
-    close(fd);
-    if (rc == 0 && renameat(log->dirfd, tmp, log->dirfd, name) != 0)
-        rc = stream_err_from_errno(errno);
-    if (rc != 0)
-        unlinkat(log->dirfd, tmp, 0);
-    return rc;
-}
-
 int stream_log_close_prepare(stream_log *log)
 {
     detach_flusher(log);
@@ -939,7 +929,7 @@ void stream_log_close_finish(stream_log *log, bool synced)
      * disk, each alone is true. */
     if (log->close_ready && synced &&
         (log->rp_written == log->end_offset ||
-         write_offset_unsynced(log, "recovery-point", log->end_offset) == 0)) {
+         write_offset_unsynced(log, "recovery-point", log->end_offset, false) == 0)) {
         (void)mark_clean(log, false);
     }
     free_log(log);
