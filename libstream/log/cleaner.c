@@ -242,6 +242,7 @@ static void job_free(stream_log_clean_job *job, bool unlink_cleaned)
                 unlink(path);
             stream__seg_unref(js->cleaned);
         }
+        stream__seg_release(js->old); /* the descriptor pin taken at begin */
         stream__seg_unref(js->old);
     }
     free(job->segs);
@@ -372,6 +373,13 @@ int stream_log_clean_begin(stream_log *log, int64_t now_ms, const stream_cleaner
     job->map_end = from;
     job->min_horizon = INT64_MAX;
     for (int k = 0; k < n; k++) {
+        /* The run reads the file on another thread: its descriptor is
+         * pinned so that the open-file budget cannot close it meanwhile. */
+        int rc = stream__seg_acquire(log->segs[k]);
+        if (rc != 0) {
+            job_free(job, false);
+            return rc;
+        }
         stream__seg_ref(log->segs[k]);
         job->segs[k].old = log->segs[k];
         job->segs[k].size = log->segs[k]->size;
@@ -850,6 +858,9 @@ static int swap_in(stream_log *log, stream_log_clean_job *job, char *errbuf, siz
             break;
         stream__segment *ns = js->cleaned;
         js->cleaned = NULL;
+        char path[4096];
+        if (stream__seg_path(path, sizeof path, job->dir, base, ".log") == 0)
+            stream__seg_adopt(ns, log->cfg.files, path); /* into the open-file budget */
         ns->roll_at_ms = js->old->roll_at_ms;
         stream__seg_close_times(ns);
         log->segs[k] = ns;          /* the array's reference moves to the new one; */

@@ -249,6 +249,25 @@ void stream__seg_set_lazy(stream__segment *s, stream_log_files *f, char *path)
     s->files = f;
 }
 
+void stream__seg_adopt(stream__segment *s, stream_log_files *f, const char *path)
+{
+    char *p = strdup(path);
+    if (p == NULL)
+        return; /* it keeps its descriptor, uncounted, until its last unref */
+    free(s->path);
+    s->path = p;
+    if (f == NULL || s->files != NULL || s->fd < 0)
+        return;
+    pthread_mutex_lock(&f->mu);
+    s->files = f;
+    f->open++;
+    if (s->pins == 0)
+        lru_push(f, s);
+    while (f->open > f->budget && evict_one(f))
+        ;
+    pthread_mutex_unlock(&f->mu);
+}
+
 int stream__seg_acquire(stream__segment *s)
 {
     stream_log_files *f = s->files;

@@ -183,6 +183,10 @@ int stream__seg_open_file(stream__segment *s, stream_log_files *f, const char *p
 /* A segment found at open, not opened yet: takes ownership of `path`
  * (malloc'd); the first acquire opens it. */
 void stream__seg_set_lazy(stream__segment *s, stream_log_files *f, char *path);
+/* Takes a segment made outside the budget (the cleaner's rewritten copy,
+ * its descriptor open, unpinned) into budget f under `path`, its name from
+ * now on. Out of memory leaves it outside, its descriptor open. */
+void stream__seg_adopt(stream__segment *s, stream_log_files *f, const char *path);
 /* Pins s->fd, reopening the file when the budget had closed it (an O(1)
  * LRU unlink when it is open: no system call). 0, STREAM_EAGAIN (the
  * budget is full of pinned descriptors, or the process of descriptors), or
