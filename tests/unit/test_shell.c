@@ -311,7 +311,7 @@ static void test_completion_offers_options_and_their_values(void **state)
     assert_string_equal(complete("create t --", &f, b, sizeof(b)),
                         "--config --if-not-exists --json --partitions --replication-factor");
     assert_string_equal(complete("sub orders -", &f, b, sizeof(b)),
-                        "--exit --json --partition -e -p");
+                        "--exit --json --latest-per-key --partition -e -p");
     assert_string_equal(complete("create t -c ret", &f, b, sizeof(b)),
                         "retention.bytes= retention.ms=");
     assert_string_equal(complete("alter t --config=seg", &f, b, sizeof(b)),
