@@ -319,42 +319,79 @@ static void on_elected(void *arg, int status, int result)
     ctl->elect_inflight--;
     if (ctl->stopped)
         return;
-    if (status != 0 || result != 0)
-        ctl->elect_dirty = true; /* stale or lost: the next pass computes it afresh */
+    /* Lost, or some of its changes skipped as stale (alter_partitions
+     * answers 0 all the same): the next pass computes what is left. */
+    (void)result;
+    if (status != 0 || ctl->elect_inflight == 0)
+        ctl->elect_dirty = true;
 }
 
-static bool propose_change(void *arg, const stream__elect_change *c)
+#define MOVES_LOGGED 20 /* leader moves logged one by one per pass; then a count */
+
+/* Proposes the changes gathered so far as one alter_partitions. False when
+ * it could not be proposed (the pass stops; the next one starts over). */
+static bool propose_batch(controller *ctl)
 {
-    controller *ctl = arg;
+    if (ctl->elect_n == 0)
+        return true;
+    stream__elect_alters(ctl->elect_batch, ctl->elect_n, ctl->elect_alters);
     stream_buf cmd;
     stream_buf_init(&cmd);
-    int rc = stream__meta_encode_alter_partition(
-        &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)}, c->topic->name, c->topic->id,
-        c->partition, c->leader, c->isr, c->n_isr, c->partition_epoch);
+    int rc = stream__meta_encode_alter_partitions(
+        &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)}, ctl->elect_alters, ctl->elect_n);
     if (rc == 0)
         rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_elected, ctl);
     stream_buf_release(&cmd);
-    if (rc != 0)
+    ctl->elect_n = 0;
+    if (rc != 0) {
+        ctl->elect_dirty = true;
         return false;
+    }
     ctl->elect_inflight++;
+    return true;
+}
+
+static bool gather_change(void *arg, const stream__elect_change *c)
+{
+    controller *ctl = arg;
     const stream__meta_partition *mp = &c->topic->partitions[c->partition];
-    if (c->leader != mp->leader)
+    if (c->leader != mp->leader && ctl->elect_moves++ < MOVES_LOGGED)
         stream__host_log(ctl->b, STREAM_BROKER_INFO,
                          "cluster: %s-%d: leader %d -> %d%s (%u in the ISR)", c->topic->name,
                          (int)c->partition, (int)mp->leader, (int)c->leader,
                          c->unclean ? " (unclean: from outside the ISR)" : "", (unsigned)c->n_isr);
-    return true;
+    ctl->elect_batch[ctl->elect_n++] = *c;
+    return ctl->elect_n < STREAM__META_ALTER_BATCH || propose_batch(ctl);
 }
 
 /* One election pass over every partition, unless the last one's proposals
- * are still in flight (their outcome changes what to compute). */
+ * are still in flight (their outcome changes what to compute). Its changes
+ * go out in alter_partitions of up to STREAM__META_ALTER_BATCH each. */
 static void elect_pass(controller *ctl)
 {
     if (!ctl_is_controller(ctl) || ctl->elect_inflight > 0)
         return;
+    if (ctl->elect_batch == NULL) {
+        ctl->elect_batch = calloc(STREAM__META_ALTER_BATCH, sizeof(*ctl->elect_batch));
+        ctl->elect_alters = calloc(STREAM__META_ALTER_BATCH, sizeof(*ctl->elect_alters));
+        if (ctl->elect_batch == NULL || ctl->elect_alters == NULL) {
+            free(ctl->elect_batch);
+            free(ctl->elect_alters);
+            ctl->elect_batch = NULL;
+            ctl->elect_alters = NULL;
+            return; /* out of memory: the next tick tries again */
+        }
+    }
     ctl->elect_dirty = false;
     ctl->elect_last = uv_now(stream__host_loop(ctl->b));
-    stream__elect_all(ctl->md, ctl->unclean_default, propose_change, ctl);
+    ctl->elect_n = 0;
+    ctl->elect_moves = 0;
+    size_t n = stream__elect_all(ctl->md, ctl->unclean_default, gather_change, ctl);
+    (void)propose_batch(ctl);
+    if (ctl->elect_moves > MOVES_LOGGED)
+        stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                         "cluster: %zu leaders moved in all (%zu changes, in batches of %d)",
+                         ctl->elect_moves, n, STREAM__META_ALTER_BATCH);
 }
 
 /* ---- metadata events: replica sync and elections, coalesced ---- */
@@ -585,8 +622,9 @@ static void send_register(controller *ctl)
 
 /* ---- a data-only broker: finding the controller, following the metadata ---- */
 
-#define ASK_TIMEOUT_MS 1000 /* a voter that does not answer a "who leads" in this long is skipped */
-#define ASK_PAUSE_MS   100  /* between questions while no controller is known */
+#define ASK_TIMEOUT_MS 1000 /* a voter that does not answer a "who leads" in this long is skipped  \
+                             */
+#define ASK_PAUSE_MS 100    /* between questions while no controller is known */
 
 static void on_who(void *arg, int status, const stream__quorum_who *who, const char *msg)
 {
@@ -636,8 +674,8 @@ static void tick_find_controller(controller *ctl, uint64_t now)
                          (int)v->id, stream_strerror(rc));
 }
 
-static void on_metadata_answer(controller *ctl, void *arg, int err, const char *msg,
-                               size_t msg_len, const msgpack_object *resp)
+static void on_metadata_answer(controller *ctl, void *arg, int err, const char *msg, size_t msg_len,
+                               const msgpack_object *resp)
 {
     (void)arg;
     ctl->fetch_inflight = false;
@@ -686,8 +724,8 @@ static void send_fetch_metadata(controller *ctl)
 {
     if (ctl->fetch_inflight)
         return;
-    msgpack_packer *pk = ctl_link_begin(ctl, STREAM_OP_FETCH_METADATA, 1, ctl->session_ms,
-                                        on_metadata_answer, NULL);
+    msgpack_packer *pk =
+        ctl_link_begin(ctl, STREAM_OP_FETCH_METADATA, 1, ctl->session_ms, on_metadata_answer, NULL);
     if (pk == NULL)
         return;
     stream_pack_kv_uint(pk, "since", stream__meta_applied_index(ctl->md));
@@ -1129,8 +1167,9 @@ static void op_fetch_metadata(void *svc, stream__req *r, uint64_t id, const msgp
         return;
     }
     if (ctl->q == NULL) {
-        snprintf(msg, sizeof(msg), "a data-only broker has no metadata of its own; the "
-                                   "controller is node %d",
+        snprintf(msg, sizeof(msg),
+                 "a data-only broker has no metadata of its own; the "
+                 "controller is node %d",
                  (int)ctl_leader(ctl));
         stream__host_reply_error(r, id, STREAM_ENOTLEADER, msg);
         return;
@@ -1138,7 +1177,8 @@ static void op_fetch_metadata(void *svc, stream__req *r, uint64_t id, const msgp
     uint64_t index = stream__meta_applied_index(ctl->md);
     stream_buf image;
     stream_buf_init(&image);
-    if (index > since && (stream__meta_snapshot(ctl->md, &image) != 0 || stream_buf_ok(&image) != 0)) {
+    if (index > since &&
+        (stream__meta_snapshot(ctl->md, &image) != 0 || stream_buf_ok(&image) != 0)) {
         stream_buf_release(&image);
         stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
         return;
@@ -1426,6 +1466,8 @@ static void controller_free(void *svc)
     ctl_admin_free(ctl);
     stream__meta_free(ctl->md);
     free(ctl->live);
+    free(ctl->elect_batch);
+    free(ctl->elect_alters);
     free(ctl->lk.calls);
     free(ctl);
 }

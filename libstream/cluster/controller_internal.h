@@ -26,6 +26,7 @@
 
 #include "broker/host.h"
 #include "cluster_internal.h"
+#include "election.h"
 #include "metadata.h"
 #include "quorum.h"
 #include "replica.h"
@@ -88,10 +89,10 @@ typedef struct ctl_link {
 /* The controller's view of one broker's liveness (in memory only). */
 typedef struct ctl_live {
     int32_t id;
-    int64_t epoch;       /* the epoch its heartbeats carry */
-    uint64_t last_ms;    /* uv_now of its last heartbeat (or of a grace start) */
-    uint64_t conn;       /* the connection its heartbeats come on; 0: none */
-    bool fence_inflight; /* a fence_broker for this epoch is proposed */
+    int64_t epoch;          /* the epoch its heartbeats carry */
+    uint64_t last_ms;       /* uv_now of its last heartbeat (or of a grace start) */
+    uint64_t conn;          /* the connection its heartbeats come on; 0: none */
+    bool fence_inflight;    /* a fence_broker for this epoch is proposed */
     uint64_t applied_index; /* the metadata index its last heartbeat reported; 0: none yet */
 } ctl_live;
 
@@ -171,8 +172,15 @@ struct controller {
     ctl_live *live;
     size_t nlive, cap_live;
     bool elect_dirty;
-    uint32_t elect_inflight;
+    uint32_t elect_inflight; /* alter_partitions proposed and not yet decided */
     uint64_t elect_last;
+    /* the election pass under way: changes gathered into one alter_partitions
+     * of at most STREAM__META_ALTER_BATCH (a fenced broker that led 10,000
+     * partitions moves them in 10 commands, not 10,000) */
+    stream__elect_change *elect_batch; /* STREAM__META_ALTER_BATCH of them; NULL until used */
+    stream__meta_alter *elect_alters;  /* likewise: elect_batch as the command's entries */
+    uint32_t elect_n;                  /* changes gathered */
+    size_t elect_moves;                /* leader moves logged in this pass */
     ctl_pending *pending;
 
     stream__replica *rm;
@@ -189,7 +197,7 @@ struct controller {
     int32_t ctl_id;          /* the controller as a voter last told it; -1: unknown */
     char ctl_host[256];      /* its client address */
     uint16_t ctl_port;
-    bool have_image;         /* a metadata image was restored in this run */
+    bool have_image; /* a metadata image was restored in this run */
     bool fetch_inflight;
     uint64_t fetch_last_ms;
 };

@@ -91,6 +91,20 @@ size_t stream__elect_all(const stream__meta *md, bool unclean_default, stream__e
     return n;
 }
 
+void stream__elect_alters(const stream__elect_change *c, size_t n, stream__meta_alter *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (stream__meta_alter){.topic = c[i].topic->name,
+                                      .topic_len = strlen(c[i].topic->name),
+                                      .has_topic_id = true,
+                                      .partition = c[i].partition,
+                                      .leader = c[i].leader,
+                                      .isr = {c[i].isr, c[i].n_isr},
+                                      .partition_epoch = c[i].partition_epoch};
+        memcpy(out[i].topic_id, c[i].topic->id, STREAM__META_TOPIC_ID_BYTES);
+    }
+}
+
 void stream__elect_place(const int32_t *brokers, uint32_t n_brokers, uint32_t start,
                          int32_t partitions, int32_t rf, int32_t *out)
 {

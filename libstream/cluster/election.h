@@ -75,6 +75,11 @@ typedef bool (*stream__elect_fn)(void *arg, const stream__elect_change *c);
 size_t stream__elect_all(const stream__meta *md, bool unclean_default, stream__elect_fn fn,
                          void *arg);
 
+/* The changes c[0..n) as alter_partitions entries (out[0..n)), each guarded
+ * by its topic's id. out borrows from c (the isr) and from the metadata
+ * (the topic's name): encode it before either changes. */
+void stream__elect_alters(const stream__elect_change *c, size_t n, stream__meta_alter *out);
+
 /* Replica placement for a new topic (Kafka's, without racks): partition p's
  * rf replicas are the brokers at positions start + p, start + p + 1, ...
  * (mod n_brokers) of brokers[] (the live brokers, by id), so leaderships

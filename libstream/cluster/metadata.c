@@ -193,7 +193,7 @@ const stream__meta_topic *stream__meta_topic_at(const stream__meta *md, size_t i
 }
 
 const stream__meta_topic *stream__meta_topic_find(const stream__meta *md, const char *name,
-                                                        size_t len)
+                                                  size_t len)
 {
     bool found;
     size_t i = topic_pos(&md->st, name, len, &found);
@@ -201,8 +201,7 @@ const stream__meta_topic *stream__meta_topic_find(const stream__meta *md, const 
 }
 
 /* Linear: topic ids are looked up only when a topic is created. */
-const stream__meta_topic *stream__meta_topic_find_id(const stream__meta *md,
-                                                           const uint8_t id[16])
+const stream__meta_topic *stream__meta_topic_find_id(const stream__meta *md, const uint8_t id[16])
 {
     for (size_t i = 0; i < md->st.n_topics; i++)
         if (memcmp(md->st.topics[i]->id, id, STREAM__META_TOPIC_ID_BYTES) == 0)
@@ -251,9 +250,11 @@ static char *dup_str(const char *p, size_t len)
 
 /* What an operation did, for apply to report once the result is recorded. */
 typedef struct outcome {
-    bool changed;                 /* fire ev */
+    bool changed;              /* fire ev */
     stream__meta_event ev;     /* the event to fire */
     stream__meta_topic *freed; /* a deleted topic, freed after the event */
+    stream__meta_event *more;  /* alter_partitions: one event per change applied (owned) */
+    uint32_t n_more;
 } outcome;
 
 static void set_event(outcome *o, stream__meta_event_type type, uint64_t index)
@@ -320,8 +321,7 @@ static int op_fence_broker(stream__md_state *st, const stream__meta_cmd *c, uint
 }
 
 /* A topic named by a command, with its id guard. NULL when absent. */
-static stream__meta_topic *cmd_topic(stream__md_state *st, const stream__meta_cmd *c,
-                                        size_t *pos)
+static stream__meta_topic *cmd_topic(stream__md_state *st, const stream__meta_cmd *c, size_t *pos)
 {
     bool found;
     size_t i = topic_pos(st, c->topic, c->topic_len, &found);
@@ -520,45 +520,100 @@ static bool same_ids(const int32_t *a, uint32_t an, const int32_t *b, uint32_t b
     return an == bn && (an == 0 || memcmp(a, b, an * sizeof *a) == 0);
 }
 
-static int op_alter_partition(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
-                              outcome *o)
+/* One partition's change (alter_partition, or one of alter_partitions'):
+ * checked, then applied with *isr (a copy of a->isr, taken over on success:
+ * *isr becomes NULL) and described in *ev. */
+static int alter_one(stream__md_state *st, const stream__meta_alter *a, int32_t **isr,
+                     uint64_t index, stream__meta_event *ev)
 {
-    stream__meta_topic *t = cmd_topic(st, c, NULL);
+    bool found;
+    size_t pos = topic_pos(st, a->topic, a->topic_len, &found);
+    stream__meta_topic *t = found ? st->topics[pos] : NULL;
+    if (t != NULL && a->has_topic_id &&
+        memcmp(t->id, a->topic_id, STREAM__META_TOPIC_ID_BYTES) != 0)
+        t = NULL; /* same name, another incarnation of the topic */
     if (t == NULL)
         return STREAM_ENOTOPIC;
-    if (c->partition < 0 || c->partition >= t->partition_count)
+    if (a->partition < 0 || a->partition >= t->partition_count)
         return STREAM_ENOPART;
-    stream__meta_partition *p = &t->partitions[c->partition];
+    stream__meta_partition *p = &t->partitions[a->partition];
     /* Staleness first: a stale change was computed from another state, so
      * whatever else is wrong with it is beside the point. */
-    if (c->partition_epoch != p->partition_epoch)
+    if (a->partition_epoch != p->partition_epoch)
         return STREAM__META_ESTALE;
-    for (uint32_t i = 0; i < c->isr.count; i++)
-        if (!stream__md_contains(p->replicas, p->n_replicas, c->isr.ids[i]))
+    for (uint32_t i = 0; i < a->isr.count; i++)
+        if (!stream__md_contains(p->replicas, p->n_replicas, a->isr.ids[i]))
             return STREAM_EINVAL;
-    if (c->leader != -1 && !stream__md_contains(c->isr.ids, c->isr.count, c->leader))
+    if (a->leader != -1 && !stream__md_contains(a->isr.ids, a->isr.count, a->leader))
         return STREAM_EINVAL;
-    bool leader_changed = c->leader != p->leader;
+    bool leader_changed = a->leader != p->leader;
     if (p->partition_epoch == INT32_MAX || (leader_changed && p->leader_epoch == INT32_MAX))
         return STREAM_EINVAL; /* epochs exhausted: only a hostile snapshot gets here */
-    int32_t *isr = dup_ids(c->isr.ids, c->isr.count);
-    if (isr == NULL)
-        return STREAM_ENOMEM;
 
-    set_event(o, STREAM__META_PARTITION_CHANGED, index);
-    o->ev.topic = t;
-    o->ev.partition = c->partition;
-    o->ev.previous_leader = p->leader;
-    o->ev.leader_changed = leader_changed;
-    o->ev.isr_changed = !same_ids(p->isr, p->n_isr, c->isr.ids, c->isr.count);
+    memset(ev, 0, sizeof *ev);
+    ev->type = STREAM__META_PARTITION_CHANGED;
+    ev->index = index;
+    ev->topic = t;
+    ev->partition = a->partition;
+    ev->previous_leader = p->leader;
+    ev->leader_changed = leader_changed;
+    ev->isr_changed = !same_ids(p->isr, p->n_isr, a->isr.ids, a->isr.count);
     free(p->isr);
-    p->isr = isr;
-    p->n_isr = c->isr.count;
+    p->isr = *isr;
+    *isr = NULL;
+    p->n_isr = a->isr.count;
     if (leader_changed) {
-        p->leader = c->leader;
+        p->leader = a->leader;
         p->leader_epoch++;
     }
     p->partition_epoch++;
+    return 0;
+}
+
+static int op_alter_partition(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
+                              outcome *o)
+{
+    stream__meta_alter a = {.topic = c->topic,
+                            .topic_len = c->topic_len,
+                            .has_topic_id = c->has_topic_id,
+                            .partition = c->partition,
+                            .leader = c->leader,
+                            .isr = c->isr,
+                            .partition_epoch = c->partition_epoch};
+    memcpy(a.topic_id, c->topic_id, STREAM__META_TOPIC_ID_BYTES);
+    int32_t *isr = dup_ids(c->isr.ids, c->isr.count);
+    if (isr == NULL)
+        return STREAM_ENOMEM;
+    int rc = alter_one(st, &a, &isr, index, &o->ev);
+    free(isr); /* NULL when taken over */
+    o->changed = rc == 0;
+    return rc;
+}
+
+/* Every change on its own, in order; refused ones are skipped (see the
+ * header). Memory is taken first, so running out changes nothing. */
+static int op_alter_partitions(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
+                               outcome *o)
+{
+    uint32_t n = c->alter_count;
+    int32_t **isrs = calloc(n, sizeof *isrs);
+    stream__meta_event *evs = calloc(n, sizeof *evs);
+    bool ok = isrs != NULL && evs != NULL;
+    for (uint32_t i = 0; ok && i < n; i++)
+        ok = (isrs[i] = dup_ids(c->alters[i].isr.ids, c->alters[i].isr.count)) != NULL;
+    uint32_t applied = 0;
+    for (uint32_t i = 0; ok && i < n; i++)
+        if (alter_one(st, &c->alters[i], &isrs[i], index, &evs[applied]) == 0)
+            applied++;
+    for (uint32_t i = 0; isrs != NULL && i < n; i++)
+        free(isrs[i]);
+    free(isrs);
+    if (!ok || applied == 0) {
+        free(evs);
+        return ok ? 0 : STREAM_ENOMEM;
+    }
+    o->more = evs;
+    o->n_more = applied;
     return 0;
 }
 
@@ -670,8 +725,7 @@ static int reserve_requester(stream__md_state *st, int32_t node)
 
 /* Records (req, result); cannot fail after reserve_requester. A new requester
  * beyond the limit replaces the one whose latest command is oldest. */
-static void record_request(stream__md_state *st, stream__meta_req req, int result,
-                           uint64_t index)
+static void record_request(stream__md_state *st, stream__meta_req req, int result, uint64_t index)
 {
     bool found;
     size_t i = requester_pos(st, req.node, &found);
@@ -720,6 +774,8 @@ static int run_op(stream__md_state *st, const stream__meta_cmd *c, uint64_t inde
         return op_create_partitions(st, c, index, o);
     case STREAM__META_OP_ALTER_PARTITION:
         return op_alter_partition(st, c, index, o);
+    case STREAM__META_OP_ALTER_PARTITIONS:
+        return op_alter_partitions(st, c, index, o);
     case STREAM__META_OP_ALTER_CONFIGS:
         return op_alter_configs(st, c, index, o);
     default:
@@ -756,13 +812,16 @@ int stream__meta_apply(stream__meta *md, const uint8_t *cmd, size_t len, uint64_
     st->applied_index = index;
     if (o.changed && md->event_cb != NULL)
         md->event_cb(md->event_arg, &o.ev);
+    for (uint32_t i = 0; i < o.n_more && md->event_cb != NULL; i++)
+        md->event_cb(md->event_arg, &o.more[i]);
+    free(o.more);
     stream__md_topic_free(o.freed);
     stream__meta_cmd_release(&c);
     return rc;
 }
 
 int stream__meta_restore(stream__meta *md, const uint8_t *p, size_t len, char *errbuf,
-                            size_t errbuf_len)
+                         size_t errbuf_len)
 {
     stream__md_state st;
     memset(&st, 0, sizeof st);
@@ -773,9 +832,9 @@ int stream__meta_restore(stream__meta *md, const uint8_t *p, size_t len, char *e
     md->st = st;
     if (md->event_cb != NULL) {
         stream__meta_event ev = {.type = STREAM__META_RESTORED,
-                                    .index = st.applied_index,
-                                    .partition = -1,
-                                    .previous_leader = -1};
+                                 .index = st.applied_index,
+                                 .partition = -1,
+                                 .previous_leader = -1};
         md->event_cb(md->event_arg, &ev);
     }
     return 0;

@@ -54,6 +54,14 @@
  *                    leader (-1 or an isr member), isr ([] 1..32 distinct
  *                    replicas), partition_epoch (>= 0: the epoch the change
  *                    was computed from)
+ *   alter_partitions topics ([{name, topic_id (optional guard), changes:
+ *                    [[partition, leader, [isr], partition_epoch], ...]}]:
+ *                    1..STREAM__META_ALTER_BATCH alter_partition changes in
+ *                    all, neighbouring topics never the same, in one
+ *                    command (about 12 bytes a partition), for the
+ *                    controller's leader moves when a broker leading many
+ *                    partitions is fenced; added later: a voter that does
+ *                    not know the op refuses it as undecodable)
  *   alter_configs    name, topic_id (optional guard), set ({str: str},
  *                    optional), delete ([str], optional)
  *   req              {node: int32 >= 1, seq: uint64}
@@ -87,6 +95,14 @@
  *                    replica, or a leader outside the isr). On success
  *                    partition_epoch + 1, and leader_epoch + 1 when the
  *                    leader changes.
+ *   alter_partitions 0 once decoded: each change is checked and applied on
+ *                    its own, in order, as alter_partition would be; a
+ *                    change alter_partition would refuse (stale, unknown
+ *                    topic or partition, invalid) is skipped and the others
+ *                    still apply (one stale partition must not hold back a
+ *                    thousand moves; the controller's next election pass
+ *                    computes the skipped ones afresh). One
+ *                    PARTITION_CHANGED event per change applied.
  *   alter_configs    STREAM_ENOTOPIC, STREAM_EBADCONFIG (a key both set and
  *                    deleted, a key or value out of limits, more than
  *                    STREAM_STRMAP_MAX overrides). Deleting an unset key is
@@ -145,6 +161,7 @@
 #define STREAM__META_REQ_WINDOW       32   /* request ids kept per requester */
 #define STREAM__META_MAX_REQUESTERS   1024 /* requesters remembered */
 #define STREAM__META_SNAPSHOT_VERSION 1
+#define STREAM__META_ALTER_BATCH      1000 /* changes in one alter_partitions */
 
 /*
  * Error codes, by meaning (kept as names of their own so they read as what
@@ -184,9 +201,9 @@ typedef struct stream__meta_config {
 } stream__meta_config;
 
 typedef struct stream__meta_topic {
-    char *name;                                 /* NUL-terminated, topic grammar */
+    char *name;                              /* NUL-terminated, topic grammar */
     uint8_t id[STREAM__META_TOPIC_ID_BYTES]; /* never all zero; unique */
-    int32_t partition_count;                    /* 1..STREAM_MAX_PARTITIONS */
+    int32_t partition_count;                 /* 1..STREAM_MAX_PARTITIONS */
     stream__meta_partition *partitions;      /* partition_count of them */
     stream__meta_config *configs;            /* sorted by key, keys distinct */
     uint32_t n_configs;
@@ -216,9 +233,8 @@ size_t stream__meta_topic_count(const stream__meta *md);
 const stream__meta_topic *stream__meta_topic_at(const stream__meta *md, size_t i);
 /* NULL when absent. name is len bytes, not necessarily NUL-terminated. */
 const stream__meta_topic *stream__meta_topic_find(const stream__meta *md, const char *name,
-                                                        size_t len);
-const stream__meta_topic *stream__meta_topic_find_id(const stream__meta *md,
-                                                           const uint8_t id[16]);
+                                                  size_t len);
+const stream__meta_topic *stream__meta_topic_find_id(const stream__meta *md, const uint8_t id[16]);
 
 /* The group coordinator of `group` (len bytes): the leader of its partition
  * of __consumer_offsets, chosen as the broker does today
@@ -242,7 +258,7 @@ typedef enum stream__meta_event_type {
 
 typedef struct stream__meta_event {
     stream__meta_event_type type;
-    uint64_t index;                       /* the command's log index (RESTORED: the snapshot's) */
+    uint64_t index;                    /* the command's log index (RESTORED: the snapshot's) */
     const stream__meta_broker *broker; /* BROKER_*, else NULL */
     const stream__meta_topic *topic;   /* TOPIC_*, PARTITION_CHANGED, else NULL */
     int32_t partition;                 /* PARTITION_CHANGED; PARTITIONS_ADDED: the count
@@ -284,14 +300,14 @@ int stream__meta_snapshot(const stream__meta *md, stream_buf *out);
  * state is as before. Fires STREAM__META_RESTORED on success.
  */
 int stream__meta_restore(stream__meta *md, const uint8_t *p, size_t len, char *errbuf,
-                            size_t errbuf_len);
+                         size_t errbuf_len);
 
 /* Fills fsm so the quorum drives md (apply, snapshot, restore). */
 void stream__meta_fsm(stream__meta *md, stream__quorum_fsm *fsm);
 
 /* ---- commands -------------------------------------------------------------- */
 
-#define STREAM__META_OP_MAP(X)                                                                  \
+#define STREAM__META_OP_MAP(X)                                                                     \
     X(REGISTER_BROKER, "register_broker")                                                          \
     X(FENCE_BROKER, "fence_broker")                                                                \
     X(UNFENCE_BROKER, "unfence_broker")                                                            \
@@ -299,7 +315,8 @@ void stream__meta_fsm(stream__meta *md, stream__quorum_fsm *fsm);
     X(DELETE_TOPIC, "delete_topic")                                                                \
     X(ALTER_PARTITION, "alter_partition")                                                          \
     X(ALTER_CONFIGS, "alter_configs")                                                              \
-    X(CREATE_PARTITIONS, "create_partitions")
+    X(CREATE_PARTITIONS, "create_partitions")                                                      \
+    X(ALTER_PARTITIONS, "alter_partitions")
 
 typedef enum stream__meta_op {
     STREAM__META_OP_UNKNOWN = 0,
@@ -333,6 +350,19 @@ typedef struct stream__meta_kv {
     size_t value_len;
 } stream__meta_kv;
 
+/* One partition's change in alter_partitions (alter_partition's fields).
+ * topic is topic_len bytes, not necessarily NUL-terminated. */
+typedef struct stream__meta_alter {
+    const char *topic;
+    size_t topic_len;
+    uint8_t topic_id[STREAM__META_TOPIC_ID_BYTES]; /* the guard, when has_topic_id */
+    bool has_topic_id;
+    int32_t partition;       /* >= 0 */
+    int32_t leader;          /* -1 for none */
+    stream__meta_ids isr;    /* the new isr */
+    int32_t partition_epoch; /* expected current */
+} stream__meta_alter;
+
 /*
  * One command, decoded or to encode. Which fields an op reads is listed at
  * the top; the others are ignored by the encoder and zero after decoding.
@@ -361,11 +391,13 @@ typedef struct stream__meta_cmd {
     uint32_t config_count;
     const stream__meta_kv *deletes; /* alter_configs: keys to delete */
     uint32_t delete_count;
-    int32_t partition;         /* alter_partition */
-    int32_t leader;            /* alter_partition, -1 for none */
-    stream__meta_ids isr;      /* alter_partition */
-    int32_t partition_epoch;   /* alter_partition: expected current */
-    int32_t partitions_before; /* create_partitions: the expected current count */
+    int32_t partition;                /* alter_partition */
+    int32_t leader;                   /* alter_partition, -1 for none */
+    stream__meta_ids isr;             /* alter_partition */
+    int32_t partition_epoch;          /* alter_partition: expected current */
+    int32_t partitions_before;        /* create_partitions: the expected current count */
+    const stream__meta_alter *alters; /* alter_partitions: the changes, in order */
+    uint32_t alter_count;
     /* private */
     void *owned; /* what decode allocated */
 } stream__meta_cmd;
@@ -376,7 +408,7 @@ typedef struct stream__meta_cmd {
  * cmd holds nothing to release (releasing it anyway is harmless).
  */
 int stream__meta_cmd_decode(const uint8_t *p, size_t len, stream__meta_cmd *cmd, char *errbuf,
-                               size_t errbuf_len);
+                            size_t errbuf_len);
 /* Frees what decode allocated; the cmd's pointers become invalid. */
 void stream__meta_cmd_release(stream__meta_cmd *cmd);
 
@@ -392,15 +424,15 @@ int stream__meta_cmd_encode(const stream__meta_cmd *cmd, stream_buf *out);
 /* One encoder per op, for the controller and tests: they fill a cmd and call
  * stream__meta_cmd_encode. Strings are C strings here. */
 int stream__meta_encode_register_broker(stream_buf *out, stream__meta_req req, int32_t id,
-                                           const char *host, uint16_t port);
+                                        const char *host, uint16_t port);
 /* The same with the broker's Kafka listener (kafka_host NULL: none). */
 int stream__meta_encode_register_broker_kafka(stream_buf *out, stream__meta_req req, int32_t id,
                                               const char *host, uint16_t port,
                                               const char *kafka_host, uint16_t kafka_port);
 int stream__meta_encode_fence_broker(stream_buf *out, stream__meta_req req, int32_t id,
-                                        int64_t epoch);
+                                     int64_t epoch);
 int stream__meta_encode_unfence_broker(stream_buf *out, stream__meta_req req, int32_t id,
-                                          int64_t epoch);
+                                       int64_t epoch);
 /* replicas: partition_count * replication_factor ids, partition 0's first. */
 int stream__meta_encode_create_topic(stream_buf *out, stream__meta_req req, const char *name,
                                      const uint8_t id[16], int32_t partition_count,
@@ -414,14 +446,16 @@ int stream__meta_encode_create_partitions(stream_buf *out, stream__meta_req req,
                                           int32_t replication_factor, const int32_t *replicas);
 /* id may be NULL (no guard) in these three. */
 int stream__meta_encode_delete_topic(stream_buf *out, stream__meta_req req, const char *name,
-                                        const uint8_t *id);
-int stream__meta_encode_alter_partition(stream_buf *out, stream__meta_req req,
-                                           const char *name, const uint8_t *id, int32_t partition,
-                                           int32_t leader, const int32_t *isr, uint32_t n_isr,
-                                           int32_t partition_epoch);
+                                     const uint8_t *id);
+int stream__meta_encode_alter_partition(stream_buf *out, stream__meta_req req, const char *name,
+                                        const uint8_t *id, int32_t partition, int32_t leader,
+                                        const int32_t *isr, uint32_t n_isr,
+                                        int32_t partition_epoch);
+/* alter_partitions: n (1..STREAM__META_ALTER_BATCH) changes. */
+int stream__meta_encode_alter_partitions(stream_buf *out, stream__meta_req req,
+                                         const stream__meta_alter *alters, uint32_t n);
 int stream__meta_encode_alter_configs(stream_buf *out, stream__meta_req req, const char *name,
-                                         const uint8_t *id, const stream__meta_kv *set,
-                                         uint32_t n_set, const stream__meta_kv *deletes,
-                                         uint32_t n_deletes);
+                                      const uint8_t *id, const stream__meta_kv *set, uint32_t n_set,
+                                      const stream__meta_kv *deletes, uint32_t n_deletes);
 
 #endif /* STREAM_CLUSTER_METADATA_H */

@@ -26,10 +26,9 @@
 
 /* ---- names and checks shared with apply ----------------------------------- */
 
-static const char *const op_names[STREAM__META_OP__COUNT] = {[STREAM__META_OP_UNKNOWN] =
-                                                                    "unknown",
+static const char *const op_names[STREAM__META_OP__COUNT] = {[STREAM__META_OP_UNKNOWN] = "unknown",
 #define OP_NAME(name, wire) [STREAM__META_OP_##name] = wire,
-                                                                STREAM__META_OP_MAP(OP_NAME)
+                                                             STREAM__META_OP_MAP(OP_NAME)
 #undef OP_NAME
 };
 
@@ -155,6 +154,27 @@ static bool kvs_ok(const stream__meta_kv *kvs, uint32_t n, bool need_values)
     return true;
 }
 
+/* One change of alter_partition(s), as the decoder would accept it. */
+static bool alter_ok(const stream__meta_alter *a)
+{
+    return (a->topic != NULL || a->topic_len == 0) && a->partition >= 0 &&
+           (a->leader == -1 || a->leader >= 1) && ids_ok(&a->isr) && a->partition_epoch >= 0;
+}
+
+/* alter_partition's fields as a change. */
+static stream__meta_alter cmd_alter(const stream__meta_cmd *c)
+{
+    stream__meta_alter a = {.topic = c->topic,
+                            .topic_len = c->topic_len,
+                            .has_topic_id = c->has_topic_id,
+                            .partition = c->partition,
+                            .leader = c->leader,
+                            .isr = c->isr,
+                            .partition_epoch = c->partition_epoch};
+    memcpy(a.topic_id, c->topic_id, STREAM__META_TOPIC_ID_BYTES);
+    return a;
+}
+
 /* What the decoder would refuse, refused before writing a byte. */
 static bool cmd_ok(const stream__meta_cmd *c)
 {
@@ -190,9 +210,17 @@ static bool cmd_ok(const stream__meta_cmd *c)
             if (!ids_ok(&c->partitions[p]))
                 return false;
         return true;
-    case STREAM__META_OP_ALTER_PARTITION:
-        return c->partition >= 0 && (c->leader == -1 || c->leader >= 1) && ids_ok(&c->isr) &&
-               c->partition_epoch >= 0;
+    case STREAM__META_OP_ALTER_PARTITION: {
+        stream__meta_alter a = cmd_alter(c);
+        return alter_ok(&a);
+    }
+    case STREAM__META_OP_ALTER_PARTITIONS:
+        if (c->alter_count == 0 || c->alter_count > STREAM__META_ALTER_BATCH || c->alters == NULL)
+            return false;
+        for (uint32_t i = 0; i < c->alter_count; i++)
+            if (!alter_ok(&c->alters[i]))
+                return false;
+        return true;
     case STREAM__META_OP_ALTER_CONFIGS:
         return kvs_ok(c->configs, c->config_count, true) &&
                kvs_ok(c->deletes, c->delete_count, false);
@@ -219,6 +247,58 @@ static void pack_guard(msgpack_packer *pk, const stream__meta_cmd *c)
 {
     if (c->has_topic_id)
         stream_pack_kv_bin(pk, "topic_id", c->topic_id, STREAM__META_TOPIC_ID_BYTES);
+}
+
+/* A change's fields (5, or 6 with its guard), alter_partition's order. */
+static void pack_alter(msgpack_packer *pk, const stream__meta_alter *a)
+{
+    stream_pack_kv_str(pk, "name", a->topic, a->topic_len);
+    if (a->has_topic_id)
+        stream_pack_kv_bin(pk, "topic_id", a->topic_id, STREAM__META_TOPIC_ID_BYTES);
+    stream_pack_kv_int(pk, "partition", a->partition);
+    stream_pack_kv_int(pk, "leader", a->leader);
+    stream_pack_key(pk, "isr");
+    pack_ids(pk, a->isr.ids, a->isr.count);
+    stream_pack_kv_int(pk, "partition_epoch", a->partition_epoch);
+}
+
+/* True when a and b name the same topic with the same guard (one group of
+ * alter_partitions' "topics"). */
+static bool same_topic(const stream__meta_alter *a, const stream__meta_alter *b)
+{
+    return stream__md_name_cmp(a->topic, a->topic_len, b->topic, b->topic_len) == 0 &&
+           a->has_topic_id == b->has_topic_id &&
+           (!a->has_topic_id || memcmp(a->topic_id, b->topic_id, STREAM__META_TOPIC_ID_BYTES) == 0);
+}
+
+/* alter_partitions' "topics": each run of changes to the same topic as one
+ * {name, topic_id, changes: [[partition, leader, isr, partition_epoch]]},
+ * about 12 bytes a partition instead of alter_partition's 90. */
+static void pack_alter_topics(msgpack_packer *pk, const stream__meta_alter *a, uint32_t n)
+{
+    uint32_t groups = 0;
+    for (uint32_t i = 0; i < n; i++)
+        groups += i == 0 || !same_topic(&a[i - 1], &a[i]);
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, groups);
+    for (uint32_t i = 0; i < n;) {
+        uint32_t end = i + 1;
+        while (end < n && same_topic(&a[i], &a[end]))
+            end++;
+        msgpack_pack_map(pk, 2 + (a[i].has_topic_id ? 1 : 0));
+        stream_pack_kv_str(pk, "name", a[i].topic, a[i].topic_len);
+        if (a[i].has_topic_id)
+            stream_pack_kv_bin(pk, "topic_id", a[i].topic_id, STREAM__META_TOPIC_ID_BYTES);
+        stream_pack_key(pk, "changes");
+        msgpack_pack_array(pk, end - i);
+        for (; i < end; i++) {
+            msgpack_pack_array(pk, 4);
+            msgpack_pack_int32(pk, a[i].partition);
+            msgpack_pack_int32(pk, a[i].leader);
+            pack_ids(pk, a[i].isr.ids, a[i].isr.count);
+            msgpack_pack_int32(pk, a[i].partition_epoch);
+        }
+    }
 }
 
 int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
@@ -248,6 +328,9 @@ int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
         break;
     case STREAM__META_OP_ALTER_PARTITION:
         msgpack_pack_map(pk, 7 + guard);
+        break;
+    case STREAM__META_OP_ALTER_PARTITIONS:
+        msgpack_pack_map(pk, 3);
         break;
     default: /* ALTER_CONFIGS: cmd_ok knows no other op */
         msgpack_pack_map(pk, 3 + guard + (c->config_count > 0) + (c->delete_count > 0));
@@ -292,14 +375,13 @@ int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
         stream_pack_kv_int(pk, "before", c->partitions_before);
         pack_partitions(pk, c);
         break;
-    case STREAM__META_OP_ALTER_PARTITION:
-        pack_topic(pk, c);
-        pack_guard(pk, c);
-        stream_pack_kv_int(pk, "partition", c->partition);
-        stream_pack_kv_int(pk, "leader", c->leader);
-        stream_pack_key(pk, "isr");
-        pack_ids(pk, c->isr.ids, c->isr.count);
-        stream_pack_kv_int(pk, "partition_epoch", c->partition_epoch);
+    case STREAM__META_OP_ALTER_PARTITION: {
+        stream__meta_alter a = cmd_alter(c);
+        pack_alter(pk, &a);
+        break;
+    }
+    case STREAM__META_OP_ALTER_PARTITIONS:
+        pack_alter_topics(pk, c->alters, c->alter_count);
         break;
     default:
         pack_topic(pk, c);
@@ -340,7 +422,7 @@ static void cmd_guard(stream__meta_cmd *c, const uint8_t *id)
 }
 
 int stream__meta_encode_register_broker(stream_buf *out, stream__meta_req req, int32_t id,
-                                           const char *host, uint16_t port)
+                                        const char *host, uint16_t port)
 {
     return stream__meta_encode_register_broker_kafka(out, req, id, host, port, NULL, 0);
 }
@@ -361,8 +443,8 @@ int stream__meta_encode_register_broker_kafka(stream_buf *out, stream__meta_req 
     return stream__meta_cmd_encode(&c, out);
 }
 
-static int encode_fencing(stream_buf *out, stream__meta_op op, stream__meta_req req,
-                          int32_t id, int64_t epoch)
+static int encode_fencing(stream_buf *out, stream__meta_op op, stream__meta_req req, int32_t id,
+                          int64_t epoch)
 {
     stream__meta_cmd c;
     cmd_init(&c, op, req, NULL);
@@ -372,13 +454,13 @@ static int encode_fencing(stream_buf *out, stream__meta_op op, stream__meta_req 
 }
 
 int stream__meta_encode_fence_broker(stream_buf *out, stream__meta_req req, int32_t id,
-                                        int64_t epoch)
+                                     int64_t epoch)
 {
     return encode_fencing(out, STREAM__META_OP_FENCE_BROKER, req, id, epoch);
 }
 
 int stream__meta_encode_unfence_broker(stream_buf *out, stream__meta_req req, int32_t id,
-                                          int64_t epoch)
+                                       int64_t epoch)
 {
     return encode_fencing(out, STREAM__META_OP_UNFENCE_BROKER, req, id, epoch);
 }
@@ -442,7 +524,7 @@ int stream__meta_encode_create_topic(stream_buf *out, stream__meta_req req, cons
 }
 
 int stream__meta_encode_delete_topic(stream_buf *out, stream__meta_req req, const char *name,
-                                        const uint8_t *id)
+                                     const uint8_t *id)
 {
     stream__meta_cmd c;
     if (name == NULL)
@@ -452,10 +534,9 @@ int stream__meta_encode_delete_topic(stream_buf *out, stream__meta_req req, cons
     return stream__meta_cmd_encode(&c, out);
 }
 
-int stream__meta_encode_alter_partition(stream_buf *out, stream__meta_req req,
-                                           const char *name, const uint8_t *id, int32_t partition,
-                                           int32_t leader, const int32_t *isr, uint32_t n_isr,
-                                           int32_t partition_epoch)
+int stream__meta_encode_alter_partition(stream_buf *out, stream__meta_req req, const char *name,
+                                        const uint8_t *id, int32_t partition, int32_t leader,
+                                        const int32_t *isr, uint32_t n_isr, int32_t partition_epoch)
 {
     stream__meta_cmd c;
     if (name == NULL)
@@ -469,10 +550,19 @@ int stream__meta_encode_alter_partition(stream_buf *out, stream__meta_req req,
     return stream__meta_cmd_encode(&c, out);
 }
 
+int stream__meta_encode_alter_partitions(stream_buf *out, stream__meta_req req,
+                                         const stream__meta_alter *alters, uint32_t n)
+{
+    stream__meta_cmd c;
+    cmd_init(&c, STREAM__META_OP_ALTER_PARTITIONS, req, NULL);
+    c.alters = alters;
+    c.alter_count = n;
+    return stream__meta_cmd_encode(&c, out);
+}
+
 int stream__meta_encode_alter_configs(stream_buf *out, stream__meta_req req, const char *name,
-                                         const uint8_t *id, const stream__meta_kv *set,
-                                         uint32_t n_set, const stream__meta_kv *deletes,
-                                         uint32_t n_deletes)
+                                      const uint8_t *id, const stream__meta_kv *set, uint32_t n_set,
+                                      const stream__meta_kv *deletes, uint32_t n_deletes)
 {
     stream__meta_cmd c;
     if (name == NULL)
@@ -493,6 +583,7 @@ typedef struct cmd_owned {
     stream__meta_ids *partitions; /* create_topic, create_partitions */
     int32_t *ids;                 /* every partition's replicas, or the isr */
     stream__meta_kv *kvs;         /* configs (or set), then deletes */
+    stream__meta_alter *alters;   /* alter_partitions */
 } cmd_owned;
 
 /* Reads an array of 1..STREAM__META_MAX_REPLICAS distinct int32 ids >= 1
@@ -521,8 +612,17 @@ static int read_ids(const msgpack_object *arr, const char *what, int32_t *out, u
     return 0;
 }
 
+static int read_id_field(const msgpack_object *root, bool required, uint8_t *out, bool *has,
+                         char *errbuf, size_t errbuf_len);
+
 /* The 16-byte topic id in field "topic_id": required, or an optional guard. */
 static int read_topic_id(const msgpack_object *root, bool required, stream__meta_cmd *c,
+                         char *errbuf, size_t errbuf_len)
+{
+    return read_id_field(root, required, c->topic_id, &c->has_topic_id, errbuf, errbuf_len);
+}
+
+static int read_id_field(const msgpack_object *root, bool required, uint8_t *out, bool *has,
                          char *errbuf, size_t errbuf_len)
 {
     static const uint8_t zero[STREAM__META_TOPIC_ID_BYTES];
@@ -535,8 +635,8 @@ static int read_topic_id(const msgpack_object *root, bool required, stream__meta
     if (len != STREAM__META_TOPIC_ID_BYTES || memcmp(id, zero, sizeof zero) == 0)
         return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
                                     "field 'topic_id' must be 16 bytes, not all zero");
-    memcpy(c->topic_id, id, STREAM__META_TOPIC_ID_BYTES);
-    c->has_topic_id = true;
+    memcpy(out, id, STREAM__META_TOPIC_ID_BYTES);
+    *has = true;
     return 0;
 }
 
@@ -546,7 +646,7 @@ static void read_kv_map(const msgpack_object *m, stream__meta_kv *kvs)
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object_kv *e = &m->via.map.ptr[i];
         kvs[i] = (stream__meta_kv){e->key.via.str.ptr, e->key.via.str.size, e->val.via.str.ptr,
-                                      e->val.via.str.size};
+                                   e->val.via.str.size};
     }
 }
 
@@ -626,12 +726,14 @@ static int decode_create_partitions(const msgpack_object *root, stream__meta_cmd
     return rc;
 }
 
-static int decode_alter_partition(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
-                                  char *errbuf, size_t errbuf_len)
+/* One change (alter_partition's fields but name, which the caller read)
+ * from map root; its isr goes to ids (room for STREAM__META_MAX_REPLICAS). */
+static int read_alter(const msgpack_object *root, stream__meta_alter *a, int32_t *ids, char *errbuf,
+                      size_t errbuf_len)
 {
     int64_t partition, leader, epoch;
     const msgpack_object *isr;
-    int rc = read_topic_id(root, false, c, errbuf, errbuf_len);
+    int rc = read_id_field(root, false, a->topic_id, &a->has_topic_id, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream_field_int(root, "partition", 0, INT32_MAX, &partition, errbuf, errbuf_len);
     if (rc == 0)
@@ -643,18 +745,133 @@ static int decode_alter_partition(const msgpack_object *root, stream__meta_cmd *
         rc = stream_field_int(root, "partition_epoch", 0, INT32_MAX, &epoch, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream_field_array(root, "isr", &isr, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = read_ids(isr, "isr", ids, &a->isr.count, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
+    a->isr.ids = ids;
+    a->partition = (int32_t)partition;
+    a->leader = (int32_t)leader;
+    a->partition_epoch = (int32_t)epoch;
+    return 0;
+}
+
+static int decode_alter_partition(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
+                                  char *errbuf, size_t errbuf_len)
+{
+    stream__meta_alter a = {0};
     own->ids = calloc(STREAM__META_MAX_REPLICAS, sizeof *own->ids);
     if (own->ids == NULL)
         return STREAM_ENOMEM;
-    rc = read_ids(isr, "isr", own->ids, &c->isr.count, errbuf, errbuf_len);
+    int rc = read_alter(root, &a, own->ids, errbuf, errbuf_len);
     if (rc < 0)
         return rc;
-    c->isr.ids = own->ids;
-    c->partition = (int32_t)partition;
-    c->leader = (int32_t)leader;
-    c->partition_epoch = (int32_t)epoch;
+    memcpy(c->topic_id, a.topic_id, STREAM__META_TOPIC_ID_BYTES);
+    c->has_topic_id = a.has_topic_id;
+    c->isr = a.isr;
+    c->partition = a.partition;
+    c->leader = a.leader;
+    c->partition_epoch = a.partition_epoch;
+    return 0;
+}
+
+/* An int64 in [min, max] from a msgpack integer. */
+static bool int_in(const msgpack_object *o, int64_t min, int64_t max, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX)
+        *out = (int64_t)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *out = o->via.i64;
+    else
+        return false;
+    return *out >= min && *out <= max;
+}
+
+/* One [partition, leader, isr, partition_epoch] of a topic's "changes". */
+static int read_change(const msgpack_object *o, const char *what, stream__meta_alter *a,
+                       int32_t *ids, char *errbuf, size_t errbuf_len)
+{
+    int64_t partition, leader, epoch;
+    const msgpack_object *f = o->via.array.ptr;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4 ||
+        !int_in(&f[0], 0, INT32_MAX, &partition) || !int_in(&f[1], -1, INT32_MAX, &leader) ||
+        leader == 0 || f[2].type != MSGPACK_OBJECT_ARRAY || !int_in(&f[3], 0, INT32_MAX, &epoch))
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "%s must be [partition >= 0, leader (-1 or a broker id), "
+                                    "[isr], partition_epoch >= 0]",
+                                    what);
+    int rc = read_ids(&f[2], what, ids, &a->isr.count, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    a->isr.ids = ids;
+    a->partition = (int32_t)partition;
+    a->leader = (int32_t)leader;
+    a->partition_epoch = (int32_t)epoch;
+    return 0;
+}
+
+/* A topic's "changes" array, or NULL when m is not a map holding one. */
+static const msgpack_object *topic_changes(const msgpack_object *m)
+{
+    const msgpack_object *arr =
+        m->type == MSGPACK_OBJECT_MAP ? stream_field_find(m, "changes") : NULL;
+    return arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY && arr->via.array.size > 0 ? arr : NULL;
+}
+
+/* alter_partitions: "topics", each {name, topic_id (optional), changes:
+ * [[partition, leader, isr, partition_epoch], ...]} (1 or more), in all
+ * 1..STREAM__META_ALTER_BATCH changes; two neighbouring topics are never the
+ * same (the encoder makes one of them), so every command re-encodes to its
+ * own bytes. */
+static int decode_alter_partitions(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
+                                   char *errbuf, size_t errbuf_len)
+{
+    const msgpack_object *topics;
+    int rc = stream_field_array(root, "topics", &topics, errbuf, errbuf_len);
+    if (rc < 0)
+        return rc;
+    uint64_t n = 0;
+    for (uint32_t t = 0; t < topics->via.array.size; t++) {
+        const msgpack_object *ch = topic_changes(&topics->via.array.ptr[t]);
+        if (ch == NULL)
+            return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                        "topics[%u] must be a map with a non-empty 'changes'",
+                                        (unsigned)t);
+        n += ch->via.array.size;
+    }
+    if (n == 0 || n > STREAM__META_ALTER_BATCH)
+        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "field 'topics' must hold 1 to %d changes, not %llu",
+                                    STREAM__META_ALTER_BATCH, (unsigned long long)n);
+    own->alters = calloc(n, sizeof *own->alters);
+    own->ids = calloc(n * STREAM__META_MAX_REPLICAS, sizeof *own->ids);
+    if (own->alters == NULL || own->ids == NULL)
+        return STREAM_ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t t = 0; t < topics->via.array.size; t++) {
+        const msgpack_object *m = &topics->via.array.ptr[t];
+        const msgpack_object *ch = topic_changes(m);
+        stream__meta_alter head = {0};
+        rc = stream_field_str(m, "name", &head.topic, &head.topic_len, errbuf, errbuf_len);
+        if (rc == 0)
+            rc = read_id_field(m, false, head.topic_id, &head.has_topic_id, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+        if (k > 0 && same_topic(&own->alters[k - 1], &head))
+            return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                        "topics[%u] repeats the topic before it", (unsigned)t);
+        for (uint32_t i = 0; i < ch->via.array.size; i++, k++) {
+            char what[48];
+            snprintf(what, sizeof what, "topics[%u].changes[%u]", (unsigned)t, (unsigned)i);
+            own->alters[k] = head;
+            rc = read_change(&ch->via.array.ptr[i], what, &own->alters[k],
+                             own->ids + (size_t)k * STREAM__META_MAX_REPLICAS, errbuf, errbuf_len);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    c->alters = own->alters;
+    c->alter_count = (uint32_t)n;
     return 0;
 }
 
@@ -767,6 +984,8 @@ static int decode_fields(const msgpack_object *root, stream__meta_cmd *c, cmd_ow
                 stream_field_int(root, "epoch", 0, INT64_MAX, &c->broker_epoch, errbuf, errbuf_len);
         c->broker_id = (int32_t)id;
         return rc;
+    case STREAM__META_OP_ALTER_PARTITIONS:
+        return decode_alter_partitions(root, c, own, errbuf, errbuf_len);
     default:
         break;
     }
@@ -794,13 +1013,14 @@ void stream__meta_cmd_release(stream__meta_cmd *c)
         free(own->partitions);
         free(own->ids);
         free(own->kvs);
+        free(own->alters);
         free(own);
     }
     memset(c, 0, sizeof *c);
 }
 
 int stream__meta_cmd_decode(const uint8_t *p, size_t len, stream__meta_cmd *c, char *errbuf,
-                               size_t errbuf_len)
+                            size_t errbuf_len)
 {
     memset(c, 0, sizeof *c);
     cmd_owned *own = calloc(1, sizeof *own);

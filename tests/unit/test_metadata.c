@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/election.h"
 #include "cluster/metadata.h"
 #include "stream/buf.h"
 #include "stream/error.h"
@@ -182,9 +183,9 @@ static int create_topic(fx *f, const char *name, uint8_t tag, int32_t parts, int
 {
     uint8_t id[16];
     topic_id(id, tag);
-    assert_int_equal(stream__meta_encode_create_topic(&f->b, req(f), name, id, parts, rf,
-                                                         replicas, cfg, n_cfg),
-                     0);
+    assert_int_equal(
+        stream__meta_encode_create_topic(&f->b, req(f), name, id, parts, rf, replicas, cfg, n_cfg),
+        0);
     return apply(f);
 }
 
@@ -192,7 +193,7 @@ static int alter_partition(fx *f, const char *name, int32_t partition, int32_t l
                            const int32_t *isr, uint32_t n_isr, int32_t epoch)
 {
     assert_int_equal(stream__meta_encode_alter_partition(&f->b, req(f), name, NULL, partition,
-                                                            leader, isr, n_isr, epoch),
+                                                         leader, isr, n_isr, epoch),
                      0);
     return apply(f);
 }
@@ -239,8 +240,8 @@ static void test_register_gives_the_log_index_as_epoch_and_starts_fenced(void **
     assert_false(broker(f, 5)->fenced);
     int64_t old = broker(f, 5)->epoch;
     /* A re-registration (a restarted broker): new epoch, new address, fenced. */
-    assert_int_equal(
-        stream__meta_encode_register_broker(&f->b, req(f), 5, "broker5.example", 9999), 0);
+    assert_int_equal(stream__meta_encode_register_broker(&f->b, req(f), 5, "broker5.example", 9999),
+                     0);
     assert_int_equal(apply(f), 0);
     b = broker(f, 5);
     assert_true(b->epoch > old);
@@ -544,6 +545,133 @@ static void test_alter_partition_bumps_epochs_and_refuses_stale_changes(void **s
     assert_int_equal(p->partition_epoch, 3);
 }
 
+/* One change of alter_partitions, without a guard. */
+static stream__meta_alter alter(const char *name, int32_t partition, int32_t leader,
+                                const int32_t *isr, uint32_t n_isr, int32_t epoch)
+{
+    return (stream__meta_alter){.topic = name,
+                                .topic_len = strlen(name),
+                                .partition = partition,
+                                .leader = leader,
+                                .isr = {isr, n_isr},
+                                .partition_epoch = epoch};
+}
+
+static void test_alter_partitions_applies_each_change_and_skips_refused_ones(void **state)
+{
+    fx *f = *state;
+    three_brokers(f);
+    assert_int_equal(create_topic(f, "t", 1, 3, 3, rf3, NULL, 0), 0);
+    assert_int_equal(create_topic(f, "u", 2, 3, 3, rf3, NULL, 0), 0);
+    f->n_ev = 0;
+    const int32_t isr23[] = {2, 3}, isr32[] = {3, 2}, isr9[] = {9};
+    stream__meta_alter a[] = {
+        alter("t", 0, 3, isr23, 2, 0),    /* applied: leader 2 -> 3 */
+        alter("t", 1, 3, isr32, 2, 5),    /* stale: skipped */
+        alter("u", 2, 3, isr32, 2, 0),    /* applied: isr shrinks, leader 3 stays */
+        alter("t", 0, 2, isr23, 2, 0),    /* t-0 again: stale by now, skipped */
+        alter("t", 2, 9, isr9, 1, 0),     /* invalid: skipped */
+        alter("nope", 0, 2, isr23, 2, 0), /* no such topic: skipped */
+    };
+    assert_int_equal(stream__meta_encode_alter_partitions(&f->b, req(f), a, 6), 0);
+    assert_int_equal(apply(f), 0);
+    const stream__meta_topic *t = topic(f, "t"), *u = topic(f, "u");
+    assert_int_equal(t->partitions[0].leader, 3);
+    assert_int_equal(t->partitions[0].leader_epoch, 1);
+    assert_int_equal(t->partitions[0].partition_epoch, 1);
+    assert_int_equal(t->partitions[1].partition_epoch, 0);
+    assert_int_equal(t->partitions[2].partition_epoch, 0);
+    assert_int_equal(u->partitions[2].leader, 3);
+    assert_int_equal(u->partitions[2].leader_epoch, 0);
+    assert_int_equal(u->partitions[2].partition_epoch, 1);
+    assert_int_equal(u->partitions[2].n_isr, 2);
+    /* One event per change applied, in order, all at the command's index. */
+    assert_int_equal(f->n_ev, 2);
+    assert_int_equal(f->ev[0].type, STREAM__META_PARTITION_CHANGED);
+    assert_string_equal(f->ev[0].topic, "t");
+    assert_int_equal(f->ev[0].partition, 0);
+    assert_true(f->ev[0].leader_changed);
+    assert_int_equal(f->ev[0].previous_leader, 2);
+    assert_string_equal(f->ev[1].topic, "u");
+    assert_int_equal(f->ev[1].partition, 2);
+    assert_false(f->ev[1].leader_changed);
+    assert_true(f->ev[1].isr_changed);
+    assert_int_equal(f->ev[1].index, f->ev[0].index);
+    /* Every change stale now: 0, nothing changes, no event. */
+    f->n_ev = 0;
+    assert_int_equal(stream__meta_encode_alter_partitions(&f->b, req(f), a, 1), 0);
+    assert_int_equal(apply(f), 0);
+    assert_int_equal(f->n_ev, 0);
+    assert_int_equal(topic(f, "t")->partitions[0].partition_epoch, 1);
+}
+
+/* A broker that leads thousands of partitions is fenced: the election's
+ * changes go out in alter_partitions of at most STREAM__META_ALTER_BATCH,
+ * and once applied every partition has a live leader. */
+typedef struct gathered {
+    stream__elect_change *c;
+    size_t n;
+} gathered;
+
+static bool gather(void *arg, const stream__elect_change *c)
+{
+    gathered *g = arg;
+    g->c[g->n++] = *c;
+    return true;
+}
+
+static void test_a_fenced_brokers_leaderships_move_in_batches(void **state)
+{
+    fx *f = *state;
+    enum { PARTS = 2500 };
+    three_brokers(f);
+    assert_int_equal(fence(f, 1, broker(f, 1)->epoch, false), 0);
+    /* Broker 1 leads a third of each topic's partitions (placement by
+     * rotation, as the controller places them). */
+    static int32_t replicas[PARTS * 3];
+    const int32_t ids[] = {1, 2, 3};
+    stream__elect_place(ids, 3, 0, PARTS, 3, replicas);
+    assert_int_equal(create_topic(f, "a", 1, PARTS, 3, replicas, NULL, 0), 0);
+    assert_int_equal(create_topic(f, "b", 2, PARTS, 3, replicas, NULL, 0), 0);
+    assert_int_equal(fence(f, 1, broker(f, 1)->epoch, true), 0);
+
+    gathered g = {calloc(2 * PARTS, sizeof(stream__elect_change)), 0};
+    assert_non_null(g.c);
+    assert_int_equal(stream__elect_all(f->md, false, gather, &g), 2 * PARTS);
+    stream__meta_alter *a = calloc(STREAM__META_ALTER_BATCH, sizeof *a);
+    assert_non_null(a);
+    size_t commands = 0;
+    uint64_t first_index = f->index + 2;
+    f->n_ev = 0;
+    for (size_t i = 0; i < g.n; i += STREAM__META_ALTER_BATCH) {
+        size_t n = g.n - i < STREAM__META_ALTER_BATCH ? g.n - i : STREAM__META_ALTER_BATCH;
+        stream__elect_alters(&g.c[i], n, a);
+        assert_int_equal(stream__meta_encode_alter_partitions(&f->b, req(f), a, (uint32_t)n), 0);
+        /* About 12 bytes a partition: a batch is tens of KB, not MB. */
+        assert_true(f->b.len < 16 * n + 4096);
+        assert_int_equal(apply(f), 0);
+        commands++;
+    }
+    assert_int_equal(commands,
+                     (2 * PARTS + STREAM__META_ALTER_BATCH - 1) / STREAM__META_ALTER_BATCH);
+    assert_int_equal(f->n_ev, 2 * PARTS);
+    assert_true(f->ev[0].index == first_index);
+    for (const char *name = "a"; name != NULL; name = name[0] == 'a' ? "b" : NULL) {
+        const stream__meta_topic *t = topic(f, name);
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            const stream__meta_partition *mp = &t->partitions[p];
+            assert_true(mp->leader == 2 || mp->leader == 3);
+            assert_int_equal(mp->n_isr, 2);
+            assert_int_equal(mp->leader_epoch, mp->replicas[0] == 1 ? 1 : 0);
+        }
+    }
+    /* Nothing left to move. */
+    g.n = 0;
+    assert_int_equal(stream__elect_all(f->md, false, gather, &g), 0);
+    free(a);
+    free(g.c);
+}
+
 static void test_alter_configs_sets_and_deletes(void **state)
 {
     fx *f = *state;
@@ -551,8 +679,7 @@ static void test_alter_configs_sets_and_deletes(void **state)
     stream__meta_kv cfg[] = {kv("a", "1"), kv("b", "2"), kv("c", "3")};
     assert_int_equal(create_topic(f, "t", 1, 3, 3, rf3, cfg, 3), 0);
     f->n_ev = 0;
-    stream__meta_kv set[] = {kv("b", "20"), kv("d", "")},
-                       del[] = {kv("a", NULL), kv("zz", NULL)};
+    stream__meta_kv set[] = {kv("b", "20"), kv("d", "")}, del[] = {kv("a", NULL), kv("zz", NULL)};
     assert_int_equal(stream__meta_encode_alter_configs(&f->b, req(f), "t", NULL, set, 2, del, 2),
                      0);
     assert_int_equal(apply(f), 0); /* deleting the unset "zz" is fine */
@@ -574,14 +701,14 @@ static void test_alter_configs_sets_and_deletes(void **state)
 
     /* A key both set and deleted; a bad key; no topic. */
     stream__meta_kv both = kv("b", NULL), bad = kv("has space", "v");
-    assert_int_equal(
-        stream__meta_encode_alter_configs(&f->b, req(f), "t", NULL, set, 2, &both, 1), 0);
+    assert_int_equal(stream__meta_encode_alter_configs(&f->b, req(f), "t", NULL, set, 2, &both, 1),
+                     0);
     assert_int_equal(apply(f), STREAM_EBADCONFIG);
-    assert_int_equal(
-        stream__meta_encode_alter_configs(&f->b, req(f), "t", NULL, &bad, 1, NULL, 0), 0);
+    assert_int_equal(stream__meta_encode_alter_configs(&f->b, req(f), "t", NULL, &bad, 1, NULL, 0),
+                     0);
     assert_int_equal(apply(f), STREAM_EBADCONFIG);
-    assert_int_equal(
-        stream__meta_encode_alter_configs(&f->b, req(f), "x", NULL, set, 2, NULL, 0), 0);
+    assert_int_equal(stream__meta_encode_alter_configs(&f->b, req(f), "x", NULL, set, 2, NULL, 0),
+                     0);
     assert_int_equal(apply(f), STREAM_ENOTOPIC);
     assert_int_equal(topic(f, "t")->n_configs, 3);
 }
@@ -609,8 +736,7 @@ static void test_a_repeated_request_returns_its_result_and_changes_nothing(void 
     const int32_t isr[] = {2, 3};
     stream_buf_reset(&cmd);
     r = req(f);
-    assert_int_equal(stream__meta_encode_alter_partition(&cmd, r, "t", NULL, 0, 2, isr, 2, 0),
-                     0);
+    assert_int_equal(stream__meta_encode_alter_partition(&cmd, r, "t", NULL, 0, 2, isr, 2, 0), 0);
     assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index), 0);
     snapshot_of(f->md, &before);
     assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, f->index), 0);
@@ -623,12 +749,10 @@ static void test_a_repeated_request_returns_its_result_and_changes_nothing(void 
     stream_buf_reset(&cmd);
     r = req(f);
     assert_int_equal(stream__meta_encode_create_topic(&cmd, r, "t", id, 3, 3, rf3, NULL, 0), 0);
-    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index),
-                     STREAM_ETOPICEXISTS);
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index), STREAM_ETOPICEXISTS);
     assert_int_equal(stream__meta_encode_delete_topic(&f->b, req(f), "t", NULL), 0);
     assert_int_equal(apply(f), 0);
-    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index),
-                     STREAM_ETOPICEXISTS);
+    assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, ++f->index), STREAM_ETOPICEXISTS);
     assert_int_equal(stream__meta_topic_count(f->md), 0);
 
     /* The same seq from another node is another request. */
@@ -660,8 +784,7 @@ static void test_request_ids_are_remembered_within_their_bounds(void **state)
     assert_int_equal(broker(f, 1)->epoch, epoch);
     /* One more pushes it out of the window: applied again, a new epoch. */
     assert_int_equal(
-        stream__meta_encode_register_broker(&f->b, (stream__meta_req){42, 2000}, 2, "h", 1),
-        0);
+        stream__meta_encode_register_broker(&f->b, (stream__meta_req){42, 2000}, 2, "h", 1), 0);
     assert_int_equal(apply(f), 0);
     assert_int_equal(stream__meta_apply(f->md, first.data, first.len, ++f->index), 0);
     assert_true(broker(f, 1)->epoch > epoch);
@@ -675,16 +798,15 @@ static void test_request_ids_are_remembered_within_their_bounds(void **state)
     epoch = broker(f, 1)->epoch;
     for (int32_t node = 100; node < 100 + STREAM__META_MAX_REQUESTERS - 2; node++) {
         assert_int_equal(
-            stream__meta_encode_fence_broker(&f->b, (stream__meta_req){node, 1}, 1, epoch),
-            0);
+            stream__meta_encode_fence_broker(&f->b, (stream__meta_req){node, 1}, 1, epoch), 0);
         assert_int_equal(apply(f), 0);
     }
     /* 1024 requesters (42, 1, and 1022 more): node 1 is still known. */
     assert_int_equal(stream__meta_apply(f->md, first.data, first.len, ++f->index), 0);
     assert_int_equal(broker(f, 1)->epoch, epoch);
     /* Node 42's latest is the oldest: the 1025th requester evicts it, not 1. */
-    assert_int_equal(
-        stream__meta_encode_fence_broker(&f->b, (stream__meta_req){5000, 1}, 1, epoch), 0);
+    assert_int_equal(stream__meta_encode_fence_broker(&f->b, (stream__meta_req){5000, 1}, 1, epoch),
+                     0);
     assert_int_equal(apply(f), 0);
     assert_int_equal(stream__meta_apply(f->md, first.data, first.len, ++f->index), 0);
     assert_int_equal(broker(f, 1)->epoch, epoch);
@@ -703,8 +825,8 @@ static void test_bad_commands_are_ebadreq_and_change_nothing(void **state)
 
     /* Every proper prefix of a valid command is refused. */
     const int32_t isr[] = {2, 3};
-    assert_int_equal(
-        stream__meta_encode_alter_partition(&good, req(f), "t", NULL, 0, 2, isr, 2, 0), 0);
+    assert_int_equal(stream__meta_encode_alter_partition(&good, req(f), "t", NULL, 0, 2, isr, 2, 0),
+                     0);
     for (size_t n = 0; n < good.len; n++)
         assert_int_equal(stream__meta_apply(f->md, good.data, n, ++f->index), STREAM_EBADREQ);
     assert_int_equal(f->n_ev, 0);
@@ -811,6 +933,11 @@ static void test_every_command_round_trips_through_the_codec(void **state)
     RT(stream__meta_encode_delete_topic(&b, r, "t", id), STREAM__META_OP_DELETE_TOPIC);
     RT(stream__meta_encode_alter_partition(&b, r, "t", id, 9, -1, isr, 2, INT32_MAX),
        STREAM__META_OP_ALTER_PARTITION);
+    stream__meta_alter al[] = {alter("t", 0, 3, isr, 2, 0), alter("t", 1, -1, isr, 1, INT32_MAX),
+                               alter("u", 0, 1, isr + 1, 1, 7), alter("t", 2, 3, isr, 2, 0)};
+    al[3].has_topic_id = true; /* another guard: a topic of its own in the encoding */
+    memcpy(al[3].topic_id, id, 16);
+    RT(stream__meta_encode_alter_partitions(&b, r, al, 4), STREAM__META_OP_ALTER_PARTITIONS);
     RT(stream__meta_encode_alter_configs(&b, r, "t", NULL, cfg, 2, cfg, 1),
        STREAM__META_OP_ALTER_CONFIGS);
     RT(stream__meta_encode_alter_configs(&b, r, "t", id, NULL, 0, NULL, 0),
@@ -821,11 +948,9 @@ static void test_every_command_round_trips_through_the_codec(void **state)
     stream_buf_put(&b, "xy", 2);
     const int32_t dup[] = {1, 1}, zero_id[] = {0};
     uint8_t zero[16] = {0};
-    assert_int_equal(
-        stream__meta_encode_register_broker(&b, (stream__meta_req){0, 1}, 1, "h", 1),
-        STREAM_EINVAL);
-    assert_int_equal(stream__meta_encode_register_broker(&b, r, 1, "bad host", 1),
+    assert_int_equal(stream__meta_encode_register_broker(&b, (stream__meta_req){0, 1}, 1, "h", 1),
                      STREAM_EINVAL);
+    assert_int_equal(stream__meta_encode_register_broker(&b, r, 1, "bad host", 1), STREAM_EINVAL);
     assert_int_equal(stream__meta_encode_register_broker(&b, r, 1, "h", 0), STREAM_EINVAL);
     assert_int_equal(stream__meta_encode_create_topic(&b, r, "t", id, 1, 2, dup, NULL, 0),
                      STREAM_EINVAL);
@@ -836,6 +961,11 @@ static void test_every_command_round_trips_through_the_codec(void **state)
     assert_int_equal(stream__meta_encode_alter_partition(&b, r, "t", NULL, 0, 0, isr, 2, 0),
                      STREAM_EINVAL);
     assert_int_equal(stream__meta_encode_alter_partition(&b, r, "t", NULL, 0, 3, isr, 0, 0),
+                     STREAM_EINVAL);
+    stream__meta_alter bad[] = {alter("t", 0, 0, isr, 2, 0)};
+    assert_int_equal(stream__meta_encode_alter_partitions(&b, r, bad, 1), STREAM_EINVAL);
+    assert_int_equal(stream__meta_encode_alter_partitions(&b, r, al, 0), STREAM_EINVAL);
+    assert_int_equal(stream__meta_encode_alter_partitions(&b, r, al, STREAM__META_ALTER_BATCH + 1),
                      STREAM_EINVAL);
     stream__meta_kv twice[] = {kv("a", "1"), kv("a", "2")};
     assert_int_equal(stream__meta_encode_alter_configs(&b, r, "t", NULL, twice, 2, NULL, 0),
@@ -904,8 +1034,8 @@ static void test_snapshot_restore_round_trip_is_the_same_state(void **state)
     assert_int_equal(g.n_ev, 0);
     /* And both copies go on identically. */
     stream_buf_reset(&cmd);
-    assert_int_equal(stream__meta_encode_alter_partition(&cmd, (stream__meta_req){9, 1},
-                                                            "audit", NULL, 0, 1, isr, 1, 0),
+    assert_int_equal(stream__meta_encode_alter_partition(&cmd, (stream__meta_req){9, 1}, "audit",
+                                                         NULL, 0, 1, isr, 1, 0),
                      0);
     assert_int_equal(stream__meta_apply(f->md, cmd.data, cmd.len, f->index + 4), 0);
     assert_int_equal(stream__meta_apply(g.md, cmd.data, cmd.len, f->index + 4), 0);
@@ -951,8 +1081,7 @@ static void test_restore_refuses_damaged_snapshots_and_keeps_the_state(void **st
         int rc = stream__meta_restore(f->md, bad, good.len, err, sizeof err);
         if (rc == 0) {
             accepted++;
-            assert_int_equal(stream__meta_restore(f->md, good.data, good.len, err, sizeof err),
-                             0);
+            assert_int_equal(stream__meta_restore(f->md, good.data, good.len, err, sizeof err), 0);
             continue;
         }
         assert_true(rc == STREAM_ECORRUPT || rc == STREAM_EBADCONFIG);
@@ -1136,12 +1265,17 @@ static void test_running_out_of_memory_anywhere_changes_nothing(void **state)
                      0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
     stream_buf_reset(&cmd);
+    stream__meta_alter al[] = {alter("t", 0, 3, isr, 2, 0), alter("t", 1, 1, isr, 2, 1)};
+    assert_int_equal(stream__meta_encode_alter_partitions(&cmd, req(f), al, 2), 0);
+    assert_int_equal(apply_through_failures(f, &cmd), 0);
+    assert_int_equal(topic(f, "t")->partitions[1].partition_epoch, 2);
+    stream_buf_reset(&cmd);
     assert_int_equal(stream__meta_encode_create_partitions(&cmd, req(f), "t", id, 3, 2, 3, rf3), 0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
     assert_int_equal(topic(f, "t")->partition_count, 5);
     stream_buf_reset(&cmd);
-    assert_int_equal(
-        stream__meta_encode_alter_configs(&cmd, req(f), "t", NULL, cfg + 1, 1, del, 1), 0);
+    assert_int_equal(stream__meta_encode_alter_configs(&cmd, req(f), "t", NULL, cfg + 1, 1, del, 1),
+                     0);
     assert_int_equal(apply_through_failures(f, &cmd), 0);
     stream_buf_reset(&cmd);
     assert_int_equal(stream__meta_encode_delete_topic(&cmd, req(f), "t", NULL), 0);
@@ -1230,6 +1364,8 @@ int main(void)
         T(test_delete_topic_and_the_topic_id_guard),
         T(test_create_partitions_appends_and_refuses_stale_counts),
         T(test_alter_partition_bumps_epochs_and_refuses_stale_changes),
+        T(test_alter_partitions_applies_each_change_and_skips_refused_ones),
+        T(test_a_fenced_brokers_leaderships_move_in_batches),
         T(test_alter_configs_sets_and_deletes),
         T(test_a_repeated_request_returns_its_result_and_changes_nothing),
         T(test_request_ids_are_remembered_within_their_bounds),
