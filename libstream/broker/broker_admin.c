@@ -23,6 +23,9 @@
  * marked (r NULL): its work goes on and is finished, unanswered. Topics of
  * a request are done one after the other; two requests run side by side.
  *
+ * A service (the replica manager following the cluster metadata) makes
+ * topics and partitions the same way (stream__broker_create_async,
+ * stream__broker_grow_async: begin, thread pool, finish, then its callback).
  * validate_only, and the synchronous stream__broker_delete_topic (a
  * service's delete, through host.c), stay on the loop.
  */
@@ -187,6 +190,89 @@ int stream__broker_add_partitions(stream_broker *b, const char *name, int32_t co
     if (rc == 0)
         grown(b, t, old_count);
     return rc;
+}
+
+/* A service's create or grow: one store job off the loop, then its callback. */
+typedef struct service_job {
+    uv_work_t work; /* first: the uv_work_t is the job */
+    stream_broker *b;
+    stream_store_job *job;
+    bool grow;         /* add_partitions, else create */
+    int32_t old_count; /* grow: the partitions before */
+    stream__broker_job_done_fn done;
+    void *arg;
+} service_job;
+
+static void service_work(uv_work_t *w)
+{
+    stream_store_job_run(((service_job *)w)->job);
+}
+
+static void service_done(uv_work_t *w, int status)
+{
+    service_job *sj = (service_job *)w;
+    char msg[512] = "";
+    stream_topic *t = NULL;
+    if (status != 0)
+        stream_store_job_run(sj->job); /* never ran (nothing cancels it): here */
+    int rc = stream_store_job_finish(sj->job, &t, msg, sizeof(msg));
+    if (rc == 0 && sj->grow)
+        grown(sj->b, t, sj->old_count);
+    else if (rc == 0)
+        created(sj->b, t);
+    sj->done(sj->arg, rc, msg);
+    free(sj);
+}
+
+/* Queues sj once its store job was begun (rc 0); else frees it. */
+static int service_start(stream_broker *b, service_job *sj, int rc)
+{
+    if (rc != 0) {
+        free(sj);
+        return rc;
+    }
+    if (uv_queue_work(&b->loop, &sj->work, service_work, service_done) != 0) {
+        service_work(&sj->work); /* does not fail on Linux; if it did: here */
+        service_done(&sj->work, 0);
+    }
+    return 0;
+}
+
+static service_job *service_new(stream_broker *b, stream__broker_job_done_fn done, void *arg,
+                                char *msg, size_t msg_len)
+{
+    service_job *sj = calloc(1, sizeof(*sj));
+    if (sj == NULL)
+        snprintf(msg, msg_len, "out of memory");
+    else
+        *sj = (service_job){.b = b, .done = done, .arg = arg};
+    return sj;
+}
+
+int stream__broker_create_async(stream_broker *b, const char *name, int32_t partitions,
+                                const stream_config *overrides, bool internal,
+                                stream__broker_job_done_fn done, void *arg, char *msg,
+                                size_t msg_len)
+{
+    service_job *sj = service_new(b, done, arg, msg, msg_len);
+    if (sj == NULL)
+        return STREAM_ENOMEM;
+    int rc = stream_store_create_begin(b->store, name, partitions, overrides, internal, &sj->job,
+                                       msg, msg_len);
+    return service_start(b, sj, rc);
+}
+
+int stream__broker_grow_async(stream_broker *b, const char *name, int32_t count,
+                              stream__broker_job_done_fn done, void *arg, char *msg, size_t msg_len)
+{
+    service_job *sj = service_new(b, done, arg, msg, msg_len);
+    if (sj == NULL)
+        return STREAM_ENOMEM;
+    stream_topic *t = stream_store_topic(b->store, name);
+    sj->grow = true;
+    sj->old_count = t != NULL ? t->partition_count : 0;
+    int rc = stream_store_add_partitions_begin(b->store, name, count, &sj->job, msg, msg_len);
+    return service_start(b, sj, rc);
 }
 
 /* Begins the delete of the topic named (p, len): out of the store at once,

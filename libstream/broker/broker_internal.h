@@ -123,7 +123,7 @@ typedef struct stream__heap_entry {
  * its `out` buffer: fetch sends stored batches with sendfile(2) instead of
  * copying them through memory. */
 typedef struct stream__fpiece {
-    size_t at;          /* position in out before which the file bytes go */
+    size_t at;           /* position in out before which the file bytes go */
     stream_log_slice sl; /* the range (fd, pos, len); pinned until the piece is freed */
     stream_log *log;     /* its partition: only a key for its pstate, never read */
 } stream__fpiece;
@@ -148,12 +148,12 @@ struct stream__req {
     size_t held;            /* bytes counted in conn->out_bytes (out + file bytes) */
     stream__fpiece *files;  /* file pieces of the response (owned), or NULL */
     size_t nfiles, files_cap;
-    size_t file_bytes;      /* sum of the pieces' lengths */
-    size_t sent_out;        /* direct write: bytes of out written (or handed to libuv) */
-    size_t piece;           /* direct write: the file piece being sent */
-    size_t piece_sent;      /* direct write: its bytes written (or handed to libuv) */
-    uint8_t *chunk;         /* direct write: file bytes handed to a uv_write, or NULL */
-    bool part_in_flight;    /* direct write: a uv_write of a part is outstanding */
+    size_t file_bytes;   /* sum of the pieces' lengths */
+    size_t sent_out;     /* direct write: bytes of out written (or handed to libuv) */
+    size_t piece;        /* direct write: the file piece being sent */
+    size_t piece_sent;   /* direct write: its bytes written (or handed to libuv) */
+    uint8_t *chunk;      /* direct write: file bytes handed to a uv_write, or NULL */
+    bool part_in_flight; /* direct write: a uv_write of a part is outstanding */
     /* A native op run for a service's protocol (stream__host_native_op):
      * the native answer goes to native_done instead of the socket; if the
      * connection closes first, native_release frees native_arg. */
@@ -246,15 +246,15 @@ struct stream__pstate {
                                               succeeds again) */
     uint64_t io_failures_logged;           /* the log's I/O failures already logged */
     /* Replication (broker_repl.c); meaningful only when b->repl_on. */
-    bool repl_known;       /* replicated: role, leader, epoch and hw were set */
-    bool local;            /* given role LOCAL: this broker's alone, served as one */
+    bool repl_known; /* replicated: role, leader, epoch and hw were set */
+    bool local;      /* given role LOCAL: this broker's alone, served as one */
     stream__host_role role;
     int32_t leader_id;
     int32_t leader_epoch;
     int64_t high_watermark; /* consumers read below it; acks=all completes up to it */
     stream__pstate *rnext;  /* in the broker's list of replicated partitions */
     bool in_repl_list;
-    int64_t durable_told;   /* the durable offset last given to the durable hook */
+    int64_t durable_told; /* the durable offset last given to the durable hook */
 };
 
 struct stream_broker {
@@ -271,8 +271,8 @@ struct stream_broker {
     uint64_t next_retention_ms; /* uv_now time of the next retention pass */
     bool handle_signals;
 
-    stream_store *store;     /* topics and their logs */
-    stream_flusher *flusher; /* fdatasyncs every partition off the loop */
+    stream_store *store;               /* topics and their logs */
+    stream_flusher *flusher;           /* fdatasyncs every partition off the loop */
     stream__producer_ids producer_ids; /* init_producer_id's blocks (broker_data.c) */
     stream__settings set;
     stream_config *config; /* copy of the broker config (describe_configs) */
@@ -301,7 +301,7 @@ struct stream_broker {
      * empty reader becomes the broker's. */
     stream_frame_reader rfr;
 
-    stream__conn *conns; /* every open connection */
+    stream__conn *conns;      /* every open connection */
     bool defer_flush;         /* completed requests wait on flush_list to be written
                                  (stream__conn_defer_flush) */
     stream__conn *flush_list; /* connections with responses to write then */
@@ -518,6 +518,22 @@ void stream__op_create_partitions(stream__conn *c, stream__req *r, uint64_t id,
  * and tells the services. 0 or the store's error with msg. */
 int stream__broker_add_partitions(stream_broker *b, const char *name, int32_t count, char *msg,
                                   size_t msg_len);
+/* A service's create (stream__broker_create_async) or grow is finished:
+ * rc 0 (the topic or its new partitions are in the store, attached and
+ * announced) or the store's error with msg. */
+typedef void (*stream__broker_job_done_fn)(void *arg, int rc, const char *msg);
+/* Creates a topic (as stream_store_create_topic) or grows one (as
+ * stream__broker_add_partitions) with the disk work on libuv's thread pool;
+ * done is called on the loop when it is finished, also while the broker
+ * stops (before the services are freed). An error here (the store's
+ * _begin refused) means done is never called. */
+int stream__broker_create_async(stream_broker *b, const char *name, int32_t partitions,
+                                const stream_config *overrides, bool internal,
+                                stream__broker_job_done_fn done, void *arg, char *msg,
+                                size_t msg_len);
+int stream__broker_grow_async(stream_broker *b, const char *name, int32_t count,
+                              stream__broker_job_done_fn done, void *arg, char *msg,
+                              size_t msg_len);
 /* Connection conn_id closed: its admin requests in flight finish unanswered. */
 void stream__admin_conn_closed(stream_broker *b, uint64_t conn_id);
 /* Deletes the topic named by p (len bytes) as delete_topics does, but here
@@ -575,8 +591,8 @@ struct stream__waiter {
     size_t outstanding; /* produce: links not yet durable */
     bool replica;       /* fetch: a follower's (woken by appends, not the high watermark) */
     stream__wait_fn complete;
-    void *state;            /* the op's own state (owned) */
-    stream__wlink links[];  /* one per watched partition (cap_links of them) */
+    void *state;           /* the op's own state (owned) */
+    stream__wlink links[]; /* one per watched partition (cap_links of them) */
 };
 
 /* A waiter for `req` with room for `nlinks` partitions; NULL when out of

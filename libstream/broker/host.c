@@ -265,6 +265,22 @@ int stream__host_add_partitions(stream_broker *b, const char *name, int32_t coun
     return stream__broker_add_partitions(b, name, count, msg, msg_len);
 }
 
+int stream__host_create_topic_async(stream_broker *b, const char *name, int32_t partitions,
+                                    const stream_config *overrides, bool internal,
+                                    stream__host_job_done_fn done, void *arg, char *msg,
+                                    size_t msg_len)
+{
+    return stream__broker_create_async(b, name, partitions, overrides, internal, done, arg, msg,
+                                       msg_len);
+}
+
+int stream__host_add_partitions_async(stream_broker *b, const char *name, int32_t count,
+                                      stream__host_job_done_fn done, void *arg, char *msg,
+                                      size_t msg_len)
+{
+    return stream__broker_grow_async(b, name, count, done, arg, msg, msg_len);
+}
+
 int stream__host_delete_topic(stream_broker *b, const char *name, char *msg, size_t msg_len)
 {
     return stream__broker_delete_topic(b, name, strlen(name), msg, msg_len);

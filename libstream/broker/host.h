@@ -184,6 +184,22 @@ int stream__host_create_topic(stream_broker *b, const char *name, int32_t partit
  * (partitions_added). 0 or the store's error with msg. */
 int stream__host_add_partitions(stream_broker *b, const char *name, int32_t count, char *msg,
                                 size_t msg_len);
+/* Called on the loop when stream__host_create_topic_async's or
+ * stream__host_add_partitions_async's work is finished: rc 0 (the topic, or
+ * its new partitions, are in the store, attached to the flusher, and every
+ * service was told) or the store's error with msg. */
+typedef void (*stream__host_job_done_fn)(void *arg, int rc, const char *msg);
+/* The same two off the loop: the checks and the name's reservation now,
+ * the disk work on libuv's thread pool, then done(arg, ...) on the loop
+ * (also while the broker stops: before the services are freed). 0, or the
+ * store's error with msg, and then done is never called. */
+int stream__host_create_topic_async(stream_broker *b, const char *name, int32_t partitions,
+                                    const stream_config *overrides, bool internal,
+                                    stream__host_job_done_fn done, void *arg, char *msg,
+                                    size_t msg_len);
+int stream__host_add_partitions_async(stream_broker *b, const char *name, int32_t count,
+                                      stream__host_job_done_fn done, void *arg, char *msg,
+                                      size_t msg_len);
 /* Deletes a topic as delete_topics does (not an internal one); its logs
  * are gone when this returns. 0 or the error with msg. */
 int stream__host_delete_topic(stream_broker *b, const char *name, char *msg, size_t msg_len);

@@ -37,7 +37,11 @@
  *
  * Topics. Every topic of the metadata exists locally (this broker creates
  * it, all partitions, when the metadata gets it, and adds the partitions
- * the metadata adds to it; partitions it has no
+ * the metadata adds to it, the disk work on libuv's thread pool as the
+ * broker's own create_topics does: a topic of thousands of partitions
+ * takes seconds to make, which must not stall this broker's clients,
+ * heartbeats and fetchers; until the job is done the topic, or its new
+ * partitions, are not there yet, then a sync picks them up; partitions it has no
  * replica of stay empty and name their leader to clients); one the
  * metadata loses is deleted here. Topics the metadata never had (from
  * before the cluster) get role LOCAL: the broker serves them as a single
@@ -55,16 +59,17 @@
 #include "replica.h"
 #include "stream/batch.h"
 
-#define TICK_MS            50
-#define RETRY_MS           100    /* after a failed fetch or truncation */
-#define RETRY_SOON_MS      5      /* ...refused as not the leader: it may not have applied the
-                                     change yet (the follower and the new leader learn it from
-                                     the same metadata entry, in either order) */
-#define FETCH_MAX_WAIT_MS  500    /* the leader's long poll */
+#define TICK_MS  50
+#define RETRY_MS 100 /* after a failed fetch or truncation */
+#define RETRY_SOON_MS                                                                              \
+    5                          /* ...refused as not the leader: it may not have applied the        \
+                                  change yet (the follower and the new leader learn it from        \
+                                  the same metadata entry, in either order) */
+#define FETCH_MAX_WAIT_MS  500 /* the leader's long poll */
 #define FETCH_MAX_BYTES    (8 << 20)
 #define PART_MAX_BYTES     (1 << 20)
-#define ISR_ASK_AGAIN_MS   500    /* an unanswered alter_isr is asked again */
-#define ISR_JOIN_FRESH_MS  1000   /* a replica joins the ISR only if caught up this recently */
+#define ISR_ASK_AGAIN_MS   500  /* an unanswered alter_isr is asked again */
+#define ISR_JOIN_FRESH_MS  1000 /* a replica joins the ISR only if caught up this recently */
 #define DEFAULT_LAG_MAX_MS 10000
 #define MAX_FETCHERS       64
 #define MAXR               STREAM__META_MAX_REPLICAS
@@ -93,11 +98,11 @@ typedef struct rpart {
     int32_t isr_asked_pepoch; /* ...computed from this partition_epoch... */
     int32_t isr_asked[MAXR];  /* ...asking for this ISR */
     uint32_t n_isr_asked;
-    int64_t durable_sent;     /* following: the durable offset the last fetch told */
-    bool need_truncate;       /* following: ask the leader before fetching */
-    bool truncating;          /* offset_for_leader_epoch in flight... */
-    int32_t trunc_epoch;      /* ...asked while following this leader epoch */
-    bool seen;                /* sync's mark */
+    int64_t durable_sent; /* following: the durable offset the last fetch told */
+    bool need_truncate;   /* following: ask the leader before fetching */
+    bool truncating;      /* offset_for_leader_epoch in flight... */
+    int32_t trunc_epoch;  /* ...asked while following this leader epoch */
+    bool seen;            /* sync's mark */
 } rpart;
 
 /* Fetches from one leader broker. */
@@ -107,8 +112,8 @@ typedef struct fetcher {
     char host[STREAM__META_HOST_MAX + 1];
     uint16_t port;
     stream__peer *peer;
-    int in_flight;        /* fetches sent, not answered: a long poll, and a report */
-    uint64_t retry_at;    /* uv_now before which nothing is sent */
+    int in_flight;     /* fetches sent, not answered: a long poll, and a report */
+    uint64_t retry_at; /* uv_now before which nothing is sent */
     bool used;
 } fetcher;
 
@@ -127,6 +132,8 @@ struct stream__replica {
     fetcher fetchers[MAX_FETCHERS];
     char (*managed)[STREAM_TOPIC_NAME_MAX + 1]; /* topics created from the metadata */
     size_t nmanaged, managed_cap;
+    char (*making)[STREAM_TOPIC_NAME_MAX + 1]; /* topics being created or grown off the loop */
+    size_t nmaking, making_cap;
     uv_timer_t tick;
     bool tick_open;
     bool stopped;
@@ -254,7 +261,8 @@ static rpart *find_name(stream__replica *rm, const char *topic, size_t len, int3
 {
     for (size_t i = 0; i < rm->nparts; i++) {
         rpart *p = rm->parts[i];
-        if (p->partition == partition && strlen(p->topic) == len && memcmp(p->topic, topic, len) == 0)
+        if (p->partition == partition && strlen(p->topic) == len &&
+            memcmp(p->topic, topic, len) == 0)
             return p;
     }
     return NULL;
@@ -315,8 +323,8 @@ static void become_leader(stream__replica *rm, rpart *p)
         if (p->replicas[i] == rm->node_id)
             continue;
         /* A full lag period of grace before anyone leaves the ISR. */
-        p->fol[p->n_fol++] = (follower){.id = p->replicas[i], .leo = -1, .durable = -1,
-                                        .caught_up_ms = now};
+        p->fol[p->n_fol++] =
+            (follower){.id = p->replicas[i], .leo = -1, .durable = -1, .caught_up_ms = now};
     }
     stream_log_set_leader_epoch(p->log, p->leader_epoch);
     stream__host_set_role(rm->b, p->log, STREAM__ROLE_LEADER, rm->node_id, p->leader_epoch);
@@ -335,11 +343,10 @@ static void become_follower(stream__replica *rm, rpart *p)
     p->truncating = false;
     p->durable_sent = -1;
     stream_log_set_leader_epoch(p->log, -1);
-    stream__host_set_role(rm->b, p->log,
-                          p->leader >= 0 ? STREAM__ROLE_FOLLOWER : STREAM__ROLE_NONE, p->leader,
-                          p->leader_epoch);
-    stream__host_log(rm->b, STREAM_BROKER_DEBUG, "%s-%d: follower of node %d in epoch %d",
-                     p->topic, (int)p->partition, (int)p->leader, (int)p->leader_epoch);
+    stream__host_set_role(rm->b, p->log, p->leader >= 0 ? STREAM__ROLE_FOLLOWER : STREAM__ROLE_NONE,
+                          p->leader, p->leader_epoch);
+    stream__host_log(rm->b, STREAM_BROKER_DEBUG, "%s-%d: follower of node %d in epoch %d", p->topic,
+                     (int)p->partition, (int)p->leader, (int)p->leader_epoch);
 }
 
 /* Asks the controller for isr (n ids) unless the same change is pending. */
@@ -351,8 +358,9 @@ static void ask_isr(stream__replica *rm, rpart *p, const int32_t *isr, uint32_t 
         return;
     char txt[200];
     ids_text(isr, n, txt, sizeof txt);
-    stream__host_log(rm->b, STREAM_BROKER_DEBUG, "%s-%d: asking for isr %s (from partition epoch %d)",
-                     p->topic, (int)p->partition, txt, (int)p->partition_epoch);
+    stream__host_log(rm->b, STREAM_BROKER_DEBUG,
+                     "%s-%d: asking for isr %s (from partition epoch %d)", p->topic,
+                     (int)p->partition, txt, (int)p->partition_epoch);
     if (rm->alter_isr(rm->alter_isr_arg, p->topic, p->partition, isr, n, p->partition_epoch) == 0) {
         p->isr_asked_ms = now;
         p->isr_asked_pepoch = p->partition_epoch;
@@ -376,9 +384,8 @@ static void check_isr(stream__replica *rm, rpart *p)
             (int64_t)(now - f->caught_up_ms) > rm->lag_max_ms) {
             changed = true; /* out: behind for too long */
             stream__host_log(rm->b, STREAM_BROKER_WARN,
-                             "%s-%d: node %d is %lld ms behind: asking it out of the ISR",
-                             p->topic, (int)p->partition, (int)f->id,
-                             (long long)(now - f->caught_up_ms));
+                             "%s-%d: node %d is %lld ms behind: asking it out of the ISR", p->topic,
+                             (int)p->partition, (int)f->id, (long long)(now - f->caught_up_ms));
             continue;
         }
         isr[n++] = p->isr[i];
@@ -407,8 +414,7 @@ static void check_isr(stream__replica *rm, rpart *p)
 /* The replica_fetch hook: a follower's fetch of a partition this broker
  * should lead. */
 static int on_replica_fetch(void *arg, stream_log *log, int32_t replica_id, int32_t leader_epoch,
-                            int64_t fetch_offset, int64_t durable_offset, char *msg,
-                            size_t msg_len)
+                            int64_t fetch_offset, int64_t durable_offset, char *msg, size_t msg_len)
 {
     stream__replica *rm = arg;
     rpart *p = find_log(rm, log);
@@ -449,8 +455,9 @@ static int on_produce_check(void *arg, stream_log *log, int acks, char *msg, siz
     if (p == NULL || acks != -1 || (int32_t)p->n_isr >= p->min_insync)
         return 0;
     snprintf(msg, msg_len,
-             "%.150s-%d: %u in-sync replica%s, min.insync.replicas is %d: not acknowledged", p->topic,
-             (int)p->partition, (unsigned)p->n_isr, p->n_isr == 1 ? "" : "s", (int)p->min_insync);
+             "%.150s-%d: %u in-sync replica%s, min.insync.replicas is %d: not acknowledged",
+             p->topic, (int)p->partition, (unsigned)p->n_isr, p->n_isr == 1 ? "" : "s",
+             (int)p->min_insync);
     return STREAM_ENOTENOUGHREPLICAS;
 }
 
@@ -522,8 +529,8 @@ static void truncate_to(stream__replica *rm, rpart *p, int32_t found_epoch, int6
                          "%s-%d: truncated from %lld to %lld (records the leader of epoch %d "
                          "never had)%s%s",
                          p->topic, (int)p->partition, (long long)end, (long long)to,
-                         (int)p->leader_epoch, rc == 0 ? "" : ": failed: ",
-                         rc == 0 ? "" : stream_strerror(rc));
+                         (int)p->leader_epoch,
+                         rc == 0 ? "" : ": failed: ", rc == 0 ? "" : stream_strerror(rc));
         if (rc != 0)
             return;
     }
@@ -546,21 +553,19 @@ static void on_trunc_answer(void *arg, int err, const msgpack_object *resp)
     size_t nlen = 0;
     if (rerr == 0)
         rerr = wire_err(resp);
-    if (rerr == 0 && (stream_field_array(resp, "topics", &topics, NULL, 0) != 0 ||
-                      topics->via.array.size != 1 ||
-                      stream_elem_map(topics, 0, "topics", &tm, NULL, 0) != 0 ||
-                      stream_field_str(tm, "name", &name, &nlen, NULL, 0) != 0 ||
-                      stream_field_array(tm, "partitions", &parts, NULL, 0) != 0 ||
-                      parts->via.array.size != 1 ||
-                      stream_elem_map(parts, 0, "partitions", &pm, NULL, 0) != 0 ||
-                      stream_field_int(pm, "partition", 0, INT32_MAX, &partition, NULL, 0) != 0))
+    if (rerr == 0 &&
+        (stream_field_array(resp, "topics", &topics, NULL, 0) != 0 || topics->via.array.size != 1 ||
+         stream_elem_map(topics, 0, "topics", &tm, NULL, 0) != 0 ||
+         stream_field_str(tm, "name", &name, &nlen, NULL, 0) != 0 ||
+         stream_field_array(tm, "partitions", &parts, NULL, 0) != 0 || parts->via.array.size != 1 ||
+         stream_elem_map(parts, 0, "partitions", &pm, NULL, 0) != 0 ||
+         stream_field_int(pm, "partition", 0, INT32_MAX, &partition, NULL, 0) != 0))
         rerr = STREAM_EPROTO;
     rpart *p = rerr == 0 ? find_name(rm, name, nlen, (int32_t)partition) : NULL;
     if (rerr == 0)
         rerr = wire_err(pm);
-    if (rerr == 0 &&
-        (stream_field_int(pm, "leader_epoch", -1, INT32_MAX, &found, NULL, 0) != 0 ||
-         stream_field_int(pm, "end_offset", -1, INT64_MAX, &end, NULL, 0) != 0))
+    if (rerr == 0 && (stream_field_int(pm, "leader_epoch", -1, INT32_MAX, &found, NULL, 0) != 0 ||
+                      stream_field_int(pm, "end_offset", -1, INT64_MAX, &end, NULL, 0) != 0))
         rerr = STREAM_EPROTO;
     if (rerr != 0) {
         /* Ask again later (every partition of this leader still truncating). */
@@ -651,8 +656,10 @@ static void fetched_part(stream__replica *rm, fetcher *f, rpart *p, const msgpac
         if (rc == STREAM_EOFFSET) {
             p->need_truncate = true;
         } else if (rc != 0) {
-            stream__host_log(rm->b, STREAM_BROKER_ERROR, "%s-%d: cannot append the leader's "
-                             "records: %s", p->topic, (int)p->partition, eb);
+            stream__host_log(rm->b, STREAM_BROKER_ERROR,
+                             "%s-%d: cannot append the leader's "
+                             "records: %s",
+                             p->topic, (int)p->partition, eb);
             f->retry_at = now_ms(rm) + RETRY_MS;
         }
         stream_log_request_flush(p->log);
@@ -834,30 +841,109 @@ static int32_t min_insync_of(stream__replica *rm, const stream__meta_topic *t)
     return 1;
 }
 
+typedef char topic_name[STREAM_TOPIC_NAME_MAX + 1];
+
+/* A set of topic names (managed, making): position of name, or -1. */
+static long name_pos(topic_name *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return (long)i;
+    return -1;
+}
+
+static bool name_add(topic_name **names, size_t *n, size_t *cap, const char *name)
+{
+    if (name_pos(*names, *n, name) >= 0)
+        return true;
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *nm = realloc(*names, ncap * sizeof(**names));
+        if (nm == NULL)
+            return false;
+        *names = nm;
+        *cap = ncap;
+    }
+    snprintf((*names)[(*n)++], sizeof(**names), "%s", name);
+    return true;
+}
+
+static void name_remove(topic_name *names, size_t *n, const char *name)
+{
+    long i = name_pos(names, *n, name);
+    if (i >= 0)
+        memcpy(names[i], names[--*n], sizeof(*names));
+}
+
 static bool is_managed(stream__replica *rm, const char *name, size_t *at)
 {
-    for (size_t i = 0; i < rm->nmanaged; i++)
-        if (strcmp(rm->managed[i], name) == 0) {
-            if (at != NULL)
-                *at = i;
-            return true;
-        }
-    return false;
+    long i = name_pos(rm->managed, rm->nmanaged, name);
+    if (i >= 0 && at != NULL)
+        *at = (size_t)i;
+    return i >= 0;
 }
 
 static void manage(stream__replica *rm, const char *name)
 {
-    if (is_managed(rm, name, NULL))
-        return;
-    if (rm->nmanaged == rm->managed_cap) {
-        size_t ncap = rm->managed_cap ? rm->managed_cap * 2 : 16;
-        void *nm = realloc(rm->managed, ncap * sizeof(*rm->managed));
-        if (nm == NULL)
-            return;
-        rm->managed = nm;
-        rm->managed_cap = ncap;
+    (void)name_add(&rm->managed, &rm->nmanaged, &rm->managed_cap, name);
+}
+
+/* ---- topics made off the loop --------------------------------------------------- */
+
+typedef struct making_job {
+    stream__replica *rm;
+    char name[STREAM_TOPIC_NAME_MAX + 1];
+    bool grow;
+} making_job;
+
+/* The thread pool's work is done (the topic or its partitions are in the
+ * store, or not): sync again to pick them up. A failure is only logged and
+ * retried at the next metadata change, not at once (the same error would
+ * come back: an open-file limit, a full disk). */
+static void on_made(void *arg, int rc, const char *msg)
+{
+    making_job *j = arg;
+    stream__replica *rm = j->rm;
+    name_remove(rm->making, &rm->nmaking, j->name);
+    if (rc != 0)
+        stream__host_log(rm->b, STREAM_BROKER_ERROR, "cluster: cannot %s topic %s here: %s",
+                         j->grow ? "add partitions to" : "create", j->name, msg);
+    else
+        manage(rm, j->name); /* deleted from the metadata meanwhile: the sync deletes it */
+    free(j);
+    if (rc == 0 && !rm->stopped && rm->md != NULL)
+        stream__replica_sync(rm, rm->md);
+}
+
+/* Starts making topic mt here (grow: its partitions the store lacks). */
+static void make_topic(stream__replica *rm, const stream__meta_topic *mt, bool grow)
+{
+    char msg[512];
+    making_job *j = calloc(1, sizeof(*j));
+    if (j == NULL || !name_add(&rm->making, &rm->nmaking, &rm->making_cap, mt->name)) {
+        free(j);
+        return; /* out of memory: the next sync tries again */
     }
-    snprintf(rm->managed[rm->nmanaged++], sizeof(rm->managed[0]), "%s", name);
+    j->rm = rm;
+    j->grow = grow;
+    snprintf(j->name, sizeof(j->name), "%s", mt->name);
+    int rc;
+    if (grow) {
+        rc = stream__host_add_partitions_async(rm->b, mt->name, mt->partition_count, on_made, j,
+                                               msg, sizeof msg);
+    } else {
+        stream_config *ov = topic_overrides(mt);
+        rc = stream__host_create_topic_async(rm->b, mt->name, mt->partition_count, ov,
+                                             stream_topic_is_internal(mt->name, strlen(mt->name)),
+                                             on_made, j, msg, sizeof msg);
+        stream_config_free(ov);
+    }
+    if (rc != 0) {
+        name_remove(rm->making, &rm->nmaking, mt->name);
+        free(j);
+        stream__host_log(rm->b, STREAM_BROKER_ERROR, "cluster: cannot %s topic %s here: %s",
+                         grow ? "add partitions to" : "create", mt->name, msg);
+    }
 }
 
 /* One partition of the metadata with a replica here. */
@@ -909,29 +995,15 @@ void stream__replica_sync(stream__replica *rm, const stream__meta *md)
     for (size_t k = 0; k < nt; k++) {
         const stream__meta_topic *mt = stream__meta_topic_at(md, k);
         stream_topic *t = stream_store_topic(store, mt->name);
+        bool making = name_pos(rm->making, rm->nmaking, mt->name) >= 0;
         if (t == NULL) {
-            char msg[512];
-            stream_config *ov = topic_overrides(mt);
-            int rc = stream__host_create_topic(b, mt->name, mt->partition_count, ov,
-                                               stream_topic_is_internal(mt->name, strlen(mt->name)),
-                                               &t, msg, sizeof msg);
-            stream_config_free(ov);
-            if (rc != 0) {
-                stream__host_log(b, STREAM_BROKER_ERROR, "cluster: cannot create topic %s here: %s",
-                                 mt->name, msg);
-                continue;
-            }
+            if (!making)
+                make_topic(rm, mt, false); /* synced once made */
+            continue;
         }
-        if (t->partition_count < mt->partition_count) {
-            /* The topic grew in the metadata: its new partitions here too. */
-            char msg[512];
-            int rc = stream__host_add_partitions(b, mt->name, mt->partition_count, msg, sizeof msg);
-            if (rc != 0)
-                stream__host_log(b, STREAM_BROKER_ERROR,
-                                 "cluster: cannot add partitions %d to %d of topic %s here: %s",
-                                 (int)t->partition_count, (int)mt->partition_count - 1, mt->name,
-                                 msg);
-        }
+        /* The topic grew in the metadata: its new partitions here too. */
+        if (t->partition_count < mt->partition_count && !making)
+            make_topic(rm, mt, true);
         manage(rm, mt->name);
         int32_t min_insync = min_insync_of(rm, mt);
         for (int32_t i = 0; i < mt->partition_count && i < t->partition_count; i++) {
@@ -964,7 +1036,8 @@ void stream__replica_sync(stream__replica *rm, const stream__meta *md)
     }
     for (size_t i = rm->nmanaged; i-- > 0;) {
         const char *name = rm->managed[i];
-        if (stream__meta_topic_find(md, name, strlen(name)) != NULL)
+        if (stream__meta_topic_find(md, name, strlen(name)) != NULL ||
+            name_pos(rm->making, rm->nmaking, name) >= 0) /* deleted once its job is done */
             continue;
         char msg[512];
         if (stream_store_topic(store, name) != NULL &&
@@ -1166,5 +1239,6 @@ void stream__replica_free(stream__replica *rm)
     free(rm->parts);
     free(rm->htab);
     free(rm->managed);
+    free(rm->making);
     free(rm);
 }
