@@ -79,6 +79,7 @@
 #define HEALTH_LIST_MAX   100  /* partitions listed per kind in describe_cluster */
 #define PREVIOUS_GRACE_MS 300  /* at least, for the previous controller to heartbeat a new one */
 #define HANDOVER_MAX_MS   1000 /* a stopping controller waits this long at most for a successor */
+#define FETCH_DELTAS_MAX  (4u << 20) /* deltas answered at most; beyond, the image */
 
 static uint64_t now_us(void)
 {
@@ -622,9 +623,10 @@ static void send_register(controller *ctl)
 
 /* ---- a data-only broker: finding the controller, following the metadata ---- */
 
-#define ASK_TIMEOUT_MS 1000 /* a voter that does not answer a "who leads" in this long is skipped  \
-                             */
-#define ASK_PAUSE_MS 100    /* between questions while no controller is known */
+#define ASK_TIMEOUT_MS                                                                             \
+    1000                 /* a voter that does not answer a "who leads" in this long is skipped     \
+                          */
+#define ASK_PAUSE_MS 100 /* between questions while no controller is known */
 
 static void on_who(void *arg, int status, const stream__quorum_who *who, const char *msg)
 {
@@ -693,16 +695,42 @@ static void on_metadata_answer(controller *ctl, void *arg, int err, const char *
     uint64_t index;
     const uint8_t *image = NULL;
     size_t image_len = 0;
+    const uint8_t *deltas = NULL;
+    size_t deltas_len = 0;
+    uint64_t since = 0;
     int rc = stream_field_uint(resp, "metadata_index", UINT64_MAX, &index, eb, sizeof(eb));
     if (rc == 0)
         rc = stream_field_bin_opt(resp, "image", &image, &image_len, eb, sizeof(eb));
+    if (rc == 0)
+        rc = stream_field_bin_opt(resp, "deltas", &deltas, &deltas_len, eb, sizeof(eb));
+    if (rc == 0 && deltas != NULL)
+        rc = stream_field_uint(resp, "since", UINT64_MAX, &since, eb, sizeof(eb));
     if (rc != 0) {
         stream__host_log(ctl->b, STREAM_BROKER_WARN, "cluster: fetch_metadata answer: %s", eb);
         return;
     }
+    uint64_t mine = stream__meta_applied_index(ctl->md);
+    if (deltas != NULL) {
+        /* The commands since this copy, applied as a voter applies them;
+         * an answer to a question about another index is ignored. */
+        if (since != mine || index <= mine)
+            return;
+        rc = stream__journal_apply(ctl->md, deltas, deltas_len, eb, sizeof(eb));
+        if (rc != 0)
+            stream__host_log(ctl->b, STREAM_BROKER_ERROR,
+                             "cluster: the controller's metadata deltas (index %llu to %llu) "
+                             "refused: %s",
+                             (unsigned long long)mine, (unsigned long long)index,
+                             rc == STREAM_ENOMEM ? "out of memory" : eb);
+        else
+            stream__host_log(ctl->b, STREAM_BROKER_DEBUG,
+                             "cluster: metadata index %llu -> %llu by deltas (%zu bytes)",
+                             (unsigned long long)mine,
+                             (unsigned long long)stream__meta_applied_index(ctl->md), deltas_len);
+        return;
+    }
     /* Only forward: an older image (a new controller still applying what
      * the last one had applied) is ignored. */
-    uint64_t mine = stream__meta_applied_index(ctl->md);
     if (image == NULL || index <= mine)
         return;
     rc = stream__meta_restore(ctl->md, image, image_len, eb, sizeof(eb));
@@ -716,6 +744,11 @@ static void on_metadata_answer(controller *ctl, void *arg, int err, const char *
         stream__host_log(ctl->b, STREAM_BROKER_INFO,
                          "cluster: following the metadata from the controller (index %llu)",
                          (unsigned long long)stream__meta_applied_index(ctl->md));
+    else
+        stream__host_log(ctl->b, STREAM_BROKER_DEBUG,
+                         "cluster: metadata index %llu -> %llu by the whole image (%zu bytes)",
+                         (unsigned long long)mine,
+                         (unsigned long long)stream__meta_applied_index(ctl->md), image_len);
     ctl->have_image = true;
 }
 
@@ -725,10 +758,12 @@ static void send_fetch_metadata(controller *ctl)
     if (ctl->fetch_inflight)
         return;
     msgpack_packer *pk =
-        ctl_link_begin(ctl, STREAM_OP_FETCH_METADATA, 1, ctl->session_ms, on_metadata_answer, NULL);
+        ctl_link_begin(ctl, STREAM_OP_FETCH_METADATA, 2, ctl->session_ms, on_metadata_answer, NULL);
     if (pk == NULL)
         return;
     stream_pack_kv_uint(pk, "since", stream__meta_applied_index(ctl->md));
+    /* Deltas once it follows: its first copy in a run is the image. */
+    stream_pack_kv_bool(pk, "deltas", ctl->have_image);
     ctl->fetch_inflight = true; /* before _end: a failure there answers at once */
     if (ctl_link_end(ctl) == 0)
         ctl->fetch_last_ms = uv_now(stream__host_loop(ctl->b));
@@ -1148,10 +1183,12 @@ static void op_broker_heartbeat(void *svc, stream__req *r, uint64_t id, const ms
     stream__host_reply_finish(r, &f, id);
 }
 
-/* fetch_metadata {since}: the metadata for a data-only broker, which has no
- * quorum. Any voter answers from its own copy: metadata_index, and the
- * whole image (the snapshot's encoding, metadata.h) when that copy is ahead
- * of since. */
+/* fetch_metadata {since, deltas}: the metadata for a data-only broker, which
+ * has no quorum. Any voter answers from its own copy: metadata_index, and
+ * when that copy is ahead of since, the commands after since (deltas, when
+ * asked for and its journal still holds them all, within
+ * FETCH_DELTAS_MAX) or else the whole image (the snapshot's encoding,
+ * metadata.h). */
 static void op_fetch_metadata(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
 {
     controller *ctl = svc;
@@ -1161,7 +1198,10 @@ static void op_fetch_metadata(void *svc, stream__req *r, uint64_t id, const msgp
         stream__host_reply_error(r, id, STREAM_EUNSUPPORTED, "this broker is not in a cluster");
         return;
     }
+    bool deltas;
     int rc = stream_field_uint(m, "since", UINT64_MAX, &since, msg, sizeof(msg));
+    if (rc == 0)
+        rc = stream_field_bool_opt(m, "deltas", false, &deltas, msg, sizeof(msg));
     if (rc != 0) {
         stream__host_reply_error(r, id, rc, msg);
         return;
@@ -1177,7 +1217,9 @@ static void op_fetch_metadata(void *svc, stream__req *r, uint64_t id, const msgp
     uint64_t index = stream__meta_applied_index(ctl->md);
     stream_buf image;
     stream_buf_init(&image);
-    if (index > since &&
+    bool as_deltas = index > since && deltas &&
+                     stream__journal_since(ctl->journal, since, FETCH_DELTAS_MAX, &image) == 0;
+    if (index > since && !as_deltas &&
         (stream__meta_snapshot(ctl->md, &image) != 0 || stream_buf_ok(&image) != 0)) {
         stream_buf_release(&image);
         stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
@@ -1185,10 +1227,14 @@ static void op_fetch_metadata(void *svc, stream__req *r, uint64_t id, const msgp
     }
     stream_frame f;
     stream__host_reply_start(r, &f);
-    stream_pack_response_header(&f.pk, id, 0, NULL, index > since ? 2 : 1);
+    stream_pack_response_header(&f.pk, id, 0, NULL, index <= since ? 1 : as_deltas ? 3 : 2);
     stream_pack_kv_uint(&f.pk, "metadata_index", index);
-    if (index > since)
+    if (as_deltas) {
+        stream_pack_kv_uint(&f.pk, "since", since);
+        stream_pack_kv_bin(&f.pk, "deltas", image.data, image.len);
+    } else if (index > since) {
         stream_pack_kv_bin(&f.pk, "image", image.data, image.len);
+    }
     stream__host_reply_finish(r, &f, id);
     stream_buf_release(&image);
 }
@@ -1214,6 +1260,32 @@ static const stream__service_op controller_ops[] = {
     {STREAM_OP_OFFSET_FOR_LEADER_EPOCH, op_offset_for_leader_epoch},
     {STREAM_OP_FETCH_METADATA, op_fetch_metadata},
 };
+
+/* The state machine of a voter: the metadata, with every command applied
+ * kept in the journal too. */
+static int journal_apply(void *arg, const uint8_t *cmd, size_t len, uint64_t index)
+{
+    controller *ctl = arg;
+    int rc = stream__meta_apply(ctl->md, cmd, len, index);
+    if (rc != STREAM_ENOMEM)
+        stream__journal_add(ctl->journal, index, cmd, len);
+    return rc;
+}
+
+static int journal_snapshot(void *arg, stream_buf *out)
+{
+    controller *ctl = arg;
+    return stream__meta_snapshot(ctl->md, out);
+}
+
+static int journal_restore(void *arg, const uint8_t *p, size_t len, char *errbuf, size_t errbuf_len)
+{
+    controller *ctl = arg;
+    int rc = stream__meta_restore(ctl->md, p, len, errbuf, errbuf_len);
+    if (rc == 0)
+        stream__journal_reset(ctl->journal, stream__meta_applied_index(ctl->md));
+    return rc;
+}
 
 /* Reads the cluster settings; 0 with ctl->configured false when there is no
  * cluster.voters. */
@@ -1351,6 +1423,13 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     qc.who_arg = ctl;
     stream__quorum_fsm fsm;
     stream__meta_fsm(ctl->md, &fsm);
+    ctl->journal = stream__journal_new(STREAM__JOURNAL_MAX_BYTES);
+    if (ctl->journal == NULL)
+        return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
+    fsm.arg = ctl;
+    fsm.apply = journal_apply;
+    fsm.snapshot = journal_snapshot;
+    fsm.restore = journal_restore;
     char err[1024];
     rc = stream__quorum_start(stream__host_loop(b), &qc, &fsm, &ctl->q, err, sizeof(err));
     if (rc != 0)
@@ -1468,6 +1547,7 @@ static void controller_free(void *svc)
     free(ctl->live);
     free(ctl->elect_batch);
     free(ctl->elect_alters);
+    stream__journal_free(ctl->journal);
     free(ctl->lk.calls);
     free(ctl);
 }

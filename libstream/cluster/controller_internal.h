@@ -27,6 +27,7 @@
 #include "broker/host.h"
 #include "cluster_internal.h"
 #include "election.h"
+#include "journal.h"
 #include "metadata.h"
 #include "quorum.h"
 #include "replica.h"
@@ -198,6 +199,9 @@ struct controller {
     char ctl_host[256];      /* its client address */
     uint16_t ctl_port;
     bool have_image; /* a metadata image was restored in this run */
+    /* a voter: the commands it applied lately, for data-only brokers'
+     * fetch_metadata to catch up by deltas (journal.h); NULL elsewhere */
+    stream__journal *journal;
     bool fetch_inflight;
     uint64_t fetch_last_ms;
 };

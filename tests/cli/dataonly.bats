@@ -2,9 +2,10 @@
 # Data-only brokers: a stream-broker whose --node-id is not among the
 # --cluster voters finds the controller by asking the voters on their Raft
 # addresses, registers and heartbeats like any broker, follows the metadata
-# over its link (fetch_metadata), holds replicas, leads partitions, is fenced
-# when killed and catches up when restarted; one started before any voter
-# waits for the quorum.
+# over its link (fetch_metadata: the commands since its copy, the whole image
+# only for its first copy of a run), holds replicas, leads partitions, is
+# fenced when killed and catches up when restarted; one started before any
+# voter waits for the quorum.
 
 load helpers
 load faults/lib
@@ -99,4 +100,59 @@ DATAONLY_JOINED='(.brokers | length) == 4 and all(.brokers[]; .fenced == false)
     node_kill 4 TERM
     timeout 10 tail --pid="${CPIDS[4]}" -f /dev/null
     grep -q "controlled shutdown: this broker is fenced and leads nothing" "$CLUSTER_DIR/n4/log"
+}
+
+@test "a data-only broker follows metadata changes by deltas; restarted behind, it starts from the image" {
+    cluster_start 3
+    dataonly_start 4
+    cluster_wait_json 5 "$DATAONLY_JOINED"
+    local log=$CLUSTER_DIR/n4/log
+    grep -q "following the metadata from the controller (index" "$log"
+    # Changes while it follows: each reaches it as the commands since its
+    # copy, never as the whole image.
+    run stream-topics create dl -p 600 -r 3
+    assert_success
+    run stream-topics alter dl -c retention.ms=60000
+    assert_success
+    local i n
+    for ((i = 0; i < 100; i++)); do
+        n=$(stream-topics -b "$(node_addr 4)" describe dl --json 2>/dev/null |
+            jq '[.topics[0].partitions[] | select(.leader >= 1)] | length' 2>/dev/null || true)
+        [ "$n" = 600 ] && stream-topics -b "$(node_addr 4)" describe dl --json |
+            jq -e '.topics[0].configs["retention.ms"] == "60000" or
+                   (.topics[0].configs[]? | select(.name == "retention.ms") | .value == "60000")' \
+                >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    [ "$n" = 600 ]
+    grep -q "by deltas" "$log"
+    run grep -c "by the whole image" "$log"
+    [ "$output" = 0 ]
+    # The change that moves 200 leaderships (node 1 killed) arrives as deltas
+    # too: a few KB for 600 partitions.
+    node_kill 1
+    cluster_wait_json 10 '.offline_count == 0 and ([.brokers[] | select(.fenced)] | length) == 1'
+    run grep -c "by the whole image" "$log"
+    [ "$output" = 0 ]
+    # Killed, then changes it misses: back, its first copy is the image (at
+    # least as new as those changes), then deltas again.
+    node_kill 4
+    run stream-topics create dl2 -p 10 -r 2
+    assert_success
+    dataonly_start 4
+    for ((i = 0; i < 100; i++)); do
+        stream-topics -b "$(node_addr 4)" describe dl2 --json 2>/dev/null |
+            jq -e '.topics[0].partitions | length == 10' >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    [ "$(grep -c 'following the metadata from the controller (index' "$log")" = 2 ]
+    local before
+    before=$(grep -c "by deltas" "$log")
+    run stream-topics alter dl2 -c retention.ms=1000
+    assert_success
+    for ((i = 0; i < 100; i++)); do
+        [ "$(grep -c "by deltas" "$log")" -gt "$before" ] && break
+        sleep 0.1
+    done
+    [ "$(grep -c "by deltas" "$log")" -gt "$before" ]
 }

@@ -25,6 +25,7 @@
 #include <msgpack.h>
 #include <snappy-c.h>
 
+#include "cluster/journal.h"
 #include "cluster/metadata.h"
 #include "coord/group_internal.h"
 #include "kafka/kafka_codec.h"
@@ -818,6 +819,15 @@ static void metadata_seeds(void)
     stream_buf_reset(&b);
     ok(stream__meta_encode_alter_configs(&b, r, "t", NULL, cfg + 1, 1, cfg, 1), "configs");
     meta_seed("alter_configs", 0, &b);
+    stream_buf_reset(&b);
+    const int32_t isr3[] = {3}, isr2[] = {2, 3};
+    stream__meta_alter al[] = {
+        {.topic = "t", .topic_len = 1, .partition = 0, .leader = 3, .isr = {isr3, 1}},
+        {.topic = "t", .topic_len = 1, .partition = 2, .leader = 2, .isr = {isr2, 2}},
+        {.topic = "nope", .topic_len = 4, .partition = 0, .leader = -1, .isr = {isr3, 1}},
+    };
+    ok(stream__meta_encode_alter_partitions(&b, r, al, 3), "alter_partitions");
+    meta_seed("alter_partitions", 0, &b);
 
     /* Mode 2: a sequence (create, alter, alter configs, add partitions,
      * delete). */
@@ -867,6 +877,44 @@ static void metadata_seeds(void)
     stream__meta_free(md);
     stream_buf_release(&b);
     stream_buf_release(&seq);
+}
+
+/* fuzz_journal: deltas after the target's state (index 10): a topic, a
+ * batch of leader moves on "t", and a fence; taken from a journal. */
+static void journal_seeds(void)
+{
+    stream__journal *j = stream__journal_new(1 << 20);
+    stream_buf b = STREAM_BUF_INIT;
+    stream__meta_req r = {7, 1};
+    uint8_t id[16] = {0x43};
+    static const int32_t replicas[] = {2, 3, 1, 3, 1, 2};
+    const int32_t isr[] = {3, 1}, isr23[] = {2, 3};
+    if (j == NULL)
+        die("out of memory");
+    stream__journal_reset(j, 10);
+    ok(stream__meta_encode_create_topic(&b, r, "orders", id, 2, 3, replicas, NULL, 0), "create");
+    stream__journal_add(j, 12, b.data, b.len);
+    stream_buf_reset(&b);
+    r.seq++;
+    stream__meta_alter al[] = {
+        {.topic = "t", .topic_len = 1, .partition = 0, .leader = 2, .isr = {isr23, 2}},
+        {.topic = "t", .topic_len = 1, .partition = 1, .leader = 3, .isr = {isr, 2}},
+        {.topic = "orders", .topic_len = 6, .partition = 1, .leader = 3, .isr = {isr, 2}},
+    };
+    ok(stream__meta_encode_alter_partitions(&b, r, al, 3), "alter_partitions");
+    stream__journal_add(j, 13, b.data, b.len);
+    stream_buf_reset(&b);
+    r.seq++;
+    ok(stream__meta_encode_fence_broker(&b, r, 2, 5), "fence");
+    stream__journal_add(j, 20, b.data, b.len);
+    stream_buf_reset(&b);
+    ok(stream__journal_since(j, 10, 1 << 20, &b), "deltas");
+    seed("fuzz_journal", "deltas", b.data, b.len);
+    stream_buf_reset(&b);
+    ok(stream__journal_since(j, 13, 1 << 20, &b), "deltas");
+    seed("fuzz_journal", "one-delta", b.data, b.len);
+    stream__journal_free(j);
+    stream_buf_release(&b);
 }
 
 /* ---- Kafka's consumer protocol: first byte 0 subscription, 1 assignment ---- */
@@ -1417,6 +1465,7 @@ int main(int argc, char **argv)
     log_seeds();
     clean_swap_seeds();
     metadata_seeds();
+    journal_seeds();
     epoch_seeds();
     group_meta_seeds();
     consumer_protocol_seeds();
