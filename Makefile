@@ -191,10 +191,13 @@ bench-cluster: all $(B)/bench/disk_writer
 # Broker memory under 100 producers + 100 consumers, idle CPU with 1,000
 # long-polling consumers (also part of `make bench`); then topic admin at
 # scale: create/delete of 9,000 partitions during an e2e, restart times
-# (tests/bench/admin.sh).
-bench-scale: all $(B)/bench/idle_consumers $(B)/bench/idle_floor $(B)/bench/scale_load
+# (tests/bench/admin.sh); then the cluster's metadata at scale, simulated
+# up to 100,000 partitions and with three real brokers (tests/bench/cluster-scale.sh).
+bench-scale: all $(B)/bench/idle_consumers $(B)/bench/idle_floor $(B)/bench/scale_load \
+             $(B)/bench/meta_scale
 	@tests/bench/scale.sh $(B)
 	@tests/bench/admin.sh $(B)
+	@tests/bench/cluster-scale.sh $(B)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/stream $(DESTDIR)$(PCDIR)
