@@ -1,9 +1,10 @@
 /*
  * controller_internal.h - what the controller's files share: controller.c
  * (the service: quorum, registration, heartbeats, fencing, elections, the
- * replica manager's hookup), controller_link.c (a broker's connection to
- * the controller) and controller_admin.c (topic admin and metadata through
- * the quorum). Prefix ctl_ for what they share; not installed.
+ * replica manager's hookup), controller_elect.c (the election pass, its
+ * changes batched), controller_link.c (a broker's connection to the
+ * controller) and controller_admin.c (topic admin and metadata through the
+ * quorum). Prefix ctl_ for what they share; not installed.
  *
  * Who does what where:
  *   every broker   registers, then heartbeats to the controller (the Raft
@@ -205,6 +206,10 @@ struct controller {
     bool fetch_inflight;
     uint64_t fetch_last_ms;
 };
+
+/* controller_elect.c: one election pass over every partition, on the
+ * controller only, and not while the last pass's commands are undecided. */
+void ctl_elect_pass(controller *ctl);
 
 /* controller.c */
 uint64_t ctl_next_seq(controller *ctl);
