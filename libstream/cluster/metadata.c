@@ -573,14 +573,7 @@ static int alter_one(stream__md_state *st, const stream__meta_alter *a, int32_t 
 static int op_alter_partition(stream__md_state *st, const stream__meta_cmd *c, uint64_t index,
                               outcome *o)
 {
-    stream__meta_alter a = {.topic = c->topic,
-                            .topic_len = c->topic_len,
-                            .has_topic_id = c->has_topic_id,
-                            .partition = c->partition,
-                            .leader = c->leader,
-                            .isr = c->isr,
-                            .partition_epoch = c->partition_epoch};
-    memcpy(a.topic_id, c->topic_id, STREAM__META_TOPIC_ID_BYTES);
+    stream__meta_alter a = stream__md_cmd_alter(c);
     int32_t *isr = dup_ids(c->isr.ids, c->isr.count);
     if (isr == NULL)
         return STREAM_ENOMEM;

@@ -161,8 +161,7 @@ static bool alter_ok(const stream__meta_alter *a)
            (a->leader == -1 || a->leader >= 1) && ids_ok(&a->isr) && a->partition_epoch >= 0;
 }
 
-/* alter_partition's fields as a change. */
-static stream__meta_alter cmd_alter(const stream__meta_cmd *c)
+stream__meta_alter stream__md_cmd_alter(const stream__meta_cmd *c)
 {
     stream__meta_alter a = {.topic = c->topic,
                             .topic_len = c->topic_len,
@@ -211,7 +210,7 @@ static bool cmd_ok(const stream__meta_cmd *c)
                 return false;
         return true;
     case STREAM__META_OP_ALTER_PARTITION: {
-        stream__meta_alter a = cmd_alter(c);
+        stream__meta_alter a = stream__md_cmd_alter(c);
         return alter_ok(&a);
     }
     case STREAM__META_OP_ALTER_PARTITIONS:
@@ -376,7 +375,7 @@ int stream__meta_cmd_encode(const stream__meta_cmd *c, stream_buf *out)
         pack_partitions(pk, c);
         break;
     case STREAM__META_OP_ALTER_PARTITION: {
-        stream__meta_alter a = cmd_alter(c);
+        stream__meta_alter a = stream__md_cmd_alter(c);
         pack_alter(pk, &a);
         break;
     }
@@ -726,6 +725,16 @@ static int decode_create_partitions(const msgpack_object *root, stream__meta_cmd
     return rc;
 }
 
+/* The rest of a decoded change, its values checked (isr: count already set). */
+static void alter_fill(stream__meta_alter *a, int32_t *isr, int64_t partition, int64_t leader,
+                       int64_t epoch)
+{
+    a->isr.ids = isr;
+    a->partition = (int32_t)partition;
+    a->leader = (int32_t)leader;
+    a->partition_epoch = (int32_t)epoch;
+}
+
 /* One change (alter_partition's fields but name, which the caller read)
  * from map root; its isr goes to ids (room for STREAM__META_MAX_REPLICAS). */
 static int read_alter(const msgpack_object *root, stream__meta_alter *a, int32_t *ids, char *errbuf,
@@ -747,13 +756,9 @@ static int read_alter(const msgpack_object *root, stream__meta_alter *a, int32_t
         rc = stream_field_array(root, "isr", &isr, errbuf, errbuf_len);
     if (rc == 0)
         rc = read_ids(isr, "isr", ids, &a->isr.count, errbuf, errbuf_len);
-    if (rc < 0)
-        return rc;
-    a->isr.ids = ids;
-    a->partition = (int32_t)partition;
-    a->leader = (int32_t)leader;
-    a->partition_epoch = (int32_t)epoch;
-    return 0;
+    if (rc == 0)
+        alter_fill(a, ids, partition, leader, epoch);
+    return rc;
 }
 
 static int decode_alter_partition(const msgpack_object *root, stream__meta_cmd *c, cmd_owned *own,
@@ -801,13 +806,9 @@ static int read_change(const msgpack_object *o, const char *what, stream__meta_a
                                     "[isr], partition_epoch >= 0]",
                                     what);
     int rc = read_ids(&f[2], what, ids, &a->isr.count, errbuf, errbuf_len);
-    if (rc < 0)
-        return rc;
-    a->isr.ids = ids;
-    a->partition = (int32_t)partition;
-    a->leader = (int32_t)leader;
-    a->partition_epoch = (int32_t)epoch;
-    return 0;
+    if (rc == 0)
+        alter_fill(a, ids, partition, leader, epoch);
+    return rc;
 }
 
 /* A topic's "changes" array, or NULL when m is not a map holding one. */

@@ -28,7 +28,7 @@ typedef struct stream__md_requester {
 } stream__md_requester;
 
 typedef struct stream__md_state {
-    uint64_t applied_index;          /* last command applied */
+    uint64_t applied_index;       /* last command applied */
     stream__meta_broker *brokers; /* sorted by id */
     size_t n_brokers, cap_brokers;
     stream__meta_topic **topics; /* sorted by name (bytes, then length) */
@@ -66,6 +66,9 @@ bool stream__md_host_ok(const char *p, size_t len);
 /* A config key (1..255 bytes of printable ASCII, no space, no '=') and value
  * (0..4096 bytes, no control character). */
 bool stream__md_config_ok(const char *key, size_t key_len, const char *value, size_t value_len);
+
+/* alter_partition's fields as a change (borrowing from c). */
+stream__meta_alter stream__md_cmd_alter(const stream__meta_cmd *c);
 
 /* Decodes a snapshot into *st (which must be empty; released on failure),
  * checking everything (see stream__meta_restore). cluster_id is the
