@@ -1000,8 +1000,10 @@ int stream_log_maybe_roll(stream_log *log, int64_t now_ms)
  * what stream_log_append and stream_log_append_replica share. `stamp` is
  * the leader's path: p itself, writable; its baseOffset becomes the log end
  * and, when a leader epoch is set, its partitionLeaderEpoch that epoch, just
- * before the write. Without it (a replica's batch) info->base_offset is the
- * log end already and the batch is written as it is. */
+ * before the write. Without it (a replica's batch) info->base_offset is at
+ * or above the log end and the batch is written as it is: offsets between
+ * the end and it are a hole the leader's cleaner left, and the end moves
+ * over it with the batch. */
 static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, stream_batch_info *info,
                         char *errbuf, size_t errbuf_len)
 {
@@ -1016,11 +1018,12 @@ static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, strea
 
     /* Offsets end at STREAM_LOG_MAX_OFFSET: past it the sums below (and
      * every reader's) would overflow. */
-    if (!stream__offsets_fit(log->end_offset, info->last_offset_delta)) {
+    int64_t base = stamp != NULL ? log->end_offset : info->base_offset;
+    if (!stream__offsets_fit(base, info->last_offset_delta)) {
         seterr(errbuf, errbuf_len,
                "log %s is full: %" PRId64 " offsets from %" PRId64
                " would pass the largest offset a log holds (%" PRId64 ")",
-               log->dir, (int64_t)info->last_offset_delta + 1, log->end_offset,
+               log->dir, (int64_t)info->last_offset_delta + 1, base,
                (int64_t)STREAM_LOG_MAX_OFFSET);
         return STREAM_EOFFSET;
     }
@@ -1035,9 +1038,13 @@ static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, strea
 
     stream__segment *s = active_seg(log);
     int64_t now = stream__now_ms();
+    /* Offsets within a segment are 32-bit deltas from its base. A hole
+     * comes from one leader segment, so past an empty active segment (whose
+     * base is the end) it always fits; the check keeps that an error,
+     * never a wrapped index entry. */
+    bool too_far = base - s->base_offset + info->last_offset_delta > INT32_MAX;
     if (s->size > 0 && (s->size + (int64_t)len > log->cfg.segment_bytes ||
-                        now - s->roll_at_ms >= log->cfg.segment_ms ||
-                        log->end_offset - s->base_offset + info->last_offset_delta > INT32_MAX)) {
+                        now - s->roll_at_ms >= log->cfg.segment_ms || too_far)) {
         char why[512] = "";
         rc = roll(log, why, sizeof why);
         if (rc != 0) {
@@ -1046,9 +1053,15 @@ static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, strea
             return rc;
         }
         s = active_seg(log);
+        too_far = base - s->base_offset + info->last_offset_delta > INT32_MAX;
+    }
+    if (too_far) {
+        seterr(errbuf, errbuf_len,
+               "batch at offset %" PRId64 " is too far past the log end %" PRId64 " of %s", base,
+               log->end_offset, log->dir);
+        return STREAM_EOFFSET;
     }
 
-    int64_t base = log->end_offset;
     int64_t pos = s->size;
     if (stamp != NULL) {
         stream_batch_set_base_offset(stamp, base);
@@ -1140,10 +1153,13 @@ int stream_log_append_replica(stream_log *log, const uint8_t *p, size_t len, int
     for (size_t at = 0; rc == 0 && at < len;) {
         stream_batch_info info;
         rc = stream_batch_check(p + at, len - at, &info, errbuf, errbuf_len);
-        if (rc == 0 && info.base_offset != log->end_offset) {
+        /* A base above the end is a hole of the leader's (compaction
+         * removed those offsets there); one below overlaps this log. */
+        if (rc == 0 && info.base_offset < log->end_offset) {
             seterr(errbuf, errbuf_len,
-                   "batch at byte %zu starts at offset %" PRId64 ", the log %s ends at %" PRId64,
-                   at, info.base_offset, log->dir, log->end_offset);
+                   "batch at byte %zu starts at offset %" PRId64 ", below the end %" PRId64
+                   " of the log %s",
+                   at, info.base_offset, log->end_offset, log->dir);
             rc = STREAM_EOFFSET;
         }
         if (rc == 0)

@@ -473,6 +473,146 @@ static void test_a_producers_last_batch_is_kept_for_deduplication(void **state)
     stream_batch_builder_release(&b);
 }
 
+/* Copies the leader's batches from the follower's end, a fetch of max_bytes
+ * at a time, until the follower reaches upto (or the leader's end). */
+static void replicate(stream_log *leader, stream_log *follower, int64_t upto, size_t max_bytes)
+{
+    stream_buf buf;
+    stream_buf_init(&buf);
+    int64_t end = stream_log_end_offset(follower);
+    for (int fetches = 0; end < upto && end < stream_log_end_offset(leader); fetches++) {
+        assert_true(fetches < 10000);
+        stream_buf_reset(&buf);
+        assert_int_equal(stream_log_read_copy(leader, end, max_bytes, &buf), 0);
+        char err[256] = "";
+        int rc = stream_log_append_replica(follower, buf.data, buf.len, &end, err, sizeof err);
+        if (rc != 0)
+            fail_msg("append_replica at %" PRId64 ": %s: %s", end, stream_strerror(rc), err);
+    }
+    stream_buf_release(&buf);
+}
+
+/* A follower stopped before the leader cleaned fetches from its end, which
+ * now lies in or before the leader's holes: every batch it gets starts past
+ * its end, and it must take them (a cluster's compacted topics otherwise
+ * never catch up). Its copy then reads as the leader's, keeps the epochs and
+ * the producer state, and survives a reopen. */
+static void test_a_follower_catches_up_across_the_leaders_holes(void **state)
+{
+    fixture *f = *state;
+    char k[32], v[32];
+    rec idem = {"idem", "first"};
+    stream_log_set_leader_epoch(f->log, 3);
+    produce_batch(f, &idem, 1, STREAM_CODEC_NONE, 42, 0);
+    for (int i = 0; i < 120; i++) {
+        snprintf(k, sizeof k, "k%d", i % 10);
+        snprintf(v, sizeof v, "v%d", i);
+        produce(f, k, v);
+    }
+    int64_t idem_last = produce_batch(f, &idem, 1, STREAM_CODEC_NONE, 42, 1);
+    stream_log_set_leader_epoch(f->log, 5);
+    for (int i = 0; i < 40; i++) {
+        snprintf(k, sizeof k, "k%d", i % 10);
+        snprintf(v, sizeof v, "w%d", i);
+        produce(f, k, v);
+    }
+    int64_t epoch5_start = stream_log_end_offset(f->log) - 40;
+
+    char fdir[160];
+    snprintf(fdir, sizeof fdir, "%s/follower-0", f->dir);
+    stream_log *follower = NULL;
+    char err[256] = "";
+    assert_int_equal(stream_log_open(fdir, &f->cfg, &follower, NULL, err, sizeof err), 0);
+    replicate(f->log, follower, 30, 300); /* then it stops */
+    int64_t stopped_at = stream_log_end_offset(follower);
+
+    roll(f);
+    stream_clean_stats st = {0};
+    clean_at(f, NOW, &st);
+    assert_true(st.records_removed > 100);
+    produce(f, "k0", "after");
+    int64_t end = stream_log_end_offset(f->log);
+    /* The leader's next batch after the stop is past the follower's end. */
+    stream_buf buf;
+    stream_buf_init(&buf);
+    assert_int_equal(stream_log_read_copy(f->log, stopped_at, 1, &buf), 0);
+    stream_batch_info info;
+    assert_int_equal(stream_batch_check(buf.data, buf.len, &info, NULL, 0), 0);
+    assert_true(info.base_offset > stopped_at);
+    stream_buf_release(&buf);
+
+    /* Epoch 5's first batches went: on the follower it starts where the
+     * leader's first remaining one does (Kafka's followers too). */
+    stream_buf_init(&buf);
+    assert_int_equal(stream_log_read_copy(f->log, epoch5_start, 1, &buf), 0);
+    assert_int_equal(stream_batch_check(buf.data, buf.len, &info, NULL, 0), 0);
+    assert_true(info.base_offset > epoch5_start);
+    epoch5_start = info.base_offset;
+    stream_buf_release(&buf);
+
+    replicate(f->log, follower, INT64_MAX, 512);
+    assert_int_equal(stream_log_end_offset(follower), end);
+    for (int reopened = 0; reopened < 2; reopened++) {
+        /* Every offset past the stop reads from the same batch on both. */
+        for (int64_t off = stopped_at; off < end; off++) {
+            stream_log_slice a, b;
+            assert_int_equal(stream_log_read(f->log, off, 1, &a), 0);
+            assert_int_equal(stream_log_read(follower, off, 1, &b), 0);
+            assert_int_equal(a.first_offset, b.first_offset);
+            assert_int_equal(a.len, b.len);
+            stream_log_slice_release(&a);
+            stream_log_slice_release(&b);
+        }
+        stream_log *leader = f->log;
+        f->log = follower; /* read_all checks CRCs and increasing offsets */
+        reading rd = read_all(f);
+        f->log = leader;
+        for (int i = 0; i < 10; i++) {
+            snprintf(k, sizeof k, "k%d", i);
+            const got *g = NULL;
+            for (int j = 0; j < rd.n; j++)
+                if (strcmp(rd.r[j].key, k) == 0)
+                    g = &rd.r[j]; /* the last one read */
+            assert_non_null(g);
+            snprintf(v, sizeof v, "w%d", 30 + i);
+            assert_string_equal(g->value, i == 0 ? "after" : v);
+        }
+        free(rd.r);
+        int32_t found = -1;
+        int64_t epoch_end = -1;
+        assert_int_equal(stream_log_epoch_end_offset(follower, 3, &found, &epoch_end), 0);
+        assert_int_equal(found, 3);
+        assert_int_equal(epoch_end, epoch5_start);
+        /* The producer's last batch came across: its retry is a duplicate. */
+        stream_batch_builder b;
+        stream_batch_builder_init(&b);
+        assert_int_equal(stream_batch_builder_append(&b, NOW, "idem", 4, "first", 5, NULL, 0), 0);
+        assert_int_equal(stream_batch_builder_set_producer(&b, 42, 0, 1), 0);
+        const uint8_t *p;
+        size_t len;
+        assert_int_equal(stream_batch_builder_finish(&b, &p, &len), 0);
+        int64_t dup = -1;
+        assert_int_equal(stream_log_check_producer(follower, p, len, &dup, err, sizeof err),
+                         STREAM_LOG_DUPLICATE);
+        assert_int_equal(dup, idem_last);
+        stream_batch_builder_release(&b);
+
+        stream_log_close(follower);
+        follower = NULL;
+        assert_int_equal(stream_log_open(fdir, &f->cfg, &follower, NULL, err, sizeof err), 0);
+        assert_int_equal(stream_log_end_offset(follower), end);
+    }
+    /* An overlap is still refused. */
+    stream_buf_init(&buf);
+    assert_int_equal(stream_log_read_copy(f->log, end - 1, 1, &buf), 0);
+    int64_t fend = -1;
+    assert_int_equal(stream_log_append_replica(follower, buf.data, buf.len, &fend, err, sizeof err),
+                     STREAM_EOFFSET);
+    assert_int_equal(fend, end);
+    stream_buf_release(&buf);
+    stream_log_close(follower);
+}
+
 static void test_a_map_too_small_cleans_in_several_passes(void **state)
 {
     fixture *f = *state;
@@ -892,6 +1032,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_producers_last_batch_is_kept_for_deduplication,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_follower_catches_up_across_the_leaders_holes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_map_too_small_cleans_in_several_passes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_keyless_records_are_refused_by_a_compacted_log, setup,

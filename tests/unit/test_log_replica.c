@@ -730,7 +730,11 @@ static int leader_batches(fixture *f, stream_buf *buf, size_t *starts, int max)
     return split(buf, starts, max);
 }
 
-static void test_replica_append_refuses_gaps_and_overlaps(void **state)
+/* A batch past the end is a hole the leader's cleaner left (a compacted log
+ * keeps offsets, not every offset): the follower takes it, as it must to
+ * catch up at all. One that starts below the end overlaps what this log
+ * has, and is refused. (Before compaction both were refused.) */
+static void test_replica_append_takes_holes_refuses_overlaps(void **state)
 {
     fixture *f = *state;
     three_epochs(f);
@@ -741,40 +745,55 @@ static void test_replica_append_refuses_gaps_and_overlaps(void **state)
     assert_int_equal(n, 10);
     int64_t end = -1;
     char err[256] = "";
-    /* Not at the end: batch 1 (offset 3) on an empty log. */
-    assert_int_equal(stream_log_append_replica(f->follower, buf.data + st[1], buf.len - st[1], &end,
-                                               err, sizeof err),
-                     STREAM_EOFFSET);
-    assert_non_null(strstr(err, "offset 3"));
-    assert_int_equal(end, 0);
-    assert_int_equal(stream_log_end_offset(f->follower), 0);
-    /* Batches 0 and 1, then 3: a gap after two good ones. */
+    /* Batches 0, 1 and 2, then 4: batch 3 (offsets 9-11, epoch 3's first)
+     * is a hole. */
     stream_buf chunk = STREAM_BUF_INIT;
-    stream_buf_put(&chunk, buf.data, st[2]);
-    stream_buf_put(&chunk, buf.data + st[3], st[4] - st[3]);
+    stream_buf_put(&chunk, buf.data, st[3]);
+    stream_buf_put(&chunk, buf.data + st[4], st[5] - st[4]);
     assert_int_equal(
-        stream_log_append_replica(f->follower, chunk.data, chunk.len, &end, err, sizeof err),
-        STREAM_EOFFSET);
-    assert_int_equal(end, 6);
-    assert_int_equal(stream_log_end_offset(f->follower), 6);
-    /* An overlap: batch 1 again. */
+        stream_log_append_replica(f->follower, chunk.data, chunk.len, &end, err, sizeof err), 0);
+    assert_int_equal(end, 15);
+    assert_int_equal(stream_log_end_offset(f->follower), 15);
+    /* Reads in the hole land on the batch after it; epoch 3 starts there. */
+    stream_log_slice sl;
+    assert_int_equal(stream_log_read(f->follower, 9, 1, &sl), 0);
+    assert_int_equal(sl.first_offset, 12);
+    stream_log_slice_release(&sl);
+    assert_end_for(f->follower, 1, 1, 12);
+    /* Overlaps: batch 1 again, and batch 3 (it ends past the hole's start
+     * but starts below the end). */
     assert_int_equal(stream_log_append_replica(f->follower, buf.data + st[1], st[2] - st[1], &end,
                                                err, sizeof err),
                      STREAM_EOFFSET);
-    assert_int_equal(end, 6);
-    /* The right one goes on, and the log is the leader's so far. */
-    assert_int_equal(stream_log_append_replica(f->follower, buf.data + st[2], buf.len - st[2], &end,
+    assert_non_null(strstr(err, "offset 3"));
+    assert_int_equal(end, 15);
+    assert_int_equal(stream_log_append_replica(f->follower, buf.data + st[3], buf.len - st[3], &end,
+                                               err, sizeof err),
+                     STREAM_EOFFSET);
+    assert_int_equal(end, 15);
+    /* The rest goes on: the log is the leader's without batch 3, also after
+     * a reopen. */
+    assert_int_equal(stream_log_append_replica(f->follower, buf.data + st[5], buf.len - st[5], &end,
                                                err, sizeof err),
                      0);
     assert_int_equal(end, 30);
-    stream_buf copy = STREAM_BUF_INIT;
-    read_all(f->follower, 0, &copy);
-    assert_int_equal(copy.len, buf.len);
-    assert_memory_equal(copy.data, buf.data, buf.len);
+    stream_buf want = STREAM_BUF_INIT, copy = STREAM_BUF_INIT;
+    stream_buf_put(&want, buf.data, st[3]);
+    stream_buf_put(&want, buf.data + st[4], buf.len - st[4]);
+    for (int reopened = 0; reopened < 2; reopened++) {
+        read_all(f->follower, 0, &copy);
+        assert_int_equal(copy.len, want.len);
+        assert_memory_equal(copy.data, want.data, want.len);
+        assert_int_equal(stream_log_end_offset(f->follower), 30);
+        assert_end_for(f->follower, 3, 3, 21);
+        stream_log_close(f->follower);
+        f->follower = open_dir(f, f->fdir, NULL);
+    }
     /* Nothing at all: nothing happens. */
     assert_int_equal(stream_log_append_replica(f->follower, buf.data, 0, &end, err, sizeof err), 0);
     assert_int_equal(end, 30);
     stream_buf_release(&copy);
+    stream_buf_release(&want);
     stream_buf_release(&chunk);
     stream_buf_release(&buf);
 }
@@ -1012,7 +1031,7 @@ int main(void)
         T(test_start_moves_keep_the_entry_covering_the_start),
         T(test_retention_drops_epochs_of_deleted_segments),
         T(test_replica_append_copies_the_leaders_log),
-        T(test_replica_append_refuses_gaps_and_overlaps),
+        T(test_replica_append_takes_holes_refuses_overlaps),
         T(test_replica_append_refuses_bad_crc_after_good_batches),
         T(test_replica_append_partial_trailing_batch_is_eshort),
         T(test_replica_append_keeps_producer_state_for_failover),

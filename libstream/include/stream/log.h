@@ -276,9 +276,13 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
  * epoch cache, as a leader's append does. Batches are appended one by one:
  * on the first failure the batches before it stay appended and that batch
  * and everything after it are not. *appended_end always gets the log end
- * after the call. len 0 appends nothing. Errors: STREAM_EOFFSET (a batch
- * does not start at the log end - a gap or an overlap - or would pass
- * STREAM_LOG_MAX_OFFSET), STREAM_ECRC/ECORRUPT/EMAGIC (a bad batch),
+ * after the call. len 0 appends nothing. A batch may start above the log
+ * end: the leader's cleaner removed the offsets between (a compacted log
+ * has holes, and the leader answers a fetch from the end with the first
+ * batch that ends at or past it), so the end moves over the hole with the
+ * batch, as on the leader. Errors: STREAM_EOFFSET (a batch starts below the
+ * log end - an overlap - or would pass STREAM_LOG_MAX_OFFSET, or lies more
+ * than 2^31 offsets past the active segment's base), STREAM_ECRC/ECORRUPT/EMAGIC (a bad batch),
  * STREAM_ESHORT (a trailing partial batch), STREAM_EIO/ENOSPC (as
  * stream_log_append), STREAM_ENOMEM; errbuf says which batch and why. Owner
  * thread. */
