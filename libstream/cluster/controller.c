@@ -827,6 +827,7 @@ static void on_tick(uv_timer_t *t)
         check_sessions(ctl);
         if (ctl->elect_dirty || now - ctl->elect_last >= ELECT_RECHECK_MS)
             ctl_elect_pass(ctl);
+        ctl_migrate_offsets_topic(ctl);
     }
 }
 

@@ -598,6 +598,40 @@ static uint32_t offsets_defaults(stream__meta_kv *kv, uint32_t n, int32_t rf)
     return n;
 }
 
+static void on_offsets_migrated(void *arg, int status, int result)
+{
+    controller *ctl = arg;
+    ctl->offsets_migrating = false;
+    if (status == 0 && result == 0)
+        stream__host_log(ctl->b, STREAM_BROKER_INFO,
+                         "cluster: %s made before compaction: now cleanup.policy=compact",
+                         STREAM_OFFSETS_TOPIC);
+}
+
+void ctl_migrate_offsets_topic(controller *ctl)
+{
+    if (ctl->offsets_migrating)
+        return;
+    const stream__meta_topic *t =
+        stream__meta_topic_find(ctl->md, STREAM_OFFSETS_TOPIC, strlen(STREAM_OFFSETS_TOPIC));
+    if (t == NULL)
+        return;
+    for (uint32_t i = 0; i < t->n_configs; i++)
+        if (strcmp(t->configs[i].key, "cleanup.policy") == 0 &&
+            strstr(t->configs[i].value, "compact") != NULL)
+            return;
+    static const stream__meta_kv set = {"cleanup.policy", 14, "compact", 7};
+    stream_buf cmd;
+    stream_buf_init(&cmd);
+    int rc =
+        stream__meta_encode_alter_configs(&cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)},
+                                          t->name, t->id, &set, 1, NULL, 0);
+    if (rc == 0)
+        rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_offsets_migrated, ctl);
+    stream_buf_release(&cmd);
+    ctl->offsets_migrating = rc == 0; /* else the next tick tries again */
+}
+
 /* Proposes create_topic for name (partitions, rf resolved; configs as
  * given, plus offsets_defaults for __consumer_offsets). 0 or an error with
  * msg. */

@@ -184,6 +184,7 @@ struct controller {
     uint32_t elect_n;                  /* changes gathered */
     size_t elect_moves;                /* leader moves logged in this pass */
     ctl_pending *pending;
+    bool offsets_migrating; /* ctl_migrate_offsets_topic's proposal in flight */
 
     stream__replica *rm;
 
@@ -247,6 +248,11 @@ void ctl_link_expire(controller *ctl);
 void ctl_admin_start(controller *ctl);
 /* The connection closed: forget its requests. */
 void ctl_admin_conn_closed(controller *ctl, uint64_t conn);
+/* On the controller: a __consumer_offsets made before compaction (no
+ * cleanup.policy with compact) gets cleanup.policy=compact through the
+ * quorum, as an alter_configs would; every broker's copy follows. Called
+ * each tick; one proposal at a time, retried until the metadata shows it. */
+void ctl_migrate_offsets_topic(controller *ctl);
 /* Frees every pending request (the broker stopped). */
 void ctl_admin_free(controller *ctl);
 /* alter_isr, from a leader over the link (the op) or from this node's

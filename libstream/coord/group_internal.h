@@ -319,7 +319,9 @@ void stream__pending_park(stream__coord *co, stream__req *r, stream__pending *p)
 /* Frees g's offsets table. */
 void stream__offsets_release(stream__group *g);
 /* Reads __consumer_offsets (if it exists) into memory, offsets and
- * membership (members' sessions start now); at a single broker's start. */
+ * membership (members' sessions start now); at a single broker's start.
+ * One made before compaction gets cleanup.policy=compact first (in a
+ * cluster the controller does that: ctl_migrate_offsets_topic). */
 int stream__offsets_replay(stream__coord *co, char *errbuf, size_t errbuf_len);
 /* Clustered: 0 when this broker coordinates `group` (the leader of its
  * offsets partition, whose offsets are then loaded), else ENOTCOORDINATOR

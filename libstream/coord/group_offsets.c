@@ -668,6 +668,29 @@ static void drop_offsets(stream__coord *co, stream__group *g, const char *topic)
     free(recs);
 }
 
+/* A __consumer_offsets made before compaction (retention -1, cleanup.policy
+ * delete) grew without bound: it becomes compacted, as a new one is created,
+ * keeping its other settings. A failure is logged and the broker goes on
+ * with the topic as it was. */
+static void migrate_to_compact(stream__coord *co, stream_topic *t)
+{
+    if (t->log_config.cleanup_compact)
+        return;
+    stream_broker *b = co->broker;
+    char msg[256] = "out of memory";
+    stream_config *nc = t->overrides ? stream_config_dup(t->overrides) : stream_config_new_topic();
+    int rc =
+        nc ? stream_config_set(nc, "cleanup.policy", "compact", msg, sizeof msg) : STREAM_ENOMEM;
+    if (rc == 0)
+        rc = stream_store_alter_topic(stream__host_store(b), t->name, nc, msg, sizeof msg);
+    stream_config_free(nc);
+    if (rc != 0)
+        stream__host_log(b, STREAM_BROKER_ERROR, "cannot make %s compacted: %s", t->name, msg);
+    else
+        stream__host_log(b, STREAM_BROKER_INFO,
+                         "%s made before compaction: now cleanup.policy=compact", t->name);
+}
+
 int stream__offsets_replay(stream__coord *co, char *errbuf, size_t errbuf_len)
 {
     stream_broker *b = co->broker;
@@ -675,6 +698,7 @@ int stream__offsets_replay(stream__coord *co, char *errbuf, size_t errbuf_len)
     stream_topic *t = offsets_topic(co, false, &err, errbuf, errbuf_len);
     if (t == NULL)
         return 0;
+    migrate_to_compact(co, t);
     long long records = 0, skipped = 0;
     for (int32_t p = 0; p < t->partition_count; p++)
         replay_log(co, t->partitions[p], p, &records, &skipped);

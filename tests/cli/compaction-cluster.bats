@@ -144,3 +144,38 @@ assert_holes() {
     assert_line 'key-1=value-1-last'
     refute_line --partial 'key-3='
 }
+
+@test "a cluster's __consumer_offsets without compaction (as an older broker made it) is made compacted by the controller" {
+    cluster_start 3
+    stream-topics create t -p 1 -r 3
+    printf 'a\nb\nc\n' | stream-pub -t t
+    stream-sub -t t -g g1 -c 2 >/dev/null
+    run stream-topics describe __consumer_offsets
+    assert_output --regexp 'cleanup\.policy +compact +topic'
+    # The old settings, as the metadata of an older cluster holds them.
+    stream-topics alter __consumer_offsets -c cleanup.policy=delete -c retention.ms=-1
+    local i ctl=
+    for ((i = 0; i < 100; i++)); do
+        ctl=$(grep -l 'cluster: __consumer_offsets made before compaction' "$CLUSTER_DIR"/n*/log) &&
+            break
+        sleep 0.1
+    done
+    [ -n "$ctl" ]
+    run stream-topics describe __consumer_offsets
+    assert_success
+    assert_output --regexp 'cleanup\.policy +compact +topic'
+    assert_output --regexp 'retention\.ms +-1 +topic'
+    # Every broker's copy took it, and the group's offset is still there.
+    local k
+    for k in 1 2 3; do
+        for ((i = 0; i < 50; i++)); do
+            grep -q '^cleanup.policy=compact$' "$CLUSTER_DIR/n$k/data/__consumer_offsets.topic" &&
+                break
+            sleep 0.1
+        done
+        grep -q '^cleanup.policy=compact$' "$CLUSTER_DIR/n$k/data/__consumer_offsets.topic"
+    done
+    run stream-sub -t t -g g1 -e
+    assert_success
+    assert_output c
+}

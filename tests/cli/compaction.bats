@@ -152,3 +152,30 @@ wait_records() {
     assert_success
     assert_output --regexp 'cleanup\.policy +compact +topic'
 }
+
+@test "a __consumer_offsets made before compaction (retention.ms=-1, no cleanup.policy) is compacted at start, its offsets kept" {
+    stream-topics create t -p 1
+    printf 'a\nb\nc\n' | stream-pub -t t
+    stream-sub -t t -g g1 -c 2 >/dev/null
+    stop_broker
+    # What an older broker wrote: no compaction, kept for ever.
+    local meta=$BROKER_DIR/__consumer_offsets.topic
+    grep -q '^cleanup.policy=compact$' "$meta"
+    sed -i 's/^cleanup.policy=compact$/retention.ms=-1/' "$meta"
+    run ! grep -q 'cleanup.policy' "$meta"
+    start_kafka
+    grep -q '__consumer_offsets made before compaction: now cleanup.policy=compact' "$BROKER_LOG"
+    run stream-topics describe __consumer_offsets
+    assert_success
+    assert_output --regexp 'cleanup\.policy +compact +topic'
+    assert_output --regexp 'retention\.ms +-1 +topic'
+    grep -q '^cleanup.policy=compact$' "$meta"
+    # The group's offset came through: it goes on after the two it read.
+    run stream-sub -t t -g g1 -e
+    assert_success
+    assert_output c
+    # Once compacted, the next start changes nothing.
+    stop_broker
+    start_kafka
+    [ "$(grep -c 'made before compaction' "$BROKER_LOG")" -eq 1 ]
+}
