@@ -2,7 +2,7 @@
 #
 #   make            libstream.a, libstream.so and the programs into build/
 #   make check      deps, then unit (cmocka) and CLI (bats) tests under ASan+UBSan,
-#                   the fuzz targets briefly and a 1-minute soak
+#                   the fuzz targets briefly, a 1-minute soak and a 30 s offsets soak
 #   make soak       SOAK_MINUTES (5) of producers, a churning consumer group,
 #                   retention and broker restarts, then a check that nothing was lost
 #   make run        deps, build, start stream-broker with zero configuration
@@ -12,6 +12,8 @@
 #   make bench-peers  the same workloads against Redis Streams and NATS JetStream
 #   make bench-cluster  replication's cost (RF=3 vs one broker) and failover time
 #   make soak-cluster   CLUSTER_SOAK_KILLS (50) leader kills under load, then the checkers
+#   make soak-offsets   OFFSETS_SOAK_SECONDS (600) of groups committing every 50 ms:
+#                   __consumer_offsets stays under a fixed size
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (check runs each briefly)
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
 #   make format     clang-format every C file
@@ -75,7 +77,7 @@ A         := build/asan
 lib_objs   = $(patsubst libstream/%.c,$(1)/obj/lib/%.o,$(LIB_SRC))
 cmdc_objs  = $(patsubst cmd/%.c,$(1)/obj/cmd/%.o,$(CMD_COMMON_SRC))
 
-.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster install uninstall clean format unit cli asan soak
+.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster soak-offsets install uninstall clean format unit cli asan soak
 .DELETE_ON_ERROR:
 
 all: $(B)/libstream.a $(B)/libstream.so $(addprefix $(B)/,$(PROGRAMS)) $(B)/libstream.pc
@@ -152,6 +154,13 @@ SOAK_MINUTES ?= 5
 CHECK_SOAK_MINUTES = $(if $(filter command line environment,$(origin SOAK_MINUTES)),$(SOAK_MINUTES),1)
 soak: all
 	@tests/soak/soak.sh $(B) $(SOAK_MINUTES)
+
+# tests/soak/offsets-soak.sh: groups committing every 50 ms for
+# OFFSETS_SOAK_SECONDS; __consumer_offsets must stay under a fixed size
+# (30 s of it run in make check, after the soak).
+OFFSETS_SOAK_SECONDS ?= 600
+soak-offsets: all
+	@tests/soak/offsets-soak.sh $(B) $(OFFSETS_SOAK_SECONDS)
 
 # tests/soak/cluster-soak.sh: CLUSTER_SOAK_KILLS leader kills and pauses on a
 # 3-broker cluster under acks=all load, then the checkers.

@@ -191,6 +191,20 @@ if { [ "$what" = all ] || [ "$what" = soak ]; } && [ -n "$soak_minutes" ] && [ "
         grep -E '^ok ' "$log"
         grep -E '^# (records|broker|group|retention):' "$log"
     fi
+    # And 30 s of groups committing every 50 ms: __consumer_offsets stays
+    # bounded (make soak-offsets runs it longer).
+    tests/soak/offsets-soak.sh "$build" "${OFFSETS_SOAK_SECONDS:-30}" >"$log" 2>&1
+    rc=$?
+    read -r ok notok skip < <(count)
+    if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+        notok=1
+    fi
+    passed=$((passed + ok)); failed=$((failed + notok)); skipped=$((skipped + skip))
+    if [ "$notok" -ne 0 ]; then
+        echo "== offsets soak: failed"; cat "$log"
+    else
+        grep -E '^(ok |# offsets:)' "$log"
+    fi
 fi
 
 if [ "$skipped" -gt 0 ]; then
