@@ -173,38 +173,34 @@ if { [ "$what" = all ] || [ "$what" = fuzz ]; } && [ -n "${STREAM_FUZZ_DIR:-}" ]
     fi
 fi
 
-# The soak: one TAP test of its own (tests/soak/soak.sh), its summary shown
-# either way; on failure all it printed (seed, directory, violations).
+# A soak script's one TAP test: run_soak NAME SUMMARY_REGEX CMD... counts it,
+# shows its summary lines (matching SUMMARY_REGEX) or, on failure, all it
+# printed (seed, directory, violations).
+run_soak() {
+    local name=$1 summary=$2 rc ok notok skip
+    shift 2
+    "$@" >"$log" 2>&1
+    rc=$?
+    read -r ok notok skip < <(count)
+    if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+        notok=1
+    fi
+    passed=$((passed + ok)); failed=$((failed + notok)); skipped=$((skipped + skip))
+    if [ "$notok" -ne 0 ]; then
+        echo "== $name: failed"; cat "$log"
+    else
+        grep -E "^ok |$summary" "$log"
+    fi
+}
+
+# The soak (tests/soak/soak.sh), then 30 s of groups committing every 50 ms
+# with __consumer_offsets kept bounded (make soak-offsets runs it longer).
 soak_minutes=${SOAK_MINUTES:-}
 [ "$what" = soak ] && soak_minutes=${soak_minutes:-1}
 if { [ "$what" = all ] || [ "$what" = soak ]; } && [ -n "$soak_minutes" ] && [ "$soak_minutes" != 0 ]; then
-    tests/soak/soak.sh "$build" "$soak_minutes" >"$log" 2>&1
-    rc=$?
-    read -r ok notok skip < <(count)
-    if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
-        notok=1
-    fi
-    passed=$((passed + ok)); failed=$((failed + notok)); skipped=$((skipped + skip))
-    if [ "$notok" -ne 0 ]; then
-        echo "== soak: failed"; cat "$log"
-    else
-        grep -E '^ok ' "$log"
-        grep -E '^# (records|broker|group|retention):' "$log"
-    fi
-    # And 30 s of groups committing every 50 ms: __consumer_offsets stays
-    # bounded (make soak-offsets runs it longer).
-    tests/soak/offsets-soak.sh "$build" "${OFFSETS_SOAK_SECONDS:-30}" >"$log" 2>&1
-    rc=$?
-    read -r ok notok skip < <(count)
-    if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
-        notok=1
-    fi
-    passed=$((passed + ok)); failed=$((failed + notok)); skipped=$((skipped + skip))
-    if [ "$notok" -ne 0 ]; then
-        echo "== offsets soak: failed"; cat "$log"
-    else
-        grep -E '^(ok |# offsets:)' "$log"
-    fi
+    run_soak soak '^# (records|broker|group|retention):' tests/soak/soak.sh "$build" "$soak_minutes"
+    run_soak "offsets soak" '^# offsets:' \
+        tests/soak/offsets-soak.sh "$build" "${OFFSETS_SOAK_SECONDS:-30}"
 fi
 
 if [ "$skipped" -gt 0 ]; then
