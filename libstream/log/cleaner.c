@@ -11,8 +11,9 @@
  * only if both 64-bit halves of their hashes collide, which at a billion
  * keys is about 1 in 10^19.
  *
- * A pass reads its pinned segments batch by batch with pread (two reads a
- * batch: header, then the batch) and writes the cleaned copy with write; a
+ * A pass reads its pinned segments through a 1 MiB window (one pread serves
+ * the batches in it; the producer scan reads headers alone) and writes the
+ * cleaned copy with write; a
  * batch whose records all stay is copied as it is. The I/O limit is kept by
  * sleeping in the run step, which is never the owner thread in the broker.
  */
@@ -292,6 +293,16 @@ typedef struct job_seg {
     stream__segment *cleaned; /* the rewritten copy (fd on .cleaned), or NULL: unchanged */
 } job_seg;
 
+/* Bytes of a segment read at once by the run step. */
+#define READ_WINDOW_BYTES (1 << 20)
+
+/* What the run step last read of a segment. */
+typedef struct read_window {
+    const job_seg *seg; /* NULL: nothing */
+    int64_t pos;        /* where buf starts in it */
+    stream_buf buf;
+} read_window;
+
 struct stream_log_clean_job {
     char *dir;                /* the partition directory (copied) */
     int dirfd;                /* a dup of the log's */
@@ -309,6 +320,7 @@ struct stream_log_clean_job {
     /* I/O budget */
     int64_t io_bytes;
     int64_t io_start_ns;
+    read_window win; /* run: the segment bytes last read */
 };
 
 static void job_free(stream_log_clean_job *job, bool unlink_cleaned)
@@ -328,6 +340,7 @@ static void job_free(stream_log_clean_job *job, bool unlink_cleaned)
         stream__seg_unref(js->old);
     }
     free(job->segs);
+    stream_buf_release(&job->win.buf);
     if (job->dirfd >= 0)
         close(job->dirfd);
     free(job->dir);
@@ -527,6 +540,35 @@ static int write_full(int fd, const void *buf, size_t n)
     return 0;
 }
 
+/*
+ * Points *p at n bytes of segment js from pos (n <= what the segment has
+ * there), valid until the next call: one pread of READ_WINDOW_BYTES (or
+ * the batch, when larger) serves the batches of a window, where two preads
+ * a batch went before.
+ */
+static int window_at(stream_log_clean_job *job, const job_seg *js, int64_t pos, size_t n,
+                     const uint8_t **p)
+{
+    read_window *w = &job->win;
+    if (w->seg != js || pos < w->pos || pos + (int64_t)n > w->pos + (int64_t)w->buf.len) {
+        size_t want = n > READ_WINDOW_BYTES ? n : READ_WINDOW_BYTES;
+        if ((int64_t)want > js->size - pos)
+            want = (size_t)(js->size - pos);
+        w->seg = NULL;
+        stream_buf_reset(&w->buf);
+        if (stream_buf_reserve(&w->buf, want) != 0)
+            return STREAM_ENOMEM;
+        int rc = pread_full(js->old->fd, w->buf.data, want, pos);
+        if (rc != 0)
+            return rc;
+        w->buf.len = want;
+        w->pos = pos;
+        w->seg = js;
+    }
+    *p = w->buf.data + (pos - w->pos);
+    return 0;
+}
+
 /* Reads the batch at *pos of a pinned segment into buf. */
 static int read_batch(stream_log_clean_job *job, const job_seg *js, int64_t pos, stream_buf *buf,
                       stream_batch_info *info)
@@ -535,24 +577,23 @@ static int read_batch(stream_log_clean_job *job, const job_seg *js, int64_t pos,
         return STREAM_ECLOSED;
     if (js->size - pos < STREAM_BATCH_HEADER_SIZE)
         return STREAM_ECORRUPT;
-    stream_buf_reset(buf);
-    if (stream_buf_reserve(buf, STREAM_BATCH_HEADER_SIZE) != 0)
-        return STREAM_ENOMEM;
-    int rc = pread_full(js->old->fd, buf->data, STREAM_BATCH_HEADER_SIZE, pos);
+    const uint8_t *p;
+    int rc = window_at(job, js, pos, STREAM_BATCH_HEADER_SIZE, &p);
     if (rc != 0)
         return rc;
-    if ((rc = stream_batch_header_decode(buf->data, STREAM_BATCH_HEADER_SIZE, info)) != 0)
+    if ((rc = stream_batch_header_decode(p, STREAM_BATCH_HEADER_SIZE, info)) != 0)
         return STREAM_ECORRUPT;
     if ((int64_t)info->size > js->size - pos)
         return STREAM_ECORRUPT;
-    if (stream_buf_reserve(buf, info->size) != 0)
+    if ((rc = window_at(job, js, pos, info->size, &p)) != 0)
+        return rc;
+    stream_buf_reset(buf);
+    stream_buf_put(buf, p, info->size);
+    if (stream_buf_ok(buf) != 0)
         return STREAM_ENOMEM;
-    rc = pread_full(js->old->fd, buf->data + STREAM_BATCH_HEADER_SIZE,
-                    info->size - STREAM_BATCH_HEADER_SIZE, pos + STREAM_BATCH_HEADER_SIZE);
-    buf->len = info->size;
     job->st.bytes_read += (int64_t)info->size;
     throttle(job, info->size);
-    return rc;
+    return 0;
 }
 
 /* Pass over headers: the last batch of every producer id, and record counts. */
