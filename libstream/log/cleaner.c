@@ -13,9 +13,9 @@
  *
  * A pass reads its pinned segments through a 1 MiB window (one pread serves
  * the batches in it; the producer scan reads headers alone) and writes the
- * cleaned copy with write; a
- * batch whose records all stay is copied as it is. The I/O limit is kept by
- * sleeping in the run step, which is never the owner thread in the broker.
+ * cleaned copy with write; a batch whose records all stay is copied as it
+ * is. The I/O limit is kept by sleeping in the run step, which is never the
+ * owner thread in the broker.
  */
 #include <dirent.h>
 #include <stdatomic.h>
