@@ -305,7 +305,7 @@ typedef struct read_window {
 
 struct stream_log_clean_job {
     char *dir;                /* the partition directory (copied) */
-    int dirfd;                /* a dup of the log's */
+    int dirfd;                /* open on dir for the pass (the log holds none) */
     stream_log_config cfg;    /* the log's settings at begin */
     stream_cleaner_opts opts; /* the cleaner's */
     int64_t now_ms;           /* wall clock of the pass */
@@ -364,7 +364,10 @@ static int64_t read_clean_offset(stream_log *log)
     if (log->clean_offset_loaded)
         return log->clean_offset;
     int64_t v = 0;
-    int fd = openat(log->dirfd, CLEAN_OFFSET_FILE, O_RDONLY | O_CLOEXEC);
+    char path[4096];
+    int fd = snprintf(path, sizeof path, "%s/" CLEAN_OFFSET_FILE, log->dir) < (int)sizeof path
+                 ? open(path, O_RDONLY | O_CLOEXEC)
+                 : -1;
     if (fd >= 0) {
         char text[32];
         ssize_t n = read(fd, text, sizeof text - 1);
@@ -391,8 +394,10 @@ void stream__clean_end_moved(stream_log *log)
     /* Records appended from the new end on must count as dirty, also after
      * a crash: the file may not claim them. */
     log->clean_offset = log->end_offset;
-    if (stream__write_offset_file(log, CLEAN_OFFSET_FILE, log->end_offset) != 0)
-        unlinkat(log->dirfd, CLEAN_OFFSET_FILE, 0); /* none: the whole log is dirty */
+    char path[4096];
+    if (stream__write_offset_file(log, CLEAN_OFFSET_FILE, log->end_offset) != 0 &&
+        snprintf(path, sizeof path, "%s/" CLEAN_OFFSET_FILE, log->dir) < (int)sizeof path)
+        unlink(path); /* none: the whole log is dirty */
 }
 
 /* How many leading closed segments a pass may take now: durable, and with
@@ -454,7 +459,7 @@ int stream_log_clean_begin(stream_log *log, int64_t now_ms, const stream_cleaner
     stream_log_clean_job *job = calloc(1, sizeof *job);
     if (job == NULL)
         return STREAM_ENOMEM;
-    job->dirfd = dup(log->dirfd);
+    job->dirfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* for the pass only */
     job->dir = strdup(log->dir);
     job->segs = calloc((size_t)n, sizeof *job->segs);
     if (job->dirfd < 0 || job->dir == NULL || job->segs == NULL) {
@@ -1109,6 +1114,7 @@ static bool name_with(const char *name, const char *ext, int64_t *base)
 
 int stream__clean_recover(stream_log *log, char *errbuf, size_t errbuf_len)
 {
+    /* Open holds log->dirfd (log.c: load). */
     int fd = dup(log->dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (d == NULL) {

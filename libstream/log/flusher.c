@@ -96,8 +96,8 @@ int stream__write_offset_file(stream_log *log, const char *name, int64_t value)
     close(fd);
     if (rc == 0 && rename(tmp, path) != 0)
         rc = stream_err_from_errno(errno);
-    if (rc == 0 && fsync(log->dirfd) != 0)
-        rc = stream_err_from_errno(errno);
+    if (rc == 0)
+        rc = stream__log_dir_sync(log);
     if (rc != 0)
         unlink(tmp);
     return rc;
@@ -211,9 +211,7 @@ int stream__log_sync(stream_log *log)
         what = "fdatasync of segment";
         what_base = active->base_offset;
     }
-    if (rc == 0 && dir && fsync(log->dirfd) != 0) {
-        what_errno = errno;
-        rc = stream_err_from_errno(errno);
+    if (rc == 0 && dir && (rc = stream__log_dir_sync(log)) != 0) {
         what = "fsync of the directory";
         what_base = -1;
     }

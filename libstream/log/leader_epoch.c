@@ -260,9 +260,20 @@ int stream__epoch_cache_write(const stream__epoch_cache *c, int dirfd)
 
 /* Rewrites the checkpoint from memory; a failure leaves epochs_unsaved set
  * for the next change or close to try again (open checks what it finds). */
+/* Writes the checkpoint through the log's directory, held for it. */
+static int write_checkpoint(stream_log *log)
+{
+    int rc = stream__log_dir_hold(log);
+    if (rc != 0)
+        return rc;
+    rc = stream__epoch_cache_write(&log->epochs, log->dirfd);
+    stream__log_dir_drop(log);
+    return rc;
+}
+
 static void save(stream_log *log)
 {
-    log->epochs_unsaved = stream__epoch_cache_write(&log->epochs, log->dirfd) != 0;
+    log->epochs_unsaved = write_checkpoint(log) != 0;
 }
 
 /* Every entry inside the log names a batch that starts there with that
@@ -334,7 +345,11 @@ static int rebuild(stream_log *log, bool *complete)
 int stream__log_epochs_open(stream_log *log, bool *rebuilt)
 {
     *rebuilt = false;
-    int rc = stream__epoch_cache_read(&log->epochs, log->dirfd);
+    int rc = stream__log_dir_hold(log);
+    if (rc != 0)
+        return rc;
+    rc = stream__epoch_cache_read(&log->epochs, log->dirfd);
+    stream__log_dir_drop(log);
     if (rc == STREAM_ENOENT)
         return 0; /* older than this feature, or never replicated: stream/log.h */
     if (rc == STREAM_ENOMEM)
@@ -368,7 +383,7 @@ int stream__log_epochs_before_append(stream_log *log, int32_t epoch, int64_t bas
         return 0;
     int rc = stream__epoch_cache_assign(&log->epochs, epoch, base);
     if (rc == 1)
-        rc = stream__epoch_cache_write(&log->epochs, log->dirfd);
+        rc = write_checkpoint(log);
     if (rc != 0) {
         if (rc != STREAM_ENOMEM) {
             stream__epoch_cache_drop_last(&log->epochs);

@@ -158,6 +158,40 @@ static bool file_exists(const stream_log *log, const char *name)
     return dir_path(path, sizeof path, log, name) == 0 && access(path, F_OK) == 0;
 }
 
+/* ---- the directory, held only while used -------------------------------------- */
+
+int stream__log_dir_hold(stream_log *log)
+{
+    if (log->dir_holds > 0) {
+        log->dir_holds++;
+        return 0;
+    }
+    int fd = stream__files_open_dir(log->files, log->dir, NULL, 0);
+    if (fd < 0)
+        return fd;
+    log->dirfd = fd;
+    log->dir_holds = 1;
+    return 0;
+}
+
+void stream__log_dir_drop(stream_log *log)
+{
+    if (--log->dir_holds > 0)
+        return;
+    stream__files_close_dir(log->files, log->dirfd);
+    log->dirfd = -1;
+}
+
+int stream__log_dir_sync(stream_log *log)
+{
+    int fd = stream__files_open_dir(log->files, log->dir, NULL, 0);
+    if (fd < 0)
+        return fd;
+    int rc = fsync(fd) != 0 ? stream_err_from_errno(errno) : 0;
+    stream__files_close_dir(log->files, fd);
+    return rc;
+}
+
 static int grow_segs(stream_log *log)
 {
     if (log->nsegs < log->segs_cap)
@@ -215,8 +249,7 @@ static int create_segment(stream_log *log, int64_t base, bool stale, stream__seg
     stream__segment *s = stream__seg_alloc(base);
     if (s == NULL)
         return STREAM_ENOMEM;
-    rc = stream__seg_open_file(s, log->cfg.files, path, O_RDWR | O_CREAT | O_TRUNC, errbuf,
-                               errbuf_len);
+    rc = stream__seg_open_file(s, log->files, path, O_RDWR | O_CREAT | O_TRUNC, errbuf, errbuf_len);
     if (rc != 0) {
         stream__seg_unref(s);
         return rc;
@@ -381,7 +414,7 @@ static int open_segment_file(stream_log *log, int64_t base)
         stream__seg_unref(s);
         return STREAM_ENOMEM;
     }
-    stream__seg_set_lazy(s, log->cfg.files, p);
+    stream__seg_set_lazy(s, log->files, p);
     log->segs[log->nsegs++] = s;
     return 0;
 }
@@ -475,7 +508,13 @@ static int replay_batch(const stream_batch_info *info, void *arg)
 static int rebuild_producers(stream_log *log, char *errbuf, size_t errbuf_len)
 {
     int64_t from;
-    int rc = stream__producer_state_load(log->producers, log->dirfd, log->end_offset, &from);
+    int rc = stream__log_dir_hold(log);
+    if (rc != 0) {
+        seterr(errbuf, errbuf_len, "cannot open %s: %s", log->dir, stream_strerror(rc));
+        return rc;
+    }
+    rc = stream__producer_state_load(log->producers, log->dirfd, log->end_offset, &from);
+    stream__log_dir_drop(log);
     log->snapshot_at = from;
     replay_arg ra = {log, from < 0 ? 0 : from, stream__now_ms()};
     for (int k = from > 0 ? find_seg(log, from) : 0; rc == 0 && k < log->nsegs; k++) {
@@ -735,7 +774,10 @@ static void free_log(stream_log *log)
     stream_buf_release(&log->scratch);
     stream__producer_state_free(log->producers);
     stream__epoch_cache_release(&log->epochs);
-    stream__files_close_dir(log->cfg.files, log->dirfd); /* also releases the flock */
+    if (log->dir_holds > 0)
+        stream__files_close_dir(log->files, log->dirfd);
+    if (log->lock_fd >= 0)
+        close(log->lock_fd); /* releases the flock */
     pthread_cond_destroy(&log->cv);
     pthread_mutex_destroy(&log->mu);
     free(log->dir);
@@ -759,6 +801,7 @@ static int open_log(const char *dir, const stream_log_config *cfg, int mode, str
     if (log == NULL)
         return STREAM_ENOMEM;
     log->dirfd = -1;
+    log->lock_fd = -1;
     if (pthread_mutex_init(&log->mu, NULL) != 0) {
         free(log);
         return STREAM_ENOMEM;
@@ -781,9 +824,11 @@ static int open_log(const char *dir, const stream_log_config *cfg, int mode, str
         free_log(log);
         return STREAM_ENOMEM;
     }
-    /* An existing directory (a restart of thousands) costs no mkdir. */
+    /* An existing directory (a restart of thousands) costs no mkdir. Open
+     * holds it for its run of *at calls and then lets it go. */
+    log->files = cfg->files;
     log->dirfd =
-        fresh ? STREAM_ENOENT : stream__files_open_dir(cfg->files, dir, errbuf, errbuf_len);
+        fresh ? STREAM_ENOENT : stream__files_open_dir(log->files, dir, errbuf, errbuf_len);
     if (log->dirfd == STREAM_ENOENT) {
         if (mkdir(dir, 0755) != 0 && (fresh || errno != EEXIST)) {
             rc = stream_err_from_errno(errno);
@@ -791,21 +836,27 @@ static int open_log(const char *dir, const stream_log_config *cfg, int mode, str
             free_log(log);
             return rc;
         }
-        log->dirfd = stream__files_open_dir(cfg->files, dir, errbuf, errbuf_len);
+        log->dirfd = stream__files_open_dir(log->files, dir, errbuf, errbuf_len);
     }
     if (log->dirfd < 0) {
         rc = log->dirfd;
+        log->dirfd = -1;
         free_log(log);
         return rc;
     }
-    /* Two owners of one directory would interleave appends: refuse. */
-    if (flock(log->dirfd, LOCK_EX | LOCK_NB) != 0) {
+    log->dir_holds = 1;
+    /* Two owners of one directory would interleave appends: refuse. A log
+     * in a budget belongs to a data directory whose lock its owner holds
+     * (stream_store); only one outside keeps a descriptor for a lock. */
+    if (log->files == NULL &&
+        ((log->lock_fd = dup(log->dirfd)) < 0 || flock(log->lock_fd, LOCK_EX | LOCK_NB) != 0)) {
         rc = errno == EWOULDBLOCK ? STREAM_EAGAIN : stream_err_from_errno(errno);
         seterr(errbuf, errbuf_len, "%s is in use by another open log: %s", dir, strerror(errno));
         free_log(log);
         return rc;
     }
     rc = load(log, mode, &log->last_recovery, errbuf, errbuf_len);
+    stream__log_dir_drop(log);
     stream_buf_release(&log->scratch); /* scans may have grown it to megabytes */
     if (rc != 0) {
         free_log(log);
@@ -889,10 +940,16 @@ void stream_log_close(stream_log *log)
     /* The next open loads this instead of replaying (a failure only costs
      * that replay); one at the end already is this one (nothing appended
      * since it was loaded or written). */
-    if (rc == 0 && needs_snapshot(log))
-        (void)stream__producer_state_write_snapshot(log->producers, log->dirfd, log->end_offset);
-    if (rc == 0 && mark_clean(log, true) == 0) /* every file here is complete and synced */
-        (void)fsync(log->dirfd);
+    if (rc == 0)
+        rc = stream__log_dir_hold(log);
+    if (rc == 0) {
+        if (needs_snapshot(log))
+            (void)stream__producer_state_write_snapshot(log->producers, log->dirfd,
+                                                        log->end_offset);
+        if (mark_clean(log, true) == 0) /* every file here is complete and synced */
+            (void)fsync(log->dirfd);
+        stream__log_dir_drop(log);
+    }
     stream__log_release_busy(log);
     free_log(log);
 }
@@ -911,10 +968,12 @@ int stream_log_close_prepare(stream_log *log)
         rc = log->io_error;
     pthread_mutex_unlock(&log->mu);
     stream__log_epochs_flush(log);
-    if (rc == 0 && needs_snapshot(log) &&
-        stream__producer_state_write_snapshot_at(log->producers, log->dirfd, log->end_offset,
-                                                 false) == 0)
-        log->snapshot_at = log->end_offset;
+    if (rc == 0 && needs_snapshot(log) && stream__log_dir_hold(log) == 0) {
+        if (stream__producer_state_write_snapshot_at(log->producers, log->dirfd, log->end_offset,
+                                                     false) == 0)
+            log->snapshot_at = log->end_offset;
+        stream__log_dir_drop(log);
+    }
     stream__log_release_busy(log);
     log->close_ready = rc == 0;
     return rc;
@@ -927,10 +986,11 @@ void stream_log_close_finish(stream_log *log, bool synced)
     /* The data and indexes are on disk (the caller's sync): the recovery
      * point and the marker may say so. In whichever order they reach the
      * disk, each alone is true. */
-    if (log->close_ready && synced &&
-        (log->rp_written == log->end_offset ||
-         write_offset_unsynced(log, "recovery-point", log->end_offset, false) == 0)) {
-        (void)mark_clean(log, false);
+    if (log->close_ready && synced && stream__log_dir_hold(log) == 0) {
+        if (log->rp_written == log->end_offset ||
+            write_offset_unsynced(log, "recovery-point", log->end_offset, false) == 0)
+            (void)mark_clean(log, false);
+        stream__log_dir_drop(log);
     }
     free_log(log);
 }
@@ -983,8 +1043,11 @@ static int roll(stream_log *log, char *errbuf, size_t errbuf_len)
     log->segs[log->nsegs++] = s;
     /* Open replays producer state from the newest snapshot: one per segment
      * bounds that replay (a failed write only lengthens it). */
-    if (stream__producer_state_write_snapshot(log->producers, log->dirfd, log->end_offset) == 0)
-        log->snapshot_at = log->end_offset;
+    if (stream__log_dir_hold(log) == 0) {
+        if (stream__producer_state_write_snapshot(log->producers, log->dirfd, log->end_offset) == 0)
+            log->snapshot_at = log->end_offset;
+        stream__log_dir_drop(log);
+    }
     return 0;
 }
 
@@ -1527,7 +1590,7 @@ static void publish_truncation(stream_log *log)
                 errno != ENOENT)
                 stream__log_fail(log, STREAM_EIO, "removing a stale recovery-point failed: %s",
                                  strerror(errno));
-            (void)fsync(log->dirfd);
+            (void)stream__log_dir_sync(log);
             log->rp_written = -1;
         }
     }
@@ -1637,7 +1700,7 @@ static int sync_from(stream_log *log, int from)
         if (rc != 0)
             return rc;
     }
-    return fsync(log->dirfd) != 0 ? stream_err_from_errno(errno) : 0;
+    return stream__log_dir_sync(log);
 }
 
 int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t errbuf_len)

@@ -2,13 +2,13 @@
  * log_files.c - the open-file budget the logs of a data directory share: an
  * LRU cache of segment descriptors.
  *
- * A partition holds two descriptors for as long as it is open (its
- * directory and its active segment); every other segment's .log is opened
- * when somebody reads it and stays open afterwards only while the budget
- * has room. The budget counts every descriptor a log holds (directories
- * included), so that ten thousand partitions of many segments each fit
- * under an open-file limit of twenty thousand instead of failing with
- * EMFILE somewhere deep inside a fetch.
+ * A partition holds one descriptor for as long as it is open (its active
+ * segment; its directory is opened only while a run of *at calls or a sync
+ * uses it); every other segment's .log is opened when somebody reads it and
+ * stays open afterwards only while the budget has room. The budget counts
+ * every descriptor a log holds (directories in use included), so that ten thousand partitions of
+ * many segments each fit under an open-file limit of twenty thousand instead of failing with EMFILE
+ * somewhere deep inside a fetch.
  *
  * A segment's descriptor is either
  *   - pinned: somebody uses it right now (the log's active segment, a
@@ -36,7 +36,7 @@
 struct stream_log_files {
     pthread_mutex_t mu;
     long budget;           /* descriptors the logs may hold at once */
-    long open;             /* (mu) descriptors held now: segments and directories */
+    long open;             /* (mu) descriptors held now: segments, directories in use */
     long lru_len;          /* (mu) of them, cached (evictable) segments */
     stream__segment *head; /* (mu) the most recently released cached segment */
     stream__segment *tail; /* (mu) the least recently released: evicted first */

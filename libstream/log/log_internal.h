@@ -81,15 +81,22 @@ typedef struct stream__segment {
 } stream__segment;
 
 struct stream_log {
-    char *dir;              /* the partition directory */
-    int dirfd;              /* open on dir: flock'd, fsync'd after creates/renames */
-    stream_log_config cfg;  /* (owner) current configuration */
-    stream__segment **segs; /* (owner) segments by base offset; the last is active */
-    int nsegs;              /* (owner) */
-    int segs_cap;           /* (owner) */
-    int64_t start_offset;   /* (owner) log start offset */
-    int64_t end_offset;     /* (owner) log end offset (next offset to assign) */
-    stream_buf scratch;     /* (owner) reused buffer for scans and time look-ups */
+    char *dir; /* the partition directory */
+    /* No descriptor on dir is held between calls (ten thousand partitions
+     * would need ten thousand): a run of *at calls holds one for its length
+     * (stream__log_dir_hold), a directory fsync opens its own. */
+    int dirfd;               /* (owner) open on dir while dir_holds > 0, else -1 */
+    int dir_holds;           /* (owner) nested holds of dirfd */
+    int lock_fd;             /* open on dir and flock'd, for a log outside a budget
+                                only; -1 in one (its data directory's lock covers it) */
+    stream_log_files *files; /* the open-file budget (cfg.files at open), any thread */
+    stream_log_config cfg;   /* (owner) current configuration */
+    stream__segment **segs;  /* (owner) segments by base offset; the last is active */
+    int nsegs;               /* (owner) */
+    int segs_cap;            /* (owner) */
+    int64_t start_offset;    /* (owner) log start offset */
+    int64_t end_offset;      /* (owner) log end offset (next offset to assign) */
+    stream_buf scratch;      /* (owner) reused buffer for scans and time look-ups */
     /* (owner) idempotent producers' sequences (producer_state.c) */
     struct stream__producer_state *producers;
     stream_log_recovery last_recovery; /* what open found */
@@ -166,6 +173,16 @@ void stream__log_fail_locked(stream_log *log, int rc, const char *fmt, ...)
  * when offset is below every base). */
 int stream__log_find_seg(const stream_log *log, int64_t offset);
 
+/* The partition directory for a run of *at calls on the owner thread:
+ * log->dirfd is valid until the matching drop (holds nest). Counted in the
+ * log's budget, which closes cached segments when the process is out of
+ * descriptors. 0 or a negative STREAM_E* (open's error). */
+int stream__log_dir_hold(stream_log *log);
+void stream__log_dir_drop(stream_log *log);
+/* fsync of the partition directory (after a create, rename or unlink in
+ * it) through a descriptor of its own: any thread. 0 or STREAM_E*. */
+int stream__log_dir_sync(stream_log *log);
+
 /* Times in milliseconds. */
 int64_t stream__now_ms(void);  /* CLOCK_REALTIME */
 int64_t stream__mono_ms(void); /* CLOCK_MONOTONIC */
@@ -196,7 +213,7 @@ int stream__seg_acquire(stream__segment *s);
 void stream__seg_release(stream__segment *s);
 /* Closes the descriptor for good (the last unref). */
 void stream__seg_close_file(stream__segment *s);
-/* A partition directory's descriptor, counted in f (NULL: not counted):
+/* A partition directory's descriptor for a moment's use, counted in f (NULL: not counted):
  * the descriptor or a negative STREAM_E* code with errbuf set. */
 int stream__files_open_dir(stream_log_files *f, const char *path, char *errbuf, size_t errbuf_len);
 void stream__files_close_dir(stream_log_files *f, int fd);

@@ -1313,9 +1313,10 @@ static long open_fd_count(void)
 }
 
 /*
- * A partition holds two descriptors while open (its directory, for the lock
- * and the syncs, and its active segment); older segments are cached and
- * closed when room is needed. Refuses a create whose partitions would not
+ * A partition holds one descriptor while open (its active segment; its
+ * directory is opened only for a run of *at calls or a sync, and the data
+ * directory's lock covers it); older segments are cached and closed when
+ * room is needed. Refuses a create whose partitions would not
  * fit beside the descriptors held for good, in the logs' budget
  * (log.max.open.files) or under the process's open-file limit, with a
  * message naming both, instead of failing thousands of partitions in with
@@ -1327,11 +1328,11 @@ static int check_fd_budget(const stream_store *s, int32_t partitions, char *errb
 {
     stream_log_files_stats fs;
     stream_log_files_get_stats(s->files, &fs);
-    long need = 2L * partitions, pending = 2L * s->pending_partitions;
+    long need = partitions, pending = s->pending_partitions;
     long held = fs.open - fs.cached + pending;
     if (held + need > fs.budget) {
         errf(errbuf, errbuf_len,
-             "%d partitions need about %ld more open files (two each), but %ld of the %ld the "
+             "%d partitions need about %ld more open files (one each), but %ld of the %ld the "
              "logs may hold (log.max.open.files; 0 derives it from the open-file limit) are "
              "held: raise log.max.open.files or the open-file limit (RLIMIT_NOFILE: ulimit -n, "
              "or LimitNOFILE= in a systemd unit), or create fewer partitions",
@@ -1347,7 +1348,7 @@ static int check_fd_budget(const stream_store *s, int32_t partitions, char *errb
     if ((unsigned long long)(used + need + pending + reserve) <= (unsigned long long)rl.rlim_cur)
         return 0;
     errf(errbuf, errbuf_len,
-         "%d partitions need about %ld more open files (two each), but %ld of this broker's "
+         "%d partitions need about %ld more open files (one each), but %ld of this broker's "
          "limit of %llu are in use: raise the open-file limit (RLIMIT_NOFILE: ulimit -n, or "
          "LimitNOFILE= in a systemd unit; log.max.open.files bounds the logs' share) or create "
          "fewer partitions",

@@ -808,7 +808,8 @@ static void test_leftover_trash_is_removed_in_the_background(void **state)
 }
 
 /* A create that would pass the open-file limit is refused up front, with a
- * message naming the limit, not failed partway with EMFILE as EIO. */
+ * message naming the limit, not failed partway with EMFILE as EIO; one that
+ * fits at one descriptor per partition (none for its directory) is made. */
 static void test_create_past_the_open_file_limit_is_refused_up_front(void **state)
 {
     struct fixture *f = *state;
@@ -819,9 +820,9 @@ static void test_create_past_the_open_file_limit_is_refused_up_front(void **stat
     low.rlim_cur = 400;
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
     stream_topic *t = NULL;
-    int rc = stream_store_create_topic(s, "big", 300, NULL, false, &t, errbuf, sizeof errbuf);
+    int rc = stream_store_create_topic(s, "big", 400, NULL, false, &t, errbuf, sizeof errbuf);
     stream_topic *t2 = NULL;
-    int rc2 = stream_store_create_topic(s, "fits", 100, NULL, false, &t2, errbuf, sizeof errbuf);
+    int rc2 = stream_store_create_topic(s, "fits", 300, NULL, false, &t2, errbuf, sizeof errbuf);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
     assert_int_equal(rc, STREAM_EINVAL);
     assert_null(t);
@@ -829,7 +830,7 @@ static void test_create_past_the_open_file_limit_is_refused_up_front(void **stat
     assert_non_null(strstr(errbuf, "ulimit -n"));
     assert_false(exists(f, "big.topic") || exists(f, "big-0"));
     assert_int_equal(rc2, 0);
-    assert_int_equal(t2->partition_count, 100);
+    assert_int_equal(t2->partition_count, 300);
     stream_store_close(s);
 }
 

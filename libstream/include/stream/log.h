@@ -74,8 +74,12 @@
  * thread-safe: a flusher thread fdatasyncs segments while the owner keeps
  * appending. Segments that a slice or the flusher still use are reference
  * counted, so retention may delete them meanwhile, and
- * stream_log_slice_release may be called from any thread. A directory is
- * flock'd while open: a second stream_log_open of it fails with STREAM_EAGAIN.
+ * stream_log_slice_release may be called from any thread. A log outside an
+ * open-file budget flock's its directory while open: a second
+ * stream_log_open of it fails with STREAM_EAGAIN. A log in a budget holds no
+ * descriptor on its directory at all (it opens it for a run of *at calls or
+ * a sync and closes it again): the budget's owner (stream_store) holds the
+ * lock of the data directory around it.
  */
 #ifndef STREAM_LOG_H
 #define STREAM_LOG_H
@@ -105,8 +109,8 @@ typedef enum stream_flush_mode {
 /*
  * An open-file budget shared by the logs of one data directory (the store
  * makes one from log.max.open.files): at most `max_open` descriptors for
- * partition directories and segment files together. A log keeps its
- * directory and its active segment open; its other segments are opened on
+ * segment files (and directories opened for a moment). A log keeps only its
+ * active segment open; its other segments are opened on
  * first read and then cached, least recently used closed first when the
  * budget needs room. A descriptor in use (a slice, a sync) is never
  * closed under its user. Thread-safe. Must outlive every log using it.
@@ -120,7 +124,7 @@ void stream_log_files_free(stream_log_files *f);
 
 typedef struct stream_log_files_stats {
     long budget;        /* max_open */
-    long open;          /* descriptors held now (directories and segments) */
+    long open;          /* descriptors held now (segments, directories in use) */
     long cached;        /* of them, segment files nobody uses right now */
     uint64_t reopens;   /* reads that had to open a closed segment again */
     uint64_t evictions; /* cached descriptors closed to make room */
@@ -155,8 +159,8 @@ typedef struct stream_log_config {
                                               whatever the ratio (default ~100 years) */
     int64_t delete_retention_ms;           /* tombstones stay this long after their first
                                               cleaning (default 1 day) */
-    stream_log_files *files;      /* the open-file budget, read at open only (NULL, the
-                                     default: every segment keeps its descriptor) */
+    stream_log_files *files;               /* the open-file budget, read at open only (NULL, the
+                                              default: every segment keeps its descriptor) */
 } stream_log_config;
 
 /* Fills `cfg` with the defaults above. */
