@@ -201,7 +201,7 @@ int stream__log_sync(stream_log *log)
             what_errno = errno;
             rc = stream_err_from_errno(errno);
             what = "fdatasync of segment";
-        } else if ((rc = stream__seg_sync_indexes(log->dir, s->base_offset)) != 0) {
+        } else if ((rc = stream__seg_sync_indexes(log->files, log->dir, s->base_offset)) != 0) {
             what = "fdatasync of the index files of segment";
         }
     }

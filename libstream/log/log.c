@@ -927,7 +927,7 @@ void stream_log_close(stream_log *log)
     if (rc == 0)
         rc = sync_rc;
     if (rc == 0)
-        rc = stream__seg_sync_indexes(log->dir, act->base_offset);
+        rc = stream__seg_sync_indexes(log->files, log->dir, act->base_offset);
 
     stream__log_acquire_busy(log);
     pthread_mutex_lock(&log->mu);
@@ -1696,7 +1696,7 @@ static int sync_from(stream_log *log, int from)
         rc = fdatasync(s->fd) != 0 ? stream_err_from_errno(errno) : 0;
         stream__seg_release(s);
         if (rc == 0)
-            rc = stream__seg_sync_indexes(log->dir, s->base_offset);
+            rc = stream__seg_sync_indexes(log->files, log->dir, s->base_offset);
         if (rc != 0)
             return rc;
     }

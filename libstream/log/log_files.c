@@ -187,9 +187,15 @@ static int open_counted(stream_log_files *f, const char *path, int flags, char *
 
 int stream__files_open_dir(stream_log_files *f, const char *path, char *errbuf, size_t errbuf_len)
 {
-    int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    return stream__files_open(f, path, O_RDONLY | O_DIRECTORY, errbuf, errbuf_len);
+}
+
+int stream__files_open(stream_log_files *f, const char *path, int flags, char *errbuf,
+                       size_t errbuf_len)
+{
+    flags |= O_CLOEXEC;
     if (f == NULL) {
-        int fd = open(path, flags);
+        int fd = open(path, flags, 0644);
         if (fd < 0) {
             int e = errno;
             if (errbuf != NULL && errbuf_len > 0)

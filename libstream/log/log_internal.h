@@ -217,6 +217,11 @@ void stream__seg_close_file(stream__segment *s);
  * the descriptor or a negative STREAM_E* code with errbuf set. */
 int stream__files_open_dir(stream_log_files *f, const char *path, char *errbuf, size_t errbuf_len);
 void stream__files_close_dir(stream_log_files *f, int fd);
+/* Any file of a log for a moment's use (open(2) flags, O_CLOEXEC added),
+ * counted in f like a directory: EMFILE closes cached segments and tries
+ * again instead of failing. Closed with stream__files_close_dir. */
+int stream__files_open(stream_log_files *f, const char *path, int flags, char *errbuf,
+                       size_t errbuf_len);
 
 /* ---- segment.c --------------------------------------------------------- */
 
@@ -245,7 +250,7 @@ int stream__seg_rewrite_indexes(stream_log *log, stream__segment *s);
 void stream__seg_trim_indexes(stream__segment *s, uint32_t rel);
 /* fdatasyncs the .index and .timeindex files by path (ENOENT is fine: the
  * segment was deleted meanwhile). */
-int stream__seg_sync_indexes(const char *dir, int64_t base);
+int stream__seg_sync_indexes(stream_log_files *f, const char *dir, int64_t base);
 /* Unlinks the segment's three files. */
 void stream__seg_unlink(stream_log *log, int64_t base);
 

@@ -286,13 +286,14 @@ int64_t stream__seg_index_floor(const stream__segment *s, uint32_t rel, int64_t 
 /* ---- index files -------------------------------------------------------- */
 
 /* Writes entries [from, n) of one index (encoded by `enc`) at from * esize. */
-static int write_entries(const char *path, bool trunc, uint32_t from, uint32_t n, size_t esize,
+static int write_entries(stream_log_files *f, const char *path, bool trunc, uint32_t from,
+                         uint32_t n, size_t esize,
                          void (*enc)(const stream__segment *, uint32_t, uint8_t *),
                          const stream__segment *s)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (trunc ? O_TRUNC : 0), 0644);
+    int fd = stream__files_open(f, path, O_WRONLY | O_CREAT | (trunc ? O_TRUNC : 0), NULL, 0);
     if (fd < 0)
-        return stream_err_from_errno(errno);
+        return fd;
     uint8_t buf[512 * 12];
     size_t per = sizeof buf / esize;
     int rc = 0;
@@ -305,7 +306,7 @@ static int write_entries(const char *path, bool trunc, uint32_t from, uint32_t n
     }
     if (rc == 0 && !trunc && ftruncate(fd, (off_t)((int64_t)n * (int64_t)esize)) != 0)
         rc = stream_err_from_errno(errno);
-    close(fd);
+    stream__files_close_dir(f, fd);
     return rc;
 }
 
@@ -328,7 +329,7 @@ static int write_indexes(stream_log *log, stream__segment *s, bool all)
     if (all || s->index_written < s->index_n) {
         rc = stream__seg_path(path, sizeof path, log->dir, s->base_offset, ".index");
         if (rc == 0)
-            rc = write_entries(path, all, all ? 0 : s->index_written, s->index_n,
+            rc = write_entries(log->files, path, all, all ? 0 : s->index_written, s->index_n,
                                STREAM__INDEX_ENTRY_SIZE, enc_index, s);
         if (rc != 0)
             return rc;
@@ -337,7 +338,7 @@ static int write_indexes(stream_log *log, stream__segment *s, bool all)
     if (all || s->times_written < s->times_n) {
         rc = stream__seg_path(path, sizeof path, log->dir, s->base_offset, ".timeindex");
         if (rc == 0)
-            rc = write_entries(path, all, all ? 0 : s->times_written, s->times_n,
+            rc = write_entries(log->files, path, all, all ? 0 : s->times_written, s->times_n,
                                STREAM__TIMEINDEX_ENTRY_SIZE, enc_time, s);
         if (rc != 0)
             return rc;
@@ -356,26 +357,26 @@ int stream__seg_rewrite_indexes(stream_log *log, stream__segment *s)
     return write_indexes(log, s, true);
 }
 
-static int sync_path(const char *path)
+static int sync_path(stream_log_files *f, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = stream__files_open(f, path, O_RDONLY, NULL, 0);
     if (fd < 0)
-        return errno == ENOENT ? 0 : stream_err_from_errno(errno);
+        return fd == STREAM_ENOENT ? 0 : fd;
     int rc = fdatasync(fd) == 0 ? 0 : stream_err_from_errno(errno);
-    close(fd);
+    stream__files_close_dir(f, fd);
     return rc;
 }
 
-int stream__seg_sync_indexes(const char *dir, int64_t base)
+int stream__seg_sync_indexes(stream_log_files *f, const char *dir, int64_t base)
 {
     char path[4096];
     int rc = stream__seg_path(path, sizeof path, dir, base, ".index");
     if (rc == 0)
-        rc = sync_path(path);
+        rc = sync_path(f, path);
     if (rc == 0)
         rc = stream__seg_path(path, sizeof path, dir, base, ".timeindex");
     if (rc == 0)
-        rc = sync_path(path);
+        rc = sync_path(f, path);
     return rc;
 }
 
