@@ -37,7 +37,7 @@
 #include "stream/error.h"
 
 #define MAP_LOAD_PERCENT  90
-#define CLEAN_OFFSET_FILE "cleaner-offset-checkpoint"
+#define CLEAN_OFFSET_FILE STREAM__CLEAN_OFFSET_FILE
 #define EXT_CLEANED       ".log.cleaned"
 #define EXT_SWAP          ".log.swap"
 
@@ -847,6 +847,7 @@ static int rewrite_segment(stream_log_clean_job *job, const key_map *map, const 
     stream__segment *ns = stream__seg_alloc(base);
     if (ns == NULL)
         return STREAM_ENOMEM;
+    ns->holes = true;
     ns->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (ns->fd < 0) {
         rc = stream_err_from_errno(errno);

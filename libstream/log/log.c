@@ -105,6 +105,8 @@ static int check_config(const stream_log_config *c, char *errbuf, size_t errbuf_
     return STREAM_EBADCONFIG;
 }
 
+static void set_holes(stream_log *log);
+
 int stream_log_set_config(stream_log *log, const stream_log_config *cfg)
 {
     int rc = check_config(cfg, NULL, 0);
@@ -113,12 +115,22 @@ int stream_log_set_config(stream_log *log, const stream_log_config *cfg)
     stream_log_files *files = log->cfg.files; /* read at open only */
     log->cfg = *cfg;
     log->cfg.files = files;
+    if (cfg->cleanup_compact)
+        set_holes(log);
     atomic_store(&log->flush_ms, cfg->flush_ms);
     atomic_store(&log->flush_mode, (int)cfg->flush_mode);
     return 0;
 }
 
 /* ---- small helpers ------------------------------------------------------------ */
+
+/* From now on the log's offsets may skip (see struct stream_log). */
+static void set_holes(stream_log *log)
+{
+    log->holes = true;
+    for (int i = 0; i < log->nsegs; i++)
+        log->segs[i]->holes = true;
+}
 
 static int dir_path(char *buf, size_t n, const stream_log *log, const char *name)
 {
@@ -249,6 +261,7 @@ static int create_segment(stream_log *log, int64_t base, bool stale, stream__seg
     stream__segment *s = stream__seg_alloc(base);
     if (s == NULL)
         return STREAM_ENOMEM;
+    s->holes = log->holes;
     rc = stream__seg_open_file(s, log->files, path, O_RDWR | O_CREAT | O_TRUNC, errbuf, errbuf_len);
     if (rc != 0) {
         stream__seg_unref(s);
@@ -414,6 +427,7 @@ static int open_segment_file(stream_log *log, int64_t base)
         stream__seg_unref(s);
         return STREAM_ENOMEM;
     }
+    s->holes = log->holes;
     stream__seg_set_lazy(s, log->files, p);
     log->segs[log->nsegs++] = s;
     return 0;
@@ -812,6 +826,7 @@ static int open_log(const char *dir, const stream_log_config *cfg, int mode, str
         return STREAM_ENOMEM;
     }
     log->cfg = *cfg;
+    log->holes = cfg->cleanup_compact;
     atomic_init(&log->flush_mode, (int)cfg->flush_mode);
     atomic_init(&log->flush_ms, cfg->flush_ms);
     stream_buf_init(&log->scratch);
@@ -1225,6 +1240,8 @@ int stream_log_append_replica(stream_log *log, const uint8_t *p, size_t len, int
                    at, info.base_offset, log->end_offset, log->dir);
             rc = STREAM_EOFFSET;
         }
+        if (rc == 0 && info.base_offset > log->end_offset && !log->holes)
+            set_holes(log);
         if (rc == 0)
             rc = append_batch(log, p + at, NULL, &info, errbuf, errbuf_len);
         if (rc == 0)
@@ -1372,13 +1389,15 @@ int stream_log_read_copy(stream_log *log, int64_t offset, size_t max_bytes, stre
     stream_log_slice_release(&sl);
     /* Bit rot below the recovery point is not found by open; this path at
      * least never hands it on: CRCs, and offsets (outside the CRC) that
-     * reach the one asked for and increase (holes are compaction's). */
+     * reach the one asked for and run on (skipping only where the log
+     * has holes, see struct stream_log). */
     int64_t expect = offset;
     for (size_t at = 0; rc == 0 && at < got;) {
         stream_batch_info info;
         if (stream_batch_check(dst + at, got - at, &info, NULL, 0) != 0 ||
-            (at == 0 ? info.base_offset + info.last_offset_delta < offset
-                     : info.base_offset < expect))
+            (at == 0 ? (!log->holes && info.base_offset > offset) ||
+                           info.base_offset + info.last_offset_delta < offset
+                     : log->holes ? info.base_offset < expect : info.base_offset != expect))
             rc = STREAM_ECORRUPT;
         else
             at += info.size;

@@ -63,6 +63,7 @@ typedef struct stream__segment {
     int pins;                /* (files' mu) users of fd now; cached only at 0 */
     bool in_lru;             /* (files' mu) open, unpinned, on the LRU list */
     struct stream__segment *lru_prev, *lru_next; /* (files' mu) */
+    bool holes; /* (owner) its batches may skip offsets (the log's holes, below) */
     int64_t size;                                /* (owner) bytes of whole batches in the .log */
     int64_t next_offset;                         /* (owner) offset after the last batch */
     int64_t max_timestamp;      /* (owner) largest batch maxTimestamp, NO_TIMESTAMP if empty */
@@ -91,6 +92,11 @@ struct stream_log {
                                 only; -1 in one (its data directory's lock covers it) */
     stream_log_files *files; /* the open-file budget (cfg.files at open), any thread */
     stream_log_config cfg;   /* (owner) current configuration */
+    /* (owner) Offsets may skip: the log is compacted, was cleaned before (a
+     * cleaner checkpoint at open), or took a leader's holes. Elsewhere a
+     * batch that does not start where the last ended is damage (its base
+     * offset is outside the CRC), as it always was. */
+    bool holes;
     stream__segment **segs;  /* (owner) segments by base offset; the last is active */
     int nsegs;               /* (owner) */
     int segs_cap;            /* (owner) */
@@ -229,6 +235,16 @@ int stream__files_open(stream_log_files *f, const char *path, int flags, char *e
 int stream__seg_path(char *buf, size_t n, const char *dir, int64_t base, const char *ext);
 /* A new segment object (no files), one reference. NULL on ENOMEM. */
 stream__segment *stream__seg_alloc(int64_t base_offset);
+
+/* The cleaner's checkpoint file in a partition directory. */
+#define STREAM__CLEAN_OFFSET_FILE "cleaner-offset-checkpoint"
+
+/* True when a batch at `base`, after one that ended before `expect`, is
+ * out of place in s: an overlap always, a hole unless s->holes. */
+static inline bool stream__seg_misplaced(const stream__segment *s, int64_t base, int64_t expect)
+{
+    return s->holes ? base < expect : base != expect;
+}
 void stream__seg_ref(stream__segment *s);
 void stream__seg_unref(stream__segment *s);
 

@@ -523,7 +523,8 @@ static int walk_to(const stream__segment *s, int64_t pos, int64_t expect, int64_
         if (rc != 0)
             return rc == STREAM_ESHORT ? STREAM_ECORRUPT : rc;
         if (stream_batch_header_decode(h, STREAM_BATCH_HEADER_SIZE, info) != 0 ||
-            (int64_t)info->size > s->size - pos || info->base_offset < expect)
+            (int64_t)info->size > s->size - pos ||
+            stream__seg_misplaced(s, info->base_offset, expect))
             return STREAM_ECORRUPT;
         if (offset <= info->base_offset + info->last_offset_delta) {
             *out_pos = pos;
@@ -612,10 +613,11 @@ static int header_scan(stream_log *log, stream__segment *s, int64_t file_size, i
             *res = SCAN_CORRUPT;
             break;
         }
-        if (info.base_offset < expect || (!track && pos == first && info.base_offset != expect)) {
+        if (stream__seg_misplaced(s, info.base_offset, expect) ||
+            (!track && pos == first && info.base_offset != expect)) {
             /* The tail scan starts at the last index entry: a mismatch there
              * is the index's fault; anywhere else the log's. Past it offsets
-             * only have to increase: compaction leaves holes. */
+             * run on, or only increase where the log has holes. */
             *res = (!track && pos == first) ? SCAN_BAD_INDEX : SCAN_CORRUPT;
             break;
         }
@@ -744,7 +746,7 @@ int stream__seg_recover(stream_log *log, stream__segment *s, int64_t *scanned, i
             return rc;
         if (stream_batch_check(p, info.size, &info, NULL, 0) != 0)
             break;
-        if (info.base_offset < expect || /* holes are compaction's; overlaps are damage */
+        if (stream__seg_misplaced(s, info.base_offset, expect) ||
             info.base_offset + info.last_offset_delta - s->base_offset > INT32_MAX ||
             !stream__offsets_fit(info.base_offset, info.last_offset_delta))
             break;
@@ -788,7 +790,7 @@ int stream__seg_recompute_tail(stream_log *log, stream__segment *s)
         if (rc != 0)
             return rc == STREAM_ESHORT ? STREAM_ECORRUPT : rc;
         if (stream_batch_header_decode(h, STREAM_BATCH_HEADER_SIZE, &info) != 0 ||
-            info.base_offset < expect)
+            stream__seg_misplaced(s, info.base_offset, expect))
             return STREAM_ECORRUPT;
         if (s->max_timestamp == STREAM__NO_TIMESTAMP || info.max_timestamp > s->max_timestamp) {
             s->max_timestamp = info.max_timestamp;
