@@ -124,6 +124,33 @@ int stream_log_set_config(stream_log *log, const stream_log_config *cfg)
 
 /* ---- small helpers ------------------------------------------------------------ */
 
+/* A follower's log taking its leader's first hole: marked on disk
+ * (STREAM__HOLES_FILE) before the batch is written, so a reopen knows; a
+ * crash between the two leaves a mark and no hole, which is harmless. */
+static int dir_path(char *buf, size_t n, const stream_log *log, const char *name);
+
+static int mark_holes(stream_log *log, char *errbuf, size_t errbuf_len)
+{
+    char mark[4096];
+    int rc = dir_path(mark, sizeof mark, log, STREAM__HOLES_FILE);
+    int fd = rc == 0 ? open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : -1;
+    if (rc == 0 && fd < 0)
+        rc = stream_err_from_errno(errno);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = stream_err_from_errno(errno);
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0)
+        rc = stream__log_dir_sync(log);
+    if (rc != 0) {
+        seterr(errbuf, errbuf_len, "marking %s as having offset holes: %s", log->dir,
+               stream_strerror(rc));
+        return rc;
+    }
+    set_holes(log);
+    return 0;
+}
+
 /* From now on the log's offsets may skip (see struct stream_log). */
 static void set_holes(stream_log *log)
 {
@@ -634,6 +661,14 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
     int64_t lso = fresh ? -1 : read_offset_file(log, "log-start-offset");
     int64_t *bases = NULL;
     int n = 0;
+    /* A log cleaned before, or that took a leader's holes, keeps them
+     * whatever its policy is now. */
+    char mark[4096];
+    if (!fresh && !log->holes &&
+        ((dir_path(mark, sizeof mark, log, STREAM__CLEAN_OFFSET_FILE) == 0 &&
+          access(mark, F_OK) == 0) ||
+         (dir_path(mark, sizeof mark, log, STREAM__HOLES_FILE) == 0 && access(mark, F_OK) == 0)))
+        log->holes = true;
     int rc = fresh ? 0 : stream__clean_recover(log, errbuf, errbuf_len);
     if (rc == 0 && !fresh)
         rc = list_segments(log, &bases, &n, errbuf, errbuf_len);
@@ -1241,7 +1276,7 @@ int stream_log_append_replica(stream_log *log, const uint8_t *p, size_t len, int
             rc = STREAM_EOFFSET;
         }
         if (rc == 0 && info.base_offset > log->end_offset && !log->holes)
-            set_holes(log);
+            rc = mark_holes(log, errbuf, errbuf_len);
         if (rc == 0)
             rc = append_batch(log, p + at, NULL, &info, errbuf, errbuf_len);
         if (rc == 0)

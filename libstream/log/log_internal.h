@@ -238,6 +238,9 @@ stream__segment *stream__seg_alloc(int64_t base_offset);
 
 /* The cleaner's checkpoint file in a partition directory. */
 #define STREAM__CLEAN_OFFSET_FILE "cleaner-offset-checkpoint"
+/* An empty file in a partition directory: the log took a leader's holes
+ * (a follower of a log the leader cleaned), so its offsets may skip. */
+#define STREAM__HOLES_FILE "offset-holes"
 
 /* True when a batch at `base`, after one that ended before `expect`, is
  * out of place in s: an overlap always, a hole unless s->holes. */
