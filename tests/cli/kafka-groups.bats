@@ -118,6 +118,32 @@ teardown() {
     assert_output --partial "lag 0 records"
 }
 
+@test "confluent-kafka with the roundrobin and cooperative-sticky assignors: a group of 3 reads each record exactly once; a member that leaves hands its partitions over" {
+    for assignor in roundrobin cooperative-sticky; do
+        stream-topics create "as-$assignor" -p 6
+        KAFKA_ASSIGNOR=$assignor $PY "$CLIENTS" consume "$KAFKA" "g-$assignor" "as-$assignor" "a1-$assignor.out" 3>&- &
+        BG_PIDS="$!"
+        KAFKA_ASSIGNOR=$assignor $PY "$CLIENTS" consume "$KAFKA" "g-$assignor" "as-$assignor" "a2-$assignor.out" 3>&- &
+        BG_PIDS="$BG_PIDS $!"
+        KAFKA_ASSIGNOR=$assignor $PY "$CLIENTS" consume "$KAFKA" "g-$assignor" "as-$assignor" "a3-$assignor.out" 2000 3>&- &
+        local leaver=$!
+        wait_members "g-$assignor" 3
+        run $PY "$CLIENTS" produce "$KAFKA" "as-$assignor" 20000
+        assert_success
+        wait "$leaver"
+        for p in $BG_PIDS; do wait "$p"; done
+        BG_PIDS=
+        n3=$(wc -l <"a3-$assignor.out")
+        [ "$n3" -ge 2000 ]
+        [ "$n3" -lt 20000 ]
+        run $PY "$CLIENTS" check 20000 "a1-$assignor.out" "a2-$assignor.out" "a3-$assignor.out"
+        assert_success
+        assert_output "exactly once 20000"
+        run stream-topics group "g-$assignor"
+        assert_output --partial "lag 0 records"
+    done
+}
+
 @test "confluent-kafka static membership: a member killed (-9) and restarted within its session takes its partitions back; the others see no rebalance" {
     stream-topics create st -p 6
     $PY "$CLIENTS" static "$KAFKA" gs st i1 m1.out 3>&- &

@@ -13,6 +13,8 @@ where Debian installs them.
         (manual commit after processing); after LEAVE_AFTER records it
         commits and close()s (leaves the group). Otherwise it ends once
         nothing came for 4 s while it had partitions (or after 60 s).
+        KAFKA_ASSIGNOR in the environment sets partition.assignment.strategy
+        (librdkafka's default: range,roundrobin) and reads through poll().
     kafka_group_clients.py member BOOTSTRAP GROUP TOPIC N HOLD_S
         a confluent-kafka member that reads N records, commits them
         synchronously, prints "committed N", then stays in the group HOLD_S
@@ -31,6 +33,7 @@ where Debian installs them.
     kafka_group_clients.py check N OUT...
         every key k0..k(N-1) read exactly once over the files: "exactly once N"
 """
+import os
 import sys
 import time
 
@@ -60,19 +63,41 @@ def produce(bootstrap, topic, n):
     print("produced %d" % n)
 
 
+def poll_batch(c, n, timeout):
+    """Up to n messages through poll(), one at a time. librdkafka 2.0's
+    batch call (consume()) skipped records across a cooperative rebalance
+    here: the offsets it stored for a partition it kept moved past records
+    it never returned (3 runs of 3; 0 of 3 through poll()), one of the
+    batch API's known issues in librdkafka 2.0's release notes."""
+    got = []
+    while len(got) < n:
+        m = c.poll(timeout if not got else 0)
+        if m is None:
+            break
+        got.append(m)
+    return got
+
+
 def consume(bootstrap, group, topic, out, leave_after):
     from confluent_kafka import Consumer
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                  "session.timeout.ms": 10000, "heartbeat.interval.ms": 500})
+    conf = {"bootstrap.servers": bootstrap, "group.id": group,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10000, "heartbeat.interval.ms": 500}
+    assignor = os.environ.get("KAFKA_ASSIGNOR")
+    if assignor:
+        conf["partition.assignment.strategy"] = assignor
+    c = Consumer(conf)
     c.subscribe([topic])
     read = 0
     last = time.time()
     deadline = last + 60
     with open(out, "w") as f:
         while time.time() < deadline:
-            msgs = c.consume(num_messages=500, timeout=0.5)
+            if assignor:
+                msgs = poll_batch(c, 500, 0.5)
+            else:
+                msgs = c.consume(num_messages=500, timeout=0.5)
             good = [m for m in msgs if m.error() is None]
             for m in good:
                 f.write("%s %d\n" % (m.key().decode(), m.partition()))
