@@ -1,12 +1,39 @@
 /*
- * error.c - messages and names for the STREAM_E* table in error.h.
+ * error.c - messages and names for the STREAM_E* table in error.h, and the
+ * one helper every module uses to fill a caller's error buffer.
  *
- * Both functions are generated from STREAM_ERRNO_MAP so a new code needs one
- * line in one place.
+ * Both table functions are generated from STREAM_ERRNO_MAP so a new code
+ * needs one line in one place.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
+#include "internal.h"
 #include "stream/error.h"
+
+static void verrf(char *errbuf, size_t errbuf_len, const char *fmt, va_list ap)
+{
+    if (errbuf != NULL && errbuf_len > 0)
+        vsnprintf(errbuf, errbuf_len, fmt, ap);
+}
+
+void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verrf(errbuf, errbuf_len, fmt, ap);
+    va_end(ap);
+}
+
+int stream__fail(int err, char *errbuf, size_t errbuf_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verrf(errbuf, errbuf_len, fmt, ap);
+    va_end(ap);
+    return err;
+}
 
 const char *stream_strerror(int err)
 {

@@ -28,4 +28,15 @@ char *stream__strndup(const char *p, size_t len);
  * timespec.c. */
 int64_t stream__mono_ns(void);
 
+/* Writes a message for people into the caller's error buffer, as every
+ * libstream call that takes (errbuf, errbuf_len) does; nothing when errbuf
+ * is NULL or errbuf_len is 0. Defined in error.c. */
+void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The same, returning err, for a failure path in one statement:
+ * `return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "...", ...);`. */
+int stream__fail(int err, char *errbuf, size_t errbuf_len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif /* STREAM_INTERNAL_H */

@@ -19,6 +19,7 @@
 
 #include "stream/error.h"
 #include "stream/json.h"
+#include "base/internal.h"
 
 /* ---- UTF-8 ------------------------------------------------------------------ */
 
@@ -118,20 +119,6 @@ static int b64_value(char c)
     return -1;
 }
 
-static int b64_fail(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int b64_fail(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf != NULL && errbuf_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errbuf_len, fmt, ap);
-        va_end(ap);
-    }
-    return STREAM_EINVAL;
-}
-
 int stream_base64_decode(const char *p, size_t len, uint8_t *out, size_t *out_len, char *errbuf,
                          size_t errbuf_len)
 {
@@ -149,10 +136,10 @@ int stream_base64_decode(const char *p, size_t len, uint8_t *out, size_t *out_le
         if (v < 0) {
             unsigned char c = (unsigned char)p[i];
             if (c >= 0x20 && c < 0x7f)
-                return b64_fail(errbuf, errbuf_len,
-                                "invalid base64 character '%c' at position %zu", c, i + 1);
-            return b64_fail(errbuf, errbuf_len, "invalid base64 byte 0x%02x at position %zu", c,
-                            i + 1);
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "invalid base64 character '%c' at position %zu", c, i + 1);
+            return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                "invalid base64 byte 0x%02x at position %zu", c, i + 1);
         }
         acc = acc << 6 | (uint32_t)v;
         if (i % 4 == 3) {
@@ -166,14 +153,17 @@ int stream_base64_decode(const char *p, size_t len, uint8_t *out, size_t *out_le
      * zero or two encodings would decode to the same bytes. */
     size_t rest = n % 4;
     if (rest == 1)
-        return b64_fail(errbuf, errbuf_len, "invalid base64: length %zu is not possible", len);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "invalid base64: length %zu is not possible", len);
     if (rest == 2) {
         if (acc & 0x0f)
-            return b64_fail(errbuf, errbuf_len, "invalid base64: non-zero bits after the end");
+            return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                "invalid base64: non-zero bits after the end");
         out[o++] = (uint8_t)(acc >> 4);
     } else if (rest == 3) {
         if (acc & 0x03)
-            return b64_fail(errbuf, errbuf_len, "invalid base64: non-zero bits after the end");
+            return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                "invalid base64: non-zero bits after the end");
         out[o++] = (uint8_t)(acc >> 10);
         out[o++] = (uint8_t)(acc >> 2);
     }

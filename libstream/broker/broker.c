@@ -32,6 +32,7 @@
 
 #include "broker_internal.h"
 #include "stream/error.h"
+#include "base/internal.h"
 
 /* How long a stopping broker lets queued responses drain. */
 #define SHUTDOWN_DRAIN_MS 2000
@@ -93,18 +94,6 @@ uint64_t stream__broker_now_ms(void)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-static void seterr(char *errbuf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *errbuf, size_t len, const char *fmt, ...)
-{
-    if (errbuf == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, len, fmt, ap);
-    va_end(ap);
-}
-
 /* Splits "HOST:PORT" or "[V6]:PORT" and resolves it to a socket address.
  * Only numeric addresses and "localhost" are accepted: a broker should not
  * block on DNS at start. */
@@ -144,10 +133,10 @@ int stream__parse_listen(const char *s, const char *setting, struct sockaddr_sto
     if (uv_ip6_addr(host, *port, (struct sockaddr_in6 *)ss) == 0)
         return 0;
 bad:
-    seterr(errbuf, errbuf_len,
-           "invalid %s address '%s' (expected HOST:PORT with a numeric IPv4 address, "
-           "[IPv6]:PORT or localhost:PORT)",
-           setting, s);
+    stream__errf(errbuf, errbuf_len,
+                 "invalid %s address '%s' (expected HOST:PORT with a numeric IPv4 address, "
+                 "[IPv6]:PORT or localhost:PORT)",
+                 setting, s);
     return STREAM_EBADCONFIG;
 }
 
@@ -235,7 +224,7 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     stream_broker *b = calloc(1, sizeof(*b));
     stream_config *defaults = NULL;
     if (b == NULL) {
-        seterr(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     b->log_cb = o->log_cb;
@@ -250,7 +239,7 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
         if (cfg == NULL) {
             pthread_mutex_destroy(&b->durable_mu);
             free(b);
-            seterr(errbuf, errbuf_len, "out of memory");
+            stream__errf(errbuf, errbuf_len, "out of memory");
             return STREAM_ENOMEM;
         }
     }
@@ -258,7 +247,7 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     b->node_id = (int32_t)stream_config_int(cfg, STREAM_CONFIG_NODE_ID);
     b->config = stream_config_dup(cfg);
     if (b->config == NULL) {
-        seterr(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         stream_config_free(defaults);
         pthread_mutex_destroy(&b->durable_mu);
         free(b);
@@ -274,14 +263,14 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
         goto fail_early;
     rc = stream_config_data_dir(cfg, b->data_dir, sizeof(b->data_dir));
     if (rc != 0) {
-        seterr(errbuf, errbuf_len, "cannot find a data directory: %s (set --data-dir)",
-               rc == STREAM_ENOENT ? "no home directory" : stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "cannot find a data directory: %s (set --data-dir)",
+                     rc == STREAM_ENOENT ? "no home directory" : stream_strerror(rc));
         goto fail_early;
     }
 
     int uvrc = uv_loop_init(&b->loop);
     if (uvrc != 0) {
-        seterr(errbuf, errbuf_len, "cannot create event loop: %s", uv_strerror(uvrc));
+        stream__errf(errbuf, errbuf_len, "cannot create event loop: %s", uv_strerror(uvrc));
         rc = STREAM_ENOMEM;
         goto fail_early;
     }
@@ -311,9 +300,9 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     if (uvrc == 0)
         uvrc = uv_listen((uv_stream_t *)&b->listener, 511, stream__conn_on_connection);
     if (uvrc != 0) {
-        seterr(errbuf, errbuf_len, "cannot listen on %s:%d: %s%s", b->host, b->port,
-               uv_strerror(uvrc),
-               uvrc == UV_EADDRINUSE ? " (is another broker running? use --listen)" : "");
+        stream__errf(errbuf, errbuf_len, "cannot listen on %s:%d: %s%s", b->host, b->port,
+                     uv_strerror(uvrc),
+                     uvrc == UV_EADDRINUSE ? " (is another broker running? use --listen)" : "");
         rc = uvrc == UV_EADDRINUSE ? STREAM_EAGAIN : STREAM_EIO;
         goto fail;
     }
@@ -614,15 +603,16 @@ int stream__broker_open_store(stream_broker *b, const stream_config *cfg, char *
     log_recovery(b);
     rc = stream_flusher_new(&b->flusher);
     if (rc != 0) {
-        seterr(errbuf, errbuf_len, "cannot start the flusher thread: %s", stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "cannot start the flusher thread: %s",
+                     stream_strerror(rc));
         return rc;
     }
     size_t ntopics = stream_store_topic_count(b->store);
     for (size_t i = 0; i < ntopics; i++) {
         rc = stream__broker_attach_topic(b, stream_store_topic_at(b->store, i));
         if (rc != 0) {
-            seterr(errbuf, errbuf_len, "cannot attach topic to the flusher: %s",
-                   stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "cannot attach topic to the flusher: %s",
+                         stream_strerror(rc));
             return rc;
         }
     }

@@ -16,6 +16,7 @@
 
 #include "broker_internal.h"
 #include "stream/error.h"
+#include "base/internal.h"
 
 /* ---- the services this broker hosts ---- */
 
@@ -33,18 +34,6 @@ static const stream__service *const services[] = {
 
 _Static_assert(NSERVICES <= STREAM__SERVICES_MAX, "raise STREAM__SERVICES_MAX");
 
-static void seterr(char *errbuf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *errbuf, size_t len, const char *fmt, ...)
-{
-    if (errbuf == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, len, fmt, ap);
-    va_end(ap);
-}
-
 /* Routes service i's ops; EINVAL when one is taken or out of range. */
 static int add_routes(stream_broker *b, size_t i, char *errbuf, size_t errbuf_len)
 {
@@ -52,12 +41,12 @@ static int add_routes(stream_broker *b, size_t i, char *errbuf, size_t errbuf_le
     for (size_t k = 0; k < s->nops; k++) {
         stream_op op = s->ops[k].op;
         if ((int)op <= STREAM_OP_UNKNOWN || op >= STREAM_OP__COUNT) {
-            seterr(errbuf, errbuf_len, "%s: op %d is not a protocol op", s->name, (int)op);
+            stream__errf(errbuf, errbuf_len, "%s: op %d is not a protocol op", s->name, (int)op);
             return STREAM_EINVAL;
         }
         if (b->routes[op].handle != NULL) {
-            seterr(errbuf, errbuf_len, "%s and %s both answer op '%s'",
-                   services[b->routes[op].service]->name, s->name, stream_op_name(op));
+            stream__errf(errbuf, errbuf_len, "%s and %s both answer op '%s'",
+                         services[b->routes[op].service]->name, s->name, stream_op_name(op));
             return STREAM_EINVAL;
         }
         b->routes[op].handle = s->ops[k].handle;
@@ -354,7 +343,7 @@ int stream__host_listen(stream_broker *b, const char *addr, const char *setting,
                         size_t errbuf_len)
 {
     if (b->nxl >= STREAM__XLISTENERS_MAX) {
-        seterr(errbuf, errbuf_len, "%s: no listener slot left", setting);
+        stream__errf(errbuf, errbuf_len, "%s: no listener slot left", setting);
         return STREAM_ENOMEM;
     }
     struct sockaddr_storage ss;
@@ -377,10 +366,10 @@ int stream__host_listen(stream_broker *b, const char *addr, const char *setting,
     if (uvrc == 0)
         uvrc = uv_listen((uv_stream_t *)&xl->tcp, 511, stream__conn_on_xconnection);
     if (uvrc != 0) {
-        seterr(errbuf, errbuf_len, "%s: cannot listen on %s: %s%s", setting, addr,
-               uv_strerror(uvrc),
-               uvrc == UV_EADDRINUSE ? " (another process has the port: set another one, or off)"
-                                     : "");
+        stream__errf(
+            errbuf, errbuf_len, "%s: cannot listen on %s: %s%s", setting, addr, uv_strerror(uvrc),
+            uvrc == UV_EADDRINUSE ? " (another process has the port: set another one, or off)"
+                                  : "");
         return uvrc == UV_EADDRINUSE ? STREAM_EAGAIN : STREAM_EIO;
     }
     struct sockaddr_storage bound;

@@ -83,16 +83,6 @@ int64_t stream__client_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (!errbuf || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- configuration ------------------------------------------------------- */
 
 void stream_client_conf_init(stream_client_conf *conf)

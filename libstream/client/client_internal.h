@@ -278,10 +278,6 @@ void stream__client_kick(stream_client *c);
 int stream__client_partition_count_create(stream_client *c, const char *topic, int timeout_ms,
                                           char *errbuf, size_t errbuf_len);
 
-/* Formats "topic 'T' partition P: " style detail safely into a fixed buffer. */
-void stream__errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* ---- consumer groups: consumer.c <-> group_client.c ----------------------- */
 
 /* A consumer's group membership (group_client.c); NULL for a standalone

@@ -23,22 +23,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Writes the message to errbuf (when not NULL and not empty) and returns err:
- * `return stream__cluster_fail(STREAM_EINVAL, errbuf, len, "...", ...);`. */
-static inline int stream__cluster_fail(int err, char *errbuf, size_t errbuf_len, const char *fmt,
-                                       ...) __attribute__((format(printf, 4, 5)));
-
-static inline int stream__cluster_fail(int err, char *errbuf, size_t errbuf_len, const char *fmt,
-                                       ...)
-{
-    if (errbuf != NULL && errbuf_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errbuf_len, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
+#include "base/internal.h"
 
 /* A cluster id is [A-Za-z0-9._-]{1,STREAM__QUORUM_CLUSTER_ID_MAX}: true when
  * the len bytes at p are one. */

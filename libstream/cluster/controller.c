@@ -1215,8 +1215,7 @@ static int read_settings(controller *ctl, const stream_config *cfg, char *errbuf
     char err[512];
     if (stream__quorum_voters_parse(voters, ctl->voters, STREAM__QUORUM_MAX_VOTERS, &ctl->n_voters,
                                     err, sizeof(err)) != 0)
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len, "cluster.voters: %s",
-                                    err);
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len, "cluster.voters: %s", err);
     ctl->node_id = (int32_t)stream_config_int(cfg, STREAM_CONFIG_NODE_ID);
     bool found = false;
     char ids[STREAM__QUORUM_MAX_VOTERS * 12] = "";
@@ -1226,32 +1225,32 @@ static int read_settings(controller *ctl, const stream_config *cfg, char *errbuf
         snprintf(ids + k, sizeof(ids) - k, "%s%d", i ? ", " : "", (int)ctl->voters[i].id);
     }
     if (!found && ctl->node_id <= 0)
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "node.id %d: a broker in a cluster needs a node id >= 1 (set "
-                                    "--node-id; the voters are %s)",
-                                    (int)ctl->node_id, ids);
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "node.id %d: a broker in a cluster needs a node id >= 1 (set "
+                            "--node-id; the voters are %s)",
+                            (int)ctl->node_id, ids);
     /* Outside the voters: a data-only broker, following the metadata. */
     ctl->data_only = !found;
     const char *id = stream_config_str(cfg, STREAM_CONFIG_CLUSTER_ID);
     if (!stream__cluster_id_ok(id, strlen(id), STREAM__QUORUM_CLUSTER_ID_MAX))
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "cluster.id '%s': expected 1 to %d of A-Z a-z 0-9 . _ -", id,
-                                    STREAM__QUORUM_CLUSTER_ID_MAX);
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "cluster.id '%s': expected 1 to %d of A-Z a-z 0-9 . _ -", id,
+                            STREAM__QUORUM_CLUSTER_ID_MAX);
     snprintf(ctl->cluster_id, sizeof(ctl->cluster_id), "%s", id);
     ctl->hb_interval_ms =
         (uint64_t)stream_config_int(cfg, STREAM_CONFIG_BROKER_HEARTBEAT_INTERVAL_MS);
     ctl->session_ms = (uint64_t)stream_config_int(cfg, STREAM_CONFIG_BROKER_SESSION_TIMEOUT_MS);
     if (ctl->session_ms <= ctl->hb_interval_ms)
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "broker.session.timeout.ms (%llu) must be larger than "
-                                    "broker.heartbeat.interval.ms (%llu)",
-                                    (unsigned long long)ctl->session_ms,
-                                    (unsigned long long)ctl->hb_interval_ms);
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "broker.session.timeout.ms (%llu) must be larger than "
+                            "broker.heartbeat.interval.ms (%llu)",
+                            (unsigned long long)ctl->session_ms,
+                            (unsigned long long)ctl->hb_interval_ms);
     ctl->default_rf = stream_config_int(cfg, STREAM_CONFIG_DEFAULT_REPLICATION_FACTOR);
     if (ctl->default_rf == 0)
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "default.replication.factor: 0 is not a factor; use 1 to 32, "
-                                    "or -1 for min(3, live brokers)");
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "default.replication.factor: 0 is not a factor; use 1 to 32, "
+                            "or -1 for min(3, live brokers)");
     ctl->unclean_default = stream_config_bool(cfg, STREAM_CONFIG_UNCLEAN_LEADER_ELECTION_ENABLE);
     ctl->configured = true;
     return 0;
@@ -1284,7 +1283,7 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     controller *ctl = calloc(1, sizeof(*ctl));
     *svc = ctl;
     if (ctl == NULL)
-        return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
+        return stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
     ctl->b = b;
     ctl->epoch = -1;
     ctl->link_lost_leader = -1;
@@ -1296,12 +1295,12 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     char data_dir[4096], dir[4200];
     rc = stream_config_data_dir(cfg, data_dir, sizeof(data_dir));
     if (rc != 0)
-        return stream__cluster_fail(rc, errbuf, errbuf_len, "cannot find the data directory: %s",
-                                    stream_strerror(rc));
+        return stream__fail(rc, errbuf, errbuf_len, "cannot find the data directory: %s",
+                            stream_strerror(rc));
     snprintf(dir, sizeof(dir), "%s/%s", data_dir, META_DIR);
     ctl->md = stream__meta_new(ctl->cluster_id);
     if (ctl->md == NULL)
-        return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
+        return stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
     stream__meta_set_event_cb(ctl->md, on_meta_event, ctl);
     ctl->seq = now_us();
     ctl->next_seq = ctl->seq + 2;
@@ -1343,7 +1342,7 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     stream__meta_fsm(ctl->md, &fsm);
     ctl->journal = stream__journal_new(STREAM__JOURNAL_MAX_BYTES);
     if (ctl->journal == NULL)
-        return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
+        return stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
     fsm.arg = ctl;
     fsm.apply = journal_apply;
     fsm.snapshot = journal_snapshot;
@@ -1351,7 +1350,7 @@ static int controller_start(stream_broker *b, void **svc, char *errbuf, size_t e
     char err[1024];
     rc = stream__quorum_start(stream__host_loop(b), &qc, &fsm, &ctl->q, err, sizeof(err));
     if (rc != 0)
-        return stream__cluster_fail(rc, errbuf, errbuf_len, "cluster: %s", err);
+        return stream__fail(rc, errbuf, errbuf_len, "cluster: %s", err);
     uv_timer_start(&ctl->tick, on_tick, period, period);
     stream__host_log(b, STREAM_BROKER_INFO, "cluster '%s': node %d of %zu voters, metadata in %s",
                      ctl->cluster_id, (int)ctl->node_id, ctl->n_voters, dir);

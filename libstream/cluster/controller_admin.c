@@ -793,10 +793,11 @@ static void create_one(controller *ctl, ctl_pending *p, const msgpack_object *to
 typedef void (*entry_fn)(controller *ctl, ctl_pending *p, const msgpack_object *topics, uint32_t i,
                          bool validate_only, const int32_t *live, uint32_t nlive);
 
-/* create_topics and create_partitions once their shape is checked: on a
- * broker that is not the controller, forwarded; on the controller, each
- * entry checked and proposed (fn), the answer once every proposal is
- * decided. */
+/* An admin request of one entry per topic (create_topics,
+ * create_partitions, delete_topics, alter_configs) once its shape is
+ * checked: on a broker that is not the controller, forwarded; on the
+ * controller, each entry checked and proposed (fn), the answer once every
+ * proposal is decided. */
 static void run_entries(controller *ctl, stream__req *r, uint64_t id, stream_op op,
                         const msgpack_object *m, const msgpack_object *topics, bool validate_only,
                         entry_fn fn)
@@ -842,7 +843,49 @@ static void op_create_topics(void *svc, stream__req *r, uint64_t id, const msgpa
     run_entries(ctl, r, id, STREAM_OP_CREATE_TOPICS, m, topics, validate_only, create_one);
 }
 
+/* Entry i names the topic np (len bytes): remembered for the answer, and
+ * looked up; NULL (the entry answered ENOTOPIC) when there is none. */
+static const stream__meta_topic *entry_topic(controller *ctl, ctl_pending *p, uint32_t i,
+                                             const char *np, size_t len)
+{
+    p->name[i] = strndup(np, len);
+    const stream__meta_topic *t = stream__meta_topic_find(ctl->md, np, len);
+    if (t == NULL)
+        set_result(p, i, STREAM_ENOTOPIC, "unknown topic '%.*s'", (int)(len > 249 ? 249 : len),
+                   np);
+    return t;
+}
+
 /* ---- delete_topics ---- */
+
+static void delete_one(controller *ctl, ctl_pending *p, const msgpack_object *topics, uint32_t i,
+                       bool validate_only, const int32_t *live, uint32_t nlive)
+{
+    const char *np;
+    size_t len;
+    stream_elem_str(topics, i, "topics", &np, &len, NULL, 0);
+    const stream__meta_topic *t = entry_topic(ctl, p, i, np, len);
+    if (t == NULL)
+        return;
+    const char *name = p->name[i] ? p->name[i] : ""; /* ours: t may go at the commit */
+    if (stream_topic_is_internal(np, len)) {
+        set_result(p, i, STREAM_EBADNAME, "topic '%s' is internal and cannot be deleted", name);
+        return;
+    }
+    stream_buf cmd;
+    stream_buf_init(&cmd);
+    int rc = stream__meta_encode_delete_topic(
+        &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)}, t->name, t->id);
+    if (rc == 0)
+        rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_entry_done, &p->ent[i]);
+    stream_buf_release(&cmd);
+    if (rc != 0) {
+        set_result(p, i, rc, "cannot propose: %s", stream_strerror(rc));
+        return;
+    }
+    stream__host_log(ctl->b, STREAM_BROKER_INFO, "cluster: deleting topic %s", name);
+    p->waiting++;
+}
 
 static void op_delete_topics(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
 {
@@ -859,47 +902,7 @@ static void op_delete_topics(void *svc, stream__req *r, uint64_t id, const msgpa
         stream__host_reply_error(r, id, rc, msg);
         return;
     }
-    if (!ctl_is_controller(ctl)) {
-        forward(ctl, r, id, STREAM_OP_DELETE_TOPICS, m);
-        return;
-    }
-    ctl_pending *p = pending_new(ctl, r, id, STREAM_OP_DELETE_TOPICS, topics->via.array.size);
-    if (p == NULL) {
-        stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
-        return;
-    }
-    p->waiting = 1;
-    for (uint32_t i = 0; i < topics->via.array.size; i++) {
-        const char *np;
-        size_t len;
-        stream_elem_str(topics, i, "topics", &np, &len, NULL, 0);
-        p->name[i] = strndup(np, len);
-        const char *name = p->name[i] ? p->name[i] : "";
-        const stream__meta_topic *t = stream__meta_topic_find(ctl->md, np, len);
-        if (t == NULL) {
-            set_result(p, i, STREAM_ENOTOPIC, "unknown topic '%s'", name);
-            continue;
-        }
-        if (stream_topic_is_internal(np, len)) {
-            set_result(p, i, STREAM_EBADNAME, "topic '%s' is internal and cannot be deleted", name);
-            continue;
-        }
-        stream_buf cmd;
-        stream_buf_init(&cmd);
-        rc = stream__meta_encode_delete_topic(
-            &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)}, t->name, t->id);
-        if (rc == 0)
-            rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_entry_done, &p->ent[i]);
-        stream_buf_release(&cmd);
-        if (rc != 0) {
-            set_result(p, i, rc, "cannot propose: %s", stream_strerror(rc));
-            continue;
-        }
-        stream__host_log(ctl->b, STREAM_BROKER_INFO, "cluster: deleting topic %s", name);
-        p->waiting++;
-    }
-    if (--p->waiting == 0)
-        finish(p);
+    run_entries(ctl, r, id, STREAM_OP_DELETE_TOPICS, m, topics, false, delete_one);
 }
 
 /* ---- alter_configs ---- */
@@ -961,6 +964,57 @@ static int check_alter(const stream__meta_topic *t, const msgpack_object *set,
     return rc;
 }
 
+static void alter_one(controller *ctl, ctl_pending *p, const msgpack_object *topics, uint32_t i,
+                      bool validate_only, const int32_t *live, uint32_t nlive)
+{
+    char msg[512];
+    const msgpack_object *set, *del;
+    const char *np;
+    size_t len;
+    alter_entry(topics, i, &np, &len, &set, &del, NULL, 0);
+    const stream__meta_topic *t = entry_topic(ctl, p, i, np, len);
+    if (t == NULL)
+        return;
+    const char *name = p->name[i] ? p->name[i] : ""; /* ours: t may go at the commit */
+    int rc = check_alter(t, set, del, msg, sizeof(msg));
+    if (rc != 0) {
+        set_result(p, i, rc, "%s", msg);
+        return;
+    }
+    if (validate_only)
+        return;
+    uint32_t ns = set ? set->via.map.size : 0, nd = del ? del->via.array.size : 0;
+    stream__meta_kv *kv = calloc(ns + nd + 1, sizeof(*kv));
+    if (kv == NULL) {
+        set_result(p, i, STREAM_ENOMEM, "out of memory");
+        return;
+    }
+    for (uint32_t j = 0; j < ns; j++) {
+        const msgpack_object_kv *o = &set->via.map.ptr[j];
+        kv[j] = (stream__meta_kv){o->key.via.str.ptr, o->key.via.str.size, o->val.via.str.ptr,
+                                  o->val.via.str.size};
+    }
+    for (uint32_t j = 0; j < nd; j++) {
+        const msgpack_object *o = &del->via.array.ptr[j];
+        kv[ns + j] = (stream__meta_kv){o->via.str.ptr, o->via.str.size, "", 0};
+    }
+    stream_buf cmd;
+    stream_buf_init(&cmd);
+    rc = stream__meta_encode_alter_configs(&cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)},
+                                           t->name, t->id, kv, ns, kv + ns, nd);
+    if (rc == 0)
+        rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_entry_done, &p->ent[i]);
+    stream_buf_release(&cmd);
+    free(kv);
+    if (rc != 0) {
+        set_result(p, i, rc == STREAM_EINVAL ? STREAM_EBADCONFIG : rc,
+                   "topic '%s': cannot propose the change: %s", name, stream_strerror(rc));
+        return;
+    }
+    stream__host_log(ctl->b, STREAM_BROKER_INFO, "cluster: altering configs of topic %s", name);
+    p->waiting++;
+}
+
 static void op_alter_configs(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)
 {
     controller *ctl = svc;
@@ -978,66 +1032,7 @@ static void op_alter_configs(void *svc, stream__req *r, uint64_t id, const msgpa
         stream__host_reply_error(r, id, rc, msg);
         return;
     }
-    if (!ctl_is_controller(ctl)) {
-        forward(ctl, r, id, STREAM_OP_ALTER_CONFIGS, m);
-        return;
-    }
-    ctl_pending *p = pending_new(ctl, r, id, STREAM_OP_ALTER_CONFIGS, topics->via.array.size);
-    if (p == NULL) {
-        stream__host_reply_error(r, id, STREAM_ENOMEM, "out of memory");
-        return;
-    }
-    p->waiting = 1;
-    for (uint32_t i = 0; i < topics->via.array.size; i++) {
-        alter_entry(topics, i, &np, &len, &set, &del, NULL, 0);
-        p->name[i] = strndup(np, len);
-        const char *name = p->name[i] ? p->name[i] : "";
-        const stream__meta_topic *t = stream__meta_topic_find(ctl->md, np, len);
-        if (t == NULL) {
-            set_result(p, i, STREAM_ENOTOPIC, "unknown topic '%s'", name);
-            continue;
-        }
-        rc = check_alter(t, set, del, msg, sizeof(msg));
-        if (rc != 0) {
-            set_result(p, i, rc, "%s", msg);
-            continue;
-        }
-        if (validate_only)
-            continue;
-        uint32_t ns = set ? set->via.map.size : 0, nd = del ? del->via.array.size : 0;
-        stream__meta_kv *kv = calloc(ns + nd + 1, sizeof(*kv));
-        if (kv == NULL) {
-            set_result(p, i, STREAM_ENOMEM, "out of memory");
-            continue;
-        }
-        for (uint32_t j = 0; j < ns; j++) {
-            const msgpack_object_kv *o = &set->via.map.ptr[j];
-            kv[j] = (stream__meta_kv){o->key.via.str.ptr, o->key.via.str.size, o->val.via.str.ptr,
-                                      o->val.via.str.size};
-        }
-        for (uint32_t j = 0; j < nd; j++) {
-            const msgpack_object *o = &del->via.array.ptr[j];
-            kv[ns + j] = (stream__meta_kv){o->via.str.ptr, o->via.str.size, "", 0};
-        }
-        stream_buf cmd;
-        stream_buf_init(&cmd);
-        rc = stream__meta_encode_alter_configs(&cmd,
-                                               (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)},
-                                               t->name, t->id, kv, ns, kv + ns, nd);
-        if (rc == 0)
-            rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_entry_done, &p->ent[i]);
-        stream_buf_release(&cmd);
-        free(kv);
-        if (rc != 0) {
-            set_result(p, i, rc == STREAM_EINVAL ? STREAM_EBADCONFIG : rc,
-                       "topic '%s': cannot propose the change: %s", name, stream_strerror(rc));
-            continue;
-        }
-        stream__host_log(ctl->b, STREAM_BROKER_INFO, "cluster: altering configs of topic %s", name);
-        p->waiting++;
-    }
-    if (--p->waiting == 0)
-        finish(p);
+    run_entries(ctl, r, id, STREAM_OP_ALTER_CONFIGS, m, topics, validate_only, alter_one);
 }
 
 /* ---- alter_isr ---- */
@@ -1389,12 +1384,9 @@ static void grow_one(controller *ctl, ctl_pending *p, const msgpack_object *topi
     size_t len;
     int64_t count;
     stream_grow_entry(topics, i, &np, &len, &count, NULL, 0);
-    p->name[i] = strndup(np, len);
-    const stream__meta_topic *t = stream__meta_topic_find(ctl->md, np, len);
-    if (t == NULL) {
-        set_result(p, i, STREAM_ENOTOPIC, "unknown topic '%.*s'", (int)(len > 249 ? 249 : len), np);
+    const stream__meta_topic *t = entry_topic(ctl, p, i, np, len);
+    if (t == NULL)
         return;
-    }
     if (stream_topic_is_internal(np, len)) {
         set_result(p, i, STREAM_EBADNAME,
                    "topic '%s' is internal: its partition count is the broker's", t->name);

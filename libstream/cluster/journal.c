@@ -144,23 +144,20 @@ int stream__journal_since(const stream__journal *j, uint64_t since, size_t max_b
 static int check_deltas(const msgpack_object *root, uint64_t after, char *errbuf, size_t errbuf_len)
 {
     if (root->type != MSGPACK_OBJECT_ARRAY)
-        return stream__cluster_fail(STREAM_ECORRUPT, errbuf, errbuf_len,
-                                    "metadata deltas: not an array");
+        return stream__fail(STREAM_ECORRUPT, errbuf, errbuf_len, "metadata deltas: not an array");
     uint64_t last = after;
     for (uint32_t i = 0; i < root->via.array.size; i++) {
         const msgpack_object *d = &root->via.array.ptr[i];
         if (d->type != MSGPACK_OBJECT_ARRAY || d->via.array.size != 2 ||
             d->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
             d->via.array.ptr[1].type != MSGPACK_OBJECT_BIN)
-            return stream__cluster_fail(STREAM_ECORRUPT, errbuf, errbuf_len,
-                                        "metadata deltas: entry %u is not [index, command]",
-                                        (unsigned)i);
+            return stream__fail(STREAM_ECORRUPT, errbuf, errbuf_len,
+                                "metadata deltas: entry %u is not [index, command]", (unsigned)i);
         uint64_t index = d->via.array.ptr[0].via.u64;
         if (index <= last)
-            return stream__cluster_fail(STREAM_ECORRUPT, errbuf, errbuf_len,
-                                        "metadata deltas: entry %u has index %llu, not above %llu",
-                                        (unsigned)i, (unsigned long long)index,
-                                        (unsigned long long)last);
+            return stream__fail(STREAM_ECORRUPT, errbuf, errbuf_len,
+                                "metadata deltas: entry %u has index %llu, not above %llu",
+                                (unsigned)i, (unsigned long long)index, (unsigned long long)last);
         last = index;
     }
     return 0;

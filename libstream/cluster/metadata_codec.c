@@ -593,20 +593,19 @@ static int read_ids(const msgpack_object *arr, const char *what, int32_t *out, u
     uint32_t n = arr->via.array.size;
     *count = 0;
     if (n == 0 || n > STREAM__META_MAX_REPLICAS)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "%s must hold 1 to %d broker ids, not %u", what,
-                                    STREAM__META_MAX_REPLICAS, (unsigned)n);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "%s must hold 1 to %d broker ids, not %u", what,
+                            STREAM__META_MAX_REPLICAS, (unsigned)n);
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *o = &arr->via.array.ptr[i];
         if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 < 1 || o->via.u64 > INT32_MAX)
-            return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                        "%s[%u] must be a broker id from 1 to %d", what,
-                                        (unsigned)i, INT32_MAX);
+            return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                "%s[%u] must be a broker id from 1 to %d", what, (unsigned)i,
+                                INT32_MAX);
         out[i] = (int32_t)o->via.u64;
     }
     if (!stream__md_ids_distinct(out, n))
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len, "%s names a broker twice",
-                                    what);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len, "%s names a broker twice", what);
     *count = n;
     return 0;
 }
@@ -632,8 +631,8 @@ static int read_id_field(const msgpack_object *root, bool required, uint8_t *out
     if (rc < 0 || (!required && id == NULL))
         return rc;
     if (len != STREAM__META_TOPIC_ID_BYTES || memcmp(id, zero, sizeof zero) == 0)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "field 'topic_id' must be 16 bytes, not all zero");
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "field 'topic_id' must be 16 bytes, not all zero");
     memcpy(out, id, STREAM__META_TOPIC_ID_BYTES);
     *has = true;
     return 0;
@@ -660,9 +659,9 @@ static int read_partitions(const msgpack_object *root, uint32_t max, stream__met
         return rc;
     uint32_t n = parts->via.array.size;
     if (n == 0 || n > max)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "field 'partitions' must hold 1 to %u partitions, not %u",
-                                    (unsigned)max, (unsigned)n);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "field 'partitions' must hold 1 to %u partitions, not %u",
+                            (unsigned)max, (unsigned)n);
     own->partitions = calloc(n, sizeof *own->partitions);
     own->ids = calloc((size_t)n * STREAM__META_MAX_REPLICAS, sizeof *own->ids);
     if (own->partitions == NULL || own->ids == NULL)
@@ -672,8 +671,8 @@ static int read_partitions(const msgpack_object *root, uint32_t max, stream__met
         snprintf(what, sizeof what, "partitions[%u]", (unsigned)p);
         const msgpack_object *arr = &parts->via.array.ptr[p];
         if (arr->type != MSGPACK_OBJECT_ARRAY)
-            return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                        "%s must be an array of broker ids", what);
+            return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                "%s must be an array of broker ids", what);
         int32_t *ids = own->ids + (size_t)p * STREAM__META_MAX_REPLICAS;
         rc = read_ids(arr, what, ids, &own->partitions[p].count, errbuf, errbuf_len);
         if (rc < 0)
@@ -748,8 +747,8 @@ static int read_alter(const msgpack_object *root, stream__meta_alter *a, int32_t
     if (rc == 0)
         rc = stream_field_int(root, "leader", -1, INT32_MAX, &leader, errbuf, errbuf_len);
     if (rc == 0 && leader == 0)
-        rc = stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                  "field 'leader' must be -1 (none) or a broker id >= 1");
+        rc = stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                          "field 'leader' must be -1 (none) or a broker id >= 1");
     if (rc == 0)
         rc = stream_field_int(root, "partition_epoch", 0, INT32_MAX, &epoch, errbuf, errbuf_len);
     if (rc == 0)
@@ -801,10 +800,10 @@ static int read_change(const msgpack_object *o, const char *what, stream__meta_a
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4 ||
         !int_in(&f[0], 0, INT32_MAX, &partition) || !int_in(&f[1], -1, INT32_MAX, &leader) ||
         leader == 0 || f[2].type != MSGPACK_OBJECT_ARRAY || !int_in(&f[3], 0, INT32_MAX, &epoch))
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "%s must be [partition >= 0, leader (-1 or a broker id), "
-                                    "[isr], partition_epoch >= 0]",
-                                    what);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "%s must be [partition >= 0, leader (-1 or a broker id), "
+                            "[isr], partition_epoch >= 0]",
+                            what);
     int rc = read_ids(&f[2], what, ids, &a->isr.count, errbuf, errbuf_len);
     if (rc == 0)
         alter_fill(a, ids, partition, leader, epoch);
@@ -835,15 +834,14 @@ static int decode_alter_partitions(const msgpack_object *root, stream__meta_cmd 
     for (uint32_t t = 0; t < topics->via.array.size; t++) {
         const msgpack_object *ch = topic_changes(&topics->via.array.ptr[t]);
         if (ch == NULL)
-            return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                        "topics[%u] must be a map with a non-empty 'changes'",
-                                        (unsigned)t);
+            return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                "topics[%u] must be a map with a non-empty 'changes'", (unsigned)t);
         n += ch->via.array.size;
     }
     if (n == 0 || n > STREAM__META_ALTER_BATCH)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "field 'topics' must hold 1 to %d changes, not %llu",
-                                    STREAM__META_ALTER_BATCH, (unsigned long long)n);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "field 'topics' must hold 1 to %d changes, not %llu",
+                            STREAM__META_ALTER_BATCH, (unsigned long long)n);
     own->alters = calloc(n, sizeof *own->alters);
     own->ids = calloc(n * STREAM__META_MAX_REPLICAS, sizeof *own->ids);
     if (own->alters == NULL || own->ids == NULL)
@@ -859,8 +857,8 @@ static int decode_alter_partitions(const msgpack_object *root, stream__meta_cmd 
         if (rc < 0)
             return rc;
         if (k > 0 && same_topic(&own->alters[k - 1], &head))
-            return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                        "topics[%u] repeats the topic before it", (unsigned)t);
+            return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                "topics[%u] repeats the topic before it", (unsigned)t);
         for (uint32_t i = 0; i < ch->via.array.size; i++, k++) {
             char what[48];
             snprintf(what, sizeof what, "topics[%u].changes[%u]", (unsigned)t, (unsigned)i);
@@ -890,9 +888,9 @@ static int decode_alter_configs(const msgpack_object *root, stream__meta_cmd *c,
     uint32_t ns = set != NULL ? set->via.map.size : 0;
     uint32_t nd = del != NULL ? del->via.array.size : 0;
     if (nd > STREAM_STRMAP_MAX)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "field 'delete' has %u entries (at most %d)", (unsigned)nd,
-                                    STREAM_STRMAP_MAX);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "field 'delete' has %u entries (at most %d)", (unsigned)nd,
+                            STREAM_STRMAP_MAX);
     own->kvs = calloc(ns + nd ? ns + nd : 1, sizeof *own->kvs);
     if (own->kvs == NULL)
         return STREAM_ENOMEM;
@@ -925,11 +923,11 @@ static int decode_kafka_listener(const msgpack_object *m, const char **host, siz
     if (rc == 0 && *host != NULL)
         rc = stream_field_int(m, "kafka_port", 1, 65535, &v, errbuf, errbuf_len);
     if (rc == 0 && *host != NULL && !stream__md_host_ok(*host, *host_len))
-        rc = stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                  "field 'kafka_host' must be a host name or address");
+        rc = stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                          "field 'kafka_host' must be a host name or address");
     if (rc == 0 && *host == NULL && stream_field_find(m, "kafka_port") != NULL)
-        rc = stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                  "field 'kafka_port' without 'kafka_host'");
+        rc = stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                          "field 'kafka_port' without 'kafka_host'");
     if (rc < 0)
         *host = NULL;
     *port = (uint16_t)v;
@@ -948,8 +946,8 @@ static int decode_fields(const msgpack_object *root, stream__meta_cmd *c, cmd_ow
         return rc;
     c->op = op_from_name(name, len);
     if (c->op == STREAM__META_OP_UNKNOWN)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "unknown metadata command (op of %zu bytes)", len);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "unknown metadata command (op of %zu bytes)", len);
     rc = stream_field_map(root, "req", &req, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream_field_int(req, "node", 1, INT32_MAX, &node, errbuf, errbuf_len);
@@ -965,10 +963,10 @@ static int decode_fields(const msgpack_object *root, stream__meta_cmd *c, cmd_ow
         if (rc == 0)
             rc = stream_field_str(root, "host", &c->host, &c->host_len, errbuf, errbuf_len);
         if (rc == 0 && !stream__md_host_ok(c->host, c->host_len))
-            rc = stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                      "field 'host' must be 1 to %d bytes of letters, digits, "
-                                      "'.', '_', '-', ':' or '%%'",
-                                      STREAM__META_HOST_MAX);
+            rc = stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                              "field 'host' must be 1 to %d bytes of letters, digits, "
+                              "'.', '_', '-', ':' or '%%'",
+                              STREAM__META_HOST_MAX);
         if (rc == 0)
             rc = stream_field_int(root, "port", 1, 65535, &v, errbuf, errbuf_len);
         c->broker_id = (int32_t)id;
@@ -1131,8 +1129,7 @@ int stream__meta_snapshot(const stream__meta *md, stream_buf *out)
 /* Every complaint about a snapshot: ECORRUPT, where, and what. */
 static int corrupt(char *errbuf, size_t errbuf_len, const char *where, const char *what)
 {
-    return stream__cluster_fail(STREAM_ECORRUPT, errbuf, errbuf_len, "snapshot: %s: %s", where,
-                                what);
+    return stream__fail(STREAM_ECORRUPT, errbuf, errbuf_len, "snapshot: %s: %s", where, what);
 }
 
 static int decode_brokers(const msgpack_object *arr, stream__md_state *st, char *errbuf,
@@ -1433,16 +1430,16 @@ int stream__md_snapshot_decode(const uint8_t *p, size_t len, const char *cluster
         goto out;
     }
     if (version != STREAM__META_SNAPSHOT_VERSION) {
-        rc = stream__cluster_fail(STREAM_ECORRUPT, errbuf, errbuf_len,
-                                  "snapshot: version %llu, this build reads version %d",
-                                  (unsigned long long)version, STREAM__META_SNAPSHOT_VERSION);
+        rc = stream__fail(STREAM_ECORRUPT, errbuf, errbuf_len,
+                          "snapshot: version %llu, this build reads version %d",
+                          (unsigned long long)version, STREAM__META_SNAPSHOT_VERSION);
         goto out;
     }
     if (!stream_str_eq(id, id_len, cluster_id)) {
         bool printable = stream__cluster_id_ok(id, id_len, STREAM__QUORUM_CLUSTER_ID_MAX);
-        rc = stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                  "snapshot of cluster '%.*s', not of this cluster '%s'",
-                                  printable ? (int)id_len : 1, printable ? id : "?", cluster_id);
+        rc = stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                          "snapshot of cluster '%.*s', not of this cluster '%s'",
+                          printable ? (int)id_len : 1, printable ? id : "?", cluster_id);
         goto out;
     }
     rc = decode_brokers(brokers, st, errbuf, errbuf_len);

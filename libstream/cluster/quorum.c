@@ -185,26 +185,25 @@ static int parse_voter(const char *e, size_t len, stream__quorum_voter *v, char 
     int n = len > INT_MAX ? INT_MAX : (int)len;
     const char *at = memchr(e, '@', len);
     if (at == NULL)
-        return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                    "voter '%.*s': expected ID@HOST:PORT (as in 1@127.0.0.1:9301), "
-                                    "found no '@'",
-                                    n, e);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "voter '%.*s': expected ID@HOST:PORT (as in 1@127.0.0.1:9301), "
+                            "found no '@'",
+                            n, e);
     unsigned long id;
     if (!parse_decimal(e, (size_t)(at - e), 10, INT32_MAX, &id) || id == 0)
-        return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                    "voter '%.*s': the node id before '@' must be a number from 1 "
-                                    "to 2147483647",
-                                    n, e);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "voter '%.*s': the node id before '@' must be a number from 1 "
+                            "to 2147483647",
+                            n, e);
     const char *host = at + 1, *end = e + len;
     const char *colon = memrchr(host, ':', (size_t)(end - host));
     if (colon == NULL)
-        return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                    "voter '%.*s': the port is missing (ID@HOST:PORT)", n, e);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "voter '%.*s': the port is missing (ID@HOST:PORT)", n, e);
     unsigned long port;
     if (!parse_decimal(colon + 1, (size_t)(end - colon - 1), 5, 65535, &port) || port == 0)
-        return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                    "voter '%.*s': the port must be a number from 1 to 65535", n,
-                                    e);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "voter '%.*s': the port must be a number from 1 to 65535", n, e);
     size_t host_len = (size_t)(colon - host);
     struct in_addr addr;
     bool ipv4 = host_len > 0 && host_len < sizeof v->host;
@@ -214,11 +213,11 @@ static int parse_voter(const char *e, size_t len, stream__quorum_voter *v, char 
         ipv4 = inet_pton(AF_INET, v->host, &addr) == 1;
     }
     if (!ipv4)
-        return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                    "voter '%.*s': '%.*s' is not an IPv4 address; the Raft "
-                                    "transport takes IPv4 literals only: use an IPv4 address "
-                                    "(as in %lu@127.0.0.1:%lu)",
-                                    n, e, (int)(colon - host), host, id, port);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "voter '%.*s': '%.*s' is not an IPv4 address; the Raft "
+                            "transport takes IPv4 literals only: use an IPv4 address "
+                            "(as in %lu@127.0.0.1:%lu)",
+                            n, e, (int)(colon - host), host, id, port);
     v->id = (int32_t)id;
     v->port = (uint16_t)port;
     return 0;
@@ -230,7 +229,7 @@ int stream__quorum_voters_parse(const char *s, stream__quorum_voter *out, size_t
     size_t n = 0;
     *count = 0;
     if (s == NULL)
-        return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len, "no voters given");
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "no voters given");
     for (const char *p = s; *p != '\0';) {
         const char *comma = strchr(p, ',');
         const char *e = comma != NULL ? comma : p + strlen(p);
@@ -244,27 +243,26 @@ int stream__quorum_voters_parse(const char *s, stream__quorum_voter *out, size_t
             continue;
         int len = (int)(b - a);
         if (n == max)
-            return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                        "voter '%.*s': more than %zu voters", len, a, max);
+            return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                "voter '%.*s': more than %zu voters", len, a, max);
         stream__quorum_voter v;
         int rc = parse_voter(a, (size_t)len, &v, errbuf, errbuf_len);
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < n; i++) {
             if (out[i].id == v.id)
-                return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                            "voter '%.*s': node id %d appears twice", len, a,
-                                            (int)v.id);
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "voter '%.*s': node id %d appears twice", len, a, (int)v.id);
             if (out[i].port == v.port && strcmp(out[i].host, v.host) == 0)
-                return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                            "voter '%.*s': address %s:%u is also voter %d's", len,
-                                            a, v.host, (unsigned)v.port, (int)out[i].id);
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "voter '%.*s': address %s:%u is also voter %d's", len, a,
+                                    v.host, (unsigned)v.port, (int)out[i].id);
         }
         out[n++] = v;
     }
     if (n == 0)
-        return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                    "no voter in '%s' (expected ID@HOST:PORT,...)", s);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "no voter in '%s' (expected ID@HOST:PORT,...)", s);
     *count = n;
     return 0;
 }
@@ -280,44 +278,44 @@ static const stream__quorum_voter *find_voter(const stream__quorum_config *cfg, 
 static int check_config(const stream__quorum_config *cfg, char *errbuf, size_t errbuf_len)
 {
     if (cfg->n_voters == 0 || cfg->n_voters > STREAM__QUORUM_MAX_VOTERS)
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "a quorum needs 1 to %d voters, not %zu",
-                                    STREAM__QUORUM_MAX_VOTERS, cfg->n_voters);
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "a quorum needs 1 to %d voters, not %zu", STREAM__QUORUM_MAX_VOTERS,
+                            cfg->n_voters);
     for (size_t i = 0; i < cfg->n_voters; i++) {
         const stream__quorum_voter *v = &cfg->voters[i];
         struct in_addr addr;
         if (v->id < 1 || v->port == 0 || memchr(v->host, '\0', sizeof v->host) == NULL ||
             inet_pton(AF_INET, v->host, &addr) != 1)
-            return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                        "voter %zu is not a node id >= 1 with an IPv4 address and "
-                                        "a port",
-                                        i + 1);
+            return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                                "voter %zu is not a node id >= 1 with an IPv4 address and "
+                                "a port",
+                                i + 1);
         if (find_voter(cfg, v->id) != v)
-            return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                        "node id %d appears twice among the voters", (int)v->id);
+            return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                                "node id %d appears twice among the voters", (int)v->id);
     }
     if (find_voter(cfg, cfg->node_id) == NULL)
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "node id %d is not one of the voters", (int)cfg->node_id);
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "node id %d is not one of the voters", (int)cfg->node_id);
     if (cfg->data_dir == NULL || cfg->data_dir[0] == '\0')
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "no data directory for the quorum");
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "no data directory for the quorum");
     if (cfg->cluster_id == NULL || !stream__cluster_id_ok(cfg->cluster_id, strlen(cfg->cluster_id),
                                                           STREAM__QUORUM_CLUSTER_ID_MAX))
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "the cluster id must be 1 to %d letters, digits, '.', '_' or "
-                                    "'-'",
-                                    STREAM__QUORUM_CLUSTER_ID_MAX);
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "the cluster id must be 1 to %d letters, digits, '.', '_' or "
+                            "'-'",
+                            STREAM__QUORUM_CLUSTER_ID_MAX);
     if (cfg->heartbeat_ms == 0 || cfg->election_timeout_ms <= cfg->heartbeat_ms)
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "the election timeout (%u ms) must be longer than the "
-                                    "heartbeat (%u ms, >= 1)",
-                                    cfg->election_timeout_ms, cfg->heartbeat_ms);
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "the election timeout (%u ms) must be longer than the "
+                            "heartbeat (%u ms, >= 1)",
+                            cfg->election_timeout_ms, cfg->heartbeat_ms);
     if (cfg->snapshot_threshold == 0 || cfg->install_snapshot_timeout_ms == 0 ||
         cfg->connect_retry_ms == 0 || cfg->poll_ms == 0)
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "snapshot threshold, install snapshot timeout, connect retry "
-                                    "and poll interval must be >= 1");
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "snapshot threshold, install snapshot timeout, connect retry "
+                            "and poll interval must be >= 1");
     return 0;
 }
 
@@ -329,8 +327,7 @@ static int make_dirs(const char *dir, char *errbuf, size_t errbuf_len)
     char path[PATH_MAX];
     size_t len = strlen(dir);
     if (len >= sizeof path)
-        return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                    "data directory path is too long");
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "data directory path is too long");
     memcpy(path, dir, len + 1);
     for (char *p = path + 1;; p++) {
         if (*p != '/' && *p != '\0')
@@ -338,8 +335,8 @@ static int make_dirs(const char *dir, char *errbuf, size_t errbuf_len)
         char c = *p;
         *p = '\0';
         if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return stream__cluster_fail(stream_err_from_errno(errno), errbuf, errbuf_len,
-                                        "cannot create %s: %s", path, strerror(errno));
+            return stream__fail(stream_err_from_errno(errno), errbuf, errbuf_len,
+                                "cannot create %s: %s", path, strerror(errno));
         *p = c;
         if (c == '\0')
             break;
@@ -352,8 +349,8 @@ static int dir_is_pristine(const char *dir, bool *pristine, char *errbuf, size_t
 {
     DIR *d = opendir(dir);
     if (d == NULL)
-        return stream__cluster_fail(stream_err_from_errno(errno), errbuf, errbuf_len,
-                                    "cannot read %s: %s", dir, strerror(errno));
+        return stream__fail(stream_err_from_errno(errno), errbuf, errbuf_len, "cannot read %s: %s",
+                            dir, strerror(errno));
     *pristine = true;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
@@ -395,8 +392,8 @@ static int write_cluster_id(const char *dir, const char *id, char *errbuf, size_
         goto fail;
     return 0;
 fail:
-    return stream__cluster_fail(stream_err_from_errno(errno), errbuf, errbuf_len,
-                                "cannot write %s: %s", path, strerror(errno));
+    return stream__fail(stream_err_from_errno(errno), errbuf, errbuf_len, "cannot write %s: %s",
+                        path, strerror(errno));
 }
 
 /* Step 2 of stream__quorum_start: the directory belongs to this cluster. */
@@ -406,40 +403,40 @@ static int check_cluster_id(const char *dir, const char *want, char *errbuf, siz
     snprintf(path, sizeof path, "%s/%s", dir, CLUSTER_ID_FILE);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno != ENOENT)
-        return stream__cluster_fail(stream_err_from_errno(errno), errbuf, errbuf_len,
-                                    "cannot read %s: %s", path, strerror(errno));
+        return stream__fail(stream_err_from_errno(errno), errbuf, errbuf_len, "cannot read %s: %s",
+                            path, strerror(errno));
     if (fd < 0) {
         bool pristine = false;
         int rc = dir_is_pristine(dir, &pristine, errbuf, errbuf_len);
         if (rc < 0)
             return rc;
         if (!pristine)
-            return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                        "%s holds files but no %s: refusing to guess which "
-                                        "cluster they belong to (empty the directory to join "
-                                        "cluster '%s')",
-                                        dir, CLUSTER_ID_FILE, want);
+            return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                                "%s holds files but no %s: refusing to guess which "
+                                "cluster they belong to (empty the directory to join "
+                                "cluster '%s')",
+                                dir, CLUSTER_ID_FILE, want);
         return write_cluster_id(dir, want, errbuf, errbuf_len);
     }
     ssize_t n = read(fd, buf, sizeof buf);
     int e = errno;
     close(fd);
     if (n < 0)
-        return stream__cluster_fail(stream_err_from_errno(e), errbuf, errbuf_len,
-                                    "cannot read %s: %s", path, strerror(e));
+        return stream__fail(stream_err_from_errno(e), errbuf, errbuf_len, "cannot read %s: %s",
+                            path, strerror(e));
     size_t len = (size_t)n;
     if (len > 0 && buf[len - 1] == '\n')
         len--;
     if (!stream__cluster_id_ok(buf, len, STREAM__QUORUM_CLUSTER_ID_MAX))
-        return stream__cluster_fail(STREAM_ECORRUPT, errbuf, errbuf_len,
-                                    "%s is damaged (expected one line of 1 to %d letters, digits, "
-                                    "'.', '_' or '-')",
-                                    path, STREAM__QUORUM_CLUSTER_ID_MAX);
+        return stream__fail(STREAM_ECORRUPT, errbuf, errbuf_len,
+                            "%s is damaged (expected one line of 1 to %d letters, digits, "
+                            "'.', '_' or '-')",
+                            path, STREAM__QUORUM_CLUSTER_ID_MAX);
     if (len != strlen(want) || memcmp(buf, want, len) != 0)
-        return stream__cluster_fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
-                                    "%s belongs to cluster '%.*s', not to cluster '%s': a node "
-                                    "keeps the cluster it was first started in",
-                                    dir, (int)len, buf, want);
+        return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                            "%s belongs to cluster '%.*s', not to cluster '%s': a node "
+                            "keeps the cluster it was first started in",
+                            dir, (int)len, buf, want);
     return 0;
 }
 
@@ -456,8 +453,8 @@ static int check_listen(const stream__quorum_voter *v, char *errbuf, size_t errb
         return STREAM_EBADCONFIG; /* check_config already refused it */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return stream__cluster_fail(stream_err_from_errno(errno), errbuf, errbuf_len, "socket: %s",
-                                    strerror(errno));
+        return stream__fail(stream_err_from_errno(errno), errbuf, errbuf_len, "socket: %s",
+                            strerror(errno));
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
@@ -466,14 +463,13 @@ static int check_listen(const stream__quorum_voter *v, char *errbuf, size_t errb
     if (rc == 0)
         return 0;
     if (e == EADDRNOTAVAIL)
-        return stream__cluster_fail(STREAM_EIO, errbuf, errbuf_len,
-                                    "cannot listen on %s:%u for Raft: %s is not an address of "
-                                    "this machine",
-                                    v->host, (unsigned)v->port, v->host);
+        return stream__fail(STREAM_EIO, errbuf, errbuf_len,
+                            "cannot listen on %s:%u for Raft: %s is not an address of "
+                            "this machine",
+                            v->host, (unsigned)v->port, v->host);
     /* EADDRINUSE reads "Address already in use": the caller may retry. */
-    return stream__cluster_fail(STREAM_EIO, errbuf, errbuf_len,
-                                "cannot listen on %s:%u for Raft: %s", v->host, (unsigned)v->port,
-                                strerror(e));
+    return stream__fail(STREAM_EIO, errbuf, errbuf_len, "cannot listen on %s:%u for Raft: %s",
+                        v->host, (unsigned)v->port, strerror(e));
 }
 
 /* ---- the transport: libraft's TCP one, with "who leads" on its port -------
@@ -845,47 +841,43 @@ int stream__quorum_who_parse(const uint8_t *p, size_t len, stream__quorum_who *o
     if (len > 0 && p[len - 1] == '\n')
         len--;
     if (len > STREAM__QUORUM_WHO_MAX)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "who-leads answer: longer than %d bytes",
-                                    STREAM__QUORUM_WHO_MAX);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "who-leads answer: longer than %d bytes", STREAM__QUORUM_WHO_MAX);
     if (memchr(p, '\n', len) != NULL || memchr(p, '\0', len) != NULL)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "who-leads answer: more than one line");
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "who-leads answer: more than one line");
     const char *s = (const char *)p, *end = s + len, *f[5];
     size_t n[5];
     for (int i = 0; i < 5; i++)
         if (!next_field(&s, end, &f[i], &n[i]))
-            return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                        "who-leads answer: %d fields, expected 5", i);
+            return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                "who-leads answer: %d fields, expected 5", i);
     const char *rest;
     size_t rest_len;
     if (next_field(&s, end, &rest, &rest_len))
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "who-leads answer: more than 5 fields");
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "who-leads answer: more than 5 fields");
     unsigned long id;
     if (n[0] != 8 || memcmp(f[0], STREAM__QUORUM_WHO_MAGIC, 8) != 0)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "who-leads answer: does not start with %s",
-                                    STREAM__QUORUM_WHO_MAGIC);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "who-leads answer: does not start with %s", STREAM__QUORUM_WHO_MAGIC);
     if (!parse_decimal(f[1], n[1], 10, INT32_MAX, &id) || id == 0)
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "who-leads answer: bad node id");
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len, "who-leads answer: bad node id");
     out->node_id = (int32_t)id;
     if (!parse_hostport(f[2], n[2], out->host, &out->port))
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "who-leads answer: bad client address");
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "who-leads answer: bad client address");
     if (n[3] == 2 && memcmp(f[3], "-1", 2) == 0)
         out->leader_id = -1;
     else if (parse_decimal(f[3], n[3], 10, INT32_MAX, &id) && id > 0)
         out->leader_id = (int32_t)id;
     else
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "who-leads answer: bad leader id");
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len, "who-leads answer: bad leader id");
     if (n[4] == 1 && f[4][0] == '-')
         return 0;
     if (out->leader_id < 0 || !parse_hostport(f[4], n[4], out->leader_host, &out->leader_port))
-        return stream__cluster_fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                                    "who-leads answer: bad leader address");
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "who-leads answer: bad leader address");
     return 0;
 }
 
@@ -1365,12 +1357,11 @@ static void on_failed_start_closed(struct raft *r)
 static int raft_fail(stream__quorum *q, int rc, const char *what, char *errbuf, size_t errbuf_len)
 {
     if (rc == RAFT_MALFORMED || (rc == RAFT_NOMEM && q->restore_err[0] != '\0'))
-        return stream__cluster_fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_ECORRUPT, errbuf,
-                                    errbuf_len, "%s: snapshot in %s refused: %s", what, q->data_dir,
-                                    q->restore_err);
-    return stream__cluster_fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_EIO, errbuf, errbuf_len,
-                                "%s (%s, node %d at %s): %s", what, q->data_dir,
-                                (int)q->cfg.node_id, q->address, raft_errmsg(&q->raft));
+        return stream__fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_ECORRUPT, errbuf, errbuf_len,
+                            "%s: snapshot in %s refused: %s", what, q->data_dir, q->restore_err);
+    return stream__fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_EIO, errbuf, errbuf_len,
+                        "%s (%s, node %d at %s): %s", what, q->data_dir, (int)q->cfg.node_id,
+                        q->address, raft_errmsg(&q->raft));
 }
 
 /* Steps 4 on: libraft's objects, bootstrap, start. On failure *closing says
@@ -1381,14 +1372,13 @@ static int start_raft(stream__quorum *q, bool *closing, char *errbuf, size_t err
     *closing = false;
     int rc = transport_setup(q);
     if (rc != 0)
-        return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "raft transport: %s",
-                                    raft_strerror(rc));
+        return stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "raft transport: %s",
+                            raft_strerror(rc));
     rc = raft_uv_init(&q->io, q->loop, q->data_dir, &q->transport);
     if (rc != 0) {
         transport_release(q);
-        return stream__cluster_fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_EIO, errbuf,
-                                    errbuf_len, "raft storage in %s: %s", q->data_dir,
-                                    raft_strerror(rc));
+        return stream__fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_EIO, errbuf, errbuf_len,
+                            "raft storage in %s: %s", q->data_dir, raft_strerror(rc));
     }
     raft_uv_set_connect_retry_delay(&q->io, q->cfg.connect_retry_ms);
     q->raft_fsm.version = 1;
@@ -1398,9 +1388,9 @@ static int start_raft(stream__quorum *q, bool *closing, char *errbuf, size_t err
     q->raft_fsm.restore = fsm_restore;
     rc = raft_init(&q->raft, &q->io, &q->raft_fsm, (raft_id)q->cfg.node_id, q->address);
     if (rc != 0) {
-        stream__cluster_fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_EIO, errbuf, errbuf_len,
-                             "raft in %s: %s", q->data_dir,
-                             q->io.errmsg[0] ? q->io.errmsg : raft_strerror(rc));
+        stream__fail(rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_EIO, errbuf, errbuf_len,
+                     "raft in %s: %s", q->data_dir,
+                     q->io.errmsg[0] ? q->io.errmsg : raft_strerror(rc));
         raft_uv_close(&q->io);
         transport_release(q);
         return rc == RAFT_NOMEM ? STREAM_ENOMEM : STREAM_EIO;
@@ -1448,9 +1438,9 @@ int stream__quorum_start(uv_loop_t *loop, const stream__quorum_config *cfg,
     *out = NULL;
     if (loop == NULL || cfg == NULL || fsm == NULL || fsm->apply == NULL || fsm->snapshot == NULL ||
         fsm->restore == NULL)
-        return stream__cluster_fail(STREAM_EINVAL, errbuf, errbuf_len,
-                                    "stream__quorum_start needs a loop, a config and an fsm with "
-                                    "apply, snapshot and restore");
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "stream__quorum_start needs a loop, a config and an fsm with "
+                            "apply, snapshot and restore");
     int rc = check_config(cfg, errbuf, errbuf_len);
     if (rc == 0)
         rc = make_dirs(cfg->data_dir, errbuf, errbuf_len);
@@ -1465,7 +1455,7 @@ int stream__quorum_start(uv_loop_t *loop, const stream__quorum_config *cfg,
     stream__quorum *q = calloc(1, sizeof *q);
     if (q == NULL || (q->data_dir = strdup(cfg->data_dir)) == NULL) {
         free(q);
-        return stream__cluster_fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
+        return stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
     }
     q->loop = loop;
     q->cfg = *cfg;

@@ -24,6 +24,7 @@
 #include "stream/batch.h"
 #include "stream/crc32c.h"
 #include "stream/error.h"
+#include "base/internal.h"
 
 /* The smallest record: length, attributes, timestampDelta, offsetDelta,
  * keyLength, valueLength, headerCount, one byte each. Lets the iterator
@@ -32,19 +33,6 @@
 
 /* An empty array to point readers at instead of NULL. */
 static const uint8_t empty_bytes[1];
-
-static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf == NULL || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- header ---------------------------------------------------------------- */
 
@@ -91,27 +79,29 @@ static int header_decode_err(const uint8_t *p, size_t len, stream_batch_info *in
     case 0:
         break;
     case STREAM_ESHORT:
-        seterr(errbuf, errbuf_len, "batch header truncated: %zu of %d bytes", len,
-               STREAM_BATCH_HEADER_SIZE);
+        stream__errf(errbuf, errbuf_len, "batch header truncated: %zu of %d bytes", len,
+                     STREAM_BATCH_HEADER_SIZE);
         break;
     case STREAM_EMAGIC:
-        seterr(errbuf, errbuf_len, "batch magic %d, expected %d", info->magic,
-               STREAM_BATCH_MAGIC);
+        stream__errf(errbuf, errbuf_len, "batch magic %d, expected %d", info->magic,
+                     STREAM_BATCH_MAGIC);
         break;
     default:
         if (info->batch_length < STREAM_BATCH_MIN_LENGTH)
-            seterr(errbuf, errbuf_len, "batchLength %d below the minimum %d",
-                   info->batch_length, STREAM_BATCH_MIN_LENGTH);
+            stream__errf(errbuf, errbuf_len, "batchLength %d below the minimum %d",
+                         info->batch_length, STREAM_BATCH_MIN_LENGTH);
         else if (info->record_count < 0)
-            seterr(errbuf, errbuf_len, "negative recordCount %d", info->record_count);
+            stream__errf(errbuf, errbuf_len, "negative recordCount %d", info->record_count);
         else if (info->last_offset_delta < 0)
-            seterr(errbuf, errbuf_len, "negative lastOffsetDelta %d", info->last_offset_delta);
+            stream__errf(errbuf, errbuf_len, "negative lastOffsetDelta %d",
+                         info->last_offset_delta);
         else if (info->base_offset < 0 || info->base_offset > INT64_MAX - 1 - info->last_offset_delta)
-            seterr(errbuf, errbuf_len, "baseOffset %" PRId64 " out of range", info->base_offset);
+            stream__errf(errbuf, errbuf_len, "baseOffset %" PRId64 " out of range",
+                         info->base_offset);
         else
-            seterr(errbuf, errbuf_len, "unknown compression codec %d in attributes 0x%04x",
-                   info->attributes & STREAM_BATCH_ATTR_CODEC_MASK,
-                   (unsigned)(uint16_t)info->attributes);
+            stream__errf(errbuf, errbuf_len, "unknown compression codec %d in attributes 0x%04x",
+                         info->attributes & STREAM_BATCH_ATTR_CODEC_MASK,
+                         (unsigned)(uint16_t)info->attributes);
         break;
     }
     return rc;
@@ -124,13 +114,13 @@ int stream_batch_check(const uint8_t *p, size_t len, stream_batch_info *info, ch
     if (rc != 0)
         return rc;
     if (len < info->size) {
-        seterr(errbuf, errbuf_len, "batch truncated: %zu of %zu bytes", len, info->size);
+        stream__errf(errbuf, errbuf_len, "batch truncated: %zu of %zu bytes", len, info->size);
         return STREAM_ESHORT;
     }
     uint32_t crc = stream_crc32c(0, p + STREAM_BATCH_OFF_ATTRIBUTES,
                                  info->size - STREAM_BATCH_OFF_ATTRIBUTES);
     if (crc != info->crc) {
-        seterr(errbuf, errbuf_len, "batch CRC 0x%08x, computed 0x%08x", info->crc, crc);
+        stream__errf(errbuf, errbuf_len, "batch CRC 0x%08x, computed 0x%08x", info->crc, crc);
         return STREAM_ECRC;
     }
     return 0;
@@ -318,30 +308,32 @@ int stream_batch_validate(const uint8_t *p, size_t len, stream_batch_info *info,
     rc = iter_open(&it, p, len, STREAM_CODEC_MAX_DECOMPRESSED, &stage);
     if (rc != 0) {
         if (stage == OPEN_COUNT)
-            seterr(errbuf, errbuf_len, "recordCount %d cannot fit in the batch's records",
-                   info->record_count);
+            stream__errf(errbuf, errbuf_len, "recordCount %d cannot fit in the batch's records",
+                         info->record_count);
         else
-            seterr(errbuf, errbuf_len, "cannot decompress %s records: %s",
-                   stream_codec_name(info->attributes & STREAM_BATCH_ATTR_CODEC_MASK),
-                   stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "cannot decompress %s records: %s",
+                         stream_codec_name(info->attributes & STREAM_BATCH_ATTR_CODEC_MASK),
+                         stream_strerror(rc));
         goto out;
     }
     while ((rc = stream_record_iter_next(&it, &rec)) == 1) {
         if (it.last_delta != it.index - 1) {
-            seterr(errbuf, errbuf_len, "record %d has offset delta %d", it.index - 1,
-                   it.last_delta);
+            stream__errf(errbuf, errbuf_len, "record %d has offset delta %d", it.index - 1,
+                         it.last_delta);
             rc = STREAM_ECORRUPT;
             goto out;
         }
     }
     if (rc != 0) {
-        seterr(errbuf, errbuf_len, "record %d of %d is corrupt or the records do not fill "
-               "the batch exactly", it.index, info->record_count);
+        stream__errf(errbuf, errbuf_len,
+                     "record %d of %d is corrupt or the records do not fill "
+                     "the batch exactly",
+                     it.index, info->record_count);
         goto out;
     }
     if (info->record_count > 0 && info->last_offset_delta != info->record_count - 1) {
-        seterr(errbuf, errbuf_len, "lastOffsetDelta %d with %d records",
-               info->last_offset_delta, info->record_count);
+        stream__errf(errbuf, errbuf_len, "lastOffsetDelta %d with %d records",
+                     info->last_offset_delta, info->record_count);
         rc = STREAM_ECORRUPT;
     }
 out:

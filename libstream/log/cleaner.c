@@ -35,24 +35,12 @@
 #include "stream/cleaner.h"
 #include "stream/crc32c.h"
 #include "stream/error.h"
+#include "base/internal.h"
 
 #define MAP_LOAD_PERCENT  90
 #define CLEAN_OFFSET_FILE STREAM__CLEAN_OFFSET_FILE
 #define EXT_CLEANED       ".log.cleaned"
 #define EXT_SWAP          ".log.swap"
-
-static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf == NULL || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
 
 void stream_cleaner_opts_init(stream_cleaner_opts *opts)
 {
@@ -851,7 +839,7 @@ static int rewrite_segment(stream_log_clean_job *job, const key_map *map, const 
     ns->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (ns->fd < 0) {
         rc = stream_err_from_errno(errno);
-        seterr(errbuf, errbuf_len, "cannot create %s: %s", path, strerror(errno));
+        stream__errf(errbuf, errbuf_len, "cannot create %s: %s", path, strerror(errno));
         stream__seg_unref(ns);
         return rc;
     }
@@ -877,7 +865,7 @@ static int rewrite_segment(stream_log_clean_job *job, const key_map *map, const 
         }
         int64_t at = ns->size;
         if ((rc = write_full(ns->fd, src->data, src->len)) != 0) {
-            seterr(errbuf, errbuf_len, "writing %s: %s", path, stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "writing %s: %s", path, stream_strerror(rc));
             break;
         }
         job->st.bytes_written += (int64_t)src->len;
@@ -886,14 +874,14 @@ static int rewrite_segment(stream_log_clean_job *job, const key_map *map, const 
     }
     if (rc == 0 && changed && fdatasync(ns->fd) != 0) {
         rc = stream_err_from_errno(errno);
-        seterr(errbuf, errbuf_len, "fdatasync %s: %s", path, strerror(errno));
+        stream__errf(errbuf, errbuf_len, "fdatasync %s: %s", path, strerror(errno));
     }
     if (rc != 0 || !changed) {
         unlink(path);
         stream__seg_unref(ns);
         if (rc == STREAM_ECORRUPT)
-            seterr(errbuf, errbuf_len, "segment %020" PRId64 " in %s: a batch does not decode",
-                   base, job->dir);
+            stream__errf(errbuf, errbuf_len,
+                         "segment %020" PRId64 " in %s: a batch does not decode", base, job->dir);
         return rc;
     }
     js->cleaned = ns;
@@ -922,7 +910,7 @@ int stream_log_clean_run(stream_log_clean_job *job, char *errbuf, size_t errbuf_
     for (int k = 0; rc == 0 && k < job->nsegs; k++)
         rc = rewrite_segment(job, &map, &pids, &job->segs[k], &b, errbuf, errbuf_len);
     if (rc != 0 && errbuf != NULL && errbuf[0] == '\0')
-        seterr(errbuf, errbuf_len, "cleaning %s: %s", job->dir, stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "cleaning %s: %s", job->dir, stream_strerror(rc));
     map_release(&map);
     free(pids.slots);
     stream_buf_release(&b.in);
@@ -955,7 +943,7 @@ static int rename_at(int dirfd, const char *dir, int64_t base, const char *from_
     if (renameat(dirfd, from, dirfd, to) == 0)
         return 0;
     int rc = stream_err_from_errno(errno);
-    seterr(errbuf, errbuf_len, "renaming %s/%s to %s: %s", dir, from, to, strerror(errno));
+    stream__errf(errbuf, errbuf_len, "renaming %s/%s to %s: %s", dir, from, to, strerror(errno));
     return rc;
 }
 
@@ -973,7 +961,7 @@ static int dir_sync(int dirfd, const char *dir, char *errbuf, size_t errbuf_len)
     if (fsync(dirfd) == 0)
         return 0;
     int rc = stream_err_from_errno(errno);
-    seterr(errbuf, errbuf_len, "fsync %s: %s", dir, strerror(errno));
+    stream__errf(errbuf, errbuf_len, "fsync %s: %s", dir, strerror(errno));
     return rc;
 }
 
@@ -1085,15 +1073,16 @@ int stream__clean_check_keys(const uint8_t *p, size_t len, char *errbuf, size_t 
         while ((rc = stream_record_iter_next(&it, &rec)) == 1)
             if (rec.key == NULL) {
                 rc = STREAM_EBADRECORD;
-                seterr(errbuf, errbuf_len,
-                       "a compacted topic cannot take a record without a key (offset delta "
-                       "%" PRId64 "); give every record a key",
-                       rec.offset - it.info.base_offset);
+                stream__errf(errbuf, errbuf_len,
+                             "a compacted topic cannot take a record without a key (offset delta "
+                             "%" PRId64 "); give every record a key",
+                             rec.offset - it.info.base_offset);
                 break;
             }
     stream_record_iter_stop(&it);
     if (rc < 0 && rc != STREAM_EBADRECORD)
-        seterr(errbuf, errbuf_len, "the batch's records do not decode: %s", stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "the batch's records do not decode: %s",
+                     stream_strerror(rc));
     return rc < 0 ? rc : 0;
 }
 
@@ -1122,7 +1111,7 @@ int stream__clean_recover(stream_log *log, char *errbuf, size_t errbuf_len)
         int rc = stream_err_from_errno(errno);
         if (fd >= 0)
             close(fd);
-        seterr(errbuf, errbuf_len, "cannot list %s: %s", log->dir, strerror(errno));
+        stream__errf(errbuf, errbuf_len, "cannot list %s: %s", log->dir, strerror(errno));
         return rc;
     }
     rewinddir(d);
@@ -1146,8 +1135,8 @@ int stream__clean_recover(stream_log *log, char *errbuf, size_t errbuf_len)
             unlink_indexes(log->dirfd, base);
             if (renameat(log->dirfd, e->d_name, log->dirfd, logname) != 0) {
                 rc = stream_err_from_errno(errno);
-                seterr(errbuf, errbuf_len, "completing the swap of %s/%s: %s", log->dir, e->d_name,
-                       strerror(errno));
+                stream__errf(errbuf, errbuf_len, "completing the swap of %s/%s: %s", log->dir,
+                             e->d_name, strerror(errno));
             }
         }
     }

@@ -28,6 +28,7 @@
 
 #include "stream/config.h"
 #include "stream/error.h"
+#include "base/internal.h"
 
 /* Files larger than this are not configs; refusing them keeps a mistaken path
  * (a log segment, /dev/zero) from eating memory. */
@@ -61,19 +62,6 @@ struct stream_config {
     bool topic;                          /* topic overrides: TOPIC scope only */
     struct value v[STREAM_CONFIG_COUNT]; /* indexed by stream_config_id */
 };
-
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf == NULL || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- the table ------------------------------------------------------------ */
 
@@ -252,20 +240,20 @@ static int parse_scalar(const stream_config_setting *st, const char *text, int64
     switch (st->type) {
     case STREAM_CONFIG_TYPE_INT:
         if (!parse_int64(text, i)) {
-            errf(errbuf, errbuf_len,
-                 "%s: '%.64s' is not an integer (allowed: %" PRId64 " to %" PRId64 ")", st->name,
-                 text, st->min, st->max);
+            stream__errf(errbuf, errbuf_len,
+                         "%s: '%.64s' is not an integer (allowed: %" PRId64 " to %" PRId64 ")",
+                         st->name, text, st->min, st->max);
             return STREAM_EBADCONFIG;
         }
         if (*i < st->min || *i > st->max) {
-            errf(errbuf, errbuf_len,
-                 "%s: %" PRId64 " is out of range (allowed: %" PRId64 " to %" PRId64 ")", st->name,
-                 *i, st->min, st->max);
+            stream__errf(errbuf, errbuf_len,
+                         "%s: %" PRId64 " is out of range (allowed: %" PRId64 " to %" PRId64 ")",
+                         st->name, *i, st->min, st->max);
             return STREAM_EBADCONFIG;
         }
         if (st->id == STREAM_CONFIG_CONNECTIONS_MAX_IDLE_MS && *i == 0) {
-            errf(errbuf, errbuf_len,
-                 "%s: 0 is not allowed (use -1 to never close idle connections)", st->name);
+            stream__errf(errbuf, errbuf_len,
+                         "%s: 0 is not allowed (use -1 to never close idle connections)", st->name);
             return STREAM_EBADCONFIG;
         }
         return 0;
@@ -275,8 +263,8 @@ static int parse_scalar(const stream_config_setting *st, const char *text, int64
         } else if (strcasecmp(text, "false") == 0) {
             *i = 0;
         } else {
-            errf(errbuf, errbuf_len, "%s: '%.64s' is not a boolean (allowed: true, false)",
-                 st->name, text);
+            stream__errf(errbuf, errbuf_len, "%s: '%.64s' is not a boolean (allowed: true, false)",
+                         st->name, text);
             return STREAM_EBADCONFIG;
         }
         return 0;
@@ -287,8 +275,8 @@ static int parse_scalar(const stream_config_setting *st, const char *text, int64
             strcasecmp(text, "delete,compact") == 0)
             idx = enum_index(st->values, "compact,delete"); /* Kafka's list, either order */
         if (idx < 0) {
-            errf(errbuf, errbuf_len, "%s: '%.64s' is not allowed (allowed: %s)", st->name, text,
-                 list);
+            stream__errf(errbuf, errbuf_len, "%s: '%.64s' is not allowed (allowed: %s)", st->name,
+                         text, list);
             return STREAM_EBADCONFIG;
         }
         *i = idx;
@@ -297,27 +285,30 @@ static int parse_scalar(const stream_config_setting *st, const char *text, int64
     case STREAM_CONFIG_TYPE_STRING:
         for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
             if (*p < 0x20 || *p == 0x7f) {
-                errf(errbuf, errbuf_len, "%s: control characters are not allowed", st->name);
+                stream__errf(errbuf, errbuf_len, "%s: control characters are not allowed",
+                             st->name);
                 return STREAM_EBADCONFIG;
             }
         }
         if (st->id == STREAM_CONFIG_LISTEN && !valid_listen(text)) {
-            errf(errbuf, errbuf_len,
-                 "%s: '%.64s' is not HOST:PORT (e.g. 127.0.0.1:9292, [::1]:9292; port 0 to 65535)",
-                 st->name, text);
+            stream__errf(
+                errbuf, errbuf_len,
+                "%s: '%.64s' is not HOST:PORT (e.g. 127.0.0.1:9292, [::1]:9292; port 0 to 65535)",
+                st->name, text);
             return STREAM_EBADCONFIG;
         }
         if (st->id == STREAM_CONFIG_KAFKA_LISTEN && strcmp(text, "off") != 0 &&
             !valid_listen(text)) {
-            errf(errbuf, errbuf_len,
-                 "%s: '%.64s' is not HOST:PORT or off (e.g. 127.0.0.1:9092; port 0 to 65535)",
-                 st->name, text);
+            stream__errf(
+                errbuf, errbuf_len,
+                "%s: '%.64s' is not HOST:PORT or off (e.g. 127.0.0.1:9092; port 0 to 65535)",
+                st->name, text);
             return STREAM_EBADCONFIG;
         }
         *i = 0;
         if (st->id == STREAM_CONFIG_MIN_CLEANABLE_DIRTY_RATIO && !parse_ratio(text, i)) {
-            errf(errbuf, errbuf_len, "%s: '%.64s' is not a decimal from 0 to 1 (e.g. 0.5)",
-                 st->name, text);
+            stream__errf(errbuf, errbuf_len, "%s: '%.64s' is not a decimal from 0 to 1 (e.g. 0.5)",
+                         st->name, text);
             return STREAM_EBADCONFIG;
         }
         return 0;
@@ -340,7 +331,7 @@ static int parse_value(const stream_config_setting *st, const char *text, struct
     else
         return 0;
     if (out->s == NULL) {
-        errf(errbuf, errbuf_len, "%s: out of memory", st->name);
+        stream__errf(errbuf, errbuf_len, "%s: out of memory", st->name);
         return STREAM_ENOMEM;
     }
     return 0;
@@ -424,14 +415,15 @@ static const stream_config_setting *lookup_for(const stream_config *cfg, const c
     if (st == NULL) {
         st = stream_config_setting_find(key, true);
         if (st != NULL)
-            errf(errbuf, errbuf_len, "'%.100s' is a broker-wide name; per topic use '%s'", key,
-                 st->name);
+            stream__errf(errbuf, errbuf_len, "'%.100s' is a broker-wide name; per topic use '%s'",
+                         key, st->name);
         else
-            errf(errbuf, errbuf_len, "unknown setting '%.100s'", key);
+            stream__errf(errbuf, errbuf_len, "unknown setting '%.100s'", key);
         return NULL;
     }
     if (cfg->topic && st->scope != STREAM_CONFIG_SCOPE_TOPIC) {
-        errf(errbuf, errbuf_len, "'%s' is a broker setting and cannot be set per topic", st->name);
+        stream__errf(errbuf, errbuf_len, "'%s' is a broker setting and cannot be set per topic",
+                     st->name);
         return NULL;
     }
     return st;
@@ -452,7 +444,7 @@ int stream_config_set(stream_config *cfg, const char *key, const char *value, ch
                       size_t errbuf_len)
 {
     if (cfg == NULL || key == NULL || value == NULL) {
-        errf(errbuf, errbuf_len, "missing setting or value");
+        stream__errf(errbuf, errbuf_len, "missing setting or value");
         return STREAM_EINVAL;
     }
     const stream_config_setting *st = lookup_for(cfg, key, errbuf, errbuf_len);
@@ -460,7 +452,7 @@ int stream_config_set(stream_config *cfg, const char *key, const char *value, ch
         return STREAM_EBADCONFIG;
     char *text = trimmed_dup(value);
     if (text == NULL) {
-        errf(errbuf, errbuf_len, "%s: out of memory", st->name);
+        stream__errf(errbuf, errbuf_len, "%s: out of memory", st->name);
         return STREAM_ENOMEM;
     }
     struct value nv;
@@ -477,7 +469,7 @@ int stream_config_set(stream_config *cfg, const char *key, const char *value, ch
 int stream_config_unset(stream_config *cfg, const char *key, char *errbuf, size_t errbuf_len)
 {
     if (cfg == NULL || key == NULL) {
-        errf(errbuf, errbuf_len, "missing setting");
+        stream__errf(errbuf, errbuf_len, "missing setting");
         return STREAM_EINVAL;
     }
     const stream_config_setting *st = lookup_for(cfg, key, errbuf, errbuf_len);
@@ -568,27 +560,27 @@ static void line_error(char *errbuf, size_t errbuf_len, const char *origin, size
                        const char *msg)
 {
     if (origin != NULL)
-        errf(errbuf, errbuf_len, "%s:%zu: %s", origin, line, msg);
+        stream__errf(errbuf, errbuf_len, "%s:%zu: %s", origin, line, msg);
     else
-        errf(errbuf, errbuf_len, "line %zu: %s", line, msg);
+        stream__errf(errbuf, errbuf_len, "line %zu: %s", line, msg);
 }
 
 int stream_config_parse(const char *text, size_t len, const char *origin, stream_config_line_cb cb,
                         void *arg, char *errbuf, size_t errbuf_len)
 {
     if ((text == NULL && len > 0) || cb == NULL) {
-        errf(errbuf, errbuf_len, "missing text or callback");
+        stream__errf(errbuf, errbuf_len, "missing text or callback");
         return STREAM_EINVAL;
     }
     if (len == SIZE_MAX) {
-        errf(errbuf, errbuf_len, "config text too large");
+        stream__errf(errbuf, errbuf_len, "config text too large");
         return STREAM_ENOMEM;
     }
     /* One copy, split in place: each line's '\n' becomes its terminator, and
      * the extra byte terminates a last line that has no newline. */
     char *copy = malloc(len + 1);
     if (copy == NULL) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     if (len > 0)
@@ -659,13 +651,13 @@ int stream_config_load_text(stream_config *cfg, const char *text, size_t len, co
                             char *errbuf, size_t errbuf_len)
 {
     if (cfg == NULL) {
-        errf(errbuf, errbuf_len, "missing config");
+        stream__errf(errbuf, errbuf_len, "missing config");
         return STREAM_EINVAL;
     }
     /* All or nothing: load into a copy and keep it only if every line was good. */
     stream_config *tmp = stream_config_dup(cfg);
     if (tmp == NULL) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     int rc = stream_config_parse(text, len, origin, set_cb, tmp, errbuf, errbuf_len);
@@ -683,13 +675,13 @@ int stream_config_load_text(stream_config *cfg, const char *text, size_t len, co
 int stream_config_load_file(stream_config *cfg, const char *path, char *errbuf, size_t errbuf_len)
 {
     if (cfg == NULL || path == NULL) {
-        errf(errbuf, errbuf_len, "missing config or path");
+        stream__errf(errbuf, errbuf_len, "missing config or path");
         return STREAM_EINVAL;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        errf(errbuf, errbuf_len, "%s: %s", path, strerror(e));
+        stream__errf(errbuf, errbuf_len, "%s: %s", path, strerror(e));
         return e == ENOENT ? STREAM_ENOENT : STREAM_EIO;
     }
     /* Read to EOF rather than trusting st_size, so pipes and /dev/stdin work. */
@@ -702,14 +694,14 @@ int stream_config_load_file(stream_config *cfg, const char *path, char *errbuf, 
             if (ncap > CONFIG_FILE_MAX + 1)
                 ncap = CONFIG_FILE_MAX + 1;
             if (ncap == cap) {
-                errf(errbuf, errbuf_len, "%s: larger than %u bytes: not a config file", path,
-                     CONFIG_FILE_MAX);
+                stream__errf(errbuf, errbuf_len, "%s: larger than %u bytes: not a config file",
+                             path, CONFIG_FILE_MAX);
                 rc = STREAM_EIO;
                 break;
             }
             char *nd = realloc(data, ncap);
             if (nd == NULL) {
-                errf(errbuf, errbuf_len, "%s: out of memory", path);
+                stream__errf(errbuf, errbuf_len, "%s: out of memory", path);
                 rc = STREAM_ENOMEM;
                 break;
             }
@@ -720,7 +712,7 @@ int stream_config_load_file(stream_config *cfg, const char *path, char *errbuf, 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            errf(errbuf, errbuf_len, "%s: %s", path, strerror(errno));
+            stream__errf(errbuf, errbuf_len, "%s: %s", path, strerror(errno));
             rc = STREAM_EIO;
             break;
         }
@@ -730,8 +722,8 @@ int stream_config_load_file(stream_config *cfg, const char *path, char *errbuf, 
     }
     close(fd);
     if (rc == 0 && len > CONFIG_FILE_MAX) {
-        errf(errbuf, errbuf_len, "%s: larger than %u bytes: not a config file", path,
-             CONFIG_FILE_MAX);
+        stream__errf(errbuf, errbuf_len, "%s: larger than %u bytes: not a config file", path,
+                     CONFIG_FILE_MAX);
         rc = STREAM_EIO;
     }
     if (rc == 0)

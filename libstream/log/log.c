@@ -31,22 +31,10 @@
 #include "log_internal.h"
 #include "producer_state.h"
 #include "stream/error.h"
+#include "base/internal.h"
 
 /* Index entries buffered in memory before they are appended to the files. */
 #define INDEX_FLUSH_ENTRIES 128
-
-static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf == NULL || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- configuration ------------------------------------------------------------ */
 
@@ -73,33 +61,35 @@ static int check_config(const stream_log_config *c, char *errbuf, size_t errbuf_
 {
     /* Positions in the .index are 32-bit, hence the segment_bytes cap. */
     if (c->segment_bytes <= 0 || c->segment_bytes > INT32_MAX)
-        seterr(errbuf, errbuf_len, "segment_bytes %" PRId64 " outside 1..%d", c->segment_bytes,
-               INT32_MAX);
+        stream__errf(errbuf, errbuf_len, "segment_bytes %" PRId64 " outside 1..%d",
+                     c->segment_bytes, INT32_MAX);
     else if (c->segment_ms <= 0)
-        seterr(errbuf, errbuf_len, "segment_ms %" PRId64 " must be positive", c->segment_ms);
+        stream__errf(errbuf, errbuf_len, "segment_ms %" PRId64 " must be positive", c->segment_ms);
     else if (c->retention_ms < -1)
-        seterr(errbuf, errbuf_len, "retention_ms %" PRId64 " must be -1 or >= 0", c->retention_ms);
+        stream__errf(errbuf, errbuf_len, "retention_ms %" PRId64 " must be -1 or >= 0",
+                     c->retention_ms);
     else if (c->retention_bytes < -1)
-        seterr(errbuf, errbuf_len, "retention_bytes %" PRId64 " must be -1 or >= 0",
-               c->retention_bytes);
+        stream__errf(errbuf, errbuf_len, "retention_bytes %" PRId64 " must be -1 or >= 0",
+                     c->retention_bytes);
     else if (c->index_interval_bytes < 0)
-        seterr(errbuf, errbuf_len, "index_interval_bytes %d must be >= 0", c->index_interval_bytes);
+        stream__errf(errbuf, errbuf_len, "index_interval_bytes %d must be >= 0",
+                     c->index_interval_bytes);
     else if (c->max_message_bytes < STREAM_BATCH_HEADER_SIZE)
-        seterr(errbuf, errbuf_len, "max_message_bytes %d below one batch header (%d)",
-               c->max_message_bytes, STREAM_BATCH_HEADER_SIZE);
+        stream__errf(errbuf, errbuf_len, "max_message_bytes %d below one batch header (%d)",
+                     c->max_message_bytes, STREAM_BATCH_HEADER_SIZE);
     else if (c->flush_mode != STREAM_FLUSH_GROUP && c->flush_mode != STREAM_FLUSH_PERIODIC &&
              c->flush_mode != STREAM_FLUSH_NEVER)
-        seterr(errbuf, errbuf_len, "unknown flush_mode %d", (int)c->flush_mode);
+        stream__errf(errbuf, errbuf_len, "unknown flush_mode %d", (int)c->flush_mode);
     else if (c->flush_ms <= 0)
-        seterr(errbuf, errbuf_len, "flush_ms %" PRId64 " must be positive", c->flush_ms);
+        stream__errf(errbuf, errbuf_len, "flush_ms %" PRId64 " must be positive", c->flush_ms);
     else if (!c->cleanup_delete && !c->cleanup_compact)
-        seterr(errbuf, errbuf_len, "cleanup policy must delete, compact or both");
+        stream__errf(errbuf, errbuf_len, "cleanup policy must delete, compact or both");
     else if (c->min_cleanable_dirty_ratio_ppm < 0 || c->min_cleanable_dirty_ratio_ppm > 1000000)
-        seterr(errbuf, errbuf_len, "min_cleanable_dirty_ratio_ppm %d outside 0..1000000",
-               c->min_cleanable_dirty_ratio_ppm);
+        stream__errf(errbuf, errbuf_len, "min_cleanable_dirty_ratio_ppm %d outside 0..1000000",
+                     c->min_cleanable_dirty_ratio_ppm);
     else if (c->min_compaction_lag_ms < 0 || c->max_compaction_lag_ms <= 0 ||
              c->delete_retention_ms < 0)
-        seterr(errbuf, errbuf_len, "compaction lags and delete_retention_ms must be >= 0");
+        stream__errf(errbuf, errbuf_len, "compaction lags and delete_retention_ms must be >= 0");
     else
         return 0;
     return STREAM_EBADCONFIG;
@@ -143,8 +133,8 @@ static int mark_holes(stream_log *log, char *errbuf, size_t errbuf_len)
     if (rc == 0)
         rc = stream__log_dir_sync(log);
     if (rc != 0) {
-        seterr(errbuf, errbuf_len, "marking %s as having offset holes: %s", log->dir,
-               stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "marking %s as having offset holes: %s", log->dir,
+                     stream_strerror(rc));
         return rc;
     }
     set_holes(log);
@@ -387,7 +377,7 @@ static int list_segments(stream_log *log, int64_t **out, int *n, char *errbuf, s
         int rc = stream_err_from_errno(errno);
         if (fd >= 0)
             close(fd);
-        seterr(errbuf, errbuf_len, "cannot list %s: %s", log->dir, strerror(errno));
+        stream__errf(errbuf, errbuf_len, "cannot list %s: %s", log->dir, strerror(errno));
         return rc;
     }
     rewinddir(d);
@@ -407,10 +397,10 @@ static int list_segments(stream_log *log, int64_t **out, int *n, char *errbuf, s
             /* Not ours (appends stop below it) and not safe to do sums on;
              * deleting it as recovery does with a torn tail would destroy
              * what somebody put there. Refuse the partition instead. */
-            seterr(errbuf, errbuf_len,
-                   "segment file %s/%s: base offset past the largest a log holds (%" PRId64
-                   "); move it out of the directory",
-                   log->dir, e->d_name, (int64_t)STREAM_LOG_MAX_OFFSET);
+            stream__errf(errbuf, errbuf_len,
+                         "segment file %s/%s: base offset past the largest a log holds (%" PRId64
+                         "); move it out of the directory",
+                         log->dir, e->d_name, (int64_t)STREAM_LOG_MAX_OFFSET);
             rc = STREAM_ECORRUPT;
             break;
         }
@@ -465,14 +455,15 @@ static int use_segment(stream_log *log, stream__segment *s, char *errbuf, size_t
 {
     int rc = stream__seg_acquire(s);
     if (rc == STREAM_EAGAIN)
-        seterr(errbuf, errbuf_len,
-               "cannot open segment %020" PRId64 " in %s: the logs' open files "
-               "(log.max.open.files, by default from the open-file limit RLIMIT_NOFILE) are all "
-               "in use: raise log.max.open.files or the open-file limit (ulimit -n)",
-               s->base_offset, log->dir);
+        stream__errf(
+            errbuf, errbuf_len,
+            "cannot open segment %020" PRId64 " in %s: the logs' open files "
+            "(log.max.open.files, by default from the open-file limit RLIMIT_NOFILE) are all "
+            "in use: raise log.max.open.files or the open-file limit (ulimit -n)",
+            s->base_offset, log->dir);
     else if (rc != 0)
-        seterr(errbuf, errbuf_len, "cannot open segment %020" PRId64 " in %s: %s", s->base_offset,
-               log->dir, stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "cannot open segment %020" PRId64 " in %s: %s",
+                     s->base_offset, log->dir, stream_strerror(rc));
     return rc;
 }
 
@@ -496,8 +487,8 @@ static int recover_from(stream_log *log, int from, stream_log_recovery *rec, cha
         rc = stream__seg_recover(log, s, &scanned, &dropped, &bad);
         if (rc != 0) {
             stream__seg_release(s);
-            seterr(errbuf, errbuf_len, "recovering segment %020" PRId64 " in %s: %s",
-                   s->base_offset, log->dir, stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "recovering segment %020" PRId64 " in %s: %s",
+                         s->base_offset, log->dir, stream_strerror(rc));
             return rc;
         }
         rec->scanned_bytes += scanned;
@@ -505,8 +496,8 @@ static int recover_from(stream_log *log, int from, stream_log_recovery *rec, cha
         if (fdatasync(s->fd) != 0) {
             rc = stream_err_from_errno(errno);
             stream__seg_release(s);
-            seterr(errbuf, errbuf_len, "fdatasync segment %020" PRId64 " in %s: %s", s->base_offset,
-                   log->dir, strerror(errno));
+            stream__errf(errbuf, errbuf_len, "fdatasync segment %020" PRId64 " in %s: %s",
+                         s->base_offset, log->dir, strerror(errno));
             return rc;
         }
         stream__seg_release(s);
@@ -523,7 +514,7 @@ static int recover_from(stream_log *log, int from, stream_log_recovery *rec, cha
     }
     if (fsync(log->dirfd) != 0) {
         rc = stream_err_from_errno(errno);
-        seterr(errbuf, errbuf_len, "fsync %s: %s", log->dir, strerror(errno));
+        stream__errf(errbuf, errbuf_len, "fsync %s: %s", log->dir, strerror(errno));
     }
     return rc;
 }
@@ -551,7 +542,7 @@ static int rebuild_producers(stream_log *log, char *errbuf, size_t errbuf_len)
     int64_t from;
     int rc = stream__log_dir_hold(log);
     if (rc != 0) {
-        seterr(errbuf, errbuf_len, "cannot open %s: %s", log->dir, stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "cannot open %s: %s", log->dir, stream_strerror(rc));
         return rc;
     }
     rc = stream__producer_state_load(log->producers, log->dirfd, log->end_offset, &from);
@@ -580,8 +571,8 @@ static int rebuild_producers(stream_log *log, char *errbuf, size_t errbuf_len)
         rc = 0;
     if (rc != 0) {
         stream__producer_state_clear(log->producers);
-        seterr(errbuf, errbuf_len, "rebuilding the producer state of %s: %s", log->dir,
-               stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "rebuilding the producer state of %s: %s", log->dir,
+                     stream_strerror(rc));
         return rc;
     }
     stream__producer_state_expire(log->producers, log->start_offset, 0, -1);
@@ -697,8 +688,8 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
         rc = stream__seg_open_trusted(log, s, &state, &rec->indexes_rebuilt);
         stream__seg_release(s);
         if (rc != 0) {
-            seterr(errbuf, errbuf_len, "opening segment %020" PRId64 " in %s: %s", s->base_offset,
-                   log->dir, stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "opening segment %020" PRId64 " in %s: %s",
+                         s->base_offset, log->dir, stream_strerror(rc));
             return rc;
         }
         if (state == STREAM__SEG_CORRUPT) {
@@ -729,8 +720,8 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
         char why[512] = "";
         if ((rc = grow_segs(log)) != 0 ||
             (rc = create_segment(log, lso > 0 ? lso : 0, !fresh, &s, why, sizeof why)) != 0) {
-            seterr(errbuf, errbuf_len, "creating the first segment in %s: %s", log->dir,
-                   why[0] ? why : stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "creating the first segment in %s: %s", log->dir,
+                         why[0] ? why : stream_strerror(rc));
             return rc;
         }
         log->segs[log->nsegs++] = s;
@@ -753,8 +744,8 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
      * and a reopen would hide acknowledged records below it. */
     if (lso > log->end_offset &&
         (rc = stream__write_offset_file(log, "log-start-offset", log->start_offset)) != 0) {
-        seterr(errbuf, errbuf_len, "rewriting %s/log-start-offset: %s", log->dir,
-               stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "rewriting %s/log-start-offset: %s", log->dir,
+                     stream_strerror(rc));
         return rc;
     }
     if (fresh)
@@ -764,8 +755,8 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
     if (!fresh)
         stream__clean_end_moved(log); /* recovery may have cut below it */
     if (!fresh && (rc = stream__log_epochs_open(log, &rec->epochs_rebuilt)) != 0) {
-        seterr(errbuf, errbuf_len, "loading the leader epochs of %s: %s", log->dir,
-               stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "loading the leader epochs of %s: %s", log->dir,
+                     stream_strerror(rc));
         return rc;
     }
 
@@ -777,12 +768,13 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
     if (clean && renameat(log->dirfd, CLEAN_MARKER, log->dirfd, CLEAN_MARKER_OPEN) != 0 &&
         errno != ENOENT) {
         rc = stream_err_from_errno(errno);
-        seterr(errbuf, errbuf_len, "removing %s/" CLEAN_MARKER ": %s", log->dir, strerror(errno));
+        stream__errf(errbuf, errbuf_len, "removing %s/" CLEAN_MARKER ": %s", log->dir,
+                     strerror(errno));
         return rc;
     }
     if (!(mode & (OPEN_FRESH | OPEN_NO_DIR_SYNC)) && fsync(log->dirfd) != 0) {
         rc = stream_err_from_errno(errno);
-        seterr(errbuf, errbuf_len, "fsync %s: %s", log->dir, strerror(errno));
+        stream__errf(errbuf, errbuf_len, "fsync %s: %s", log->dir, strerror(errno));
         return rc;
     }
     log->dir_dirty = false;
@@ -798,8 +790,8 @@ static int load(stream_log *log, int mode, stream_log_recovery *rec, char *errbu
     if (!fresh && rp != log->end_offset) {
         rc = stream__write_offset_file(log, "recovery-point", log->end_offset);
         if (rc != 0) {
-            seterr(errbuf, errbuf_len, "writing %s/recovery-point: %s", log->dir,
-                   stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "writing %s/recovery-point: %s", log->dir,
+                         stream_strerror(rc));
             return rc;
         }
         log->rp_written = log->end_offset;
@@ -882,7 +874,7 @@ static int open_log(const char *dir, const stream_log_config *cfg, int mode, str
     if (log->dirfd == STREAM_ENOENT) {
         if (mkdir(dir, 0755) != 0 && (fresh || errno != EEXIST)) {
             rc = stream_err_from_errno(errno);
-            seterr(errbuf, errbuf_len, "cannot create %s: %s", dir, strerror(errno));
+            stream__errf(errbuf, errbuf_len, "cannot create %s: %s", dir, strerror(errno));
             free_log(log);
             return rc;
         }
@@ -901,7 +893,8 @@ static int open_log(const char *dir, const stream_log_config *cfg, int mode, str
     if (log->files == NULL &&
         ((log->lock_fd = dup(log->dirfd)) < 0 || flock(log->lock_fd, LOCK_EX | LOCK_NB) != 0)) {
         rc = errno == EWOULDBLOCK ? STREAM_EAGAIN : stream_err_from_errno(errno);
-        seterr(errbuf, errbuf_len, "%s is in use by another open log: %s", dir, strerror(errno));
+        stream__errf(errbuf, errbuf_len, "%s is in use by another open log: %s", dir,
+                     strerror(errno));
         free_log(log);
         return rc;
     }
@@ -1125,7 +1118,8 @@ static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, strea
     int rc = log->io_error;
     pthread_mutex_unlock(&log->mu);
     if (rc != 0) {
-        seterr(errbuf, errbuf_len, "log %s failed earlier: %s", log->dir, stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "log %s failed earlier: %s", log->dir,
+                     stream_strerror(rc));
         return rc;
     }
 
@@ -1133,19 +1127,19 @@ static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, strea
      * every reader's) would overflow. */
     int64_t base = stamp != NULL ? log->end_offset : info->base_offset;
     if (!stream__offsets_fit(base, info->last_offset_delta)) {
-        seterr(errbuf, errbuf_len,
-               "log %s is full: %" PRId64 " offsets from %" PRId64
-               " would pass the largest offset a log holds (%" PRId64 ")",
-               log->dir, (int64_t)info->last_offset_delta + 1, base,
-               (int64_t)STREAM_LOG_MAX_OFFSET);
+        stream__errf(errbuf, errbuf_len,
+                     "log %s is full: %" PRId64 " offsets from %" PRId64
+                     " would pass the largest offset a log holds (%" PRId64 ")",
+                     log->dir, (int64_t)info->last_offset_delta + 1, base,
+                     (int64_t)STREAM_LOG_MAX_OFFSET);
         return STREAM_EOFFSET;
     }
     /* A leader's batch was checked against the producer state, which
      * reserved room for its update; a replica's was not. */
     if (stamp == NULL && info->producer_id >= 0 &&
         stream__producer_state_reserve(log->producers) != 0) {
-        seterr(errbuf, errbuf_len, "no memory for producer %" PRId64 " in %s", info->producer_id,
-               log->dir);
+        stream__errf(errbuf, errbuf_len, "no memory for producer %" PRId64 " in %s",
+                     info->producer_id, log->dir);
         return STREAM_ENOMEM;
     }
 
@@ -1161,17 +1155,17 @@ static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, strea
         char why[512] = "";
         rc = roll(log, why, sizeof why);
         if (rc != 0) {
-            seterr(errbuf, errbuf_len, "rolling a segment in %s: %s", log->dir,
-                   why[0] ? why : stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "rolling a segment in %s: %s", log->dir,
+                         why[0] ? why : stream_strerror(rc));
             return rc;
         }
         s = active_seg(log);
         too_far = base - s->base_offset + info->last_offset_delta > INT32_MAX;
     }
     if (too_far) {
-        seterr(errbuf, errbuf_len,
-               "batch at offset %" PRId64 " is too far past the log end %" PRId64 " of %s", base,
-               log->end_offset, log->dir);
+        stream__errf(errbuf, errbuf_len,
+                     "batch at offset %" PRId64 " is too far past the log end %" PRId64 " of %s",
+                     base, log->end_offset, log->dir);
         return STREAM_EOFFSET;
     }
 
@@ -1200,8 +1194,8 @@ static int append_batch(stream_log *log, const uint8_t *p, uint8_t *stamp, strea
         if (w <= 0) {
             int e = w < 0 ? errno : ENOSPC;
             rc = stream_err_from_errno(e);
-            seterr(errbuf, errbuf_len, "writing segment %020" PRId64 " in %s: %s", s->base_offset,
-                   log->dir, strerror(e));
+            stream__errf(errbuf, errbuf_len, "writing segment %020" PRId64 " in %s: %s",
+                         s->base_offset, log->dir, strerror(e));
             /* Cut the partial batch so the file ends on a batch boundary.
              * Bytes past s->size are never read (reads stop at the size),
              * but the next append would land after them: when the cut
@@ -1238,8 +1232,8 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
                       size_t errbuf_len)
 {
     if (len > (size_t)log->cfg.max_message_bytes) {
-        seterr(errbuf, errbuf_len, "batch of %zu bytes exceeds max_message_bytes %d", len,
-               log->cfg.max_message_bytes);
+        stream__errf(errbuf, errbuf_len, "batch of %zu bytes exceeds max_message_bytes %d", len,
+                     log->cfg.max_message_bytes);
         return STREAM_ETOOLARGE;
     }
     stream_batch_info info;
@@ -1247,7 +1241,8 @@ int stream_log_append(stream_log *log, uint8_t *p, size_t len, int64_t *base_off
     if (rc != 0)
         return rc;
     if (info.size != len) {
-        seterr(errbuf, errbuf_len, "%zu bytes after the batch's %zu", len - info.size, info.size);
+        stream__errf(errbuf, errbuf_len, "%zu bytes after the batch's %zu", len - info.size,
+                     info.size);
         return STREAM_ECORRUPT;
     }
     if (log->cfg.cleanup_compact &&
@@ -1269,10 +1264,10 @@ int stream_log_append_replica(stream_log *log, const uint8_t *p, size_t len, int
         /* A base above the end is a hole of the leader's (compaction
          * removed those offsets there); one below overlaps this log. */
         if (rc == 0 && info.base_offset < log->end_offset) {
-            seterr(errbuf, errbuf_len,
-                   "batch at byte %zu starts at offset %" PRId64 ", below the end %" PRId64
-                   " of the log %s",
-                   at, info.base_offset, log->end_offset, log->dir);
+            stream__errf(errbuf, errbuf_len,
+                         "batch at byte %zu starts at offset %" PRId64 ", below the end %" PRId64
+                         " of the log %s",
+                         at, info.base_offset, log->end_offset, log->dir);
             rc = STREAM_EOFFSET;
         }
         if (rc == 0 && info.base_offset > log->end_offset && !log->holes)
@@ -1596,7 +1591,7 @@ int stream_log_check_producer(stream_log *log, const uint8_t *p, size_t len,
     stream_batch_info info;
     int rc = stream_batch_header_decode(p, len, &info);
     if (rc != 0) {
-        seterr(errbuf, errbuf_len, "cannot decode the batch header: %s", stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "cannot decode the batch header: %s", stream_strerror(rc));
         return rc;
     }
     if (info.producer_id < 0)
@@ -1732,7 +1727,7 @@ int stream_log_io_error(stream_log *log, uint64_t *failures, char *errbuf, size_
     if (failures != NULL)
         *failures = log->io_failures;
     if (err != 0)
-        seterr(errbuf, errbuf_len, "%s", log->io_error_msg);
+        stream__errf(errbuf, errbuf_len, "%s", log->io_error_msg);
     pthread_mutex_unlock(&log->mu);
     return err;
 }
@@ -1793,8 +1788,8 @@ int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t er
     if (rc == 0)
         rc = sync_from(log, find_seg(log, log->rp_written > 0 ? log->rp_written : 0));
     if (rc != 0) {
-        seterr(errbuf, errbuf_len, "recovering %s after %s: %s", log->dir, stream_strerror(err),
-               stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "recovering %s after %s: %s", log->dir,
+                     stream_strerror(err), stream_strerror(rc));
         return rc;
     }
     pthread_mutex_lock(&log->mu);
@@ -1806,8 +1801,8 @@ int stream_log_recover(stream_log *log, int64_t *cut_to, char *errbuf, size_t er
     }
     pthread_mutex_unlock(&log->mu);
     if (rc != 0) {
-        seterr(errbuf, errbuf_len, "recovering %s: failed again: %s", log->dir,
-               stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len, "recovering %s: failed again: %s", log->dir,
+                     stream_strerror(rc));
         return rc;
     }
     log->recover_after_ms = 0;

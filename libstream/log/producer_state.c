@@ -23,6 +23,7 @@
 #include "stream/buf.h"
 #include "stream/crc32c.h"
 #include "stream/error.h"
+#include "base/internal.h"
 
 #define SNAP_MAGIC       "SPS1"
 #define SNAP_VERSION     1
@@ -55,19 +56,6 @@ struct stream__producer_state {
     size_t cap;
     size_t count; /* slots in use; at most cap / 2 */
 };
-
-static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf == NULL || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- sequences ---------------------------------------------------------------- */
 
@@ -186,33 +174,35 @@ int stream__producer_state_check(stream__producer_state *ps, const stream_batch_
     int64_t pid = info->producer_id;
     int32_t first = info->base_sequence;
     if (pid < 0 || info->producer_epoch < 0 || first < 0) {
-        seterr(errbuf, errbuf_len,
-               "idempotent batch with producerId %" PRId64 ", producerEpoch %d, baseSequence %d",
-               pid, info->producer_epoch, first);
+        stream__errf(errbuf, errbuf_len,
+                     "idempotent batch with producerId %" PRId64
+                     ", producerEpoch %d, baseSequence %d",
+                     pid, info->producer_epoch, first);
         return STREAM_ECORRUPT;
     }
     int32_t last = seq_add(first, info->last_offset_delta);
     const entry *e = find(ps, pid);
     if (e == NULL) {
         if (first != 0) {
-            seterr(errbuf, errbuf_len,
-                   "producer %" PRId64 " is not known on this partition (never seen, or "
-                   "expired); its first batch must start at sequence 0, not %d",
-                   pid, first);
+            stream__errf(errbuf, errbuf_len,
+                         "producer %" PRId64 " is not known on this partition (never seen, or "
+                         "expired); its first batch must start at sequence 0, not %d",
+                         pid, first);
             return STREAM_EUNKNOWNPRODUCER;
         }
         return reserve(ps, 1);
     }
     if (info->producer_epoch < e->epoch) {
-        seterr(errbuf, errbuf_len, "producer %" PRId64 " epoch %d is older than its epoch %d here",
-               pid, info->producer_epoch, e->epoch);
+        stream__errf(errbuf, errbuf_len,
+                     "producer %" PRId64 " epoch %d is older than its epoch %d here", pid,
+                     info->producer_epoch, e->epoch);
         return STREAM_EPRODUCERFENCED;
     }
     if (info->producer_epoch > e->epoch) {
         if (first != 0) {
-            seterr(errbuf, errbuf_len,
-                   "producer %" PRId64 " epoch %d: a new epoch starts at sequence 0, not %d", pid,
-                   info->producer_epoch, first);
+            stream__errf(errbuf, errbuf_len,
+                         "producer %" PRId64 " epoch %d: a new epoch starts at sequence 0, not %d",
+                         pid, info->producer_epoch, first);
             return STREAM_EOUTOFORDERSEQ;
         }
         return 0;
@@ -229,16 +219,16 @@ int stream__producer_state_check(stream__producer_state *ps, const stream_batch_
         return 0;
     if (seq_behind(last, known) < SEQ_MODULUS / 2 &&
         seq_behind(first, known) >= seq_behind(last, known)) {
-        seterr(errbuf, errbuf_len,
-               "producer %" PRId64 " sequences %d..%d were appended before (the last is %d), "
-               "too long ago to know their offset",
-               pid, first, last, known);
+        stream__errf(errbuf, errbuf_len,
+                     "producer %" PRId64 " sequences %d..%d were appended before (the last is %d), "
+                     "too long ago to know their offset",
+                     pid, first, last, known);
         return STREAM_EDUPLICATESEQ;
     }
-    seterr(errbuf, errbuf_len,
-           "producer %" PRId64 " epoch %d: expected sequence %d, got %d (an earlier batch is "
-           "missing)",
-           pid, e->epoch, seq_add(known, 1), first);
+    stream__errf(errbuf, errbuf_len,
+                 "producer %" PRId64 " epoch %d: expected sequence %d, got %d (an earlier batch is "
+                 "missing)",
+                 pid, e->epoch, seq_add(known, 1), first);
     return STREAM_EOUTOFORDERSEQ;
 }
 
@@ -694,14 +684,14 @@ int stream__producer_ids_next(stream__producer_ids *ids, const char *data_dir, i
     char path[4150];
     int w = snprintf(path, sizeof path, "%s/" IDS_FILE, data_dir);
     if (w < 0 || (size_t)w >= sizeof path) {
-        seterr(errbuf, errbuf_len, "data directory path too long");
+        stream__errf(errbuf, errbuf_len, "data directory path too long");
         return STREAM_EINVAL;
     }
     if (!ids->loaded) {
         int64_t v = 0;
         int rc = read_number(path, &v);
         if (rc != 0 && rc != STREAM_ENOENT) {
-            seterr(errbuf, errbuf_len, "cannot read %s: %s", path, stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "cannot read %s: %s", path, stream_strerror(rc));
             return rc;
         }
         ids->next = ids->limit = rc == 0 ? v : 0;
@@ -709,13 +699,13 @@ int stream__producer_ids_next(stream__producer_ids *ids, const char *data_dir, i
     }
     if (ids->next >= ids->limit) {
         if (ids->next > INT64_MAX - STREAM__PRODUCER_ID_BLOCK) {
-            seterr(errbuf, errbuf_len, "producer ids are used up");
+            stream__errf(errbuf, errbuf_len, "producer ids are used up");
             return STREAM_EINVAL;
         }
         int64_t limit = ids->next + STREAM__PRODUCER_ID_BLOCK;
         int rc = write_number(data_dir, path, limit);
         if (rc != 0) {
-            seterr(errbuf, errbuf_len, "cannot write %s: %s", path, stream_strerror(rc));
+            stream__errf(errbuf, errbuf_len, "cannot write %s: %s", path, stream_strerror(rc));
             return rc;
         }
         ids->limit = limit;

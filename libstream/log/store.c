@@ -36,6 +36,7 @@
 
 #include "stream/error.h"
 #include "stream/store.h"
+#include "base/internal.h"
 
 #define META_SUFFIX   ".topic"
 #define TRASH_DIR     ".deleted"
@@ -96,19 +97,7 @@ struct stream_store_job {
     char err[512];                 /* its message */
 };
 
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static long files_budget(const stream_store *s);
-
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf == NULL || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
 
 static void note(stream_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -159,16 +148,16 @@ int stream_topic_name_check(const char *name, size_t len, char *errbuf, size_t e
     char q[QUOTE_MAX + 4];
     bool dots = (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.');
     if (len == 0) {
-        errf(errbuf, errbuf_len, "topic name is empty");
+        stream__errf(errbuf, errbuf_len, "topic name is empty");
         return STREAM_EBADNAME;
     }
     if (len > STREAM_TOPIC_NAME_MAX) {
-        errf(errbuf, errbuf_len, "topic name '%s' is %zu bytes long (at most %d)",
-             quote(q, name, len), len, STREAM_TOPIC_NAME_MAX);
+        stream__errf(errbuf, errbuf_len, "topic name '%s' is %zu bytes long (at most %d)",
+                     quote(q, name, len), len, STREAM_TOPIC_NAME_MAX);
         return STREAM_EBADNAME;
     }
     if (dots) {
-        errf(errbuf, errbuf_len, "'.' and '..' are not valid topic names");
+        stream__errf(errbuf, errbuf_len, "'.' and '..' are not valid topic names");
         return STREAM_EBADNAME;
     }
     for (size_t i = 0; i < len; i++) {
@@ -178,14 +167,15 @@ int stream_topic_name_check(const char *name, size_t len, char *errbuf, size_t e
         if (ok)
             continue;
         if (c > 0x20 && c < 0x7f)
-            errf(errbuf, errbuf_len,
-                 "topic name '%s' contains '%c' (allowed: letters, digits, '.', '_', '-')",
-                 quote(q, name, len), c);
+            stream__errf(errbuf, errbuf_len,
+                         "topic name '%s' contains '%c' (allowed: letters, digits, '.', '_', '-')",
+                         quote(q, name, len), c);
         else
-            errf(errbuf, errbuf_len,
-                 "topic name '%s' has byte 0x%02x at %zu (allowed: letters, digits, '.', '_', "
-                 "'-')",
-                 quote(q, name, len), c, i);
+            stream__errf(
+                errbuf, errbuf_len,
+                "topic name '%s' has byte 0x%02x at %zu (allowed: letters, digits, '.', '_', "
+                "'-')",
+                quote(q, name, len), c, i);
         return STREAM_EBADNAME;
     }
     return 0;
@@ -519,7 +509,7 @@ static int write_meta(stream_store *s, const char *name, int32_t partitions,
     stream_buf_put(&b, head, (size_t)hn);
     if (stream_config_write(overrides, true, &b) < 0) {
         stream_buf_release(&b);
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
 
@@ -545,12 +535,12 @@ static int write_meta(stream_store *s, const char *name, int32_t partitions,
     stream_buf_release(&b);
     if (rc < 0) {
         unlinkat(s->dir_fd, tmp, 0);
-        errf(errbuf, errbuf_len, "%s/%s: %s: %s", s->dir, meta, step, strerror(-rc));
+        stream__errf(errbuf, errbuf_len, "%s/%s: %s: %s", s->dir, meta, step, strerror(-rc));
         return stream_err_from_errno(-rc);
     }
     rc = fsync_dir(s->dir_fd);
     if (rc < 0) {
-        errf(errbuf, errbuf_len, "%s: sync: %s", s->dir, strerror(-rc));
+        stream__errf(errbuf, errbuf_len, "%s: sync: %s", s->dir, strerror(-rc));
         return stream_err_from_errno(-rc);
     }
     return 0;
@@ -568,8 +558,8 @@ static int meta_line(void *arg, const char *key, const char *value, char *errbuf
     char *end;
     if (strcmp(key, "version") == 0) {
         if (strcmp(value, "1") != 0) {
-            errf(errbuf, errbuf_len, "unsupported metadata version '%.20s' (this broker reads 1)",
-                 value);
+            stream__errf(errbuf, errbuf_len,
+                         "unsupported metadata version '%.20s' (this broker reads 1)", value);
             return STREAM_EBADCONFIG;
         }
         m->version_seen = true;
@@ -580,8 +570,8 @@ static int meta_line(void *arg, const char *key, const char *value, char *errbuf
         long v = strtol(value, &end, 10);
         if (errno != 0 || end == value || *end != '\0' || v < 1 ||
             v > STREAM_CONFIG_PARTITIONS_MAX) {
-            errf(errbuf, errbuf_len, "partitions: '%.20s' is not a count in 1 to %d", value,
-                 STREAM_CONFIG_PARTITIONS_MAX);
+            stream__errf(errbuf, errbuf_len, "partitions: '%.20s' is not a count in 1 to %d", value,
+                         STREAM_CONFIG_PARTITIONS_MAX);
             return STREAM_EBADCONFIG;
         }
         m->partitions = (int32_t)v;
@@ -598,27 +588,27 @@ static int read_meta(stream_store *s, const char *name, int32_t *partitions,
     snprintf(meta, sizeof meta, "%s" META_SUFFIX, name);
     char *path = NULL;
     if (asprintf(&path, "%s/%s", s->dir, meta) < 0) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     char *text = NULL;
     size_t len = 0;
     int rc = read_file_at(s->dir_fd, meta, &text, &len);
     if (rc < 0) {
-        errf(errbuf, errbuf_len, "%s: %s", path, strerror(-rc));
+        stream__errf(errbuf, errbuf_len, "%s: %s", path, strerror(-rc));
         free(path);
         return rc == -ENOMEM ? STREAM_ENOMEM : STREAM_EIO;
     }
     struct meta_parse m = {.partitions = -1, .overrides = stream_config_new_topic()};
     if (m.overrides == NULL) {
         rc = STREAM_ENOMEM;
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
     } else {
         rc = stream_config_parse(text, len, path, meta_line, &m, errbuf, errbuf_len);
     }
     if (rc == 0 && (!m.version_seen || m.partitions < 0)) {
-        errf(errbuf, errbuf_len, "%s: no %s line: not a topic metadata file", path,
-             m.version_seen ? "partitions" : "version");
+        stream__errf(errbuf, errbuf_len, "%s: no %s line: not a topic metadata file", path,
+                     m.version_seen ? "partitions" : "version");
         rc = STREAM_EBADCONFIG;
     }
     free(text);
@@ -799,7 +789,7 @@ static int open_all_partitions(stream_store *s, char *errbuf, size_t errbuf_len)
     open_work w = {.s = s};
     w.first = malloc((s->topic_count + 1) * sizeof *w.first);
     if (w.first == NULL) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     w.first[0] = 0;
@@ -826,7 +816,7 @@ static int open_all_partitions(stream_store *s, char *errbuf, size_t errbuf_len)
     free(w.first);
     if (w.rc == 0)
         return 0;
-    errf(errbuf, errbuf_len, "%s", w.err);
+    stream__errf(errbuf, errbuf_len, "%s", w.err);
     for (size_t i = 0; i < s->topic_count; i++) {
         stream_topic *t = s->topics[i];
         for (int32_t p = 0; p < t->partition_count; p++) {
@@ -844,7 +834,7 @@ static int lock_dir(stream_store *s, char *errbuf, size_t errbuf_len)
     s->lock_fd = openat(s->dir_fd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (s->lock_fd < 0) {
         int e = errno;
-        errf(errbuf, errbuf_len, "%s/" LOCK_FILE ": %s", s->dir, strerror(e));
+        stream__errf(errbuf, errbuf_len, "%s/" LOCK_FILE ": %s", s->dir, strerror(e));
         return stream_err_from_errno(e);
     }
     int r;
@@ -853,17 +843,17 @@ static int lock_dir(stream_store *s, char *errbuf, size_t errbuf_len)
     if (r < 0) {
         int e = errno;
         if (e != EWOULDBLOCK) {
-            errf(errbuf, errbuf_len, "%s/" LOCK_FILE ": lock: %s", s->dir, strerror(e));
+            stream__errf(errbuf, errbuf_len, "%s/" LOCK_FILE ": lock: %s", s->dir, strerror(e));
             return STREAM_EIO;
         }
         char pid[32] = "";
         ssize_t n = pread(s->lock_fd, pid, sizeof pid - 1, 0);
         pid[n > 0 ? n : 0] = '\0';
         pid[strcspn(pid, "\n")] = '\0';
-        errf(errbuf, errbuf_len,
-             "data directory %s is in use by another broker (pid %s); stop it or choose "
-             "another data.dir",
-             s->dir, pid[0] ? pid : "unknown");
+        stream__errf(errbuf, errbuf_len,
+                     "data directory %s is in use by another broker (pid %s); stop it or choose "
+                     "another data.dir",
+                     s->dir, pid[0] ? pid : "unknown");
         return STREAM_EAGAIN;
     }
     /* The pid is only for the message above; failing to write it is harmless. */
@@ -883,7 +873,7 @@ static int list_dir(stream_store *s, char ***names, size_t *count, char *errbuf,
         int e = errno;
         if (fd >= 0)
             close(fd);
-        errf(errbuf, errbuf_len, "%s: %s", s->dir, strerror(e));
+        stream__errf(errbuf, errbuf_len, "%s: %s", s->dir, strerror(e));
         return stream_err_from_errno(e);
     }
     char **v = NULL;
@@ -913,7 +903,7 @@ static int list_dir(stream_store *s, char ***names, size_t *count, char *errbuf,
         for (size_t i = 0; i < n; i++)
             free(v[i]);
         free(v);
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return rc;
     }
     *names = v;
@@ -1011,7 +1001,7 @@ static int load_topics(stream_store *s, char **names, size_t count, char *errbuf
         stream_topic *t = topic_new(s, topic, partitions, ov);
         if (t == NULL || reserve_topics(s) < 0) {
             topic_free(t);
-            errf(errbuf, errbuf_len, "out of memory");
+            stream__errf(errbuf, errbuf_len, "out of memory");
             return STREAM_ENOMEM;
         }
         s->topics[s->topic_count++] = t;
@@ -1057,20 +1047,20 @@ int stream_store_open(const char *data_dir, const stream_config *broker_cfg, str
     if (data_dir == NULL) {
         int rc = stream_config_data_dir(broker_cfg, given, sizeof given);
         if (rc < 0) {
-            errf(errbuf, errbuf_len, "cannot find a data directory (set data.dir): %s",
-                 rc == STREAM_ENOENT ? "no home directory" : "path too long");
+            stream__errf(errbuf, errbuf_len, "cannot find a data directory (set data.dir): %s",
+                         rc == STREAM_ENOENT ? "no home directory" : "path too long");
             return rc;
         }
         data_dir = given;
     }
     if (data_dir[0] == '\0') {
-        errf(errbuf, errbuf_len, "empty data directory name");
+        stream__errf(errbuf, errbuf_len, "empty data directory name");
         return STREAM_EINVAL;
     }
 
     stream_store *s = calloc(1, sizeof *s);
     if (s == NULL) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     s->dir_fd = -1;
@@ -1083,35 +1073,36 @@ int stream_store_open(const char *data_dir, const stream_config *broker_cfg, str
     size_t count = 0;
     int rc;
     if (s->broker == NULL) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         rc = STREAM_ENOMEM;
         goto fail;
     }
 
     rc = mkdir_p(data_dir);
     if (rc < 0) {
-        errf(errbuf, errbuf_len, "cannot create data directory %s: %s", data_dir, strerror(-rc));
+        stream__errf(errbuf, errbuf_len, "cannot create data directory %s: %s", data_dir,
+                     strerror(-rc));
         rc = stream_err_from_errno(-rc);
         goto fail;
     }
     s->dir = realpath(data_dir, NULL);
     if (s->dir == NULL) {
         int e = errno;
-        errf(errbuf, errbuf_len, "data directory %s: %s", data_dir, strerror(e));
+        stream__errf(errbuf, errbuf_len, "data directory %s: %s", data_dir, strerror(e));
         rc = stream_err_from_errno(e);
         goto fail;
     }
     s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dir_fd < 0) {
         int e = errno;
-        errf(errbuf, errbuf_len, "data directory %s: %s", s->dir, strerror(e));
+        stream__errf(errbuf, errbuf_len, "data directory %s: %s", s->dir, strerror(e));
         rc = stream_err_from_errno(e);
         goto fail;
     }
     if ((rc = lock_dir(s, errbuf, errbuf_len)) < 0)
         goto fail;
     if ((rc = stream_log_files_new(files_budget(s), &s->files)) < 0) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         goto fail;
     }
 
@@ -1129,7 +1120,7 @@ int stream_store_open(const char *data_dir, const stream_config *broker_cfg, str
      * markers removed) to one sync here, before anything is appended. */
     if (s->topic_count > 0 && syscall(SYS_syncfs, s->dir_fd) < 0) {
         int e = errno;
-        errf(errbuf, errbuf_len, "%s: sync: %s", s->dir, strerror(e));
+        stream__errf(errbuf, errbuf_len, "%s: sync: %s", s->dir, strerror(e));
         rc = stream_err_from_errno(e);
         goto fail;
     }
@@ -1231,12 +1222,13 @@ static int copy_overrides(const stream_config *overrides, stream_config **out, c
                           size_t errbuf_len)
 {
     if (overrides != NULL && !stream_config_is_topic(overrides)) {
-        errf(errbuf, errbuf_len, "topic settings must be a topic config (stream_config_new_topic)");
+        stream__errf(errbuf, errbuf_len,
+                     "topic settings must be a topic config (stream_config_new_topic)");
         return STREAM_EINVAL;
     }
     *out = overrides ? stream_config_dup(overrides) : stream_config_new_topic();
     if (*out == NULL) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     return 0;
@@ -1331,12 +1323,13 @@ static int check_fd_budget(const stream_store *s, int32_t partitions, char *errb
     long need = partitions, pending = s->pending_partitions;
     long held = fs.open - fs.cached + pending;
     if (held + need > fs.budget) {
-        errf(errbuf, errbuf_len,
-             "%d partitions need about %ld more open files (one each), but %ld of the %ld the "
-             "logs may hold (log.max.open.files; 0 derives it from the open-file limit) are "
-             "held: raise log.max.open.files or the open-file limit (RLIMIT_NOFILE: ulimit -n, "
-             "or LimitNOFILE= in a systemd unit), or create fewer partitions",
-             (int)partitions, need, held, fs.budget);
+        stream__errf(
+            errbuf, errbuf_len,
+            "%d partitions need about %ld more open files (one each), but %ld of the %ld the "
+            "logs may hold (log.max.open.files; 0 derives it from the open-file limit) are "
+            "held: raise log.max.open.files or the open-file limit (RLIMIT_NOFILE: ulimit -n, "
+            "or LimitNOFILE= in a systemd unit), or create fewer partitions",
+            (int)partitions, need, held, fs.budget);
         return STREAM_EINVAL;
     }
     struct rlimit rl;
@@ -1347,12 +1340,13 @@ static int check_fd_budget(const stream_store *s, int32_t partitions, char *errb
     long reserve = (long)(rl.rlim_cur / 8 < 64 ? rl.rlim_cur / 8 : 64);
     if ((unsigned long long)(used + need + pending + reserve) <= (unsigned long long)rl.rlim_cur)
         return 0;
-    errf(errbuf, errbuf_len,
-         "%d partitions need about %ld more open files (one each), but %ld of this broker's "
-         "limit of %llu are in use: raise the open-file limit (RLIMIT_NOFILE: ulimit -n, or "
-         "LimitNOFILE= in a systemd unit; log.max.open.files bounds the logs' share) or create "
-         "fewer partitions",
-         (int)partitions, need, used + pending, (unsigned long long)rl.rlim_cur);
+    stream__errf(
+        errbuf, errbuf_len,
+        "%d partitions need about %ld more open files (one each), but %ld of this broker's "
+        "limit of %llu are in use: raise the open-file limit (RLIMIT_NOFILE: ulimit -n, or "
+        "LimitNOFILE= in a systemd unit; log.max.open.files bounds the logs' share) or create "
+        "fewer partitions",
+        (int)partitions, need, used + pending, (unsigned long long)rl.rlim_cur);
     return STREAM_EINVAL;
 }
 
@@ -1365,26 +1359,27 @@ int stream_store_create_begin(stream_store *s, const char *name, int32_t partiti
     if (rc < 0)
         return rc;
     if (is_internal_name(name) && !internal) {
-        errf(errbuf, errbuf_len, "topic names starting with '__' are reserved for internal topics");
+        stream__errf(errbuf, errbuf_len,
+                     "topic names starting with '__' are reserved for internal topics");
         return STREAM_EBADNAME;
     }
     if (internal && !is_internal_name(name)) {
-        errf(errbuf, errbuf_len, "internal topic names start with '__'");
+        stream__errf(errbuf, errbuf_len, "internal topic names start with '__'");
         return STREAM_EINVAL;
     }
     if (partitions == -1)
         partitions = (int32_t)stream_config_int(s->broker, STREAM_CONFIG_NUM_PARTITIONS);
     if (partitions < 1 || partitions > STREAM_CONFIG_PARTITIONS_MAX) {
-        errf(errbuf, errbuf_len, "partition count %d is out of range (allowed: 1 to %d)",
-             (int)partitions, STREAM_CONFIG_PARTITIONS_MAX);
+        stream__errf(errbuf, errbuf_len, "partition count %d is out of range (allowed: 1 to %d)",
+                     (int)partitions, STREAM_CONFIG_PARTITIONS_MAX);
         return STREAM_EINVAL;
     }
     if (stream_store_topic(s, name) != NULL) {
-        errf(errbuf, errbuf_len, "topic '%s' already exists", name);
+        stream__errf(errbuf, errbuf_len, "topic '%s' already exists", name);
         return STREAM_ETOPICEXISTS;
     }
     if (is_busy(s, name)) {
-        errf(errbuf, errbuf_len, "topic '%s' is being created or deleted", name);
+        stream__errf(errbuf, errbuf_len, "topic '%s' is being created or deleted", name);
         return STREAM_ETOPICEXISTS;
     }
     if ((rc = check_fd_budget(s, partitions, errbuf, errbuf_len)) < 0)
@@ -1397,7 +1392,7 @@ int stream_store_create_begin(stream_store *s, const char *name, int32_t partiti
     if (j == NULL || t == NULL || reserve_topics(s) < 0 || busy_add(s, name) < 0) {
         topic_free(t);
         free(j);
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     j->s = s;
@@ -1415,17 +1410,17 @@ int stream_store_delete_begin(stream_store *s, const char *name, stream_topic **
     bool found = false;
     size_t pos = name ? topic_pos(s, name, &found) : 0;
     if (!found) {
-        errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
+        stream__errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
         return STREAM_ENOTOPIC;
     }
     if (is_busy(s, name)) {
-        errf(errbuf, errbuf_len, "topic '%s' is getting new partitions; retry", name);
+        stream__errf(errbuf, errbuf_len, "topic '%s' is getting new partitions; retry", name);
         return STREAM_EAGAIN;
     }
     stream_store_job *j = calloc(1, sizeof *j);
     if (j == NULL || busy_add(s, name) < 0) {
         free(j);
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     j->s = s;
@@ -1444,23 +1439,25 @@ int stream_store_add_partitions_begin(stream_store *s, const char *name, int32_t
     *out = NULL;
     stream_topic *t = name ? stream_store_topic(s, name) : NULL;
     if (t == NULL) {
-        errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
+        stream__errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
         return STREAM_ENOTOPIC;
     }
     if (partitions <= t->partition_count) {
-        errf(errbuf, errbuf_len,
-             "topic '%s' has %d partitions; the new count of partitions must be larger, not %d "
-             "(partitions are never removed)",
-             name, (int)t->partition_count, (int)partitions);
+        stream__errf(
+            errbuf, errbuf_len,
+            "topic '%s' has %d partitions; the new count of partitions must be larger, not %d "
+            "(partitions are never removed)",
+            name, (int)t->partition_count, (int)partitions);
         return STREAM_EINVAL;
     }
     if (partitions > STREAM_CONFIG_PARTITIONS_MAX) {
-        errf(errbuf, errbuf_len, "partition count %d is out of range (allowed: 1 to %d)",
-             (int)partitions, STREAM_CONFIG_PARTITIONS_MAX);
+        stream__errf(errbuf, errbuf_len, "partition count %d is out of range (allowed: 1 to %d)",
+                     (int)partitions, STREAM_CONFIG_PARTITIONS_MAX);
         return STREAM_EINVAL;
     }
     if (is_busy(s, name)) {
-        errf(errbuf, errbuf_len, "topic '%s' is getting new partitions already; retry", name);
+        stream__errf(errbuf, errbuf_len, "topic '%s' is getting new partitions already; retry",
+                     name);
         return STREAM_EAGAIN;
     }
     int32_t added = partitions - t->partition_count;
@@ -1491,7 +1488,7 @@ nomem:
         stream_config_free(j->overrides);
         free(j);
     }
-    errf(errbuf, errbuf_len, "out of memory");
+    stream__errf(errbuf, errbuf_len, "out of memory");
     return STREAM_ENOMEM;
 }
 
@@ -1513,8 +1510,8 @@ static int make_logs(stream_store_job *j, const char *name, int32_t from, int32_
         snprintf(dn, sizeof dn, "%s-%d", name, (int)i);
         if (is_type_at(s->dir_fd, dn, S_IFDIR) && move_to_trash(s, dn, j->trash) < 0 &&
             rm_rf_at(s->dir_fd, dn, 0, NULL) < 0) {
-            errf(j->err, sizeof j->err, "%s/%s: cannot remove a stale partition directory", s->dir,
-                 dn);
+            stream__errf(j->err, sizeof j->err, "%s/%s: cannot remove a stale partition directory",
+                         s->dir, dn);
             rc = STREAM_EIO;
         }
     }
@@ -1522,7 +1519,7 @@ static int make_logs(stream_store_job *j, const char *name, int32_t from, int32_
     for (; i < to && rc == 0; i++) {
         int w = snprintf(path, sizeof path, "%s/%s-%d", s->dir, name, (int)i);
         if (w < 0 || (size_t)w >= sizeof path) {
-            errf(j->err, sizeof j->err, "%s/%s-%d: path too long", s->dir, name, (int)i);
+            stream__errf(j->err, sizeof j->err, "%s/%s-%d: path too long", s->dir, name, (int)i);
             rc = STREAM_EINVAL;
             break;
         }
@@ -1535,7 +1532,7 @@ static int make_logs(stream_store_job *j, const char *name, int32_t from, int32_
     *made = i;
     if (rc == 0 && syscall(SYS_syncfs, s->dir_fd) < 0) {
         int e = errno;
-        errf(j->err, sizeof j->err, "%s: sync: %s", s->dir, strerror(e));
+        stream__errf(j->err, sizeof j->err, "%s: sync: %s", s->dir, strerror(e));
         rc = stream_err_from_errno(e);
     }
     return rc;
@@ -1613,7 +1610,7 @@ static void delete_run(stream_store_job *j)
     snprintf(meta, sizeof meta, "%s" META_SUFFIX, t->name);
     if (unlinkat(s->dir_fd, meta, 0) < 0) {
         int e = errno;
-        errf(j->err, sizeof j->err, "%s/%s: %s", s->dir, meta, strerror(e));
+        stream__errf(j->err, sizeof j->err, "%s/%s: %s", s->dir, meta, strerror(e));
         j->rc = stream_err_from_errno(e);
         return;
     }
@@ -1671,7 +1668,7 @@ static int grow_finish(stream_store_job *j, stream_topic **out, char *errbuf, si
     } else {
         free(j->logs); /* the run discarded what it made */
         free(j->recovery);
-        errf(errbuf, errbuf_len, "%s", j->err);
+        stream__errf(errbuf, errbuf_len, "%s", j->err);
     }
     stream_config_free(j->overrides);
     free(j);
@@ -1704,7 +1701,7 @@ int stream_store_job_finish(stream_store_job *j, stream_topic **out, char *errbu
         topic_free(t); /* logs already closed (NULL) by the run */
     }
     if (rc < 0)
-        errf(errbuf, errbuf_len, "%s", j->err);
+        stream__errf(errbuf, errbuf_len, "%s", j->err);
     free(j);
     return rc;
 }
@@ -1759,12 +1756,12 @@ int stream_store_alter_topic(stream_store *s, const char *name, const stream_con
 {
     stream_topic *t = name ? stream_store_topic(s, name) : NULL;
     if (t == NULL) {
-        errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
+        stream__errf(errbuf, errbuf_len, "unknown topic '%.249s'", name ? name : "");
         return STREAM_ENOTOPIC;
     }
     if (is_busy(s, name)) {
         /* Its metadata file is being rewritten with the new count. */
-        errf(errbuf, errbuf_len, "topic '%s' is getting new partitions; retry", name);
+        stream__errf(errbuf, errbuf_len, "topic '%s' is getting new partitions; retry", name);
         return STREAM_EAGAIN;
     }
     stream_config *ov;
@@ -1782,7 +1779,8 @@ int stream_store_alter_topic(stream_store *s, const char *name, const stream_con
         rc = stream_log_set_config(t->partitions[i], &lc);
         if (rc < 0) {
             set_log_configs(t, i, &t->log_config);
-            errf(errbuf, errbuf_len, "%s-%d: the log refuses these settings", t->name, (int)i);
+            stream__errf(errbuf, errbuf_len, "%s-%d: the log refuses these settings", t->name,
+                         (int)i);
             stream_config_free(ov);
             return rc;
         }

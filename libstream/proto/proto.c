@@ -26,6 +26,7 @@
 
 #include "stream/error.h"
 #include "stream/proto.h"
+#include "base/internal.h"
 
 /* Reader buffer sizes: the default read size, and the default capacity above
  * which a mostly empty buffer is given back after a large frame. */
@@ -34,20 +35,6 @@
 
 /* Longest excerpt of peer-supplied text quoted in an error message. */
 #define QUOTE_MAX 64
-
-static int fail(int err, char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(int err, char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf != NULL && errbuf_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errbuf_len, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
 
 /* Copies peer text into q for quoting: at most QUOTE_MAX bytes, anything
  * unprintable as '?', so a message never carries control bytes to a terminal. */
@@ -203,12 +190,14 @@ static int reader_check(stream_frame_reader *fr, char *errbuf, size_t errbuf_len
             fr->refused_len = n;
             fr->len = fr->scan + STREAM_FRAME_HEADER_SIZE;
             if (n == 0)
-                fr->err = fail(STREAM_EPROTO, errbuf, errbuf_len,
-                               "frame with length 0 (a frame holds one map of 1 byte or more)");
+                fr->err =
+                    stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                                 "frame with length 0 (a frame holds one map of 1 byte or more)");
             else
-                fr->err = fail(STREAM_ETOOLARGE, errbuf, errbuf_len,
-                               "frame of %" PRIu32 " bytes exceeds the maximum of %zu bytes", n,
-                               fr->max_frame_bytes);
+                fr->err =
+                    stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len,
+                                 "frame of %" PRIu32 " bytes exceeds the maximum of %zu bytes", n,
+                                 fr->max_frame_bytes);
             return fr->err;
         }
         fr->scan += STREAM_FRAME_HEADER_SIZE + (size_t)n;
@@ -234,7 +223,8 @@ int stream_frame_reader_feed(stream_frame_reader *fr, const void *p, size_t n, c
         if (take > n)
             take = n;
         if (reader_reserve(fr, take) != 0) {
-            fr->err = fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory buffering a frame");
+            fr->err =
+                stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory buffering a frame");
             return fr->err;
         }
         memcpy(fr->data + fr->len, in, take);
@@ -270,8 +260,8 @@ int stream_frame_reader_commit(stream_frame_reader *fr, size_t n, char *errbuf, 
     if (fr->err)
         return fr->err;
     if (n > fr->prepared)
-        return fail(STREAM_EINVAL, errbuf, errbuf_len,
-                    "commit of %zu bytes exceeds the %zu prepared", n, fr->prepared);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "commit of %zu bytes exceeds the %zu prepared", n, fr->prepared);
     fr->prepared -= n;
     fr->len += n;
     return reader_check(fr, errbuf, errbuf_len);
@@ -375,10 +365,10 @@ static int scan_payload(const uint8_t *p, size_t len, bool want_map, int max_dep
     int depth = 0;
 
     if (len == 0)
-        return fail(STREAM_EPROTO, errbuf, errbuf_len, "empty payload (expected a map)");
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len, "empty payload (expected a map)");
     if (want_map && !((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf))
-        return fail(STREAM_EPROTO, errbuf, errbuf_len,
-                    "payload is not a MessagePack map (first byte 0x%02x)", p[0]);
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                            "payload is not a MessagePack map (first byte 0x%02x)", p[0]);
     left[0] = 1;
     for (;;) {
         while (depth > 0 && left[depth] == 0)
@@ -406,8 +396,8 @@ static int scan_payload(const uint8_t *p, size_t len, bool want_map, int max_dep
         } else {
             const struct long_form *f = &long_forms[b - 0xc0];
             if (f->kind == FORM_INVALID)
-                return fail(STREAM_EPROTO, errbuf, errbuf_len,
-                            "invalid MessagePack byte 0x%02x at offset %zu", b, at);
+                return stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                                    "invalid MessagePack byte 0x%02x at offset %zu", b, at);
             container = f->kind == FORM_ARRAY || f->kind == FORM_MAP;
             is_map = f->kind == FORM_MAP;
             width = f->width;
@@ -433,28 +423,29 @@ static int scan_payload(const uint8_t *p, size_t len, bool want_map, int max_dep
         if (!container)
             continue;
         if (depth + 1 > max_depth)
-            return fail(STREAM_EPROTO, errbuf, errbuf_len,
-                        "nesting deeper than %d levels at offset %zu", max_depth, at);
+            return stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                                "nesting deeper than %d levels at offset %zu", max_depth, at);
         if (items > len - pos)
-            return fail(STREAM_EPROTO, errbuf, errbuf_len,
-                        "container at offset %zu announces %" PRIu64
-                        " elements but only %zu bytes follow",
-                        at, items, len - pos);
+            return stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                                "container at offset %zu announces %" PRIu64
+                                " elements but only %zu bytes follow",
+                                at, items, len - pos);
         objects += items;
         if (objects > max_objects)
-            return fail(STREAM_ETOOLARGE, errbuf, errbuf_len,
-                        "message holds more than %zu MessagePack objects", max_objects);
+            return stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len,
+                                "message holds more than %zu MessagePack objects", max_objects);
         if (items > 0)
             left[++depth] = items;
     }
     if (pos != len)
-        return fail(STREAM_EPROTO, errbuf, errbuf_len,
-                    "%zu trailing bytes after the %s (at offset %zu)", len - pos,
-                    want_map ? "map" : "object", pos);
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                            "%zu trailing bytes after the %s (at offset %zu)", len - pos,
+                            want_map ? "map" : "object", pos);
     return 0;
 
 truncated:
-    return fail(STREAM_EPROTO, errbuf, errbuf_len, "MessagePack data truncated at offset %zu", pos);
+    return stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                        "MessagePack data truncated at offset %zu", pos);
 }
 
 static int parse(const uint8_t *payload, size_t len, bool want_map, stream_msg *msg, char *errbuf,
@@ -471,7 +462,8 @@ static int parse(const uint8_t *payload, size_t len, bool want_map, stream_msg *
         msgpack_zone_clear(&msg->zone);
     } else {
         if (!msgpack_zone_init(&msg->zone, MSGPACK_ZONE_CHUNK_SIZE))
-            return fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory decoding a message");
+            return stream__fail(STREAM_ENOMEM, errbuf, errbuf_len,
+                                "out of memory decoding a message");
         msg->zone_ready = true;
     }
     int rc = scan_payload(payload, len, want_map, max_depth, msg->max_objects, errbuf, errbuf_len);
@@ -482,12 +474,12 @@ static int parse(const uint8_t *payload, size_t len, bool want_map, stream_msg *
     msgpack_object root;
     msgpack_unpack_return ret = msgpack_unpack((const char *)payload, len, &off, &msg->zone, &root);
     if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-        return fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory decoding a message");
+        return stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory decoding a message");
     if (ret != MSGPACK_UNPACK_SUCCESS || off != len ||
         (want_map && root.type != MSGPACK_OBJECT_MAP))
         /* The scan accepted what msgpack-c refuses (an empty ext, say). */
-        return fail(STREAM_EPROTO, errbuf, errbuf_len, "malformed MessagePack (unpack code %d)",
-                    (int)ret);
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                            "malformed MessagePack (unpack code %d)", (int)ret);
     msg->root = root;
     msg->valid = true;
     return 0;
@@ -538,16 +530,16 @@ int stream_msg_request(const stream_msg *msg, uint64_t *id, stream_op *op, char 
     *id = 0;
     *op = STREAM_OP_UNKNOWN;
     if (!msg->valid)
-        return fail(STREAM_EPROTO, errbuf, errbuf_len, "no request decoded");
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len, "no request decoded");
     const msgpack_object *o = stream_field_find(&msg->root, "id");
     if (o == NULL)
-        return fail(STREAM_EPROTO, errbuf, errbuf_len, "request has no field 'id'");
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len, "request has no field 'id'");
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return fail(STREAM_EPROTO, errbuf, errbuf_len,
-                    "field 'id' must be an unsigned integer, got %s", type_name(o));
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                            "field 'id' must be an unsigned integer, got %s", type_name(o));
     if (o->via.u64 == 0)
-        return fail(STREAM_EPROTO, errbuf, errbuf_len,
-                    "field 'id' is 0, which is reserved for connection errors; start at 1");
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len,
+                            "field 'id' is 0, which is reserved for connection errors; start at 1");
     *id = o->via.u64;
 
     const char *name;
@@ -558,8 +550,8 @@ int stream_msg_request(const stream_msg *msg, uint64_t *id, stream_op *op, char 
     *op = stream_op_from_name(name, name_len);
     if (*op == STREAM_OP_UNKNOWN) {
         char q[QUOTE_MAX + 4];
-        return fail(STREAM_EUNKNOWNOP, errbuf, errbuf_len, "unknown op '%s'",
-                    quote(q, name, name_len));
+        return stream__fail(STREAM_EUNKNOWNOP, errbuf, errbuf_len, "unknown op '%s'",
+                            quote(q, name, name_len));
     }
     return 0;
 }
@@ -572,7 +564,7 @@ int stream_msg_response(const stream_msg *msg, uint64_t *id, int *err, const cha
     *text = NULL;
     *text_len = 0;
     if (!msg->valid)
-        return fail(STREAM_EPROTO, errbuf, errbuf_len, "no response decoded");
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len, "no response decoded");
     uint64_t v;
     if (stream_field_uint(&msg->root, "id", UINT64_MAX, id, errbuf, errbuf_len) < 0 ||
         stream_field_uint(&msg->root, "err", INT_MAX, &v, errbuf, errbuf_len) < 0 ||
@@ -603,14 +595,14 @@ const msgpack_object *stream_field_find(const msgpack_object *map, const char *k
 
 static int missing(const char *key, char *errbuf, size_t errbuf_len)
 {
-    return fail(STREAM_EBADREQ, errbuf, errbuf_len, "missing field '%s'", key);
+    return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len, "missing field '%s'", key);
 }
 
 static int mistyped(const char *key, const char *want, const msgpack_object *o, char *errbuf,
                     size_t errbuf_len)
 {
-    return fail(STREAM_EBADREQ, errbuf, errbuf_len, "field '%s' must be %s, got %s", key, want,
-                type_name(o));
+    return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len, "field '%s' must be %s, got %s", key,
+                        want, type_name(o));
 }
 
 static int int_of(const msgpack_object *o, const char *key, int64_t min, int64_t max, int64_t *out,
@@ -622,18 +614,20 @@ static int int_of(const msgpack_object *o, const char *key, int64_t min, int64_t
             *out = (int64_t)o->via.u64;
             return 0;
         }
-        return fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                    "field '%s' is out of range: %" PRIu64 " (allowed %" PRId64 " to %" PRId64 ")",
-                    key, o->via.u64, min, max);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "field '%s' is out of range: %" PRIu64 " (allowed %" PRId64
+                            " to %" PRId64 ")",
+                            key, o->via.u64, min, max);
     }
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
         if (o->via.i64 >= min && o->via.i64 <= max) {
             *out = o->via.i64;
             return 0;
         }
-        return fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                    "field '%s' is out of range: %" PRId64 " (allowed %" PRId64 " to %" PRId64 ")",
-                    key, o->via.i64, min, max);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "field '%s' is out of range: %" PRId64 " (allowed %" PRId64
+                            " to %" PRId64 ")",
+                            key, o->via.i64, min, max);
     }
     return mistyped(key, "an integer", o, errbuf, errbuf_len);
 }
@@ -666,14 +660,14 @@ static int uint_of(const msgpack_object *o, const char *key, uint64_t max, uint6
             *out = o->via.u64;
             return 0;
         }
-        return fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                    "field '%s' is out of range: %" PRIu64 " (allowed 0 to %" PRIu64 ")", key,
-                    o->via.u64, max);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "field '%s' is out of range: %" PRIu64 " (allowed 0 to %" PRIu64 ")",
+                            key, o->via.u64, max);
     }
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        return fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                    "field '%s' is out of range: %" PRId64 " (allowed 0 to %" PRIu64 ")", key,
-                    o->via.i64, max);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "field '%s' is out of range: %" PRId64 " (allowed 0 to %" PRIu64 ")",
+                            key, o->via.i64, max);
     return mistyped(key, "an unsigned integer", o, errbuf, errbuf_len);
 }
 
@@ -837,22 +831,24 @@ static int strmap_check(const msgpack_object *o, const char *key, char *errbuf, 
     uint32_t n = o->via.map.size;
     char q[QUOTE_MAX + 4];
     if (n > STREAM_STRMAP_MAX)
-        return fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                    "field '%s' has %" PRIu32 " entries (at most %d)", key, n, STREAM_STRMAP_MAX);
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                            "field '%s' has %" PRIu32 " entries (at most %d)", key, n,
+                            STREAM_STRMAP_MAX);
     for (uint32_t i = 0; i < n; i++) {
         if (kv[i].key.type != MSGPACK_OBJECT_STR)
-            return fail(STREAM_EBADREQ, errbuf, errbuf_len, "field '%s': keys must be str, got %s",
-                        key, type_name(&kv[i].key));
+            return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                "field '%s': keys must be str, got %s", key, type_name(&kv[i].key));
         const msgpack_object_str *k = &kv[i].key.via.str;
         if (kv[i].val.type != MSGPACK_OBJECT_STR)
-            return fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                        "field '%s': value of '%s' must be a str, got %s", key,
-                        quote(q, k->ptr, k->size), type_name(&kv[i].val));
+            return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                "field '%s': value of '%s' must be a str, got %s", key,
+                                quote(q, k->ptr, k->size), type_name(&kv[i].val));
         for (uint32_t j = 0; j < i; j++) {
             const msgpack_object_str *e = &kv[j].key.via.str;
             if (e->size == k->size && (k->size == 0 || memcmp(e->ptr, k->ptr, k->size) == 0))
-                return fail(STREAM_EBADREQ, errbuf, errbuf_len,
-                            "field '%s': key '%s' appears twice", key, quote(q, k->ptr, k->size));
+                return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len,
+                                    "field '%s': key '%s' appears twice", key,
+                                    quote(q, k->ptr, k->size));
         }
     }
     return 0;
@@ -888,11 +884,12 @@ static int elem(const msgpack_object *array, size_t i, const char *array_name,
 {
     *out = NULL;
     if (array == NULL || array->type != MSGPACK_OBJECT_ARRAY || i >= array->via.array.size)
-        return fail(STREAM_EINVAL, errbuf, errbuf_len, "%s[%zu]: no such element", array_name, i);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "%s[%zu]: no such element",
+                            array_name, i);
     const msgpack_object *o = &array->via.array.ptr[i];
     if (o->type != type)
-        return fail(STREAM_EBADREQ, errbuf, errbuf_len, "%s[%zu] must be %s, got %s", array_name, i,
-                    want, type_name(o));
+        return stream__fail(STREAM_EBADREQ, errbuf, errbuf_len, "%s[%zu] must be %s, got %s",
+                            array_name, i, want, type_name(o));
     *out = o;
     return 0;
 }
@@ -926,17 +923,17 @@ int stream_group_name_check(const char *name, size_t len, char *errbuf, size_t e
 {
     char q[QUOTE_MAX + 4];
     if (len == 0)
-        return fail(STREAM_EBADGROUP, errbuf, errbuf_len, "group name is empty");
+        return stream__fail(STREAM_EBADGROUP, errbuf, errbuf_len, "group name is empty");
     if (len > STREAM_GROUP_NAME_MAX)
-        return fail(STREAM_EBADGROUP, errbuf, errbuf_len,
-                    "group name '%s' is %zu bytes long (at most %d)", quote(q, name, len), len,
-                    STREAM_GROUP_NAME_MAX);
+        return stream__fail(STREAM_EBADGROUP, errbuf, errbuf_len,
+                            "group name '%s' is %zu bytes long (at most %d)", quote(q, name, len),
+                            len, STREAM_GROUP_NAME_MAX);
     /* Same grammar as topics: reuse the check, keep only its verdict. */
     if (stream_topic_name_check(name, len, NULL, 0) != 0)
-        return fail(STREAM_EBADGROUP, errbuf, errbuf_len,
-                    "group name '%s' is invalid (allowed: letters, digits, '.', '_', '-'; "
-                    "not '.' or '..')",
-                    quote(q, name, len));
+        return stream__fail(STREAM_EBADGROUP, errbuf, errbuf_len,
+                            "group name '%s' is invalid (allowed: letters, digits, '.', '_', '-'; "
+                            "not '.' or '..')",
+                            quote(q, name, len));
     return 0;
 }
 
@@ -974,12 +971,13 @@ int stream_grow_count_check(const char *topic, int32_t current, int64_t count, c
 {
     if (count > current && count <= STREAM_MAX_PARTITIONS)
         return 0;
-    return fail(STREAM_EINVAL, errbuf, errbuf_len,
-                count <= current ? "topic '%s' has %d partitions; the new count of partitions must "
-                                   "be larger, not %lld (partitions are never removed)"
-                                 : "topic '%s' has %d partitions; the new count of partitions must "
-                                   "be at most 10000, not %lld",
-                topic, (int)current, (long long)count);
+    return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                        count <= current
+                            ? "topic '%s' has %d partitions; the new count of partitions must "
+                              "be larger, not %lld (partitions are never removed)"
+                            : "topic '%s' has %d partitions; the new count of partitions must "
+                              "be at most 10000, not %lld",
+                        topic, (int)current, (long long)count);
 }
 
 /* ---- writing frames ------------------------------------------------------ */
@@ -1191,19 +1189,20 @@ int stream_parse_hostport(const char *s, size_t len, uint16_t default_port, stre
 
     memset(out, 0, sizeof *out);
     if (len == 0)
-        return fail(STREAM_EINVAL, errbuf, errbuf_len, "empty broker address");
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "empty broker address");
     if (s[0] == '[') {
         const char *close = memchr(s, ']', len);
         if (close == NULL)
-            return fail(STREAM_EINVAL, errbuf, errbuf_len, "broker address '%s' lacks ']'",
-                        quote(q, s, len));
+            return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "broker address '%s' lacks ']'",
+                                quote(q, s, len));
         v6 = true;
         host = s + 1;
         host_len = (size_t)(close - host);
         if (close + 1 < end) {
             if (close[1] != ':')
-                return fail(STREAM_EINVAL, errbuf, errbuf_len,
-                            "broker address '%s': expected ':' after ']'", quote(q, s, len));
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "broker address '%s': expected ':' after ']'",
+                                    quote(q, s, len));
             port = close + 2;
             port_len = (size_t)(end - port);
         }
@@ -1213,24 +1212,24 @@ int stream_parse_hostport(const char *s, size_t len, uint16_t default_port, stre
         host_len = len;
         if (colon != NULL) {
             if (memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL)
-                return fail(STREAM_EINVAL, errbuf, errbuf_len,
-                            "broker address '%s' has several ':'; write an IPv6 address in "
-                            "brackets, as in [::1]:9292",
-                            quote(q, s, len));
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "broker address '%s' has several ':'; write an IPv6 address in "
+                                    "brackets, as in [::1]:9292",
+                                    quote(q, s, len));
             host_len = (size_t)(colon - s);
             port = colon + 1;
             port_len = (size_t)(end - port);
         }
     }
     if (host_len == 0 || host_len >= sizeof out->host)
-        return fail(STREAM_EINVAL, errbuf, errbuf_len,
-                    "broker address '%s': the host must be 1 to %zu bytes", quote(q, s, len),
-                    sizeof out->host - 1);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "broker address '%s': the host must be 1 to %zu bytes",
+                            quote(q, s, len), sizeof out->host - 1);
     if (v6 ? !ipv6_ok(host, host_len) : !host_ok(host, host_len))
-        return fail(STREAM_EINVAL, errbuf, errbuf_len,
-                    v6 ? "broker address '%s': not an IPv6 address inside the brackets"
-                       : "broker address '%s': invalid character in the host name",
-                    quote(q, s, len));
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            v6 ? "broker address '%s': not an IPv6 address inside the brackets"
+                               : "broker address '%s': invalid character in the host name",
+                            quote(q, s, len));
 
     unsigned long p = default_port;
     if (port != NULL) {
@@ -1252,8 +1251,9 @@ int stream_parse_hostport(const char *s, size_t len, uint16_t default_port, stre
 
 bad_port:
     memset(out, 0, sizeof *out);
-    return fail(STREAM_EINVAL, errbuf, errbuf_len,
-                "broker address '%s': the port must be a number from 1 to 65535", quote(q, s, len));
+    return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                        "broker address '%s': the port must be a number from 1 to 65535",
+                        quote(q, s, len));
 }
 
 int stream_parse_hostport_list(const char *s, uint16_t default_port, stream_hostport **out,
@@ -1266,7 +1266,7 @@ int stream_parse_hostport_list(const char *s, uint16_t default_port, stream_host
     *out = NULL;
     *count = 0;
     if (s == NULL)
-        return fail(STREAM_EINVAL, errbuf, errbuf_len, "no broker addresses given");
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "no broker addresses given");
     for (const char *p = s; *p != '\0';) {
         const char *comma = strchr(p, ',');
         const char *e = comma != NULL ? comma : p + strlen(p);
@@ -1281,7 +1281,7 @@ int stream_parse_hostport_list(const char *s, uint16_t default_port, stream_host
                 size_t ncap = cap ? cap * 2 : 4;
                 stream_hostport *nv = realloc(v, ncap * sizeof *v);
                 if (nv == NULL) {
-                    rc = fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
+                    rc = stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
                     goto err;
                 }
                 v = nv;
@@ -1296,8 +1296,8 @@ int stream_parse_hostport_list(const char *s, uint16_t default_port, stream_host
     }
     if (n == 0) {
         char q[QUOTE_MAX + 4];
-        rc = fail(STREAM_EINVAL, errbuf, errbuf_len, "no broker address in '%s'",
-                  quote(q, s, strlen(s)));
+        rc = stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "no broker address in '%s'",
+                          quote(q, s, strlen(s)));
         goto err;
     }
     *out = v;

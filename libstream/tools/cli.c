@@ -17,24 +17,12 @@
 
 #include "stream/cli.h"
 #include "stream/error.h"
+#include "base/internal.h"
 
 #define DEFAULT_MAX_RECORD ((size_t)64 << 20)
 /* Make room before a read when less than this is free at the buffer's end:
  * tiny reads would cost a syscall each. */
 #define MIN_READ ((size_t)64 << 10)
-
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf == NULL || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- connecting ------------------------------------------------------------ */
 
@@ -63,8 +51,8 @@ int stream_cli_connect(const char *brokers, const char *client_name, int timeout
             snprintf(why, sizeof(why), "cannot connect to %s: %s", conf.brokers,
                      stream_strerror(rc));
         /* The one failure a newcomer meets first: say what to check. */
-        errf(errbuf, errbuf_len, "%s%s", why,
-             rc == STREAM_ECONNREFUSED ? " (is stream-broker running?)" : "");
+        stream__errf(errbuf, errbuf_len, "%s%s", why,
+                     rc == STREAM_ECONNREFUSED ? " (is stream-broker running?)" : "");
         stream_client_free(c);
         return rc;
     }
@@ -83,7 +71,7 @@ int stream_cli_parse_acks(const char *s, int *out, char *errbuf, size_t errbuf_l
     else if (strcasecmp(s, "all") == 0 || strcmp(s, "-1") == 0)
         *out = STREAM_ACKS_ALL;
     else {
-        errf(errbuf, errbuf_len, "bad acks '%s': expected 0, 1 or all", s);
+        stream__errf(errbuf, errbuf_len, "bad acks '%s': expected 0, 1 or all", s);
         return STREAM_EINVAL;
     }
     return 0;
@@ -127,10 +115,10 @@ int stream_cli_partitions_parse(stream_cli_partitions *list, const char *s, char
                  v <= INT32_MAX;
         }
         if (!ok) {
-            errf(errbuf, errbuf_len,
-                 "bad partition '%.*s' in '%s': expected a number from 0 "
-                 "to %d",
-                 (int)(n < 64 ? n : 64), p, s, INT32_MAX);
+            stream__errf(errbuf, errbuf_len,
+                         "bad partition '%.*s' in '%s': expected a number from 0 "
+                         "to %d",
+                         (int)(n < 64 ? n : 64), p, s, INT32_MAX);
             return STREAM_EINVAL;
         }
         if (partitions_add(list, (int32_t)v) != 0)
@@ -153,11 +141,11 @@ int stream_cli_parse_header(const char *s, stream_header *out, char *errbuf, siz
     const char *eq = strchr(s, '=');
     size_t name_len = eq ? (size_t)(eq - s) : strlen(s);
     if (name_len == 0) {
-        errf(errbuf, errbuf_len, "bad header '%s': expected name=value", s);
+        stream__errf(errbuf, errbuf_len, "bad header '%s': expected name=value", s);
         return STREAM_EINVAL;
     }
     if (name_len > INT32_MAX || (eq && strlen(eq + 1) > INT32_MAX)) {
-        errf(errbuf, errbuf_len, "bad header: too long");
+        stream__errf(errbuf, errbuf_len, "bad header: too long");
         return STREAM_EINVAL;
     }
     out->name = (const uint8_t *)s;
@@ -241,7 +229,7 @@ int stream_cli_splitter_fill(stream_cli_splitter *s, int fd, char *errbuf, size_
     if (s->eof)
         return 0;
     if (make_room(s) != 0) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     ssize_t n = read(fd, s->buf + s->len, s->cap - s->len);
@@ -256,15 +244,15 @@ int stream_cli_splitter_fill(stream_cli_splitter *s, int fd, char *errbuf, size_
     if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
         return STREAM_EAGAIN;
     int e = errno;
-    errf(errbuf, errbuf_len, "cannot read %s: %s", fd == 0 ? "standard input" : "input",
-         strerror(e));
+    stream__errf(errbuf, errbuf_len, "cannot read %s: %s", fd == 0 ? "standard input" : "input",
+                 strerror(e));
     return stream_err_from_errno(e);
 }
 
 static int too_large(stream_cli_splitter *s, char *errbuf, size_t errbuf_len)
 {
-    errf(errbuf, errbuf_len, "record %llu is longer than %zu bytes",
-         (unsigned long long)s->records + 1, s->max_record_bytes);
+    stream__errf(errbuf, errbuf_len, "record %llu is longer than %zu bytes",
+                 (unsigned long long)s->records + 1, s->max_record_bytes);
     return STREAM_ETOOLARGE;
 }
 
@@ -339,8 +327,8 @@ int stream_cli_write_all(int fd, const void *p, size_t len, char *errbuf, size_t
             if (errno == EPIPE)
                 return STREAM_ECLOSED;
             int e = errno;
-            errf(errbuf, errbuf_len, "cannot write %s: %s", fd == 1 ? "standard output" : "output",
-                 strerror(e));
+            stream__errf(errbuf, errbuf_len, "cannot write %s: %s",
+                         fd == 1 ? "standard output" : "output", strerror(e));
             int rc = stream_err_from_errno(e);
             return rc == STREAM_ECONNRESET || rc == STREAM_EAGAIN ? STREAM_EIO : rc;
         }

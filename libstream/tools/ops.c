@@ -21,19 +21,7 @@
 #include "stream/proto.h"
 #include "stream/recfmt.h"
 #include "stream/table.h"
-
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf == NULL || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
+#include "base/internal.h"
 
 /* A name fit for a one-line message: control characters as '?', cut at
  * about the longest valid topic name. */
@@ -62,8 +50,8 @@ int stream_ops_connect(stream_client *c, int timeout_ms, char *errbuf, size_t er
         snprintf(why, sizeof(why), "cannot connect to %s: %s", stream_client_broker(c),
                  stream_strerror(rc));
     /* The one failure a newcomer meets first: say what to check. */
-    errf(errbuf, errbuf_len, "%s%s", why,
-         rc == STREAM_ECONNREFUSED ? " (is stream-broker running?)" : "");
+    stream__errf(errbuf, errbuf_len, "%s%s", why,
+                 rc == STREAM_ECONNREFUSED ? " (is stream-broker running?)" : "");
     return rc;
 }
 
@@ -186,7 +174,7 @@ static int outcomes_start(const stream_ops_topics *r, stream_ops_outcomes *out, 
         free(*req);
         free(*slot);
         out->items = NULL;
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     out->count = r->name_count;
@@ -205,7 +193,7 @@ int stream_ops_create_topics(stream_client *c, const stream_ops_topics *r, strea
     stream_new_topic *topics = calloc(nreq ? nreq : 1, sizeof(*topics));
     if (topics == NULL) {
         rc = STREAM_ENOMEM;
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         goto done;
     }
     for (size_t k = 0; k < nreq; k++)
@@ -222,7 +210,7 @@ int stream_ops_create_topics(stream_client *c, const stream_ops_topics *r, strea
         rc =
             stream_admin_create_topics(c, topics, nreq, r->timeout_ms, &out->res, why, sizeof(why));
         if (rc != 0) {
-            errf(errbuf, errbuf_len, "cannot create topics: %s", why);
+            stream__errf(errbuf, errbuf_len, "cannot create topics: %s", why);
             goto done;
         }
         out->res_count = nreq;
@@ -260,7 +248,7 @@ int stream_ops_delete_topics(stream_client *c, const stream_ops_topics *r, strea
         char why[512];
         rc = stream_admin_delete_topics(c, req, nreq, r->timeout_ms, &out->res, why, sizeof(why));
         if (rc != 0) {
-            errf(errbuf, errbuf_len, "cannot delete topics: %s", why);
+            stream__errf(errbuf, errbuf_len, "cannot delete topics: %s", why);
             goto done;
         }
         out->res_count = nreq;
@@ -294,7 +282,7 @@ int stream_ops_alter_topics(stream_client *c, const stream_ops_topics *r, stream
     out->res = calloc(nreq ? nreq : 1, sizeof(*out->res));
     if (out->res == NULL) {
         rc = STREAM_ENOMEM;
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         goto done;
     }
     if (nreq > 0 && (rc = stream_ops_connect(c, -1, errbuf, errbuf_len)) != 0)
@@ -314,8 +302,8 @@ int stream_ops_alter_topics(stream_client *c, const stream_ops_topics *r, stream
                                             &res, why, sizeof(why));
         }
         if (rc != 0) {
-            errf(errbuf, errbuf_len, "cannot alter topic '%s': %s",
-                 shown(req[k], name, sizeof(name)), why);
+            stream__errf(errbuf, errbuf_len, "cannot alter topic '%s': %s",
+                         shown(req[k], name, sizeof(name)), why);
             goto done;
         }
         if (res == NULL) { /* nothing was asked */
@@ -358,7 +346,7 @@ int stream_ops_check_settings(const stream_config_entry *set, size_t n, char *er
         return 0;
     stream_config *cfg = stream_config_new_topic();
     if (cfg == NULL) {
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     int rc = 0;
@@ -374,9 +362,9 @@ int stream_ops_check_settings(const stream_config_entry *set, size_t n, char *er
         const stream_config_setting *s = stream_config_setting_find(e->name, false);
         if (s == NULL || s->scope != STREAM_CONFIG_SCOPE_TOPIC) {
             settings_list(list, sizeof(list));
-            errf(errbuf, errbuf_len, "%s (%s)", err, list);
+            stream__errf(errbuf, errbuf_len, "%s (%s)", err, list);
         } else {
-            errf(errbuf, errbuf_len, "%s", err);
+            stream__errf(errbuf, errbuf_len, "%s", err);
         }
     }
     stream_config_free(cfg);
@@ -402,7 +390,7 @@ int stream_ops_list_topics(stream_client *c, int timeout_ms, stream_metadata **o
     char why[512];
     int rc = stream_client_metadata(c, NULL, 0, timeout_ms, out, why, sizeof(why));
     if (rc != 0)
-        errf(errbuf, errbuf_len, "cannot list topics: %s", why);
+        stream__errf(errbuf, errbuf_len, "cannot list topics: %s", why);
     return rc;
 }
 
@@ -434,7 +422,7 @@ int stream_ops_describe_topics(stream_client *c, const char *const *names, size_
     int rc = 0;
     if (out->topics == NULL || out->errors == NULL || valid == NULL) {
         rc = STREAM_ENOMEM;
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         goto done;
     }
     size_t nvalid = 0;
@@ -451,7 +439,7 @@ int stream_ops_describe_topics(stream_client *c, const char *const *names, size_
     char why[512];
     rc = stream_client_metadata(c, valid, nvalid, timeout_ms, &out->md, why, sizeof(why));
     if (rc != 0) {
-        errf(errbuf, errbuf_len, "cannot describe topics: %s", why);
+        stream__errf(errbuf, errbuf_len, "cannot describe topics: %s", why);
         goto done;
     }
     for (size_t i = 0; i < nvalid; i++) {
@@ -470,7 +458,7 @@ int stream_ops_describe_topics(stream_client *c, const char *const *names, size_
         rc = stream_admin_describe_configs(c, valid, out->count, timeout_ms, &out->cfgs, why,
                                            sizeof(why));
         if (rc != 0) {
-            errf(errbuf, errbuf_len, "cannot describe topic configs: %s", why);
+            stream__errf(errbuf, errbuf_len, "cannot describe topic configs: %s", why);
             out->cfgs = NULL;
             goto done;
         }
@@ -502,8 +490,8 @@ int stream_ops_topic_offsets(stream_client *c, const char *topic, const int64_t 
     out->time_ms = at_ms ? *at_ms : -1;
     char name[SHOWN_MAX];
     if (stream_topic_name_check(topic, strlen(topic), NULL, 0) != 0) {
-        errf(errbuf, errbuf_len, "cannot look up offsets of '%s': %s",
-             shown(topic, name, sizeof(name)), cause(STREAM_EBADNAME, NULL));
+        stream__errf(errbuf, errbuf_len, "cannot look up offsets of '%s': %s",
+                     shown(topic, name, sizeof(name)), cause(STREAM_EBADNAME, NULL));
         return STREAM_EBADNAME;
     }
     CONNECT_OR_RETURN(c, errbuf, errbuf_len);
@@ -511,16 +499,16 @@ int stream_ops_topic_offsets(stream_client *c, const char *topic, const int64_t 
     stream_metadata *md = NULL;
     int rc = stream_client_metadata(c, &topic, 1, timeout_ms, &md, why, sizeof(why));
     if (rc != 0) {
-        errf(errbuf, errbuf_len, "cannot look up offsets of '%s': %s",
-             shown(topic, name, sizeof(name)), why);
+        stream__errf(errbuf, errbuf_len, "cannot look up offsets of '%s': %s",
+                     shown(topic, name, sizeof(name)), why);
         return rc;
     }
     const stream_topic_meta *tm = find_topic(md, topic);
     if (tm == NULL || tm->err != 0) {
         rc = tm ? tm->err : STREAM_ENOTOPIC;
-        errf(errbuf, errbuf_len, "%s topic '%s'",
-             rc == STREAM_ENOTOPIC ? "unknown" : stream_strerror(rc),
-             shown(topic, name, sizeof(name)));
+        stream__errf(errbuf, errbuf_len, "%s topic '%s'",
+                     rc == STREAM_ENOTOPIC ? "unknown" : stream_strerror(rc),
+                     shown(topic, name, sizeof(name)));
         stream_metadata_free(md);
         return rc;
     }
@@ -531,7 +519,7 @@ int stream_ops_topic_offsets(stream_client *c, const char *topic, const int64_t 
         free(q);
         stream_metadata_free(md);
         stream_ops_offsets_release(out);
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
     for (size_t i = 0; i < np; i++) {
@@ -547,8 +535,8 @@ int stream_ops_topic_offsets(stream_client *c, const char *topic, const int64_t 
     stream_metadata_free(md);
     rc = stream_admin_list_offsets(c, q, np * per, timeout_ms, why, sizeof(why));
     if (rc != 0) {
-        errf(errbuf, errbuf_len, "cannot look up offsets of '%s': %s",
-             shown(topic, name, sizeof(name)), why);
+        stream__errf(errbuf, errbuf_len, "cannot look up offsets of '%s': %s",
+                     shown(topic, name, sizeof(name)), why);
         free(q);
         stream_ops_offsets_release(out);
         return rc;
@@ -687,9 +675,10 @@ int stream_ops_record_append(stream_buf *out, stream_ops_out_kind kind, const st
         /* Never leave half a record. */
         out->len = mark;
         out->oom = false;
-        errf(errbuf, errbuf_len,
-             "topic '%s' partition %" PRId32 " offset %" PRId64 ": cannot format record: %s",
-             ev->topic, ev->partition, ev->record.offset, stream_strerror(rc));
+        stream__errf(errbuf, errbuf_len,
+                     "topic '%s' partition %" PRId32 " offset %" PRId64
+                     ": cannot format record: %s",
+                     ev->topic, ev->partition, ev->record.offset, stream_strerror(rc));
     }
     return rc;
 }
@@ -705,7 +694,7 @@ int stream_ops_assign(stream_consumer *co, const char *topic, const int32_t *par
         int rc = stream_consumer_assign(co, topic, part, spec, errbuf, errbuf_len);
         if (rc != 0) {
             if (errbuf && errbuf_len && errbuf[0] == '\0')
-                errf(errbuf, errbuf_len, "%s", stream_strerror(rc));
+                stream__errf(errbuf, errbuf_len, "%s", stream_strerror(rc));
             return rc;
         }
     }
@@ -835,7 +824,7 @@ static int latest_add(latest_table *t, const stream_ops_consume_conf *conf,
         return 0; /* not part of a table */
     latest_row *r = latest_row_of(t, ev->partition, rec->key, (size_t)rec->key_len);
     if (r == NULL) {
-        errf(errbuf, errbuf_len, "out of memory for the table of keys");
+        stream__errf(errbuf, errbuf_len, "out of memory for the table of keys");
         return STREAM_ENOMEM;
     }
     r->offset = ev->offset;
@@ -875,7 +864,7 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
         }
         if (prc < 0) {
             rc = prc;
-            errf(errbuf, errbuf_len, "%s", stream_strerror(prc));
+            stream__errf(errbuf, errbuf_len, "%s", stream_strerror(prc));
             break;
         }
         if (ev.type == STREAM_EVENT_RECORD && conf->latest_per_key) {
@@ -894,14 +883,15 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
                 sink->eof(sink->arg, ev.topic, ev.partition, ev.offset);
         } else if (ev.type == STREAM_EVENT_ERROR) {
             rc = ev.err ? ev.err : STREAM_EIO;
-            errf(errbuf, errbuf_len, "%s", ev.msg && *ev.msg ? ev.msg : stream_strerror(ev.err));
+            stream__errf(errbuf, errbuf_len, "%s",
+                         ev.msg && *ev.msg ? ev.msg : stream_strerror(ev.err));
             break;
         }
     }
     if (conf->latest_per_key) {
         if (rc == 0 && !(conf->stop && *conf->stop) &&
             (rc = latest_emit(&table, conf->count, &buf, &n)) != 0)
-            errf(errbuf, errbuf_len, "out of memory for the table of keys");
+            stream__errf(errbuf, errbuf_len, "out of memory for the table of keys");
         latest_release(&table);
     }
     /* Whole records buffered before a stop or an error still go out; a
@@ -911,7 +901,7 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
         int frc = sink_flush(&buf, sink, why, sizeof(why));
         if (rc == 0 && frc != 0) {
             rc = frc;
-            errf(errbuf, errbuf_len, "%s", why);
+            stream__errf(errbuf, errbuf_len, "%s", why);
         }
     }
     stream_buf_release(&buf);

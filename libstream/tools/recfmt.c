@@ -33,22 +33,9 @@
 #include "stream/error.h"
 #include "stream/recfmt.h"
 #include "stream/timespec.h"
+#include "base/internal.h"
 
 #define FILL_CHUNK ((size_t)64 << 10)
-
-static int rerr(char *errbuf, size_t errbuf_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int rerr(char *errbuf, size_t errbuf_len, int rc, const char *fmt, ...)
-{
-    if (errbuf != NULL && errbuf_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errbuf_len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* ---- JSON writer ------------------------------------------------------------ */
 
@@ -295,8 +282,9 @@ static int64_t wall_clock_ms(void)
 static int set_partition(stream_recfmt_in *out, int64_t v, char *errbuf, size_t errbuf_len)
 {
     if (v < -1 || v > INT32_MAX)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                    "\"partition\" %lld is out of range (0 to 2147483647, or -1)", (long long)v);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "\"partition\" %lld is out of range (0 to 2147483647, or -1)",
+                            (long long)v);
     out->rec.partition = (int32_t)v;
     out->has_partition = v >= 0;
     return 0;
@@ -305,9 +293,9 @@ static int set_partition(stream_recfmt_in *out, int64_t v, char *errbuf, size_t 
 static int set_timestamp(stream_recfmt_in *out, int64_t v, char *errbuf, size_t errbuf_len)
 {
     if (v < -1)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                    "\"timestamp\" %lld is negative (ms since the epoch, or -1 for now)",
-                    (long long)v);
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "\"timestamp\" %lld is negative (ms since the epoch, or -1 for now)",
+                            (long long)v);
     out->rec.timestamp = v;
     out->has_timestamp = v >= 0;
     return 0;
@@ -334,7 +322,8 @@ static int json_encoding(const stream_json_value *v, const char *field, enum enc
             return 0;
         }
     }
-    return rerr(errbuf, errbuf_len, STREAM_EINVAL, "%s must be \"utf8\" or \"base64\"", field);
+    return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "%s must be \"utf8\" or \"base64\"",
+                        field);
 }
 
 /* Bytes from a JSON value: null, a string in the given encoding, or any other
@@ -359,19 +348,19 @@ static int json_bytes(stream_recfmt_reader *r, const stream_json_value *v, enum 
                 return STREAM_ENOMEM;
             char why[96];
             if (stream_base64_decode(s, n, d, &n, why, sizeof why) != 0)
-                return rerr(errbuf, errbuf_len, STREAM_EINVAL, "%s: %s", field, why);
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "%s: %s", field, why);
             s = (const char *)d;
         }
     } else {
         if (enc == ENC_BASE64)
-            return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                        "%s is marked base64 but is a JSON %s, not a string", field,
-                        stream_json_type_name(v->type));
+            return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                "%s is marked base64 but is a JSON %s, not a string", field,
+                                stream_json_type_name(v->type));
         s = v->text; /* a number, boolean, object or array: its JSON text */
         n = v->text_len;
     }
     if (n > INT32_MAX)
-        return rerr(errbuf, errbuf_len, STREAM_ETOOLARGE, "%s is over 2 GiB", field);
+        return stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len, "%s is over 2 GiB", field);
     *p = (const uint8_t *)s;
     *len = (int32_t)n;
     return 0;
@@ -391,8 +380,9 @@ static int json_header_pair(stream_recfmt_reader *r, const stream_json_value *na
     if (json_encoding(nenc_v, field, &nenc, errbuf, errbuf_len) != 0)
         return STREAM_EINVAL;
     if (name->type != STREAM_JSON_STRING)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL, "header %zu's name must be a string, not %s",
-                    i + 1, stream_json_type_name(name->type));
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "header %zu's name must be a string, not %s", i + 1,
+                            stream_json_type_name(name->type));
     snprintf(field, sizeof field, "header %zu's name", i + 1);
     int rc = json_bytes(r, name, nenc, field, &h->name, &h->name_len, errbuf, errbuf_len);
     if (rc != 0)
@@ -412,9 +402,10 @@ static int json_headers(stream_recfmt_reader *r, const stream_json_value *v,
     else if (v->type == STREAM_JSON_OBJECT)
         n = v->obj.count;
     else
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                    "\"headers\" must be an array of [name, value] pairs or an object, not %s",
-                    stream_json_type_name(v->type));
+        return stream__fail(
+            STREAM_EINVAL, errbuf, errbuf_len,
+            "\"headers\" must be an array of [name, value] pairs or an object, not %s",
+            stream_json_type_name(v->type));
     if (ensure_headers(r, n) != 0)
         return STREAM_ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -429,8 +420,9 @@ static int json_headers(stream_recfmt_reader *r, const stream_json_value *v,
         } else {
             const stream_json_value *e = &v->arr.items[i];
             if (e->type != STREAM_JSON_ARRAY || e->arr.count < 2 || e->arr.count > 4)
-                return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                            "header %zu must be [name, value] or [name, value, encoding]", i + 1);
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "header %zu must be [name, value] or [name, value, encoding]",
+                                    i + 1);
             const stream_json_value *it = e->arr.items;
             rc = json_header_pair(r, &it[0], &it[1], e->arr.count > 2 ? &it[2] : NULL,
                                   e->arr.count > 3 ? &it[3] : NULL, i, h, errbuf, errbuf_len);
@@ -451,11 +443,11 @@ static int json_int_field(const stream_json_value *v, const char *field, int64_t
         return 0;
     }
     if (v->type == STREAM_JSON_NUMBER)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                    "\"%s\" must be an integer within 64 bits, not %.*s", field,
-                    (int)(v->text_len > 40 ? 40 : v->text_len), v->text);
-    return rerr(errbuf, errbuf_len, STREAM_EINVAL, "\"%s\" must be an integer, not %s", field,
-                stream_json_type_name(v->type));
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "\"%s\" must be an integer within 64 bits, not %.*s", field,
+                            (int)(v->text_len > 40 ? 40 : v->text_len), v->text);
+    return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "\"%s\" must be an integer, not %s",
+                        field, stream_json_type_name(v->type));
 }
 
 int stream_recfmt_parse_json(stream_recfmt_reader *r, const char *line, size_t len,
@@ -468,8 +460,8 @@ int stream_recfmt_parse_json(stream_recfmt_reader *r, const char *line, size_t l
     if (rc != 0)
         return rc;
     if (root->type != STREAM_JSON_OBJECT)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL, "expected a JSON object, got %s",
-                    stream_json_type_name(root->type));
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "expected a JSON object, got %s",
+                            stream_json_type_name(root->type));
     const stream_json_value *key = NULL, *value = NULL, *key_enc = NULL, *value_enc = NULL;
     unsigned seen = 0;
     for (size_t i = 0; i < root->obj.count; i++) {
@@ -481,13 +473,15 @@ int stream_recfmt_parse_json(stream_recfmt_reader *r, const char *line, size_t l
         if (f == 0) {
             if (r->flags & STREAM_RECFMT_IGNORE_UNKNOWN)
                 continue;
-            return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                        "unknown field \"%s\" (expected topic, partition, offset, timestamp, "
-                        "key, key_encoding, value, value_encoding, headers)",
-                        name);
+            return stream__fail(
+                STREAM_EINVAL, errbuf, errbuf_len,
+                "unknown field \"%s\" (expected topic, partition, offset, timestamp, "
+                "key, key_encoding, value, value_encoding, headers)",
+                name);
         }
         if (seen & f)
-            return rerr(errbuf, errbuf_len, STREAM_EINVAL, "field \"%s\" given twice", name);
+            return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "field \"%s\" given twice",
+                                name);
         seen |= f;
         int64_t n;
         switch (f) {
@@ -495,8 +489,9 @@ int stream_recfmt_parse_json(stream_recfmt_reader *r, const char *line, size_t l
             if (v->type == STREAM_JSON_NULL)
                 break;
             if (v->type != STREAM_JSON_STRING)
-                return rerr(errbuf, errbuf_len, STREAM_EINVAL, "\"topic\" must be a string, not %s",
-                            stream_json_type_name(v->type));
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "\"topic\" must be a string, not %s",
+                                    stream_json_type_name(v->type));
             out->rec.topic = v->str.p;
             out->rec.topic_len = v->str.len;
             out->has_topic = true;
@@ -523,7 +518,8 @@ int stream_recfmt_parse_json(stream_recfmt_reader *r, const char *line, size_t l
                 char why[200];
                 if (stream_time_parse(v->str.p, v->str.len, wall_clock_ms(), &n, why,
                                       sizeof why) != 0)
-                    return rerr(errbuf, errbuf_len, STREAM_EINVAL, "\"timestamp\": %s", why);
+                    return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "\"timestamp\": %s",
+                                        why);
             } else if ((rc = json_int_field(v, "timestamp", &n, errbuf, errbuf_len)) != 0) {
                 return rc;
             }
@@ -541,8 +537,8 @@ int stream_recfmt_parse_json(stream_recfmt_reader *r, const char *line, size_t l
         }
     }
     if (value == NULL)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                    "missing \"value\" (write \"value\":null for a tombstone)");
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "missing \"value\" (write \"value\":null for a tombstone)");
     enum encoding enc;
     if ((rc = json_encoding(key_enc, "\"key_encoding\"", &enc, errbuf, errbuf_len)) != 0)
         return rc;
@@ -717,9 +713,11 @@ static int mp_next(mdec *m, mhead *h, char *errbuf, size_t errbuf_len)
 {
     int rc = mp_head(m, h);
     if (rc == STREAM_ETOOLARGE)
-        return rerr(errbuf, errbuf_len, rc, "record larger than the limit of %zu bytes", m->max);
+        return stream__fail(rc, errbuf, errbuf_len, "record larger than the limit of %zu bytes",
+                            m->max);
     if (rc == STREAM_EINVAL)
-        return rerr(errbuf, errbuf_len, rc, "invalid MessagePack byte 0xc1 at +%zu", m->pos);
+        return stream__fail(rc, errbuf, errbuf_len, "invalid MessagePack byte 0xc1 at +%zu",
+                            m->pos);
     return rc;
 }
 
@@ -738,8 +736,8 @@ static int mp_skip(mdec *m, uint64_t count, char *errbuf, size_t errbuf_len)
             count += 2 * h.n;
         /* Bounded: count never exceeds the bytes that could still follow. */
         if (count > m->max)
-            return rerr(errbuf, errbuf_len, STREAM_ETOOLARGE,
-                        "record larger than the limit of %zu bytes", m->max);
+            return stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len,
+                                "record larger than the limit of %zu bytes", m->max);
     }
     return 0;
 }
@@ -756,10 +754,10 @@ static int mp_int(const mhead *h, const char *field, int64_t *out, char *errbuf,
         return 0;
     }
     if (h->kind == MK_UINT)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL, "\"%s\" %llu is out of range", field,
-                    (unsigned long long)h->n);
-    return rerr(errbuf, errbuf_len, STREAM_EINVAL, "\"%s\" must be an integer, not %s", field,
-                mkind_name(h->kind));
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "\"%s\" %llu is out of range", field,
+                            (unsigned long long)h->n);
+    return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "\"%s\" must be an integer, not %s",
+                        field, mkind_name(h->kind));
 }
 
 static int mp_bytes_of(const mhead *h, const char *field, bool nil_ok, const uint8_t **p,
@@ -771,10 +769,10 @@ static int mp_bytes_of(const mhead *h, const char *field, bool nil_ok, const uin
         return 0;
     }
     if (h->kind != MK_BIN && h->kind != MK_STR)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL, "%s must be bin, str%s, not %s", field,
-                    nil_ok ? " or nil" : "", mkind_name(h->kind));
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "%s must be bin, str%s, not %s",
+                            field, nil_ok ? " or nil" : "", mkind_name(h->kind));
     if (h->n > INT32_MAX)
-        return rerr(errbuf, errbuf_len, STREAM_ETOOLARGE, "%s is over 2 GiB", field);
+        return stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len, "%s is over 2 GiB", field);
     *p = h->body;
     *len = (int32_t)h->n;
     return 0;
@@ -786,9 +784,9 @@ static int mp_headers(stream_recfmt_reader *r, mdec *m, const mhead *hh, stream_
     if (hh->kind == MK_NIL)
         return 0;
     if (hh->kind != MK_ARRAY && hh->kind != MK_MAP)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                    "\"headers\" must be an array of [name, value] pairs or a map, not %s",
-                    mkind_name(hh->kind));
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "\"headers\" must be an array of [name, value] pairs or a map, not %s",
+                            mkind_name(hh->kind));
     /* Size the array only from what the bytes present can hold (each header
      * takes at least 2 bytes), so a hostile count cannot make us allocate. */
     if (hh->n > (m->len - m->pos) / 2)
@@ -805,8 +803,8 @@ static int mp_headers(stream_recfmt_reader *r, mdec *m, const mhead *hh, stream_
             if ((rc = mp_next(m, &pair, errbuf, errbuf_len)) != 0)
                 return rc;
             if (pair.kind != MK_ARRAY || pair.n != 2)
-                return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                            "header %zu must be a [name, value] array of 2", i + 1);
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "header %zu must be a [name, value] array of 2", i + 1);
         }
         if ((rc = mp_next(m, &name, errbuf, errbuf_len)) != 0 ||
             (rc = mp_next(m, &value, errbuf, errbuf_len)) != 0)
@@ -837,8 +835,8 @@ static int mp_record(stream_recfmt_reader *r, const uint8_t *p, size_t len, size
     if ((rc = mp_next(&m, &h, errbuf, errbuf_len)) != 0)
         goto fail;
     if (h.kind != MK_MAP)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL, "expected a map, got %s",
-                    mkind_name(h.kind));
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "expected a map, got %s",
+                            mkind_name(h.kind));
     unsigned seen = 0;
     bool has_value = false;
     for (uint64_t i = 0; i < h.n; i++) {
@@ -846,23 +844,24 @@ static int mp_record(stream_recfmt_reader *r, const uint8_t *p, size_t len, size
         if ((rc = mp_next(&m, &k, errbuf, errbuf_len)) != 0)
             goto fail;
         if (k.kind != MK_STR && k.kind != MK_BIN)
-            return rerr(errbuf, errbuf_len, STREAM_EINVAL, "a field name must be str, not %s",
-                        mkind_name(k.kind));
+            return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                "a field name must be str, not %s", mkind_name(k.kind));
         char name[200];
         show_name(name, sizeof name, (const char *)k.body, (size_t)k.n);
         enum field f = field_of((const char *)k.body, (size_t)k.n);
         if (f == 0 || f == F_KEY_ENC || f == F_VALUE_ENC) {
             if (!(r->flags & STREAM_RECFMT_IGNORE_UNKNOWN))
-                return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                            "unknown field \"%s\" (expected topic, partition, offset, "
-                            "timestamp, key, value, headers)",
-                            name);
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "unknown field \"%s\" (expected topic, partition, offset, "
+                                    "timestamp, key, value, headers)",
+                                    name);
             if ((rc = mp_skip(&m, 1, errbuf, errbuf_len)) != 0)
                 goto fail;
             continue;
         }
         if (seen & f)
-            return rerr(errbuf, errbuf_len, STREAM_EINVAL, "field \"%s\" given twice", name);
+            return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "field \"%s\" given twice",
+                                name);
         seen |= f;
         if ((rc = mp_next(&m, &v, errbuf, errbuf_len)) != 0)
             goto fail;
@@ -872,8 +871,8 @@ static int mp_record(stream_recfmt_reader *r, const uint8_t *p, size_t len, size
             if (v.kind == MK_NIL)
                 break;
             if (v.kind != MK_STR && v.kind != MK_BIN)
-                return rerr(errbuf, errbuf_len, STREAM_EINVAL, "\"topic\" must be str, not %s",
-                            mkind_name(v.kind));
+                return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                                    "\"topic\" must be str, not %s", mkind_name(v.kind));
             out->rec.topic = (const char *)v.body;
             out->rec.topic_len = (size_t)v.n;
             out->has_topic = true;
@@ -919,11 +918,11 @@ static int mp_record(stream_recfmt_reader *r, const uint8_t *p, size_t len, size
         }
     }
     if (!has_value)
-        return rerr(errbuf, errbuf_len, STREAM_EINVAL,
-                    "missing \"value\" (write \"value\": nil for a tombstone)");
+        return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
+                            "missing \"value\" (write \"value\": nil for a tombstone)");
     if (m.pos > m.max)
-        return rerr(errbuf, errbuf_len, STREAM_ETOOLARGE,
-                    "record of %zu bytes is over the limit of %zu bytes", m.pos, m.max);
+        return stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len,
+                            "record of %zu bytes is over the limit of %zu bytes", m.pos, m.max);
     *used = m.pos;
     return 1;
 fail:
@@ -932,8 +931,8 @@ fail:
     /* Nothing wrong yet, but a record that already fills the limit will not
      * get smaller. */
     if (len >= m.max)
-        return rerr(errbuf, errbuf_len, STREAM_ETOOLARGE,
-                    "record larger than the limit of %zu bytes", m.max);
+        return stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len,
+                            "record larger than the limit of %zu bytes", m.max);
     return 0;
 }
 
@@ -1063,8 +1062,8 @@ static int next_json(stream_recfmt_reader *r, stream_recfmt_in *out, char *errbu
             r->scanned = avail;
             if (avail > r->max_record_bytes) {
                 r->line++;
-                rerr(errbuf, errbuf_len, STREAM_ETOOLARGE,
-                     "longer than the limit of %zu bytes", r->max_record_bytes);
+                stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len,
+                             "longer than the limit of %zu bytes", r->max_record_bytes);
                 return stop(r, STREAM_ETOOLARGE, errbuf, errbuf_len);
             }
             return 0;
@@ -1078,8 +1077,8 @@ static int next_json(stream_recfmt_reader *r, stream_recfmt_in *out, char *errbu
          * one must be too, or the answer would depend on how the input
          * was cut into pieces. */
         if (line_len > r->max_record_bytes) {
-            rerr(errbuf, errbuf_len, STREAM_ETOOLARGE, "longer than the limit of %zu bytes",
-                 r->max_record_bytes);
+            stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len, "longer than the limit of %zu bytes",
+                         r->max_record_bytes);
             return stop(r, STREAM_ETOOLARGE, errbuf, errbuf_len);
         }
         if (blank(start, line_len))
@@ -1104,8 +1103,8 @@ static int next_msgpack(stream_recfmt_reader *r, stream_recfmt_in *out, char *er
     if (rc == 0) {
         if (!r->eof)
             return 0;
-        rerr(errbuf, errbuf_len, STREAM_ESHORT, "input ends inside the record (%zu bytes of it)",
-             avail);
+        stream__fail(STREAM_ESHORT, errbuf, errbuf_len,
+                     "input ends inside the record (%zu bytes of it)", avail);
         return stop(r, STREAM_ESHORT, errbuf, errbuf_len);
     }
     r->pos += used;
@@ -1118,10 +1117,11 @@ int stream_recfmt_reader_next(stream_recfmt_reader *r, stream_recfmt_in *out, ch
                               size_t errbuf_len)
 {
     if (r->err != 0)
-        return rerr(errbuf, errbuf_len, r->err, "the input stopped at an earlier error");
+        return stream__fail(r->err, errbuf, errbuf_len, "the input stopped at an earlier error");
     if (r->kind == STREAM_RECFMT_JSON)
         return next_json(r, out, errbuf, errbuf_len);
     if (r->kind == STREAM_RECFMT_MSGPACK)
         return next_msgpack(r, out, errbuf, errbuf_len);
-    return rerr(errbuf, errbuf_len, STREAM_EINVAL, "unknown record format %d", (int)r->kind);
+    return stream__fail(STREAM_EINVAL, errbuf, errbuf_len, "unknown record format %d",
+                        (int)r->kind);
 }

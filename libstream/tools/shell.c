@@ -19,19 +19,7 @@
 #include "stream/config.h"
 #include "stream/error.h"
 #include "stream/ops.h"
-
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *errbuf, size_t errbuf_len, const char *fmt, ...)
-{
-    if (errbuf == NULL || errbuf_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errbuf_len, fmt, ap);
-    va_end(ap);
-}
+#include "base/internal.h"
 
 /* ---- words ------------------------------------------------------------------- */
 
@@ -149,7 +137,7 @@ int stream_shell_parse(const char *text, size_t len, unsigned flags, stream_shel
                 out->continues = true;
                 if (!partial) {
                     rc = STREAM_EINVAL;
-                    errf(errbuf, errbuf_len, "unterminated ' quote");
+                    stream__errf(errbuf, errbuf_len, "unterminated ' quote");
                 }
                 i = len;
                 break;
@@ -182,7 +170,7 @@ int stream_shell_parse(const char *text, size_t len, unsigned flags, stream_shel
                 out->continues = true;
                 if (!partial) {
                     rc = STREAM_EINVAL;
-                    errf(errbuf, errbuf_len, "unterminated \" quote");
+                    stream__errf(errbuf, errbuf_len, "unterminated \" quote");
                 }
                 break;
             }
@@ -199,7 +187,7 @@ int stream_shell_parse(const char *text, size_t len, unsigned flags, stream_shel
             out->continues = true;
             if (!partial) {
                 rc = STREAM_EINVAL;
-                errf(errbuf, errbuf_len, "trailing backslash");
+                stream__errf(errbuf, errbuf_len, "trailing backslash");
             }
             i++;
             continue;
@@ -214,7 +202,7 @@ int stream_shell_parse(const char *text, size_t len, unsigned flags, stream_shel
     }
     if (p.err && rc == 0) {
         rc = p.err;
-        errf(errbuf, errbuf_len, "out of memory");
+        stream__errf(errbuf, errbuf_len, "out of memory");
     }
     for (size_t k = 0; k < p.argc; k++)
         free(p.argv[k]);
@@ -291,31 +279,32 @@ int stream__shell_getopt(const stream__shell_cmd *cmd, size_t argc, char **argv,
         const char *value;
         int k = find_option(cmd, w, &value);
         if (k < 0) {
-            errf(errbuf, errbuf_len, "%s: unknown option '%s' (help %s lists them)", cmd->info.name,
-                 w, cmd->info.name);
+            stream__errf(errbuf, errbuf_len, "%s: unknown option '%s' (help %s lists them)",
+                         cmd->info.name, w, cmd->info.name);
             return STREAM_EINVAL;
         }
         const stream__shell_opt *o = &cmd->opts[k];
         if (o->value == SH_ARG_NONE && value != NULL) {
             if (w[1] == '-') {
-                errf(errbuf, errbuf_len, "%s: option '--%s' takes no value", cmd->info.name,
-                     o->long_name);
+                stream__errf(errbuf, errbuf_len, "%s: option '--%s' takes no value", cmd->info.name,
+                             o->long_name);
                 return STREAM_EINVAL;
             }
             /* "-ab" style: no such thing here (one short option per word). */
-            errf(errbuf, errbuf_len, "%s: unknown option '%s' (help %s lists them)", cmd->info.name,
-                 w, cmd->info.name);
+            stream__errf(errbuf, errbuf_len, "%s: unknown option '%s' (help %s lists them)",
+                         cmd->info.name, w, cmd->info.name);
             return STREAM_EINVAL;
         }
         if (o->value != SH_ARG_NONE && value == NULL) {
             if (i + 1 >= argc) {
-                errf(errbuf, errbuf_len, "%s: option '%s' needs a value", cmd->info.name, w);
+                stream__errf(errbuf, errbuf_len, "%s: option '%s' needs a value", cmd->info.name,
+                             w);
                 return STREAM_EINVAL;
             }
             value = argv[++i];
         }
         if (out->nopt == sizeof(out->opt) / sizeof(out->opt[0])) {
-            errf(errbuf, errbuf_len, "%s: too many options", cmd->info.name);
+            stream__errf(errbuf, errbuf_len, "%s: too many options", cmd->info.name);
             return STREAM_EINVAL;
         }
         out->opt[out->nopt].index = k;
