@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 
 # Lowest first. A folder missing here fails the check: a new folder says
 # where it sits before it holds code.
-order=(base log proto broker coord cluster kafka client tools)
+order=(base log proto broker coord cluster kafka client connect tools)
 # Services of the broker: what they may use of broker/.
 services=(coord cluster kafka)
 host_header=broker/host.h
