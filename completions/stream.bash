@@ -1,5 +1,5 @@
 # bash completion for the stream programs: stream-broker, stream-pub,
-# stream-sub, stream-topics, stream-shell and stream-bench.
+# stream-sub, stream-topics, stream-shell, stream-bench and stream-proc.
 #
 # One file serves every program (`make install` installs it once per program
 # name). Options, and the commands of stream-topics and the modes of
@@ -144,11 +144,12 @@ _stream_reply() {
 _stream_value() {
     local opt=$1 prog=$2 w
     case $prog:$opt in
-    *:-t | *:--topic | stream-topics:--topic) _stream_reply $(_stream_names topics) ;;
+    *:-t | *:--topic | stream-topics:--topic | stream-proc:--to) _stream_reply $(_stream_names topics) ;;
     *:-g | *:--group) _stream_reply $(_stream_names groups) ;;
     *:-z | *:--compression) _stream_reply none gzip snappy lz4 zstd ;;
     *:--acks) _stream_reply 0 1 all ;;
     stream-sub:-o | stream-sub:--offset) _stream_reply beginning end stored ;;
+    stream-proc:-o | stream-proc:--offset) _stream_reply beginning end ;;
     stream-topics:-c | stream-topics:--config)
         for w in $_stream_topic_settings; do _stream_reply "$w="; done
         compopt -o nospace 2>/dev/null ;;
@@ -208,6 +209,20 @@ _stream_complete() {
     local prev=${_stream_words[${#_stream_words[@]} - 1]}
     ((${#_stream_words[@]} > 1)) || prev=
 
+    # stream-proc ... -- CMD [ARG]...: a command, then its arguments (files).
+    if [[ $prog == stream-proc ]]; then
+        for ((i = 1; i < ${#_stream_words[@]}; i++)); do
+            [[ ${_stream_words[i]} == -- ]] || continue
+            if ((i == ${#_stream_words[@]} - 1)); then
+                mapfile -t COMPREPLY < <(compgen -c -- "$_stream_cur")
+            else
+                compopt -o filenames 2>/dev/null
+                mapfile -t COMPREPLY < <(compgen -f -- "$_stream_cur")
+            fi
+            return 0
+        done
+    fi
+
     _stream_help "$prog"
     if [[ -n $prev && " $_stream_argopts " == *" $prev "* ]]; then
         _stream_value "$prev" "$prog"
@@ -238,4 +253,4 @@ _stream_complete() {
     return 0
 }
 
-complete -F _stream_complete stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench
+complete -F _stream_complete stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc

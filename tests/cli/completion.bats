@@ -47,11 +47,11 @@ comp() {
 lines() { printf '%s\n' "$@" | sort; }
 
 @test "the bash completion serves every program" {
-    run bash -c 'source "$1"; for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench; do complete -p "$p"; done' _ "$root/completions/stream.bash"
+    run bash -c 'source "$1"; for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc; do complete -p "$p"; done' _ "$root/completions/stream.bash"
     assert_success
     assert_line "complete -F _stream_complete stream-sub"
     assert_line "complete -F _stream_complete stream-bench"
-    [ "${#lines[@]}" -eq 6 ]
+    [ "${#lines[@]}" -eq 7 ]
 }
 
 @test "bash: options of stream-sub, from its --help" {
@@ -75,7 +75,7 @@ lines() { printf '%s\n' "$@" | sort; }
     assert_line -t
     assert_line -o
     # Every long option every program lists in --help is offered.
-    for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench; do
+    for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc; do
         run comp "$p" -
         for opt in $("$p" --help | grep -oE -- '(^|[ ,[])--[a-z][a-z0-9-]*' | sed 's/^[ ,[]//' | sort -u); do
             grep -qx -- "$opt" <<<"$output" || { echo "$p: $opt not offered"; return 1; }
@@ -199,6 +199,19 @@ while True:
     [ $((($(date +%s%N) - start) / 1000000)) -lt 1000 ]
 }
 
+@test "bash: stream-proc completes its options, then the command after --" {
+    run comp stream-proc -o ""
+    assert_output "$(lines beginning end)"
+    run comp stream-proc --js
+    assert_output "$(lines --json --json-out)"
+    # After "--": a command name, then its arguments as files.
+    run comp stream-proc -t in -g g --to out -- gre
+    assert_line grep
+    touch filter.jq
+    run comp stream-proc -t in -g g --to out -- jq -f filter.j
+    assert_output filter.jq
+}
+
 @test "bash: stream-shell completes its options and a script file" {
     touch setup.stream
     run comp stream-shell --k
@@ -218,13 +231,13 @@ while True:
     run zsh -f -c '
         fpath=("$1" $fpath)
         autoload -Uz compinit && compinit -u -d "$2"
-        for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench; do
+        for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc; do
             print -r -- "$p $_comps[$p]"
         done' _ "$root/completions" "$BATS_TEST_TMPDIR/zcompdump"
     assert_success
-    assert_output "$(printf '%s _stream\n' stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench)"
+    assert_output "$(printf '%s _stream\n' stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc)"
     # Every option of every --help is in the zsh completion too.
-    for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench; do
+    for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc; do
         for opt in $("$p" --help | grep -oE -- '(^|[ ,[])--[a-z][a-z0-9-]*' | sed 's/^[ ,[]//' | sort -u); do
             grep -q -- "$opt" "$root/completions/_stream" || { echo "_stream: $p $opt missing"; return 1; }
         done
