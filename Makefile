@@ -14,6 +14,8 @@
 #   make soak-cluster   CLUSTER_SOAK_KILLS (50) leader kills under load, then the checkers
 #   make soak-offsets   OFFSETS_SOAK_SECONDS (600) of groups committing every 50 ms:
 #                   __consumer_offsets stays under a fixed size
+#   make soak-proc  PROC_SOAK_KILLS (25) kill -9s of stream-proc under load, each
+#                   followed by a check, then the final checker
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (check runs each briefly)
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
 #   make format     clang-format every C file
@@ -77,7 +79,7 @@ A         := build/asan
 lib_objs   = $(patsubst libstream/%.c,$(1)/obj/lib/%.o,$(LIB_SRC))
 cmdc_objs  = $(patsubst cmd/%.c,$(1)/obj/cmd/%.o,$(CMD_COMMON_SRC))
 
-.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster soak-offsets install uninstall clean format unit cli asan soak
+.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster soak-offsets soak-proc install uninstall clean format unit cli asan soak
 .DELETE_ON_ERROR:
 
 all: $(B)/libstream.a $(B)/libstream.so $(addprefix $(B)/,$(PROGRAMS)) $(B)/libstream.pc
@@ -166,6 +168,12 @@ soak-offsets: all
 CLUSTER_SOAK_KILLS ?= 50
 soak-cluster: all
 	@tests/soak/cluster-soak.sh $(B) $(CLUSTER_SOAK_KILLS)
+
+# tests/soak/proc-soak.sh: PROC_SOAK_KILLS kill -9s of stream-proc under load
+# (tests/cli/stream-proc.bats runs 2 in make check), then the checkers.
+PROC_SOAK_KILLS ?= 25
+soak-proc: all
+	@tests/soak/proc-soak.sh $(B) $(PROC_SOAK_KILLS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
