@@ -698,6 +698,11 @@ int stream_proc_run(stream_proc *pr, char *errbuf, size_t errbuf_len)
     int rc = 0;
     while (!stopped(pr) && pr->err == 0) {
         advance(pr);
+        /* Nothing in flight: every record polled so far is processed, so
+         * every position may be stored - also of a partition that had no
+         * records, which a rebalance waits for before it moves it. */
+        if (pr->npending == 0)
+            (void)stream_consumer_store_positions(pr->conf.consumer);
         while (pr->npending >= MAX_PENDING && pr->err == 0 && !stopped(pr)) {
             if (stream_producer_poll(pr->conf.producer, 10) < 0)
                 break;
