@@ -316,6 +316,7 @@ int main(int argc, char **argv)
     /* A CMD that stops reading early is not an error (EPIPE, not death);
      * SIGINT/SIGTERM stop the run (no SA_RESTART: waits return at once). */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGCHLD, SIG_DFL); /* CMD's exit status is needed, whatever we inherited */
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);

@@ -353,11 +353,12 @@ static int spawn(stream_proc *pr, pid_t *pid, int *wfd, int *rfd, char *errbuf, 
     return 0;
 }
 
-/* Reads what the command wrote into pr->out, checking line lengths and the
- * batch's output limit from *line_start (where the current line began) on.
+/* Reads what the command wrote into pr->out (the batch's output so far),
+ * checking line lengths from *line_start (where the current line began) on
+ * and the batch's output limit.
  * Returns 1 at EOF, 0 after a read (or nothing ready), or an error. */
-static int read_output(stream_proc *pr, int fd, size_t batch_start, size_t *line_start,
-                       char *errbuf, size_t errbuf_len)
+static int read_output(stream_proc *pr, int fd, size_t *line_start, char *errbuf,
+                       size_t errbuf_len)
 {
     if (stream_buf_reserve(&pr->out, PIPE_CHUNK) != 0)
         return stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
@@ -384,7 +385,7 @@ static int read_output(stream_proc *pr, int fd, size_t batch_start, size_t *line
                             "'%s' wrote a line longer than %zu bytes (the record limit, "
                             "--max-record-bytes)",
                             pr->conf.argv[0], pr->conf.max_record_bytes);
-    if (pr->out.len - batch_start > pr->conf.max_output_bytes)
+    if (pr->out.len > pr->conf.max_output_bytes)
         return stream__fail(STREAM_ETOOLARGE, errbuf, errbuf_len,
                             "'%s' wrote more than %zu bytes for one batch (use a smaller --batch)",
                             pr->conf.argv[0], pr->conf.max_output_bytes);
@@ -407,14 +408,20 @@ static int write_input(int fd, const uint8_t *in, size_t len, size_t *written)
 }
 
 /* Waits for the command's exit, up to the deadline. Returns 0 with *status,
- * or STREAM_ETIMEDOUT / STOPPED (the caller kills it). */
-static int wait_exit(stream_proc *pr, pid_t pid, int64_t deadline, int *status)
+ * STREAM_ETIMEDOUT / STOPPED (the caller kills it), or STREAM_EIO when there
+ * is no status to have (SIGCHLD ignored: the caller must not). */
+static int wait_exit(stream_proc *pr, pid_t pid, int64_t deadline, int *status, char *errbuf,
+                     size_t errbuf_len)
 {
     int pause_ms = 0;
     for (;;) {
         pid_t w = waitpid(pid, status, WNOHANG);
-        if (w == pid || (w < 0 && errno != EINTR))
+        if (w == pid)
             return 0;
+        if (w < 0 && errno != EINTR)
+            return stream__fail(STREAM_EIO, errbuf, errbuf_len,
+                                "cannot learn how '%s' exited: %s", pr->conf.argv[0],
+                                strerror(errno));
         if (stopped(pr))
             return STOPPED;
         if (now_ms() >= deadline)
@@ -427,8 +434,8 @@ static int wait_exit(stream_proc *pr, pid_t pid, int64_t deadline, int *status)
 
 /* One run of the command on in[0..len): its output is appended to pr->out.
  * `what` describes the input for messages. Returns 0, STOPPED, or an error. */
-static int run_cmd(stream_proc *pr, const uint8_t *in, size_t len, size_t batch_start,
-                   const char *what, char *errbuf, size_t errbuf_len)
+static int run_cmd(stream_proc *pr, const uint8_t *in, size_t len, const char *what,
+                   char *errbuf, size_t errbuf_len)
 {
     pid_t pid;
     int wfd, rfd;
@@ -461,7 +468,7 @@ static int run_cmd(stream_proc *pr, const uint8_t *in, size_t len, size_t batch_
             wfd = -1;
         }
         if (fds[0].revents) {
-            int r = read_output(pr, rfd, batch_start, &line_start, errbuf, errbuf_len);
+            int r = read_output(pr, rfd, &line_start, errbuf, errbuf_len);
             if (r < 0) {
                 rc = r;
                 break;
@@ -478,7 +485,7 @@ static int run_cmd(stream_proc *pr, const uint8_t *in, size_t len, size_t batch_
         close(rfd);
     int status = 0;
     if (rc == 0)
-        rc = wait_exit(pr, pid, deadline, &status);
+        rc = wait_exit(pr, pid, deadline, &status, errbuf, errbuf_len);
     if (rc != 0) {
         kill(-pid, SIGKILL);
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -549,7 +556,7 @@ static int run_batch(stream_proc *pr, char *errbuf, size_t errbuf_len)
     pr->nruns = 0;
     bool by_keys = pr->conf.keep_key && pr->conf.decode == NULL;
     if (!by_keys) {
-        int rc = run_cmd(pr, pr->in.data, pr->in.len, 0, what, errbuf, errbuf_len);
+        int rc = run_cmd(pr, pr->in.data, pr->in.len, what, errbuf, errbuf_len);
         if (rc == 0 && add_run(pr, 0, SIZE_MAX) != 0)
             rc = stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
         return rc;
@@ -578,7 +585,7 @@ static int run_batch(stream_proc *pr, char *errbuf, size_t errbuf_len)
             len = pr->feed.len;
         }
         size_t start = pr->out.len;
-        int rc = run_cmd(pr, in, len, 0, what, errbuf, errbuf_len);
+        int rc = run_cmd(pr, in, len, what, errbuf, errbuf_len);
         if (rc != 0)
             return rc;
         if (add_run(pr, start, order[i]) != 0)

@@ -42,7 +42,8 @@
  *
  * The caller owns the consumer (subscribed to the group, auto_store off),
  * its client, and the producer's client; it must ignore SIGPIPE (a command
- * that stops reading early, like `head -1`, is not an error) and should
+ * that stops reading early, like `head -1`, is not an error), must leave
+ * SIGCHLD at its default (the command's exit status is needed), and should
  * give the producer a client of its own (see client.h: a long-polling fetch
  * delays answers on its connection). The command's standard error is ours.
  */
