@@ -44,6 +44,18 @@ wait_group() {
     return 1
 }
 
+# gone PID: the process has ended (or is a zombie) within 5 s.
+gone() {
+    local i state
+    for ((i = 0; i < 100; i++)); do
+        state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
+        [ -z "$state" ] || [ "$state" = Z ] && return 0
+        sleep 0.05
+    done
+    echo "process $1 still runs" >&2
+    return 1
+}
+
 # committed GROUP: "partition offset" of every committed offset, sorted.
 committed() {
     stream-topics group "$1" --json | jq -r '.offsets[] | "\(.partition) \(.offset)"' | sort
@@ -152,10 +164,13 @@ committed() {
     stream-topics create in out -p 1
     publish in 5
     SECONDS=0
-    run -1 stream-proc -t in -g g --to out -e --timeout 1 -- sh -c 'cat >/dev/null; sleep 29.75'
+    run -1 stream-proc -t in -g g --to out -e --timeout 1 \
+        -- sh -c 'cat >/dev/null; sleep 30 & echo $! >hung.pid; wait'
     [ "$SECONDS" -lt 20 ]
     [[ $output == *"'sh' did not finish a batch of 5 records from partition 0 offset 0 within 1000 ms (--timeout); it was killed"* ]]
-    ! pgrep -f 'sleep 29.75'
+    # What the command started is gone too (killed with its process group).
+    [ -s hung.pid ]
+    gone "$(cat hung.pid)"
     [ -z "$(stream-sub -t out -e)" ]
     [ "$(committed g | grep -v ' 0$' || true)" = "" ]
 }
