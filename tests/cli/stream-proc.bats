@@ -175,6 +175,25 @@ committed() {
     [ "$(committed g | grep -v ' 0$' || true)" = "" ]
 }
 
+@test "SIGTERM stops a run in progress at once: exit 0, its batch left for the next run" {
+    stream-topics create in out -p 1
+    publish in 5
+    stream-proc -t in -g g --to out -- sh -c 'cat; touch started; sleep 30' 3>&- &
+    local pid=$!
+    PIDS+=("$pid")
+    for ((i = 0; i < 200; i++)); do [ -e started ] && break; sleep 0.05; done
+    [ -e started ]
+    SECONDS=0
+    kill -TERM "$pid"
+    wait "$pid"
+    [ "$SECONDS" -lt 10 ]
+    [ -z "$(stream-sub -t out -e 2>/dev/null)" ]
+    [ "$(committed g | grep -v ' 0$' || true)" = "" ]
+    run -0 stream-proc -t in -g g --to out -e -- cat
+    [ "$(stream-sub -t out -e | wc -l)" -eq 5 ]
+    [ "$(committed g)" = "0 5" ]
+}
+
 @test "garbage and over-long lines stop the run; nothing of the batch published or committed" {
     stream-topics create in out -p 1
     publish in 20
