@@ -47,7 +47,7 @@ DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
 # nodejs from elsewhere bundles its own, and conflicts with Debian's).
 DEPS_NPM  := npm
 
-PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft
+PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -29,12 +30,13 @@
 #include "stream/codec.h"
 #include "stream/error.h"
 #include "stream/format.h"
+#include "stream/http_source.h"
 #include "stream/recfmt.h"
 #include "stream/timespec.h"
 
 static const char usage_text[] =
-    "Usage: stream-pub -t TOPIC [OPTION]...\n"
-    "Publish records read from standard input to TOPIC, one per line by default.\n"
+    "Usage: stream-pub -t TOPIC [OPTION]... [--url URL]\n"
+    "Publish records read from standard input (or URL) to TOPIC, one per line by default.\n"
     "\n"
     "  -t, --topic TOPIC          topic to publish to (required)\n"
     "  -b, --brokers HOST:PORT,.. brokers (default $STREAM_BROKERS, else 127.0.0.1:9292)\n"
@@ -47,6 +49,15 @@ static const char usage_text[] =
     "  -l, --whole                all of standard input is one record\n"
     "      --json                 read JSON lines, as stream-sub --json writes them\n"
     "      --msgpack              read a MessagePack stream, as stream-sub --msgpack writes\n"
+    "HTTP source (instead of standard input):\n"
+    "      --url URL              GET URL; its body is the input (text/event-stream: an\n"
+    "                             event per record, headers id and event)\n"
+    "      --json-array           the body is a JSON array: an element per record\n"
+    "      --follow               a streaming response; reconnect when it ends or fails\n"
+    "      --resume               with --follow: send Last-Event-ID of the topic's last record\n"
+    "      --poll SECONDS         fetch every SECONDS (ETag, If-Modified-Since: unchanged, nothing)\n"
+    "      --cacert FILE, --insecure   TLS: trust FILE's CAs / skip verification\n"
+    "      --http-header 'NAME: VALUE' add a request header (repeatable)\n"
     "Delivery:\n"
     "  -p, --partition N          publish to partition N (default: by key, else sticky)\n"
     "      --acks 0|1|all         acknowledgement to wait for (default all: on disk)\n"
@@ -74,7 +85,15 @@ enum {
     OPT_RETRIES,
     OPT_ACK_LOG,
     OPT_NO_IDEMPOTENCE,
-    OPT_VERSION
+    OPT_VERSION,
+    OPT_URL,
+    OPT_JSON_ARRAY,
+    OPT_FOLLOW,
+    OPT_POLL,
+    OPT_RESUME,
+    OPT_CACERT,
+    OPT_INSECURE,
+    OPT_HTTP_HEADER,
 };
 
 static const struct option long_options[] = {
@@ -100,6 +119,14 @@ static const struct option long_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"url", required_argument, NULL, OPT_URL},
+    {"json-array", no_argument, NULL, OPT_JSON_ARRAY},
+    {"follow", no_argument, NULL, OPT_FOLLOW},
+    {"poll", required_argument, NULL, OPT_POLL},
+    {"resume", no_argument, NULL, OPT_RESUME},
+    {"cacert", required_argument, NULL, OPT_CACERT},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"http-header", required_argument, NULL, OPT_HTTP_HEADER},
     {NULL, 0, NULL, 0},
 };
 
@@ -118,6 +145,15 @@ typedef struct pub_opts {
     int32_t partition;             /* -p, or STREAM_PARTITION_ANY */
     stream_producer_conf pconf;
     const char *ack_log; /* --ack-log FILE, or NULL */
+    const char *url;     /* --url: read this instead of standard input; NULL: stdin */
+    bool json_array;     /* --json-array: each element of the body's array is a record */
+    bool follow;         /* --follow: a streaming response, reconnected when it ends */
+    int64_t poll_ms;     /* --poll SECONDS, in ms; 0 when not given */
+    bool resume;         /* --resume: Last-Event-ID from the topic's last record */
+    const char *cacert;  /* --cacert FILE, or NULL */
+    bool insecure;       /* --insecure */
+    const char **http_headers; /* --http-header values, borrowing argv */
+    size_t http_header_count;
 } pub_opts;
 
 /* The run's state, shared with the delivery callback. */
@@ -187,6 +223,53 @@ static int publish(stream_producer *p, pub_state *st, stream_producer_record *re
     return rc;
 }
 
+/* Publishes one delimited record r[0..len): -K splits off its key, -k and
+ * -Z apply, and it carries headers[0..header_count). Returns what publish
+ * returns. */
+static int publish_text(const pub_opts *o, stream_producer *p, pub_state *st, const uint8_t *r,
+                        size_t len, const stream_header *headers, size_t header_count)
+{
+    stream_producer_record rec = {0};
+    rec.topic = o->topic;
+    rec.partition = o->partition;
+    rec.headers = headers;
+    rec.header_count = header_count;
+    const uint8_t *k = (const uint8_t *)o->key, *v = r;
+    size_t klen = o->key ? strlen(o->key) : 0, vlen = len;
+    bool has_key = o->key != NULL;
+    if (o->key_delim.len &&
+        stream_cli_split_key(r, len, o->key_delim.data, o->key_delim.len, &k, &klen, &v, &vlen))
+        has_key = true;
+    rec.key = has_key ? k : NULL;
+    rec.key_len = has_key && !(o->null_empty && klen == 0) ? (int32_t)klen : -1;
+    rec.value = v;
+    rec.value_len = o->null_empty && vlen == 0 ? -1 : (int32_t)vlen;
+    if (rec.key_len < 0)
+        rec.key = NULL;
+    if (rec.value_len < 0)
+        rec.value = NULL;
+    return publish(p, st, &rec, false);
+}
+
+/* Publishes one --json/--msgpack record (its own key, headers, timestamp,
+ * and partition unless -p overrides it). Returns what publish returns. */
+static int publish_structured(const pub_opts *o, stream_producer *p, pub_state *st,
+                              const stream_recfmt_in *in)
+{
+    stream_producer_record rec = {0};
+    rec.topic = o->topic;
+    bool from_input = o->partition < 0 && in->has_partition;
+    rec.partition = from_input ? in->rec.partition : o->partition;
+    rec.timestamp = in->has_timestamp ? in->rec.timestamp : 0;
+    rec.key = in->rec.key;
+    rec.key_len = in->rec.key_len;
+    rec.value = in->rec.value;
+    rec.value_len = in->rec.value_len;
+    rec.headers = in->rec.headers;
+    rec.header_count = in->rec.header_count;
+    return publish(p, st, &rec, from_input);
+}
+
 /* Waits until fd has input (or EOF/error) while driving the producer, so
  * records already read are sent within linger.ms and their reports run.
  * Returns false when a signal asked to stop. */
@@ -215,33 +298,13 @@ static int run_delimited(const pub_opts *o, stream_producer *p, pub_state *st, c
 {
     stream_cli_splitter s;
     stream_cli_splitter_init(&s, o->delim.data, o->whole ? 0 : o->delim.len, 0);
-    stream_producer_record rec = {0};
-    rec.topic = o->topic;
-    rec.partition = o->partition;
-    rec.headers = o->headers;
-    rec.header_count = o->header_count;
-    int32_t fixed_key_len = o->key ? (int32_t)strlen(o->key) : -1;
     int rc = 0;
     for (;;) {
         const uint8_t *r;
         size_t len;
         uint64_t since_poll = 0;
         while ((rc = stream_cli_splitter_next(&s, &r, &len, errbuf, errbuf_len)) == 1) {
-            const uint8_t *k = (const uint8_t *)o->key, *v = r;
-            size_t klen = fixed_key_len < 0 ? 0 : (size_t)fixed_key_len, vlen = len;
-            bool has_key = o->key != NULL;
-            if (o->key_delim.len && stream_cli_split_key(r, len, o->key_delim.data,
-                                                         o->key_delim.len, &k, &klen, &v, &vlen))
-                has_key = true;
-            rec.key = has_key ? k : NULL;
-            rec.key_len = has_key && !(o->null_empty && klen == 0) ? (int32_t)klen : -1;
-            rec.value = v;
-            rec.value_len = o->null_empty && vlen == 0 ? -1 : (int32_t)vlen;
-            if (rec.key_len < 0)
-                rec.key = NULL;
-            if (rec.value_len < 0)
-                rec.value = NULL;
-            if ((rc = publish(p, st, &rec, false)) < 0)
+            if ((rc = publish_text(o, p, st, r, len, o->headers, o->header_count)) < 0)
                 goto out;
             /* Keep the socket busy during a long chunk of short records. */
             if (++since_poll == 8192) {
@@ -276,21 +339,9 @@ static int run_structured(const pub_opts *o, stream_producer *p, pub_state *st, 
     int rc = 0;
     bool eof = false;
     for (;;) {
-        while ((rc = stream_recfmt_reader_next(&r, &in, errbuf, errbuf_len)) == 1) {
-            stream_producer_record rec = {0};
-            rec.topic = o->topic;
-            bool from_input = o->partition < 0 && in.has_partition;
-            rec.partition = from_input ? in.rec.partition : o->partition;
-            rec.timestamp = in.has_timestamp ? in.rec.timestamp : 0;
-            rec.key = in.rec.key;
-            rec.key_len = in.rec.key_len;
-            rec.value = in.rec.value;
-            rec.value_len = in.rec.value_len;
-            rec.headers = in.rec.headers;
-            rec.header_count = in.rec.header_count;
-            if ((rc = publish(p, st, &rec, from_input)) < 0)
+        while ((rc = stream_recfmt_reader_next(&r, &in, errbuf, errbuf_len)) == 1)
+            if ((rc = publish_structured(o, p, st, &in)) < 0)
                 goto out;
-        }
         if (rc < 0 || eof || stop_signal)
             break;
         stream_producer_poll(p, 0);
@@ -307,6 +358,396 @@ static int run_structured(const pub_opts *o, stream_producer *p, pub_state *st, 
     }
 out:
     stream_recfmt_reader_release(&r);
+    return rc;
+}
+
+/* ---- --url: an HTTP body instead of standard input ------------------------- */
+
+/* How a response's body becomes records. */
+typedef enum body_kind {
+    BODY_LINES,   /* delimited text (-D, -K, -l), as from standard input */
+    BODY_RECFMT,  /* --json / --msgpack records */
+    BODY_SSE,     /* text/event-stream: an event per record */
+    BODY_ARRAY,   /* --json-array: an element per record */
+} body_kind;
+
+#define URL_READ_BYTES ((size_t)64 << 10)
+
+/* The parsers and counters of one --url run. */
+typedef struct url_run {
+    stream_http_source *src;
+    body_kind kind;                /* of the current response */
+    bool parser_live;              /* the current kind's parser is initialised */
+    stream_cli_splitter lines;     /* BODY_LINES */
+    stream_recfmt_reader rf;       /* BODY_RECFMT */
+    stream_sse_parser sse;         /* BODY_SSE; kept across responses (its last event ID) */
+    stream_json_array_splitter arr; /* BODY_ARRAY */
+    uint8_t *tmp;                  /* URL_READ_BYTES read buffer */
+    stream_header *headers;        /* -H headers, then an event's id and event */
+    uint64_t body_bytes;           /* bytes read from every response */
+    bool progress;                 /* print progress (stderr is a terminal, not -q) */
+    double started;                /* when the run started (s, monotonic) */
+    double last_progress;          /* when progress was last printed */
+} url_run;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Records, bytes and rate on one terminal line, at most once a second. */
+static void show_progress(url_run *u, const pub_state *st, bool last)
+{
+    if (!u->progress)
+        return;
+    double t = now_s();
+    if (!last && t - u->last_progress < 1.0)
+        return;
+    u->last_progress = t;
+    double secs = t - u->started > 0.001 ? t - u->started : 0.001;
+    fprintf(stderr, "\r%s: %" PRIu64 " records (%" PRIu64 " acknowledged), %.1f MiB, %.0f records/s%s",
+            cmd_name, st->records, st->acked, (double)u->body_bytes / (1 << 20),
+            (double)st->records / secs, last ? "\n" : "  ");
+}
+
+/* Starts the parser for a response of kind k (the SSE parser keeps its
+ * last event ID; the others start afresh with each response). */
+static void body_begin(url_run *u, const pub_opts *o, body_kind k)
+{
+    if (u->parser_live) {
+        if (u->kind == BODY_LINES)
+            stream_cli_splitter_release(&u->lines);
+        else if (u->kind == BODY_RECFMT)
+            stream_recfmt_reader_release(&u->rf);
+        else if (u->kind == BODY_ARRAY)
+            stream_json_array_release(&u->arr);
+    }
+    u->kind = k;
+    u->parser_live = true;
+    if (k == BODY_LINES)
+        stream_cli_splitter_init(&u->lines, o->delim.data, o->whole ? 0 : o->delim.len, 0);
+    else if (k == BODY_RECFMT)
+        stream_recfmt_reader_init(&u->rf, o->structured);
+    else if (k == BODY_ARRAY)
+        stream_json_array_init(&u->arr, 0);
+    else
+        stream_sse_reset(&u->sse);
+}
+
+/* Publishes one SSE event: data as the value (-K, -k, -Z apply), the -H
+ * headers, then `id` and `event` when the stream gave them. */
+static int publish_event(url_run *u, const pub_opts *o, stream_producer *p, pub_state *st,
+                         const stream_sse_event *ev)
+{
+    size_t n = o->header_count;
+    if (*ev->id)
+        u->headers[n++] = (stream_header){(const uint8_t *)"id", 2, (const uint8_t *)ev->id,
+                                          (int32_t)strlen(ev->id)};
+    if (*ev->event)
+        u->headers[n++] = (stream_header){(const uint8_t *)"event", 5,
+                                          (const uint8_t *)ev->event, (int32_t)strlen(ev->event)};
+    return publish_text(o, p, st, ev->data, ev->data_len, u->headers, n);
+}
+
+/* Publishes every record the parser has complete. Returns 0 or a negative
+ * code (errbuf set for a parse error; st for a publish failure). */
+static int body_drain(url_run *u, const pub_opts *o, stream_producer *p, pub_state *st,
+                      char *errbuf, size_t errbuf_len)
+{
+    int rc;
+    if (u->kind == BODY_LINES) {
+        const uint8_t *r;
+        size_t len;
+        while ((rc = stream_cli_splitter_next(&u->lines, &r, &len, errbuf, errbuf_len)) == 1)
+            if ((rc = publish_text(o, p, st, r, len, o->headers, o->header_count)) < 0)
+                return rc;
+        return rc;
+    }
+    stream_recfmt_in in;
+    while ((rc = stream_recfmt_reader_next(&u->rf, &in, errbuf, errbuf_len)) == 1)
+        if ((rc = publish_structured(o, p, st, &in)) < 0)
+            return rc;
+    return rc;
+}
+
+/* Turns b[0..n) of the body into records. Same returns as body_drain. */
+static int body_feed(url_run *u, const pub_opts *o, stream_producer *p, pub_state *st,
+                     const uint8_t *b, size_t n, char *errbuf, size_t errbuf_len)
+{
+    int rc = 0;
+    size_t used;
+    switch (u->kind) {
+    case BODY_LINES:
+        while (n > 0) {
+            uint8_t *room;
+            size_t cap;
+            if (stream_cli_splitter_space(&u->lines, &room, &cap) != 0) {
+                snprintf(errbuf, errbuf_len, "out of memory");
+                return STREAM_ENOMEM;
+            }
+            size_t m = n < cap ? n : cap;
+            memcpy(room, b, m);
+            stream_cli_splitter_commit(&u->lines, m);
+            b += m;
+            n -= m;
+            if ((rc = body_drain(u, o, p, st, errbuf, errbuf_len)) < 0)
+                return rc;
+        }
+        return 0;
+    case BODY_RECFMT:
+        if (stream_recfmt_reader_feed(&u->rf, b, n) != 0) {
+            snprintf(errbuf, errbuf_len, "out of memory");
+            return STREAM_ENOMEM;
+        }
+        return body_drain(u, o, p, st, errbuf, errbuf_len);
+    case BODY_SSE:
+        while (n > 0) {
+            stream_sse_event ev;
+            rc = stream_sse_feed(&u->sse, b, n, &used, &ev, errbuf, errbuf_len);
+            b += used;
+            n -= used;
+            if (rc < 0)
+                return rc;
+            if (rc == 1 && (rc = publish_event(u, o, p, st, &ev)) < 0)
+                return rc;
+        }
+        return 0;
+    case BODY_ARRAY:
+        while (n > 0) {
+            const uint8_t *e;
+            size_t elen;
+            rc = stream_json_array_feed(&u->arr, b, n, &used, &e, &elen, errbuf, errbuf_len);
+            b += used;
+            n -= used;
+            if (rc < 0)
+                return rc;
+            if (rc == 1 &&
+                (rc = publish_text(o, p, st, e, elen, o->headers, o->header_count)) < 0)
+                return rc;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* The body has ended: the last unterminated line or record, the array's
+ * close. (An SSE event the body ends inside is dropped: the reconnect asks
+ * for it again with Last-Event-ID.) */
+static int body_end(url_run *u, const pub_opts *o, stream_producer *p, pub_state *st,
+                    char *errbuf, size_t errbuf_len)
+{
+    switch (u->kind) {
+    case BODY_LINES:
+        stream_cli_splitter_end(&u->lines);
+        return body_drain(u, o, p, st, errbuf, errbuf_len);
+    case BODY_RECFMT:
+        stream_recfmt_reader_eof(&u->rf);
+        return body_drain(u, o, p, st, errbuf, errbuf_len);
+    case BODY_ARRAY:
+        return stream_json_array_finish(&u->arr, errbuf, errbuf_len);
+    case BODY_SSE:
+        break;
+    }
+    return 0;
+}
+
+/* Waits delay_ms while the producer runs; false when a signal asked to stop. */
+static bool url_sleep(url_run *u, stream_producer *p, const pub_state *st, int64_t delay_ms)
+{
+    double until = now_s() + (double)delay_ms / 1000;
+    while (!stop_signal && now_s() < until) {
+        stream_producer_poll(p, 50);
+        show_progress(u, st, false);
+    }
+    return !stop_signal;
+}
+
+/* Exponential backoff from 100 ms to 30 s with +-20% jitter. */
+static int64_t backoff_ms(int failures)
+{
+    int64_t d = (int64_t)100 << (failures < 9 ? failures : 9);
+    if (d > 30000)
+        d = 30000;
+    return d * (80 + rand() % 41) / 100;
+}
+
+/* The partition --resume reads and writes: -p, or the topic's only one. */
+static int resume_partition(const pub_opts *o, stream_client *c, int32_t *out, char *errbuf,
+                            size_t errbuf_len)
+{
+    if (o->partition >= 0) {
+        *out = o->partition;
+        return 0;
+    }
+    char err[512];
+    int n = stream_client_partition_count(c, o->topic, 10000, err, sizeof(err));
+    if (n < 0) {
+        snprintf(errbuf, errbuf_len, "--resume: %s", err);
+        return n;
+    }
+    if (n != 1) {
+        snprintf(errbuf, errbuf_len,
+                 "--resume: topic '%s' has %d partitions: give -p N, so that the last record "
+                 "is the last one published",
+                 o->topic, n);
+        return STREAM_EINVAL;
+    }
+    *out = 0;
+    return 0;
+}
+
+/* One response: reads it to its end (0), or to an error (negative; errbuf
+ * set; *http_error tells a transfer or HTTP failure from a parse error).
+ * *got_bytes says whether it had a body. */
+static int url_response(url_run *u, const pub_opts *o, stream_producer *p, pub_state *st,
+                        bool *got_bytes, bool *http_error, char *errbuf, size_t errbuf_len)
+{
+    bool begun = false;
+    for (;;) {
+        if (stop_signal)
+            return 0;
+        bool busy = stream_producer_outstanding(p) > 0;
+        int n = stream_http_source_read(u->src, u->tmp, URL_READ_BYTES, busy ? 2 : 100, errbuf,
+                                        errbuf_len);
+        stream_producer_poll(p, 0);
+        show_progress(u, st, false);
+        if (n == STREAM_EAGAIN)
+            continue;
+        if (n < 0) {
+            *http_error = true;
+            return n;
+        }
+        if (!begun) {
+            /* The headers have come: an event stream is read as events. */
+            body_kind k = stream_http_source_response(u->src)->event_stream ? BODY_SSE
+                          : o->json_array                                    ? BODY_ARRAY
+                          : o->structured                                    ? BODY_RECFMT
+                                                                             : BODY_LINES;
+            body_begin(u, o, k);
+            begun = true;
+        }
+        if (n == 0) {
+            if (stream_http_source_response(u->src)->status == 304)
+                return 0; /* unchanged: nothing to publish */
+            return body_end(u, o, p, st, errbuf, errbuf_len);
+        }
+        *got_bytes = true;
+        u->body_bytes += (uint64_t)n;
+        int rc = body_feed(u, o, p, st, u->tmp, (size_t)n, errbuf, errbuf_len);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Reads --url: one GET, or with --follow a stream reconnected when it ends
+ * or fails, or with --poll a fetch every SECONDS. Returns 0 (the end, or a
+ * signal), or a negative code with errbuf (input error) or st holding the
+ * error (publish failure). */
+static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, pub_state *st,
+                   char *errbuf, size_t errbuf_len)
+{
+    pub_opts ro = *opts;
+    const pub_opts *o = &ro;
+    url_run u = {0};
+    int rc = 0;
+    char *resume_id = NULL;
+    stream_sse_init(&u.sse, 0);
+    u.tmp = malloc(URL_READ_BYTES);
+    u.headers = calloc(o->header_count + 2, sizeof(*u.headers));
+    if (u.tmp == NULL || u.headers == NULL) {
+        snprintf(errbuf, errbuf_len, "out of memory");
+        rc = STREAM_ENOMEM;
+        goto out;
+    }
+    if (o->header_count)
+        memcpy(u.headers, o->headers, o->header_count * sizeof(*u.headers));
+    u.progress = cmd_verbosity >= 1 && isatty(2);
+    u.started = u.last_progress = now_s();
+
+    if (o->resume) {
+        /* The last record stored is the last event published: the stream
+         * goes on after it, neither skipping nor repeating. */
+        if ((rc = resume_partition(o, c, &ro.partition, errbuf, errbuf_len)) != 0)
+            goto out;
+        char err[512];
+        rc = stream_http_source_last_header(c, o->topic, o->partition, "id", 30000, &resume_id,
+                                            err, sizeof(err));
+        if (rc != 0) {
+            snprintf(errbuf, errbuf_len, "--resume: %s", err);
+            goto out;
+        }
+        if (resume_id && stream_sse_set_last_id(&u.sse, resume_id, strlen(resume_id)) != 0) {
+            snprintf(errbuf, errbuf_len, "out of memory");
+            rc = STREAM_ENOMEM;
+            goto out;
+        }
+        info(2, "resuming after event id '%s'", resume_id ? resume_id : "");
+    }
+
+    stream_http_source_conf hc;
+    stream_http_source_conf_init(&hc);
+    hc.url = o->url;
+    hc.cacert = o->cacert;
+    hc.insecure = o->insecure;
+    hc.headers = o->http_headers;
+    hc.header_count = o->http_header_count;
+    hc.conditional = o->poll_ms > 0;
+    if ((rc = stream_http_source_new(&hc, &u.src, errbuf, errbuf_len)) != 0)
+        goto out;
+
+    int failures = 0;          /* failed or empty responses in a row */
+    bool ever_answered = false; /* some request got an HTTP answer */
+    for (;;) {
+        const char *last_id = (const char *)u.sse.last_id.data;
+        if ((rc = stream_http_source_start(u.src, o->follow ? last_id : NULL, errbuf,
+                                           errbuf_len)) != 0)
+            goto out;
+        bool got_bytes = false, http_error = false;
+        rc = url_response(&u, o, p, st, &got_bytes, &http_error, errbuf, errbuf_len);
+        const stream_http_response *resp = stream_http_source_response(u.src);
+        ever_answered = ever_answered || resp->status != 0;
+        if (stop_signal) {
+            rc = 0;
+            break;
+        }
+        int64_t delay;
+        if (rc < 0) {
+            /* Bad bytes and failed records stop the run; a transfer that
+             * failed is tried again when following or polling, unless it
+             * cannot help (TLS, a 4xx) or the URL never answered at all. */
+            if (!http_error || (!o->follow && o->poll_ms == 0) || !resp->retryable ||
+                !ever_answered)
+                goto out;
+            failures++;
+            delay = resp->retry_after_ms >= 0 ? resp->retry_after_ms : backoff_ms(failures);
+            info(1, "%s; trying again in %.1f s", errbuf, (double)delay / 1000);
+            errbuf[0] = '\0';
+            rc = 0;
+        } else if (o->follow) {
+            failures = got_bytes ? 0 : failures + 1;
+            delay = u.kind == BODY_SSE && u.sse.retry_ms >= 0 && failures == 0 ? u.sse.retry_ms
+                                                                              : backoff_ms(failures);
+            info(2, "the stream ended; reconnecting in %.1f s", (double)delay / 1000);
+        } else if (o->poll_ms > 0) {
+            failures = 0;
+            delay = o->poll_ms;
+        } else {
+            break; /* one GET, read */
+        }
+        if (!url_sleep(&u, p, st, delay))
+            break;
+    }
+out:
+    show_progress(&u, st, true);
+    if (u.parser_live)
+        body_begin(&u, o, BODY_SSE); /* releases the current kind's parser */
+    stream_sse_release(&u.sse);
+    stream_http_source_free(u.src);
+    free(u.tmp);
+    free(u.headers);
+    free(resume_id);
     return rc;
 }
 
@@ -411,6 +852,38 @@ static void parse_options(int argc, char **argv, pub_opts *o)
         case OPT_NO_IDEMPOTENCE:
             o->pconf.idempotence = false;
             break;
+        case OPT_URL:
+            o->url = optarg;
+            break;
+        case OPT_JSON_ARRAY:
+            o->json_array = true;
+            break;
+        case OPT_FOLLOW:
+            o->follow = true;
+            break;
+        case OPT_POLL:
+            o->poll_ms = cmd_parse_int(optarg, 1, 86400, "--poll") * 1000;
+            break;
+        case OPT_RESUME:
+            o->resume = true;
+            break;
+        case OPT_CACERT:
+            o->cacert = optarg;
+            break;
+        case OPT_INSECURE:
+            o->insecure = true;
+            break;
+        case OPT_HTTP_HEADER: {
+            const char *colon = strchr(optarg, ':');
+            if (colon == NULL || colon == optarg || strpbrk(optarg, "\r\n"))
+                usage_error("--http-header: expected 'Name: value', got '%s'", optarg);
+            const char **h = realloc(o->http_headers, (o->http_header_count + 1) * sizeof(*h));
+            if (h == NULL)
+                die("out of memory");
+            o->http_headers = h;
+            h[o->http_header_count++] = optarg;
+            break;
+        }
         case 'q':
             cmd_verbosity = 0;
             break;
@@ -438,6 +911,17 @@ static void parse_options(int argc, char **argv, pub_opts *o)
                     "-D, -K, -k, -H, -Z and -l do not apply");
     if (o->whole && delim_arg)
         usage_error("-l reads one record: -D does not apply");
+    if (o->url == NULL && (o->json_array || o->follow || o->poll_ms || o->resume || o->cacert ||
+                           o->insecure || o->http_header_count))
+        usage_error("--json-array, --follow, --poll, --resume, --cacert, --insecure and "
+                    "--http-header go with --url URL");
+    if (o->follow && o->poll_ms)
+        usage_error("--follow reads a stream and --poll fetches repeatedly: choose one");
+    if (o->resume && !o->follow)
+        usage_error("--resume goes with --follow (it resumes an event stream)");
+    if (o->json_array && (o->structured || o->whole || delim_arg))
+        usage_error("--json-array splits the body itself: --json, --msgpack, -l and -D do "
+                    "not apply");
 }
 
 int main(int argc, char **argv)
@@ -483,8 +967,9 @@ int main(int argc, char **argv)
     }
 
     err[0] = '\0';
-    int rc = o.structured ? run_structured(&o, p, &st, err, sizeof(err))
-                          : run_delimited(&o, p, &st, err, sizeof(err));
+    int rc = o.url          ? run_url(&o, c, p, &st, err, sizeof(err))
+             : o.structured ? run_structured(&o, p, &st, err, sizeof(err))
+                            : run_delimited(&o, p, &st, err, sizeof(err));
     bool input_error = rc < 0 && err[0] != '\0';
 
     /* Every record read gets its report before we judge the run; what is
@@ -520,6 +1005,7 @@ int main(int argc, char **argv)
     if (stop_signal)
         info(2, "stopped by signal %d after %" PRIu64 " records", (int)stop_signal, st.records);
     free(o.headers);
+    free(o.http_headers);
     stream_buf_release(&o.delim);
     stream_buf_release(&o.key_delim);
     return status;

@@ -224,21 +224,42 @@ static int make_room(stream_cli_splitter *s)
     return 0;
 }
 
+int stream_cli_splitter_space(stream_cli_splitter *s, uint8_t **p, size_t *room)
+{
+    if (make_room(s) != 0)
+        return STREAM_ENOMEM;
+    *p = s->buf + s->len;
+    *room = s->cap - s->len;
+    return 0;
+}
+
+void stream_cli_splitter_commit(stream_cli_splitter *s, size_t n)
+{
+    s->len += n;
+}
+
+void stream_cli_splitter_end(stream_cli_splitter *s)
+{
+    s->eof = true;
+}
+
 int stream_cli_splitter_fill(stream_cli_splitter *s, int fd, char *errbuf, size_t errbuf_len)
 {
     if (s->eof)
         return 0;
-    if (make_room(s) != 0) {
+    uint8_t *p;
+    size_t room;
+    if (stream_cli_splitter_space(s, &p, &room) != 0) {
         stream__errf(errbuf, errbuf_len, "out of memory");
         return STREAM_ENOMEM;
     }
-    ssize_t n = read(fd, s->buf + s->len, s->cap - s->len);
+    ssize_t n = read(fd, p, room);
     if (n > 0) {
-        s->len += (size_t)n;
+        stream_cli_splitter_commit(s, (size_t)n);
         return (int)n;
     }
     if (n == 0) {
-        s->eof = true;
+        stream_cli_splitter_end(s);
         return 0;
     }
     if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)

@@ -130,6 +130,15 @@ void stream_cli_splitter_release(stream_cli_splitter *s);
  * standard input: ..." — fd names itself as "input" unless it is 0. */
 int stream_cli_splitter_fill(stream_cli_splitter *s, int fd, char *errbuf, size_t errbuf_len);
 
+/* Input that does not come from a file descriptor (an HTTP body: see
+ * http_source.h) goes in through these three instead of fill: space makes
+ * room (as fill does before its read) and points *p at *room free bytes
+ * (> 0); commit adds the n <= *room bytes written there; end marks the end
+ * of input (as fill returning 0). space returns 0 or STREAM_ENOMEM. */
+int stream_cli_splitter_space(stream_cli_splitter *s, uint8_t **p, size_t *room);
+void stream_cli_splitter_commit(stream_cli_splitter *s, size_t n);
+void stream_cli_splitter_end(stream_cli_splitter *s);
+
 /* Returns 1 with the next record in *rec and *len (borrowed: valid until the
  * next call on s), 0 when more input is needed or, after eof, when every
  * record has been returned, or STREAM_ETOOLARGE ("record 7 is longer than
