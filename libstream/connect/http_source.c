@@ -137,8 +137,8 @@ void stream_sse_init(stream_sse_parser *p, size_t max_event_bytes)
     stream_buf_init(&p->line);
     stream_buf_init(&p->data);
     stream_buf_init(&p->event_type);
+    stream_buf_init(&p->id_buf);
     stream_buf_init(&p->last_id);
-    stream_buf_init(&p->out_id);
 }
 
 void stream_sse_release(stream_sse_parser *p)
@@ -146,8 +146,8 @@ void stream_sse_release(stream_sse_parser *p)
     stream_buf_release(&p->line);
     stream_buf_release(&p->data);
     stream_buf_release(&p->event_type);
+    stream_buf_release(&p->id_buf);
     stream_buf_release(&p->last_id);
-    stream_buf_release(&p->out_id);
 }
 
 void stream_sse_reset(stream_sse_parser *p)
@@ -160,6 +160,10 @@ void stream_sse_reset(stream_sse_parser *p)
     p->bom_seen = 0;
     p->utf8_need = 0;
     p->failed = false;
+    /* An id read from a half event is forgotten with it. */
+    stream_buf_reset(&p->id_buf);
+    if (p->last_id.len)
+        stream_buf_put(&p->id_buf, p->last_id.data, p->last_id.len);
 }
 
 /* Replaces b's contents with p[0..len) and a NUL. */
@@ -173,7 +177,9 @@ static int set_cstr(stream_buf *b, const void *s, size_t len)
 
 int stream_sse_set_last_id(stream_sse_parser *p, const char *id, size_t len)
 {
-    return set_cstr(&p->last_id, id, len);
+    if (set_cstr(&p->last_id, id, len) != 0 || set_cstr(&p->id_buf, id, len) != 0)
+        return STREAM_ENOMEM;
+    return 0;
 }
 
 static int sse_fail(stream_sse_parser *p, int err, char *errbuf, size_t errbuf_len,
@@ -195,20 +201,22 @@ static int sse_line(stream_sse_parser *p, stream_sse_event *ev, char *errbuf, si
     const uint8_t *l = p->line.data ? p->line.data : (const uint8_t *)"";
     size_t n = p->line.len;
     if (n == 0) {
-        /* A blank line dispatches the event, if it has data. */
+        /* A blank line: the ID read so far becomes the last event ID (also
+         * for an event without data), then the event goes out, if it has
+         * data. */
+        const char *id = p->id_buf.len ? (const char *)p->id_buf.data : "";
+        if (set_cstr(&p->last_id, id, strlen(id)) != 0)
+            return sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
         if (p->data.len == 0) {
             stream_buf_reset(&p->event_type);
             return 0;
         }
         size_t dlen = p->data.len - 1; /* the last LF goes */
-        const char *id = p->last_id.len ? (const char *)p->last_id.data : "";
-        if (set_cstr(&p->out_id, id, strlen(id)) != 0)
-            return sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
         if (p->event_type.len == 0 && set_cstr(&p->event_type, "", 0) != 0)
             return sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
         ev->data = p->data.data;
         ev->data_len = dlen;
-        ev->id = (const char *)p->out_id.data;
+        ev->id = (const char *)p->last_id.data;
         ev->event = (const char *)p->event_type.data;
         p->events++;
         return 1;
@@ -234,7 +242,7 @@ static int sse_line(stream_sse_parser *p, stream_sse_event *ev, char *errbuf, si
         if (set_cstr(&p->event_type, v, vlen) != 0)
             return sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
     } else if (flen == 2 && memcmp(l, "id", 2) == 0) {
-        if (memchr(v, 0, vlen) == NULL && set_cstr(&p->last_id, v, vlen) != 0)
+        if (memchr(v, 0, vlen) == NULL && set_cstr(&p->id_buf, v, vlen) != 0)
             return sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
     } else if (flen == 5 && memcmp(l, "retry", 5) == 0) {
         int64_t ms = 0;

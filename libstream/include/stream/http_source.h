@@ -49,7 +49,9 @@
  * Lines end with CRLF, LF or CR. "field: value" lines build an event, a
  * blank line dispatches it; ":" starts a comment; data lines are joined
  * with LF. `id` sets the last event ID, which stays until another `id`
- * changes it (an id containing NUL is ignored, as the format says); `retry`
+ * changes it (an id containing NUL is ignored, as the format says); it
+ * takes effect at the blank line, so an event cut off by a dropped
+ * connection does not move the ID a reconnect sends; `retry`
  * (digits only) sets the reconnection delay; unknown fields are ignored; a
  * leading byte-order mark is dropped; an event the stream ends inside is
  * dropped (a reconnect with Last-Event-ID asks for it again). Stricter than
@@ -72,8 +74,10 @@ typedef struct stream_sse_parser {
     stream_buf line;         /* private: the line being read, without its end */
     stream_buf data;         /* private: the event's data lines, each followed by LF */
     stream_buf event_type;   /* private: the `event` field, NUL-terminated */
-    stream_buf last_id;      /* private: the last event ID, NUL-terminated */
-    stream_buf out_id;       /* private: the returned event's ID (last_id may move on) */
+    stream_buf id_buf;       /* private: the `id` being built up, NUL-terminated */
+    stream_buf last_id;      /* read-only: the last event ID, NUL-terminated (data NULL
+                                when none): id_buf as of the last blank line, i.e. the
+                                ID to reconnect with (not one from a half-read event) */
     uint64_t offset;         /* private: bytes consumed, for error positions */
     uint8_t utf8_need;       /* private: continuation bytes the current sequence lacks */
     bool after_cr;           /* private: the last line ended with CR (an LF next is its end) */
