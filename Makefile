@@ -16,6 +16,8 @@
 #                   __consumer_offsets stays under a fixed size
 #   make soak-proc  PROC_SOAK_KILLS (25) kill -9s of stream-proc under load, each
 #                   followed by a check, then the final checker
+#   make soak-source  SOURCE_SOAK_KILLS (25) kill -9s of stream-pub --url --follow
+#                   --resume under load, then a check that every event is there once
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (check runs each briefly)
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
 #   make format     clang-format every C file
@@ -79,7 +81,7 @@ A         := build/asan
 lib_objs   = $(patsubst libstream/%.c,$(1)/obj/lib/%.o,$(LIB_SRC))
 cmdc_objs  = $(patsubst cmd/%.c,$(1)/obj/cmd/%.o,$(CMD_COMMON_SRC))
 
-.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster soak-offsets soak-proc install uninstall clean format unit cli asan soak
+.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster soak-offsets soak-proc soak-source install uninstall clean format unit cli asan soak
 .DELETE_ON_ERROR:
 
 all: $(B)/libstream.a $(B)/libstream.so $(addprefix $(B)/,$(PROGRAMS)) $(B)/libstream.pc
@@ -174,6 +176,12 @@ soak-cluster: all
 PROC_SOAK_KILLS ?= 25
 soak-proc: all
 	@tests/soak/proc-soak.sh $(B) $(PROC_SOAK_KILLS)
+
+# tests/soak/source-soak.sh: SOURCE_SOAK_KILLS kill -9s of stream-pub --url
+# --follow --resume under load, then a checker: every event exactly once.
+SOURCE_SOAK_KILLS ?= 25
+soak-source: all
+	@tests/soak/source-soak.sh $(B) $(SOURCE_SOAK_KILLS)
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -15,7 +15,8 @@ listens (the tests wait for it). Threaded, HTTP/1.1. Paths:
                     connection after K events (no blank line after the
                     last: a half event); &hold=S keeps the stream open S s
                     after the last event; &every=MS between events;
-                    &retry=MS sends a retry field first
+                    &retry=MS sends a retry field first; &rate=R paces
+                    the events at R a second (in groups of 32)
   /sse-bad          an event stream with bytes that are not UTF-8
   /status/CODE      answers CODE with the body "server says CODE"
   /flaky/KEY?fail=F&code=C[&retry_after=S]
@@ -26,7 +27,7 @@ listens (the tests wait for it). Threaded, HTTP/1.1. Paths:
   /big?bytes=B      one line of B bytes, no newline
   /count            how many requests each path had (JSON), for the tests
 
---log FILE appends "PATH LAST-EVENT-ID" per request (the resume tests read it).
+--log FILE appends "PATH LAST-EVENT-ID UNIX-TIME" per request (the tests read it).
 """
 import http.server
 import json
@@ -67,7 +68,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             n_req = counts[u.path]
         if log_file:
             with open(log_file, "a") as f:
-                f.write("%s %s\n" % (u.path, self.headers.get("Last-Event-ID", "-")))
+                f.write("%s %s %.3f\n" % (u.path, self.headers.get("Last-Event-ID", "-"), time.time()))
         try:
             self.route(u.path, q, n_req)
         except (BrokenPipeError, ConnectionResetError):
@@ -162,6 +163,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         drop = int(q.get("drop", 0))
         every = float(q.get("every", 0)) / 1000
         hold = float(q.get("hold", 0))
+        rate = float(q.get("rate", 0))
+        began = time.time()
         last = self.headers.get("Last-Event-ID")
         first = int(last) + 1 if last and last.isdigit() else 1
         self.start_chunked("text/event-stream")
@@ -180,12 +183,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             batch.append(ev)
-            if every or len(batch) >= 256:
+            if every or len(batch) >= (32 if rate else 256):
                 self.chunk(b"".join(batch))
                 self.wfile.flush()
                 batch = []
                 if every:
                     time.sleep(every)
+                elif rate:
+                    ahead = began + sent / rate - time.time()
+                    if ahead > 0:
+                        time.sleep(ahead)
         if batch:
             self.chunk(b"".join(batch))
             self.wfile.flush()
