@@ -158,7 +158,6 @@ void stream_sse_reset(stream_sse_parser *p)
     p->after_cr = false;
     p->started = false;
     p->bom_seen = 0;
-    p->utf8_need = 0;
     p->failed = false;
     /* An id read from a half event is forgotten with it. */
     stream_buf_reset(&p->id_buf);
@@ -194,12 +193,13 @@ static int sse_fail(stream_sse_parser *p, int err, char *errbuf, size_t errbuf_l
                         (unsigned long long)p->offset);
 }
 
-/* One complete line (p->line). Returns 1 when it dispatched an event into
- * *ev, 0 otherwise, or an error. */
-static int sse_line(stream_sse_parser *p, stream_sse_event *ev, char *errbuf, size_t errbuf_len)
+/* One complete line l[0..n) (without its end). Returns 1 when it
+ * dispatched an event into *ev, 0 otherwise, or an error. */
+static int sse_line(stream_sse_parser *p, const uint8_t *l, size_t n, stream_sse_event *ev,
+                    char *errbuf, size_t errbuf_len)
 {
-    const uint8_t *l = p->line.data ? p->line.data : (const uint8_t *)"";
-    size_t n = p->line.len;
+    if (!stream_utf8_valid(l, n))
+        return sse_fail(p, STREAM_EBADRECORD, errbuf, errbuf_len, "bytes that are not UTF-8");
     if (n == 0) {
         /* A blank line: the ID read so far becomes the last event ID (also
          * for an event without data), then the event goes out, if it has
@@ -211,11 +211,10 @@ static int sse_line(stream_sse_parser *p, stream_sse_event *ev, char *errbuf, si
             stream_buf_reset(&p->event_type);
             return 0;
         }
-        size_t dlen = p->data.len - 1; /* the last LF goes */
         if (p->event_type.len == 0 && set_cstr(&p->event_type, "", 0) != 0)
             return sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
         ev->data = p->data.data;
-        ev->data_len = dlen;
+        ev->data_len = p->data.len - 1; /* the last LF goes */
         ev->id = (const char *)p->last_id.data;
         ev->event = (const char *)p->event_type.data;
         p->events++;
@@ -232,12 +231,12 @@ static int sse_line(stream_sse_parser *p, stream_sse_event *ev, char *errbuf, si
         vlen--;
     }
     if (flen == 4 && memcmp(l, "data", 4) == 0) {
+        if (p->data.len + vlen > p->max_event_bytes)
+            return sse_fail(p, STREAM_ETOOLARGE, errbuf, errbuf_len, NULL);
         stream_buf_put(&p->data, v, vlen);
         stream_buf_put_u8(&p->data, '\n');
         if (stream_buf_ok(&p->data) != 0)
             return sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
-        if (p->data.len > p->max_event_bytes + 1)
-            return sse_fail(p, STREAM_ETOOLARGE, errbuf, errbuf_len, NULL);
     } else if (flen == 5 && memcmp(l, "event", 5) == 0) {
         if (set_cstr(&p->event_type, v, vlen) != 0)
             return sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
@@ -255,29 +254,6 @@ static int sse_line(stream_sse_parser *p, stream_sse_event *ev, char *errbuf, si
     return 0;
 }
 
-/* Checks one byte of the UTF-8 input (structure only: lead and continuation
- * bytes; an overlong form or surrogate is caught when the line is checked). */
-static bool utf8_step(stream_sse_parser *p, uint8_t c)
-{
-    if (p->utf8_need > 0) {
-        if ((c & 0xC0) != 0x80)
-            return false;
-        p->utf8_need--;
-        return true;
-    }
-    if (c < 0x80)
-        return true;
-    if (c >= 0xC2 && c <= 0xDF)
-        p->utf8_need = 1;
-    else if (c >= 0xE0 && c <= 0xEF)
-        p->utf8_need = 2;
-    else if (c >= 0xF0 && c <= 0xF4)
-        p->utf8_need = 3;
-    else
-        return false;
-    return true;
-}
-
 int stream_sse_feed(stream_sse_parser *p, const uint8_t *in, size_t len, size_t *used,
                     stream_sse_event *ev, char *errbuf, size_t errbuf_len)
 {
@@ -289,61 +265,68 @@ int stream_sse_feed(stream_sse_parser *p, const uint8_t *in, size_t len, size_t 
     size_t i = 0;
     int rc = 0;
     while (i < len && rc == 0) {
-        uint8_t c = in[i++];
-        p->offset++;
         if (!p->started) {
             /* A byte-order mark at the very start is not part of a line. */
+            uint8_t c = in[i];
             if (c == bom[p->bom_seen]) {
+                i++;
+                p->offset++;
                 if (++p->bom_seen == 3)
                     p->started = true;
                 continue;
             }
             /* A partial mark was a line's start after all. */
             p->started = true;
-            for (int k = 0; k < p->bom_seen; k++) {
-                utf8_step(p, bom[k]);
-                stream_buf_put_u8(&p->line, bom[k]);
-            }
+            stream_buf_put(&p->line, bom, (size_t)p->bom_seen);
         }
-        if (c == '\n' && p->after_cr) {
+        if (p->after_cr && in[i] == '\n') {
+            i++; /* the LF of a CRLF */
+            p->offset++;
             p->after_cr = false;
-            continue; /* the LF of a CRLF */
-        }
-        p->after_cr = false;
-        if (c == '\n' || c == '\r') {
-            if (p->utf8_need > 0 || !stream_utf8_valid(p->line.data, p->line.len)) {
-                rc = sse_fail(p, STREAM_EBADRECORD, errbuf, errbuf_len,
-                              "bytes that are not UTF-8");
-                break;
-            }
-            p->after_cr = c == '\r';
-            rc = sse_line(p, ev, errbuf, errbuf_len);
-            stream_buf_reset(&p->line);
-            if (rc == 1 || rc < 0)
-                break;
             continue;
         }
-        if (!utf8_step(p, c)) {
-            rc = sse_fail(p, STREAM_EBADRECORD, errbuf, errbuf_len, "bytes that are not UTF-8");
-            break;
-        }
-        if (p->line.len >= p->max_event_bytes) {
+        p->after_cr = false;
+        /* The rest of the line in this piece. */
+        size_t j = i;
+        while (j < len && in[j] != '\n' && in[j] != '\r')
+            j++;
+        size_t span = j - i;
+        if (p->line.len + span > p->max_event_bytes) {
+            p->offset += span;
             rc = sse_fail(p, STREAM_ETOOLARGE, errbuf, errbuf_len, NULL);
+            i = j;
             break;
         }
-        stream_buf_put_u8(&p->line, c);
-        if (stream_buf_ok(&p->line) != 0) {
-            rc = sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
+        if (j == len) {
+            /* No line end yet: keep the start of the line. */
+            stream_buf_put(&p->line, in + i, span);
+            p->offset += span;
+            i = j;
+            if (stream_buf_ok(&p->line) != 0)
+                rc = sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
             break;
         }
+        p->offset += span + 1;
+        p->after_cr = in[j] == '\r';
+        if (p->line.len == 0) {
+            /* The whole line is in this piece: read it where it is. */
+            rc = sse_line(p, in + i, span, ev, errbuf, errbuf_len);
+        } else {
+            stream_buf_put(&p->line, in + i, span);
+            rc = stream_buf_ok(&p->line) != 0
+                     ? sse_fail(p, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory")
+                     : sse_line(p, p->line.data, p->line.len, ev, errbuf, errbuf_len);
+            stream_buf_reset(&p->line);
+        }
+        i = j + 1;
     }
     *used = i;
     if (rc == 1) {
         /* The event's data and type were handed out: the next event starts
-         * afresh once the caller is done with them (the next call). */
+         * afresh. Their bytes stay where they are until the next call
+         * writes over them, so *ev stays valid until then. */
         p->data.len = 0;
         p->event_type.len = 0;
-        /* data/event_type keep their bytes until overwritten: ev stays valid. */
     }
     return rc;
 }

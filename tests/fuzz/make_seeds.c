@@ -1448,6 +1448,26 @@ static void kafka_seeds(void)
     stream_buf_release(&batch);
 }
 
+/* fuzz_sse and fuzz_json_array: two parameter bytes, then a body. */
+static void source_seeds(void)
+{
+    static const char sse[] = "\x00\x07"
+                              "\xEF\xBB\xBF: a comment\r\n"
+                              "retry: 1500\n\n"
+                              "id: 1\nevent: tick\ndata: event-1\n\n"
+                              "id: 2\r\ndata: two\r\ndata: lines\r\n\r\n"
+                              "data: caf\xC3\xA9\rid\r\r"
+                              "id: 3\ndata: half";
+    seed("fuzz_sse", "stream", sse, sizeof sse - 1);
+    static const char sse_small[] = "\x01\x03id: 9\ndata: 0123456789abcdef\n\n";
+    seed("fuzz_sse", "limit", sse_small, sizeof sse_small - 1);
+    static const char arr[] = "\x00\x05 [1, -2.5e3, true, null, \"a,]\\\"\", "
+                              "{\"k\": [1, {\"x\": \"}\"}]}, [[]]]\n";
+    seed("fuzz_json_array", "array", arr, sizeof arr - 1);
+    static const char arr_bad[] = "\x02\x09[1, {\"a\": tru}, 3";
+    seed("fuzz_json_array", "malformed", arr_bad, sizeof arr_bad - 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -1470,5 +1490,6 @@ int main(int argc, char **argv)
     group_meta_seeds();
     consumer_protocol_seeds();
     kafka_seeds();
+    source_seeds();
     return 0;
 }

@@ -79,7 +79,6 @@ typedef struct stream_sse_parser {
                                 when none): id_buf as of the last blank line, i.e. the
                                 ID to reconnect with (not one from a half-read event) */
     uint64_t offset;         /* private: bytes consumed, for error positions */
-    uint8_t utf8_need;       /* private: continuation bytes the current sequence lacks */
     bool after_cr;           /* private: the last line ended with CR (an LF next is its end) */
     bool started;            /* private: the first byte has been seen (BOM check done) */
     int bom_seen;            /* private: bytes of a leading byte-order mark matched so far */
