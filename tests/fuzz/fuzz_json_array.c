@@ -27,14 +27,6 @@
 static stream_json_doc doc;
 static bool doc_ready;
 
-static uint64_t mix(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211u;
-    return (h ^ 0xff) * 1099511628211u;
-}
-
 static bool space(uint8_t c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -45,19 +37,13 @@ static int run(const uint8_t *p, size_t len, size_t max, uint8_t seed, uint64_t 
 {
     stream_json_array_splitter s;
     stream_json_array_init(&s, max);
-    uint64_t h = 1469598103934665603u, n = 0;
-    uint32_t rnd = seed * 2654435761u + 1;
+    uint64_t h = FUZZ_HASH_INIT, n = 0;
+    uint32_t rnd = seed;
     int rc = 0;
     size_t off = 0;
     char err[512];
     while (off < len && rc >= 0) {
-        size_t piece = len - off;
-        if (seed) {
-            rnd = rnd * 1103515245u + 12345u;
-            size_t want = 1 + (rnd >> 16) % 13;
-            if (want < piece)
-                piece = want;
-        }
+        size_t piece = fuzz_piece(seed, &rnd, len - off, 13);
         size_t at = 0;
         while (at < piece) {
             size_t used = 0, elen = 0;
@@ -76,7 +62,7 @@ static int run(const uint8_t *p, size_t len, size_t max, uint8_t seed, uint64_t 
                 FUZZ_CHECK_MSG(stream_json_parse(&doc, (const char *)e, elen, &root, why,
                                                  sizeof why) == 0,
                                "%s", why);
-                h = mix(h, e, elen);
+                h = fuzz_hash(h, e, elen);
                 n++;
                 rc = 0;
             }
@@ -112,12 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t seed = fuzz_u8(&in);
     const uint8_t *p = in.p + in.pos;
     size_t len = fuzz_in_left(&in);
-    uint64_t h1, h2, n1, n2;
-    int rc1 = run(p, len, max, 0, &h1, &n1);
-    int rc2 = run(p, len, max, seed ? seed : 1, &h2, &n2);
-    FUZZ_CHECK_MSG(rc1 == rc2, "whole %d, in pieces %d", rc1, rc2);
-    FUZZ_CHECK(n1 == n2 && h1 == h2);
-    if (rc1 == 0) {
+    int rc = fuzz_same_in_pieces(run, p, len, max, seed);
+    if (rc == 0) {
         /* Accepted: the whole body is that array. */
         const stream_json_value *root;
         char why[256];

@@ -23,14 +23,6 @@
 #include "stream/http_source.h"
 #include "stream/json.h"
 
-static uint64_t mix(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211u;
-    return (h ^ 0xff) * 1099511628211u; /* a field separator */
-}
-
 /* Feeds p[0..len) in pieces (sizes from seed; 0: whole). Returns the final
  * code; *hash sums up the events, *events counts them. */
 static int run(const uint8_t *p, size_t len, size_t max, uint8_t seed, uint64_t *hash,
@@ -38,18 +30,12 @@ static int run(const uint8_t *p, size_t len, size_t max, uint8_t seed, uint64_t 
 {
     stream_sse_parser sp;
     stream_sse_init(&sp, max);
-    uint64_t h = 1469598103934665603u, n = 0;
-    uint32_t rnd = seed * 2654435761u + 1;
+    uint64_t h = FUZZ_HASH_INIT, n = 0;
+    uint32_t rnd = seed;
     int rc = 0;
     size_t off = 0;
     while (off < len && rc >= 0) {
-        size_t piece = len - off;
-        if (seed) {
-            rnd = rnd * 1103515245u + 12345u;
-            size_t want = 1 + (rnd >> 16) % 17;
-            if (want < piece)
-                piece = want;
-        }
+        size_t piece = fuzz_piece(seed, &rnd, len - off, 17);
         size_t at = 0;
         while (at < piece) {
             size_t used = 0;
@@ -71,9 +57,9 @@ static int run(const uint8_t *p, size_t len, size_t max, uint8_t seed, uint64_t 
                 FUZZ_CHECK(stream_utf8_valid(ev.data, ev.data_len));
                 FUZZ_CHECK(stream_utf8_valid(ev.id, strlen(ev.id)));
                 FUZZ_CHECK(stream_utf8_valid(ev.event, strlen(ev.event)));
-                h = mix(h, ev.data, ev.data_len);
-                h = mix(h, ev.id, strlen(ev.id));
-                h = mix(h, ev.event, strlen(ev.event));
+                h = fuzz_hash(h, ev.data, ev.data_len);
+                h = fuzz_hash(h, ev.id, strlen(ev.id));
+                h = fuzz_hash(h, ev.event, strlen(ev.event));
                 n++;
                 rc = 0;
             } else {
@@ -97,11 +83,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t seed = fuzz_u8(&in);
     const uint8_t *p = in.p + in.pos;
     size_t len = fuzz_in_left(&in);
-    uint64_t h1, h2, n1, n2;
-    int rc1 = run(p, len, max, 0, &h1, &n1);
-    int rc2 = run(p, len, max, seed ? seed : 1, &h2, &n2);
-    FUZZ_CHECK_MSG(rc1 == rc2, "whole %d, in pieces %d", rc1, rc2);
-    FUZZ_CHECK(n1 == n2);
-    FUZZ_CHECK(h1 == h2);
+    fuzz_same_in_pieces(run, p, len, max, seed);
     return 0;
 }

@@ -165,4 +165,49 @@ static inline void fuzz_scratch_dir(char *dir, size_t n, const char *what)
     }
 }
 
+/* ---- chunking: a parser must give the same results whatever the pieces ---- */
+
+/* FNV-1a of p[0..n) continuing h, then a separator (so "ab","c" and "a","bc"
+ * differ): sums up what a parser returned, to compare two runs. */
+static inline uint64_t fuzz_hash(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211u;
+    return (h ^ 0xff) * 1099511628211u;
+}
+
+#define FUZZ_HASH_INIT 1469598103934665603u
+
+/* The size of the next piece to feed: all that is left when seed is 0,
+ * else 1..max_piece from a small generator whose state is *rnd (start it
+ * at seed). */
+static inline size_t fuzz_piece(uint8_t seed, uint32_t *rnd, size_t left, size_t max_piece)
+{
+    if (seed == 0)
+        return left;
+    *rnd = *rnd * 1103515245u + 12345u;
+    size_t want = 1 + (*rnd >> 16) % max_piece;
+    return want < left ? want : left;
+}
+
+/* A run of a streaming parser over p[0..len) with limit `max`, fed in
+ * pieces chosen by seed (0: whole): returns its final code, a hash of what
+ * it returned and how many items. */
+typedef int (*fuzz_parse_run)(const uint8_t *p, size_t len, size_t max, uint8_t seed,
+                              uint64_t *hash, uint64_t *items);
+
+/* Runs the parser whole and in pieces, checks both give the same code and
+ * items, and returns the code. */
+static inline int fuzz_same_in_pieces(fuzz_parse_run run, const uint8_t *p, size_t len,
+                                      size_t max, uint8_t seed)
+{
+    uint64_t h1, h2, n1, n2;
+    int rc1 = run(p, len, max, 0, &h1, &n1);
+    int rc2 = run(p, len, max, seed ? seed : 1, &h2, &n2);
+    FUZZ_CHECK_MSG(rc1 == rc2, "whole %d, in pieces %d", rc1, rc2);
+    FUZZ_CHECK(n1 == n2 && h1 == h2);
+    return rc1;
+}
+
 #endif /* STREAM_FUZZ_UTIL_H */
