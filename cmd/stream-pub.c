@@ -721,7 +721,8 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
             if (!http_error || (!o->follow && o->poll_ms == 0) || !resp->retryable ||
                 !ever_answered)
                 goto out;
-            failures++;
+            /* A response that brought data resets the backoff. */
+            failures = got_bytes ? 1 : failures + 1;
             delay = resp->retry_after_ms >= 0 ? resp->retry_after_ms : backoff_ms(failures);
             info(1, "%s; trying again in %.1f s", errbuf, (double)delay / 1000);
             errbuf[0] = '\0';

@@ -19,7 +19,7 @@
 # and each record's id header must be its event's id. --resume takes the
 # id of the last stored record, and the idempotent producer stores a
 # partition's batches only in order, so exactly-once is the rule here.
-# tests/cli/stream-pub-url.bats runs this with 3 kills and 30,000 events.
+# tests/cli/stream-pub-url.bats runs this with 3 kills and 20,000 events.
 #
 # Output is TAP, one test, with the figures as comments; exit status 0 only
 # when the checker passed. SOURCE_SOAK_DIR=DIR keeps the files there.
