@@ -67,37 +67,86 @@ static void http_set_tls(CURL *e, const char *cacert, bool insecure)
         curl_easy_setopt(e, CURLOPT_CAINFO, cacert);
 }
 
-/* A Retry-After value - delay-seconds or an HTTP date - in ms from now, or
- * -1 when it is neither. */
-static int64_t http_retry_after_ms(const char *v)
+#define DAY_MS ((int64_t)86400 * 1000)
+
+/* Parses a Retry-After value p[0..len) - delay-seconds or an HTTP-date,
+ * relative to now_ms (a date in the past: 0) - into *delay_ms (0 to a day).
+ * 0, or STREAM_EINVAL when it is neither. (The sink's
+ * stream_http_retry_after_ms has this signature.) */
+static int http_retry_after_ms(const char *p, size_t len, int64_t now_ms, int64_t *delay_ms)
 {
-    while (*v == ' ' || *v == '\t')
-        v++;
-    if (isdigit((unsigned char)*v)) {
-        char *end;
-        unsigned long long s = strtoull(v, &end, 10);
-        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
-            end++;
-        if (*end != '\0' || s > 86400ULL * 365)
-            return -1;
-        return (int64_t)s * 1000;
+    while (len > 0 && (*p == ' ' || *p == '\t')) {
+        p++;
+        len--;
+    }
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r' ||
+                       p[len - 1] == '\n'))
+        len--;
+    if (len == 0 || len > 64)
+        return STREAM_EINVAL;
+    char v[65];
+    memcpy(v, p, len);
+    v[len] = '\0';
+    if (isdigit((unsigned char)v[0])) {
+        int64_t sec = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (!isdigit((unsigned char)v[i]))
+                return STREAM_EINVAL;
+            if (sec < DAY_MS)
+                sec = sec * 10 + (v[i] - '0');
+        }
+        *delay_ms = sec >= DAY_MS / 1000 ? DAY_MS : sec * 1000;
+        return 0;
     }
     time_t t = curl_getdate(v, NULL);
     if (t < 0)
-        return -1;
-    int64_t d = ((int64_t)t - (int64_t)time(NULL)) * 1000;
-    return d < 0 ? 0 : d;
+        return STREAM_EINVAL;
+    /* Compared in seconds first: a date centuries away must not overflow. */
+    int64_t now_s = now_ms / 1000;
+    if ((int64_t)t <= now_s)
+        *delay_ms = 0;
+    else if ((int64_t)t - now_s >= DAY_MS / 1000)
+        *delay_ms = DAY_MS;
+    else
+        *delay_ms = ((int64_t)t - now_s) * 1000;
+    return 0;
 }
 
-/* libcurl's result as our code and whether trying again can help. */
-static int http_map_curl_error(CURLcode rc, bool *retryable)
+/* True for an answer worth retrying: 408, 429 and every 5xx. */
+static bool http_status_retryable(long status)
+{
+    return status == 408 || status == 429 || status >= 500;
+}
+
+/* True for a transport failure worth retrying: not a refused certificate,
+ * an unknown host, a malformed URL or an unsupported scheme - those fail
+ * the same way every time. */
+static bool http_curl_retryable(int rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ISSUER_ERROR:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* libcurl's result as our code. */
+static int http_map_curl_error(CURLcode rc)
 {
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
-        *retryable = true;
         return STREAM_ECONNREFUSED;
     case CURLE_OPERATION_TIMEDOUT:
-        *retryable = true;
         return STREAM_ETIMEDOUT;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
@@ -105,25 +154,14 @@ static int http_map_curl_error(CURLcode rc, bool *retryable)
     case CURLE_GOT_NOTHING:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-        *retryable = true;
         return STREAM_ECONNRESET;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
-        *retryable = false;
         return STREAM_EINVAL;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_ISSUER_ERROR:
-        *retryable = false;
-        return STREAM_EPROTO;
     default:
-        *retryable = true;
-        return STREAM_EIO;
+        return http_curl_retryable(rc) ? STREAM_EIO : STREAM_EPROTO; /* TLS */
     }
 }
 
@@ -675,10 +713,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *opaque)
         free(src->new_last_modified);
         src->new_last_modified = dup_header_value(v, vl);
     } else if (nl == 11 && strncasecmp(p, "retry-after", 11) == 0) {
-        char *s = dup_header_value(v, vl);
-        if (s)
-            src->resp.retry_after_ms = http_retry_after_ms(s);
-        free(s);
+        int64_t ms;
+        if (http_retry_after_ms(v, vl, (int64_t)time(NULL) * 1000, &ms) == 0)
+            src->resp.retry_after_ms = ms;
     }
     return bytes;
 }
@@ -848,9 +885,8 @@ static int finish(stream_http_source *src, char *errbuf, size_t errbuf_len)
                             src->idle_timeout_ms);
     }
     if (src->done_rc != CURLE_OK) {
-        bool retry;
-        int err = http_map_curl_error(src->done_rc, &retry);
-        src->resp.retryable = retry;
+        int err = http_map_curl_error(src->done_rc);
+        src->resp.retryable = http_curl_retryable(src->done_rc);
         const char *detail = src->curl_err[0] ? src->curl_err : curl_easy_strerror(src->done_rc);
         const char *hint = err == STREAM_EPROTO ? " (--cacert FILE names a CA to trust; "
                                                   "--insecure skips verification)"
@@ -858,7 +894,7 @@ static int finish(stream_http_source *src, char *errbuf, size_t errbuf_len)
         return stream__fail(err, errbuf, errbuf_len, "GET %s: %s%s", src->url, detail, hint);
     }
     if (!ok_status(status)) {
-        src->resp.retryable = status == 408 || status == 429 || status >= 500;
+        src->resp.retryable = http_status_retryable(status);
         /* The start of the body, on one line, so a user sees the server's why. */
         char body[ERR_BODY_BYTES + 1];
         size_t n = 0;

@@ -200,9 +200,10 @@ int stream_http_source_start(stream_http_source *src, const char *last_event_id,
  * status is STREAM_EPROTO ("GET http://...: HTTP 500 Internal Server Error:
  * <start of the body>"), and a transfer failure is STREAM_ECONNREFUSED,
  * STREAM_ETIMEDOUT, STREAM_ECONNRESET (the connection dropped mid-body),
- * STREAM_EUNSUPPORTED (TLS: "certificate verify failed ... (--cacert FILE
- * or --insecure)") or STREAM_EIO, with libcurl's words. After an error,
- * stream_http_source_response says whether to retry. */
+ * STREAM_EINVAL (an unknown host, a malformed URL), STREAM_EPROTO (TLS:
+ * "SSL certificate problem: ... (--cacert FILE names a CA to trust;
+ * --insecure skips verification)") or STREAM_EIO, with libcurl's words.
+ * After an error, stream_http_source_response says whether to retry. */
 int stream_http_source_read(stream_http_source *src, void *buf, size_t cap, int timeout_ms,
                             char *errbuf, size_t errbuf_len);
 
