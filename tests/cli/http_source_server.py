@@ -25,6 +25,8 @@ listens (the tests wait for it). Threaded, HTTP/1.1. Paths:
   /slow?n=N&ms=MS   N lines, MS between them
   /drop?n=N         Content-Length of N lines, then N/2 lines and a close
   /big?bytes=B      one line of B bytes, no newline
+  /endless          100-byte lines, chunked, until the client goes; /count's
+                    "written" is the bytes the client let through
   /count            how many requests each path had (JSON), for the tests
 
 --log FILE appends "PATH LAST-EVENT-ID UNIX-TIME" per request (the tests read it).
@@ -111,6 +113,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if path == "/endless":
+            return self.endless()
         if path == "/big":
             return self.big(int(q.get("bytes", 1 << 20)))
         if path == "/count":
@@ -210,6 +214,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(ms / 1000)
         self.wfile.write(b"0\r\n\r\n")
+
+    def endless(self):
+        # 100-byte lines until the client goes; counts["written"] says how
+        # far the client let it get.
+        self.start_chunked("text/plain")
+        block = (b"y" * 99 + b"\n") * 655
+        while True:
+            self.chunk(block)
+            with counts_lock:
+                counts["written"] = counts.get("written", 0) + len(block)
 
     def big(self, size):
         self.send_response(200)

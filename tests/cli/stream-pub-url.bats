@@ -209,6 +209,31 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     [ "$(count t)" -eq 0 ]
 }
 
+@test "a stopped broker stops the reading: the body is read no further than the producer's buffer" {
+    stream-topics create t -p 1
+    stream-pub -t t --url "$URL/endless" -q 3>&- &
+    PUB_PID=$!
+    written() { curl -s "$URL/count" | jq '.written // 0'; }
+    # Once it publishes, the broker stops answering. The server's writes
+    # stall once the producer's 64 MiB and the buffers on the way (the
+    # source's 256 KiB, the splitter's, TCP's) are full: two looks a second
+    # apart agree, less than 64 MiB and a margin after the stop.
+    wait_for 60 '[ "$(written)" -gt 1000000 ]'
+    kill -STOP "$BROKER_PID"
+    local at_stop a b
+    at_stop=$(written)
+    b=$at_stop
+    for ((i = 0; i < 60; i++)); do
+        a=$b; sleep 1; b=$(written)
+        [ "$a" = "$b" ] && break
+    done
+    kill -CONT "$BROKER_PID"
+    echo "# $at_stop bytes read before the stop, $((b - at_stop)) after" >&3
+    [ "$a" = "$b" ] || { echo "still reading: $a then $b bytes"; return 1; }
+    [ "$((b - at_stop))" -lt $((72 << 20)) ] || { echo "read $((b - at_stop)) bytes after the stop"; return 1; }
+    kill -KILL "$PUB_PID"; wait "$PUB_PID" || true; PUB_PID=
+}
+
 @test "TLS: verified by default, --cacert trusts a CA, --insecure skips" {
     openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
         -addext subjectAltName=IP:127.0.0.1 -days 1 -keyout key.pem -out cert.pem 2>/dev/null
