@@ -70,6 +70,19 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     assert_output $'[a\nb\n]\n[1]\n["two"]\n[{"x": [3, "]"]}]\n[null]\n[true]'
 }
 
+@test "chunked JSON lines; --json reads the lossless envelope from a URL as from stdin" {
+    stream-topics create t -p 1
+    run -0 stream-pub -t t --url "$URL/chunked?n=3"
+    run -0 stream-sub -t t -e
+    assert_output $'{"i":1}\n{"i":2}\n{"i":3}'
+    stream-topics create copy -p 1
+    printf 'k\tv\n' | stream-pub -t t -K $'\t' -H h=1
+    stream-sub -t t -e --json > env.json
+    run -0 stream-pub -t copy --url "$URL/file/env.json" --json
+    run -0 stream-sub -t copy -e -f '%k|%v|%h\n'
+    assert_line --index 3 'k|v|h=1'
+}
+
 @test "--json-array: a malformed array stops with its byte offset; elements before it stay" {
     stream-topics create t -p 1
     printf '[1, 2, {"a": tru}, 4]' > bad.json
