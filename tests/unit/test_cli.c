@@ -82,6 +82,47 @@ static void test_splitter_final_line_without_delimiter_is_a_record(void **state)
     close(f.rd);
 }
 
+/* space/commit/end: bytes from anywhere (an HTTP body), a byte at a time,
+ * split as fill would split them; a record over the limit still fails. */
+static void test_splitter_takes_bytes_without_a_descriptor(void **state)
+{
+    static const char in[] = "a::bb::::ccc";
+    stream_cli_splitter s;
+    stream_cli_splitter_init(&s, "::", 2, 4);
+    char out[128] = "", err[128];
+    size_t o = 0;
+    const uint8_t *rec;
+    size_t len;
+    int rc = 0;
+    for (size_t i = 0; i < sizeof in - 1; i++) {
+        uint8_t *room;
+        size_t cap;
+        assert_int_equal(stream_cli_splitter_space(&s, &room, &cap), 0);
+        assert_true(cap > 0);
+        room[0] = (uint8_t)in[i];
+        stream_cli_splitter_commit(&s, 1);
+        while ((rc = stream_cli_splitter_next(&s, &rec, &len, err, sizeof err)) == 1)
+            o += (size_t)snprintf(out + o, sizeof out - o, "[%.*s]", (int)len, rec);
+        assert_int_equal(rc, 0);
+    }
+    stream_cli_splitter_end(&s);
+    assert_true(s.eof);
+    while ((rc = stream_cli_splitter_next(&s, &rec, &len, err, sizeof err)) == 1)
+        o += (size_t)snprintf(out + o, sizeof out - o, "[%.*s]", (int)len, rec);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, "[a][bb][][ccc]");
+    stream_cli_splitter_release(&s);
+
+    stream_cli_splitter_init(&s, "\n", 1, 4);
+    uint8_t *room;
+    size_t cap;
+    assert_int_equal(stream_cli_splitter_space(&s, &room, &cap), 0);
+    memcpy(room, "toolong", 7);
+    stream_cli_splitter_commit(&s, 7);
+    assert_int_equal(stream_cli_splitter_next(&s, &rec, &len, err, sizeof err), STREAM_ETOOLARGE);
+    stream_cli_splitter_release(&s);
+}
+
 static void test_splitter_keeps_empty_records_and_no_extra_at_end(void **state)
 {
     feed f;
@@ -381,6 +422,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_splitter_final_line_without_delimiter_is_a_record),
+        cmocka_unit_test(test_splitter_takes_bytes_without_a_descriptor),
         cmocka_unit_test(test_splitter_keeps_empty_records_and_no_extra_at_end),
         cmocka_unit_test(test_splitter_empty_input_has_no_records),
         cmocka_unit_test(test_splitter_finds_multibyte_delimiter_split_across_reads),
