@@ -55,7 +55,7 @@ static const char usage_text[] =
     "      --json-array           the body is a JSON array: an element per record\n"
     "      --follow               a streaming response; reconnect when it ends or fails\n"
     "      --resume               with --follow: send Last-Event-ID of the topic's last record\n"
-    "      --poll SECONDS         fetch every SECONDS (ETag, If-Modified-Since: unchanged, nothing)\n"
+    "      --poll SECONDS         fetch every SECONDS; an unchanged resource (ETag) gives nothing\n"
     "      --cacert FILE          TLS: verify the server with the CA certificates in FILE\n"
     "      --insecure             TLS: do not verify the server\n"
     "      --http-header HEADER   add 'Name: value' to every request (repeatable)\n"
@@ -145,14 +145,14 @@ typedef struct pub_opts {
     stream_recfmt_kind structured; /* --json / --msgpack; 0 for delimited text */
     int32_t partition;             /* -p, or STREAM_PARTITION_ANY */
     stream_producer_conf pconf;
-    const char *ack_log; /* --ack-log FILE, or NULL */
-    const char *url;     /* --url: read this instead of standard input; NULL: stdin */
-    bool json_array;     /* --json-array: each element of the body's array is a record */
-    bool follow;         /* --follow: a streaming response, reconnected when it ends */
-    int64_t poll_ms;     /* --poll SECONDS, in ms; 0 when not given */
-    bool resume;         /* --resume: Last-Event-ID from the topic's last record */
-    const char *cacert;  /* --cacert FILE, or NULL */
-    bool insecure;       /* --insecure */
+    const char *ack_log;       /* --ack-log FILE, or NULL */
+    const char *url;           /* --url: read this instead of standard input; NULL: stdin */
+    bool json_array;           /* --json-array: each element of the body's array is a record */
+    bool follow;               /* --follow: a streaming response, reconnected when it ends */
+    int64_t poll_ms;           /* --poll SECONDS, in ms; 0 when not given */
+    bool resume;               /* --resume: Last-Event-ID from the topic's last record */
+    const char *cacert;        /* --cacert FILE, or NULL */
+    bool insecure;             /* --insecure */
     const char **http_headers; /* --http-header values, borrowing argv */
     size_t http_header_count;
 } pub_opts;
@@ -366,10 +366,10 @@ out:
 
 /* How a response's body becomes records. */
 typedef enum body_kind {
-    BODY_LINES,   /* delimited text (-D, -K, -l), as from standard input */
-    BODY_RECFMT,  /* --json / --msgpack records */
-    BODY_SSE,     /* text/event-stream: an event per record */
-    BODY_ARRAY,   /* --json-array: an element per record */
+    BODY_LINES,  /* delimited text (-D, -K, -l), as from standard input */
+    BODY_RECFMT, /* --json / --msgpack records */
+    BODY_SSE,    /* text/event-stream: an event per record */
+    BODY_ARRAY,  /* --json-array: an element per record */
 } body_kind;
 
 #define URL_READ_BYTES ((size_t)64 << 10)
@@ -377,18 +377,18 @@ typedef enum body_kind {
 /* The parsers and counters of one --url run. */
 typedef struct url_run {
     stream_http_source *src;
-    body_kind kind;                /* of the current response */
-    bool parser_live;              /* the current kind's parser is initialised */
-    stream_cli_splitter lines;     /* BODY_LINES */
-    stream_recfmt_reader rf;       /* BODY_RECFMT */
-    stream_sse_parser sse;         /* BODY_SSE; kept across responses (its last event ID) */
+    body_kind kind;                 /* of the current response */
+    bool parser_live;               /* the current kind's parser is initialised */
+    stream_cli_splitter lines;      /* BODY_LINES */
+    stream_recfmt_reader rf;        /* BODY_RECFMT */
+    stream_sse_parser sse;          /* BODY_SSE; kept across responses (its last event ID) */
     stream_json_array_splitter arr; /* BODY_ARRAY */
-    uint8_t *tmp;                  /* URL_READ_BYTES read buffer */
-    stream_header *headers;        /* -H headers, then an event's id and event */
-    uint64_t body_bytes;           /* bytes read from every response */
-    bool progress;                 /* print progress (stderr is a terminal, not -q) */
-    double started;                /* when the run started (s, monotonic) */
-    double last_progress;          /* when progress was last printed */
+    uint8_t *tmp;                   /* URL_READ_BYTES read buffer */
+    stream_header *headers;         /* -H headers, then an event's id and event */
+    uint64_t body_bytes;            /* bytes read from every response */
+    bool progress;                  /* print progress (stderr is a terminal, not -q) */
+    double started;                 /* when the run started (s, monotonic) */
+    double last_progress;           /* when progress was last printed */
 } url_run;
 
 static double now_s(void)
@@ -408,7 +408,8 @@ static void show_progress(url_run *u, const pub_state *st, bool last)
         return;
     u->last_progress = t;
     double secs = t - u->started > 0.001 ? t - u->started : 0.001;
-    fprintf(stderr, "\r%s: %" PRIu64 " records (%" PRIu64 " acknowledged), %.1f MiB, %.0f records/s%s",
+    fprintf(stderr,
+            "\r%s: %" PRIu64 " records (%" PRIu64 " acknowledged), %.1f MiB, %.0f records/s%s",
             cmd_name, st->records, st->acked, (double)u->body_bytes / (1 << 20),
             (double)st->records / secs, last ? "\n" : "  ");
 }
@@ -447,8 +448,8 @@ static int publish_event(url_run *u, const pub_opts *o, stream_producer *p, pub_
         u->headers[n++] = (stream_header){(const uint8_t *)"id", 2, (const uint8_t *)ev->id,
                                           (int32_t)strlen(ev->id)};
     if (*ev->event)
-        u->headers[n++] = (stream_header){(const uint8_t *)"event", 5,
-                                          (const uint8_t *)ev->event, (int32_t)strlen(ev->event)};
+        u->headers[n++] = (stream_header){(const uint8_t *)"event", 5, (const uint8_t *)ev->event,
+                                          (int32_t)strlen(ev->event)};
     return publish_text(o, p, st, ev->data, ev->data_len, u->headers, n);
 }
 
@@ -524,8 +525,7 @@ static int body_feed(url_run *u, const pub_opts *o, stream_producer *p, pub_stat
             n -= used;
             if (rc < 0)
                 return rc;
-            if (rc == 1 &&
-                (rc = publish_text(o, p, st, e, elen, o->headers, o->header_count)) < 0)
+            if (rc == 1 && (rc = publish_text(o, p, st, e, elen, o->headers, o->header_count)) < 0)
                 return rc;
         }
         return 0;
@@ -536,8 +536,8 @@ static int body_feed(url_run *u, const pub_opts *o, stream_producer *p, pub_stat
 /* The body has ended: the last unterminated line or record, the array's
  * close. (An SSE event the body ends inside is dropped: the reconnect asks
  * for it again with Last-Event-ID.) */
-static int body_end(url_run *u, const pub_opts *o, stream_producer *p, pub_state *st,
-                    char *errbuf, size_t errbuf_len)
+static int body_end(url_run *u, const pub_opts *o, stream_producer *p, pub_state *st, char *errbuf,
+                    size_t errbuf_len)
 {
     switch (u->kind) {
     case BODY_LINES:
@@ -623,9 +623,9 @@ static int url_response(url_run *u, const pub_opts *o, stream_producer *p, pub_s
         if (!begun) {
             /* The headers have come: an event stream is read as events. */
             body_kind k = stream_http_source_response(u->src)->event_stream ? BODY_SSE
-                          : o->json_array                                    ? BODY_ARRAY
-                          : o->structured                                    ? BODY_RECFMT
-                                                                             : BODY_LINES;
+                          : o->json_array                                   ? BODY_ARRAY
+                          : o->structured                                   ? BODY_RECFMT
+                                                                            : BODY_LINES;
             body_begin(u, o, k);
             begun = true;
         }
@@ -673,8 +673,8 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
         if ((rc = resume_partition(o, c, &ro.partition, errbuf, errbuf_len)) != 0)
             goto out;
         char err[512];
-        rc = stream_http_source_last_header(c, o->topic, o->partition, "id", 30000, &resume_id,
-                                            err, sizeof(err));
+        rc = stream_http_source_last_header(c, o->topic, o->partition, "id", 30000, &resume_id, err,
+                                            sizeof(err));
         if (rc != 0) {
             snprintf(errbuf, errbuf_len, "--resume: %s", err);
             goto out;
@@ -698,7 +698,7 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
     if ((rc = stream_http_source_new(&hc, &u.src, errbuf, errbuf_len)) != 0)
         goto out;
 
-    int failures = 0;          /* failed or empty responses in a row */
+    int failures = 0;           /* failed or empty responses in a row */
     bool ever_answered = false; /* some request got an HTTP answer */
     for (;;) {
         const char *last_id = (const char *)u.sse.last_id.data;
@@ -729,8 +729,9 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
             rc = 0;
         } else if (o->follow) {
             failures = got_bytes ? 0 : failures + 1;
-            delay = u.kind == BODY_SSE && u.sse.retry_ms >= 0 && failures == 0 ? u.sse.retry_ms
-                                                                              : backoff_ms(failures);
+            delay = u.kind == BODY_SSE && u.sse.retry_ms >= 0 && failures == 0
+                        ? u.sse.retry_ms
+                        : backoff_ms(failures);
             info(2, "the stream ended; reconnecting in %.1f s", (double)delay / 1000);
         } else if (o->poll_ms > 0) {
             failures = 0;

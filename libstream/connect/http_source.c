@@ -29,9 +29,9 @@
 #include "stream/json.h"
 #include "stream/timespec.h"
 
-#define DEFAULT_MAX_BYTES ((size_t)64 << 20)
+#define DEFAULT_MAX_BYTES    ((size_t)64 << 20)
 #define DEFAULT_BUFFER_BYTES ((size_t)256 << 10)
-#define ERR_BODY_BYTES 200 /* the start of an error answer's body kept for the message */
+#define ERR_BODY_BYTES       200 /* the start of an error answer's body kept for the message */
 
 /* ---- shared with the sink: to move to connect/http.c -------------------------
  *
@@ -79,8 +79,8 @@ static int http_retry_after_ms(const char *p, size_t len, int64_t now_ms, int64_
         p++;
         len--;
     }
-    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r' ||
-                       p[len - 1] == '\n'))
+    while (len > 0 &&
+           (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r' || p[len - 1] == '\n'))
         len--;
     if (len == 0 || len > 64)
         return STREAM_EINVAL;
@@ -422,8 +422,8 @@ static int ja_element_done(stream_json_array_splitter *s, const uint8_t **elem, 
     }
     const stream_json_value *root;
     char why[300];
-    int rc = stream_json_parse(s->doc, (const char *)s->elem.data, s->elem.len, &root, why,
-                               sizeof(why));
+    int rc =
+        stream_json_parse(s->doc, (const char *)s->elem.data, s->elem.len, &root, why, sizeof(why));
     if (rc == STREAM_ENOMEM)
         return ja_fail(s, STREAM_ENOMEM, errbuf, errbuf_len, "out of memory%s", NULL);
     if (rc != 0) {
@@ -488,8 +488,8 @@ int stream_json_array_feed(stream_json_array_splitter *s, const uint8_t *in, siz
                 }
             } else if (c == ']' || c == '}') {
                 if (s->depth == 0) {
-                    rc = ja_fail(s, STREAM_EBADRECORD, errbuf, errbuf_len,
-                                 "unbalanced '%s'", c == ']' ? "]" : "}");
+                    rc = ja_fail(s, STREAM_EBADRECORD, errbuf, errbuf_len, "unbalanced '%s'",
+                                 c == ']' ? "]" : "}");
                     break;
                 }
                 if (--s->depth == 0) {
@@ -526,8 +526,7 @@ int stream_json_array_feed(stream_json_array_splitter *s, const uint8_t *in, siz
             }
             if (!s->want_value || c == ',' || c == ']') {
                 rc = ja_fail(s, STREAM_EBADRECORD, errbuf, errbuf_len,
-                             s->want_value ? "expected a value%s" : "expected ',' or ']'%s",
-                             NULL);
+                             s->want_value ? "expected a value%s" : "expected ',' or ']'%s", NULL);
                 break;
             }
             /* An element starts with this byte. */
@@ -570,30 +569,30 @@ int stream_json_array_finish(stream_json_array_splitter *s, char *errbuf, size_t
 /* ---- the HTTP client -------------------------------------------------------- */
 
 struct stream_http_source {
-    CURLM *multi;                 /* the multi handle driving e */
-    CURL *e;                      /* the one easy handle, reused for every request */
-    bool attached;                /* e is in multi (a request is running or finished) */
-    bool done;                    /* the transfer finished (result in done_rc) */
-    CURLcode done_rc;             /* libcurl's result of the finished transfer */
-    bool paused;                  /* the write callback paused the transfer */
-    char *url;                    /* conf.url, owned */
-    char *cacert;                 /* conf.cacert, owned or NULL */
-    bool insecure;                /* conf.insecure */
-    bool conditional;             /* conf.conditional */
+    CURLM *multi;                    /* the multi handle driving e */
+    CURL *e;                         /* the one easy handle, reused for every request */
+    bool attached;                   /* e is in multi (a request is running or finished) */
+    bool done;                       /* the transfer finished (result in done_rc) */
+    CURLcode done_rc;                /* libcurl's result of the finished transfer */
+    bool paused;                     /* the write callback paused the transfer */
+    char *url;                       /* conf.url, owned */
+    char *cacert;                    /* conf.cacert, owned or NULL */
+    bool insecure;                   /* conf.insecure */
+    bool conditional;                /* conf.conditional */
     struct curl_slist *base_headers; /* conf.headers */
     struct curl_slist *req_headers;  /* this request's headers (base + conditional + id) */
-    int idle_timeout_ms;          /* conf.idle_timeout_ms */
-    int64_t last_byte_ns;         /* when bytes last came (idle timeout) */
-    uint8_t *buf;                 /* body bytes not yet read, from pos to len */
-    size_t cap, pos, len;         /* buf's size and the unread span */
-    stream_buf err_body;          /* the start of a non-2xx answer's body */
-    char *etag;                   /* the last 2xx answer's ETag, or NULL */
-    char *last_modified;          /* the last 2xx answer's Last-Modified, or NULL */
-    char *new_etag;               /* this answer's ETag, kept once it succeeds */
-    char *new_last_modified;      /* this answer's Last-Modified, likewise */
-    char reason[128];             /* this answer's status line reason */
-    char curl_err[CURL_ERROR_SIZE]; /* libcurl's detail for the last failure */
-    stream_http_response resp;    /* what stream_http_source_response returns */
+    int idle_timeout_ms;             /* conf.idle_timeout_ms */
+    int64_t last_byte_ns;            /* when bytes last came (idle timeout) */
+    uint8_t *buf;                    /* body bytes not yet read, from pos to len */
+    size_t cap, pos, len;            /* buf's size and the unread span */
+    stream_buf err_body;             /* the start of a non-2xx answer's body */
+    char *etag;                      /* the last 2xx answer's ETag, or NULL */
+    char *last_modified;             /* the last 2xx answer's Last-Modified, or NULL */
+    char *new_etag;                  /* this answer's ETag, kept once it succeeds */
+    char *new_last_modified;         /* this answer's Last-Modified, likewise */
+    char reason[128];                /* this answer's status line reason */
+    char curl_err[CURL_ERROR_SIZE];  /* libcurl's detail for the last failure */
+    stream_http_response resp;       /* what stream_http_source_response returns */
 };
 
 void stream_http_source_conf_init(stream_http_source_conf *conf)
@@ -881,8 +880,7 @@ static int finish(stream_http_source *src, char *errbuf, size_t errbuf_len)
     if (src->done_rc == CURLE_ABORTED_BY_CALLBACK) {
         src->resp.retryable = true;
         return stream__fail(STREAM_ETIMEDOUT, errbuf, errbuf_len,
-                            "GET %s: nothing received for %d ms", src->url,
-                            src->idle_timeout_ms);
+                            "GET %s: nothing received for %d ms", src->url, src->idle_timeout_ms);
     }
     if (src->done_rc != CURLE_OK) {
         int err = http_map_curl_error(src->done_rc);
@@ -905,9 +903,8 @@ static int finish(stream_http_source *src, char *errbuf, size_t errbuf_len)
         while (n > 0 && body[n - 1] == ' ')
             n--;
         body[n] = '\0';
-        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len, "GET %s: HTTP %ld%s%s%s%s",
-                            src->url, status, src->reason[0] ? " " : "", src->reason,
-                            n ? ": " : "", body);
+        return stream__fail(STREAM_EPROTO, errbuf, errbuf_len, "GET %s: HTTP %ld%s%s%s%s", src->url,
+                            status, src->reason[0] ? " " : "", src->reason, n ? ": " : "", body);
     }
     if (status != 304) {
         /* A good answer: its validators are what the next poll sends. */
@@ -1001,23 +998,21 @@ int stream_http_source_last_header(stream_client *c, const char *topic, int32_t 
     if (rc != 0)
         return rc;
     /* The last record: from one before the end to the end as it is now. */
-    stream_offset_spec spec = {.start = {STREAM_OFFSET_FROM_END, 1},
-                               .end = {STREAM_OFFSET_END, 0}};
+    stream_offset_spec spec = {.start = {STREAM_OFFSET_FROM_END, 1}, .end = {STREAM_OFFSET_END, 0}};
     rc = stream_consumer_assign(co, topic, partition, &spec, errbuf, errbuf_len);
     int64_t deadline = stream__mono_ns() + (int64_t)timeout_ms * 1000000;
     size_t hlen = strlen(header);
     while (rc == 0 && !stream_consumer_done(co)) {
         if (stream__mono_ns() > deadline) {
             rc = stream__fail(STREAM_ETIMEDOUT, errbuf, errbuf_len,
-                              "cannot read the last record of '%s' partition %d in %d ms",
-                              topic, (int)partition, timeout_ms);
+                              "cannot read the last record of '%s' partition %d in %d ms", topic,
+                              (int)partition, timeout_ms);
             break;
         }
         stream_consumer_event ev;
         int n = stream_consumer_poll(co, 100, &ev);
         if (n < 0) {
-            rc = stream__fail(n, errbuf, errbuf_len, "reading '%s': %s", topic,
-                              stream_strerror(n));
+            rc = stream__fail(n, errbuf, errbuf_len, "reading '%s': %s", topic, stream_strerror(n));
             break;
         }
         if (n == 0)
@@ -1035,8 +1030,7 @@ int stream_http_source_last_header(stream_client *c, const char *topic, int32_t 
         stream_header h;
         stream_header_iter_start(&it, &ev.record);
         while (stream_header_iter_next(&it, &h) == 1) {
-            if ((size_t)h.name_len != hlen || memcmp(h.name, header, hlen) != 0 ||
-                h.value_len < 0)
+            if ((size_t)h.name_len != hlen || memcmp(h.name, header, hlen) != 0 || h.value_len < 0)
                 continue;
             free(*out);
             *out = stream__strndup((const char *)h.value, (size_t)h.value_len);

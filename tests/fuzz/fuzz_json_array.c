@@ -59,9 +59,9 @@ static int run(const uint8_t *p, size_t len, size_t max, uint8_t seed, uint64_t 
                 FUZZ_CHECK(!space(e[0]) && !space(e[elen - 1]));
                 const stream_json_value *root;
                 char why[256];
-                FUZZ_CHECK_MSG(stream_json_parse(&doc, (const char *)e, elen, &root, why,
-                                                 sizeof why) == 0,
-                               "%s", why);
+                FUZZ_CHECK_MSG(
+                    stream_json_parse(&doc, (const char *)e, elen, &root, why, sizeof why) == 0,
+                    "%s", why);
                 h = fuzz_hash(h, e, elen);
                 n++;
                 rc = 0;

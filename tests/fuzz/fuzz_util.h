@@ -199,8 +199,8 @@ typedef int (*fuzz_parse_run)(const uint8_t *p, size_t len, size_t max, uint8_t 
 
 /* Runs the parser whole and in pieces, checks both give the same code and
  * items, and returns the code. */
-static inline int fuzz_same_in_pieces(fuzz_parse_run run, const uint8_t *p, size_t len,
-                                      size_t max, uint8_t seed)
+static inline int fuzz_same_in_pieces(fuzz_parse_run run, const uint8_t *p, size_t len, size_t max,
+                                      uint8_t seed)
 {
     uint64_t h1, h2, n1, n2;
     int rc1 = run(p, len, max, 0, &h1, &n1);

@@ -70,7 +70,9 @@ static void test_sse_fields_and_line_ends(void **state)
     expect_sse("id:1\r\ndata:x\r\ndata:  y\r\n\r\n", "1||x\n y\n");
     expect_sse("data: a\rdata: b\r\r", "||a\nb\n");
     expect_sse(": comment\nfoo: bar\ndata\n\n", "||\n");
-    expect_sse("\xEF\xBB\xBF" "data: bom\n\n", "||bom\n");
+    expect_sse("\xEF\xBB\xBF"
+               "data: bom\n\n",
+               "||bom\n");
     expect_sse("data: caf\xC3\xA9\n\n", "||caf\xC3\xA9\n");
 }
 
@@ -88,17 +90,15 @@ static void test_sse_id_persists_and_moves_at_dispatch(void **state)
     stream_sse_parser p;
     stream_sse_init(&p, 0);
     char out[256], err[256];
-    assert_int_equal(sse_run(&p, "id: 1\ndata: a\n\nid: 2\ndata: hal", 4, out, sizeof out, err,
-                             sizeof err),
-                     0);
+    assert_int_equal(
+        sse_run(&p, "id: 1\ndata: a\n\nid: 2\ndata: hal", 4, out, sizeof out, err, sizeof err), 0);
     assert_string_equal((const char *)p.last_id.data, "1");
     stream_sse_reset(&p);
     assert_int_equal(sse_run(&p, "data: b\n\n", 1, out, sizeof out, err, sizeof err), 0);
     assert_string_equal(out, "1||b\n");
     /* retry: digits only. */
-    assert_int_equal(sse_run(&p, "retry: 2500\n\nretry: 3x\n\n", 1, out, sizeof out, err,
-                             sizeof err),
-                     0);
+    assert_int_equal(
+        sse_run(&p, "retry: 2500\n\nretry: 3x\n\n", 1, out, sizeof out, err, sizeof err), 0);
     assert_int_equal(p.retry_ms, 2500);
     /* set_last_id (resume) gives the next events that id. */
     assert_int_equal(stream_sse_set_last_id(&p, "41", 2), 0);
@@ -128,9 +128,9 @@ static void test_sse_rejects_bad_utf8_and_long_events(void **state)
     stream_sse_parser p;
     stream_sse_init(&p, 16);
     char out[256], err[256] = "";
-    assert_int_equal(sse_run(&p, "data: 0123456789\ndata: 0123456789\n\n", 5, out, sizeof out, err,
-                             sizeof err),
-                     STREAM_ETOOLARGE);
+    assert_int_equal(
+        sse_run(&p, "data: 0123456789\ndata: 0123456789\n\n", 5, out, sizeof out, err, sizeof err),
+        STREAM_ETOOLARGE);
     assert_non_null(strstr(err, "longer than 16 bytes"));
     stream_sse_release(&p);
     stream_sse_init(&p, 16);

@@ -63,26 +63,26 @@
 typedef struct stream_sse_event {
     const uint8_t *data; /* borrowed: the data lines joined with LF */
     size_t data_len;
-    const char *id;      /* borrowed, NUL-terminated: the last event ID ("" when none) */
-    const char *event;   /* borrowed, NUL-terminated: the event type ("" when not set) */
+    const char *id;    /* borrowed, NUL-terminated: the last event ID ("" when none) */
+    const char *event; /* borrowed, NUL-terminated: the event type ("" when not set) */
 } stream_sse_event;
 
 typedef struct stream_sse_parser {
-    int64_t retry_ms;        /* read-only: the last valid `retry` field, or -1 */
-    uint64_t events;         /* read-only: events returned so far */
-    size_t max_event_bytes;  /* public: a longer line or event is STREAM_ETOOLARGE */
-    stream_buf line;         /* private: the line being read, without its end */
-    stream_buf data;         /* private: the event's data lines, each followed by LF */
-    stream_buf event_type;   /* private: the `event` field, NUL-terminated */
-    stream_buf id_buf;       /* private: the `id` being built up, NUL-terminated */
-    stream_buf last_id;      /* read-only: the last event ID, NUL-terminated (data NULL
-                                when none): id_buf as of the last blank line, i.e. the
-                                ID to reconnect with (not one from a half-read event) */
-    uint64_t offset;         /* private: bytes consumed, for error positions */
-    bool after_cr;           /* private: the last line ended with CR (an LF next is its end) */
-    bool started;            /* private: the first byte has been seen (BOM check done) */
-    int bom_seen;            /* private: bytes of a leading byte-order mark matched so far */
-    bool failed;             /* private: an error was returned; every later call fails */
+    int64_t retry_ms;       /* read-only: the last valid `retry` field, or -1 */
+    uint64_t events;        /* read-only: events returned so far */
+    size_t max_event_bytes; /* public: a longer line or event is STREAM_ETOOLARGE */
+    stream_buf line;        /* private: the line being read, without its end */
+    stream_buf data;        /* private: the event's data lines, each followed by LF */
+    stream_buf event_type;  /* private: the `event` field, NUL-terminated */
+    stream_buf id_buf;      /* private: the `id` being built up, NUL-terminated */
+    stream_buf last_id;     /* read-only: the last event ID, NUL-terminated (data NULL
+                               when none): id_buf as of the last blank line, i.e. the
+                               ID to reconnect with (not one from a half-read event) */
+    uint64_t offset;        /* private: bytes consumed, for error positions */
+    bool after_cr;          /* private: the last line ended with CR (an LF next is its end) */
+    bool started;           /* private: the first byte has been seen (BOM check done) */
+    int bom_seen;           /* private: bytes of a leading byte-order mark matched so far */
+    bool failed;            /* private: an error was returned; every later call fails */
 } stream_sse_parser;
 
 /* Initialises a parser (no allocation yet); max_event_bytes 0 means 64 MiB. */
@@ -153,17 +153,17 @@ int stream_json_array_finish(stream_json_array_splitter *s, char *errbuf, size_t
 typedef struct stream_http_source stream_http_source;
 
 typedef struct stream_http_source_conf {
-    const char *url;                   /* http:// or https:// (required; copied) */
-    const char *cacert;                /* --cacert: CA bundle to verify with, or NULL */
-    bool insecure;                     /* --insecure: skip TLS verification */
-    const char *const *headers;        /* "Name: value" request headers (copied) */
+    const char *url;            /* http:// or https:// (required; copied) */
+    const char *cacert;         /* --cacert: CA bundle to verify with, or NULL */
+    bool insecure;              /* --insecure: skip TLS verification */
+    const char *const *headers; /* "Name: value" request headers (copied) */
     size_t header_count;
-    bool conditional;                  /* send If-None-Match / If-Modified-Since (--poll) */
-    int connect_timeout_ms;            /* default 10,000 */
-    int idle_timeout_ms;               /* a response that sends nothing for this long
-                                          fails (STREAM_ETIMEDOUT); 0: never. Default 0 */
-    size_t buffer_bytes;               /* body bytes held ahead of the reader (default
-                                          256 KiB); the transfer pauses when full */
+    bool conditional;       /* send If-None-Match / If-Modified-Since (--poll) */
+    int connect_timeout_ms; /* default 10,000 */
+    int idle_timeout_ms;    /* a response that sends nothing for this long
+                               fails (STREAM_ETIMEDOUT); 0: never. Default 0 */
+    size_t buffer_bytes;    /* body bytes held ahead of the reader (default
+                               256 KiB); the transfer pauses when full */
 } stream_http_source_conf;
 
 /* What is known of the current (or last) response. */
