@@ -684,7 +684,13 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
             rc = STREAM_ENOMEM;
             goto out;
         }
-        info(2, "resuming after event id '%s'", resume_id ? resume_id : "");
+        if (resume_id)
+            info(2, "resuming after event id '%s'", resume_id);
+        else
+            info(1,
+                 "--resume: no event id in '%s' partition %d: the stream starts where the "
+                 "server starts it",
+                 o->topic, (int)o->partition);
     }
 
     stream_http_source_conf hc;

@@ -907,17 +907,13 @@ static int finish(stream_http_source *src, char *errbuf, size_t errbuf_len)
                             status, src->reason[0] ? " " : "", src->reason, n ? ": " : "", body);
     }
     if (status != 304) {
-        /* A good answer: its validators are what the next poll sends. */
-        if (src->new_etag) {
-            free(src->etag);
-            src->etag = src->new_etag;
-            src->new_etag = NULL;
-        }
-        if (src->new_last_modified) {
-            free(src->last_modified);
-            src->last_modified = src->new_last_modified;
-            src->new_last_modified = NULL;
-        }
+        /* A good answer: its validators (or their absence) are what the
+         * next poll sends. */
+        free(src->etag);
+        free(src->last_modified);
+        src->etag = src->new_etag;
+        src->last_modified = src->new_last_modified;
+        src->new_etag = src->new_last_modified = NULL;
     }
     return 0;
 }
