@@ -7,7 +7,8 @@ Listens on 127.0.0.1, an ephemeral port written to PORTFILE once it
 listens (the tests wait for it). Threaded, HTTP/1.1. Paths:
 
   /file/NAME        DIR/NAME with ETag and Last-Modified; answers 304 to
-                    If-None-Match / If-Modified-Since when unchanged
+                    If-None-Match / If-Modified-Since when unchanged;
+                    ?noetag=1: Last-Modified only
   /lines?n=N        N lines "line-I" (Content-Length)
   /chunked?n=N      N JSON lines {"i":I}, chunked, flushed one by one
   /sse?n=N          N events: id I, event "tick", data "event-I"; starts
@@ -78,7 +79,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def route(self, path, q, n_req):
         if path.startswith("/file/"):
-            return self.file(path[6:])
+            return self.file(path[6:], "noetag" not in q)
         if path == "/lines":
             n = int(q.get("n", 10))
             return self.send_body(200, b"".join(b"line-%d\n" % i for i in range(1, n + 1)))
@@ -122,7 +123,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_body(200, json.dumps(counts).encode(), "application/json")
         return self.send_body(404, b"no such path")
 
-    def file(self, name):
+    def file(self, name, with_etag):
         p = os.path.join(serve_dir, os.path.basename(name))
         try:
             st = os.stat(p)
@@ -132,18 +133,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_body(404, b"no such file")
         etag = '"%x-%x"' % (st.st_mtime_ns, st.st_size)
         modified = email.utils.formatdate(int(st.st_mtime), usegmt=True)
-        inm = self.headers.get("If-None-Match")
+        inm = self.headers.get("If-None-Match") if with_etag else None
         ims = self.headers.get("If-Modified-Since")
         unchanged = inm == etag if inm is not None else (
             ims is not None and email.utils.parsedate_to_datetime(ims).timestamp() >= int(st.st_mtime))
         if unchanged:
             self.send_response(304)
-            self.send_header("ETag", etag)
+            if with_etag:
+                self.send_header("ETag", etag)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
         ctype = "text/event-stream" if name.endswith(".sse") else "text/plain"
-        self.send_body(200, body, ctype, {"ETag": etag, "Last-Modified": modified})
+        validators = {"Last-Modified": modified}
+        if with_etag:
+            validators["ETag"] = etag
+        self.send_body(200, body, ctype, validators)
 
     def start_chunked(self, ctype):
         self.send_response(200)

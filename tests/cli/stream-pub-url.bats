@@ -178,6 +178,15 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     kill -TERM "$PUB_PID"; wait "$PUB_PID"; PUB_PID=
     run -0 stream-sub -t t -e
     assert_output $'one\ntwo\nthree'
+    # Without an ETag, If-Modified-Since does the same.
+    stream-topics create lm -p 1
+    printf 'x\n' > lm.txt
+    touch -d '-1 hour' lm.txt
+    stream-pub -t lm --url "$URL/file/lm.txt?noetag=1" --poll 1 -q 3>&- &
+    PUB_PID=$!
+    wait_for 30 '[ "$(grep -c "^/file/lm.txt " requests.log)" -ge 2 ]'
+    kill -TERM "$PUB_PID"; wait "$PUB_PID"; PUB_PID=
+    [ "$(count lm)" -eq 1 ]
 }
 
 @test "a slow answer is published as it comes, before the response ends" {
