@@ -17,7 +17,7 @@ listens (the tests wait for it). Threaded, HTTP/1.1. Paths:
                     last: a half event); &hold=S keeps the stream open S s
                     after the last event; &every=MS between events;
                     &retry=MS sends a retry field first; &rate=R paces
-                    the events at R a second (in groups of 32)
+                    the events at R a second (in groups of 7)
   /sse-bad          an event stream with bytes that are not UTF-8
   /status/CODE      answers CODE with the body "server says CODE"
   /flaky/KEY?fail=F&code=C[&retry_after=S]
@@ -192,7 +192,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             batch.append(ev)
-            if every or len(batch) >= (32 if rate else 256):
+            if every or len(batch) >= (7 if rate else 256):
                 self.chunk(b"".join(batch))
                 self.wfile.flush()
                 batch = []
