@@ -149,7 +149,7 @@ void stream__log_release_busy(stream_log *log)
     pthread_mutex_unlock(&log->mu);
 }
 
-/* Moves the dirty list into the snapshot and pins the active segment.
+/* Moves the dirty list into the snapshot (with its references).
  * Called under mu with busy held. */
 static void take_snapshot(stream_log *log)
 {
@@ -161,6 +161,26 @@ static void take_snapshot(stream_log *log)
     log->dirty = t;
     log->dirty_cap = tcap;
     log->ndirty = 0;
+}
+
+/* Puts snap[from..] back at the head of the dirty list, before what rolled
+ * during the round (a reopen for the sync found no descriptor), with their
+ * references. Called under mu. False when out of memory. */
+static bool requeue(stream_log *log, int from)
+{
+    int n = log->nsnap - from, need = n + log->ndirty;
+    if (need > log->dirty_cap) {
+        stream__segment **p = realloc(log->dirty, (size_t)need * sizeof *p);
+        if (p == NULL)
+            return false;
+        log->dirty = p;
+        log->dirty_cap = need;
+    }
+    memmove(log->dirty + n, log->dirty, (size_t)log->ndirty * sizeof *log->dirty);
+    memcpy(log->dirty, log->snap + from, (size_t)n * sizeof *log->dirty);
+    log->ndirty = need;
+    log->nsnap = from;
+    return true;
 }
 
 int stream__log_sync(stream_log *log)
@@ -192,11 +212,26 @@ int stream__log_sync(stream_log *log)
     const char *what = NULL; /* the call that failed */
     int64_t what_base = -1;  /* its segment */
     int what_errno = 0;      /* its errno, for strerror (0: rc says it) */
+    int requeue_from = -1;   /* snap[requeue_from..] found no descriptor: back to dirty */
     /* Rolled segments first: their data and their (already written)
-     * indexes, so that a recovery point past them can trust their files. */
+     * indexes, so that a recovery point past them can trust their files.
+     * They wait unpinned (roll), so each is pinned for its sync, reopened
+     * when the budget closed it: fdatasync on a new descriptor writes back
+     * the file's dirty pages all the same, and a writeback error nobody
+     * has seen yet is reported to it (Linux >= 4.16, errseq). */
     for (int i = 0; i < log->nsnap && rc == 0; i++) {
         stream__segment *s = log->snap[i];
         what_base = s->base_offset;
+        int prc = stream__seg_acquire(s);
+        if (prc == STREAM_ENOENT)
+            continue; /* cut away (truncation) since it rolled: nothing to keep */
+        if (prc != 0) {
+            rc = prc;
+            what = "reopening for its sync segment";
+            if (prc == STREAM_EAGAIN)
+                requeue_from = i; /* out of descriptors: a later round */
+            break;
+        }
         if (fdatasync(s->fd) != 0) {
             what_errno = errno;
             rc = stream_err_from_errno(errno);
@@ -204,12 +239,24 @@ int stream__log_sync(stream_log *log)
         } else if ((rc = stream__seg_sync_indexes(log->files, log->dir, s->base_offset)) != 0) {
             what = "fdatasync of the index files of segment";
         }
+        stream__seg_release(s);
     }
-    if (rc == 0 && active != NULL && fdatasync(active->fd) != 0) {
-        what_errno = errno;
-        rc = stream_err_from_errno(errno);
-        what = "fdatasync of segment";
+    /* The active segment is the log's pinned one, unless it rolled since
+     * the snapshot: pinned here too, for the same reason. */
+    if (rc == 0 && active != NULL) {
         what_base = active->base_offset;
+        if ((rc = stream__seg_acquire(active)) != 0) {
+            what = "reopening for its sync segment";
+            if (rc == STREAM_EAGAIN)
+                requeue_from = log->nsnap;
+        } else {
+            if (fdatasync(active->fd) != 0) {
+                what_errno = errno;
+                rc = stream_err_from_errno(errno);
+                what = "fdatasync of segment";
+            }
+            stream__seg_release(active);
+        }
     }
     if (rc == 0 && dir && (rc = stream__log_dir_sync(log)) != 0) {
         what = "fsync of the directory";
@@ -229,7 +276,12 @@ int stream__log_sync(stream_log *log)
     for (int i = 0; i < log->ndirty; i++)
         if (log->dirty[i]->base_offset < rp)
             rp = log->dirty[i]->base_offset;
-    if (rc != 0) {
+    if (requeue_from >= 0 && requeue(log, requeue_from)) {
+        /* No descriptor for a sync is not an I/O error: nothing was lost
+         * and nothing is claimed; the next round (the next append's or
+         * waiter's request) tries again. */
+        log->dir_dirty |= dir;
+    } else if (rc != 0) {
         /* fsync errors are not retryable on Linux (the dirty pages may be
          * gone and the error cleared): the log stops accepting appends and
          * never claims more; stream_log_recover cuts it back to what the
@@ -257,10 +309,8 @@ int stream__log_sync(stream_log *log)
     pthread_cond_broadcast(&log->cv); /* wake waiters now; busy is still ours */
     pthread_mutex_unlock(&log->mu);
 
-    for (int i = 0; i < log->nsnap; i++) {
-        stream__seg_release(log->snap[i]); /* the pin roll() passed on */
+    for (int i = 0; i < log->nsnap; i++)
         stream__seg_unref(log->snap[i]);
-    }
     log->nsnap = 0;
     stream__seg_unref(active);
 

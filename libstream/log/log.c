@@ -805,10 +805,8 @@ static void free_log(stream_log *log)
     unpin_active(log);
     for (int i = 0; i < log->nsegs; i++)
         stream__seg_unref(log->segs[i]);
-    for (int i = 0; i < log->ndirty; i++) {
-        stream__seg_release(log->dirty[i]);
+    for (int i = 0; i < log->ndirty; i++)
         stream__seg_unref(log->dirty[i]);
-    }
     free(log->segs);
     free(log->dirty);
     free(log->snap);
@@ -1077,11 +1075,17 @@ static int roll(stream_log *log, char *errbuf, size_t errbuf_len)
         log->dirty_cap = ncap;
     }
     stream__seg_ref(old);
-    log->dirty[log->ndirty++] = old; /* the active pin goes with it, to the sync */
+    log->dirty[log->ndirty++] = old;
+    stream__segment *was_pinned = log->pinned_active; /* old */
     log->active = s;
     log->pinned_active = s;
     log->dir_dirty = true;
     pthread_mutex_unlock(&log->mu);
+    /* The rolled segment waits for its sync unpinned: a partition holds one
+     * descriptor between requests even when every partition rolls in one
+     * request (the sync reopens what the budget closed meanwhile). */
+    if (was_pinned != NULL)
+        stream__seg_release(was_pinned);
 
     log->segs[log->nsegs++] = s;
     /* Open replays producer state from the newest snapshot: one per segment

@@ -12,8 +12,8 @@
  *
  * A segment's descriptor is either
  *   - pinned: somebody uses it right now (the log's active segment, a
- *     rolled segment waiting for its sync, a slice handed to sendfile, a
- *     scan); s->fd is valid and nobody may close it; or
+ *     segment being synced, a slice handed to sendfile, a scan); s->fd is
+ *     valid and nobody may close it; or
  *   - cached: open, unpinned, on the LRU list (most recently used first);
  *     the first to be closed when the budget is short; or
  *   - closed: s->fd == -1, reopened from s->path by the next acquire.

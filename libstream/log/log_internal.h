@@ -21,9 +21,11 @@
  *   - a segment's descriptor may be closed by the open-file budget
  *     (log_files.c) whenever nobody pins it: s->fd is valid only between
  *     stream__seg_acquire and stream__seg_release. The log pins its active
- *     segment (log->pinned_active), the dirty list and the flusher's snapshot
- *     pin their segments, a slice pins its segment until released. Every
- *     segment.c function that reads the file needs the caller's pin.
+ *     segment (log->pinned_active), a sync round pins each segment for its
+ *     fdatasync (a rolled segment waits for it unpinned, so a partition
+ *     holds one descriptor even when all of them roll at once), a slice
+ *     pins its segment until released. Every segment.c function that reads
+ *     the file needs the caller's pin.
  */
 #ifndef STREAM_LOG_INTERNAL_H
 #define STREAM_LOG_INTERNAL_H

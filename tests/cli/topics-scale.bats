@@ -160,11 +160,10 @@ fds_of() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
     # A partition that held a descriptor for its directory beside its
     # active segment needed 400 here: the create was refused (or rolls
     # failed). The full size, 10,000 x 2 under 20,000: tests/bench/admin.sh.
-    # Not yet: a segment rolled stays pinned until its sync, so when every
-    # partition rolls within one request the new active segments and the
-    # rolled ones need two descriptors a partition for a moment, and the
-    # rolls fail with the open-file limit's message (issue 22).
-    skip "rolled segments stay pinned until their sync (issue 22)"
+    # And a segment rolled stayed pinned until its sync: every partition
+    # rolling within one request needed two descriptors a partition for a
+    # moment, and the rolls failed with the open-file limit's message. Now
+    # it waits unpinned and its sync reopens it when needed.
     ulimit -n 300
     start_broker
     local base

@@ -2,7 +2,7 @@
  * test_log_files.c - the logs' open-file budget (libstream/log/log_files.c):
  * older segments are closed least recently used first and reopened on
  * demand, the active segment and what a slice pins are never closed under
- * their users, a segment deleted behind the log's back is an error rather
+ * their users, a rolled segment waits for its sync unpinned, a segment deleted behind the log's back is an error rather
  * than a crash, and a log reopens with more segments than the budget.
  *
  * Real logs in a mkdtemp directory; descriptors are counted in
@@ -92,28 +92,31 @@ static void open_log(fixture *f, int i)
         fail_msg("open %s: %s: %s", path, stream_strerror(rc), err);
 }
 
-/* Appends batches of 5 records (about 300 bytes) until log i has `segs`
- * segments, then syncs so that the rolled ones are no longer pinned. */
+/* Appends batch n of 5 records (about 300 bytes) to log i, unsynced. */
+static void append_batch(fixture *f, int i, int n)
+{
+    stream_batch_builder b;
+    stream_batch_builder_init(&b);
+    for (int r = 0; r < 5; r++) {
+        char v[64];
+        int vl = snprintf(v, sizeof v, "log %d batch %d record %d ..................", i, n, r);
+        assert_int_equal(stream_batch_builder_append(&b, 1000 + n, NULL, -1, v, vl, NULL, 0), 0);
+    }
+    const uint8_t *p;
+    size_t len;
+    assert_int_equal(stream_batch_builder_finish(&b, &p, &len), 0);
+    int64_t base;
+    char err[256];
+    assert_int_equal(stream_log_append(f->logs[i], (uint8_t *)p, len, &base, err, sizeof err), 0);
+    stream_batch_builder_release(&b);
+}
+
+/* Appends batches until log i has `segs` segments, then syncs. */
 static void fill_to(fixture *f, int i, int segs)
 {
     stream_log *log = f->logs[i];
-    for (int n = 0; stream_log_segment_count(log) < segs; n++) {
-        stream_batch_builder b;
-        stream_batch_builder_init(&b);
-        for (int r = 0; r < 5; r++) {
-            char v[64];
-            int vl = snprintf(v, sizeof v, "log %d batch %d record %d ..................", i, n, r);
-            assert_int_equal(stream_batch_builder_append(&b, 1000 + n, NULL, -1, v, vl, NULL, 0),
-                             0);
-        }
-        const uint8_t *p;
-        size_t len;
-        assert_int_equal(stream_batch_builder_finish(&b, &p, &len), 0);
-        int64_t base;
-        char err[256];
-        assert_int_equal(stream_log_append(log, (uint8_t *)p, len, &base, err, sizeof err), 0);
-        stream_batch_builder_release(&b);
-    }
+    for (int n = 0; stream_log_segment_count(log) < segs; n++)
+        append_batch(f, i, n);
     assert_int_equal(stream_log_flush(log), 0);
     f->ends[i] = stream_log_end_offset(log);
 }
@@ -226,6 +229,44 @@ static void test_active_segments_are_never_closed(void **state)
     /* Appends to every active segment go on, and roll; the logs reopen. */
     for (int i = 0; i < 3; i++) {
         fill_to(f, i, SEGMENTS + 2);
+        read_all(f, i);
+        stream_log_close(f->logs[i]);
+        f->logs[i] = NULL;
+        open_log(f, i);
+        read_all(f, i);
+    }
+}
+
+static void test_rolled_segments_wait_for_their_sync_unpinned(void **state)
+{
+    fixture *f = *state;
+    /* Every log rolls before any sync (as when one request fills every
+     * partition): a rolled segment that stayed pinned until its sync made
+     * two descriptors a log for that moment, six here, past the budget
+     * and, at ten thousand partitions, past the process's limit. */
+    assert_int_equal(stream_log_files_new(3, &f->files), 0);
+    long before = fds_open();
+    for (int i = 0; i < 3; i++)
+        open_log(f, i);
+    for (int i = 0; i < 3; i++)
+        for (int n = 0; stream_log_segment_count(f->logs[i]) < 2; n++)
+            append_batch(f, i, n);
+    stream_log_files_stats st;
+    stats(f, &st);
+    assert_int_equal(st.open - st.cached, 3); /* the active segments only */
+    assert_true(st.open <= 3);
+    assert_int_equal(fds_open() - before, st.open);
+    /* The syncs reopen what the budget closed, and make everything durable. */
+    for (int i = 0; i < 3; i++) {
+        f->ends[i] = stream_log_end_offset(f->logs[i]);
+        assert_int_equal(stream_log_flush(f->logs[i]), 0);
+        assert_int_equal(stream_log_durable_offset(f->logs[i]), f->ends[i]);
+    }
+    stats(f, &st);
+    assert_true(st.reopens > 0);
+    assert_true(st.open <= 3);
+    assert_int_equal(fds_open() - before, st.open);
+    for (int i = 0; i < 3; i++) {
         read_all(f, i);
         stream_log_close(f->logs[i]);
         f->logs[i] = NULL;
@@ -361,6 +402,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_cache_closes_least_recently_used_and_reopens),
         T(test_active_segments_are_never_closed),
+        T(test_rolled_segments_wait_for_their_sync_unpinned),
         T(test_slice_keeps_its_descriptor_while_others_are_closed),
         T(test_segment_deleted_behind_the_log_is_an_error),
         T(test_log_with_more_segments_than_the_budget_reopens),
