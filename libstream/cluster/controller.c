@@ -340,6 +340,11 @@ void ctl_soon(controller *ctl)
 static void on_meta_event(void *arg, const stream__meta_event *ev)
 {
     controller *ctl = arg;
+    /* What the next replica sync must look at. */
+    if (ev->type == STREAM__META_RESTORED)
+        stream__replica_all_changed(ctl->rm);
+    else if (ev->topic != NULL)
+        stream__replica_topic_changed(ctl->rm, ev->topic->name);
     switch (ev->type) {
     case STREAM__META_BROKER_REGISTERED:
     case STREAM__META_BROKER_UNFENCED:

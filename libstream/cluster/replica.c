@@ -102,7 +102,7 @@ typedef struct rpart {
     bool need_truncate;   /* following: ask the leader before fetching */
     bool truncating;      /* offset_for_leader_epoch in flight... */
     int32_t trunc_epoch;  /* ...asked while following this leader epoch */
-    bool seen;            /* sync's mark */
+    size_t at;            /* its index in rm->parts */
 } rpart;
 
 /* Fetches from one leader broker. */
@@ -130,10 +130,17 @@ struct stream__replica {
     rpart **htab; /* by log pointer */
     size_t hcap;
     fetcher fetchers[MAX_FETCHERS];
+    /* Sets of topic names, sorted (binary search: a sync of ten thousand
+     * topics looks each up without walking the others). */
     char (*managed)[STREAM_TOPIC_NAME_MAX + 1]; /* topics created from the metadata */
     size_t nmanaged, managed_cap;
     char (*making)[STREAM_TOPIC_NAME_MAX + 1]; /* topics being created or grown off the loop */
     size_t nmaking, making_cap;
+    char (*changed)[STREAM_TOPIC_NAME_MAX + 1]; /* topics changed since the last sync */
+    size_t nchanged, changed_cap;
+    bool all_changed; /* re-read every topic at the next sync (the first, a restore,
+                         or a change the set had no memory for) */
+    uint64_t synced_topics; /* topics looked at by syncs so far (the debug log says) */
     uv_timer_t tick;
     bool tick_open;
     bool stopped;
@@ -229,6 +236,7 @@ static rpart *part_add(stream__replica *rm, const char *topic, int32_t partition
     p->leader = -1;
     p->leader_epoch = -1;
     p->isr_asked_pepoch = -1;
+    p->at = rm->nparts;
     rm->parts[rm->nparts++] = p;
     if (rm->nparts > rm->hcap / 2) {
         /* The rehash chains every part, this one included. */
@@ -245,15 +253,15 @@ static rpart *part_add(stream__replica *rm, const char *topic, int32_t partition
     return p;
 }
 
-static void part_remove(stream__replica *rm, size_t i)
+static void part_remove(stream__replica *rm, rpart *p)
 {
-    rpart *p = rm->parts[i];
     rpart **pp = &rm->htab[hslot(p->log, rm->hcap)];
     while (*pp && *pp != p)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = p->hnext;
-    rm->parts[i] = rm->parts[--rm->nparts];
+    rm->parts[p->at] = rm->parts[--rm->nparts];
+    rm->parts[p->at]->at = p->at;
     free(p);
 }
 
@@ -843,18 +851,35 @@ static int32_t min_insync_of(stream__replica *rm, const stream__meta_topic *t)
 
 typedef char topic_name[STREAM_TOPIC_NAME_MAX + 1];
 
-/* A set of topic names (managed, making): position of name, or -1. */
+/* A sorted set of topic names (managed, making, changed): the position of
+ * name, or -1 with *ins (when not NULL) where it would go. */
+static long name_find(topic_name *names, size_t n, const char *name, size_t *ins)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(names[mid], name);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (ins != NULL)
+        *ins = lo;
+    return -1;
+}
+
 static long name_pos(topic_name *names, size_t n, const char *name)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0)
-            return (long)i;
-    return -1;
+    return name_find(names, n, name, NULL);
 }
 
 static bool name_add(topic_name **names, size_t *n, size_t *cap, const char *name)
 {
-    if (name_pos(*names, *n, name) >= 0)
+    size_t at = 0;
+    if (name_find(*names, *n, name, &at) >= 0)
         return true;
     if (*n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
@@ -864,23 +889,24 @@ static bool name_add(topic_name **names, size_t *n, size_t *cap, const char *nam
         *names = nm;
         *cap = ncap;
     }
-    snprintf((*names)[(*n)++], sizeof(**names), "%s", name);
+    memmove(*names + at + 1, *names + at, (*n - at) * sizeof(**names));
+    snprintf((*names)[at], sizeof(**names), "%s", name);
+    (*n)++;
     return true;
 }
 
 static void name_remove(topic_name *names, size_t *n, const char *name)
 {
     long i = name_pos(names, *n, name);
-    if (i >= 0)
-        memcpy(names[i], names[--*n], sizeof(*names));
+    if (i >= 0) {
+        memmove(names + i, names + i + 1, (*n - (size_t)i - 1) * sizeof(*names));
+        (*n)--;
+    }
 }
 
-static bool is_managed(stream__replica *rm, const char *name, size_t *at)
+static bool is_managed(stream__replica *rm, const char *name)
 {
-    long i = name_pos(rm->managed, rm->nmanaged, name);
-    if (i >= 0 && at != NULL)
-        *at = (size_t)i;
-    return i >= 0;
+    return name_pos(rm->managed, rm->nmanaged, name) >= 0;
 }
 
 static void manage(stream__replica *rm, const char *name)
@@ -910,6 +936,8 @@ static void on_made(void *arg, int rc, const char *msg)
                          j->grow ? "add partitions to" : "create", j->name, msg);
     else
         manage(rm, j->name); /* deleted from the metadata meanwhile: the sync deletes it */
+    if (rc == 0)
+        stream__replica_topic_changed(rm, j->name);
     free(j);
     if (rc == 0 && !rm->stopped && rm->md != NULL)
         stream__replica_sync(rm, rm->md);
@@ -955,7 +983,6 @@ static void sync_part(stream__replica *rm, const stream__meta_topic *mt, int32_t
     bool fresh = p == NULL;
     if (fresh && (p = part_add(rm, mt->name, i, log)) == NULL)
         return;
-    p->seen = true;
     bool moved = fresh || p->leader != mp->leader || p->leader_epoch != mp->leader_epoch;
     p->leader = mp->leader;
     p->leader_epoch = mp->leader_epoch;
@@ -982,71 +1009,130 @@ static void sync_part(stream__replica *rm, const stream__meta_topic *mt, int32_t
     }
 }
 
+/* Gives up the replica of log (moved away, or its topic left the
+ * metadata), if it has one here. */
+static void forget_part(stream__replica *rm, stream_log *log)
+{
+    rpart *p = find_log(rm, log);
+    if (p == NULL)
+        return;
+    stream__host_set_role(rm->b, log, STREAM__ROLE_NONE, -1, p->leader_epoch);
+    part_remove(rm, p);
+}
+
+/* Makes this broker match the metadata about one topic: created or grown
+ * here, each partition led, followed or only named, or deleted here when
+ * the metadata lost it. A topic the metadata never had is served as a
+ * single node serves it. */
+static void sync_topic(stream__replica *rm, const stream__meta *md, const char *name)
+{
+    stream_broker *b = rm->b;
+    stream_topic *t = stream_store_topic(stream__host_store(b), name);
+    const stream__meta_topic *mt = stream__meta_topic_find(md, name, strlen(name));
+    bool making = name_pos(rm->making, rm->nmaking, name) >= 0;
+    rm->synced_topics++;
+    if (mt == NULL) {
+        if (!is_managed(rm, name)) {
+            for (int32_t i = 0; t != NULL && i < t->partition_count; i++)
+                stream__host_set_role(b, t->partitions[i], STREAM__ROLE_LOCAL, rm->node_id, -1);
+            return;
+        }
+        for (int32_t i = 0; t != NULL && i < t->partition_count; i++)
+            forget_part(rm, t->partitions[i]);
+        if (making)
+            return; /* deleted once its job is done */
+        char msg[512];
+        if (t != NULL && stream__host_delete_topic(b, name, msg, sizeof msg) != 0)
+            stream__host_log(b, STREAM_BROKER_ERROR, "cluster: cannot delete topic %s here: %s",
+                             name, msg);
+        name_remove(rm->managed, &rm->nmanaged, name);
+        return;
+    }
+    if (t == NULL) {
+        if (!making)
+            make_topic(rm, mt, false); /* synced once made */
+        return;
+    }
+    /* The topic grew in the metadata: its new partitions here too. */
+    if (t->partition_count < mt->partition_count && !making)
+        make_topic(rm, mt, true);
+    manage(rm, name);
+    int32_t min_insync = min_insync_of(rm, mt);
+    for (int32_t i = 0; i < mt->partition_count && i < t->partition_count; i++) {
+        const stream__meta_partition *mp = &mt->partitions[i];
+        if (has(mp->replicas, mp->n_replicas, rm->node_id)) {
+            sync_part(rm, mt, i, t->partitions[i], min_insync);
+        } else {
+            /* No replica here (any more): clients are told who leads it. */
+            forget_part(rm, t->partitions[i]);
+            stream__host_set_role(b, t->partitions[i], STREAM__ROLE_NONE, mp->leader,
+                                  mp->leader_epoch);
+        }
+    }
+}
+
+void stream__replica_topic_changed(stream__replica *rm, const char *topic)
+{
+    if (rm != NULL && !rm->all_changed &&
+        !name_add(&rm->changed, &rm->nchanged, &rm->changed_cap, topic))
+        rm->all_changed = true; /* out of memory: re-read everything */
+}
+
+void stream__replica_all_changed(stream__replica *rm)
+{
+    if (rm != NULL)
+        rm->all_changed = true;
+}
+
+/* Every topic a sync may have to look at: the metadata's, the store's and
+ * the ones made from the metadata (deleted from it since), into the
+ * changed set; false when out of memory. */
+static bool change_all(stream__replica *rm, const stream__meta *md)
+{
+    stream_store *store = stream__host_store(rm->b);
+    bool ok = true;
+    for (size_t k = 0; ok && k < stream__meta_topic_count(md); k++)
+        ok = name_add(&rm->changed, &rm->nchanged, &rm->changed_cap,
+                      stream__meta_topic_at(md, k)->name);
+    for (size_t k = 0; ok && k < stream_store_topic_count(store); k++)
+        ok = name_add(&rm->changed, &rm->nchanged, &rm->changed_cap,
+                      stream_store_topic_at(store, k)->name);
+    for (size_t k = 0; ok && k < rm->nmanaged; k++)
+        ok = name_add(&rm->changed, &rm->nchanged, &rm->changed_cap, rm->managed[k]);
+    return ok;
+}
+
 void stream__replica_sync(stream__replica *rm, const stream__meta *md)
 {
     if (rm->stopped)
         return;
     rm->md = md;
-    stream_broker *b = rm->b;
-    stream_store *store = stream__host_store(b);
-    for (size_t i = 0; i < rm->nparts; i++)
-        rm->parts[i]->seen = false;
-    size_t nt = stream__meta_topic_count(md);
-    for (size_t k = 0; k < nt; k++) {
-        const stream__meta_topic *mt = stream__meta_topic_at(md, k);
-        stream_topic *t = stream_store_topic(store, mt->name);
-        bool making = name_pos(rm->making, rm->nmaking, mt->name) >= 0;
-        if (t == NULL) {
-            if (!making)
-                make_topic(rm, mt, false); /* synced once made */
-            continue;
+    if (rm->all_changed) {
+        if (!change_all(rm, md)) {
+            stream__host_log(rm->b, STREAM_BROKER_ERROR,
+                             "cluster: out of memory syncing the replicas: tried again at the "
+                             "next change");
+            return;
         }
-        /* The topic grew in the metadata: its new partitions here too. */
-        if (t->partition_count < mt->partition_count && !making)
-            make_topic(rm, mt, true);
-        manage(rm, mt->name);
-        int32_t min_insync = min_insync_of(rm, mt);
-        for (int32_t i = 0; i < mt->partition_count && i < t->partition_count; i++) {
-            const stream__meta_partition *mp = &mt->partitions[i];
-            if (has(mp->replicas, mp->n_replicas, rm->node_id))
-                sync_part(rm, mt, i, t->partitions[i], min_insync);
-            else if (find_log(rm, t->partitions[i]) == NULL)
-                /* No replica here: clients are told who leads it. */
-                stream__host_set_role(b, t->partitions[i], STREAM__ROLE_NONE, mp->leader,
-                                      mp->leader_epoch);
-        }
+        rm->all_changed = false;
     }
-    /* Topics the metadata does not have (from before the cluster): this
-     * broker's alone, served as a single node serves them. */
-    for (size_t k = 0; k < stream_store_topic_count(store); k++) {
-        stream_topic *t = stream_store_topic_at(store, k);
-        if (stream__meta_topic_find(md, t->name, strlen(t->name)) != NULL ||
-            is_managed(rm, t->name, NULL))
-            continue;
-        for (int32_t i = 0; i < t->partition_count; i++)
-            stream__host_set_role(b, t->partitions[i], STREAM__ROLE_LOCAL, rm->node_id, -1);
-    }
-    /* Replicas moved away, and topics the metadata lost. */
-    for (size_t i = rm->nparts; i-- > 0;) {
-        rpart *p = rm->parts[i];
-        if (p->seen)
-            continue;
-        stream__host_set_role(b, p->log, STREAM__ROLE_NONE, -1, p->leader_epoch);
-        part_remove(rm, i);
-    }
-    for (size_t i = rm->nmanaged; i-- > 0;) {
-        const char *name = rm->managed[i];
-        if (stream__meta_topic_find(md, name, strlen(name)) != NULL ||
-            name_pos(rm->making, rm->nmaking, name) >= 0) /* deleted once its job is done */
-            continue;
-        char msg[512];
-        if (stream_store_topic(store, name) != NULL &&
-            stream__host_delete_topic(b, name, msg, sizeof msg) != 0)
-            stream__host_log(b, STREAM_BROKER_ERROR, "cluster: cannot delete topic %s here: %s",
-                             name, msg);
-        memcpy(rm->managed[i], rm->managed[rm->nmanaged - 1], sizeof(rm->managed[0]));
-        rm->nmanaged--;
-    }
+    /* Only the topics changed since the last sync: a change costs its
+     * topic, not every topic (a create of ten thousand topics one by one
+     * re-read them all each time). The set is taken first: a sync may
+     * start jobs whose ends add to it again. */
+    size_t n = rm->nchanged;
+    topic_name *names = rm->changed;
+    rm->changed = NULL;
+    rm->nchanged = rm->changed_cap = 0;
+    uint64_t before = rm->synced_topics;
+    for (size_t i = 0; i < n; i++)
+        sync_topic(rm, md, names[i]);
+    free(names);
+    if (n > 0)
+        stream__host_log(rm->b, STREAM_BROKER_DEBUG,
+                         "cluster: replica sync of %llu topic(s), %llu in all since start",
+                         (unsigned long long)(rm->synced_topics - before),
+                         (unsigned long long)rm->synced_topics);
     sync_fetchers(rm, md);
     for (size_t i = 0; i < MAX_FETCHERS; i++)
         if (rm->fetchers[i].used)
@@ -1171,6 +1257,7 @@ int stream__replica_start(stream_broker *b, int32_t node_id, stream__replica **o
     rm->b = b;
     rm->node_id = node_id;
     rm->lag_max_ms = DEFAULT_LAG_MAX_MS;
+    rm->all_changed = true; /* the first sync reads everything */
     if (stream_config_setting_find("replica.lag.time.max.ms", false) != NULL)
         rm->lag_max_ms = stream_config_get_int(stream__host_config(b), "replica.lag.time.max.ms");
     stream__host_replication hooks = {
@@ -1235,10 +1322,11 @@ void stream__replica_free(stream__replica *rm)
     if (rm == NULL)
         return;
     while (rm->nparts > 0)
-        part_remove(rm, rm->nparts - 1);
+        part_remove(rm, rm->parts[rm->nparts - 1]);
     free(rm->parts);
     free(rm->htab);
     free(rm->managed);
     free(rm->making);
+    free(rm->changed);
     free(rm);
 }

@@ -2,9 +2,10 @@
  * replica.h - the replica manager: this broker's part in Kafka's ISR
  * replication, driven by the cluster metadata (metadata.h).
  *
- * The controller service (controller.c) owns the metadata and calls
- * stream__replica_sync after every change it applies; the replica manager
- * then makes the broker match it:
+ * The controller service (controller.c) owns the metadata, tells the
+ * replica manager which topics each change it applies touched and calls
+ * stream__replica_sync after a burst of them; the replica manager then
+ * makes the broker match it, topic by changed topic:
  *   - every topic of the metadata exists in the local store (created with
  *     its partition count and configs), and a local topic the metadata no
  *     longer has is deleted;
@@ -56,7 +57,13 @@ void stream__replica_isr_refused(stream__replica *rm, const char *topic, int32_t
                                  int32_t partition_epoch);
 void stream__replica_set_auto_create(stream__replica *rm, stream__replica_auto_create_fn fn,
                                      void *arg);
-/* The metadata changed (or was restored): match it. */
+/* Notes that the metadata of `topic` changed (created, deleted, grown,
+ * its configs, a partition's leader, replicas or ISR), for the next sync;
+ * all_changed: everything may have (a restore). rm NULL is a no-op. */
+void stream__replica_topic_changed(stream__replica *rm, const char *topic);
+void stream__replica_all_changed(stream__replica *rm);
+/* Matches the metadata, for the topics noted changed since the last sync
+ * (every topic at the first sync): O(changed topics), not O(topics). */
 void stream__replica_sync(stream__replica *rm, const stream__meta *md);
 /* Closes its connections and timers (the broker is stopping). */
 void stream__replica_stop(stream__replica *rm);

@@ -3,7 +3,8 @@
 # cluster-scale.sh measures the real targets at 3,000 and more): three
 # brokers with 3 topics of CLUSTER_SCALE_PER_TOPIC (400) partitions each; a
 # kill -9 of a broker that leads a third of them moves every one in batched
-# metadata commands, and produce to them resumes.
+# metadata commands, and produce to them resumes. The replica managers
+# follow a burst of 200 created topics topic by changed topic.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -80,3 +81,40 @@ leaders_of() {
         assert_success
     done
 }
+
+# synced_topics K: the topics node K's replica syncs have looked at since it
+# started (its debug log says after each sync).
+synced_topics() {
+    grep -o 'replica sync of [0-9]* topic(s), [0-9]* in all' "$CLUSTER_DIR/n$1/log" |
+        tail -n 1 | awk '{ print $(NF - 2) }'
+}
+
+@test "200 topics created in a burst: each broker's replica syncs look at each changed topic, not at every topic each time" {
+    cluster_start 3
+    local names=() i k
+    for ((i = 0; i < 200; i++)); do names+=("m$i"); done
+    run stream-topics --timeout-ms 120000 create "${names[@]}" -p 1 -r 3
+    assert_success
+    # Every broker made them all (off its loop, a job each, a sync after
+    # each job) and knows every leader.
+    for k in 1 2 3; do
+        for ((i = 0; i < 600; i++)); do
+            [ "$(find "$CLUSTER_DIR/n$k/data" -maxdepth 1 -name 'm*-0' | wc -l)" -eq 200 ] &&
+                [ "$(leaders_of "$k" m199 | awk '$2 >= 1' | wc -l)" -eq 1 ] && break
+            sleep 0.1
+        done
+        [ "$i" -lt 600 ]
+    done
+    # A sync re-reading every topic of the metadata after each made topic
+    # looked at some 200 x 200 / 2 = 20,000; by changed topics, a few per
+    # topic (its create, its leader and ISR, its job's end).
+    for k in 1 2 3; do
+        echo "node $k: $(synced_topics "$k") topics looked at by replica syncs"
+        [ "$(synced_topics "$k")" -lt 1000 ]
+    done
+    # And they serve: a record to the last topic, read back from another broker.
+    echo x | stream-pub -t m199 --acks all
+    run stream-sub -b "$(node_addr 2)" -t m199 -e -f '%s\n'
+    assert_output x
+}
+
