@@ -327,6 +327,7 @@ static void on_soon(uv_timer_t *t)
         stream__replica_sync(ctl->rm, ctl->md);
     if (ctl->elect_dirty)
         ctl_elect_pass(ctl);
+    ctl_isr_flush(ctl);
 }
 
 void ctl_soon(controller *ctl)
@@ -1437,6 +1438,7 @@ static void controller_stop(void *svc)
     controller *ctl = svc;
     if (ctl == NULL || ctl->stopped)
         return;
+    ctl_isr_flush(ctl); /* the quorum's stop decides them, like any proposal */
     ctl->stopped = true;
     if (ctl->tick_open) {
         uv_close((uv_handle_t *)&ctl->tick, NULL);
@@ -1469,6 +1471,7 @@ static void controller_free(void *svc)
     free(ctl->live);
     free(ctl->elect_batch);
     free(ctl->elect_alters);
+    free(ctl->isr_q);
     stream__journal_free(ctl->journal);
     free(ctl->lk.calls);
     free(ctl);

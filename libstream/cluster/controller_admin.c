@@ -1119,19 +1119,126 @@ static int check_alter_isr(controller *ctl, int32_t node, int64_t epoch, const c
     return 0;
 }
 
+/* One ISR change waiting in ctl->isr_q, with whom to tell its outcome. */
+typedef struct ctl_isr_change {
+    char topic[STREAM_TOPIC_NAME_MAX + 1];
+    uint8_t topic_id[STREAM__META_TOPIC_ID_BYTES]; /* the guard: a topic made again is another */
+    int32_t partition, leader, partition_epoch;
+    int32_t isr[STREAM__META_MAX_REPLICAS];
+    uint32_t n_isr;
+    stream__quorum_done_cb cb; /* the asker's: the command's outcome */
+    void *arg;
+} ctl_isr_change;
+
+/* The changes of one proposed alter_partitions, until it is decided. */
+typedef struct isr_batch {
+    controller *ctl;
+    uint32_t n;
+    ctl_isr_change c[];
+} isr_batch;
+
+/* What alter_isr answers for change c of a command just applied:
+ * alter_partitions applies each change on its own and skips a stale one
+ * (the partition changed between the check and the commit) without a
+ * verdict of its own, so the metadata says which: applied, it has c's
+ * leader and ISR at a newer partition epoch. */
+static int isr_outcome(controller *ctl, const ctl_isr_change *c)
+{
+    const stream__meta_topic *t = stream__meta_topic_find_id(ctl->md, c->topic_id);
+    if (t == NULL || c->partition >= t->partition_count)
+        return STREAM_ENOTOPIC;
+    const stream__meta_partition *mp = &t->partitions[c->partition];
+    if (mp->partition_epoch > c->partition_epoch && mp->leader == c->leader &&
+        mp->n_isr == c->n_isr && memcmp(mp->isr, c->isr, c->n_isr * sizeof(*c->isr)) == 0)
+        return 0;
+    return STREAM_ESTALEEPOCH;
+}
+
+static void on_isr_batch_done(void *arg, int status, int result)
+{
+    isr_batch *b = arg;
+    for (uint32_t i = 0; i < b->n; i++) {
+        int r = result;
+        if (status == 0 && result == 0 && !b->ctl->stopped)
+            r = isr_outcome(b->ctl, &b->c[i]);
+        b->c[i].cb(b->c[i].arg, status, r);
+    }
+    free(b);
+}
+
+void ctl_isr_flush(controller *ctl)
+{
+    uint32_t n = ctl->isr_n;
+    if (n == 0)
+        return;
+    ctl->isr_n = 0;
+    isr_batch *b = malloc(sizeof(*b) + n * sizeof(b->c[0]));
+    stream__meta_alter *alters = calloc(n, sizeof(*alters));
+    int rc = b == NULL || alters == NULL ? STREAM_ENOMEM : 0;
+    if (rc == 0) {
+        b->ctl = ctl;
+        b->n = n;
+        memcpy(b->c, ctl->isr_q, n * sizeof(b->c[0]));
+        for (uint32_t i = 0; i < n; i++) {
+            const ctl_isr_change *c = &b->c[i];
+            alters[i] = (stream__meta_alter){.topic = c->topic,
+                                             .topic_len = strlen(c->topic),
+                                             .has_topic_id = true,
+                                             .partition = c->partition,
+                                             .leader = c->leader,
+                                             .isr = {c->isr, c->n_isr},
+                                             .partition_epoch = c->partition_epoch};
+            memcpy(alters[i].topic_id, c->topic_id, STREAM__META_TOPIC_ID_BYTES);
+        }
+        stream_buf cmd;
+        stream_buf_init(&cmd);
+        rc = ctl->q == NULL ? STREAM_ENOTLEADER
+                            : stream__meta_encode_alter_partitions(
+                                  &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)},
+                                  alters, n);
+        if (rc == 0)
+            rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_isr_batch_done, b);
+        stream_buf_release(&cmd);
+    }
+    free(alters);
+    if (rc == 0) {
+        stream__host_log(ctl->b, STREAM_BROKER_DEBUG,
+                         "cluster: %u isr change(s) proposed in one alter_partitions",
+                         (unsigned)n);
+        return;
+    }
+    if (b != NULL) {
+        b->n = 0; /* the askers are told from the queue below */
+        free(b);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        ctl->isr_q[i].cb(ctl->isr_q[i].arg, rc, 0);
+}
+
+/* Queues an ISR change for the next flush (this turn of the loop; a full
+ * batch goes first). 0, or STREAM_ENOMEM; cb is called later, never from
+ * here. */
 static int propose_isr(controller *ctl, const stream__meta_topic *t, int32_t partition,
                        const int32_t *isr, uint32_t n_isr, int32_t pe, stream__quorum_done_cb cb,
                        void *arg)
 {
-    stream_buf cmd;
-    stream_buf_init(&cmd);
-    int rc = stream__meta_encode_alter_partition(
-        &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)}, t->name, t->id, partition,
-        t->partitions[partition].leader, isr, n_isr, pe);
-    if (rc == 0)
-        rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, cb, arg);
-    stream_buf_release(&cmd);
-    return rc;
+    if (ctl->isr_q == NULL &&
+        (ctl->isr_q = calloc(STREAM__META_ALTER_BATCH, sizeof(*ctl->isr_q))) == NULL)
+        return STREAM_ENOMEM;
+    if (ctl->isr_n == STREAM__META_ALTER_BATCH)
+        ctl_isr_flush(ctl);
+    ctl_isr_change *c = &ctl->isr_q[ctl->isr_n++];
+    snprintf(c->topic, sizeof(c->topic), "%s", t->name);
+    memcpy(c->topic_id, t->id, STREAM__META_TOPIC_ID_BYTES);
+    c->partition = partition;
+    c->leader = t->partitions[partition].leader;
+    c->partition_epoch = pe;
+    memcpy(c->isr, isr, n_isr * sizeof(*isr));
+    c->n_isr = n_isr;
+    c->cb = cb;
+    c->arg = arg;
+    ctl_soon(ctl);
+    return 0;
 }
 
 void ctl_op_alter_isr(void *svc, stream__req *r, uint64_t id, const msgpack_object *m)

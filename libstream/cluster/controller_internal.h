@@ -183,6 +183,12 @@ struct controller {
     stream__meta_alter *elect_alters;  /* likewise: elect_batch as the command's entries */
     uint32_t elect_n;                  /* changes gathered */
     size_t elect_moves;                /* leader moves logged in this pass */
+    /* ISR changes the brokers' leaders asked for, waiting for the loop's
+     * next turn (ctl_soon) to go out together as one alter_partitions
+     * (ctl_isr_flush): a broker back from a restart rejoins the ISR of
+     * thousands of partitions in a few commands, not one each. */
+    struct ctl_isr_change *isr_q; /* STREAM__META_ALTER_BATCH of them; NULL until used */
+    uint32_t isr_n;               /* changes waiting */
     ctl_pending *pending;
     bool offsets_migrating; /* ctl_migrate_offsets_topic's proposal in flight */
 
@@ -216,6 +222,10 @@ void ctl_elect_pass(controller *ctl);
 uint64_t ctl_next_seq(controller *ctl);
 /* Kicks the 0 ms timer: replica sync and, on the controller, an election. */
 void ctl_soon(controller *ctl);
+/* Proposes the ISR changes waiting (isr_q) as one alter_partitions; their
+ * callbacks get its outcome (status ENOTLEADER and the like when it could
+ * not be proposed). controller_admin.c. */
+void ctl_isr_flush(controller *ctl);
 /* This node is the controller (the quorum's leader). */
 bool ctl_is_controller(const controller *ctl);
 /* The controller this node knows of: the quorum's leader on a voter, the

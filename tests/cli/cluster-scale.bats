@@ -4,7 +4,8 @@
 # brokers with 3 topics of CLUSTER_SCALE_PER_TOPIC (400) partitions each; a
 # kill -9 of a broker that leads a third of them moves every one in batched
 # metadata commands, and produce to them resumes. The replica managers
-# follow a burst of 200 created topics topic by changed topic.
+# follow a burst of 200 created topics topic by changed topic, and a broker
+# back from a kill -9 rejoins the ISR of 300 partitions in batched commands.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -118,3 +119,27 @@ synced_topics() {
     assert_output x
 }
 
+# applied_index: the metadata's applied index as the cluster command tells.
+applied_index() { stream-topics --timeout-ms 5000 cluster --json | jq -r '.applied_index'; }
+
+@test "a broker back from kill -9 rejoins the ISR of 300 partitions in a few metadata commands" {
+    cluster_start 3
+    run stream-topics --timeout-ms 60000 create r -p 300 -r 3
+    assert_success
+    cluster_wait_json 60 ".under_replicated_count == 0 and .offline_count == 0"
+    local ctl victim a0 a1
+    ctl=$(stream-topics cluster --json | jq -r '.leader_id')
+    victim=$((ctl % 3 + 1))
+    node_kill "$victim"
+    cluster_wait_json 30 ".under_replicated_count == 300 and .offline_count == 0"
+    a0=$(applied_index)
+    node_start "$victim"
+    # Back, it catches up and each leader asks it into the ISR of every
+    # partition: one alter_partition command each made some 300 entries
+    # of the metadata log; batched, a few (with its registration).
+    cluster_wait_json 60 ".under_replicated_count == 0 and .offline_count == 0"
+    a1=$(applied_index)
+    echo "metadata entries while node $victim rejoined 300 ISRs: $((a1 - a0))"
+    grep -h "isr change(s) proposed in one alter_partitions" "$CLUSTER_DIR"/n*/log | tail -n 5
+    [ $((a1 - a0)) -lt 100 ]
+}
