@@ -1192,10 +1192,9 @@ void ctl_isr_flush(controller *ctl)
         }
         stream_buf cmd;
         stream_buf_init(&cmd);
+        stream__meta_req req = {ctl->node_id, ctl_next_seq(ctl)};
         rc = ctl->q == NULL ? STREAM_ENOTLEADER
-                            : stream__meta_encode_alter_partitions(
-                                  &cmd, (stream__meta_req){ctl->node_id, ctl_next_seq(ctl)},
-                                  alters, n);
+                            : stream__meta_encode_alter_partitions(&cmd, req, alters, n);
         if (rc == 0)
             rc = stream__quorum_propose(ctl->q, cmd.data, cmd.len, on_isr_batch_done, b);
         stream_buf_release(&cmd);
@@ -1203,8 +1202,7 @@ void ctl_isr_flush(controller *ctl)
     free(alters);
     if (rc == 0) {
         stream__host_log(ctl->b, STREAM_BROKER_DEBUG,
-                         "cluster: %u isr change(s) proposed in one alter_partitions",
-                         (unsigned)n);
+                         "cluster: %u isr change(s) proposed in one alter_partitions", (unsigned)n);
         return;
     }
     if (b != NULL) {

@@ -138,8 +138,9 @@ struct stream__replica {
     size_t nmaking, making_cap;
     char (*changed)[STREAM_TOPIC_NAME_MAX + 1]; /* topics changed since the last sync */
     size_t nchanged, changed_cap;
-    bool all_changed; /* re-read every topic at the next sync (the first, a restore,
-                         or a change the set had no memory for) */
+    /* re-read every topic at the next sync (the first, a restore, or a
+     * change the set had no memory for) */
+    bool all_changed;
     uint64_t synced_topics; /* topics looked at by syncs so far (the debug log says) */
     uv_timer_t tick;
     bool tick_open;

@@ -2,8 +2,9 @@
  * test_log_files.c - the logs' open-file budget (libstream/log/log_files.c):
  * older segments are closed least recently used first and reopened on
  * demand, the active segment and what a slice pins are never closed under
- * their users, a rolled segment waits for its sync unpinned, a segment deleted behind the log's back is an error rather
- * than a crash, and a log reopens with more segments than the budget.
+ * their users, a rolled segment waits for its sync unpinned, a segment
+ * deleted behind the log's back is an error rather than a crash, and a log
+ * reopens with more segments than the budget.
  *
  * Real logs in a mkdtemp directory; descriptors are counted in
  * /proc/self/fd, so the budget is checked against the process, not only
