@@ -2,7 +2,8 @@
  * test_log_files.c - the logs' open-file budget (libstream/log/log_files.c):
  * older segments are closed least recently used first and reopened on
  * demand, the active segment and what a slice pins are never closed under
- * their users, a rolled segment waits for its sync unpinned, a segment
+ * their users, a rolled segment waits for its sync unpinned (a sync with
+ * no descriptor to reopen it waits for the next round), a segment
  * deleted behind the log's back is an error rather than a crash, and a log
  * reopens with more segments than the budget.
  *
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "stream/batch.h"
@@ -276,6 +278,43 @@ static void test_rolled_segments_wait_for_their_sync_unpinned(void **state)
     }
 }
 
+static void test_sync_without_a_descriptor_waits_instead_of_failing_the_log(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(stream_log_files_new(1, &f->files), 0);
+    open_log(f, 0);
+    for (int n = 0; stream_log_segment_count(f->logs[0]) < 2; n++)
+        append_batch(f, 0, n);
+    f->ends[0] = stream_log_end_offset(f->logs[0]);
+    stream_log_files_stats st;
+    stats(f, &st);
+    assert_int_equal(st.cached, 0); /* the rolled segment is closed: its sync must reopen it */
+    /* The process is out of descriptors: the sync cannot reopen it. */
+    struct rlimit was, now;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    now = was;
+    now.rlim_cur = (rlim_t)fds_open() + 8;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &now), 0);
+    int fill[64], nfill = 0; /* every number under the limit taken */
+    while (nfill < 64 && (fill[nfill] = dup(0)) >= 0)
+        nfill++;
+    assert_true(nfill < 64);
+    int rc = stream_log_flush(f->logs[0]);
+    while (nfill > 0)
+        close(fill[--nfill]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+    assert_int_equal(rc, STREAM_EAGAIN);
+    /* Not an I/O error: nothing is latched, nothing claimed durable, and
+     * the next round, with descriptors again, syncs the segment. */
+    assert_int_equal(stream_log_io_error(f->logs[0], NULL, NULL, 0), 0);
+    assert_true(stream_log_durable_offset(f->logs[0]) < f->ends[0]);
+    append_batch(f, 0, 1000);
+    f->ends[0] = stream_log_end_offset(f->logs[0]);
+    assert_int_equal(stream_log_flush(f->logs[0]), 0);
+    assert_int_equal(stream_log_durable_offset(f->logs[0]), f->ends[0]);
+    read_all(f, 0);
+}
+
 static void test_slice_keeps_its_descriptor_while_others_are_closed(void **state)
 {
     fixture *f = *state;
@@ -404,6 +443,7 @@ int main(void)
         T(test_cache_closes_least_recently_used_and_reopens),
         T(test_active_segments_are_never_closed),
         T(test_rolled_segments_wait_for_their_sync_unpinned),
+        T(test_sync_without_a_descriptor_waits_instead_of_failing_the_log),
         T(test_slice_keeps_its_descriptor_while_others_are_closed),
         T(test_segment_deleted_behind_the_log_is_an_error),
         T(test_log_with_more_segments_than_the_budget_reopens),
