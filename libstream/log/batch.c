@@ -215,10 +215,13 @@ int stream_record_iter_next(stream_record_iter *it, stream_record *rec)
 
     int32_t length;
     const uint8_t *body;
+    size_t start = it->r.pos;
     if (stream_get_varint(&it->r, &length) != 0 || length < 0 ||
         (size_t)length > stream_reader_left(&it->r))
         return iter_fail(it);
     stream_get_bytes(&it->r, (size_t)length, &body);
+    rec->raw = it->r.p + start;
+    rec->raw_len = it->r.pos - start;
 
     stream_reader r;
     stream_reader_init(&r, body, (size_t)length);

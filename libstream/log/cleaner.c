@@ -2,20 +2,22 @@
  * cleaner.c - log compaction (see stream/cleaner.h for the rules and the
  * crash-safe swap).
  *
- * The key map is one fixed array of 24-byte slots (a 128-bit key hash and an
+ * The key map is one array of 24-byte slots (a 128-bit key hash and an
  * offset), open addressing with linear probing, filled to at most 90% so that
- * probes stay short; it is allocated per pass, sized by the dedupe buffer
- * or, when fewer, by the dirty records. Probes are cache misses: the key
- * hashes of an uncompressed batch are computed first and their slots
- * prefetched, so that the misses overlap. Two different keys share a slot
- * only if both 64-bit halves of their hashes collide, which at a billion
- * keys is about 1 in 10^19.
+ * probes stay short; it is allocated per pass, starts small and doubles up
+ * to the dedupe buffer's size (or, when fewer, what the dirty records need).
+ * Probes are cache misses: a batch's records are decoded once, their key
+ * hashes computed and their slots prefetched, so that the misses overlap.
+ * Two different keys share a slot only if both 64-bit halves of their
+ * hashes collide, which at a billion keys is about 1 in 10^19.
  *
  * A pass reads its pinned segments through a 1 MiB window (one pread serves
- * the batches in it; the producer scan reads headers alone) and writes the
- * cleaned copy with write; a batch whose records all stay is copied as it
- * is. The I/O limit is kept by sleeping in the run step, which is never the
- * owner thread in the broker.
+ * the batches in it, which are read in place; the producer scan reads
+ * headers alone) and writes the cleaned copy with write. A batch whose
+ * records all stay is copied as it is; the kept records of one that loses
+ * some are copied as they were encoded (only a new delete horizon, which
+ * moves the base timestamp, re-encodes them). The I/O limit is kept by
+ * sleeping in the run step, which is never the owner thread in the broker.
  */
 #include <dirent.h>
 #include <stdatomic.h>
@@ -91,39 +93,52 @@ typedef struct key_slot {
 } key_slot;
 
 typedef struct key_map {
-    key_slot *slots;
-    size_t cap;      /* slots */
+    key_slot *slots; /* cap slots, anonymous memory */
+    size_t cap;      /* slots now */
+    size_t cap_max;  /* slots the dedupe buffer allows */
     size_t count;    /* used slots */
-    size_t max_keys; /* count allowed before the map is full */
+    size_t grow_at;  /* count at which the map doubles (while cap < cap_max) */
+    size_t max_keys; /* count allowed at cap_max: the map is full there */
 } key_map;
 
+/* Slots a map starts with: 1.5 MiB, so a small log's pass touches little. */
+#define MAP_START_SLOTS (1 << 16)
+
+/* Anonymous memory, zero until touched, in huge pages where the kernel
+ * allows them. */
+static key_slot *slots_alloc(size_t cap)
+{
+    void *p = mmap(NULL, cap * sizeof(key_slot), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, cap * sizeof(key_slot), MADV_HUGEPAGE); /* a hint */
+#endif
+    return p;
+}
+
 /*
- * A map of at most `bytes`, and no larger than `records` keys need: every
- * probe is a cache miss into it, so a map much larger than the keys costs
- * TLB misses and page faults for nothing (profiled: the map's loads were
- * most of a pass's CPU with the 128 MiB default and 100,000 keys). Anonymous
- * memory, zero until touched, in huge pages where the kernel allows them.
+ * A map of at most `bytes`, and no larger than `records` keys need. It
+ * starts small and doubles as keys come: every slot touched is memory the
+ * kernel zeroes, and every probe a cache miss into it, so a map much larger
+ * than the keys costs page clearing, TLB misses and page faults for nothing
+ * (profiled: zeroing the 128 MiB map was a quarter of a pass's CPU with
+ * 500,000 keys written ten times, when it was sized by the records).
  */
 static int map_init(key_map *m, int64_t bytes, int64_t records)
 {
-    m->cap = (size_t)bytes / sizeof(key_slot);
-    if (records >= 0 && (uint64_t)records < (uint64_t)m->cap / 2)
-        m->cap = (size_t)records * 100 / MAP_LOAD_PERCENT + 16;
-    if (m->cap < 16)
-        m->cap = 16;
+    m->cap_max = (size_t)bytes / sizeof(key_slot);
+    if (records >= 0 && (uint64_t)records < (uint64_t)m->cap_max / 2)
+        m->cap_max = (size_t)records * 100 / MAP_LOAD_PERCENT + 16;
+    if (m->cap_max < 16)
+        m->cap_max = 16;
+    m->cap = m->cap_max < MAP_START_SLOTS ? m->cap_max : MAP_START_SLOTS;
     m->count = 0;
-    m->max_keys = m->cap * MAP_LOAD_PERCENT / 100;
-    void *p = mmap(NULL, m->cap * sizeof(key_slot), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        m->slots = NULL;
-        return STREAM_ENOMEM;
-    }
-#ifdef MADV_HUGEPAGE
-    (void)madvise(p, m->cap * sizeof(key_slot), MADV_HUGEPAGE); /* a hint */
-#endif
-    m->slots = p;
-    return 0;
+    m->grow_at = m->cap * MAP_LOAD_PERCENT / 100;
+    m->max_keys = m->cap_max * MAP_LOAD_PERCENT / 100;
+    m->slots = slots_alloc(m->cap);
+    return m->slots == NULL ? STREAM_ENOMEM : 0;
 }
 
 static void map_release(key_map *m)
@@ -133,9 +148,15 @@ static void map_release(key_map *m)
     m->slots = NULL;
 }
 
+/* The home slot of a hash: a multiply and a shift instead of a division. */
+static size_t map_home(const key_map *m, key_hash h)
+{
+    return (size_t)(((unsigned __int128)h.a * m->cap) >> 64);
+}
+
 static key_slot *map_slot(const key_map *m, key_hash h)
 {
-    size_t i = (size_t)(h.a % m->cap);
+    size_t i = map_home(m, h);
     for (;;) {
         key_slot *s = &m->slots[i];
         if (s->b == 0 || (s->a == h.a && s->b == h.b))
@@ -144,19 +165,44 @@ static key_slot *map_slot(const key_map *m, key_hash h)
     }
 }
 
-/* Records offset for the key; false when the key is new and the map full. */
-static bool map_put(key_map *m, key_hash h, int64_t offset)
+/* Doubles the map (up to cap_max), moving every key. */
+static int map_grow(key_map *m)
+{
+    key_map g = *m;
+    g.cap = m->cap * 2 < m->cap_max ? m->cap * 2 : m->cap_max;
+    if ((g.slots = slots_alloc(g.cap)) == NULL)
+        return STREAM_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].b != 0)
+            *map_slot(&g, (key_hash){m->slots[i].a, m->slots[i].b}) = m->slots[i];
+    g.grow_at = g.cap * MAP_LOAD_PERCENT / 100;
+    map_release(m);
+    *m = g;
+    return 0;
+}
+
+/* Records offset for the key and sets *prev to the offset it replaces (-1:
+ * none): 1, or 0 when the key is new and the map full, or STREAM_ENOMEM
+ * (growing it). */
+static int map_put(key_map *m, key_hash h, int64_t offset, int64_t *prev)
 {
     key_slot *s = map_slot(m, h);
+    *prev = s->b == 0 ? -1 : s->offset;
     if (s->b == 0) {
         if (m->count >= m->max_keys)
-            return false;
+            return 0;
+        if (m->count >= m->grow_at && m->cap < m->cap_max) {
+            int rc = map_grow(m);
+            if (rc != 0)
+                return rc;
+            s = map_slot(m, h);
+        }
         s->a = h.a;
         s->b = h.b;
         m->count++;
     }
     s->offset = offset; /* records come in offset order: the last is the highest */
-    return true;
+    return 1;
 }
 
 /* The highest offset of the key, -1 when not in the map. */
@@ -166,57 +212,68 @@ static int64_t map_get(const key_map *m, key_hash h)
     return s->b == 0 ? -1 : s->offset;
 }
 
-/* The key hashes of one batch's records, in record order ({0, 0}: no key). */
-typedef struct key_hashes {
-    key_hash *h;
-    size_t n, cap;
-} key_hashes;
+/* A batch's bytes, borrowed (from the run's read window). */
+typedef struct batch_view {
+    const uint8_t *data;
+    size_t len;
+} batch_view;
 
-/*
- * Hashes the keys of an uncompressed batch and prefetches their map slots,
- * so that the probes that follow overlap their cache misses instead of
- * waiting for each in turn (the probes were most of a pass's CPU). A
- * compressed batch is left alone (hs->n 0: the caller hashes as it goes),
- * as a second decompression would cost more than the misses.
- */
-static int hash_batch(const key_map *m, const stream_buf *in, key_hashes *hs)
+/* One record of the batch looked at. */
+typedef struct rec_ref {
+    stream_record rec; /* borrowed from the batch, or from the scan's decompressed copy */
+    key_hash h;        /* its key's hash ({0, 0}: no key) */
+    bool stay;         /* filter_batch: the record is kept */
+} rec_ref;
+
+/* The records of one batch, decoded once for both the map and the rewrite. */
+typedef struct batch_scan {
+    rec_ref *r; /* the records, in order */
+    size_t n, cap;
+    stream_record_iter it; /* holds a compressed batch's records while r borrows them */
+    bool open;             /* it is started */
+} batch_scan;
+
+static void scan_stop(batch_scan *bs)
 {
-    hs->n = 0;
-    if (in->len < STREAM_BATCH_HEADER_SIZE ||
-        (stream_load_be16(in->data + STREAM_BATCH_OFF_ATTRIBUTES) & STREAM_BATCH_ATTR_CODEC_MASK))
-        return 0;
-    stream_record_iter it;
-    stream_record rec;
-    int rc = stream_record_iter_start(&it, in->data, in->len);
-    while (rc == 0 && (rc = stream_record_iter_next(&it, &rec)) == 1) {
-        rc = 0;
-        if (hs->n == hs->cap) {
-            size_t ncap = hs->cap ? hs->cap * 2 : 256;
-            key_hash *p = realloc(hs->h, ncap * sizeof *p);
-            if (p == NULL) {
-                rc = STREAM_ENOMEM;
-                break;
-            }
-            hs->h = p;
-            hs->cap = ncap;
-        }
-        key_hash h = {0, 0};
-        if (rec.key != NULL) {
-            h = hash_key(rec.key, (size_t)rec.key_len);
-            __builtin_prefetch(&m->slots[h.a % m->cap]);
-        }
-        hs->h[hs->n++] = h;
-    }
-    stream_record_iter_stop(&it);
-    if (rc != 0)
-        hs->n = 0; /* the callers' own iteration reports a bad batch */
-    return rc == STREAM_ENOMEM ? rc : 0;
+    if (bs->open)
+        stream_record_iter_stop(&bs->it);
+    bs->open = false;
+    bs->n = 0;
 }
 
-/* Record i's key hash: from hs when hash_batch filled it, else computed. */
-static key_hash record_hash(const key_hashes *hs, size_t i, const stream_record *rec)
+/*
+ * Decodes the records of the batch at in (decompressing it once), hashes
+ * the keys of those below hash_below and prefetches the keys' map slots, so that the probes that
+ * follow overlap their cache misses instead of waiting for each in turn
+ * (the probes were most of a pass's CPU). The records stay valid until the
+ * next scan or scan_stop. Errors: STREAM_ECORRUPT (a batch that does not
+ * decode), STREAM_ENOMEM.
+ */
+static int scan_batch(const key_map *m, const batch_view *in, int64_t hash_below, batch_scan *bs)
 {
-    return i < hs->n ? hs->h[i] : hash_key(rec->key, (size_t)rec->key_len);
+    scan_stop(bs);
+    bs->open = true;
+    int rc = stream_record_iter_start(&bs->it, in->data, in->len);
+    stream_record rec;
+    while (rc == 0 && (rc = stream_record_iter_next(&bs->it, &rec)) == 1) {
+        rc = 0;
+        if (bs->n == bs->cap) {
+            size_t ncap = bs->cap ? bs->cap * 2 : 256;
+            rec_ref *p = realloc(bs->r, ncap * sizeof *p);
+            if (p == NULL)
+                return STREAM_ENOMEM;
+            bs->r = p;
+            bs->cap = ncap;
+        }
+        rec_ref *r = &bs->r[bs->n++];
+        r->rec = rec;
+        r->h = (key_hash){0, 0};
+        if (rec.key != NULL && rec.offset < hash_below) {
+            r->h = hash_key(rec.key, (size_t)rec.key_len);
+            __builtin_prefetch(&m->slots[map_home(m, r->h)]);
+        }
+    }
+    return rc == 0 ? 0 : rc == STREAM_ENOMEM ? rc : STREAM_ECORRUPT;
 }
 
 /* ---- producers: the last batch of each id ---------------------------------- */
@@ -309,6 +366,11 @@ struct stream_log_clean_job {
     int64_t io_bytes;
     int64_t io_start_ns;
     read_window win; /* run: the segment bytes last read */
+    /* run: a bit per offset of [dirty_from, dirty_from + dead_bits), set
+     * when a later record of the same key is in the map, so the rewrite
+     * decides a dirty record without hashing its key again */
+    uint64_t *dead;
+    int64_t dead_bits;
 };
 
 static void job_free(stream_log_clean_job *job, bool unlink_cleaned)
@@ -328,6 +390,7 @@ static void job_free(stream_log_clean_job *job, bool unlink_cleaned)
         stream__seg_unref(js->old);
     }
     free(job->segs);
+    free(job->dead);
     stream_buf_release(&job->win.buf);
     if (job->dirfd >= 0)
         close(job->dirfd);
@@ -562,8 +625,9 @@ static int window_at(stream_log_clean_job *job, const job_seg *js, int64_t pos, 
     return 0;
 }
 
-/* Reads the batch at *pos of a pinned segment into buf. */
-static int read_batch(stream_log_clean_job *job, const job_seg *js, int64_t pos, stream_buf *buf,
+/* Points *in at the batch at pos of a pinned segment (borrowed from the
+ * read window: valid until the next read). */
+static int read_batch(stream_log_clean_job *job, const job_seg *js, int64_t pos, batch_view *in,
                       stream_batch_info *info)
 {
     if (atomic_load_explicit(&job->cancel, memory_order_relaxed))
@@ -580,17 +644,15 @@ static int read_batch(stream_log_clean_job *job, const job_seg *js, int64_t pos,
         return STREAM_ECORRUPT;
     if ((rc = window_at(job, js, pos, info->size, &p)) != 0)
         return rc;
-    stream_buf_reset(buf);
-    stream_buf_put(buf, p, info->size);
-    if (stream_buf_ok(buf) != 0)
-        return STREAM_ENOMEM;
+    in->data = p;
+    in->len = info->size;
     job->st.bytes_read += (int64_t)info->size;
     throttle(job, info->size);
     return 0;
 }
 
 /* Pass over headers: the last batch of every producer id, and record counts. */
-static int scan_producers(stream_log_clean_job *job, pid_map *pids, stream_buf *buf)
+static int scan_producers(stream_log_clean_job *job, pid_map *pids)
 {
     for (int k = 0; k < job->nsegs; k++) {
         job_seg *js = &job->segs[k];
@@ -611,53 +673,65 @@ static int scan_producers(stream_log_clean_job *job, pid_map *pids, stream_buf *
             pos += (int64_t)info.size;
         }
     }
-    (void)buf;
     return 0;
+}
+
+/* Sizes and allocates the dead bits: one per offset of the dirty segments,
+ * at most dedupe_buffer_bytes of them (an eighth of the map's memory; a map
+ * that fills first stops the pass earlier anyway), at least 65,536. */
+static int dead_init(stream_log_clean_job *job)
+{
+    int64_t want = job->segs[job->nsegs - 1].old->next_offset - job->dirty_from;
+    int64_t cap = job->opts.dedupe_buffer_bytes > 65536 ? job->opts.dedupe_buffer_bytes : 65536;
+    job->dead_bits = want < 0 ? 0 : want < cap ? want : cap;
+    job->dead = calloc((size_t)(job->dead_bits / 64 + 1), sizeof *job->dead);
+    return job->dead == NULL ? STREAM_ENOMEM : 0;
 }
 
 /* Fills the map from the dirty records, segment by segment, stopping before
  * a segment whose records might not fit (or inside the first one when even
  * that one does not). Sets job->map_end. */
-static int build_map(stream_log_clean_job *job, key_map *map, stream_buf *buf, key_hashes *hs)
+static int build_map(stream_log_clean_job *job, key_map *map, batch_scan *bs)
 {
     int k = 0;
     while (k < job->nsegs && job->segs[k].old->next_offset <= job->dirty_from)
         k++;
     job->map_end = job->dirty_from;
+    int64_t bits_end = job->dirty_from + job->dead_bits; /* the dead bits cover up to here */
     for (; k < job->nsegs; k++) {
         job_seg *js = &job->segs[k];
-        if (map->count > 0 && map->count + (size_t)js->records > map->max_keys)
+        if (map->count > 0 && (map->count + (size_t)js->records > map->max_keys ||
+                               js->old->next_offset > bits_end))
             return 0; /* the next pass starts at this segment */
         for (int64_t pos = 0; pos < js->size;) {
             stream_batch_info info;
-            int rc = read_batch(job, js, pos, buf, &info);
+            batch_view in;
+            int rc = read_batch(job, js, pos, &in, &info);
             if (rc != 0)
                 return rc;
             pos += (int64_t)info.size;
             if (info.base_offset + info.last_offset_delta < job->dirty_from ||
                 (info.attributes & STREAM_BATCH_ATTR_CONTROL))
                 continue;
-            if ((rc = hash_batch(map, buf, hs)) != 0)
+            if ((rc = scan_batch(map, &in, INT64_MAX, bs)) != 0)
                 return rc;
-            stream_record_iter it;
-            stream_record rec;
-            if ((rc = stream_record_iter_start(&it, buf->data, buf->len)) != 0) {
-                stream_record_iter_stop(&it);
-                return STREAM_ECORRUPT;
-            }
-            for (size_t i = 0; (rc = stream_record_iter_next(&it, &rec)) == 1; i++) {
-                if (rec.offset < job->dirty_from || rec.key == NULL)
+            for (size_t i = 0; i < bs->n; i++) {
+                const stream_record *rec = &bs->r[i].rec;
+                if (rec->offset < job->dirty_from || rec->key == NULL)
                     continue;
-                if (!map_put(map, record_hash(hs, i, &rec), rec.offset)) {
+                int64_t prev = -1;
+                if (rec->offset >= bits_end || (rc = map_put(map, bs->r[i].h, rec->offset, &prev)) == 0) {
                     /* Full inside a segment: the map covers up to here. */
-                    stream_record_iter_stop(&it);
-                    job->map_end = rec.offset;
+                    job->map_end = rec->offset;
                     return 0;
                 }
+                if (rc < 0)
+                    return rc;
+                if (prev >= 0) {
+                    uint64_t bit = (uint64_t)(prev - job->dirty_from);
+                    job->dead[bit / 64] |= UINT64_C(1) << (bit % 64);
+                }
             }
-            stream_record_iter_stop(&it);
-            if (rc != 0)
-                return STREAM_ECORRUPT;
         }
         job->map_end = js->old->next_offset;
     }
@@ -694,15 +768,48 @@ static int put_record(stream_buf *out, const stream_record *r, int64_t base_offs
 
 /* Scratch of the rewrite. */
 typedef struct rewrite_bufs {
-    stream_buf in;      /* the batch read */
+    batch_view in;      /* the batch read (borrowed from the read window) */
     stream_buf records; /* kept records, uncompressed */
     stream_buf out;     /* the batch written */
-    key_hashes hs;      /* the batch's key hashes */
+    batch_scan scan;    /* the batch's records */
 } rewrite_bufs;
+
+/* Whether record r of a batch stays, given the map; counts and horizons
+ * into job and *set_horizon. */
+static bool record_stays(stream_log_clean_job *job, const key_map *map,
+                         const stream_batch_info *info, const rec_ref *r, bool *set_horizon)
+{
+    const stream_record *rec = &r->rec;
+    if (rec->key == NULL)
+        return false; /* keyless: dropped, as Kafka does */
+    if (rec->offset >= job->map_end)
+        return true; /* past the map: the next pass decides */
+    if (rec->offset >= job->dirty_from) {
+        uint64_t bit = (uint64_t)(rec->offset - job->dirty_from);
+        if (job->dead[bit / 64] & (UINT64_C(1) << (bit % 64)))
+            return false; /* a later record of its key */
+    } else if (map_get(map, r->h) > rec->offset) {
+        return false; /* a later record of its key (the clean part: probed) */
+    }
+    if (rec->value != NULL)
+        return true;
+    bool has_horizon = info->attributes & STREAM_BATCH_ATTR_DELETE_HORIZON;
+    if (has_horizon && job->now_ms >= info->base_timestamp) {
+        job->st.tombstones_removed++;
+        return false;
+    }
+    if (!has_horizon)
+        *set_horizon = true;
+    else if (info->base_timestamp < job->min_horizon)
+        job->min_horizon = info->base_timestamp;
+    return true;
+}
 
 /*
  * Filters one batch into b->out: sets *keep (false: the batch goes) and
- * leaves out empty when the batch is to be copied as it is.
+ * leaves out empty when the batch is to be copied as it is. Kept records
+ * are copied as they were encoded, unless a new delete horizon moves the
+ * base timestamp and so every timestamp delta.
  */
 static int filter_batch(stream_log_clean_job *job, const key_map *map, const pid_map *pids,
                         const stream_batch_info *info, bool last_in_segment, rewrite_bufs *b,
@@ -712,76 +819,39 @@ static int filter_batch(stream_log_clean_job *job, const key_map *map, const pid
     stream_buf_reset(&b->out);
     if (info->attributes & STREAM_BATCH_ATTR_CONTROL)
         return 0;
-    bool has_horizon = info->attributes & STREAM_BATCH_ATTR_DELETE_HORIZON;
-    bool horizon_passed = has_horizon && job->now_ms >= info->base_timestamp;
-    bool set_horizon = false;
-    int32_t kept = 0, seen = 0;
-    int rc = hash_batch(map, &b->in, &b->hs);
+    int rc = scan_batch(map, &b->in, job->dirty_from, &b->scan);
     if (rc != 0)
         return rc;
-    stream_record_iter it;
-    stream_record rec;
-    rc = stream_record_iter_start(&it, b->in.data, b->in.len);
-    if (rc != 0) {
-        stream_record_iter_stop(&it);
-        return STREAM_ECORRUPT;
+    bool set_horizon = false;
+    int32_t kept = 0, seen = (int32_t)b->scan.n;
+    for (size_t i = 0; i < b->scan.n; i++) {
+        rec_ref *r = &b->scan.r[i];
+        r->stay = record_stays(job, map, info, r, &set_horizon);
+        kept += r->stay;
     }
-    /* First pass: decide; the kept records go to b->records once we know the
-     * base timestamp (a new horizon changes every delta). */
-    stream_buf_reset(&b->records);
-    int64_t base_ts = info->base_timestamp;
-    for (int round = 0; round < 2; round++) {
-        if (round == 1) {
-            if (kept == seen && !set_horizon)
-                break; /* nothing changes: copy the batch */
-            if (set_horizon) {
-                base_ts = job->now_ms + job->cfg.delete_retention_ms;
-                if (base_ts < job->min_horizon)
-                    job->min_horizon = base_ts;
-            }
-            stream_record_iter_stop(&it);
-            if ((rc = stream_record_iter_start(&it, b->in.data, b->in.len)) != 0)
-                break;
-        }
-        for (size_t i = 0; (rc = stream_record_iter_next(&it, &rec)) == 1; i++) {
-            bool in_map = rec.offset < job->map_end;
-            bool stay;
-            if (rec.key == NULL) {
-                stay = false;
-            } else if (!in_map) {
-                stay = true;
-            } else {
-                int64_t latest = map_get(map, record_hash(&b->hs, i, &rec));
-                stay = latest <= rec.offset;
-                if (stay && rec.value == NULL) {
-                    if (horizon_passed) {
-                        stay = false;
-                        if (round == 0)
-                            job->st.tombstones_removed++;
-                    } else if (!has_horizon) {
-                        set_horizon = true;
-                    } else if (info->base_timestamp < job->min_horizon) {
-                        job->min_horizon = info->base_timestamp;
-                    }
-                }
-            }
-            if (round == 0) {
-                seen++;
-                kept += stay;
-                if (!stay)
-                    job->st.records_removed++;
-            } else if (stay && (rc = put_record(&b->records, &rec, info->base_offset, base_ts))) {
-                break;
-            }
-        }
-        if (rc != 0)
-            break;
-    }
-    stream_record_iter_stop(&it);
-    if (rc != 0)
-        return rc < 0 ? rc : STREAM_ECORRUPT;
+    job->st.records_removed += seen - kept;
     if (kept == seen && !set_horizon)
-        return 0;
+        return 0; /* nothing changes: copy the batch */
+    int64_t base_ts = info->base_timestamp;
+    if (set_horizon) {
+        base_ts = job->now_ms + job->cfg.delete_retention_ms;
+        if (base_ts < job->min_horizon)
+            job->min_horizon = base_ts;
+    }
+    stream_buf_reset(&b->records);
+    for (size_t i = 0; i < b->scan.n && rc == 0; i++) {
+        const stream_record *rec = &b->scan.r[i].rec;
+        if (!b->scan.r[i].stay)
+            continue;
+        if (set_horizon) {
+            rc = put_record(&b->records, rec, info->base_offset, base_ts);
+        } else {
+            stream_buf_put(&b->records, rec->raw, rec->raw_len);
+            rc = stream_buf_ok(&b->records);
+        }
+    }
+    if (rc != 0)
+        return rc;
     if (kept == 0 && !last_in_segment && !pid_is_last(pids, info->producer_id, info->base_offset)) {
         *keep = false;
         return 0;
@@ -799,7 +869,7 @@ static int filter_batch(stream_log_clean_job *job, const key_map *map, const pid
     }
     if (stream_buf_reserve(&b->out, STREAM_BATCH_HEADER_SIZE + b->records.len) != 0)
         return STREAM_ENOMEM;
-    stream_buf_put(&b->out, b->in.data, STREAM_BATCH_HEADER_SIZE);
+    stream_buf_put(&b->out, b->in.data, STREAM_BATCH_HEADER_SIZE); /* b->in outlives the scan */
     if (codec != STREAM_CODEC_NONE) {
         rc = stream_codec_compress(codec, 0, b->records.data, b->records.len, &b->out);
         if (rc != 0)
@@ -856,20 +926,23 @@ static int rewrite_segment(stream_log_clean_job *job, const key_map *map, const 
             changed = true;
             continue;
         }
-        const stream_buf *src = b->out.len > 0 ? &b->out : &b->in;
-        changed |= b->out.len > 0;
+        batch_view src = b->in;
+        if (b->out.len > 0) {
+            src = (batch_view){b->out.data, b->out.len};
+            changed = true;
+        }
         stream_batch_info out_info;
-        if (stream_batch_header_decode(src->data, src->len, &out_info) != 0) {
+        if (stream_batch_header_decode(src.data, src.len, &out_info) != 0) {
             rc = STREAM_ECORRUPT;
             break;
         }
         int64_t at = ns->size;
-        if ((rc = write_full(ns->fd, src->data, src->len)) != 0) {
+        if ((rc = write_full(ns->fd, src.data, src.len)) != 0) {
             stream__errf(errbuf, errbuf_len, "writing %s: %s", path, stream_strerror(rc));
             break;
         }
-        job->st.bytes_written += (int64_t)src->len;
-        throttle(job, src->len);
+        job->st.bytes_written += (int64_t)src.len;
+        throttle(job, src.len);
         stream__seg_track(ns, at, &out_info, job->cfg.index_interval_bytes);
     }
     if (rc == 0 && changed && fdatasync(ns->fd) != 0) {
@@ -892,13 +965,11 @@ int stream_log_clean_run(stream_log_clean_job *job, char *errbuf, size_t errbuf_
 {
     key_map map = {0};
     pid_map pids = {0};
-    rewrite_bufs b;
-    stream_buf_init(&b.in);
+    rewrite_bufs b = {0};
     stream_buf_init(&b.records);
     stream_buf_init(&b.out);
-    b.hs = (key_hashes){0};
     job->io_start_ns = mono_ns();
-    int rc = scan_producers(job, &pids, &b.in);
+    int rc = scan_producers(job, &pids);
     int64_t dirty_records = 0; /* an upper bound of the keys the map may get */
     for (int k = 0; k < job->nsegs; k++)
         if (job->segs[k].old->next_offset > job->dirty_from)
@@ -906,17 +977,19 @@ int stream_log_clean_run(stream_log_clean_job *job, char *errbuf, size_t errbuf_
     if (rc == 0)
         rc = map_init(&map, job->opts.dedupe_buffer_bytes, dirty_records);
     if (rc == 0)
-        rc = build_map(job, &map, &b.in, &b.hs);
+        rc = dead_init(job);
+    if (rc == 0)
+        rc = build_map(job, &map, &b.scan);
     for (int k = 0; rc == 0 && k < job->nsegs; k++)
         rc = rewrite_segment(job, &map, &pids, &job->segs[k], &b, errbuf, errbuf_len);
     if (rc != 0 && errbuf != NULL && errbuf[0] == '\0')
         stream__errf(errbuf, errbuf_len, "cleaning %s: %s", job->dir, stream_strerror(rc));
     map_release(&map);
     free(pids.slots);
-    stream_buf_release(&b.in);
+    scan_stop(&b.scan);
+    free(b.scan.r);
     stream_buf_release(&b.records);
     stream_buf_release(&b.out);
-    free(b.hs.h);
     job->ran = rc == 0;
     return rc;
 }

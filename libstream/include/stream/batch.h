@@ -110,6 +110,10 @@ typedef struct stream_record {
     int32_t header_count;  /* Number of headers. */
     const uint8_t *headers; /* The encoded headers, for stream_header_iter. */
     size_t headers_len;    /* Bytes at headers. */
+    const uint8_t *raw;    /* The whole encoded record (length varint to the last header),
+                              borrowed like key and value: a copy is this record again in a
+                              batch of the same baseOffset and baseTimestamp. */
+    size_t raw_len;        /* Bytes at raw. */
 } stream_record;
 
 /* The decoded 61-byte header plus the batch's total size. */
