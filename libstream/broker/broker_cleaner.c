@@ -7,15 +7,19 @@
  * A pass has a long middle (reading and rewriting segments) and two short
  * ends that touch the log. The ends run here on the loop thread, which owns
  * every log; the middle runs on libuv's worker pool (uv_queue_work), so the
- * loop keeps serving clients meanwhile. At most UV_THREADPOOL_SIZE - 1 (3)
- * passes run at once whatever the setting, so create/delete topics, which
- * use the same pool, always find a worker.
+ * loop keeps serving clients meanwhile, and the worker hands it to a thread
+ * of lower CPU and I/O priority (stream_cleaner_thread_background), so that
+ * a pass takes a busy machine's spare time rather than the produce path's.
+ * At most UV_THREADPOOL_SIZE - 1 (3) passes run at once whatever the
+ * setting, so create/delete topics, which use the same pool, always find a
+ * worker.
  *
  * A topic deleted while its pass runs: the pass's end finds the topic gone
  * (or another log under its name) and discards the pass. Stopping the
  * broker cancels running passes; the loop's drain waits for them before the
  * store closes.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,11 +68,32 @@ static bool busy(const stream_broker *b, const stream_log *log)
     return false;
 }
 
+static void *pass_main(void *arg)
+{
+    stream__clean_op *op = arg;
+    op->rc = stream_log_clean_run(op->job, op->err, sizeof op->err);
+    return NULL;
+}
+
+static void *background_pass_main(void *arg)
+{
+    (void)stream_cleaner_thread_background(); /* a preference: the pass runs either way */
+    return pass_main(arg);
+}
+
+/* The pass runs on a thread of its own, made a background one (lower CPU
+ * and I/O priority: producers and consumers go first), which a worker of
+ * the pool could not be made and then given back; the worker waits for it.
+ * Without a thread, the worker runs the pass itself at its own priority. */
 static void on_work(uv_work_t *w)
 {
     stream__clean_op *op = w->data;
     op->err[0] = '\0';
-    op->rc = stream_log_clean_run(op->job, op->err, sizeof op->err);
+    pthread_t th;
+    if (pthread_create(&th, NULL, background_pass_main, op) == 0)
+        pthread_join(th, NULL);
+    else
+        pass_main(op);
 }
 
 static void pick(stream_broker *b);

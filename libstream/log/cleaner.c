@@ -24,12 +24,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/ioprio.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +51,22 @@ void stream_cleaner_opts_init(stream_cleaner_opts *opts)
 {
     opts->dedupe_buffer_bytes = (int64_t)128 << 20;
     opts->io_max_bytes_per_second = -1;
+}
+
+int stream_cleaner_thread_background(void)
+{
+    pid_t tid = gettid();
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (nice_now == -1 && errno != 0)
+        return stream_err_from_errno(errno);
+    int want = nice_now + STREAM_CLEANER_NICE_INCREMENT;
+    if (setpriority(PRIO_PROCESS, (id_t)tid, want > 19 ? 19 : want) != 0)
+        return stream_err_from_errno(errno);
+    /* glibc has no wrapper for ioprio_set; a hint, so its failure is ignored */
+    (void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, (int)tid,
+                  IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7));
+    return 0;
 }
 
 /* ---- keys ------------------------------------------------------------------ */

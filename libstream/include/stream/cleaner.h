@@ -123,6 +123,21 @@ void stream_log_clean_cancel(stream_log_clean_job *job);
  * .cleaned files. NULL is a no-op. */
 void stream_log_clean_abort(stream_log_clean_job *job);
 
+/* How much lower than its caller's a cleaning thread's CPU priority is. */
+#define STREAM_CLEANER_NICE_INCREMENT 10
+
+/*
+ * Makes the calling thread a background one for cleaning: its nice value
+ * STREAM_CLEANER_NICE_INCREMENT higher (at most 19), its I/O priority the
+ * lowest of the best-effort class, so that under contention for CPU or disk
+ * producers and consumers go first and the cleaner takes what is left (on
+ * an idle core it runs at full speed). An unprivileged thread cannot take
+ * either back: call it only on a thread that runs passes and then ends.
+ * Linux only. Errors: stream_err_from_errno of setpriority's (the I/O
+ * priority is a hint: its failure is ignored).
+ */
+int stream_cleaner_thread_background(void);
+
 /* Passes until the closed segments are clean (or max_passes ran; <= 0: no
  * limit), on the calling (owner) thread. Returns the number of passes or an
  * error as the steps above. */
