@@ -18,6 +18,8 @@
 #                   followed by a check, then the final checker
 #   make soak-source  SOURCE_SOAK_KILLS (25) kill -9s of stream-pub --url --follow
 #                   --resume under load, then a check that every event is there once
+#   make soak-cleaner  test_cleaner (ASan) with CLEANER_KILL_RUNS (200) kill -9s
+#                   during cleaning (make check runs 25)
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (check runs each briefly)
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
 #   make format     clang-format every C file
@@ -81,7 +83,7 @@ A         := build/asan
 lib_objs   = $(patsubst libstream/%.c,$(1)/obj/lib/%.o,$(LIB_SRC))
 cmdc_objs  = $(patsubst cmd/%.c,$(1)/obj/cmd/%.o,$(CMD_COMMON_SRC))
 
-.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster soak-offsets soak-proc soak-source install uninstall clean format unit cli asan soak
+.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster soak-offsets soak-proc soak-source soak-cleaner install uninstall clean format unit cli asan soak
 .DELETE_ON_ERROR:
 
 all: $(B)/libstream.a $(B)/libstream.so $(addprefix $(B)/,$(PROGRAMS)) $(B)/libstream.pc
@@ -164,6 +166,13 @@ soak: all
 OFFSETS_SOAK_SECONDS ?= 600
 soak-offsets: all
 	@tests/soak/offsets-soak.sh $(B) $(OFFSETS_SOAK_SECONDS)
+
+# test_cleaner's seeded kill -9 loop, CLEANER_KILL_RUNS times (issue 15 asks
+# for at least 50; make check runs 25 to keep its budget): each run kills a
+# cleaning child at a random point and checks the recovered log.
+CLEANER_KILL_RUNS ?= 200
+soak-cleaner: $(A)/tests/test_cleaner
+	@STREAM_CLEANER_KILL_RUNS=$(CLEANER_KILL_RUNS) $(A)/tests/test_cleaner
 
 # tests/soak/cluster-soak.sh: CLUSTER_SOAK_KILLS leader kills and pauses on a
 # 3-broker cluster under acks=all load, then the checkers.

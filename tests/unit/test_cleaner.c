@@ -895,8 +895,8 @@ static void test_model_random_overwrites_and_deletes_match_a_map(void **state)
 
 /* ---- kill -9 during cleaning ---------------------------------------------------------- */
 
-/* 25 runs in make check; STREAM_CLEANER_KILL_RUNS=N runs N (the soak
- * figure is 50 or more). */
+/* 25 runs in make check; STREAM_CLEANER_KILL_RUNS=N runs N: `make
+ * soak-cleaner` runs 200 (CLEANER_KILL_RUNS), issue 15 asks for 50 or more. */
 #define KILL_RUNS_DEFAULT 25
 #define KILL_KEYS 50
 
@@ -1010,6 +1010,9 @@ static void test_kill9_during_cleaning_leaves_old_or_new_segments(void **state)
 
         left_aside += count_files(f, ".log.cleaned") + count_files(f, ".log.swap") > 0;
         open_log(f);
+        /* Recovery completed or discarded what the kill left aside. */
+        assert_int_equal(count_files(f, ".log.cleaned"), 0);
+        assert_int_equal(count_files(f, ".log.swap"), 0);
         kill_check(f, latest, deleted, end);
         /* A full cleaning after recovery gives exactly the latest values. */
         f->opts.io_max_bytes_per_second = -1;
