@@ -110,6 +110,29 @@ wait_records() {
     assert_output "$(printf 'b=5\nc=5\nd=5\na=6')"
 }
 
+@test "a tombstone's delete.retention.ms counts from its first cleaning, not from a restart after kill -9" {
+    stream-topics create tomb -p 1 -c cleanup.policy=compact -c segment.bytes=1024 \
+        -c segment.ms=200 -c min.cleanable.dirty.ratio=0.01 -c delete.retention.ms=3000
+    printf 'gone:v1\nkept:k1\n' | stream-pub -t tomb -K:
+    printf 'gone:\n' | stream-pub -t tomb -K: -Z
+    # The first cleaning removes gone:v1 and keeps the tombstone, stamping
+    # its batch with the horizon (now + 3 s) in the segment file itself.
+    wait_records tomb 2
+    kill_broker
+    # Past the horizon while the broker is down: were the 3 s counted again
+    # from the restart, the tombstone would stay at least 3 s after it.
+    sleep 3
+    local restart
+    restart=$(date +%s%N)
+    start_kafka
+    wait_records tomb 1
+    local gone_ms=$((($(date +%s%N) - restart) / 1000000))
+    echo "the tombstone went ${gone_ms} ms after the restart began" >&2
+    [ "$gone_ms" -lt 3000 ]
+    run stream-sub -t tomb -e -f '%k=%v\n'
+    assert_output 'kept=k1'
+}
+
 @test "stream-sub --latest-per-key and the shell's sub --latest-per-key print the table (records not cleaned yet too)" {
     stream-topics create t -p 2 -c cleanup.policy=compact
     printf 'a:1\nb:1\nc:1\na:2\nb:\nd:1\n' | stream-pub -t t -K: -Z -p 0
