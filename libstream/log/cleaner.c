@@ -354,7 +354,11 @@ typedef struct job_seg {
     stream__segment *old;     /* pinned: the log's segment as begin saw it */
     int64_t size;             /* its size then */
     int64_t records;          /* records in it (header counts), for the map's room */
-    stream__segment *cleaned; /* the rewritten copy (fd on .cleaned), or NULL: unchanged */
+    stream__segment *cleaned; /* the first of a group: the group's rewritten copy (fd on
+                                 .cleaned), or NULL: unchanged; others NULL */
+    int group_last;           /* the first of a group: the index of its last segment (the
+                                 group is rewritten into one file named by the first's
+                                 base); -1 for the others */
 } job_seg;
 
 /* Bytes of a segment read at once by the run step. */
@@ -911,13 +915,42 @@ static int filter_batch(stream_log_clean_job *job, const key_map *map, const pid
     return 0;
 }
 
-/* Rewrites one segment into <base>.log.cleaned; leaves js->cleaned NULL when
- * nothing in it changes. */
-static int rewrite_segment(stream_log_clean_job *job, const key_map *map, const pid_map *pids,
-                           job_seg *js, rewrite_bufs *b, char *errbuf, size_t errbuf_len)
+/*
+ * Groups consecutive segments whose sizes add up to at most segment.bytes
+ * (and whose offsets fit an index's 32-bit relative offsets), as Kafka
+ * does, so that the segments a cleaning shrank are merged by a later pass
+ * instead of each staying a file of its own. A segment larger than that is
+ * a group alone.
+ */
+static void plan_groups(stream_log_clean_job *job)
+{
+    int first = 0;
+    int64_t bytes = job->segs[0].size;
+    job->segs[0].group_last = 0;
+    for (int k = 1; k < job->nsegs; k++) {
+        job_seg *js = &job->segs[k];
+        js->group_last = -1;
+        if (bytes + js->size <= job->cfg.segment_bytes &&
+            js->old->next_offset - job->segs[first].old->base_offset <= INT32_MAX) {
+            bytes += js->size;
+            job->segs[first].group_last = k;
+        } else {
+            first = k;
+            bytes = js->size;
+            js->group_last = k;
+        }
+    }
+}
+
+/* Rewrites the group that starts at segment `first` into <base>.log.cleaned
+ * (base: the first's); leaves its cleaned NULL when the group is one segment
+ * in which nothing changes. */
+static int rewrite_group(stream_log_clean_job *job, const key_map *map, const pid_map *pids,
+                         int first, rewrite_bufs *b, char *errbuf, size_t errbuf_len)
 {
     char path[4096];
-    int64_t base = js->old->base_offset;
+    int last = job->segs[first].group_last;
+    int64_t base = job->segs[first].old->base_offset;
     int rc = stream__seg_path(path, sizeof path, job->dir, base, EXT_CLEANED);
     if (rc != 0)
         return rc;
@@ -932,37 +965,42 @@ static int rewrite_segment(stream_log_clean_job *job, const key_map *map, const 
         stream__seg_unref(ns);
         return rc;
     }
-    bool changed = false;
-    for (int64_t pos = 0; rc == 0 && pos < js->size;) {
-        stream_batch_info info;
-        if ((rc = read_batch(job, js, pos, &b->in, &info)) != 0)
-            break;
-        pos += (int64_t)info.size;
-        bool keep;
-        if ((rc = filter_batch(job, map, pids, &info, pos >= js->size, b, &keep)) != 0)
-            break;
-        if (!keep) {
-            changed = true;
-            continue;
+    bool changed = last > first; /* a merge always writes */
+    int64_t bad_base = base;    /* the segment being read, for a message */
+    for (int k = first; rc == 0 && k <= last; k++) {
+        job_seg *js = &job->segs[k];
+        bad_base = js->old->base_offset;
+        for (int64_t pos = 0; rc == 0 && pos < js->size;) {
+            stream_batch_info info;
+            if ((rc = read_batch(job, js, pos, &b->in, &info)) != 0)
+                break;
+            pos += (int64_t)info.size;
+            bool keep, group_end = k == last && pos >= js->size;
+            if ((rc = filter_batch(job, map, pids, &info, group_end, b, &keep)) != 0)
+                break;
+            if (!keep) {
+                changed = true;
+                continue;
+            }
+            batch_view src = b->in;
+            if (b->out.len > 0) {
+                src = (batch_view){b->out.data, b->out.len};
+                changed = true;
+            }
+            stream_batch_info out_info;
+            if (stream_batch_header_decode(src.data, src.len, &out_info) != 0) {
+                rc = STREAM_ECORRUPT;
+                break;
+            }
+            int64_t at = ns->size;
+            if ((rc = write_full(ns->fd, src.data, src.len)) != 0) {
+                stream__errf(errbuf, errbuf_len, "writing %s: %s", path, stream_strerror(rc));
+                break;
+            }
+            job->st.bytes_written += (int64_t)src.len;
+            throttle(job, src.len);
+            stream__seg_track(ns, at, &out_info, job->cfg.index_interval_bytes);
         }
-        batch_view src = b->in;
-        if (b->out.len > 0) {
-            src = (batch_view){b->out.data, b->out.len};
-            changed = true;
-        }
-        stream_batch_info out_info;
-        if (stream_batch_header_decode(src.data, src.len, &out_info) != 0) {
-            rc = STREAM_ECORRUPT;
-            break;
-        }
-        int64_t at = ns->size;
-        if ((rc = write_full(ns->fd, src.data, src.len)) != 0) {
-            stream__errf(errbuf, errbuf_len, "writing %s: %s", path, stream_strerror(rc));
-            break;
-        }
-        job->st.bytes_written += (int64_t)src.len;
-        throttle(job, src.len);
-        stream__seg_track(ns, at, &out_info, job->cfg.index_interval_bytes);
     }
     if (rc == 0 && changed && fdatasync(ns->fd) != 0) {
         rc = stream_err_from_errno(errno);
@@ -972,11 +1010,11 @@ static int rewrite_segment(stream_log_clean_job *job, const key_map *map, const 
         unlink(path);
         stream__seg_unref(ns);
         if (rc == STREAM_ECORRUPT)
-            stream__errf(errbuf, errbuf_len,
-                         "segment %020" PRId64 " in %s: a batch does not decode", base, job->dir);
+            stream__errf(errbuf, errbuf_len, "segment %020" PRId64 " in %s: a batch does not decode",
+                         bad_base, job->dir);
         return rc;
     }
-    js->cleaned = ns;
+    job->segs[first].cleaned = ns;
     return 0;
 }
 
@@ -999,8 +1037,10 @@ int stream_log_clean_run(stream_log_clean_job *job, char *errbuf, size_t errbuf_
         rc = dead_init(job);
     if (rc == 0)
         rc = build_map(job, &map, &b.scan);
-    for (int k = 0; rc == 0 && k < job->nsegs; k++)
-        rc = rewrite_segment(job, &map, &pids, &job->segs[k], &b, errbuf, errbuf_len);
+    if (rc == 0)
+        plan_groups(job);
+    for (int k = 0; rc == 0 && k < job->nsegs; k = job->segs[k].group_last + 1)
+        rc = rewrite_group(job, &map, &pids, k, &b, errbuf, errbuf_len);
     if (rc != 0 && errbuf != NULL && errbuf[0] == '\0')
         stream__errf(errbuf, errbuf_len, "cleaning %s: %s", job->dir, stream_strerror(rc));
     map_release(&map);
@@ -1039,6 +1079,13 @@ static int rename_at(int dirfd, const char *dir, int64_t base, const char *from_
     return rc;
 }
 
+static void unlink_log(int dirfd, int64_t base)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%020" PRId64 ".log", base);
+    unlinkat(dirfd, name, 0);
+}
+
 static void unlink_indexes(int dirfd, int64_t base)
 {
     char name[64];
@@ -1068,13 +1115,21 @@ static int swap_in(stream_log *log, stream_log_clean_job *job, char *errbuf, siz
                            EXT_SWAP, errbuf, errbuf_len);
     if (rc == 0)
         rc = dir_sync(job->dirfd, job->dir, errbuf, errbuf_len);
-    /* 2. Each .swap over its .log (old indexes first gone), new indexes. */
-    for (int k = 0; rc == 0 && k < job->nsegs; k++) {
+    /* 2. Each group in turn, ascending: the old indexes go, then the .log
+     *    files of the segments merged into the group's first, then the .swap
+     *    goes over the first's .log; new indexes. A kill in between leaves
+     *    the .swap, which recovery completes the same way. */
+    bool merged = false;
+    for (int k = 0; rc == 0 && k < job->nsegs; k = job->segs[k].group_last + 1) {
         job_seg *js = &job->segs[k];
         if (js->cleaned == NULL)
             continue;
         int64_t base = js->old->base_offset;
-        unlink_indexes(job->dirfd, base);
+        int last = js->group_last;
+        for (int m = k; m <= last; m++)
+            unlink_indexes(job->dirfd, job->segs[m].old->base_offset);
+        for (int m = k + 1; m <= last; m++)
+            unlink_log(job->dirfd, job->segs[m].old->base_offset);
         if ((rc = rename_at(job->dirfd, job->dir, base, EXT_SWAP, ".log", errbuf, errbuf_len)))
             break;
         stream__segment *ns = js->cleaned;
@@ -1084,10 +1139,24 @@ static int swap_in(stream_log *log, stream_log_clean_job *job, char *errbuf, siz
             stream__seg_adopt(ns, log->cfg.files, path); /* into the open-file budget */
         ns->roll_at_ms = js->old->roll_at_ms;
         stream__seg_close_times(ns);
-        log->segs[k] = ns;          /* the array's reference moves to the new one; */
-        stream__seg_unref(js->old); /* the job's own pin is dropped in job_free */
+        /* The array's references move to the new one (the job's own pins
+         * are dropped in job_free); merged slots are emptied, then closed up. */
+        log->segs[k] = ns;
+        stream__seg_unref(js->old);
+        for (int m = k + 1; m <= last; m++) {
+            stream__seg_unref(job->segs[m].old);
+            log->segs[m] = NULL;
+            merged = true;
+        }
         (void)stream__seg_rewrite_indexes(log, ns); /* hints: open rebuilds missing ones */
-        job->st.segments_rewritten++;
+        job->st.segments_rewritten += last - k + 1;
+    }
+    if (merged) {
+        int n = 0;
+        for (int k = 0; k < log->nsegs; k++)
+            if (log->segs[k] != NULL)
+                log->segs[n++] = log->segs[k];
+        log->nsegs = n;
     }
     if (rc == 0)
         rc = dir_sync(job->dirfd, job->dir, errbuf, errbuf_len);
@@ -1194,6 +1263,105 @@ static bool name_with(const char *name, const char *ext, int64_t *base)
     return true;
 }
 
+/* A growable list of base offsets. */
+typedef struct base_list {
+    int64_t *v;
+    size_t n, cap;
+} base_list;
+
+static int base_add(base_list *l, int64_t base)
+{
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        int64_t *p = realloc(l->v, ncap * sizeof *p);
+        if (p == NULL)
+            return STREAM_ENOMEM;
+        l->v = p;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = base;
+    return 0;
+}
+
+static int cmp_base(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The offset after the last whole batch of <base>.log.swap (base when none
+ * decodes): a merged group's swap covers the segments up to there. */
+static int64_t swap_end(int dirfd, int64_t base)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%020" PRId64 "%s", base, EXT_SWAP);
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    int64_t end = base;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return end;
+    }
+    uint8_t h[STREAM_BATCH_HEADER_SIZE];
+    stream_batch_info info;
+    for (int64_t pos = 0; st.st_size - pos >= STREAM_BATCH_HEADER_SIZE;) {
+        if (pread_full(fd, h, sizeof h, pos) != 0 ||
+            stream_batch_header_decode(h, sizeof h, &info) != 0 ||
+            (int64_t)info.size > st.st_size - pos || info.base_offset < end)
+            break;
+        end = info.base_offset + info.last_offset_delta + 1;
+        pos += (int64_t)info.size;
+    }
+    close(fd);
+    return end;
+}
+
+static bool base_in(const base_list *l, int64_t base)
+{
+    return bsearch(&base, l->v, l->n, sizeof *l->v, cmp_base) != NULL;
+}
+
+/*
+ * Completes the swaps in ascending base order: a .swap whose .log is gone
+ * (retention deleted it) is deleted; otherwise the .log files of the
+ * segments it merged (bases past its own and below its end) go, with their
+ * indexes and any .swap of theirs, and it is renamed over its .log.
+ */
+static int complete_swaps(stream_log *log, base_list *swaps, base_list *logs, char *errbuf,
+                          size_t errbuf_len)
+{
+    qsort(swaps->v, swaps->n, sizeof *swaps->v, cmp_base);
+    qsort(logs->v, logs->n, sizeof *logs->v, cmp_base);
+    int64_t covered = INT64_MIN; /* bases below it were merged away */
+    for (size_t i = 0; i < swaps->n; i++) {
+        int64_t base = swaps->v[i];
+        char swapname[64], logname[64];
+        snprintf(swapname, sizeof swapname, "%020" PRId64 "%s", base, EXT_SWAP);
+        snprintf(logname, sizeof logname, "%020" PRId64 ".log", base);
+        if (base < covered || !base_in(logs, base)) {
+            unlinkat(log->dirfd, swapname, 0); /* its segment was deleted or merged */
+            continue;
+        }
+        int64_t end = swap_end(log->dirfd, base);
+        for (size_t j = 0; j < logs->n; j++)
+            if (logs->v[j] > base && logs->v[j] < end) {
+                unlink_indexes(log->dirfd, logs->v[j]);
+                unlink_log(log->dirfd, logs->v[j]);
+            }
+        if (end > covered)
+            covered = end;
+        unlink_indexes(log->dirfd, base);
+        if (renameat(log->dirfd, swapname, log->dirfd, logname) != 0) {
+            int rc = stream_err_from_errno(errno);
+            stream__errf(errbuf, errbuf_len, "completing the swap of %s/%s: %s", log->dir,
+                         swapname, strerror(errno));
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int stream__clean_recover(stream_log *log, char *errbuf, size_t errbuf_len)
 {
     /* Open holds log->dirfd (log.c: load). */
@@ -1209,30 +1377,25 @@ int stream__clean_recover(stream_log *log, char *errbuf, size_t errbuf_len)
     rewinddir(d);
     bool changed = false;
     int rc = 0;
+    base_list swaps = {0}, logs = {0};
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         int64_t base;
-        char logname[64];
         if (name_with(e->d_name, EXT_CLEANED, &base)) {
             unlinkat(log->dirfd, e->d_name, 0); /* never complete: the old one stands */
             changed = true;
         } else if (name_with(e->d_name, EXT_SWAP, &base)) {
-            struct stat st;
-            snprintf(logname, sizeof logname, "%020" PRId64 ".log", base);
+            rc = base_add(&swaps, base);
             changed = true;
-            if (fstatat(log->dirfd, logname, &st, 0) != 0) {
-                unlinkat(log->dirfd, e->d_name, 0); /* its segment was deleted */
-                continue;
-            }
-            unlink_indexes(log->dirfd, base);
-            if (renameat(log->dirfd, e->d_name, log->dirfd, logname) != 0) {
-                rc = stream_err_from_errno(errno);
-                stream__errf(errbuf, errbuf_len, "completing the swap of %s/%s: %s", log->dir,
-                             e->d_name, strerror(errno));
-            }
+        } else if (name_with(e->d_name, ".log", &base)) {
+            rc = base_add(&logs, base);
         }
     }
     closedir(d);
+    if (rc == 0 && swaps.n > 0)
+        rc = complete_swaps(log, &swaps, &logs, errbuf, errbuf_len);
+    free(swaps.v);
+    free(logs.v);
     if (rc == 0 && changed)
         rc = dir_sync(log->dirfd, log->dir, errbuf, errbuf_len);
     return rc;

@@ -285,13 +285,20 @@ static void test_clean_keeps_the_latest_value_of_each_key_across_segments(void *
     }
     /* Appends go on at the same end. After an open the cleaner looks once
      * for tombstones past their horizon (it cannot know there are none),
-     * changing nothing; then it finds no work. */
+     * removing nothing but merging the segments the first pass shrank (10
+     * records in 1 KiB segments: one file); then it finds no work. */
+    int segs_cleaned = stream_log_segment_count(f->log);
     assert_int_equal(produce(f, "key-0", "after"), end);
     stream_clean_stats st2 = {0};
     assert_int_equal(clean_at(f, NOW, &st2), 1);
-    assert_int_equal(st2.segments_rewritten, 0);
+    assert_true(st2.segments_rewritten >= 2);
     assert_int_equal(st2.records_removed, 0);
+    assert_int_equal(stream_log_segment_count(f->log), 2); /* the merged one, the active */
+    assert_true(segs_cleaned > 2);
     assert_int_equal(clean_at(f, NOW, NULL), 0);
+    reading rd = read_all(f);
+    assert_int_equal(rd.n, 11);
+    free(rd.r);
 }
 
 static void test_active_segment_is_never_cleaned(void **state)
@@ -810,6 +817,214 @@ static void test_open_completes_swaps_and_discards_cleaned_files(void **state)
     free(rd.r);
 }
 
+/* Overwrites every one of `keys` keys once (a batch each); *last gets
+ * each key's offset and value "v<i>-<round>". */
+static void overwrite_all(fixture *f, int keys, int round, int64_t *last)
+{
+    char k[32], v[32];
+    for (int i = 0; i < keys; i++) {
+        snprintf(k, sizeof k, "key-%d", i);
+        snprintf(v, sizeof v, "v%d-%d", i, round);
+        last[i] = produce(f, k, v);
+    }
+}
+
+/* Every key once, with the value of `round` at its offset in last. */
+static void check_latest(fixture *f, int keys, int round, const int64_t *last)
+{
+    reading rd = read_all(f); /* offsets increasing, nothing twice */
+    assert_int_equal(rd.n, keys);
+    char k[32], v[32];
+    for (int i = 0; i < keys; i++) {
+        snprintf(k, sizeof k, "key-%d", i);
+        snprintf(v, sizeof v, "v%d-%d", i, round);
+        const got *g = find_key(&rd, k);
+        assert_non_null(g);
+        assert_string_equal(g->value, v);
+        assert_int_equal(g->offset, last[i]);
+    }
+    free(rd.r);
+}
+
+/* The .log files of the log's directory and their total size. */
+static int log_files(const fixture *f, int64_t *bytes, int64_t *largest)
+{
+    DIR *d = opendir(f->logdir);
+    assert_non_null(d);
+    int n = 0;
+    *bytes = *largest = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len != 24 || strcmp(e->d_name + 20, ".log") != 0)
+            continue;
+        char path[600];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", f->logdir, e->d_name);
+        assert_int_equal(stat(path, &st), 0);
+        *bytes += st.st_size;
+        if (st.st_size > *largest)
+            *largest = st.st_size;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void test_cleaned_segments_are_merged_up_to_segment_bytes(void **state)
+{
+    fixture *f = *state;
+    int64_t last[20];
+    for (int round = 0; round < 10; round++)
+        overwrite_all(f, 20, round, last);
+    roll(f);
+    int64_t end = stream_log_end_offset(f->log);
+    int before = stream_log_segment_count(f->log);
+    assert_true(before > 10);
+    /* The first pass shrinks every segment (a tenth of the records stay)
+     * but cannot merge them: each was full. */
+    clean_at(f, NOW, NULL);
+    assert_int_equal(stream_log_segment_count(f->log), before);
+    /* The next pass (new dirty records) merges what the first shrank. */
+    overwrite_all(f, 20, 10, last);
+    roll(f);
+    stream_clean_stats st = {0};
+    assert_true(clean_at(f, NOW, &st) >= 1);
+    int64_t bytes, largest;
+    int files = log_files(f, &bytes, &largest);
+    assert_int_equal(files, stream_log_segment_count(f->log));
+    /* Greedy groups: any two neighbours hold more than segment.bytes. */
+    assert_true(largest <= f->cfg.segment_bytes);
+    assert_true(files - 1 <= 2 * bytes / f->cfg.segment_bytes + 1);
+    assert_true(files < before / 2);
+    assert_true(st.segments_rewritten > files);
+    assert_true(stream_log_end_offset(f->log) > end);
+    end = stream_log_end_offset(f->log);
+    check_latest(f, 20, 10, last);
+    reopen(f);
+    assert_int_equal(stream_log_end_offset(f->log), end);
+    check_latest(f, 20, 10, last);
+    assert_int_equal(produce(f, "key-0", "after"), end); /* appends go on */
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The bases of dir's .log files, ascending, into bases; returns how many. */
+static int list_bases(const char *dir, int64_t *bases, int max)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".log") == 0 && n < max)
+            bases[n++] = strtoll(e->d_name, NULL, 10);
+    closedir(d);
+    qsort(bases, (size_t)n, sizeof *bases, cmp_i64);
+    return n;
+}
+
+static void test_open_completes_a_merge_left_half_done(void **state)
+{
+    fixture *f = *state;
+    int64_t last[20];
+    for (int round = 0; round < 10; round++)
+        overwrite_all(f, 20, round, last);
+    roll(f);
+    clean_at(f, NOW, NULL);
+    overwrite_all(f, 20, 10, last);
+    roll(f);
+    /* Save the segments as they are before the merging pass. */
+    stream_log_close(f->log);
+    f->log = NULL;
+    char saved[300], from[600], to[600];
+    snprintf(saved, sizeof saved, "%s/saved", f->dir);
+    assert_int_equal(mkdir(saved, 0755), 0);
+    int64_t old[64], merged[64];
+    int nold = list_bases(f->logdir, old, 64);
+    for (int i = 0; i < nold; i++) {
+        snprintf(from, sizeof from, "%s/%020" PRId64 ".log", f->logdir, old[i]);
+        snprintf(to, sizeof to, "%s/%020" PRId64 ".log", saved, old[i]);
+        copy_file(from, to);
+    }
+    snprintf(from, sizeof from, "%s/cleaner-offset-checkpoint", f->logdir);
+    snprintf(to, sizeof to, "%s/cleaner-offset-checkpoint", saved);
+    copy_file(from, to);
+    open_log(f);
+    int64_t end = stream_log_end_offset(f->log);
+    clean_at(f, NOW, NULL);
+    stream_log_close(f->log);
+    f->log = NULL;
+    int nmerged = list_bases(f->logdir, merged, 64);
+    assert_true(nmerged < nold);
+    /* A kill after the first group's .swap was made durable (the later
+     * groups' were still .cleaned, so discarded) and one of the segments it
+     * merged was removed: the merged first group as .swap, the old segments
+     * back except that one, the old clean offset, no indexes. */
+    int64_t first = merged[0];
+    assert_true(nmerged >= 2 && old[1] < merged[1]); /* old[1] was merged into the first */
+    snprintf(from, sizeof from, "%s/%020" PRId64 ".log", f->logdir, first);
+    snprintf(to, sizeof to, "%s/%020" PRId64 ".log.swap", f->logdir, first);
+    copy_file(from, to);
+    for (int i = 0; i < nmerged; i++) {
+        snprintf(from, sizeof from, "%s/%020" PRId64 ".log", f->logdir, merged[i]);
+        unlink(from);
+    }
+    for (int i = 0; i < nold; i++) {
+        if (i == 1)
+            continue; /* merged into the first group and already removed */
+        snprintf(from, sizeof from, "%s/%020" PRId64 ".log", saved, old[i]);
+        snprintf(to, sizeof to, "%s/%020" PRId64 ".log", f->logdir, old[i]);
+        copy_file(from, to);
+    }
+    snprintf(from, sizeof from, "%s/cleaner-offset-checkpoint", saved);
+    snprintf(to, sizeof to, "%s/cleaner-offset-checkpoint", f->logdir);
+    copy_file(from, to);
+    DIR *d = opendir(f->logdir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, "index") != NULL) {
+            snprintf(from, sizeof from, "%s/%s", f->logdir, e->d_name);
+            unlink(from);
+        }
+    closedir(d);
+    open_log(f);
+    char swapname[64];
+    snprintf(swapname, sizeof swapname, "%020" PRId64 ".log.swap", first);
+    assert_false(exists(f, swapname));
+    assert_int_equal(stream_log_end_offset(f->log), end);
+    /* The segments the swap merged are gone, the others still old: each
+     * key's latest record is there (read_all: no offset twice), and older
+     * ones of the groups never swapped. */
+    int64_t now_bases[64];
+    int n = list_bases(f->logdir, now_bases, 64);
+    assert_true(n < nold);
+    for (int i = 0; i < n; i++)
+        assert_false(now_bases[i] > first && now_bases[i] < merged[1]);
+    reading rd = read_all(f);
+    assert_true(rd.n >= 20);
+    for (int i = 0; i < 20; i++) {
+        char k[32], v[32];
+        snprintf(k, sizeof k, "key-%d", i);
+        snprintf(v, sizeof v, "v%d-10", i);
+        const got *g = NULL;
+        for (int j = 0; j < rd.n; j++)
+            if (strcmp(rd.r[j].key, k) == 0)
+                g = &rd.r[j];
+        assert_non_null(g);
+        assert_string_equal(g->value, v);
+        assert_int_equal(g->offset, last[i]);
+    }
+    free(rd.r);
+    /* The next pass finishes the cleaning. */
+    assert_true(clean_at(f, NOW, NULL) >= 1);
+    check_latest(f, 20, 10, last);
+}
+
 /* ---- model check -------------------------------------------------------------------- */
 
 #define MODEL_KEYS 40
@@ -923,12 +1138,18 @@ static int count_files(const fixture *f, const char *ext)
     return n;
 }
 
-/* Fills a fresh log: KILL_KEYS keys written 8 times each, some deleted. */
+/* Fills a fresh log: KILL_KEYS keys written 8 times each, some deleted;
+ * the first 4 rounds cleaned already, so the segments they shrank are
+ * merged by the next cleaning (its swap then spans several segments). */
 static void kill_fill(fixture *f, char latest[KILL_KEYS][32], bool deleted[KILL_KEYS])
 {
     char k[32];
     for (int round = 0; round < 8; round++)
         for (int i = 0; i < KILL_KEYS; i++) {
+            if (round == 4 && i == 0) {
+                roll(f);
+                clean_at(f, NOW, NULL);
+            }
             snprintf(k, sizeof k, "key-%d", i);
             bool del = round == 7 && i % 7 == 0;
             snprintf(latest[i], 32, "v%d-%d", i, round);
@@ -978,6 +1199,7 @@ static void test_kill9_during_cleaning_leaves_old_or_new_segments(void **state)
         char latest[KILL_KEYS][32];
         bool deleted[KILL_KEYS];
         kill_fill(f, latest, deleted);
+        int segs_filled = stream_log_segment_count(f->log);
         int64_t end = stream_log_end_offset(f->log);
         int64_t bytes = stream_log_size(f->log);
         stream_log_close(f->log);
@@ -1021,6 +1243,7 @@ static void test_kill9_during_cleaning_leaves_old_or_new_segments(void **state)
         assert_int_equal(rd.n, KILL_KEYS);
         free(rd.r);
         kill_check(f, latest, deleted, end);
+        assert_true(stream_log_segment_count(f->log) < segs_filled); /* merged */
     }
     /* Most runs must really have been killed mid-way. */
     print_message("%d of %d cleanings killed, %d leaving cleaned files aside\n", cut_short,
@@ -1046,6 +1269,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_producers_last_batch_is_kept_for_deduplication,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_follower_catches_up_across_the_leaders_holes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cleaned_segments_are_merged_up_to_segment_bytes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_completes_a_merge_left_half_done, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_map_too_small_cleans_in_several_passes, setup,
                                         teardown),

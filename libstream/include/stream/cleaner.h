@@ -12,15 +12,19 @@
  *      stopping at a segment boundary when the map is full (its size is the
  *      dedupe buffer's: 24 bytes a key, 128-bit key hashes), so a log with
  *      more keys than fit is cleaned in several passes;
- *   3. rewrites each of those segments into `<base>.log.cleaned` keeping a
- *      record when no later record of its key is in the map. Records keep
- *      their offsets (holes are allowed); a batch keeps its baseOffset,
- *      lastOffsetDelta, producer fields and codec (recompressed when records
- *      went), and its CRC is recomputed. A batch left without records is
- *      dropped, except the last batch of a segment (so segments still chain
- *      base to base) and the last batch of each producer id (so idempotent
- *      producers are still deduplicated after a reopen): those stay as
- *      batches of 0 records. Keyless records are dropped (Kafka does too).
+ *   3. groups consecutive segments whose sizes add up to at most
+ *      segment_bytes (as Kafka does: the segments earlier passes shrank are
+ *      merged, so a compacted log does not keep a file per original segment
+ *      forever) and rewrites each group into `<base>.log.cleaned` (base: its
+ *      first segment's) keeping a record when no later record of its key is
+ *      in the map. Records keep their offsets (holes are allowed); a batch
+ *      keeps its baseOffset, lastOffsetDelta, producer fields and codec
+ *      (recompressed when records went), and its CRC is recomputed. A batch
+ *      left without records is dropped, except the last batch of a group (so
+ *      segments still chain base to base) and the last batch of each
+ *      producer id (so idempotent producers are still deduplicated after a
+ *      reopen): those stay as batches of 0 records. Keyless records are
+ *      dropped (Kafka does too).
  *   4. swaps the cleaned files in (see "Crash safety") and moves the clean
  *      offset to where the map ended.
  *
@@ -33,11 +37,15 @@
  * Crash safety. Cleaned files are written aside as `<base>.log.cleaned` and
  * fdatasync'd; then, in ascending base order, each is renamed to
  * `<base>.log.swap` and the directory fsync'd: a .swap file is a complete,
- * durable segment. Then each segment's index files are removed and the .swap
- * renamed over its .log, and new indexes written. Opening a log
- * (stream__clean_recover) deletes every .cleaned file and completes every
- * .swap whose .log still exists (else deletes it). A kill -9 at any point
- * leaves for each segment its old or its new content, never a gap or a
+ * durable segment. Then, group by group, the index files of the group's
+ * segments are removed, the .log files of the segments merged into its
+ * first, and the .swap renamed over the first's .log; new indexes are
+ * written. Opening a log (stream__clean_recover) deletes every .cleaned file
+ * and completes the .swap files in ascending order: one whose .log still
+ * exists removes the .log files it merged (those based past its base and
+ * below its last batch's end) and replaces its .log; one whose .log is gone
+ * (deleted, or merged by an earlier one) is deleted. A kill -9 at any point
+ * leaves for each group its old segments or its new one, never a gap or a
  * duplicate offset; swapping in ascending order keeps a removed tombstone
  * from letting an older value of its key reappear.
  *
@@ -73,7 +81,7 @@ void stream_cleaner_opts_init(stream_cleaner_opts *opts);
 /* What passes did. */
 typedef struct stream_clean_stats {
     int passes;                 /* passes that ran */
-    int segments_rewritten;     /* segments swapped for a cleaned copy */
+    int segments_rewritten;     /* segments swapped for a cleaned copy (merged ones each count) */
     int64_t bytes_read;         /* segment bytes read (map + rewrite) */
     int64_t bytes_written;      /* bytes of cleaned segments */
     int64_t records_removed;    /* records dropped (superseded, keyless, expired tombstones) */
