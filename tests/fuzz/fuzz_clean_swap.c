@@ -23,6 +23,8 @@
  *   - open succeeds and leaves no .swap or .cleaned file;
  *   - a completed swap left seg0's .log a prefix of the .swap bytes (recovery
  *     only cuts); a swap for a missing segment created nothing;
+ *   - a completed swap of seg0 made of whole batches that reach past seg1's
+ *     base (a merged group's copy) removed seg1;
  *   - without trusted files, a read from the start to the end returns whole
  *     batches that pass stream_batch_check with offsets increasing (holes
  *     allowed) up to exactly the end; with them, never a bad batch;
@@ -109,6 +111,22 @@ static int64_t offsets_in(const uint8_t *p, size_t len, int64_t base)
         pos += info.size;
     }
     return base;
+}
+
+/* The offset after the last batch when p is whole batches with ascending
+ * offsets and nothing else, else -1. */
+static int64_t whole_batches_end(const uint8_t *p, size_t len)
+{
+    stream_batch_info info;
+    int64_t end = 0;
+    size_t pos = 0;
+    while (pos < len && stream_batch_header_decode(p + pos, len - pos, &info) == 0 &&
+           info.size <= len - pos && info.base_offset >= end &&
+           info.base_offset <= INT32_MAX && info.last_offset_delta <= INT32_MAX / 2) {
+        end = info.base_offset + info.last_offset_delta + 1;
+        pos += info.size;
+    }
+    return pos == len && len > 0 ? end : -1;
 }
 
 /* No .swap or .cleaned file left in dir. */
@@ -232,6 +250,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_no_leftovers(dir);
     if (flags & F_SWAP0)
         check_prefix(dir, swap0, n1);
+    char path1[256];
+    snprintf(path1, sizeof path1, "%s/%020" PRId64 ".log", dir, base1);
+    FUZZ_CHECK_MSG(!((flags & F_SWAP0) && (flags & F_SEG1) && whole_batches_end(swap0, n1) > base1 &&
+                     access(path1, F_OK) == 0),
+                   "seg1 (base %" PRId64 ") survived a swap of seg0 that covers it", base1);
     char path[256];
     snprintf(path, sizeof path, "%s/%020d.log", dir, 999999);
     FUZZ_CHECK(!(flags & F_ORPHAN) || access(path, F_OK) != 0 || base1 == 999999);

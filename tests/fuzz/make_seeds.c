@@ -743,6 +743,32 @@ static void clean_swap_seeds(void)
     read_file(part, fname, &new0);
     snprintf(fname, sizeof fname, "%s.log", names[1]);
     read_file(part, fname, &new1);
+    /* More overwrites, and a pass that merges the segments the first one
+     * shrank: its copy of the first group spans the second segment too. */
+    stream_buf merged = STREAM_BUF_INIT;
+    for (int i = 0; i < 7; i++) {
+        stream_batch_builder bb;
+        stream_batch_builder_init(&bb);
+        char k[16];
+        snprintf(k, sizeof k, "key-%d", i);
+        const uint8_t *p;
+        size_t len;
+        int64_t at;
+        if (stream_batch_builder_append(&bb, 1732442500000, k, (int32_t)strlen(k), "again", 5,
+                                        NULL, 0) != 0 ||
+            stream_batch_builder_finish(&bb, &p, &len) != 0)
+            die("build");
+        uint8_t copy[512];
+        memcpy(copy, p, len);
+        if (stream_log_append(log, copy, len, &at, err, sizeof err) != 0)
+            die(err);
+        stream_batch_builder_release(&bb);
+    }
+    if (stream_log_maybe_roll(log, INT64_C(4102444800000)) != 0 || stream_log_flush(log) != 0 ||
+        stream_log_clean(log, INT64_C(4102444800000), &opts, 0, NULL, err, sizeof err) < 0)
+        die("merge");
+    snprintf(fname, sizeof fname, "%s.log", names[0]);
+    read_file(part, fname, &merged);
     stream_log_close(log);
 
     swap_input("swap", 0x01, &old0, &new0, &none, &none);
@@ -752,6 +778,13 @@ static void clean_swap_seeds(void)
     swap_input("first-swapped-second-cleaned-aside", 0x0b, &old0, &new0, &old1, &new1);
     swap_input("orphan-swap", 0x0c, &old0, &new0, &old1, &none);
     swap_input("trusted-stale-indexes", 0x69, &old0, &new0, &old1, &new1);
+    /* The merged first group as seg0's .swap beside the cleaned first two
+     * segments (a kill before the merged ones were removed), then with the
+     * second already removed. */
+    swap_input("merged-swap-covers-second", 0x09, &new0, &merged, &new1, &none);
+    swap_input("merged-swap-second-removed", 0x01, &new0, &merged, &none, &none);
+    swap_input("merged-swap-second-swapped-too", 0x19, &new0, &merged, &new1, &new1);
+    stream_buf_release(&merged);
     new0.len = new0.len > 9 ? new0.len - 9 : 0; /* a torn cleaned copy */
     swap_input("torn-cleaned", 0x02, &old0, &new0, &none, &none);
 
