@@ -73,6 +73,8 @@ TEST_LDFLAGS_test_metadata := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 # Headers shared by the unit tests (wire.h, client_kit.h): a change rebuilds them.
 TEST_H    := $(wildcard tests/unit/*.h)
 BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
+# What the benchmarks share (bench_util.h): a change rebuilds them.
+BENCH_H   := $(wildcard tests/bench/*.h)
 PROGRAMS  := $(patsubst cmd/%.c,%,$(CMD_SRC))
 MAN_PAGES := $(sort $(wildcard share/man/man*/*.[0-9]))
 
@@ -105,9 +107,9 @@ $(B)/stream-%: $(B)/obj/cmd/stream-%.o $(call cmdc_objs,$(B)) $(B)/libstream.a
 $(B)/tests/%: tests/unit/%.c $(TEST_H) $(B)/libstream.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $(filter-out %.h,$^) $(TEST_LDFLAGS_$*) $(LDLIBS) -lcmocka
-$(B)/bench/%: tests/bench/%.c $(B)/libstream.a
+$(B)/bench/%: tests/bench/%.c $(BENCH_H) $(B)/libstream.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
 $(B)/libstream.pc: Makefile
 	@mkdir -p $(@D)
@@ -131,9 +133,9 @@ $(A)/tests/%: tests/unit/%.c $(TEST_H) $(A)/libstream.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $(filter-out %.h,$^) $(TEST_LDFLAGS_$*) $(LDLIBS) -lcmocka
 
-$(A)/bench/%: tests/bench/%.c $(A)/libstream.a
+$(A)/bench/%: tests/bench/%.c $(BENCH_H) $(A)/libstream.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
 
 UNIT_A    := $(patsubst tests/unit/%.c,$(A)/tests/%,$(TEST_SRC))
 # tests/cli/scale.bats drives the broker with bench/idle_consumers.

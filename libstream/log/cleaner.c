@@ -69,6 +69,19 @@ int stream_cleaner_thread_background(void)
     return 0;
 }
 
+/* Doubles the array at *p of *cap elements of elem bytes (to first when
+ * empty). STREAM_ENOMEM leaves it as it was. */
+static int grow_array(void **p, size_t *cap, size_t elem, size_t first)
+{
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *q = realloc(*p, ncap * elem);
+    if (q == NULL)
+        return STREAM_ENOMEM;
+    *p = q;
+    *cap = ncap;
+    return 0;
+}
+
 /* ---- keys ------------------------------------------------------------------ */
 
 typedef struct key_hash {
@@ -276,14 +289,8 @@ static int scan_batch(const key_map *m, const batch_view *in, int64_t hash_below
     stream_record rec;
     while (rc == 0 && (rc = stream_record_iter_next(&bs->it, &rec)) == 1) {
         rc = 0;
-        if (bs->n == bs->cap) {
-            size_t ncap = bs->cap ? bs->cap * 2 : 256;
-            rec_ref *p = realloc(bs->r, ncap * sizeof *p);
-            if (p == NULL)
-                return STREAM_ENOMEM;
-            bs->r = p;
-            bs->cap = ncap;
-        }
+        if (bs->n == bs->cap && grow_array((void **)&bs->r, &bs->cap, sizeof *bs->r, 256) != 0)
+            return STREAM_ENOMEM;
         rec_ref *r = &bs->r[bs->n++];
         r->rec = rec;
         r->h = (key_hash){0, 0};
@@ -1271,14 +1278,8 @@ typedef struct base_list {
 
 static int base_add(base_list *l, int64_t base)
 {
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 16;
-        int64_t *p = realloc(l->v, ncap * sizeof *p);
-        if (p == NULL)
-            return STREAM_ENOMEM;
-        l->v = p;
-        l->cap = ncap;
-    }
+    if (l->n == l->cap && grow_array((void **)&l->v, &l->cap, sizeof *l->v, 16) != 0)
+        return STREAM_ENOMEM;
     l->v[l->n++] = base;
     return 0;
 }

@@ -44,6 +44,8 @@
 #include "stream/error.h"
 #include "stream/log.h"
 
+#include "bench_util.h"
+
 #define PER_BATCH   100
 #define VALUE_BYTES 80
 
@@ -248,18 +250,6 @@ static run_result one_run(const char *base, long mb, uint64_t keys, bool backgro
     return r;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int main(int argc, char **argv)
 {
     const char *base = getenv("LOG_BENCH_DIR") ? getenv("LOG_BENCH_DIR") : "/tmp";
@@ -300,7 +290,7 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     getloadavg(load1, 3);
-    double mr = median(reads, runs), ma = median(appends, runs);
+    double mr = bench_median(reads, runs), ma = bench_median(appends, runs);
     printf("medians of %d runs (load average %.1f before, %.1f after, %ld CPUs): cleaner read "
            "%.0f%% of dd (target 50%%: %s), appends during cleaning %.0f%% of alone (target 70%%: "
            "%s)\n",

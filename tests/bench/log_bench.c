@@ -37,6 +37,8 @@
 #include "stream/error.h"
 #include "stream/log.h"
 
+#include "bench_util.h"
+
 #define NBATCHES 16 /* distinct batches cycled through */
 
 typedef struct result {
@@ -71,18 +73,6 @@ static void die(const char *what, int rc, const char *detail)
     fprintf(stderr, "log_bench: %s: %s%s%s\n", what, stream_strerror(rc),
             detail && *detail ? ": " : "", detail ? detail : "");
     exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Appends `total` bytes worth of batches; with `group`, through a flusher
@@ -258,9 +248,9 @@ int main(int argc, char **argv)
         dd_mb[r] = dd.mb_per_s;
     }
     rm_rf(dir);
-    double m_nf_rec = median(nf_rec, runs), m_nf_mb = median(nf_mb, runs);
-    double m_gc_rec = median(gc_rec, runs), m_gc_mb = median(gc_mb, runs);
-    double m_dd = median(dd_mb, runs);
+    double m_nf_rec = bench_median(nf_rec, runs), m_nf_mb = bench_median(nf_mb, runs);
+    double m_gc_rec = bench_median(gc_rec, runs), m_gc_mb = bench_median(gc_mb, runs);
+    double m_dd = bench_median(dd_mb, runs);
     double ratio = m_gc_mb / m_dd;
     printf("median: no-flush %.2f M records/s %.0f MB/s; group commit %.2f M records/s "
            "%.0f MB/s; dd %.0f MB/s; group commit / dd = %.2f\n",

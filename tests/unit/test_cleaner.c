@@ -817,6 +817,16 @@ static void test_open_completes_swaps_and_discards_cleaned_files(void **state)
     free(rd.r);
 }
 
+/* The key's record with the highest offset in rd, NULL when none. */
+static const got *last_of(const reading *rd, const char *key)
+{
+    const got *g = NULL;
+    for (int j = 0; j < rd->n; j++)
+        if (strcmp(rd->r[j].key, key) == 0)
+            g = &rd->r[j];
+    return g;
+}
+
 /* Overwrites every one of `keys` keys once (a batch each); *last gets
  * each key's offset and value "v<i>-<round>". */
 static void overwrite_all(fixture *f, int keys, int round, int64_t *last)
@@ -829,55 +839,65 @@ static void overwrite_all(fixture *f, int keys, int round, int64_t *last)
     }
 }
 
+/* Each key's last record in rd has the value of `round`, at its offset in
+ * last. */
+static void check_last_values(const reading *rd, int keys, int round, const int64_t *last)
+{
+    char k[32], v[32];
+    for (int i = 0; i < keys; i++) {
+        snprintf(k, sizeof k, "key-%d", i);
+        snprintf(v, sizeof v, "v%d-%d", i, round);
+        const got *g = last_of(rd, k);
+        assert_non_null(g);
+        assert_string_equal(g->value, v);
+        assert_int_equal(g->offset, last[i]);
+    }
+}
+
 /* Every key once, with the value of `round` at its offset in last. */
 static void check_latest(fixture *f, int keys, int round, const int64_t *last)
 {
     reading rd = read_all(f); /* offsets increasing, nothing twice */
     assert_int_equal(rd.n, keys);
-    char k[32], v[32];
-    for (int i = 0; i < keys; i++) {
-        snprintf(k, sizeof k, "key-%d", i);
-        snprintf(v, sizeof v, "v%d-%d", i, round);
-        const got *g = find_key(&rd, k);
-        assert_non_null(g);
-        assert_string_equal(g->value, v);
-        assert_int_equal(g->offset, last[i]);
-    }
+    check_last_values(&rd, keys, round, last);
     free(rd.r);
 }
 
-/* The .log files of the log's directory and their total size. */
+static int list_bases(const char *dir, int64_t *bases, int max);
+
+/* The .log files of the log's directory: how many, their total size and
+ * the largest. */
 static int log_files(const fixture *f, int64_t *bytes, int64_t *largest)
 {
-    DIR *d = opendir(f->logdir);
-    assert_non_null(d);
-    int n = 0;
+    int64_t bases[256];
+    int n = list_bases(f->logdir, bases, 256);
     *bytes = *largest = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len != 24 || strcmp(e->d_name + 20, ".log") != 0)
-            continue;
+    for (int i = 0; i < n; i++) {
         char path[600];
         struct stat st;
-        snprintf(path, sizeof path, "%s/%s", f->logdir, e->d_name);
+        snprintf(path, sizeof path, "%s/%020" PRId64 ".log", f->logdir, bases[i]);
         assert_int_equal(stat(path, &st), 0);
         *bytes += st.st_size;
         if (st.st_size > *largest)
             *largest = st.st_size;
-        n++;
     }
-    closedir(d);
     return n;
+}
+
+/* 20 keys overwritten in 10 rounds, a batch a record, closed: many full
+ * 1 KiB segments. */
+static void ten_rounds(fixture *f, int64_t last[20])
+{
+    for (int round = 0; round < 10; round++)
+        overwrite_all(f, 20, round, last);
+    roll(f);
 }
 
 static void test_cleaned_segments_are_merged_up_to_segment_bytes(void **state)
 {
     fixture *f = *state;
     int64_t last[20];
-    for (int round = 0; round < 10; round++)
-        overwrite_all(f, 20, round, last);
-    roll(f);
+    ten_rounds(f, last);
     int64_t end = stream_log_end_offset(f->log);
     int before = stream_log_segment_count(f->log);
     assert_true(before > 10);
@@ -932,9 +952,7 @@ static void test_open_completes_a_merge_left_half_done(void **state)
 {
     fixture *f = *state;
     int64_t last[20];
-    for (int round = 0; round < 10; round++)
-        overwrite_all(f, 20, round, last);
-    roll(f);
+    ten_rounds(f, last);
     clean_at(f, NOW, NULL);
     overwrite_all(f, 20, 10, last);
     roll(f);
@@ -1007,18 +1025,7 @@ static void test_open_completes_a_merge_left_half_done(void **state)
         assert_false(now_bases[i] > first && now_bases[i] < merged[1]);
     reading rd = read_all(f);
     assert_true(rd.n >= 20);
-    for (int i = 0; i < 20; i++) {
-        char k[32], v[32];
-        snprintf(k, sizeof k, "key-%d", i);
-        snprintf(v, sizeof v, "v%d-10", i);
-        const got *g = NULL;
-        for (int j = 0; j < rd.n; j++)
-            if (strcmp(rd.r[j].key, k) == 0)
-                g = &rd.r[j];
-        assert_non_null(g);
-        assert_string_equal(g->value, v);
-        assert_int_equal(g->offset, last[i]);
-    }
+    check_last_values(&rd, 20, 10, last);
     free(rd.r);
     /* The next pass finishes the cleaning. */
     assert_true(clean_at(f, NOW, NULL) >= 1);
@@ -1171,10 +1178,7 @@ static void kill_check(fixture *f, char latest[KILL_KEYS][32], bool deleted[KILL
     for (int i = 0; i < KILL_KEYS; i++) {
         char k[32];
         snprintf(k, sizeof k, "key-%d", i);
-        const got *last = NULL;
-        for (int j = 0; j < rd.n; j++)
-            if (strcmp(rd.r[j].key, k) == 0)
-                last = &rd.r[j];
+        const got *last = last_of(&rd, k);
         assert_non_null(last);
         if (deleted[i])
             assert_true(last->tomb);

@@ -132,7 +132,7 @@ void stream_log_clean_cancel(stream_log_clean_job *job);
 void stream_log_clean_abort(stream_log_clean_job *job);
 
 /* How much lower than its caller's a cleaning thread's CPU priority is. */
-#define STREAM_CLEANER_NICE_INCREMENT 10
+#define STREAM_CLEANER_NICE_INCREMENT 5
 
 /*
  * Makes the calling thread a background one for cleaning: its nice value
