@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -279,6 +280,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "cleaner_bench: -m and -k must be positive, -r 1 to 100\n");
         return 2;
     }
+    int nice_now = getpriority(PRIO_PROCESS, 0);
+    if (background && nice_now + STREAM_CLEANER_NICE_INCREMENT > 19)
+        printf("note: at nice %d the cleaning thread cannot go %d below the appending one "
+               "(it stops at 19), so the two share the CPU as with -s\n",
+               nice_now, STREAM_CLEANER_NICE_INCREMENT);
     double load0[3] = {0}, load1[3] = {0};
     getloadavg(load0, 3);
     double reads[100], appends[100];
