@@ -6,8 +6,9 @@
 # Benchmarks write real data, so they run on a real disk: BENCH_DIR (default
 # BUILD_DIR/bench-data, on the same file system as the build) must not be a
 # tmpfs, where fdatasync costs nothing and durability numbers mean nothing.
-# Sizes: LOG_BENCH_MB (default 1024) for log_bench; CLEANER_BENCH_MB (1024) and
-# CLEANER_BENCH_KEYS (1000000) for cleaner_bench. Never part of `make check`.
+# Sizes: LOG_BENCH_MB (default 1024) for log_bench; CLEANER_BENCH_MB (1024),
+# CLEANER_BENCH_KEYS (1000000) and CLEANER_BENCH_RUNS (3: it prints each run's
+# ratios against dd and the medians) for cleaner_bench. Never part of `make check`.
 set -euo pipefail
 # The brokers started here leave port 9092 (the Kafka listener's) alone.
 export STREAM_KAFKA_LISTEN=off
