@@ -9,9 +9,11 @@
  *      min_compaction_lag_ms (the active segment is never cleaned);
  *   2. builds a map key -> highest offset over the dirty part of them (from
  *      the clean offset, below which an earlier pass left the log clean),
- *      stopping at a segment boundary when the map is full (its size is the
- *      dedupe buffer's: 24 bytes a key, 128-bit key hashes), so a log with
- *      more keys than fit is cleaned in several passes;
+ *      stopping at a segment boundary when the map is full (its size is at
+ *      most the dedupe buffer's: 24 bytes a key, 128-bit key hashes; beside
+ *      it a bit per dirty offset, at most dedupe-buffer-bytes bits, marks
+ *      the records a later one of their key replaces), so a log with more
+ *      keys (or offsets) than fit is cleaned in several passes;
  *   3. groups consecutive segments whose sizes add up to at most
  *      segment_bytes (as Kafka does: the segments earlier passes shrank are
  *      merged, so a compacted log does not keep a file per original segment
