@@ -40,18 +40,20 @@ CC        ?= cc
 # Builds inside `make check` use every core.
 NPROC     := $(shell nproc 2>/dev/null || echo 1)
 # Debian packages every target needs (build, check, run). Later issues' libraries
-# are listed too so a machine set up once has them all.
+# are listed too so a machine set up once has them all. prometheus is for tests
+# only: promtool checks every scrape, and one test runs a Prometheus server.
 DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              libreadline-dev libcurl4-openssl-dev liblz4-dev libzstd-dev libsnappy-dev \
              zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc \
              clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev dmsetup \
-             kcat python3-confluent-kafka python3-kafka nodejs
+             kcat python3-confluent-kafka python3-kafka nodejs \
+             libmicrohttpd-dev prometheus
 # npm installs kafkajs for tests/cli/kafka-groups.bats (into tests/.npm, never
 # committed): Debian's npm package only when no npm came with nodejs (a
 # nodejs from elsewhere bundles its own, and conflicts with Debian's).
 DEPS_NPM  := npm
 
-PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft libcurl
+PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft libcurl libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -4,7 +4,8 @@
  * cluster's metadata quorum (libstream/cluster/controller.c).
  *
  * Settings come from, later winning: the built-in defaults, --config FILE,
- * the flags (--listen, --data-dir, --node-id, --cluster, --log-level), then
+ * the flags (--listen, --data-dir, --kafka-listen, --metrics-listen, --node-id,
+ * --cluster, --log-level), then
  * every --set key=value
  * in order. The program only parses options, builds the config, prints the
  * broker's log lines ("2026-11-25T10:00:00.123Z INFO message") on stderr and
@@ -38,6 +39,9 @@ static const char usage_text[] =
     "      --kafka-listen HOST:PORT|off\n"
     "                           the Kafka wire-protocol listener (default\n"
     "                           127.0.0.1:9092, or $STREAM_KAFKA_LISTEN; off: none)\n"
+    "      --metrics-listen HOST:PORT|off\n"
+    "                           Prometheus metrics at GET /metrics (default\n"
+    "                           127.0.0.1:9293, or $STREAM_METRICS_LISTEN; off: none)\n"
     "      --node-id N          this broker's id in a cluster (node.id)\n"
     "      --cluster VOTERS     the metadata quorum, ID@IPV4:PORT,... with Raft\n"
     "                           addresses (cluster.voters); N must be one of them\n"
@@ -59,12 +63,14 @@ enum {
     OPT_NODE_ID,
     OPT_CLUSTER,
     OPT_KAFKA_LISTEN,
+    OPT_METRICS_LISTEN,
 };
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, 'l'},
     {"data-dir", required_argument, NULL, 'd'},
     {"kafka-listen", required_argument, NULL, OPT_KAFKA_LISTEN},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"node-id", required_argument, NULL, OPT_NODE_ID},
     {"cluster", required_argument, NULL, OPT_CLUSTER},
     {"config", required_argument, NULL, 'c'},
@@ -182,6 +188,11 @@ int main(int argc, char **argv)
     if (kafka_env != NULL && *kafka_env != '\0' &&
         stream_config_set(cfg, "kafka.listen", kafka_env, err, sizeof(err)) != 0)
         die("$STREAM_KAFKA_LISTEN: %s", err);
+    /* $STREAM_METRICS_LISTEN likewise for port 9293. */
+    const char *metrics_env = getenv("STREAM_METRICS_LISTEN");
+    if (metrics_env != NULL && *metrics_env != '\0' &&
+        stream_config_set(cfg, "metrics.listen", metrics_env, err, sizeof(err)) != 0)
+        die("$STREAM_METRICS_LISTEN: %s", err);
     if (config_file) {
         int rc = stream_config_load_file(cfg, config_file, err, sizeof(err));
         if (rc == STREAM_ENOENT)
@@ -202,6 +213,9 @@ int main(int argc, char **argv)
             break;
         case OPT_KAFKA_LISTEN:
             set_or_usage(cfg, "--kafka-listen", "kafka.listen", optarg);
+            break;
+        case OPT_METRICS_LISTEN:
+            set_or_usage(cfg, "--metrics-listen", "metrics.listen", optarg);
             break;
         case OPT_NODE_ID:
             set_or_usage(cfg, "--node-id", "node.id", optarg);

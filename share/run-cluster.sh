@@ -13,6 +13,7 @@ set -u
 # The Kafka listener serves a single broker yet (issue 14's first phase):
 # the three nodes leave port 9092 alone.
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${STREAM_BUILD:-$here/build}

@@ -29,6 +29,7 @@ trap 'rm -f "$log"' EXIT
 export STREAM_BUILD=$build
 # No broker of the suite takes the Kafka port (kafka.bats asks for its own).
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 

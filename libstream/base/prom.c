@@ -30,6 +30,12 @@ const uint64_t stream_prom_size_bytes_bounds[] = {
 const size_t stream_prom_size_bytes_nbounds =
     sizeof(stream_prom_size_bytes_bounds) / sizeof(stream_prom_size_bytes_bounds[0]);
 
+const uint64_t stream_prom_records_bounds[] = {
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576,
+};
+const size_t stream_prom_records_nbounds =
+    sizeof(stream_prom_records_bounds) / sizeof(stream_prom_records_bounds[0]);
+
 void stream_prom_hist_init(stream_prom_hist *h, const uint64_t *bounds, size_t nbounds,
                            double scale)
 {

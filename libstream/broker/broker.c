@@ -151,6 +151,7 @@ static void free_broker(stream_broker *b)
     stream__pool_drain(&b->fetch_pool);
     stream__pool_drain(&b->req_pool);
     stream__pool_drain(&b->out_pool);
+    stream__metrics_free(b);
     pthread_mutex_destroy(&b->durable_mu);
     free(b);
 }
@@ -206,6 +207,7 @@ static void close_handles(stream_broker *b)
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
     stream__xlisteners_close(b);
+    stream__metrics_close(b);
     stream__services_stop(b);
     b->handles_open = false;
 }
@@ -232,6 +234,7 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     b->log_level = o->log_level;
     b->handle_signals = o->handle_signals;
     stream_msg_init(&b->msg);
+    stream__metrics_init(b);
     pthread_mutex_init(&b->durable_mu, NULL);
     const stream_config *cfg = o->config;
     if (cfg == NULL) {
@@ -314,6 +317,9 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
         else if (bound.ss_family == AF_INET6)
             b->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
     }
+    rc = stream__metrics_start(b, cfg, errbuf, errbuf_len);
+    if (rc != 0)
+        goto fail;
     char addr[300];
     stream_broker_address(b, addr, sizeof(addr));
     stream__blog(b, STREAM_BROKER_INFO, "listening on %s", addr);
@@ -386,6 +392,7 @@ int stream_broker_run(stream_broker *b)
         signal(SIGTERM, SIG_IGN);
     }
     drain_loop(b);
+    stream__metrics_free(b); /* scrapers are refused from now on */
     stream__wait_release(b);
     stream__services_free(b);
     int rc = stream__broker_close_store(b);

@@ -762,6 +762,10 @@ void stream__req_complete(stream__req *r)
     }
     r->done = true;
     r->waiter = NULL;
+    if (r->op != STREAM_OP_UNKNOWN) {
+        stream__metrics_request(c->broker, r);
+        r->op = STREAM_OP_UNKNOWN; /* once */
+    }
     /* Counted from now, not from its write: a response finished behind a
      * slow one (a long poll at the head) is memory held all the same. File
      * pieces count too: they pin segments, and the bound is about what a
@@ -886,6 +890,7 @@ static void accept_conn(stream_broker *b, uv_stream_t *server, stream__xlistener
         stream__conn_close(c);
         return;
     }
+    b->metrics.conns_accepted++;
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {

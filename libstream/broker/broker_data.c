@@ -395,7 +395,8 @@ static int produce_partition(stream_broker *b, stream_topic *t, int32_t partitio
         return 0;
     size_t count;
     bool idempotent;
-    trusted_from(b, log, NULL); /* before the first append: see trusted_from */
+    stream__pstate *ps = NULL;
+    trusted_from(b, log, &ps); /* before the first append: see trusted_from */
     res->err = check_batches(p, len, t->log_config.max_message_bytes, &count, &idempotent, res->msg,
                              sizeof(res->msg));
     if (res->err != 0)
@@ -442,6 +443,10 @@ static int produce_partition(stream_broker *b, stream_topic *t, int32_t partitio
         pos += size;
     }
     if (pos > 0) {
+        if (ps != NULL) {
+            ps->bytes_in += pos;
+            ps->records_in += (uint64_t)(stream_log_end_offset(log) - res->base_offset);
+        }
         stream__wait_on_append(b, log, pos);
         if (acks_all && (replicated(b, log) || t->log_config.flush_mode != STREAM_FLUSH_NEVER)) {
             res->need_durable = stream_log_end_offset(log);
@@ -1130,6 +1135,8 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                     return;
                 }
                 used += n;
+                if (ps != NULL)
+                    ps->bytes_out += n; /* metrics */
                 s->codec->partition_end(&f, s->version);
                 continue;
             }
@@ -1170,6 +1177,8 @@ static void fetch_encode(stream_broker *b, stream__req *r, fetch_state *s)
                 n = (size_t)left;
             }
             used += n;
+            if (ps != NULL)
+                ps->bytes_out += n; /* metrics */
             stream_log_slice_release(&sl);
             s->codec->partition_end(&f, s->version);
         }

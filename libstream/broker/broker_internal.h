@@ -40,6 +40,7 @@
 #include "stream/buf.h"
 #include "stream/cleaner.h"
 #include "stream/log.h"
+#include "stream/prom.h"
 #include "stream/proto.h"
 #include "stream/store.h"
 
@@ -154,6 +155,9 @@ struct stream__req {
     size_t piece_sent;   /* direct write: its bytes written (or handed to libuv) */
     uint8_t *chunk;      /* direct write: file bytes handed to a uv_write, or NULL */
     bool part_in_flight; /* direct write: a uv_write of a part is outstanding */
+    stream_op op;        /* the op, once decoded (STREAM_OP_UNKNOWN before): metrics */
+    int err;             /* the error it was answered with (stream__reply_error), else 0 */
+    uint64_t start_ns;   /* uv_hrtime when its frame was dispatched: its latency */
     /* A native op run for a service's protocol (stream__host_native_op):
      * the native answer goes to native_done instead of the socket; if the
      * connection closes first, native_release frees native_arg. */
@@ -170,6 +174,7 @@ typedef struct stream__xlistener {
     stream__frame_handler handle; /* answers each frame of its connections */
     void *svc;                    /* the service's state, passed to handle */
     bool open;                    /* tcp was initialised and is not yet closed */
+    char name[16];                /* the setting's first word ("kafka"): a metrics label */
 } stream__xlistener;
 
 /* Service listeners a broker holds at most. */
@@ -255,7 +260,36 @@ struct stream__pstate {
     stream__pstate *rnext;  /* in the broker's list of replicated partitions */
     bool in_repl_list;
     int64_t durable_told; /* the durable offset last given to the durable hook */
+    /* Metrics (broker_metrics.c sums them per topic at a scrape). */
+    uint64_t records_in; /* records appended by produce (offsets assigned) */
+    uint64_t bytes_in;   /* record batch bytes appended by produce */
+    uint64_t bytes_out;  /* record batch bytes served by fetch (consumers and replicas) */
 };
+
+/* The most error codes the metrics count per op: -err indexes them. */
+#define STREAM__METRIC_ERRS 64
+
+/* What GET /metrics serves besides what it reads from the store and the
+ * services at a scrape (broker_metrics.c). The HTTP server (libmicrohttpd)
+ * runs on the broker's loop, through its epoll descriptor, so the plain
+ * counters here are the loop's alone and need no lock; the histograms are
+ * atomics because the flusher thread observes the syncs. */
+typedef struct stream__metrics {
+    struct MHD_Daemon *httpd; /* the server; NULL when metrics.listen is off */
+    uv_poll_t poll;           /* MHD's epoll descriptor became readable */
+    uv_timer_t timer;         /* MHD's own deadline (idle scrapers' timeouts) */
+    bool poll_open, timer_open; /* initialised, not yet closed */
+    char host[256];           /* as bound, without brackets */
+    int port;                 /* as bound */
+    stream_buf page;          /* the page being rendered (kept for the next scrape) */
+    uint64_t scrapes;         /* GET /metrics answered */
+    uint64_t requests[STREAM_OP__COUNT];                     /* native requests per op */
+    uint64_t errors[STREAM_OP__COUNT][STREAM__METRIC_ERRS]; /* request errors per op, code */
+    stream_prom_hist latency[STREAM_OP__COUNT]; /* dispatch to response, per op */
+    stream_prom_hist sync_ns;                   /* a partition's sync round, ns */
+    stream_prom_hist sync_records;              /* records a sync round made durable */
+    uint64_t conns_accepted; /* client connections accepted, every listener */
+} stream__metrics;
 
 struct stream_broker {
     uv_loop_t loop;
@@ -373,6 +407,8 @@ struct stream_broker {
     int64_t cleaner_backoff_ms;       /* log.cleaner.backoff.ms */
     stream_cleaner_opts cleaner_opts; /* map size, I/O limit per pass */
 
+    stream__metrics metrics; /* GET /metrics (broker_metrics.c) */
+
     bool running;
     bool stop_asked; /* begin_stop asked the services whether to hold */
     bool stop_held;  /* a service holds the stop (stream__host_stop_resume ends it) */
@@ -418,6 +454,29 @@ void stream__cleaner_init(stream_broker *b, const stream_config *cfg);
 void stream__cleaner_start(stream_broker *b);
 void stream__cleaner_stop(stream_broker *b);
 
+/* ---- broker_metrics.c ---- */
+/* Sets up the counters (stream_broker_new, before anything counts). */
+void stream__metrics_init(stream_broker *b);
+/* Opens the metrics.listen server on the loop (unless it is off, or the
+ * broker is in a cluster and it was not set: several brokers of one
+ * machine would all want the default port). 0, or STREAM_EBADCONFIG,
+ * STREAM_EAGAIN (address in use), STREAM_EIO with errbuf. */
+int stream__metrics_start(stream_broker *b, const stream_config *cfg, char *errbuf,
+                          size_t errbuf_len);
+/* Closes the server's loop handles (with the broker's other handles). */
+void stream__metrics_close(stream_broker *b);
+/* Stops the server and frees what the metrics hold (after the loop). */
+void stream__metrics_free(stream_broker *b);
+/* Request r is answered (r->op, r->err, r->start_ns): counted with its
+ * latency. Called once per request, from stream__req_complete. */
+void stream__metrics_request(stream_broker *b, const stream__req *r);
+/* A sync round of `log` made it durable up to durable_offset (the flusher
+ * thread: the durable callback). */
+void stream__metrics_synced(stream_broker *b, stream_log *log, int64_t durable_offset);
+/* Renders the whole page into b->metrics.page (for tests and the bench:
+ * what a scrape serves). 0 or STREAM_ENOMEM. */
+int stream__metrics_render(stream_broker *b);
+
 /* ---- host.c ---- */
 /* Starts every service of the list, in order; 0 or the first error with
  * errbuf (services started so far are stopped and freed as usual). */
@@ -433,6 +492,8 @@ bool stream__services_dispatch(stream_broker *b, stream__req *r, uint64_t id, st
 void stream__services_topic_created(stream_broker *b, stream_topic *t);
 void stream__services_topic_deleted(stream_broker *b, const char *name);
 void stream__services_partitions_added(stream_broker *b, stream_topic *t, int32_t old_count);
+/* Appends every service's metric families to out (broker_metrics.c). */
+void stream__services_metrics(stream_broker *b, stream_buf *out);
 /* Tells every service that connection conn_id closed (broker_conn.c). */
 void stream__services_conn_closed(stream_broker *b, uint64_t conn_id);
 /* Tells every service that log's role or leader epoch changed

@@ -31,6 +31,7 @@
 
 void stream__reply_error(stream__req *r, uint64_t id, int err, const char *msg)
 {
+    r->err = err;
     stream_buf_reset(&r->out);
     if (stream_frame_error_response(&r->out, id, err, msg) != 0)
         r->out.len = 0;
@@ -547,6 +548,7 @@ static int dispatch(stream__conn *c, uint8_t *frame, size_t len, stream_msg *dm)
         stream__conn_close(c);
         return STREAM_ENOMEM;
     }
+    r->start_ns = uv_hrtime();
     char msg[512];
     int rc = stream_msg_parse(frame, len, dm, msg, sizeof(msg));
     if (rc != 0)
@@ -556,6 +558,8 @@ static int dispatch(stream__conn *c, uint8_t *frame, size_t len, stream_msg *dm)
     rc = stream_msg_request(dm, &id, &op, msg, sizeof(msg));
     if (rc == STREAM_EPROTO)
         return fail_frame(c, r, rc, msg);
+    if (rc == 0)
+        r->op = op; /* counted when answered (stream__metrics_request) */
     if (c->broker->stopping) {
         /* Read before the stop but not yet started: the spec's ECLOSED. */
         stream__reply_error(r, id, STREAM_ECLOSED, "the broker is shutting down");

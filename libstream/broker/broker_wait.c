@@ -397,6 +397,8 @@ void stream__wait_durable_cb(stream_log *log, int64_t durable_offset, void *arg)
 {
     stream_broker *b = arg;
     bool failed = stream_log_io_error(log, NULL, NULL, 0) != 0;
+    if (!failed)
+        stream__metrics_synced(b, log, durable_offset);
     pthread_mutex_lock(&b->durable_mu);
     bool wake = !b->durable_pending;
     b->durable_pending = true;

@@ -135,6 +135,13 @@ void stream__services_conn_closed(stream_broker *b, uint64_t conn_id)
             services[i]->conn_closed(b->svc[i], conn_id);
 }
 
+void stream__services_metrics(stream_broker *b, stream_buf *out)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->metrics && b->svc[i] != NULL)
+            services[i]->metrics(b->svc[i], out);
+}
+
 void stream__services_role_changed(stream_broker *b, stream_log *log, stream__host_role role,
                                    int32_t leader_epoch)
 {
@@ -358,6 +365,11 @@ int stream__host_listen(stream_broker *b, const char *addr, const char *setting,
     xl->broker = b;
     xl->handle = h;
     xl->svc = svc;
+    size_t nlen = strcspn(setting, ". ");
+    if (nlen >= sizeof(xl->name))
+        nlen = sizeof(xl->name) - 1;
+    memcpy(xl->name, setting, nlen);
+    xl->name[nlen] = '\0';
     uv_tcp_init(&b->loop, &xl->tcp);
     xl->tcp.data = xl;
     xl->open = true;

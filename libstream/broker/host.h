@@ -111,6 +111,10 @@ typedef struct stream__service {
      * groups of an offsets partition it starts or stops leading. Called
      * after the change, on the loop. NULL: not interested. */
     void (*role_changed)(void *svc, stream_log *log, stream__host_role role, int32_t leader_epoch);
+    /* A scrape of GET /metrics: append the service's families in
+     * Prometheus's text format (stream/prom.h) to out, on the loop. NULL:
+     * none. */
+    void (*metrics)(void *svc, stream_buf *out);
 } stream__service;
 
 /* ---- the broker, as a service sees it ---- */

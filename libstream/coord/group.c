@@ -1258,4 +1258,5 @@ const stream__service stream__coord_service = {
     .topic_deleted = coord_topic_deleted,
     .partitions_added = coord_partitions_added,
     .role_changed = coord_role_changed,
+    .metrics = stream__coord_metrics,
 };

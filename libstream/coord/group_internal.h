@@ -166,6 +166,9 @@ typedef struct stream__coord {
 
 /* The coordinator as a service (group.c's end; the broker's list names it). */
 extern const stream__service stream__coord_service;
+/* Its families for GET /metrics: members, rebalances, lag per group,
+ * topic and partition in records and seconds (group_metrics.c). */
+void stream__coord_metrics(void *svc, stream_buf *out);
 
 /* The group called name, or NULL. */
 stream__group *stream__group_find(stream__coord *co, const char *name);

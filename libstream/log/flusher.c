@@ -356,6 +356,22 @@ bool stream_log_sync_round(stream_log *log, int64_t offset, int64_t *start_ns, i
     return found;
 }
 
+bool stream_log_last_round(stream_log *log, int64_t *from, int64_t *target, int64_t *start_ns,
+                           int64_t *end_ns)
+{
+    pthread_mutex_lock(&log->mu);
+    bool found = log->nrounds > 0;
+    if (found) {
+        unsigned i = (log->nrounds - 1) % STREAM__SYNC_ROUNDS;
+        *from = log->rounds[i].from;
+        *target = log->rounds[i].target;
+        *start_ns = log->rounds[i].start_ns;
+        *end_ns = log->rounds[i].end_ns;
+    }
+    pthread_mutex_unlock(&log->mu);
+    return found;
+}
+
 uint64_t stream_log_sync_count(stream_log *log)
 {
     pthread_mutex_lock(&log->mu);

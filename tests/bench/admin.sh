@@ -46,6 +46,7 @@ written=${ADMIN_WRITTEN:-100}
 e2e_seconds=${ADMIN_E2E_SECONDS:-5}
 broker_bin=${ADMIN_BROKER:-$build/stream-broker}
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 
 . "$(dirname "$0")/lib.sh"
 tmp=$(bench_tmpdir admin "$build") || exit 1

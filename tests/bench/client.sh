@@ -21,6 +21,7 @@
 set -euo pipefail
 # The brokers started here leave port 9092 (the Kafka listener's) alone.
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 
 build=$(cd "${1:-build}" && pwd)
 records=${BENCH_RECORDS:-20000000}

@@ -39,6 +39,7 @@
 # out), BENCH_DIR (see lib.sh).
 set -u
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 build=$(cd "${1:-build}" && pwd) || exit 2
 here=$(cd "$(dirname "$0")" && pwd)
 export PATH="$build:$PATH"

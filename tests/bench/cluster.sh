@@ -38,6 +38,7 @@
 set -u
 # The brokers started here leave port 9092 (the Kafka listener's) alone.
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 build=${1:-build}
 build=$(cd "$build" && pwd) || exit 2
 here=$(cd "$(dirname "$0")" && pwd)

@@ -93,6 +93,7 @@
 set -euo pipefail
 # The brokers started here leave port 9092 (the Kafka listener's) alone.
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 
 here=$(cd "$(dirname "$0")" && pwd)
 case "${1:-}" in

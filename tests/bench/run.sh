@@ -12,6 +12,7 @@
 set -euo pipefail
 # The brokers started here leave port 9092 (the Kafka listener's) alone.
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 build=${1:?usage: tests/bench/run.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
 data=${BENCH_DIR:-$build/bench-data}

@@ -37,6 +37,7 @@
 set -euo pipefail
 # The brokers started here leave port 9092 (the Kafka listener's) alone.
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 
 build=$(cd "${1:-build}" && pwd)
 producers=${SCALE_PRODUCERS:-100}

@@ -30,6 +30,7 @@
 #
 # The nodes leave port 9092 alone (the Kafka listener serves one broker yet).
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 
 # Timing knobs for the tests (stream-broker --set): CLUSTER_SET holds extra
 # "--set k=v" arguments given to every node.

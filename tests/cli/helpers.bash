@@ -34,10 +34,12 @@ if [ -n "${STREAM_BUILD:-}" ]; then
     esac
 fi
 
-# Brokers of the tests leave port 9092 alone (tests start many at once, and
-# one may run on this machine): a test that wants the Kafka listener asks for
-# it with --kafka-listen, which wins over this.
+# Brokers of the tests leave ports 9092 and 9293 alone (tests start many at
+# once, and one may run on this machine): a test that wants the Kafka
+# listener or the metrics asks for them with --kafka-listen or
+# --metrics-listen, which win over this.
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 
 # Keep every program away from the real home directory.
 export XDG_DATA_HOME="${BATS_TEST_TMPDIR:-${TMPDIR:-/tmp}}/xdg-data"

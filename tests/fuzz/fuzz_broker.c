@@ -97,7 +97,7 @@ static void start_broker(void)
     stream_config *cfg = stream_config_new();
     FUZZ_CHECK(cfg != NULL);
     static const char *const settings[][2] = {
-        {"listen", "127.0.0.1:0"},  {"kafka.listen", "off"},
+        {"listen", "127.0.0.1:0"},  {"kafka.listen", "off"}, {"metrics.listen", "off"},
         {"log.level", "error"},     {"socket.request.max.bytes", "1048576"},
         {"flush.mode", "never"}, /* tmpfs: syncs would only slow the loop */
         {"segment.bytes", "65536"},

@@ -29,6 +29,7 @@
 set -u
 # The brokers started here leave port 9092 (the Kafka listener's) alone.
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 build=${1:?usage: tests/soak/cluster-soak.sh BUILD_DIR [KILLS]}
 kills=${2:-${CLUSTER_SOAK_KILLS:-50}}
 here=$(cd "$(dirname "$0")" && pwd)

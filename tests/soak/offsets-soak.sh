@@ -23,6 +23,7 @@
 # only when the bound held. OFFSETS_SOAK_DIR=DIR keeps the files there.
 set -u
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 build=${1:?usage: tests/soak/offsets-soak.sh BUILD_DIR [SECONDS]}
 seconds=${2:-${OFFSETS_SOAK_SECONDS:-600}}
 case $seconds in '' | *[!0-9]*) echo "offsets-soak.sh: SECONDS must be a whole number" >&2; exit 2 ;; esac

@@ -37,6 +37,7 @@
 set -u
 # The brokers started here leave port 9092 (the Kafka listener's) alone.
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 build=${1:?usage: tests/soak/soak.sh BUILD_DIR [MINUTES]}
 minutes=${2:-${SOAK_MINUTES:-5}}
 here=$(cd "$(dirname "$0")" && pwd)

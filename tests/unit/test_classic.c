@@ -46,6 +46,7 @@ static int setup(void **state)
     assert_int_equal(stream_config_set(cfg, "listen", "127.0.0.1:0", err, sizeof(err)), 0);
     /* The Kafka listener's port is another test's (kafka.bats) to take. */
     assert_int_equal(stream_config_set(cfg, "kafka.listen", "off", err, sizeof(err)), 0);
+    assert_int_equal(stream_config_set(cfg, "metrics.listen", "off", err, sizeof(err)), 0);
     assert_int_equal(stream_config_set(cfg, "group.min.session.timeout.ms", "50", err, sizeof(err)),
                      0);
     assert_int_equal(

@@ -92,6 +92,8 @@
       "HOST:PORT the broker listens on ([ADDR]:PORT for IPv6; port 0 picks a free port)")          \
     X(KAFKA_LISTEN, "kafka.listen", STRING, BROKER, "127.0.0.1:9092", 0, 0, NULL, NULL,            \
       "HOST:PORT of the Kafka wire-protocol listener (port 0 picks a free port); off: none")       \
+    X(METRICS_LISTEN, "metrics.listen", STRING, BROKER, "127.0.0.1:9293", 0, 0, NULL, NULL,        \
+      "HOST:PORT serving Prometheus metrics at GET /metrics (port 0 picks a free port); off: none") \
     X(DATA_DIR, "data.dir", STRING, BROKER, "", 0, 0, NULL, NULL,                                  \
       "directory holding the topics; empty: $STREAM_DATA_DIR, else $XDG_DATA_HOME/stream, "        \
       "else ~/.local/share/stream")                                                                \

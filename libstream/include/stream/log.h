@@ -450,6 +450,12 @@ uint64_t stream_log_sync_count(stream_log *log);
  * is the first to cover it (it is older, or not durable yet). For latency
  * breakdowns (the produce answer's timing, protocol.md 6.1). */
 bool stream_log_sync_round(stream_log *log, int64_t offset, int64_t *start_ns, int64_t *end_ns);
+/* The latest sync round that made something durable: the durable offset
+ * it started from (*from) and reached (*target), and its times as above.
+ * False before the first. Called from the durable callback, it is the
+ * round that just ran (metrics: sync latency and records per sync). */
+bool stream_log_last_round(stream_log *log, int64_t *from, int64_t *target, int64_t *start_ns,
+                           int64_t *end_ns);
 
 /* Called after the durable offset of `log` advances, and after a sync round
  * fails (stream_log_io_error is then non-zero; durable_offset is unchanged),

@@ -76,6 +76,9 @@ extern const uint64_t stream_prom_latency_ns_bounds[];
 extern const size_t stream_prom_latency_ns_nbounds;
 extern const uint64_t stream_prom_size_bytes_bounds[];
 extern const size_t stream_prom_size_bytes_nbounds;
+/* Bounds for counts of things (records per sync): powers of 4, 1 .. 2^20. */
+extern const uint64_t stream_prom_records_bounds[];
+extern const size_t stream_prom_records_nbounds;
 
 /* Sets h up empty with `bounds` (borrowed; nbounds <= STREAM_PROM_BUCKETS_MAX,
  * more are ignored) and `scale`. Not thread-safe: before sharing h. */

@@ -1,0 +1,164 @@
+#!/usr/bin/env bats
+# stream-broker's GET /metrics (--metrics-listen): Prometheus's text format
+# checked by promtool on every scrape, figures that match what the clients
+# did, refusals, the example config and alert rules of share/prometheus/,
+# and a real Prometheus server scraping a broker and answering a query.
+# Every server here is on a free loopback port in the test's temp dir.
+
+load helpers
+load cluster_lib # free_ports
+
+teardown() {
+    if [ -n "${PROM_PID:-}" ]; then
+        kill "$PROM_PID" 2>/dev/null
+        wait "$PROM_PID" 2>/dev/null || true
+    fi
+    stop_broker
+}
+
+# The metrics port of the running broker, from its log line.
+metrics_port() {
+    sed -n 's|.*metrics on http://127\.0\.0\.1:\([0-9]*\)/metrics.*|\1|p' "$BROKER_LOG" | tail -1
+}
+
+# Scrapes into $BATS_TEST_TMPDIR/scrape (headers in scrape.h) and checks it
+# with promtool.
+scrape() {
+    curl -sS --max-time 10 -D "$BATS_TEST_TMPDIR/scrape.h" -o "$BATS_TEST_TMPDIR/scrape" \
+        "http://127.0.0.1:$(metrics_port)/metrics"
+    promtool check metrics <"$BATS_TEST_TMPDIR/scrape"
+}
+
+# The value of one series (name and labels exactly as written) in the last scrape.
+value() {
+    awk -v s="$1" '$1 == s { print $2; found = 1 } END { exit !found }' "$BATS_TEST_TMPDIR/scrape"
+}
+
+@test "metrics: a scrape passes promtool and counts what producers, consumers and groups did" {
+    start_broker --metrics-listen 127.0.0.1:0
+    [ -n "$(metrics_port)" ]
+    seq 1 500 | stream-pub -t m1
+    stream-sub -t m1 -o beginning -e >/dev/null
+    # A group reads all 500 and commits; 100 more are then left unread.
+    run stream-sub -g g1 -t m1 -o beginning -e
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 500 ]
+    seq 501 600 | stream-pub -t m1
+    scrape
+    grep -qi '^content-type: text/plain; version=0.0.4' "$BATS_TEST_TMPDIR/scrape.h"
+    [ "$(value 'stream_topic_records_in_total{topic="m1"}')" -eq 600 ]
+    size=$(value 'stream_log_size_bytes{topic="m1",partition="0"}')
+    [ "$(value 'stream_topic_bytes_in_total{topic="m1"}')" -eq "$size" ]
+    # Two full reads of the first 500 (plain and group).
+    [ "$(value 'stream_topic_bytes_out_total{topic="m1"}')" -ge "$size" ]
+    [ "$(value 'stream_log_end_offset{topic="m1",partition="0"}')" -eq 600 ]
+    [ "$(value 'stream_log_start_offset{topic="m1",partition="0"}')" -eq 0 ]
+    [ "$(value 'stream_log_segments{topic="m1",partition="0"}')" -ge 1 ]
+    [ "$(value 'stream_requests_total{op="produce"}')" -ge 2 ]
+    [ "$(value 'stream_request_duration_seconds_count{op="produce"}')" -eq \
+        "$(value 'stream_requests_total{op="produce"}')" ]
+    [ "$(value 'stream_request_duration_seconds_bucket{op="produce",le="+Inf"}')" -eq \
+        "$(value 'stream_requests_total{op="produce"}')" ]
+    # acks=all (stream-pub's default) waits for a sync: rounds were counted.
+    [ "$(value 'stream_fsync_duration_seconds_count')" -ge 1 ]
+    [ "$(value 'stream_fsync_batch_records_sum')" -ge 600 ]
+    [ "$(value 'stream_group_lag_records{group="g1",topic="m1",partition="0"}')" -eq 100 ]
+    lag_s=$(value 'stream_group_lag_seconds{group="g1",topic="m1",partition="0"}')
+    awk -v v="$lag_s" 'BEGIN { exit !(v >= 0 && v < 600) }'
+    [ "$(value 'stream_group_members{group="g1"}')" -eq 0 ] # it left
+    [ "$(value 'stream_group_rebalances_total{group="g1"}')" -ge 1 ]
+    [ "$(value 'stream_connections{listener="native"}')" -eq 0 ]
+    [ "$(value 'stream_connections_accepted_total')" -ge 4 ]
+    [ "$(value 'stream_process_open_fds')" -gt 0 ]
+    [ "$(value 'stream_process_resident_memory_bytes')" -gt 0 ]
+    [ "$(value 'stream_data_dir_free_bytes')" -gt 0 ]
+    # The group catches up: lag 0 records, 0 seconds.
+    run stream-sub -g g1 -t m1 -e
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 100 ]
+    scrape
+    [ "$(value 'stream_group_lag_records{group="g1",topic="m1",partition="0"}')" -eq 0 ]
+    [ "$(value 'stream_group_lag_seconds{group="g1",topic="m1",partition="0"}')" = 0 ]
+    [ "$(value 'stream_metrics_scrapes_total')" -eq 1 ]
+}
+
+@test "metrics: request errors are counted by op and code" {
+    start_broker --metrics-listen 127.0.0.1:0
+    run stream-topics group nosuch
+    [ "$status" -ne 0 ]
+    run stream-topics group nosuch
+    scrape
+    [ "$(value 'stream_request_errors_total{op="describe_group",code="ENOGROUP"}')" -eq 2 ]
+    [ "$(value 'stream_requests_total{op="describe_group"}')" -eq 2 ]
+}
+
+@test "metrics: only GET /metrics is served; other paths 404, other methods 405" {
+    start_broker --metrics-listen 127.0.0.1:0
+    port=$(metrics_port)
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/other")" = 404 ]
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics")" = 405 ]
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$port/metrics")" = 200 ]
+    # The broker still serves its clients afterwards.
+    echo hi | stream-pub -t after
+}
+
+@test "metrics: off opens nothing; a busy port and a bad address are refused clearly" {
+    start_broker --metrics-listen off
+    ! grep -q 'metrics on' "$BROKER_LOG"
+    stop_broker
+    # Take a port with one broker, then ask another broker for it.
+    BROKER_DIR= start_broker --metrics-listen 127.0.0.1:0
+    port=$(metrics_port)
+    run stream-broker --listen 127.0.0.1:0 --data-dir "$BATS_TEST_TMPDIR/other" \
+        --metrics-listen "127.0.0.1:$port"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"metrics.listen: cannot listen on 127.0.0.1:$port"*"--metrics-listen off"* ]]
+    run stream-broker --metrics-listen nonsense --data-dir "$BATS_TEST_TMPDIR/other"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--metrics-listen: metrics.listen: 'nonsense' is not HOST:PORT or off"* ]]
+    # The settings file takes it too.
+    printf 'metrics.listen=127.0.0.1:%s\n' "$port" >"$BATS_TEST_TMPDIR/b.conf"
+    run stream-broker --listen 127.0.0.1:0 --data-dir "$BATS_TEST_TMPDIR/other" \
+        -c "$BATS_TEST_TMPDIR/b.conf"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"metrics.listen: cannot listen"* ]]
+}
+
+@test "metrics: share/prometheus passes promtool check config and check rules" {
+    run promtool check config "$BATS_TEST_DIRNAME/../../share/prometheus/prometheus.yml"
+    [ "$status" -eq 0 ]
+    run promtool check rules "$BATS_TEST_DIRNAME/../../share/prometheus/stream-alerts.yml"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"SUCCESS: 4 rules found"* ]]
+}
+
+@test "metrics: a real Prometheus server scrapes the broker and answers a query" {
+    start_broker --metrics-listen 127.0.0.1:0
+    seq 1 42 | stream-pub -t promq
+    local dir=$BATS_TEST_TMPDIR/prom port
+    mkdir -p "$dir"
+    port=$(free_ports 1)
+    cp "$BATS_TEST_DIRNAME/../../share/prometheus/stream-alerts.yml" "$dir/"
+    # The example config, pointed at this broker and scraping every 200 ms.
+    sed -e "s/127.0.0.1:9293/127.0.0.1:$(metrics_port)/" \
+        -e 's/scrape_interval: 15s/scrape_interval: 200ms/' \
+        -e 's/evaluation_interval: 15s/evaluation_interval: 1s/' \
+        "$BATS_TEST_DIRNAME/../../share/prometheus/prometheus.yml" >"$dir/prometheus.yml"
+    prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+        --web.listen-address="127.0.0.1:$port" </dev/null >"$dir/log" 2>&1 3>&- &
+    PROM_PID=$!
+    local i got=
+    for ((i = 0; i < 300; i++)); do
+        got=$(curl -s --max-time 2 "http://127.0.0.1:$port/api/v1/query" \
+            --data-urlencode 'query=stream_topic_records_in_total{topic="promq"}' |
+            jq -r '.data.result[0].value[1] // empty' 2>/dev/null) || true
+        [ -n "$got" ] && break
+        kill -0 "$PROM_PID" || { cat "$dir/log" >&2; false; }
+        sleep 0.1
+    done
+    [ "$got" = 42 ]
+    # The alert rules loaded and evaluate against the broker's series.
+    run curl -s "http://127.0.0.1:$port/api/v1/rules"
+    [[ "$output" == *'"name":"StreamDiskAlmostFull"'* ]]
+    [[ "$output" != *'"health":"err"'* ]]
+}
