@@ -249,6 +249,8 @@ install: all
 	    install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 	install -d $(DESTDIR)$(DOCDIR)
 	install -m 644 README.md share/doc/*.md share/stream-broker.conf $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/prometheus
+	install -m 644 share/prometheus/*.yml $(DESTDIR)$(DOCDIR)/prometheus/
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	if [ -f completions/stream.bash ]; then \
 	    for p in $(PROGRAMS); do install -m 644 completions/stream.bash $(DESTDIR)$(BASHCOMPDIR)/$$p; done; fi
