@@ -71,6 +71,7 @@
 #include "controller_internal.h"
 #include "election.h"
 #include "stream/error.h"
+#include "stream/prom.h"
 
 #define TICK_MS           50 /* the tick: sessions, elections, registration, heartbeats */
 #define META_DIR          "__cluster_metadata"
@@ -1479,6 +1480,42 @@ static void controller_free(void *svc)
 
 /* Named once outside this folder: in the broker's list of services
  * (libstream/broker/host.c). */
+/* GET /metrics: the quorum as this voter sees it, offline partitions on
+ * the quorum's leader (the controller: one broker reports them, as
+ * Kafka's active controller does), and the replica manager's families. */
+static void controller_metrics(void *svc, stream_buf *out)
+{
+    controller *ctl = svc;
+    if (ctl->q != NULL) {
+        static const char *const names[] = {"stream_raft_term", "stream_raft_commit_index",
+                                            "stream_raft_applied_index"};
+        static const char *const helps[] = {
+            "The metadata quorum's current Raft term.",
+            "The highest metadata log index known committed.",
+            "The highest metadata log index applied here.",
+        };
+        uint64_t v[] = {stream__quorum_term(ctl->q), stream__quorum_commit_index(ctl->q),
+                        stream__quorum_applied_index(ctl->q)};
+        for (size_t i = 0; i < 3; i++) {
+            stream_prom_family(out, names[i], STREAM_PROM_GAUGE, helps[i]);
+            stream_prom_sample(out, names[i], NULL, 0, (double)v[i]);
+        }
+        stream_prom_family(out, "stream_raft_leader", STREAM_PROM_GAUGE,
+                           "1 when this broker leads the metadata quorum (is the controller).");
+        stream_prom_sample(out, "stream_raft_leader", NULL, 0,
+                           stream__quorum_is_leader(ctl->q) ? 1 : 0);
+    }
+    if (ctl->md != NULL && ctl->q != NULL && stream__quorum_is_leader(ctl->q)) {
+        size_t under = 0, offline = 0;
+        stream__elect_health(ctl->md, &under, &offline);
+        stream_prom_family(out, "stream_partitions_offline", STREAM_PROM_GAUGE,
+                           "Partitions without a leader (reported by the controller only).");
+        stream_prom_sample(out, "stream_partitions_offline", NULL, 0, (double)offline);
+    }
+    if (ctl->rm != NULL)
+        stream__replica_metrics(ctl->rm, out);
+}
+
 const stream__service stream__controller_service = {
     .name = "controller",
     .ops = controller_ops,
@@ -1488,6 +1525,7 @@ const stream__service stream__controller_service = {
     .free = controller_free,
     .conn_closed = controller_conn_closed,
     .stop_requested = controller_stop_requested,
+    .metrics = controller_metrics,
 };
 
 /* ---- for the layers above (controller.h) ---- */

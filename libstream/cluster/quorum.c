@@ -1234,6 +1234,11 @@ uint64_t stream__quorum_term(const stream__quorum *q)
     return q->raft.current_term;
 }
 
+uint64_t stream__quorum_commit_index(const stream__quorum *q)
+{
+    return q->raft.commit_index;
+}
+
 uint64_t stream__quorum_applied_index(const stream__quorum *q)
 {
     return raft_last_applied((struct raft *)&q->raft);

@@ -309,6 +309,8 @@ int32_t stream__quorum_leader(const stream__quorum *q);
 bool stream__quorum_is_leader(const stream__quorum *q);
 /* The current Raft term (increases with each election). */
 uint64_t stream__quorum_term(const stream__quorum *q);
+/* The highest index known to be committed (0 before any). */
+uint64_t stream__quorum_commit_index(const stream__quorum *q);
 /* The index of the last entry applied to the fsm here (0 before any). */
 uint64_t stream__quorum_applied_index(const stream__quorum *q);
 /* This node's id. */

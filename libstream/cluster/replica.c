@@ -58,6 +58,7 @@
 #include "peer.h"
 #include "replica.h"
 #include "stream/batch.h"
+#include "stream/prom.h"
 
 #define TICK_MS  50
 #define RETRY_MS 100 /* after a failed fetch or truncation */
@@ -146,6 +147,10 @@ struct stream__replica {
     bool tick_open;
     bool stopped;
     int64_t lag_max_ms;
+    /* Metrics (stream__replica_metrics), counted as this node sees them. */
+    uint64_t isr_shrinks;      /* the ISR of a partition led here lost members */
+    uint64_t isr_expands;      /* ... gained members */
+    uint64_t leader_elections; /* this node became a partition's leader */
 };
 
 static uint64_t now_ms(stream__replica *rm)
@@ -991,6 +996,10 @@ static void sync_part(stream__replica *rm, const stream__meta_topic *mt, int32_t
     p->n_replicas = mp->n_replicas;
     memcpy(p->replicas, mp->replicas, mp->n_replicas * sizeof(int32_t));
     if (!fresh && (p->n_isr != mp->n_isr || memcmp(p->isr, mp->isr, mp->n_isr * sizeof(int32_t)))) {
+        if (mp->leader == rm->node_id && !moved && mp->n_isr < p->n_isr)
+            rm->isr_shrinks++;
+        else if (mp->leader == rm->node_id && !moved && mp->n_isr > p->n_isr)
+            rm->isr_expands++;
         char was[200], now[200];
         ids_text(p->isr, p->n_isr, was, sizeof was);
         ids_text(mp->isr, mp->n_isr, now, sizeof now);
@@ -1001,8 +1010,10 @@ static void sync_part(stream__replica *rm, const stream__meta_topic *mt, int32_t
     memcpy(p->isr, mp->isr, mp->n_isr * sizeof(int32_t));
     p->min_insync = min_insync;
     if (mp->leader == rm->node_id) {
-        if (moved || !p->leading)
+        if (moved || !p->leading) {
+            rm->leader_elections++;
             become_leader(rm, p);
+        }
         else
             update_hw(rm, p); /* the ISR may have shrunk */
     } else if (moved || p->leading) {
@@ -1101,6 +1112,45 @@ static bool change_all(stream__replica *rm, const stream__meta *md)
     for (size_t k = 0; ok && k < rm->nmanaged; k++)
         ok = name_add(&rm->changed, &rm->nchanged, &rm->changed_cap, rm->managed[k]);
     return ok;
+}
+
+void stream__replica_metrics(const stream__replica *rm, stream_buf *out)
+{
+    stream_prom_family(out, "stream_isr_shrinks_total", STREAM_PROM_COUNTER,
+                       "ISR changes that removed replicas of partitions led here.");
+    stream_prom_sample(out, "stream_isr_shrinks_total", NULL, 0, (double)rm->isr_shrinks);
+    stream_prom_family(out, "stream_isr_expands_total", STREAM_PROM_COUNTER,
+                       "ISR changes that added replicas of partitions led here.");
+    stream_prom_sample(out, "stream_isr_expands_total", NULL, 0, (double)rm->isr_expands);
+    stream_prom_family(out, "stream_leader_elections_total", STREAM_PROM_COUNTER,
+                       "Times this broker became a partition's leader.");
+    stream_prom_sample(out, "stream_leader_elections_total", NULL, 0,
+                       (double)rm->leader_elections);
+    size_t under = 0;
+    for (size_t i = 0; i < rm->nparts; i++)
+        if (rm->parts[i]->leading && rm->parts[i]->n_isr < rm->parts[i]->n_replicas)
+            under++;
+    stream_prom_family(out, "stream_partitions_under_replicated", STREAM_PROM_GAUGE,
+                       "Partitions led here whose ISR is smaller than their replica set.");
+    stream_prom_sample(out, "stream_partitions_under_replicated", NULL, 0, (double)under);
+    stream_prom_family(out, "stream_replica_fetch_lag_records", STREAM_PROM_GAUGE,
+                       "Partitions led here: records the furthest follower lacks (its fetch "
+                       "offset to this log end; before its first fetch, the whole log).");
+    for (size_t i = 0; i < rm->nparts; i++) {
+        const rpart *p = rm->parts[i];
+        if (!p->leading || p->n_fol == 0)
+            continue;
+        int64_t end = stream_log_end_offset(p->log), lag = 0;
+        for (uint32_t k = 0; k < p->n_fol; k++) {
+            int64_t leo = p->fol[k].leo >= 0 ? p->fol[k].leo : 0;
+            if (end - leo > lag)
+                lag = end - leo;
+        }
+        char part[16];
+        snprintf(part, sizeof(part), "%d", (int)p->partition);
+        stream_prom_label l[] = {{"topic", p->topic}, {"partition", part}};
+        stream_prom_sample(out, "stream_replica_fetch_lag_records", l, 2, (double)lag);
+    }
 }
 
 void stream__replica_sync(stream__replica *rm, const stream__meta *md)

@@ -65,6 +65,10 @@ void stream__replica_all_changed(stream__replica *rm);
 /* Matches the metadata, for the topics noted changed since the last sync
  * (every topic at the first sync): O(changed topics), not O(topics). */
 void stream__replica_sync(stream__replica *rm, const stream__meta *md);
+/* Appends its families for GET /metrics to out: ISR shrinks and expands
+ * and leader elections seen here, partitions led here that are
+ * under-replicated, and each led partition's furthest follower lag. */
+void stream__replica_metrics(const stream__replica *rm, stream_buf *out);
 /* Closes its connections and timers (the broker is stopping). */
 void stream__replica_stop(stream__replica *rm);
 /* Frees it (after the loop drained); NULL is a no-op. */

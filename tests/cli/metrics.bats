@@ -6,9 +6,10 @@
 # Every server here is on a free loopback port in the test's temp dir.
 
 load helpers
-load cluster_lib # free_ports
+load cluster_lib # free_ports, the cluster test
 
 teardown() {
+    cluster_stop
     if [ -n "${PROM_PID:-}" ]; then
         kill "$PROM_PID" 2>/dev/null
         wait "$PROM_PID" 2>/dev/null || true
@@ -161,4 +162,46 @@ value() {
     run curl -s "http://127.0.0.1:$port/api/v1/rules"
     [[ "$output" == *'"name":"StreamDiskAlmostFull"'* ]]
     [[ "$output" != *'"health":"err"'* ]]
+}
+
+# The value of series $2 in a scrape of cluster node $1 (checked by promtool).
+node_value() {
+    local port
+    port=$(sed -n 's|.*metrics on http://127\.0\.0\.1:\([0-9]*\)/metrics.*|\1|p' \
+        "$CLUSTER_DIR/n$1/log" | tail -1)
+    curl -sS --max-time 10 -o "$BATS_TEST_TMPDIR/scrape" "http://127.0.0.1:$port/metrics"
+    promtool check metrics <"$BATS_TEST_TMPDIR/scrape"
+    value "$2"
+}
+
+@test "metrics: a cluster's brokers report the quorum, elections and an ISR shrink" {
+    CLUSTER_SET="--set replica.lag.time.max.ms=1000"
+    cluster_start 3 --metrics-listen 127.0.0.1:0
+    stream-topics create rep -p 2 -r 3
+    seq 1 100 | stream-pub -t rep -p 0
+    local k leaders=0 elections=0 lead
+    for k in 1 2 3; do
+        [ "$(node_value "$k" stream_raft_term)" -ge 1 ]
+        [ "$(node_value "$k" stream_raft_commit_index)" -ge "$(value stream_raft_applied_index)" ]
+        leaders=$((leaders + $(node_value "$k" stream_raft_leader)))
+        elections=$((elections + $(node_value "$k" stream_leader_elections_total)))
+        [ "$(node_value "$k" stream_partitions_under_replicated)" -eq 0 ]
+    done
+    [ "$leaders" -eq 1 ]
+    [ "$elections" -ge 2 ]
+    # Stop a follower of partition 0: its leader reports the shrink.
+    lead=$(leader_of rep 0)
+    local victim=$((lead % 3 + 1))
+    node_kill "$victim"
+    local i ok=
+    for ((i = 0; i < 200; i++)); do
+        if [ "$(node_value "$lead" stream_isr_shrinks_total)" -ge 1 ] &&
+            [ "$(node_value "$lead" stream_partitions_under_replicated)" -ge 1 ]; then
+            ok=1
+            break
+        fi
+        sleep 0.1
+    done
+    [ -n "$ok" ]
+    cluster_stop
 }
