@@ -7,7 +7,7 @@
 #                   retention and broker restarts, then a check that nothing was lost
 #   make run        deps, build, start stream-broker with zero configuration
 #   make deps       install the Debian packages that are missing
-#   make bench      benchmarks (never part of check)
+#   make bench      benchmarks (never part of check), the cost of GET /metrics among them
 #   make bench-scale  broker memory and idle CPU with many clients; topic admin at scale
 #   make bench-peers  the same workloads against Redis Streams and NATS JetStream
 #   make bench-cluster  replication's cost (RF=3 vs one broker) and failover time

@@ -38,5 +38,6 @@ echo "== groups.sh"; BENCH_DIR=$data "$(dirname "$0")/groups.sh" "$build" || sta
 echo "== scale.sh"; BENCH_DIR=$data "$(dirname "$0")/scale.sh" "$build" || status=1
 echo "== proc.sh"; BENCH_DIR=$data "$(dirname "$0")/proc.sh" "$build" || status=1
 echo "== http-source.sh"; BENCH_DIR=$data "$(dirname "$0")/http-source.sh" "$build" || status=1
+echo "== metrics.sh"; BENCH_DIR=$data "$(dirname "$0")/metrics.sh" "$build" || status=1
 rmdir "$data" 2>/dev/null || true
 exit $status
