@@ -97,8 +97,12 @@ value() {
 }
 
 @test "metrics: only GET /metrics is served; other paths 404, other methods 405" {
-    start_broker --metrics-listen 127.0.0.1:0
+    start_broker --metrics-listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0
     port=$(metrics_port)
+    scrape
+    # Connections are counted per listener: the Kafka listener has its own.
+    [ "$(value 'stream_connections{listener="kafka"}')" -eq 0 ]
+    [ "$(value 'stream_connections{listener="native"}')" -eq 0 ]
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/other")" = 404 ]
     [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics")" = 405 ]
     [ "$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$port/metrics")" = 200 ]
