@@ -16,16 +16,15 @@
 #include "stream/prom.h"
 
 const uint64_t stream_prom_latency_ns_bounds[] = {
-    50000,     100000,    250000,     500000,     1000000,    2500000,
-    5000000,   10000000,  25000000,   50000000,   100000000,  250000000,
+    50000,     100000,     250000,     500000,     1000000,     2500000,
+    5000000,   10000000,   25000000,   50000000,   100000000,   250000000,
     500000000, 1000000000, 2500000000, 5000000000, 10000000000,
 };
 const size_t stream_prom_latency_ns_nbounds =
     sizeof(stream_prom_latency_ns_bounds) / sizeof(stream_prom_latency_ns_bounds[0]);
 
 const uint64_t stream_prom_size_bytes_bounds[] = {
-    256,       1024,       4096,       16384,       65536,       262144,
-    1048576,   4194304,    16777216,   67108864,
+    256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 };
 const size_t stream_prom_size_bytes_nbounds =
     sizeof(stream_prom_size_bytes_bounds) / sizeof(stream_prom_size_bytes_bounds[0]);
@@ -105,8 +104,7 @@ static void put_number(stream_buf *out, double v)
             *--p = '-';
         stream_buf_put(out, p, (size_t)(e - p));
         return;
-    }
-    else
+    } else
         for (int digits = 15; digits <= 17; digits++) {
             /* the shortest that reads back as v: 0.1, not 0.10000000000000001 */
             snprintf(num, sizeof(num), "%.*g", digits, v);
@@ -146,8 +144,7 @@ static void put_series(stream_buf *out, const char *name, const char *suffix,
     stream_buf_put_u8(out, '}');
 }
 
-void stream_prom_family(stream_buf *out, const char *name, stream_prom_type type,
-                        const char *help)
+void stream_prom_family(stream_buf *out, const char *name, stream_prom_type type, const char *help)
 {
     static const char *const types[] = {"counter", "gauge", "histogram"};
     put_str(out, "# HELP ");

@@ -275,19 +275,19 @@ struct stream__pstate {
  * counters here are the loop's alone and need no lock; the histograms are
  * atomics because the flusher thread observes the syncs. */
 typedef struct stream__metrics {
-    struct MHD_Daemon *httpd; /* the server; NULL when metrics.listen is off */
-    uv_poll_t poll;           /* MHD's epoll descriptor became readable */
-    uv_timer_t timer;         /* MHD's own deadline (idle scrapers' timeouts) */
-    bool poll_open, timer_open; /* initialised, not yet closed */
-    char host[256];           /* as bound, without brackets */
-    int port;                 /* as bound */
-    stream_buf page;          /* the page being rendered (kept for the next scrape) */
-    uint64_t scrapes;         /* GET /metrics answered */
-    uint64_t requests[STREAM_OP__COUNT];                     /* native requests per op */
+    struct MHD_Daemon *httpd;            /* the server; NULL when metrics.listen is off */
+    uv_poll_t poll;                      /* MHD's epoll descriptor became readable */
+    uv_timer_t timer;                    /* MHD's own deadline (idle scrapers' timeouts) */
+    bool poll_open, timer_open;          /* initialised, not yet closed */
+    char host[256];                      /* as bound, without brackets */
+    int port;                            /* as bound */
+    stream_buf page;                     /* the page being rendered (kept for the next scrape) */
+    uint64_t scrapes;                    /* GET /metrics answered */
+    uint64_t requests[STREAM_OP__COUNT]; /* native requests per op */
     uint64_t errors[STREAM_OP__COUNT][STREAM__METRIC_ERRS]; /* request errors per op, code */
-    stream_prom_hist latency[STREAM_OP__COUNT]; /* dispatch to response, per op */
-    stream_prom_hist sync_ns;                   /* a partition's sync round, ns */
-    stream_prom_hist sync_records;              /* records a sync round made durable */
+    stream_prom_hist latency[STREAM_OP__COUNT];             /* dispatch to response, per op */
+    stream_prom_hist sync_ns;                               /* a partition's sync round, ns */
+    stream_prom_hist sync_records;                          /* records a sync round made durable */
     uint64_t conns_accepted; /* client connections accepted, every listener */
 } stream__metrics;
 

@@ -52,8 +52,8 @@ void stream__metrics_init(stream_broker *b)
                               stream_prom_latency_ns_nbounds, 1e-9);
     stream_prom_hist_init(&m->sync_ns, stream_prom_latency_ns_bounds,
                           stream_prom_latency_ns_nbounds, 1e-9);
-    stream_prom_hist_init(&m->sync_records, stream_prom_records_bounds,
-                          stream_prom_records_nbounds, 1);
+    stream_prom_hist_init(&m->sync_records, stream_prom_records_bounds, stream_prom_records_nbounds,
+                          1);
 }
 
 void stream__metrics_request(stream_broker *b, const stream__req *r)
@@ -70,8 +70,7 @@ void stream__metrics_request(stream_broker *b, const stream__req *r)
 void stream__metrics_synced(stream_broker *b, stream_log *log, int64_t durable_offset)
 {
     int64_t from, target, start_ns, end_ns;
-    if (!stream_log_last_round(log, &from, &target, &start_ns, &end_ns) ||
-        target != durable_offset)
+    if (!stream_log_last_round(log, &from, &target, &start_ns, &end_ns) || target != durable_offset)
         return; /* a failed round: the durable offset did not move */
     stream__metrics *m = &b->metrics;
     stream_prom_hist_observe(&m->sync_ns, (uint64_t)(end_ns - start_ns));
@@ -265,8 +264,7 @@ int stream__metrics_render(stream_broker *b)
 
 /* ---- the HTTP server ------------------------------------------------------ */
 
-static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status,
-                                   const char *text)
+static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status, const char *text)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
@@ -282,9 +280,8 @@ static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status,
 
 /* MHD's request handler: GET (or HEAD) /metrics; 404 and 405 otherwise. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     stream_broker *b = cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
@@ -365,11 +362,11 @@ int stream__metrics_start(stream_broker *b, const stream_config *cfg, char *errb
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     errno = 0;
-    m->httpd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, b, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTIONS_MAX,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_IDLE_TIMEOUT_S,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, b, MHD_OPTION_END);
+    m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, b, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+                                (unsigned)METRICS_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+                                (unsigned)METRICS_IDLE_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER,
+                                on_mhd_log, b, MHD_OPTION_END);
     if (m->httpd == NULL) {
         int e = errno;
         stream__errf(errbuf, errbuf_len, "metrics.listen: cannot listen on %s: %s%s", addr,
@@ -404,8 +401,8 @@ int stream__metrics_start(stream_broker *b, const stream_config *cfg, char *errb
         return STREAM_EIO; /* the handles close with the broker's, then the server stops */
     }
     stream__blog(b, STREAM_BROKER_INFO, "metrics on http://%s%s%s:%d/metrics",
-                 ss.ss_family == AF_INET6 ? "[" : "", m->host,
-                 ss.ss_family == AF_INET6 ? "]" : "", m->port);
+                 ss.ss_family == AF_INET6 ? "[" : "", m->host, ss.ss_family == AF_INET6 ? "]" : "",
+                 m->port);
     return 0;
 }
 

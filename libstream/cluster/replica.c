@@ -1013,8 +1013,7 @@ static void sync_part(stream__replica *rm, const stream__meta_topic *mt, int32_t
         if (moved || !p->leading) {
             rm->leader_elections++;
             become_leader(rm, p);
-        }
-        else
+        } else
             update_hw(rm, p); /* the ISR may have shrunk */
     } else if (moved || p->leading) {
         become_follower(rm, p);
@@ -1124,8 +1123,7 @@ void stream__replica_metrics(const stream__replica *rm, stream_buf *out)
     stream_prom_sample(out, "stream_isr_expands_total", NULL, 0, (double)rm->isr_expands);
     stream_prom_family(out, "stream_leader_elections_total", STREAM_PROM_COUNTER,
                        "Times this broker became a partition's leader.");
-    stream_prom_sample(out, "stream_leader_elections_total", NULL, 0,
-                       (double)rm->leader_elections);
+    stream_prom_sample(out, "stream_leader_elections_total", NULL, 0, (double)rm->leader_elections);
     size_t under = 0;
     for (size_t i = 0; i < rm->nparts; i++)
         if (rm->parts[i]->leading && rm->parts[i]->n_isr < rm->parts[i]->n_replicas)

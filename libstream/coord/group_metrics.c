@@ -18,8 +18,7 @@
 /* The members of g, in either protocol. */
 static size_t members(const stream__group *g)
 {
-    return stream__classic_active(g->classic) ? stream__classic_members(g->classic)
-                                              : g->nmembers;
+    return stream__classic_active(g->classic) ? stream__classic_members(g->classic) : g->nmembers;
 }
 
 static int32_t generation(const stream__group *g)

@@ -300,8 +300,8 @@ static int parse_scalar(const stream_config_setting *st, const char *text, int64
         if ((st->id == STREAM_CONFIG_KAFKA_LISTEN || st->id == STREAM_CONFIG_METRICS_LISTEN) &&
             strcmp(text, "off") != 0 && !valid_listen(text)) {
             stream__errf(errbuf, errbuf_len,
-                         "%s: '%.64s' is not HOST:PORT or off (e.g. %s; port 0 to 65535)",
-                         st->name, text, st->default_value);
+                         "%s: '%.64s' is not HOST:PORT or off (e.g. %s; port 0 to 65535)", st->name,
+                         text, st->default_value);
             return STREAM_EBADCONFIG;
         }
         *i = 0;

@@ -79,9 +79,10 @@ static inline void wire_broker_start(wire_broker *b, const char *tag, const char
     unlink(ready);
     char listen[32];
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", b->listen_port);
-    const char *argv[40] = {
-        wire_broker_path(), "--listen", listen,           "--data-dir", data, "--ready-file", ready,
-        "--log-level",      "debug",    "--kafka-listen", "off", "--metrics-listen", "off"};
+    const char *argv[40] = {wire_broker_path(), "--listen",       listen, "--data-dir",
+                            data,               "--ready-file",   ready,  "--log-level",
+                            "debug",            "--kafka-listen", "off",  "--metrics-listen",
+                            "off"};
     int argc = 13;
     for (int i = 0; sets && sets[i] && argc < 38; i++) {
         argv[argc++] = "--set";

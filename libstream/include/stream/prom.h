@@ -66,8 +66,8 @@ typedef struct stream_prom_hist {
     /* private */
     _Atomic uint64_t counts[STREAM_PROM_BUCKETS_MAX + 1]; /* per bucket, not cumulative;
                                                              the last is above every bound */
-    _Atomic uint64_t sum;   /* of the values observed, in the unit */
-    _Atomic uint64_t count; /* values observed */
+    _Atomic uint64_t sum;                                 /* of the values observed, in the unit */
+    _Atomic uint64_t count;                               /* values observed */
 } stream_prom_hist;
 
 /* Bounds for latencies in nanoseconds (50 us .. 10 s) and for sizes in bytes
@@ -88,8 +88,7 @@ void stream_prom_hist_init(stream_prom_hist *h, const uint64_t *bounds, size_t n
 void stream_prom_hist_observe(stream_prom_hist *h, uint64_t value);
 
 /* Writes a family's "# HELP name help" and "# TYPE name type" lines. */
-void stream_prom_family(stream_buf *out, const char *name, stream_prom_type type,
-                        const char *help);
+void stream_prom_family(stream_buf *out, const char *name, stream_prom_type type, const char *help);
 /* Writes one sample: name, labels (n of them; none: no braces), value.
  * Integral values up to 2^53 are written as integers, others with %.17g;
  * NaN and infinities as the format spells them. */
