@@ -473,6 +473,8 @@ void stream__metrics_request(stream_broker *b, const stream__req *r);
 /* A sync round of `log` made it durable up to durable_offset (the flusher
  * thread: the durable callback). */
 void stream__metrics_synced(stream_broker *b, stream_log *log, int64_t durable_offset);
+/* The stats op (protocol.md 6.29): the same figures in MessagePack. */
+void stream__op_stats(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m);
 /* Renders the whole page into b->metrics.page (for tests and the bench:
  * what a scrape serves). 0 or STREAM_ENOMEM. */
 int stream__metrics_render(stream_broker *b);
@@ -494,6 +496,10 @@ void stream__services_topic_deleted(stream_broker *b, const char *name);
 void stream__services_partitions_added(stream_broker *b, stream_topic *t, int32_t old_count);
 /* Appends every service's metric families to out (broker_metrics.c). */
 void stream__services_metrics(stream_broker *b, stream_buf *out);
+/* Services with a stats callback (the entries they add to a stats answer),
+ * and their entries packed into pk. */
+size_t stream__services_stats_count(stream_broker *b);
+void stream__services_stats(stream_broker *b, msgpack_packer *pk);
 /* Tells every service that connection conn_id closed (broker_conn.c). */
 void stream__services_conn_closed(stream_broker *b, uint64_t conn_id);
 /* Tells every service that log's role or leader epoch changed

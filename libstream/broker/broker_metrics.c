@@ -79,22 +79,65 @@ void stream__metrics_synced(stream_broker *b, stream_log *log, int64_t durable_o
 
 /* ---- rendering ----------------------------------------------------------- */
 
-/* One family of per-topic sums of a pstate counter. */
+/* A topic's per-partition counters summed (both outputs use them). */
+enum { TOPIC_RECORDS_IN, TOPIC_BYTES_IN, TOPIC_BYTES_OUT, TOPIC_SUMS };
+
+static void topic_sums(stream_broker *b, const stream_topic *t, uint64_t sums[TOPIC_SUMS])
+{
+    sums[TOPIC_RECORDS_IN] = sums[TOPIC_BYTES_IN] = sums[TOPIC_BYTES_OUT] = 0;
+    for (int32_t p = 0; p < t->partition_count; p++) {
+        stream__pstate *ps = stream__pstate_get(b, t->partitions[p], false);
+        if (ps == NULL)
+            continue;
+        sums[TOPIC_RECORDS_IN] += ps->records_in;
+        sums[TOPIC_BYTES_IN] += ps->bytes_in;
+        sums[TOPIC_BYTES_OUT] += ps->bytes_out;
+    }
+}
+
+/* One family of a per-topic sum. */
 static void topic_counter(stream_broker *b, stream_buf *out, const char *name, const char *help,
-                          size_t field)
+                          int which)
 {
     stream_prom_family(out, name, STREAM_PROM_COUNTER, help);
     size_t nt = stream_store_topic_count(b->store);
     for (size_t i = 0; i < nt; i++) {
         stream_topic *t = stream_store_topic_at(b->store, i);
-        uint64_t sum = 0;
-        for (int32_t p = 0; p < t->partition_count; p++) {
-            stream__pstate *ps = stream__pstate_get(b, t->partitions[p], false);
-            if (ps != NULL)
-                sum += *(const uint64_t *)((const char *)ps + field);
-        }
+        uint64_t sums[TOPIC_SUMS];
+        topic_sums(b, t, sums);
         stream_prom_label l[] = {{"topic", t->name}};
-        stream_prom_sample(out, name, l, 1, (double)sum);
+        stream_prom_sample(out, name, l, 1, (double)sums[which]);
+    }
+}
+
+/* Open connections: [0] the native listener's, [1 + i] service listener i's. */
+static void count_connections(stream_broker *b, uint64_t n[1 + STREAM__XLISTENERS_MAX])
+{
+    memset(n, 0, (1 + STREAM__XLISTENERS_MAX) * sizeof(uint64_t));
+    for (stream__conn *c = b->conns; c; c = c->next)
+        n[c->xl == NULL ? 0 : 1 + (size_t)(c->xl - b->xl)]++;
+}
+
+/* The process's resident memory (bytes) and open descriptors. */
+static void process_figures(uint64_t *resident_bytes, uint64_t *fds)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    *resident_bytes = (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+    *fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            if (e->d_name[0] != '.')
+                (*fds)++;
+        closedir(d);
+        (*fds)--; /* the directory's own descriptor */
     }
 }
 
@@ -170,9 +213,8 @@ static void request_families(stream_broker *b, stream_buf *out)
 static void connection_families(stream_broker *b, stream_buf *out)
 {
     /* Native first, then each service listener by its name. */
-    uint64_t n[1 + STREAM__XLISTENERS_MAX] = {0};
-    for (stream__conn *c = b->conns; c; c = c->next)
-        n[c->xl == NULL ? 0 : 1 + (size_t)(c->xl - b->xl)]++;
+    uint64_t n[1 + STREAM__XLISTENERS_MAX];
+    count_connections(b, n);
     stream_prom_family(out, "stream_connections", STREAM_PROM_GAUGE,
                        "Open client connections, by listener.");
     stream_prom_label l[] = {{"listener", "native"}};
@@ -191,28 +233,11 @@ static void connection_families(stream_broker *b, stream_buf *out)
 /* Resident memory, descriptors and the data directory's file system. */
 static void process_families(stream_broker *b, stream_buf *out)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    unsigned long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
+    uint64_t resident, fds;
+    process_figures(&resident, &fds);
     stream_prom_family(out, "stream_process_resident_memory_bytes", STREAM_PROM_GAUGE,
                        "The broker's resident memory.");
-    stream_prom_sample(out, "stream_process_resident_memory_bytes", NULL, 0,
-                       (double)resident * (double)page);
-    uint64_t fds = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL)
-            if (e->d_name[0] != '.')
-                fds++;
-        closedir(d);
-        fds--; /* the directory's own descriptor */
-    }
+    stream_prom_sample(out, "stream_process_resident_memory_bytes", NULL, 0, (double)resident);
     stream_prom_family(out, "stream_process_open_fds", STREAM_PROM_GAUGE,
                        "File descriptors the broker has open.");
     stream_prom_sample(out, "stream_process_open_fds", NULL, 0, (double)fds);
@@ -245,12 +270,12 @@ int stream__metrics_render(stream_broker *b)
     stream_prom_label v[] = {{"version", STREAM__BROKER_VERSION}};
     stream_prom_sample(out, "stream_build_info", v, 1, 1);
     topic_counter(b, out, "stream_topic_records_in_total", "Records appended by produce.",
-                  offsetof(stream__pstate, records_in));
+                  TOPIC_RECORDS_IN);
     topic_counter(b, out, "stream_topic_bytes_in_total", "Record batch bytes appended by produce.",
-                  offsetof(stream__pstate, bytes_in));
+                  TOPIC_BYTES_IN);
     topic_counter(b, out, "stream_topic_bytes_out_total",
                   "Record batch bytes served by fetch, to consumers and replicas.",
-                  offsetof(stream__pstate, bytes_out));
+                  TOPIC_BYTES_OUT);
     request_families(b, out);
     log_gauges(b, out);
     connection_families(b, out);
@@ -260,6 +285,86 @@ int stream__metrics_render(stream_broker *b)
                        "Scrapes of /metrics answered before this one.");
     stream_prom_sample(out, "stream_metrics_scrapes_total", NULL, 0, (double)b->metrics.scrapes);
     return stream_buf_ok(out) == 0 ? 0 : STREAM_ENOMEM;
+}
+
+/* ---- the stats op ----------------------------------------------------------- */
+
+static void pack_topics(stream_broker *b, msgpack_packer *pk)
+{
+    size_t nt = stream_store_topic_count(b->store);
+    stream_pack_key(pk, "topics");
+    msgpack_pack_array(pk, nt);
+    for (size_t i = 0; i < nt; i++) {
+        stream_topic *t = stream_store_topic_at(b->store, i);
+        uint64_t sums[TOPIC_SUMS];
+        topic_sums(b, t, sums);
+        msgpack_pack_map(pk, 5);
+        stream_pack_kv_cstr(pk, "name", t->name);
+        stream_pack_kv_uint(pk, "records_in", sums[TOPIC_RECORDS_IN]);
+        stream_pack_kv_uint(pk, "bytes_in", sums[TOPIC_BYTES_IN]);
+        stream_pack_kv_uint(pk, "bytes_out", sums[TOPIC_BYTES_OUT]);
+        stream_pack_key(pk, "partitions");
+        msgpack_pack_array(pk, (size_t)t->partition_count);
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            stream_log *log = t->partitions[p];
+            msgpack_pack_map(pk, 5);
+            stream_pack_kv_int(pk, "partition", p);
+            stream_pack_kv_int(pk, "size_bytes", stream_log_size(log));
+            stream_pack_kv_int(pk, "segments", stream_log_segment_count(log));
+            stream_pack_kv_int(pk, "log_start_offset", stream_log_start_offset(log));
+            stream_pack_kv_int(pk, "log_end_offset", stream_log_end_offset(log));
+        }
+    }
+}
+
+static void pack_requests(stream_broker *b, msgpack_packer *pk)
+{
+    stream__metrics *m = &b->metrics;
+    size_t n = 0;
+    for (int op = 1; op < STREAM_OP__COUNT; op++)
+        n += m->requests[op] > 0;
+    stream_pack_key(pk, "requests");
+    msgpack_pack_array(pk, n);
+    for (int op = 1; op < STREAM_OP__COUNT; op++) {
+        if (m->requests[op] == 0)
+            continue;
+        uint64_t errors = 0;
+        for (int e = 1; e < STREAM__METRIC_ERRS; e++)
+            errors += m->errors[op][e];
+        msgpack_pack_map(pk, 4);
+        stream_pack_kv_cstr(pk, "op", stream_op_name((stream_op)op));
+        stream_pack_kv_uint(pk, "count", m->requests[op]);
+        stream_pack_kv_uint(pk, "errors", errors);
+        stream_pack_key(pk, "latency_seconds_sum");
+        msgpack_pack_double(
+            pk, (double)atomic_load_explicit(&m->latency[op].sum, memory_order_relaxed) * 1e-9);
+    }
+}
+
+void stream__op_stats(stream__conn *c, stream__req *r, uint64_t id, const msgpack_object *m)
+{
+    stream_broker *b = c->broker;
+    uint64_t conns[1 + STREAM__XLISTENERS_MAX], resident, fds;
+    count_connections(b, conns);
+    process_figures(&resident, &fds);
+    stream_frame f;
+    stream_frame_start(&f, &r->out);
+    stream_pack_response_header(&f.pk, id, 0, NULL, 7 + stream__services_stats_count(b));
+    stream_pack_kv_int(&f.pk, "node_id", b->node_id);
+    stream_pack_kv_uint(&f.pk, "time_ms", stream__broker_now_ms());
+    pack_topics(b, &f.pk);
+    pack_requests(b, &f.pk);
+    stream_pack_key(&f.pk, "connections");
+    msgpack_pack_array(&f.pk, 1 + b->nxl);
+    for (size_t i = 0; i <= b->nxl; i++) {
+        msgpack_pack_map(&f.pk, 2);
+        stream_pack_kv_cstr(&f.pk, "listener", i == 0 ? "native" : b->xl[i - 1].name);
+        stream_pack_kv_uint(&f.pk, "count", conns[i]);
+    }
+    stream_pack_kv_uint(&f.pk, "resident_memory_bytes", resident);
+    stream_pack_kv_uint(&f.pk, "open_fds", fds);
+    stream__services_stats(b, &f.pk);
+    stream__reply_finish(r, &f, id);
 }
 
 /* ---- the HTTP server ------------------------------------------------------ */

@@ -529,6 +529,9 @@ static void run_op(stream__conn *c, stream__req *r, uint64_t id, stream_op op,
     case STREAM_OP_INIT_PRODUCER_ID:
         stream__op_init_producer_id(c, r, id, m);
         break;
+    case STREAM_OP_STATS:
+        stream__op_stats(c, r, id, m);
+        break;
     default:
         /* A service's op (the consumer groups'), or one nobody answers. */
         if (stream__services_dispatch(c->broker, r, id, op, m))

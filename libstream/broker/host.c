@@ -142,6 +142,22 @@ void stream__services_metrics(stream_broker *b, stream_buf *out)
             services[i]->metrics(b->svc[i], out);
 }
 
+size_t stream__services_stats_count(stream_broker *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->stats && b->svc[i] != NULL)
+            n++;
+    return n;
+}
+
+void stream__services_stats(stream_broker *b, msgpack_packer *pk)
+{
+    for (size_t i = 0; i < b->nsvc; i++)
+        if (services[i]->stats && b->svc[i] != NULL)
+            services[i]->stats(b->svc[i], pk);
+}
+
 void stream__services_role_changed(stream_broker *b, stream_log *log, stream__host_role role,
                                    int32_t leader_epoch)
 {

@@ -115,6 +115,10 @@ typedef struct stream__service {
      * Prometheus's text format (stream/prom.h) to out, on the loop. NULL:
      * none. */
     void (*metrics)(void *svc, stream_buf *out);
+    /* The stats op (protocol.md 6.29): pack exactly one key and its value
+     * into the answer's map (the coordinator's "groups"), on the loop.
+     * NULL: none. */
+    void (*stats)(void *svc, msgpack_packer *pk);
 } stream__service;
 
 /* ---- the broker, as a service sees it ---- */

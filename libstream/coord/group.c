@@ -1259,4 +1259,5 @@ const stream__service stream__coord_service = {
     .partitions_added = coord_partitions_added,
     .role_changed = coord_role_changed,
     .metrics = stream__coord_metrics,
+    .stats = stream__coord_stats,
 };

@@ -169,6 +169,8 @@ extern const stream__service stream__coord_service;
 /* Its families for GET /metrics: members, rebalances, lag per group,
  * topic and partition in records and seconds (group_metrics.c). */
 void stream__coord_metrics(void *svc, stream_buf *out);
+/* Its entry of the stats op: "groups" (protocol.md 6.29; group_metrics.c). */
+void stream__coord_stats(void *svc, msgpack_packer *pk);
 
 /* The group called name, or NULL. */
 stream__group *stream__group_find(stream__coord *co, const char *name);

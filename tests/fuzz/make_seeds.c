@@ -255,6 +255,12 @@ static void frame_seeds(void)
             die("create_partitions frames");
     }
     seed("fuzz_broker", "create-partitions", out.data, out.len);
+    /* ... and the stats op (6.29) after them: every figure of a topic. */
+    stream_frame_start(&f, &out);
+    stream_pack_request_header(&f.pk, STREAM_OP_STATS, 5, 0);
+    if (stream_frame_finish(&f) != 0)
+        die("stats frame");
+    seed("fuzz_broker", "stats", out.data, out.len);
 
     /* fuzz_broker_cluster: the target says hello; then the cluster's ops. */
     stream_buf_reset(&out);

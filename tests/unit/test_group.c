@@ -924,13 +924,7 @@ static void test_list_and_describe_show_state_and_lag(void **state)
     wire_resp_release(&r);
 
     /* list_groups: sorted, with state and member count. */
-    stream_buf b = STREAM_BUF_INIT;
-    stream_frame f;
-    stream_frame_start(&f, &b);
-    uint64_t id = wire_id();
-    stream_pack_request_header(&f.pk, STREAM_OP_LIST_GROUPS, id, 0);
-    assert_int_equal(stream_frame_finish(&f), 0);
-    wire_call(conn, &b, id, &r);
+    wire_call_op(conn, STREAM_OP_LIST_GROUPS, &r);
     assert_int_equal(r.err, 0);
     const msgpack_object *groups = wire_array(&r.msg.root, "groups");
     bool seen = false;

@@ -317,6 +317,19 @@ static inline int wire_connect(int port)
     return wire_connect_version(port, STREAM_PROTOCOL_VERSION);
 }
 
+/* Sends `op` with no fields of its own (list_groups, stats); r gets the
+ * answer (the caller releases it). */
+static inline void wire_call_op(int fd, stream_op op, wire_resp *r)
+{
+    stream_buf b = STREAM_BUF_INIT;
+    stream_frame f;
+    stream_frame_start(&f, &b);
+    uint64_t id = wire_id();
+    stream_pack_request_header(&f.pk, op, id, 0);
+    assert_int_equal(stream_frame_finish(&f), 0);
+    wire_call(fd, &b, id, r);
+}
+
 /* ---- reading fields (asserting) ---- */
 
 static inline int64_t wire_int(const msgpack_object *m, const char *key)
@@ -457,14 +470,8 @@ static inline int64_t wire_produce(int fd, const char *topic, int32_t partition,
 /* True when a metadata request is still answered (the broker serves). */
 static inline bool wire_still_served(int fd)
 {
-    stream_buf b = STREAM_BUF_INIT;
-    stream_frame f;
-    stream_frame_start(&f, &b);
-    uint64_t id = wire_id();
-    stream_pack_request_header(&f.pk, STREAM_OP_METADATA, id, 0);
-    assert_int_equal(stream_frame_finish(&f), 0);
     wire_resp r;
-    wire_call(fd, &b, id, &r);
+    wire_call_op(fd, STREAM_OP_METADATA, &r);
     bool ok = r.err == 0;
     wire_resp_release(&r);
     return ok;

@@ -142,7 +142,8 @@
     X(OFFSET_FOR_LEADER_EPOCH, "offset_for_leader_epoch", 3)                                       \
     X(FIND_COORDINATOR, "find_coordinator", 3)                                                     \
     X(FETCH_METADATA, "fetch_metadata", 3)                                                         \
-    X(CREATE_PARTITIONS, "create_partitions", 4)
+    X(CREATE_PARTITIONS, "create_partitions", 4)                                                   \
+    X(STATS, "stats", 4)
 
 typedef enum stream_op {
     STREAM_OP_UNKNOWN = 0,
