@@ -18,6 +18,7 @@
 # temp dir goes).
 set -euo pipefail
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 
 build=$(cd "${1:-build}" && pwd)
 records=${PROC_BENCH_RECORDS:-1000000}

@@ -22,6 +22,7 @@
 # only when every check held. PROC_SOAK_DIR=DIR keeps the files there.
 set -u
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 build=${1:?usage: tests/soak/proc-soak.sh BUILD_DIR [KILLS]}
 kills=${2:-${PROC_SOAK_KILLS:-25}}
 case $kills in '' | *[!0-9]*) echo "proc-soak.sh: KILLS must be a whole number" >&2; exit 2 ;; esac
