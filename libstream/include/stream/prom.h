@@ -90,7 +90,8 @@ void stream_prom_hist_observe(stream_prom_hist *h, uint64_t value);
 /* Writes a family's "# HELP name help" and "# TYPE name type" lines. */
 void stream_prom_family(stream_buf *out, const char *name, stream_prom_type type, const char *help);
 /* Writes one sample: name, labels (n of them; none: no braces), value.
- * Integral values up to 2^53 are written as integers, others with %.17g;
+ * Integral values up to 2^53 are written as integers, others with the fewest
+ * digits (15 to 17) that read back as the same double;
  * NaN and infinities as the format spells them. */
 void stream_prom_sample(stream_buf *out, const char *name, const stream_prom_label *labels,
                         size_t n, double value);
