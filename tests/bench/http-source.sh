@@ -20,6 +20,7 @@
 # BENCH_DIR (where the temp dir goes; see lib.sh).
 set -euo pipefail
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 
 build=$(cd "${1:-build}" && pwd)
 here=$(cd "$(dirname "$0")/.." && pwd)

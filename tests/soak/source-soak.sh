@@ -25,6 +25,7 @@
 # when the checker passed. SOURCE_SOAK_DIR=DIR keeps the files there.
 set -u
 export STREAM_KAFKA_LISTEN=off
+export STREAM_METRICS_LISTEN=off
 build=${1:?usage: tests/soak/source-soak.sh BUILD_DIR [KILLS] [EVENTS]}
 kills=${2:-${SOURCE_SOAK_KILLS:-25}}
 events=${3:-${SOURCE_SOAK_EVENTS:-200000}}
