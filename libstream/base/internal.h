@@ -7,7 +7,8 @@
  * libstream's folders are layers, each including only itself and the
  * folders below it (STYLE.md rule 18, tests/check-layers.sh):
  *
- *   base < log < proto < broker < coord < client < connect < tools
+ *   base < log < proto < broker < coord < cluster < kafka < client < connect
+ *   < tools
  *
  * Not installed and not part of the public API. Module-private declarations
  * live in the module's own internal header (client_internal.h, ...); only what

@@ -392,6 +392,14 @@ static void text_seeds(void)
         seed_str("fuzz_timespec", name, times[i]);
     }
 
+    /* fuzz_http: the first byte picks the parser (even: header, odd: Retry-After). */
+    SEED_LIT("fuzz_http", "header", "\0Authorization: Bearer abc");
+    SEED_LIT("fuzz_http", "header-bad", "\0X: a\r\nInjected: 1");
+    SEED_LIT("fuzz_http", "seconds", "\x01120");
+    SEED_LIT("fuzz_http", "imf-date", "\x01Tue, 24 Nov 2026 10:00:30 GMT");
+    SEED_LIT("fuzz_http", "rfc850", "\x01Tuesday, 24-Nov-26 10:00:30 GMT");
+    SEED_LIT("fuzz_http", "asctime", "\x01Tue Nov 24 10:00:30 2026");
+
     SEED_LIT("fuzz_format", "kcat", "%t [%p] at %o: %k=%v\\n\0|");
     SEED_LIT("fuzz_format", "all", "%T %D %h %K %V %S %s %% \\t\\x1e\\0\\\\\0\x01NULL");
     SEED_LIT("fuzz_format", "delim", "%v\0\\x1e::\\n");
