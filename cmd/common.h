@@ -20,6 +20,8 @@ enum {
     EXIT_EMPTY = 3, /* stream-sub -e: there was nothing to read */
     EXIT_NOTFOUND = 4, /* admin: every topic (or group) named does not exist */
     EXIT_EXISTS = 5,   /* admin: every topic named to create already exists */
+    EXIT_GAVE_UP = 6,  /* stream-sub --post: the endpoint kept failing (--post-retries spent) */
+    EXIT_REJECTED = 7, /* stream-sub --post: the endpoint refused records (no --dead-letter) */
 };
 
 /* The program's name as shown in messages ("stream-pub"). */

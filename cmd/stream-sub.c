@@ -21,9 +21,19 @@
  * -c or -e the loop ends, what is buffered is written, and close commits
  * it and leaves the group so the others take over at once.
  *
+ * HTTP sink (--post URL): instead of standard output, the records go to an
+ * endpoint through libstream's HTTP sink (http_sink.h): JSON-line batches
+ * in the --json envelope, or one request per record (--post-each). With -g
+ * a record is stored for commit only once the endpoint answered 2xx for it
+ * and every record before it in its partition. The first SIGINT/SIGTERM
+ * stops taking records and delivers what was taken; a second abandons
+ * what is in flight (it is not committed, so it comes again).
+ *
  * Exit: 0 when done or stopped by SIGINT/SIGTERM or a closed pipe (EPIPE:
  * `stream-sub | head -1` is not an error); 3 (EXIT_EMPTY) when a bounded
- * read (-e, or an end in -o) found nothing; 1 on errors; 2 on bad options.
+ * read (-e, or an end in -o) found nothing; 1 on errors; 2 on bad options;
+ * with --post, 6 when the endpoint kept failing (--post-retries spent) and
+ * 7 when it refused records and there is no --dead-letter topic.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -41,6 +51,8 @@
 #include "stream/client.h"
 #include "stream/error.h"
 #include "stream/format.h"
+#include "stream/http.h"
+#include "stream/http_sink.h"
 #include "stream/ops.h"
 #include "stream/proto.h"
 #include "stream/timespec.h"
@@ -83,13 +95,27 @@ static const char usage_text[] =
     "      --msgpack              a MessagePack stream (lossless; stream-pub --msgpack)\n"
     "  -u, --unbuffered           write each record at once (default: when idle, and per\n"
     "                             record on a terminal)\n"
+    "HTTP sink (instead of standard output):\n"
+    "      --post URL             POST the records to URL as JSON lines (the --json\n"
+    "                             envelope); with -g, commit only what got a 2xx\n"
+    "      --post-batch N         records per request (default 500)\n"
+    "      --post-linger MS       wait up to MS for a batch to fill (default 50)\n"
+    "      --post-each            one request per record: the value as the body, key and\n"
+    "                             headers as Stream-* HTTP headers\n"
+    "  -H, --header 'NAME: VALUE' add a header to each request; -H @FILE reads them\n"
+    "      --post-timeout MS      per request (default 30000)\n"
+    "      --post-retries N       retries of 408, 429, 5xx, network errors (default 5)\n"
+    "      --post-in-flight N     requests at once, one per partition (default 8)\n"
+    "      --dead-letter TOPIC    records refused (other 4xx) go to TOPIC, else stop\n"
+    "      --cacert FILE          trust these CAs (PEM); --insecure: verify nothing\n"
     "  -q, --quiet                print nothing but errors\n"
     "  -v, --verbose              say more on standard error\n"
     "  -h, --help                 show this help and exit\n"
     "      --version              show the version and exit\n"
     "\n"
     "Exit status: 0 done (or interrupted, or the reader went away), 1 error,\n"
-    "2 bad options, 3 nothing to read (with -e or an end). See stream-sub(1).\n";
+    "2 bad options, 3 nothing to read (with -e or an end), 6 the endpoint kept\n"
+    "failing, 7 the endpoint refused records. See stream-sub(1).\n";
 
 enum {
     OPT_JSON = 256,
@@ -98,6 +124,16 @@ enum {
     OPT_SESSION_TIMEOUT,
     OPT_COMMIT_INTERVAL,
     OPT_LATEST,
+    OPT_POST,
+    OPT_POST_BATCH,
+    OPT_POST_LINGER,
+    OPT_POST_EACH,
+    OPT_POST_TIMEOUT,
+    OPT_POST_RETRIES,
+    OPT_POST_IN_FLIGHT,
+    OPT_DEAD_LETTER,
+    OPT_INSECURE,
+    OPT_CACERT,
 };
 
 static const struct option long_options[] = {
@@ -115,6 +151,17 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"msgpack", no_argument, NULL, OPT_MSGPACK},
     {"unbuffered", no_argument, NULL, 'u'},
+    {"post", required_argument, NULL, OPT_POST},
+    {"post-batch", required_argument, NULL, OPT_POST_BATCH},
+    {"post-linger", required_argument, NULL, OPT_POST_LINGER},
+    {"post-each", no_argument, NULL, OPT_POST_EACH},
+    {"header", required_argument, NULL, 'H'},
+    {"post-timeout", required_argument, NULL, OPT_POST_TIMEOUT},
+    {"post-retries", required_argument, NULL, OPT_POST_RETRIES},
+    {"post-in-flight", required_argument, NULL, OPT_POST_IN_FLIGHT},
+    {"dead-letter", required_argument, NULL, OPT_DEAD_LETTER},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"cacert", required_argument, NULL, OPT_CACERT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -141,6 +188,9 @@ typedef struct sub_opts {
     stream_ops_out_kind kind;
     const char *format; /* -f text */
     bool unbuffered;    /* -u */
+    stream_http_sink_conf post; /* --post and the --post-* options (url NULL: stdout) */
+    stream_http_conf http;      /* -H, --cacert, --insecure, --post-timeout, --post-retries */
+    bool post_only;             /* an option that needs --post was given */
 } sub_opts;
 
 /* Output: whole records go to standard output, in chunks or each at once. */
@@ -150,9 +200,12 @@ typedef struct sub_out {
 } sub_out;
 
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t abort_signal; /* a second signal: --post abandons what is in flight */
 
 static void on_signal(int sig)
 {
+    if (stop_signal)
+        abort_signal = sig;
     stop_signal = sig;
 }
 
@@ -243,8 +296,56 @@ static void parse_options(int argc, char **argv, sub_opts *o)
     const char *offset_arg = NULL;
     int opt;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":t:g:b:p:o:ec:f:uqvh", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":t:g:b:p:o:ec:f:uqvhH:", long_options, NULL)) != -1) {
         switch (opt) {
+        case OPT_POST:
+            o->post.url = optarg;
+            break;
+        case OPT_POST_BATCH:
+            o->post.batch_records = (size_t)cmd_parse_int(optarg, 1, 1000000, "--post-batch");
+            o->post_only = true;
+            break;
+        case OPT_POST_LINGER:
+            o->post.linger_ms = (int)cmd_parse_int(optarg, 0, 3600000, "--post-linger");
+            o->post_only = true;
+            break;
+        case OPT_POST_EACH:
+            o->post.each = o->post_only = true;
+            break;
+        case OPT_POST_TIMEOUT:
+            o->http.timeout_ms = (int)cmd_parse_int(optarg, 1, 86400000, "--post-timeout");
+            o->post_only = true;
+            break;
+        case OPT_POST_RETRIES:
+            o->http.retries = (int)cmd_parse_int(optarg, 0, 1000000, "--post-retries");
+            o->post_only = true;
+            break;
+        case OPT_POST_IN_FLIGHT:
+            o->post.max_in_flight = (int)cmd_parse_int(optarg, 1, 1024, "--post-in-flight");
+            o->post_only = true;
+            break;
+        case OPT_DEAD_LETTER:
+            if (stream_topic_name_check(optarg, strlen(optarg), err, sizeof(err)) != 0)
+                usage_error("--dead-letter: invalid topic name '%s': %s", optarg, err);
+            o->post.dead_letter_topic = optarg;
+            o->post_only = true;
+            break;
+        case OPT_INSECURE:
+            o->http.insecure = o->post_only = true;
+            break;
+        case OPT_CACERT:
+            o->http.cacert = optarg;
+            o->post_only = true;
+            break;
+        case 'H': {
+            int rc = stream_http_conf_add_header(&o->http, optarg, err, sizeof(err));
+            if (rc == STREAM_ENOMEM)
+                die("out of memory");
+            if (rc != 0)
+                usage_error("%s", err);
+            o->post_only = true;
+            break;
+        }
         case 't':
             add_topic(o, optarg);
             break;
@@ -318,6 +419,14 @@ static void parse_options(int argc, char **argv, sub_opts *o)
         usage_error("no topic given (-t TOPIC)");
     if (o->format && o->kind != STREAM_OPS_OUT_FORMAT)
         usage_error("-f cannot be combined with --json or --msgpack");
+    if (o->post_only && o->post.url == NULL)
+        usage_error("-H, --post-* and --dead-letter, --cacert, --insecure go with --post URL");
+    if (o->post.url && (o->format || o->kind == STREAM_OPS_OUT_MSGPACK || o->latest_per_key))
+        usage_error("--post sends JSON lines (or --post-each values): -f, --msgpack and "
+                    "--latest-per-key are for standard output");
+    if (o->post.url && strncmp(o->post.url, "http://", 7) != 0 &&
+        strncmp(o->post.url, "https://", 8) != 0)
+        usage_error("--post %s: the URL must start with http:// or https://", o->post.url);
     if (o->group && o->latest_per_key)
         usage_error("--latest-per-key reads a topic on its own, not in a group (-g)");
     if (o->group && offset_arg == NULL)
@@ -387,12 +496,59 @@ static void assign(stream_consumer *co, const sub_opts *o)
         die("%s", err);
 }
 
+/* The HTTP sink's batch body: each record as its --json line. */
+static int encode_json(void *arg, stream_buf *out, const stream_consumer_event *ev, char *errbuf,
+                       size_t errbuf_len)
+{
+    (void)arg;
+    return stream_ops_record_append(out, STREAM_OPS_OUT_JSON, NULL, ev, errbuf, errbuf_len);
+}
+
+/* --post: the records go to the endpoint; returns the exit status. With -g
+ * the stored offsets cover only delivered records, so they are committed
+ * whatever ended the run. */
+static int post(stream_client *c, stream_consumer *co, sub_opts *o)
+{
+    char err[1024];
+    o->post.http = &o->http;
+    o->post.encode = encode_json;
+    o->post.group = o->group != NULL;
+    o->post.count = o->count;
+    o->post.stop = &stop_signal;
+    o->post.abort = &abort_signal;
+    stream_http_sink_stats st;
+    err[0] = '\0';
+    int rc = stream_http_sink_run(c, co, &o->post, &st, err, sizeof(err));
+    if (o->group)
+        leave(co, o, true);
+    stream_consumer_free(co);
+    stream_client_free(c);
+    stream_http_conf_release(&o->http);
+    stream_cli_partitions_release(&o->partitions);
+    free(o->pattern);
+    info(2,
+         "%" PRIu64 " records delivered, %" PRIu64 " dead-lettered, %" PRIu64 " requests, %" PRIu64
+         " retries",
+         st.delivered, st.dead_lettered, st.requests, st.retries);
+    if (rc != 0) {
+        warn("%s", err[0] ? err : stream_strerror(rc));
+        return st.end == STREAM_HTTP_SINK_GAVE_UP    ? EXIT_GAVE_UP
+               : st.end == STREAM_HTTP_SINK_REJECTED ? EXIT_REJECTED
+                                                     : EXIT_FAIL;
+    }
+    if (!stop_signal && st.taken == 0 && (o->exit_at_end || o->spec.end.kind != STREAM_OFFSET_NONE))
+        return EXIT_EMPTY;
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     cmd_init(argv[0]);
     sub_opts o = {0};
     o.spec.start.kind = STREAM_OFFSET_BEGINNING;
     o.spec.end.kind = STREAM_OFFSET_NONE;
+    stream_http_sink_conf_init(&o.post);
+    stream_http_conf_init(&o.http);
     parse_options(argc, argv, &o);
 
     char err[1024];
@@ -432,6 +588,9 @@ int main(int argc, char **argv)
     } else {
         assign(co, &o);
     }
+
+    if (o.post.url)
+        return post(c, co, &o);
 
     stream_ops_consume_conf conf = {.kind = o.kind,
                                     .format = format,

@@ -257,7 +257,8 @@ int stream_http_retry_after_ms(const char *p, size_t len, int64_t now_ms, int64_
 {
     while (len > 0 && (*p == ' ' || *p == '\t'))
         p++, len--;
-    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r'))
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r' ||
+                       p[len - 1] == '\n'))
         len--;
     if (len == 0)
         return STREAM_EINVAL;

@@ -107,7 +107,7 @@ bool stream_http_curl_retryable(int curl_code);
 
 /* Parses a Retry-After value (p, len bytes): delay-seconds ("120") or an
  * HTTP-date ("Wed, 21 Oct 2026 07:28:00 GMT", relative to now_ms, a date
- * in the past meaning 0). Surrounding spaces are allowed. Sets *delay_ms
+ * in the past meaning 0). Surrounding spaces (and a line end) are allowed. Sets *delay_ms
  * (>= 0, at most a day) and returns 0, or STREAM_EINVAL when the value is
  * neither. */
 int stream_http_retry_after_ms(const char *p, size_t len, int64_t now_ms, int64_t *delay_ms);

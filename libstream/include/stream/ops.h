@@ -55,6 +55,9 @@ enum {
     STREAM_STATUS_EMPTY = 3,    /* a bounded read found nothing to read */
     STREAM_STATUS_NOTFOUND = 4, /* every topic (or group) named does not exist */
     STREAM_STATUS_EXISTS = 5,   /* every topic named to create exists already */
+    STREAM_STATUS_GAVE_UP = 6,  /* an HTTP sink's endpoint kept failing (retries spent) */
+    STREAM_STATUS_REJECTED = 7, /* an HTTP sink's endpoint refused records (no dead-letter
+                                   topic) */
 };
 
 /* ---- connecting ------------------------------------------------------------- */
