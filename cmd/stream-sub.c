@@ -95,27 +95,19 @@ static const char usage_text[] =
     "      --msgpack              a MessagePack stream (lossless; stream-pub --msgpack)\n"
     "  -u, --unbuffered           write each record at once (default: when idle, and per\n"
     "                             record on a terminal)\n"
-    "HTTP sink (instead of standard output):\n"
-    "      --post URL             POST the records to URL as JSON lines (the --json\n"
-    "                             envelope); with -g, commit only what got a 2xx\n"
-    "      --post-batch N         records per request (default 500)\n"
-    "      --post-linger MS       wait up to MS for a batch to fill (default 50)\n"
-    "      --post-each            one request per record: the value as the body, key and\n"
-    "                             headers as Stream-* HTTP headers\n"
-    "  -H, --header 'NAME: VALUE' add a header to each request; -H @FILE reads them\n"
-    "      --post-timeout MS      per request (default 30000)\n"
-    "      --post-retries N       retries of 408, 429, 5xx, network errors (default 5)\n"
-    "      --post-in-flight N     requests at once, one per partition (default 8)\n"
-    "      --dead-letter TOPIC    records refused (other 4xx) go to TOPIC, else stop\n"
-    "      --cacert FILE          trust these CAs (PEM); --insecure: verify nothing\n"
+    "      --post URL             POST records to URL: batches of --json lines (-g: commit after 2xx)\n"
+    "                             tuned by --post-batch N (500), --post-linger MS (50), --post-each,\n"
+    "                             --post-timeout MS (30000), --post-retries N (5; then exit 6),\n"
+    "                             --post-in-flight N (8), --dead-letter TOPIC (4xx; else exit 7)\n"
+    "  -H, --header 'NAME: VALUE' add a header to each request (-H @FILE: one per line); TLS:\n"
+    "                             --cacert FILE trusts its CAs (PEM), --insecure verifies nothing\n"
     "  -q, --quiet                print nothing but errors\n"
     "  -v, --verbose              say more on standard error\n"
     "  -h, --help                 show this help and exit\n"
     "      --version              show the version and exit\n"
     "\n"
-    "Exit status: 0 done (or interrupted, or the reader went away), 1 error,\n"
-    "2 bad options, 3 nothing to read (with -e or an end), 6 the endpoint kept\n"
-    "failing, 7 the endpoint refused records. See stream-sub(1).\n";
+    "Exit status: 0 done (or interrupted, or the reader went away), 1 error, 2 bad options,\n"
+    "3 nothing to read (-e or an end), --post: 6 endpoint kept failing, 7 refused. See stream-sub(1).\n";
 
 enum {
     OPT_JSON = 256,
@@ -554,7 +546,7 @@ int main(int argc, char **argv)
     char err[1024];
     sub_out out = {0};
     stream_format *format = NULL;
-    if (o.kind == STREAM_OPS_OUT_FORMAT) {
+    if (o.kind == STREAM_OPS_OUT_FORMAT && o.post.url == NULL) {
         if (stream_format_compile(o.format ? o.format : "%v\\n", &format, err, sizeof(err)) != 0)
             usage_error("-f: %s", err);
     }

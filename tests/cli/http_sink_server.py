@@ -20,6 +20,7 @@ and misbehaves on demand:
   --always S                  every request gets S (body: "no such thing: S")
   --drop-first N              the first N connections are closed unanswered
   --slow MS                   every answer waits MS first
+  --slow-random MS            every answer waits a random 0..MS first
   --reject-containing TEXT    400 for a request whose body holds TEXT
   --fail-rate P --seed N      a random fraction P of requests get 500 (the
                               kill -9 checker's load)
@@ -57,6 +58,7 @@ def parse():
     ap.add_argument("--always", type=int, default=0)
     ap.add_argument("--drop-first", type=int, default=0)
     ap.add_argument("--slow", type=int, default=0)
+    ap.add_argument("--slow-random", type=int, default=0)
     ap.add_argument("--reject-containing")
     ap.add_argument("--fail-rate", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=1)
@@ -100,8 +102,9 @@ class Handler(BaseHTTPRequestHandler):
                 status = 400
             elif args.fail_rate and rng.random() < args.fail_rate:
                 status = 500
-        if args.slow:
-            time.sleep(args.slow / 1000.0)
+            pause = args.slow + (rng.random() * args.slow_random if args.slow_random else 0)
+        if pause:
+            time.sleep(pause / 1000.0)
         headers = {}
         for k, v in self.headers.items():
             headers.setdefault(k.lower(), []).append(v)
@@ -135,9 +138,17 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(answer[i:i + chunk])
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client killed mid-request (the kill -9 tests) or refusing our
+        # certificate (the TLS test) is expected: no traceback.
+        pass
+
+
 def main():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", 0), Handler)
     if args.tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls[0], args.tls[1])
