@@ -281,6 +281,17 @@ int stream_http_retry_after_ms(const char *p, size_t len, int64_t now_ms, int64_
     time_t t = curl_getdate(date, NULL);
     if (t == (time_t)-1)
         return STREAM_EINVAL;
+    /* curl_getdate takes any year: compare in seconds first, so a date
+     * centuries away cannot overflow the milliseconds. */
+    int64_t now_s = now_ms / 1000;
+    if ((int64_t)t > now_s + RETRY_AFTER_MAX_MS / 1000) {
+        *delay_ms = RETRY_AFTER_MAX_MS;
+        return 0;
+    }
+    if ((int64_t)t < now_s - 1) {
+        *delay_ms = 0;
+        return 0;
+    }
     int64_t d = (int64_t)t * 1000 - now_ms;
     *delay_ms = d < 0 ? 0 : d > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : d;
     return 0;

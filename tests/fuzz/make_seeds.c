@@ -395,10 +395,10 @@ static void text_seeds(void)
     /* fuzz_http: the first byte picks the parser (even: header, odd: Retry-After). */
     SEED_LIT("fuzz_http", "header", "\0Authorization: Bearer abc");
     SEED_LIT("fuzz_http", "header-bad", "\0X: a\r\nInjected: 1");
-    SEED_LIT("fuzz_http", "seconds", "\x01120");
-    SEED_LIT("fuzz_http", "imf-date", "\x01Tue, 24 Nov 2026 10:00:30 GMT");
-    SEED_LIT("fuzz_http", "rfc850", "\x01Tuesday, 24-Nov-26 10:00:30 GMT");
-    SEED_LIT("fuzz_http", "asctime", "\x01Tue Nov 24 10:00:30 2026");
+    SEED_LIT("fuzz_http", "seconds", "\x01" "120");
+    SEED_LIT("fuzz_http", "imf-date", "\x01" "Tue, 24 Nov 2026 10:00:30 GMT");
+    SEED_LIT("fuzz_http", "rfc850", "\x01" "Tuesday, 24-Nov-26 10:00:30 GMT");
+    SEED_LIT("fuzz_http", "asctime", "\x01" "Tue Nov 24 10:00:30 2026");
 
     SEED_LIT("fuzz_format", "kcat", "%t [%p] at %o: %k=%v\\n\0|");
     SEED_LIT("fuzz_format", "all", "%T %D %h %K %V %S %s %% \\t\\x1e\\0\\\\\0\x01NULL");

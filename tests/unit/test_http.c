@@ -118,6 +118,13 @@ static void test_retry_after_seconds_and_dates(void **state)
     const char *past = "Sun, 06 Nov 1994 08:49:37 GMT";
     assert_int_equal(stream_http_retry_after_ms(past, strlen(past), NOW_MS, &d), 0);
     assert_int_equal(d, 0);
+    const char *far = "Fri, 31 Dec 9999 23:59:59 GMT";
+    assert_int_equal(stream_http_retry_after_ms(far, strlen(far), NOW_MS, &d), 0);
+    assert_int_equal(d, INT64_C(86400000));
+    /* fuzz_http found this one: a year so far away that ms overflowed. */
+    const char *farther = "Tue Nov 0000000625080191 1";
+    if (stream_http_retry_after_ms(farther, strlen(farther), NOW_MS, &d) == 0)
+        assert_true(d >= 0 && d <= INT64_C(86400000));
     const char *huge = "99999999999999999999999";
     assert_int_equal(stream_http_retry_after_ms(huge, strlen(huge), NOW_MS, &d), 0);
     assert_int_equal(d, INT64_C(86400000));
