@@ -20,6 +20,9 @@
 #                   --resume under load, then a check that every event is there once
 #   make soak-cleaner  test_cleaner (ASan) with CLEANER_KILL_RUNS (200) kill -9s
 #                   during cleaning (make check runs 25)
+#   make soak-http-sink HTTP_SINK_SOAK_KILLS (25) kill -9s of stream-sub --post -g under
+#                   load, then the checkers
+#   make soak-connect   the connectors' soaks: soak-proc, soak-source and soak-http-sink
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (check runs each briefly)
 #   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
 #   make format     clang-format every C file
@@ -87,7 +90,7 @@ A         := build/asan
 lib_objs   = $(patsubst libstream/%.c,$(1)/obj/lib/%.o,$(LIB_SRC))
 cmdc_objs  = $(patsubst cmd/%.c,$(1)/obj/cmd/%.o,$(CMD_COMMON_SRC))
 
-.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster soak-offsets soak-proc soak-source soak-cleaner install uninstall clean format unit cli asan soak
+.PHONY: all check run run-cluster deps bench bench-scale bench-cluster soak-cluster soak-offsets soak-proc soak-source soak-cleaner soak-http-sink soak-connect install uninstall clean format unit cli asan soak
 .DELETE_ON_ERROR:
 
 all: $(B)/libstream.a $(B)/libstream.so $(addprefix $(B)/,$(PROGRAMS)) $(B)/libstream.pc
@@ -195,6 +198,15 @@ soak-proc: all
 SOURCE_SOAK_KILLS ?= 25
 soak-source: all
 	@tests/soak/source-soak.sh $(B) $(SOURCE_SOAK_KILLS)
+
+# tests/soak/http-sink-soak.sh: HTTP_SINK_SOAK_KILLS kill -9s of stream-sub
+# --post -g under load (make check runs 3, in tests/cli/http-sink.bats).
+HTTP_SINK_SOAK_KILLS ?= 25
+soak-http-sink: all
+	@tests/soak/http-sink-soak.sh $(B) $(HTTP_SINK_SOAK_KILLS)
+
+# The connectors' soaks (issue 19), one after the other.
+soak-connect: soak-proc soak-source soak-http-sink
 
 run: deps
 	@$(MAKE) --no-print-directory all
