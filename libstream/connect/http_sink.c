@@ -105,6 +105,8 @@ typedef struct sink {
     part **parts;               /* every partition seen */
     size_t nparts, cap_parts;
     size_t buffered;            /* bytes held in batches */
+    batch *spare;               /* batches delivered, kept with their buffers for reuse */
+    size_t nspare;              /* batches in spare */
     uint64_t rng;               /* backoff jitter */
     stream_http_sink_stats *stats;
     int rc;                     /* first failure; 0 */
@@ -171,6 +173,42 @@ static size_t batch_bytes(const batch *b)
     return b->body.len + b->copies.len;
 }
 
+/* Keeps a batch that is done for reuse: its body buffer, grown to a
+ * batch's size, then serves the next batch without a realloc or an mmap
+ * per request (a body of 100 KiB is above malloc's mmap threshold). */
+static void batch_recycle(sink *s, batch *b)
+{
+    /* At most a few more than are in flight, and none grown by a huge
+     * record: spares never hold much memory. */
+    if (s->nspare >= (size_t)s->conf->max_in_flight + 4 ||
+        b->body.cap > 2 * s->conf->batch_bytes || b->copies.cap > 2 * s->conf->batch_bytes) {
+        batch_free(b);
+        return;
+    }
+    stream_buf body = b->body, copies = b->copies;
+    curl_slist_free_all(b->headers);
+    stream_buf_reset(&body);
+    stream_buf_reset(&copies);
+    memset(b, 0, sizeof(*b));
+    b->body = body;
+    b->copies = copies;
+    b->next = s->spare;
+    s->spare = b;
+    s->nspare++;
+}
+
+/* A new, empty batch: a spare one if there is one. */
+static batch *batch_new(sink *s)
+{
+    batch *b = s->spare;
+    if (b == NULL)
+        return calloc(1, sizeof(*b));
+    s->spare = b->next;
+    s->nspare--;
+    b->next = NULL;
+    return b;
+}
+
 /* Takes the head batch off its partition (it was delivered or dropped). */
 static void part_pop(sink *s, part *p)
 {
@@ -179,7 +217,7 @@ static void part_pop(sink *s, part *p)
     if (p->tail == b)
         p->tail = NULL;
     s->buffered -= batch_bytes(b);
-    batch_free(b);
+    batch_recycle(s, b);
 }
 
 static part *part_find(sink *s, const char *topic, int32_t partition)
@@ -311,7 +349,7 @@ static int take_record(sink *s, const stream_consumer_event *ev, int64_t now)
     p->revoked = false;
     batch *b = p->tail;
     if (b == NULL || b->closed) {
-        b = calloc(1, sizeof(*b));
+        b = batch_new(s);
         if (b == NULL)
             return fail(s, STREAM_ENOMEM, STREAM_HTTP_SINK_ERROR, "out of memory");
         b->part = p;
@@ -366,7 +404,7 @@ static void part_revoke(sink *s, part *p)
             batch *n = keep->next;
             keep->next = n->next;
             s->buffered -= batch_bytes(n);
-            batch_free(n);
+            batch_recycle(s, n);
         }
         p->tail = keep;
     }
@@ -794,6 +832,11 @@ static void teardown(sink *s)
         free(p);
     }
     free(s->parts);
+    while (s->spare) {
+        batch *b = s->spare;
+        s->spare = b->next;
+        batch_free(b);
+    }
 }
 
 /* Takes what the consumer has ready (up to a round's worth); returns true

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,6 +133,33 @@ static void expect_json_string(const void *in, size_t len, const char *want)
     if (b.len != strlen(want) || memcmp(b.data, want, b.len) != 0)
         fail_msg("got %.*s, want %s", (int)b.len, (const char *)b.data, want);
     stream_buf_release(&b);
+}
+
+/* The 8-bytes-at-a-time fast paths of stream_json_put_string and
+ * stream_utf8_valid: a byte that needs care at every position of a long
+ * ASCII string, in every alignment, is found as the byte loop finds it. */
+static void test_json_string_fast_path_finds_every_special_byte(void **state)
+{
+    const char *special[] = {"\"", "\\", "\n", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xff"};
+    const char *escaped[] = {"\\\"", "\\\\", "\\n", "\\u0001", "\\u001f", "\x7f", "\xc3\xa9",
+                             "\\ufffd"};
+    for (size_t k = 0; k < sizeof(special) / sizeof(special[0]); k++) {
+        for (size_t pos = 0; pos < 24; pos++) {
+            char in[64], want[80];
+            size_t sl = strlen(special[k]);
+            memset(in, 'a', sizeof(in));
+            memcpy(in + pos, special[k], sl);
+            size_t len = 26 + sl;
+            snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)pos, in, escaped[k],
+                     (int)(len - pos - sl), in + pos + sl);
+            stream_buf b = STREAM_BUF_INIT;
+            stream_json_put_string(&b, in, len);
+            assert_int_equal(b.len, strlen(want));
+            assert_memory_equal(b.data, want, b.len);
+            stream_buf_release(&b);
+            assert_int_equal(stream_utf8_valid(in, len), k != 7);
+        }
+    }
 }
 
 static void test_json_writer_escapes_strings(void **state)
@@ -501,6 +529,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_valid_accepts_and_rejects),
+        cmocka_unit_test(test_json_string_fast_path_finds_every_special_byte),
         cmocka_unit_test(test_base64_known_vectors),
         cmocka_unit_test(test_base64_round_trips_every_length),
         cmocka_unit_test(test_base64_decode_rejects_bad_input),
