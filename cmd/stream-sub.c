@@ -504,6 +504,7 @@ static int post(stream_client *c, stream_consumer *co, sub_opts *o)
     char err[1024];
     o->post.http = &o->http;
     o->post.encode = encode_json;
+    o->post.agent = "stream-sub/" STREAM_VERSION;
     o->post.group = o->group != NULL;
     o->post.count = o->count;
     o->post.stop = &stop_signal;

@@ -124,6 +124,7 @@ void stream_http_sink_conf_init(stream_http_sink_conf *conf)
     conf->max_in_flight = 8;
     conf->max_buffered_bytes = 64u << 20;
     conf->max_answer_bytes = DLQ_ANSWER_BYTES;
+    conf->agent = "libstream/" STREAM_VERSION;
 }
 
 static int64_t mono_ms(void)
@@ -782,7 +783,7 @@ static int setup(sink *s)
         x->easy = curl_easy_init();
         if (x->easy == NULL)
             return stream__fail(STREAM_ENOMEM, s->errbuf, s->errbuf_len, "out of memory");
-        rc = stream_http_easy_setup(conf->http, x->easy, "stream-sub/" STREAM_VERSION, s->errbuf,
+        rc = stream_http_easy_setup(conf->http, x->easy, conf->agent, s->errbuf,
                                     s->errbuf_len);
         if (rc != 0)
             return rc;

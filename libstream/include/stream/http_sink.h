@@ -79,6 +79,7 @@ typedef int (*stream_http_sink_encode_fn)(void *arg, stream_buf *out,
 typedef struct stream_http_sink_conf {
     const char *url;                   /* where to POST; borrowed */
     const stream_http_conf *http;      /* TLS, -H, timeouts, retries; borrowed */
+    const char *agent;                 /* User-Agent; default "libstream/VERSION"; borrowed */
     bool each;                         /* one request per record (see above) */
     size_t batch_records;              /* records per batch; default 500 */
     size_t batch_bytes;                /* a batch is sent at this body size; default 1 MiB */
