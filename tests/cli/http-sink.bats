@@ -196,6 +196,14 @@ for line in open("out"):
     assert_output $'0\n2'
     run jq -r '.offsets[] | select(.topic == "t") | .offset' <(stream-topics group G --json)
     assert_output 3
+    # Batches: a refused batch goes to the dead-letter topic whole.
+    run stream-sub -t t -e --post "$URL" --post-batch 10 --dead-letter dlq
+    assert_success
+    run stream-sub -t dlq -e -o 1 -f '%v %h\n'
+    assert_output --partial '1 trace=xyz,stream.dlq.url='
+    assert_output --partial 'stream.dlq.status=400'
+    run stream-sub -t dlq -e -o 1
+    assert_output $'1\nbad\n3'
 }
 
 @test "dropped connections, slow answers (--post-timeout), an unreachable URL: retried, then exit 6" {
@@ -255,7 +263,7 @@ for line in open("out"):
     [ $(($(cat big.rss) - $(cat small.rss))) -lt 15000 ]
 }
 
-@test "-g commits only what was delivered; a second run sends nothing again" {
+@test "-g commits only what was delivered; a second run sends nothing again; two members share" {
     stream-topics create t -p 2
     seq 1 300 | sed 's/.*/&:&/' | stream-pub -t t -K:
     start_server
@@ -267,6 +275,22 @@ for line in open("out"):
     assert_output 0
     run -3 stream-sub -t t -g G -e --post "$URL"
     [ "$(wc -l <out)" = "$n" ]
+    # Two members share the partitions of a new group: each record once, in
+    # order per partition.
+    : >out
+    stream-sub -t t -g G2 -e --post "$URL" --post-batch 7 3>&- &
+    local m1=$!
+    stream-sub -t t -g G2 -e --post "$URL" --post-batch 7 3>&- &
+    local m2=$! rc1=0 rc2=0
+    wait "$m1" || rc1=$?
+    wait "$m2" || rc2=$?
+    [ "$rc1" != 1 ] && [ "$rc2" != 1 ]
+    run jq -r '[.offsets[].lag] | add' <(stream-topics group G2 --json)
+    assert_output 0
+    [ "$(jq -r '"\(.partition):\(.offset)"' out | sort -u | wc -l)" = 300 ]
+    jq -r '"\(.partition) \(.offset)"' out |
+        awk '$1 in last && $2 <= last[$1] { print "partition " $1 ": " $2 " after " last[$1]; bad = 1 }
+             { last[$1] = $2 } END { exit bad }'
 }
 
 @test "kill -9 of stream-sub --post -g under load, 3 times: nothing lost, order kept" {
