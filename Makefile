@@ -49,7 +49,7 @@ DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              libreadline-dev libcurl4-openssl-dev liblz4-dev libzstd-dev libsnappy-dev \
              zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc \
              clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev dmsetup \
-             kcat python3-confluent-kafka python3-kafka nodejs \
+             kcat python3-confluent-kafka python3-kafka nodejs nghttp2-server \
              libmicrohttpd-dev prometheus
 # npm installs kafkajs for tests/cli/kafka-groups.bats (into tests/.npm, never
 # committed): Debian's npm package only when no npm came with nodejs (a

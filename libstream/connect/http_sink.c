@@ -789,6 +789,9 @@ static int setup(sink *s)
             return rc;
         curl_easy_setopt(x->easy, CURLOPT_URL, conf->url);
         curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
+        /* Wait for a connection that is being set up rather than open
+         * another: on HTTP/2 the requests then share one connection. */
+        curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
         curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
         curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);

@@ -4,7 +4,7 @@
 # --post-each, -H, retries honouring Retry-After, giving up (exit 6),
 # refusals (exit 7) and the dead-letter topic, dropped connections, slow
 # answers, an unreachable URL, TLS (refused self-signed certificate,
-# --cacert, --insecure), large answers in bounded memory, group commits
+# --cacert, --insecure), HTTP/2 on one connection (nghttpd), large answers in bounded memory, group commits
 # only after delivery, and kill -9 under load 3 times with the checker
 # (http_sink_kill.sh; the 25-kill run is make soak-http-sink).
 
@@ -17,11 +17,12 @@ SERVER=$BATS_TEST_DIRNAME/http_sink_server.py
 setup() {
     start_broker --set group.min.session.timeout.ms=500
     cd "$BATS_TEST_TMPDIR"
-    SERVER_PID=
+    SERVER_PID= H2_PID=
 }
 
 teardown() {
     [ -z "${SERVER_PID:-}" ] || { kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; }
+    [ -z "${H2_PID:-}" ] || { kill "$H2_PID" 2>/dev/null; wait "$H2_PID" 2>/dev/null; }
     stop_broker
 }
 
@@ -228,12 +229,12 @@ for line in open("out"):
     assert_output --partial 'onnect'
 }
 
-@test "TLS: a self-signed certificate is refused; --cacert trusts it; --insecure skips" {
+@test "TLS: a self-signed certificate is refused; --cacert trusts it; --insecure skips; HTTP/2" {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
         -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
         -keyout key.pem -out cert.pem 2>/dev/null
-    stream-topics create t -p 1
-    seq 1 5 | stream-pub -t t
+    stream-topics create t -p 4
+    seq 1 5 | sed 's/.*/&:&/' | stream-pub -t t -K:
     start_server --tls cert.pem key.pem
     URL=https://127.0.0.1:$(cat port)/in
     run -1 stream-sub -t t -e --post "$URL" --post-retries 3
@@ -246,6 +247,26 @@ for line in open("out"):
     run stream-sub -t t -e --post "$URL" --insecure
     assert_success
     [ "$(wc -l <out)" = 10 ]
+    # HTTP/2 over TLS (nghttpd answers 200 with the file at the path): every
+    # request on one connection, as streams of it, though several partitions
+    # are in flight at once.
+    mkdir -p docs
+    echo ok >docs/in
+    local port i
+    for ((i = 0; i < 5; i++)); do
+        port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        nghttpd -a 127.0.0.1 -d docs -v "$port" key.pem cert.pem >h2.log 2>&1 3>&- &
+        H2_PID=$!
+        sleep 0.2
+        kill -0 "$H2_PID" 2>/dev/null && break
+    done
+    run stream-sub -t t -e --post "https://127.0.0.1:$port/in" --post-batch 1 --cacert cert.pem
+    kill "$H2_PID"
+    wait "$H2_PID" 2>/dev/null || true
+    assert_success
+    [ "$(grep -o '^\[id=[0-9]*\]' h2.log | sort -u)" = '[id=1]' ]
+    [ "$(grep -o 'recv HEADERS frame <length=[0-9]*, flags=0x04, stream_id=[0-9]*' h2.log | wc -l)" = 5 ]
+    [ "$(grep -o 'stream_id=[0-9]*' h2.log | sort -u | wc -l)" -ge 5 ]
 }
 
 @test "large answers are read and dropped: memory stays bounded" {

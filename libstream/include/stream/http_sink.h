@@ -4,7 +4,8 @@
  *
  * The sink takes records from a stream_consumer and POSTs them with
  * libcurl's multi interface: connections are reused, HTTP/2 is used over
- * TLS when the server offers it (HTTP/1.1 otherwise), and several requests
+ * TLS when the server offers it (requests then share one connection as
+ * streams; HTTP/1.1 otherwise), and several requests
  * are in flight at once -- but at most one per partition, so a partition's
  * records reach the endpoint in offset order, retries included: a batch is
  * retried before the next batch of its partition is sent.
