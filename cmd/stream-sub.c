@@ -95,8 +95,8 @@ static const char usage_text[] =
     "      --msgpack              a MessagePack stream (lossless; stream-pub --msgpack)\n"
     "  -u, --unbuffered           write each record at once (default: when idle, and per\n"
     "                             record on a terminal)\n"
-    "      --post URL             POST records to URL: batches of --json lines (-g: commit after 2xx)\n"
-    "                             tuned by --post-batch N (500), --post-linger MS (50), --post-each,\n"
+    "      --post URL             POST records to URL as --json lines (-g: commit after a 2xx)\n"
+    "                             --post-batch N (500), --post-linger MS (50), --post-each,\n"
     "                             --post-timeout MS (30000), --post-retries N (5; then exit 6),\n"
     "                             --post-in-flight N (8), --dead-letter TOPIC (4xx; else exit 7)\n"
     "  -H, --header 'NAME: VALUE' add a header to each request (-H @FILE: one per line); TLS:\n"
@@ -107,7 +107,7 @@ static const char usage_text[] =
     "      --version              show the version and exit\n"
     "\n"
     "Exit status: 0 done (or interrupted, or the reader went away), 1 error, 2 bad options,\n"
-    "3 nothing to read (-e or an end), --post: 6 endpoint kept failing, 7 refused. See stream-sub(1).\n";
+    "3 nothing to read (-e, an end), 6 --post kept failing, 7 --post refused. See stream-sub(1).\n";
 
 enum {
     OPT_JSON = 256,
@@ -178,8 +178,8 @@ typedef struct sub_opts {
     uint64_t count;                   /* -c; 0 = no limit */
     bool latest_per_key;              /* --latest-per-key */
     stream_ops_out_kind kind;
-    const char *format; /* -f text */
-    bool unbuffered;    /* -u */
+    const char *format;         /* -f text */
+    bool unbuffered;            /* -u */
     stream_http_sink_conf post; /* --post and the --post-* options (url NULL: stdout) */
     stream_http_conf http;      /* -H, --cacert, --insecure, --post-timeout, --post-retries */
     bool post_only;             /* an option that needs --post was given */

@@ -163,8 +163,7 @@ int stream_http_conf_add_header(stream_http_conf *conf, const char *arg, char *e
         if (rc != 0) {
             const char *colon = strchr(arg, ':');
             int name_len = colon ? (int)(colon - arg) : (int)strlen(arg);
-            return stream__fail(rc, errbuf, errbuf_len, "-H '%.*s: ...': %s", name_len, arg,
-                                why);
+            return stream__fail(rc, errbuf, errbuf_len, "-H '%.*s: ...': %s", name_len, arg, why);
         }
         rc = append_line(&list, &count, arg, strlen(arg));
     }
@@ -257,8 +256,8 @@ int stream_http_retry_after_ms(const char *p, size_t len, int64_t now_ms, int64_
 {
     while (len > 0 && (*p == ' ' || *p == '\t'))
         p++, len--;
-    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r' ||
-                       p[len - 1] == '\n'))
+    while (len > 0 &&
+           (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r' || p[len - 1] == '\n'))
         len--;
     if (len == 0)
         return STREAM_EINVAL;

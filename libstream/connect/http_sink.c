@@ -37,46 +37,46 @@
 #include "stream/http_sink.h"
 
 #define DLQ_ANSWER_BYTES 512 /* of an answer's body put in stream.dlq.response */
-#define WAIT_SLICE_MS 20     /* longest wait on one side while the other may have work */
+#define WAIT_SLICE_MS    20  /* longest wait on one side while the other may have work */
 
 typedef struct part part;
 
 /* A request's worth of records of one partition. */
 typedef struct batch {
-    struct batch *next;          /* the next batch of the partition */
-    part *part;                  /* its partition */
-    stream_buf body;             /* the request body */
-    struct curl_slist *headers;  /* each: the record's Stream-* headers */
-    stream_buf copies;           /* with a dead-letter topic: the records (see rec_copy) */
-    int64_t first_offset;        /* offset of the first record */
-    int64_t next_offset;         /* offset after the last record */
-    size_t records;              /* records in the batch */
-    int64_t deadline_ms;         /* linger: closed at this time at the latest */
-    bool closed;                 /* no more records go in */
-    int attempt;                 /* sends so far */
-    int64_t not_before_ms;       /* a retry waits until then */
-    bool in_dlq;                 /* refused: its records are going to the dead-letter topic */
-    size_t dlq_pending;          /* dead-letter records not yet acknowledged */
-    bool dlq_failed;             /* one of them failed */
-    bool orphan;                 /* sent before its partition was revoked: its offset is
-                                    never stored (a later assignment starts elsewhere) */
+    struct batch *next;         /* the next batch of the partition */
+    part *part;                 /* its partition */
+    stream_buf body;            /* the request body */
+    struct curl_slist *headers; /* each: the record's Stream-* headers */
+    stream_buf copies;          /* with a dead-letter topic: the records (see rec_copy) */
+    int64_t first_offset;       /* offset of the first record */
+    int64_t next_offset;        /* offset after the last record */
+    size_t records;             /* records in the batch */
+    int64_t deadline_ms;        /* linger: closed at this time at the latest */
+    bool closed;                /* no more records go in */
+    int attempt;                /* sends so far */
+    int64_t not_before_ms;      /* a retry waits until then */
+    bool in_dlq;                /* refused: its records are going to the dead-letter topic */
+    size_t dlq_pending;         /* dead-letter records not yet acknowledged */
+    bool dlq_failed;            /* one of them failed */
+    bool orphan;                /* sent before its partition was revoked: its offset is
+                                   never stored (a later assignment starts elsewhere) */
 } batch;
 
 /* A partition the sink holds records of. */
 struct part {
-    char *topic;     /* owned */
-    int32_t partition;
-    batch *head;     /* the oldest batch (the one on the wire, if any) */
-    batch *tail;     /* the newest (the one records are added to) */
-    bool busy;       /* head is on the wire, or in the dead-letter topic */
-    bool revoked;    /* the group took it away: what is left is dropped */
+    char *topic;       /* owned */
+    int32_t partition; /* its number in topic */
+    batch *head;       /* the oldest batch (the one on the wire, if any) */
+    batch *tail;       /* the newest (the one records are added to) */
+    bool busy;         /* head is on the wire, or in the dead-letter topic */
+    bool revoked;      /* the group took it away: what is left is dropped */
 };
 
 /* The header of a record copy in batch.copies; key, value and the encoded
  * headers follow. */
 typedef struct rec_copy {
-    int64_t offset;
-    int64_t timestamp;
+    int64_t offset;       /* the record's offset in its partition */
+    int64_t timestamp;    /* its timestamp (ms) */
     int32_t key_len;      /* -1: null */
     int32_t value_len;    /* -1: null */
     int32_t header_count; /* headers */
@@ -85,34 +85,34 @@ typedef struct rec_copy {
 
 /* A request on the wire. */
 typedef struct xfer {
-    CURL *easy;                   /* reused for every request of this slot */
-    batch *b;                     /* what it carries; NULL: the slot is free */
-    struct curl_slist *headers;   /* the request's headers (conf's + ours) */
-    stream_buf answer;            /* the first answer_max bytes of the body */
-    size_t answer_max;            /* conf->max_answer_bytes */
-    int64_t retry_after_ms;       /* the answer's Retry-After; -1: none */
+    CURL *easy;                     /* reused for every request of this slot */
+    batch *b;                       /* what it carries; NULL: the slot is free */
+    struct curl_slist *headers;     /* the request's headers (conf's + ours) */
+    stream_buf answer;              /* the first answer_max bytes of the body */
+    size_t answer_max;              /* conf->max_answer_bytes */
+    int64_t retry_after_ms;         /* the answer's Retry-After; -1: none */
     char curl_err[CURL_ERROR_SIZE]; /* libcurl's detail on a failure */
 } xfer;
 
 typedef struct sink {
-    const stream_http_sink_conf *conf;
-    stream_client *client;
-    stream_consumer *co;
-    stream_producer *dlq;       /* the dead-letter producer; NULL without a topic */
-    CURLM *multi;
-    xfer *xfers;                /* max_in_flight slots */
-    int in_flight;              /* slots in use */
-    part **parts;               /* every partition seen */
-    size_t nparts, cap_parts;
-    size_t buffered;            /* bytes held in batches */
-    batch *spare;               /* batches delivered, kept with their buffers for reuse */
-    size_t nspare;              /* batches in spare */
-    uint64_t rng;               /* backoff jitter */
-    stream_http_sink_stats *stats;
-    int rc;                     /* first failure; 0 */
-    char *errbuf;               /* the caller's */
-    size_t errbuf_len;
-    char url_prefix[300];       /* "POST URL" for messages */
+    const stream_http_sink_conf *conf; /* the caller's (borrowed) */
+    stream_client *client;             /* co's client, shared by the dead-letter producer */
+    stream_consumer *co;               /* where records come from (borrowed) */
+    stream_producer *dlq;              /* the dead-letter producer; NULL without a topic */
+    CURLM *multi;                      /* libcurl's: connections and requests in flight */
+    xfer *xfers;                       /* max_in_flight slots */
+    int in_flight;                     /* slots in use */
+    part **parts;                      /* every partition seen */
+    size_t nparts, cap_parts;          /* entries used and allocated in parts */
+    size_t buffered;                   /* bytes held in batches */
+    batch *spare;                      /* batches delivered, kept with their buffers for reuse */
+    size_t nspare;                     /* batches in spare */
+    uint64_t rng;                      /* backoff jitter */
+    stream_http_sink_stats *stats;     /* the caller's, filled as the run goes */
+    int rc;                            /* first failure; 0 */
+    char *errbuf;                      /* the caller's */
+    size_t errbuf_len;                 /* bytes at errbuf */
+    char url_prefix[300];              /* "POST URL" for messages */
 } sink;
 
 void stream_http_sink_conf_init(stream_http_sink_conf *conf)
@@ -181,8 +181,8 @@ static void batch_recycle(sink *s, batch *b)
 {
     /* At most a few more than are in flight, and none grown by a huge
      * record: spares never hold much memory. */
-    if (s->nspare >= (size_t)s->conf->max_in_flight + 4 ||
-        b->body.cap > 2 * s->conf->batch_bytes || b->copies.cap > 2 * s->conf->batch_bytes) {
+    if (s->nspare >= (size_t)s->conf->max_in_flight + 4 || b->body.cap > 2 * s->conf->batch_bytes ||
+        b->copies.cap > 2 * s->conf->batch_bytes) {
         batch_free(b);
         return;
     }
@@ -575,10 +575,10 @@ static void settle(sink *s, xfer *x, CURLcode code)
         snprintf(what, sizeof(what), "%s", x->curl_err[0] ? x->curl_err : curl_easy_strerror(code));
         retry = stream_http_curl_retryable(code);
         if (!retry) {
-            const char *hint = (code == CURLE_PEER_FAILED_VERIFICATION ||
-                                code == CURLE_SSL_CACERT_BADFILE)
-                                   ? " (--cacert FILE trusts a CA; --insecure skips the check)"
-                                   : "";
+            const char *hint =
+                (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE)
+                    ? " (--cacert FILE trusts a CA; --insecure skips the check)"
+                    : "";
             fail(s, STREAM_EIO, STREAM_HTTP_SINK_ERROR, "%s: %s%s", s->url_prefix, what, hint);
             return;
         }
@@ -783,8 +783,7 @@ static int setup(sink *s)
         x->easy = curl_easy_init();
         if (x->easy == NULL)
             return stream__fail(STREAM_ENOMEM, s->errbuf, s->errbuf_len, "out of memory");
-        rc = stream_http_easy_setup(conf->http, x->easy, conf->agent, s->errbuf,
-                                    s->errbuf_len);
+        rc = stream_http_easy_setup(conf->http, x->easy, conf->agent, s->errbuf, s->errbuf_len);
         if (rc != 0)
             return rc;
         curl_easy_setopt(x->easy, CURLOPT_URL, conf->url);
@@ -873,7 +872,8 @@ static bool take(sink *s, int timeout_ms, bool *consumer_done)
             take_record(s, &ev, now);
             break;
         case STREAM_EVENT_ERROR:
-            fail(s, ev.err, STREAM_HTTP_SINK_ERROR, "%s", ev.msg ? ev.msg : stream_strerror(ev.err));
+            fail(s, ev.err, STREAM_HTTP_SINK_ERROR, "%s",
+                 ev.msg ? ev.msg : stream_strerror(ev.err));
             break;
         case STREAM_EVENT_REVOKED: {
             part *p = part_find(s, ev.topic, ev.partition);
@@ -909,7 +909,11 @@ int stream_http_sink_run(stream_client *c, stream_consumer *co, const stream_htt
                             "http sink: url, http, encode, max_in_flight and batch_records are "
                             "required");
     }
-    sink s = {.conf = conf, .client = c, .co = co, .stats = stats, .errbuf = errbuf,
+    sink s = {.conf = conf,
+              .client = c,
+              .co = co,
+              .stats = stats,
+              .errbuf = errbuf,
               .errbuf_len = errbuf_len};
     int rc = setup(&s);
     if (rc != 0) {

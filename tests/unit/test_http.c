@@ -33,7 +33,7 @@ static void test_header_check_accepts_name_colon_value(void **state)
 static void test_header_check_refuses_splits_and_bad_names(void **state)
 {
     char err[256];
-    const char *bad[] = {"", ": v", "No colon", "Bad Name: v", "X: a\r\nInjected: 1",
+    const char *bad[] = {"",           ": v",      "No colon", "Bad Name: v", "X: a\r\nInjected: 1",
                          "X: nul\x01", "Na(me): v"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
