@@ -30,6 +30,7 @@
 #include "stream/codec.h"
 #include "stream/error.h"
 #include "stream/format.h"
+#include "stream/http.h"
 #include "stream/http_source.h"
 #include "stream/recfmt.h"
 #include "stream/timespec.h"
@@ -58,7 +59,7 @@ static const char usage_text[] =
     "      --poll SECONDS         fetch every SECONDS; an unchanged resource (ETag) gives nothing\n"
     "      --cacert FILE          TLS: verify the server with the CA certificates in FILE\n"
     "      --insecure             TLS: do not verify the server\n"
-    "      --http-header HEADER   add 'Name: value' to every request (repeatable)\n"
+    "      --http-header 'N: V'   add a header to every request (@FILE: one per line)\n"
     "Delivery:\n"
     "  -p, --partition N          publish to partition N (default: by key, else sticky)\n"
     "      --acks 0|1|all         acknowledgement to wait for (default all: on disk)\n"
@@ -145,16 +146,14 @@ typedef struct pub_opts {
     stream_recfmt_kind structured; /* --json / --msgpack; 0 for delimited text */
     int32_t partition;             /* -p, or STREAM_PARTITION_ANY */
     stream_producer_conf pconf;
-    const char *ack_log;       /* --ack-log FILE, or NULL */
-    const char *url;           /* --url: read this instead of standard input; NULL: stdin */
-    bool json_array;           /* --json-array: each element of the body's array is a record */
-    bool follow;               /* --follow: a streaming response, reconnected when it ends */
-    int64_t poll_ms;           /* --poll SECONDS, in ms; 0 when not given */
-    bool resume;               /* --resume: Last-Event-ID from the topic's last record */
-    const char *cacert;        /* --cacert FILE, or NULL */
-    bool insecure;             /* --insecure */
-    const char **http_headers; /* --http-header values, borrowing argv */
-    size_t http_header_count;
+    const char *ack_log;   /* --ack-log FILE, or NULL */
+    const char *url;       /* --url: read this instead of standard input; NULL: stdin */
+    bool json_array;       /* --json-array: each element of the body's array is a record */
+    bool follow;           /* --follow: a streaming response, reconnected when it ends */
+    int64_t poll_ms;       /* --poll SECONDS, in ms; 0 when not given */
+    bool resume;           /* --resume: Last-Event-ID from the topic's last record */
+    stream_http_conf http; /* --cacert, --insecure, --http-header (stream/http.h) */
+    bool http_opts;        /* one of those was given */
 } pub_opts;
 
 /* The run's state, shared with the delivery callback. */
@@ -565,15 +564,6 @@ static bool url_sleep(url_run *u, stream_producer *p, const pub_state *st, int64
     return !stop_signal;
 }
 
-/* Exponential backoff from 100 ms to 30 s with +-20% jitter. */
-static int64_t backoff_ms(int failures)
-{
-    int64_t d = (int64_t)100 << (failures < 9 ? failures : 9);
-    if (d > 30000)
-        d = 30000;
-    return d * (80 + rand() % 41) / 100;
-}
-
 /* The partition --resume reads and writes: -p, or the topic's only one. */
 static int resume_partition(const pub_opts *o, stream_client *c, int32_t *out, char *errbuf,
                             size_t errbuf_len)
@@ -696,15 +686,14 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
     stream_http_source_conf hc;
     stream_http_source_conf_init(&hc);
     hc.url = o->url;
-    hc.cacert = o->cacert;
-    hc.insecure = o->insecure;
-    hc.headers = o->http_headers;
-    hc.header_count = o->http_header_count;
+    hc.http = &o->http;
+    hc.agent = "stream-pub/" STREAM_VERSION;
     hc.conditional = o->poll_ms > 0;
     if ((rc = stream_http_source_new(&hc, &u.src, errbuf, errbuf_len)) != 0)
         goto out;
 
-    int failures = 0;           /* failed or empty responses in a row */
+    int failures = 0; /* failed or empty responses in a row */
+    uint64_t rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32); /* backoff jitter */
     bool ever_answered = false; /* some request got an HTTP answer */
     for (;;) {
         const char *last_id = (const char *)u.sse.last_id.data;
@@ -729,7 +718,9 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
                 goto out;
             /* A response that brought data resets the backoff. */
             failures = got_bytes ? 1 : failures + 1;
-            delay = resp->retry_after_ms >= 0 ? resp->retry_after_ms : backoff_ms(failures);
+            delay = resp->retry_after_ms >= 0
+                        ? resp->retry_after_ms
+                        : stream_http_backoff_ms(&o->http, failures + 1, &rng);
             info(1, "%s; trying again in %.1f s", errbuf, (double)delay / 1000);
             errbuf[0] = '\0';
             rc = 0;
@@ -737,7 +728,7 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
             failures = got_bytes ? 0 : failures + 1;
             delay = u.kind == BODY_SSE && u.sse.retry_ms >= 0 && failures == 0
                         ? u.sse.retry_ms
-                        : backoff_ms(failures);
+                        : stream_http_backoff_ms(&o->http, failures + 1, &rng);
             info(2, "the stream ended; reconnecting in %.1f s", (double)delay / 1000);
         } else if (o->poll_ms > 0) {
             failures = 0;
@@ -877,20 +868,19 @@ static void parse_options(int argc, char **argv, pub_opts *o)
             o->resume = true;
             break;
         case OPT_CACERT:
-            o->cacert = optarg;
+            o->http.cacert = optarg;
+            o->http_opts = true;
             break;
         case OPT_INSECURE:
-            o->insecure = true;
+            o->http.insecure = o->http_opts = true;
             break;
         case OPT_HTTP_HEADER: {
-            const char *colon = strchr(optarg, ':');
-            if (colon == NULL || colon == optarg || strpbrk(optarg, "\r\n"))
-                usage_error("--http-header: expected 'Name: value', got '%s'", optarg);
-            const char **h = realloc(o->http_headers, (o->http_header_count + 1) * sizeof(*h));
-            if (h == NULL)
+            int rc = stream_http_conf_add_header(&o->http, optarg, err, sizeof(err));
+            if (rc == STREAM_ENOMEM)
                 die("out of memory");
-            o->http_headers = h;
-            h[o->http_header_count++] = optarg;
+            if (rc != 0)
+                usage_error("--http-header: %s", err);
+            o->http_opts = true;
             break;
         }
         case 'q':
@@ -920,8 +910,7 @@ static void parse_options(int argc, char **argv, pub_opts *o)
                     "-D, -K, -k, -H, -Z and -l do not apply");
     if (o->whole && delim_arg)
         usage_error("-l reads one record: -D does not apply");
-    if (o->url == NULL && (o->json_array || o->follow || o->poll_ms || o->resume || o->cacert ||
-                           o->insecure || o->http_header_count))
+    if (o->url == NULL && (o->json_array || o->follow || o->poll_ms || o->resume || o->http_opts))
         usage_error("--json-array, --follow, --poll, --resume, --cacert, --insecure and "
                     "--http-header go with --url URL");
     if (o->follow && o->poll_ms)
@@ -942,6 +931,8 @@ int main(int argc, char **argv)
     stream_buf_init(&o.key_delim);
     stream_buf_put_u8(&o.delim, '\n');
     stream_producer_conf_init(&o.pconf);
+    stream_http_conf_init(&o.http);
+    o.http.backoff_ms = 100; /* reconnects: 100 ms, doubling to 30 s, with jitter */
     parse_options(argc, argv, &o);
 
     /* A closed pipe must be an error we see (EPIPE), not a silent death;
@@ -1014,7 +1005,7 @@ int main(int argc, char **argv)
     if (stop_signal)
         info(2, "stopped by signal %d after %" PRIu64 " records", (int)stop_signal, st.records);
     free(o.headers);
-    free(o.http_headers);
+    stream_http_conf_release(&o.http);
     stream_buf_release(&o.delim);
     stream_buf_release(&o.key_delim);
     return status;

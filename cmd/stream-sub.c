@@ -99,7 +99,7 @@ static const char usage_text[] =
     "                             --post-batch N (500), --post-linger MS (50), --post-each,\n"
     "                             --post-timeout MS (30000), --post-retries N (5; then exit 6),\n"
     "                             --post-in-flight N (8), --dead-letter TOPIC (4xx; else exit 7)\n"
-    "  -H, --header 'NAME: VALUE' add a header to each request (-H @FILE: one per line); TLS:\n"
+    "  -H, --http-header 'N: V'   add a header to each request (-H @FILE: one per line); TLS:\n"
     "                             --cacert FILE trusts its CAs (PEM), --insecure verifies nothing\n"
     "  -q, --quiet                print nothing but errors\n"
     "  -v, --verbose              say more on standard error\n"
@@ -148,6 +148,7 @@ static const struct option long_options[] = {
     {"post-linger", required_argument, NULL, OPT_POST_LINGER},
     {"post-each", no_argument, NULL, OPT_POST_EACH},
     {"header", required_argument, NULL, 'H'},
+    {"http-header", required_argument, NULL, 'H'}, /* stream-pub's name for it */
     {"post-timeout", required_argument, NULL, OPT_POST_TIMEOUT},
     {"post-retries", required_argument, NULL, OPT_POST_RETRIES},
     {"post-in-flight", required_argument, NULL, OPT_POST_IN_FLIGHT},

@@ -252,6 +252,42 @@ bool stream_http_curl_retryable(int curl_code)
     }
 }
 
+int stream_http_curl_error(int curl_code)
+{
+    switch ((CURLcode)curl_code) {
+    case CURLE_COULDNT_CONNECT:
+        return STREAM_ECONNREFUSED;
+    case CURLE_OPERATION_TIMEDOUT:
+        return STREAM_ETIMEDOUT;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return STREAM_ECONNRESET;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return STREAM_EINVAL;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return STREAM_EPROTO;
+    case CURLE_OUT_OF_MEMORY:
+        return STREAM_ENOMEM;
+    default:
+        return STREAM_EIO;
+    }
+}
+
 int stream_http_retry_after_ms(const char *p, size_t len, int64_t now_ms, int64_t *delay_ms)
 {
     while (len > 0 && (*p == ' ' || *p == '\t'))

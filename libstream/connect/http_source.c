@@ -25,6 +25,7 @@
 
 #include "base/internal.h"
 #include "stream/error.h"
+#include "stream/http.h"
 #include "stream/http_source.h"
 #include "stream/json.h"
 #include "stream/timespec.h"
@@ -32,138 +33,6 @@
 #define DEFAULT_MAX_BYTES    ((size_t)64 << 20)
 #define DEFAULT_BUFFER_BYTES ((size_t)256 << 10)
 #define ERR_BODY_BYTES       200 /* the start of an error answer's body kept for the message */
-
-/* ---- shared with the sink: to move to connect/http.c -------------------------
- *
- * libcurl's one-time global set-up, TLS options and request headers, and
- * turning a Retry-After value into milliseconds: the sink (stream-sub
- * --post) needs the same, and these are to be folded into connect/http.c at
- * merge. */
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-/* libcurl's global initialisation, once per process (thread-safe). */
-static int http_global_init(char *errbuf, size_t errbuf_len)
-{
-    pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rc != CURLE_OK)
-        return stream__fail(STREAM_EIO, errbuf, errbuf_len, "cannot initialise libcurl: %s",
-                            curl_easy_strerror(curl_init_rc));
-    return 0;
-}
-
-/* TLS verification (on unless insecure) and a CA bundle (--cacert). */
-static void http_set_tls(CURL *e, const char *cacert, bool insecure)
-{
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
-    if (cacert)
-        curl_easy_setopt(e, CURLOPT_CAINFO, cacert);
-}
-
-#define DAY_MS ((int64_t)86400 * 1000)
-
-/* Parses a Retry-After value p[0..len) - delay-seconds or an HTTP-date,
- * relative to now_ms (a date in the past: 0) - into *delay_ms (0 to a day).
- * 0, or STREAM_EINVAL when it is neither. (The sink's
- * stream_http_retry_after_ms has this signature.) */
-static int http_retry_after_ms(const char *p, size_t len, int64_t now_ms, int64_t *delay_ms)
-{
-    while (len > 0 && (*p == ' ' || *p == '\t')) {
-        p++;
-        len--;
-    }
-    while (len > 0 &&
-           (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r' || p[len - 1] == '\n'))
-        len--;
-    if (len == 0 || len > 64)
-        return STREAM_EINVAL;
-    char v[65];
-    memcpy(v, p, len);
-    v[len] = '\0';
-    if (isdigit((unsigned char)v[0])) {
-        int64_t sec = 0;
-        for (size_t i = 0; i < len; i++) {
-            if (!isdigit((unsigned char)v[i]))
-                return STREAM_EINVAL;
-            if (sec < DAY_MS)
-                sec = sec * 10 + (v[i] - '0');
-        }
-        *delay_ms = sec >= DAY_MS / 1000 ? DAY_MS : sec * 1000;
-        return 0;
-    }
-    time_t t = curl_getdate(v, NULL);
-    if (t < 0)
-        return STREAM_EINVAL;
-    /* Compared in seconds first: a date centuries away must not overflow. */
-    int64_t now_s = now_ms / 1000;
-    if ((int64_t)t <= now_s)
-        *delay_ms = 0;
-    else if ((int64_t)t - now_s >= DAY_MS / 1000)
-        *delay_ms = DAY_MS;
-    else
-        *delay_ms = ((int64_t)t - now_s) * 1000;
-    return 0;
-}
-
-/* True for an answer worth retrying: 408, 429 and every 5xx. */
-static bool http_status_retryable(long status)
-{
-    return status == 408 || status == 429 || status >= 500;
-}
-
-/* True for a transport failure worth retrying: not a refused certificate,
- * an unknown host, a malformed URL or an unsupported scheme - those fail
- * the same way every time. */
-static bool http_curl_retryable(int rc)
-{
-    switch (rc) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_ISSUER_ERROR:
-        return false;
-    default:
-        return true;
-    }
-}
-
-/* libcurl's result as our code. */
-static int http_map_curl_error(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-        return STREAM_ECONNREFUSED;
-    case CURLE_OPERATION_TIMEDOUT:
-        return STREAM_ETIMEDOUT;
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return STREAM_ECONNRESET;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-        return STREAM_EINVAL;
-    default:
-        return http_curl_retryable(rc) ? STREAM_EIO : STREAM_EPROTO; /* TLS */
-    }
-}
 
 /* ---- Server-Sent Events ---------------------------------------------------- */
 
@@ -576,10 +445,8 @@ struct stream_http_source {
     CURLcode done_rc;                /* libcurl's result of the finished transfer */
     bool paused;                     /* the write callback paused the transfer */
     char *url;                       /* conf.url, owned */
-    char *cacert;                    /* conf.cacert, owned or NULL */
-    bool insecure;                   /* conf.insecure */
     bool conditional;                /* conf.conditional */
-    struct curl_slist *base_headers; /* conf.headers */
+    struct curl_slist *base_headers; /* conf.http's -H headers, copied */
     struct curl_slist *req_headers;  /* this request's headers (base + conditional + id) */
     int idle_timeout_ms;             /* conf.idle_timeout_ms */
     int64_t last_byte_ns;            /* when bytes last came (idle timeout) */
@@ -598,7 +465,6 @@ struct stream_http_source {
 void stream_http_source_conf_init(stream_http_source_conf *conf)
 {
     memset(conf, 0, sizeof(*conf));
-    conf->connect_timeout_ms = 10000;
     conf->buffer_bytes = DEFAULT_BUFFER_BYTES;
 }
 
@@ -713,7 +579,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *opaque)
         src->new_last_modified = dup_header_value(v, vl);
     } else if (nl == 11 && strncasecmp(p, "retry-after", 11) == 0) {
         int64_t ms;
-        if (http_retry_after_ms(v, vl, (int64_t)time(NULL) * 1000, &ms) == 0)
+        if (stream_http_retry_after_ms(v, vl, (int64_t)time(NULL) * 1000, &ms) == 0)
             src->resp.retry_after_ms = ms;
     }
     return bytes;
@@ -738,7 +604,7 @@ int stream_http_source_new(const stream_http_source_conf *conf, stream_http_sour
     if (strncasecmp(conf->url, "http://", 7) != 0 && strncasecmp(conf->url, "https://", 8) != 0)
         return stream__fail(STREAM_EINVAL, errbuf, errbuf_len,
                             "'%s' is not an http:// or https:// URL", conf->url);
-    int rc = http_global_init(errbuf, errbuf_len);
+    int rc = stream_http_global_init(errbuf, errbuf_len);
     if (rc != 0)
         return rc;
     stream_http_source *src = calloc(1, sizeof(*src));
@@ -747,38 +613,38 @@ int stream_http_source_new(const stream_http_source_conf *conf, stream_http_sour
     stream_buf_init(&src->err_body);
     src->resp.retry_after_ms = -1;
     src->url = strdup(conf->url);
-    src->cacert = conf->cacert ? strdup(conf->cacert) : NULL;
-    src->insecure = conf->insecure;
     src->conditional = conf->conditional;
     src->idle_timeout_ms = conf->idle_timeout_ms;
     src->cap = conf->buffer_bytes ? conf->buffer_bytes : DEFAULT_BUFFER_BYTES;
     src->buf = malloc(src->cap);
     src->multi = curl_multi_init();
     src->e = curl_easy_init();
-    bool oom = src->url == NULL || (conf->cacert && src->cacert == NULL) || src->buf == NULL ||
-               src->multi == NULL || src->e == NULL;
-    for (size_t i = 0; !oom && i < conf->header_count; i++) {
-        struct curl_slist *l = curl_slist_append(src->base_headers, conf->headers[i]);
-        if (l == NULL)
-            oom = true;
-        else
-            src->base_headers = l;
-    }
-    if (oom) {
+    stream_http_conf defaults;
+    stream_http_conf_init(&defaults);
+    const stream_http_conf *http = conf->http ? conf->http : &defaults;
+    if (src->url == NULL || src->buf == NULL || src->multi == NULL || src->e == NULL ||
+        stream_http_conf_headers(http, &src->base_headers) != 0) {
         stream_http_source_free(src);
         return stream__fail(STREAM_ENOMEM, errbuf, errbuf_len, "out of memory");
     }
     CURL *e = src->e;
+    /* TLS, the connect timeout and the User-Agent as every connector sets
+     * them; then what a source differs in: no limit on the whole exchange
+     * (a --follow stream lasts as long as it lasts; idle_timeout_ms watches
+     * it instead), redirects followed, any encoding libcurl decodes. */
+    if ((rc = stream_http_easy_setup(http, e,
+                                     conf->agent ? conf->agent : "libstream/" STREAM_VERSION,
+                                     errbuf, errbuf_len)) != 0) {
+        stream_http_source_free(src);
+        return rc;
+    }
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L);
     curl_easy_setopt(e, CURLOPT_URL, src->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "stream-pub/" STREAM_VERSION);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every encoding libcurl decodes */
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conf->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, src);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -787,7 +653,6 @@ int stream_http_source_new(const stream_http_source_conf *conf, stream_http_sour
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, src);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, src->curl_err);
-    http_set_tls(e, src->cacert, src->insecure);
     *out = src;
     return 0;
 }
@@ -807,7 +672,6 @@ void stream_http_source_free(stream_http_source *src)
     stream_buf_release(&src->err_body);
     free(src->buf);
     free(src->url);
-    free(src->cacert);
     free(src->etag);
     free(src->last_modified);
     free(src->new_etag);
@@ -883,8 +747,8 @@ static int finish(stream_http_source *src, char *errbuf, size_t errbuf_len)
                             "GET %s: nothing received for %d ms", src->url, src->idle_timeout_ms);
     }
     if (src->done_rc != CURLE_OK) {
-        int err = http_map_curl_error(src->done_rc);
-        src->resp.retryable = http_curl_retryable(src->done_rc);
+        int err = stream_http_curl_error(src->done_rc);
+        src->resp.retryable = stream_http_curl_retryable(src->done_rc);
         const char *detail = src->curl_err[0] ? src->curl_err : curl_easy_strerror(src->done_rc);
         const char *hint = err == STREAM_EPROTO ? " (--cacert FILE names a CA to trust; "
                                                   "--insecure skips verification)"
@@ -892,7 +756,7 @@ static int finish(stream_http_source *src, char *errbuf, size_t errbuf_len)
         return stream__fail(err, errbuf, errbuf_len, "GET %s: %s%s", src->url, detail, hint);
     }
     if (!ok_status(status)) {
-        src->resp.retryable = http_status_retryable(status);
+        src->resp.retryable = stream_http_status_retryable(status);
         /* The start of the body, on one line, so a user sees the server's why. */
         char body[ERR_BODY_BYTES + 1];
         size_t n = 0;

@@ -28,6 +28,7 @@ listens (the tests wait for it). Threaded, HTTP/1.1. Paths:
   /big?bytes=B      one line of B bytes, no newline
   /endless          100-byte lines, chunked, until the client goes; /count's
                     "written" is the bytes the client let through
+  /headers          the request's X-* headers, one "Name: value" line each
   /count            how many requests each path had (JSON), for the tests
 
 --log FILE appends "PATH LAST-EVENT-ID UNIX-TIME" per request (the tests read it).
@@ -118,6 +119,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.endless()
         if path == "/big":
             return self.big(int(q.get("bytes", 1 << 20)))
+        if path == "/headers":
+            lines = ["%s: %s\n" % (k, v) for k, v in self.headers.items() if k.lower().startswith("x-")]
+            return self.send_body(200, "".join(lines).encode())
         if path == "/count":
             with counts_lock:
                 return self.send_body(200, json.dumps(counts).encode(), "application/json")

@@ -256,6 +256,21 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     kill -KILL "$PUB_PID"; wait "$PUB_PID" || true; PUB_PID=
 }
 
+@test "--http-header: given, and read from @FILE as stream-sub -H reads it; a bad one is refused" {
+    stream-topics create t -p 1
+    printf '# tokens stay off the command line\n\nX-Token: secret-1\nX-Two: 2\n' > hdrs
+    run -0 stream-pub -t t --url "$URL/headers" --http-header 'X-One: 1' --http-header @hdrs
+    run -0 stream-sub -t t -e
+    assert_output $'X-One: 1\nX-Token: secret-1\nX-Two: 2'
+    run -2 stream-pub -t t --url "$URL/headers" --http-header $'X-Bad: a\rInjected: 1'
+    assert_output --partial 'control character'
+    printf 'X-Token: secret-2\nno colon here\n' > bad
+    run -2 stream-pub -t t --url "$URL/headers" --http-header @bad
+    assert_output --partial 'line 2'
+    refute_output --partial 'secret-2'  # a file's lines are never quoted back
+    [ "$(count t)" -eq 3 ]
+}
+
 @test "TLS: verified by default, --cacert trusts a CA, --insecure skips" {
     openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
         -addext subjectAltName=IP:127.0.0.1 -days 1 -keyout key.pem -out cert.pem 2>/dev/null

@@ -105,6 +105,14 @@ bool stream_http_status_retryable(long status);
  * every time. */
 bool stream_http_curl_retryable(int curl_code);
 
+/* A libcurl transport failure (a CURLcode, not CURLE_OK) as a STREAM_E*
+ * code: STREAM_ECONNREFUSED (nothing listens), STREAM_ETIMEDOUT,
+ * STREAM_ECONNRESET (the connection broke or the answer was cut short),
+ * STREAM_EINVAL (a malformed URL, an unsupported scheme, a host that does
+ * not resolve), STREAM_EPROTO (TLS: a refused certificate, a failed
+ * handshake), STREAM_ENOMEM, else STREAM_EIO. */
+int stream_http_curl_error(int curl_code);
+
 /* Parses a Retry-After value (p, len bytes): delay-seconds ("120") or an
  * HTTP-date ("Wed, 21 Oct 2026 07:28:00 GMT", relative to now_ms, a date
  * in the past meaning 0). Surrounding spaces (and a line end) are allowed. Sets *delay_ms

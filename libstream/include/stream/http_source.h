@@ -43,6 +43,7 @@
 
 #include "stream/buf.h"
 #include "stream/client.h"
+#include "stream/http.h"
 
 /* ---- Server-Sent Events (the WHATWG HTML "event stream" format) --------------
  *
@@ -153,17 +154,18 @@ int stream_json_array_finish(stream_json_array_splitter *s, char *errbuf, size_t
 typedef struct stream_http_source stream_http_source;
 
 typedef struct stream_http_source_conf {
-    const char *url;            /* http:// or https:// (required; copied) */
-    const char *cacert;         /* --cacert: CA bundle to verify with, or NULL */
-    bool insecure;              /* --insecure: skip TLS verification */
-    const char *const *headers; /* "Name: value" request headers (copied) */
-    size_t header_count;
-    bool conditional;       /* send If-None-Match / If-Modified-Since (--poll) */
-    int connect_timeout_ms; /* default 10,000 */
-    int idle_timeout_ms;    /* a response that sends nothing for this long
-                               fails (STREAM_ETIMEDOUT); 0: never. Default 0 */
-    size_t buffer_bytes;    /* body bytes held ahead of the reader (default
-                               256 KiB); the transfer pauses when full */
+    const char *url;              /* http:// or https:// (required; copied) */
+    const stream_http_conf *http; /* TLS (--insecure, --cacert), -H headers and the
+                                     connect timeout, as every connector takes them
+                                     (stream/http.h; its whole-request timeout does
+                                     not apply); borrowed for stream_http_source_new
+                                     only; NULL: stream_http_conf_init's defaults */
+    const char *agent;            /* User-Agent; NULL: "libstream/VERSION" */
+    bool conditional;             /* send If-None-Match / If-Modified-Since (--poll) */
+    int idle_timeout_ms;          /* a response that sends nothing for this long
+                                     fails (STREAM_ETIMEDOUT); 0: never. Default 0 */
+    size_t buffer_bytes;          /* body bytes held ahead of the reader (default
+                                     256 KiB); the transfer pauses when full */
 } stream_http_source_conf;
 
 /* What is known of the current (or last) response. */
