@@ -55,22 +55,14 @@ trap 'exit 130' INT TERM
 stream-broker --listen 127.0.0.1:0 --data-dir "$tmp/data" --ready-file "$tmp/ready" \
     --log-level warn </dev/null 2>"$tmp/broker.log" &
 broker_pid=$!
-for _ in $(seq 200); do
-    [ -s "$tmp/ready" ] && break
-    kill -0 "$broker_pid" 2>/dev/null || { cat "$tmp/broker.log" >&2; exit 1; }
-    sleep 0.05
-done
-[ -s "$tmp/ready" ] || { echo "http-sink.sh: broker not ready" >&2; exit 1; }
+bench_wait_file "$tmp/ready" "$broker_pid" "$tmp/broker.log"
 export STREAM_BROKERS
 STREAM_BROKERS=$(cat "$tmp/ready")
 
 /usr/bin/python3 "$here/../cli/http_sink_server.py" --port-file "$tmp/port" --out /dev/null \
     --log "$tmp/requests" </dev/null &
 server_pid=$!
-for _ in $(seq 200); do
-    [ -s "$tmp/port" ] && break
-    sleep 0.05
-done
+bench_wait_file "$tmp/port" "$server_pid"
 url=http://127.0.0.1:$(cat "$tmp/port")/in
 
 stream-topics create tp -p "$partitions" >/dev/null

@@ -40,25 +40,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_file() {
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [ -s "$1" ] && return 0
-        sleep 0.05
-    done
-    echo "http-source.sh: $1 did not appear" >&2
-    return 1
-}
-
 stream-broker --listen 127.0.0.1:0 --data-dir "$tmp/data" --ready-file "$tmp/ready" \
     --log-level warn </dev/null 2>"$tmp/broker.log" &
 pids+=($!)
-wait_file "$tmp/ready"
+bench_wait_file "$tmp/ready"
 export STREAM_BROKERS=$(cat "$tmp/ready")
 /usr/bin/python3 "$here/cli/http_source_server.py" "$tmp/port" --dir "$tmp" </dev/null \
     >"$tmp/server.log" 2>&1 &
 pids+=($!)
-wait_file "$tmp/port"
+bench_wait_file "$tmp/port"
 url="http://127.0.0.1:$(cat "$tmp/port")/file/events.sse"
 
 # The same 100-byte values both ways.

@@ -18,3 +18,20 @@ bench_tmpdir() {
     echo "bench: no writable directory off tmpfs for stream-$1 (tried \$BENCH_DIR, \$TMPDIR, /var/tmp, /tmp, $2)" >&2
     return 1
 }
+
+# bench_wait_file FILE [PID LOG]: waits up to 10 s for FILE (a ready or port
+# file) to be non-empty. With PID, fails at once when PID has exited,
+# showing LOG. Fails with a message naming FILE when it never appears.
+bench_wait_file() {
+    local i
+    for ((i = 0; i < 200; i++)); do
+        [ -s "$1" ] && return 0
+        if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+            cat "${3:-/dev/null}" >&2
+            break
+        fi
+        sleep 0.05
+    done
+    echo "bench: $1 did not appear" >&2
+    return 1
+}
