@@ -182,6 +182,23 @@ static void test_retryable_answers_and_transport_failures(void **state)
     assert_false(stream_http_curl_retryable(CURLE_UNSUPPORTED_PROTOCOL));
 }
 
+/* A transport failure as the code every connector reports: what the user
+ * can act on (a refused connection, a timeout, a broken connection, a bad
+ * URL, TLS) stays distinguishable. */
+static void test_curl_errors_map_to_stream_codes(void **state)
+{
+    assert_int_equal(stream_http_curl_error(CURLE_COULDNT_CONNECT), STREAM_ECONNREFUSED);
+    assert_int_equal(stream_http_curl_error(CURLE_OPERATION_TIMEDOUT), STREAM_ETIMEDOUT);
+    assert_int_equal(stream_http_curl_error(CURLE_RECV_ERROR), STREAM_ECONNRESET);
+    assert_int_equal(stream_http_curl_error(CURLE_PARTIAL_FILE), STREAM_ECONNRESET);
+    assert_int_equal(stream_http_curl_error(CURLE_COULDNT_RESOLVE_HOST), STREAM_EINVAL);
+    assert_int_equal(stream_http_curl_error(CURLE_URL_MALFORMAT), STREAM_EINVAL);
+    assert_int_equal(stream_http_curl_error(CURLE_PEER_FAILED_VERIFICATION), STREAM_EPROTO);
+    assert_int_equal(stream_http_curl_error(CURLE_SSL_CONNECT_ERROR), STREAM_EPROTO);
+    assert_int_equal(stream_http_curl_error(CURLE_OUT_OF_MEMORY), STREAM_ENOMEM);
+    assert_int_equal(stream_http_curl_error(CURLE_WRITE_ERROR), STREAM_EIO);
+}
+
 int main(void)
 {
     char err[256];
@@ -196,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_seconds_and_dates),
         cmocka_unit_test(test_backoff_doubles_with_jitter_up_to_the_cap),
         cmocka_unit_test(test_retryable_answers_and_transport_failures),
+        cmocka_unit_test(test_curl_errors_map_to_stream_codes),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
