@@ -172,9 +172,10 @@ typedef struct stream_http_source_conf {
 typedef struct stream_http_response {
     long status;            /* HTTP status; 0 until the headers came */
     bool event_stream;      /* Content-Type is text/event-stream */
-    bool retryable;         /* after an error: worth trying again later (a network
-                               error, 408, 429, 5xx); false for TLS failures,
-                               unknown hosts, other 4xx */
+    bool retryable;         /* after an error: worth trying again later, as every
+                               connector decides it (stream/http.h): 408, 429,
+                               5xx, network errors; not a refused certificate,
+                               a malformed URL, another 4xx */
     int64_t retry_after_ms; /* Retry-After (seconds or an HTTP date), or -1 */
     uint64_t body_bytes;    /* body bytes of this response returned so far */
 } stream_http_response;
