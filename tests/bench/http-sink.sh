@@ -52,12 +52,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-stream-broker --listen 127.0.0.1:0 --data-dir "$tmp/data" --ready-file "$tmp/ready" \
-    --log-level warn </dev/null 2>"$tmp/broker.log" &
-broker_pid=$!
-bench_wait_file "$tmp/ready" "$broker_pid" "$tmp/broker.log"
-export STREAM_BROKERS
-STREAM_BROKERS=$(cat "$tmp/ready")
+bench_start_broker "$tmp"
 
 /usr/bin/python3 "$here/../cli/http_sink_server.py" --port-file "$tmp/port" --out /dev/null \
     --log "$tmp/requests" </dev/null &

@@ -35,3 +35,18 @@ bench_wait_file() {
     echo "bench: $1 did not appear" >&2
     return 1
 }
+
+# bench_start_broker DIR [ARGS...]: starts stream-broker on a free loopback
+# port with its data in DIR/data (its log DIR/broker.log, extra ARGS passed
+# on), sets broker_pid, waits for it to be ready and exports STREAM_BROKERS.
+# The caller's EXIT trap stops it (kill -TERM "$broker_pid").
+bench_start_broker() {
+    local dir=$1
+    shift
+    stream-broker --listen 127.0.0.1:0 --data-dir "$dir/data" --ready-file "$dir/ready" \
+        --log-level warn "$@" </dev/null 2>"$dir/broker.log" &
+    broker_pid=$!
+    bench_wait_file "$dir/ready" "$broker_pid" "$dir/broker.log" || return 1
+    STREAM_BROKERS=$(cat "$dir/ready")
+    export STREAM_BROKERS
+}

@@ -41,12 +41,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-stream-broker --listen 127.0.0.1:0 --data-dir "$tmp/data" --ready-file "$tmp/ready" \
-    --log-level warn </dev/null 2>"$tmp/broker.log" &
-broker_pid=$!
-bench_wait_file "$tmp/ready" "$broker_pid" "$tmp/broker.log"
-export STREAM_BROKERS
-STREAM_BROKERS=$(cat "$tmp/ready")
+bench_start_broker "$tmp"
 
 echo "stream-proc benchmark: $records records of 100 B, broker $STREAM_BROKERS, $(nproc) CPUs, load $(uptime | sed 's/.*load average: //')"
 stream-topics create in -p 4
