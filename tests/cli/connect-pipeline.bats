@@ -33,20 +33,9 @@ teardown() {
     stop_broker
 }
 
-# wait_for SECONDS CONDITION: polls the shell condition every 0.1 s.
-wait_for() {
-    local i
-    for ((i = 0; i < $1 * 10; i++)); do
-        eval "$2" && return 0
-        sleep 0.1
-    done
-    echo "timed out after $1 s waiting for: $2" >&2
-    return 1
-}
-
 # wait_port FILE PID: a test server's port file, written once it listens.
 wait_port() {
-    wait_for 10 "[ -s $1 ] || ! kill -0 $2" && [ -s "$1" ]
+    wait_until 10 "[ -s $1 ] || ! kill -0 $2" && [ -s "$1" ]
 }
 
 # The README block: the topics line into ./topics.sh, each background
@@ -144,18 +133,18 @@ EOF
     start stream-sub
 
     # Before any kill: what arrives is every event, transformed, once, in order.
-    wait_for 60 '[ "$(wc -l <out)" -ge 50 ]'
+    wait_until 60 '[ "$(wc -l <out)" -ge 50 ]'
     run -0 check 0
 
     # kill -9 each program once while events still flow, and start it again.
     local name at=100
     for name in stream-pub stream-proc stream-sub; do
-        wait_for 60 "[ \"\$(wc -l <out)\" -ge $at ]"
+        wait_until 60 "[ \"\$(wc -l <out)\" -ge $at ]"
         kill9 "$name"
         start "$name"
         at=$((at + 100))
     done
-    wait_for 90 '[ "$(jq -r .key out | sort -u | wc -l)" -ge '"$EVENTS"' ]' ||
+    wait_until 90 '[ "$(jq -r .key out | sort -u | wc -l)" -ge '"$EVENTS"' ]' ||
         { tail -n 5 stream-*.err; false; }
     run -0 check 1
     echo "# $output" >&3

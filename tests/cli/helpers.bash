@@ -20,6 +20,10 @@
 #                          returns the broker's exit status. A no-op when no
 #                          broker runs, so it is safe in teardown.
 # kill_broker              SIGKILL (an unclean stop), then waits.
+# wait_until SECONDS COND  polls the shell condition COND (eval'd) every
+#                          0.1 s for up to SECONDS; fails saying what it
+#                          waited for (wait for conditions, never sleep a
+#                          fixed time).
 #
 # The programs under test come from $PATH (tests/run-tests.sh puts the build
 # directory first) or from $STREAM_BUILD.
@@ -101,4 +105,14 @@ kill_broker() {
     BROKER_PID=
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null || true
+}
+
+wait_until() {
+    local i
+    for ((i = 0; i < $1 * 10; i++)); do
+        eval "$2" && return 0
+        sleep 0.1
+    done
+    echo "timed out after $1 s waiting for: $2" >&2
+    return 1
 }

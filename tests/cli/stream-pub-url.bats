@@ -38,17 +38,6 @@ start_http() {
     URL=http://127.0.0.1:$(cat http.port)
 }
 
-# Waits up to $1 seconds for the shell condition $2.
-wait_for() {
-    local i
-    for ((i = 0; i < $1 * 10; i++)); do
-        eval "$2" && return 0
-        sleep 0.1
-    done
-    echo "timed out waiting for: $2" >&2
-    return 1
-}
-
 count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
 
 @test "one GET: a record per line, -K and -H apply as for stdin" {
@@ -109,7 +98,7 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     stream-topics create t -p 1
     stream-pub -t t --url "$URL/sse?n=40&drop=9" --follow -q 3>&- &
     PUB_PID=$!
-    wait_for 60 '[ "$(count t)" -ge 40 ]'
+    wait_until 60 '[ "$(count t)" -ge 40 ]'
     kill -TERM "$PUB_PID"
     wait "$PUB_PID"
     PUB_PID=
@@ -126,12 +115,12 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     stream-topics create t -p 1
     stream-pub -t t --url "$URL/flaky/a?fail=2&code=500" --poll 60 -q 3>&- &
     PUB_PID=$!
-    wait_for 30 '[ "$(count t)" -ge 3 ]'
+    wait_until 30 '[ "$(count t)" -ge 3 ]'
     kill -TERM "$PUB_PID"; wait "$PUB_PID" || true; PUB_PID=
     [ "$(grep -c '^/flaky/a ' requests.log)" -eq 3 ]
     stream-pub -t t --url "$URL/flaky/b?fail=1&code=429&retry_after=1" --poll 60 3>&- 2>err &
     PUB_PID=$!
-    wait_for 30 '[ "$(count t)" -ge 6 ]'
+    wait_until 30 '[ "$(count t)" -ge 6 ]'
     kill -TERM "$PUB_PID"; wait "$PUB_PID" || true; PUB_PID=
     grep -q 'HTTP 429' err
     grep -q 'trying again in 1.0 s' err
@@ -153,7 +142,7 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     : > requests.log
     stream-pub -t t --url "$URL/sse?n=8" --follow --resume -q 3>&- &
     PUB_PID=$!
-    wait_for 30 '[ "$(count t)" -ge 8 ]'
+    wait_until 30 '[ "$(count t)" -ge 8 ]'
     kill -TERM "$PUB_PID"; wait "$PUB_PID"; PUB_PID=
     run -0 stream-sub -t t -e -f '%s\n'
     assert_output "$(seq -f 'event-%g' 1 8)"
@@ -169,12 +158,12 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     printf 'one\ntwo\n' > doc.txt
     stream-pub -t t --url "$URL/file/doc.txt" --poll 1 -q 3>&- &
     PUB_PID=$!
-    wait_for 30 '[ "$(count t)" -ge 2 ]'
-    wait_for 30 '[ "$(grep -c "^/file/doc.txt " requests.log)" -ge 2 ]'
+    wait_until 30 '[ "$(count t)" -ge 2 ]'
+    wait_until 30 '[ "$(grep -c "^/file/doc.txt " requests.log)" -ge 2 ]'
     [ "$(count t)" -eq 2 ]
     printf 'three\n' > doc.txt
     touch -d '+2 seconds' doc.txt
-    wait_for 30 '[ "$(count t)" -ge 3 ]'
+    wait_until 30 '[ "$(count t)" -ge 3 ]'
     kill -TERM "$PUB_PID"; wait "$PUB_PID"; PUB_PID=
     run -0 stream-sub -t t -e
     assert_output $'one\ntwo\nthree'
@@ -184,7 +173,7 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     touch -d '-1 hour' lm.txt
     stream-pub -t lm --url "$URL/file/lm.txt?noetag=1" --poll 1 -q 3>&- &
     PUB_PID=$!
-    wait_for 30 '[ "$(grep -c "^/file/lm.txt " requests.log)" -ge 2 ]'
+    wait_until 30 '[ "$(grep -c "^/file/lm.txt " requests.log)" -ge 2 ]'
     kill -TERM "$PUB_PID"; wait "$PUB_PID"; PUB_PID=
     [ "$(count lm)" -eq 1 ]
 }
@@ -193,7 +182,7 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     stream-topics create t -p 1
     stream-pub -t t --url "$URL/slow?n=2&ms=1500" -q 3>&- &
     PUB_PID=$!
-    wait_for 30 '[ "$(count t)" -ge 1 ]'
+    wait_until 30 '[ "$(count t)" -ge 1 ]'
     kill -0 "$PUB_PID"  # still reading the response
     wait "$PUB_PID"
     PUB_PID=
@@ -240,7 +229,7 @@ count() { stream-sub -t "$1" -o beginning -e 2>/dev/null | wc -l; }
     # stall once the producer's 64 MiB and the buffers on the way (the
     # source's 256 KiB, the splitter's, TCP's) are full: two looks a second
     # apart agree, less than 64 MiB and a margin after the stop.
-    wait_for 60 '[ "$(written)" -gt 1000000 ]'
+    wait_until 60 '[ "$(written)" -gt 1000000 ]'
     kill -STOP "$BROKER_PID"
     local at_stop a b
     at_stop=$(written)
