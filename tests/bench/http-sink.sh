@@ -43,10 +43,7 @@ broker_pid=
 server_pid=
 cleanup() {
     [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true
-    if [ -n "$broker_pid" ]; then
-        kill -TERM "$broker_pid" 2>/dev/null || true
-        wait "$broker_pid" 2>/dev/null || true
-    fi
+    bench_stop_broker
     rm -rf "$tmp"
 }
 trap cleanup EXIT

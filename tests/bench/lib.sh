@@ -50,3 +50,11 @@ bench_start_broker() {
     STREAM_BROKERS=$(cat "$dir/ready")
     export STREAM_BROKERS
 }
+
+# bench_stop_broker: stops the broker bench_start_broker started (SIGTERM,
+# then waits for it); nothing when none runs. For the caller's EXIT trap.
+bench_stop_broker() {
+    [ -n "${broker_pid:-}" ] || return 0
+    kill -TERM "$broker_pid" 2>/dev/null || true
+    wait "$broker_pid" 2>/dev/null || true
+}

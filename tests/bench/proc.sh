@@ -32,10 +32,7 @@ export PATH="$build:$PATH"
 tmp=$(bench_tmpdir proc "$build") || exit 1
 broker_pid=
 cleanup() {
-    if [ -n "$broker_pid" ]; then
-        kill -TERM "$broker_pid" 2>/dev/null || true
-        wait "$broker_pid" 2>/dev/null || true
-    fi
+    bench_stop_broker
     rm -rf "$tmp"
 }
 trap cleanup EXIT
