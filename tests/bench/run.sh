@@ -27,8 +27,9 @@ status=0
 shopt -s nullglob
 for b in "$build"/bench/*; do
     [ -x "$b" ] || continue
-    # Load generators driven by scale.sh, not benchmarks of their own.
-    case ${b##*/} in idle_consumers | idle_floor | scale_load) continue ;; esac
+    # Load generators driven by scale.sh and http-sink.sh, not benchmarks
+    # of their own.
+    case ${b##*/} in idle_consumers | idle_floor | scale_load | http_endpoint) continue ;; esac
     echo "== ${b##*/}"
     "$b" || status=1
 done
