@@ -50,13 +50,13 @@ DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc \
              clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev dmsetup \
              kcat python3-confluent-kafka python3-kafka nodejs nghttp2-server \
-             libmicrohttpd-dev prometheus
+             libmicrohttpd-dev prometheus libssl-dev openssl
 # npm installs kafkajs for tests/cli/kafka-groups.bats (into tests/.npm, never
 # committed): Debian's npm package only when no npm came with nodejs (a
 # nodejs from elsewhere bundles its own, and conflicts with Debian's).
 DEPS_NPM  := npm
 
-PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft libcurl libmicrohttpd
+PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft libcurl libmicrohttpd openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

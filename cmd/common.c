@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "stream/client.h"
 
 const char *cmd_name = "stream";
 int cmd_verbosity = 1;
@@ -108,4 +109,57 @@ void cmd_bad_option(int opt, char *const argv[])
     if (optopt)
         usage_error("unknown option '-%c'", optopt);
     usage_error("unknown option '%s'", argv[optind - 1]);
+}
+
+/* The TLS options given (cmd_tls_option). */
+static struct {
+    bool tls;
+    const char *ca, *cert, *key;
+} tls_opts;
+
+bool cmd_tls_option(int opt, const char *arg)
+{
+    switch (opt) {
+    case CMD_OPT_TLS:
+        tls_opts.tls = true;
+        return true;
+    case CMD_OPT_CACERT:
+        tls_opts.ca = arg;
+        return true;
+    case CMD_OPT_CERT:
+        tls_opts.cert = arg;
+        return true;
+    case CMD_OPT_CERT_KEY:
+        tls_opts.key = arg;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* An environment variable's value, NULL when unset or empty. */
+static const char *env_or_null(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' ? v : NULL;
+}
+
+void cmd_client_conf(stream_client_conf *conf, const char *brokers_arg, const char *name)
+{
+    stream_client_conf_init(conf);
+    conf->brokers = cmd_brokers(brokers_arg);
+    conf->client_name = name;
+    cmd_tls_conf(conf);
+}
+
+void cmd_tls_conf(stream_client_conf *conf)
+{
+    const char *on = env_or_null("STREAM_TLS");
+    conf->tls = tls_opts.tls || (on != NULL && (strcmp(on, "1") == 0 || strcmp(on, "true") == 0));
+    conf->tls_ca_file = tls_opts.ca ? tls_opts.ca : env_or_null("STREAM_TLS_CA");
+    conf->tls_cert_file = tls_opts.cert ? tls_opts.cert : env_or_null("STREAM_TLS_CERT");
+    conf->tls_key_file = tls_opts.key ? tls_opts.key : env_or_null("STREAM_TLS_KEY");
+    if ((conf->tls_cert_file == NULL) != (conf->tls_key_file == NULL))
+        usage_error("a client certificate needs its key and a key its certificate "
+                    "(--cert FILE with --key FILE, or $STREAM_TLS_CERT with $STREAM_TLS_KEY)");
 }

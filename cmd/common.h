@@ -56,6 +56,35 @@ noreturn void cmd_version(void);
  * "127.0.0.1:9292". Never NULL. */
 const char *cmd_brokers(const char *arg);
 
+/* The TLS options of every client program (long options only; values
+ * outside getopt's char range). stream-pub's --key is its record key: it
+ * takes the client key as --cert-key, which every program accepts. */
+enum { CMD_OPT_TLS = 0x7000, CMD_OPT_CACERT, CMD_OPT_CERT, CMD_OPT_CERT_KEY };
+#define CMD_TLS_LONG_OPTIONS                                                                       \
+    {"tls", no_argument, NULL, CMD_OPT_TLS}, {"cacert", required_argument, NULL, CMD_OPT_CACERT},  \
+        {"tls-cacert", required_argument, NULL, CMD_OPT_CACERT},                                   \
+        {"cert", required_argument, NULL, CMD_OPT_CERT},                                           \
+        {"cert-key", required_argument, NULL, CMD_OPT_CERT_KEY}
+/* The --help lines of those options (KEYOPT: "--key" or "--cert-key"). */
+#define CMD_TLS_HELP(KEYOPT)                                                                       \
+    "      --tls                 TLS to the brokers, verifying their certificates\n"               \
+    "      --cacert FILE         PEM CAs to trust for the brokers (implies --tls)\n"               \
+    "      --cert FILE           PEM client certificate, with " KEYOPT " FILE (its key)\n"
+
+/* Takes opt when it is a TLS option (CMD_OPT_*); true if it was. */
+bool cmd_tls_option(int opt, const char *arg);
+
+struct stream_client_conf;
+/* Sets conf's TLS fields from the TLS options, else from $STREAM_TLS (1 or
+ * true), $STREAM_TLS_CA, $STREAM_TLS_CERT and $STREAM_TLS_KEY. A
+ * certificate without its key (or a key without its certificate) is a usage
+ * error. */
+void cmd_tls_conf(struct stream_client_conf *conf);
+
+/* conf's defaults, then the broker list (cmd_brokers(brokers_arg)), the
+ * client name and the TLS settings (cmd_tls_conf). */
+void cmd_client_conf(struct stream_client_conf *conf, const char *brokers_arg, const char *name);
+
 /* Parses a whole decimal integer in [min, max]; usage_error naming `what`
  * otherwise. */
 long long cmd_parse_int(const char *s, long long min, long long max, const char *what);

@@ -60,6 +60,7 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
+    CMD_TLS_HELP("--key")
     "  -t, --topic TOPIC         topic to use (required)\n"
     "  -n, --records N           records to produce or read\n"
     "  -s, --record-size BYTES   value size (default 100; e2e at least 16)\n"
@@ -115,6 +116,8 @@ static const struct option long_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"key", required_argument, NULL, CMD_OPT_CERT_KEY},
+    CMD_TLS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -173,7 +176,9 @@ static stream_client *connect_client(const options *o, const char *name)
 {
     stream_client *c = NULL;
     char err[512];
-    int rc = stream_cli_connect(cmd_brokers(o->brokers), name, 0, &c, err, sizeof(err));
+    stream_client_conf ccf;
+    cmd_client_conf(&ccf, o->brokers, name);
+    int rc = stream_cli_connect_conf(&ccf, 0, &c, err, sizeof(err));
     if (rc == STREAM_EINVAL)
         usage_error("%s", err); /* a broker list that does not parse */
     if (rc != 0)
@@ -1203,6 +1208,12 @@ static void parse_options(int argc, char **argv, options *o)
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":b:t:n:s:z:g:qvh", long_options, NULL)) != -1) {
         switch (opt) {
+        case CMD_OPT_TLS:
+        case CMD_OPT_CACERT:
+        case CMD_OPT_CERT:
+        case CMD_OPT_CERT_KEY:
+            cmd_tls_option(opt, optarg);
+            break;
         case 'b':
             o->brokers = optarg;
             break;

@@ -45,6 +45,12 @@ static const char usage_text[] =
     "      --node-id N          this broker's id in a cluster (node.id)\n"
     "      --cluster VOTERS     the metadata quorum, ID@IPV4:PORT,... with Raft\n"
     "                           addresses (cluster.voters); N must be one of them\n"
+    "      --tls-cert FILE      serve TLS on every listener with this PEM certificate\n"
+    "      --tls-key FILE       and its PEM key (both re-read on SIGHUP)\n"
+    "      --tls-ca FILE        CAs that sign client certificates\n"
+    "      --tls-client-auth required|requested|none\n"
+    "                           ask clients for a certificate (default none)\n"
+    "      --insecure           allow plain text on a non-loopback address\n"
     "  -c, --config FILE        read key=value settings from FILE\n"
     "  -s, --set KEY=VALUE      set one setting (repeatable; wins over --config)\n"
     "      --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -64,6 +70,11 @@ enum {
     OPT_CLUSTER,
     OPT_KAFKA_LISTEN,
     OPT_METRICS_LISTEN,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
+    OPT_TLS_CLIENT_AUTH,
+    OPT_INSECURE,
 };
 
 static const struct option long_options[] = {
@@ -73,6 +84,11 @@ static const struct option long_options[] = {
     {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"node-id", required_argument, NULL, OPT_NODE_ID},
     {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-client-auth", required_argument, NULL, OPT_TLS_CLIENT_AUTH},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
     {"config", required_argument, NULL, 'c'},
     {"set", required_argument, NULL, 's'},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -225,6 +241,21 @@ int main(int argc, char **argv)
             break;
         case OPT_LOG_LEVEL:
             set_or_usage(cfg, "--log-level", "log.level", optarg);
+            break;
+        case OPT_TLS_CERT:
+            set_or_usage(cfg, "--tls-cert", "tls.cert", optarg);
+            break;
+        case OPT_TLS_KEY:
+            set_or_usage(cfg, "--tls-key", "tls.key", optarg);
+            break;
+        case OPT_TLS_CA:
+            set_or_usage(cfg, "--tls-ca", "tls.ca", optarg);
+            break;
+        case OPT_TLS_CLIENT_AUTH:
+            set_or_usage(cfg, "--tls-client-auth", "tls.client.auth", optarg);
+            break;
+        case OPT_INSECURE:
+            set_or_usage(cfg, "--insecure", "insecure", "true");
             break;
         case OPT_READY_FILE:
             ready_file = optarg;

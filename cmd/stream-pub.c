@@ -41,6 +41,7 @@ static const char usage_text[] =
     "\n"
     "  -t, --topic TOPIC          topic to publish to (required)\n"
     "  -b, --brokers HOST:PORT,.. brokers (default $STREAM_BROKERS, else 127.0.0.1:9292)\n"
+    CMD_TLS_HELP("--cert-key")
     "Input:\n"
     "  -D, --delimiter DELIM      record delimiter (default \\n; escapes \\n \\t \\0 \\xNN)\n"
     "  -K, --key-delimiter DELIM  split each record into key and value at the first DELIM\n"
@@ -129,6 +130,13 @@ static const struct option long_options[] = {
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"insecure", no_argument, NULL, OPT_INSECURE},
     {"http-header", required_argument, NULL, OPT_HTTP_HEADER},
+    /* Broker TLS: --cacert and --insecure are the HTTP source's (as curl's), so
+     * the brokers' CAs are --tls-cacert here, and the client key --cert-key
+     * (--key is the record key). */
+    {"tls", no_argument, NULL, CMD_OPT_TLS},
+    {"tls-cacert", required_argument, NULL, CMD_OPT_CACERT},
+    {"cert", required_argument, NULL, CMD_OPT_CERT},
+    {"cert-key", required_argument, NULL, CMD_OPT_CERT_KEY},
     {NULL, 0, NULL, 0},
 };
 
@@ -773,6 +781,12 @@ static void parse_options(int argc, char **argv, pub_opts *o)
         case 't':
             o->topic = optarg;
             break;
+        case CMD_OPT_TLS:
+        case CMD_OPT_CACERT:
+        case CMD_OPT_CERT:
+        case CMD_OPT_CERT_KEY:
+            cmd_tls_option(opt, optarg);
+            break;
         case 'b':
             o->brokers = optarg;
             break;
@@ -955,8 +969,9 @@ int main(int argc, char **argv)
 
     char err[1024];
     stream_client *c;
-    if (stream_cli_connect(cmd_brokers(o.brokers), "stream-pub/" STREAM_VERSION, 0, &c, err,
-                           sizeof(err)) != 0)
+    stream_client_conf ccf;
+    cmd_client_conf(&ccf, o.brokers, "stream-pub/" STREAM_VERSION);
+    if (stream_cli_connect_conf(&ccf, 0, &c, err, sizeof(err)) != 0)
         die("%s", err);
     o.pconf.on_delivery = on_delivery;
     o.pconf.opaque = &st;

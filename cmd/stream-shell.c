@@ -41,6 +41,7 @@ static const char usage_text[] =
     "Explore and manage a stream broker interactively, or run a script of commands.\n"
     "\n"
     "  -b, --brokers LIST     host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
+    CMD_TLS_HELP("--key")
     "  -c, --command CMDS     run CMDS (separated by ';' or newlines) and exit\n"
     "  -k, --keep-going       in a script, go on after a command fails\n"
     "      --json             start with 'set format json': JSON for every command\n"
@@ -72,6 +73,8 @@ static const struct option long_options[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"key", required_argument, NULL, CMD_OPT_CERT_KEY},
+    CMD_TLS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -387,6 +390,12 @@ static void parse_options(int argc, char **argv, shell_opts *o)
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":b:c:kqh", long_options, NULL)) != -1) {
         switch (opt) {
+        case CMD_OPT_TLS:
+        case CMD_OPT_CACERT:
+        case CMD_OPT_CERT:
+        case CMD_OPT_CERT_KEY:
+            cmd_tls_option(opt, optarg);
+            break;
         case 'b':
             o->brokers = optarg;
             break;
@@ -442,7 +451,10 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
 
+    stream_client_conf ccf;
+    cmd_client_conf(&ccf, o.brokers, "stream-shell/" STREAM_VERSION);
     stream_shell_conf conf = {.brokers = cmd_brokers(o.brokers),
+                              .client = &ccf,
                               .client_name = "stream-shell/" STREAM_VERSION,
                               .connect_timeout_ms = o.timeout_ms,
                               .request_timeout_ms = o.timeout_ms,

@@ -69,6 +69,7 @@ static const char usage_text[] =
     "                             shares the partitions, starts at its committed offsets\n"
     "                             and commits what has been written out\n"
     "  -b, --brokers HOST:PORT,.. brokers (default $STREAM_BROKERS, else 127.0.0.1:9292)\n"
+    CMD_TLS_HELP("--key")
     "  -p, --partition N[,N]..    read only these partitions (repeatable; default all)\n"
     "  -o, --offset SPEC          where to start, per partition: beginning (default), end,\n"
     "                             N, -N (N before the end), +N, @TIME (first record at or\n"
@@ -159,6 +160,8 @@ static const struct option long_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"key", required_argument, NULL, CMD_OPT_CERT_KEY},
+    CMD_TLS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -350,6 +353,12 @@ static void parse_options(int argc, char **argv, sub_opts *o)
             break;
         case OPT_COMMIT_INTERVAL:
             o->commit_interval_ms = (int)cmd_parse_int(optarg, 1, 3600000, "--commit-interval-ms");
+            break;
+        case CMD_OPT_TLS:
+        case CMD_OPT_CACERT:
+        case CMD_OPT_CERT:
+        case CMD_OPT_CERT_KEY:
+            cmd_tls_option(opt, optarg);
             break;
         case 'b':
             o->brokers = optarg;
@@ -564,8 +573,9 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     stream_client *c;
-    if (stream_cli_connect(cmd_brokers(o.brokers), "stream-sub/" STREAM_VERSION, 0, &c, err,
-                           sizeof(err)) != 0)
+    stream_client_conf ccf;
+    cmd_client_conf(&ccf, o.brokers, "stream-sub/" STREAM_VERSION);
+    if (stream_cli_connect_conf(&ccf, 0, &c, err, sizeof(err)) != 0)
         die("%s", err);
     stream_consumer_conf cconf;
     stream_consumer_conf_init(&cconf);

@@ -56,6 +56,7 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
+    CMD_TLS_HELP("--key")
     "  -p, --partitions N        create: partitions (default: the broker's num.partitions);\n"
     "                            alter: the new, larger count (partitions are only added)\n"
     "  -r, --replication-factor N  create: replicas of each partition (default: the\n"
@@ -115,6 +116,8 @@ static const struct option long_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"key", required_argument, NULL, CMD_OPT_CERT_KEY},
+    CMD_TLS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -208,9 +211,7 @@ static int finish_outcomes(const options *o, const stream_ops_outcomes *out, con
 static stream_client *new_client(const options *o)
 {
     stream_client_conf conf;
-    stream_client_conf_init(&conf);
-    conf.brokers = cmd_brokers(o->brokers);
-    conf.client_name = "stream-topics/" STREAM_VERSION;
+    cmd_client_conf(&conf, o->brokers, "stream-topics/" STREAM_VERSION);
     if (o->timeout_ms > 0) {
         conf.connect_timeout_ms = o->timeout_ms;
         conf.request_timeout_ms = o->timeout_ms;
@@ -525,6 +526,12 @@ static void parse_options(int argc, char **argv, options *o)
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":b:p:r:c:vh", long_options, NULL)) != -1) {
         switch (opt) {
+        case CMD_OPT_TLS:
+        case CMD_OPT_CACERT:
+        case CMD_OPT_CERT:
+        case CMD_OPT_CERT_KEY:
+            cmd_tls_option(opt, optarg);
+            break;
         case 'b':
             o->brokers = optarg;
             break;

@@ -9,6 +9,7 @@
  *   stop_async      stream_broker_stop from any thread or a signal handler
  *   durable_async   the flusher thread made data durable (broker_wait.c)
  *   sigint/sigterm  when options.handle_signals: stop
+ *   sighup          when options.handle_signals: re-read the TLS certificate and key
  *   housekeeping    retention, segment.ms rolls, idle connections
  *   wait_timer      delayed operations' deadlines (broker_wait.c)
  *   shutdown_timer  bounds how long stopping waits for responses to drain
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <arpa/inet.h>
 
 #include "broker_internal.h"
 #include "stream/error.h"
@@ -152,8 +154,83 @@ static void free_broker(stream_broker *b)
     stream__pool_drain(&b->req_pool);
     stream__pool_drain(&b->out_pool);
     stream__metrics_free(b);
+    stream_tls_ctx_free(b->tls_ctx);
+    free(b->tls_in);
+    free(b->tls_chunk);
     pthread_mutex_destroy(&b->durable_mu);
     free(b);
+}
+
+/* A new server context from the config's tls.* files into *out (NULL when
+ * tls.cert and tls.key are unset). 0 or STREAM_EBADCONFIG (errbuf says
+ * which file and why). */
+static int tls_load(const stream_config *cfg, stream_tls_ctx **out, char *errbuf,
+                    size_t errbuf_len)
+{
+    *out = NULL;
+    const char *cert = stream_config_str(cfg, STREAM_CONFIG_TLS_CERT);
+    const char *key = stream_config_str(cfg, STREAM_CONFIG_TLS_KEY);
+    const char *ca = stream_config_str(cfg, STREAM_CONFIG_TLS_CA);
+    stream_tls_conf tc = {
+        .cert_file = *cert ? cert : NULL,
+        .key_file = *key ? key : NULL,
+        .ca_file = *ca ? ca : NULL,
+        .client_auth = (stream_tls_client_auth)stream_config_int(cfg, STREAM_CONFIG_TLS_CLIENT_AUTH),
+    };
+    if (tc.cert_file == NULL && tc.key_file == NULL) {
+        if (tc.client_auth != STREAM_TLS_AUTH_NONE || tc.ca_file != NULL)
+            return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                                "tls.ca and tls.client.auth need TLS: set tls.cert and tls.key "
+                                "(--tls-cert, --tls-key)");
+        return 0;
+    }
+    int rc = stream_tls_ctx_new(&tc, true, out, errbuf, errbuf_len);
+    return rc == STREAM_ENOMEM ? rc : rc != 0 ? STREAM_EBADCONFIG : 0;
+}
+
+/* True for 127.0.0.0/8 and ::1. */
+static bool is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+int stream__listen_allowed(const stream_broker *b, const char *host, const char *setting,
+                           char *errbuf, size_t errbuf_len)
+{
+    if (b->tls_ctx != NULL || b->insecure || is_loopback(host))
+        return 0;
+    return stream__fail(STREAM_EBADCONFIG, errbuf, errbuf_len,
+                        "refusing to serve plain text on %s (%s), a non-loopback address: set "
+                        "--tls-cert and --tls-key for TLS, or --insecure (insecure=true) to "
+                        "accept anyone on the network without TLS",
+                        host, setting);
+}
+
+/* SIGHUP: new connections get the certificate and key as the files hold
+ * them now; connections open keep their sessions. A bad file keeps the old
+ * ones (and says so). */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    stream_broker *b = s->data;
+    if (b->tls_ctx == NULL) {
+        stream__blog(b, STREAM_BROKER_INFO, "SIGHUP: no TLS configured, nothing to re-read");
+        return;
+    }
+    char err[512];
+    stream_tls_ctx *ctx;
+    if (tls_load(b->config, &ctx, err, sizeof(err)) != 0 || ctx == NULL) {
+        stream__blog(b, STREAM_BROKER_ERROR, "SIGHUP: keeping the old TLS certificate: %s", err);
+        return;
+    }
+    stream_tls_ctx_free(b->tls_ctx);
+    b->tls_ctx = ctx;
+    stream__blog(b, STREAM_BROKER_INFO, "SIGHUP: TLS certificate and key re-read from %s and %s",
+                 stream_config_str(b->config, STREAM_CONFIG_TLS_CERT),
+                 stream_config_str(b->config, STREAM_CONFIG_TLS_KEY));
 }
 
 static void read_settings(stream_broker *b, const stream_config *cfg)
@@ -191,6 +268,8 @@ static void init_handles(stream_broker *b)
     b->sigint.data = b;
     uv_signal_init(&b->loop, &b->sigterm);
     b->sigterm.data = b;
+    uv_signal_init(&b->loop, &b->sighup);
+    b->sighup.data = b;
     b->handles_open = true;
 }
 
@@ -201,7 +280,7 @@ static void close_handles(stream_broker *b)
         (uv_handle_t *)&b->housekeeping,   (uv_handle_t *)&b->wait_timer,
         (uv_handle_t *)&b->shutdown_timer, (uv_handle_t *)&b->sigint,
         (uv_handle_t *)&b->sigterm,        (uv_handle_t *)&b->listener,
-        (uv_handle_t *)&b->cleaner_timer,
+        (uv_handle_t *)&b->cleaner_timer,  (uv_handle_t *)&b->sighup,
     };
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (!uv_is_closing(hs[i]))
@@ -264,6 +343,12 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
                               sizeof(b->host), &b->port, errbuf, errbuf_len);
     if (rc != 0)
         goto fail_early;
+    b->insecure = stream_config_bool(cfg, STREAM_CONFIG_INSECURE);
+    rc = tls_load(cfg, &b->tls_ctx, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream__listen_allowed(b, b->host, "listen", errbuf, errbuf_len);
+    if (rc != 0)
+        goto fail_early;
     rc = stream_config_data_dir(cfg, b->data_dir, sizeof(b->data_dir));
     if (rc != 0) {
         stream__errf(errbuf, errbuf_len, "cannot find a data directory: %s (set --data-dir)",
@@ -322,7 +407,8 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
         goto fail;
     char addr[300];
     stream_broker_address(b, addr, sizeof(addr));
-    stream__blog(b, STREAM_BROKER_INFO, "listening on %s", addr);
+    stream__blog(b, STREAM_BROKER_INFO, "listening on %s%s", addr,
+                 b->tls_ctx != NULL ? " (TLS)" : "");
     stream_config_free(defaults);
     *out = b;
     return 0;
@@ -379,6 +465,7 @@ int stream_broker_run(stream_broker *b)
     if (b->handle_signals) {
         uv_signal_start(&b->sigint, on_signal, SIGINT);
         uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&b->sighup, on_sighup, SIGHUP);
         /* A client that disappears mid-write must not kill the broker. */
         signal(SIGPIPE, SIG_IGN);
     }

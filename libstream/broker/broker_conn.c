@@ -29,6 +29,20 @@
  * never take the files the broker itself must open (segment rolls, index
  * writes, checkpoints, new topics). Refusals are logged at most once a
  * second, with a count, so that a storm cannot flood the log.
+ *
+ * TLS: when the broker has a TLS context every listener's connections
+ * (native and services' alike) get a stream_tls session. Ciphertext is
+ * read into the broker's tls_in, fed to the session and decrypted into the
+ * frame reader, so framing and everything above it are unchanged; the
+ * handshake happens inside those reads. Responses are encrypted as they
+ * leave the head of the queue: out bytes as they are, file pieces read
+ * into the broker's tls_chunk first (sendfile cannot encrypt; kernel TLS
+ * is not used, see README), and the ciphertext goes to the socket with
+ * uv_try_write, the rest with uv_write. Encryption stops while more than
+ * half of max_output_bytes of ciphertext waits for the socket, so a
+ * client that stops reading holds the same bounded memory as in plain
+ * text. A session that fails (a bad certificate, a plain-text client)
+ * sends its alert and closes, with a log line saying why.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -59,8 +73,15 @@
  * fetch or a metadata response fits, a batch of records is not kept. */
 #define SPARE_OUT_MAX 4096
 
+/* File bytes read per SSL_write on a TLS connection (stream_broker.tls_chunk). */
+#define TLS_CHUNK (64 * 1024)
+
 static void conn_flush(stream__conn *c);
 static void process_frames(stream__conn *c);
+static void tls_alloc(stream__conn *c, uv_buf_t *buf);
+static void tls_read(stream__conn *c, ssize_t nread);
+static void tls_flush(stream__conn *c);
+static void tls_refuse_plain(stream__conn *c);
 
 /* A pooled out buffer keeps its capacity after the pool's link. */
 typedef struct out_block {
@@ -178,6 +199,7 @@ static void on_close(uv_handle_t *h)
     b->nconns--;
     stream_frame_reader_release(&c->fr);
     stream_msg_release(&c->msg);
+    stream_tls_free(c->tls);
     free(c);
     stream__broker_conn_gone(b);
 }
@@ -284,6 +306,10 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     stream__conn *c = h->data;
     uint8_t *p;
     size_t n;
+    if (c->tls != NULL) {
+        tls_alloc(c, buf);
+        return;
+    }
     if (!c->fr_borrowed && stream_frame_reader_pending(&c->fr) == 0 && c->fr.err == 0) {
         swap_readers(&c->fr, &c->broker->rfr);
         c->fr_borrowed = true;
@@ -303,6 +329,10 @@ static void read_bytes(stream__conn *c, ssize_t nread);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     stream__conn *c = s->data;
+    if (c->tls != NULL && nread > 0) {
+        tls_read(c, nread);
+        return;
+    }
     read_bytes(c, nread);
     return_reader(c);
 }
@@ -425,7 +455,13 @@ static void process_frames(stream__conn *c)
             break;
         if (rc < 0) {
             char msg[160];
-            if (rc == STREAM_ETOOLARGE)
+            uint8_t len_be[4];
+            stream_store_be32(len_be, (uint32_t)c->fr.refused_len);
+            if (rc != 0 && stream_tls_looks_like_record(len_be, sizeof(len_be)))
+                snprintf(msg, sizeof(msg),
+                         "a TLS handshake on a plain-text listener (the broker has no "
+                         "--tls-cert): connect without --tls");
+            else if (rc == STREAM_ETOOLARGE)
                 snprintf(msg, sizeof(msg),
                          "frame of %lu bytes exceeds socket.request.max.bytes (%zu)",
                          (unsigned long)c->fr.refused_len, c->broker->set.max_request_bytes);
@@ -464,6 +500,22 @@ static void maybe_resume(stream__conn *c)
         return;
     c->paused = false;
     process_frames(c);
+}
+
+/* The end of a flush: close a draining connection with nothing left to
+ * write, else pause or resume reading by the backlog. */
+static void after_flush(stream__conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->draining && c->head == NULL && c->writes == 0 && c->sending == NULL) {
+        stream__conn_close(c);
+        return;
+    }
+    if (over_limits(c))
+        pause_reading(c);
+    else
+        maybe_resume(c);
 }
 
 /* r has been written whole (or dropped). */
@@ -543,6 +595,17 @@ static int send_part(stream__conn *c, stream__req *r, const uint8_t *p, size_t n
     r->part_in_flight = true;
     c->writes++;
     return 0;
+}
+
+/* The segment file of r's current piece could not be read: the
+ * partition's later fetches pread and check its batches instead of sending
+ * the file, so that a read error there fails that partition only
+ * (broker_data.c). */
+static void distrust_piece(stream__conn *c, stream__req *r)
+{
+    stream__pstate *ps = stream__pstate_get(c->broker, r->files[r->piece].log, false);
+    if (ps != NULL)
+        ps->trusted_from = INT64_MAX;
 }
 
 /* Writes c->sending (a response with file pieces) straight to the socket:
@@ -626,19 +689,12 @@ static int send_direct(stream__conn *c, stream__req *r)
         r->piece_sent += (size_t)n;
     }
 file_error:
-    /* Part of the frame is on the wire: the only way out is to close. The
-     * partition's later fetches pread and check its batches instead of
-     * sending the file, so that a read error there fails that partition
-     * only (broker_data.c). */
+    /* Part of the frame is on the wire: the only way out is to close. */
     stream__blog(c->broker, STREAM_BROKER_ERROR,
                  "connection %llu from %s: cannot read a segment file for a fetch response (%s); "
                  "closing the connection",
                  (unsigned long long)c->id, c->peer, errno ? strerror(errno) : "short file");
-    {
-        stream__pstate *ps = stream__pstate_get(c->broker, r->files[r->piece].log, false);
-        if (ps != NULL)
-            ps->trusted_from = INT64_MAX;
-    }
+    distrust_piece(c, r);
     stream__conn_close(c);
     return -1;
 broken:
@@ -651,6 +707,10 @@ broken:
 /* Writes done requests from the head of the queue, in order. */
 static void conn_flush(stream__conn *c)
 {
+    if (c->tls != NULL) {
+        tls_flush(c);
+        return;
+    }
     if (c->sending && !c->closing) {
         if (c->sending->part_in_flight)
             return; /* write_cb goes on */
@@ -732,16 +792,7 @@ static void conn_flush(stream__conn *c)
             break;
         }
     }
-    if (c->closing)
-        return;
-    if (c->draining && c->head == NULL && c->writes == 0 && c->sending == NULL) {
-        stream__conn_close(c);
-        return;
-    }
-    if (over_limits(c))
-        pause_reading(c);
-    else
-        maybe_resume(c);
+    after_flush(c);
 }
 
 void stream__req_complete(stream__req *r)
@@ -926,8 +977,13 @@ static void accept_conn(stream_broker *b, uv_stream_t *server, stream__xlistener
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    stream__blog(b, STREAM_BROKER_DEBUG, "connection %llu from %s", (unsigned long long)c->id,
-                 c->peer);
+    if (b->tls_ctx != NULL && stream_tls_new(b->tls_ctx, NULL, &c->tls) != 0) {
+        stream__blog(b, STREAM_BROKER_ERROR, "accept: out of memory for a TLS session");
+        stream__conn_close(c);
+        return;
+    }
+    stream__blog(b, STREAM_BROKER_DEBUG, "connection %llu from %s%s", (unsigned long long)c->id,
+                 c->peer, c->tls != NULL ? " (TLS)" : "");
     start_reading(c);
 }
 
@@ -963,4 +1019,276 @@ void stream__conns_sweep_idle(stream_broker *b)
         }
         c = next;
     }
+}
+
+/* ---- TLS ------------------------------------------------------------------ */
+
+/* Ciphertext on its way to the socket. */
+typedef struct tls_block {
+    uv_write_t write;  /* the uv_write carrying data */
+    stream__conn *c;   /* the connection it is for */
+    size_t len;        /* bytes of data */
+    uint8_t data[];    /* the ciphertext */
+} tls_block;
+
+static void tls_alloc(stream__conn *c, uv_buf_t *buf)
+{
+    stream_broker *b = c->broker;
+    if (b->tls_in == NULL)
+        b->tls_in = malloc(READ_CHUNK);
+    *buf = uv_buf_init((char *)b->tls_in, b->tls_in != NULL ? READ_CHUNK : 0);
+}
+
+/* Logs why c's session failed, sends its alert and closes c after what is
+ * queued for the socket. */
+static void tls_fail(stream__conn *c)
+{
+    const char *why = stream_tls_error(c->tls);
+    stream__blog(c->broker, STREAM_BROKER_WARN, "connection %llu from %s: %s; closing",
+                 (unsigned long long)c->id, c->peer, why);
+    c->broken = true;
+    c->tls_last = true;
+    tls_flush(c);
+    if (!c->closing)
+        stream__conn_drain(c);
+}
+
+static void tls_read(stream__conn *c, ssize_t nread)
+{
+    if (c->closing || c->broken)
+        return;
+    c->last_active_ms = uv_now(&c->broker->loop);
+    if (!c->tls_started) {
+        c->tls_started = true;
+        if (!stream_tls_looks_like_record(c->broker->tls_in, (size_t)nread)) {
+            tls_refuse_plain(c);
+            return;
+        }
+    }
+    if (stream_tls_feed(c->tls, c->broker->tls_in, (size_t)nread) != 0) {
+        stream__conn_close(c);
+        return;
+    }
+    for (;;) {
+        uint8_t *p;
+        size_t n;
+        if (stream_frame_reader_prepare(&c->fr, READ_CHUNK, &p, &n) != 0) {
+            stream__conn_close(c); /* ENOMEM */
+            return;
+        }
+        long got = stream_tls_read(c->tls, p, n);
+        if (got == 0)
+            break;
+        if (got == STREAM_ECLOSED) {
+            tls_flush(c);
+            read_bytes(c, UV_EOF);
+            return;
+        }
+        if (got < 0) {
+            tls_fail(c);
+            return;
+        }
+        char err[256];
+        int rc = stream_frame_reader_commit(&c->fr, (size_t)got, err, sizeof(err));
+        if (rc != 0 && rc != STREAM_EPROTO && rc != STREAM_ETOOLARGE) {
+            stream__conn_close(c); /* ENOMEM */
+            return;
+        }
+    }
+    /* Handshake records (or nothing) go out; then the frames, as in plain
+     * text. */
+    tls_flush(c);
+    if (!c->closing)
+        process_frames(c);
+}
+
+static void tls_write_cb(uv_write_t *w, int status)
+{
+    tls_block *blk = (tls_block *)w;
+    stream__conn *c = blk->c;
+    c->writes--;
+    c->tls_out_bytes -= blk->len;
+    c->out_bytes -= blk->len;
+    free(blk);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        stream__blog(c->broker, STREAM_BROKER_DEBUG, "connection %llu from %s: write: %s",
+                     (unsigned long long)c->id, c->peer, uv_strerror(status));
+        stream__conn_close(c);
+        return;
+    }
+    c->last_active_ms = uv_now(&c->broker->loop);
+    tls_flush(c);
+}
+
+/* Writes blk to c's socket: what the socket takes at once, the rest
+ * through uv_write (counted in out_bytes until written); blk is freed once
+ * written. Returns 0, or -1 when c was closed. */
+static int tls_block_send(stream__conn *c, tls_block *blk)
+{
+    uv_buf_t ub = uv_buf_init((char *)blk->data, (unsigned int)blk->len);
+    if (c->writes == 0) {
+        int w = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+        if (w == (int)ub.len) {
+            free(blk);
+            c->last_active_ms = uv_now(&c->broker->loop);
+            return 0;
+        }
+        if (w > 0) {
+            ub.base += w;
+            ub.len -= (size_t)w;
+            blk->len = ub.len;
+        }
+    }
+    if (uv_write(&blk->write, (uv_stream_t *)&c->tcp, &ub, 1, tls_write_cb) != 0) {
+        free(blk);
+        stream__conn_close(c);
+        return -1;
+    }
+    c->writes++;
+    c->tls_out_bytes += blk->len;
+    c->out_bytes += blk->len;
+    return 0;
+}
+
+/* A block of n bytes for c, or NULL (c closed: out of memory). */
+static tls_block *tls_block_new(stream__conn *c, size_t n)
+{
+    tls_block *blk = malloc(sizeof(*blk) + n);
+    if (blk == NULL) {
+        stream__conn_close(c);
+        return NULL;
+    }
+    blk->c = c;
+    blk->len = n;
+    return blk;
+}
+
+/* Sends the ciphertext c's session holds. 0, or -1 when c was closed. */
+static int tls_send(stream__conn *c)
+{
+    size_t n = stream_tls_out_pending(c->tls);
+    if (n == 0)
+        return 0;
+    tls_block *blk = tls_block_new(c, n);
+    if (blk == NULL)
+        return -1;
+    blk->len = stream_tls_out_take(c->tls, blk->data, n);
+    return tls_block_send(c, blk);
+}
+
+/* A native client that speaks plain text to the TLS listener gets a plain
+ * error frame it can show (a service's client: nothing it could read), and
+ * the connection closes. */
+static void tls_refuse_plain(stream__conn *c)
+{
+    stream__blog(c->broker, STREAM_BROKER_WARN,
+                 "connection %llu from %s: plain text on the TLS listener; closing",
+                 (unsigned long long)c->id, c->peer);
+    c->broken = true;
+    c->tls_last = true;
+    stream_buf out;
+    stream_buf_init(&out);
+    if (c->xl == NULL &&
+        stream_frame_error_response(&out, 0, STREAM_ETLS,
+                                    "this broker speaks TLS on this port: connect with --tls "
+                                    "(and --cacert FILE for its CA)") == 0 &&
+        !out.oom) {
+        tls_block *blk = tls_block_new(c, out.len);
+        if (blk == NULL) {
+            stream_buf_release(&out);
+            return;
+        }
+        memcpy(blk->data, out.data, out.len);
+        if (tls_block_send(c, blk) != 0) {
+            stream_buf_release(&out);
+            return;
+        }
+    }
+    stream_buf_release(&out);
+    stream__conn_drain(c);
+}
+
+/* Encrypts r's response into c's session: out bytes and file pieces in
+ * order, each piece read into the broker's tls_chunk. 0, or a negative
+ * code (a file that cannot be read: errno says why; the session failed). */
+static int tls_encrypt(stream__conn *c, stream__req *r)
+{
+    stream_broker *b = c->broker;
+    size_t at = 0;
+    for (r->piece = 0; r->piece <= r->nfiles; r->piece++) {
+        size_t end = r->piece < r->nfiles ? r->files[r->piece].at : r->out.len;
+        if (end > at && stream_tls_write(c->tls, r->out.data + at, end - at) != 0)
+            return STREAM_ETLS;
+        at = end;
+        if (r->piece == r->nfiles)
+            break;
+        if (b->tls_chunk == NULL && (b->tls_chunk = malloc(TLS_CHUNK)) == NULL)
+            return STREAM_ENOMEM;
+        stream__fpiece *fp = &r->files[r->piece];
+        for (size_t done = 0; done < fp->sl.len;) {
+            size_t want = fp->sl.len - done < TLS_CHUNK ? fp->sl.len - done : TLS_CHUNK;
+            ssize_t k = pread(fp->sl.fd, b->tls_chunk, want, fp->sl.pos + (off_t)done);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                errno = k < 0 ? errno : 0;
+                return STREAM_EIO;
+            }
+            if (stream_tls_write(c->tls, b->tls_chunk, (size_t)k) != 0)
+                return STREAM_ETLS;
+            done += (size_t)k;
+        }
+    }
+    return 0;
+}
+
+/* conn_flush for a TLS connection: encrypts done responses from the head of
+ * the queue, in order, while less than half of max_output_bytes of
+ * ciphertext waits for the socket, and sends them. */
+static void tls_flush(stream__conn *c)
+{
+    if (c->closing)
+        return;
+    while (!c->tls_last && stream_tls_ready(c->tls) && c->head && c->head->done &&
+           c->tls_out_bytes <= c->broker->set.max_output_bytes / 2) {
+        stream__req *r = c->head;
+        c->head = r->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->pending--;
+        r->next = NULL;
+        int rc = 0;
+        if (!r->silent && (r->out.len > 0 || r->nfiles > 0))
+            rc = tls_encrypt(c, r);
+        if (rc == STREAM_EIO) {
+            stream__blog(c->broker, STREAM_BROKER_ERROR,
+                         "connection %llu from %s: cannot read a segment file for a fetch "
+                         "response (%s); closing the connection",
+                         (unsigned long long)c->id, c->peer,
+                         errno ? strerror(errno) : "short file");
+            distrust_piece(c, r);
+        }
+        bool close_after = r->close_after;
+        req_sent(c, r);
+        if (rc != 0) {
+            stream__conn_close(c);
+            return;
+        }
+        if (tls_send(c) != 0)
+            return;
+        if (close_after) {
+            c->tls_last = true;
+            stream__conn_break(c);
+            break;
+        }
+    }
+    if (tls_send(c) != 0)
+        return;
+    if (c->tls_last && c->writes == 0) {
+        stream__conn_close(c);
+        return;
+    }
+    after_flush(c);
 }

@@ -43,6 +43,7 @@
 #include "stream/prom.h"
 #include "stream/proto.h"
 #include "stream/store.h"
+#include "stream/tls.h"
 
 #ifdef STREAM_VERSION
 #define STREAM__BROKER_VERSION STREAM_VERSION
@@ -208,6 +209,12 @@ struct stream__conn {
     bool closing;              /* uv_close was called; no more requests or writes */
     bool processing;           /* inside process_frames: no re-entry */
     bool fr_borrowed;          /* fr is the broker's rfr, lent for this read */
+    stream_tls *tls;           /* the TLS session of a TLS listener's connection, or NULL:
+                                  plain text (broker_conn.c) */
+    size_t tls_out_bytes;      /* ciphertext handed to the socket and not yet written */
+    bool tls_started;          /* the first bytes were read (and looked like TLS) */
+    bool tls_last;             /* the last response (or the session's alert) is encrypted:
+                                  close once the ciphertext is written */
     bool flush_queued;         /* on the broker's flush_list */
     stream__conn *flush_next;  /* next on that list */
 };
@@ -335,6 +342,17 @@ struct stream_broker {
      * empty reader becomes the broker's. */
     stream_frame_reader rfr;
 
+    /* TLS (broker_conn.c): the context new connections are made with
+     * (NULL: plain text), replaced on SIGHUP; ciphertext is read into
+     * tls_in and file bytes of fetches are read into tls_chunk before
+     * they are encrypted - one buffer each for every connection, since
+     * each use ends before the loop moves on. */
+    stream_tls_ctx *tls_ctx;
+    uint8_t *tls_in;
+    uint8_t *tls_chunk;
+    uv_signal_t sighup; /* when options.handle_signals: re-read the TLS files */
+    bool insecure;      /* insecure: plain text may listen beyond loopback */
+
     stream__conn *conns;      /* every open connection */
     bool defer_flush;         /* completed requests wait on flush_list to be written
                                  (stream__conn_defer_flush) */
@@ -421,6 +439,12 @@ struct stream_broker {
 /* Parses a listen address ("HOST:PORT", "[ADDR]:PORT") into ss, the host
  * (without brackets) into host and the port; 0 or EBADCONFIG with errbuf
  * naming `setting`. */
+/* 0 when a listener may be bound on host (numeric, as parsed): TLS is on,
+ * insecure is set, or host is a loopback address; else STREAM_EBADCONFIG
+ * with a message naming `setting` and the options that allow it. */
+int stream__listen_allowed(const stream_broker *b, const char *host, const char *setting,
+                           char *errbuf, size_t errbuf_len);
+
 int stream__parse_listen(const char *s, const char *setting, struct sockaddr_storage *ss,
                          char *host, size_t host_len, int *port, char *errbuf, size_t errbuf_len);
 /* Closes the services' listeners (stopping). */

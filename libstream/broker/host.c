@@ -374,6 +374,8 @@ int stream__host_listen(stream_broker *b, const char *addr, const char *setting,
     int p;
     memset(&ss, 0, sizeof(ss));
     int rc = stream__parse_listen(addr, setting, &ss, host, sizeof(host), &p, errbuf, errbuf_len);
+    if (rc == 0)
+        rc = stream__listen_allowed(b, host, setting, errbuf, errbuf_len);
     if (rc != 0)
         return rc;
     stream__xlistener *xl = &b->xl[b->nxl];

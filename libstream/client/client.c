@@ -148,6 +148,17 @@ int stream_client_new(const stream_client_conf *conf, stream_client **out, char 
         return rc;
     }
     c->brokers_given = c->broker_count;
+    if (conf->tls || conf->tls_ca_file != NULL || conf->tls_cert_file != NULL) {
+        stream_tls_conf tc = {.cert_file = conf->tls_cert_file,
+                              .key_file = conf->tls_key_file,
+                              .ca_file = conf->tls_ca_file};
+        rc = stream_tls_ctx_new(&tc, false, &c->tls_ctx, errbuf, errbuf_len);
+        if (rc < 0) {
+            stream_client_free(c);
+            return rc;
+        }
+    }
+    c->conf.tls_ca_file = c->conf.tls_cert_file = c->conf.tls_key_file = NULL; /* read */
     c->client_name = strdup(conf->client_name);
     if (!c->client_name || !stream__conn_add(c, true, -1, NULL)) {
         stream_client_free(c);
@@ -178,6 +189,7 @@ void stream_client_free(stream_client *c)
     free(c->ticks);
     free(c->brokers);
     free(c->client_name);
+    stream_tls_ctx_free(c->tls_ctx);
     free(c);
 }
 

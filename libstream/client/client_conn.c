@@ -6,6 +6,14 @@
  * (large ones into a buffer of their own that a callback may take), and
  * timeouts (an overdue response closes the connection: responses are in
  * order).
+ *
+ * TLS (when the client has a TLS context): a socket gets a stream_tls
+ * session once its connect finishes; hello waits until the handshake has
+ * verified the broker. Frames are encrypted into the session as they go on
+ * the wire (while less than TLS_OUT_MAX of ciphertext waits) and the
+ * ciphertext is written from tls_wbuf; reads go through the session into
+ * the same input buffer as plain text, so framing is unchanged. A failed
+ * handshake ends the connect to that broker with the session's reason.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -154,6 +162,9 @@ static void close_socket(conn *k)
     if (k->fd >= 0)
         close(k->fd);
     k->fd = -1;
+    stream_tls_free(k->tls);
+    k->tls = NULL;
+    k->tls_woff = k->tls_wlen = 0;
     if (k->ai_list)
         freeaddrinfo(k->ai_list);
     k->ai_list = k->ai_next = NULL;
@@ -170,6 +181,7 @@ void stream__conn_free(conn *k)
     while ((r = list_pop(&k->flight)))
         stream__creq_free(r);
     free(k->in);
+    free(k->tls_wbuf);
     free(k);
 }
 
@@ -276,6 +288,9 @@ static int try_next_address(conn *k, int err, const char *reason)
         k->fd = -1;
         k->in_start = k->in_len = 0;
     }
+    stream_tls_free(k->tls);
+    k->tls = NULL;
+    k->tls_woff = k->tls_wlen = 0;
     while (k->ai_next) {
         struct addrinfo *ai = k->ai_next;
         k->ai_next = ai->ai_next;
@@ -323,6 +338,14 @@ int stream__conn_connect_done(conn *k)
         return try_next_address(k, err, why);
     }
     k->state = ST_HELLO;
+    if (k->c->tls_ctx != NULL) {
+        size_t n;
+        const stream_hostport *hp = &conn_brokers(k, &n)[k->bi];
+        int rc = stream_tls_new(k->c->tls_ctx, hp->host, &k->tls);
+        if (rc != 0)
+            return try_next_address(k, rc, stream_strerror(rc));
+        stream_tls_handshake(k->tls); /* the ClientHello, sent by write_out */
+    }
     return send_hello(k);
 }
 
@@ -429,10 +452,89 @@ bool stream__conn_want_write(const conn *k)
 {
     if (k->state == ST_CONNECTING)
         return true;
+    if (k->tls != NULL) {
+        if (k->tls_woff < k->tls_wlen || stream_tls_out_pending(k->tls) > 0)
+            return true;
+        if (!stream_tls_ready(k->tls))
+            return false; /* frames wait for the handshake */
+    }
     for (creq *r = k->flight.head; r; r = r->next)
         if (r->written < r->frame.len)
             return true;
     return false;
+}
+
+/* The session failed: drops the connection with its reason. Returns the
+ * negative count - 1 of callbacks run. */
+static int tls_lost(conn *k, int ran)
+{
+    char why[400];
+    snprintf(why, sizeof why, "TLS: %s%s", stream_tls_error(k->tls),
+             !stream_tls_ready(k->tls) && strstr(stream_tls_error(k->tls), "wrong version")
+                 ? " (is the broker's port plain text? it has no TLS)"
+                 : "");
+    ran += conn_lost(k, STREAM_ETLS, why);
+    return -1 - ran;
+}
+
+/* Writes the session's ciphertext to the socket until it is all written or
+ * the socket is full. 0, or -1 when the socket failed (errno). */
+static int tls_send(conn *k)
+{
+    for (;;) {
+        if (k->tls_woff == k->tls_wlen) {
+            if (k->tls_wbuf == NULL && (k->tls_wbuf = malloc(TLS_WBUF)) == NULL) {
+                errno = ENOMEM;
+                return -1;
+            }
+            k->tls_woff = 0;
+            k->tls_wlen = stream_tls_out_take(k->tls, k->tls_wbuf, TLS_WBUF);
+            if (k->tls_wlen == 0)
+                return 0;
+        }
+        ssize_t w = send(k->fd, k->tls_wbuf + k->tls_woff, k->tls_wlen - k->tls_woff,
+                         MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (w < 0)
+            return -1;
+        k->tls_woff += (size_t)w;
+    }
+}
+
+/* write_out over TLS: encrypts the flight list's frames (once the handshake
+ * is done) and writes the ciphertext. */
+static int tls_write_out(conn *k)
+{
+    int ran = 0;
+    if (stream_tls_ready(k->tls)) {
+        creq *prev = NULL, *r = k->flight.head;
+        while (r && stream_tls_out_pending(k->tls) < TLS_OUT_MAX) {
+            creq *next = r->next;
+            if (r->written < r->frame.len) {
+                if (stream_tls_write(k->tls, r->frame.data + r->written,
+                                     r->frame.len - r->written) != 0)
+                    return tls_lost(k, ran);
+                r->written = r->frame.len;
+                if (r->flags & STREAM__REQ_NO_RESPONSE) {
+                    list_unlink(&k->flight, prev, r);
+                    creq_finish(k->c, r, 0, "");
+                    ran++;
+                    r = next;
+                    continue;
+                }
+            }
+            prev = r;
+            r = next;
+        }
+    }
+    if (tls_send(k) != 0) {
+        ran += conn_lost(k, STREAM_ECONNRESET, errno_text(errno, NULL));
+        return -1 - ran;
+    }
+    return ran;
 }
 
 /* Writes what it can of the flight list. Returns callbacks run (requests
@@ -440,6 +542,8 @@ bool stream__conn_want_write(const conn *k)
  * connection broke (the failure already handled). */
 static int write_out(conn *k)
 {
+    if (k->tls != NULL)
+        return tls_write_out(k);
     int ran = 0;
     for (;;) {
         struct iovec iov[MAX_IOV];
@@ -662,6 +766,35 @@ static int in_prepare(conn *k, size_t *want)
     return 0;
 }
 
+/* read() through k's session: plain bytes into p[0..want), reading and
+ * feeding ciphertext as the session needs it. As read(), or -2 when the
+ * session failed. */
+static ssize_t tls_recv(conn *k, uint8_t *p, size_t want)
+{
+    uint8_t cipher[16 * 1024];
+    for (;;) {
+        long n = stream_tls_read(k->tls, p, want);
+        if (n == STREAM_ECLOSED)
+            return 0;
+        if (n < 0) {
+            tls_send(k); /* the alert, if the socket takes it */
+            return -2;
+        }
+        if (n > 0)
+            return n;
+        /* Handshake records to answer go out before waiting for more. */
+        if (tls_send(k) != 0)
+            return -1;
+        ssize_t r = read(k->fd, cipher, sizeof cipher);
+        if (r <= 0)
+            return r;
+        if (stream_tls_feed(k->tls, cipher, (size_t)r) != 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+}
+
 /* Reads what is there and handles whole frames. Returns callbacks run, or a
  * negative count - 1 when the connection dropped. */
 int stream__conn_read(conn *k)
@@ -673,7 +806,10 @@ int stream__conn_read(conn *k)
             ran += conn_lost(k, STREAM_ENOMEM, "out of memory");
             return -1 - ran;
         }
-        ssize_t n = read(k->fd, k->in + k->in_len, want);
+        ssize_t n = k->tls != NULL ? tls_recv(k, k->in + k->in_len, want)
+                                   : read(k->fd, k->in + k->in_len, want);
+        if (n == -2)
+            return tls_lost(k, ran);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -688,6 +824,13 @@ int stream__conn_read(conn *k)
         conn_state before = k->state;
         while (k->in_len - k->in_start >= STREAM_FRAME_HEADER_SIZE) {
             uint32_t len = stream_load_be32(k->in + k->in_start);
+            if (k->tls == NULL && k->state == ST_HELLO &&
+                stream_tls_looks_like_record(k->in + k->in_start, k->in_len - k->in_start)) {
+                ran += conn_lost(k, STREAM_ETLS,
+                                 "the broker speaks TLS on this port: connect with --tls "
+                                 "(and --cacert FILE for its CA)");
+                return -1 - ran;
+            }
             if (len == 0 || len > k->c->conf.max_frame_bytes) {
                 ran += bad_length(k, len);
                 return -1 - ran;
@@ -707,8 +850,11 @@ int stream__conn_read(conn *k)
             if (k->state != before || k->fd < 0)
                 return ran;
         }
-        if ((size_t)n < want)
-            return ran; /* drained the socket for now */
+        /* Drained the socket for now. A session may still hold decrypted
+         * records that no poll would announce: it is read until it asks
+         * the socket for more and the socket has none. */
+        if (k->tls == NULL && (size_t)n < want)
+            return ran;
     }
 }
 

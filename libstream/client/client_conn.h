@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "client_internal.h"
+#include "stream/tls.h"
 
 /* Frames written per sendmsg call at most. */
 #define MAX_IOV 64
@@ -21,6 +22,10 @@
 #define READ_CHUNK (256 * 1024)
 /* Frames (prefix included) over this get a buffer of their own. */
 #define LARGE_FRAME (64 * 1024)
+/* Ciphertext moved to the socket per write() at most. */
+#define TLS_WBUF (64 * 1024)
+/* Frames are encrypted while less ciphertext than this waits for the socket. */
+#define TLS_OUT_MAX (256 * 1024)
 /* Buffers given back and kept for reuse. */
 #define SPARES 2
 
@@ -83,6 +88,10 @@ typedef struct conn {
     creq_list wait;           /* queued, not on the wire */
     creq_list flight;         /* on the wire (or being written), in order */
     int64_t hello_id;         /* id of the hello in flight */
+    stream_tls *tls;          /* the TLS session of this socket, or NULL: plain text */
+    uint8_t *tls_wbuf;        /* ciphertext taken from tls for the socket (TLS_WBUF bytes) */
+    size_t tls_woff;          /* its bytes written so far */
+    size_t tls_wlen;          /* its bytes in all */
 } conn;
 
 /* A broker the last metadata named. */
@@ -95,6 +104,7 @@ struct stream_client {
     /* configuration (strings copied) */
     stream_client_conf conf;
     char *client_name;
+    stream_tls_ctx *tls_ctx; /* TLS settings and files (conf.tls...), or NULL: plain text */
     stream_hostport *brokers; /* the bootstrap list: as given, then brokers the metadata
                                  of a cluster named */
     size_t broker_count;

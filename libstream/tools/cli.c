@@ -35,6 +35,13 @@ int stream_cli_connect(const char *brokers, const char *client_name, int timeout
         conf.brokers = brokers;
     if (client_name != NULL)
         conf.client_name = client_name;
+    return stream_cli_connect_conf(&conf, timeout_ms, out, errbuf, errbuf_len);
+}
+
+int stream_cli_connect_conf(const stream_client_conf *given, int timeout_ms, stream_client **out,
+                            char *errbuf, size_t errbuf_len)
+{
+    stream_client_conf conf = *given;
     if (timeout_ms > 0) {
         conf.connect_timeout_ms = timeout_ms;
         conf.request_timeout_ms = timeout_ms;

@@ -126,6 +126,12 @@ int stream__shell_new_client(stream_shell *sh, const char *brokers, stream_clien
     conf.client_name = sh->client_name;
     conf.connect_timeout_ms = sh->conf.connect_timeout_ms;
     conf.request_timeout_ms = sh->conf.request_timeout_ms;
+    if (sh->conf.client != NULL) {
+        conf.tls = sh->conf.client->tls;
+        conf.tls_ca_file = sh->conf.client->tls_ca_file;
+        conf.tls_cert_file = sh->conf.client->tls_cert_file;
+        conf.tls_key_file = sh->conf.client->tls_key_file;
+    }
     return stream_client_new(&conf, out, errbuf, errbuf_len);
 }
 

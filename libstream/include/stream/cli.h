@@ -59,6 +59,13 @@
 int stream_cli_connect(const char *brokers, const char *client_name, int timeout_ms,
                        stream_client **out, char *errbuf, size_t errbuf_len);
 
+/* The same with every client setting from conf (brokers, name, TLS);
+ * timeout_ms > 0 overrides its timeouts. Also STREAM_ETLS: the broker's
+ * certificate did not verify, or it does not speak TLS (errbuf says
+ * which). */
+int stream_cli_connect_conf(const stream_client_conf *conf, int timeout_ms, stream_client **out,
+                            char *errbuf, size_t errbuf_len);
+
 /* ---- option values --------------------------------------------------------- */
 
 /* Parses an acks setting: "0", "1", "all" or "-1" (both STREAM_ACKS_ALL).

@@ -104,15 +104,26 @@ typedef struct stream_client_conf {
                                      the consumer's max_bytes well below this. */
     int metadata_max_age_ms;      /* Cached metadata older than this is refreshed when next
                                      needed. Default 300000. */
+    bool tls;                     /* Speak TLS to every broker, verifying its certificate
+                                     and that it names the host connected to. Default
+                                     false; implied by tls_ca_file and tls_cert_file. */
+    const char *tls_ca_file;      /* PEM CAs trusted for the brokers' certificates; NULL:
+                                     the system's. Read by _new. */
+    const char *tls_cert_file;    /* PEM client certificate for brokers that ask for one
+                                     (with tls_key_file); NULL: none. Read by _new. */
+    const char *tls_key_file;     /* Its PEM private key. */
 } stream_client_conf;
 
 /* Fills conf with the defaults above. */
 void stream_client_conf_init(stream_client_conf *conf);
 
-/* Validates conf (every field in range, the broker list parses) and creates a
- * client. Does no I/O: the first request, or stream_client_connect, connects.
- * conf may be NULL for all defaults. Returns 0, STREAM_EINVAL (errbuf says
- * which field), STREAM_ENOMEM. */
+/* Validates conf (every field in range, the broker list parses, the TLS
+ * files load) and creates a client. Does no I/O: the first request, or
+ * stream_client_connect, connects. conf may be NULL for all defaults.
+ * Returns 0, STREAM_EINVAL (errbuf says which field or file), STREAM_ENOMEM.
+ * Over TLS a broker whose certificate does not verify fails the connect
+ * with STREAM_ETLS, errbuf naming the reason ("certificate verification
+ * failed: certificate has expired"). */
 int stream_client_new(const stream_client_conf *conf, stream_client **out, char *errbuf,
                       size_t errbuf_len);
 

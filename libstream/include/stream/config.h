@@ -156,6 +156,16 @@
     X(LOG_CLEANER_BACKOFF_MS, "log.cleaner.backoff.ms", INT, BROKER, "15000", 1,                   \
       STREAM_CONFIG_MS_MAX, NULL, NULL,                                                            \
       "how long a cleaner sleeps when no partition needs cleaning")                                \
+    X(TLS_CERT, "tls.cert", STRING, BROKER, "", 0, 0, NULL, NULL,                                  \
+      "PEM certificate (chain) of every listener; set with tls.key: clients must speak TLS")       \
+    X(TLS_KEY, "tls.key", STRING, BROKER, "", 0, 0, NULL, NULL,                                    \
+      "PEM private key of tls.cert (re-read with the certificate on SIGHUP)")                      \
+    X(TLS_CA, "tls.ca", STRING, BROKER, "", 0, 0, NULL, NULL,                                      \
+      "PEM CAs that sign client certificates (tls.client.auth) and other brokers' certificates")  \
+    X(TLS_CLIENT_AUTH, "tls.client.auth", ENUM, BROKER, "none", 0, 0, "none|requested|required",   \
+      NULL, "ask TLS clients for a certificate signed by tls.ca: no, yes, or yes and refuse none") \
+    X(INSECURE, "insecure", BOOL, BROKER, "false", 0, 0, NULL, NULL,                               \
+      "allow a listener on a non-loopback address without TLS (plain text on the network)")        \
     /* ---- topic (broker value = default for every topic) ---- */                                 \
     X(SEGMENT_BYTES, "segment.bytes", INT, TOPIC, "1073741824", 1024, INT32_MAX, NULL,             \
       "log.segment.bytes", "roll the active segment before it would pass this size")               \

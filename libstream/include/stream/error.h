@@ -57,7 +57,8 @@
     X(ESTALEEPOCH, 39, "stale epoch")                                                              \
     X(ENOBROKER, 40, "unknown broker")                                                             \
     X(ENOTCOORDINATOR, 41, "not the group's coordinator")                                          \
-    X(EBADRECORD, 42, "invalid record")
+    X(EBADRECORD, 42, "invalid record")                                                            \
+    X(ETLS, 43, "TLS failure")
 
 typedef enum stream_err {
     STREAM_OK = 0,

@@ -143,6 +143,9 @@ typedef enum stream_shell_msg_kind {
 typedef struct stream_shell_conf {
     const char *brokers;     /* "host:port,..."; NULL: STREAM_DEFAULT_BROKERS. Copied. */
     const char *client_name; /* sent in hello; NULL: "stream-shell" */
+    const stream_client_conf *client; /* TLS settings of the shell's clients (tls,
+                                         tls_*_file); NULL: plain text. Borrowed for
+                                         the shell's life. */
     int connect_timeout_ms;  /* per broker; <= 0: 5000 */
     int request_timeout_ms;  /* per request; <= 0: 30000 */
     int names_ttl_ms;        /* completion names are refreshed when older; <= 0: 5000 */
