@@ -65,11 +65,12 @@ enum { CMD_OPT_TLS = 0x7000, CMD_OPT_CACERT, CMD_OPT_CERT, CMD_OPT_CERT_KEY };
         {"tls-cacert", required_argument, NULL, CMD_OPT_CACERT},                                   \
         {"cert", required_argument, NULL, CMD_OPT_CERT},                                           \
         {"cert-key", required_argument, NULL, CMD_OPT_CERT_KEY}
-/* The --help lines of those options (KEYOPT: "--key" or "--cert-key"). */
-#define CMD_TLS_HELP(KEYOPT)                                                                       \
+/* The --help lines of those options, then KEYLINE: the line of the
+ * client key's option ("--key" or "--cert-key"), aligned by the program. */
+#define CMD_TLS_HELP(KEYLINE)                                                                      \
     "      --tls                 TLS to the brokers, verifying their certificates\n"               \
     "      --cacert FILE         PEM CAs to trust for the brokers (implies --tls)\n"               \
-    "      --cert FILE           PEM client certificate, with " KEYOPT " FILE (its key)\n"
+    "      --cert FILE           PEM client certificate for brokers that ask for one\n" KEYLINE
 
 /* Takes opt when it is a TLS option (CMD_OPT_*); true if it was. */
 bool cmd_tls_option(int opt, const char *arg);

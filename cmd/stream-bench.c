@@ -60,7 +60,7 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
-    CMD_TLS_HELP("--key")
+    CMD_TLS_HELP("      --key FILE            its PEM private key\n")
     "  -t, --topic TOPIC         topic to use (required)\n"
     "  -n, --records N           records to produce or read\n"
     "  -s, --record-size BYTES   value size (default 100; e2e at least 16)\n"

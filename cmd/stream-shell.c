@@ -41,7 +41,7 @@ static const char usage_text[] =
     "Explore and manage a stream broker interactively, or run a script of commands.\n"
     "\n"
     "  -b, --brokers LIST     host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
-    CMD_TLS_HELP("--key")
+    CMD_TLS_HELP("      --key FILE            its PEM private key\n")
     "  -c, --command CMDS     run CMDS (separated by ';' or newlines) and exit\n"
     "  -k, --keep-going       in a script, go on after a command fails\n"
     "      --json             start with 'set format json': JSON for every command\n"

@@ -69,7 +69,7 @@ static const char usage_text[] =
     "                             shares the partitions, starts at its committed offsets\n"
     "                             and commits what has been written out\n"
     "  -b, --brokers HOST:PORT,.. brokers (default $STREAM_BROKERS, else 127.0.0.1:9292)\n"
-    CMD_TLS_HELP("--key")
+    CMD_TLS_HELP("      --key FILE            its PEM private key\n")
     "  -p, --partition N[,N]..    read only these partitions (repeatable; default all)\n"
     "  -o, --offset SPEC          where to start, per partition: beginning (default), end,\n"
     "                             N, -N (N before the end), +N, @TIME (first record at or\n"

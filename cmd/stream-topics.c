@@ -56,7 +56,7 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
-    CMD_TLS_HELP("--key")
+    CMD_TLS_HELP("      --key FILE            its PEM private key\n")
     "  -p, --partitions N        create: partitions (default: the broker's num.partitions);\n"
     "                            alter: the new, larger count (partitions are only added)\n"
     "  -r, --replication-factor N  create: replicas of each partition (default: the\n"

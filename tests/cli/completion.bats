@@ -214,7 +214,7 @@ while True:
 
 @test "bash: stream-shell completes its options and a script file" {
     touch setup.stream
-    run comp stream-shell --k
+    run comp stream-shell --kee
     assert_output --keep-going
     run comp stream-shell setup.s
     assert_output setup.stream
