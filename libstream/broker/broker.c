@@ -155,6 +155,7 @@ static void free_broker(stream_broker *b)
     stream__pool_drain(&b->out_pool);
     stream__metrics_free(b);
     stream_tls_ctx_free(b->tls_ctx);
+    stream_tls_ctx_free(b->tls_client);
     free(b->tls_in);
     free(b->tls_chunk);
     pthread_mutex_destroy(&b->durable_mu);
@@ -164,10 +165,12 @@ static void free_broker(stream_broker *b)
 /* A new server context from the config's tls.* files into *out (NULL when
  * tls.cert and tls.key are unset). 0 or STREAM_EBADCONFIG (errbuf says
  * which file and why). */
-static int tls_load(const stream_config *cfg, stream_tls_ctx **out, char *errbuf,
-                    size_t errbuf_len)
+static int tls_load(const stream_config *cfg, stream_tls_ctx **out, stream_tls_ctx **client,
+                    char *errbuf, size_t errbuf_len)
 {
     *out = NULL;
+    if (client != NULL)
+        *client = NULL;
     const char *cert = stream_config_str(cfg, STREAM_CONFIG_TLS_CERT);
     const char *key = stream_config_str(cfg, STREAM_CONFIG_TLS_KEY);
     const char *ca = stream_config_str(cfg, STREAM_CONFIG_TLS_CA);
@@ -185,6 +188,15 @@ static int tls_load(const stream_config *cfg, stream_tls_ctx **out, char *errbuf
         return 0;
     }
     int rc = stream_tls_ctx_new(&tc, true, out, errbuf, errbuf_len);
+    if (rc == 0 && client != NULL) {
+        /* Links to other brokers: this broker's certificate as the client's,
+         * tls.ca (or the system's CAs) to verify theirs. */
+        rc = stream_tls_ctx_new(&tc, false, client, errbuf, errbuf_len);
+        if (rc != 0) {
+            stream_tls_ctx_free(*out);
+            *out = NULL;
+        }
+    }
     return rc == STREAM_ENOMEM ? rc : rc != 0 ? STREAM_EBADCONFIG : 0;
 }
 
@@ -222,7 +234,7 @@ static void on_sighup(uv_signal_t *s, int signum)
     }
     char err[512];
     stream_tls_ctx *ctx;
-    if (tls_load(b->config, &ctx, err, sizeof(err)) != 0 || ctx == NULL) {
+    if (tls_load(b->config, &ctx, NULL, err, sizeof(err)) != 0 || ctx == NULL) {
         stream__blog(b, STREAM_BROKER_ERROR, "SIGHUP: keeping the old TLS certificate: %s", err);
         return;
     }
@@ -344,7 +356,7 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     if (rc != 0)
         goto fail_early;
     b->insecure = stream_config_bool(cfg, STREAM_CONFIG_INSECURE);
-    rc = tls_load(cfg, &b->tls_ctx, errbuf, errbuf_len);
+    rc = tls_load(cfg, &b->tls_ctx, &b->tls_client, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream__listen_allowed(b, b->host, "listen", errbuf, errbuf_len);
     if (rc != 0)

@@ -348,6 +348,7 @@ struct stream_broker {
      * they are encrypted - one buffer each for every connection, since
      * each use ends before the loop moves on. */
     stream_tls_ctx *tls_ctx;
+    stream_tls_ctx *tls_client; /* links to other brokers (host_tls.c); made at start */
     uint8_t *tls_in;
     uint8_t *tls_chunk;
     uv_signal_t sighup; /* when options.handle_signals: re-read the TLS files */

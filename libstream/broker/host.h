@@ -50,6 +50,7 @@
 #include "stream/log.h"
 #include "stream/proto.h"
 #include "stream/store.h"
+#include "stream/tls.h"
 
 /* A client's request, from its frame until its response is written. Opaque
  * outside broker/. */
@@ -500,5 +501,49 @@ int stream__host_node_address(stream_broker *b, int32_t node_id, char *host, siz
  * waits for its first role is NONE, leader -1, epoch -1. */
 void stream__host_partition_state(stream_broker *b, stream_log *log, stream__host_role *role,
                                   int32_t *leader_id, int32_t *leader_epoch, int64_t *hw);
+
+/* ---- TLS on links to other brokers (host_tls.c) ---- */
+
+/* The context of this broker's links to other brokers when it serves TLS:
+ * its own certificate and key as client certificate, tls.ca (else the
+ * system's CAs) to verify theirs; NULL without TLS. Made once at start and
+ * kept for the broker's life (SIGHUP renews what the listeners present,
+ * not this). */
+stream_tls_ctx *stream__host_tls_client(stream_broker *b);
+
+/* A client-side TLS session on a libuv TCP connection, embedded in its
+ * owner (a peer, the controller link). The owner calls _start once the
+ * connect finished, gives _alloc and _read its read path (ciphertext in,
+ * frames out into its frame reader), writes its frames with _write (one at
+ * a time, as before) once _ready, and calls _release after the handle
+ * closed. A zeroed link is "no TLS": _active false. */
+typedef struct stream__tls_link {
+    stream_tls *tls;     /* the session, or NULL: plain text */
+    uv_stream_t *stream; /* the connection's handle */
+    uint8_t *in;         /* ciphertext read buffer */
+    stream_buf out;      /* ciphertext of the owner's write in flight */
+} stream__tls_link;
+
+/* Starts the handshake with the broker at host (its certificate must name
+ * it) and sends the client's first records. 0 or STREAM_ENOMEM. */
+int stream__tls_link_start(stream__tls_link *l, stream_tls_ctx *ctx, uv_stream_t *stream,
+                           const char *host);
+/* True when l carries TLS. */
+bool stream__tls_link_active(const stream__tls_link *l);
+/* True once its handshake finished: frames may be written. */
+bool stream__tls_link_ready(const stream__tls_link *l);
+/* The read buffer for the handle's alloc callback. */
+void stream__tls_link_alloc(stream__tls_link *l, uv_buf_t *buf);
+/* n ciphertext bytes were read into the alloc buffer: decrypts them into
+ * fr and sends what the handshake answers. Returns 1 when the handshake
+ * finished just now (write what waited), 0, or STREAM_ETLS (the session
+ * failed: stream_tls_error(l->tls) says why) or STREAM_ENOMEM. */
+int stream__tls_link_read(stream__tls_link *l, size_t n, stream_frame_reader *fr);
+/* Encrypts p[0..n) and writes the ciphertext with w, calling cb when it is
+ * written. One such write at a time. 0, or a negative code (cb not called). */
+int stream__tls_link_write(stream__tls_link *l, uv_write_t *w, const uint8_t *p, size_t n,
+                           uv_write_cb cb);
+/* Frees the session and buffers; l is zeroed ("no TLS"). */
+void stream__tls_link_release(stream__tls_link *l);
 
 #endif /* STREAM_BROKER_HOST_H */

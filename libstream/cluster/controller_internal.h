@@ -84,6 +84,8 @@ typedef struct ctl_link {
     bool connected;
     bool writing;
     uint64_t next_id;
+    stream__tls_link tl;  /* the TLS session when the broker serves TLS */
+    char host[256];       /* the controller's address (its certificate names it) */
     ctl_link_call *calls; /* answers awaited */
     size_t ncalls, cap_calls;
 } ctl_link;

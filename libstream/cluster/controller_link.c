@@ -11,8 +11,13 @@
  * The link stays open while its leader leads: the controller fences a
  * broker whose link closes (kill -9 closes it at once), which is what makes
  * failover quick.
+ *
+ * When the broker serves TLS the link does too (host_tls.c): the
+ * controller's certificate must name the address connected to, and hello
+ * waits for the handshake.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +47,7 @@ static void on_close(uv_handle_t *h)
     stream_buf_release(&l->queued);
     stream_frame_reader_release(&l->fr);
     stream_msg_release(&l->msg);
+    stream__tls_link_release(&l->tl);
     l->open = false;
     l->closing = false;
 }
@@ -68,11 +74,17 @@ static void lost(controller *ctl)
     ctl_forget_controller(ctl);
 }
 
+static void start_write(controller *ctl);
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     ctl_link *l = h->data;
     uint8_t *p;
     size_t n;
+    if (stream__tls_link_active(&l->tl)) {
+        stream__tls_link_alloc(&l->tl, buf);
+        return;
+    }
     if (stream_frame_reader_prepare(&l->fr, hint, &p, &n) != 0) {
         *buf = uv_buf_init(NULL, 0);
         return;
@@ -115,7 +127,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n == 0)
         return;
     char eb[256];
-    if (stream_frame_reader_commit(&l->fr, (size_t)n, eb, sizeof(eb)) != 0) {
+    if (stream__tls_link_active(&l->tl)) {
+        int rc = stream__tls_link_read(&l->tl, (size_t)n, &l->fr);
+        if (rc < 0) {
+            if (rc == STREAM_ETLS)
+                stream__host_log(ctl->b, STREAM_BROKER_WARN, "link to the controller: %s",
+                                 stream_tls_error(l->tl.tls));
+            lost(ctl);
+            return;
+        }
+        if (rc == 1)
+            start_write(ctl); /* hello and what waited for the handshake */
+    } else if (stream_frame_reader_commit(&l->fr, (size_t)n, eb, sizeof(eb)) != 0) {
         ctl_link_close(ctl);
         return;
     }
@@ -125,8 +148,6 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     while (l->open && !l->closing && (rc = stream_frame_reader_next(&l->fr, &p, &len)) == 1)
         on_frame(ctl, p, len);
 }
-
-static void start_write(controller *ctl);
 
 static void on_write(uv_write_t *w, int status)
 {
@@ -148,13 +169,20 @@ static void start_write(controller *ctl)
     ctl_link *l = &ctl->lk;
     if (l->writing || !l->connected || l->queued.len == 0)
         return;
+    if (stream__tls_link_active(&l->tl) && !stream__tls_link_ready(&l->tl))
+        return; /* after the handshake */
     stream_buf tmp = l->out;
     l->out = l->queued;
     l->queued = tmp;
     stream_buf_reset(&l->queued);
     uv_buf_t ub = uv_buf_init((char *)l->out.data, (unsigned)l->out.len);
     l->write.data = l;
-    if (uv_write(&l->write, (uv_stream_t *)&l->tcp, &ub, 1, on_write) != 0) {
+    if (stream__tls_link_active(&l->tl)) {
+        if (stream__tls_link_write(&l->tl, &l->write, l->out.data, l->out.len, on_write) != 0) {
+            ctl_link_close(ctl);
+            return;
+        }
+    } else if (uv_write(&l->write, (uv_stream_t *)&l->tcp, &ub, 1, on_write) != 0) {
         ctl_link_close(ctl);
         return;
     }
@@ -183,6 +211,12 @@ static void on_connect(uv_connect_t *req, int status)
     l->connected = true;
     if (ctl->link_lost_leader == l->leader)
         ctl->link_lost_leader = -1; /* it is back */
+    stream_tls_ctx *tls = stream__host_tls_client(ctl->b);
+    if (tls != NULL &&
+        stream__tls_link_start(&l->tl, tls, (uv_stream_t *)&l->tcp, l->host) != 0) {
+        ctl_link_close(ctl);
+        return;
+    }
     if (uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) != 0) {
         ctl_link_close(ctl);
         return;
@@ -225,6 +259,7 @@ static void link_open(controller *ctl, int32_t leader)
     l->connected = false;
     l->writing = false;
     l->leader = leader;
+    snprintf(l->host, sizeof(l->host), "%s", host);
     stream_buf_init(&l->out);
     stream_buf_init(&l->queued);
     stream_frame_reader_init(&l->fr, LINK_MAX_FRAME);

@@ -1,5 +1,9 @@
 /*
  * peer.c - a broker's connection to another broker (peer.h).
+ *
+ * Over TLS (the broker serves TLS: a context is given) the connect is
+ * followed by the handshake (host_tls.c); frames queued meanwhile are
+ * written once it has verified the other broker.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +47,8 @@ struct stream__peer {
     uint64_t next_id;
     stream_frame f; /* the request being built */
     bool building;
+    stream_tls_ctx *tls_ctx; /* TLS to the other broker (borrowed), or NULL */
+    stream__tls_link tl;     /* the session of the connection, once connected */
 };
 
 static void peer_fail(stream__peer *p, int err);
@@ -52,6 +58,7 @@ static void on_close(uv_handle_t *h)
     stream__peer *p = h->data;
     p->handle_open = false;
     p->state = PEER_IDLE;
+    stream__tls_link_release(&p->tl);
     if (p->freed) {
         stream_buf_release(&p->queued);
         stream_buf_release(&p->writing);
@@ -109,13 +116,21 @@ static void flush_out(stream__peer *p)
 {
     if (p->state != PEER_READY || p->write_busy || p->queued.len == 0)
         return;
+    if (stream__tls_link_active(&p->tl) && !stream__tls_link_ready(&p->tl))
+        return; /* after the handshake */
     stream_buf tmp = p->writing;
     p->writing = p->queued;
     p->queued = tmp;
     stream_buf_reset(&p->queued);
     uv_buf_t b = uv_buf_init((char *)p->writing.data, (unsigned)p->writing.len);
     p->write.data = p;
-    if (uv_write(&p->write, (uv_stream_t *)&p->tcp, &b, 1, on_write) != 0) {
+    if (stream__tls_link_active(&p->tl)) {
+        if (stream__tls_link_write(&p->tl, &p->write, p->writing.data, p->writing.len,
+                                   on_write) != 0) {
+            peer_fail(p, STREAM_ECONNRESET);
+            return;
+        }
+    } else if (uv_write(&p->write, (uv_stream_t *)&p->tcp, &b, 1, on_write) != 0) {
         peer_fail(p, STREAM_ECONNRESET);
         return;
     }
@@ -127,6 +142,10 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     stream__peer *p = h->data;
     uint8_t *ptr;
     size_t n;
+    if (stream__tls_link_active(&p->tl)) {
+        stream__tls_link_alloc(&p->tl, buf);
+        return;
+    }
     if (stream_frame_reader_prepare(&p->fr, hint, &ptr, &n) < 0) {
         *buf = uv_buf_init(NULL, 0);
         return;
@@ -145,7 +164,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    int rc = stream_frame_reader_commit(&p->fr, (size_t)nread, eb, sizeof eb);
+    int rc;
+    if (stream__tls_link_active(&p->tl)) {
+        rc = stream__tls_link_read(&p->tl, (size_t)nread, &p->fr);
+        if (rc < 0) {
+            /* The other broker logs the reason too. */
+            peer_fail(p, rc == STREAM_ETLS ? STREAM_ETLS : STREAM_ECONNRESET);
+            return;
+        }
+        if (rc == 1)
+            flush_out(p); /* what waited for the handshake */
+        rc = 0;
+    } else {
+        rc = stream_frame_reader_commit(&p->fr, (size_t)nread, eb, sizeof eb);
+    }
     const uint8_t *payload;
     size_t len;
     while (rc == 0 && (rc = stream_frame_reader_next(&p->fr, &payload, &len)) == 1) {
@@ -188,6 +220,11 @@ static void on_connect(uv_connect_t *req, int status)
     }
     p->state = PEER_READY;
     uv_tcp_nodelay(&p->tcp, 1);
+    if (p->tls_ctx != NULL &&
+        stream__tls_link_start(&p->tl, p->tls_ctx, (uv_stream_t *)&p->tcp, p->host) != 0) {
+        peer_fail(p, STREAM_ENOMEM);
+        return;
+    }
     if (uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read) != 0) {
         peer_fail(p, STREAM_ECONNRESET);
         return;
@@ -244,12 +281,14 @@ static int peer_connect(stream__peer *p)
     return 0;
 }
 
-stream__peer *stream__peer_new(uv_loop_t *loop, const char *host, uint16_t port, const char *name)
+stream__peer *stream__peer_new(uv_loop_t *loop, const char *host, uint16_t port, const char *name,
+                               stream_tls_ctx *tls)
 {
     stream__peer *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
     p->loop = loop;
+    p->tls_ctx = tls;
     snprintf(p->host, sizeof(p->host), "%s", host);
     p->port = port;
     snprintf(p->name, sizeof(p->name), "%s", name);

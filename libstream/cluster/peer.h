@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "broker/host.h"
 #include "stream/proto.h"
 
 typedef struct stream__peer stream__peer;
@@ -31,8 +32,11 @@ typedef struct stream__peer stream__peer;
 typedef void (*stream__peer_cb)(void *arg, int err, const msgpack_object *resp);
 
 /* A peer at host:port (an IP literal as registered); name is what hello
- * says. NULL without memory. */
-stream__peer *stream__peer_new(uv_loop_t *loop, const char *host, uint16_t port, const char *name);
+ * says; tls (borrowed, outliving the peer): speak TLS, the other broker's
+ * certificate naming host (NULL: plain text). NULL without memory. A failed
+ * handshake fails the requests with STREAM_ETLS. */
+stream__peer *stream__peer_new(uv_loop_t *loop, const char *host, uint16_t port, const char *name,
+                               stream_tls_ctx *tls);
 /* True when the peer is the one at host:port. */
 bool stream__peer_is(const stream__peer *p, const char *host, uint16_t port);
 /* Starts a request of op with nfields fields: pack them with the returned

@@ -737,7 +737,8 @@ static void kick(fetcher *f)
         return;
     if (f->peer == NULL) {
         f->peer = stream__peer_new(stream__host_loop(rm->b), f->host, f->port,
-                                   "stream-broker replica fetcher");
+                                   "stream-broker replica fetcher",
+                                   stream__host_tls_client(rm->b));
         if (f->peer == NULL)
             return;
     }

@@ -264,3 +264,30 @@ EOF
     run stream-topics -b "127.0.0.1:${STREAM_BROKERS##*:}" --cacert "$PKI/ca.pem" list
     assert_success
 }
+
+@test "a 3-broker cluster with TLS (client certificates required) between brokers and to clients" {
+    load cluster_lib
+    export STREAM_TLS_CA=$PKI/ca.pem STREAM_TLS_CERT=$PKI/client.pem STREAM_TLS_KEY=$PKI/client.key
+    cluster_start 3 --tls-cert "$PKI/server.pem" --tls-key "$PKI/server.key" \
+        --tls-ca "$PKI/ca.pem" --tls-client-auth required
+    stream-topics create rt -p 1 -r 3
+    seq 1 2000 | stream-pub -t rt --acks all
+    local i
+    for ((i = 0; i < 200; i++)); do
+        [ "$(isr_of rt 0)" = "1,2,3" ] && break
+        sleep 0.1
+    done
+    [ "$(isr_of rt 0)" = "1,2,3" ]
+    # Each broker holds the records: read them from each alone.
+    local k
+    for k in 1 2 3; do
+        run stream-sub -b "$(node_addr "$k")" -t rt -e -f '%v\n'
+        assert_success
+        [ "$(wc -l <<<"$output")" -eq 2000 ]
+    done
+    # Without a client certificate nothing is served.
+    STREAM_TLS_CERT= STREAM_TLS_KEY= run --separate-stderr stream-sub -b "$(node_addr 1)" -t rt -e
+    assert_failure 1
+    [ -z "$output" ]
+    cluster_stop
+}
