@@ -35,7 +35,7 @@ FUZZ_CC            ?= clang
 
 # Defaults for running this file on its own (the Makefile sets them already).
 LIB_SRC    ?= $(sort $(wildcard libstream/*/*.c))
-PKGS       ?= msgpack libuv liblz4 libzstd zlib snappy raft libcurl
+PKGS       ?= msgpack libuv liblz4 libzstd zlib snappy raft libcurl openssl
 FUZZ_PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 FUZZ_PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
