@@ -526,24 +526,24 @@ typedef struct stream__tls_link {
 
 /* Starts the handshake with the broker at host (its certificate must name
  * it) and sends the client's first records. 0 or STREAM_ENOMEM. */
-int stream__tls_link_start(stream__tls_link *l, stream_tls_ctx *ctx, uv_stream_t *stream,
+int stream__host_tls_link_start(stream__tls_link *l, stream_tls_ctx *ctx, uv_stream_t *stream,
                            const char *host);
 /* True when l carries TLS. */
-bool stream__tls_link_active(const stream__tls_link *l);
+bool stream__host_tls_link_active(const stream__tls_link *l);
 /* True once its handshake finished: frames may be written. */
-bool stream__tls_link_ready(const stream__tls_link *l);
+bool stream__host_tls_link_ready(const stream__tls_link *l);
 /* The read buffer for the handle's alloc callback. */
-void stream__tls_link_alloc(stream__tls_link *l, uv_buf_t *buf);
+void stream__host_tls_link_alloc(stream__tls_link *l, uv_buf_t *buf);
 /* n ciphertext bytes were read into the alloc buffer: decrypts them into
  * fr and sends what the handshake answers. Returns 1 when the handshake
  * finished just now (write what waited), 0, or STREAM_ETLS (the session
  * failed: stream_tls_error(l->tls) says why) or STREAM_ENOMEM. */
-int stream__tls_link_read(stream__tls_link *l, size_t n, stream_frame_reader *fr);
+int stream__host_tls_link_read(stream__tls_link *l, size_t n, stream_frame_reader *fr);
 /* Encrypts p[0..n) and writes the ciphertext with w, calling cb when it is
  * written. One such write at a time. 0, or a negative code (cb not called). */
-int stream__tls_link_write(stream__tls_link *l, uv_write_t *w, const uint8_t *p, size_t n,
+int stream__host_tls_link_write(stream__tls_link *l, uv_write_t *w, const uint8_t *p, size_t n,
                            uv_write_cb cb);
 /* Frees the session and buffers; l is zeroed ("no TLS"). */
-void stream__tls_link_release(stream__tls_link *l);
+void stream__host_tls_link_release(stream__tls_link *l);
 
 #endif /* STREAM_BROKER_HOST_H */

@@ -53,14 +53,14 @@ static int send_pending(stream__tls_link *l)
     return 0;
 }
 
-int stream__tls_link_start(stream__tls_link *l, stream_tls_ctx *ctx, uv_stream_t *stream,
+int stream__host_tls_link_start(stream__tls_link *l, stream_tls_ctx *ctx, uv_stream_t *stream,
                            const char *host)
 {
     memset(l, 0, sizeof(*l));
     stream_buf_init(&l->out);
     l->in = malloc(LINK_READ);
     if (l->in == NULL || stream_tls_new(ctx, host, &l->tls) != 0) {
-        stream__tls_link_release(l);
+        stream__host_tls_link_release(l);
         return STREAM_ENOMEM;
     }
     l->stream = stream;
@@ -68,22 +68,22 @@ int stream__tls_link_start(stream__tls_link *l, stream_tls_ctx *ctx, uv_stream_t
     return send_pending(l);
 }
 
-bool stream__tls_link_active(const stream__tls_link *l)
+bool stream__host_tls_link_active(const stream__tls_link *l)
 {
     return l->tls != NULL;
 }
 
-bool stream__tls_link_ready(const stream__tls_link *l)
+bool stream__host_tls_link_ready(const stream__tls_link *l)
 {
     return l->tls != NULL && stream_tls_ready(l->tls);
 }
 
-void stream__tls_link_alloc(stream__tls_link *l, uv_buf_t *buf)
+void stream__host_tls_link_alloc(stream__tls_link *l, uv_buf_t *buf)
 {
     *buf = uv_buf_init((char *)l->in, l->in != NULL ? LINK_READ : 0);
 }
 
-int stream__tls_link_read(stream__tls_link *l, size_t n, stream_frame_reader *fr)
+int stream__host_tls_link_read(stream__tls_link *l, size_t n, stream_frame_reader *fr)
 {
     bool was_ready = stream_tls_ready(l->tls);
     if (stream_tls_feed(l->tls, l->in, n) != 0)
@@ -111,7 +111,7 @@ int stream__tls_link_read(stream__tls_link *l, size_t n, stream_frame_reader *fr
     return !was_ready && stream_tls_ready(l->tls) ? 1 : 0;
 }
 
-int stream__tls_link_write(stream__tls_link *l, uv_write_t *w, const uint8_t *p, size_t n,
+int stream__host_tls_link_write(stream__tls_link *l, uv_write_t *w, const uint8_t *p, size_t n,
                            uv_write_cb cb)
 {
     int rc = stream_tls_write(l->tls, p, n);
@@ -126,7 +126,7 @@ int stream__tls_link_write(stream__tls_link *l, uv_write_t *w, const uint8_t *p,
     return uv_write(w, l->stream, &ub, 1, cb) == 0 ? 0 : STREAM_ECONNRESET;
 }
 
-void stream__tls_link_release(stream__tls_link *l)
+void stream__host_tls_link_release(stream__tls_link *l)
 {
     stream_tls_free(l->tls);
     free(l->in);

@@ -47,7 +47,7 @@ static void on_close(uv_handle_t *h)
     stream_buf_release(&l->queued);
     stream_frame_reader_release(&l->fr);
     stream_msg_release(&l->msg);
-    stream__tls_link_release(&l->tl);
+    stream__host_tls_link_release(&l->tl);
     l->open = false;
     l->closing = false;
 }
@@ -81,8 +81,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     ctl_link *l = h->data;
     uint8_t *p;
     size_t n;
-    if (stream__tls_link_active(&l->tl)) {
-        stream__tls_link_alloc(&l->tl, buf);
+    if (stream__host_tls_link_active(&l->tl)) {
+        stream__host_tls_link_alloc(&l->tl, buf);
         return;
     }
     if (stream_frame_reader_prepare(&l->fr, hint, &p, &n) != 0) {
@@ -127,8 +127,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n == 0)
         return;
     char eb[256];
-    if (stream__tls_link_active(&l->tl)) {
-        int rc = stream__tls_link_read(&l->tl, (size_t)n, &l->fr);
+    if (stream__host_tls_link_active(&l->tl)) {
+        int rc = stream__host_tls_link_read(&l->tl, (size_t)n, &l->fr);
         if (rc < 0) {
             if (rc == STREAM_ETLS)
                 stream__host_log(ctl->b, STREAM_BROKER_WARN, "link to the controller: %s",
@@ -169,7 +169,7 @@ static void start_write(controller *ctl)
     ctl_link *l = &ctl->lk;
     if (l->writing || !l->connected || l->queued.len == 0)
         return;
-    if (stream__tls_link_active(&l->tl) && !stream__tls_link_ready(&l->tl))
+    if (stream__host_tls_link_active(&l->tl) && !stream__host_tls_link_ready(&l->tl))
         return; /* after the handshake */
     stream_buf tmp = l->out;
     l->out = l->queued;
@@ -177,8 +177,8 @@ static void start_write(controller *ctl)
     stream_buf_reset(&l->queued);
     uv_buf_t ub = uv_buf_init((char *)l->out.data, (unsigned)l->out.len);
     l->write.data = l;
-    if (stream__tls_link_active(&l->tl)) {
-        if (stream__tls_link_write(&l->tl, &l->write, l->out.data, l->out.len, on_write) != 0) {
+    if (stream__host_tls_link_active(&l->tl)) {
+        if (stream__host_tls_link_write(&l->tl, &l->write, l->out.data, l->out.len, on_write) != 0) {
             ctl_link_close(ctl);
             return;
         }
@@ -213,7 +213,7 @@ static void on_connect(uv_connect_t *req, int status)
         ctl->link_lost_leader = -1; /* it is back */
     stream_tls_ctx *tls = stream__host_tls_client(ctl->b);
     if (tls != NULL &&
-        stream__tls_link_start(&l->tl, tls, (uv_stream_t *)&l->tcp, l->host) != 0) {
+        stream__host_tls_link_start(&l->tl, tls, (uv_stream_t *)&l->tcp, l->host) != 0) {
         ctl_link_close(ctl);
         return;
     }

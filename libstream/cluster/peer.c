@@ -58,7 +58,7 @@ static void on_close(uv_handle_t *h)
     stream__peer *p = h->data;
     p->handle_open = false;
     p->state = PEER_IDLE;
-    stream__tls_link_release(&p->tl);
+    stream__host_tls_link_release(&p->tl);
     if (p->freed) {
         stream_buf_release(&p->queued);
         stream_buf_release(&p->writing);
@@ -116,7 +116,7 @@ static void flush_out(stream__peer *p)
 {
     if (p->state != PEER_READY || p->write_busy || p->queued.len == 0)
         return;
-    if (stream__tls_link_active(&p->tl) && !stream__tls_link_ready(&p->tl))
+    if (stream__host_tls_link_active(&p->tl) && !stream__host_tls_link_ready(&p->tl))
         return; /* after the handshake */
     stream_buf tmp = p->writing;
     p->writing = p->queued;
@@ -124,8 +124,8 @@ static void flush_out(stream__peer *p)
     stream_buf_reset(&p->queued);
     uv_buf_t b = uv_buf_init((char *)p->writing.data, (unsigned)p->writing.len);
     p->write.data = p;
-    if (stream__tls_link_active(&p->tl)) {
-        if (stream__tls_link_write(&p->tl, &p->write, p->writing.data, p->writing.len,
+    if (stream__host_tls_link_active(&p->tl)) {
+        if (stream__host_tls_link_write(&p->tl, &p->write, p->writing.data, p->writing.len,
                                    on_write) != 0) {
             peer_fail(p, STREAM_ECONNRESET);
             return;
@@ -142,8 +142,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     stream__peer *p = h->data;
     uint8_t *ptr;
     size_t n;
-    if (stream__tls_link_active(&p->tl)) {
-        stream__tls_link_alloc(&p->tl, buf);
+    if (stream__host_tls_link_active(&p->tl)) {
+        stream__host_tls_link_alloc(&p->tl, buf);
         return;
     }
     if (stream_frame_reader_prepare(&p->fr, hint, &ptr, &n) < 0) {
@@ -165,8 +165,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     int rc;
-    if (stream__tls_link_active(&p->tl)) {
-        rc = stream__tls_link_read(&p->tl, (size_t)nread, &p->fr);
+    if (stream__host_tls_link_active(&p->tl)) {
+        rc = stream__host_tls_link_read(&p->tl, (size_t)nread, &p->fr);
         if (rc < 0) {
             /* The other broker logs the reason too. */
             peer_fail(p, rc == STREAM_ETLS ? STREAM_ETLS : STREAM_ECONNRESET);
@@ -221,7 +221,7 @@ static void on_connect(uv_connect_t *req, int status)
     p->state = PEER_READY;
     uv_tcp_nodelay(&p->tcp, 1);
     if (p->tls_ctx != NULL &&
-        stream__tls_link_start(&p->tl, p->tls_ctx, (uv_stream_t *)&p->tcp, p->host) != 0) {
+        stream__host_tls_link_start(&p->tl, p->tls_ctx, (uv_stream_t *)&p->tcp, p->host) != 0) {
         peer_fail(p, STREAM_ENOMEM);
         return;
     }

@@ -37,6 +37,7 @@ echo "== client.sh"
 BENCH_DIR=$data "$(dirname "$0")/client.sh" "$build" || status=1
 echo "== groups.sh"; BENCH_DIR=$data "$(dirname "$0")/groups.sh" "$build" || status=1
 echo "== http-sink.sh"; BENCH_DIR=$data "$(dirname "$0")/http-sink.sh" "$build" || status=1
+echo "== tls.sh"; BENCH_DIR=$data "$(dirname "$0")/tls.sh" "$build" || status=1
 echo "== scale.sh"; BENCH_DIR=$data "$(dirname "$0")/scale.sh" "$build" || status=1
 echo "== proc.sh"; BENCH_DIR=$data "$(dirname "$0")/proc.sh" "$build" || status=1
 echo "== http-source.sh"; BENCH_DIR=$data "$(dirname "$0")/http-source.sh" "$build" || status=1
