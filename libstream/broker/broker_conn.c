@@ -82,6 +82,7 @@ static void tls_alloc(stream__conn *c, uv_buf_t *buf);
 static void tls_read(stream__conn *c, ssize_t nread);
 static void tls_flush(stream__conn *c);
 static void tls_refuse_plain(stream__conn *c);
+static int tls_send(stream__conn *c);
 
 /* A pooled out buffer keeps its capacity after the pool's link. */
 typedef struct out_block {
@@ -1239,6 +1240,10 @@ static int tls_encrypt(stream__conn *c, stream__req *r)
             if (stream_tls_write(c->tls, b->tls_chunk, (size_t)k) != 0)
                 return STREAM_ETLS;
             done += (size_t)k;
+            /* On the wire at once: the client decrypts this while the
+             * rest is read and encrypted. */
+            if (tls_send(c) != 0)
+                return STREAM_ECLOSED;
         }
     }
     return 0;
@@ -1272,6 +1277,8 @@ static void tls_flush(stream__conn *c)
         }
         bool close_after = r->close_after;
         req_sent(c, r);
+        if (rc == STREAM_ECLOSED)
+            return; /* tls_send closed it */
         if (rc != 0) {
             stream__conn_close(c);
             return;

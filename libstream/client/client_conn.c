@@ -182,6 +182,7 @@ void stream__conn_free(conn *k)
         stream__creq_free(r);
     free(k->in);
     free(k->tls_wbuf);
+    free(k->tls_rbuf);
     free(k);
 }
 
@@ -771,7 +772,10 @@ static int in_prepare(conn *k, size_t *want)
  * session failed. */
 static ssize_t tls_recv(conn *k, uint8_t *p, size_t want)
 {
-    uint8_t cipher[16 * 1024];
+    if (k->tls_rbuf == NULL && (k->tls_rbuf = malloc(TLS_RBUF)) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
     for (;;) {
         long n = stream_tls_read(k->tls, p, want);
         if (n == STREAM_ECLOSED)
@@ -785,10 +789,10 @@ static ssize_t tls_recv(conn *k, uint8_t *p, size_t want)
         /* Handshake records to answer go out before waiting for more. */
         if (tls_send(k) != 0)
             return -1;
-        ssize_t r = read(k->fd, cipher, sizeof cipher);
+        ssize_t r = read(k->fd, k->tls_rbuf, TLS_RBUF);
         if (r <= 0)
             return r;
-        if (stream_tls_feed(k->tls, cipher, (size_t)r) != 0) {
+        if (stream_tls_feed(k->tls, k->tls_rbuf, (size_t)r) != 0) {
             errno = ENOMEM;
             return -1;
         }

@@ -22,6 +22,8 @@
 #define READ_CHUNK (256 * 1024)
 /* Frames (prefix included) over this get a buffer of their own. */
 #define LARGE_FRAME (64 * 1024)
+/* Ciphertext read from the socket per read() at most. */
+#define TLS_RBUF (256 * 1024)
 /* Ciphertext moved to the socket per write() at most. */
 #define TLS_WBUF (64 * 1024)
 /* Frames are encrypted while less ciphertext than this waits for the socket. */
@@ -92,6 +94,7 @@ typedef struct conn {
     uint8_t *tls_wbuf;        /* ciphertext taken from tls for the socket (TLS_WBUF bytes) */
     size_t tls_woff;          /* its bytes written so far */
     size_t tls_wlen;          /* its bytes in all */
+    uint8_t *tls_rbuf;        /* ciphertext read from the socket (TLS_RBUF bytes) */
 } conn;
 
 /* A broker the last metadata named. */
