@@ -1061,7 +1061,8 @@ static void tls_read(stream__conn *c, ssize_t nread)
     c->last_active_ms = uv_now(&c->broker->loop);
     if (!c->tls_started) {
         c->tls_started = true;
-        if (!stream_tls_looks_like_record(c->broker->tls_in, (size_t)nread)) {
+        /* (Fewer than 3 bytes cannot tell: the session will.) */
+        if (nread >= 3 && !stream_tls_looks_like_record(c->broker->tls_in, (size_t)nread)) {
             tls_refuse_plain(c);
             return;
         }
