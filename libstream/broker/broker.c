@@ -421,6 +421,10 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     stream_broker_address(b, addr, sizeof(addr));
     stream__blog(b, STREAM_BROKER_INFO, "listening on %s%s", addr,
                  b->tls_ctx != NULL ? " (TLS)" : "");
+    if (b->tls_ctx != NULL && *stream_config_str(cfg, STREAM_CONFIG_CLUSTER_VOTERS) != '\0')
+        stream__blog(b, STREAM_BROKER_WARN,
+                     "the metadata quorum's Raft traffic (cluster.voters) is plain text: keep "
+                     "its addresses on a private network");
     stream_config_free(defaults);
     *out = b;
     return 0;
