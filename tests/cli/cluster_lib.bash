@@ -98,12 +98,14 @@ node_start() {
     mkdir -p "$d"
     rm -f "$d/ready"
     # shellcheck disable=SC2086
-    local pre=()
-    [ -z "${CLUSTER_NETNS:-}" ] || pre=(ip netns exec "$CLUSTER_NETNS$k")
+    local pre=() insecure=()
+    # In a namespace a node listens on its bridge address, not loopback:
+    # plain text there needs --insecure (the bridge is private to the test).
+    [ -z "${CLUSTER_NETNS:-}" ] || { pre=(ip netns exec "$CLUSTER_NETNS$k"); insecure=(--insecure); }
     # (not through a function: a function in the background is a subshell,
     # and CPIDS must be the broker's own pid)
     "${pre[@]}" stream-broker --node-id "$k" --cluster "$CLUSTER_VOTERS" --listen "$(node_addr "$k")" \
-        --data-dir "$d/data" --ready-file "$d/ready" --log-level debug ${CLUSTER_SET:-} "$@" \
+        --data-dir "$d/data" --ready-file "$d/ready" --log-level debug "${insecure[@]}" ${CLUSTER_SET:-} "$@" \
         </dev/null >>"$d/log" 2>&1 3>&- &
     CPIDS[$k]=$!
     for ((i = 0; i < 200; i++)); do
