@@ -38,19 +38,6 @@ struct stream_tls {
     char err[256];       /* why, for people */
 };
 
-int stream_tls_client_auth_parse(const char *s, stream_tls_client_auth *out)
-{
-    if (strcmp(s, "none") == 0)
-        *out = STREAM_TLS_AUTH_NONE;
-    else if (strcmp(s, "requested") == 0)
-        *out = STREAM_TLS_AUTH_REQUESTED;
-    else if (strcmp(s, "required") == 0)
-        *out = STREAM_TLS_AUTH_REQUIRED;
-    else
-        return STREAM_EINVAL;
-    return 0;
-}
-
 /* The reason of OpenSSL's first queued error, or fallback. */
 static const char *ssl_reason(const char *fallback)
 {

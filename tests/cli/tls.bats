@@ -149,9 +149,10 @@ start_tls() {
     grep -q "TLS handshake on a plain-text listener" "$BROKER_LOG"
 }
 
-@test "a bad certificate or key file stops the broker at start, naming the file" {
+@test "a bad certificate or key file stops the broker at start, naming the file; tls.* in a config file" {
     run stream-broker -l 127.0.0.1:0 -d data --tls-cert "$PKI/server.pem" --tls-key "$PKI/client.key"
     assert_failure 1
+    assert_output --partial client.key
     assert_output --partial "mismatch"
     run stream-broker -l 127.0.0.1:0 -d data --tls-cert nosuch.pem --tls-key "$PKI/server.key"
     assert_failure 1
@@ -162,6 +163,12 @@ start_tls() {
     assert_output --partial -- --tls-ca
     run stream-broker -l 127.0.0.1:0 -d data --tls-client-auth bogus
     assert_failure 2
+    # The same settings from a config file.
+    printf 'tls.cert=%s\ntls.key=%s\n' "$PKI/server.pem" "$PKI/server.key" >b.conf
+    start_broker --config b.conf
+    grep -q "listening on .* (TLS)" "$BROKER_LOG"
+    run stream-topics --cacert "$PKI/ca.pem" list
+    assert_success
 }
 
 @test "SIGHUP re-reads the certificate; a consumer connected before keeps reading" {

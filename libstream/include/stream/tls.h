@@ -52,9 +52,6 @@ typedef struct stream_tls_conf {
     stream_tls_client_auth client_auth; /* servers only */
 } stream_tls_conf;
 
-/* Parses "required", "requested" or "none". 0, or STREAM_EINVAL. */
-int stream_tls_client_auth_parse(const char *s, stream_tls_client_auth *out);
-
 /* Loads conf's files into a new server (server true) or client context.
  * Clients always verify the server's certificate and name. TLS 1.2 is the
  * oldest version spoken. Returns 0, STREAM_EINVAL (a file is missing or
