@@ -46,6 +46,7 @@ static const char usage_text[] =
     "                             the partitions\n"
     "      --to OUT               topic to publish to (required)\n"
     "  -b, --brokers HOST:PORT,.. brokers (default $STREAM_BROKERS, else 127.0.0.1:9292)\n"
+    CMD_TLS_HELP("      --key FILE            its PEM private key\n")
     "  -o, --offset beginning|end where a partition without a committed offset starts\n"
     "                             (default beginning)\n"
     "  -e, --exit                 stop at the end offsets seen at start, after committing\n"
@@ -108,6 +109,8 @@ static const struct option long_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"key", required_argument, NULL, CMD_OPT_CERT_KEY},
+    CMD_TLS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -189,6 +192,12 @@ static void parse_options(int argc, char **argv, proc_opts *o)
             break;
         case OPT_TO:
             o->out = optarg;
+            break;
+        case CMD_OPT_TLS:
+        case CMD_OPT_CACERT:
+        case CMD_OPT_CERT:
+        case CMD_OPT_CERT_KEY:
+            cmd_tls_option(opt, optarg);
             break;
         case 'b':
             o->brokers = optarg;
@@ -323,11 +332,12 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    const char *brokers = cmd_brokers(o.brokers);
+    stream_client_conf ccf;
+    cmd_client_conf(&ccf, o.brokers, "stream-proc/" STREAM_VERSION);
     stream_client *cin, *cout;
-    if (stream_cli_connect(brokers, "stream-proc/" STREAM_VERSION, 0, &cin, err, sizeof err) != 0)
+    if (stream_cli_connect_conf(&ccf, 0, &cin, err, sizeof err) != 0)
         die("%s", err);
-    if (stream_cli_connect(brokers, "stream-proc/" STREAM_VERSION, 0, &cout, err, sizeof err) != 0)
+    if (stream_cli_connect_conf(&ccf, 0, &cout, err, sizeof err) != 0)
         die("%s", err);
 
     stream_consumer_conf cconf;
