@@ -133,6 +133,13 @@ void stream_tls_ctx_free(stream_tls_ctx *ctx)
     free(ctx);
 }
 
+void stream_tls_ctx_replace(stream_tls_ctx *ctx, stream_tls_ctx *fresh)
+{
+    SSL_CTX_free(ctx->ssl_ctx); /* sessions made from it hold references of their own */
+    ctx->ssl_ctx = fresh->ssl_ctx;
+    free(fresh);
+}
+
 int stream_tls_new(const stream_tls_ctx *ctx, const char *server_name, stream_tls **out)
 {
     *out = NULL;

@@ -222,9 +222,9 @@ int stream__listen_allowed(const stream_broker *b, const char *host, const char 
                         host, setting);
 }
 
-/* SIGHUP: new connections get the certificate and key as the files hold
- * them now; connections open keep their sessions. A bad file keeps the old
- * ones (and says so). */
+/* SIGHUP: new connections (and new links to other brokers) get the
+ * certificate and key as the files hold them now; connections open keep
+ * their sessions. A bad file keeps the old ones (and says so). */
 static void on_sighup(uv_signal_t *s, int signum)
 {
     stream_broker *b = s->data;
@@ -232,14 +232,15 @@ static void on_sighup(uv_signal_t *s, int signum)
         stream__blog(b, STREAM_BROKER_INFO, "SIGHUP: no TLS configured, nothing to re-read");
         return;
     }
-    char err[512];
-    stream_tls_ctx *ctx;
-    if (tls_load(b->config, &ctx, NULL, err, sizeof(err)) != 0 || ctx == NULL) {
+    char err[512] = "";
+    stream_tls_ctx *ctx, *client;
+    if (tls_load(b->config, &ctx, &client, err, sizeof(err)) != 0 || ctx == NULL) {
         stream__blog(b, STREAM_BROKER_ERROR, "SIGHUP: keeping the old TLS certificate: %s", err);
         return;
     }
-    stream_tls_ctx_free(b->tls_ctx);
-    b->tls_ctx = ctx;
+    /* In place: links to other brokers hold b->tls_client. */
+    stream_tls_ctx_replace(b->tls_ctx, ctx);
+    stream_tls_ctx_replace(b->tls_client, client);
     stream__blog(b, STREAM_BROKER_INFO, "SIGHUP: TLS certificate and key re-read from %s and %s",
                  stream_config_str(b->config, STREAM_CONFIG_TLS_CERT),
                  stream_config_str(b->config, STREAM_CONFIG_TLS_KEY));

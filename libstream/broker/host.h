@@ -506,9 +506,8 @@ void stream__host_partition_state(stream_broker *b, stream_log *log, stream__hos
 
 /* The context of this broker's links to other brokers when it serves TLS:
  * its own certificate and key as client certificate, tls.ca (else the
- * system's CAs) to verify theirs; NULL without TLS. Made once at start and
- * kept for the broker's life (SIGHUP renews what the listeners present,
- * not this). */
+ * system's CAs) to verify theirs; NULL without TLS. The pointer stays
+ * valid for the broker's life (SIGHUP renews its files in place). */
 stream_tls_ctx *stream__host_tls_client(stream_broker *b);
 
 /* A client-side TLS session on a libuv TCP connection, embedded in its

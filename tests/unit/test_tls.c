@@ -219,6 +219,29 @@ static void test_tls_client_certificates(void **state)
     stream_tls_ctx_free(s);
 }
 
+static void test_tls_ctx_replace_keeps_sessions_made_before(void **state)
+{
+    (void)state;
+    stream_tls_ctx *s = ctx("server", NULL, STREAM_TLS_AUTH_NONE, true);
+    stream_tls_ctx *c = ctx(NULL, "ca", STREAM_TLS_AUTH_NONE, false);
+    stream_tls *cl1, *sv1, *cl2, *sv2;
+    assert_int_equal(stream_tls_new(s, NULL, &sv1), 0);
+    /* The server's files change (to a certificate ca does not sign). */
+    stream_tls_ctx_replace(s, ctx("foreign", NULL, STREAM_TLS_AUTH_NONE, true));
+    assert_int_equal(stream_tls_new(s, NULL, &sv2), 0);
+    assert_int_equal(stream_tls_new(c, "127.0.0.1", &cl1), 0);
+    assert_int_equal(stream_tls_new(c, "127.0.0.1", &cl2), 0);
+    assert_int_equal(handshake(cl1, sv1), 0); /* made before: the old certificate */
+    assert_int_equal(handshake(cl2, sv2), STREAM_ETLS);
+    assert_non_null(strstr(stream_tls_error(cl2), "certificate verification failed"));
+    stream_tls_free(cl1);
+    stream_tls_free(sv1);
+    stream_tls_free(cl2);
+    stream_tls_free(sv2);
+    stream_tls_ctx_free(c);
+    stream_tls_ctx_free(s);
+}
+
 static void test_tls_ctx_errors_name_the_file(void **state)
 {
     (void)state;
@@ -282,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_tls_handshake_then_data_both_ways),
         cmocka_unit_test(test_tls_verification_failures_name_the_reason),
         cmocka_unit_test(test_tls_client_certificates),
+        cmocka_unit_test(test_tls_ctx_replace_keeps_sessions_made_before),
         cmocka_unit_test(test_tls_ctx_errors_name_the_file),
         cmocka_unit_test(test_tls_garbage_fails_the_server_session),
         cmocka_unit_test(test_tls_looks_like_record),

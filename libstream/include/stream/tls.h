@@ -63,6 +63,12 @@ int stream_tls_ctx_new(const stream_tls_conf *conf, bool server, stream_tls_ctx 
 /* Frees the context; connections made from it keep working. NULL: no-op. */
 void stream_tls_ctx_free(stream_tls_ctx *ctx);
 
+/* Moves what fresh holds (settings, certificate, key, CAs) into ctx and
+ * frees fresh: later connections of ctx use the new files, connections
+ * made before keep theirs, and pointers to ctx stay valid (a broker's
+ * SIGHUP). Both must be of the same side (server or client). */
+void stream_tls_ctx_replace(stream_tls_ctx *ctx, stream_tls_ctx *fresh);
+
 /* A new connection of ctx. A client passes the host it connects to
  * (server_name: a DNS name, sent as SNI, or an IP address literal), which
  * the server's certificate must name; a server passes NULL. Returns 0,
