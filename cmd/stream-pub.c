@@ -41,7 +41,10 @@ static const char usage_text[] =
     "\n"
     "  -t, --topic TOPIC          topic to publish to (required)\n"
     "  -b, --brokers HOST:PORT,.. brokers (default $STREAM_BROKERS, else 127.0.0.1:9292)\n"
-    CMD_TLS_HELP("      --cert-key FILE       its PEM private key (--key is the record key)\n")
+    "      --tls                  TLS to the brokers, verifying their certificates\n"
+    "      --tls-cacert FILE      PEM CAs to trust for the brokers (implies --tls)\n"
+    "      --cert FILE            PEM client certificate for brokers that ask for one\n"
+    "      --cert-key FILE        its PEM private key (--key is the record key)\n"
     "Input:\n"
     "  -D, --delimiter DELIM      record delimiter (default \\n; escapes \\n \\t \\0 \\xNN)\n"
     "  -K, --key-delimiter DELIM  split each record into key and value at the first DELIM\n"

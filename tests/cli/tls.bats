@@ -63,7 +63,7 @@ start_tls() {
     grep -q "listening on .* (TLS)" "$BROKER_LOG"
     run stream-topics --cacert "$PKI/ca.pem" create tls-t -p 2
     assert_success
-    printf 'a\nb\nc\n' | stream-pub -t tls-t --cacert "$PKI/ca.pem"
+    printf 'a\nb\nc\n' | stream-pub -t tls-t --tls-cacert "$PKI/ca.pem"
     run stream-sub -t tls-t -e --cacert "$PKI/ca.pem" -f '%v\n'
     assert_success
     [ "$(sort <<<"$output" | tr '\n' ' ')" = "a b c " ]
@@ -86,7 +86,7 @@ start_tls() {
 
 @test "a large fetch over TLS (segment bytes read and encrypted) is whole" {
     start_tls
-    seq 1 20000 | stream-pub -t big --cacert "$PKI/ca.pem"
+    seq 1 20000 | stream-pub -t big --tls-cacert "$PKI/ca.pem"
     run --separate-stderr stream-sub -t big -e --cacert "$PKI/ca.pem" -f '%v\n'
     assert_success
     [ "$(wc -l <<<"$output")" -eq 20000 ]
@@ -95,7 +95,7 @@ start_tls() {
 
 @test "client certificates required: none refused with the reason, one signed by the CA accepted" {
     start_tls server --tls-ca "$PKI/ca.pem" --tls-client-auth required
-    echo secret | stream-pub -t mtls --cacert "$PKI/ca.pem" --cert "$PKI/client.pem" \
+    echo secret | stream-pub -t mtls --tls-cacert "$PKI/ca.pem" --cert "$PKI/client.pem" \
         --cert-key "$PKI/client.key"
     run --separate-stderr stream-sub -t mtls -e --cacert "$PKI/ca.pem"
     assert_failure 1
@@ -116,7 +116,7 @@ start_tls() {
 
 @test "wrong CA, expired certificate, wrong host: each a clear error, no record served" {
     start_tls
-    echo secret | stream-pub -t v --cacert "$PKI/ca.pem"
+    echo secret | stream-pub -t v --tls-cacert "$PKI/ca.pem"
     run --separate-stderr stream-sub -t v -e --cacert "$PKI/otherca.pem"
     assert_failure 1
     [ -z "$output" ]
@@ -140,7 +140,7 @@ start_tls() {
 
 @test "plain text to the TLS port and TLS to a plain port: clear errors on both sides" {
     start_tls
-    echo secret | stream-pub -t p --cacert "$PKI/ca.pem"
+    echo secret | stream-pub -t p --tls-cacert "$PKI/ca.pem"
     run --separate-stderr stream-sub -t p -e
     assert_failure 1
     [ -z "$output" ]
@@ -183,7 +183,7 @@ start_tls() {
     cp "$PKI/server.pem" cert.pem
     cp "$PKI/server.key" key.pem
     start_broker --tls-cert "$PWD/cert.pem" --tls-key "$PWD/key.pem"
-    echo one | stream-pub -t hup --cacert "$PKI/ca.pem"
+    echo one | stream-pub -t hup --tls-cacert "$PKI/ca.pem"
     stream-sub -t hup --cacert "$PKI/ca.pem" -f '%v\n' >sub.out 2>sub.err 3>&- &
     local sub=$!
     local i
@@ -204,7 +204,7 @@ start_tls() {
     grep -q "SIGHUP: TLS certificate and key re-read" "$BROKER_LOG"
     [ "$(serial)" = "$(openssl x509 -in "$PKI/server2.pem" -noout -serial)" ]
     # The old connection was not dropped: it gets what is produced now.
-    echo two | stream-pub -t hup --cacert "$PKI/ca.pem"
+    echo two | stream-pub -t hup --tls-cacert "$PKI/ca.pem"
     for ((i = 0; i < 200; i++)); do grep -q two sub.out && break; sleep 0.05; done
     kill "$sub"
     wait "$sub" || true
