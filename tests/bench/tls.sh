@@ -16,7 +16,7 @@
 #   TLS_BENCH_RECORDS (1000000 x 100 B), TLS_BENCH_RECORDS_1K (300000 x 1 KiB),
 #   TLS_BENCH_REPS (3), BENCH_DIR (data; default BUILD_DIR/bench-data)
 set -euo pipefail
-export STREAM_KAFKA_LISTEN=off
+export STREAM_KAFKA_LISTEN=off STREAM_METRICS_LISTEN=off
 build=$(cd "${1:?usage: tests/bench/tls.sh BUILD_DIR}" && pwd)
 records=${TLS_BENCH_RECORDS:-1000000}
 records_1k=${TLS_BENCH_RECORDS_1K:-300000}
