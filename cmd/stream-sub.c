@@ -69,7 +69,8 @@ static const char usage_text[] =
     "                             shares the partitions, starts at its committed offsets\n"
     "                             and commits what has been written out\n"
     "  -b, --brokers HOST:PORT,.. brokers (default $STREAM_BROKERS, else 127.0.0.1:9292)\n"
-    CMD_TLS_HELP("      --key FILE            its PEM private key\n")
+    "      --tls, --tls-cacert FILE  TLS to the brokers, verified (FILE: PEM CAs to trust)\n"
+    "      --cert FILE --key FILE    PEM client certificate and key, for brokers that ask\n"
     "  -p, --partition N[,N]..    read only these partitions (repeatable; default all)\n"
     "  -o, --offset SPEC          where to start, per partition: beginning (default), end,\n"
     "                             N, -N (N before the end), +N, @TIME (first record at or\n"
@@ -160,8 +161,13 @@ static const struct option long_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    /* Broker TLS: --cacert and --insecure are the HTTP sink's (as curl's),
+     * so the brokers' CAs are --tls-cacert here. */
     {"key", required_argument, NULL, CMD_OPT_CERT_KEY},
-    CMD_TLS_LONG_OPTIONS,
+    {"tls", no_argument, NULL, CMD_OPT_TLS},
+    {"tls-cacert", required_argument, NULL, CMD_OPT_CACERT},
+    {"cert", required_argument, NULL, CMD_OPT_CERT},
+    {"cert-key", required_argument, NULL, CMD_OPT_CERT_KEY},
     {NULL, 0, NULL, 0},
 };
 

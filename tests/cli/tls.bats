@@ -64,7 +64,7 @@ start_tls() {
     run stream-topics --cacert "$PKI/ca.pem" create tls-t -p 2
     assert_success
     printf 'a\nb\nc\n' | stream-pub -t tls-t --tls-cacert "$PKI/ca.pem"
-    run stream-sub -t tls-t -e --cacert "$PKI/ca.pem" -f '%v\n'
+    run stream-sub -t tls-t -e --tls-cacert "$PKI/ca.pem" -f '%v\n'
     assert_success
     [ "$(sort <<<"$output" | tr '\n' ' ')" = "a b c " ]
     run stream-topics --cacert "$PKI/ca.pem" describe tls-t
@@ -75,7 +75,7 @@ start_tls() {
     assert_output --partial tls-t
     run stream-proc -t tls-t -g pg --to tls-out -e --cacert "$PKI/ca.pem" -- cat
     assert_success
-    run stream-sub -t tls-out -e --cacert "$PKI/ca.pem" -f '%v\n'
+    run stream-sub -t tls-out -e --tls-cacert "$PKI/ca.pem" -f '%v\n'
     assert_success
     [ "$(sort <<<"$output" | tr '\n' ' ')" = "a b c " ]
     # By the environment alone, and by host name (the certificate names both).
@@ -87,7 +87,7 @@ start_tls() {
 @test "a large fetch over TLS (segment bytes read and encrypted) is whole" {
     start_tls
     seq 1 20000 | stream-pub -t big --tls-cacert "$PKI/ca.pem"
-    run --separate-stderr stream-sub -t big -e --cacert "$PKI/ca.pem" -f '%v\n'
+    run --separate-stderr stream-sub -t big -e --tls-cacert "$PKI/ca.pem" -f '%v\n'
     assert_success
     [ "$(wc -l <<<"$output")" -eq 20000 ]
     [ "$(sort -n <<<"$output" | md5sum)" = "$(seq 1 20000 | md5sum)" ]
@@ -97,27 +97,27 @@ start_tls() {
     start_tls server --tls-ca "$PKI/ca.pem" --tls-client-auth required
     echo secret | stream-pub -t mtls --tls-cacert "$PKI/ca.pem" --cert "$PKI/client.pem" \
         --cert-key "$PKI/client.key"
-    run --separate-stderr stream-sub -t mtls -e --cacert "$PKI/ca.pem"
+    run --separate-stderr stream-sub -t mtls -e --tls-cacert "$PKI/ca.pem"
     assert_failure 1
     [ -z "$output" ]
     [[ "$stderr" == *"certificate required"* ]]
-    run --separate-stderr stream-sub -t mtls -e --cacert "$PKI/ca.pem" --cert "$PKI/foreign.pem" \
+    run --separate-stderr stream-sub -t mtls -e --tls-cacert "$PKI/ca.pem" --cert "$PKI/foreign.pem" \
         --key "$PKI/foreign.key"
     assert_failure 1
     [ -z "$output" ]
     [[ "$stderr" == *"TLS"* ]]
-    run stream-sub -t mtls -e --cacert "$PKI/ca.pem" --cert "$PKI/client.pem" --key "$PKI/client.key"
+    run stream-sub -t mtls -e --tls-cacert "$PKI/ca.pem" --cert "$PKI/client.pem" --key "$PKI/client.key"
     assert_success
     assert_output secret
     # A certificate without its key is a usage error.
-    run stream-sub -t mtls -e --cacert "$PKI/ca.pem" --cert "$PKI/client.pem"
+    run stream-sub -t mtls -e --tls-cacert "$PKI/ca.pem" --cert "$PKI/client.pem"
     assert_failure 2
 }
 
 @test "wrong CA, expired certificate, wrong host: each a clear error, no record served" {
     start_tls
     echo secret | stream-pub -t v --tls-cacert "$PKI/ca.pem"
-    run --separate-stderr stream-sub -t v -e --cacert "$PKI/otherca.pem"
+    run --separate-stderr stream-sub -t v -e --tls-cacert "$PKI/otherca.pem"
     assert_failure 1
     [ -z "$output" ]
     [[ "$stderr" == *"certificate verification failed"* ]]
@@ -126,13 +126,13 @@ start_tls() {
     [[ "$stderr" == *"certificate verification failed"* ]]
     stop_broker
     start_tls expired
-    run --separate-stderr stream-sub -t v -e --cacert "$PKI/ca.pem"
+    run --separate-stderr stream-sub -t v -e --tls-cacert "$PKI/ca.pem"
     assert_failure 1
     [ -z "$output" ]
     [[ "$stderr" == *"certificate has expired"* ]]
     stop_broker
     start_tls elsewhere
-    run --separate-stderr stream-sub -t v -e --cacert "$PKI/ca.pem"
+    run --separate-stderr stream-sub -t v -e --tls-cacert "$PKI/ca.pem"
     assert_failure 1
     [ -z "$output" ]
     [[ "$stderr" == *"mismatch"* ]]
@@ -150,7 +150,7 @@ start_tls() {
     stop_broker
     start_broker
     echo secret | stream-pub -t p
-    run --separate-stderr stream-sub -t p -e --cacert "$PKI/ca.pem"
+    run --separate-stderr stream-sub -t p -e --tls-cacert "$PKI/ca.pem"
     assert_failure 1
     [ -z "$output" ]
     [[ "$stderr" == *"TLS"*"plain text"* ]]
@@ -184,7 +184,7 @@ start_tls() {
     cp "$PKI/server.key" key.pem
     start_broker --tls-cert "$PWD/cert.pem" --tls-key "$PWD/key.pem"
     echo one | stream-pub -t hup --tls-cacert "$PKI/ca.pem"
-    stream-sub -t hup --cacert "$PKI/ca.pem" -f '%v\n' >sub.out 2>sub.err 3>&- &
+    stream-sub -t hup --tls-cacert "$PKI/ca.pem" -f '%v\n' >sub.out 2>sub.err 3>&- &
     local sub=$!
     local i
     for ((i = 0; i < 200; i++)); do grep -q one sub.out 2>/dev/null && break; sleep 0.05; done
@@ -214,7 +214,7 @@ start_tls() {
     kill -HUP "$BROKER_PID"
     for ((i = 0; i < 200; i++)); do grep -q "keeping the old TLS certificate" "$BROKER_LOG" && break; sleep 0.05; done
     grep -q "keeping the old TLS certificate" "$BROKER_LOG"
-    run stream-sub -t hup -e --cacert "$PKI/ca.pem" -f '%v\n'
+    run stream-sub -t hup -e --tls-cacert "$PKI/ca.pem" -f '%v\n'
     assert_success
     assert_output "$(printf 'one\ntwo')"
 }
@@ -229,7 +229,7 @@ start_tls() {
         -X ssl.ca.location="$PKI/ca.pem"
     assert_success
     [ "$(wc -l <<<"$output")" -eq 100 ]
-    run stream-sub -t ks -e -c 1 --cacert "$PKI/ca.pem" -f '%v\n'
+    run stream-sub -t ks -e -c 1 --tls-cacert "$PKI/ca.pem" -f '%v\n'
     assert_output 1
     # Plain Kafka clients get nothing.
     run timeout 20 kcat -C -q -e -m 3 -b "$kafka" -t ks
