@@ -24,7 +24,8 @@
 #                   load, then the checkers
 #   make soak-connect   the connectors' soaks: soak-proc, soak-source and soak-http-sink
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (check runs each briefly)
-#   make install    PREFIX=/usr/local DESTDIR= ; make uninstall ; make clean
+#   make install    PREFIX=/usr/local DESTDIR= (systemd units into PREFIX/lib/systemd/system)
+#                   ; make uninstall ; make clean
 #   make format     clang-format every C file
 
 VERSION   := 0.1.0
@@ -38,6 +39,9 @@ DOCDIR    := $(PREFIX)/share/doc/stream
 PCDIR     := $(LIBDIR)/pkgconfig
 BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  := $(PREFIX)/share/zsh/site-functions
+# systemd searches /usr/local/lib/systemd/system as well as /lib/systemd/system.
+SYSTEMDUNITDIR := $(PREFIX)/lib/systemd/system
+SYSTEMD_UNITS  := stream-broker.service stream-broker@.service
 
 CC        ?= cc
 # Builds inside `make check` use every core.
@@ -50,7 +54,8 @@ DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              zlib1g-dev libcmocka-dev bats bats-assert bats-support mandoc \
              clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev dmsetup \
              kcat python3-confluent-kafka python3-kafka nodejs nghttp2-server \
-             libmicrohttpd-dev prometheus libssl-dev openssl
+             libmicrohttpd-dev prometheus libssl-dev openssl \
+             libsystemd-dev systemd
 # npm installs kafkajs for tests/cli/kafka-groups.bats (into tests/.npm, never
 # committed): Debian's npm package only when no npm came with nodejs (a
 # nodejs from elsewhere bundles its own, and conflicts with Debian's).
@@ -59,6 +64,10 @@ DEPS_NPM  := npm
 PKGS      := msgpack libuv liblz4 libzstd zlib snappy raft libcurl libmicrohttpd openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# Only stream-broker links libsystemd (sd_notify, under a systemd service):
+# libstream.a/.so and their pkg-config file stay free of it.
+CMD_LDLIBS_broker := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS  += -D_GNU_SOURCE -DSTREAM_VERSION='"$(VERSION)"' -Ilibstream/include -Ilibstream
@@ -108,7 +117,7 @@ $(B)/libstream.a: $(call lib_objs,$(B))
 $(B)/libstream.so: $(call lib_objs,$(B))
 	$(CC) -shared -Wl,-soname,libstream.so.0 -o $@ $^ $(LDLIBS)
 $(B)/stream-%: $(B)/obj/cmd/stream-%.o $(call cmdc_objs,$(B)) $(B)/libstream.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(CMD_LDLIBS_$*)
 $(B)/tests/%: tests/unit/%.c $(TEST_H) $(B)/libstream.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $(filter-out %.h,$^) $(TEST_LDFLAGS_$*) $(LDLIBS) -lcmocka
@@ -133,7 +142,7 @@ $(A)/libstream.a: $(call lib_objs,$(A))
 	@rm -f $@
 	ar rcs $@ $^
 $(A)/stream-%: $(A)/obj/cmd/stream-%.o $(call cmdc_objs,$(A)) $(A)/libstream.a
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) $(CMD_LDLIBS_$*)
 $(A)/tests/%: tests/unit/%.c $(TEST_H) $(A)/libstream.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $(filter-out %.h,$^) $(TEST_LDFLAGS_$*) $(LDLIBS) -lcmocka
@@ -267,6 +276,10 @@ install: all
 	if [ -f completions/stream.bash ]; then \
 	    for p in $(PROGRAMS); do install -m 644 completions/stream.bash $(DESTDIR)$(BASHCOMPDIR)/$$p; done; fi
 	if [ -f completions/_stream ]; then install -m 644 completions/_stream $(DESTDIR)$(ZSHCOMPDIR)/_stream; fi
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	for u in $(SYSTEMD_UNITS); do \
+	    sed 's|@BINDIR@|$(BINDIR)|g' share/systemd/$$u > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; \
+	    chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; done
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS))
@@ -275,6 +288,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PCDIR)/libstream.pc
 	for m in $(MAN_PAGES); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 	rm -f $(addprefix $(DESTDIR)$(BASHCOMPDIR)/,$(PROGRAMS)) $(DESTDIR)$(ZSHCOMPDIR)/_stream
+	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(SYSTEMD_UNITS))
 
 format:
 	clang-format -i $(LIB_SRC) $(wildcard libstream/*/*.h) libstream/include/stream/*.h $(wildcard cmd/*.c cmd/*.h) $(TEST_SRC) $(BENCH_SRC)

@@ -10,6 +10,15 @@
  * in order. The program only parses options, builds the config, prints the
  * broker's log lines ("2026-11-25T10:00:00.123Z INFO message") on stderr and
  * writes the --ready-file; everything else is the library's.
+ *
+ * As a systemd service (share/systemd/): once the listeners accept
+ * connections it sends READY=1 to $NOTIFY_SOCKET, and with $WATCHDOG_USEC
+ * WATCHDOG=1 at half that period from the broker's loop (options.tick_cb),
+ * so a stuck loop gets the service restarted. When stderr is the journal
+ * ($JOURNAL_STREAM names its device:inode) each line starts with its syslog
+ * priority ("<3>"), which journald strips and keeps as the priority.
+ * --log-format json writes one object per line for log shippers instead.
+ * Only this program links libsystemd; libstream stays free of it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +37,7 @@
 #include "stream/broker.h"
 #include "stream/config.h"
 #include "stream/error.h"
+#include "stream/json.h"
 
 static const char usage_text[] =
     "Usage: stream-broker [OPTION]...\n"
@@ -47,6 +58,7 @@ static const char usage_text[] =
     "  -c, --config FILE        read key=value settings from FILE\n"
     "  -s, --set KEY=VALUE      set one setting (repeatable; wins over --config)\n"
     "      --log-level LEVEL    error, warn, info (default) or debug\n"
+    "      --log-format FORMAT  text (default) or json: one object per line\n"
     "      --ready-file FILE    write HOST:PORT to FILE once listening\n"
     "      --list-settings      print every setting with its default, then exit\n"
     "  -h, --help               show this help and exit\n"
@@ -68,6 +80,7 @@ enum {
     OPT_TLS_CA,
     OPT_TLS_CLIENT_AUTH,
     OPT_INSECURE,
+    OPT_LOG_FORMAT,
 };
 
 static const struct option long_options[] = {
@@ -85,6 +98,7 @@ static const struct option long_options[] = {
     {"config", required_argument, NULL, 'c'},
     {"set", required_argument, NULL, 's'},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
     {"list-settings", no_argument, NULL, OPT_LIST_SETTINGS},
     {"help", no_argument, NULL, 'h'},
@@ -92,17 +106,80 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Prints one broker log line: UTC time with milliseconds, level, message. */
+/* How log lines are written (the broker's log_arg). */
+typedef struct log_sink {
+    bool json;       /* --log-format json: {"time":..,"level":..,"message":..} */
+    bool journal;    /* stderr is journald's stream: prefix "<N>" priorities */
+    stream_buf line; /* reused for each json line */
+} log_sink;
+
+/* True when $JOURNAL_STREAM ("DEVICE:INODE", set by systemd for a service
+ * whose stderr goes to the journal) names the file stderr is, so a stderr
+ * redirected elsewhere by a child of the service gets no prefixes. */
+static bool stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) != 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+/* The syslog priority prefix (sd-daemon.h) for a broker level. */
+static const char *journal_prefix(stream_broker_level level)
+{
+    switch (level) {
+    case STREAM_BROKER_ERROR:
+        return SD_ERR;
+    case STREAM_BROKER_WARN:
+        return SD_WARNING;
+    case STREAM_BROKER_INFO:
+        return SD_INFO;
+    default:
+        return SD_DEBUG;
+    }
+}
+
+/* Prints one broker log line: UTC time with milliseconds, level, message;
+ * as text or as one JSON object, with a priority prefix under journald. */
 static void log_line(stream_broker_level level, const char *msg, void *arg)
 {
+    log_sink *sink = arg;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;
     gmtime_r(&tv.tv_sec, &tm);
-    char ts[32];
+    char ts[32], when[48];
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03dZ %s %s\n", ts, (int)(tv.tv_usec / 1000),
-            stream_broker_level_name(level), msg);
+    snprintf(when, sizeof(when), "%s.%03dZ", ts, (int)(tv.tv_usec / 1000));
+    const char *prefix = sink->journal ? journal_prefix(level) : "";
+    if (!sink->json) {
+        fprintf(stderr, "%s%s %s %s\n", prefix, when, stream_broker_level_name(level), msg);
+        return;
+    }
+    stream_buf_reset(&sink->line);
+    stream_json_writer w;
+    stream_json_writer_init(&w, &sink->line);
+    stream_json_object_start(&w);
+    stream_json_key(&w, "time");
+    stream_json_cstring(&w, when);
+    stream_json_key(&w, "level");
+    stream_json_cstring(&w, stream_broker_level_name(level));
+    stream_json_key(&w, "message");
+    stream_json_cstring(&w, msg);
+    stream_json_object_end(&w);
+    if (stream_json_writer_finish(&w) != 0) {
+        fprintf(stderr, "%s%s %s %s\n", prefix, when, stream_broker_level_name(level), msg);
+        return;
+    }
+    fprintf(stderr, "%s%.*s", prefix, (int)sink->line.len, (const char *)sink->line.data);
+}
+
+/* The broker's tick under a systemd watchdog: proves the loop is alive. */
+static void watchdog_tick(void *arg)
+{
+    (void)sd_notify(0, "WATCHDOG=1");
 }
 
 /* Writes "HOST:PORT\n" to path atomically (temp file + rename), so a reader
@@ -190,6 +267,8 @@ int main(int argc, char **argv)
         usage_error("unexpected argument '%s'", argv[optind]);
 
     char err[1024];
+    log_sink sink = {.json = false, .journal = stderr_is_journal()};
+    stream_buf_init(&sink.line);
     /* $STREAM_KAFKA_LISTEN replaces the built-in default (the settings file
      * and --kafka-listen still win): test suites start many brokers at once
      * and set it to off so that none of them takes port 9092. */
@@ -250,6 +329,14 @@ int main(int argc, char **argv)
         case OPT_INSECURE:
             set_or_usage(cfg, "--insecure", "insecure", "true");
             break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "json") == 0)
+                sink.json = true;
+            else if (strcmp(optarg, "text") == 0)
+                sink.json = false;
+            else
+                usage_error("--log-format: expected text or json, got '%s'", optarg);
+            break;
         case OPT_READY_FILE:
             ready_file = optarg;
             break;
@@ -271,8 +358,16 @@ int main(int argc, char **argv)
     stream_broker_options_init(&o);
     o.config = cfg;
     o.log_cb = log_line;
+    o.log_arg = &sink;
     o.log_level = (stream_broker_level)stream_config_int(cfg, STREAM_CONFIG_LOG_LEVEL);
     o.handle_signals = true;
+    /* Under a systemd watchdog ($WATCHDOG_USEC, for this pid): ping at half
+     * the period, as sd_watchdog_enabled(3) advises. */
+    uint64_t watchdog_usec = 0;
+    if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+        o.tick_cb = watchdog_tick;
+        o.tick_interval_ms = watchdog_usec / 2000 > 0 ? watchdog_usec / 2000 : 1;
+    }
     raise_fd_limit();
 
     stream_broker *b;
@@ -285,8 +380,13 @@ int main(int argc, char **argv)
         stream_broker_address(b, addr, sizeof(addr));
         write_ready_file(ready_file, addr);
     }
+    /* Every listener (native and Kafka) was bound and listening when
+     * stream_broker_new returned: a connect now succeeds (the kernel queues
+     * it until the loop accepts). Without $NOTIFY_SOCKET this does nothing. */
+    (void)sd_notify(0, "READY=1");
     rc = stream_broker_run(b);
     stream_broker_free(b);
+    stream_buf_release(&sink.line);
     if (rc != 0)
         die("shutdown failed: %s", stream_strerror(rc));
     return EXIT_OK;

@@ -158,6 +158,7 @@ _stream_value() {
         while IFS= read -r w; do _stream_reply "${w%%=*}="; done < <(stream-broker --list-settings 2>/dev/null)
         compopt -o nospace 2>/dev/null ;;
     stream-broker:--log-level) _stream_reply error warn info debug ;;
+    stream-broker:--log-format) _stream_reply text json ;;
     stream-broker:-c | stream-broker:--config | stream-broker:--ready-file | stream-pub:--ack-log | \
     stream-pub:--cacert)
         compopt -o filenames 2>/dev/null

@@ -13,6 +13,7 @@
  *   housekeeping    retention, segment.ms rolls, idle connections
  *   wait_timer      delayed operations' deadlines (broker_wait.c)
  *   shutdown_timer  bounds how long stopping waits for responses to drain
+ *   tick_timer      the program's options.tick_cb (stream-broker's watchdog)
  *
  * Stopping is a small state machine on the loop: begin_stop first asks the
  * services whether to hold (a cluster broker moves its partition
@@ -263,6 +264,7 @@ static void read_settings(stream_broker *b, const stream_config *cfg)
 static void on_stop_async(uv_async_t *a);
 static void on_signal(uv_signal_t *s, int signum);
 static void on_housekeeping(uv_timer_t *t);
+static void on_tick(uv_timer_t *t);
 
 /* Initialises every loop handle; they are closed together in close_handles. */
 static void init_handles(stream_broker *b)
@@ -277,6 +279,8 @@ static void init_handles(stream_broker *b)
     b->wait_timer.data = b;
     uv_timer_init(&b->loop, &b->shutdown_timer);
     b->shutdown_timer.data = b;
+    uv_timer_init(&b->loop, &b->tick_timer);
+    b->tick_timer.data = b;
     uv_signal_init(&b->loop, &b->sigint);
     b->sigint.data = b;
     uv_signal_init(&b->loop, &b->sigterm);
@@ -294,6 +298,7 @@ static void close_handles(stream_broker *b)
         (uv_handle_t *)&b->shutdown_timer, (uv_handle_t *)&b->sigint,
         (uv_handle_t *)&b->sigterm,        (uv_handle_t *)&b->listener,
         (uv_handle_t *)&b->cleaner_timer,  (uv_handle_t *)&b->sighup,
+        (uv_handle_t *)&b->tick_timer,
     };
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (!uv_is_closing(hs[i]))
@@ -315,6 +320,10 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
                       size_t errbuf_len)
 {
     *out = NULL;
+    if (o->tick_cb != NULL && o->tick_interval_ms == 0) {
+        stream__errf(errbuf, errbuf_len, "tick_cb needs a tick_interval_ms");
+        return STREAM_EINVAL;
+    }
     stream_broker *b = calloc(1, sizeof(*b));
     stream_config *defaults = NULL;
     if (b == NULL) {
@@ -325,6 +334,9 @@ int stream_broker_new(const stream_broker_options *o, stream_broker **out, char 
     b->log_arg = o->log_arg;
     b->log_level = o->log_level;
     b->handle_signals = o->handle_signals;
+    b->tick_cb = o->tick_cb;
+    b->tick_arg = o->tick_arg;
+    b->tick_interval_ms = o->tick_interval_ms;
     stream_msg_init(&b->msg);
     stream__metrics_init(b);
     pthread_mutex_init(&b->durable_mu, NULL);
@@ -463,6 +475,12 @@ static void start_housekeeping(stream_broker *b)
     uv_timer_start(&b->housekeeping, on_housekeeping, period, period);
 }
 
+static void on_tick(uv_timer_t *t)
+{
+    stream_broker *b = t->data;
+    b->tick_cb(b->tick_arg);
+}
+
 static void on_housekeeping(uv_timer_t *t)
 {
     stream_broker *b = t->data;
@@ -488,6 +506,8 @@ int stream_broker_run(stream_broker *b)
     }
     start_housekeeping(b);
     stream__cleaner_start(b);
+    if (b->tick_cb != NULL)
+        uv_timer_start(&b->tick_timer, on_tick, b->tick_interval_ms, b->tick_interval_ms);
     uv_run(&b->loop, UV_RUN_DEFAULT);
     /* The signal handles are closed now; a second SIGTERM while the store
      * closes must not kill the process half way through its checkpoints. */

@@ -307,6 +307,10 @@ struct stream_broker {
     uv_timer_t housekeeping;    /* retention, segment rolls, idle connections */
     uv_timer_t wait_timer;      /* fires at the earliest waiter deadline */
     uv_timer_t shutdown_timer;  /* forces connections closed when draining takes long */
+    uv_timer_t tick_timer;      /* calls tick_cb every tick_interval_ms */
+    stream_broker_tick_cb tick_cb; /* the program's periodic hook (NULL: none) */
+    void *tick_arg;                /* passed to tick_cb */
+    uint64_t tick_interval_ms;     /* tick_cb's period */
     atomic_bool handles_open;   /* the handles above were initialised, not yet closed
                                    (read by stream_broker_stop from any thread) */
     uint64_t next_retention_ms; /* uv_now time of the next retention pass */

@@ -21,6 +21,9 @@ teardown() {
     [ -f "$dest/usr/local/lib/libstream.so.0" ]
     [ -f "$dest/usr/local/include/stream/log.h" ]
     [ -f "$dest/usr/local/lib/pkgconfig/libstream.pc" ]
+    # The systemd units name the installed program (tests/cli/systemd.bats verifies them).
+    grep -q '^ExecStart=/usr/local/bin/stream-broker ' "$dest/usr/local/lib/systemd/system/stream-broker.service"
+    grep -q '^ExecStart=/usr/local/bin/stream-broker ' "$dest/usr/local/lib/systemd/system/stream-broker@.service"
     for m in "$root"/share/man/man*/*.[0-9]; do
         s=${m##*.}
         [ -f "$dest/usr/local/share/man/man$s/${m##*/}" ]

@@ -54,6 +54,12 @@ typedef enum stream_broker_level {
  * Called on the thread running the broker. */
 typedef void (*stream_broker_log_cb)(stream_broker_level level, const char *msg, void *arg);
 
+/* Called on the broker's loop thread at a fixed period while it runs. A
+ * program hangs liveness signals on it (stream-broker sends systemd's
+ * WATCHDOG=1): because it runs on the loop, a loop that is stuck stops the
+ * ticks. It must return quickly and must not call back into the broker. */
+typedef void (*stream_broker_tick_cb)(void *arg);
+
 typedef struct stream_broker_options {
     const stream_config *config;   /* settings (listen, data.dir, limits); borrowed until
                                       stream_broker_new returns. NULL: all defaults */
@@ -62,6 +68,10 @@ typedef struct stream_broker_options {
     stream_broker_level log_level; /* most verbose level passed on (default INFO) */
     bool handle_signals;           /* SIGINT/SIGTERM stop the broker, SIGPIPE ignored
                                       (default false; programs set it) */
+    stream_broker_tick_cb tick_cb; /* called from the loop every tick_interval_ms while
+                                      stream_broker_run serves (NULL: none) */
+    void *tick_arg;                /* passed to tick_cb */
+    uint64_t tick_interval_ms;     /* period of tick_cb; 0 with a tick_cb is EINVAL */
 } stream_broker_options;
 
 typedef struct stream_broker stream_broker;
@@ -75,7 +85,7 @@ void stream_broker_options_init(stream_broker_options *o);
  * HOST:PORT". Errors: STREAM_EBADCONFIG (bad listen address or setting),
  * STREAM_EIO / STREAM_ENOSPC (data dir unusable), STREAM_EEXIST (data dir
  * locked by another broker), STREAM_EAGAIN (address in use),
- * STREAM_ENOMEM; errbuf says what failed. */
+ * STREAM_EINVAL (a tick_cb without tick_interval_ms), STREAM_ENOMEM; errbuf says what failed. */
 int stream_broker_new(const stream_broker_options *o, stream_broker **out, char *errbuf,
                       size_t errbuf_len);
 
