@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "stream/format.h"
 #include "stream/http.h"
 #include "stream/http_source.h"
+#include "stream/progress.h"
 #include "stream/recfmt.h"
 #include "stream/timespec.h"
 
@@ -74,7 +76,9 @@ static const char usage_text[] =
     "      --no-idempotence       plain resends: a retry may store a batch twice\n"
     "      --ack-log FILE         append 'RECORD PARTITION OFFSET' per acknowledged record\n"
     "                             to FILE ('-': standard output)\n"
-    "  -q, --quiet                print nothing but errors\n"
+    "      --progress             show a progress line on stderr (default: when a terminal)\n"
+    "      --no-progress          never show it\n"
+    "  -q, --quiet                print nothing but errors (no progress line)\n"
     "  -v, --verbose              print a summary; -vv also each failed record\n"
     "  -h, --help                 show this help and exit\n"
     "      --version              show the version and exit\n"
@@ -100,6 +104,8 @@ enum {
     OPT_CACERT,
     OPT_INSECURE,
     OPT_HTTP_HEADER,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS,
 };
 
 static const struct option long_options[] = {
@@ -122,6 +128,8 @@ static const struct option long_options[] = {
     {"ack-log", required_argument, NULL, OPT_ACK_LOG},
     {"no-idempotence", no_argument, NULL, OPT_NO_IDEMPOTENCE},
     {"quiet", no_argument, NULL, 'q'},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -158,6 +166,7 @@ typedef struct pub_opts {
     int32_t partition;             /* -p, or STREAM_PARTITION_ANY */
     stream_producer_conf pconf;
     const char *ack_log;   /* --ack-log FILE, or NULL */
+    stream_progress_mode progress; /* --progress / --no-progress; AUTO: when a terminal */
     const char *url;       /* --url: read this instead of standard input; NULL: stdin */
     bool json_array;       /* --json-array: each element of the body's array is a record */
     bool follow;           /* --follow: a streaming response, reconnected when it ends */
@@ -175,6 +184,8 @@ typedef struct pub_state {
     char first_err[640]; /* why the first failed record failed */
     FILE *ack_log;       /* --ack-log stream, or NULL */
     bool ack_log_failed; /* a write to it failed */
+    uint64_t in_bytes;   /* bytes read from standard input */
+    stream_progress progress; /* the line on stderr (records, input bytes) */
 } pub_state;
 
 static volatile sig_atomic_t stop_signal;
@@ -321,6 +332,7 @@ static int run_delimited(const pub_opts *o, stream_producer *p, pub_state *st, c
             if (++since_poll == 8192) {
                 since_poll = 0;
                 stream_producer_poll(p, 0);
+                stream_progress_update(&st->progress, st->records, st->in_bytes);
             }
         }
         if (rc < 0 || s.eof || stop_signal)
@@ -333,6 +345,8 @@ static int run_delimited(const pub_opts *o, stream_producer *p, pub_state *st, c
             rc = n;
             break;
         }
+        st->in_bytes += n > 0 ? (uint64_t)n : 0;
+        stream_progress_update(&st->progress, st->records, st->in_bytes);
     }
 out:
     stream_cli_splitter_release(&s);
@@ -359,6 +373,8 @@ static int run_structured(const pub_opts *o, stream_producer *p, pub_state *st, 
         if (!wait_input(p, 0))
             break;
         int n = stream_recfmt_reader_fill(&r, 0);
+        st->in_bytes += n > 0 ? (uint64_t)n : 0;
+        stream_progress_update(&st->progress, st->records, st->in_bytes);
         if (n == 0)
             eof = true; /* the reader now returns the last, unterminated record */
         else if (n < 0 && n != STREAM_EAGAIN) {
@@ -396,9 +412,6 @@ typedef struct url_run {
     uint8_t *tmp;                   /* URL_READ_BYTES read buffer */
     stream_header *headers;         /* -H headers, then an event's id and event */
     uint64_t body_bytes;            /* bytes read from every response */
-    bool progress;                  /* print progress (stderr is a terminal, not -q) */
-    double started;                 /* when the run started (s, monotonic) */
-    double last_progress;           /* when progress was last printed */
 } url_run;
 
 static double now_s(void)
@@ -406,22 +419,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Records, bytes and rate on one terminal line, at most once a second. */
-static void show_progress(url_run *u, const pub_state *st, bool last)
-{
-    if (!u->progress)
-        return;
-    double t = now_s();
-    if (!last && t - u->last_progress < 1.0)
-        return;
-    u->last_progress = t;
-    double secs = t - u->started > 0.001 ? t - u->started : 0.001;
-    fprintf(stderr,
-            "\r%s: %" PRIu64 " records (%" PRIu64 " acknowledged), %.1f MiB, %.0f records/s%s",
-            cmd_name, st->records, st->acked, (double)u->body_bytes / (1 << 20),
-            (double)st->records / secs, last ? "\n" : "  ");
 }
 
 /* Starts the parser for a response of kind k (the SSE parser keeps its
@@ -565,12 +562,12 @@ static int body_end(url_run *u, const pub_opts *o, stream_producer *p, pub_state
 }
 
 /* Waits delay_ms while the producer runs; false when a signal asked to stop. */
-static bool url_sleep(url_run *u, stream_producer *p, const pub_state *st, int64_t delay_ms)
+static bool url_sleep(url_run *u, stream_producer *p, pub_state *st, int64_t delay_ms)
 {
     double until = now_s() + (double)delay_ms / 1000;
     while (!stop_signal && now_s() < until) {
         stream_producer_poll(p, 50);
-        show_progress(u, st, false);
+        stream_progress_update(&st->progress, st->records, u->body_bytes);
     }
     return !stop_signal;
 }
@@ -614,7 +611,7 @@ static int url_response(url_run *u, const pub_opts *o, stream_producer *p, pub_s
         int n = stream_http_source_read(u->src, u->tmp, URL_READ_BYTES, busy ? 2 : 100, errbuf,
                                         errbuf_len);
         stream_producer_poll(p, 0);
-        show_progress(u, st, false);
+        stream_progress_update(&st->progress, st->records, u->body_bytes);
         if (n == STREAM_EAGAIN)
             continue;
         if (n < 0) {
@@ -665,8 +662,6 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
     }
     if (o->header_count)
         memcpy(u.headers, o->headers, o->header_count * sizeof(*u.headers));
-    u.progress = cmd_verbosity >= 1 && isatty(2);
-    u.started = u.last_progress = now_s();
 
     if (o->resume) {
         /* The last record stored is the last event published: the stream
@@ -751,7 +746,6 @@ static int run_url(const pub_opts *opts, stream_client *c, stream_producer *p, p
             break;
     }
 out:
-    show_progress(&u, st, true);
     if (u.parser_live)
         body_begin(&u, o, BODY_SSE); /* releases the current kind's parser */
     stream_sse_release(&u.sse);
@@ -903,6 +897,12 @@ static void parse_options(int argc, char **argv, pub_opts *o)
         case 'q':
             cmd_verbosity = 0;
             break;
+        case OPT_PROGRESS:
+            o->progress = STREAM_PROGRESS_ON;
+            break;
+        case OPT_NO_PROGRESS:
+            o->progress = STREAM_PROGRESS_OFF;
+            break;
         case 'v':
             cmd_verbosity = cmd_verbosity < 1 ? 2 : cmd_verbosity + 1;
             break;
@@ -984,6 +984,19 @@ int main(int argc, char **argv)
         die("%s", err);
     }
 
+    /* The size is known when standard input is a file: "stream-pub < FILE". */
+    uint64_t total = 0;
+    struct stat sb;
+    if (o.url == NULL && fstat(0, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        off_t at = lseek(0, 0, SEEK_CUR);
+        if (at >= 0 && sb.st_size > at)
+            total = (uint64_t)(sb.st_size - at);
+    }
+    stream_progress_mode pm = o.progress;
+    if (pm == STREAM_PROGRESS_AUTO && cmd_verbosity == 0)
+        pm = STREAM_PROGRESS_OFF;
+    stream_progress_init(&st.progress, stderr, pm, cmd_name, total);
+
     err[0] = '\0';
     int rc = o.url          ? run_url(&o, c, p, &st, err, sizeof(err))
              : o.structured ? run_structured(&o, p, &st, err, sizeof(err))
@@ -995,6 +1008,7 @@ int main(int argc, char **argv)
     stream_producer_flush(p, -1);
     stream_producer_free(p, 0);
     stream_client_free(c);
+    stream_progress_finish(&st.progress);
 
     int status = EXIT_OK;
     if (st.ack_log && (fflush(st.ack_log) != 0 || st.ack_log_failed)) {

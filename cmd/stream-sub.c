@@ -103,7 +103,9 @@ static const char usage_text[] =
     "                             --post-in-flight N (8), --dead-letter TOPIC (4xx; else exit 7)\n"
     "  -H, --http-header 'N: V'   add a header to each request (-H @FILE: one per line); TLS:\n"
     "                             --cacert FILE trusts its CAs (PEM), --insecure verifies nothing\n"
-    "  -q, --quiet                print nothing but errors\n"
+    "      --progress, --no-progress  a progress line on stderr, or none (default: for -e\n"
+    "                             to a file or pipe, when stderr is a terminal)\n"
+    "  -q, --quiet                print nothing but errors (no progress line)\n"
     "  -v, --verbose              say more on standard error\n"
     "  -h, --help                 show this help and exit\n"
     "      --version              show the version and exit\n"
@@ -128,6 +130,8 @@ enum {
     OPT_DEAD_LETTER,
     OPT_INSECURE,
     OPT_CACERT,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS,
 };
 
 static const struct option long_options[] = {
@@ -158,6 +162,8 @@ static const struct option long_options[] = {
     {"insecure", no_argument, NULL, OPT_INSECURE},
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"quiet", no_argument, NULL, 'q'},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -186,6 +192,7 @@ typedef struct sub_opts {
     stream_offset_spec spec;          /* -o */
     bool exit_at_end;                 /* -e */
     uint64_t count;                   /* -c; 0 = no limit */
+    stream_progress_mode progress;    /* --progress / --no-progress; AUTO: see main */
     bool latest_per_key;              /* --latest-per-key */
     stream_ops_out_kind kind;
     const char *format;         /* -f text */
@@ -384,6 +391,12 @@ static void parse_options(int argc, char **argv, sub_opts *o)
             break;
         case 'e':
             o->exit_at_end = true;
+            break;
+        case OPT_PROGRESS:
+            o->progress = STREAM_PROGRESS_ON;
+            break;
+        case OPT_NO_PROGRESS:
+            o->progress = STREAM_PROGRESS_OFF;
             break;
         case 'c':
             o->count = (uint64_t)cmd_parse_int(optarg, 1, INT64_MAX, "count");
@@ -602,16 +615,26 @@ int main(int argc, char **argv)
     if (o.post.url)
         return post(c, co, &o);
 
+    /* By default a progress line for a bounded read (-e) into a file or a
+     * pipe, seen on a terminal: on a terminal stdout the records show it. */
+    stream_progress_mode pm = o.progress;
+    if (pm == STREAM_PROGRESS_AUTO && (cmd_verbosity == 0 || !o.exit_at_end || isatty(1)))
+        pm = STREAM_PROGRESS_OFF;
+    stream_progress progress;
+    stream_progress_init(&progress, stderr, pm, cmd_name, 0);
+
     stream_ops_consume_conf conf = {.kind = o.kind,
                                     .format = format,
                                     .count = o.count,
                                     .each_record = o.unbuffered || isatty(1),
                                     .stop = &stop_signal,
+                                    .progress = &progress,
                                     .latest_per_key = o.latest_per_key};
     stream_ops_sink sink = {.write = out_write, .idle = reader_here, .eof = at_end, .arg = &out};
     uint64_t n = 0;
     err[0] = '\0';
     int rc = stream_ops_consume(co, &conf, &sink, &n, err, sizeof(err));
+    stream_progress_finish(&progress);
 
     if (o.group)
         leave(co, &o, rc == 0 || rc == STREAM_ECLOSED);

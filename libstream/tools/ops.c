@@ -842,7 +842,7 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
     stream_buf buf;
     stream_buf_init(&buf);
     latest_table table = {0};
-    uint64_t n = 0;
+    uint64_t n = 0, appended = 0; /* records and bytes formatted so far */
     int rc = 0;
     stream_consumer_event ev;
     while (!(conf->stop && *conf->stop) && (conf->count == 0 || n < conf->count)) {
@@ -854,6 +854,8 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
              * wait, so a stop flag set just before it is seen soon. */
             if ((rc = sink_flush(&buf, sink, errbuf, errbuf_len)) != 0)
                 break;
+            if (conf->progress)
+                stream_progress_update(conf->progress, n, appended);
             if (sink->idle && !sink->idle(sink->arg)) {
                 rc = STREAM_ECLOSED;
                 break;
@@ -871,10 +873,15 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
             if ((rc = latest_add(&table, conf, &ev, errbuf, errbuf_len)) != 0)
                 break;
         } else if (ev.type == STREAM_EVENT_RECORD) {
+            size_t before = buf.len;
             rc = stream_ops_record_append(&buf, conf->kind, conf->format, &ev, errbuf, errbuf_len);
             if (rc != 0)
                 break;
             n++;
+            appended += buf.len - before;
+            /* Every 256 records: a clock read per record would show in -e's rate. */
+            if (conf->progress && (n & 255) == 0)
+                stream_progress_update(conf->progress, n, appended);
             if ((conf->each_record || buf.len >= OUT_CHUNK) &&
                 (rc = sink_flush(&buf, sink, errbuf, errbuf_len)) != 0)
                 break;
@@ -905,6 +912,8 @@ int stream_ops_consume(stream_consumer *co, const stream_ops_consume_conf *conf,
         }
     }
     stream_buf_release(&buf);
+    if (conf->progress)
+        stream_progress_update(conf->progress, n, appended);
     *written = n;
     return rc;
 }

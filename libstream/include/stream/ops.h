@@ -45,6 +45,7 @@
 #include "stream/cli.h"
 #include "stream/client.h"
 #include "stream/format.h"
+#include "stream/progress.h"
 #include "stream/timespec.h"
 
 /* Exit statuses of the programs and statuses of stream-shell commands. */
@@ -254,6 +255,9 @@ typedef struct stream_ops_consume_conf {
                                     than in chunks and whenever idle */
     volatile sig_atomic_t *stop; /* the loop ends soon after *stop becomes non-zero
                                     (a signal handler's flag); may be NULL */
+    stream_progress *progress;   /* given the records and bytes formatted so far, every
+                                    256 records and when idle; NULL: none. The caller
+                                    inits and finishes it */
     bool latest_per_key;         /* the table view of a compacted topic: keep only each
                                     (partition, key)'s last record, drop keys whose last
                                     record is a tombstone and keyless records, and
