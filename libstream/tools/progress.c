@@ -14,6 +14,7 @@
 
 #include "base/internal.h"
 #include "stream/progress.h"
+#include "stream/table.h"
 
 /* Redraw at most this often (ns): often enough to look live, rarely
  * enough to cost nothing beside the work. */
@@ -47,21 +48,6 @@ static void grouped(char *buf, size_t len, uint64_t v)
     buf[o] = '\0';
 }
 
-/* "512 B", "11.4 KiB", "95.4 MiB", "1.2 GiB". */
-static void human_bytes(char *buf, size_t len, double v)
-{
-    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    size_t u = 0;
-    while (v >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, len, "%.0f B", v);
-    else
-        snprintf(buf, len, "%.1f %s", v, units[u]);
-}
-
 /* "0:07", "1:02:03". */
 static void clock_time(char *buf, size_t len, uint64_t s)
 {
@@ -79,9 +65,9 @@ int stream_progress_format(char *buf, size_t len, const char *label, uint64_t re
     double secs = elapsed_ns > 1000000 ? (double)elapsed_ns / 1e9 : 0.001;
     char recs[32], done[32], total[32], rate_bytes[32], rate_recs[32];
     grouped(recs, sizeof(recs), records);
-    human_bytes(done, sizeof(done), (double)bytes);
+    stream_table_human_bytes(bytes > INT64_MAX ? INT64_MAX : (int64_t)bytes, done, sizeof(done));
     grouped(rate_recs, sizeof(rate_recs), (uint64_t)((double)records / secs));
-    human_bytes(rate_bytes, sizeof(rate_bytes), (double)bytes / secs);
+    stream_table_human_bytes((int64_t)((double)bytes / secs), rate_bytes, sizeof(rate_bytes));
     /* The end: how long it took. Before: the ETA at the average rate, when
      * the size is known. */
     char when[48] = "";
@@ -99,7 +85,8 @@ int stream_progress_format(char *buf, size_t len, const char *label, uint64_t re
     if (total_bytes == 0)
         return snprintf(buf, len, "%s: %s records  %s  %s rec/s  %s/s%s", label, recs, done,
                         rate_recs, rate_bytes, when);
-    human_bytes(total, sizeof(total), (double)total_bytes);
+    stream_table_human_bytes(total_bytes > INT64_MAX ? INT64_MAX : (int64_t)total_bytes, total,
+                             sizeof(total));
     uint64_t shown = bytes < total_bytes ? bytes : total_bytes;
     int pct = (int)(shown * 100 / total_bytes);
     return snprintf(buf, len, "%s: %s records  %s / %s  %d%%  %s rec/s  %s/s%s", label, recs,
