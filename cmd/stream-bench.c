@@ -45,6 +45,7 @@
 #include "stream/error.h"
 #include "stream/histogram.h"
 #include "stream/json.h"
+#include "stream/progress.h"
 #include "stream/proto.h"
 #include "stream/timespec.h"
 
@@ -77,7 +78,9 @@ static const char usage_text[] =
     "      --timeout-ms MS       consume, e2e: give up after MS without a record\n"
     "                            (default 10000)\n"
     "      --json                print the result as one JSON document\n"
-    "  -q, --quiet               no progress lines on stderr\n"
+    "      --progress            a progress line on stderr (default: when a terminal)\n"
+    "      --no-progress         never show it\n"
+    "  -q, --quiet               no progress line (unless --progress)\n"
     "  -v, --verbose             e2e: also each stage's latency (producer queue,\n"
     "                            broker, sync round, ack, consumer)\n"
     "  -h, --help                show this help and exit\n"
@@ -93,6 +96,8 @@ enum {
     OPT_BATCH_BYTES,
     OPT_TIMEOUT_MS,
     OPT_JSON,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS,
     OPT_VERSION,
 };
 
@@ -113,6 +118,8 @@ static const struct option long_options[] = {
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"json", no_argument, NULL, OPT_JSON},
     {"quiet", no_argument, NULL, 'q'},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -140,6 +147,7 @@ typedef struct options {
     int64_t batch_bytes; /* 0: the library's default */
     int timeout_ms;
     bool json, quiet, verbose;
+    stream_progress_mode progress; /* --progress / --no-progress; AUTO: a terminal, not -q */
     bool producer_flags; /* some producer-only flag was given */
 } options;
 
@@ -377,6 +385,7 @@ typedef struct produce_worker {
     const uint8_t *value;        /* borrowed: the value every record carries */
     stream_client *c;            /* owned: this worker's connection */
     stream_producer *p;          /* owned */
+    stream_progress *progress;   /* borrowed: the run's line, drawn by a lone worker */
     struct produce_watch *watch; /* told when the worker is done (P > 1); else NULL */
     pthread_mutex_t lock;        /* with watch: guards hist, delivered, failed, last_msg */
     stream_histogram hist;       /* produce() -> delivery report, ns */
@@ -415,15 +424,31 @@ static void on_delivery(stream_producer *p, const stream_delivery *d, void *arg)
         pthread_mutex_unlock(&w->lock);
 }
 
-/* The progress line: records acknowledged so far, the rate since the last
- * line, the p99 so far. */
-static void produce_progress(int64_t t, int64_t t0, uint64_t delivered, uint64_t last_delivered,
-                             int64_t last_ns, const stream_histogram *h)
+/* Starts the run's progress line on stderr, labelled with the mode. A
+ * producing mode knows its size (-n records of -s bytes); consume does not
+ * (records vary). */
+static void progress_start(stream_progress *pg, const options *o, const char *label)
 {
-    fprintf(stderr, "produce: %.0fs %" PRIu64 " records acked, %.1f records/s, p99 %.3f ms\n",
-            (double)(t - t0) / 1e9, delivered,
-            per_sec((double)(delivered - last_delivered), t - last_ns),
-            ms(stream_histogram_percentile(h, 99)));
+    stream_progress_mode pm = o->progress;
+    if (pm == STREAM_PROGRESS_AUTO && o->quiet)
+        pm = STREAM_PROGRESS_OFF;
+    bool sized = strcmp(label, "consume") != 0 && o->records > 0;
+    uint64_t total = sized ? (uint64_t)o->records * (uint64_t)o->record_bytes : 0;
+    stream_progress_init(pg, stderr, pm, label, total);
+}
+
+/* Shows `records` done and the latency p99 so far (h NULL: none). */
+static void progress_show(stream_progress *pg, const options *o, uint64_t records,
+                          const stream_histogram *h)
+{
+    if (!pg->enabled)
+        return;
+    if (h != NULL) {
+        char note[48];
+        snprintf(note, sizeof(note), "p99 %.3f ms", ms(stream_histogram_percentile(h, 99)));
+        stream_progress_note(pg, note);
+    }
+    stream_progress_update(pg, records, records * (uint64_t)o->record_bytes);
 }
 
 /* Produces the worker's share and flushes it. With one producer it prints
@@ -440,9 +465,9 @@ static void *produce_worker_run(void *arg)
     rec.value_len = (int32_t)o->record_bytes;
 
     char err[256];
-    bool report = w->watch == NULL && !o->quiet;
-    int64_t next_report = w->t0_ns + 1000000000, last_ns = w->t0_ns;
-    uint64_t last_delivered = 0, n = 0;
+    bool report = w->watch == NULL && w->progress->enabled;
+    int64_t next_report = w->t0_ns + 1000000000;
+    uint64_t n = 0;
     for (int64_t i = w->index; i < o->records; i += w->stride, n++) {
         if (o->rate > 0)
             pace(w->p, w->t0_ns + (int64_t)((double)i * 1e9 / o->rate));
@@ -462,9 +487,7 @@ static void *produce_worker_run(void *arg)
             stream_producer_poll(w->p, 0);
             int64_t t = report ? now_ns() : 0;
             if (report && t >= next_report) {
-                produce_progress(t, w->t0_ns, w->delivered, last_delivered, last_ns, &w->hist);
-                last_delivered = w->delivered;
-                last_ns = t;
+                progress_show(w->progress, o, w->delivered, &w->hist);
                 next_report += 1000000000;
             }
         }
@@ -482,7 +505,7 @@ static void *produce_worker_run(void *arg)
 
 /* Runs n > 1 workers on their own threads and waits for all of them,
  * printing the progress line of the whole run once a second. */
-static void run_workers(produce_worker *w, int n, const options *o)
+static void run_workers(produce_worker *w, int n, const options *o, stream_progress *pg)
 {
     produce_watch watch = {.running = n};
     pthread_condattr_t ca;
@@ -499,8 +522,7 @@ static void run_workers(produce_worker *w, int n, const options *o)
         w[j].watch = &watch;
         pthread_mutex_init(&w[j].lock, NULL);
     }
-    int64_t t0 = w[0].t0_ns, next_report = t0 + 1000000000, last_ns = t0;
-    uint64_t last_delivered = 0;
+    int64_t next_report = w[0].t0_ns + 1000000000;
     for (int j = 0; j < n; j++)
         if (pthread_create(&th[j], NULL, produce_worker_run, &w[j]) != 0)
             die("cannot start producer thread %d of %d", j + 1, n);
@@ -511,10 +533,9 @@ static void run_workers(produce_worker *w, int n, const options *o)
         if (pthread_cond_timedwait(&watch.cond, &watch.lock, &due) == 0)
             continue; /* a worker finished */
         next_report += 1000000000;
-        if (o->quiet)
+        if (!pg->enabled)
             continue;
         pthread_mutex_unlock(&watch.lock);
-        int64_t t = now_ns();
         uint64_t delivered = 0;
         stream_histogram_reset(&sum);
         for (int j = 0; j < n; j++) {
@@ -523,9 +544,7 @@ static void run_workers(produce_worker *w, int n, const options *o)
             stream_histogram_merge(&sum, &w[j].hist);
             pthread_mutex_unlock(&w[j].lock);
         }
-        produce_progress(t, t0, delivered, last_delivered, last_ns, &sum);
-        last_delivered = delivered;
-        last_ns = t;
+        progress_show(pg, o, delivered, &sum);
         pthread_mutex_lock(&watch.lock);
     }
     pthread_mutex_unlock(&watch.lock);
@@ -568,13 +587,17 @@ static int run_produce(const options *o)
         w[j].p = new_producer(w[j].c, o, on_delivery, &w[j]);
     }
 
+    stream_progress pg;
+    progress_start(&pg, o, "produce");
     int64_t t0 = now_ns();
-    for (int j = 0; j < np; j++)
+    for (int j = 0; j < np; j++) {
         w[j].t0_ns = t0;
+        w[j].progress = &pg;
+    }
     if (np == 1)
         produce_worker_run(&w[0]);
     else
-        run_workers(w, np, o);
+        run_workers(w, np, o, &pg);
     int64_t elapsed = now_ns() - t0;
 
     /* One result for the run: worker 0's histogram and counters take the others'. */
@@ -592,6 +615,8 @@ static int run_produce(const options *o)
             last_msg = w[j].last_msg;
     }
     const produce_worker *r = &w[0];
+    progress_show(&pg, o, r->delivered, &r->hist);
+    stream_progress_finish(&pg);
     double bytes = (double)r->delivered * (double)o->record_bytes;
     double rps = per_sec((double)r->delivered, elapsed), mbps = per_sec(bytes, elapsed) / 1e6;
 
@@ -715,8 +740,10 @@ static int run_consume(const options *o)
     bool to_end = o->records < 0;
     stream_consumer *co = o->group ? new_group_consumer(c, o, to_end)
                                    : new_consumer(c, o, to_end, STREAM_OFFSET_BEGINNING);
-    uint64_t records = 0, last_records = 0, bytes = 0;
-    int64_t first_ns = -1, last_rec_ns = t0, last_ns = t0, next_report = t0 + 1000000000;
+    uint64_t records = 0, bytes = 0;
+    int64_t first_ns = -1, last_rec_ns = t0, next_report = t0 + 1000000000;
+    stream_progress pg;
+    progress_start(&pg, o, "consume");
     int status = EXIT_OK;
     int64_t t = t0;
     bool clock_read = true;
@@ -754,17 +781,14 @@ static int run_consume(const options *o)
             break;
         }
         if (clock_read && t >= next_report) {
-            if (!o->quiet)
-                fprintf(stderr, "consume: %.0fs %" PRIu64 " records, %.1f records/s\n",
-                        (double)(t - t0) / 1e9, records,
-                        per_sec((double)(records - last_records), t - last_ns));
-            last_records = records;
-            last_ns = t;
+            stream_progress_update(&pg, records, bytes);
             next_report += 1000000000;
         }
     }
     if (!clock_read)
         last_rec_ns = now_ns(); /* stopped on a record whose time was not read */
+    stream_progress_update(&pg, records, bytes);
+    stream_progress_finish(&pg);
     int64_t elapsed = (records ? last_rec_ns : now_ns()) - t0;
     double rps = per_sec((double)records, elapsed), mbps = per_sec((double)bytes, elapsed) / 1e6;
     double first_ms = first_ns < 0 ? NAN : ms(first_ns - t0);
@@ -1098,6 +1122,8 @@ static int run_e2e(const options *o)
 
     int64_t t0 = now_ns(), last_rec_ns = t0, next_report = t0 + 1000000000;
     uint64_t received = 0;
+    stream_progress pg;
+    progress_start(&pg, o, "e2e");
     int status = EXIT_OK;
     while ((int64_t)received < o->records) {
         stream_consumer_event ev;
@@ -1130,13 +1156,12 @@ static int run_e2e(const options *o)
             break;
         }
         if (t >= next_report) {
-            if (!o->quiet)
-                fprintf(stderr, "e2e: %.0fs sent %" PRIu64 ", received %" PRIu64 ", p99 %.3f ms\n",
-                        (double)(t - t0) / 1e9, (uint64_t)atomic_load(&r.sent), received,
-                        ms(stream_histogram_percentile(&hist, 99)));
+            progress_show(&pg, o, received, &hist);
             next_report += 1000000000;
         }
     }
+    progress_show(&pg, o, received, &hist);
+    stream_progress_finish(&pg);
     pthread_join(th, NULL);
     uint64_t sent = atomic_load(&r.sent);
     e2e_stages st;
@@ -1283,6 +1308,12 @@ static void parse_options(int argc, char **argv, options *o)
             break;
         case 'q':
             o->quiet = true;
+            break;
+        case OPT_PROGRESS:
+            o->progress = STREAM_PROGRESS_ON;
+            break;
+        case OPT_NO_PROGRESS:
+            o->progress = STREAM_PROGRESS_OFF;
             break;
         case 'v':
             o->verbose = true;

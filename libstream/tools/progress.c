@@ -60,7 +60,8 @@ static void clock_time(char *buf, size_t len, uint64_t s)
 }
 
 int stream_progress_format(char *buf, size_t len, const char *label, uint64_t records,
-                           uint64_t bytes, uint64_t total_bytes, int64_t elapsed_ns, bool final)
+                           uint64_t bytes, uint64_t total_bytes, int64_t elapsed_ns,
+                           const char *note, bool final)
 {
     double secs = elapsed_ns > 1000000 ? (double)elapsed_ns / 1e9 : 0.001;
     char recs[32], done[32], total[32], rate_bytes[32], rate_recs[32];
@@ -70,17 +71,20 @@ int stream_progress_format(char *buf, size_t len, const char *label, uint64_t re
     stream_table_human_bytes((int64_t)((double)bytes / secs), rate_bytes, sizeof(rate_bytes));
     /* The end: how long it took. Before: the ETA at the average rate, when
      * the size is known. */
-    char when[48] = "";
+    char when[128] = "";
+    size_t at = 0;
+    if (note != NULL && *note != '\0')
+        at = (size_t)snprintf(when, sizeof(when), "  %.63s", note);
     if (final) {
-        snprintf(when, sizeof(when), "  in ");
-        clock_time(when + 5, sizeof(when) - 5, (uint64_t)(secs + 0.5));
+        snprintf(when + at, sizeof(when) - at, "  in ");
+        clock_time(when + at + 5, sizeof(when) - at - 5, (uint64_t)(secs + 0.5));
     } else if (total_bytes > 0 && bytes > 0) {
         uint64_t shown = bytes < total_bytes ? bytes : total_bytes;
         double left = (double)(total_bytes - shown) / ((double)bytes / secs);
-        snprintf(when, sizeof(when), "  ETA ");
-        clock_time(when + 6, sizeof(when) - 6, (uint64_t)(left + 0.5));
+        snprintf(when + at, sizeof(when) - at, "  ETA ");
+        clock_time(when + at + 6, sizeof(when) - at - 6, (uint64_t)(left + 0.5));
     } else if (total_bytes > 0) {
-        snprintf(when, sizeof(when), "  ETA -:--");
+        snprintf(when + at, sizeof(when) - at, "  ETA -:--");
     }
     if (total_bytes == 0)
         return snprintf(buf, len, "%s: %s records  %s  %s rec/s  %s/s%s", label, recs, done,
@@ -98,7 +102,7 @@ static void draw(stream_progress *p, int64_t now, bool last)
 {
     char line[256];
     int n = stream_progress_format(line, sizeof(line), p->label, p->records, p->bytes,
-                                   p->total_bytes, now - p->start_ns, last);
+                                   p->total_bytes, now - p->start_ns, p->note, last);
     size_t w = n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n;
     int pad = p->last_width > w ? (int)(p->last_width - w) : 0;
     fprintf(p->out, "\r%s%*s%s", line, pad, "", last ? "\n" : "");
@@ -116,6 +120,11 @@ void stream_progress_update(stream_progress *p, uint64_t records, uint64_t bytes
     int64_t now = stream__mono_ns();
     if (now - p->last_draw_ns >= REDRAW_NS)
         draw(p, now, false);
+}
+
+void stream_progress_note(stream_progress *p, const char *note)
+{
+    snprintf(p->note, sizeof(p->note), "%s", note ? note : "");
 }
 
 void stream_progress_finish(stream_progress *p)

@@ -102,12 +102,29 @@ jsonof() {
 
 @test "produce --producers: progress sums every producer, paced at --rate in all" {
     # 400 records at 300/s over 3 producers: about 300 acked after a second.
-    run --separate-stderr stream-bench produce -t ppr -n 400 --rate 300 --producers 3 --json
+    # --progress: the line is drawn into a file too (redrawn once a second
+    # after '\r'); its first drawing comes a second in.
+    run --separate-stderr stream-bench produce -t ppr -n 400 --rate 300 --producers 3 --json \
+        --progress
     assert_success
     run python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(d["records"], 200 < d["records_per_sec"] < 330)' "$output"
     assert_output "400 True"
-    [[ "$stderr" =~ produce:\ 1s\ ([0-9]+)\ records\ acked ]] || { echo "stderr: $stderr"; return 1; }
-    (( BASH_REMATCH[1] > 200 )) || { echo "stderr: $stderr"; return 1; }
+    [[ "$stderr" =~ produce:\ ([0-9,]+)\ records\ .*\ p99\  ]] || { echo "stderr: $stderr"; return 1; }
+    (( ${BASH_REMATCH[1]//,/} > 200 )) || { echo "stderr: $stderr"; return 1; }
+    # The last drawing is the whole run, with the time it took.
+    last=$(tr '\r' '\n' <<<"$stderr" | grep -v '^ *$' | tail -1)
+    [[ "$last" =~ ^produce:\ 400\ records\ +39\.1\ KiB\ /\ 39\.1\ KiB\ +100%\ .*\ in\ 0:0[0-9] ]] ||
+        { echo "last: $last"; return 1; }
+}
+
+@test "no --progress and stderr not a terminal: stderr stays empty, stdout has the result only" {
+    run --separate-stderr stream-bench produce -t quietp -n 2000 --rate 1500
+    assert_success
+    [ -z "$stderr" ] || { echo "stderr: $stderr"; return 1; }
+    [ "${#lines[@]}" -eq 1 ]
+    run --separate-stderr stream-bench consume -t quietp -n 2000 --progress
+    assert_success
+    [[ "$stderr" == *"consume: 2,000 records  "*" in 0:0"* ]] || { echo "stderr: $stderr"; return 1; }
 }
 
 @test "produce --rate paces the producer" {
@@ -209,11 +226,17 @@ jsonof() {
     assert_output "100"
 }
 
-@test "progress goes to stderr once a second, and -q silences it" {
-    run --separate-stderr stream-bench e2e -t slow --rate 100 -n 150
+@test "--progress: the line goes to stderr once a second; -q alone or --no-progress silences it" {
+    run --separate-stderr stream-bench e2e -t slow --rate 100 -n 150 --progress
     assert_success
-    [[ "$stderr" == *"e2e: 1s sent"* ]] || { echo "stderr: $stderr"; return 1; }
+    [[ "$stderr" =~ e2e:\ [0-9,]+\ records\ .*\ p99\ [0-9.]+\ ms\ +ETA ]] ||
+        { echo "stderr: $stderr"; return 1; }
+    [[ "$stderr" == *"e2e: 150 records  "*" in 0:0"* ]] || { echo "stderr: $stderr"; return 1; }
+    [[ "$output" == "e2e: 150 records"* ]] # the result, alone on stdout
     run --separate-stderr stream-bench e2e -t slow --rate 100 -n 150 -q
+    assert_success
+    [ -z "$stderr" ]
+    run --separate-stderr stream-bench e2e -t slow --rate 100 -n 150 --progress --no-progress
     assert_success
     [ -z "$stderr" ]
 }

@@ -43,6 +43,7 @@ typedef struct stream_progress {
     int64_t start_ns;     /* CLOCK_MONOTONIC at init */
     int64_t last_draw_ns; /* when the line was last drawn; 0: never */
     size_t last_width;    /* characters of the last line, to pad over */
+    char note[64];        /* the caller's extra field, e.g. "p99 1.2 ms"; "" none */
 } stream_progress;
 
 /* Decides whether to draw (mode, and for AUTO whether `out` is a terminal)
@@ -54,16 +55,22 @@ void stream_progress_init(stream_progress *p, FILE *out, stream_progress_mode mo
  * redraws the line when 200 ms passed since the last drawing. */
 void stream_progress_update(stream_progress *p, uint64_t records, uint64_t bytes);
 
+/* Sets a short extra field shown after the rates (stream-bench's latency
+ * percentile), truncated to 63 bytes; NULL or "" removes it. Shown from the
+ * next drawing on. */
+void stream_progress_note(stream_progress *p, const char *note);
+
 /* Draws the final line (the whole run's rate) and ends it with a newline,
  * when enabled. Call once. */
 void stream_progress_finish(stream_progress *p);
 
 /* Formats one line (no carriage return, no newline) into buf: records,
  * bytes (of total_bytes with a percentage when known), the rates over
- * elapsed_ns, and with a known total an ETA at the average rate; a final
+ * elapsed_ns, the note (NULL or "": none), and with a known total an ETA at the average rate; a final
  * line says "in M:SS" (the run's time) instead of the ETA. Returns the
  * length, as snprintf. Pure, for the tests. */
 int stream_progress_format(char *buf, size_t len, const char *label, uint64_t records,
-                           uint64_t bytes, uint64_t total_bytes, int64_t elapsed_ns, bool final);
+                           uint64_t bytes, uint64_t total_bytes, int64_t elapsed_ns,
+                           const char *note, bool final);
 
 #endif /* STREAM_PROGRESS_H */
