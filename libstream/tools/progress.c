@@ -93,8 +93,8 @@ int stream_progress_format(char *buf, size_t len, const char *label, uint64_t re
                              sizeof(total));
     uint64_t shown = bytes < total_bytes ? bytes : total_bytes;
     int pct = (int)(shown * 100 / total_bytes);
-    return snprintf(buf, len, "%s: %s records  %s / %s  %d%%  %s rec/s  %s/s%s", label, recs,
-                    done, total, pct, rate_recs, rate_bytes, when);
+    return snprintf(buf, len, "%s: %s records  %s / %s  %d%%  %s rec/s  %s/s%s", label, recs, done,
+                    total, pct, rate_recs, rate_bytes, when);
 }
 
 /* Draws the current line over the previous one. */

@@ -19,7 +19,8 @@ static void test_known_size_shows_percentage_rates_and_eta(void **state)
 {
     char line[256];
     /* 10 MiB of 40 MiB in 2 s: 5 MiB/s, 30 MiB left: 6 s. */
-    stream_progress_format(line, sizeof(line), "stream-pub", 100000, 10 << 20, 40 << 20, 2 * SEC, NULL, false);
+    stream_progress_format(line, sizeof(line), "stream-pub", 100000, 10 << 20, 40 << 20, 2 * SEC,
+                           NULL, false);
     assert_string_equal(line, "stream-pub: 100,000 records  10.0 MiB / 40.0 MiB  25%  "
                               "50,000 rec/s  5.0 MiB/s  ETA 0:06");
 }
@@ -50,8 +51,7 @@ static void test_nothing_read_yet_has_no_eta_number(void **state)
 static void test_note_goes_after_the_rates(void **state)
 {
     char line[256];
-    stream_progress_format(line, sizeof(line), "produce", 10, 100, 200, SEC, "p99 1.500 ms",
-                           false);
+    stream_progress_format(line, sizeof(line), "produce", 10, 100, 200, SEC, "p99 1.500 ms", false);
     assert_string_equal(line, "produce: 10 records  100 B / 200 B  50%  10 rec/s  100 B/s  "
                               "p99 1.500 ms  ETA 0:01");
     stream_progress_format(line, sizeof(line), "e2e", 10, 100, 0, SEC, "p99 2 ms", true);
@@ -109,7 +109,7 @@ static void test_on_redraws_in_place_and_ends_with_a_newline(void **state)
     char *second = strchr(buf + 1, '\r');
     assert_non_null(second);
     assert_non_null(strstr(buf, "p: 123,456,789 records  1.0 GiB"));
-    size_t first_len = (size_t)(second - buf) - 1; /* between the two '\r' */
+    size_t first_len = (size_t)(second - buf) - 1;        /* between the two '\r' */
     size_t second_len = len - (size_t)(second - buf) - 2; /* between '\r' and '\n' */
     assert_int_equal(first_len, second_len);
     assert_int_equal(buf[len - 1], '\n');

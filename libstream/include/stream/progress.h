@@ -33,9 +33,9 @@ typedef enum stream_progress_mode {
 
 typedef struct stream_progress {
     /* read-only */
-    bool enabled;         /* lines are drawn (the mode and the stream decided) */
-    uint64_t records;     /* records done, as last given to update */
-    uint64_t bytes;       /* bytes done, as last given to update */
+    bool enabled;     /* lines are drawn (the mode and the stream decided) */
+    uint64_t records; /* records done, as last given to update */
+    uint64_t bytes;   /* bytes done, as last given to update */
     /* private */
     FILE *out;            /* where lines go; borrowed */
     const char *label;    /* line prefix, e.g. the program's name; borrowed */
@@ -66,9 +66,9 @@ void stream_progress_finish(stream_progress *p);
 
 /* Formats one line (no carriage return, no newline) into buf: records,
  * bytes (of total_bytes with a percentage when known), the rates over
- * elapsed_ns, the note (NULL or "": none), and with a known total an ETA at the average rate; a final
- * line says "in M:SS" (the run's time) instead of the ETA. Returns the
- * length, as snprintf. Pure, for the tests. */
+ * elapsed_ns, the note (NULL or "": none), and with a known total an ETA at the average rate; a
+ * final line says "in M:SS" (the run's time) instead of the ETA. Returns the length, as snprintf.
+ * Pure, for the tests. */
 int stream_progress_format(char *buf, size_t len, const char *label, uint64_t records,
                            uint64_t bytes, uint64_t total_bytes, int64_t elapsed_ns,
                            const char *note, bool final);
