@@ -380,7 +380,7 @@ int main(int argc, char **argv)
         stream_broker_address(b, addr, sizeof(addr));
         write_ready_file(ready_file, addr);
     }
-    /* Every listener (native and Kafka) was bound and listening when
+    /* Every listener (native, Kafka, metrics) was bound and listening when
      * stream_broker_new returned: a connect now succeeds (the kernel queues
      * it until the loop accepts). Without $NOTIFY_SOCKET this does nothing. */
     (void)sd_notify(0, "READY=1");

@@ -5,10 +5,11 @@
 
 Binds a unix datagram socket of its own, starts the command with
 NOTIFY_SOCKET pointing at it (and WATCHDOG_USEC when not 0), and reads the
-messages. When READY=1 arrives it at once connects to every --listen and
---kafka-listen address in ARGS: each must accept, since readiness means the
-listeners accept connections. Then it counts WATCHDOG=1 messages for
-SECONDS, stops the broker with SIGTERM and prints, one per line:
+messages. When READY=1 arrives it at once connects to every --listen,
+--kafka-listen and --metrics-listen address in ARGS: each must accept,
+since readiness means the listeners accept connections. Then it counts
+WATCHDOG=1 messages for SECONDS, stops the broker with SIGTERM and
+prints, one per line:
 
     ready connected=N        (N: the listeners that accepted at READY=1)
     watchdog=N               (WATCHDOG=1 messages seen after READY=1)
@@ -29,7 +30,7 @@ import time
 def addresses(args):
     out = []
     for i, a in enumerate(args[:-1]):
-        if a in ("--listen", "-l", "--kafka-listen") and args[i + 1] != "off":
+        if a in ("--listen", "-l", "--kafka-listen", "--metrics-listen") and args[i + 1] != "off":
             host, port = args[i + 1].rsplit(":", 1)
             out.append((host, int(port)))
     return out

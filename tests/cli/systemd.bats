@@ -39,14 +39,14 @@ free_port() {
     [ ! -e "$units/stream-broker.service" ] && [ ! -e "$units/stream-broker@.service" ]
 }
 
-@test "READY=1 is sent once both listeners accept; WATCHDOG=1 at half of WATCHDOG_USEC" {
-    port=$(free_port) kport=$(free_port)
+@test "READY=1 is sent once every listener accepts; WATCHDOG=1 at half of WATCHDOG_USEC" {
+    port=$(free_port) kport=$(free_port) mport=$(free_port)
     run /usr/bin/python3 "$BATS_TEST_DIRNAME/sd_notify_listen.py" 200000 2 -- \
         stream-broker --listen "127.0.0.1:$port" --kafka-listen "127.0.0.1:$kport" \
-        --data-dir "$BATS_TEST_TMPDIR/data"
+        --metrics-listen "127.0.0.1:$mport" --data-dir "$BATS_TEST_TMPDIR/data"
     echo "$output"
     [ "$status" -eq 0 ]
-    assert_line "ready connected=2"
+    assert_line "ready connected=3"
     assert_line "exit=0"
     # 2 s at one ping per 100 ms is ~20; a loaded machine may delay some.
     pings=$(sed -n 's/^watchdog=//p' <<<"$output")
