@@ -8,33 +8,50 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 
 #include "common.h"
 #include "stream/client.h"
 
 const char *cmd_name = "stream";
 int cmd_verbosity = 1;
+bool cmd_journal;
+
+/* See cmd_journal in common.h. */
+static bool stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) != 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void cmd_init(const char *argv0)
 {
     const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
     if (argv0 && *argv0)
         cmd_name = slash ? slash + 1 : argv0;
+    cmd_journal = stderr_is_journal();
 }
 
-static void vmsg(const char *fmt, va_list ap)
+/* `prio` is the syslog prefix (sd-daemon.h's SD_ERR...) written when
+ * stderr is the journal. */
+static void vmsg(const char *prio, const char *fmt, va_list ap)
 {
     /* One fprintf per line so concurrent writers do not interleave halves. */
     char line[4096];
     vsnprintf(line, sizeof(line), fmt, ap);
-    fprintf(stderr, "%s: %s\n", cmd_name, line);
+    fprintf(stderr, "%s%s: %s\n", cmd_journal ? prio : "", cmd_name, line);
 }
 
 void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmsg(fmt, ap);
+    vmsg(SD_ERR, fmt, ap);
     va_end(ap);
     exit(EXIT_FAIL);
 }
@@ -43,9 +60,9 @@ void usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmsg(fmt, ap);
+    vmsg(SD_ERR, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "Try '%s --help'.\n", cmd_name);
+    fprintf(stderr, "%sTry '%s --help'.\n", cmd_journal ? SD_ERR : "", cmd_name);
     exit(EXIT_USAGE);
 }
 
@@ -53,7 +70,7 @@ void warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmsg(fmt, ap);
+    vmsg(SD_WARNING, fmt, ap);
     va_end(ap);
 }
 
@@ -63,7 +80,7 @@ void info(int level, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vmsg(fmt, ap);
+    vmsg(SD_INFO, fmt, ap);
     va_end(ap);
 }
 

@@ -27,8 +27,15 @@ enum {
 /* The program's name as shown in messages ("stream-pub"). */
 extern const char *cmd_name;
 
-/* Sets cmd_name from argv[0] (its basename). */
+/* Sets cmd_name from argv[0] (its basename), and cmd_journal. */
 void cmd_init(const char *argv0);
+
+/* Set by cmd_init when stderr is journald's stream ($JOURNAL_STREAM,
+ * "DEVICE:INODE", set by systemd for a service, names the file stderr is):
+ * die, usage_error, warn and info then start their lines with a syslog
+ * priority ("<3>" error, "<4>" warning, "<6>" info), which journald keeps
+ * as the entry's priority. */
+extern bool cmd_journal;
 
 /* "PROGRAM: message" on stderr, then exit(EXIT_FAIL). */
 noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

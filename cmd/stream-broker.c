@@ -113,19 +113,6 @@ typedef struct log_sink {
     stream_buf line; /* reused for each json line */
 } log_sink;
 
-/* True when $JOURNAL_STREAM ("DEVICE:INODE", set by systemd for a service
- * whose stderr goes to the journal) names the file stderr is, so a stderr
- * redirected elsewhere by a child of the service gets no prefixes. */
-static bool stderr_is_journal(void)
-{
-    const char *env = getenv("JOURNAL_STREAM");
-    unsigned long long dev, ino;
-    struct stat st;
-    if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st) != 0)
-        return false;
-    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
-}
-
 /* The syslog priority prefix (sd-daemon.h) for a broker level. */
 static const char *journal_prefix(stream_broker_level level)
 {
@@ -267,7 +254,7 @@ int main(int argc, char **argv)
         usage_error("unexpected argument '%s'", argv[optind]);
 
     char err[1024];
-    log_sink sink = {.json = false, .journal = stderr_is_journal()};
+    log_sink sink = {.json = false, .journal = cmd_journal};
     stream_buf_init(&sink.line);
     /* $STREAM_KAFKA_LISTEN replaces the built-in default (the settings file
      * and --kafka-listen still win): test suites start many brokers at once

@@ -74,6 +74,17 @@ free_port() {
     ! grep -v '^<[0-7]>' "$BATS_TEST_TMPDIR/broker.log"
 }
 
+@test "under journald the program's own errors carry <3> too" {
+    err=$BATS_TEST_TMPDIR/err
+    : >"$err"
+    rc=0
+    JOURNAL_STREAM=$(stat -c '%d:%i' "$err") stream-broker --config "$BATS_TEST_TMPDIR/nope.conf" \
+        --data-dir "$BATS_TEST_TMPDIR/d" 2>>"$err" || rc=$?
+    cat "$err"
+    [ "$rc" -eq 1 ]
+    grep -qx '<3>stream-broker: cannot read config file .*nope.conf: no such file' "$err"
+}
+
 @test "JOURNAL_STREAM naming another file: no priority prefixes" {
     other=$BATS_TEST_TMPDIR/other
     : >"$other"
