@@ -480,8 +480,8 @@ int stream_admin_alter_configs(stream_client *c, const char *topic,
 /* ---- consumer groups ------------------------------------------------------ */
 
 /* An owned copy of a str field ("" when absent and optional). */
-static int dup_field(const msgpack_object *m, const char *key, bool required, char **out,
-                     char *errbuf, size_t errbuf_len)
+int stream__client_dup_field(const msgpack_object *m, const char *key, bool required, char **out,
+                             char *errbuf, size_t errbuf_len)
 {
     const char *p = NULL;
     size_t len = 0;
@@ -522,7 +522,7 @@ static int parse_pset(const msgpack_object *m, const char *key, stream_topic_par
         const msgpack_object *e, *parts;
         rc = stream_elem_map(arr, i, key, &e, errbuf, errbuf_len);
         if (rc == 0)
-            rc = dup_field(e, "topic", true, &t[k].topic, errbuf, errbuf_len);
+            rc = stream__client_dup_field(e, "topic", true, &t[k].topic, errbuf, errbuf_len);
         if (rc == 0)
             rc = stream_field_array(e, "partitions", &parts, errbuf, errbuf_len);
         if (rc < 0)
@@ -588,9 +588,9 @@ static int groups_parse_fn(const msgpack_object *root, void *arg, char *errbuf, 
         int64_t members, gen;
         rc = stream_elem_map(arr, i, "groups", &e, errbuf, errbuf_len);
         if (rc == 0)
-            rc = dup_field(e, "group", true, &l->group, errbuf, errbuf_len);
+            rc = stream__client_dup_field(e, "group", true, &l->group, errbuf, errbuf_len);
         if (rc == 0)
-            rc = dup_field(e, "state", false, &l->state, errbuf, errbuf_len);
+            rc = stream__client_dup_field(e, "state", false, &l->state, errbuf, errbuf_len);
         if (rc == 0)
             rc = stream_field_int_opt(e, "members", 0, INT32_MAX, 0, &members, errbuf, errbuf_len);
         if (rc == 0)
@@ -713,11 +713,11 @@ static int parse_member(const msgpack_object *e, stream_group_member *m, char *e
 {
     int64_t st, gen;
     const msgpack_object *sub = NULL, *topics = NULL;
-    int rc = dup_field(e, "member_id", true, &m->member_id, errbuf, errbuf_len);
+    int rc = stream__client_dup_field(e, "member_id", true, &m->member_id, errbuf, errbuf_len);
     if (rc == 0)
-        rc = dup_field(e, "client_id", false, &m->client_id, errbuf, errbuf_len);
+        rc = stream__client_dup_field(e, "client_id", false, &m->client_id, errbuf, errbuf_len);
     if (rc == 0)
-        rc = dup_field(e, "host", false, &m->host, errbuf, errbuf_len);
+        rc = stream__client_dup_field(e, "host", false, &m->host, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream_field_int_opt(e, "session_timeout_ms", -1, INT32_MAX, -1, &st, errbuf,
                                   errbuf_len);
@@ -761,13 +761,13 @@ static int parse_group_offset(const msgpack_object *e, stream_group_partition *o
                               size_t errbuf_len)
 {
     int64_t partition;
-    int rc = dup_field(e, "topic", true, &o->topic, errbuf, errbuf_len);
+    int rc = stream__client_dup_field(e, "topic", true, &o->topic, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream_field_int(e, "partition", 0, INT32_MAX, &partition, errbuf, errbuf_len);
     if (rc == 0)
-        rc = dup_field(e, "member_id", false, &o->member_id, errbuf, errbuf_len);
+        rc = stream__client_dup_field(e, "member_id", false, &o->member_id, errbuf, errbuf_len);
     if (rc == 0)
-        rc = dup_field(e, "metadata", false, &o->metadata, errbuf, errbuf_len);
+        rc = stream__client_dup_field(e, "metadata", false, &o->metadata, errbuf, errbuf_len);
     struct {
         const char *key;
         int64_t *out;
@@ -792,9 +792,9 @@ static int describe_parse_fn(const msgpack_object *root, void *arg, char *errbuf
     stream_group_description *d = arg;
     const msgpack_object *members, *offsets;
     int64_t gen;
-    int rc = dup_field(root, "group", true, &d->group, errbuf, errbuf_len);
+    int rc = stream__client_dup_field(root, "group", true, &d->group, errbuf, errbuf_len);
     if (rc == 0)
-        rc = dup_field(root, "state", false, &d->state, errbuf, errbuf_len);
+        rc = stream__client_dup_field(root, "state", false, &d->state, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream_field_int_opt(root, "generation", -1, INT32_MAX, -1, &gen, errbuf, errbuf_len);
     if (rc == 0)
@@ -1036,7 +1036,7 @@ static int plan_parse_fn(const msgpack_object *root, void *arg, char *errbuf, si
         int64_t partition;
         rc = stream_elem_map(arr, i, "offsets", &e, errbuf, errbuf_len);
         if (rc == 0)
-            rc = dup_field(e, "topic", true, &x->topic, errbuf, errbuf_len);
+            rc = stream__client_dup_field(e, "topic", true, &x->topic, errbuf, errbuf_len);
         if (rc == 0)
             rc = stream_field_int(e, "partition", 0, INT32_MAX, &partition, errbuf, errbuf_len);
         if (rc == 0)
@@ -1146,7 +1146,7 @@ static int parse_health(const msgpack_object *root, const char *key, const char 
         stream_cluster_partition *cp = &(*out)[(*n)++];
         rc = stream_elem_map(a, i, key, &e, errbuf, errbuf_len);
         if (rc == 0)
-            rc = dup_field(e, "topic", true, &cp->topic, errbuf, errbuf_len);
+            rc = stream__client_dup_field(e, "topic", true, &cp->topic, errbuf, errbuf_len);
         if (rc == 0)
             rc = stream_field_int(e, "partition", 0, INT32_MAX, &p, errbuf, errbuf_len);
         if (rc < 0)
@@ -1164,7 +1164,7 @@ static int parse_node(const msgpack_object *e, int32_t *id, char **host, uint16_
     uint64_t p;
     int rc = stream_field_int(e, "node_id", -1, INT32_MAX, &v, errbuf, errbuf_len);
     if (rc == 0)
-        rc = dup_field(e, "host", true, host, errbuf, errbuf_len);
+        rc = stream__client_dup_field(e, "host", true, host, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream_field_uint(e, "port", 65535, &p, errbuf, errbuf_len);
     if (rc < 0)
@@ -1179,7 +1179,7 @@ static int cluster_parse_fn(const msgpack_object *root, void *arg, char *errbuf,
     stream_cluster_description *d = arg;
     const msgpack_object *voters, *brokers;
     int64_t node, leader;
-    int rc = dup_field(root, "cluster_id", true, &d->cluster_id, errbuf, errbuf_len);
+    int rc = stream__client_dup_field(root, "cluster_id", true, &d->cluster_id, errbuf, errbuf_len);
     if (rc == 0)
         rc = stream_field_int(root, "node_id", -1, INT32_MAX, &node, errbuf, errbuf_len);
     if (rc == 0)

@@ -239,6 +239,11 @@ const stream__topic_md *stream__client_topic(stream_client *c, const char *topic
  * updates the cache when it comes back. Returns 0 or STREAM_ENOMEM. */
 int stream__client_refresh_async(stream_client *c, const char *topic);
 
+/* Copies the str field `key` of map m into *out (owned; "" when optional
+ * and absent). 0, the field's error (errbuf set) or STREAM_ENOMEM. */
+int stream__client_dup_field(const msgpack_object *m, const char *key, bool required, char **out,
+                             char *errbuf, size_t errbuf_len);
+
 /* Parses a successful response inside a blocking call (root borrowed). Returns
  * 0 or an error with errbuf set; a response's `err` never reaches it. */
 typedef int (*stream__parse_fn)(const msgpack_object *root, void *arg, char *errbuf,

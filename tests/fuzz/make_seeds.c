@@ -768,8 +768,8 @@ static void clean_swap_seeds(void)
         const uint8_t *p;
         size_t len;
         int64_t at;
-        if (stream_batch_builder_append(&bb, 1732442500000, k, (int32_t)strlen(k), "again", 5,
-                                        NULL, 0) != 0 ||
+        if (stream_batch_builder_append(&bb, 1732442500000, k, (int32_t)strlen(k), "again", 5, NULL,
+                                        0) != 0 ||
             stream_batch_builder_finish(&bb, &p, &len) != 0)
             die("build");
         uint8_t copy[512];
@@ -1515,6 +1515,76 @@ static void source_seeds(void)
     seed("fuzz_json_array", "malformed", arr_bad, sizeof arr_bad - 1);
 }
 
+/* ---- stats answers (fuzz_stats) -------------------------------------------- */
+
+/* fuzz_stats: a stats answer's body (protocol.md 6.29) with a topic, a
+ * request, two listeners and a group with lag; and one without groups. */
+static void stats_seeds(void)
+{
+    for (int groups = 0; groups < 2; groups++) {
+        stream_buf b = STREAM_BUF_INIT;
+        stream_frame f;
+        stream_frame_start(&f, &b);
+        msgpack_packer *pk = &f.pk;
+        msgpack_pack_map(pk, 7 + groups);
+        stream_pack_kv_int(pk, "node_id", 1);
+        stream_pack_kv_uint(pk, "time_ms", 1800000000000ULL);
+        stream_pack_key(pk, "topics");
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, 5);
+        stream_pack_kv_cstr(pk, "name", "orders");
+        stream_pack_kv_uint(pk, "records_in", 10);
+        stream_pack_kv_uint(pk, "bytes_in", 1000);
+        stream_pack_kv_uint(pk, "bytes_out", 2000);
+        stream_pack_key(pk, "partitions");
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, 5);
+        stream_pack_kv_int(pk, "partition", 0);
+        stream_pack_kv_int(pk, "size_bytes", 1000);
+        stream_pack_kv_int(pk, "segments", 1);
+        stream_pack_kv_int(pk, "log_start_offset", 0);
+        stream_pack_kv_int(pk, "log_end_offset", 10);
+        stream_pack_key(pk, "requests");
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_map(pk, 4);
+        stream_pack_kv_cstr(pk, "op", "produce");
+        stream_pack_kv_uint(pk, "count", 3);
+        stream_pack_kv_uint(pk, "errors", 0);
+        stream_pack_key(pk, "latency_seconds_sum");
+        msgpack_pack_double(pk, 0.25);
+        stream_pack_key(pk, "connections");
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_map(pk, 2);
+        stream_pack_kv_cstr(pk, "listener", "native");
+        stream_pack_kv_uint(pk, "count", 2);
+        msgpack_pack_map(pk, 2);
+        stream_pack_kv_cstr(pk, "listener", "kafka");
+        stream_pack_kv_uint(pk, "count", 1);
+        stream_pack_kv_uint(pk, "resident_memory_bytes", 1 << 20);
+        stream_pack_kv_uint(pk, "open_fds", 20);
+        if (groups) {
+            stream_pack_key(pk, "groups");
+            msgpack_pack_array(pk, 1);
+            msgpack_pack_map(pk, 4);
+            stream_pack_kv_cstr(pk, "group", "billing");
+            stream_pack_kv_uint(pk, "members", 2);
+            stream_pack_kv_int(pk, "generation", 5);
+            stream_pack_key(pk, "partitions");
+            msgpack_pack_array(pk, 1);
+            msgpack_pack_map(pk, 4);
+            stream_pack_kv_cstr(pk, "topic", "orders");
+            stream_pack_kv_int(pk, "partition", 0);
+            stream_pack_kv_int(pk, "lag_records", 4);
+            stream_pack_key(pk, "lag_seconds");
+            msgpack_pack_double(pk, 2.5);
+        }
+        if (stream_frame_finish(&f) != 0)
+            die("stats seed");
+        seed("fuzz_stats", groups ? "groups" : "no-groups", b.data + 4, b.len - 4);
+        stream_buf_release(&b);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -1538,5 +1608,6 @@ int main(int argc, char **argv)
     consumer_protocol_seeds();
     kafka_seeds();
     source_seeds();
+    stats_seeds();
     return 0;
 }

@@ -1075,4 +1075,83 @@ int stream_admin_describe_cluster(stream_client *c, int timeout_ms,
                                   size_t errbuf_len);
 void stream_cluster_description_free(stream_cluster_description *d);
 
+/* ---- stats (protocol.md 6.29) ----
+ * What one broker has done and holds: counters since its start (rates come
+ * from two snapshots and their time_ms), its partitions and the groups it
+ * coordinates. In a cluster each broker answers for itself. */
+
+/* One partition of a topic in a stats answer. */
+typedef struct stream_stats_partition {
+    int32_t partition;
+    int64_t size_bytes;       /* Bytes its log takes on disk. */
+    int64_t segments;         /* Segment files of its log. */
+    int64_t log_start_offset; /* The first offset still stored. */
+    int64_t log_end_offset;   /* The offset the next record gets. */
+} stream_stats_partition;
+
+/* A topic held by the answering broker. */
+typedef struct stream_stats_topic {
+    char *name;          /* Owned. */
+    uint64_t records_in; /* Records appended by produce. */
+    uint64_t bytes_in;   /* Record batch bytes appended by produce. */
+    uint64_t bytes_out;  /* Record batch bytes served by fetch (consumers and replicas). */
+    stream_stats_partition *partitions; /* Owned; n_partitions, as answered. */
+    size_t n_partitions;
+} stream_stats_topic;
+
+/* One op the broker answered at least once. */
+typedef struct stream_stats_request {
+    char *op;                   /* Owned: the op's name, e.g. "produce". */
+    uint64_t count;             /* Requests answered. */
+    uint64_t errors;            /* Of those, answered with a request-level error. */
+    double latency_seconds_sum; /* Arrival to answer, summed over count. */
+} stream_stats_request;
+
+/* The lag of a group on one partition held by the answering broker. */
+typedef struct stream_stats_lag {
+    char *topic;         /* Owned. */
+    int32_t partition;
+    int64_t lag_records; /* Committed offset to the log end. */
+    double lag_seconds;  /* Age of the oldest record not consumed; 0 when caught up. */
+} stream_stats_lag;
+
+/* A consumer group the answering broker coordinates. */
+typedef struct stream_stats_group {
+    char *group;        /* Owned. */
+    uint64_t members;   /* Members now. */
+    int32_t generation; /* The group's generation (epoch). */
+    stream_stats_lag *partitions; /* Owned; n_partitions, per committed partition. */
+    size_t n_partitions;
+} stream_stats_group;
+
+/* One stats answer. */
+typedef struct stream_stats {
+    int32_t node_id;                /* The answering broker. */
+    uint64_t time_ms;               /* Its wall clock at the answer, ms since the epoch. */
+    stream_stats_topic *topics;     /* Owned; n_topics, by name. */
+    size_t n_topics;
+    stream_stats_request *requests; /* Owned; n_requests. */
+    size_t n_requests;
+    uint64_t connections_native;    /* Open connections on the native listener. */
+    uint64_t connections_other;     /* Open connections on other listeners (kafka). */
+    uint64_t resident_memory_bytes; /* The broker process's resident memory. */
+    uint64_t open_fds;              /* Its open file descriptors. */
+    stream_stats_group *groups;     /* Owned; n_groups (none when absent). */
+    size_t n_groups;
+} stream_stats;
+
+/* Asks broker `node` (-1: any broker the client is connected to) for its
+ * stats; *out is freed with stream_stats_free. STREAM_EUNKNOWNOP from a
+ * broker older than protocol version 4. */
+int stream_admin_stats(stream_client *c, int32_t node, int timeout_ms, stream_stats **out,
+                       char *errbuf, size_t errbuf_len);
+/* Decodes a stats answer's MessagePack map (`payload`, len bytes: the whole
+ * response body; unknown fields ignored). Returns 0 and *out (owned), or
+ * STREAM_EPROTO / STREAM_EBADREQ for bytes that are not such an answer (a
+ * missing or mistyped field; errbuf names it), STREAM_ETOOLARGE or
+ * STREAM_ENOMEM; then *out is NULL. */
+int stream_stats_decode(const uint8_t *payload, size_t len, stream_stats **out, char *errbuf,
+                        size_t errbuf_len);
+void stream_stats_free(stream_stats *s);
+
 #endif /* STREAM_CLIENT_H */
