@@ -55,7 +55,7 @@ DEPS_PKGS := build-essential pkg-config libmsgpack-dev libuv1-dev libraft-dev \
              clang libclang-rt-14-dev python3 jq tmux zsh fiu-utils libfiu-dev dmsetup \
              kcat python3-confluent-kafka python3-kafka nodejs nghttp2-server \
              libmicrohttpd-dev prometheus libssl-dev openssl \
-             libsystemd-dev systemd
+             libsystemd-dev systemd libncurses-dev
 # npm installs kafkajs for tests/cli/kafka-groups.bats (into tests/.npm, never
 # committed): Debian's npm package only when no npm came with nodejs (a
 # nodejs from elsewhere bundles its own, and conflicts with Debian's).
@@ -74,6 +74,8 @@ CPPFLAGS  += -D_GNU_SOURCE -DSTREAM_VERSION='"$(VERSION)"' -Ilibstream/include -
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c17 $(WARN) -fPIC -pthread $(PKG_CFLAGS)
 LDLIBS    += $(PKG_LIBS) -lreadline -pthread -lm
+# ncurses for stream-top's live view only (libstream never draws).
+CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw)
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer
@@ -150,6 +152,8 @@ $(A)/tests/%: tests/unit/%.c $(TEST_H) $(A)/libstream.a
 $(A)/bench/%: tests/bench/%.c $(BENCH_H) $(A)/libstream.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -o $@ $(filter-out %.h,$^) $(LDLIBS)
+
+$(B)/stream-top $(A)/stream-top: LDLIBS += $(CURSES_LIBS)
 
 UNIT_A    := $(patsubst tests/unit/%.c,$(A)/tests/%,$(TEST_SRC))
 # tests/cli/scale.bats drives the broker with bench/idle_consumers.

@@ -1,5 +1,6 @@
 # bash completion for the stream programs: stream-broker, stream-pub,
-# stream-sub, stream-topics, stream-shell, stream-bench and stream-proc.
+# stream-sub, stream-topics, stream-shell, stream-bench, stream-proc and
+# stream-top.
 #
 # One file serves every program (`make install` installs it once per program
 # name). Options, and the commands of stream-topics and the modes of
@@ -255,4 +256,5 @@ _stream_complete() {
     return 0
 }
 
-complete -F _stream_complete stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc
+complete -F _stream_complete stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc \
+    stream-top
