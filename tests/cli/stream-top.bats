@@ -20,10 +20,11 @@ teardown() {
     if [ -S "${TMUX_SOCK:-}" ]; then
         tmux -S "$TMUX_SOCK" kill-server 2>/dev/null || true
     fi
-    if [ -n "${PUB_PID:-}" ]; then
-        kill "$PUB_PID" 2>/dev/null || true
-        wait "$PUB_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in ${FEED_PID:-} ${PUB_PID:-}; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     stop_broker
 }
 
@@ -44,9 +45,13 @@ teardown() {
 @test "-n 2 prints two documents; rates move for a busy topic and stay 0 for an idle one" {
     stream-topics create idle
     stream-topics create busy
-    # A producer that keeps writing while the samples are taken.
-    (while :; do echo tick; sleep 0.02; done | stream-pub -t busy --linger-ms 0) 3>&- &
+    # A producer that keeps writing while the samples are taken, fed from a
+    # loop through a fifo so that teardown can stop each by its pid.
+    mkfifo feed
+    stream-pub -t busy --linger-ms 0 <feed >/dev/null 2>&1 3>&- &
     PUB_PID=$!
+    (while :; do echo tick; sleep 0.02; done >feed) 3>&- &
+    FEED_PID=$!
     # Wait until records arrive rather than sleeping a fixed time.
     for ((i = 0; i < 100; i++)); do
         n=$(stream-top -n 1 -d 0.1 --json | jq '.topics[] | select(.name == "busy") | .records_in')
