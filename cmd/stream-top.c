@@ -34,16 +34,18 @@ static const char usage_text[] =
     "Show what a stream broker or cluster is doing: topics by bytes in/out per\n"
     "second, consumer groups with their lag and its trend, brokers.\n"
     "\n"
-    "  -b, --brokers LIST     host:port,... (default $STREAM_BROKERS or 127.0.0.1:9292)\n"
-    "  -d, --delay TIME       between samples: seconds (0.5) or a duration (500ms);\n"
-    "                         default 1\n"
-    "  -n, --iterations N     print N snapshots, then exit (no live view)\n"
-    "      --json             one JSON document per snapshot (no live view)\n"
-    "  -B, --batch            text snapshots even on a terminal\n"
-    "  -p, --prefix PREFIX    only topics and groups whose name starts with PREFIX\n"
-    "      --timeout-ms MS    connect and request timeout (default 5000 and 30000)\n"
-    "  -h, --help             show this help and exit\n"
-    "      --version          show the version and exit\n"
+    "  -b, --brokers LIST        host:port,... (default $STREAM_BROKERS or\n"
+    "                            127.0.0.1:9292)\n"
+    CMD_TLS_HELP("      --key FILE            its PEM private key\n")
+    "  -d, --delay TIME          between samples: seconds (0.5) or a duration\n"
+    "                            (500ms); default 1\n"
+    "  -n, --iterations N        print N snapshots, then exit (no live view)\n"
+    "      --json                one JSON document per snapshot (no live view)\n"
+    "  -B, --batch               text snapshots even on a terminal\n"
+    "  -p, --prefix PREFIX       only topics and groups whose name starts with PREFIX\n"
+    "      --timeout-ms MS       connect and request timeout (default 5000 and 30000)\n"
+    "  -h, --help                show this help and exit\n"
+    "      --version             show the version and exit\n"
     "\n"
     "Keys in the live view: tab next view (topics, groups, brokers), s/S next or\n"
     "previous sort (in, out, name), / filter by prefix, space pause, q quit.\n"
@@ -62,6 +64,8 @@ static const struct option long_options[] = {
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"key", required_argument, NULL, CMD_OPT_CERT_KEY},
+    CMD_TLS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -131,6 +135,12 @@ static void parse_options(int argc, char **argv, top_opts *o)
         case OPT_TIMEOUT:
             o->timeout_ms = (int)cmd_parse_int(optarg, 1, 3600000, "--timeout-ms");
             break;
+        case CMD_OPT_TLS:
+        case CMD_OPT_CACERT:
+        case CMD_OPT_CERT:
+        case CMD_OPT_CERT_KEY:
+            cmd_tls_option(opt, optarg);
+            break;
         case 'h':
             cmd_help(usage_text);
         case OPT_VERSION:
@@ -149,6 +159,7 @@ static stream_client *new_client(const top_opts *o)
     stream_client_conf_init(&conf);
     conf.brokers = cmd_brokers(o->brokers);
     conf.client_name = "stream-top/" STREAM_VERSION;
+    cmd_tls_conf(&conf);
     if (o->timeout_ms > 0) {
         conf.connect_timeout_ms = o->timeout_ms;
         conf.request_timeout_ms = o->timeout_ms;

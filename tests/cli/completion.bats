@@ -47,11 +47,11 @@ comp() {
 lines() { printf '%s\n' "$@" | sort; }
 
 @test "the bash completion serves every program" {
-    run bash -c 'source "$1"; for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc; do complete -p "$p"; done' _ "$root/completions/stream.bash"
+    run bash -c 'source "$1"; for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc stream-top; do complete -p "$p"; done' _ "$root/completions/stream.bash"
     assert_success
     assert_line "complete -F _stream_complete stream-sub"
     assert_line "complete -F _stream_complete stream-bench"
-    [ "${#lines[@]}" -eq 7 ]
+    [ "${#lines[@]}" -eq 8 ]
 }
 
 @test "bash: options of stream-sub, from its --help" {
@@ -75,7 +75,7 @@ lines() { printf '%s\n' "$@" | sort; }
     assert_line -t
     assert_line -o
     # Every long option every program lists in --help is offered.
-    for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc; do
+    for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc stream-top; do
         run comp "$p" -
         for opt in $("$p" --help | grep -oE -- '(^|[ ,[])--[a-z][a-z0-9-]*' | sed 's/^[ ,[]//' | sort -u); do
             grep -qx -- "$opt" <<<"$output" || { echo "$p: $opt not offered"; return 1; }
@@ -231,13 +231,13 @@ while True:
     run zsh -f -c '
         fpath=("$1" $fpath)
         autoload -Uz compinit && compinit -u -d "$2"
-        for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc; do
+        for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc stream-top; do
             print -r -- "$p $_comps[$p]"
         done' _ "$root/completions" "$BATS_TEST_TMPDIR/zcompdump"
     assert_success
-    assert_output "$(printf '%s _stream\n' stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc)"
+    assert_output "$(printf '%s _stream\n' stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc stream-top)"
     # Every option of every --help is in the zsh completion too.
-    for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc; do
+    for p in stream-broker stream-pub stream-sub stream-topics stream-shell stream-bench stream-proc stream-top; do
         for opt in $("$p" --help | grep -oE -- '(^|[ ,[])--[a-z][a-z0-9-]*' | sed 's/^[ ,[]//' | sort -u); do
             grep -q -- "$opt" "$root/completions/_stream" || { echo "_stream: $p $opt missing"; return 1; }
         done

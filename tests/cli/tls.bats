@@ -3,7 +3,7 @@
 # made here with the openssl command (a CA, a server certificate for
 # localhost and 127.0.0.1, a client certificate, and bad ones: another CA's,
 # an expired one, one for another host). stream-pub, stream-sub,
-# stream-topics, stream-shell and stream-proc over TLS; client certificates required;
+# stream-topics, stream-shell, stream-proc and stream-top over TLS; client certificates required;
 # every failure (wrong CA, expired, wrong host, no client certificate,
 # plain text to the TLS port, TLS to a plain port) is a clear error and no
 # record is served; SIGHUP re-reads the certificate while a consumer stays
@@ -58,7 +58,7 @@ start_tls() {
     start_broker --tls-cert "$PKI/$cert.pem" --tls-key "$PKI/$cert.key" "$@"
 }
 
-@test "stream-pub, stream-sub, stream-topics, stream-shell and stream-proc over TLS" {
+@test "stream-pub, stream-sub, stream-topics, stream-shell, stream-proc and stream-top over TLS" {
     start_tls
     grep -q "listening on .* (TLS)" "$BROKER_LOG"
     run stream-topics --cacert "$PKI/ca.pem" create tls-t -p 2
@@ -78,6 +78,9 @@ start_tls() {
     run stream-sub -t tls-out -e --tls-cacert "$PKI/ca.pem" -f '%v\n'
     assert_success
     [ "$(sort <<<"$output" | tr '\n' ' ')" = "a b c " ]
+    run --separate-stderr stream-top -n 1 --json -d 0.1 --cacert "$PKI/ca.pem"
+    assert_success
+    jq -e '[.topics[] | select(.name == "tls-t")] | length == 1' <<<"$output"
     # By the environment alone, and by host name (the certificate names both).
     STREAM_TLS_CA=$PKI/ca.pem run stream-sub -b "localhost:${STREAM_BROKERS#*:}" -t tls-t -e -c 1
     assert_success
