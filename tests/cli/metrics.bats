@@ -145,7 +145,8 @@ PY
 
 @test "metrics: off opens nothing; a busy port and a bad address are refused clearly" {
     start_broker --metrics-listen off
-    ! grep -q 'metrics on' "$BROKER_LOG"
+    run grep -q 'metrics on' "$BROKER_LOG"
+    assert_failure
     stop_broker
     # Take a port with one broker, then ask another broker for it.
     BROKER_DIR= start_broker --metrics-listen 127.0.0.1:0

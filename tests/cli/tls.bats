@@ -237,7 +237,7 @@ start_tls() {
     # Plain Kafka clients get nothing.
     run timeout 20 kcat -C -q -e -m 3 -b "$kafka" -t ks
     assert_failure
-    ! grep -q '^1$' <<<"$output"
+    refute_line 1
     run timeout 60 /usr/bin/python3 - "$kafka" "$PKI/ca.pem" <<'EOF'
 import sys
 from confluent_kafka import Consumer, Producer
