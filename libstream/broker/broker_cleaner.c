@@ -189,6 +189,12 @@ static void pick(stream_broker *b)
                     continue;
                 stream_log_clean_status cs;
                 stream_log_clean_status_get(t->partitions[p], now, &cs);
+                /* A pass takes only durable segments. In flush.mode=group
+                 * nothing syncs records that no acks=all producer waited
+                 * for, so ask a round: a topic written with acks=1 alone
+                 * is cleaned too, one sync per log per backoff at most. */
+                if (!cs.due)
+                    stream_log_request_flush(t->partitions[p]);
                 if (cs.due && cs.dirty_ratio_ppm > best_ratio) {
                     best_t = t;
                     best_p = p;

@@ -83,6 +83,17 @@ wait_records() {
     assert_output --regexp '"dirty_ratio_ppm":[0-9]+,"last_clean_ms":[0-9]{13}'
 }
 
+@test "records produced with acks=1 only (nothing synced them) are cleaned too" {
+    create_compacted quick
+    for round in 1 2 3 4 5 6; do
+        for k in a b c d e; do echo "$k:$round"; done
+    done | stream-pub -t quick -K: --acks 1
+    printf 'a:7\n' | kc -P -t quick -K: -X acks=1
+    wait_records quick 5
+    run stream-sub -t quick -e -f '%k=%v\n'
+    assert_output "$(printf 'b=6\nc=6\nd=6\ne=6\na=7')"
+}
+
 @test "after kill -9 and a restart the compacted topic reads the same, and appends go on" {
     create_compacted table
     for round in 1 2 3 4 5; do
