@@ -118,8 +118,13 @@ STABLE3='.state == "stable" and (.members | length) == 3 and
     [ "$(cat m*.out | wc -l)" -eq 600 ]
     [ -z "$(cat m*.out | sort | uniq -d)" ]
     diff <(cat m*.out | sort) <(all_records)
+    local n
     for i in 1 2 3; do
-        [ "$(cut -d' ' -f1 "m$i.out" | sort -u | wc -l)" -eq 2 ]
+        n=$(cut -d' ' -f1 "m$i.out" | sort -u | wc -l)
+        # Seen once in four clean-clone checks (session 10): a member read
+        # from other than 2 partitions after the group was stable 2+2+2.
+        # The coordinator's generation lines say what moved them.
+        [ "$n" -eq 2 ] || { echo "m$i read from $n partitions"; grep 'group g' "$BROKER_LOG"; false; }
         [ ! -s "m$i.err" ]
     done
     # Leaving committed everything: no lag, no members.
