@@ -91,11 +91,14 @@ DATAONLY_JOINED='(.brokers | length) == 4 and all(.brokers[]; .fenced == false)
     # Its own copy of the metadata shows it registered too (it follows the
     # controller's image a heartbeat later): only then is a SIGTERM a
     # controlled shutdown rather than a plain stop.
-    for ((i = 0; i < 50; i++)); do
+    # Up to 15 s (ASan beside other tests in make check): a SIGTERM before
+    # it would be a plain stop, and the check below would fail for that.
+    for ((i = 0; i < 150; i++)); do
         stream-topics -b "$(node_addr 4)" --timeout-ms 1000 cluster --json 2>/dev/null |
             jq -e '.brokers[] | select(.node_id == 4) | .fenced == false' >/dev/null && break
         sleep 0.1
     done
+    [ "$i" -lt 150 ] || { echo "node 4 never saw itself registered and unfenced" >&2; false; }
     # SIGTERM: controlled shutdown, as any broker.
     node_kill 4 TERM
     timeout 10 tail --pid="${CPIDS[4]}" -f /dev/null
