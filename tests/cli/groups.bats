@@ -124,7 +124,7 @@ STABLE3='.state == "stable" and (.members | length) == 3 and
         # Seen once in four clean-clone checks (session 10): a member read
         # from other than 2 partitions after the group was stable 2+2+2.
         # The coordinator's generation lines say what moved them.
-        [ "$n" -eq 2 ] || { echo "m$i read from $n partitions"; grep 'group g' "$BROKER_LOG"; false; }
+        [ "$n" -eq 2 ] || { echo "m$i read from $n partitions; its stderr:"; cat "m$i.err"; grep 'group g' "$BROKER_LOG"; false; }
         [ ! -s "m$i.err" ]
     done
     # Leaving committed everything: no lag, no members.
